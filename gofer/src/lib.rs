@@ -1,0 +1,81 @@
+//! The gofer: rvisor's file server. It serves the container's root filesystem (and,
+//! later, the spec's bind mounts) to the sentry over one `SOCK_SEQPACKET` unix
+//! socket, with a versioned, length-prefixed binary protocol. Regular files are opened
+//! by the gofer and their host fds donated with `SCM_RIGHTS`, so data I/O never
+//! crosses the socket. The gofer never follows a symlink: the sentry resolves them.
+
+pub mod client;
+
+pub use client::Client;
+
+/// A handle for a file the gofer holds open on the sentry's behalf.
+pub type Fid = u64;
+
+/// File attributes as the gofer reports them (the fields of `struct stat`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Type and permission bits (`S_IF*` | mode).
+    pub mode: u32,
+    /// Link count.
+    pub nlink: u64,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Device number for device files.
+    pub rdev: u64,
+    /// Size in bytes.
+    pub size: i64,
+    /// Preferred I/O block size.
+    pub blksize: i64,
+    /// 512-byte blocks allocated.
+    pub blocks: i64,
+    /// Access time (seconds, nanoseconds).
+    pub atime: (i64, i64),
+    /// Modification time.
+    pub mtime: (i64, i64),
+    /// Status change time.
+    pub ctime: (i64, i64),
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dirent {
+    /// Inode number.
+    pub ino: u64,
+    /// Cookie to continue the listing after this entry.
+    pub next_cookie: u64,
+    /// `DT_*` type.
+    pub kind: u8,
+    /// Name (no slash, no NUL).
+    pub name: Vec<u8>,
+}
+
+/// Filesystem statistics (`struct statfs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    /// Filesystem type magic.
+    pub kind: i64,
+    /// Block size.
+    pub bsize: i64,
+    /// Total blocks.
+    pub blocks: u64,
+    /// Free blocks.
+    pub bfree: u64,
+    /// Blocks available to unprivileged users.
+    pub bavail: u64,
+    /// Total inodes.
+    pub files: u64,
+    /// Free inodes.
+    pub ffree: u64,
+    /// Maximum name length.
+    pub namelen: i64,
+    /// Fragment size.
+    pub frsize: i64,
+    /// Mount flags (`ST_*`).
+    pub flags: i64,
+}

@@ -1,0 +1,5 @@
+//! `rvisor`: the OCI runtime command line.
+
+fn main() {
+    println!("rvisor");
+}

@@ -1,0 +1,56 @@
+//! What the CLI hands the sentry at boot: one JSON document read from an inherited fd.
+//! The CLI has already validated everything the user wrote; the sentry still checks
+//! what it relies on and fails with a message naming the field.
+
+use serde::{Deserialize, Serialize};
+
+/// An rlimit as the OCI spec states it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `RLIMIT_*` number (see `getrlimit(2)`).
+    pub resource: u32,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit.
+    pub hard: u64,
+}
+
+/// The container's first process.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProcessConfig {
+    /// argv; `args[0]` is looked up on `PATH` inside the rootfs when it has no slash.
+    pub args: Vec<String>,
+    /// `K=V` strings.
+    pub env: Vec<String>,
+    /// Absolute working directory inside the container.
+    pub cwd: String,
+    /// Real, effective and saved uid.
+    pub uid: u32,
+    /// Real, effective and saved gid.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// Resource limits to set before the first instruction.
+    pub rlimits: Vec<Rlimit>,
+}
+
+/// Everything `rvisor boot` needs to run a sandbox.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BootConfig {
+    /// The container id (for logs).
+    pub id: String,
+    /// Platform name: `ptrace` (and later `systrap`, `kvm`).
+    pub platform: String,
+    /// Print every syscall (`--strace`).
+    pub strace: bool,
+    /// The container's hostname.
+    pub hostname: String,
+    /// The first process.
+    pub process: ProcessConfig,
+    /// `--overlay`: `memory` or `none`.
+    pub overlay: String,
+    /// `--network`: `none`, `sandbox` or `host`.
+    pub network: String,
+    /// The rootfs is served read-only.
+    pub readonly_rootfs: bool,
+}

@@ -1,0 +1,493 @@
+//! Address-space bookkeeping: the VMA list of one application process, brk, and the
+//! mmap/munmap/mprotect/mremap/madvise logic. Every change is applied to the
+//! platform's [`AddressSpace`] and recorded here, so the sentry always knows the layout
+//! (for `/proc/PID/maps`, validation and placement) without asking the host.
+
+pub mod io;
+
+use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::platform::{page_round_up, AddressSpace, Backing, PAGE_SIZE};
+
+/// A host file that application memory can be mapped from.
+pub trait Mappable: Send + Sync {
+    /// The host fd to map (a gofer-donated fd or the memory file).
+    fn host_fd(&self) -> BorrowedFd<'_>;
+    /// The name `/proc/PID/maps` shows for it.
+    fn display_name(&self) -> String;
+    /// Device and inode numbers as the application sees them.
+    fn dev_ino(&self) -> (u64, u64);
+}
+
+/// What a VMA is backed by.
+#[derive(Clone)]
+pub enum VmaBacking {
+    /// Zero-filled memory.
+    Anonymous,
+    /// A file at a byte offset (page aligned) corresponding to the VMA's start.
+    File {
+        /// The file.
+        file: Arc<dyn Mappable>,
+        /// File offset of the VMA's first byte.
+        offset: u64,
+    },
+}
+
+/// Special names of anonymous regions in `/proc/PID/maps`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmaRole {
+    /// Ordinary mapping.
+    Plain,
+    /// The brk heap.
+    Heap,
+    /// The main thread's stack.
+    Stack,
+}
+
+/// One contiguous mapping with uniform attributes.
+#[derive(Clone)]
+pub struct Vma {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// One past the last byte (page aligned).
+    pub end: u64,
+    /// `PROT_*` bits.
+    pub prot: i32,
+    /// MAP_SHARED rather than MAP_PRIVATE.
+    pub shared: bool,
+    /// What backs it.
+    pub backing: VmaBacking,
+    /// Heap, stack or neither.
+    pub role: VmaRole,
+}
+
+impl Vma {
+    fn file_offset_at(&self, addr: u64) -> u64 {
+        match &self.backing {
+            VmaBacking::File { offset, .. } => offset + (addr - self.start),
+            VmaBacking::Anonymous => 0,
+        }
+    }
+
+    /// The part of this VMA in `[start, end)`, with its file offset adjusted.
+    fn slice(&self, start: u64, end: u64) -> Vma {
+        let mut v = self.clone();
+        if let VmaBacking::File { offset, .. } = &mut v.backing {
+            *offset += start - self.start;
+        }
+        v.start = start;
+        v.end = end;
+        v
+    }
+}
+
+/// What an `mmap` call asks for, already decoded from the syscall arguments.
+pub struct MmapRequest {
+    /// Hint or fixed address.
+    pub addr: u64,
+    /// Length in bytes (not yet rounded).
+    pub len: u64,
+    /// `PROT_*`.
+    pub prot: i32,
+    /// MAP_SHARED (or MAP_SHARED_VALIDATE).
+    pub shared: bool,
+    /// MAP_FIXED: replace whatever is there.
+    pub fixed: bool,
+    /// MAP_FIXED_NOREPLACE: fixed, but EEXIST if anything is there.
+    pub fixed_noreplace: bool,
+    /// Backing.
+    pub backing: VmaBacking,
+    /// Role for `/proc/PID/maps`.
+    pub role: VmaRole,
+}
+
+/// The `mremap` flag bits the sentry understands.
+pub const MREMAP_MAYMOVE: u64 = 1;
+/// See `mremap(2)`.
+pub const MREMAP_FIXED: u64 = 2;
+/// See `mremap(2)`.
+pub const MREMAP_DONTUNMAP: u64 = 4;
+
+/// The memory of one application process.
+pub struct MemoryManager {
+    space: Arc<dyn AddressSpace>,
+    vmas: BTreeMap<u64, Vma>,
+    min_addr: u64,
+    max_addr: u64,
+    mmap_top: u64,
+    brk_start: u64,
+    brk: u64,
+    /// Where argv strings live, for `/proc/PID/cmdline`.
+    pub arg_range: (u64, u64),
+    /// Where envp strings live, for `/proc/PID/environ`.
+    pub env_range: (u64, u64),
+}
+
+impl MemoryManager {
+    /// A manager with nothing mapped, over `space`, allowed `[min_addr, max_addr)`.
+    /// Mappings without a fixed address are placed top-down below `mmap_top`.
+    pub fn new(space: Arc<dyn AddressSpace>, min_addr: u64, max_addr: u64, mmap_top: u64) -> Self {
+        MemoryManager {
+            space,
+            vmas: BTreeMap::new(),
+            min_addr,
+            max_addr,
+            mmap_top: mmap_top.min(max_addr),
+            brk_start: 0,
+            brk: 0,
+            arg_range: (0, 0),
+            env_range: (0, 0),
+        }
+    }
+
+    /// The platform address space, for memory reads and writes.
+    pub fn space(&self) -> &Arc<dyn AddressSpace> {
+        &self.space
+    }
+
+    /// All VMAs in address order.
+    pub fn vmas(&self) -> impl Iterator<Item = &Vma> {
+        self.vmas.values()
+    }
+
+    /// Sets where the brk heap starts (right after the loaded image).
+    pub fn set_brk_start(&mut self, addr: u64) {
+        let a = page_round_up(addr).unwrap_or(addr);
+        self.brk_start = a;
+        self.brk = a;
+    }
+
+    /// The current program break.
+    pub fn brk_current(&self) -> u64 {
+        self.brk
+    }
+
+    fn range_ok(&self, start: u64, len: u64) -> SysResult<u64> {
+        let end = start.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if start < self.min_addr || end > self.max_addr {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(end)
+    }
+
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+    }
+
+    /// True if every byte of `[start, end)` is mapped.
+    pub fn fully_mapped(&self, start: u64, end: u64) -> bool {
+        let mut cur = start;
+        for (_, v) in self.vmas.range(..end) {
+            if v.end <= cur {
+                continue;
+            }
+            if v.start > cur {
+                return false;
+            }
+            cur = v.end;
+            if cur >= end {
+                return true;
+            }
+        }
+        cur >= end
+    }
+
+    /// Finds a free, page-aligned range of `len` bytes, top-down below the mmap top.
+    fn find_free(&self, len: u64) -> SysResult<u64> {
+        let mut top = self.mmap_top;
+        for (_, v) in self.vmas.range(..self.mmap_top).rev() {
+            if v.end <= top && top - v.end >= len {
+                return Ok(top - len);
+            }
+            top = top.min(v.start);
+        }
+        if top >= self.min_addr + len {
+            return Ok(top - len);
+        }
+        Err(Errno::ENOMEM)
+    }
+
+    /// Removes `[start, end)` from the bookkeeping, splitting VMAs at its edges.
+    fn forget_range(&mut self, start: u64, end: u64) {
+        let hit: Vec<u64> = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > start)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in hit {
+            let Some(v) = self.vmas.remove(&k) else { continue };
+            if v.start < start {
+                self.vmas.insert(v.start, v.slice(v.start, start));
+            }
+            if v.end > end {
+                self.vmas.insert(end, v.slice(end, v.end));
+            }
+        }
+    }
+
+    fn apply_map(&self, v: &Vma) -> SysResult<()> {
+        let backing = match &v.backing {
+            VmaBacking::Anonymous => Backing::Anonymous,
+            VmaBacking::File { file, offset } => Backing::File { fd: file.host_fd(), offset: *offset },
+        };
+        self.space.map(v.start, v.end - v.start, v.prot, v.shared, backing)
+    }
+
+    /// `mmap(2)`: returns the address of the new mapping.
+    pub fn mmap(&mut self, req: MmapRequest) -> SysResult<u64> {
+        if req.len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_round_up(req.len).ok_or(Errno::ENOMEM)?;
+        if let VmaBacking::File { offset, .. } = &req.backing {
+            if offset % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+        }
+        let addr = if req.fixed || req.fixed_noreplace {
+            if req.addr % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let end = self.range_ok(req.addr, len)?;
+            if req.fixed_noreplace && self.overlaps(req.addr, end) {
+                return Err(Errno::EEXIST);
+            }
+            req.addr
+        } else {
+            let hint = req.addr & !(PAGE_SIZE - 1);
+            match hint.checked_add(len) {
+                Some(end) if hint >= self.min_addr && end <= self.max_addr && !self.overlaps(hint, end) => hint,
+                _ => self.find_free(len)?,
+            }
+        };
+        let vma = Vma {
+            start: addr,
+            end: addr + len,
+            prot: req.prot,
+            shared: req.shared,
+            backing: req.backing,
+            role: req.role,
+        };
+        self.apply_map(&vma)?;
+        self.forget_range(vma.start, vma.end);
+        self.vmas.insert(vma.start, vma);
+        Ok(addr)
+    }
+
+    /// `munmap(2)`.
+    pub fn munmap(&mut self, addr: u64, len: u64) -> SysResult<()> {
+        if addr % PAGE_SIZE != 0 || len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_round_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if end > self.max_addr {
+            return Err(Errno::EINVAL);
+        }
+        if !self.overlaps(addr, end) {
+            return Ok(());
+        }
+        self.space.unmap(addr, len)?;
+        self.forget_range(addr, end);
+        Ok(())
+    }
+
+    /// `mprotect(2)`.
+    pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> SysResult<()> {
+        const KNOWN: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP;
+        if addr % PAGE_SIZE != 0 || prot & !KNOWN != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = page_round_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if !self.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let prot = prot & !(libc::PROT_GROWSDOWN | libc::PROT_GROWSUP);
+        self.space.protect(addr, len, prot)?;
+        let parts: Vec<Vma> = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr)
+            .map(|(_, v)| v.slice(v.start.max(addr), v.end.min(end)))
+            .collect();
+        self.forget_range(addr, end);
+        for mut p in parts {
+            p.prot = prot;
+            self.vmas.insert(p.start, p);
+        }
+        Ok(())
+    }
+
+    /// `brk(2)`: moves the break if it can and returns the (possibly unchanged) break.
+    pub fn brk(&mut self, want: u64) -> u64 {
+        if want < self.brk_start || self.brk_start == 0 {
+            return self.brk;
+        }
+        let Some(new_end) = page_round_up(want) else { return self.brk };
+        let Some(old_end) = page_round_up(self.brk) else { return self.brk };
+        if new_end > old_end {
+            if new_end > self.max_addr || self.overlaps(old_end, new_end) {
+                return self.brk;
+            }
+            let vma = Vma {
+                start: old_end,
+                end: new_end,
+                prot: libc::PROT_READ | libc::PROT_WRITE,
+                shared: false,
+                backing: VmaBacking::Anonymous,
+                role: VmaRole::Heap,
+            };
+            if self.apply_map(&vma).is_err() {
+                return self.brk;
+            }
+            self.vmas.insert(vma.start, vma);
+        } else if new_end < old_end {
+            if self.space.unmap(new_end, old_end - new_end).is_err() {
+                return self.brk;
+            }
+            self.forget_range(new_end, old_end);
+        }
+        self.brk = want;
+        self.brk
+    }
+
+    /// `mremap(2)`.
+    pub fn mremap(&mut self, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult<u64> {
+        if old % PAGE_SIZE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & MREMAP_DONTUNMAP != 0 {
+            // Rarely used; refuse rather than half-implement it.
+            return Err(Errno::EINVAL);
+        }
+        let old_len = page_round_up(old_len).ok_or(Errno::EINVAL)?;
+        let new_len = page_round_up(new_len).ok_or(Errno::EINVAL)?;
+        if new_len == 0 || old_len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
+        let vma = match self.vmas.range(..=old).next_back() {
+            Some((_, v)) if v.end > old => v.clone(),
+            _ => return Err(Errno::EFAULT),
+        };
+        if vma.end < old_end {
+            return Err(Errno::EFAULT);
+        }
+        let fixed = flags & MREMAP_FIXED != 0;
+        if !fixed && new_len <= old_len {
+            if new_len < old_len {
+                self.munmap(old + new_len, old_len - new_len)?;
+            }
+            return Ok(old);
+        }
+        if !fixed {
+            // Grow in place when the space after is free: map the extension with the
+            // same backing, continuing the file offset.
+            let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
+            if old_end == vma.end && grow_end <= self.max_addr && !self.overlaps(old_end, grow_end) {
+                let mut ext = vma.slice(vma.start, vma.end);
+                ext.backing = match &vma.backing {
+                    VmaBacking::Anonymous => VmaBacking::Anonymous,
+                    VmaBacking::File { file, .. } => {
+                        VmaBacking::File { file: file.clone(), offset: vma.file_offset_at(old_end) }
+                    }
+                };
+                ext.start = old_end;
+                ext.end = grow_end;
+                self.apply_map(&ext)?;
+                self.vmas.insert(ext.start, ext);
+                return Ok(old);
+            }
+            if flags & MREMAP_MAYMOVE == 0 {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        let dest = if fixed {
+            if new_addr % PAGE_SIZE != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let dest_end = self.range_ok(new_addr, new_len).map_err(|_| Errno::EINVAL)?;
+            if new_addr < old_end && old < dest_end {
+                return Err(Errno::EINVAL);
+            }
+            self.munmap(new_addr, new_len)?;
+            new_addr
+        } else {
+            self.find_free(new_len)?
+        };
+        self.space.remap(old, old_len, dest, new_len)?;
+        let mut moved = vma.slice(old, old_end);
+        moved.start = dest;
+        moved.end = dest + new_len;
+        self.forget_range(old, old_end);
+        self.vmas.insert(dest, moved);
+        Ok(dest)
+    }
+
+    /// `madvise(2)`. MADV_DONTNEED drops private pages (anonymous ones read back as
+    /// zero, private file pages as the file); other advice is accepted as a hint.
+    pub fn madvise(&mut self, addr: u64, len: u64, advice: i32) -> SysResult<()> {
+        if addr % PAGE_SIZE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let known = [
+            libc::MADV_NORMAL,
+            libc::MADV_RANDOM,
+            libc::MADV_SEQUENTIAL,
+            libc::MADV_WILLNEED,
+            libc::MADV_DONTNEED,
+            libc::MADV_FREE,
+            libc::MADV_MERGEABLE,
+            libc::MADV_UNMERGEABLE,
+            libc::MADV_HUGEPAGE,
+            libc::MADV_NOHUGEPAGE,
+            libc::MADV_DONTDUMP,
+            libc::MADV_DODUMP,
+            libc::MADV_DONTFORK,
+            libc::MADV_DOFORK,
+            libc::MADV_COLD,
+            libc::MADV_PAGEOUT,
+        ];
+        if !known.contains(&advice) {
+            return Err(Errno::EINVAL);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let len = page_round_up(len).ok_or(Errno::EINVAL)?;
+        let end = addr.checked_add(len).ok_or(Errno::EINVAL)?;
+        if !self.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        if advice != libc::MADV_DONTNEED {
+            return Ok(());
+        }
+        let parts: Vec<Vma> = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr && !v.shared)
+            .map(|(_, v)| v.slice(v.start.max(addr), v.end.min(end)))
+            .collect();
+        for p in parts {
+            self.apply_map(&p)?;
+        }
+        Ok(())
+    }
+
+    /// The VMA containing `addr`, if any.
+    pub fn vma_at(&self, addr: u64) -> Option<&Vma> {
+        self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
+    }
+}

@@ -1,0 +1,151 @@
+//! How application code runs and how it traps back into the sentry.
+//!
+//! A [`Platform`] creates [`AddressSpace`]s (one per application process) and
+//! [`Context`]s (one per application thread). The sentry drives a context with
+//! [`Context::switch`]: the application runs until it makes a system call, faults or is
+//! interrupted, and the event comes back with the register state. Every backend —
+//! ptrace today, systrap and kvm next — implements the same three traits, so nothing
+//! above this module knows which one is in use.
+//!
+//! Threading rule: a context is driven by one host thread for its whole life (the one
+//! that created it), and address-space operations (`map`, `unmap`, `protect`) are issued
+//! from a host thread that drives a context of that address space. Memory reads and
+//! writes may come from any thread.
+
+pub mod ptrace;
+
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+
+use crate::errno::SysResult;
+
+/// The x86-64 general-purpose registers, in the kernel's `user_regs_struct` layout.
+pub type Regs = libc::user_regs_struct;
+
+/// The size of a page on x86-64.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// What stopped the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The application executed a system call instruction. `orig_rax` holds the
+    /// number, `rdi, rsi, rdx, r10, r8, r9` the arguments; `rip` is already past the
+    /// instruction. The sentry writes the result to `rax` before switching back.
+    Syscall,
+    /// A synchronous fault in application code (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+    /// SIGTRAP), with the kernel's `si_code` and faulting address.
+    Fault {
+        /// Signal number.
+        signo: i32,
+        /// `si_code` as the host kernel reported it.
+        code: i32,
+        /// `si_addr`: the faulting data address, or the instruction for SIGILL/SIGFPE.
+        addr: u64,
+    },
+    /// The switch was cut short by [`Interrupter::interrupt`]; nothing happened in the
+    /// application that the sentry must handle.
+    Interrupted,
+}
+
+/// What backs a new mapping.
+pub enum Backing<'a> {
+    /// Zero-filled anonymous memory.
+    Anonymous,
+    /// A host file (a gofer-donated fd, or the memory file) at a page-aligned offset.
+    File {
+        /// The host file.
+        fd: BorrowedFd<'a>,
+        /// Page-aligned offset in the file.
+        offset: u64,
+    },
+}
+
+/// A platform backend.
+pub trait Platform: Send + Sync {
+    /// The name given to `--platform`.
+    fn name(&self) -> &'static str;
+
+    /// The lowest address an application mapping may start at.
+    fn min_user_address(&self) -> u64 {
+        0x10000
+    }
+
+    /// One past the highest address an application mapping may end at; the platform
+    /// keeps what lies above for itself.
+    fn max_user_address(&self) -> u64;
+
+    /// Creates an empty address space (nothing of the application mapped yet).
+    fn new_address_space(&self) -> SysResult<Arc<dyn AddressSpace>>;
+
+    /// Creates the context for a thread running in `space`. It must be called on the
+    /// host thread that will drive it; the first context of a space is its initial
+    /// thread.
+    fn new_context(&self, space: &Arc<dyn AddressSpace>) -> SysResult<Box<dyn Context>>;
+}
+
+/// An application address space: where app memory lives and how the sentry edits it.
+pub trait AddressSpace: Send + Sync {
+    /// Maps `[addr, addr+len)` exactly (MAP_FIXED semantics: it replaces what was there).
+    /// `prot` is `PROT_*`; `shared` selects MAP_SHARED over MAP_PRIVATE.
+    fn map(&self, addr: u64, len: u64, prot: i32, shared: bool, backing: Backing<'_>)
+        -> SysResult<()>;
+
+    /// Removes `[addr, addr+len)`.
+    fn unmap(&self, addr: u64, len: u64) -> SysResult<()>;
+
+    /// Moves the pages of `[old, old+old_len)` to `[new, new+new_len)` (host `mremap`
+    /// with MREMAP_MAYMOVE|MREMAP_FIXED), keeping their contents; growth is backed like
+    /// the original mapping.
+    fn remap(&self, old: u64, old_len: u64, new: u64, new_len: u64) -> SysResult<()>;
+
+    /// Changes the protection of `[addr, addr+len)`.
+    fn protect(&self, addr: u64, len: u64, prot: i32) -> SysResult<()>;
+
+    /// Copies application memory at `addr` into `buf`, ignoring page protections.
+    /// Returns the bytes copied, short at the first unmapped page; `EFAULT` if none.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<usize>;
+
+    /// Copies `buf` into application memory at `addr`, ignoring page protections.
+    /// Returns the bytes copied, short at the first unmapped page; `EFAULT` if none.
+    fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize>;
+}
+
+/// One application thread's execution state on the platform.
+pub trait Context: Send {
+    /// Runs the application with `regs` until the next event; on return `regs` holds
+    /// the application's registers at that event.
+    fn switch(&mut self, regs: &mut Regs) -> SysResult<Event>;
+
+    /// Reads the FP/SSE/AVX state in XSAVE layout (at least the 512-byte FXSAVE area).
+    fn fp_state(&mut self) -> SysResult<Vec<u8>>;
+
+    /// Replaces the FP/SSE/AVX state with one read by [`Context::fp_state`].
+    fn set_fp_state(&mut self, state: &[u8]) -> SysResult<()>;
+
+    /// A handle that other threads use to cut a running [`Context::switch`] short.
+    fn interrupter(&self) -> Arc<dyn Interrupter>;
+}
+
+/// Makes a context's current or next `switch` return [`Event::Interrupted`] promptly.
+pub trait Interrupter: Send + Sync {
+    /// Requests the interruption; safe to call from any thread, any number of times.
+    fn interrupt(&self);
+}
+
+/// Rounds `v` up to a page boundary, or `None` on overflow.
+pub fn page_round_up(v: u64) -> Option<u64> {
+    v.checked_add(PAGE_SIZE - 1).map(|x| x & !(PAGE_SIZE - 1))
+}
+
+/// Rounds `v` down to a page boundary.
+pub fn page_round_down(v: u64) -> u64 {
+    v & !(PAGE_SIZE - 1)
+}
+
+/// Creates the platform named by `--platform`.
+pub fn by_name(name: &str) -> SysResult<Arc<dyn Platform>> {
+    match name {
+        "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new()?)),
+        _ => Err(crate::errno::Errno::EINVAL),
+    }
+}

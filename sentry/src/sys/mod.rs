@@ -1,0 +1,4 @@
+//! The thin host layer: raw host syscalls and byte views the rest of the sentry uses
+//! without writing `unsafe` itself.
+
+pub mod pod;
