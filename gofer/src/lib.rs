@@ -5,6 +5,7 @@
 //! crosses the socket. The gofer never follows a symlink: the sentry resolves them.
 
 pub mod client;
+pub mod server;
 
 pub use client::Client;
 

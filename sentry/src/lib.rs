@@ -5,6 +5,7 @@
 //! Host files arrive only through the gofer. See `DESIGN.md` at the repository root of
 //! the steering project for the overall shape.
 
+pub mod boot;
 pub mod config;
 pub mod errno;
 pub mod loader;
