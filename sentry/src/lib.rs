@@ -2,15 +2,21 @@
 //!
 //! An untrusted application's system calls are trapped by a [`platform`] and serviced
 //! here, by a Linux-compatible kernel that runs as an ordinary, confined host process.
-//! Host files arrive only through the gofer. See `DESIGN.md` at the repository root of
-//! the steering project for the overall shape.
+//! Host files arrive only through the gofer. Modules follow kernel concepts:
+//! [`kernel`] (tasks, credentials, limits, signals), [`mm`] (address spaces),
+//! [`loader`] (exec), [`vfs`] and [`fs`] (files), [`syscalls`] (the ABI),
+//! [`platform`] (how app code runs), [`sys`] (the thin host layer).
 
 pub mod boot;
 pub mod config;
 pub mod errno;
+pub mod fs;
+pub mod kernel;
 pub mod loader;
 pub mod mm;
 pub mod platform;
 pub mod sys;
+pub mod syscalls;
+pub mod vfs;
 
 pub use errno::{Errno, SysResult};

@@ -5,6 +5,7 @@
 //! never a host path) and maps them through the [`MemoryManager`].
 
 pub mod elf;
+pub mod script;
 pub mod stack;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! The thin host layer: raw host syscalls and byte views the rest of the sentry uses
 //! without writing `unsafe` itself.
 
+pub mod host;
 pub mod pod;

@@ -22,7 +22,7 @@ pod!(
     u8, u16, u32, u64, i32, i64,
     libc::timespec, libc::timeval, libc::rlimit, libc::utsname,
     libc::stat, libc::iovec, libc::sigset_t, libc::tms, libc::rusage,
-    libc::timezone, libc::winsize,
+    libc::winsize, libc::user_regs_struct,
 );
 
 /// The bytes of `v`.

@@ -1,0 +1,5 @@
+//! Filesystems the VFS mounts: the gofer-backed root, and the host stdio passthrough.
+
+pub mod gofer;
+pub mod host;
+pub mod synthetic;

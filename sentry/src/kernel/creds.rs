@@ -1,0 +1,61 @@
+//! Credentials: the ids and capabilities the sentry checks. They are the container's
+//! own; the host never sees them.
+
+/// Every capability bit Linux defines (CAP_LAST_CAP = 40).
+pub const ALL_CAPS: u64 = (1u64 << 41) - 1;
+
+/// A task's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// Real uid.
+    pub uid: u32,
+    /// Effective uid.
+    pub euid: u32,
+    /// Saved set-user-id.
+    pub suid: u32,
+    /// Filesystem uid.
+    pub fsuid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Effective gid.
+    pub egid: u32,
+    /// Saved set-group-id.
+    pub sgid: u32,
+    /// Filesystem gid.
+    pub fsgid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// Effective capabilities.
+    pub cap_effective: u64,
+    /// Permitted capabilities.
+    pub cap_permitted: u64,
+    /// Bounding set.
+    pub cap_bounding: u64,
+}
+
+impl Credentials {
+    /// The credentials of a container process started as `uid:gid`: root gets every
+    /// capability, anyone else none (as Linux does on exec without file caps).
+    pub fn new(uid: u32, gid: u32, groups: Vec<u32>) -> Self {
+        let caps = if uid == 0 { ALL_CAPS } else { 0 };
+        Credentials {
+            uid,
+            euid: uid,
+            suid: uid,
+            fsuid: uid,
+            gid,
+            egid: gid,
+            sgid: gid,
+            fsgid: gid,
+            groups,
+            cap_effective: caps,
+            cap_permitted: caps,
+            cap_bounding: ALL_CAPS,
+        }
+    }
+
+    /// True if the effective set holds capability `cap`.
+    pub fn has_cap(&self, cap: u32) -> bool {
+        cap < 64 && self.cap_effective & (1 << cap) != 0
+    }
+}

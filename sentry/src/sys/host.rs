@@ -1,0 +1,198 @@
+//! Host file operations on fds the sentry holds (gofer-donated files, the caller's
+//! stdio). Every call here is also in the sentry's seccomp allow-list.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use crate::errno::{Errno, SysResult};
+use crate::sys::pod::zeroed;
+
+fn check(r: isize) -> SysResult<usize> {
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// `pread64` on a host fd, retried on EINTR.
+pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid writable slice of buf.len() bytes for the duration
+        // of the call; fd is a live borrowed descriptor.
+        let r = unsafe { libc::pread64(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64) };
+        match check(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `pwrite64` on a host fd, retried on EINTR.
+pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid readable slice; fd is a live borrowed descriptor.
+        let r = unsafe { libc::pwrite64(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as i64) };
+        match check(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `read` on a host fd (stream), retried on EINTR.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid writable slice of buf.len() bytes; fd is live.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match check(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `write` on a host fd (stream), retried on EINTR.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid readable slice; fd is live.
+        let r = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+        match check(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `fstat` on a host fd.
+pub fn fstat(fd: BorrowedFd<'_>) -> SysResult<libc::stat> {
+    let mut st: libc::stat = zeroed();
+    // SAFETY: st is a valid, writable struct stat; fd is live.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st)
+}
+
+/// The terminal requests the sentry forwards to a host terminal: they only read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TtyQuery {
+    /// `TCGETS`: the kernel `struct termios` (36 bytes).
+    Termios,
+    /// `TIOCGWINSZ`: `struct winsize` (8 bytes).
+    WinSize,
+}
+
+/// Asks a host terminal for its settings; `ENOTTY` if `fd` is not a terminal.
+pub fn tty_query(fd: BorrowedFd<'_>, q: TtyQuery) -> SysResult<Vec<u8>> {
+    let (req, len) = match q {
+        TtyQuery::Termios => (libc::TCGETS, 36usize),
+        TtyQuery::WinSize => (libc::TIOCGWINSZ, 8usize),
+    };
+    // Larger than either struct, so the host can never write past it.
+    let mut buf = [0u8; 64];
+    // SAFETY: both requests write at most `len` (<= 64) bytes into buf, which lives
+    // across the call; fd is live.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), req, buf.as_mut_ptr()) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(buf[..len].to_vec())
+}
+
+/// Fills `buf` from the host's random source (`getrandom`, never blocking once the
+/// pool is initialised).
+pub fn random_bytes(buf: &mut [u8], flags: u32) -> SysResult<usize> {
+    loop {
+        // SAFETY: buf is a valid writable slice of buf.len() bytes.
+        let r = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), flags) };
+        match check(r) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `AT_HWCAP` as Linux reports it on x86-64: CPUID leaf 1, EDX.
+pub fn hwcap() -> u64 {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID leaf 1 exists on every x86-64 processor and has no side effects.
+    let r = unsafe { std::arch::x86_64::__cpuid(1) };
+    r.edx as u64
+}
+
+/// Reads a host clock.
+pub fn clock_gettime(clock: libc::clockid_t) -> SysResult<libc::timespec> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid writable timespec.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(ts)
+}
+
+/// The resolution of a host clock.
+pub fn clock_getres(clock: libc::clockid_t) -> SysResult<libc::timespec> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid writable timespec.
+    let r = unsafe { libc::clock_getres(clock, &mut ts) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(ts)
+}
+
+/// Duplicates a host fd with close-on-exec.
+pub fn dup(fd: BorrowedFd<'_>) -> SysResult<std::os::fd::OwnedFd> {
+    fd.try_clone_to_owned().map_err(Errno::from)
+}
+
+/// The host's memory and load figures, for `sysinfo(2)`.
+pub struct HostSysinfo {
+    /// 1, 5 and 15 minute load averages (fixed point, 1 << 16).
+    pub loads: [u64; 3],
+    /// Total RAM in `mem_unit`s.
+    pub totalram: u64,
+    /// Free RAM.
+    pub freeram: u64,
+    /// Shared RAM.
+    pub sharedram: u64,
+    /// Buffer RAM.
+    pub bufferram: u64,
+    /// Unit size in bytes.
+    pub mem_unit: u32,
+}
+
+/// Host `sysinfo`.
+pub fn sysinfo() -> SysResult<HostSysinfo> {
+    // SAFETY: libc::sysinfo is a plain C struct; zeroed is a valid value for it.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: si is a valid writable struct sysinfo.
+    let r = unsafe { libc::sysinfo(&mut si) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(HostSysinfo {
+        loads: [si.loads[0], si.loads[1], si.loads[2]],
+        totalram: si.totalram,
+        freeram: si.freeram,
+        sharedram: si.sharedram,
+        bufferram: si.bufferram,
+        mem_unit: si.mem_unit,
+    })
+}
+
+/// Duplicates host fd number `fd` (close-on-exec), for the stdio the sentry was
+/// started with. Fails with `EBADF` if `fd` is not open.
+pub fn dup_raw(fd: i32) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_DUPFD_CLOEXEC only reads the descriptor table; on success it returns a
+    // fresh descriptor that nothing else owns.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: r is a newly created descriptor owned by no one else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
+}

@@ -1,0 +1,666 @@
+//! File syscalls: open/close, read/write and their vector and positional forms,
+//! stat, seek, directory listing, links, the working directory, access checks, fd
+//! duplication and the terminal ioctls.
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::io;
+use crate::sys::pod::from_bytes;
+use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
+use crate::vfs::path::{resolve, resolve_parent, Follow};
+use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::{Dentry, OpenFile, PathOnly, Stat};
+
+/// Bytes moved per host call when copying between a file and app memory; bounds
+/// the sentry's buffer whatever count the app passes.
+const CHUNK: usize = 1 << 20;
+/// `UIO_MAXIOV`.
+const UIO_MAXIOV: u64 = 1024;
+/// `CAP_FOWNER`.
+const CAP_FOWNER: u32 = 3;
+
+/// Open flags Linux accepts (unknown bits are ignored by open, as Linux does).
+const O_TMPFILE: i32 = libc::O_TMPFILE;
+
+fn rlimit_nofile(task: &Task) -> SysResult<u64> {
+    Ok(task.limits()?.soft(libc::RLIMIT_NOFILE as u32))
+}
+
+fn install(task: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
+    let limit = rlimit_nofile(task)?;
+    Ok(task.fds()?.insert(file, cloexec, limit)? as u64)
+}
+
+/// Opens `path` relative to `dirfd` with `open(2)` semantics.
+fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> SysResult<u64> {
+    let _ = mode;
+    if flags & O_TMPFILE == O_TMPFILE {
+        // Unnamed temporary files need a writable filesystem; the root is served
+        // read-only until the overlay lands.
+        let d = resolve(&task.fs, &at_dir(task, dirfd, path)?, path, Follow::Yes)?;
+        return Err(if d.inode().stat()?.is_dir() { Errno::EROFS } else { Errno::ENOTDIR });
+    }
+    let start = at_dir(task, dirfd, path)?;
+    let follow = if flags & libc::O_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let dentry = match resolve(&task.fs, &start, path, follow) {
+        Ok(d) => {
+            if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
+                return Err(Errno::EEXIST);
+            }
+            d
+        }
+        Err(Errno::ENOENT) if flags & libc::O_CREAT != 0 => {
+            // The parent must exist for a create; creating is refused on the
+            // read-only root.
+            let (parent, _) = resolve_parent(&task.fs, &start, path)?;
+            perm::check(&task.creds, &parent.inode().stat()?, MAY_WRITE | MAY_EXEC, false)?;
+            return Err(Errno::EROFS);
+        }
+        Err(e) => return Err(e),
+    };
+    let st = dentry.inode().stat()?;
+    let cloexec = flags & libc::O_CLOEXEC != 0;
+    if flags & libc::O_PATH != 0 {
+        if flags & libc::O_DIRECTORY != 0 && !st.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let imp = Box::new(PathOnly::new(dentry.inode().clone()));
+        let file = OpenFile::new(imp, Some(dentry), flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW));
+        return install(task, file, cloexec);
+    }
+    if st.is_symlink() {
+        return Err(Errno::ELOOP);
+    }
+    if flags & libc::O_DIRECTORY != 0 && !st.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    let acc = flags & libc::O_ACCMODE;
+    if st.is_dir() && (acc != libc::O_RDONLY || flags & libc::O_CREAT != 0) {
+        return Err(Errno::EISDIR);
+    }
+    let want = match acc {
+        libc::O_RDONLY => MAY_READ,
+        libc::O_WRONLY => MAY_WRITE,
+        libc::O_RDWR => MAY_READ | MAY_WRITE,
+        _ => return Err(Errno::EINVAL),
+    };
+    let want = if flags & libc::O_TRUNC != 0 { want | MAY_WRITE } else { want };
+    perm::check(&task.creds, &st, want, false)?;
+    if flags & libc::O_NOATIME != 0 && st.uid != task.creds.fsuid && !task.creds.has_cap(CAP_FOWNER) {
+        return Err(Errno::EPERM);
+    }
+    let imp = dentry.inode().open(flags)?;
+    install(task, OpenFile::new(imp, Some(dentry), flags), cloexec)
+}
+
+/// `open(2)`.
+pub fn open(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    do_open(task, libc::AT_FDCWD, &path, a[1] as i32, a[2] as u32)
+}
+
+/// `openat(2)`.
+pub fn openat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[1])?;
+    do_open(task, a[0] as i32, &path, a[2] as i32, a[3] as u32)
+}
+
+/// `close(2)`.
+pub fn close(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let entry = task.fds()?.remove(a[0] as i32)?;
+    // The description is released here, outside the table lock.
+    drop(entry);
+    Ok(0)
+}
+
+fn check_count(count: u64) -> usize {
+    count.min(MAX_RW_COUNT) as usize
+}
+
+/// Reads from `file` into app memory at `addr`, up to `count` bytes, at the file
+/// position (`offset` None) or at `offset`.
+fn read_into(task: &Task, file: &OpenFile, addr: u64, count: usize, offset: Option<i64>) -> SysResult<usize> {
+    let mut done = 0usize;
+    let seekable = file.imp().seekable();
+    while done < count || count == 0 {
+        let want = (count - done).min(CHUNK);
+        let mut buf = vec![0u8; want];
+        let n = match offset {
+            None => file.read(&mut buf),
+            Some(off) => file.pread(&mut buf, off + done as i64),
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) if done > 0 => {
+                tracing::debug!("read stopped after {done} bytes: {e}");
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = io::write_all(task.mem(), addr + done as u64, &buf[..n]) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        done += n;
+        // Streams return what they have; regular files keep going until short.
+        if n < want || !seekable || count == 0 {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Writes app memory at `addr` to `file`, `count` bytes.
+fn write_from(task: &Task, file: &OpenFile, addr: u64, count: usize, offset: Option<i64>) -> SysResult<usize> {
+    if count == 0 {
+        // A zero-length write still checks the descriptor.
+        return match offset {
+            None => file.write(&[]),
+            Some(off) => file.pwrite(&[], off),
+        };
+    }
+    let mut done = 0usize;
+    while done < count {
+        let want = (count - done).min(CHUNK);
+        let mut buf = vec![0u8; want];
+        if let Err(e) = io::read_exact(task.mem(), addr + done as u64, &mut buf) {
+            return if done > 0 { Ok(done) } else { Err(e) };
+        }
+        let r = match offset {
+            None => file.write(&buf),
+            Some(off) => file.pwrite(&buf, off + done as i64),
+        };
+        match r {
+            Ok(n) => {
+                done += n;
+                if n < want {
+                    break;
+                }
+            }
+            Err(e) if done > 0 => {
+                tracing::debug!("write stopped after {done} bytes: {e}");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// `read(2)`.
+pub fn read(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    Ok(read_into(task, &file, a[1], check_count(a[2]), None)? as u64)
+}
+
+/// `write(2)`.
+pub fn write(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    Ok(write_from(task, &file, a[1], check_count(a[2]), None)? as u64)
+}
+
+/// `pread64(2)`.
+pub fn pread64(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(read_into(task, &file, a[1], check_count(a[2]), Some(off))? as u64)
+}
+
+/// `pwrite64(2)`.
+pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(write_from(task, &file, a[1], check_count(a[2]), Some(off))? as u64)
+}
+
+/// Reads an iovec array, checking Linux's limits.
+fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
+    if cnt > UIO_MAXIOV {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; cnt as usize * 16];
+    io::read_exact(task.mem(), addr, &mut raw)?;
+    let mut out = Vec::with_capacity(cnt as usize);
+    let mut total: u64 = 0;
+    for c in raw.chunks_exact(16) {
+        let base = u64::from_le_bytes(c[..8].try_into().map_err(|_| Errno::EFAULT)?);
+        let len = u64::from_le_bytes(c[8..].try_into().map_err(|_| Errno::EFAULT)?);
+        if len > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        total = total.checked_add(len).ok_or(Errno::EINVAL)?;
+        if total > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        out.push((base, len as usize));
+    }
+    Ok(out)
+}
+
+fn readv_at(task: &Task, file: &OpenFile, iov: &[(u64, usize)], offset: Option<i64>) -> SysResult<u64> {
+    let mut total = 0usize;
+    for &(base, len) in iov {
+        let room = (MAX_RW_COUNT as usize).saturating_sub(total).min(len);
+        if room == 0 {
+            continue;
+        }
+        let r = read_into(task, file, base, room, offset.map(|o| o + total as i64));
+        match r {
+            Ok(n) => {
+                total += n;
+                if n < room {
+                    break;
+                }
+            }
+            Err(e) if total > 0 => {
+                tracing::debug!("readv stopped: {e}");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(total as u64)
+}
+
+fn writev_at(task: &Task, file: &OpenFile, iov: &[(u64, usize)], offset: Option<i64>) -> SysResult<u64> {
+    // Gather into one buffer so a single write is atomic, as on a pipe or terminal.
+    let total: usize = iov.iter().map(|&(_, l)| l).sum::<usize>().min(MAX_RW_COUNT as usize);
+    if total <= CHUNK {
+        let mut buf = Vec::with_capacity(total);
+        for &(base, len) in iov {
+            let start = buf.len();
+            let len = len.min(total - start);
+            buf.resize(start + len, 0);
+            if let Err(e) = io::read_exact(task.mem(), base, &mut buf[start..]) {
+                if start == 0 {
+                    return Err(e);
+                }
+                buf.truncate(start);
+                break;
+            }
+        }
+        return Ok(match offset {
+            None => file.write(&buf)?,
+            Some(o) => file.pwrite(&buf, o)?,
+        } as u64);
+    }
+    let mut done = 0usize;
+    for &(base, len) in iov {
+        if len == 0 {
+            continue;
+        }
+        match write_from(task, file, base, len, offset.map(|o| o + done as i64)) {
+            Ok(n) => {
+                done += n;
+                if n < len {
+                    break;
+                }
+            }
+            Err(e) if done > 0 => {
+                tracing::debug!("writev stopped: {e}");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done as u64)
+}
+
+/// `readv(2)`.
+pub fn readv(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let iov = read_iovecs(task, a[1], a[2])?;
+    readv_at(task, &file, &iov, None)
+}
+
+/// `writev(2)`.
+pub fn writev(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let iov = read_iovecs(task, a[1], a[2])?;
+    writev_at(task, &file, &iov, None)
+}
+
+/// `preadv(2)`.
+pub fn preadv(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let iov = read_iovecs(task, a[1], a[2])?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    readv_at(task, &file, &iov, Some(off))
+}
+
+/// `pwritev(2)`.
+pub fn pwritev(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let iov = read_iovecs(task, a[1], a[2])?;
+    let off = a[3] as i64;
+    if off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    writev_at(task, &file, &iov, Some(off))
+}
+
+/// `lseek(2)`.
+pub fn lseek(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    file.seek(a[1] as i64, a[2] as i32)
+}
+
+fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
+    io::write_struct(task.mem(), addr, &st.to_linux())?;
+    Ok(0)
+}
+
+/// Resolves the target of a stat-family call.
+fn stat_target(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult<Stat> {
+    if path.is_empty() {
+        if flags & libc::AT_EMPTY_PATH == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if dirfd == libc::AT_FDCWD {
+            return task.fs.cwd.inode().stat();
+        }
+        return file_arg(task, dirfd as u64)?.stat();
+    }
+    let start = at_dir(task, dirfd, path)?;
+    let follow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    resolve(&task.fs, &start, path, follow)?.inode().stat()
+}
+
+/// `stat(2)`.
+pub fn stat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    let st = stat_target(task, libc::AT_FDCWD, &path, 0)?;
+    write_stat(task, a[1], &st)
+}
+
+/// `lstat(2)`.
+pub fn lstat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    let st = stat_target(task, libc::AT_FDCWD, &path, libc::AT_SYMLINK_NOFOLLOW)?;
+    write_stat(task, a[1], &st)
+}
+
+/// `fstat(2)`.
+pub fn fstat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let st = file_arg(task, a[0])?.stat()?;
+    write_stat(task, a[1], &st)
+}
+
+/// `newfstatat(2)`.
+pub fn newfstatat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let flags = a[3] as i32;
+    if flags & !(libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = path_arg(task, a[1])?;
+    let st = stat_target(task, a[0] as i32, &path, flags)?;
+    write_stat(task, a[2], &st)
+}
+
+/// `getdents64(2)`: `struct linux_dirent64` records, as many as fit.
+pub fn getdents64(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    if file.is_path() {
+        return Err(Errno::EBADF);
+    }
+    let count = (a[2] as usize).min(CHUNK);
+    let ents = file.imp().getdents(file.position(), count)?;
+    let mut out = Vec::with_capacity(count);
+    let mut pos = file.position();
+    for e in ents {
+        let reclen = (19 + e.name.len() + 1).next_multiple_of(8);
+        if out.len() + reclen > count {
+            if out.is_empty() {
+                return Err(Errno::EINVAL);
+            }
+            break;
+        }
+        let start = out.len();
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&(e.next as i64).to_le_bytes());
+        out.extend_from_slice(&(reclen as u16).to_le_bytes());
+        out.push(e.kind);
+        out.extend_from_slice(&e.name);
+        out.resize(start + reclen, 0);
+        pos = e.next;
+    }
+    io::write_all(task.mem(), a[1], &out)?;
+    file.set_position(pos);
+    Ok(out.len() as u64)
+}
+
+/// True if `path` names this task's own executable through /proc.
+fn is_proc_self_exe(task: &Task, path: &[u8]) -> bool {
+    let own = format!("/proc/{}/exe", task.tgid);
+    path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" || path == own.as_bytes()
+}
+
+fn do_readlink(task: &Task, dirfd: i32, path: &[u8], buf: u64, size: u64) -> SysResult<u64> {
+    if (size as i64) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = if is_proc_self_exe(task, path) {
+        task.exe.clone()
+    } else {
+        if path.is_empty() {
+            return Err(Errno::ENOENT);
+        }
+        let start = at_dir(task, dirfd, path)?;
+        let d = resolve(&task.fs, &start, path, Follow::No)?;
+        d.inode().readlink()?
+    };
+    let n = target.len().min(size as usize);
+    io::write_all(task.mem(), buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+/// `readlink(2)`.
+pub fn readlink(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    do_readlink(task, libc::AT_FDCWD, &path, a[1], a[2])
+}
+
+/// `readlinkat(2)`.
+pub fn readlinkat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[1])?;
+    do_readlink(task, a[0] as i32, &path, a[2], a[3])
+}
+
+/// `getcwd(2)`: returns the length including the NUL.
+pub fn getcwd(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let mut p = task.fs.cwd.path_from(&task.fs.root);
+    p.push(0);
+    if (a[1] as usize) < p.len() {
+        return Err(Errno::ERANGE);
+    }
+    io::write_all(task.mem(), a[0], &p)?;
+    Ok(p.len() as u64)
+}
+
+fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
+    let st = d.inode().stat()?;
+    if !st.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    perm::check(&task.creds, &st, MAY_EXEC, false)?;
+    task.fs.cwd = d;
+    Ok(0)
+}
+
+/// `chdir(2)`.
+pub fn chdir(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    let d = resolve(&task.fs, &task.fs.cwd, &path, Follow::Yes)?;
+    set_cwd(task, d)
+}
+
+/// `fchdir(2)`.
+pub fn fchdir(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let d = file.dentry().cloned().ok_or(Errno::ENOTDIR)?;
+    set_cwd(task, d)
+}
+
+fn do_access(task: &Task, dirfd: i32, path: &[u8], mode: u32, flags: i32) -> SysResult<u64> {
+    if mode & !7 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let st = stat_target(task, dirfd, path, flags)?;
+    if mode == 0 {
+        return Ok(0);
+    }
+    perm::check(&task.creds, &st, mode, flags & libc::AT_EACCESS == 0)?;
+    if mode & MAY_WRITE != 0 && (st.is_regular() || st.is_dir() || st.is_symlink()) && path_on_readonly_root(task) {
+        return Err(Errno::EROFS);
+    }
+    Ok(0)
+}
+
+/// The root is served read-only until the writable overlay lands.
+fn path_on_readonly_root(_task: &Task) -> bool {
+    true
+}
+
+/// `access(2)`.
+pub fn access(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    do_access(task, libc::AT_FDCWD, &path, a[1] as u32, 0)
+}
+
+/// `faccessat(2)`.
+pub fn faccessat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[1])?;
+    do_access(task, a[0] as i32, &path, a[2] as u32, 0)
+}
+
+/// `faccessat2(2)`.
+pub fn faccessat2(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[1])?;
+    do_access(task, a[0] as i32, &path, a[2] as u32, a[3] as i32)
+}
+
+/// `ioctl(2)`: fd flags here, terminal queries in the file.
+pub fn ioctl(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let fd = a[0] as i32;
+    let req = a[1] & 0xffff_ffff;
+    match req {
+        r if r == libc::FIOCLEX => {
+            task.fds()?.set_cloexec(fd, true)?;
+            Ok(0)
+        }
+        r if r == libc::FIONCLEX => {
+            task.fds()?.set_cloexec(fd, false)?;
+            Ok(0)
+        }
+        r if r == libc::FIONBIO => {
+            let file = file_arg(task, a[0])?;
+            let on: i32 = from_bytes(&{
+                let mut b = [0u8; 4];
+                io::read_exact(task.mem(), a[2], &mut b)?;
+                b
+            });
+            let fl = file.flags();
+            file.set_flags(if on != 0 { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK });
+            Ok(0)
+        }
+        _ => {
+            let file = file_arg(task, a[0])?;
+            if file.is_path() {
+                return Err(Errno::EBADF);
+            }
+            file.imp().ioctl(req, a[2], task.mem())
+        }
+    }
+}
+
+fn dup_to(task: &Task, old: i32, new: i32, cloexec: bool) -> SysResult<u64> {
+    let limit = rlimit_nofile(task)?;
+    let replaced = {
+        let mut fds = task.fds()?;
+        let file = fds.get(old)?;
+        fds.insert_at(new, file, cloexec, limit)?
+    };
+    drop(replaced);
+    Ok(new as u64)
+}
+
+/// `dup(2)`.
+pub fn dup(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    install(task, file, false)
+}
+
+/// `dup2(2)`.
+pub fn dup2(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let (old, new) = (a[0] as i32, a[1] as i32);
+    if old == new {
+        task.fds()?.get(old)?;
+        return Ok(new as u64);
+    }
+    dup_to(task, old, new, false)
+}
+
+/// `dup3(2)`.
+pub fn dup3(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let (old, new, flags) = (a[0] as i32, a[1] as i32, a[2] as i32);
+    if flags & !libc::O_CLOEXEC != 0 || old == new {
+        return Err(Errno::EINVAL);
+    }
+    dup_to(task, old, new, flags & libc::O_CLOEXEC != 0)
+}
+
+/// `fcntl(2)`: descriptor and status flags and duplication. Locks arrive with the
+/// writable filesystem.
+pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let fd = a[0] as i32;
+    let cmd = a[1] as i32;
+    match cmd {
+        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+            let file = task.fds()?.get(fd)?;
+            let min = a[2] as i64;
+            let limit = rlimit_nofile(task)?;
+            if min < 0 || min as u64 >= limit {
+                return Err(Errno::EINVAL);
+            }
+            Ok(task.fds()?.insert_from(min as i32, file, cmd == libc::F_DUPFD_CLOEXEC, limit)? as u64)
+        }
+        libc::F_GETFD => Ok(task.fds()?.entry(fd)?.cloexec as u64),
+        libc::F_SETFD => {
+            task.fds()?.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
+            Ok(0)
+        }
+        libc::F_GETFL => Ok(task.fds()?.get(fd)?.flags() as u64),
+        libc::F_SETFL => {
+            let file = task.fds()?.get(fd)?;
+            if file.is_path() {
+                return Err(Errno::EBADF);
+            }
+            file.set_flags(a[2] as i32);
+            Ok(0)
+        }
+        _ => {
+            task.fds()?.get(fd)?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+/// `umask(2)`.
+pub fn umask(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let old = task.fs.umask;
+    task.fs.umask = (a[0] as u32) & 0o777;
+    Ok(old as u64)
+}

@@ -1,0 +1,71 @@
+//! System information: uname, sysinfo, getrandom.
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::{Task, RELEASE, VERSION};
+use crate::mm::io;
+use crate::sys::host;
+use crate::syscalls::Args;
+
+/// `uname(2)`: the sandbox's own fixed kernel identity and hostname.
+pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const FIELD: usize = 65;
+    let hostname = task.kernel.hostname.lock().map_err(|_| Errno::EIO)?.clone();
+    let fields: [&[u8]; 6] = [b"Linux", hostname.as_bytes(), RELEASE.as_bytes(), VERSION.as_bytes(), b"x86_64", b"(none)"];
+    let mut out = vec![0u8; FIELD * 6];
+    for (i, f) in fields.iter().enumerate() {
+        let n = f.len().min(FIELD - 1);
+        out[i * FIELD..i * FIELD + n].copy_from_slice(&f[..n]);
+    }
+    io::write_all(task.mem(), a[0], &out)?;
+    Ok(0)
+}
+
+/// `sysinfo(2)`.
+pub fn sysinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let h = host::sysinfo()?;
+    let uptime = task.kernel.boot_time.elapsed().as_secs();
+    // struct sysinfo on x86-64: 112 bytes; filled field by field so no padding of
+    // the sentry's own struct can leak.
+    let mut b = Vec::with_capacity(112);
+    b.extend_from_slice(&(uptime as i64).to_le_bytes());
+    for l in h.loads {
+        b.extend_from_slice(&l.to_le_bytes());
+    }
+    for v in [h.totalram, h.freeram, h.sharedram, h.bufferram, 0, 0] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&1u16.to_le_bytes()); // procs
+    b.extend_from_slice(&[0u8; 6]); // pad to 8
+    b.extend_from_slice(&0u64.to_le_bytes()); // totalhigh
+    b.extend_from_slice(&0u64.to_le_bytes()); // freehigh
+    b.extend_from_slice(&h.mem_unit.to_le_bytes());
+    b.resize(112, 0);
+    io::write_all(task.mem(), a[0], &b)?;
+    Ok(0)
+}
+
+/// `getrandom(2)`.
+pub fn getrandom(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const GRND_NONBLOCK: u64 = 1;
+    const GRND_RANDOM: u64 = 2;
+    const GRND_INSECURE: u64 = 4;
+    let flags = a[2];
+    if flags & !(GRND_NONBLOCK | GRND_RANDOM | GRND_INSECURE) != 0
+        || flags & (GRND_RANDOM | GRND_INSECURE) == (GRND_RANDOM | GRND_INSECURE)
+    {
+        return Err(Errno::EINVAL);
+    }
+    // Linux returns at most 32 MiB - 1 per call.
+    let len = (a[1] as usize).min((32 << 20) - 1);
+    let mut done = 0usize;
+    let mut buf = vec![0u8; len.min(1 << 16)];
+    while done < len {
+        let want = (len - done).min(buf.len());
+        let n = host::random_bytes(&mut buf[..want], 0)?;
+        if let Err(e) = io::write_all(task.mem(), a[0] + done as u64, &buf[..n]) {
+            return if done > 0 { Ok(done as u64) } else { Err(e) };
+        }
+        done += n;
+    }
+    Ok(done as u64)
+}

@@ -1,0 +1,67 @@
+//! The Linux system call ABI. [`table`] maps every x86-64 number to its name,
+//! handler and argument printer; the handlers live in one file per area.
+
+pub mod fs;
+pub mod info;
+pub mod mem;
+pub mod process;
+pub mod signal;
+pub mod strace;
+pub mod table;
+pub mod time;
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::Task;
+use crate::mm::io;
+use crate::vfs::{Dentry, OpenFile, PATH_MAX};
+
+/// The six raw argument registers.
+pub type Args = [u64; 6];
+
+/// A syscall handler.
+pub type Handler = fn(&mut Task, &Args) -> SysResult<u64>;
+
+/// Runs syscall `nr` for `task`, with `--strace` output if enabled.
+pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
+    let entry = table::entry(nr);
+    let result = match entry.and_then(|e| e.handler) {
+        Some(h) => h(task, &args),
+        None => {
+            let name = entry.map(|e| e.name).unwrap_or("unknown");
+            task.kernel.report_unimplemented(nr, name);
+            Err(Errno::ENOSYS)
+        }
+    };
+    if task.kernel.strace {
+        strace::log(task, nr, entry, &args, &result);
+    }
+    result
+}
+
+/// Reads a path argument: `ENAMETOOLONG` at `PATH_MAX`, `EFAULT` for a bad pointer.
+pub fn path_arg(task: &Task, addr: u64) -> SysResult<Vec<u8>> {
+    io::read_cstring(task.mem(), addr, PATH_MAX - 1)
+}
+
+/// The directory a `*at` call resolves a relative path from.
+pub fn at_dir(task: &Task, dirfd: i32, path: &[u8]) -> SysResult<Arc<Dentry>> {
+    if path.first() == Some(&b'/') || dirfd == libc::AT_FDCWD {
+        return Ok(task.fs.cwd.clone());
+    }
+    let file = task.fds()?.get(dirfd)?;
+    let d = file.dentry().cloned().ok_or(Errno::ENOTDIR)?;
+    if !d.inode().stat()?.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(d)
+}
+
+/// The open file behind `fd`.
+pub fn file_arg(task: &Task, fd: u64) -> SysResult<Arc<OpenFile>> {
+    task.fds()?.get(fd as i32)
+}
+
+/// Linux caps a single read or write at this many bytes (`MAX_RW_COUNT`).
+pub const MAX_RW_COUNT: u64 = 0x7fff_f000;

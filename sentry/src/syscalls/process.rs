@@ -1,0 +1,217 @@
+//! Process identity and lifetime: exit, ids, thread-area setup, resource limits,
+//! scheduling queries.
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::limits::{Limit, INFINITY};
+use crate::kernel::{ExitStatus, Task};
+use crate::mm::io;
+use crate::syscalls::Args;
+
+/// `exit(2)`. With one thread per process for now, it ends the process.
+pub fn exit(task: &mut Task, a: &Args) -> SysResult<u64> {
+    task.exit = Some(ExitStatus::Exited((a[0] & 0xff) as i32));
+    Ok(0)
+}
+
+/// `exit_group(2)`.
+pub fn exit_group(task: &mut Task, a: &Args) -> SysResult<u64> {
+    task.exit = Some(ExitStatus::Exited((a[0] & 0xff) as i32));
+    Ok(0)
+}
+
+/// `getpid(2)`: the thread group id in the container's pid namespace.
+pub fn getpid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.tgid as u64)
+}
+
+/// `gettid(2)`.
+pub fn gettid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.tid as u64)
+}
+
+/// `getppid(2)`: 0 for the container's init, as for init on Linux.
+pub fn getppid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.ppid as u64)
+}
+
+/// `getuid(2)`.
+pub fn getuid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.creds.uid as u64)
+}
+
+/// `geteuid(2)`.
+pub fn geteuid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.creds.euid as u64)
+}
+
+/// `getgid(2)`.
+pub fn getgid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.creds.gid as u64)
+}
+
+/// `getegid(2)`.
+pub fn getegid(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Ok(task.creds.egid as u64)
+}
+
+/// `getgroups(2)`.
+pub fn getgroups(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let size = a[0] as i32;
+    let groups = &task.creds.groups;
+    if size < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if size == 0 {
+        return Ok(groups.len() as u64);
+    }
+    if (size as usize) < groups.len() {
+        return Err(Errno::EINVAL);
+    }
+    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    io::write_all(task.mem(), a[1], &bytes)?;
+    Ok(groups.len() as u64)
+}
+
+/// `set_tid_address(2)`: remembered for the thread-exit wake; returns the tid.
+pub fn set_tid_address(task: &mut Task, a: &Args) -> SysResult<u64> {
+    task.clear_child_tid = a[0];
+    Ok(task.tid as u64)
+}
+
+/// `set_robust_list(2)`.
+pub fn set_robust_list(task: &mut Task, a: &Args) -> SysResult<u64> {
+    // sizeof(struct robust_list_head) on x86-64.
+    if a[1] != 24 {
+        return Err(Errno::EINVAL);
+    }
+    task.robust_list = (a[0], a[1]);
+    Ok(0)
+}
+
+/// `rseq(2)`: restartable sequences are not offered; libc falls back cleanly on
+/// ENOSYS, so this is answered quietly rather than logged as missing.
+pub fn rseq(_task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Err(Errno::ENOSYS)
+}
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+const ARCH_GET_CPUID: u64 = 0x1011;
+const ARCH_SET_CPUID: u64 = 0x1012;
+/// Addresses above this are not canonical user addresses.
+const USER_LIMIT: u64 = 0x0000_7fff_ffff_f000;
+
+/// `arch_prctl(2)`: the TLS base registers.
+pub fn arch_prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
+    match a[0] {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if a[1] >= USER_LIMIT {
+                return Err(Errno::EPERM);
+            }
+            if a[0] == ARCH_SET_FS {
+                task.regs.fs_base = a[1];
+            } else {
+                task.regs.gs_base = a[1];
+            }
+            Ok(0)
+        }
+        ARCH_GET_FS => {
+            io::write_u64(task.mem(), a[1], task.regs.fs_base)?;
+            Ok(0)
+        }
+        ARCH_GET_GS => {
+            io::write_u64(task.mem(), a[1], task.regs.gs_base)?;
+            Ok(0)
+        }
+        // CPUID faulting is not offered: CPUID is always enabled.
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_SET_CPUID => Err(Errno::ENODEV),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn read_limit(task: &Task, addr: u64) -> SysResult<Limit> {
+    let r: libc::rlimit = io::read_struct(task.mem(), addr)?;
+    Ok(Limit { cur: r.rlim_cur, max: r.rlim_max })
+}
+
+fn write_limit(task: &Task, addr: u64, l: Limit) -> SysResult<()> {
+    io::write_struct(task.mem(), addr, &libc::rlimit { rlim_cur: l.cur, rlim_max: l.max })
+}
+
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// `prlimit64(2)` for the caller itself (pid 0 or its own pid).
+pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let pid = a[0] as i32;
+    if pid != 0 && pid != task.tgid {
+        return Err(Errno::ESRCH);
+    }
+    let res = a[1] as u32;
+    let new = if a[2] != 0 { Some(read_limit(task, a[2])?) } else { None };
+    let old = task.limits()?.get(res)?;
+    if let Some(new) = new {
+        let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
+        task.limits()?.set(res, new, privileged)?;
+    }
+    if a[3] != 0 {
+        write_limit(task, a[3], old)?;
+    }
+    Ok(0)
+}
+
+/// `getrlimit(2)`.
+pub fn getrlimit(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let l = task.limits()?.get(a[0] as u32)?;
+    write_limit(task, a[1], l)?;
+    Ok(0)
+}
+
+/// `setrlimit(2)`.
+pub fn setrlimit(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let new = read_limit(task, a[1])?;
+    let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
+    task.limits()?.set(a[0] as u32, new, privileged)?;
+    Ok(0)
+}
+
+/// `sched_yield(2)`.
+pub fn sched_yield(_task: &mut Task, _a: &Args) -> SysResult<u64> {
+    std::thread::yield_now();
+    Ok(0)
+}
+
+/// `sched_getaffinity(2)`: every CPU the sandbox may use; returns the mask size.
+pub fn sched_getaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let pid = a[0] as i32;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && pid != task.tid {
+        return Err(Errno::ESRCH);
+    }
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(1024);
+    // The kernel's cpumask size: CPUs rounded up to whole longs.
+    let mask_bytes = ncpu.div_ceil(64) * 8;
+    let len = a[1] as usize;
+    if len < mask_bytes || len % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut mask = vec![0u8; mask_bytes];
+    for cpu in 0..ncpu {
+        mask[cpu / 8] |= 1 << (cpu % 8);
+    }
+    io::write_all(task.mem(), a[2], &mask)?;
+    Ok(mask_bytes as u64)
+}
+
+/// `init_module(2)`, `finit_module(2)`, `delete_module(2)`: a sandbox never loads
+/// or unloads kernel modules, whatever its capabilities.
+pub fn module_refused(_task: &mut Task, _a: &Args) -> SysResult<u64> {
+    Err(Errno::EPERM)
+}
+
+/// The infinite limit, for callers that print limits.
+pub const RLIM_INFINITY: u64 = INFINITY;

@@ -1,0 +1,246 @@
+//! Open file descriptions: what an fd points to. The generic part (offset, status
+//! flags, O_APPEND, seek rules) lives in [`OpenFile`]; the filesystem part in
+//! [`FileImpl`].
+
+use std::sync::{Arc, Mutex};
+
+use crate::errno::{Errno, SysResult};
+use crate::mm::Mappable;
+use crate::platform::AddressSpace;
+use crate::vfs::{Dentry, Stat};
+
+/// One directory entry as `getdents64` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Inode number.
+    pub ino: u64,
+    /// Position to continue after this entry (`d_off`).
+    pub next: u64,
+    /// `DT_*` type.
+    pub kind: u8,
+    /// Name.
+    pub name: Vec<u8>,
+}
+
+/// What a filesystem implements for an open file.
+pub trait FileImpl: Send + Sync {
+    /// Reads at `offset` (ignored by stream files).
+    fn read(&self, _buf: &mut [u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Writes at `offset` (ignored by stream files).
+    fn write(&self, _buf: &[u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::EINVAL)
+    }
+
+    /// Whether the file has a position (`false`: lseek and pread give `ESPIPE`).
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    /// Attributes.
+    fn stat(&self) -> SysResult<Stat>;
+
+    /// Directory entries from position `pos`, at most about `max_bytes` worth.
+    fn getdents(&self, _pos: u64, _max_bytes: usize) -> SysResult<Vec<DirEntry>> {
+        Err(Errno::ENOTDIR)
+    }
+
+    /// A device-specific request; `mem` is the caller's memory for argument structs.
+    fn ioctl(&self, _req: u64, _arg: u64, _mem: &dyn AddressSpace) -> SysResult<u64> {
+        Err(Errno::ENOTTY)
+    }
+
+    /// The file as a source of memory mappings, if it can be mapped.
+    fn mappable(&self) -> Option<Arc<dyn Mappable>> {
+        None
+    }
+}
+
+/// An open file description, shared by every fd `dup`ed from it.
+pub struct OpenFile {
+    imp: Box<dyn FileImpl>,
+    dentry: Option<Arc<Dentry>>,
+    flags: Mutex<i32>,
+    offset: Mutex<u64>,
+}
+
+/// Status flags `F_SETFL` may change.
+const SETFL_MASK: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+
+impl OpenFile {
+    /// Wraps a filesystem's open file. `flags` are the `open(2)` flags it was opened with.
+    pub fn new(imp: Box<dyn FileImpl>, dentry: Option<Arc<Dentry>>, flags: i32) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            imp,
+            dentry,
+            flags: Mutex::new(flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)),
+            offset: Mutex::new(0),
+        })
+    }
+
+    /// The filesystem part.
+    pub fn imp(&self) -> &dyn FileImpl {
+        &*self.imp
+    }
+
+    /// The name it was opened by, if any.
+    pub fn dentry(&self) -> Option<&Arc<Dentry>> {
+        self.dentry.as_ref()
+    }
+
+    /// Status flags and access mode (`F_GETFL`).
+    pub fn flags(&self) -> i32 {
+        self.flags.lock().map(|f| *f).unwrap_or(0)
+    }
+
+    /// `F_SETFL`: only the changeable bits move.
+    pub fn set_flags(&self, new: i32) {
+        if let Ok(mut f) = self.flags.lock() {
+            *f = (*f & !SETFL_MASK) | (new & SETFL_MASK);
+        }
+    }
+
+    fn access(&self) -> i32 {
+        self.flags() & libc::O_ACCMODE
+    }
+
+    /// True if opened with `O_PATH` (no I/O allowed).
+    pub fn is_path(&self) -> bool {
+        self.flags() & libc::O_PATH != 0
+    }
+
+    /// `read(2)` at the file position.
+    pub fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
+        if self.is_path() || self.access() == libc::O_WRONLY {
+            return Err(Errno::EBADF);
+        }
+        if !self.imp.seekable() {
+            return self.imp.read(buf, 0);
+        }
+        let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        let n = self.imp.read(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    /// `pread64(2)`.
+    pub fn pread(&self, buf: &mut [u8], offset: i64) -> SysResult<usize> {
+        if self.is_path() || self.access() == libc::O_WRONLY {
+            return Err(Errno::EBADF);
+        }
+        if !self.imp.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        if offset < 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.imp.read(buf, offset as u64)
+    }
+
+    /// `write(2)` at the file position (or the end, with `O_APPEND`).
+    pub fn write(&self, buf: &[u8]) -> SysResult<usize> {
+        if self.is_path() || self.access() == libc::O_RDONLY {
+            return Err(Errno::EBADF);
+        }
+        if !self.imp.seekable() {
+            return self.imp.write(buf, 0);
+        }
+        let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        if self.flags() & libc::O_APPEND != 0 {
+            *off = self.imp.stat()?.size.max(0) as u64;
+        }
+        let n = self.imp.write(buf, *off)?;
+        *off += n as u64;
+        Ok(n)
+    }
+
+    /// `pwrite64(2)`.
+    pub fn pwrite(&self, buf: &[u8], offset: i64) -> SysResult<usize> {
+        if self.is_path() || self.access() == libc::O_RDONLY {
+            return Err(Errno::EBADF);
+        }
+        if !self.imp.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        if offset < 0 {
+            return Err(Errno::EINVAL);
+        }
+        self.imp.write(buf, offset as u64)
+    }
+
+    /// `lseek(2)`.
+    pub fn seek(&self, offset: i64, whence: i32) -> SysResult<u64> {
+        if self.is_path() {
+            return Err(Errno::EBADF);
+        }
+        if !self.imp.seekable() {
+            return Err(Errno::ESPIPE);
+        }
+        let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        let base: i64 = match whence {
+            libc::SEEK_SET => 0,
+            libc::SEEK_CUR => *off as i64,
+            libc::SEEK_END => self.imp.stat()?.size,
+            libc::SEEK_DATA | libc::SEEK_HOLE => {
+                // Files without holes: all data up to the size, one hole at the end.
+                let size = self.imp.stat()?.size;
+                if offset < 0 || offset >= size {
+                    return Err(Errno::ENXIO);
+                }
+                let pos = if whence == libc::SEEK_DATA { offset } else { size };
+                *off = pos as u64;
+                return Ok(pos as u64);
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        let new = base.checked_add(offset).ok_or(Errno::EOVERFLOW)?;
+        if new < 0 {
+            return Err(Errno::EINVAL);
+        }
+        *off = new as u64;
+        Ok(new as u64)
+    }
+
+    /// The current position (for directory reads).
+    pub fn position(&self) -> u64 {
+        self.offset.lock().map(|o| *o).unwrap_or(0)
+    }
+
+    /// Sets the position (for directory reads).
+    pub fn set_position(&self, pos: u64) {
+        if let Ok(mut o) = self.offset.lock() {
+            *o = pos;
+        }
+    }
+
+    /// `fstat(2)`.
+    pub fn stat(&self) -> SysResult<Stat> {
+        self.imp.stat()
+    }
+}
+
+/// What an `O_PATH` fd holds: a name to stat and to resolve from, no I/O.
+pub struct PathOnly {
+    inode: Arc<dyn crate::vfs::Inode>,
+}
+
+impl PathOnly {
+    /// An `O_PATH` handle on `inode`.
+    pub fn new(inode: Arc<dyn crate::vfs::Inode>) -> Self {
+        PathOnly { inode }
+    }
+}
+
+impl FileImpl for PathOnly {
+    fn read(&self, _buf: &mut [u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn write(&self, _buf: &[u8], _offset: u64) -> SysResult<usize> {
+        Err(Errno::EBADF)
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        self.inode.stat()
+    }
+}
