@@ -5,6 +5,11 @@
 
 pub mod io;
 
+#[cfg(test)]
+pub mod fake;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -204,10 +209,10 @@ impl MemoryManager {
             }
             top = top.min(v.start);
         }
-        if top >= self.min_addr + len {
-            return Ok(top - len);
+        match top.checked_sub(len) {
+            Some(a) if a >= self.min_addr => Ok(a),
+            _ => Err(Errno::ENOMEM),
         }
-        Err(Errno::ENOMEM)
     }
 
     /// Removes `[start, end)` from the bookkeeping, splitting VMAs at its edges.
@@ -349,7 +354,16 @@ impl MemoryManager {
             if self.apply_map(&vma).is_err() {
                 return self.brk;
             }
-            self.vmas.insert(vma.start, vma);
+            // Extend the heap VMA rather than stacking a new one per call, so the
+            // heap stays one `[heap]` region.
+            match self.vmas.range_mut(..old_end).next_back() {
+                Some((_, prev)) if prev.end == old_end && prev.role == VmaRole::Heap => {
+                    prev.end = new_end
+                }
+                _ => {
+                    self.vmas.insert(vma.start, vma);
+                }
+            }
         } else if new_end < old_end {
             if self.space.unmap(new_end, old_end - new_end).is_err() {
                 return self.brk;
@@ -407,7 +421,11 @@ impl MemoryManager {
                 ext.start = old_end;
                 ext.end = grow_end;
                 self.apply_map(&ext)?;
-                self.vmas.insert(ext.start, ext);
+                // One VMA, as Linux keeps it: a later mremap of the whole grown range
+                // must find it in a single VMA.
+                if let Some(v) = self.vmas.get_mut(&vma.start) {
+                    v.end = grow_end;
+                }
                 return Ok(old);
             }
             if flags & MREMAP_MAYMOVE == 0 {
