@@ -5,7 +5,11 @@
 //! never a host path) and maps them through the [`MemoryManager`].
 
 pub mod elf;
+pub mod script;
 pub mod stack;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

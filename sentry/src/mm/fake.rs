@@ -62,7 +62,7 @@ pub struct FakeSpace {
 }
 
 fn check_range(addr: u64, len: u64) -> SysResult<u64> {
-    if addr % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     addr.checked_add(len).ok_or(Errno::EINVAL)
