@@ -41,12 +41,19 @@ impl SandboxExit {
 /// caller's fds 0, 1 and 2 become the application's stdio. Errors are setup failures
 /// (bad config, platform unavailable, program not found), each naming what failed.
 pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
-    let platform = platform::by_name(&config.platform).map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
+    let platform = platform::by_name(&config.platform)
+        .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
     let client = gofer::Client::new(gofer).map_err(|e| format!("gofer: handshake failed: {e}"))?;
     // The overlay is not built yet, so the root is always read-only for now.
-    let root_inode = GoferFs::mount(Arc::new(client), true).map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
+    let root_inode = GoferFs::mount(Arc::new(client), true)
+        .map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
     let root = Dentry::new_root(MaskedRoot::new(root_inode));
-    let kernel = Kernel::new(platform, root.clone(), config.hostname.clone(), config.strace);
+    let kernel = Kernel::new(
+        platform,
+        root.clone(),
+        config.hostname.clone(),
+        config.strace,
+    );
 
     let fds = stdio_table()?;
     let proc_cfg = config.process.clone();
@@ -57,7 +64,9 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
             Ok(task.run())
         })
         .map_err(|e| format!("cannot start the task thread: {e}"))?;
-    let status = worker.join().map_err(|_| "the task thread panicked (a sentry bug)".to_string())??;
+    let status = worker
+        .join()
+        .map_err(|_| "the task thread panicked (a sentry bug)".to_string())??;
     Ok(match status {
         ExitStatus::Exited(c) => SandboxExit::Exited(c),
         ExitStatus::Signaled { signo, .. } => SandboxExit::Signaled(signo),
@@ -71,7 +80,8 @@ fn stdio_table() -> Result<FdTable, String> {
         // A closed stdio fd stays closed for the app, as it was for the caller.
         if let Ok(own) = host::dup_raw(fd) {
             let file = OpenFile::new(Box::new(HostStream::new(own)), None, libc::O_RDWR);
-            fds.insert_at(fd, file, false, 3).map_err(|e| format!("stdio fd {fd}: {e}"))?;
+            fds.insert_at(fd, file, false, 3)
+                .map_err(|e| format!("stdio fd {fd}: {e}"))?;
         }
     }
     Ok(fds)
@@ -79,33 +89,75 @@ fn stdio_table() -> Result<FdTable, String> {
 
 /// Builds the container's init task on the calling thread (the platform binds the
 /// new address space to it).
-fn start_init(kernel: Arc<Kernel>, root: Arc<Dentry>, fds: FdTable, p: &crate::config::ProcessConfig) -> Result<Task, String> {
+fn start_init(
+    kernel: Arc<Kernel>,
+    root: Arc<Dentry>,
+    fds: FdTable,
+    p: &crate::config::ProcessConfig,
+) -> Result<Task, String> {
     if p.args.is_empty() {
         return Err("process.args: must not be empty".into());
     }
-    let start = FsContext { root: root.clone(), cwd: root.clone(), umask: 0o022 };
-    let cwd = resolve(&start, &root, p.cwd.as_bytes(), Follow::Yes).map_err(|e| format!("process.cwd {:?}: {e}", p.cwd))?;
+    let start = FsContext {
+        root: root.clone(),
+        cwd: root.clone(),
+        umask: 0o022,
+    };
+    let cwd = resolve(&start, &root, p.cwd.as_bytes(), Follow::Yes)
+        .map_err(|e| format!("process.cwd {:?}: {e}", p.cwd))?;
     if !cwd.inode().stat().map(|s| s.is_dir()).unwrap_or(false) {
         return Err(format!("process.cwd {:?}: not a directory", p.cwd));
     }
-    let fs = FsContext { root: root.clone(), cwd, umask: 0o022 };
+    let fs = FsContext {
+        root: root.clone(),
+        cwd,
+        umask: 0o022,
+    };
     let creds = Credentials::new(p.uid, p.gid, p.additional_gids.clone());
     let mut limits = Limits::default();
     for r in &p.rlimits {
         limits
-            .set(r.resource, Limit { cur: r.soft, max: r.hard }, true)
+            .set(
+                r.resource,
+                Limit {
+                    cur: r.soft,
+                    max: r.hard,
+                },
+                true,
+            )
             .map_err(|e| format!("process.rlimits: resource {}: {e}", r.resource))?;
     }
     let argv: Vec<Vec<u8>> = p.args.iter().map(|a| a.as_bytes().to_vec()).collect();
     let envp: Vec<Vec<u8>> = p.env.iter().map(|e| e.as_bytes().to_vec()).collect();
-    let path = exec::lookup_path(&fs, &envp, &argv[0]).map_err(|e| format!("{}: {e}", p.args[0]))?;
-    let stack_limit = limits.soft(libc::RLIMIT_STACK as u32);
-    let image = exec::load(&kernel, &fs, &creds, stack_limit, ExecRequest { path, argv, envp })
-        .map_err(|e| format!("cannot execute {}: {e}", p.args[0]))?;
-    let ctx = kernel.platform.new_context(image.mm.space()).map_err(|e| format!("platform: cannot create the first thread: {e}"))?;
+    let path =
+        exec::lookup_path(&fs, &envp, &argv[0]).map_err(|e| format!("{}: {e}", p.args[0]))?;
+    let stack_limit = limits.soft(libc::RLIMIT_STACK);
+    let image = exec::load(
+        &kernel,
+        &fs,
+        &creds,
+        stack_limit,
+        ExecRequest { path, argv, envp },
+    )
+    .map_err(|e| format!("cannot execute {}: {e}", p.args[0]))?;
+    let ctx = kernel
+        .platform
+        .new_context(image.mm.space())
+        .map_err(|e| format!("platform: cannot create the first thread: {e}"))?;
     let tid = kernel.alloc_tid();
     Ok(Task::new(
         kernel,
-        TaskInit { tid, ppid: 0, regs: image.regs, ctx, mm: image.mm, fds, fs, creds, limits, exe: image.exe },
+        TaskInit {
+            tid,
+            ppid: 0,
+            regs: image.regs,
+            ctx,
+            mm: image.mm,
+            fds,
+            fs,
+            creds,
+            limits,
+            exe: image.exe,
+        },
     ))
 }

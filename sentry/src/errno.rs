@@ -564,7 +564,11 @@ impl Errno {
 
     /// The errno of the last failed host call on this thread.
     pub fn last() -> Errno {
-        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     }
 
     /// The value a syscall returns to the application for this error.

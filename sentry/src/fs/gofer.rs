@@ -23,7 +23,11 @@ impl GoferFs {
     pub fn mount(client: Arc<Client>, readonly: bool) -> SysResult<Arc<dyn Inode>> {
         let fs = Arc::new(GoferFs { client, readonly });
         let (fid, st) = fs.client.attach().map_err(Errno::from)?;
-        Ok(Arc::new(GoferInode { fs, fid, stat: convert(&st) }))
+        Ok(Arc::new(GoferInode {
+            fs,
+            fid,
+            stat: convert(&st),
+        }))
     }
 }
 
@@ -71,13 +75,21 @@ impl Inode for GoferInode {
         if !self.stat.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let mut got = self.fs.client.walk(self.fid, &[name]).map_err(Errno::from)?;
+        let mut got = self
+            .fs
+            .client
+            .walk(self.fid, &[name])
+            .map_err(Errno::from)?;
         let (fid, st) = got.pop().ok_or(Errno::ENOENT)?;
         // Release any extra fids a misbehaving gofer sent.
         for (extra, _) in got {
             let _ = self.fs.client.clunk(extra);
         }
-        Ok(Arc::new(GoferInode { fs: self.fs.clone(), fid, stat: convert(&st) }))
+        Ok(Arc::new(GoferInode {
+            fs: self.fs.clone(),
+            fid,
+            stat: convert(&st),
+        }))
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
@@ -94,15 +106,26 @@ impl Inode for GoferInode {
         }
         match self.stat.file_type() {
             libc::S_IFREG => {
-                let fd = self.fs.client.open(self.fid, flags & (libc::O_ACCMODE | libc::O_TRUNC)).map_err(Errno::from)?;
-                Ok(Box::new(GoferFile { fd: Arc::new(fd), stat: self.stat }))
+                let fd = self
+                    .fs
+                    .client
+                    .open(self.fid, flags & (libc::O_ACCMODE | libc::O_TRUNC))
+                    .map_err(Errno::from)?;
+                Ok(Box::new(GoferFile {
+                    fd: Arc::new(fd),
+                    stat: self.stat,
+                }))
             }
             libc::S_IFDIR => {
                 if acc != libc::O_RDONLY {
                     return Err(Errno::EISDIR);
                 }
                 // The open file's dentry keeps this inode, and so the fid, alive.
-                Ok(Box::new(GoferDir { fs: self.fs.clone(), fid: self.fid, stat: self.stat }))
+                Ok(Box::new(GoferDir {
+                    fs: self.fs.clone(),
+                    fid: self.fid,
+                    stat: self.stat,
+                }))
             }
             libc::S_IFLNK => Err(Errno::ELOOP),
             // Device nodes, FIFOs and sockets in the rootfs are never opened on the
@@ -138,7 +161,11 @@ impl FileImpl for GoferFile {
     }
 
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
-        Some(Arc::new(HostMappable { fd: self.fd.clone(), dev: self.stat.dev, ino: self.stat.ino }))
+        Some(Arc::new(HostMappable {
+            fd: self.fd.clone(),
+            dev: self.stat.dev,
+            ino: self.stat.ino,
+        }))
     }
 }
 
@@ -183,7 +210,19 @@ impl FileImpl for GoferDir {
 
     fn getdents(&self, pos: u64, max_bytes: usize) -> SysResult<Vec<DirEntry>> {
         let max = max_bytes.min(60 * 1024) as u32;
-        let ents = self.fs.client.getdents(self.fid, pos, max).map_err(Errno::from)?;
-        Ok(ents.into_iter().map(|d| DirEntry { ino: d.ino, next: d.next_cookie, kind: d.kind, name: d.name }).collect())
+        let ents = self
+            .fs
+            .client
+            .getdents(self.fid, pos, max)
+            .map_err(Errno::from)?;
+        Ok(ents
+            .into_iter()
+            .map(|d| DirEntry {
+                ino: d.ino,
+                next: d.next_cookie,
+                kind: d.kind,
+                name: d.name,
+            })
+            .collect())
     }
 }

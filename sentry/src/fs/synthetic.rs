@@ -23,7 +23,14 @@ impl EmptyDir {
     }
 
     fn attrs(&self) -> Stat {
-        Stat { dev: 0x11, ino: self.ino, mode: libc::S_IFDIR | 0o555, nlink: 2, blksize: 4096, ..Default::default() }
+        Stat {
+            dev: 0x11,
+            ino: self.ino,
+            mode: libc::S_IFDIR | 0o555,
+            nlink: 2,
+            blksize: 4096,
+            ..Default::default()
+        }
     }
 }
 
@@ -55,8 +62,18 @@ impl FileImpl for EmptyDirFile {
     }
     fn getdents(&self, pos: u64, _max: usize) -> SysResult<Vec<DirEntry>> {
         let all = [
-            DirEntry { ino: self.stat.ino, next: 1, kind: libc::DT_DIR, name: b".".to_vec() },
-            DirEntry { ino: 1, next: 2, kind: libc::DT_DIR, name: b"..".to_vec() },
+            DirEntry {
+                ino: self.stat.ino,
+                next: 1,
+                kind: libc::DT_DIR,
+                name: b".".to_vec(),
+            },
+            DirEntry {
+                ino: 1,
+                next: 2,
+                kind: libc::DT_DIR,
+                name: b"..".to_vec(),
+            },
         ];
         Ok(all.into_iter().skip(pos as usize).collect())
     }
@@ -71,7 +88,11 @@ pub struct MaskedRoot {
 impl MaskedRoot {
     /// Wraps the real root `inner`.
     pub fn new(inner: Arc<dyn Inode>) -> Arc<MaskedRoot> {
-        let masks = MASKED.iter().enumerate().map(|(i, n)| (n.to_vec(), EmptyDir::new(0xffff_0000 + i as u64))).collect();
+        let masks = MASKED
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_vec(), EmptyDir::new(0xffff_0000 + i as u64)))
+            .collect();
         Arc::new(MaskedRoot { inner, masks })
     }
 }

@@ -88,7 +88,11 @@ impl Mappable for Unmappable {
 
 /// Opens `path` for execution: a regular file with an execute bit the caller may use.
 /// Returns the file and its absolute path in the container.
-fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<(Arc<dyn ExecFile>, Vec<u8>)> {
+fn open_exec(
+    fs: &FsContext,
+    creds: &Credentials,
+    path: &[u8],
+) -> SysResult<(Arc<dyn ExecFile>, Vec<u8>)> {
     let d = resolve(fs, &fs.cwd, path, Follow::Yes)?;
     let st = d.inode().stat()?;
     if st.is_dir() || !st.is_regular() {
@@ -144,22 +148,28 @@ pub fn lookup_path(fs: &FsContext, envp: &[Vec<u8>], name: &[u8]) -> SysResult<V
 
 /// Loads `req` into a new address space of `kernel`'s platform. Must run on the host
 /// thread that will drive the new task (the platform binds the space to it).
-pub fn load(kernel: &Kernel, fs: &FsContext, creds: &Credentials, stack_limit: u64, req: ExecRequest) -> SysResult<Image> {
+pub fn load(
+    kernel: &Kernel,
+    fs: &FsContext,
+    creds: &Credentials,
+    stack_limit: u64,
+    req: ExecRequest,
+) -> SysResult<Image> {
     let mut path = req.path.clone();
     let mut argv = req.argv;
     let (mut file, mut exe) = open_exec(fs, creds, &path)?;
     for depth in 0..=MAX_INTERP_DEPTH {
         let mut head = [0u8; 256];
         let n = file.read_at(&mut head, 0)?;
-        if n < 2 || &head[..2] != b"#!" {
+        if !loader::script::is_script(&head[..n]) {
             break;
         }
         if depth == MAX_INTERP_DEPTH {
             return Err(Errno::ELOOP);
         }
-        let script = loader::script::parse(&head[..n], &path, &argv)?;
-        path = script.interpreter.clone();
-        argv = script.argv;
+        let shebang = loader::script::parse_shebang(&head[..n])?;
+        argv = shebang.argv(&path, &argv);
+        path = shebang.interp.clone();
         (file, exe) = open_exec(fs, creds, &path)?;
     }
 
@@ -174,7 +184,11 @@ pub fn load(kernel: &Kernel, fs: &FsContext, creds: &Credentials, stack_limit: u
     let mut mm = MemoryManager::new(space, platform.min_user_address(), max, mmap_top);
 
     let open_interp = |p: &[u8]| -> SysResult<Arc<dyn ExecFile>> {
-        let root_fs = FsContext { root: fs.root.clone(), cwd: fs.root.clone(), umask: fs.umask };
+        let root_fs = FsContext {
+            root: fs.root.clone(),
+            cwd: fs.root.clone(),
+            umask: fs.umask,
+        };
         open_exec(&root_fs, creds, p).map(|(f, _)| f)
     };
     let image = loader::elf::load_elf(&mut mm, &file, &open_interp)?;

@@ -26,15 +26,39 @@ impl Default for Limits {
     /// Linux's defaults for a process started by init, with a container-sized
     /// NOFILE as Docker and runc give.
     fn default() -> Self {
-        let inf = Limit { cur: INFINITY, max: INFINITY };
+        let inf = Limit {
+            cur: INFINITY,
+            max: INFINITY,
+        };
         let mut l = [inf; NLIMITS];
-        l[libc::RLIMIT_STACK as usize] = Limit { cur: 8 << 20, max: INFINITY };
-        l[libc::RLIMIT_CORE as usize] = Limit { cur: 0, max: INFINITY };
-        l[libc::RLIMIT_NOFILE as usize] = Limit { cur: 1024, max: 1024 * 1024 };
-        l[libc::RLIMIT_MEMLOCK as usize] = Limit { cur: 8 << 20, max: 8 << 20 };
-        l[libc::RLIMIT_NPROC as usize] = Limit { cur: 0x1_0000, max: 0x1_0000 };
-        l[libc::RLIMIT_SIGPENDING as usize] = Limit { cur: 0x1_0000, max: 0x1_0000 };
-        l[libc::RLIMIT_MSGQUEUE as usize] = Limit { cur: 819_200, max: 819_200 };
+        l[libc::RLIMIT_STACK as usize] = Limit {
+            cur: 8 << 20,
+            max: INFINITY,
+        };
+        l[libc::RLIMIT_CORE as usize] = Limit {
+            cur: 0,
+            max: INFINITY,
+        };
+        l[libc::RLIMIT_NOFILE as usize] = Limit {
+            cur: 1024,
+            max: 1024 * 1024,
+        };
+        l[libc::RLIMIT_MEMLOCK as usize] = Limit {
+            cur: 8 << 20,
+            max: 8 << 20,
+        };
+        l[libc::RLIMIT_NPROC as usize] = Limit {
+            cur: 0x1_0000,
+            max: 0x1_0000,
+        };
+        l[libc::RLIMIT_SIGPENDING as usize] = Limit {
+            cur: 0x1_0000,
+            max: 0x1_0000,
+        };
+        l[libc::RLIMIT_MSGQUEUE as usize] = Limit {
+            cur: 819_200,
+            max: 819_200,
+        };
         l[libc::RLIMIT_NICE as usize] = Limit { cur: 0, max: 0 };
         l[libc::RLIMIT_RTPRIO as usize] = Limit { cur: 0, max: 0 };
         Limits(l)
@@ -57,7 +81,7 @@ impl Limits {
         if new.max > old.max && !privileged {
             return Err(Errno::EPERM);
         }
-        if resource == libc::RLIMIT_NOFILE as u32 && new.max > NR_OPEN {
+        if resource == libc::RLIMIT_NOFILE && new.max > NR_OPEN {
             return Err(Errno::EPERM);
         }
         self.0[resource as usize] = new;
@@ -77,11 +101,27 @@ mod tests {
     #[test]
     fn checks() {
         let mut l = Limits::default();
-        let n = libc::RLIMIT_NOFILE as u32;
-        assert_eq!(l.set(n, Limit { cur: 10, max: 5 }, true), Err(Errno::EINVAL));
+        let n = libc::RLIMIT_NOFILE;
+        assert_eq!(
+            l.set(n, Limit { cur: 10, max: 5 }, true),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(l.set(n, Limit { cur: 10, max: 20 }, false), Ok(()));
-        assert_eq!(l.set(n, Limit { cur: 10, max: 30 }, false), Err(Errno::EPERM));
-        assert_eq!(l.set(n, Limit { cur: 10, max: NR_OPEN + 1 }, true), Err(Errno::EPERM));
+        assert_eq!(
+            l.set(n, Limit { cur: 10, max: 30 }, false),
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            l.set(
+                n,
+                Limit {
+                    cur: 10,
+                    max: NR_OPEN + 1
+                },
+                true
+            ),
+            Err(Errno::EPERM)
+        );
         assert_eq!(l.get(99), Err(Errno::EINVAL));
         assert_eq!(l.soft(n), 10);
     }

@@ -41,7 +41,12 @@ pub struct Kernel {
 
 impl Kernel {
     /// A kernel over `platform` serving `root`.
-    pub fn new(platform: Arc<dyn Platform>, root: Arc<Dentry>, hostname: String, strace: bool) -> Arc<Kernel> {
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        root: Arc<Dentry>,
+        hostname: String,
+        strace: bool,
+    ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
             root,

@@ -30,13 +30,21 @@ impl SigAction {
     /// Decodes the kernel layout.
     pub fn from_bytes(b: &[u8; 32]) -> Self {
         let w = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        SigAction { handler: w(0), flags: w(1), restorer: w(2), mask: w(3) }
+        SigAction {
+            handler: w(0),
+            flags: w(1),
+            restorer: w(2),
+            mask: w(3),
+        }
     }
 
     /// Encodes the kernel layout.
     pub fn to_bytes(self) -> [u8; 32] {
         let mut b = [0u8; 32];
-        for (i, v) in [self.handler, self.flags, self.restorer, self.mask].iter().enumerate() {
+        for (i, v) in [self.handler, self.flags, self.restorer, self.mask]
+            .iter()
+            .enumerate()
+        {
             b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         b
@@ -61,7 +69,10 @@ pub struct SignalState {
 
 impl Default for SignalState {
     fn default() -> Self {
-        SignalState { actions: [SigAction::default(); MAX_SIGNAL as usize], mask: 0 }
+        SignalState {
+            actions: [SigAction::default(); MAX_SIGNAL as usize],
+            mask: 0,
+        }
     }
 }
 

@@ -146,8 +146,14 @@ impl Task {
                 Err(e) => {
                     // The platform lost the thread (the stub died or was killed from
                     // outside): the task cannot go on, as after a SIGKILL.
-                    tracing::error!(tid = self.tid, "platform switch failed: {e}; killing the task");
-                    return ExitStatus::Signaled { signo: libc::SIGKILL, core: false };
+                    tracing::error!(
+                        tid = self.tid,
+                        "platform switch failed: {e}; killing the task"
+                    );
+                    return ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    };
                 }
             };
             match event {
@@ -160,7 +166,14 @@ impl Task {
 
     fn handle_syscall(&mut self) {
         let nr = self.regs.orig_rax;
-        let args = [self.regs.rdi, self.regs.rsi, self.regs.rdx, self.regs.r10, self.regs.r8, self.regs.r9];
+        let args = [
+            self.regs.rdi,
+            self.regs.rsi,
+            self.regs.rdx,
+            self.regs.r10,
+            self.regs.r8,
+            self.regs.r9,
+        ];
         let result = syscalls::dispatch(self, nr, args);
         match result {
             Err(e) if e.is_restart() => {
@@ -178,7 +191,14 @@ impl Task {
     fn handle_fault(&mut self, signo: i32, code: i32, addr: u64) {
         // Handlers for synchronous signals arrive with signal delivery; until then a
         // fault takes its default action, which for all of these is to dump core.
-        tracing::info!(tid = self.tid, signo, code, addr = format_args!("{addr:#x}"), rip = format_args!("{:#x}", self.regs.rip), "fatal fault");
+        tracing::info!(
+            tid = self.tid,
+            signo,
+            code,
+            addr = format_args!("{addr:#x}"),
+            rip = format_args!("{:#x}", self.regs.rip),
+            "fatal fault"
+        );
         self.exit = Some(ExitStatus::Signaled { signo, core: true });
     }
 }

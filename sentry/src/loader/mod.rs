@@ -8,6 +8,9 @@ pub mod elf;
 pub mod script;
 pub mod stack;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use crate::errno::SysResult;

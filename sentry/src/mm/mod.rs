@@ -5,6 +5,11 @@
 
 pub mod io;
 
+#[cfg(test)]
+pub mod fake;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -174,7 +179,10 @@ impl MemoryManager {
     }
 
     fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+        self.vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
     }
 
     /// True if every byte of `[start, end)` is mapped.
@@ -204,10 +212,10 @@ impl MemoryManager {
             }
             top = top.min(v.start);
         }
-        if top >= self.min_addr + len {
-            return Ok(top - len);
+        match top.checked_sub(len) {
+            Some(a) if a >= self.min_addr => Ok(a),
+            _ => Err(Errno::ENOMEM),
         }
-        Err(Errno::ENOMEM)
     }
 
     /// Removes `[start, end)` from the bookkeeping, splitting VMAs at its edges.
@@ -219,7 +227,9 @@ impl MemoryManager {
             .map(|(k, _)| *k)
             .collect();
         for k in hit {
-            let Some(v) = self.vmas.remove(&k) else { continue };
+            let Some(v) = self.vmas.remove(&k) else {
+                continue;
+            };
             if v.start < start {
                 self.vmas.insert(v.start, v.slice(v.start, start));
             }
@@ -232,9 +242,13 @@ impl MemoryManager {
     fn apply_map(&self, v: &Vma) -> SysResult<()> {
         let backing = match &v.backing {
             VmaBacking::Anonymous => Backing::Anonymous,
-            VmaBacking::File { file, offset } => Backing::File { fd: file.host_fd(), offset: *offset },
+            VmaBacking::File { file, offset } => Backing::File {
+                fd: file.host_fd(),
+                offset: *offset,
+            },
         };
-        self.space.map(v.start, v.end - v.start, v.prot, v.shared, backing)
+        self.space
+            .map(v.start, v.end - v.start, v.prot, v.shared, backing)
     }
 
     /// `mmap(2)`: returns the address of the new mapping.
@@ -244,13 +258,13 @@ impl MemoryManager {
         }
         let len = page_round_up(req.len).ok_or(Errno::ENOMEM)?;
         if let VmaBacking::File { offset, .. } = &req.backing {
-            if offset % PAGE_SIZE != 0 {
+            if !offset.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
         }
         let addr = if req.fixed || req.fixed_noreplace {
-            if req.addr % PAGE_SIZE != 0 {
+            if !req.addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
             let end = self.range_ok(req.addr, len)?;
@@ -261,7 +275,13 @@ impl MemoryManager {
         } else {
             let hint = req.addr & !(PAGE_SIZE - 1);
             match hint.checked_add(len) {
-                Some(end) if hint >= self.min_addr && end <= self.max_addr && !self.overlaps(hint, end) => hint,
+                Some(end)
+                    if hint >= self.min_addr
+                        && end <= self.max_addr
+                        && !self.overlaps(hint, end) =>
+                {
+                    hint
+                }
                 _ => self.find_free(len)?,
             }
         };
@@ -281,7 +301,7 @@ impl MemoryManager {
 
     /// `munmap(2)`.
     pub fn munmap(&mut self, addr: u64, len: u64) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return Err(Errno::EINVAL);
         }
         let len = page_round_up(len).ok_or(Errno::EINVAL)?;
@@ -299,8 +319,12 @@ impl MemoryManager {
 
     /// `mprotect(2)`.
     pub fn mprotect(&mut self, addr: u64, len: u64, prot: i32) -> SysResult<()> {
-        const KNOWN: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP;
-        if addr % PAGE_SIZE != 0 || prot & !KNOWN != 0 {
+        const KNOWN: i32 = libc::PROT_READ
+            | libc::PROT_WRITE
+            | libc::PROT_EXEC
+            | libc::PROT_GROWSDOWN
+            | libc::PROT_GROWSUP;
+        if !addr.is_multiple_of(PAGE_SIZE) || prot & !KNOWN != 0 {
             return Err(Errno::EINVAL);
         }
         if len == 0 {
@@ -332,8 +356,12 @@ impl MemoryManager {
         if want < self.brk_start || self.brk_start == 0 {
             return self.brk;
         }
-        let Some(new_end) = page_round_up(want) else { return self.brk };
-        let Some(old_end) = page_round_up(self.brk) else { return self.brk };
+        let Some(new_end) = page_round_up(want) else {
+            return self.brk;
+        };
+        let Some(old_end) = page_round_up(self.brk) else {
+            return self.brk;
+        };
         if new_end > old_end {
             if new_end > self.max_addr || self.overlaps(old_end, new_end) {
                 return self.brk;
@@ -349,7 +377,16 @@ impl MemoryManager {
             if self.apply_map(&vma).is_err() {
                 return self.brk;
             }
-            self.vmas.insert(vma.start, vma);
+            // Extend the heap VMA rather than stacking a new one per call, so the
+            // heap stays one `[heap]` region.
+            match self.vmas.range_mut(..old_end).next_back() {
+                Some((_, prev)) if prev.end == old_end && prev.role == VmaRole::Heap => {
+                    prev.end = new_end
+                }
+                _ => {
+                    self.vmas.insert(vma.start, vma);
+                }
+            }
         } else if new_end < old_end {
             if self.space.unmap(new_end, old_end - new_end).is_err() {
                 return self.brk;
@@ -361,8 +398,17 @@ impl MemoryManager {
     }
 
     /// `mremap(2)`.
-    pub fn mremap(&mut self, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult<u64> {
-        if old % PAGE_SIZE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+    pub fn mremap(
+        &mut self,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> SysResult<u64> {
+        if !old.is_multiple_of(PAGE_SIZE)
+            || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        {
             return Err(Errno::EINVAL);
         }
         if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
@@ -396,18 +442,24 @@ impl MemoryManager {
             // Grow in place when the space after is free: map the extension with the
             // same backing, continuing the file offset.
             let grow_end = old.checked_add(new_len).ok_or(Errno::ENOMEM)?;
-            if old_end == vma.end && grow_end <= self.max_addr && !self.overlaps(old_end, grow_end) {
+            if old_end == vma.end && grow_end <= self.max_addr && !self.overlaps(old_end, grow_end)
+            {
                 let mut ext = vma.slice(vma.start, vma.end);
                 ext.backing = match &vma.backing {
                     VmaBacking::Anonymous => VmaBacking::Anonymous,
-                    VmaBacking::File { file, .. } => {
-                        VmaBacking::File { file: file.clone(), offset: vma.file_offset_at(old_end) }
-                    }
+                    VmaBacking::File { file, .. } => VmaBacking::File {
+                        file: file.clone(),
+                        offset: vma.file_offset_at(old_end),
+                    },
                 };
                 ext.start = old_end;
                 ext.end = grow_end;
                 self.apply_map(&ext)?;
-                self.vmas.insert(ext.start, ext);
+                // One VMA, as Linux keeps it: a later mremap of the whole grown range
+                // must find it in a single VMA.
+                if let Some(v) = self.vmas.get_mut(&vma.start) {
+                    v.end = grow_end;
+                }
                 return Ok(old);
             }
             if flags & MREMAP_MAYMOVE == 0 {
@@ -415,10 +467,12 @@ impl MemoryManager {
             }
         }
         let dest = if fixed {
-            if new_addr % PAGE_SIZE != 0 {
+            if !new_addr.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
-            let dest_end = self.range_ok(new_addr, new_len).map_err(|_| Errno::EINVAL)?;
+            let dest_end = self
+                .range_ok(new_addr, new_len)
+                .map_err(|_| Errno::EINVAL)?;
             if new_addr < old_end && old < dest_end {
                 return Err(Errno::EINVAL);
             }
@@ -439,7 +493,7 @@ impl MemoryManager {
     /// `madvise(2)`. MADV_DONTNEED drops private pages (anonymous ones read back as
     /// zero, private file pages as the file); other advice is accepted as a hint.
     pub fn madvise(&mut self, addr: u64, len: u64, advice: i32) -> SysResult<()> {
-        if addr % PAGE_SIZE != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) {
             return Err(Errno::EINVAL);
         }
         let known = [
@@ -488,6 +542,10 @@ impl MemoryManager {
 
     /// The VMA containing `addr`, if any.
     pub fn vma_at(&self, addr: u64) -> Option<&Vma> {
-        self.vmas.range(..=addr).next_back().map(|(_, v)| v).filter(|v| v.end > addr)
+        self.vmas
+            .range(..=addr)
+            .next_back()
+            .map(|(_, v)| v)
+            .filter(|v| v.end > addr)
     }
 }

@@ -87,8 +87,14 @@ pub trait Platform: Send + Sync {
 pub trait AddressSpace: Send + Sync {
     /// Maps `[addr, addr+len)` exactly (MAP_FIXED semantics: it replaces what was there).
     /// `prot` is `PROT_*`; `shared` selects MAP_SHARED over MAP_PRIVATE.
-    fn map(&self, addr: u64, len: u64, prot: i32, shared: bool, backing: Backing<'_>)
-        -> SysResult<()>;
+    fn map(
+        &self,
+        addr: u64,
+        len: u64,
+        prot: i32,
+        shared: bool,
+        backing: Backing<'_>,
+    ) -> SysResult<()>;
 
     /// Removes `[addr, addr+len)`.
     fn unmap(&self, addr: u64, len: u64) -> SysResult<()>;

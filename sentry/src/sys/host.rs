@@ -19,7 +19,14 @@ pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> SysResult<usize> {
     loop {
         // SAFETY: buf is a valid writable slice of buf.len() bytes for the duration
         // of the call; fd is a live borrowed descriptor.
-        let r = unsafe { libc::pread64(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), off as i64) };
+        let r = unsafe {
+            libc::pread64(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                off as i64,
+            )
+        };
         match check(r) {
             Err(Errno::EINTR) => continue,
             other => return other,
@@ -31,7 +38,8 @@ pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], off: u64) -> SysResult<usize> {
 pub fn pwrite(fd: BorrowedFd<'_>, buf: &[u8], off: u64) -> SysResult<usize> {
     loop {
         // SAFETY: buf is a valid readable slice; fd is a live borrowed descriptor.
-        let r = unsafe { libc::pwrite64(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as i64) };
+        let r =
+            unsafe { libc::pwrite64(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as i64) };
         match check(r) {
             Err(Errno::EINTR) => continue,
             other => return other,
@@ -123,7 +131,10 @@ pub fn hwcap() -> u64 {
 
 /// Reads a host clock.
 pub fn clock_gettime(clock: libc::clockid_t) -> SysResult<libc::timespec> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid writable timespec.
     let r = unsafe { libc::clock_gettime(clock, &mut ts) };
     if r < 0 {
@@ -134,7 +145,10 @@ pub fn clock_gettime(clock: libc::clockid_t) -> SysResult<libc::timespec> {
 
 /// The resolution of a host clock.
 pub fn clock_getres(clock: libc::clockid_t) -> SysResult<libc::timespec> {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid writable timespec.
     let r = unsafe { libc::clock_getres(clock, &mut ts) };
     if r < 0 {

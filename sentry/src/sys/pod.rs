@@ -19,10 +19,23 @@ macro_rules! pod {
 }
 
 pod!(
-    u8, u16, u32, u64, i32, i64,
-    libc::timespec, libc::timeval, libc::rlimit, libc::utsname,
-    libc::stat, libc::iovec, libc::sigset_t, libc::tms, libc::rusage,
-    libc::winsize, libc::user_regs_struct,
+    u8,
+    u16,
+    u32,
+    u64,
+    i32,
+    i64,
+    libc::timespec,
+    libc::timeval,
+    libc::rlimit,
+    libc::utsname,
+    libc::stat,
+    libc::iovec,
+    libc::sigset_t,
+    libc::tms,
+    libc::rusage,
+    libc::winsize,
+    libc::user_regs_struct,
 );
 
 /// The bytes of `v`.
@@ -53,7 +66,10 @@ mod tests {
 
     #[test]
     fn roundtrip() {
-        let t = libc::timespec { tv_sec: 5, tv_nsec: 7 };
+        let t = libc::timespec {
+            tv_sec: 5,
+            tv_nsec: 7,
+        };
         let b = bytes_of(&t).to_vec();
         let u: libc::timespec = from_bytes(&b);
         assert_eq!((u.tv_sec, u.tv_nsec), (5, 7));

@@ -25,7 +25,7 @@ const CAP_FOWNER: u32 = 3;
 const O_TMPFILE: i32 = libc::O_TMPFILE;
 
 fn rlimit_nofile(task: &Task) -> SysResult<u64> {
-    Ok(task.limits()?.soft(libc::RLIMIT_NOFILE as u32))
+    Ok(task.limits()?.soft(libc::RLIMIT_NOFILE))
 }
 
 fn install(task: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
@@ -40,10 +40,18 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
         // Unnamed temporary files need a writable filesystem; the root is served
         // read-only until the overlay lands.
         let d = resolve(&task.fs, &at_dir(task, dirfd, path)?, path, Follow::Yes)?;
-        return Err(if d.inode().stat()?.is_dir() { Errno::EROFS } else { Errno::ENOTDIR });
+        return Err(if d.inode().stat()?.is_dir() {
+            Errno::EROFS
+        } else {
+            Errno::ENOTDIR
+        });
     }
     let start = at_dir(task, dirfd, path)?;
-    let follow = if flags & libc::O_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let follow = if flags & libc::O_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
     let dentry = match resolve(&task.fs, &start, path, follow) {
         Ok(d) => {
             if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
@@ -55,7 +63,12 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
             // The parent must exist for a create; creating is refused on the
             // read-only root.
             let (parent, _) = resolve_parent(&task.fs, &start, path)?;
-            perm::check(&task.creds, &parent.inode().stat()?, MAY_WRITE | MAY_EXEC, false)?;
+            perm::check(
+                &task.creds,
+                &parent.inode().stat()?,
+                MAY_WRITE | MAY_EXEC,
+                false,
+            )?;
             return Err(Errno::EROFS);
         }
         Err(e) => return Err(e),
@@ -67,7 +80,11 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
             return Err(Errno::ENOTDIR);
         }
         let imp = Box::new(PathOnly::new(dentry.inode().clone()));
-        let file = OpenFile::new(imp, Some(dentry), flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW));
+        let file = OpenFile::new(
+            imp,
+            Some(dentry),
+            flags & (libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW),
+        );
         return install(task, file, cloexec);
     }
     if st.is_symlink() {
@@ -86,9 +103,14 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
         libc::O_RDWR => MAY_READ | MAY_WRITE,
         _ => return Err(Errno::EINVAL),
     };
-    let want = if flags & libc::O_TRUNC != 0 { want | MAY_WRITE } else { want };
+    let want = if flags & libc::O_TRUNC != 0 {
+        want | MAY_WRITE
+    } else {
+        want
+    };
     perm::check(&task.creds, &st, want, false)?;
-    if flags & libc::O_NOATIME != 0 && st.uid != task.creds.fsuid && !task.creds.has_cap(CAP_FOWNER) {
+    if flags & libc::O_NOATIME != 0 && st.uid != task.creds.fsuid && !task.creds.has_cap(CAP_FOWNER)
+    {
         return Err(Errno::EPERM);
     }
     let imp = dentry.inode().open(flags)?;
@@ -121,7 +143,13 @@ fn check_count(count: u64) -> usize {
 
 /// Reads from `file` into app memory at `addr`, up to `count` bytes, at the file
 /// position (`offset` None) or at `offset`.
-fn read_into(task: &Task, file: &OpenFile, addr: u64, count: usize, offset: Option<i64>) -> SysResult<usize> {
+fn read_into(
+    task: &Task,
+    file: &OpenFile,
+    addr: u64,
+    count: usize,
+    offset: Option<i64>,
+) -> SysResult<usize> {
     let mut done = 0usize;
     let seekable = file.imp().seekable();
     while done < count || count == 0 {
@@ -152,7 +180,13 @@ fn read_into(task: &Task, file: &OpenFile, addr: u64, count: usize, offset: Opti
 }
 
 /// Writes app memory at `addr` to `file`, `count` bytes.
-fn write_from(task: &Task, file: &OpenFile, addr: u64, count: usize, offset: Option<i64>) -> SysResult<usize> {
+fn write_from(
+    task: &Task,
+    file: &OpenFile,
+    addr: u64,
+    count: usize,
+    offset: Option<i64>,
+) -> SysResult<usize> {
     if count == 0 {
         // A zero-length write still checks the descriptor.
         return match offset {
@@ -244,7 +278,12 @@ fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>>
     Ok(out)
 }
 
-fn readv_at(task: &Task, file: &OpenFile, iov: &[(u64, usize)], offset: Option<i64>) -> SysResult<u64> {
+fn readv_at(
+    task: &Task,
+    file: &OpenFile,
+    iov: &[(u64, usize)],
+    offset: Option<i64>,
+) -> SysResult<u64> {
     let mut total = 0usize;
     for &(base, len) in iov {
         let room = (MAX_RW_COUNT as usize).saturating_sub(total).min(len);
@@ -269,9 +308,18 @@ fn readv_at(task: &Task, file: &OpenFile, iov: &[(u64, usize)], offset: Option<i
     Ok(total as u64)
 }
 
-fn writev_at(task: &Task, file: &OpenFile, iov: &[(u64, usize)], offset: Option<i64>) -> SysResult<u64> {
+fn writev_at(
+    task: &Task,
+    file: &OpenFile,
+    iov: &[(u64, usize)],
+    offset: Option<i64>,
+) -> SysResult<u64> {
     // Gather into one buffer so a single write is atomic, as on a pipe or terminal.
-    let total: usize = iov.iter().map(|&(_, l)| l).sum::<usize>().min(MAX_RW_COUNT as usize);
+    let total: usize = iov
+        .iter()
+        .map(|&(_, l)| l)
+        .sum::<usize>()
+        .min(MAX_RW_COUNT as usize);
     if total <= CHUNK {
         let mut buf = Vec::with_capacity(total);
         for &(base, len) in iov {
@@ -372,7 +420,11 @@ fn stat_target(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult<St
         return file_arg(task, dirfd as u64)?.stat();
     }
     let start = at_dir(task, dirfd, path)?;
-    let follow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 { Follow::No } else { Follow::Yes };
+    let follow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
+        Follow::No
+    } else {
+        Follow::Yes
+    };
     resolve(&task.fs, &start, path, follow)?.inode().stat()
 }
 
@@ -523,7 +575,10 @@ fn do_access(task: &Task, dirfd: i32, path: &[u8], mode: u32, flags: i32) -> Sys
         return Ok(0);
     }
     perm::check(&task.creds, &st, mode, flags & libc::AT_EACCESS == 0)?;
-    if mode & MAY_WRITE != 0 && (st.is_regular() || st.is_dir() || st.is_symlink()) && path_on_readonly_root(task) {
+    if mode & MAY_WRITE != 0
+        && (st.is_regular() || st.is_dir() || st.is_symlink())
+        && path_on_readonly_root(task)
+    {
         return Err(Errno::EROFS);
     }
     Ok(0)
@@ -573,7 +628,11 @@ pub fn ioctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 b
             });
             let fl = file.flags();
-            file.set_flags(if on != 0 { fl | libc::O_NONBLOCK } else { fl & !libc::O_NONBLOCK });
+            file.set_flags(if on != 0 {
+                fl | libc::O_NONBLOCK
+            } else {
+                fl & !libc::O_NONBLOCK
+            });
             Ok(0)
         }
         _ => {
@@ -635,11 +694,15 @@ pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
             if min < 0 || min as u64 >= limit {
                 return Err(Errno::EINVAL);
             }
-            Ok(task.fds()?.insert_from(min as i32, file, cmd == libc::F_DUPFD_CLOEXEC, limit)? as u64)
+            Ok(task
+                .fds()?
+                .insert_from(min as i32, file, cmd == libc::F_DUPFD_CLOEXEC, limit)?
+                as u64)
         }
         libc::F_GETFD => Ok(task.fds()?.entry(fd)?.cloexec as u64),
         libc::F_SETFD => {
-            task.fds()?.set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
+            task.fds()?
+                .set_cloexec(fd, a[2] & libc::FD_CLOEXEC as u64 != 0)?;
             Ok(0)
         }
         libc::F_GETFL => Ok(task.fds()?.get(fd)?.flags() as u64),

@@ -10,7 +10,14 @@ use crate::syscalls::Args;
 pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
     const FIELD: usize = 65;
     let hostname = task.kernel.hostname.lock().map_err(|_| Errno::EIO)?.clone();
-    let fields: [&[u8]; 6] = [b"Linux", hostname.as_bytes(), RELEASE.as_bytes(), VERSION.as_bytes(), b"x86_64", b"(none)"];
+    let fields: [&[u8]; 6] = [
+        b"Linux",
+        hostname.as_bytes(),
+        RELEASE.as_bytes(),
+        VERSION.as_bytes(),
+        b"x86_64",
+        b"(none)",
+    ];
     let mut out = vec![0u8; FIELD * 6];
     for (i, f) in fields.iter().enumerate() {
         let n = f.len().min(FIELD - 1);

@@ -7,7 +7,11 @@ use crate::mm::{MmapRequest, VmaBacking, VmaRole};
 use crate::platform::PAGE_SIZE;
 use crate::syscalls::{file_arg, Args};
 
-const PROT_ALL: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC | libc::PROT_GROWSDOWN | libc::PROT_GROWSUP;
+const PROT_ALL: i32 = libc::PROT_READ
+    | libc::PROT_WRITE
+    | libc::PROT_EXEC
+    | libc::PROT_GROWSDOWN
+    | libc::PROT_GROWSUP;
 const MAP_SHARED_VALIDATE: i32 = 3;
 const MAP_TYPE: i32 = 0xf;
 /// Flags MAP_SHARED_VALIDATE knows; anything else there is `EOPNOTSUPP`.
@@ -35,8 +39,9 @@ pub fn brk(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `mmap(2)`.
 pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let (addr, len, prot, flags, fd, off) = (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
-    if off % PAGE_SIZE != 0 || prot & !PROT_ALL != 0 || len == 0 {
+    let (addr, len, prot, flags, fd, off) =
+        (a[0], a[1], a[2] as i32, a[3] as i32, a[4] as i32, a[5]);
+    if !off.is_multiple_of(PAGE_SIZE) || prot & !PROT_ALL != 0 || len == 0 {
         return Err(Errno::EINVAL);
     }
     let shared = match flags & MAP_TYPE {
@@ -66,7 +71,10 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
             return Err(Errno::EACCES);
         }
         let m = file.imp().mappable().ok_or(Errno::ENODEV)?;
-        VmaBacking::File { file: m, offset: off }
+        VmaBacking::File {
+            file: m,
+            offset: off,
+        }
     };
     let req = MmapRequest {
         addr,

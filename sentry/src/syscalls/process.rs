@@ -134,11 +134,21 @@ pub fn arch_prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 fn read_limit(task: &Task, addr: u64) -> SysResult<Limit> {
     let r: libc::rlimit = io::read_struct(task.mem(), addr)?;
-    Ok(Limit { cur: r.rlim_cur, max: r.rlim_max })
+    Ok(Limit {
+        cur: r.rlim_cur,
+        max: r.rlim_max,
+    })
 }
 
 fn write_limit(task: &Task, addr: u64, l: Limit) -> SysResult<()> {
-    io::write_struct(task.mem(), addr, &libc::rlimit { rlim_cur: l.cur, rlim_max: l.max })
+    io::write_struct(
+        task.mem(),
+        addr,
+        &libc::rlimit {
+            rlim_cur: l.cur,
+            rlim_max: l.max,
+        },
+    )
 }
 
 const CAP_SYS_RESOURCE: u32 = 24;
@@ -150,7 +160,11 @@ pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::ESRCH);
     }
     let res = a[1] as u32;
-    let new = if a[2] != 0 { Some(read_limit(task, a[2])?) } else { None };
+    let new = if a[2] != 0 {
+        Some(read_limit(task, a[2])?)
+    } else {
+        None
+    };
     let old = task.limits()?.get(res)?;
     if let Some(new) = new {
         let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
@@ -192,11 +206,14 @@ pub fn sched_getaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
     if pid != 0 && pid != task.tid {
         return Err(Errno::ESRCH);
     }
-    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(1024);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(1024);
     // The kernel's cpumask size: CPUs rounded up to whole longs.
     let mask_bytes = ncpu.div_ceil(64) * 8;
     let len = a[1] as usize;
-    if len < mask_bytes || len % 8 != 0 {
+    if len < mask_bytes || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
     let mut mask = vec![0u8; mask_bytes];

@@ -127,10 +127,37 @@ fn open_flags(v: u64) -> String {
 
 fn signal_name(n: u64) -> String {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1",
-        "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP",
-        "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH",
-        "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     match n {
         1..=31 => NAMES[n as usize - 1].to_string(),
@@ -154,7 +181,10 @@ fn clock_name(n: u64) -> String {
         "10",
         "CLOCK_TAI",
     ];
-    NAMES.get(n as usize).map(|s| s.to_string()).unwrap_or_else(|| (n as i32).to_string())
+    NAMES
+        .get(n as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| (n as i32).to_string())
 }
 
 fn ptr(v: u64) -> String {
@@ -197,7 +227,12 @@ fn format_arg(task: &Task, kind: Arg, args: &Args, i: usize, result: &SysResult<
         Arg::OpenFlags => open_flags(v),
         Arg::Prot => flags(
             v,
-            &[(1, "PROT_READ"), (2, "PROT_WRITE"), (4, "PROT_EXEC"), (0x0100_0000, "PROT_GROWSDOWN")],
+            &[
+                (1, "PROT_READ"),
+                (2, "PROT_WRITE"),
+                (4, "PROT_EXEC"),
+                (0x0100_0000, "PROT_GROWSDOWN"),
+            ],
             "PROT_NONE",
         ),
         Arg::MmapFlags => flags(
@@ -227,7 +262,12 @@ fn format_arg(task: &Task, kind: Arg, args: &Args, i: usize, result: &SysResult<
 
 /// Prints the line for a finished syscall.
 pub fn log(task: &Task, nr: u64, entry: Option<&Entry>, args: &Args, result: &SysResult<u64>) {
-    let mut line = format!("[{:4}:{:4}] {} ", task.tgid, task.tid, String::from_utf8_lossy(&task.comm));
+    let mut line = format!(
+        "[{:4}:{:4}] {} ",
+        task.tgid,
+        task.tid,
+        String::from_utf8_lossy(&task.comm)
+    );
     let kinds: &[Arg] = entry.map(|e| e.args).unwrap_or(&[]);
     match entry {
         Some(e) => line.push_str(e.name),
@@ -264,7 +304,10 @@ mod tests {
 
     #[test]
     fn decoders() {
-        assert_eq!(open_flags((libc::O_RDONLY | libc::O_CLOEXEC) as u64), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(
+            open_flags((libc::O_RDONLY | libc::O_CLOEXEC) as u64),
+            "O_RDONLY|O_CLOEXEC"
+        );
         assert_eq!(open_flags(libc::O_WRONLY as u64), "O_WRONLY");
         assert_eq!(signal_name(11), "SIGSEGV");
         assert_eq!(signal_name(34), "SIGRT2");

@@ -23,7 +23,9 @@ fn host_clock(clock: i32) -> SysResult<libc::clockid_t> {
         libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
         // The app's CPU time is approximated by the time its sentry thread has
         // spent, which includes servicing its syscalls.
-        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => Ok(libc::CLOCK_THREAD_CPUTIME_ID),
+        libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
+            Ok(libc::CLOCK_THREAD_CPUTIME_ID)
+        }
         _ => Err(Errno::EINVAL),
     }
 }
@@ -56,7 +58,10 @@ pub fn clock_getres(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn gettimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
     if a[0] != 0 {
         let ts = host::clock_gettime(libc::CLOCK_REALTIME)?;
-        let tv = libc::timeval { tv_sec: ts.tv_sec, tv_usec: ts.tv_nsec / 1000 };
+        let tv = libc::timeval {
+            tv_sec: ts.tv_sec,
+            tv_usec: ts.tv_nsec / 1000,
+        };
         io::write_struct(task.mem(), a[0], &tv)?;
     }
     if a[1] != 0 {
@@ -91,7 +96,9 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     let clock = a[0] as i32;
     let flags = a[1] as i32;
     let hclock = match clock {
-        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME | libc::CLOCK_TAI => clock,
+        libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME | libc::CLOCK_TAI => {
+            clock
+        }
         libc::CLOCK_PROCESS_CPUTIME_ID => return Err(Errno::EOPNOTSUPP),
         libc::CLOCK_THREAD_CPUTIME_ID => return Err(Errno::EINVAL),
         _ => return Err(Errno::EINVAL),

@@ -37,11 +37,20 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        self.slots.get(fd as usize).and_then(|s| s.as_ref()).ok_or(Errno::EBADF)
+        self.slots
+            .get(fd as usize)
+            .and_then(|s| s.as_ref())
+            .ok_or(Errno::EBADF)
     }
 
     /// Installs `file` at the lowest free fd `>= min`, below `limit` (else `EMFILE`).
-    pub fn insert_from(&mut self, min: i32, file: Arc<OpenFile>, cloexec: bool, limit: u64) -> SysResult<i32> {
+    pub fn insert_from(
+        &mut self,
+        min: i32,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        limit: u64,
+    ) -> SysResult<i32> {
         let min = min.max(0) as usize;
         let limit = limit.min(i32::MAX as u64) as usize;
         let mut fd = min;
@@ -65,7 +74,13 @@ impl FdTable {
 
     /// Installs `file` exactly at `fd` (replacing what was there, as `dup2` does);
     /// returns the replaced description so the caller can drop it outside the lock.
-    pub fn insert_at(&mut self, fd: i32, file: Arc<OpenFile>, cloexec: bool, limit: u64) -> SysResult<Option<FdEntry>> {
+    pub fn insert_at(
+        &mut self,
+        fd: i32,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        limit: u64,
+    ) -> SysResult<Option<FdEntry>> {
         if fd < 0 || fd as u64 >= limit {
             return Err(Errno::EBADF);
         }
@@ -81,7 +96,11 @@ impl FdTable {
         if fd < 0 {
             return Err(Errno::EBADF);
         }
-        let e = self.slots.get_mut(fd as usize).and_then(|s| s.take()).ok_or(Errno::EBADF)?;
+        let e = self
+            .slots
+            .get_mut(fd as usize)
+            .and_then(|s| s.take())
+            .ok_or(Errno::EBADF)?;
         while matches!(self.slots.last(), Some(None)) {
             self.slots.pop();
         }
@@ -104,7 +123,10 @@ impl FdTable {
 
     /// Every open fd with its entry.
     pub fn iter(&self) -> impl Iterator<Item = (i32, &FdEntry)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|e| (i as i32, e)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|e| (i as i32, e)))
     }
 }
 
@@ -130,12 +152,12 @@ mod tests {
         assert_eq!(t.insert(f(), false, 3).unwrap(), 0);
         assert_eq!(t.insert(f(), false, 3).unwrap(), 1);
         assert_eq!(t.insert(f(), false, 3).unwrap(), 2);
-        assert_eq!(t.insert(f(), false, 3).unwrap_err(), Errno::EMFILE);
+        assert_eq!(t.insert(f(), false, 3).err(), Some(Errno::EMFILE));
         t.remove(1).unwrap();
         assert_eq!(t.insert(f(), true, 3).unwrap(), 1);
         assert!(t.entry(1).unwrap().cloexec);
-        assert_eq!(t.remove(7).unwrap_err(), Errno::EBADF);
-        assert_eq!(t.get(-1).unwrap_err(), Errno::EBADF);
+        assert_eq!(t.remove(7).err(), Some(Errno::EBADF));
+        assert_eq!(t.get(-1).err(), Some(Errno::EBADF));
         assert_eq!(t.insert_from(5, f(), false, 10).unwrap(), 5);
         assert!(t.insert_at(10, f(), false, 10).is_err());
     }

@@ -67,7 +67,8 @@ pub struct OpenFile {
 }
 
 /// Status flags `F_SETFL` may change.
-const SETFL_MASK: i32 = libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
+const SETFL_MASK: i32 =
+    libc::O_APPEND | libc::O_NONBLOCK | libc::O_ASYNC | libc::O_DIRECT | libc::O_NOATIME;
 
 impl OpenFile {
     /// Wraps a filesystem's open file. `flags` are the `open(2)` flags it was opened with.
@@ -75,7 +76,14 @@ impl OpenFile {
         Arc::new(OpenFile {
             imp,
             dentry,
-            flags: Mutex::new(flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_TRUNC | libc::O_CLOEXEC)),
+            flags: Mutex::new(
+                flags
+                    & !(libc::O_CREAT
+                        | libc::O_EXCL
+                        | libc::O_NOCTTY
+                        | libc::O_TRUNC
+                        | libc::O_CLOEXEC),
+            ),
             offset: Mutex::new(0),
         })
     }
@@ -189,7 +197,11 @@ impl OpenFile {
                 if offset < 0 || offset >= size {
                     return Err(Errno::ENXIO);
                 }
-                let pos = if whence == libc::SEEK_DATA { offset } else { size };
+                let pos = if whence == libc::SEEK_DATA {
+                    offset
+                } else {
+                    size
+                };
                 *off = pos as u64;
                 return Ok(pos as u64);
             }

@@ -130,7 +130,12 @@ const DENTRY_CACHE_PER_DIR: usize = 4096;
 impl Dentry {
     /// The root of a tree.
     pub fn new_root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
-        Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode, children: Mutex::new(HashMap::new()) })
+        Arc::new(Dentry {
+            name: b"/".to_vec(),
+            parent: None,
+            inode,
+            children: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The inode.

@@ -18,11 +18,19 @@ pub enum Follow {
 }
 
 fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
-    path.split(|&b| b == b'/').filter(|c| !c.is_empty()).map(|c| c.to_vec()).collect()
+    path.split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+        .map(|c| c.to_vec())
+        .collect()
 }
 
 /// Resolves `path` from `start` (used when the path is relative) within `fs`.
-pub fn resolve(fs: &FsContext, start: &Arc<Dentry>, path: &[u8], follow: Follow) -> SysResult<Arc<Dentry>> {
+pub fn resolve(
+    fs: &FsContext,
+    start: &Arc<Dentry>,
+    path: &[u8],
+    follow: Follow,
+) -> SysResult<Arc<Dentry>> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -30,7 +38,11 @@ pub fn resolve(fs: &FsContext, start: &Arc<Dentry>, path: &[u8], follow: Follow)
         return Err(Errno::ENAMETOOLONG);
     }
     let trailing_slash = path.ends_with(b"/");
-    let mut cur = if path[0] == b'/' { fs.root.clone() } else { start.clone() };
+    let mut cur = if path[0] == b'/' {
+        fs.root.clone()
+    } else {
+        start.clone()
+    };
     let mut todo = split(path);
     let mut links = 0u32;
     while let Some(name) = todo.pop_front() {
@@ -79,7 +91,11 @@ pub fn resolve(fs: &FsContext, start: &Arc<Dentry>, path: &[u8], follow: Follow)
 /// Resolves all but the last component of `path`, for calls that create or remove
 /// the last one. Returns the parent directory and the final name (which may be "."
 /// or ".."; callers reject those as Linux does for their operation).
-pub fn resolve_parent(fs: &FsContext, start: &Arc<Dentry>, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+pub fn resolve_parent(
+    fs: &FsContext,
+    start: &Arc<Dentry>,
+    path: &[u8],
+) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -98,7 +114,11 @@ pub fn resolve_parent(fs: &FsContext, start: &Arc<Dentry>, path: &[u8]) -> SysRe
         Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
         None => (&b"."[..], trimmed),
     };
-    let name = if name.is_empty() { b".".to_vec() } else { name.to_vec() };
+    let name = if name.is_empty() {
+        b".".to_vec()
+    } else {
+        name.to_vec()
+    };
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
@@ -132,11 +152,18 @@ mod tests {
                 Node::Link(_) => libc::S_IFLNK | 0o777,
                 Node::File => libc::S_IFREG | 0o644,
             };
-            Ok(Stat { ino: self.ino, mode, ..Default::default() })
+            Ok(Stat {
+                ino: self.ino,
+                mode,
+                ..Default::default()
+            })
         }
         fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
             match &self.node {
-                Node::Dir(m) => m.get(name).map(|i| i.clone() as Arc<dyn Inode>).ok_or(Errno::ENOENT),
+                Node::Dir(m) => m
+                    .get(name)
+                    .map(|i| i.clone() as Arc<dyn Inode>)
+                    .ok_or(Errno::ENOENT),
                 _ => Err(Errno::ENOTDIR),
             }
         }
@@ -152,18 +179,55 @@ mod tests {
     }
 
     fn tree() -> FsContext {
-        let file = Arc::new(TestInode { ino: 3, node: Node::File });
+        let file = Arc::new(TestInode {
+            ino: 3,
+            node: Node::File,
+        });
         let mut sub = HashMap::new();
         sub.insert(b"f".to_vec(), file.clone());
-        sub.insert(b"up".to_vec(), Arc::new(TestInode { ino: 5, node: Node::Link(b"../../../..".to_vec()) }));
-        sub.insert(b"abs".to_vec(), Arc::new(TestInode { ino: 6, node: Node::Link(b"/d/f".to_vec()) }));
-        sub.insert(b"loop".to_vec(), Arc::new(TestInode { ino: 7, node: Node::Link(b"loop".to_vec()) }));
-        sub.insert(b"dangling".to_vec(), Arc::new(TestInode { ino: 8, node: Node::Link(b"nothere".to_vec()) }));
-        let d = Arc::new(TestInode { ino: 2, node: Node::Dir(sub) });
+        sub.insert(
+            b"up".to_vec(),
+            Arc::new(TestInode {
+                ino: 5,
+                node: Node::Link(b"../../../..".to_vec()),
+            }),
+        );
+        sub.insert(
+            b"abs".to_vec(),
+            Arc::new(TestInode {
+                ino: 6,
+                node: Node::Link(b"/d/f".to_vec()),
+            }),
+        );
+        sub.insert(
+            b"loop".to_vec(),
+            Arc::new(TestInode {
+                ino: 7,
+                node: Node::Link(b"loop".to_vec()),
+            }),
+        );
+        sub.insert(
+            b"dangling".to_vec(),
+            Arc::new(TestInode {
+                ino: 8,
+                node: Node::Link(b"nothere".to_vec()),
+            }),
+        );
+        let d = Arc::new(TestInode {
+            ino: 2,
+            node: Node::Dir(sub),
+        });
         let mut top = HashMap::new();
         top.insert(b"d".to_vec(), d);
-        let root = Dentry::new_root(Arc::new(TestInode { ino: 1, node: Node::Dir(top) }));
-        FsContext { root: root.clone(), cwd: root, umask: 0o022 }
+        let root = Dentry::new_root(Arc::new(TestInode {
+            ino: 1,
+            node: Node::Dir(top),
+        }));
+        FsContext {
+            root: root.clone(),
+            cwd: root,
+            umask: 0o022,
+        }
     }
 
     fn ino(fs: &FsContext, p: &str, f: Follow) -> SysResult<u64> {
@@ -176,20 +240,33 @@ mod tests {
         assert_eq!(ino(&fs, "/d/f", Follow::Yes).unwrap(), 3);
         assert_eq!(ino(&fs, "d/./f", Follow::Yes).unwrap(), 3);
         assert_eq!(ino(&fs, "/../../d/../d/f", Follow::Yes).unwrap(), 3);
-        assert_eq!(ino(&fs, "/d/up", Follow::Yes).unwrap(), 1, "`..` stops at the root");
+        assert_eq!(
+            ino(&fs, "/d/up", Follow::Yes).unwrap(),
+            1,
+            "`..` stops at the root"
+        );
         assert_eq!(ino(&fs, "/d/up/d/abs", Follow::Yes).unwrap(), 3);
         assert_eq!(ino(&fs, "/d/abs", Follow::No).unwrap(), 6);
         assert_eq!(ino(&fs, "/d/loop", Follow::Yes).unwrap_err(), Errno::ELOOP);
         assert_eq!(ino(&fs, "/d/loop", Follow::No).unwrap(), 7);
-        assert_eq!(ino(&fs, "/d/dangling", Follow::Yes).unwrap_err(), Errno::ENOENT);
+        assert_eq!(
+            ino(&fs, "/d/dangling", Follow::Yes).unwrap_err(),
+            Errno::ENOENT
+        );
         assert_eq!(ino(&fs, "/d/f/x", Follow::Yes).unwrap_err(), Errno::ENOTDIR);
         assert_eq!(ino(&fs, "/d/f/", Follow::Yes).unwrap_err(), Errno::ENOTDIR);
         assert_eq!(ino(&fs, "/d/f/.", Follow::Yes).unwrap_err(), Errno::ENOTDIR);
         assert_eq!(ino(&fs, "", Follow::Yes).unwrap_err(), Errno::ENOENT);
         let long = format!("/{}", "a".repeat(256));
-        assert_eq!(ino(&fs, &long, Follow::Yes).unwrap_err(), Errno::ENAMETOOLONG);
+        assert_eq!(
+            ino(&fs, &long, Follow::Yes).unwrap_err(),
+            Errno::ENAMETOOLONG
+        );
         let huge = "/d".repeat(3000);
-        assert_eq!(ino(&fs, &huge, Follow::Yes).unwrap_err(), Errno::ENAMETOOLONG);
+        assert_eq!(
+            ino(&fs, &huge, Follow::Yes).unwrap_err(),
+            Errno::ENAMETOOLONG
+        );
         let d = resolve(&fs, &fs.cwd, b"/d/up/d/f", Follow::Yes).unwrap();
         assert_eq!(d.path_from(&fs.root), b"/d/f".to_vec());
         let (p, n) = resolve_parent(&fs, &fs.cwd, b"/d/newfile").unwrap();
