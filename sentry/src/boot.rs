@@ -14,7 +14,7 @@ use crate::kernel::limits::{Limit, Limits};
 use crate::kernel::task::TaskInit;
 use crate::kernel::{ExitStatus, Kernel, Task};
 use crate::platform;
-use crate::sys::host;
+use crate::sys::{confine, host};
 use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
 
@@ -56,6 +56,9 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     );
 
     let fds = stdio_table()?;
+    // From here on the sentry needs nothing the allow-list does not name.
+    confine::unshare_namespaces()?;
+    confine::install_sentry_filter()?;
     let proc_cfg = config.process.clone();
     let worker = std::thread::Builder::new()
         .name("task-1".into())

@@ -35,6 +35,9 @@ pub struct Kernel {
     pub strace: bool,
     /// When the sandbox booted (for `sysinfo` uptime).
     pub boot_time: Instant,
+    /// CPUs the sandbox may use, counted once at boot (the count reads host cgroup
+    /// files, which the confined sentry can no longer open).
+    pub ncpus: usize,
     next_tid: AtomicI32,
     reported_unimplemented: Mutex<HashSet<u64>>,
 }
@@ -53,6 +56,7 @@ impl Kernel {
             hostname: Mutex::new(hostname),
             strace,
             boot_time: Instant::now(),
+            ncpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             next_tid: AtomicI32::new(1),
             reported_unimplemented: Mutex::new(HashSet::new()),
         })

@@ -1,5 +1,6 @@
 //! The thin host layer: raw host syscalls and byte views the rest of the sentry uses
 //! without writing `unsafe` itself.
 
+pub mod confine;
 pub mod host;
 pub mod pod;

@@ -1,0 +1,146 @@
+//! The sentry's own confinement: its namespaces and its seccomp allow-list.
+//!
+//! The allow-list is data: one row per host syscall with the reason the sentry needs
+//! it. Anything else kills the sentry (and with it every stub), so a compromised
+//! sentry cannot reach the host through a call it never needed. Stubs are forked from
+//! the sentry and inherit the filter; application syscalls never reach it, because
+//! the platform intercepts them first (ptrace SYSEMU skips seccomp).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+
+/// One allowed host syscall and why.
+pub struct Allowed {
+    /// The syscall number.
+    pub nr: i64,
+    /// Why the sentry needs it.
+    pub why: &'static str,
+}
+
+macro_rules! allow {
+    ($($name:ident: $why:literal),* $(,)?) => {
+        &[$(Allowed { nr: libc::$name, why: $why }),*]
+    };
+}
+
+/// Every host syscall the sentry may make.
+pub const SENTRY_ALLOWED: &[Allowed] = allow![
+    // Memory of the sentry itself (allocator, thread stacks).
+    SYS_mmap: "allocator and thread stacks; also remote mmap in stubs inherits this filter",
+    SYS_munmap: "allocator; stubs' own start-up unmapping",
+    SYS_mprotect: "thread stack guard pages; remote mprotect in stubs",
+    SYS_mremap: "allocator growth; remote mremap in stubs",
+    SYS_madvise: "allocator returning memory",
+    SYS_brk: "allocator",
+    // Threads and their synchronisation.
+    SYS_futex: "mutexes, condition variables, thread join",
+    SYS_clone: "task threads; stub processes (fork)",
+    SYS_clone3: "task threads (std tries clone3 first)",
+    SYS_set_robust_list: "libc thread start-up",
+    SYS_rseq: "libc thread start-up",
+    SYS_sigaltstack: "Rust's stack-overflow guard on each thread",
+    SYS_rt_sigprocmask: "thread start-up and the stub fork path",
+    SYS_rt_sigaction: "Rust runtime signal set-up",
+    SYS_rt_sigreturn: "returning from the runtime's signal handlers",
+    SYS_sched_yield: "sched_yield on the app's behalf; spin loops",
+    SYS_sched_getaffinity: "CPU count at boot",
+    SYS_prctl: "thread names; PR_SET_PDEATHSIG in new stubs",
+    SYS_gettid: "the ptrace platform checks which thread is the tracer",
+    SYS_getpid: "stub fork path and logging",
+    SYS_exit: "thread exit",
+    SYS_exit_group: "sentry exit",
+    // Time.
+    SYS_clock_gettime: "app clocks (when the vDSO falls back)",
+    SYS_clock_getres: "clock_getres on the app's behalf",
+    SYS_clock_nanosleep: "app sleeps park the task thread",
+    SYS_nanosleep: "app sleeps park the task thread",
+    SYS_getrandom: "AT_RANDOM, getrandom on the app's behalf, hash seeds",
+    SYS_sysinfo: "sysinfo on the app's behalf",
+    // Files the sentry already holds: stdio, gofer-donated fds, log files.
+    SYS_read: "app stdio passthrough",
+    SYS_write: "app stdio passthrough, logs",
+    SYS_pread64: "reading gofer-donated files",
+    SYS_pwrite64: "writing gofer-donated files",
+    SYS_lseek: "log file set-up by the runtime",
+    SYS_close: "closing donated fds",
+    SYS_fstat: "stat of donated fds and stdio",
+    SYS_newfstatat: "libc's fstat goes through fstatat(AT_EMPTY_PATH)",
+    SYS_statx: "std's metadata calls on held fds",
+    SYS_fcntl: "duplicating stdio at boot, close-on-exec",
+    SYS_ioctl: "TCGETS/TIOCGWINSZ on the caller's terminal",
+    SYS_sendmsg: "gofer requests; passing fds to stubs",
+    SYS_recvmsg: "gofer replies with donated fds",
+    SYS_socketpair: "the control channel of each new stub",
+    // The ptrace platform.
+    SYS_ptrace: "driving stub threads",
+    SYS_wait4: "stub stops and exits",
+    SYS_waitid: "stub stops and exits",
+    SYS_kill: "killing stubs",
+    SYS_tgkill: "interrupting a running stub thread",
+    SYS_process_vm_readv: "reading app memory",
+    SYS_process_vm_writev: "writing app memory",
+    SYS_memfd_create: "the stub executable image",
+    SYS_execveat: "starting a stub from its sealed memfd (no host path)",
+    SYS_close_range: "a new stub closes every inherited fd",
+    SYS_dup2: "a new stub moves its control socket to fd 0",
+    SYS_dup3: "a new stub moves its control socket to fd 0",
+    SYS_setsid: "a new stub leaves the terminal's session",
+    SYS_openat: "/proc/<pid>/mem fallback for writes to read-only app pages",
+];
+
+/// Builds the sentry's filter: the allow-list above, everything else kills the
+/// process.
+pub fn sentry_filter() -> Result<BpfProgram, String> {
+    build(SENTRY_ALLOWED)
+}
+
+fn build(list: &[Allowed]) -> Result<BpfProgram, String> {
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = list.iter().map(|a| (a.nr, vec![])).collect();
+    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
+        .map_err(|e| format!("seccomp filter: {e}"))?;
+    filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
+}
+
+/// Installs the sentry's filter on every thread of the process.
+pub fn install_sentry_filter() -> Result<(), String> {
+    let prog = sentry_filter()?;
+    seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
+    tracing::info!(syscalls = SENTRY_ALLOWED.len(), "sentry seccomp allow-list installed");
+    Ok(())
+}
+
+/// Moves the sentry into fresh network, IPC and UTS namespaces: it needs no host
+/// network (the sandbox's network is its own), no host IPC objects and no host
+/// hostname. Only possible with CAP_SYS_ADMIN; without it the sentry carries on and
+/// says so.
+pub fn unshare_namespaces() -> Result<(), String> {
+    use nix::sched::{unshare, CloneFlags};
+    match unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EPERM) => {
+            tracing::warn!("not privileged: the sentry keeps the caller's network, IPC and UTS namespaces");
+            Ok(())
+        }
+        Err(e) => Err(format!("unshare: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_builds_and_list_is_unique() {
+        assert!(sentry_filter().is_ok());
+        let mut seen = std::collections::HashSet::new();
+        for a in SENTRY_ALLOWED {
+            assert!(seen.insert(a.nr), "duplicate row {}", a.nr);
+            assert!(!a.why.is_empty());
+        }
+        // Calls the sentry must never be able to make.
+        for forbidden in [libc::SYS_execve, libc::SYS_init_module, libc::SYS_finit_module, libc::SYS_mount, libc::SYS_socket, libc::SYS_connect, libc::SYS_ptrace + 10_000] {
+            assert!(!seen.contains(&forbidden), "{forbidden} must not be allowed");
+        }
+    }
+}
