@@ -38,7 +38,11 @@ impl PtraceContext {
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
         });
-        PtraceContext { space, intr, xstate: None }
+        PtraceContext {
+            space,
+            intr,
+            xstate: None,
+        }
     }
 
     fn run(&mut self, regs: &mut Regs) -> SysResult<Event> {
@@ -66,7 +70,11 @@ impl PtraceContext {
                 regs.rip = regs.rip.wrapping_sub(2);
                 regs.rax = regs.orig_rax;
                 regs.orig_rax = u64::MAX;
-                return Ok(Event::Fault { signo: libc::SIGSEGV, code: SI_KERNEL, addr: 0 });
+                return Ok(Event::Fault {
+                    signo: libc::SIGSEGV,
+                    code: SI_KERNEL,
+                    addr: 0,
+                });
             }
             return Ok(Event::Syscall);
         }
@@ -81,7 +89,11 @@ impl PtraceContext {
                 // SAFETY: for these signals with a kernel si_code, the union holds the
                 // fault fields, so si_addr is the member to read.
                 let addr = unsafe { si.si_addr() } as u64;
-                return Ok(Event::Fault { signo: sig, code: si.si_code, addr });
+                return Ok(Event::Fault {
+                    signo: sig,
+                    code: si.si_code,
+                    addr,
+                });
             }
         }
         if sig == INTERRUPT_SIGNAL {
@@ -166,7 +178,9 @@ impl Interrupter for PtraceInterrupter {
         if !self.running.load(Ordering::SeqCst) {
             return;
         }
-        let Some(space) = self.space.upgrade() else { return };
+        let Some(space) = self.space.upgrade() else {
+            return;
+        };
         if space.reaped.load(Ordering::SeqCst) {
             return;
         }

@@ -65,7 +65,11 @@ impl PtracePlatform {
     pub fn new() -> SysResult<Self> {
         let image = stub::build();
         let exe = stub::memfd(&image.bytes)?;
-        Ok(PtracePlatform { exe, image, spaces: Mutex::new(Vec::new()) })
+        Ok(PtracePlatform {
+            exe,
+            image,
+            spaces: Mutex::new(Vec::new()),
+        })
     }
 }
 
@@ -93,12 +97,18 @@ impl Platform for PtracePlatform {
         let want = Arc::as_ptr(space) as *const ();
         let found = {
             let spaces = self.spaces.lock().map_err(|_| Errno::EIO)?;
-            spaces.iter().filter(|w| Weak::as_ptr(w) as *const () == want).find_map(Weak::upgrade)
+            spaces
+                .iter()
+                .filter(|w| Weak::as_ptr(w) as *const () == want)
+                .find_map(Weak::upgrade)
         };
         // Not one of ours (another platform's space): nothing we can run in it.
         let space = found.ok_or(Errno::EINVAL)?;
         space.check_tracer()?;
-        if space.context_taken.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if space
+            .context_taken
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(Errno::EINVAL);
         }
         Ok(Box::new(PtraceContext::new(space)))

@@ -15,8 +15,13 @@ use super::MAX_USER_ADDRESS;
 
 /// Host-fault signals: a stop for one of these with a kernel `si_code` is an
 /// application fault, not a stray signal.
-pub(super) const FAULT_SIGNALS: [i32; 5] =
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP];
+pub(super) const FAULT_SIGNALS: [i32; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+];
 
 /// How often a remote syscall lets a stray signal stop pass before giving up, so a
 /// signal storm cannot keep the sentry spinning forever.
@@ -88,7 +93,10 @@ impl PtraceSpace {
         let mut stray = 0;
         loop {
             match wait(gone)? {
-                WaitStatus::Stopped { sig: libc::SIGTRAP, event: 0 } => break,
+                WaitStatus::Stopped {
+                    sig: libc::SIGTRAP,
+                    event: 0,
+                } => break,
                 WaitStatus::Stopped { .. } if stray < MAX_STRAY_STOPS => {
                     stray += 1;
                     sys::ptrace_plain(libc::PTRACE_CONT, pid, 0, 0)?;
@@ -103,7 +111,10 @@ impl PtraceSpace {
         let mut regs = zero_regs();
         loop {
             match wait(gone)? {
-                WaitStatus::Stopped { sig: libc::SIGTRAP, event: 0 } => {
+                WaitStatus::Stopped {
+                    sig: libc::SIGTRAP,
+                    event: 0,
+                } => {
                     sys::get_regs(pid, &mut regs)?;
                     if regs.rip == image.start_trap {
                         break;
@@ -116,7 +127,11 @@ impl PtraceSpace {
         }
         // r12, r13: the results of the two start-up munmaps.
         if regs.r12 != 0 || regs.r13 != 0 {
-            tracing::warn!(r12 = regs.r12, r13 = regs.r13, "stub start-up munmap failed");
+            tracing::warn!(
+                r12 = regs.r12,
+                r13 = regs.r13,
+                "stub start-up munmap failed"
+            );
             return Err(Errno::ENOMEM);
         }
         let mem = std::fs::OpenOptions::new()
@@ -141,7 +156,10 @@ impl PtraceSpace {
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
         // From here on the Drop of `space` kills and reaps the process.
         *gone = true;
-        space.remote_syscall(libc::SYS_mmap as u64, [SCRATCH, PAGE_SIZE, prot, flags, u64::MAX, 0])?;
+        space.remote_syscall(
+            libc::SYS_mmap as u64,
+            [SCRATCH, PAGE_SIZE, prot, flags, u64::MAX, 0],
+        )?;
         Ok(space)
     }
 
@@ -222,7 +240,11 @@ impl PtraceSpace {
                 // The pad cannot fault unless the stub's own page was tampered with.
                 let si = sys::get_siginfo(self.pid)?;
                 if si.si_code > 0 {
-                    tracing::error!(pid = self.pid, sig, "ptrace stub faulted in a remote syscall");
+                    tracing::error!(
+                        pid = self.pid,
+                        sig,
+                        "ptrace stub faulted in a remote syscall"
+                    );
                     return Err(Errno::EFAULT);
                 }
             }
@@ -249,8 +271,14 @@ impl PtraceSpace {
         let byte = [0u8; 1];
         let iov = [std::io::IoSlice::new(&byte)];
         let cmsg = [ControlMessage::ScmRights(&raw)];
-        sendmsg::<()>(self.control.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-            .map_err(|e| Errno(e as i32))?;
+        sendmsg::<()>(
+            self.control.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|e| Errno(e as i32))?;
         // struct msghdr { name, namelen(+pad), iov, iovlen, control, controllen, flags }
         let mut hdr = [0u8; 56];
         hdr[16..24].copy_from_slice(&SCRATCH_IOV.to_le_bytes());
@@ -275,7 +303,13 @@ impl PtraceSpace {
         let ty = i32::from_le_bytes(cmsg[12..16].try_into().map_err(|_| Errno::EIO)?);
         let remote = i32::from_le_bytes(cmsg[16..20].try_into().map_err(|_| Errno::EIO)?);
         if n != 1 || level != libc::SOL_SOCKET || ty != libc::SCM_RIGHTS || len != 20 {
-            tracing::error!(n, level, ty, len, "unexpected fd-passing message in the stub");
+            tracing::error!(
+                n,
+                level,
+                ty,
+                len,
+                "unexpected fd-passing message in the stub"
+            );
             return Err(Errno::EIO);
         }
         Ok(remote as u64)
@@ -297,10 +331,17 @@ impl PtraceSpace {
 
     /// The `/proc/<pid>/mem` path of a copy: ignores protections (FOLL_FORCE), stops at
     /// the first unmapped page.
-    fn mem_rw(&self, addr: u64, len: usize, mut op: impl FnMut(u64, usize) -> std::io::Result<usize>) -> usize {
+    fn mem_rw(
+        &self,
+        addr: u64,
+        len: usize,
+        mut op: impl FnMut(u64, usize) -> std::io::Result<usize>,
+    ) -> usize {
         let mut done = 0;
         while done < len {
-            let Ok(off) = i64::try_from(addr + done as u64) else { break };
+            let Ok(off) = i64::try_from(addr + done as u64) else {
+                break;
+            };
             match op(off as u64, done) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => done += n,
@@ -313,7 +354,7 @@ impl PtraceSpace {
 /// Validates `[addr, addr+len)` for a mapping operation; returns the page-rounded
 /// length.
 fn check_range(addr: u64, len: u64) -> SysResult<u64> {
-    if addr % PAGE_SIZE != 0 || len == 0 {
+    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
         return Err(Errno::EINVAL);
     }
     let len = crate::platform::page_round_up(len).ok_or(Errno::ENOMEM)?;
@@ -333,7 +374,11 @@ impl AddressSpace for PtraceSpace {
         backing: Backing<'_>,
     ) -> SysResult<()> {
         let len = check_range(addr, len)?;
-        let kind = if shared { libc::MAP_SHARED } else { libc::MAP_PRIVATE };
+        let kind = if shared {
+            libc::MAP_SHARED
+        } else {
+            libc::MAP_PRIVATE
+        };
         let prot = prot as u32 as u64;
         match backing {
             Backing::Anonymous => {
@@ -341,14 +386,16 @@ impl AddressSpace for PtraceSpace {
                 self.remote_syscall(libc::SYS_mmap as u64, [addr, len, prot, flags, u64::MAX, 0])?;
             }
             Backing::File { fd, offset } => {
-                if offset % PAGE_SIZE != 0 {
+                if !offset.is_multiple_of(PAGE_SIZE) {
                     return Err(Errno::EINVAL);
                 }
                 self.check_tracer()?;
                 let remote = self.send_fd(fd)?;
                 let flags = (kind | libc::MAP_FIXED) as u64;
-                let r = self
-                    .remote_syscall(libc::SYS_mmap as u64, [addr, len, prot, flags, remote, offset]);
+                let r = self.remote_syscall(
+                    libc::SYS_mmap as u64,
+                    [addr, len, prot, flags, remote, offset],
+                );
                 let c = self.remote_syscall(libc::SYS_close as u64, [remote, 0, 0, 0, 0, 0]);
                 r?;
                 c?;
@@ -359,21 +406,26 @@ impl AddressSpace for PtraceSpace {
 
     fn unmap(&self, addr: u64, len: u64) -> SysResult<()> {
         let len = check_range(addr, len)?;
-        self.remote_syscall(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]).map(|_| ())
+        self.remote_syscall(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0])
+            .map(|_| ())
     }
 
     fn remap(&self, old: u64, old_len: u64, new: u64, new_len: u64) -> SysResult<()> {
         let old_len = check_range(old, old_len)?;
         let new_len = check_range(new, new_len)?;
         let flags = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
-        self.remote_syscall(libc::SYS_mremap as u64, [old, old_len, new_len, flags, new, 0])
-            .map(|_| ())
+        self.remote_syscall(
+            libc::SYS_mremap as u64,
+            [old, old_len, new_len, flags, new, 0],
+        )
+        .map(|_| ())
     }
 
     fn protect(&self, addr: u64, len: u64, prot: i32) -> SysResult<()> {
         let len = check_range(addr, len)?;
         let prot = prot as u32 as u64;
-        self.remote_syscall(libc::SYS_mprotect as u64, [addr, len, prot, 0, 0, 0]).map(|_| ())
+        self.remote_syscall(libc::SYS_mprotect as u64, [addr, len, prot, 0, 0, 0])
+            .map(|_| ())
     }
 
     fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<usize> {
@@ -385,7 +437,10 @@ impl AddressSpace for PtraceSpace {
         }
         let len = buf.len().min((u64::MAX - addr) as usize);
         let local = [IoSliceMut::new(&mut buf[..len])];
-        let remote = [libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len }];
+        let remote = [libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        }];
         // SAFETY: `local` describes writable memory we own; `remote` is only an address
         // in the stub, checked by the kernel.
         let n = unsafe {
@@ -413,11 +468,18 @@ impl AddressSpace for PtraceSpace {
             return Err(Errno::EFAULT);
         }
         let len = buf.len().min((u64::MAX - addr) as usize);
-        let local = [libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: len }];
-        let remote = [libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len }];
+        let local = [libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: len,
+        }];
+        let remote = [libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: len,
+        }];
         // SAFETY: `local` describes memory we own that the kernel only reads; `remote`
         // is only an address in the stub, checked by the kernel.
-        let n = unsafe { libc::process_vm_writev(self.pid, local.as_ptr(), 1, remote.as_ptr(), 1, 0) };
+        let n =
+            unsafe { libc::process_vm_writev(self.pid, local.as_ptr(), 1, remote.as_ptr(), 1, 0) };
         let mut done = n.max(0) as usize;
         if done < len {
             // Read-only pages (e.g. code the loader fills): the mem file writes with
@@ -469,6 +531,11 @@ pub(super) fn zero_regs() -> Regs {
 /// re-creates the stub end without the flag at its fixed number).
 fn socketpair() -> SysResult<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .map_err(|e| Errno(e as i32))
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Errno(e as i32))
 }

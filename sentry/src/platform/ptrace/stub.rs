@@ -63,7 +63,7 @@ pub(super) fn build() -> StubImage {
     movabs(&mut code, 0xbe, STUB_BASE); // movabs rsi, STUB_BASE
     code.extend_from_slice(&[0x0f, 0x05]); // syscall
     code.extend_from_slice(&[0x49, 0x89, 0xc4]); // mov r12, rax  (result for the sentry)
-    // munmap(STUB_BASE + PAGE, USER_TOP - that): everything above the code page.
+                                                 // munmap(STUB_BASE + PAGE, USER_TOP - that): everything above the code page.
     code.extend_from_slice(&[0xb8, 0x0b, 0, 0, 0]); // mov eax, 11
     movabs(&mut code, 0xbf, STUB_BASE + PAGE_SIZE); // movabs rdi, STUB_BASE + PAGE
     movabs(&mut code, 0xbe, USER_TOP - (STUB_BASE + PAGE_SIZE)); // movabs rsi, len
@@ -132,7 +132,8 @@ pub(super) fn memfd(image: &[u8]) -> SysResult<OwnedFd> {
     }
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(image).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    file.write_all(image)
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on an fd we own with integer arguments.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
@@ -167,7 +168,12 @@ pub(super) fn spawn(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i
     let argv: [*const libc::c_char; 2] = [c"rvisor-stub".as_ptr(), std::ptr::null()];
     let envp: [*const libc::c_char; 1] = [std::ptr::null()];
     let empty = c"".as_ptr();
-    let dfl = KernelSigaction { handler: 0, flags: 0, restorer: 0, mask: 0 };
+    let dfl = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
     // SAFETY: getpid cannot fail.
     let parent = unsafe { libc::getpid() };
     let exe = exe.as_raw_fd();
@@ -208,7 +214,15 @@ unsafe fn child(
             loop {}
         };
         // Die with the tracer thread (PR_SET_PDEATHSIG follows the forking thread).
-        if libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+        if libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
             fail(120);
         }
         if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
@@ -219,7 +233,10 @@ unsafe fn child(
         // A fixed initial layout, so the ELF's fixed address never meets the stack.
         let cur = libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
         if cur < 0
-            || libc::syscall(libc::SYS_personality, (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE) < 0
+            || libc::syscall(
+                libc::SYS_personality,
+                (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE,
+            ) < 0
         {
             fail(122);
         }

@@ -18,7 +18,11 @@ pub(super) const NT_PRFPREG: libc::c_int = 2;
 
 /// The errno of the last failed libc call.
 pub(super) fn last_errno() -> Errno {
-    Errno(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 /// Turns a libc `-1`-on-error result into a `SysResult`.
@@ -46,8 +50,7 @@ pub(super) fn ptrace_plain(req: libc::c_uint, pid: i32, addr: usize, data: usize
 /// `PTRACE_GETREGS`.
 pub(super) fn get_regs(pid: i32, regs: &mut Regs) -> SysResult<()> {
     // SAFETY: `regs` is a valid, writable user_regs_struct for the kernel to fill.
-    check(unsafe { libc::ptrace(libc::PTRACE_GETREGS, pid, 0usize, regs as *mut Regs) })
-        .map(|_| ())
+    check(unsafe { libc::ptrace(libc::PTRACE_GETREGS, pid, 0usize, regs as *mut Regs) }).map(|_| ())
 }
 
 /// `PTRACE_SETREGS`.
@@ -63,7 +66,12 @@ pub(super) fn get_siginfo(pid: i32) -> SysResult<libc::siginfo_t> {
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `si` is a valid, writable siginfo_t for the kernel to fill.
     check(unsafe {
-        libc::ptrace(libc::PTRACE_GETSIGINFO, pid, 0usize, &mut si as *mut libc::siginfo_t)
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            pid,
+            0usize,
+            &mut si as *mut libc::siginfo_t,
+        )
     })?;
     Ok(si)
 }
@@ -76,7 +84,12 @@ pub(super) fn syscall_is_64bit(pid: i32) -> SysResult<bool> {
     let size = std::mem::size_of_val(&buf);
     // SAFETY: `buf` is writable for `size` bytes; the kernel writes at most that many.
     let ret = unsafe {
-        libc::ptrace(PTRACE_GET_SYSCALL_INFO, pid, size, buf.as_mut_ptr() as *mut u8)
+        libc::ptrace(
+            PTRACE_GET_SYSCALL_INFO,
+            pid,
+            size,
+            buf.as_mut_ptr() as *mut u8,
+        )
     };
     check(ret)?;
     let op = (buf[0] & 0xff) as u8;
@@ -89,20 +102,36 @@ pub(super) fn syscall_is_64bit(pid: i32) -> SysResult<bool> {
 
 /// `PTRACE_GETREGSET` into `buf`; returns the length the kernel filled.
 pub(super) fn get_regset(pid: i32, note: libc::c_int, buf: &mut [u8]) -> SysResult<usize> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: `iov` describes `buf`, writable for its whole length.
     check(unsafe {
-        libc::ptrace(libc::PTRACE_GETREGSET, pid, note as usize, &mut iov as *mut libc::iovec)
+        libc::ptrace(
+            libc::PTRACE_GETREGSET,
+            pid,
+            note as usize,
+            &mut iov as *mut libc::iovec,
+        )
     })?;
     Ok(iov.iov_len)
 }
 
 /// `PTRACE_SETREGSET` from `buf`.
 pub(super) fn set_regset(pid: i32, note: libc::c_int, buf: &[u8]) -> SysResult<()> {
-    let mut iov = libc::iovec { iov_base: buf.as_ptr() as *mut libc::c_void, iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
     // SAFETY: `iov` describes `buf`, which the kernel only reads for this request.
     check(unsafe {
-        libc::ptrace(libc::PTRACE_SETREGSET, pid, note as usize, &mut iov as *mut libc::iovec)
+        libc::ptrace(
+            libc::PTRACE_SETREGSET,
+            pid,
+            note as usize,
+            &mut iov as *mut libc::iovec,
+        )
     })
     .map(|_| ())
 }
@@ -132,7 +161,10 @@ pub(super) fn wait(pid: i32) -> SysResult<WaitStatus> {
             return Err(e);
         }
         if libc::WIFSTOPPED(status) {
-            return Ok(WaitStatus::Stopped { sig: libc::WSTOPSIG(status), event: status >> 16 });
+            return Ok(WaitStatus::Stopped {
+                sig: libc::WSTOPSIG(status),
+                event: status >> 16,
+            });
         }
         if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
             return Ok(WaitStatus::Gone);

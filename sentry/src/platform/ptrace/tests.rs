@@ -34,14 +34,23 @@ impl Rig {
         let platform = PtracePlatform::new().expect("platform");
         let space = platform.new_address_space().expect("space");
         let ctx = platform.new_context(&space).expect("context");
-        space.map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous).expect("map code");
-        space.map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous).expect("map data");
+        space
+            .map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous)
+            .expect("map code");
+        space
+            .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .expect("map data");
         // The code page is read-only in the stub: this goes through /proc/pid/mem.
         assert_eq!(space.write(CODE, code).expect("write code"), code.len());
         let mut regs = space::zero_regs();
         regs.rip = CODE;
         regs.rsp = DATA + PAGE_SIZE;
-        Rig { platform, space, ctx, regs }
+        Rig {
+            platform,
+            space,
+            ctx,
+            regs,
+        }
     }
 
     fn switch(&mut self) -> Event {
@@ -64,8 +73,11 @@ fn code(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn temp_file(contents: &[u8]) -> std::fs::File {
-    let path = std::env::temp_dir()
-        .join(format!("rvisor-ptrace-test-{}-{}", std::process::id(), sys::gettid()));
+    let path = std::env::temp_dir().join(format!(
+        "rvisor-ptrace-test-{}-{}",
+        std::process::id(),
+        sys::gettid()
+    ));
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -88,17 +100,23 @@ fn stub_address_space_is_empty() {
         let (lo, _) = range.split_once('-').unwrap();
         let lo = u64::from_str_radix(lo, 16).unwrap();
         let ours = lo == CODE || lo == DATA || (stub::STUB_BASE..stub::STUB_END).contains(&lo);
-        assert!(ours || line.contains("[vsyscall]"), "unexpected mapping: {line}");
+        assert!(
+            ours || line.contains("[vsyscall]"),
+            "unexpected mapping: {line}"
+        );
     }
-    assert!(!maps.contains("[stack]") && !maps.contains("[vdso]"), "{maps}");
+    assert!(
+        !maps.contains("[stack]") && !maps.contains("[vdso]"),
+        "{maps}"
+    );
 }
 
 #[test]
 fn syscall_roundtrip() {
     let c = code(&[
-        &[0xb8, 39, 0, 0, 0],  // mov eax, 39 (getpid)
-        &[0x0f, 0x05],         // syscall
-        &[0x48, 0x89, 0xc7],   // mov rdi, rax
+        &[0xb8, 39, 0, 0, 0], // mov eax, 39 (getpid)
+        &[0x0f, 0x05],        // syscall
+        &[0x48, 0x89, 0xc7],  // mov rdi, rax
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
@@ -117,11 +135,21 @@ fn faults() {
     let mut rig = Rig::new(&[0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0]);
     assert_eq!(
         rig.switch(),
-        Event::Fault { signo: libc::SIGSEGV, code: SEGV_MAPERR, addr: 0 }
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            code: SEGV_MAPERR,
+            addr: 0
+        }
     );
     assert_eq!(rig.regs.rip, CODE);
     // Not resumable past the fault: switching again faults again.
-    assert!(matches!(rig.switch(), Event::Fault { signo: libc::SIGSEGV, .. }));
+    assert!(matches!(
+        rig.switch(),
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            ..
+        }
+    ));
 
     // ud2
     let mut rig = Rig::new(&[0x0f, 0x0b]);
@@ -135,14 +163,27 @@ fn faults() {
 
     // int3
     let mut rig = Rig::new(&[0xcc]);
-    assert!(matches!(rig.switch(), Event::Fault { signo: libc::SIGTRAP, .. }));
+    assert!(matches!(
+        rig.switch(),
+        Event::Fault {
+            signo: libc::SIGTRAP,
+            ..
+        }
+    ));
 }
 
 #[test]
 fn int80_is_a_fault() {
     // mov eax, 20; int $0x80
     let mut rig = Rig::new(&[0xb8, 20, 0, 0, 0, 0xcd, 0x80]);
-    assert!(matches!(rig.switch(), Event::Fault { signo: libc::SIGSEGV, addr: 0, .. }));
+    assert!(matches!(
+        rig.switch(),
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            addr: 0,
+            ..
+        }
+    ));
     assert_eq!(rig.regs.rip, CODE + 5);
     assert_eq!(rig.regs.rax, 20);
 }
@@ -150,14 +191,16 @@ fn int80_is_a_fault() {
 #[test]
 fn fs_base_set_at_syscall_stop() {
     let c = code(&[
-        &[0xb8, 158, 0, 0, 0],                                  // mov eax, 158 (arch_prctl)
-        &[0x0f, 0x05],                                          // syscall
-        &[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0],            // mov rax, fs:[0]
-        &[0x48, 0x89, 0xc7],                                    // mov rdi, rax
+        &[0xb8, 158, 0, 0, 0],                       // mov eax, 158 (arch_prctl)
+        &[0x0f, 0x05],                               // syscall
+        &[0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0], // mov rax, fs:[0]
+        &[0x48, 0x89, 0xc7],                         // mov rdi, rax
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
-    rig.space.write(DATA + 16, &0x1122_3344_5566_7788u64.to_le_bytes()).unwrap();
+    rig.space
+        .write(DATA + 16, &0x1122_3344_5566_7788u64.to_le_bytes())
+        .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     assert_eq!(rig.regs.orig_rax, 158);
     rig.regs.fs_base = DATA + 16;
@@ -181,8 +224,13 @@ fn file_mappings() {
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
-    let backing = Backing::File { fd: file.as_fd(), offset: PAGE_SIZE };
-    rig.space.map(FILE_ADDR, PAGE_SIZE, libc::PROT_READ, false, backing).unwrap();
+    let backing = Backing::File {
+        fd: file.as_fd(),
+        offset: PAGE_SIZE,
+    };
+    rig.space
+        .map(FILE_ADDR, PAGE_SIZE, libc::PROT_READ, false, backing)
+        .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     assert_eq!(rig.regs.rdi & 0xffff, 0x0a09);
     // A write into the read-only private page: copy-on-write, the file is unchanged.
@@ -201,8 +249,13 @@ fn file_mappings() {
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
-    let backing = Backing::File { fd: file.as_fd(), offset: 0 };
-    rig.space.map(FILE_ADDR, 2 * PAGE_SIZE, RW, true, backing).unwrap();
+    let backing = Backing::File {
+        fd: file.as_fd(),
+        offset: 0,
+    };
+    rig.space
+        .map(FILE_ADDR, 2 * PAGE_SIZE, RW, true, backing)
+        .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     file.seek(SeekFrom::Start(0)).unwrap();
     file.read_exact(&mut on_disk).unwrap();
@@ -217,7 +270,9 @@ fn file_mappings() {
     assert_eq!(two, [9, 10]);
     // The stub kept no fd of the file: only fd 0 (control socket).
     let pid = rig.concrete().pid;
-    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().collect();
+    let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .collect();
     assert_eq!(fds.len(), 1);
 }
 
@@ -226,7 +281,9 @@ fn remap_moves_contents() {
     let rig = Rig::new(&EXIT);
     let a = 0x1000_0000;
     let b = 0x2000_0000;
-    rig.space.map(a, 2 * PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+    rig.space
+        .map(a, 2 * PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
     rig.space.write(a + PAGE_SIZE + 5, b"hello").unwrap();
     rig.space.remap(a, 2 * PAGE_SIZE, b, 3 * PAGE_SIZE).unwrap();
     let mut buf = [0u8; 5];
@@ -245,7 +302,11 @@ fn protect_makes_writes_fault() {
     rig.space.protect(DATA, PAGE_SIZE, libc::PROT_READ).unwrap();
     assert_eq!(
         rig.switch(),
-        Event::Fault { signo: libc::SIGSEGV, code: SEGV_ACCERR, addr: DATA }
+        Event::Fault {
+            signo: libc::SIGSEGV,
+            code: SEGV_ACCERR,
+            addr: DATA
+        }
     );
     // The sentry still writes it (protections ignored).
     assert_eq!(rig.space.write(DATA, &[3]).unwrap(), 1);
@@ -256,7 +317,8 @@ fn protect_makes_writes_fault() {
     assert_eq!(b[0], 3);
     // Addresses owned by the platform are refused.
     assert_eq!(
-        rig.space.map(MAX_USER_ADDRESS, PAGE_SIZE, RW, false, Backing::Anonymous),
+        rig.space
+            .map(MAX_USER_ADDRESS, PAGE_SIZE, RW, false, Backing::Anonymous),
         Err(Errno::ENOMEM)
     );
     assert_eq!(rig.space.unmap(DATA + 1, PAGE_SIZE), Err(Errno::EINVAL));
@@ -268,13 +330,22 @@ fn partial_copies_at_unmapped_boundary() {
     // DATA + PAGE_SIZE is unmapped.
     let mut buf = [0xffu8; 20];
     assert_eq!(rig.space.read(DATA + PAGE_SIZE - 10, &mut buf).unwrap(), 10);
-    assert_eq!(rig.space.write(DATA + PAGE_SIZE - 10, &[1u8; 20]).unwrap(), 10);
-    assert_eq!(rig.space.read(DATA + PAGE_SIZE, &mut buf), Err(Errno::EFAULT));
+    assert_eq!(
+        rig.space.write(DATA + PAGE_SIZE - 10, &[1u8; 20]).unwrap(),
+        10
+    );
+    assert_eq!(
+        rig.space.read(DATA + PAGE_SIZE, &mut buf),
+        Err(Errno::EFAULT)
+    );
     assert_eq!(rig.space.write(DATA + PAGE_SIZE, &buf), Err(Errno::EFAULT));
     assert_eq!(rig.space.read(u64::MAX - 4, &mut buf), Err(Errno::EFAULT));
     // Also across a read-only page followed by a hole (the /proc/pid/mem path).
     rig.space.protect(DATA, PAGE_SIZE, libc::PROT_READ).unwrap();
-    assert_eq!(rig.space.write(DATA + PAGE_SIZE - 4, &[2u8; 20]).unwrap(), 4);
+    assert_eq!(
+        rig.space.write(DATA + PAGE_SIZE - 4, &[2u8; 20]).unwrap(),
+        4
+    );
     let mut four = [0u8; 4];
     rig.space.read(DATA + PAGE_SIZE - 4, &mut four).unwrap();
     assert_eq!(four, [2; 4]);
@@ -312,6 +383,24 @@ fn interrupt_spinning_app() {
 }
 
 #[test]
+fn stray_signals_are_suppressed() {
+    let c = code(&[&[0xeb, 0x00], &EXIT]); // jmp +0 (a no-op), then exit
+    let mut rig = Rig::new(&c);
+    let pid = rig.concrete().pid;
+    for sig in [libc::SIGTERM, libc::SIGSTOP, libc::SIGSEGV, libc::SIGINT] {
+        // SAFETY: the stub is alive and unreaped, so `pid` is still its number.
+        unsafe { libc::kill(pid, sig) };
+        // Pending while stopped: the next resume stops for it first. A sent SIGSEGV
+        // (si_code SI_USER) is not a fault.
+        assert_eq!(rig.switch(), Event::Interrupted, "signal {sig}");
+        assert_eq!(rig.regs.rip, CODE);
+    }
+    // None of them was delivered: the app runs on normally.
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!(rig.regs.orig_rax, 60);
+}
+
+#[test]
 fn fp_state_roundtrip() {
     let c = code(&[&[0x66, 0x48, 0x0f, 0x7e, 0xc7], &EXIT]); // movq rdi, xmm0
     let mut rig = Rig::new(&c);
@@ -333,7 +422,10 @@ fn fp_state_roundtrip() {
 #[test]
 fn threading_rules() {
     let mut rig = Rig::new(&EXIT);
-    assert_eq!(rig.platform.new_context(&rig.space).err(), Some(Errno::EINVAL));
+    assert_eq!(
+        rig.platform.new_context(&rig.space).err(),
+        Some(Errno::EINVAL)
+    );
     let space = rig.space.clone();
     let r = std::thread::spawn(move || space.map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous))
         .join()
@@ -351,7 +443,10 @@ fn killed_stub_reports_error() {
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert_eq!(rig.ctx.switch(&mut rig.regs), Err(Errno::ESRCH));
     assert_eq!(rig.ctx.switch(&mut rig.regs), Err(Errno::ESRCH));
-    assert!(rig.space.map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous).is_err());
+    assert!(rig
+        .space
+        .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .is_err());
     let mut b = [0u8; 1];
     assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
 }
@@ -387,7 +482,10 @@ fn drop_leaves_no_process_or_fd() {
     for id in ours {
         assert!(!now.contains(&id), "fd {id:?} leaked");
     }
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "stub {pid} not reaped");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "stub {pid} not reaped"
+    );
     let mut status = 0;
     // SAFETY: waitpid on a pid that is no longer our child just fails.
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
@@ -400,11 +498,11 @@ fn bench_syscall_roundtrip() {
     const N: u32 = 10_000;
     let c = code(&[
         &[0x41, 0xbc],
-        &N.to_le_bytes(),      // mov r12d, N
-        &[0xb8, 39, 0, 0, 0],  // L: mov eax, 39
-        &[0x0f, 0x05],         // syscall
-        &[0x41, 0xff, 0xcc],   // dec r12d
-        &[0x75, 0xf4],         // jnz L
+        &N.to_le_bytes(),     // mov r12d, N
+        &[0xb8, 39, 0, 0, 0], // L: mov eax, 39
+        &[0x0f, 0x05],        // syscall
+        &[0x41, 0xff, 0xcc],  // dec r12d
+        &[0x75, 0xf4],        // jnz L
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
@@ -420,5 +518,8 @@ fn bench_syscall_roundtrip() {
     }
     let el = start.elapsed();
     assert_eq!(n, N);
-    println!("ptrace syscall round trip: {} ns", el.as_nanos() / u128::from(N));
+    println!(
+        "ptrace syscall round trip: {} ns",
+        el.as_nanos() / u128::from(N)
+    );
 }
