@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Backing, Regs, PAGE_SIZE};
@@ -32,6 +32,8 @@ const SCRATCH_MSGHDR: u64 = SCRATCH;
 const SCRATCH_IOV: u64 = SCRATCH + 64;
 const SCRATCH_DATA: u64 = SCRATCH + 128;
 const SCRATCH_CMSG: u64 = SCRATCH + 256;
+/// How many queued leftovers of failed fd transfers one transfer skips at most.
+const MAX_STALE_MESSAGES: usize = 4;
 /// `CMSG_SPACE(sizeof(int))` on x86-64.
 const CMSG_SPACE_FD: u64 = 24;
 
@@ -56,6 +58,8 @@ pub(super) struct PtraceSpace {
     pub reaped: AtomicBool,
     /// Whether the one context of this space has been handed out.
     pub context_taken: AtomicBool,
+    /// Sequence number of the next fd transfer.
+    fd_seq: AtomicU64,
 }
 
 impl PtraceSpace {
@@ -151,6 +155,7 @@ impl PtraceSpace {
             pidfd,
             reaped: AtomicBool::new(false),
             context_taken: AtomicBool::new(false),
+            fd_seq: AtomicU64::new(0),
         };
         let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
@@ -267,9 +272,12 @@ impl PtraceSpace {
     /// Passes `fd` into the stub; returns its number there.
     fn send_fd(&self, fd: BorrowedFd<'_>) -> SysResult<u64> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        // Each message carries a sequence number: should an earlier transfer have
+        // failed half-way and left its message queued, it is recognized and dropped
+        // instead of mapping the wrong file.
+        let seq = self.fd_seq.fetch_add(1, Ordering::SeqCst).to_le_bytes();
         let raw = [fd.as_raw_fd()];
-        let byte = [0u8; 1];
-        let iov = [std::io::IoSlice::new(&byte)];
+        let iov = [std::io::IoSlice::new(&seq)];
         let cmsg = [ControlMessage::ScmRights(&raw)];
         sendmsg::<()>(
             self.control.as_raw_fd(),
@@ -287,32 +295,47 @@ impl PtraceSpace {
         hdr[40..48].copy_from_slice(&CMSG_SPACE_FD.to_le_bytes());
         let mut iovec = [0u8; 16];
         iovec[0..8].copy_from_slice(&SCRATCH_DATA.to_le_bytes());
-        iovec[8..16].copy_from_slice(&1u64.to_le_bytes());
-        self.write_all(SCRATCH_MSGHDR, &hdr)?;
+        iovec[8..16].copy_from_slice(&(seq.len() as u64).to_le_bytes());
         self.write_all(SCRATCH_IOV, &iovec)?;
-        self.write_all(SCRATCH_CMSG, &[0u8; CMSG_SPACE_FD as usize])?;
-        let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
-        let n = self.remote_syscall(
-            libc::SYS_recvmsg as u64,
-            [STUB_CONTROL_FD, SCRATCH_MSGHDR, flags, 0, 0, 0],
-        )?;
-        let mut cmsg = [0u8; CMSG_SPACE_FD as usize];
-        self.read_all(SCRATCH_CMSG, &mut cmsg)?;
-        let len = u64::from_le_bytes(cmsg[0..8].try_into().map_err(|_| Errno::EIO)?);
-        let level = i32::from_le_bytes(cmsg[8..12].try_into().map_err(|_| Errno::EIO)?);
-        let ty = i32::from_le_bytes(cmsg[12..16].try_into().map_err(|_| Errno::EIO)?);
-        let remote = i32::from_le_bytes(cmsg[16..20].try_into().map_err(|_| Errno::EIO)?);
-        if n != 1 || level != libc::SOL_SOCKET || ty != libc::SCM_RIGHTS || len != 20 {
-            tracing::error!(
+        for _ in 0..MAX_STALE_MESSAGES {
+            // recvmsg updates msg_controllen and msg_flags: rewrite them every time.
+            self.write_all(SCRATCH_MSGHDR, &hdr)?;
+            self.write_all(SCRATCH_CMSG, &[0u8; CMSG_SPACE_FD as usize])?;
+            let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
+            let n = self.remote_syscall(
+                libc::SYS_recvmsg as u64,
+                [STUB_CONTROL_FD, SCRATCH_MSGHDR, flags, 0, 0, 0],
+            )?;
+            let mut cmsg = [0u8; CMSG_SPACE_FD as usize];
+            self.read_all(SCRATCH_CMSG, &mut cmsg)?;
+            let mut data = [0u8; 8];
+            self.read_all(SCRATCH_DATA, &mut data)?;
+            let word = |r: std::ops::Range<usize>| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&cmsg[r]);
+                i32::from_le_bytes(b)
+            };
+            let len = cmsg[0..8]
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            let (level, ty, remote) = (word(8..12), word(12..16), word(16..20));
+            let has_fd = level == libc::SOL_SOCKET && ty == libc::SCM_RIGHTS && len == 20;
+            if n == seq.len() as u64 && has_fd && data == seq {
+                return Ok(remote as u64);
+            }
+            tracing::warn!(
                 n,
                 level,
                 ty,
                 len,
-                "unexpected fd-passing message in the stub"
+                "dropping a stale fd-passing message in the stub"
             );
-            return Err(Errno::EIO);
+            if has_fd {
+                self.remote_syscall(libc::SYS_close as u64, [remote as u64, 0, 0, 0, 0, 0])?;
+            }
         }
-        Ok(remote as u64)
+        Err(Errno::EIO)
     }
 
     fn read_all(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {

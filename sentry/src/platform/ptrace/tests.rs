@@ -249,6 +249,18 @@ fn file_mappings() {
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
+    // A leftover of a failed transfer (another file, an unknown sequence number) sits
+    // in the queue: it must be skipped, not mapped.
+    {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let other = temp_file(&[0xee; 4096]);
+        let raw = [other.as_raw_fd()];
+        let seq = u64::MAX.to_le_bytes();
+        let iov = [std::io::IoSlice::new(&seq)];
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        let ctl = rig.concrete().control.as_raw_fd();
+        sendmsg::<()>(ctl, &iov, &cmsg, MsgFlags::empty(), None).unwrap();
+    }
     let backing = Backing::File {
         fd: file.as_fd(),
         offset: 0,
