@@ -1,0 +1,317 @@
+//! The stub program: a tiny static ELF generated here, and how a stub process starts.
+//!
+//! The stub is one read+execute page at [`STUB_BASE`]. On start it unmaps everything
+//! else (initial stack, vdso, vvar), then traps; from then on the sentry owns its
+//! address space and uses the `syscall; int3` landing pad for remote system calls.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::errno::{Errno, SysResult};
+use crate::platform::PAGE_SIZE;
+
+use super::sys::last_errno;
+
+/// Where the stub's code page lives. It sits well below the top of the 47-bit user
+/// half, far from where the kernel puts the (non-randomized) initial stack, so the
+/// ELF loader's `MAP_FIXED_NOREPLACE` cannot collide with it.
+pub(super) const STUB_BASE: u64 = 0x7fff_fe00_0000;
+/// The stub's scratch page (RW), mapped by the sentry after start: room for the
+/// `msghdr` of a remote `recvmsg`.
+pub(super) const SCRATCH: u64 = STUB_BASE + PAGE_SIZE;
+/// One past the stub's reserved region.
+#[cfg(test)]
+pub(super) const STUB_END: u64 = STUB_BASE + 2 * PAGE_SIZE;
+/// One past the highest user address on x86-64 with 4-level paging (`TASK_SIZE_MAX`);
+/// with 5-level paging nothing is mapped above it unless asked for.
+const USER_TOP: u64 = 0x7fff_ffff_f000;
+/// The fd number the stub's end of the control socket has inside the stub.
+pub(super) const STUB_CONTROL_FD: u64 = 0;
+
+/// `personality(2)` flag that disables address-space randomization.
+const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+
+/// The stub image and the addresses of its interesting instructions.
+pub(super) struct StubImage {
+    /// The ELF file bytes.
+    pub bytes: Vec<u8>,
+    /// Address of the `syscall` of the landing pad.
+    pub pad: u64,
+    /// Address right after the landing pad's `int3` (rip at its SIGTRAP stop).
+    pub pad_trap: u64,
+    /// rip at the SIGTRAP stop that ends start-up.
+    pub start_trap: u64,
+}
+
+const EHDR_SIZE: usize = 64;
+const PHDR_SIZE: usize = 56;
+
+/// Builds the stub ELF. Layout: ELF header, one program header, then the code, all in
+/// one `PT_LOAD` (R+X) segment that maps file offset 0 at [`STUB_BASE`].
+pub(super) fn build() -> StubImage {
+    let code_off = (EHDR_SIZE + PHDR_SIZE) as u64;
+    let mut code: Vec<u8> = Vec::new();
+    let movabs = |code: &mut Vec<u8>, reg_byte: u8, v: u64| {
+        code.extend_from_slice(&[0x48, reg_byte]);
+        code.extend_from_slice(&v.to_le_bytes());
+    };
+    // munmap(0, STUB_BASE): everything below the stub.
+    code.extend_from_slice(&[0xb8, 0x0b, 0, 0, 0]); // mov eax, 11 (SYS_munmap)
+    code.extend_from_slice(&[0x31, 0xff]); // xor edi, edi
+    movabs(&mut code, 0xbe, STUB_BASE); // movabs rsi, STUB_BASE
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall
+    code.extend_from_slice(&[0x49, 0x89, 0xc4]); // mov r12, rax  (result for the sentry)
+                                                 // munmap(STUB_BASE + PAGE, USER_TOP - that): everything above the code page.
+    code.extend_from_slice(&[0xb8, 0x0b, 0, 0, 0]); // mov eax, 11
+    movabs(&mut code, 0xbf, STUB_BASE + PAGE_SIZE); // movabs rdi, STUB_BASE + PAGE
+    movabs(&mut code, 0xbe, USER_TOP - (STUB_BASE + PAGE_SIZE)); // movabs rsi, len
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall
+    code.extend_from_slice(&[0x49, 0x89, 0xc5]); // mov r13, rax
+    let start_int3 = code.len() as u64;
+    code.push(0xcc); // int3: start-up done, the sentry takes over
+    code.extend_from_slice(&[0xeb, 0xfd]); // jmp -3 (back to the int3 if resumed)
+    let pad_off = code.len() as u64;
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall   <- remote syscalls enter here
+    code.push(0xcc); // int3      <- and stop here with the result in rax
+    code.extend_from_slice(&[0xeb, 0xfd]); // jmp -3 (back to the int3)
+
+    let base = STUB_BASE;
+    let total = code_off + code.len() as u64;
+    let mut b = Vec::with_capacity(total as usize);
+    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
+    b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&2u16.to_le_bytes()); // e_type = ET_EXEC
+    b.extend_from_slice(&62u16.to_le_bytes()); // e_machine = EM_X86_64
+    b.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    b.extend_from_slice(&(base + code_off).to_le_bytes()); // e_entry
+    b.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff
+    b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes()); // e_ehsize
+    b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes()); // e_phentsize
+    b.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    b.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+    debug_assert_eq!(b.len(), EHDR_SIZE);
+    b.extend_from_slice(&1u32.to_le_bytes()); // p_type = PT_LOAD
+    b.extend_from_slice(&5u32.to_le_bytes()); // p_flags = PF_R | PF_X
+    b.extend_from_slice(&0u64.to_le_bytes()); // p_offset
+    b.extend_from_slice(&base.to_le_bytes()); // p_vaddr
+    b.extend_from_slice(&base.to_le_bytes()); // p_paddr
+    b.extend_from_slice(&total.to_le_bytes()); // p_filesz
+    b.extend_from_slice(&total.to_le_bytes()); // p_memsz
+    b.extend_from_slice(&PAGE_SIZE.to_le_bytes()); // p_align
+    debug_assert_eq!(b.len() as u64, code_off);
+    b.extend_from_slice(&code);
+    StubImage {
+        bytes: b,
+        pad: base + code_off + pad_off,
+        pad_trap: base + code_off + pad_off + 3,
+        start_trap: base + code_off + start_int3 + 1,
+    }
+}
+
+/// Writes the image into a sealed memfd and returns a read-only fd on it. The
+/// writable fd is closed: exec refuses a file that is open for writing (ETXTBSY).
+pub(super) fn memfd(image: &[u8]) -> SysResult<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = c"rvisor-stub";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: `name` is a NUL-terminated string; flags are integers.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && last_errno() == Errno::EINVAL {
+        // Kernels before 6.3 do not know MFD_EXEC.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(image)
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on an fd we own with integer arguments.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(last_errno());
+    }
+    let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
+    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `path` is NUL-terminated; flags are integers.
+    let ro = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if ro < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ro) })
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction` on x86-64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Forks and execs a stub; returns its pid once it is in its first ptrace stop (the
+/// exec SIGTRAP), traced by the calling thread. `control` becomes fd
+/// [`STUB_CONTROL_FD`] in the stub.
+pub(super) fn spawn(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i32> {
+    // Everything the child touches is prepared here: after fork only raw,
+    // async-signal-safe system calls.
+    let argv: [*const libc::c_char; 2] = [c"rvisor-stub".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let empty = c"".as_ptr();
+    let dfl = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    let exe = exe.as_raw_fd();
+    let control = control.as_raw_fd();
+
+    // SAFETY: fork is safe to call; the child below only makes raw system calls and
+    // never returns into Rust code that could take locks or allocate.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(last_errno());
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child; see `child`'s contract.
+        unsafe { child(parent, exe, control, &argv, &envp, empty, &dfl) }
+    }
+    Ok(pid)
+}
+
+/// The child side of [`spawn`].
+///
+/// # Safety
+/// Must only be called in a freshly forked child; it never returns.
+unsafe fn child(
+    parent: libc::pid_t,
+    exe: i32,
+    control: i32,
+    argv: &[*const libc::c_char; 2],
+    envp: &[*const libc::c_char; 1],
+    empty: *const libc::c_char,
+    dfl: &KernelSigaction,
+) -> ! {
+    // SAFETY: every call below is a raw system call on integers or on memory prepared
+    // before fork, which the child's copy of the address space still holds.
+    unsafe {
+        let fail = |code: i32| -> ! {
+            libc::syscall(libc::SYS_exit_group, code);
+            #[allow(clippy::empty_loop)]
+            loop {}
+        };
+        // Die with the tracer thread (PR_SET_PDEATHSIG follows the forking thread).
+        if libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            fail(120);
+        }
+        if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
+            fail(121);
+        }
+        // Own session: terminal signals aimed at the sentry's group never reach stubs.
+        libc::syscall(libc::SYS_setsid);
+        // A fixed initial layout, so the ELF's fixed address never meets the stack.
+        let cur = libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
+        if cur < 0
+            || libc::syscall(
+                libc::SYS_personality,
+                (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE,
+            ) < 0
+        {
+            fail(122);
+        }
+        // Default dispositions and an empty mask: ignored or blocked signals would
+        // hide the interrupt signal. (Handlers are reset by exec, SIG_IGN is not.)
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                );
+            }
+        }
+        let empty_mask: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty_mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8,
+        );
+        // Keep exactly two fds: the exe (above 0, close-on-exec) and the control
+        // socket at STUB_CONTROL_FD.
+        let exe2 = libc::syscall(libc::SYS_fcntl, exe, libc::F_DUPFD_CLOEXEC, 1) as i32;
+        if exe2 < 0 {
+            fail(123);
+        }
+        let ctl_target = STUB_CONTROL_FD as i32; // 0: close_all_but relies on it
+        if control == ctl_target {
+            if libc::syscall(libc::SYS_fcntl, control, libc::F_SETFD, 0) < 0 {
+                fail(124);
+            }
+        } else if libc::syscall(libc::SYS_dup2, control, ctl_target) < 0 {
+            fail(124);
+        }
+        close_all_but(exe2);
+        if libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
+            fail(125);
+        }
+        libc::syscall(
+            libc::SYS_execveat,
+            exe2,
+            empty,
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        fail(127)
+    }
+}
+
+/// Closes every fd except 0 (the control socket) and `keep` (>= 1), in the forked
+/// child.
+///
+/// # Safety
+/// Only raw system calls; meant for the forked child.
+unsafe fn close_all_but(keep: i32) {
+    let keep = keep as u32;
+    let ranges = [(1u32, keep - 1), (keep + 1, u32::MAX)];
+    for (lo, hi) in ranges {
+        if lo > hi {
+            continue;
+        }
+        // SAFETY: close_range takes integers; closing fds in the child affects nothing
+        // of the parent.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
+        if r < 0 {
+            // Before Linux 5.9: close one by one up to a generous bound.
+            for fd in lo..=hi.min(65_535) {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
+            }
+        }
+    }
+}
