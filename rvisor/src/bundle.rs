@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
-use serde_json::Value;
 use sentry::config::{ProcessConfig, Rlimit};
+use serde_json::Value;
 
 /// Linux `HOST_NAME_MAX`.
 pub const HOST_NAME_MAX: usize = 64;
@@ -80,8 +80,12 @@ pub fn rlimit_number(name: &str) -> Option<u32> {
 /// Loads `bundle/config.json`.
 pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
     let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| err("", format!("cannot read {}: {}", path.display(), io_msg(&e))))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        err(
+            "",
+            format!("cannot read {}: {}", path.display(), io_msg(&e)),
+        )
+    })?;
     parse(&text, bundle)
 }
 
@@ -178,7 +182,12 @@ fn string_array(v: &Value, field: &str) -> Result<Vec<String>, SpecError> {
 fn u32_field(v: &Value, field: &str) -> Result<u32, SpecError> {
     v.as_u64()
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| err(field, format!("must be an integer 0..={}, got {v}", u32::MAX)))
+        .ok_or_else(|| {
+            err(
+                field,
+                format!("must be an integer 0..={}, got {v}", u32::MAX),
+            )
+        })
 }
 
 fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecError> {
@@ -272,12 +281,8 @@ fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecE
                 .ok_or_else(|| err(format!("{field}.type"), "missing"))?
                 .as_str()
                 .ok_or_else(|| err(format!("{field}.type"), "must be a string"))?;
-            let resource = rlimit_number(name).ok_or_else(|| {
-                err(
-                    format!("{field}.type"),
-                    format!("unknown rlimit {name:?}"),
-                )
-            })?;
+            let resource = rlimit_number(name)
+                .ok_or_else(|| err(format!("{field}.type"), format!("unknown rlimit {name:?}")))?;
             if let Some(prev) = seen.insert(resource, i) {
                 return Err(err(
                     format!("{field}.type"),
@@ -487,25 +492,67 @@ mod tests {
     #[test]
     fn json_errors_have_a_position() {
         let e = parse_err("{\n  \"process\": [1,\n}");
-        assert!(e.starts_with("config.json: invalid JSON at line 3 column 1: "), "{e}");
+        assert!(
+            e.starts_with("config.json: invalid JSON at line 3 column 1: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn field_errors_name_the_field() {
         let cases = [
-            (GOOD.replace("\"args\":[\"/bin/true\"],", ""), "process.args: missing"),
-            (GOOD.replace("[\"/bin/true\"]", "[]"), "process.args: must not be empty"),
-            (GOOD.replace("[\"/bin/true\"]", "[\"\"]"), "process.args[0]: must not be empty"),
-            (GOOD.replace("[\"/bin/true\"]", "[\"a\",3]"), "process.args[1]: must be a string"),
-            (GOOD.replace("\"cwd\":\"/\"", "\"cwd\":\"tmp\""), "process.cwd: must be an absolute path, got \"tmp\""),
-            (GOOD.replace("PATH=/bin", "PATH"), "process.env[0]: must be KEY=VALUE, got \"PATH\""),
-            (GOOD.replace("RLIMIT_NOFILE", "RLIMIT_BOGUS"), "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\""),
-            (GOOD.replace("\"soft\":10", "\"soft\":30"), "process.rlimits[0]: soft limit 30 exceeds hard limit 20"),
-            (GOOD.replace("\"uid\":5", "\"uid\":-1"), "process.user.uid: must be an integer"),
-            (GOOD.replace("\"path\":\"/\"", "\"path\":\"/nonexistent-rvisor\""), "root.path: /nonexistent-rvisor does not exist"),
-            (GOOD.replace("\"hostname\":\"h\"", "\"hostname\":7"), "hostname: must be a string"),
-            (GOOD.replace("\"ociVersion\":\"1.0.2\"", "\"ociVersion\":1"), "ociVersion: invalid type"),
-            (GOOD.replace("\"cwd\":\"/\",", "\"cwd\":\"/\",\"terminal\":true,"), "process.terminal: true needs a console socket"),
+            (
+                GOOD.replace("\"args\":[\"/bin/true\"],", ""),
+                "process.args: missing",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[]"),
+                "process.args: must not be empty",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[\"\"]"),
+                "process.args[0]: must not be empty",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[\"a\",3]"),
+                "process.args[1]: must be a string",
+            ),
+            (
+                GOOD.replace("\"cwd\":\"/\"", "\"cwd\":\"tmp\""),
+                "process.cwd: must be an absolute path, got \"tmp\"",
+            ),
+            (
+                GOOD.replace("PATH=/bin", "PATH"),
+                "process.env[0]: must be KEY=VALUE, got \"PATH\"",
+            ),
+            (
+                GOOD.replace("RLIMIT_NOFILE", "RLIMIT_BOGUS"),
+                "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\"",
+            ),
+            (
+                GOOD.replace("\"soft\":10", "\"soft\":30"),
+                "process.rlimits[0]: soft limit 30 exceeds hard limit 20",
+            ),
+            (
+                GOOD.replace("\"uid\":5", "\"uid\":-1"),
+                "process.user.uid: must be an integer",
+            ),
+            (
+                GOOD.replace("\"path\":\"/\"", "\"path\":\"/nonexistent-rvisor\""),
+                "root.path: /nonexistent-rvisor does not exist",
+            ),
+            (
+                GOOD.replace("\"hostname\":\"h\"", "\"hostname\":7"),
+                "hostname: must be a string",
+            ),
+            (
+                GOOD.replace("\"ociVersion\":\"1.0.2\"", "\"ociVersion\":1"),
+                "ociVersion: invalid type",
+            ),
+            (
+                GOOD.replace("\"cwd\":\"/\",", "\"cwd\":\"/\",\"terminal\":true,"),
+                "process.terminal: true needs a console socket",
+            ),
             ("[1]".to_string(), "config.json: must be a JSON object"),
             ("{}".to_string(), "process: missing"),
         ];
@@ -519,10 +566,22 @@ mod tests {
     #[test]
     fn every_oci_rlimit_name_maps() {
         for name in [
-            "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE",
-            "RLIMIT_RSS", "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS",
-            "RLIMIT_LOCKS", "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE",
-            "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+            "RLIMIT_CPU",
+            "RLIMIT_FSIZE",
+            "RLIMIT_DATA",
+            "RLIMIT_STACK",
+            "RLIMIT_CORE",
+            "RLIMIT_RSS",
+            "RLIMIT_NPROC",
+            "RLIMIT_NOFILE",
+            "RLIMIT_MEMLOCK",
+            "RLIMIT_AS",
+            "RLIMIT_LOCKS",
+            "RLIMIT_SIGPENDING",
+            "RLIMIT_MSGQUEUE",
+            "RLIMIT_NICE",
+            "RLIMIT_RTPRIO",
+            "RLIMIT_RTTIME",
         ] {
             let n = rlimit_number(name).unwrap();
             // The numbers are libc's.
@@ -544,7 +603,7 @@ mod tests {
                 "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
                 _ => libc::RLIMIT_RTTIME,
             };
-            assert_eq!(n, want as u32, "{name}");
+            assert_eq!(n, want, "{name}");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{bail, Context, Result};
 use nix::fcntl::{fcntl, FcntlArg};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
 use nix::unistd::{close, dup2, getppid};
 use sentry::config::BootConfig;
 
@@ -19,7 +19,11 @@ use crate::sandbox::PARENT_PID_ENV;
 pub const BOOT_SETUP_FAILED: i32 = 125;
 
 /// Dies with the CLI: nothing of a sandbox may outlive the command that started it.
+///
+/// Also clears the signal mask: the CLI blocks SIGINT, SIGTERM and SIGCHLD before
+/// spawning its children, and std's spawn does not always reset the mask.
 fn die_with_parent() -> Result<()> {
+    SigSet::empty().thread_set_mask().context("sigprocmask")?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")?;
     // The parent may have died before the prctl took effect.
     if let Ok(want) = std::env::var(PARENT_PID_ENV) {
@@ -77,7 +81,7 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         }
         Err(e) => {
             tracing::error!(target: logging::FAILURE_TARGET, "sentry setup failed: {e}");
-            eprintln!("rvisor boot: {e}");
+            crate::print_err(&format!("rvisor boot: {e}"));
             Ok(BOOT_SETUP_FAILED)
         }
     }

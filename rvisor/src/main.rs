@@ -45,10 +45,16 @@ fn main() -> ExitCode {
             };
             let msg = one_line(&format!("{e:#}"));
             tracing::error!(target: logging::FAILURE_TARGET, "{msg}");
-            eprintln!("{who}: {msg}");
+            print_err(&format!("{who}: {msg}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// One write, so lines of the sandbox's processes sharing stderr do not interleave.
+pub fn print_err(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 fn one_line(s: &str) -> String {

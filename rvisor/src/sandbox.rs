@@ -112,7 +112,7 @@ pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<
     let config_fd = OwnedFd::from(config_file);
 
     // Blocked before any child exists so no SIGCHLD or forwarded signal is missed;
-    // std resets the mask in the children.
+    // boot and gofer clear the mask they inherit (see internal::die_with_parent).
     let mut mask = SigSet::empty();
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
         mask.add(s);
@@ -211,8 +211,7 @@ impl Waiter {
             }
             while let Ok(Some(info)) = self.sfd.read_signal() {
                 let signo = info.ssi_signo as i32;
-                if (signo == libc::SIGINT || signo == libc::SIGTERM) && info.ssi_code != SI_KERNEL
-                {
+                if (signo == libc::SIGINT || signo == libc::SIGTERM) && info.ssi_code != SI_KERNEL {
                     if let Ok(sig) = Signal::try_from(signo) {
                         tracing::debug!(?sig, "forwarding to boot");
                         let _ = kill(self.boot, sig);

@@ -129,7 +129,9 @@ mod tests {
     fn unique_while_alive_and_reclaimed_when_stale() {
         let root = std::env::temp_dir().join(format!("rvisor-state-test-{}", std::process::id()));
         let c = Container::create(&root, "c1", Path::new("/b")).unwrap();
-        let e = Container::create(&root, "c1", Path::new("/b")).err().unwrap();
+        let e = Container::create(&root, "c1", Path::new("/b"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("already exists"), "{e}");
         // A pid that cannot be alive: a stale entry is taken over.
         std::fs::write(root.join("c1/state.json"), r#"{"pid":2147483647}"#).unwrap();
