@@ -1,5 +1,271 @@
 //! `rvisor`: the OCI runtime command line.
+//!
+//! Exit statuses: `do` and `run` exit with the container's status (its exit code, or
+//! 128+N when killed by signal N). rvisor's own failures — bad flags, a bad bundle,
+//! a failed launch — print one `rvisor: ...` line and exit 1; a sentry that cannot
+//! set the sandbox up makes `boot` exit 125.
 
-fn main() {
-    println!("rvisor");
+mod bundle;
+mod cli;
+mod internal;
+mod logging;
+mod sandbox;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use oci_spec::runtime::Spec;
+use sentry::config::{BootConfig, ProcessConfig};
+
+use crate::cli::{Cli, Command, DoArgs, GlobalOpts, RunArgs, SpecArgs};
+use crate::logging::Role;
+
+/// The PATH a sandboxed program gets when the caller has none.
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(&cli) {
+        Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+        Err(e) => {
+            let who = match cli.command {
+                Command::Boot(_) => "rvisor boot",
+                Command::Gofer(_) => "rvisor gofer",
+                _ => "rvisor",
+            };
+            let msg = one_line(&format!("{e:#}"));
+            tracing::error!(target: logging::FAILURE_TARGET, "{msg}");
+            print_err(&format!("{who}: {msg}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// One write, so lines of the sandbox's processes sharing stderr do not interleave.
+pub fn print_err(line: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+fn dispatch(cli: &Cli) -> Result<i32> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Boot(a) => internal::boot(g, a),
+        Command::Gofer(a) => internal::gofer(g, a),
+        Command::Spec(a) => {
+            logging::init(Role::Cli, "spec", g, false)?;
+            spec(a).map(|()| 0)
+        }
+        Command::Do(a) => {
+            let id = format!("do-{}", std::process::id());
+            logging::init(Role::Cli, &id, g, false)?;
+            run_do(g, a, id)
+        }
+        Command::Run(a) => {
+            state::check_id(&a.id)?;
+            logging::init(Role::Cli, &a.id, g, false)?;
+            run_bundle(g, a)
+        }
+    }
+}
+
+fn spec(a: &SpecArgs) -> Result<()> {
+    let path = a.bundle.join("config.json");
+    if path.symlink_metadata().is_ok() {
+        bail!("{} already exists; remove it first", path.display());
+    }
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("rvisor".to_string()));
+    if let Some(p) = spec.process_mut() {
+        // Without a console socket there is no terminal to give; see README.
+        p.set_terminal(Some(false));
+    }
+    let text = serde_json::to_string_pretty(&spec).context("serialize spec")?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| anyhow::anyhow!("write {}: {}", path.display(), bundle::io_msg(&e)))?;
+    Ok(())
+}
+
+fn parse_user(s: &str) -> Result<(u32, u32)> {
+    let bad = || anyhow::anyhow!("--user: expected UID[:GID] as numbers, got {s:?}");
+    let (u, g) = match s.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (s, None),
+    };
+    let uid = u.parse::<u32>().map_err(|_| bad())?;
+    let gid = match g {
+        Some(g) => g.parse::<u32>().map_err(|_| bad())?,
+        None => 0,
+    };
+    Ok((uid, gid))
+}
+
+fn host_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// `do`'s environment: the caller's (as `runsc do` passes it), then `--env` on top;
+/// PATH is supplied when the caller has none.
+fn do_env(extra: &[String]) -> Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k != sandbox::PARENT_PID_ENV)
+        .collect();
+    for e in extra {
+        let (k, v) = e
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--env: must be KEY=VALUE, got {e:?}"))?;
+        if e.contains('\0') {
+            bail!("--env: must not contain a NUL byte");
+        }
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let mut out: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !out.iter().any(|e| e.starts_with("PATH=")) {
+        out.insert(0, DEFAULT_PATH.to_string());
+    }
+    Ok(out)
+}
+
+fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
+    let network = g.sandbox_network()?;
+    let rootfs = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let meta = std::fs::metadata(&rootfs).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("--rootfs: {} does not exist", rootfs.display())
+        } else {
+            anyhow::anyhow!("--rootfs: {}: {}", rootfs.display(), bundle::io_msg(&e))
+        }
+    })?;
+    if !meta.is_dir() {
+        bail!("--rootfs: {} is not a directory", rootfs.display());
+    }
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_context(|| format!("--rootfs: {}", rootfs.display()))?;
+    let host_root = rootfs == Path::new("/");
+
+    let cwd = match &a.cwd {
+        Some(c) if c.starts_with('/') => c.clone(),
+        Some(c) => bail!("--cwd: must be an absolute path, got {c:?}"),
+        None if host_root => std::env::current_dir()
+            .ok()
+            .and_then(|d| d.to_str().map(str::to_string))
+            .unwrap_or_else(|| "/".to_string()),
+        None => "/".to_string(),
+    };
+    let hostname = a.hostname.clone().unwrap_or_else(host_hostname);
+    bundle::check_hostname(&hostname).map_err(|m| anyhow::anyhow!("--hostname: {m}"))?;
+    let (uid, gid) = match &a.user {
+        Some(u) => parse_user(u)?,
+        None => (0, 0),
+    };
+    if a.command[0].is_empty() {
+        bail!("CMD: must not be empty");
+    }
+    if a.command.iter().any(|s| s.contains('\0')) {
+        bail!("CMD: must not contain a NUL byte");
+    }
+
+    let config = BootConfig {
+        id,
+        platform: g.platform.name(),
+        strace: g.strace,
+        hostname,
+        process: ProcessConfig {
+            args: a.command.clone(),
+            env: do_env(&a.env)?,
+            cwd,
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+            rlimits: Vec::new(),
+        },
+        overlay: g.overlay.name(),
+        network: network.name(),
+        // The host's own root is never written by `do`; another rootfs is written
+        // through only with --overlay=none.
+        readonly_rootfs: host_root,
+    };
+    let launch = sandbox::Launch {
+        config,
+        rootfs: &rootfs,
+        readonly: host_root,
+    };
+    sandbox::run(g, launch, &mut |_| Ok(()))
+}
+
+fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
+    let network = g.sandbox_network()?;
+    let b = bundle::load(&a.bundle)?;
+    let bundle_dir = std::fs::canonicalize(&a.bundle)
+        .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
+    let mut hostname = b.hostname.clone().unwrap_or_default();
+    if hostname.is_empty() {
+        hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
+    }
+    let config = BootConfig {
+        id: a.id.clone(),
+        platform: g.platform.name(),
+        strace: g.strace,
+        hostname,
+        process: b.process,
+        overlay: g.overlay.name(),
+        network: network.name(),
+        readonly_rootfs: b.readonly,
+    };
+    let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
+    let launch = sandbox::Launch {
+        config,
+        rootfs: &b.rootfs,
+        readonly: b.readonly,
+    };
+    let result = sandbox::run(g, launch, &mut |pid| st.set_running(pid));
+    drop(st);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_parsing() {
+        assert_eq!(parse_user("5").unwrap(), (5, 0));
+        assert_eq!(parse_user("5:7").unwrap(), (5, 7));
+        for bad in ["", "x", "5:", ":5", "-1", "5:x", "4294967296"] {
+            let e = parse_user(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--user: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_and_rejects() {
+        let env = do_env(&["RVISOR_TEST_X=1".into(), "RVISOR_TEST_X=2".into()]).unwrap();
+        let xs: Vec<_> = env
+            .iter()
+            .filter(|e| e.starts_with("RVISOR_TEST_X="))
+            .collect();
+        assert_eq!(xs, vec!["RVISOR_TEST_X=2"]);
+        assert!(env.iter().any(|e| e.starts_with("PATH=")));
+        assert!(do_env(&["NOEQ".into()]).is_err());
+        assert!(do_env(&["=v".into()]).is_err());
+    }
 }

@@ -1,0 +1,609 @@
+//! Reading and validating an OCI bundle's `config.json`.
+//!
+//! Errors are one line naming the field (`process.cwd: must be an absolute path, got
+//! "tmp"`): the JSON is first checked as a tree so each message can name its path,
+//! then deserialized into oci-spec's types for everything else.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use sentry::config::{ProcessConfig, Rlimit};
+use serde_json::Value;
+
+/// Linux `HOST_NAME_MAX`.
+pub const HOST_NAME_MAX: usize = 64;
+
+/// A validated bundle: what `run` needs to start the sandbox.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The container's first process.
+    pub process: ProcessConfig,
+    /// Hostname, if the spec sets one.
+    pub hostname: Option<String>,
+    /// Absolute, canonical host path of the rootfs.
+    pub rootfs: PathBuf,
+    /// `root.readonly`.
+    pub readonly: bool,
+}
+
+/// A validation failure: the field path (empty for the whole document) and what is
+/// wrong with it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SpecError {
+    pub field: String,
+    pub msg: String,
+}
+
+impl std::fmt::Display for SpecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "config.json: {}", self.msg)
+        } else {
+            write!(f, "config.json: {}: {}", self.field, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+fn err(field: impl Into<String>, msg: impl Into<String>) -> SpecError {
+    SpecError {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+/// `RLIMIT_*` names of the OCI spec and their Linux numbers.
+pub fn rlimit_number(name: &str) -> Option<u32> {
+    Some(match name {
+        "RLIMIT_CPU" => 0,
+        "RLIMIT_FSIZE" => 1,
+        "RLIMIT_DATA" => 2,
+        "RLIMIT_STACK" => 3,
+        "RLIMIT_CORE" => 4,
+        "RLIMIT_RSS" => 5,
+        "RLIMIT_NPROC" => 6,
+        "RLIMIT_NOFILE" => 7,
+        "RLIMIT_MEMLOCK" => 8,
+        "RLIMIT_AS" => 9,
+        "RLIMIT_LOCKS" => 10,
+        "RLIMIT_SIGPENDING" => 11,
+        "RLIMIT_MSGQUEUE" => 12,
+        "RLIMIT_NICE" => 13,
+        "RLIMIT_RTPRIO" => 14,
+        "RLIMIT_RTTIME" => 15,
+        _ => return None,
+    })
+}
+
+/// Loads `bundle/config.json`.
+pub fn load(bundle: &Path) -> Result<Bundle, SpecError> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        err(
+            "",
+            format!("cannot read {}: {}", path.display(), io_msg(&e)),
+        )
+    })?;
+    parse(&text, bundle)
+}
+
+/// The message of an io error without Rust's " (os error N)" suffix.
+pub fn io_msg(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+/// Parses and validates a config.json whose relative paths are relative to `bundle`.
+pub fn parse(text: &str, bundle: &Path) -> Result<Bundle, SpecError> {
+    let mut doc: Value = serde_json::from_str(text).map_err(|e| {
+        err(
+            "",
+            format!(
+                "invalid JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e.to_string())
+            ),
+        )
+    })?;
+    let top = doc
+        .as_object_mut()
+        .ok_or_else(|| err("", "must be a JSON object"))?;
+
+    let process = top
+        .get_mut("process")
+        .ok_or_else(|| err("process", "missing"))?;
+    let pobj = process
+        .as_object_mut()
+        .ok_or_else(|| err("process", "must be an object"))?;
+    // runc tolerates a missing user; oci-spec's type requires one, so supply root.
+    pobj.entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    let pre = check_process(pobj)?;
+    check_root(top.get("root"))?;
+    if let Some(h) = top.get("hostname") {
+        let h = h
+            .as_str()
+            .ok_or_else(|| err("hostname", "must be a string"))?;
+        check_hostname(h).map_err(|m| err("hostname", m))?;
+    }
+
+    let spec: Spec = serde_json::from_value(doc.clone()).map_err(|e| locate(&doc, e))?;
+    build(&spec, pre, bundle)
+}
+
+/// serde_json puts " at line L column C" at the end of its messages; we say it first.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Checks a hostname the way sethostname(2) would.
+pub fn check_hostname(h: &str) -> Result<(), String> {
+    if h.len() > HOST_NAME_MAX {
+        return Err(format!(
+            "longer than {HOST_NAME_MAX} bytes ({} bytes)",
+            h.len()
+        ));
+    }
+    if h.contains('\0') {
+        return Err("must not contain a NUL byte".into());
+    }
+    Ok(())
+}
+
+/// What the tree check extracts that oci-spec's types would lose (unknown rlimits
+/// cannot be represented there).
+struct PreChecked {
+    rlimits: Vec<Rlimit>,
+}
+
+fn string_array(v: &Value, field: &str) -> Result<Vec<String>, SpecError> {
+    let arr = v
+        .as_array()
+        .ok_or_else(|| err(field, "must be an array of strings"))?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| err(format!("{field}[{i}]"), "must be a string"))
+        })
+        .collect()
+}
+
+fn u32_field(v: &Value, field: &str) -> Result<u32, SpecError> {
+    v.as_u64()
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| {
+            err(
+                field,
+                format!("must be an integer 0..={}, got {v}", u32::MAX),
+            )
+        })
+}
+
+fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecError> {
+    let args = p
+        .get("args")
+        .ok_or_else(|| err("process.args", "missing"))?;
+    let args = string_array(args, "process.args")?;
+    if args.is_empty() {
+        return Err(err("process.args", "must not be empty"));
+    }
+    if args[0].is_empty() {
+        return Err(err("process.args[0]", "must not be empty"));
+    }
+    if let Some(i) = args.iter().position(|a| a.contains('\0')) {
+        return Err(err(
+            format!("process.args[{i}]"),
+            "must not contain a NUL byte",
+        ));
+    }
+
+    if let Some(env) = p.get("env") {
+        for (i, e) in string_array(env, "process.env")?.iter().enumerate() {
+            match e.split_once('=') {
+                Some((k, _)) if !k.is_empty() && !e.contains('\0') => {}
+                _ => {
+                    return Err(err(
+                        format!("process.env[{i}]"),
+                        format!("must be KEY=VALUE, got {e:?}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    let cwd = p.get("cwd").ok_or_else(|| err("process.cwd", "missing"))?;
+    let cwd = cwd
+        .as_str()
+        .ok_or_else(|| err("process.cwd", "must be a string"))?;
+    if !cwd.starts_with('/') {
+        return Err(err(
+            "process.cwd",
+            format!("must be an absolute path, got {cwd:?}"),
+        ));
+    }
+
+    if let Some(t) = p.get("terminal") {
+        match t.as_bool() {
+            Some(false) => {}
+            Some(true) => {
+                return Err(err(
+                    "process.terminal",
+                    "true needs a console socket, which rvisor run does not support yet; set it to false",
+                ))
+            }
+            None => return Err(err("process.terminal", "must be a boolean")),
+        }
+    }
+
+    if let Some(user) = p.get("user") {
+        let u = user
+            .as_object()
+            .ok_or_else(|| err("process.user", "must be an object"))?;
+        for key in ["uid", "gid"] {
+            if let Some(v) = u.get(key) {
+                u32_field(v, &format!("process.user.{key}"))?;
+            }
+        }
+        if let Some(g) = u.get("additionalGids") {
+            let arr = g
+                .as_array()
+                .ok_or_else(|| err("process.user.additionalGids", "must be an array"))?;
+            for (i, v) in arr.iter().enumerate() {
+                u32_field(v, &format!("process.user.additionalGids[{i}]"))?;
+            }
+        }
+    }
+
+    let mut rlimits = Vec::new();
+    if let Some(rl) = p.get("rlimits") {
+        let arr = rl
+            .as_array()
+            .ok_or_else(|| err("process.rlimits", "must be an array"))?;
+        let mut seen = HashMap::new();
+        for (i, r) in arr.iter().enumerate() {
+            let field = format!("process.rlimits[{i}]");
+            let o = r
+                .as_object()
+                .ok_or_else(|| err(&field, "must be an object"))?;
+            let name = o
+                .get("type")
+                .ok_or_else(|| err(format!("{field}.type"), "missing"))?
+                .as_str()
+                .ok_or_else(|| err(format!("{field}.type"), "must be a string"))?;
+            let resource = rlimit_number(name)
+                .ok_or_else(|| err(format!("{field}.type"), format!("unknown rlimit {name:?}")))?;
+            if let Some(prev) = seen.insert(resource, i) {
+                return Err(err(
+                    format!("{field}.type"),
+                    format!("{name} already set by process.rlimits[{prev}]"),
+                ));
+            }
+            let limit = |key: &str| -> Result<u64, SpecError> {
+                match o.get(key) {
+                    None => Ok(0),
+                    Some(v) => v.as_u64().ok_or_else(|| {
+                        err(
+                            format!("{field}.{key}"),
+                            format!("must be a non-negative integer, got {v}"),
+                        )
+                    }),
+                }
+            };
+            let (soft, hard) = (limit("soft")?, limit("hard")?);
+            if soft > hard {
+                return Err(err(
+                    &field,
+                    format!("soft limit {soft} exceeds hard limit {hard}"),
+                ));
+            }
+            rlimits.push(Rlimit {
+                resource,
+                soft,
+                hard,
+            });
+        }
+    }
+    Ok(PreChecked { rlimits })
+}
+
+fn check_root(root: Option<&Value>) -> Result<(), SpecError> {
+    let root = root.ok_or_else(|| err("root", "missing"))?;
+    let o = root
+        .as_object()
+        .ok_or_else(|| err("root", "must be an object"))?;
+    let path = o
+        .get("path")
+        .ok_or_else(|| err("root.path", "missing"))?
+        .as_str()
+        .ok_or_else(|| err("root.path", "must be a string"))?;
+    if path.is_empty() {
+        return Err(err("root.path", "must not be empty"));
+    }
+    if let Some(r) = o.get("readonly") {
+        if !r.is_boolean() {
+            return Err(err("root.readonly", "must be a boolean"));
+        }
+    }
+    Ok(())
+}
+
+/// Names the section of the document oci-spec refused, by deserializing each known
+/// section on its own.
+fn locate(doc: &Value, whole: serde_json::Error) -> SpecError {
+    use oci_spec::runtime::{Hooks, Linux, Mount, Process, Root};
+    fn try_as<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
+        serde_json::from_value::<T>(v.clone())
+            .err()
+            .map(|e| e.to_string())
+    }
+    let Some(top) = doc.as_object() else {
+        return err("", whole.to_string());
+    };
+    for (key, v) in top {
+        let failure = match key.as_str() {
+            "ociVersion" | "hostname" | "domainname" => try_as::<String>(v),
+            "root" => try_as::<Root>(v),
+            "process" => try_as::<Process>(v),
+            "hooks" => try_as::<Hooks>(v),
+            "linux" => try_as::<Linux>(v),
+            "annotations" => try_as::<HashMap<String, String>>(v),
+            "mounts" => match v.as_array() {
+                Some(arr) => {
+                    if let Some((i, e)) = arr
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, m)| try_as::<Mount>(m).map(|e| (i, e)))
+                    {
+                        return err(format!("mounts[{i}]"), e);
+                    }
+                    None
+                }
+                None => Some("must be an array".to_string()),
+            },
+            _ => None,
+        };
+        if let Some(e) = failure {
+            return err(key.clone(), e);
+        }
+    }
+    err("", whole.to_string())
+}
+
+fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecError> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| err("process", "missing"))?;
+    let root = spec.root().as_ref().ok_or_else(|| err("root", "missing"))?;
+
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    let rootfs = match std::fs::metadata(&rootfs) {
+        Ok(m) if m.is_dir() => std::fs::canonicalize(&rootfs)
+            .map_err(|e| err("root.path", format!("{}: {}", rootfs.display(), io_msg(&e))))?,
+        Ok(_) => {
+            return Err(err(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err(
+                "root.path",
+                format!("{} does not exist", rootfs.display()),
+            ))
+        }
+        Err(e) => {
+            return Err(err(
+                "root.path",
+                format!("{}: {}", rootfs.display(), io_msg(&e)),
+            ))
+        }
+    };
+
+    if let Some(mounts) = spec.mounts() {
+        for (i, m) in mounts.iter().enumerate() {
+            if m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
+            {
+                tracing::warn!(
+                    "config.json: mounts[{i}]: bind mount of {} is not supported yet; skipped",
+                    m.source()
+                        .as_ref()
+                        .map(|s| s.display().to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    let user = process.user();
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    let env = process.env().clone().unwrap_or_default();
+    // rlimits come from the tree check, which also knows their numbers.
+    Ok(Bundle {
+        process: ProcessConfig {
+            args: process.args().clone().unwrap_or_default(),
+            env,
+            cwd,
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            rlimits: pre.rlimits,
+        },
+        hostname: spec.hostname().clone(),
+        rootfs,
+        readonly: root.readonly().unwrap_or(false),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_dir() -> PathBuf {
+        PathBuf::from("/")
+    }
+
+    fn parse_err(json: &str) -> String {
+        parse(json, &bundle_dir()).unwrap_err().to_string()
+    }
+
+    const GOOD: &str = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"],"cwd":"/",
+        "env":["PATH=/bin"],"user":{"uid":5,"gid":6,"additionalGids":[7]},
+        "rlimits":[{"type":"RLIMIT_NOFILE","soft":10,"hard":20}]},
+        "root":{"path":"/","readonly":true},"hostname":"h"}"#;
+
+    #[test]
+    fn good_config_builds() {
+        let b = parse(GOOD, &bundle_dir()).unwrap();
+        assert_eq!(b.process.args, vec!["/bin/true"]);
+        assert_eq!((b.process.uid, b.process.gid), (5, 6));
+        assert_eq!(b.process.additional_gids, vec![7]);
+        assert_eq!(
+            b.process.rlimits,
+            vec![Rlimit {
+                resource: 7,
+                soft: 10,
+                hard: 20
+            }]
+        );
+        assert_eq!(b.hostname.as_deref(), Some("h"));
+        assert!(b.readonly);
+        assert_eq!(b.rootfs, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn json_errors_have_a_position() {
+        let e = parse_err("{\n  \"process\": [1,\n}");
+        assert!(
+            e.starts_with("config.json: invalid JSON at line 3 column 1: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn field_errors_name_the_field() {
+        let cases = [
+            (
+                GOOD.replace("\"args\":[\"/bin/true\"],", ""),
+                "process.args: missing",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[]"),
+                "process.args: must not be empty",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[\"\"]"),
+                "process.args[0]: must not be empty",
+            ),
+            (
+                GOOD.replace("[\"/bin/true\"]", "[\"a\",3]"),
+                "process.args[1]: must be a string",
+            ),
+            (
+                GOOD.replace("\"cwd\":\"/\"", "\"cwd\":\"tmp\""),
+                "process.cwd: must be an absolute path, got \"tmp\"",
+            ),
+            (
+                GOOD.replace("PATH=/bin", "PATH"),
+                "process.env[0]: must be KEY=VALUE, got \"PATH\"",
+            ),
+            (
+                GOOD.replace("RLIMIT_NOFILE", "RLIMIT_BOGUS"),
+                "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\"",
+            ),
+            (
+                GOOD.replace("\"soft\":10", "\"soft\":30"),
+                "process.rlimits[0]: soft limit 30 exceeds hard limit 20",
+            ),
+            (
+                GOOD.replace("\"uid\":5", "\"uid\":-1"),
+                "process.user.uid: must be an integer",
+            ),
+            (
+                GOOD.replace("\"path\":\"/\"", "\"path\":\"/nonexistent-rvisor\""),
+                "root.path: /nonexistent-rvisor does not exist",
+            ),
+            (
+                GOOD.replace("\"hostname\":\"h\"", "\"hostname\":7"),
+                "hostname: must be a string",
+            ),
+            (
+                GOOD.replace("\"ociVersion\":\"1.0.2\"", "\"ociVersion\":1"),
+                "ociVersion: invalid type",
+            ),
+            (
+                GOOD.replace("\"cwd\":\"/\",", "\"cwd\":\"/\",\"terminal\":true,"),
+                "process.terminal: true needs a console socket",
+            ),
+            ("[1]".to_string(), "config.json: must be a JSON object"),
+            ("{}".to_string(), "process: missing"),
+        ];
+        for (json, want) in cases {
+            let e = parse_err(&json);
+            assert!(e.contains(want), "want {want:?}, got {e:?}");
+            assert!(!e.contains('\n'), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn every_oci_rlimit_name_maps() {
+        for name in [
+            "RLIMIT_CPU",
+            "RLIMIT_FSIZE",
+            "RLIMIT_DATA",
+            "RLIMIT_STACK",
+            "RLIMIT_CORE",
+            "RLIMIT_RSS",
+            "RLIMIT_NPROC",
+            "RLIMIT_NOFILE",
+            "RLIMIT_MEMLOCK",
+            "RLIMIT_AS",
+            "RLIMIT_LOCKS",
+            "RLIMIT_SIGPENDING",
+            "RLIMIT_MSGQUEUE",
+            "RLIMIT_NICE",
+            "RLIMIT_RTPRIO",
+            "RLIMIT_RTTIME",
+        ] {
+            let n = rlimit_number(name).unwrap();
+            // The numbers are libc's.
+            let want = match name {
+                "RLIMIT_CPU" => libc::RLIMIT_CPU,
+                "RLIMIT_FSIZE" => libc::RLIMIT_FSIZE,
+                "RLIMIT_DATA" => libc::RLIMIT_DATA,
+                "RLIMIT_STACK" => libc::RLIMIT_STACK,
+                "RLIMIT_CORE" => libc::RLIMIT_CORE,
+                "RLIMIT_RSS" => libc::RLIMIT_RSS,
+                "RLIMIT_NPROC" => libc::RLIMIT_NPROC,
+                "RLIMIT_NOFILE" => libc::RLIMIT_NOFILE,
+                "RLIMIT_MEMLOCK" => libc::RLIMIT_MEMLOCK,
+                "RLIMIT_AS" => libc::RLIMIT_AS,
+                "RLIMIT_LOCKS" => libc::RLIMIT_LOCKS,
+                "RLIMIT_SIGPENDING" => libc::RLIMIT_SIGPENDING,
+                "RLIMIT_MSGQUEUE" => libc::RLIMIT_MSGQUEUE,
+                "RLIMIT_NICE" => libc::RLIMIT_NICE,
+                "RLIMIT_RTPRIO" => libc::RLIMIT_RTPRIO,
+                _ => libc::RLIMIT_RTTIME,
+            };
+            assert_eq!(n, want, "{name}");
+        }
+    }
+}

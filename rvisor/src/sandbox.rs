@@ -1,0 +1,248 @@
+//! Starting one sandbox: the gofer and the sentry (`boot`) as children of the CLI.
+//!
+//! The CLI makes a `SOCK_SEQPACKET` socketpair, hands one end to `rvisor gofer` and
+//! the other, with the JSON [`BootConfig`] in a memfd, to `rvisor boot`, then waits for
+//! boot and passes its exit status on. SIGINT and SIGTERM sent to the CLI by another
+//! process are forwarded to boot; the ones a terminal sends already reach boot itself
+//! (it stays in the terminal's foreground process group), so those are not doubled.
+//! The gofer gets its own process group so a terminal's ^C cannot kill it under a
+//! running sentry.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Seek, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use sentry::config::BootConfig;
+
+use crate::cli::GlobalOpts;
+
+/// Environment variable telling `boot` and `gofer` which pid must stay their parent.
+pub const PARENT_PID_ENV: &str = "RVISOR_PARENT_PID";
+
+/// `si_code` of a signal the kernel itself raised (e.g. a terminal's ^C).
+const SI_KERNEL: i32 = 0x80;
+
+/// How long the gofer may take to notice the sentry hung up before it is killed.
+const GOFER_GRACE: Duration = Duration::from_secs(1);
+
+/// What to serve and run.
+pub struct Launch<'a> {
+    pub config: BootConfig,
+    pub rootfs: &'a Path,
+    pub readonly: bool,
+}
+
+/// Called with boot's pid once it runs (to record container state).
+pub type OnStart<'a> = &'a mut dyn FnMut(u32) -> Result<()>;
+
+fn set_inheritable(fd: &OwnedFd, inherit: bool) -> Result<()> {
+    let flags = if inherit {
+        FdFlag::empty()
+    } else {
+        FdFlag::FD_CLOEXEC
+    };
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(flags)).context("fcntl(F_SETFD)")?;
+    Ok(())
+}
+
+/// Spawns `cmd` with `fds` (normally close-on-exec) inherited by it alone. The CLI
+/// is single-threaded here, so no other spawn can see the flags cleared.
+fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd], what: &str) -> Result<Child> {
+    for fd in fds {
+        set_inheritable(fd, true)?;
+    }
+    let child = cmd.spawn().with_context(|| format!("spawn {what}"));
+    for fd in fds {
+        set_inheritable(fd, false)?;
+    }
+    child
+}
+
+fn self_command(g: &GlobalOpts, sub: &str) -> Command {
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("rvisor")
+        .args(g.forwarded())
+        .arg(sub)
+        .env(PARENT_PID_ENV, std::process::id().to_string());
+    cmd
+}
+
+fn pid_of(c: &Child) -> Pid {
+    Pid::from_raw(c.id() as i32)
+}
+
+fn status_code(s: WaitStatus) -> Option<i32> {
+    match s {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+/// Runs the sandbox to completion and returns the exit status for the CLI.
+pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<i32> {
+    let (gofer_end, sentry_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair")?;
+
+    let config_fd = memfd_create(c"rvisor-boot-config", MemFdCreateFlag::MFD_CLOEXEC)
+        .context("memfd_create")?;
+    let mut config_file = File::from(config_fd);
+    serde_json::to_writer(&mut config_file, &launch.config).context("write boot config")?;
+    config_file.flush().context("write boot config")?;
+    config_file.rewind().context("write boot config")?;
+    let config_fd = OwnedFd::from(config_file);
+
+    // Blocked before any child exists so no SIGCHLD or forwarded signal is missed;
+    // boot and gofer clear the mask they inherit (see internal::die_with_parent).
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD] {
+        mask.add(s);
+    }
+    mask.thread_block().context("sigprocmask")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
+
+    let mut gofer_cmd = self_command(g, "gofer");
+    gofer_cmd
+        .arg("--root")
+        .arg(launch.rootfs)
+        .arg(format!("--sock-fd={}", gofer_end.as_raw_fd()))
+        .arg(format!("--id={}", launch.config.id))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0);
+    if launch.readonly {
+        gofer_cmd.arg("--readonly");
+    }
+    let mut gofer = spawn_with_fds(&mut gofer_cmd, &[&gofer_end], "gofer")?;
+    drop(gofer_end);
+    tracing::info!(id = %launch.config.id, pid = gofer.id(), "gofer started");
+
+    let mut boot_cmd = self_command(g, "boot");
+    boot_cmd.args([
+        OsString::from(format!("--config-fd={}", config_fd.as_raw_fd())),
+        OsString::from(format!("--gofer-fd={}", sentry_end.as_raw_fd())),
+    ]);
+    let boot = match spawn_with_fds(&mut boot_cmd, &[&config_fd, &sentry_end], "boot") {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = gofer.kill();
+            let _ = gofer.wait();
+            return Err(e);
+        }
+    };
+    drop(sentry_end);
+    drop(config_fd);
+    tracing::info!(pid = boot.id(), "boot started");
+
+    let mut waiter = Waiter {
+        sfd,
+        boot: pid_of(&boot),
+        gofer: pid_of(&gofer),
+        gofer_status: None,
+    };
+    if let Err(e) = on_start(boot.id()) {
+        let _ = kill(waiter.boot, Signal::SIGKILL);
+        let _ = waiter.wait_boot();
+        waiter.finish_gofer();
+        return Err(e);
+    }
+    let status = waiter.wait_boot();
+    waiter.finish_gofer();
+    status
+}
+
+struct Waiter {
+    sfd: SignalFd,
+    boot: Pid,
+    gofer: Pid,
+    gofer_status: Option<i32>,
+}
+
+impl Waiter {
+    fn reap_gofer(&mut self) {
+        if self.gofer_status.is_none() {
+            if let Ok(s) = waitpid(self.gofer, Some(WaitPidFlag::WNOHANG)) {
+                if let Some(c) = status_code(s) {
+                    tracing::debug!(status = c, "gofer exited");
+                    self.gofer_status = Some(c);
+                }
+            }
+        }
+    }
+
+    /// Handles pending signals; returns once boot has exited.
+    fn wait_boot(&mut self) -> Result<i32> {
+        loop {
+            match waitpid(self.boot, Some(WaitPidFlag::WNOHANG)) {
+                Ok(s) => {
+                    if let Some(c) = status_code(s) {
+                        tracing::info!(status = c, "boot exited");
+                        return Ok(c);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context("waitpid(boot)"),
+            }
+            self.reap_gofer();
+            let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).context("poll"),
+            }
+            while let Ok(Some(info)) = self.sfd.read_signal() {
+                let signo = info.ssi_signo as i32;
+                if (signo == libc::SIGINT || signo == libc::SIGTERM) && info.ssi_code != SI_KERNEL {
+                    if let Ok(sig) = Signal::try_from(signo) {
+                        tracing::debug!(?sig, "forwarding to boot");
+                        let _ = kill(self.boot, sig);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gofer exits when the sentry's end of the socket closes; give it a moment,
+    /// then make sure.
+    fn finish_gofer(&mut self) {
+        let deadline = Instant::now() + GOFER_GRACE;
+        loop {
+            self.reap_gofer();
+            if self.gofer_status.is_some() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(ms));
+            while let Ok(Some(_)) = self.sfd.read_signal() {}
+        }
+        tracing::warn!("gofer still running {GOFER_GRACE:?} after the sentry exited; killing it");
+        let _ = kill(self.gofer, Signal::SIGKILL);
+        if let Ok(s) = waitpid(self.gofer, None) {
+            self.gofer_status = status_code(s);
+        }
+    }
+}
