@@ -6,6 +6,7 @@ pub mod exec;
 pub mod limits;
 pub mod signals;
 pub mod task;
+pub mod wait;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -86,7 +86,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_dup2: "a new stub moves its control socket to fd 0",
     SYS_dup3: "a new stub moves its control socket to fd 0",
     SYS_setsid: "a new stub leaves the terminal's session",
-    SYS_openat: "/proc/<pid>/mem fallback for writes to read-only app pages",
+    SYS_personality: "a new stub disables address randomisation before its exec",
+    SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only",
 ];
 
 /// Builds the sentry's filter: the allow-list above, everything else kills the
