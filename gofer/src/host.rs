@@ -301,7 +301,11 @@ pub fn umask(mask: u32) -> u32 {
 }
 
 /// Sends one datagram, donating `fd` with `SCM_RIGHTS` when given. Never raises SIGPIPE.
-pub fn send_frame(sock: BorrowedFd<'_>, frame: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<(), Errno> {
+pub fn send_frame(
+    sock: BorrowedFd<'_>,
+    frame: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
     let iov = [IoSlice::new(frame)];
     let fds: [RawFd; 1] = [fd.map_or(-1, |f| f.as_raw_fd())];
     let cmsgs: &[ControlMessage<'_>] = if fd.is_some() {

@@ -4,6 +4,8 @@
 //! by the gofer and their host fds donated with `SCM_RIGHTS`, so data I/O never
 //! crosses the socket. The gofer never follows a symlink: the sentry resolves them.
 
+#![deny(missing_docs)]
+
 pub mod client;
 pub mod confine;
 mod host;

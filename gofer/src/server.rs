@@ -24,8 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::host;
 use crate::protocol::{
-    encode_reply, Header, ReplyBody, Request, MAGIC, MAX_MSG, MAX_WALK, REPLY_HEADER,
-    VERSION,
+    encode_reply, Header, ReplyBody, Request, MAGIC, MAX_MSG, MAX_WALK, REPLY_HEADER, VERSION,
 };
 use crate::{Dirent, Fid, SetAttr, Stat, KEEP_ID};
 
@@ -257,9 +256,9 @@ impl Server {
                 cookie,
                 max_bytes,
             } => plain(ReplyBody::Dirents(self.getdents(fid, cookie, max_bytes)?)),
-            Request::Statfs { fid } => {
-                plain(ReplyBody::StatFs(host::fstatfs(self.node(fid)?.path.as_fd())?))
-            }
+            Request::Statfs { fid } => plain(ReplyBody::StatFs(host::fstatfs(
+                self.node(fid)?.path.as_fd(),
+            )?)),
             Request::Clunk { fid } => {
                 self.fids.remove(&fid).ok_or(Errno::EBADF)?;
                 plain(ReplyBody::Unit)
@@ -324,7 +323,13 @@ impl Server {
                 }
                 let od = self.dir(old_dir)?;
                 let nd = self.dir(new_dir)?;
-                host::renameat2(od, &check_name(&old_name)?, nd, &check_name(&new_name)?, flags)?;
+                host::renameat2(
+                    od,
+                    &check_name(&old_name)?,
+                    nd,
+                    &check_name(&new_name)?,
+                    flags,
+                )?;
                 plain(ReplyBody::Unit)
             }
             Request::Link { target, dir, name } => {

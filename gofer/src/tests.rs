@@ -46,7 +46,11 @@ fn tree() -> Tree {
     host::mknodat(host::at_fdcwd(), &fifo, libc::S_IFIFO | 0o644).unwrap();
     fs::create_dir(p.join("big")).unwrap();
     for i in 0..BIG_FILES {
-        fs::write(p.join("big").join(format!("{i:04}-{}", "x".repeat(100))), b"").unwrap();
+        fs::write(
+            p.join("big").join(format!("{i:04}-{}", "x".repeat(100))),
+            b"",
+        )
+        .unwrap();
     }
     Tree(p)
 }
@@ -96,7 +100,10 @@ fn walk_stat_open_read() {
     let (f, fst) = w[0];
     assert_eq!(kind(&fst), libc::S_IFREG);
     assert_eq!(fst.size, 11);
-    assert_eq!(c.stat(f).unwrap().ino, fs::metadata(t.0.join("file.txt")).unwrap().ino());
+    assert_eq!(
+        c.stat(f).unwrap().ino,
+        fs::metadata(t.0.join("file.txt")).unwrap().ino()
+    );
     assert_eq!(read_all(c.open(f, libc::O_RDONLY).unwrap()), b"hello gofer");
 
     let w = c.walk(root, &[b"dir", b"sub", b"deep.txt"]).unwrap();
@@ -113,8 +120,14 @@ fn walk_stat_open_read() {
     // Directories open read-only only; O_DIRECTORY on a file is refused.
     let d = c.walk(root, &[b"dir"]).unwrap()[0].0;
     c.open(d, libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
-    assert_eq!(c.open(f, libc::O_RDONLY | libc::O_DIRECTORY).err(), Some(Errno::ENOTDIR));
-    assert_eq!(c.open(f, libc::O_RDONLY | libc::O_CREAT).err(), Some(Errno::EINVAL));
+    assert_eq!(
+        c.open(f, libc::O_RDONLY | libc::O_DIRECTORY).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        c.open(f, libc::O_RDONLY | libc::O_CREAT).err(),
+        Some(Errno::EINVAL)
+    );
     finish(c, h);
 }
 
@@ -127,7 +140,12 @@ fn symlinks_are_returned_never_followed() {
     assert_eq!(kind(&w[0].1), libc::S_IFLNK);
     assert_eq!(c.readlink(w[0].0).unwrap(), b"/etc/passwd");
     assert_eq!(c.open(w[0].0, libc::O_RDONLY).err(), Some(Errno::ELOOP));
-    assert_eq!(c.walk(root, &[b"file.txt"]).map(|w| c.readlink(w[0].0)).unwrap(), Err(Errno::EINVAL));
+    assert_eq!(
+        c.walk(root, &[b"file.txt"])
+            .map(|w| c.readlink(w[0].0))
+            .unwrap(),
+        Err(Errno::EINVAL)
+    );
 
     // "Through" an absolute symlink to a directory: the walk stops at the link.
     let w = c.walk(root, &[b"abs_dir_link", b"passwd"]).unwrap();
@@ -135,7 +153,10 @@ fn symlinks_are_returned_never_followed() {
     assert_eq!(kind(&w[0].1), libc::S_IFLNK);
     assert_eq!(c.walk(w[0].0, &[b"passwd"]), Err(Errno::ENOTDIR));
     // A symlink fid's attributes are the link's own, never /etc's.
-    assert_ne!(c.stat(w[0].0).unwrap().ino, fs::metadata("/etc").unwrap().ino());
+    assert_ne!(
+        c.stat(w[0].0).unwrap().ino,
+        fs::metadata("/etc").unwrap().ino()
+    );
 
     let w = c.walk(root, &[b"dir", b"rel_link"]).unwrap();
     assert_eq!(w.len(), 2);
@@ -156,10 +177,23 @@ fn symlinks_are_returned_never_followed() {
     assert_eq!(c.walk(root, &[b""]), Err(Errno::ENOENT));
     assert_eq!(c.walk(root, &[b"a\0b"]), Err(Errno::EINVAL));
     assert_eq!(c.walk(root, &[&[b'a'; 256][..]]), Err(Errno::ENAMETOOLONG));
-    assert_eq!(c.walk(root, &[b"dir", b"..", b"file.txt"]).unwrap().len(), 1);
-    assert_eq!(c.create(root, b"../escape", libc::O_RDWR, 0o644, KEEP_ID, KEEP_ID).err(), Some(Errno::EINVAL));
-    assert_eq!(c.rename(root, b"file.txt", root, b"dir/x", 0), Err(Errno::EINVAL));
-    assert_eq!(c.unlink(root, b"..", libc::AT_REMOVEDIR), Err(Errno::EINVAL));
+    assert_eq!(
+        c.walk(root, &[b"dir", b"..", b"file.txt"]).unwrap().len(),
+        1
+    );
+    assert_eq!(
+        c.create(root, b"../escape", libc::O_RDWR, 0o644, KEEP_ID, KEEP_ID)
+            .err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        c.rename(root, b"file.txt", root, b"dir/x", 0),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        c.unlink(root, b"..", libc::AT_REMOVEDIR),
+        Err(Errno::EINVAL)
+    );
     assert!(t.0.join("file.txt").exists());
     finish(c, h);
 }
@@ -201,7 +235,10 @@ fn getdents_lists_everything_across_calls() {
         }
         cookie = ents.last().unwrap().next_cookie;
     }
-    assert!(bytes > 64 * 1024 && calls > 8, "{bytes} bytes in {calls} calls");
+    assert!(
+        bytes > 64 * 1024 && calls > 8,
+        "{bytes} bytes in {calls} calls"
+    );
     let want: BTreeSet<Vec<u8>> = fs::read_dir(t.0.join("big"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_encoded_bytes())
@@ -256,12 +293,24 @@ fn readonly_refuses_every_write() {
     let k = KEEP_ID;
     assert_eq!(c.open(f, libc::O_WRONLY).err(), Some(Errno::EROFS));
     assert_eq!(c.open(f, libc::O_RDWR).err(), Some(Errno::EROFS));
-    assert_eq!(c.open(f, libc::O_RDONLY | libc::O_TRUNC).err(), Some(Errno::EROFS));
-    assert_eq!(c.create(root, b"n", libc::O_RDWR, 0o644, k, k).err(), Some(Errno::EROFS));
+    assert_eq!(
+        c.open(f, libc::O_RDONLY | libc::O_TRUNC).err(),
+        Some(Errno::EROFS)
+    );
+    assert_eq!(
+        c.create(root, b"n", libc::O_RDWR, 0o644, k, k).err(),
+        Some(Errno::EROFS)
+    );
     assert_eq!(c.mkdir(root, b"n", 0o755, k, k), Err(Errno::EROFS));
-    assert_eq!(c.mknod(root, b"n", libc::S_IFIFO | 0o644, k, k), Err(Errno::EROFS));
+    assert_eq!(
+        c.mknod(root, b"n", libc::S_IFIFO | 0o644, k, k),
+        Err(Errno::EROFS)
+    );
     assert_eq!(c.unlink(root, b"file.txt", 0), Err(Errno::EROFS));
-    assert_eq!(c.rename(root, b"file.txt", root, b"n", 0), Err(Errno::EROFS));
+    assert_eq!(
+        c.rename(root, b"file.txt", root, b"n", 0),
+        Err(Errno::EROFS)
+    );
     assert_eq!(c.link(f, root, b"n"), Err(Errno::EROFS));
     assert_eq!(c.symlink(root, b"n", b"x", k, k), Err(Errno::EROFS));
     let attr = SetAttr {
@@ -283,7 +332,9 @@ fn read_write_operations() {
     let k = KEEP_ID;
 
     // create + write + read back; mode is exact (the gofer runs with umask 0).
-    let (nf, nst, fd) = c.create(root, b"new", libc::O_RDWR, 0o640, 1234, 5678).unwrap();
+    let (nf, nst, fd) = c
+        .create(root, b"new", libc::O_RDWR, 0o640, 1234, 5678)
+        .unwrap();
     assert_eq!(nst.mode, libc::S_IFREG | 0o640);
     assert_eq!((nst.uid, nst.gid), (1234, 5678));
     let mut file = fs::File::from(fd);
@@ -295,10 +346,19 @@ fn read_write_operations() {
     assert_eq!(fs::read(t.0.join("new")).unwrap(), b"payload");
     let again = c.walk(root, &[b"new"]).unwrap()[0].0;
     assert_eq!(read_all(c.open(again, libc::O_RDONLY).unwrap()), b"payload");
-    assert_eq!(c.create(root, b"new", libc::O_RDWR, 0o644, k, k).err(), Some(Errno::EEXIST));
+    assert_eq!(
+        c.create(root, b"new", libc::O_RDWR, 0o644, k, k).err(),
+        Some(Errno::EEXIST)
+    );
     // Never opens an existing FIFO or symlink through create.
-    assert_eq!(c.create(root, b"fifo", libc::O_RDWR, 0o644, k, k).err(), Some(Errno::EEXIST));
-    assert_eq!(c.create(root, b"abs_link", libc::O_RDWR, 0o644, k, k).err(), Some(Errno::EEXIST));
+    assert_eq!(
+        c.create(root, b"fifo", libc::O_RDWR, 0o644, k, k).err(),
+        Some(Errno::EEXIST)
+    );
+    assert_eq!(
+        c.create(root, b"abs_link", libc::O_RDWR, 0o644, k, k).err(),
+        Some(Errno::EEXIST)
+    );
     c.fsync(nf, true).unwrap();
 
     // O_TRUNC on open.
@@ -311,7 +371,10 @@ fn read_write_operations() {
     let (d2, dst) = c.mkdir(root, b"d2", 0o750, k, k).unwrap();
     assert_eq!(dst.mode, libc::S_IFDIR | 0o750);
     let (_, _, _fd) = c.create(d2, b"inner", libc::O_WRONLY, 0o600, k, k).unwrap();
-    assert_eq!(c.unlink(root, b"d2", libc::AT_REMOVEDIR), Err(Errno::ENOTEMPTY));
+    assert_eq!(
+        c.unlink(root, b"d2", libc::AT_REMOVEDIR),
+        Err(Errno::ENOTEMPTY)
+    );
     assert_eq!(c.unlink(root, b"d2", 0), Err(Errno::EISDIR));
     c.unlink(d2, b"inner", 0).unwrap();
     c.unlink(root, b"d2", libc::AT_REMOVEDIR).unwrap();
@@ -328,10 +391,14 @@ fn read_write_operations() {
         c.rename(dir, b"moved", root, b"file.txt", libc::RENAME_NOREPLACE),
         Err(Errno::EEXIST)
     );
-    c.rename(dir, b"moved", root, b"file.txt", libc::RENAME_EXCHANGE).unwrap();
+    c.rename(dir, b"moved", root, b"file.txt", libc::RENAME_EXCHANGE)
+        .unwrap();
     assert_eq!(fs::read(t.0.join("file.txt")).unwrap(), b"payload");
     assert_eq!(fs::read(t.0.join("dir/moved")).unwrap(), b"hello gofer");
-    assert_eq!(c.rename(root, b"file.txt", root, b"x", 0xff00), Err(Errno::EINVAL));
+    assert_eq!(
+        c.rename(root, b"file.txt", root, b"x", 0xff00),
+        Err(Errno::EINVAL)
+    );
 
     // link.
     let (lf, lst) = c.link(again, root, b"hard").unwrap();
@@ -346,7 +413,10 @@ fn read_write_operations() {
     assert_eq!(kind(&sst), libc::S_IFLNK);
     assert_eq!((sst.uid, sst.gid), (42, 43));
     assert_eq!(c.readlink(sf).unwrap(), b"/etc/shadow");
-    assert_eq!(fs::read_link(t.0.join("sl")).unwrap(), Path::new("/etc/shadow"));
+    assert_eq!(
+        fs::read_link(t.0.join("sl")).unwrap(),
+        Path::new("/etc/shadow")
+    );
     assert_eq!(c.symlink(root, b"sl2", b"", k, k), Err(Errno::ENOENT));
 
     // mknod: FIFO and socket only.
@@ -354,8 +424,14 @@ fn read_write_operations() {
     assert_eq!(fst.mode, libc::S_IFIFO | 0o600);
     let (_, sst) = c.mknod(root, b"s", libc::S_IFSOCK | 0o600, k, k).unwrap();
     assert_eq!(kind(&sst), libc::S_IFSOCK);
-    assert_eq!(c.mknod(root, b"c", libc::S_IFCHR | 0o600, k, k), Err(Errno::EPERM));
-    assert_eq!(c.mknod(root, b"b", libc::S_IFBLK | 0o600, k, k), Err(Errno::EPERM));
+    assert_eq!(
+        c.mknod(root, b"c", libc::S_IFCHR | 0o600, k, k),
+        Err(Errno::EPERM)
+    );
+    assert_eq!(
+        c.mknod(root, b"b", libc::S_IFBLK | 0o600, k, k),
+        Err(Errno::EPERM)
+    );
 
     // setattr: size, owner, mode, times (explicit, now, omit).
     let attr = SetAttr {
@@ -368,7 +444,10 @@ fn read_write_operations() {
     };
     c.setattr(again, &attr).unwrap();
     let st = c.stat(again).unwrap();
-    assert_eq!((st.mode & 0o7777, st.uid, st.gid, st.size), (0o4711, 7, 8, 3));
+    assert_eq!(
+        (st.mode & 0o7777, st.uid, st.gid, st.size),
+        (0o4711, 7, 8, 3)
+    );
     assert_eq!((st.atime, st.mtime), ((1_000_000, 5), (2_000_000, 6)));
     let m = fs::metadata(t.0.join("file.txt")).unwrap();
     assert_eq!((m.len(), m.permissions().mode() & 0o7777), (3, 0o4711));
@@ -484,12 +563,20 @@ fn malformed_frames_get_errors_or_a_hangup() {
     assert_eq!(status(&raw_call(&a, &f)), Errno::EMSGSIZE as u32);
     // A descriptor sent by the client is dropped, and the request still answered.
     let devnull = fs::File::open("/dev/null").unwrap();
-    host::send_frame(a.as_fd(), &Request::Attach.encode(6).unwrap(), Some(devnull.as_fd())).unwrap();
+    host::send_frame(
+        a.as_fd(),
+        &Request::Attach.encode(6).unwrap(),
+        Some(devnull.as_fd()),
+    )
+    .unwrap();
     let mut buf = vec![0u8; 256];
     let got = host::recv_frame(a.as_fd(), &mut buf).unwrap();
     assert_eq!(status(&buf[..got.len]), 0);
     // Still alive and consistent.
-    assert_eq!(status(&raw_call(&a, &Request::Attach.encode(7).unwrap())), 0);
+    assert_eq!(
+        status(&raw_call(&a, &Request::Attach.encode(7).unwrap())),
+        0
+    );
 
     // A frame whose length field lies cannot be answered: the server hangs up.
     let mut f = Request::Attach.encode(8).unwrap();
