@@ -89,7 +89,7 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
         libc::SYS_openat2,
         "openat2",
         Allow::Always,
-        "walk one component with RESOLVE_BENEATH|NO_SYMLINKS",
+        "walk one component with RESOLVE_BENEATH|NO_SYMLINKS (its flags sit in a struct, so seccomp cannot check them)",
     ),
     (
         libc::SYS_fcntl,
