@@ -4,10 +4,22 @@
 //! by the gofer and their host fds donated with `SCM_RIGHTS`, so data I/O never
 //! crosses the socket. The gofer never follows a symlink: the sentry resolves them.
 
+#![deny(missing_docs)]
+
 pub mod client;
+pub mod confine;
+mod host;
+pub mod protocol;
 pub mod server;
 
+#[cfg(test)]
+mod tests;
+
 pub use client::Client;
+pub use server::Server;
+
+/// An owner id meaning "leave unchanged" (like `chown(2)`'s -1).
+pub const KEEP_ID: u32 = u32::MAX;
 
 /// A handle for a file the gofer holds open on the sentry's behalf.
 pub type Fid = u64;
@@ -79,4 +91,45 @@ pub struct StatFs {
     pub frsize: i64,
     /// Mount flags (`ST_*`).
     pub flags: i64,
+}
+
+/// A timestamp to set with [`SetAttr`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetTime {
+    /// Leave the timestamp alone (`UTIME_OMIT`).
+    #[default]
+    Omit,
+    /// The current time (`UTIME_NOW`).
+    Now,
+    /// This time (seconds, nanoseconds).
+    At(i64, i64),
+}
+
+impl SetTime {
+    /// The `timespec` pair `utimensat(2)` expects.
+    pub fn to_timespec(self) -> (i64, i64) {
+        match self {
+            SetTime::Omit => (0, libc::UTIME_OMIT),
+            SetTime::Now => (0, libc::UTIME_NOW),
+            SetTime::At(s, ns) => (s, ns),
+        }
+    }
+}
+
+/// Attribute changes for `setattr`; `None`/`Omit` fields are left alone. Applied in the
+/// order size, owner, mode, times (so a chown cannot clear set-id bits just set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (`07777` mask).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (regular files only).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: SetTime,
+    /// New modification time.
+    pub mtime: SetTime,
 }

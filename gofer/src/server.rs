@@ -1,11 +1,759 @@
 //! The gofer's side of the protocol: serves one directory tree.
+//!
+//! Every fid is an `O_PATH` descriptor of a file under the root, reached one component
+//! at a time from the root with `O_NOFOLLOW` (and `openat2`'s `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` on top). Names with a slash, empty names,
+//! `.` and `..` are refused, so no request can name anything but a child of a fid.
+//!
+//! Re-opening a fid for I/O goes through `/proc/self/fd/N` (a directory fd for it is
+//! opened at start, before any namespace change). That magic link resolves to exactly
+//! the inode the fid holds — no name is looked up again — so it is immune to renames and
+//! to a name being swapped for a symlink between walk and open, unlike re-opening
+//! `parent/name`. It can only ever reach files we already hold. Symlinks and device
+//! nodes are refused before the re-open, and the result's dev/ino is checked anyway.
 
-use std::os::fd::OwnedFd;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+
+use nix::errno::Errno;
+use tracing::{debug, info, warn};
+
+use crate::host;
+use crate::protocol::{
+    encode_reply, Header, ReplyBody, Request, MAGIC, MAX_MSG, MAX_WALK, REPLY_HEADER, VERSION,
+};
+use crate::{Dirent, Fid, SetAttr, Stat, KEEP_ID};
+
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
+
+/// `O_*` flags a client may pass to open/create; anything else is refused or dropped.
+const OPEN_ALLOWED: i32 = libc::O_ACCMODE
+    | libc::O_TRUNC
+    | libc::O_APPEND
+    | libc::O_NONBLOCK
+    | libc::O_DSYNC
+    | libc::O_SYNC
+    | libc::O_DIRECT
+    | libc::O_NOATIME
+    | libc::O_LARGEFILE
+    | libc::O_DIRECTORY;
+/// Flags dropped silently: they mean nothing for a re-open, or we set them ourselves.
+const OPEN_IGNORED: i32 = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_EXCL;
+
+const RESOLVE_BENEATH: u64 = 0x08;
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+struct Node {
+    /// `O_PATH` descriptor of the file.
+    path: OwnedFd,
+    /// Attributes at walk time: the file type never changes, dev/ino identify it.
+    stat: Stat,
+    /// A readable directory descriptor for getdents, opened on first use.
+    dir: Option<OwnedFd>,
+}
+
+impl Node {
+    fn kind(&self) -> u32 {
+        self.stat.mode & libc::S_IFMT
+    }
+    fn is_dir(&self) -> bool {
+        self.kind() == libc::S_IFDIR
+    }
+}
+
+/// A file server for one tree. Build it with [`Server::new`] (or [`Server::from_parts`]
+/// after confinement) and run it with [`Server::run`].
+pub struct Server {
+    root: OwnedFd,
+    proc_fds: OwnedFd,
+    readonly: bool,
+    fids: BTreeMap<Fid, Node>,
+    next_fid: Fid,
+    negotiated: bool,
+}
+
+/// What the loop should do after a request.
+enum Flow {
+    Continue,
+    Hangup,
+}
+
+impl Server {
+    /// Opens `root` and `/proc/self/fd`; does not serve yet.
+    pub fn new(root: &Path, readonly: bool) -> io::Result<Server> {
+        let proc_fds = open_proc_fds()?;
+        let root = open_root(root)?;
+        Ok(Server::from_parts(root, proc_fds, readonly))
+    }
+
+    /// A server for the directory `root` (any descriptor of it) that re-opens files
+    /// through `proc_fds`, a directory descriptor of `/proc/self/fd`.
+    ///
+    /// Sets the process umask to 0: the sentry applies the application's umask itself,
+    /// so files are created with exactly the mode it asks for.
+    pub fn from_parts(root: OwnedFd, proc_fds: OwnedFd, readonly: bool) -> Server {
+        host::umask(0);
+        Server {
+            root,
+            proc_fds,
+            readonly,
+            fids: BTreeMap::new(),
+            next_fid: 1,
+            negotiated: false,
+        }
+    }
+
+    /// Serves requests on `sock` until the peer hangs up (then `Ok`) or the socket
+    /// fails. A request that cannot be parsed at all ends the connection.
+    pub fn run(mut self, sock: OwnedFd) -> io::Result<()> {
+        // One spare byte so that an oversized datagram is seen as truncated.
+        let mut buf = vec![0u8; MAX_MSG + 1];
+        loop {
+            let got = match host::recv_frame(sock.as_fd(), &mut buf) {
+                Ok(g) => g,
+                Err(Errno::ECONNRESET) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            // The client never donates descriptors; whatever came is closed here.
+            drop(got.fds);
+            if got.len == 0 {
+                debug!("gofer: peer hung up");
+                return Ok(());
+            }
+            let frame = &buf[..got.len.min(MAX_MSG)];
+            if got.truncated || got.len > MAX_MSG {
+                // Answer the tag if we can read one, then carry on: the frame is gone.
+                warn!("gofer: oversized request ({} bytes)", got.len);
+                if frame.len() >= 9 {
+                    let tag = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                    let h = Header { tag, op: frame[8] };
+                    if !self.reply(&sock, h, Err(Errno::EMSGSIZE), None) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                return Ok(());
+            }
+            let (h, req) = match Request::decode(frame) {
+                Ok(x) => x,
+                Err(e) => match e.header {
+                    Some(h) => {
+                        debug!("gofer: bad request op {}: {}", h.op, e.errno);
+                        if !self.reply(&sock, h, Err(e.errno), None) {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    None => {
+                        warn!("gofer: unparseable frame, closing the connection");
+                        return Ok(());
+                    }
+                },
+            };
+            let (result, fd, flow) = self.handle(req);
+            if !self.reply(&sock, h, result, fd) {
+                return Ok(());
+            }
+            if let Flow::Hangup = flow {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends a reply; false when the peer is gone.
+    fn reply(
+        &self,
+        sock: &OwnedFd,
+        h: Header,
+        result: Result<ReplyBody, Errno>,
+        fd: Option<OwnedFd>,
+    ) -> bool {
+        let frame = match encode_reply(h.tag, h.op, &result) {
+            Ok(f) => f,
+            Err(e) => {
+                // Only possible for a reply we failed to bound; answer with the errno.
+                warn!("gofer: reply for op {} does not fit: {e}", h.op);
+                match encode_reply(h.tag, h.op, &Err(e)) {
+                    Ok(f) => f,
+                    Err(_) => return false,
+                }
+            }
+        };
+        let fd = if result.is_ok() { fd } else { None };
+        match host::send_frame(sock.as_fd(), &frame, fd.as_ref().map(|f| f.as_fd())) {
+            Ok(()) => true,
+            Err(e) => {
+                debug!("gofer: send failed: {e}");
+                false
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> (Result<ReplyBody, Errno>, Option<OwnedFd>, Flow) {
+        let op = req.op();
+        if let Request::Version { magic, version } = req {
+            if magic != MAGIC || version != VERSION {
+                warn!(
+                    "gofer: client speaks protocol version {version} (magic {magic:#x}); \
+                     this gofer speaks {VERSION}"
+                );
+                return (Err(Errno::EPROTONOSUPPORT), None, Flow::Hangup);
+            }
+            self.negotiated = true;
+            return (Ok(ReplyBody::Version(VERSION)), None, Flow::Continue);
+        }
+        if !self.negotiated {
+            return (Err(Errno::EPROTO), None, Flow::Continue);
+        }
+        if self.readonly && op.mutates() {
+            return (Err(Errno::EROFS), None, Flow::Continue);
+        }
+        let (res, fd) = match self.dispatch(req) {
+            Ok((body, fd)) => (Ok(body), fd),
+            Err(e) => (Err(e), None),
+        };
+        (res, fd, Flow::Continue)
+    }
+
+    fn dispatch(&mut self, req: Request) -> Result<(ReplyBody, Option<OwnedFd>), Errno> {
+        let plain = |b| Ok((b, None));
+        match req {
+            Request::Version { .. } => Err(Errno::EPROTO),
+            Request::Attach => {
+                let fd = host::openat(
+                    self.root.as_fd(),
+                    c".",
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                )?;
+                let (fid, st) = self.insert(fd)?;
+                plain(ReplyBody::Node(fid, st))
+            }
+            Request::Walk { dir, names } => plain(ReplyBody::Nodes(self.walk(dir, &names)?)),
+            Request::Stat { fid } => {
+                let st = host::fstat(self.node(fid)?.path.as_fd())?;
+                plain(ReplyBody::Stat(st))
+            }
+            Request::Open { fid, flags } => {
+                let fd = self.open(fid, flags as i32)?;
+                Ok((ReplyBody::Unit, Some(fd)))
+            }
+            Request::Readlink { fid } => {
+                let n = self.node(fid)?;
+                if n.kind() != libc::S_IFLNK {
+                    return Err(Errno::EINVAL);
+                }
+                plain(ReplyBody::Bytes(host::readlink_fd(n.path.as_fd())?))
+            }
+            Request::Getdents {
+                fid,
+                cookie,
+                max_bytes,
+            } => plain(ReplyBody::Dirents(self.getdents(fid, cookie, max_bytes)?)),
+            Request::Statfs { fid } => plain(ReplyBody::StatFs(host::fstatfs(
+                self.node(fid)?.path.as_fd(),
+            )?)),
+            Request::Clunk { fid } => {
+                self.fids.remove(&fid).ok_or(Errno::EBADF)?;
+                plain(ReplyBody::Unit)
+            }
+            Request::Create {
+                dir,
+                name,
+                flags,
+                mode,
+                uid,
+                gid,
+            } => {
+                let (fid, st, fd) = self.create(dir, &name, flags as i32, mode, uid, gid)?;
+                Ok((ReplyBody::Node(fid, st), Some(fd)))
+            }
+            Request::Mkdir {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                let d = self.dir(dir)?;
+                let cname = check_name(&name)?;
+                host::mkdirat(d, &cname, mode & 0o7777)?;
+                plain(self.adopt_new(dir, &cname, mode, uid, gid)?)
+            }
+            Request::Mknod {
+                dir,
+                name,
+                mode,
+                uid,
+                gid,
+            } => {
+                let kind = mode & libc::S_IFMT;
+                // Device nodes would hand the container raw host devices.
+                if kind != libc::S_IFIFO && kind != libc::S_IFSOCK {
+                    return Err(Errno::EPERM);
+                }
+                let d = self.dir(dir)?;
+                let cname = check_name(&name)?;
+                host::mknodat(d, &cname, kind | (mode & 0o7777))?;
+                plain(self.adopt_new(dir, &cname, mode, uid, gid)?)
+            }
+            Request::Unlink { dir, name, flags } => {
+                if flags & !(libc::AT_REMOVEDIR as u32) != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let d = self.dir(dir)?;
+                host::unlinkat(d, &check_name(&name)?, flags as i32)?;
+                plain(ReplyBody::Unit)
+            }
+            Request::Rename {
+                old_dir,
+                old_name,
+                new_dir,
+                new_name,
+                flags,
+            } => {
+                if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                let od = self.dir(old_dir)?;
+                let nd = self.dir(new_dir)?;
+                host::renameat2(
+                    od,
+                    &check_name(&old_name)?,
+                    nd,
+                    &check_name(&new_name)?,
+                    flags,
+                )?;
+                plain(ReplyBody::Unit)
+            }
+            Request::Link { target, dir, name } => {
+                let t = self.node(target)?;
+                if t.is_dir() {
+                    return Err(Errno::EPERM);
+                }
+                let d = self.dir(dir)?;
+                let cname = check_name(&name)?;
+                host::link_fd(t.path.as_fd(), d, &cname)?;
+                let fd = self.open_child(dir, &cname)?;
+                let (fid, st) = self.insert(fd)?;
+                plain(ReplyBody::Node(fid, st))
+            }
+            Request::Symlink {
+                dir,
+                name,
+                target,
+                uid,
+                gid,
+            } => {
+                if target.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                if target.len() >= PATH_MAX {
+                    return Err(Errno::ENAMETOOLONG);
+                }
+                let ctarget = CString::new(target).map_err(|_| Errno::EINVAL)?;
+                let d = self.dir(dir)?;
+                let cname = check_name(&name)?;
+                host::symlinkat(&ctarget, d, &cname)?;
+                plain(self.adopt_new(dir, &cname, 0, uid, gid)?)
+            }
+            Request::Setattr { fid, attr } => {
+                self.setattr(fid, &attr)?;
+                plain(ReplyBody::Unit)
+            }
+            Request::Fsync { fid, datasync } => {
+                let n = self.node(fid)?;
+                let k = n.kind();
+                if k != libc::S_IFREG && k != libc::S_IFDIR {
+                    return Err(Errno::EINVAL);
+                }
+                let fd = self.reopen(fid, libc::O_RDONLY)?;
+                host::fsync(fd.as_fd(), datasync)?;
+                plain(ReplyBody::Unit)
+            }
+        }
+    }
+
+    fn node(&self, fid: Fid) -> Result<&Node, Errno> {
+        self.fids.get(&fid).ok_or(Errno::EBADF)
+    }
+
+    /// The `O_PATH` descriptor of directory `fid`.
+    fn dir(&self, fid: Fid) -> Result<BorrowedFd<'_>, Errno> {
+        let n = self.node(fid)?;
+        if !n.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(n.path.as_fd())
+    }
+
+    fn insert(&mut self, path: OwnedFd) -> Result<(Fid, Stat), Errno> {
+        let stat = host::fstat(path.as_fd())?;
+        let fid = self.next_fid;
+        self.next_fid = self.next_fid.checked_add(1).ok_or(Errno::ENFILE)?;
+        self.fids.insert(
+            fid,
+            Node {
+                path,
+                stat,
+                dir: None,
+            },
+        );
+        Ok((fid, stat))
+    }
+
+    /// `O_PATH` descriptor of child `name` of directory `dir`, never following it.
+    fn open_child(&self, dir: Fid, name: &std::ffi::CStr) -> Result<OwnedFd, Errno> {
+        host::openat2(
+            self.dir(dir)?,
+            name,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        )
+    }
+
+    fn walk(&mut self, dir: Fid, names: &[Vec<u8>]) -> Result<Vec<(Fid, Stat)>, Errno> {
+        if names.len() > MAX_WALK {
+            return Err(Errno::EINVAL);
+        }
+        self.dir(dir)?;
+        let mut out = Vec::with_capacity(names.len());
+        let mut cur = dir;
+        for (i, name) in names.iter().enumerate() {
+            let step = check_name(name).and_then(|c| self.open_child(cur, &c));
+            let fd = match step {
+                Ok(fd) => fd,
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let (fid, st) = match self.insert(fd) {
+                Ok(x) => x,
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => break,
+            };
+            out.push((fid, st));
+            if st.mode & libc::S_IFMT != libc::S_IFDIR {
+                break;
+            }
+            cur = fid;
+        }
+        Ok(out)
+    }
+
+    /// A fresh descriptor of the very file `fid` holds, via `/proc/self/fd`.
+    fn reopen(&self, fid: Fid, flags: i32) -> Result<OwnedFd, Errno> {
+        let n = self.node(fid)?;
+        let name = CString::new(n.path.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+        let fd = host::openat(
+            self.proc_fds.as_fd(),
+            &name,
+            flags | libc::O_CLOEXEC | libc::O_NOCTTY,
+            0,
+        )?;
+        let st = host::fstat(fd.as_fd())?;
+        if st.dev != n.stat.dev || st.ino != n.stat.ino {
+            warn!("gofer: re-open of fid {fid} reached a different file");
+            return Err(Errno::ESTALE);
+        }
+        Ok(fd)
+    }
+
+    fn open(&self, fid: Fid, flags: i32) -> Result<OwnedFd, Errno> {
+        let n = self.node(fid)?;
+        // O_TMPFILE contains the O_DIRECTORY bit, so it is tested as a whole.
+        if flags & (libc::O_CREAT | libc::O_PATH) != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE
+        {
+            return Err(Errno::EINVAL);
+        }
+        if flags & !(OPEN_ALLOWED | OPEN_IGNORED) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut flags = flags & OPEN_ALLOWED;
+        let acc = flags & libc::O_ACCMODE;
+        if acc == libc::O_ACCMODE {
+            return Err(Errno::EINVAL);
+        }
+        let writes = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        match n.kind() {
+            libc::S_IFLNK => return Err(Errno::ELOOP),
+            // The gofer runs with host privileges: never hand out host devices.
+            libc::S_IFCHR | libc::S_IFBLK => return Err(Errno::EPERM),
+            libc::S_IFSOCK => return Err(Errno::ENXIO),
+            libc::S_IFDIR if writes => return Err(Errno::EISDIR),
+            // A FIFO open must not block the single-threaded server; the sentry may clear
+            // O_NONBLOCK on the donated fd with fcntl.
+            libc::S_IFIFO => flags |= libc::O_NONBLOCK,
+            libc::S_IFDIR | libc::S_IFREG => {}
+            _ => return Err(Errno::EINVAL),
+        }
+        if n.kind() != libc::S_IFDIR && flags & libc::O_DIRECTORY != 0 {
+            return Err(Errno::ENOTDIR);
+        }
+        if self.readonly && writes {
+            return Err(Errno::EROFS);
+        }
+        self.reopen(fid, flags)
+    }
+
+    fn getdents(&mut self, fid: Fid, cookie: u64, max_bytes: u32) -> Result<Vec<Dirent>, Errno> {
+        let n = self.fids.get_mut(&fid).ok_or(Errno::EBADF)?;
+        if !n.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if n.dir.is_none() {
+            n.dir = Some(host::openat(
+                n.path.as_fd(),
+                c".",
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            )?);
+        }
+        let Some(dfd) = n.dir.as_ref() else {
+            return Err(Errno::EBADF);
+        };
+        // Each host record (19 bytes + name + NUL, 8-aligned) is at least as long as its
+        // encoding (19 bytes + name), so this budget keeps the reply within MAX_MSG.
+        let budget = (max_bytes as usize).min(MAX_MSG - REPLY_HEADER - 4);
+        let mut buf = vec![0u8; budget];
+        host::seek_set(dfd.as_fd(), cookie)?;
+        let mut out = Vec::new();
+        loop {
+            let got = host::getdents64(dfd.as_fd(), &mut buf)?;
+            if got == 0 {
+                break;
+            }
+            parse_dirents(&buf[..got], &mut out)?;
+            if !out.is_empty() {
+                break;
+            }
+            // Only "." and ".." so far: read on rather than signal end of directory.
+        }
+        Ok(out)
+    }
+
+    fn create(
+        &mut self,
+        dir: Fid,
+        name: &[u8],
+        flags: i32,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<(Fid, Stat, OwnedFd), Errno> {
+        if flags & !(OPEN_ALLOWED | OPEN_IGNORED | libc::O_CREAT) != 0
+            || flags & libc::O_DIRECTORY != 0
+        {
+            return Err(Errno::EINVAL);
+        }
+        if flags & libc::O_ACCMODE == libc::O_ACCMODE {
+            return Err(Errno::EINVAL);
+        }
+        let d = self.dir(dir)?;
+        let cname = check_name(name)?;
+        // Always exclusive: an existing name (a FIFO, a device) must never be opened here;
+        // the sentry walks first and retries the walk on EEXIST.
+        let oflags = (flags & OPEN_ALLOWED)
+            | libc::O_CREAT
+            | libc::O_EXCL
+            | libc::O_NOFOLLOW
+            | libc::O_NOCTTY
+            | libc::O_CLOEXEC;
+        let fd = host::openat(d, &cname, oflags, mode & 0o7777)?;
+        let path = (|| {
+            if uid != KEEP_ID || gid != KEEP_ID {
+                host::fchown(fd.as_fd(), uid, gid)?;
+                if mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+                    // chown cleared the set-id bits the caller asked for.
+                    host::fchmod(fd.as_fd(), mode & 0o7777)?;
+                }
+            }
+            // The fid must name the file we created, not whatever `name` is by now.
+            let num = CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+            host::openat(
+                self.proc_fds.as_fd(),
+                &num,
+                libc::O_PATH | libc::O_CLOEXEC,
+                0,
+            )
+        })();
+        match path.and_then(|p| self.insert(p)) {
+            Ok((fid, st)) => Ok((fid, st, fd)),
+            Err(e) => {
+                if let Ok(d) = self.dir(dir) {
+                    let _ = host::unlinkat(d, &cname, 0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes a fid for a name just made in `dir` and gives it its owner; removes the name
+    /// again if that fails, so no half-made file is left behind.
+    fn adopt_new(
+        &mut self,
+        dir: Fid,
+        cname: &std::ffi::CStr,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<ReplyBody, Errno> {
+        let res = (|| {
+            let fd = self.open_child(dir, cname)?;
+            if uid != KEEP_ID || gid != KEEP_ID {
+                host::chown_fd(fd.as_fd(), uid, gid)?;
+                let kind = host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
+                if kind != libc::S_IFLNK && mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+                    host::chmod_fd(fd.as_fd(), mode & 0o7777)?;
+                }
+            }
+            Ok(fd)
+        })();
+        match res {
+            Ok(fd) => {
+                let (fid, st) = self.insert(fd)?;
+                Ok(ReplyBody::Node(fid, st))
+            }
+            Err(e) => {
+                if let Ok(d) = self.dir(dir) {
+                    let _ = host::unlinkat(d, cname, 0);
+                    let _ = host::unlinkat(d, cname, libc::AT_REMOVEDIR);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn setattr(&self, fid: Fid, attr: &SetAttr) -> Result<(), Errno> {
+        let n = self.node(fid)?;
+        let kind = n.kind();
+        if let Some(size) = attr.size {
+            match kind {
+                libc::S_IFREG => {}
+                libc::S_IFDIR => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+            let fd = self.reopen(fid, libc::O_WRONLY)?;
+            host::ftruncate(fd.as_fd(), size)?;
+        }
+        if attr.uid.is_some() || attr.gid.is_some() {
+            host::chown_fd(
+                n.path.as_fd(),
+                attr.uid.unwrap_or(KEEP_ID),
+                attr.gid.unwrap_or(KEEP_ID),
+            )?;
+        }
+        if let Some(mode) = attr.mode {
+            if kind == libc::S_IFLNK {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            match host::chmod_fd(n.path.as_fd(), mode & 0o7777) {
+                // Kernels before 6.6 lack fchmodat2: follow the /proc magic link instead,
+                // which reaches exactly this (non-symlink) inode.
+                Err(Errno::ENOSYS) => {
+                    let name =
+                        CString::new(n.path.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+                    host::fchmodat(self.proc_fds.as_fd(), &name, mode & 0o7777)?;
+                }
+                r => r?,
+            }
+        }
+        if attr.atime != crate::SetTime::Omit || attr.mtime != crate::SetTime::Omit {
+            host::utimens_fd(
+                n.path.as_fd(),
+                attr.atime.to_timespec(),
+                attr.mtime.to_timespec(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks one path component and makes it a C string.
+fn check_name(name: &[u8]) -> Result<CString, Errno> {
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(Errno::EINVAL);
+    }
+    if name.len() > NAME_MAX {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    CString::new(name).map_err(|_| Errno::EINVAL)
+}
+
+/// Appends the `linux_dirent64` records in `buf` to `out`, without "." and ".." (the
+/// sentry makes those itself: ".." of the root must not describe the host).
+fn parse_dirents(buf: &[u8], out: &mut Vec<Dirent>) -> Result<(), Errno> {
+    let mut off = 0;
+    while off < buf.len() {
+        let rec = &buf[off..];
+        if rec.len() < 19 {
+            return Err(Errno::EIO);
+        }
+        let ino = u64::from_ne_bytes(rec[0..8].try_into().map_err(|_| Errno::EIO)?);
+        let next = u64::from_ne_bytes(rec[8..16].try_into().map_err(|_| Errno::EIO)?);
+        let reclen = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+        if reclen < 19 || reclen > rec.len() {
+            return Err(Errno::EIO);
+        }
+        let kind = rec[18];
+        let name_field = &rec[19..reclen];
+        let name_len = name_field
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_field.len());
+        let name = &name_field[..name_len];
+        if name != b"." && name != b".." {
+            out.push(Dirent {
+                ino,
+                next_cookie: next,
+                kind,
+                name: name.to_vec(),
+            });
+        }
+        off += reclen;
+    }
+    Ok(())
+}
+
+/// A directory descriptor of `/proc/self/fd`, used to re-open fids.
+pub fn open_proc_fds() -> io::Result<OwnedFd> {
+    Ok(host::openat(
+        host_cwd(),
+        c"/proc/self/fd",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?)
+}
+
+/// An `O_PATH` descriptor of the directory `root`.
+pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(root.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = host::openat(
+        host_cwd(),
+        &c,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    info!("gofer: serving {}", root.display());
+    Ok(fd)
+}
+
+fn host_cwd() -> BorrowedFd<'static> {
+    // AT_FDCWD is a valid "descriptor" for every *at call and is never closed.
+    host::at_fdcwd()
+}
 
 /// Serves `root` on `sock` until the sentry hangs up. With `readonly`, every request
 /// that would change the tree gets `EROFS`. Returns an error only for setup failures.
-pub fn serve(root: &Path, sock: OwnedFd, readonly: bool) -> std::io::Result<()> {
-    let _ = (root, sock, readonly);
-    Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+pub fn serve(root: &Path, sock: OwnedFd, readonly: bool) -> io::Result<()> {
+    Server::new(root, readonly)?.run(sock)
 }

@@ -1,0 +1,374 @@
+//! The gofer's small host layer: thin wrappers over the `*at` system calls the server
+//! needs, taking borrowed fds and C strings and returning `Errno`. Every `unsafe`
+//! block of the crate (outside tests) lives here.
+
+use std::ffi::CStr;
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+
+use crate::{Stat, StatFs};
+
+fn check(ret: libc::c_int) -> Result<libc::c_int, Errno> {
+    Errno::result(ret)
+}
+
+/// Takes ownership of a descriptor a successful system call just returned.
+fn owned(fd: libc::c_int) -> Result<OwnedFd, Errno> {
+    let fd = check(fd)?;
+    // SAFETY: `fd` was just returned by the kernel as a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)`.
+pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: `name` is a valid NUL-terminated string; the kernel only reads it.
+    owned(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) })
+}
+
+/// `openat2(2)` with `resolve` flags; falls back to `openat` on kernels without it.
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    flags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    // SAFETY: `open_how` is plain data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = resolve;
+    // SAFETY: `name` is NUL-terminated and `how` is a valid `open_how` of the size we pass.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    match owned(ret as libc::c_int) {
+        Err(Errno::ENOSYS) => openat(dir, name, flags, 0),
+        r => r,
+    }
+}
+
+/// `fstat(2)` (works on `O_PATH` descriptors).
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is writable memory of the right size; the kernel fills it on success.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    Ok(Stat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        nlink: st.st_nlink,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev,
+        size: st.st_size,
+        blksize: st.st_blksize,
+        blocks: st.st_blocks,
+        atime: (st.st_atime, st.st_atime_nsec),
+        mtime: (st.st_mtime, st.st_mtime_nsec),
+        ctime: (st.st_ctime, st.st_ctime_nsec),
+    })
+}
+
+/// `fstatfs(2)`.
+pub fn fstatfs(fd: BorrowedFd<'_>) -> Result<StatFs, Errno> {
+    let mut st = MaybeUninit::<libc::statfs64>::uninit();
+    // SAFETY: `st` is writable memory of the right size; the kernel fills it on success.
+    check(unsafe { libc::fstatfs64(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstatfs succeeded, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    Ok(StatFs {
+        kind: st.f_type,
+        bsize: st.f_bsize,
+        blocks: st.f_blocks,
+        bfree: st.f_bfree,
+        bavail: st.f_bavail,
+        files: st.f_files,
+        ffree: st.f_ffree,
+        namelen: st.f_namelen,
+        frsize: st.f_frsize,
+        flags: st.f_flags,
+    })
+}
+
+/// `readlinkat(fd, "")`: the target of the symlink `fd` (an `O_PATH` descriptor) names.
+pub fn readlink_fd(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: `buf` is writable for `buf.len()` bytes; the path is an empty C string.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = Errno::result(n)? as usize;
+    if n >= buf.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// `getdents64(2)` into `buf`; returns the number of bytes filled.
+pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    Ok(Errno::result(n)? as usize)
+}
+
+/// `lseek(fd, off, SEEK_SET)`.
+pub fn seek_set(fd: BorrowedFd<'_>, off: u64) -> Result<(), Errno> {
+    let off = i64::try_from(off).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: lseek takes no pointers.
+    Errno::result(unsafe { libc::lseek(fd.as_raw_fd(), off, libc::SEEK_SET) }).map(drop)
+}
+
+/// `mkdirat(2)`.
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+/// `mknodat(2)` with device number 0.
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+}
+
+/// `unlinkat(2)`.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+/// `renameat2(2)`.
+pub fn renameat2(
+    old_dir: BorrowedFd<'_>,
+    old: &CStr,
+    new_dir: BorrowedFd<'_>,
+    new: &CStr,
+    flags: u32,
+) -> Result<(), Errno> {
+    // SAFETY: both names are NUL-terminated.
+    let ret = unsafe {
+        libc::renameat2(
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: a new name for the file `fd` holds.
+pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: both paths are NUL-terminated.
+    let ret = unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `symlinkat(2)`.
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: both strings are NUL-terminated.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`; `u32::MAX` keeps an id.
+pub fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
+    // SAFETY: the path is an empty C string.
+    let ret = unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)`, which works on `O_PATH` descriptors.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: the path is an empty C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fchmodat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// `fchmodat(dir, name, mode, 0)` (follows `name`; used on `/proc/self/fd` entries).
+pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+}
+
+/// `fchown(2)` on an open descriptor.
+pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
+    // SAFETY: fchown takes no pointers.
+    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
+}
+
+/// `fchmod(2)` on an open descriptor.
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
+    // SAFETY: fchmod takes no pointers.
+    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`.
+pub fn utimens_fd(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> Result<(), Errno> {
+    let ts = [
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: `ts` is an array of two timespecs, as utimensat expects; the path is "".
+    let ret = unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            ts.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `ftruncate(2)`.
+pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> Result<(), Errno> {
+    let size = i64::try_from(size).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: ftruncate takes no pointers.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }).map(drop)
+}
+
+/// `fsync(2)` or `fdatasync(2)`.
+pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<(), Errno> {
+    // SAFETY: neither call takes pointers.
+    let ret = unsafe {
+        if datasync {
+            libc::fdatasync(fd.as_raw_fd())
+        } else {
+            libc::fsync(fd.as_raw_fd())
+        }
+    };
+    check(ret).map(drop)
+}
+
+/// Sets the process umask, returning the old one.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: umask cannot fail and takes no pointers.
+    unsafe { libc::umask(mask) }
+}
+
+/// Sends one datagram, donating `fd` with `SCM_RIGHTS` when given. Never raises SIGPIPE.
+pub fn send_frame(
+    sock: BorrowedFd<'_>,
+    frame: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> Result<(), Errno> {
+    let iov = [IoSlice::new(frame)];
+    let fds: [RawFd; 1] = [fd.map_or(-1, |f| f.as_raw_fd())];
+    let cmsgs: &[ControlMessage<'_>] = if fd.is_some() {
+        &[ControlMessage::ScmRights(&fds)]
+    } else {
+        &[]
+    };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(n) if n != frame.len() => return Err(Errno::EMSGSIZE),
+            Ok(_) => return Ok(()),
+        }
+    }
+}
+
+/// One received datagram.
+pub struct Received {
+    /// Bytes stored in the buffer (at most its length).
+    pub len: usize,
+    /// The datagram was larger than the buffer.
+    pub truncated: bool,
+    /// Descriptors that came with it (all of them, so none leak).
+    pub fds: Vec<OwnedFd>,
+}
+
+/// Receives one datagram into `buf`. A zero-length result means the peer hung up.
+pub fn recv_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno> {
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(m) => m,
+        };
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().map_err(|_| Errno::EBADMSG)? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: SCM_RIGHTS installed `fd` in our table for us; we are its only owner.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        return Ok(Received {
+            len: msg.bytes,
+            truncated: msg.flags.contains(MsgFlags::MSG_TRUNC)
+                || msg.flags.contains(MsgFlags::MSG_CTRUNC),
+            fds,
+        });
+    }
+}
+
+/// `AT_FDCWD` as a descriptor for the `*at` wrappers.
+pub fn at_fdcwd() -> BorrowedFd<'static> {
+    // SAFETY: AT_FDCWD is not a real descriptor but a value every *at call accepts; it
+    // can never be closed, so borrowing it for 'static is sound.
+    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+}
