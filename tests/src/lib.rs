@@ -164,9 +164,18 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Result<Outcome, 
         .process_group(0);
     let desc = format!("{cmd:?}");
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot spawn {desc}: {e}"))?;
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            // A just-written executable may still be open for writing in a child another
+            // thread forked meanwhile (until that child execs); that passes quickly.
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.map_err(|e| format!("cannot spawn {desc}: {e}"))?,
+        }
+    };
     let pid = child.id() as i32;
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");

@@ -189,7 +189,11 @@ fn check(env: &Env, case: &Case, exe: &Exe, platform: &str, dir: &Path) -> Resul
         Exe::Compiled(link) => {
             let built = env.build(case, *link)?;
             let dst = dir.join(&case.program);
-            std::fs::copy(&built, &dst).map_err(|e| format!("copy to {}: {e}", dst.display()))?;
+            // A hard link, not a copy: a file this process has open for writing can be
+            // inherited by a child another thread forks meanwhile, making exec fail ETXTBSY.
+            std::fs::hard_link(&built, &dst)
+                .or_else(|_| std::fs::copy(&built, &dst).map(|_| ()))
+                .map_err(|e| format!("copy to {}: {e}", dst.display()))?;
             dst
         }
         Exe::Host(p) => p.clone(),
