@@ -23,7 +23,7 @@ rc=${PIPESTATUS[0]}
 step "summary"
 # One line per test binary: "test result: ok. N passed; M failed; ..."
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log" > "$log.sum"
-sed -n 's/^test \(.*\) \.\.\. FAILED$/FAILED: \1/p' "$log" | sed 's/  */ /g' || true
+sed -n 's/^test  *\(.*[^ ]\)  *\.\.\. FAILED$/FAILED: \1/p' "$log" || true
 sum=$(cat "$log.sum")
 rm -f "$log" "$log.sum"
 echo "platforms: ${RVISOR_PLATFORMS:-ptrace}; took $((SECONDS - start))s"
