@@ -1,0 +1,34 @@
+#!/bin/bash
+# THE test command of the project: installs test dependencies, builds the workspace in release
+# mode, then runs every crate's unit tests and the end-to-end harness (tests/tests/e2e.rs).
+# Environment: RVISOR_PLATFORMS (default "ptrace"), RVISOR_BIN, RVISOR_E2E_TIMEOUT (seconds),
+# CARGO_TARGET_DIR. Extra arguments go to the test binaries (e.g. `tests/run.sh c/hello`).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==== %s ====\n' "$*"; }
+start=$SECONDS
+
+step "setup (tests/setup.sh)"
+bash tests/setup.sh || { echo "run.sh: setup failed"; exit 1; }
+
+step "cargo build --release --workspace"
+cargo build --release --workspace || { echo "run.sh: build FAILED"; exit 1; }
+
+step "cargo test --release --workspace"
+log=$(mktemp)
+cargo test --release --workspace -- "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+
+step "summary"
+# One line per test binary: "test result: ok. N passed; M failed; ..."
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log" > "$log.sum"
+sed -n 's/^test  *\(.*[^ ]\)  *\.\.\. FAILED$/FAILED: \1/p' "$log" || true
+sum=$(cat "$log.sum")
+rm -f "$log" "$log.sum"
+echo "platforms: ${RVISOR_PLATFORMS:-ptrace}; took $((SECONDS - start))s"
+if [ "$rc" -ne 0 ]; then
+    echo "run.sh: cargo test exited $rc"
+fi
+echo "$sum"
+exit "$rc"

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Installs (as root, Debian packages only) what the tests and benchmarks need. Idempotent:
+# does nothing when everything is present; runs `apt-get update` only if something is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+required=(gcc libc6-dev busybox-static runsc)
+optional=(musl-tools)
+
+missing() {
+    local p out=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || out+=("$p")
+    done
+    echo "${out[@]}"
+}
+
+need=$(missing "${required[@]}")
+want=$(missing "${optional[@]}")
+if [ -z "$need" ] && [ -z "$want" ]; then
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: missing packages ($need $want) and not root: install them first" >&2
+    exit 1
+fi
+echo "setup.sh: installing: $need $want" >&2
+if ! apt-get update -qq >/dev/null; then
+    echo "setup.sh: apt-get update failed" >&2
+    exit 1
+fi
+if [ -n "$need" ]; then
+    # shellcheck disable=SC2086 # word splitting of the package list is intended
+    if ! apt-get install -y -qq --no-install-recommends $need >/dev/null; then
+        echo "setup.sh: FAILED to install required packages: $need" >&2
+        exit 1
+    fi
+fi
+if [ -n "$want" ]; then
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $want >/dev/null ||
+        echo "setup.sh: optional packages not installed: $want" >&2
+fi
+still=$(missing "${required[@]}")
+if [ -n "$still" ]; then
+    echo "setup.sh: still missing after install: $still" >&2
+    exit 1
+fi
+for b in gcc /bin/busybox runsc; do
+    command -v "$b" >/dev/null || { echo "setup.sh: $b not found after install" >&2; exit 1; }
+done
