@@ -356,6 +356,9 @@ pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
+    if std::fs::canonicalize(root)? == Path::new("/") {
+        return isolate_host_root(readonly, proc_fds);
+    }
     let croot = cpath(root)?;
     mount(
         Some(croot.as_c_str()),
@@ -378,6 +381,34 @@ pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
     // "." then removes it, leaving no path back to the host tree.
     nix::unistd::pivot_root(".", ".")?;
     umount2(".", MntFlags::MNT_DETACH)?;
+    nix::unistd::chdir("/")?;
+    let root = open_root(Path::new("/"))?;
+    Ok(Isolated { root, proc_fds })
+}
+
+/// The served root is the host's own `/` (`rvisor do`): pivot_root cannot move a
+/// root onto itself, and there is nothing outside it to hide, so the gofer keeps its
+/// private mount namespace, makes it read-only when asked, and detaches the host's
+/// kernel filesystems (`/proc`, `/sys`, `/dev`) so no walk can reach host processes
+/// or devices through them. The sentry puts its own filesystems there.
+fn isolate_host_root(readonly: bool, proc_fds: OwnedFd) -> io::Result<Isolated> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    for kernel_fs in ["/proc", "/sys", "/dev"] {
+        match umount2(kernel_fs, MntFlags::MNT_DETACH) {
+            // EINVAL: not a mount point here; ENOENT: absent. Both leave nothing to hide.
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if readonly {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )?;
+    }
     nix::unistd::chdir("/")?;
     let root = open_root(Path::new("/"))?;
     Ok(Isolated { root, proc_fds })

@@ -93,7 +93,17 @@ pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
     let sock = adopt_fd(args.sock_fd, "--sock-fd")?;
     logging::init(Role::Gofer, &args.id, g, false)?;
     tracing::info!(root = %args.root.display(), readonly = args.readonly, "gofer serving");
-    gofer::server::serve(&args.root, sock, args.readonly)
+    // Confinement (own mount namespace holding only the root, seccomp allow-list)
+    // happens here, while the process is still single-threaded.
+    let server = gofer::confine::confine(
+        &args.root,
+        sock.as_fd(),
+        args.readonly,
+        gofer::confine::ConfineOptions::default(),
+    )
+    .with_context(|| format!("confine the gofer to {}", args.root.display()))?;
+    server
+        .run(sock)
         .with_context(|| format!("serve {}", args.root.display()))?;
     tracing::info!("sentry hung up; gofer exiting");
     Ok(0)

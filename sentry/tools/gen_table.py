@@ -85,6 +85,13 @@ IMPLEMENTED = {
     "getrandom": ("info::getrandom", "Ptr, Uint, Hex"),
     "rseq": ("process::rseq", "Ptr, Uint, Hex, Hex"),
     "faccessat2": ("fs::faccessat2", "AtFd, Path, Oct, Hex"),
+    "futex": ("futex::futex", "Ptr, Int, Uint, Ptr, Ptr, Hex"),
+    "kill": ("signal::kill", "Int, Signal"),
+    "tkill": ("signal::tkill", "Int, Signal"),
+    "tgkill": ("signal::tgkill", "Int, Int, Signal"),
+    "statfs": ("fs::statfs", "Path, Ptr"),
+    "fstatfs": ("fs::fstatfs", "Fd, Ptr"),
+    "prctl": ("process::prctl", "Int, Hex, Hex, Hex, Hex"),
 }
 
 def main():
@@ -104,7 +111,7 @@ def main():
     w("//! A number with no handler returns `ENOSYS` and is logged once by name.")
     w("")
     w("use crate::syscalls::strace::Arg::{self, *};")
-    w("use crate::syscalls::{fs, info, mem, process, signal, time, Handler};")
+    w("use crate::syscalls::{fs, futex, info, mem, process, signal, time, Handler};")
     w("")
     w("/// One row of the table.")
     w("pub struct Entry {")

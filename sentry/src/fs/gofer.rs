@@ -92,6 +92,10 @@ impl Inode for GoferInode {
         }))
     }
 
+    fn statfs(&self) -> SysResult<crate::vfs::StatFs> {
+        self.fs.client.statfs(self.fid).map_err(Errno::from)
+    }
+
     fn readlink(&self) -> SysResult<Vec<u8>> {
         if !self.stat.is_symlink() {
             return Err(Errno::EINVAL);

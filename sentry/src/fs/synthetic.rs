@@ -110,6 +110,9 @@ impl Inode for MaskedRoot {
     fn readlink(&self) -> SysResult<Vec<u8>> {
         self.inner.readlink()
     }
+    fn statfs(&self) -> SysResult<crate::vfs::StatFs> {
+        self.inner.statfs()
+    }
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
         self.inner.open(flags)
     }

@@ -3,6 +3,7 @@
 
 pub mod creds;
 pub mod exec;
+pub mod futex;
 pub mod limits;
 pub mod signals;
 pub mod task;
@@ -39,6 +40,8 @@ pub struct Kernel {
     /// CPUs the sandbox may use, counted once at boot (the count reads host cgroup
     /// files, which the confined sentry can no longer open).
     pub ncpus: usize,
+    /// Every futex of the sandbox.
+    pub futexes: futex::FutexTable,
     next_tid: AtomicI32,
     reported_unimplemented: Mutex<HashSet<u64>>,
 }
@@ -57,7 +60,10 @@ impl Kernel {
             hostname: Mutex::new(hostname),
             strace,
             boot_time: Instant::now(),
-            ncpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ncpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            futexes: futex::FutexTable::new(),
             next_tid: AtomicI32::new(1),
             reported_unimplemented: Mutex::new(HashSet::new()),
         })

@@ -6,6 +6,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::Credentials;
 use crate::kernel::limits::Limits;
 use crate::kernel::signals::SignalState;
+use crate::kernel::wait::Waker;
 use crate::kernel::Kernel;
 use crate::mm::MemoryManager;
 use crate::platform::{AddressSpace, Context, Event, Regs};
@@ -61,6 +62,8 @@ pub struct Task {
     pub robust_list: (u64, u64),
     /// Set when the task must stop running.
     pub exit: Option<ExitStatus>,
+    /// Wakes this task's sentry thread out of a blocking wait.
+    pub waker: Arc<Waker>,
 }
 
 /// What a new task starts with.
@@ -111,6 +114,7 @@ impl Task {
             clear_child_tid: 0,
             robust_list: (0, 0),
             exit: None,
+            waker: Waker::new(),
         }
     }
 
@@ -132,6 +136,17 @@ impl Task {
     /// The limits.
     pub fn limits(&self) -> SysResult<MutexGuard<'_, Limits>> {
         self.limits.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// An opaque id of the task's address space (futex keys).
+    pub fn space_id(&self) -> usize {
+        Arc::as_ptr(&self.space) as *const () as usize
+    }
+
+    /// True if a signal is pending that would interrupt a blocking call. Signal
+    /// delivery arrives with the processes work; until then nothing is ever pending.
+    pub fn signal_pending(&self) -> bool {
+        false
     }
 
     /// Runs the task until it exits: switch to the app, handle what stopped it,

@@ -38,7 +38,9 @@ impl Waker {
 
     /// Sleeps until woken after generation `seen`, or until `deadline`.
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
-        let Ok(mut g) = self.generation.lock() else { return };
+        let Ok(mut g) = self.generation.lock() else {
+            return;
+        };
         while *g == seen {
             match deadline {
                 None => match self.cv.wait(g) {
@@ -78,7 +80,10 @@ impl WaitQueue {
             v.retain(|x| x.strong_count() > 0);
             v.push(Arc::downgrade(w));
         }
-        Registration { queue: self, waker: Arc::downgrade(w) }
+        Registration {
+            queue: self,
+            waker: Arc::downgrade(w),
+        }
     }
 
     /// Wakes every registered task; each re-checks its own condition.
@@ -94,7 +99,10 @@ impl WaitQueue {
 
     /// True if nobody waits.
     pub fn is_empty(&self) -> bool {
-        self.waiters.lock().map(|v| v.iter().all(|w| w.strong_count() == 0)).unwrap_or(true)
+        self.waiters
+            .lock()
+            .map(|v| v.iter().all(|w| w.strong_count() == 0))
+            .unwrap_or(true)
     }
 }
 
@@ -174,12 +182,22 @@ mod tests {
             f2.store(true, Ordering::SeqCst);
             q2.notify_all();
         });
-        let r = block(&w, None, || false, || Ok(flag.load(Ordering::SeqCst).then_some(7)));
+        let r = block(
+            &w,
+            None,
+            || false,
+            || Ok(flag.load(Ordering::SeqCst).then_some(7)),
+        );
         assert_eq!(r, Ok(Ok(7)));
         t.join().unwrap();
 
         let start = Instant::now();
-        let r: Result<SysResult<()>, _> = block(&w, Some(start + Duration::from_millis(30)), || false, || Ok(None));
+        let r: Result<SysResult<()>, _> = block(
+            &w,
+            Some(start + Duration::from_millis(30)),
+            || false,
+            || Ok(None),
+        );
         assert_eq!(r, Err(Interrupted::Timeout));
         assert!(start.elapsed() >= Duration::from_millis(30));
 

@@ -48,6 +48,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_prctl: "thread names; PR_SET_PDEATHSIG in new stubs",
     SYS_gettid: "the ptrace platform checks which thread is the tracer",
     SYS_getpid: "stub fork path and logging",
+    SYS_getppid: "a new stub checks its parent is still alive after PR_SET_PDEATHSIG",
     SYS_exit: "thread exit",
     SYS_exit_group: "sentry exit",
     // Time.
@@ -77,6 +78,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_wait4: "stub stops and exits",
     SYS_waitid: "stub stops and exits",
     SYS_kill: "killing stubs",
+    SYS_pidfd_open: "a pidfd per stub, so interrupts never hit a recycled pid",
+    SYS_pidfd_send_signal: "interrupting a running stub through its pidfd",
     SYS_tgkill: "interrupting a running stub thread",
     SYS_process_vm_readv: "reading app memory",
     SYS_process_vm_writev: "writing app memory",
@@ -98,16 +101,26 @@ pub fn sentry_filter() -> Result<BpfProgram, String> {
 
 fn build(list: &[Allowed]) -> Result<BpfProgram, String> {
     let rules: BTreeMap<i64, Vec<SeccompRule>> = list.iter().map(|a| (a.nr, vec![])).collect();
-    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, TargetArch::x86_64)
-        .map_err(|e| format!("seccomp filter: {e}"))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        TargetArch::x86_64,
+    )
+    .map_err(|e| format!("seccomp filter: {e}"))?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))
 }
 
 /// Installs the sentry's filter on every thread of the process.
 pub fn install_sentry_filter() -> Result<(), String> {
     let prog = sentry_filter()?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
-    tracing::info!(syscalls = SENTRY_ALLOWED.len(), "sentry seccomp allow-list installed");
+    tracing::info!(
+        syscalls = SENTRY_ALLOWED.len(),
+        "sentry seccomp allow-list installed"
+    );
     Ok(())
 }
 
@@ -120,7 +133,9 @@ pub fn unshare_namespaces() -> Result<(), String> {
     match unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!("not privileged: the sentry keeps the caller's network, IPC and UTS namespaces");
+            tracing::warn!(
+                "not privileged: the sentry keeps the caller's network, IPC and UTS namespaces"
+            );
             Ok(())
         }
         Err(e) => Err(format!("unshare: {e}")),
@@ -140,8 +155,19 @@ mod tests {
             assert!(!a.why.is_empty());
         }
         // Calls the sentry must never be able to make.
-        for forbidden in [libc::SYS_execve, libc::SYS_init_module, libc::SYS_finit_module, libc::SYS_mount, libc::SYS_socket, libc::SYS_connect, libc::SYS_ptrace + 10_000] {
-            assert!(!seen.contains(&forbidden), "{forbidden} must not be allowed");
+        for forbidden in [
+            libc::SYS_execve,
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_mount,
+            libc::SYS_socket,
+            libc::SYS_connect,
+            libc::SYS_ptrace + 10_000,
+        ] {
+            assert!(
+                !seen.contains(&forbidden),
+                "{forbidden} must not be allowed"
+            );
         }
     }
 }

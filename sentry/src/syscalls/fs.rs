@@ -727,3 +727,46 @@ pub fn umask(task: &mut Task, a: &Args) -> SysResult<u64> {
     task.fs.umask = (a[0] as u32) & 0o777;
     Ok(old as u64)
 }
+
+fn write_statfs(task: &Task, addr: u64, s: &crate::vfs::StatFs) -> SysResult<u64> {
+    // struct statfs on x86-64, field by field (120 bytes).
+    let mut b = Vec::with_capacity(120);
+    for v in [s.kind, s.bsize] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [s.blocks, s.bfree, s.bavail, s.files, s.ffree] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.extend_from_slice(&[0u8; 8]); // f_fsid: not exposed
+    for v in [s.namelen, s.frsize, s.flags] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    b.resize(120, 0);
+    io::write_all(task.mem(), addr, &b)?;
+    Ok(0)
+}
+
+/// `statfs(2)`.
+pub fn statfs(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    let d = resolve(&task.fs, &task.fs.cwd, &path, Follow::Yes)?;
+    let s = d.inode().statfs()?;
+    write_statfs(task, a[1], &s)
+}
+
+/// `fstatfs(2)`.
+pub fn fstatfs(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let file = file_arg(task, a[0])?;
+    let s = match file.dentry() {
+        Some(d) => d.inode().statfs()?,
+        // Stdio and other anonymous files: report a pipe-like pseudo filesystem.
+        None => crate::vfs::StatFs {
+            kind: 0x5049_5045,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            ..Default::default()
+        },
+    };
+    write_statfs(task, a[1], &s)
+}

@@ -2,6 +2,7 @@
 //! handler and argument printer; the handlers live in one file per area.
 
 pub mod fs;
+pub mod futex;
 pub mod info;
 pub mod mem;
 pub mod process;

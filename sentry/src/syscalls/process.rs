@@ -232,3 +232,42 @@ pub fn module_refused(_task: &mut Task, _a: &Args) -> SysResult<u64> {
 
 /// The infinite limit, for callers that print limits.
 pub const RLIM_INFINITY: u64 = INFINITY;
+
+/// `prctl(2)`: the name, dumpable flag, no-new-privs and the bounding set queries.
+pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::PR_SET_NAME => {
+            let mut name = io::read_cstring(task.mem(), a[1], 4096).or_else(|e| {
+                // Linux copies at most 16 bytes and never fails on a long name.
+                if e == Errno::ENAMETOOLONG {
+                    let mut b = [0u8; 15];
+                    io::read_exact(task.mem(), a[1], &mut b)?;
+                    Ok(b.to_vec())
+                } else {
+                    Err(e)
+                }
+            })?;
+            name.truncate(15);
+            task.comm = name;
+            Ok(0)
+        }
+        libc::PR_GET_NAME => {
+            let mut b = [0u8; 16];
+            b[..task.comm.len()].copy_from_slice(&task.comm);
+            io::write_all(task.mem(), a[1], &b)?;
+            Ok(0)
+        }
+        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_SET_DUMPABLE => match a[1] {
+            0 | 1 => Ok(0),
+            _ => Err(Errno::EINVAL),
+        },
+        libc::PR_CAPBSET_READ => {
+            if a[1] > 40 {
+                return Err(Errno::EINVAL);
+            }
+            Ok((task.creds.cap_bounding >> a[1]) & 1)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}

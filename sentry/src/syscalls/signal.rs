@@ -40,3 +40,115 @@ pub fn rt_sigprocmask(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     Ok(0)
 }
+
+/// What a signal does when its disposition is `SIG_DFL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// End the process.
+    Terminate,
+    /// End the process with a core dump.
+    Core,
+    /// Nothing.
+    Ignore,
+    /// Stop the process.
+    Stop,
+    /// Continue a stopped process.
+    Continue,
+}
+
+/// Linux's default action for `sig`.
+pub fn default_action(sig: u32) -> DefaultAction {
+    match sig as i32 {
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGXCPU
+        | libc::SIGXFSZ
+        | libc::SIGSYS => DefaultAction::Core,
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
+        libc::SIGCONT => DefaultAction::Continue,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// Sends `sig` to the calling task itself. Only the task itself exists as a target
+/// until processes arrive; delivery to a handler arrives with signal delivery, so a
+/// caught signal is refused with ENOSYS (logged) rather than silently dropped.
+fn signal_self(task: &mut Task, sig: u32) -> SysResult<u64> {
+    if sig == 0 {
+        return Ok(0);
+    }
+    let act = task.signals.action(sig)?;
+    let blocked = task.signals.mask & crate::kernel::signals::bit(sig) != 0;
+    if act.handler == crate::kernel::signals::SIG_IGN {
+        return Ok(0);
+    }
+    if act.handler != crate::kernel::signals::SIG_DFL || blocked {
+        tracing::warn!(
+            sig,
+            "signal to a handler or blocked signal: delivery not implemented yet (ENOSYS)"
+        );
+        return Err(Errno::ENOSYS);
+    }
+    match default_action(sig) {
+        DefaultAction::Ignore | DefaultAction::Continue => Ok(0),
+        DefaultAction::Stop => {
+            tracing::warn!(sig, "stop signals are not implemented yet (ENOSYS)");
+            Err(Errno::ENOSYS)
+        }
+        a => {
+            task.exit = Some(crate::kernel::ExitStatus::Signaled {
+                signo: sig as i32,
+                core: a == DefaultAction::Core,
+            });
+            Ok(0)
+        }
+    }
+}
+
+fn check_signal(sig: u64) -> SysResult<u32> {
+    if sig > crate::kernel::signals::MAX_SIGNAL as u64 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(sig as u32)
+}
+
+/// `kill(2)`.
+pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let sig = check_signal(a[1])?;
+    let pid = a[0] as i32;
+    // pid 0 / -1 / -pgid all include only the caller in a one-process sandbox.
+    if pid == task.tgid || pid == 0 || pid == -1 || pid == -task.tgid {
+        return signal_self(task, sig);
+    }
+    Err(Errno::ESRCH)
+}
+
+/// `tkill(2)`.
+pub fn tkill(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let sig = check_signal(a[1])?;
+    if (a[0] as i32) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a[0] as i32 != task.tid {
+        return Err(Errno::ESRCH);
+    }
+    signal_self(task, sig)
+}
+
+/// `tgkill(2)`.
+pub fn tgkill(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let sig = check_signal(a[2])?;
+    if (a[0] as i32) <= 0 || (a[1] as i32) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a[0] as i32 != task.tgid || a[1] as i32 != task.tid {
+        return Err(Errno::ESRCH);
+    }
+    signal_self(task, sig)
+}

@@ -3,7 +3,7 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{fs, info, mem, process, signal, time, Handler};
+use crate::syscalls::{fs, futex, info, mem, process, signal, time, Handler};
 
 /// One row of the table.
 pub struct Entry {
@@ -333,8 +333,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         62 => &Entry {
             name: "kill",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(signal::kill),
+            args: &[Int, Signal],
         },
         63 => &Entry {
             name: "uname",
@@ -708,13 +708,13 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         137 => &Entry {
             name: "statfs",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(fs::statfs),
+            args: &[Path, Ptr],
         },
         138 => &Entry {
             name: "fstatfs",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(fs::fstatfs),
+            args: &[Fd, Ptr],
         },
         139 => &Entry {
             name: "sysfs",
@@ -808,8 +808,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         157 => &Entry {
             name: "prctl",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(process::prctl),
+            args: &[Int, Hex, Hex, Hex, Hex],
         },
         158 => &Entry {
             name: "arch_prctl",
@@ -1023,8 +1023,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         200 => &Entry {
             name: "tkill",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(signal::tkill),
+            args: &[Int, Signal],
         },
         201 => &Entry {
             name: "time",
@@ -1033,8 +1033,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         202 => &Entry {
             name: "futex",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(futex::futex),
+            args: &[Ptr, Int, Uint, Ptr, Ptr, Hex],
         },
         203 => &Entry {
             name: "sched_setaffinity",
@@ -1193,8 +1193,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         },
         234 => &Entry {
             name: "tgkill",
-            handler: None,
-            args: &[Hex, Hex, Hex, Hex, Hex, Hex],
+            handler: Some(signal::tgkill),
+            args: &[Int, Int, Signal],
         },
         235 => &Entry {
             name: "utimes",

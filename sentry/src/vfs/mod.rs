@@ -112,7 +112,22 @@ pub trait Inode: Send + Sync {
 
     /// Opens the object; `flags` are the `open(2)` flags after the VFS's checks.
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>>;
+
+    /// Statistics of the filesystem holding this object. Defaults describe a small
+    /// in-memory filesystem.
+    fn statfs(&self) -> SysResult<StatFs> {
+        Ok(StatFs {
+            kind: 0x0102_1994,
+            bsize: 4096,
+            namelen: 255,
+            frsize: 4096,
+            ..Default::default()
+        })
+    }
 }
+
+/// Filesystem statistics (`struct statfs`).
+pub use gofer::StatFs;
 
 /// A name in the tree: an inode with its parent, so `..` and `getcwd` work, and a
 /// cache of looked-up children so repeated walks don't go back to the filesystem.

@@ -1,0 +1,254 @@
+//! Futexes. A waiter checks the futex word and queues itself under one lock, so a
+//! waker that changes the word and then wakes can never slip between the two.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::{self, Interrupted, Waker};
+use crate::platform::AddressSpace;
+
+/// `FUTEX_BITSET_MATCH_ANY`.
+pub const BITSET_ANY: u32 = u32::MAX;
+
+/// Identifies a futex word. Private futexes are per address space; shared ones will
+/// be keyed by their backing memory when processes can share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FutexKey {
+    /// The address space (an opaque id).
+    pub space: usize,
+    /// The word's address.
+    pub addr: u64,
+}
+
+struct FutexWaiter {
+    bitset: u32,
+    waker: Arc<Waker>,
+    woken: AtomicBool,
+}
+
+/// Every futex of a sandbox.
+#[derive(Default)]
+pub struct FutexTable {
+    queues: Mutex<HashMap<FutexKey, Vec<Arc<FutexWaiter>>>>,
+}
+
+fn read_word(space: &dyn AddressSpace, addr: u64) -> SysResult<u32> {
+    if addr % 4 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = [0u8; 4];
+    crate::mm::io::read_exact(space, addr, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+impl FutexTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        FutexTable::default()
+    }
+
+    /// `FUTEX_WAIT(_BITSET)`: sleeps while the word at `key` equals `val`. Returns
+    /// `EAGAIN` if it differs, `ETIMEDOUT` at `deadline`, `ERESTARTSYS` when
+    /// `interrupted` reports a signal.
+    pub fn wait(
+        &self,
+        space: &dyn AddressSpace,
+        key: FutexKey,
+        val: u32,
+        bitset: u32,
+        deadline: Option<Instant>,
+        waker: &Arc<Waker>,
+        interrupted: impl FnMut() -> bool,
+    ) -> SysResult<()> {
+        if bitset == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let me = Arc::new(FutexWaiter {
+            bitset,
+            waker: waker.clone(),
+            woken: AtomicBool::new(false),
+        });
+        {
+            let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
+            if read_word(space, key.addr)? != val {
+                return Err(Errno::EAGAIN);
+            }
+            q.entry(key).or_default().push(me.clone());
+        }
+        let r = wait::block(waker, deadline, interrupted, || {
+            Ok(me.woken.load(Ordering::Acquire).then_some(()))
+        });
+        if !me.woken.load(Ordering::Acquire) {
+            self.remove(key, &me);
+        }
+        match r {
+            Ok(res) => res,
+            // A wake that raced with the interruption still counts as a wake.
+            Err(_) if me.woken.load(Ordering::Acquire) => Ok(()),
+            Err(Interrupted::Signal) => Err(Errno::ERESTARTSYS),
+            Err(Interrupted::Timeout) => Err(Errno::ETIMEDOUT),
+        }
+    }
+
+    fn remove(&self, key: FutexKey, me: &Arc<FutexWaiter>) {
+        if let Ok(mut q) = self.queues.lock() {
+            if let Some(v) = q.get_mut(&key) {
+                v.retain(|w| !Arc::ptr_eq(w, me));
+                if v.is_empty() {
+                    q.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// `FUTEX_WAKE(_BITSET)`: wakes up to `n` waiters whose bitset intersects.
+    pub fn wake(&self, key: FutexKey, n: u32, bitset: u32) -> SysResult<u64> {
+        if bitset == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
+        let Some(v) = q.get_mut(&key) else {
+            return Ok(0);
+        };
+        let mut woken = 0u64;
+        v.retain(|w| {
+            if woken < n as u64 && w.bitset & bitset != 0 {
+                w.woken.store(true, Ordering::Release);
+                w.waker.wake();
+                woken += 1;
+                false
+            } else {
+                true
+            }
+        });
+        if v.is_empty() {
+            q.remove(&key);
+        }
+        Ok(woken)
+    }
+
+    /// `FUTEX_REQUEUE` / `FUTEX_CMP_REQUEUE`: wakes `n_wake` waiters of `from` and
+    /// moves up to `n_move` of the rest to `to`. With `expect`, the word at `from` must
+    /// still hold that value (`EAGAIN` otherwise).
+    pub fn requeue(
+        &self,
+        space: &dyn AddressSpace,
+        from: FutexKey,
+        to: FutexKey,
+        n_wake: u32,
+        n_move: u32,
+        expect: Option<u32>,
+    ) -> SysResult<u64> {
+        let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
+        if let Some(v) = expect {
+            if read_word(space, from.addr)? != v {
+                return Err(Errno::EAGAIN);
+            }
+        }
+        let Some(mut waiters) = q.remove(&from) else {
+            return Ok(0);
+        };
+        let mut done = 0u64;
+        let wake_n = (n_wake as usize).min(waiters.len());
+        for w in waiters.drain(..wake_n) {
+            w.woken.store(true, Ordering::Release);
+            w.waker.wake();
+            done += 1;
+        }
+        let move_n = (n_move as usize).min(waiters.len());
+        let moved: Vec<_> = waiters.drain(..move_n).collect();
+        done += moved.len() as u64;
+        if !waiters.is_empty() {
+            q.insert(from, waiters);
+        }
+        if !moved.is_empty() {
+            q.entry(to).or_default().extend(moved);
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::fake::FakeSpace;
+    use crate::platform::Backing;
+    use std::time::Duration;
+
+    #[test]
+    fn wait_wake_requeue() {
+        let space = FakeSpace::new();
+        space
+            .map(
+                0x10000,
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                false,
+                Backing::Anonymous,
+            )
+            .unwrap();
+        let t = Arc::new(FutexTable::new());
+        let key = FutexKey {
+            space: 1,
+            addr: 0x10000,
+        };
+        let w = Waker::new();
+        assert_eq!(
+            t.wait(&*space, key, 5, BITSET_ANY, None, &w, || false),
+            Err(Errno::EAGAIN)
+        );
+        let d = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(
+            t.wait(&*space, key, 0, BITSET_ANY, d, &w, || false),
+            Err(Errno::ETIMEDOUT)
+        );
+        assert_eq!(
+            t.wait(&*space, key, 0, BITSET_ANY, None, &w, || true),
+            Err(Errno::ERESTARTSYS)
+        );
+        assert_eq!(
+            t.wait(
+                &*space,
+                FutexKey {
+                    space: 1,
+                    addr: 0x10001
+                },
+                0,
+                BITSET_ANY,
+                None,
+                &w,
+                || false
+            ),
+            Err(Errno::EINVAL)
+        );
+
+        let (t2, s2) = (t.clone(), space.clone());
+        let h = std::thread::spawn(move || {
+            let w = Waker::new();
+            t2.wait(&*s2, key, 0, BITSET_ANY, None, &w, || false)
+        });
+        let mut n = 0;
+        for _ in 0..200 {
+            n = t.wake(key, 1, BITSET_ANY).unwrap();
+            if n == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(n, 1);
+        assert_eq!(h.join().unwrap(), Ok(()));
+        assert_eq!(t.wake(key, 1, BITSET_ANY).unwrap(), 0);
+        let other = FutexKey {
+            space: 1,
+            addr: 0x10004,
+        };
+        assert_eq!(
+            t.requeue(&*space, key, other, 1, 1, Some(9)),
+            Err(Errno::EAGAIN)
+        );
+        assert_eq!(t.requeue(&*space, key, other, 1, 1, Some(0)), Ok(0));
+    }
+}
