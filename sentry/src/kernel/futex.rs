@@ -29,6 +29,17 @@ struct FutexWaiter {
     woken: AtomicBool,
 }
 
+/// What a waiter waits for.
+#[derive(Clone, Copy, Debug)]
+pub struct WaitSpec {
+    /// The value the word must still hold.
+    pub val: u32,
+    /// Wake-up bitset (`BITSET_ANY` for plain FUTEX_WAIT).
+    pub bitset: u32,
+    /// When to give up.
+    pub deadline: Option<Instant>,
+}
+
 /// Every futex of a sandbox.
 #[derive(Default)]
 pub struct FutexTable {
@@ -36,7 +47,7 @@ pub struct FutexTable {
 }
 
 fn read_word(space: &dyn AddressSpace, addr: u64) -> SysResult<u32> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let mut b = [0u8; 4];
@@ -57,12 +68,15 @@ impl FutexTable {
         &self,
         space: &dyn AddressSpace,
         key: FutexKey,
-        val: u32,
-        bitset: u32,
-        deadline: Option<Instant>,
+        w: WaitSpec,
         waker: &Arc<Waker>,
         interrupted: impl FnMut() -> bool,
     ) -> SysResult<()> {
+        let WaitSpec {
+            val,
+            bitset,
+            deadline,
+        } = w;
         if bitset == 0 {
             return Err(Errno::EINVAL);
         }
@@ -197,16 +211,46 @@ mod tests {
         };
         let w = Waker::new();
         assert_eq!(
-            t.wait(&*space, key, 5, BITSET_ANY, None, &w, || false),
+            t.wait(
+                &*space,
+                key,
+                WaitSpec {
+                    val: 5,
+                    bitset: BITSET_ANY,
+                    deadline: None
+                },
+                &w,
+                || false
+            ),
             Err(Errno::EAGAIN)
         );
         let d = Some(Instant::now() + Duration::from_millis(20));
         assert_eq!(
-            t.wait(&*space, key, 0, BITSET_ANY, d, &w, || false),
+            t.wait(
+                &*space,
+                key,
+                WaitSpec {
+                    val: 0,
+                    bitset: BITSET_ANY,
+                    deadline: d
+                },
+                &w,
+                || false
+            ),
             Err(Errno::ETIMEDOUT)
         );
         assert_eq!(
-            t.wait(&*space, key, 0, BITSET_ANY, None, &w, || true),
+            t.wait(
+                &*space,
+                key,
+                WaitSpec {
+                    val: 0,
+                    bitset: BITSET_ANY,
+                    deadline: None
+                },
+                &w,
+                || true
+            ),
             Err(Errno::ERESTARTSYS)
         );
         assert_eq!(
@@ -216,9 +260,11 @@ mod tests {
                     space: 1,
                     addr: 0x10001
                 },
-                0,
-                BITSET_ANY,
-                None,
+                WaitSpec {
+                    val: 0,
+                    bitset: BITSET_ANY,
+                    deadline: None
+                },
                 &w,
                 || false
             ),
@@ -228,7 +274,17 @@ mod tests {
         let (t2, s2) = (t.clone(), space.clone());
         let h = std::thread::spawn(move || {
             let w = Waker::new();
-            t2.wait(&*s2, key, 0, BITSET_ANY, None, &w, || false)
+            t2.wait(
+                &*s2,
+                key,
+                WaitSpec {
+                    val: 0,
+                    bitset: BITSET_ANY,
+                    deadline: None,
+                },
+                &w,
+                || false,
+            )
         });
         let mut n = 0;
         for _ in 0..200 {

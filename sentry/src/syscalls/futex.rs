@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::futex::{FutexKey, BITSET_ANY};
+use crate::kernel::futex::{FutexKey, WaitSpec, BITSET_ANY};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::host;
@@ -94,11 +94,14 @@ pub fn futex(task: &mut Task, a: &Args) -> SysResult<u64> {
             let bitset = if cmd == FUTEX_WAIT { BITSET_ANY } else { val3 };
             let dl = deadline(task, utime, cmd == FUTEX_WAIT_BITSET, realtime)?;
             let waker = task.waker.clone();
+            let spec = WaitSpec {
+                val,
+                bitset,
+                deadline: dl,
+            };
             kernel
                 .futexes
-                .wait(task.mem(), key, val, bitset, dl, &waker, || {
-                    task.signal_pending()
-                })?;
+                .wait(task.mem(), key, spec, &waker, || task.signal_pending())?;
             Ok(0)
         }
         FUTEX_WAKE => kernel.futexes.wake(key, val, BITSET_ANY),
@@ -114,7 +117,7 @@ pub fn futex(task: &mut Task, a: &Args) -> SysResult<u64> {
                 .requeue(task.mem(), key, to, val, utime as u32, expect)
         }
         FUTEX_WAKE_OP => {
-            if uaddr2 % 4 != 0 {
+            if !uaddr2.is_multiple_of(4) {
                 return Err(Errno::EINVAL);
             }
             let mut b = [0u8; 4];
