@@ -149,6 +149,33 @@ impl Task {
         false
     }
 
+    /// Parks the task until `file` reports any of the `want` poll bits (or an error
+    /// or hang-up), or a signal arrives (`ERESTARTSYS`). Used when I/O on a blocking
+    /// file returned `EAGAIN`.
+    pub fn wait_for_file(&self, file: &crate::vfs::OpenFile, want: u32) -> SysResult<()> {
+        let Some(queue) = file.imp().wait_queue() else {
+            // A file without a queue never becomes ready by waiting.
+            return Err(Errno::EAGAIN);
+        };
+        let _reg = queue.register(&self.waker);
+        let stop = want | (libc::POLLERR | libc::POLLHUP) as u32;
+        let r = crate::kernel::wait::block(
+            &self.waker,
+            None,
+            || self.signal_pending(),
+            || Ok((file.imp().readiness() & stop != 0).then_some(())),
+        );
+        match r {
+            Ok(res) => res,
+            Err(i) => Err(crate::kernel::wait::restart_errno(i)),
+        }
+    }
+
+    /// Sends `sig` to this task itself, as the kernel does for SIGPIPE or SIGXFSZ.
+    pub fn raise_signal(&mut self, sig: i32) {
+        crate::syscalls::signal::raise(self, sig as u32);
+    }
+
     /// Runs the task until it exits: switch to the app, handle what stopped it,
     /// repeat.
     pub fn run(&mut self) -> ExitStatus {

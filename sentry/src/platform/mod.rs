@@ -8,9 +8,10 @@
 //! above this module knows which one is in use.
 //!
 //! Threading rule: a context is driven by one host thread for its whole life (the one
-//! that created it), and address-space operations (`map`, `unmap`, `protect`) are issued
-//! from a host thread that drives a context of that address space. Memory reads and
-//! writes may come from any thread.
+//! that created or adopted it), and address-space operations (`map`, `unmap`, `remap`,
+//! `protect`) are issued from any host thread that drives a context of that address
+//! space (so every thread of a multi-threaded app can mmap). Memory reads and writes
+//! may come from any thread.
 
 pub mod ptrace;
 
@@ -130,6 +131,29 @@ pub trait Context: Send {
 
     /// A handle that other threads use to cut a running [`Context::switch`] short.
     fn interrupter(&self) -> Arc<dyn Interrupter>;
+
+    /// `fork`: makes a copy-on-write copy of this context's address space holding one
+    /// thread, for a new process. Called on this context's host thread while the
+    /// application is stopped; the child's registers are set by the sentry when it
+    /// first switches. Backends without fork support return `ENOSYS`.
+    fn fork(&mut self) -> SysResult<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)> {
+        Err(crate::errno::Errno::ENOSYS)
+    }
+
+    /// A new thread in this context's address space (`clone` with `CLONE_VM`: threads,
+    /// and `vfork`/`posix_spawn` children that share memory). Called on this context's
+    /// host thread. Backends without thread support return `ENOSYS`.
+    fn new_thread(&mut self) -> SysResult<Box<dyn PendingContext>> {
+        Err(crate::errno::Errno::ENOSYS)
+    }
+}
+
+/// A context prepared by one host thread for another ([`Context::fork`],
+/// [`Context::new_thread`]).
+pub trait PendingContext: Send {
+    /// Called on the host thread that will drive the new context, which from then on
+    /// follows the threading rule of the module docs.
+    fn adopt(self: Box<Self>) -> SysResult<Box<dyn Context>>;
 }
 
 /// Makes a context's current or next `switch` return [`Event::Interrupted`] promptly.

@@ -156,7 +156,14 @@ fn read_into(
         let want = (count - done).min(CHUNK);
         let mut buf = vec![0u8; want];
         let n = match offset {
-            None => file.read(&mut buf),
+            None => loop {
+                match file.read(&mut buf) {
+                    Err(Errno::EAGAIN) if done == 0 && !file.nonblocking() => {
+                        task.wait_for_file(file, libc::POLLIN as u32)?
+                    }
+                    r => break r,
+                }
+            },
             Some(off) => file.pread(&mut buf, off + done as i64),
         };
         let n = match n {
@@ -202,7 +209,19 @@ fn write_from(
             return if done > 0 { Ok(done) } else { Err(e) };
         }
         let r = match offset {
-            None => file.write(&buf),
+            None => loop {
+                match file.write(&buf) {
+                    Err(Errno::EAGAIN) if !file.nonblocking() => {
+                        if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
+                            if done > 0 {
+                                return Ok(done);
+                            }
+                            return Err(e);
+                        }
+                    }
+                    r => break r,
+                }
+            },
             Some(off) => file.pwrite(&buf, off + done as i64),
         };
         match r {

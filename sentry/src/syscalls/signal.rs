@@ -111,6 +111,14 @@ fn signal_self(task: &mut Task, sig: u32) -> SysResult<u64> {
     }
 }
 
+/// Kernel-generated signal to the task itself (SIGPIPE, SIGXFSZ): takes effect as
+/// the default action or is recorded as pending until delivery exists.
+pub fn raise(task: &mut Task, sig: u32) {
+    if let Err(e) = signal_self(task, sig) {
+        tracing::debug!(sig, "raised signal not acted on: {e}");
+    }
+}
+
 fn check_signal(sig: u64) -> SysResult<u32> {
     if sig > crate::kernel::signals::MAX_SIGNAL as u64 {
         return Err(Errno::EINVAL);

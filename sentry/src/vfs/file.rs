@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
 use crate::mm::Mappable;
 use crate::platform::AddressSpace;
 use crate::vfs::{Dentry, Stat};
@@ -54,6 +55,19 @@ pub trait FileImpl: Send + Sync {
 
     /// The file as a source of memory mappings, if it can be mapped.
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
+        None
+    }
+
+    /// Current readiness as `poll(2)` bits (POLLIN, POLLOUT, POLLHUP, POLLERR, ...).
+    /// Files that never block are always readable and writable.
+    fn readiness(&self) -> u32 {
+        (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32
+    }
+
+    /// The queue notified whenever [`FileImpl::readiness`] may have changed; `None`
+    /// for files that never block. A file that can return `EAGAIN` from `read` or
+    /// `write` must have one: the VFS parks blocking callers on it.
+    fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
 }
@@ -225,6 +239,11 @@ impl OpenFile {
         if let Ok(mut o) = self.offset.lock() {
             *o = pos;
         }
+    }
+
+    /// True if opened (or set) `O_NONBLOCK`.
+    pub fn nonblocking(&self) -> bool {
+        self.flags() & libc::O_NONBLOCK != 0
     }
 
     /// `fstat(2)`.

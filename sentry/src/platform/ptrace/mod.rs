@@ -122,7 +122,10 @@ impl Platform for PtracePlatform {
         // this machine class costs ~6x the whole round trip (86 us vs 14 us for
         // getpid). Keep a stub and its tracer thread together, spreading contexts
         // over the allowed CPUs round-robin.
-        let cpu = self.cpus[self.next_cpu.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.cpus.len()];
+        let cpu = self.cpus[self
+            .next_cpu
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.cpus.len()];
         for tid in [0, space.pid] {
             if let Err(e) = sys::pin(tid, cpu) {
                 tracing::debug!(tid, cpu, "cannot pin the stub next to its tracer: {e}");

@@ -209,7 +209,9 @@ pub(super) fn allowed_cpus() -> Vec<usize> {
         return vec![0];
     }
     // SAFETY: CPU_ISSET only reads the set for indices below CPU_SETSIZE.
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect();
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
     if cpus.is_empty() {
         vec![0]
     } else {
