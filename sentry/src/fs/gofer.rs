@@ -67,6 +67,9 @@ impl Drop for GoferInode {
 }
 
 impl Inode for GoferInode {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn stat(&self) -> SysResult<Stat> {
         Ok(self.stat)
     }

@@ -35,6 +35,9 @@ impl EmptyDir {
 }
 
 impl Inode for EmptyDir {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn stat(&self) -> SysResult<Stat> {
         Ok(self.attrs())
     }
@@ -98,6 +101,9 @@ impl MaskedRoot {
 }
 
 impl Inode for MaskedRoot {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn stat(&self) -> SysResult<Stat> {
         self.inner.stat()
     }

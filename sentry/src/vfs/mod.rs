@@ -113,6 +113,69 @@ pub trait Inode: Send + Sync {
     /// Opens the object; `flags` are the `open(2)` flags after the VFS's checks.
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>>;
 
+    /// Creates a regular file `name` in this directory (`O_CREAT`), owned by `owner`,
+    /// with `mode` already masked by the umask; `EEXIST` if the name exists.
+    fn create(&self, _name: &[u8], _mode: u32, _owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        Err(self.mutation_refused())
+    }
+
+    /// `mkdir`.
+    fn mkdir(&self, _name: &[u8], _mode: u32, _owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        Err(self.mutation_refused())
+    }
+
+    /// `mknod` of a FIFO or socket (`mode` carries the type); device nodes are refused
+    /// above this layer.
+    fn mknod(&self, _name: &[u8], _mode: u32, _owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        Err(self.mutation_refused())
+    }
+
+    /// `symlink`: `name` pointing at `target`.
+    fn symlink(&self, _name: &[u8], _target: &[u8], _owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        Err(self.mutation_refused())
+    }
+
+    /// `link`: a new name for `target`, which is on the same filesystem (`EXDEV`
+    /// otherwise).
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> SysResult<()> {
+        Err(self.mutation_refused())
+    }
+
+    /// `unlink` (or `rmdir` with `dir`).
+    fn unlink(&self, _name: &[u8], _dir: bool) -> SysResult<()> {
+        Err(self.mutation_refused())
+    }
+
+    /// `renameat2` from this directory to `new_dir` (same filesystem, `EXDEV`
+    /// otherwise) with `RENAME_*` flags.
+    fn rename(
+        &self,
+        _old: &[u8],
+        _new_dir: &Arc<dyn Inode>,
+        _new: &[u8],
+        _flags: u32,
+    ) -> SysResult<()> {
+        Err(self.mutation_refused())
+    }
+
+    /// Changes attributes (chmod, chown, truncate, utimes).
+    fn setattr(&self, _attr: &SetAttr) -> SysResult<()> {
+        Err(self.mutation_refused())
+    }
+
+    /// What a mutation of a filesystem that does not support it returns.
+    fn mutation_refused(&self) -> Errno {
+        Errno::EROFS
+    }
+
+    /// Identifies the filesystem instance (for `EXDEV` checks on link and rename).
+    fn fs_id(&self) -> usize {
+        0
+    }
+
+    /// Downcasting, for filesystems that need their own type back (rename, link).
+    fn as_any(&self) -> &dyn std::any::Any;
+
     /// Statistics of the filesystem holding this object. Defaults describe a small
     /// in-memory filesystem.
     fn statfs(&self) -> SysResult<StatFs> {
@@ -128,6 +191,56 @@ pub trait Inode: Send + Sync {
 
 /// Filesystem statistics (`struct statfs`).
 pub use gofer::StatFs;
+
+/// The owner a new file gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Owning uid (the creator's fsuid).
+    pub uid: u32,
+    /// Owning gid (the creator's fsgid, or the directory's with set-gid).
+    pub gid: u32,
+}
+
+/// A timestamp change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeChange {
+    /// Leave it.
+    Omit,
+    /// Set to the current time.
+    Now,
+    /// Set to (seconds, nanoseconds).
+    At(i64, i64),
+}
+
+/// An attribute change (`setattr`); `None`/`Omit` fields stay as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New permission bits (type bits ignored).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New size (truncate).
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: TimeChange,
+    /// New modification time.
+    pub mtime: TimeChange,
+}
+
+impl Default for SetAttr {
+    fn default() -> Self {
+        SetAttr {
+            mode: None,
+            uid: None,
+            gid: None,
+            size: None,
+            atime: TimeChange::Omit,
+            mtime: TimeChange::Omit,
+        }
+    }
+}
 
 /// A name in the tree: an inode with its parent, so `..` and `getcwd` work, and a
 /// cache of looked-up children so repeated walks don't go back to the filesystem.

@@ -146,6 +146,9 @@ mod tests {
         node: Node,
     }
     impl Inode for TestInode {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
         fn stat(&self) -> SysResult<Stat> {
             let mode = match self.node {
                 Node::Dir(_) => libc::S_IFDIR | 0o755,
