@@ -9,10 +9,9 @@ use crate::fs::gofer::GoferFs;
 use crate::fs::host::HostStream;
 use crate::fs::synthetic::MaskedRoot;
 use crate::kernel::creds::Credentials;
-use crate::kernel::exec::{self, ExecRequest};
 use crate::kernel::limits::{Limit, Limits};
-use crate::kernel::task::TaskInit;
-use crate::kernel::{ExitStatus, Kernel, Task};
+use crate::kernel::spawn::{self, ProcessSpec, StartError};
+use crate::kernel::{ExitStatus, Kernel};
 use crate::platform;
 use crate::sys::{confine, host};
 use crate::vfs::path::{resolve, Follow};
@@ -59,17 +58,21 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     // From here on the sentry needs nothing the allow-list does not name.
     confine::unshare_namespaces()?;
     confine::install_sentry_filter()?;
-    let proc_cfg = config.process.clone();
-    let worker = std::thread::Builder::new()
-        .name("task-1".into())
-        .spawn(move || -> Result<ExitStatus, String> {
-            let mut task = start_init(kernel, root, fds, &proc_cfg)?;
-            Ok(task.run())
-        })
-        .map_err(|e| format!("cannot start the task thread: {e}"))?;
-    let status = worker
-        .join()
-        .map_err(|_| "the task thread panicked (a sentry bug)".to_string())??;
+
+    let spec = init_spec(&root, fds, &config.process)?;
+    match spawn::start_process(&kernel, spec) {
+        Ok(_) => {}
+        Err(StartError::NotFound(m)) => {
+            eprintln!("rvisor: {m}");
+            return Ok(SandboxExit::Exited(127));
+        }
+        Err(StartError::NotExecutable(m)) => {
+            eprintln!("rvisor: {m}");
+            return Ok(SandboxExit::Exited(126));
+        }
+        Err(StartError::Setup(m)) => return Err(m),
+    }
+    let status = spawn::wait_for_init(&kernel);
     Ok(match status {
         ExitStatus::Exited(c) => SandboxExit::Exited(c),
         ExitStatus::Signaled { signo, .. } => SandboxExit::Signaled(signo),
@@ -90,14 +93,12 @@ fn stdio_table() -> Result<FdTable, String> {
     Ok(fds)
 }
 
-/// Builds the container's init task on the calling thread (the platform binds the
-/// new address space to it).
-fn start_init(
-    kernel: Arc<Kernel>,
-    root: Arc<Dentry>,
+/// The container's first process, from the config.
+fn init_spec(
+    root: &Arc<Dentry>,
     fds: FdTable,
     p: &crate::config::ProcessConfig,
-) -> Result<Task, String> {
+) -> Result<ProcessSpec, String> {
     if p.args.is_empty() {
         return Err("process.args: must not be empty".into());
     }
@@ -106,7 +107,7 @@ fn start_init(
         cwd: root.clone(),
         umask: 0o022,
     };
-    let cwd = resolve(&start, &root, p.cwd.as_bytes(), Follow::Yes)
+    let cwd = resolve(&start, root, p.cwd.as_bytes(), Follow::Yes)
         .map_err(|e| format!("process.cwd {:?}: {e}", p.cwd))?;
     if !cwd.inode().stat().map(|s| s.is_dir()).unwrap_or(false) {
         return Err(format!("process.cwd {:?}: not a directory", p.cwd));
@@ -130,37 +131,13 @@ fn start_init(
             )
             .map_err(|e| format!("process.rlimits: resource {}: {e}", r.resource))?;
     }
-    let argv: Vec<Vec<u8>> = p.args.iter().map(|a| a.as_bytes().to_vec()).collect();
-    let envp: Vec<Vec<u8>> = p.env.iter().map(|e| e.as_bytes().to_vec()).collect();
-    let path =
-        exec::lookup_path(&fs, &envp, &argv[0]).map_err(|e| format!("{}: {e}", p.args[0]))?;
-    let stack_limit = limits.soft(libc::RLIMIT_STACK);
-    let image = exec::load(
-        &kernel,
-        &fs,
-        &creds,
-        stack_limit,
-        ExecRequest { path, argv, envp },
-    )
-    .map_err(|e| format!("cannot execute {}: {e}", p.args[0]))?;
-    let ctx = kernel
-        .platform
-        .new_context(image.mm.space())
-        .map_err(|e| format!("platform: cannot create the first thread: {e}"))?;
-    let tid = kernel.alloc_tid();
-    Ok(Task::new(
-        kernel,
-        TaskInit {
-            tid,
-            ppid: 0,
-            regs: image.regs,
-            ctx,
-            mm: image.mm,
-            fds,
-            fs,
-            creds,
-            limits,
-            exe: image.exe,
-        },
-    ))
+    Ok(ProcessSpec {
+        argv: p.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        envp: p.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
+        fs,
+        creds,
+        limits,
+        fds,
+        parent: 0,
+    })
 }

@@ -31,6 +31,12 @@ pub struct Credentials {
     pub cap_permitted: u64,
     /// Bounding set.
     pub cap_bounding: u64,
+    /// Inheritable capabilities.
+    pub cap_inheritable: u64,
+    /// `PR_SET_NO_NEW_PRIVS`.
+    pub no_new_privs: bool,
+    /// `PR_SET_KEEPCAPS`.
+    pub keep_caps: bool,
 }
 
 impl Credentials {
@@ -51,6 +57,9 @@ impl Credentials {
             cap_effective: caps,
             cap_permitted: caps,
             cap_bounding: ALL_CAPS,
+            cap_inheritable: 0,
+            no_new_privs: false,
+            keep_caps: false,
         }
     }
 

@@ -185,6 +185,68 @@ impl FutexTable {
     }
 }
 
+/// Robust-list entries walked at thread exit before giving up (Linux's
+/// ROBUST_LIST_LIMIT).
+const ROBUST_LIST_LIMIT: usize = 2048;
+/// `FUTEX_OWNER_DIED`.
+const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+/// `FUTEX_WAITERS`.
+const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// `FUTEX_TID_MASK`.
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
+/// At thread exit: marks every robust futex the thread still holds as
+/// owner-died and wakes one waiter on each, as Linux's `exit_robust_list` does.
+pub fn release_robust_list(task: &crate::kernel::Task) {
+    let (head, len) = task.robust_list;
+    if head == 0 || len != 24 {
+        return;
+    }
+    let mem = task.mem();
+    let read = |a: u64| crate::mm::io::read_u64(mem, a).ok();
+    // struct robust_list_head { list.next, futex_offset, list_op_pending }
+    let (Some(mut entry), Some(offset), Some(pending)) =
+        (read(head), read(head + 8), read(head + 16))
+    else {
+        return;
+    };
+    let offset = offset as i64;
+    let handle = |e: u64| {
+        let addr = (e as i64).wrapping_add(offset) as u64;
+        let mut b = [0u8; 4];
+        if crate::mm::io::read_exact(mem, addr, &mut b).is_err() {
+            return;
+        }
+        let word = u32::from_le_bytes(b);
+        if word & FUTEX_TID_MASK != task.tid as u32 {
+            return;
+        }
+        let new = (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED;
+        if crate::mm::io::write_u32(mem, addr, new).is_ok() && word & FUTEX_WAITERS != 0 {
+            let key = FutexKey {
+                space: task.space_id(),
+                addr,
+            };
+            let _ = task.kernel.futexes.wake(key, 1, BITSET_ANY);
+        }
+    };
+    let mut n = 0;
+    while entry != head && entry != 0 && n < ROBUST_LIST_LIMIT {
+        let next = read(entry);
+        if entry != pending {
+            handle(entry);
+        }
+        match next {
+            Some(nx) => entry = nx,
+            None => break,
+        }
+        n += 1;
+    }
+    if pending != 0 {
+        handle(pending);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,19 +1,25 @@
 //! Kernel-wide state and the task model. One [`Task`] per application thread, each
-//! driven by its own sentry host thread (see [`task::Task::run`]).
+//! driven by its own sentry host thread (see [`task::Task::run`]); processes are
+//! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
 pub mod creds;
 pub mod exec;
 pub mod futex;
 pub mod limits;
+pub mod pidfd;
+pub mod process;
+pub mod sigframe;
 pub mod signals;
+pub mod spawn;
 pub mod task;
 pub mod wait;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use crate::errno::{Errno, SysResult};
 use crate::platform::Platform;
 use crate::vfs::Dentry;
 
@@ -24,6 +30,8 @@ pub use task::{ExitStatus, Task};
 pub const RELEASE: &str = "4.4.0";
 /// The `uname` version string.
 pub const VERSION: &str = "#1 SMP Sun Jan 10 15:06:54 PST 2016";
+/// Largest pid handed out before wrapping (`/proc/sys/kernel/pid_max`).
+pub const PID_MAX: i32 = 4_194_304;
 
 /// State shared by every task of a sandbox.
 pub struct Kernel {
@@ -42,7 +50,12 @@ pub struct Kernel {
     pub ncpus: usize,
     /// Every futex of the sandbox.
     pub futexes: futex::FutexTable,
+    registry: Mutex<process::Registry>,
     next_tid: AtomicI32,
+    live_threads: Mutex<usize>,
+    /// Notified when a task thread ends or init exits.
+    pub lifecycle: wait::WaitQueue,
+    init_status: Mutex<Option<ExitStatus>>,
     reported_unimplemented: Mutex<HashSet<u64>>,
 }
 
@@ -64,14 +77,92 @@ impl Kernel {
                 .map(|n| n.get())
                 .unwrap_or(1),
             futexes: futex::FutexTable::new(),
+            registry: Mutex::new(process::Registry::default()),
             next_tid: AtomicI32::new(1),
+            live_threads: Mutex::new(0),
+            lifecycle: wait::WaitQueue::new(),
+            init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
         })
     }
 
-    /// A fresh thread id in the container's pid namespace (the first is 1).
-    pub fn alloc_tid(&self) -> i32 {
-        self.next_tid.fetch_add(1, Ordering::Relaxed)
+    /// The pid namespace.
+    pub fn registry(&self) -> SysResult<MutexGuard<'_, process::Registry>> {
+        self.registry.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// A fresh thread id in the container's pid namespace (the first is 1); ids in
+    /// use by a live thread or an unreaped process are skipped.
+    pub fn alloc_tid(&self) -> SysResult<i32> {
+        let reg = self.registry()?;
+        for _ in 0..PID_MAX {
+            let mut t = self.next_tid.fetch_add(1, Ordering::Relaxed);
+            if t >= PID_MAX {
+                self.next_tid.store(2, Ordering::Relaxed);
+                t = 2;
+            }
+            if !reg.threads.contains_key(&t) && !reg.groups.contains_key(&t) {
+                return Ok(t);
+            }
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    /// Counts a task thread that has started.
+    pub fn thread_started(&self) {
+        if let Ok(mut n) = self.live_threads.lock() {
+            *n += 1;
+        }
+    }
+
+    /// Counts a task thread that has ended.
+    pub fn thread_exited(&self) {
+        if let Ok(mut n) = self.live_threads.lock() {
+            *n = n.saturating_sub(1);
+        }
+        self.lifecycle.notify_all();
+    }
+
+    /// Task threads still running.
+    pub fn live_threads(&self) -> usize {
+        self.live_threads.lock().map(|n| *n).unwrap_or(0)
+    }
+
+    /// Records how the container's init ended.
+    pub fn init_exited(&self, tgid: i32, status: ExitStatus) {
+        if tgid == 1 {
+            if let Ok(mut s) = self.init_status.lock() {
+                *s = Some(status);
+            }
+            self.lifecycle.notify_all();
+        }
+    }
+
+    /// How init ended, once it has.
+    pub fn init_status(&self) -> Option<ExitStatus> {
+        self.init_status.lock().ok().and_then(|s| *s)
+    }
+
+    /// SIGKILLs every process but `keep`.
+    pub fn kill_all_except(&self, keep: i32) {
+        let groups: Vec<Arc<process::ThreadGroup>> = match self.registry() {
+            Ok(r) => r
+                .groups
+                .values()
+                .filter(|g| g.tgid != keep)
+                .cloned()
+                .collect(),
+            Err(_) => return,
+        };
+        for g in groups {
+            process::kill_group(
+                &g,
+                ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                },
+            );
+        }
     }
 
     /// Logs an unimplemented syscall once per number.

@@ -1,14 +1,59 @@
-//! Signal dispositions and masks. For now they are recorded and reported back
-//! (`rt_sigaction`, `rt_sigprocmask`); delivery arrives with the processes work.
+//! Signal state: dispositions (shared by the threads of a process), per-thread masks
+//! and pending queues, and the `siginfo` that travels with each signal.
+
+use std::collections::VecDeque;
 
 use crate::errno::{Errno, SysResult};
 
 /// Highest signal number (`_NSIG - 1`).
 pub const MAX_SIGNAL: u32 = 64;
+/// First real-time signal.
+pub const SIGRTMIN: u32 = 32;
 /// `SIG_DFL`.
 pub const SIG_DFL: u64 = 0;
 /// `SIG_IGN`.
 pub const SIG_IGN: u64 = 1;
+
+/// `SA_NOCLDSTOP`.
+pub const SA_NOCLDSTOP: u64 = 1;
+/// `SA_NOCLDWAIT`.
+pub const SA_NOCLDWAIT: u64 = 2;
+/// `SA_SIGINFO`.
+pub const SA_SIGINFO: u64 = 4;
+/// `SA_RESTORER`.
+pub const SA_RESTORER: u64 = 0x0400_0000;
+/// `SA_ONSTACK`.
+pub const SA_ONSTACK: u64 = 0x0800_0000;
+/// `SA_RESTART`.
+pub const SA_RESTART: u64 = 0x1000_0000;
+/// `SA_NODEFER`.
+pub const SA_NODEFER: u64 = 0x4000_0000;
+/// `SA_RESETHAND`.
+pub const SA_RESETHAND: u64 = 0x8000_0000;
+
+/// `si_code` values.
+pub mod code {
+    /// Sent by kill/sigsend/raise.
+    pub const SI_USER: i32 = 0;
+    /// Sent by the kernel.
+    pub const SI_KERNEL: i32 = 0x80;
+    /// Sent by sigqueue.
+    pub const SI_QUEUE: i32 = -1;
+    /// Sent by timer expiry.
+    pub const SI_TIMER: i32 = -2;
+    /// Sent by tkill/tgkill.
+    pub const SI_TKILL: i32 = -6;
+    /// Child exited.
+    pub const CLD_EXITED: i32 = 1;
+    /// Child killed.
+    pub const CLD_KILLED: i32 = 2;
+    /// Child killed with a core dump.
+    pub const CLD_DUMPED: i32 = 3;
+    /// Child stopped.
+    pub const CLD_STOPPED: i32 = 5;
+    /// Child continued.
+    pub const CLD_CONTINUED: i32 = 6;
+}
 
 /// The kernel's `struct sigaction` on x86-64 (not glibc's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,32 +98,220 @@ impl SigAction {
 
 /// The bit of signal `sig` in a 64-bit mask.
 pub fn bit(sig: u32) -> u64 {
-    1u64 << (sig - 1)
+    if sig == 0 || sig > MAX_SIGNAL {
+        0
+    } else {
+        1u64 << (sig - 1)
+    }
 }
 
 /// Signals that can be neither caught nor blocked.
 pub const UNBLOCKABLE: u64 = (1 << (libc::SIGKILL - 1)) | (1 << (libc::SIGSTOP - 1));
 
-/// Per-process dispositions and the thread's mask.
-#[derive(Clone, Debug)]
-pub struct SignalState {
-    actions: [SigAction; MAX_SIGNAL as usize],
-    /// Blocked signals.
-    pub mask: u64,
+/// What a signal does when its disposition is `SIG_DFL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultAction {
+    /// End the process.
+    Terminate,
+    /// End the process with a core dump.
+    Core,
+    /// Nothing.
+    Ignore,
+    /// Stop the process.
+    Stop,
+    /// Continue a stopped process.
+    Continue,
 }
 
-impl Default for SignalState {
-    fn default() -> Self {
-        SignalState {
-            actions: [SigAction::default(); MAX_SIGNAL as usize],
-            mask: 0,
+/// Linux's default action for `sig`.
+pub fn default_action(sig: u32) -> DefaultAction {
+    match sig as i32 {
+        libc::SIGQUIT
+        | libc::SIGILL
+        | libc::SIGTRAP
+        | libc::SIGABRT
+        | libc::SIGBUS
+        | libc::SIGFPE
+        | libc::SIGSEGV
+        | libc::SIGXCPU
+        | libc::SIGXFSZ
+        | libc::SIGSYS => DefaultAction::Core,
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH => DefaultAction::Ignore,
+        libc::SIGCONT => DefaultAction::Continue,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => DefaultAction::Stop,
+        _ => DefaultAction::Terminate,
+    }
+}
+
+/// One signal with the information that travels with it (`siginfo_t`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigInfo {
+    /// Signal number.
+    pub signo: i32,
+    /// `si_errno`.
+    pub errno: i32,
+    /// `si_code`.
+    pub code: i32,
+    /// Sender pid (kill, sigqueue, SIGCHLD) or timer id.
+    pub pid: i32,
+    /// Sender uid (or timer overrun).
+    pub uid: u32,
+    /// SIGCHLD status, or sigqueue's value / fault address's companion word.
+    pub status: i64,
+    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
+    pub addr: u64,
+    /// sigqueue value (`si_value`).
+    pub value: u64,
+}
+
+impl SigInfo {
+    /// A signal sent by a process (`kill`).
+    pub fn user(signo: i32, pid: i32, uid: u32) -> SigInfo {
+        SigInfo {
+            signo,
+            code: code::SI_USER,
+            pid,
+            uid,
+            ..Default::default()
+        }
+    }
+
+    /// A signal the kernel raises itself (SIGPIPE, SIGXFSZ...).
+    pub fn kernel(signo: i32) -> SigInfo {
+        SigInfo {
+            signo,
+            code: code::SI_KERNEL,
+            ..Default::default()
+        }
+    }
+
+    /// The 128-byte `siginfo_t` the application sees.
+    pub fn to_bytes(&self) -> [u8; 128] {
+        let mut b = [0u8; 128];
+        b[0..4].copy_from_slice(&self.signo.to_le_bytes());
+        b[4..8].copy_from_slice(&self.errno.to_le_bytes());
+        b[8..12].copy_from_slice(&self.code.to_le_bytes());
+        match self.signo {
+            libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+                if self.code > 0 =>
+            {
+                b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+            }
+            libc::SIGCHLD => {
+                b[16..20].copy_from_slice(&self.pid.to_le_bytes());
+                b[20..24].copy_from_slice(&self.uid.to_le_bytes());
+                b[24..28].copy_from_slice(&(self.status as i32).to_le_bytes());
+            }
+            _ => {
+                b[16..20].copy_from_slice(&self.pid.to_le_bytes());
+                b[20..24].copy_from_slice(&self.uid.to_le_bytes());
+                b[24..32].copy_from_slice(&self.value.to_le_bytes());
+            }
+        }
+        b
+    }
+
+    /// Decodes a `siginfo_t` an application passed (rt_sigqueueinfo).
+    pub fn from_bytes(b: &[u8; 128]) -> SigInfo {
+        let i32_at = |o: usize| i32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+        SigInfo {
+            signo: i32_at(0),
+            errno: i32_at(4),
+            code: i32_at(8),
+            pid: i32_at(16),
+            uid: i32_at(20) as u32,
+            value: u64_at(24),
+            ..Default::default()
         }
     }
 }
 
-impl SignalState {
+/// Pending signals: standard signals are queued once, real-time ones every time.
+#[derive(Clone, Debug, Default)]
+pub struct SigQueue {
+    queue: VecDeque<SigInfo>,
+}
+
+/// Most real-time signals queued per task before `EAGAIN` (RLIMIT_SIGPENDING-like).
+const MAX_QUEUED: usize = 1024;
+
+impl SigQueue {
+    /// Adds a signal; a standard signal already pending is not queued twice.
+    pub fn push(&mut self, info: SigInfo) -> SysResult<()> {
+        let sig = info.signo as u32;
+        if sig < SIGRTMIN && self.queue.iter().any(|i| i.signo == info.signo) {
+            return Ok(());
+        }
+        if self.queue.len() >= MAX_QUEUED {
+            return Err(Errno::EAGAIN);
+        }
+        self.queue.push_back(info);
+        Ok(())
+    }
+
+    /// The set of pending signals.
+    pub fn set(&self) -> u64 {
+        self.queue.iter().fold(0, |m, i| m | bit(i.signo as u32))
+    }
+
+    /// Takes the lowest-numbered pending signal not in `blocked` (synchronous
+    /// signals first, as Linux prefers them).
+    pub fn take(&mut self, blocked: u64) -> Option<SigInfo> {
+        let deliverable = self.set() & !blocked;
+        if deliverable == 0 {
+            return None;
+        }
+        const SYNC: u64 = (1 << (libc::SIGSEGV - 1))
+            | (1 << (libc::SIGBUS - 1))
+            | (1 << (libc::SIGILL - 1))
+            | (1 << (libc::SIGTRAP - 1))
+            | (1 << (libc::SIGFPE - 1))
+            | (1 << (libc::SIGSYS - 1));
+        let pick = if deliverable & SYNC != 0 {
+            deliverable & SYNC
+        } else {
+            deliverable
+        };
+        let sig = pick.trailing_zeros() as i32 + 1;
+        let pos = self.queue.iter().position(|i| i.signo == sig)?;
+        self.queue.remove(pos)
+    }
+
+    /// Takes the first pending signal from `set` (sigtimedwait).
+    pub fn take_from(&mut self, set: u64) -> Option<SigInfo> {
+        self.take(!set)
+    }
+
+    /// Drops every pending instance of `sig` (it became ignored, or SIGCONT/stop
+    /// interplay).
+    pub fn discard(&mut self, sig: u32) {
+        self.queue.retain(|i| i.signo as u32 != sig);
+    }
+
+    /// True if nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+/// The dispositions of a process's signals (shared by its threads).
+#[derive(Clone, Debug)]
+pub struct SignalActions {
+    actions: [SigAction; MAX_SIGNAL as usize],
+}
+
+impl Default for SignalActions {
+    fn default() -> Self {
+        SignalActions {
+            actions: [SigAction::default(); MAX_SIGNAL as usize],
+        }
+    }
+}
+
+impl SignalActions {
     /// The disposition of `sig`.
-    pub fn action(&self, sig: u32) -> SysResult<SigAction> {
+    pub fn get(&self, sig: u32) -> SysResult<SigAction> {
         if sig == 0 || sig > MAX_SIGNAL {
             return Err(Errno::EINVAL);
         }
@@ -86,8 +319,8 @@ impl SignalState {
     }
 
     /// Replaces the disposition of `sig`; SIGKILL and SIGSTOP refuse.
-    pub fn set_action(&mut self, sig: u32, act: SigAction) -> SysResult<SigAction> {
-        let old = self.action(sig)?;
+    pub fn set(&mut self, sig: u32, act: SigAction) -> SysResult<SigAction> {
+        let old = self.get(sig)?;
         if sig == libc::SIGKILL as u32 || sig == libc::SIGSTOP as u32 {
             return Err(Errno::EINVAL);
         }
@@ -97,15 +330,91 @@ impl SignalState {
         Ok(old)
     }
 
-    /// `rt_sigprocmask`: returns the old mask.
-    pub fn change_mask(&mut self, how: i32, set: u64) -> SysResult<u64> {
-        let old = self.mask;
-        self.mask = match how {
-            libc::SIG_BLOCK => old | set,
-            libc::SIG_UNBLOCK => old & !set,
-            libc::SIG_SETMASK => set,
-            _ => return Err(Errno::EINVAL),
-        } & !UNBLOCKABLE;
-        Ok(old)
+    /// True if `sig` would be ignored if delivered now.
+    pub fn ignores(&self, sig: u32) -> bool {
+        match self.get(sig) {
+            Ok(a) if a.handler == SIG_IGN => true,
+            Ok(a) if a.handler == SIG_DFL => default_action(sig) == DefaultAction::Ignore,
+            _ => false,
+        }
+    }
+
+    /// After exec: handled signals go back to their default; ignored stay ignored.
+    pub fn reset_for_exec(&mut self) {
+        for a in self.actions.iter_mut() {
+            if a.handler != SIG_IGN {
+                *a = SigAction::default();
+            }
+        }
+    }
+}
+
+/// A thread's alternate signal stack (`sigaltstack`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AltStack {
+    /// Base.
+    pub sp: u64,
+    /// `SS_*` flags as set (SS_AUTODISARM).
+    pub flags: i32,
+    /// Size.
+    pub size: u64,
+}
+
+/// `SS_ONSTACK`.
+pub const SS_ONSTACK: i32 = 1;
+/// `SS_DISABLE`.
+pub const SS_DISABLE: i32 = 2;
+/// `SS_AUTODISARM`.
+pub const SS_AUTODISARM: i32 = 1 << 31;
+/// `MINSIGSTKSZ` on x86-64.
+pub const MINSIGSTKSZ: u64 = 2048;
+
+impl AltStack {
+    /// True if configured.
+    pub fn enabled(&self) -> bool {
+        self.size != 0 && self.flags & SS_DISABLE == 0
+    }
+
+    /// True if `sp` is on this stack.
+    pub fn contains(&self, sp: u64) -> bool {
+        self.enabled() && sp > self.sp && sp <= self.sp.wrapping_add(self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_rules() {
+        let mut q = SigQueue::default();
+        q.push(SigInfo::kernel(libc::SIGUSR1)).unwrap();
+        q.push(SigInfo::kernel(libc::SIGUSR1)).unwrap();
+        q.push(SigInfo::kernel(40)).unwrap();
+        q.push(SigInfo::kernel(40)).unwrap();
+        q.push(SigInfo::kernel(libc::SIGSEGV)).unwrap();
+        assert_eq!(
+            q.take(0).map(|i| i.signo),
+            Some(libc::SIGSEGV),
+            "synchronous first"
+        );
+        assert_eq!(q.take(bit(libc::SIGUSR1 as u32)).map(|i| i.signo), Some(40));
+        assert_eq!(q.take(0).map(|i| i.signo), Some(libc::SIGUSR1));
+        assert_eq!(q.take(0).map(|i| i.signo), Some(40));
+        assert!(q.take(0).is_none());
+        let mut a = SignalActions::default();
+        assert_eq!(
+            a.set(libc::SIGKILL as u32, SigAction::default()),
+            Err(Errno::EINVAL)
+        );
+        assert!(a.ignores(libc::SIGCHLD as u32));
+        assert!(!a.ignores(libc::SIGTERM as u32));
+        let si = SigInfo {
+            signo: 11,
+            code: 1,
+            addr: 0xdead,
+            ..Default::default()
+        };
+        assert_eq!(&si.to_bytes()[16..24], &0xdeadu64.to_le_bytes());
     }
 }

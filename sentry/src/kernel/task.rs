@@ -1,13 +1,18 @@
-//! A task: one application thread, driven by one sentry host thread.
+//! A task: one application thread, driven by one sentry host thread. The loop is
+//! switch -> handle the event (syscall, fault) -> deliver pending signals -> switch.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::Credentials;
 use crate::kernel::limits::Limits;
-use crate::kernel::signals::SignalState;
-use crate::kernel::wait::Waker;
-use crate::kernel::Kernel;
+use crate::kernel::process::{self, ThreadGroup, ThreadHandle};
+use crate::kernel::signals::{
+    self, bit, default_action, AltStack, DefaultAction, SigInfo, UNBLOCKABLE,
+};
+use crate::kernel::wait::{WaitQueue, Waker};
+use crate::kernel::{sigframe, Kernel};
 use crate::mm::MemoryManager;
 use crate::platform::{AddressSpace, Context, Event, Regs};
 use crate::syscalls;
@@ -27,6 +32,40 @@ pub enum ExitStatus {
     },
 }
 
+/// A vfork parent waits on this until the child execs or exits.
+pub struct VforkDone {
+    done: Mutex<bool>,
+    queue: WaitQueue,
+}
+
+impl VforkDone {
+    /// Not yet released.
+    pub fn new() -> Arc<VforkDone> {
+        Arc::new(VforkDone {
+            done: Mutex::new(false),
+            queue: WaitQueue::new(),
+        })
+    }
+
+    /// Releases the parent.
+    pub fn release(&self) {
+        if let Ok(mut d) = self.done.lock() {
+            *d = true;
+        }
+        self.queue.notify_all();
+    }
+
+    /// True once released.
+    pub fn is_done(&self) -> bool {
+        self.done.lock().map(|d| *d).unwrap_or(true)
+    }
+
+    /// The queue to wait on.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.queue
+    }
+}
+
 /// One application thread.
 pub struct Task {
     /// The sandbox's kernel.
@@ -35,11 +74,9 @@ pub struct Task {
     pub tid: i32,
     /// Thread group (process) id.
     pub tgid: i32,
-    /// Parent process id (0 for the container's init).
-    pub ppid: i32,
     /// Registers at the last trap; written back on the next switch.
     pub regs: Regs,
-    ctx: Box<dyn Context>,
+    pub(crate) ctx: Box<dyn Context>,
     space: Arc<dyn AddressSpace>,
     mm: Arc<Mutex<MemoryManager>>,
     /// Open files.
@@ -48,15 +85,21 @@ pub struct Task {
     pub fs: FsContext,
     /// Identity.
     pub creds: Credentials,
-    /// Resource limits.
+    /// Resource limits (shared by the process's threads).
     pub limits: Arc<Mutex<Limits>>,
-    /// Dispositions and mask.
-    pub signals: SignalState,
-    /// Path of the running executable, as exec was given it (for /proc/self/exe).
+    /// This thread as others see it.
+    pub handle: Arc<ThreadHandle>,
+    /// The process.
+    pub tg: Arc<ThreadGroup>,
+    /// The alternate signal stack.
+    pub alt_stack: AltStack,
+    /// The mask to restore after a handler that rt_sigsuspend/ppoll let run.
+    pub saved_mask: Option<u64>,
+    /// Path of the running executable (for /proc/self/exe).
     pub exe: Vec<u8>,
     /// `comm`: the executable's base name, at most 15 bytes.
     pub comm: Vec<u8>,
-    /// `set_tid_address`.
+    /// `set_tid_address` / CLONE_CHILD_CLEARTID.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
     pub robust_list: (u64, u64),
@@ -64,57 +107,84 @@ pub struct Task {
     pub exit: Option<ExitStatus>,
     /// Wakes this task's sentry thread out of a blocking wait.
     pub waker: Arc<Waker>,
+    /// Released when this task execs or exits (vfork children).
+    pub vfork_done: Option<Arc<VforkDone>>,
+    /// `PR_SET_PDEATHSIG`.
+    pub pdeath_signal: i32,
+    /// A restart errno from the last syscall, resolved at signal delivery.
+    restart: Option<Errno>,
 }
 
 /// What a new task starts with.
 pub struct TaskInit {
-    /// Thread id.
-    pub tid: i32,
-    /// Parent process id.
-    pub ppid: i32,
-    /// Initial registers.
+    /// Registers.
     pub regs: Regs,
-    /// The platform context, created on the thread that will drive it.
+    /// The platform context, created (or adopted) on the thread that will drive it.
     pub ctx: Box<dyn Context>,
-    /// The address space's bookkeeping.
-    pub mm: MemoryManager,
-    /// Open files.
-    pub fds: FdTable,
+    /// The address space's bookkeeping (shared by CLONE_VM tasks).
+    pub mm: Arc<Mutex<MemoryManager>>,
+    /// Open files (shared by CLONE_FILES tasks).
+    pub fds: Arc<Mutex<FdTable>>,
     /// Root and cwd.
     pub fs: FsContext,
     /// Identity.
     pub creds: Credentials,
-    /// Limits.
-    pub limits: Limits,
+    /// The thread's handle, already registered.
+    pub handle: Arc<ThreadHandle>,
+    /// Its process, already registered.
+    pub tg: Arc<ThreadGroup>,
     /// Executable path.
     pub exe: Vec<u8>,
+    /// `comm`.
+    pub comm: Vec<u8>,
+    /// Signal mask.
+    pub mask: u64,
+    /// CLONE_CHILD_CLEARTID address.
+    pub clear_child_tid: u64,
+    /// vfork completion to signal.
+    pub vfork_done: Option<Arc<VforkDone>>,
 }
 
 impl Task {
-    /// Builds a task (its first thread: tgid = tid).
+    /// Builds a task on the thread that will run it.
     pub fn new(kernel: Arc<Kernel>, init: TaskInit) -> Task {
-        let space = init.mm.space().clone();
-        let comm = comm_of(&init.exe);
+        let space = init
+            .mm
+            .lock()
+            .map(|m| m.space().clone())
+            .unwrap_or_else(|p| p.into_inner().space().clone());
+        let tid = init.handle.tid();
+        init.handle
+            .mask
+            .store(init.mask & !UNBLOCKABLE, Ordering::Release);
+        if let Ok(mut i) = init.handle.interrupter.lock() {
+            *i = Some(init.ctx.interrupter());
+        }
         Task {
             kernel,
-            tid: init.tid,
-            tgid: init.tid,
-            ppid: init.ppid,
+            tid,
+            tgid: init.tg.tgid,
             regs: init.regs,
             ctx: init.ctx,
             space,
-            mm: Arc::new(Mutex::new(init.mm)),
-            fds: Arc::new(Mutex::new(init.fds)),
+            mm: init.mm,
+            fds: init.fds,
             fs: init.fs,
             creds: init.creds,
-            limits: Arc::new(Mutex::new(init.limits)),
-            signals: SignalState::default(),
+            limits: init.tg.limits.clone(),
+            waker: init.handle.waker.clone(),
+            handle: init.handle,
+            tg: init.tg,
+            alt_stack: AltStack::default(),
+            saved_mask: None,
             exe: init.exe,
-            comm,
-            clear_child_tid: 0,
+            comm: init.comm,
+            clear_child_tid: init.clear_child_tid,
             robust_list: (0, 0),
             exit: None,
-            waker: Waker::new(),
+            vfork_done: init.vfork_done,
+            pdeath_signal: 0,
+            restart: None,
         }
     }
 
@@ -123,9 +193,29 @@ impl Task {
         &*self.space
     }
 
+    /// The address space, shared.
+    pub fn space(&self) -> &Arc<dyn AddressSpace> {
+        &self.space
+    }
+
     /// The memory manager (VMAs, brk).
     pub fn mm(&self) -> SysResult<MutexGuard<'_, MemoryManager>> {
         self.mm.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// The memory manager, shared (for CLONE_VM).
+    pub fn mm_shared(&self) -> &Arc<Mutex<MemoryManager>> {
+        &self.mm
+    }
+
+    /// Replaces the address space and context (exec).
+    pub fn replace_image(&mut self, mm: MemoryManager, ctx: Box<dyn Context>) {
+        self.space = mm.space().clone();
+        self.mm = Arc::new(Mutex::new(mm));
+        if let Ok(mut i) = self.handle.interrupter.lock() {
+            *i = Some(ctx.interrupter());
+        }
+        self.ctx = ctx;
     }
 
     /// The fd table.
@@ -138,15 +228,39 @@ impl Task {
         self.limits.lock().map_err(|_| Errno::EIO)
     }
 
+    /// The parent process id (0 for the container's init).
+    pub fn ppid(&self) -> i32 {
+        self.tg.state().map(|s| s.parent).unwrap_or(0)
+    }
+
+    /// The blocked signal mask.
+    pub fn mask(&self) -> u64 {
+        self.handle.mask.load(Ordering::Acquire)
+    }
+
+    /// Sets the blocked signal mask (SIGKILL and SIGSTOP can never be blocked).
+    pub fn set_mask(&self, mask: u64) {
+        self.handle
+            .mask
+            .store(mask & !UNBLOCKABLE, Ordering::Release);
+    }
+
     /// An opaque id of the task's address space (futex keys).
     pub fn space_id(&self) -> usize {
         Arc::as_ptr(&self.space) as *const () as usize
     }
 
-    /// True if a signal is pending that would interrupt a blocking call. Signal
-    /// delivery arrives with the processes work; until then nothing is ever pending.
+    /// Pending signals not blocked by `mask`.
+    fn deliverable(&self, mask: u64) -> u64 {
+        let own = self.handle.pending.lock().map(|q| q.set()).unwrap_or(0);
+        let shared = self.tg.pending.lock().map(|q| q.set()).unwrap_or(0);
+        (own | shared) & !mask
+    }
+
+    /// True if a signal is pending that would interrupt a blocking call, or the task
+    /// must exit.
     pub fn signal_pending(&self) -> bool {
-        false
+        self.handle.killed.load(Ordering::Acquire) || self.deliverable(self.mask()) != 0
     }
 
     /// Parks the task until `file` reports any of the `want` poll bits (or an error
@@ -173,29 +287,41 @@ impl Task {
 
     /// Sends `sig` to this task itself, as the kernel does for SIGPIPE or SIGXFSZ.
     pub fn raise_signal(&mut self, sig: i32) {
-        crate::syscalls::signal::raise(self, sig as u32);
+        let info = SigInfo::kernel(sig);
+        if let Err(e) = process::send_to_thread(&self.handle, &self.tg, info) {
+            tracing::debug!(sig, "raised signal not queued: {e}");
+        }
     }
 
-    /// Runs the task until it exits: switch to the app, handle what stopped it,
-    /// repeat.
-    pub fn run(&mut self) -> ExitStatus {
+    /// Runs the task until it exits, then tears it down.
+    pub fn run(mut self) {
+        let status = self.run_loop();
+        self.exit_thread(status);
+    }
+
+    fn run_loop(&mut self) -> ExitStatus {
         loop {
-            if let Some(st) = self.exit {
+            if let Some(st) = self.should_exit() {
                 return st;
             }
             let event = match self.ctx.switch(&mut self.regs) {
                 Ok(ev) => ev,
                 Err(e) => {
+                    if let Some(st) = self.should_exit() {
+                        return st;
+                    }
                     // The platform lost the thread (the stub died or was killed from
                     // outside): the task cannot go on, as after a SIGKILL.
                     tracing::error!(
                         tid = self.tid,
                         "platform switch failed: {e}; killing the task"
                     );
-                    return ExitStatus::Signaled {
+                    let st = ExitStatus::Signaled {
                         signo: libc::SIGKILL,
                         core: false,
                     };
+                    process::kill_group(&self.tg, st);
+                    return st;
                 }
             };
             match event {
@@ -203,7 +329,26 @@ impl Task {
                 Event::Fault { signo, code, addr } => self.handle_fault(signo, code, addr),
                 Event::Interrupted => {}
             }
+            if let Some(st) = self.should_exit() {
+                return st;
+            }
+            self.deliver_signals();
         }
+    }
+
+    /// The status to exit with, if the task must stop now.
+    fn should_exit(&self) -> Option<ExitStatus> {
+        if let Some(st) = self.exit {
+            return Some(st);
+        }
+        if self.handle.killed.load(Ordering::Acquire) {
+            let st = self.tg.state().ok().and_then(|s| s.group_exit);
+            return Some(st.unwrap_or(ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false,
+            }));
+        }
+        None
     }
 
     fn handle_syscall(&mut self) {
@@ -216,14 +361,11 @@ impl Task {
             self.regs.r8,
             self.regs.r9,
         ];
-        let result = syscalls::dispatch(self, nr, args);
-        match result {
+        self.restart = None;
+        match syscalls::dispatch(self, nr, args) {
             Err(e) if e.is_restart() => {
-                // No signal interrupted us (delivery comes later), so restart the
-                // call transparently as Linux does: back up over the 2-byte
-                // `syscall` instruction with the number restored.
-                self.regs.rax = self.regs.orig_rax;
-                self.regs.rip -= 2;
+                self.restart = Some(e);
+                self.regs.rax = Errno::EINTR.as_return();
             }
             Err(e) => self.regs.rax = e.as_return(),
             Ok(v) => self.regs.rax = v,
@@ -231,21 +373,393 @@ impl Task {
     }
 
     fn handle_fault(&mut self, signo: i32, code: i32, addr: u64) {
-        // Handlers for synchronous signals arrive with signal delivery; until then a
-        // fault takes its default action, which for all of these is to dump core.
-        tracing::info!(
+        tracing::debug!(
             tid = self.tid,
             signo,
             code,
             addr = format_args!("{addr:#x}"),
             rip = format_args!("{:#x}", self.regs.rip),
-            "fatal fault"
+            "fault"
         );
-        self.exit = Some(ExitStatus::Signaled { signo, core: true });
+        let info = SigInfo {
+            signo,
+            code,
+            addr,
+            ..Default::default()
+        };
+        // A synchronous signal that is blocked or ignored cannot be deferred: the
+        // instruction would fault again. Linux then forces the default action.
+        let sig = signo as u32;
+        let blocked = self.mask() & bit(sig) != 0;
+        let ignored = self
+            .tg
+            .actions()
+            .map(|a| {
+                a.get(sig)
+                    .map(|x| x.handler == signals::SIG_IGN)
+                    .unwrap_or(true)
+            })
+            .unwrap_or(true);
+        if blocked || ignored {
+            self.terminate_by(sig);
+            return;
+        }
+        if let Ok(mut q) = self.handle.pending.lock() {
+            let _ = q.push(info);
+        }
+    }
+
+    fn terminate_by(&mut self, sig: u32) {
+        let core = default_action(sig) == DefaultAction::Core;
+        let st = ExitStatus::Signaled {
+            signo: sig as i32,
+            core,
+        };
+        process::kill_group(&self.tg, st);
+        self.exit = Some(st);
+    }
+
+    fn next_signal(&self) -> Option<SigInfo> {
+        let mask = self.mask();
+        if let Some(i) = self
+            .handle
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut q| q.take(mask))
+        {
+            return Some(i);
+        }
+        self.tg.pending.lock().ok().and_then(|mut q| q.take(mask))
+    }
+
+    /// Delivers pending signals and resolves syscall restarts, as Linux does on the
+    /// way back to user mode.
+    fn deliver_signals(&mut self) {
+        let mut handled = false;
+        while let Some(info) = self.next_signal() {
+            let sig = info.signo as u32;
+            let act = match self.tg.actions().and_then(|a| a.get(sig)) {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            if act.handler == signals::SIG_IGN {
+                continue;
+            }
+            if act.handler == signals::SIG_DFL {
+                match default_action(sig) {
+                    DefaultAction::Ignore | DefaultAction::Continue => continue,
+                    DefaultAction::Stop => {
+                        self.group_stop(sig);
+                        continue;
+                    }
+                    DefaultAction::Terminate | DefaultAction::Core => {
+                        self.terminate_by(sig);
+                        return;
+                    }
+                }
+            }
+            // A handler: settle the interrupted syscall first, so the frame saves the
+            // registers the handler's return must resume with.
+            if let Some(e) = self.restart.take() {
+                let restart = e == Errno::ERESTARTNOINTR
+                    || (e == Errno::ERESTARTSYS && act.flags & signals::SA_RESTART != 0);
+                if restart {
+                    self.rewind_syscall();
+                } else {
+                    self.regs.rax = Errno::EINTR.as_return();
+                }
+            }
+            if let Err(e) = self.setup_frame(&info, &act) {
+                tracing::info!(
+                    tid = self.tid,
+                    sig,
+                    "cannot build the signal frame ({e}): SIGSEGV"
+                );
+                self.terminate_by(libc::SIGSEGV as u32);
+                return;
+            }
+            handled = true;
+            break;
+        }
+        if !handled {
+            if self.restart.take().is_some() {
+                // No handler ran: every restartable call resumes transparently.
+                self.rewind_syscall();
+            }
+            if let Some(m) = self.saved_mask.take() {
+                self.set_mask(m);
+            }
+        }
+    }
+
+    fn rewind_syscall(&mut self) {
+        self.regs.rax = self.regs.orig_rax;
+        self.regs.rip = self.regs.rip.wrapping_sub(2);
+    }
+
+    fn setup_frame(&mut self, info: &SigInfo, act: &signals::SigAction) -> SysResult<()> {
+        if act.flags & signals::SA_RESTORER == 0 {
+            // x86-64 has no vDSO trampoline here; libc always supplies a restorer.
+            return Err(Errno::EFAULT);
+        }
+        let fp = self.ctx.fp_state()?;
+        let old_mask = self.saved_mask.take().unwrap_or(self.mask());
+        let frame = sigframe::build(
+            &*self.space,
+            &self.regs,
+            &fp,
+            info,
+            old_mask,
+            &self.alt_stack,
+            act.flags & signals::SA_ONSTACK != 0,
+            act.restorer,
+        )?;
+        self.regs.rsp = frame.sp;
+        self.regs.rip = act.handler;
+        self.regs.rdi = info.signo as u64;
+        self.regs.rsi = frame.info;
+        self.regs.rdx = frame.ucontext;
+        self.regs.rax = 0;
+        // The handler starts with a clean direction flag, as the ABI requires.
+        self.regs.eflags &= !0x400;
+        let sig = info.signo as u32;
+        let mut new_mask = old_mask | act.mask;
+        if act.flags & signals::SA_NODEFER == 0 {
+            new_mask |= bit(sig);
+        }
+        self.set_mask(new_mask);
+        if act.flags & signals::SA_RESETHAND != 0 {
+            if let Ok(mut a) = self.tg.actions() {
+                let _ = a.set(sig, signals::SigAction::default());
+            }
+        }
+        Ok(())
+    }
+
+    /// `rt_sigreturn`: restores what the frame saved.
+    pub fn sigreturn(&mut self) -> SysResult<u64> {
+        let fp_len = self.ctx.fp_state().map(|f| f.len()).unwrap_or(0);
+        let r = sigframe::restore(&*self.space, self.regs.rsp, &self.regs, fp_len)?;
+        if let Some(fp) = r.fp {
+            self.ctx.set_fp_state(&fp)?;
+        }
+        self.regs = r.regs;
+        self.set_mask(r.mask);
+        Ok(self.regs.rax)
+    }
+
+    /// Stops the whole process until SIGCONT (or SIGKILL), telling the parent.
+    fn group_stop(&mut self, sig: u32) {
+        if let Ok(mut st) = self.tg.state() {
+            st.stopped = Some(sig as i32);
+            st.unreported = Some((false, sig as i32));
+        }
+        self.notify_parent_state(crate::kernel::signals::code::CLD_STOPPED, sig as i32);
+        let tg = self.tg.clone();
+        let _reg = tg.events.register(&self.waker);
+        let _ = crate::kernel::wait::block(
+            &self.waker,
+            None,
+            || self.handle.killed.load(Ordering::Acquire),
+            || Ok(tg.state()?.stopped.is_none().then_some(())),
+        );
+        if !self.handle.killed.load(Ordering::Acquire) {
+            self.notify_parent_state(crate::kernel::signals::code::CLD_CONTINUED, libc::SIGCONT);
+        }
+    }
+
+    fn notify_parent_state(&self, code: i32, status: i32) {
+        let parent = self.ppid();
+        let Some(ptg) = self.kernel.registry().ok().and_then(|r| r.group(parent)) else {
+            return;
+        };
+        ptg.child_events.notify_all();
+        let nocldstop = ptg
+            .actions()
+            .map(|a| {
+                a.get(libc::SIGCHLD as u32)
+                    .map(|x| x.flags & signals::SA_NOCLDSTOP != 0)
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
+        if !nocldstop {
+            let info = SigInfo {
+                signo: libc::SIGCHLD,
+                code,
+                pid: self.tgid,
+                uid: self.creds.uid,
+                status: status as i64,
+                ..Default::default()
+            };
+            let _ = process::send_to_group(&ptg, info);
+        }
+    }
+
+    /// Ends this thread: robust futexes, CHILD_CLEARTID, and, for the last thread,
+    /// the process (zombie, reparenting, SIGCHLD).
+    fn exit_thread(mut self, status: ExitStatus) {
+        self.release_futexes();
+        if let Some(v) = self.vfork_done.take() {
+            v.release();
+        }
+        let kernel = self.kernel.clone();
+        let tg = self.tg.clone();
+        let tid = self.tid;
+        let creds_uid = self.creds.uid;
+        // Release the address space, files and context before anyone can observe the
+        // exit, so a reaped process has left nothing behind on the host.
+        drop(self);
+        let last = match tg.state() {
+            Ok(mut st) => {
+                st.threads.remove(&tid);
+                st.threads.is_empty()
+            }
+            Err(_) => true,
+        };
+        if let Ok(mut r) = kernel.registry() {
+            r.threads.remove(&tid);
+        }
+        tg.events.notify_all();
+        if last {
+            exit_process(&kernel, &tg, status, creds_uid);
+        }
+        kernel.thread_exited();
+    }
+
+    fn release_futexes(&mut self) {
+        if self.clear_child_tid != 0 {
+            let addr = self.clear_child_tid;
+            if crate::mm::io::write_u32(&*self.space, addr, 0).is_ok() {
+                let key = crate::kernel::futex::FutexKey {
+                    space: self.space_id(),
+                    addr,
+                };
+                let _ = self
+                    .kernel
+                    .futexes
+                    .wake(key, 1, crate::kernel::futex::BITSET_ANY);
+            }
+        }
+        crate::kernel::futex::release_robust_list(self);
     }
 }
 
-fn comm_of(exe: &[u8]) -> Vec<u8> {
-    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
-    base[..base.len().min(15)].to_vec()
+/// The last thread of `tg` has gone: make it a zombie, hand its children to a
+/// reaper, and tell its parent.
+fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus, uid: u32) {
+    let (parent, children, exit_signal) = match tg.state() {
+        Ok(mut st) => {
+            let status = st.group_exit.unwrap_or(status);
+            st.zombie = Some(status);
+            (st.parent, std::mem::take(&mut st.children), st.exit_signal)
+        }
+        Err(_) => return,
+    };
+    let status = tg.state().ok().and_then(|s| s.zombie).unwrap_or(status);
+    // pidfd pollers wait on the process's own queue.
+    tg.events.notify_all();
+    if tg.tgid == 1 {
+        // The container's init is gone: every other process goes with it.
+        kernel.kill_all_except(1);
+    }
+    reparent(kernel, tg.tgid, parent, children);
+    let Some(ptg) = kernel.registry().ok().and_then(|r| r.group(parent)) else {
+        // No parent in the container (init): nobody reaps it but the kernel itself.
+        kernel.init_exited(tg.tgid, status);
+        return;
+    };
+    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) never sees zombies.
+    let auto_reap = ptg
+        .actions()
+        .map(|a| {
+            a.get(libc::SIGCHLD as u32)
+                .map(|x| x.handler == signals::SIG_IGN || x.flags & signals::SA_NOCLDWAIT != 0)
+                .unwrap_or(false)
+        })
+        .unwrap_or(false);
+    if auto_reap {
+        if let Ok(mut st) = ptg.state() {
+            st.children.remove(&tg.tgid);
+        }
+        if let Ok(mut r) = kernel.registry() {
+            r.groups.remove(&tg.tgid);
+        }
+    } else if exit_signal > 0 {
+        let (code, st) = match status {
+            ExitStatus::Exited(c) => (signals::code::CLD_EXITED, c),
+            ExitStatus::Signaled { signo, core } => (
+                if core {
+                    signals::code::CLD_DUMPED
+                } else {
+                    signals::code::CLD_KILLED
+                },
+                signo,
+            ),
+        };
+        let info = SigInfo {
+            signo: exit_signal,
+            code,
+            pid: tg.tgid,
+            uid,
+            status: st as i64,
+            ..Default::default()
+        };
+        let _ = process::send_to_group(&ptg, info);
+    }
+    ptg.child_events.notify_all();
+    // Threads of the parent blocked in wait4 on another queue see it too.
+    ptg.events.notify_all();
+}
+
+/// Gives `children` of the exiting `tgid` to the nearest subreaper ancestor or to
+/// init.
+fn reparent(
+    kernel: &Arc<Kernel>,
+    tgid: i32,
+    parent: i32,
+    children: std::collections::BTreeSet<i32>,
+) {
+    if children.is_empty() {
+        return;
+    }
+    let Ok(reg) = kernel.registry() else { return };
+    let mut reaper = 1;
+    let mut cur = parent;
+    while cur > 0 {
+        match reg.group(cur) {
+            Some(g) => {
+                let (sub, next, alive) = g
+                    .state()
+                    .map(|s| (s.subreaper, s.parent, s.zombie.is_none()))
+                    .unwrap_or((false, 0, false));
+                if sub && alive {
+                    reaper = cur;
+                    break;
+                }
+                cur = next;
+            }
+            None => break,
+        }
+    }
+    if reaper == tgid {
+        reaper = 1;
+    }
+    let Some(rtg) = reg.group(reaper) else { return };
+    let mut any_zombie = false;
+    for c in &children {
+        if let Some(ctg) = reg.group(*c) {
+            if let Ok(mut cs) = ctg.state() {
+                cs.parent = reaper;
+                any_zombie |= cs.zombie.is_some();
+            }
+        }
+    }
+    drop(reg);
+    if let Ok(mut rs) = rtg.state() {
+        rs.children.extend(children);
+    }
+    if any_zombie {
+        rtg.child_events.notify_all();
+    }
 }

@@ -148,6 +148,22 @@ impl MemoryManager {
         }
     }
 
+    /// The bookkeeping for a forked copy of this address space, living in `space`
+    /// (which the platform already made a copy-on-write copy of).
+    pub fn fork_into(&self, space: Arc<dyn AddressSpace>) -> MemoryManager {
+        MemoryManager {
+            space,
+            vmas: self.vmas.clone(),
+            min_addr: self.min_addr,
+            max_addr: self.max_addr,
+            mmap_top: self.mmap_top,
+            brk_start: self.brk_start,
+            brk: self.brk,
+            arg_range: self.arg_range,
+            env_range: self.env_range,
+        }
+    }
+
     /// The platform address space, for memory reads and writes.
     pub fn space(&self) -> &Arc<dyn AddressSpace> {
         &self.space

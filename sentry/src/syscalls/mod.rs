@@ -1,15 +1,19 @@
 //! The Linux system call ABI. [`table`] maps every x86-64 number to its name,
 //! handler and argument printer; the handlers live in one file per area.
 
+pub mod clone;
+pub mod exec;
 pub mod fs;
 pub mod futex;
 pub mod info;
 pub mod mem;
 pub mod process;
+pub mod session;
 pub mod signal;
 pub mod strace;
 pub mod table;
 pub mod time;
+pub mod wait;
 
 use std::sync::Arc;
 

@@ -3,21 +3,9 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::limits::{Limit, INFINITY};
-use crate::kernel::{ExitStatus, Task};
+use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
-
-/// `exit(2)`. With one thread per process for now, it ends the process.
-pub fn exit(task: &mut Task, a: &Args) -> SysResult<u64> {
-    task.exit = Some(ExitStatus::Exited((a[0] & 0xff) as i32));
-    Ok(0)
-}
-
-/// `exit_group(2)`.
-pub fn exit_group(task: &mut Task, a: &Args) -> SysResult<u64> {
-    task.exit = Some(ExitStatus::Exited((a[0] & 0xff) as i32));
-    Ok(0)
-}
 
 /// `getpid(2)`: the thread group id in the container's pid namespace.
 pub fn getpid(task: &mut Task, _a: &Args) -> SysResult<u64> {
@@ -27,11 +15,6 @@ pub fn getpid(task: &mut Task, _a: &Args) -> SysResult<u64> {
 /// `gettid(2)`.
 pub fn gettid(task: &mut Task, _a: &Args) -> SysResult<u64> {
     Ok(task.tid as u64)
-}
-
-/// `getppid(2)`: 0 for the container's init, as for init on Linux.
-pub fn getppid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.ppid as u64)
 }
 
 /// `getuid(2)`.
@@ -248,7 +231,10 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 }
             })?;
             name.truncate(15);
-            task.comm = name;
+            task.comm = name.clone();
+            if task.tid == task.tgid {
+                task.tg.state()?.comm = name;
+            }
             Ok(0)
         }
         libc::PR_GET_NAME => {
@@ -262,6 +248,52 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             0 | 1 => Ok(0),
             _ => Err(Errno::EINVAL),
         },
+        libc::PR_SET_CHILD_SUBREAPER => {
+            task.tg.state()?.subreaper = a[1] != 0;
+            Ok(0)
+        }
+        libc::PR_GET_CHILD_SUBREAPER => {
+            let v = task.tg.state()?.subreaper as u32;
+            io::write_u32(task.mem(), a[1], v)?;
+            Ok(0)
+        }
+        libc::PR_SET_PDEATHSIG => {
+            if a[1] > 64 {
+                return Err(Errno::EINVAL);
+            }
+            task.pdeath_signal = a[1] as i32;
+            Ok(0)
+        }
+        libc::PR_GET_PDEATHSIG => {
+            io::write_u32(task.mem(), a[1], task.pdeath_signal as u32)?;
+            Ok(0)
+        }
+        libc::PR_SET_NO_NEW_PRIVS => {
+            if a[1] != 1 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+                return Err(Errno::EINVAL);
+            }
+            task.creds.no_new_privs = true;
+            Ok(0)
+        }
+        libc::PR_GET_NO_NEW_PRIVS => Ok(task.creds.no_new_privs as u64),
+        libc::PR_CAPBSET_DROP => {
+            if a[1] > 40 {
+                return Err(Errno::EINVAL);
+            }
+            if !task.creds.has_cap(8 /* CAP_SETPCAP */) {
+                return Err(Errno::EPERM);
+            }
+            task.creds.cap_bounding &= !(1u64 << a[1]);
+            Ok(0)
+        }
+        libc::PR_SET_KEEPCAPS => {
+            if a[1] > 1 {
+                return Err(Errno::EINVAL);
+            }
+            task.creds.keep_caps = a[1] == 1;
+            Ok(0)
+        }
+        libc::PR_GET_KEEPCAPS => Ok(task.creds.keep_caps as u64),
         libc::PR_CAPBSET_READ => {
             if a[1] > 40 {
                 return Err(Errno::EINVAL);

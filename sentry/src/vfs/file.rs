@@ -70,6 +70,11 @@ pub trait FileImpl: Send + Sync {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         None
     }
+
+    /// The concrete type, for the few callers that need it back (pidfds, pipes).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// An open file description, shared by every fd `dup`ed from it.

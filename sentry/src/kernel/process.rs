@@ -1,0 +1,327 @@
+//! Processes (thread groups) and the part of each thread other threads may touch:
+//! the registry of the container's pid namespace, parent/child links, process groups
+//! and sessions, zombies, and signal sending.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::limits::Limits;
+use crate::kernel::signals::{self, bit, SigInfo, SigQueue, SignalActions};
+use crate::kernel::wait::{WaitQueue, Waker};
+use crate::kernel::ExitStatus;
+use crate::platform::Interrupter;
+
+/// What other threads may touch of a thread.
+pub struct ThreadHandle {
+    /// Thread id.
+    pub tid: Mutex<i32>,
+    /// Wakes the thread out of a blocking wait.
+    pub waker: Arc<Waker>,
+    /// Thread-directed pending signals.
+    pub pending: Mutex<SigQueue>,
+    /// Blocked signals (written by the thread itself).
+    pub mask: AtomicU64,
+    /// Cuts the thread's running application code short.
+    pub interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
+    /// The thread must exit as soon as it can (group exit, SIGKILL, exec).
+    pub killed: AtomicBool,
+}
+
+impl ThreadHandle {
+    /// A handle for thread `tid`.
+    pub fn new(tid: i32) -> Arc<ThreadHandle> {
+        Arc::new(ThreadHandle {
+            tid: Mutex::new(tid),
+            waker: Waker::new(),
+            pending: Mutex::new(SigQueue::default()),
+            mask: AtomicU64::new(0),
+            interrupter: Mutex::new(None),
+            killed: AtomicBool::new(false),
+        })
+    }
+
+    /// The thread's id.
+    pub fn tid(&self) -> i32 {
+        self.tid.lock().map(|t| *t).unwrap_or(0)
+    }
+
+    /// Makes the thread notice something: wakes a blocking wait and interrupts
+    /// running application code.
+    pub fn kick(&self) {
+        self.waker.wake();
+        if let Ok(i) = self.interrupter.lock() {
+            if let Some(i) = i.as_ref() {
+                i.interrupt();
+            }
+        }
+    }
+}
+
+/// Mutable state of a process.
+pub struct GroupState {
+    /// Parent process (0 for the container's init).
+    pub parent: i32,
+    /// Child processes.
+    pub children: BTreeSet<i32>,
+    /// Live threads by tid.
+    pub threads: BTreeMap<i32, Arc<ThreadHandle>>,
+    /// Process group.
+    pub pgid: i32,
+    /// Session.
+    pub sid: i32,
+    /// Signal sent to the parent on exit (SIGCHLD, or 0).
+    pub exit_signal: i32,
+    /// Set by exit_group or a fatal signal: every thread is on its way out.
+    pub group_exit: Option<ExitStatus>,
+    /// Set when the last thread has exited: the process is a zombie until reaped.
+    pub zombie: Option<ExitStatus>,
+    /// `PR_SET_CHILD_SUBREAPER`.
+    pub subreaper: bool,
+    /// Stopped by a stop signal (reported once to a WUNTRACED waiter).
+    pub stopped: Option<i32>,
+    /// A stop or continue not yet reported to the parent: (is_continue, signal).
+    pub unreported: Option<(bool, i32)>,
+    /// Executable name for ps and /proc (`comm`).
+    pub comm: Vec<u8>,
+    /// Whether an exec has happened (setpgid on a child after exec is EACCES).
+    pub did_exec: bool,
+    /// Real and saved uid, for kill permission checks by other processes.
+    pub uids: (u32, u32),
+}
+
+/// A process: a thread group.
+pub struct ThreadGroup {
+    /// Process id.
+    pub tgid: i32,
+    /// Signal dispositions.
+    pub actions: Mutex<SignalActions>,
+    /// Process-directed pending signals.
+    pub pending: Mutex<SigQueue>,
+    /// Resource limits, shared by the threads.
+    pub limits: Arc<Mutex<Limits>>,
+    /// The rest.
+    pub state: Mutex<GroupState>,
+    /// Notified whenever a child changes state (wait4).
+    pub child_events: WaitQueue,
+    /// Notified when a vfork child execs or exits, and when the group's threads exit.
+    pub events: WaitQueue,
+}
+
+impl ThreadGroup {
+    /// A new process.
+    pub fn new(
+        tgid: i32,
+        parent: i32,
+        pgid: i32,
+        sid: i32,
+        limits: Limits,
+        actions: SignalActions,
+    ) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup {
+            tgid,
+            actions: Mutex::new(actions),
+            pending: Mutex::new(SigQueue::default()),
+            limits: Arc::new(Mutex::new(limits)),
+            state: Mutex::new(GroupState {
+                parent,
+                children: BTreeSet::new(),
+                threads: BTreeMap::new(),
+                pgid,
+                sid,
+                exit_signal: libc::SIGCHLD,
+                group_exit: None,
+                zombie: None,
+                subreaper: false,
+                stopped: None,
+                unreported: None,
+                comm: Vec::new(),
+                did_exec: false,
+                uids: (0, 0),
+            }),
+            child_events: WaitQueue::new(),
+            events: WaitQueue::new(),
+        })
+    }
+
+    /// The state, locked.
+    pub fn state(&self) -> SysResult<MutexGuard<'_, GroupState>> {
+        self.state.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// The dispositions, locked.
+    pub fn actions(&self) -> SysResult<MutexGuard<'_, SignalActions>> {
+        self.actions.lock().map_err(|_| Errno::EIO)
+    }
+}
+
+/// The pid namespace of a sandbox.
+#[derive(Default)]
+pub struct Registry {
+    /// Processes by tgid (including zombies until reaped).
+    pub groups: BTreeMap<i32, Arc<ThreadGroup>>,
+    /// Live threads by tid, with their process.
+    pub threads: BTreeMap<i32, (Arc<ThreadHandle>, Arc<ThreadGroup>)>,
+}
+
+impl Registry {
+    /// The process `tgid`.
+    pub fn group(&self, tgid: i32) -> Option<Arc<ThreadGroup>> {
+        self.groups.get(&tgid).cloned()
+    }
+
+    /// The thread `tid` and its process.
+    pub fn thread(&self, tid: i32) -> Option<(Arc<ThreadHandle>, Arc<ThreadGroup>)> {
+        self.threads.get(&tid).cloned()
+    }
+
+    /// Live (non-zombie) processes in process group `pgid`.
+    pub fn group_members(&self, pgid: i32) -> Vec<Arc<ThreadGroup>> {
+        self.groups
+            .values()
+            .filter(|g| {
+                g.state()
+                    .map(|s| s.pgid == pgid && s.zombie.is_none())
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// Sends `info` to the process `tg`, choosing a thread that does not block it.
+/// SIGKILL ends the whole process at once.
+pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) -> SysResult<()> {
+    let sig = info.signo as u32;
+    if sig == 0 {
+        return Ok(());
+    }
+    if sig > signals::MAX_SIGNAL {
+        return Err(Errno::EINVAL);
+    }
+    let threads: Vec<Arc<ThreadHandle>> = {
+        let st = tg.state()?;
+        if st.zombie.is_some() {
+            return Ok(());
+        }
+        st.threads.values().cloned().collect()
+    };
+    if sig == libc::SIGKILL as u32 {
+        kill_group(
+            tg,
+            ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false,
+            },
+        );
+        return Ok(());
+    }
+    if sig == libc::SIGCONT as u32 {
+        continue_group(tg);
+    }
+    if sig_is_stop(sig) {
+        tg.pending
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .discard(libc::SIGCONT as u32);
+    }
+    let blocked_by_all = threads
+        .iter()
+        .all(|t| t.mask.load(Ordering::Acquire) & bit(sig) != 0);
+    if tg.actions()?.ignores(sig) && !blocked_by_all {
+        return Ok(());
+    }
+    tg.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;
+    let target = threads
+        .iter()
+        .find(|t| t.mask.load(Ordering::Acquire) & bit(sig) == 0);
+    if let Some(t) = target {
+        t.kick();
+    }
+    Ok(())
+}
+
+/// Sends `info` to one thread.
+pub fn send_to_thread(
+    thread: &Arc<ThreadHandle>,
+    tg: &Arc<ThreadGroup>,
+    info: SigInfo,
+) -> SysResult<()> {
+    let sig = info.signo as u32;
+    if sig == 0 {
+        return Ok(());
+    }
+    if sig > signals::MAX_SIGNAL {
+        return Err(Errno::EINVAL);
+    }
+    if sig == libc::SIGKILL as u32 {
+        kill_group(
+            tg,
+            ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false,
+            },
+        );
+        return Ok(());
+    }
+    if sig == libc::SIGCONT as u32 {
+        continue_group(tg);
+    }
+    let blocked = thread.mask.load(Ordering::Acquire) & bit(sig) != 0;
+    if tg.actions()?.ignores(sig) && !blocked {
+        return Ok(());
+    }
+    thread.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;
+    thread.kick();
+    Ok(())
+}
+
+fn sig_is_stop(sig: u32) -> bool {
+    matches!(
+        sig as i32,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
+/// Ends every thread of `tg` with `status` (the first status set wins).
+pub fn kill_group(tg: &Arc<ThreadGroup>, status: ExitStatus) {
+    let threads: Vec<Arc<ThreadHandle>> = match tg.state() {
+        Ok(mut st) => {
+            if st.group_exit.is_none() {
+                st.group_exit = Some(status);
+            }
+            st.stopped = None;
+            st.threads.values().cloned().collect()
+        }
+        Err(_) => return,
+    };
+    for t in threads {
+        t.killed.store(true, Ordering::Release);
+        t.kick();
+    }
+    tg.events.notify_all();
+}
+
+/// Resumes a stopped process (SIGCONT) and records the event for its parent.
+fn continue_group(tg: &Arc<ThreadGroup>) {
+    if let Ok(mut st) = tg.state() {
+        if st.stopped.take().is_some() {
+            st.unreported = Some((true, libc::SIGCONT));
+        }
+    }
+    if let Ok(mut p) = tg.pending.lock() {
+        for s in [libc::SIGSTOP, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
+            p.discard(s as u32);
+        }
+    }
+    tg.events.notify_all();
+}
+
+/// The `wait(2)` status word for a zombie.
+pub fn wait_status(st: ExitStatus) -> i32 {
+    match st {
+        ExitStatus::Exited(c) => (c & 0xff) << 8,
+        ExitStatus::Signaled { signo, core } => (signo & 0x7f) | if core { 0x80 } else { 0 },
+    }
+}

@@ -1,0 +1,381 @@
+//! Starting tasks: the container's first process (from a config) and every thread
+//! or process made by `clone`, each on its own sentry host thread.
+
+use std::sync::{Arc, Mutex};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::Credentials;
+use crate::kernel::exec::{self, ExecRequest};
+use crate::kernel::limits::Limits;
+use crate::kernel::process::{ThreadGroup, ThreadHandle};
+use crate::kernel::signals::SignalActions;
+use crate::kernel::task::{TaskInit, VforkDone};
+use crate::kernel::{ExitStatus, Kernel, Task};
+use crate::mm::MemoryManager;
+use crate::platform::{PendingContext, Regs};
+use crate::vfs::{FdTable, FsContext};
+
+/// A new process started from outside the container (init, or `exec` into a running
+/// sandbox).
+pub struct ProcessSpec {
+    /// argv.
+    pub argv: Vec<Vec<u8>>,
+    /// envp.
+    pub envp: Vec<Vec<u8>>,
+    /// Filesystem context (cwd already resolved).
+    pub fs: FsContext,
+    /// Identity.
+    pub creds: Credentials,
+    /// Limits.
+    pub limits: Limits,
+    /// Open files (stdio).
+    pub fds: FdTable,
+    /// Parent process (0 for init).
+    pub parent: i32,
+}
+
+/// Why a process could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The program was not found on PATH or does not exist (a shell's 127).
+    NotFound(String),
+    /// The program exists but cannot be executed (a shell's 126).
+    NotExecutable(String),
+    /// Anything else in the sandbox set-up.
+    Setup(String),
+}
+
+/// Registers a new process with one thread and returns both.
+fn register_process(
+    kernel: &Kernel,
+    tgid: i32,
+    parent: i32,
+    pgid: i32,
+    sid: i32,
+    limits: Limits,
+    actions: SignalActions,
+) -> SysResult<(Arc<ThreadGroup>, Arc<ThreadHandle>)> {
+    let tg = ThreadGroup::new(tgid, parent, pgid, sid, limits, actions);
+    let th = ThreadHandle::new(tgid);
+    tg.state()?.threads.insert(tgid, th.clone());
+    let mut reg = kernel.registry()?;
+    reg.groups.insert(tgid, tg.clone());
+    reg.threads.insert(tgid, (th.clone(), tg.clone()));
+    if let Some(p) = reg.group(parent) {
+        p.state()?.children.insert(tgid);
+    }
+    Ok((tg, th))
+}
+
+/// Starts a process from `spec` on a new host thread; returns its pid once its image
+/// is loaded (so a missing program is reported to the caller).
+pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, StartError> {
+    let tgid = kernel
+        .alloc_tid()
+        .map_err(|e| StartError::Setup(format!("pid allocation: {e}")))?;
+    let argv0 =
+        String::from_utf8_lossy(spec.argv.first().map(|a| a.as_slice()).unwrap_or(b"")).to_string();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<i32, StartError>>();
+    let k = kernel.clone();
+    kernel.thread_started();
+    let spawned = std::thread::Builder::new()
+        .name(format!("task-{tgid}"))
+        .spawn(move || {
+            let ProcessSpec {
+                argv,
+                envp,
+                fs,
+                creds,
+                limits,
+                fds,
+                parent,
+            } = spec;
+            let path = match exec::lookup_path(
+                &fs,
+                &envp,
+                argv.first().map(|a| a.as_slice()).unwrap_or(b""),
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(StartError::NotFound(format!("{argv0}: {e}"))));
+                    k.thread_exited();
+                    return;
+                }
+            };
+            let stack_limit = limits.soft(libc::RLIMIT_STACK);
+            let image = match exec::load(
+                &k,
+                &fs,
+                &creds,
+                stack_limit,
+                ExecRequest { path, argv, envp },
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    let err = match e {
+                        Errno::ENOENT | Errno::ENOTDIR => {
+                            StartError::NotFound(format!("{argv0}: {e}"))
+                        }
+                        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR => {
+                            StartError::NotExecutable(format!("cannot execute {argv0}: {e}"))
+                        }
+                        _ => StartError::Setup(format!("cannot execute {argv0}: {e}")),
+                    };
+                    let _ = tx.send(Err(err));
+                    k.thread_exited();
+                    return;
+                }
+            };
+            let ctx = match k.platform.new_context(image.mm.space()) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.send(Err(StartError::Setup(format!(
+                        "platform: cannot create the first thread: {e}"
+                    ))));
+                    k.thread_exited();
+                    return;
+                }
+            };
+            let (sid, pgid) = if parent == 0 {
+                (tgid, tgid)
+            } else {
+                match k
+                    .registry()
+                    .ok()
+                    .and_then(|r| r.group(parent))
+                    .and_then(|g| g.state().ok().map(|s| (s.sid, s.pgid)))
+                {
+                    Some(x) => x,
+                    None => (tgid, tgid),
+                }
+            };
+            let (tg, handle) = match register_process(
+                &k,
+                tgid,
+                parent,
+                pgid,
+                sid,
+                limits,
+                SignalActions::default(),
+            ) {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = tx.send(Err(StartError::Setup(format!("process registration: {e}"))));
+                    k.thread_exited();
+                    return;
+                }
+            };
+            let comm = comm_of(&image.exe);
+            if let Ok(mut st) = tg.state() {
+                st.comm = comm.clone();
+                st.uids = (creds.uid, creds.suid);
+            }
+            let task = Task::new(
+                k.clone(),
+                TaskInit {
+                    regs: image.regs,
+                    ctx,
+                    mm: Arc::new(Mutex::new(image.mm)),
+                    fds: Arc::new(Mutex::new(fds)),
+                    fs,
+                    creds,
+                    handle,
+                    tg,
+                    exe: image.exe,
+                    comm,
+                    mask: 0,
+                    clear_child_tid: 0,
+                    vfork_done: None,
+                },
+            );
+            let _ = tx.send(Ok(tgid));
+            task.run();
+        });
+    if let Err(e) = spawned {
+        kernel.thread_exited();
+        return Err(StartError::Setup(format!(
+            "cannot start a task thread: {e}"
+        )));
+    }
+    rx.recv().unwrap_or_else(|_| {
+        Err(StartError::Setup(
+            "the task thread ended before starting".into(),
+        ))
+    })
+}
+
+/// Waits until the container's init has exited and every task thread has ended, and
+/// returns init's status.
+pub fn wait_for_init(kernel: &Arc<Kernel>) -> ExitStatus {
+    let w = crate::kernel::wait::Waker::new();
+    let _reg = kernel.lifecycle.register(&w);
+    let r = crate::kernel::wait::block(
+        &w,
+        None,
+        || false,
+        || {
+            Ok(match kernel.init_status() {
+                Some(st) if kernel.live_threads() == 0 => Some(st),
+                _ => None,
+            })
+        },
+    );
+    match r {
+        Ok(Ok(st)) => st,
+        _ => ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        },
+    }
+}
+
+/// The `comm` of an executable path: its base name, at most 15 bytes.
+pub fn comm_of(exe: &[u8]) -> Vec<u8> {
+    let base = exe.rsplit(|&b| b == b'/').next().unwrap_or(exe);
+    base[..base.len().min(15)].to_vec()
+}
+
+/// Everything a clone child needs, built by the parent's thread.
+pub struct CloneChild {
+    /// The child's pending platform context.
+    pub ctx: Box<dyn PendingContext>,
+    /// Its registers.
+    pub regs: Regs,
+    /// Its memory (shared with the parent for CLONE_VM).
+    pub mm: Arc<Mutex<MemoryManager>>,
+    /// Its fd table (shared for CLONE_FILES).
+    pub fds: Arc<Mutex<FdTable>>,
+    /// Its filesystem context.
+    pub fs: FsContext,
+    /// Its identity.
+    pub creds: Credentials,
+    /// Its thread handle.
+    pub handle: Arc<ThreadHandle>,
+    /// Its process (the parent's for CLONE_THREAD).
+    pub tg: Arc<ThreadGroup>,
+    /// Executable path.
+    pub exe: Vec<u8>,
+    /// comm.
+    pub comm: Vec<u8>,
+    /// Signal mask.
+    pub mask: u64,
+    /// CLONE_CHILD_CLEARTID.
+    pub clear_child_tid: u64,
+    /// vfork completion.
+    pub vfork_done: Option<Arc<VforkDone>>,
+}
+
+/// Starts a clone child on a new host thread.
+pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
+    let k = kernel.clone();
+    let tid = child.handle.tid();
+    kernel.thread_started();
+    let r = std::thread::Builder::new()
+        .name(format!("task-{tid}"))
+        .spawn(move || {
+            let CloneChild {
+                ctx,
+                regs,
+                mm,
+                fds,
+                fs,
+                creds,
+                handle,
+                tg,
+                exe,
+                comm,
+                mask,
+                clear_child_tid,
+                vfork_done,
+            } = child;
+            let ctx = match ctx.adopt() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(tid, "cannot adopt the new thread's context: {e}");
+                    // Leave no half-made thread: it exits as if killed.
+                    let task_tg = tg.clone();
+                    if let Ok(mut st) = task_tg.state() {
+                        st.threads.remove(&tid);
+                    }
+                    if let Ok(mut r) = k.registry() {
+                        r.threads.remove(&tid);
+                    }
+                    if let Some(v) = vfork_done {
+                        v.release();
+                    }
+                    crate::kernel::process::kill_group(
+                        &tg,
+                        ExitStatus::Signaled {
+                            signo: libc::SIGKILL,
+                            core: false,
+                        },
+                    );
+                    k.thread_exited();
+                    return;
+                }
+            };
+            let task = Task::new(
+                k.clone(),
+                TaskInit {
+                    regs,
+                    ctx,
+                    mm,
+                    fds,
+                    fs,
+                    creds,
+                    handle,
+                    tg,
+                    exe,
+                    comm,
+                    mask,
+                    clear_child_tid,
+                    vfork_done,
+                },
+            );
+            task.run();
+        });
+    if let Err(e) = r {
+        kernel.thread_exited();
+        tracing::error!(tid, "cannot start a task thread: {e}");
+        return Err(Errno::EAGAIN);
+    }
+    Ok(())
+}
+
+/// Registers a new thread `tid` in `tg`.
+pub fn register_thread(
+    kernel: &Kernel,
+    tg: &Arc<ThreadGroup>,
+    tid: i32,
+) -> SysResult<Arc<ThreadHandle>> {
+    let th = ThreadHandle::new(tid);
+    tg.state()?.threads.insert(tid, th.clone());
+    kernel
+        .registry()?
+        .threads
+        .insert(tid, (th.clone(), tg.clone()));
+    Ok(th)
+}
+
+/// Registers a new child process of `parent` with one thread `tid`.
+pub fn register_child_process(
+    kernel: &Kernel,
+    parent: &Arc<ThreadGroup>,
+    tid: i32,
+    exit_signal: i32,
+) -> SysResult<(Arc<ThreadGroup>, Arc<ThreadHandle>)> {
+    let (pgid, sid, comm, uids) = {
+        let st = parent.state()?;
+        (st.pgid, st.sid, st.comm.clone(), st.uids)
+    };
+    let limits = parent.limits.lock().map_err(|_| Errno::EIO)?.clone();
+    let actions = parent.actions()?.clone();
+    let (tg, th) = register_process(kernel, tid, parent.tgid, pgid, sid, limits, actions)?;
+    {
+        let mut st = tg.state()?;
+        st.exit_signal = exit_signal;
+        st.comm = comm;
+        st.uids = uids;
+    }
+    Ok((tg, th))
+}

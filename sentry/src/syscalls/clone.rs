@@ -1,0 +1,298 @@
+//! `clone`, `clone3`, `fork` and `vfork`.
+
+use std::sync::{Arc, Mutex};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::spawn::{self, CloneChild};
+use crate::kernel::task::VforkDone;
+use crate::kernel::{pidfd, wait, Task};
+use crate::mm::io;
+use crate::syscalls::Args;
+use crate::vfs::OpenFile;
+
+const CSIGNAL: u64 = 0xff;
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_PTRACE: u64 = 0x2000;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_PARENT: u64 = 0x8000;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_NEWNS: u64 = 0x20000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x100000;
+const CLONE_CHILD_CLEARTID: u64 = 0x200000;
+const CLONE_DETACHED: u64 = 0x400000;
+const CLONE_UNTRACED: u64 = 0x800000;
+const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
+const CLONE_NEWCGROUP: u64 = 0x0200_0000;
+const CLONE_NEWUTS: u64 = 0x0400_0000;
+const CLONE_NEWIPC: u64 = 0x0800_0000;
+const CLONE_NEWUSER: u64 = 0x1000_0000;
+const CLONE_NEWPID: u64 = 0x2000_0000;
+const CLONE_NEWNET: u64 = 0x4000_0000;
+const CLONE_IO: u64 = 0x8000_0000;
+const NAMESPACES: u64 = CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET;
+
+/// What the caller asked for, from clone's or clone3's arguments.
+struct CloneArgs {
+    flags: u64,
+    exit_signal: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+    pidfd: u64,
+}
+
+fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
+    let f = c.flags;
+    if f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_THREAD != 0 && (c.exit_signal != 0 || f & CLONE_PIDFD != 0) {
+        return Err(Errno::EINVAL);
+    }
+    if c.exit_signal > 64 {
+        return Err(Errno::EINVAL);
+    }
+    if f & NAMESPACES != 0 {
+        // New namespaces inside the sandbox are not offered yet.
+        tracing::warn!(
+            flags = format_args!("{f:#x}"),
+            "clone with namespace flags: not supported (EINVAL)"
+        );
+        return Err(Errno::EINVAL);
+    }
+    if f & CLONE_PARENT != 0 && task.tgid == 1 {
+        return Err(Errno::EINVAL);
+    }
+    let _ = (
+        CLONE_FS,
+        CLONE_PTRACE,
+        CLONE_SYSVSEM,
+        CLONE_DETACHED,
+        CLONE_UNTRACED,
+        CLONE_IO,
+    );
+
+    let kernel = task.kernel.clone();
+    let tid = kernel.alloc_tid()?;
+    let (pending, mm) = if f & CLONE_VM != 0 {
+        (task.ctx.new_thread()?, task.mm_shared().clone())
+    } else {
+        let (space, pending) = task.ctx.fork()?;
+        let mm = task.mm()?.fork_into(space);
+        (pending, Arc::new(Mutex::new(mm)))
+    };
+    let fds = if f & CLONE_FILES != 0 {
+        task.fds.clone()
+    } else {
+        Arc::new(Mutex::new(task.fds()?.clone()))
+    };
+    let (tg, handle) = if f & CLONE_THREAD != 0 {
+        (
+            task.tg.clone(),
+            spawn::register_thread(&kernel, &task.tg, tid)?,
+        )
+    } else {
+        let parent = if f & CLONE_PARENT != 0 {
+            let pp = task.ppid();
+            kernel.registry()?.group(pp).ok_or(Errno::EINVAL)?
+        } else {
+            task.tg.clone()
+        };
+        let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
+        (tg, h)
+    };
+    let mut regs = task.regs;
+    regs.rax = 0;
+    if c.stack != 0 {
+        regs.rsp = c.stack;
+    }
+    if f & CLONE_SETTLS != 0 {
+        if c.tls >= 0x0000_7fff_ffff_f000 {
+            return Err(Errno::EPERM);
+        }
+        regs.fs_base = c.tls;
+    }
+    if f & CLONE_PARENT_SETTID != 0 {
+        io::write_u32(task.mem(), c.parent_tid, tid as u32)?;
+    }
+    if f & CLONE_CHILD_SETTID != 0 {
+        let space = mm.lock().map_err(|_| Errno::EIO)?.space().clone();
+        io::write_u32(&*space, c.child_tid, tid as u32)?;
+    }
+    if f & CLONE_PIDFD != 0 {
+        let file = OpenFile::new(Box::new(pidfd::PidFd::new(tg.clone())), None, libc::O_RDWR);
+        let limit = task.limits()?.soft(libc::RLIMIT_NOFILE);
+        let fd = task.fds()?.insert(file, true, limit)?;
+        io::write_u32(task.mem(), c.pidfd, fd as u32)?;
+    }
+    let vfork = (f & CLONE_VFORK != 0).then(VforkDone::new);
+    let child = CloneChild {
+        ctx: pending,
+        regs,
+        mm,
+        fds,
+        fs: task.fs.clone(),
+        creds: task.creds.clone(),
+        handle,
+        tg,
+        exe: task.exe.clone(),
+        comm: task.comm.clone(),
+        mask: task.mask(),
+        clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
+            c.child_tid
+        } else {
+            0
+        },
+        vfork_done: vfork.clone(),
+    };
+    spawn::start_clone(&kernel, child)?;
+    if let Some(v) = vfork {
+        // The parent sleeps until the child execs or exits; only a fatal signal
+        // ends the wait early.
+        let _reg = v.queue().register(&task.waker);
+        let killed = || {
+            task.handle
+                .killed
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        let _ = wait::block(&task.waker, None, killed, || Ok(v.is_done().then_some(())));
+    }
+    Ok(tid as u64)
+}
+
+/// `clone(2)` (x86-64 order: flags, stack, parent_tid, child_tid, tls).
+pub fn clone(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let flags = a[0] & !CSIGNAL;
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return Err(Errno::EINVAL);
+    }
+    do_clone(
+        task,
+        CloneArgs {
+            flags,
+            exit_signal: a[0] & CSIGNAL,
+            stack: a[1],
+            parent_tid: a[2],
+            child_tid: a[3],
+            tls: a[4],
+            pidfd: a[2],
+        },
+    )
+}
+
+/// `fork(2)`.
+pub fn fork(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    do_clone(
+        task,
+        CloneArgs {
+            flags: 0,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: 0,
+            parent_tid: 0,
+            child_tid: 0,
+            tls: 0,
+            pidfd: 0,
+        },
+    )
+}
+
+/// `vfork(2)`.
+pub fn vfork(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    do_clone(
+        task,
+        CloneArgs {
+            flags: CLONE_VM | CLONE_VFORK,
+            exit_signal: libc::SIGCHLD as u64,
+            stack: 0,
+            parent_tid: 0,
+            child_tid: 0,
+            tls: 0,
+            pidfd: 0,
+        },
+    )
+}
+
+/// `clone3(2)`.
+pub fn clone3(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const VER0: u64 = 64;
+    let size = a[1];
+    if !(VER0..=4096).contains(&size) {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = vec![0u8; size as usize];
+    io::read_exact(task.mem(), a[0], &mut b)?;
+    // Fields beyond what we know must be zero (E2BIG otherwise), as Linux checks.
+    let known = 88usize.min(b.len());
+    if b[known..].iter().any(|&x| x != 0) {
+        return Err(Errno::E2BIG);
+    }
+    let w = |i: usize| -> u64 {
+        b.get(i * 8..i * 8 + 8)
+            .map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8])))
+            .unwrap_or(0)
+    };
+    let (
+        flags,
+        pidfd,
+        child_tid,
+        parent_tid,
+        exit_signal,
+        stack,
+        stack_size,
+        tls,
+        set_tid,
+        set_tid_size,
+        cgroup,
+    ) = (
+        w(0),
+        w(1),
+        w(2),
+        w(3),
+        w(4),
+        w(5),
+        w(6),
+        w(7),
+        w(8),
+        w(9),
+        w(10),
+    );
+    if set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CSIGNAL != 0 || (stack == 0) != (stack_size == 0) {
+        return Err(Errno::EINVAL);
+    }
+    let sp = if stack != 0 {
+        stack.checked_add(stack_size).ok_or(Errno::EINVAL)?
+    } else {
+        0
+    };
+    do_clone(
+        task,
+        CloneArgs {
+            flags,
+            exit_signal,
+            stack: sp,
+            parent_tid,
+            child_tid,
+            tls,
+            pidfd,
+        },
+    )
+}

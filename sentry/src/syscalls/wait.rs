@@ -1,0 +1,232 @@
+//! `wait4` and `waitid`: reaping children and reporting stops and continues.
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::pidfd;
+use crate::kernel::process::{wait_status, ThreadGroup};
+use crate::kernel::signals::code;
+use crate::kernel::wait::{self, Interrupted};
+use crate::kernel::{ExitStatus, Task};
+use crate::mm::io;
+use crate::syscalls::{file_arg, Args};
+
+const WNOHANG: i32 = 1;
+const WUNTRACED: i32 = 2;
+const WSTOPPED: i32 = 2;
+const WEXITED: i32 = 4;
+const WCONTINUED: i32 = 8;
+const WNOWAIT: i32 = 0x0100_0000;
+const WNOTHREAD: i32 = 0x2000_0000;
+const WALL: i32 = 0x4000_0000;
+const WCLONE: i32 = 0x8000_0000u32 as i32;
+
+/// Which children a wait selects.
+#[derive(Clone, Copy)]
+enum Which {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+}
+
+/// What a wait found.
+struct Found {
+    pid: i32,
+    uid: u32,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Exited(ExitStatus),
+    Stopped(i32),
+    Continued,
+}
+
+fn matches(which: Which, child: &ThreadGroup, options: i32) -> bool {
+    let Ok(st) = child.state() else { return false };
+    let ok = match which {
+        Which::Any => true,
+        Which::Pid(p) => child.tgid == p,
+        Which::Pgid(g) => st.pgid == g,
+    };
+    // __WCLONE selects children that signal something other than SIGCHLD.
+    let clone_child = st.exit_signal != libc::SIGCHLD;
+    ok && (options & WALL != 0 || clone_child == (options & WCLONE != 0))
+}
+
+/// One pass over the children: a reportable event, `Ok(None)` if some child may
+/// still report, `ECHILD` if none can.
+fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
+    let children: Vec<Arc<ThreadGroup>> = {
+        let reg = task.kernel.registry()?;
+        let kids: Vec<i32> = task.tg.state()?.children.iter().copied().collect();
+        kids.iter().filter_map(|c| reg.group(*c)).collect()
+    };
+    let mut any = false;
+    for c in children.iter().filter(|c| matches(which, c, options)) {
+        any = true;
+        let mut st = c.state()?;
+        let uid = st.uids.0;
+        if let Some(status) = st.zombie {
+            if options & WEXITED != 0 {
+                drop(st);
+                if options & WNOWAIT == 0 {
+                    reap(task, c)?;
+                }
+                return Ok(Some(Found {
+                    pid: c.tgid,
+                    uid,
+                    kind: Kind::Exited(status),
+                }));
+            }
+            continue;
+        }
+        match st.unreported {
+            Some((false, sig)) if options & WSTOPPED != 0 => {
+                if options & WNOWAIT == 0 {
+                    st.unreported = None;
+                }
+                return Ok(Some(Found {
+                    pid: c.tgid,
+                    uid,
+                    kind: Kind::Stopped(sig),
+                }));
+            }
+            Some((true, _)) if options & WCONTINUED != 0 => {
+                if options & WNOWAIT == 0 {
+                    st.unreported = None;
+                }
+                return Ok(Some(Found {
+                    pid: c.tgid,
+                    uid,
+                    kind: Kind::Continued,
+                }));
+            }
+            _ => {}
+        }
+    }
+    if !any {
+        return Err(Errno::ECHILD);
+    }
+    Ok(None)
+}
+
+fn reap(task: &Task, child: &Arc<ThreadGroup>) -> SysResult<()> {
+    task.tg.state()?.children.remove(&child.tgid);
+    task.kernel.registry()?.groups.remove(&child.tgid);
+    Ok(())
+}
+
+fn do_wait(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
+    let tg = task.tg.clone();
+    let _reg = tg.child_events.register(&task.waker);
+    let r = wait::block(
+        &task.waker,
+        None,
+        || task.signal_pending(),
+        || match scan(task, which, options)? {
+            Some(f) => Ok(Some(Some(f))),
+            None if options & WNOHANG != 0 => Ok(Some(None)),
+            None => Ok(None),
+        },
+    );
+    match r {
+        Ok(res) => res,
+        Err(Interrupted::Signal) => Err(Errno::ERESTARTSYS),
+        Err(Interrupted::Timeout) => Err(Errno::EINTR),
+    }
+}
+
+fn write_rusage(task: &Task, addr: u64) -> SysResult<()> {
+    if addr != 0 {
+        // Per-child resource accounting is not kept: the times read as zero.
+        io::write_all(task.mem(), addr, &[0u8; 144])?;
+    }
+    Ok(())
+}
+
+/// `wait4(2)`.
+pub fn wait4(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let pid = a[0] as i32;
+    let options = a[2] as i32;
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match pid {
+        p if p > 0 => Which::Pid(p),
+        0 => Which::Pgid(task.tg.state()?.pgid),
+        -1 => Which::Any,
+        p if p == i32::MIN => return Err(Errno::ESRCH),
+        p => Which::Pgid(-p),
+    };
+    match do_wait(task, which, options | WEXITED)? {
+        None => Ok(0),
+        Some(f) => {
+            let status = match f.kind {
+                Kind::Exited(st) => wait_status(st),
+                Kind::Stopped(sig) => (sig << 8) | 0x7f,
+                Kind::Continued => 0xffff,
+            };
+            if a[1] != 0 {
+                io::write_u32(task.mem(), a[1], status as u32)?;
+            }
+            write_rusage(task, a[3])?;
+            Ok(f.pid as u64)
+        }
+    }
+}
+
+/// `waitid(2)`.
+pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let idtype = a[0] as i32;
+    let id = a[1] as i32;
+    let options = a[3] as i32;
+    if options & !(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WNOTHREAD | WALL | WCLONE)
+        != 0
+    {
+        return Err(Errno::EINVAL);
+    }
+    if options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let which = match idtype {
+        x if x == libc::P_ALL as i32 => Which::Any,
+        x if x == libc::P_PID as i32 && id > 0 => Which::Pid(id),
+        x if x == libc::P_PGID as i32 && id > 0 => Which::Pgid(id),
+        x if x == libc::P_PGID as i32 => Which::Pgid(task.tg.state()?.pgid),
+        3 /* P_PIDFD */ => {
+            let file = file_arg(task, id as u64)?;
+            let pid = pidfd::of(&file).map(|p| p.group().tgid).ok_or(Errno::EBADF)?;
+            Which::Pid(pid)
+        }
+        _ => return Err(Errno::EINVAL),
+    };
+    let found = do_wait(task, which, options)?;
+    if a[2] != 0 {
+        let mut b = [0u8; 128];
+        if let Some(f) = &found {
+            let (c, st) = match f.kind {
+                Kind::Exited(ExitStatus::Exited(c)) => (code::CLD_EXITED, c),
+                Kind::Exited(ExitStatus::Signaled { signo, core }) => (
+                    if core {
+                        code::CLD_DUMPED
+                    } else {
+                        code::CLD_KILLED
+                    },
+                    signo,
+                ),
+                Kind::Stopped(sig) => (code::CLD_STOPPED, sig),
+                Kind::Continued => (code::CLD_CONTINUED, libc::SIGCONT),
+            };
+            b[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
+            b[8..12].copy_from_slice(&c.to_le_bytes());
+            b[16..20].copy_from_slice(&f.pid.to_le_bytes());
+            b[20..24].copy_from_slice(&f.uid.to_le_bytes());
+            b[24..28].copy_from_slice(&st.to_le_bytes());
+        }
+        io::write_all(task.mem(), a[2], &b)?;
+    }
+    write_rusage(task, a[4])?;
+    Ok(0)
+}
