@@ -73,6 +73,7 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         Err(StartError::Setup(m)) => return Err(m),
     }
     let status = spawn::wait_for_init(&kernel);
+    kernel.timers.stop();
     Ok(match status {
         ExitStatus::Exited(c) => SandboxExit::Exited(c),
         ExitStatus::Signaled { signo, .. } => SandboxExit::Signaled(signo),

@@ -12,6 +12,7 @@ pub mod sigframe;
 pub mod signals;
 pub mod spawn;
 pub mod task;
+pub mod timers;
 pub mod wait;
 
 use std::collections::HashSet;
@@ -50,6 +51,10 @@ pub struct Kernel {
     pub ncpus: usize,
     /// Every futex of the sandbox.
     pub futexes: futex::FutexTable,
+    /// Signal-sending timers (alarm, setitimer, POSIX timers).
+    pub timers: Arc<timers::TimerService>,
+    /// POSIX timer ids handed out.
+    pub next_timer_id: AtomicI32,
     registry: Mutex<process::Registry>,
     next_tid: AtomicI32,
     live_threads: Mutex<usize>,
@@ -77,6 +82,8 @@ impl Kernel {
                 .map(|n| n.get())
                 .unwrap_or(1),
             futexes: futex::FutexTable::new(),
+            timers: timers::TimerService::start(),
+            next_timer_id: AtomicI32::new(0),
             registry: Mutex::new(process::Registry::default()),
             next_tid: AtomicI32::new(1),
             live_threads: Mutex::new(0),

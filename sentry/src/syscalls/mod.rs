@@ -13,6 +13,7 @@ pub mod signal;
 pub mod strace;
 pub mod table;
 pub mod time;
+pub mod timers;
 pub mod wait;
 
 use std::sync::Arc;

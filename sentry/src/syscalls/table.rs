@@ -4,7 +4,7 @@
 
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
-    clone, exec, fs, futex, info, mem, process, session, signal, time, wait, Handler,
+    clone, exec, fs, futex, info, mem, process, session, signal, time, timers, wait, Handler,
 };
 
 /// One row of the table.
@@ -60,9 +60,9 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         33 => &Entry { name: "dup2", handler: Some(fs::dup2), args: &[Fd, Fd] },
         34 => &Entry { name: "pause", handler: Some(signal::pause), args: &[] },
         35 => &Entry { name: "nanosleep", handler: Some(time::nanosleep), args: &[Timespec, Ptr] },
-        36 => &Entry { name: "getitimer", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        37 => &Entry { name: "alarm", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        38 => &Entry { name: "setitimer", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        36 => &Entry { name: "getitimer", handler: Some(timers::getitimer), args: &[Int, Ptr] },
+        37 => &Entry { name: "alarm", handler: Some(timers::alarm), args: &[Uint] },
+        38 => &Entry { name: "setitimer", handler: Some(timers::setitimer), args: &[Int, Ptr, Ptr] },
         39 => &Entry { name: "getpid", handler: Some(process::getpid), args: &[] },
         40 => &Entry { name: "sendfile", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         41 => &Entry { name: "socket", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -246,11 +246,11 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         219 => &Entry { name: "restart_syscall", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         220 => &Entry { name: "semtimedop", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         221 => &Entry { name: "fadvise64", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        222 => &Entry { name: "timer_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        223 => &Entry { name: "timer_settime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        224 => &Entry { name: "timer_gettime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        225 => &Entry { name: "timer_getoverrun", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        226 => &Entry { name: "timer_delete", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        222 => &Entry { name: "timer_create", handler: Some(timers::timer_create), args: &[ClockId, Ptr, Ptr] },
+        223 => &Entry { name: "timer_settime", handler: Some(timers::timer_settime), args: &[Int, Hex, Ptr, Ptr] },
+        224 => &Entry { name: "timer_gettime", handler: Some(timers::timer_gettime), args: &[Int, Ptr] },
+        225 => &Entry { name: "timer_getoverrun", handler: Some(timers::timer_getoverrun), args: &[Int] },
+        226 => &Entry { name: "timer_delete", handler: Some(timers::timer_delete), args: &[Int] },
         227 => &Entry { name: "clock_settime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         228 => &Entry { name: "clock_gettime", handler: Some(time::clock_gettime), args: &[ClockId, Ptr] },
         229 => &Entry { name: "clock_getres", handler: Some(time::clock_getres), args: &[ClockId, Ptr] },

@@ -1,0 +1,255 @@
+//! `alarm`, `setitimer`/`getitimer` and POSIX timers.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::timers::{Target, Timer, TimerKey};
+use crate::kernel::Task;
+use crate::mm::io;
+use crate::syscalls::Args;
+
+fn itimer_signal(which: i32) -> SysResult<i32> {
+    match which {
+        0 => Ok(libc::SIGALRM),
+        // Virtual and profiling time are counted on the wall clock: the sentry does
+        // not yet account application CPU time per process.
+        1 => Ok(libc::SIGVTALRM),
+        2 => Ok(libc::SIGPROF),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+fn read_timeval(task: &Task, addr: u64) -> SysResult<Duration> {
+    let tv: libc::timeval = io::read_struct(task.mem(), addr)?;
+    if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+}
+
+fn timeval_bytes(d: Duration) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[0..8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
+    // Round up so a running timer never reads as zero.
+    let us = d.subsec_nanos().div_ceil(1000) as i64;
+    b[8..16].copy_from_slice(&us.to_le_bytes());
+    b
+}
+
+fn process_timer(task: &Task, signo: i32) -> impl FnOnce() -> Timer {
+    let tg = Arc::downgrade(&task.tg);
+    move || Timer {
+        next: None,
+        interval: Duration::ZERO,
+        signo,
+        value: 0,
+        target: Target::Process(tg),
+        overrun: 0,
+        id: -1,
+    }
+}
+
+/// `setitimer(2)`.
+pub fn setitimer(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let which = a[0] as i32;
+    let sig = itimer_signal(which)?;
+    let (interval, value) = if a[1] != 0 {
+        (read_timeval(task, a[1])?, read_timeval(task, a[1] + 16)?)
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    let key = TimerKey::Itimer(task.tgid, which);
+    let old = task.kernel.timers.set(
+        key,
+        (!value.is_zero()).then_some(value),
+        interval,
+        process_timer(task, sig),
+    )?;
+    if a[2] != 0 {
+        let mut b = [0u8; 32];
+        b[..16].copy_from_slice(&timeval_bytes(old.1));
+        b[16..].copy_from_slice(&timeval_bytes(old.0));
+        io::write_all(task.mem(), a[2], &b)?;
+    }
+    Ok(0)
+}
+
+/// `getitimer(2)`.
+pub fn getitimer(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let which = a[0] as i32;
+    itimer_signal(which)?;
+    let (value, interval) = task.kernel.timers.get(TimerKey::Itimer(task.tgid, which))?;
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(&timeval_bytes(interval));
+    b[16..].copy_from_slice(&timeval_bytes(value));
+    io::write_all(task.mem(), a[1], &b)?;
+    Ok(0)
+}
+
+/// `alarm(2)`: returns the seconds left on the previous alarm.
+pub fn alarm(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let secs = a[0] as u32 as u64;
+    let key = TimerKey::Itimer(task.tgid, 0);
+    let old = task.kernel.timers.set(
+        key,
+        (secs != 0).then(|| Duration::from_secs(secs)),
+        Duration::ZERO,
+        process_timer(task, libc::SIGALRM),
+    )?;
+    // Linux rounds the remainder to the nearest second, but never reports a running
+    // alarm as 0.
+    let left = old.0;
+    let mut secs = left.as_secs();
+    if left.subsec_nanos() >= 500_000_000 || (secs == 0 && !left.is_zero()) {
+        secs += 1;
+    }
+    Ok(secs)
+}
+
+const SIGEV_SIGNAL: i32 = 0;
+const SIGEV_NONE: i32 = 1;
+const SIGEV_THREAD_ID: i32 = 4;
+
+/// `timer_create(2)`.
+pub fn timer_create(task: &mut Task, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::CLOCK_REALTIME
+        | libc::CLOCK_MONOTONIC
+        | libc::CLOCK_BOOTTIME
+        | libc::CLOCK_PROCESS_CPUTIME_ID
+        | libc::CLOCK_THREAD_CPUTIME_ID => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let id = task.kernel.next_timer_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+    let (signo, value, target) = if a[1] == 0 {
+        (
+            libc::SIGALRM,
+            id as u64,
+            Target::Process(Arc::downgrade(&task.tg)),
+        )
+    } else {
+        // struct sigevent: value (8), signo (4), notify (4), tid (4).
+        let mut b = [0u8; 24];
+        io::read_exact(task.mem(), a[1], &mut b)?;
+        let value = u64::from_le_bytes(b[0..8].try_into().map_err(|_| Errno::EFAULT)?);
+        let signo = i32::from_le_bytes(b[8..12].try_into().map_err(|_| Errno::EFAULT)?);
+        let notify = i32::from_le_bytes(b[12..16].try_into().map_err(|_| Errno::EFAULT)?);
+        let tid = i32::from_le_bytes(b[16..20].try_into().map_err(|_| Errno::EFAULT)?);
+        let target = match notify {
+            SIGEV_NONE => Target::None,
+            SIGEV_SIGNAL => Target::Process(Arc::downgrade(&task.tg)),
+            SIGEV_THREAD_ID => {
+                let (th, tg) = task.kernel.registry()?.thread(tid).ok_or(Errno::EINVAL)?;
+                if tg.tgid != task.tgid {
+                    return Err(Errno::EINVAL);
+                }
+                Target::Thread(Arc::downgrade(&th), Arc::downgrade(&tg))
+            }
+            _ => return Err(Errno::EINVAL),
+        };
+        if notify != SIGEV_NONE && !(1..=64).contains(&signo) {
+            return Err(Errno::EINVAL);
+        }
+        (signo, value, target)
+    };
+    let t = Timer {
+        next: None,
+        interval: Duration::ZERO,
+        signo,
+        value,
+        target,
+        overrun: 0,
+        id,
+    };
+    task.kernel
+        .timers
+        .create(TimerKey::Posix(task.tgid, id), t)?;
+    io::write_u32(task.mem(), a[2], id as u32)?;
+    Ok(0)
+}
+
+fn read_itimerspec(task: &Task, addr: u64) -> SysResult<(Duration, Duration)> {
+    let mut b = [0u8; 32];
+    io::read_exact(task.mem(), addr, &mut b)?;
+    let ts = |o: usize| -> SysResult<Duration> {
+        let s = i64::from_le_bytes(b[o..o + 8].try_into().map_err(|_| Errno::EFAULT)?);
+        let n = i64::from_le_bytes(b[o + 8..o + 16].try_into().map_err(|_| Errno::EFAULT)?);
+        if s < 0 || !(0..1_000_000_000).contains(&n) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(Duration::new(s as u64, n as u32))
+    };
+    Ok((ts(0)?, ts(16)?))
+}
+
+fn itimerspec_bytes(value: Duration, interval: Duration) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (o, d) in [(0, interval), (16, value)] {
+        b[o..o + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
+        b[o + 8..o + 16].copy_from_slice(&(d.subsec_nanos() as i64).to_le_bytes());
+    }
+    b
+}
+
+/// `timer_settime(2)`.
+pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let key = TimerKey::Posix(task.tgid, a[0] as i32);
+    if !task.kernel.timers.exists(key) {
+        return Err(Errno::EINVAL);
+    }
+    let (interval, mut value) = read_itimerspec(task, a[2])?;
+    if a[1] as i32 & libc::TIMER_ABSTIME != 0 && !value.is_zero() {
+        let now = crate::sys::host::clock_gettime(libc::CLOCK_REALTIME)?;
+        value = value
+            .saturating_sub(Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
+            .max(Duration::from_nanos(1));
+    }
+    let tg = Arc::downgrade(&task.tg);
+    let old = task.kernel.timers.set(
+        key,
+        (!value.is_zero()).then_some(value),
+        interval,
+        move || Timer {
+            next: None,
+            interval: Duration::ZERO,
+            signo: libc::SIGALRM,
+            value: 0,
+            target: Target::Process(tg),
+            overrun: 0,
+            id: a[0] as i32,
+        },
+    )?;
+    if a[3] != 0 {
+        io::write_all(task.mem(), a[3], &itimerspec_bytes(old.0, old.1))?;
+    }
+    Ok(0)
+}
+
+/// `timer_gettime(2)`.
+pub fn timer_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let key = TimerKey::Posix(task.tgid, a[0] as i32);
+    if !task.kernel.timers.exists(key) {
+        return Err(Errno::EINVAL);
+    }
+    let (value, interval) = task.kernel.timers.get(key)?;
+    io::write_all(task.mem(), a[1], &itimerspec_bytes(value, interval))?;
+    Ok(0)
+}
+
+/// `timer_getoverrun(2)`.
+pub fn timer_getoverrun(task: &mut Task, a: &Args) -> SysResult<u64> {
+    Ok(task
+        .kernel
+        .timers
+        .overrun(TimerKey::Posix(task.tgid, a[0] as i32))? as u64)
+}
+
+/// `timer_delete(2)`.
+pub fn timer_delete(task: &mut Task, a: &Args) -> SysResult<u64> {
+    task.kernel
+        .timers
+        .delete(TimerKey::Posix(task.tgid, a[0] as i32))?;
+    Ok(0)
+}
