@@ -363,26 +363,43 @@ fn run_once(
 /// warm-up run), then runs between 3 and `--runs` times, fewer when a run is slow, so that a
 /// cell costs about `--cell-budget-ms`.
 fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
-    let (iters, per_run_ns) = match b.row.kind {
+    let target_ns = opts.target_ms * 1e6;
+    let max_iters = b.iters.saturating_mul(10).max(1);
+    let iters_for = |ns: f64| ((target_ns / ns.max(1.0)) as u64).clamp(1, max_iters);
+    let (mut iters, mut startup) = match b.row.kind {
         RowKind::Micro => {
             let cal_iters = (b.iters / 200).max(1);
             let (ns, wall) = run_once(rt, b, dir, cal_iters, FIRST_RUN_TIMEOUT)?;
-            let startup = (wall - ns * cal_iters as f64).max(0.0);
-            let iters = ((opts.target_ms * 1e6 / ns.max(1.0)) as u64).clamp(1, b.iters * 10);
-            (iters, startup + ns * iters as f64)
+            (iters_for(ns), (wall - ns * cal_iters as f64).max(0.0))
         }
-        RowKind::App => {
-            let (_, wall) = run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT)?;
-            (1, wall)
-        }
+        RowKind::App => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT)?.1),
     };
-    let runs = ((opts.cell_budget_ms * 1e6 / per_run_ns.max(1.0)) as usize)
-        .max(3)
-        .min(opts.runs);
-    let timeout = Duration::from_secs_f64((per_run_ns * 5.0 / 1e9).max(15.0));
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        samples.push(run_once(rt, b, dir, iters, timeout)?.0);
+    let mut samples = Vec::new();
+    let mut runs = opts.runs;
+    let mut recalibrations = 0;
+    while samples.len() < runs {
+        let per_run = match b.row.kind {
+            RowKind::Micro => startup + target_ns,
+            RowKind::App => startup,
+        };
+        runs = ((opts.cell_budget_ms * 1e6 / per_run.max(1.0)) as usize)
+            .max(3)
+            .min(opts.runs);
+        let timeout = Duration::from_secs_f64((per_run * 5.0 / 1e9).max(15.0));
+        let (ns, wall) = run_once(rt, b, dir, iters, timeout)?;
+        if b.row.kind == RowKind::Micro {
+            // A short calibration run can be dominated by warm-up (first faults, a loaded
+            // machine): when a run's loop falls well short of the target, recount and redo
+            // it instead of keeping a sample that measured mostly noise.
+            let loop_ns = ns * iters as f64;
+            startup = (wall - loop_ns).max(0.0);
+            if recalibrations < 2 && loop_ns < target_ns / 2.0 && iters < max_iters {
+                iters = iters_for(ns);
+                recalibrations += 1;
+                continue;
+            }
+        }
+        samples.push(ns);
     }
     Measurement::from_samples(iters, samples).ok_or_else(|| "no samples".to_string())
 }
