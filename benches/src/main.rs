@@ -393,7 +393,11 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
             // it instead of keeping a sample that measured mostly noise.
             let loop_ns = ns * iters as f64;
             startup = (wall - loop_ns).max(0.0);
-            if recalibrations < 2 && loop_ns < target_ns / 2.0 && iters < max_iters {
+            if samples.is_empty()
+                && recalibrations < 2
+                && loop_ns < target_ns / 2.0
+                && iters < max_iters
+            {
                 iters = iters_for(ns);
                 recalibrations += 1;
                 continue;
