@@ -1,8 +1,11 @@
 #!/bin/bash
-# Runs the microbenchmarks: native vs `rvisor --platform=P do` (P from --platforms or
-# $RVISOR_PLATFORMS, default ptrace) vs `runsc --platform=ptrace do`. Prints a table of medians
-# with ratios to native and writes benches/out/results.json. Arguments go to rvisor-bench
-# (--runs N, --only getpid,..., --target-ms MS, --no-runsc, --no-rvisor, --out FILE).
+# Runs the benchmarks: each row natively, under `rvisor --platform=P do` for P in
+# ptrace,systrap (--platforms), and under `runsc --platform=ptrace --network=none do`; prints
+# medians with ratios to native, speedups over runsc, the PASS/MISS targets, and writes
+# benches/out/results.json. A runtime or row that fails shows `fail [n]` with the reason in
+# footnote n. Arguments go to rvisor-bench: --runs N (max runs per cell, default 5),
+# --platforms LIST, --only ID,... (getpid, stat, python3, ...), --target-ms MS (loop length per
+# run, default 400), --cell-budget-ms MS (default 2500), --no-runsc, --no-rvisor, --out FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh

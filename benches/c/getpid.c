@@ -1,4 +1,7 @@
 // Raw getpid(2) (libc may cache the pid; the syscall itself is what we time).
+// bench: title=getpid
+// bench: order=10
+// bench: syscall-bound
 // bench: iters=2000000
 #include <sys/syscall.h>
 #include <unistd.h>

@@ -1,4 +1,7 @@
 // open + read + close of a small file the runner created.
+// bench: title=open+read+close
+// bench: order=30
+// bench: syscall-bound
 // bench: iters=300000
 // bench: file=small.txt:256
 // bench: arg={dir}/small.txt

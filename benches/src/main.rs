@@ -1,40 +1,56 @@
-//! Microbenchmark runner: builds every `benches/c/*.c`, runs each natively, under
-//! `rvisor --platform=P do` for each platform, and under `runsc --platform=ptrace do` when it
-//! works here, and prints the median ns/op with the ratio to native (also written as JSON).
+//! Benchmark runner: builds every `benches/c/*.c`, runs each natively, under
+//! `rvisor --platform=P do` for each platform, and under `runsc --platform=ptrace
+//! --network=none do`, plus a few whole-process application workloads; prints the medians with
+//! ratios to native, the speedups over runsc and the issue's targets, and writes them as JSON.
 //!
-//! A benchmark program takes ITERS as argv[1] and prints `ns_per_op=<float>`; its source may
-//! carry `// bench: key=value` lines: `iters=N` (native count, ~0.3-1 s), `file=NAME:SIZE`
-//! (data file created in the run directory), `arg=VALUE` (more arguments; `{dir}` is that
-//! directory), `cflags=FLAG`. Slow runtimes get fewer iterations: a short calibration run picks
-//! the count that takes about `--target-ms`.
+//! A benchmark program takes ITERS as argv[1] and prints `ns_per_op=<float>`; its source
+//! carries `// bench: key[=value]` lines: `title=TEXT` (table label), `order=N` (row order),
+//! `syscall-bound` (covered by the speedup target), `iters=N` (about 0.3-1 s natively; the
+//! calibration run uses 1/200 of it), `file=NAME:SIZE` (data file in the run directory),
+//! `dir=NAME:COUNT` (directory of COUNT empty files), `arg=VALUE` (more arguments; `{dir}` is
+//! the run directory), `cflags=FLAG`.
+//!
+//! Every row runs separately on every runtime with a timeout; a failure becomes a `fail`
+//! cell with the reason in a footnote and the run goes on.
 
+use rvisor_bench::{Cell, Measurement, Report, Row, RowKind, NATIVE, RUNSC_PTRACE};
 use rvisor_e2e::{run_with_timeout, Link, Outcome};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: rvisor-bench [--runs N] [--platforms ptrace,systrap] [--only NAME,...] \
-                     [--target-ms MS] [--no-runsc] [--no-rvisor] [--out FILE]";
+const USAGE: &str = "usage: rvisor-bench [--runs N] [--platforms ptrace,systrap] \
+     [--only ID,...] [--target-ms MS] [--cell-budget-ms MS] [--no-runsc] [--no-rvisor] \
+     [--out FILE]";
+
+/// Timeout of a calibration run (and of an app row's warm-up run): generous enough for a slow
+/// runtime's start-up, short enough that a hanging row costs little.
+const FIRST_RUN_TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Opts {
     runs: usize,
     platforms: Vec<String>,
     only: Vec<String>,
     target_ms: f64,
+    cell_budget_ms: f64,
     runsc: bool,
     rvisor: bool,
     out: PathBuf,
 }
 
+/// Everything needed to run one row.
 struct Bench {
-    name: String,
+    row: Row,
+    order: i64,
+    /// Native iteration count (C rows).
     iters: u64,
     files: Vec<(String, usize)>,
+    dirs: Vec<(String, usize)>,
+    /// The command: for C rows the executable then `args` (after ITERS).
+    argv: Vec<String>,
     args: Vec<String>,
     cflags: Vec<String>,
-    exe: PathBuf,
 }
 
 /// How one column of the table runs a program.
@@ -78,9 +94,10 @@ impl Runtime {
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
         runs: 5,
-        platforms: rvisor_e2e::platforms(),
+        platforms: vec!["ptrace".into(), "systrap".into()],
         only: Vec::new(),
-        target_ms: 500.0,
+        target_ms: 400.0,
+        cell_budget_ms: 2500.0,
         runsc: true,
         rvisor: true,
         out: rvisor_e2e::workspace_root().join("benches/out/results.json"),
@@ -91,10 +108,17 @@ fn parse_opts() -> Result<Opts, String> {
         match a.as_str() {
             "--runs" => o.runs = val()?.parse().map_err(|_| "bad --runs")?,
             "--platforms" => {
-                o.platforms = val()?.split(',').map(String::from).collect();
+                o.platforms = val()?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
             }
             "--only" => o.only = val()?.split(',').map(String::from).collect(),
             "--target-ms" => o.target_ms = val()?.parse().map_err(|_| "bad --target-ms")?,
+            "--cell-budget-ms" => {
+                o.cell_budget_ms = val()?.parse().map_err(|_| "bad --cell-budget-ms")?;
+            }
             "--no-runsc" => o.runsc = false,
             "--no-rvisor" => o.rvisor = false,
             "--out" => o.out = PathBuf::from(val()?),
@@ -105,131 +129,304 @@ fn parse_opts() -> Result<Opts, String> {
     if o.runs == 0 {
         return Err("--runs must be > 0".into());
     }
+    if o.target_ms.is_nan()
+        || o.target_ms <= 0.0
+        || o.cell_budget_ms.is_nan()
+        || o.cell_budget_ms <= 0.0
+    {
+        return Err("--target-ms and --cell-budget-ms must be > 0".into());
+    }
     Ok(o)
 }
 
-fn load_benches(dir: &Path, build: &Path, only: &[String]) -> Result<Vec<Bench>, String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| format!("read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| n.strip_suffix(".c").map(String::from))
-        .filter(|n| only.is_empty() || only.contains(n))
-        .collect();
-    names.sort();
+fn parse_sized(name: &str, key: &str, v: &str) -> Result<(String, usize), String> {
+    let (n, s) = v
+        .rsplit_once(':')
+        .ok_or(format!("{name}: {key}=NAME:NUMBER"))?;
+    let s = s.parse().map_err(|_| format!("{name}: bad number {s:?}"))?;
+    Ok((n.to_string(), s))
+}
+
+/// Reads the `// bench:` directives of every C benchmark (no compiling yet).
+fn load_c_benches(dir: &Path) -> Result<Vec<Bench>, String> {
     let mut out = Vec::new();
-    for name in names {
-        let src = dir.join(format!("{name}.c"));
-        let text = std::fs::read_to_string(&src).map_err(|e| format!("read {name}: {e}"))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("read {}: {e}", dir.display()))?;
+    for e in entries {
+        let e = e.map_err(|e| format!("read {}: {e}", dir.display()))?;
+        let Some(name) = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".c"))
+            .map(String::from)
+        else {
+            continue;
+        };
+        let text = std::fs::read_to_string(e.path()).map_err(|e| format!("read {name}: {e}"))?;
         let mut b = Bench {
-            name: name.clone(),
+            row: Row {
+                id: name.clone(),
+                title: name.clone(),
+                syscall_bound: false,
+                kind: RowKind::Micro,
+            },
+            order: 1000,
             iters: 100_000,
             files: Vec::new(),
+            dirs: Vec::new(),
+            argv: Vec::new(),
             args: Vec::new(),
             cflags: vec!["-O2".into()],
-            exe: build.join(&name),
         };
         for line in text.lines() {
             let Some(d) = line.trim_start().strip_prefix("// bench:") else {
                 continue;
             };
-            let d = d.trim_start();
+            let d = d.trim();
             let (k, v) = d.split_once('=').unwrap_or((d, ""));
             match k {
+                "title" => b.row.title = v.to_string(),
+                "order" => b.order = v.parse().map_err(|_| format!("{name}: bad order {v:?}"))?,
+                "syscall-bound" => b.row.syscall_bound = true,
                 "iters" => b.iters = v.parse().map_err(|_| format!("{name}: bad iters {v:?}"))?,
-                "file" => {
-                    let (n, s) = v
-                        .rsplit_once(':')
-                        .ok_or(format!("{name}: file=NAME:SIZE"))?;
-                    let s = s.parse().map_err(|_| format!("{name}: bad size {s:?}"))?;
-                    b.files.push((n.to_string(), s));
-                }
+                "file" => b.files.push(parse_sized(&name, k, v)?),
+                "dir" => b.dirs.push(parse_sized(&name, k, v)?),
                 "arg" => b.args.push(v.to_string()),
                 "cflags" => b.cflags.push(v.to_string()),
                 _ => return Err(format!("{name}: unknown bench key {k:?}")),
             }
         }
-        rvisor_e2e::compile(&src, Link::Static, &b.exe, &b.cflags)?;
         out.push(b);
     }
     Ok(out)
 }
 
-/// Runs a trivial program to learn whether a runtime works here at all.
+/// Whole-process workloads from the host root; a missing optional program drops its row.
+fn app_benches() -> Vec<Bench> {
+    let app = |id: &str, title: &str, order: i64, argv: &[&str]| Bench {
+        row: Row {
+            id: id.into(),
+            title: title.into(),
+            syscall_bound: false,
+            kind: RowKind::App,
+        },
+        order,
+        iters: 1,
+        files: Vec::new(),
+        dirs: Vec::new(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        args: Vec::new(),
+        cflags: Vec::new(),
+    };
+    let mut v = vec![
+        // The runtime's own start-up and tear-down, to read the rows below against.
+        app("true", "/bin/true", 200, &["/bin/true"]),
+        app(
+            "python3",
+            "python3 -c pass",
+            210,
+            &["/usr/bin/python3", "-c", "pass"],
+        ),
+    ];
+    // GNU tar skips reading file data when the archive is /dev/null, so the archive goes to
+    // stdout, which the runner reads and drops.
+    let mut tar = app(
+        "tar",
+        "tar c 200-file tree",
+        220,
+        &["/usr/bin/tar", "-cf", "-", "-C", "{dir}", "tree"],
+    );
+    tar.files = (0..200)
+        .map(|i| (format!("tree/d{}/f{i}", i % 10), 2048 + 37 * i))
+        .collect();
+    v.push(tar);
+    if Path::new("/usr/bin/sqlite3").is_file() {
+        v.push(app(
+            "sqlite3",
+            "sqlite3 10k-row insert+sum",
+            230,
+            &[
+                "/usr/bin/sqlite3",
+                ":memory:",
+                "create table t(a, b); \
+                 with recursive c(x) as (select 1 union all select x + 1 from c where x < 10000) \
+                 insert into t select x, x * 2 from c; \
+                 select sum(b) from t where a % 3 = 0;",
+            ],
+        ));
+    } else {
+        eprintln!("sqlite3 not installed: skipping its row");
+    }
+    v
+}
+
+/// Drops ANSI colour sequences (tracing colours its stderr lines).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn clip(s: &str, n: usize) -> String {
+    let s = s.trim();
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A failed run in one line: the exit status, the first stderr line and, when there are
+/// more, the last one (the sandbox's warnings come first, the program's own error last).
+fn failure(o: &Outcome) -> String {
+    let err = strip_ansi(&String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = err
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let what = match lines.as_slice() {
+        [] => {
+            let out = String::from_utf8_lossy(&o.stdout);
+            match out.lines().find(|l| !l.trim().is_empty()) {
+                Some(l) => format!("(no stderr; stdout: {})", clip(l, 100)),
+                None => "(no output)".into(),
+            }
+        }
+        [one] => clip(one, 160),
+        [first, .., last] => format!("{} ... {}", clip(first, 110), clip(last, 110)),
+    };
+    format!("exit {}: {what}", o.status)
+}
+
+fn timeout_reason(e: &str) -> String {
+    match e.split_once(':') {
+        Some((head, _)) if head.starts_with("timed out") => head.to_string(),
+        _ => clip(&e.replace('\n', " "), 200),
+    }
+}
+
+/// Runs a trivial program to learn whether a runtime starts at all.
 fn probe(rt: &Runtime) -> Option<String> {
     let argv = vec!["/bin/true".to_string()];
-    match run_with_timeout(rt.command(&argv), Duration::from_secs(60)) {
+    match run_with_timeout(rt.command(&argv), FIRST_RUN_TIMEOUT) {
         Ok(o) if o.status == 0 => None,
-        Ok(o) => Some(format!(
-            "`{} /bin/true` exited {}: {}",
-            rt.name,
-            o.status,
-            tail(&String::from_utf8_lossy(&o.stderr), 300)
-        )),
-        Err(e) => Some(tail(&e, 300)),
+        Ok(o) => Some(format!("failed to start: {}", failure(&o))),
+        Err(e) => Some(format!("failed to start: {}", timeout_reason(&e))),
     }
 }
 
-fn tail(s: &str, n: usize) -> String {
-    let s = s.trim();
-    match s.char_indices().rev().nth(n) {
-        Some((i, _)) => format!("...{}", &s[i..]).replace('\n', " | "),
-        None => s.replace('\n', " | "),
-    }
-}
-
-/// One run of `b` with `iters` iterations; returns ns/op.
-fn run_once(rt: &Runtime, b: &Bench, dir: &Path, iters: u64) -> Result<f64, String> {
-    let dirs = dir.to_str().ok_or("non-UTF-8 dir")?;
-    let mut argv = vec![
-        b.exe.to_str().ok_or("non-UTF-8 path")?.to_string(),
-        iters.to_string(),
-    ];
-    argv.extend(b.args.iter().map(|a| a.replace("{dir}", dirs)));
-    let mut cmd = rt.command(&argv);
-    cmd.current_dir(dir);
-    let o: Outcome = run_with_timeout(cmd, Duration::from_secs(120))?;
-    let out = String::from_utf8_lossy(&o.stdout);
-    if o.status != 0 {
-        return Err(format!(
-            "exit {}: {}{}",
-            o.status,
-            tail(&out, 100),
-            tail(&String::from_utf8_lossy(&o.stderr), 200)
-        ));
-    }
-    out.lines()
-        .find_map(|l| l.strip_prefix("ns_per_op="))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no ns_per_op in output {:?}", tail(&out, 100)))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Calibrates, then runs `opts.runs` times; returns (median ns/op, iterations, samples).
-fn measure(
+/// One run; returns (ns per op as the program measured it, wall time of the run in ns).
+fn run_once(
     rt: &Runtime,
     b: &Bench,
     dir: &Path,
-    opts: &Opts,
-) -> Result<(f64, u64, Vec<f64>), String> {
-    let cal_iters = (b.iters / 100).max(10);
-    let cal = run_once(rt, b, dir, cal_iters)?;
-    let want = (opts.target_ms * 1e6 / cal.max(1.0)) as u64;
-    let iters = want.clamp(10, b.iters.saturating_mul(4));
-    let mut samples = Vec::with_capacity(opts.runs);
-    for _ in 0..opts.runs {
-        samples.push(run_once(rt, b, dir, iters)?);
+    iters: u64,
+    timeout: Duration,
+) -> Result<(f64, f64), String> {
+    let dirs = dir.to_str().ok_or("non-UTF-8 run directory")?;
+    let mut argv: Vec<String> = b.argv.iter().map(|a| a.replace("{dir}", dirs)).collect();
+    if b.row.kind == RowKind::Micro {
+        argv.push(iters.to_string());
+        argv.extend(b.args.iter().map(|a| a.replace("{dir}", dirs)));
     }
-    let m = median(&mut samples.clone());
-    Ok((m, iters, samples))
+    let mut cmd = rt.command(&argv);
+    cmd.current_dir(dir);
+    let o = run_with_timeout(cmd, timeout).map_err(|e| timeout_reason(&e))?;
+    if o.status != 0 {
+        return Err(failure(&o));
+    }
+    let wall = o.elapsed.as_secs_f64() * 1e9;
+    if b.row.kind == RowKind::App {
+        return Ok((wall, wall));
+    }
+    let out = String::from_utf8_lossy(&o.stdout);
+    let ns = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ns_per_op="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("no ns_per_op in output: {}", clip(&out, 100)))?;
+    Ok((ns, wall))
+}
+
+/// Calibrates (C rows: picks the iteration count that takes about `--target-ms`; app rows: a
+/// warm-up run), then runs between 3 and `--runs` times, fewer when a run is slow, so that a
+/// cell costs about `--cell-budget-ms`.
+fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
+    let target_ns = opts.target_ms * 1e6;
+    let max_iters = b.iters.saturating_mul(10).max(1);
+    let iters_for = |ns: f64| ((target_ns / ns.max(1.0)) as u64).clamp(1, max_iters);
+    let (mut iters, mut startup) = match b.row.kind {
+        RowKind::Micro => {
+            let cal_iters = (b.iters / 200).max(1);
+            let (ns, wall) = run_once(rt, b, dir, cal_iters, FIRST_RUN_TIMEOUT)?;
+            (iters_for(ns), (wall - ns * cal_iters as f64).max(0.0))
+        }
+        RowKind::App => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT)?.1),
+    };
+    let mut samples = Vec::new();
+    let mut runs = opts.runs;
+    let mut recalibrations = 0;
+    while samples.len() < runs {
+        let per_run = match b.row.kind {
+            RowKind::Micro => startup + target_ns,
+            RowKind::App => startup,
+        };
+        runs = ((opts.cell_budget_ms * 1e6 / per_run.max(1.0)) as usize)
+            .max(3)
+            .min(opts.runs);
+        let timeout = Duration::from_secs_f64((per_run * 5.0 / 1e9).max(15.0));
+        let (ns, wall) = run_once(rt, b, dir, iters, timeout)?;
+        if b.row.kind == RowKind::Micro {
+            // A short calibration run can be dominated by warm-up (first faults, a loaded
+            // machine): when a run's loop falls well short of the target, recount and redo
+            // it instead of keeping a sample that measured mostly noise.
+            let loop_ns = ns * iters as f64;
+            startup = (wall - loop_ns).max(0.0);
+            if samples.is_empty()
+                && recalibrations < 2
+                && loop_ns < target_ns / 2.0
+                && iters < max_iters
+            {
+                iters = iters_for(ns);
+                recalibrations += 1;
+                continue;
+            }
+        }
+        samples.push(ns);
+    }
+    Measurement::from_samples(iters, samples).ok_or_else(|| "no samples".to_string())
+}
+
+/// Creates the row's data files and directories in its run directory.
+fn prepare(b: &Bench, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    for (n, size) in &b.files {
+        let p = dir.join(n);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("mkdir {n}: {e}"))?;
+        }
+        rvisor_e2e::write_data_file(&p, *size).map_err(|e| format!("{n}: {e}"))?;
+    }
+    for (n, count) in &b.dirs {
+        let d = dir.join(n);
+        std::fs::create_dir_all(&d).map_err(|e| format!("mkdir {n}: {e}"))?;
+        for i in 0..*count {
+            std::fs::write(d.join(format!("e{i:05}")), b"")
+                .map_err(|e| format!("{n}/e{i}: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn main() {
@@ -252,20 +449,9 @@ fn main() {
     std::process::exit(code);
 }
 
-fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
-    let build = work.join("build");
-    std::fs::create_dir_all(&build).map_err(|e| format!("mkdir: {e}"))?;
-    let benches = load_benches(
-        &rvisor_e2e::workspace_root().join("benches/c"),
-        &build,
-        &opts.only,
-    )?;
-    if benches.is_empty() {
-        return Err("no benchmark selected".into());
-    }
-
-    let mut runtimes = vec![Runtime {
-        name: "native".into(),
+fn runtimes(opts: &Opts) -> Vec<Runtime> {
+    let mut v = vec![Runtime {
+        name: NATIVE.into(),
         kind: Kind::Native,
         broken: None,
     }];
@@ -276,7 +462,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
                 Ok(b) => (Kind::Rvisor(b.clone(), p.clone()), None),
                 Err(e) => (Kind::Rvisor(PathBuf::new(), p.clone()), Some(e.clone())),
             };
-            runtimes.push(Runtime {
+            v.push(Runtime {
                 name: format!("rvisor-{p}"),
                 kind,
                 broken,
@@ -285,12 +471,39 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     }
     if opts.runsc {
         let found = Command::new("runsc").arg("--version").output().is_ok();
-        runtimes.push(Runtime {
-            name: "runsc-ptrace".into(),
+        v.push(Runtime {
+            name: RUNSC_PTRACE.into(),
             kind: Kind::Runsc("ptrace".into()),
             broken: (!found).then(|| "runsc not installed (tests/setup.sh installs it)".into()),
         });
     }
+    v
+}
+
+fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
+    let start = std::time::Instant::now();
+    let build = work.join("build");
+    std::fs::create_dir_all(&build).map_err(|e| format!("mkdir: {e}"))?;
+    let c_dir = rvisor_e2e::workspace_root().join("benches/c");
+    let mut benches = load_c_benches(&c_dir)?;
+    benches.extend(app_benches());
+    benches.retain(|b| opts.only.is_empty() || opts.only.contains(&b.row.id));
+    benches.sort_by(|a, b| (a.order, &a.row.id).cmp(&(b.order, &b.row.id)));
+    if benches.is_empty() {
+        return Err("no benchmark selected".into());
+    }
+    for b in benches.iter_mut().filter(|b| b.row.kind == RowKind::Micro) {
+        let exe = build.join(&b.row.id);
+        rvisor_e2e::compile(
+            &c_dir.join(format!("{}.c", b.row.id)),
+            Link::Static,
+            &exe,
+            &b.cflags,
+        )?;
+        b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
+    }
+
+    let mut runtimes = runtimes(opts);
     for rt in &mut runtimes {
         if rt.broken.is_none() {
             rt.broken = probe(rt);
@@ -301,135 +514,58 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         }
     }
 
-    // results[bench][runtime] = Ok((median, iters, samples)) | Err(reason)
-    let mut results = Vec::new();
+    let mut rows = Vec::new();
     for b in &benches {
-        let dir = work.join(&b.name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir: {e}"))?;
-        for (n, s) in &b.files {
-            rvisor_e2e::write_data_file(&dir.join(n), *s).map_err(|e| format!("{n}: {e}"))?;
-        }
-        let mut row = Vec::new();
+        let dir = work.join(&b.row.id);
+        prepare(b, &dir)?;
+        let mut cells = Vec::new();
         for rt in &runtimes {
-            let r = match &rt.broken {
-                Some(why) => Err(format!("unavailable: {why}")),
+            let cell = match &rt.broken {
+                Some(why) => Err(why.clone()),
                 None => measure(rt, b, &dir, opts),
             };
-            match &r {
-                Ok((m, it, _)) => eprintln!("{} / {}: {m:.1} ns/op ({it} iters)", b.name, rt.name),
-                Err(e) => eprintln!("{} / {}: {e}", b.name, rt.name),
+            match &cell {
+                Ok(m) => eprintln!(
+                    "{} / {}: {} per op ({} iters x {} runs)",
+                    b.row.id,
+                    rt.name,
+                    rvisor_bench::fmt_ns(m.median_ns),
+                    m.iters,
+                    m.samples.len()
+                ),
+                Err(e) if rt.broken.is_none() => eprintln!("{} / {}: fail: {e}", b.row.id, rt.name),
+                Err(_) => {}
             }
-            row.push(r);
+            cells.push(cell);
         }
-        results.push(row);
+        // Data files must not pile up in /tmp (the 64 MiB row's file is removed by itself).
+        let _ = std::fs::remove_dir_all(&dir);
+        rows.push((b.row.clone(), cells));
     }
 
-    print_table(&benches, &runtimes, &results);
-    write_json(opts, &benches, &runtimes, &results)
-}
-
-type Cell = Result<(f64, u64, Vec<f64>), String>;
-
-fn print_table(benches: &[Bench], runtimes: &[Runtime], results: &[Vec<Cell>]) {
-    let mut rows = vec![{
-        let mut h = vec!["benchmark (median ns/op)".to_string()];
-        h.extend(runtimes.iter().map(|r| r.name.clone()));
-        h
-    }];
-    let mut notes = Vec::new();
-    for (b, row) in benches.iter().zip(results) {
-        let native = row.first().and_then(|c| c.as_ref().ok()).map(|c| c.0);
-        let mut line = vec![b.name.clone()];
-        for (rt, cell) in runtimes.iter().zip(row) {
-            line.push(match (cell, native) {
-                (Ok((m, _, _)), Some(n)) if rt.name != "native" => {
-                    format!("{m:.1} (x{:.1})", m / n)
-                }
-                (Ok((m, _, _)), _) => format!("{m:.1}"),
-                (Err(e), _) => {
-                    notes.push(format!(
-                        "[{}] {} / {}: {e}",
-                        notes.len() + 1,
-                        b.name,
-                        rt.name
-                    ));
-                    format!("n/a [{}]", notes.len())
-                }
-            });
-        }
-        rows.push(line);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(j, (c, w))| {
-                if j == 0 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect();
-        println!("{}", cells.join("  "));
-        if i == 0 {
-            println!(
-                "{}",
-                "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
-            );
-        }
-    }
-    for n in notes {
-        println!("{n}");
-    }
-}
-
-fn write_json(
-    opts: &Opts,
-    benches: &[Bench],
-    runtimes: &[Runtime],
-    results: &[Vec<Cell>],
-) -> Result<(), String> {
-    let rows: Vec<Value> = benches
-        .iter()
-        .zip(results)
-        .map(|(b, row)| {
-            let native = row.first().and_then(|c| c.as_ref().ok()).map(|c| c.0);
-            let cells: serde_json::Map<String, Value> = runtimes
-                .iter()
-                .zip(row)
-                .map(|(rt, c)| {
-                    let v = match c {
-                        Ok((m, it, s)) => json!({
-                            "median_ns_per_op": m,
-                            "ratio_to_native": native.map(|n| m / n),
-                            "iters": it,
-                            "samples": s,
-                        }),
-                        Err(e) => json!({ "error": e }),
-                    };
-                    (rt.name.clone(), v)
-                })
-                .collect();
-            json!({ "benchmark": b.name, "results": cells })
-        })
-        .collect();
-    let doc = json!({
-        "runs": opts.runs,
+    let report = Report {
+        runtimes: runtimes.iter().map(|r| r.name.clone()).collect(),
+        rows,
+    };
+    println!();
+    print!("{}", report.render());
+    let doc = report.to_json(json!({
         "target_ms": opts.target_ms,
-        "runtimes": runtimes.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
-        "rows": rows,
-    });
+        "max_runs": opts.runs,
+        "cell_budget_ms": opts.cell_budget_ms,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "elapsed_s": start.elapsed().as_secs_f64(),
+    }));
     if let Some(d) = opts.out.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
     }
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     std::fs::write(&opts.out, text + "\n")
         .map_err(|e| format!("write {}: {e}", opts.out.display()))?;
-    println!("wrote {}", opts.out.display());
+    println!(
+        "\nwrote {} ({:.0} s)",
+        opts.out.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
