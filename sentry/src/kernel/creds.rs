@@ -68,3 +68,46 @@ impl Credentials {
         cap < 64 && self.cap_effective & (1 << cap) != 0
     }
 }
+
+/// `CAP_SETUID`.
+pub const CAP_SETUID: u32 = 7;
+/// `CAP_SETGID`.
+pub const CAP_SETGID: u32 = 6;
+/// `CAP_SETPCAP`.
+pub const CAP_SETPCAP: u32 = 8;
+/// Capabilities the filesystem uid drops when it leaves 0 (CAP_CHOWN,
+/// CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_LINUX_IMMUTABLE,
+/// CAP_MKNOD, CAP_MAC_OVERRIDE).
+const FS_CAPS: u64 =
+    (1 << 0) | (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 9) | (1 << 27) | (1 << 32);
+
+impl Credentials {
+    /// Applies Linux's capability rules after a uid change from `old` (see
+    /// capabilities(7), "Effect of user ID changes on capabilities").
+    pub fn fix_caps_after_uid_change(&mut self, old: (u32, u32, u32, u32)) {
+        let (ouid, oeuid, osuid, ofsuid) = old;
+        let had_root = ouid == 0 || oeuid == 0 || osuid == 0;
+        let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        if had_root && !has_root && !self.keep_caps {
+            self.cap_permitted = 0;
+            self.cap_effective = 0;
+        }
+        if oeuid == 0 && self.euid != 0 {
+            self.cap_effective = 0;
+        }
+        if oeuid != 0 && self.euid == 0 {
+            self.cap_effective = self.cap_permitted;
+        }
+        if ofsuid == 0 && self.fsuid != 0 {
+            self.cap_effective &= !FS_CAPS;
+        }
+        if ofsuid != 0 && self.fsuid == 0 {
+            self.cap_effective |= self.cap_permitted & FS_CAPS;
+        }
+    }
+
+    /// The uids as a tuple (real, effective, saved, filesystem).
+    pub fn uids(&self) -> (u32, u32, u32, u32) {
+        (self.uid, self.euid, self.suid, self.fsuid)
+    }
+}

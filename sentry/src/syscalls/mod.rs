@@ -2,6 +2,7 @@
 //! handler and argument printer; the handlers live in one file per area.
 
 pub mod clone;
+pub mod creds;
 pub mod exec;
 pub mod fs;
 pub mod futex;

@@ -303,3 +303,136 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// The calling thread's CPU time as the sentry can measure it: the time its sentry
+/// host thread has run, which is the time spent servicing the app's syscalls. Time
+/// the app spends in its own code (inside the platform's stub) is not yet counted.
+fn thread_cpu() -> std::time::Duration {
+    crate::sys::host::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+        .unwrap_or_default()
+}
+
+/// `getrusage(2)`: CPU time as [`thread_cpu`] measures it (system time); the other
+/// fields read zero.
+pub fn getrusage(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const RUSAGE_SELF: i32 = 0;
+    const RUSAGE_CHILDREN: i32 = -1;
+    const RUSAGE_THREAD: i32 = 1;
+    let who = a[0] as i32;
+    let stime = match who {
+        RUSAGE_SELF | RUSAGE_THREAD => thread_cpu(),
+        RUSAGE_CHILDREN => std::time::Duration::ZERO,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut b = [0u8; 144];
+    b[16..24].copy_from_slice(&(stime.as_secs() as i64).to_le_bytes());
+    b[24..32].copy_from_slice(&(stime.subsec_micros() as i64).to_le_bytes());
+    io::write_all(task.mem(), a[1], &b)?;
+    Ok(0)
+}
+
+/// `times(2)`: clock ticks since boot; process times as `getrusage` measures them.
+pub fn times(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let ticks = |d: std::time::Duration| (d.as_millis() / 10) as i64;
+    if a[0] != 0 {
+        let mut b = [0u8; 32];
+        b[8..16].copy_from_slice(&ticks(thread_cpu()).to_le_bytes());
+        io::write_all(task.mem(), a[0], &b)?;
+    }
+    let up = crate::sys::host::clock_gettime(libc::CLOCK_MONOTONIC)?;
+    Ok(ticks(std::time::Duration::new(
+        up.tv_sec as u64,
+        up.tv_nsec as u32,
+    )) as u64)
+}
+
+/// `getpriority(2)`: every process runs at nice 0 (returned as 20 - nice).
+pub fn getpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let which = a[0] as i32;
+    if !(0..=2).contains(&which) {
+        return Err(Errno::EINVAL);
+    }
+    let who = a[1] as i32;
+    if which == libc::PRIO_PROCESS as i32
+        && who != 0
+        && task.kernel.registry()?.group(who).is_none()
+        && task.kernel.registry()?.thread(who).is_none()
+    {
+        return Err(Errno::ESRCH);
+    }
+    Ok(20)
+}
+
+/// `setpriority(2)`: lowering priority is accepted and has no effect on scheduling
+/// (the host schedules the sandbox as a whole); raising it needs CAP_SYS_NICE.
+pub fn setpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let which = a[0] as i32;
+    if !(0..=2).contains(&which) {
+        return Err(Errno::EINVAL);
+    }
+    let nice = a[2] as i32;
+    const CAP_SYS_NICE: u32 = 23;
+    if nice < 0 && !task.creds.has_cap(CAP_SYS_NICE) {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+/// `sched_getscheduler(2)`: SCHED_OTHER.
+pub fn sched_getscheduler(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let pid = a[0] as i32;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && task.kernel.registry()?.thread(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    Ok(libc::SCHED_OTHER as u64)
+}
+
+/// `sched_getparam(2)`: priority 0.
+pub fn sched_getparam(task: &mut Task, a: &Args) -> SysResult<u64> {
+    sched_getscheduler(task, a)?;
+    io::write_u32(task.mem(), a[1], 0)?;
+    Ok(0)
+}
+
+/// `sched_get_priority_max(2)` / `_min`: 0 for SCHED_OTHER/BATCH/IDLE, 1..99 for RT.
+pub fn sched_get_priority_max(_task: &mut Task, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::SCHED_FIFO | libc::SCHED_RR => Ok(99),
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sched_get_priority_min(2)`.
+pub fn sched_get_priority_min(_task: &mut Task, a: &Args) -> SysResult<u64> {
+    match a[0] as i32 {
+        libc::SCHED_FIFO | libc::SCHED_RR => Ok(1),
+        libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `sched_setaffinity(2)`: accepted if the mask names at least one of the
+/// sandbox's CPUs; the host schedules the sandbox's threads itself.
+pub fn sched_setaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let pid = a[0] as i32;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid != 0 && task.kernel.registry()?.thread(pid).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    let len = (a[1] as usize).min(1024);
+    let mut mask = vec![0u8; len];
+    io::read_exact(task.mem(), a[2], &mut mask)?;
+    let ncpu = task.kernel.ncpus;
+    let any = (0..ncpu.min(len * 8)).any(|c| mask[c / 8] & (1 << (c % 8)) != 0);
+    if !any {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}

@@ -1,9 +1,10 @@
 //! Clocks and sleeps. Time is the host's: the sandbox has no clock of its own to
 //! keep, only to report.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::{self, Interrupted};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::host;
@@ -84,11 +85,44 @@ fn to_duration(ts: &libc::timespec) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Parks the task until `deadline` or a signal. On a signal, the time left is
+/// written to `rem` (if given) and the call ends with `restart` (which becomes EINTR
+/// when a handler runs).
+fn sleep_until(task: &Task, deadline: Instant, rem: u64, restart: Errno) -> SysResult<u64> {
+    let r: Result<SysResult<()>, Interrupted> = wait::block(
+        &task.waker,
+        Some(deadline),
+        || task.signal_pending(),
+        || Ok(None),
+    );
+    match r {
+        Err(Interrupted::Timeout) => Ok(0),
+        Ok(res) => res.map(|_| 0),
+        Err(Interrupted::Signal) => {
+            if rem != 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let ts = libc::timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                };
+                io::write_struct(task.mem(), rem, &ts)?;
+            }
+            Err(restart)
+        }
+    }
+}
+
 /// `nanosleep(2)`. The sentry thread sleeps; nothing spins.
 pub fn nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     let ts = read_timespec(task, a[0])?;
-    std::thread::sleep(to_duration(&ts));
-    Ok(0)
+    // Restarting a relative sleep starts it again in full; Linux would continue with
+    // the remainder through restart_syscall.
+    sleep_until(
+        task,
+        Instant::now() + to_duration(&ts),
+        a[1],
+        Errno::ERESTART_RESTARTBLOCK,
+    )
 }
 
 /// `clock_nanosleep(2)`, relative or with TIMER_ABSTIME.
@@ -112,6 +146,13 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     } else {
         to_duration(&ts)
     };
-    std::thread::sleep(dur);
-    Ok(0)
+    let absolute = flags & libc::TIMER_ABSTIME != 0;
+    let rem = if absolute { 0 } else { a[3] };
+    // An absolute sleep restarts exactly; a relative one as nanosleep does.
+    let restart = if absolute {
+        Errno::ERESTARTNOHAND
+    } else {
+        Errno::ERESTART_RESTARTBLOCK
+    };
+    sleep_until(task, Instant::now() + dur, rem, restart)
 }
