@@ -2,4 +2,5 @@
 
 pub mod gofer;
 pub mod host;
+pub mod procfs;
 pub mod synthetic;

@@ -89,6 +89,43 @@ pub struct GroupState {
     pub did_exec: bool,
     /// Real and saved uid, for kill permission checks by other processes.
     pub uids: (u32, u32),
+    /// What /proc shows of the process.
+    pub view: ProcView,
+}
+
+/// The parts of a process /proc shows, published by its threads when they change.
+#[derive(Clone, Default)]
+pub struct ProcView {
+    /// Executable path.
+    pub exe: Vec<u8>,
+    /// Its memory.
+    pub mm: Option<std::sync::Weak<Mutex<crate::mm::MemoryManager>>>,
+    /// Its fd table.
+    pub fds: Option<std::sync::Weak<Mutex<crate::vfs::FdTable>>>,
+    /// Working directory.
+    pub cwd: Option<Arc<crate::vfs::Dentry>>,
+    /// Root directory.
+    pub root: Option<Arc<crate::vfs::Dentry>>,
+    /// uid, euid, suid, fsuid, gid, egid, sgid, fsgid.
+    pub ids: [u32; 8],
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+    /// When the process started (seconds since boot, for /proc/PID/stat).
+    pub start_ticks: u64,
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<(i32, i32)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// Records which task the calling sentry thread runs (for /proc/self).
+pub fn set_current(tgid: i32, tid: i32) {
+    CURRENT.with(|c| c.set((tgid, tid)));
+}
+
+/// The (tgid, tid) of the task the calling sentry thread runs; (0, 0) outside one.
+pub fn current() -> (i32, i32) {
+    CURRENT.with(|c| c.get())
 }
 
 /// A process: a thread group.
@@ -139,6 +176,7 @@ impl ThreadGroup {
                 comm: Vec::new(),
                 did_exec: false,
                 uids: (0, 0),
+                view: ProcView::default(),
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),

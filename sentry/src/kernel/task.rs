@@ -293,8 +293,37 @@ impl Task {
         }
     }
 
+    /// Publishes what /proc shows of this process (call after anything it shows
+    /// changes: start, exec, chdir, set*id).
+    pub fn publish_view(&self) {
+        let c = &self.creds;
+        if let Ok(mut st) = self.tg.state() {
+            let start_ticks = if st.view.exe.is_empty() {
+                (self.kernel.boot_time.elapsed().as_millis() / 10) as u64
+            } else {
+                st.view.start_ticks
+            };
+            st.view = process::ProcView {
+                exe: self.exe.clone(),
+                mm: Some(Arc::downgrade(&self.mm)),
+                fds: Some(Arc::downgrade(&self.fds)),
+                cwd: Some(self.fs.cwd.clone()),
+                root: Some(self.fs.root.clone()),
+                ids: [
+                    c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
+                ],
+                groups: c.groups.clone(),
+                start_ticks,
+            };
+        }
+    }
+
     /// Runs the task until it exits, then tears it down.
     pub fn run(mut self) {
+        process::set_current(self.tgid, self.tid);
+        if self.tid == self.tgid {
+            self.publish_view();
+        }
         let status = self.run_loop();
         self.exit_thread(status);
     }

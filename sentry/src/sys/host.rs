@@ -210,3 +210,88 @@ pub fn dup_raw(fd: i32) -> SysResult<std::os::fd::OwnedFd> {
     // SAFETY: r is a newly created descriptor owned by no one else.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
 }
+
+fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID has no side effects; leaves above the maximum return zeros or the
+    // highest basic leaf, which callers tolerate.
+    let r = unsafe { std::arch::x86_64::__cpuid_count(leaf, sub) };
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
+/// The CPU vendor string (CPUID leaf 0).
+pub fn cpu_vendor() -> String {
+    let (_, b, c, d) = cpuid(0, 0);
+    let bytes: Vec<u8> = [b, d, c].iter().flat_map(|r| r.to_le_bytes()).collect();
+    String::from_utf8_lossy(&bytes).to_string()
+}
+
+/// The CPU brand string (CPUID 0x80000002..4).
+pub fn cpu_brand() -> String {
+    let (max, ..) = cpuid(0x8000_0000, 0);
+    if max < 0x8000_0004 {
+        return "unknown".into();
+    }
+    let mut bytes = Vec::with_capacity(48);
+    for leaf in 0x8000_0002..=0x8000_0004u32 {
+        let (a, b, c, d) = cpuid(leaf, 0);
+        for r in [a, b, c, d] {
+            bytes.extend_from_slice(&r.to_le_bytes());
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string()
+}
+
+/// Linux's names for the CPU feature bits it reports in /proc/cpuinfo (a subset).
+pub fn cpu_flags() -> Vec<&'static str> {
+    let (_, _, c1, d1) = cpuid(1, 0);
+    let (_, b7, c7, _) = cpuid(7, 0);
+    let (_, _, ce, de) = cpuid(0x8000_0001, 0);
+    let table: [(u32, u32, &str); 30] = [
+        (d1, 0, "fpu"),
+        (d1, 4, "tsc"),
+        (d1, 8, "cx8"),
+        (d1, 15, "cmov"),
+        (d1, 19, "clflush"),
+        (d1, 23, "mmx"),
+        (d1, 24, "fxsr"),
+        (d1, 25, "sse"),
+        (d1, 26, "sse2"),
+        (d1, 28, "ht"),
+        (c1, 0, "pni"),
+        (c1, 1, "pclmulqdq"),
+        (c1, 9, "ssse3"),
+        (c1, 12, "fma"),
+        (c1, 13, "cx16"),
+        (c1, 19, "sse4_1"),
+        (c1, 20, "sse4_2"),
+        (c1, 22, "movbe"),
+        (c1, 23, "popcnt"),
+        (c1, 25, "aes"),
+        (c1, 26, "xsave"),
+        (c1, 28, "avx"),
+        (c1, 29, "f16c"),
+        (c1, 30, "rdrand"),
+        (b7, 3, "bmi1"),
+        (b7, 5, "avx2"),
+        (b7, 8, "bmi2"),
+        (b7, 16, "avx512f"),
+        (c7, 1, "avx512vbmi"),
+        (ce, 5, "abm"),
+    ];
+    let mut v: Vec<&'static str> = table
+        .iter()
+        .filter(|(r, b, _)| r & (1 << b) != 0)
+        .map(|(_, _, n)| *n)
+        .collect();
+    if de & (1 << 29) != 0 {
+        v.push("lm");
+    }
+    if de & (1 << 20) != 0 {
+        v.push("nx");
+    }
+    v
+}

@@ -41,6 +41,16 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
             Err(Errno::ENOSYS)
         }
     };
+    // Keep /proc's view of the process current for the calls that change it.
+    if result.is_ok()
+        && matches!(
+            nr,
+            59 | 322 | 80 | 81 | 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 161
+        )
+    {
+        task.publish_view();
+        crate::kernel::process::set_current(task.tgid, task.tid);
+    }
     if task.kernel.strace {
         strace::log(task, nr, entry, &args, &result);
     }

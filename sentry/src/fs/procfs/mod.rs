@@ -1,0 +1,670 @@
+//! procfs: the container's view of its own processes and of the (virtual) machine.
+//! Everything is generated from the sentry's state; nothing comes from the host's
+//! /proc.
+
+pub mod node;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Weak};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::process::{self, ThreadGroup};
+use crate::kernel::{Kernel, PID_MAX, RELEASE, VERSION};
+use crate::mm::VmaBacking;
+use crate::mm::VmaRole;
+use crate::sys::host;
+use crate::vfs::Inode;
+
+use node::{GenDir, GenFile, GenLink};
+
+/// Inode numbers: fixed entries below this, per-pid ones above.
+const PID_INO_BASE: u64 = 1 << 32;
+
+fn file(ino: u64, gen: impl Fn() -> SysResult<Vec<u8>> + Send + Sync + 'static) -> Arc<dyn Inode> {
+    GenFile::new(ino, 0o444, (0, 0), Arc::new(gen))
+}
+
+fn text(ino: u64, s: String) -> Arc<dyn Inode> {
+    file(ino, move || Ok(s.clone().into_bytes()))
+}
+
+/// The root of a procfs for `kernel`.
+pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
+    let k = Arc::downgrade(kernel);
+    let ncpus = kernel.ncpus;
+    let hostname = kernel
+        .hostname
+        .lock()
+        .map(|h| h.clone())
+        .unwrap_or_default();
+    let sys = GenDir::fixed(
+        100,
+        vec![
+            (
+                "kernel",
+                GenDir::fixed(
+                    101,
+                    vec![
+                        ("hostname", text(102, format!("{hostname}\n"))),
+                        ("osrelease", text(103, format!("{RELEASE}\n"))),
+                        ("ostype", text(104, "Linux\n".into())),
+                        ("pid_max", text(105, format!("{PID_MAX}\n"))),
+                        ("version", text(106, format!("{VERSION}\n"))),
+                    ],
+                ) as Arc<dyn Inode>,
+            ),
+            (
+                "vm",
+                GenDir::fixed(110, vec![("overcommit_memory", text(111, "0\n".into()))])
+                    as Arc<dyn Inode>,
+            ),
+        ],
+    );
+    let k1 = k.clone();
+    let k2 = k.clone();
+    let k3 = k.clone();
+    let k4 = k.clone();
+    let k5 = k.clone();
+    let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
+        ("cpuinfo", file(2, move || Ok(cpuinfo(ncpus).into_bytes()))),
+        ("meminfo", file(3, || Ok(meminfo()?.into_bytes()))),
+        ("stat", file(4, move || Ok(stat_text(&k1, ncpus)?.into_bytes()))),
+        ("uptime", file(5, move || Ok(uptime(&k2, ncpus)?.into_bytes()))),
+        ("loadavg", file(6, move || Ok(loadavg(&k3)?.into_bytes()))),
+        ("version", text(7, format!("Linux version {RELEASE} (rvisor) {VERSION}\n"))),
+        ("filesystems", text(8, "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tmqueue\nnodev\toverlay\n".into())),
+        ("mounts", GenLink::new(9, (0, 0), Arc::new(|| Ok(b"self/mounts".to_vec())))),
+        ("self", GenLink::new(10, (0, 0), Arc::new(|| Ok(process::current().0.to_string().into_bytes())))),
+        (
+            "thread-self",
+            GenLink::new(11, (0, 0), Arc::new(|| {
+                let (g, t) = process::current();
+                Ok(format!("{g}/task/{t}").into_bytes())
+            })),
+        ),
+        ("sys", sys),
+    ];
+    let names: Arc<Vec<(&'static str, Arc<dyn Inode>)>> = Arc::new(fixed);
+    let n2 = names.clone();
+    GenDir::new(
+        1,
+        0o555,
+        (0, 0),
+        Arc::new(move |name| {
+            if let Some((_, i)) = names.iter().find(|(n, _)| n.as_bytes() == name) {
+                return Ok(i.clone());
+            }
+            let pid: i32 = std::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::ENOENT)?;
+            let kernel = k4.upgrade().ok_or(Errno::ENOENT)?;
+            let tg = kernel.registry()?.group(pid).ok_or(Errno::ENOENT)?;
+            Ok(pid_dir(&kernel, &tg, None))
+        }),
+        Arc::new(move || {
+            let mut v: Vec<(u64, u8, Vec<u8>)> = n2
+                .iter()
+                .map(|(n, i)| {
+                    let st = i.stat().unwrap_or_default();
+                    (st.ino, node::dtype(st.mode), n.as_bytes().to_vec())
+                })
+                .collect();
+            if let Some(kernel) = k5.upgrade() {
+                for pid in kernel.registry()?.groups.keys() {
+                    v.push((
+                        PID_INO_BASE + (*pid as u64) * 64,
+                        libc::DT_DIR,
+                        pid.to_string().into_bytes(),
+                    ));
+                }
+            }
+            Ok(v)
+        }),
+    )
+}
+
+/// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
+fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc<dyn Inode> {
+    let base = PID_INO_BASE + (tid.unwrap_or(tg.tgid) as u64) * 64;
+    let owner = tg
+        .state()
+        .map(|s| (s.view.ids[1], s.view.ids[5]))
+        .unwrap_or((0, 0));
+    let g: Weak<ThreadGroup> = Arc::downgrade(tg);
+    let kw = Arc::downgrade(kernel);
+    let mk = |n: u64,
+              f: fn(&Arc<ThreadGroup>, &Arc<Kernel>, i32) -> SysResult<Vec<u8>>|
+     -> Arc<dyn Inode> {
+        let (g, kw) = (g.clone(), kw.clone());
+        let id = tid.unwrap_or(0);
+        GenFile::new(
+            base + n,
+            0o444,
+            owner,
+            Arc::new(move || {
+                let (g, k) = (
+                    g.upgrade().ok_or(Errno::ESRCH)?,
+                    kw.upgrade().ok_or(Errno::ESRCH)?,
+                );
+                f(&g, &k, id)
+            }),
+        )
+    };
+    let link = |n: u64, f: fn(&Arc<ThreadGroup>) -> SysResult<Vec<u8>>| -> Arc<dyn Inode> {
+        let g = g.clone();
+        GenLink::new(
+            base + n,
+            owner,
+            Arc::new(move || f(&g.upgrade().ok_or(Errno::ESRCH)?)),
+        )
+    };
+    let mut entries: Vec<(&'static str, Arc<dyn Inode>)> = vec![
+        ("stat", mk(1, pid_stat)),
+        ("status", mk(2, pid_status)),
+        ("statm", mk(3, pid_statm)),
+        ("cmdline", mk(4, |g, _, _| mem_range(g, true))),
+        ("environ", mk(5, |g, _, _| mem_range(g, false))),
+        (
+            "comm",
+            mk(6, |g, _, _| {
+                Ok([g.state()?.comm.clone(), b"\n".to_vec()].concat())
+            }),
+        ),
+        ("maps", mk(7, pid_maps)),
+        ("mounts", mk(8, |_, _, _| Ok(mounts_text().into_bytes()))),
+        (
+            "mountinfo",
+            mk(9, |_, _, _| {
+                Ok(b"1 0 0:1 / / ro,relatime - rootfs rootfs ro\n".to_vec())
+            }),
+        ),
+        ("limits", mk(10, pid_limits)),
+        ("cgroup", mk(11, |_, _, _| Ok(b"0::/\n".to_vec()))),
+        (
+            "exe",
+            link(12, |g| {
+                let e = g.state()?.view.exe.clone();
+                if e.is_empty() {
+                    return Err(Errno::ENOENT);
+                }
+                Ok(e)
+            }),
+        ),
+        (
+            "cwd",
+            link(13, |g| {
+                let st = g.state()?;
+                match (&st.view.cwd, &st.view.root) {
+                    (Some(c), Some(r)) => Ok(c.path_from(r)),
+                    _ => Err(Errno::ENOENT),
+                }
+            }),
+        ),
+        ("root", link(14, |_| Ok(b"/".to_vec()))),
+        ("fd", fd_dir(tg, base + 15, false)),
+        ("fdinfo", fd_dir(tg, base + 16, true)),
+    ];
+    if tid.is_none() {
+        let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());
+        entries.push((
+            "task",
+            GenDir::new(
+                base + 17,
+                0o555,
+                owner,
+                Arc::new(move |name| {
+                    let t: i32 = std::str::from_utf8(name)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or(Errno::ENOENT)?;
+                    let g = g2.upgrade().ok_or(Errno::ENOENT)?;
+                    if !g.state()?.threads.contains_key(&t) {
+                        return Err(Errno::ENOENT);
+                    }
+                    Ok(pid_dir(&kw2.upgrade().ok_or(Errno::ENOENT)?, &g, Some(t)))
+                }),
+                Arc::new(move || {
+                    let g = g3.upgrade().ok_or(Errno::ENOENT)?;
+                    let tids: Vec<i32> = g.state()?.threads.keys().copied().collect();
+                    Ok(tids
+                        .into_iter()
+                        .map(|t| {
+                            (
+                                PID_INO_BASE + t as u64 * 64,
+                                libc::DT_DIR,
+                                t.to_string().into_bytes(),
+                            )
+                        })
+                        .collect())
+                }),
+            ) as Arc<dyn Inode>,
+        ));
+    }
+    let entries = Arc::new(entries);
+    let e2 = entries.clone();
+    GenDir::new(
+        base,
+        0o555,
+        owner,
+        Arc::new(move |name| {
+            entries
+                .iter()
+                .find(|(n, _)| n.as_bytes() == name)
+                .map(|(_, i)| i.clone())
+                .ok_or(Errno::ENOENT)
+        }),
+        Arc::new(move || {
+            Ok(e2
+                .iter()
+                .map(|(n, i)| {
+                    let st = i.stat().unwrap_or_default();
+                    (st.ino, node::dtype(st.mode), n.as_bytes().to_vec())
+                })
+                .collect())
+        }),
+    )
+}
+
+/// `/proc/PID/fd` (symlinks to what each fd names) or `fdinfo` (pos and flags).
+fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
+    let g = Arc::downgrade(tg);
+    let g2 = g.clone();
+    let owner = tg
+        .state()
+        .map(|s| (s.view.ids[1], s.view.ids[5]))
+        .unwrap_or((0, 0));
+    GenDir::new(
+        ino,
+        0o500,
+        owner,
+        Arc::new(move |name| {
+            let fd: i32 = std::str::from_utf8(name)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::ENOENT)?;
+            let g = g.upgrade().ok_or(Errno::ENOENT)?;
+            let (fds, root) = {
+                let st = g.state()?;
+                (
+                    st.view
+                        .fds
+                        .as_ref()
+                        .and_then(|w| w.upgrade())
+                        .ok_or(Errno::ENOENT)?,
+                    st.view.root.clone(),
+                )
+            };
+            let file = fds
+                .lock()
+                .map_err(|_| Errno::EIO)?
+                .get(fd)
+                .map_err(|_| Errno::ENOENT)?;
+            let ino = ino + 1 + fd as u64;
+            if info {
+                let cloexec = fds
+                    .lock()
+                    .map_err(|_| Errno::EIO)?
+                    .entry(fd)
+                    .map(|e| e.cloexec)
+                    .unwrap_or(false);
+                let flags = file.flags() | if cloexec { libc::O_CLOEXEC } else { 0 };
+                let text = format!(
+                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t1\n",
+                    file.position(),
+                    flags
+                );
+                return Ok(GenFile::new(
+                    ino,
+                    0o400,
+                    owner,
+                    Arc::new(move || Ok(text.clone().into_bytes())),
+                ) as Arc<dyn Inode>);
+            }
+            let target = match (file.dentry(), root) {
+                (Some(d), Some(r)) => d.path_from(&r),
+                _ => {
+                    let st = file.stat().unwrap_or_default();
+                    let kind = match st.mode & libc::S_IFMT {
+                        libc::S_IFIFO => "pipe",
+                        libc::S_IFSOCK => "socket",
+                        _ => "anon_inode",
+                    };
+                    format!("{kind}:[{}]", st.ino).into_bytes()
+                }
+            };
+            Ok(GenLink::new(ino, owner, Arc::new(move || Ok(target.clone()))) as Arc<dyn Inode>)
+        }),
+        Arc::new(move || {
+            let g = g2.upgrade().ok_or(Errno::ENOENT)?;
+            let fds = g
+                .state()?
+                .view
+                .fds
+                .as_ref()
+                .and_then(|w| w.upgrade())
+                .ok_or(Errno::ENOENT)?;
+            let list: Vec<i32> = fds
+                .lock()
+                .map_err(|_| Errno::EIO)?
+                .iter()
+                .map(|(fd, _)| fd)
+                .collect();
+            let kind = if info { libc::DT_REG } else { libc::DT_LNK };
+            Ok(list
+                .into_iter()
+                .map(|fd| (ino + 1 + fd as u64, kind, fd.to_string().into_bytes()))
+                .collect())
+        }),
+    )
+}
+
+/// The mount table as /proc/mounts shows it.
+fn mounts_text() -> String {
+    "rootfs / rootfs ro,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+        .to_string()
+}
+
+fn mem_range(g: &Arc<ThreadGroup>, args: bool) -> SysResult<Vec<u8>> {
+    let mm = g.state()?.view.mm.as_ref().and_then(|w| w.upgrade());
+    let Some(mm) = mm else { return Ok(Vec::new()) };
+    let (range, space) = {
+        let m = mm.lock().map_err(|_| Errno::EIO)?;
+        (
+            if args { m.arg_range } else { m.env_range },
+            m.space().clone(),
+        )
+    };
+    let len = range.1.saturating_sub(range.0).min(1 << 20) as usize;
+    let mut buf = vec![0u8; len];
+    let n = space.read(range.0, &mut buf).unwrap_or(0);
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+    let st = g.state()?;
+    let state = if st.zombie.is_some() {
+        'Z'
+    } else if st.stopped.is_some() {
+        'T'
+    } else {
+        'S'
+    };
+    let vsize: u64 = st
+        .view
+        .mm
+        .as_ref()
+        .and_then(|w| w.upgrade())
+        .and_then(|m| {
+            m.lock()
+                .ok()
+                .map(|m| m.vmas().map(|v| v.end - v.start).sum())
+        })
+        .unwrap_or(0);
+    let pid = if tid != 0 { tid } else { g.tgid };
+    let comm = String::from_utf8_lossy(&st.comm).to_string();
+    let _ = k;
+    let mut s = format!(
+        "{pid} ({comm}) {state} {} {} {} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 {} {vsize} {} 18446744073709551615",
+        st.parent,
+        st.pgid,
+        st.sid,
+        st.threads.len().max(1),
+        st.view.start_ticks,
+        vsize / 4096 / 4,
+    );
+    // The remaining fields (startcode .. exit_code) as Linux lays them out, zeroed.
+    for _ in 0..27 {
+        s.push_str(" 0");
+    }
+    s.push('\n');
+    Ok(s.into_bytes())
+}
+
+fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+    let st = g.state()?;
+    let ids = st.view.ids;
+    let state = if st.zombie.is_some() {
+        "Z (zombie)"
+    } else if st.stopped.is_some() {
+        "T (stopped)"
+    } else {
+        "S (sleeping)"
+    };
+    let groups: Vec<String> = st.view.groups.iter().map(|g| g.to_string()).collect();
+    let pending = g.pending.lock().map(|q| q.set()).unwrap_or(0);
+    let (ign, cgt) = {
+        let a = g.actions()?;
+        let mut ign = 0u64;
+        let mut cgt = 0u64;
+        for sig in 1..=64u32 {
+            if let Ok(x) = a.get(sig) {
+                if x.handler == 1 {
+                    ign |= 1 << (sig - 1);
+                } else if x.handler > 1 {
+                    cgt |= 1 << (sig - 1);
+                }
+            }
+        }
+        (ign, cgt)
+    };
+    let mut s = String::new();
+    let pid = if tid != 0 { tid } else { g.tgid };
+    let _ = writeln!(s, "Name:\t{}", String::from_utf8_lossy(&st.comm));
+    let _ = writeln!(s, "Umask:\t0022");
+    let _ = writeln!(s, "State:\t{state}");
+    let _ = writeln!(
+        s,
+        "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t0",
+        g.tgid, st.parent
+    );
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", ids[4], ids[5], ids[6], ids[7]);
+    let _ = writeln!(s, "FDSize:\t64\nGroups:\t{}", groups.join(" "));
+    let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
+    let _ = writeln!(s, "SigQ:\t0/{}", 0x1_0000);
+    let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{pending:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}", 0, 0);
+    let _ = writeln!(s, "NoNewPrivs:\t0\nSeccomp:\t0");
+    let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", k.ncpus.saturating_sub(1));
+    let _ = writeln!(
+        s,
+        "voluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0"
+    );
+    Ok(s.into_bytes())
+}
+
+fn pid_statm(g: &Arc<ThreadGroup>, _k: &Arc<Kernel>, _tid: i32) -> SysResult<Vec<u8>> {
+    let pages: u64 = g
+        .state()?
+        .view
+        .mm
+        .as_ref()
+        .and_then(|w| w.upgrade())
+        .and_then(|m| {
+            m.lock()
+                .ok()
+                .map(|m| m.vmas().map(|v| (v.end - v.start) / 4096).sum())
+        })
+        .unwrap_or(0);
+    Ok(format!("{pages} 0 0 0 0 0 0\n").into_bytes())
+}
+
+fn pid_maps(g: &Arc<ThreadGroup>, _k: &Arc<Kernel>, _tid: i32) -> SysResult<Vec<u8>> {
+    let mm = g.state()?.view.mm.as_ref().and_then(|w| w.upgrade());
+    let Some(mm) = mm else { return Ok(Vec::new()) };
+    let m = mm.lock().map_err(|_| Errno::EIO)?;
+    let mut s = String::new();
+    for v in m.vmas() {
+        let p = |bit: i32, c: char| if v.prot & bit != 0 { c } else { '-' };
+        let (off, dev, ino, name) = match &v.backing {
+            VmaBacking::File { file, offset } => {
+                let (d, i) = file.dev_ino();
+                (*offset, d, i, file.display_name())
+            }
+            VmaBacking::Anonymous => (0, 0, 0, String::new()),
+        };
+        let name = match v.role {
+            VmaRole::Heap => "[heap]".to_string(),
+            VmaRole::Stack => "[stack]".to_string(),
+            VmaRole::Plain => name,
+        };
+        let _ = write!(
+            s,
+            "{:08x}-{:08x} {}{}{}{} {:08x} {:02x}:{:02x} {}",
+            v.start,
+            v.end,
+            p(libc::PROT_READ, 'r'),
+            p(libc::PROT_WRITE, 'w'),
+            p(libc::PROT_EXEC, 'x'),
+            if v.shared { 's' } else { 'p' },
+            off,
+            (dev >> 8) & 0xfff,
+            dev & 0xff,
+            ino
+        );
+        if name.is_empty() {
+            s.push('\n');
+        } else {
+            let _ = writeln!(
+                s,
+                "{:>width$}{name}",
+                "",
+                width = 26usize.saturating_sub(ino.to_string().len())
+            );
+        }
+    }
+    Ok(s.into_bytes())
+}
+
+fn pid_limits(g: &Arc<ThreadGroup>, _k: &Arc<Kernel>, _tid: i32) -> SysResult<Vec<u8>> {
+    const ROWS: [(&str, u32, &str); 16] = [
+        ("Max cpu time", 0, "seconds"),
+        ("Max file size", 1, "bytes"),
+        ("Max data size", 2, "bytes"),
+        ("Max stack size", 3, "bytes"),
+        ("Max core file size", 4, "bytes"),
+        ("Max resident set", 5, "bytes"),
+        ("Max processes", 6, "processes"),
+        ("Max open files", 7, "files"),
+        ("Max locked memory", 8, "bytes"),
+        ("Max address space", 9, "bytes"),
+        ("Max file locks", 10, "locks"),
+        ("Max pending signals", 11, "signals"),
+        ("Max msgqueue size", 12, "bytes"),
+        ("Max nice priority", 13, ""),
+        ("Max realtime priority", 14, ""),
+        ("Max realtime timeout", 15, "us"),
+    ];
+    let l = g.limits.lock().map_err(|_| Errno::EIO)?;
+    let mut s = format!(
+        "{:<26}{:<21}{:<21}{:<10}\n",
+        "Limit", "Soft Limit", "Hard Limit", "Units"
+    );
+    let show = |v: u64| {
+        if v == u64::MAX {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    for (name, r, unit) in ROWS {
+        let x = l.get(r)?;
+        let _ = writeln!(
+            s,
+            "{:<26}{:<21}{:<21}{:<10}",
+            name,
+            show(x.cur),
+            show(x.max),
+            unit
+        );
+    }
+    Ok(s.into_bytes())
+}
+
+fn cpuinfo(ncpus: usize) -> String {
+    let brand = host::cpu_brand();
+    let flags = host::cpu_flags().join(" ");
+    let mut s = String::new();
+    for i in 0..ncpus {
+        let _ = write!(
+            s,
+            "processor\t: {i}\nvendor_id\t: {}\nmodel name\t: {brand}\ncpu cores\t: {ncpus}\nflags\t\t: {flags}\nclflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\n\n",
+            host::cpu_vendor()
+        );
+    }
+    s
+}
+
+fn meminfo() -> SysResult<String> {
+    let si = host::sysinfo()?;
+    let kb = |v: u64| v * si.mem_unit as u64 / 1024;
+    Ok(format!(
+        "MemTotal:       {:>8} kB\nMemFree:        {:>8} kB\nMemAvailable:   {:>8} kB\nBuffers:        {:>8} kB\nCached:                0 kB\nSwapCached:            0 kB\nShmem:          {:>8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n",
+        kb(si.totalram),
+        kb(si.freeram),
+        kb(si.freeram + si.bufferram),
+        kb(si.bufferram),
+        kb(si.sharedram)
+    ))
+}
+
+fn cpu_ticks() -> u64 {
+    host::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID)
+        .map(|t| t.tv_sec as u64 * 100 + t.tv_nsec as u64 / 10_000_000)
+        .unwrap_or(0)
+}
+
+fn stat_text(k: &Weak<Kernel>, ncpus: usize) -> SysResult<String> {
+    let k = k.upgrade().ok_or(Errno::EIO)?;
+    let up = k.boot_time.elapsed().as_millis() as u64 / 10;
+    let used = cpu_ticks();
+    let idle = (up * ncpus as u64).saturating_sub(used);
+    let mut s = format!("cpu  {used} 0 0 {idle} 0 0 0 0 0 0\n");
+    for i in 0..ncpus {
+        let _ = writeln!(
+            s,
+            "cpu{i} {} 0 0 {} 0 0 0 0 0 0",
+            used / ncpus as u64,
+            idle / ncpus as u64
+        );
+    }
+    let boot =
+        host::clock_gettime(libc::CLOCK_REALTIME)?.tv_sec as u64 - k.boot_time.elapsed().as_secs();
+    let (procs, running) = {
+        let r = k.registry()?;
+        (r.groups.len(), r.threads.len())
+    };
+    let _ = write!(
+        s,
+        "ctxt 0\nbtime {boot}\nprocesses {procs}\nprocs_running {}\nprocs_blocked 0\n",
+        running.max(1)
+    );
+    Ok(s)
+}
+
+fn uptime(k: &Weak<Kernel>, ncpus: usize) -> SysResult<String> {
+    let k = k.upgrade().ok_or(Errno::EIO)?;
+    let up = k.boot_time.elapsed().as_secs_f64();
+    let idle = (up * ncpus as f64 - cpu_ticks() as f64 / 100.0).max(0.0);
+    Ok(format!("{up:.2} {idle:.2}\n"))
+}
+
+fn loadavg(k: &Weak<Kernel>) -> SysResult<String> {
+    let k = k.upgrade().ok_or(Errno::EIO)?;
+    let si = host::sysinfo()?;
+    let l = |v: u64| v as f64 / 65536.0;
+    let (threads, last) = {
+        let r = k.registry()?;
+        (
+            r.threads.len(),
+            r.threads.keys().max().copied().unwrap_or(1),
+        )
+    };
+    Ok(format!(
+        "{:.2} {:.2} {:.2} 1/{threads} {last}\n",
+        l(si.loads[0]),
+        l(si.loads[1]),
+        l(si.loads[2])
+    ))
+}
