@@ -2,4 +2,5 @@
 
 pub mod gofer;
 pub mod host;
+pub mod overlay;
 pub mod synthetic;
