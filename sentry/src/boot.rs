@@ -55,6 +55,7 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     let fds = stdio_table()?;
     // From here on the sentry needs nothing the allow-list does not name.
     confine::unshare_namespaces()?;
+    confine::isolate_filesystem()?;
     confine::install_sentry_filter()?;
     let proc_cfg = config.process.clone();
     let worker = std::thread::Builder::new()
