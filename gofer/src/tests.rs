@@ -619,3 +619,73 @@ fn server_end_hangup_fails_requests_cleanly() {
     h.join().unwrap().unwrap();
     assert_eq!(c.stat(root_fid), Err(Errno::EIO));
 }
+
+/// A host thread swaps `race` between a directory (holding a decoy `secret`) and
+/// symlinks pointing outside the served tree while the client walks `race/secret`
+/// and opens it, thousands of times: the walk never follows the symlink, so it
+/// reads the decoy or fails, and never reaches the real secret next to the tree.
+#[test]
+fn symlink_swap_race_never_escapes() {
+    let t = tree();
+    let served = t.0.join("dir");
+    fs::write(t.0.join("secret"), b"REAL SECRET").unwrap();
+    fs::create_dir(served.join("race")).unwrap();
+    fs::write(served.join("race/secret"), b"decoy").unwrap();
+    symlink("..", served.join("link_rel")).unwrap();
+    symlink(&t.0, served.join("link_abs")).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, served) = (stop.clone(), served.clone());
+        std::thread::spawn(move || {
+            let (race, parked) = (served.join("race"), served.join("sub/parked"));
+            let mut swaps = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                for link in ["link_rel", "link_abs"] {
+                    fs::rename(&race, &parked).unwrap();
+                    fs::rename(served.join(link), &race).unwrap();
+                    fs::rename(&race, served.join(link)).unwrap();
+                    fs::rename(&parked, &race).unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let (c, h) = start(&served, false);
+    let (root, _) = c.attach().unwrap();
+    let (mut decoys, mut failures) = (0, 0);
+    for i in 0..4000 {
+        // Alternate one multi-name walk and two single-name walks.
+        let got = if i % 2 == 0 {
+            c.walk(root, &[b"race", b"secret"]).unwrap_or_default()
+        } else {
+            let mut v = c.walk(root, &[b"race"]).unwrap_or_default();
+            if let Some(&(dir, st)) = v.first() {
+                if kind(&st) == libc::S_IFDIR {
+                    v.extend(c.walk(dir, &[b"secret"]).unwrap_or_default());
+                }
+            }
+            v
+        };
+        let leaf = got.last().copied();
+        let opened = match leaf {
+            Some((fid, st)) if got.len() == 2 && kind(&st) == libc::S_IFREG => c.open(fid, 0).ok(),
+            _ => None,
+        };
+        for (fid, _) in got {
+            c.clunk(fid).unwrap();
+        }
+        match opened.map(read_all) {
+            Some(data) => {
+                assert_ne!(data, b"REAL SECRET", "walk escaped the served tree");
+                assert_eq!(data, b"decoy");
+                decoys += 1;
+            }
+            None => failures += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    finish(c, h);
+    assert!(decoys > 0 && swaps > 10, "{decoys} decoys, {failures} failures, {swaps} swaps");
+}
