@@ -30,6 +30,20 @@ impl GoferFs {
         let (fid, st) = fs.client.attach().map_err(Errno::from)?;
         Ok(GoferInode::new(fs, fid, &st))
     }
+
+    /// The spec's bind mount number `index` (0-based, in the order of the gofer's
+    /// `--mount` flags) as a filesystem of its own, for the mount table's kind
+    /// "bind"; returns its root (a directory, or a file for a file bind mount).
+    /// `readonly` refuses writes here even where the gofer would take them.
+    pub fn mount_bind(
+        client: Arc<Client>,
+        index: u32,
+        readonly: bool,
+    ) -> SysResult<Arc<dyn Inode>> {
+        let fs = Arc::new(GoferFs { client, readonly });
+        let (fid, st) = fs.client.attach_mount(index).map_err(Errno::from)?;
+        Ok(GoferInode::new(fs, fid, &st))
+    }
 }
 
 fn convert(s: &gofer::Stat) -> Stat {
