@@ -391,12 +391,8 @@ fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(O
         if ro_mount {
             umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
         }
-        let fd = fd.map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::Other,
-                format!("bind mount source {}: {e}", b.src.display()),
-            )
-        })?;
+        let fd = fd
+            .map_err(|e| io::Error::other(format!("bind mount source {}: {e}", b.src.display())))?;
         info!(
             "gofer: serving bind mount {} -> {}{}",
             b.src.display(),

@@ -277,10 +277,8 @@ pub fn isolate_filesystem() -> Result<(), String> {
     let newroot = open_dir(base, 0).map_err(|e| format!("open the new root: {e}"))?;
     if KEEP_PROC_MOUNT {
         // SAFETY: mkdirat with a directory fd we own and a NUL-terminated name.
-        check(
-            unsafe { libc::mkdirat(newroot.as_raw_fd(), c"proc".as_ptr(), 0o555) },
-            "mkdir proc in the sentry's root",
-        )?;
+        let r = unsafe { libc::mkdirat(newroot.as_raw_fd(), c"proc".as_ptr(), 0o555) };
+        check(r, "mkdir proc in the sentry's root")?;
         let target = std::ffi::CString::new(format!("/proc/self/fd/{}/proc", newroot.as_raw_fd()))
             .map_err(|e| e.to_string())?;
         let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -293,24 +291,19 @@ pub fn isolate_filesystem() -> Result<(), String> {
         }
     }
     // SAFETY: fchdir to a directory fd we own.
-    check(
-        unsafe { libc::fchdir(newroot.as_raw_fd()) },
-        "chdir to the new root",
-    )?;
+    let r = unsafe { libc::fchdir(newroot.as_raw_fd()) };
+    check(r, "chdir to the new root")?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
     // leaves the new root alone, without needing a directory to park the old one in.
     // SAFETY: two NUL-terminated paths.
-    check(
-        unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) } as libc::c_int,
-        "pivot_root",
-    )?;
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+    check(r as libc::c_int, "pivot_root")?;
     // SAFETY: a NUL-terminated path and an integer flag.
-    check(
-        unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) },
-        "detach the old root",
-    )?;
+    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
+    check(r, "detach the old root")?;
     // SAFETY: a NUL-terminated path.
-    check(unsafe { libc::chdir(c"/".as_ptr()) }, "chdir /")?;
+    let r = unsafe { libc::chdir(c"/".as_ptr()) };
+    check(r, "chdir /")?;
     check(
         mount(
             c"none",
