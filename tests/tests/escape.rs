@@ -73,7 +73,10 @@ fn attempts(overlay: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "LEAK:\n{stdout}");
+    assert!(
+        !stdout.contains(SECRET) && !stderr.contains(SECRET),
+        "LEAK:\n{stdout}"
+    );
     assert!(stdout.contains("inside: OK inside"), "{stdout}");
     let mut tried = 0;
     for line in stdout.lines() {
@@ -90,15 +93,31 @@ fn attempts(overlay: &str) {
     assert!(stdout.contains("cwd after chdir ..: /\n"), "{stdout}");
 
     // Busybox applets, one per trick (the shell cannot fork yet).
-    for path in ["/../secret", "/rel", "/abs", "/dirup/secret", "/hostdir/secret"] {
+    for path in [
+        "/../secret",
+        "/rel",
+        "/abs",
+        "/dirup/secret",
+        "/hostdir/secret",
+    ] {
         let out = run(rvisor(overlay, &f.rootfs, &["/bin/busybox", "cat", path]));
         assert_ne!(out.status, 0, "busybox cat {path} succeeded");
         let all = [out.stdout, out.stderr].concat();
-        assert!(!String::from_utf8_lossy(&all).contains(SECRET), "LEAK via cat {path}");
+        assert!(
+            !String::from_utf8_lossy(&all).contains(SECRET),
+            "LEAK via cat {path}"
+        );
     }
-    let out = run(rvisor(overlay, &f.rootfs, &["/bin/busybox", "ls", "/../../.."]));
+    let out = run(rvisor(
+        overlay,
+        &f.rootfs,
+        &["/bin/busybox", "ls", "/../../.."],
+    ));
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("inside.txt") && !listing.contains("secret"), "{listing}");
+    assert!(
+        listing.contains("inside.txt") && !listing.contains("secret"),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -111,15 +130,20 @@ fn path_tricks_fail_with_no_overlay() {
     attempts("none");
 }
 
-/// A host thread keeps swapping `/race` between a directory holding a decoy and
-/// symlinks pointing out of the rootfs while the sandboxed program opens
-/// `/race/secret` thousands of times: it reads the decoy or fails, never the secret.
+/// A host thread keeps swapping each `/raceK` between a directory holding a decoy
+/// and symlinks pointing out of the rootfs while the sandboxed program opens
+/// `/raceK/secret` thousands of times: it reads the decoy or fails, never the secret.
+/// (The sentry caches a name once looked up, so each `/raceK` races on its first
+/// lookup; the gofer's own test races every walk.)
 #[test]
 fn symlink_swap_race_never_leaks() {
+    const DIRS: usize = 64;
     let f = fixture();
     let r = &f.rootfs;
-    std::fs::create_dir(r.join("race")).unwrap();
-    std::fs::write(r.join("race/secret"), "decoy\n").unwrap();
+    for k in 0..DIRS {
+        std::fs::create_dir(r.join(format!("race{k}"))).unwrap();
+        std::fs::write(r.join(format!("race{k}/secret")), "decoy\n").unwrap();
+    }
     symlink(&f.base, r.join("link_abs")).unwrap();
     symlink("..", r.join("link_rel")).unwrap();
     std::fs::create_dir(r.join("parked")).unwrap();
@@ -128,34 +152,46 @@ fn symlink_swap_race_never_leaks() {
     let swapper = {
         let (stop, swaps, r) = (stop.clone(), swaps.clone(), r.clone());
         std::thread::spawn(move || {
-            let race = r.join("race");
             let parked = r.join("parked/dir");
+            let mut k = 0;
             while !stop.load(Ordering::Relaxed) {
-                for link in ["link_abs", "link_rel"] {
-                    // dir out, link in; link out, dir back in.
-                    std::fs::rename(&race, &parked).unwrap();
-                    std::fs::rename(r.join(link), &race).unwrap();
-                    std::thread::yield_now();
-                    std::fs::rename(&race, r.join(link)).unwrap();
-                    std::fs::rename(&parked, &race).unwrap();
-                    swaps.fetch_add(1, Ordering::Relaxed);
-                }
+                let race = r.join(format!("race{k}"));
+                let link = r.join(if k % 2 == 0 { "link_abs" } else { "link_rel" });
+                // dir out, link in; link out, dir back in.
+                std::fs::rename(&race, &parked).unwrap();
+                std::fs::rename(&link, &race).unwrap();
+                std::thread::yield_now();
+                std::fs::rename(&race, &link).unwrap();
+                std::fs::rename(&parked, &race).unwrap();
+                swaps.fetch_add(1, Ordering::Relaxed);
+                k = (k + 1) % DIRS;
             }
         })
     };
     let out = run(rvisor(
         "none",
         r,
-        &["/bin/escape", "--race", "3000", "/race/secret"],
+        &["/bin/escape", "--race", "3000", &DIRS.to_string()],
     ));
     stop.store(true, Ordering::Relaxed);
     swapper.join().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains(SECRET), "LEAK:\n{stdout}");
-    assert_eq!(out.status, 0, "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status,
+        0,
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(" 0 leaks"), "{stdout}");
-    assert!(!stdout.contains(" 0 decoys"), "the program never read the decoy: {stdout}");
-    assert!(swaps.load(Ordering::Relaxed) > 10, "the swapper did not run");
+    assert!(
+        !stdout.contains(" 0 decoys"),
+        "the program never read the decoy: {stdout}"
+    );
+    assert!(
+        swaps.load(Ordering::Relaxed) > 10,
+        "the swapper did not run"
+    );
 }
 
 /// The sentry process itself sees an empty root: its `/` (seen from the host as
@@ -164,19 +200,23 @@ fn symlink_swap_race_never_leaks() {
 fn sentry_has_no_host_root() {
     let f = fixture();
     let mut cmd = rvisor("memory", &f.rootfs, &["/bin/busybox", "sleep", "3"]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = None;
     while Instant::now() < deadline && seen.is_none() {
-        let kids = std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
-            .unwrap_or_default();
+        let kids =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+                .unwrap_or_default();
         for k in kids.split_whitespace() {
             let cmdline = std::fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
             if !String::from_utf8_lossy(&cmdline).contains("\0boot\0") {
                 continue;
             }
-            let mounts = std::fs::read_to_string(format!("/proc/{k}/mountinfo")).unwrap_or_default();
+            let mounts =
+                std::fs::read_to_string(format!("/proc/{k}/mountinfo")).unwrap_or_default();
             if mounts.contains("rvisor-sentry") {
                 let names: Vec<String> = std::fs::read_dir(format!("/proc/{k}/root"))
                     .unwrap()
@@ -190,6 +230,9 @@ fn sentry_has_no_host_root() {
     let _ = child.kill();
     let _ = child.wait();
     let (names, mounts) = seen.expect("no confined sentry found");
-    assert!(names.iter().all(|n| n == "proc"), "sentry root holds {names:?}");
+    assert!(
+        names.iter().all(|n| n == "proc"),
+        "sentry root holds {names:?}"
+    );
     assert_eq!(mounts.lines().count(), 2, "sentry mounts:\n{mounts}");
 }

@@ -89,8 +89,7 @@ fn run_ops(overlay: &str, rootfs: &Path) -> BTreeMap<String, String> {
         .arg(rootfs)
         .arg("--")
         .arg("/bin/ops");
-    let out =
-        run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(60))).unwrap();
+    let out = run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(60))).unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
         out.status,
@@ -127,7 +126,11 @@ fn memory_overlay_leaves_the_bundle_unchanged() {
     if ok(&r, "rename") {
         assert_eq!(r["content /data/new.txt"], "renamed content");
     }
-    assert_eq!(before, tree_hash(&f.rootfs), "the bundle rootfs changed: {r:?}");
+    assert_eq!(
+        before,
+        tree_hash(&f.rootfs),
+        "the bundle rootfs changed: {r:?}"
+    );
     // A second container starts from the unchanged rootfs.
     let again = run_ops("memory", &f.rootfs);
     assert_eq!(again["content /data/edit.txt"], "EDITEDal edit file");

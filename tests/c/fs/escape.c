@@ -4,9 +4,10 @@
  *
  * usage: escape HOSTDIR            one line per attempt: "NAME: OK <content>" or
  *                                  "NAME: <ERRNO>"
- *        escape --race N PATH      opens PATH N times (a host thread swaps it
- *                                  between a directory and a symlink meanwhile);
- *                                  prints any content that is not the decoy. */
+ *        escape --race N DIRS      opens /raceK/secret for K = i % DIRS, N times
+ *                                  (a host thread swaps each /raceK between a
+ *                                  directory and symlinks meanwhile); prints any
+ *                                  content that is not the decoy. */
 #include "../e2e.h"
 #include <fcntl.h>
 #include <stdlib.h>
@@ -38,10 +39,12 @@ static void try_path(const char *name, const char *path)
     report(name, open(path, O_RDONLY));
 }
 
-static int race(int n, const char *path)
+static int race(int n, int dirs)
 {
     int decoys = 0, errors = 0, leaks = 0;
+    char path[64];
     for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/race%d/secret", i % dirs);
         int fd = open(path, O_RDONLY);
         if (fd < 0) {
             errors++;
@@ -68,9 +71,9 @@ static int race(int n, const char *path)
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--race") == 0)
-        return race(atoi(argv[2]), argv[3]);
+        return race(atoi(argv[2]), atoi(argv[3]));
     if (argc != 2) {
-        fprintf(stderr, "usage: escape HOSTDIR | --race N PATH\n");
+        fprintf(stderr, "usage: escape HOSTDIR | --race N DIRS\n");
         return 2;
     }
     const char *host = argv[1]; /* where the secret is, as a host path */
