@@ -206,6 +206,12 @@ impl ONode {
     /// Copies attributes (and a regular file's data, a symlink's target) into the
     /// upper layer, once.
     fn copy_up_locked(&self, s: &mut State) -> SysResult<()> {
+        self.copy_up_with(s, true)
+    }
+
+    /// [`ONode::copy_up_locked`]; without `data` a regular file starts empty in the
+    /// upper layer (it is about to be truncated, so copying would be wasted).
+    fn copy_up_with(&self, s: &mut State, data: bool) -> SysResult<()> {
         if s.attr.is_some() {
             return Ok(());
         }
@@ -214,6 +220,7 @@ impl ONode {
         };
         let st = lower.stat()?;
         match st.file_type() {
+            libc::S_IFREG if !data => s.data = Some(Arc::new(new_memfd()?)),
             libc::S_IFREG => {
                 let fd = new_memfd()?;
                 let src = lower.open(libc::O_RDONLY)?;
@@ -437,7 +444,7 @@ impl Inode for ONode {
                 let writes = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
                 let mut s = lock(&self.st);
                 if writes {
-                    self.copy_up_locked(&mut s)?;
+                    self.copy_up_with(&mut s, flags & libc::O_TRUNC == 0)?;
                 }
                 let Some(fd) = s.data.clone() else {
                     drop(s);
@@ -628,7 +635,7 @@ impl Inode for ONode {
 
     fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
         let mut s = lock(&self.st);
-        self.copy_up_locked(&mut s)?;
+        self.copy_up_with(&mut s, attr.size != Some(0))?;
         let data = s.data.clone();
         let Some(a) = s.attr.as_mut() else {
             return Err(Errno::EIO);

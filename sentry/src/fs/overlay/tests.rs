@@ -204,8 +204,12 @@ fn memory_overlay_never_touches_the_lower_tree() {
     .unwrap();
     assert_eq!(read_all(&a), b"hello");
 
-    // Hard link of a lower file: both names are one file.
+    // A truncating open of a lower file copies up no data.
     let f = walk(&root, "keep/deep/f").unwrap();
+    drop(f.open(libc::O_WRONLY | libc::O_TRUNC).unwrap());
+    assert_eq!((f.stat().unwrap().size, read_all(&f)), (0, vec![]));
+
+    // Hard link of a lower file: both names are one file.
     d.link(b"hard", &f).unwrap();
     write_at(&walk(&root, "dir/hard").unwrap(), 0, b"F", 0);
     assert_eq!(read_all(&f), b"F");
