@@ -149,6 +149,12 @@ impl Client {
         node(self.call_body(&Request::Attach)?)
     }
 
+    /// The root of the spec's bind mount number `index` (0-based, in the order the
+    /// gofer was given them); `ENOENT` if there is no such mount.
+    pub fn attach_mount(&self, index: u32) -> Result<(Fid, Stat), Errno> {
+        node(self.call_body(&Request::AttachMount { index })?)
+    }
+
     /// Walks `names` one component at a time from directory `dir`. Returns a fid and
     /// stat for each component reached; it stops early (fewer results than names) at
     /// a symlink or a non-directory, returning that component, and returns the errno

@@ -63,6 +63,8 @@ enum Allow {
     OpenFlags,
     /// `fcntl(fd, F_GETFD)` only.
     GetFd,
+    /// Without `PROT_EXEC` in argument 2 (no new executable memory).
+    NoExec,
 }
 
 /// The allow-list: (number, name, how, why).
@@ -214,6 +216,12 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     ),
     (libc::SYS_brk, "brk", Allow::Always, "memory allocator"),
     (
+        libc::SYS_mprotect,
+        "mprotect",
+        Allow::NoExec,
+        "memory allocator growing a non-main arena (a gofer forked from a threaded process)",
+    ),
+    (
         libc::SYS_madvise,
         "madvise",
         Allow::Always,
@@ -309,6 +317,13 @@ pub fn seccomp_program(
                 ])
                 .map_err(to_io)?]
             }
+            Allow::NoExec => {
+                let exec = libc::PROT_EXEC as u64;
+                vec![SeccompRule::new(vec![
+                    cond(2, SeccompCmpOp::MaskedEq(exec), 0).map_err(to_io)?
+                ])
+                .map_err(to_io)?]
+            }
         };
         rules.insert(nr, r);
         names.push(name);
@@ -336,6 +351,57 @@ pub struct Isolated {
     pub root: OwnedFd,
     /// Directory descriptor of `/proc/self/fd`, opened before the switch.
     pub proc_fds: OwnedFd,
+    /// `O_PATH` descriptors of the bind mount sources (read-only ones on a read-only
+    /// bind of their own), with their read-only flags, in the order given.
+    pub binds: Vec<(OwnedFd, bool)>,
+}
+
+/// Opens each bind mount source before the switch. With `own_mounts` (inside our
+/// private namespace) a read-only source is first bind-mounted read-only onto itself,
+/// so the kernel refuses writes through its descriptor too; that mount is detached
+/// from the tree at once and lives on only through the descriptor.
+fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(OwnedFd, bool)>> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let mut out = Vec::with_capacity(binds.len());
+    for b in binds {
+        let src = cpath(&b.src)?;
+        let ro_mount = own_mounts && b.readonly;
+        if ro_mount {
+            mount(
+                Some(src.as_c_str()),
+                src.as_c_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            mount(
+                None::<&str>,
+                src.as_c_str(),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )?;
+        }
+        let fd = crate::host::openat(
+            crate::host::at_fdcwd(),
+            &src,
+            libc::O_PATH | libc::O_CLOEXEC,
+            0,
+        );
+        if ro_mount {
+            umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
+        }
+        let fd = fd
+            .map_err(|e| io::Error::other(format!("bind mount source {}: {e}", b.src.display())))?;
+        info!(
+            "gofer: serving bind mount {} -> {}{}",
+            b.src.display(),
+            b.dest,
+            if b.readonly { " (ro)" } else { "" }
+        );
+        out.push((fd, b.readonly));
+    }
+    Ok(out)
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
@@ -344,7 +410,11 @@ fn cpath(p: &Path) -> io::Result<CString> {
 
 /// Moves the calling (single-threaded) process into a new mount namespace whose root
 /// is `root`, and returns the descriptors the server needs.
-pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
+pub fn isolate_mounts(
+    root: &Path,
+    binds: &[crate::BindMount],
+    readonly: bool,
+) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let proc_fds = open_proc_fds()?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
@@ -356,8 +426,9 @@ pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
+    let binds = open_binds(binds, true)?;
     if std::fs::canonicalize(root)? == Path::new("/") {
-        return isolate_host_root(readonly, proc_fds);
+        return isolate_host_root(readonly, proc_fds, binds);
     }
     let croot = cpath(root)?;
     mount(
@@ -383,7 +454,11 @@ pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
     umount2(".", MntFlags::MNT_DETACH)?;
     nix::unistd::chdir("/")?;
     let root = open_root(Path::new("/"))?;
-    Ok(Isolated { root, proc_fds })
+    Ok(Isolated {
+        root,
+        proc_fds,
+        binds,
+    })
 }
 
 /// The served root is the host's own `/` (`rvisor do`): pivot_root cannot move a
@@ -391,7 +466,11 @@ pub fn isolate_mounts(root: &Path, readonly: bool) -> io::Result<Isolated> {
 /// private mount namespace, makes it read-only when asked, and detaches the host's
 /// kernel filesystems (`/proc`, `/sys`, `/dev`) so no walk can reach host processes
 /// or devices through them. The sentry puts its own filesystems there.
-fn isolate_host_root(readonly: bool, proc_fds: OwnedFd) -> io::Result<Isolated> {
+fn isolate_host_root(
+    readonly: bool,
+    proc_fds: OwnedFd,
+    binds: Vec<(OwnedFd, bool)>,
+) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     for kernel_fs in ["/proc", "/sys", "/dev"] {
         match umount2(kernel_fs, MntFlags::MNT_DETACH) {
@@ -411,7 +490,11 @@ fn isolate_host_root(readonly: bool, proc_fds: OwnedFd) -> io::Result<Isolated> 
     }
     nix::unistd::chdir("/")?;
     let root = open_root(Path::new("/"))?;
-    Ok(Isolated { root, proc_fds })
+    Ok(Isolated {
+        root,
+        proc_fds,
+        binds,
+    })
 }
 
 /// Confines the calling process as `opts` says and returns the server for `root`,
@@ -422,12 +505,25 @@ pub fn confine(
     readonly: bool,
     opts: ConfineOptions,
 ) -> io::Result<Server> {
+    confine_with_binds(root, &[], sock, readonly, opts)
+}
+
+/// [`confine`], also serving the spec's bind mounts `binds` (attach points 0.. in
+/// this order). The server may write only if the root or some bind is writable.
+pub fn confine_with_binds(
+    root: &Path,
+    binds: &[crate::BindMount],
+    sock: BorrowedFd<'_>,
+    readonly: bool,
+    opts: ConfineOptions,
+) -> io::Result<Server> {
     let server = if opts.mount_namespace {
-        let iso = isolate_mounts(root, readonly)?;
-        Server::from_parts(iso.root, iso.proc_fds, readonly)
+        let iso = isolate_mounts(root, binds, readonly)?;
+        Server::from_parts(iso.root, iso.proc_fds, readonly).with_binds(iso.binds)
     } else {
-        Server::new(root, readonly)?
+        Server::new(root, readonly)?.with_binds(open_binds(binds, false)?)
     };
+    let readonly = readonly && binds.iter().all(|b| b.readonly);
     if opts.seccomp {
         let (prog, names) = seccomp_program(sock, readonly)?;
         info!("gofer: seccomp allow-list: {}", names.join(" "));
@@ -574,15 +670,27 @@ mod tests {
 
     /// Starts a fully confined gofer (mount namespace + seccomp) in a child process.
     fn confined_child(root: PathBuf, readonly: bool) -> (Client, Pid) {
+        confined_child_with(root, Vec::new(), readonly)
+    }
+
+    fn confined_child_with(
+        root: PathBuf,
+        binds: Vec<crate::BindMount>,
+        readonly: bool,
+    ) -> (Client, Pid) {
         let (a, b) = pair();
         let pid = in_child(|| {
             // The child must not keep the sentry's end open, or it never sees the hangup.
             // Closing by number is fine: the child `_exit`s without dropping `a`.
             let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&a));
             let Ok(b) = b.try_clone() else { return 14 };
-            let server = match confine(&root, b.as_fd(), readonly, ConfineOptions::default()) {
+            let opts = ConfineOptions::default();
+            let server = match confine_with_binds(&root, &binds, b.as_fd(), readonly, opts) {
                 Ok(s) => s,
-                Err(_) => return 10,
+                Err(e) => {
+                    eprintln!("confine failed: {e}");
+                    return 10;
+                }
             };
             // Inside, the host's files are gone and the tree is "/".
             if host::openat(host::at_fdcwd(), c"/etc/passwd", libc::O_PATH, 0).err()
@@ -599,7 +707,10 @@ mod tests {
             }
         });
         drop(b);
-        (Client::new(a).unwrap(), pid)
+        match Client::new(a) {
+            Ok(c) => (c, pid),
+            Err(e) => panic!("handshake: {e}; the child: {:?}", waitpid(pid, None)),
+        }
     }
 
     #[test]
@@ -676,5 +787,41 @@ mod tests {
         // The host's own mounts were not touched by the child's namespace.
         assert!(fs::metadata("/etc/passwd").is_ok());
         let _ = fs::remove_dir_all(&root);
+    }
+
+    /// A fully confined gofer serving a read-only root plus a writable and a
+    /// read-only bind mount from outside it: the writable one takes writes (the
+    /// seccomp list allows them), the read-only one is refused even by the kernel.
+    #[test]
+    fn confined_server_with_bind_mounts() {
+        let root = scratch("binds-root");
+        let rw = scratch("binds-rw");
+        let ro = scratch("binds-ro");
+        let binds = vec![
+            crate::BindMount::parse(&format!("/rw={}", rw.display())).unwrap(),
+            crate::BindMount::parse(&format!("/ro={}:ro", ro.display())).unwrap(),
+            crate::BindMount::parse(&format!("/f={}:ro", ro.join("file.txt").display())).unwrap(),
+        ];
+        let (c, pid) = confined_child_with(root.clone(), binds, true);
+        let (r, _) = c.attach().unwrap();
+        assert_eq!(c.mkdir(r, b"d", 0o700, 0, 0), Err(Errno::EROFS));
+        let (w, _) = c.attach_mount(0).unwrap();
+        c.mkdir(w, b"made", 0o700, 0, 0).unwrap();
+        let (o, _) = c.attach_mount(1).unwrap();
+        assert_eq!(c.mkdir(o, b"d", 0o700, 0, 0), Err(Errno::EROFS));
+        let (f, st) = c.attach_mount(2).unwrap();
+        assert_eq!(st.mode & libc::S_IFMT, libc::S_IFREG);
+        let mut s = String::new();
+        fs::File::from(c.open(f, libc::O_RDONLY).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "confined");
+        drop(c);
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
+        assert!(rw.join("made").is_dir());
+        assert!(!ro.join("d").exists() && !root.join("d").exists());
+        for p in [root, rw, ro] {
+            let _ = fs::remove_dir_all(&p);
+        }
     }
 }

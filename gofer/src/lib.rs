@@ -1,5 +1,5 @@
-//! The gofer: rvisor's file server. It serves the container's root filesystem (and,
-//! later, the spec's bind mounts) to the sentry over one `SOCK_SEQPACKET` unix
+//! The gofer: rvisor's file server. It serves the container's root filesystem (and
+//! the spec's bind mounts, as further attach points) to the sentry over one `SOCK_SEQPACKET` unix
 //! socket, with a versioned, length-prefixed binary protocol. Regular files are opened
 //! by the gofer and their host fds donated with `SCM_RIGHTS`, so data I/O never
 //! crosses the socket. The gofer never follows a symlink: the sentry resolves them.
@@ -17,6 +17,43 @@ mod tests;
 
 pub use client::Client;
 pub use server::Server;
+
+/// A bind mount the gofer serves besides the root (`rvisor gofer --mount
+/// DEST=SRC[:ro]`); the sentry reaches it with [`Client::attach_mount`] by its
+/// position in the list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    /// Where the container sees it (for logs; the sentry's mount table places it).
+    pub dest: String,
+    /// The host file or directory served.
+    pub src: std::path::PathBuf,
+    /// Refuse every change under it.
+    pub readonly: bool,
+}
+
+impl BindMount {
+    /// Parses `DEST=SRC[:ro]` (or `:rw`); DEST must be absolute, SRC non-empty.
+    pub fn parse(s: &str) -> Result<BindMount, String> {
+        let (dest, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--mount {s:?}: expected DEST=SRC[:ro]"))?;
+        let (src, readonly) = match rest.rsplit_once(':') {
+            Some((src, "ro")) => (src, true),
+            Some((src, "rw")) => (src, false),
+            _ => (rest, false),
+        };
+        if !dest.starts_with('/') || src.is_empty() {
+            return Err(format!(
+                "--mount {s:?}: DEST must be absolute and SRC not empty"
+            ));
+        }
+        Ok(BindMount {
+            dest: dest.to_string(),
+            src: src.into(),
+            readonly,
+        })
+    }
+}
 
 /// An owner id meaning "leave unchanged" (like `chown(2)`'s -1).
 pub const KEEP_ID: u32 = u32::MAX;

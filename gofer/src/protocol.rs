@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::{Dirent, Fid, SetAttr, SetTime, Stat, StatFs};
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Sent with the version so that a stray peer is recognised at once ("RVGF").
 pub const MAGIC: u32 = 0x4656_5652;
 /// Largest frame in either direction.
@@ -76,6 +76,8 @@ pub enum Op {
     Setattr = 17,
     /// Flush to storage.
     Fsync = 18,
+    /// Root of one of the spec's bind mounts (protocol version 2).
+    AttachMount = 19,
 }
 
 impl Op {
@@ -101,6 +103,7 @@ impl Op {
             16 => Symlink,
             17 => Setattr,
             18 => Fsync,
+            19 => AttachMount,
             _ => return None,
         })
     }
@@ -127,6 +130,11 @@ pub enum Request {
     },
     /// A new fid for the root.
     Attach,
+    /// A new fid for the root of bind mount `index` (in the gofer's `--mount` order).
+    AttachMount {
+        /// 0-based mount number.
+        index: u32,
+    },
     /// Walk `names` from directory `dir`.
     Walk {
         /// Starting directory.
@@ -449,6 +457,7 @@ impl Request {
         match self {
             Request::Version { .. } => Op::Version,
             Request::Attach => Op::Attach,
+            Request::AttachMount { .. } => Op::AttachMount,
             Request::Walk { .. } => Op::Walk,
             Request::Stat { .. } => Op::Stat,
             Request::Open { .. } => Op::Open,
@@ -481,6 +490,7 @@ impl Request {
                 w.u32(*version);
             }
             Request::Attach => {}
+            Request::AttachMount { index } => w.u32(*index),
             Request::Walk { dir, names } => {
                 if names.len() > MAX_WALK {
                     return Err(Errno::EINVAL);
@@ -636,6 +646,7 @@ impl Request {
                 version: r.u32()?,
             },
             Op::Attach => Request::Attach,
+            Op::AttachMount => Request::AttachMount { index: r.u32()? },
             Op::Walk => {
                 let dir = r.u64()?;
                 let n = r.u16()? as usize;
@@ -840,9 +851,13 @@ pub fn decode_reply(frame: &[u8], expect: Op) -> Result<(u32, Result<ReplyBody, 
     let body = match expect {
         Op::Open | Op::Clunk | Op::Unlink | Op::Rename | Op::Setattr | Op::Fsync => ReplyBody::Unit,
         Op::Version => ReplyBody::Version(r.u32()?),
-        Op::Attach | Op::Create | Op::Mkdir | Op::Mknod | Op::Link | Op::Symlink => {
-            ReplyBody::Node(r.u64()?, r.stat()?)
-        }
+        Op::Attach
+        | Op::AttachMount
+        | Op::Create
+        | Op::Mkdir
+        | Op::Mknod
+        | Op::Link
+        | Op::Symlink => ReplyBody::Node(r.u64()?, r.stat()?),
         Op::Walk => {
             let n = r.u16()? as usize;
             if n > MAX_WALK {
@@ -901,6 +916,7 @@ mod tests {
                 version: VERSION,
             },
             Request::Attach,
+            Request::AttachMount { index: 3 },
             Request::Walk {
                 dir: 7,
                 names: vec![b"usr".to_vec(), b"bin".to_vec()],

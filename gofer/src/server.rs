@@ -56,6 +56,8 @@ struct Node {
     stat: Stat,
     /// A readable directory descriptor for getdents, opened on first use.
     dir: Option<OwnedFd>,
+    /// The attach point it was reached from: 0 the root, `i + 1` bind mount `i`.
+    mount: u32,
 }
 
 impl Node {
@@ -73,6 +75,9 @@ pub struct Server {
     root: OwnedFd,
     proc_fds: OwnedFd,
     readonly: bool,
+    /// The spec's bind mounts: an `O_PATH` descriptor of each source and whether it
+    /// is read-only.
+    binds: Vec<(OwnedFd, bool)>,
     fids: BTreeMap<Fid, Node>,
     next_fid: Fid,
     negotiated: bool,
@@ -103,10 +108,48 @@ impl Server {
             root,
             proc_fds,
             readonly,
+            binds: Vec::new(),
             fids: BTreeMap::new(),
             next_fid: 1,
             negotiated: false,
         }
+    }
+
+    /// Also serves `binds` (an `O_PATH` descriptor of each bind mount source, with
+    /// its read-only flag), reachable with [`crate::Client::attach_mount`] by index.
+    pub fn with_binds(mut self, binds: Vec<(OwnedFd, bool)>) -> Server {
+        self.binds = binds;
+        self
+    }
+
+    /// Whether attach point `mount` refuses changes.
+    fn mount_ro(&self, mount: u32) -> bool {
+        match mount {
+            0 => self.readonly,
+            i => self.binds.get(i as usize - 1).is_none_or(|b| b.1),
+        }
+    }
+
+    /// Whether every attach point is read-only.
+    fn all_ro(&self) -> bool {
+        self.readonly && self.binds.iter().all(|b| b.1)
+    }
+
+    /// The errno a change touching these fids gets before it is tried: `EROFS` on a
+    /// read-only attach point, `EXDEV` across two of them. Unknown fids are left to
+    /// the operation itself (`EBADF`).
+    fn check_change(&self, fids: &[Fid]) -> Result<(), Errno> {
+        let mounts: Vec<u32> = fids
+            .iter()
+            .filter_map(|f| self.fids.get(f).map(|n| n.mount))
+            .collect();
+        if mounts.iter().any(|&m| self.mount_ro(m)) {
+            return Err(Errno::EROFS);
+        }
+        if mounts.windows(2).any(|w| w[0] != w[1]) {
+            return Err(Errno::EXDEV);
+        }
+        Ok(())
     }
 
     /// Serves requests on `sock` until the peer hangs up (then `Ok`) or the socket
@@ -211,8 +254,28 @@ impl Server {
         if !self.negotiated {
             return (Err(Errno::EPROTO), None, Flow::Continue);
         }
-        if self.readonly && op.mutates() {
-            return (Err(Errno::EROFS), None, Flow::Continue);
+        if op.mutates() {
+            let fids: Vec<Fid> = match &req {
+                Request::Create { dir, .. }
+                | Request::Mkdir { dir, .. }
+                | Request::Mknod { dir, .. }
+                | Request::Unlink { dir, .. }
+                | Request::Symlink { dir, .. } => vec![*dir],
+                Request::Rename {
+                    old_dir, new_dir, ..
+                } => vec![*old_dir, *new_dir],
+                Request::Link { target, dir, .. } => vec![*target, *dir],
+                Request::Setattr { fid, .. } => vec![*fid],
+                _ => vec![],
+            };
+            let res = if self.all_ro() {
+                Err(Errno::EROFS)
+            } else {
+                self.check_change(&fids)
+            };
+            if let Err(e) = res {
+                return (Err(e), None, Flow::Continue);
+            }
         }
         let (res, fd) = match self.dispatch(req) {
             Ok((body, fd)) => (Ok(body), fd),
@@ -232,7 +295,20 @@ impl Server {
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                     0,
                 )?;
-                let (fid, st) = self.insert(fd)?;
+                let (fid, st) = self.insert_in(fd, 0)?;
+                plain(ReplyBody::Node(fid, st))
+            }
+            Request::AttachMount { index } => {
+                let (src, _) = self.binds.get(index as usize).ok_or(Errno::ENOENT)?;
+                // A fresh O_PATH descriptor of the very source (a file or a directory).
+                let num = CString::new(src.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
+                let fd = host::openat(
+                    self.proc_fds.as_fd(),
+                    &num,
+                    libc::O_PATH | libc::O_CLOEXEC,
+                    0,
+                )?;
+                let (fid, st) = self.insert_in(fd, index + 1)?;
                 plain(ReplyBody::Node(fid, st))
             }
             Request::Walk { dir, names } => plain(ReplyBody::Nodes(self.walk(dir, &names)?)),
@@ -341,7 +417,7 @@ impl Server {
                 let cname = check_name(&name)?;
                 host::link_fd(t.path.as_fd(), d, &cname)?;
                 let fd = self.open_child(dir, &cname)?;
-                let (fid, st) = self.insert(fd)?;
+                let (fid, st) = self.insert(fd, dir)?;
                 plain(ReplyBody::Node(fid, st))
             }
             Request::Symlink {
@@ -393,7 +469,13 @@ impl Server {
         Ok(n.path.as_fd())
     }
 
-    fn insert(&mut self, path: OwnedFd) -> Result<(Fid, Stat), Errno> {
+    /// A fid for `path`, reached from directory `from` (same attach point).
+    fn insert(&mut self, path: OwnedFd, from: Fid) -> Result<(Fid, Stat), Errno> {
+        let mount = self.node(from)?.mount;
+        self.insert_in(path, mount)
+    }
+
+    fn insert_in(&mut self, path: OwnedFd, mount: u32) -> Result<(Fid, Stat), Errno> {
         let stat = host::fstat(path.as_fd())?;
         let fid = self.next_fid;
         self.next_fid = self.next_fid.checked_add(1).ok_or(Errno::ENFILE)?;
@@ -403,6 +485,7 @@ impl Server {
                 path,
                 stat,
                 dir: None,
+                mount,
             },
         );
         Ok((fid, stat))
@@ -432,7 +515,7 @@ impl Server {
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => break,
             };
-            let (fid, st) = match self.insert(fd) {
+            let (fid, st) = match self.insert(fd, cur) {
                 Ok(x) => x,
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => break,
@@ -495,7 +578,7 @@ impl Server {
         if n.kind() != libc::S_IFDIR && flags & libc::O_DIRECTORY != 0 {
             return Err(Errno::ENOTDIR);
         }
-        if self.readonly && writes {
+        if self.mount_ro(n.mount) && writes {
             return Err(Errno::EROFS);
         }
         self.reopen(fid, flags)
@@ -582,7 +665,7 @@ impl Server {
                 0,
             )
         })();
-        match path.and_then(|p| self.insert(p)) {
+        match path.and_then(|p| self.insert(p, dir)) {
             Ok((fid, st)) => Ok((fid, st, fd)),
             Err(e) => {
                 if let Ok(d) = self.dir(dir) {
@@ -616,7 +699,7 @@ impl Server {
         })();
         match res {
             Ok(fd) => {
-                let (fid, st) = self.insert(fd)?;
+                let (fid, st) = self.insert(fd, dir)?;
                 Ok(ReplyBody::Node(fid, st))
             }
             Err(e) => {

@@ -619,3 +619,142 @@ fn server_end_hangup_fails_requests_cleanly() {
     h.join().unwrap().unwrap();
     assert_eq!(c.stat(root_fid), Err(Errno::EIO));
 }
+
+/// A host thread swaps `race` between a directory (holding a decoy `secret`) and
+/// symlinks pointing outside the served tree while the client walks `race/secret`
+/// and opens it, thousands of times: the walk never follows the symlink, so it
+/// reads the decoy or fails, and never reaches the real secret next to the tree.
+#[test]
+fn symlink_swap_race_never_escapes() {
+    let t = tree();
+    let served = t.0.join("dir");
+    fs::write(t.0.join("secret"), b"REAL SECRET").unwrap();
+    fs::create_dir(served.join("race")).unwrap();
+    fs::write(served.join("race/secret"), b"decoy").unwrap();
+    symlink("..", served.join("link_rel")).unwrap();
+    symlink(&t.0, served.join("link_abs")).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, served) = (stop.clone(), served.clone());
+        std::thread::spawn(move || {
+            let (race, parked) = (served.join("race"), served.join("sub/parked"));
+            let mut swaps = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                for link in ["link_rel", "link_abs"] {
+                    fs::rename(&race, &parked).unwrap();
+                    fs::rename(served.join(link), &race).unwrap();
+                    fs::rename(&race, served.join(link)).unwrap();
+                    fs::rename(&parked, &race).unwrap();
+                    swaps += 1;
+                }
+            }
+            swaps
+        })
+    };
+    let (c, h) = start(&served, false);
+    let (root, _) = c.attach().unwrap();
+    let (mut decoys, mut failures) = (0, 0);
+    for i in 0..4000 {
+        // Alternate one multi-name walk and two single-name walks.
+        let got = if i % 2 == 0 {
+            c.walk(root, &[b"race", b"secret"]).unwrap_or_default()
+        } else {
+            let mut v = c.walk(root, &[b"race"]).unwrap_or_default();
+            if let Some(&(dir, st)) = v.first() {
+                if kind(&st) == libc::S_IFDIR {
+                    v.extend(c.walk(dir, &[b"secret"]).unwrap_or_default());
+                }
+            }
+            v
+        };
+        let leaf = got.last().copied();
+        let opened = match leaf {
+            Some((fid, st)) if got.len() == 2 && kind(&st) == libc::S_IFREG => c.open(fid, 0).ok(),
+            _ => None,
+        };
+        for (fid, _) in got {
+            c.clunk(fid).unwrap();
+        }
+        match opened.map(read_all) {
+            Some(data) => {
+                assert_ne!(data, b"REAL SECRET", "walk escaped the served tree");
+                assert_eq!(data, b"decoy");
+                decoys += 1;
+            }
+            None => failures += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    finish(c, h);
+    assert!(
+        decoys > 0 && swaps > 10,
+        "{decoys} decoys, {failures} failures, {swaps} swaps"
+    );
+}
+
+#[test]
+fn bind_mount_parse() {
+    let b = crate::BindMount::parse("/data=/srv/x:ro").unwrap();
+    assert_eq!(
+        (b.dest.as_str(), b.src.as_path(), b.readonly),
+        ("/data", Path::new("/srv/x"), true)
+    );
+    let b = crate::BindMount::parse("/d=/a:b").unwrap();
+    assert_eq!((b.src.as_path(), b.readonly), (Path::new("/a:b"), false));
+    assert!(!crate::BindMount::parse("/d=/a:rw").unwrap().readonly);
+    assert!(crate::BindMount::parse("rel=/a").is_err());
+    assert!(crate::BindMount::parse("/d=").is_err());
+    assert!(crate::BindMount::parse("/d").is_err());
+}
+
+/// Bind mounts are further attach points: reachable by index, read-only where
+/// asked (whatever the root is), and renames or links across attach points are EXDEV.
+#[test]
+fn bind_mounts_are_attach_points() {
+    let t = tree();
+    let (rw_src, ro_src) = (t.0.join("dir"), t.0.join("big"));
+    let binds = vec![
+        (crate::server::open_root(&rw_src).unwrap(), false),
+        (crate::server::open_root(&ro_src).unwrap(), true),
+        (
+            crate::server::open_root(&t.0.join("dir/sub")).unwrap(),
+            false,
+        ),
+    ];
+    // The root itself is served read-only here.
+    let (a, b) = pair();
+    let root_fd = crate::server::open_root(&t.0.join("dir/sub")).unwrap();
+    let server = crate::Server::from_parts(root_fd, crate::server::open_proc_fds().unwrap(), true)
+        .with_binds(binds);
+    let h = std::thread::spawn(move || server.run(b));
+    let c = Client::new(a).unwrap();
+
+    let (root, _) = c.attach().unwrap();
+    assert_eq!(
+        c.mkdir(root, b"x", 0o755, KEEP_ID, KEEP_ID).err(),
+        Some(Errno::EROFS)
+    );
+    let (rw, st) = c.attach_mount(0).unwrap();
+    assert_eq!(kind(&st), libc::S_IFDIR);
+    let (fid, _, fd) = c
+        .create(rw, b"made.txt", libc::O_WRONLY, 0o644, KEEP_ID, KEEP_ID)
+        .unwrap();
+    fs::File::from(fd).write_all(b"via bind").unwrap();
+    assert_eq!(fs::read(rw_src.join("made.txt")).unwrap(), b"via bind");
+    let (ro, _) = c.attach_mount(1).unwrap();
+    let any = c.getdents(ro, 0, 4096).unwrap()[0].name.clone();
+    let f = c.walk(ro, &[&any]).unwrap()[0].0;
+    assert_eq!(c.open(f, libc::O_WRONLY).err(), Some(Errno::EROFS));
+    assert_eq!(c.unlink(ro, &any, 0).err(), Some(Errno::EROFS));
+    assert!(c.open(f, libc::O_RDONLY).is_ok());
+    // dir/sub is served twice (attach point 2 and the root): still two mounts.
+    let (other, _) = c.attach_mount(2).unwrap();
+    assert_eq!(
+        c.rename(rw, b"made.txt", other, b"moved", 0).err(),
+        Some(Errno::EXDEV)
+    );
+    assert_eq!(c.link(fid, other, b"l").err(), Some(Errno::EXDEV));
+    assert_eq!(c.attach_mount(3).err(), Some(Errno::ENOENT));
+    finish(c, h);
+}

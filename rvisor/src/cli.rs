@@ -224,6 +224,10 @@ pub struct GoferArgs {
     /// Refuse every change to the tree.
     #[arg(long)]
     pub readonly: bool,
+    /// Also serve a bind mount, DEST=SRC[:ro] (repeatable); the sentry attaches them
+    /// by position (0 for the first flag).
+    #[arg(long = "mount", value_name = "DEST=SRC[:ro]", value_parser = gofer::BindMount::parse)]
+    pub mounts: Vec<gofer::BindMount>,
     /// Container id (for log file names).
     #[arg(long, default_value = "gofer")]
     pub id: String,

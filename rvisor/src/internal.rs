@@ -95,8 +95,9 @@ pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
     tracing::info!(root = %args.root.display(), readonly = args.readonly, "gofer serving");
     // Confinement (own mount namespace holding only the root, seccomp allow-list)
     // happens here, while the process is still single-threaded.
-    let server = gofer::confine::confine(
+    let server = gofer::confine::confine_with_binds(
         &args.root,
+        &args.mounts,
         sock.as_fd(),
         args.readonly,
         gofer::confine::ConfineOptions::default(),

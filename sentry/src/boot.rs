@@ -5,7 +5,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
-use crate::fs::gofer::GoferFs;
 use crate::fs::host::HostStream;
 use crate::fs::synthetic::MaskedRoot;
 use crate::kernel::creds::Credentials;
@@ -43,9 +42,7 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     let platform = platform::by_name(&config.platform)
         .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
     let client = gofer::Client::new(gofer).map_err(|e| format!("gofer: handshake failed: {e}"))?;
-    // The overlay is not built yet, so the root is always read-only for now.
-    let root_inode = GoferFs::mount(Arc::new(client), true)
-        .map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
+    let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client))?;
     let root = Dentry::new_root(MaskedRoot::new(root_inode));
     let kernel = Kernel::new(
         platform,
@@ -57,6 +54,7 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     let fds = stdio_table()?;
     // From here on the sentry needs nothing the allow-list does not name.
     confine::unshare_namespaces()?;
+    confine::isolate_filesystem()?;
     confine::install_sentry_filter()?;
 
     let spec = init_spec(&root, fds, &config.process)?;

@@ -1,33 +1,48 @@
 //! The gofer-backed filesystem: every inode is a fid held by the gofer; regular
-//! files are read through the host fd the gofer donates, so data never crosses the
-//! gofer socket.
+//! files are read and written through the host fd the gofer donates, so data never
+//! crosses the gofer socket.
+//!
+//! Attributes: an inode caches the stat from its walk and refreshes it after every
+//! change made through it; regular files of a writable filesystem are re-stated on
+//! each `stat` (their size moves under writes through donated fds, which the inode
+//! does not see).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use gofer::{Client, Fid};
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::Mappable;
 use crate::sys::host;
-use crate::vfs::{DirEntry, FileImpl, Inode, Stat};
+use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
 
-/// One gofer connection seen as a filesystem.
+/// One gofer attach point (the rootfs or one bind mount) seen as a filesystem.
 pub struct GoferFs {
     client: Arc<Client>,
     readonly: bool,
 }
 
 impl GoferFs {
-    /// The filesystem over `client`, returning its root inode.
+    /// The root filesystem served over `client`, returning its root inode.
     pub fn mount(client: Arc<Client>, readonly: bool) -> SysResult<Arc<dyn Inode>> {
         let fs = Arc::new(GoferFs { client, readonly });
         let (fid, st) = fs.client.attach().map_err(Errno::from)?;
-        Ok(Arc::new(GoferInode {
-            fs,
-            fid,
-            stat: convert(&st),
-        }))
+        Ok(GoferInode::new(fs, fid, &st))
+    }
+
+    /// The spec's bind mount number `index` (0-based, in the order of the gofer's
+    /// `--mount` flags) as a filesystem of its own, for the mount table's kind
+    /// "bind"; returns its root (a directory, or a file for a file bind mount).
+    /// `readonly` refuses writes here even where the gofer would take them.
+    pub fn mount_bind(
+        client: Arc<Client>,
+        index: u32,
+        readonly: bool,
+    ) -> SysResult<Arc<dyn Inode>> {
+        let fs = Arc::new(GoferFs { client, readonly });
+        let (fid, st) = fs.client.attach_mount(index).map_err(Errno::from)?;
+        Ok(GoferInode::new(fs, fid, &st))
     }
 }
 
@@ -49,13 +64,20 @@ fn convert(s: &gofer::Stat) -> Stat {
     }
 }
 
+fn set_time(t: TimeChange) -> gofer::SetTime {
+    match t {
+        TimeChange::Omit => gofer::SetTime::Omit,
+        TimeChange::Now => gofer::SetTime::Now,
+        TimeChange::At(s, ns) => gofer::SetTime::At(s, ns),
+    }
+}
+
 /// A file or directory held open by the gofer.
 pub struct GoferInode {
     fs: Arc<GoferFs>,
     fid: Fid,
-    // The root is served read-only for now, so attributes from the walk stay true;
-    // the writable filesystem will refresh them after each change.
-    stat: Stat,
+    /// The type never changes; the rest is refreshed after changes made through us.
+    stat: Mutex<Stat>,
 }
 
 impl Drop for GoferInode {
@@ -66,16 +88,76 @@ impl Drop for GoferInode {
     }
 }
 
+impl GoferInode {
+    fn new(fs: Arc<GoferFs>, fid: Fid, st: &gofer::Stat) -> Arc<GoferInode> {
+        Arc::new(GoferInode {
+            fs,
+            fid,
+            stat: Mutex::new(convert(st)),
+        })
+    }
+
+    fn cached(&self) -> Stat {
+        *self.stat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads the attributes from the gofer.
+    fn refresh(&self) -> SysResult<Stat> {
+        let st = convert(&self.fs.client.stat(self.fid).map_err(Errno::from)?);
+        *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st;
+        Ok(st)
+    }
+
+    /// After a change in this directory: its times and link count moved. A failed
+    /// refresh leaves the old attributes, which is all a caller could do anyway.
+    fn dir_changed(&self) {
+        if let Err(e) = self.refresh() {
+            tracing::debug!(fid = self.fid, "gofer: cannot refresh a directory: {e}");
+        }
+    }
+
+    fn writable_dir(&self) -> SysResult<()> {
+        if self.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+        if !self.cached().is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok(())
+    }
+
+    fn same_fs<'a>(&self, other: &'a Arc<dyn Inode>) -> SysResult<&'a GoferInode> {
+        match other.as_any().downcast_ref::<GoferInode>() {
+            Some(g) if Arc::ptr_eq(&g.fs, &self.fs) => Ok(g),
+            _ => Err(Errno::EXDEV),
+        }
+    }
+
+    fn adopt(
+        &self,
+        got: Result<(Fid, gofer::Stat), nix::errno::Errno>,
+    ) -> SysResult<Arc<dyn Inode>> {
+        let (fid, st) = got.map_err(Errno::from)?;
+        self.dir_changed();
+        Ok(GoferInode::new(self.fs.clone(), fid, &st))
+    }
+}
+
 impl Inode for GoferInode {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
+
     fn stat(&self) -> SysResult<Stat> {
-        Ok(self.stat)
+        let st = self.cached();
+        if !self.fs.readonly && st.is_regular() {
+            return self.refresh();
+        }
+        Ok(st)
     }
 
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        if !self.stat.is_dir() {
+        if !self.cached().is_dir() {
             return Err(Errno::ENOTDIR);
         }
         let mut got = self
@@ -88,19 +170,19 @@ impl Inode for GoferInode {
         for (extra, _) in got {
             let _ = self.fs.client.clunk(extra);
         }
-        Ok(Arc::new(GoferInode {
-            fs: self.fs.clone(),
-            fid,
-            stat: convert(&st),
-        }))
+        Ok(GoferInode::new(self.fs.clone(), fid, &st))
     }
 
     fn statfs(&self) -> SysResult<crate::vfs::StatFs> {
-        self.fs.client.statfs(self.fid).map_err(Errno::from)
+        let mut s = self.fs.client.statfs(self.fid).map_err(Errno::from)?;
+        if self.fs.readonly {
+            s.flags |= libc::ST_RDONLY as i64;
+        }
+        Ok(s)
     }
 
     fn readlink(&self) -> SysResult<Vec<u8>> {
-        if !self.stat.is_symlink() {
+        if !self.cached().is_symlink() {
             return Err(Errno::EINVAL);
         }
         self.fs.client.readlink(self.fid).map_err(Errno::from)
@@ -108,11 +190,13 @@ impl Inode for GoferInode {
 
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
         let acc = flags & libc::O_ACCMODE;
-        if self.fs.readonly && (acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0) {
-            return Err(Errno::EROFS);
-        }
-        match self.stat.file_type() {
+        let writes = acc != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        let st = self.cached();
+        match st.file_type() {
             libc::S_IFREG => {
+                if self.fs.readonly && writes {
+                    return Err(Errno::EROFS);
+                }
                 let fd = self
                     .fs
                     .client
@@ -120,7 +204,7 @@ impl Inode for GoferInode {
                     .map_err(Errno::from)?;
                 Ok(Box::new(GoferFile {
                     fd: Arc::new(fd),
-                    stat: self.stat,
+                    stat: st,
                 }))
             }
             libc::S_IFDIR => {
@@ -131,7 +215,7 @@ impl Inode for GoferInode {
                 Ok(Box::new(GoferDir {
                     fs: self.fs.clone(),
                     fid: self.fid,
-                    stat: self.stat,
+                    stat: st,
                 }))
             }
             libc::S_IFLNK => Err(Errno::ELOOP),
@@ -140,9 +224,132 @@ impl Inode for GoferInode {
             _ => Err(Errno::ENXIO),
         }
     }
+
+    fn create(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.writable_dir()?;
+        // The donated fd is dropped: the VFS opens the new inode with the caller's
+        // flags. EEXIST (a racing create) goes back to the VFS, which walks again.
+        let (fid, st, _fd) = self
+            .fs
+            .client
+            .create(
+                self.fid,
+                name,
+                libc::O_RDONLY,
+                mode & 0o7777,
+                owner.uid,
+                owner.gid,
+            )
+            .map_err(Errno::from)?;
+        self.dir_changed();
+        Ok(GoferInode::new(self.fs.clone(), fid, &st))
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.writable_dir()?;
+        let got = self
+            .fs
+            .client
+            .mkdir(self.fid, name, mode & 0o7777, owner.uid, owner.gid);
+        self.adopt(got)
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.writable_dir()?;
+        let got = self
+            .fs
+            .client
+            .mknod(self.fid, name, mode, owner.uid, owner.gid);
+        self.adopt(got)
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.writable_dir()?;
+        let got = self
+            .fs
+            .client
+            .symlink(self.fid, name, target, owner.uid, owner.gid);
+        self.adopt(got)
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
+        self.writable_dir()?;
+        let t = self.same_fs(target)?;
+        let (fid, _) = self
+            .fs
+            .client
+            .link(t.fid, self.fid, name)
+            .map_err(Errno::from)?;
+        // The reply's fid names the same file as `target`, which we already hold.
+        let _ = self.fs.client.clunk(fid);
+        self.dir_changed();
+        let _ = t.refresh();
+        Ok(())
+    }
+
+    fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
+        self.writable_dir()?;
+        let flags = if dir { libc::AT_REMOVEDIR } else { 0 };
+        self.fs
+            .client
+            .unlink(self.fid, name, flags)
+            .map_err(Errno::from)?;
+        self.dir_changed();
+        Ok(())
+    }
+
+    fn rename(
+        &self,
+        old: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new: &[u8],
+        flags: u32,
+    ) -> SysResult<()> {
+        self.writable_dir()?;
+        let nd = self.same_fs(new_dir)?;
+        self.fs
+            .client
+            .rename(self.fid, old, nd.fid, new, flags)
+            .map_err(Errno::from)?;
+        self.dir_changed();
+        if nd.fid != self.fid {
+            nd.dir_changed();
+        }
+        Ok(())
+    }
+
+    fn setattr(&self, attr: &SetAttr) -> SysResult<()> {
+        if self.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+        let a = gofer::SetAttr {
+            mode: attr.mode,
+            uid: attr.uid,
+            gid: attr.gid,
+            size: attr.size,
+            atime: set_time(attr.atime),
+            mtime: set_time(attr.mtime),
+        };
+        self.fs.client.setattr(self.fid, &a).map_err(Errno::from)?;
+        self.refresh()?;
+        Ok(())
+    }
+
+    fn mutation_refused(&self) -> Errno {
+        if self.fs.readonly {
+            Errno::EROFS
+        } else {
+            Errno::EPERM
+        }
+    }
+
+    fn fs_id(&self) -> usize {
+        Arc::as_ptr(&self.fs) as usize
+    }
 }
 
-/// A regular file opened through the gofer, read through its donated host fd.
+/// A regular file opened through the gofer, read and written through its donated
+/// host fd.
 pub struct GoferFile {
     fd: Arc<OwnedFd>,
     stat: Stat,
@@ -158,11 +365,18 @@ impl FileImpl for GoferFile {
     }
 
     fn stat(&self) -> SysResult<Stat> {
-        // The size may have moved since the walk if the file is written through us.
+        // Size and times move under writes through this fd.
         let mut st = self.stat;
         if let Ok(h) = host::fstat(self.fd.as_fd()) {
             st.size = h.st_size;
             st.blocks = h.st_blocks;
+            st.mode = h.st_mode;
+            st.nlink = h.st_nlink;
+            st.uid = h.st_uid;
+            st.gid = h.st_gid;
+            st.atime = (h.st_atime, h.st_atime_nsec);
+            st.mtime = (h.st_mtime, h.st_mtime_nsec);
+            st.ctime = (h.st_ctime, h.st_ctime_nsec);
         }
         Ok(st)
     }
@@ -176,11 +390,18 @@ impl FileImpl for GoferFile {
     }
 }
 
-/// A donated host fd as a mapping source.
+/// A host fd (gofer-donated, or the overlay's memfd) as a mapping source.
 pub struct HostMappable {
     fd: Arc<OwnedFd>,
     dev: u64,
     ino: u64,
+}
+
+impl HostMappable {
+    /// Maps `fd`, reported as file (`dev`, `ino`).
+    pub fn new(fd: Arc<OwnedFd>, dev: u64, ino: u64) -> HostMappable {
+        HostMappable { fd, dev, ino }
+    }
 }
 
 impl Mappable for HostMappable {
@@ -195,7 +416,14 @@ impl Mappable for HostMappable {
     }
 }
 
-/// An open directory: listed through the gofer.
+/// Directory positions: 0 is ".", 1 is "..", 2 is the gofer's start (its cookie 0),
+/// anything above is a gofer cookie. Host cookies past the dot entries are always
+/// above 2 (the dot entries occupy the first positions on every Linux filesystem).
+const POS_DOTDOT: u64 = 1;
+const POS_FIRST: u64 = 2;
+
+/// An open directory: listed through the gofer, with "." and ".." made here (the
+/// gofer omits them so that ".." of the root never describes the host).
 pub struct GoferDir {
     fs: Arc<GoferFs>,
     fid: Fid,
@@ -216,20 +444,44 @@ impl FileImpl for GoferDir {
     }
 
     fn getdents(&self, pos: u64, max_bytes: usize) -> SysResult<Vec<DirEntry>> {
-        let max = max_bytes.min(60 * 1024) as u32;
+        let mut out = Vec::new();
+        let mut budget = max_bytes;
+        let mut pos = pos;
+        // ".." gets this directory's own number: the parent is not known here, and
+        // nothing relies on it (Linux reports the same at a root).
+        while pos < POS_FIRST {
+            let name: &[u8] = if pos == 0 { b"." } else { b".." };
+            out.push(DirEntry {
+                ino: self.stat.ino,
+                next: pos + 1,
+                kind: libc::DT_DIR,
+                name: name.to_vec(),
+            });
+            budget = budget.saturating_sub(24);
+            pos += 1;
+        }
+        let cookie = if pos == POS_FIRST { 0 } else { pos };
+        let max = budget.clamp(512, 60 * 1024) as u32;
         let ents = self
             .fs
             .client
-            .getdents(self.fid, pos, max)
+            .getdents(self.fid, cookie, max)
             .map_err(Errno::from)?;
-        Ok(ents
-            .into_iter()
-            .map(|d| DirEntry {
+        for d in ents {
+            if d.next_cookie <= POS_DOTDOT + 1 {
+                tracing::warn!(
+                    cookie = d.next_cookie,
+                    "gofer: a directory cookie collides with the dot entries"
+                );
+                return Err(Errno::EIO);
+            }
+            out.push(DirEntry {
                 ino: d.ino,
                 next: d.next_cookie,
                 kind: d.kind,
                 name: d.name,
-            })
-            .collect())
+            });
+        }
+        Ok(out)
     }
 }

@@ -7,8 +7,16 @@
 //! the platform intercepts them first (ptrace SYSEMU skips seccomp).
 
 use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::errno::{Errno, SysResult};
 
 /// One allowed host syscall and why.
 pub struct Allowed {
@@ -91,8 +99,32 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_dup3: "a new stub moves its control socket to fd 0",
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
-    SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only",
+    SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only; only with OPENAT_FLAGS (see openat_rule)",
+    SYS_ftruncate: "O_TRUNC and truncate of files the root overlay holds in memfds",
 ];
+
+/// The only `openat` flags the sentry may pass once confined: read or read-write
+/// opens of what already exists (`/proc/<pid>/mem`). No `O_CREAT`, `O_TRUNC`,
+/// `O_PATH` or `O_TMPFILE`, so the sentry can neither make nor clobber a host file.
+pub const OPENAT_FLAGS: i32 =
+    libc::O_ACCMODE | libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCTTY;
+
+/// Argument rules for the rows that have them (every other row is unconditional).
+fn arg_rules(nr: i64) -> Result<Vec<SeccompRule>, String> {
+    let err = |e: seccompiler::BackendError| format!("seccomp rule: {e}");
+    if nr == libc::SYS_openat {
+        let forbidden = !(OPENAT_FLAGS as u32) as u64;
+        let c = SeccompCondition::new(
+            2,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(forbidden),
+            0,
+        )
+        .map_err(err)?;
+        return Ok(vec![SeccompRule::new(vec![c]).map_err(err)?]);
+    }
+    Ok(vec![])
+}
 
 /// Builds the sentry's filter: the allow-list above, everything else kills the
 /// process.
@@ -101,7 +133,10 @@ pub fn sentry_filter() -> Result<BpfProgram, String> {
 }
 
 fn build(list: &[Allowed]) -> Result<BpfProgram, String> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = list.iter().map(|a| (a.nr, vec![])).collect();
+    let rules: BTreeMap<i64, Vec<SeccompRule>> = list
+        .iter()
+        .map(|a| Ok((a.nr, arg_rules(a.nr)?)))
+        .collect::<Result<_, String>>()?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
@@ -143,6 +178,151 @@ pub fn unshare_namespaces() -> Result<(), String> {
     }
 }
 
+/// A descriptor of the host's `/proc`, opened before [`isolate_filesystem`] and kept
+/// for the platform (`openat(proc_dir(), "<pid>/mem", O_RDWR | O_CLOEXEC)`): after
+/// the pivot the sentry has no host path at all.
+static PROC_DIR: OnceLock<OwnedFd> = OnceLock::new();
+
+/// The host's `/proc`, as a directory descriptor valid for the sentry's lifetime.
+/// Opened on first use; call it (or [`isolate_filesystem`], which does) before the
+/// pivot.
+pub fn proc_dir() -> SysResult<BorrowedFd<'static>> {
+    if let Some(fd) = PROC_DIR.get() {
+        return Ok(fd.as_fd());
+    }
+    let fd = open_dir(c"/proc", libc::O_PATH)?;
+    // A racing first call may have won; either descriptor names the same /proc.
+    Ok(PROC_DIR.get_or_init(|| fd).as_fd())
+}
+
+fn open_dir(path: &CStr, extra: i32) -> SysResult<OwnedFd> {
+    // SAFETY: `path` is NUL-terminated; the flags are integers.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC | extra) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn check(r: libc::c_int, what: &str) -> Result<(), String> {
+    if r < 0 {
+        return Err(format!("{what}: {}", Errno::last()));
+    }
+    Ok(())
+}
+
+fn mount(
+    src: &CStr,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> libc::c_int {
+    // SAFETY: every pointer is a NUL-terminated string or null, as mount(2) takes.
+    unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.map_or(std::ptr::null(), |f| f.as_ptr()),
+            flags,
+            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+        )
+    }
+}
+
+/// Until the ptrace platform opens `/proc/<pid>/mem` through [`proc_dir`] instead of
+/// by path, the sentry's empty root keeps a procfs at `/proc` (with `subset=pid`:
+/// process directories only, no `/proc/sys` and friends). Set to false once it does.
+const KEEP_PROC_MOUNT: bool = true;
+
+/// Takes the sentry off the host's filesystem: a private mount namespace whose root
+/// is an empty read-only tmpfs (the old root detached), so no path the sentry opens
+/// reaches a host file; the host `/proc` stays reachable only through [`proc_dir`]
+/// (and, for now, [`KEEP_PROC_MOUNT`]). Call it once the sentry holds every host fd
+/// it needs (gofer socket, stdio, log file, stub image), before the app runs and
+/// while the sentry is single-threaded. Without CAP_SYS_ADMIN it logs and carries on.
+pub fn isolate_filesystem() -> Result<(), String> {
+    proc_dir().map_err(|e| format!("open /proc: {e}"))?;
+    // SAFETY: unshare takes an integer flag set.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
+        let e = Errno::last();
+        if e == Errno::EPERM {
+            tracing::warn!("not privileged: the sentry keeps the host's mount namespace");
+            return Ok(());
+        }
+        return Err(format!("unshare(CLONE_NEWNS): {e}"));
+    }
+    // Nothing we do below may propagate back to the host's mounts.
+    check(
+        mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None),
+        "make mounts private",
+    )?;
+    // The new root goes over an existing directory; which one does not matter, since
+    // the namespace is ours and the old tree is detached right after.
+    let base = [c"/tmp", c"/mnt", c"/run", c"/dev", c"/proc"]
+        .into_iter()
+        .find(|d| open_dir(d, libc::O_PATH).is_ok())
+        .ok_or("no directory to mount the sentry's root on")?;
+    check(
+        mount(
+            c"rvisor-sentry",
+            base,
+            Some(c"tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some(c"size=16k,nr_inodes=8,mode=0555"),
+        ),
+        "mount the sentry's root tmpfs",
+    )?;
+    let newroot = open_dir(base, 0).map_err(|e| format!("open the new root: {e}"))?;
+    if KEEP_PROC_MOUNT {
+        // SAFETY: mkdirat with a directory fd we own and a NUL-terminated name.
+        let r = unsafe { libc::mkdirat(newroot.as_raw_fd(), c"proc".as_ptr(), 0o555) };
+        check(r, "mkdir proc in the sentry's root")?;
+        let target = std::ffi::CString::new(format!("/proc/self/fd/{}/proc", newroot.as_raw_fd()))
+            .map_err(|e| e.to_string())?;
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        if mount(c"proc", &target, Some(c"proc"), flags, Some(c"subset=pid")) < 0 {
+            // Kernels before 5.8 lack subset=pid: the whole procfs instead.
+            check(
+                mount(c"proc", &target, Some(c"proc"), flags, None),
+                "mount proc in the sentry's root",
+            )?;
+        }
+    }
+    // SAFETY: fchdir to a directory fd we own.
+    let r = unsafe { libc::fchdir(newroot.as_raw_fd()) };
+    check(r, "chdir to the new root")?;
+    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
+    // leaves the new root alone, without needing a directory to park the old one in.
+    // SAFETY: two NUL-terminated paths.
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
+    check(r as libc::c_int, "pivot_root")?;
+    // SAFETY: a NUL-terminated path and an integer flag.
+    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
+    check(r, "detach the old root")?;
+    // SAFETY: a NUL-terminated path.
+    let r = unsafe { libc::chdir(c"/".as_ptr()) };
+    check(r, "chdir /")?;
+    check(
+        mount(
+            c"none",
+            c"/",
+            None,
+            libc::MS_REMOUNT
+                | libc::MS_BIND
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC,
+            None,
+        ),
+        "make the sentry's root read-only",
+    )?;
+    tracing::info!("sentry moved to an empty root");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +344,11 @@ mod tests {
             libc::SYS_socket,
             libc::SYS_connect,
             libc::SYS_ptrace + 10_000,
+            libc::SYS_open,
+            libc::SYS_openat2,
+            libc::SYS_pivot_root,
+            libc::SYS_umount2,
+            libc::SYS_unshare,
         ] {
             assert!(
                 !seen.contains(&forbidden),

@@ -1,0 +1,332 @@
+//! The overlay and the writable gofer filesystem over a real gofer server serving a
+//! temporary directory.
+
+use super::*;
+use std::collections::BTreeMap as Map;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+struct Tmp(PathBuf);
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tree() -> Tmp {
+    use std::sync::atomic::AtomicUsize;
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "rvisor-overlay-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(p.join("dir/sub")).unwrap();
+    std::fs::create_dir_all(p.join("keep/deep")).unwrap();
+    std::fs::write(p.join("dir/a.txt"), b"hello lower").unwrap();
+    std::fs::write(p.join("dir/sub/x"), b"x").unwrap();
+    std::fs::write(p.join("top.txt"), b"top data").unwrap();
+    std::fs::write(p.join("keep/deep/f"), b"f").unwrap();
+    std::os::unix::fs::symlink("dir/a.txt", p.join("link")).unwrap();
+    Tmp(p)
+}
+
+/// Everything observable about a tree: type, mode, owner, size, times, contents.
+fn snapshot(root: &Path) -> Map<PathBuf, String> {
+    let mut out = Map::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let body = if m.file_type().is_symlink() {
+            format!("-> {:?}", std::fs::read_link(&p).unwrap())
+        } else if m.is_file() {
+            format!("{:?}", std::fs::read(&p).unwrap())
+        } else {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+            String::new()
+        };
+        let key = p.strip_prefix(root).unwrap().to_path_buf();
+        let mtime = if m.is_dir() { 0 } else { m.mtime_nsec() };
+        out.insert(
+            key,
+            format!(
+                "{:o} {} {} {} {} {} {body}",
+                m.mode(),
+                m.uid(),
+                m.gid(),
+                m.len(),
+                m.mtime(),
+                mtime
+            ),
+        );
+    }
+    out
+}
+
+fn client(root: &Path) -> Arc<gofer::Client> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    let root = root.to_path_buf();
+    std::thread::spawn(move || gofer::server::serve(&root, b, false));
+    Arc::new(gofer::Client::new(a).unwrap())
+}
+
+fn config(overlay: &str) -> BootConfig {
+    BootConfig {
+        id: "t".into(),
+        platform: "ptrace".into(),
+        strace: false,
+        hostname: "h".into(),
+        process: crate::config::ProcessConfig {
+            args: vec!["/x".into()],
+            env: vec![],
+            cwd: "/".into(),
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            rlimits: vec![],
+        },
+        overlay: overlay.into(),
+        network: "none".into(),
+        readonly_rootfs: false,
+    }
+}
+
+const ROOT: Owner = Owner { uid: 0, gid: 0 };
+
+fn walk(root: &Arc<dyn Inode>, path: &str) -> SysResult<Arc<dyn Inode>> {
+    let mut cur = root.clone();
+    for c in path.split('/').filter(|c| !c.is_empty()) {
+        cur = cur.lookup(c.as_bytes())?;
+    }
+    Ok(cur)
+}
+
+fn read_all(i: &Arc<dyn Inode>) -> Vec<u8> {
+    let f = i.open(libc::O_RDONLY).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = f.read(&mut buf, out.len() as u64).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn write_at(i: &Arc<dyn Inode>, flags: i32, data: &[u8], off: u64) {
+    let f = i.open(libc::O_WRONLY | flags).unwrap();
+    assert_eq!(f.write(data, off).unwrap(), data.len());
+}
+
+fn names(i: &Arc<dyn Inode>) -> Vec<String> {
+    let f = i.open(libc::O_RDONLY | libc::O_DIRECTORY).unwrap();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        // A small budget, to cross several calls.
+        let ents = f.getdents(pos, 64).unwrap();
+        let Some(last) = ents.last() else { break };
+        pos = last.next;
+        out.extend(ents.into_iter().map(|e| String::from_utf8(e.name).unwrap()));
+    }
+    out.sort();
+    out
+}
+
+/// Every mutation the contract has, through the memory overlay: the overlay shows
+/// them, and the served tree is byte-for-byte and attribute-for-attribute unchanged.
+#[test]
+fn memory_overlay_never_touches_the_lower_tree() {
+    let t = tree();
+    let before = snapshot(&t.0);
+    let root = root_for(&config("memory"), client(&t.0)).unwrap();
+
+    // Copy-up on a write open keeps the old data, then changes it.
+    let top = walk(&root, "top.txt").unwrap();
+    write_at(&top, 0, b"TOP", 0);
+    assert_eq!(read_all(&top), b"TOP data");
+    assert_eq!(top.stat().unwrap().size, 8);
+    // O_TRUNC empties the upper copy.
+    write_at(&top, libc::O_TRUNC, b"new", 0);
+    assert_eq!(read_all(&walk(&root, "top.txt").unwrap()), b"new");
+
+    // New files, directories, symlinks; EEXIST on existing names (lower or upper).
+    let d = walk(&root, "dir").unwrap();
+    let n = d
+        .create(b"new.txt", 0o640, Owner { uid: 7, gid: 8 })
+        .unwrap();
+    write_at(&n, 0, b"fresh", 0);
+    let st = n.stat().unwrap();
+    assert_eq!(
+        (st.mode, st.uid, st.gid, st.size),
+        (libc::S_IFREG | 0o640, 7, 8, 5)
+    );
+    assert_eq!(d.create(b"new.txt", 0o600, ROOT).err(), Some(Errno::EEXIST));
+    assert_eq!(d.create(b"a.txt", 0o600, ROOT).err(), Some(Errno::EEXIST));
+    assert_eq!(d.mkdir(b"sub", 0o700, ROOT).err(), Some(Errno::EEXIST));
+    d.symlink(b"sl", b"/top.txt", ROOT).unwrap();
+    assert_eq!(
+        walk(&root, "dir/sl").unwrap().readlink().unwrap(),
+        b"/top.txt"
+    );
+    let nd = d.mkdir(b"newdir", 0o755, ROOT).unwrap();
+    assert!(nd.stat().unwrap().is_dir());
+    nd.create(b"inner", 0o644, ROOT).unwrap();
+
+    // setattr copies up the attributes only.
+    let a = walk(&root, "dir/a.txt").unwrap();
+    a.setattr(&SetAttr {
+        mode: Some(0o600),
+        uid: Some(1000),
+        ..Default::default()
+    })
+    .unwrap();
+    let st = a.stat().unwrap();
+    assert_eq!((st.mode & 0o7777, st.uid), (0o600, 1000));
+    assert_eq!(read_all(&a), b"hello lower");
+    // Truncate through setattr.
+    a.setattr(&SetAttr {
+        size: Some(5),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(read_all(&a), b"hello");
+
+    // A truncating open of a lower file copies up no data.
+    let f = walk(&root, "keep/deep/f").unwrap();
+    drop(f.open(libc::O_WRONLY | libc::O_TRUNC).unwrap());
+    assert_eq!((f.stat().unwrap().size, read_all(&f)), (0, vec![]));
+
+    // Hard link of a lower file: both names are one file.
+    d.link(b"hard", &f).unwrap();
+    write_at(&walk(&root, "dir/hard").unwrap(), 0, b"F", 0);
+    assert_eq!(read_all(&f), b"F");
+    assert_eq!(f.stat().unwrap().nlink, 2);
+
+    // Deletions: whiteouts hide lower names; rmdir of a non-empty dir refuses.
+    assert_eq!(d.unlink(b"sub", true).err(), Some(Errno::ENOTEMPTY));
+    assert_eq!(d.unlink(b"sub", false).err(), Some(Errno::EISDIR));
+    assert_eq!(d.unlink(b"a.txt", true).err(), Some(Errno::ENOTDIR));
+    walk(&root, "dir/sub").unwrap().unlink(b"x", false).unwrap();
+    d.unlink(b"sub", true).unwrap();
+    d.unlink(b"a.txt", false).unwrap();
+    assert_eq!(walk(&root, "dir/a.txt").err(), Some(Errno::ENOENT));
+    assert_eq!(walk(&root, "dir/sub").err(), Some(Errno::ENOENT));
+    // mkdir over a deleted lower dir is opaque: the old contents stay hidden.
+    let sub = d.mkdir(b"sub", 0o755, ROOT).unwrap();
+    assert_eq!(names(&sub), [".", ".."]);
+    assert_eq!(walk(&root, "dir/sub/x").err(), Some(Errno::ENOENT));
+
+    // Renames: a lower file moves (copy-up + whiteout); a lower dir is EXDEV; a
+    // new dir moves with its contents.
+    root.rename(b"top.txt", &d, b"moved.txt", 0).unwrap();
+    assert_eq!(walk(&root, "top.txt").err(), Some(Errno::ENOENT));
+    assert_eq!(read_all(&walk(&root, "dir/moved.txt").unwrap()), b"new");
+    assert_eq!(root.rename(b"keep", &d, b"k", 0).err(), Some(Errno::EXDEV));
+    d.rename(b"newdir", &root, b"nd2", 0).unwrap();
+    assert!(walk(&root, "nd2/inner").is_ok());
+    assert_eq!(
+        root.rename(b"link", &d, b"new.txt", libc::RENAME_NOREPLACE)
+            .err(),
+        Some(Errno::EEXIST)
+    );
+    root.rename(b"link", &d, b"new.txt", 0).unwrap();
+    assert_eq!(
+        walk(&root, "dir/new.txt").unwrap().readlink().unwrap(),
+        b"dir/a.txt"
+    );
+
+    // The merged listing: upper wins, whiteouts hide, dots first.
+    assert_eq!(
+        names(&d),
+        [".", "..", "hard", "moved.txt", "new.txt", "sl", "sub"]
+    );
+    assert_eq!(names(&root), [".", "..", "dir", "keep", "nd2"]);
+
+    drop((top, d, n, nd, a, f, sub, root));
+    assert_eq!(before, snapshot(&t.0), "the lower tree changed");
+}
+
+/// `--overlay=none`: the gofer filesystem itself is writable and the changes land
+/// in the served tree.
+#[test]
+fn no_overlay_writes_through_the_gofer() {
+    let t = tree();
+    let root = root_for(&config("none"), client(&t.0)).unwrap();
+    let d = walk(&root, "dir").unwrap();
+    let n = d.create(b"new.txt", 0o640, ROOT).unwrap();
+    assert_eq!(d.create(b"new.txt", 0o640, ROOT).err(), Some(Errno::EEXIST));
+    write_at(&n, 0, b"through", 0);
+    // stat follows writes made through a donated fd.
+    assert_eq!(n.stat().unwrap().size, 7);
+    let top = walk(&root, "top.txt").unwrap();
+    write_at(&top, libc::O_TRUNC, b"T", 0);
+    assert_eq!(top.stat().unwrap().size, 1);
+    top.setattr(&SetAttr {
+        mode: Some(0o600),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(top.stat().unwrap().mode & 0o7777, 0o600);
+    let nlink = d.stat().unwrap().nlink;
+    d.mkdir(b"m", 0o755, ROOT).unwrap();
+    assert_eq!(
+        d.stat().unwrap().nlink,
+        nlink + 1,
+        "directory stat refreshed"
+    );
+    d.unlink(b"a.txt", false).unwrap();
+    root.rename(b"top.txt", &d, b"moved", 0).unwrap();
+    d.symlink(b"sl", b"x", ROOT).unwrap();
+    d.link(b"hard", &n).unwrap();
+    assert_eq!(
+        names(&d),
+        [".", "..", "hard", "m", "moved", "new.txt", "sl", "sub"]
+    );
+
+    let p = &t.0;
+    assert_eq!(std::fs::read(p.join("dir/new.txt")).unwrap(), b"through");
+    assert_eq!(std::fs::read(p.join("dir/moved")).unwrap(), b"T");
+    let m = std::fs::metadata(p.join("dir/moved")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+    assert!(!p.join("dir/a.txt").exists() && !p.join("top.txt").exists());
+    assert!(p.join("dir/m").is_dir());
+    assert_eq!(
+        std::fs::read_link(p.join("dir/sl")).unwrap(),
+        Path::new("x")
+    );
+    assert_eq!(std::fs::metadata(p.join("dir/hard")).unwrap().nlink(), 2);
+}
+
+/// A read-only gofer filesystem refuses every change with EROFS.
+#[test]
+fn readonly_root_refuses_changes() {
+    let t = tree();
+    let mut c = config("none");
+    c.readonly_rootfs = true;
+    let root = root_for(&c, client(&t.0)).unwrap();
+    assert_eq!(root.create(b"n", 0o644, ROOT).err(), Some(Errno::EROFS));
+    assert_eq!(root.mkdir(b"n", 0o755, ROOT).err(), Some(Errno::EROFS));
+    assert_eq!(root.unlink(b"top.txt", false).err(), Some(Errno::EROFS));
+    let top = walk(&root, "top.txt").unwrap();
+    assert_eq!(top.open(libc::O_WRONLY).err(), Some(Errno::EROFS));
+    assert_eq!(top.setattr(&SetAttr::default()).err(), Some(Errno::EROFS));
+    assert_eq!(
+        root_for(&config("bogus"), client(&t.0))
+            .err()
+            .map(|e| e.contains("unknown")),
+        Some(true)
+    );
+}

@@ -1,0 +1,169 @@
+//! The root overlay end to end: with `--overlay=memory` (the default) a container that
+//! writes, truncates, creates, deletes and renames files in its root leaves the
+//! bundle's rootfs byte-for-byte unchanged, while it sees its own changes; with
+//! `--overlay=none` the changes land in the rootfs.
+//!
+//! The program (`tests/c/fs/overlay_ops.c`) reports which operations the sentry
+//! accepted; every accepted change is checked on the host.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rvisor_e2e::{run_with_timeout, Link};
+
+struct Fixture {
+    base: PathBuf,
+    rootfs: PathBuf,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn fixture() -> Fixture {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir().join(format!(
+        "rvisor-overlay-e2e-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    let rootfs = base.join("rootfs");
+    let data = rootfs.join("data");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(data.join("emptydir")).unwrap();
+    let src = rvisor_e2e::c_dir().join("fs/overlay_ops.c");
+    rvisor_e2e::compile(&src, Link::Static, &rootfs.join("bin/ops"), &[]).unwrap();
+    std::fs::write(data.join("edit.txt"), "original edit file\n").unwrap();
+    std::fs::write(data.join("trunc.txt"), "a long original text\n").unwrap();
+    std::fs::write(data.join("gone.txt"), "to be deleted\n").unwrap();
+    std::fs::write(data.join("old.txt"), "renamed content\n").unwrap();
+    Fixture { base, rootfs }
+}
+
+/// Every file's type, mode, owner, size, mtime and contents (symlink targets).
+fn tree_hash(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let body = if m.file_type().is_symlink() {
+            format!("{:?}", std::fs::read_link(&p).unwrap())
+        } else if m.is_file() {
+            format!("{:?}", std::fs::read(&p).unwrap())
+        } else {
+            for e in std::fs::read_dir(&p).unwrap() {
+                todo.push(e.unwrap().path());
+            }
+            String::new()
+        };
+        let attrs = format!(
+            "{:o} {}:{} {} {}.{}",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec()
+        );
+        out.insert(
+            p.strip_prefix(root).unwrap().to_path_buf(),
+            format!("{attrs} {body}"),
+        );
+    }
+    out
+}
+
+fn run_ops(overlay: &str, rootfs: &Path) -> BTreeMap<String, String> {
+    let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+    cmd.arg("--platform=ptrace")
+        .arg(format!("--overlay={overlay}"))
+        .arg("do")
+        .arg("--rootfs")
+        .arg(rootfs)
+        .arg("--")
+        .arg("/bin/ops");
+    let out = run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(60))).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status,
+        0,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn ok(r: &BTreeMap<String, String>, op: &str) -> bool {
+    r.get(op).map(String::as_str) == Some("OK")
+}
+
+#[test]
+fn memory_overlay_leaves_the_bundle_unchanged() {
+    let f = fixture();
+    let before = tree_hash(&f.rootfs);
+    let r = run_ops("memory", &f.rootfs);
+    // Writes to existing files always work in the overlay, and the container sees them.
+    assert!(ok(&r, "edit") && ok(&r, "trunc"), "{r:?}");
+    assert_eq!(r["content /data/edit.txt"], "EDITEDal edit file");
+    assert_eq!(r["content /data/trunc.txt"], "short");
+    if ok(&r, "create") {
+        assert_eq!(r["content /data/created.txt"], "created");
+    }
+    if ok(&r, "unlink") {
+        assert_eq!(r["content /data/gone.txt"], "ENOENT");
+    }
+    if ok(&r, "rename") {
+        assert_eq!(r["content /data/new.txt"], "renamed content");
+    }
+    assert_eq!(
+        before,
+        tree_hash(&f.rootfs),
+        "the bundle rootfs changed: {r:?}"
+    );
+    // A second container starts from the unchanged rootfs.
+    let again = run_ops("memory", &f.rootfs);
+    assert_eq!(again["content /data/edit.txt"], "EDITEDal edit file");
+    assert_eq!(before, tree_hash(&f.rootfs));
+}
+
+#[test]
+fn no_overlay_writes_to_the_bundle() {
+    let f = fixture();
+    let data = f.rootfs.join("data");
+    let r = run_ops("none", &f.rootfs);
+    assert!(ok(&r, "edit") && ok(&r, "trunc"), "{r:?}");
+    let read = |n: &str| std::fs::read_to_string(data.join(n)).ok();
+    assert_eq!(read("edit.txt").as_deref(), Some("EDITEDal edit file\n"));
+    assert_eq!(read("trunc.txt").as_deref(), Some("short"));
+    if ok(&r, "create") {
+        assert_eq!(read("created.txt").as_deref(), Some("created"));
+    }
+    if ok(&r, "unlink") {
+        assert!(!data.join("gone.txt").exists());
+    }
+    if ok(&r, "rename") {
+        assert!(!data.join("old.txt").exists());
+        assert_eq!(read("new.txt").as_deref(), Some("renamed content\n"));
+    }
+    if ok(&r, "mkdir") {
+        assert!(data.join("newdir").is_dir());
+    }
+    if ok(&r, "rmdir") {
+        assert!(!data.join("emptydir").exists());
+    }
+    if ok(&r, "chmod") {
+        let m = std::fs::metadata(data.join("edit.txt")).unwrap();
+        assert_eq!(m.mode() & 0o7777, 0o600);
+    }
+}
