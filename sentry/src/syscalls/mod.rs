@@ -1,15 +1,20 @@
 //! The Linux system call ABI. [`table`] maps every x86-64 number to its name,
 //! handler and argument printer; the handlers live in one file per area.
 
+pub mod epoll;
+pub mod eventfd;
 pub mod fs;
 pub mod futex;
 pub mod info;
 pub mod mem;
+pub mod pipe;
+pub mod poll;
 pub mod process;
 pub mod signal;
 pub mod strace;
 pub mod table;
 pub mod time;
+pub mod timerfd;
 
 use std::sync::Arc;
 
