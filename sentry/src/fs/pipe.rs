@@ -69,8 +69,96 @@ pub(crate) fn imp_key(file: &OpenFile) -> usize {
 
 static PIPES: Registry<Pipe> = Registry::new();
 
+/// The queued bytes as Linux keeps them: a ring of page-sized buffers. The slot
+/// model decides what fits (a small write merges into the last page or takes a new
+/// one, never splitting, which is what makes writes of at most `PIPE_BUF` atomic) and
+/// when the pipe is full (every slot used), exactly as applications observe on Linux.
+#[derive(Default)]
+struct Bufs {
+    /// Each buffer: its bytes and how many of them were already read.
+    ring: VecDeque<(Vec<u8>, usize)>,
+    len: usize,
+}
+
+impl Bufs {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    fn slots(&self) -> usize {
+        self.ring.len()
+    }
+    fn take(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            let Some((b, start)) = self.ring.front_mut() else {
+                break;
+            };
+            let k = (out.len() - n).min(b.len() - *start);
+            out[n..n + k].copy_from_slice(&b[*start..*start + k]);
+            *start += k;
+            n += k;
+            if *start == b.len() {
+                self.ring.pop_front();
+            }
+        }
+        self.len -= n;
+        n
+    }
+    fn peek(&self, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (b, start) in &self.ring {
+            let k = (max - out.len()).min(b.len() - start);
+            out.extend_from_slice(&b[*start..*start + k]);
+            if out.len() == max {
+                break;
+            }
+        }
+        out
+    }
+    fn drop_front(&mut self, n: usize) {
+        let mut left = n.min(self.len);
+        self.len -= left;
+        while left > 0 {
+            let Some((b, start)) = self.ring.front_mut() else {
+                break;
+            };
+            let k = left.min(b.len() - *start);
+            *start += k;
+            left -= k;
+            if *start == b.len() {
+                self.ring.pop_front();
+            }
+        }
+    }
+    /// Queues what fits of `data` with at most `max_slots` buffers.
+    fn put(&mut self, data: &[u8], max_slots: usize) -> usize {
+        let mut done = 0;
+        let tail = data.len() % PIPE_BUF;
+        if tail > 0 {
+            if let Some((b, _)) = self.ring.back_mut() {
+                if b.len() + tail <= PIPE_BUF {
+                    b.extend_from_slice(&data[..tail]);
+                    done = tail;
+                }
+            }
+        }
+        while done < data.len() && self.ring.len() < max_slots {
+            let k = (data.len() - done).min(PIPE_BUF);
+            let mut page = Vec::with_capacity(PIPE_BUF);
+            page.extend_from_slice(&data[done..done + k]);
+            self.ring.push_back((page, 0));
+            done += k;
+        }
+        self.len += done;
+        done
+    }
+}
+
 struct State {
-    buf: VecDeque<u8>,
+    buf: Bufs,
     cap: usize,
     readers: usize,
     writers: usize,
@@ -96,7 +184,7 @@ impl Pipe {
     pub fn new(owner: Owner) -> Arc<Pipe> {
         Arc::new(Pipe {
             state: Mutex::new(State {
-                buf: VecDeque::new(),
+                buf: Bufs::default(),
                 cap: DEFAULT_CAPACITY,
                 readers: 0,
                 writers: 0,
@@ -147,10 +235,7 @@ impl Pipe {
                 Err(Errno::EAGAIN)
             };
         }
-        let n = buf.len().min(s.buf.len());
-        for (i, b) in s.buf.drain(..n).enumerate() {
-            buf[i] = b;
-        }
+        let n = s.buf.take(buf);
         s.out_edges += 1;
         drop(s);
         self.queue.notify_all();
@@ -164,7 +249,7 @@ impl Pipe {
         if s.buf.is_empty() && s.writers > 0 && n > 0 {
             return Err(Errno::EAGAIN);
         }
-        Ok(s.buf.iter().take(n).copied().collect())
+        Ok(s.buf.peek(n))
     }
 
     /// Queues bytes with `PIPE_BUF` atomicity; `EPIPE` without readers, `EAGAIN` if
@@ -177,12 +262,11 @@ impl Pipe {
         if s.readers == 0 {
             return Err(Errno::EPIPE);
         }
-        let free = s.cap.saturating_sub(s.buf.len());
-        if free == 0 || (data.len() <= PIPE_BUF && free < data.len()) {
+        let slots = s.cap / PIPE_BUF;
+        let n = s.buf.put(data, slots);
+        if n == 0 {
             return Err(Errno::EAGAIN);
         }
-        let n = free.min(data.len());
-        s.buf.extend(&data[..n]);
         s.in_edges += 1;
         drop(s);
         self.queue.notify_all();
@@ -200,8 +284,7 @@ impl Pipe {
     /// Takes `n` bytes out after a [`Pipe::peek`] (splice from a pipe).
     pub fn consume(&self, n: usize) -> SysResult<()> {
         let mut s = self.lock()?;
-        let n = n.min(s.buf.len());
-        s.buf.drain(..n);
+        s.buf.drop_front(n);
         s.out_edges += 1;
         drop(s);
         self.queue.notify_all();
@@ -211,7 +294,7 @@ impl Pipe {
     /// Free room in bytes.
     pub fn room(&self) -> usize {
         self.lock()
-            .map(|s| s.cap.saturating_sub(s.buf.len()))
+            .map(|s| (s.cap / PIPE_BUF).saturating_sub(s.buf.slots()) * PIPE_BUF)
             .unwrap_or(0)
     }
 
@@ -236,7 +319,7 @@ impl Pipe {
             return Err(Errno::EPERM);
         }
         let mut s = self.lock()?;
-        if want < s.buf.len() {
+        if want / PIPE_BUF < s.buf.slots() {
             return Err(Errno::EBUSY);
         }
         s.cap = want;
@@ -259,7 +342,7 @@ impl Pipe {
             }
         }
         if write {
-            if s.cap.saturating_sub(s.buf.len()) >= PIPE_BUF {
+            if s.buf.slots() < s.cap / PIPE_BUF {
                 r |= libc::POLLOUT | libc::POLLWRNORM;
             }
             if s.readers == 0 {
@@ -504,16 +587,23 @@ mod tests {
         assert_eq!(w.readiness() & libc::POLLOUT as u32, 0);
         let mut buf = vec![0u8; 10];
         r.read(&mut buf, 0).unwrap();
-        // 10 bytes free: a 20-byte write is atomic and does not fit at all.
-        assert_eq!(w.write(&[1u8; 20], 0), Err(Errno::EAGAIN));
-        assert_eq!(w.write(&[1u8; 10], 0), Ok(10));
-        // A write larger than PIPE_BUF may be partial.
-        let mut buf = vec![0u8; 5000];
+        // Every slot is in use: even a 10-byte write does not fit (Linux's model).
+        assert_eq!(w.write(&[1u8; 10], 0), Err(Errno::EAGAIN));
+        // One page freed: a small write takes it whole; the next merges into it.
+        let mut buf = vec![0u8; PIPE_BUF];
         r.read(&mut buf, 0).unwrap();
-        assert_eq!(w.write(&vec![2u8; 8000], 0), Ok(5000));
+        assert_eq!(w.write(&[1u8; 20], 0), Ok(20));
+        assert_eq!(w.write(&[1u8; 30], 0), Ok(30));
+        // 4046 bytes left in that page: a 4050-byte write is atomic, so EAGAIN.
+        assert_eq!(w.write(&[1u8; 4050], 0), Err(Errno::EAGAIN));
+        // A write larger than PIPE_BUF may be partial: its tail merges first.
+        assert_eq!(w.write(&vec![2u8; 8000], 0), Ok(8000 % PIPE_BUF));
         assert_eq!(p.set_capacity(100, false), Err(Errno::EBUSY));
-        let mut all = vec![0u8; DEFAULT_CAPACITY];
-        assert_eq!(r.read(&mut all, 0), Ok(DEFAULT_CAPACITY));
+        let mut all = vec![0u8; 2 * DEFAULT_CAPACITY];
+        assert_eq!(
+            r.read(&mut all, 0),
+            Ok(DEFAULT_CAPACITY - PIPE_BUF - 10 + 20 + 30 + 3904)
+        );
         assert_eq!(p.set_capacity(5000, false), Ok(8192));
         assert_eq!(p.set_capacity(2 << 20, false), Err(Errno::EPERM));
         assert_eq!(p.set_capacity(2 << 20, true), Ok(2 << 20));

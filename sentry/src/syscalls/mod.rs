@@ -11,6 +11,7 @@ pub mod pipe;
 pub mod poll;
 pub mod process;
 pub mod signal;
+pub mod splice;
 pub mod strace;
 pub mod table;
 pub mod time;

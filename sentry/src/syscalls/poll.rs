@@ -289,10 +289,13 @@ fn do_select(task: &Task, nfds: i32, addrs: [u64; 3], deadline: Option<Instant>)
 pub fn select(task: &mut Task, a: &Args) -> SysResult<u64> {
     let deadline = if a[4] != 0 {
         let tv: libc::timeval = io::read_struct(task.mem(), a[4])?;
-        if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+        // Linux folds whole seconds of tv_usec into tv_sec before validating.
+        let sec = tv.tv_sec.saturating_add(tv.tv_usec / 1_000_000);
+        let nsec = (tv.tv_usec % 1_000_000) * 1000;
+        if sec < 0 || nsec < 0 {
             return Err(Errno::EINVAL);
         }
-        deadline_after(Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000))
+        deadline_after(Duration::new(sec as u64, nsec as u32))
     } else {
         None
     };

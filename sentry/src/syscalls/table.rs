@@ -4,7 +4,8 @@
 
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
-    epoll, eventfd, fs, futex, info, mem, pipe, poll, process, signal, time, timerfd, Handler,
+    epoll, eventfd, fs, futex, info, mem, pipe, poll, process, signal, splice, time, timerfd,
+    Handler,
 };
 
 /// One row of the table.
@@ -64,7 +65,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         37 => &Entry { name: "alarm", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         38 => &Entry { name: "setitimer", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         39 => &Entry { name: "getpid", handler: Some(process::getpid), args: &[] },
-        40 => &Entry { name: "sendfile", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        40 => &Entry { name: "sendfile", handler: Some(splice::sendfile), args: &[Fd, Fd, Ptr, Uint] },
         41 => &Entry { name: "socket", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         42 => &Entry { name: "connect", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         43 => &Entry { name: "accept", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -299,8 +300,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         272 => &Entry { name: "unshare", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         273 => &Entry { name: "set_robust_list", handler: Some(process::set_robust_list), args: &[Ptr, Uint] },
         274 => &Entry { name: "get_robust_list", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        275 => &Entry { name: "splice", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        276 => &Entry { name: "tee", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        275 => &Entry { name: "splice", handler: Some(splice::splice), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex] },
+        276 => &Entry { name: "tee", handler: Some(splice::tee), args: &[Fd, Fd, Uint, Hex] },
         277 => &Entry { name: "sync_file_range", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         278 => &Entry { name: "vmsplice", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         279 => &Entry { name: "move_pages", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
