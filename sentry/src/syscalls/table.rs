@@ -4,8 +4,8 @@
 
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
-    epoll, eventfd, fs, futex, info, mem, pipe, poll, process, signal, splice, time, timerfd,
-    Handler,
+    epoll, eventfd, fs, futex, info, mem, memfd, pipe, poll, process, signal, signalfd, splice,
+    time, timerfd, Handler,
 };
 
 /// One row of the table.
@@ -307,14 +307,14 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         279 => &Entry { name: "move_pages", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         280 => &Entry { name: "utimensat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         281 => &Entry { name: "epoll_pwait", handler: Some(epoll::epoll_pwait), args: &[Fd, Ptr, Int, Int, Ptr, Uint] },
-        282 => &Entry { name: "signalfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        282 => &Entry { name: "signalfd", handler: Some(signalfd::signalfd), args: &[Fd, Ptr, Uint] },
         283 => &Entry { name: "timerfd_create", handler: Some(timerfd::timerfd_create), args: &[ClockId, Hex] },
         284 => &Entry { name: "eventfd", handler: Some(eventfd::eventfd), args: &[Uint] },
         285 => &Entry { name: "fallocate", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         286 => &Entry { name: "timerfd_settime", handler: Some(timerfd::timerfd_settime), args: &[Fd, Hex, Ptr, Ptr] },
         287 => &Entry { name: "timerfd_gettime", handler: Some(timerfd::timerfd_gettime), args: &[Fd, Ptr] },
         288 => &Entry { name: "accept4", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        289 => &Entry { name: "signalfd4", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        289 => &Entry { name: "signalfd4", handler: Some(signalfd::signalfd4), args: &[Fd, Ptr, Uint, Hex] },
         290 => &Entry { name: "eventfd2", handler: Some(eventfd::eventfd2), args: &[Uint, Hex] },
         291 => &Entry { name: "epoll_create1", handler: Some(epoll::epoll_create1), args: &[Hex] },
         292 => &Entry { name: "dup3", handler: Some(fs::dup3), args: &[Fd, Fd, OpenFlags] },
@@ -344,7 +344,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         316 => &Entry { name: "renameat2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         317 => &Entry { name: "seccomp", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         318 => &Entry { name: "getrandom", handler: Some(info::getrandom), args: &[Ptr, Uint, Hex] },
-        319 => &Entry { name: "memfd_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        319 => &Entry { name: "memfd_create", handler: Some(memfd::memfd_create), args: &[Ptr, Hex] },
         320 => &Entry { name: "kexec_file_load", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         321 => &Entry { name: "bpf", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         322 => &Entry { name: "execveat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
