@@ -2,11 +2,13 @@
 //! (null, zero, full, random, urandom, tty), and the usual symlinks into
 //! `/proc/self/fd`. Nothing of the host's `/dev` is reachable.
 //!
-//! `/dev/shm` and `/dev/pts` are mount points the VFS mount table fills (a tmpfs,
-//! and devpts when it exists); they are plain empty directories here.
+//! `/dev/pts` is this devfs's own devpts (it shares its ptys with `/dev/ptmx`).
+//! `/dev/shm` is a mount point the VFS mount table fills with a tmpfs; it is a plain
+//! empty directory here.
 
 pub mod devices;
 pub mod dir;
+pub mod pty;
 
 use std::sync::Arc;
 
@@ -16,6 +18,10 @@ use dir::{FsInfo, StaticDir, StaticLink};
 
 /// `st_dev` of devfs objects.
 pub const DEVFS_DEV: u64 = 0x6;
+/// `st_dev` of devpts objects.
+pub const DEVPTS_DEV: u64 = 0x18;
+/// `DEVPTS_SUPER_MAGIC`.
+const DEVPTS_MAGIC: i64 = 0x1cd1;
 /// devtmpfs reports the tmpfs magic.
 const TMPFS_MAGIC: i64 = 0x0102_1994;
 
@@ -27,6 +33,10 @@ pub fn new_root() -> Arc<dyn Inode> {
     };
     let dev = |k: Kind| -> Arc<dyn Inode> { CharDevice::new(fs, k) };
     let link = |t: &[u8]| -> Arc<dyn Inode> { StaticLink::new(fs, t) };
+    let pts = pty::Devpts::new(FsInfo {
+        dev: DEVPTS_DEV,
+        magic: DEVPTS_MAGIC,
+    });
     let entries: Vec<(&[u8], Arc<dyn Inode>)> = vec![
         (b"null", dev(Kind::Null)),
         (b"zero", dev(Kind::Zero)),
@@ -39,7 +49,8 @@ pub fn new_root() -> Arc<dyn Inode> {
         (b"stdout", link(b"/proc/self/fd/1")),
         (b"stderr", link(b"/proc/self/fd/2")),
         (b"shm", StaticDir::new(fs, 0o1777, vec![])),
-        (b"pts", StaticDir::new(fs, 0o755, vec![])),
+        (b"ptmx", pty::PtmxNode::new(pts.clone())),
+        (b"pts", pty::PtsDir::new(pts)),
     ];
     StaticDir::new(fs, 0o755, entries)
 }
