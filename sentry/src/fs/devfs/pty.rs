@@ -59,17 +59,17 @@ impl Termios {
     /// Linux's `tty_std_termios`: what a new slave starts with.
     pub fn standard() -> Termios {
         Termios {
-            iflag: (libc::ICRNL | libc::IXON) as u32,
-            oflag: (libc::OPOST | libc::ONLCR) as u32,
-            cflag: (libc::B38400 | libc::CS8 | libc::CREAD | libc::HUPCL) as u32,
-            lflag: (libc::ISIG
+            iflag: libc::ICRNL | libc::IXON,
+            oflag: libc::OPOST | libc::ONLCR,
+            cflag: libc::B38400 | libc::CS8 | libc::CREAD | libc::HUPCL,
+            lflag: libc::ISIG
                 | libc::ICANON
                 | libc::ECHO
                 | libc::ECHOE
                 | libc::ECHOK
                 | libc::ECHOCTL
                 | libc::ECHOKE
-                | libc::IEXTEN) as u32,
+                | libc::IEXTEN,
             line: 0,
             cc: [
                 3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0,
@@ -82,7 +82,7 @@ impl Termios {
         Termios {
             iflag: 0,
             oflag: 0,
-            cflag: (libc::B38400 | libc::CS8 | libc::CREAD) as u32,
+            cflag: libc::B38400 | libc::CS8 | libc::CREAD,
             lflag: 0,
             ..Termios::standard()
         }
@@ -116,13 +116,13 @@ impl Termios {
     }
 
     fn l(&self, f: libc::tcflag_t) -> bool {
-        self.lflag & f as u32 != 0
+        self.lflag & f != 0
     }
     fn i(&self, f: libc::tcflag_t) -> bool {
-        self.iflag & f as u32 != 0
+        self.iflag & f != 0
     }
     fn o(&self, f: libc::tcflag_t) -> bool {
-        self.oflag & f as u32 != 0
+        self.oflag & f != 0
     }
 }
 
