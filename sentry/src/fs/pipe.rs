@@ -511,6 +511,18 @@ pub fn open_fifo(
     flags: i32,
     task: &Task,
 ) -> SysResult<Box<dyn FileImpl>> {
+    open_fifo_with(pipe, inode, flags, &task.waker, || task.signal_pending())
+}
+
+/// [`open_fifo`] with the waiting parts spelled out: `waker` parks the opener and
+/// `interrupted` says a signal is pending (`ERESTARTSYS`).
+pub fn open_fifo_with(
+    pipe: &Arc<Pipe>,
+    inode: Arc<dyn Inode>,
+    flags: i32,
+    waker: &Arc<crate::kernel::wait::Waker>,
+    interrupted: impl FnMut() -> bool,
+) -> SysResult<Box<dyn FileImpl>> {
     let nonblock = flags & libc::O_NONBLOCK != 0;
     let (read, write) = match flags & libc::O_ACCMODE {
         libc::O_RDONLY => (true, false),
@@ -525,22 +537,17 @@ pub fn open_fifo(
     if nonblock || (read && write) {
         return Ok(end);
     }
-    // Wait for the other side; the end is already counted so the peer's own wait
-    // ends too.
-    let _reg = pipe.queue.register(&task.waker);
-    let r = crate::kernel::wait::block(
-        &task.waker,
-        None,
-        || task.signal_pending(),
-        || {
-            let s = pipe.lock()?;
-            Ok(if read {
-                (s.writer_opens > end.seen_writer_opens).then_some(())
-            } else {
-                (s.readers > 0).then_some(())
-            })
-        },
-    );
+    // Wait for the other side; this end is already counted, so the peer's own
+    // wait ends too.
+    let _reg = pipe.queue.register(waker);
+    let r = crate::kernel::wait::block(waker, None, interrupted, || {
+        let s = pipe.lock()?;
+        Ok(if read {
+            (s.writer_opens > end.seen_writer_opens).then_some(())
+        } else {
+            (s.readers > 0).then_some(())
+        })
+    });
     match r {
         Ok(Ok(())) => Ok(end),
         Ok(Err(e)) => Err(e),
@@ -607,5 +614,73 @@ mod tests {
         assert_eq!(p.set_capacity(5000, false), Ok(8192));
         assert_eq!(p.set_capacity(2 << 20, false), Err(Errno::EPERM));
         assert_eq!(p.set_capacity(2 << 20, true), Ok(2 << 20));
+    }
+
+    struct FifoInode;
+    impl Inode for FifoInode {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn stat(&self) -> SysResult<Stat> {
+            Ok(Stat {
+                mode: libc::S_IFIFO | 0o644,
+                ino: 99,
+                ..Default::default()
+            })
+        }
+        fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
+            Err(Errno::ENXIO)
+        }
+    }
+
+    #[test]
+    fn fifo_open_rules() {
+        use crate::kernel::wait::Waker;
+        let p = Pipe::new(owner());
+        let inode: Arc<dyn Inode> = Arc::new(FifoInode);
+        let w = Waker::new();
+        let never = || false;
+        assert_eq!(
+            open_fifo_with(
+                &p,
+                inode.clone(),
+                libc::O_WRONLY | libc::O_NONBLOCK,
+                &w,
+                never
+            )
+            .err(),
+            Some(Errno::ENXIO)
+        );
+        let r = open_fifo_with(
+            &p,
+            inode.clone(),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+            &w,
+            never,
+        )
+        .unwrap();
+        assert_eq!(r.stat().unwrap().ino, 99);
+        // No writer has come yet: EOF, no hang-up.
+        assert_eq!(r.read(&mut [0u8; 4], 0), Ok(0));
+        assert_eq!(r.readiness() & libc::POLLHUP as u32, 0);
+        let wr = open_fifo_with(&p, inode.clone(), libc::O_WRONLY, &w, never).unwrap();
+        wr.write(b"hi", 0).unwrap();
+        let mut b = [0u8; 4];
+        assert_eq!(r.read(&mut b, 0), Ok(2));
+        drop(wr);
+        assert_ne!(r.readiness() & libc::POLLHUP as u32, 0);
+        drop(r);
+
+        // A blocking reader waits until a writer opens from another thread.
+        let (p2, i2) = (p.clone(), inode.clone());
+        let t = std::thread::spawn(move || {
+            let w2 = Waker::new();
+            open_fifo_with(&p2, i2, libc::O_RDONLY, &w2, || false).map(|_| ())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(!t.is_finished());
+        let wr = open_fifo_with(&p, inode, libc::O_WRONLY, &w, never).unwrap();
+        assert_eq!(t.join().unwrap(), Ok(()));
+        drop(wr);
     }
 }
