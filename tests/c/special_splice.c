@@ -54,6 +54,7 @@ int main(void)
     printf("file pos: %ld\n", (long)lseek(f, 0, SEEK_CUR));
     read(a[0], buf, sizeof buf);
 
+    R("sendfile from a pipe", sendfile(b[1], a[0], NULL, 10));
     int n = open("/dev/null", O_WRONLY);
     write(a[1], "0123456789", 10);
     R("splice pipe->/dev/null", splice(a[0], NULL, n, NULL, 100, 0));

@@ -228,6 +228,10 @@ pub fn sendfile(task: &mut Task, a: &Args) -> SysResult<u64> {
     if fout.flags() & libc::O_APPEND != 0 {
         return Err(Errno::EINVAL);
     }
+    // Linux reads sendfile's input through the page cache: a pipe cannot be one.
+    if pipe_of(&fin).is_some() {
+        return Err(Errno::EINVAL);
+    }
     let mut off = read_off(task, a[2])?;
     if off.is_some() && !fin.imp().seekable() {
         return Err(Errno::ESPIPE);
