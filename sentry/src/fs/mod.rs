@@ -1,8 +1,16 @@
 //! Filesystems the VFS mounts: the gofer-backed root and its overlay, procfs, and
 //! the host stdio passthrough.
 
+pub mod devfs;
+pub mod epoll;
+pub mod eventfd;
 pub mod gofer;
 pub mod host;
+pub mod memfd;
 pub mod overlay;
+pub mod pipe;
 pub mod procfs;
+pub mod signalfd;
 pub mod synthetic;
+pub mod sysfs;
+pub mod timerfd;

@@ -85,16 +85,27 @@ impl FileImpl for EmptyDirFile {
 /// The root directory with [`MASKED`] names replaced by empty directories.
 pub struct MaskedRoot {
     inner: Arc<dyn Inode>,
-    masks: Vec<(Vec<u8>, Arc<EmptyDir>)>,
+    masks: Vec<(Vec<u8>, Arc<dyn Inode>)>,
 }
 
 impl MaskedRoot {
     /// Wraps the real root `inner`.
     pub fn new(inner: Arc<dyn Inode>) -> Arc<MaskedRoot> {
+        let ncpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let masks = MASKED
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.to_vec(), EmptyDir::new(0xffff_0000 + i as u64)))
+            .map(|(i, n)| {
+                // Until the mount table lands, devfs and sysfs sit here.
+                let d: Arc<dyn Inode> = match *n {
+                    b"dev" => crate::fs::devfs::new_root(),
+                    b"sys" => crate::fs::sysfs::new_root(ncpus),
+                    _ => EmptyDir::new(0xffff_0000 + i as u64),
+                };
+                (n.to_vec(), d)
+            })
             .collect();
         Arc::new(MaskedRoot { inner, masks })
     }

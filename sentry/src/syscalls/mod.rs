@@ -3,17 +3,25 @@
 
 pub mod clone;
 pub mod creds;
+pub mod epoll;
+pub mod eventfd;
 pub mod exec;
 pub mod fs;
 pub mod futex;
 pub mod info;
 pub mod mem;
+pub mod memfd;
+pub mod pipe;
+pub mod poll;
 pub mod process;
 pub mod session;
 pub mod signal;
+pub mod signalfd;
+pub mod splice;
 pub mod strace;
 pub mod table;
 pub mod time;
+pub mod timerfd;
 pub mod timers;
 pub mod wait;
 

@@ -3,9 +3,7 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{
-    clone, creds, exec, fs, futex, info, mem, process, session, signal, time, timers, wait, Handler,
-};
+use crate::syscalls::{clone, creds, epoll, eventfd, exec, fs, futex, info, mem, memfd, pipe, poll, process, session, signal, signalfd, splice, time, timerfd, timers, wait, Handler};
 
 /// One row of the table.
 pub struct Entry {
@@ -31,7 +29,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         4 => &Entry { name: "stat", handler: Some(fs::stat), args: &[Path, Ptr] },
         5 => &Entry { name: "fstat", handler: Some(fs::fstat), args: &[Fd, Ptr] },
         6 => &Entry { name: "lstat", handler: Some(fs::lstat), args: &[Path, Ptr] },
-        7 => &Entry { name: "poll", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        7 => &Entry { name: "poll", handler: Some(poll::poll), args: &[Ptr, Uint, Int] },
         8 => &Entry { name: "lseek", handler: Some(fs::lseek), args: &[Fd, Int, Int] },
         9 => &Entry { name: "mmap", handler: Some(mem::mmap), args: &[Hex, Uint, Prot, MmapFlags, Fd, Hex] },
         10 => &Entry { name: "mprotect", handler: Some(mem::mprotect), args: &[Hex, Uint, Prot] },
@@ -46,8 +44,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         19 => &Entry { name: "readv", handler: Some(fs::readv), args: &[Fd, Ptr, Uint] },
         20 => &Entry { name: "writev", handler: Some(fs::writev), args: &[Fd, Ptr, Uint] },
         21 => &Entry { name: "access", handler: Some(fs::access), args: &[Path, Oct] },
-        22 => &Entry { name: "pipe", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        23 => &Entry { name: "select", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        22 => &Entry { name: "pipe", handler: Some(pipe::pipe), args: &[Ptr] },
+        23 => &Entry { name: "select", handler: Some(poll::select), args: &[Int, Ptr, Ptr, Ptr, Ptr] },
         24 => &Entry { name: "sched_yield", handler: Some(process::sched_yield), args: &[] },
         25 => &Entry { name: "mremap", handler: Some(mem::mremap), args: &[Hex, Uint, Uint, Hex, Hex] },
         26 => &Entry { name: "msync", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -64,7 +62,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         37 => &Entry { name: "alarm", handler: Some(timers::alarm), args: &[Uint] },
         38 => &Entry { name: "setitimer", handler: Some(timers::setitimer), args: &[Int, Ptr, Ptr] },
         39 => &Entry { name: "getpid", handler: Some(process::getpid), args: &[] },
-        40 => &Entry { name: "sendfile", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        40 => &Entry { name: "sendfile", handler: Some(splice::sendfile), args: &[Fd, Fd, Ptr, Uint] },
         41 => &Entry { name: "socket", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         42 => &Entry { name: "connect", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         43 => &Entry { name: "accept", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -237,7 +235,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         210 => &Entry { name: "io_cancel", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         211 => &Entry { name: "get_thread_area", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         212 => &Entry { name: "lookup_dcookie", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        213 => &Entry { name: "epoll_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        213 => &Entry { name: "epoll_create", handler: Some(epoll::epoll_create), args: &[Int] },
         214 => &Entry { name: "epoll_ctl_old", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         215 => &Entry { name: "epoll_wait_old", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         216 => &Entry { name: "remap_file_pages", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -256,8 +254,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         229 => &Entry { name: "clock_getres", handler: Some(time::clock_getres), args: &[ClockId, Ptr] },
         230 => &Entry { name: "clock_nanosleep", handler: Some(time::clock_nanosleep), args: &[ClockId, Hex, Timespec, Ptr] },
         231 => &Entry { name: "exit_group", handler: Some(exec::exit_group), args: &[Int] },
-        232 => &Entry { name: "epoll_wait", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        233 => &Entry { name: "epoll_ctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        232 => &Entry { name: "epoll_wait", handler: Some(epoll::epoll_wait), args: &[Fd, Ptr, Int, Int] },
+        233 => &Entry { name: "epoll_ctl", handler: Some(epoll::epoll_ctl), args: &[Fd, Int, Fd, Ptr] },
         234 => &Entry { name: "tgkill", handler: Some(signal::tgkill), args: &[Int, Int, Signal] },
         235 => &Entry { name: "utimes", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         236 => &Entry { name: "vserver", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -294,30 +292,30 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         267 => &Entry { name: "readlinkat", handler: Some(fs::readlinkat), args: &[AtFd, Path, Ptr, Uint] },
         268 => &Entry { name: "fchmodat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         269 => &Entry { name: "faccessat", handler: Some(fs::faccessat), args: &[AtFd, Path, Oct] },
-        270 => &Entry { name: "pselect6", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        271 => &Entry { name: "ppoll", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        270 => &Entry { name: "pselect6", handler: Some(poll::pselect6), args: &[Int, Ptr, Ptr, Ptr, Ptr, Ptr] },
+        271 => &Entry { name: "ppoll", handler: Some(poll::ppoll), args: &[Ptr, Uint, Ptr, Ptr, Uint] },
         272 => &Entry { name: "unshare", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         273 => &Entry { name: "set_robust_list", handler: Some(process::set_robust_list), args: &[Ptr, Uint] },
         274 => &Entry { name: "get_robust_list", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        275 => &Entry { name: "splice", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        276 => &Entry { name: "tee", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        275 => &Entry { name: "splice", handler: Some(splice::splice), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex] },
+        276 => &Entry { name: "tee", handler: Some(splice::tee), args: &[Fd, Fd, Uint, Hex] },
         277 => &Entry { name: "sync_file_range", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         278 => &Entry { name: "vmsplice", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         279 => &Entry { name: "move_pages", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         280 => &Entry { name: "utimensat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        281 => &Entry { name: "epoll_pwait", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        282 => &Entry { name: "signalfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        283 => &Entry { name: "timerfd_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        284 => &Entry { name: "eventfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        281 => &Entry { name: "epoll_pwait", handler: Some(epoll::epoll_pwait), args: &[Fd, Ptr, Int, Int, Ptr, Uint] },
+        282 => &Entry { name: "signalfd", handler: Some(signalfd::signalfd), args: &[Fd, Ptr, Uint] },
+        283 => &Entry { name: "timerfd_create", handler: Some(timerfd::timerfd_create), args: &[ClockId, Hex] },
+        284 => &Entry { name: "eventfd", handler: Some(eventfd::eventfd), args: &[Uint] },
         285 => &Entry { name: "fallocate", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        286 => &Entry { name: "timerfd_settime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        287 => &Entry { name: "timerfd_gettime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        286 => &Entry { name: "timerfd_settime", handler: Some(timerfd::timerfd_settime), args: &[Fd, Hex, Ptr, Ptr] },
+        287 => &Entry { name: "timerfd_gettime", handler: Some(timerfd::timerfd_gettime), args: &[Fd, Ptr] },
         288 => &Entry { name: "accept4", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        289 => &Entry { name: "signalfd4", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        290 => &Entry { name: "eventfd2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        291 => &Entry { name: "epoll_create1", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        289 => &Entry { name: "signalfd4", handler: Some(signalfd::signalfd4), args: &[Fd, Ptr, Uint, Hex] },
+        290 => &Entry { name: "eventfd2", handler: Some(eventfd::eventfd2), args: &[Uint, Hex] },
+        291 => &Entry { name: "epoll_create1", handler: Some(epoll::epoll_create1), args: &[Hex] },
         292 => &Entry { name: "dup3", handler: Some(fs::dup3), args: &[Fd, Fd, OpenFlags] },
-        293 => &Entry { name: "pipe2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        293 => &Entry { name: "pipe2", handler: Some(pipe::pipe2), args: &[Ptr, OpenFlags] },
         294 => &Entry { name: "inotify_init1", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         295 => &Entry { name: "preadv", handler: Some(fs::preadv), args: &[Fd, Ptr, Uint, Int] },
         296 => &Entry { name: "pwritev", handler: Some(fs::pwritev), args: &[Fd, Ptr, Uint, Int] },
@@ -343,7 +341,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         316 => &Entry { name: "renameat2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         317 => &Entry { name: "seccomp", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         318 => &Entry { name: "getrandom", handler: Some(info::getrandom), args: &[Ptr, Uint, Hex] },
-        319 => &Entry { name: "memfd_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        319 => &Entry { name: "memfd_create", handler: Some(memfd::memfd_create), args: &[Ptr, Hex] },
         320 => &Entry { name: "kexec_file_load", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         321 => &Entry { name: "bpf", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         322 => &Entry { name: "execveat", handler: Some(exec::execveat), args: &[AtFd, Path, Ptr, Ptr, Hex] },
@@ -376,7 +374,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         438 => &Entry { name: "pidfd_getfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         439 => &Entry { name: "faccessat2", handler: Some(fs::faccessat2), args: &[AtFd, Path, Oct, Hex] },
         440 => &Entry { name: "process_madvise", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        441 => &Entry { name: "epoll_pwait2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        441 => &Entry { name: "epoll_pwait2", handler: Some(epoll::epoll_pwait2), args: &[Fd, Ptr, Int, Ptr, Ptr, Uint] },
         442 => &Entry { name: "mount_setattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         443 => &Entry { name: "quotactl_fd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         444 => &Entry { name: "landlock_create_ruleset", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -416,10 +414,7 @@ mod tests {
     fn rows() {
         assert_eq!(entry(39).map(|e| e.name), Some("getpid"));
         assert!(entry(0).and_then(|e| e.handler).is_some());
-        assert!(
-            entry(175).and_then(|e| e.handler).is_some(),
-            "init_module refuses explicitly"
-        );
+        assert!(entry(175).and_then(|e| e.handler).is_some(), "init_module refuses explicitly");
         assert!(entry(100_000).is_none());
         assert!(entry(MAX_NR - 1).is_some());
     }

@@ -1,0 +1,94 @@
+//! A minimal, read-only sysfs: what programs read to size themselves
+//! (`devices/system/cpu/{online,possible,present}`) and the top-level directories
+//! they expect to exist. Nothing of the host's `/sys` is exposed.
+
+use std::sync::Arc;
+
+use crate::fs::devfs::dir::{FsInfo, StaticDir, StaticFile};
+use crate::vfs::Inode;
+
+/// `SYSFS_MAGIC`.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+/// `st_dev` of sysfs objects.
+const SYSFS_DEV: u64 = 0x15;
+/// Size sysfs attributes report in `stat`.
+const ATTR_SIZE: i64 = 4096;
+
+/// A CPU list as sysfs prints it: "0" or "0-N".
+fn cpu_list(ncpus: usize) -> Vec<u8> {
+    if ncpus <= 1 {
+        b"0\n".to_vec()
+    } else {
+        format!("0-{}\n", ncpus - 1).into_bytes()
+    }
+}
+
+/// Builds the root of a sysfs instance for a sandbox with `ncpus` CPUs.
+pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
+    let fs = FsInfo {
+        dev: SYSFS_DEV,
+        magic: SYSFS_MAGIC,
+    };
+    let list = cpu_list(ncpus);
+    let attr = |d: &[u8]| -> Arc<dyn Inode> { StaticFile::new(fs, d.to_vec(), ATTR_SIZE) };
+    let mut cpu_entries: Vec<(Vec<u8>, Arc<dyn Inode>)> = vec![
+        (b"online".to_vec(), attr(&list)),
+        (b"possible".to_vec(), attr(&list)),
+        (b"present".to_vec(), attr(&list)),
+    ];
+    for i in 0..ncpus {
+        cpu_entries.push((
+            format!("cpu{i}").into_bytes(),
+            StaticDir::new(fs, 0o755, vec![]),
+        ));
+    }
+    let cpu = StaticDir::new(
+        fs,
+        0o755,
+        cpu_entries
+            .iter()
+            .map(|(n, i)| (n.as_slice(), i.clone()))
+            .collect(),
+    );
+    let system = StaticDir::new(fs, 0o755, vec![(b"cpu", cpu)]);
+    let devices = StaticDir::new(fs, 0o755, vec![(b"system", system)]);
+    let empty = || -> Arc<dyn Inode> { StaticDir::new(fs, 0o755, vec![]) };
+    StaticDir::new(
+        fs,
+        0o555,
+        vec![
+            (b"block", empty()),
+            (b"bus", empty()),
+            (b"class", empty()),
+            (b"dev", empty()),
+            (b"devices", devices),
+            (b"firmware", empty()),
+            (b"fs", empty()),
+            (b"kernel", empty()),
+            (b"module", empty()),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_files() {
+        let root = new_root(4);
+        let cpu = root
+            .lookup(b"devices")
+            .and_then(|d| d.lookup(b"system"))
+            .and_then(|d| d.lookup(b"cpu"))
+            .unwrap();
+        let f = cpu.lookup(b"online").unwrap().open(libc::O_RDONLY).unwrap();
+        let mut b = [0u8; 64];
+        let n = f.read(&mut b, 0).unwrap();
+        assert_eq!(&b[..n], b"0-3\n");
+        assert!(cpu.lookup(b"cpu3").unwrap().stat().unwrap().is_dir());
+        assert!(cpu.lookup(b"cpu4").is_err());
+        assert!(cpu.lookup(b"online").unwrap().open(libc::O_WRONLY).is_err());
+        assert_eq!(cpu_list(1), b"0\n");
+    }
+}

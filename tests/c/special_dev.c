@@ -1,0 +1,72 @@
+// /dev/null, /dev/zero, /dev/full, /dev/urandom semantics and device numbers;
+// /sys/devices/system/cpu/online.
+#define _GNU_SOURCE
+#include "e2e.h"
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+/* Evaluates the call before reading errno (argument order is unspecified). */
+#define R(label, expr)                                                                   \
+    do {                                                                                 \
+        long r_ = (long)(expr);                                                          \
+        int e_ = errno;                                                                  \
+        printf("%s: %ld %s(%d)\n", label, r_, r_ < 0 ? e2e_errname(e_) : "OK", r_ < 0 ? e_ : 0); \
+    } while (0)
+
+static void node(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        printf("%s: stat %s\n", path, e2e_errname(errno));
+        return;
+    }
+    printf("%s: chr=%d mode=%o rdev=%u,%u\n", path, S_ISCHR(st.st_mode), st.st_mode & 07777,
+           major(st.st_rdev), minor(st.st_rdev));
+}
+
+int main(void)
+{
+    node("/dev/null");
+    node("/dev/zero");
+    node("/dev/full");
+    node("/dev/random");
+    node("/dev/urandom");
+    char buf[64];
+    int fd = open("/dev/null", O_RDWR);
+    R("null read", read(fd, buf, sizeof buf));
+    R("null write", write(fd, "abc", 3));
+    close(fd);
+    fd = open("/dev/zero", O_RDONLY);
+    memset(buf, 7, sizeof buf);
+    long r = read(fd, buf, sizeof buf);
+    int zero = 1;
+    for (int i = 0; i < 64; i++)
+        zero &= buf[i] == 0;
+    printf("zero read: %ld all zero: %d\n", r, zero);
+    close(fd);
+    fd = open("/dev/full", O_WRONLY);
+    R("full write", write(fd, "x", 1));
+    close(fd);
+    fd = open("/dev/urandom", O_RDONLY);
+    unsigned char a[32] = {0}, b[32] = {0};
+    read(fd, a, 32);
+    read(fd, b, 32);
+    printf("urandom differs: %s\n", memcmp(a, b, 32) ? "yes" : "no");
+    close(fd);
+    char link[64] = {0};
+    readlink("/dev/fd", link, sizeof link - 1);
+    printf("/dev/fd -> %s\n", link);
+    memset(link, 0, sizeof link);
+    readlink("/dev/stdout", link, sizeof link - 1);
+    printf("/dev/stdout -> %s\n", link);
+
+    fd = open("/sys/devices/system/cpu/online", O_RDONLY);
+    memset(buf, 0, sizeof buf);
+    r = read(fd, buf, sizeof buf - 1);
+    printf("cpu online starts with 0: %s ends with newline: %s\n", buf[0] == '0' ? "yes" : "no",
+           r > 0 && buf[r - 1] == '\n' ? "yes" : "no");
+    return 0;
+}
