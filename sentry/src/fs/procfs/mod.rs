@@ -17,6 +17,9 @@ use crate::vfs::Inode;
 
 use node::{GenDir, GenFile, GenLink};
 
+/// Generates one per-process file.
+type PidGen = fn(&Arc<ThreadGroup>, &Arc<Kernel>, i32) -> SysResult<Vec<u8>>;
+
 /// Inode numbers: fixed entries below this, per-pid ones above.
 const PID_INO_BASE: u64 = 1 << 32;
 
@@ -133,9 +136,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         .unwrap_or((0, 0));
     let g: Weak<ThreadGroup> = Arc::downgrade(tg);
     let kw = Arc::downgrade(kernel);
-    let mk = |n: u64,
-              f: fn(&Arc<ThreadGroup>, &Arc<Kernel>, i32) -> SysResult<Vec<u8>>|
-     -> Arc<dyn Inode> {
+    let mk = |n: u64, f: PidGen| -> Arc<dyn Inode> {
         let (g, kw) = (g.clone(), kw.clone());
         let id = tid.unwrap_or(0);
         GenFile::new(

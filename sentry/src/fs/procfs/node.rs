@@ -16,6 +16,9 @@ pub type Gen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
 pub type LinkGen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
 /// Directory lookup: a name to an inode.
 pub type Lookup = Arc<dyn Fn(&[u8]) -> SysResult<Arc<dyn Inode>> + Send + Sync>;
+/// Named children of a fixed directory.
+type Children = Arc<Vec<(Vec<u8>, Arc<dyn Inode>)>>;
+
 /// Directory listing: (inode number, DT_* type, name).
 pub type List = Arc<dyn Fn() -> SysResult<Vec<(u64, u8, Vec<u8>)>> + Send + Sync>;
 
@@ -159,7 +162,7 @@ impl GenDir {
 
     /// A directory with a fixed set of children.
     pub fn fixed(ino: u64, children: Vec<(&'static str, Arc<dyn Inode>)>) -> Arc<GenDir> {
-        let kids: Arc<Vec<(Vec<u8>, Arc<dyn Inode>)>> = Arc::new(
+        let kids: Children = Arc::new(
             children
                 .into_iter()
                 .map(|(n, i)| (n.as_bytes().to_vec(), i))
