@@ -203,6 +203,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         // The host's own root is never written by `do`; another rootfs is written
         // through only with --overlay=none.
         readonly_rootfs: host_root,
+        mounts: Vec::new(),
     };
     let launch = sandbox::Launch {
         config,
@@ -230,6 +231,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         overlay: g.overlay.name(),
         network: network.name(),
         readonly_rootfs: b.readonly,
+        mounts: Vec::new(),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let launch = sandbox::Launch {

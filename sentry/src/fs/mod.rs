@@ -2,4 +2,6 @@
 
 pub mod gofer;
 pub mod host;
+pub mod memfile;
 pub mod synthetic;
+pub mod tmpfs;

@@ -58,6 +58,17 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
+    /// `fallocate(2)` with `mode` (0 or `FALLOC_FL_KEEP_SIZE`; others
+    /// `EOPNOTSUPP`). Files that are not regular give `ENODEV`.
+    fn allocate(&self, _mode: i32, _offset: u64, _len: u64) -> SysResult<()> {
+        Err(Errno::ENODEV)
+    }
+
+    /// `fsync`/`fdatasync`: files whose data is already where it must be succeed.
+    fn sync(&self) -> SysResult<()> {
+        Ok(())
+    }
+
     /// Current readiness as `poll(2)` bits (POLLIN, POLLOUT, POLLHUP, POLLERR, ...).
     /// Files that never block are always readable and writable.
     fn readiness(&self) -> u32 {
