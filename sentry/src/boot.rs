@@ -1,13 +1,15 @@
 //! `rvisor boot`: the sentry's entry point. Builds the kernel from a [`BootConfig`],
 //! starts the container's first process and returns how it ended.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
 use crate::fs::gofer::GoferFs;
 use crate::fs::host::HostStream;
-use crate::fs::synthetic::MaskedRoot;
+use crate::fs::memfile::MemoryFile;
+use crate::fs::tmpfs::Tmpfs;
 use crate::kernel::creds::Credentials;
 use crate::kernel::exec::{self, ExecRequest};
 use crate::kernel::limits::{Limit, Limits};
@@ -16,6 +18,7 @@ use crate::kernel::{ExitStatus, Kernel, Task};
 use crate::platform;
 use crate::sys::{confine, host};
 use crate::vfs::path::{resolve, Follow};
+use crate::vfs::mount::{self, FsConstructor, Mount, MountTable};
 use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
 
 /// How the sandbox ended, for the CLI to turn into its own exit status.
@@ -47,7 +50,19 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     // The overlay is not built yet, so the root is always read-only for now.
     let root_inode = GoferFs::mount(Arc::new(client), true)
         .map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
-    let root = Dentry::new_root(MaskedRoot::new(root_inode));
+    let readonly_root = true;
+    let root = Dentry::mount_root(
+        root_inode,
+        Mount::root_with_flags(if readonly_root { libc::MS_RDONLY } else { 0 }),
+    );
+    // The memory file exists before confinement; tmpfs data goes there.
+    MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
+    let mounts = MountTable::new();
+    mounts.mount_all(
+        &root,
+        &mount::with_defaults(&config.mounts, readonly_root),
+        &fs_constructors(),
+    )?;
     let kernel = Kernel::new(
         platform,
         root.clone(),
@@ -74,6 +89,14 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         ExitStatus::Exited(c) => SandboxExit::Exited(c),
         ExitStatus::Signaled { signo, .. } => SandboxExit::Signaled(signo),
     })
+}
+
+/// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
+/// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
+fn fs_constructors() -> HashMap<String, FsConstructor> {
+    let mut m = HashMap::new();
+    m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    m
 }
 
 /// The first process's fd table: the caller's stdio, passed through.

@@ -2,6 +2,8 @@
 //! handler and argument printer; the handlers live in one file per area.
 
 pub mod fs;
+pub mod fs_io;
+pub mod fs_mut;
 pub mod futex;
 pub mod info;
 pub mod mem;

@@ -64,6 +64,12 @@ pub trait FileImpl: Send + Sync {
         Err(Errno::ENODEV)
     }
 
+    /// `ftruncate` of a file that has no name in the tree (a memfd, an anonymous
+    /// file); named files are truncated through their inode.
+    fn truncate(&self, _size: u64) -> SysResult<()> {
+        Err(Errno::EINVAL)
+    }
+
     /// `fsync`/`fdatasync`: files whose data is already where it must be succeed.
     fn sync(&self) -> SysResult<()> {
         Ok(())

@@ -374,6 +374,13 @@ impl Dentry {
         Ok(d)
     }
 
+    /// A dentry for an unnamed inode below this directory (`O_TMPFILE`): never in
+    /// the cache, so no walk finds it.
+    pub fn orphan(self: &Arc<Self>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        let name = format!("#{}", inode.stat().map(|s| s.ino).unwrap_or(0));
+        self.new_child(name.as_bytes(), inode)
+    }
+
     /// The cached child `name`, if any (no lookup).
     pub fn cached_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
         self.children.lock().ok().and_then(|c| c.get(name).cloned())
