@@ -9,7 +9,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::pod::from_bytes;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
-use crate::syscalls::fs_mut;
+use crate::syscalls::{fs_lock, fs_mut};
 use crate::vfs::path::{resolve, walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, OpenFile, PathOnly, SetAttr, Stat};
@@ -176,6 +176,7 @@ pub fn openat(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `close(2)`.
 pub fn close(task: &mut Task, a: &Args) -> SysResult<u64> {
     let entry = task.fds()?.remove(a[0] as i32)?;
+    fs_lock::closed(task, &entry.file);
     // The description is released here, outside the table lock.
     drop(entry);
     Ok(0)
@@ -780,6 +781,12 @@ pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
             file.set_flags(a[2] as i32);
             Ok(0)
         }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => fs_lock::fcntl_lock(task, fd, cmd, a[2]),
         _ => {
             task.fds()?.get(fd)?;
             Err(Errno::EINVAL)

@@ -3,6 +3,7 @@
 
 pub mod fs;
 pub mod fs_io;
+pub mod fs_lock;
 pub mod fs_mut;
 pub mod futex;
 pub mod info;

@@ -3,7 +3,7 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{fs, fs_io, fs_mut, futex, info, mem, process, signal, time, Handler};
+use crate::syscalls::{fs, fs_io, fs_lock, fs_mut, futex, info, mem, process, signal, time, Handler};
 
 /// One row of the table.
 pub struct Entry {
@@ -95,7 +95,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         70 => &Entry { name: "msgrcv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         71 => &Entry { name: "msgctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         72 => &Entry { name: "fcntl", handler: Some(fs::fcntl), args: &[Fd, Int, Hex] },
-        73 => &Entry { name: "flock", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        73 => &Entry { name: "flock", handler: Some(fs_lock::flock), args: &[Fd, Hex] },
         74 => &Entry { name: "fsync", handler: Some(fs_io::fsync), args: &[Fd] },
         75 => &Entry { name: "fdatasync", handler: Some(fs_io::fdatasync), args: &[Fd] },
         76 => &Entry { name: "truncate", handler: Some(fs_mut::truncate), args: &[Path, Int] },

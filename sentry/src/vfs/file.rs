@@ -269,6 +269,13 @@ impl OpenFile {
     }
 }
 
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        // OFD and flock locks belong to the description and die with it.
+        crate::vfs::lock::global().release_description(self as *const OpenFile as usize);
+    }
+}
+
 /// What an `O_PATH` fd holds: a name to stat and to resolve from, no I/O.
 pub struct PathOnly {
     inode: Arc<dyn crate::vfs::Inode>,

@@ -4,6 +4,7 @@
 
 pub mod fdtable;
 pub mod file;
+pub mod lock;
 pub mod mount;
 pub mod path;
 pub mod perm;
