@@ -17,8 +17,8 @@ use crate::kernel::task::TaskInit;
 use crate::kernel::{ExitStatus, Kernel, Task};
 use crate::platform;
 use crate::sys::{confine, host};
-use crate::vfs::path::{resolve, Follow};
 use crate::vfs::mount::{self, FsConstructor, Mount, MountTable};
+use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
 
 /// How the sandbox ended, for the CLI to turn into its own exit status.

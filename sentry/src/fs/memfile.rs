@@ -176,7 +176,10 @@ impl Drop for Extent {
     fn drop(&mut self) {
         if let Err(e) = self.mf.punch(self.base, EXTENT_SIZE) {
             // The window is leaked rather than handed out again with stale data.
-            tracing::warn!("memory file: cannot release extent at {:#x}: {e}", self.base);
+            tracing::warn!(
+                "memory file: cannot release extent at {:#x}: {e}",
+                self.base
+            );
             return;
         }
         if let Ok(mut s) = self.mf.slots.lock() {

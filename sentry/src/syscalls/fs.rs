@@ -63,7 +63,11 @@ pub(super) fn do_open(
         let inode = dir.inode().tmpfile(mode, owner)?;
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
-        return install(task, OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE), cloexec);
+        return install(
+            task,
+            OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE),
+            cloexec,
+        );
     }
     if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
         return Err(Errno::EINVAL);

@@ -121,7 +121,10 @@ const AT_STATX_SYNC_TYPE: i32 = 0x6000;
 pub fn statx(task: &mut Task, a: &Args) -> SysResult<u64> {
     let flags = a[2] as i32;
     let mask = a[3] as u32;
-    let known = libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH | libc::AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE;
+    let known = libc::AT_SYMLINK_NOFOLLOW
+        | libc::AT_EMPTY_PATH
+        | libc::AT_NO_AUTOMOUNT
+        | AT_STATX_SYNC_TYPE;
     if flags & !known != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
         return Err(Errno::EINVAL);
     }
@@ -133,14 +136,15 @@ pub fn statx(task: &mut Task, a: &Args) -> SysResult<u64> {
     } else {
         path_arg(task, a[1])?
     };
-    let (st, mnt_id) = if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && a[0] as i32 != libc::AT_FDCWD {
-        let f = file_arg(task, a[0])?;
-        let id = f.dentry().map(|d| d.mount().id()).unwrap_or(0);
-        (f.stat()?, id)
-    } else {
-        let d = target(task, a[0] as i32, &path, flags)?;
-        (d.inode().stat()?, d.mount().id())
-    };
+    let (st, mnt_id) =
+        if path.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && a[0] as i32 != libc::AT_FDCWD {
+            let f = file_arg(task, a[0])?;
+            let id = f.dentry().map(|d| d.mount().id()).unwrap_or(0);
+            (f.stat()?, id)
+        } else {
+            let d = target(task, a[0] as i32, &path, flags)?;
+            (d.inode().stat()?, d.mount().id())
+        };
     let mut b = Vec::with_capacity(256);
     b.extend_from_slice(&(STATX_BASIC_STATS | STATX_MNT_ID).to_le_bytes());
     b.extend_from_slice(&(st.blksize as u32).to_le_bytes());
@@ -321,7 +325,10 @@ pub fn copy_file_range(task: &mut Task, a: &Args) -> SysResult<u64> {
     if inp.is_path() || inp.flags() & libc::O_ACCMODE == libc::O_WRONLY {
         return Err(Errno::EBADF);
     }
-    if out.is_path() || out.flags() & libc::O_ACCMODE == libc::O_RDONLY || out.flags() & libc::O_APPEND != 0 {
+    if out.is_path()
+        || out.flags() & libc::O_ACCMODE == libc::O_RDONLY
+        || out.flags() & libc::O_APPEND != 0
+    {
         return Err(Errno::EBADF);
     }
     let (ist, ost) = (inp.stat()?, out.stat()?);
@@ -342,7 +349,10 @@ pub fn copy_file_range(task: &mut Task, a: &Args) -> SysResult<u64> {
             return Err(Errno::EINVAL);
         }
     }
-    if (out_pos as u64).checked_add(len as u64).is_none_or(|e| e > i64::MAX as u64) {
+    if (out_pos as u64)
+        .checked_add(len as u64)
+        .is_none_or(|e| e > i64::MAX as u64)
+    {
         return Err(Errno::EFBIG);
     }
     let n = copy_between(&inp, Some(in_pos), &out, Some(out_pos), len)?;

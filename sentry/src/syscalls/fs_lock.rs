@@ -30,7 +30,12 @@ pub(super) fn closed(task: &Task, file: &Arc<OpenFile>) {
 fn wait_for(task: &Task, mut attempt: impl FnMut() -> SysResult<bool>) -> SysResult<()> {
     let m = lock::global();
     let _reg = m.queue().register(&task.waker);
-    match block(&task.waker, None, || task.signal_pending(), || Ok(attempt()?.then_some(()))) {
+    match block(
+        &task.waker,
+        None,
+        || task.signal_pending(),
+        || Ok(attempt()?.then_some(())),
+    ) {
         Ok(r) => r,
         Err(i) => Err(restart_errno(i)),
     }
@@ -49,7 +54,10 @@ pub(super) fn fcntl_lock(task: &Task, fd: i32, cmd: i32, addr: u64) -> SysResult
     let l_start = i64::from_le_bytes(raw[8..16].try_into().map_err(|_| Errno::EFAULT)?);
     let l_len = i64::from_le_bytes(raw[16..24].try_into().map_err(|_| Errno::EFAULT)?);
     let l_pid = i32::from_le_bytes(raw[24..28].try_into().map_err(|_| Errno::EFAULT)?);
-    let ofd = matches!(cmd, libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW);
+    let ofd = matches!(
+        cmd,
+        libc::F_OFD_GETLK | libc::F_OFD_SETLK | libc::F_OFD_SETLKW
+    );
     if ofd && l_pid != 0 {
         return Err(Errno::EINVAL);
     }
@@ -76,7 +84,14 @@ pub(super) fn fcntl_lock(task: &Task, fd: i32, cmd: i32, addr: u64) -> SysResult
     if start < 0 {
         return Err(Errno::EINVAL);
     }
-    let (start, end) = (start as u64, if end == i64::MAX { u64::MAX } else { end as u64 });
+    let (start, end) = (
+        start as u64,
+        if end == i64::MAX {
+            u64::MAX
+        } else {
+            end as u64
+        },
+    );
     let via = Arc::as_ptr(&file) as usize;
     let owner = if ofd {
         LockOwner::Description(via)
@@ -93,11 +108,19 @@ pub(super) fn fcntl_lock(task: &Task, fd: i32, cmd: i32, addr: u64) -> SysResult
         match m.test(k, owner, kind, start, end)? {
             None => out[0..2].copy_from_slice(&(libc::F_UNLCK as i16).to_le_bytes()),
             Some(c) => {
-                let t = if c.kind == Kind::Write { libc::F_WRLCK } else { libc::F_RDLCK };
+                let t = if c.kind == Kind::Write {
+                    libc::F_WRLCK
+                } else {
+                    libc::F_RDLCK
+                };
                 out[0..2].copy_from_slice(&(t as i16).to_le_bytes());
                 out[2..4].copy_from_slice(&(libc::SEEK_SET as i16).to_le_bytes());
                 out[8..16].copy_from_slice(&(c.start as i64).to_le_bytes());
-                let len = if c.end == u64::MAX { 0 } else { (c.end - c.start) as i64 };
+                let len = if c.end == u64::MAX {
+                    0
+                } else {
+                    (c.end - c.start) as i64
+                };
                 out[16..24].copy_from_slice(&len.to_le_bytes());
                 out[24..28].copy_from_slice(&c.pid.to_le_bytes());
             }

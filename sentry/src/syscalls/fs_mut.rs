@@ -87,7 +87,12 @@ fn may_delete(task: &Task, dir: &Dentry, victim: &Stat) -> SysResult<()> {
 /// Owner and final mode of a new object in `dir`: the creator's fsuid, and the
 /// directory's group when it is set-gid (new directories then inherit the bit);
 /// a set-gid bit the creator could not set is dropped.
-pub(super) fn new_owner(task: &Task, dir: &Dentry, mode: u32, is_dir: bool) -> SysResult<(Owner, u32)> {
+pub(super) fn new_owner(
+    task: &Task,
+    dir: &Dentry,
+    mode: u32,
+    is_dir: bool,
+) -> SysResult<(Owner, u32)> {
     let st = dir.inode().stat()?;
     let mut mode = mode;
     let gid = if st.mode & libc::S_ISGID != 0 {
@@ -192,12 +197,20 @@ fn do_unlink(task: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> SysResult<u64
         return Err(if rmdir { Errno::EINVAL } else { Errno::EISDIR });
     }
     if name == b".." {
-        return Err(if rmdir { Errno::ENOTEMPTY } else { Errno::EISDIR });
+        return Err(if rmdir {
+            Errno::ENOTEMPTY
+        } else {
+            Errno::EISDIR
+        });
     }
     let child = parent.child(&name)?;
     let st = child.inode().stat()?;
     if !rmdir && path.ends_with(b"/") {
-        return Err(if st.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
+        return Err(if st.is_dir() {
+            Errno::EISDIR
+        } else {
+            Errno::ENOTDIR
+        });
     }
     if rmdir && !st.is_dir() {
         return Err(Errno::ENOTDIR);
@@ -324,11 +337,21 @@ pub fn renameat2(task: &mut Task, a: &Args) -> SysResult<u64> {
     do_rename(task, a[0] as i32, &old, a[2] as i32, &new, a[4] as u32)
 }
 
-fn do_link(task: &Task, olddfd: i32, old: &[u8], newdfd: i32, new: &[u8], flags: i32) -> SysResult<u64> {
+fn do_link(
+    task: &Task,
+    olddfd: i32,
+    old: &[u8],
+    newdfd: i32,
+    new: &[u8],
+    flags: i32,
+) -> SysResult<u64> {
     if flags & !(libc::AT_SYMLINK_FOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    if old.is_empty() && flags & libc::AT_EMPTY_PATH != 0 && !task.creds.has_cap(CAP_DAC_READ_SEARCH) {
+    if old.is_empty()
+        && flags & libc::AT_EMPTY_PATH != 0
+        && !task.creds.has_cap(CAP_DAC_READ_SEARCH)
+    {
         return Err(Errno::ENOENT);
     }
     let follow_flag = if flags & libc::AT_SYMLINK_FOLLOW != 0 {
@@ -336,7 +359,12 @@ fn do_link(task: &Task, olddfd: i32, old: &[u8], newdfd: i32, new: &[u8], flags:
     } else {
         libc::AT_SYMLINK_NOFOLLOW
     };
-    let src = target(task, olddfd, old, follow_flag | (flags & libc::AT_EMPTY_PATH))?;
+    let src = target(
+        task,
+        olddfd,
+        old,
+        follow_flag | (flags & libc::AT_EMPTY_PATH),
+    )?;
     let st = src.inode().stat()?;
     if st.is_dir() {
         return Err(Errno::EPERM);

@@ -95,7 +95,14 @@ impl LockManager {
 
     /// The first lock of another owner that a `kind` lock on `[start, end)` would
     /// conflict with.
-    pub fn test(&self, key: (u64, u64), owner: LockOwner, kind: Kind, start: u64, end: u64) -> SysResult<Option<Conflict>> {
+    pub fn test(
+        &self,
+        key: (u64, u64),
+        owner: LockOwner,
+        kind: Kind,
+        start: u64,
+        end: u64,
+    ) -> SysResult<Option<Conflict>> {
         let files = self.files.lock().map_err(|_| Errno::EIO)?;
         let Some(fl) = files.get(&key) else {
             return Ok(None);
@@ -103,7 +110,9 @@ impl LockManager {
         Ok(fl
             .ranges
             .iter()
-            .find(|r| r.owner != owner && overlaps(r, start, end) && (r.write || kind == Kind::Write))
+            .find(|r| {
+                r.owner != owner && overlaps(r, start, end) && (r.write || kind == Kind::Write)
+            })
             .map(|r| Conflict {
                 kind: if r.write { Kind::Write } else { Kind::Read },
                 start: r.start,
@@ -259,7 +268,10 @@ mod tests {
     fn record_locks() {
         let m = LockManager::default();
         assert!(m.set(K, P1, 10, 1, Kind::Read, 0, 100).unwrap());
-        assert!(m.set(K, P2, 20, 2, Kind::Read, 50, 60).unwrap(), "readers share");
+        assert!(
+            m.set(K, P2, 20, 2, Kind::Read, 50, 60).unwrap(),
+            "readers share"
+        );
         assert!(!m.set(K, P2, 20, 2, Kind::Write, 90, 110).unwrap());
         let c = m.test(K, P2, Kind::Write, 95, 96).unwrap().unwrap();
         assert_eq!((c.kind, c.start, c.end, c.pid), (Kind::Read, 0, 100, 1));

@@ -369,7 +369,11 @@ impl Dentry {
     }
 
     /// Caches `inode` as child `name` (after a create), replacing a stale entry.
-    pub fn add_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> SysResult<Arc<Dentry>> {
+    pub fn add_child(
+        self: &Arc<Self>,
+        name: &[u8],
+        inode: Arc<dyn Inode>,
+    ) -> SysResult<Arc<Dentry>> {
         let d = self.new_child(name, inode);
         self.cache_insert(name, d.clone())?;
         Ok(d)

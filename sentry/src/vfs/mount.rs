@@ -96,7 +96,18 @@ pub fn parse_options(options: &[String]) -> (u64, Vec<String>) {
             flags |= f;
         } else if o == "rw" {
             flags &= !libc::MS_RDONLY;
-        } else if !matches!(o.as_str(), "suid" | "dev" | "exec" | "rbind" | "bind" | "private" | "rprivate" | "relatime" | "strictatime") {
+        } else if !matches!(
+            o.as_str(),
+            "suid"
+                | "dev"
+                | "exec"
+                | "rbind"
+                | "bind"
+                | "private"
+                | "rprivate"
+                | "relatime"
+                | "strictatime"
+        ) {
             rest.push(o.clone());
         }
     }

@@ -281,7 +281,10 @@ impl TmpInode {
     }
 
     fn same_fs(&self, other: &dyn Inode) -> SysResult<Arc<TmpInode>> {
-        let o = other.as_any().downcast_ref::<TmpInode>().ok_or(Errno::EXDEV)?;
+        let o = other
+            .as_any()
+            .downcast_ref::<TmpInode>()
+            .ok_or(Errno::EXDEV)?;
         if !Arc::ptr_eq(&o.fs, &self.fs) {
             return Err(Errno::EXDEV);
         }
@@ -289,7 +292,13 @@ impl TmpInode {
     }
 
     /// Adds a new node of `mode` named `name` here.
-    fn add_node(&self, name: &[u8], node_mode: u32, owner: Owner, body: Option<Body>) -> SysResult<Arc<dyn Inode>> {
+    fn add_node(
+        &self,
+        name: &[u8],
+        node_mode: u32,
+        owner: Owner,
+        body: Option<Body>,
+    ) -> SysResult<Arc<dyn Inode>> {
         let _tree = self.fs.tree.lock().map_err(|_| Errno::EIO)?;
         if self.meta()?.nlink == 0 {
             // A removed directory takes no new entries.
@@ -459,7 +468,11 @@ impl TmpInode {
 
     /// Entries for `getdents` from sequence position `pos`: (position after, ino,
     /// type, name).
-    pub(crate) fn entries_from(&self, pos: u64, max: usize) -> SysResult<Vec<crate::vfs::DirEntry>> {
+    pub(crate) fn entries_from(
+        &self,
+        pos: u64,
+        max: usize,
+    ) -> SysResult<Vec<crate::vfs::DirEntry>> {
         let mut out = Vec::new();
         if pos == 0 {
             out.push(crate::vfs::DirEntry {
@@ -619,7 +632,12 @@ impl Inode for TmpInode {
 
     fn tmpfile(&self, mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
         drop(self.dir()?);
-        let node = TmpInode::new(&self.fs, libc::S_IFREG | (mode & 0o7777), owner, Weak::new());
+        let node = TmpInode::new(
+            &self.fs,
+            libc::S_IFREG | (mode & 0o7777),
+            owner,
+            Weak::new(),
+        );
         {
             let mut m = node.meta()?;
             m.nlink = 0;

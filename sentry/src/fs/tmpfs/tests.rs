@@ -3,7 +3,12 @@ use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FsContext};
 
 fn fresh() -> Arc<TmpInode> {
-    Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, Owner { uid: 0, gid: 0 }, 0)
+    Tmpfs::new_root(
+        MemoryFile::global().unwrap(),
+        0o755,
+        Owner { uid: 0, gid: 0 },
+        0,
+    )
 }
 
 const ROOT: Owner = Owner { uid: 0, gid: 0 };
@@ -40,7 +45,10 @@ fn files_dirs_links_and_nlink() {
     let s = root.symlink(b"s", b"target", ROOT).unwrap();
     assert_eq!(s.readlink().unwrap(), b"target");
     assert_eq!(s.stat().unwrap().size, 6);
-    assert_eq!(root.mknod(b"c", libc::S_IFCHR | 0o600, ROOT).err(), Some(Errno::EPERM));
+    assert_eq!(
+        root.mknod(b"c", libc::S_IFCHR | 0o600, ROOT).err(),
+        Some(Errno::EPERM)
+    );
     let p = root.mknod(b"p", libc::S_IFIFO | 0o600, ROOT).unwrap();
     assert_eq!(p.stat().unwrap().file_type(), libc::S_IFIFO);
     assert_eq!(p.open(libc::O_RDONLY).err(), Some(Errno::ENXIO));
@@ -52,8 +60,16 @@ fn truncate_zeroes_and_rename_rules() {
     let f = root.create(b"f", 0o644, ROOT).unwrap();
     let file = f.open(libc::O_RDWR).unwrap();
     file.write(&[7u8; 5000], 0).unwrap();
-    f.setattr(&SetAttr { size: Some(10), ..Default::default() }).unwrap();
-    f.setattr(&SetAttr { size: Some(5000), ..Default::default() }).unwrap();
+    f.setattr(&SetAttr {
+        size: Some(10),
+        ..Default::default()
+    })
+    .unwrap();
+    f.setattr(&SetAttr {
+        size: Some(5000),
+        ..Default::default()
+    })
+    .unwrap();
     let mut buf = vec![1u8; 5000];
     assert_eq!(file.read(&mut buf, 0).unwrap(), 5000);
     assert!(buf[..10].iter().all(|&b| b == 7) && buf[10..].iter().all(|&b| b == 0));
@@ -62,14 +78,30 @@ fn truncate_zeroes_and_rename_rules() {
     let b = a.mkdir(b"b", 0o755, ROOT).unwrap();
     let root_dyn: Arc<dyn Inode> = root.clone();
     let b_dyn: Arc<dyn Inode> = b.clone();
-    assert_eq!(root.rename(b"a", &b_dyn, b"x", 0).err(), Some(Errno::EINVAL));
-    root.mkdir(b"full", 0o755, ROOT).unwrap().create(b"x", 0o644, ROOT).unwrap();
-    root.mkdir(b"empty", 0o755, ROOT).unwrap();
-    assert_eq!(root.rename(b"a", &root_dyn, b"full", 0).err(), Some(Errno::ENOTEMPTY));
-    assert_eq!(root.rename(b"a", &root_dyn, b"f", 0).err(), Some(Errno::ENOTDIR));
-    assert_eq!(root.rename(b"f", &root_dyn, b"empty", 0).err(), Some(Errno::EISDIR));
     assert_eq!(
-        root.rename(b"f", &root_dyn, b"a", libc::RENAME_NOREPLACE).err(),
+        root.rename(b"a", &b_dyn, b"x", 0).err(),
+        Some(Errno::EINVAL)
+    );
+    root.mkdir(b"full", 0o755, ROOT)
+        .unwrap()
+        .create(b"x", 0o644, ROOT)
+        .unwrap();
+    root.mkdir(b"empty", 0o755, ROOT).unwrap();
+    assert_eq!(
+        root.rename(b"a", &root_dyn, b"full", 0).err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    assert_eq!(
+        root.rename(b"a", &root_dyn, b"f", 0).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        root.rename(b"f", &root_dyn, b"empty", 0).err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(
+        root.rename(b"f", &root_dyn, b"a", libc::RENAME_NOREPLACE)
+            .err(),
         Some(Errno::EEXIST)
     );
     root.rename(b"a", &root_dyn, b"empty", 0).unwrap();
@@ -78,11 +110,15 @@ fn truncate_zeroes_and_rename_rules() {
     let empty = root.lookup(b"empty").unwrap();
     empty.rename(b"b", &root_dyn, b"b2", 0).unwrap();
     assert_eq!(empty.stat().unwrap().nlink, 2);
-    root.rename(b"f", &root_dyn, b"b2", libc::RENAME_EXCHANGE).unwrap();
+    root.rename(b"f", &root_dyn, b"b2", libc::RENAME_EXCHANGE)
+        .unwrap();
     assert!(root.lookup(b"f").unwrap().stat().unwrap().is_dir());
     let other = fresh();
     let other_dyn: Arc<dyn Inode> = other;
-    assert_eq!(root.rename(b"f", &other_dyn, b"f", 0).err(), Some(Errno::EXDEV));
+    assert_eq!(
+        root.rename(b"f", &other_dyn, b"f", 0).err(),
+        Some(Errno::EXDEV)
+    );
 }
 
 #[test]
@@ -109,7 +145,11 @@ fn walk_crosses_mounts() {
     let root = Dentry::new_root(root_fs);
     let table = MountTable::new();
     let at = resolve(
-        &FsContext { root: root.clone(), cwd: root.clone(), umask: 0 },
+        &FsContext {
+            root: root.clone(),
+            cwd: root.clone(),
+            umask: 0,
+        },
         &root,
         b"/mnt",
         Follow::Yes,
@@ -120,7 +160,11 @@ fn walk_crosses_mounts() {
     let mroot = table
         .mount(&at, b"/mnt", inner, libc::MS_RDONLY, "tmpfs", "tmpfs")
         .unwrap();
-    let fs = FsContext { root: root.clone(), cwd: root.clone(), umask: 0 };
+    let fs = FsContext {
+        root: root.clone(),
+        cwd: root.clone(),
+        umask: 0,
+    };
     let d = resolve(&fs, &root, b"/mnt/in", Follow::Yes).unwrap();
     assert_eq!(d.path_from(&root), b"/mnt/in");
     assert_ne!(d.mount_flags() & libc::MS_RDONLY, 0);
