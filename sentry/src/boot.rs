@@ -60,7 +60,7 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
     let mounts = MountTable::new();
     mounts.mount_all(
         &root,
-        &mount::with_defaults(&config.mounts, readonly_root),
+        &mount::with_defaults(&config.mounts, readonly_root, &root),
         &fs_constructors(),
     )?;
     let kernel = Kernel::new(

@@ -1,5 +1,5 @@
 // Directories, links, rename and unlink semantics, attributes and bad input, on a
-// fresh directory under /tmp (the sandbox's tmpfs).
+// fresh directory under /dev/shm (a tmpfs natively and in the sandbox).
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -59,7 +59,7 @@ static long nlink(const char *p)
 
 int main(void)
 {
-    char dir[] = "/tmp/fs_dir_XXXXXX";
+    char dir[] = "/dev/shm/fs_dir_XXXXXX";
     if (!mkdtemp(dir) || chdir(dir) != 0) {
         perror("setup");
         return 1;

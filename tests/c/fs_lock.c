@@ -41,7 +41,7 @@ static void getlk(int fd, int cmd, short type, off_t start, off_t len)
 
 int main(void)
 {
-    char dir[] = "/tmp/fs_lock_XXXXXX";
+    char dir[] = "/dev/shm/fs_lock_XXXXXX";
     if (!mkdtemp(dir) || chdir(dir) != 0) {
         perror("setup");
         return 1;

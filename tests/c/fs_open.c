@@ -1,4 +1,4 @@
-// The open flag matrix on a fresh directory under /tmp (the sandbox's tmpfs).
+// The open flag matrix on a fresh directory under /dev/shm (a tmpfs natively and in the sandbox).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +29,7 @@ static long o2(int dfd, const char *p, unsigned long long flags, unsigned long l
 
 int main(void)
 {
-    char dir[] = "/tmp/fs_open_XXXXXX";
+    char dir[] = "/dev/shm/fs_open_XXXXXX";
     if (!mkdtemp(dir) || chdir(dir) != 0) {
         perror("setup");
         return 1;

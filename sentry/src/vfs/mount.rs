@@ -139,10 +139,14 @@ pub fn default_mounts(tmp: bool) -> Vec<MountConfig> {
     v
 }
 
-/// `spec` completed with the defaults it lacks (see [`default_mounts`]).
-pub fn with_defaults(spec: &[MountConfig], readonly_root: bool) -> Vec<MountConfig> {
+/// `spec` completed with the defaults it lacks (see [`default_mounts`]). A tmpfs
+/// `/tmp` is added when the spec has no mounts at all, the rootfs is read-only and
+/// its own `/tmp` is empty or absent (as gVisor does: a `/tmp` with files in it is
+/// left visible rather than hidden).
+pub fn with_defaults(spec: &[MountConfig], readonly_root: bool, root: &Arc<Dentry>) -> Vec<MountConfig> {
+    let tmp = spec.is_empty() && readonly_root && dir_is_empty(root, b"tmp");
     let mut out: Vec<MountConfig> = Vec::new();
-    for d in default_mounts(spec.is_empty() && readonly_root) {
+    for d in default_mounts(tmp) {
         if !spec.iter().any(|m| m.destination == d.destination) {
             out.push(d);
         }
@@ -150,6 +154,20 @@ pub fn with_defaults(spec: &[MountConfig], readonly_root: bool) -> Vec<MountConf
     // Defaults first so a spec mount below /dev lands on the new /dev.
     out.extend(spec.iter().cloned());
     out
+}
+
+/// True if `root/name` is absent or an empty directory.
+fn dir_is_empty(root: &Arc<Dentry>, name: &[u8]) -> bool {
+    let Ok(d) = root.child(name) else {
+        return true;
+    };
+    let Ok(f) = d.inode().open(libc::O_RDONLY | libc::O_DIRECTORY) else {
+        return false;
+    };
+    match f.getdents(0, 4096) {
+        Ok(ents) => ents.iter().all(|e| e.name == b"." || e.name == b".."),
+        Err(_) => false,
+    }
 }
 
 /// Every mount of the sandbox, in mount order.
