@@ -10,7 +10,7 @@ use crate::mm::io;
 use crate::sys::pod::from_bytes;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
 use crate::syscalls::{fs_lock, fs_mut};
-use crate::vfs::path::{resolve, walk, walk_parent, Follow, WalkOpts};
+use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, OpenFile, PathOnly, SetAttr, Stat};
 
@@ -493,7 +493,18 @@ fn stat_target(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult<St
     } else {
         Follow::Yes
     };
-    resolve(&task.fs, &start, path, follow)?.inode().stat()
+    walk(
+        &task.fs,
+        &start,
+        path,
+        follow,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?
+    .inode()
+    .stat()
 }
 
 /// `stat(2)`.
@@ -576,7 +587,16 @@ fn do_readlink(task: &Task, dirfd: i32, path: &[u8], buf: u64, size: u64) -> Sys
             return Err(Errno::ENOENT);
         }
         let start = at_dir(task, dirfd, path)?;
-        let d = resolve(&task.fs, &start, path, Follow::No)?;
+        let d = walk(
+            &task.fs,
+            &start,
+            path,
+            Follow::No,
+            WalkOpts {
+                creds: Some(&task.creds),
+                resolve: 0,
+            },
+        )?;
         d.inode().readlink()?
     };
     let n = target.len().min(size as usize);
@@ -620,7 +640,16 @@ fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
 /// `chdir(2)`.
 pub fn chdir(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;
-    let d = resolve(&task.fs, &task.fs.cwd, &path, Follow::Yes)?;
+    let d = walk(
+        &task.fs,
+        &task.fs.cwd,
+        &path,
+        Follow::Yes,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?;
     set_cwd(task, d)
 }
 

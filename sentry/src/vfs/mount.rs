@@ -143,7 +143,11 @@ pub fn default_mounts(tmp: bool) -> Vec<MountConfig> {
 /// `/tmp` is added when the spec has no mounts at all, the rootfs is read-only and
 /// its own `/tmp` is empty or absent (as gVisor does: a `/tmp` with files in it is
 /// left visible rather than hidden).
-pub fn with_defaults(spec: &[MountConfig], readonly_root: bool, root: &Arc<Dentry>) -> Vec<MountConfig> {
+pub fn with_defaults(
+    spec: &[MountConfig],
+    readonly_root: bool,
+    root: &Arc<Dentry>,
+) -> Vec<MountConfig> {
     let tmp = spec.is_empty() && readonly_root && dir_is_empty(root, b"tmp");
     let mut out: Vec<MountConfig> = Vec::new();
     for d in default_mounts(tmp) {
