@@ -81,6 +81,10 @@ int main(void)
     T("fd O_PATH|O_NOFOLLOW symlink", open("l", O_PATH | O_NOFOLLOW));
     T("fd through symlink", open("l", O_RDONLY));
     T("fd O_CREAT|O_EXCL on symlink", open("l", O_CREAT | O_EXCL | O_RDONLY, 0644));
+    symlink("made_by_link", "dangle2");
+    T("fd O_CREAT through dangling symlink", open("dangle2", O_CREAT | O_WRONLY, 0600));
+    T("stat link target", stat("made_by_link", &st));
+    T("fd O_CREAT|O_EXCL dangling", open("dangling", O_CREAT | O_EXCL | O_WRONLY, 0600));
     T("fd missing", open("nope", O_RDONLY));
     T("fd missing parent", open("nope/x", O_CREAT | O_RDONLY, 0644));
     T("fd file as dir", open("f/x", O_RDONLY));
@@ -126,7 +130,7 @@ int main(void)
     printf("made mode %o\n", st.st_mode);
     close(dfd);
     /* Clean up. */
-    const char *names[] = {"f", "g", "l", "dangling", "named", "d/in", "d/abs", "d/up", "d/made"};
+    const char *names[] = {"f", "g", "l", "dangling", "named", "d/in", "d/abs", "d/up", "d/made", "dangle2", "made_by_link"};
     for (unsigned i = 0; i < sizeof names / sizeof *names; i++)
         if (unlink(names[i]) != 0)
             printf("unlink %s: %s\n", names[i], strerrorname_np(errno));

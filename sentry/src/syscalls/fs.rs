@@ -10,7 +10,7 @@ use crate::mm::io;
 use crate::sys::pod::from_bytes;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
 use crate::syscalls::{fs_lock, fs_mut};
-use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
+use crate::vfs::path::{resolve_flags, walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, OpenFile, PathOnly, SetAttr, Stat};
 
@@ -44,6 +44,20 @@ pub(super) fn do_open(
     resolve: u64,
 ) -> SysResult<u64> {
     let start = at_dir(task, dirfd, path)?;
+    open_from(task, start, path, flags, mode, resolve, 0)
+}
+
+/// [`do_open`] from a directory; `depth` counts dangling symlinks followed by
+/// `O_CREAT` (which creates the file they name, as Linux does).
+fn open_from(
+    task: &mut Task,
+    start: Arc<Dentry>,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+    depth: u32,
+) -> SysResult<u64> {
     let opts = WalkOpts {
         creds: Some(&task.creds),
         resolve,
@@ -90,7 +104,27 @@ pub(super) fn do_open(
                 }
                 let existing = existing.cross_mounts();
                 if existing.inode().stat()?.is_symlink() && follow == Follow::Yes {
-                    walk(&task.fs, &start, path, follow, opts)?
+                    match walk(&task.fs, &start, path, follow, opts) {
+                        Err(Errno::ENOENT) if resolve & resolve_flags::NO_SYMLINKS == 0 => {
+                            // A dangling symlink: create what it names.
+                            if depth >= crate::vfs::MAX_SYMLINKS {
+                                return Err(Errno::ELOOP);
+                            }
+                            let target = existing.inode().readlink()?;
+                            if target.first() == Some(&b'/')
+                                && resolve & resolve_flags::BENEATH != 0
+                            {
+                                return Err(Errno::EXDEV);
+                            }
+                            let next = if target.first() == Some(&b'/') {
+                                task.fs.root.clone()
+                            } else {
+                                parent.clone()
+                            };
+                            return open_from(task, next, &target, flags, mode, resolve, depth + 1);
+                        }
+                        r => r?,
+                    }
                 } else {
                     existing
                 }
