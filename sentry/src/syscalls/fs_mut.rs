@@ -10,7 +10,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args};
 use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
-use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
+use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, Owner, SetAttr, Stat, TimeChange};
 
 const CAP_CHOWN: u32 = 0;
@@ -52,7 +52,7 @@ pub(super) fn target(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysRes
 }
 
 fn in_group(task: &Task, gid: u32) -> bool {
-    task.creds.fsgid == gid || task.creds.groups.contains(&gid)
+    perm::in_group(&task.creds, gid)
 }
 
 fn is_owner(task: &Task, st: &Stat) -> bool {
@@ -61,63 +61,21 @@ fn is_owner(task: &Task, st: &Stat) -> bool {
 
 /// May the caller add an entry to `dir`?
 pub(super) fn may_create(task: &Task, dir: &Dentry) -> SysResult<()> {
-    let st = dir.inode().stat()?;
-    if st.nlink == 0 {
-        return Err(Errno::ENOENT);
-    }
-    perm::check(&task.creds, &st, MAY_WRITE | MAY_EXEC, false)?;
-    dir.check_writable()
+    perm::may_create(&task.creds, dir)
 }
 
-/// May the caller remove `victim` from `dir`? Sticky directories need the owner
-/// of the entry or of the directory, or CAP_FOWNER.
 fn may_delete(task: &Task, dir: &Dentry, victim: &Stat) -> SysResult<()> {
-    let st = dir.inode().stat()?;
-    perm::check(&task.creds, &st, MAY_WRITE | MAY_EXEC, false)?;
-    if st.mode & libc::S_ISVTX != 0
-        && task.creds.fsuid != victim.uid
-        && task.creds.fsuid != st.uid
-        && !task.creds.has_cap(CAP_FOWNER)
-    {
-        return Err(Errno::EPERM);
-    }
-    dir.check_writable()
+    perm::may_delete(&task.creds, dir, victim)
 }
 
-/// Owner and final mode of a new object in `dir`: the creator's fsuid, and the
-/// directory's group when it is set-gid (new directories then inherit the bit);
-/// a set-gid bit the creator could not set is dropped.
+/// Owner and final mode of a new object in `dir` (see [`perm::new_owner`]).
 pub(super) fn new_owner(
     task: &Task,
     dir: &Dentry,
     mode: u32,
     is_dir: bool,
 ) -> SysResult<(Owner, u32)> {
-    let st = dir.inode().stat()?;
-    let mut mode = mode;
-    let gid = if st.mode & libc::S_ISGID != 0 {
-        if is_dir {
-            mode |= libc::S_ISGID;
-        }
-        st.gid
-    } else {
-        task.creds.fsgid
-    };
-    if !is_dir
-        && mode & libc::S_ISGID != 0
-        && mode & libc::S_IXGRP != 0
-        && !in_group(task, gid)
-        && !task.creds.has_cap(CAP_FSETID)
-    {
-        mode &= !libc::S_ISGID;
-    }
-    Ok((
-        Owner {
-            uid: task.creds.fsuid,
-            gid,
-        },
-        mode,
-    ))
+    perm::new_owner(&task.creds, &dir.inode().stat()?, mode, is_dir)
 }
 
 /// Resolves the parent of a name to create; `EEXIST` if it exists.

@@ -3,9 +3,7 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{
-    fs, fs_io, fs_lock, fs_mut, futex, info, mem, process, signal, time, Handler,
-};
+use crate::syscalls::{fs, fs_io, fs_lock, fs_mut, futex, info, mem, process, signal, time, Handler};
 
 /// One row of the table.
 pub struct Entry {
@@ -416,10 +414,7 @@ mod tests {
     fn rows() {
         assert_eq!(entry(39).map(|e| e.name), Some("getpid"));
         assert!(entry(0).and_then(|e| e.handler).is_some());
-        assert!(
-            entry(175).and_then(|e| e.handler).is_some(),
-            "init_module refuses explicitly"
-        );
+        assert!(entry(175).and_then(|e| e.handler).is_some(), "init_module refuses explicitly");
         assert!(entry(100_000).is_none());
         assert!(entry(MAX_NR - 1).is_some());
     }
