@@ -3,7 +3,9 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{fs, fs_io, fs_lock, fs_mut, futex, info, mem, process, signal, time, Handler};
+use crate::syscalls::{
+    fs, fs_io, fs_lock, fs_mut, futex, info, mem, process, signal, time, Handler,
+};
 
 /// One row of the table.
 pub struct Entry {
@@ -210,18 +212,18 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         185 => &Entry { name: "security", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         186 => &Entry { name: "gettid", handler: Some(process::gettid), args: &[] },
         187 => &Entry { name: "readahead", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        188 => &Entry { name: "setxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        189 => &Entry { name: "lsetxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        190 => &Entry { name: "fsetxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        191 => &Entry { name: "getxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        192 => &Entry { name: "lgetxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        193 => &Entry { name: "fgetxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        194 => &Entry { name: "listxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        195 => &Entry { name: "llistxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        196 => &Entry { name: "flistxattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        197 => &Entry { name: "removexattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        198 => &Entry { name: "lremovexattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        199 => &Entry { name: "fremovexattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        188 => &Entry { name: "setxattr", handler: Some(fs_io::xattr), args: &[Path, Path, Ptr, Uint, Hex] },
+        189 => &Entry { name: "lsetxattr", handler: Some(fs_io::lxattr), args: &[Path, Path, Ptr, Uint, Hex] },
+        190 => &Entry { name: "fsetxattr", handler: Some(fs_io::fxattr), args: &[Fd, Path, Ptr, Uint, Hex] },
+        191 => &Entry { name: "getxattr", handler: Some(fs_io::xattr), args: &[Path, Path, Ptr, Uint] },
+        192 => &Entry { name: "lgetxattr", handler: Some(fs_io::lxattr), args: &[Path, Path, Ptr, Uint] },
+        193 => &Entry { name: "fgetxattr", handler: Some(fs_io::fxattr), args: &[Fd, Path, Ptr, Uint] },
+        194 => &Entry { name: "listxattr", handler: Some(fs_io::xattr), args: &[Path, Ptr, Uint] },
+        195 => &Entry { name: "llistxattr", handler: Some(fs_io::lxattr), args: &[Path, Ptr, Uint] },
+        196 => &Entry { name: "flistxattr", handler: Some(fs_io::fxattr), args: &[Fd, Ptr, Uint] },
+        197 => &Entry { name: "removexattr", handler: Some(fs_io::xattr), args: &[Path, Path] },
+        198 => &Entry { name: "lremovexattr", handler: Some(fs_io::lxattr), args: &[Path, Path] },
+        199 => &Entry { name: "fremovexattr", handler: Some(fs_io::fxattr), args: &[Fd, Path] },
         200 => &Entry { name: "tkill", handler: Some(signal::tkill), args: &[Int, Signal] },
         201 => &Entry { name: "time", handler: Some(time::time), args: &[Ptr] },
         202 => &Entry { name: "futex", handler: Some(futex::futex), args: &[Ptr, Int, Uint, Ptr, Ptr, Hex] },
@@ -243,7 +245,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         218 => &Entry { name: "set_tid_address", handler: Some(process::set_tid_address), args: &[Ptr] },
         219 => &Entry { name: "restart_syscall", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         220 => &Entry { name: "semtimedop", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        221 => &Entry { name: "fadvise64", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        221 => &Entry { name: "fadvise64", handler: Some(fs_io::fadvise64), args: &[Fd, Int, Int, Int] },
         222 => &Entry { name: "timer_create", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         223 => &Entry { name: "timer_settime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         224 => &Entry { name: "timer_gettime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -414,7 +416,10 @@ mod tests {
     fn rows() {
         assert_eq!(entry(39).map(|e| e.name), Some("getpid"));
         assert!(entry(0).and_then(|e| e.handler).is_some());
-        assert!(entry(175).and_then(|e| e.handler).is_some(), "init_module refuses explicitly");
+        assert!(
+            entry(175).and_then(|e| e.handler).is_some(),
+            "init_module refuses explicitly"
+        );
         assert!(entry(100_000).is_none());
         assert!(entry(MAX_NR - 1).is_some());
     }
