@@ -128,7 +128,7 @@ pub fn default_mounts(tmp: bool) -> Vec<MountConfig> {
     };
     let mut v = vec![
         m("/proc", "proc", &["nosuid", "noexec", "nodev"]),
-        m("/dev", "devtmpfs", &["nosuid", "mode=755"]),
+        m("/dev", "devtmpfs", &["nosuid"]),
         m("/dev/pts", "devpts", &["nosuid", "noexec"]),
         m("/dev/shm", "tmpfs", &["nosuid", "nodev", "mode=1777"]),
         m("/sys", "sysfs", &["ro", "nosuid", "noexec", "nodev"]),
@@ -244,14 +244,22 @@ impl MountTable {
         if dest.first() != Some(&b'/') || dest.contains(&0) {
             return Err(Errno::EINVAL);
         }
-        let ctor = match ctors.get(&mc.kind) {
-            Some(c) => c,
+        let inode = match ctors.get(&mc.kind) {
+            Some(c) => c(mc)?,
             None if TMPFS_STANDINS.contains(&mc.kind.as_str()) => {
-                ctors.get("tmpfs").ok_or(Errno::ENODEV)?
+                // The stand-in's root gets the real filesystem's root mode.
+                let mode = match mc.kind.as_str() {
+                    "proc" | "sysfs" => "mode=555",
+                    "mqueue" => "mode=1777",
+                    _ => "mode=755",
+                };
+                let mut standin = mc.clone();
+                standin.options.retain(|o| !o.starts_with("mode="));
+                standin.options.push(mode.to_string());
+                ctors.get("tmpfs").ok_or(Errno::ENODEV)?(&standin)?
             }
             None => return Err(Errno::ENODEV),
         };
-        let inode = ctor(mc)?;
         let (flags, _) = parse_options(&mc.options);
         let at = mountpoint(root, dest)?;
         self.mount(&at, dest, inode, flags, &mc.kind, &mc.source)?;
