@@ -200,9 +200,12 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         },
         overlay: g.overlay.name(),
         network: network.name(),
-        // The host's own root is never written by `do`; another rootfs is written
-        // through only with --overlay=none.
-        readonly_rootfs: host_root,
+        // The host's own root is never written by `do`: with the memory overlay the
+        // sandbox may write (into the sentry's memory, as `runsc do`); with
+        // --overlay=none it is read-only. Another rootfs is written through only with
+        // --overlay=none.
+        readonly_rootfs: host_root && g.overlay.name() == "none",
+        mounts: Vec::new(),
     };
     let launch = sandbox::Launch {
         config,
@@ -230,6 +233,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         overlay: g.overlay.name(),
         network: network.name(),
         readonly_rootfs: b.readonly,
+        mounts: Vec::new(),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let launch = sandbox::Launch {

@@ -1,18 +1,21 @@
 //! `rvisor boot`: the sentry's entry point. Builds the kernel from a [`BootConfig`],
 //! starts the container's first process and returns how it ended.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
 use crate::fs::host::HostStream;
-use crate::fs::synthetic::MaskedRoot;
+use crate::fs::memfile::MemoryFile;
+use crate::fs::tmpfs::Tmpfs;
 use crate::kernel::creds::Credentials;
 use crate::kernel::limits::{Limit, Limits};
 use crate::kernel::spawn::{self, ProcessSpec, StartError};
 use crate::kernel::{ExitStatus, Kernel};
 use crate::platform;
 use crate::sys::{confine, host};
+use crate::vfs::mount::{self, FsConstructor, Mount, MountTable};
 use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
 
@@ -43,13 +46,25 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
     let client = gofer::Client::new(gofer).map_err(|e| format!("gofer: handshake failed: {e}"))?;
     let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client))?;
-    let root = Dentry::new_root(MaskedRoot::new(root_inode));
+    let readonly_root = config.readonly_rootfs;
+    let root = Dentry::mount_root(
+        root_inode,
+        Mount::root_with_flags(if readonly_root { libc::MS_RDONLY } else { 0 }),
+    );
+    // The memory file exists before confinement; tmpfs data goes there.
+    MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
     let kernel = Kernel::new(
         platform,
         root.clone(),
         config.hostname.clone(),
         config.strace,
     );
+    let mounts = MountTable::new();
+    mounts.mount_all(
+        &root,
+        &mount::with_defaults(&config.mounts, readonly_root, &root),
+        &fs_constructors(&kernel),
+    )?;
 
     let fds = stdio_table()?;
     // From here on the sentry needs nothing the allow-list does not name.
@@ -76,6 +91,37 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         ExitStatus::Exited(c) => SandboxExit::Exited(c),
         ExitStatus::Signaled { signo, .. } => SandboxExit::Signaled(signo),
     })
+}
+
+/// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
+/// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
+fn fs_constructors(kernel: &Arc<Kernel>) -> HashMap<String, FsConstructor> {
+    let mut m: HashMap<String, FsConstructor> = HashMap::new();
+    m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    let k = Arc::downgrade(kernel);
+    m.insert(
+        "proc".to_string(),
+        Box::new(move |_| {
+            k.upgrade()
+                .map(|k| crate::fs::procfs::new_root(&k))
+                .ok_or(crate::errno::Errno::EIO)
+        }),
+    );
+    // devfs carries its own pts directory (so /dev/ptmx and /dev/pts share ptys);
+    // a separate devpts mount over /dev/pts is therefore the same tree.
+    let devfs = crate::fs::devfs::new_root();
+    let devfs2 = devfs.clone();
+    m.insert("devtmpfs".to_string(), Box::new(move |_| Ok(devfs.clone())));
+    m.insert(
+        "devpts".to_string(),
+        Box::new(move |_| devfs2.lookup(b"pts")),
+    );
+    let ncpus = kernel.ncpus;
+    m.insert(
+        "sysfs".to_string(),
+        Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
+    );
+    m
 }
 
 /// The first process's fd table: the caller's stdio, passed through.

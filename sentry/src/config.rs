@@ -53,4 +53,25 @@ pub struct BootConfig {
     pub network: String,
     /// The rootfs is served read-only.
     pub readonly_rootfs: bool,
+    /// Filesystems mounted over the root, in order. Empty: the defaults a container
+    /// expects (see `vfs::mount::default_mounts`).
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
+}
+
+/// One filesystem to mount in the container (an OCI `mounts` entry).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountConfig {
+    /// Absolute path inside the container.
+    pub destination: String,
+    /// Filesystem kind: `tmpfs`, `proc`, `sysfs`, `devtmpfs`, `devpts`, `mqueue`,
+    /// `bind`, ...
+    pub kind: String,
+    /// What to mount (a host path for `bind`; informational otherwise).
+    #[serde(default)]
+    pub source: String,
+    /// Mount options: `ro`, `nosuid`, `nodev`, `noexec`, and filesystem options such
+    /// as `mode=1777` or `size=64m`.
+    #[serde(default)]
+    pub options: Vec<String>,
 }

@@ -9,72 +9,140 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::pod::from_bytes;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
-use crate::vfs::path::{resolve, resolve_parent, Follow};
+use crate::syscalls::{fs_lock, fs_mut};
+use crate::vfs::path::{resolve_flags, walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_EXEC, MAY_READ, MAY_WRITE};
-use crate::vfs::{Dentry, OpenFile, PathOnly, Stat};
+use crate::vfs::{Dentry, OpenFile, PathOnly, SetAttr, Stat};
 
 /// Bytes moved per host call when copying between a file and app memory; bounds
 /// the sentry's buffer whatever count the app passes.
-const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 1 << 20;
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: u64 = 1024;
 /// `CAP_FOWNER`.
-const CAP_FOWNER: u32 = 3;
+pub(super) const CAP_FOWNER: u32 = 3;
 
-/// Open flags Linux accepts (unknown bits are ignored by open, as Linux does).
 const O_TMPFILE: i32 = libc::O_TMPFILE;
 
-fn rlimit_nofile(task: &Task) -> SysResult<u64> {
+pub(super) fn rlimit_nofile(task: &Task) -> SysResult<u64> {
     Ok(task.limits()?.soft(libc::RLIMIT_NOFILE))
 }
 
-fn install(task: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
+pub(super) fn install(task: &Task, file: Arc<OpenFile>, cloexec: bool) -> SysResult<u64> {
     let limit = rlimit_nofile(task)?;
     Ok(task.fds()?.insert(file, cloexec, limit)? as u64)
 }
 
-/// Opens `path` relative to `dirfd` with `open(2)` semantics.
-fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> SysResult<u64> {
-    let _ = mode;
-    if flags & O_TMPFILE == O_TMPFILE {
-        // Unnamed temporary files need a writable filesystem; the root is served
-        // read-only until the overlay lands.
-        let d = resolve(&task.fs, &at_dir(task, dirfd, path)?, path, Follow::Yes)?;
-        return Err(if d.inode().stat()?.is_dir() {
-            Errno::EROFS
-        } else {
-            Errno::ENOTDIR
-        });
-    }
+/// Opens `path` relative to `dirfd` with `open(2)` semantics; `resolve` holds
+/// `openat2`'s `RESOLVE_*` flags.
+pub(super) fn do_open(
+    task: &mut Task,
+    dirfd: i32,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> SysResult<u64> {
     let start = at_dir(task, dirfd, path)?;
+    open_from(task, start, path, flags, mode, resolve, 0)
+}
+
+/// [`do_open`] from a directory; `depth` counts dangling symlinks followed by
+/// `O_CREAT` (which creates the file they name, as Linux does).
+fn open_from(
+    task: &mut Task,
+    start: Arc<Dentry>,
+    path: &[u8],
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+    depth: u32,
+) -> SysResult<u64> {
+    let opts = WalkOpts {
+        creds: Some(&task.creds),
+        resolve,
+    };
+    let cloexec = flags & libc::O_CLOEXEC != 0;
+    let acc = flags & libc::O_ACCMODE;
+    if flags & O_TMPFILE == O_TMPFILE {
+        if acc == libc::O_RDONLY || acc == libc::O_ACCMODE {
+            return Err(Errno::EINVAL);
+        }
+        let dir = walk(&task.fs, &start, path, Follow::Yes, opts)?;
+        if !dir.inode().stat()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        fs_mut::may_create(task, &dir)?;
+        let (owner, mode) = fs_mut::new_owner(task, &dir, mode & 0o7777 & !task.fs.umask, false)?;
+        let inode = dir.inode().tmpfile(mode, owner)?;
+        let imp = inode.open(flags)?;
+        let d = dir.orphan(inode);
+        return install(
+            task,
+            OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE),
+            cloexec,
+        );
+    }
+    if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
+        return Err(Errno::EINVAL);
+    }
     let follow = if flags & libc::O_NOFOLLOW != 0 {
         Follow::No
     } else {
         Follow::Yes
     };
-    let dentry = match resolve(&task.fs, &start, path, follow) {
-        Ok(d) => {
-            if flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0 {
-                return Err(Errno::EEXIST);
+    let mut created = false;
+    let dentry = if flags & libc::O_CREAT != 0 {
+        let (parent, name) = walk_parent(&task.fs, &start, path, opts)?;
+        if name == b"." || name == b".." || path.ends_with(b"/") {
+            return Err(Errno::EISDIR);
+        }
+        match parent.child(&name) {
+            Ok(existing) => {
+                if flags & libc::O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                let existing = existing.cross_mounts();
+                if existing.inode().stat()?.is_symlink() && follow == Follow::Yes {
+                    match walk(&task.fs, &start, path, follow, opts) {
+                        Err(Errno::ENOENT) if resolve & resolve_flags::NO_SYMLINKS == 0 => {
+                            // A dangling symlink: create what it names.
+                            if depth >= crate::vfs::MAX_SYMLINKS {
+                                return Err(Errno::ELOOP);
+                            }
+                            let target = existing.inode().readlink()?;
+                            if target.first() == Some(&b'/')
+                                && resolve & resolve_flags::BENEATH != 0
+                            {
+                                return Err(Errno::EXDEV);
+                            }
+                            let next = if target.first() == Some(&b'/') {
+                                task.fs.root.clone()
+                            } else {
+                                parent.clone()
+                            };
+                            return open_from(task, next, &target, flags, mode, resolve, depth + 1);
+                        }
+                        r => r?,
+                    }
+                } else {
+                    existing
+                }
             }
-            d
+            Err(Errno::ENOENT) => {
+                fs_mut::may_create(task, &parent)?;
+                let (owner, mode) =
+                    fs_mut::new_owner(task, &parent, mode & 0o7777 & !task.fs.umask, false)?;
+                let inode = parent.inode().create(&name, mode, owner)?;
+                created = true;
+                parent.add_child(&name, inode)?
+            }
+            Err(e) => return Err(e),
         }
-        Err(Errno::ENOENT) if flags & libc::O_CREAT != 0 => {
-            // The parent must exist for a create; creating is refused on the
-            // read-only root.
-            let (parent, _) = resolve_parent(&task.fs, &start, path)?;
-            perm::check(
-                &task.creds,
-                &parent.inode().stat()?,
-                MAY_WRITE | MAY_EXEC,
-                false,
-            )?;
-            return Err(Errno::EROFS);
-        }
-        Err(e) => return Err(e),
+    } else {
+        walk(&task.fs, &start, path, follow, opts)?
     };
     let st = dentry.inode().stat()?;
-    let cloexec = flags & libc::O_CLOEXEC != 0;
     if flags & libc::O_PATH != 0 {
         if flags & libc::O_DIRECTORY != 0 && !st.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -93,7 +161,6 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
     if flags & libc::O_DIRECTORY != 0 && !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    let acc = flags & libc::O_ACCMODE;
     if st.is_dir() && (acc != libc::O_RDONLY || flags & libc::O_CREAT != 0) {
         return Err(Errno::EISDIR);
     }
@@ -103,15 +170,23 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
         libc::O_RDWR => MAY_READ | MAY_WRITE,
         _ => return Err(Errno::EINVAL),
     };
-    let want = if flags & libc::O_TRUNC != 0 {
-        want | MAY_WRITE
-    } else {
-        want
-    };
-    perm::check(&task.creds, &st, want, false)?;
+    let trunc = flags & libc::O_TRUNC != 0 && st.is_regular();
+    let want = if trunc { want | MAY_WRITE } else { want };
+    if !created {
+        perm::check(&task.creds, &st, want, false)?;
+    }
+    if want & MAY_WRITE != 0 && (st.is_regular() || st.is_dir()) {
+        dentry.check_writable()?;
+    }
     if flags & libc::O_NOATIME != 0 && st.uid != task.creds.fsuid && !task.creds.has_cap(CAP_FOWNER)
     {
         return Err(Errno::EPERM);
+    }
+    if trunc && !created && st.size != 0 {
+        dentry.inode().setattr(&SetAttr {
+            size: Some(0),
+            ..Default::default()
+        })?;
     }
     let imp = dentry.inode().open(flags)?;
     install(task, OpenFile::new(imp, Some(dentry), flags), cloexec)
@@ -120,24 +195,32 @@ fn do_open(task: &mut Task, dirfd: i32, path: &[u8], flags: i32, mode: u32) -> S
 /// `open(2)`.
 pub fn open(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;
-    do_open(task, libc::AT_FDCWD, &path, a[1] as i32, a[2] as u32)
+    do_open(task, libc::AT_FDCWD, &path, a[1] as i32, a[2] as u32, 0)
+}
+
+/// `creat(2)`.
+pub fn creat(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let path = path_arg(task, a[0])?;
+    let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+    do_open(task, libc::AT_FDCWD, &path, flags, a[1] as u32, 0)
 }
 
 /// `openat(2)`.
 pub fn openat(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[1])?;
-    do_open(task, a[0] as i32, &path, a[2] as i32, a[3] as u32)
+    do_open(task, a[0] as i32, &path, a[2] as i32, a[3] as u32, 0)
 }
 
 /// `close(2)`.
 pub fn close(task: &mut Task, a: &Args) -> SysResult<u64> {
     let entry = task.fds()?.remove(a[0] as i32)?;
+    fs_lock::closed(task, &entry.file);
     // The description is released here, outside the table lock.
     drop(entry);
     Ok(0)
 }
 
-fn check_count(count: u64) -> usize {
+pub(super) fn check_count(count: u64) -> usize {
     count.min(MAX_RW_COUNT) as usize
 }
 
@@ -274,7 +357,7 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// Reads an iovec array, checking Linux's limits.
-fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
+pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
     if cnt > UIO_MAXIOV {
         return Err(Errno::EINVAL);
     }
@@ -297,7 +380,7 @@ fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>>
     Ok(out)
 }
 
-fn readv_at(
+pub(super) fn readv_at(
     task: &Task,
     file: &OpenFile,
     iov: &[(u64, usize)],
@@ -327,7 +410,7 @@ fn readv_at(
     Ok(total as u64)
 }
 
-fn writev_at(
+pub(super) fn writev_at(
     task: &Task,
     file: &OpenFile,
     iov: &[(u64, usize)],
@@ -422,7 +505,7 @@ pub fn lseek(task: &mut Task, a: &Args) -> SysResult<u64> {
     file.seek(a[1] as i64, a[2] as i32)
 }
 
-fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
+pub(super) fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
     io::write_struct(task.mem(), addr, &st.to_linux())?;
     Ok(0)
 }
@@ -444,7 +527,18 @@ fn stat_target(task: &Task, dirfd: i32, path: &[u8], flags: i32) -> SysResult<St
     } else {
         Follow::Yes
     };
-    resolve(&task.fs, &start, path, follow)?.inode().stat()
+    walk(
+        &task.fs,
+        &start,
+        path,
+        follow,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?
+    .inode()
+    .stat()
 }
 
 /// `stat(2)`.
@@ -527,7 +621,16 @@ fn do_readlink(task: &Task, dirfd: i32, path: &[u8], buf: u64, size: u64) -> Sys
             return Err(Errno::ENOENT);
         }
         let start = at_dir(task, dirfd, path)?;
-        let d = resolve(&task.fs, &start, path, Follow::No)?;
+        let d = walk(
+            &task.fs,
+            &start,
+            path,
+            Follow::No,
+            WalkOpts {
+                creds: Some(&task.creds),
+                resolve: 0,
+            },
+        )?;
         d.inode().readlink()?
     };
     let n = target.len().min(size as usize);
@@ -571,7 +674,16 @@ fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
 /// `chdir(2)`.
 pub fn chdir(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;
-    let d = resolve(&task.fs, &task.fs.cwd, &path, Follow::Yes)?;
+    let d = walk(
+        &task.fs,
+        &task.fs.cwd,
+        &path,
+        Follow::Yes,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?;
     set_cwd(task, d)
 }
 
@@ -589,23 +701,16 @@ fn do_access(task: &Task, dirfd: i32, path: &[u8], mode: u32, flags: i32) -> Sys
     if flags & !(libc::AT_EACCESS | libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let st = stat_target(task, dirfd, path, flags)?;
+    let d = fs_mut::target(task, dirfd, path, flags)?;
+    let st = d.inode().stat()?;
     if mode == 0 {
         return Ok(0);
     }
     perm::check(&task.creds, &st, mode, flags & libc::AT_EACCESS == 0)?;
-    if mode & MAY_WRITE != 0
-        && (st.is_regular() || st.is_dir() || st.is_symlink())
-        && path_on_readonly_root(task)
-    {
-        return Err(Errno::EROFS);
+    if mode & MAY_WRITE != 0 && (st.is_regular() || st.is_dir() || st.is_symlink()) {
+        d.check_writable()?;
     }
     Ok(0)
-}
-
-/// The root is served read-only until the writable overlay lands.
-fn path_on_readonly_root(_task: &Task) -> bool {
-    true
 }
 
 /// `access(2)`.
@@ -652,6 +757,16 @@ pub fn ioctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             } else {
                 fl & !libc::O_NONBLOCK
             });
+            Ok(0)
+        }
+        r if r == libc::FIONREAD && file_arg(task, a[0])?.stat()?.is_regular() => {
+            // Regular files: the bytes between the position and the end.
+            let file = file_arg(task, a[0])?;
+            if file.is_path() {
+                return Err(Errno::EBADF);
+            }
+            let left = (file.stat()?.size - file.position() as i64).clamp(0, i32::MAX as i64);
+            io::write_all(task.mem(), a[2], &(left as i32).to_le_bytes())?;
             Ok(0)
         }
         _ => {
@@ -733,6 +848,12 @@ pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
             file.set_flags(a[2] as i32);
             Ok(0)
         }
+        libc::F_GETLK
+        | libc::F_SETLK
+        | libc::F_SETLKW
+        | libc::F_OFD_GETLK
+        | libc::F_OFD_SETLK
+        | libc::F_OFD_SETLKW => fs_lock::fcntl_lock(task, fd, cmd, a[2]),
         _ => {
             task.fds()?.get(fd)?;
             Err(Errno::EINVAL)
@@ -747,7 +868,7 @@ pub fn umask(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(old as u64)
 }
 
-fn write_statfs(task: &Task, addr: u64, s: &crate::vfs::StatFs) -> SysResult<u64> {
+pub(super) fn write_statfs(task: &Task, addr: u64, s: &crate::vfs::StatFs) -> SysResult<u64> {
     // struct statfs on x86-64, field by field (120 bytes).
     let mut b = Vec::with_capacity(120);
     for v in [s.kind, s.bsize] {
@@ -768,16 +889,43 @@ fn write_statfs(task: &Task, addr: u64, s: &crate::vfs::StatFs) -> SysResult<u64
 /// `statfs(2)`.
 pub fn statfs(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;
-    let d = resolve(&task.fs, &task.fs.cwd, &path, Follow::Yes)?;
-    let s = d.inode().statfs()?;
+    let d = walk(
+        &task.fs,
+        &task.fs.cwd,
+        &path,
+        Follow::Yes,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?;
+    let s = with_mount_flags(d.inode().statfs()?, &d);
     write_statfs(task, a[1], &s)
+}
+
+/// `f_flags` reflects the mount's flags (`ST_RDONLY`, `ST_NOSUID`, ...).
+fn with_mount_flags(mut s: crate::vfs::StatFs, d: &Dentry) -> crate::vfs::StatFs {
+    let m = d.mount_flags();
+    let mut f = 0x20; // ST_VALID
+    for (ms, st) in [
+        (libc::MS_RDONLY, 1),
+        (libc::MS_NOSUID, 2),
+        (libc::MS_NODEV, 4),
+        (libc::MS_NOEXEC, 8),
+    ] {
+        if m & ms != 0 {
+            f |= st;
+        }
+    }
+    s.flags = f;
+    s
 }
 
 /// `fstatfs(2)`.
 pub fn fstatfs(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
     let s = match file.dentry() {
-        Some(d) => d.inode().statfs()?,
+        Some(d) => with_mount_flags(d.inode().statfs()?, d),
         // Stdio and other anonymous files: report a pipe-like pseudo filesystem.
         None => crate::vfs::StatFs {
             kind: 0x5049_5045,

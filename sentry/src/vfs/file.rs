@@ -58,6 +58,23 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
+    /// `fallocate(2)` with `mode` (0 or `FALLOC_FL_KEEP_SIZE`; others
+    /// `EOPNOTSUPP`). Files that are not regular give `ENODEV`.
+    fn allocate(&self, _mode: i32, _offset: u64, _len: u64) -> SysResult<()> {
+        Err(Errno::ENODEV)
+    }
+
+    /// `ftruncate` of a file that has no name in the tree (a memfd, an anonymous
+    /// file); named files are truncated through their inode.
+    fn truncate(&self, _size: u64) -> SysResult<()> {
+        Err(Errno::EINVAL)
+    }
+
+    /// `fsync`/`fdatasync`: files whose data is already where it must be succeed.
+    fn sync(&self) -> SysResult<()> {
+        Ok(())
+    }
+
     /// Current readiness as `poll(2)` bits (POLLIN, POLLOUT, POLLHUP, POLLERR, ...).
     /// Files that never block are always readable and writable.
     fn readiness(&self) -> u32 {
@@ -254,6 +271,13 @@ impl OpenFile {
     /// `fstat(2)`.
     pub fn stat(&self) -> SysResult<Stat> {
         self.imp.stat()
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        // OFD and flock locks belong to the description and die with it.
+        crate::vfs::lock::global().release_description(self as *const OpenFile as usize);
     }
 }
 

@@ -4,6 +4,8 @@
 
 pub mod fdtable;
 pub mod file;
+pub mod lock;
+pub mod mount;
 pub mod path;
 pub mod perm;
 
@@ -130,6 +132,12 @@ pub trait Inode: Send + Sync {
         Err(self.mutation_refused())
     }
 
+    /// An unnamed regular file for `O_TMPFILE` in this directory (nlink 0, may be
+    /// given a name by `linkat`); `EOPNOTSUPP` where the filesystem has none.
+    fn tmpfile(&self, _mode: u32, _owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
     /// `symlink`: `name` pointing at `target`.
     fn symlink(&self, _name: &[u8], _target: &[u8], _owner: Owner) -> SysResult<Arc<dyn Inode>> {
         Err(self.mutation_refused())
@@ -244,11 +252,16 @@ impl Default for SetAttr {
 
 /// A name in the tree: an inode with its parent, so `..` and `getcwd` work, and a
 /// cache of looked-up children so repeated walks don't go back to the filesystem.
+/// Rename moves a cached dentry (its name and parent change in place), so an fd or
+/// a working directory follows the file; unlink drops it from its parent's cache
+/// while fds keep it alive.
 pub struct Dentry {
-    name: Vec<u8>,
-    parent: Option<Arc<Dentry>>,
+    name: Mutex<Vec<u8>>,
+    parent: Mutex<Option<Arc<Dentry>>>,
     inode: Arc<dyn Inode>,
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
+    mount: Arc<mount::Mount>,
+    covered_by: Mutex<Option<Arc<Dentry>>>,
 }
 
 /// Children cached per directory before the cache is emptied; keeps a directory
@@ -256,13 +269,20 @@ pub struct Dentry {
 const DENTRY_CACHE_PER_DIR: usize = 4096;
 
 impl Dentry {
-    /// The root of a tree.
+    /// The root of a tree, on a fresh read-write root mount.
     pub fn new_root(inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Self::mount_root(inode, mount::Mount::root())
+    }
+
+    /// The root dentry of mount `m`.
+    pub(crate) fn mount_root(inode: Arc<dyn Inode>, m: Arc<mount::Mount>) -> Arc<Dentry> {
         Arc::new(Dentry {
-            name: b"/".to_vec(),
-            parent: None,
+            name: Mutex::new(b"/".to_vec()),
+            parent: Mutex::new(None),
             inode,
             children: Mutex::new(HashMap::new()),
+            mount: m,
+            covered_by: Mutex::new(None),
         })
     }
 
@@ -271,43 +291,206 @@ impl Dentry {
         &self.inode
     }
 
-    /// The parent, `None` at a root.
-    pub fn parent(&self) -> Option<&Arc<Dentry>> {
-        self.parent.as_ref()
+    /// The parent within the same mount, `None` at a mount's root.
+    pub fn parent(&self) -> Option<Arc<Dentry>> {
+        self.parent.lock().ok().and_then(|p| p.clone())
     }
 
-    /// The child named `name`, from the cache or looked up.
+    /// The current name in the parent.
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    /// The mount this dentry belongs to.
+    pub fn mount(&self) -> &Arc<mount::Mount> {
+        &self.mount
+    }
+
+    /// `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` bits of the mount holding
+    /// this dentry (for exec's `noexec` and set-id checks).
+    pub fn mount_flags(&self) -> u64 {
+        self.mount.flags()
+    }
+
+    /// `EROFS` if the mount is read-only.
+    pub fn check_writable(&self) -> SysResult<()> {
+        if self.mount.flags() & libc::MS_RDONLY != 0 {
+            return Err(Errno::EROFS);
+        }
+        Ok(())
+    }
+
+    /// The root of the filesystem mounted on this dentry, if any (the topmost one
+    /// when mounts are stacked).
+    pub fn mounted(&self) -> Option<Arc<Dentry>> {
+        self.covered_by.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// True if something is mounted here (unlink and rename give `EBUSY`).
+    pub fn is_mountpoint(&self) -> bool {
+        self.mounted().is_some()
+    }
+
+    pub(crate) fn set_mounted(&self, root: Arc<Dentry>) -> SysResult<()> {
+        *self.covered_by.lock().map_err(|_| Errno::EIO)? = Some(root);
+        Ok(())
+    }
+
+    fn new_child(self: &Arc<Self>, name: &[u8], inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        Arc::new(Dentry {
+            name: Mutex::new(name.to_vec()),
+            parent: Mutex::new(Some(self.clone())),
+            inode,
+            children: Mutex::new(HashMap::new()),
+            mount: self.mount.clone(),
+            covered_by: Mutex::new(None),
+        })
+    }
+
+    fn cache_insert(&self, name: &[u8], d: Arc<Dentry>) -> SysResult<()> {
+        let mut cache = self.children.lock().map_err(|_| Errno::EIO)?;
+        if cache.len() >= DENTRY_CACHE_PER_DIR {
+            // Mountpoints must stay: the mount hangs off that very dentry.
+            cache.retain(|_, d| d.is_mountpoint());
+        }
+        cache.insert(name.to_vec(), d);
+        Ok(())
+    }
+
+    /// The child named `name`, from the cache or looked up (mounts not crossed).
     pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
         if let Some(d) = self.children.lock().map_err(|_| Errno::EIO)?.get(name) {
             return Ok(d.clone());
         }
         let inode = self.inode.lookup(name)?;
-        let d = Arc::new(Dentry {
-            name: name.to_vec(),
-            parent: Some(self.clone()),
-            inode,
-            children: Mutex::new(HashMap::new()),
-        });
-        let mut cache = self.children.lock().map_err(|_| Errno::EIO)?;
-        if cache.len() >= DENTRY_CACHE_PER_DIR {
-            cache.clear();
-        }
-        cache.insert(name.to_vec(), d.clone());
+        let d = self.new_child(name, inode);
+        self.cache_insert(name, d.clone())?;
         Ok(d)
+    }
+
+    /// Caches `inode` as child `name` (after a create), replacing a stale entry.
+    pub fn add_child(
+        self: &Arc<Self>,
+        name: &[u8],
+        inode: Arc<dyn Inode>,
+    ) -> SysResult<Arc<Dentry>> {
+        let d = self.new_child(name, inode);
+        self.cache_insert(name, d.clone())?;
+        Ok(d)
+    }
+
+    /// A dentry for an unnamed inode below this directory (`O_TMPFILE`): never in
+    /// the cache, so no walk finds it.
+    pub fn orphan(self: &Arc<Self>, inode: Arc<dyn Inode>) -> Arc<Dentry> {
+        let name = format!("#{}", inode.stat().map(|s| s.ino).unwrap_or(0));
+        self.new_child(name.as_bytes(), inode)
+    }
+
+    /// The cached child `name`, if any (no lookup).
+    pub fn cached_child(&self, name: &[u8]) -> Option<Arc<Dentry>> {
+        self.children.lock().ok().and_then(|c| c.get(name).cloned())
+    }
+
+    /// Forgets child `name` (after unlink or rmdir); open fds keep their dentry.
+    pub fn forget_child(&self, name: &[u8]) {
+        if let Ok(mut c) = self.children.lock() {
+            c.remove(name);
+        }
+    }
+
+    /// Updates the caches after `old_dir/old` was renamed to `new_dir/new`
+    /// (`exchange`: the two swapped).
+    pub fn renamed(
+        old_dir: &Arc<Dentry>,
+        old: &[u8],
+        new_dir: &Arc<Dentry>,
+        new: &[u8],
+        exchange: bool,
+    ) {
+        let moving = old_dir.children.lock().ok().and_then(|mut c| c.remove(old));
+        let other = new_dir.children.lock().ok().and_then(|mut c| c.remove(new));
+        if let Some(d) = moving {
+            Self::relink(&d, new_dir, new);
+        }
+        if exchange {
+            if let Some(d) = other {
+                Self::relink(&d, old_dir, old);
+            }
+        }
+    }
+
+    fn relink(d: &Arc<Dentry>, dir: &Arc<Dentry>, name: &[u8]) {
+        if let Ok(mut n) = d.name.lock() {
+            *n = name.to_vec();
+        }
+        if let Ok(mut p) = d.parent.lock() {
+            *p = Some(dir.clone());
+        }
+        let _ = dir.cache_insert(name, d.clone());
+    }
+
+    /// The dentry a walk lands on after naming this one: the root of whatever is
+    /// mounted here, followed through stacked mounts.
+    pub fn cross_mounts(self: &Arc<Self>) -> Arc<Dentry> {
+        let mut cur = self.clone();
+        while let Some(r) = cur.mounted() {
+            cur = r;
+        }
+        cur
+    }
+
+    /// `..` from here: a mount's root goes to the parent of its mountpoint; nothing
+    /// climbs above `root`.
+    pub fn up(self: &Arc<Self>, root: &Arc<Dentry>) -> Arc<Dentry> {
+        let mut cur = self.clone();
+        loop {
+            if Arc::ptr_eq(&cur, root) {
+                return cur;
+            }
+            if let Some(p) = cur.parent() {
+                return p.cross_mounts();
+            }
+            match cur.mount.mountpoint() {
+                Some(mp) => cur = mp,
+                None => return cur,
+            }
+        }
+    }
+
+    /// True if `self` is `other` or lies below it (crossing mounts).
+    pub fn is_descendant_of(self: &Arc<Self>, other: &Arc<Dentry>) -> bool {
+        let mut cur = self.clone();
+        loop {
+            if Arc::ptr_eq(&cur, other) {
+                return true;
+            }
+            let next = match cur.parent() {
+                Some(p) => p,
+                None => match cur.mount.mountpoint() {
+                    Some(mp) => mp,
+                    None => return false,
+                },
+            };
+            cur = next;
+        }
     }
 
     /// The absolute path of this dentry relative to `root` (as `getcwd` reports it).
     /// A dentry outside `root` is reported from its own tree's root.
     pub fn path_from(self: &Arc<Self>, root: &Arc<Dentry>) -> Vec<u8> {
-        let mut parts: Vec<&[u8]> = Vec::new();
-        let mut cur = self;
-        while !Arc::ptr_eq(cur, root) {
-            match &cur.parent {
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut cur = self.clone();
+        while !Arc::ptr_eq(&cur, root) {
+            match cur.parent() {
                 Some(p) => {
-                    parts.push(&cur.name);
+                    parts.push(cur.name());
                     cur = p;
                 }
-                None => break,
+                None => match cur.mount.mountpoint() {
+                    // The mountpoint stands for the mount's root in the path.
+                    Some(mp) => cur = mp,
+                    None => break,
+                },
             }
         }
         if parts.is_empty() {

@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::Credentials;
+use crate::vfs::perm;
 use crate::vfs::{Dentry, FsContext, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
 
 /// How the last component is treated.
@@ -24,6 +26,33 @@ fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
         .collect()
 }
 
+/// `openat2` `RESOLVE_*` flags.
+pub mod resolve_flags {
+    /// No mount crossings.
+    pub const NO_XDEV: u64 = 0x01;
+    /// No magic links (`/proc/*/fd`).
+    pub const NO_MAGICLINKS: u64 = 0x02;
+    /// No symlinks at all.
+    pub const NO_SYMLINKS: u64 = 0x04;
+    /// Stay below the starting directory.
+    pub const BENEATH: u64 = 0x08;
+    /// Treat the starting directory as the root.
+    pub const IN_ROOT: u64 = 0x10;
+    /// Only from the dentry cache (we always may do I/O: `EAGAIN` never needed).
+    pub const CACHED: u64 = 0x20;
+    /// Every flag Linux knows.
+    pub const ALL: u64 = 0x3f;
+}
+
+/// How a walk is done, beyond which symlink to follow.
+#[derive(Clone, Copy, Default)]
+pub struct WalkOpts<'a> {
+    /// Check search (execute) permission on every directory walked through.
+    pub creds: Option<&'a Credentials>,
+    /// `RESOLVE_*` flags.
+    pub resolve: u64,
+}
+
 /// Resolves `path` from `start` (used when the path is relative) within `fs`.
 pub fn resolve(
     fs: &FsContext,
@@ -31,15 +60,43 @@ pub fn resolve(
     path: &[u8],
     follow: Follow,
 ) -> SysResult<Arc<Dentry>> {
+    walk(fs, start, path, follow, WalkOpts::default())
+}
+
+fn may_search(opts: &WalkOpts<'_>, d: &Dentry) -> SysResult<()> {
+    if let Some(c) = opts.creds {
+        perm::check(c, &d.inode().stat()?, perm::MAY_EXEC, false)?;
+    }
+    Ok(())
+}
+
+/// [`resolve`] with permission checks and `RESOLVE_*` flags.
+pub fn walk(
+    fs: &FsContext,
+    start: &Arc<Dentry>,
+    path: &[u8],
+    follow: Follow,
+    opts: WalkOpts<'_>,
+) -> SysResult<Arc<Dentry>> {
+    use resolve_flags::*;
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
     if path.len() >= PATH_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
+    let beneath = opts.resolve & BENEATH != 0;
+    let root = if opts.resolve & IN_ROOT != 0 {
+        start.clone()
+    } else {
+        fs.root.clone()
+    };
     let trailing_slash = path.ends_with(b"/");
     let mut cur = if path[0] == b'/' {
-        fs.root.clone()
+        if beneath {
+            return Err(Errno::EXDEV);
+        }
+        root.clone()
     } else {
         start.clone()
     };
@@ -49,21 +106,36 @@ pub fn resolve(
         if name.len() > NAME_MAX {
             return Err(Errno::ENAMETOOLONG);
         }
-        if name == b"." || name == b".." {
-            if !cur.inode().stat()?.is_dir() {
-                return Err(Errno::ENOTDIR);
+        if !cur.inode().stat()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        may_search(&opts, &cur)?;
+        if name == b"." {
+            continue;
+        }
+        if name == b".." {
+            if beneath && Arc::ptr_eq(&cur, start) {
+                return Err(Errno::EXDEV);
             }
-            if name == b".." && !Arc::ptr_eq(&cur, &fs.root) {
-                if let Some(p) = cur.parent() {
-                    cur = p.clone();
-                }
+            let up = cur.up(&root);
+            if opts.resolve & NO_XDEV != 0 && !Arc::ptr_eq(up.mount(), cur.mount()) {
+                return Err(Errno::EXDEV);
             }
+            cur = up;
             continue;
         }
         let child = cur.child(&name)?;
+        let crossed = child.cross_mounts();
+        if opts.resolve & NO_XDEV != 0 && !Arc::ptr_eq(&crossed, &child) {
+            return Err(Errno::EXDEV);
+        }
+        let child = crossed;
         let last = todo.is_empty();
         let st = child.inode().stat()?;
         if st.is_symlink() && (!last || follow == Follow::Yes || trailing_slash) {
+            if opts.resolve & NO_SYMLINKS != 0 {
+                return Err(Errno::ELOOP);
+            }
             links += 1;
             if links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
@@ -73,7 +145,10 @@ pub fn resolve(
                 return Err(Errno::ENOENT);
             }
             if target[0] == b'/' {
-                cur = fs.root.clone();
+                if beneath {
+                    return Err(Errno::EXDEV);
+                }
+                cur = root.clone();
             }
             let mut parts = split(&target);
             parts.extend(todo);
@@ -95,6 +170,16 @@ pub fn resolve_parent(
     fs: &FsContext,
     start: &Arc<Dentry>,
     path: &[u8],
+) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
+    walk_parent(fs, start, path, WalkOpts::default())
+}
+
+/// [`resolve_parent`] with permission checks and `RESOLVE_*` flags.
+pub fn walk_parent(
+    fs: &FsContext,
+    start: &Arc<Dentry>,
+    path: &[u8],
+    opts: WalkOpts<'_>,
 ) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
@@ -122,10 +207,11 @@ pub fn resolve_parent(
     if name.len() > NAME_MAX {
         return Err(Errno::ENAMETOOLONG);
     }
-    let parent = resolve(fs, start, dir, Follow::Yes)?;
+    let parent = walk(fs, start, dir, Follow::Yes, opts)?;
     if !parent.inode().stat()?.is_dir() {
         return Err(Errno::ENOTDIR);
     }
+    may_search(&opts, &parent)?;
     Ok((parent, name))
 }
 

@@ -3,7 +3,7 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::Credentials;
-use crate::vfs::Stat;
+use crate::vfs::{Dentry, Owner, Stat};
 
 /// Read permission.
 pub const MAY_READ: u32 = 4;
@@ -14,6 +14,8 @@ pub const MAY_EXEC: u32 = 1;
 
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_FOWNER: u32 = 3;
+const CAP_FSETID: u32 = 4;
 
 /// Checks `want` (`MAY_*` bits) on a file with attributes `st` for `creds`, using
 /// the filesystem ids (or the real ids, for `access(2)`).
@@ -52,9 +54,151 @@ pub fn check(creds: &Credentials, st: &Stat, want: u32, real_ids: bool) -> SysRe
     Err(Errno::EACCES)
 }
 
+/// May `creds` add an entry to `dir`? Write and search on it, a live directory,
+/// a writable mount.
+pub fn may_create(creds: &Credentials, dir: &Dentry) -> SysResult<()> {
+    let st = dir.inode().stat()?;
+    if st.nlink == 0 {
+        return Err(Errno::ENOENT);
+    }
+    check(creds, &st, MAY_WRITE | MAY_EXEC, false)?;
+    dir.check_writable()
+}
+
+/// May `creds` remove (or rename away) `victim` from `dir`? As [`may_create`],
+/// and in a sticky directory only the owner of the entry or of the directory, or
+/// CAP_FOWNER.
+pub fn may_delete(creds: &Credentials, dir: &Dentry, victim: &Stat) -> SysResult<()> {
+    let st = dir.inode().stat()?;
+    check(creds, &st, MAY_WRITE | MAY_EXEC, false)?;
+    if st.mode & libc::S_ISVTX != 0
+        && creds.fsuid != victim.uid
+        && creds.fsuid != st.uid
+        && !creds.has_cap(CAP_FOWNER)
+    {
+        return Err(Errno::EPERM);
+    }
+    dir.check_writable()
+}
+
+/// True if `gid` is the caller's fsgid or a supplementary group.
+pub fn in_group(creds: &Credentials, gid: u32) -> bool {
+    creds.fsgid == gid || creds.groups.contains(&gid)
+}
+
+/// Owner and final mode of a new object in a directory with attributes `dir`:
+/// the creator's fsuid, and the directory's group when it is set-gid (new
+/// directories then inherit the bit); a set-gid bit on a group-executable file
+/// the creator is not in the group of is dropped unless CAP_FSETID.
+pub fn new_owner(
+    creds: &Credentials,
+    dir: &Stat,
+    mode: u32,
+    is_dir: bool,
+) -> SysResult<(Owner, u32)> {
+    let mut mode = mode;
+    let gid = if dir.mode & libc::S_ISGID != 0 {
+        if is_dir {
+            mode |= libc::S_ISGID;
+        }
+        dir.gid
+    } else {
+        creds.fsgid
+    };
+    if !is_dir
+        && mode & libc::S_ISGID != 0
+        && mode & libc::S_IXGRP != 0
+        && !in_group(creds, gid)
+        && !creds.has_cap(CAP_FSETID)
+    {
+        mode &= !libc::S_ISGID;
+    }
+    Ok((
+        Owner {
+            uid: creds.fsuid,
+            gid,
+        },
+        mode,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::memfile::MemoryFile;
+    use crate::fs::tmpfs::Tmpfs;
+    use crate::vfs::mount::MountTable;
+    use crate::vfs::Inode;
+
+    #[test]
+    fn sticky_setgid_and_readonly() {
+        let alice = Credentials::new(1000, 1000, vec![]);
+        let bob = Credentials::new(1001, 1001, vec![]);
+        let root = Credentials::new(0, 0, vec![]);
+        let top = Tmpfs::new_root(
+            MemoryFile::global().unwrap(),
+            0o1777,
+            Owner { uid: 0, gid: 0 },
+            0,
+        );
+        let d = Dentry::new_root(top.clone());
+        let victim = Stat {
+            mode: libc::S_IFREG | 0o644,
+            uid: 1000,
+            gid: 1000,
+            ..Default::default()
+        };
+        assert!(may_create(&bob, &d).is_ok(), "1777 lets anyone create");
+        assert!(may_delete(&alice, &d, &victim).is_ok(), "the owner may");
+        assert_eq!(may_delete(&bob, &d, &victim), Err(Errno::EPERM), "sticky");
+        assert!(may_delete(&root, &d, &victim).is_ok(), "CAP_FOWNER");
+        let priv_dir = top
+            .mkdir(
+                b"p",
+                0o755,
+                Owner {
+                    uid: 1000,
+                    gid: 1000,
+                },
+            )
+            .unwrap();
+        let pd = d.add_child(b"p", priv_dir).unwrap();
+        assert_eq!(may_create(&bob, &pd), Err(Errno::EACCES));
+        assert!(may_create(&alice, &pd).is_ok());
+        // Set-gid directories hand down their group (and the bit, to directories).
+        let sg = Stat {
+            mode: libc::S_IFDIR | 0o2775,
+            uid: 0,
+            gid: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            new_owner(&alice, &sg, 0o755, true).unwrap(),
+            (Owner { uid: 1000, gid: 50 }, 0o2755)
+        );
+        assert_eq!(
+            new_owner(&alice, &sg, 0o2755, false).unwrap(),
+            (Owner { uid: 1000, gid: 50 }, 0o755),
+            "not in group 50: set-gid dropped"
+        );
+        let plain = Stat {
+            mode: libc::S_IFDIR | 0o755,
+            ..Default::default()
+        };
+        assert_eq!(new_owner(&alice, &plain, 0o644, false).unwrap().0.gid, 1000);
+        // A read-only mount refuses even root.
+        let table = MountTable::new();
+        let inner = Tmpfs::new_root(
+            MemoryFile::global().unwrap(),
+            0o777,
+            Owner { uid: 0, gid: 0 },
+            0,
+        );
+        let ro = table
+            .mount(&pd, b"/p", inner, libc::MS_RDONLY, "tmpfs", "tmpfs")
+            .unwrap();
+        assert_eq!(may_create(&root, &ro), Err(Errno::EROFS));
+    }
 
     #[test]
     fn dac() {

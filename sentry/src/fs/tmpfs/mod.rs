@@ -1,0 +1,900 @@
+//! tmpfs: a filesystem held entirely by the sentry. Directories, symlinks and
+//! metadata live in sentry memory; regular file data lives in the sandbox's memory
+//! file ([`crate::fs::memfile`]), one extent per file, so a file's bytes are always
+//! at (memory file, extent base + offset).
+//!
+//! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
+//! link, unlink, rename), so a rename never holds two directory locks in conflicting
+//! orders; lookups take only the directory's own lock. File data and metadata each
+//! have their own lock, always taken after directory locks.
+//!
+//! FIFOs and sockets exist as nodes (`mknod`, `stat`, `unlink`), but opening one
+//! gives `ENXIO` here: pipes belong to the pipe filesystem, which is not wired to
+//! tmpfs nodes yet.
+
+mod file;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::config::MountConfig;
+use crate::errno::{Errno, SysResult};
+use crate::fs::memfile::{Extent, MemoryFile};
+use crate::sys::host;
+use crate::vfs::mount::{parse_options, FsConstructor};
+use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs, TimeChange};
+
+use file::{TmpDirFile, TmpFile};
+
+/// `TMPFS_MAGIC`.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+/// What Linux's tmpfs reports as a directory's size per entry (`BOGO_DIRENT_SIZE`).
+const BOGO_DIRENT_SIZE: i64 = 20;
+const PAGE: u64 = 4096;
+
+static NEXT_FS_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One tmpfs instance.
+pub struct Tmpfs {
+    id: usize,
+    dev: u64,
+    mf: Arc<MemoryFile>,
+    next_ino: AtomicU64,
+    tree: Mutex<()>,
+    /// Size limit in bytes, for `statfs`.
+    limit: u64,
+    /// Pages in use by file data (by size), for `statfs`.
+    pages: AtomicU64,
+    inodes: AtomicU64,
+}
+
+/// The current wall-clock time as (seconds, nanoseconds).
+pub(crate) fn now() -> (i64, i64) {
+    host::clock_gettime(libc::CLOCK_REALTIME)
+        .map(|t| (t.tv_sec, t.tv_nsec))
+        .unwrap_or((0, 0))
+}
+
+fn pages(size: u64) -> u64 {
+    size.div_ceil(PAGE)
+}
+
+struct Meta {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u64,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    /// The containing directory (directories only; `..`).
+    parent: Weak<TmpInode>,
+    /// An `O_TMPFILE` file that may still be given a name by `linkat`.
+    linkable: bool,
+}
+
+pub(crate) struct DirData {
+    by_name: HashMap<Vec<u8>, (u64, Arc<TmpInode>)>,
+    /// Entries by creation sequence: `getdents` positions are sequence numbers, so
+    /// removing an entry never shifts another's position.
+    order: BTreeMap<u64, Vec<u8>>,
+    next_seq: u64,
+}
+
+impl DirData {
+    fn new() -> Self {
+        DirData {
+            by_name: HashMap::new(),
+            order: BTreeMap::new(),
+            // 0 and 1 are "." and "..".
+            next_seq: 2,
+        }
+    }
+    fn insert(&mut self, name: &[u8], node: Arc<TmpInode>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.insert(seq, name.to_vec());
+        self.by_name.insert(name.to_vec(), (seq, node));
+    }
+    fn remove(&mut self, name: &[u8]) -> Option<Arc<TmpInode>> {
+        let (seq, node) = self.by_name.remove(name)?;
+        self.order.remove(&seq);
+        Some(node)
+    }
+    fn get(&self, name: &[u8]) -> Option<Arc<TmpInode>> {
+        self.by_name.get(name).map(|(_, n)| n.clone())
+    }
+}
+
+pub(crate) struct FileData {
+    ext: Option<Extent>,
+    size: u64,
+}
+
+enum Body {
+    Dir(Mutex<DirData>),
+    File(Mutex<FileData>),
+    Symlink(Vec<u8>),
+    Special,
+}
+
+/// A tmpfs object.
+pub struct TmpInode {
+    fs: Arc<Tmpfs>,
+    me: Weak<TmpInode>,
+    ino: u64,
+    meta: Mutex<Meta>,
+    body: Body,
+}
+
+impl Tmpfs {
+    /// A new, empty tmpfs whose root directory has `mode` and `owner`; `limit` is
+    /// the size `statfs` reports (0: half the host's memory, as Linux's default).
+    pub fn new_root(mf: Arc<MemoryFile>, mode: u32, owner: Owner, limit: u64) -> Arc<TmpInode> {
+        let id = NEXT_FS_ID.fetch_add(1, Ordering::Relaxed);
+        let limit = if limit == 0 {
+            host::sysinfo()
+                .map(|s| s.totalram * s.mem_unit as u64 / 2)
+                .unwrap_or(1 << 30)
+        } else {
+            limit
+        };
+        let fs = Arc::new(Tmpfs {
+            id: id as usize,
+            // Anonymous device numbers, as Linux gives pseudo filesystems (0:N).
+            dev: 0x40 + id,
+            mf,
+            next_ino: AtomicU64::new(1),
+            tree: Mutex::new(()),
+            limit,
+            pages: AtomicU64::new(0),
+            inodes: AtomicU64::new(0),
+        });
+        let root = TmpInode::new(&fs, libc::S_IFDIR | (mode & 0o7777), owner, Weak::new());
+        if let Ok(mut m) = root.meta.lock() {
+            m.parent = root.me.clone();
+        }
+        root
+    }
+
+    /// The constructor the mount table uses for `tmpfs` (and its stand-ins):
+    /// options `mode=`, `uid=`, `gid=`, `size=` (bytes, with k/m/g suffixes).
+    pub fn constructor() -> FsConstructor {
+        Box::new(|mc: &MountConfig| {
+            let (_, opts) = parse_options(&mc.options);
+            let mut mode = 0o1777;
+            let mut owner = Owner { uid: 0, gid: 0 };
+            let mut limit = 0;
+            for o in opts {
+                let (k, v) = o.split_once('=').unwrap_or((o.as_str(), ""));
+                match k {
+                    "mode" => mode = u32::from_str_radix(v, 8).map_err(|_| Errno::EINVAL)?,
+                    "uid" => owner.uid = v.parse().map_err(|_| Errno::EINVAL)?,
+                    "gid" => owner.gid = v.parse().map_err(|_| Errno::EINVAL)?,
+                    "size" => limit = parse_size(v)?,
+                    // Accepted and not needed: inode limits, huge pages, NUMA policy.
+                    "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "inode64" | "noswap" => {}
+                    _ => return Err(Errno::EINVAL),
+                }
+            }
+            let mf = MemoryFile::global()?;
+            Ok(Tmpfs::new_root(mf, mode, owner, limit) as Arc<dyn Inode>)
+        })
+    }
+}
+
+fn parse_size(v: &str) -> SysResult<u64> {
+    let (num, mul) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 1u64 << 10),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or(Errno::EINVAL)
+}
+
+impl TmpInode {
+    fn new(fs: &Arc<Tmpfs>, mode: u32, owner: Owner, parent: Weak<TmpInode>) -> Arc<TmpInode> {
+        let t = now();
+        let body = match mode & libc::S_IFMT {
+            libc::S_IFDIR => Body::Dir(Mutex::new(DirData::new())),
+            libc::S_IFREG => Body::File(Mutex::new(FileData { ext: None, size: 0 })),
+            _ => Body::Special,
+        };
+        Self::with_body(fs, mode, owner, parent, body, t)
+    }
+
+    fn with_body(
+        fs: &Arc<Tmpfs>,
+        mode: u32,
+        owner: Owner,
+        parent: Weak<TmpInode>,
+        body: Body,
+        t: (i64, i64),
+    ) -> Arc<TmpInode> {
+        fs.inodes.fetch_add(1, Ordering::Relaxed);
+        let nlink = if mode & libc::S_IFMT == libc::S_IFDIR {
+            2
+        } else {
+            1
+        };
+        Arc::new_cyclic(|me| TmpInode {
+            fs: fs.clone(),
+            me: me.clone(),
+            ino: fs.next_ino.fetch_add(1, Ordering::Relaxed),
+            meta: Mutex::new(Meta {
+                mode,
+                uid: owner.uid,
+                gid: owner.gid,
+                nlink,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                parent,
+                linkable: false,
+            }),
+            body,
+        })
+    }
+
+    fn arc(&self) -> SysResult<Arc<TmpInode>> {
+        self.me.upgrade().ok_or(Errno::ENOENT)
+    }
+
+    fn meta(&self) -> SysResult<std::sync::MutexGuard<'_, Meta>> {
+        self.meta.lock().map_err(|_| Errno::EIO)
+    }
+
+    fn dir(&self) -> SysResult<std::sync::MutexGuard<'_, DirData>> {
+        match &self.body {
+            Body::Dir(d) => d.lock().map_err(|_| Errno::EIO),
+            _ => Err(Errno::ENOTDIR),
+        }
+    }
+
+    fn is_dir(&self) -> bool {
+        matches!(self.body, Body::Dir(_))
+    }
+
+    /// Marks a change of this directory's entries.
+    fn touch_dir(&self) -> SysResult<()> {
+        let t = now();
+        let mut m = self.meta()?;
+        m.mtime = t;
+        m.ctime = t;
+        Ok(())
+    }
+
+    fn touch_ctime(&self) -> SysResult<()> {
+        self.meta()?.ctime = now();
+        Ok(())
+    }
+
+    fn add_nlink(&self, delta: i64) -> SysResult<()> {
+        let mut m = self.meta()?;
+        m.nlink = m.nlink.saturating_add_signed(delta);
+        Ok(())
+    }
+
+    fn same_fs(&self, other: &dyn Inode) -> SysResult<Arc<TmpInode>> {
+        let o = other
+            .as_any()
+            .downcast_ref::<TmpInode>()
+            .ok_or(Errno::EXDEV)?;
+        if !Arc::ptr_eq(&o.fs, &self.fs) {
+            return Err(Errno::EXDEV);
+        }
+        o.arc()
+    }
+
+    /// Adds a new node of `mode` named `name` here.
+    fn add_node(
+        &self,
+        name: &[u8],
+        node_mode: u32,
+        owner: Owner,
+        body: Option<Body>,
+    ) -> SysResult<Arc<dyn Inode>> {
+        let _tree = self.fs.tree.lock().map_err(|_| Errno::EIO)?;
+        if self.meta()?.nlink == 0 {
+            // A removed directory takes no new entries.
+            return Err(Errno::ENOENT);
+        }
+        let mut d = self.dir()?;
+        if d.by_name.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        let node = match body {
+            Some(b) => TmpInode::with_body(&self.fs, node_mode, owner, self.me.clone(), b, now()),
+            None => TmpInode::new(&self.fs, node_mode, owner, self.me.clone()),
+        };
+        d.insert(name, node.clone());
+        drop(d);
+        if node.is_dir() {
+            self.add_nlink(1)?;
+        }
+        self.touch_dir()?;
+        Ok(node)
+    }
+
+    /// Size and extent of a regular file.
+    pub(crate) fn file_data(&self) -> SysResult<std::sync::MutexGuard<'_, FileData>> {
+        match &self.body {
+            Body::File(f) => f.lock().map_err(|_| Errno::EIO),
+            Body::Dir(_) => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads file data at `off`.
+    pub(crate) fn read_at(&self, buf: &mut [u8], off: u64) -> SysResult<usize> {
+        let fd = self.file_data()?;
+        if off >= fd.size {
+            return Ok(0);
+        }
+        let n = ((fd.size - off) as usize).min(buf.len());
+        match &fd.ext {
+            Some(e) => e.read(off, &mut buf[..n])?,
+            None => buf[..n].fill(0),
+        }
+        drop(fd);
+        self.touch_atime()?;
+        Ok(n)
+    }
+
+    /// `relatime`: atime moves only if it is older than mtime or ctime, or a day old.
+    fn touch_atime(&self) -> SysResult<()> {
+        let t = now();
+        let mut m = self.meta()?;
+        if m.atime <= m.mtime || m.atime <= m.ctime || t.0 - m.atime.0 >= 24 * 3600 {
+            m.atime = t;
+        }
+        Ok(())
+    }
+
+    /// Writes file data at `off`; short (or `EFBIG`) at the largest file size.
+    pub(crate) fn write_at(&self, buf: &[u8], off: u64) -> SysResult<usize> {
+        let mut fd = self.file_data()?;
+        let max = crate::fs::memfile::EXTENT_SIZE;
+        if off >= max && !buf.is_empty() {
+            return Err(Errno::EFBIG);
+        }
+        let n = ((max - off.min(max)) as usize).min(buf.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        if fd.ext.is_none() {
+            fd.ext = Some(self.fs.mf.alloc()?);
+        }
+        if let Some(e) = &fd.ext {
+            e.write(off, &buf[..n])?;
+        }
+        let end = off + n as u64;
+        if end > fd.size {
+            self.account(fd.size, end);
+            fd.size = end;
+        }
+        drop(fd);
+        let t = now();
+        let mut m = self.meta()?;
+        m.mtime = t;
+        m.ctime = t;
+        Ok(n)
+    }
+
+    fn account(&self, old: u64, new: u64) {
+        let (o, n) = (pages(old), pages(new));
+        if n > o {
+            self.fs.pages.fetch_add(n - o, Ordering::Relaxed);
+        } else {
+            self.fs.pages.fetch_sub(o - n, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the size of a regular file; bytes past a shrink are zeroed, so a later
+    /// extension (or a shared mapping of those pages) reads zeros.
+    pub(crate) fn truncate(&self, size: u64) -> SysResult<()> {
+        if !Extent::fits(size, 0) {
+            return Err(Errno::EFBIG);
+        }
+        let mut fd = self.file_data()?;
+        if size < fd.size {
+            if let Some(e) = &fd.ext {
+                e.zero(size, fd.size - size)?;
+            }
+        }
+        self.account(fd.size, size);
+        fd.size = size;
+        Ok(())
+    }
+
+    /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE`: reserves nothing on the host
+    /// (the memory file is sparse), grows the size unless `keep_size`.
+    pub(crate) fn allocate(&self, off: u64, len: u64, keep_size: bool) -> SysResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if !Extent::fits(end, 0) {
+            return Err(Errno::EFBIG);
+        }
+        let mut fd = self.file_data()?;
+        if fd.ext.is_none() {
+            fd.ext = Some(self.fs.mf.alloc()?);
+        }
+        if !keep_size && end > fd.size {
+            self.account(fd.size, end);
+            fd.size = end;
+            drop(fd);
+            let t = now();
+            let mut m = self.meta()?;
+            m.mtime = t;
+            m.ctime = t;
+        }
+        Ok(())
+    }
+
+    fn stat_now(&self) -> SysResult<Stat> {
+        let m = self.meta()?;
+        let (size, blocks) = match &self.body {
+            Body::File(f) => {
+                let s = f.lock().map_err(|_| Errno::EIO)?.size;
+                (s as i64, (pages(s) * (PAGE / 512)) as i64)
+            }
+            Body::Dir(d) => (
+                (d.lock().map_err(|_| Errno::EIO)?.by_name.len() as i64 + 2) * BOGO_DIRENT_SIZE,
+                0,
+            ),
+            Body::Symlink(t) => (t.len() as i64, 0),
+            Body::Special => (0, 0),
+        };
+        Ok(Stat {
+            dev: self.fs.dev,
+            ino: self.ino,
+            mode: m.mode,
+            nlink: m.nlink,
+            uid: m.uid,
+            gid: m.gid,
+            rdev: 0,
+            size,
+            blksize: PAGE as i64,
+            blocks,
+            atime: m.atime,
+            mtime: m.mtime,
+            ctime: m.ctime,
+        })
+    }
+
+    /// Entries for `getdents` from sequence position `pos`: (position after, ino,
+    /// type, name).
+    pub(crate) fn entries_from(
+        &self,
+        pos: u64,
+        max: usize,
+    ) -> SysResult<Vec<crate::vfs::DirEntry>> {
+        let mut out = Vec::new();
+        if pos == 0 {
+            out.push(crate::vfs::DirEntry {
+                ino: self.ino,
+                next: 1,
+                kind: libc::DT_DIR,
+                name: b".".to_vec(),
+            });
+        }
+        if pos <= 1 {
+            let pino = self
+                .meta()?
+                .parent
+                .upgrade()
+                .map(|p| p.ino)
+                .unwrap_or(self.ino);
+            out.push(crate::vfs::DirEntry {
+                ino: pino,
+                next: 2,
+                kind: libc::DT_DIR,
+                name: b"..".to_vec(),
+            });
+        }
+        let d = self.dir()?;
+        let mut bytes = 0usize;
+        for (&seq, name) in d.order.range(pos.max(2)..) {
+            if bytes > max {
+                break;
+            }
+            let Some(node) = d.get(name) else { continue };
+            let mode = node.meta()?.mode;
+            bytes += 24 + name.len();
+            out.push(crate::vfs::DirEntry {
+                ino: node.ino,
+                next: seq + 1,
+                kind: dtype(mode),
+                name: name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn is_empty_dir(&self) -> SysResult<bool> {
+        Ok(self.dir()?.by_name.is_empty())
+    }
+
+    /// True if `self` is `anc` or lies below it.
+    fn below(&self, anc: &TmpInode) -> SysResult<bool> {
+        let mut cur = self.arc()?;
+        loop {
+            if std::ptr::eq(&*cur, anc) {
+                return Ok(true);
+            }
+            let p = cur.meta()?.parent.upgrade();
+            match p {
+                Some(p) if !Arc::ptr_eq(&p, &cur) => cur = p,
+                _ => return Ok(false),
+            }
+        }
+    }
+
+    fn set_parent(&self, p: &TmpInode) -> SysResult<()> {
+        self.meta()?.parent = p.me.clone();
+        Ok(())
+    }
+}
+
+fn dtype(mode: u32) -> u8 {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => libc::DT_DIR,
+        libc::S_IFREG => libc::DT_REG,
+        libc::S_IFLNK => libc::DT_LNK,
+        libc::S_IFIFO => libc::DT_FIFO,
+        libc::S_IFSOCK => libc::DT_SOCK,
+        libc::S_IFCHR => libc::DT_CHR,
+        libc::S_IFBLK => libc::DT_BLK,
+        _ => libc::DT_UNKNOWN,
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        tracing::trace!("tmpfs {} released", self.id);
+    }
+}
+
+impl Drop for TmpInode {
+    fn drop(&mut self) {
+        self.fs.inodes.fetch_sub(1, Ordering::Relaxed);
+        if let Body::File(f) = &self.body {
+            if let Ok(f) = f.lock() {
+                self.account(f.size, 0);
+            }
+        }
+    }
+}
+
+impl Inode for TmpInode {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        self.stat_now()
+    }
+
+    fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        let d = self.dir()?;
+        d.get(name)
+            .map(|n| n as Arc<dyn Inode>)
+            .ok_or(Errno::ENOENT)
+    }
+
+    fn readlink(&self) -> SysResult<Vec<u8>> {
+        match &self.body {
+            Body::Symlink(t) => {
+                self.touch_atime()?;
+                Ok(t.clone())
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        match &self.body {
+            Body::Dir(_) => Ok(Box::new(TmpDirFile::new(self.arc()?))),
+            Body::File(_) => Ok(Box::new(TmpFile::new(self.arc()?))),
+            Body::Symlink(_) => Err(Errno::ELOOP),
+            Body::Special => Err(Errno::ENXIO),
+        }
+    }
+
+    fn create(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.add_node(name, libc::S_IFREG | (mode & 0o7777), owner, None)
+    }
+
+    fn mkdir(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.add_node(name, libc::S_IFDIR | (mode & 0o7777), owner, None)
+    }
+
+    fn mknod(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        match mode & libc::S_IFMT {
+            libc::S_IFIFO | libc::S_IFSOCK => self.add_node(name, mode, owner, None),
+            0 | libc::S_IFREG => self.create(name, mode, owner),
+            _ => Err(Errno::EPERM),
+        }
+    }
+
+    fn symlink(&self, name: &[u8], target: &[u8], owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        self.add_node(
+            name,
+            libc::S_IFLNK | 0o777,
+            owner,
+            Some(Body::Symlink(target.to_vec())),
+        )
+    }
+
+    fn tmpfile(&self, mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
+        drop(self.dir()?);
+        let node = TmpInode::new(
+            &self.fs,
+            libc::S_IFREG | (mode & 0o7777),
+            owner,
+            Weak::new(),
+        );
+        {
+            let mut m = node.meta()?;
+            m.nlink = 0;
+            m.linkable = true;
+        }
+        Ok(node)
+    }
+
+    fn link(&self, name: &[u8], target: &Arc<dyn Inode>) -> SysResult<()> {
+        let t = self.same_fs(&**target)?;
+        if t.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        let _tree = self.fs.tree.lock().map_err(|_| Errno::EIO)?;
+        {
+            let m = t.meta()?;
+            if m.nlink == 0 && !m.linkable {
+                return Err(Errno::ENOENT);
+            }
+        }
+        if self.meta()?.nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
+        let mut d = self.dir()?;
+        if d.by_name.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        d.insert(name, t.clone());
+        drop(d);
+        {
+            let mut m = t.meta()?;
+            m.nlink += 1;
+            m.linkable = false;
+            m.ctime = now();
+        }
+        self.touch_dir()
+    }
+
+    fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
+        let _tree = self.fs.tree.lock().map_err(|_| Errno::EIO)?;
+        let mut d = self.dir()?;
+        let node = d.get(name).ok_or(Errno::ENOENT)?;
+        if dir {
+            if !node.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !node.is_empty_dir()? {
+                return Err(Errno::ENOTEMPTY);
+            }
+        } else if node.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        d.remove(name);
+        drop(d);
+        if dir {
+            self.add_nlink(-1)?;
+            let mut m = node.meta()?;
+            m.nlink = 0;
+            m.ctime = now();
+        } else {
+            let mut m = node.meta()?;
+            m.nlink = m.nlink.saturating_sub(1);
+            m.ctime = now();
+        }
+        self.touch_dir()
+    }
+
+    fn rename(
+        &self,
+        old: &[u8],
+        new_dir: &Arc<dyn Inode>,
+        new: &[u8],
+        flags: u32,
+    ) -> SysResult<()> {
+        let nd = self.same_fs(&**new_dir)?;
+        let _tree = self.fs.tree.lock().map_err(|_| Errno::EIO)?;
+        let src = self.dir()?.get(old).ok_or(Errno::ENOENT)?;
+        let dst = nd.dir()?.get(new);
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        if flags & libc::RENAME_NOREPLACE != 0 && dst.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        if exchange && dst.is_none() {
+            return Err(Errno::ENOENT);
+        }
+        if nd.meta()?.nlink == 0 {
+            return Err(Errno::ENOENT);
+        }
+        if let Some(dst) = &dst {
+            if Arc::ptr_eq(dst, &src) {
+                return Ok(());
+            }
+        }
+        // A directory cannot move below itself (nor, when exchanging, the other).
+        if src.is_dir() && nd.below(&src)? {
+            return Err(Errno::EINVAL);
+        }
+        if exchange {
+            if let Some(dst) = &dst {
+                if dst.is_dir() && self.below(dst)? {
+                    return Err(Errno::EINVAL);
+                }
+            }
+        }
+        let same_dir = std::ptr::eq(self, &*nd);
+        if let (Some(dst), false) = (&dst, exchange) {
+            match (src.is_dir(), dst.is_dir()) {
+                (true, false) => return Err(Errno::ENOTDIR),
+                (false, true) => return Err(Errno::EISDIR),
+                (true, true) if !dst.is_empty_dir()? => return Err(Errno::ENOTEMPTY),
+                _ => {}
+            }
+        }
+        // Everything checked: apply.
+        if exchange {
+            let dst = dst.ok_or(Errno::ENOENT)?;
+            if same_dir {
+                let mut d = self.dir()?;
+                d.remove(old);
+                d.remove(new);
+                d.insert(old, dst.clone());
+                d.insert(new, src.clone());
+            } else {
+                let mut a = self.dir()?;
+                let mut b = nd.dir()?;
+                a.remove(old);
+                b.remove(new);
+                a.insert(old, dst.clone());
+                b.insert(new, src.clone());
+                drop((a, b));
+                if src.is_dir() != dst.is_dir() {
+                    let d = if src.is_dir() { 1 } else { -1 };
+                    nd.add_nlink(d)?;
+                    self.add_nlink(-d)?;
+                }
+                if src.is_dir() {
+                    src.set_parent(&nd)?;
+                }
+                if dst.is_dir() {
+                    dst.set_parent(self)?;
+                }
+            }
+            dst.touch_ctime()?;
+        } else {
+            if let Some(dst) = &dst {
+                let mut m = dst.meta()?;
+                if dst.is_dir() {
+                    m.nlink = 0;
+                    drop(m);
+                    nd.add_nlink(-1)?;
+                } else {
+                    m.nlink = m.nlink.saturating_sub(1);
+                    m.ctime = now();
+                }
+            }
+            if same_dir {
+                let mut d = self.dir()?;
+                d.remove(old);
+                d.remove(new);
+                d.insert(new, src.clone());
+            } else {
+                let mut a = self.dir()?;
+                let mut b = nd.dir()?;
+                a.remove(old);
+                b.remove(new);
+                b.insert(new, src.clone());
+                drop((a, b));
+                if src.is_dir() {
+                    self.add_nlink(-1)?;
+                    nd.add_nlink(1)?;
+                    src.set_parent(&nd)?;
+                }
+            }
+        }
+        src.touch_ctime()?;
+        self.touch_dir()?;
+        if !same_dir {
+            nd.touch_dir()?;
+        }
+        Ok(())
+    }
+
+    fn setattr(&self, a: &SetAttr) -> SysResult<()> {
+        if let Some(size) = a.size {
+            match &self.body {
+                Body::File(_) => {
+                    let old = self.file_data()?.size;
+                    self.truncate(size)?;
+                    if old != size {
+                        let t = now();
+                        let mut m = self.meta()?;
+                        m.mtime = t;
+                        m.ctime = t;
+                    }
+                }
+                Body::Dir(_) => return Err(Errno::EISDIR),
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+        let t = now();
+        let mut m = self.meta()?;
+        let mut changed = false;
+        if let Some(mode) = a.mode {
+            m.mode = (m.mode & libc::S_IFMT) | (mode & 0o7777);
+            changed = true;
+        }
+        if let Some(uid) = a.uid {
+            m.uid = uid;
+            changed = true;
+        }
+        if let Some(gid) = a.gid {
+            m.gid = gid;
+            changed = true;
+        }
+        let at = |c: TimeChange, cur: (i64, i64)| match c {
+            TimeChange::Omit => cur,
+            TimeChange::Now => t,
+            TimeChange::At(s, n) => (s, n),
+        };
+        if a.atime != TimeChange::Omit || a.mtime != TimeChange::Omit {
+            m.atime = at(a.atime, m.atime);
+            m.mtime = at(a.mtime, m.mtime);
+            changed = true;
+        }
+        if changed {
+            m.ctime = t;
+        }
+        Ok(())
+    }
+
+    fn mutation_refused(&self) -> Errno {
+        Errno::EPERM
+    }
+
+    fn fs_id(&self) -> usize {
+        Arc::as_ptr(&self.fs) as usize
+    }
+
+    fn statfs(&self) -> SysResult<StatFs> {
+        let blocks = self.fs.limit / PAGE;
+        let used = self.fs.pages.load(Ordering::Relaxed).min(blocks);
+        let files = blocks.max(1024);
+        let ifree = files.saturating_sub(self.fs.inodes.load(Ordering::Relaxed));
+        Ok(StatFs {
+            kind: TMPFS_MAGIC,
+            bsize: PAGE as i64,
+            blocks,
+            bfree: blocks - used,
+            bavail: blocks - used,
+            files,
+            ffree: ifree,
+            namelen: 255,
+            frsize: PAGE as i64,
+            flags: 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

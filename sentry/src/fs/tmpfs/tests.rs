@@ -1,0 +1,195 @@
+use super::*;
+use crate::vfs::path::{resolve, Follow};
+use crate::vfs::{Dentry, FsContext};
+
+fn fresh() -> Arc<TmpInode> {
+    Tmpfs::new_root(
+        MemoryFile::global().unwrap(),
+        0o755,
+        Owner { uid: 0, gid: 0 },
+        0,
+    )
+}
+
+const ROOT: Owner = Owner { uid: 0, gid: 0 };
+
+#[test]
+fn files_dirs_links_and_nlink() {
+    let root = fresh();
+    let d = root.mkdir(b"d", 0o755, ROOT).unwrap();
+    assert_eq!(root.stat().unwrap().nlink, 3);
+    let f = d.create(b"f", 0o644, ROOT).unwrap();
+    assert_eq!(d.create(b"f", 0o644, ROOT).err(), Some(Errno::EEXIST));
+    let file = f.open(libc::O_RDWR).unwrap();
+    assert_eq!(file.write(b"hello", 3).unwrap(), 5);
+    let mut buf = [9u8; 10];
+    assert_eq!(file.read(&mut buf, 0).unwrap(), 8);
+    assert_eq!(&buf[..8], b"\0\0\0hello");
+    assert_eq!(f.stat().unwrap().size, 8);
+    root.link(b"hard", &f).unwrap();
+    assert_eq!(f.stat().unwrap().nlink, 2);
+    assert_eq!(root.link(b"dl", &d).err(), Some(Errno::EPERM));
+    d.unlink(b"f", false).unwrap();
+    assert_eq!(f.stat().unwrap().nlink, 1);
+    assert_eq!(root.unlink(b"d", false).err(), Some(Errno::EISDIR));
+    assert_eq!(root.unlink(b"hard", true).err(), Some(Errno::ENOTDIR));
+    d.mkdir(b"sub", 0o700, ROOT).unwrap();
+    assert_eq!(root.unlink(b"d", true).err(), Some(Errno::ENOTEMPTY));
+    d.unlink(b"sub", true).unwrap();
+    root.unlink(b"d", true).unwrap();
+    assert_eq!(root.stat().unwrap().nlink, 2);
+    // The data survives unlink while open.
+    root.unlink(b"hard", false).unwrap();
+    assert_eq!(f.stat().unwrap().nlink, 0);
+    assert_eq!(file.read(&mut buf, 3).unwrap(), 5);
+    let s = root.symlink(b"s", b"target", ROOT).unwrap();
+    assert_eq!(s.readlink().unwrap(), b"target");
+    assert_eq!(s.stat().unwrap().size, 6);
+    assert_eq!(
+        root.mknod(b"c", libc::S_IFCHR | 0o600, ROOT).err(),
+        Some(Errno::EPERM)
+    );
+    let p = root.mknod(b"p", libc::S_IFIFO | 0o600, ROOT).unwrap();
+    assert_eq!(p.stat().unwrap().file_type(), libc::S_IFIFO);
+    assert_eq!(p.open(libc::O_RDONLY).err(), Some(Errno::ENXIO));
+}
+
+#[test]
+fn truncate_zeroes_and_rename_rules() {
+    let root = fresh();
+    let f = root.create(b"f", 0o644, ROOT).unwrap();
+    let file = f.open(libc::O_RDWR).unwrap();
+    file.write(&[7u8; 5000], 0).unwrap();
+    f.setattr(&SetAttr {
+        size: Some(10),
+        ..Default::default()
+    })
+    .unwrap();
+    f.setattr(&SetAttr {
+        size: Some(5000),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut buf = vec![1u8; 5000];
+    assert_eq!(file.read(&mut buf, 0).unwrap(), 5000);
+    assert!(buf[..10].iter().all(|&b| b == 7) && buf[10..].iter().all(|&b| b == 0));
+
+    let a = root.mkdir(b"a", 0o755, ROOT).unwrap();
+    let b = a.mkdir(b"b", 0o755, ROOT).unwrap();
+    let root_dyn: Arc<dyn Inode> = root.clone();
+    let b_dyn: Arc<dyn Inode> = b.clone();
+    assert_eq!(
+        root.rename(b"a", &b_dyn, b"x", 0).err(),
+        Some(Errno::EINVAL)
+    );
+    root.mkdir(b"full", 0o755, ROOT)
+        .unwrap()
+        .create(b"x", 0o644, ROOT)
+        .unwrap();
+    root.mkdir(b"empty", 0o755, ROOT).unwrap();
+    assert_eq!(
+        root.rename(b"a", &root_dyn, b"full", 0).err(),
+        Some(Errno::ENOTEMPTY)
+    );
+    assert_eq!(
+        root.rename(b"a", &root_dyn, b"f", 0).err(),
+        Some(Errno::ENOTDIR)
+    );
+    assert_eq!(
+        root.rename(b"f", &root_dyn, b"empty", 0).err(),
+        Some(Errno::EISDIR)
+    );
+    assert_eq!(
+        root.rename(b"f", &root_dyn, b"a", libc::RENAME_NOREPLACE)
+            .err(),
+        Some(Errno::EEXIST)
+    );
+    root.rename(b"a", &root_dyn, b"empty", 0).unwrap();
+    assert_eq!(root.lookup(b"a").err(), Some(Errno::ENOENT));
+    // Move b up: nlinks follow.
+    let empty = root.lookup(b"empty").unwrap();
+    empty.rename(b"b", &root_dyn, b"b2", 0).unwrap();
+    assert_eq!(empty.stat().unwrap().nlink, 2);
+    root.rename(b"f", &root_dyn, b"b2", libc::RENAME_EXCHANGE)
+        .unwrap();
+    assert!(root.lookup(b"f").unwrap().stat().unwrap().is_dir());
+    let other = fresh();
+    let other_dyn: Arc<dyn Inode> = other;
+    assert_eq!(
+        root.rename(b"f", &other_dyn, b"f", 0).err(),
+        Some(Errno::EXDEV)
+    );
+}
+
+#[test]
+fn getdents_positions_survive_removal() {
+    let root = fresh();
+    for n in [b"a", b"b", b"c"] {
+        root.create(n, 0o644, ROOT).unwrap();
+    }
+    let dir = root.open(libc::O_RDONLY).unwrap();
+    let first = dir.getdents(0, 4096).unwrap();
+    let names: Vec<_> = first.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(names, [&b"."[..], b"..", b"a", b"b", b"c"]);
+    root.unlink(b"a", false).unwrap();
+    let rest = dir.getdents(first[3].next, 4096).unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].name, b"c");
+}
+
+#[test]
+fn walk_crosses_mounts() {
+    use crate::vfs::mount::MountTable;
+    let root_fs = fresh();
+    root_fs.mkdir(b"mnt", 0o755, ROOT).unwrap();
+    let root = Dentry::new_root(root_fs);
+    let table = MountTable::new();
+    let at = resolve(
+        &FsContext {
+            root: root.clone(),
+            cwd: root.clone(),
+            umask: 0,
+        },
+        &root,
+        b"/mnt",
+        Follow::Yes,
+    )
+    .unwrap();
+    let inner = fresh();
+    inner.mkdir(b"in", 0o755, ROOT).unwrap();
+    let mroot = table
+        .mount(&at, b"/mnt", inner, libc::MS_RDONLY, "tmpfs", "tmpfs")
+        .unwrap();
+    let fs = FsContext {
+        root: root.clone(),
+        cwd: root.clone(),
+        umask: 0,
+    };
+    let d = resolve(&fs, &root, b"/mnt/in", Follow::Yes).unwrap();
+    assert_eq!(d.path_from(&root), b"/mnt/in");
+    assert_ne!(d.mount_flags() & libc::MS_RDONLY, 0);
+    assert_eq!(d.check_writable(), Err(Errno::EROFS));
+    let up = resolve(&fs, &d, b"../..", Follow::Yes).unwrap();
+    assert!(Arc::ptr_eq(&up, &root));
+    let m = resolve(&fs, &root, b"/mnt", Follow::Yes).unwrap();
+    assert!(Arc::ptr_eq(&m, &mroot));
+    assert_eq!(m.path_from(&root), b"/mnt");
+    // A missing mountpoint on a read-only filesystem gets a placeholder.
+    let cfg = vec![crate::config::MountConfig {
+        destination: "/mnt/in/deep".into(),
+        kind: "tmpfs".into(),
+        ..Default::default()
+    }];
+    let mut ctors = std::collections::HashMap::new();
+    ctors.insert("tmpfs".to_string(), Tmpfs::constructor());
+    table.mount_all(&root, &cfg, &ctors).unwrap();
+    let deep = resolve(&fs, &root, b"/mnt/in/deep/..", Follow::Yes).unwrap();
+    assert!(Arc::ptr_eq(&deep, &d));
+    assert_eq!(table.list().len(), 2);
+    let bad = vec![crate::config::MountConfig {
+        destination: "/x".into(),
+        kind: "nosuchfs".into(),
+        ..Default::default()
+    }];
+    assert!(table.mount_all(&root, &bad, &ctors).is_err());
+}
