@@ -99,6 +99,7 @@ fn config(overlay: &str) -> BootConfig {
         overlay: overlay.into(),
         network: "none".into(),
         readonly_rootfs: false,
+        mounts: Vec::new(),
     }
 }
 
