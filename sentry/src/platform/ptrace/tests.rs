@@ -59,7 +59,7 @@ impl Rig {
 
     fn concrete(&self) -> Arc<PtraceSpace> {
         let want = Arc::as_ptr(&self.space) as *const ();
-        let spaces = self.platform.spaces.lock().unwrap();
+        let spaces = space::lock(&self.platform.shared.spaces);
         spaces
             .iter()
             .filter(|w| Weak::as_ptr(w) as *const () == want)
