@@ -85,6 +85,9 @@ pub(super) struct PtraceSpace {
     /// Stub threads traced by some host thread of ours and not yet reaped or detached
     /// at their exit: the ones that must be reaped before the leader can be.
     live: Mutex<HashSet<i32>>,
+    /// How many stub threads have not been made to exit: the last one is parked
+    /// instead, so the space (its memory) lives as long as the sentry holds it.
+    alive: Mutex<usize>,
     /// Host thread id -> the stub thread it traces: where that host thread's
     /// address-space operations run.
     threads: Mutex<HashMap<i32, i32>>,
@@ -226,6 +229,7 @@ impl PtraceSpace {
             dead: AtomicBool::new(false),
             leader_reaped: AtomicBool::new(false),
             live: Mutex::new(HashSet::new()),
+            alive: Mutex::new(1),
             threads: Mutex::new(HashMap::new()),
             context_taken: AtomicBool::new(false),
             fd_lock: Mutex::new(()),
@@ -472,6 +476,7 @@ impl PtraceSpace {
                 // The parent failed after the clone: end the child we now trace.
                 if thread {
                     lock(&self.live).insert(c);
+                    *lock(&self.alive) += 1;
                     if first_stop(c) {
                         self.end_thread(c);
                     } else {
@@ -493,6 +498,7 @@ impl PtraceSpace {
         }
         if thread {
             lock(&self.live).insert(c);
+            *lock(&self.alive) += 1;
         }
         Ok(c)
     }
@@ -615,14 +621,28 @@ impl PtraceSpace {
 
     /// Ends stub thread `tid` (traced by the caller, stopped) without touching the
     /// others: a remote `exit`, stopped at its exit event and detached there, so the
-    /// thread needs no reaping (or, the leader, is reaped with the process). A dead
+    /// thread needs no reaping (or, the leader, is reaped with the process). The last
+    /// thread is parked instead: the space stays usable until it is dropped. A dead
     /// process's thread is only reaped.
     pub(super) fn end_thread(&self, tid: i32) {
         if !lock(&self.live).contains(&tid) {
             return;
         }
         if !self.dead.load(Ordering::SeqCst) {
-            match self.exit_thread(tid) {
+            let last = {
+                let mut alive = lock(&self.alive);
+                let last = *alive <= 1;
+                if !last {
+                    *alive -= 1;
+                }
+                last
+            };
+            let r = if last {
+                self.park(tid)
+            } else {
+                self.exit_thread(tid)
+            };
+            match r {
                 Ok(()) => return,
                 Err(e) => tracing::debug!(pid = self.pid, tid, error = %e.name(), "ending a stub thread"),
             }
