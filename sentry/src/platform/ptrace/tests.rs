@@ -1008,7 +1008,7 @@ fn many_forks_and_threads_leak_nothing() {
         });
     }
     barrier.wait();
-    assert_eq!(task_count(pid), adopted + 1);
+    await_tasks(pid, adopted + 1);
     barrier.wait();
     for h in hosts {
         h.join().unwrap();
