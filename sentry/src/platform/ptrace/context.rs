@@ -37,8 +37,7 @@ pub(super) struct PtraceContext {
 }
 
 impl PtraceContext {
-    /// The context of stub thread `tid`, traced by the calling host thread, which is
-    /// pinned to a CPU together with it.
+    /// The context of stub thread `tid`, traced by the calling host thread.
     pub(super) fn new(space: Arc<PtraceSpace>, tid: i32) -> SysResult<Self> {
         let intr = Arc::new(PtraceInterrupter {
             space: Arc::downgrade(&space),
@@ -47,7 +46,6 @@ impl PtraceContext {
             running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         });
-        space.shared.pin_with(tid);
         Ok(PtraceContext {
             space,
             tid,

@@ -104,7 +104,7 @@ impl Shared {
     /// when the two sit on different CPUs every hand-off pays a cross-CPU wake-up,
     /// which on this machine class costs ~6x the whole round trip (86 us vs 14 us for
     /// getpid). Pairs are spread over the allowed CPUs round-robin.
-    fn pin_with(&self, tid: i32) {
+    pub(super) fn pin_with(&self, tid: i32) {
         let cpu = self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()];
         for t in [0, tid] {
             if let Err(e) = sys::pin(t, cpu) {
@@ -170,6 +170,7 @@ impl Platform for PtracePlatform {
             return Err(Errno::EINVAL);
         }
         let pid = space.pid;
+        self.shared.pin_with(pid);
         Ok(Box::new(PtraceContext::new(space, pid)?))
     }
 }

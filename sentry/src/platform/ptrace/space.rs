@@ -1,10 +1,10 @@
 //! An address space: one stub process, edited through remote system calls.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -129,12 +129,7 @@ impl PtraceSpace {
         }
     }
 
-    fn start(
-        pid: i32,
-        control: OwnedFd,
-        shared: &Arc<Shared>,
-        gone: &mut bool,
-    ) -> SysResult<Self> {
+    fn start(pid: i32, control: OwnedFd, shared: &Arc<Shared>, gone: &mut bool) -> SysResult<Self> {
         let wait = |gone: &mut bool| {
             let r = sys::wait(pid);
             if !matches!(r, Ok(WaitStatus::Stopped { .. })) {
@@ -359,7 +354,12 @@ impl PtraceSpace {
                 // The pad cannot fault unless the stub's own page was tampered with.
                 let si = sys::get_siginfo(tid).map_err(|e| self.died(tid, e))?;
                 if si.si_code > 0 {
-                    tracing::error!(pid = self.pid, tid, sig, "ptrace stub faulted in a remote syscall");
+                    tracing::error!(
+                        pid = self.pid,
+                        tid,
+                        sig,
+                        "ptrace stub faulted in a remote syscall"
+                    );
                     return Err(Errno::EFAULT);
                 }
             }
@@ -468,7 +468,12 @@ impl PtraceSpace {
     fn clone_on(&self, tid: i32, flags: u64) -> SysResult<i32> {
         let thread = flags & libc::CLONE_THREAD as u64 != 0;
         let mut child = None;
-        let r = self.remote_call(tid, libc::SYS_clone as u64, [flags, 0, 0, 0, 0, 0], &mut child);
+        let r = self.remote_call(
+            tid,
+            libc::SYS_clone as u64,
+            [flags, 0, 0, 0, 0, 0],
+            &mut child,
+        );
         let c = match (r, child) {
             (Ok(c), _) => c as i32,
             (Err(e), None) => return Err(e),
@@ -610,9 +615,16 @@ impl PtraceSpace {
     /// Attaches parked thread `tid` on the calling host thread and makes it that
     /// thread's stub thread in this space.
     pub(super) fn adopt(&self, tid: i32) -> SysResult<()> {
+        // Pinned first: the parked thread then wakes for the interrupt on the CPU where
+        // its new tracer waits for it.
+        self.shared.pin_with(tid);
         self.attach(tid)?;
         if let Err(e) = self.register(tid) {
-            tracing::error!(pid = self.pid, tid, "a host thread adopts a second context of one space");
+            tracing::error!(
+                pid = self.pid,
+                tid,
+                "a host thread adopts a second context of one space"
+            );
             self.end_thread(tid);
             return Err(e);
         }
@@ -644,7 +656,9 @@ impl PtraceSpace {
             };
             match r {
                 Ok(()) => return,
-                Err(e) => tracing::debug!(pid = self.pid, tid, error = %e.name(), "ending a stub thread"),
+                Err(e) => {
+                    tracing::debug!(pid = self.pid, tid, error = %e.name(), "ending a stub thread")
+                }
             }
         }
         // The process is dying: a non-leader thread's exit is reported to us at once;

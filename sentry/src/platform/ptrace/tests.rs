@@ -604,7 +604,7 @@ fn gone(pid: i32) -> bool {
 #[test]
 fn fork_is_copy_on_write() {
     let c = code(&[
-        &GETPID,                                            // the fork point
+        &GETPID,                                           // the fork point
         &[0x4c, 0x89, 0x24, 0x25, 0x00, 0x00, 0x50, 0x00], // mov [DATA], r12
         &GETPID,
         &[0x48, 0x8b, 0x3c, 0x25, 0x00, 0x00, 0x50, 0x00], // mov rdi, [DATA]
@@ -620,7 +620,15 @@ fn fork_is_copy_on_write() {
     assert_ne!(child_pid, parent_pid);
     // A child of the sentry, like every stub, not of the parent stub.
     let stat = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap();
-    let ppid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(ppid, std::process::id() as i32);
     // Not adopted here: this thread may not edit the child's space.
     assert_eq!(
@@ -641,7 +649,8 @@ fn fork_is_copy_on_write() {
         assert_eq!(regs.orig_rax, 39);
         assert_eq!(read_u64(&cs, DATA), 0x2222);
         // The child edits its own space through its own stub.
-        cs.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+        cs.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
         cs.write(NEW_A, b"child").unwrap();
         b.wait();
         assert_eq!(ctx.switch(&mut regs).unwrap(), Event::Syscall);
@@ -652,7 +661,9 @@ fn fork_is_copy_on_write() {
     assert_eq!(rig.switch(), Event::Syscall);
     assert_eq!(read_u64(&rig.space, DATA), 0x1111);
     barrier.wait();
-    rig.space.map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+    rig.space
+        .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     assert_eq!((rig.regs.orig_rax, rig.regs.rdi), (60, 0x1111));
     t.join().unwrap();
@@ -679,7 +690,7 @@ fn control_inode(pid: i32) -> String {
 #[test]
 fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
     let c = code(&[
-        &GETPID,                                            // the fork point
+        &GETPID,                                           // the fork point
         &[0xc6, 0x04, 0x25, 0x00, 0x00, 0x60, 0x00, 0x42], // mov byte [FILE_ADDR], 0x42
         &EXIT,
     ]);
@@ -689,7 +700,9 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
         fd: file.as_fd(),
         offset: 0,
     };
-    rig.space.map(FILE_ADDR, PAGE_SIZE, RW, true, backing).unwrap();
+    rig.space
+        .map(FILE_ADDR, PAGE_SIZE, RW, true, backing)
+        .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     let (child, pending) = rig.ctx.fork().unwrap();
     let child_pid = rig.concrete_of(&child).pid;
@@ -708,7 +721,8 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
             fd: other2.as_fd(),
             offset: 0,
         };
-        cs.map(NEW_A, PAGE_SIZE, libc::PROT_READ, false, backing).unwrap();
+        cs.map(NEW_A, PAGE_SIZE, libc::PROT_READ, false, backing)
+            .unwrap();
     })
     .join()
     .unwrap();
@@ -723,12 +737,19 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
         fd: other.as_fd(),
         offset: 0,
     };
-    rig.space.map(NEW_B, PAGE_SIZE, libc::PROT_READ, false, backing).unwrap();
+    rig.space
+        .map(NEW_B, PAGE_SIZE, libc::PROT_READ, false, backing)
+        .unwrap();
     rig.space.read(NEW_B, &mut b).unwrap();
     assert_eq!(b[0], 0x99);
     // Each stub holds exactly its control socket.
     for pid in [parent_pid, child_pid] {
-        assert_eq!(std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count(),
+            1
+        );
     }
 }
 
@@ -776,7 +797,9 @@ fn threads_share_the_space() {
     let t = std::thread::spawn(move || {
         let mut ctx = pending.adopt().unwrap();
         // Through this thread's own stub thread.
-        space.map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+        space
+            .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
         space.write(NEW_B, &0xbbu64.to_le_bytes()).unwrap();
         to_main.send(()).unwrap();
         from_main.recv().unwrap();
@@ -785,7 +808,9 @@ fn threads_share_the_space() {
         r
     });
     from_t.recv().unwrap();
-    rig.space.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+    rig.space
+        .map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
     rig.space.write(NEW_A, &0xaau64.to_le_bytes()).unwrap();
     rig.regs.rbx = NEW_B;
     to_t.send(()).unwrap();
@@ -847,8 +872,12 @@ fn threads_outlive_the_first_thread_and_its_host_thread() {
     let (space, pending, regs) = std::thread::spawn(move || {
         let space = p.new_address_space().unwrap();
         let mut ctx = p.new_context(&space).unwrap();
-        space.map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous).unwrap();
-        space.map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+        space
+            .map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous)
+            .unwrap();
+        space
+            .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
         space.write(CODE, &getpid_loop(3)).unwrap();
         space.write(DATA, &5u64.to_le_bytes()).unwrap();
         let pending = ctx.new_thread().unwrap();
@@ -872,7 +901,9 @@ fn threads_outlive_the_first_thread_and_its_host_thread() {
     let mut regs = regs;
     assert_eq!(run_to_exit(ctx.as_mut(), &mut regs), (3, 5));
     // The leader is a zombie now: memory access and edits still work.
-    space.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+    space
+        .map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
     space.write(NEW_A, &6u64.to_le_bytes()).unwrap();
     assert_eq!(read_u64(&space, NEW_A), 6);
     regs.rip = CODE;
@@ -989,7 +1020,9 @@ fn many_forks_and_threads_leak_nothing() {
         hosts.push(std::thread::spawn(move || {
             let mut ctx = pending.adopt().unwrap();
             let page = NEW_A + (i as u64) * PAGE_SIZE;
-            space.map(page, PAGE_SIZE, RW, false, Backing::Anonymous).unwrap();
+            space
+                .map(page, PAGE_SIZE, RW, false, Backing::Anonymous)
+                .unwrap();
             r.rbx = page;
             b.wait();
             assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 0));
