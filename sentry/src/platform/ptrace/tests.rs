@@ -53,6 +53,9 @@ impl Rig {
     }
 
     fn with_guard(code: &[u8], guard: Guard) -> Rig {
+        if std::env::var_os(SECCOMP_ENV).is_some() {
+            crate::sys::confine::install_sentry_filter().expect("seccomp");
+        }
         let platform = PtracePlatform::new().expect("platform");
         let space = platform.new_address_space().expect("space");
         let ctx = platform.new_context(&space).expect("context");
@@ -586,6 +589,10 @@ fn read_u64(space: &Arc<dyn AddressSpace>, addr: u64) -> u64 {
 /// Waits (briefly) until `pid`'s thread count is `n`: an exiting thread leaves
 /// `/proc/<pid>/task` a moment after its tracer lets it go.
 fn await_tasks(pid: i32, n: usize) {
+    if under_seccomp() {
+        // Listing /proc/<pid>/task is no syscall of the sentry's.
+        return;
+    }
     let start = Instant::now();
     while task_count(pid) != n {
         assert!(
@@ -679,6 +686,24 @@ fn fork_is_copy_on_write() {
     assert!(gone(child_pid), "forked stub {child_pid} not reaped");
 }
 
+/// Whether this is the child test process that runs under the sentry's filter (where
+/// the test itself may only make the sentry's syscalls).
+fn under_seccomp() -> bool {
+    std::env::var_os(SECCOMP_ENV).is_some()
+}
+
+/// A memfd holding `contents`.
+fn memfd(contents: &[u8]) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name and integer flags.
+    let fd = unsafe { libc::memfd_create(c"rvisor-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(contents).unwrap();
+    f
+}
+
 /// The socket inode behind fd 0 of stub `pid`.
 fn control_inode(pid: i32) -> String {
     std::fs::read_link(format!("/proc/{pid}/fd/0"))
@@ -695,7 +720,7 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
-    let file = temp_file(&[0u8; PAGE_SIZE as usize]);
+    let file = memfd(&[0u8; PAGE_SIZE as usize]);
     let backing = Backing::File {
         fd: file.as_fd(),
         offset: 0,
@@ -707,10 +732,12 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
     let (child, pending) = rig.ctx.fork().unwrap();
     let child_pid = rig.concrete_of(&child).pid;
     let parent_pid = rig.concrete().pid;
-    assert_ne!(control_inode(child_pid), control_inode(parent_pid));
+    if !under_seccomp() {
+        assert_ne!(control_inode(child_pid), control_inode(parent_pid));
+    }
     let mut regs = rig.regs;
     let cs = child.clone();
-    let other = temp_file(&[0x99u8; PAGE_SIZE as usize]);
+    let other = memfd(&[0x99u8; PAGE_SIZE as usize]);
     let other2 = other.try_clone().unwrap();
     std::thread::spawn(move || {
         let mut ctx = pending.adopt().unwrap();
@@ -743,6 +770,9 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
     rig.space.read(NEW_B, &mut b).unwrap();
     assert_eq!(b[0], 0x99);
     // Each stub holds exactly its control socket.
+    if under_seccomp() {
+        return;
+    }
     for pid in [parent_pid, child_pid] {
         assert_eq!(
             std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -1113,4 +1143,38 @@ fn bench_fork_and_thread_creation() {
         clone.as_micros() / u128::from(N),
         tadopt.as_micros() / u128::from(N)
     );
+}
+
+/// Set in a child test process that runs under the sentry's seccomp filter.
+const SECCOMP_ENV: &str = "RVISOR_PTRACE_TEST_UNDER_SECCOMP";
+
+/// Stubs inherit the sentry's seccomp filter, so every remote syscall must be on the
+/// allow-list: rerun the fork and thread tests in a child test process that installs
+/// the filter first (a violation kills that process).
+#[test]
+fn fork_and_threads_under_the_sentry_filter() {
+    if std::env::var_os(SECCOMP_ENV).is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for name in [
+        "fork_is_copy_on_write",
+        "fork_keeps_shared_file_mappings_and_gets_its_own_socket",
+        "threads_share_the_space",
+        "interrupter_hits_only_its_thread",
+    ] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", &format!("platform::ptrace::tests::{name}")])
+            .args(["--test-threads=1", "--nocapture"])
+            .env(SECCOMP_ENV, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} under seccomp: {:?}\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
