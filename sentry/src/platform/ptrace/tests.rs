@@ -626,17 +626,9 @@ fn fork_is_copy_on_write() {
     let child_pid = rig.concrete_of(&child).pid;
     assert_ne!(child_pid, parent_pid);
     // A child of the sentry, like every stub, not of the parent stub.
-    let stat = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap();
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert_eq!(ppid, std::process::id() as i32);
+    if !under_seccomp() {
+        assert_eq!(ppid_of(child_pid), std::process::id() as i32);
+    }
     // Not adopted here: this thread may not edit the child's space.
     assert_eq!(
         child.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous),
@@ -1177,4 +1169,52 @@ fn fork_and_threads_under_the_sentry_filter() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The parent pid of process `pid`.
+fn ppid_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn forked_stubs_fork_again() {
+    let mut rig = Rig::new(&getpid_loop(2));
+    rig.regs.rbx = DATA;
+    rig.space.write(DATA, &9u64.to_le_bytes()).unwrap();
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let child_pid = rig.concrete_of(&child).pid;
+    let regs = rig.regs;
+    let grandchild_pid = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        let mut r = regs;
+        child.write(DATA, &10u64.to_le_bytes()).unwrap();
+        assert_eq!(ctx.switch(&mut r).unwrap(), Event::Syscall);
+        let (grandchild, pending) = ctx.fork().unwrap();
+        let mut gr = r;
+        let gs = grandchild.clone();
+        let (n, v) = std::thread::spawn(move || {
+            let mut ctx = pending.adopt().unwrap();
+            gs.write(DATA, &11u64.to_le_bytes()).unwrap();
+            run_to_exit(ctx.as_mut(), &mut gr)
+        })
+        .join()
+        .unwrap();
+        assert_eq!((n, v), (0, 11));
+        assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 10));
+        (child, grandchild)
+    })
+    .join()
+    .unwrap();
+    let (child, grandchild) = grandchild_pid;
+    // All stubs are children of the sentry, whoever forked them.
+    let me = std::process::id() as i32;
+    assert_eq!(ppid_of(child_pid), me);
+    let gc_pid = rig.concrete_of(&grandchild).pid;
+    assert_eq!(ppid_of(gc_pid), me);
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (1, 9));
+    drop((child, grandchild));
+    assert!(gone(child_pid) && gone(gc_pid));
 }
