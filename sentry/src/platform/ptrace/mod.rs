@@ -103,9 +103,15 @@ impl Shared {
     /// same CPU. Each ptrace stop wakes the tracer and each resume wakes the stub;
     /// when the two sit on different CPUs every hand-off pays a cross-CPU wake-up,
     /// which on this machine class costs ~6x the whole round trip (86 us vs 14 us for
-    /// getpid). Pairs are spread over the allowed CPUs round-robin.
+    /// getpid). New pairs are spread over the allowed CPUs round-robin; a host thread
+    /// already pinned (it drove another context before, e.g. before an exec) keeps
+    /// its CPU, as moving a thread costs a wait on a busy run queue.
     pub(super) fn pin_with(&self, tid: i32) {
-        let cpu = self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()];
+        let current = sys::allowed_cpus();
+        let cpu = match current[..] {
+            [cpu] if self.cpus.len() > 1 && self.cpus.contains(&cpu) => cpu,
+            _ => self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()],
+        };
         for t in [0, tid] {
             if let Err(e) = sys::pin(t, cpu) {
                 tracing::debug!(tid = t, cpu, "cannot pin the stub next to its tracer: {e}");

@@ -199,7 +199,7 @@ pub(super) fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> SysResult<
     .map(|_| ())
 }
 
-/// The CPUs this process may run on.
+/// The CPUs the calling thread may run on.
 pub(super) fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };

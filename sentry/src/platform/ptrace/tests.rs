@@ -1085,7 +1085,7 @@ fn many_forks_and_threads_leak_nothing() {
 #[test]
 #[ignore = "benchmark; run with --ignored --nocapture"]
 fn bench_fork_and_thread_creation() {
-    const N: u32 = 200;
+    const N: usize = 200;
     let mut rig = Rig::new(&getpid_loop(1));
     // Some app memory to copy, as a small real process has.
     rig.space
@@ -1105,35 +1105,41 @@ fn bench_fork_and_thread_creation() {
             drop(ctx);
         }
     });
-    let mut fork = Duration::ZERO;
-    let mut adopt = Duration::ZERO;
-    let mut spaces = Vec::new();
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_micros()
+    };
+    let mean = |v: &[Duration]| (v.iter().sum::<Duration>() / v.len() as u32).as_micros();
+    let (mut fork, mut adopt, mut spaces) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..N {
         let s = Instant::now();
         let (space, pending) = rig.ctx.fork().unwrap();
-        fork += s.elapsed();
+        fork.push(s.elapsed());
         tx.send(pending).unwrap();
-        adopt += done_rx.recv().unwrap();
+        adopt.push(done_rx.recv().unwrap());
         spaces.push(space);
     }
     drop(spaces);
-    let mut clone = Duration::ZERO;
-    let mut tadopt = Duration::ZERO;
+    let (mut clone, mut tadopt) = (Vec::new(), Vec::new());
     for _ in 0..N {
         let s = Instant::now();
         let pending = rig.ctx.new_thread().unwrap();
-        clone += s.elapsed();
+        clone.push(s.elapsed());
         tx.send(pending).unwrap();
-        tadopt += done_rx.recv().unwrap();
+        tadopt.push(done_rx.recv().unwrap());
     }
     drop(tx);
     adopter.join().unwrap();
     println!(
-        "fork {} us + adopt {} us; new_thread {} us + adopt {} us",
-        fork.as_micros() / u128::from(N),
-        adopt.as_micros() / u128::from(N),
-        clone.as_micros() / u128::from(N),
-        tadopt.as_micros() / u128::from(N)
+        "us, median/mean: fork {}/{} + adopt {}/{}; new_thread {}/{} + adopt {}/{}",
+        median(fork.clone()),
+        mean(&fork),
+        median(adopt.clone()),
+        mean(&adopt),
+        median(clone.clone()),
+        mean(&clone),
+        median(tadopt.clone()),
+        mean(&tadopt)
     );
 }
 
