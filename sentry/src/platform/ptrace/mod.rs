@@ -22,7 +22,7 @@
 //!   onto fd 0 — then *parked*: detached while blocked in a `ppoll` on its control
 //!   socket that only a hang-up ends. The adopting host thread takes it over with
 //!   `PTRACE_SEIZE` + `PTRACE_INTERRUPT`. Should the sentry die meanwhile, the hang-up
-//!   lets the parked thread run into the pad's `int3`, which kills the untraced stub.
+//!   ends the wait and the parked thread runs into an `exit_group`.
 //! - Memory is copied with `process_vm_readv`/`writev`, falling back to
 //!   `/proc/<pid>/mem` (which ignores page protections) for what those refuse.
 //! - A context runs its stub thread with `PTRACE_SYSEMU`: every application system
@@ -82,6 +82,8 @@ pub(super) struct Shared {
     pad_trap: u64,
     /// rip at the stop that ends a new stub's start-up.
     start_trap: u64,
+    /// Where parked threads wait (see [`stub::StubImage::park`]).
+    park: u64,
     /// Every live space of the platform, to find the concrete space behind an
     /// `Arc<dyn AddressSpace>` in `new_context`.
     spaces: Mutex<Vec<Weak<PtraceSpace>>>,
@@ -131,6 +133,7 @@ impl PtracePlatform {
                 pad: image.pad,
                 pad_trap: image.pad_trap,
                 start_trap: image.start_trap,
+                park: image.park,
                 spaces: Mutex::new(Vec::new()),
                 cpus: sys::allowed_cpus(),
                 next_cpu: AtomicUsize::new(0),

@@ -559,12 +559,13 @@ impl PtraceSpace {
     /// Leaves stub thread `tid` (traced by the caller, stopped) untraced and blocked
     /// in `ppoll` on the control socket until a host thread attaches to it. The poll
     /// asks for no event, so it only returns on a hang-up: when the sentry's end of
-    /// the socket closes (the sentry died), the thread goes on to the pad's `int3`,
-    /// and the untraced SIGTRAP kills the stub. A parked stub cannot outlive us.
+    /// the socket closes (the sentry died), the thread goes on to an `exit_group`. A
+    /// parked stub cannot outlive us. (An attach interrupts the wait; every later
+    /// resume sets rip first, so the `exit_group` is never reached otherwise.)
     fn park(&self, tid: i32) -> SysResult<()> {
         let mut r = zero_regs();
         sys::get_regs(tid, &mut r).map_err(|e| self.died(tid, e))?;
-        r.rip = self.shared.pad;
+        r.rip = self.shared.park;
         r.rax = libc::SYS_ppoll as u64;
         r.orig_rax = u64::MAX;
         r.rdi = SCRATCH_POLLFD;

@@ -1224,3 +1224,55 @@ fn forked_stubs_fork_again() {
     drop((child, grandchild));
     assert!(gone(child_pid) && gone(gc_pid));
 }
+
+/// The state letter of process `pid` (`R`, `S`, `t`, `Z`, ...).
+fn state_of(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .chars()
+        .next()
+        .unwrap()
+}
+
+fn await_state(pid: i32, want: char) {
+    let start = Instant::now();
+    while state_of(pid) != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{pid} is in state {}, want {want}",
+            state_of(pid)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn parked_stub_exits_when_the_sentry_end_hangs_up() {
+    let mut rig = Rig::new(&getpid_loop(1));
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let concrete = rig.concrete_of(&child);
+    let pid = concrete.pid;
+    // Parked: sleeping, not traced by anyone.
+    await_state(pid, 'S');
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("TracerPid:\t0"), "{status}");
+    // What the death of the sentry does to the socket: the parked stub leaves.
+    // SAFETY: shutdown on an fd the space owns; it stays open.
+    assert_eq!(
+        unsafe { libc::shutdown(concrete.control.as_raw_fd(), libc::SHUT_RDWR) },
+        0
+    );
+    await_state(pid, 'Z');
+    // Adoption fails cleanly, and dropping reaps the zombie.
+    let r = std::thread::spawn(move || pending.adopt().err())
+        .join()
+        .unwrap();
+    assert_eq!(r, Some(Errno::ESRCH));
+    drop((concrete, child));
+    assert!(gone(pid));
+}
