@@ -1263,10 +1263,8 @@ fn parked_stub_exits_when_the_sentry_end_hangs_up() {
     assert!(status.contains("TracerPid:\t0"), "{status}");
     // What the death of the sentry does to the socket: the parked stub leaves.
     // SAFETY: shutdown on an fd the space owns; it stays open.
-    assert_eq!(
-        unsafe { libc::shutdown(concrete.control.as_raw_fd(), libc::SHUT_RDWR) },
-        0
-    );
+    let r = unsafe { libc::shutdown(concrete.control.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(r, 0);
     await_state(pid, 'Z');
     // Adoption fails cleanly, and dropping reaps the zombie.
     let r = std::thread::spawn(move || pending.adopt().err())
