@@ -3,30 +3,46 @@
 //!
 //! # How it works
 //! - The stub program is a one-page static ELF generated at start-up ([`stub`]) and
-//!   kept in a sealed memfd; each address space is a fresh stub process, started with
-//!   fork + `execveat(memfd, "", AT_EMPTY_PATH)`. On start the stub unmaps everything
-//!   but its own code page (stack, vdso, vvar are gone), so the sentry lays out the
-//!   whole application address space below [`MAX_USER_ADDRESS`]. The region from
-//!   `0x7fff_fe00_0000` (code page, then a scratch page) belongs to the platform.
-//! - Address-space edits (`map`, `unmap`, `remap`, `protect`) are *remote system
-//!   calls*: the stub's registers are saved, rip is pointed at its `syscall; int3`
-//!   landing pad, and the stub runs until the `int3`. File mappings first pass the fd
-//!   through a socketpair whose other end is fd 0 in the stub (`SCM_RIGHTS`, then a
-//!   remote `recvmsg`, `mmap`, `close`).
+//!   kept in a sealed memfd; each new address space is a fresh stub process, started
+//!   with fork + `execveat(memfd, "", AT_EMPTY_PATH)`. On start the stub unmaps
+//!   everything but its own code page (stack, vdso, vvar are gone), so the sentry lays
+//!   out the whole application address space below [`MAX_USER_ADDRESS`]. The region
+//!   from `0x7fff_fe00_0000` (code page, then a scratch page) belongs to the platform.
+//! - Each application thread runs in its own stub thread, traced by the host thread
+//!   that drives its context. Address-space edits (`map`, `unmap`, `remap`,
+//!   `protect`) are *remote system calls* on the calling host thread's own stub
+//!   thread: its registers are saved, rip is pointed at the `syscall; int3` landing
+//!   pad, and it runs until the `int3`. File mappings first pass the fd through a
+//!   socketpair whose other end is fd 0 in the stub (`SCM_RIGHTS`, then a remote
+//!   `recvmsg`, `mmap`, `close`, all under one per-space lock).
+//! - `fork` is a remote `clone(CLONE_PARENT|SIGCHLD)` and a new thread a remote
+//!   `clone(CLONE_VM|CLONE_THREAD|...)`; the child (traced from birth through
+//!   `PTRACE_O_TRACEFORK`/`TRACECLONE`) is set up by the parent's host thread — a
+//!   forked stub gets its own control socket, passed over the shared one and `dup2`ed
+//!   onto fd 0 — then *parked*: detached while blocked in a `ppoll` on its control
+//!   socket that only a hang-up ends. The adopting host thread takes it over with
+//!   `PTRACE_SEIZE` + `PTRACE_INTERRUPT`. Should the sentry die meanwhile, the hang-up
+//!   ends the wait and the parked thread runs into an `exit_group`.
 //! - Memory is copied with `process_vm_readv`/`writev`, falling back to
 //!   `/proc/<pid>/mem` (which ignores page protections) for what those refuse.
-//! - A context runs the stub with `PTRACE_SYSEMU`: every application system call stops
-//!   before it runs and is serviced by the sentry.
+//! - A context runs its stub thread with `PTRACE_SYSEMU`: every application system
+//!   call stops before it runs and is serviced by the sentry. Its interrupter signals
+//!   exactly that thread (a thread pidfd, or `tgkill` before Linux 6.9).
+//! - Ending a context makes its stub thread `exit` (stopped at its exit event and
+//!   detached there, so nothing is left to reap); the last user of a space kills the
+//!   whole stub and reaps it.
 //!
 //! # Threading rules
-//! ptrace requests are only accepted from the tracer, and the tracer of a stub is the
-//! host thread that called [`Platform::new_address_space`] for it. That thread must
-//! also create the context (`new_context`), drive it (`switch`, `fp_state`), and issue
-//! every `map`/`unmap`/`remap`/`protect` of that space; any other thread gets `EPERM`.
-//! If the tracer thread exits, the stub is killed (`PR_SET_PDEATHSIG` and
-//! `PTRACE_O_EXITKILL`). `read`, `write`, the interrupter and dropping the space work
-//! from any thread. Nothing else in the process may `waitpid(-1)`/`wait()` for any
-//! child, or it could steal a stub's stops.
+//! ptrace requests are only accepted from the tracer. The first thread of a space is
+//! traced by the host thread that called [`Platform::new_address_space`], which must
+//! also create its context (`new_context`); a forked or new thread is traced by the
+//! host thread that adopts it. A context must be driven (`switch`, `fp_state`, `fork`,
+//! `new_thread`) and dropped on its tracer; `map`/`unmap`/`remap`/`protect` work on
+//! any host thread that drives a context of the space, anything else gets `EPERM`. If
+//! a tracer thread dies with its context, the stub is killed (`PTRACE_O_EXITKILL`).
+//! `read`, `write`, the interrupter and dropping the space work from any thread.
+//! Nothing else in the process may `waitpid(-1)`/`wait()` for any child, or it could
+//! steal a stub's stops.
 
 mod context;
 mod space;
@@ -36,6 +52,7 @@ mod sys;
 mod tests;
 
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -53,15 +70,56 @@ const _: () = assert!(MAX_USER_ADDRESS < stub::STUB_BASE);
 pub struct PtracePlatform {
     /// The stub executable (read-only, sealed memfd).
     exe: OwnedFd,
-    /// The generated image, for the addresses of its landing pad and traps.
-    image: stub::StubImage,
-    /// Every live space this platform made, to find the concrete space behind an
+    /// What the spaces share.
+    shared: Arc<Shared>,
+}
+
+/// What every space of a platform shares.
+pub(super) struct Shared {
+    /// Address of the landing pad's `syscall`.
+    pad: u64,
+    /// rip at the landing pad's `int3` stop.
+    pad_trap: u64,
+    /// rip at the stop that ends a new stub's start-up.
+    start_trap: u64,
+    /// Where parked threads wait (see [`stub::StubImage::park`]).
+    park: u64,
+    /// Every live space of the platform, to find the concrete space behind an
     /// `Arc<dyn AddressSpace>` in `new_context`.
     spaces: Mutex<Vec<Weak<PtraceSpace>>>,
     /// CPUs to pin stub/tracer pairs to.
     cpus: Vec<usize>,
     /// Round-robin position in `cpus`.
-    next_cpu: std::sync::atomic::AtomicUsize,
+    next_cpu: AtomicUsize,
+}
+
+impl Shared {
+    /// Records a new space.
+    fn register(&self, space: &Arc<PtraceSpace>) {
+        let mut spaces = space::lock(&self.spaces);
+        spaces.retain(|w| w.strong_count() > 0);
+        spaces.push(Arc::downgrade(space));
+    }
+
+    /// Pins the calling host thread and stub thread `tid`, which it traces, to the
+    /// same CPU. Each ptrace stop wakes the tracer and each resume wakes the stub;
+    /// when the two sit on different CPUs every hand-off pays a cross-CPU wake-up,
+    /// which on this machine class costs ~6x the whole round trip (86 us vs 14 us for
+    /// getpid). New pairs are spread over the allowed CPUs round-robin; a host thread
+    /// already pinned (it drove another context before, e.g. before an exec) keeps
+    /// its CPU, as moving a thread costs a wait on a busy run queue.
+    pub(super) fn pin_with(&self, tid: i32) {
+        let current = sys::allowed_cpus();
+        let cpu = match current[..] {
+            [cpu] if self.cpus.len() > 1 && self.cpus.contains(&cpu) => cpu,
+            _ => self.cpus[self.next_cpu.fetch_add(1, Ordering::Relaxed) % self.cpus.len()],
+        };
+        for t in [0, tid] {
+            if let Err(e) = sys::pin(t, cpu) {
+                tracing::debug!(tid = t, cpu, "cannot pin the stub next to its tracer: {e}");
+            }
+        }
+    }
 }
 
 impl PtracePlatform {
@@ -71,10 +129,15 @@ impl PtracePlatform {
         let exe = stub::memfd(&image.bytes)?;
         Ok(PtracePlatform {
             exe,
-            image,
-            spaces: Mutex::new(Vec::new()),
-            cpus: sys::allowed_cpus(),
-            next_cpu: std::sync::atomic::AtomicUsize::new(0),
+            shared: Arc::new(Shared {
+                pad: image.pad,
+                pad_trap: image.pad_trap,
+                start_trap: image.start_trap,
+                park: image.park,
+                spaces: Mutex::new(Vec::new()),
+                cpus: sys::allowed_cpus(),
+                next_cpu: AtomicUsize::new(0),
+            }),
         })
     }
 }
@@ -90,19 +153,18 @@ impl Platform for PtracePlatform {
 
     /// Starts a stub, traced by the calling thread (see the module's threading rules).
     fn new_address_space(&self) -> SysResult<Arc<dyn AddressSpace>> {
-        let space = Arc::new(PtraceSpace::new(self.exe.as_fd(), &self.image)?);
-        let mut spaces = self.spaces.lock().map_err(|_| Errno::EIO)?;
-        spaces.retain(|w| w.strong_count() > 0);
-        spaces.push(Arc::downgrade(&space));
+        let space = Arc::new(PtraceSpace::new(self.exe.as_fd(), &self.shared)?);
+        self.shared.register(&space);
         Ok(space)
     }
 
-    /// Returns the stub's only thread as a context. One context per space for now: a
-    /// second call gets `EINVAL`.
+    /// Returns the stub's first thread as a context, on the thread that created the
+    /// space. Further threads come from [`Context::new_thread`]: a second call gets
+    /// `EINVAL`.
     fn new_context(&self, space: &Arc<dyn AddressSpace>) -> SysResult<Box<dyn Context>> {
         let want = Arc::as_ptr(space) as *const ();
         let found = {
-            let spaces = self.spaces.lock().map_err(|_| Errno::EIO)?;
+            let spaces = space::lock(&self.shared.spaces);
             spaces
                 .iter()
                 .filter(|w| Weak::as_ptr(w) as *const () == want)
@@ -110,27 +172,14 @@ impl Platform for PtracePlatform {
         };
         // Not one of ours (another platform's space): nothing we can run in it.
         let space = found.ok_or(Errno::EINVAL)?;
-        space.check_tracer()?;
-        if space
-            .context_taken
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if space.stub_tid()? != space.pid {
             return Err(Errno::EINVAL);
         }
-        // Each ptrace stop wakes the tracer and each resume wakes the stub; when the
-        // two sit on different CPUs every hand-off pays a cross-CPU wake-up, which on
-        // this machine class costs ~6x the whole round trip (86 us vs 14 us for
-        // getpid). Keep a stub and its tracer thread together, spreading contexts
-        // over the allowed CPUs round-robin.
-        let cpu = self.cpus[self
-            .next_cpu
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % self.cpus.len()];
-        for tid in [0, space.pid] {
-            if let Err(e) = sys::pin(tid, cpu) {
-                tracing::debug!(tid, cpu, "cannot pin the stub next to its tracer: {e}");
-            }
+        if space.context_taken.swap(true, Ordering::SeqCst) {
+            return Err(Errno::EINVAL);
         }
-        Ok(Box::new(PtraceContext::new(space)))
+        let pid = space.pid;
+        self.shared.pin_with(pid);
+        Ok(Box::new(PtraceContext::new(space, pid)?))
     }
 }

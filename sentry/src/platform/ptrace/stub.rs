@@ -43,6 +43,9 @@ pub(super) struct StubImage {
     pub pad_trap: u64,
     /// rip at the SIGTRAP stop that ends start-up.
     pub start_trap: u64,
+    /// Where a parked thread waits: `syscall` (the wait), then `exit_group(0)` should
+    /// the wait ever end on its own.
+    pub park: u64,
 }
 
 const EHDR_SIZE: usize = 64;
@@ -76,6 +79,12 @@ pub(super) fn build() -> StubImage {
     code.extend_from_slice(&[0x0f, 0x05]); // syscall   <- remote syscalls enter here
     code.push(0xcc); // int3      <- and stop here with the result in rax
     code.extend_from_slice(&[0xeb, 0xfd]); // jmp -3 (back to the int3)
+    let park_off = code.len() as u64;
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall   <- a parked thread waits here
+    code.extend_from_slice(&[0x31, 0xff]); // xor edi, edi
+    code.extend_from_slice(&[0xb8, 0xe7, 0, 0, 0]); // mov eax, 231 (SYS_exit_group)
+    code.extend_from_slice(&[0x0f, 0x05]); // syscall
+    code.push(0xcc); // int3 (not reached)
 
     let base = STUB_BASE;
     let total = code_off + code.len() as u64;
@@ -111,6 +120,7 @@ pub(super) fn build() -> StubImage {
         pad: base + code_off + pad_off,
         pad_trap: base + code_off + pad_off + 3,
         start_trap: base + code_off + start_int3 + 1,
+        park: base + code_off + park_off,
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::platform::{Backing, Event, Regs, PAGE_SIZE};
+use crate::platform::{Backing, Event, PendingContext, Regs, PAGE_SIZE};
 
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x50_0000;
@@ -21,16 +21,41 @@ const RX: i32 = libc::PROT_READ | libc::PROT_EXEC;
 /// `mov eax, 60; syscall` (exit): ends most snippets with a recognizable stop.
 const EXIT: [u8; 7] = [0xb8, 0x3c, 0, 0, 0, 0x0f, 0x05];
 
+/// Tests that count the process's fds take this exclusively; every other test
+/// shares it, so no stub comes or goes while they count.
+static FD_COUNT_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+enum Guard {
+    Shared(#[allow(dead_code)] std::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
+}
+
 struct Rig {
     platform: PtracePlatform,
     space: Arc<dyn AddressSpace>,
     ctx: Box<dyn Context>,
     regs: Regs,
+    /// Dropped last (fields drop in order).
+    _guard: Guard,
 }
 
 impl Rig {
     /// A space with `code` at CODE (RX) and one RW page at DATA; regs ready to run it.
     fn new(code: &[u8]) -> Rig {
+        let guard = Guard::Shared(FD_COUNT_LOCK.read().unwrap_or_else(|p| p.into_inner()));
+        Self::with_guard(code, guard)
+    }
+
+    /// As `new`, with no other rig alive meanwhile.
+    fn exclusive(code: &[u8]) -> Rig {
+        let guard = Guard::Exclusive(FD_COUNT_LOCK.write().unwrap_or_else(|p| p.into_inner()));
+        Self::with_guard(code, guard)
+    }
+
+    fn with_guard(code: &[u8], guard: Guard) -> Rig {
+        if std::env::var_os(SECCOMP_ENV).is_some() {
+            crate::sys::confine::install_sentry_filter().expect("seccomp");
+        }
         let platform = PtracePlatform::new().expect("platform");
         let space = platform.new_address_space().expect("space");
         let ctx = platform.new_context(&space).expect("context");
@@ -50,6 +75,7 @@ impl Rig {
             space,
             ctx,
             regs,
+            _guard: guard,
         }
     }
 
@@ -58,8 +84,12 @@ impl Rig {
     }
 
     fn concrete(&self) -> Arc<PtraceSpace> {
-        let want = Arc::as_ptr(&self.space) as *const ();
-        let spaces = self.platform.spaces.lock().unwrap();
+        self.concrete_of(&self.space)
+    }
+
+    fn concrete_of(&self, space: &Arc<dyn AddressSpace>) -> Arc<PtraceSpace> {
+        let want = Arc::as_ptr(space) as *const ();
+        let spaces = space::lock(&self.platform.shared.spaces);
         spaces
             .iter()
             .filter(|w| Weak::as_ptr(w) as *const () == want)
@@ -534,4 +564,713 @@ fn bench_syscall_roundtrip() {
         "ptrace syscall round trip: {} ns",
         el.as_nanos() / u128::from(N)
     );
+}
+
+// ---- fork and threads ----
+
+/// `mov eax, 39; syscall` (getpid): a recognizable stop.
+const GETPID: [u8; 7] = [0xb8, 39, 0, 0, 0, 0x0f, 0x05];
+const NEW_A: u64 = 0x70_0000;
+const NEW_B: u64 = 0x71_0000;
+
+/// The entries of `/proc/<pid>/task`, or 0 once the process is gone.
+fn task_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn read_u64(space: &Arc<dyn AddressSpace>, addr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    assert_eq!(space.read(addr, &mut b).unwrap(), 8);
+    u64::from_le_bytes(b)
+}
+
+/// Waits (briefly) until `pid`'s thread count is `n`: an exiting thread leaves
+/// `/proc/<pid>/task` a moment after its tracer lets it go.
+fn await_tasks(pid: i32, n: usize) {
+    if under_seccomp() {
+        // Listing /proc/<pid>/task is no syscall of the sentry's.
+        return;
+    }
+    let start = Instant::now();
+    while task_count(pid) != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{pid} has {} tasks, want {n}",
+            task_count(pid)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn fork_is_copy_on_write() {
+    let c = code(&[
+        &GETPID,                                           // the fork point
+        &[0x4c, 0x89, 0x24, 0x25, 0x00, 0x00, 0x50, 0x00], // mov [DATA], r12
+        &GETPID,
+        &[0x48, 0x8b, 0x3c, 0x25, 0x00, 0x00, 0x50, 0x00], // mov rdi, [DATA]
+        &EXIT,
+    ]);
+    let mut rig = Rig::new(&c);
+    rig.space.write(DATA, &0x55u64.to_le_bytes()).unwrap();
+    rig.regs.r12 = 0x1111;
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let parent_pid = rig.concrete().pid;
+    let child_pid = rig.concrete_of(&child).pid;
+    assert_ne!(child_pid, parent_pid);
+    // A child of the sentry, like every stub, not of the parent stub.
+    if !under_seccomp() {
+        assert_eq!(ppid_of(child_pid), std::process::id() as i32);
+    }
+    // Not adopted here: this thread may not edit the child's space.
+    assert_eq!(
+        child.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous),
+        Err(Errno::EPERM)
+    );
+    let mut child_regs = rig.regs;
+    child_regs.r12 = 0x2222;
+    child_regs.rax = 0;
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (cs, b) = (child.clone(), barrier.clone());
+    let t = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        let mut regs = child_regs;
+        assert_eq!(read_u64(&cs, DATA), 0x55);
+        b.wait();
+        assert_eq!(ctx.switch(&mut regs).unwrap(), Event::Syscall);
+        assert_eq!(regs.orig_rax, 39);
+        assert_eq!(read_u64(&cs, DATA), 0x2222);
+        // The child edits its own space through its own stub.
+        cs.map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
+        cs.write(NEW_A, b"child").unwrap();
+        b.wait();
+        assert_eq!(ctx.switch(&mut regs).unwrap(), Event::Syscall);
+        assert_eq!((regs.orig_rax, regs.rdi), (60, 0x2222));
+    });
+    barrier.wait();
+    // Both run at once, on two host threads.
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!(read_u64(&rig.space, DATA), 0x1111);
+    barrier.wait();
+    rig.space
+        .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!((rig.regs.orig_rax, rig.regs.rdi), (60, 0x1111));
+    t.join().unwrap();
+    assert_eq!(read_u64(&child, DATA), 0x2222);
+    let mut b = [0u8; 5];
+    assert_eq!(child.read(NEW_A, &mut b).unwrap(), 5);
+    assert_eq!(&b, b"child");
+    assert_eq!(rig.space.read(NEW_A, &mut b), Err(Errno::EFAULT));
+    assert_eq!(child.read(NEW_B, &mut b), Err(Errno::EFAULT));
+    // The context went with its thread; the space still holds the stub.
+    assert!(!gone(child_pid));
+    drop(child);
+    assert!(gone(child_pid), "forked stub {child_pid} not reaped");
+}
+
+/// Whether this is the child test process that runs under the sentry's filter (where
+/// the test itself may only make the sentry's syscalls).
+fn under_seccomp() -> bool {
+    std::env::var_os(SECCOMP_ENV).is_some()
+}
+
+/// A memfd holding `contents`.
+fn memfd(contents: &[u8]) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name and integer flags.
+    let fd = unsafe { libc::memfd_create(c"rvisor-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    f.write_all(contents).unwrap();
+    f
+}
+
+/// The socket inode behind fd 0 of stub `pid`.
+fn control_inode(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/fd/0"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
+    let c = code(&[
+        &GETPID,                                           // the fork point
+        &[0xc6, 0x04, 0x25, 0x00, 0x00, 0x60, 0x00, 0x42], // mov byte [FILE_ADDR], 0x42
+        &EXIT,
+    ]);
+    let mut rig = Rig::new(&c);
+    let file = memfd(&[0u8; PAGE_SIZE as usize]);
+    let backing = Backing::File {
+        fd: file.as_fd(),
+        offset: 0,
+    };
+    rig.space
+        .map(FILE_ADDR, PAGE_SIZE, RW, true, backing)
+        .unwrap();
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let child_pid = rig.concrete_of(&child).pid;
+    let parent_pid = rig.concrete().pid;
+    if !under_seccomp() {
+        assert_ne!(control_inode(child_pid), control_inode(parent_pid));
+    }
+    let mut regs = rig.regs;
+    let cs = child.clone();
+    let other = memfd(&[0x99u8; PAGE_SIZE as usize]);
+    let other2 = other.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        assert_eq!(ctx.switch(&mut regs).unwrap(), Event::Syscall);
+        assert_eq!(regs.orig_rax, 60);
+        // fd passing through the child's own control socket.
+        let backing = Backing::File {
+            fd: other2.as_fd(),
+            offset: 0,
+        };
+        cs.map(NEW_A, PAGE_SIZE, libc::PROT_READ, false, backing)
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    // The child's store went to the shared file, which the parent maps too.
+    let mut b = [0u8; 1];
+    rig.space.read(FILE_ADDR, &mut b).unwrap();
+    assert_eq!(b[0], 0x42);
+    child.read(NEW_A, &mut b).unwrap();
+    assert_eq!(b[0], 0x99);
+    // The parent's socket still works.
+    let backing = Backing::File {
+        fd: other.as_fd(),
+        offset: 0,
+    };
+    rig.space
+        .map(NEW_B, PAGE_SIZE, libc::PROT_READ, false, backing)
+        .unwrap();
+    rig.space.read(NEW_B, &mut b).unwrap();
+    assert_eq!(b[0], 0x99);
+    // Each stub holds exactly its control socket.
+    if under_seccomp() {
+        return;
+    }
+    for pid in [parent_pid, child_pid] {
+        assert_eq!(
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+}
+
+/// `mov r12d, n; L: mov eax, 39; syscall; dec r12d; jnz L; mov rdi, [rbx]; exit`.
+fn getpid_loop(n: u32) -> Vec<u8> {
+    code(&[
+        &[0x41, 0xbc],
+        &n.to_le_bytes(),
+        &GETPID,
+        &[0x41, 0xff, 0xcc], // dec r12d
+        &[0x75, 0xf4],       // jnz L
+        &[0x48, 0x8b, 0x3b], // mov rdi, [rbx]
+        &EXIT,
+    ])
+}
+
+/// Runs a context until its exit syscall; returns (getpid stops, rdi at exit).
+fn run_to_exit(ctx: &mut dyn Context, regs: &mut Regs) -> (u32, u64) {
+    let mut n = 0;
+    loop {
+        assert_eq!(ctx.switch(regs).unwrap(), Event::Syscall);
+        match regs.orig_rax {
+            60 => return (n, regs.rdi),
+            39 => {
+                regs.rax = 7;
+                n += 1;
+            }
+            nr => panic!("syscall {nr}"),
+        }
+    }
+}
+
+#[test]
+fn threads_share_the_space() {
+    const N: u32 = 200;
+    let mut rig = Rig::new(&getpid_loop(N));
+    let pid = rig.concrete().pid;
+    let pending = rig.ctx.new_thread().unwrap();
+    await_tasks(pid, 2);
+    let space = rig.space.clone();
+    let mut regs = rig.regs;
+    regs.rbx = NEW_A;
+    let (to_main, from_t) = std::sync::mpsc::channel();
+    let (to_t, from_main) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        // Through this thread's own stub thread.
+        space
+            .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
+        space.write(NEW_B, &0xbbu64.to_le_bytes()).unwrap();
+        to_main.send(()).unwrap();
+        from_main.recv().unwrap();
+        let r = run_to_exit(ctx.as_mut(), &mut regs);
+        space.protect(NEW_B, PAGE_SIZE, libc::PROT_READ).unwrap();
+        r
+    });
+    from_t.recv().unwrap();
+    rig.space
+        .map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    rig.space.write(NEW_A, &0xaau64.to_le_bytes()).unwrap();
+    rig.regs.rbx = NEW_B;
+    to_t.send(()).unwrap();
+    // Both threads make syscalls at the same time, then read what the other mapped.
+    let mine = run_to_exit(rig.ctx.as_mut(), &mut rig.regs);
+    let theirs = t.join().unwrap();
+    assert_eq!(mine, (N, 0xbb));
+    assert_eq!(theirs, (N, 0xaa));
+    // The thread's context is gone with its host thread's closure: so is its stub thread.
+    await_tasks(pid, 1);
+    // The space still works from the first thread.
+    rig.space.unmap(NEW_B, PAGE_SIZE).unwrap();
+    rig.regs.rip = CODE;
+    rig.regs.rbx = NEW_A;
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (N, 0xaa));
+}
+
+#[test]
+fn interrupter_hits_only_its_thread() {
+    let mut rig = Rig::new(&[0xeb, 0xfe]); // jmp $
+    let pending = rig.ctx.new_thread().unwrap();
+    let mine = rig.ctx.interrupter();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut regs = rig.regs;
+    let t = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        tx.send(ctx.interrupter()).unwrap();
+        let r = ctx.switch(&mut regs).unwrap();
+        (r, Instant::now())
+    });
+    let theirs = rx.recv().unwrap();
+    let main_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = main_done.clone();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        theirs.interrupt();
+        std::thread::sleep(Duration::from_millis(100));
+        // Interrupting the other thread did not stop this one.
+        let still_running = !done.load(std::sync::atomic::Ordering::SeqCst);
+        mine.interrupt();
+        still_running
+    });
+    assert_eq!(rig.switch(), Event::Interrupted);
+    let main_at = Instant::now();
+    main_done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (r, their_at) = t.join().unwrap();
+    assert_eq!(r, Event::Interrupted);
+    assert!(their_at + Duration::from_millis(50) < main_at);
+    assert!(killer.join().unwrap());
+}
+
+#[test]
+fn threads_outlive_the_first_thread_and_its_host_thread() {
+    let guard = FD_COUNT_LOCK.read().unwrap_or_else(|p| p.into_inner());
+    let platform = Arc::new(PtracePlatform::new().unwrap());
+    let p = platform.clone();
+    // The space, its first context and a second thread, all made on a host thread
+    // that then ends its context and exits.
+    let (space, pending, regs) = std::thread::spawn(move || {
+        let space = p.new_address_space().unwrap();
+        let mut ctx = p.new_context(&space).unwrap();
+        space
+            .map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous)
+            .unwrap();
+        space
+            .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
+        space.write(CODE, &getpid_loop(3)).unwrap();
+        space.write(DATA, &5u64.to_le_bytes()).unwrap();
+        let pending = ctx.new_thread().unwrap();
+        let mut regs = space::zero_regs();
+        regs.rip = CODE;
+        regs.rbx = DATA;
+        assert_eq!(run_to_exit(ctx.as_mut(), &mut regs.clone()), (3, 5));
+        drop(ctx);
+        (space, pending, regs)
+    })
+    .join()
+    .unwrap();
+    let want = Arc::as_ptr(&space) as *const ();
+    let pid = space::lock(&platform.shared.spaces)
+        .iter()
+        .filter(|w| Weak::as_ptr(w) as *const () == want)
+        .find_map(Weak::upgrade)
+        .unwrap()
+        .pid;
+    let mut ctx = pending.adopt().unwrap();
+    let mut regs = regs;
+    assert_eq!(run_to_exit(ctx.as_mut(), &mut regs), (3, 5));
+    // The leader is a zombie now: memory access and edits still work.
+    space
+        .map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    space.write(NEW_A, &6u64.to_le_bytes()).unwrap();
+    assert_eq!(read_u64(&space, NEW_A), 6);
+    regs.rip = CODE;
+    regs.rbx = NEW_A;
+    assert_eq!(run_to_exit(ctx.as_mut(), &mut regs), (3, 6));
+    drop(ctx);
+    assert!(!gone(pid));
+    drop(space);
+    assert!(gone(pid), "stub {pid} not reaped");
+    drop(guard);
+}
+
+#[test]
+fn killed_stub_with_threads_reports_error() {
+    let mut rig = Rig::new(&[0xeb, 0xfe]);
+    let pid = rig.concrete().pid;
+    let pending = rig.ctx.new_thread().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut regs = rig.regs;
+    let space = rig.space.clone();
+    let t = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        tx.send(()).unwrap();
+        let r = ctx.switch(&mut regs);
+        let m = space.map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous);
+        (r, m)
+    });
+    rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    // SAFETY: the stub is alive and unreaped, so `pid` is still its number.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let (r, m) = t.join().unwrap();
+    assert_eq!(r, Err(Errno::ESRCH));
+    assert!(m.is_err());
+    assert_eq!(rig.ctx.switch(&mut rig.regs), Err(Errno::ESRCH));
+    assert!(rig.ctx.new_thread().is_err());
+    assert!(rig.ctx.fork().is_err());
+    let mut b = [0u8; 1];
+    assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
+    drop(rig);
+    assert!(gone(pid));
+}
+
+/// How many of our fds are pidfds or `/proc/<pid>/mem` files.
+fn platform_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| {
+            let l = l.to_string_lossy();
+            l.contains("pidfd") || (l.starts_with("/proc/") && l.ends_with("/mem"))
+        })
+        .count()
+}
+
+/// Every pid listed as a child of some thread of ours.
+fn our_children() -> Vec<i32> {
+    let mut kids = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            kids.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        }
+    }
+    kids
+}
+
+#[test]
+fn many_forks_and_threads_leak_nothing() {
+    const FORKS: usize = 200;
+    const THREADS: usize = 64;
+    let mut rig = Rig::exclusive(&getpid_loop(1));
+    let fds_before = platform_fds();
+    let pid = rig.concrete().pid;
+    rig.regs.rbx = DATA;
+    assert_eq!(rig.switch(), Event::Syscall);
+    let mut child_pids = Vec::new();
+    // Forks adopted, run and dropped one after the other on a helper thread; every
+    // tenth one dropped without adoption.
+    let (tx, rx) = std::sync::mpsc::channel::<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)>();
+    let regs = rig.regs;
+    let helper = std::thread::spawn(move || {
+        for (space, pending) in rx {
+            let mut ctx = pending.adopt().unwrap();
+            let mut r = regs;
+            r.rbx = DATA;
+            assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 0));
+            drop(ctx);
+            drop(space);
+        }
+    });
+    for i in 0..FORKS {
+        let (space, pending) = rig.ctx.fork().unwrap();
+        child_pids.push(rig.concrete_of(&space).pid);
+        if i % 10 == 9 {
+            drop(pending);
+            drop(space);
+        } else {
+            tx.send((space, pending)).unwrap();
+        }
+    }
+    drop(tx);
+    helper.join().unwrap();
+    // Threads: all alive at once, each on its own host thread, then all dropped; a
+    // few pending ones dropped without adoption.
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let mut hosts = Vec::new();
+    for i in 0..THREADS {
+        let pending = rig.ctx.new_thread().unwrap();
+        if i % 16 == 15 {
+            drop(pending);
+            continue;
+        }
+        let (b, space, mut r) = (barrier.clone(), rig.space.clone(), rig.regs);
+        hosts.push(std::thread::spawn(move || {
+            let mut ctx = pending.adopt().unwrap();
+            let page = NEW_A + (i as u64) * PAGE_SIZE;
+            space
+                .map(page, PAGE_SIZE, RW, false, Backing::Anonymous)
+                .unwrap();
+            r.rbx = page;
+            b.wait();
+            assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 0));
+            b.wait();
+        }));
+    }
+    let adopted = hosts.len();
+    for _ in adopted..THREADS {
+        // The dropped pendings' parties.
+        std::thread::spawn({
+            let b = barrier.clone();
+            move || {
+                b.wait();
+                b.wait();
+            }
+        });
+    }
+    barrier.wait();
+    await_tasks(pid, adopted + 1);
+    barrier.wait();
+    for h in hosts {
+        h.join().unwrap();
+    }
+    await_tasks(pid, 1);
+    for &c in &child_pids {
+        assert!(gone(c), "forked stub {c} left behind");
+    }
+    let kids = our_children();
+    assert!(child_pids.iter().all(|c| !kids.contains(c)));
+    assert_eq!(platform_fds(), fds_before);
+    // The first thread still runs, and after the last drop nothing is left.
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
+    drop(rig);
+    assert!(gone(pid));
+    assert!(!our_children().contains(&pid));
+}
+
+#[test]
+#[ignore = "benchmark; run with --ignored --nocapture"]
+fn bench_fork_and_thread_creation() {
+    const N: usize = 200;
+    let mut rig = Rig::new(&getpid_loop(1));
+    // Some app memory to copy, as a small real process has.
+    rig.space
+        .map(0x1000_0000, 4 << 20, RW, false, Backing::Anonymous)
+        .unwrap();
+    for p in 0..1024u64 {
+        rig.space.write(0x1000_0000 + p * PAGE_SIZE, &[1]).unwrap();
+    }
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (tx, rx) = std::sync::mpsc::channel::<Box<dyn PendingContext>>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Duration>();
+    let adopter = std::thread::spawn(move || {
+        for pending in rx {
+            let s = Instant::now();
+            let ctx = pending.adopt().unwrap();
+            done_tx.send(s.elapsed()).unwrap();
+            drop(ctx);
+        }
+    });
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_micros()
+    };
+    let mean = |v: &[Duration]| (v.iter().sum::<Duration>() / v.len() as u32).as_micros();
+    let (mut fork, mut adopt, mut spaces) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..N {
+        let s = Instant::now();
+        let (space, pending) = rig.ctx.fork().unwrap();
+        fork.push(s.elapsed());
+        tx.send(pending).unwrap();
+        adopt.push(done_rx.recv().unwrap());
+        spaces.push(space);
+    }
+    drop(spaces);
+    let (mut clone, mut tadopt) = (Vec::new(), Vec::new());
+    for _ in 0..N {
+        let s = Instant::now();
+        let pending = rig.ctx.new_thread().unwrap();
+        clone.push(s.elapsed());
+        tx.send(pending).unwrap();
+        tadopt.push(done_rx.recv().unwrap());
+    }
+    drop(tx);
+    adopter.join().unwrap();
+    println!(
+        "us, median/mean: fork {}/{} + adopt {}/{}; new_thread {}/{} + adopt {}/{}",
+        median(fork.clone()),
+        mean(&fork),
+        median(adopt.clone()),
+        mean(&adopt),
+        median(clone.clone()),
+        mean(&clone),
+        median(tadopt.clone()),
+        mean(&tadopt)
+    );
+}
+
+/// Set in a child test process that runs under the sentry's seccomp filter.
+const SECCOMP_ENV: &str = "RVISOR_PTRACE_TEST_UNDER_SECCOMP";
+
+/// Stubs inherit the sentry's seccomp filter, so every remote syscall must be on the
+/// allow-list: rerun the fork and thread tests in a child test process that installs
+/// the filter first (a violation kills that process).
+#[test]
+fn fork_and_threads_under_the_sentry_filter() {
+    if std::env::var_os(SECCOMP_ENV).is_some() {
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    for name in [
+        "fork_is_copy_on_write",
+        "fork_keeps_shared_file_mappings_and_gets_its_own_socket",
+        "threads_share_the_space",
+        "interrupter_hits_only_its_thread",
+    ] {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", &format!("platform::ptrace::tests::{name}")])
+            .args(["--test-threads=1", "--nocapture"])
+            .env(SECCOMP_ENV, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{name} under seccomp: {:?}\n{text}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The parent pid of process `pid`.
+fn ppid_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn forked_stubs_fork_again() {
+    let mut rig = Rig::new(&getpid_loop(2));
+    rig.regs.rbx = DATA;
+    rig.space.write(DATA, &9u64.to_le_bytes()).unwrap();
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let child_pid = rig.concrete_of(&child).pid;
+    let regs = rig.regs;
+    let grandchild_pid = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        let mut r = regs;
+        child.write(DATA, &10u64.to_le_bytes()).unwrap();
+        assert_eq!(ctx.switch(&mut r).unwrap(), Event::Syscall);
+        let (grandchild, pending) = ctx.fork().unwrap();
+        let mut gr = r;
+        let gs = grandchild.clone();
+        let (n, v) = std::thread::spawn(move || {
+            let mut ctx = pending.adopt().unwrap();
+            gs.write(DATA, &11u64.to_le_bytes()).unwrap();
+            run_to_exit(ctx.as_mut(), &mut gr)
+        })
+        .join()
+        .unwrap();
+        assert_eq!((n, v), (0, 11));
+        assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 10));
+        (child, grandchild)
+    })
+    .join()
+    .unwrap();
+    let (child, grandchild) = grandchild_pid;
+    // All stubs are children of the sentry, whoever forked them.
+    let me = std::process::id() as i32;
+    assert_eq!(ppid_of(child_pid), me);
+    let gc_pid = rig.concrete_of(&grandchild).pid;
+    assert_eq!(ppid_of(gc_pid), me);
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (1, 9));
+    drop((child, grandchild));
+    assert!(gone(child_pid) && gone(gc_pid));
+}
+
+/// The state letter of process `pid` (`R`, `S`, `t`, `Z`, ...).
+fn state_of(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit(')').next().unwrap();
+    after
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .chars()
+        .next()
+        .unwrap()
+}
+
+fn await_state(pid: i32, want: char) {
+    let start = Instant::now();
+    while state_of(pid) != want {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{pid} is in state {}, want {want}",
+            state_of(pid)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn parked_stub_exits_when_the_sentry_end_hangs_up() {
+    let mut rig = Rig::new(&getpid_loop(1));
+    assert_eq!(rig.switch(), Event::Syscall);
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let concrete = rig.concrete_of(&child);
+    let pid = concrete.pid;
+    // Parked: sleeping, not traced by anyone.
+    await_state(pid, 'S');
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("TracerPid:\t0"), "{status}");
+    // What the death of the sentry does to the socket: the parked stub leaves.
+    // SAFETY: shutdown on an fd the space owns; it stays open.
+    let r = unsafe { libc::shutdown(concrete.control.as_raw_fd(), libc::SHUT_RDWR) };
+    assert_eq!(r, 0);
+    await_state(pid, 'Z');
+    // Adoption fails cleanly, and dropping reaps the zombie.
+    let r = std::thread::spawn(move || pending.adopt().err())
+        .join()
+        .unwrap();
+    assert_eq!(r, Some(Errno::ESRCH));
+    drop((concrete, child));
+    assert!(gone(pid));
 }
