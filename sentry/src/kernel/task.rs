@@ -439,10 +439,11 @@ impl Task {
     }
 
     fn terminate_by(&mut self, sig: u32) {
-        let core = default_action(sig) == DefaultAction::Core;
+        // The sandbox never writes core files, and Linux reports "core dumped" only
+        // when one was written (with the default RLIMIT_CORE of 0, never).
         let st = ExitStatus::Signaled {
             signo: sig as i32,
-            core,
+            core: false,
         };
         process::kill_group(&self.tg, st);
         self.exit = Some(st);

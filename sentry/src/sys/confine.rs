@@ -94,7 +94,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_process_vm_readv: "reading app memory",
     SYS_process_vm_writev: "writing app memory",
     SYS_memfd_create: "the stub executable image; the memory file",
-    SYS_ftruncate: "sizing the memory file (tmpfs data)",
+    SYS_ftruncate: "sizing the memory file (tmpfs data) and the overlay's memfd-held files (O_TRUNC, truncate)",
     SYS_fallocate: "releasing memory-file pages on truncate, unlink and extent reuse",
     SYS_execveat: "starting a stub from its sealed memfd (no host path)",
     SYS_close_range: "a new stub closes every inherited fd",
@@ -103,7 +103,6 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
     SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only; only with OPENAT_FLAGS (see openat_rule)",
-    SYS_ftruncate: "O_TRUNC and truncate of files the root overlay holds in memfds",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read or read-write
