@@ -92,6 +92,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
     SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only",
+    // The systrap platform (its zygote is started before this filter exists).
+    SYS_ftruncate: "sizing each systrap stub's shared region memfd",
 ];
 
 /// Builds the sentry's filter: the allow-list above, everything else kills the
