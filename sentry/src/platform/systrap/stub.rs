@@ -43,6 +43,7 @@ pub(super) const REGION: u64 = STUB_BASE + 0x1_0000;
 /// handler finds its region from its stack pointer.
 pub(super) const REGION_SIZE: u64 = 0x1_0000;
 /// One past the platform's reserved region.
+#[cfg(test)]
 pub(super) const STUB_END: u64 = REGION + REGION_SIZE;
 #[cfg(test)]
 /// One past the highest user address on x86-64 with 4-level paging.
