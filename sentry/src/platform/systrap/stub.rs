@@ -370,16 +370,17 @@ fn filter() -> Vec<[u8; 8]> {
     const RET_TRAP: u32 = 0x0003_0000;
     const RET_KILL_PROCESS: u32 = 0x8000_0000;
     let n = STUB_SYSCALLS.len() as u8;
-    let mut f = Vec::new();
-    // Distances to the TRAP return at the end are filled in below.
-    f.push(bpf(LD_W_ABS, 0, 0, 4)); // arch
-    f.push(bpf(JEQ_K, 0, 0xff, AUDIT_ARCH_X86_64));
-    f.push(bpf(LD_W_ABS, 0, 0, 12)); // instruction_pointer, high half
-    f.push(bpf(JEQ_K, 0, 0xff, (STUB_BASE >> 32) as u32));
-    f.push(bpf(LD_W_ABS, 0, 0, 8)); // instruction_pointer, low half
-    f.push(bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)));
-    f.push(bpf(JEQ_K, 0, 0xff, STUB_BASE as u32));
-    f.push(bpf(LD_W_ABS, 0, 0, 0)); // nr
+    // Distances to the TRAP return at the end (0xff here) are filled in below.
+    let mut f = vec![
+        bpf(LD_W_ABS, 0, 0, 4), // arch
+        bpf(JEQ_K, 0, 0xff, AUDIT_ARCH_X86_64),
+        bpf(LD_W_ABS, 0, 0, 12), // instruction_pointer, high half
+        bpf(JEQ_K, 0, 0xff, (STUB_BASE >> 32) as u32),
+        bpf(LD_W_ABS, 0, 0, 8), // instruction_pointer, low half
+        bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)),
+        bpf(JEQ_K, 0, 0xff, STUB_BASE as u32),
+        bpf(LD_W_ABS, 0, 0, 0), // nr
+    ];
     for (i, nr) in STUB_SYSCALLS.iter().enumerate() {
         // Match: jump over the remaining compares and the KILL to the ALLOW.
         f.push(bpf(JEQ_K, n - i as u8, 0, *nr as u32));
