@@ -46,24 +46,30 @@ pub(super) struct Channel {
 
 impl Channel {
     /// Hands the stub over (`state` is RESUME or REQUEST) and wakes it if it sleeps.
-    pub(super) fn release(&self, state: u32) {
+    /// Returns whether it slept: then it is not running anywhere yet, and spinning
+    /// for its answer would only take the CPU it may be woken on.
+    pub(super) fn release(&self, state: u32) -> bool {
         self.region.word(OFF_STATE).swap(state, Ordering::SeqCst);
         if self.region.word(OFF_STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
             sys::futex_wake(self.region.word(OFF_STATE));
+            return true;
         }
+        false
     }
 
-    /// Waits until the stub parks: spins for [`SENTRY_SPIN`], then sleeps on the
-    /// futex. `alive` is asked after each sleep period; `deadline` bounds the wait.
+    /// Waits until the stub parks: spins for [`SENTRY_SPIN`] if `spin`, then sleeps
+    /// on the futex. `alive` is asked after each sleep period; `deadline` bounds the
+    /// wait.
     pub(super) fn wait_parked(
         &self,
         alive: impl Fn() -> bool,
         deadline: Option<Instant>,
+        spin: bool,
     ) -> SysResult<()> {
         let state = self.region.word(OFF_STATE);
         let start = Instant::now();
         let mut n = 0u32;
-        loop {
+        while spin {
             if state.load(Ordering::Acquire) == STATE_PARKED {
                 return Ok(());
             }
@@ -140,7 +146,7 @@ impl SystrapSpace {
         drop(memfd);
         let chan = Channel { region };
         let deadline = Instant::now() + START_TIMEOUT;
-        chan.wait_parked(zygote_alive, Some(deadline))
+        chan.wait_parked(zygote_alive, Some(deadline), false)
             .inspect_err(|e| tracing::warn!(error = %e.name(), "systrap stub did not start"))?;
         let pid = chan.region.get_u64(OFF_PID) as i32;
         let pidfd = sys::pidfd_open(pid)?;
@@ -208,8 +214,8 @@ impl SystrapSpace {
         for (i, a) in args.iter().enumerate() {
             chan.region.put_u64(OFF_REQ_NR + 8 * (i + 1), *a);
         }
-        chan.release(stub::STATE_REQUEST);
-        chan.wait_parked(|| self.alive(), None)?;
+        let woke = chan.release(stub::STATE_REQUEST);
+        chan.wait_parked(|| self.alive(), None, !woke)?;
         let ret = chan.region.get_u64(OFF_REQ_RESULT) as i64;
         if (-4095..0).contains(&ret) {
             return Err(Errno(-ret as i32));

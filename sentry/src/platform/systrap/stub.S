@@ -182,6 +182,7 @@ report:
   mov esi, 1
   mov edx, 1
   syscall
+  jmp hsleep
 hwait:
   mov ecx, 0x12345678
 spin:
@@ -191,6 +192,7 @@ spin:
   pause
   dec ecx
   jnz spin
+hsleep:
   mov eax, 1
   xchg [rbx+8], eax
   mov eax, 202
