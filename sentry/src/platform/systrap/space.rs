@@ -67,16 +67,18 @@ impl Channel {
         spin: bool,
     ) -> SysResult<()> {
         let state = self.region.word(OFF_STATE);
-        let start = Instant::now();
-        let mut n = 0u32;
-        while spin {
-            if state.load(Ordering::Acquire) == STATE_PARKED {
-                return Ok(());
-            }
-            std::hint::spin_loop();
-            n += 1;
-            if n.is_multiple_of(64) && start.elapsed() >= SENTRY_SPIN {
-                break;
+        if spin {
+            let start = Instant::now();
+            let mut n = 0u32;
+            loop {
+                if state.load(Ordering::Acquire) == STATE_PARKED {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
+                n += 1;
+                if n.is_multiple_of(64) && start.elapsed() >= SENTRY_SPIN {
+                    break;
+                }
             }
         }
         let sleeping = self.region.word(OFF_SENTRY_SLEEPING);
@@ -146,8 +148,17 @@ impl SystrapSpace {
         drop(memfd);
         let chan = Channel { region };
         let deadline = Instant::now() + START_TIMEOUT;
-        chan.wait_parked(zygote_alive, Some(deadline), false)
-            .inspect_err(|e| tracing::warn!(error = %e.name(), "systrap stub did not start"))?;
+        if let Err(e) = chan.wait_parked(zygote_alive, Some(deadline), false) {
+            tracing::warn!(error = %e.name(), "systrap stub did not start");
+            // A child that got as far as publishing its pid must not linger.
+            let pid = chan.region.get_u64(OFF_PID) as i32;
+            if pid > 0 {
+                if let Ok(fd) = sys::pidfd_open(pid) {
+                    let _ = sys::pidfd_signal(&fd, libc::SIGKILL);
+                }
+            }
+            return Err(e);
+        }
         let pid = chan.region.get_u64(OFF_PID) as i32;
         let pidfd = sys::pidfd_open(pid)?;
         let ready = {

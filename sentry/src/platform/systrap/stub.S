@@ -1,3 +1,7 @@
+# The systrap stub's code: the source of the bytes in stub.rs (assembled with GNU as
+# while developing, never at run time). Labels and constants must agree with stub.rs
+# (its tests check them). Zygote: _start, zloop. New stub: child. Signal handler:
+# handler .. restorer.
 .intel_syntax noprefix
 .equ STUB_BASE, 0x7ffffe000000
 .equ ZSCRATCH,  0x7ffffe001000
