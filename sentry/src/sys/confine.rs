@@ -45,7 +45,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_rt_sigreturn: "returning from the runtime's signal handlers",
     SYS_sched_yield: "sched_yield on the app's behalf; spin loops",
     SYS_sched_getaffinity: "CPU count at boot",
-    SYS_sched_setaffinity: "ptrace: pinning a stub next to its tracer thread (6x faster hand-off)",
+    SYS_sched_setaffinity: "ptrace: pinning a stub next to its tracer thread (6x faster hand-off); systrap: keeping a stub and its sentry thread on different CPUs for spin hand-offs",
     SYS_prctl: "thread names; PR_SET_PDEATHSIG in new stubs",
     SYS_gettid: "the ptrace platform checks which thread is the tracer",
     SYS_getpid: "stub fork path and logging",

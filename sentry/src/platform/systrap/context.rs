@@ -162,8 +162,8 @@ impl SystrapContext {
         // Nothing the application stored in the region may block signals for it.
         put(&mut frame, UC_SIGMASK, 0);
         chan.region.write(uc + UC_GREGS, &frame[UC_GREGS..UC_SIZE]);
-        let woke = chan.release(stub::STATE_RESUME);
-        chan.wait_parked(|| self.space.alive(), None, !woke)?;
+        chan.release(stub::STATE_RESUME);
+        chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
 
         let signo = chan.region.get_u64(OFF_SIGNO) as i32;
         let uc = Self::uc(chan)?;

@@ -46,20 +46,19 @@ pub(super) struct Channel {
 
 impl Channel {
     /// Hands the stub over (`state` is RESUME or REQUEST) and wakes it if it sleeps.
-    /// Returns whether it slept: then it is not running anywhere yet, and spinning
-    /// for its answer would only take the CPU it may be woken on.
-    pub(super) fn release(&self, state: u32) -> bool {
+    pub(super) fn release(&self, state: u32) {
         self.region.word(OFF_STATE).swap(state, Ordering::SeqCst);
         if self.region.word(OFF_STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
             sys::futex_wake(self.region.word(OFF_STATE));
-            return true;
         }
-        false
     }
 
     /// Waits until the stub parks: spins for [`SENTRY_SPIN`] if `spin`, then sleeps
     /// on the futex. `alive` is asked after each sleep period; `deadline` bounds the
-    /// wait.
+    /// wait. The sentry spins even when it just woke the stub: measured here, a
+    /// sentry that sleeps whenever the stub slept locks both sides into futex
+    /// ping-pong (45-60 us a getpid) while spinning through the stub's wake-up gets
+    /// back to spin hand-offs (8-19 us in the same minutes).
     pub(super) fn wait_parked(
         &self,
         alive: impl Fn() -> bool,
@@ -132,11 +131,18 @@ pub(super) struct SystrapSpace {
     pub context_taken: AtomicBool,
     /// Sequence number of the next fd transfer.
     fd_seq: AtomicU64,
+    /// Whether to spin before sleeping (not on a single CPU, where it only delays
+    /// the stub).
+    pub spin: bool,
 }
 
 impl SystrapSpace {
     /// Asks the zygote for a new stub and waits until it reports in.
-    pub(super) fn new(zygote: BorrowedFd<'_>, zygote_alive: impl Fn() -> bool) -> SysResult<Self> {
+    pub(super) fn new(
+        zygote: BorrowedFd<'_>,
+        zygote_alive: impl Fn() -> bool,
+        spin: bool,
+    ) -> SysResult<Self> {
         let memfd = sys::memfd_sized(c"rvisor-systrap-region", REGION_SIZE)?;
         let region = SharedMapping::new(&memfd, REGION_SIZE as usize)?;
         let mut header = vec![0u8; stub::OFF_ALTSTACK_BASE];
@@ -195,6 +201,7 @@ impl SystrapSpace {
             dead: AtomicBool::new(false),
             context_taken: AtomicBool::new(false),
             fd_seq: AtomicU64::new(0),
+            spin,
         })
     }
 
@@ -225,8 +232,8 @@ impl SystrapSpace {
         for (i, a) in args.iter().enumerate() {
             chan.region.put_u64(OFF_REQ_NR + 8 * (i + 1), *a);
         }
-        let woke = chan.release(stub::STATE_REQUEST);
-        chan.wait_parked(|| self.alive(), None, !woke)?;
+        chan.release(stub::STATE_REQUEST);
+        chan.wait_parked(|| self.alive(), None, self.spin)?;
         let ret = chan.region.get_u64(OFF_REQ_RESULT) as i64;
         if (-4095..0).contains(&ret) {
             return Err(Errno(-ret as i32));
