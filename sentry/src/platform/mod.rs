@@ -14,6 +14,7 @@
 //! may come from any thread.
 
 pub mod ptrace;
+pub mod systrap;
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -176,6 +177,7 @@ pub fn page_round_down(v: u64) -> u64 {
 pub fn by_name(name: &str) -> SysResult<Arc<dyn Platform>> {
     match name {
         "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new()?)),
+        "systrap" => Ok(Arc::new(systrap::SystrapPlatform::new()?)),
         _ => Err(crate::errno::Errno::EINVAL),
     }
 }

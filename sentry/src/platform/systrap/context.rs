@@ -1,0 +1,293 @@
+//! The context of a stub's thread: hand-offs through the shared region.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use crate::errno::{Errno, SysResult};
+use crate::platform::{Context, Event, Interrupter, Regs};
+
+use super::space::{Channel, SystrapSpace};
+use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT};
+use super::sys;
+
+/// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
+/// it like any other signal and the context turns it into [`Event::Interrupted`].
+pub(super) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+
+/// `si_code` the kernel uses for faults it raises itself.
+const SI_KERNEL: i32 = 0x80;
+/// `si_code` of a seccomp SIGSYS.
+const SYS_SECCOMP: i32 = 1;
+/// The signals that are application faults when the kernel raised them.
+const FAULT_SIGNALS: [i32; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGTRAP,
+];
+
+// The kernel's `struct ucontext` on x86-64 (offsets from its start): flags, link,
+// stack_t, then `struct sigcontext` (the general registers), then the signal mask.
+/// Offset of the first register (r8).
+const UC_GREGS: usize = 40;
+/// Offset of rip.
+pub(super) const UC_RIP: usize = 168;
+/// Offset of the fpstate pointer.
+const UC_FPSTATE: usize = 224;
+/// Offset of the blocked-signal mask restored by rt_sigreturn.
+const UC_SIGMASK: usize = 296;
+/// Size of the part of the ucontext we touch.
+pub(super) const UC_SIZE: usize = 304;
+/// The legacy FXSAVE area, and where the kernel's software-reserved bytes (the
+/// XSAVE frame descriptor) sit in it.
+const FXSAVE_SIZE: usize = 512;
+const FX_SW_BYTES: usize = 464;
+/// `FP_XSTATE_MAGIC1`: the frame holds an XSAVE image, described by the sw bytes.
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+/// The single context of a stub.
+pub(super) struct SystrapContext {
+    space: Arc<SystrapSpace>,
+    intr: Arc<SystrapInterrupter>,
+    /// The stub thread's fs and gs bases as last set (not part of the signal frame).
+    fs_base: u64,
+    gs_base: u64,
+}
+
+/// Reads the u64 at byte `off` of `b`.
+fn get(b: &[u8], off: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Stores `v` at byte `off` of `b`.
+fn put(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The general registers of `Regs` in sigcontext order (r8 .. rsp, rip, eflags).
+fn greg_slots(r: &mut Regs) -> [&mut u64; 18] {
+    [
+        &mut r.r8,
+        &mut r.r9,
+        &mut r.r10,
+        &mut r.r11,
+        &mut r.r12,
+        &mut r.r13,
+        &mut r.r14,
+        &mut r.r15,
+        &mut r.rdi,
+        &mut r.rsi,
+        &mut r.rbp,
+        &mut r.rbx,
+        &mut r.rdx,
+        &mut r.rax,
+        &mut r.rcx,
+        &mut r.rsp,
+        &mut r.rip,
+        &mut r.eflags,
+    ]
+}
+
+impl SystrapContext {
+    pub(super) fn new(space: Arc<SystrapSpace>) -> Self {
+        let intr = Arc::new(SystrapInterrupter {
+            space: Arc::downgrade(&space),
+            pending: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+        });
+        SystrapContext {
+            space,
+            intr,
+            fs_base: 0,
+            gs_base: 0,
+        }
+    }
+
+    /// The region offset of the current signal frame's ucontext.
+    fn uc(chan: &Channel) -> SysResult<usize> {
+        let uc = chan.region.get_u64(OFF_UCONTEXT);
+        chan.offset_of(uc, UC_SIZE).ok_or_else(|| {
+            tracing::warn!("systrap stub reported a bad ucontext pointer");
+            Errno::EFAULT
+        })
+    }
+
+    /// The region offset and length of the current frame's FP state.
+    fn fp_area(chan: &Channel) -> SysResult<(usize, usize)> {
+        let uc = Self::uc(chan)?;
+        let fp = chan.region.get_u64(uc + UC_FPSTATE);
+        let off = chan.offset_of(fp, FXSAVE_SIZE).ok_or(Errno::EFAULT)?;
+        let mut sw = [0u8; 24];
+        chan.region.read(off + FX_SW_BYTES, &mut sw);
+        let magic = u32::from_le_bytes([sw[0], sw[1], sw[2], sw[3]]);
+        let xstate_size = u32::from_le_bytes([sw[16], sw[17], sw[18], sw[19]]) as usize;
+        if magic != FP_XSTATE_MAGIC1 {
+            return Ok((off, FXSAVE_SIZE));
+        }
+        if xstate_size < FXSAVE_SIZE || chan.offset_of(fp, xstate_size).is_none() {
+            return Err(Errno::EFAULT);
+        }
+        Ok((off, xstate_size))
+    }
+
+    fn run(&mut self, chan: &Channel, regs: &mut Regs) -> SysResult<Event> {
+        // The thread pointer registers are not in the signal frame: set them from the
+        // trampoline when the sentry changed them.
+        if regs.fs_base != self.fs_base {
+            self.space.request_locked(
+                chan,
+                libc::SYS_arch_prctl,
+                [0x1002, regs.fs_base, 0, 0, 0, 0],
+            )?;
+            self.fs_base = regs.fs_base;
+        }
+        if regs.gs_base != self.gs_base {
+            self.space.request_locked(
+                chan,
+                libc::SYS_arch_prctl,
+                [0x1001, regs.gs_base, 0, 0, 0, 0],
+            )?;
+            self.gs_base = regs.gs_base;
+        }
+        let uc = Self::uc(chan)?;
+        let mut frame = [0u8; UC_SIZE];
+        chan.region.read(uc, &mut frame);
+        let mut r = *regs;
+        for (i, slot) in greg_slots(&mut r).into_iter().enumerate() {
+            put(&mut frame, UC_GREGS + 8 * i, *slot);
+        }
+        // Nothing the application stored in the region may block signals for it.
+        put(&mut frame, UC_SIGMASK, 0);
+        chan.region.write(uc + UC_GREGS, &frame[UC_GREGS..UC_SIZE]);
+        chan.release(stub::STATE_RESUME);
+        chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
+
+        let signo = chan.region.get_u64(OFF_SIGNO) as i32;
+        let uc = Self::uc(chan)?;
+        chan.region.read(uc, &mut frame);
+        for (i, slot) in greg_slots(regs).into_iter().enumerate() {
+            *slot = get(&frame, UC_GREGS + 8 * i);
+        }
+        let sel = get(&frame, UC_GREGS + 144);
+        regs.cs = sel & 0xffff;
+        regs.ss = (sel >> 48) & 0xffff;
+        regs.ds = 0;
+        regs.es = 0;
+        regs.fs = 0;
+        regs.gs = 0;
+        regs.fs_base = self.fs_base;
+        regs.gs_base = self.gs_base;
+        regs.orig_rax = u64::MAX;
+        let info = chan.region.get_u64(OFF_SIGINFO);
+        let Some(info) = chan.offset_of(info, 32) else {
+            tracing::warn!("systrap stub reported a bad siginfo pointer");
+            return Err(Errno::EFAULT);
+        };
+        let mut si = [0u8; 32];
+        chan.region.read(info, &mut si);
+        let code = i32::from_le_bytes([si[8], si[9], si[10], si[11]]);
+        if signo == libc::SIGSYS && code == SYS_SECCOMP {
+            let nr = i32::from_le_bytes([si[24], si[25], si[26], si[27]]);
+            let arch = u32::from_le_bytes([si[28], si[29], si[30], si[31]]);
+            if arch != AUDIT_ARCH_X86_64 {
+                // `int $0x80`: 32-bit system calls are not supported. Report what a
+                // kernel without IA-32 emulation would: a #GP at the instruction.
+                regs.rip = regs.rip.wrapping_sub(2);
+                regs.rax = nr as u32 as u64;
+                return Ok(Event::Fault {
+                    signo: libc::SIGSEGV,
+                    code: SI_KERNEL,
+                    addr: 0,
+                });
+            }
+            regs.orig_rax = nr as u32 as u64;
+            return Ok(Event::Syscall);
+        }
+        if FAULT_SIGNALS.contains(&signo) && code > 0 {
+            return Ok(Event::Fault {
+                signo,
+                code,
+                addr: get(&si, 16),
+            });
+        }
+        if signo == INTERRUPT_SIGNAL {
+            self.intr.pending.store(false, Ordering::SeqCst);
+        }
+        Ok(Event::Interrupted)
+    }
+}
+
+impl Context for SystrapContext {
+    fn switch(&mut self, regs: &mut Regs) -> SysResult<Event> {
+        let space = self.space.clone();
+        let chan = space.lock()?;
+        self.intr.running.store(true, Ordering::SeqCst);
+        if self.intr.pending.swap(false, Ordering::SeqCst) {
+            self.intr.running.store(false, Ordering::SeqCst);
+            return Ok(Event::Interrupted);
+        }
+        let r = self.run(&chan, regs);
+        self.intr.running.store(false, Ordering::SeqCst);
+        r
+    }
+
+    fn fp_state(&mut self) -> SysResult<Vec<u8>> {
+        let chan = self.space.lock()?;
+        let (off, len) = Self::fp_area(&chan)?;
+        let mut buf = vec![0u8; len];
+        chan.region.read(off, &mut buf);
+        Ok(buf)
+    }
+
+    fn set_fp_state(&mut self, state: &[u8]) -> SysResult<()> {
+        let chan = self.space.lock()?;
+        let (off, len) = Self::fp_area(&chan)?;
+        if state.len() != len && state.len() != FXSAVE_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        // The frame's own descriptor of its layout stays: the kernel checks it on
+        // rt_sigreturn and a foreign one would make the stub's return fail.
+        chan.region.write(off, &state[..FX_SW_BYTES]);
+        if state.len() > FXSAVE_SIZE {
+            chan.region.write(off + FXSAVE_SIZE, &state[FXSAVE_SIZE..]);
+        }
+        Ok(())
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.intr.clone()
+    }
+}
+
+/// Interrupts a [`SystrapContext`] from any thread.
+pub(super) struct SystrapInterrupter {
+    space: Weak<SystrapSpace>,
+    /// An interruption was requested and not yet reported.
+    pending: AtomicBool,
+    /// The context is inside `switch` (the stub may be running).
+    running: AtomicBool,
+}
+
+impl Interrupter for SystrapInterrupter {
+    fn interrupt(&self) {
+        // Flag first, then look at `running`: either the switch sees the flag before
+        // resuming, or we see it running and the signal stops it (or both, and the
+        // next switch reports one extra, harmless, interruption).
+        self.pending.store(true, Ordering::SeqCst);
+        if !self.running.load(Ordering::SeqCst) {
+            return;
+        }
+        let Some(space) = self.space.upgrade() else {
+            return;
+        };
+        if space.dead.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = sys::pidfd_signal(&space.pidfd, INTERRUPT_SIGNAL) {
+            tracing::debug!(pid = space.pid, error = %e.name(), "interrupting systrap stub");
+        }
+    }
+}

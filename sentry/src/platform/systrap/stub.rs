@@ -1,0 +1,688 @@
+//! The systrap stub program, a one-page static ELF generated here, and the zygote
+//! process every stub is forked from.
+//!
+//! The machine code is hand-assembled (the source is `stub.S` next to this file,
+//! kept for review; the bytes below are its encoding, one instruction a line). It
+//! holds three pieces:
+//! - the *zygote* start-up and loop: unmap everything but the code page, map a
+//!   scratch page, set `PR_SET_NO_NEW_PRIVS`, auto-reap children, then forever
+//!   `recvmsg` a (region memfd, control socket) pair from the sentry and `fork`;
+//! - the *child* set-up: die with the zygote, take the control socket as fd 0, map
+//!   the region memfd MAP_SHARED at [`REGION`], use it as the alternate signal stack,
+//!   install the signal handler for every signal, publish its pid, install the
+//!   seccomp filter and execute `ud2`, whose SIGILL reports "ready" to the sentry;
+//! - the *signal handler*: it runs on the alternate stack inside the shared region,
+//!   so the kernel's signal frame (registers, FP state, siginfo) already lies in
+//!   memory the sentry sees. It records the frame's pointers, flips the state word,
+//!   and waits (spin, then futex; no spin when it just had to wake the sentry, which
+//!   then cannot be running on another CPU yet) until the sentry says "resume" (return through
+//!   `rt_sigreturn`) or "run this system call" (executed here, from the trampoline the
+//!   filter allows, and reported back).
+//!
+//! Reused from the ptrace backend (copied, to dedupe later): the ELF header layout,
+//! the sealed-memfd image and the fork + `execveat` start of a process from it.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::errno::{Errno, SysResult};
+use crate::platform::PAGE_SIZE;
+
+use super::sys::last_errno;
+
+/// Where the stub's code page lives (as in the ptrace backend: far below the top of
+/// the user half, so exec's fixed mapping never meets the initial stack).
+pub(super) const STUB_BASE: u64 = 0x7fff_fe00_0000;
+#[cfg(test)]
+/// The zygote's scratch page (msghdr of its `recvmsg`); children unmap it.
+const ZSCRATCH: u64 = STUB_BASE + PAGE_SIZE;
+/// Where each stub maps its shared region.
+pub(super) const REGION: u64 = STUB_BASE + 0x1_0000;
+/// Size of the shared region; it is aligned to its size, which is how the signal
+/// handler finds its region from its stack pointer.
+pub(super) const REGION_SIZE: u64 = 0x1_0000;
+/// One past the platform's reserved region.
+#[cfg(test)]
+pub(super) const STUB_END: u64 = REGION + REGION_SIZE;
+#[cfg(test)]
+/// One past the highest user address on x86-64 with 4-level paging.
+const USER_TOP: u64 = 0x7fff_ffff_f000;
+
+// Layout of the shared region (offsets). The first page is the header, the rest is
+// the alternate signal stack.
+/// u32: who holds the stub (see the `STATE_*` values).
+pub(super) const OFF_STATE: usize = 0;
+/// u32: non-zero while the sentry sleeps on the state futex.
+pub(super) const OFF_SENTRY_SLEEPING: usize = 4;
+/// u32: non-zero while the stub sleeps on the state futex.
+pub(super) const OFF_STUB_SLEEPING: usize = 8;
+/// u64: the signal number the handler got.
+pub(super) const OFF_SIGNO: usize = 16;
+/// u64: the handler's `siginfo_t *` (a stub address inside the region).
+pub(super) const OFF_SIGINFO: usize = 24;
+/// u64: the handler's `ucontext_t *` (a stub address inside the region).
+pub(super) const OFF_UCONTEXT: usize = 32;
+/// u64: the stub's pid, written once at start-up.
+pub(super) const OFF_PID: usize = 40;
+/// u64: system call number of a request, then its six arguments.
+pub(super) const OFF_REQ_NR: usize = 64;
+/// u64: the result of a request.
+pub(super) const OFF_REQ_RESULT: usize = 120;
+/// `stack_t` for `sigaltstack`, written by the sentry before the fork.
+const OFF_ALTSTACK: usize = 256;
+/// The kernel `struct sigaction` for every handler, written by the sentry.
+const OFF_SIGACTION: usize = 288;
+/// Scratch space for request arguments (msghdr, iovec, cmsg buffer).
+pub(super) const OFF_SCRATCH: usize = 512;
+/// Start of the alternate signal stack.
+pub(super) const OFF_ALTSTACK_BASE: usize = 4096;
+
+/// The stub is parked in its handler: the sentry's turn.
+pub(super) const STATE_PARKED: u32 = 1;
+/// The sentry tells the stub to return to the application.
+pub(super) const STATE_RESUME: u32 = 2;
+/// The sentry asks the stub to run the system call in the request slots.
+pub(super) const STATE_REQUEST: u32 = 3;
+
+/// Offset of the code in the image (right after the ELF and program headers).
+const CODE_OFF: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
+/// Offsets inside [`CODE`] of the labels the sentry needs.
+const CODE_READY: u64 = 0x2d5;
+const CODE_HANDLER: u64 = 0x2d7;
+const CODE_SPIN_IMM: usize = 0x311;
+const CODE_RESTORER: u64 = 0x379;
+/// Image offsets of the read-only data the code points at.
+const ACT_IGN_OFF: u64 = 0x7d0;
+const FPROG_OFF: u64 = 0x7f0;
+const FILTER_OFF: u64 = 0x800;
+
+/// Address of the `ud2` that reports a new stub ready.
+pub(super) const READY_RIP: u64 = STUB_BASE + CODE_OFF + CODE_READY;
+/// The signal handler.
+const HANDLER: u64 = STUB_BASE + CODE_OFF + CODE_HANDLER;
+/// The signal restorer (`rt_sigreturn`).
+const RESTORER: u64 = STUB_BASE + CODE_OFF + CODE_RESTORER;
+
+/// How many `pause` iterations the stub spins on the state word before it sleeps on
+/// the futex (a `pause` takes ~80 ns on this machine class: ~40 us).
+const STUB_SPIN: u32 = 500;
+
+#[rustfmt::skip]
+const CODE: &[u8] = &[
+    // _start (+0x0):
+    0x41, 0xbc, 0x01, 0x00, 0x00, 0x00, // mov r12d,0x1
+    0xb8, 0x0b, 0x00, 0x00, 0x00, // mov eax,0xb
+    0x31, 0xff, // xor edi,edi
+    0x48, 0xbe, 0x00, 0x00, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rsi,0x7ffffe000000
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x6e, 0x01, 0x00, 0x00, // jae 193
+    0x41, 0xbc, 0x02, 0x00, 0x00, 0x00, // mov r12d,0x2
+    0xb8, 0x0b, 0x00, 0x00, 0x00, // mov eax,0xb
+    0x48, 0xbf, 0x00, 0x10, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe001000
+    0x48, 0xbe, 0x00, 0xe0, 0xff, 0x01, 0x00, 0x00, 0x00, 0x00, // movabs rsi,0x1ffe000
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x41, 0x01, 0x00, 0x00, // jae 193
+    0x41, 0xbc, 0x03, 0x00, 0x00, 0x00, // mov r12d,0x3
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0xbf, 0x00, 0x10, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe001000
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x41, 0xba, 0x32, 0x00, 0x00, 0x00, // mov r10d,0x32
+    0x49, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff, // mov r8,0xffffffffffffffff
+    0x45, 0x31, 0xc9, // xor r9d,r9d
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x04, 0x01, 0x00, 0x00, // jae 193
+    0x41, 0xbc, 0x04, 0x00, 0x00, 0x00, // mov r12d,0x4
+    0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax,0x9d
+    0xbf, 0x26, 0x00, 0x00, 0x00, // mov edi,0x26
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
+    0x31, 0xd2, // xor edx,edx
+    0x45, 0x31, 0xd2, // xor r10d,r10d
+    0x45, 0x31, 0xc0, // xor r8d,r8d
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0xd9, 0x00, 0x00, 0x00, // jae 193
+    0x41, 0xbc, 0x05, 0x00, 0x00, 0x00, // mov r12d,0x5
+    0xb8, 0x0d, 0x00, 0x00, 0x00, // mov eax,0xd
+    0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi,0x11
+    0x48, 0xbe, 0xd0, 0x07, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rsi,0x7ffffe0007d0
+    0x31, 0xd2, // xor edx,edx
+    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0xa9, 0x00, 0x00, 0x00, // jae 193
+    0x48, 0xbb, 0x00, 0x10, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rbx,0x7ffffe001000
+    // zloop (+0xf4):
+    0x48, 0x8d, 0x43, 0x40, // lea rax,[rbx+0x40]
+    0x48, 0x89, 0x43, 0x10, // mov QWORD PTR [rbx+0x10],rax
+    0x48, 0xc7, 0x43, 0x18, 0x01, 0x00, 0x00, 0x00, // mov QWORD PTR [rbx+0x18],0x1
+    0x48, 0x8d, 0x83, 0xc0, 0x00, 0x00, 0x00, // lea rax,[rbx+0xc0]
+    0x48, 0x89, 0x43, 0x20, // mov QWORD PTR [rbx+0x20],rax
+    0x48, 0xc7, 0x43, 0x28, 0x18, 0x00, 0x00, 0x00, // mov QWORD PTR [rbx+0x28],0x18
+    0x48, 0xc7, 0x43, 0x30, 0x00, 0x00, 0x00, 0x00, // mov QWORD PTR [rbx+0x30],0x0
+    0x48, 0x8d, 0x83, 0x80, 0x00, 0x00, 0x00, // lea rax,[rbx+0x80]
+    0x48, 0x89, 0x43, 0x40, // mov QWORD PTR [rbx+0x40],rax
+    0x48, 0xc7, 0x43, 0x48, 0x08, 0x00, 0x00, 0x00, // mov QWORD PTR [rbx+0x48],0x8
+    0x48, 0xc7, 0x83, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // mov QWORD PTR [rbx+0xc0],0x0
+    0xb8, 0x2f, 0x00, 0x00, 0x00, // mov eax,0x2f
+    0x31, 0xff, // xor edi,edi
+    0x48, 0x89, 0xde, // mov rsi,rbx
+    0xba, 0x00, 0x00, 0x00, 0x40, // mov edx,0x40000000
+    0x0f, 0x05, // syscall
+    0x48, 0x85, 0xc0, // test rax,rax
+    0x7e, 0x3d, // jle 190
+    0x48, 0x83, 0xbb, 0xc0, 0x00, 0x00, 0x00, 0x18, // cmp QWORD PTR [rbx+0xc0],0x18
+    0x75, 0x97, // jne f4
+    0x44, 0x8b, 0xb3, 0xd0, 0x00, 0x00, 0x00, // mov r14d,DWORD PTR [rbx+0xd0]
+    0x44, 0x8b, 0xbb, 0xd4, 0x00, 0x00, 0x00, // mov r15d,DWORD PTR [rbx+0xd4]
+    0xb8, 0x39, 0x00, 0x00, 0x00, // mov eax,0x39
+    0x0f, 0x05, // syscall
+    0x48, 0x85, 0xc0, // test rax,rax
+    0x74, 0x27, // je 19e
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xf7, // mov edi,r14d
+    0x0f, 0x05, // syscall
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xff, // mov edi,r15d
+    0x0f, 0x05, // syscall
+    0xe9, 0x64, 0xff, 0xff, 0xff, // jmp f4
+    // zexit (+0x190):
+    0x45, 0x31, 0xe4, // xor r12d,r12d
+    // fail (+0x193):
+    0x44, 0x89, 0xe7, // mov edi,r12d
+    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax,0xe7
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+    // child (+0x19e):
+    0x41, 0xbc, 0x0b, 0x00, 0x00, 0x00, // mov r12d,0xb
+    0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax,0x9d
+    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
+    0xbe, 0x09, 0x00, 0x00, 0x00, // mov esi,0x9
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0xd6, // jae 193
+    0x41, 0xbc, 0x0c, 0x00, 0x00, 0x00, // mov r12d,0xc
+    0xb8, 0x21, 0x00, 0x00, 0x00, // mov eax,0x21
+    0x44, 0x89, 0xff, // mov edi,r15d
+    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0xbc, // jae 193
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xff, // mov edi,r15d
+    0x0f, 0x05, // syscall
+    0x41, 0xbc, 0x0d, 0x00, 0x00, 0x00, // mov r12d,0xd
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0xbf, 0x00, 0x00, 0x01, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe010000
+    0xbe, 0x00, 0x00, 0x01, 0x00, // mov esi,0x10000
+    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
+    0x45, 0x89, 0xf0, // mov r8d,r14d
+    0x45, 0x31, 0xc9, // xor r9d,r9d
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x79, 0xff, 0xff, 0xff, // jae 193
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xf7, // mov edi,r14d
+    0x0f, 0x05, // syscall
+    0x41, 0xbc, 0x0e, 0x00, 0x00, 0x00, // mov r12d,0xe
+    0xb8, 0x0b, 0x00, 0x00, 0x00, // mov eax,0xb
+    0x48, 0xbf, 0x00, 0x10, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe001000
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x47, 0xff, 0xff, 0xff, // jae 193
+    0x48, 0xbb, 0x00, 0x00, 0x01, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rbx,0x7ffffe010000
+    0x41, 0xbc, 0x0f, 0x00, 0x00, 0x00, // mov r12d,0xf
+    0xb8, 0x83, 0x00, 0x00, 0x00, // mov eax,0x83
+    0x48, 0x8d, 0xbb, 0x00, 0x01, 0x00, 0x00, // lea rdi,[rbx+0x100]
+    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x1b, 0xff, 0xff, 0xff, // jae 193
+    0x41, 0xbd, 0x01, 0x00, 0x00, 0x00, // mov r13d,0x1
+    // sigloop (+0x27e):
+    0xb8, 0x0d, 0x00, 0x00, 0x00, // mov eax,0xd
+    0x44, 0x89, 0xef, // mov edi,r13d
+    0x48, 0x8d, 0xb3, 0x20, 0x01, 0x00, 0x00, // lea rsi,[rbx+0x120]
+    0x31, 0xd2, // xor edx,edx
+    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
+    0x0f, 0x05, // syscall
+    0x41, 0xff, 0xc5, // inc r13d
+    0x41, 0x83, 0xfd, 0x41, // cmp r13d,0x41
+    0x75, 0xde, // jne 27e
+    0xb8, 0x27, 0x00, 0x00, 0x00, // mov eax,0x27
+    0x0f, 0x05, // syscall
+    0x48, 0x89, 0x43, 0x28, // mov QWORD PTR [rbx+0x28],rax
+    0x41, 0xbc, 0x10, 0x00, 0x00, 0x00, // mov r12d,0x10
+    0xb8, 0x3d, 0x01, 0x00, 0x00, // mov eax,0x13d
+    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
+    0x31, 0xf6, // xor esi,esi
+    0x48, 0xba, 0xf0, 0x07, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdx,0x7ffffe0007f0
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0xbe, 0xfe, 0xff, 0xff, // jae 193
+    // ready (+0x2d5):
+    0x0f, 0x0b, // ud2
+    // handler (+0x2d7):
+    0x48, 0x89, 0xe3, // mov rbx,rsp
+    0x48, 0x81, 0xe3, 0x00, 0x00, 0xff, 0xff, // and rbx,0xffffffffffff0000
+    0x48, 0x89, 0x7b, 0x10, // mov QWORD PTR [rbx+0x10],rdi
+    0x48, 0x89, 0x73, 0x18, // mov QWORD PTR [rbx+0x18],rsi
+    0x48, 0x89, 0x53, 0x20, // mov QWORD PTR [rbx+0x20],rdx
+    // report (+0x2ed):
+    0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax,0x1
+    0x87, 0x03, // xchg DWORD PTR [rbx],eax
+    0x83, 0x7b, 0x04, 0x00, // cmp DWORD PTR [rbx+0x4],0x0
+    0x74, 0x16, // je 310
+    0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
+    0x48, 0x89, 0xdf, // mov rdi,rbx
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
+    0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
+    0x0f, 0x05, // syscall
+    0xeb, 0x12, // jmp 322
+    // hwait (+0x310):
+    0xb9, 0x78, 0x56, 0x34, 0x12, // mov ecx,0x12345678
+    // spin (+0x315):
+    0x8b, 0x03, // mov eax,DWORD PTR [rbx]
+    0x83, 0xf8, 0x01, // cmp eax,0x1
+    0x75, 0x2b, // jne 347
+    0xf3, 0x90, // pause
+    0xff, 0xc9, // dec ecx
+    0x75, 0xf3, // jne 315
+    // hsleep (+0x322):
+    0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax,0x1
+    0x87, 0x43, 0x08, // xchg DWORD PTR [rbx+0x8],eax
+    0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
+    0x48, 0x89, 0xdf, // mov rdi,rbx
+    0x31, 0xf6, // xor esi,esi
+    0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
+    0x45, 0x31, 0xd2, // xor r10d,r10d
+    0x0f, 0x05, // syscall
+    0xc7, 0x43, 0x08, 0x00, 0x00, 0x00, 0x00, // mov DWORD PTR [rbx+0x8],0x0
+    0xeb, 0xc9, // jmp 310
+    // got (+0x347):
+    0x83, 0xf8, 0x02, // cmp eax,0x2
+    0x74, 0x2c, // je 378
+    0x83, 0xf8, 0x03, // cmp eax,0x3
+    0x75, 0x9c, // jne 2ed
+    0x48, 0x8b, 0x43, 0x40, // mov rax,QWORD PTR [rbx+0x40]
+    0x48, 0x8b, 0x7b, 0x48, // mov rdi,QWORD PTR [rbx+0x48]
+    0x48, 0x8b, 0x73, 0x50, // mov rsi,QWORD PTR [rbx+0x50]
+    0x48, 0x8b, 0x53, 0x58, // mov rdx,QWORD PTR [rbx+0x58]
+    0x4c, 0x8b, 0x53, 0x60, // mov r10,QWORD PTR [rbx+0x60]
+    0x4c, 0x8b, 0x43, 0x68, // mov r8,QWORD PTR [rbx+0x68]
+    0x4c, 0x8b, 0x4b, 0x70, // mov r9,QWORD PTR [rbx+0x70]
+    0x0f, 0x05, // syscall
+    0x48, 0x89, 0x43, 0x78, // mov QWORD PTR [rbx+0x78],rax
+    0xe9, 0x75, 0xff, 0xff, 0xff, // jmp 2ed
+    // resume (+0x378):
+    0xc3, // ret
+    // restorer (+0x379):
+    0xb8, 0x0f, 0x00, 0x00, 0x00, // mov eax,0xf
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+];
+
+const EHDR_SIZE: usize = 64;
+const PHDR_SIZE: usize = 56;
+
+/// Host system calls the stub may make from its own code page (everything else, and
+/// everything from any other address, raises SIGSYS): what the handler needs to wait
+/// and return, and what the sentry's requests use.
+const STUB_SYSCALLS: [i64; 10] = [
+    libc::SYS_futex,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_mremap,
+    libc::SYS_recvmsg,
+    libc::SYS_close,
+    libc::SYS_arch_prctl,
+    libc::SYS_exit_group,
+];
+
+/// `AUDIT_ARCH_X86_64`.
+pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// One classic-BPF instruction (`struct sock_filter`).
+fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b[0..2].copy_from_slice(&code.to_le_bytes());
+    b[2] = jt;
+    b[3] = jf;
+    b[4..8].copy_from_slice(&k.to_le_bytes());
+    b
+}
+
+/// The stub's seccomp filter: a 64-bit system call from the stub's code page whose
+/// number is in [`STUB_SYSCALLS`] runs; a disallowed call from there kills the stub;
+/// everything else traps (SIGSYS) to the handler, i.e. to the sentry.
+fn filter() -> Vec<[u8; 8]> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_TRAP: u32 = 0x0003_0000;
+    const RET_KILL_PROCESS: u32 = 0x8000_0000;
+    let n = STUB_SYSCALLS.len() as u8;
+    // Distances to the TRAP return at the end (0xff here) are filled in below.
+    let mut f = vec![
+        bpf(LD_W_ABS, 0, 0, 4), // arch
+        bpf(JEQ_K, 0, 0xff, AUDIT_ARCH_X86_64),
+        bpf(LD_W_ABS, 0, 0, 12), // instruction_pointer, high half
+        bpf(JEQ_K, 0, 0xff, (STUB_BASE >> 32) as u32),
+        bpf(LD_W_ABS, 0, 0, 8), // instruction_pointer, low half
+        bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)),
+        bpf(JEQ_K, 0, 0xff, STUB_BASE as u32),
+        bpf(LD_W_ABS, 0, 0, 0), // nr
+    ];
+    for (i, nr) in STUB_SYSCALLS.iter().enumerate() {
+        // Match: jump over the remaining compares and the KILL to the ALLOW.
+        f.push(bpf(JEQ_K, n - i as u8, 0, *nr as u32));
+    }
+    f.push(bpf(RET_K, 0, 0, RET_KILL_PROCESS));
+    f.push(bpf(RET_K, 0, 0, RET_ALLOW));
+    f.push(bpf(RET_K, 0, 0, RET_TRAP));
+    let trap = f.len() - 1;
+    for (i, ins) in f.iter_mut().enumerate() {
+        if ins[3] == 0xff {
+            ins[3] = (trap - i - 1) as u8;
+        }
+    }
+    f
+}
+
+/// The stub image.
+pub(super) fn build() -> Vec<u8> {
+    let base = STUB_BASE;
+    let mut code = CODE.to_vec();
+    code[CODE_SPIN_IMM..CODE_SPIN_IMM + 4].copy_from_slice(&STUB_SPIN.to_le_bytes());
+    let filter = filter();
+    let total = FILTER_OFF + 8 * filter.len() as u64;
+    debug_assert!(total <= PAGE_SIZE);
+    debug_assert!(CODE_OFF + (code.len() as u64) <= ACT_IGN_OFF);
+    let mut b = Vec::with_capacity(total as usize);
+    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
+    b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&2u16.to_le_bytes()); // e_type = ET_EXEC
+    b.extend_from_slice(&62u16.to_le_bytes()); // e_machine = EM_X86_64
+    b.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    b.extend_from_slice(&(base + CODE_OFF).to_le_bytes()); // e_entry
+    b.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff
+    b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes()); // e_ehsize
+    b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes()); // e_phentsize
+    b.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    b.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+    b.extend_from_slice(&1u32.to_le_bytes()); // p_type = PT_LOAD
+    b.extend_from_slice(&5u32.to_le_bytes()); // p_flags = PF_R | PF_X
+    b.extend_from_slice(&0u64.to_le_bytes()); // p_offset
+    b.extend_from_slice(&base.to_le_bytes()); // p_vaddr
+    b.extend_from_slice(&base.to_le_bytes()); // p_paddr
+    b.extend_from_slice(&total.to_le_bytes()); // p_filesz
+    b.extend_from_slice(&total.to_le_bytes()); // p_memsz
+    b.extend_from_slice(&PAGE_SIZE.to_le_bytes()); // p_align
+    b.extend_from_slice(&code);
+    b.resize(ACT_IGN_OFF as usize, 0xf4); // hlt padding
+                                          // The zygote's SIGCHLD action: SIG_IGN with SA_NOCLDWAIT, so stubs reap themselves.
+    b.extend_from_slice(&1u64.to_le_bytes()); // handler = SIG_IGN
+    b.extend_from_slice(&(libc::SA_NOCLDWAIT as u64).to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes()); // restorer
+    b.extend_from_slice(&0u64.to_le_bytes()); // mask
+    b.resize(FPROG_OFF as usize, 0);
+    // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+    b.extend_from_slice(&(filter.len() as u64).to_le_bytes());
+    b.extend_from_slice(&(base + FILTER_OFF).to_le_bytes());
+    b.resize(FILTER_OFF as usize, 0);
+    for ins in &filter {
+        b.extend_from_slice(ins);
+    }
+    b
+}
+
+/// Fills the header of a new region with what the child's start-up code reads.
+pub(super) fn init_region(header: &mut [u8]) {
+    let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    // stack_t { ss_sp, ss_flags (+pad), ss_size }
+    put(header, OFF_ALTSTACK, REGION + OFF_ALTSTACK_BASE as u64);
+    put(header, OFF_ALTSTACK + 8, 0);
+    put(
+        header,
+        OFF_ALTSTACK + 16,
+        REGION_SIZE - OFF_ALTSTACK_BASE as u64,
+    );
+    // Every signal: our handler, on the alternate stack, with everything blocked
+    // while it runs (so the interrupt signal waits until the stub returns to app
+    // code, and request system calls are never interrupted).
+    /// `SA_RESTORER` (the libc crate does not export it for every target).
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
+    put(header, OFF_SIGACTION, HANDLER);
+    put(header, OFF_SIGACTION + 8, flags);
+    put(header, OFF_SIGACTION + 16, RESTORER);
+    put(header, OFF_SIGACTION + 24, u64::MAX);
+}
+
+/// Writes the image into a sealed memfd and returns a read-only fd on it (copied
+/// from the ptrace backend).
+pub(super) fn memfd(image: &[u8]) -> SysResult<OwnedFd> {
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let name = c"rvisor-systrap-stub";
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: `name` is a NUL-terminated string; flags are integers.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && last_errno() == Errno::EINVAL {
+        // Kernels before 6.3 do not know MFD_EXEC.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(image)
+        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on an fd we own with integer arguments.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(last_errno());
+    }
+    let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
+    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `path` is NUL-terminated; flags are integers.
+    let ro = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if ro < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ro) })
+}
+
+/// `personality(2)` flag that disables address-space randomization.
+const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
+
+/// The kernel's `struct sigaction` for `rt_sigaction` on x86-64.
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Forks and execs the zygote; `control` becomes its fd 0. The zygote dies with the
+/// calling thread (`PR_SET_PDEATHSIG`) and when `control`'s other end is closed.
+pub(super) fn spawn_zygote(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i32> {
+    // Everything the child touches is prepared here: after fork only raw,
+    // async-signal-safe system calls.
+    let argv: [*const libc::c_char; 2] = [c"rvisor-systrap".as_ptr(), std::ptr::null()];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let empty = c"".as_ptr();
+    let dfl = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: getpid cannot fail.
+    let parent = unsafe { libc::getpid() };
+    let exe = exe.as_raw_fd();
+    let control = control.as_raw_fd();
+    // SAFETY: fork is safe to call; the child below only makes raw system calls and
+    // never returns into Rust code that could take locks or allocate.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(last_errno());
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child; see `child`'s contract.
+        unsafe { child(parent, exe, control, &argv, &envp, empty, &dfl) }
+    }
+    Ok(pid)
+}
+
+/// The child side of [`spawn_zygote`].
+///
+/// # Safety
+/// Must only be called in a freshly forked child; it never returns.
+unsafe fn child(
+    parent: libc::pid_t,
+    exe: i32,
+    control: i32,
+    argv: &[*const libc::c_char; 2],
+    envp: &[*const libc::c_char; 1],
+    empty: *const libc::c_char,
+    dfl: &KernelSigaction,
+) -> ! {
+    // SAFETY: every call below is a raw system call on integers or on memory prepared
+    // before fork, which the child's copy of the address space still holds.
+    unsafe {
+        let fail = |code: i32| -> ! {
+            libc::syscall(libc::SYS_exit_group, code);
+            #[allow(clippy::empty_loop)]
+            loop {}
+        };
+        if libc::syscall(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            fail(120);
+        }
+        if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
+            fail(121);
+        }
+        libc::syscall(libc::SYS_setsid);
+        let cur = libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
+        if cur < 0
+            || libc::syscall(
+                libc::SYS_personality,
+                (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE,
+            ) < 0
+        {
+            fail(122);
+        }
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8,
+                );
+            }
+        }
+        let empty_mask: u64 = 0;
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty_mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8,
+        );
+        let exe2 = libc::syscall(libc::SYS_fcntl, exe, libc::F_DUPFD_CLOEXEC, 1) as i32;
+        if exe2 < 0 {
+            fail(123);
+        }
+        if control == 0 {
+            if libc::syscall(libc::SYS_fcntl, control, libc::F_SETFD, 0) < 0 {
+                fail(124);
+            }
+        } else if libc::syscall(libc::SYS_dup2, control, 0) < 0 {
+            fail(124);
+        }
+        close_all_but(exe2);
+        libc::syscall(
+            libc::SYS_execveat,
+            exe2,
+            empty,
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
+        fail(127)
+    }
+}
+
+/// Closes every fd except 0 and `keep` (>= 1), in the forked child.
+///
+/// # Safety
+/// Only raw system calls; meant for the forked child.
+unsafe fn close_all_but(keep: i32) {
+    let keep = keep as u32;
+    let ranges = [(1u32, keep - 1), (keep + 1, u32::MAX)];
+    for (lo, hi) in ranges {
+        if lo > hi {
+            continue;
+        }
+        // SAFETY: close_range takes integers; closing fds in the child affects nothing
+        // of the parent.
+        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
+        if r < 0 {
+            for fd in lo..=hi.min(65_535) {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_close, fd) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_match_the_code() {
+        assert_eq!(&CODE[CODE_READY as usize..][..2], &[0x0f, 0x0b]); // ud2
+        assert_eq!(&CODE[CODE_HANDLER as usize..][..3], &[0x48, 0x89, 0xe3]); // mov rbx, rsp
+        assert_eq!(CODE[CODE_SPIN_IMM - 1], 0xb9); // mov ecx, imm32
+        assert_eq!(&CODE[CODE_RESTORER as usize..][..5], &[0xb8, 15, 0, 0, 0]);
+        // The addresses the hand-assembled code hard-codes agree with ours.
+        let has = |v: u64| CODE.windows(8).any(|w| w == v.to_le_bytes());
+        assert!(has(STUB_BASE));
+        assert!(has(ZSCRATCH));
+        assert!(has(REGION));
+        assert!(has(USER_TOP - (STUB_BASE + PAGE_SIZE)));
+        assert!(has(STUB_BASE + ACT_IGN_OFF));
+        assert!(has(STUB_BASE + FPROG_OFF));
+        let image = build();
+        assert!(image.len() as u64 <= PAGE_SIZE);
+    }
+}

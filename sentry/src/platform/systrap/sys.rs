@@ -1,0 +1,213 @@
+//! Thin, checked wrappers around the host calls the systrap platform makes (a few
+//! copied from the ptrace backend's `sys.rs`).
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use crate::errno::{Errno, SysResult};
+
+/// The errno of the last failed libc call.
+pub(super) fn last_errno() -> Errno {
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+/// `pidfd_open(pid)`.
+pub(super) fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `pidfd_send_signal(pidfd, sig)`; signal 0 only checks that the process exists.
+pub(super) fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> SysResult<()> {
+    // SAFETY: integers and a NULL siginfo, which means "as kill(2) would".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+/// `FUTEX_WAIT` (shared: the word lies in memory mapped by two processes) while
+/// `word` holds `val`, for at most `timeout`. Spurious returns are the caller's to
+/// handle (it re-checks the word).
+pub(super) fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `word` is a valid, aligned u32 for the whole call; `ts` is a valid
+    // timespec the kernel only reads.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// `FUTEX_WAKE` of one waiter on `word` (shared futex).
+pub(super) fn futex_wake(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE only uses its address.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// A fresh memfd of `size` bytes (close-on-exec).
+pub(super) fn memfd_sized(name: &std::ffi::CStr, size: u64) -> SysResult<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; flags are integers.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: the kernel just returned this fd; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ftruncate on an fd we own with an integer size.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(fd)
+}
+
+/// A shared read-write mapping of `len` bytes of `fd` in the sentry.
+pub(super) struct SharedMapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; every access through it goes through
+// atomics or volatile copies that tolerate concurrent writers.
+unsafe impl Send for SharedMapping {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMapping {}
+
+impl SharedMapping {
+    /// Maps `fd` from offset 0.
+    pub(super) fn new(fd: &OwnedFd, len: usize) -> SysResult<Self> {
+        // SAFETY: a fresh mapping chosen by the kernel; it touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_errno());
+        }
+        Ok(SharedMapping { ptr: p.cast(), len })
+    }
+
+    /// The mapping's length.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The 32-bit word at `off` (4-aligned, in bounds: checked).
+    pub(super) fn word(&self, off: usize) -> &AtomicU32 {
+        assert!(off.is_multiple_of(4) && off + 4 <= self.len);
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as
+        // `self`, and AtomicU32 tolerates the other process writing concurrently.
+        unsafe { AtomicU32::from_ptr(self.ptr.add(off).cast()) }
+    }
+
+    /// Copies `buf.len()` bytes at `off` out of the mapping. Panics if out of bounds
+    /// (callers check offsets that come from the stub first).
+    pub(super) fn read(&self, off: usize, buf: &mut [u8]) {
+        assert!(off.checked_add(buf.len()).is_some_and(|e| e <= self.len));
+        // SAFETY: in bounds (checked); a volatile byte copy tolerates the stub writing
+        // concurrently (the values are then only garbage, never UB for plain bytes).
+        unsafe {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = std::ptr::read_volatile(self.ptr.add(off + i));
+            }
+        }
+    }
+
+    /// Copies `buf` into the mapping at `off`. Panics if out of bounds.
+    pub(super) fn write(&self, off: usize, buf: &[u8]) {
+        assert!(off.checked_add(buf.len()).is_some_and(|e| e <= self.len));
+        // SAFETY: in bounds (checked); see `read`.
+        unsafe {
+            for (i, b) in buf.iter().enumerate() {
+                std::ptr::write_volatile(self.ptr.add(off + i), *b);
+            }
+        }
+    }
+
+    /// The u64 at `off`.
+    pub(super) fn get_u64(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(off, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    /// Stores `v` at `off`.
+    pub(super) fn put_u64(&self, off: usize, v: u64) {
+        self.write(off, &v.to_le_bytes());
+    }
+}
+
+impl Drop for SharedMapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, unmapped once; nothing borrows it past `self`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// The CPUs this process may run on (copied from the ptrace backend).
+pub(super) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid, writable cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r < 0 {
+        return vec![0];
+    }
+    // SAFETY: CPU_ISSET only reads the set for indices below CPU_SETSIZE.
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect();
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
+/// Restricts thread or process `tid` (0: the calling thread) to `cpu` (copied from
+/// the ptrace backend).
+pub(super) fn pin(tid: i32, cpu: usize) -> SysResult<()> {
+    // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: cpu < CPU_SETSIZE: it comes from allowed_cpus.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a valid cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
