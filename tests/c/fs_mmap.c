@@ -1,6 +1,5 @@
 // A MAP_SHARED mapping of a tmpfs file and read()/write() see the same bytes, also
 // across truncate and extend.
-// e2e: ignore=tmpfs mmap needs mm::Mappable to carry the file's base offset in the memory file (vfs report)
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -67,6 +67,7 @@ impl FutexTable {
     pub fn wait(
         &self,
         space: &dyn AddressSpace,
+        uaddr: u64,
         key: FutexKey,
         w: WaitSpec,
         waker: &Arc<Waker>,
@@ -87,7 +88,7 @@ impl FutexTable {
         });
         {
             let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
-            if read_word(space, key.addr)? != val {
+            if read_word(space, uaddr)? != val {
                 return Err(Errno::EAGAIN);
             }
             q.entry(key).or_default().push(me.clone());
@@ -150,6 +151,7 @@ impl FutexTable {
     pub fn requeue(
         &self,
         space: &dyn AddressSpace,
+        from_uaddr: u64,
         from: FutexKey,
         to: FutexKey,
         n_wake: u32,
@@ -158,7 +160,7 @@ impl FutexTable {
     ) -> SysResult<u64> {
         let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
         if let Some(v) = expect {
-            if read_word(space, from.addr)? != v {
+            if read_word(space, from_uaddr)? != v {
                 return Err(Errno::EAGAIN);
             }
         }
@@ -275,6 +277,7 @@ mod tests {
         assert_eq!(
             t.wait(
                 &*space,
+                0x10000,
                 key,
                 WaitSpec {
                     val: 5,
@@ -290,6 +293,7 @@ mod tests {
         assert_eq!(
             t.wait(
                 &*space,
+                0x10000,
                 key,
                 WaitSpec {
                     val: 0,
@@ -304,6 +308,7 @@ mod tests {
         assert_eq!(
             t.wait(
                 &*space,
+                0x10000,
                 key,
                 WaitSpec {
                     val: 0,
@@ -318,6 +323,7 @@ mod tests {
         assert_eq!(
             t.wait(
                 &*space,
+                0x10000,
                 FutexKey {
                     space: 1,
                     addr: 0x10001
@@ -338,6 +344,7 @@ mod tests {
             let w = Waker::new();
             t2.wait(
                 &*s2,
+                0x10000,
                 key,
                 WaitSpec {
                     val: 0,
@@ -364,9 +371,12 @@ mod tests {
             addr: 0x10004,
         };
         assert_eq!(
-            t.requeue(&*space, key, other, 1, 1, Some(9)),
+            t.requeue(&*space, 0x10000, key, other, 1, 1, Some(9)),
             Err(Errno::EAGAIN)
         );
-        assert_eq!(t.requeue(&*space, key, other, 1, 1, Some(0)), Ok(0));
+        assert_eq!(
+            t.requeue(&*space, 0x10000, key, other, 1, 1, Some(0)),
+            Ok(0)
+        );
     }
 }

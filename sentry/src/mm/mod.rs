@@ -21,6 +21,11 @@ use crate::platform::{page_round_up, AddressSpace, Backing, PAGE_SIZE};
 pub trait Mappable: Send + Sync {
     /// The host fd to map (a gofer-donated fd or the memory file).
     fn host_fd(&self) -> BorrowedFd<'_>;
+    /// Where file offset 0 lies in [`Mappable::host_fd`] (tmpfs files are windows of
+    /// the one memory file).
+    fn base_offset(&self) -> u64 {
+        0
+    }
     /// The name `/proc/PID/maps` shows for it.
     fn display_name(&self) -> String;
     /// Device and inode numbers as the application sees them.
@@ -67,6 +72,10 @@ pub struct Vma {
     pub backing: VmaBacking,
     /// Heap, stack or neither.
     pub role: VmaRole,
+    /// For shared anonymous memory: the region's identity and the address its offset
+    /// 0 would be at (so every piece of it, after splits and moves, names the same
+    /// bytes the same way: shared futexes key on this).
+    pub shared_anon: Option<(u64, u64)>,
 }
 
 impl Vma {
@@ -260,7 +269,7 @@ impl MemoryManager {
             VmaBacking::Anonymous => Backing::Anonymous,
             VmaBacking::File { file, offset } => Backing::File {
                 fd: file.host_fd(),
-                offset: *offset,
+                offset: file.base_offset() + *offset,
             },
         };
         self.space
@@ -308,7 +317,17 @@ impl MemoryManager {
             shared: req.shared,
             backing: req.backing,
             role: req.role,
+            shared_anon: None,
         };
+        let mut vma = vma;
+        if vma.shared && matches!(vma.backing, VmaBacking::Anonymous) {
+            static NEXT_SHARED_ANON: std::sync::atomic::AtomicU64 =
+                std::sync::atomic::AtomicU64::new(1);
+            vma.shared_anon = Some((
+                NEXT_SHARED_ANON.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                addr,
+            ));
+        }
         self.apply_map(&vma)?;
         self.forget_range(vma.start, vma.end);
         self.vmas.insert(vma.start, vma);
@@ -389,6 +408,7 @@ impl MemoryManager {
                 shared: false,
                 backing: VmaBacking::Anonymous,
                 role: VmaRole::Heap,
+                shared_anon: None,
             };
             if self.apply_map(&vma).is_err() {
                 return self.brk;
@@ -501,6 +521,9 @@ impl MemoryManager {
         let mut moved = vma.slice(old, old_end);
         moved.start = dest;
         moved.end = dest + new_len;
+        if let Some((id, base)) = moved.shared_anon {
+            moved.shared_anon = Some((id, base.wrapping_add(dest).wrapping_sub(old)));
+        }
         self.forget_range(old, old_end);
         self.vmas.insert(dest, moved);
         Ok(dest)
@@ -554,6 +577,29 @@ impl MemoryManager {
             self.apply_map(&p)?;
         }
         Ok(())
+    }
+
+    /// What identifies the memory at `addr` across address spaces, for shared
+    /// futexes: `Some((object, offset))` for shared mappings (a file by device and
+    /// inode, or a shared anonymous region), `None` for private memory; `EFAULT` if
+    /// `addr` is not mapped.
+    pub fn shared_identity(&self, addr: u64) -> SysResult<Option<(u64, u64)>> {
+        let v = self.vma_at(addr).ok_or(Errno::EFAULT)?;
+        if !v.shared {
+            return Ok(None);
+        }
+        if let Some((id, base)) = v.shared_anon {
+            return Ok(Some(((id << 1) | 1, addr.wrapping_sub(base))));
+        }
+        match &v.backing {
+            VmaBacking::File { file, offset } => {
+                let (dev, ino) = file.dev_ino();
+                // Odd, so it never equals a (pointer-aligned) private space id.
+                let object = (dev.rotate_left(32) ^ ino.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1;
+                Ok(Some((object, offset + (addr - v.start))))
+            }
+            VmaBacking::Anonymous => Ok(None),
+        }
     }
 
     /// The VMA containing `addr`, if any.

@@ -19,6 +19,25 @@ const FUTEX_WAKE_BITSET: u64 = 10;
 const FUTEX_PRIVATE_FLAG: u64 = 128;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 
+/// The key of the futex word at `addr`: per address space for private futexes and
+/// private memory; by backing object and offset for shared memory, so processes
+/// sharing a mapping (a /dev/shm semaphore, MAP_SHARED|MAP_ANONYMOUS after fork)
+/// meet on the same futex.
+fn futex_key(task: &Task, addr: u64, private: bool) -> SysResult<FutexKey> {
+    if !private {
+        if let Some((object, offset)) = task.mm()?.shared_identity(addr)? {
+            return Ok(FutexKey {
+                space: object as usize,
+                addr: offset,
+            });
+        }
+    }
+    Ok(FutexKey {
+        space: task.space_id(),
+        addr,
+    })
+}
+
 /// Converts a timeout argument to a deadline on the sentry's monotonic clock.
 fn deadline(task: &Task, addr: u64, absolute: bool, realtime: bool) -> SysResult<Option<Instant>> {
     if addr == 0 {
@@ -86,8 +105,8 @@ pub fn futex(task: &mut Task, a: &Args) -> SysResult<u64> {
     if realtime && cmd != FUTEX_WAIT_BITSET && cmd != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
     }
-    let space = task.space_id();
-    let key = FutexKey { space, addr: uaddr };
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    let key = futex_key(task, uaddr, private)?;
     let kernel = task.kernel.clone();
     match cmd {
         FUTEX_WAIT | FUTEX_WAIT_BITSET => {
@@ -101,20 +120,19 @@ pub fn futex(task: &mut Task, a: &Args) -> SysResult<u64> {
             };
             kernel
                 .futexes
-                .wait(task.mem(), key, spec, &waker, || task.signal_pending())?;
+                .wait(task.mem(), uaddr, key, spec, &waker, || {
+                    task.signal_pending()
+                })?;
             Ok(0)
         }
         FUTEX_WAKE => kernel.futexes.wake(key, val, BITSET_ANY),
         FUTEX_WAKE_BITSET => kernel.futexes.wake(key, val, val3),
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
-            let to = FutexKey {
-                space,
-                addr: uaddr2,
-            };
+            let to = futex_key(task, uaddr2, private)?;
             let expect = (cmd == FUTEX_CMP_REQUEUE).then_some(val3);
             kernel
                 .futexes
-                .requeue(task.mem(), key, to, val, utime as u32, expect)
+                .requeue(task.mem(), uaddr, key, to, val, utime as u32, expect)
         }
         FUTEX_WAKE_OP => {
             if !uaddr2.is_multiple_of(4) {
@@ -128,10 +146,7 @@ pub fn futex(task: &mut Task, a: &Args) -> SysResult<u64> {
             let mut n = kernel.futexes.wake(key, val, BITSET_ANY)?;
             if wake_op_cmp(val3, old)? {
                 n += kernel.futexes.wake(
-                    FutexKey {
-                        space,
-                        addr: uaddr2,
-                    },
+                    futex_key(task, uaddr2, private)?,
                     utime as u32,
                     BITSET_ANY,
                 )?;

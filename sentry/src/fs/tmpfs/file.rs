@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use std::os::fd::BorrowedFd;
+
+use crate::fs::memfile::MemoryFile;
 use crate::fs::tmpfs::TmpInode;
+use crate::mm::Mappable;
 use crate::vfs::{DirEntry, FileImpl, Inode, Stat};
 
 /// An open regular file: I/O goes straight to its extent of the memory file.
@@ -30,12 +34,49 @@ impl FileImpl for TmpFile {
         self.node.stat()
     }
 
+    fn mappable(&self) -> Option<Arc<dyn Mappable>> {
+        let (mf, base) = self.node.mapping_window().ok()?;
+        let st = self.node.stat().ok()?;
+        Some(Arc::new(TmpMapping {
+            mf,
+            base,
+            dev: st.dev,
+            ino: st.ino,
+            _node: self.node.clone(),
+        }))
+    }
+
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
         match mode {
             0 => self.node.allocate(offset, len, false),
             libc::FALLOC_FL_KEEP_SIZE => self.node.allocate(offset, len, true),
             _ => Err(Errno::EOPNOTSUPP),
         }
+    }
+}
+
+/// A tmpfs file as a mapping source: its window of the memory file. The node is
+/// held so the window outlives every mapping of it.
+struct TmpMapping {
+    mf: Arc<MemoryFile>,
+    base: u64,
+    dev: u64,
+    ino: u64,
+    _node: Arc<TmpInode>,
+}
+
+impl Mappable for TmpMapping {
+    fn host_fd(&self) -> BorrowedFd<'_> {
+        self.mf.fd()
+    }
+    fn base_offset(&self) -> u64 {
+        self.base
+    }
+    fn display_name(&self) -> String {
+        String::new()
+    }
+    fn dev_ino(&self) -> (u64, u64) {
+        (self.dev, self.ino)
     }
 }
 

@@ -330,6 +330,17 @@ impl TmpInode {
         }
     }
 
+    /// The memory file and the base of this file's window in it, allocating the
+    /// window if the file has none yet (for shared mappings).
+    pub(crate) fn mapping_window(&self) -> SysResult<(Arc<MemoryFile>, u64)> {
+        let mut fd = self.file_data()?;
+        if fd.ext.is_none() {
+            fd.ext = Some(self.fs.mf.alloc()?);
+        }
+        let base = fd.ext.as_ref().map(|e| e.base()).ok_or(Errno::EIO)?;
+        Ok((self.fs.mf.clone(), base))
+    }
+
     /// Reads file data at `off`.
     pub(crate) fn read_at(&self, buf: &mut [u8], off: u64) -> SysResult<usize> {
         let fd = self.file_data()?;
