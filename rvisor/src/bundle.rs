@@ -25,6 +25,8 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     /// `root.readonly`.
     pub readonly: bool,
+    /// The whole validated spec (annotations, hooks, terminal, linux).
+    pub spec: Spec,
 }
 
 /// A validation failure: the field path (empty for the whole document) and what is
@@ -450,6 +452,7 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         hostname: spec.hostname().clone(),
         rootfs,
         readonly: root.readonly().unwrap_or(false),
+        spec: spec.clone(),
     })
 }
 

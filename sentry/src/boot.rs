@@ -5,6 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
+use crate::control;
 use crate::fs::gofer::GoferFs;
 use crate::fs::host::HostStream;
 use crate::fs::synthetic::MaskedRoot;
@@ -40,13 +41,40 @@ impl SandboxExit {
 /// Runs a sandbox. `gofer` is the connected socket to this sandbox's gofer; the
 /// caller's fds 0, 1 and 2 become the application's stdio. Errors are setup failures
 /// (bad config, platform unavailable, program not found), each naming what failed.
-pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
+///
+/// With a `control` socket (OCI `create`), the first process is loaded and then held
+/// before its first instruction until the runtime sends `start` (see [`control`]);
+/// setup failures are also reported there, and if the runtime hangs up before
+/// `start` the process never runs.
+pub fn run(
+    config: BootConfig,
+    gofer: OwnedFd,
+    control: Option<OwnedFd>,
+) -> Result<SandboxExit, String> {
+    run_inner(config, gofer, control.map(control::Server::new))
+}
+
+fn run_inner(
+    config: BootConfig,
+    gofer: OwnedFd,
+    control: Option<control::Server>,
+) -> Result<SandboxExit, String> {
+    let fail = |e: String| {
+        if let Some(c) = &control {
+            c.failed(&e);
+        }
+        e
+    };
     let platform = platform::by_name(&config.platform)
-        .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
-    let client = gofer::Client::new(gofer).map_err(|e| format!("gofer: handshake failed: {e}"))?;
+        .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))
+        .map_err(fail)?;
+    let client = gofer::Client::new(gofer)
+        .map_err(|e| format!("gofer: handshake failed: {e}"))
+        .map_err(fail)?;
     // The overlay is not built yet, so the root is always read-only for now.
     let root_inode = GoferFs::mount(Arc::new(client), true)
-        .map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
+        .map_err(|e| format!("gofer: cannot attach the root: {e}"))
+        .map_err(fail)?;
     let root = Dentry::new_root(MaskedRoot::new(root_inode));
     let kernel = Kernel::new(
         platform,
@@ -55,15 +83,31 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         config.strace,
     );
 
-    let fds = stdio_table()?;
+    let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
-    confine::unshare_namespaces()?;
-    confine::install_sentry_filter()?;
+    confine::unshare_namespaces().map_err(fail)?;
+    confine::install_sentry_filter().map_err(fail)?;
     let proc_cfg = config.process.clone();
     let worker = std::thread::Builder::new()
         .name("task-1".into())
         .spawn(move || -> Result<ExitStatus, String> {
-            let mut task = start_init(kernel, root, fds, &proc_cfg)?;
+            let task = start_init(kernel, root, fds, &proc_cfg);
+            let mut task = match (task, control) {
+                (Ok(t), None) => t,
+                (Err(e), c) => {
+                    if let Some(c) = c {
+                        c.failed(&e);
+                    }
+                    return Err(e);
+                }
+                (Ok(t), Some(c)) => {
+                    let go = c.created()?;
+                    if go.recv() != Ok(control::Go::Start) {
+                        return Err("the runtime went away before start".into());
+                    }
+                    t
+                }
+            };
             Ok(task.run())
         })
         .map_err(|e| format!("cannot start the task thread: {e}"))?;
