@@ -1,7 +1,7 @@
 //! The OCI lifecycle against a real sandbox: create/start/state/kill/delete/list,
 //! the errors every bad request gets, and that nothing of a sandbox outlives it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
