@@ -247,6 +247,14 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
 fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     let network = g.sandbox_network()?;
     let b = bundle::load(&a.bundle)?;
+    if b.spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+    {
+        bail!("config.json: process.terminal: true needs a console socket, which rvisor run does not take; use create --console-socket, or set it to false");
+    }
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
     let mut hostname = b.hostname.clone().unwrap_or_default();

@@ -406,10 +406,7 @@ impl shim::Shim for Service {
                 .stderr(Stdio::null())
                 .status();
         }
-        let _ = shim::mount::umount_recursive(
-            Some(&format!("{bundle}/rootfs")),
-            libc::MNT_DETACH,
-        );
+        let _ = shim::mount::umount_recursive(Some(&format!("{bundle}/rootfs")), libc::MNT_DETACH);
         let mut r = DeleteResponse::new();
         r.exit_status = 128 + libc::SIGKILL as u32;
         r.exited_at = MessageField::some(now());
@@ -430,7 +427,11 @@ impl shim::Shim for Service {
 }
 
 impl shim::Task for Service {
-    fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> TtrpcResult<api::ConnectResponse> {
+    fn connect(
+        &self,
+        _: &TtrpcContext,
+        req: api::ConnectRequest,
+    ) -> TtrpcResult<api::ConnectResponse> {
         let pid = self.get(&req.id, |c| c.pid).unwrap_or(0);
         Ok(api::ConnectResponse {
             shim_pid: std::process::id(),
@@ -440,7 +441,11 @@ impl shim::Task for Service {
         })
     }
 
-    fn create(&self, _: &TtrpcContext, req: api::CreateTaskRequest) -> TtrpcResult<api::CreateTaskResponse> {
+    fn create(
+        &self,
+        _: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> TtrpcResult<api::CreateTaskResponse> {
         let id = req.id.clone();
         let bundle = req.bundle.clone();
         let rootfs = format!("{bundle}/rootfs");
@@ -603,9 +608,14 @@ impl shim::Task for Service {
 
     fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
         if !req.exec_id.is_empty() {
-            return Err(rpc_err(Code::NOT_FOUND, format!("exec {} not found", req.exec_id)));
+            return Err(rpc_err(
+                Code::NOT_FOUND,
+                format!("exec {} not found", req.exec_id),
+            ));
         }
-        let (bundle, stopped) = self.get(&req.id, |c| (c.bundle.clone(), c.status == api::Status::STOPPED))?;
+        let (bundle, stopped) = self.get(&req.id, |c| {
+            (c.bundle.clone(), c.status == api::Status::STOPPED)
+        })?;
         if stopped {
             return Err(rpc_err(Code::NOT_FOUND, "process already finished"));
         }
@@ -633,12 +643,20 @@ impl shim::Task for Service {
         })
     }
 
-    fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> TtrpcResult<api::DeleteResponse> {
+    fn delete(
+        &self,
+        _: &TtrpcContext,
+        req: api::DeleteRequest,
+    ) -> TtrpcResult<api::DeleteResponse> {
         if !req.exec_id.is_empty() {
-            return Err(rpc_err(Code::NOT_FOUND, format!("exec {} not found", req.exec_id)));
+            return Err(rpc_err(
+                Code::NOT_FOUND,
+                format!("exec {} not found", req.exec_id),
+            ));
         }
-        let (bundle, pid, mounted, exit) =
-            self.get(&req.id, |c| (c.bundle.clone(), c.pid, c.rootfs_mounted, c.exit.clone()))?;
+        let (bundle, pid, mounted, exit) = self.get(&req.id, |c| {
+            (c.bundle.clone(), c.pid, c.rootfs_mounted, c.exit.clone())
+        })?;
         self.run(self.rvisor(&bundle, &["delete", "--force", &req.id])?)?;
         // A force-deleted container's supervisor exit arrives through the monitor.
         let (status, at) = {
@@ -651,9 +669,13 @@ impl shim::Task for Service {
             g.status.clone().unwrap_or((128 + 9, now()))
         };
         if mounted {
-            let _ = shim::mount::umount_recursive(Some(&format!("{bundle}/rootfs")), libc::MNT_DETACH);
+            let _ =
+                shim::mount::umount_recursive(Some(&format!("{bundle}/rootfs")), libc::MNT_DETACH);
         }
-        self.containers.lock().map_err(|_| internal("lock"))?.remove(&req.id);
+        self.containers
+            .lock()
+            .map_err(|_| internal("lock"))?
+            .remove(&req.id);
         self.publish(Box::new(TaskDelete {
             container_id: req.id.clone(),
             id: req.id.clone(),
@@ -716,7 +738,10 @@ impl shim::Task for Service {
     fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
         let console = self.get(&req.id, |c| c.console.clone())?;
         let Some(m) = console else {
-            return Err(rpc_err(Code::FAILED_PRECONDITION, "container has no terminal"));
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                "container has no terminal",
+            ));
         };
         let ws = rustix::termios::Winsize {
             ws_row: req.height as u16,
@@ -738,11 +763,17 @@ impl shim::Task for Service {
     }
 
     fn update(&self, _: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(rpc_err(Code::UNIMPLEMENTED, "update: rvisor has no cgroup limits to update yet"))
+        Err(rpc_err(
+            Code::UNIMPLEMENTED,
+            "update: rvisor has no cgroup limits to update yet",
+        ))
     }
 
     fn stats(&self, _: &TtrpcContext, _req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
-        Err(rpc_err(Code::UNIMPLEMENTED, "stats: rvisor does not report cgroup statistics yet"))
+        Err(rpc_err(
+            Code::UNIMPLEMENTED,
+            "stats: rvisor does not report cgroup statistics yet",
+        ))
     }
 
     fn shutdown(&self, _: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
@@ -795,8 +826,17 @@ impl Service {
             .and_then(|t| {
                 t.lines()
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                    .filter(|v| v["level"] == "ERROR")
-                    .filter_map(|v| v["fields"]["message"].as_str().map(str::to_string))
+                    .filter(|v| {
+                        v["level"]
+                            .as_str()
+                            .is_some_and(|l| l.eq_ignore_ascii_case("error"))
+                    })
+                    .filter_map(|v| {
+                        v.get("msg")
+                            .or_else(|| v.get("message"))
+                            .and_then(|m| m.as_str())
+                            .map(str::to_string)
+                    })
                     .last()
             })
             .unwrap_or_else(|| format!("rvisor create failed with status {code}"));

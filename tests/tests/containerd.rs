@@ -275,7 +275,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 continue;
             };
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(&me) && (cmd.contains("rvisor") || cmd.contains("shim")) {
+            let argv0 = cmd.split(' ').next().unwrap_or("");
+            let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
+            if ours && cmd.contains(&me) {
                 out.push(format!("{name}: {cmd}"));
             }
         }
