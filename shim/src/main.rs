@@ -825,6 +825,7 @@ impl Service {
             .ok()
             .and_then(|t| {
                 t.lines()
+                    .rev()
                     .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                     .filter(|v| {
                         v["level"]
@@ -837,7 +838,7 @@ impl Service {
                             .and_then(|m| m.as_str())
                             .map(str::to_string)
                     })
-                    .last()
+                    .next()
             })
             .unwrap_or_else(|| format!("rvisor create failed with status {code}"));
         Err(rpc_err(Code::UNKNOWN, msg))
