@@ -756,6 +756,6 @@ mod tests {
     #[test]
     fn table_pads_like_runc() {
         let t = table(["ID", "PID"], &[["abc".into(), "1".into()]]);
-        assert_eq!(t, "ID     PID\nabc    1\n");
+        assert_eq!(t, "ID    PID\nabc   1\n");
     }
 }

@@ -138,7 +138,11 @@ impl Containerd {
         std::fs::create_dir_all(dir.join("bin")).unwrap();
         let rvisor = rvisor_bin();
         let shim = rvisor.with_file_name("containerd-shim-rvisor-v1");
-        assert!(rvisor.exists(), "{} missing: build rvisor", rvisor.display());
+        assert!(
+            rvisor.exists(),
+            "{} missing: build rvisor",
+            rvisor.display()
+        );
         assert!(shim.exists(), "{} missing: build the shim", shim.display());
         std::os::unix::fs::symlink(&rvisor, dir.join("bin/rvisor")).unwrap();
         std::os::unix::fs::symlink(&shim, dir.join("bin/containerd-shim-rvisor-v1")).unwrap();
@@ -226,7 +230,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     fn run(&self, id: &str, args: &[&str]) -> Output {
-        let mut full = vec!["run", "--rm", "--snapshotter", "native", "--runtime", RUNTIME, IMAGE, id];
+        let mut full = vec![
+            "run",
+            "--rm",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+        ];
         full.extend(args);
         self.ctr(&full)
     }
@@ -255,7 +268,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// A detached container running `sleep`.
     fn run_detached(&self, id: &str) {
         self.ok(&[
-            "run", "-d", "--snapshotter", "native", "--runtime", RUNTIME, IMAGE, id, "/bin/sleep",
+            "run",
+            "-d",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
             "60",
         ]);
         self.wait_task(id, "RUNNING");
@@ -333,10 +354,21 @@ fn containerd_runs_rvisor_containers() {
 
     // The basic run: output through containerd's FIFOs and the exit status.
     let o = c.run("hello", &["/bin/echo", "hi"]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&o.stderr), c.log());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        c.log()
+    );
     assert_eq!(stdout(&o), "hi\n");
     let o = c.run("status", &["/bin/sh", "-c", "exit 7"]);
-    assert_eq!(o.status.code(), Some(7), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // A program that does not exist: a clean error, nothing left behind.
     let o = c.run("missing", &["/no/such/program"]);
@@ -363,7 +395,8 @@ fn containerd_runs_rvisor_containers() {
     let ev = events.wait_with_output().unwrap();
     let ev = stdout(&ev);
     assert!(
-        ev.lines().any(|l| l.contains("/tasks/exit") && l.contains("sleeper")),
+        ev.lines()
+            .any(|l| l.contains("/tasks/exit") && l.contains("sleeper")),
         "{ev}"
     );
 
@@ -404,8 +437,21 @@ fn containerd_exec_and_ps() {
     let c = Containerd::start("exec");
     c.import_image();
     c.run_detached("box");
-    let o = c.ctr(&["task", "exec", "--exec-id", "e1", "box", "/bin/echo", "from-exec"]);
-    assert_eq!(stdout(&o), "from-exec\n", "{}", String::from_utf8_lossy(&o.stderr));
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "box",
+        "/bin/echo",
+        "from-exec",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "from-exec\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let ps = c.ok(&["task", "ps", "box"]);
     assert!(ps.lines().count() >= 2, "{ps}");
     c.ok(&["task", "kill", "box"]);
