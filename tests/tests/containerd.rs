@@ -332,6 +332,15 @@ impl Drop for Containerd {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A shim containerd could not reach (a failed test) is killed here, by pid.
+        for p in self.stray() {
+            if let Some(pid) = p.split(':').next().and_then(|n| n.parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
         // Snapshots may still be bind-mounted if a shim died mid-way.
         let _ = Command::new("umount")
             .arg("-R")
