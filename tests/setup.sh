@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-required=(gcc libc6-dev busybox-static runsc)
+required=(gcc libc6-dev busybox-static runsc containerd)
 optional=(musl-tools)
 
 missing() {

@@ -30,7 +30,7 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "DIR")]
     pub debug_log: Option<PathBuf>,
 
-    /// State directory for containers started with `run`.
+    /// State directory of containers (one subdirectory per id).
     #[arg(long, value_name = "DIR", default_value = "/var/run/rvisor")]
     pub root: PathBuf,
 
@@ -55,6 +55,10 @@ pub struct GlobalOpts {
     /// Log at debug level.
     #[arg(long)]
     pub debug: bool,
+
+    /// Accepted for containerd's runc-style callers; cgroupsPath is taken as given.
+    #[arg(long)]
+    pub systemd_cgroup: bool,
 }
 
 impl GlobalOpts {
@@ -156,6 +160,29 @@ pub enum Command {
     Spec(SpecArgs),
     /// Create and run a container from an OCI bundle, in the foreground.
     Run(RunArgs),
+    /// Create a container: the sandbox runs, its first process held until `start`.
+    Create(CreateArgs),
+    /// Start a created container's first process.
+    Start(IdArg),
+    /// Print a container's OCI state as JSON.
+    State(IdArg),
+    /// Send a signal to a container (default SIGTERM).
+    Kill(KillArgs),
+    /// Remove a container's state (stopped or created; --force kills a running one).
+    Delete(DeleteArgs),
+    /// List the containers under --root.
+    List(ListArgs),
+    /// List a container's processes.
+    Ps(PsArgs),
+    /// Run another process in a running container.
+    Exec(ExecArgs),
+    /// Freeze every process of a container.
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// Keeps a created sandbox (started by `create`).
+    #[command(hide = true)]
+    Supervise(SuperviseArgs),
     /// Runs the sentry (started by rvisor itself).
     #[command(hide = true)]
     Boot(BootArgs),
@@ -211,6 +238,10 @@ pub struct BootArgs {
     /// Inherited fd of the socket connected to the gofer.
     #[arg(long, value_name = "N")]
     pub gofer_fd: i32,
+    /// Inherited fd of the control channel (OCI create): hold the first process
+    /// until `start` arrives on it.
+    #[arg(long, value_name = "N")]
+    pub control_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]
@@ -230,5 +261,127 @@ pub struct GoferArgs {
     pub mounts: Vec<gofer::BindMount>,
     /// Container id (for log file names).
     #[arg(long, default_value = "gofer")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Bundle directory holding config.json.
+    #[arg(long, short, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the sandbox's pid (the container's OCI pid) here.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the terminal's master to (process.terminal).
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (the sandbox never pivots on the host).
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility (no host keyring is involved).
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Send to every process of the container.
+    #[arg(long, short)]
+    pub all: bool,
+    /// Container id.
+    pub id: String,
+    /// Signal name (KILL, SIGKILL) or number.
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first; succeed if it does not exist.
+    #[arg(long, short)]
+    pub force: bool,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Print only the ids.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// OCI process JSON file describing what to run.
+    #[arg(long, short, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Allocate a terminal.
+    #[arg(long, short)]
+    pub tty: bool,
+    /// Unix socket to send the terminal's master to.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the new process's pid here.
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Do not wait for the process.
+    #[arg(long, short)]
+    pub detach: bool,
+    /// Working directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Environment variable (repeatable).
+    #[arg(long, short, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// UID[:GID].
+    #[arg(long, short, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Container id.
+    pub id: String,
+    /// The command and its arguments (without --process).
+    #[arg(trailing_var_arg = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuperviseArgs {
+    /// Canonical bundle directory.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Inherited pipe to report `ok` or the error to `create`.
+    #[arg(long, value_name = "N")]
+    pub ready_fd: i32,
+    /// Where to send the terminal.
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Container id.
+    #[arg(long)]
     pub id: String,
 }

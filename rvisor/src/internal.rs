@@ -66,6 +66,10 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
     die_with_parent()?;
     let config_fd = adopt_fd(args.config_fd, "--config-fd")?;
     let gofer = adopt_fd(args.gofer_fd, "--gofer-fd")?;
+    let control = match args.control_fd {
+        Some(n) => Some(adopt_fd(n, "--control-fd")?),
+        None => None,
+    };
     let mut text = String::new();
     std::fs::File::from(config_fd)
         .read_to_string(&mut text)
@@ -74,14 +78,19 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         serde_json::from_str(&text).context("--config-fd: invalid boot config")?;
     logging::init(Role::Boot, &config.id, g, config.strace)?;
     tracing::info!(id = %config.id, platform = %config.platform, "booting sandbox");
-    match sentry::boot::run(config, gofer) {
+    // With a control channel the sentry reports setup failures there, and the
+    // runtime prints them; stderr is the container's.
+    let quiet = control.is_some();
+    match sentry::boot::run(config, gofer, control) {
         Ok(exit) => {
             tracing::info!(?exit, "sandbox exited");
             Ok(exit.shell_status())
         }
         Err(e) => {
             tracing::error!(target: logging::FAILURE_TARGET, "sentry setup failed: {e}");
-            crate::print_err(&format!("rvisor boot: {e}"));
+            if !quiet {
+                crate::print_err(&format!("rvisor boot: {e}"));
+            }
             Ok(BOOT_SETUP_FAILED)
         }
     }

@@ -33,6 +33,8 @@ pub enum Role {
     Cli,
     Boot,
     Gofer,
+    /// The long-lived parent of a created sandbox's boot and gofer.
+    Supervisor,
 }
 
 impl Role {
@@ -41,6 +43,7 @@ impl Role {
             Role::Cli => "cli",
             Role::Boot => "boot",
             Role::Gofer => "gofer",
+            Role::Supervisor => "supervisor",
         }
     }
 }

@@ -7,7 +7,9 @@
 
 mod bundle;
 mod cli;
+mod console;
 mod internal;
+mod lifecycle;
 mod logging;
 mod sandbox;
 mod state;
@@ -57,7 +59,7 @@ pub fn print_err(line: &str) {
     let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.lines().map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
@@ -75,12 +77,40 @@ fn dispatch(cli: &Cli) -> Result<i32> {
             logging::init(Role::Cli, &id, g, false)?;
             run_do(g, a, id)
         }
+        Command::Create(a) => {
+            state::check_id(&a.id)?;
+            logging::init(Role::Cli, &a.id, g, false)?;
+            lifecycle::create(g, a)
+        }
+        Command::Supervise(a) => lifecycle::supervise(g, a),
+        Command::Start(a) => cli_for(g, &a.id).and_then(|()| lifecycle::start(g, a)),
+        Command::State(a) => cli_for(g, &a.id).and_then(|()| lifecycle::state_cmd(g, a)),
+        Command::Kill(a) => cli_for(g, &a.id).and_then(|()| lifecycle::kill_cmd(g, a)),
+        Command::Delete(a) => cli_for(g, &a.id).and_then(|()| lifecycle::delete(g, a)),
+        Command::Ps(a) => cli_for(g, &a.id).and_then(|()| lifecycle::ps(g, a)),
+        Command::Exec(a) => cli_for(g, &a.id).and_then(|()| lifecycle::exec(g, a)),
+        Command::Pause(a) => {
+            cli_for(g, &a.id).and_then(|()| lifecycle::pause_resume(g, a, "pause"))
+        }
+        Command::Resume(a) => {
+            cli_for(g, &a.id).and_then(|()| lifecycle::pause_resume(g, a, "resume"))
+        }
+        Command::List(a) => {
+            logging::init(Role::Cli, "list", g, false)?;
+            lifecycle::list(g, a)
+        }
         Command::Run(a) => {
             state::check_id(&a.id)?;
             logging::init(Role::Cli, &a.id, g, false)?;
             run_bundle(g, a)
         }
     }
+}
+
+/// Checks the id and sets up this command's logging.
+fn cli_for(g: &GlobalOpts, id: &str) -> Result<()> {
+    state::check_id(id)?;
+    logging::init(Role::Cli, id, g, false)
 }
 
 fn spec(a: &SpecArgs) -> Result<()> {
@@ -100,7 +130,7 @@ fn spec(a: &SpecArgs) -> Result<()> {
     Ok(())
 }
 
-fn parse_user(s: &str) -> Result<(u32, u32)> {
+pub fn parse_user(s: &str) -> Result<(u32, u32)> {
     let bad = || anyhow::anyhow!("--user: expected UID[:GID] as numbers, got {s:?}");
     let (u, g) = match s.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -211,13 +241,23 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         config,
         rootfs: &rootfs,
         readonly: host_root,
+        control: None,
+        stdio: None,
     };
-    sandbox::run(g, launch, &mut |_| Ok(()))
+    sandbox::run(g, launch, &mut |_| Ok(()), None)
 }
 
 fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     let network = g.sandbox_network()?;
     let b = bundle::load(&a.bundle)?;
+    if b.spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+    {
+        bail!("config.json: process.terminal: true needs a console socket, which rvisor run does not take; use create --console-socket, or set it to false");
+    }
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
     let mut hostname = b.hostname.clone().unwrap_or_default();
@@ -240,8 +280,10 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         config,
         rootfs: &b.rootfs,
         readonly: b.readonly,
+        control: None,
+        stdio: None,
     };
-    let result = sandbox::run(g, launch, &mut |pid| st.set_running(pid));
+    let result = sandbox::run(g, launch, &mut |pid| st.set_running(pid), None);
     drop(st);
     result
 }

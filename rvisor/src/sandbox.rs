@@ -44,6 +44,19 @@ pub struct Launch<'a> {
     pub config: BootConfig,
     pub rootfs: &'a Path,
     pub readonly: bool,
+    /// The sentry's end of the control channel (OCI create): boot holds the first
+    /// process until `start`.
+    pub control: Option<OwnedFd>,
+    /// The application's stdin, stdout and stderr (a terminal's slave); else the
+    /// CLI's own.
+    pub stdio: Option<OwnedFd>,
+}
+
+/// Requests served while boot runs: `handle` is called (with boot's pid) whenever
+/// `fd` is readable.
+pub struct Service<'a> {
+    pub fd: std::os::fd::BorrowedFd<'a>,
+    pub handle: &'a mut dyn FnMut(Pid),
 }
 
 /// Called with boot's pid once it runs (to record container state).
@@ -61,7 +74,7 @@ fn set_inheritable(fd: &OwnedFd, inherit: bool) -> Result<()> {
 
 /// Spawns `cmd` with `fds` (normally close-on-exec) inherited by it alone. The CLI
 /// is single-threaded here, so no other spawn can see the flags cleared.
-fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd], what: &str) -> Result<Child> {
+pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd], what: &str) -> Result<Child> {
     for fd in fds {
         set_inheritable(fd, true)?;
     }
@@ -94,7 +107,12 @@ fn status_code(s: WaitStatus) -> Option<i32> {
 }
 
 /// Runs the sandbox to completion and returns the exit status for the CLI.
-pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<i32> {
+pub fn run(
+    g: &GlobalOpts,
+    launch: Launch<'_>,
+    on_start: OnStart<'_>,
+    service: Option<Service<'_>>,
+) -> Result<i32> {
     let (gofer_end, sentry_end) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -142,7 +160,23 @@ pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<
         OsString::from(format!("--config-fd={}", config_fd.as_raw_fd())),
         OsString::from(format!("--gofer-fd={}", sentry_end.as_raw_fd())),
     ]);
-    let boot = match spawn_with_fds(&mut boot_cmd, &[&config_fd, &sentry_end], "boot") {
+    let mut inherit = vec![&config_fd, &sentry_end];
+    if let Some(c) = &launch.control {
+        boot_cmd.arg(format!("--control-fd={}", c.as_raw_fd()));
+        inherit.push(c);
+    }
+    if let Some(t) = &launch.stdio {
+        let dup = |what| {
+            t.try_clone()
+                .map(Stdio::from)
+                .with_context(|| format!("dup terminal for {what}"))
+        };
+        boot_cmd
+            .stdin(dup("stdin")?)
+            .stdout(dup("stdout")?)
+            .stderr(dup("stderr")?);
+    }
+    let boot = match spawn_with_fds(&mut boot_cmd, &inherit, "boot") {
         Ok(b) => b,
         Err(e) => {
             let _ = gofer.kill();
@@ -152,6 +186,8 @@ pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<
     };
     drop(sentry_end);
     drop(config_fd);
+    drop(launch.control);
+    drop(launch.stdio);
     tracing::info!(pid = boot.id(), "boot started");
 
     let mut waiter = Waiter {
@@ -162,11 +198,11 @@ pub fn run(g: &GlobalOpts, launch: Launch<'_>, on_start: OnStart<'_>) -> Result<
     };
     if let Err(e) = on_start(boot.id()) {
         let _ = kill(waiter.boot, Signal::SIGKILL);
-        let _ = waiter.wait_boot();
+        let _ = waiter.wait_boot(None);
         waiter.finish_gofer();
         return Err(e);
     }
-    let status = waiter.wait_boot();
+    let status = waiter.wait_boot(service);
     waiter.finish_gofer();
     status
 }
@@ -191,7 +227,7 @@ impl Waiter {
     }
 
     /// Handles pending signals; returns once boot has exited.
-    fn wait_boot(&mut self) -> Result<i32> {
+    fn wait_boot(&mut self, mut service: Option<Service<'_>>) -> Result<i32> {
         loop {
             match waitpid(self.boot, Some(WaitPidFlag::WNOHANG)) {
                 Ok(s) => {
@@ -204,10 +240,20 @@ impl Waiter {
                 Err(e) => return Err(e).context("waitpid(boot)"),
             }
             self.reap_gofer();
-            let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(s) = &service {
+                fds.push(PollFd::new(s.fd, PollFlags::POLLIN));
+            }
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).context("poll"),
+            }
+            let ready = fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+            if let (true, Some(s)) = (ready, service.as_mut()) {
+                (s.handle)(self.boot);
             }
             while let Ok(Some(info)) = self.sfd.read_signal() {
                 let signo = info.ssi_signo as i32;

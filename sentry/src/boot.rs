@@ -6,6 +6,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
+use crate::control;
 use crate::fs::host::HostStream;
 use crate::fs::memfile::MemoryFile;
 use crate::fs::tmpfs::Tmpfs;
@@ -41,11 +42,41 @@ impl SandboxExit {
 /// Runs a sandbox. `gofer` is the connected socket to this sandbox's gofer; the
 /// caller's fds 0, 1 and 2 become the application's stdio. Errors are setup failures
 /// (bad config, platform unavailable, program not found), each naming what failed.
-pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
+///
+/// With a `control` socket (OCI `create`), the first process is loaded and then held
+/// before its first instruction until the runtime sends `start` (see [`control`]);
+/// setup failures are also reported there, and if the runtime hangs up before
+/// `start` the process never runs.
+pub fn run(
+    config: BootConfig,
+    gofer: OwnedFd,
+    control: Option<OwnedFd>,
+) -> Result<SandboxExit, String> {
+    run_inner(config, gofer, control.map(control::Server::new))
+}
+
+fn run_inner(
+    config: BootConfig,
+    gofer: OwnedFd,
+    control: Option<control::Server>,
+) -> Result<SandboxExit, String> {
+    let control_failed = control.as_ref().map(|c| c.failure_reporter());
+    let report = |m: &str| {
+        if let Some(r) = &control_failed {
+            r(m);
+        }
+    };
+    let fail = |e: String| {
+        report(&e);
+        e
+    };
     let platform = platform::by_name(&config.platform)
-        .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))?;
-    let client = gofer::Client::new(gofer).map_err(|e| format!("gofer: handshake failed: {e}"))?;
-    let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client))?;
+        .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))
+        .map_err(fail)?;
+    let client = gofer::Client::new(gofer)
+        .map_err(|e| format!("gofer: handshake failed: {e}"))
+        .map_err(fail)?;
+    let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client)).map_err(fail)?;
     let readonly_root = config.readonly_rootfs;
     let root = Dentry::mount_root(
         root_inode,
@@ -66,24 +97,37 @@ pub fn run(config: BootConfig, gofer: OwnedFd) -> Result<SandboxExit, String> {
         &fs_constructors(&kernel),
     )?;
 
-    let fds = stdio_table()?;
+    let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
-    confine::unshare_namespaces()?;
-    confine::isolate_filesystem()?;
-    confine::install_sentry_filter()?;
+    confine::unshare_namespaces().map_err(fail)?;
+    confine::isolate_filesystem().map_err(fail)?;
+    confine::install_sentry_filter().map_err(fail)?;
 
-    let spec = init_spec(&root, fds, &config.process)?;
+    let mut spec = init_spec(&root, fds, &config.process).map_err(fail)?;
+    if let Some(c) = control {
+        // OCI create: the first process is loaded, then held until `start`.
+        let k = Arc::downgrade(&kernel);
+        spec.gate = Some(Box::new(move || match c.created(k) {
+            Ok(go) => go.recv() == Ok(control::Go::Start),
+            Err(e) => {
+                tracing::warn!("control channel: {e}");
+                false
+            }
+        }));
+    }
     match spawn::start_process(&kernel, spec) {
         Ok(_) => {}
         Err(StartError::NotFound(m)) => {
+            report(&m);
             eprintln!("rvisor: {m}");
             return Ok(SandboxExit::Exited(127));
         }
         Err(StartError::NotExecutable(m)) => {
+            report(&m);
             eprintln!("rvisor: {m}");
             return Ok(SandboxExit::Exited(126));
         }
-        Err(StartError::Setup(m)) => return Err(m),
+        Err(StartError::Setup(m)) => return Err(fail(m)),
     }
     let status = spawn::wait_for_init(&kernel);
     kernel.timers.stop();
@@ -184,5 +228,6 @@ fn init_spec(
         limits,
         fds,
         parent: 0,
+        gate: None,
     })
 }

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod config;
+pub mod control;
 pub mod errno;
 pub mod fs;
 pub mod kernel;

@@ -148,6 +148,8 @@ impl FutexTable {
     /// `FUTEX_REQUEUE` / `FUTEX_CMP_REQUEUE`: wakes `n_wake` waiters of `from` and
     /// moves up to `n_move` of the rest to `to`. With `expect`, the word at `from` must
     /// still hold that value (`EAGAIN` otherwise).
+    // The arguments mirror futex(2)'s own (two words, two counts, the expected value).
+    #[allow(clippy::too_many_arguments)]
     pub fn requeue(
         &self,
         space: &dyn AddressSpace,

@@ -32,6 +32,9 @@ pub struct ProcessSpec {
     pub fds: FdTable,
     /// Parent process (0 for init).
     pub parent: i32,
+    /// Runs on the new task's thread after the image is loaded and before its first
+    /// instruction; `false` abandons the process (OCI create without start).
+    pub gate: Option<Box<dyn FnOnce() -> bool + Send>>,
 }
 
 /// Why a process could not start.
@@ -89,6 +92,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                 limits,
                 fds,
                 parent,
+                gate,
             } = spec;
             let path = match exec::lookup_path(
                 &fs,
@@ -189,6 +193,12 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                 },
             );
             let _ = tx.send(Ok(tgid));
+            if let Some(gate) = gate {
+                if !gate() {
+                    task.abandon();
+                    return;
+                }
+            }
             task.run();
         });
     if let Err(e) = spawned {

@@ -318,6 +318,17 @@ impl Task {
         }
     }
 
+    /// Ends a task that never ran (OCI create followed by delete): it exits as if
+    /// killed, leaving nothing behind.
+    pub fn abandon(self) {
+        let st = ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        };
+        process::kill_group(&self.tg, st);
+        self.exit_thread(st);
+    }
+
     /// Runs the task until it exits, then tears it down.
     pub fn run(mut self) {
         process::set_current(self.tgid, self.tid);

@@ -1,0 +1,764 @@
+//! The OCI create/start split and the commands that act on an existing container.
+//!
+//! `create` claims `ROOT/<id>`, validates the bundle and spawns the *supervisor*
+//! (hidden subcommand `supervise`): a long-lived process, in its own process group,
+//! that is the parent of the sandbox's gofer and boot (both die with it). Its pid is
+//! the container's OCI pid and it exits with the container's status, so a shim that
+//! reaps it (as a subreaper) learns how the container ended. The supervisor:
+//! - gives boot the sentry's end of the control channel (see `sentry::control`) and
+//!   waits for `created`, runs the createRuntime/prestart/createContainer hooks, writes
+//!   the state `created` and tells `create` through an inherited pipe;
+//! - serves `ROOT/<id>/control.sock`: one JSON request line, one JSON reply line,
+//!   relayed to the sentry, except what it carries out on the host itself (SIGKILL:
+//!   it kills boot; `start` also runs the startContainer and poststart hooks);
+//! - writes `stopped` and the exit status when boot exits.
+//!
+//! `delete` removes the directory (killing the supervisor first with --force) and runs
+//! the poststop hooks.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use oci_spec::runtime::{Hook, Spec};
+use sentry::config::{BootConfig, ProcessConfig};
+use sentry::control::{self, Event, Reply, Request};
+
+use crate::cli::{
+    CreateArgs, DeleteArgs, ExecArgs, GlobalOpts, IdArg, KillArgs, ListArgs, OutputFormat, PsArgs,
+    SuperviseArgs,
+};
+use crate::state::{self, Record};
+use crate::{bundle, console, internal, sandbox};
+
+/// Name of the supervisor's socket in the container's state directory.
+const CONTROL_SOCK: &str = "control.sock";
+/// How long a CLI request may take to arrive or be answered.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `delete --force` waits for a killed sandbox to go.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The OCI runtime spec version the state documents follow.
+const OCI_VERSION: &str = "1.0.2";
+
+fn spec_error(e: bundle::SpecError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+// ---- create ----
+
+pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
+    let dir = state::claim(&g.root, &a.id)?;
+    let r = create_claimed(g, a);
+    if r.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    r
+}
+
+fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
+    g.sandbox_network()?;
+    let bundle_dir = std::fs::canonicalize(&a.bundle)
+        .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
+    // Validated here too so a bad bundle fails before any process starts.
+    let b = bundle::load(&bundle_dir).map_err(spec_error)?;
+    let terminal = b
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && a.console_socket.is_none() {
+        bail!("process.terminal is true but no --console-socket was given");
+    }
+    if !terminal && a.console_socket.is_some() {
+        bail!("--console-socket given but process.terminal is false");
+    }
+
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for create")?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("rvisor")
+        .args(g.forwarded())
+        .arg("--root")
+        .arg(&g.root)
+        .arg("supervise")
+        .arg("--bundle")
+        .arg(&bundle_dir)
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg("--id")
+        .arg(&a.id)
+        // Out of the caller's process group, so a terminal's ^C to `create` does not
+        // take the sandbox with it.
+        .process_group(0);
+    if let Some(cs) = &a.console_socket {
+        cmd.arg("--console-socket").arg(cs);
+    }
+    let mut child = sandbox::spawn_with_fds(&mut cmd, &[&ready_w], "supervisor")?;
+    drop(ready_w);
+    let mut answer = String::new();
+    let _ = File::from(ready_r).read_to_string(&mut answer);
+    let answer = answer.trim();
+    if answer != "ok" {
+        // The supervisor exits right after reporting; reap it so nothing is left.
+        let _ = child.wait();
+        if answer.is_empty() {
+            bail!("the sandbox supervisor exited during create");
+        }
+        bail!("{answer}");
+    }
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, child.id())?;
+    }
+    Ok(0)
+}
+
+fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
+    let tmp = path.with_extension("rvisor-tmp");
+    std::fs::write(&tmp, pid.to_string())
+        .map_err(|e| anyhow!("--pid-file {}: {}", path.display(), bundle::io_msg(&e)))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow!("--pid-file {}: {}", path.display(), bundle::io_msg(&e)))
+}
+
+// ---- the supervisor ----
+
+pub fn supervise(g: &GlobalOpts, a: &SuperviseArgs) -> Result<i32> {
+    let ready = File::from(internal::adopt_fd(a.ready_fd, "--ready-fd")?);
+    crate::logging::init(crate::logging::Role::Supervisor, &a.id, g, false)?;
+    let mut ready = Some(ready);
+    let r = supervise_inner(g, a, &mut ready);
+    if let Err(e) = &r {
+        // Files only: the caller prints the one line.
+        tracing::error!(target: crate::logging::FAILURE_TARGET, "{e:#}");
+        if let Some(mut f) = ready.take() {
+            let _ = writeln!(f, "{}", crate::one_line(&format!("{e:#}")));
+            // create reports it; this process stays quiet.
+            return Ok(1);
+        }
+    }
+    r
+}
+
+fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) -> Result<i32> {
+    let dir = state::dir_of(&g.root, &a.id)?;
+    nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+    let b = bundle::load(&a.bundle).map_err(spec_error)?;
+    let me = std::process::id();
+    let rec = RefCell::new(Record {
+        oci_version: OCI_VERSION.into(),
+        id: a.id.clone(),
+        status: "creating".into(),
+        pid: i64::from(me),
+        bundle: a.bundle.clone(),
+        rootfs: b.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: String::new(),
+        annotations: b
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        start_time: state::start_time_of(i64::from(me)).unwrap_or(0),
+        exit_status: None,
+    });
+    state::store(&dir, &rec.borrow())?;
+
+    let stdio = match &a.console_socket {
+        Some(cs) => Some(console::send_new_pty(cs)?),
+        None => None,
+    };
+    let (ours, sentry_end): (OwnedFd, OwnedFd) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the control channel")?;
+    let sock_path = dir.join(CONTROL_SOCK);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener =
+        UnixListener::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
+    listener.set_nonblocking(true).context("listener")?;
+
+    let mut hostname = b.hostname.clone().unwrap_or_default();
+    if hostname.is_empty() {
+        hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
+    }
+    let network = g.sandbox_network()?;
+    let config = BootConfig {
+        id: a.id.clone(),
+        platform: g.platform.name(),
+        strace: g.strace,
+        hostname,
+        process: b.process.clone(),
+        overlay: g.overlay.name(),
+        network: network.name(),
+        readonly_rootfs: b.readonly,
+        // The container gets the default mounts (/proc, /dev, /dev/pts, /dev/shm,
+        // /sys); the spec's own mounts are not translated yet.
+        mounts: Vec::new(),
+    };
+    let launch = sandbox::Launch {
+        config,
+        rootfs: &b.rootfs,
+        readonly: b.readonly,
+        control: Some(sentry_end),
+        stdio,
+    };
+    let hooks = b.spec.hooks().clone().unwrap_or_default();
+
+    let mut on_start = |_boot: u32| -> Result<()> {
+        match control::recv::<Event>(&ours) {
+            Ok(Some(Event::Created)) => {}
+            Ok(Some(Event::Failed { msg })) => bail!("{msg}"),
+            Ok(None) => bail!("the sentry exited during setup"),
+            Err(e) => bail!("control channel: {e}"),
+        }
+        {
+            let r = rec.borrow();
+            let st = r.oci_json();
+            run_hooks(hooks.create_runtime(), &st, "createRuntime")?;
+            run_hooks(hooks.prestart(), &st, "prestart")?;
+            run_hooks(hooks.create_container(), &st, "createContainer")?;
+        }
+        rec.borrow_mut().status = "created".into();
+        state::store(&dir, &rec.borrow())?;
+        if let Some(mut f) = ready.take() {
+            writeln!(f, "ok").context("tell create")?;
+        }
+        tracing::info!("container created");
+        Ok(())
+    };
+    let mut handle = |boot: Pid| {
+        serve_one(&listener, |req| {
+            let mut r = rec.borrow_mut();
+            on_request(req, &ours, boot, &dir, &mut r, &hooks)
+        })
+    };
+    let service = sandbox::Service {
+        fd: listener.as_fd(),
+        handle: &mut handle,
+    };
+    let result = sandbox::run(g, launch, &mut on_start, Some(service));
+    let _ = std::fs::remove_file(&sock_path);
+    reap_orphans();
+    let status = result?;
+    let mut r = rec.borrow_mut();
+    r.status = "stopped".into();
+    r.exit_status = Some(status);
+    // The directory is gone if a `delete --force` raced us; nothing left to record.
+    if dir.exists() {
+        let _ = state::store(&dir, &r);
+    }
+    tracing::info!(status, "container stopped");
+    Ok(status)
+}
+
+/// The supervisor is the sandbox's subreaper: stub processes orphaned when the
+/// sentry dies come here (and die of their parent-death signal), so reap them
+/// rather than leave zombies for whatever init the host has.
+fn reap_orphans() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {
+                if Instant::now() > deadline {
+                    tracing::warn!("sandbox processes still running after the sentry exited");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// Accepts one CLI connection and answers its single request.
+fn serve_one(listener: &UnixListener, mut answer: impl FnMut(Request) -> Reply) {
+    let Ok((stream, _)) = listener.accept() else {
+        return;
+    };
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
+    let mut line = String::new();
+    let reader = BufReader::new(&stream);
+    let reply = match reader
+        .take(control::MAX_MESSAGE as u64)
+        .read_line(&mut line)
+    {
+        Err(e) => Reply::Error {
+            msg: format!("read request: {e}"),
+        },
+        Ok(_) => match serde_json::from_str::<Request>(&line) {
+            Ok(req) => answer(req),
+            Err(e) => Reply::Error {
+                msg: format!("malformed request: {e}"),
+            },
+        },
+    };
+    let mut text = serde_json::to_string(&reply).unwrap_or_default();
+    text.push('\n');
+    let _ = (&stream).write_all(text.as_bytes());
+}
+
+fn relay(ours: &OwnedFd, req: &Request) -> Reply {
+    if let Err(msg) = control::send(ours, req) {
+        return Reply::Error { msg };
+    }
+    match control::recv::<Reply>(ours) {
+        Ok(Some(r)) => r,
+        Ok(None) => Reply::Error {
+            msg: "the sentry has exited".into(),
+        },
+        Err(msg) => Reply::Error { msg },
+    }
+}
+
+fn on_request(
+    req: Request,
+    ours: &OwnedFd,
+    boot: Pid,
+    dir: &Path,
+    rec: &mut Record,
+    hooks: &oci_spec::runtime::Hooks,
+) -> Reply {
+    let err = |msg: String| Reply::Error { msg };
+    match req {
+        Request::Start => {
+            if rec.status != "created" {
+                return err(format!("container is {}, not created", rec.status));
+            }
+            if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
+                return err(format!("{e:#}"));
+            }
+            let reply = relay(ours, &Request::Start);
+            if reply == Reply::Ok {
+                rec.status = "running".into();
+                let _ = state::store(dir, rec);
+                if let Err(e) = run_hooks(hooks.poststart(), &rec.oci_json(), "poststart") {
+                    tracing::warn!("{e:#}");
+                }
+            }
+            reply
+        }
+        // The whole sandbox belongs to its init: SIGKILL ends it on the host side,
+        // which works whatever the sentry is doing.
+        Request::Signal { signo, .. } if signo == libc::SIGKILL => {
+            match kill(boot, Signal::SIGKILL) {
+                Ok(()) => Reply::Ok,
+                Err(e) => err(format!("kill: {e}")),
+            }
+        }
+        other => relay(ours, &other),
+    }
+}
+
+/// Runs OCI hooks in order; each gets the state document on stdin.
+fn run_hooks(hooks: &Option<Vec<Hook>>, st: &state::OciState<'_>, what: &str) -> Result<()> {
+    for h in hooks.iter().flatten() {
+        run_hook(h, st).with_context(|| format!("{what} hook {}", h.path().display()))?;
+    }
+    Ok(())
+}
+
+fn run_hook(h: &Hook, st: &state::OciState<'_>) -> Result<()> {
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args() {
+        if let Some(a0) = args.first() {
+            cmd.arg0(a0);
+        }
+        cmd.args(args.iter().skip(1));
+    }
+    cmd.env_clear();
+    for e in h.env().iter().flatten() {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| anyhow!("{}", bundle::io_msg(&e)))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error.
+        let _ = stdin.write_all(serde_json::to_string(st).unwrap_or_default().as_bytes());
+    }
+    let deadline = h
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    loop {
+        if let Some(s) = child.try_wait().context("wait")? {
+            if s.success() {
+                return Ok(());
+            }
+            bail!("failed: {s}");
+        }
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("timed out");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---- commands talking to a supervisor ----
+
+fn request(g: &GlobalOpts, id: &str, req: &Request) -> Result<Reply> {
+    let path = state::dir_of(&g.root, id)?.join(CONTROL_SOCK);
+    let stream =
+        UnixStream::connect(&path).map_err(|_| anyhow!("container {id:?} is not running"))?;
+    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+    let mut text = serde_json::to_string(req).context("encode request")?;
+    text.push('\n');
+    (&stream)
+        .write_all(text.as_bytes())
+        .with_context(|| format!("container {id:?}: send request"))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .with_context(|| format!("container {id:?}: read reply"))?;
+    if line.is_empty() {
+        bail!("container {id:?}: the sandbox closed the connection");
+    }
+    serde_json::from_str(&line).with_context(|| format!("container {id:?}: bad reply"))
+}
+
+fn expect_ok(r: Reply) -> Result<()> {
+    match r {
+        Reply::Ok => Ok(()),
+        Reply::Error { msg } => bail!("{msg}"),
+        other => bail!("unexpected reply {other:?}"),
+    }
+}
+
+pub fn start(g: &GlobalOpts, a: &IdArg) -> Result<i32> {
+    let rec = state::load(&g.root, &a.id)?;
+    if rec.status != "created" {
+        bail!("cannot start container {:?}: it is {}", a.id, rec.status);
+    }
+    expect_ok(request(g, &a.id, &Request::Start)?).with_context(|| format!("start {:?}", a.id))?;
+    Ok(0)
+}
+
+pub fn state_cmd(g: &GlobalOpts, a: &IdArg) -> Result<i32> {
+    let rec = state::load(&g.root, &a.id)?;
+    let text = serde_json::to_string_pretty(&rec.oci_json()).context("encode state")?;
+    println!("{text}");
+    Ok(0)
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("invalid signal {s:?}");
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| anyhow!("invalid signal {s:?}"))
+}
+
+pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
+    let signo = parse_signal(&a.signal)?;
+    let rec = state::load(&g.root, &a.id)?;
+    if rec.status == "stopped" {
+        bail!("container {:?} is not running", a.id);
+    }
+    let req = Request::Signal {
+        container: a.id.clone(),
+        signo,
+        all: a.all,
+    };
+    expect_ok(request(g, &a.id, &req)?).with_context(|| format!("kill {:?}", a.id))?;
+    Ok(0)
+}
+
+pub fn delete(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
+    let rec = match state::load(&g.root, &a.id) {
+        Ok(r) => r,
+        Err(e) if a.force && e.to_string().contains("does not exist") => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let dir = state::dir_of(&g.root, &a.id)?;
+    match rec.status.as_str() {
+        "stopped" => {}
+        // Never started: nothing of the container has run yet, so it may go.
+        "created" | "creating" => kill_sandbox(&rec)?,
+        s if a.force => {
+            tracing::info!(status = s, "force-deleting");
+            kill_sandbox(&rec)?
+        }
+        s => bail!(
+            "cannot delete container {:?} that is {s}; stop it or use --force",
+            a.id
+        ),
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
+    // The bundle may be gone already; poststop hooks run when it is readable.
+    if let Ok(text) = std::fs::read_to_string(rec.bundle.join("config.json")) {
+        if let Ok(spec) = serde_json::from_str::<Spec>(&text) {
+            let mut st = rec.clone();
+            st.status = "stopped".into();
+            if let Some(h) = spec.hooks() {
+                if let Err(e) = run_hooks(h.poststop(), &st.oci_json(), "poststop") {
+                    tracing::warn!("{e:#}");
+                }
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// SIGKILLs the supervisor (its gofer and boot die with it) and waits until it is
+/// gone.
+fn kill_sandbox(rec: &Record) -> Result<()> {
+    if !state::process_alive(rec.pid, rec.start_time) {
+        return Ok(());
+    }
+    let pid = Pid::from_raw(i32::try_from(rec.pid).context("pid")?);
+    match kill(pid, Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(e) => bail!("kill the sandbox (pid {pid}): {e}"),
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    while state::process_alive(rec.pid, rec.start_time) {
+        if Instant::now() > deadline {
+            bail!("the sandbox (pid {pid}) did not exit after SIGKILL");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+pub fn list(g: &GlobalOpts, a: &ListArgs) -> Result<i32> {
+    let mut recs = Vec::new();
+    for id in state::ids(&g.root)? {
+        match state::load(&g.root, &id) {
+            Ok(r) => recs.push(r),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+    }
+    if a.quiet {
+        for r in &recs {
+            println!("{}", r.id);
+        }
+        return Ok(0);
+    }
+    match a.format {
+        OutputFormat::Json => {
+            let v: Vec<_> = recs.iter().map(Record::oci_json).collect();
+            println!("{}", serde_json::to_string(&v).context("encode")?);
+        }
+        OutputFormat::Table => {
+            let rows: Vec<[String; 6]> = recs
+                .iter()
+                .map(|r| {
+                    let pid = if r.status == "stopped" { 0 } else { r.pid };
+                    [
+                        r.id.clone(),
+                        pid.to_string(),
+                        r.status.clone(),
+                        r.bundle.display().to_string(),
+                        r.created.clone(),
+                        if r.owner.is_empty() {
+                            "root".into()
+                        } else {
+                            r.owner.clone()
+                        },
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table(["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], &rows)
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Columns padded like Go's tabwriter with padding 3, as runc prints them.
+fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) -> String {
+    let mut w = head.map(str::len);
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}", width = w[i] + 3));
+            }
+        }
+        s.push('\n');
+        s
+    };
+    let mut out = line(head.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
+    let rec = state::load(&g.root, &a.id)?;
+    if rec.status == "stopped" {
+        bail!("container {:?} is not running", a.id);
+    }
+    let req = Request::Ps {
+        container: a.id.clone(),
+    };
+    match request(g, &a.id, &req)? {
+        Reply::Pids { pids } => {
+            match a.format {
+                OutputFormat::Json => println!("{}", serde_json::to_string(&pids)?),
+                OutputFormat::Table => {
+                    println!("PID");
+                    for p in pids {
+                        println!("{p}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Reply::Error { msg } => bail!("ps {:?}: {msg}", a.id),
+        other => bail!("ps {:?}: unexpected reply {other:?}", a.id),
+    }
+}
+
+/// The process `exec` asks for: `--process FILE` (an OCI process object) or the
+/// arguments with `--cwd`, `--env`, `--user`.
+fn exec_process(a: &ExecArgs) -> Result<ProcessConfig> {
+    if let Some(path) = &a.process {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("--process {}: {}", path.display(), bundle::io_msg(&e)))?;
+        let p: oci_spec::runtime::Process = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("--process {}: invalid process JSON: {e}", path.display()))?;
+        let args = p.args().clone().unwrap_or_default();
+        if args.is_empty() {
+            bail!("--process {}: args must not be empty", path.display());
+        }
+        return Ok(ProcessConfig {
+            args,
+            env: p.env().clone().unwrap_or_default(),
+            cwd: p.cwd().to_string_lossy().into_owned(),
+            uid: p.user().uid(),
+            gid: p.user().gid(),
+            additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
+            rlimits: Vec::new(),
+        });
+    }
+    if a.command.is_empty() {
+        bail!("exec: give the command, or --process FILE");
+    }
+    let (uid, gid) = match &a.user {
+        Some(u) => crate::parse_user(u)?,
+        None => (0, 0),
+    };
+    for e in &a.env {
+        if !e.contains('=') {
+            bail!("--env: must be KEY=VALUE, got {e:?}");
+        }
+    }
+    Ok(ProcessConfig {
+        args: a.command.clone(),
+        env: a.env.clone(),
+        cwd: a.cwd.clone().unwrap_or_else(|| "/".into()),
+        uid,
+        gid,
+        additional_gids: Vec::new(),
+        rlimits: Vec::new(),
+    })
+}
+
+pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
+    let process = exec_process(a)?;
+    let rec = state::load(&g.root, &a.id)?;
+    if rec.status != "running" {
+        bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
+    }
+    let req = Request::ExecProcess {
+        container: a.id.clone(),
+        process,
+    };
+    let pid = match request(g, &a.id, &req)? {
+        Reply::Pid { pid } => pid,
+        Reply::Error { msg } => bail!("exec in {:?}: {msg}", a.id),
+        other => bail!("exec in {:?}: unexpected reply {other:?}", a.id),
+    };
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, u32::try_from(pid).unwrap_or(0))?;
+    }
+    if a.detach {
+        return Ok(0);
+    }
+    let req = Request::Wait {
+        container: a.id.clone(),
+        pid,
+    };
+    match request(g, &a.id, &req)? {
+        Reply::Exited { status } => Ok(status),
+        Reply::Error { msg } => bail!("exec in {:?}: wait: {msg}", a.id),
+        other => bail!("exec in {:?}: unexpected reply {other:?}", a.id),
+    }
+}
+
+/// `pause`/`resume`: refused until the sandbox has its own cgroup with a freezer.
+pub fn pause_resume(g: &GlobalOpts, a: &IdArg, what: &str) -> Result<i32> {
+    let rec = state::load(&g.root, &a.id)?;
+    if rec.status != "running" && rec.status != "paused" {
+        bail!("cannot {what} container {:?}: it is {}", a.id, rec.status);
+    }
+    bail!("{what}: needs the sandbox in a cgroup with a freezer (not implemented yet)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("sigterm").unwrap(), 15);
+        assert_eq!(parse_signal("SIGUSR1").unwrap(), 10);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        for bad in ["", "0", "65", "NOPE", "-1"] {
+            assert!(parse_signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_pads_like_runc() {
+        let t = table(["ID", "PID"], &[["abc".into(), "1".into()]]);
+        assert_eq!(t, "ID    PID\nabc   1\n");
+    }
+}

@@ -1,0 +1,468 @@
+//! rvisor under a real containerd (Debian's package, installed by tests/setup.sh),
+//! driven with `ctr` through `containerd-shim-rvisor-v1`.
+//!
+//! Each test starts its own containerd on a private socket and root/state
+//! directories, with a config that registers the runtime, imports a busybox image
+//! built here by hand (layer tar + config + manifest + index), and stops containerd
+//! and removes everything when it ends, pass or fail.
+//!
+//! Binaries: `$RVISOR_BIN` (default: the `rvisor` next to this test's target dir) and
+//! `containerd-shim-rvisor-v1` beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const RUNTIME: &str = "io.containerd.rvisor.v1";
+const IMAGE: &str = "docker.io/library/rvisor-busybox:test";
+const NS: &str = "rvisor-test";
+
+fn rvisor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RVISOR_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/containerd-XXXX -> target/<profile>/rvisor
+    let me = std::env::current_exe().unwrap();
+    me.parent().unwrap().parent().unwrap().join("rvisor")
+}
+
+fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout).unwrap()[..64].to_string()
+}
+
+/// Writes `path` into the blob store and returns (digest, size).
+fn blob(dir: &Path, content_file: &Path) -> (String, u64) {
+    let h = sha256(content_file);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::copy(content_file, blobs.join(&h)).unwrap();
+    (
+        format!("sha256:{h}"),
+        std::fs::metadata(content_file).unwrap().len(),
+    )
+}
+
+fn blob_json(dir: &Path, v: &serde_json::Value) -> (String, u64) {
+    let tmp = dir.join("tmp.json");
+    std::fs::write(&tmp, v.to_string()).unwrap();
+    let r = blob(dir, &tmp);
+    std::fs::remove_file(&tmp).unwrap();
+    r
+}
+
+/// An OCI image archive holding a busybox-static rootfs.
+fn build_image(work: &Path) -> PathBuf {
+    let rootfs = work.join("image-rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    for d in ["tmp", "proc", "dev", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for app in ["sh", "echo", "sleep", "true", "false", "cat", "test", "id"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app)).unwrap();
+    }
+    let layout = work.join("image");
+    std::fs::create_dir_all(&layout).unwrap();
+    let layer = work.join("layer.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (layer_digest, layer_size) = blob(&layout, &layer);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+    });
+    let (cfg_digest, cfg_size) = blob_json(&layout, &config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": cfg_digest, "size": cfg_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest, "size": layer_size}],
+    });
+    let (m_digest, m_size) = blob_json(&layout, &manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m_digest, "size": m_size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {"io.containerd.image.name": IMAGE,
+                            "org.opencontainers.image.ref.name": "test"},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let tarball = work.join("image.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+/// A private containerd; stopped and its directories removed on drop.
+struct Containerd {
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    fn start(name: &str) -> Containerd {
+        let st = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "tests/setup.sh failed");
+        let dir = std::env::temp_dir().join(format!("rvisor-ctrd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        let rvisor = rvisor_bin();
+        let shim = rvisor.with_file_name("containerd-shim-rvisor-v1");
+        assert!(
+            rvisor.exists(),
+            "{} missing: build rvisor",
+            rvisor.display()
+        );
+        assert!(shim.exists(), "{} missing: build the shim", shim.display());
+        std::os::unix::fs::symlink(&rvisor, dir.join("bin/rvisor")).unwrap();
+        std::os::unix::fs::symlink(&shim, dir.join("bin/containerd-shim-rvisor-v1")).unwrap();
+        let d = dir.display();
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.rvisor]
+  runtime_type = "{RUNTIME}"
+"#
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .env("PATH", path)
+            .env("RVISOR_SHIM_CONFIG", dir.join("rvisor.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            dir,
+            child: Some(child),
+        };
+        let start = Instant::now();
+        while !c.ctr(&["version"]).status.success() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "containerd did not start: {}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.dir.join("containerd.sock"))
+            .args(["--namespace", NS])
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctr(args);
+        assert!(
+            o.status.success(),
+            "ctr {args:?}: {}\n--- containerd log ---\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn import_image(&self) {
+        let tarball = build_image(&self.dir);
+        self.ok(&["image", "import", tarball.to_str().unwrap()]);
+    }
+
+    fn run(&self, id: &str, args: &[&str]) -> Output {
+        let mut full = vec![
+            "run",
+            "--rm",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+        ];
+        full.extend(args);
+        self.ctr(&full)
+    }
+
+    fn task_status(&self, id: &str) -> Option<String> {
+        let out = self.ok(&["task", "ls"]);
+        out.lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.first() == Some(&id))
+            .and_then(|f| f.get(2).map(|s| s.to_string()))
+    }
+
+    fn wait_task(&self, id: &str, want: &str) {
+        let start = Instant::now();
+        loop {
+            let st = self.task_status(id);
+            if st.as_deref() == Some(want) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{id}: {st:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A detached container running `sleep`.
+    fn run_detached(&self, id: &str) {
+        self.ok(&[
+            "run",
+            "-d",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
+            "60",
+        ]);
+        self.wait_task(id, "RUNNING");
+    }
+
+    /// Host pids of shim processes (`containerd-shim-rvisor-v1`) and rvisor processes
+    /// whose command line mentions this containerd's directory.
+    fn stray(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let me = self.dir.to_string_lossy().into_owned();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let argv0 = cmd.split(' ').next().unwrap_or("");
+            let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
+            if ours && cmd.contains(&me) {
+                out.push(format!("{name}: {cmd}"));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Containers first (their shims and sandboxes), then containerd itself.
+        if let Ok(o) = self.ctr_cmd(&["task", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = self.ctr(&["task", "delete", "--force", id]);
+            }
+        }
+        if let Ok(o) = self.ctr_cmd(&["container", "ls", "-q"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = self.ctr(&["container", "delete", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // A shim containerd could not reach (a failed test) is killed here, by pid.
+        for p in self.stray() {
+            if let Some(pid) = p.split(':').next().and_then(|n| n.parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        // Snapshots may still be bind-mounted if a shim died mid-way.
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.dir)
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn containerd_runs_rvisor_containers() {
+    let c = Containerd::start("main");
+    c.import_image();
+
+    // The basic run: output through containerd's FIFOs and the exit status.
+    let o = c.run("hello", &["/bin/echo", "hi"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        c.log()
+    );
+    assert_eq!(stdout(&o), "hi\n");
+    let o = c.run("status", &["/bin/sh", "-c", "exit 7"]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A program that does not exist: a clean error, nothing left behind.
+    let o = c.run("missing", &["/no/such/program"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/no/such/program"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = c.ctr(&["container", "delete", "missing"]);
+
+    // kill: the exit event reaches containerd and `task ls` says STOPPED.
+    let mut events = c
+        .ctr_cmd(&["events"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.run_detached("sleeper");
+    c.ok(&["task", "kill", "--signal", "SIGKILL", "sleeper"]);
+    c.wait_task("sleeper", "STOPPED");
+    c.ok(&["task", "delete", "sleeper"]);
+    c.ok(&["container", "delete", "sleeper"]);
+    let _ = events.kill();
+    let ev = events.wait_with_output().unwrap();
+    let ev = stdout(&ev);
+    assert!(
+        ev.lines()
+            .any(|l| l.contains("/tasks/exit") && l.contains("sleeper")),
+        "{ev}"
+    );
+
+    // A detached container deleted while running: nothing of it stays.
+    c.run_detached("doomed");
+    c.ok(&["task", "delete", "--force", "doomed"]);
+    c.ok(&["container", "delete", "doomed"]);
+
+    // A terminal: the app's stdin is a tty. ctr needs a console itself, so it runs
+    // under script(1).
+    let cmd = format!(
+        "ctr --address {} --namespace {NS} run --rm -t --snapshotter native --runtime {RUNTIME} {IMAGE} tty1 /bin/sh -c 'test -t 0 && echo is-a-tty'",
+        c.dir.join("containerd.sock").display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("is-a-tty"),
+        "{}\n{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Every shim has exited with its containers.
+    let start = Instant::now();
+    while !c.stray().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.stray().is_empty(), "{:?}", c.stray());
+}
+
+#[test]
+#[ignore = "waits on the processes issue: the sentry kernel cannot start a second process or list its tasks yet"]
+fn containerd_exec_and_ps() {
+    let c = Containerd::start("exec");
+    c.import_image();
+    c.run_detached("box");
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "box",
+        "/bin/echo",
+        "from-exec",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        "from-exec\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ps = c.ok(&["task", "ps", "box"]);
+    assert!(ps.lines().count() >= 2, "{ps}");
+    c.ok(&["task", "kill", "box"]);
+    c.wait_task("box", "STOPPED");
+}
