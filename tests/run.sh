@@ -17,7 +17,7 @@ cargo build --release --workspace || { echo "run.sh: build FAILED"; exit 1; }
 
 step "cargo test --release --workspace"
 log=$(mktemp)
-cargo test --release --workspace -- "$@" 2>&1 | tee "$log"
+cargo test --release --workspace --no-fail-fast -- "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 step "summary"

@@ -118,13 +118,21 @@ fn run_inner(
     match spawn::start_process(&kernel, spec) {
         Ok(_) => {}
         Err(StartError::NotFound(m)) => {
-            report(&m);
-            eprintln!("rvisor: {m}");
+            // With a control channel the runtime prints it; otherwise it is ours to say.
+            if control_failed.is_some() {
+                report(&m);
+            } else {
+                eprintln!("rvisor: {m}");
+            }
             return Ok(SandboxExit::Exited(127));
         }
         Err(StartError::NotExecutable(m)) => {
-            report(&m);
-            eprintln!("rvisor: {m}");
+            // With a control channel the runtime prints it; otherwise it is ours to say.
+            if control_failed.is_some() {
+                report(&m);
+            } else {
+                eprintln!("rvisor: {m}");
+            }
             return Ok(SandboxExit::Exited(126));
         }
         Err(StartError::Setup(m)) => return Err(fail(m)),

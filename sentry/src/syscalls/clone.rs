@@ -89,6 +89,27 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     );
 
     let kernel = task.kernel.clone();
+    // RLIMIT_NPROC counts the real uid's threads; root and CAP_SYS_RESOURCE are exempt.
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let nproc = task.limits()?.soft(libc::RLIMIT_NPROC);
+    if nproc != u64::MAX
+        && task.creds.uid != 0
+        && !task.creds.has_cap(CAP_SYS_RESOURCE)
+        && !task.creds.has_cap(CAP_SYS_ADMIN)
+    {
+        let uid = task.creds.uid;
+        let mine = {
+            let reg = kernel.registry()?;
+            reg.threads
+                .values()
+                .filter(|(_, g)| g.state().map(|s| s.uids.0 == uid).unwrap_or(false))
+                .count() as u64
+        };
+        if mine >= nproc {
+            return Err(Errno::EAGAIN);
+        }
+    }
     let tid = kernel.alloc_tid()?;
     let (pending, mm) = if f & CLONE_VM != 0 {
         (task.ctx.new_thread()?, task.mm_shared().clone())

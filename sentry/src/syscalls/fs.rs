@@ -333,7 +333,45 @@ pub fn read(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `write(2)`.
 pub fn write(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
-    Ok(write_from(task, &file, a[1], check_count(a[2]), None)? as u64)
+    let count = fsize_limit(task, &file, None, check_count(a[2]))?;
+    let r = write_from(task, &file, a[1], count, None).map(|n| n as u64);
+    sigpipe_on_epipe(task, r)
+}
+
+/// Writing to a pipe or socket with no reader raises SIGPIPE as well as EPIPE.
+fn sigpipe_on_epipe(task: &mut Task, r: SysResult<u64>) -> SysResult<u64> {
+    if r == Err(Errno::EPIPE) {
+        task.raise_signal(libc::SIGPIPE);
+    }
+    r
+}
+
+/// RLIMIT_FSIZE: a regular file may not grow past the limit. A write starting at
+/// or beyond it raises SIGXFSZ and fails with EFBIG; one crossing it is cut short.
+fn fsize_limit(
+    task: &mut Task,
+    file: &OpenFile,
+    offset: Option<i64>,
+    count: usize,
+) -> SysResult<usize> {
+    let limit = task.limits()?.soft(libc::RLIMIT_FSIZE);
+    if limit == u64::MAX || count == 0 {
+        return Ok(count);
+    }
+    let st = file.stat()?;
+    if !st.is_regular() {
+        return Ok(count);
+    }
+    let pos = match offset {
+        Some(o) => o.max(0) as u64,
+        None if file.flags() & libc::O_APPEND != 0 => st.size.max(0) as u64,
+        None => file.position(),
+    };
+    if pos >= limit {
+        task.raise_signal(libc::SIGXFSZ);
+        return Err(Errno::EFBIG);
+    }
+    Ok(count.min((limit - pos) as usize))
 }
 
 /// `pread64(2)`.
@@ -353,7 +391,8 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
-    Ok(write_from(task, &file, a[1], check_count(a[2]), Some(off))? as u64)
+    let count = fsize_limit(task, &file, Some(off), check_count(a[2]))?;
+    Ok(write_from(task, &file, a[1], count, Some(off))? as u64)
 }
 
 /// Reads an iovec array, checking Linux's limits.
@@ -474,7 +513,8 @@ pub fn readv(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn writev(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
     let iov = read_iovecs(task, a[1], a[2])?;
-    writev_at(task, &file, &iov, None)
+    let r = writev_at(task, &file, &iov, None);
+    sigpipe_on_epipe(task, r)
 }
 
 /// `preadv(2)`.

@@ -34,6 +34,10 @@ const MAP_KNOWN: i32 = libc::MAP_SHARED
 
 /// `brk(2)`: returns the new (or unchanged) break; never fails.
 pub fn brk(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let cur = task.mm()?.brk_current();
+    if a[0] > cur && check_as_limit(task, a[0] - cur).is_err() {
+        return Ok(cur);
+    }
     Ok(task.mm()?.brk(a[0]))
 }
 
@@ -86,7 +90,21 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
         backing,
         role: VmaRole::Plain,
     };
+    check_as_limit(task, len)?;
     task.mm()?.mmap(req)
+}
+
+/// RLIMIT_AS: the address space may not grow past the limit (`ENOMEM`).
+fn check_as_limit(task: &Task, grow: u64) -> SysResult<()> {
+    let limit = task.limits()?.soft(libc::RLIMIT_AS);
+    if limit == u64::MAX {
+        return Ok(());
+    }
+    let used: u64 = task.mm()?.vmas().map(|v| v.end - v.start).sum();
+    if used.saturating_add(grow) > limit {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(())
 }
 
 /// `munmap(2)`.
@@ -103,6 +121,9 @@ pub fn mprotect(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `mremap(2)`.
 pub fn mremap(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if a[2] > a[1] {
+        check_as_limit(task, a[2] - a[1])?;
+    }
     task.mm()?.mremap(a[0], a[1], a[2], a[3], a[4])
 }
 

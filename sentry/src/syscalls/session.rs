@@ -157,3 +157,36 @@ pub fn pidfd_send_signal(task: &mut Task, a: &Args) -> SysResult<u64> {
     process::send_to_group(&g, info)?;
     Ok(0)
 }
+
+/// `pidfd_getfd(2)`: a duplicate (close-on-exec) of another process's fd. Needs the
+/// right to ptrace it: the same uid, or CAP_SYS_PTRACE.
+pub fn pidfd_getfd(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if a[2] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = file_arg(task, a[0])?;
+    let g = pidfd::of(&file)
+        .map(|p| p.group().clone())
+        .ok_or(Errno::EBADF)?;
+    const CAP_SYS_PTRACE: u32 = 19;
+    let (fds, ruid) = {
+        let st = g.state()?;
+        if st.zombie.is_some() {
+            return Err(Errno::ESRCH);
+        }
+        (
+            st.view
+                .fds
+                .as_ref()
+                .and_then(|w| w.upgrade())
+                .ok_or(Errno::ESRCH)?,
+            st.uids.0,
+        )
+    };
+    if ruid != task.creds.uid && !task.creds.has_cap(CAP_SYS_PTRACE) {
+        return Err(Errno::EPERM);
+    }
+    let target = fds.lock().map_err(|_| Errno::EIO)?.get(a[1] as i32)?;
+    let limit = task.limits()?.soft(libc::RLIMIT_NOFILE);
+    Ok(task.fds()?.insert(target, true, limit)? as u64)
+}

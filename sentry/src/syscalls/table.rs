@@ -374,7 +374,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         435 => &Entry { name: "clone3", handler: Some(clone::clone3), args: &[Ptr, Uint] },
         436 => &Entry { name: "close_range", handler: Some(fs_io::close_range), args: &[Fd, Fd, Hex] },
         437 => &Entry { name: "openat2", handler: Some(fs_io::openat2), args: &[AtFd, Path, Ptr, Uint] },
-        438 => &Entry { name: "pidfd_getfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        438 => &Entry { name: "pidfd_getfd", handler: Some(session::pidfd_getfd), args: &[Fd, Int, Hex] },
         439 => &Entry { name: "faccessat2", handler: Some(fs::faccessat2), args: &[AtFd, Path, Oct, Hex] },
         440 => &Entry { name: "process_madvise", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         441 => &Entry { name: "epoll_pwait2", handler: Some(epoll::epoll_pwait2), args: &[Fd, Ptr, Int, Ptr, Ptr, Uint] },

@@ -1,0 +1,142 @@
+//! Real Debian programs from the host root, natively and inside rvisor, outputs
+//! compared: bash (pipelines, subshells, command substitution, background jobs and
+//! `wait`), coreutils, python3 (threading, subprocess, a multiprocessing Pool of 4,
+//! concurrent.futures) and perl. Plus: after the container is SIGKILLed, nothing it
+//! started is left on the host.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rvisor_e2e::{
+    native_command, platforms, run_with_timeout, rvisor_bin, sandbox_command, Rootfs,
+};
+
+const PY: &str = r#"
+import threading, subprocess, concurrent.futures, multiprocessing
+out = []
+lock = threading.Lock()
+def w(i):
+    with lock:
+        out.append(i * i)
+ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print("threads", sorted(out))
+print("subprocess", subprocess.run(["echo", "sp"], capture_output=True, text=True).stdout.strip())
+with concurrent.futures.ThreadPoolExecutor(4) as ex:
+    print("futures", list(ex.map(lambda x: x + 1, range(5))))
+def sq(x):
+    return x * x
+if __name__ == "__main__":
+    with multiprocessing.Pool(4) as p:
+        print("pool", p.map(sq, range(10)))
+"#;
+
+fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
+    let d = dir.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    vec![
+        (
+            "bash",
+            s(&[
+                "/bin/bash",
+                "-c",
+                "a=$(echo hi | tr a-z A-Z); echo $a; (cd /etc && pwd); sleep 0.2 & sleep 0.1 & wait; echo jobs done; \
+                 for i in 3 1 2; do echo $i; done | sort | tail -2; x=$( (exit 3) ; echo $?); echo sub=$x",
+            ]),
+        ),
+        ("coreutils", vec!["/bin/sh".into(), "-c".into(), format!("cd {d} && ls -l data && du -s . | cut -f2 && printf 'b\\na\\nc\\n' | sort && wc -c data")]),
+        ("python3", vec!["/usr/bin/python3".into(), "-c".into(), PY.into()]),
+        ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
+    ]
+}
+
+#[test]
+fn debian_programs_match_native() {
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    let dir = std::env::temp_dir().join(format!("rvisor-programs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("data"), b"0123456789abcdef\n").unwrap();
+    let env = vec![
+        (
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin".to_string(),
+        ),
+        ("LC_ALL".to_string(), "C".to_string()),
+    ];
+    let mut failures = Vec::new();
+    for (name, argv) in cases(&dir) {
+        let native = run_with_timeout(native_command(&env, &argv), Duration::from_secs(60))
+            .expect("native run");
+        for p in platforms() {
+            if p == "systrap" {
+                // systrap has no fork or threads yet.
+                continue;
+            }
+            let mut cmd = sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv);
+            cmd.current_dir(&dir);
+            let got = run_with_timeout(cmd, Duration::from_secs(120)).expect("sandbox run");
+            if got.status != native.status || got.stdout != native.stdout {
+                failures.push(format!(
+                    "{name}/{p}: status {} vs native {}\n--- native\n{}\n--- sandbox\n{}\n--- sandbox stderr\n{}",
+                    got.status,
+                    native.status,
+                    String::from_utf8_lossy(&native.stdout),
+                    String::from_utf8_lossy(&got.stdout),
+                    String::from_utf8_lossy(&got.stderr)
+                ));
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Children of this test process that are still alive (zombies are reaped here).
+fn live_children() -> Vec<i32> {
+    while let Ok(st) = nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        if st == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+    let me = std::process::id();
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(c.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sigkill_leaves_nothing_behind() {
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    // Orphans of the killed CLI come to us, so anything left over is visible.
+    nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
+    for p in platforms().into_iter().filter(|p| p != "systrap") {
+        let argv: Vec<String> = ["/bin/sh", "-c", "sleep 100 & sleep 100 & python3 -c 'import threading,time; [threading.Thread(target=time.sleep, args=(100,)).start() for _ in range(3)]; time.sleep(100)' & wait"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut child = sandbox_command(&rvisor, &p, &Rootfs::Host, &[], &argv)
+            .spawn()
+            .expect("spawn rvisor");
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(live_children().len() >= 1);
+        child.kill().expect("SIGKILL the CLI");
+        let _ = child.wait();
+        let start = Instant::now();
+        let mut left = live_children();
+        while !left.is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+            left = live_children();
+        }
+        assert!(
+            left.is_empty(),
+            "{p}: processes left after SIGKILL of the container: {left:?}"
+        );
+    }
+}
