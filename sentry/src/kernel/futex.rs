@@ -325,7 +325,7 @@ mod tests {
         assert_eq!(
             t.wait(
                 &*space,
-                0x10000,
+                0x10001,
                 FutexKey {
                     space: 1,
                     addr: 0x10001
