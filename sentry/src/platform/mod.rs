@@ -13,6 +13,7 @@
 //! space (so every thread of a multi-threaded app can mmap). Memory reads and writes
 //! may come from any thread.
 
+pub mod common;
 pub mod ptrace;
 pub mod systrap;
 

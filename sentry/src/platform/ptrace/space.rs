@@ -2,13 +2,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::IoSliceMut;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
+use crate::platform::common;
 use crate::platform::{AddressSpace, Backing, Regs, PAGE_SIZE};
 
 use super::stub::{self, SCRATCH, STUB_CONTROL_FD};
@@ -713,27 +712,6 @@ impl PtraceSpace {
         }
         Ok(())
     }
-
-    /// The `/proc/<pid>/mem` path of a copy: ignores protections (FOLL_FORCE), stops at
-    /// the first unmapped page.
-    fn mem_rw(
-        &self,
-        addr: u64,
-        len: usize,
-        mut op: impl FnMut(u64, usize) -> std::io::Result<usize>,
-    ) -> usize {
-        let mut done = 0;
-        while done < len {
-            let Ok(off) = i64::try_from(addr + done as u64) else {
-                break;
-            };
-            match op(off as u64, done) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => done += n,
-            }
-        }
-        done
-    }
 }
 
 /// Waits for the first stop of a task just cloned by a traced stub thread. False if
@@ -852,29 +830,7 @@ impl AddressSpace for PtraceSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        let len = buf.len().min((u64::MAX - addr) as usize);
-        let local = [IoSliceMut::new(&mut buf[..len])];
-        let remote = [libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: len,
-        }];
-        // SAFETY: `local` describes writable memory we own; `remote` is only an address
-        // in the stub, checked by the kernel.
-        let n = unsafe {
-            libc::process_vm_readv(self.pid, local.as_ptr().cast(), 1, remote.as_ptr(), 1, 0)
-        };
-        let mut done = n.max(0) as usize;
-        if done < len {
-            // PROT_NONE pages, or a short copy: the mem file copies page by page.
-            let start = done;
-            done += self.mem_rw(addr + start as u64, len - start, |off, d| {
-                self.mem.read_at(&mut buf[start + d..len], off)
-            });
-        }
-        if done == 0 {
-            return Err(Errno::EFAULT);
-        }
-        Ok(done)
+        common::read_process(self.pid, &self.mem, addr, buf)
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
@@ -884,32 +840,7 @@ impl AddressSpace for PtraceSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        let len = buf.len().min((u64::MAX - addr) as usize);
-        let local = [libc::iovec {
-            iov_base: buf.as_ptr() as *mut libc::c_void,
-            iov_len: len,
-        }];
-        let remote = [libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: len,
-        }];
-        // SAFETY: `local` describes memory we own that the kernel only reads; `remote`
-        // is only an address in the stub, checked by the kernel.
-        let n =
-            unsafe { libc::process_vm_writev(self.pid, local.as_ptr(), 1, remote.as_ptr(), 1, 0) };
-        let mut done = n.max(0) as usize;
-        if done < len {
-            // Read-only pages (e.g. code the loader fills): the mem file writes with
-            // FOLL_FORCE, breaking copy-on-write as a debugger's poke does.
-            let start = done;
-            done += self.mem_rw(addr + start as u64, len - start, |off, d| {
-                self.mem.write_at(&buf[start + d..len], off)
-            });
-        }
-        if done == 0 {
-            return Err(Errno::EFAULT);
-        }
-        Ok(done)
+        common::write_process(self.pid, &self.mem, addr, buf)
     }
 }
 

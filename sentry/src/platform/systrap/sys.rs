@@ -177,37 +177,4 @@ impl Drop for SharedMapping {
     }
 }
 
-/// The CPUs this process may run on (copied from the ptrace backend).
-pub(super) fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid, writable cpu_set_t of the size passed.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r < 0 {
-        return vec![0];
-    }
-    // SAFETY: CPU_ISSET only reads the set for indices below CPU_SETSIZE.
-    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect();
-    if cpus.is_empty() {
-        vec![0]
-    } else {
-        cpus
-    }
-}
-
-/// Restricts thread or process `tid` (0: the calling thread) to `cpu` (copied from
-/// the ptrace backend).
-pub(super) fn pin(tid: i32, cpu: usize) -> SysResult<()> {
-    // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE: it comes from allowed_cpus.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: set is a valid cpu_set_t of the size passed.
-    let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
-    if r < 0 {
-        return Err(last_errno());
-    }
-    Ok(())
-}
+pub(super) use crate::platform::common::{allowed_cpus, pin};
