@@ -111,3 +111,28 @@ impl Credentials {
         (self.uid, self.euid, self.suid, self.fsuid)
     }
 }
+
+impl Credentials {
+    /// The credential change of `execve` (capabilities(7), "Transformation of
+    /// capabilities during execve", for files without file capabilities): the new
+    /// effective ids, saved ids copied from them, and capabilities as root gets them
+    /// (everything in the bounding set when the real or new effective uid is 0,
+    /// effective only for effective uid 0).
+    pub fn apply_exec(&mut self, euid: u32, egid: u32) {
+        self.euid = euid;
+        self.suid = euid;
+        self.fsuid = euid;
+        self.egid = egid;
+        self.sgid = egid;
+        self.fsgid = egid;
+        if self.uid == 0 || euid == 0 {
+            self.cap_permitted =
+                self.cap_bounding & (self.cap_permitted | self.cap_inheritable | self.cap_bounding);
+            self.cap_effective = if euid == 0 { self.cap_permitted } else { 0 };
+        } else {
+            self.cap_permitted &= self.cap_inheritable;
+            self.cap_effective = 0;
+        }
+        self.keep_caps = false;
+    }
+}

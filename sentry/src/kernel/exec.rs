@@ -36,6 +36,8 @@ pub struct Image {
     pub regs: Regs,
     /// The executable's absolute path (what /proc/self/exe names).
     pub exe: Vec<u8>,
+    /// Effective uid and gid the program runs with (set-id bits applied).
+    pub ids: (u32, u32),
 }
 
 /// An opened file as the loader reads it.
@@ -92,8 +94,12 @@ fn open_exec(
     fs: &FsContext,
     creds: &Credentials,
     path: &[u8],
-) -> SysResult<(Arc<dyn ExecFile>, Vec<u8>)> {
+) -> SysResult<(Arc<dyn ExecFile>, Vec<u8>, crate::vfs::Stat, bool)> {
     let d = resolve(fs, &fs.cwd, path, Follow::Yes)?;
+    if d.mount_flags() & libc::MS_NOEXEC != 0 {
+        return Err(Errno::EACCES);
+    }
+    let nosuid = d.mount_flags() & libc::MS_NOSUID != 0;
     let st = d.inode().stat()?;
     if st.is_dir() || !st.is_regular() {
         return Err(Errno::EACCES);
@@ -111,7 +117,12 @@ fn open_exec(
         return Err(Errno::EACCES);
     }
     let imp = d.inode().open(libc::O_RDONLY)?;
-    Ok((Arc::new(LoaderFile { imp }), d.path_from(&fs.root)))
+    Ok((
+        Arc::new(LoaderFile { imp }),
+        d.path_from(&fs.root),
+        st,
+        nosuid,
+    ))
 }
 
 /// Finds `name` on `PATH` (from `envp`, else the default) inside the container, as
@@ -157,7 +168,7 @@ pub fn load(
 ) -> SysResult<Image> {
     let mut path = req.path.clone();
     let mut argv = req.argv;
-    let (mut file, mut exe) = open_exec(fs, creds, &path)?;
+    let (mut file, mut exe, mut st, mut nosuid) = open_exec(fs, creds, &path)?;
     for depth in 0..=MAX_INTERP_DEPTH {
         let mut head = [0u8; 256];
         let n = file.read_at(&mut head, 0)?;
@@ -170,8 +181,21 @@ pub fn load(
         let shebang = loader::script::parse_shebang(&head[..n])?;
         argv = shebang.argv(&path, &argv);
         path = shebang.interp.clone();
-        (file, exe) = open_exec(fs, creds, &path)?;
+        (file, exe, st, nosuid) = open_exec(fs, creds, &path)?;
     }
+    // Set-user-ID and set-group-ID programs run with their owner's ids (never on a
+    // nosuid mount or after PR_SET_NO_NEW_PRIVS), and then get AT_SECURE.
+    let mut euid = creds.euid;
+    let mut egid = creds.egid;
+    if !creds.no_new_privs && !nosuid {
+        if st.mode & libc::S_ISUID != 0 {
+            euid = st.uid;
+        }
+        if st.mode & libc::S_ISGID != 0 && st.mode & libc::S_IXGRP != 0 {
+            egid = st.gid;
+        }
+    }
+    let secure = euid != creds.uid || egid != creds.gid;
 
     let platform = &kernel.platform;
     let space = platform.new_address_space()?;
@@ -189,7 +213,7 @@ pub fn load(
             cwd: fs.root.clone(),
             umask: fs.umask,
         };
-        open_exec(&root_fs, creds, p).map(|(f, _)| f)
+        open_exec(&root_fs, creds, p).map(|(f, ..)| f)
     };
     let image = loader::elf::load_elf(&mut mm, &file, &open_interp)?;
 
@@ -201,10 +225,10 @@ pub fn load(
         execfn: &path,
         image: &image,
         uid: creds.uid,
-        euid: creds.euid,
+        euid,
         gid: creds.gid,
-        egid: creds.egid,
-        secure: false,
+        egid,
+        secure,
         hwcap: host::hwcap(),
         random,
     };
@@ -216,5 +240,10 @@ pub fn load(
     regs.cs = 0x33;
     regs.ss = 0x2b;
     regs.eflags = 0x202;
-    Ok(Image { mm, regs, exe })
+    Ok(Image {
+        mm,
+        regs,
+        exe,
+        ids: (euid, egid),
+    })
 }

@@ -27,6 +27,8 @@ pub struct ThreadHandle {
     pub interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
     /// The thread must exit as soon as it can (group exit, SIGKILL, exec).
     pub killed: AtomicBool,
+    /// `PR_SET_PDEATHSIG`: sent to this thread when its parent process exits.
+    pub pdeath_signal: std::sync::atomic::AtomicI32,
 }
 
 impl ThreadHandle {
@@ -39,6 +41,7 @@ impl ThreadHandle {
             mask: AtomicU64::new(0),
             interrupter: Mutex::new(None),
             killed: AtomicBool::new(false),
+            pdeath_signal: std::sync::atomic::AtomicI32::new(0),
         })
     }
 
@@ -271,6 +274,7 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) -> SysResult<()> {
         return Ok(());
     }
     tg.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;
+    tg.events.notify_all();
     let target = threads
         .iter()
         .find(|t| t.mask.load(Ordering::Acquire) & bit(sig) == 0);
@@ -311,6 +315,7 @@ pub fn send_to_thread(
         return Ok(());
     }
     thread.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;
+    tg.events.notify_all();
     thread.kick();
     Ok(())
 }
@@ -361,5 +366,56 @@ pub fn wait_status(st: ExitStatus) -> i32 {
     match st {
         ExitStatus::Exited(c) => (c & 0xff) << 8,
         ExitStatus::Signaled { signo, core } => (signo & 0x7f) | if core { 0x80 } else { 0 },
+    }
+}
+
+/// A process's pending signals as signalfd reads them: the creating thread's own
+/// queue and the process-wide one.
+pub struct GroupSignals {
+    /// The process.
+    pub tg: Arc<ThreadGroup>,
+    /// The thread that made the signalfd.
+    pub thread: Arc<ThreadHandle>,
+}
+
+impl crate::fs::signalfd::SignalSource for GroupSignals {
+    fn dequeue(&self, mask: u64) -> Option<crate::fs::signalfd::SigInfo> {
+        let info = match self
+            .thread
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut q| q.take_from(mask))
+        {
+            Some(i) => i,
+            None => self
+                .tg
+                .pending
+                .lock()
+                .ok()
+                .and_then(|mut q| q.take_from(mask))?,
+        };
+        Some(crate::fs::signalfd::SigInfo {
+            signo: info.signo as u32,
+            errno: info.errno,
+            code: info.code,
+            pid: info.pid as u32,
+            uid: info.uid,
+            status: info.status as i32,
+            int: info.value as i32,
+            ptr: info.value,
+            addr: info.addr,
+            ..Default::default()
+        })
+    }
+
+    fn pending(&self) -> u64 {
+        let own = self.thread.pending.lock().map(|q| q.set()).unwrap_or(0);
+        let shared = self.tg.pending.lock().map(|q| q.set()).unwrap_or(0);
+        own | shared
+    }
+
+    fn wait_queue(&self) -> &WaitQueue {
+        &self.tg.events
     }
 }

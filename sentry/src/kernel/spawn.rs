@@ -130,6 +130,8 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                     return;
                 }
             };
+            let mut creds = creds;
+            creds.apply_exec(image.ids.0, image.ids.1);
             let ctx = match k.platform.new_context(image.mm.space()) {
                 Ok(c) => c,
                 Err(e) => {

@@ -705,6 +705,23 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
         // The container's init is gone: every other process goes with it.
         kernel.kill_all_except(1);
     }
+    // PR_SET_PDEATHSIG: children that asked are told their parent is gone.
+    if let Ok(reg) = kernel.registry() {
+        for c in &children {
+            if let Some(ctg) = reg.group(*c) {
+                let threads: Vec<Arc<ThreadHandle>> = ctg
+                    .state()
+                    .map(|s| s.threads.values().cloned().collect())
+                    .unwrap_or_default();
+                for t in threads {
+                    let sig = t.pdeath_signal.load(Ordering::Acquire);
+                    if sig > 0 {
+                        let _ = process::send_to_thread(&t, &ctg, SigInfo::kernel(sig));
+                    }
+                }
+            }
+        }
+    }
     reparent(kernel, tg.tgid, parent, children);
     let Some(ptg) = kernel.registry().ok().and_then(|r| r.group(parent)) else {
         // No parent in the container (init): nobody reaps it but the kernel itself.

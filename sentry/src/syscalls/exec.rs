@@ -122,6 +122,10 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
     drop(closing);
     task.tg.actions()?.reset_for_exec();
     task.alt_stack = Default::default();
+    task.creds.apply_exec(image.ids.0, image.ids.1);
+    if let Ok(mut st) = task.tg.state() {
+        st.uids = (task.creds.uid, task.creds.suid);
+    }
     task.exe = image.exe;
     task.comm = spawn::comm_of(&task.exe);
     if let Ok(mut st) = task.tg.state() {

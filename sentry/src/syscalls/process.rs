@@ -262,6 +262,9 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 return Err(Errno::EINVAL);
             }
             task.pdeath_signal = a[1] as i32;
+            task.handle
+                .pdeath_signal
+                .store(a[1] as i32, std::sync::atomic::Ordering::Release);
             Ok(0)
         }
         libc::PR_GET_PDEATHSIG => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
-use crate::fs::signalfd::{new_signalfd, signalfd_of, source_for};
+use crate::fs::signalfd::{new_signalfd, signalfd_of};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::pipe::install_anon;
@@ -23,7 +23,10 @@ fn do_signalfd(task: &mut Task, fd: i32, mask_addr: u64, size: u64, flags: i32) 
         st.set_mask(mask);
         return Ok(fd as u64);
     }
-    let source = source_for(task.tgid);
+    let source = Arc::new(crate::kernel::process::GroupSignals {
+        tg: task.tg.clone(),
+        thread: task.handle.clone(),
+    });
     let fl = libc::O_RDWR | (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC));
     Ok(install_anon(task, new_signalfd(mask, source as Arc<_>), fl)? as u64)
 }
