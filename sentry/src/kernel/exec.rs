@@ -94,7 +94,7 @@ fn open_exec(
     fs: &FsContext,
     creds: &Credentials,
     path: &[u8],
-) -> SysResult<(Arc<dyn ExecFile>, Vec<u8>, crate::vfs::Stat, bool)> {
+) -> SysResult<ExecTarget> {
     let d = resolve(fs, &fs.cwd, path, Follow::Yes)?;
     if d.mount_flags() & libc::MS_NOEXEC != 0 {
         return Err(Errno::EACCES);
