@@ -88,6 +88,10 @@ impl Mappable for Unmappable {
     }
 }
 
+/// What [`open_exec`] found: the file, its absolute path, its attributes, and
+/// whether its mount is nosuid.
+type ExecTarget = (Arc<dyn ExecFile>, Vec<u8>, crate::vfs::Stat, bool);
+
 /// Opens `path` for execution: a regular file with an execute bit the caller may use.
 /// Returns the file and its absolute path in the container.
 fn open_exec(
