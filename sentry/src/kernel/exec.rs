@@ -94,11 +94,7 @@ type ExecTarget = (Arc<dyn ExecFile>, Vec<u8>, crate::vfs::Stat, bool);
 
 /// Opens `path` for execution: a regular file with an execute bit the caller may use.
 /// Returns the file and its absolute path in the container.
-fn open_exec(
-    fs: &FsContext,
-    creds: &Credentials,
-    path: &[u8],
-) -> SysResult<ExecTarget> {
+fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<ExecTarget> {
     let d = resolve(fs, &fs.cwd, path, Follow::Yes)?;
     if d.mount_flags() & libc::MS_NOEXEC != 0 {
         return Err(Errno::EACCES);

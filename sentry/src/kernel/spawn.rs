@@ -184,6 +184,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                     mm: Arc::new(Mutex::new(image.mm)),
                     fds: Arc::new(Mutex::new(fds)),
                     fs,
+                    fs_shared: None,
                     creds,
                     handle,
                     tg,
@@ -259,6 +260,8 @@ pub struct CloneChild {
     pub fds: Arc<Mutex<FdTable>>,
     /// Its filesystem context.
     pub fs: FsContext,
+    /// Shared with the parent (CLONE_FS).
+    pub fs_shared: Option<Arc<Mutex<FsContext>>>,
     /// Its identity.
     pub creds: Credentials,
     /// Its thread handle.
@@ -291,6 +294,7 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                 mm,
                 fds,
                 fs,
+                fs_shared,
                 creds,
                 handle,
                 tg,
@@ -334,6 +338,7 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                     mm,
                     fds,
                     fs,
+                    fs_shared,
                     creds,
                     handle,
                     tg,

@@ -83,6 +83,9 @@ pub struct Task {
     pub fds: Arc<Mutex<FdTable>>,
     /// Root, cwd, umask.
     pub fs: FsContext,
+    /// The filesystem context shared with CLONE_FS siblings, if any: refreshed into
+    /// `fs` at each syscall and written back by the calls that change it.
+    pub fs_shared: Option<Arc<Mutex<FsContext>>>,
     /// Identity.
     pub creds: Credentials,
     /// Resource limits (shared by the process's threads).
@@ -127,6 +130,8 @@ pub struct TaskInit {
     pub fds: Arc<Mutex<FdTable>>,
     /// Root and cwd.
     pub fs: FsContext,
+    /// Shared with CLONE_FS siblings.
+    pub fs_shared: Option<Arc<Mutex<FsContext>>>,
     /// Identity.
     pub creds: Credentials,
     /// The thread's handle, already registered.
@@ -170,6 +175,7 @@ impl Task {
             mm: init.mm,
             fds: init.fds,
             fs: init.fs,
+            fs_shared: init.fs_shared,
             creds: init.creds,
             limits: init.tg.limits.clone(),
             waker: init.handle.waker.clone(),

@@ -169,6 +169,15 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         mm,
         fds,
         fs: task.fs.clone(),
+        fs_shared: if f & CLONE_FS != 0 {
+            Some(
+                task.fs_shared
+                    .get_or_insert_with(|| Arc::new(Mutex::new(task.fs.clone())))
+                    .clone(),
+            )
+        } else {
+            None
+        },
         creds: task.creds.clone(),
         handle,
         tg,

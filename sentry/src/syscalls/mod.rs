@@ -44,6 +44,12 @@ pub type Handler = fn(&mut Task, &Args) -> SysResult<u64>;
 /// Runs syscall `nr` for `task`, with `--strace` output if enabled.
 pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
     let entry = table::entry(nr);
+    // CLONE_FS siblings share root, cwd and umask: see their latest changes.
+    if let Some(shared) = &task.fs_shared {
+        if let Ok(fs) = shared.lock() {
+            task.fs = fs.clone();
+        }
+    }
     let result = match entry.and_then(|e| e.handler) {
         Some(h) => h(task, &args),
         None => {
@@ -52,6 +58,14 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
             Err(Errno::ENOSYS)
         }
     };
+    // chdir, fchdir, umask, chroot: publish to CLONE_FS siblings.
+    if result.is_ok() && matches!(nr, 80 | 81 | 95 | 161) {
+        if let Some(shared) = &task.fs_shared {
+            if let Ok(mut fs) = shared.lock() {
+                *fs = task.fs.clone();
+            }
+        }
+    }
     // Keep /proc's view of the process current for the calls that change it.
     if result.is_ok()
         && matches!(
