@@ -424,7 +424,6 @@ fn sandbox_env_cwd_and_user_without_fork() {
 }
 
 #[test]
-#[ignore = "command substitution needs fork and pipes (processes and filesystem issues)"]
 fn sandbox_stdout_env_cwd_and_user() {
     let o = run_do(&[
         "--env",

@@ -79,7 +79,7 @@ fn busybox_cases() -> Vec<Case> {
         // A builtin and arithmetic only: ash runs this without forking.
         applet("sh_arith", &["sh", "-c", "echo $((6*7))"], "42\n", 0),
         Applet {
-            ignore: Some("needs fork (issue 4)"),
+            ignore: None,
             ..applet(
                 "sh_fork",
                 &["sh", "-c", "/bin/busybox true; echo status=$?"],

@@ -138,5 +138,120 @@ fn sigkill_leaves_nothing_behind() {
             left.is_empty(),
             "{p}: processes left after SIGKILL of the container: {left:?}"
         );
+
+        // A container that exits on its own leaves nothing either, even with a
+        // background child still running inside it.
+        let argv: Vec<String> = ["/bin/sh", "-c", "sleep 100 & exit 3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let out = run_with_timeout(
+            sandbox_command(&rvisor, &p, &Rootfs::Host, &[], &argv),
+            Duration::from_secs(30),
+        )
+        .expect("run");
+        assert_eq!(out.status, 3, "{p}");
+        let start = Instant::now();
+        let mut left = live_children();
+        while !left.is_empty() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+            left = live_children();
+        }
+        assert!(
+            left.is_empty(),
+            "{p}: processes left after the container exited: {left:?}"
+        );
     }
+}
+
+const BUSYBOX_SCRIPT: &str = r#"
+set -e
+cd "$1"
+mkdir w && cd w
+cp -a ../fixture src
+find src | sort
+mv src/a.txt src/moved.txt
+sed -i 's/hello/HELLO/' src/moved.txt
+cat src/moved.txt
+grep -r HELLO src | sort
+mkdir out
+tar c src | (cd out && tar x)
+find out -type f | sort
+cat > here.txt <<END
+line one
+$((2 + 3)) > redirected
+END
+cat here.txt
+echo appended >> here.txt
+wc -l < here.txt
+ls -la src | awk 'NR > 1 { s = $5; if ($1 ~ /^d/) s = "dir"; print $1, s, $NF }' | sort -k3
+rm -rf src out
+ls
+echo done
+"#;
+
+#[test]
+fn busybox_scripts_match_native() {
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    let base = std::env::temp_dir().join(format!("rvisor-bb-{}", std::process::id()));
+    let fixture = base.join("fixture");
+    std::fs::create_dir_all(fixture.join("sub/deeper")).unwrap();
+    std::fs::write(fixture.join("a.txt"), "hello world\n").unwrap();
+    std::fs::write(fixture.join("sub/b.txt"), "nothing here\n").unwrap();
+    std::fs::write(fixture.join("sub/deeper/c.txt"), "say hello\n").unwrap();
+    std::os::unix::fs::symlink("a.txt", fixture.join("link")).unwrap();
+    // Every command is a busybox applet: a PATH of applet links. Directory sizes are
+    // filesystem-specific (4096 on ext4, not on an in-memory overlay), so the script
+    // prints file sizes only.
+    let bin = base.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for a in [
+        "sh", "cp", "find", "sort", "mv", "sed", "cat", "grep", "mkdir", "tar", "wc", "ls", "awk",
+        "rm", "echo",
+    ] {
+        std::os::unix::fs::symlink("/bin/busybox", bin.join(a)).unwrap();
+    }
+    let env = vec![("PATH".to_string(), bin.display().to_string())];
+    let argv: Vec<String> = vec![
+        "/bin/busybox".into(),
+        "sh".into(),
+        "-c".into(),
+        BUSYBOX_SCRIPT.into(),
+        "sh".into(),
+        base.display().to_string(),
+    ];
+    let native =
+        run_with_timeout(native_command(&env, &argv), Duration::from_secs(60)).expect("native run");
+    let _ = std::fs::remove_dir_all(base.join("w"));
+    let mut failures = Vec::new();
+    for p in platforms().into_iter().filter(|p| p != "systrap") {
+        let got = run_with_timeout(
+            sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv),
+            Duration::from_secs(60),
+        )
+        .expect("sandbox run");
+        if got.status != native.status || got.stdout != native.stdout {
+            failures.push(format!(
+                "{p}: status {} vs {}\n--- native\n{}--- sandbox\n{}--- stderr\n{}",
+                got.status,
+                native.status,
+                String::from_utf8_lossy(&native.stdout),
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&got.stderr)
+            ));
+        }
+        // The sandbox wrote into its overlay: the host tree is untouched.
+        assert!(
+            !base.join("w").exists(),
+            "{p}: the sandbox wrote through to the host"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    assert_eq!(
+        native.status,
+        0,
+        "native run failed: {}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
