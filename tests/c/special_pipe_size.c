@@ -1,5 +1,4 @@
 // F_GETPIPE_SZ / F_SETPIPE_SZ.
-// e2e: ignore=needs syscalls/fs.rs fcntl to call fs::pipe::fcntl_pipe_size
 #define _GNU_SOURCE
 #include "e2e.h"
 #include <fcntl.h>

@@ -860,6 +860,23 @@ pub fn dup3(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
     let fd = a[0] as i32;
     let cmd = a[1] as i32;
+    // Pipe sizes and memfd seals belong to those files.
+    if matches!(
+        cmd,
+        libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS
+    ) {
+        const CAP_SYS_RESOURCE: u32 = 24;
+        let file = task.fds()?.get(fd)?;
+        if let Some(r) =
+            crate::fs::pipe::fcntl_pipe_size(&file, cmd, a[2], task.creds.has_cap(CAP_SYS_RESOURCE))
+        {
+            return r;
+        }
+        if let Some(r) = crate::fs::memfd::fcntl_seals(&file, cmd, a[2]) {
+            return r;
+        }
+        return Err(Errno::EINVAL);
+    }
     match cmd {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
             let file = task.fds()?.get(fd)?;
