@@ -12,7 +12,6 @@ pub mod overlay;
 pub mod pipe;
 pub mod procfs;
 pub mod signalfd;
-pub mod synthetic;
 pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfs;

@@ -157,11 +157,6 @@ pub fn clock_getres(clock: libc::clockid_t) -> SysResult<libc::timespec> {
     Ok(ts)
 }
 
-/// Duplicates a host fd with close-on-exec.
-pub fn dup(fd: BorrowedFd<'_>) -> SysResult<std::os::fd::OwnedFd> {
-    fd.try_clone_to_owned().map_err(Errno::from)
-}
-
 /// The host's memory and load figures, for `sysinfo(2)`.
 pub struct HostSysinfo {
     /// 1, 5 and 15 minute load averages (fixed point, 1 << 16).

@@ -2,7 +2,7 @@
 //! scheduling queries.
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::limits::{Limit, INFINITY};
+use crate::kernel::limits::Limit;
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
@@ -212,9 +212,6 @@ pub fn sched_getaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn module_refused(_task: &mut Task, _a: &Args) -> SysResult<u64> {
     Err(Errno::EPERM)
 }
-
-/// The infinite limit, for callers that print limits.
-pub const RLIM_INFINITY: u64 = INFINITY;
 
 /// `prctl(2)`: the name, dumpable flag, no-new-privs and the bounding set queries.
 pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
