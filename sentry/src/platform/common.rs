@@ -87,6 +87,19 @@ fn page_by_page(
     done
 }
 
+/// Validates `[addr, addr+len)` for a mapping operation below `max` (the backend's
+/// highest application address); returns the page-rounded length.
+pub fn check_range(addr: u64, len: u64, max: u64) -> SysResult<u64> {
+    if !addr.is_multiple_of(crate::platform::PAGE_SIZE) || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let len = crate::platform::page_round_up(len).ok_or(Errno::ENOMEM)?;
+    match addr.checked_add(len) {
+        Some(end) if end <= max => Ok(len),
+        _ => Err(Errno::ENOMEM),
+    }
+}
+
 /// The CPUs this process may run on.
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.

@@ -740,14 +740,7 @@ fn open_mem(pid: i32) -> SysResult<File> {
 /// Validates `[addr, addr+len)` for a mapping operation; returns the page-rounded
 /// length.
 fn check_range(addr: u64, len: u64) -> SysResult<u64> {
-    if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
-        return Err(Errno::EINVAL);
-    }
-    let len = crate::platform::page_round_up(len).ok_or(Errno::ENOMEM)?;
-    match addr.checked_add(len) {
-        Some(end) if end <= MAX_USER_ADDRESS => Ok(len),
-        _ => Err(Errno::ENOMEM),
-    }
+    common::check_range(addr, len, MAX_USER_ADDRESS)
 }
 
 impl AddressSpace for PtraceSpace {
