@@ -644,35 +644,26 @@ pub fn getdents64(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(out.len() as u64)
 }
 
-/// True if `path` names this task's own executable through /proc.
-fn is_proc_self_exe(task: &Task, path: &[u8]) -> bool {
-    let own = format!("/proc/{}/exe", task.tgid);
-    path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" || path == own.as_bytes()
-}
-
 fn do_readlink(task: &Task, dirfd: i32, path: &[u8], buf: u64, size: u64) -> SysResult<u64> {
     if (size as i64) <= 0 {
         return Err(Errno::EINVAL);
     }
-    let target = if is_proc_self_exe(task, path) {
-        task.exe.clone()
-    } else {
-        if path.is_empty() {
-            return Err(Errno::ENOENT);
-        }
-        let start = at_dir(task, dirfd, path)?;
-        let d = walk(
-            &task.fs,
-            &start,
-            path,
-            Follow::No,
-            WalkOpts {
-                creds: Some(&task.creds),
-                resolve: 0,
-            },
-        )?;
-        d.inode().readlink()?
-    };
+    // /proc/self/exe and friends are ordinary procfs links.
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let start = at_dir(task, dirfd, path)?;
+    let d = walk(
+        &task.fs,
+        &start,
+        path,
+        Follow::No,
+        WalkOpts {
+            creds: Some(&task.creds),
+            resolve: 0,
+        },
+    )?;
+    let target = d.inode().readlink()?;
     let n = target.len().min(size as usize);
     io::write_all(task.mem(), buf, &target[..n])?;
     Ok(n as u64)
