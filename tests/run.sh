@@ -17,8 +17,15 @@ cargo build --release --workspace || { echo "run.sh: build FAILED"; exit 1; }
 
 step "cargo test --release --workspace"
 log=$(mktemp)
-cargo test --release --workspace --no-fail-fast -- "$@" 2>&1 | tee "$log"
+# A hung test must not eat CI's whole budget: the run is cut off (and reported) after
+# RVISOR_TEST_BUDGET seconds, default 40 minutes; the suite takes about 5.
+timeout -k 30 "${RVISOR_TEST_BUDGET:-2400}" \
+    cargo test --release --workspace --no-fail-fast -- "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "run.sh: the test run passed its budget of ${RVISOR_TEST_BUDGET:-2400}s; tests still running:"
+    grep 'has been running for over' "$log" || true
+fi
 
 step "summary"
 # One line per test binary: "test result: ok. N passed; M failed; ..."

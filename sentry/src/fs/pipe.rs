@@ -538,12 +538,13 @@ pub fn open_fifo_with(
         return Ok(end);
     }
     // Wait for the other side; this end is already counted, so the peer's own
-    // wait ends too.
+    // wait ends too. A reader waits only while no writer is open (as Linux does):
+    // a writer that opened first and now waits for us must not be missed.
     let _reg = pipe.queue.register(waker);
     let r = crate::kernel::wait::block(waker, None, interrupted, || {
         let s = pipe.lock()?;
         Ok(if read {
-            (s.writer_opens > end.seen_writer_opens).then_some(())
+            (s.writers > 0 || s.writer_opens > end.seen_writer_opens).then_some(())
         } else {
             (s.readers > 0).then_some(())
         })
@@ -679,8 +680,22 @@ mod tests {
         });
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(!t.is_finished());
-        let wr = open_fifo_with(&p, inode, libc::O_WRONLY, &w, never).unwrap();
+        let wr = open_fifo_with(&p, inode.clone(), libc::O_WRONLY, &w, never).unwrap();
         assert_eq!(t.join().unwrap(), Ok(()));
         drop(wr);
+
+        // The other order: a blocking writer waits, then a reader arrives. Both
+        // opens must return (a reader that arrives after a writer never waits).
+        let (p3, i3) = (p.clone(), inode.clone());
+        let t = std::thread::spawn(move || {
+            let w3 = Waker::new();
+            open_fifo_with(&p3, i3, libc::O_WRONLY, &w3, || false).map(|_| ())
+        });
+        while p.lock().map(|s| s.writers).unwrap_or(0) == 0 {
+            std::thread::yield_now();
+        }
+        let r = open_fifo_with(&p, inode, libc::O_RDONLY, &w, never).unwrap();
+        assert_eq!(t.join().unwrap(), Ok(()));
+        drop(r);
     }
 }
