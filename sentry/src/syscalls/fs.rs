@@ -270,6 +270,26 @@ fn read_into(
 }
 
 /// Writes app memory at `addr` to `file`, `count` bytes.
+/// Clears the set-id bits a write by `task` removes (see [`perm::mode_after_write`]).
+/// Only unprivileged writers pay the stat.
+pub(super) fn drop_set_id_on_write(task: &Task, file: &OpenFile) -> SysResult<()> {
+    const CAP_FSETID: u32 = 4;
+    if task.creds.has_cap(CAP_FSETID) || !file.imp().seekable() {
+        return Ok(());
+    }
+    let Some(d) = file.dentry() else {
+        return Ok(());
+    };
+    let st = file.stat()?;
+    if let Some(mode) = perm::mode_after_write(&task.creds, &st) {
+        d.inode().setattr(&crate::vfs::SetAttr {
+            mode: Some(mode),
+            ..Default::default()
+        })?;
+    }
+    Ok(())
+}
+
 fn write_from(
     task: &Task,
     file: &OpenFile,
@@ -277,6 +297,9 @@ fn write_from(
     count: usize,
     offset: Option<i64>,
 ) -> SysResult<usize> {
+    if count > 0 && file.flags() & libc::O_ACCMODE != libc::O_RDONLY {
+        drop_set_id_on_write(task, file)?;
+    }
     if count == 0 {
         // A zero-length write still checks the descriptor.
         return match offset {
@@ -395,6 +418,9 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(write_from(task, &file, a[1], count, Some(off))? as u64)
 }
 
+/// The end of x86-64 user space (Linux's TASK_SIZE): no transfer reaches past it.
+const USER_SPACE_END: u64 = 0x7fff_ffff_f000;
+
 /// Reads an iovec array, checking Linux's limits.
 pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
     if cnt > UIO_MAXIOV {
@@ -410,10 +436,13 @@ pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u6
         if len > i64::MAX as u64 {
             return Err(Errno::EINVAL);
         }
-        total = total.checked_add(len).ok_or(Errno::EINVAL)?;
-        if total > i64::MAX as u64 {
-            return Err(Errno::EINVAL);
+        // As Linux: a segment that cannot lie in user space is EFAULT before any
+        // transfer; lengths beyond MAX_RW_COUNT in total are cut, not refused.
+        if base.checked_add(len).is_none_or(|end| end > USER_SPACE_END) {
+            return Err(Errno::EFAULT);
         }
+        let len = len.min(MAX_RW_COUNT.saturating_sub(total));
+        total += len;
         out.push((base, len as usize));
     }
     Ok(out)
@@ -455,6 +484,9 @@ pub(super) fn writev_at(
     iov: &[(u64, usize)],
     offset: Option<i64>,
 ) -> SysResult<u64> {
+    if iov.iter().any(|&(_, l)| l > 0) && file.flags() & libc::O_ACCMODE != libc::O_RDONLY {
+        drop_set_id_on_write(task, file)?;
+    }
     // Gather into one buffer so a single write is atomic, as on a pipe or terminal.
     let total: usize = iov
         .iter()

@@ -647,6 +647,7 @@ pub fn truncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     d.check_writable()?;
     d.inode().setattr(&SetAttr {
         size: Some(len as u64),
+        mode: perm::mode_after_write(&task.creds, &st),
         ..Default::default()
     })?;
     Ok(0)
@@ -676,6 +677,7 @@ pub fn ftruncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     d.check_writable()?;
     d.inode().setattr(&SetAttr {
         size: Some(len as u64),
+        mode: perm::mode_after_write(&task.creds, &st),
         ..Default::default()
     })?;
     Ok(0)

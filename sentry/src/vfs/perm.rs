@@ -82,6 +82,24 @@ pub fn may_delete(creds: &Credentials, dir: &Dentry, victim: &Stat) -> SysResult
 }
 
 /// True if `gid` is the caller's fsgid or a supplementary group.
+/// The mode a regular file keeps after `creds` write or truncate it, if that differs
+/// from `st`'s: without CAP_FSETID, set-user-id always goes, and set-group-id goes when
+/// it means "run as the group" (group-executable) or the writer is not in the group.
+pub fn mode_after_write(creds: &Credentials, st: &Stat) -> Option<u32> {
+    if !st.is_regular() || st.mode & (libc::S_ISUID | libc::S_ISGID) == 0 {
+        return None;
+    }
+    if creds.has_cap(CAP_FSETID) {
+        return None;
+    }
+    let mut mode = st.mode & 0o7777;
+    mode &= !libc::S_ISUID;
+    if mode & libc::S_ISGID != 0 && (mode & libc::S_IXGRP != 0 || !in_group(creds, st.gid)) {
+        mode &= !libc::S_ISGID;
+    }
+    (mode != st.mode & 0o7777).then_some(mode)
+}
+
 pub fn in_group(creds: &Credentials, gid: u32) -> bool {
     creds.fsgid == gid || creds.groups.contains(&gid)
 }
