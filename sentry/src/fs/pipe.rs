@@ -69,6 +69,27 @@ pub(crate) fn imp_key(file: &OpenFile) -> usize {
 
 static PIPES: Registry<Pipe> = Registry::new();
 
+/// The pipe behind every FIFO that is open somewhere, by the FIFO's (device, inode).
+/// Only the open ends keep a pipe alive, so the last close discards unread data and
+/// the next open starts empty, as on Linux.
+static FIFOS: Mutex<Option<HashMap<(u64, u64), Weak<Pipe>>>> = Mutex::new(None);
+
+/// The pipe shared by every opener of the FIFO `st` describes.
+pub fn fifo_pipe(st: &Stat) -> SysResult<Arc<Pipe>> {
+    let mut guard = FIFOS.lock().map_err(|_| Errno::EIO)?;
+    let map = guard.get_or_insert_with(HashMap::new);
+    if let Some(p) = map.get(&(st.dev, st.ino)).and_then(Weak::upgrade) {
+        return Ok(p);
+    }
+    map.retain(|_, w| w.strong_count() > 0);
+    let p = Pipe::new(Owner {
+        uid: st.uid,
+        gid: st.gid,
+    });
+    map.insert((st.dev, st.ino), Arc::downgrade(&p));
+    Ok(p)
+}
+
 /// The queued bytes as Linux keeps them: a ring of page-sized buffers. The slot
 /// model decides what fits (a small write merges into the last page or takes a new
 /// one, never splitting, which is what makes writes of at most `PIPE_BUF` atomic) and
@@ -165,6 +186,9 @@ struct State {
     /// Write ends ever opened; a FIFO reader sees hang-up only after a writer came
     /// and went since it opened.
     writer_opens: u64,
+    /// Read ends ever opened: a FIFO writer waiting for a reader is released by one
+    /// that came, even if it has gone again.
+    reader_opens: u64,
     /// Events that make a reader's edge (data arrived, a writer left).
     in_edges: u64,
     /// Events that make a writer's edge (room made, a reader left).
@@ -189,6 +213,7 @@ impl Pipe {
                 readers: 0,
                 writers: 0,
                 writer_opens: 0,
+                reader_opens: 0,
                 in_edges: 0,
                 out_edges: 0,
             }),
@@ -359,17 +384,35 @@ impl Pipe {
         write: bool,
         inode: Option<Arc<dyn Inode>>,
     ) -> SysResult<Box<PipeEnd>> {
-        let seen = {
+        Ok(self.open_end_seeing(read, write, inode)?.0)
+    }
+
+    /// [`Pipe::open_end`], also telling what the other side looked like at the very
+    /// moment this end was counted (under the same lock): a blocking FIFO open
+    /// decides there whether it must wait at all.
+    fn open_end_seeing(
+        self: &Arc<Self>,
+        read: bool,
+        write: bool,
+        inode: Option<Arc<dyn Inode>>,
+    ) -> SysResult<(Box<PipeEnd>, Partner)> {
+        let (seen, partner) = {
             let mut s = self.lock()?;
-            let seen = s.writer_opens;
+            let partner = Partner {
+                writers: s.writers,
+                readers: s.readers,
+                writer_opens: s.writer_opens,
+                reader_opens: s.reader_opens,
+            };
             if read {
                 s.readers += 1;
+                s.reader_opens += 1;
             }
             if write {
                 s.writers += 1;
                 s.writer_opens += 1;
             }
-            seen
+            (partner.writer_opens, partner)
         };
         self.queue.notify_all();
         let end = Box::new(PipeEnd {
@@ -383,7 +426,7 @@ impl Pipe {
             &*end as *const PipeEnd as *const () as usize,
             Arc::downgrade(self),
         );
-        Ok(end)
+        Ok((end, partner))
     }
 
     fn stat(&self) -> Stat {
@@ -398,6 +441,14 @@ impl Pipe {
             ..Default::default()
         }
     }
+}
+
+/// The counts of the other ends when an end was opened.
+struct Partner {
+    writers: usize,
+    readers: usize,
+    writer_opens: u64,
+    reader_opens: u64,
 }
 
 /// One end of a pipe (or a FIFO opened read, write or both).
@@ -533,20 +584,24 @@ pub fn open_fifo_with(
     if write && !read && nonblock && !pipe.has_readers() {
         return Err(Errno::ENXIO);
     }
-    let end = pipe.open_end(read, write, Some(inode))?;
+    let (end, partner) = pipe.open_end_seeing(read, write, Some(inode))?;
     if nonblock || (read && write) {
         return Ok(end);
     }
-    // Wait for the other side; this end is already counted, so the peer's own
-    // wait ends too. A reader waits only while no writer is open (as Linux does):
-    // a writer that opened first and now waits for us must not be missed.
+    // As Linux decides it: a reader waits only if no writer was open when it came
+    // in, and then until some writer opens (even one that has closed again since);
+    // a writer likewise. Deciding from a later look would miss a partner that came
+    // and went in between, and wait forever.
+    if (read && partner.writers > 0) || (write && partner.readers > 0) {
+        return Ok(end);
+    }
     let _reg = pipe.queue.register(waker);
     let r = crate::kernel::wait::block(waker, None, interrupted, || {
         let s = pipe.lock()?;
         Ok(if read {
-            (s.writers > 0 || s.writer_opens > end.seen_writer_opens).then_some(())
+            (s.writer_opens > partner.writer_opens).then_some(())
         } else {
-            (s.readers > 0).then_some(())
+            (s.reader_opens > partner.reader_opens).then_some(())
         })
     });
     match r {

@@ -188,7 +188,14 @@ fn open_from(
             ..Default::default()
         })?;
     }
-    let imp = dentry.inode().open(flags)?;
+    let imp = if st.file_type() == libc::S_IFIFO {
+        // A FIFO's data never touches its filesystem: every opener shares one
+        // in-sentry pipe (also for FIFOs on host files, which are never opened).
+        let pipe = crate::fs::pipe::fifo_pipe(&st)?;
+        crate::fs::pipe::open_fifo(&pipe, dentry.inode().clone(), flags, task)?
+    } else {
+        dentry.inode().open(flags)?
+    };
     install(task, OpenFile::new(imp, Some(dentry), flags), cloexec)
 }
 
