@@ -72,7 +72,10 @@ static PIPES: Registry<Pipe> = Registry::new();
 /// The pipe behind every FIFO that is open somewhere, by the FIFO's (device, inode).
 /// Only the open ends keep a pipe alive, so the last close discards unread data and
 /// the next open starts empty, as on Linux.
-static FIFOS: Mutex<Option<HashMap<(u64, u64), Weak<Pipe>>>> = Mutex::new(None);
+static FIFOS: Mutex<Option<FifoMap>> = Mutex::new(None);
+
+/// FIFO pipes by (device, inode).
+type FifoMap = HashMap<(u64, u64), Weak<Pipe>>;
 
 /// The pipe shared by every opener of the FIFO `st` describes.
 pub fn fifo_pipe(st: &Stat) -> SysResult<Arc<Pipe>> {
