@@ -27,6 +27,23 @@ with concurrent.futures.ThreadPoolExecutor(4) as ex:
     print("futures", list(ex.map(lambda x: x + 1, range(5))))
 def sq(x):
     return x * x
+import asyncio, socket, tempfile, os
+async def unix_echo():
+    path = os.path.join(tempfile.mkdtemp(), "s")
+    async def serve(r, w):
+        w.write((await r.readline()).upper())
+        await w.drain()
+        w.close()
+    server = await asyncio.start_unix_server(serve, path)
+    r, w = await asyncio.open_unix_connection(path)
+    w.write(b"asyncio over a unix socket\n")
+    line = await r.readline()
+    server.close()
+    return line.decode().strip()
+print("asyncio", asyncio.run(unix_echo()))
+a, b = socket.socketpair()
+a.sendall(b"pair")
+print("socketpair", b.recv(10))
 if __name__ == "__main__":
     with multiprocessing.Pool(4) as p:
         print("pool", p.map(sq, range(10)))

@@ -15,3 +15,4 @@ pub mod signalfd;
 pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfs;
+pub mod unix;

@@ -116,6 +116,12 @@ pub fn mkdirat(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 fn do_mknod(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<u64> {
+    make_node(task, dirfd, path, mode).map(|_| 0)
+}
+
+/// Makes a filesystem node as `mknodat(2)` does and returns its attributes (bind of
+/// a Unix socket makes its socket file this way).
+pub(super) fn make_node(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<Stat> {
     let kind = mode & libc::S_IFMT;
     match kind {
         0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK => {}
@@ -132,8 +138,9 @@ fn do_mknod(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<u64> {
     let (owner, perm_bits) = new_owner(task, &parent, perm_bits, false)?;
     let kind = if kind == 0 { libc::S_IFREG } else { kind };
     let inode = parent.inode().mknod(&name, kind | perm_bits, owner)?;
+    let st = inode.stat()?;
     parent.add_child(&name, inode)?;
-    Ok(0)
+    Ok(st)
 }
 
 /// `mknod(2)`.

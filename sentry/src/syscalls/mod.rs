@@ -20,6 +20,7 @@ pub mod process;
 pub mod session;
 pub mod signal;
 pub mod signalfd;
+pub mod socket;
 pub mod splice;
 pub mod strace;
 pub mod table;
