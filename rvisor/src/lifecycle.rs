@@ -206,14 +206,13 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         overlay: g.overlay.name(),
         network: network.name(),
         readonly_rootfs: b.readonly,
-        // The container gets the default mounts (/proc, /dev, /dev/pts, /dev/shm,
-        // /sys); the spec's own mounts are not translated yet.
-        mounts: Vec::new(),
+        mounts: b.mounts.clone(),
     };
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,
         readonly: b.readonly,
+        binds: b.binds.clone(),
         control: Some(sentry_end),
         stdio,
     };

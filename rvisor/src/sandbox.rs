@@ -44,6 +44,9 @@ pub struct Launch<'a> {
     pub config: BootConfig,
     pub rootfs: &'a Path,
     pub readonly: bool,
+    /// The spec's bind mounts, served by the gofer besides the rootfs; the sentry
+    /// attaches them by position (the `bind` entries of `config.mounts`, in order).
+    pub binds: Vec<gofer::BindMount>,
     /// The sentry's end of the control channel (OCI create): boot holds the first
     /// process until `start`.
     pub control: Option<OwnedFd>,
@@ -150,6 +153,12 @@ pub fn run(
         .process_group(0);
     if launch.readonly {
         gofer_cmd.arg("--readonly");
+    }
+    for b in &launch.binds {
+        let mut a = OsString::from(format!("--mount={}=", b.dest));
+        a.push(b.src.as_os_str());
+        a.push(if b.readonly { ":ro" } else { ":rw" });
+        gofer_cmd.arg(a);
     }
     let mut gofer = spawn_with_fds(&mut gofer_cmd, &[&gofer_end], "gofer")?;
     drop(gofer_end);

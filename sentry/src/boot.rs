@@ -76,7 +76,8 @@ fn run_inner(
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
-    let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client)).map_err(fail)?;
+    let client = Arc::new(client);
+    let root_inode = crate::fs::overlay::root_for(&config, client.clone()).map_err(fail)?;
     let readonly_root = config.readonly_rootfs;
     let root = Dentry::mount_root(
         root_inode,
@@ -94,8 +95,9 @@ fn run_inner(
     mounts.mount_all(
         &root,
         &mount::with_defaults(&config.mounts, readonly_root, &root),
-        &fs_constructors(&kernel),
-    )?;
+        &fs_constructors(&kernel, &client),
+    )
+    .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
@@ -147,9 +149,31 @@ fn run_inner(
 
 /// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
 /// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
-fn fs_constructors(kernel: &Arc<Kernel>) -> HashMap<String, FsConstructor> {
+///
+/// `bind` entries are the gofer's bind mounts, attached by position: the runtime
+/// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
+/// order, and the mount table builds the entries in order, so the n-th `bind`
+/// constructed is the gofer's mount n.
+fn fs_constructors(
+    kernel: &Arc<Kernel>,
+    client: &Arc<gofer::Client>,
+) -> HashMap<String, FsConstructor> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
     m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    let next_bind = std::sync::atomic::AtomicU32::new(0);
+    let client = client.clone();
+    m.insert(
+        "bind".to_string(),
+        Box::new(move |mc| {
+            let index = next_bind.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (flags, _) = mount::parse_options(&mc.options);
+            crate::fs::gofer::GoferFs::mount_bind(
+                client.clone(),
+                index,
+                flags & libc::MS_RDONLY != 0,
+            )
+        }),
+    );
     let k = Arc::downgrade(kernel);
     m.insert(
         "proc".to_string(),
