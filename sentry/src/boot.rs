@@ -105,7 +105,7 @@ fn run_inner(
     confine::isolate_filesystem().map_err(fail)?;
     confine::install_sentry_filter().map_err(fail)?;
 
-    let mut spec = init_spec(&root, fds, &config.process).map_err(fail)?;
+    let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
     if let Some(c) = control {
         // OCI create: the first process is loaded, then held until `start`.
         let k = Arc::downgrade(&kernel);
@@ -214,11 +214,14 @@ fn stdio_table() -> Result<FdTable, String> {
     Ok(fds)
 }
 
-/// The container's first process, from the config.
-fn init_spec(
+/// A process started from outside the sandbox (the first one, or an exec'd one),
+/// from its config, with root `root`, open files `fds` and parent `parent` (0: none
+/// in the sandbox).
+pub fn process_spec(
     root: &Arc<Dentry>,
     fds: FdTable,
     p: &crate::config::ProcessConfig,
+    parent: i32,
 ) -> Result<ProcessSpec, String> {
     if p.args.is_empty() {
         return Err("process.args: must not be empty".into());
@@ -259,7 +262,7 @@ fn init_spec(
         creds,
         limits,
         fds,
-        parent: 0,
+        parent,
         gate: None,
     })
 }

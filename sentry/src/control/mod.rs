@@ -6,15 +6,17 @@
 //! cannot split a message. The sentry speaks first: [`Event::Created`] once the
 //! container's first process is loaded and held before its first instruction (or
 //! [`Event::Failed`] when it cannot be). After that, each [`Request`] gets exactly one
-//! [`Reply`], in order. The socket is plain `read`/`write` so the sentry's seccomp
-//! allow-list needs nothing new.
+//! [`Reply`], in order. Requests that start a process carry its descriptors with
+//! `SCM_RIGHTS` (`sendmsg`/`recvmsg`, which the sentry's seccomp allow-list already
+//! has for the gofer).
 //!
-//! What needs a multi-process kernel (create-container, exec-process, wait on a pid,
-//! ps, signals other than the ones the runtime handles on the host) is part of the
-//! protocol already and answered with [`Reply::Error`] naming what is missing, so the
-//! runtime can report it and the messages do not change when the kernel grows them.
+//! [`Request::ExecProcess`] carries four descriptors: the process's stdin, stdout and
+//! stderr, and a *status* socket. The sentry writes the process's shell-style exit
+//! status there (decimal, then a newline) when it ends; if the runtime's end of that
+//! socket closes first (the `rvisor exec` that waits on it was killed), the process
+//! is killed, so nothing runs on with nobody to report its end to.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc;
 
 use crate::kernel::Kernel;
@@ -45,7 +47,8 @@ pub enum Event {
 pub enum Request {
     /// Let the first process run (OCI `start`).
     Start,
-    /// Send `signo` to a container's init (`all`: to every process of it).
+    /// Send `signo` to a container's init (`all`: to every process of it; `pid`: to
+    /// that process only).
     Signal {
         /// Container id (the sandbox's first container when it is the only one).
         container: String,
@@ -53,6 +56,9 @@ pub enum Request {
         signo: i32,
         /// Every process of the container, not just its init.
         all: bool,
+        /// One process (an exec'd one), by its pid in the sandbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
     },
     /// Add a container to this sandbox (CRI `container-type: container`).
     CreateContainer {
@@ -61,7 +67,8 @@ pub enum Request {
         /// Its first process.
         process: ProcessConfig,
     },
-    /// Start another process in an existing container (OCI `exec`).
+    /// Start another process in an existing container (OCI `exec`); carries the
+    /// stdin, stdout, stderr and status descriptors (see the module doc).
     ExecProcess {
         /// Container id.
         container: String,
@@ -144,6 +151,44 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: impl AsFd) -> Result<Option<T>, 
         .map_err(|e| format!("malformed message: {e}"))
 }
 
+/// Descriptors an [`Request::ExecProcess`] carries, in order.
+pub const EXEC_FDS: usize = 4;
+
+/// Writes one message as one record, with `fds` attached.
+pub fn send_with_fds<T: Serialize>(
+    sock: impl AsFd,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), String> {
+    let bytes = serde_json::to_vec(msg).map_err(|e| format!("encode: {e}"))?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(format!("message of {} bytes is too large", bytes.len()));
+    }
+    match gofer::send_frame_fds(sock.as_fd(), &bytes, fds) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => Err(format!("short write of {n} bytes")),
+        Err(e) => Err(format!("sendmsg: {e}")),
+    }
+}
+
+/// Reads one message and the descriptors that came with it; `Ok(None)` when the
+/// peer has hung up.
+pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(
+    sock: impl AsFd,
+) -> Result<Option<(T, Vec<OwnedFd>)>, String> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let got = gofer::recv_frame(sock.as_fd(), &mut buf).map_err(|e| format!("recvmsg: {e}"))?;
+    if got.len == 0 && got.fds.is_empty() {
+        return Ok(None);
+    }
+    if got.truncated {
+        return Err("message truncated".into());
+    }
+    serde_json::from_slice(&buf[..got.len])
+        .map(|m| Some((m, got.fds)))
+        .map_err(|e| format!("malformed message: {e}"))
+}
+
 /// The sentry's end of the channel.
 pub struct Server {
     sock: Arc<OwnedFd>,
@@ -196,7 +241,7 @@ impl Server {
     fn serve(self, go: mpsc::Sender<Go>, kernel: std::sync::Weak<Kernel>) {
         let mut go = Some(go);
         loop {
-            let req = match recv::<Request>(&*self.sock) {
+            let (req, fds) = match recv_with_fds::<Request>(&*self.sock) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(msg) => {
@@ -206,7 +251,7 @@ impl Server {
                 }
             };
             tracing::debug!(?req, "control request");
-            let reply = handle(req, &mut go, &kernel);
+            let reply = handle(req, fds, &mut go, &kernel);
             if let Err(e) = send(&*self.sock, &reply) {
                 tracing::warn!("control channel: {e}");
                 break;
@@ -221,6 +266,7 @@ impl Server {
 
 fn handle(
     req: Request,
+    fds: Vec<OwnedFd>,
     go: &mut Option<mpsc::Sender<Go>>,
     kernel: &std::sync::Weak<Kernel>,
 ) -> Reply {
@@ -240,7 +286,9 @@ fn handle(
     let kernel = &kernel;
     match req {
         Request::Start => err("already started".into()),
-        Request::Signal { signo, all, .. } => match signal(kernel, signo, all) {
+        Request::Signal {
+            signo, all, pid, ..
+        } => match signal(kernel, signo, all, pid) {
             Ok(()) => Reply::Ok,
             Err(e) => err(format!("signal {signo}: {e}")),
         },
@@ -257,18 +305,31 @@ fn handle(
         // Another container or process needs its stdio handed into the sandbox;
         // the channel does not carry fds yet.
         Request::CreateContainer { .. } => err("create-container: passing a container's stdio into a running sandbox is not implemented yet".into()),
-        Request::ExecProcess { .. } => err("exec-process: passing the process's stdio into a running sandbox is not implemented yet".into()),
+        Request::ExecProcess { process, .. } => match exec_process(kernel, &process, fds) {
+            Ok(pid) => Reply::Pid { pid },
+            Err(msg) => err(msg),
+        },
     }
 }
 
 /// Sends `signo` from outside the container: to its init, or with `all` to every
 /// process. As for any pid namespace's init on Linux, a signal from outside reaches
 /// init only if init handles it, except SIGKILL (and SIGSTOP).
-fn signal(kernel: &Arc<Kernel>, signo: i32, all: bool) -> Result<(), crate::errno::Errno> {
+fn signal(
+    kernel: &Arc<Kernel>,
+    signo: i32,
+    all: bool,
+    pid: Option<i32>,
+) -> Result<(), crate::errno::Errno> {
     use crate::kernel::process;
     use crate::kernel::signals::{SigInfo, SIG_DFL, SIG_IGN};
+    if !(1..=64).contains(&signo) {
+        return Err(crate::errno::Errno::EINVAL);
+    }
     let reg = kernel.registry()?;
-    let groups: Vec<_> = if all {
+    let groups: Vec<_> = if let Some(p) = pid {
+        reg.group(p).into_iter().collect()
+    } else if all {
         reg.groups.values().cloned().collect()
     } else {
         reg.group(1).into_iter().collect()
@@ -292,6 +353,100 @@ fn signal(kernel: &Arc<Kernel>, signo: i32, all: bool) -> Result<(), crate::errn
         process::send_to_group(&g, SigInfo::user(signo, 0, 0))?;
     }
     Ok(())
+}
+
+/// Starts `process` with the received stdio and reports its end on the status
+/// socket (see the module doc); returns its pid.
+fn exec_process(
+    kernel: &Arc<Kernel>,
+    process: &ProcessConfig,
+    fds: Vec<OwnedFd>,
+) -> Result<i32, String> {
+    use crate::fs::host::HostStream;
+    use crate::kernel::spawn::{self, StartError};
+    use crate::vfs::{FdTable, OpenFile};
+    if fds.len() != EXEC_FDS {
+        return Err(format!(
+            "exec: expected {EXEC_FDS} descriptors (stdin, stdout, stderr, status), got {}",
+            fds.len()
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let mut table = FdTable::new();
+    for n in 0..3 {
+        let Some(fd) = fds.next() else {
+            return Err("exec: missing stdio".into());
+        };
+        let file = OpenFile::new(Box::new(HostStream::new(fd)), None, libc::O_RDWR);
+        table
+            .insert_at(n, file, false, 3)
+            .map_err(|e| format!("exec: stdio fd {n}: {e}"))?;
+    }
+    let Some(status) = fds.next() else {
+        return Err("exec: missing the status socket".into());
+    };
+    let spec = crate::boot::process_spec(&kernel.root, table, process, 0)?;
+    let pid = match spawn::start_process(kernel, spec) {
+        Ok(pid) => pid,
+        Err(StartError::NotFound(m) | StartError::NotExecutable(m) | StartError::Setup(m)) => {
+            return Err(format!("exec: {m}"))
+        }
+    };
+    let group = kernel.registry().ok().and_then(|r| r.group(pid));
+    let Some(group) = group else {
+        return Ok(pid);
+    };
+    let status = Arc::new(status);
+    // The reporter: waits for the end, writes the status, and reaps the zombie (an
+    // exec'd process has no parent in the sandbox to do it).
+    let k = kernel.clone();
+    let st = status.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("exec-wait-{pid}"))
+        .spawn(move || {
+            let code = match wait_exit(&k, pid) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(pid, "exec: wait: {e}");
+                    128 + libc::SIGKILL
+                }
+            };
+            let _ = crate::sys::host::write(st.as_fd(), format!("{code}\n").as_bytes());
+            if let Ok(mut r) = k.registry() {
+                r.groups.remove(&pid);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(pid, "exec: cannot start the reporter thread: {e}");
+    }
+    // The watcher: the runtime's end closing before the process ended means nobody
+    // waits for it any more.
+    let spawned = std::thread::Builder::new()
+        .name(format!("exec-watch-{pid}"))
+        .spawn(move || {
+            let mut b = [0u8; 16];
+            loop {
+                match crate::sys::host::read(status.as_fd(), &mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            let live = group.state().map(|s| s.zombie.is_none()).unwrap_or(false);
+            if live {
+                tracing::info!(pid, "exec: the runtime stopped waiting; killing the process");
+                crate::kernel::process::kill_group(
+                    &group,
+                    crate::kernel::ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    },
+                );
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(pid, "exec: cannot start the watcher thread: {e}");
+    }
+    Ok(pid)
 }
 
 /// Blocks until process `pid` has exited; returns its shell-style status.
