@@ -442,15 +442,34 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
 }
 
 /// Mount options that set `MS_*` flags the sentry applies per mount.
-const FLAG_OPTIONS: [&str; 8] = ["ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec"];
+const FLAG_OPTIONS: [&str; 8] = [
+    "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
+];
 
 /// Options without an effect inside the sandbox: propagation (the sentry's mount
 /// table has no peers), atime policy (atime is not persisted), sync modes and the
 /// bind markers themselves.
 const IGNORED_OPTIONS: [&str; 20] = [
-    "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave", "rslave",
-    "unbindable", "runbindable", "noatime", "atime", "nodiratime", "diratime", "relatime",
-    "norelatime", "strictatime", "nostrictatime", "lazytime", "nosymfollow",
+    "bind",
+    "rbind",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "noatime",
+    "atime",
+    "nodiratime",
+    "diratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nosymfollow",
 ];
 
 /// Translates the spec's `mounts` into the sentry's mount list and the gofer's bind
@@ -501,7 +520,11 @@ fn translate_mounts(
                 fs_opts.push(o.clone());
             }
         }
-        let readonly = flags.iter().rev().find(|f| *f == "ro" || *f == "rw").is_some_and(|f| f == "ro");
+        let readonly = flags
+            .iter()
+            .rev()
+            .find(|f| *f == "ro" || *f == "rw")
+            .is_some_and(|f| f == "ro");
         if is_bind {
             let src = m
                 .source()
@@ -563,7 +586,19 @@ fn translate_mounts(
         if kind == "tmpfs" {
             for o in fs_opts {
                 let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
-                if !matches!(key, "mode" | "size" | "uid" | "gid" | "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "inode64" | "noswap") {
+                if !matches!(
+                    key,
+                    "mode"
+                        | "size"
+                        | "uid"
+                        | "gid"
+                        | "nr_inodes"
+                        | "nr_blocks"
+                        | "huge"
+                        | "mpol"
+                        | "inode64"
+                        | "noswap"
+                ) {
                     return Err(err(
                         format!("{field}.options"),
                         format!("{o:?} is not a tmpfs option"),

@@ -379,12 +379,10 @@ fn on_request(
         // which works whatever the sentry is doing.
         Request::Signal {
             signo, pid: None, ..
-        } if signo == libc::SIGKILL => {
-            match kill(boot, Signal::SIGKILL) {
-                Ok(()) => Reply::Ok,
-                Err(e) => err(format!("kill: {e}")),
-            }
-        }
+        } if signo == libc::SIGKILL => match kill(boot, Signal::SIGKILL) {
+            Ok(()) => Reply::Ok,
+            Err(e) => err(format!("kill: {e}")),
+        },
         Request::ExecProcess { .. } if rec.status != "running" => {
             err(format!("container is {}, not running", rec.status))
         }
@@ -717,7 +715,10 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
         }
         let cwd = p.cwd().to_string_lossy().into_owned();
         if !cwd.starts_with('/') {
-            bail!("--process {}: cwd must be an absolute path, got {cwd:?}", path.display());
+            bail!(
+                "--process {}: cwd must be an absolute path, got {cwd:?}",
+                path.display()
+            );
         }
         let mut rlimits = Vec::new();
         for r in p.rlimits().iter().flatten() {
@@ -824,8 +825,8 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
 
 fn exec_detached(g: &GlobalOpts, a: &ExecArgs, plan: &ExecPlan) -> Result<i32> {
     use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
-    let plan_fd = memfd_create(c"rvisor-exec-plan", MemFdCreateFlag::MFD_CLOEXEC)
-        .context("memfd_create")?;
+    let plan_fd =
+        memfd_create(c"rvisor-exec-plan", MemFdCreateFlag::MFD_CLOEXEC).context("memfd_create")?;
     let mut f = File::from(plan_fd);
     serde_json::to_writer(&mut f, plan).context("write the exec plan")?;
     f.flush().context("write the exec plan")?;
@@ -985,7 +986,10 @@ fn exec_and_wait(
             break;
         }
     }
-    match std::str::from_utf8(&got).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+    match std::str::from_utf8(&got)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    {
         Some(status) => Ok(status),
         None => {
             // The sandbox went away under the process: it was killed with it.

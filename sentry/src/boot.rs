@@ -92,12 +92,13 @@ fn run_inner(
         config.strace,
     );
     let mounts = MountTable::new();
-    mounts.mount_all(
-        &root,
-        &mount::with_defaults(&config.mounts, readonly_root, &root),
-        &fs_constructors(&kernel, &client),
-    )
-    .map_err(fail)?;
+    mounts
+        .mount_all(
+            &root,
+            &mount::with_defaults(&config.mounts, readonly_root, &root),
+            &fs_constructors(&kernel, &client),
+        )
+        .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.

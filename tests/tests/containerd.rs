@@ -441,7 +441,7 @@ fn containerd_runs_rvisor_containers() {
 }
 
 #[test]
-#[ignore = "exec needs the control channel to hand the process's stdio into a running sandbox (not yet)"]
+
 fn containerd_exec_and_ps() {
     let c = Containerd::start("exec");
     c.import_image();

@@ -433,7 +433,10 @@ fn exec_process(
             }
             let live = group.state().map(|s| s.zombie.is_none()).unwrap_or(false);
             if live {
-                tracing::info!(pid, "exec: the runtime stopped waiting; killing the process");
+                tracing::info!(
+                    pid,
+                    "exec: the runtime stopped waiting; killing the process"
+                );
                 crate::kernel::process::kill_group(
                     &group,
                     crate::kernel::ExitStatus::Signaled {
