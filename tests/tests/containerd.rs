@@ -441,7 +441,6 @@ fn containerd_runs_rvisor_containers() {
 }
 
 #[test]
-
 fn containerd_exec_and_ps() {
     let c = Containerd::start("exec");
     c.import_image();
