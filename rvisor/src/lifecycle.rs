@@ -71,6 +71,16 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
         .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
     // Validated here too so a bad bundle fails before any process starts.
     let b = bundle::load(&bundle_dir).map_err(spec_error)?;
+    if let Some(sandbox) = sandbox_of(&b.spec) {
+        let s = state::load(&g.root, &sandbox)
+            .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;
+        if s.status != "running" {
+            bail!(
+                "sandbox {sandbox:?} ({SANDBOX_ID}) is {}, not running",
+                s.status
+            );
+        }
+    }
     let terminal = b
         .spec
         .process()
@@ -132,6 +142,249 @@ fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
 
 // ---- the supervisor ----
 
+/// CRI annotations placing a container in an existing pod sandbox.
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The sandbox a bundle's container joins (`container-type: container` with a
+/// `sandbox-id`), if it is not a sandbox of its own.
+fn sandbox_of(spec: &Spec) -> Option<String> {
+    let a = spec.annotations().as_ref()?;
+    if a.get(CONTAINER_TYPE).map(String::as_str) != Some("container") {
+        return None;
+    }
+    a.get(SANDBOX_ID).filter(|s| !s.is_empty()).cloned()
+}
+
+/// The supervisor of a container added to a running sandbox: it serves the
+/// container's rootfs with a gofer of its own, whose socket it hands the sandbox's
+/// sentry with the container's stdio (`create-container`, relayed by the sandbox's
+/// supervisor), then serves this container's requests by relaying them there with
+/// the container's id. Like the sandbox's, its pid is the container's OCI pid and
+/// it exits with the container's status, which the sentry writes on a status
+/// socket; killed, it takes the container's processes with it (the sentry sees the
+/// socket close).
+fn supervise_added(
+    g: &GlobalOpts,
+    a: &SuperviseArgs,
+    ready: &mut Option<File>,
+    dir: &Path,
+    b: &bundle::Bundle,
+    sandbox: &str,
+) -> Result<i32> {
+    let me = std::process::id();
+    let rec = RefCell::new(Record {
+        oci_version: OCI_VERSION.into(),
+        id: a.id.clone(),
+        status: "creating".into(),
+        pid: i64::from(me),
+        bundle: a.bundle.clone(),
+        rootfs: b.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: String::new(),
+        annotations: b
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        start_time: state::start_time_of(i64::from(me)).unwrap_or(0),
+        exit_status: None,
+    });
+    state::store(dir, &rec.borrow())?;
+    let stdio: Vec<OwnedFd> = match &a.console_socket {
+        Some(cs) => {
+            let slave = console::send_new_pty(cs)?;
+            vec![slave.try_clone()?, slave.try_clone()?, slave]
+        }
+        None => vec![stdio_or_null(0)?, stdio_or_null(1)?, stdio_or_null(2)?],
+    };
+    let (gofer_end, sentry_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the gofer")?;
+    let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
+    drop(gofer_end);
+    let result = supervise_added_inner(g, a, ready, dir, b, sandbox, &rec, stdio, sentry_end);
+    let _ = gofer.kill();
+    let _ = gofer.wait();
+    let status = result?;
+    let mut r = rec.borrow_mut();
+    r.status = "stopped".into();
+    r.exit_status = Some(status);
+    if dir.exists() {
+        let _ = state::store(dir, &r);
+    }
+    tracing::info!(status, "container stopped");
+    Ok(status)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn supervise_added_inner(
+    g: &GlobalOpts,
+    a: &SuperviseArgs,
+    ready: &mut Option<File>,
+    dir: &Path,
+    b: &bundle::Bundle,
+    sandbox: &str,
+    rec: &RefCell<Record>,
+    stdio: Vec<OwnedFd>,
+    gofer_sock: OwnedFd,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let (status_ours, status_theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the exit status")?;
+    let req = Request::CreateContainer {
+        id: a.id.clone(),
+        process: b.process.clone(),
+        mounts: b.mounts.clone(),
+        readonly_rootfs: b.readonly,
+    };
+    let fds = [
+        stdio[0].as_fd(),
+        stdio[1].as_fd(),
+        stdio[2].as_fd(),
+        status_theirs.as_fd(),
+        gofer_sock.as_fd(),
+    ];
+    let pid = match request_with_fds(g, sandbox, &req, &fds)? {
+        Reply::Pid { pid } => pid,
+        Reply::Error { msg } => bail!("{msg}"),
+        other => bail!("unexpected reply {other:?}"),
+    };
+    drop(status_theirs);
+    drop(gofer_sock);
+    drop(stdio);
+    tracing::info!(pid, sandbox, "container added to the sandbox");
+    let hooks = b.spec.hooks().clone().unwrap_or_default();
+    {
+        let r = rec.borrow();
+        let st = r.oci_json();
+        run_hooks(hooks.create_runtime(), &st, "createRuntime")?;
+        run_hooks(hooks.prestart(), &st, "prestart")?;
+        run_hooks(hooks.create_container(), &st, "createContainer")?;
+    }
+    let sock_path = dir.join(CONTROL_SOCK);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener =
+        UnixListener::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
+    listener.set_nonblocking(true).context("listener")?;
+    rec.borrow_mut().status = "created".into();
+    state::store(dir, &rec.borrow())?;
+    if let Some(mut f) = ready.take() {
+        writeln!(f, "ok").context("tell create")?;
+    }
+    let mut got = Vec::new();
+    loop {
+        let mut pfds = [
+            PollFd::new(status_ours.as_fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut pfds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let status_ready = pfds[0].revents().is_some_and(|r| !r.is_empty());
+        let request_ready = pfds[1].revents().is_some_and(|r| !r.is_empty());
+        if request_ready {
+            serve_one(&listener, |req, fds| {
+                let mut r = rec.borrow_mut();
+                on_added_request(g, req, fds, sandbox, dir, &mut r, &hooks)
+            });
+        }
+        if status_ready {
+            let mut buf = [0u8; 32];
+            match nix::unistd::read(status_ours.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(e).context("read the exit status"),
+            }
+            if got.contains(&b'\n') {
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(std::str::from_utf8(&got)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        // The sandbox went away: its containers were killed with it.
+        .unwrap_or(128 + libc::SIGKILL))
+}
+
+/// A request for an added container: carried out by the sandbox's sentry, through
+/// the sandbox's supervisor, with this container's id.
+fn on_added_request(
+    g: &GlobalOpts,
+    req: Request,
+    fds: Vec<OwnedFd>,
+    sandbox: &str,
+    dir: &Path,
+    rec: &mut Record,
+    hooks: &oci_spec::runtime::Hooks,
+) -> Reply {
+    let err = |msg: String| Reply::Error { msg };
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    let forward = |req: &Request| match request_with_fds(g, sandbox, req, &borrowed) {
+        Ok(r) => r,
+        Err(e) => err(format!("{e:#}")),
+    };
+    match req {
+        Request::Start => {
+            if rec.status != "created" {
+                return err(format!("container is {}, not created", rec.status));
+            }
+            if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
+                return err(format!("{e:#}"));
+            }
+            let reply = forward(&Request::StartContainer { id: rec.id.clone() });
+            if reply == Reply::Ok {
+                rec.status = "running".into();
+                let _ = state::store(dir, rec);
+                if let Err(e) = run_hooks(hooks.poststart(), &rec.oci_json(), "poststart") {
+                    tracing::warn!("{e:#}");
+                }
+            }
+            reply
+        }
+        Request::ExecProcess { .. } if rec.status != "running" => {
+            err(format!("container is {}, not running", rec.status))
+        }
+        Request::Signal {
+            signo, all, pid, ..
+        } => forward(&Request::Signal {
+            container: rec.id.clone(),
+            signo,
+            all,
+            pid,
+        }),
+        Request::Ps { .. } => forward(&Request::Ps {
+            container: rec.id.clone(),
+        }),
+        Request::ExecProcess { process, .. } => forward(&Request::ExecProcess {
+            container: rec.id.clone(),
+            process,
+        }),
+        Request::Wait { pid, .. } => forward(&Request::Wait {
+            container: rec.id.clone(),
+            pid,
+        }),
+        Request::CreateContainer { .. } | Request::StartContainer { .. } => {
+            err("not a sandbox: containers are added to the pod's sandbox container".into())
+        }
+    }
+}
+
 pub fn supervise(g: &GlobalOpts, a: &SuperviseArgs) -> Result<i32> {
     let ready = File::from(internal::adopt_fd(a.ready_fd, "--ready-fd")?);
     crate::logging::init(crate::logging::Role::Supervisor, &a.id, g, false)?;
@@ -153,6 +406,9 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     let dir = state::dir_of(&g.root, &a.id)?;
     nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     let b = bundle::load(&a.bundle).map_err(spec_error)?;
+    if let Some(sandbox) = sandbox_of(&b.spec) {
+        return supervise_added(g, a, ready, &dir, &b, &sandbox);
+    }
     let me = std::process::id();
     let rec = RefCell::new(Record {
         oci_version: OCI_VERSION.into(),
@@ -378,11 +634,16 @@ fn on_request(
         // The whole sandbox belongs to its init: SIGKILL ends it on the host side,
         // which works whatever the sentry is doing.
         Request::Signal {
-            signo, pid: None, ..
-        } if signo == libc::SIGKILL => match kill(boot, Signal::SIGKILL) {
-            Ok(()) => Reply::Ok,
-            Err(e) => err(format!("kill: {e}")),
-        },
+            signo,
+            pid: None,
+            ref container,
+            ..
+        } if signo == libc::SIGKILL && (*container == rec.id || container.is_empty()) => {
+            match kill(boot, Signal::SIGKILL) {
+                Ok(()) => Reply::Ok,
+                Err(e) => err(format!("kill: {e}")),
+            }
+        }
         Request::ExecProcess { .. } if rec.status != "running" => {
             err(format!("container is {}, not running", rec.status))
         }

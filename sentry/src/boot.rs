@@ -107,7 +107,10 @@ fn run_inner(
     confine::install_sentry_filter().map_err(fail)?;
 
     let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
+    let mut shared = None;
     if let Some(c) = control {
+        c.set_sandbox(&config.id, &config.overlay);
+        shared = Some(c.shared());
         // OCI create: the first process is loaded, then held until `start`.
         let k = Arc::downgrade(&kernel);
         spec.gate = Some(Box::new(move || match c.created(k) {
@@ -140,6 +143,12 @@ fn run_inner(
         }
         Err(StartError::Setup(m)) => return Err(fail(m)),
     }
+    if let Some(sh) = &shared {
+        // Added containers' first processes still held when init ends would keep
+        // their threads (and so the sandbox) alive.
+        wait_init_exit(&kernel);
+        sh.abandon_all();
+    }
     let status = spawn::wait_for_init(&kernel);
     kernel.timers.stop();
     Ok(match status {
@@ -155,7 +164,7 @@ fn run_inner(
 /// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
 /// order, and the mount table builds the entries in order, so the n-th `bind`
 /// constructed is the gofer's mount n.
-fn fs_constructors(
+pub(crate) fn fs_constructors(
     kernel: &Arc<Kernel>,
     client: &Arc<gofer::Client>,
 ) -> HashMap<String, FsConstructor> {
@@ -199,6 +208,13 @@ fn fs_constructors(
         Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
     );
     m
+}
+
+/// Blocks until the container's init has exited (its other tasks may still run).
+fn wait_init_exit(kernel: &Arc<Kernel>) {
+    let w = crate::kernel::wait::Waker::new();
+    let _reg = kernel.lifecycle.register(&w);
+    let _ = crate::kernel::wait::block(&w, None, || false, || Ok(kernel.init_status()));
 }
 
 /// The first process's fd table: the caller's stdio, passed through.

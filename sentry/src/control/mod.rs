@@ -15,6 +15,15 @@
 //! status there (decimal, then a newline) when it ends; if the runtime's end of that
 //! socket closes first (the `rvisor exec` that waits on it was killed), the process
 //! is killed, so nothing runs on with nobody to report its end to.
+//!
+//! [`Request::CreateContainer`] adds a container to the sandbox (a pod's second
+//! container): it carries five descriptors, the stdio and status ones as for exec
+//! plus a socket connected to a gofer serving the new container's rootfs (and its
+//! bind mounts). The container gets its own root (overlay, mounts) and its own
+//! process tree, whose first process has no parent in the sandbox and is held until
+//! [`Request::StartContainer`]; it shares the sandbox's kernel (IPC, hostname,
+//! network). A process belongs to a container when its parent chain reaches that
+//! container's first process.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc;
@@ -23,7 +32,11 @@ use crate::kernel::Kernel;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::config::ProcessConfig;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::{MountConfig, ProcessConfig};
+use crate::vfs::Dentry;
 
 /// Largest message either side sends (a process spec with a large environment).
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -60,12 +73,24 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<i32>,
     },
-    /// Add a container to this sandbox (CRI `container-type: container`).
+    /// Add a container to this sandbox (CRI `container-type: container`); carries
+    /// the stdin, stdout, stderr, status and gofer descriptors (see the module doc).
     CreateContainer {
         /// Container id.
         id: String,
         /// Its first process.
         process: ProcessConfig,
+        /// Its mounts (bind mounts attach to its own gofer, in order).
+        #[serde(default)]
+        mounts: Vec<MountConfig>,
+        /// Its rootfs is read-only.
+        #[serde(default)]
+        readonly_rootfs: bool,
+    },
+    /// Let an added container's first process run.
+    StartContainer {
+        /// Container id.
+        id: String,
     },
     /// Start another process in an existing container (OCI `exec`); carries the
     /// stdin, stdout, stderr and status descriptors (see the module doc).
@@ -153,6 +178,36 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: impl AsFd) -> Result<Option<T>, 
 
 /// Descriptors an [`Request::ExecProcess`] carries, in order.
 pub const EXEC_FDS: usize = 4;
+/// Descriptors a [`Request::CreateContainer`] carries, in order.
+pub const CREATE_FDS: usize = 5;
+
+/// A container added to the sandbox after its first one.
+struct Sub {
+    root: Arc<Dentry>,
+    init: i32,
+}
+
+/// What the control thread and the boot code share: the added containers, and the
+/// gates holding their first processes until they are started.
+#[derive(Default)]
+pub struct Shared {
+    subs: Mutex<HashMap<String, Sub>>,
+    gates: Mutex<HashMap<String, mpsc::Sender<bool>>>,
+    /// The sandbox's first container's id and `--overlay` mode.
+    sandbox: Mutex<(String, String)>,
+}
+
+impl Shared {
+    /// Releases every held first process without running it (the sandbox is
+    /// ending), so their threads end.
+    pub fn abandon_all(&self) {
+        if let Ok(mut g) = self.gates.lock() {
+            for (_, tx) in g.drain() {
+                let _ = tx.send(false);
+            }
+        }
+    }
+}
 
 /// Writes one message as one record, with `fds` attached.
 pub fn send_with_fds<T: Serialize>(
@@ -192,6 +247,7 @@ pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(
 /// The sentry's end of the channel.
 pub struct Server {
     sock: Arc<OwnedFd>,
+    shared: Arc<Shared>,
 }
 
 /// What the first-process thread learns while it waits for `start`.
@@ -208,7 +264,21 @@ impl Server {
     pub fn new(sock: OwnedFd) -> Server {
         Server {
             sock: Arc::new(sock),
+            shared: Arc::default(),
         }
+    }
+
+    /// Names the sandbox's first container and the overlay mode added containers'
+    /// roots get.
+    pub fn set_sandbox(&self, id: &str, overlay: &str) {
+        if let Ok(mut s) = self.shared.sandbox.lock() {
+            *s = (id.to_string(), overlay.to_string());
+        }
+    }
+
+    /// The state shared with the control thread.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Reports a setup failure (best effort: the runtime may be gone).
@@ -251,7 +321,7 @@ impl Server {
                 }
             };
             tracing::debug!(?req, "control request");
-            let reply = handle(req, fds, &mut go, &kernel);
+            let reply = handle(req, fds, &mut go, &kernel, &self.shared);
             if let Err(e) = send(&*self.sock, &reply) {
                 tracing::warn!("control channel: {e}");
                 break;
@@ -269,6 +339,7 @@ fn handle(
     fds: Vec<OwnedFd>,
     go: &mut Option<mpsc::Sender<Go>>,
     kernel: &std::sync::Weak<Kernel>,
+    shared: &Arc<Shared>,
 ) -> Reply {
     let err = |msg: String| Reply::Error { msg };
     if req == Request::Start {
@@ -287,14 +358,21 @@ fn handle(
     match req {
         Request::Start => err("already started".into()),
         Request::Signal {
-            signo, all, pid, ..
-        } => match signal(kernel, signo, all, pid) {
+            container,
+            signo,
+            all,
+            pid,
+        } => match signal(kernel, shared, &container, signo, all, pid) {
             Ok(()) => Reply::Ok,
             Err(e) => err(format!("signal {signo}: {e}")),
         },
-        Request::Ps { .. } => match kernel.registry() {
-            Ok(r) => Reply::Pids {
-                pids: r.groups.values().filter(|g| g.state().map(|s| s.zombie.is_none()).unwrap_or(false)).map(|g| g.tgid).collect(),
+        Request::Ps { container } => match members(kernel, shared, &container) {
+            Ok(groups) => Reply::Pids {
+                pids: groups
+                    .iter()
+                    .filter(|g| g.state().map(|s| s.zombie.is_none()).unwrap_or(false))
+                    .map(|g| g.tgid)
+                    .collect(),
             },
             Err(e) => err(format!("ps: {e}")),
         },
@@ -302,14 +380,80 @@ fn handle(
             Ok(status) => Reply::Exited { status },
             Err(e) => err(format!("wait {pid}: {e}")),
         },
-        // Another container or process needs its stdio handed into the sandbox;
-        // the channel does not carry fds yet.
-        Request::CreateContainer { .. } => err("create-container: passing a container's stdio into a running sandbox is not implemented yet".into()),
-        Request::ExecProcess { process, .. } => match exec_process(kernel, &process, fds) {
+        Request::CreateContainer {
+            id,
+            process,
+            mounts,
+            readonly_rootfs,
+        } => match create_container(kernel, shared, &id, &process, &mounts, readonly_rootfs, fds) {
             Ok(pid) => Reply::Pid { pid },
-            Err(msg) => err(msg),
+            Err(msg) => err(format!("create container {id:?}: {msg}")),
         },
+        Request::StartContainer { id } => {
+            let gate = shared.gates.lock().ok().and_then(|mut g| g.remove(&id));
+            match gate {
+                Some(tx) if tx.send(true).is_ok() => Reply::Ok,
+                Some(_) => err(format!("container {id:?}: its first process is gone")),
+                None => err(format!("container {id:?}: not created or already started")),
+            }
+        }
+        Request::ExecProcess { container, process } => {
+            let root = shared
+                .subs
+                .lock()
+                .ok()
+                .and_then(|s| s.get(&container).map(|c| c.root.clone()))
+                .unwrap_or_else(|| kernel.root.clone());
+            let stdio_status = fds;
+            match start_external(kernel, &root, &process, stdio_status, EXEC_FDS, None, None) {
+                Ok(pid) => Reply::Pid { pid },
+                Err(msg) => err(format!("exec: {msg}")),
+            }
+        }
     }
+}
+
+/// The processes of `container`: an added container's are those whose parent chain
+/// reaches its first process; the sandbox's own container has every other one.
+fn members(
+    kernel: &Arc<Kernel>,
+    shared: &Shared,
+    container: &str,
+) -> Result<Vec<Arc<crate::kernel::process::ThreadGroup>>, crate::errno::Errno> {
+    let inits: HashMap<String, i32> = shared
+        .subs
+        .lock()
+        .map_err(|_| crate::errno::Errno::EIO)?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.init))
+        .collect();
+    let reg = kernel.registry()?;
+    let parent_of = |pid: i32| {
+        reg.group(pid)
+            .and_then(|g| g.state().ok().map(|s| s.parent))
+            .unwrap_or(0)
+    };
+    // The added container a process belongs to, if any.
+    let owner = |pid: i32| -> Option<i32> {
+        let mut cur = pid;
+        for _ in 0..4096 {
+            if inits.values().any(|&i| i == cur) {
+                return Some(cur);
+            }
+            cur = parent_of(cur);
+            if cur <= 0 {
+                return None;
+            }
+        }
+        None
+    };
+    let want = inits.get(container).copied();
+    Ok(reg
+        .groups
+        .values()
+        .filter(|g| owner(g.tgid) == want)
+        .cloned()
+        .collect())
 }
 
 /// Sends `signo` from outside the container: to its init, or with `all` to every
@@ -317,6 +461,8 @@ fn handle(
 /// init only if init handles it, except SIGKILL (and SIGSTOP).
 fn signal(
     kernel: &Arc<Kernel>,
+    shared: &Shared,
+    container: &str,
     signo: i32,
     all: bool,
     pid: Option<i32>,
@@ -326,15 +472,27 @@ fn signal(
     if !(1..=64).contains(&signo) {
         return Err(crate::errno::Errno::EINVAL);
     }
-    let reg = kernel.registry()?;
+    let sub_init = shared
+        .subs
+        .lock()
+        .ok()
+        .and_then(|s| s.get(container).map(|c| c.init));
     let groups: Vec<_> = if let Some(p) = pid {
-        reg.group(p).into_iter().collect()
+        kernel.registry()?.group(p).into_iter().collect()
+    } else if let Some(init) = sub_init {
+        // An added container's first process is no pid namespace's init: the signal
+        // goes to it as to any process. SIGKILL ends the whole container (as its
+        // init's death would end a pid namespace).
+        if all || signo == libc::SIGKILL {
+            members(kernel, shared, container)?
+        } else {
+            kernel.registry()?.group(init).into_iter().collect()
+        }
     } else if all {
-        reg.groups.values().cloned().collect()
+        members(kernel, shared, container)?
     } else {
-        reg.group(1).into_iter().collect()
+        kernel.registry()?.group(1).into_iter().collect()
     };
-    drop(reg);
     if groups.is_empty() {
         return Err(crate::errno::Errno::ESRCH);
     }
@@ -355,19 +513,25 @@ fn signal(
     Ok(())
 }
 
-/// Starts `process` with the received stdio and reports its end on the status
-/// socket (see the module doc); returns its pid.
-fn exec_process(
+/// Starts `process` under `root` with the received stdio and reports its end on the
+/// status socket (see the module doc); returns its pid. `fds` must hold `want`
+/// descriptors (stdio and status first). With a `gate`, the process is held after
+/// loading until the gate says go.
+fn start_external(
     kernel: &Arc<Kernel>,
+    root: &Arc<Dentry>,
     process: &ProcessConfig,
     fds: Vec<OwnedFd>,
+    want: usize,
+    gate: Option<Box<dyn FnOnce() -> bool + Send>>,
+    on_hangup: Option<Box<dyn FnOnce() + Send>>,
 ) -> Result<i32, String> {
     use crate::fs::host::HostStream;
     use crate::kernel::spawn::{self, StartError};
     use crate::vfs::{FdTable, OpenFile};
-    if fds.len() != EXEC_FDS {
+    if fds.len() != want {
         return Err(format!(
-            "exec: expected {EXEC_FDS} descriptors (stdin, stdout, stderr, status), got {}",
+            "expected {want} descriptors (stdin, stdout, stderr, status...), got {}",
             fds.len()
         ));
     }
@@ -375,21 +539,22 @@ fn exec_process(
     let mut table = FdTable::new();
     for n in 0..3 {
         let Some(fd) = fds.next() else {
-            return Err("exec: missing stdio".into());
+            return Err("missing stdio".into());
         };
         let file = OpenFile::new(Box::new(HostStream::new(fd)), None, libc::O_RDWR);
         table
             .insert_at(n, file, false, 3)
-            .map_err(|e| format!("exec: stdio fd {n}: {e}"))?;
+            .map_err(|e| format!("stdio fd {n}: {e}"))?;
     }
     let Some(status) = fds.next() else {
-        return Err("exec: missing the status socket".into());
+        return Err("missing the status socket".into());
     };
-    let spec = crate::boot::process_spec(&kernel.root, table, process, 0)?;
+    let mut spec = crate::boot::process_spec(root, table, process, 0)?;
+    spec.gate = gate;
     let pid = match spawn::start_process(kernel, spec) {
         Ok(pid) => pid,
         Err(StartError::NotFound(m) | StartError::NotExecutable(m) | StartError::Setup(m)) => {
-            return Err(format!("exec: {m}"))
+            return Err(m)
         }
     };
     let group = kernel.registry().ok().and_then(|r| r.group(pid));
@@ -431,6 +596,9 @@ fn exec_process(
                     Ok(_) => {}
                 }
             }
+            if let Some(f) = on_hangup {
+                f();
+            }
             let live = group.state().map(|s| s.zombie.is_none()).unwrap_or(false);
             if live {
                 tracing::info!(
@@ -448,6 +616,108 @@ fn exec_process(
         });
     if let Err(e) = spawned {
         tracing::warn!(pid, "exec: cannot start the watcher thread: {e}");
+    }
+    Ok(pid)
+}
+
+/// Builds an added container's root from the gofer socket (the last of `fds`) and
+/// starts its first process, held until [`Request::StartContainer`].
+fn create_container(
+    kernel: &Arc<Kernel>,
+    shared: &Arc<Shared>,
+    id: &str,
+    process: &ProcessConfig,
+    mounts: &[MountConfig],
+    readonly_rootfs: bool,
+    mut fds: Vec<OwnedFd>,
+) -> Result<i32, String> {
+    use crate::vfs::mount::{self, Mount, MountTable};
+    let (sandbox_id, overlay) = shared
+        .sandbox
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| "lock".to_string())?;
+    let taken = shared
+        .subs
+        .lock()
+        .map(|s| s.contains_key(id))
+        .unwrap_or(true);
+    if taken || id == sandbox_id {
+        return Err("a container with this id is already in the sandbox".into());
+    }
+    if fds.len() != CREATE_FDS {
+        return Err(format!(
+            "expected {CREATE_FDS} descriptors (stdin, stdout, stderr, status, gofer), got {}",
+            fds.len()
+        ));
+    }
+    let gofer_sock = fds.pop().ok_or("missing the gofer socket")?;
+    let client = Arc::new(
+        gofer::Client::new(gofer_sock).map_err(|e| format!("gofer: handshake failed: {e}"))?,
+    );
+    let config = crate::config::BootConfig {
+        id: id.to_string(),
+        platform: String::new(),
+        strace: false,
+        hostname: String::new(),
+        process: process.clone(),
+        overlay,
+        network: "none".into(),
+        readonly_rootfs,
+        mounts: mounts.to_vec(),
+    };
+    let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
+    let root = Dentry::mount_root(
+        root_inode,
+        Mount::root_with_flags(if readonly_rootfs { libc::MS_RDONLY } else { 0 }),
+    );
+    MountTable::new().mount_all(
+        &root,
+        &mount::with_defaults(mounts, readonly_rootfs, &root),
+        &crate::boot::fs_constructors(kernel, &client),
+    )?;
+    let (tx, rx) = mpsc::channel::<bool>();
+    shared
+        .gates
+        .lock()
+        .map_err(|_| "lock".to_string())?
+        .insert(id.to_string(), tx);
+    let gate: Box<dyn FnOnce() -> bool + Send> = Box::new(move || rx.recv() == Ok(true));
+    // The status socket closing before start means nobody will start it.
+    // Nor is anyone left to report the container's end to: all of it goes.
+    let sh = shared.clone();
+    let cid = id.to_string();
+    let k = Arc::downgrade(kernel);
+    let release: Box<dyn FnOnce() + Send> = Box::new(move || {
+        if let Some(tx) = sh.gates.lock().ok().and_then(|mut g| g.remove(&cid)) {
+            let _ = tx.send(false);
+        }
+        if let Some(k) = k.upgrade() {
+            if let Err(e) = signal(&k, &sh, &cid, libc::SIGKILL, true, None) {
+                tracing::debug!("container {cid}: kill after hang-up: {e}");
+            }
+        }
+    });
+    let started = start_external(
+        kernel,
+        &root,
+        process,
+        fds,
+        EXEC_FDS,
+        Some(gate),
+        Some(release),
+    );
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Ok(mut g) = shared.gates.lock() {
+                g.remove(id);
+            }
+            return Err(e);
+        }
+    };
+    if let Ok(mut s) = shared.subs.lock() {
+        s.insert(id.to_string(), Sub { root, init: pid });
     }
     Ok(pid)
 }
