@@ -322,3 +322,112 @@ fn exec_into_a_running_container() {
     }
     refused(&e.rvisor(&["exec", "ex", "true"]), "stopped");
 }
+
+#[test]
+fn added_container_joins_the_sandbox() {
+    let e = Env::new();
+    // The pod sandbox: the host root read-only, a long sleep.
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]},
+        "root": {"path": "/", "readonly": true},
+        "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
+    });
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    e.create_and_start("pod");
+    // An added container with a rootfs of its own (busybox and a marker file).
+    let b2 = e.path("b2");
+    std::fs::create_dir_all(b2.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", b2.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(b2.join("rootfs/marker"), "only-in-b2\n").unwrap();
+    let write_cfg = |script: &str| {
+        let cfg = json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/bin/busybox", "sh", "-c", script], "cwd": "/",
+                        "env": ["PATH=/bin"]},
+            "root": {"path": "rootfs"},
+            "annotations": {"io.kubernetes.cri.container-type": "container",
+                            "io.kubernetes.cri.sandbox-id": "pod"},
+        });
+        std::fs::write(b2.join("config.json"), cfg.to_string()).unwrap();
+    };
+    let create = |id: &str| {
+        // The container keeps create's stdio: files, not pipes a test waits on.
+        let out = std::fs::File::create(e.path(&format!("{id}.out"))).unwrap();
+        let errf = e.path(&format!("{id}.err"));
+        let st = e
+            .cmd(&["create", "--bundle", b2.to_str().unwrap(), id])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "create {id}: {}",
+            std::fs::read_to_string(&errf).unwrap_or_default()
+        );
+    };
+    let wait_for = |id: &str, want: &str| {
+        let start = Instant::now();
+        while e.status(id) != want {
+            assert!(start.elapsed() < Duration::from_secs(10), "{id} not {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let pids = |id: &str| -> Vec<i32> {
+        let o = e.rvisor(&["ps", "--format", "json", id]);
+        assert!(o.status.success(), "ps {id}: {}", err(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+
+    // Its own root and process tree; its status is its own.
+    write_cfg("cat /marker; grep PPid /proc/$$/status; test -e /usr/bin || echo no-usr; exit 4");
+    create("c1");
+    assert_eq!(e.status("c1"), "created");
+    let o = e.rvisor(&["start", "c1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c1", "stopped");
+    assert_eq!(
+        std::fs::read_to_string(e.path("c1.out")).unwrap(),
+        "only-in-b2\nPPid:\t0\nno-usr\n"
+    );
+    assert_eq!(e.status("pod"), "running");
+    let o = e.rvisor(&["delete", "c1"]);
+    assert!(o.status.success(), "{}", err(&o));
+
+    // ps, exec and SIGKILL act on the added container only.
+    write_cfg("sleep 30");
+    create("c2");
+    let o = e.rvisor(&["start", "c2"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (pod, c2) = (pids("pod"), pids("c2"));
+    assert!(!c2.is_empty() && !pod.is_empty(), "{pod:?} {c2:?}");
+    assert!(c2.iter().all(|p| !pod.contains(p)), "{pod:?} {c2:?}");
+    let o = e.rvisor(&["exec", "c2", "/bin/busybox", "cat", "/marker"]);
+    assert_eq!(out(&o), "only-in-b2\n", "{}", err(&o));
+    let o = e.rvisor(&["kill", "c2", "KILL"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c2", "stopped");
+    assert_eq!(e.status("pod"), "running");
+    let o = e.rvisor(&["delete", "c2"]);
+    assert!(o.status.success(), "{}", err(&o));
+
+    // Deleting the sandbox ends its containers.
+    create("c3");
+    let o = e.rvisor(&["start", "c3"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = e.rvisor(&["delete", "--force", "pod"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c3", "stopped");
+
+    // A container naming a sandbox that is not there is refused.
+    let o = e
+        .cmd(&["create", "--bundle", b2.to_str().unwrap(), "c4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    refused(&o, "pod");
+}
