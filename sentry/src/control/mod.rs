@@ -793,4 +793,31 @@ mod tests {
         drop(a);
         assert_eq!(go.recv().unwrap(), Go::Abandoned);
     }
+
+    #[test]
+    fn descriptors_ride_with_a_request() {
+        let (a, b) = pair();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let req = Request::Signal {
+            container: "c".into(),
+            signo: 15,
+            all: false,
+            pid: Some(7),
+        };
+        send_with_fds(&a, &req, &[w.as_fd()]).unwrap();
+        drop(w);
+        let (got, fds) = recv_with_fds::<Request>(&b).unwrap().unwrap();
+        assert_eq!(got, req);
+        assert_eq!(fds.len(), 1);
+        nix::unistd::write(&fds[0], b"x").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap(), 1);
+        // A request without a pid still parses (older runtimes).
+        let old: Request =
+            serde_json::from_str(r#"{"op":"signal","container":"c","signo":9,"all":true}"#)
+                .unwrap();
+        assert!(matches!(old, Request::Signal { pid: None, .. }));
+        drop(a);
+        assert!(recv_with_fds::<Request>(&b).unwrap().is_none());
+    }
 }
