@@ -366,6 +366,9 @@ fn handle(
             Ok(()) => Reply::Ok,
             Err(e) => err(format!("signal {signo}: {e}")),
         },
+        Request::Ps { container } if !known(shared, &container) => {
+            err(format!("ps: no container {container:?} in this sandbox"))
+        }
         Request::Ps { container } => match members(kernel, shared, &container) {
             Ok(groups) => Reply::Pids {
                 pids: groups
@@ -405,7 +408,10 @@ fn handle(
                 .and_then(|s| s.get(&container).map(|c| c.root.clone()))
                 .unwrap_or_else(|| kernel.root.clone());
             let stdio_status = fds;
-            match start_external(kernel, &root, &process, stdio_status, EXEC_FDS, None, None) {
+            if !known(shared, &container) {
+                return err(format!("exec: no container {container:?} in this sandbox"));
+            }
+            match start_external(kernel, &root, &process, stdio_status, Hooks::default()) {
                 Ok(pid) => Reply::Pid { pid },
                 Err(msg) => err(format!("exec: {msg}")),
             }
@@ -472,6 +478,9 @@ fn signal(
     if !(1..=64).contains(&signo) {
         return Err(crate::errno::Errno::EINVAL);
     }
+    if !known(shared, container) {
+        return Err(crate::errno::Errno::ESRCH);
+    }
     let sub_init = shared
         .subs
         .lock()
@@ -513,19 +522,61 @@ fn signal(
     Ok(())
 }
 
+/// How [`start_external`] treats its process.
+struct Hooks {
+    /// Descriptors expected (stdio and status first).
+    want: usize,
+    /// Holds the loaded process until it says go.
+    gate: Option<Box<dyn FnOnce() -> bool + Send>>,
+    /// Runs when the runtime's end of the status socket closes.
+    on_hangup: Option<Box<dyn FnOnce() + Send>>,
+    /// Runs once the process has ended and been reaped.
+    on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            want: EXEC_FDS,
+            gate: None,
+            on_hangup: None,
+            on_exit: None,
+        }
+    }
+}
+
+/// True for the sandbox's own container (also named by "") and added ones.
+fn known(shared: &Shared, container: &str) -> bool {
+    let sandbox = shared
+        .sandbox
+        .lock()
+        .map(|s| s.0.clone())
+        .unwrap_or_default();
+    container.is_empty()
+        || container == sandbox
+        || shared
+            .subs
+            .lock()
+            .map(|s| s.contains_key(container))
+            .unwrap_or(false)
+}
+
 /// Starts `process` under `root` with the received stdio and reports its end on the
 /// status socket (see the module doc); returns its pid. `fds` must hold `want`
-/// descriptors (stdio and status first). With a `gate`, the process is held after
-/// loading until the gate says go.
+/// descriptors (stdio and status first).
 fn start_external(
     kernel: &Arc<Kernel>,
     root: &Arc<Dentry>,
     process: &ProcessConfig,
     fds: Vec<OwnedFd>,
-    want: usize,
-    gate: Option<Box<dyn FnOnce() -> bool + Send>>,
-    on_hangup: Option<Box<dyn FnOnce() + Send>>,
+    hooks: Hooks,
 ) -> Result<i32, String> {
+    let Hooks {
+        want,
+        gate,
+        on_hangup,
+        on_exit,
+    } = hooks;
     use crate::fs::host::HostStream;
     use crate::kernel::spawn::{self, StartError};
     use crate::vfs::{FdTable, OpenFile};
@@ -576,10 +627,14 @@ fn start_external(
                     128 + libc::SIGKILL
                 }
             };
-            let _ = crate::sys::host::write(st.as_fd(), format!("{code}\n").as_bytes());
             if let Ok(mut r) = k.registry() {
                 r.groups.remove(&pid);
             }
+            // Before the status goes out: the runtime may act as soon as it has it.
+            if let Some(f) = on_exit {
+                f();
+            }
+            let _ = crate::sys::host::write(st.as_fd(), format!("{code}\n").as_bytes());
         });
     if let Err(e) = spawned {
         tracing::warn!(pid, "exec: cannot start the reporter thread: {e}");
@@ -698,15 +753,22 @@ fn create_container(
             }
         }
     });
-    let started = start_external(
-        kernel,
-        &root,
-        process,
-        fds,
-        EXEC_FDS,
-        Some(gate),
-        Some(release),
-    );
+    // Once it has ended the container is gone from the sandbox, so no later
+    // request can reach a process that took over its pid.
+    let sh = shared.clone();
+    let cid = id.to_string();
+    let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
+        if let Ok(mut s) = sh.subs.lock() {
+            s.remove(&cid);
+        }
+    });
+    let hooks = Hooks {
+        want: EXEC_FDS,
+        gate: Some(gate),
+        on_hangup: Some(release),
+        on_exit: Some(on_exit),
+    };
+    let started = start_external(kernel, &root, process, fds, hooks);
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {
