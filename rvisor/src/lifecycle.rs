@@ -13,6 +13,13 @@
 //!   it kills boot; `start` also runs the startContainer and poststart hooks);
 //! - writes `stopped` and the exit status when boot exits.
 //!
+//! Requests may carry descriptors (`SCM_RIGHTS` on the request line): `exec` sends
+//! the process's stdio and a status socket, which the supervisor passes on to the
+//! sentry. A container whose annotations place it in a pod sandbox
+//! (`io.kubernetes.cri.container-type: container`, `io.kubernetes.cri.sandbox-id`)
+//! gets a supervisor of its own that joins the sandbox's sentry instead of booting
+//! one (see [`supervise_added`]).
+//!
 //! `delete` removes the directory (killing the supervisor first with --force) and runs
 //! the poststop hooks.
 
