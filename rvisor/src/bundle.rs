@@ -774,4 +774,38 @@ mod tests {
             assert_eq!(n, want, "{name}");
         }
     }
+
+    #[test]
+    fn mounts_are_translated() {
+        let json = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"],"cwd":"/"},
+            "root":{"path":"/"},"mounts":[
+            {"destination":"/dev","type":"tmpfs","source":"tmpfs",
+             "options":["nosuid","strictatime","mode=755","size=65536k"]},
+            {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
+            {"destination":"/data","source":"/tmp","options":["rbind","rprivate","ro"]},
+            {"destination":"/q","type":"mqueue","source":"mqueue","options":["nodev","mode=1777"]}]}"#;
+        let b = parse(json, &bundle_dir()).unwrap();
+        let kinds: Vec<(&str, &str, Vec<&str>)> = b
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.destination.as_str(),
+                    m.kind.as_str(),
+                    m.options.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("/dev", "devtmpfs", vec!["nosuid"]),
+                ("/data", "bind", vec!["ro"]),
+                ("/q", "mqueue", vec!["nodev"]),
+            ]
+        );
+        assert_eq!(b.binds.len(), 1);
+        assert!(b.binds[0].readonly);
+        assert_eq!(b.binds[0].dest, "/data");
+    }
 }
