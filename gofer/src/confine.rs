@@ -357,16 +357,17 @@ pub struct Isolated {
 }
 
 /// Opens each bind mount source before the switch. With `own_mounts` (inside our
-/// private namespace) a read-only source is first bind-mounted read-only onto itself,
-/// so the kernel refuses writes through its descriptor too; that mount is detached
-/// from the tree at once and lives on only through the descriptor.
+/// private namespace) each source is first bind-mounted onto itself, read-only for a
+/// read-only one so the kernel refuses writes through its descriptor too, and
+/// writable otherwise so a later read-only remount of the tree around it (a
+/// read-only host root) does not reach it; that mount is detached from the tree at
+/// once and lives on only through the descriptor.
 fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(OwnedFd, bool)>> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let mut out = Vec::with_capacity(binds.len());
     for b in binds {
         let src = cpath(&b.src)?;
-        let ro_mount = own_mounts && b.readonly;
-        if ro_mount {
+        if own_mounts {
             mount(
                 Some(src.as_c_str()),
                 src.as_c_str(),
@@ -374,6 +375,8 @@ fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(O
                 MsFlags::MS_BIND,
                 None::<&str>,
             )?;
+        }
+        if own_mounts && b.readonly {
             mount(
                 None::<&str>,
                 src.as_c_str(),
@@ -388,7 +391,7 @@ fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(O
             libc::O_PATH | libc::O_CLOEXEC,
             0,
         );
-        if ro_mount {
+        if own_mounts {
             umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
         }
         let fd = fd

@@ -323,6 +323,27 @@ pub fn send_frame(
     }
 }
 
+/// Sends `frame` with every descriptor of `fds` attached (`SCM_RIGHTS`; none when
+/// empty). On a datagram socket the frame goes whole; on a stream socket the
+/// descriptors ride with its first byte and a short count is returned for the
+/// caller to finish with plain writes. Never raises SIGPIPE.
+pub fn send_frame_fds(
+    sock: BorrowedFd<'_>,
+    frame: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<usize, Errno> {
+    let iov = [IoSlice::new(frame)];
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let one = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &one };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            r => return r,
+        }
+    }
+}
+
 /// One received datagram.
 pub struct Received {
     /// Bytes stored in the buffer (at most its length).
@@ -335,7 +356,7 @@ pub struct Received {
 
 /// Receives one datagram into `buf`. A zero-length result means the peer hung up.
 pub fn recv_frame(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Received, Errno> {
-    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
     loop {
         let mut iov = [IoSliceMut::new(buf)];
         let msg = match recvmsg::<()>(

@@ -16,6 +16,9 @@ pub mod server;
 mod tests;
 
 pub use client::Client;
+/// Descriptor passing over unix sockets, for the runtime's and the sentry's control
+/// channels as much as for the gofer's own.
+pub use host::{recv_frame, send_frame_fds, Received};
 pub use server::Server;
 
 /// A bind mount the gofer serves besides the root (`rvisor gofer --mount

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
-use sentry::config::{ProcessConfig, Rlimit};
+use sentry::config::{MountConfig, ProcessConfig, Rlimit};
 use serde_json::Value;
 
 /// Linux `HOST_NAME_MAX`.
@@ -27,6 +27,10 @@ pub struct Bundle {
     pub readonly: bool,
     /// The whole validated spec (annotations, hooks, terminal, linux).
     pub spec: Spec,
+    /// The spec's mounts as the sentry takes them (bind mounts in `binds` order).
+    pub mounts: Vec<MountConfig>,
+    /// The spec's bind mounts, for the gofer's `--mount` flags.
+    pub binds: Vec<gofer::BindMount>,
 }
 
 /// A validation failure: the field path (empty for the whole document) and what is
@@ -412,23 +416,7 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         }
     };
 
-    if let Some(mounts) = spec.mounts() {
-        for (i, m) in mounts.iter().enumerate() {
-            if m.typ().as_deref() == Some("bind")
-                || m.options()
-                    .as_ref()
-                    .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
-            {
-                tracing::warn!(
-                    "config.json: mounts[{i}]: bind mount of {} is not supported yet; skipped",
-                    m.source()
-                        .as_ref()
-                        .map(|s| s.display().to_string())
-                        .unwrap_or_default()
-                );
-            }
-        }
-    }
+    let (mounts, binds) = translate_mounts(spec.mounts().as_deref().unwrap_or(&[]), bundle)?;
 
     let user = process.user();
     let cwd = process.cwd().to_string_lossy().into_owned();
@@ -448,7 +436,189 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         rootfs,
         readonly: root.readonly().unwrap_or(false),
         spec: spec.clone(),
+        mounts,
+        binds,
     })
+}
+
+/// Mount options that set `MS_*` flags the sentry applies per mount.
+const FLAG_OPTIONS: [&str; 8] = [
+    "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec",
+];
+
+/// Options without an effect inside the sandbox: propagation (the sentry's mount
+/// table has no peers), atime policy (atime is not persisted), sync modes and the
+/// bind markers themselves.
+const IGNORED_OPTIONS: [&str; 20] = [
+    "bind",
+    "rbind",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+    "noatime",
+    "atime",
+    "nodiratime",
+    "diratime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nostrictatime",
+    "lazytime",
+    "nosymfollow",
+];
+
+/// Translates the spec's `mounts` into the sentry's mount list and the gofer's bind
+/// mounts. A bind mount (type `bind`, or options holding `bind`/`rbind`) of a
+/// directory is served by the gofer (`--mount`), attached by the sentry in the same
+/// order; `tmpfs`, `proc`, `sysfs`, `devpts`, `mqueue` and `devtmpfs` are the
+/// sentry's own filesystems. A tmpfs over `/dev` becomes the sentry's devtmpfs: runc
+/// fills that tmpfs with the default device nodes, which devtmpfs already has.
+/// Skipped with a warning (as runsc does for what it cannot mount): `cgroup` and
+/// `cgroup2` (no cgroupfs in the sentry) and bind mounts of a single file (the
+/// sentry mounts directories only). Any other type is refused.
+fn translate_mounts(
+    spec: &[oci_spec::runtime::Mount],
+    bundle: &Path,
+) -> Result<(Vec<MountConfig>, Vec<gofer::BindMount>), SpecError> {
+    let mut mounts = Vec::new();
+    let mut binds = Vec::new();
+    for (i, m) in spec.iter().enumerate() {
+        let field = format!("mounts[{i}]");
+        let dest = m.destination().to_string_lossy().into_owned();
+        if !dest.starts_with('/') {
+            return Err(err(
+                format!("{field}.destination"),
+                format!("must be an absolute path, got {dest:?}"),
+            ));
+        }
+        if dest.contains('\0') || dest.contains('=') {
+            return Err(err(
+                format!("{field}.destination"),
+                format!("{dest:?}: must not contain '=' or NUL"),
+            ));
+        }
+        if dest.split('/').any(|c| c == "..") {
+            return Err(err(
+                format!("{field}.destination"),
+                format!("{dest:?}: must not contain \"..\""),
+            ));
+        }
+        let opts = m.options().clone().unwrap_or_default();
+        let typ = m.typ().clone().unwrap_or_default();
+        let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let mut flags: Vec<String> = Vec::new();
+        let mut fs_opts: Vec<String> = Vec::new();
+        for o in &opts {
+            if FLAG_OPTIONS.contains(&o.as_str()) {
+                flags.push(o.clone());
+            } else if !IGNORED_OPTIONS.contains(&o.as_str()) {
+                fs_opts.push(o.clone());
+            }
+        }
+        let readonly = flags
+            .iter()
+            .rev()
+            .find(|f| *f == "ro" || *f == "rw")
+            .is_some_and(|f| f == "ro");
+        if is_bind {
+            let src = m
+                .source()
+                .as_ref()
+                .ok_or_else(|| err(format!("{field}.source"), "missing for a bind mount"))?;
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.join(src)
+            };
+            let meta = std::fs::metadata(&src).map_err(|e| {
+                err(
+                    format!("{field}.source"),
+                    format!("{}: {}", src.display(), io_msg(&e)),
+                )
+            })?;
+            if !meta.is_dir() {
+                tracing::warn!(
+                    "config.json: {field}: bind mount of the file {} on {dest} is not supported yet; skipped",
+                    src.display()
+                );
+                continue;
+            }
+            let src = std::fs::canonicalize(&src).map_err(|e| {
+                err(
+                    format!("{field}.source"),
+                    format!("{}: {}", src.display(), io_msg(&e)),
+                )
+            })?;
+            binds.push(gofer::BindMount {
+                dest: dest.clone(),
+                src: src.clone(),
+                readonly,
+            });
+            mounts.push(MountConfig {
+                destination: dest,
+                kind: "bind".into(),
+                source: src.to_string_lossy().into_owned(),
+                options: flags,
+            });
+            continue;
+        }
+        let kind = match typ.as_str() {
+            "tmpfs" if dest.trim_end_matches('/') == "/dev" => "devtmpfs",
+            "tmpfs" | "proc" | "sysfs" | "devpts" | "mqueue" | "devtmpfs" => typ.as_str(),
+            "cgroup" | "cgroup2" => {
+                tracing::warn!("config.json: {field}: {typ} on {dest} is not supported; skipped");
+                continue;
+            }
+            "" => return Err(err(format!("{field}.type"), "missing (and not a bind mount)")),
+            other => {
+                return Err(err(
+                    format!("{field}.type"),
+                    format!("{other:?} is not supported (bind, tmpfs, proc, sysfs, devpts, mqueue, devtmpfs)"),
+                ))
+            }
+        };
+        let mut options = flags;
+        if kind == "tmpfs" {
+            for o in fs_opts {
+                let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+                if !matches!(
+                    key,
+                    "mode"
+                        | "size"
+                        | "uid"
+                        | "gid"
+                        | "nr_inodes"
+                        | "nr_blocks"
+                        | "huge"
+                        | "mpol"
+                        | "inode64"
+                        | "noswap"
+                ) {
+                    return Err(err(
+                        format!("{field}.options"),
+                        format!("{o:?} is not a tmpfs option"),
+                    ));
+                }
+                options.push(o);
+            }
+        }
+        mounts.push(MountConfig {
+            destination: dest,
+            kind: kind.into(),
+            source: m
+                .source()
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| kind.to_string()),
+            options,
+        });
+    }
+    Ok((mounts, binds))
 }
 
 #[cfg(test)]
@@ -603,5 +773,39 @@ mod tests {
             };
             assert_eq!(n, want, "{name}");
         }
+    }
+
+    #[test]
+    fn mounts_are_translated() {
+        let json = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"],"cwd":"/"},
+            "root":{"path":"/"},"mounts":[
+            {"destination":"/dev","type":"tmpfs","source":"tmpfs",
+             "options":["nosuid","strictatime","mode=755","size=65536k"]},
+            {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
+            {"destination":"/data","source":"/tmp","options":["rbind","rprivate","ro"]},
+            {"destination":"/q","type":"mqueue","source":"mqueue","options":["nodev","mode=1777"]}]}"#;
+        let b = parse(json, &bundle_dir()).unwrap();
+        let kinds: Vec<(&str, &str, Vec<&str>)> = b
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.destination.as_str(),
+                    m.kind.as_str(),
+                    m.options.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("/dev", "devtmpfs", vec!["nosuid"]),
+                ("/data", "bind", vec!["ro"]),
+                ("/q", "mqueue", vec!["nodev"]),
+            ]
+        );
+        assert_eq!(b.binds.len(), 1);
+        assert!(b.binds[0].readonly);
+        assert_eq!(b.binds[0].dest, "/data");
     }
 }

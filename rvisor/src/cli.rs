@@ -363,6 +363,12 @@ pub struct ExecArgs {
     /// UID[:GID].
     #[arg(long, short, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Set by a detached exec for the copy of itself that waits: the plan's fd.
+    #[arg(long, hide = true, value_name = "N")]
+    pub internal_plan_fd: Option<i32>,
+    /// Set by a detached exec for the copy of itself that waits: where to report.
+    #[arg(long, hide = true, value_name = "N")]
+    pub internal_ready_fd: Option<i32>,
     /// Container id.
     pub id: String,
     /// The command and its arguments (without --process).

@@ -13,6 +13,13 @@
 //!   it kills boot; `start` also runs the startContainer and poststart hooks);
 //! - writes `stopped` and the exit status when boot exits.
 //!
+//! Requests may carry descriptors (`SCM_RIGHTS` on the request line): `exec` sends
+//! the process's stdio and a status socket, which the supervisor passes on to the
+//! sentry. A container whose annotations place it in a pod sandbox
+//! (`io.kubernetes.cri.container-type: container`, `io.kubernetes.cri.sandbox-id`)
+//! gets a supervisor of its own that joins the sandbox's sentry instead of booting
+//! one (see [`supervise_added`]).
+//!
 //! `delete` removes the directory (killing the supervisor first with --force) and runs
 //! the poststop hooks.
 
@@ -71,6 +78,16 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
         .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
     // Validated here too so a bad bundle fails before any process starts.
     let b = bundle::load(&bundle_dir).map_err(spec_error)?;
+    if let Some(sandbox) = sandbox_of(&b.spec) {
+        let s = state::load(&g.root, &sandbox)
+            .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;
+        if s.status != "running" {
+            bail!(
+                "sandbox {sandbox:?} ({SANDBOX_ID}) is {}, not running",
+                s.status
+            );
+        }
+    }
     let terminal = b
         .spec
         .process()
@@ -132,6 +149,249 @@ fn write_pid_file(path: &Path, pid: u32) -> Result<()> {
 
 // ---- the supervisor ----
 
+/// CRI annotations placing a container in an existing pod sandbox.
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+
+/// The sandbox a bundle's container joins (`container-type: container` with a
+/// `sandbox-id`), if it is not a sandbox of its own.
+fn sandbox_of(spec: &Spec) -> Option<String> {
+    let a = spec.annotations().as_ref()?;
+    if a.get(CONTAINER_TYPE).map(String::as_str) != Some("container") {
+        return None;
+    }
+    a.get(SANDBOX_ID).filter(|s| !s.is_empty()).cloned()
+}
+
+/// The supervisor of a container added to a running sandbox: it serves the
+/// container's rootfs with a gofer of its own, whose socket it hands the sandbox's
+/// sentry with the container's stdio (`create-container`, relayed by the sandbox's
+/// supervisor), then serves this container's requests by relaying them there with
+/// the container's id. Like the sandbox's, its pid is the container's OCI pid and
+/// it exits with the container's status, which the sentry writes on a status
+/// socket; killed, it takes the container's processes with it (the sentry sees the
+/// socket close).
+fn supervise_added(
+    g: &GlobalOpts,
+    a: &SuperviseArgs,
+    ready: &mut Option<File>,
+    dir: &Path,
+    b: &bundle::Bundle,
+    sandbox: &str,
+) -> Result<i32> {
+    let me = std::process::id();
+    let rec = RefCell::new(Record {
+        oci_version: OCI_VERSION.into(),
+        id: a.id.clone(),
+        status: "creating".into(),
+        pid: i64::from(me),
+        bundle: a.bundle.clone(),
+        rootfs: b.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: String::new(),
+        annotations: b
+            .spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+        start_time: state::start_time_of(i64::from(me)).unwrap_or(0),
+        exit_status: None,
+    });
+    state::store(dir, &rec.borrow())?;
+    let stdio: Vec<OwnedFd> = match &a.console_socket {
+        Some(cs) => {
+            let slave = console::send_new_pty(cs)?;
+            vec![slave.try_clone()?, slave.try_clone()?, slave]
+        }
+        None => vec![stdio_or_null(0)?, stdio_or_null(1)?, stdio_or_null(2)?],
+    };
+    let (gofer_end, sentry_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the gofer")?;
+    let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
+    drop(gofer_end);
+    let result = supervise_added_inner(g, a, ready, dir, b, sandbox, &rec, stdio, sentry_end);
+    let _ = gofer.kill();
+    let _ = gofer.wait();
+    let status = result?;
+    let mut r = rec.borrow_mut();
+    r.status = "stopped".into();
+    r.exit_status = Some(status);
+    if dir.exists() {
+        let _ = state::store(dir, &r);
+    }
+    tracing::info!(status, "container stopped");
+    Ok(status)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn supervise_added_inner(
+    g: &GlobalOpts,
+    a: &SuperviseArgs,
+    ready: &mut Option<File>,
+    dir: &Path,
+    b: &bundle::Bundle,
+    sandbox: &str,
+    rec: &RefCell<Record>,
+    stdio: Vec<OwnedFd>,
+    gofer_sock: OwnedFd,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let (status_ours, status_theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the exit status")?;
+    let req = Request::CreateContainer {
+        id: a.id.clone(),
+        process: b.process.clone(),
+        mounts: b.mounts.clone(),
+        readonly_rootfs: b.readonly,
+    };
+    let fds = [
+        stdio[0].as_fd(),
+        stdio[1].as_fd(),
+        stdio[2].as_fd(),
+        status_theirs.as_fd(),
+        gofer_sock.as_fd(),
+    ];
+    let pid = match request_with_fds(g, sandbox, &req, &fds)? {
+        Reply::Pid { pid } => pid,
+        Reply::Error { msg } => bail!("{msg}"),
+        other => bail!("unexpected reply {other:?}"),
+    };
+    drop(status_theirs);
+    drop(gofer_sock);
+    drop(stdio);
+    tracing::info!(pid, sandbox, "container added to the sandbox");
+    let hooks = b.spec.hooks().clone().unwrap_or_default();
+    {
+        let r = rec.borrow();
+        let st = r.oci_json();
+        run_hooks(hooks.create_runtime(), &st, "createRuntime")?;
+        run_hooks(hooks.prestart(), &st, "prestart")?;
+        run_hooks(hooks.create_container(), &st, "createContainer")?;
+    }
+    let sock_path = dir.join(CONTROL_SOCK);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener =
+        UnixListener::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
+    listener.set_nonblocking(true).context("listener")?;
+    rec.borrow_mut().status = "created".into();
+    state::store(dir, &rec.borrow())?;
+    if let Some(mut f) = ready.take() {
+        writeln!(f, "ok").context("tell create")?;
+    }
+    let mut got = Vec::new();
+    loop {
+        let mut pfds = [
+            PollFd::new(status_ours.as_fd(), PollFlags::POLLIN),
+            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut pfds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let status_ready = pfds[0].revents().is_some_and(|r| !r.is_empty());
+        let request_ready = pfds[1].revents().is_some_and(|r| !r.is_empty());
+        if request_ready {
+            serve_one(&listener, |req, fds| {
+                let mut r = rec.borrow_mut();
+                on_added_request(g, req, fds, sandbox, dir, &mut r, &hooks)
+            });
+        }
+        if status_ready {
+            let mut buf = [0u8; 32];
+            match nix::unistd::read(status_ours.as_raw_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(e) => return Err(e).context("read the exit status"),
+            }
+            if got.contains(&b'\n') {
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    Ok(std::str::from_utf8(&got)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        // The sandbox went away: its containers were killed with it.
+        .unwrap_or(128 + libc::SIGKILL))
+}
+
+/// A request for an added container: carried out by the sandbox's sentry, through
+/// the sandbox's supervisor, with this container's id.
+fn on_added_request(
+    g: &GlobalOpts,
+    req: Request,
+    fds: Vec<OwnedFd>,
+    sandbox: &str,
+    dir: &Path,
+    rec: &mut Record,
+    hooks: &oci_spec::runtime::Hooks,
+) -> Reply {
+    let err = |msg: String| Reply::Error { msg };
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    let forward = |req: &Request| match request_with_fds(g, sandbox, req, &borrowed) {
+        Ok(r) => r,
+        Err(e) => err(format!("{e:#}")),
+    };
+    match req {
+        Request::Start => {
+            if rec.status != "created" {
+                return err(format!("container is {}, not created", rec.status));
+            }
+            if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
+                return err(format!("{e:#}"));
+            }
+            let reply = forward(&Request::StartContainer { id: rec.id.clone() });
+            if reply == Reply::Ok {
+                rec.status = "running".into();
+                let _ = state::store(dir, rec);
+                if let Err(e) = run_hooks(hooks.poststart(), &rec.oci_json(), "poststart") {
+                    tracing::warn!("{e:#}");
+                }
+            }
+            reply
+        }
+        Request::ExecProcess { .. } if rec.status != "running" => {
+            err(format!("container is {}, not running", rec.status))
+        }
+        Request::Signal {
+            signo, all, pid, ..
+        } => forward(&Request::Signal {
+            container: rec.id.clone(),
+            signo,
+            all,
+            pid,
+        }),
+        Request::Ps { .. } => forward(&Request::Ps {
+            container: rec.id.clone(),
+        }),
+        Request::ExecProcess { process, .. } => forward(&Request::ExecProcess {
+            container: rec.id.clone(),
+            process,
+        }),
+        Request::Wait { pid, .. } => forward(&Request::Wait {
+            container: rec.id.clone(),
+            pid,
+        }),
+        Request::CreateContainer { .. } | Request::StartContainer { .. } => {
+            err("not a sandbox: containers are added to the pod's sandbox container".into())
+        }
+    }
+}
+
 pub fn supervise(g: &GlobalOpts, a: &SuperviseArgs) -> Result<i32> {
     let ready = File::from(internal::adopt_fd(a.ready_fd, "--ready-fd")?);
     crate::logging::init(crate::logging::Role::Supervisor, &a.id, g, false)?;
@@ -153,6 +413,9 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     let dir = state::dir_of(&g.root, &a.id)?;
     nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     let b = bundle::load(&a.bundle).map_err(spec_error)?;
+    if let Some(sandbox) = sandbox_of(&b.spec) {
+        return supervise_added(g, a, ready, &dir, &b, &sandbox);
+    }
     let me = std::process::id();
     let rec = RefCell::new(Record {
         oci_version: OCI_VERSION.into(),
@@ -206,14 +469,13 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         overlay: g.overlay.name(),
         network: network.name(),
         readonly_rootfs: b.readonly,
-        // The container gets the default mounts (/proc, /dev, /dev/pts, /dev/shm,
-        // /sys); the spec's own mounts are not translated yet.
-        mounts: Vec::new(),
+        mounts: b.mounts.clone(),
     };
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,
         readonly: b.readonly,
+        binds: b.binds.clone(),
         control: Some(sentry_end),
         stdio,
     };
@@ -242,9 +504,9 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         Ok(())
     };
     let mut handle = |boot: Pid| {
-        serve_one(&listener, |req| {
+        serve_one(&listener, |req, fds| {
             let mut r = rec.borrow_mut();
-            on_request(req, &ours, boot, &dir, &mut r, &hooks)
+            on_request(req, fds, &ours, boot, &dir, &mut r, &hooks)
         })
     };
     let service = sandbox::Service {
@@ -287,25 +549,19 @@ fn reap_orphans() {
     }
 }
 
-/// Accepts one CLI connection and answers its single request.
-fn serve_one(listener: &UnixListener, mut answer: impl FnMut(Request) -> Reply) {
+/// Accepts one CLI connection and answers its single request (one JSON line, with
+/// the descriptors an exec hands over riding on it).
+fn serve_one(listener: &UnixListener, mut answer: impl FnMut(Request, Vec<OwnedFd>) -> Reply) {
     let Ok((stream, _)) = listener.accept() else {
         return;
     };
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(REQUEST_TIMEOUT));
     let _ = stream.set_write_timeout(Some(REQUEST_TIMEOUT));
-    let mut line = String::new();
-    let reader = BufReader::new(&stream);
-    let reply = match reader
-        .take(control::MAX_MESSAGE as u64)
-        .read_line(&mut line)
-    {
-        Err(e) => Reply::Error {
-            msg: format!("read request: {e}"),
-        },
-        Ok(_) => match serde_json::from_str::<Request>(&line) {
-            Ok(req) => answer(req),
+    let reply = match read_request(&stream) {
+        Err(msg) => Reply::Error { msg },
+        Ok((line, fds)) => match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => answer(req, fds),
             Err(e) => Reply::Error {
                 msg: format!("malformed request: {e}"),
             },
@@ -316,8 +572,33 @@ fn serve_one(listener: &UnixListener, mut answer: impl FnMut(Request) -> Reply) 
     let _ = (&stream).write_all(text.as_bytes());
 }
 
-fn relay(ours: &OwnedFd, req: &Request) -> Reply {
-    if let Err(msg) = control::send(ours, req) {
+/// Reads up to the first newline, collecting every descriptor that arrives.
+fn read_request(stream: &UnixStream) -> std::result::Result<(Vec<u8>, Vec<OwnedFd>), String> {
+    let mut line = Vec::new();
+    let mut fds = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let got = gofer::recv_frame(stream.as_fd(), &mut buf)
+            .map_err(|e| format!("read request: {e}"))?;
+        fds.extend(got.fds);
+        if got.len == 0 {
+            return Err("read request: the caller hung up".into());
+        }
+        let part = &buf[..got.len];
+        if let Some(i) = part.iter().position(|&b| b == b'\n') {
+            line.extend_from_slice(&part[..i]);
+            return Ok((line, fds));
+        }
+        line.extend_from_slice(part);
+        if line.len() > control::MAX_MESSAGE {
+            return Err("request too large".into());
+        }
+    }
+}
+
+fn relay(ours: &OwnedFd, req: &Request, fds: &[OwnedFd]) -> Reply {
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    if let Err(msg) = control::send_with_fds(ours, req, &borrowed) {
         return Reply::Error { msg };
     }
     match control::recv::<Reply>(ours) {
@@ -331,6 +612,7 @@ fn relay(ours: &OwnedFd, req: &Request) -> Reply {
 
 fn on_request(
     req: Request,
+    fds: Vec<OwnedFd>,
     ours: &OwnedFd,
     boot: Pid,
     dir: &Path,
@@ -346,7 +628,7 @@ fn on_request(
             if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
                 return err(format!("{e:#}"));
             }
-            let reply = relay(ours, &Request::Start);
+            let reply = relay(ours, &Request::Start, &[]);
             if reply == Reply::Ok {
                 rec.status = "running".into();
                 let _ = state::store(dir, rec);
@@ -358,13 +640,21 @@ fn on_request(
         }
         // The whole sandbox belongs to its init: SIGKILL ends it on the host side,
         // which works whatever the sentry is doing.
-        Request::Signal { signo, .. } if signo == libc::SIGKILL => {
+        Request::Signal {
+            signo,
+            pid: None,
+            ref container,
+            ..
+        } if signo == libc::SIGKILL && (*container == rec.id || container.is_empty()) => {
             match kill(boot, Signal::SIGKILL) {
                 Ok(()) => Reply::Ok,
                 Err(e) => err(format!("kill: {e}")),
             }
         }
-        other => relay(ours, &other),
+        Request::ExecProcess { .. } if rec.status != "running" => {
+            err(format!("container is {}, not running", rec.status))
+        }
+        other => relay(ours, &other, &fds),
     }
 }
 
@@ -421,14 +711,26 @@ fn run_hook(h: &Hook, st: &state::OciState<'_>) -> Result<()> {
 // ---- commands talking to a supervisor ----
 
 fn request(g: &GlobalOpts, id: &str, req: &Request) -> Result<Reply> {
+    request_with_fds(g, id, req, &[])
+}
+
+/// Sends one request line with `fds` riding on it and reads the reply line.
+fn request_with_fds(
+    g: &GlobalOpts,
+    id: &str,
+    req: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<Reply> {
     let path = state::dir_of(&g.root, id)?.join(CONTROL_SOCK);
     let stream =
         UnixStream::connect(&path).map_err(|_| anyhow!("container {id:?} is not running"))?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut text = serde_json::to_string(req).context("encode request")?;
     text.push('\n');
+    let sent = gofer::send_frame_fds(stream.as_fd(), text.as_bytes(), fds)
+        .with_context(|| format!("container {id:?}: send request"))?;
     (&stream)
-        .write_all(text.as_bytes())
+        .write_all(&text.as_bytes()[sent..])
         .with_context(|| format!("container {id:?}: send request"))?;
     let mut line = String::new();
     BufReader::new(&stream)
@@ -493,6 +795,7 @@ pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
         container: a.id.clone(),
         signo,
         all: a.all,
+        pid: None,
     };
     expect_ok(request(g, &a.id, &req)?).with_context(|| format!("kill {:?}", a.id))?;
     Ok(0)
@@ -655,26 +958,62 @@ pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     }
 }
 
+/// What an `exec` runs: the process and whether it gets a terminal.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ExecPlan {
+    process: ProcessConfig,
+    terminal: bool,
+    console_socket: Option<std::path::PathBuf>,
+}
+
 /// The process `exec` asks for: `--process FILE` (an OCI process object) or the
 /// arguments with `--cwd`, `--env`, `--user`.
-fn exec_process(a: &ExecArgs) -> Result<ProcessConfig> {
+fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
     if let Some(path) = &a.process {
+        if !a.command.is_empty() {
+            bail!("exec: give either --process or the command, not both");
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow!("--process {}: {}", path.display(), bundle::io_msg(&e)))?;
         let p: oci_spec::runtime::Process = serde_json::from_str(&text)
             .map_err(|e| anyhow!("--process {}: invalid process JSON: {e}", path.display()))?;
         let args = p.args().clone().unwrap_or_default();
-        if args.is_empty() {
+        if args.is_empty() || args[0].is_empty() {
             bail!("--process {}: args must not be empty", path.display());
         }
-        return Ok(ProcessConfig {
-            args,
-            env: p.env().clone().unwrap_or_default(),
-            cwd: p.cwd().to_string_lossy().into_owned(),
-            uid: p.user().uid(),
-            gid: p.user().gid(),
-            additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
-            rlimits: Vec::new(),
+        let cwd = p.cwd().to_string_lossy().into_owned();
+        if !cwd.starts_with('/') {
+            bail!(
+                "--process {}: cwd must be an absolute path, got {cwd:?}",
+                path.display()
+            );
+        }
+        let mut rlimits = Vec::new();
+        for r in p.rlimits().iter().flatten() {
+            let name = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let resource = bundle::rlimit_number(&name)
+                .ok_or_else(|| anyhow!("--process {}: unknown rlimit {name:?}", path.display()))?;
+            rlimits.push(sentry::config::Rlimit {
+                resource,
+                soft: r.soft(),
+                hard: r.hard(),
+            });
+        }
+        return Ok(ExecPlan {
+            process: ProcessConfig {
+                args,
+                env: p.env().clone().unwrap_or_default(),
+                cwd,
+                uid: p.user().uid(),
+                gid: p.user().gid(),
+                additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
+                rlimits,
+            },
+            terminal: a.tty || p.terminal().unwrap_or(false),
+            console_socket: a.console_socket.clone(),
         });
     }
     if a.command.is_empty() {
@@ -685,50 +1024,246 @@ fn exec_process(a: &ExecArgs) -> Result<ProcessConfig> {
         None => (0, 0),
     };
     for e in &a.env {
-        if !e.contains('=') {
+        if !e.contains('=') || e.starts_with('=') {
             bail!("--env: must be KEY=VALUE, got {e:?}");
         }
     }
-    Ok(ProcessConfig {
-        args: a.command.clone(),
-        env: a.env.clone(),
-        cwd: a.cwd.clone().unwrap_or_else(|| "/".into()),
-        uid,
-        gid,
-        additional_gids: Vec::new(),
-        rlimits: Vec::new(),
+    let cwd = a.cwd.clone().unwrap_or_else(|| "/".into());
+    if !cwd.starts_with('/') {
+        bail!("--cwd: must be an absolute path, got {cwd:?}");
+    }
+    Ok(ExecPlan {
+        process: ProcessConfig {
+            args: a.command.clone(),
+            env: a.env.clone(),
+            cwd,
+            uid,
+            gid,
+            additional_gids: Vec::new(),
+            rlimits: Vec::new(),
+        },
+        terminal: a.tty,
+        console_socket: a.console_socket.clone(),
     })
 }
 
+/// `exec`: starts the process in the sandbox with this command's stdio (or a new
+/// terminal's slave, its master sent to --console-socket) and waits for it, exiting
+/// with its status; this command's pid is the process's host-visible pid
+/// (--pid-file), as the supervisor's is the container's. Signals this command gets
+/// are passed on to the process, and if this command is killed the sentry kills the
+/// process. `--detach` starts a copy of this command in the background to do the
+/// waiting and writes that copy's pid.
 pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
-    let process = exec_process(a)?;
+    // The detached copy: its plan and a pipe to report back on come from the parent.
+    let (plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
+        (Some(p), Some(r)) => {
+            let plan_fd = internal::adopt_fd(p, "--internal-plan-fd")?;
+            let ready = File::from(internal::adopt_fd(r, "--internal-ready-fd")?);
+            let mut text = String::new();
+            File::from(plan_fd)
+                .read_to_string(&mut text)
+                .context("read the exec plan")?;
+            let plan: ExecPlan = serde_json::from_str(&text).context("exec plan")?;
+            (plan, Some(ready))
+        }
+        (None, None) => (exec_plan(a)?, None),
+        _ => bail!("--internal-plan-fd and --internal-ready-fd go together"),
+    };
+    if plan.terminal && plan.console_socket.is_none() {
+        bail!("exec: a terminal (--tty or process.terminal) needs --console-socket");
+    }
+    if !plan.terminal && plan.console_socket.is_some() {
+        bail!("exec: --console-socket given but no terminal was asked for (--tty)");
+    }
     let rec = state::load(&g.root, &a.id)?;
     if rec.status != "running" {
         bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
     }
+    if a.detach && ready.is_none() {
+        return exec_detached(g, a, &plan);
+    }
+    let r = exec_and_wait(g, a, &plan, &mut ready);
+    if let (Err(e), Some(mut f)) = (&r, ready.take()) {
+        let _ = writeln!(f, "{}", crate::one_line(&format!("{e:#}")));
+        return Ok(1);
+    }
+    r
+}
+
+fn exec_detached(g: &GlobalOpts, a: &ExecArgs, plan: &ExecPlan) -> Result<i32> {
+    use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+    let plan_fd =
+        memfd_create(c"rvisor-exec-plan", MemFdCreateFlag::MFD_CLOEXEC).context("memfd_create")?;
+    let mut f = File::from(plan_fd);
+    serde_json::to_writer(&mut f, plan).context("write the exec plan")?;
+    f.flush().context("write the exec plan")?;
+    std::io::Seek::rewind(&mut f).context("write the exec plan")?;
+    let plan_fd = OwnedFd::from(f);
+    let (ready_r, ready_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe for exec")?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg0("rvisor")
+        .args(g.forwarded())
+        .arg("--root")
+        .arg(&g.root)
+        .arg("exec")
+        .arg(format!("--internal-plan-fd={}", plan_fd.as_raw_fd()))
+        .arg(format!("--internal-ready-fd={}", ready_w.as_raw_fd()))
+        .arg(&a.id)
+        // Out of the caller's process group: a terminal's ^C to the caller is not
+        // the process's.
+        .process_group(0);
+    let mut child = sandbox::spawn_with_fds(&mut cmd, &[&plan_fd, &ready_w], "exec")?;
+    drop(ready_w);
+    drop(plan_fd);
+    let mut answer = String::new();
+    let _ = File::from(ready_r).read_to_string(&mut answer);
+    let answer = answer.trim();
+    if !answer.starts_with("ok") {
+        let _ = child.wait();
+        if answer.is_empty() {
+            bail!("exec in {:?}: the waiting process exited early", a.id);
+        }
+        bail!("{answer}");
+    }
+    if let Some(p) = &a.pid_file {
+        write_pid_file(p, child.id())?;
+    }
+    Ok(0)
+}
+
+/// The caller's stdio fd `n`, or /dev/null where it is closed.
+fn stdio_or_null(n: i32) -> Result<OwnedFd> {
+    use std::os::fd::AsFd;
+    let fd = match n {
+        0 => std::io::stdin().as_fd().try_clone_to_owned(),
+        1 => std::io::stdout().as_fd().try_clone_to_owned(),
+        _ => std::io::stderr().as_fd().try_clone_to_owned(),
+    };
+    match fd {
+        Ok(f) => Ok(f),
+        Err(_) => Ok(OwnedFd::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+                .context("open /dev/null")?,
+        )),
+    }
+}
+
+fn exec_and_wait(
+    g: &GlobalOpts,
+    a: &ExecArgs,
+    plan: &ExecPlan,
+    ready: &mut Option<File>,
+) -> Result<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::signal::SigSet;
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    // Blocked before the process exists, so none is lost; passed on below.
+    let forwarded = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ];
+    let mut mask = SigSet::empty();
+    for s in forwarded {
+        mask.add(s);
+    }
+    mask.thread_block().context("sigprocmask")?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
+
+    let stdio: Vec<OwnedFd> = match &plan.console_socket {
+        Some(cs) if plan.terminal => {
+            let slave = console::send_new_pty(cs)?;
+            vec![slave.try_clone()?, slave.try_clone()?, slave]
+        }
+        _ => vec![stdio_or_null(0)?, stdio_or_null(1)?, stdio_or_null(2)?],
+    };
+    let (status_ours, status_theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .context("socketpair for the exit status")?;
     let req = Request::ExecProcess {
         container: a.id.clone(),
-        process,
+        process: plan.process.clone(),
     };
-    let pid = match request(g, &a.id, &req)? {
+    let fds = [
+        stdio[0].as_fd(),
+        stdio[1].as_fd(),
+        stdio[2].as_fd(),
+        status_theirs.as_fd(),
+    ];
+    let pid = match request_with_fds(g, &a.id, &req, &fds)? {
         Reply::Pid { pid } => pid,
         Reply::Error { msg } => bail!("exec in {:?}: {msg}", a.id),
         other => bail!("exec in {:?}: unexpected reply {other:?}", a.id),
     };
+    drop(status_theirs);
+    drop(stdio);
+    tracing::info!(pid, "exec'd process started");
     if let Some(p) = &a.pid_file {
-        write_pid_file(p, u32::try_from(pid).unwrap_or(0))?;
+        write_pid_file(p, std::process::id())?;
     }
-    if a.detach {
-        return Ok(0);
+    if let Some(mut f) = ready.take() {
+        let _ = writeln!(f, "ok {pid}");
     }
-    let req = Request::Wait {
-        container: a.id.clone(),
-        pid,
-    };
-    match request(g, &a.id, &req)? {
-        Reply::Exited { status } => Ok(status),
-        Reply::Error { msg } => bail!("exec in {:?}: wait: {msg}", a.id),
-        other => bail!("exec in {:?}: unexpected reply {other:?}", a.id),
+    let mut got = Vec::new();
+    loop {
+        let mut pfds = [
+            PollFd::new(status_ours.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut pfds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll"),
+        }
+        let status_ready = pfds[0].revents().is_some_and(|r| !r.is_empty());
+        while let Ok(Some(info)) = sfd.read_signal() {
+            let req = Request::Signal {
+                container: a.id.clone(),
+                signo: info.ssi_signo as i32,
+                all: false,
+                pid: Some(pid),
+            };
+            if let Err(e) = request(g, &a.id, &req) {
+                tracing::warn!("pass signal {} on: {e:#}", info.ssi_signo);
+            }
+        }
+        if !status_ready {
+            continue;
+        }
+        let mut buf = [0u8; 32];
+        match nix::unistd::read(status_ours.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(e) => return Err(e).context("read the exit status"),
+        }
+        if got.contains(&b'\n') {
+            break;
+        }
+    }
+    match std::str::from_utf8(&got)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+    {
+        Some(status) => Ok(status),
+        None => {
+            // The sandbox went away under the process: it was killed with it.
+            tracing::warn!("the sandbox ended before the exec'd process reported its status");
+            Ok(128 + libc::SIGKILL)
+        }
     }
 }
 

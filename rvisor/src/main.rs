@@ -241,6 +241,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         config,
         rootfs: &rootfs,
         readonly: host_root,
+        binds: Vec::new(),
         control: None,
         stdio: None,
     };
@@ -273,13 +274,14 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         overlay: g.overlay.name(),
         network: network.name(),
         readonly_rootfs: b.readonly,
-        mounts: Vec::new(),
+        mounts: b.mounts,
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,
         readonly: b.readonly,
+        binds: b.binds,
         control: None,
         stdio: None,
     };

@@ -44,6 +44,9 @@ pub struct Launch<'a> {
     pub config: BootConfig,
     pub rootfs: &'a Path,
     pub readonly: bool,
+    /// The spec's bind mounts, served by the gofer besides the rootfs; the sentry
+    /// attaches them by position (the `bind` entries of `config.mounts`, in order).
+    pub binds: Vec<gofer::BindMount>,
     /// The sentry's end of the control channel (OCI create): boot holds the first
     /// process until `start`.
     pub control: Option<OwnedFd>,
@@ -139,19 +142,14 @@ pub fn run(
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
 
-    let mut gofer_cmd = self_command(g, "gofer");
-    gofer_cmd
-        .arg("--root")
-        .arg(launch.rootfs)
-        .arg(format!("--sock-fd={}", gofer_end.as_raw_fd()))
-        .arg(format!("--id={}", launch.config.id))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .process_group(0);
-    if launch.readonly {
-        gofer_cmd.arg("--readonly");
-    }
-    let mut gofer = spawn_with_fds(&mut gofer_cmd, &[&gofer_end], "gofer")?;
+    let mut gofer = spawn_gofer(
+        g,
+        &launch.config.id,
+        launch.rootfs,
+        launch.readonly,
+        &launch.binds,
+        &gofer_end,
+    )?;
     drop(gofer_end);
     tracing::info!(id = %launch.config.id, pid = gofer.id(), "gofer started");
 
@@ -205,6 +203,37 @@ pub fn run(
     let status = waiter.wait_boot(service);
     waiter.finish_gofer();
     status
+}
+
+/// Starts `rvisor gofer` serving `rootfs` (and `binds`) on `sock`, in its own
+/// process group; it dies with this process.
+pub fn spawn_gofer(
+    g: &GlobalOpts,
+    id: &str,
+    rootfs: &Path,
+    readonly: bool,
+    binds: &[gofer::BindMount],
+    sock: &OwnedFd,
+) -> Result<Child> {
+    let mut gofer_cmd = self_command(g, "gofer");
+    gofer_cmd
+        .arg("--root")
+        .arg(rootfs)
+        .arg(format!("--sock-fd={}", sock.as_raw_fd()))
+        .arg(format!("--id={id}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .process_group(0);
+    if readonly {
+        gofer_cmd.arg("--readonly");
+    }
+    for b in binds {
+        let mut a = OsString::from(format!("--mount={}=", b.dest));
+        a.push(b.src.as_os_str());
+        a.push(if b.readonly { ":ro" } else { ":rw" });
+        gofer_cmd.arg(a);
+    }
+    spawn_with_fds(&mut gofer_cmd, &[sock], "gofer")
 }
 
 struct Waiter {

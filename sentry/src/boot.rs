@@ -76,7 +76,8 @@ fn run_inner(
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
-    let root_inode = crate::fs::overlay::root_for(&config, Arc::new(client)).map_err(fail)?;
+    let client = Arc::new(client);
+    let root_inode = crate::fs::overlay::root_for(&config, client.clone()).map_err(fail)?;
     let readonly_root = config.readonly_rootfs;
     let root = Dentry::mount_root(
         root_inode,
@@ -91,11 +92,13 @@ fn run_inner(
         config.strace,
     );
     let mounts = MountTable::new();
-    mounts.mount_all(
-        &root,
-        &mount::with_defaults(&config.mounts, readonly_root, &root),
-        &fs_constructors(&kernel),
-    )?;
+    mounts
+        .mount_all(
+            &root,
+            &mount::with_defaults(&config.mounts, readonly_root, &root),
+            &fs_constructors(&kernel, &client),
+        )
+        .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
@@ -103,8 +106,11 @@ fn run_inner(
     confine::isolate_filesystem().map_err(fail)?;
     confine::install_sentry_filter().map_err(fail)?;
 
-    let mut spec = init_spec(&root, fds, &config.process).map_err(fail)?;
+    let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
+    let mut shared = None;
     if let Some(c) = control {
+        c.set_sandbox(&config.id, &config.overlay);
+        shared = Some(c.shared());
         // OCI create: the first process is loaded, then held until `start`.
         let k = Arc::downgrade(&kernel);
         spec.gate = Some(Box::new(move || match c.created(k) {
@@ -137,6 +143,12 @@ fn run_inner(
         }
         Err(StartError::Setup(m)) => return Err(fail(m)),
     }
+    if let Some(sh) = &shared {
+        // Added containers' first processes still held when init ends would keep
+        // their threads (and so the sandbox) alive.
+        wait_init_exit(&kernel);
+        sh.abandon_all();
+    }
     let status = spawn::wait_for_init(&kernel);
     kernel.timers.stop();
     Ok(match status {
@@ -147,9 +159,31 @@ fn run_inner(
 
 /// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
 /// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
-fn fs_constructors(kernel: &Arc<Kernel>) -> HashMap<String, FsConstructor> {
+///
+/// `bind` entries are the gofer's bind mounts, attached by position: the runtime
+/// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
+/// order, and the mount table builds the entries in order, so the n-th `bind`
+/// constructed is the gofer's mount n.
+pub(crate) fn fs_constructors(
+    kernel: &Arc<Kernel>,
+    client: &Arc<gofer::Client>,
+) -> HashMap<String, FsConstructor> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
     m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    let next_bind = std::sync::atomic::AtomicU32::new(0);
+    let client = client.clone();
+    m.insert(
+        "bind".to_string(),
+        Box::new(move |mc| {
+            let index = next_bind.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (flags, _) = mount::parse_options(&mc.options);
+            crate::fs::gofer::GoferFs::mount_bind(
+                client.clone(),
+                index,
+                flags & libc::MS_RDONLY != 0,
+            )
+        }),
+    );
     let k = Arc::downgrade(kernel);
     m.insert(
         "proc".to_string(),
@@ -176,6 +210,13 @@ fn fs_constructors(kernel: &Arc<Kernel>) -> HashMap<String, FsConstructor> {
     m
 }
 
+/// Blocks until the container's init has exited (its other tasks may still run).
+fn wait_init_exit(kernel: &Arc<Kernel>) {
+    let w = crate::kernel::wait::Waker::new();
+    let _reg = kernel.lifecycle.register(&w);
+    let _ = crate::kernel::wait::block(&w, None, || false, || Ok(kernel.init_status()));
+}
+
 /// The first process's fd table: the caller's stdio, passed through.
 fn stdio_table() -> Result<FdTable, String> {
     let mut fds = FdTable::new();
@@ -190,11 +231,14 @@ fn stdio_table() -> Result<FdTable, String> {
     Ok(fds)
 }
 
-/// The container's first process, from the config.
-fn init_spec(
+/// A process started from outside the sandbox (the first one, or an exec'd one),
+/// from its config, with root `root`, open files `fds` and parent `parent` (0: none
+/// in the sandbox).
+pub fn process_spec(
     root: &Arc<Dentry>,
     fds: FdTable,
     p: &crate::config::ProcessConfig,
+    parent: i32,
 ) -> Result<ProcessSpec, String> {
     if p.args.is_empty() {
         return Err("process.args: must not be empty".into());
@@ -235,7 +279,7 @@ fn init_spec(
         creds,
         limits,
         fds,
-        parent: 0,
+        parent,
         gate: None,
     })
 }

@@ -28,7 +28,9 @@ use containerd_shim::event::Event;
 use containerd_shim::monitor::{ExitEvent, Subject, Topic};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{api, Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult};
-use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskExit, TaskStart};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskStart,
+};
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::ttrpc::{Code, Status as RpcStatus};
@@ -106,6 +108,8 @@ struct Exits {
     cli: HashMap<i32, Sender<i32>>,
     /// Supervisor pid -> container id.
     containers: HashMap<i32, String>,
+    /// Waiting `rvisor exec` pid -> (container id, exec id).
+    execs: HashMap<i32, (String, String)>,
     /// Exits that arrived before anyone registered (a CLI that exited very fast is
     /// registered under the same lock as its spawn, so only supervisors land here).
     early: HashMap<i32, i32>,
@@ -128,6 +132,23 @@ struct Container {
     /// The terminal's master, when the container has one (resize-pty).
     console: Option<Arc<OwnedFd>>,
     rootfs_mounted: bool,
+    /// Processes added with `exec`, by exec id.
+    execs: HashMap<String, ExecProc>,
+}
+
+/// A process added to a container with `exec`. Its pid is the host pid of the
+/// `rvisor exec` that waits for it (and exits with its status, passing signals on).
+struct ExecProc {
+    pid: u32,
+    status: api::Status,
+    /// The OCI process JSON, in the bundle until the exec is deleted.
+    spec_path: String,
+    stdin: String,
+    stdout: String,
+    stderr: String,
+    terminal: bool,
+    exit: Arc<(Mutex<Exit>, Condvar)>,
+    console: Option<Arc<OwnedFd>>,
 }
 
 #[derive(Clone)]
@@ -272,6 +293,33 @@ impl Service {
         self.publish(Box::new(ev));
     }
 
+    /// Records an exec'd process's exit and tells containerd.
+    fn exec_exited(&self, id: &str, exec_id: &str, pid: i32, code: i32) {
+        let ts = now();
+        let exit = {
+            let Ok(mut cs) = self.containers.lock() else {
+                return;
+            };
+            let Some(e) = cs.get_mut(id).and_then(|c| c.execs.get_mut(exec_id)) else {
+                return;
+            };
+            e.status = api::Status::STOPPED;
+            e.exit.clone()
+        };
+        if let Ok(mut e) = exit.0.lock() {
+            e.status = Some((code as u32, ts.clone()));
+        }
+        exit.1.notify_all();
+        self.publish(Box::new(TaskExit {
+            container_id: id.to_string(),
+            id: exec_id.to_string(),
+            pid: pid as u32,
+            exit_status: code as u32,
+            exited_at: MessageField::some(ts),
+            ..Default::default()
+        }));
+    }
+
     fn dispatch_exits(self) {
         let sub = match containerd_shim::monitor::monitor_subscribe(Topic::Pid) {
             Ok(s) => s,
@@ -282,22 +330,27 @@ impl Service {
         };
         while let Ok(ExitEvent { subject, exit_code }) = sub.rx.recv() {
             let Subject::Pid(pid) = subject else { continue };
-            let target = {
+            let (target, exec) = {
                 let Ok(mut ex) = self.exits.lock() else {
                     return;
                 };
                 if let Some(tx) = ex.cli.remove(&pid) {
                     let _ = tx.send(exit_code);
-                    None
+                    (None, None)
                 } else if let Some(id) = ex.containers.remove(&pid) {
-                    Some(id)
+                    (Some(id), None)
+                } else if let Some(e) = ex.execs.remove(&pid) {
+                    (None, Some(e))
                 } else {
                     ex.early.insert(pid, exit_code);
-                    None
+                    (None, None)
                 }
             };
             if let Some(id) = target {
                 self.container_exited(&id, pid, exit_code);
+            }
+            if let Some((id, exec_id)) = exec {
+                self.exec_exited(&id, &exec_id, pid, exit_code);
             }
         }
     }
@@ -524,6 +577,7 @@ impl shim::Task for Service {
             exit: Arc::new((Mutex::new(Exit::default()), Condvar::new())),
             console,
             rootfs_mounted: mounted,
+            execs: HashMap::new(),
         };
         self.containers
             .lock()
@@ -556,10 +610,7 @@ impl shim::Task for Service {
 
     fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> TtrpcResult<api::StartResponse> {
         if !req.exec_id.is_empty() {
-            return Err(rpc_err(
-                Code::UNIMPLEMENTED,
-                "exec: needs multi-process support in the sentry (not yet)",
-            ));
+            return self.start_exec(&req.id, &req.exec_id);
         }
         let bundle = self.get(&req.id, |c| c.bundle.clone())?;
         self.run(self.rvisor(&bundle, &["start", &req.id])?)?;
@@ -581,6 +632,32 @@ impl shim::Task for Service {
     }
 
     fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
+        if !req.exec_id.is_empty() {
+            return self.exec_get(&req.id, &req.exec_id, |c, e| {
+                let (exit_status, exited_at) = e
+                    .exit
+                    .0
+                    .lock()
+                    .ok()
+                    .and_then(|x| x.status.clone())
+                    .map(|(s, t)| (s, MessageField::some(t)))
+                    .unwrap_or((0, MessageField::none()));
+                api::StateResponse {
+                    id: req.id.clone(),
+                    exec_id: req.exec_id.clone(),
+                    bundle: c.bundle.clone(),
+                    pid: e.pid,
+                    status: e.status.into(),
+                    stdin: e.stdin.clone(),
+                    stdout: e.stdout.clone(),
+                    stderr: e.stderr.clone(),
+                    terminal: e.terminal,
+                    exit_status,
+                    exited_at,
+                    ..Default::default()
+                }
+            });
+        }
         self.get(&req.id, |c| {
             let (exit_status, exited_at) = c
                 .exit
@@ -608,10 +685,21 @@ impl shim::Task for Service {
 
     fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
         if !req.exec_id.is_empty() {
-            return Err(rpc_err(
-                Code::NOT_FOUND,
-                format!("exec {} not found", req.exec_id),
-            ));
+            // The waiting `rvisor exec` passes catchable signals on; killed, it
+            // takes the process with it.
+            let (pid, running) = self.exec_get(&req.id, &req.exec_id, |_, e| {
+                (e.pid, e.status == api::Status::RUNNING)
+            })?;
+            if !running {
+                return Err(rpc_err(Code::NOT_FOUND, "process already finished"));
+            }
+            let sig = nix_signal(req.signal)?;
+            if pid == 0 {
+                return Err(internal("exec has no pid"));
+            }
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
+                .map_err(|e| internal(format!("kill exec {}: {e}", req.exec_id)))?;
+            return Ok(api::Empty::new());
         }
         let (bundle, stopped) = self.get(&req.id, |c| {
             (c.bundle.clone(), c.status == api::Status::STOPPED)
@@ -630,7 +718,11 @@ impl shim::Task for Service {
     }
 
     fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> TtrpcResult<api::WaitResponse> {
-        let exit = self.get(&req.id, |c| c.exit.clone())?;
+        let exit = if req.exec_id.is_empty() {
+            self.get(&req.id, |c| c.exit.clone())?
+        } else {
+            self.exec_get(&req.id, &req.exec_id, |_, e| e.exit.clone())?
+        };
         let mut g = exit.0.lock().map_err(|_| internal("lock"))?;
         while g.status.is_none() {
             g = exit.1.wait(g).map_err(|_| internal("lock"))?;
@@ -649,10 +741,7 @@ impl shim::Task for Service {
         req: api::DeleteRequest,
     ) -> TtrpcResult<api::DeleteResponse> {
         if !req.exec_id.is_empty() {
-            return Err(rpc_err(
-                Code::NOT_FOUND,
-                format!("exec {} not found", req.exec_id),
-            ));
+            return self.delete_exec(&req.id, &req.exec_id);
         }
         let (bundle, pid, mounted, exit) = self.get(&req.id, |c| {
             (c.bundle.clone(), c.pid, c.rootfs_mounted, c.exit.clone())
@@ -722,21 +811,66 @@ impl shim::Task for Service {
     }
 
     fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
-        let bundle = self.get(&req.id, |c| c.bundle.clone())?;
         let spec = req
             .spec
             .as_ref()
             .map(|a| a.value.clone())
             .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, "exec: no process spec"))?;
-        let path = format!("{bundle}/exec-{}.json", req.exec_id);
-        std::fs::write(&path, spec).map_err(|e| internal(format!("write {path}: {e}")))?;
-        let r = self.run(self.rvisor(&bundle, &["exec", "--detach", "--process", &path, &req.id])?);
-        let _ = std::fs::remove_file(&path);
-        r.map(|_| api::Empty::new())
+        if req.exec_id.is_empty() || req.exec_id.contains('/') {
+            return Err(rpc_err(Code::INVALID_ARGUMENT, "exec: bad exec id"));
+        }
+        let (bundle, running) = self.get(&req.id, |c| {
+            (c.bundle.clone(), c.status == api::Status::RUNNING)
+        })?;
+        if !running {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("container {} is not running", req.id),
+            ));
+        }
+        let spec_path = format!("{bundle}/exec-{}.json", req.exec_id);
+        {
+            let mut cs = self.containers.lock().map_err(|_| internal("lock"))?;
+            let c = cs.get_mut(&req.id).ok_or_else(|| {
+                rpc_err(Code::NOT_FOUND, format!("container {} not found", req.id))
+            })?;
+            if c.execs.contains_key(&req.exec_id) {
+                return Err(rpc_err(
+                    Code::ALREADY_EXISTS,
+                    format!("exec {} already exists", req.exec_id),
+                ));
+            }
+            std::fs::write(&spec_path, spec)
+                .map_err(|e| internal(format!("write {spec_path}: {e}")))?;
+            c.execs.insert(
+                req.exec_id.clone(),
+                ExecProc {
+                    pid: 0,
+                    status: api::Status::CREATED,
+                    spec_path,
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    exit: Arc::new((Mutex::new(Exit::default()), Condvar::new())),
+                    console: None,
+                },
+            );
+        }
+        self.publish(Box::new(TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        }));
+        Ok(api::Empty::new())
     }
 
     fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> TtrpcResult<api::Empty> {
-        let console = self.get(&req.id, |c| c.console.clone())?;
+        let console = if req.exec_id.is_empty() {
+            self.get(&req.id, |c| c.console.clone())?
+        } else {
+            self.exec_get(&req.id, &req.exec_id, |_, e| e.console.clone())?
+        };
         let Some(m) = console else {
             return Err(rpc_err(
                 Code::FAILED_PRECONDITION,
@@ -784,7 +918,179 @@ impl shim::Task for Service {
     }
 }
 
+/// A signal number from containerd.
+fn nix_signal(n: u32) -> TtrpcResult<nix::sys::signal::Signal> {
+    i32::try_from(n)
+        .ok()
+        .and_then(|n| nix::sys::signal::Signal::try_from(n).ok())
+        .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, format!("bad signal {n}")))
+}
+
 impl Service {
+    fn exec_get<T>(
+        &self,
+        id: &str,
+        exec_id: &str,
+        f: impl FnOnce(&Container, &mut ExecProc) -> T,
+    ) -> TtrpcResult<T> {
+        let mut cs = self.containers.lock().map_err(|_| internal("lock"))?;
+        let c = cs
+            .get_mut(id)
+            .ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {id} not found")))?;
+        let mut e = c
+            .execs
+            .remove(exec_id)
+            .ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("exec {exec_id} not found")))?;
+        let r = f(c, &mut e);
+        c.execs.insert(exec_id.to_string(), e);
+        Ok(r)
+    }
+
+    /// Starts an added exec: `rvisor exec --detach` with the exec's FIFOs as its
+    /// stdio (or a terminal through a console socket) leaves a waiting `rvisor exec`
+    /// whose pid is the exec's.
+    fn start_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::StartResponse> {
+        let (bundle, spec_path, stdin, stdout, stderr, terminal, created) =
+            self.exec_get(id, exec_id, |c, e| {
+                (
+                    c.bundle.clone(),
+                    e.spec_path.clone(),
+                    e.stdin.clone(),
+                    e.stdout.clone(),
+                    e.stderr.clone(),
+                    e.terminal,
+                    e.status == api::Status::CREATED,
+                )
+            })?;
+        if !created {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("exec {exec_id} was already started"),
+            ));
+        }
+        let pid_file = format!("{bundle}/exec-{exec_id}.pid");
+        let log = format!("{bundle}/exec-{exec_id}.log");
+        let console_path = format!("{bundle}/exec-{exec_id}.sock");
+        let _ = std::fs::remove_file(&log);
+        let mut args = vec![
+            "--log",
+            &log,
+            "--log-format",
+            "json",
+            "exec",
+            "--detach",
+            "--pid-file",
+            &pid_file,
+            "--process",
+            &spec_path,
+        ];
+        let listener = if terminal {
+            let _ = std::fs::remove_file(&console_path);
+            let l = UnixListener::bind(&console_path)
+                .map_err(|e| internal(format!("console socket: {e}")))?;
+            args.extend(["--console-socket", &console_path]);
+            Some(l)
+        } else {
+            None
+        };
+        args.push(id);
+        let cmd = self.rvisor(&bundle, &args)?;
+        let stdin = open_fifo(&stdin)?;
+        let stdout = open_fifo(&stdout)?;
+        let stderr = open_fifo(&stderr)?;
+        // Register before the exec can end, so its exit finds its record.
+        let result = if terminal {
+            self.run_create(cmd, None, None, None, &log)
+        } else {
+            self.run_create(cmd, stdin.as_ref(), stdout.as_ref(), stderr.as_ref(), &log)
+        };
+        result?;
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| internal("rvisor exec wrote no pid"))?;
+        let _ = std::fs::remove_file(&pid_file);
+        let console = match &listener {
+            Some(l) => {
+                let master = Arc::new(recv_console(l)?);
+                let _ = std::fs::remove_file(&console_path);
+                let m = File::from(master.try_clone().map_err(|e| internal(e.to_string()))?);
+                if let Some(o) = stdout {
+                    copy(m.try_clone().map_err(|e| internal(e.to_string()))?, o);
+                }
+                if let Some(i) = stdin {
+                    copy(i, m);
+                }
+                Some(master)
+            }
+            None => None,
+        };
+        self.exec_get(id, exec_id, |_, e| {
+            e.pid = pid;
+            e.status = api::Status::RUNNING;
+            e.console = console;
+        })?;
+        let early = {
+            let mut ex = self.exits.lock().map_err(|_| internal("lock"))?;
+            match ex.early.remove(&(pid as i32)) {
+                Some(code) => Some(code),
+                None => {
+                    ex.execs
+                        .insert(pid as i32, (id.to_string(), exec_id.to_string()));
+                    None
+                }
+            }
+        };
+        self.publish(Box::new(TaskExecStarted {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            pid,
+            ..Default::default()
+        }));
+        if let Some(code) = early {
+            self.exec_exited(id, exec_id, pid as i32, code);
+        }
+        Ok(api::StartResponse {
+            pid,
+            ..Default::default()
+        })
+    }
+
+    fn delete_exec(&self, id: &str, exec_id: &str) -> TtrpcResult<api::DeleteResponse> {
+        let (pid, running, exit, spec_path) = self.exec_get(id, exec_id, |_, e| {
+            (
+                e.pid,
+                e.status == api::Status::RUNNING,
+                e.exit.clone(),
+                e.spec_path.clone(),
+            )
+        })?;
+        if running {
+            return Err(rpc_err(
+                Code::FAILED_PRECONDITION,
+                format!("exec {exec_id} is still running"),
+            ));
+        }
+        let _ = std::fs::remove_file(&spec_path);
+        let (status, at) = exit
+            .0
+            .lock()
+            .ok()
+            .and_then(|e| e.status.clone())
+            .unwrap_or((0, now()));
+        if let Ok(mut cs) = self.containers.lock() {
+            if let Some(c) = cs.get_mut(id) {
+                c.execs.remove(exec_id);
+            }
+        }
+        Ok(api::DeleteResponse {
+            pid,
+            exit_status: status,
+            exited_at: MessageField::some(at),
+            ..Default::default()
+        })
+    }
+
     /// `rvisor create`: the sandbox inherits create's stdio, so the FIFOs are
     /// create's stdout and stderr (null with a terminal, whose slave the sandbox gets
     /// instead). create's own one-line error then goes to `--log`, read back here.

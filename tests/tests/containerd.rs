@@ -441,7 +441,6 @@ fn containerd_runs_rvisor_containers() {
 }
 
 #[test]
-#[ignore = "exec needs the control channel to hand the process's stdio into a running sandbox (not yet)"]
 fn containerd_exec_and_ps() {
     let c = Containerd::start("exec");
     c.import_image();
@@ -461,8 +460,38 @@ fn containerd_exec_and_ps() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The exec'd process's exit status comes back through ctr.
+    let o = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e2",
+        "box",
+        "/bin/sh",
+        "-c",
+        "exit 5",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A detached exec shows in ps beside the container's init.
+    c.ok(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "e3",
+        "box",
+        "/bin/sleep",
+        "30",
+    ]);
     let ps = c.ok(&["task", "ps", "box"]);
-    assert!(ps.lines().count() >= 2, "{ps}");
-    c.ok(&["task", "kill", "box"]);
+    assert!(ps.lines().count() >= 3, "{ps}");
+    // `sleep` as the container's init has no SIGTERM handler, so (as under runc)
+    // only SIGKILL ends it; its exec'd processes go with it.
+    c.ok(&["task", "kill", "--signal", "SIGKILL", "box"]);
     c.wait_task("box", "STOPPED");
 }

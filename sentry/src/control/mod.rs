@@ -6,22 +6,37 @@
 //! cannot split a message. The sentry speaks first: [`Event::Created`] once the
 //! container's first process is loaded and held before its first instruction (or
 //! [`Event::Failed`] when it cannot be). After that, each [`Request`] gets exactly one
-//! [`Reply`], in order. The socket is plain `read`/`write` so the sentry's seccomp
-//! allow-list needs nothing new.
+//! [`Reply`], in order. Requests that start a process carry its descriptors with
+//! `SCM_RIGHTS` (`sendmsg`/`recvmsg`, which the sentry's seccomp allow-list already
+//! has for the gofer).
 //!
-//! What needs a multi-process kernel (create-container, exec-process, wait on a pid,
-//! ps, signals other than the ones the runtime handles on the host) is part of the
-//! protocol already and answered with [`Reply::Error`] naming what is missing, so the
-//! runtime can report it and the messages do not change when the kernel grows them.
+//! [`Request::ExecProcess`] carries four descriptors: the process's stdin, stdout and
+//! stderr, and a *status* socket. The sentry writes the process's shell-style exit
+//! status there (decimal, then a newline) when it ends; if the runtime's end of that
+//! socket closes first (the `rvisor exec` that waits on it was killed), the process
+//! is killed, so nothing runs on with nobody to report its end to.
+//!
+//! [`Request::CreateContainer`] adds a container to the sandbox (a pod's second
+//! container): it carries five descriptors, the stdio and status ones as for exec
+//! plus a socket connected to a gofer serving the new container's rootfs (and its
+//! bind mounts). The container gets its own root (overlay, mounts) and its own
+//! process tree, whose first process has no parent in the sandbox and is held until
+//! [`Request::StartContainer`]; it shares the sandbox's kernel (IPC, hostname,
+//! network). A process belongs to a container when its parent chain reaches that
+//! container's first process.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc;
 
 use crate::kernel::Kernel;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-use crate::config::ProcessConfig;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::config::{MountConfig, ProcessConfig};
+use crate::vfs::Dentry;
 
 /// Largest message either side sends (a process spec with a large environment).
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -45,7 +60,8 @@ pub enum Event {
 pub enum Request {
     /// Let the first process run (OCI `start`).
     Start,
-    /// Send `signo` to a container's init (`all`: to every process of it).
+    /// Send `signo` to a container's init (`all`: to every process of it; `pid`: to
+    /// that process only).
     Signal {
         /// Container id (the sandbox's first container when it is the only one).
         container: String,
@@ -53,15 +69,31 @@ pub enum Request {
         signo: i32,
         /// Every process of the container, not just its init.
         all: bool,
+        /// One process (an exec'd one), by its pid in the sandbox.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
     },
-    /// Add a container to this sandbox (CRI `container-type: container`).
+    /// Add a container to this sandbox (CRI `container-type: container`); carries
+    /// the stdin, stdout, stderr, status and gofer descriptors (see the module doc).
     CreateContainer {
         /// Container id.
         id: String,
         /// Its first process.
         process: ProcessConfig,
+        /// Its mounts (bind mounts attach to its own gofer, in order).
+        #[serde(default)]
+        mounts: Vec<MountConfig>,
+        /// Its rootfs is read-only.
+        #[serde(default)]
+        readonly_rootfs: bool,
     },
-    /// Start another process in an existing container (OCI `exec`).
+    /// Let an added container's first process run.
+    StartContainer {
+        /// Container id.
+        id: String,
+    },
+    /// Start another process in an existing container (OCI `exec`); carries the
+    /// stdin, stdout, stderr and status descriptors (see the module doc).
     ExecProcess {
         /// Container id.
         container: String,
@@ -144,9 +176,78 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: impl AsFd) -> Result<Option<T>, 
         .map_err(|e| format!("malformed message: {e}"))
 }
 
+/// Descriptors an [`Request::ExecProcess`] carries, in order.
+pub const EXEC_FDS: usize = 4;
+/// Descriptors a [`Request::CreateContainer`] carries, in order.
+pub const CREATE_FDS: usize = 5;
+
+/// A container added to the sandbox after its first one.
+struct Sub {
+    root: Arc<Dentry>,
+    init: i32,
+}
+
+/// What the control thread and the boot code share: the added containers, and the
+/// gates holding their first processes until they are started.
+#[derive(Default)]
+pub struct Shared {
+    subs: Mutex<HashMap<String, Sub>>,
+    gates: Mutex<HashMap<String, mpsc::Sender<bool>>>,
+    /// The sandbox's first container's id and `--overlay` mode.
+    sandbox: Mutex<(String, String)>,
+}
+
+impl Shared {
+    /// Releases every held first process without running it (the sandbox is
+    /// ending), so their threads end.
+    pub fn abandon_all(&self) {
+        if let Ok(mut g) = self.gates.lock() {
+            for (_, tx) in g.drain() {
+                let _ = tx.send(false);
+            }
+        }
+    }
+}
+
+/// Writes one message as one record, with `fds` attached.
+pub fn send_with_fds<T: Serialize>(
+    sock: impl AsFd,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), String> {
+    let bytes = serde_json::to_vec(msg).map_err(|e| format!("encode: {e}"))?;
+    if bytes.len() > MAX_MESSAGE {
+        return Err(format!("message of {} bytes is too large", bytes.len()));
+    }
+    match gofer::send_frame_fds(sock.as_fd(), &bytes, fds) {
+        Ok(n) if n == bytes.len() => Ok(()),
+        Ok(n) => Err(format!("short write of {n} bytes")),
+        Err(e) => Err(format!("sendmsg: {e}")),
+    }
+}
+
+/// Reads one message and the descriptors that came with it; `Ok(None)` when the
+/// peer has hung up.
+pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(
+    sock: impl AsFd,
+) -> Result<Option<(T, Vec<OwnedFd>)>, String> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let got = gofer::recv_frame(sock.as_fd(), &mut buf).map_err(|e| format!("recvmsg: {e}"))?;
+    if got.len == 0 && got.fds.is_empty() {
+        return Ok(None);
+    }
+    if got.truncated {
+        return Err("message truncated".into());
+    }
+    serde_json::from_slice(&buf[..got.len])
+        .map(|m| Some((m, got.fds)))
+        .map_err(|e| format!("malformed message: {e}"))
+}
+
 /// The sentry's end of the channel.
 pub struct Server {
     sock: Arc<OwnedFd>,
+    shared: Arc<Shared>,
 }
 
 /// What the first-process thread learns while it waits for `start`.
@@ -163,7 +264,21 @@ impl Server {
     pub fn new(sock: OwnedFd) -> Server {
         Server {
             sock: Arc::new(sock),
+            shared: Arc::default(),
         }
+    }
+
+    /// Names the sandbox's first container and the overlay mode added containers'
+    /// roots get.
+    pub fn set_sandbox(&self, id: &str, overlay: &str) {
+        if let Ok(mut s) = self.shared.sandbox.lock() {
+            *s = (id.to_string(), overlay.to_string());
+        }
+    }
+
+    /// The state shared with the control thread.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
     }
 
     /// Reports a setup failure (best effort: the runtime may be gone).
@@ -196,7 +311,7 @@ impl Server {
     fn serve(self, go: mpsc::Sender<Go>, kernel: std::sync::Weak<Kernel>) {
         let mut go = Some(go);
         loop {
-            let req = match recv::<Request>(&*self.sock) {
+            let (req, fds) = match recv_with_fds::<Request>(&*self.sock) {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(msg) => {
@@ -206,7 +321,7 @@ impl Server {
                 }
             };
             tracing::debug!(?req, "control request");
-            let reply = handle(req, &mut go, &kernel);
+            let reply = handle(req, fds, &mut go, &kernel, &self.shared);
             if let Err(e) = send(&*self.sock, &reply) {
                 tracing::warn!("control channel: {e}");
                 break;
@@ -221,8 +336,10 @@ impl Server {
 
 fn handle(
     req: Request,
+    fds: Vec<OwnedFd>,
     go: &mut Option<mpsc::Sender<Go>>,
     kernel: &std::sync::Weak<Kernel>,
+    shared: &Arc<Shared>,
 ) -> Reply {
     let err = |msg: String| Reply::Error { msg };
     if req == Request::Start {
@@ -240,13 +357,25 @@ fn handle(
     let kernel = &kernel;
     match req {
         Request::Start => err("already started".into()),
-        Request::Signal { signo, all, .. } => match signal(kernel, signo, all) {
+        Request::Signal {
+            container,
+            signo,
+            all,
+            pid,
+        } => match signal(kernel, shared, &container, signo, all, pid) {
             Ok(()) => Reply::Ok,
             Err(e) => err(format!("signal {signo}: {e}")),
         },
-        Request::Ps { .. } => match kernel.registry() {
-            Ok(r) => Reply::Pids {
-                pids: r.groups.values().filter(|g| g.state().map(|s| s.zombie.is_none()).unwrap_or(false)).map(|g| g.tgid).collect(),
+        Request::Ps { container } if !known(shared, &container) => {
+            err(format!("ps: no container {container:?} in this sandbox"))
+        }
+        Request::Ps { container } => match members(kernel, shared, &container) {
+            Ok(groups) => Reply::Pids {
+                pids: groups
+                    .iter()
+                    .filter(|g| g.state().map(|s| s.zombie.is_none()).unwrap_or(false))
+                    .map(|g| g.tgid)
+                    .collect(),
             },
             Err(e) => err(format!("ps: {e}")),
         },
@@ -254,26 +383,125 @@ fn handle(
             Ok(status) => Reply::Exited { status },
             Err(e) => err(format!("wait {pid}: {e}")),
         },
-        // Another container or process needs its stdio handed into the sandbox;
-        // the channel does not carry fds yet.
-        Request::CreateContainer { .. } => err("create-container: passing a container's stdio into a running sandbox is not implemented yet".into()),
-        Request::ExecProcess { .. } => err("exec-process: passing the process's stdio into a running sandbox is not implemented yet".into()),
+        Request::CreateContainer {
+            id,
+            process,
+            mounts,
+            readonly_rootfs,
+        } => match create_container(kernel, shared, &id, &process, &mounts, readonly_rootfs, fds) {
+            Ok(pid) => Reply::Pid { pid },
+            Err(msg) => err(format!("create container {id:?}: {msg}")),
+        },
+        Request::StartContainer { id } => {
+            let gate = shared.gates.lock().ok().and_then(|mut g| g.remove(&id));
+            match gate {
+                Some(tx) if tx.send(true).is_ok() => Reply::Ok,
+                Some(_) => err(format!("container {id:?}: its first process is gone")),
+                None => err(format!("container {id:?}: not created or already started")),
+            }
+        }
+        Request::ExecProcess { container, process } => {
+            let root = shared
+                .subs
+                .lock()
+                .ok()
+                .and_then(|s| s.get(&container).map(|c| c.root.clone()))
+                .unwrap_or_else(|| kernel.root.clone());
+            let stdio_status = fds;
+            if !known(shared, &container) {
+                return err(format!("exec: no container {container:?} in this sandbox"));
+            }
+            match start_external(kernel, &root, &process, stdio_status, Hooks::default()) {
+                Ok(pid) => Reply::Pid { pid },
+                Err(msg) => err(format!("exec: {msg}")),
+            }
+        }
     }
+}
+
+/// The processes of `container`: an added container's are those whose parent chain
+/// reaches its first process; the sandbox's own container has every other one.
+fn members(
+    kernel: &Arc<Kernel>,
+    shared: &Shared,
+    container: &str,
+) -> Result<Vec<Arc<crate::kernel::process::ThreadGroup>>, crate::errno::Errno> {
+    let inits: HashMap<String, i32> = shared
+        .subs
+        .lock()
+        .map_err(|_| crate::errno::Errno::EIO)?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.init))
+        .collect();
+    let reg = kernel.registry()?;
+    let parent_of = |pid: i32| {
+        reg.group(pid)
+            .and_then(|g| g.state().ok().map(|s| s.parent))
+            .unwrap_or(0)
+    };
+    // The added container a process belongs to, if any.
+    let owner = |pid: i32| -> Option<i32> {
+        let mut cur = pid;
+        for _ in 0..4096 {
+            if inits.values().any(|&i| i == cur) {
+                return Some(cur);
+            }
+            cur = parent_of(cur);
+            if cur <= 0 {
+                return None;
+            }
+        }
+        None
+    };
+    let want = inits.get(container).copied();
+    Ok(reg
+        .groups
+        .values()
+        .filter(|g| owner(g.tgid) == want)
+        .cloned()
+        .collect())
 }
 
 /// Sends `signo` from outside the container: to its init, or with `all` to every
 /// process. As for any pid namespace's init on Linux, a signal from outside reaches
 /// init only if init handles it, except SIGKILL (and SIGSTOP).
-fn signal(kernel: &Arc<Kernel>, signo: i32, all: bool) -> Result<(), crate::errno::Errno> {
+fn signal(
+    kernel: &Arc<Kernel>,
+    shared: &Shared,
+    container: &str,
+    signo: i32,
+    all: bool,
+    pid: Option<i32>,
+) -> Result<(), crate::errno::Errno> {
     use crate::kernel::process;
     use crate::kernel::signals::{SigInfo, SIG_DFL, SIG_IGN};
-    let reg = kernel.registry()?;
-    let groups: Vec<_> = if all {
-        reg.groups.values().cloned().collect()
+    if !(1..=64).contains(&signo) {
+        return Err(crate::errno::Errno::EINVAL);
+    }
+    if !known(shared, container) {
+        return Err(crate::errno::Errno::ESRCH);
+    }
+    let sub_init = shared
+        .subs
+        .lock()
+        .ok()
+        .and_then(|s| s.get(container).map(|c| c.init));
+    let groups: Vec<_> = if let Some(p) = pid {
+        kernel.registry()?.group(p).into_iter().collect()
+    } else if let Some(init) = sub_init {
+        // An added container's first process is no pid namespace's init: the signal
+        // goes to it as to any process. SIGKILL ends the whole container (as its
+        // init's death would end a pid namespace).
+        if all || signo == libc::SIGKILL {
+            members(kernel, shared, container)?
+        } else {
+            kernel.registry()?.group(init).into_iter().collect()
+        }
+    } else if all {
+        members(kernel, shared, container)?
     } else {
-        reg.group(1).into_iter().collect()
+        kernel.registry()?.group(1).into_iter().collect()
     };
-    drop(reg);
     if groups.is_empty() {
         return Err(crate::errno::Errno::ESRCH);
     }
@@ -292,6 +520,268 @@ fn signal(kernel: &Arc<Kernel>, signo: i32, all: bool) -> Result<(), crate::errn
         process::send_to_group(&g, SigInfo::user(signo, 0, 0))?;
     }
     Ok(())
+}
+
+/// How [`start_external`] treats its process.
+struct Hooks {
+    /// Descriptors expected (stdio and status first).
+    want: usize,
+    /// Holds the loaded process until it says go.
+    gate: Option<Box<dyn FnOnce() -> bool + Send>>,
+    /// Runs when the runtime's end of the status socket closes.
+    on_hangup: Option<Box<dyn FnOnce() + Send>>,
+    /// Runs once the process has ended and been reaped.
+    on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            want: EXEC_FDS,
+            gate: None,
+            on_hangup: None,
+            on_exit: None,
+        }
+    }
+}
+
+/// True for the sandbox's own container (also named by "") and added ones.
+fn known(shared: &Shared, container: &str) -> bool {
+    let sandbox = shared
+        .sandbox
+        .lock()
+        .map(|s| s.0.clone())
+        .unwrap_or_default();
+    container.is_empty()
+        || container == sandbox
+        || shared
+            .subs
+            .lock()
+            .map(|s| s.contains_key(container))
+            .unwrap_or(false)
+}
+
+/// Starts `process` under `root` with the received stdio and reports its end on the
+/// status socket (see the module doc); returns its pid. `fds` must hold `want`
+/// descriptors (stdio and status first).
+fn start_external(
+    kernel: &Arc<Kernel>,
+    root: &Arc<Dentry>,
+    process: &ProcessConfig,
+    fds: Vec<OwnedFd>,
+    hooks: Hooks,
+) -> Result<i32, String> {
+    let Hooks {
+        want,
+        gate,
+        on_hangup,
+        on_exit,
+    } = hooks;
+    use crate::fs::host::HostStream;
+    use crate::kernel::spawn::{self, StartError};
+    use crate::vfs::{FdTable, OpenFile};
+    if fds.len() != want {
+        return Err(format!(
+            "expected {want} descriptors (stdin, stdout, stderr, status...), got {}",
+            fds.len()
+        ));
+    }
+    let mut fds = fds.into_iter();
+    let mut table = FdTable::new();
+    for n in 0..3 {
+        let Some(fd) = fds.next() else {
+            return Err("missing stdio".into());
+        };
+        let file = OpenFile::new(Box::new(HostStream::new(fd)), None, libc::O_RDWR);
+        table
+            .insert_at(n, file, false, 3)
+            .map_err(|e| format!("stdio fd {n}: {e}"))?;
+    }
+    let Some(status) = fds.next() else {
+        return Err("missing the status socket".into());
+    };
+    let mut spec = crate::boot::process_spec(root, table, process, 0)?;
+    spec.gate = gate;
+    let pid = match spawn::start_process(kernel, spec) {
+        Ok(pid) => pid,
+        Err(StartError::NotFound(m) | StartError::NotExecutable(m) | StartError::Setup(m)) => {
+            return Err(m)
+        }
+    };
+    let group = kernel.registry().ok().and_then(|r| r.group(pid));
+    let Some(group) = group else {
+        return Ok(pid);
+    };
+    let status = Arc::new(status);
+    // The reporter: waits for the end, writes the status, and reaps the zombie (an
+    // exec'd process has no parent in the sandbox to do it).
+    let k = kernel.clone();
+    let st = status.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("exec-wait-{pid}"))
+        .spawn(move || {
+            let code = match wait_exit(&k, pid) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(pid, "exec: wait: {e}");
+                    128 + libc::SIGKILL
+                }
+            };
+            if let Ok(mut r) = k.registry() {
+                r.groups.remove(&pid);
+            }
+            // Before the status goes out: the runtime may act as soon as it has it.
+            if let Some(f) = on_exit {
+                f();
+            }
+            let _ = crate::sys::host::write(st.as_fd(), format!("{code}\n").as_bytes());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(pid, "exec: cannot start the reporter thread: {e}");
+    }
+    // The watcher: the runtime's end closing before the process ended means nobody
+    // waits for it any more.
+    let spawned = std::thread::Builder::new()
+        .name(format!("exec-watch-{pid}"))
+        .spawn(move || {
+            let mut b = [0u8; 16];
+            loop {
+                match crate::sys::host::read(status.as_fd(), &mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if let Some(f) = on_hangup {
+                f();
+            }
+            let live = group.state().map(|s| s.zombie.is_none()).unwrap_or(false);
+            if live {
+                tracing::info!(
+                    pid,
+                    "exec: the runtime stopped waiting; killing the process"
+                );
+                crate::kernel::process::kill_group(
+                    &group,
+                    crate::kernel::ExitStatus::Signaled {
+                        signo: libc::SIGKILL,
+                        core: false,
+                    },
+                );
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(pid, "exec: cannot start the watcher thread: {e}");
+    }
+    Ok(pid)
+}
+
+/// Builds an added container's root from the gofer socket (the last of `fds`) and
+/// starts its first process, held until [`Request::StartContainer`].
+fn create_container(
+    kernel: &Arc<Kernel>,
+    shared: &Arc<Shared>,
+    id: &str,
+    process: &ProcessConfig,
+    mounts: &[MountConfig],
+    readonly_rootfs: bool,
+    mut fds: Vec<OwnedFd>,
+) -> Result<i32, String> {
+    use crate::vfs::mount::{self, Mount, MountTable};
+    let (sandbox_id, overlay) = shared
+        .sandbox
+        .lock()
+        .map(|s| s.clone())
+        .map_err(|_| "lock".to_string())?;
+    let taken = shared
+        .subs
+        .lock()
+        .map(|s| s.contains_key(id))
+        .unwrap_or(true);
+    if taken || id == sandbox_id {
+        return Err("a container with this id is already in the sandbox".into());
+    }
+    if fds.len() != CREATE_FDS {
+        return Err(format!(
+            "expected {CREATE_FDS} descriptors (stdin, stdout, stderr, status, gofer), got {}",
+            fds.len()
+        ));
+    }
+    let gofer_sock = fds.pop().ok_or("missing the gofer socket")?;
+    let client = Arc::new(
+        gofer::Client::new(gofer_sock).map_err(|e| format!("gofer: handshake failed: {e}"))?,
+    );
+    let config = crate::config::BootConfig {
+        id: id.to_string(),
+        platform: String::new(),
+        strace: false,
+        hostname: String::new(),
+        process: process.clone(),
+        overlay,
+        network: "none".into(),
+        readonly_rootfs,
+        mounts: mounts.to_vec(),
+    };
+    let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
+    let root = Dentry::mount_root(
+        root_inode,
+        Mount::root_with_flags(if readonly_rootfs { libc::MS_RDONLY } else { 0 }),
+    );
+    MountTable::new().mount_all(
+        &root,
+        &mount::with_defaults(mounts, readonly_rootfs, &root),
+        &crate::boot::fs_constructors(kernel, &client),
+    )?;
+    let (tx, rx) = mpsc::channel::<bool>();
+    shared
+        .gates
+        .lock()
+        .map_err(|_| "lock".to_string())?
+        .insert(id.to_string(), tx);
+    let gate: Box<dyn FnOnce() -> bool + Send> = Box::new(move || rx.recv() == Ok(true));
+    // The status socket closing before start means nobody will start it.
+    // Nor is anyone left to report the container's end to: all of it goes.
+    let sh = shared.clone();
+    let cid = id.to_string();
+    let k = Arc::downgrade(kernel);
+    let release: Box<dyn FnOnce() + Send> = Box::new(move || {
+        if let Some(tx) = sh.gates.lock().ok().and_then(|mut g| g.remove(&cid)) {
+            let _ = tx.send(false);
+        }
+        if let Some(k) = k.upgrade() {
+            if let Err(e) = signal(&k, &sh, &cid, libc::SIGKILL, true, None) {
+                tracing::debug!("container {cid}: kill after hang-up: {e}");
+            }
+        }
+    });
+    // Once it has ended the container is gone from the sandbox, so no later
+    // request can reach a process that took over its pid.
+    let sh = shared.clone();
+    let cid = id.to_string();
+    let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
+        if let Ok(mut s) = sh.subs.lock() {
+            s.remove(&cid);
+        }
+    });
+    let hooks = Hooks {
+        want: EXEC_FDS,
+        gate: Some(gate),
+        on_hangup: Some(release),
+        on_exit: Some(on_exit),
+    };
+    let started = start_external(kernel, &root, process, fds, hooks);
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            if let Ok(mut g) = shared.gates.lock() {
+                g.remove(id);
+            }
+            return Err(e);
+        }
+    };
+    if let Ok(mut s) = shared.subs.lock() {
+        s.insert(id.to_string(), Sub { root, init: pid });
+    }
+    Ok(pid)
 }
 
 /// Blocks until process `pid` has exited; returns its shell-style status.
@@ -364,5 +854,32 @@ mod tests {
         ));
         drop(a);
         assert_eq!(go.recv().unwrap(), Go::Abandoned);
+    }
+
+    #[test]
+    fn descriptors_ride_with_a_request() {
+        let (a, b) = pair();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let req = Request::Signal {
+            container: "c".into(),
+            signo: 15,
+            all: false,
+            pid: Some(7),
+        };
+        send_with_fds(&a, &req, &[w.as_fd()]).unwrap();
+        drop(w);
+        let (got, fds) = recv_with_fds::<Request>(&b).unwrap().unwrap();
+        assert_eq!(got, req);
+        assert_eq!(fds.len(), 1);
+        nix::unistd::write(&fds[0], b"x").unwrap();
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(r.as_raw_fd(), &mut buf).unwrap(), 1);
+        // A request without a pid still parses (older runtimes).
+        let old: Request =
+            serde_json::from_str(r#"{"op":"signal","container":"c","signo":9,"all":true}"#)
+                .unwrap();
+        assert!(matches!(old, Request::Signal { pid: None, .. }));
+        drop(a);
+        assert!(recv_with_fds::<Request>(&b).unwrap().is_none());
     }
 }

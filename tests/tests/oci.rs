@@ -1,0 +1,433 @@
+//! The OCI runtime end to end beyond the lifecycle: the spec's mounts (bind mounts
+//! read-write and read-only, tmpfs with options) and `exec` into a running container
+//! (status, stdio, --detach with --pid-file, --process JSON, signals, bad input).
+//!
+//! Bundles use the host's `/` read-only as their rootfs, so `/bin/sh` and coreutils
+//! are there; everything the containers write goes to per-test temp directories.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn rvisor_bin() -> PathBuf {
+    rvisor_e2e::rvisor_bin().expect("rvisor binary (set RVISOR_BIN or build it)")
+}
+
+/// A temp directory with a bundle and a --root; containers left are force-deleted.
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rvisor-oci-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bundle")).unwrap();
+        Env { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    fn write_config(&self, script: &str, mounts: Value) {
+        let cfg = json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/bin/sh", "-c", script], "cwd": "/",
+                        "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 0, "gid": 0}},
+            "root": {"path": "/", "readonly": true},
+            "hostname": "oci",
+            "mounts": mounts,
+        });
+        std::fs::write(self.path("bundle/config.json"), cfg.to_string()).unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(rvisor_bin());
+        c.arg("--root").arg(self.path("state")).args(args);
+        c
+    }
+
+    fn rvisor(&self, args: &[&str]) -> Output {
+        self.cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap()
+    }
+
+    /// `create` + `start`; the sandbox's stdio goes to files (it outlives create).
+    fn create_and_start(&self, id: &str) {
+        let out = std::fs::File::create(self.path(&format!("{id}.out"))).unwrap();
+        let st = self
+            .cmd(&["create", "--bundle"])
+            .arg(self.path("bundle"))
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "create {id}");
+        let o = self.rvisor(&["start", id]);
+        assert!(o.status.success(), "start: {}", err(&o));
+    }
+
+    fn status(&self, id: &str) -> String {
+        let o = self.rvisor(&["state", id]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        v["status"].as_str().unwrap_or("").to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.path("state")) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.rvisor(&["delete", "--force", &id]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A refusal: non-zero, one line on stderr starting "rvisor: " and naming `want`.
+fn refused(o: &Output, want: &str) {
+    let e = err(o);
+    assert!(!o.status.success(), "succeeded: {e}");
+    assert_eq!(e.lines().count(), 1, "{e:?}");
+    assert!(e.starts_with("rvisor: ") && e.contains(want), "{e:?}");
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn spec_mounts_bind_rw_ro_and_tmpfs() {
+    let e = Env::new();
+    let rw = e.path("rw");
+    let ro = e.path("ro");
+    std::fs::create_dir_all(&rw).unwrap();
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::write(rw.join("host.txt"), "from host rw\n").unwrap();
+    std::fs::write(ro.join("host.txt"), "from host ro\n").unwrap();
+    let script = "cat /m/rw/host.txt /m/ro/host.txt | cat; \
+        echo written > /m/rw/new.txt && echo rw-write-ok; \
+        mkdir /m/rw/sub && echo deep > /m/rw/sub/f && echo rw-mkdir-ok; \
+        (echo x > /m/ro/new.txt) 2>&1 | grep -q 'Read-only' && echo ro-write-erofs; \
+        rm /m/ro/host.txt 2>/dev/null || echo ro-rm-refused; \
+        echo t > /m/tmp/f && cat /m/tmp/f | cat; \
+        stat -c %a /m/tmp; \
+        (echo x > /m/rotmp/f) 2>&1 | grep -q 'Read-only' && echo rotmp-erofs; \
+        ls /dev/null";
+    e.write_config(
+        script,
+        json!([
+            {"destination": "/m/rw", "type": "bind", "source": rw, "options": ["rbind", "rw"]},
+            {"destination": "/m/ro", "source": ro, "options": ["bind", "ro", "nosuid"]},
+            {"destination": "/m/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=750", "size=1m"]},
+            {"destination": "/m/rotmp", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["ro", "nosuid"]},
+        ]),
+    );
+    let bundle = e.path("bundle");
+    let o = e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "mounts"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "from host rw\nfrom host ro\nrw-write-ok\nrw-mkdir-ok\nro-write-erofs\nro-rm-refused\n\
+         t\n750\nrotmp-erofs\n/dev/null\n",
+        "{}",
+        err(&o)
+    );
+    // rw binds write through to the host; ro ones are untouched.
+    assert_eq!(
+        std::fs::read_to_string(rw.join("new.txt")).unwrap(),
+        "written\n"
+    );
+    assert_eq!(std::fs::read_to_string(rw.join("sub/f")).unwrap(), "deep\n");
+    assert!(!ro.join("new.txt").exists());
+    assert!(ro.join("host.txt").exists());
+}
+
+#[test]
+fn spec_mounts_bad_entries_are_refused() {
+    let e = Env::new();
+    let bundle = e.path("bundle");
+    let run = |mounts: Value| {
+        e.write_config("true", mounts);
+        e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "bad"])
+    };
+    refused(
+        &run(json!([{"destination": "/x", "type": "nfs", "source": "h:/e"}])),
+        "mounts[0].type",
+    );
+    refused(
+        &run(json!([{"destination": "/x", "type": "bind", "source": "/nonexistent-rvisor"}])),
+        "mounts[0].source",
+    );
+    refused(
+        &run(json!([{"destination": "rel", "type": "tmpfs", "source": "tmpfs"}])),
+        "mounts[0].destination",
+    );
+    refused(
+        &run(
+            json!([{"destination": "/x", "type": "tmpfs", "source": "tmpfs",
+                     "options": ["bogus=1"]}]),
+        ),
+        "mounts[0].options",
+    );
+}
+
+#[test]
+fn exec_into_a_running_container() {
+    let e = Env::new();
+    e.write_config("sleep 30", json!([]));
+    e.create_and_start("ex");
+
+    // Status, stdout and stderr of the caller, cwd, env and user.
+    let o = e.rvisor(&[
+        "exec",
+        "--cwd",
+        "/tmp",
+        "--env",
+        "FOO=bar",
+        "--user",
+        "5:6",
+        "ex",
+        "/bin/sh",
+        "-c",
+        "echo out $FOO $(pwd) $(id -u):$(id -g); echo err >&2; exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7), "{}", err(&o));
+    assert_eq!(out(&o), "out bar /tmp 5:6\n");
+    assert_eq!(err(&o), "err\n");
+
+    // --process JSON.
+    let pj = e.path("p.json");
+    std::fs::write(
+        &pj,
+        json!({"args": ["/bin/sh", "-c", "echo $V; exit 3"], "cwd": "/",
+               "env": ["V=from-json"], "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let o = e.rvisor(&["exec", "--process", pj.to_str().unwrap(), "ex"]);
+    assert_eq!(o.status.code(), Some(3), "{}", err(&o));
+    assert_eq!(out(&o), "from-json\n");
+
+    // --detach: the pid file names a host process that waits and then exits. (Its
+    // stdio is the process's, so it goes nowhere a test would wait on.)
+    let pf = e.path("exec.pid");
+    let st = e
+        .cmd(&[
+            "exec",
+            "--detach",
+            "--pid-file",
+            pf.to_str().unwrap(),
+            "ex",
+            "/bin/sleep",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid), "detached exec waiter {pid} is not running");
+    let ps = e.rvisor(&["ps", "--format", "json", "ex"]);
+    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    assert!(pids.len() >= 2, "{pids:?}");
+    let start = Instant::now();
+    while alive(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waiter {pid} did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A signal to the waiting exec reaches the process.
+    let mut child = e
+        .cmd(&["exec", "ex", "/bin/sleep", "20"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(128 + 15));
+
+    // Bad input.
+    std::fs::write(&pj, "{not json").unwrap();
+    refused(
+        &e.rvisor(&["exec", "--process", pj.to_str().unwrap(), "ex"]),
+        "invalid process JSON",
+    );
+    refused(
+        &e.rvisor(&["exec", "no-such-ctr", "true"]),
+        "does not exist",
+    );
+    refused(&e.rvisor(&["exec", "ex", "/no/such/program"]), "ENOENT");
+    refused(&e.rvisor(&["exec", "ex"]), "give the command");
+
+    // A stopped container takes no exec.
+    let o = e.rvisor(&["kill", "ex", "KILL"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let start = Instant::now();
+    while e.status("ex") != "stopped" {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    refused(&e.rvisor(&["exec", "ex", "true"]), "stopped");
+}
+
+#[test]
+fn added_container_joins_the_sandbox() {
+    let e = Env::new();
+    // The pod sandbox: the host root read-only, a long sleep.
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]},
+        "root": {"path": "/", "readonly": true},
+        "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
+    });
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    e.create_and_start("pod");
+    // An added container with a rootfs of its own (busybox and a marker file).
+    let b2 = e.path("b2");
+    std::fs::create_dir_all(b2.join("rootfs/bin")).unwrap();
+    std::fs::copy("/bin/busybox", b2.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(b2.join("rootfs/marker"), "only-in-b2\n").unwrap();
+    let write_cfg = |script: &str| {
+        let cfg = json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/bin/busybox", "sh", "-c", script], "cwd": "/",
+                        "env": ["PATH=/bin"]},
+            "root": {"path": "rootfs"},
+            "annotations": {"io.kubernetes.cri.container-type": "container",
+                            "io.kubernetes.cri.sandbox-id": "pod"},
+        });
+        std::fs::write(b2.join("config.json"), cfg.to_string()).unwrap();
+    };
+    let create = |id: &str| {
+        // The container keeps create's stdio: files, not pipes a test waits on.
+        let out = std::fs::File::create(e.path(&format!("{id}.out"))).unwrap();
+        let errf = e.path(&format!("{id}.err"));
+        let st = e
+            .cmd(&["create", "--bundle", b2.to_str().unwrap(), id])
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(std::fs::File::create(&errf).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "create {id}: {}",
+            std::fs::read_to_string(&errf).unwrap_or_default()
+        );
+    };
+    let wait_for = |id: &str, want: &str| {
+        let start = Instant::now();
+        while e.status(id) != want {
+            assert!(start.elapsed() < Duration::from_secs(10), "{id} not {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let pids = |id: &str| -> Vec<i32> {
+        let o = e.rvisor(&["ps", "--format", "json", id]);
+        assert!(o.status.success(), "ps {id}: {}", err(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+
+    // Its own root and process tree; its status is its own.
+    write_cfg("cat /marker; grep PPid /proc/$$/status; test -e /usr/bin || echo no-usr; exit 4");
+    create("c1");
+    assert_eq!(e.status("c1"), "created");
+    let o = e.rvisor(&["start", "c1"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c1", "stopped");
+    assert_eq!(
+        std::fs::read_to_string(e.path("c1.out")).unwrap(),
+        "only-in-b2\nPPid:\t0\nno-usr\n"
+    );
+    assert_eq!(e.status("pod"), "running");
+    let o = e.rvisor(&["delete", "c1"]);
+    assert!(o.status.success(), "{}", err(&o));
+
+    // ps, exec and SIGKILL act on the added container only.
+    write_cfg("sleep 30");
+    create("c2");
+    let o = e.rvisor(&["start", "c2"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let (pod, c2) = (pids("pod"), pids("c2"));
+    assert!(!c2.is_empty() && !pod.is_empty(), "{pod:?} {c2:?}");
+    assert!(c2.iter().all(|p| !pod.contains(p)), "{pod:?} {c2:?}");
+    let o = e.rvisor(&["exec", "c2", "/bin/busybox", "cat", "/marker"]);
+    assert_eq!(out(&o), "only-in-b2\n", "{}", err(&o));
+    let o = e.rvisor(&["kill", "c2", "KILL"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c2", "stopped");
+    assert_eq!(e.status("pod"), "running");
+    let o = e.rvisor(&["delete", "c2"]);
+    assert!(o.status.success(), "{}", err(&o));
+
+    // Deleting the sandbox ends its containers.
+    create("c3");
+    let o = e.rvisor(&["start", "c3"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let o = e.rvisor(&["delete", "--force", "pod"]);
+    assert!(o.status.success(), "{}", err(&o));
+    wait_for("c3", "stopped");
+
+    // A container naming a sandbox that is not there is refused.
+    let o = e
+        .cmd(&["create", "--bundle", b2.to_str().unwrap(), "c4"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    refused(&o, "pod");
+}
