@@ -61,8 +61,8 @@ pub struct Mounts {
 impl Mounts {
     /// Reads `/proc/self/mountinfo`.
     pub fn host() -> Result<Mounts> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo")
-            .context("read /proc/self/mountinfo")?;
+        let text =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
         Ok(parse_mountinfo(&text))
     }
 
@@ -554,7 +554,10 @@ impl Cgroup {
                     let mine = own.get(ctrl).cloned().unwrap_or_else(|| "/".into());
                     // Our path is relative to the hierarchy's root, the mount may show
                     // only a subtree of it.
-                    let mine = mine.strip_prefix(mroot.as_str()).unwrap_or(&mine).to_string();
+                    let mine = mine
+                        .strip_prefix(mroot.as_str())
+                        .unwrap_or(&mine)
+                        .to_string();
                     format!("{}/{p}", mine.trim_end_matches('/'))
                 }
             };
@@ -611,14 +614,15 @@ impl Cgroup {
                 }
                 let on = read_trim(&parent.join("cgroup.subtree_control")).unwrap_or_default();
                 if !on.split(' ').any(|h| h == *c) {
-                    write_file(&parent.join("cgroup.subtree_control"), &format!("+{c}"))
-                        .map_err(|e| {
+                    write_file(&parent.join("cgroup.subtree_control"), &format!("+{c}")).map_err(
+                        |e| {
                             anyhow!(
                                 "linux.resources: enable {c} in {}: {}",
                                 parent.display(),
                                 io_err(&e)
                             )
-                        })?;
+                        },
+                    )?;
                 }
             }
         }
@@ -692,7 +696,10 @@ impl Cgroup {
 
     /// The pids in the cgroup (the sandbox's host processes).
     pub fn procs(&self) -> Vec<i32> {
-        let Some(dir) = self.dir_for("pids").or_else(|| self.dirs.values().next().map(|p| p.as_path())) else {
+        let Some(dir) = self
+            .dir_for("pids")
+            .or_else(|| self.dirs.values().next().map(|p| p.as_path()))
+        else {
             return Vec::new();
         };
         std::fs::read_to_string(dir.join("cgroup.procs"))
@@ -749,9 +756,19 @@ impl Cgroup {
             }
             if Instant::now() > deadline {
                 if on {
-                    let _ = write_file(&f, if self.version == Version::V1 { "THAWED" } else { "0" });
+                    let _ = write_file(
+                        &f,
+                        if self.version == Version::V1 {
+                            "THAWED"
+                        } else {
+                            "0"
+                        },
+                    );
                 }
-                bail!("{} is still {state:?} after {FREEZE_TIMEOUT:?}", f.display());
+                bail!(
+                    "{} is still {state:?} after {FREEZE_TIMEOUT:?}",
+                    f.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -792,7 +809,9 @@ impl Cgroup {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                     // A process that just died may still be counted for a moment.
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Err(e) => bail!("remove cgroup {}: {}", d.display(), io_err(&e)),
@@ -973,7 +992,12 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
         if mine.is_empty() {
             let theirs = read_trim(&parent.join(f)).unwrap_or_default();
             write_file(&dir.join(f), &theirs).map_err(|e| {
-                anyhow!("linux.cgroupsPath: set {} in {}: {}", f, dir.display(), io_err(&e))
+                anyhow!(
+                    "linux.cgroupsPath: set {} in {}: {}",
+                    f,
+                    dir.display(),
+                    io_err(&e)
+                )
             })?;
         }
     }
@@ -982,11 +1006,7 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
 
 /// The spec's cgroup, created and limited, or None when the container has none
 /// (no cgroupsPath and the host's cgroups cannot be written).
-pub fn setup(
-    spec: &oci_spec::runtime::Spec,
-    id: &str,
-    systemd: bool,
-) -> Result<Option<Cgroup>> {
+pub fn setup(spec: &oci_spec::runtime::Spec, id: &str, systemd: bool) -> Result<Option<Cgroup>> {
     let linux = spec.linux().as_ref();
     let path = linux
         .and_then(|l| l.cgroups_path().as_ref())
@@ -1026,7 +1046,10 @@ pub fn own_placement() -> Result<Cgroup> {
     };
     for (ctrl, mount, mroot) in places {
         let mine = own.get(&ctrl).cloned().unwrap_or_else(|| "/".into());
-        let mine = mine.strip_prefix(mroot.as_str()).unwrap_or(&mine).to_string();
+        let mine = mine
+            .strip_prefix(mroot.as_str())
+            .unwrap_or(&mine)
+            .to_string();
         dirs.insert(ctrl, mount.join(mine.trim_start_matches('/')));
     }
     Ok(Cgroup {
@@ -1110,7 +1133,9 @@ mod tests {
     }
 
     fn pairs(v: &[Setting]) -> Vec<(String, String)> {
-        v.iter().map(|s| (s.file.clone(), s.value.clone())).collect()
+        v.iter()
+            .map(|s| (s.file.clone(), s.value.clone()))
+            .collect()
     }
 
     fn p(a: &str, b: &str) -> (String, String) {
@@ -1149,8 +1174,14 @@ mod tests {
             target(Some("/k8s/pod1"), "c", false).unwrap(),
             Target::Absolute("/k8s/pod1".into())
         );
-        assert_eq!(target(None, "c1", false).unwrap(), Target::Relative("c1".into()));
-        assert_eq!(target(Some("a/b"), "c", false).unwrap(), Target::Relative("a/b".into()));
+        assert_eq!(
+            target(None, "c1", false).unwrap(),
+            Target::Relative("c1".into())
+        );
+        assert_eq!(
+            target(Some("a/b"), "c", false).unwrap(),
+            Target::Relative("a/b".into())
+        );
         let e = target(Some("/a/../b"), "c", false).unwrap_err().to_string();
         assert!(e.starts_with("linux.cgroupsPath"), "{e}");
         assert_eq!(
@@ -1207,7 +1238,8 @@ mod tests {
         );
         assert_eq!(s[0].ctrl, "cpuset");
         assert_eq!(s[8].field, "linux.resources.pids.limit");
-        let unl = res(json!({"memory": {"limit": -1}, "cpu": {"quota": -1}, "pids": {"limit": -1}}));
+        let unl =
+            res(json!({"memory": {"limit": -1}, "cpu": {"quota": -1}, "pids": {"limit": -1}}));
         assert_eq!(
             pairs(&v1_settings(&unl).unwrap()),
             vec![
@@ -1216,7 +1248,9 @@ mod tests {
                 p("pids.max", "max"),
             ]
         );
-        assert!(v1_settings(&res(json!({"pids": {"limit": 0}}))).unwrap().is_empty());
+        assert!(v1_settings(&res(json!({"pids": {"limit": 0}})))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -1256,14 +1290,23 @@ mod tests {
     #[test]
     fn invalid_values_name_the_field() {
         let cases = [
-            (json!({"memory": {"limit": -5}}), "linux.resources.memory.limit"),
-            (json!({"memory": {"limit": 100, "swap": 50}}), "linux.resources.memory.swap"),
+            (
+                json!({"memory": {"limit": -5}}),
+                "linux.resources.memory.limit",
+            ),
+            (
+                json!({"memory": {"limit": 100, "swap": 50}}),
+                "linux.resources.memory.swap",
+            ),
             (json!({"cpu": {"shares": 1}}), "linux.resources.cpu.shares"),
             (json!({"cpu": {"period": 10}}), "linux.resources.cpu.period"),
             (json!({"cpu": {"quota": 10}}), "linux.resources.cpu.quota"),
             (json!({"cpu": {"cpus": "zero"}}), "linux.resources.cpu.cpus"),
             (json!({"cpu": {"mems": "0-"}}), "linux.resources.cpu.mems"),
-            (json!({"memory": {"swappiness": 200}}), "linux.resources.memory.swappiness"),
+            (
+                json!({"memory": {"swappiness": 200}}),
+                "linux.resources.memory.swappiness",
+            ),
         ];
         for (j, field) in cases {
             let e = v1_settings(&res(j.clone())).unwrap_err().to_string();
