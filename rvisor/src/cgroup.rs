@@ -804,10 +804,13 @@ impl Cgroup {
     fn remove_dirs_checked(&self) -> Result<()> {
         let deadline = Instant::now() + EMPTY_TIMEOUT;
         for d in self.created.iter().rev() {
+            let ours = self.dirs.values().any(|v| v == d);
             loop {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    // A parent made for us may hold another container's cgroup by now.
+                    Err(e) if !ours && e.raw_os_error() == Some(libc::EBUSY) => break,
                     // A process that just died may still be counted for a moment.
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>

@@ -657,6 +657,10 @@ pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     if rec.status == "stopped" {
         bail!("container {:?} is not running", a.id);
     }
+    // The process list comes from the sentry, which a frozen sandbox cannot run.
+    if rec.status == "paused" {
+        bail!("container {:?} is paused; resume it first", a.id);
+    }
     let req = Request::Ps {
         container: a.id.clone(),
     };
