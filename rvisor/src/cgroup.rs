@@ -582,6 +582,18 @@ impl Cgroup {
                     ),
                 }
             }
+            // As runc: a cgroup other processes are in is not shared (its pause,
+            // limits and delete would reach them).
+            if !self.created.contains(&dir)
+                && !read_trim(&dir.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .is_empty()
+            {
+                bail!(
+                    "linux.cgroupsPath: {} already holds other processes",
+                    dir.display()
+                );
+            }
             self.dirs.insert(ctrl.clone(), dir);
         }
         Ok(())
@@ -1354,5 +1366,47 @@ mod tests {
         adjust_status(&dir, &mut st);
         assert_eq!(st, "stopped");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The v2 freezer, stats and removal on a real cgroup2 tree: this host's
+    /// /sys/fs/cgroup when unified, else the hybrid's /sys/fs/cgroup/unified (skipped
+    /// when neither is writable).
+    #[test]
+    fn v2_freeze_stats_destroy() {
+        let m = Mounts::host().unwrap();
+        let Some((mount, _)) = m.v2.clone() else {
+            return;
+        };
+        let dir = mount.join(format!("rvisor-unit-{}", std::process::id()));
+        if std::fs::create_dir(&dir).is_err() {
+            return;
+        }
+        let cg = Cgroup {
+            version: Version::V2,
+            dirs: [(String::new(), dir.clone())].into(),
+            created: vec![dir.clone()],
+        };
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        cg.enter(pid).unwrap();
+        assert_eq!(cg.procs(), vec![pid as i32]);
+        std::thread::sleep(Duration::from_millis(50));
+        cg.freeze(true).unwrap();
+        assert!(cg.frozen());
+        let t1 = cg.stats()["cpu"]["usage"]["total"].as_u64().unwrap();
+        assert!(t1 > 0);
+        std::thread::sleep(Duration::from_millis(100));
+        let t2 = cg.stats()["cpu"]["usage"]["total"].as_u64().unwrap();
+        assert_eq!(t1, t2, "cpu time grew while frozen");
+        cg.freeze(false).unwrap();
+        assert!(!cg.frozen());
+        cg.freeze(true).unwrap();
+        // destroy kills a frozen sandbox too.
+        cg.destroy().unwrap();
+        let _ = child.wait();
+        assert!(!dir.exists());
     }
 }

@@ -298,11 +298,42 @@ fn sigkill_ends_a_paused_container() {
     assert!(sb.create(&out).status.success(), "{}", read(&out));
     sb.ok(&["start", &sb.id]);
     let pids = dir_of(&sb.record(), "pids");
+    // A second container is not put in a cgroup that holds the first.
+    let other = Sandbox::new(
+        "killp2",
+        "true",
+        json!({"cgroupsPath": format!("/rvisor-e2e-k{}", std::process::id())}),
+    );
+    let o = other.create(&other.dir.join("out"));
+    assert!(!o.status.success());
+    let msg = read(&other.dir.join("out"));
+    assert!(msg.contains("already holds other processes"), "{msg}");
+    drop(other);
+    assert!(pids.exists());
+    // The event stream: stats every interval until the container stops.
+    let stream = sb
+        .cmd(&["events", "--interval", "100ms", &sb.id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     sb.ok(&["pause", &sb.id]);
+    std::thread::sleep(Duration::from_millis(250));
     sb.ok(&["kill", &sb.id, "KILL"]);
     wait_for("the container to stop", Duration::from_secs(5), || {
         sb.status() == "stopped"
     });
+    let o = stream.wait_with_output().unwrap();
+    assert!(o.status.success());
+    let lines: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    for l in &lines {
+        assert_eq!(l["type"], "stats");
+        assert!(l["data"]["pids"]["current"].is_u64(), "{l}");
+    }
     sb.ok(&["delete", &sb.id]);
     assert!(!pids.exists());
 }
