@@ -965,3 +965,44 @@ fn metrics_v1(d: &serde_json::Value) -> metrics::Metrics {
 fn main() {
     shim::run::<Service>("io.containerd.rvisor.v1", None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_stats_become_cgroup_v1_metrics() {
+        let d = serde_json::json!({
+            "cpu": {"usage": {"total": 30, "kernel": 10, "user": 20, "percpu": [12, 18]},
+                    "throttling": {"periods": 4, "throttledPeriods": 2, "throttledTime": 99}},
+            "memory": {"usage": {"limit": 1000, "usage": 600, "max": 700, "failcnt": 1},
+                       "swap": {"limit": 2000, "usage": 650},
+                       "raw": {"cache": 5, "rss": 6, "pgfault": 7, "total_rss": 8,
+                               "hierarchical_memsw_limit": 9}},
+            "pids": {"current": 3, "limit": 64},
+        });
+        let m = metrics_v1(&d);
+        assert_eq!((m.pids.current, m.pids.limit), (3, 64));
+        let u = &m.cpu.usage;
+        assert_eq!((u.total, u.kernel, u.user), (30, 10, 20));
+        assert_eq!(u.per_cpu, vec![12, 18]);
+        assert_eq!(m.cpu.throttling.throttled_time, 99);
+        let mem = &m.memory;
+        assert_eq!(
+            (mem.usage.limit, mem.usage.usage, mem.usage.max),
+            (1000, 600, 700)
+        );
+        assert_eq!(mem.swap.usage, 650);
+        assert_eq!(
+            (mem.cache, mem.rss, mem.pg_fault, mem.total_rss),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(mem.hierarchical_swap_limit, 9);
+        // What containerd decodes: the type name and a protobuf that parses back.
+        let bytes = containerd_shim_protos::protobuf::Message::write_to_bytes(&m).unwrap();
+        let back: metrics::Metrics =
+            containerd_shim_protos::protobuf::Message::parse_from_bytes(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(METRICS_V1, "io.containerd.cgroups.v1.Metrics");
+    }
+}
