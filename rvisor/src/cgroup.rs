@@ -561,27 +561,22 @@ impl Cgroup {
                     format!("{}/{p}", mine.trim_end_matches('/'))
                 }
             };
-            let mut dir = mount.clone();
-            for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
-                dir.push(comp);
-                if self.created.contains(&dir) {
-                    continue;
-                }
-                match std::fs::create_dir(&dir) {
-                    Ok(()) => {
-                        self.created.push(dir.clone());
-                        if ctrl == "cpuset" {
-                            inherit_cpuset(&dir)?;
-                        }
+            // A parent that another container's delete removes between two of
+            // our mkdirs is made again (a few times).
+            let mut attempt = 0;
+            let dir = loop {
+                match self.make_path(mount, &rel, ctrl) {
+                    Ok(d) => break d,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                        attempt += 1;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => bail!(
-                        "linux.cgroupsPath: create {}: {}",
-                        dir.display(),
+                        "linux.cgroupsPath: create {rel} under {}: {}",
+                        mount.display(),
                         io_err(&e)
                     ),
                 }
-            }
+            };
             // As runc: a cgroup other processes are in is not shared (its pause,
             // limits and delete would reach them).
             if !self.created.contains(&dir)
@@ -597,6 +592,27 @@ impl Cgroup {
             self.dirs.insert(ctrl.clone(), dir);
         }
         Ok(())
+    }
+
+    /// mkdir -p of `rel` under `mount`, recording what it made.
+    fn make_path(&mut self, mount: &Path, rel: &str, ctrl: &str) -> std::io::Result<PathBuf> {
+        let mut dir = mount.to_path_buf();
+        for comp in rel.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            dir.push(comp);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    if !self.created.contains(&dir) {
+                        self.created.push(dir.clone());
+                    }
+                    if ctrl == "cpuset" {
+                        inherit_cpuset(&dir)?;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(dir)
     }
 
     /// v2: controllers are usable in a cgroup once every ancestor delegates them.
@@ -1000,20 +1016,13 @@ fn pids_json(d: &Path) -> Value {
 
 /// A new v1 cpuset starts with no cpus and no memory nodes, and nothing can join it
 /// until it has some: give it its parent's.
-fn inherit_cpuset(dir: &Path) -> Result<()> {
+fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
     let parent = dir.parent().unwrap_or(dir);
     for f in ["cpuset.cpus", "cpuset.mems"] {
         let mine = read_trim(&dir.join(f)).unwrap_or_default();
         if mine.is_empty() {
             let theirs = read_trim(&parent.join(f)).unwrap_or_default();
-            write_file(&dir.join(f), &theirs).map_err(|e| {
-                anyhow!(
-                    "linux.cgroupsPath: set {} in {}: {}",
-                    f,
-                    dir.display(),
-                    io_err(&e)
-                )
-            })?;
+            write_file(&dir.join(f), &theirs)?;
         }
     }
     Ok(())
