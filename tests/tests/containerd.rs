@@ -490,11 +490,31 @@ fn containerd_pause_resume_and_metrics() {
     }
     c.ok(&["task", "resume", "frozen"]);
     c.wait_task("frozen", "RUNNING");
-    let _ = events.kill();
-    let ev = stdout(&events.wait_with_output().unwrap());
-    for topic in ["/tasks/paused", "/tasks/resumed"] {
-        assert!(ev.lines().any(|l| l.contains(topic)), "{topic}: {ev}");
+    // The events reach `ctr events` through containerd, a moment after the calls.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !["/tasks/paused", "/tasks/resumed"]
+        .iter()
+        .all(|t| seen.iter().any(|l: &String| l.contains(t)))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no paused/resumed events: {seen:?}"),
+        }
     }
+    let _ = events.kill();
+    let _ = events.wait();
 
     let m = c.ok(&["task", "metrics", "--format", "json", "frozen"]);
     let v: serde_json::Value = serde_json::from_str(&m).unwrap_or_else(|e| panic!("{e}: {m}"));
