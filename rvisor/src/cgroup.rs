@@ -20,7 +20,7 @@
 //! the cgroupfs path systemd would use (`/a.slice/a-b.slice/prefix-name.scope`), but
 //! no unit is created: there is no systemd to talk to here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -538,6 +538,17 @@ impl Cgroup {
             cg.remove_dirs();
             return Err(e);
         }
+        let parents: Vec<PathBuf> = cg
+            .created
+            .iter()
+            .filter(|d| !cg.dirs.values().any(|v| v == *d))
+            .cloned()
+            .collect();
+        if !parents.is_empty() {
+            if let Err(e) = with_parents(|s| s.extend(parents)) {
+                tracing::warn!("{e:#}");
+            }
+        }
         Ok(cg)
     }
 
@@ -831,14 +842,14 @@ impl Cgroup {
 
     fn remove_dirs_checked(&self) -> Result<()> {
         let deadline = Instant::now() + EMPTY_TIMEOUT;
-        for d in self.created.iter().rev() {
-            let ours = self.dirs.values().any(|v| v == d);
+        let mut leaves: Vec<&PathBuf> = self.dirs.values().collect();
+        leaves.dedup();
+        leaves.retain(|l| self.created.contains(l));
+        for d in &leaves {
             loop {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    // A parent made for us may hold another container's cgroup by now.
-                    Err(e) if !ours && e.raw_os_error() == Some(libc::EBUSY) => break,
                     // A process that just died may still be counted for a moment.
                     Err(e)
                         if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
@@ -848,6 +859,26 @@ impl Cgroup {
                     Err(e) => bail!("remove cgroup {}: {}", d.display(), io_err(&e)),
                 }
             }
+        }
+        let prune = |shared: &mut BTreeSet<PathBuf>| {
+            for leaf in &leaves {
+                for a in leaf.ancestors().skip(1) {
+                    if !self.created.iter().any(|c| c == a) && !shared.contains(a) {
+                        break;
+                    }
+                    match std::fs::remove_dir(a) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        // Another container's cgroup is still below it.
+                        Err(_) => break,
+                    }
+                    shared.remove(a);
+                }
+            }
+        };
+        if let Err(e) = with_parents(prune) {
+            tracing::warn!("{e:#}");
+            prune(&mut BTreeSet::new());
         }
         Ok(())
     }
@@ -1012,6 +1043,52 @@ fn pids_json(d: &Path) -> Value {
         "current": read_u64(&d.join("pids.current")).unwrap_or(0),
         "limit": read_u64(&d.join("pids.max")).unwrap_or(0),
     })
+}
+
+/// Parents of sandbox cgroups that an rvisor made, for every `--root`: the last
+/// container to leave one removes it, whichever container made it.
+const PARENTS: &str = "/run/rvisor/cgroup-parents";
+
+/// Runs `f` on the shared list of parents, under an exclusive lock.
+fn with_parents<T>(f: impl FnOnce(&mut BTreeSet<PathBuf>) -> T) -> Result<T> {
+    use std::io::{Read, Seek, Write};
+    let path = Path::new(PARENTS);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("open {PARENTS}"))?;
+    let mut f_locked = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow!("lock {PARENTS}: {e}"))?;
+    let mut text = String::new();
+    f_locked
+        .read_to_string(&mut text)
+        .with_context(|| format!("read {PARENTS}"))?;
+    let mut set: BTreeSet<PathBuf> = text
+        .lines()
+        .filter(|l| l.starts_with(CGROUP_ROOT))
+        .map(PathBuf::from)
+        .collect();
+    let before = set.clone();
+    let r = f(&mut set);
+    if set != before {
+        let mut out = String::new();
+        for p in &set {
+            out.push_str(&p.to_string_lossy());
+            out.push('\n');
+        }
+        f_locked
+            .set_len(0)
+            .and_then(|()| f_locked.rewind())
+            .and_then(|()| f_locked.write_all(out.as_bytes()))
+            .with_context(|| format!("write {PARENTS}"))?;
+    }
+    Ok(r)
 }
 
 /// A new v1 cpuset starts with no cpus and no memory nodes, and nothing can join it

@@ -434,3 +434,23 @@ fn bad_limits_name_the_field_and_leave_nothing() {
         assert!(!sb.dir.join("state/bad").exists());
     }
 }
+
+/// Two containers under one parent that the first one made: whichever leaves last
+/// removes the parent.
+#[test]
+fn shared_parent_goes_with_the_last_container() {
+    let parent = format!("/rvisor-e2e-s{}", std::process::id());
+    let a = Sandbox::new("sha", "true", json!({"cgroupsPath": format!("{parent}/a")}));
+    let b = Sandbox::new("shb", "true", json!({"cgroupsPath": format!("{parent}/b")}));
+    for sb in [&a, &b] {
+        let out = sb.dir.join("out");
+        assert!(sb.create(&out).status.success(), "{}", read(&out));
+    }
+    let pa = dir_of(&a.record(), "pids");
+    let top = pa.parent().unwrap().to_path_buf();
+    a.ok(&["delete", &a.id]);
+    assert!(!pa.exists());
+    assert!(top.exists(), "the parent went while b is in it");
+    b.ok(&["delete", &b.id]);
+    assert!(!top.exists(), "{} left behind", top.display());
+}
