@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::LinuxResources;
 use serde_json::{json, Value};
 
-use crate::cgroup::{self, Cgroup, Placement};
+use crate::cgroup::Cgroup;
 use crate::cli::{EventsArgs, GlobalOpts, IdArg, UpdateArgs};
 use crate::state;
 
@@ -212,17 +212,6 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
     }
     cgroup_of(g, &a.id, "update")?.apply(&r)?;
     Ok(0)
-}
-
-/// The supervisor's side: create and enter the spec's cgroup before the sandbox's
-/// processes are forked (the record is stored first, so `delete` finds it).
-pub fn place_supervisor(
-    g: &GlobalOpts,
-    spec: &oci_spec::runtime::Spec,
-    id: &str,
-    state_dir: &Path,
-) -> Result<Option<Placement>> {
-    cgroup::place(spec, id, g.systemd_cgroup, state_dir)
 }
 
 #[cfg(test)]

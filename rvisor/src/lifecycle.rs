@@ -222,7 +222,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     };
     let hooks = b.spec.hooks().clone().unwrap_or_default();
     // Entered now so gofer and boot are forked inside; left once they run.
-    let placement = crate::events::place_supervisor(g, &b.spec, &a.id, &dir)?;
+    let placement = crate::cgroup::place(&b.spec, &a.id, g.systemd_cgroup, &dir)?;
 
     let mut on_start = |_boot: u32| -> Result<()> {
         if let Some(p) = &placement {
