@@ -56,7 +56,8 @@ pub struct GlobalOpts {
     #[arg(long)]
     pub debug: bool,
 
-    /// Accepted for containerd's runc-style callers; cgroupsPath is taken as given.
+    /// Read linux.cgroupsPath as systemd's slice:prefix:name (mapped to the cgroupfs
+    /// path systemd would give the scope; no systemd unit is made).
     #[arg(long)]
     pub systemd_cgroup: bool,
 }
@@ -180,6 +181,10 @@ pub enum Command {
     Pause(IdArg),
     /// Thaw a paused container.
     Resume(IdArg),
+    /// Print a container's resource usage (cpu, memory, pids) and OOM events.
+    Events(EventsArgs),
+    /// Change a container's resource limits.
+    Update(UpdateArgs),
     /// Keeps a created sandbox (started by `create`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -389,5 +394,53 @@ pub struct SuperviseArgs {
     pub console_socket: Option<PathBuf>,
     /// Container id.
     #[arg(long)]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print one stats object and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Time between stats events (Go duration: 5s, 500ms).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// OCI linux.resources JSON file (`-` for stdin).
+    #[arg(long, short, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g; -1 for none).
+    #[arg(long, short, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long)]
+    pub cpu_shares: Option<u64>,
+    /// CPU CFS quota in microseconds per period (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPUs the sandbox may use (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the sandbox may use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of host tasks (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Container id.
     pub id: String,
 }

@@ -67,6 +67,9 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
     let dir = state::claim(&g.root, &a.id)?;
     let r = create_claimed(g, a);
     if r.is_err() {
+        if let Err(e) = crate::cgroup::remove_for(&dir) {
+            tracing::warn!("{e:#}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
     r
@@ -480,8 +483,13 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         stdio,
     };
     let hooks = b.spec.hooks().clone().unwrap_or_default();
+    // Entered now so gofer and boot are forked inside; left once they run.
+    let placement = crate::cgroup::place(&b.spec, &a.id, g.systemd_cgroup, &dir)?;
 
     let mut on_start = |_boot: u32| -> Result<()> {
+        if let Some(p) = &placement {
+            p.leave();
+        }
         match control::recv::<Event>(&ours) {
             Ok(Some(Event::Created)) => {}
             Ok(Some(Event::Failed { msg })) => bail!("{msg}"),
@@ -514,6 +522,9 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         handle: &mut handle,
     };
     let result = sandbox::run(g, launch, &mut on_start, Some(service));
+    if let Some(p) = &placement {
+        p.leave();
+    }
     let _ = std::fs::remove_file(&sock_path);
     reap_orphans();
     let status = result?;
@@ -791,6 +802,14 @@ pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
     if rec.status == "stopped" {
         bail!("container {:?} is not running", a.id);
     }
+    // A frozen sentry cannot take a signal; SIGKILL is carried out on the host.
+    let paused = rec.status == "paused";
+    if paused && signo != libc::SIGKILL {
+        bail!(
+            "container {:?} is paused: only SIGKILL can be sent until it is resumed",
+            a.id
+        );
+    }
     let req = Request::Signal {
         container: a.id.clone(),
         signo,
@@ -798,6 +817,9 @@ pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
         pid: None,
     };
     expect_ok(request(g, &a.id, &req)?).with_context(|| format!("kill {:?}", a.id))?;
+    if paused {
+        crate::events::thaw_after_kill(g, &a.id)?;
+    }
     Ok(0)
 }
 
@@ -821,6 +843,7 @@ pub fn delete(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
             a.id
         ),
     }
+    crate::cgroup::remove_for(&dir)?;
     std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
     // The bundle may be gone already; poststop hooks run when it is readable.
     if let Ok(text) = std::fs::read_to_string(rec.bundle.join("config.json")) {
@@ -936,6 +959,10 @@ pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
         bail!("container {:?} is not running", a.id);
+    }
+    // The process list comes from the sentry, which a frozen sandbox cannot run.
+    if rec.status == "paused" {
+        bail!("container {:?} is paused; resume it first", a.id);
     }
     let req = Request::Ps {
         container: a.id.clone(),
@@ -1265,15 +1292,6 @@ fn exec_and_wait(
             Ok(128 + libc::SIGKILL)
         }
     }
-}
-
-/// `pause`/`resume`: refused until the sandbox has its own cgroup with a freezer.
-pub fn pause_resume(g: &GlobalOpts, a: &IdArg, what: &str) -> Result<i32> {
-    let rec = state::load(&g.root, &a.id)?;
-    if rec.status != "running" && rec.status != "paused" {
-        bail!("cannot {what} container {:?}: it is {}", a.id, rec.status);
-    }
-    bail!("{what}: needs the sandbox in a cgroup with a freezer (not implemented yet)")
 }
 
 #[cfg(test)]

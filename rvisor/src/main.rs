@@ -6,8 +6,10 @@
 //! set the sandbox up makes `boot` exit 125.
 
 mod bundle;
+mod cgroup;
 mod cli;
 mod console;
+mod events;
 mod internal;
 mod lifecycle;
 mod logging;
@@ -89,12 +91,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Delete(a) => cli_for(g, &a.id).and_then(|()| lifecycle::delete(g, a)),
         Command::Ps(a) => cli_for(g, &a.id).and_then(|()| lifecycle::ps(g, a)),
         Command::Exec(a) => cli_for(g, &a.id).and_then(|()| lifecycle::exec(g, a)),
-        Command::Pause(a) => {
-            cli_for(g, &a.id).and_then(|()| lifecycle::pause_resume(g, a, "pause"))
-        }
-        Command::Resume(a) => {
-            cli_for(g, &a.id).and_then(|()| lifecycle::pause_resume(g, a, "resume"))
-        }
+        Command::Pause(a) => cli_for(g, &a.id).and_then(|()| events::pause_resume(g, a, true)),
+        Command::Resume(a) => cli_for(g, &a.id).and_then(|()| events::pause_resume(g, a, false)),
+        Command::Events(a) => cli_for(g, &a.id).and_then(|()| events::events(g, a)),
+        Command::Update(a) => cli_for(g, &a.id).and_then(|()| events::update(g, a)),
         Command::List(a) => {
             logging::init(Role::Cli, "list", g, false)?;
             lifecycle::list(g, a)
@@ -277,6 +277,12 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         mounts: b.mounts,
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
+    let placement = cgroup::place(
+        &b.spec,
+        &a.id,
+        g.systemd_cgroup,
+        &state::dir_of(&g.root, &a.id)?,
+    )?;
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,
@@ -285,7 +291,19 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         control: None,
         stdio: None,
     };
-    let result = sandbox::run(g, launch, &mut |pid| st.set_running(pid), None);
+    let mut on_start = |pid| {
+        if let Some(p) = &placement {
+            p.leave();
+        }
+        st.set_running(pid)
+    };
+    let result = sandbox::run(g, launch, &mut on_start, None);
+    if let Some(p) = &placement {
+        p.leave();
+        if let Err(e) = p.cgroup.destroy() {
+            tracing::warn!("{e:#}");
+        }
+    }
     drop(st);
     result
 }

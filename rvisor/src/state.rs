@@ -227,6 +227,7 @@ pub fn load(root: &Path, id: &str) -> Result<Record> {
     if rec.status != "stopped" && !process_alive(rec.pid, rec.start_time) {
         rec.status = "stopped".into();
     }
+    crate::cgroup::adjust_status(&dir, &mut rec.status);
     Ok(rec)
 }
 

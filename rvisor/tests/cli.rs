@@ -119,7 +119,7 @@ fn help_lists_commands_but_not_internal_ones() {
         listed,
         [
             "do", "spec", "run", "create", "start", "state", "kill", "delete", "list", "ps",
-            "exec", "pause", "resume", "help"
+            "exec", "pause", "resume", "events", "update", "help"
         ],
         "{out}"
     );

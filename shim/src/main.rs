@@ -28,8 +28,10 @@ use containerd_shim::event::Event;
 use containerd_shim::monitor::{ExitEvent, Subject, Topic};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{api, Config, DeleteResponse, ExitSignal, Flags, TtrpcContext, TtrpcResult};
+use containerd_shim_protos::cgroups::metrics;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
+    TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
@@ -801,12 +803,26 @@ impl shim::Task for Service {
     fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> TtrpcResult<api::Empty> {
         let bundle = self.get(&req.id, |c| c.bundle.clone())?;
         self.run(self.rvisor(&bundle, &["pause", &req.id])?)?;
+        self.get(&req.id, |c| c.status = api::Status::PAUSED)?;
+        self.publish(Box::new(TaskPaused {
+            container_id: req.id.clone(),
+            ..Default::default()
+        }));
         Ok(api::Empty::new())
     }
 
     fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> TtrpcResult<api::Empty> {
         let bundle = self.get(&req.id, |c| c.bundle.clone())?;
         self.run(self.rvisor(&bundle, &["resume", &req.id])?)?;
+        self.get(&req.id, |c| {
+            if c.status == api::Status::PAUSED {
+                c.status = api::Status::RUNNING;
+            }
+        })?;
+        self.publish(Box::new(TaskResumed {
+            container_id: req.id.clone(),
+            ..Default::default()
+        }));
         Ok(api::Empty::new())
     }
 
@@ -896,18 +912,36 @@ impl shim::Task for Service {
         Ok(api::Empty::new())
     }
 
-    fn update(&self, _: &TtrpcContext, _req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(rpc_err(
-            Code::UNIMPLEMENTED,
-            "update: rvisor has no cgroup limits to update yet",
-        ))
+    fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
+        let bundle = self.get(&req.id, |c| c.bundle.clone())?;
+        // containerd sends the OCI LinuxResources as JSON in the Any.
+        let value = req
+            .resources
+            .as_ref()
+            .map(|a| a.value.clone())
+            .ok_or_else(|| rpc_err(Code::INVALID_ARGUMENT, "update: no resources"))?;
+        let path = format!("{bundle}/update-resources.json");
+        std::fs::write(&path, value).map_err(|e| internal(format!("write {path}: {e}")))?;
+        let r = self.run(self.rvisor(&bundle, &["update", "--resources", &path, &req.id])?);
+        let _ = std::fs::remove_file(&path);
+        r.map(|_| api::Empty::new())
     }
 
-    fn stats(&self, _: &TtrpcContext, _req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
-        Err(rpc_err(
-            Code::UNIMPLEMENTED,
-            "stats: rvisor does not report cgroup statistics yet",
-        ))
+    fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
+        let bundle = self.get(&req.id, |c| c.bundle.clone())?;
+        let out = self.run(self.rvisor(&bundle, &["events", "--stats", &req.id])?)?;
+        let ev: serde_json::Value = serde_json::from_str(out.trim())
+            .map_err(|e| internal(format!("rvisor events --stats: {e}")))?;
+        let metrics = metrics_v1(&ev["data"]);
+        let value = containerd_shim_protos::protobuf::Message::write_to_bytes(&metrics)
+            .map_err(|e| internal(format!("encode metrics: {e}")))?;
+        let mut any = containerd_shim_protos::protobuf::well_known_types::any::Any::new();
+        any.type_url = METRICS_V1.to_string();
+        any.value = value;
+        Ok(api::StatsResponse {
+            stats: MessageField::some(any),
+            ..Default::default()
+        })
     }
 
     fn shutdown(&self, _: &TtrpcContext, _req: api::ShutdownRequest) -> TtrpcResult<api::Empty> {
@@ -1151,6 +1185,129 @@ impl Service {
     }
 }
 
+/// The type containerd (`ctr task metrics`) decodes cgroup v1 figures as.
+const METRICS_V1: &str = "io.containerd.cgroups.v1.Metrics";
+
+/// `rvisor events --stats` data (runc's shape) as containerd's cgroup v1 metrics.
+fn metrics_v1(d: &serde_json::Value) -> metrics::Metrics {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let mut m = metrics::Metrics::new();
+    let mut pids = metrics::PidsStat::new();
+    pids.current = n(&d["pids"]["current"]);
+    pids.limit = n(&d["pids"]["limit"]);
+    m.pids = MessageField::some(pids);
+
+    let u = &d["cpu"]["usage"];
+    let mut usage = metrics::CPUUsage::new();
+    usage.total = n(&u["total"]);
+    usage.kernel = n(&u["kernel"]);
+    usage.user = n(&u["user"]);
+    usage.per_cpu = u["percpu"]
+        .as_array()
+        .map(|a| a.iter().map(n).collect())
+        .unwrap_or_default();
+    let t = &d["cpu"]["throttling"];
+    let mut thr = metrics::Throttle::new();
+    thr.periods = n(&t["periods"]);
+    thr.throttled_periods = n(&t["throttledPeriods"]);
+    thr.throttled_time = n(&t["throttledTime"]);
+    let mut cpu = metrics::CPUStat::new();
+    cpu.usage = MessageField::some(usage);
+    cpu.throttling = MessageField::some(thr);
+    m.cpu = MessageField::some(cpu);
+
+    let mem = &d["memory"];
+    let entry = |e: &serde_json::Value| {
+        let mut x = metrics::MemoryEntry::new();
+        x.limit = n(&e["limit"]);
+        x.usage = n(&e["usage"]);
+        x.max = n(&e["max"]);
+        x.failcnt = n(&e["failcnt"]);
+        MessageField::some(x)
+    };
+    let raw = &mem["raw"];
+    let r = |k: &str| n(&raw[k]);
+    let mut ms = metrics::MemoryStat::new();
+    ms.cache = r("cache");
+    ms.rss = r("rss");
+    ms.rss_huge = r("rss_huge");
+    ms.mapped_file = r("mapped_file");
+    ms.dirty = r("dirty");
+    ms.writeback = r("writeback");
+    ms.pg_pg_in = r("pgpgin");
+    ms.pg_pg_out = r("pgpgout");
+    ms.pg_fault = r("pgfault");
+    ms.pg_maj_fault = r("pgmajfault");
+    ms.inactive_anon = r("inactive_anon");
+    ms.active_anon = r("active_anon");
+    ms.inactive_file = r("inactive_file");
+    ms.active_file = r("active_file");
+    ms.unevictable = r("unevictable");
+    ms.hierarchical_memory_limit = r("hierarchical_memory_limit");
+    ms.hierarchical_swap_limit = r("hierarchical_memsw_limit");
+    ms.total_cache = r("total_cache");
+    ms.total_rss = r("total_rss");
+    ms.total_rss_huge = r("total_rss_huge");
+    ms.total_mapped_file = r("total_mapped_file");
+    ms.total_dirty = r("total_dirty");
+    ms.total_writeback = r("total_writeback");
+    ms.total_pg_pg_in = r("total_pgpgin");
+    ms.total_pg_pg_out = r("total_pgpgout");
+    ms.total_pg_fault = r("total_pgfault");
+    ms.total_pg_maj_fault = r("total_pgmajfault");
+    ms.total_inactive_anon = r("total_inactive_anon");
+    ms.total_active_anon = r("total_active_anon");
+    ms.total_inactive_file = r("total_inactive_file");
+    ms.total_active_file = r("total_active_file");
+    ms.total_unevictable = r("total_unevictable");
+    ms.usage = entry(&mem["usage"]);
+    ms.swap = entry(&mem["swap"]);
+    ms.kernel = entry(&mem["kernel"]);
+    m.memory = MessageField::some(ms);
+    m
+}
+
 fn main() {
     shim::run::<Service>("io.containerd.rvisor.v1", None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_stats_become_cgroup_v1_metrics() {
+        let d = serde_json::json!({
+            "cpu": {"usage": {"total": 30, "kernel": 10, "user": 20, "percpu": [12, 18]},
+                    "throttling": {"periods": 4, "throttledPeriods": 2, "throttledTime": 99}},
+            "memory": {"usage": {"limit": 1000, "usage": 600, "max": 700, "failcnt": 1},
+                       "swap": {"limit": 2000, "usage": 650},
+                       "raw": {"cache": 5, "rss": 6, "pgfault": 7, "total_rss": 8,
+                               "hierarchical_memsw_limit": 9}},
+            "pids": {"current": 3, "limit": 64},
+        });
+        let m = metrics_v1(&d);
+        assert_eq!((m.pids.current, m.pids.limit), (3, 64));
+        let u = &m.cpu.usage;
+        assert_eq!((u.total, u.kernel, u.user), (30, 10, 20));
+        assert_eq!(u.per_cpu, vec![12, 18]);
+        assert_eq!(m.cpu.throttling.throttled_time, 99);
+        let mem = &m.memory;
+        assert_eq!(
+            (mem.usage.limit, mem.usage.usage, mem.usage.max),
+            (1000, 600, 700)
+        );
+        assert_eq!(mem.swap.usage, 650);
+        assert_eq!(
+            (mem.cache, mem.rss, mem.pg_fault, mem.total_rss),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(mem.hierarchical_swap_limit, 9);
+        // What containerd decodes: the type name and a protobuf that parses back.
+        let bytes = containerd_shim_protos::protobuf::Message::write_to_bytes(&m).unwrap();
+        let back: metrics::Metrics =
+            containerd_shim_protos::protobuf::Message::parse_from_bytes(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(METRICS_V1, "io.containerd.cgroups.v1.Metrics");
+    }
 }

@@ -495,3 +495,78 @@ fn containerd_exec_and_ps() {
     c.ok(&["task", "kill", "--signal", "SIGKILL", "box"]);
     c.wait_task("box", "STOPPED");
 }
+
+/// `ctr task pause/resume` freeze and thaw the sandbox's cgroup (containerd names
+/// it `/<namespace>/<id>`), and `ctr task metrics` decodes the shim's cgroup v1
+/// figures.
+#[test]
+fn containerd_pause_resume_and_metrics() {
+    let c = Containerd::start("pause");
+    c.import_image();
+    c.run_detached("frozen");
+    let mut events = c
+        .ctr_cmd(&["events"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.ok(&["task", "pause", "frozen"]);
+    c.wait_task("frozen", "PAUSED");
+    let freezer = Path::new("/sys/fs/cgroup/freezer")
+        .join(NS)
+        .join("frozen/freezer.state");
+    if Path::new("/sys/fs/cgroup/freezer").exists() {
+        assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    }
+    c.ok(&["task", "resume", "frozen"]);
+    c.wait_task("frozen", "RUNNING");
+    // The events reach `ctr events` through containerd, a moment after the calls.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !["/tasks/paused", "/tasks/resumed"]
+        .iter()
+        .all(|t| seen.iter().any(|l: &String| l.contains(t)))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no paused/resumed events: {seen:?}"),
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+
+    let m = c.ok(&["task", "metrics", "--format", "json", "frozen"]);
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap_or_else(|e| panic!("{e}: {m}"));
+    // ctr prints the decoded io.containerd.cgroups.v1.Metrics itself.
+    let data = &v;
+    assert!(data["pids"]["current"].as_u64().unwrap_or(0) >= 3, "{m}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{m}"
+    );
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        "{m}"
+    );
+    let table = c.ok(&["task", "metrics", "frozen"]);
+    assert!(table.contains("pids.current"), "{table}");
+
+    c.ok(&["task", "kill", "--signal", "SIGKILL", "frozen"]);
+    c.wait_task("frozen", "STOPPED");
+    c.ok(&["task", "delete", "frozen"]);
+    c.ok(&["container", "delete", "frozen"]);
+    assert!(!Path::new("/sys/fs/cgroup/pids")
+        .join(NS)
+        .join("frozen")
+        .exists());
+}
