@@ -272,3 +272,33 @@ fn busybox_scripts_match_native() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// stdout redirected to a host regular file: coreutils `cat` copies with
+/// copy_file_range into it, which must work like a write to that file.
+#[test]
+fn output_to_a_host_file() {
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    let dir = std::env::temp_dir().join(format!("rvisor-stdout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in");
+    std::fs::write(&input, b"first line\nsecond line\n").unwrap();
+    let out_path = dir.join("out");
+    for p in platforms() {
+        let out = std::fs::File::create(&out_path).unwrap();
+        let argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            format!("cat {0}; cat {0}", input.display()),
+        ];
+        let mut cmd = sandbox_command(&rvisor, &p, &Rootfs::Host, &[], &argv);
+        cmd.stdout(out);
+        let st = cmd.status().expect("run rvisor");
+        assert!(st.success(), "{p}: {st}");
+        assert_eq!(
+            std::fs::read(&out_path).unwrap(),
+            b"first line\nsecond line\nfirst line\nsecond line\n",
+            "{p}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

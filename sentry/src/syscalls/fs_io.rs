@@ -341,28 +341,42 @@ pub fn copy_file_range(task: &mut Task, a: &Args) -> SysResult<u64> {
     let in_off = read_off(task, a[1])?;
     let out_off = read_off(task, a[3])?;
     let len = a[4].min(MAX_RW_COUNT) as usize;
-    let in_pos = in_off.unwrap_or(inp.position() as i64);
-    let out_pos = out_off.unwrap_or(out.position() as i64);
-    if ist.dev == ost.dev && ist.ino == ost.ino {
-        let (a0, b0) = (in_pos as u64, out_pos as u64);
-        if a0 < b0 + len as u64 && b0 < a0 + len as u64 {
-            return Err(Errno::EINVAL);
+    // A host file handed in as stdio looks regular but its position lives on the
+    // host: it is copied to or from as a stream, and takes no explicit offset.
+    let (in_seek, out_seek) = (inp.imp().seekable(), out.imp().seekable());
+    if (!in_seek && in_off.is_some()) || (!out_seek && out_off.is_some()) {
+        return Err(Errno::ESPIPE);
+    }
+    let in_pos = in_seek.then(|| in_off.unwrap_or(inp.position() as i64));
+    let out_pos = out_seek.then(|| out_off.unwrap_or(out.position() as i64));
+    if let (Some(ip), Some(op)) = (in_pos, out_pos) {
+        if ist.dev == ost.dev && ist.ino == ost.ino {
+            let (a0, b0) = (ip as u64, op as u64);
+            if a0 < b0 + len as u64 && b0 < a0 + len as u64 {
+                return Err(Errno::EINVAL);
+            }
         }
     }
-    if (out_pos as u64)
-        .checked_add(len as u64)
-        .is_none_or(|e| e > i64::MAX as u64)
-    {
-        return Err(Errno::EFBIG);
+    if let Some(op) = out_pos {
+        if (op as u64)
+            .checked_add(len as u64)
+            .is_none_or(|e| e > i64::MAX as u64)
+        {
+            return Err(Errno::EFBIG);
+        }
     }
-    let n = copy_between(&inp, Some(in_pos), &out, Some(out_pos), len)?;
-    match in_off {
-        Some(_) => write_off(task, a[1], in_pos + n as i64)?,
-        None => inp.set_position((in_pos + n as i64) as u64),
+    let n = copy_between(&inp, in_pos, &out, out_pos, len)?;
+    if let Some(ip) = in_pos {
+        match in_off {
+            Some(_) => write_off(task, a[1], ip + n as i64)?,
+            None => inp.set_position((ip + n as i64) as u64),
+        }
     }
-    match out_off {
-        Some(_) => write_off(task, a[3], out_pos + n as i64)?,
-        None => out.set_position((out_pos + n as i64) as u64),
+    if let Some(op) = out_pos {
+        match out_off {
+            Some(_) => write_off(task, a[3], op + n as i64)?,
+            None => out.set_position((op + n as i64) as u64),
+        }
     }
     Ok(n as u64)
 }
