@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxCpu, LinuxResources};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -280,18 +280,24 @@ const F_MEMS: &str = "linux.resources.cpu.mems";
 const F_PIDS: &str = "linux.resources.pids.limit";
 const F_UNIFIED: &str = "linux.resources.unified";
 
+/// cpuset.cpus and cpuset.mems: the same files and values on v1 and v2.
+fn cpuset_settings(c: &LinuxCpu, out: &mut Vec<Setting>) -> Result<()> {
+    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+        check_list(cpus, F_CPUS)?;
+        out.push(set("cpuset", "cpuset.cpus", cpus, F_CPUS));
+    }
+    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+        check_list(mems, F_MEMS)?;
+        out.push(set("cpuset", "cpuset.mems", mems, F_MEMS));
+    }
+    Ok(())
+}
+
 /// The v1 files and values for `r`, in the order they must be written.
 pub fn v1_settings(r: &LinuxResources) -> Result<Vec<Setting>> {
     let mut out = Vec::new();
     if let Some(c) = r.cpu() {
-        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            check_list(cpus, F_CPUS)?;
-            out.push(set("cpuset", "cpuset.cpus", cpus, F_CPUS));
-        }
-        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            check_list(mems, F_MEMS)?;
-            out.push(set("cpuset", "cpuset.mems", mems, F_MEMS));
-        }
+        cpuset_settings(c, &mut out)?;
         match c.shares() {
             None | Some(0) => {}
             Some(s) if s < 2 => bail!("{F_SHARES}: must be at least 2, got {s}"),
@@ -369,14 +375,7 @@ pub fn shares_to_weight(shares: u64) -> u64 {
 pub fn v2_settings(r: &LinuxResources) -> Result<Vec<Setting>> {
     let mut out = Vec::new();
     if let Some(c) = r.cpu() {
-        if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-            check_list(cpus, F_CPUS)?;
-            out.push(set("cpuset", "cpuset.cpus", cpus, F_CPUS));
-        }
-        if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-            check_list(mems, F_MEMS)?;
-            out.push(set("cpuset", "cpuset.mems", mems, F_MEMS));
-        }
+        cpuset_settings(c, &mut out)?;
         match c.shares() {
             None | Some(0) => {}
             Some(s) if s < 2 => bail!("{F_SHARES}: must be at least 2, got {s}"),

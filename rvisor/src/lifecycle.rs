@@ -174,16 +174,9 @@ fn sandbox_of(spec: &Spec) -> Option<String> {
 /// it exits with the container's status, which the sentry writes on a status
 /// socket; killed, it takes the container's processes with it (the sentry sees the
 /// socket close).
-fn supervise_added(
-    g: &GlobalOpts,
-    a: &SuperviseArgs,
-    ready: &mut Option<File>,
-    dir: &Path,
-    b: &bundle::Bundle,
-    sandbox: &str,
-) -> Result<i32> {
-    let me = std::process::id();
-    let rec = RefCell::new(Record {
+/// The state record of a container whose supervisor (`me`) is setting it up.
+fn creating_record(a: &SuperviseArgs, b: &bundle::Bundle, me: u32) -> Record {
+    Record {
         oci_version: OCI_VERSION.into(),
         id: a.id.clone(),
         status: "creating".into(),
@@ -201,7 +194,19 @@ fn supervise_added(
             .collect(),
         start_time: state::start_time_of(i64::from(me)).unwrap_or(0),
         exit_status: None,
-    });
+    }
+}
+
+fn supervise_added(
+    g: &GlobalOpts,
+    a: &SuperviseArgs,
+    ready: &mut Option<File>,
+    dir: &Path,
+    b: &bundle::Bundle,
+    sandbox: &str,
+) -> Result<i32> {
+    let me = std::process::id();
+    let rec = RefCell::new(creating_record(a, b, me));
     state::store(dir, &rec.borrow())?;
     let stdio: Vec<OwnedFd> = match &a.console_socket {
         Some(cs) => {
@@ -420,25 +425,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         return supervise_added(g, a, ready, &dir, &b, &sandbox);
     }
     let me = std::process::id();
-    let rec = RefCell::new(Record {
-        oci_version: OCI_VERSION.into(),
-        id: a.id.clone(),
-        status: "creating".into(),
-        pid: i64::from(me),
-        bundle: a.bundle.clone(),
-        rootfs: b.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: String::new(),
-        annotations: b
-            .spec
-            .annotations()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect(),
-        start_time: state::start_time_of(i64::from(me)).unwrap_or(0),
-        exit_status: None,
-    });
+    let rec = RefCell::new(creating_record(a, &b, me));
     state::store(&dir, &rec.borrow())?;
 
     let stdio = match &a.console_socket {

@@ -389,6 +389,26 @@ fn open_fifo(path: &str) -> TtrpcResult<Option<File>> {
 }
 
 /// Receives the terminal master rvisor sends over the console socket.
+/// Takes the pty master rvisor sends on `listener` and pumps it to and from
+/// containerd's FIFOs.
+fn attach_console(
+    listener: &UnixListener,
+    path: &str,
+    stdin: Option<File>,
+    stdout: Option<File>,
+) -> TtrpcResult<Arc<OwnedFd>> {
+    let master = Arc::new(recv_console(listener)?);
+    let _ = std::fs::remove_file(path);
+    let m = File::from(master.try_clone().map_err(|e| internal(e.to_string()))?);
+    if let Some(o) = stdout {
+        copy(m.try_clone().map_err(|e| internal(e.to_string()))?, o);
+    }
+    if let Some(i) = stdin {
+        copy(i, m);
+    }
+    Ok(master)
+}
+
 fn recv_console(listener: &UnixListener) -> TtrpcResult<OwnedFd> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let (conn, _) = listener
@@ -554,18 +574,7 @@ impl shim::Task for Service {
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| internal("rvisor create wrote no pid"))?;
         let console = match &listener {
-            Some(l) => {
-                let master = Arc::new(recv_console(l)?);
-                let _ = std::fs::remove_file(&console_path);
-                let m = File::from(master.try_clone().map_err(|e| internal(e.to_string()))?);
-                if let Some(o) = stdout {
-                    copy(m.try_clone().map_err(|e| internal(e.to_string()))?, o);
-                }
-                if let Some(i) = stdin {
-                    copy(i, m);
-                }
-                Some(master)
-            }
+            Some(l) => Some(attach_console(l, &console_path, stdin, stdout)?),
             None => None,
         };
         let c = Container {
@@ -1045,18 +1054,7 @@ impl Service {
             .ok_or_else(|| internal("rvisor exec wrote no pid"))?;
         let _ = std::fs::remove_file(&pid_file);
         let console = match &listener {
-            Some(l) => {
-                let master = Arc::new(recv_console(l)?);
-                let _ = std::fs::remove_file(&console_path);
-                let m = File::from(master.try_clone().map_err(|e| internal(e.to_string()))?);
-                if let Some(o) = stdout {
-                    copy(m.try_clone().map_err(|e| internal(e.to_string()))?, o);
-                }
-                if let Some(i) = stdin {
-                    copy(i, m);
-                }
-                Some(master)
-            }
+            Some(l) => Some(attach_console(l, &console_path, stdin, stdout)?),
             None => None,
         };
         self.exec_get(id, exec_id, |_, e| {
