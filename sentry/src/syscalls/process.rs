@@ -189,10 +189,9 @@ pub fn sched_getaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
     if pid != 0 && pid != task.tid {
         return Err(Errno::ESRCH);
     }
-    let ncpu = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(1024);
+    // The sandbox's CPUs as counted at boot: the calling sentry thread itself may
+    // be pinned to one CPU by the platform, which is not the application's view.
+    let ncpu = task.kernel.ncpus.clamp(1, 1024);
     // The kernel's cpumask size: CPUs rounded up to whole longs.
     let mask_bytes = ncpu.div_ceil(64) * 8;
     let len = a[1] as usize;
