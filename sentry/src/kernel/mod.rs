@@ -42,6 +42,8 @@ pub struct Kernel {
     pub root: Arc<Dentry>,
     /// `uname -n`.
     pub hostname: Mutex<String>,
+    /// The NIS domain name (`setdomainname(2)`; "(none)" until set).
+    pub domainname: Mutex<String>,
     /// Print every syscall.
     pub strace: bool,
     /// When the sandbox booted (for `sysinfo` uptime).
@@ -76,6 +78,7 @@ impl Kernel {
             platform,
             root,
             hostname: Mutex::new(hostname),
+            domainname: Mutex::new("(none)".to_string()),
             strace,
             boot_time: Instant::now(),
             ncpus: std::thread::available_parallelism()

@@ -529,6 +529,24 @@ impl MemoryManager {
         Ok(dest)
     }
 
+    /// `msync(2)`: checks the arguments and that the range is mapped. Shared file
+    /// mappings map the file's own host pages (or the memory file), so there is
+    /// nothing to write back; durability is that of `fsync` on the file.
+    pub fn msync(&self, addr: u64, len: u64, flags: i32) -> SysResult<()> {
+        if !addr.is_multiple_of(PAGE_SIZE)
+            || flags & !(libc::MS_ASYNC | libc::MS_INVALIDATE | libc::MS_SYNC) != 0
+            || (flags & libc::MS_ASYNC != 0 && flags & libc::MS_SYNC != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        let len = page_round_up(len).ok_or(Errno::ENOMEM)?;
+        let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+        if len > 0 && !self.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(())
+    }
+
     /// `madvise(2)`. MADV_DONTNEED drops private pages (anonymous ones read back as
     /// zero, private file pages as the file); other advice is accepted as a hint.
     pub fn madvise(&mut self, addr: u64, len: u64, advice: i32) -> SysResult<()> {

@@ -741,6 +741,29 @@ fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
     Ok(0)
 }
 
+/// `chroot(2)`: the caller's root becomes `path` (a directory it may search); `..`
+/// walks stop there from then on. Needs CAP_SYS_CHROOT.
+pub fn chroot(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const CAP_SYS_CHROOT: u32 = 18;
+    let path = path_arg(task, a[0])?;
+    let start = at_dir(task, libc::AT_FDCWD, &path)?;
+    let opts = WalkOpts {
+        creds: Some(&task.creds),
+        resolve: 0,
+    };
+    let d = walk(&task.fs, &start, &path, Follow::Yes, opts)?;
+    let st = d.inode().stat()?;
+    if !st.is_dir() {
+        return Err(Errno::ENOTDIR);
+    }
+    perm::check(&task.creds, &st, MAY_EXEC, false)?;
+    if !task.creds.has_cap(CAP_SYS_CHROOT) {
+        return Err(Errno::EPERM);
+    }
+    task.fs.root = d;
+    Ok(0)
+}
+
 /// `chdir(2)`.
 pub fn chdir(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;

@@ -93,6 +93,38 @@ pub fn fsync(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(0)
 }
 
+/// `readahead(2)`: a hint; checks what Linux checks and has nothing to prefetch
+/// (gofer files are read through host fds, whose page cache the host fills).
+pub fn readahead(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let f = file_arg(task, a[0])?;
+    if f.is_path() || f.flags() & libc::O_ACCMODE == libc::O_WRONLY {
+        return Err(Errno::EBADF);
+    }
+    if !f.stat()?.is_regular() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+/// `sync_file_range(2)`: as `fdatasync` on the range's file, after Linux's checks.
+pub fn sync_file_range(task: &mut Task, a: &Args) -> SysResult<u64> {
+    const VALID: u64 = 1 | 2 | 4;
+    let (off, len) = (a[1] as i64, a[2] as i64);
+    if a[3] & !VALID != 0 || off < 0 || len < 0 || off.checked_add(len).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    let f = file_arg(task, a[0])?;
+    if f.is_path() {
+        return Err(Errno::EBADF);
+    }
+    let st = f.stat()?;
+    if !st.is_regular() && !st.is_dir() && st.file_type() != libc::S_IFBLK {
+        return Err(Errno::ESPIPE);
+    }
+    f.imp().sync()?;
+    Ok(0)
+}
+
 /// `fdatasync(2)`.
 pub fn fdatasync(task: &mut Task, a: &Args) -> SysResult<u64> {
     fsync(task, a)

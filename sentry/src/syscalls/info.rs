@@ -10,13 +10,19 @@ use crate::syscalls::Args;
 pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
     const FIELD: usize = 65;
     let hostname = task.kernel.hostname.lock().map_err(|_| Errno::EIO)?.clone();
+    let domain = task
+        .kernel
+        .domainname
+        .lock()
+        .map_err(|_| Errno::EIO)?
+        .clone();
     let fields: [&[u8]; 6] = [
         b"Linux",
         hostname.as_bytes(),
         RELEASE.as_bytes(),
         VERSION.as_bytes(),
         b"x86_64",
-        b"(none)",
+        domain.as_bytes(),
     ];
     let mut out = vec![0u8; FIELD * 6];
     for (i, f) in fields.iter().enumerate() {
@@ -24,6 +30,38 @@ pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
         out[i * FIELD..i * FIELD + n].copy_from_slice(&f[..n]);
     }
     io::write_all(task.mem(), a[0], &out)?;
+    Ok(0)
+}
+
+/// CAP_SYS_ADMIN: the container's own UTS names may be changed by its root.
+const CAP_SYS_ADMIN: u32 = 21;
+/// Longest host or domain name (`__NEW_UTS_LEN`).
+const UTS_LEN: u64 = 64;
+
+fn set_uts_name(task: &Task, addr: u64, len: u64) -> SysResult<String> {
+    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    if len > UTS_LEN {
+        return Err(Errno::EINVAL);
+    }
+    let mut b = vec![0u8; len as usize];
+    io::read_exact(task.mem(), addr, &mut b)?;
+    // The name is bytes; the sentry keeps it as text (invalid bytes become U+FFFD).
+    Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `sethostname(2)`: changes the sandbox's hostname (its own UTS namespace).
+pub fn sethostname(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let name = set_uts_name(task, a[0], a[1])?;
+    *task.kernel.hostname.lock().map_err(|_| Errno::EIO)? = name;
+    Ok(0)
+}
+
+/// `setdomainname(2)`.
+pub fn setdomainname(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let name = set_uts_name(task, a[0], a[1])?;
+    *task.kernel.domainname.lock().map_err(|_| Errno::EIO)? = name;
     Ok(0)
 }
 

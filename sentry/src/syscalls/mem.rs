@@ -127,6 +127,12 @@ pub fn mremap(task: &mut Task, a: &Args) -> SysResult<u64> {
     task.mm()?.mremap(a[0], a[1], a[2], a[3], a[4])
 }
 
+/// `msync(2)`.
+pub fn msync(task: &mut Task, a: &Args) -> SysResult<u64> {
+    task.mm()?.msync(a[0], a[1], a[2] as i32)?;
+    Ok(0)
+}
+
 /// `madvise(2)`.
 pub fn madvise(task: &mut Task, a: &Args) -> SysResult<u64> {
     task.mm()?.madvise(a[0], a[1], a[2] as i32)?;
