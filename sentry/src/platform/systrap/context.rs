@@ -1,14 +1,13 @@
-//! The context of a stub's thread: hand-offs through the shared region.
+//! The context of a stub thread: hand-offs through its shared region.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::platform::{Context, Event, Interrupter, Regs};
+use crate::platform::{AddressSpace, Context, Event, Interrupter, PendingContext, Regs};
 
-use super::space::{Channel, SystrapSpace};
+use super::space::{Channel, StubThread, SystrapSpace};
 use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT};
-use super::sys;
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
 /// it like any other signal and the context turns it into [`Event::Interrupted`].
@@ -46,9 +45,10 @@ const FX_SW_BYTES: usize = 464;
 /// `FP_XSTATE_MAGIC1`: the frame holds an XSAVE image, described by the sw bytes.
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 
-/// The single context of a stub.
+/// The context of one stub thread.
 pub(super) struct SystrapContext {
     space: Arc<SystrapSpace>,
+    thread: Arc<StubThread>,
     intr: Arc<SystrapInterrupter>,
     /// The stub thread's fs and gs bases as last set (not part of the signal frame).
     fs_base: u64,
@@ -92,17 +92,26 @@ fn greg_slots(r: &mut Regs) -> [&mut u64; 18] {
 }
 
 impl SystrapContext {
-    pub(super) fn new(space: Arc<SystrapSpace>) -> Self {
+    /// The context of `thread`, whose fs and gs bases are `fs_base` and `gs_base`
+    /// (a new thread's are its creator's).
+    pub(super) fn new(
+        space: Arc<SystrapSpace>,
+        thread: Arc<StubThread>,
+        fs_base: u64,
+        gs_base: u64,
+    ) -> Self {
         let intr = Arc::new(SystrapInterrupter {
             space: Arc::downgrade(&space),
+            thread: Arc::downgrade(&thread),
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
         });
         SystrapContext {
             space,
+            thread,
             intr,
-            fs_base: 0,
-            gs_base: 0,
+            fs_base,
+            gs_base,
         }
     }
 
@@ -223,7 +232,8 @@ impl SystrapContext {
 impl Context for SystrapContext {
     fn switch(&mut self, regs: &mut Regs) -> SysResult<Event> {
         let space = self.space.clone();
-        let chan = space.lock()?;
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
         self.intr.running.store(true, Ordering::SeqCst);
         if self.intr.pending.swap(false, Ordering::SeqCst) {
             self.intr.running.store(false, Ordering::SeqCst);
@@ -235,7 +245,7 @@ impl Context for SystrapContext {
     }
 
     fn fp_state(&mut self) -> SysResult<Vec<u8>> {
-        let chan = self.space.lock()?;
+        let chan = self.space.lock_thread(&self.thread)?;
         let (off, len) = Self::fp_area(&chan)?;
         let mut buf = vec![0u8; len];
         chan.region.read(off, &mut buf);
@@ -243,7 +253,7 @@ impl Context for SystrapContext {
     }
 
     fn set_fp_state(&mut self, state: &[u8]) -> SysResult<()> {
-        let chan = self.space.lock()?;
+        let chan = self.space.lock_thread(&self.thread)?;
         let (off, len) = Self::fp_area(&chan)?;
         if state.len() != len && state.len() != FXSAVE_SIZE {
             return Err(Errno::EINVAL);
@@ -260,11 +270,84 @@ impl Context for SystrapContext {
     fn interrupter(&self) -> Arc<dyn Interrupter> {
         self.intr.clone()
     }
+
+    fn fork(&mut self) -> SysResult<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)> {
+        let space = self.space.clone();
+        let chan = space.lock_thread(&self.thread)?;
+        let child = Arc::new(space.fork(&chan, self.thread.slot)?);
+        drop(chan);
+        super::register(&space.registry, &child);
+        let thread = child.first_thread().ok_or(Errno::ESRCH)?;
+        let as_space: Arc<dyn AddressSpace> = child.clone();
+        Ok((
+            as_space,
+            Box::new(PendingThread {
+                space: Some(child),
+                thread,
+                fs_base: self.fs_base,
+                gs_base: self.gs_base,
+            }),
+        ))
+    }
+
+    fn new_thread(&mut self) -> SysResult<Box<dyn PendingContext>> {
+        let space = self.space.clone();
+        let chan = space.lock_thread(&self.thread)?;
+        let thread = space.new_thread(&chan)?;
+        Ok(Box::new(PendingThread {
+            space: Some(space.clone()),
+            thread,
+            fs_base: self.fs_base,
+            gs_base: self.gs_base,
+        }))
+    }
+}
+
+impl Drop for SystrapContext {
+    fn drop(&mut self) {
+        // The last user of the space kills the whole stub when it drops it.
+        if Arc::strong_count(&self.space) > 1 {
+            self.space.end_thread(&self.thread);
+        }
+    }
+}
+
+/// A stub thread made by [`Context::fork`] or [`Context::new_thread`], parked until
+/// its context is adopted.
+struct PendingThread {
+    space: Option<Arc<SystrapSpace>>,
+    thread: Arc<StubThread>,
+    fs_base: u64,
+    gs_base: u64,
+}
+
+impl PendingContext for PendingThread {
+    fn adopt(mut self: Box<Self>) -> SysResult<Box<dyn Context>> {
+        let space = self.space.take().ok_or(Errno::EINVAL)?;
+        space.cpus.pin_pair(self.thread.tid);
+        Ok(Box::new(SystrapContext::new(
+            space,
+            self.thread.clone(),
+            self.fs_base,
+            self.gs_base,
+        )))
+    }
+}
+
+impl Drop for PendingThread {
+    fn drop(&mut self) {
+        if let Some(space) = self.space.take() {
+            if Arc::strong_count(&space) > 1 {
+                space.end_thread(&self.thread);
+            }
+        }
+    }
 }
 
 /// Interrupts a [`SystrapContext`] from any thread.
 pub(super) struct SystrapInterrupter {
     space: Weak<SystrapSpace>,
+    thread: Weak<StubThread>,
     /// An interruption was requested and not yet reported.
     pending: AtomicBool,
     /// The context is inside `switch` (the stub may be running).
@@ -280,14 +363,16 @@ impl Interrupter for SystrapInterrupter {
         if !self.running.load(Ordering::SeqCst) {
             return;
         }
-        let Some(space) = self.space.upgrade() else {
+        let (Some(space), Some(thread)) = (self.space.upgrade(), self.thread.upgrade()) else {
             return;
         };
         if space.dead.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = sys::pidfd_signal(&space.pidfd, INTERRUPT_SIGNAL) {
-            tracing::debug!(pid = space.pid, error = %e.name(), "interrupting systrap stub");
+        // Only this thread: another one may be parked in its handler, where the
+        // signal would wait (blocked) and then cut its next run short for nothing.
+        if let Err(e) = thread.signaller.signal(INTERRUPT_SIGNAL) {
+            tracing::debug!(pid = space.pid, tid = thread.tid, error = %e.name(), "interrupting systrap stub");
         }
     }
 }
