@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Context, Event, Interrupter, PendingContext, Regs};
 
-use super::space::{Channel, StubThread, SystrapSpace};
+use super::space::{lock, Channel, StubThread, SystrapSpace};
 use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT};
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
@@ -142,6 +142,25 @@ impl SystrapContext {
         Ok((off, xstate_size))
     }
 
+    /// Copies the FP state of `from`'s frame into `to`'s: a new thread or fork
+    /// starts with its creator's FP/SSE/AVX state, as on Linux (the stub child's own
+    /// is the handler's reset one).
+    fn copy_fp(from: &Channel, to: &Channel) -> SysResult<()> {
+        let (src, len) = Self::fp_area(from)?;
+        let (dst, dst_len) = Self::fp_area(to)?;
+        if len != dst_len {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = vec![0u8; len];
+        from.region.read(src, &mut buf);
+        // The destination frame keeps its own layout descriptor (see set_fp_state).
+        to.region.write(dst, &buf[..FX_SW_BYTES]);
+        if len > FXSAVE_SIZE {
+            to.region.write(dst + FXSAVE_SIZE, &buf[FXSAVE_SIZE..]);
+        }
+        Ok(())
+    }
+
     fn run(&mut self, chan: &Channel, regs: &mut Regs) -> SysResult<Event> {
         // The thread pointer registers are not in the signal frame: set them from the
         // trampoline when the sentry changed them.
@@ -275,9 +294,10 @@ impl Context for SystrapContext {
         let space = self.space.clone();
         let chan = space.lock_thread(&self.thread)?;
         let child = Arc::new(space.fork(&chan, self.thread.slot)?);
-        drop(chan);
         super::register(&space.registry, &child);
         let thread = child.first_thread().ok_or(Errno::ESRCH)?;
+        Self::copy_fp(&chan, &lock(&thread.chan))?;
+        drop(chan);
         let as_space: Arc<dyn AddressSpace> = child.clone();
         Ok((
             as_space,
@@ -294,12 +314,14 @@ impl Context for SystrapContext {
         let space = self.space.clone();
         let chan = space.lock_thread(&self.thread)?;
         let thread = space.new_thread(&chan)?;
-        Ok(Box::new(PendingThread {
+        let pending = PendingThread {
             space: Some(space.clone()),
-            thread,
+            thread: thread.clone(),
             fs_base: self.fs_base,
             gs_base: self.gs_base,
-        }))
+        };
+        Self::copy_fp(&chan, &lock(&thread.chan))?;
+        Ok(Box::new(pending))
     }
 }
 

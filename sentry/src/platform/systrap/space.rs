@@ -210,8 +210,8 @@ pub(super) struct SystrapSpace {
     /// Serializes use of the control socket across the threads' channels, and keeps
     /// received fds from existing in the stub at the moment of a fork.
     fd_lock: Mutex<()>,
-    /// The live threads by slot (index); `None` is a free slot.
-    threads: Mutex<Vec<Option<Arc<StubThread>>>>,
+    /// The threads by slot.
+    threads: Mutex<Slots>,
     /// Set once the stub is known to be dead.
     pub dead: AtomicBool,
     /// Whether the first context of this space has been handed out.
@@ -225,6 +225,24 @@ pub(super) struct SystrapSpace {
     pub cpus: Arc<super::Cpus>,
     /// The platform's list of spaces, where forks are recorded too.
     pub registry: Arc<super::Registry>,
+}
+
+/// Which slots hold what.
+#[derive(Default)]
+struct Slots {
+    /// The live threads by slot (index).
+    used: Vec<Option<Arc<StubThread>>>,
+    /// Slots taken: a live thread's, or one being set up or ended.
+    busy: Vec<bool>,
+    /// Free slots whose region is still mapped in the stub (unmapped at the next
+    /// space edit, unless reused first, which maps over it).
+    stale: Vec<usize>,
+}
+
+impl Slots {
+    fn live(&self) -> Vec<Arc<StubThread>> {
+        self.used.iter().flatten().cloned().collect()
+    }
 }
 
 /// Locks `m`, ignoring poisoning: the guarded data stays consistent on its own.
@@ -286,8 +304,13 @@ impl SystrapSpace {
         registry: Arc<super::Registry>,
     ) -> Self {
         let slot = first.slot;
-        let mut threads = vec![None; slot + 1];
-        threads[slot] = Some(first);
+        let mut threads = Slots {
+            used: vec![None; slot + 1],
+            busy: vec![false; slot + 1],
+            stale: Vec::new(),
+        };
+        threads.used[slot] = Some(first);
+        threads.busy[slot] = true;
         SystrapSpace {
             pid,
             pidfd,
@@ -315,7 +338,7 @@ impl SystrapSpace {
 
     /// The process's first thread (the only one of a new space).
     pub(super) fn first_thread(&self) -> Option<Arc<StubThread>> {
-        lock(&self.threads).iter().flatten().next().cloned()
+        lock(&self.threads).used.iter().flatten().next().cloned()
     }
 
     /// Locks `thread`'s channel; a dead stub is ESRCH.
@@ -336,15 +359,32 @@ impl SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::ESRCH);
         }
-        let threads: Vec<Arc<StubThread>> = lock(&self.threads).iter().flatten().cloned().collect();
+        let threads = lock(&self.threads).live();
         for t in &threads {
             if let Ok(chan) = t.chan.try_lock() {
+                self.flush_stale(&chan);
                 return f(&chan);
             }
         }
         let first = threads.first().ok_or(Errno::ESRCH)?;
         let chan = lock(&first.chan);
+        self.flush_stale(&chan);
         f(&chan)
+    }
+
+    /// Unmaps the regions of ended threads that could not be unmapped at their end,
+    /// through the parked thread of `chan`. Under the slot lock, so no slot is taken
+    /// meanwhile.
+    fn flush_stale(&self, chan: &Channel) {
+        let mut threads = lock(&self.threads);
+        for slot in std::mem::take(&mut threads.stale) {
+            if threads.busy.get(slot) == Some(&false) {
+                let unmap = [slot_base(slot), REGION_SIZE, 0, 0, 0, 0];
+                if let Err(e) = self.request_locked(chan, libc::SYS_munmap, unmap) {
+                    tracing::debug!(pid = self.pid, error = %e.name(), "unmapping an ended thread's region");
+                }
+            }
+        }
     }
 
     /// Whether the stub still exists; records its death.
@@ -399,21 +439,28 @@ impl SystrapSpace {
     /// Takes the lowest free slot for a new thread.
     fn take_slot(&self) -> SysResult<usize> {
         let mut threads = lock(&self.threads);
-        if let Some(i) = threads.iter().position(Option::is_none) {
-            return Ok(i);
-        }
-        if threads.len() >= MAX_SLOTS {
-            return Err(Errno::EAGAIN);
-        }
-        threads.push(None);
-        Ok(threads.len() - 1)
+        let slot = match threads.busy.iter().position(|b| !b) {
+            Some(i) => i,
+            None if threads.busy.len() >= MAX_SLOTS => return Err(Errno::EAGAIN),
+            None => {
+                threads.busy.push(false);
+                threads.used.push(None);
+                threads.busy.len() - 1
+            }
+        };
+        threads.busy[slot] = true;
+        // Its new region replaces any stale one.
+        threads.stale.retain(|&s| s != slot);
+        Ok(slot)
     }
 
-    /// Gives back a slot taken by [`SystrapSpace::take_slot`] and never filled.
-    fn free_slot(&self) {
+    /// Gives back a slot taken by [`SystrapSpace::take_slot`]; `mapped`: its region
+    /// may still be mapped in the stub.
+    fn free_slot(&self, slot: usize, mapped: bool) {
         let mut threads = lock(&self.threads);
-        while threads.last().is_some_and(Option::is_none) {
-            threads.pop();
+        threads.busy[slot] = false;
+        if mapped {
+            threads.stale.push(slot);
         }
     }
 
@@ -425,7 +472,7 @@ impl SystrapSpace {
         // Reserved while it is set up (a later free_slot only trims empty tails).
         let r = self.new_thread_in(chan, slot);
         if r.is_err() {
-            self.free_slot();
+            self.free_slot(slot, true);
         }
         r
     }
@@ -466,7 +513,7 @@ impl SystrapSpace {
             return Err(Errno::EAGAIN);
         }
         let thread = Self::thread(slot, self.pid, tid, new).inspect_err(|_| self.kill())?;
-        lock(&self.threads)[slot] = Some(thread.clone());
+        lock(&self.threads).used[slot] = Some(thread.clone());
         Ok(thread)
     }
 
@@ -480,8 +527,8 @@ impl SystrapSpace {
         }
         {
             let mut threads = lock(&self.threads);
-            match threads.get(thread.slot) {
-                Some(Some(t)) if Arc::ptr_eq(t, thread) => threads[thread.slot] = None,
+            match threads.used.get(thread.slot) {
+                Some(Some(t)) if Arc::ptr_eq(t, thread) => threads.used[thread.slot] = None,
                 _ => return,
             }
         }
@@ -501,12 +548,17 @@ impl SystrapSpace {
             }
             return;
         }
-        let base = chan.base;
         drop(chan);
-        if let Err(e) = self.request(libc::SYS_munmap, [base, REGION_SIZE, 0, 0, 0, 0]) {
-            tracing::debug!(pid = self.pid, error = %e.name(), "unmapping an ended thread's region");
+        // Unmapped now only through a thread parked right now (waiting for a running
+        // one could wait on the application), else at the next space edit.
+        self.free_slot(thread.slot, true);
+        let threads = lock(&self.threads).live();
+        for t in &threads {
+            if let Ok(chan) = t.chan.try_lock() {
+                self.flush_stale(&chan);
+                break;
+            }
         }
-        self.free_slot();
     }
 
     /// A copy-on-write copy of this stub holding one thread, forked by the thread

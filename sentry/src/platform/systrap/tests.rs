@@ -889,6 +889,10 @@ fn threads_share_the_space() {
     let mut rig = Rig::new(&getpid_loop(N));
     let pid = rig.concrete().pid;
     rig.regs.fs_base = 0x4321_0000;
+    // The new thread starts with its creator's FP state (xmm0 here).
+    let mut fp = rig.ctx.fp_state().unwrap();
+    fp[160..176].copy_from_slice(&[0x5a; 16]);
+    rig.ctx.set_fp_state(&fp).unwrap();
     let pending = rig.ctx.new_thread().unwrap();
     await_tasks(pid, 2);
     let space = rig.space.clone();
@@ -898,6 +902,7 @@ fn threads_share_the_space() {
     let (to_t, from_main) = std::sync::mpsc::channel::<()>();
     let t = std::thread::spawn(move || {
         let mut ctx = pending.adopt().unwrap();
+        assert_eq!(ctx.fp_state().unwrap()[160..176], [0x5a; 16]);
         space
             .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
             .unwrap();
@@ -1117,7 +1122,9 @@ fn many_forks_and_threads_leak_nothing() {
     for &c in &child_pids {
         await_gone(c);
     }
-    // Only the first thread's region is left, in the stub and in the sentry.
+    // Only the first thread's region is left in the stub once the space is edited
+    // (regions of threads that ended while no other thread was parked go then).
+    rig.space.unmap(NEW_A, THREADS as u64 * PAGE_SIZE).unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert_eq!(maps.matches("rvisor-systrap-region").count(), 1, "{maps}");
     assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
