@@ -30,6 +30,8 @@ const FAULT_SIGNALS: [i32; 5] = [
 // stack_t, then `struct sigcontext` (the general registers), then the signal mask.
 /// Offset of the first register (r8).
 const UC_GREGS: usize = 40;
+/// Size of the general registers in the frame (r8 .. rsp, rip, eflags).
+const GREGS_LEN: usize = 18 * 8;
 /// Offset of rip.
 pub(super) const UC_RIP: usize = 168;
 /// Offset of the fpstate pointer.
@@ -180,26 +182,29 @@ impl SystrapContext {
             )?;
             self.gs_base = regs.gs_base;
         }
+        // Only what changes is written (the general registers and the mask), and only
+        // what is needed read back: these copies are on every hand-off.
         let uc = Self::uc(chan)?;
-        let mut frame = [0u8; UC_SIZE];
-        chan.region.read(uc, &mut frame);
+        let mut gregs = [0u8; GREGS_LEN];
         let mut r = *regs;
         for (i, slot) in greg_slots(&mut r).into_iter().enumerate() {
-            put(&mut frame, UC_GREGS + 8 * i, *slot);
+            put(&mut gregs, 8 * i, *slot);
         }
+        chan.region.write(uc + UC_GREGS, &gregs);
         // Nothing the application stored in the region may block signals for it.
-        put(&mut frame, UC_SIGMASK, 0);
-        chan.region.write(uc + UC_GREGS, &frame[UC_GREGS..UC_SIZE]);
+        chan.region.put_u64(uc + UC_SIGMASK, 0);
         chan.release(stub::STATE_RESUME);
         chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
 
         let signo = chan.region.get_u64(OFF_SIGNO) as i32;
         let uc = Self::uc(chan)?;
-        chan.region.read(uc, &mut frame);
+        // The general registers, then the segment selectors.
+        let mut frame = [0u8; GREGS_LEN + 8];
+        chan.region.read(uc + UC_GREGS, &mut frame);
         for (i, slot) in greg_slots(regs).into_iter().enumerate() {
-            *slot = get(&frame, UC_GREGS + 8 * i);
+            *slot = get(&frame, 8 * i);
         }
-        let sel = get(&frame, UC_GREGS + 144);
+        let sel = get(&frame, GREGS_LEN);
         regs.cs = sel & 0xffff;
         regs.ss = (sel >> 48) & 0xffff;
         regs.ds = 0;
