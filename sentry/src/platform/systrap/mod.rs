@@ -65,7 +65,12 @@
 //! calls itself (on its own address space and fds only: the stub holds nothing but
 //! its control socket), and can scribble over its regions (the sentry validates every
 //! pointer it reads there); a thread can thus disturb the hand-off of another thread
-//! of its own process, never another process's. A SIGSTOP sent to a stub from
+//! of its own process, never another process's. With several threads, one of them
+//! can race the handler of another to the `recvmsg` of an fd the sentry is passing
+//! for a file mapping of its own process (a donated file, or the memory file that
+//! holds the sandbox's tmpfs data) and map it itself: the sandbox boundary holds,
+//! but tmpfs data of other processes of the same sandbox is then within reach (the
+//! ptrace platform has no such window). A SIGSTOP sent to a stub from
 //! outside stops it until SIGCONT. A fork whose zygote dies between the `clone` and
 //! the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
 
