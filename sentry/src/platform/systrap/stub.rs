@@ -130,6 +130,11 @@ const ACT_IGN_OFF: u64 = 0x7d0;
 const FPROG_OFF: u64 = 0x7f0;
 const FILTER_OFF: u64 = 0x800;
 
+/// Addresses of the clone request's and the forked child's `syscall` instructions.
+#[cfg(test)]
+pub(super) const CLONE_SITE: u64 = STUB_BASE + CODE_OFF + CODE_CLONE_RET - 2;
+#[cfg(test)]
+pub(super) const PRCTL_SITE: u64 = STUB_BASE + CODE_OFF + CODE_PRCTL_RET - 2;
 /// Address of the `ud2` that reports a new stub ready.
 pub(super) const READY_RIP: u64 = STUB_BASE + CODE_OFF + CODE_READY;
 /// The signal handler.

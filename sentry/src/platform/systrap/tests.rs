@@ -1135,3 +1135,32 @@ fn many_forks_and_threads_leak_nothing() {
     assert_eq!(maps.matches("rvisor-systrap-region").count(), 1, "{maps}");
     assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
 }
+
+#[test]
+fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
+    // Application code jumping onto the stub's own clone and prctl instructions
+    // with other flags, another option or another call is killed with its stub.
+    let cases = [
+        (libc::SYS_clone, libc::CLONE_VM as u32, stub::CLONE_SITE),
+        (libc::SYS_prctl, libc::PR_SET_NAME as u32, stub::PRCTL_SITE),
+        (libc::SYS_getpid, 0, stub::CLONE_SITE),
+        (libc::SYS_clone, stub::FORK_FLAGS as u32, stub::PRCTL_SITE),
+    ];
+    for (nr, arg0, site) in cases {
+        let c = code(&[
+            &[0xb8],
+            &(nr as u32).to_le_bytes(), // mov eax, nr
+            &[0xbf],
+            &arg0.to_le_bytes(), // mov edi, arg0
+            &[0x48, 0xb9],
+            &site.to_le_bytes(), // movabs rcx, site
+            &[0xff, 0xe1],       // jmp rcx
+        ]);
+        let mut rig = Rig::new(&c);
+        assert_eq!(
+            rig.ctx.switch(&mut rig.regs),
+            Err(Errno::ESRCH),
+            "nr {nr} arg {arg0:#x} at {site:#x}"
+        );
+    }
+}
