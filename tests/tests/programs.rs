@@ -86,10 +86,6 @@ fn debian_programs_match_native() {
         let native = run_with_timeout(native_command(&env, &argv), Duration::from_secs(60))
             .expect("native run");
         for p in platforms() {
-            if p == "systrap" {
-                // systrap has no fork or threads yet.
-                continue;
-            }
             let mut cmd = sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv);
             cmd.current_dir(&dir);
             let got = run_with_timeout(cmd, Duration::from_secs(120)).expect("sandbox run");
@@ -133,7 +129,7 @@ fn sigkill_leaves_nothing_behind() {
     let rvisor = rvisor_bin().expect("rvisor binary");
     // Orphans of the killed CLI come to us, so anything left over is visible.
     nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
-    for p in platforms().into_iter().filter(|p| p != "systrap") {
+    for p in platforms() {
         let argv: Vec<String> = ["/bin/sh", "-c", "sleep 100 & sleep 100 & python3 -c 'import threading,time; [threading.Thread(target=time.sleep, args=(100,)).start() for _ in range(3)]; time.sleep(100)' & wait"]
             .iter()
             .map(|s| s.to_string())
@@ -241,7 +237,7 @@ fn busybox_scripts_match_native() {
         run_with_timeout(native_command(&env, &argv), Duration::from_secs(60)).expect("native run");
     let _ = std::fs::remove_dir_all(base.join("w"));
     let mut failures = Vec::new();
-    for p in platforms().into_iter().filter(|p| p != "systrap") {
+    for p in platforms() {
         let got = run_with_timeout(
             sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv),
             Duration::from_secs(60),

@@ -1,16 +1,17 @@
 //! Host-side pieces every stub-process backend shares: copying application memory
 //! and placing stub threads on CPUs.
 
-use std::fs::File;
 use std::io::IoSliceMut;
-use std::os::unix::fs::FileExt;
 
 use crate::errno::{Errno, SysResult};
 
-/// Copies from application memory in process `pid`: `process_vm_readv` first, then
-/// `/proc/<pid>/mem` (`mem`) for what that refuses (PROT_NONE pages). Returns the
-/// bytes copied, short at the first unmapped page; `EFAULT` if none.
-pub fn read_process(pid: i32, mem: &File, addr: u64, buf: &mut [u8]) -> SysResult<usize> {
+/// Copies from application memory in process `pid` with `process_vm_readv`, which
+/// obeys the application's page protections as a user access would: a page the app
+/// cannot read (PROT_NONE, unmapped) ends the copy. Returns the bytes copied, short at
+/// the first such page; `EFAULT` if none; `ESRCH` if `pid` names no thread with an
+/// address space (gone, or an exited thread-group leader: callers retry on a live
+/// thread of the process).
+pub fn read_process(pid: i32, addr: u64, buf: &mut [u8]) -> SysResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
@@ -23,23 +24,15 @@ pub fn read_process(pid: i32, mem: &File, addr: u64, buf: &mut [u8]) -> SysResul
     // SAFETY: `local` describes writable memory we own; `remote` is only an address in
     // the other process, checked by the kernel.
     let n = unsafe { libc::process_vm_readv(pid, local.as_ptr().cast(), 1, remote.as_ptr(), 1, 0) };
-    let mut done = n.max(0) as usize;
-    if done < len {
-        let start = done;
-        done += page_by_page(addr + start as u64, len - start, |off, d| {
-            mem.read_at(&mut buf[start + d..len], off)
-        });
-    }
-    if done == 0 {
-        return Err(Errno::EFAULT);
-    }
-    Ok(done)
+    copied(n)
 }
 
-/// Copies into application memory in process `pid`: `process_vm_writev` first, then
-/// `/proc/<pid>/mem` for read-only pages (which writes with FOLL_FORCE, breaking
-/// copy-on-write as a debugger's poke does). Same return rules as [`read_process`].
-pub fn write_process(pid: i32, mem: &File, addr: u64, buf: &[u8]) -> SysResult<usize> {
+/// Copies into application memory in process `pid` with `process_vm_writev`: a page
+/// the app cannot write (read-only, PROT_NONE, unmapped) ends the copy, as for a
+/// user access. Same return rules as [`read_process`]. The sentry has no way around
+/// page protections (no `/proc/<pid>/mem`): what must land in a read-only page is
+/// written while the page is still writable, then protected (see the ELF loader).
+pub fn write_process(pid: i32, addr: u64, buf: &[u8]) -> SysResult<usize> {
     if buf.is_empty() {
         return Ok(0);
     }
@@ -55,36 +48,18 @@ pub fn write_process(pid: i32, mem: &File, addr: u64, buf: &[u8]) -> SysResult<u
     // SAFETY: `local` describes memory we own that the kernel only reads; `remote` is
     // only an address in the other process, checked by the kernel.
     let n = unsafe { libc::process_vm_writev(pid, local.as_ptr(), 1, remote.as_ptr(), 1, 0) };
-    let mut done = n.max(0) as usize;
-    if done < len {
-        let start = done;
-        done += page_by_page(addr + start as u64, len - start, |off, d| {
-            mem.write_at(&buf[start + d..len], off)
-        });
-    }
-    if done == 0 {
-        return Err(Errno::EFAULT);
-    }
-    Ok(done)
+    copied(n)
 }
 
-/// Runs `op(offset, done)` until `len` bytes are done or it stops making progress.
-fn page_by_page(
-    addr: u64,
-    len: usize,
-    mut op: impl FnMut(u64, usize) -> std::io::Result<usize>,
-) -> usize {
-    let mut done = 0;
-    while done < len {
-        let Ok(off) = i64::try_from(addr + done as u64) else {
-            break;
-        };
-        match op(off as u64, done) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => done += n,
-        }
+/// The result of a `process_vm_*` call that returned `n`.
+fn copied(n: isize) -> SysResult<usize> {
+    if n > 0 {
+        return Ok(n as usize);
     }
-    done
+    if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return Err(Errno::ESRCH);
+    }
+    Err(Errno::EFAULT)
 }
 
 /// Validates `[addr, addr+len)` for a mapping operation below `max` (the backend's
@@ -133,4 +108,62 @@ pub fn pin(tid: i32, cpu: usize) -> SysResult<()> {
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd naming one thread rather than a process.
+const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+/// `PIDFD_SIGNAL_THREAD` (Linux 6.9): `pidfd_send_signal` to the named thread only.
+const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
+
+/// A way to send a signal to exactly one stub thread.
+pub enum ThreadSignaller {
+    /// A thread pidfd: can never hit a recycled id.
+    Pidfd(std::os::fd::OwnedFd),
+    /// Kernels before 6.9 have no thread pidfds: `tgkill` with the stub's tgid, so a
+    /// recycled tid can only ever be another thread of the same stub.
+    Tgkill { tgid: i32, tid: i32 },
+}
+
+impl ThreadSignaller {
+    /// Prepares signalling thread `tid` of stub process `tgid`.
+    pub fn new(tgid: i32, tid: i32) -> SysResult<Self> {
+        // SAFETY: pidfd_open takes two integers.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
+        if fd >= 0 {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+            return Ok(ThreadSignaller::Pidfd(unsafe {
+                std::os::fd::OwnedFd::from_raw_fd(fd as i32)
+            }));
+        }
+        match Errno::last() {
+            Errno::EINVAL => Ok(ThreadSignaller::Tgkill { tgid, tid }),
+            e => Err(e),
+        }
+    }
+
+    /// Sends `sig` to the thread.
+    pub fn signal(&self, sig: i32) -> SysResult<()> {
+        use std::os::fd::AsRawFd;
+        let r = match self {
+            // SAFETY: integers and a NULL siginfo, which means "as tgkill(2) would".
+            ThreadSignaller::Pidfd(fd) => unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    sig,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    PIDFD_SIGNAL_THREAD,
+                )
+            },
+            // SAFETY: tgkill takes integers only.
+            ThreadSignaller::Tgkill { tgid, tid } => unsafe {
+                libc::syscall(libc::SYS_tgkill, *tgid, *tid, sig)
+            },
+        };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
 }

@@ -110,12 +110,16 @@ pub trait AddressSpace: Send + Sync {
     /// Changes the protection of `[addr, addr+len)`.
     fn protect(&self, addr: u64, len: u64, prot: i32) -> SysResult<()>;
 
-    /// Copies application memory at `addr` into `buf`, ignoring page protections.
-    /// Returns the bytes copied, short at the first unmapped page; `EFAULT` if none.
+    /// Copies application memory at `addr` into `buf`, as a user-mode read would:
+    /// returns the bytes copied, short at the first page the application cannot read
+    /// (unmapped or PROT_NONE); `EFAULT` if none.
     fn read(&self, addr: u64, buf: &mut [u8]) -> SysResult<usize>;
 
-    /// Copies `buf` into application memory at `addr`, ignoring page protections.
-    /// Returns the bytes copied, short at the first unmapped page; `EFAULT` if none.
+    /// Copies `buf` into application memory at `addr`, as a user-mode write would:
+    /// returns the bytes copied, short at the first page the application cannot write
+    /// (unmapped, read-only or PROT_NONE); `EFAULT` if none. The sentry has no way
+    /// around protections: contents of read-only pages are written before the page
+    /// loses its write bit.
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize>;
 }
 

@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -102,14 +101,14 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_dup3: "a new stub moves its control socket to fd 0",
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
-    SYS_openat: "/proc/<pid>/mem of each new stub (writes to read-only app pages); the stub image memfd reopened read-only; only with OPENAT_FLAGS (see openat_rule)",
+    SYS_openat: "std's available_parallelism (sched_getaffinity on the app's behalf) probes cgroup files, absent in the empty root (ENOENT); read-only, only with OPENAT_FLAGS (see arg_rules)",
 ];
 
-/// The only `openat` flags the sentry may pass once confined: read or read-write
-/// opens of what already exists (`/proc/<pid>/mem`). No `O_CREAT`, `O_TRUNC`,
-/// `O_PATH` or `O_TMPFILE`, so the sentry can neither make nor clobber a host file.
-pub const OPENAT_FLAGS: i32 =
-    libc::O_ACCMODE | libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCTTY;
+/// The only `openat` flags the sentry may pass once confined: read-only opens of what
+/// already exists. No write access, `O_CREAT`, `O_TRUNC`, `O_PATH` or `O_TMPFILE`, so
+/// the sentry could neither make nor clobber a host file even if its root were not
+/// empty.
+pub const OPENAT_FLAGS: i32 = libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCTTY;
 
 /// Argument rules for the rows that have them (every other row is unconditional).
 fn arg_rules(nr: i64) -> Result<Vec<SeccompRule>, String> {
@@ -180,23 +179,6 @@ pub fn unshare_namespaces() -> Result<(), String> {
     }
 }
 
-/// A descriptor of the host's `/proc`, opened before [`isolate_filesystem`] and kept
-/// for the platform (`openat(proc_dir(), "<pid>/mem", O_RDWR | O_CLOEXEC)`): after
-/// the pivot the sentry has no host path at all.
-static PROC_DIR: OnceLock<OwnedFd> = OnceLock::new();
-
-/// The host's `/proc`, as a directory descriptor valid for the sentry's lifetime.
-/// Opened on first use; call it (or [`isolate_filesystem`], which does) before the
-/// pivot.
-pub fn proc_dir() -> SysResult<BorrowedFd<'static>> {
-    if let Some(fd) = PROC_DIR.get() {
-        return Ok(fd.as_fd());
-    }
-    let fd = open_dir(c"/proc", libc::O_PATH)?;
-    // A racing first call may have won; either descriptor names the same /proc.
-    Ok(PROC_DIR.get_or_init(|| fd).as_fd())
-}
-
 fn open_dir(path: &CStr, extra: i32) -> SysResult<OwnedFd> {
     // SAFETY: `path` is NUL-terminated; the flags are integers.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC | extra) };
@@ -233,19 +215,13 @@ fn mount(
     }
 }
 
-/// Until the ptrace platform opens `/proc/<pid>/mem` through [`proc_dir`] instead of
-/// by path, the sentry's empty root keeps a procfs at `/proc` (with `subset=pid`:
-/// process directories only, no `/proc/sys` and friends). Set to false once it does.
-const KEEP_PROC_MOUNT: bool = true;
-
 /// Takes the sentry off the host's filesystem: a private mount namespace whose root
 /// is an empty read-only tmpfs (the old root detached), so no path the sentry opens
-/// reaches a host file; the host `/proc` stays reachable only through [`proc_dir`]
-/// (and, for now, [`KEEP_PROC_MOUNT`]). Call it once the sentry holds every host fd
+/// reaches a host file: no host `/proc` either (app memory goes through
+/// `process_vm_readv`/`writev` by pid). Call it once the sentry holds every host fd
 /// it needs (gofer socket, stdio, log file, stub image), before the app runs and
 /// while the sentry is single-threaded. Without CAP_SYS_ADMIN it logs and carries on.
 pub fn isolate_filesystem() -> Result<(), String> {
-    proc_dir().map_err(|e| format!("open /proc: {e}"))?;
     // SAFETY: unshare takes an integer flag set.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
         let e = Errno::last();
@@ -277,21 +253,6 @@ pub fn isolate_filesystem() -> Result<(), String> {
         "mount the sentry's root tmpfs",
     )?;
     let newroot = open_dir(base, 0).map_err(|e| format!("open the new root: {e}"))?;
-    if KEEP_PROC_MOUNT {
-        // SAFETY: mkdirat with a directory fd we own and a NUL-terminated name.
-        let r = unsafe { libc::mkdirat(newroot.as_raw_fd(), c"proc".as_ptr(), 0o555) };
-        check(r, "mkdir proc in the sentry's root")?;
-        let target = std::ffi::CString::new(format!("/proc/self/fd/{}/proc", newroot.as_raw_fd()))
-            .map_err(|e| e.to_string())?;
-        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-        if mount(c"proc", &target, Some(c"proc"), flags, Some(c"subset=pid")) < 0 {
-            // Kernels before 5.8 lack subset=pid: the whole procfs instead.
-            check(
-                mount(c"proc", &target, Some(c"proc"), flags, None),
-                "mount proc in the sentry's root",
-            )?;
-        }
-    }
     // SAFETY: fchdir to a directory fd we own.
     let r = unsafe { libc::fchdir(newroot.as_raw_fd()) };
     check(r, "chdir to the new root")?;

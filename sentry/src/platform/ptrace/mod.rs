@@ -23,8 +23,8 @@
 //!   socket that only a hang-up ends. The adopting host thread takes it over with
 //!   `PTRACE_SEIZE` + `PTRACE_INTERRUPT`. Should the sentry die meanwhile, the hang-up
 //!   ends the wait and the parked thread runs into an `exit_group`.
-//! - Memory is copied with `process_vm_readv`/`writev`, falling back to
-//!   `/proc/<pid>/mem` (which ignores page protections) for what those refuse.
+//! - Memory is copied with `process_vm_readv`/`writev`, which obey the app's page
+//!   protections (the sentry keeps no `/proc`, so nothing reaches around them).
 //! - A context runs its stub thread with `PTRACE_SYSEMU`: every application system
 //!   call stops before it runs and is serviced by the sentry. Its interrupter signals
 //!   exactly that thread (a thread pidfd, or `tgkill` before Linux 6.9).

@@ -1,9 +1,8 @@
 //! An address space: one stub process, edited through remote system calls.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
@@ -71,9 +70,6 @@ pub(super) struct PtraceSpace {
     pub initial_regs: Regs,
     /// The sentry's end of the control socket (fds travel through it).
     pub control: OwnedFd,
-    /// `/proc/<pid>/mem`, bound to the stub's mm: reaches pages `process_vm_*` won't,
-    /// and keeps working after the leader thread exits.
-    pub mem: File,
     /// A pidfd of the process: signals through it can never hit a recycled pid.
     pub pidfd: OwnedFd,
     /// Some stub thread was found gone: the whole process is dying or dead (stub
@@ -81,6 +77,9 @@ pub(super) struct PtraceSpace {
     pub dead: AtomicBool,
     /// The leader has been reaped: its pid may be reused, never wait on it again.
     leader_reaped: AtomicBool,
+    /// The stub thread memory copies go through (`process_vm_*` take a thread id):
+    /// the leader until it exits with other threads left, then a live one.
+    mem_tid: AtomicI32,
     /// Stub threads traced by some host thread of ours and not yet reaped or detached
     /// at their exit: the ones that must be reaped before the leader can be.
     live: Mutex<HashSet<i32>>,
@@ -180,9 +179,8 @@ impl PtraceSpace {
             );
             return Err(Errno::ENOMEM);
         }
-        let mem = open_mem(pid)?;
         let pidfd = sys::pidfd_open(pid)?;
-        let space = PtraceSpace::with(pid, shared, regs, control, mem, pidfd);
+        let space = PtraceSpace::with(pid, shared, regs, control, pidfd);
         lock(&space.live).insert(pid);
         lock(&space.threads).insert(sys::gettid(), pid);
         let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
@@ -210,7 +208,6 @@ impl PtraceSpace {
         shared: &Arc<Shared>,
         initial_regs: Regs,
         control: OwnedFd,
-        mem: File,
         pidfd: OwnedFd,
     ) -> Self {
         PtraceSpace {
@@ -218,10 +215,10 @@ impl PtraceSpace {
             shared: shared.clone(),
             initial_regs,
             control,
-            mem,
             pidfd,
             dead: AtomicBool::new(false),
             leader_reaped: AtomicBool::new(false),
+            mem_tid: AtomicI32::new(pid),
             live: Mutex::new(HashSet::new()),
             alive: Mutex::new(1),
             threads: Mutex::new(HashMap::new()),
@@ -519,7 +516,7 @@ impl PtraceSpace {
     }
 
     /// A copy-on-write copy of this stub holding one thread, forked from stub thread
-    /// `tid` (traced by the caller), with its own control socket, mem file and pidfd;
+    /// `tid` (traced by the caller), with its own control socket and pidfd;
     /// its thread is parked for [`PtraceSpace::attach`] on another host thread.
     pub(super) fn fork_from(&self, tid: i32) -> SysResult<PtraceSpace> {
         // Held across the fork: no fd received for a mapping is open in the stub at
@@ -529,16 +526,16 @@ impl PtraceSpace {
         let c = self.clone_on(tid, FORK_FLAGS)?;
         let parts = (|| {
             let (control, stub_end) = socketpair()?;
-            Ok((control, stub_end, open_mem(c)?, sys::pidfd_open(c)?))
+            Ok((control, stub_end, sys::pidfd_open(c)?))
         })();
-        let (control, stub_end, mem, pidfd) = match parts {
+        let (control, stub_end, pidfd) = match parts {
             Ok(p) => p,
             Err(e) => {
                 kill_child(c);
                 return Err(e);
             }
         };
-        let child = PtraceSpace::with(c, &self.shared, self.initial_regs, control, mem, pidfd);
+        let child = PtraceSpace::with(c, &self.shared, self.initial_regs, control, pidfd);
         // From here on the Drop of `child` kills and reaps it.
         lock(&child.live).insert(c);
         child.context_taken.store(true, Ordering::SeqCst);
@@ -694,9 +691,46 @@ impl PtraceSpace {
             }
             self.cont(tid)?;
         }
-        sys::ptrace_plain(libc::PTRACE_DETACH, tid, 0, 0).map_err(|e| self.died(tid, e))?;
-        lock(&self.live).remove(&tid);
+        // Detached, an exiting thread is reaped by nobody and its number may be
+        // reused: it leaves `live` (where memory copies look for a thread) at once.
+        let mut live = lock(&self.live);
+        if let Err(e) = sys::ptrace_plain(libc::PTRACE_DETACH, tid, 0, 0) {
+            drop(live);
+            return Err(self.died(tid, e));
+        }
+        live.remove(&tid);
         Ok(())
+    }
+
+    /// Runs a memory copy `op` through a thread of the stub. The thread it last
+    /// used may be gone (an app whose first thread exits before the others leaves
+    /// a leader without memory): then through the caller's own stub thread or a
+    /// traced one, whose number cannot be reused while it is ours to reap.
+    fn copy(&self, mut op: impl FnMut(i32) -> SysResult<usize>) -> SysResult<usize> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::EFAULT);
+        }
+        let tid = self.mem_tid.load(Ordering::SeqCst);
+        match op(tid) {
+            Err(Errno::ESRCH) => {}
+            r => return r,
+        }
+        let own = lock(&self.threads).get(&sys::gettid()).copied();
+        // Held while copying, so no candidate is detached meanwhile.
+        let live = lock(&self.live);
+        for t in own.into_iter().chain(live.iter().copied()) {
+            if t == tid {
+                continue;
+            }
+            match op(t) {
+                Err(Errno::ESRCH) => continue,
+                r => {
+                    self.mem_tid.store(t, Ordering::SeqCst);
+                    return r;
+                }
+            }
+        }
+        Err(Errno::EFAULT)
     }
 
     fn read_all(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
@@ -726,15 +760,6 @@ fn kill_child(pid: i32) {
     // SAFETY: kill takes integers; see above for why `pid` names our child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_gone(pid);
-}
-
-/// `/proc/<pid>/mem`, read-write.
-fn open_mem(pid: i32) -> SysResult<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(format!("/proc/{pid}/mem"))
-        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
 }
 
 /// Validates `[addr, addr+len)` for a mapping operation; returns the page-rounded
@@ -820,20 +845,14 @@ impl AddressSpace for PtraceSpace {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.dead.load(Ordering::SeqCst) {
-            return Err(Errno::EFAULT);
-        }
-        common::read_process(self.pid, &self.mem, addr, buf)
+        self.copy(|tid| common::read_process(tid, addr, &mut *buf))
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        if self.dead.load(Ordering::SeqCst) {
-            return Err(Errno::EFAULT);
-        }
-        common::write_process(self.pid, &self.mem, addr, buf)
+        self.copy(|tid| common::write_process(tid, addr, buf))
     }
 }
 

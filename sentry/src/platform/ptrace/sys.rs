@@ -199,12 +199,7 @@ pub(super) fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> SysResult<
     .map(|_| ())
 }
 
-pub(super) use crate::platform::common::{allowed_cpus, pin};
-
-/// `PIDFD_THREAD` (Linux 6.9): a pidfd naming one thread rather than a process.
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-/// `PIDFD_SIGNAL_THREAD` (Linux 6.9): `pidfd_send_signal` to the named thread only.
-const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
+pub(super) use crate::platform::common::{allowed_cpus, pin, ThreadSignaller};
 
 /// `PTRACE_GETEVENTMSG`: at a fork/clone event stop, the new task's id.
 pub(super) fn event_msg(tid: i32) -> SysResult<u64> {
@@ -219,54 +214,4 @@ pub(super) fn event_msg(tid: i32) -> SysResult<u64> {
         )
     })?;
     Ok(msg as u64)
-}
-
-/// A way to send a signal to exactly one stub thread.
-pub(super) enum ThreadSignaller {
-    /// A thread pidfd: can never hit a recycled id.
-    Pidfd(std::os::fd::OwnedFd),
-    /// Kernels before 6.9 have no thread pidfds: `tgkill` with the stub's tgid, so a
-    /// recycled tid can only ever be another thread of the same stub.
-    Tgkill { tgid: i32, tid: i32 },
-}
-
-impl ThreadSignaller {
-    /// Prepares signalling thread `tid` of stub process `tgid`.
-    pub(super) fn new(tgid: i32, tid: i32) -> SysResult<Self> {
-        // SAFETY: pidfd_open takes two integers.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-        if fd >= 0 {
-            use std::os::fd::FromRawFd;
-            // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-            return Ok(ThreadSignaller::Pidfd(unsafe {
-                std::os::fd::OwnedFd::from_raw_fd(fd as i32)
-            }));
-        }
-        match last_errno() {
-            Errno::EINVAL => Ok(ThreadSignaller::Tgkill { tgid, tid }),
-            e => Err(e),
-        }
-    }
-
-    /// Sends `sig` to the thread.
-    pub(super) fn signal(&self, sig: i32) -> SysResult<()> {
-        use std::os::fd::AsRawFd;
-        let r = match self {
-            // SAFETY: integers and a NULL siginfo, which means "as tgkill(2) would".
-            ThreadSignaller::Pidfd(fd) => unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    sig,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    PIDFD_SIGNAL_THREAD,
-                )
-            },
-            // SAFETY: tgkill takes integers only.
-            ThreadSignaller::Tgkill { tgid, tid } => unsafe {
-                libc::syscall(libc::SYS_tgkill, *tgid, *tid, sig)
-            },
-        };
-        check(r).map(|_| ())
-    }
 }

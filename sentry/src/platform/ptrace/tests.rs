@@ -60,13 +60,9 @@ impl Rig {
         let space = platform.new_address_space().expect("space");
         let ctx = platform.new_context(&space).expect("context");
         space
-            .map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous)
-            .expect("map code");
-        space
             .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
             .expect("map data");
-        // The code page is read-only in the stub: this goes through /proc/pid/mem.
-        assert_eq!(space.write(CODE, code).expect("write code"), code.len());
+        load_code(space.as_ref(), CODE, code);
         let mut regs = space::zero_regs();
         regs.rip = CODE;
         regs.rsp = DATA + PAGE_SIZE;
@@ -96,6 +92,21 @@ impl Rig {
             .find_map(Weak::upgrade)
             .expect("our space")
     }
+}
+
+/// Maps `code` at `at` as an application loader does: a writable page is filled,
+/// then made read-only and executable (the sentry cannot write a read-only page).
+fn load_code(space: &dyn AddressSpace, at: u64, code: &[u8]) {
+    space
+        .map(at, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .expect("map code");
+    assert_eq!(space.write(at, code).expect("write code"), code.len());
+    space.protect(at, PAGE_SIZE, RX).expect("protect code");
+    assert_eq!(
+        space.write(at, &[0xcc]),
+        Err(Errno::EFAULT),
+        "RX page written"
+    );
 }
 
 fn code(parts: &[&[u8]]) -> Vec<u8> {
@@ -263,7 +274,10 @@ fn file_mappings() {
         .unwrap();
     assert_eq!(rig.switch(), Event::Syscall);
     assert_eq!(rig.regs.rdi & 0xffff, 0x0a09);
-    // A write into the read-only private page: copy-on-write, the file is unchanged.
+    // The sentry cannot write the read-only page, as the app could not.
+    assert_eq!(rig.space.write(FILE_ADDR, &[0x55]), Err(Errno::EFAULT));
+    // Once writable, a write is copy-on-write: the file is unchanged.
+    rig.space.protect(FILE_ADDR, PAGE_SIZE, RW).unwrap();
     assert_eq!(rig.space.write(FILE_ADDR, &[0x55]).unwrap(), 1);
     let mut b = [0u8; 1];
     rig.space.read(FILE_ADDR, &mut b).unwrap();
@@ -350,13 +364,21 @@ fn protect_makes_writes_fault() {
             addr: DATA
         }
     );
-    // The sentry still writes it (protections ignored).
-    assert_eq!(rig.space.write(DATA, &[3]).unwrap(), 1);
-    // PROT_NONE pages are readable by the sentry too.
-    rig.space.protect(DATA, PAGE_SIZE, libc::PROT_NONE).unwrap();
-    let mut b = [0u8; 1];
+    // The sentry's copies obey the protections as the app's accesses do: a
+    // read-only page reads but does not take writes ...
+    assert_eq!(rig.space.write(DATA, &[3]), Err(Errno::EFAULT));
+    let mut b = [0xffu8; 1];
     assert_eq!(rig.space.read(DATA, &mut b).unwrap(), 1);
-    assert_eq!(b[0], 3);
+    assert_eq!(b[0], 0);
+    // ... and a PROT_NONE page does neither.
+    rig.space.protect(DATA, PAGE_SIZE, libc::PROT_NONE).unwrap();
+    assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
+    assert_eq!(rig.space.write(DATA, &[3]), Err(Errno::EFAULT));
+    // Writable again: the failed writes left nothing behind.
+    rig.space.protect(DATA, PAGE_SIZE, RW).unwrap();
+    assert_eq!(rig.space.read(DATA, &mut b).unwrap(), 1);
+    assert_eq!(b[0], 0);
+    assert_eq!(rig.space.write(DATA, &[3]).unwrap(), 1);
     // Addresses owned by the platform are refused.
     assert_eq!(
         rig.space
@@ -382,14 +404,31 @@ fn partial_copies_at_unmapped_boundary() {
     );
     assert_eq!(rig.space.write(DATA + PAGE_SIZE, &buf), Err(Errno::EFAULT));
     assert_eq!(rig.space.read(u64::MAX - 4, &mut buf), Err(Errno::EFAULT));
-    // Also across a read-only page followed by a hole (the /proc/pid/mem path).
-    rig.space.protect(DATA, PAGE_SIZE, libc::PROT_READ).unwrap();
+    // A page the app cannot access ends a copy as a hole does.
+    assert_eq!(rig.space.write(DATA + PAGE_SIZE - 4, &[2u8; 4]).unwrap(), 4);
+    rig.space
+        .map(
+            DATA + PAGE_SIZE,
+            PAGE_SIZE,
+            libc::PROT_NONE,
+            false,
+            Backing::Anonymous,
+        )
+        .unwrap();
     assert_eq!(
         rig.space.write(DATA + PAGE_SIZE - 4, &[2u8; 20]).unwrap(),
         4
     );
+    assert_eq!(rig.space.read(DATA + PAGE_SIZE - 4, &mut buf).unwrap(), 4);
+    // A read-only page then the PROT_NONE one: reads stop at the boundary, writes
+    // get nothing.
+    rig.space.protect(DATA, PAGE_SIZE, libc::PROT_READ).unwrap();
+    assert_eq!(
+        rig.space.write(DATA + PAGE_SIZE - 4, &[3u8; 20]),
+        Err(Errno::EFAULT)
+    );
     let mut four = [0u8; 4];
-    rig.space.read(DATA + PAGE_SIZE - 4, &mut four).unwrap();
+    assert_eq!(rig.space.read(DATA + PAGE_SIZE - 4, &mut four).unwrap(), 4);
     assert_eq!(four, [2; 4]);
     // Memory access works from any thread.
     let space = rig.space.clone();
@@ -514,7 +553,6 @@ fn drop_leaves_no_process_or_fd() {
     let pid = space.pid;
     let ours = [
         fd_identity(space.control.as_raw_fd()),
-        fd_identity(space.mem.as_raw_fd()),
         fd_identity(space.pidfd.as_raw_fd()),
         fd_identity(rig.platform.exe.as_raw_fd()),
     ];
@@ -895,12 +933,9 @@ fn threads_outlive_the_first_thread_and_its_host_thread() {
         let space = p.new_address_space().unwrap();
         let mut ctx = p.new_context(&space).unwrap();
         space
-            .map(CODE, PAGE_SIZE, RX, false, Backing::Anonymous)
-            .unwrap();
-        space
             .map(DATA, PAGE_SIZE, RW, false, Backing::Anonymous)
             .unwrap();
-        space.write(CODE, &getpid_loop(3)).unwrap();
+        load_code(space.as_ref(), CODE, &getpid_loop(3));
         space.write(DATA, &5u64.to_le_bytes()).unwrap();
         let pending = ctx.new_thread().unwrap();
         let mut regs = space::zero_regs();

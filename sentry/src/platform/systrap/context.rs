@@ -1,14 +1,13 @@
-//! The context of a stub's thread: hand-offs through the shared region.
+//! The context of a stub thread: hand-offs through its shared region.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::platform::{Context, Event, Interrupter, Regs};
+use crate::platform::{AddressSpace, Context, Event, Interrupter, PendingContext, Regs};
 
-use super::space::{Channel, SystrapSpace};
+use super::space::{lock, Channel, StubThread, SystrapSpace};
 use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT};
-use super::sys;
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
 /// it like any other signal and the context turns it into [`Event::Interrupted`].
@@ -31,6 +30,8 @@ const FAULT_SIGNALS: [i32; 5] = [
 // stack_t, then `struct sigcontext` (the general registers), then the signal mask.
 /// Offset of the first register (r8).
 const UC_GREGS: usize = 40;
+/// Size of the general registers in the frame (r8 .. rsp, rip, eflags).
+const GREGS_LEN: usize = 18 * 8;
 /// Offset of rip.
 pub(super) const UC_RIP: usize = 168;
 /// Offset of the fpstate pointer.
@@ -46,9 +47,10 @@ const FX_SW_BYTES: usize = 464;
 /// `FP_XSTATE_MAGIC1`: the frame holds an XSAVE image, described by the sw bytes.
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 
-/// The single context of a stub.
+/// The context of one stub thread.
 pub(super) struct SystrapContext {
     space: Arc<SystrapSpace>,
+    thread: Arc<StubThread>,
     intr: Arc<SystrapInterrupter>,
     /// The stub thread's fs and gs bases as last set (not part of the signal frame).
     fs_base: u64,
@@ -92,17 +94,26 @@ fn greg_slots(r: &mut Regs) -> [&mut u64; 18] {
 }
 
 impl SystrapContext {
-    pub(super) fn new(space: Arc<SystrapSpace>) -> Self {
+    /// The context of `thread`, whose fs and gs bases are `fs_base` and `gs_base`
+    /// (a new thread's are its creator's).
+    pub(super) fn new(
+        space: Arc<SystrapSpace>,
+        thread: Arc<StubThread>,
+        fs_base: u64,
+        gs_base: u64,
+    ) -> Self {
         let intr = Arc::new(SystrapInterrupter {
             space: Arc::downgrade(&space),
+            thread: Arc::downgrade(&thread),
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
         });
         SystrapContext {
             space,
+            thread,
             intr,
-            fs_base: 0,
-            gs_base: 0,
+            fs_base,
+            gs_base,
         }
     }
 
@@ -133,6 +144,25 @@ impl SystrapContext {
         Ok((off, xstate_size))
     }
 
+    /// Copies the FP state of `from`'s frame into `to`'s: a new thread or fork
+    /// starts with its creator's FP/SSE/AVX state, as on Linux (the stub child's own
+    /// is the handler's reset one).
+    fn copy_fp(from: &Channel, to: &Channel) -> SysResult<()> {
+        let (src, len) = Self::fp_area(from)?;
+        let (dst, dst_len) = Self::fp_area(to)?;
+        if len != dst_len {
+            return Err(Errno::EINVAL);
+        }
+        let mut buf = vec![0u8; len];
+        from.region.read(src, &mut buf);
+        // The destination frame keeps its own layout descriptor (see set_fp_state).
+        to.region.write(dst, &buf[..FX_SW_BYTES]);
+        if len > FXSAVE_SIZE {
+            to.region.write(dst + FXSAVE_SIZE, &buf[FXSAVE_SIZE..]);
+        }
+        Ok(())
+    }
+
     fn run(&mut self, chan: &Channel, regs: &mut Regs) -> SysResult<Event> {
         // The thread pointer registers are not in the signal frame: set them from the
         // trampoline when the sentry changed them.
@@ -152,26 +182,29 @@ impl SystrapContext {
             )?;
             self.gs_base = regs.gs_base;
         }
+        // Only what changes is written (the general registers and the mask), and only
+        // what is needed read back: these copies are on every hand-off.
         let uc = Self::uc(chan)?;
-        let mut frame = [0u8; UC_SIZE];
-        chan.region.read(uc, &mut frame);
+        let mut gregs = [0u8; GREGS_LEN];
         let mut r = *regs;
         for (i, slot) in greg_slots(&mut r).into_iter().enumerate() {
-            put(&mut frame, UC_GREGS + 8 * i, *slot);
+            put(&mut gregs, 8 * i, *slot);
         }
+        chan.region.write(uc + UC_GREGS, &gregs);
         // Nothing the application stored in the region may block signals for it.
-        put(&mut frame, UC_SIGMASK, 0);
-        chan.region.write(uc + UC_GREGS, &frame[UC_GREGS..UC_SIZE]);
+        chan.region.put_u64(uc + UC_SIGMASK, 0);
         chan.release(stub::STATE_RESUME);
         chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
 
         let signo = chan.region.get_u64(OFF_SIGNO) as i32;
         let uc = Self::uc(chan)?;
-        chan.region.read(uc, &mut frame);
+        // The general registers, then the segment selectors.
+        let mut frame = [0u8; GREGS_LEN + 8];
+        chan.region.read(uc + UC_GREGS, &mut frame);
         for (i, slot) in greg_slots(regs).into_iter().enumerate() {
-            *slot = get(&frame, UC_GREGS + 8 * i);
+            *slot = get(&frame, 8 * i);
         }
-        let sel = get(&frame, UC_GREGS + 144);
+        let sel = get(&frame, GREGS_LEN);
         regs.cs = sel & 0xffff;
         regs.ss = (sel >> 48) & 0xffff;
         regs.ds = 0;
@@ -223,7 +256,8 @@ impl SystrapContext {
 impl Context for SystrapContext {
     fn switch(&mut self, regs: &mut Regs) -> SysResult<Event> {
         let space = self.space.clone();
-        let chan = space.lock()?;
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
         self.intr.running.store(true, Ordering::SeqCst);
         if self.intr.pending.swap(false, Ordering::SeqCst) {
             self.intr.running.store(false, Ordering::SeqCst);
@@ -235,7 +269,7 @@ impl Context for SystrapContext {
     }
 
     fn fp_state(&mut self) -> SysResult<Vec<u8>> {
-        let chan = self.space.lock()?;
+        let chan = self.space.lock_thread(&self.thread)?;
         let (off, len) = Self::fp_area(&chan)?;
         let mut buf = vec![0u8; len];
         chan.region.read(off, &mut buf);
@@ -243,7 +277,7 @@ impl Context for SystrapContext {
     }
 
     fn set_fp_state(&mut self, state: &[u8]) -> SysResult<()> {
-        let chan = self.space.lock()?;
+        let chan = self.space.lock_thread(&self.thread)?;
         let (off, len) = Self::fp_area(&chan)?;
         if state.len() != len && state.len() != FXSAVE_SIZE {
             return Err(Errno::EINVAL);
@@ -260,11 +294,87 @@ impl Context for SystrapContext {
     fn interrupter(&self) -> Arc<dyn Interrupter> {
         self.intr.clone()
     }
+
+    fn fork(&mut self) -> SysResult<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)> {
+        let space = self.space.clone();
+        let chan = space.lock_thread(&self.thread)?;
+        let child = Arc::new(space.fork(&chan, self.thread.slot)?);
+        super::register(&space.registry, &child);
+        let thread = child.first_thread().ok_or(Errno::ESRCH)?;
+        Self::copy_fp(&chan, &lock(&thread.chan))?;
+        drop(chan);
+        let as_space: Arc<dyn AddressSpace> = child.clone();
+        Ok((
+            as_space,
+            Box::new(PendingThread {
+                space: Some(child),
+                thread,
+                fs_base: self.fs_base,
+                gs_base: self.gs_base,
+            }),
+        ))
+    }
+
+    fn new_thread(&mut self) -> SysResult<Box<dyn PendingContext>> {
+        let space = self.space.clone();
+        let chan = space.lock_thread(&self.thread)?;
+        let thread = space.new_thread(&chan)?;
+        let pending = PendingThread {
+            space: Some(space.clone()),
+            thread: thread.clone(),
+            fs_base: self.fs_base,
+            gs_base: self.gs_base,
+        };
+        Self::copy_fp(&chan, &lock(&thread.chan))?;
+        Ok(Box::new(pending))
+    }
+}
+
+impl Drop for SystrapContext {
+    fn drop(&mut self) {
+        // The last user of the space kills the whole stub when it drops it.
+        if Arc::strong_count(&self.space) > 1 {
+            self.space.end_thread(&self.thread);
+        }
+    }
+}
+
+/// A stub thread made by [`Context::fork`] or [`Context::new_thread`], parked until
+/// its context is adopted.
+struct PendingThread {
+    space: Option<Arc<SystrapSpace>>,
+    thread: Arc<StubThread>,
+    fs_base: u64,
+    gs_base: u64,
+}
+
+impl PendingContext for PendingThread {
+    fn adopt(mut self: Box<Self>) -> SysResult<Box<dyn Context>> {
+        let space = self.space.take().ok_or(Errno::EINVAL)?;
+        space.cpus.pin_pair(self.thread.tid);
+        Ok(Box::new(SystrapContext::new(
+            space,
+            self.thread.clone(),
+            self.fs_base,
+            self.gs_base,
+        )))
+    }
+}
+
+impl Drop for PendingThread {
+    fn drop(&mut self) {
+        if let Some(space) = self.space.take() {
+            if Arc::strong_count(&space) > 1 {
+                space.end_thread(&self.thread);
+            }
+        }
+    }
 }
 
 /// Interrupts a [`SystrapContext`] from any thread.
 pub(super) struct SystrapInterrupter {
     space: Weak<SystrapSpace>,
+    thread: Weak<StubThread>,
     /// An interruption was requested and not yet reported.
     pending: AtomicBool,
     /// The context is inside `switch` (the stub may be running).
@@ -280,14 +390,16 @@ impl Interrupter for SystrapInterrupter {
         if !self.running.load(Ordering::SeqCst) {
             return;
         }
-        let Some(space) = self.space.upgrade() else {
+        let (Some(space), Some(thread)) = (self.space.upgrade(), self.thread.upgrade()) else {
             return;
         };
         if space.dead.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = sys::pidfd_signal(&space.pidfd, INTERRUPT_SIGNAL) {
-            tracing::debug!(pid = space.pid, error = %e.name(), "interrupting systrap stub");
+        // Only this thread: another one may be parked in its handler, where the
+        // signal would wait (blocked) and then cut its next run short for nothing.
+        if let Err(e) = thread.signaller.signal(INTERRUPT_SIGNAL) {
+            tracing::debug!(pid = space.pid, tid = thread.tid, error = %e.name(), "interrupting systrap stub");
         }
     }
 }

@@ -21,8 +21,33 @@
 //! - Each side spins on the state word for a bounded time, then sleeps on it with a
 //!   shared futex (the word is in a MAP_SHARED memfd page, so both processes' futex
 //!   keys agree); whoever flips the word wakes the other only if it sleeps.
+//! - Threads: each stub thread has its own region, at slot `i`
+//!   (`REGION + i * REGION_SIZE`; the handler finds its region from its stack
+//!   pointer), so every thread has its own frame, request slots, futex hand-off and
+//!   alternate stack. A new thread: the sentry maps a fresh region memfd at a free
+//!   slot through a parked thread's requests, then sets CLONE on that thread: its
+//!   handler runs `clone(CLONE_VM|CLONE_THREAD|..|CLONE_CHILD_SETTID|CLEARTID)` with
+//!   the new slot as stack; the child clears the handler's inherited signal mask,
+//!   installs the slot's alternate stack and reports in with a `ud2`. A thread ends
+//!   with an `exit` request; the kernel clears the slot's tid word when it is gone,
+//!   and the slot is unmapped and reused. The first thread never exits before its
+//!   process (its context's end leaves it parked), so `process_vm_*` on the pid
+//!   always finds the address space.
+//! - Fork: the sentry sends a fresh region memfd and control socket over the stub's
+//!   control socket, then sets CLONE with `CLONE_PARENT|SIGCHLD` on the forking
+//!   thread. The child (a sibling, so the zygote reaps it) first sets
+//!   PR_SET_PDEATHSIG (it dies with the zygote, like every stub), receives the two
+//!   fds, maps the new region over its slot (the parent's region stays the parent's),
+//!   closes the shared socket, publishes its own socket's number and reports in; the
+//!   sentry then unmaps the other threads' regions in the child. Private memory is
+//!   copy-on-write, shared file mappings stay shared.
 //! - The stub's filter allows a short list of system calls from its own code page
-//!   only; from anywhere else every call traps.
+//!   only; from anywhere else every call traps. `clone` and `prctl` are allowed only
+//!   from the one instruction each that needs them, with fixed flags
+//!   (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`; PR_SET_PDEATHSIG): an application
+//!   that jumps there gets a thread of its own process or a fork that dies with the
+//!   zygote, nothing that outlives the sandbox. `rt_sigprocmask`, `sigaltstack` and
+//!   `exit` serve the new threads; none reaches beyond the stub's own process.
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
 //!   thread and its stub are pinned to two different CPUs (round-robin); with one
 //!   CPU nobody spins. Measured on the 2-CPU development machine (shared with other
@@ -30,16 +55,24 @@
 //!   minutes); an idle sandbox uses no CPU (both sides asleep on the futex).
 //!
 //! # Threading rules
-//! Any host thread may drive a context or edit a space; the region's lock serializes
-//! them, so a `map` from another thread waits until a running `switch` returns. One
-//! context per space (no `fork`/`new_thread` yet).
+//! Any host thread may drive a context or edit a space. Each thread's region has a
+//! lock: a switch holds it while its thread runs, and space edits (`map`, ...) run
+//! on any thread whose lock is free (a task's own thread is parked while the task
+//! edits its space), waiting for the first thread's only if every thread runs.
 //!
 //! # Limitations
 //! The application can jump into the stub's code page and make the allowed host
 //! calls itself (on its own address space and fds only: the stub holds nothing but
-//! its control socket), and can scribble over its region (the sentry validates every
-//! pointer it reads there). A SIGSTOP sent to a stub from outside stops it until
-//! SIGCONT.
+//! its control socket), and can scribble over its regions (the sentry validates every
+//! pointer it reads there); a thread can thus disturb the hand-off of another thread
+//! of its own process, never another process's. With several threads, one of them
+//! can race the handler of another to the `recvmsg` of an fd the sentry is passing
+//! for a file mapping of its own process (a donated file, or the memory file that
+//! holds the sandbox's tmpfs data) and map it itself: the sandbox boundary holds,
+//! but tmpfs data of other processes of the same sandbox is then within reach (the
+//! ptrace platform has no such window). A SIGSTOP sent to a stub from
+//! outside stops it until SIGCONT. A fork whose zygote dies between the `clone` and
+//! the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
 
 mod context;
 mod space;
@@ -71,11 +104,51 @@ pub struct SystrapPlatform {
     zygote_pid: i32,
     /// Every live space this platform made, to find the concrete space behind an
     /// `Arc<dyn AddressSpace>` in `new_context`.
-    spaces: Mutex<Vec<Weak<SystrapSpace>>>,
-    /// CPUs to spread sentry-thread/stub pairs over.
-    cpus: Vec<usize>,
-    /// Round-robin position in `cpus`.
-    next_cpu: std::sync::atomic::AtomicUsize,
+    spaces: Arc<Registry>,
+    /// Where driving threads and stub threads go.
+    cpus: Arc<Cpus>,
+}
+
+/// Every live space of a platform (forked ones included).
+type Registry = Mutex<Vec<Weak<SystrapSpace>>>;
+
+/// Records `space` in `registry`.
+fn register(registry: &Registry, space: &Arc<SystrapSpace>) {
+    let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
+    spaces.retain(|w| w.strong_count() > 0);
+    spaces.push(Arc::downgrade(space));
+}
+
+/// The CPUs sentry-thread/stub-thread pairs are spread over.
+pub(super) struct Cpus {
+    /// The allowed CPUs.
+    list: Vec<usize>,
+    /// Round-robin position in `list`.
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Cpus {
+    /// Whether hand-offs may spin (both sides can run at once).
+    fn several(&self) -> bool {
+        self.list.len() > 1
+    }
+
+    /// Puts the calling host thread and stub thread `tid` on two different CPUs.
+    /// Spin hand-offs need both sides running at once, so the scheduler must never
+    /// stack them on one (measured: 8-12 us a getpid pinned apart, 12-19 us
+    /// unpinned, same minutes).
+    pub(super) fn pin_pair(&self, tid: i32) {
+        if !self.several() {
+            return;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.list.len();
+        for (t, cpu) in [(0, self.list[i % n]), (tid, self.list[(i + 1) % n])] {
+            if let Err(e) = sys::pin(t, cpu) {
+                tracing::debug!(tid = t, cpu, "cannot pin a systrap context: {e}");
+            }
+        }
+    }
 }
 
 impl SystrapPlatform {
@@ -100,12 +173,14 @@ impl SystrapPlatform {
             zygote: Mutex::new(control),
             zygote_pidfd,
             zygote_pid: pid,
-            spaces: Mutex::new(Vec::new()),
-            cpus: sys::allowed_cpus(),
-            // Sandboxes start their round-robin at different places, so two of them
-            // on two CPUs do not put both sentries on one CPU and both stubs on the
-            // other.
-            next_cpu: std::sync::atomic::AtomicUsize::new(std::process::id() as usize),
+            spaces: Arc::new(Mutex::new(Vec::new())),
+            cpus: Arc::new(Cpus {
+                list: sys::allowed_cpus(),
+                // Sandboxes start their round-robin at different places, so two of
+                // them on two CPUs do not put both sentries on one CPU and both
+                // stubs on the other.
+                next: std::sync::atomic::AtomicUsize::new(std::process::id() as usize),
+            }),
         })
     }
 }
@@ -147,16 +222,17 @@ impl Platform for SystrapPlatform {
             Arc::new(SystrapSpace::new(
                 zygote.as_fd(),
                 alive,
-                self.cpus.len() > 1,
+                self.cpus.several(),
+                self.cpus.clone(),
+                self.spaces.clone(),
             )?)
         };
-        let mut spaces = self.spaces.lock().map_err(|_| Errno::EIO)?;
-        spaces.retain(|w| w.strong_count() > 0);
-        spaces.push(Arc::downgrade(&space));
+        register(&self.spaces, &space);
         Ok(space)
     }
 
-    /// Returns the stub's only thread as a context; a second call gets `EINVAL`.
+    /// Returns the stub's first thread as a context; a second call gets `EINVAL`
+    /// (further threads come from [`Context::new_thread`]).
     fn new_context(&self, space: &Arc<dyn AddressSpace>) -> SysResult<Box<dyn Context>> {
         let want = Arc::as_ptr(space) as *const ();
         let found = {
@@ -173,20 +249,8 @@ impl Platform for SystrapPlatform {
         {
             return Err(Errno::EINVAL);
         }
-        // Spin hand-offs need both sides running at once: keep the driving thread
-        // and its stub on different CPUs, so the scheduler never stacks them on one
-        // (measured: 8-12 us a getpid pinned apart, 12-19 us unpinned, same minutes).
-        if self.cpus.len() > 1 {
-            let i = self
-                .next_cpu
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let n = self.cpus.len();
-            for (tid, cpu) in [(0, self.cpus[i % n]), (space.pid, self.cpus[(i + 1) % n])] {
-                if let Err(e) = sys::pin(tid, cpu) {
-                    tracing::debug!(tid, cpu, "cannot pin a systrap context: {e}");
-                }
-            }
-        }
-        Ok(Box::new(SystrapContext::new(space)))
+        let thread = space.first_thread().ok_or(Errno::ESRCH)?;
+        self.cpus.pin_pair(thread.tid);
+        Ok(Box::new(SystrapContext::new(space, thread, 0, 0)))
     }
 }

@@ -1,10 +1,9 @@
 //! An address space: one stub process, edited through requests its signal handler
-//! executes.
+//! executes; and its threads, each with its own region (slot).
 
-use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
@@ -12,8 +11,9 @@ use crate::platform::common;
 use crate::platform::{AddressSpace, Backing, PAGE_SIZE};
 
 use super::stub::{
-    self, OFF_PID, OFF_REQ_NR, OFF_REQ_RESULT, OFF_SCRATCH, OFF_SENTRY_SLEEPING, OFF_SIGNO,
-    OFF_STATE, OFF_STUB_SLEEPING, OFF_UCONTEXT, READY_RIP, REGION, REGION_SIZE, STATE_PARKED,
+    self, slot_base, MAX_SLOTS, OFF_CTLFD, OFF_PID, OFF_REQ_NR, OFF_REQ_RESULT, OFF_SCRATCH,
+    OFF_SENTRY_SLEEPING, OFF_SIGNO, OFF_STATE, OFF_STUB_SLEEPING, OFF_TID, OFF_UCONTEXT, READY_RIP,
+    REGION, REGION_SIZE, STATE_PARKED,
 };
 use super::sys::{self, SharedMapping};
 use super::MAX_USER_ADDRESS;
@@ -37,10 +37,16 @@ const SCRATCH_CMSG: usize = OFF_SCRATCH + 256;
 const MAX_STALE_MESSAGES: usize = 4;
 /// `CMSG_SPACE(sizeof(int))` on x86-64.
 const CMSG_SPACE_FD: usize = 24;
+/// `CMSG_SPACE(2 * sizeof(int))` on x86-64 (also its `CMSG_LEN`, which the forked
+/// child checks).
+const CMSG_SPACE_FDS2: usize = 24;
 
-/// The sentry's view of one stub's shared region and the hand-off protocol on it.
+/// The sentry's view of one stub thread's shared region and the hand-off protocol
+/// on it.
 pub(super) struct Channel {
     pub(super) region: SharedMapping,
+    /// The stub address the region is mapped at in the stub (its slot's).
+    base: u64,
 }
 
 impl Channel {
@@ -103,36 +109,145 @@ impl Channel {
     /// `[addr, addr+len)` lies in the signal stack part of the region. The stub (that
     /// is, the application) can write anything there: nothing is trusted unchecked.
     pub(super) fn offset_of(&self, addr: u64, len: usize) -> Option<usize> {
-        let lo = REGION + stub::OFF_ALTSTACK_BASE as u64;
+        let lo = self.base + stub::OFF_ALTSTACK_BASE as u64;
         let end = addr.checked_add(len as u64)?;
-        if addr < lo || end > REGION + self.region.len() as u64 {
+        if addr < lo || end > self.base + self.region.len() as u64 {
             return None;
         }
-        Some((addr - REGION) as usize)
+        Some((addr - self.base) as usize)
     }
+
+    /// The stub address of offset `off` of the region.
+    fn addr(&self, off: usize) -> u64 {
+        self.base + off as u64
+    }
+
+    /// A fresh region for `slot`: its memfd (to pass to the stub) and the channel on
+    /// it, with the header the stub's start-up code reads.
+    fn new(slot: usize) -> SysResult<(OwnedFd, Channel)> {
+        let memfd = sys::memfd_sized(c"rvisor-systrap-region", REGION_SIZE)?;
+        let region = SharedMapping::new(&memfd, REGION_SIZE as usize)?;
+        let mut header = vec![0u8; stub::OFF_ALTSTACK_BASE];
+        stub::init_region(&mut header, slot);
+        region.write(0, &header);
+        Ok((
+            memfd,
+            Channel {
+                region,
+                base: slot_base(slot),
+            },
+        ))
+    }
+
+    /// Whether the stub parked with the "ready" report of a new stub or thread: a
+    /// SIGILL at the `ud2` of its start-up code.
+    fn reported_ready(&self) -> bool {
+        let signo = self.region.get_u64(OFF_SIGNO) as i32;
+        let uc = self.region.get_u64(OFF_UCONTEXT);
+        let rip = self
+            .offset_of(uc, super::context::UC_SIZE)
+            .map(|o| self.region.get_u64(o + super::context::UC_RIP));
+        signo == libc::SIGILL && rip == Some(READY_RIP)
+    }
+
+    /// Waits (bounded by `deadline`) until the thread that owned this region has
+    /// exited: the kernel clears [`OFF_TID`] then.
+    fn wait_exited(&self, alive: impl Fn() -> bool, deadline: Instant) -> bool {
+        let word = self.region.word(OFF_TID);
+        loop {
+            let tid = word.load(Ordering::SeqCst);
+            if tid == 0 {
+                return true;
+            }
+            if !alive() || Instant::now() >= deadline {
+                return false;
+            }
+            sys::futex_wait(word, tid, Duration::from_millis(20));
+        }
+    }
+
+    /// Writes a `struct msghdr` and its one `iovec` for a recvmsg into the scratch
+    /// area (8 data bytes, `cmsg_space` bytes of control, zeroed).
+    fn prepare_recvmsg(&self, cmsg_space: usize) {
+        // struct msghdr { name, namelen(+pad), iov, iovlen, control, controllen, flags }
+        let mut hdr = [0u8; 56];
+        hdr[16..24].copy_from_slice(&self.addr(SCRATCH_IOV).to_le_bytes());
+        hdr[24..32].copy_from_slice(&1u64.to_le_bytes());
+        hdr[32..40].copy_from_slice(&self.addr(SCRATCH_CMSG).to_le_bytes());
+        hdr[40..48].copy_from_slice(&(cmsg_space as u64).to_le_bytes());
+        let mut iovec = [0u8; 16];
+        iovec[0..8].copy_from_slice(&self.addr(SCRATCH_DATA).to_le_bytes());
+        iovec[8..16].copy_from_slice(&8u64.to_le_bytes());
+        self.region.write(SCRATCH_IOV, &iovec);
+        self.region.write(SCRATCH_MSGHDR, &hdr);
+        self.region.write(SCRATCH_CMSG, &vec![0u8; cmsg_space]);
+    }
+}
+
+/// One stub thread: its slot, its region and how to signal it.
+pub(super) struct StubThread {
+    /// Its region's slot.
+    pub slot: usize,
+    /// Its host thread id.
+    pub tid: i32,
+    /// The region; whoever holds the lock may drive the thread.
+    pub chan: Mutex<Channel>,
+    /// Signals exactly this thread (the interrupt).
+    pub signaller: common::ThreadSignaller,
 }
 
 /// One stub process and the sentry's handles on it.
 pub(super) struct SystrapSpace {
-    /// The stub's pid.
+    /// The stub's pid (its first thread, which never exits before the process: so
+    /// memory copies through this pid always find the address space).
     pub pid: i32,
     /// A pidfd: signals through it can never hit a recycled pid.
     pub pidfd: OwnedFd,
-    /// `/proc/<pid>/mem`: reaches pages `process_vm_*` won't.
-    pub mem: File,
     /// The sentry's end of the stub's control socket (fds travel through it).
     pub control: OwnedFd,
-    /// The shared region; whoever holds the lock may drive the stub.
-    pub(super) chan: Mutex<Channel>,
+    /// The stub's fd number of its end of the control socket.
+    ctl_fd: u64,
+    /// Serializes use of the control socket across the threads' channels, and keeps
+    /// received fds from existing in the stub at the moment of a fork.
+    fd_lock: Mutex<()>,
+    /// The threads by slot.
+    threads: Mutex<Slots>,
     /// Set once the stub is known to be dead.
     pub dead: AtomicBool,
-    /// Whether the one context of this space has been handed out.
+    /// Whether the first context of this space has been handed out.
     pub context_taken: AtomicBool,
     /// Sequence number of the next fd transfer.
     fd_seq: AtomicU64,
     /// Whether to spin before sleeping (not on a single CPU, where it only delays
     /// the stub).
     pub spin: bool,
+    /// Where to place new thread pairs.
+    pub cpus: Arc<super::Cpus>,
+    /// The platform's list of spaces, where forks are recorded too.
+    pub registry: Arc<super::Registry>,
+}
+
+/// Which slots hold what.
+#[derive(Default)]
+struct Slots {
+    /// The live threads by slot (index).
+    used: Vec<Option<Arc<StubThread>>>,
+    /// Slots taken: a live thread's, or one being set up or ended.
+    busy: Vec<bool>,
+    /// Free slots whose region is still mapped in the stub (unmapped at the next
+    /// space edit, unless reused first, which maps over it).
+    stale: Vec<usize>,
+}
+
+impl Slots {
+    fn live(&self) -> Vec<Arc<StubThread>> {
+        self.used.iter().flatten().cloned().collect()
+    }
+}
+
+/// Locks `m`, ignoring poisoning: the guarded data stays consistent on its own.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SystrapSpace {
@@ -141,17 +256,14 @@ impl SystrapSpace {
         zygote: BorrowedFd<'_>,
         zygote_alive: impl Fn() -> bool,
         spin: bool,
+        cpus: Arc<super::Cpus>,
+        registry: Arc<super::Registry>,
     ) -> SysResult<Self> {
-        let memfd = sys::memfd_sized(c"rvisor-systrap-region", REGION_SIZE)?;
-        let region = SharedMapping::new(&memfd, REGION_SIZE as usize)?;
-        let mut header = vec![0u8; stub::OFF_ALTSTACK_BASE];
-        stub::init_region(&mut header);
-        region.write(0, &header);
+        let (memfd, chan) = Channel::new(0)?;
         let (control, stub_end) = socketpair()?;
         send_fds(zygote, &[memfd.as_raw_fd(), stub_end.as_raw_fd()], 0)?;
         drop(stub_end);
         drop(memfd);
-        let chan = Channel { region };
         let deadline = Instant::now() + START_TIMEOUT;
         if let Err(e) = chan.wait_parked(zygote_alive, Some(deadline), false) {
             tracing::warn!(error = %e.name(), "systrap stub did not start");
@@ -166,50 +278,113 @@ impl SystrapSpace {
         }
         let pid = chan.region.get_u64(OFF_PID) as i32;
         let pidfd = sys::pidfd_open(pid)?;
-        let ready = {
-            let signo = chan.region.get_u64(OFF_SIGNO) as i32;
-            let uc = chan.region.get_u64(OFF_UCONTEXT);
-            let rip = chan
-                .offset_of(uc, super::context::UC_SIZE)
-                .map(|o| chan.region.get_u64(o + super::context::UC_RIP));
-            signo == libc::SIGILL && rip == Some(READY_RIP)
+        let kill = |e: Errno| {
+            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            e
         };
-        let mem = if ready {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(format!("/proc/{pid}/mem"))
-                .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))
-        } else {
+        if !chan.reported_ready() {
             tracing::warn!(pid, "systrap stub reported in with a bad frame");
-            Err(Errno::EIO)
+            return Err(kill(Errno::EIO));
+        }
+        let thread = Self::thread(0, pid, pid, chan).map_err(kill)?;
+        Ok(Self::with(
+            pid, pidfd, control, 0, thread, spin, cpus, registry,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn with(
+        pid: i32,
+        pidfd: OwnedFd,
+        control: OwnedFd,
+        ctl_fd: u64,
+        first: Arc<StubThread>,
+        spin: bool,
+        cpus: Arc<super::Cpus>,
+        registry: Arc<super::Registry>,
+    ) -> Self {
+        let slot = first.slot;
+        let mut threads = Slots {
+            used: vec![None; slot + 1],
+            busy: vec![false; slot + 1],
+            stale: Vec::new(),
         };
-        let mem = match mem {
-            Ok(mem) => mem,
-            Err(e) => {
-                let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
-                return Err(e);
-            }
-        };
-        Ok(SystrapSpace {
+        threads.used[slot] = Some(first);
+        threads.busy[slot] = true;
+        SystrapSpace {
             pid,
             pidfd,
-            mem,
             control,
-            chan: Mutex::new(chan),
+            ctl_fd,
+            fd_lock: Mutex::new(()),
+            threads: Mutex::new(threads),
             dead: AtomicBool::new(false),
             context_taken: AtomicBool::new(false),
             fd_seq: AtomicU64::new(0),
             spin,
-        })
+            cpus,
+            registry,
+        }
     }
 
-    /// Locks the channel; a dead stub is ESRCH.
-    pub(super) fn lock(&self) -> SysResult<MutexGuard<'_, Channel>> {
+    fn thread(slot: usize, pid: i32, tid: i32, chan: Channel) -> SysResult<Arc<StubThread>> {
+        Ok(Arc::new(StubThread {
+            slot,
+            tid,
+            chan: Mutex::new(chan),
+            signaller: common::ThreadSignaller::new(pid, tid)?,
+        }))
+    }
+
+    /// The process's first thread (the only one of a new space).
+    pub(super) fn first_thread(&self) -> Option<Arc<StubThread>> {
+        lock(&self.threads).used.iter().flatten().next().cloned()
+    }
+
+    /// Locks `thread`'s channel; a dead stub is ESRCH.
+    pub(super) fn lock_thread<'a>(
+        &self,
+        thread: &'a StubThread,
+    ) -> SysResult<MutexGuard<'a, Channel>> {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::ESRCH);
         }
-        self.chan.lock().map_err(|_| Errno::EIO)
+        Ok(lock(&thread.chan))
+    }
+
+    /// Runs `f` with the channel of some parked thread of the stub: one nobody
+    /// drives right now if there is one (a task's own thread is parked while its
+    /// task edits the space), else the first thread's once it is free.
+    fn with_channel<R>(&self, f: impl FnOnce(&Channel) -> SysResult<R>) -> SysResult<R> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESRCH);
+        }
+        let threads = lock(&self.threads).live();
+        for t in &threads {
+            if let Ok(chan) = t.chan.try_lock() {
+                self.flush_stale(&chan);
+                return f(&chan);
+            }
+        }
+        let first = threads.first().ok_or(Errno::ESRCH)?;
+        let chan = lock(&first.chan);
+        self.flush_stale(&chan);
+        f(&chan)
+    }
+
+    /// Unmaps the regions of ended threads that could not be unmapped at their end,
+    /// through the parked thread of `chan`. Under the slot lock, so no slot is taken
+    /// meanwhile.
+    fn flush_stale(&self, chan: &Channel) {
+        let mut threads = lock(&self.threads);
+        for slot in std::mem::take(&mut threads.stale) {
+            if threads.busy.get(slot) == Some(&false) {
+                let unmap = [slot_base(slot), REGION_SIZE, 0, 0, 0, 0];
+                if let Err(e) = self.request_locked(chan, libc::SYS_munmap, unmap) {
+                    tracing::debug!(pid = self.pid, error = %e.name(), "unmapping an ended thread's region");
+                }
+            }
+        }
     }
 
     /// Whether the stub still exists; records its death.
@@ -242,37 +417,276 @@ impl SystrapSpace {
 
     /// Runs system call `nr` inside the stub.
     fn request(&self, nr: i64, args: [u64; 6]) -> SysResult<u64> {
-        let chan = self.lock()?;
-        self.request_locked(&chan, nr, args)
+        self.with_channel(|chan| self.request_locked(chan, nr, args))
+    }
+
+    /// Runs a `clone` with `args` on the parked thread of `chan`; returns the new
+    /// task's id.
+    fn clone_locked(&self, chan: &Channel, args: [u64; 5]) -> SysResult<i32> {
+        chan.region.put_u64(OFF_REQ_NR, libc::SYS_clone as u64);
+        for (i, a) in args.iter().enumerate() {
+            chan.region.put_u64(OFF_REQ_NR + 8 * (i + 1), *a);
+        }
+        chan.release(stub::STATE_CLONE);
+        chan.wait_parked(|| self.alive(), None, self.spin)?;
+        let ret = chan.region.get_u64(OFF_REQ_RESULT) as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(Errno(-ret as i32));
+        }
+        i32::try_from(ret).map_err(|_| Errno::EIO)
+    }
+
+    /// Takes the lowest free slot for a new thread.
+    fn take_slot(&self) -> SysResult<usize> {
+        let mut threads = lock(&self.threads);
+        let slot = match threads.busy.iter().position(|b| !b) {
+            Some(i) => i,
+            None if threads.busy.len() >= MAX_SLOTS => return Err(Errno::EAGAIN),
+            None => {
+                threads.busy.push(false);
+                threads.used.push(None);
+                threads.busy.len() - 1
+            }
+        };
+        threads.busy[slot] = true;
+        // Its new region replaces any stale one.
+        threads.stale.retain(|&s| s != slot);
+        Ok(slot)
+    }
+
+    /// Gives back a slot taken by [`SystrapSpace::take_slot`]; `mapped`: its region
+    /// may still be mapped in the stub.
+    fn free_slot(&self, slot: usize, mapped: bool) {
+        let mut threads = lock(&self.threads);
+        threads.busy[slot] = false;
+        if mapped {
+            threads.stale.push(slot);
+        }
+    }
+
+    /// A new thread of this stub, cloned by the thread parked on `chan` (held by
+    /// the caller): a new region mapped at a free slot, then a clone request; the
+    /// child installs its alternate stack there and reports in.
+    pub(super) fn new_thread(&self, chan: &Channel) -> SysResult<Arc<StubThread>> {
+        let slot = self.take_slot()?;
+        // Reserved while it is set up (a later free_slot only trims empty tails).
+        let r = self.new_thread_in(chan, slot);
+        if r.is_err() {
+            self.free_slot(slot, true);
+        }
+        r
+    }
+
+    fn new_thread_in(&self, chan: &Channel, slot: usize) -> SysResult<Arc<StubThread>> {
+        let (memfd, new) = Channel::new(slot)?;
+        let base = slot_base(slot);
+        self.map_fd_locked(
+            chan,
+            memfd.as_fd(),
+            [
+                base,
+                REGION_SIZE,
+                (libc::PROT_READ | libc::PROT_WRITE) as u64,
+            ],
+            (libc::MAP_SHARED | libc::MAP_FIXED) as u64,
+            0,
+        )?;
+        drop(memfd);
+        let stack = base + stub::OFF_ALTSTACK_BASE as u64;
+        let ctid = base + OFF_TID as u64;
+        let tid = match self.clone_locked(chan, [stub::THREAD_FLAGS, stack, 0, ctid, 0]) {
+            Ok(tid) => tid,
+            Err(e) => {
+                let unmap = [base, REGION_SIZE, 0, 0, 0, 0];
+                let _ = self.request_locked(chan, libc::SYS_munmap, unmap);
+                return Err(e);
+            }
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        let ready = new
+            .wait_parked(|| self.alive(), Some(deadline), false)
+            .map(|()| new.reported_ready());
+        if ready != Ok(true) {
+            tracing::warn!(pid = self.pid, tid, "systrap stub thread did not start");
+            // A half-started thread cannot be told apart from a broken stub.
+            self.kill();
+            return Err(Errno::EAGAIN);
+        }
+        let thread = Self::thread(slot, self.pid, tid, new).inspect_err(|_| self.kill())?;
+        lock(&self.threads).used[slot] = Some(thread.clone());
+        Ok(thread)
+    }
+
+    /// Ends `thread` unless it is the process's first, which stays parked as long as
+    /// the process lives (so the pid always names a thread with the address space):
+    /// it leaves the slot table, runs `exit` from its handler, and once the kernel
+    /// reports it gone its region is unmapped and the slot can be reused.
+    pub(super) fn end_thread(&self, thread: &Arc<StubThread>) {
+        if thread.tid == self.pid || self.dead.load(Ordering::SeqCst) {
+            return;
+        }
+        {
+            let mut threads = lock(&self.threads);
+            match threads.used.get(thread.slot) {
+                Some(Some(t)) if Arc::ptr_eq(t, thread) => threads.used[thread.slot] = None,
+                _ => return,
+            }
+        }
+        let chan = lock(&thread.chan);
+        chan.region.put_u64(OFF_REQ_NR, libc::SYS_exit as u64);
+        chan.region.put_u64(OFF_REQ_NR + 8, 0);
+        chan.release(stub::STATE_REQUEST);
+        let deadline = Instant::now() + START_TIMEOUT;
+        if !chan.wait_exited(|| self.alive(), deadline) {
+            if !self.dead.load(Ordering::SeqCst) {
+                tracing::warn!(
+                    pid = self.pid,
+                    tid = thread.tid,
+                    "systrap stub thread did not exit"
+                );
+                self.kill();
+            }
+            return;
+        }
+        drop(chan);
+        // Unmapped now only through a thread parked right now (waiting for a running
+        // one could wait on the application), else at the next space edit.
+        self.free_slot(thread.slot, true);
+        let threads = lock(&self.threads).live();
+        for t in &threads {
+            if let Ok(chan) = t.chan.try_lock() {
+                self.flush_stale(&chan);
+                break;
+            }
+        }
+    }
+
+    /// A copy-on-write copy of this stub holding one thread, forked by the thread
+    /// parked on `chan` (held by the caller), in that thread's slot. The child gets
+    /// its own region and control socket before it reports in, and has the other
+    /// threads' regions unmapped; shared file mappings stay shared.
+    pub(super) fn fork(&self, chan: &Channel, slot: usize) -> SysResult<SystrapSpace> {
+        let (memfd, new) = Channel::new(slot)?;
+        let (control, stub_end) = socketpair()?;
+        // Held across the fork: no fd received for a mapping is open in the stub
+        // then, and nobody else reads the control socket the child shares.
+        let _fd = lock(&self.fd_lock);
+        send_fds(
+            self.control.as_fd(),
+            &[memfd.as_raw_fd(), stub_end.as_raw_fd()],
+            u64::MAX,
+        )?;
+        drop(stub_end);
+        drop(memfd);
+        // The child's recvmsg uses the header prepared here in the parent's region
+        // (the parent stays parked until the child has its own).
+        chan.prepare_recvmsg(CMSG_SPACE_FDS2);
+        // Where the child finds the socket it shares with us.
+        chan.region
+            .word(OFF_CTLFD)
+            .store(self.ctl_fd as u32, Ordering::SeqCst);
+        let stack = slot_base(slot) + stub::OFF_ALTSTACK_BASE as u64;
+        let pid = match self.clone_locked(chan, [stub::FORK_FLAGS, stack, 0, 0, 0]) {
+            Ok(pid) => pid,
+            Err(e) => {
+                // Nobody took the message: drop it and the fds it carries.
+                self.drain_control(chan);
+                return Err(e);
+            }
+        };
+        let pidfd = sys::pidfd_open(pid)?;
+        let kill = |e: Errno| {
+            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            e
+        };
+        let alive = || sys::pidfd_signal(&pidfd, 0).is_ok();
+        let deadline = Instant::now() + START_TIMEOUT;
+        if let Err(e) = new.wait_parked(alive, Some(deadline), false) {
+            tracing::warn!(pid, error = %e.name(), "forked systrap stub did not start");
+            return Err(kill(Errno::EAGAIN));
+        }
+        if !new.reported_ready() {
+            tracing::warn!(pid, "forked systrap stub reported in with a bad frame");
+            return Err(kill(Errno::EIO));
+        }
+        let ctl_fd = u64::from(new.region.word(OFF_CTLFD).load(Ordering::SeqCst));
+        let thread = Self::thread(slot, pid, pid, new).map_err(kill)?;
+        let child = SystrapSpace::with(
+            pid,
+            pidfd,
+            control,
+            ctl_fd,
+            thread.clone(),
+            self.spin,
+            self.cpus.clone(),
+            self.registry.clone(),
+        );
+        // From here on the Drop of `child` kills it.
+        child.context_taken.store(true, Ordering::SeqCst);
+        let chan = lock(&thread.chan);
+        let base = slot_base(slot);
+        if base > REGION {
+            let unmap = [REGION, base - REGION, 0, 0, 0, 0];
+            child.request_locked(&chan, libc::SYS_munmap, unmap)?;
+        }
+        let after = base + REGION_SIZE;
+        if after < stub::STUB_END {
+            let unmap = [after, stub::STUB_END - after, 0, 0, 0, 0];
+            child.request_locked(&chan, libc::SYS_munmap, unmap)?;
+        }
+        drop(chan);
+        Ok(child)
+    }
+
+    /// Reads and closes whatever is queued on the control socket in the stub (a
+    /// fork's message nobody took).
+    fn drain_control(&self, chan: &Channel) {
+        for _ in 0..MAX_STALE_MESSAGES {
+            chan.prepare_recvmsg(CMSG_SPACE_FDS2);
+            let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
+            let args = [self.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0];
+            if self.request_locked(chan, libc::SYS_recvmsg, args).is_err() {
+                return;
+            }
+            let mut cmsg = [0u8; CMSG_SPACE_FDS2];
+            chan.region.read(SCRATCH_CMSG, &mut cmsg);
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&cmsg[0..8]);
+            let len = (u64::from_le_bytes(len) as usize).min(CMSG_SPACE_FDS2);
+            let mut off = 16;
+            while off + 4 <= len {
+                let mut fd = [0u8; 4];
+                fd.copy_from_slice(&cmsg[off..off + 4]);
+                let fd = i32::from_le_bytes(fd) as u64;
+                let _ = self.request_locked(chan, libc::SYS_close, [fd, 0, 0, 0, 0, 0]);
+                off += 4;
+            }
+        }
+    }
+
+    /// Kills the stub (a thread that cannot be brought up or ended leaves it in an
+    /// unknown state).
+    pub(super) fn kill(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        let _ = sys::pidfd_signal(&self.pidfd, libc::SIGKILL);
     }
 
     /// Passes `fd` into the stub; returns its number there.
     fn send_fd(&self, chan: &Channel, fd: BorrowedFd<'_>) -> SysResult<u64> {
+        debug_assert!(self.fd_lock.try_lock().is_err(), "send_fd without fd_lock");
         // Each message carries a sequence number: should an earlier transfer have
         // failed half-way and left its message queued, it is recognized and dropped
         // instead of mapping the wrong file.
         let seq = self.fd_seq.fetch_add(1, Ordering::SeqCst);
         send_fds(self.control.as_fd(), &[fd.as_raw_fd()], seq)?;
-        let at = |off: usize| REGION + off as u64;
-        // struct msghdr { name, namelen(+pad), iov, iovlen, control, controllen, flags }
-        let mut hdr = [0u8; 56];
-        hdr[16..24].copy_from_slice(&at(SCRATCH_IOV).to_le_bytes());
-        hdr[24..32].copy_from_slice(&1u64.to_le_bytes());
-        hdr[32..40].copy_from_slice(&at(SCRATCH_CMSG).to_le_bytes());
-        hdr[40..48].copy_from_slice(&(CMSG_SPACE_FD as u64).to_le_bytes());
-        let mut iovec = [0u8; 16];
-        iovec[0..8].copy_from_slice(&at(SCRATCH_DATA).to_le_bytes());
-        iovec[8..16].copy_from_slice(&8u64.to_le_bytes());
         for _ in 0..MAX_STALE_MESSAGES {
             // recvmsg updates msg_controllen and msg_flags: rewrite them every time.
-            chan.region.write(SCRATCH_IOV, &iovec);
-            chan.region.write(SCRATCH_MSGHDR, &hdr);
-            chan.region.write(SCRATCH_CMSG, &[0u8; CMSG_SPACE_FD]);
+            chan.prepare_recvmsg(CMSG_SPACE_FD);
             let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
             let n = self.request_locked(
                 chan,
                 libc::SYS_recvmsg,
-                [0, at(SCRATCH_MSGHDR), flags, 0, 0, 0],
+                [self.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0],
             )?;
             let mut cmsg = [0u8; CMSG_SPACE_FD];
             chan.region.read(SCRATCH_CMSG, &mut cmsg);
@@ -302,6 +716,30 @@ impl SystrapSpace {
             }
         }
         Err(Errno::EIO)
+    }
+
+    /// Maps file `fd` in the stub through the parked thread of `chan`: `[addr, len,
+    /// prot]`, `flags` (MAP_FIXED included), at `offset`.
+    fn map_fd_locked(
+        &self,
+        chan: &Channel,
+        fd: BorrowedFd<'_>,
+        [addr, len, prot]: [u64; 3],
+        flags: u64,
+        offset: u64,
+    ) -> SysResult<()> {
+        // Held until the received fd is closed again (see `fork`).
+        let _fd = lock(&self.fd_lock);
+        let remote = self.send_fd(chan, fd)?;
+        let r = self.request_locked(
+            chan,
+            libc::SYS_mmap,
+            [addr, len, prot, flags, remote, offset],
+        );
+        let c = self.request_locked(chan, libc::SYS_close, [remote, 0, 0, 0, 0, 0]);
+        r?;
+        c?;
+        Ok(())
     }
 }
 
@@ -347,17 +785,10 @@ impl AddressSpace for SystrapSpace {
                 if !offset.is_multiple_of(PAGE_SIZE) {
                     return Err(Errno::EINVAL);
                 }
-                let chan = self.lock()?;
-                let remote = self.send_fd(&chan, fd)?;
                 let flags = (kind | libc::MAP_FIXED) as u64;
-                let r = self.request_locked(
-                    &chan,
-                    libc::SYS_mmap,
-                    [addr, len, prot, flags, remote, offset],
-                );
-                let c = self.request_locked(&chan, libc::SYS_close, [remote, 0, 0, 0, 0, 0]);
-                r?;
-                c?;
+                self.with_channel(|chan| {
+                    self.map_fd_locked(chan, fd, [addr, len, prot], flags, offset)
+                })?;
             }
         }
         Ok(())
@@ -391,7 +822,7 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::read_process(self.pid, &self.mem, addr, buf)
+        common::read_process(self.pid, addr, buf)
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
@@ -401,7 +832,7 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::write_process(self.pid, &self.mem, addr, buf)
+        common::write_process(self.pid, addr, buf)
     }
 }
 

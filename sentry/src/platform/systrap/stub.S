@@ -1,7 +1,7 @@
 # The systrap stub's code: the source of the bytes in stub.rs (assembled with GNU as
 # while developing, never at run time). Labels and constants must agree with stub.rs
 # (its tests check them). Zygote: _start, zloop. New stub: child. Signal handler:
-# handler .. restorer.
+# handler .. restorer. Children of a clone request: cloned .. thread_fail.
 .intel_syntax noprefix
 .equ STUB_BASE, 0x7ffffe000000
 .equ ZSCRATCH,  0x7ffffe001000
@@ -211,7 +211,22 @@ got:
   cmp eax, 2
   je resume
   cmp eax, 3
+  je request
+  cmp eax, 4
   jne report
+  mov eax, 56
+  mov rdi, [rbx+72]
+  mov rsi, [rbx+80]
+  mov rdx, [rbx+88]
+  mov r10, [rbx+96]
+  mov r8, [rbx+104]
+  syscall
+clone_ret:
+  test rax, rax
+  jz cloned
+  mov [rbx+120], rax
+  jmp report
+request:
   mov rax, [rbx+64]
   mov rdi, [rbx+72]
   mov rsi, [rbx+80]
@@ -226,5 +241,70 @@ resume:
   ret
 restorer:
   mov eax, 15
+  syscall
+  hlt
+cloned:
+  test edi, 0x100
+  jnz thread_start
+  mov eax, 157
+  mov edi, 1
+  mov esi, 9
+  syscall
+prctl_ret:
+  mov r13d, [rbx+60]
+  mov eax, 47
+  mov edi, r13d
+  lea rsi, [rbx+512]
+  xor edx, edx
+  syscall
+  cmp rax, 8
+  jne fork_fail
+  cmp qword ptr [rbx+768], 24
+  jne fork_fail
+  mov r14d, [rbx+784]
+  mov r15d, [rbx+788]
+  mov eax, 9
+  mov rdi, rbx
+  mov esi, REGION_SIZE
+  mov edx, 3
+  mov r10d, 0x11
+  mov r8d, r14d
+  xor r9d, r9d
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 3
+  mov edi, r14d
+  syscall
+  mov eax, 3
+  mov edi, r13d
+  syscall
+  mov [rbx+60], r15d
+  jmp unblock
+thread_start:
+  lea rbx, [rsp-1]
+  and rbx, -REGION_SIZE
+  mov eax, 131
+  lea rdi, [rbx+256]
+  xor esi, esi
+  syscall
+  cmp rax, -4095
+  jae thread_fail
+unblock:
+  mov eax, 14
+  mov edi, 2
+  lea rsi, [rbx+48]
+  xor edx, edx
+  mov r10d, 8
+  syscall
+  jmp ready
+fork_fail:
+  mov edi, 17
+  mov eax, 231
+  syscall
+  hlt
+thread_fail:
+  xor edi, edi
+  mov eax, 60
   syscall
   hlt

@@ -38,15 +38,17 @@ pub(super) const STUB_BASE: u64 = 0x7fff_fe00_0000;
 #[cfg(test)]
 /// The zygote's scratch page (msghdr of its `recvmsg`); children unmap it.
 const ZSCRATCH: u64 = STUB_BASE + PAGE_SIZE;
-/// Where each stub maps its shared region.
+/// Where each stub maps the shared region of its first thread (slot 0); the region
+/// of slot `i` lies at `REGION + i * REGION_SIZE`.
 pub(super) const REGION: u64 = STUB_BASE + 0x1_0000;
-/// Size of the shared region; it is aligned to its size, which is how the signal
-/// handler finds its region from its stack pointer.
+/// Size of a shared region; it is aligned to its size, which is how the signal
+/// handler finds its thread's region from its stack pointer.
 pub(super) const REGION_SIZE: u64 = 0x1_0000;
+/// How many thread slots (regions) fit below the top of the user address space: at
+/// most this many threads per application process.
+pub(super) const MAX_SLOTS: usize = ((USER_TOP - REGION) / REGION_SIZE) as usize;
 /// One past the platform's reserved region.
-#[cfg(test)]
-pub(super) const STUB_END: u64 = REGION + REGION_SIZE;
-#[cfg(test)]
+pub(super) const STUB_END: u64 = REGION + MAX_SLOTS as u64 * REGION_SIZE;
 /// One past the highest user address on x86-64 with 4-level paging.
 const USER_TOP: u64 = 0x7fff_ffff_f000;
 
@@ -66,6 +68,13 @@ pub(super) const OFF_SIGINFO: usize = 24;
 pub(super) const OFF_UCONTEXT: usize = 32;
 /// u64: the stub's pid, written once at start-up.
 pub(super) const OFF_PID: usize = 40;
+/// u64: always zero (the empty signal mask a cloned child installs).
+const OFF_ZERO: usize = 48;
+/// u32: the thread's id, set by the kernel at clone (`CLONE_CHILD_SETTID`) and
+/// cleared, with a futex wake, when the thread exits (`CLONE_CHILD_CLEARTID`).
+pub(super) const OFF_TID: usize = 56;
+/// u32: a forked stub's fd number of its own control socket.
+pub(super) const OFF_CTLFD: usize = 60;
 /// u64: system call number of a request, then its six arguments.
 pub(super) const OFF_REQ_NR: usize = 64;
 /// u64: the result of a request.
@@ -85,6 +94,23 @@ pub(super) const STATE_PARKED: u32 = 1;
 pub(super) const STATE_RESUME: u32 = 2;
 /// The sentry asks the stub to run the system call in the request slots.
 pub(super) const STATE_REQUEST: u32 = 3;
+/// The sentry asks the stub for a `clone` with the request slots' arguments (flags,
+/// stack, parent tid, child tid, tls): [`THREAD_FLAGS`] or [`FORK_FLAGS`] only.
+pub(super) const STATE_CLONE: u32 = 4;
+
+/// `clone` flags of a new stub thread: a thread of the same process whose region
+/// word [`OFF_TID`] tells the sentry when it has exited.
+pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM
+    | libc::CLONE_CHILD_SETTID
+    | libc::CLONE_CHILD_CLEARTID) as u64;
+/// `clone` flags of a forked stub: a sibling (child of the zygote, which reaps it
+/// and whose death kills it) with a copy-on-write copy of the address space.
+pub(super) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 
 /// Offset of the code in the image (right after the ELF and program headers).
 const CODE_OFF: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
@@ -92,12 +118,23 @@ const CODE_OFF: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
 const CODE_READY: u64 = 0x2d5;
 const CODE_HANDLER: u64 = 0x2d7;
 const CODE_SPIN_IMM: usize = 0x311;
-const CODE_RESTORER: u64 = 0x379;
+const CODE_RESTORER: u64 = 0x3a7;
+/// Right after the `syscall` of the clone request: the only place a `clone` may
+/// come from (the seccomp filter checks the exact address).
+const CODE_CLONE_RET: u64 = 0x371;
+/// Right after the forked child's `prctl(PR_SET_PDEATHSIG)`: the only place a
+/// `prctl` may come from.
+const CODE_PRCTL_RET: u64 = 0x3cc;
 /// Image offsets of the read-only data the code points at.
 const ACT_IGN_OFF: u64 = 0x7d0;
 const FPROG_OFF: u64 = 0x7f0;
 const FILTER_OFF: u64 = 0x800;
 
+/// Addresses of the clone request's and the forked child's `syscall` instructions.
+#[cfg(test)]
+pub(super) const CLONE_SITE: u64 = STUB_BASE + CODE_OFF + CODE_CLONE_RET - 2;
+#[cfg(test)]
+pub(super) const PRCTL_SITE: u64 = STUB_BASE + CODE_OFF + CODE_PRCTL_RET - 2;
 /// Address of the `ud2` that reports a new stub ready.
 pub(super) const READY_RIP: u64 = STUB_BASE + CODE_OFF + CODE_READY;
 /// The signal handler.
@@ -308,9 +345,24 @@ const CODE: &[u8] = &[
     0xeb, 0xc9, // jmp 310
     // got (+0x347):
     0x83, 0xf8, 0x02, // cmp eax,0x2
-    0x74, 0x2c, // je 378
+    0x74, 0x5a, // je 3a6
     0x83, 0xf8, 0x03, // cmp eax,0x3
-    0x75, 0x9c, // jne 2ed
+    0x74, 0x2e, // je 37f
+    0x83, 0xf8, 0x04, // cmp eax,0x4
+    0x75, 0x97, // jne 2ed
+    0xb8, 0x38, 0x00, 0x00, 0x00, // mov eax,0x38
+    0x48, 0x8b, 0x7b, 0x48, // mov rdi,QWORD PTR [rbx+0x48]
+    0x48, 0x8b, 0x73, 0x50, // mov rsi,QWORD PTR [rbx+0x50]
+    0x48, 0x8b, 0x53, 0x58, // mov rdx,QWORD PTR [rbx+0x58]
+    0x4c, 0x8b, 0x53, 0x60, // mov r10,QWORD PTR [rbx+0x60]
+    0x4c, 0x8b, 0x43, 0x68, // mov r8,QWORD PTR [rbx+0x68]
+    0x0f, 0x05, // syscall
+    // clone_ret (+0x371):
+    0x48, 0x85, 0xc0, // test rax,rax
+    0x74, 0x39, // je 3af
+    0x48, 0x89, 0x43, 0x78, // mov QWORD PTR [rbx+0x78],rax
+    0xe9, 0x6e, 0xff, 0xff, 0xff, // jmp 2ed
+    // request (+0x37f):
     0x48, 0x8b, 0x43, 0x40, // mov rax,QWORD PTR [rbx+0x40]
     0x48, 0x8b, 0x7b, 0x48, // mov rdi,QWORD PTR [rbx+0x48]
     0x48, 0x8b, 0x73, 0x50, // mov rsi,QWORD PTR [rbx+0x50]
@@ -320,11 +372,76 @@ const CODE: &[u8] = &[
     0x4c, 0x8b, 0x4b, 0x70, // mov r9,QWORD PTR [rbx+0x70]
     0x0f, 0x05, // syscall
     0x48, 0x89, 0x43, 0x78, // mov QWORD PTR [rbx+0x78],rax
-    0xe9, 0x75, 0xff, 0xff, 0xff, // jmp 2ed
-    // resume (+0x378):
+    0xe9, 0x47, 0xff, 0xff, 0xff, // jmp 2ed
+    // resume (+0x3a6):
     0xc3, // ret
-    // restorer (+0x379):
+    // restorer (+0x3a7):
     0xb8, 0x0f, 0x00, 0x00, 0x00, // mov eax,0xf
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+    // cloned (+0x3af):
+    0xf7, 0xc7, 0x00, 0x01, 0x00, 0x00, // test edi,0x100
+    0x0f, 0x85, 0x90, 0x00, 0x00, 0x00, // jne 44b
+    0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax,0x9d
+    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
+    0xbe, 0x09, 0x00, 0x00, 0x00, // mov esi,0x9
+    0x0f, 0x05, // syscall
+    // prctl_ret (+0x3cc):
+    0x44, 0x8b, 0x6b, 0x3c, // mov r13d,DWORD PTR [rbx+0x3c]
+    0xb8, 0x2f, 0x00, 0x00, 0x00, // mov eax,0x2f
+    0x44, 0x89, 0xef, // mov edi,r13d
+    0x48, 0x8d, 0xb3, 0x00, 0x02, 0x00, 0x00, // lea rsi,[rbx+0x200]
+    0x31, 0xd2, // xor edx,edx
+    0x0f, 0x05, // syscall
+    0x48, 0x83, 0xf8, 0x08, // cmp rax,0x8
+    0x0f, 0x85, 0x9f, 0x00, 0x00, 0x00, // jne 48c
+    0x48, 0x83, 0xbb, 0x00, 0x03, 0x00, 0x00, 0x18, // cmp QWORD PTR [rbx+0x300],0x18
+    0x0f, 0x85, 0x91, 0x00, 0x00, 0x00, // jne 48c
+    0x44, 0x8b, 0xb3, 0x10, 0x03, 0x00, 0x00, // mov r14d,DWORD PTR [rbx+0x310]
+    0x44, 0x8b, 0xbb, 0x14, 0x03, 0x00, 0x00, // mov r15d,DWORD PTR [rbx+0x314]
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0x89, 0xdf, // mov rdi,rbx
+    0xbe, 0x00, 0x00, 0x01, 0x00, // mov esi,0x10000
+    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
+    0x45, 0x89, 0xf0, // mov r8d,r14d
+    0x45, 0x31, 0xc9, // xor r9d,r9d
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x5b, // jae 48c
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xf7, // mov edi,r14d
+    0x0f, 0x05, // syscall
+    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
+    0x44, 0x89, 0xef, // mov edi,r13d
+    0x0f, 0x05, // syscall
+    0x44, 0x89, 0x7b, 0x3c, // mov DWORD PTR [rbx+0x3c],r15d
+    0xeb, 0x24, // jmp 46f
+    // thread_start (+0x44b):
+    0x48, 0x8d, 0x5c, 0x24, 0xff, // lea rbx,[rsp-0x1]
+    0x48, 0x81, 0xe3, 0x00, 0x00, 0xff, 0xff, // and rbx,0xffffffffffff0000
+    0xb8, 0x83, 0x00, 0x00, 0x00, // mov eax,0x83
+    0x48, 0x8d, 0xbb, 0x00, 0x01, 0x00, 0x00, // lea rdi,[rbx+0x100]
+    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x2a, // jae 499
+    // unblock (+0x46f):
+    0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax,0xe
+    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
+    0x48, 0x8d, 0x73, 0x30, // lea rsi,[rbx+0x30]
+    0x31, 0xd2, // xor edx,edx
+    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
+    0x0f, 0x05, // syscall
+    0xe9, 0x49, 0xfe, 0xff, 0xff, // jmp 2d5
+    // fork_fail (+0x48c):
+    0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi,0x11
+    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax,0xe7
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+    // thread_fail (+0x499):
+    0x31, 0xff, // xor edi,edi
+    0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax,0x3c
     0x0f, 0x05, // syscall
     0xf4, // hlt
 ];
@@ -334,8 +451,14 @@ const PHDR_SIZE: usize = 56;
 
 /// Host system calls the stub may make from its own code page (everything else, and
 /// everything from any other address, raises SIGSYS): what the handler needs to wait
-/// and return, and what the sentry's requests use.
-const STUB_SYSCALLS: [i64; 10] = [
+/// and return, what the sentry's requests use, and what a cloned child needs to
+/// come up (`rt_sigprocmask`: a child starts with the handler's full mask;
+/// `sigaltstack`: a new thread starts without one; `exit`: the end of a thread).
+/// `rt_sigprocmask` gives the application nothing new: `rt_sigreturn`, allowed for
+/// the handler's return, already loads any mask from a frame it can forge.
+/// `clone` and `prctl` are allowed only from one instruction each, with fixed
+/// arguments (see [`filter`]).
+const STUB_SYSCALLS: [i64; 13] = [
     libc::SYS_futex,
     libc::SYS_rt_sigreturn,
     libc::SYS_mmap,
@@ -346,6 +469,9 @@ const STUB_SYSCALLS: [i64; 10] = [
     libc::SYS_close,
     libc::SYS_arch_prctl,
     libc::SYS_exit_group,
+    libc::SYS_exit,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
 ];
 
 /// `AUDIT_ARCH_X86_64`.
@@ -361,9 +487,24 @@ fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
     b
 }
 
+/// Where a filter jump goes (resolved once the program is laid out).
+#[derive(Clone, Copy, PartialEq)]
+enum To {
+    Next,
+    Kill,
+    Allow,
+    Trap,
+    Clone,
+    Prctl,
+}
+
 /// The stub's seccomp filter: a 64-bit system call from the stub's code page whose
-/// number is in [`STUB_SYSCALLS`] runs; a disallowed call from there kills the stub;
-/// everything else traps (SIGSYS) to the handler, i.e. to the sentry.
+/// number is in [`STUB_SYSCALLS`] runs; so does a `clone` from the clone request's
+/// instruction with [`THREAD_FLAGS`] or [`FORK_FLAGS`], and a
+/// `prctl(PR_SET_PDEATHSIG)` from the forked child's first instruction (so even a
+/// fork the application makes by jumping there dies with the zygote); any other
+/// call from there kills the stub; everything else traps (SIGSYS) to the handler,
+/// i.e. to the sentry.
 fn filter() -> Vec<[u8; 8]> {
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -372,32 +513,72 @@ fn filter() -> Vec<[u8; 8]> {
     const RET_ALLOW: u32 = 0x7fff_0000;
     const RET_TRAP: u32 = 0x0003_0000;
     const RET_KILL_PROCESS: u32 = 0x8000_0000;
-    let n = STUB_SYSCALLS.len() as u8;
-    // Distances to the TRAP return at the end (0xff here) are filled in below.
-    let mut f = vec![
-        bpf(LD_W_ABS, 0, 0, 4), // arch
-        bpf(JEQ_K, 0, 0xff, AUDIT_ARCH_X86_64),
-        bpf(LD_W_ABS, 0, 0, 12), // instruction_pointer, high half
-        bpf(JEQ_K, 0, 0xff, (STUB_BASE >> 32) as u32),
-        bpf(LD_W_ABS, 0, 0, 8), // instruction_pointer, low half
-        bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)),
-        bpf(JEQ_K, 0, 0xff, STUB_BASE as u32),
-        bpf(LD_W_ABS, 0, 0, 0), // nr
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    const IP_LO: u32 = 8;
+    const IP_HI: u32 = 12;
+    const ARG0_LO: u32 = 16;
+    let ld = |off: u32| (bpf(LD_W_ABS, 0, 0, off), To::Next, To::Next);
+    let jeq = |k: u32, t: To, f: To| (bpf(JEQ_K, 0, 0, k), t, f);
+    let rip = |off: u64| (STUB_BASE + CODE_OFF + off) as u32;
+    let mut p = vec![
+        ld(ARCH),
+        jeq(AUDIT_ARCH_X86_64, To::Next, To::Trap),
+        ld(IP_HI),
+        jeq((STUB_BASE >> 32) as u32, To::Next, To::Trap),
+        ld(IP_LO),
+        (
+            bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)),
+            To::Next,
+            To::Next,
+        ),
+        jeq(STUB_BASE as u32, To::Next, To::Trap),
+        ld(NR),
+        jeq(libc::SYS_clone as u32, To::Clone, To::Next),
+        jeq(libc::SYS_prctl as u32, To::Prctl, To::Next),
     ];
-    for (i, nr) in STUB_SYSCALLS.iter().enumerate() {
-        // Match: jump over the remaining compares and the KILL to the ALLOW.
-        f.push(bpf(JEQ_K, n - i as u8, 0, *nr as u32));
+    for nr in STUB_SYSCALLS {
+        p.push(jeq(nr as u32, To::Allow, To::Next));
     }
-    f.push(bpf(RET_K, 0, 0, RET_KILL_PROCESS));
-    f.push(bpf(RET_K, 0, 0, RET_ALLOW));
-    f.push(bpf(RET_K, 0, 0, RET_TRAP));
-    let trap = f.len() - 1;
-    for (i, ins) in f.iter_mut().enumerate() {
-        if ins[3] == 0xff {
-            ins[3] = (trap - i - 1) as u8;
-        }
-    }
-    f
+    // Not on the list: kill (a jump to the KILL return below).
+    p.push(jeq(0, To::Kill, To::Kill));
+    let clone_at = p.len();
+    p.extend([
+        ld(IP_LO),
+        jeq(rip(CODE_CLONE_RET), To::Next, To::Kill),
+        ld(ARG0_LO),
+        jeq(THREAD_FLAGS as u32, To::Allow, To::Next),
+        jeq(FORK_FLAGS as u32, To::Allow, To::Kill),
+    ]);
+    let prctl_at = p.len();
+    p.extend([
+        ld(IP_LO),
+        jeq(rip(CODE_PRCTL_RET), To::Next, To::Kill),
+        ld(ARG0_LO),
+        jeq(libc::PR_SET_PDEATHSIG as u32, To::Allow, To::Kill),
+    ]);
+    let kill_at = p.len();
+    p.push((bpf(RET_K, 0, 0, RET_KILL_PROCESS), To::Next, To::Next));
+    p.push((bpf(RET_K, 0, 0, RET_ALLOW), To::Next, To::Next));
+    p.push((bpf(RET_K, 0, 0, RET_TRAP), To::Next, To::Next));
+    let target = |t: To| match t {
+        To::Next => None,
+        To::Kill => Some(kill_at),
+        To::Allow => Some(kill_at + 1),
+        To::Trap => Some(kill_at + 2),
+        To::Clone => Some(clone_at),
+        To::Prctl => Some(prctl_at),
+    };
+    p.iter()
+        .enumerate()
+        .map(|(i, (ins, t, f))| {
+            let mut ins = *ins;
+            let off = |to: To| target(to).map_or(0, |at| (at - i - 1) as u8);
+            ins[2] = off(*t);
+            ins[3] = off(*f);
+            ins
+        })
+        .collect()
 }
 
 /// The stub image.
@@ -451,11 +632,13 @@ pub(super) fn build() -> Vec<u8> {
     b
 }
 
-/// Fills the header of a new region with what the child's start-up code reads.
-pub(super) fn init_region(header: &mut [u8]) {
+/// Fills the header of a new region for slot `slot` with what the child's start-up
+/// code reads.
+pub(super) fn init_region(header: &mut [u8], slot: usize) {
+    let base = slot_base(slot);
     let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
     // stack_t { ss_sp, ss_flags (+pad), ss_size }
-    put(header, OFF_ALTSTACK, REGION + OFF_ALTSTACK_BASE as u64);
+    put(header, OFF_ALTSTACK, base + OFF_ALTSTACK_BASE as u64);
     put(header, OFF_ALTSTACK + 8, 0);
     put(
         header,
@@ -472,6 +655,12 @@ pub(super) fn init_region(header: &mut [u8]) {
     put(header, OFF_SIGACTION + 8, flags);
     put(header, OFF_SIGACTION + 16, RESTORER);
     put(header, OFF_SIGACTION + 24, u64::MAX);
+    put(header, OFF_ZERO, 0);
+}
+
+/// The stub address of slot `slot`'s region.
+pub(super) fn slot_base(slot: usize) -> u64 {
+    REGION + slot as u64 * REGION_SIZE
 }
 
 /// Writes the image into a sealed memfd and returns a read-only fd on it (copied
@@ -674,6 +863,18 @@ mod tests {
         assert_eq!(&CODE[CODE_HANDLER as usize..][..3], &[0x48, 0x89, 0xe3]); // mov rbx, rsp
         assert_eq!(CODE[CODE_SPIN_IMM - 1], 0xb9); // mov ecx, imm32
         assert_eq!(&CODE[CODE_RESTORER as usize..][..5], &[0xb8, 15, 0, 0, 0]);
+        // clone and prctl are allowed only right after these two system calls.
+        assert_eq!(&CODE[CODE_CLONE_RET as usize - 2..][..2], &[0x0f, 0x05]);
+        assert_eq!(
+            &CODE[CODE_CLONE_RET as usize - 27..][..5],
+            &[0xb8, 56, 0, 0, 0]
+        );
+        assert_eq!(&CODE[CODE_PRCTL_RET as usize - 2..][..2], &[0x0f, 0x05]);
+        assert_eq!(
+            &CODE[CODE_PRCTL_RET as usize - 17..][..5],
+            &[0xb8, 157, 0, 0, 0]
+        );
+        const { assert!(STUB_END <= USER_TOP) };
         // The addresses the hand-assembled code hard-codes agree with ours.
         let has = |v: u64| CODE.windows(8).any(|w| w == v.to_le_bytes());
         assert!(has(STUB_BASE));
