@@ -101,7 +101,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_dup3: "a new stub moves its control socket to fd 0",
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
-    SYS_openat: "std's available_parallelism (sched_getaffinity on the app's behalf) probes cgroup files, absent in the empty root (ENOENT); read-only, only with OPENAT_FLAGS (see arg_rules)",
+    SYS_openat: "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS (see arg_rules)",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
