@@ -276,14 +276,16 @@ impl Dentry {
 
     /// The root dentry of mount `m`.
     pub(crate) fn mount_root(inode: Arc<dyn Inode>, m: Arc<mount::Mount>) -> Arc<Dentry> {
-        Arc::new(Dentry {
+        let d = Arc::new(Dentry {
             name: Mutex::new(b"/".to_vec()),
             parent: Mutex::new(None),
             inode,
             children: Mutex::new(HashMap::new()),
-            mount: m,
+            mount: m.clone(),
             covered_by: Mutex::new(None),
-        })
+        });
+        m.set_root(&d);
+        d
     }
 
     /// The inode.
