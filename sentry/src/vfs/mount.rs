@@ -541,3 +541,42 @@ impl FileImpl for PlaceholderFile {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::memfile::MemoryFile;
+    use crate::fs::tmpfs::Tmpfs;
+    use crate::vfs::path::{resolve, Follow};
+    use crate::vfs::FsContext;
+
+    /// A mount two levels down survives its ancestors' dentry caches filling up.
+    #[test]
+    fn mounts_outlive_dentry_cache_eviction() {
+        let owner = Owner { uid: 0, gid: 0 };
+        let fs_root = Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, owner, 0);
+        let root = Dentry::new_root(fs_root.clone());
+        let mut ctors: HashMap<String, FsConstructor> = HashMap::new();
+        ctors.insert("tmpfs".into(), Tmpfs::constructor());
+        let mc = MountConfig {
+            destination: "/a/b".into(),
+            kind: "tmpfs".into(),
+            source: "tmpfs".into(),
+            options: vec![],
+        };
+        MountTable::new().mount_all(&root, &[mc], &ctors).unwrap();
+        for i in 0..4200 {
+            let name = format!("f{i}");
+            fs_root.create(name.as_bytes(), 0o644, owner).unwrap();
+            root.child(name.as_bytes()).unwrap();
+        }
+        let fs = FsContext {
+            root: root.clone(),
+            cwd: root.clone(),
+            umask: 0,
+        };
+        let b = resolve(&fs, &root, b"/a/b", Follow::Yes).unwrap();
+        assert!(!Arc::ptr_eq(b.mount(), root.mount()));
+        assert_eq!(visible_mounts(&root).len(), 2);
+    }
+}

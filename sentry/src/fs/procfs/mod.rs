@@ -316,8 +316,15 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
                     .map(|e| e.cloexec)
                     .unwrap_or(false);
                 let flags = file.flags() | if cloexec { libc::O_CLOEXEC } else { 0 };
+                // Files outside any tree (pipes, sockets) count as the root's, as
+                // their pseudo filesystems are not listed.
+                let mnt_id = match (file.dentry(), &root) {
+                    (Some(d), _) => d.mount().id(),
+                    (None, Some(r)) => r.mount().id(),
+                    (None, None) => 1,
+                };
                 let text = format!(
-                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t1\n",
+                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt_id}\n",
                     file.position(),
                     flags
                 );
