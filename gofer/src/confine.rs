@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -385,17 +385,33 @@ fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(O
                 None::<&str>,
             )?;
         }
+        // The runtime hands over a symlink-free path; a symlink found here now was
+        // swapped in since, and is refused rather than followed.
         let fd = crate::host::openat(
             crate::host::at_fdcwd(),
             &src,
-            libc::O_PATH | libc::O_CLOEXEC,
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             0,
-        );
+        )
+        .and_then(|fd| {
+            let kind = crate::host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
+            if kind == libc::S_IFDIR || kind == libc::S_IFREG {
+                Ok(fd)
+            } else {
+                Err(nix::errno::Errno::EINVAL)
+            }
+        });
         if own_mounts {
             umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
         }
-        let fd = fd
-            .map_err(|e| io::Error::other(format!("bind mount source {}: {e}", b.src.display())))?;
+        let fd = fd.map_err(|e| {
+            let why = if e == nix::errno::Errno::EINVAL {
+                "neither a directory nor a regular file".to_string()
+            } else {
+                e.to_string()
+            };
+            io::Error::other(format!("bind mount source {}: {why}", b.src.display()))
+        })?;
         info!(
             "gofer: serving bind mount {} -> {}{}",
             b.src.display(),

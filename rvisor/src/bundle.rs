@@ -474,13 +474,13 @@ const IGNORED_OPTIONS: [&str; 20] = [
 
 /// Translates the spec's `mounts` into the sentry's mount list and the gofer's bind
 /// mounts. A bind mount (type `bind`, or options holding `bind`/`rbind`) of a
-/// directory is served by the gofer (`--mount`), attached by the sentry in the same
-/// order; `tmpfs`, `proc`, `sysfs`, `devpts`, `mqueue` and `devtmpfs` are the
+/// directory or a single regular file (`/etc/hosts`) is served by the gofer
+/// (`--mount`), attached by the sentry in the same order; `tmpfs`, `proc`, `sysfs`, `devpts`, `mqueue` and `devtmpfs` are the
 /// sentry's own filesystems. A tmpfs over `/dev` becomes the sentry's devtmpfs: runc
 /// fills that tmpfs with the default device nodes, which devtmpfs already has.
 /// Skipped with a warning (as runsc does for what it cannot mount): `cgroup` and
-/// `cgroup2` (no cgroupfs in the sentry) and bind mounts of a single file (the
-/// sentry mounts directories only). Any other type is refused.
+/// `cgroup2` (no cgroupfs in the sentry) and bind mounts of sockets, devices and
+/// FIFOs (the sentry never opens those host objects). Any other type is refused.
 fn translate_mounts(
     spec: &[oci_spec::runtime::Mount],
     bundle: &Path,
@@ -541,9 +541,9 @@ fn translate_mounts(
                     format!("{}: {}", src.display(), io_msg(&e)),
                 )
             })?;
-            if !meta.is_dir() {
+            if !meta.is_dir() && !meta.is_file() {
                 tracing::warn!(
-                    "config.json: {field}: bind mount of the file {} on {dest} is not supported yet; skipped",
+                    "config.json: {field}: bind mount of {} on {dest} is neither a directory nor a regular file (not supported); skipped",
                     src.display()
                 );
                 continue;
@@ -783,6 +783,8 @@ mod tests {
              "options":["nosuid","strictatime","mode=755","size=65536k"]},
             {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
             {"destination":"/data","source":"/tmp","options":["rbind","rprivate","ro"]},
+            {"destination":"/etc/hostname","type":"bind","source":"/etc/hostname","options":["rbind","rw"]},
+            {"destination":"/dev/xnull","type":"bind","source":"/dev/null","options":["bind"]},
             {"destination":"/q","type":"mqueue","source":"mqueue","options":["nodev","mode=1777"]}]}"#;
         let b = parse(json, &bundle_dir()).unwrap();
         let kinds: Vec<(&str, &str, Vec<&str>)> = b
@@ -801,11 +803,16 @@ mod tests {
             vec![
                 ("/dev", "devtmpfs", vec!["nosuid"]),
                 ("/data", "bind", vec!["ro"]),
+                ("/etc/hostname", "bind", vec!["rw"]),
                 ("/q", "mqueue", vec!["nodev"]),
             ]
         );
-        assert_eq!(b.binds.len(), 1);
+        // A single-file bind is served; a device node is skipped.
+        assert_eq!(b.binds.len(), 2);
         assert!(b.binds[0].readonly);
         assert_eq!(b.binds[0].dest, "/data");
+        assert!(!b.binds[1].readonly);
+        assert_eq!(b.binds[1].dest, "/etc/hostname");
+        assert!(std::fs::metadata(&b.binds[1].src).unwrap().is_file());
     }
 }

@@ -1,6 +1,7 @@
-//! The OCI runtime end to end beyond the lifecycle: the spec's mounts (bind mounts
-//! read-write and read-only, tmpfs with options) and `exec` into a running container
-//! (status, stdio, --detach with --pid-file, --process JSON, signals, bad input).
+//! The OCI runtime end to end beyond the lifecycle: the spec's mounts (bind mounts of
+//! directories and single files, read-write and read-only, tmpfs with options, all
+//! listed in /proc/mounts) and `exec` into a running container (status, stdio,
+//! --detach with --pid-file, --process JSON, signals, bad input).
 //!
 //! Bundles use the host's `/` read-only as their rootfs, so `/bin/sh` and coreutils
 //! are there; everything the containers write goes to per-test temp directories.
@@ -138,6 +139,10 @@ fn spec_mounts_bind_rw_ro_and_tmpfs() {
     std::fs::create_dir_all(&ro).unwrap();
     std::fs::write(rw.join("host.txt"), "from host rw\n").unwrap();
     std::fs::write(ro.join("host.txt"), "from host ro\n").unwrap();
+    let hosts = e.path("hosts");
+    let rofile = e.path("rofile");
+    std::fs::write(&hosts, "127.0.0.1 spec\n").unwrap();
+    std::fs::write(&rofile, "file ro\n").unwrap();
     let script = "cat /m/rw/host.txt /m/ro/host.txt | cat; \
         echo written > /m/rw/new.txt && echo rw-write-ok; \
         mkdir /m/rw/sub && echo deep > /m/rw/sub/f && echo rw-mkdir-ok; \
@@ -146,7 +151,13 @@ fn spec_mounts_bind_rw_ro_and_tmpfs() {
         echo t > /m/tmp/f && cat /m/tmp/f | cat; \
         stat -c %a /m/tmp; \
         (echo x > /m/rotmp/f) 2>&1 | grep -q 'Read-only' && echo rotmp-erofs; \
-        ls /dev/null";
+        ls /dev/null; \
+        cat /etc/hosts; echo appended >> /etc/hosts && echo file-rw-ok; \
+        cat /m/file-ro; (echo x > /m/file-ro) 2>&1 | grep -q 'Read-only' && echo file-ro-erofs; \
+        test -f /m/file-ro && echo file-ro-is-file; \
+        grep ' /m/tmp ' /proc/mounts; grep ' /m/rotmp ' /proc/mounts; \
+        grep -c ' /etc/hosts rw,relatime - ' /proc/self/mountinfo; \
+        findmnt -n -r -o TARGET,OPTIONS /m/file-ro";
     e.write_config(
         script,
         json!([
@@ -159,6 +170,9 @@ fn spec_mounts_bind_rw_ro_and_tmpfs() {
              "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
             {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
              "options": ["ro", "nosuid"]},
+            {"destination": "/etc/hosts", "type": "bind", "source": hosts,
+             "options": ["rbind", "rw"]},
+            {"destination": "/m/file-ro", "source": rofile, "options": ["bind", "ro", "nosuid"]},
         ]),
     );
     let bundle = e.path("bundle");
@@ -167,7 +181,12 @@ fn spec_mounts_bind_rw_ro_and_tmpfs() {
     assert_eq!(
         out(&o),
         "from host rw\nfrom host ro\nrw-write-ok\nrw-mkdir-ok\nro-write-erofs\nro-rm-refused\n\
-         t\n750\nrotmp-erofs\n/dev/null\n",
+         t\n750\nrotmp-erofs\n/dev/null\n\
+         127.0.0.1 spec\nfile-rw-ok\nfile ro\nfile-ro-erofs\nfile-ro-is-file\n\
+         tmpfs /m/tmp tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=750 0 0\n\
+         tmpfs /m/rotmp tmpfs ro,relatime 0 0\n\
+         1\n\
+         /m/file-ro ro,nosuid,relatime\n",
         "{}",
         err(&o)
     );
@@ -179,6 +198,12 @@ fn spec_mounts_bind_rw_ro_and_tmpfs() {
     assert_eq!(std::fs::read_to_string(rw.join("sub/f")).unwrap(), "deep\n");
     assert!(!ro.join("new.txt").exists());
     assert!(ro.join("host.txt").exists());
+    // Single-file binds: the rw one was written through, the ro one is untouched.
+    assert_eq!(
+        std::fs::read_to_string(&hosts).unwrap(),
+        "127.0.0.1 spec\nappended\n"
+    );
+    assert_eq!(std::fs::read_to_string(&rofile).unwrap(), "file ro\n");
 }
 
 #[test]

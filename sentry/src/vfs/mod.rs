@@ -10,6 +10,7 @@ pub mod path;
 pub mod perm;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
@@ -262,6 +263,9 @@ pub struct Dentry {
     children: Mutex<HashMap<Vec<u8>, Arc<Dentry>>>,
     mount: Arc<mount::Mount>,
     covered_by: Mutex<Option<Arc<Dentry>>>,
+    /// Set on the directories leading to a mountpoint: the mount hangs off the
+    /// mountpoint's very dentry, so none of them may leave the cache either.
+    leads_to_mount: AtomicBool,
 }
 
 /// Children cached per directory before the cache is emptied; keeps a directory
@@ -276,14 +280,17 @@ impl Dentry {
 
     /// The root dentry of mount `m`.
     pub(crate) fn mount_root(inode: Arc<dyn Inode>, m: Arc<mount::Mount>) -> Arc<Dentry> {
-        Arc::new(Dentry {
+        let d = Arc::new(Dentry {
             name: Mutex::new(b"/".to_vec()),
             parent: Mutex::new(None),
             inode,
             children: Mutex::new(HashMap::new()),
-            mount: m,
+            mount: m.clone(),
             covered_by: Mutex::new(None),
-        })
+            leads_to_mount: AtomicBool::new(false),
+        });
+        m.set_root(&d);
+        d
     }
 
     /// The inode.
@@ -333,6 +340,11 @@ impl Dentry {
 
     pub(crate) fn set_mounted(&self, root: Arc<Dentry>) -> SysResult<()> {
         *self.covered_by.lock().map_err(|_| Errno::EIO)? = Some(root);
+        let mut up = self.parent();
+        while let Some(d) = up {
+            d.leads_to_mount.store(true, Ordering::Relaxed);
+            up = d.parent();
+        }
         Ok(())
     }
 
@@ -344,14 +356,16 @@ impl Dentry {
             children: Mutex::new(HashMap::new()),
             mount: self.mount.clone(),
             covered_by: Mutex::new(None),
+            leads_to_mount: AtomicBool::new(false),
         })
     }
 
     fn cache_insert(&self, name: &[u8], d: Arc<Dentry>) -> SysResult<()> {
         let mut cache = self.children.lock().map_err(|_| Errno::EIO)?;
         if cache.len() >= DENTRY_CACHE_PER_DIR {
-            // Mountpoints must stay: the mount hangs off that very dentry.
-            cache.retain(|_, d| d.is_mountpoint());
+            // Mountpoints and the way to them must stay: the mount hangs off that
+            // very dentry.
+            cache.retain(|_, d| d.is_mountpoint() || d.leads_to_mount.load(Ordering::Relaxed));
         }
         cache.insert(name.to_vec(), d);
         Ok(())

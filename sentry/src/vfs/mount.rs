@@ -5,14 +5,13 @@
 //! taking each filesystem's root from a map of constructors by kind, so devfs,
 //! procfs, sysfs and bind mounts plug in by name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::MountConfig;
 use crate::errno::{Errno, SysResult};
-use crate::vfs::path::{resolve, Follow};
-use crate::vfs::{Dentry, DirEntry, FileImpl, FsContext, Inode, Owner, Stat};
+use crate::vfs::{Dentry, DirEntry, FileImpl, Inode, Owner, Stat, MAX_SYMLINKS, NAME_MAX};
 
 /// Flags a mount option string may set.
 const FLAG_OPTIONS: [(&str, u64); 4] = [
@@ -36,6 +35,13 @@ pub struct Mount {
     mountpoint: Option<Arc<Dentry>>,
     kind: String,
     source: String,
+    /// The filesystem's own options (`mode=`, `size=`, ...), as configured.
+    data: Vec<String>,
+    /// The root dentry (which owns this mount, hence weak).
+    root: Mutex<Weak<Dentry>>,
+    /// Mounts whose mountpoint lies in this one. Weak: a child's mountpoint dentry
+    /// holds this mount, and the child lives as long as it stays mounted.
+    children: Mutex<Vec<Weak<Mount>>>,
 }
 
 static NEXT_MOUNT_ID: AtomicU64 = AtomicU64::new(1);
@@ -43,22 +49,73 @@ static NEXT_MOUNT_ID: AtomicU64 = AtomicU64::new(1);
 impl Mount {
     /// The root mount (no mountpoint), read-write.
     pub fn root() -> Arc<Mount> {
-        Self::new(None, 0, "rootfs", "rootfs")
+        Self::new(None, 0, "rootfs", "rootfs", Vec::new())
     }
 
-    /// The root mount with `flags` (`MS_RDONLY` for a read-only rootfs).
+    /// The root mount with `flags` (`MS_RDONLY` for a read-only rootfs). Its
+    /// filesystem type is shown as what its root's `statfs` says.
     pub fn root_with_flags(flags: u64) -> Arc<Mount> {
-        Self::new(None, flags, "rootfs", "rootfs")
+        Self::new(None, flags, "rootfs", "rootfs", Vec::new())
     }
 
-    fn new(mountpoint: Option<Arc<Dentry>>, flags: u64, kind: &str, source: &str) -> Arc<Mount> {
+    fn new(
+        mountpoint: Option<Arc<Dentry>>,
+        flags: u64,
+        kind: &str,
+        source: &str,
+        data: Vec<String>,
+    ) -> Arc<Mount> {
         Arc::new(Mount {
             id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
             flags: AtomicU64::new(flags),
             mountpoint,
             kind: kind.to_string(),
             source: source.to_string(),
+            data,
+            root: Mutex::new(Weak::new()),
+            children: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Records the mount's root dentry (done by [`Dentry::mount_root`]).
+    pub(crate) fn set_root(&self, root: &Arc<Dentry>) {
+        if let Ok(mut r) = self.root.lock() {
+            *r = Arc::downgrade(root);
+        }
+    }
+
+    /// The mount's root dentry, while it exists.
+    pub fn root_dentry(&self) -> Option<Arc<Dentry>> {
+        self.root.lock().ok().and_then(|r| r.upgrade())
+    }
+
+    /// The filesystem's own options, as configured.
+    pub fn data(&self) -> &[String] {
+        &self.data
+    }
+
+    /// The mounts below this one that are still mounted, by id.
+    pub fn children(&self) -> Vec<Arc<Mount>> {
+        let Ok(mut c) = self.children.lock() else {
+            return Vec::new();
+        };
+        c.retain(|w| w.strong_count() > 0);
+        let mut v: Vec<Arc<Mount>> = c.iter().filter_map(Weak::upgrade).collect();
+        v.sort_by_key(|m| m.id);
+        v
+    }
+
+    fn add_child(&self, m: &Arc<Mount>) -> SysResult<()> {
+        self.children
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .push(Arc::downgrade(m));
+        Ok(())
+    }
+
+    /// The mount whose tree holds this one's mountpoint (`None` for a root mount).
+    pub fn parent(&self) -> Option<Arc<Mount>> {
+        self.mountpoint.as_ref().map(|d| d.mount().clone())
     }
 
     /// The mount id (`/proc/self/mountinfo`, `statx`'s `stx_mnt_id`).
@@ -85,6 +142,59 @@ impl Mount {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// A mount as one process sees it (a line of `/proc/PID/mountinfo`).
+pub struct VisibleMount {
+    /// The mount.
+    pub mount: Arc<Mount>,
+    /// Id of the mount holding its mountpoint (0 for the process's root mount when
+    /// it is a root mount itself).
+    pub parent_id: u64,
+    /// Where the process's root lies within the mount's filesystem (`/` except for
+    /// the mount holding a chroot'ed process's root).
+    pub root: Vec<u8>,
+    /// Where the process sees the mount.
+    pub mount_point: Vec<u8>,
+}
+
+/// The mounts visible from the root `root` (a process's `/`), in mount order: the
+/// mount holding `root` (shown at `/`) and every mount whose mountpoint lies below
+/// it. Mounts of other trees (another container's, or above a chroot) are absent.
+pub fn visible_mounts(root: &Arc<Dentry>) -> Vec<VisibleMount> {
+    let base = root.mount().clone();
+    let mut all = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(m) = stack.pop() {
+        stack.extend(m.children());
+        all.push(m);
+    }
+    all.sort_by_key(|m| m.id());
+    let mut out = Vec::with_capacity(all.len());
+    for m in all {
+        let parent_id = m.parent().map_or(0, |p| p.id());
+        if Arc::ptr_eq(&m, &base) {
+            let within = m
+                .root_dentry()
+                .map_or_else(|| b"/".to_vec(), |r| root.path_from(&r));
+            out.push(VisibleMount {
+                mount: m,
+                parent_id,
+                root: within,
+                mount_point: b"/".to_vec(),
+            });
+        } else if let Some(mp) = m.mountpoint() {
+            if mp.is_descendant_of(root) {
+                out.push(VisibleMount {
+                    mount_point: mp.path_from(root),
+                    mount: m,
+                    parent_id,
+                    root: b"/".to_vec(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Splits `options` into `MS_*` flags and the filesystem's own options.
@@ -196,13 +306,31 @@ impl MountTable {
         kind: &str,
         source: &str,
     ) -> SysResult<Arc<Dentry>> {
-        if !at.inode().stat()?.is_dir() || !root_inode.stat()?.is_dir() {
-            return Err(Errno::ENOTDIR);
-        }
+        self.mount_with_data(at, path, root_inode, flags, kind, source, Vec::new())
+    }
+
+    /// [`MountTable::mount`] with the filesystem's own options `data` (shown in
+    /// `/proc/mounts`). A directory goes on a directory and anything else on a
+    /// non-directory (a single-file bind mount), `ENOTDIR` otherwise, as Linux.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mount_with_data(
+        &self,
+        at: &Arc<Dentry>,
+        path: &[u8],
+        root_inode: Arc<dyn Inode>,
+        flags: u64,
+        kind: &str,
+        source: &str,
+        data: Vec<String>,
+    ) -> SysResult<Arc<Dentry>> {
         // Stack on top of whatever is already mounted here.
         let at = at.cross_mounts();
-        let m = Mount::new(Some(at.clone()), flags, kind, source);
+        if at.inode().stat()?.is_dir() != root_inode.stat()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        let m = Mount::new(Some(at.clone()), flags, kind, source, data);
         let root = Dentry::mount_root(root_inode, m.clone());
+        at.mount().add_child(&m)?;
         at.set_mounted(root.clone())?;
         self.mounts
             .lock()
@@ -260,76 +388,145 @@ impl MountTable {
             }
             None => return Err(Errno::ENODEV),
         };
-        let (flags, _) = parse_options(&mc.options);
-        let at = mountpoint(root, dest)?;
-        self.mount(&at, dest, inode, flags, &mc.kind, &mc.source)?;
+        let (flags, data) = parse_options(&mc.options);
+        let dir = inode.stat()?.is_dir();
+        let at = mountpoint(root, dest, dir)?;
+        self.mount_with_data(&at, dest, inode, flags, &mc.kind, &mc.source, data)?;
         Ok(())
     }
 }
 
-/// Finds (or makes) the directory at absolute `dest`, component by component.
-fn mountpoint(root: &Arc<Dentry>, dest: &[u8]) -> SysResult<Arc<Dentry>> {
-    let fs = FsContext {
-        root: root.clone(),
-        cwd: root.clone(),
-        umask: 0o022,
+/// Finds (or makes) the mountpoint at absolute `dest`: a directory, or with `dir`
+/// false an empty regular file for a single-file mount (as runc makes them). Walked
+/// component by component inside the container's tree: symlinks are followed
+/// (absolute ones from `root`, at most [`MAX_SYMLINKS`] of them) and `..` never
+/// climbs above `root`, so a dangling symlink in the image makes its target, as
+/// runc's secure join does, and nothing lands outside the container.
+fn mountpoint(root: &Arc<Dentry>, dest: &[u8], dir: bool) -> SysResult<Arc<Dentry>> {
+    let split = |p: &[u8]| -> VecDeque<Vec<u8>> {
+        p.split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .map(|c| c.to_vec())
+            .collect()
     };
+    let mut todo = split(dest);
+    if todo.iter().any(|c| c == b"." || c == b"..") {
+        return Err(Errno::EINVAL);
+    }
+    let owner = Owner { uid: 0, gid: 0 };
+    let mut links = 0u32;
     let mut cur = root.clone();
-    for name in dest.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-        if name == b"." || name == b".." {
-            return Err(Errno::EINVAL);
+    while let Some(name) = todo.pop_front() {
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
         }
-        cur = match resolve(&fs, &cur, name, Follow::Yes) {
-            Ok(d) => d,
+        if !cur.inode().stat()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if name == b"." {
+            continue;
+        }
+        if name == b".." {
+            cur = cur.up(root);
+            continue;
+        }
+        let last = todo.is_empty();
+        let child = match cur.child(&name) {
+            Ok(d) => d.cross_mounts(),
             Err(Errno::ENOENT) => {
-                let owner = Owner { uid: 0, gid: 0 };
-                match cur.inode().mkdir(name, 0o755, owner) {
-                    Ok(i) => cur.add_child(name, i)?.cross_mounts(),
+                let made = if last && !dir {
+                    cur.inode().create(&name, 0o755, owner)
+                } else {
+                    cur.inode().mkdir(&name, 0o755, owner)
+                };
+                match made {
+                    Ok(i) => cur.add_child(&name, i)?,
                     // A read-only filesystem below: show a placeholder instead.
-                    Err(_) => cur.add_child(name, Arc::new(Placeholder))?,
+                    Err(_) => cur.add_child(&name, Arc::new(Placeholder { dir: dir || !last }))?,
                 }
             }
             Err(e) => return Err(e),
         };
+        if child.inode().stat()?.is_symlink() {
+            links += 1;
+            if links > MAX_SYMLINKS {
+                return Err(Errno::ELOOP);
+            }
+            let target = child.inode().readlink()?;
+            if target.first() == Some(&b'/') {
+                cur = root.clone();
+            }
+            let mut parts = split(&target);
+            parts.extend(todo);
+            todo = parts;
+            continue;
+        }
+        cur = child;
     }
     Ok(cur)
 }
 
-/// An empty directory standing in for a mountpoint the filesystem below lacks.
-struct Placeholder;
+/// An empty directory (or, for a single-file mount, an empty file) standing in for
+/// a mountpoint the filesystem below lacks.
+struct Placeholder {
+    dir: bool,
+}
+
+impl Placeholder {
+    fn attrs(dir: bool) -> Stat {
+        Stat {
+            dev: 0x12,
+            ino: 2,
+            mode: if dir {
+                libc::S_IFDIR | 0o755
+            } else {
+                libc::S_IFREG | 0o644
+            },
+            nlink: if dir { 2 } else { 1 },
+            blksize: 4096,
+            ..Default::default()
+        }
+    }
+}
 
 impl Inode for Placeholder {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
     fn stat(&self) -> SysResult<Stat> {
-        Ok(Stat {
-            dev: 0x12,
-            ino: 2,
-            mode: libc::S_IFDIR | 0o755,
-            nlink: 2,
-            blksize: 4096,
-            ..Default::default()
-        })
+        Ok(Self::attrs(self.dir))
     }
     fn lookup(&self, _name: &[u8]) -> SysResult<Arc<dyn Inode>> {
-        Err(Errno::ENOENT)
+        Err(if self.dir {
+            Errno::ENOENT
+        } else {
+            Errno::ENOTDIR
+        })
     }
     fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
-        Ok(Box::new(PlaceholderFile))
+        Ok(Box::new(PlaceholderFile { dir: self.dir }))
     }
 }
 
-struct PlaceholderFile;
+struct PlaceholderFile {
+    dir: bool,
+}
 
 impl FileImpl for PlaceholderFile {
     fn read(&self, _buf: &mut [u8], _offset: u64) -> SysResult<usize> {
-        Err(Errno::EISDIR)
+        if self.dir {
+            Err(Errno::EISDIR)
+        } else {
+            Ok(0)
+        }
     }
     fn stat(&self) -> SysResult<Stat> {
-        Placeholder.stat()
+        Ok(Placeholder::attrs(self.dir))
     }
     fn getdents(&self, pos: u64, _max: usize) -> SysResult<Vec<DirEntry>> {
+        if !self.dir {
+            return Err(Errno::ENOTDIR);
+        }
         let all = [(b".".to_vec(), 2u64), (b"..".to_vec(), 1)];
         Ok(all
             .into_iter()
@@ -342,5 +539,44 @@ impl FileImpl for PlaceholderFile {
                 name,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::memfile::MemoryFile;
+    use crate::fs::tmpfs::Tmpfs;
+    use crate::vfs::path::{resolve, Follow};
+    use crate::vfs::FsContext;
+
+    /// A mount two levels down survives its ancestors' dentry caches filling up.
+    #[test]
+    fn mounts_outlive_dentry_cache_eviction() {
+        let owner = Owner { uid: 0, gid: 0 };
+        let fs_root = Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, owner, 0);
+        let root = Dentry::new_root(fs_root.clone());
+        let mut ctors: HashMap<String, FsConstructor> = HashMap::new();
+        ctors.insert("tmpfs".into(), Tmpfs::constructor());
+        let mc = MountConfig {
+            destination: "/a/b".into(),
+            kind: "tmpfs".into(),
+            source: "tmpfs".into(),
+            options: vec![],
+        };
+        MountTable::new().mount_all(&root, &[mc], &ctors).unwrap();
+        for i in 0..4200 {
+            let name = format!("f{i}");
+            fs_root.create(name.as_bytes(), 0o644, owner).unwrap();
+            root.child(name.as_bytes()).unwrap();
+        }
+        let fs = FsContext {
+            root: root.clone(),
+            cwd: root.clone(),
+            umask: 0,
+        };
+        let b = resolve(&fs, &root, b"/a/b", Follow::Yes).unwrap();
+        assert!(!Arc::ptr_eq(b.mount(), root.mount()));
+        assert_eq!(visible_mounts(&root).len(), 2);
     }
 }

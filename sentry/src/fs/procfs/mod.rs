@@ -2,6 +2,7 @@
 //! Everything is generated from the sentry's state; nothing comes from the host's
 //! /proc.
 
+pub mod mounts;
 pub mod node;
 
 use std::fmt::Write as _;
@@ -173,11 +174,16 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
             }),
         ),
         ("maps", mk(7, pid_maps)),
-        ("mounts", mk(8, |_, _, _| Ok(mounts_text().into_bytes()))),
+        (
+            "mounts",
+            mk(8, |g, k, _| {
+                Ok(mounts::mounts_text(&proc_root(g, k)?).into_bytes())
+            }),
+        ),
         (
             "mountinfo",
-            mk(9, |_, _, _| {
-                Ok(b"1 0 0:1 / / ro,relatime - rootfs rootfs ro\n".to_vec())
+            mk(9, |g, k, _| {
+                Ok(mounts::mountinfo_text(&proc_root(g, k)?).into_bytes())
             }),
         ),
         ("limits", mk(10, pid_limits)),
@@ -310,8 +316,15 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
                     .map(|e| e.cloexec)
                     .unwrap_or(false);
                 let flags = file.flags() | if cloexec { libc::O_CLOEXEC } else { 0 };
+                // Files outside any tree (pipes, sockets) count as the root's, as
+                // their pseudo filesystems are not listed.
+                let mnt_id = match (file.dentry(), &root) {
+                    (Some(d), _) => d.mount().id(),
+                    (None, Some(r)) => r.mount().id(),
+                    (None, None) => 1,
+                };
                 let text = format!(
-                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t1\n",
+                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt_id}\n",
                     file.position(),
                     flags
                 );
@@ -360,10 +373,14 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
     )
 }
 
-/// The mount table as /proc/mounts shows it.
-fn mounts_text() -> String {
-    "rootfs / rootfs ro,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
-        .to_string()
+/// The root a process's mount table is seen from: its own (chroot included), the
+/// sandbox's while it has none recorded yet.
+fn proc_root(g: &Arc<ThreadGroup>, k: &Arc<Kernel>) -> SysResult<Arc<crate::vfs::Dentry>> {
+    Ok(g.state()?
+        .view
+        .root
+        .clone()
+        .unwrap_or_else(|| k.root.clone()))
 }
 
 fn mem_range(g: &Arc<ThreadGroup>, args: bool) -> SysResult<Vec<u8>> {
