@@ -1,7 +1,7 @@
 #!/bin/bash
 # THE test command of the project: installs test dependencies, builds the workspace in release
 # mode, then runs every crate's unit tests and the end-to-end harness (tests/tests/e2e.rs).
-# Environment: RVISOR_PLATFORMS (default "ptrace"), RVISOR_BIN, RVISOR_E2E_TIMEOUT (seconds),
+# Environment: RVISOR_PLATFORMS (default "ptrace,systrap"), RVISOR_BIN, RVISOR_E2E_TIMEOUT (seconds),
 # CARGO_TARGET_DIR. Extra arguments go to the test binaries (e.g. `tests/run.sh c/hello`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +33,7 @@ awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d f
 sed -n 's/^test  *\(.*[^ ]\)  *\.\.\. FAILED$/FAILED: \1/p' "$log" || true
 sum=$(cat "$log.sum")
 rm -f "$log" "$log.sum"
-echo "platforms: ${RVISOR_PLATFORMS:-ptrace}; took $((SECONDS - start))s"
+echo "platforms: ${RVISOR_PLATFORMS:-ptrace,systrap}; took $((SECONDS - start))s"
 if [ "$rc" -ne 0 ]; then
     echo "run.sh: cargo test exited $rc"
 fi

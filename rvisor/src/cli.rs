@@ -18,8 +18,9 @@ pub struct Cli {
 /// Flags that apply to every subcommand and are forwarded to `boot` and `gofer`.
 #[derive(Clone, Debug, Args)]
 pub struct GlobalOpts {
-    /// How application code runs and traps into the sentry.
-    #[arg(long, value_enum, default_value_t = Platform::Ptrace)]
+    /// How application code runs and traps into the sentry. `auto` (the default) is
+    /// systrap wherever the kernel allows it, else ptrace.
+    #[arg(long, value_enum, default_value_t = Platform::Auto)]
     pub platform: Platform,
 
     /// Log every system call the application makes.
@@ -101,6 +102,7 @@ impl GlobalOpts {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Platform {
+    Auto,
     Ptrace,
     Systrap,
     Kvm,

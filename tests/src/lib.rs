@@ -66,9 +66,9 @@ pub fn rvisor_bin() -> Result<PathBuf, String> {
     ))
 }
 
-/// Platforms to test, from `$RVISOR_PLATFORMS` (comma or space separated), default `ptrace`.
+/// Platforms to test, from `$RVISOR_PLATFORMS` (comma or space separated), default both `ptrace,systrap`.
 pub fn platforms() -> Vec<String> {
-    let raw = std::env::var("RVISOR_PLATFORMS").unwrap_or_else(|_| "ptrace".to_string());
+    let raw = std::env::var("RVISOR_PLATFORMS").unwrap_or_else(|_| "ptrace,systrap".to_string());
     let v: Vec<String> = raw
         .split([',', ' '])
         .map(str::trim)

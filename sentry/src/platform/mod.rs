@@ -178,9 +178,17 @@ pub fn page_round_down(v: u64) -> u64 {
     v & !(PAGE_SIZE - 1)
 }
 
-/// Creates the platform named by `--platform`.
+/// Creates the platform named by `--platform`. `auto` is systrap where the kernel
+/// lets a stub install its seccomp filter, else ptrace (the fallback is logged).
 pub fn by_name(name: &str) -> SysResult<Arc<dyn Platform>> {
     match name {
+        "auto" => match systrap::SystrapPlatform::new() {
+            Ok(p) => Ok(Arc::new(p)),
+            Err(e) => {
+                tracing::warn!("systrap unavailable ({e}); using ptrace");
+                Ok(Arc::new(ptrace::PtracePlatform::new()?))
+            }
+        },
         "ptrace" => Ok(Arc::new(ptrace::PtracePlatform::new()?)),
         "systrap" => Ok(Arc::new(systrap::SystrapPlatform::new()?)),
         _ => Err(crate::errno::Errno::EINVAL),
