@@ -702,6 +702,14 @@ mod tests {
             // The child must not keep the sentry's end open, or it never sees the hangup.
             // Closing by number is fine: the child `_exit`s without dropping `a`.
             let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&a));
+            // Nor any other test's sockets (tests run in threads; a fork copies every
+            // fd of the process): each would keep another server from its hangup.
+            let keep = std::os::fd::AsRawFd::as_raw_fd(&b);
+            for fd in 3..4096 {
+                if fd != keep {
+                    let _ = nix::unistd::close(fd);
+                }
+            }
             let Ok(b) = b.try_clone() else { return 14 };
             let opts = ConfineOptions::default();
             let server = match confine_with_binds(&root, &binds, b.as_fd(), readonly, opts) {

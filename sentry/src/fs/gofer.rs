@@ -364,6 +364,11 @@ impl FileImpl for GoferFile {
         host::pwrite(self.fd.as_fd(), buf, offset)
     }
 
+    fn sync(&self) -> SysResult<()> {
+        // Writes went to the host file itself: make them durable there.
+        host::fsync(self.fd.as_fd())
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         // Size and times move under writes through this fd.
         let mut st = self.stat;

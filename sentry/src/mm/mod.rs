@@ -530,8 +530,8 @@ impl MemoryManager {
     }
 
     /// `msync(2)`: checks the arguments and that the range is mapped. Shared file
-    /// mappings map the file's own host pages (or the memory file), so there is
-    /// nothing to write back; durability is that of `fsync` on the file.
+    /// mappings map the file's own host pages (or the memory file), so nothing needs
+    /// copying back; `MS_SYNC` makes the files behind the range durable on the host.
     pub fn msync(&self, addr: u64, len: u64, flags: i32) -> SysResult<()> {
         if !addr.is_multiple_of(PAGE_SIZE)
             || flags & !(libc::MS_ASYNC | libc::MS_INVALIDATE | libc::MS_SYNC) != 0
@@ -543,6 +543,16 @@ impl MemoryManager {
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
         if len > 0 && !self.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
+        }
+        if flags & libc::MS_SYNC != 0 {
+            for v in self
+                .vmas()
+                .filter(|v| v.shared && v.start < end && v.end > addr)
+            {
+                if let VmaBacking::File { file, .. } = &v.backing {
+                    crate::sys::host::fsync(file.host_fd())?;
+                }
+            }
         }
         Ok(())
     }

@@ -71,6 +71,19 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<usize> {
     }
 }
 
+/// `fsync` on a host fd, retried on EINTR.
+pub fn fsync(fd: BorrowedFd<'_>) -> SysResult<()> {
+    loop {
+        // SAFETY: fd is a live borrowed descriptor; no memory is passed.
+        let r = unsafe { libc::fsync(fd.as_raw_fd()) };
+        match check(r as isize) {
+            Err(Errno::EINVAL) => return Ok(()), // a file that cannot be synced has nothing to sync
+            Err(Errno::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// `fstat` on a host fd.
 pub fn fstat(fd: BorrowedFd<'_>) -> SysResult<libc::stat> {
     let mut st: libc::stat = zeroed();
