@@ -8,6 +8,7 @@ pub mod futex;
 pub mod limits;
 pub mod pidfd;
 pub mod process;
+pub mod shm;
 pub mod sigframe;
 pub mod signals;
 pub mod spawn;
@@ -42,6 +43,8 @@ pub struct Kernel {
     pub root: Arc<Dentry>,
     /// `uname -n`.
     pub hostname: Mutex<String>,
+    /// System V shared memory segments.
+    pub shm: shm::ShmTable,
     /// The NIS domain name (`setdomainname(2)`; "(none)" until set).
     pub domainname: Mutex<String>,
     /// Print every syscall.
@@ -79,6 +82,7 @@ impl Kernel {
             root,
             hostname: Mutex::new(hostname),
             domainname: Mutex::new("(none)".to_string()),
+            shm: shm::ShmTable::default(),
             strace,
             boot_time: Instant::now(),
             ncpus: std::thread::available_parallelism()

@@ -18,6 +18,7 @@ pub mod pipe;
 pub mod poll;
 pub mod process;
 pub mod session;
+pub mod shm;
 pub mod signal;
 pub mod signalfd;
 pub mod socket;

@@ -5,7 +5,8 @@
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
     clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, memfd, pipe,
-    poll, process, session, signal, signalfd, socket, splice, time, timerfd, timers, wait, Handler,
+    poll, process, session, shm, signal, signalfd, socket, splice, time, timerfd, timers, wait,
+    Handler,
 };
 
 /// One row of the table.
@@ -54,9 +55,9 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         26 => &Entry { name: "msync", handler: Some(mem::msync), args: &[Hex, Uint, Hex] },
         27 => &Entry { name: "mincore", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         28 => &Entry { name: "madvise", handler: Some(mem::madvise), args: &[Hex, Uint, Int] },
-        29 => &Entry { name: "shmget", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        30 => &Entry { name: "shmat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        31 => &Entry { name: "shmctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        29 => &Entry { name: "shmget", handler: Some(shm::shmget), args: &[Hex, Uint, Oct] },
+        30 => &Entry { name: "shmat", handler: Some(shm::shmat), args: &[Int, Hex, Oct] },
+        31 => &Entry { name: "shmctl", handler: Some(shm::shmctl), args: &[Int, Int, Ptr] },
         32 => &Entry { name: "dup", handler: Some(fs::dup), args: &[Fd] },
         33 => &Entry { name: "dup2", handler: Some(fs::dup2), args: &[Fd, Fd] },
         34 => &Entry { name: "pause", handler: Some(signal::pause), args: &[] },
@@ -92,7 +93,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         64 => &Entry { name: "semget", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         65 => &Entry { name: "semop", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         66 => &Entry { name: "semctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        67 => &Entry { name: "shmdt", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        67 => &Entry { name: "shmdt", handler: Some(shm::shmdt), args: &[Hex] },
         68 => &Entry { name: "msgget", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         69 => &Entry { name: "msgsnd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         70 => &Entry { name: "msgrcv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },

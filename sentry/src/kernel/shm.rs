@@ -1,0 +1,289 @@
+//! System V shared memory (`shmget`, `shmat`, `shmdt`, `shmctl`), one namespace per
+//! sandbox. A segment's bytes are a window of the sandbox's memory file, so every
+//! attach maps the same pages MAP_SHARED; the segment lives while it is in the table
+//! or mapped anywhere (each mapping holds it), which is Linux's "destroyed after the
+//! last detach" for removed segments.
+
+use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::errno::{Errno, SysResult};
+use crate::fs::memfile::{Extent, MemoryFile};
+use crate::kernel::creds::Credentials;
+use crate::mm::Mappable;
+
+/// `IPC_PRIVATE`: always a new segment.
+pub const IPC_PRIVATE: i32 = 0;
+/// Largest segment (`SHMMAX` as Linux sets it by default, within the memory file's
+/// window per file).
+pub const SHMMAX: u64 = 64 << 30;
+/// Most segments in the sandbox (`SHMMNI`).
+pub const SHMMNI: usize = 4096;
+/// Device number segments report (so `shmdt` can tell their mappings apart).
+pub const SHM_DEV: u64 = 0x5;
+const CAP_IPC_OWNER: u32 = 15;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Owner and permissions of one segment (`struct ipc64_perm`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IpcPerm {
+    /// The key it was made with.
+    pub key: i32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Creator.
+    pub cuid: u32,
+    /// Creator's group.
+    pub cgid: u32,
+    /// The low 9 bits are permissions; `SHM_DEST` (01000) once removed.
+    pub mode: u32,
+}
+
+/// Times and pids `shmctl(IPC_STAT)` reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShmTimes {
+    /// Last attach, seconds since the epoch.
+    pub atime: i64,
+    /// Last detach.
+    pub dtime: i64,
+    /// Last change.
+    pub ctime: i64,
+    /// Creator.
+    pub cpid: i32,
+    /// Last attach or detach.
+    pub lpid: i32,
+}
+
+/// One segment.
+pub struct Segment {
+    /// Its id.
+    pub id: i32,
+    /// Size asked for (mappings are rounded up to pages).
+    pub size: u64,
+    extent: Extent,
+    meta: Mutex<(IpcPerm, ShmTimes)>,
+    /// Still named by its id (not yet `IPC_RMID`ed).
+    listed: std::sync::atomic::AtomicBool,
+}
+
+impl Segment {
+    /// Owner, mode and times.
+    pub fn meta(&self) -> SysResult<MutexGuard<'_, (IpcPerm, ShmTimes)>> {
+        self.meta.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// Mappings that hold it: every reference but the table's and the caller's.
+    pub fn attaches(self: &Arc<Self>) -> usize {
+        let table = usize::from(self.listed.load(Ordering::Relaxed));
+        Arc::strong_count(self).saturating_sub(1 + table)
+    }
+}
+
+impl Mappable for Segment {
+    fn host_fd(&self) -> BorrowedFd<'_> {
+        self.extent.memory_file().fd()
+    }
+    fn base_offset(&self) -> u64 {
+        self.extent.base()
+    }
+    fn display_name(&self) -> String {
+        let key = self.meta().map(|m| m.0.key).unwrap_or(0);
+        format!("/SYSV{key:08x} (deleted)")
+    }
+    fn dev_ino(&self) -> (u64, u64) {
+        (SHM_DEV, self.id as u64)
+    }
+}
+
+/// What `shmget` asks for.
+pub struct GetRequest {
+    /// Key, or [`IPC_PRIVATE`].
+    pub key: i32,
+    /// Size in bytes.
+    pub size: u64,
+    /// `IPC_CREAT`, `IPC_EXCL` and the permission bits.
+    pub flags: i32,
+}
+
+/// A table slot: a segment, or one removed with `IPC_RMID` that stays visible by
+/// id (not by key) until its last mapping goes, as on Linux.
+enum Slot {
+    Live(Arc<Segment>),
+    Removed(std::sync::Weak<Segment>),
+}
+
+impl Slot {
+    fn get(&self) -> Option<Arc<Segment>> {
+        match self {
+            Slot::Live(s) => Some(s.clone()),
+            Slot::Removed(w) => w.upgrade(),
+        }
+    }
+}
+
+/// Every segment of the sandbox.
+#[derive(Default)]
+pub struct ShmTable {
+    segs: Mutex<BTreeMap<i32, Slot>>,
+    next: AtomicUsize,
+}
+
+/// Whether `creds` may use a segment with `perm` for `want` (4 read, 2 write).
+pub fn permitted(creds: &Credentials, perm: &IpcPerm, want: u32) -> bool {
+    if creds.has_cap(CAP_IPC_OWNER) {
+        return true;
+    }
+    let bits = if creds.euid == perm.uid || creds.euid == perm.cuid {
+        perm.mode >> 6
+    } else if creds.egid == perm.gid
+        || creds.egid == perm.cgid
+        || creds.groups.contains(&perm.gid)
+        || creds.groups.contains(&perm.cgid)
+    {
+        perm.mode >> 3
+    } else {
+        perm.mode
+    };
+    bits & want & 7 == want
+}
+
+/// Whether `creds` own the segment (may `IPC_SET`/`IPC_RMID` it).
+pub fn owns(creds: &Credentials, perm: &IpcPerm) -> bool {
+    creds.euid == perm.uid || creds.euid == perm.cuid || creds.has_cap(CAP_SYS_ADMIN)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl ShmTable {
+    fn lock(&self) -> SysResult<MutexGuard<'_, BTreeMap<i32, Slot>>> {
+        let mut m = self.segs.lock().map_err(|_| Errno::EIO)?;
+        // Removed segments whose last mapping went are gone for good.
+        m.retain(|_, s| match s {
+            Slot::Live(_) => true,
+            Slot::Removed(w) => w.strong_count() > 0,
+        });
+        Ok(m)
+    }
+
+    /// `shmget(2)`.
+    pub fn get(&self, req: &GetRequest, creds: &Credentials, pid: i32) -> SysResult<i32> {
+        let mut segs = self.lock()?;
+        if req.key != IPC_PRIVATE {
+            let found = segs.values().filter_map(Slot::get).find(|s| {
+                s.meta()
+                    .map(|m| m.0.key == req.key && m.0.mode & 0o1000 == 0)
+                    .unwrap_or(false)
+            });
+            if let Some(s) = found {
+                if req.flags & libc::IPC_CREAT != 0 && req.flags & libc::IPC_EXCL != 0 {
+                    return Err(Errno::EEXIST);
+                }
+                if req.size > s.size {
+                    return Err(Errno::EINVAL);
+                }
+                let want = ((req.flags as u32) >> 6) & 7;
+                let perm = s.meta()?.0;
+                if !permitted(creds, &perm, want) {
+                    return Err(Errno::EACCES);
+                }
+                return Ok(s.id);
+            }
+            if req.flags & libc::IPC_CREAT == 0 {
+                return Err(Errno::ENOENT);
+            }
+        }
+        if req.size == 0 || req.size > SHMMAX {
+            return Err(Errno::EINVAL);
+        }
+        if segs.len() >= SHMMNI {
+            return Err(Errno::ENOSPC);
+        }
+        let extent = MemoryFile::global()?.alloc()?;
+        // Ids are never reused soon: a stale id must not name a new segment.
+        let id = loop {
+            let n = (self.next.fetch_add(1, Ordering::Relaxed) % (i32::MAX as usize)) as i32;
+            if !segs.contains_key(&n) {
+                break n;
+            }
+        };
+        let perm = IpcPerm {
+            key: req.key,
+            uid: creds.euid,
+            gid: creds.egid,
+            cuid: creds.euid,
+            cgid: creds.egid,
+            mode: (req.flags as u32) & 0o777,
+        };
+        let times = ShmTimes {
+            ctime: now(),
+            cpid: pid,
+            ..Default::default()
+        };
+        segs.insert(
+            id,
+            Slot::Live(Arc::new(Segment {
+                id,
+                size: req.size,
+                extent,
+                meta: Mutex::new((perm, times)),
+                listed: std::sync::atomic::AtomicBool::new(true),
+            })),
+        );
+        Ok(id)
+    }
+
+    /// The segment `id` (`EINVAL` if there is none).
+    pub fn segment(&self, id: i32) -> SysResult<Arc<Segment>> {
+        self.lock()?
+            .get(&id)
+            .and_then(Slot::get)
+            .ok_or(Errno::EINVAL)
+    }
+
+    /// `IPC_RMID`: the key stops naming it; the id does until the last mapping goes,
+    /// and so does the memory.
+    pub fn remove(&self, id: i32, creds: &Credentials) -> SysResult<()> {
+        let mut segs = self.lock()?;
+        let s = segs.get(&id).and_then(Slot::get).ok_or(Errno::EINVAL)?;
+        {
+            let mut m = s.meta()?;
+            if !owns(creds, &m.0) {
+                return Err(Errno::EPERM);
+            }
+            m.0.mode |= 0o1000;
+            m.0.key = IPC_PRIVATE;
+            m.1.ctime = now();
+        }
+        s.listed.store(false, Ordering::Relaxed);
+        segs.insert(id, Slot::Removed(Arc::downgrade(&s)));
+        Ok(())
+    }
+
+    /// Records an attach or detach by `pid`.
+    pub fn touch(seg: &Segment, pid: i32, attach: bool) {
+        if let Ok(mut m) = seg.meta() {
+            if attach {
+                m.1.atime = now();
+            } else {
+                m.1.dtime = now();
+            }
+            m.1.lpid = pid;
+        }
+    }
+
+    /// Every listed segment, by id (for `SHM_INFO` and `SHM_STAT`).
+    pub fn all(&self) -> Vec<Arc<Segment>> {
+        self.lock()
+            .map(|s| s.values().filter_map(Slot::get).collect())
+            .unwrap_or_default()
+    }
+}
