@@ -1,6 +1,7 @@
 // System V shared memory: a segment shared by parent and child, IPC_STAT counts,
 // keys and IPC_EXCL, read-only attaches, IPC_RMID with attaches left, bad input.
-// Keys are made from the pid so a native run cannot meet another program's segment.
+// Keys are made from the pid, always even, so runs in parallel never meet each other's
+// segments and key + 1 is never anyone's.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -30,7 +31,7 @@ static void segv(int s)
 
 int main(void)
 {
-    key_t key = 0x52560000 | (getpid() & 0xffff);
+    key_t key = 0x52000000 | ((getpid() & 0x7fffff) << 1);
     int id = shmget(key, 10000, IPC_CREAT | IPC_EXCL | 0600);
     show("shmget create", id);
     T("shmget excl again", shmget(key, 10000, IPC_CREAT | IPC_EXCL | 0600));
