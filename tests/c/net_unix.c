@@ -198,9 +198,12 @@ static void abstract_and_dgram(void)
 {
     printf("-- abstract\n");
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    const char name[] = "\0rvisor-net-unix-test";
-    memcpy(a.sun_path, name, sizeof name - 1);
-    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + sizeof name - 1;
+    /* The pid keeps parallel native runs (one abstract namespace) apart. */
+    char name[64];
+    int nlen = snprintf(name + 1, sizeof name - 1, "rvisor-net-unix-%d", (int)getpid()) + 1;
+    name[0] = 0;
+    memcpy(a.sun_path, name, nlen);
+    socklen_t alen = offsetof(struct sockaddr_un, sun_path) + nlen;
     int r = socket(AF_UNIX, SOCK_DGRAM, 0);
     T("bind abstract", bind(r, (struct sockaddr *)&a, alen));
     int s = socket(AF_UNIX, SOCK_DGRAM, 0);

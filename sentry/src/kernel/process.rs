@@ -94,6 +94,11 @@ pub struct GroupState {
     pub uids: (u32, u32),
     /// What /proc shows of the process.
     pub view: ProcView,
+    /// CPU time (user, system) the process had used when its last thread exited.
+    pub exit_cpu: (std::time::Duration, std::time::Duration),
+    /// CPU time of its waited-for children and their waited-for descendants
+    /// (`RUSAGE_CHILDREN`, `times`' cutime/cstime).
+    pub children_cpu: (std::time::Duration, std::time::Duration),
 }
 
 /// The parts of a process /proc shows, published by its threads when they change.
@@ -180,6 +185,8 @@ impl ThreadGroup {
                 did_exec: false,
                 uids: (0, 0),
                 view: ProcView::default(),
+                exit_cpu: Default::default(),
+                children_cpu: Default::default(),
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),

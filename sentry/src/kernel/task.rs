@@ -291,6 +291,12 @@ impl Task {
         }
     }
 
+    /// CPU time (user, system) of this task's process: what the host charged to the
+    /// stub that runs its code (every thread of the process shares that stub).
+    pub fn cpu_usage(&self) -> (std::time::Duration, std::time::Duration) {
+        self.space.cpu_time().unwrap_or_default()
+    }
+
     /// Sends `sig` to this task itself, as the kernel does for SIGPIPE or SIGXFSZ.
     pub fn raise_signal(&mut self, sig: i32) {
         let info = SigInfo::kernel(sig);
@@ -654,12 +660,17 @@ impl Task {
         let tg = self.tg.clone();
         let tid = self.tid;
         let creds_uid = self.creds.uid;
+        // The process's CPU time so far; the last thread's reading is its total.
+        let cpu = self.cpu_usage();
         // Release the address space, files and context before anyone can observe the
         // exit, so a reaped process has left nothing behind on the host.
         drop(self);
         let last = match tg.state() {
             Ok(mut st) => {
                 st.threads.remove(&tid);
+                if st.threads.is_empty() {
+                    st.exit_cpu = cpu;
+                }
                 st.threads.is_empty()
             }
             Err(_) => true,

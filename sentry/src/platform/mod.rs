@@ -121,6 +121,13 @@ pub trait AddressSpace: Send + Sync {
     /// around protections: contents of read-only pages are written before the page
     /// loses its write bit.
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize>;
+
+    /// CPU time the host has charged so far to the stub process that runs this
+    /// address space's code, as (user, system); `None` where nothing runs it (test
+    /// doubles) or the stub is gone.
+    fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
+        None
+    }
 }
 
 /// One application thread's execution state on the platform.

@@ -303,40 +303,43 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
 }
 
-/// The calling thread's CPU time as the sentry can measure it: the time its sentry
-/// host thread has run, which is the time spent servicing the app's syscalls. Time
-/// the app spends in its own code (inside the platform's stub) is not yet counted.
-fn thread_cpu() -> std::time::Duration {
-    crate::sys::host::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID)
-        .map(|t| std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
-        .unwrap_or_default()
+/// Writes a `struct timeval` pair (user, system) at the start of `b`.
+fn put_times(b: &mut [u8], cpu: (std::time::Duration, std::time::Duration)) {
+    for (i, d) in [cpu.0, cpu.1].into_iter().enumerate() {
+        b[i * 16..i * 16 + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
+        b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(d.subsec_micros() as i64).to_le_bytes());
+    }
 }
 
-/// `getrusage(2)`: CPU time as [`thread_cpu`] measures it (system time); the other
-/// fields read zero.
+/// `getrusage(2)`: user and system time. The application's code runs in its
+/// platform stub, so the host's CPU clocks of that process are the figures; they are
+/// per process, so `RUSAGE_THREAD` reports the process too. The other fields read 0.
 pub fn getrusage(task: &mut Task, a: &Args) -> SysResult<u64> {
     const RUSAGE_SELF: i32 = 0;
     const RUSAGE_CHILDREN: i32 = -1;
     const RUSAGE_THREAD: i32 = 1;
-    let who = a[0] as i32;
-    let stime = match who {
-        RUSAGE_SELF | RUSAGE_THREAD => thread_cpu(),
-        RUSAGE_CHILDREN => std::time::Duration::ZERO,
+    let cpu = match a[0] as i32 {
+        RUSAGE_SELF | RUSAGE_THREAD => task.cpu_usage(),
+        RUSAGE_CHILDREN => task.tg.state()?.children_cpu,
         _ => return Err(Errno::EINVAL),
     };
     let mut b = [0u8; 144];
-    b[16..24].copy_from_slice(&(stime.as_secs() as i64).to_le_bytes());
-    b[24..32].copy_from_slice(&(stime.subsec_micros() as i64).to_le_bytes());
+    put_times(&mut b, cpu);
     io::write_all(task.mem(), a[1], &b)?;
     Ok(0)
 }
 
-/// `times(2)`: clock ticks since boot; process times as `getrusage` measures them.
+/// `times(2)`: clock ticks since boot; the process's and its waited-for children's
+/// times as `getrusage` measures them.
 pub fn times(task: &mut Task, a: &Args) -> SysResult<u64> {
     let ticks = |d: std::time::Duration| (d.as_millis() / 10) as i64;
     if a[0] != 0 {
-        let mut b = [0u8; 32];
-        b[8..16].copy_from_slice(&ticks(thread_cpu()).to_le_bytes());
+        let own = task.cpu_usage();
+        let children = task.tg.state()?.children_cpu;
+        let mut b = Vec::with_capacity(32);
+        for d in [own.0, own.1, children.0, children.1] {
+            b.extend_from_slice(&ticks(d).to_le_bytes());
+        }
         io::write_all(task.mem(), a[0], &b)?;
     }
     let up = crate::sys::host::clock_gettime(libc::CLOCK_MONOTONIC)?;

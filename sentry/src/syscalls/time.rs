@@ -22,8 +22,8 @@ fn host_clock(clock: i32) -> SysResult<libc::clockid_t> {
         | libc::CLOCK_TAI => Ok(clock),
         libc::CLOCK_REALTIME_ALARM => Ok(libc::CLOCK_REALTIME),
         libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
-        // The app's CPU time is approximated by the time its sentry thread has
-        // spent, which includes servicing its syscalls.
+        // Resolution and CPU-time timers come from the host's own CPU clocks
+        // (`clock_gettime` itself reads the application's stub).
         libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
             Ok(libc::CLOCK_THREAD_CPUTIME_ID)
         }
@@ -39,9 +39,20 @@ fn read_timespec(task: &Task, addr: u64) -> SysResult<libc::timespec> {
     Ok(ts)
 }
 
-/// `clock_gettime(2)`.
+/// `clock_gettime(2)`. The CPU-time clocks read the process's stub (see
+/// `getrusage`); per process, so the thread clock reads the process too.
 pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let ts = host::clock_gettime(host_clock(a[0] as i32)?)?;
+    let clock = a[0] as i32;
+    let ts = if clock == libc::CLOCK_PROCESS_CPUTIME_ID || clock == libc::CLOCK_THREAD_CPUTIME_ID {
+        let (u, s) = task.cpu_usage();
+        let t = u + s;
+        libc::timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: t.subsec_nanos() as i64,
+        }
+    } else {
+        host::clock_gettime(host_clock(clock)?)?
+    };
     io::write_struct(task.mem(), a[1], &ts)?;
     Ok(0)
 }

@@ -34,6 +34,8 @@ struct Found {
     pid: i32,
     uid: u32,
     kind: Kind,
+    /// An exited child's CPU time with its own waited-for children's (user, system).
+    cpu: (std::time::Duration, std::time::Duration),
 }
 
 #[derive(Clone, Copy)]
@@ -70,6 +72,10 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
         let uid = st.uids.0;
         if let Some(status) = st.zombie {
             if options & WEXITED != 0 {
+                let cpu = (
+                    st.exit_cpu.0 + st.children_cpu.0,
+                    st.exit_cpu.1 + st.children_cpu.1,
+                );
                 drop(st);
                 if options & WNOWAIT == 0 {
                     reap(task, c)?;
@@ -78,6 +84,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     pid: c.tgid,
                     uid,
                     kind: Kind::Exited(status),
+                    cpu,
                 }));
             }
             continue;
@@ -91,6 +98,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     pid: c.tgid,
                     uid,
                     kind: Kind::Stopped(sig),
+                    cpu: Default::default(),
                 }));
             }
             Some((true, _)) if options & WCONTINUED != 0 => {
@@ -101,6 +109,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     pid: c.tgid,
                     uid,
                     kind: Kind::Continued,
+                    cpu: Default::default(),
                 }));
             }
             _ => {}
@@ -113,7 +122,16 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
 }
 
 fn reap(task: &Task, child: &Arc<ThreadGroup>) -> SysResult<()> {
-    task.tg.state()?.children.remove(&child.tgid);
+    let (own, below) = {
+        let c = child.state()?;
+        (c.exit_cpu, c.children_cpu)
+    };
+    {
+        let mut st = task.tg.state()?;
+        st.children.remove(&child.tgid);
+        st.children_cpu.0 += own.0 + below.0;
+        st.children_cpu.1 += own.1 + below.1;
+    }
     task.kernel.registry()?.groups.remove(&child.tgid);
     Ok(())
 }
@@ -138,10 +156,20 @@ fn do_wait(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> 
     }
 }
 
-fn write_rusage(task: &Task, addr: u64) -> SysResult<()> {
+/// The child's `struct rusage` for wait4/waitid: its user and system time; the
+/// other fields are not kept and read zero.
+fn write_rusage(
+    task: &Task,
+    addr: u64,
+    cpu: (std::time::Duration, std::time::Duration),
+) -> SysResult<()> {
     if addr != 0 {
-        // Per-child resource accounting is not kept: the times read as zero.
-        io::write_all(task.mem(), addr, &[0u8; 144])?;
+        let mut b = [0u8; 144];
+        for (i, d) in [cpu.0, cpu.1].into_iter().enumerate() {
+            b[i * 16..i * 16 + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
+            b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(d.subsec_micros() as i64).to_le_bytes());
+        }
+        io::write_all(task.mem(), addr, &b)?;
     }
     Ok(())
 }
@@ -171,7 +199,7 @@ pub fn wait4(task: &mut Task, a: &Args) -> SysResult<u64> {
             if a[1] != 0 {
                 io::write_u32(task.mem(), a[1], status as u32)?;
             }
-            write_rusage(task, a[3])?;
+            write_rusage(task, a[3], f.cpu)?;
             Ok(f.pid as u64)
         }
     }
@@ -227,6 +255,7 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         io::write_all(task.mem(), a[2], &b)?;
     }
-    write_rusage(task, a[4])?;
+    let cpu = found.as_ref().map(|f| f.cpu).unwrap_or_default();
+    write_rusage(task, a[4], cpu)?;
     Ok(0)
 }

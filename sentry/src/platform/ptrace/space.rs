@@ -769,6 +769,10 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
 }
 
 impl AddressSpace for PtraceSpace {
+    fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
+        crate::platform::common::process_cpu_time(self.pid)
+    }
+
     fn map(
         &self,
         addr: u64,
