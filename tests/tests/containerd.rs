@@ -570,3 +570,101 @@ fn containerd_pause_resume_and_metrics() {
         .join("frozen")
         .exists());
 }
+
+/// Host pids of processes whose command line mentions `needle` (not this test's).
+fn pids_mentioning(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        if pid != me
+            && String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Host processes descending from `pid` (its children, theirs, ...).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // Field 4 (after the parenthesised name) is the parent pid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|s| s.parse::<i32>().ok());
+            if ppid == Some(parent) && !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+#[test]
+fn killed_shim_leaves_no_sandbox_behind() {
+    let c = Containerd::start("shimkill");
+    c.import_image();
+    c.run_detached("orphan");
+    // This containerd's shims only (other tests run their own at the same time).
+    let shims: Vec<i32> = c
+        .stray()
+        .iter()
+        .filter(|l| l.contains("containerd-shim-rvisor-v1"))
+        .filter_map(|l| l.split(':').next().and_then(|n| n.parse().ok()))
+        .collect();
+    let shim = *shims
+        .iter()
+        .find(|p| descendants(**p).len() > 1)
+        .unwrap_or_else(|| panic!("no shim with children: {shims:?}"));
+    // Everything of the sandbox: the shim's tree and rvisor processes naming the id.
+    let mut sandbox = descendants(shim);
+    sandbox.extend(pids_mentioning("orphan"));
+    sandbox.sort_unstable();
+    sandbox.dedup();
+    // The shim, the sandbox's supervisor, gofer, sentry and the app's stub at least.
+    assert!(sandbox.len() >= 5, "sandbox processes: {sandbox:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // containerd notices, runs the shim's cleanup (`delete`), and the task ends.
+    let start = Instant::now();
+    let alive = |p: &i32| {
+        Path::new(&format!("/proc/{p}")).exists() && {
+            let st = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            !st.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        }
+    };
+    while sandbox.iter().any(alive) && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left: Vec<i32> = sandbox.iter().copied().filter(alive).collect();
+    assert!(
+        left.is_empty(),
+        "still running after the shim was killed: {left:?}"
+    );
+    let _ = c.ctr(&["task", "delete", "--force", "orphan"]);
+    let _ = c.ctr(&["container", "delete", "orphan"]);
+}
