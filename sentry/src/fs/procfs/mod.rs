@@ -480,6 +480,26 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", ids[4], ids[5], ids[6], ids[7]);
     let _ = writeln!(s, "FDSize:\t64\nGroups:\t{}", groups.join(" "));
+    // Sizes of the address space as its mappings give them (resident sizes are the
+    // host's business and not known here, so no VmRSS line).
+    let mm = st.view.mm.as_ref().and_then(|w| w.upgrade());
+    if let Some(m) = mm.as_ref().and_then(|m| m.lock().ok()) {
+        let kib = |f: &dyn Fn(&crate::mm::Vma) -> bool| -> u64 {
+            m.vmas()
+                .filter(|v| f(v))
+                .map(|v| (v.end - v.start) / 1024)
+                .sum()
+        };
+        let size = kib(&|_| true);
+        let stack = kib(&|v| v.role == crate::mm::VmaRole::Stack);
+        let data = kib(&|v| {
+            !v.shared && v.prot & libc::PROT_WRITE != 0 && v.role != crate::mm::VmaRole::Stack
+        });
+        let _ = writeln!(
+            s,
+            "VmSize:\t{size:8} kB\nVmData:\t{data:8} kB\nVmStk:\t{stack:8} kB"
+        );
+    }
     let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
     let _ = writeln!(s, "SigQ:\t0/{}", 0x1_0000);
     let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{pending:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}", 0, 0);
