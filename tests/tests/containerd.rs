@@ -509,6 +509,30 @@ fn containerd_pause_resume_and_metrics() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // `ctr events` subscribes a moment after it starts: a namespace label change is
+    // a harmless event that shows the subscription is live before the real ones.
+    let mut live = false;
+    for i in 0..20 {
+        c.ok(&["namespaces", "label", NS, &format!("rvisor-probe={i}")]);
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            live = l.contains("/namespaces/update");
+            if live {
+                break;
+            }
+        }
+    }
+    assert!(live, "ctr events never reported the probe");
+    while rx.try_recv().is_ok() {}
     c.ok(&["task", "pause", "frozen"]);
     c.wait_task("frozen", "PAUSED");
     let freezer = Path::new("/sys/fs/cgroup/freezer")
@@ -520,16 +544,6 @@ fn containerd_pause_resume_and_metrics() {
     c.ok(&["task", "resume", "frozen"]);
     c.wait_task("frozen", "RUNNING");
     // The events reach `ctr events` through containerd, a moment after the calls.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = events.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !["/tasks/paused", "/tasks/resumed"]
