@@ -26,7 +26,7 @@
 use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -174,6 +174,21 @@ fn sandbox_of(spec: &Spec) -> Option<String> {
 /// it exits with the container's status, which the sentry writes on a status
 /// socket; killed, it takes the container's processes with it (the sentry sees the
 /// socket close).
+/// Waits until `a` or `b` has something to read (or a signal interrupts); says which.
+fn wait_either(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<(bool, bool)> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfds = [
+        PollFd::new(a, PollFlags::POLLIN),
+        PollFd::new(b, PollFlags::POLLIN),
+    ];
+    match poll(&mut pfds, PollTimeout::NONE) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => return Err(e).context("poll"),
+    }
+    let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+    Ok((ready(&pfds[0]), ready(&pfds[1])))
+}
+
 /// The state record of a container whose supervisor (`me`) is setting it up.
 fn creating_record(a: &SuperviseArgs, b: &bundle::Bundle, me: u32) -> Record {
     Record {
@@ -250,7 +265,6 @@ fn supervise_added_inner(
     stdio: Vec<OwnedFd>,
     gofer_sock: OwnedFd,
 ) -> Result<i32> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let (status_ours, status_theirs) = socketpair(
         AddressFamily::Unix,
         SockType::Stream,
@@ -300,16 +314,7 @@ fn supervise_added_inner(
     }
     let mut got = Vec::new();
     loop {
-        let mut pfds = [
-            PollFd::new(status_ours.as_fd(), PollFlags::POLLIN),
-            PollFd::new(listener.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut pfds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll"),
-        }
-        let status_ready = pfds[0].revents().is_some_and(|r| !r.is_empty());
-        let request_ready = pfds[1].revents().is_some_and(|r| !r.is_empty());
+        let (status_ready, request_ready) = wait_either(status_ours.as_fd(), listener.as_fd())?;
         if request_ready {
             serve_one(&listener, |req, fds| {
                 let mut r = rec.borrow_mut();
@@ -1173,7 +1178,6 @@ fn exec_and_wait(
     plan: &ExecPlan,
     ready: &mut Option<File>,
 ) -> Result<i32> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use nix::sys::signal::SigSet;
     use nix::sys::signalfd::{SfdFlags, SignalFd};
     // Blocked before the process exists, so none is lost; passed on below.
@@ -1234,15 +1238,7 @@ fn exec_and_wait(
     }
     let mut got = Vec::new();
     loop {
-        let mut pfds = [
-            PollFd::new(status_ours.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut pfds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll"),
-        }
-        let status_ready = pfds[0].revents().is_some_and(|r| !r.is_empty());
+        let (status_ready, _) = wait_either(status_ours.as_fd(), sfd.as_fd())?;
         while let Ok(Some(info)) = sfd.read_signal() {
             let req = Request::Signal {
                 container: a.id.clone(),

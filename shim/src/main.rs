@@ -122,6 +122,16 @@ struct Exit {
     status: Option<(u32, Timestamp)>,
 }
 
+/// The exit status and time a StateResponse reports (0 and none while running).
+fn exit_fields(exit: &(Mutex<Exit>, Condvar)) -> (u32, MessageField<Timestamp>) {
+    exit.0
+        .lock()
+        .ok()
+        .and_then(|x| x.status.clone())
+        .map(|(s, t)| (s, MessageField::some(t)))
+        .unwrap_or((0, MessageField::none()))
+}
+
 struct Container {
     bundle: String,
     pid: u32,
@@ -645,14 +655,7 @@ impl shim::Task for Service {
     fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> TtrpcResult<api::StateResponse> {
         if !req.exec_id.is_empty() {
             return self.exec_get(&req.id, &req.exec_id, |c, e| {
-                let (exit_status, exited_at) = e
-                    .exit
-                    .0
-                    .lock()
-                    .ok()
-                    .and_then(|x| x.status.clone())
-                    .map(|(s, t)| (s, MessageField::some(t)))
-                    .unwrap_or((0, MessageField::none()));
+                let (exit_status, exited_at) = exit_fields(&e.exit);
                 api::StateResponse {
                     id: req.id.clone(),
                     exec_id: req.exec_id.clone(),
@@ -670,14 +673,7 @@ impl shim::Task for Service {
             });
         }
         self.get(&req.id, |c| {
-            let (exit_status, exited_at) = c
-                .exit
-                .0
-                .lock()
-                .ok()
-                .and_then(|e| e.status.clone())
-                .map(|(s, t)| (s, MessageField::some(t)))
-                .unwrap_or((0, MessageField::none()));
+            let (exit_status, exited_at) = exit_fields(&c.exit);
             api::StateResponse {
                 id: req.id.clone(),
                 bundle: c.bundle.clone(),

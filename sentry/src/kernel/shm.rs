@@ -156,7 +156,8 @@ pub fn owns(creds: &Credentials, perm: &IpcPerm) -> bool {
     creds.euid == perm.uid || creds.euid == perm.cuid || creds.has_cap(CAP_SYS_ADMIN)
 }
 
-fn now() -> i64 {
+/// Seconds since the epoch, as the segment times are kept.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -38,23 +38,37 @@ fn do_pipe(task: &mut Task, addr: u64, flags: i32) -> SysResult<u64> {
     }
     let (r, w) = new_pipe(owner_of(task))?;
     let keep = flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_CLOEXEC);
-    let rfd = install_anon(task, r, libc::O_RDONLY | keep)?;
-    let wfd = match install_anon(task, w, libc::O_WRONLY | keep) {
+    let r = OpenFile::new(r, None, libc::O_RDONLY | keep);
+    let w = OpenFile::new(w, None, libc::O_WRONLY | keep);
+    install_pair(task, r, w, keep & libc::O_CLOEXEC != 0, addr)
+}
+
+/// Installs two new files and writes their fds as `int[2]` at `addr`; on any
+/// failure neither stays installed (pipe2, socketpair).
+pub fn install_pair(
+    task: &Task,
+    a: Arc<OpenFile>,
+    b: Arc<OpenFile>,
+    cloexec: bool,
+    addr: u64,
+) -> SysResult<u64> {
+    let fa = install_file(task, a, cloexec)?;
+    let fb = match install_file(task, b, cloexec) {
         Ok(fd) => fd,
         Err(e) => {
-            drop(task.fds()?.remove(rfd));
+            drop(task.fds()?.remove(fa));
             return Err(e);
         }
     };
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&rfd.to_le_bytes());
-    b[4..].copy_from_slice(&wfd.to_le_bytes());
-    if let Err(e) = io::write_all(task.mem(), addr, &b) {
-        let (a, c) = {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&fa.to_le_bytes());
+    buf[4..].copy_from_slice(&fb.to_le_bytes());
+    if let Err(e) = io::write_all(task.mem(), addr, &buf) {
+        let files = {
             let mut fds = task.fds()?;
-            (fds.remove(rfd), fds.remove(wfd))
+            (fds.remove(fa), fds.remove(fb))
         };
-        drop((a, c));
+        drop(files);
         return Err(e);
     }
     Ok(0)

@@ -303,8 +303,9 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
 }
 
-/// Writes a `struct timeval` pair (user, system) at the start of `b`.
-fn put_times(b: &mut [u8], cpu: (std::time::Duration, std::time::Duration)) {
+/// Writes a `struct timeval` pair (user, system) at the start of `b` (the head of a
+/// `struct rusage`).
+pub(super) fn put_times(b: &mut [u8], cpu: (std::time::Duration, std::time::Duration)) {
     for (i, d) in [cpu.0, cpu.1].into_iter().enumerate() {
         b[i * 16..i * 16 + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
         b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(d.subsec_micros() as i64).to_le_bytes());

@@ -182,10 +182,7 @@ pub fn shmctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             m.0.uid = uid;
             m.0.gid = gid;
             m.0.mode = (m.0.mode & !0o777) | (mode & 0o777);
-            m.1.ctime = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            m.1.ctime = shm::now();
             Ok(0)
         }
         libc::IPC_INFO => {

@@ -12,7 +12,7 @@ use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs::read_iovecs;
-use crate::syscalls::pipe::install_file;
+use crate::syscalls::pipe::{install_file, install_pair};
 use crate::syscalls::{at_dir, file_arg, fs_mut, Args};
 use crate::vfs::path::{walk, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_WRITE};
@@ -172,26 +172,10 @@ pub fn socketpair(task: &mut Task, a: &Args) -> SysResult<u64> {
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     let (x, y) = UnixSocket::pair(kind, ucred(task))?;
-    let fx = install_sock(task, x, flags)?;
-    let fy = match install_sock(task, y, flags) {
-        Ok(f) => f,
-        Err(e) => {
-            drop(task.fds()?.remove(fx));
-            return Err(e);
-        }
-    };
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&fx.to_le_bytes());
-    b[4..].copy_from_slice(&fy.to_le_bytes());
-    if let Err(e) = io::write_all(task.mem(), a[3], &b) {
-        let files = {
-            let mut fds = task.fds()?;
-            (fds.remove(fx), fds.remove(fy))
-        };
-        drop(files);
-        return Err(e);
-    }
-    Ok(0)
+    let nb = flags & libc::O_NONBLOCK;
+    let x = OpenFile::new(Box::new(x), None, libc::O_RDWR | nb);
+    let y = OpenFile::new(Box::new(y), None, libc::O_RDWR | nb);
+    install_pair(task, x, y, flags & libc::O_CLOEXEC != 0, a[3])
 }
 
 /// The socket a path names: the caller needs write permission on the socket file.

@@ -165,10 +165,7 @@ fn write_rusage(
 ) -> SysResult<()> {
     if addr != 0 {
         let mut b = [0u8; 144];
-        for (i, d) in [cpu.0, cpu.1].into_iter().enumerate() {
-            b[i * 16..i * 16 + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
-            b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(d.subsec_micros() as i64).to_le_bytes());
-        }
+        crate::syscalls::process::put_times(&mut b, cpu);
         io::write_all(task.mem(), addr, &b)?;
     }
     Ok(())
