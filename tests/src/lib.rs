@@ -257,10 +257,28 @@ pub fn sandbox_command(
     cmd
 }
 
-/// Builds the native command: `argv` with exactly `env` as its environment.
+/// Builds the native command: `argv` with exactly `env` as its environment and no open
+/// descriptor but stdio, as inside the sandbox. Without the close, whatever the caller leaked
+/// (a CI runner's lock on fd 200, say) would be visible natively and the outputs would differ.
 pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().envs(env.iter().cloned());
+    // SAFETY: close_range is async-signal-safe and touches only the child's descriptor table
+    // between fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 

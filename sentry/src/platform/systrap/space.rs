@@ -47,6 +47,10 @@ pub(super) struct Channel {
     pub(super) region: SharedMapping,
     /// The stub address the region is mapped at in the stub (its slot's).
     base: u64,
+    /// Set (under the channel's lock) when its thread is told to exit: a request
+    /// released on it afterwards would wait for a thread that is gone. Someone who
+    /// picked the thread from a list made before it ended must look here first.
+    ended: bool,
 }
 
 impl Channel {
@@ -135,6 +139,7 @@ impl Channel {
             Channel {
                 region,
                 base: slot_base(slot),
+                ended: false,
             },
         ))
     }
@@ -336,12 +341,18 @@ impl SystrapSpace {
         }))
     }
 
+    /// The live threads, as a space edit lists them.
+    #[cfg(test)]
+    pub(super) fn live_threads(&self) -> Vec<Arc<StubThread>> {
+        lock(&self.threads).live()
+    }
+
     /// The process's first thread (the only one of a new space).
     pub(super) fn first_thread(&self) -> Option<Arc<StubThread>> {
         lock(&self.threads).used.iter().flatten().next().cloned()
     }
 
-    /// Locks `thread`'s channel; a dead stub is ESRCH.
+    /// Locks `thread`'s channel; a dead stub or an ended thread is ESRCH.
     pub(super) fn lock_thread<'a>(
         &self,
         thread: &'a StubThread,
@@ -349,27 +360,53 @@ impl SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::ESRCH);
         }
-        Ok(lock(&thread.chan))
+        let chan = lock(&thread.chan);
+        if chan.ended {
+            return Err(Errno::ESRCH);
+        }
+        Ok(chan)
     }
 
     /// Runs `f` with the channel of some parked thread of the stub: one nobody
     /// drives right now if there is one (a task's own thread is parked while its
     /// task edits the space), else the first thread's once it is free.
     fn with_channel<R>(&self, f: impl FnOnce(&Channel) -> SysResult<R>) -> SysResult<R> {
-        if self.dead.load(Ordering::SeqCst) {
-            return Err(Errno::ESRCH);
-        }
-        let threads = lock(&self.threads).live();
-        for t in &threads {
-            if let Ok(chan) = t.chan.try_lock() {
+        loop {
+            if self.dead.load(Ordering::SeqCst) {
+                return Err(Errno::ESRCH);
+            }
+            let threads = lock(&self.threads).live();
+            if let Some(chan) = self.any_parked(&threads) {
                 self.flush_stale(&chan);
                 return f(&chan);
             }
+            // The process's first thread never ends while the process lives, so
+            // waiting for it cannot end on a thread that is gone.
+            let first = threads
+                .iter()
+                .find(|t| t.tid == self.pid)
+                .or(threads.first())
+                .ok_or(Errno::ESRCH)?;
+            let chan = lock(&first.chan);
+            if chan.ended {
+                // It ended while we waited for it: look again.
+                continue;
+            }
+            self.flush_stale(&chan);
+            return f(&chan);
         }
-        let first = threads.first().ok_or(Errno::ESRCH)?;
-        let chan = lock(&first.chan);
-        self.flush_stale(&chan);
-        f(&chan)
+    }
+
+    /// The channel of a thread of `threads` that nobody drives right now and that
+    /// has not ended since the list was made.
+    pub(super) fn any_parked<'a>(
+        &self,
+        threads: &'a [Arc<StubThread>],
+    ) -> Option<MutexGuard<'a, Channel>> {
+        threads
+            .iter()
+            .filter_map(|t| t.chan.try_lock().ok())
+            .find(|chan| !chan.ended)
     }
 
     /// Unmaps the regions of ended threads that could not be unmapped at their end,
@@ -532,7 +569,8 @@ impl SystrapSpace {
                 _ => return,
             }
         }
-        let chan = lock(&thread.chan);
+        let mut chan = lock(&thread.chan);
+        chan.ended = true;
         chan.region.put_u64(OFF_REQ_NR, libc::SYS_exit as u64);
         chan.region.put_u64(OFF_REQ_NR + 8, 0);
         chan.release(stub::STATE_REQUEST);
@@ -553,11 +591,9 @@ impl SystrapSpace {
         // one could wait on the application), else at the next space edit.
         self.free_slot(thread.slot, true);
         let threads = lock(&self.threads).live();
-        for t in &threads {
-            if let Ok(chan) = t.chan.try_lock() {
-                self.flush_stale(&chan);
-                break;
-            }
+        let parked = self.any_parked(&threads);
+        if let Some(chan) = parked {
+            self.flush_stale(&chan);
         }
     }
 

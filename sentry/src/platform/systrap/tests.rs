@@ -947,36 +947,42 @@ fn threads_share_the_space() {
 
 #[test]
 fn interrupter_hits_only_its_thread() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let mut rig = Rig::new(&[0xeb, 0xfe]); // jmp $
     let pending = rig.ctx.new_thread().unwrap();
     let mine = rig.ctx.interrupter();
     let (tx, rx) = std::sync::mpsc::channel();
     let mut regs = rig.regs;
+    let their_done = Arc::new(AtomicBool::new(false));
+    let theirs_flag = their_done.clone();
     let t = std::thread::spawn(move || {
         let mut ctx = pending.adopt().unwrap();
         tx.send(ctx.interrupter()).unwrap();
         let r = ctx.switch(&mut regs).unwrap();
-        (r, Instant::now())
+        theirs_flag.store(true, SeqCst);
+        r
     });
     let theirs = rx.recv().unwrap();
-    let main_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let main_done = Arc::new(AtomicBool::new(false));
     let done = main_done.clone();
+    // Decided by events, not by elapsed time, so a loaded machine cannot fail it.
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
         theirs.interrupt();
-        std::thread::sleep(Duration::from_millis(100));
+        let start = Instant::now();
+        while !their_done.load(SeqCst) && start.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let their_stopped = their_done.load(SeqCst);
         // Interrupting the other thread did not stop this one.
-        let still_running = !done.load(std::sync::atomic::Ordering::SeqCst);
+        let still_running = !done.load(SeqCst);
         mine.interrupt();
-        still_running
+        (their_stopped, still_running)
     });
     assert_eq!(rig.switch(), Event::Interrupted);
-    let main_at = Instant::now();
-    main_done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (r, their_at) = t.join().unwrap();
-    assert_eq!(r, Event::Interrupted);
-    assert!(their_at + Duration::from_millis(50) < main_at);
-    assert!(killer.join().unwrap());
+    main_done.store(true, SeqCst);
+    assert_eq!(t.join().unwrap(), Event::Interrupted);
+    assert_eq!(killer.join().unwrap(), (true, true));
 }
 
 #[test]
@@ -1101,11 +1107,16 @@ fn many_forks_and_threads_leak_nothing() {
         }
         drop(space);
     }
-    let barrier = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    // Channels with timeouts, not barriers: a host thread that fails must fail the
+    // test, not leave the main thread waiting for it forever.
+    let (ran_tx, ran_rx) = std::sync::mpsc::channel();
+    let mut hold = Vec::new();
     let mut hosts = Vec::new();
     for i in 0..THREADS {
         let pending = rig.ctx.new_thread().unwrap();
-        let (b, space, mut r) = (barrier.clone(), rig.space.clone(), rig.regs);
+        let (space, mut r, ran) = (rig.space.clone(), rig.regs, ran_tx.clone());
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        hold.push(hold_tx);
         hosts.push(std::thread::spawn(move || {
             let mut ctx = pending.adopt().unwrap();
             let page = NEW_A + (i as u64) * PAGE_SIZE;
@@ -1113,14 +1124,19 @@ fn many_forks_and_threads_leak_nothing() {
                 .map(page, PAGE_SIZE, RW, false, Backing::Anonymous)
                 .unwrap();
             r.rbx = page;
-            b.wait();
-            assert_eq!(run_to_exit(ctx.as_mut(), &mut r), (0, 0));
-            b.wait();
+            let _ = ran.send(run_to_exit(ctx.as_mut(), &mut r));
+            // Keeps the context (and its stub thread) until the main thread counted.
+            let _ = hold_rx.recv();
         }));
     }
-    barrier.wait();
+    drop(ran_tx);
+    for _ in 0..THREADS {
+        let ran = ran_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(ran.expect("a host thread failed or stalled"), (0, 0));
+    }
     await_tasks(pid, THREADS + 1);
-    barrier.wait();
+    // All contexts end at once: their ends race each other's clean-up.
+    drop(hold);
     for h in hosts {
         h.join().unwrap();
     }
@@ -1134,6 +1150,77 @@ fn many_forks_and_threads_leak_nothing() {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
     assert_eq!(maps.matches("rvisor-systrap-region").count(), 1, "{maps}");
     assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
+}
+
+/// Runs `f` on its own thread and fails if it takes longer than `limit`: for tests
+/// whose failure mode is a hang.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung for {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("panicked"),
+    }
+}
+
+#[test]
+fn an_edit_never_picks_a_thread_that_ended() {
+    // A space edit picks a parked thread from a list made before it takes that
+    // thread's lock; a thread that ended in between must be passed over, or the
+    // request released on it waits for a thread that no longer exists.
+    let mut rig = Rig::new(&getpid_loop(1));
+    assert_eq!(rig.switch(), Event::Syscall);
+    let space = rig.concrete();
+    let pending = rig.ctx.new_thread().unwrap();
+    let listed = space.live_threads();
+    assert_eq!(listed.len(), 2);
+    drop(pending);
+    let first = space.first_thread().unwrap();
+    // The first thread is busy, as while its task runs application code.
+    let busy = space::lock(&first.chan);
+    assert!(space.any_parked(&listed).is_none());
+    drop(busy);
+    assert!(space.any_parked(&listed).is_some());
+}
+
+#[test]
+fn space_edits_race_ending_threads() {
+    // Threads end, several at once, while another host thread keeps editing the
+    // space: nothing may wait on a thread that is gone.
+    within(Duration::from_secs(60), || {
+        let mut rig = Rig::new(&getpid_loop(1));
+        rig.regs.rbx = DATA;
+        assert_eq!(rig.switch(), Event::Syscall);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (space, halt) = (rig.space.clone(), stop.clone());
+        let editor = std::thread::spawn(move || {
+            let mut edits = 0u32;
+            while !halt.load(std::sync::atomic::Ordering::SeqCst) {
+                space
+                    .map(NEW_B, PAGE_SIZE, RW, false, Backing::Anonymous)
+                    .unwrap();
+                space.unmap(NEW_B, PAGE_SIZE).unwrap();
+                edits += 1;
+            }
+            edits
+        });
+        for _ in 0..50 {
+            let ending: Vec<_> = (0..6).map(|_| rig.ctx.new_thread().unwrap()).collect();
+            let enders: Vec<_> = ending
+                .into_iter()
+                .map(|p| std::thread::spawn(move || drop(p.adopt().unwrap())))
+                .collect();
+            for e in enders {
+                e.join().unwrap();
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(editor.join().unwrap() > 0);
+        assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
+    });
 }
 
 #[test]
