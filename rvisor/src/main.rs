@@ -39,7 +39,18 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match dispatch(&cli) {
+    let internal = match &cli.command {
+        Command::Boot(_) | Command::Gofer(_) | Command::Supervise(_) => true,
+        Command::Exec(a) => a.internal_plan_fd.is_some(),
+        _ => false,
+    };
+    // The internal commands receive exactly the fds their parent passed on purpose.
+    let sealed = if internal {
+        Ok(())
+    } else {
+        sandbox::seal_inherited_fds()
+    };
+    match sealed.and_then(|()| dispatch(&cli)) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => {
             let who = match cli.command {

@@ -75,6 +75,27 @@ fn set_inheritable(fd: &OwnedFd, inherit: bool) -> Result<()> {
     Ok(())
 }
 
+/// Marks every descriptor above stdio that this process inherited close-on-exec, so
+/// none of them reaches the gofer or the sentry: whatever the caller leaked (a CI
+/// runner's lock file, a shim's socket) would otherwise sit open in the sandbox's
+/// processes, a host handle outside the boundary. Children get exactly the fds
+/// [`spawn_with_fds`] names.
+pub fn seal_inherited_fds() -> Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .context("list /proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // The directory's own fd is gone by now (EBADF), and already close-on-exec.
+        match fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+            Ok(_) | Err(nix::errno::Errno::EBADF) => {}
+            Err(e) => return Err(e).with_context(|| format!("fcntl({fd}, F_SETFD)")),
+        }
+    }
+    Ok(())
+}
+
 /// Spawns `cmd` with `fds` (normally close-on-exec) inherited by it alone. The CLI
 /// is single-threaded here, so no other spawn can see the flags cleared.
 pub fn spawn_with_fds(cmd: &mut Command, fds: &[&OwnedFd], what: &str) -> Result<Child> {

@@ -4,7 +4,9 @@
 //! runs the program as root inside `rvisor do --rootfs`: every attempt must fail and
 //! the secret must never appear. Also checks that the sentry itself has no host root.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -204,16 +206,43 @@ fn sentry_has_no_host_root() {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // The caller leaks a host file on fd 200 (as a CI runner's lock can): it must not
+    // reach the gofer or the sentry.
+    let secret = std::fs::File::open(f.base.join("secret")).unwrap();
+    let secret_fd = secret.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe and only edits the child's descriptor table.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(secret_fd, 200) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = None;
-    while Instant::now() < deadline && seen.is_none() {
+    let mut gofer_fds = None;
+    let fds_of = |k: &str| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{k}/fd"))
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    while Instant::now() < deadline && (seen.is_none() || gofer_fds.is_none()) {
         let kids =
             std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
                 .unwrap_or_default();
         for k in kids.split_whitespace() {
             let cmdline = std::fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
-            if !String::from_utf8_lossy(&cmdline).contains("\0boot\0") {
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            if cmdline.contains("\0gofer\0") {
+                gofer_fds = Some(fds_of(k));
+            }
+            if !cmdline.contains("\0boot\0") {
                 continue;
             }
             let mounts =
@@ -235,7 +264,14 @@ fn sentry_has_no_host_root() {
     }
     let _ = child.kill();
     let _ = child.wait();
+    let gofer_fds = gofer_fds.expect("no gofer found");
     let (names, mounts, fds) = seen.expect("no confined sentry found");
+    for l in fds.iter().chain(&gofer_fds) {
+        assert!(
+            !l.ends_with("/secret"),
+            "a leaked host fd reached the sandbox: {l}"
+        );
+    }
     assert!(names.is_empty(), "sentry root holds {names:?}");
     assert_eq!(mounts.lines().count(), 1, "sentry mounts:\n{mounts}");
     assert!(!mounts.contains(" - proc "), "sentry mounts:\n{mounts}");
