@@ -1,8 +1,8 @@
 //! Real Debian programs from the host root, natively and inside rvisor, outputs
 //! compared: bash (pipelines, subshells, command substitution, background jobs and
 //! `wait`), coreutils, python3 (threading, subprocess, a multiprocessing Pool of 4,
-//! concurrent.futures) and perl. Plus: after the container is SIGKILLed, nothing it
-//! started is left on the host.
+//! concurrent.futures) and perl (with its System V IPC built-ins). Plus: after the
+//! container is SIGKILLed, nothing it started is left on the host.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -49,6 +49,21 @@ if __name__ == "__main__":
         print("pool", p.map(sq, range(10)))
 "#;
 
+/// Perl's System V IPC built-ins: a semaphore and a message queue.
+const PERL_SYSV: &str = r#"
+use IPC::SysV qw(IPC_PRIVATE IPC_RMID S_IRWXU SETVAL GETVAL);
+my $id = semget(IPC_PRIVATE, 1, S_IRWXU) // die "semget: $!";
+semctl($id, 0, SETVAL, 2) or die "setval: $!";
+semop($id, pack("s!3", 0, -1, 0)) or die "semop: $!";
+print "sem ", semctl($id, 0, GETVAL, 0), "\n";
+my $q = msgget(IPC_PRIVATE, S_IRWXU) // die "msgget: $!";
+msgsnd($q, pack("l! a*", 7, "hello"), 0) or die "msgsnd: $!";
+my $buf; msgrcv($q, $buf, 100, 0, 0) or die "msgrcv: $!";
+my ($t, $text) = unpack("l! a*", $buf);
+print "msg $t $text\n";
+semctl($id, 0, IPC_RMID, 0) or die; msgctl($q, IPC_RMID, 0) or die;
+"#;
+
 fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
     let d = dir.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
@@ -64,6 +79,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ),
         ("coreutils", vec!["/bin/sh".into(), "-c".into(), format!("cd {d} && ls -l data && du -s . | cut -f2 && printf 'b\\na\\nc\\n' | sort && wc -c data")]),
         ("python3", vec!["/usr/bin/python3".into(), "-c".into(), PY.into()]),
+        ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ]
 }

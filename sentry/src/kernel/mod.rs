@@ -5,9 +5,12 @@
 pub mod creds;
 pub mod exec;
 pub mod futex;
+pub mod ipc;
 pub mod limits;
+pub mod msg;
 pub mod pidfd;
 pub mod process;
+pub mod sem;
 pub mod shm;
 pub mod sigframe;
 pub mod signals;
@@ -45,6 +48,10 @@ pub struct Kernel {
     pub hostname: Mutex<String>,
     /// System V shared memory segments.
     pub shm: shm::ShmTable,
+    /// System V semaphore sets.
+    pub sem: sem::SemTable,
+    /// System V message queues.
+    pub msg: msg::MsgTable,
     /// The NIS domain name (`setdomainname(2)`; "(none)" until set).
     pub domainname: Mutex<String>,
     /// Print every syscall.
@@ -83,6 +90,8 @@ impl Kernel {
             hostname: Mutex::new(hostname),
             domainname: Mutex::new("(none)".to_string()),
             shm: shm::ShmTable::default(),
+            sem: sem::SemTable::default(),
+            msg: msg::MsgTable::default(),
             strace,
             boot_time: Instant::now(),
             ncpus: std::thread::available_parallelism()

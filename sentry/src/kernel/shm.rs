@@ -12,10 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile};
 use crate::kernel::creds::Credentials;
+pub use crate::kernel::ipc::{now, owns, permitted, IpcPerm, IPC_PRIVATE};
 use crate::mm::Mappable;
 
-/// `IPC_PRIVATE`: always a new segment.
-pub const IPC_PRIVATE: i32 = 0;
 /// Largest segment (`SHMMAX` as Linux sets it by default, within the memory file's
 /// window per file).
 pub const SHMMAX: u64 = 64 << 30;
@@ -23,25 +22,6 @@ pub const SHMMAX: u64 = 64 << 30;
 pub const SHMMNI: usize = 4096;
 /// Device number segments report (so `shmdt` can tell their mappings apart).
 pub const SHM_DEV: u64 = 0x5;
-const CAP_IPC_OWNER: u32 = 15;
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// Owner and permissions of one segment (`struct ipc64_perm`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct IpcPerm {
-    /// The key it was made with.
-    pub key: i32,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Creator.
-    pub cuid: u32,
-    /// Creator's group.
-    pub cgid: u32,
-    /// The low 9 bits are permissions; `SHM_DEST` (01000) once removed.
-    pub mode: u32,
-}
 
 /// Times and pids `shmctl(IPC_STAT)` reports.
 #[derive(Clone, Copy, Debug, Default)]
@@ -132,38 +112,6 @@ pub struct ShmTable {
     next: AtomicUsize,
 }
 
-/// Whether `creds` may use a segment with `perm` for `want` (4 read, 2 write).
-pub fn permitted(creds: &Credentials, perm: &IpcPerm, want: u32) -> bool {
-    if creds.has_cap(CAP_IPC_OWNER) {
-        return true;
-    }
-    let bits = if creds.euid == perm.uid || creds.euid == perm.cuid {
-        perm.mode >> 6
-    } else if creds.egid == perm.gid
-        || creds.egid == perm.cgid
-        || creds.groups.contains(&perm.gid)
-        || creds.groups.contains(&perm.cgid)
-    {
-        perm.mode >> 3
-    } else {
-        perm.mode
-    };
-    bits & want & 7 == want
-}
-
-/// Whether `creds` own the segment (may `IPC_SET`/`IPC_RMID` it).
-pub fn owns(creds: &Credentials, perm: &IpcPerm) -> bool {
-    creds.euid == perm.uid || creds.euid == perm.cuid || creds.has_cap(CAP_SYS_ADMIN)
-}
-
-/// Seconds since the epoch, as the segment times are kept.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl ShmTable {
     fn lock(&self) -> SysResult<MutexGuard<'_, BTreeMap<i32, Slot>>> {
         let mut m = self.segs.lock().map_err(|_| Errno::EIO)?;
@@ -216,14 +164,7 @@ impl ShmTable {
                 break n;
             }
         };
-        let perm = IpcPerm {
-            key: req.key,
-            uid: creds.euid,
-            gid: creds.egid,
-            cuid: creds.euid,
-            cgid: creds.egid,
-            mode: (req.flags as u32) & 0o777,
-        };
+        let perm = IpcPerm::new(req.key, req.flags, creds);
         let times = ShmTimes {
             ctime: now(),
             cpid: pid,

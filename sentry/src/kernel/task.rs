@@ -718,6 +718,7 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
     // pidfd pollers wait on the process's own queue.
     tg.events.notify_all();
     kernel.timers.remove_process(tg.tgid);
+    kernel.sem.exit_process(tg.tgid);
     if tg.tgid == 1 {
         // The container's init is gone: every other process goes with it.
         kernel.kill_all_except(1);

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ipc::IPC_64;
 use crate::kernel::shm::{self, GetRequest, Segment, ShmTable, SHMMAX, SHMMNI, SHM_DEV};
 use crate::kernel::Task;
 use crate::mm::{io, Mappable, MmapRequest, VmaBacking, VmaRole};
@@ -14,7 +15,6 @@ const SHM_RDONLY: i32 = 0o10000;
 const SHM_RND: i32 = 0o20000;
 const SHM_REMAP: i32 = 0o40000;
 const SHM_EXEC: i32 = 0o100000;
-const IPC_64: i32 = 0x100;
 const SHM_LOCK: i32 = 11;
 const SHM_UNLOCK: i32 = 12;
 const SHM_STAT: i32 = 13;
@@ -119,15 +119,7 @@ pub fn shmdt(task: &mut Task, a: &Args) -> SysResult<u64> {
 fn shmid_ds(seg: &Arc<Segment>) -> SysResult<Vec<u8>> {
     let (perm, t) = *seg.meta()?;
     let mut b = Vec::with_capacity(112);
-    b.extend_from_slice(&perm.key.to_le_bytes());
-    for v in [perm.uid, perm.gid, perm.cuid, perm.cgid] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&(perm.mode as u16).to_le_bytes());
-    b.extend_from_slice(&[0u8; 2]);
-    b.extend_from_slice(&((seg.id as u32 >> 15) as u16).to_le_bytes());
-    // __pad2, alignment to 8, __unused1, __unused2.
-    b.extend_from_slice(&[0u8; 2 + 4 + 16]);
+    b.extend_from_slice(&perm.to_bytes(seg.id));
     b.extend_from_slice(&seg.size.to_le_bytes());
     for v in [t.atime, t.dtime, t.ctime] {
         b.extend_from_slice(&v.to_le_bytes());
@@ -172,16 +164,11 @@ pub fn shmctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             let seg = table.segment(id)?;
             let mut b = [0u8; 24];
             io::read_exact(task.mem(), buf, &mut b)?;
-            let word = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-            let (uid, gid) = (word(4), word(8));
-            let mode = u16::from_le_bytes([b[20], b[21]]) as u32;
             let mut m = seg.meta()?;
             if !shm::owns(&task.creds, &m.0) {
                 return Err(Errno::EPERM);
             }
-            m.0.uid = uid;
-            m.0.gid = gid;
-            m.0.mode = (m.0.mode & !0o777) | (mode & 0o777);
+            m.0.set_from(&b);
             m.1.ctime = shm::now();
             Ok(0)
         }

@@ -4,9 +4,9 @@
 
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
-    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, memfd, pipe,
-    poll, process, session, shm, signal, signalfd, socket, splice, time, timerfd, timers, wait,
-    Handler,
+    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, memfd, msg,
+    pipe, poll, process, sem, session, shm, signal, signalfd, socket, splice, time, timerfd,
+    timers, wait, Handler,
 };
 
 /// One row of the table.
@@ -90,14 +90,14 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         61 => &Entry { name: "wait4", handler: Some(wait::wait4), args: &[Int, Ptr, Hex, Ptr] },
         62 => &Entry { name: "kill", handler: Some(signal::kill), args: &[Int, Signal] },
         63 => &Entry { name: "uname", handler: Some(info::uname), args: &[Ptr] },
-        64 => &Entry { name: "semget", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        65 => &Entry { name: "semop", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        66 => &Entry { name: "semctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        64 => &Entry { name: "semget", handler: Some(sem::semget), args: &[Hex, Int, Oct] },
+        65 => &Entry { name: "semop", handler: Some(sem::semop), args: &[Int, Ptr, Uint] },
+        66 => &Entry { name: "semctl", handler: Some(sem::semctl), args: &[Int, Int, Int, Hex] },
         67 => &Entry { name: "shmdt", handler: Some(shm::shmdt), args: &[Hex] },
-        68 => &Entry { name: "msgget", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        69 => &Entry { name: "msgsnd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        70 => &Entry { name: "msgrcv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        71 => &Entry { name: "msgctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        68 => &Entry { name: "msgget", handler: Some(msg::msgget), args: &[Hex, Oct] },
+        69 => &Entry { name: "msgsnd", handler: Some(msg::msgsnd), args: &[Int, Ptr, Uint, Hex] },
+        70 => &Entry { name: "msgrcv", handler: Some(msg::msgrcv), args: &[Int, Ptr, Uint, Int, Hex] },
+        71 => &Entry { name: "msgctl", handler: Some(msg::msgctl), args: &[Int, Int, Ptr] },
         72 => &Entry { name: "fcntl", handler: Some(fs::fcntl), args: &[Fd, Int, Hex] },
         73 => &Entry { name: "flock", handler: Some(fs_lock::flock), args: &[Fd, Hex] },
         74 => &Entry { name: "fsync", handler: Some(fs_io::fsync), args: &[Fd] },
@@ -246,7 +246,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         217 => &Entry { name: "getdents64", handler: Some(fs::getdents64), args: &[Fd, Ptr, Uint] },
         218 => &Entry { name: "set_tid_address", handler: Some(process::set_tid_address), args: &[Ptr] },
         219 => &Entry { name: "restart_syscall", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        220 => &Entry { name: "semtimedop", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        220 => &Entry { name: "semtimedop", handler: Some(sem::semtimedop), args: &[Int, Ptr, Uint, Ptr] },
         221 => &Entry { name: "fadvise64", handler: Some(fs_io::fadvise64), args: &[Fd, Int, Int, Int] },
         222 => &Entry { name: "timer_create", handler: Some(timers::timer_create), args: &[ClockId, Ptr, Ptr] },
         223 => &Entry { name: "timer_settime", handler: Some(timers::timer_settime), args: &[Int, Hex, Ptr, Ptr] },
