@@ -51,6 +51,12 @@ pub(super) struct Channel {
     /// released on it afterwards would wait for a thread that is gone. Someone who
     /// picked the thread from a list made before it ended must look here first.
     ended: bool,
+    /// The sentry's end of this thread's own control socket (fds travel through
+    /// it). Each stub thread has its own fd table and socket, so an fd passed to one
+    /// thread is never within reach of another thread's application code.
+    control: Option<OwnedFd>,
+    /// The stub's fd number of its end of that socket.
+    ctl_fd: u64,
 }
 
 impl Channel {
@@ -140,8 +146,15 @@ impl Channel {
                 region,
                 base: slot_base(slot),
                 ended: false,
+                control: None,
+                ctl_fd: 0,
             },
         ))
+    }
+
+    /// The sentry's end of this thread's control socket.
+    pub(super) fn control(&self) -> SysResult<BorrowedFd<'_>> {
+        self.control.as_ref().map(|c| c.as_fd()).ok_or(Errno::EIO)
     }
 
     /// Whether the stub parked with the "ready" report of a new stub or thread: a
@@ -208,10 +221,6 @@ pub(super) struct SystrapSpace {
     pub pid: i32,
     /// A pidfd: signals through it can never hit a recycled pid.
     pub pidfd: OwnedFd,
-    /// The sentry's end of the stub's control socket (fds travel through it).
-    pub control: OwnedFd,
-    /// The stub's fd number of its end of the control socket.
-    ctl_fd: u64,
     /// Serializes use of the control socket across the threads' channels, and keeps
     /// received fds from existing in the stub at the moment of a fork.
     fd_lock: Mutex<()>,
@@ -264,9 +273,12 @@ impl SystrapSpace {
         cpus: Arc<super::Cpus>,
         registry: Arc<super::Registry>,
     ) -> SysResult<Self> {
-        let (memfd, chan) = Channel::new(0)?;
+        let (memfd, mut chan) = Channel::new(0)?;
         let (control, stub_end) = socketpair()?;
         send_fds(zygote, &[memfd.as_raw_fd(), stub_end.as_raw_fd()], 0)?;
+        // The child takes it as fd 0.
+        chan.control = Some(control);
+        chan.ctl_fd = 0;
         drop(stub_end);
         drop(memfd);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -292,17 +304,12 @@ impl SystrapSpace {
             return Err(kill(Errno::EIO));
         }
         let thread = Self::thread(0, pid, pid, chan).map_err(kill)?;
-        Ok(Self::with(
-            pid, pidfd, control, 0, thread, spin, cpus, registry,
-        ))
+        Ok(Self::with(pid, pidfd, thread, spin, cpus, registry))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn with(
         pid: i32,
         pidfd: OwnedFd,
-        control: OwnedFd,
-        ctl_fd: u64,
         first: Arc<StubThread>,
         spin: bool,
         cpus: Arc<super::Cpus>,
@@ -319,8 +326,6 @@ impl SystrapSpace {
         SystrapSpace {
             pid,
             pidfd,
-            control,
-            ctl_fd,
             fd_lock: Mutex::new(()),
             threads: Mutex::new(threads),
             dead: AtomicBool::new(false),
@@ -515,7 +520,7 @@ impl SystrapSpace {
     }
 
     fn new_thread_in(&self, chan: &Channel, slot: usize) -> SysResult<Arc<StubThread>> {
-        let (memfd, new) = Channel::new(slot)?;
+        let (memfd, mut new) = Channel::new(slot)?;
         let base = slot_base(slot);
         self.map_fd_locked(
             chan,
@@ -529,14 +534,36 @@ impl SystrapSpace {
             0,
         )?;
         drop(memfd);
-        let stack = base + stub::OFF_ALTSTACK_BASE as u64;
-        let ctid = base + OFF_TID as u64;
-        let tid = match self.clone_locked(chan, [stub::THREAD_FLAGS, stack, 0, ctid, 0]) {
-            Ok(tid) => tid,
+        let unmap = [base, REGION_SIZE, 0, 0, 0, 0];
+        // The new thread's own control socket: received by the parent, so the
+        // clone (which copies the parent's fd table) hands it over at the same number;
+        // then each side closes the other's.
+        let (control, stub_end) = socketpair()?;
+        let fd_guard = lock(&self.fd_lock);
+        let theirs = match self.send_fd(chan, stub_end.as_fd()) {
+            Ok(n) => n,
             Err(e) => {
-                let unmap = [base, REGION_SIZE, 0, 0, 0, 0];
                 let _ = self.request_locked(chan, libc::SYS_munmap, unmap);
                 return Err(e);
+            }
+        };
+        drop(stub_end);
+        let stack = base + stub::OFF_ALTSTACK_BASE as u64;
+        let ctid = base + OFF_TID as u64;
+        let cloned = self.clone_locked(chan, [stub::THREAD_FLAGS, stack, 0, ctid, 0]);
+        let closed = self.request_locked(chan, libc::SYS_close, [theirs, 0, 0, 0, 0, 0]);
+        drop(fd_guard);
+        let tid = match (cloned, closed) {
+            (Ok(tid), Ok(_)) => tid,
+            (Err(e), _) => {
+                let _ = self.request_locked(chan, libc::SYS_munmap, unmap);
+                return Err(e);
+            }
+            (Ok(_), Err(e)) => {
+                // The parent would keep the child's socket: not a state to go on in.
+                tracing::warn!(pid = self.pid, error = %e.name(), "systrap parent kept a thread's socket");
+                self.kill();
+                return Err(Errno::EAGAIN);
             }
         };
         let deadline = Instant::now() + START_TIMEOUT;
@@ -549,6 +576,15 @@ impl SystrapSpace {
             self.kill();
             return Err(Errno::EAGAIN);
         }
+        // Before it ever runs application code, it drops the parent's socket.
+        let close_parents = [chan.ctl_fd, 0, 0, 0, 0, 0];
+        if let Err(e) = self.request_locked(&new, libc::SYS_close, close_parents) {
+            tracing::warn!(pid = self.pid, tid, error = %e.name(), "systrap thread kept its parent's socket");
+            self.kill();
+            return Err(Errno::EAGAIN);
+        }
+        new.control = Some(control);
+        new.ctl_fd = theirs;
         let thread = Self::thread(slot, self.pid, tid, new).inspect_err(|_| self.kill())?;
         lock(&self.threads).used[slot] = Some(thread.clone());
         Ok(thread)
@@ -602,13 +638,13 @@ impl SystrapSpace {
     /// its own region and control socket before it reports in, and has the other
     /// threads' regions unmapped; shared file mappings stay shared.
     pub(super) fn fork(&self, chan: &Channel, slot: usize) -> SysResult<SystrapSpace> {
-        let (memfd, new) = Channel::new(slot)?;
+        let (memfd, mut new) = Channel::new(slot)?;
         let (control, stub_end) = socketpair()?;
         // Held across the fork: no fd received for a mapping is open in the stub
         // then, and nobody else reads the control socket the child shares.
         let _fd = lock(&self.fd_lock);
         send_fds(
-            self.control.as_fd(),
+            chan.control()?,
             &[memfd.as_raw_fd(), stub_end.as_raw_fd()],
             u64::MAX,
         )?;
@@ -620,7 +656,7 @@ impl SystrapSpace {
         // Where the child finds the socket it shares with us.
         chan.region
             .word(OFF_CTLFD)
-            .store(self.ctl_fd as u32, Ordering::SeqCst);
+            .store(chan.ctl_fd as u32, Ordering::SeqCst);
         let stack = slot_base(slot) + stub::OFF_ALTSTACK_BASE as u64;
         let pid = match self.clone_locked(chan, [stub::FORK_FLAGS, stack, 0, 0, 0]) {
             Ok(pid) => pid,
@@ -645,13 +681,12 @@ impl SystrapSpace {
             tracing::warn!(pid, "forked systrap stub reported in with a bad frame");
             return Err(kill(Errno::EIO));
         }
-        let ctl_fd = u64::from(new.region.word(OFF_CTLFD).load(Ordering::SeqCst));
+        new.ctl_fd = u64::from(new.region.word(OFF_CTLFD).load(Ordering::SeqCst));
+        new.control = Some(control);
         let thread = Self::thread(slot, pid, pid, new).map_err(kill)?;
         let child = SystrapSpace::with(
             pid,
             pidfd,
-            control,
-            ctl_fd,
             thread.clone(),
             self.spin,
             self.cpus.clone(),
@@ -680,7 +715,7 @@ impl SystrapSpace {
         for _ in 0..MAX_STALE_MESSAGES {
             chan.prepare_recvmsg(CMSG_SPACE_FDS2);
             let flags = (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as u64;
-            let args = [self.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0];
+            let args = [chan.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0];
             if self.request_locked(chan, libc::SYS_recvmsg, args).is_err() {
                 return;
             }
@@ -714,7 +749,7 @@ impl SystrapSpace {
         // failed half-way and left its message queued, it is recognized and dropped
         // instead of mapping the wrong file.
         let seq = self.fd_seq.fetch_add(1, Ordering::SeqCst);
-        send_fds(self.control.as_fd(), &[fd.as_raw_fd()], seq)?;
+        send_fds(chan.control()?, &[fd.as_raw_fd()], seq)?;
         for _ in 0..MAX_STALE_MESSAGES {
             // recvmsg updates msg_controllen and msg_flags: rewrite them every time.
             chan.prepare_recvmsg(CMSG_SPACE_FD);
@@ -722,7 +757,7 @@ impl SystrapSpace {
             let n = self.request_locked(
                 chan,
                 libc::SYS_recvmsg,
-                [self.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0],
+                [chan.ctl_fd, chan.addr(SCRATCH_MSGHDR), flags, 0, 0, 0],
             )?;
             let mut cmsg = [0u8; CMSG_SPACE_FD];
             chan.region.read(SCRATCH_CMSG, &mut cmsg);

@@ -99,10 +99,11 @@ pub(super) const STATE_REQUEST: u32 = 3;
 pub(super) const STATE_CLONE: u32 = 4;
 
 /// `clone` flags of a new stub thread: a thread of the same process whose region
-/// word [`OFF_TID`] tells the sentry when it has exited.
+/// word [`OFF_TID`] tells the sentry when it has exited. Not `CLONE_FILES`: each
+/// thread has an fd table of its own, so an fd the sentry passes to one thread (a
+/// file to map) is never in reach of another thread's application code.
 pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_FS
-    | libc::CLONE_FILES
     | libc::CLONE_SIGHAND
     | libc::CLONE_THREAD
     | libc::CLONE_SYSVSEM

@@ -277,7 +277,9 @@ fn file_mappings() {
         let seq = u64::MAX.to_le_bytes();
         let iov = [std::io::IoSlice::new(&seq)];
         let cmsg = [ControlMessage::ScmRights(&raw)];
-        let ctl = rig.concrete().control.as_raw_fd();
+        let first = rig.concrete().first_thread().unwrap();
+        let chan = first.chan.lock().unwrap();
+        let ctl = chan.control().unwrap().as_raw_fd();
         sendmsg::<()>(ctl, &iov, &cmsg, MsgFlags::empty(), None).unwrap();
     }
     let backing = Backing::File {
@@ -546,10 +548,12 @@ fn drop_leaves_no_process_or_fd() {
             .and_then(region_inode)
             .expect("region mapped")
     };
-    let ours = [
-        fd_identity(space.control.as_raw_fd()),
-        fd_identity(space.pidfd.as_raw_fd()),
-    ];
+    let control = {
+        let first = space.first_thread().unwrap();
+        let chan = first.chan.lock().unwrap();
+        fd_identity(chan.control().unwrap().as_raw_fd())
+    };
+    let ours = [control, fd_identity(space.pidfd.as_raw_fd())];
     drop(space);
     drop(rig);
     let now = open_files();
@@ -1164,6 +1168,56 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("hung for {limit:?}"),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("panicked"),
     }
+}
+
+/// The fd table of stub thread `tid` of `pid`, as link targets.
+fn thread_fds(pid: i32, tid: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task/{tid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn each_thread_has_its_own_fd_table_and_socket() {
+    // An fd the sentry passes to one thread (a file to map) must never be in
+    // another thread's fd table, where that thread's application code could take it.
+    let mut rig = Rig::new(&getpid_loop(1));
+    rig.regs.rbx = DATA;
+    assert_eq!(rig.switch(), Event::Syscall);
+    let pid = rig.concrete().pid;
+    let a = rig.ctx.new_thread().unwrap().adopt().unwrap();
+    let b = rig.ctx.new_thread().unwrap();
+    let check = || {
+        let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(tids.len(), 3);
+        let mut sockets = std::collections::HashSet::new();
+        for tid in &tids {
+            let fds = thread_fds(pid, tid);
+            assert_eq!(fds.len(), 1, "thread {tid}: {fds:?}");
+            assert!(fds[0].starts_with("socket:"), "thread {tid}: {fds:?}");
+            sockets.insert(fds[0].clone());
+        }
+        assert_eq!(sockets.len(), 3, "threads share a socket");
+    };
+    check();
+    // File mappings through any thread leave no fd behind in any table.
+    let file = temp_file(&[0x5a; 4096]);
+    let backing = Backing::File {
+        fd: file.as_fd(),
+        offset: 0,
+    };
+    rig.space
+        .map(FILE_ADDR, PAGE_SIZE, RW, true, backing)
+        .unwrap();
+    assert_eq!(read_u64(&rig.space, FILE_ADDR), 0x5a5a_5a5a_5a5a_5a5a);
+    check();
+    drop((a, b));
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
 }
 
 #[test]
