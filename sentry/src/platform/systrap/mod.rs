@@ -27,8 +27,12 @@
 //!   alternate stack. A new thread: the sentry maps a fresh region memfd at a free
 //!   slot through a parked thread's requests, then sets CLONE on that thread: its
 //!   handler runs `clone(CLONE_VM|CLONE_THREAD|..|CLONE_CHILD_SETTID|CLEARTID)` with
-//!   the new slot as stack; the child clears the handler's inherited signal mask,
-//!   installs the slot's alternate stack and reports in with a `ud2`. A thread ends
+//!   the new slot as stack, without `CLONE_FILES`: each stub thread has an fd table
+//!   of its own and its own control socket (received by the parent just before the
+//!   clone, closed in the parent after it, and the parent's closed in the child
+//!   before it first runs application code). The child clears the handler's
+//!   inherited signal mask, installs the slot's alternate stack and reports in with
+//!   a `ud2`. A thread ends
 //!   with an `exit` request; the kernel clears the slot's tid word when it is gone,
 //!   and the slot is unmapped and reused. The first thread never exits before its
 //!   process (its context's end leaves it parked), so `process_vm_*` on the pid
@@ -65,12 +69,12 @@
 //! calls itself (on its own address space and fds only: the stub holds nothing but
 //! its control socket), and can scribble over its regions (the sentry validates every
 //! pointer it reads there); a thread can thus disturb the hand-off of another thread
-//! of its own process, never another process's. With several threads, one of them
-//! can race the handler of another to the `recvmsg` of an fd the sentry is passing
-//! for a file mapping of its own process (a donated file, or the memory file that
-//! holds the sandbox's tmpfs data) and map it itself: the sandbox boundary holds,
-//! but tmpfs data of other processes of the same sandbox is then within reach (the
-//! ptrace platform has no such window). A SIGSTOP sent to a stub from
+//! of its own process, never another process's. An fd the sentry passes for a file
+//! mapping (a donated file, or the memory file that holds the sandbox's tmpfs data)
+//! travels over the parked thread's own socket into that thread's own fd table and
+//! is closed there before the thread runs application code again: no other thread
+//! can reach it (`tests::each_thread_has_its_own_fd_table_and_socket`). A SIGSTOP
+//! sent to a stub from
 //! outside stops it until SIGCONT. A fork whose zygote dies between the `clone` and
 //! the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
 
