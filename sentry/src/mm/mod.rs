@@ -76,6 +76,9 @@ pub struct Vma {
     /// 0 would be at (so every piece of it, after splits and moves, names the same
     /// bytes the same way: shared futexes key on this).
     pub shared_anon: Option<(u64, u64)>,
+    /// Locked with `mlock`/`mlockall` (counted against `RLIMIT_MEMLOCK`; the sentry
+    /// never pages application memory out, so locking is bookkeeping).
+    pub locked: bool,
 }
 
 impl Vma {
@@ -138,6 +141,8 @@ pub struct MemoryManager {
     pub arg_range: (u64, u64),
     /// Where envp strings live, for `/proc/PID/environ`.
     pub env_range: (u64, u64),
+    /// `mlockall(MCL_FUTURE)`: new mappings are locked.
+    lock_future: bool,
 }
 
 impl MemoryManager {
@@ -154,15 +159,21 @@ impl MemoryManager {
             brk: 0,
             arg_range: (0, 0),
             env_range: (0, 0),
+            lock_future: false,
         }
     }
 
     /// The bookkeeping for a forked copy of this address space, living in `space`
     /// (which the platform already made a copy-on-write copy of).
     pub fn fork_into(&self, space: Arc<dyn AddressSpace>) -> MemoryManager {
+        // Memory locks are not inherited by a child (mlock(2)).
+        let mut vmas = self.vmas.clone();
+        for v in vmas.values_mut() {
+            v.locked = false;
+        }
         MemoryManager {
             space,
-            vmas: self.vmas.clone(),
+            vmas,
             min_addr: self.min_addr,
             max_addr: self.max_addr,
             mmap_top: self.mmap_top,
@@ -170,6 +181,7 @@ impl MemoryManager {
             brk: self.brk,
             arg_range: self.arg_range,
             env_range: self.env_range,
+            lock_future: false,
         }
     }
 
@@ -318,6 +330,7 @@ impl MemoryManager {
             backing: req.backing,
             role: req.role,
             shared_anon: None,
+            locked: self.lock_future,
         };
         let mut vma = vma;
         if vma.shared && matches!(vma.backing, VmaBacking::Anonymous) {
@@ -409,6 +422,7 @@ impl MemoryManager {
                 backing: VmaBacking::Anonymous,
                 role: VmaRole::Heap,
                 shared_anon: None,
+                locked: self.lock_future,
             };
             if self.apply_map(&vma).is_err() {
                 return self.brk;
@@ -555,6 +569,55 @@ impl MemoryManager {
             }
         }
         Ok(())
+    }
+
+    /// Bytes of locked mappings (`VmLck`), in all or only in `[start, end)`.
+    pub fn locked_bytes(&self, range: Option<(u64, u64)>) -> u64 {
+        let (start, end) = range.unwrap_or((0, u64::MAX));
+        self.vmas
+            .range(..end)
+            .filter(|(_, v)| v.locked && v.end > start)
+            .map(|(_, v)| v.end.min(end) - v.start.max(start))
+            .sum()
+    }
+
+    /// Bytes mapped in all.
+    pub fn mapped_bytes(&self) -> u64 {
+        self.vmas.values().map(|v| v.end - v.start).sum()
+    }
+
+    /// Locks (`lock`) or unlocks the pages of `[addr, end)`, page aligned; `ENOMEM`
+    /// if part of it is not mapped.
+    pub fn set_locked(&mut self, addr: u64, end: u64, lock: bool) -> SysResult<()> {
+        if addr >= end {
+            return Ok(());
+        }
+        if !self.fully_mapped(addr, end) {
+            return Err(Errno::ENOMEM);
+        }
+        let parts: Vec<Vma> = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr)
+            .map(|(_, v)| v.slice(v.start.max(addr), v.end.min(end)))
+            .collect();
+        self.forget_range(addr, end);
+        for mut p in parts {
+            p.locked = lock;
+            self.vmas.insert(p.start, p);
+        }
+        Ok(())
+    }
+
+    /// `mlockall`/`munlockall`: every mapping now (`current`) and every later one
+    /// (`future`) locked, or everything unlocked (`lock` false).
+    pub fn set_all_locked(&mut self, lock: bool, current: bool, future: bool) {
+        if !lock || current {
+            for v in self.vmas.values_mut() {
+                v.locked = lock;
+            }
+        }
+        self.lock_future = lock && future;
     }
 
     /// `madvise(2)`. MADV_DONTNEED drops private pages (anonymous ones read back as

@@ -138,3 +138,91 @@ pub fn madvise(task: &mut Task, a: &Args) -> SysResult<u64> {
     task.mm()?.madvise(a[0], a[1], a[2] as i32)?;
     Ok(0)
 }
+
+const CAP_IPC_LOCK: u32 = 14;
+const MLOCK_ONFAULT: u64 = 1;
+const MCL_CURRENT: u64 = 1;
+const MCL_FUTURE: u64 = 2;
+const MCL_ONFAULT: u64 = 4;
+
+/// The `RLIMIT_MEMLOCK` budget in bytes, or `None` with `CAP_IPC_LOCK`; `EPERM` when
+/// the limit is zero and the caller may not lock at all.
+fn lock_budget(task: &Task) -> SysResult<Option<u64>> {
+    if task.creds.has_cap(CAP_IPC_LOCK) {
+        return Ok(None);
+    }
+    let limit = task.limits()?.soft(libc::RLIMIT_MEMLOCK);
+    if limit == 0 {
+        return Err(Errno::EPERM);
+    }
+    Ok(Some(limit))
+}
+
+/// `[start, end)` of an `mlock`-family range: the start rounded down to its page,
+/// the length up with it.
+fn lock_range(addr: u64, len: u64) -> SysResult<(u64, u64)> {
+    let start = addr & !(PAGE_SIZE - 1);
+    let len = (addr - start)
+        .checked_add(len)
+        .and_then(crate::platform::page_round_up)
+        .ok_or(Errno::ENOMEM)?;
+    Ok((start, start.checked_add(len).ok_or(Errno::ENOMEM)?))
+}
+
+fn lock(task: &mut Task, addr: u64, len: u64) -> SysResult<u64> {
+    let budget = lock_budget(task)?;
+    let (start, end) = lock_range(addr, len)?;
+    let mut mm = task.mm()?;
+    if let Some(limit) = budget {
+        // Pages already locked in the range do not count twice.
+        let after = mm.locked_bytes(None) + (end - start) - mm.locked_bytes(Some((start, end)));
+        if after > limit {
+            return Err(Errno::ENOMEM);
+        }
+    }
+    mm.set_locked(start, end, true)?;
+    Ok(0)
+}
+
+/// `mlock(2)`.
+pub fn mlock(task: &mut Task, a: &Args) -> SysResult<u64> {
+    lock(task, a[0], a[1])
+}
+
+/// `mlock2(2)`: `MLOCK_ONFAULT` changes nothing here (nothing is ever paged out).
+pub fn mlock2(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if a[2] & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    lock(task, a[0], a[1])
+}
+
+/// `munlock(2)`.
+pub fn munlock(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let (start, end) = lock_range(a[0], a[1])?;
+    task.mm()?.set_locked(start, end, false)?;
+    Ok(0)
+}
+
+/// `mlockall(2)`.
+pub fn mlockall(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let flags = a[0];
+    let known = MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT;
+    if flags & known == 0 || flags == MCL_ONFAULT || flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let budget = lock_budget(task)?;
+    let mut mm = task.mm()?;
+    let current = flags & MCL_CURRENT != 0;
+    if current && budget.is_some_and(|limit| mm.mapped_bytes() > limit) {
+        return Err(Errno::ENOMEM);
+    }
+    mm.set_all_locked(true, current, flags & MCL_FUTURE != 0);
+    Ok(0)
+}
+
+/// `munlockall(2)`.
+pub fn munlockall(task: &mut Task, _a: &Args) -> SysResult<u64> {
+    task.mm()?.set_all_locked(false, true, false);
+    Ok(0)
+}

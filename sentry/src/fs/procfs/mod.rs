@@ -491,13 +491,14 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
                 .sum()
         };
         let size = kib(&|_| true);
+        let locked = kib(&|v| v.locked);
         let stack = kib(&|v| v.role == crate::mm::VmaRole::Stack);
         let data = kib(&|v| {
             !v.shared && v.prot & libc::PROT_WRITE != 0 && v.role != crate::mm::VmaRole::Stack
         });
         let _ = writeln!(
             s,
-            "VmSize:\t{size:8} kB\nVmData:\t{data:8} kB\nVmStk:\t{stack:8} kB"
+            "VmSize:\t{size:8} kB\nVmLck:\t{locked:8} kB\nVmData:\t{data:8} kB\nVmStk:\t{stack:8} kB"
         );
     }
     let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
