@@ -165,6 +165,7 @@ impl Task {
         if let Ok(mut i) = init.handle.interrupter.lock() {
             *i = Some(init.ctx.interrupter());
         }
+        init.handle.waker.set_platform(init.ctx.interrupter());
         Task {
             kernel,
             tid,
@@ -221,6 +222,7 @@ impl Task {
         if let Ok(mut i) = self.handle.interrupter.lock() {
             *i = Some(ctx.interrupter());
         }
+        self.handle.waker.set_platform(ctx.interrupter());
         self.ctx = ctx;
     }
 

@@ -8,12 +8,16 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
 use crate::errno::{Errno, SysResult};
+use crate::platform::Interrupter;
 
 /// One task's alarm clock.
 #[derive(Default)]
 pub struct Waker {
     generation: Mutex<u64>,
     cv: Condvar,
+    /// Told before each sleep, so the platform can stop spinning for an answer
+    /// that will not come soon.
+    platform: Mutex<Option<Arc<dyn Interrupter>>>,
 }
 
 impl Waker {
@@ -36,8 +40,21 @@ impl Waker {
         self.cv.notify_all();
     }
 
+    /// Sets the platform context to tell before each sleep (see
+    /// [`Interrupter::blocking`]).
+    pub fn set_platform(&self, i: Arc<dyn Interrupter>) {
+        if let Ok(mut p) = self.platform.lock() {
+            *p = Some(i);
+        }
+    }
+
     /// Sleeps until woken after generation `seen`, or until `deadline`.
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        if let Ok(p) = self.platform.lock() {
+            if let Some(p) = p.as_ref() {
+                p.blocking();
+            }
+        }
         let Ok(mut g) = self.generation.lock() else {
             return;
         };

@@ -173,6 +173,10 @@ pub trait PendingContext: Send {
 pub trait Interrupter: Send + Sync {
     /// Requests the interruption; safe to call from any thread, any number of times.
     fn interrupt(&self);
+
+    /// The context's task is about to wait for an event inside a system call: a
+    /// platform whose stub spins for the sentry's answer may stop spinning now.
+    fn blocking(&self) {}
 }
 
 /// Rounds `v` up to a page boundary, or `None` on overflow.

@@ -402,4 +402,15 @@ impl Interrupter for SystrapInterrupter {
             tracing::debug!(pid = space.pid, tid = thread.tid, error = %e.name(), "interrupting systrap stub");
         }
     }
+
+    fn blocking(&self) {
+        // Only when nobody drives the thread (its task is in a system call): an
+        // edit holding the channel just leaves the handler spinning a little longer.
+        let Some(thread) = self.thread.upgrade() else {
+            return;
+        };
+        if let Ok(chan) = thread.chan.try_lock() {
+            chan.stop_spinning();
+        };
+    }
 }

@@ -12,8 +12,8 @@ use crate::platform::{AddressSpace, Backing, PAGE_SIZE};
 
 use super::stub::{
     self, slot_base, MAX_SLOTS, OFF_CTLFD, OFF_PID, OFF_REQ_NR, OFF_REQ_RESULT, OFF_SCRATCH,
-    OFF_SENTRY_SLEEPING, OFF_SIGNO, OFF_STATE, OFF_STUB_SLEEPING, OFF_TID, OFF_UCONTEXT, READY_RIP,
-    REGION, REGION_SIZE, STATE_PARKED,
+    OFF_SENTRY_SLEEPING, OFF_SIGNO, OFF_STATE, OFF_STUB_NOSPIN, OFF_STUB_SLEEPING, OFF_TID,
+    OFF_UCONTEXT, READY_RIP, REGION, REGION_SIZE, STATE_PARKED,
 };
 use super::sys::{self, SharedMapping};
 use super::MAX_USER_ADDRESS;
@@ -62,6 +62,12 @@ pub(super) struct Channel {
 impl Channel {
     /// Hands the stub over (`state` is RESUME or REQUEST) and wakes it if it sleeps.
     pub(super) fn release(&self, state: u32) {
+        // Written only when set: a store on the hot path would pull the line the
+        // handler spins on away from it once more.
+        let nospin = self.region.word(OFF_STUB_NOSPIN);
+        if nospin.load(Ordering::Relaxed) != 0 {
+            nospin.store(0, Ordering::Relaxed);
+        }
         self.region.word(OFF_STATE).swap(state, Ordering::SeqCst);
         if self.region.word(OFF_STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
             sys::futex_wake(self.region.word(OFF_STATE));
@@ -155,6 +161,13 @@ impl Channel {
     /// The sentry's end of this thread's control socket.
     pub(super) fn control(&self) -> SysResult<BorrowedFd<'_>> {
         self.control.as_ref().map(|c| c.as_fd()).ok_or(Errno::EIO)
+    }
+
+    /// Tells the parked handler to stop spinning and sleep: the answer will be long.
+    pub(super) fn stop_spinning(&self) {
+        self.region
+            .word(OFF_STUB_NOSPIN)
+            .store(1, Ordering::Relaxed);
     }
 
     /// Whether the stub parked with the "ready" report of a new stub or thread: a

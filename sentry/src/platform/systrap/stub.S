@@ -193,6 +193,8 @@ spin:
   mov eax, [rbx]
   cmp eax, 1
   jne got
+  cmp dword ptr [rbx+12], 0
+  jne hsleep
   pause
   dec ecx
   jnz spin

@@ -950,6 +950,28 @@ fn threads_share_the_space() {
 }
 
 #[test]
+fn blocking_hint_is_set_while_parked_and_cleared_by_the_next_hand_over() {
+    let mut rig = Rig::new(&getpid_loop(2));
+    rig.regs.rbx = DATA;
+    assert_eq!(rig.switch(), Event::Syscall);
+    let first = rig.concrete().first_thread().unwrap();
+    let word = |t: &space::StubThread| {
+        let chan = t.chan.lock().unwrap();
+        chan.region
+            .word(stub::OFF_STUB_NOSPIN)
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(word(&first), 0);
+    rig.ctx.interrupter().blocking();
+    assert_eq!(word(&first), 1);
+    // The parked handler now sleeps on the futex: the next switch still reaches it.
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!(word(&first), 0);
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
+}
+
+#[test]
 fn interrupter_hits_only_its_thread() {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let mut rig = Rig::new(&[0xeb, 0xfe]); // jmp $
