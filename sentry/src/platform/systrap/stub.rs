@@ -15,8 +15,9 @@
 //!   so the kernel's signal frame (registers, FP state, siginfo) already lies in
 //!   memory the sentry sees. It records the frame's pointers, flips the state word,
 //!   and waits (spin, then futex; no spin when it just had to wake the sentry, which
-//!   then cannot be running on another CPU yet) until the sentry says "resume" (return through
-//!   `rt_sigreturn`) or "run this system call" (executed here, from the trampoline the
+//!   then cannot be running on another CPU yet, nor once the sentry sets the no-spin
+//!   word because the task's call waits for an event) until the sentry says "resume"
+//!   (return through `rt_sigreturn`) or "run this system call" (executed here, from the trampoline the
 //!   filter allows, and reported back).
 //!
 //! Reused from the ptrace backend (copied, to dedupe later): the ELF header layout,
