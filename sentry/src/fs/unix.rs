@@ -418,7 +418,7 @@ impl UnixSocket {
 
     /// Connects to the socket `target` names. Stream and seqpacket sockets need a
     /// listener with room (`EAGAIN` when its backlog is full: the caller waits on
-    /// the listener's queue, see [`UnixSocket::listener_queue`]); datagram sockets
+    /// the listener's queue, see `UnixSocket::listener_queue`); datagram sockets
     /// just remember the destination. Blocked connectors wait on the listener's
     /// [`target_inbox`] queue.
     pub fn connect(&self, target: &Target, creds: Ucred) -> SysResult<()> {

@@ -2,7 +2,7 @@
 //! and `#!` scripts, then the initial stack (argv, envp, auxv).
 //!
 //! The loader reads executables through [`ExecFile`] (the VFS, backed by the gofer —
-//! never a host path) and maps them through the [`MemoryManager`].
+//! never a host path) and maps them through the [`MemoryManager`](crate::mm::MemoryManager).
 
 pub mod elf;
 pub mod script;

@@ -2,7 +2,7 @@
 //! `PTRACE_SYSEMU`.
 //!
 //! # How it works
-//! - The stub program is a one-page static ELF generated at start-up ([`stub`]) and
+//! - The stub program is a one-page static ELF generated at start-up (`stub`) and
 //!   kept in a sealed memfd; each new address space is a fresh stub process, started
 //!   with fork + `execveat(memfd, "", AT_EMPTY_PATH)`. On start the stub unmaps
 //!   everything but its own code page (stack, vdso, vvar are gone), so the sentry lays

@@ -3,11 +3,11 @@
 //! the sentry through memory shared by both processes. No ptrace anywhere.
 //!
 //! # How it works
-//! - A *zygote* process is started from the generated stub ELF ([`stub`]) when the
+//! - A *zygote* process is started from the generated stub ELF (`stub`) when the
 //!   platform is created, before the sentry installs its own seccomp filter (a filter
 //!   is inherited and its KILL would win over the stub's TRAP). Each new address
 //!   space is a fork of the zygote: the sentry sends it a fresh *region* memfd and a
-//!   control socket; the child maps the region MAP_SHARED at [`stub::REGION`], makes
+//!   control socket; the child maps the region MAP_SHARED at `stub::REGION`, makes
 //!   its tail the alternate signal stack, installs one handler for every signal and
 //!   its seccomp filter, and reports in with a `ud2`.
 //! - Every signal (a trapped system call's SIGSYS, a fault, the interrupt signal) runs
