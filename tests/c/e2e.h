@@ -56,4 +56,16 @@ static inline unsigned long long e2e_fnv1a(unsigned long long h, const void *buf
 }
 #define E2E_FNV_INIT 14695981039346656037ULL
 
+
+/* Prints "what: N" for a call's result, or "what: ENAME" when it failed (errno
+ * read right after the call). */
+static inline void e2e_show(const char *what, long r)
+{
+    if (r < 0)
+        printf("%s: %s\n", what, strerrorname_np(errno));
+    else
+        printf("%s: %ld\n", what, r);
+}
+#define E2E_T(what, expr) do { errno = 0; e2e_show(what, (long)(expr)); } while (0)
+
 #endif

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "e2e.h"
 
 union semun {
     int val;
@@ -20,14 +21,8 @@ union semun {
     unsigned short *array;
 };
 
-static void show(const char *what, long r)
-{
-    if (r < 0)
-        printf("%s: %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-}
-#define T(what, expr) do { errno = 0; show(what, (long)(expr)); } while (0)
+#define show e2e_show
+#define T E2E_T
 
 static int op(int id, unsigned short num, short delta, short flags)
 {

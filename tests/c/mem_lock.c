@@ -11,15 +11,10 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "e2e.h"
 
-static void show(const char *what, long r)
-{
-    if (r < 0)
-        printf("%s: %s\n", what, strerrorname_np(errno));
-    else
-        printf("%s: %ld\n", what, r);
-}
-#define T(what, expr) do { errno = 0; show(what, (long)(expr)); } while (0)
+#define show e2e_show
+#define T E2E_T
 
 static long vmlck_kb(void)
 {

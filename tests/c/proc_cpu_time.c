@@ -17,13 +17,13 @@ static double now(clockid_t c)
 
 static volatile unsigned long sink;
 
-/* Spins for `secs` of wall time. */
-static void burn(double secs)
+/* A fixed amount of work (about 0.65 ns an addition on this machine class): its CPU
+ * time does not shrink when a loaded machine gives the process less of a CPU, as a
+ * wall-time loop's would (a pinned sandbox stub then got under 0.05 s of 0.3 s). */
+static void burn(unsigned long additions)
 {
-    double end = now(CLOCK_MONOTONIC) + secs;
-    while (now(CLOCK_MONOTONIC) < end)
-        for (int i = 0; i < 100000; i++)
-            sink += i;
+    for (unsigned long i = 0; i < additions; i++)
+        sink += i;
 }
 
 static double tv(struct timeval t)
@@ -34,7 +34,7 @@ static double tv(struct timeval t)
 int main(void)
 {
     double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_PROCESS_CPUTIME_ID);
-    burn(0.4);
+    burn(600000000UL);
     double w1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_PROCESS_CPUTIME_ID);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -50,7 +50,7 @@ int main(void)
     fflush(stdout);
     pid_t p = fork();
     if (p == 0) {
-        burn(0.3);
+        burn(500000000UL);
         _exit(0);
     }
     struct rusage wru;

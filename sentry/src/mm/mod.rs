@@ -385,6 +385,12 @@ impl MemoryManager {
         }
         let prot = prot & !(libc::PROT_GROWSDOWN | libc::PROT_GROWSUP);
         self.space.protect(addr, len, prot)?;
+        self.edit_range(addr, end, |v| v.prot = prot);
+        Ok(())
+    }
+
+    /// Applies `edit` to the VMAs of `[addr, end)`, split at its ends.
+    fn edit_range(&mut self, addr: u64, end: u64, edit: impl Fn(&mut Vma)) {
         let parts: Vec<Vma> = self
             .vmas
             .range(..end)
@@ -393,10 +399,9 @@ impl MemoryManager {
             .collect();
         self.forget_range(addr, end);
         for mut p in parts {
-            p.prot = prot;
+            edit(&mut p);
             self.vmas.insert(p.start, p);
         }
-        Ok(())
     }
 
     /// `brk(2)`: moves the break if it can and returns the (possibly unchanged) break.
@@ -595,17 +600,7 @@ impl MemoryManager {
         if !self.fully_mapped(addr, end) {
             return Err(Errno::ENOMEM);
         }
-        let parts: Vec<Vma> = self
-            .vmas
-            .range(..end)
-            .filter(|(_, v)| v.end > addr)
-            .map(|(_, v)| v.slice(v.start.max(addr), v.end.min(end)))
-            .collect();
-        self.forget_range(addr, end);
-        for mut p in parts {
-            p.locked = lock;
-            self.vmas.insert(p.start, p);
-        }
+        self.edit_range(addr, end, |v| v.locked = lock);
         Ok(())
     }
 
