@@ -166,14 +166,6 @@ fn sandbox_of(spec: &Spec) -> Option<String> {
     a.get(SANDBOX_ID).filter(|s| !s.is_empty()).cloned()
 }
 
-/// The supervisor of a container added to a running sandbox: it serves the
-/// container's rootfs with a gofer of its own, whose socket it hands the sandbox's
-/// sentry with the container's stdio (`create-container`, relayed by the sandbox's
-/// supervisor), then serves this container's requests by relaying them there with
-/// the container's id. Like the sandbox's, its pid is the container's OCI pid and
-/// it exits with the container's status, which the sentry writes on a status
-/// socket; killed, it takes the container's processes with it (the sentry sees the
-/// socket close).
 /// Waits until `a` or `b` has something to read (or a signal interrupts); says which.
 fn wait_either(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<(bool, bool)> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -212,6 +204,14 @@ fn creating_record(a: &SuperviseArgs, b: &bundle::Bundle, me: u32) -> Record {
     }
 }
 
+/// The supervisor of a container added to a running sandbox: it serves the
+/// container's rootfs with a gofer of its own, whose socket it hands the sandbox's
+/// sentry with the container's stdio (`create-container`, relayed by the sandbox's
+/// supervisor), then serves this container's requests by relaying them there with
+/// the container's id. Like the sandbox's, its pid is the container's OCI pid and
+/// it exits with the container's status, which the sentry writes on a status
+/// socket; killed, it takes the container's processes with it (the sentry sees the
+/// socket close).
 fn supervise_added(
     g: &GlobalOpts,
     a: &SuperviseArgs,

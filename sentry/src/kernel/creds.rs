@@ -69,12 +69,39 @@ impl Credentials {
     }
 }
 
-/// `CAP_SETUID`.
-pub const CAP_SETUID: u32 = 7;
+// Capability numbers (`linux/capability.h`).
+/// `CAP_CHOWN`.
+pub const CAP_CHOWN: u32 = 0;
+/// `CAP_DAC_OVERRIDE`.
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+/// `CAP_DAC_READ_SEARCH`.
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
+/// `CAP_FOWNER`.
+pub const CAP_FOWNER: u32 = 3;
+/// `CAP_FSETID`.
+pub const CAP_FSETID: u32 = 4;
+/// `CAP_KILL`.
+pub const CAP_KILL: u32 = 5;
 /// `CAP_SETGID`.
 pub const CAP_SETGID: u32 = 6;
+/// `CAP_SETUID`.
+pub const CAP_SETUID: u32 = 7;
 /// `CAP_SETPCAP`.
 pub const CAP_SETPCAP: u32 = 8;
+/// `CAP_IPC_LOCK`.
+pub const CAP_IPC_LOCK: u32 = 14;
+/// `CAP_IPC_OWNER`.
+pub const CAP_IPC_OWNER: u32 = 15;
+/// `CAP_SYS_CHROOT`.
+pub const CAP_SYS_CHROOT: u32 = 18;
+/// `CAP_SYS_PTRACE`.
+pub const CAP_SYS_PTRACE: u32 = 19;
+/// `CAP_SYS_ADMIN`.
+pub const CAP_SYS_ADMIN: u32 = 21;
+/// `CAP_SYS_NICE`.
+pub const CAP_SYS_NICE: u32 = 23;
+/// `CAP_SYS_RESOURCE`.
+pub const CAP_SYS_RESOURCE: u32 = 24;
 /// Capabilities the filesystem uid drops when it leaves 0 (CAP_CHOWN,
 /// CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_LINUX_IMMUTABLE,
 /// CAP_MKNOD, CAP_MAC_OVERRIDE).

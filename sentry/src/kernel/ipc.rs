@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::Credentials;
+use crate::kernel::creds::{Credentials, CAP_IPC_OWNER, CAP_SYS_ADMIN};
 
 /// `IPC_PRIVATE`: always a new object.
 pub const IPC_PRIVATE: i32 = 0;
 /// The `*ctl` command flag asking for the 64-bit structures (the only ones on x86-64).
 pub const IPC_64: i32 = 0x100;
-const CAP_IPC_OWNER: u32 = 15;
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// Owner and permissions of one object (`struct ipc64_perm`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -92,6 +90,26 @@ pub fn permitted(creds: &Credentials, perm: &IpcPerm, want: u32) -> bool {
     bits & want & 7 == want
 }
 
+/// [`permitted`] as a result: `EACCES` when `creds` may not.
+pub fn check_access(creds: &Credentials, perm: &IpcPerm, want: u32) -> SysResult<()> {
+    if permitted(creds, perm, want) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
+}
+
+/// A fresh id from the counter `next` that no entry of `taken` holds. Ids are not
+/// reused soon: a stale id must not name a new object.
+pub fn free_id<V>(next: &AtomicUsize, taken: &BTreeMap<i32, V>) -> i32 {
+    loop {
+        let n = (next.fetch_add(1, Ordering::Relaxed) % (i32::MAX as usize)) as i32;
+        if !taken.contains_key(&n) {
+            return n;
+        }
+    }
+}
+
 /// Whether `creds` own the object (may `IPC_SET`/`IPC_RMID` it).
 pub fn owns(creds: &Credentials, perm: &IpcPerm) -> bool {
     creds.euid == perm.uid || creds.euid == perm.cuid || creds.has_cap(CAP_SYS_ADMIN)
@@ -150,9 +168,7 @@ impl<T: IpcObject> Registry<T> {
                 if flags & libc::IPC_CREAT != 0 && flags & libc::IPC_EXCL != 0 {
                     return Err(Errno::EEXIST);
                 }
-                if !permitted(creds, &o.perm(), ((flags as u32) >> 6) & 7) {
-                    return Err(Errno::EACCES);
-                }
+                check_access(creds, &o.perm(), ((flags as u32) >> 6) & 7)?;
                 fits(o)?;
                 return Ok(id);
             }
@@ -163,13 +179,7 @@ impl<T: IpcObject> Registry<T> {
         if objs.len() >= self.max {
             return Err(Errno::ENOSPC);
         }
-        // Ids are not reused soon: a stale id must not name a new object.
-        let id = loop {
-            let n = (self.next.fetch_add(1, Ordering::Relaxed) % (i32::MAX as usize)) as i32;
-            if !objs.contains_key(&n) {
-                break n;
-            }
-        };
+        let id = free_id(&self.next, &objs);
         let obj = make(id, IpcPerm::new(key, flags, creds))?;
         objs.insert(id, Arc::new(obj));
         Ok(id)
@@ -201,11 +211,6 @@ impl<T: IpcObject> Registry<T> {
         self.lock()
             .map(|o| o.values().cloned().collect())
             .unwrap_or_default()
-    }
-
-    /// The most objects the table holds.
-    pub fn max(&self) -> usize {
-        self.max
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::Credentials;
+use crate::kernel::creds::{Credentials, CAP_SYS_RESOURCE};
 use crate::kernel::ipc::{self, IpcObject, IpcPerm, Registry};
 use crate::kernel::wait::WaitQueue;
 
@@ -16,7 +16,6 @@ pub const MSGMAX: usize = 8192;
 pub const MSGMNB: u64 = 16384;
 /// Most queues in the sandbox (`MSGMNI`).
 pub const MSGMNI: usize = 32000;
-const CAP_SYS_RESOURCE: u32 = 24;
 
 /// One message.
 pub struct Message {

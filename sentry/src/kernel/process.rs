@@ -11,7 +11,6 @@ use crate::kernel::limits::Limits;
 use crate::kernel::signals::{self, bit, SigInfo, SigQueue, SignalActions};
 use crate::kernel::wait::{WaitQueue, Waker};
 use crate::kernel::ExitStatus;
-use crate::platform::Interrupter;
 
 /// What other threads may touch of a thread.
 pub struct ThreadHandle {
@@ -23,8 +22,6 @@ pub struct ThreadHandle {
     pub pending: Mutex<SigQueue>,
     /// Blocked signals (written by the thread itself).
     pub mask: AtomicU64,
-    /// Cuts the thread's running application code short.
-    pub interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
     /// The thread must exit as soon as it can (group exit, SIGKILL, exec).
     pub killed: AtomicBool,
     /// `PR_SET_PDEATHSIG`: sent to this thread when its parent process exits.
@@ -39,7 +36,6 @@ impl ThreadHandle {
             waker: Waker::new(),
             pending: Mutex::new(SigQueue::default()),
             mask: AtomicU64::new(0),
-            interrupter: Mutex::new(None),
             killed: AtomicBool::new(false),
             pdeath_signal: std::sync::atomic::AtomicI32::new(0),
         })
@@ -54,11 +50,7 @@ impl ThreadHandle {
     /// running application code.
     pub fn kick(&self) {
         self.waker.wake();
-        if let Ok(i) = self.interrupter.lock() {
-            if let Some(i) = i.as_ref() {
-                i.interrupt();
-            }
-        }
+        self.waker.interrupt();
     }
 }
 
@@ -99,6 +91,17 @@ pub struct GroupState {
     /// CPU time of its waited-for children and their waited-for descendants
     /// (`RUSAGE_CHILDREN`, `times`' cutime/cstime).
     pub children_cpu: (std::time::Duration, std::time::Duration),
+}
+
+impl GroupState {
+    /// An exited process's CPU time with its waited-for descendants' (user, system):
+    /// what its parent's wait reports and adds to its own children's time.
+    pub fn total_cpu(&self) -> (std::time::Duration, std::time::Duration) {
+        (
+            self.exit_cpu.0 + self.children_cpu.0,
+            self.exit_cpu.1 + self.children_cpu.1,
+        )
+    }
 }
 
 /// The parts of a process /proc shows, published by its threads when they change.

@@ -400,20 +400,16 @@ impl SemTable {
             }
             let mut u = self.undo.lock().map_err(|_| Errno::EIO)?;
             let per = u.entry(pid).or_default();
-            let mut next: Vec<((i32, u16), i32)> = Vec::new();
+            // All checked before any is recorded: one out of range refuses the call.
+            let mut next: UndoList = HashMap::new();
             for &(num, adj) in adjust {
                 let key = (set.id, num);
-                let cur = next
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| *v)
-                    .unwrap_or_else(|| per.get(&key).copied().unwrap_or(0));
+                let cur = next.get(&key).or(per.get(&key)).copied().unwrap_or(0);
                 let v = cur + adj;
                 if !(-SEMAEM - 1..=SEMAEM).contains(&v) {
                     return Err(Errno::ERANGE);
                 }
-                next.push((key, v));
+                next.insert(key, v);
             }
             for (k, v) in next {
                 if v == 0 {
@@ -436,11 +432,6 @@ impl SemTable {
                 set.undo(num, adj, pid);
             }
         }
-    }
-
-    /// The most sets the sandbox holds.
-    pub fn max_sets(&self) -> usize {
-        self.sets.max()
     }
 }
 

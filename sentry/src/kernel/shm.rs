@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile};
 use crate::kernel::creds::Credentials;
-pub use crate::kernel::ipc::{now, owns, permitted, IpcPerm, IPC_PRIVATE};
+use crate::kernel::ipc::free_id;
+pub use crate::kernel::ipc::{check_access, now, owns, IpcPerm, IPC_PRIVATE};
 use crate::mm::Mappable;
 
 /// Largest segment (`SHMMAX` as Linux sets it by default, within the memory file's
@@ -140,10 +141,7 @@ impl ShmTable {
                     return Err(Errno::EINVAL);
                 }
                 let want = ((req.flags as u32) >> 6) & 7;
-                let perm = s.meta()?.0;
-                if !permitted(creds, &perm, want) {
-                    return Err(Errno::EACCES);
-                }
+                check_access(creds, &s.meta()?.0, want)?;
                 return Ok(s.id);
             }
             if req.flags & libc::IPC_CREAT == 0 {
@@ -157,13 +155,7 @@ impl ShmTable {
             return Err(Errno::ENOSPC);
         }
         let extent = MemoryFile::global()?.alloc()?;
-        // Ids are never reused soon: a stale id must not name a new segment.
-        let id = loop {
-            let n = (self.next.fetch_add(1, Ordering::Relaxed) % (i32::MAX as usize)) as i32;
-            if !segs.contains_key(&n) {
-                break n;
-            }
-        };
+        let id = free_id(&self.next, &segs);
         let perm = IpcPerm::new(req.key, req.flags, creds);
         let times = ShmTimes {
             ctime: now(),

@@ -162,10 +162,7 @@ impl Task {
         init.handle
             .mask
             .store(init.mask & !UNBLOCKABLE, Ordering::Release);
-        if let Ok(mut i) = init.handle.interrupter.lock() {
-            *i = Some(init.ctx.interrupter());
-        }
-        init.handle.waker.set_platform(init.ctx.interrupter());
+        init.handle.waker.set_context(init.ctx.interrupter());
         Task {
             kernel,
             tid,
@@ -219,10 +216,7 @@ impl Task {
     pub fn replace_image(&mut self, mm: MemoryManager, ctx: Box<dyn Context>) {
         self.space = mm.space().clone();
         self.mm = Arc::new(Mutex::new(mm));
-        if let Ok(mut i) = self.handle.interrupter.lock() {
-            *i = Some(ctx.interrupter());
-        }
-        self.handle.waker.set_platform(ctx.interrupter());
+        self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
     }
 

@@ -15,9 +15,10 @@ use crate::platform::Interrupter;
 pub struct Waker {
     generation: Mutex<u64>,
     cv: Condvar,
-    /// Told before each sleep, so the platform can stop spinning for an answer
-    /// that will not come soon.
-    platform: Mutex<Option<Arc<dyn Interrupter>>>,
+    /// The platform context running the task's code, if any: interrupted by
+    /// [`Waker::interrupt`], and told before each sleep so it can stop spinning for
+    /// an answer that will not come soon.
+    context: Mutex<Option<Arc<dyn Interrupter>>>,
 }
 
 impl Waker {
@@ -40,21 +41,30 @@ impl Waker {
         self.cv.notify_all();
     }
 
-    /// Sets the platform context to tell before each sleep (see
-    /// [`Interrupter::blocking`]).
-    pub fn set_platform(&self, i: Arc<dyn Interrupter>) {
-        if let Ok(mut p) = self.platform.lock() {
-            *p = Some(i);
+    /// Sets the platform context that runs the task's code (at start and exec).
+    pub fn set_context(&self, i: Arc<dyn Interrupter>) {
+        if let Ok(mut c) = self.context.lock() {
+            *c = Some(i);
         }
+    }
+
+    /// Runs `f` on the task's platform context, if it has one.
+    fn with_context(&self, f: impl FnOnce(&dyn Interrupter)) {
+        if let Ok(c) = self.context.lock() {
+            if let Some(c) = c.as_ref() {
+                f(c.as_ref());
+            }
+        }
+    }
+
+    /// Cuts the task's running application code short (see [`Interrupter`]).
+    pub fn interrupt(&self) {
+        self.with_context(|c| c.interrupt());
     }
 
     /// Sleeps until woken after generation `seen`, or until `deadline`.
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
-        if let Ok(p) = self.platform.lock() {
-            if let Some(p) = p.as_ref() {
-                p.blocking();
-            }
-        }
+        self.with_context(|c| c.blocking());
         let Ok(mut g) = self.generation.lock() else {
             return;
         };

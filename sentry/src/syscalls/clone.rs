@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
 use crate::kernel::spawn::{self, CloneChild};
 use crate::kernel::task::VforkDone;
 use crate::kernel::{pidfd, wait, Task};
@@ -90,8 +91,6 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
 
     let kernel = task.kernel.clone();
     // RLIMIT_NPROC counts the real uid's threads; root and CAP_SYS_RESOURCE are exempt.
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_SYS_RESOURCE: u32 = 24;
     let nproc = task.limits()?.soft(libc::RLIMIT_NPROC);
     if nproc != u64::MAX
         && task.creds.uid != 0

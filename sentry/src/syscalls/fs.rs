@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_FOWNER, CAP_FSETID, CAP_SYS_CHROOT, CAP_SYS_RESOURCE};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::pod::from_bytes;
@@ -19,8 +20,6 @@ use crate::vfs::{Dentry, OpenFile, PathOnly, SetAttr, Stat};
 pub(super) const CHUNK: usize = 1 << 20;
 /// `UIO_MAXIOV`.
 const UIO_MAXIOV: u64 = 1024;
-/// `CAP_FOWNER`.
-pub(super) const CAP_FOWNER: u32 = 3;
 
 const O_TMPFILE: i32 = libc::O_TMPFILE;
 
@@ -280,7 +279,6 @@ fn read_into(
 /// Clears the set-id bits a write by `task` removes (see [`perm::mode_after_write`]).
 /// Only unprivileged writers pay the stat.
 pub(super) fn drop_set_id_on_write(task: &Task, file: &OpenFile) -> SysResult<()> {
-    const CAP_FSETID: u32 = 4;
     if task.creds.has_cap(CAP_FSETID) || !file.imp().seekable() {
         return Ok(());
     }
@@ -744,7 +742,6 @@ fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
 /// `chroot(2)`: the caller's root becomes `path` (a directory it may search); `..`
 /// walks stop there from then on. Needs CAP_SYS_CHROOT.
 pub fn chroot(task: &mut Task, a: &Args) -> SysResult<u64> {
-    const CAP_SYS_CHROOT: u32 = 18;
     let path = path_arg(task, a[0])?;
     let start = at_dir(task, libc::AT_FDCWD, &path)?;
     let opts = WalkOpts {
@@ -918,7 +915,6 @@ pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
         cmd,
         libc::F_GETPIPE_SZ | libc::F_SETPIPE_SZ | libc::F_ADD_SEALS | libc::F_GET_SEALS
     ) {
-        const CAP_SYS_RESOURCE: u32 = 24;
         let file = task.fds()?.get(fd)?;
         if let Some(r) =
             crate::fs::pipe::fcntl_pipe_size(&file, cmd, a[2], task.creds.has_cap(CAP_SYS_RESOURCE))

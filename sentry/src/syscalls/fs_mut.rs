@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args};
@@ -13,10 +14,6 @@ use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
 use crate::vfs::{Dentry, Owner, SetAttr, Stat, TimeChange};
 
-const CAP_CHOWN: u32 = 0;
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_FOWNER: u32 = 3;
-const CAP_FSETID: u32 = 4;
 const UTIME_NOW: i64 = (1 << 30) - 1;
 const UTIME_OMIT: i64 = (1 << 30) - 2;
 

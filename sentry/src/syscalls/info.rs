@@ -1,6 +1,7 @@
 //! System information: uname, sysinfo, getrandom.
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::CAP_SYS_ADMIN;
 use crate::kernel::{Task, RELEASE, VERSION};
 use crate::mm::io;
 use crate::sys::host;
@@ -33,12 +34,11 @@ pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(0)
 }
 
-/// CAP_SYS_ADMIN: the container's own UTS names may be changed by its root.
-const CAP_SYS_ADMIN: u32 = 21;
 /// Longest host or domain name (`__NEW_UTS_LEN`).
 const UTS_LEN: u64 = 64;
 
 fn set_uts_name(task: &Task, addr: u64, len: u64) -> SysResult<String> {
+    // The container's own UTS names may be changed by its root.
     if !task.creds.has_cap(CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }

@@ -2,6 +2,7 @@
 //! is in `crate::mm`; this file decodes arguments and checks file access.
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::CAP_IPC_LOCK;
 use crate::kernel::Task;
 use crate::mm::{MmapRequest, VmaBacking, VmaRole};
 use crate::platform::PAGE_SIZE;
@@ -139,7 +140,6 @@ pub fn madvise(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(0)
 }
 
-const CAP_IPC_LOCK: u32 = 14;
 const MLOCK_ONFAULT: u64 = 1;
 const MCL_CURRENT: u64 = 1;
 const MCL_FUTURE: u64 = 2;

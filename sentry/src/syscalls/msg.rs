@@ -57,9 +57,7 @@ pub fn msgsnd(task: &mut Task, a: &Args) -> SysResult<u64> {
     let mut text = vec![0u8; size as usize];
     io::read_exact(task.mem(), msgp.wrapping_add(8), &mut text)?;
     let q = task.kernel.msg.queue(id)?;
-    if !ipc::permitted(&task.creds, &q.stat()?.perm, 2) {
-        return Err(Errno::EACCES);
-    }
+    ipc::check_access(&task.creds, &q.stat()?.perm, 2)?;
     let pid = task.tgid;
     let mut pending = Some(Message { mtype, text });
     wait_for(task, &q, Errno::EAGAIN, flags, || {
@@ -95,9 +93,7 @@ pub fn msgrcv(task: &mut Task, a: &Args) -> SysResult<u64> {
         Select::AtMost(msgtyp.saturating_neg())
     };
     let q = task.kernel.msg.queue(id)?;
-    if !ipc::permitted(&task.creds, &q.stat()?.perm, 4) {
-        return Err(Errno::EACCES);
-    }
+    ipc::check_access(&task.creds, &q.stat()?.perm, 4)?;
     let (max, truncate, pid) = (size as usize, flags & MSG_NOERROR != 0, task.tgid);
     let msg = wait_for(task, &q, Errno::ENOMSG, flags, || {
         q.try_receive(sel, max, truncate, pid)
@@ -173,8 +169,8 @@ pub fn msgctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             } else {
                 table.nth(id)?
             };
-            if cmd != MSG_STAT_ANY && !ipc::permitted(&task.creds, &q.stat()?.perm, 4) {
-                return Err(Errno::EACCES);
+            if cmd != MSG_STAT_ANY {
+                ipc::check_access(&task.creds, &q.stat()?.perm, 4)?;
             }
             io::write_all(task.mem(), buf, &msqid_ds(&q)?)?;
             Ok(if cmd == libc::IPC_STAT {

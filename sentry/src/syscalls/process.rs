@@ -2,6 +2,7 @@
 //! scheduling queries.
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::{CAP_SYS_NICE, CAP_SYS_RESOURCE};
 use crate::kernel::limits::Limit;
 use crate::kernel::Task;
 use crate::mm::io;
@@ -133,8 +134,6 @@ fn write_limit(task: &Task, addr: u64, l: Limit) -> SysResult<()> {
         },
     )
 }
-
-const CAP_SYS_RESOURCE: u32 = 24;
 
 /// `prlimit64(2)` for the caller itself (pid 0 or its own pid).
 pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
@@ -303,13 +302,15 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
 }
 
-/// Writes a `struct timeval` pair (user, system) at the start of `b` (the head of a
-/// `struct rusage`).
-pub(super) fn put_times(b: &mut [u8], cpu: (std::time::Duration, std::time::Duration)) {
+/// A `struct rusage` holding user and system time `cpu`; the other fields are not
+/// kept and read zero (getrusage, wait4, waitid).
+pub(super) fn rusage(cpu: (std::time::Duration, std::time::Duration)) -> [u8; 144] {
+    let mut b = [0u8; 144];
     for (i, d) in [cpu.0, cpu.1].into_iter().enumerate() {
         b[i * 16..i * 16 + 8].copy_from_slice(&(d.as_secs() as i64).to_le_bytes());
         b[i * 16 + 8..i * 16 + 16].copy_from_slice(&(d.subsec_micros() as i64).to_le_bytes());
     }
+    b
 }
 
 /// `getrusage(2)`: user and system time. The application's code runs in its
@@ -324,9 +325,7 @@ pub fn getrusage(task: &mut Task, a: &Args) -> SysResult<u64> {
         RUSAGE_CHILDREN => task.tg.state()?.children_cpu,
         _ => return Err(Errno::EINVAL),
     };
-    let mut b = [0u8; 144];
-    put_times(&mut b, cpu);
-    io::write_all(task.mem(), a[1], &b)?;
+    io::write_all(task.mem(), a[1], &rusage(cpu))?;
     Ok(0)
 }
 
@@ -375,7 +374,6 @@ pub fn setpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let nice = a[2] as i32;
-    const CAP_SYS_NICE: u32 = 23;
     if nice < 0 && !task.creds.has_cap(CAP_SYS_NICE) {
         return Err(Errno::EACCES);
     }

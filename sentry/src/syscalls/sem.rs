@@ -78,9 +78,7 @@ fn run_ops(
         return Err(Errno::EFBIG);
     }
     let want = if ops.iter().any(|o| o.op != 0) { 2 } else { 4 };
-    if !ipc::permitted(&task.creds, &set.stat()?.perm, want) {
-        return Err(Errno::EACCES);
-    }
+    ipc::check_access(&task.creds, &set.stat()?.perm, want)?;
     let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
     let kernel = task.kernel.clone();
     let pid = task.tgid;
@@ -166,20 +164,8 @@ fn seminfo(task: &Task, cmd: i32) -> Vec<u8> {
 pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (id, num, cmd, arg) = (a[0] as i32, a[1] as i32, a[2] as i32 & !IPC_64, a[3]);
     let table = &task.kernel.sem;
-    let readable = |set: &SemSet| -> SysResult<()> {
-        if ipc::permitted(&task.creds, &set.stat()?.perm, 4) {
-            Ok(())
-        } else {
-            Err(Errno::EACCES)
-        }
-    };
-    let writable = |set: &SemSet| -> SysResult<()> {
-        if ipc::permitted(&task.creds, &set.stat()?.perm, 2) {
-            Ok(())
-        } else {
-            Err(Errno::EACCES)
-        }
-    };
+    // Read (4) or alter (2) permission on the set.
+    let may = |set: &SemSet, want| ipc::check_access(&task.creds, &set.stat()?.perm, want);
     match cmd {
         libc::IPC_INFO | SEM_INFO => {
             io::write_all(task.mem(), arg, &seminfo(task, cmd))?;
@@ -192,7 +178,7 @@ pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 table.nth(id)?
             };
             if cmd != SEM_STAT_ANY {
-                readable(&set)?;
+                may(&set, 4)?;
             }
             io::write_all(task.mem(), arg, &semid_ds(&set)?)?;
             Ok(if cmd == libc::IPC_STAT {
@@ -214,7 +200,7 @@ pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         GETVAL | GETPID | GETNCNT | GETZCNT => {
             let set = table.set(id)?;
-            readable(&set)?;
+            may(&set, 4)?;
             let f = match cmd {
                 GETVAL => SemField::Val,
                 GETPID => SemField::Pid,
@@ -225,7 +211,7 @@ pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         GETALL => {
             let set = table.set(id)?;
-            readable(&set)?;
+            may(&set, 4)?;
             let vals: Vec<u8> = set.values()?.iter().flat_map(|v| v.to_le_bytes()).collect();
             io::write_all(task.mem(), arg, &vals)?;
             Ok(0)
@@ -237,14 +223,14 @@ pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 return Err(Errno::ERANGE);
             }
             let set = table.set(id)?;
-            writable(&set)?;
+            may(&set, 2)?;
             set.set(Some(num), &[val], task.tgid)?;
             table.forget(id, u16::try_from(num).ok());
             Ok(0)
         }
         SETALL => {
             let set = table.set(id)?;
-            writable(&set)?;
+            may(&set, 2)?;
             let mut raw = vec![0u8; set.len() * 2];
             io::read_exact(task.mem(), arg, &mut raw)?;
             let vals: Vec<i32> = raw

@@ -1,6 +1,7 @@
 //! Process groups, sessions, and the pidfd calls.
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::CAP_SYS_PTRACE;
 use crate::kernel::process::{self, ThreadGroup};
 use crate::kernel::signals::{code, SigInfo};
 use crate::kernel::{pidfd, Task};
@@ -168,7 +169,6 @@ pub fn pidfd_getfd(task: &mut Task, a: &Args) -> SysResult<u64> {
     let g = pidfd::of(&file)
         .map(|p| p.group().clone())
         .ok_or(Errno::EBADF)?;
-    const CAP_SYS_PTRACE: u32 = 19;
     let (fds, ruid) = {
         let st = g.state()?;
         if st.zombie.is_some() {

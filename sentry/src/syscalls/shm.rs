@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::CAP_IPC_LOCK;
 use crate::kernel::ipc::IPC_64;
 use crate::kernel::shm::{self, GetRequest, Segment, ShmTable, SHMMAX, SHMMNI, SHM_DEV};
 use crate::kernel::Task;
@@ -20,7 +21,6 @@ const SHM_UNLOCK: i32 = 12;
 const SHM_STAT: i32 = 13;
 const SHM_INFO: i32 = 14;
 const SHM_STAT_ANY: i32 = 15;
-const CAP_IPC_LOCK: u32 = 14;
 
 /// `shmget(2)`.
 pub fn shmget(task: &mut Task, a: &Args) -> SysResult<u64> {
@@ -38,9 +38,7 @@ pub fn shmat(task: &mut Task, a: &Args) -> SysResult<u64> {
     let seg = task.kernel.shm.segment(id)?;
     let ro = flags & SHM_RDONLY != 0;
     let want = if ro { 4 } else { 6 };
-    if !shm::permitted(&task.creds, &seg.meta()?.0, want) {
-        return Err(Errno::EACCES);
-    }
+    shm::check_access(&task.creds, &seg.meta()?.0, want)?;
     let len = page_round_up(seg.size).ok_or(Errno::EINVAL)?;
     if addr != 0 {
         if !addr.is_multiple_of(PAGE_SIZE) {
@@ -150,8 +148,8 @@ pub fn shmctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                     .and_then(|i| all.get(i).cloned())
                     .ok_or(Errno::EINVAL)?
             };
-            if cmd != SHM_STAT_ANY && !shm::permitted(&task.creds, &seg.meta()?.0, 4) {
-                return Err(Errno::EACCES);
+            if cmd != SHM_STAT_ANY {
+                shm::check_access(&task.creds, &seg.meta()?.0, 4)?;
             }
             io::write_all(task.mem(), buf, &shmid_ds(&seg)?)?;
             Ok(if cmd == libc::IPC_STAT {

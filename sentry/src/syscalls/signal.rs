@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::creds::CAP_KILL;
 use crate::kernel::process::{self, ThreadGroup};
 use crate::kernel::signals::{
     self, code, AltStack, SigAction, SigInfo, MAX_SIGNAL, MINSIGSTKSZ, SS_AUTODISARM, SS_DISABLE,
@@ -246,7 +247,6 @@ fn check_signal(sig: u64) -> SysResult<u32> {
 /// Whether `task` may signal process `target` (same uid, or CAP_KILL; SIGCONT within
 /// the session).
 fn may_signal(task: &Task, target: &ThreadGroup, sig: u32) -> bool {
-    const CAP_KILL: u32 = 5;
     if task.creds.has_cap(CAP_KILL) {
         return true;
     }

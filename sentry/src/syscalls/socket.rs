@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::unix::{self, Ancillary, Kind, Name, Target, Ucred, UnixSocket, SCM_MAX_FD};
+use crate::kernel::creds::{CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN};
 use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::io;
@@ -28,9 +29,6 @@ const MSG_NOSIGNAL: i32 = 0x4000;
 const MSG_CMSG_CLOEXEC: i32 = 0x4000_0000;
 const SCM_RIGHTS: i32 = 1;
 const SCM_CREDENTIALS: i32 = 2;
-const CAP_SETGID: u32 = 6;
-const CAP_SETUID: u32 = 7;
-const CAP_SYS_ADMIN: u32 = 21;
 /// `sizeof(struct sockaddr_un)`.
 const SOCKADDR_UN_LEN: usize = 110;
 /// One past the highest socket type number (`SOCK_MAX`).

@@ -72,10 +72,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
         let uid = st.uids.0;
         if let Some(status) = st.zombie {
             if options & WEXITED != 0 {
-                let cpu = (
-                    st.exit_cpu.0 + st.children_cpu.0,
-                    st.exit_cpu.1 + st.children_cpu.1,
-                );
+                let cpu = st.total_cpu();
                 drop(st);
                 if options & WNOWAIT == 0 {
                     reap(task, c)?;
@@ -122,15 +119,12 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
 }
 
 fn reap(task: &Task, child: &Arc<ThreadGroup>) -> SysResult<()> {
-    let (own, below) = {
-        let c = child.state()?;
-        (c.exit_cpu, c.children_cpu)
-    };
+    let cpu = child.state()?.total_cpu();
     {
         let mut st = task.tg.state()?;
         st.children.remove(&child.tgid);
-        st.children_cpu.0 += own.0 + below.0;
-        st.children_cpu.1 += own.1 + below.1;
+        st.children_cpu.0 += cpu.0;
+        st.children_cpu.1 += cpu.1;
     }
     task.kernel.registry()?.groups.remove(&child.tgid);
     Ok(())
@@ -164,9 +158,7 @@ fn write_rusage(
     cpu: (std::time::Duration, std::time::Duration),
 ) -> SysResult<()> {
     if addr != 0 {
-        let mut b = [0u8; 144];
-        crate::syscalls::process::put_times(&mut b, cpu);
-        io::write_all(task.mem(), addr, &b)?;
+        io::write_all(task.mem(), addr, &crate::syscalls::process::rusage(cpu))?;
     }
     Ok(())
 }

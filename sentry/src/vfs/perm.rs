@@ -2,7 +2,9 @@
 //! other bits, with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH honoured.
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::Credentials;
+use crate::kernel::creds::{
+    Credentials, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+};
 use crate::vfs::{Dentry, Owner, Stat};
 
 /// Read permission.
@@ -11,11 +13,6 @@ pub const MAY_READ: u32 = 4;
 pub const MAY_WRITE: u32 = 2;
 /// Execute or search permission.
 pub const MAY_EXEC: u32 = 1;
-
-const CAP_DAC_OVERRIDE: u32 = 1;
-const CAP_DAC_READ_SEARCH: u32 = 2;
-const CAP_FOWNER: u32 = 3;
-const CAP_FSETID: u32 = 4;
 
 /// Checks `want` (`MAY_*` bits) on a file with attributes `st` for `creds`, using
 /// the filesystem ids (or the real ids, for `access(2)`).

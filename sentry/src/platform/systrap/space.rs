@@ -54,8 +54,8 @@ pub(super) struct Channel {
     /// The sentry's end of this thread's own control socket (fds travel through
     /// it). Each stub thread has its own fd table and socket, so an fd passed to one
     /// thread is never within reach of another thread's application code.
-    control: Option<OwnedFd>,
-    /// The stub's fd number of its end of that socket.
+    control: OwnedFd,
+    /// The stub's fd number of its end of that socket (known once the stub has it).
     ctl_fd: u64,
 }
 
@@ -138,29 +138,32 @@ impl Channel {
         self.base + off as u64
     }
 
-    /// A fresh region for `slot`: its memfd (to pass to the stub) and the channel on
-    /// it, with the header the stub's start-up code reads.
-    fn new(slot: usize) -> SysResult<(OwnedFd, Channel)> {
+    /// A fresh region for `slot` and control socket: the region's memfd and the
+    /// socket's stub end (both to pass to the stub), and the channel on them, with
+    /// the header the stub's start-up code reads.
+    fn new(slot: usize) -> SysResult<(OwnedFd, OwnedFd, Channel)> {
         let memfd = sys::memfd_sized(c"rvisor-systrap-region", REGION_SIZE)?;
         let region = SharedMapping::new(&memfd, REGION_SIZE as usize)?;
         let mut header = vec![0u8; stub::OFF_ALTSTACK_BASE];
         stub::init_region(&mut header, slot);
         region.write(0, &header);
+        let (control, stub_end) = socketpair()?;
         Ok((
             memfd,
+            stub_end,
             Channel {
                 region,
                 base: slot_base(slot),
                 ended: false,
-                control: None,
+                control,
                 ctl_fd: 0,
             },
         ))
     }
 
     /// The sentry's end of this thread's control socket.
-    pub(super) fn control(&self) -> SysResult<BorrowedFd<'_>> {
-        self.control.as_ref().map(|c| c.as_fd()).ok_or(Errno::EIO)
+    pub(super) fn control(&self) -> BorrowedFd<'_> {
+        self.control.as_fd()
     }
 
     /// Tells the parked handler to stop spinning and sleep: the answer will be long.
@@ -286,12 +289,9 @@ impl SystrapSpace {
         cpus: Arc<super::Cpus>,
         registry: Arc<super::Registry>,
     ) -> SysResult<Self> {
-        let (memfd, mut chan) = Channel::new(0)?;
-        let (control, stub_end) = socketpair()?;
+        // The child takes the socket as fd 0, the channel's `ctl_fd`.
+        let (memfd, stub_end, chan) = Channel::new(0)?;
         send_fds(zygote, &[memfd.as_raw_fd(), stub_end.as_raw_fd()], 0)?;
-        // The child takes it as fd 0.
-        chan.control = Some(control);
-        chan.ctl_fd = 0;
         drop(stub_end);
         drop(memfd);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -387,32 +387,25 @@ impl SystrapSpace {
 
     /// Runs `f` with the channel of some parked thread of the stub: one nobody
     /// drives right now if there is one (a task's own thread is parked while its
-    /// task edits the space), else the first thread's once it is free.
+    /// task edits the space), else the first thread's once it is free. The first
+    /// thread never ends while the process lives (see [`SystrapSpace::end_thread`]),
+    /// so waiting for it cannot end on a thread that is gone.
     fn with_channel<R>(&self, f: impl FnOnce(&Channel) -> SysResult<R>) -> SysResult<R> {
-        loop {
-            if self.dead.load(Ordering::SeqCst) {
-                return Err(Errno::ESRCH);
-            }
-            let threads = lock(&self.threads).live();
-            if let Some(chan) = self.any_parked(&threads) {
-                self.flush_stale(&chan);
-                return f(&chan);
-            }
-            // The process's first thread never ends while the process lives, so
-            // waiting for it cannot end on a thread that is gone.
-            let first = threads
-                .iter()
-                .find(|t| t.tid == self.pid)
-                .or(threads.first())
-                .ok_or(Errno::ESRCH)?;
-            let chan = lock(&first.chan);
-            if chan.ended {
-                // It ended while we waited for it: look again.
-                continue;
-            }
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESRCH);
+        }
+        let threads = lock(&self.threads).live();
+        if let Some(chan) = self.any_parked(&threads) {
             self.flush_stale(&chan);
             return f(&chan);
         }
+        let first = threads
+            .iter()
+            .find(|t| t.tid == self.pid)
+            .ok_or(Errno::ESRCH)?;
+        let chan = lock(&first.chan);
+        self.flush_stale(&chan);
+        f(&chan)
     }
 
     /// The channel of a thread of `threads` that nobody drives right now and that
@@ -533,7 +526,7 @@ impl SystrapSpace {
     }
 
     fn new_thread_in(&self, chan: &Channel, slot: usize) -> SysResult<Arc<StubThread>> {
-        let (memfd, mut new) = Channel::new(slot)?;
+        let (memfd, stub_end, mut new) = Channel::new(slot)?;
         let base = slot_base(slot);
         self.map_fd_locked(
             chan,
@@ -551,7 +544,6 @@ impl SystrapSpace {
         // The new thread's own control socket: received by the parent, so the
         // clone (which copies the parent's fd table) hands it over at the same number;
         // then each side closes the other's.
-        let (control, stub_end) = socketpair()?;
         let fd_guard = lock(&self.fd_lock);
         let theirs = match self.send_fd(chan, stub_end.as_fd()) {
             Ok(n) => n,
@@ -596,7 +588,6 @@ impl SystrapSpace {
             self.kill();
             return Err(Errno::EAGAIN);
         }
-        new.control = Some(control);
         new.ctl_fd = theirs;
         let thread = Self::thread(slot, self.pid, tid, new).inspect_err(|_| self.kill())?;
         lock(&self.threads).used[slot] = Some(thread.clone());
@@ -651,13 +642,12 @@ impl SystrapSpace {
     /// its own region and control socket before it reports in, and has the other
     /// threads' regions unmapped; shared file mappings stay shared.
     pub(super) fn fork(&self, chan: &Channel, slot: usize) -> SysResult<SystrapSpace> {
-        let (memfd, mut new) = Channel::new(slot)?;
-        let (control, stub_end) = socketpair()?;
+        let (memfd, stub_end, mut new) = Channel::new(slot)?;
         // Held across the fork: no fd received for a mapping is open in the stub
         // then, and nobody else reads the control socket the child shares.
         let _fd = lock(&self.fd_lock);
         send_fds(
-            chan.control()?,
+            chan.control(),
             &[memfd.as_raw_fd(), stub_end.as_raw_fd()],
             u64::MAX,
         )?;
@@ -695,7 +685,6 @@ impl SystrapSpace {
             return Err(kill(Errno::EIO));
         }
         new.ctl_fd = u64::from(new.region.word(OFF_CTLFD).load(Ordering::SeqCst));
-        new.control = Some(control);
         let thread = Self::thread(slot, pid, pid, new).map_err(kill)?;
         let child = SystrapSpace::with(
             pid,
@@ -762,7 +751,7 @@ impl SystrapSpace {
         // failed half-way and left its message queued, it is recognized and dropped
         // instead of mapping the wrong file.
         let seq = self.fd_seq.fetch_add(1, Ordering::SeqCst);
-        send_fds(chan.control()?, &[fd.as_raw_fd()], seq)?;
+        send_fds(chan.control(), &[fd.as_raw_fd()], seq)?;
         for _ in 0..MAX_STALE_MESSAGES {
             // recvmsg updates msg_controllen and msg_flags: rewrite them every time.
             chan.prepare_recvmsg(CMSG_SPACE_FD);

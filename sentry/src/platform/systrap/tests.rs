@@ -279,7 +279,7 @@ fn file_mappings() {
         let cmsg = [ControlMessage::ScmRights(&raw)];
         let first = rig.concrete().first_thread().unwrap();
         let chan = first.chan.lock().unwrap();
-        let ctl = chan.control().unwrap().as_raw_fd();
+        let ctl = chan.control().as_raw_fd();
         sendmsg::<()>(ctl, &iov, &cmsg, MsgFlags::empty(), None).unwrap();
     }
     let backing = Backing::File {
@@ -551,7 +551,7 @@ fn drop_leaves_no_process_or_fd() {
     let control = {
         let first = space.first_thread().unwrap();
         let chan = first.chan.lock().unwrap();
-        fd_identity(chan.control().unwrap().as_raw_fd())
+        fd_identity(chan.control().as_raw_fd())
     };
     let ours = [control, fd_identity(space.pidfd.as_raw_fd())];
     drop(space);
