@@ -287,19 +287,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     fn stray(&self) -> Vec<String> {
         let mut out = Vec::new();
         let me = self.dir.to_string_lossy().into_owned();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !name.chars().all(|c| c.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+        for (pid, dir) in host_processes() {
+            let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
                 continue;
             };
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             let argv0 = cmd.split(' ').next().unwrap_or("");
             let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
             if ours && cmd.contains(&me) {
-                out.push(format!("{name}: {cmd}"));
+                out.push(format!("{pid}: {cmd}"));
             }
         }
         out
@@ -585,47 +581,53 @@ fn containerd_pause_resume_and_metrics() {
         .exists());
 }
 
+/// Every host process: its pid and its `/proc` directory.
+fn host_processes() -> Vec<(i32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_string_lossy().parse().ok()?, e.path())))
+        .collect()
+}
+
 /// Host pids of processes whose command line mentions `needle` (not this test's).
 fn pids_mentioning(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if pid != me
-            && String::from_utf8_lossy(&cmd)
-                .replace('\0', " ")
-                .contains(needle)
-        {
-            out.push(pid);
-        }
-    }
-    out
+    host_processes()
+        .into_iter()
+        .filter(|(pid, dir)| {
+            *pid != me
+                && std::fs::read(dir.join("cmdline")).is_ok_and(|cmd| {
+                    String::from_utf8_lossy(&cmd)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Host processes descending from `pid` (its children, theirs, ...).
 fn descendants(pid: i32) -> Vec<i32> {
-    let mut all = vec![pid];
-    let mut i = 0;
-    while i < all.len() {
-        let parent = all[i];
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
+    // (pid, parent) of every process, read once.
+    let parents: Vec<(i32, i32)> = host_processes()
+        .into_iter()
+        .filter_map(|(p, dir)| {
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
             // Field 4 (after the parenthesised name) is the parent pid.
             let ppid = stat
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|s| s.parse::<i32>().ok());
-            if ppid == Some(parent) && !all.contains(&p) {
+                .and_then(|s| s.parse::<i32>().ok())?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let parent = all[i];
+        for &(p, ppid) in &parents {
+            if ppid == parent && !all.contains(&p) {
                 all.push(p);
             }
         }

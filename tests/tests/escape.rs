@@ -223,14 +223,13 @@ fn sentry_has_no_host_root() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = None;
     let mut gofer_fds = None;
+    // Where each fd of process `k` points.
     let fds_of = |k: &str| -> Vec<String> {
         std::fs::read_dir(format!("/proc/{k}/fd"))
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|l| l.to_string_lossy().into_owned())
+            .collect()
     };
     while Instant::now() < deadline && (seen.is_none() || gofer_fds.is_none()) {
         let kids =
@@ -252,12 +251,7 @@ fn sentry_has_no_host_root() {
                     .unwrap()
                     .map(|e| e.unwrap().file_name().into_string().unwrap())
                     .collect();
-                let fds: Vec<String> = std::fs::read_dir(format!("/proc/{k}/fd"))
-                    .unwrap()
-                    .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .collect();
-                seen = Some((names, mounts, fds));
+                seen = Some((names, mounts, fds_of(k)));
             }
         }
         std::thread::sleep(Duration::from_millis(50));
