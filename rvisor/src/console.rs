@@ -9,7 +9,6 @@
 
 use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -24,7 +23,7 @@ pub fn send_new_pty(path: &Path) -> Result<OwnedFd> {
     for fd in [&pty.master, &pty.slave] {
         fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context("fcntl")?;
     }
-    let sock = UnixStream::connect(path)
+    let sock = crate::unix_path::connect(path)
         .with_context(|| format!("--console-socket {}: connect", path.display()))?;
     // runc sends the pty's name as the payload; receivers use only the fd.
     let name = b"/dev/ptmx";

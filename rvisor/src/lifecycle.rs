@@ -46,7 +46,7 @@ use crate::cli::{
     SuperviseArgs,
 };
 use crate::state::{self, Record};
-use crate::{bundle, console, internal, sandbox};
+use crate::{bundle, console, internal, sandbox, unix_path};
 
 /// Name of the supervisor's socket in the container's state directory.
 const CONTROL_SOCK: &str = "control.sock";
@@ -305,7 +305,7 @@ fn supervise_added_inner(
     let sock_path = dir.join(CONTROL_SOCK);
     let _ = std::fs::remove_file(&sock_path);
     let listener =
-        UnixListener::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
+        unix_path::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
     listener.set_nonblocking(true).context("listener")?;
     rec.borrow_mut().status = "created".into();
     state::store(dir, &rec.borrow())?;
@@ -447,7 +447,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     let sock_path = dir.join(CONTROL_SOCK);
     let _ = std::fs::remove_file(&sock_path);
     let listener =
-        UnixListener::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
+        unix_path::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
     listener.set_nonblocking(true).context("listener")?;
 
     let mut hostname = b.hostname.clone().unwrap_or_default();
@@ -726,7 +726,7 @@ fn request_with_fds(
 ) -> Result<Reply> {
     let path = state::dir_of(&g.root, id)?.join(CONTROL_SOCK);
     let stream =
-        UnixStream::connect(&path).map_err(|_| anyhow!("container {id:?} is not running"))?;
+        unix_path::connect(&path).map_err(|_| anyhow!("container {id:?} is not running"))?;
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut text = serde_json::to_string(req).context("encode request")?;
     text.push('\n');

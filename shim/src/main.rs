@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -398,7 +398,25 @@ fn open_fifo(path: &str) -> TtrpcResult<Option<File>> {
         .map_err(|e| internal(format!("open {path}: {e}")))
 }
 
-/// Receives the terminal master rvisor sends over the console socket.
+/// Makes the console socket at `path`, which lies in the bundle directory and may be
+/// longer than a `sockaddr_un` holds (Kubernetes bundle paths carry a 64-digit id):
+/// it is bound through the directory, as `/proc/self/fd/N/NAME`.
+fn bind_console(path: &str) -> TtrpcResult<UnixListener> {
+    let path = Path::new(path);
+    let _ = std::fs::remove_file(path);
+    let fail = |e: std::io::Error| internal(format!("console socket {}: {e}", path.display()));
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(fail(std::io::ErrorKind::InvalidInput.into()));
+    };
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(fail)?;
+    let short = Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
+    UnixListener::bind(short).map_err(fail)
+}
+
 /// Takes the pty master rvisor sends on `listener` and pumps it to and from
 /// containerd's FIFOs.
 fn attach_console(
@@ -419,6 +437,7 @@ fn attach_console(
     Ok(master)
 }
 
+/// Receives the terminal master rvisor sends over the console socket.
 fn recv_console(listener: &UnixListener) -> TtrpcResult<OwnedFd> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let (conn, _) = listener
@@ -550,9 +569,7 @@ impl shim::Task for Service {
         let mut args = vec!["create", "--bundle", &bundle, "--pid-file", &pid_file];
         let console_path = format!("{bundle}/console.sock");
         let listener = if req.terminal {
-            let _ = std::fs::remove_file(&console_path);
-            let l = UnixListener::bind(&console_path)
-                .map_err(|e| internal(format!("console socket: {e}")))?;
+            let l = bind_console(&console_path)?;
             args.extend(["--console-socket", &console_path]);
             Some(l)
         } else {
@@ -1024,9 +1041,7 @@ impl Service {
             &spec_path,
         ];
         let listener = if terminal {
-            let _ = std::fs::remove_file(&console_path);
-            let l = UnixListener::bind(&console_path)
-                .map_err(|e| internal(format!("console socket: {e}")))?;
+            let l = bind_console(&console_path)?;
             args.extend(["--console-socket", &console_path]);
             Some(l)
         } else {

@@ -246,6 +246,15 @@ pub fn sandbox_command(
     argv: &[String],
 ) -> Command {
     let mut cmd = Command::new(rvisor);
+    // `do` hands the caller's environment to the app, and the native run sees exactly `env`:
+    // anything else from the test's own environment (a CI runner's TZ, say) would make the
+    // two differ. Only rvisor's own log settings pass.
+    cmd.env_clear();
+    for k in ["RUST_LOG", "RUST_BACKTRACE"] {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
     cmd.arg(format!("--platform={platform}")).arg("do");
     if let Rootfs::Dir(d) = rootfs {
         cmd.arg("--rootfs").arg(d);

@@ -357,8 +357,11 @@ fn containerd_runs_rvisor_containers() {
     let c = Containerd::start("main");
     c.import_image();
 
-    // The basic run: output through containerd's FIFOs and the exit status.
-    let o = c.run("hello", &["/bin/echo", "hi"]);
+    // The basic run: output through containerd's FIFOs and the exit status. The id is as
+    // long as a Kubernetes one (64 hex digits), so the paths of the sockets rvisor makes in
+    // its state directory are longer than a sockaddr_un holds.
+    let long_id = "0123456789abcdef".repeat(4);
+    let o = c.run(&long_id, &["/bin/echo", "hi"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -411,10 +414,11 @@ fn containerd_runs_rvisor_containers() {
     c.ok(&["container", "delete", "doomed"]);
 
     // A terminal: the app's stdin is a tty. ctr needs a console itself, so it runs
-    // under script(1).
+    // under script(1). The long id makes the shim's console socket path long too.
     let cmd = format!(
-        "ctr --address {} --namespace {NS} run --rm -t --snapshotter native --runtime {RUNTIME} {IMAGE} tty1 /bin/sh -c 'test -t 0 && echo is-a-tty'",
-        c.dir.join("containerd.sock").display()
+        "ctr --address {} --namespace {NS} run --rm -t --snapshotter native --runtime {RUNTIME} {IMAGE} {} /bin/sh -c 'test -t 0 && echo is-a-tty'",
+        c.dir.join("containerd.sock").display(),
+        "fedcba9876543210".repeat(4)
     );
     let o = Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])

@@ -258,13 +258,6 @@ fn check(env: &Env, case: &Case, exe: &Exe, platform: &str, dir: &Path) -> Resul
         .collect();
     let mut cmd = rvisor_e2e::sandbox_command(rvisor, platform, &sb_rootfs, &envv, &argv);
     cmd.current_dir(dir);
-    // Keep the caller's environment (RUST_LOG, ...) but none of the test's own variables, so
-    // they reach the app only through --env.
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("E2E_") {
-            cmd.env_remove(k);
-        }
-    }
     let sandbox =
         rvisor_e2e::run_with_timeout(cmd, timeout).map_err(|e| format!("sandbox: {e}"))?;
 
