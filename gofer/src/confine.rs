@@ -536,6 +536,9 @@ pub fn confine_with_binds(
     readonly: bool,
     opts: ConfineOptions,
 ) -> io::Result<Server> {
+    // The gofer holds host file handles and reads host files: a crash must leave no
+    // core file behind, nor hand its memory to the host's core-dump helper.
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)?;
     let server = if opts.mount_namespace {
         let iso = isolate_mounts(root, binds, readonly)?;
         Server::from_parts(iso.root, iso.proc_fds, readonly).with_binds(iso.binds)
@@ -574,6 +577,10 @@ mod tests {
         match unsafe { fork() }.unwrap() {
             ForkResult::Parent { child } => child,
             ForkResult::Child => {
+                // Children here die of SIGSYS on purpose: no core file, whatever the
+                // caller's RLIMIT_CORE, and so no core bit in the wait status.
+                let _ =
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
                 // SAFETY: _exit ends the child at once, skipping the harness's atexit work.
                 unsafe { libc::_exit(code) }

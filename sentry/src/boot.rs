@@ -70,6 +70,7 @@ fn run_inner(
         report(&e);
         e
     };
+    confine::no_core_dumps().map_err(fail)?;
     let platform = platform::by_name(&config.platform)
         .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))
         .map_err(fail)?;

@@ -266,14 +266,16 @@ pub fn sandbox_command(
     cmd
 }
 
-/// Builds the native command: `argv` with exactly `env` as its environment and no open
-/// descriptor but stdio, as inside the sandbox. Without the close, whatever the caller leaked
-/// (a CI runner's lock on fd 200, say) would be visible natively and the outputs would differ.
+/// Builds the native command: `argv` with exactly `env` as its environment, no open
+/// descriptor but stdio, and RLIMIT_CORE 0, as inside the sandbox. Without the close, whatever
+/// the caller leaked (a CI runner's lock on fd 200, say) would be visible natively; without the
+/// limit, a runner's `ulimit -c unlimited` would make native crashes dump core (a core file in
+/// the test directory, the core bit in wait statuses) where the sandbox's default limit is 0.
 pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().envs(env.iter().cloned());
-    // SAFETY: close_range is async-signal-safe and touches only the child's descriptor table
-    // between fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
+    // SAFETY: close_range and setrlimit are async-signal-safe and touch only the child between
+    // fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
     unsafe {
         cmd.pre_exec(|| {
             if libc::syscall(
@@ -283,6 +285,17 @@ pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
                 libc::CLOSE_RANGE_CLOEXEC,
             ) != 0
             {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut core) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            core.rlim_cur = 0;
+            if libc::setrlimit(libc::RLIMIT_CORE, &core) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -210,11 +210,20 @@ fn sentry_has_no_host_root() {
     // reach the gofer or the sentry.
     let secret = std::fs::File::open(f.base.join("secret")).unwrap();
     let secret_fd = secret.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe and only edits the child's descriptor table.
+    // SAFETY: dup2, getrlimit and setrlimit are async-signal-safe and only edit the child.
     unsafe {
         cmd.pre_exec(move || {
             if libc::dup2(secret_fd, 200) < 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // And lets processes dump core as far as it may: the sandbox's must not.
+            let mut core = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_CORE, &mut core) == 0 {
+                core.rlim_cur = core.rlim_max;
+                libc::setrlimit(libc::RLIMIT_CORE, &core);
             }
             Ok(())
         });
@@ -224,6 +233,15 @@ fn sentry_has_no_host_root() {
     let mut seen = None;
     let mut gofer_fds = None;
     // Where each fd of process `k` points.
+    // The "Max core file size" line of process `k`'s limits.
+    let core_limit = |k: &str| -> String {
+        std::fs::read_to_string(format!("/proc/{k}/limits"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("Max core file size"))
+            .unwrap_or_default()
+            .to_string()
+    };
     let fds_of = |k: &str| -> Vec<String> {
         std::fs::read_dir(format!("/proc/{k}/fd"))
             .unwrap()
@@ -239,7 +257,7 @@ fn sentry_has_no_host_root() {
             let cmdline = std::fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline);
             if cmdline.contains("\0gofer\0") {
-                gofer_fds = Some(fds_of(k));
+                gofer_fds = Some((fds_of(k), core_limit(k)));
             }
             if !cmdline.contains("\0boot\0") {
                 continue;
@@ -251,15 +269,20 @@ fn sentry_has_no_host_root() {
                     .unwrap()
                     .map(|e| e.unwrap().file_name().into_string().unwrap())
                     .collect();
-                seen = Some((names, mounts, fds_of(k)));
+                seen = Some((names, mounts, fds_of(k), core_limit(k)));
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
     let _ = child.wait();
-    let gofer_fds = gofer_fds.expect("no gofer found");
-    let (names, mounts, fds) = seen.expect("no confined sentry found");
+    let (gofer_fds, gofer_core) = gofer_fds.expect("no gofer found");
+    let (names, mounts, fds, sentry_core) = seen.expect("no confined sentry found");
+    // Neither dumps core, whatever the caller allows: their memory is the sandbox's.
+    for (who, line) in [("gofer", &gofer_core), ("sentry", &sentry_core)] {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(words.get(4..6), Some(&["0", "0"][..]), "{who}: {line}");
+    }
     for l in fds.iter().chain(&gofer_fds) {
         assert!(
             !l.ends_with("/secret"),

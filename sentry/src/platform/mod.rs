@@ -15,6 +15,7 @@
 
 pub mod common;
 pub mod ptrace;
+mod stub_process;
 pub mod systrap;
 
 use std::os::fd::BorrowedFd;

@@ -162,6 +162,14 @@ pub fn install_sentry_filter() -> Result<(), String> {
     Ok(())
 }
 
+/// No core dumps of the sentry: its memory is the sandbox's kernel state and the
+/// application's file data, which must never reach a core file or the host's
+/// core-dump helper. The stubs set the same limit for themselves when they start.
+pub fn no_core_dumps() -> Result<(), String> {
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| format!("setrlimit(RLIMIT_CORE): {e}"))
+}
+
 /// Moves the sentry into fresh network, IPC and UTS namespaces: it needs no host
 /// network (the sandbox's network is its own), no host IPC objects and no host
 /// hostname. Only possible with CAP_SYS_ADMIN; without it the sentry carries on and

@@ -4,12 +4,10 @@
 //! else (initial stack, vdso, vvar), then traps; from then on the sentry owns its
 //! address space and uses the `syscall; int3` landing pad for remote system calls.
 
-use std::ffi::CStr;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::errno::{Errno, SysResult};
+use crate::errno::SysResult;
+use crate::platform::stub_process::{self, ChildExec};
 use crate::platform::PAGE_SIZE;
 
 use super::sys::last_errno;
@@ -29,9 +27,6 @@ pub(super) const STUB_END: u64 = STUB_BASE + 2 * PAGE_SIZE;
 const USER_TOP: u64 = 0x7fff_ffff_f000;
 /// The fd number the stub's end of the control socket has inside the stub.
 pub(super) const STUB_CONTROL_FD: u64 = 0;
-
-/// `personality(2)` flag that disables address-space randomization.
-const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
 /// The stub image and the addresses of its interesting instructions.
 pub(super) struct StubImage {
@@ -124,71 +119,18 @@ pub(super) fn build() -> StubImage {
     }
 }
 
-/// Writes the image into a sealed memfd and returns a read-only fd on it. The
-/// writable fd is closed: exec refuses a file that is open for writing (ETXTBSY).
+/// Writes the image into a sealed memfd and returns a read-only fd on it.
 pub(super) fn memfd(image: &[u8]) -> SysResult<OwnedFd> {
-    const MFD_EXEC: libc::c_uint = 0x10;
-    let name = c"rvisor-stub";
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: `name` is a NUL-terminated string; flags are integers.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 && last_errno() == Errno::EINVAL {
-        // Kernels before 6.3 do not know MFD_EXEC.
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(image)
-        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on an fd we own with integer arguments.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(last_errno());
-    }
-    let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
-    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: `path` is NUL-terminated; flags are integers.
-    let ro = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if ro < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(ro) })
-}
-
-/// The kernel's `struct sigaction` for `rt_sigaction` on x86-64.
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
+    stub_process::sealed_memfd(c"rvisor-stub", image)
 }
 
 /// Forks and execs a stub; returns its pid once it is in its first ptrace stop (the
 /// exec SIGTRAP), traced by the calling thread. `control` becomes fd
 /// [`STUB_CONTROL_FD`] in the stub.
 pub(super) fn spawn(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i32> {
-    // Everything the child touches is prepared here: after fork only raw,
-    // async-signal-safe system calls.
-    let argv: [*const libc::c_char; 2] = [c"rvisor-stub".as_ptr(), std::ptr::null()];
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-    let empty = c"".as_ptr();
-    let dfl = KernelSigaction {
-        handler: 0,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
+    let exec = ChildExec::new(c"rvisor-stub");
     let exe = exe.as_raw_fd();
     let control = control.as_raw_fd();
-
     // SAFETY: fork is safe to call; the child below only makes raw system calls and
     // never returns into Rust code that could take locks or allocate.
     let pid = unsafe { libc::fork() };
@@ -196,132 +138,17 @@ pub(super) fn spawn(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i
         return Err(last_errno());
     }
     if pid == 0 {
-        // SAFETY: we are the freshly forked child; see `child`'s contract.
-        unsafe { child(parent, exe, control, &argv, &envp, empty, &dfl) }
+        // SAFETY: we are the freshly forked child: only raw system calls follow, on
+        // memory prepared before the fork.
+        unsafe {
+            stub_process::child_prelude(&exec);
+            let exe = stub_process::child_keep_fds(exe, control);
+            const { assert!(STUB_CONTROL_FD == 0) };
+            if libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
+                stub_process::child_fail(125);
+            }
+            stub_process::child_exec(&exec, exe)
+        }
     }
     Ok(pid)
-}
-
-/// The child side of [`spawn`].
-///
-/// # Safety
-/// Must only be called in a freshly forked child; it never returns.
-unsafe fn child(
-    parent: libc::pid_t,
-    exe: i32,
-    control: i32,
-    argv: &[*const libc::c_char; 2],
-    envp: &[*const libc::c_char; 1],
-    empty: *const libc::c_char,
-    dfl: &KernelSigaction,
-) -> ! {
-    // SAFETY: every call below is a raw system call on integers or on memory prepared
-    // before fork, which the child's copy of the address space still holds.
-    unsafe {
-        let fail = |code: i32| -> ! {
-            libc::syscall(libc::SYS_exit_group, code);
-            #[allow(clippy::empty_loop)]
-            loop {}
-        };
-        // Die with the tracer thread (PR_SET_PDEATHSIG follows the forking thread).
-        if libc::syscall(
-            libc::SYS_prctl,
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            fail(120);
-        }
-        if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
-            fail(121);
-        }
-        // Own session: terminal signals aimed at the sentry's group never reach stubs.
-        libc::syscall(libc::SYS_setsid);
-        // A fixed initial layout, so the ELF's fixed address never meets the stack.
-        let cur = libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
-        if cur < 0
-            || libc::syscall(
-                libc::SYS_personality,
-                (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE,
-            ) < 0
-        {
-            fail(122);
-        }
-        // Default dispositions and an empty mask: ignored or blocked signals would
-        // hide the interrupt signal. (Handlers are reset by exec, SIG_IGN is not.)
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    dfl as *const KernelSigaction,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8,
-                );
-            }
-        }
-        let empty_mask: u64 = 0;
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty_mask as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8,
-        );
-        // Keep exactly two fds: the exe (above 0, close-on-exec) and the control
-        // socket at STUB_CONTROL_FD.
-        let exe2 = libc::syscall(libc::SYS_fcntl, exe, libc::F_DUPFD_CLOEXEC, 1) as i32;
-        if exe2 < 0 {
-            fail(123);
-        }
-        let ctl_target = STUB_CONTROL_FD as i32; // 0: close_all_but relies on it
-        if control == ctl_target {
-            if libc::syscall(libc::SYS_fcntl, control, libc::F_SETFD, 0) < 0 {
-                fail(124);
-            }
-        } else if libc::syscall(libc::SYS_dup2, control, ctl_target) < 0 {
-            fail(124);
-        }
-        close_all_but(exe2);
-        if libc::syscall(libc::SYS_ptrace, libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
-            fail(125);
-        }
-        libc::syscall(
-            libc::SYS_execveat,
-            exe2,
-            empty,
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-        fail(127)
-    }
-}
-
-/// Closes every fd except 0 (the control socket) and `keep` (>= 1), in the forked
-/// child.
-///
-/// # Safety
-/// Only raw system calls; meant for the forked child.
-unsafe fn close_all_but(keep: i32) {
-    let keep = keep as u32;
-    let ranges = [(1u32, keep - 1), (keep + 1, u32::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
-        }
-        // SAFETY: close_range takes integers; closing fds in the child affects nothing
-        // of the parent.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
-        if r < 0 {
-            // Before Linux 5.9: close one by one up to a generous bound.
-            for fd in lo..=hi.min(65_535) {
-                // SAFETY: as above.
-                unsafe { libc::syscall(libc::SYS_close, fd) };
-            }
-        }
-    }
 }

@@ -30,6 +30,14 @@ enum Guard {
     Exclusive(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>),
 }
 
+/// The platform, in a test process that dumps no core: stubs that die of a signal
+/// here (on purpose, in several tests) inherit the limit, as they inherit the
+/// sentry's in a sandbox.
+fn new_platform() -> crate::errno::SysResult<PtracePlatform> {
+    crate::sys::confine::no_core_dumps().expect("RLIMIT_CORE");
+    PtracePlatform::new()
+}
+
 struct Rig {
     platform: PtracePlatform,
     space: Arc<dyn AddressSpace>,
@@ -53,6 +61,8 @@ impl Rig {
     }
 
     fn with_guard(code: &[u8], guard: Guard) -> Rig {
+        // As at boot: no core dumps, then the filter (which forbids setrlimit).
+        crate::sys::confine::no_core_dumps().expect("RLIMIT_CORE");
         if std::env::var_os(SECCOMP_ENV).is_some() {
             crate::sys::confine::install_sentry_filter().expect("seccomp");
         }
@@ -925,7 +935,7 @@ fn interrupter_hits_only_its_thread() {
 #[test]
 fn threads_outlive_the_first_thread_and_its_host_thread() {
     let guard = FD_COUNT_LOCK.read().unwrap_or_else(|p| p.into_inner());
-    let platform = Arc::new(PtracePlatform::new().unwrap());
+    let platform = Arc::new(new_platform().unwrap());
     let p = platform.clone();
     // The space, its first context and a second thread, all made on a host thread
     // that then ends its context and exits.

@@ -23,12 +23,10 @@
 //! Reused from the ptrace backend (copied, to dedupe later): the ELF header layout,
 //! the sealed-memfd image and the fork + `execveat` start of a process from it.
 
-use std::ffi::CStr;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::errno::{Errno, SysResult};
+use crate::errno::SysResult;
+use crate::platform::stub_process::{self, ChildExec};
 use crate::platform::PAGE_SIZE;
 
 use super::sys::last_errno;
@@ -671,70 +669,15 @@ pub(super) fn slot_base(slot: usize) -> u64 {
     REGION + slot as u64 * REGION_SIZE
 }
 
-/// Writes the image into a sealed memfd and returns a read-only fd on it (copied
-/// from the ptrace backend).
+/// Writes the image into a sealed memfd and returns a read-only fd on it.
 pub(super) fn memfd(image: &[u8]) -> SysResult<OwnedFd> {
-    const MFD_EXEC: libc::c_uint = 0x10;
-    let name = c"rvisor-systrap-stub";
-    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
-    // SAFETY: `name` is a NUL-terminated string; flags are integers.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 && last_errno() == Errno::EINVAL {
-        // Kernels before 6.3 do not know MFD_EXEC.
-        // SAFETY: as above.
-        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
-    }
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(image)
-        .map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on an fd we own with integer arguments.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(last_errno());
-    }
-    let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
-    let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: `path` is NUL-terminated; flags are integers.
-    let ro = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if ro < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: the kernel just returned this fd; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(ro) })
-}
-
-/// `personality(2)` flag that disables address-space randomization.
-const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
-
-/// The kernel's `struct sigaction` for `rt_sigaction` on x86-64.
-#[repr(C)]
-struct KernelSigaction {
-    handler: usize,
-    flags: u64,
-    restorer: usize,
-    mask: u64,
+    stub_process::sealed_memfd(c"rvisor-systrap-stub", image)
 }
 
 /// Forks and execs the zygote; `control` becomes its fd 0. The zygote dies with the
 /// calling thread (`PR_SET_PDEATHSIG`) and when `control`'s other end is closed.
 pub(super) fn spawn_zygote(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysResult<i32> {
-    // Everything the child touches is prepared here: after fork only raw,
-    // async-signal-safe system calls.
-    let argv: [*const libc::c_char; 2] = [c"rvisor-systrap".as_ptr(), std::ptr::null()];
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
-    let empty = c"".as_ptr();
-    let dfl = KernelSigaction {
-        handler: 0,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    // SAFETY: getpid cannot fail.
-    let parent = unsafe { libc::getpid() };
+    let exec = ChildExec::new(c"rvisor-systrap");
     let exe = exe.as_raw_fd();
     let control = control.as_raw_fd();
     // SAFETY: fork is safe to call; the child below only makes raw system calls and
@@ -744,121 +687,15 @@ pub(super) fn spawn_zygote(exe: BorrowedFd<'_>, control: BorrowedFd<'_>) -> SysR
         return Err(last_errno());
     }
     if pid == 0 {
-        // SAFETY: we are the freshly forked child; see `child`'s contract.
-        unsafe { child(parent, exe, control, &argv, &envp, empty, &dfl) }
+        // SAFETY: we are the freshly forked child: only raw system calls follow, on
+        // memory prepared before the fork.
+        unsafe {
+            stub_process::child_prelude(&exec);
+            let exe = stub_process::child_keep_fds(exe, control);
+            stub_process::child_exec(&exec, exe)
+        }
     }
     Ok(pid)
-}
-
-/// The child side of [`spawn_zygote`].
-///
-/// # Safety
-/// Must only be called in a freshly forked child; it never returns.
-unsafe fn child(
-    parent: libc::pid_t,
-    exe: i32,
-    control: i32,
-    argv: &[*const libc::c_char; 2],
-    envp: &[*const libc::c_char; 1],
-    empty: *const libc::c_char,
-    dfl: &KernelSigaction,
-) -> ! {
-    // SAFETY: every call below is a raw system call on integers or on memory prepared
-    // before fork, which the child's copy of the address space still holds.
-    unsafe {
-        let fail = |code: i32| -> ! {
-            libc::syscall(libc::SYS_exit_group, code);
-            #[allow(clippy::empty_loop)]
-            loop {}
-        };
-        if libc::syscall(
-            libc::SYS_prctl,
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            fail(120);
-        }
-        if libc::syscall(libc::SYS_getppid) as libc::pid_t != parent {
-            fail(121);
-        }
-        libc::syscall(libc::SYS_setsid);
-        let cur = libc::syscall(libc::SYS_personality, 0xffff_ffffu64);
-        if cur < 0
-            || libc::syscall(
-                libc::SYS_personality,
-                (cur as libc::c_ulong) | ADDR_NO_RANDOMIZE,
-            ) < 0
-        {
-            fail(122);
-        }
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    dfl as *const KernelSigaction,
-                    std::ptr::null_mut::<KernelSigaction>(),
-                    8,
-                );
-            }
-        }
-        let empty_mask: u64 = 0;
-        libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &empty_mask as *const u64,
-            std::ptr::null_mut::<u64>(),
-            8,
-        );
-        let exe2 = libc::syscall(libc::SYS_fcntl, exe, libc::F_DUPFD_CLOEXEC, 1) as i32;
-        if exe2 < 0 {
-            fail(123);
-        }
-        if control == 0 {
-            if libc::syscall(libc::SYS_fcntl, control, libc::F_SETFD, 0) < 0 {
-                fail(124);
-            }
-        } else if libc::syscall(libc::SYS_dup2, control, 0) < 0 {
-            fail(124);
-        }
-        close_all_but(exe2);
-        libc::syscall(
-            libc::SYS_execveat,
-            exe2,
-            empty,
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        );
-        fail(127)
-    }
-}
-
-/// Closes every fd except 0 and `keep` (>= 1), in the forked child.
-///
-/// # Safety
-/// Only raw system calls; meant for the forked child.
-unsafe fn close_all_but(keep: i32) {
-    let keep = keep as u32;
-    let ranges = [(1u32, keep - 1), (keep + 1, u32::MAX)];
-    for (lo, hi) in ranges {
-        if lo > hi {
-            continue;
-        }
-        // SAFETY: close_range takes integers; closing fds in the child affects nothing
-        // of the parent.
-        let r = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, 0) };
-        if r < 0 {
-            for fd in lo..=hi.min(65_535) {
-                // SAFETY: as above.
-                unsafe { libc::syscall(libc::SYS_close, fd) };
-            }
-        }
-    }
 }
 
 #[cfg(test)]

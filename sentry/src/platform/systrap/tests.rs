@@ -21,6 +21,14 @@ const RX: i32 = libc::PROT_READ | libc::PROT_EXEC;
 /// `mov eax, 60; syscall` (exit): ends most snippets with a recognizable stop.
 const EXIT: [u8; 7] = [0xb8, 0x3c, 0, 0, 0, 0x0f, 0x05];
 
+/// The platform, in a test process that dumps no core: stubs that die of a signal
+/// here (on purpose, in several tests) inherit the limit, as they inherit the
+/// sentry's in a sandbox.
+fn new_platform() -> crate::errno::SysResult<SystrapPlatform> {
+    crate::sys::confine::no_core_dumps().expect("RLIMIT_CORE");
+    SystrapPlatform::new()
+}
+
 struct Rig {
     platform: SystrapPlatform,
     space: Arc<dyn AddressSpace>,
@@ -31,7 +39,7 @@ struct Rig {
 impl Rig {
     /// A space with `code` at CODE (RX) and one RW page at DATA; regs ready to run it.
     fn new(code: &[u8]) -> Rig {
-        let platform = SystrapPlatform::new().expect("platform");
+        let platform = new_platform().expect("platform");
         let space = platform.new_address_space().expect("space");
         let ctx = platform.new_context(&space).expect("context");
         space
@@ -580,7 +588,7 @@ fn drop_leaves_no_process_or_fd() {
 
 #[test]
 fn many_spaces_in_parallel() {
-    let platform = Arc::new(SystrapPlatform::new().unwrap());
+    let platform = Arc::new(new_platform().unwrap());
     let threads: Vec<_> = (0..4)
         .map(|i| {
             let p = platform.clone();
@@ -1013,7 +1021,7 @@ fn interrupter_hits_only_its_thread() {
 
 #[test]
 fn threads_outlive_the_first_thread_and_its_host_thread() {
-    let platform = Arc::new(SystrapPlatform::new().unwrap());
+    let platform = Arc::new(new_platform().unwrap());
     let p = platform.clone();
     let (space, pending, regs) = std::thread::spawn(move || {
         let space = p.new_address_space().unwrap();
