@@ -461,11 +461,19 @@ fn sandbox_run_bundle_with_host_root() {
 
 #[test]
 fn sandbox_sigterm_to_cli_reaches_the_app() {
-    let mut child = rvisor()
-        .args(["do", "--", "/bin/sleep", "30"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cmd = rvisor();
+    cmd.args(["do", "--", "/bin/sleep", "30"])
+        .stdin(Stdio::null());
+    // A caller that ignores SIGTERM (a CI runner may) passes that on, and rvisor, like
+    // any program, keeps ignoring it: this test is about a SIGTERM rvisor takes.
+    // SAFETY: signal() is async-signal-safe and only changes the child's disposition.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

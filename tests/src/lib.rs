@@ -267,15 +267,16 @@ pub fn sandbox_command(
 }
 
 /// Builds the native command: `argv` with exactly `env` as its environment, no open
-/// descriptor but stdio, and RLIMIT_CORE 0, as inside the sandbox. Without the close, whatever
+/// descriptor but stdio, RLIMIT_CORE 0, umask 022 and default signal actions, as inside the
+/// sandbox. Without the close, whatever
 /// the caller leaked (a CI runner's lock on fd 200, say) would be visible natively; without the
 /// limit, a runner's `ulimit -c unlimited` would make native crashes dump core (a core file in
 /// the test directory, the core bit in wait statuses) where the sandbox's default limit is 0.
 pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().envs(env.iter().cloned());
-    // SAFETY: close_range and setrlimit are async-signal-safe and touch only the child between
-    // fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
+    // SAFETY: close_range, get/setrlimit, umask and signal are async-signal-safe and touch only
+    // the child between fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
     unsafe {
         cmd.pre_exec(|| {
             if libc::syscall(
@@ -297,6 +298,16 @@ pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
             core.rlim_cur = 0;
             if libc::setrlimit(libc::RLIMIT_CORE, &core) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            // A container's first process starts with umask 022 and every signal at its
+            // default action; a runner's umask or ignored signals must not reach the native
+            // run alone. (std already empties the signal mask.)
+            libc::umask(0o022);
+            for sig in 1..=libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    // Numbers the C library keeps for itself refuse; that is fine.
+                    libc::signal(sig, libc::SIG_DFL);
+                }
             }
             Ok(())
         });
