@@ -45,12 +45,17 @@ fn main() -> ExitCode {
         Command::Exec(a) => a.internal_plan_fd.is_some(),
         _ => false,
     };
-    // The internal commands receive exactly the fds their parent passed on purpose.
-    let sealed = if internal {
-        Ok(())
-    } else {
-        sandbox::seal_inherited_fds()
-    };
+    // Every command waits for children of its own (gofer, boot, stubs, hooks).
+    let sealed = sentry::sys::host::default_sigchld()
+        .map_err(|e| anyhow::anyhow!("signal(SIGCHLD): {e}"))
+        .and_then(|()| {
+            // The internal commands receive exactly the fds their parent passed on purpose.
+            if internal {
+                Ok(())
+            } else {
+                sandbox::seal_inherited_fds()
+            }
+        });
     match sealed.and_then(|()| dispatch(&cli)) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
         Err(e) => {

@@ -493,3 +493,36 @@ fn sandbox_sigterm_to_cli_reaches_the_app() {
     };
     assert_eq!(status.code(), Some(128 + 15));
 }
+
+#[test]
+fn an_ignored_sigchld_from_the_caller_does_not_hang_rvisor() {
+    // With SIGCHLD ignored the kernel would reap gofer and boot by itself: rvisor waited
+    // forever for boot's status. It must take SIGCHLD back and report the app's status.
+    let mut cmd = rvisor();
+    cmd.args(["do", "--", "/bin/sh", "-c", "echo hi; exit 3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    // SAFETY: signal() is async-signal-safe and only changes the child's disposition.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rvisor hung with SIGCHLD ignored");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!((status.code(), out.as_str()), (Some(3), "hi\n"));
+}

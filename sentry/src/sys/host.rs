@@ -219,6 +219,19 @@ pub fn dup_raw(fd: i32) -> SysResult<std::os::fd::OwnedFd> {
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r) })
 }
 
+/// Makes SIGCHLD take its default action in this process. A caller that ignores
+/// SIGCHLD passes that on through exec, and with it ignored the kernel reaps children
+/// itself: their exit statuses are lost and a wait for them never ends. Called at
+/// start-up, before any child exists and before the seccomp filter.
+pub fn default_sigchld() -> SysResult<()> {
+    // SAFETY: SIG_DFL installs no handler, so no code of ours runs on the signal; the
+    // call only changes this process's disposition of SIGCHLD.
+    if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
 fn cpuid(leaf: u32, sub: u32) -> (u32, u32, u32, u32) {
     #[allow(unused_unsafe)]
     // SAFETY: CPUID has no side effects; leaves above the maximum return zeros or the
