@@ -2,7 +2,7 @@
 //! `sandbox_*`) running programs in a real sandbox, which needs the sentry and gofer.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -459,38 +459,58 @@ fn sandbox_run_bundle_with_host_root() {
     assert!(!state.path().join("c7").exists());
 }
 
-#[test]
-fn sandbox_sigterm_to_cli_reaches_the_app() {
+/// `rvisor ARGS` with signal `sig` set to `action` (SIG_DFL or SIG_IGN) as it starts.
+fn rvisor_with_signal(args: &[&str], sig: i32, action: libc::sighandler_t) -> Command {
     let mut cmd = rvisor();
-    cmd.args(["do", "--", "/bin/sleep", "30"])
-        .stdin(Stdio::null());
-    // A caller that ignores SIGTERM (a CI runner may) passes that on, and rvisor, like
-    // any program, keeps ignoring it: this test is about a SIGTERM rvisor takes.
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
     // SAFETY: signal() is async-signal-safe and only changes the child's disposition.
     unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            libc::signal(sig, action);
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
+    cmd
+}
+
+/// Waits up to `limit` for `child`; kills it and fails with `what` past that.
+fn wait_within(child: &mut std::process::Child, limit: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sandbox_sigterm_to_cli_reaches_the_app() {
+    // A caller that ignores SIGTERM (a CI runner may) passes that on, and rvisor, like
+    // any program, keeps ignoring it: this test is about a SIGTERM rvisor takes.
+    let mut child = rvisor_with_signal(
+        &["do", "--", "/bin/sleep", "30"],
+        libc::SIGTERM,
+        libc::SIG_DFL,
+    )
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("rvisor did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_within(
+        &mut child,
+        Duration::from_secs(10),
+        "rvisor did not exit after SIGTERM",
+    );
     assert_eq!(status.code(), Some(128 + 15));
 }
 
@@ -498,30 +518,15 @@ fn sandbox_sigterm_to_cli_reaches_the_app() {
 fn an_ignored_sigchld_from_the_caller_does_not_hang_rvisor() {
     // With SIGCHLD ignored the kernel would reap gofer and boot by itself: rvisor waited
     // forever for boot's status. It must take SIGCHLD back and report the app's status.
-    let mut cmd = rvisor();
-    cmd.args(["do", "--", "/bin/sh", "-c", "echo hi; exit 3"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    // SAFETY: signal() is async-signal-safe and only changes the child's disposition.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("rvisor hung with SIGCHLD ignored");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let args = ["do", "--", "/bin/sh", "-c", "echo hi; exit 3"];
+    let mut child = rvisor_with_signal(&args, libc::SIGCHLD, libc::SIG_IGN)
+        .spawn()
+        .unwrap();
+    let status = wait_within(
+        &mut child,
+        Duration::from_secs(20),
+        "rvisor hung with SIGCHLD ignored",
+    );
     let mut out = String::new();
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
     assert_eq!((status.code(), out.as_str()), (Some(3), "hi\n"));
