@@ -12,6 +12,10 @@
 //!
 //! Every row runs separately on every runtime with a timeout; a failure becomes a `fail`
 //! cell with the reason in a footnote and the run goes on.
+//!
+//! `benches/probes/*.c` (same directives) run natively only, after the table: the parts a
+//! systrap system call is made of on this machine (the in-process SIGSYS trap and return, the
+//! cross-process spin hand-off), printed as the floor the rows are read against.
 
 use rvisor_bench::{Cell, Measurement, Report, Row, RowKind, NATIVE, RUNSC_PTRACE};
 use rvisor_e2e::{run_with_timeout, Link, Outcome};
@@ -503,6 +507,24 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
     }
 
+    let probes_dir = rvisor_e2e::workspace_root().join("benches/probes");
+    let mut probes = if opts.only.is_empty() {
+        load_c_benches(&probes_dir)?
+    } else {
+        Vec::new()
+    };
+    probes.sort_by(|a, b| a.row.id.cmp(&b.row.id));
+    for b in &mut probes {
+        let exe = build.join(format!("probe-{}", b.row.id));
+        rvisor_e2e::compile(
+            &probes_dir.join(format!("{}.c", b.row.id)),
+            Link::Static,
+            &exe,
+            &b.cflags,
+        )?;
+        b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
+    }
+
     let mut runtimes = runtimes(opts);
     for rt in &mut runtimes {
         if rt.broken.is_none() {
@@ -543,18 +565,40 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         rows.push((b.row.clone(), cells));
     }
 
+    // What one systrap system call is made of, measured natively on this machine: the rows
+    // above are read against these floors.
+    let mut floors = Vec::new();
+    for b in &probes {
+        let dir = work.join(format!("probe-{}", b.row.id));
+        prepare(b, &dir)?;
+        match measure(&runtimes[0], b, &dir, opts) {
+            Ok(m) => floors.push((b.row.title.clone(), m.median_ns)),
+            Err(e) => eprintln!("probe {}: fail: {e}", b.row.id),
+        }
+    }
+
     let report = Report {
         runtimes: runtimes.iter().map(|r| r.name.clone()).collect(),
         rows,
     };
     println!();
     print!("{}", report.render());
+    if !floors.is_empty() {
+        println!("\nsystrap floor, native probes (benches/probes):");
+        for (title, ns) in &floors {
+            println!("  {title:<50} {}", rvisor_bench::fmt_ns(*ns));
+        }
+    }
     let doc = report.to_json(json!({
         "target_ms": opts.target_ms,
         "max_runs": opts.runs,
         "cell_budget_ms": opts.cell_budget_ms,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "elapsed_s": start.elapsed().as_secs_f64(),
+        "floors": floors
+            .iter()
+            .map(|(title, ns)| json!({"title": title, "median_ns": ns}))
+            .collect::<Vec<_>>(),
     }));
     if let Some(d) = opts.out.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;

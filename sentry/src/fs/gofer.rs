@@ -6,8 +6,16 @@
 //! change made through it; regular files of a writable filesystem are re-stated on
 //! each `stat` (their size moves under writes through donated fds, which the inode
 //! does not see).
+//!
+//! Read-only opens: the first donated read-only fd of a regular file stays with its
+//! inode and serves every later read-only open, so `open` of a cached file costs no
+//! gofer round trip. Sharing is safe because the sentry keeps each open file's offset
+//! and locks itself and reads with `pread`; the fd names the inode the fid names. At
+//! most [`MAX_CACHED_READ_FDS`] fds per filesystem are kept this way, so a workload
+//! opening many files cannot exhaust the sentry's own descriptor limit.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gofer::{Client, Fid};
@@ -17,16 +25,40 @@ use crate::mm::Mappable;
 use crate::sys::host;
 use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
 
+/// Donated read-only fds a filesystem's inodes keep for later opens, at most.
+pub const MAX_CACHED_READ_FDS: usize = 256;
+
 /// One gofer attach point (the rootfs or one bind mount) seen as a filesystem.
 pub struct GoferFs {
     client: Arc<Client>,
     readonly: bool,
+    /// How many inodes keep a read-only fd (bounded by [`MAX_CACHED_READ_FDS`]).
+    cached_read_fds: AtomicUsize,
+}
+
+impl GoferFs {
+    fn new(client: Arc<Client>, readonly: bool) -> Arc<GoferFs> {
+        Arc::new(GoferFs {
+            client,
+            readonly,
+            cached_read_fds: AtomicUsize::new(0),
+        })
+    }
+
+    /// Takes one of the cache's places; false when all are taken.
+    fn reserve_read_fd(&self) -> bool {
+        self.cached_read_fds
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_CACHED_READ_FDS).then_some(n + 1)
+            })
+            .is_ok()
+    }
 }
 
 impl GoferFs {
     /// The root filesystem served over `client`, returning its root inode.
     pub fn mount(client: Arc<Client>, readonly: bool) -> SysResult<Arc<dyn Inode>> {
-        let fs = Arc::new(GoferFs { client, readonly });
+        let fs = GoferFs::new(client, readonly);
         let (fid, st) = fs.client.attach().map_err(Errno::from)?;
         Ok(GoferInode::new(fs, fid, &st))
     }
@@ -40,7 +72,7 @@ impl GoferFs {
         index: u32,
         readonly: bool,
     ) -> SysResult<Arc<dyn Inode>> {
-        let fs = Arc::new(GoferFs { client, readonly });
+        let fs = GoferFs::new(client, readonly);
         let (fid, st) = fs.client.attach_mount(index).map_err(Errno::from)?;
         Ok(GoferInode::new(fs, fid, &st))
     }
@@ -78,10 +110,16 @@ pub struct GoferInode {
     fid: Fid,
     /// The type never changes; the rest is refreshed after changes made through us.
     stat: Mutex<Stat>,
+    /// A donated read-only fd kept for later read-only opens (see the module doc).
+    read_fd: Mutex<Option<Arc<OwnedFd>>>,
 }
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
+        let kept = self.read_fd.get_mut().map(|f| f.take()).unwrap_or(None);
+        if kept.is_some() {
+            self.fs.cached_read_fds.fetch_sub(1, Ordering::AcqRel);
+        }
         if let Err(e) = self.fs.client.clunk(self.fid) {
             tracing::debug!(fid = self.fid, "gofer clunk failed: {e}");
         }
@@ -94,6 +132,7 @@ impl GoferInode {
             fs,
             fid,
             stat: Mutex::new(convert(st)),
+            read_fd: Mutex::new(None),
         })
     }
 
@@ -114,6 +153,24 @@ impl GoferInode {
         if let Err(e) = self.refresh() {
             tracing::debug!(fid = self.fid, "gofer: cannot refresh a directory: {e}");
         }
+    }
+
+    /// A fresh host fd on this file, donated by the gofer.
+    fn open_host(&self, flags: i32) -> SysResult<OwnedFd> {
+        self.fs.client.open(self.fid, flags).map_err(Errno::from)
+    }
+
+    /// The kept read-only fd, or a new one (kept if the filesystem has room).
+    fn read_fd(&self) -> SysResult<Arc<OwnedFd>> {
+        let mut kept = self.read_fd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = kept.as_ref() {
+            return Ok(fd.clone());
+        }
+        let fd = Arc::new(self.open_host(libc::O_RDONLY)?);
+        if self.fs.reserve_read_fd() {
+            *kept = Some(fd.clone());
+        }
+        Ok(fd)
     }
 
     fn writable_dir(&self) -> SysResult<()> {
@@ -197,15 +254,12 @@ impl Inode for GoferInode {
                 if self.fs.readonly && writes {
                     return Err(Errno::EROFS);
                 }
-                let fd = self
-                    .fs
-                    .client
-                    .open(self.fid, flags & (libc::O_ACCMODE | libc::O_TRUNC))
-                    .map_err(Errno::from)?;
-                Ok(Box::new(GoferFile {
-                    fd: Arc::new(fd),
-                    stat: st,
-                }))
+                let fd = if writes {
+                    Arc::new(self.open_host(flags & (libc::O_ACCMODE | libc::O_TRUNC))?)
+                } else {
+                    self.read_fd()?
+                };
+                Ok(Box::new(GoferFile { fd, stat: st }))
             }
             libc::S_IFDIR => {
                 if acc != libc::O_RDONLY {
@@ -488,5 +542,78 @@ impl FileImpl for GoferDir {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+
+    fn mount(root: &std::path::Path) -> Arc<dyn Inode> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let root = root.to_path_buf();
+        std::thread::spawn(move || gofer::server::serve(&root, b, false));
+        GoferFs::mount(Arc::new(Client::new(a).unwrap()), false).unwrap()
+    }
+
+    fn host_fd(f: &dyn FileImpl) -> i32 {
+        f.mappable().unwrap().host_fd().as_raw_fd()
+    }
+
+    fn kept(root: &Arc<dyn Inode>) -> usize {
+        let g = root.as_any().downcast_ref::<GoferInode>().unwrap();
+        g.fs.cached_read_fds.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn read_only_opens_share_one_donated_fd_within_the_bound() {
+        let dir = std::env::temp_dir().join(format!("rvisor-gofer-fds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let n = MAX_CACHED_READ_FDS + 8;
+        for i in 0..n {
+            std::fs::write(dir.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        let root = mount(&dir);
+        let f0 = root.lookup(b"f0").unwrap();
+        let (a, b) = (
+            f0.open(libc::O_RDONLY).unwrap(),
+            f0.open(libc::O_RDONLY).unwrap(),
+        );
+        assert_eq!(host_fd(a.as_ref()), host_fd(b.as_ref()));
+        let mut buf = [0u8; 16];
+        let got = b.read(&mut buf, 5).unwrap();
+        assert_eq!(&buf[..got], b"0");
+        // A writer gets a fd of its own; the reader sees what it wrote.
+        let w = f0.open(libc::O_WRONLY).unwrap();
+        assert_ne!(host_fd(w.as_ref()), host_fd(a.as_ref()));
+        w.write(b"FILE", 0).unwrap();
+        let got = a.read(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..got], b"FILE 0");
+        assert_eq!(kept(&root), 1);
+        // Past the bound, opens still work but nothing more is kept.
+        let inodes: Vec<_> = (1..n)
+            .map(|i| {
+                let ino = root.lookup(format!("f{i}").as_bytes()).unwrap();
+                let f = ino.open(libc::O_RDONLY).unwrap();
+                let got = f.read(&mut buf, 0).unwrap();
+                assert_eq!(&buf[..got], format!("file {i}").as_bytes());
+                ino
+            })
+            .collect();
+        assert_eq!(kept(&root), MAX_CACHED_READ_FDS);
+        // Inodes give their place back when they go.
+        drop(inodes);
+        assert_eq!(kept(&root), 1);
+        drop((a, b, w, f0));
+        assert_eq!(kept(&root), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
