@@ -88,6 +88,16 @@ impl GlobalOpts {
         v
     }
 
+    /// The platform a new sandbox's sentry uses, refusing the ones not built yet.
+    pub fn sandbox_platform(&self) -> anyhow::Result<String> {
+        match self.platform {
+            Platform::Kvm => anyhow::bail!(
+                "--platform=kvm: not built yet; use --platform=systrap (the default) or ptrace"
+            ),
+            p => Ok(p.name()),
+        }
+    }
+
     /// The network mode `do` and `run` use, refusing the ones not built yet.
     pub fn sandbox_network(&self) -> anyhow::Result<Network> {
         match self.network {

@@ -457,7 +457,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     let network = g.sandbox_network()?;
     let config = BootConfig {
         id: a.id.clone(),
-        platform: g.platform.name(),
+        platform: g.sandbox_platform()?,
         strace: g.strace,
         hostname,
         process: b.process.clone(),

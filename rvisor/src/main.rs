@@ -233,7 +233,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
 
     let config = BootConfig {
         id,
-        platform: g.platform.name(),
+        platform: g.sandbox_platform()?,
         strace: g.strace,
         hostname,
         process: ProcessConfig {
@@ -284,7 +284,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     }
     let config = BootConfig {
         id: a.id.clone(),
-        platform: g.platform.name(),
+        platform: g.sandbox_platform()?,
         strace: g.strace,
         hostname,
         process: b.process,

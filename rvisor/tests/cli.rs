@@ -183,6 +183,9 @@ fn bad_do_flags_are_refused() {
     let o = run(rvisor().arg("do"));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("CMD"), "{}", stderr(&o));
+    // A platform that is not built yet is refused by name, before anything starts.
+    let o = run(rvisor().args(["--platform=kvm", "do", "--", "/bin/true"]));
+    assert_refused(&o, "--platform=kvm: not built yet");
 }
 
 #[test]
