@@ -546,12 +546,13 @@ impl FileImpl for GoferDir {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     use std::os::fd::AsRawFd;
 
-    fn mount(root: &std::path::Path) -> Arc<dyn Inode> {
+    /// A client of a gofer serving `root` (writable) from a thread of this process.
+    pub(crate) fn client(root: &std::path::Path) -> Arc<Client> {
         let (a, b) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -561,7 +562,11 @@ mod tests {
         .unwrap();
         let root = root.to_path_buf();
         std::thread::spawn(move || gofer::server::serve(&root, b, false));
-        GoferFs::mount(Arc::new(Client::new(a).unwrap()), false).unwrap()
+        Arc::new(Client::new(a).unwrap())
+    }
+
+    fn mount(root: &std::path::Path) -> Arc<dyn Inode> {
+        GoferFs::mount(client(root), false).unwrap()
     }
 
     fn host_fd(f: &dyn FileImpl) -> i32 {

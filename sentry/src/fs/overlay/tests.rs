@@ -6,8 +6,6 @@ use std::collections::BTreeMap as Map;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-
 struct Tmp(PathBuf);
 impl Drop for Tmp {
     fn drop(&mut self) {
@@ -69,16 +67,7 @@ fn snapshot(root: &Path) -> Map<PathBuf, String> {
 }
 
 fn client(root: &Path) -> Arc<gofer::Client> {
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
-    let root = root.to_path_buf();
-    std::thread::spawn(move || gofer::server::serve(&root, b, false));
-    Arc::new(gofer::Client::new(a).unwrap())
+    crate::fs::gofer::tests::client(root)
 }
 
 fn config(overlay: &str) -> BootConfig {
