@@ -291,8 +291,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
                 continue;
             };
+            // argv[0] up to its NUL: the binary's path may hold spaces (a checkout in
+            // "/tmp/ci space/").
+            let argv0 =
+                String::from_utf8_lossy(cmd.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let argv0 = cmd.split(' ').next().unwrap_or("");
             let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
             if ours && cmd.contains(&me) {
                 out.push(format!("{pid}: {cmd}"));
