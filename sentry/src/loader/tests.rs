@@ -67,8 +67,24 @@ fn new_mm() -> (Arc<FakeSpace>, MemoryManager) {
     (fake, mm)
 }
 
+/// This test process's scratch directory. It lives as long as the process (the built
+/// programs are shared by the tests), so no test can remove it: instead the first call
+/// removes those of earlier test processes that have ended.
 fn tmpdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rvisor-loader-test-{}", std::process::id()));
+    const PREFIX: &str = "rvisor-loader-test-";
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let tmp = std::env::temp_dir();
+    SWEPT.call_once(|| {
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
+            if pid.is_some_and(|p| p.parse::<u32>().is_ok() && !Path::new("/proc").join(p).exists())
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+    let d = tmp.join(format!("{PREFIX}{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
