@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Evaluates the call before reading errno (argument order is unspecified). */
@@ -38,6 +39,17 @@ int main(void)
     int fd = open("/dev/null", O_RDWR);
     R("null read", read(fd, buf, sizeof buf));
     R("null write", write(fd, "abc", 3));
+    /* /dev/null never reads the data: a bad buffer is accepted, in write and writev;
+       the descriptor is still checked. */
+    void *bad = (void *)16;
+    R("null write bad buffer", write(fd, bad, 100));
+    struct iovec iov[2] = {{bad, 10}, {buf, 5}};
+    R("null writev bad buffer", writev(fd, iov, 2));
+    R("null pwrite bad buffer", pwrite(fd, bad, 7, 0));
+    int rd = open("/dev/null", O_RDONLY);
+    R("null write on O_RDONLY", write(rd, bad, 100));
+    R("null writev on O_RDONLY, bad iovec array", writev(rd, bad, 2));
+    close(rd);
     close(fd);
     fd = open("/dev/zero", O_RDONLY);
     memset(buf, 7, sizeof buf);

@@ -302,15 +302,18 @@ fn write_from(
     count: usize,
     offset: Option<i64>,
 ) -> SysResult<usize> {
-    if count > 0 && file.flags() & libc::O_ACCMODE != libc::O_RDONLY {
+    file.check_writable()?;
+    if count > 0 {
         drop_set_id_on_write(task, file)?;
     }
-    if count == 0 {
-        // A zero-length write still checks the descriptor.
-        return match offset {
+    if count == 0 || file.discards_writes() {
+        // A zero-length write still checks the descriptor; so does a write to a file
+        // that drops its data unread (/dev/null), which then takes all of it.
+        let checked = match offset {
             None => file.write(&[]),
             Some(off) => file.pwrite(&[], off),
         };
+        return checked.map(|_| count);
     }
     let mut done = 0usize;
     while done < count {
@@ -361,6 +364,8 @@ pub fn read(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `write(2)`.
 pub fn write(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
+    // Before RLIMIT_FSIZE and the buffer, as on Linux.
+    file.check_writable()?;
     let count = fsize_limit(task, &file, None, check_count(a[2]))?;
     let r = write_from(task, &file, a[1], count, None).map(|n| n as u64);
     sigpipe_on_epipe(task, r)
@@ -489,7 +494,8 @@ pub(super) fn writev_at(
     iov: &[(u64, usize)],
     offset: Option<i64>,
 ) -> SysResult<u64> {
-    if iov.iter().any(|&(_, l)| l > 0) && file.flags() & libc::O_ACCMODE != libc::O_RDONLY {
+    file.check_writable()?;
+    if iov.iter().any(|&(_, l)| l > 0) {
         drop_set_id_on_write(task, file)?;
     }
     // Gather into one buffer so a single write is atomic, as on a pipe or terminal.
@@ -498,6 +504,10 @@ pub(super) fn writev_at(
         .map(|&(_, l)| l)
         .sum::<usize>()
         .min(MAX_RW_COUNT as usize);
+    if file.discards_writes() {
+        // The data is never read (see write_from): only the descriptor is checked.
+        return write_from(task, file, 0, total, offset).map(|n| n as u64);
+    }
     if total <= CHUNK {
         let mut buf = Vec::with_capacity(total);
         for &(base, len) in iov {
@@ -549,6 +559,7 @@ pub fn readv(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `writev(2)`.
 pub fn writev(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
+    file.check_writable()?;
     let iov = read_iovecs(task, a[1], a[2])?;
     let r = writev_at(task, &file, &iov, None);
     sigpipe_on_epipe(task, r)

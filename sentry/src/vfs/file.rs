@@ -35,6 +35,13 @@ pub trait FileImpl: Send + Sync {
         Err(Errno::EINVAL)
     }
 
+    /// Whether every write succeeds in full without its data being looked at, as on
+    /// `/dev/null`: the caller's buffer is then not read at all (Linux does not touch
+    /// it either, so even a bad pointer is accepted).
+    fn discards_writes(&self) -> bool {
+        false
+    }
+
     /// Whether the file has a position (`false`: lseek and pread give `ESPIPE`).
     fn seekable(&self) -> bool {
         true
@@ -155,6 +162,15 @@ impl OpenFile {
         self.flags() & libc::O_PATH != 0
     }
 
+    /// `EBADF` unless the description was opened for writing: Linux checks this before
+    /// it looks at the caller's buffer.
+    pub fn check_writable(&self) -> SysResult<()> {
+        if self.is_path() || self.access() == libc::O_RDONLY {
+            return Err(Errno::EBADF);
+        }
+        Ok(())
+    }
+
     /// `read(2)` at the file position.
     pub fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
         if self.is_path() || self.access() == libc::O_WRONLY {
@@ -185,9 +201,7 @@ impl OpenFile {
 
     /// `write(2)` at the file position (or the end, with `O_APPEND`).
     pub fn write(&self, buf: &[u8]) -> SysResult<usize> {
-        if self.is_path() || self.access() == libc::O_RDONLY {
-            return Err(Errno::EBADF);
-        }
+        self.check_writable()?;
         if !self.imp.seekable() {
             return self.imp.write(buf, 0);
         }
@@ -202,9 +216,7 @@ impl OpenFile {
 
     /// `pwrite64(2)`.
     pub fn pwrite(&self, buf: &[u8], offset: i64) -> SysResult<usize> {
-        if self.is_path() || self.access() == libc::O_RDONLY {
-            return Err(Errno::EBADF);
-        }
+        self.check_writable()?;
         if !self.imp.seekable() {
             return Err(Errno::ESPIPE);
         }
@@ -264,6 +276,12 @@ impl OpenFile {
     }
 
     /// True if opened (or set) `O_NONBLOCK`.
+    /// See [`FileImpl::discards_writes`].
+    pub fn discards_writes(&self) -> bool {
+        self.imp.discards_writes()
+    }
+
+    /// Whether the description is non-blocking (`O_NONBLOCK`).
     pub fn nonblocking(&self) -> bool {
         self.flags() & libc::O_NONBLOCK != 0
     }
