@@ -34,15 +34,25 @@ pub fn write_all(space: &dyn AddressSpace, addr: u64, buf: &[u8]) -> SysResult<(
 /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
 /// Longer strings give `ENAMETOOLONG` as the path syscalls need.
 pub fn read_cstring(space: &dyn AddressSpace, addr: u64, max: usize) -> SysResult<Vec<u8>> {
+    /// Most strings (paths, names) are short: the first read takes at most this much,
+    /// so a path costs a small copy rather than the rest of its page.
+    const FIRST: usize = 256;
     let mut out = Vec::new();
     let mut cur = addr;
+    let mut first = [0u8; FIRST];
+    let mut rest = Vec::new();
     loop {
-        // Read up to the end of the page so a string ending just before an unmapped
+        // Never past the end of the page, so a string ending just before an unmapped
         // page does not fault.
         let room = (PAGE_SIZE - (cur % PAGE_SIZE)) as usize;
         let want = room.min(max + 1 - out.len()).max(1);
-        let mut chunk = vec![0u8; want];
-        let n = space.read(cur, &mut chunk)?;
+        let chunk: &mut [u8] = if cur == addr {
+            &mut first[..want.min(FIRST)]
+        } else {
+            rest.resize(want, 0);
+            &mut rest[..]
+        };
+        let n = space.read(cur, chunk)?;
         if n == 0 {
             return Err(Errno::EFAULT);
         }

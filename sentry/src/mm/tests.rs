@@ -359,3 +359,45 @@ fn fake_space_reads_short_at_unmapped_pages() {
     assert_eq!(fake.write(0x10000 + 8, &buf), Ok(P as usize - 8));
     assert_eq!(fake.protect(0x10000, 2 * P, 0), Err(Errno::ENOMEM));
 }
+
+#[test]
+fn read_cstring_short_long_page_crossing_and_errors() {
+    use super::io::read_cstring;
+    let (fake, mut mm) = setup();
+    // Two pages, with nothing mapped after them.
+    let base = mm.mmap(anon(0x4000_0000, 2 * P, true)).unwrap();
+    let put = |at: u64, s: &[u8]| write_all(fake.as_ref(), at, s).unwrap();
+    for len in [0usize, 1, 255, 256, 257, 1000] {
+        let s = vec![b'a'; len];
+        put(base, &s);
+        put(base + len as u64, &[0]);
+        assert_eq!(
+            read_cstring(fake.as_ref(), base, 4096).unwrap(),
+            s,
+            "len {len}"
+        );
+    }
+    // Across the page boundary, starting 10 bytes before it.
+    let s: Vec<u8> = (0..600).map(|i| b'a' + (i % 26) as u8).collect();
+    put(base + P - 10, &s);
+    put(base + P - 10 + 600, &[0]);
+    assert_eq!(read_cstring(fake.as_ref(), base + P - 10, 4096).unwrap(), s);
+    // Ending right before the unmapped page: no fault.
+    put(base + 2 * P - 4, b"end\0");
+    assert_eq!(
+        read_cstring(fake.as_ref(), base + 2 * P - 4, 4096).unwrap(),
+        b"end"
+    );
+    // Running into it: EFAULT; longer than max: ENAMETOOLONG; unmapped: EFAULT.
+    put(base + 2 * P - 4, b"endX");
+    assert_eq!(
+        read_cstring(fake.as_ref(), base + 2 * P - 4, 4096),
+        Err(Errno::EFAULT)
+    );
+    put(base, &[b'b'; 300]);
+    assert_eq!(
+        read_cstring(fake.as_ref(), base, 299),
+        Err(Errno::ENAMETOOLONG)
+    );
+    assert_eq!(read_cstring(fake.as_ref(), 0x1000, 10), Err(Errno::EFAULT));
+}
