@@ -49,6 +49,17 @@ int main(void)
     int rd = open("/dev/null", O_RDONLY);
     R("null write on O_RDONLY", write(rd, bad, 100));
     R("null writev on O_RDONLY, bad iovec array", writev(rd, bad, 2));
+    R("null pwrite on O_RDONLY", pwrite(rd, bad, 100, 0));
+    R("null pwritev on O_RDONLY, bad iovec array", pwritev(rd, bad, 2, 0));
+    int p[2];
+    if (pipe(p) == 0) {
+        R("pwrite on a pipe's read end", pwrite(p[0], bad, 10, 0));
+        R("pwrite on a pipe's write end", pwrite(p[1], "x", 1, 0));
+        R("pwritev on a pipe's read end", pwritev(p[0], bad, 2, 0));
+        R("pwrite at a negative offset", pwrite(p[0], bad, 10, -1));
+        close(p[0]);
+        close(p[1]);
+    }
     close(rd);
     close(fd);
     fd = open("/dev/zero", O_RDONLY);

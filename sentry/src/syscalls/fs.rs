@@ -424,6 +424,11 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
     if off < 0 {
         return Err(Errno::EINVAL);
     }
+    // Linux's order: no position (ESPIPE), not writable (EBADF), then the buffer.
+    if !file.imp().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    file.check_writable()?;
     let count = fsize_limit(task, &file, Some(off), check_count(a[2]))?;
     Ok(write_from(task, &file, a[1], count, Some(off))? as u64)
 }
@@ -579,11 +584,15 @@ pub fn preadv(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `pwritev(2)`.
 pub fn pwritev(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
-    let iov = read_iovecs(task, a[1], a[2])?;
     let off = a[3] as i64;
     if off < 0 {
         return Err(Errno::EINVAL);
     }
+    if !file.imp().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    file.check_writable()?;
+    let iov = read_iovecs(task, a[1], a[2])?;
     writev_at(task, &file, &iov, Some(off))
 }
 
