@@ -412,6 +412,18 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
     Measurement::from_samples(iters, samples).ok_or_else(|| "no samples".to_string())
 }
 
+/// Builds `dir/<id>.c` statically into `exe`, which becomes the row's command.
+fn compile_c(b: &mut Bench, dir: &Path, exe: &Path) -> Result<(), String> {
+    rvisor_e2e::compile(
+        &dir.join(format!("{}.c", b.row.id)),
+        Link::Static,
+        exe,
+        &b.cflags,
+    )?;
+    b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
+    Ok(())
+}
+
 /// Creates the row's data files and directories in its run directory.
 fn prepare(b: &Bench, dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
@@ -497,14 +509,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         return Err("no benchmark selected".into());
     }
     for b in benches.iter_mut().filter(|b| b.row.kind == RowKind::Micro) {
-        let exe = build.join(&b.row.id);
-        rvisor_e2e::compile(
-            &c_dir.join(format!("{}.c", b.row.id)),
-            Link::Static,
-            &exe,
-            &b.cflags,
-        )?;
-        b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
+        compile_c(b, &c_dir, &build.join(&b.row.id))?;
     }
 
     let probes_dir = rvisor_e2e::workspace_root().join("benches/probes");
@@ -515,14 +520,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     };
     probes.sort_by(|a, b| a.row.id.cmp(&b.row.id));
     for b in &mut probes {
-        let exe = build.join(format!("probe-{}", b.row.id));
-        rvisor_e2e::compile(
-            &probes_dir.join(format!("{}.c", b.row.id)),
-            Link::Static,
-            &exe,
-            &b.cflags,
-        )?;
-        b.argv = vec![exe.to_str().ok_or("non-UTF-8 build path")?.to_string()];
+        compile_c(b, &probes_dir, &build.join(format!("probe-{}", b.row.id)))?;
     }
 
     let mut runtimes = runtimes(opts);

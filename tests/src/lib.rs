@@ -268,15 +268,16 @@ pub fn sandbox_command(
 
 /// Builds the native command: `argv` with exactly `env` as its environment, no open
 /// descriptor but stdio, RLIMIT_CORE 0, umask 022 and default signal actions, as inside the
-/// sandbox. Without the close, whatever
-/// the caller leaked (a CI runner's lock on fd 200, say) would be visible natively; without the
-/// limit, a runner's `ulimit -c unlimited` would make native crashes dump core (a core file in
-/// the test directory, the core bit in wait statuses) where the sandbox's default limit is 0.
+/// sandbox. Without the close, whatever the caller leaked (a CI runner's lock on fd 200, say)
+/// would be visible natively; without the limit, a runner's `ulimit -c unlimited` would make
+/// native crashes dump core (a core file in the test directory, the core bit in wait
+/// statuses) where the sandbox's default limit is 0.
 pub fn native_command(env: &[(String, String)], argv: &[String]) -> Command {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]).env_clear().envs(env.iter().cloned());
-    // SAFETY: close_range, get/setrlimit, umask and signal are async-signal-safe and touch only
-    // the child between fork and exec; std's own exec-error pipe is CLOEXEC and survives `CLOSE_RANGE_CLOEXEC`.
+    // SAFETY: close_range, get/setrlimit, umask and signal are async-signal-safe and touch
+    // only the child between fork and exec; std's own exec-error pipe is CLOEXEC and survives
+    // `CLOSE_RANGE_CLOEXEC`.
     unsafe {
         cmd.pre_exec(|| {
             if libc::syscall(

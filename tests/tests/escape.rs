@@ -232,7 +232,6 @@ fn sentry_has_no_host_root() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut seen = None;
     let mut gofer_fds = None;
-    // Where each fd of process `k` points.
     // The "Max core file size" line of process `k`'s limits.
     let core_limit = |k: &str| -> String {
         std::fs::read_to_string(format!("/proc/{k}/limits"))
@@ -242,6 +241,7 @@ fn sentry_has_no_host_root() {
             .unwrap_or_default()
             .to_string()
     };
+    // Where each fd of process `k` points.
     let fds_of = |k: &str| -> Vec<String> {
         std::fs::read_dir(format!("/proc/{k}/fd"))
             .unwrap()

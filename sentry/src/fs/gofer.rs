@@ -53,9 +53,7 @@ impl GoferFs {
             })
             .is_ok()
     }
-}
 
-impl GoferFs {
     /// The root filesystem served over `client`, returning its root inode.
     pub fn mount(client: Arc<Client>, readonly: bool) -> SysResult<Arc<dyn Inode>> {
         let fs = GoferFs::new(client, readonly);
@@ -116,7 +114,7 @@ pub struct GoferInode {
 
 impl Drop for GoferInode {
     fn drop(&mut self) {
-        let kept = self.read_fd.get_mut().map(|f| f.take()).unwrap_or(None);
+        let kept = self.read_fd.get_mut().unwrap_or_else(|e| e.into_inner());
         if kept.is_some() {
             self.fs.cached_read_fds.fetch_sub(1, Ordering::AcqRel);
         }

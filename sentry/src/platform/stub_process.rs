@@ -16,14 +16,6 @@ use crate::errno::{Errno, SysResult};
 /// `personality(2)` flag that disables address-space randomization.
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
-fn last_errno() -> Errno {
-    Errno(
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
-}
-
 /// Writes `image` into a sealed memfd named `name` and returns a read-only fd on it.
 /// The writable fd is closed: exec refuses a file that is open for writing (ETXTBSY).
 pub(crate) fn sealed_memfd(name: &CStr, image: &[u8]) -> SysResult<OwnedFd> {
@@ -31,13 +23,13 @@ pub(crate) fn sealed_memfd(name: &CStr, image: &[u8]) -> SysResult<OwnedFd> {
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: `name` is a NUL-terminated string; flags are integers.
     let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
-    if fd < 0 && last_errno() == Errno::EINVAL {
+    if fd < 0 && Errno::last() == Errno::EINVAL {
         // Kernels before 6.3 do not know MFD_EXEC.
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
     if fd < 0 {
-        return Err(last_errno());
+        return Err(Errno::last());
     }
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     let mut file = unsafe { File::from_raw_fd(fd) };
@@ -46,14 +38,14 @@ pub(crate) fn sealed_memfd(name: &CStr, image: &[u8]) -> SysResult<OwnedFd> {
     let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
     // SAFETY: fcntl on an fd we own with integer arguments.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(last_errno());
+        return Err(Errno::last());
     }
     let path = format!("/proc/self/fd/{}\0", file.as_raw_fd());
     let path = CStr::from_bytes_with_nul(path.as_bytes()).map_err(|_| Errno::EINVAL)?;
     // SAFETY: `path` is NUL-terminated; flags are integers.
     let ro = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if ro < 0 {
-        return Err(last_errno());
+        return Err(Errno::last());
     }
     // SAFETY: the kernel just returned this fd; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(ro) })

@@ -164,7 +164,8 @@ pub fn install_sentry_filter() -> Result<(), String> {
 
 /// No core dumps of the sentry: its memory is the sandbox's kernel state and the
 /// application's file data, which must never reach a core file or the host's
-/// core-dump helper. The stubs set the same limit for themselves when they start.
+/// core-dump helper. Call it before the platform starts: the stubs it forks inherit the
+/// limit (they run under the sentry's filter, which forbids setting it).
 pub fn no_core_dumps() -> Result<(), String> {
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
         .map_err(|e| format!("setrlimit(RLIMIT_CORE): {e}"))

@@ -295,6 +295,9 @@ pub(super) fn drop_set_id_on_write(task: &Task, file: &OpenFile) -> SysResult<()
     Ok(())
 }
 
+/// Writes `count` bytes from the caller's `addr` to `file` (at `offset`, or its position).
+/// The caller has already checked `file` is open for writing (`OpenFile::check_writable`),
+/// in its own syscall's error order.
 fn write_from(
     task: &Task,
     file: &OpenFile,
@@ -302,7 +305,6 @@ fn write_from(
     count: usize,
     offset: Option<i64>,
 ) -> SysResult<usize> {
-    file.check_writable()?;
     if count > 0 {
         drop_set_id_on_write(task, file)?;
     }

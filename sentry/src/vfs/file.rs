@@ -275,13 +275,12 @@ impl OpenFile {
         }
     }
 
-    /// True if opened (or set) `O_NONBLOCK`.
     /// See [`FileImpl::discards_writes`].
     pub fn discards_writes(&self) -> bool {
         self.imp.discards_writes()
     }
 
-    /// Whether the description is non-blocking (`O_NONBLOCK`).
+    /// True if opened (or set) `O_NONBLOCK`.
     pub fn nonblocking(&self) -> bool {
         self.flags() & libc::O_NONBLOCK != 0
     }
