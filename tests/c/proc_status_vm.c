@@ -1,9 +1,10 @@
 // /proc/self/status reports the address-space size (ps reads VSZ from it), and it
-// grows with a new mapping.
+// grows with a new mapping; its Umask line follows umask(2).
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 static long vm(const char *key)
 {
@@ -28,5 +29,9 @@ int main(void)
     printf("VmData counts it: %s\n", vm("VmData:") >= 64 * 1024 ? "yes" : "no");
     munmap(p, 64 << 20);
     printf("unmapped: %s\n", vm("VmSize:") == before ? "yes" : "no");
+    // Umask is printed in octal; read as decimal digits, 0022 is 22.
+    printf("Umask: %ld\n", vm("Umask:"));
+    umask(027);
+    printf("Umask after umask(027): %ld\n", vm("Umask:"));
     return 0;
 }

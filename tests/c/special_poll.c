@@ -1,10 +1,14 @@
-// poll, ppoll, select, pselect: timeouts, readiness, remaining time, bad fds.
+// poll, ppoll, select, pselect: timeouts, readiness, remaining time, bad fds, and the
+// fd table capacity that bounds select.
 #define _GNU_SOURCE
 #include "e2e.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/select.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +20,21 @@
         int e_ = errno;                                                                  \
         printf("%s: %ld %s(%d)\n", label, r_, r_ < 0 ? e2e_errname(e_) : "OK", r_ < 0 ? e_ : 0); \
     } while (0)
+
+/* The FDSize line of /proc/self/status: the fd table's capacity. */
+static int fd_size(void)
+{
+    char line[256];
+    int v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "FDSize:", 7) == 0)
+            v = atoi(line + 7);
+    fclose(f);
+    return v;
+}
 
 static long long now_ms(void)
 {
@@ -61,11 +80,37 @@ int main(void)
     printf("select ready: %d r0=%d w0=%d w1=%d left>4s: %s\n", n, FD_ISSET(p[0], &rs),
            FD_ISSET(p[0], &ws), FD_ISSET(p[1], &ws), tv.tv_sec >= 4 ? "yes" : "no");
 
-    FD_ZERO(&rs);
-    FD_SET(200, &rs);
+    // select looks only as far as the fd table's capacity (FDSize), which a fork sizes
+    // to the highest open fd: a child is used so the runner's descriptors (closed at
+    // exec, but sizing the table the native run starts with) cannot show through.
+    fflush(stdout);
+    pid_t child = fork();
+    if (child == 0) {
+        printf("child FDSize: %d\n", fd_size());
+        FD_ZERO(&rs);
+        FD_SET(1000, &rs);
+        tv.tv_sec = 0;
+        tv.tv_usec = 0;
+        R("select past capacity", select(1001, &rs, NULL, NULL, &tv));
+        dup2(0, 100);
+        printf("after dup2 100 FDSize: %d\n", fd_size());
+        close(100);
+        printf("after close FDSize: %d\n", fd_size());
+        FD_ZERO(&rs);
+        FD_SET(100, &rs);
+        R("select bad fd", select(101, &rs, NULL, NULL, &tv));
+        FD_ZERO(&rs);
+        FD_SET(127, &rs);
+        R("select closed fd below capacity", select(128, &rs, NULL, NULL, &tv));
+        FD_ZERO(&rs);
+        FD_SET(128, &rs);
+        R("select fd at capacity", select(129, &rs, NULL, NULL, &tv));
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
     tv.tv_sec = 0;
-    n = select(201, &rs, NULL, NULL, &tv);
-    R("select bad fd", n);
+    tv.tv_usec = 0;
     R("select negative nfds", select(-1, NULL, NULL, NULL, &tv));
     tv.tv_usec = -1;
     R("select bad timeval", select(1, NULL, NULL, NULL, &tv));

@@ -117,6 +117,8 @@ pub struct ProcView {
     pub cwd: Option<Arc<crate::vfs::Dentry>>,
     /// Root directory.
     pub root: Option<Arc<crate::vfs::Dentry>>,
+    /// File mode creation mask.
+    pub umask: u32,
     /// uid, euid, suid, fsuid, gid, egid, sgid, fsgid.
     pub ids: [u32; 8],
     /// Supplementary groups.

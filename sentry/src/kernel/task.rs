@@ -302,7 +302,7 @@ impl Task {
     }
 
     /// Publishes what /proc shows of this process (call after anything it shows
-    /// changes: start, exec, chdir, set*id).
+    /// changes: start, exec, chdir, umask, set*id).
     pub fn publish_view(&self) {
         let c = &self.creds;
         if let Ok(mut st) = self.tg.state() {
@@ -317,6 +317,7 @@ impl Task {
                 fds: Some(Arc::downgrade(&self.fds)),
                 cwd: Some(self.fs.cwd.clone()),
                 root: Some(self.fs.root.clone()),
+                umask: self.fs.umask,
                 ids: [
                     c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
                 ],

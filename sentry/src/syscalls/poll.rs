@@ -231,7 +231,9 @@ fn do_select(task: &Task, nfds: i32, addrs: [u64; 3], deadline: Option<Instant>)
     if nfds < 0 {
         return Err(Errno::EINVAL);
     }
-    let nfds = (nfds as usize).min(task.limits()?.soft(libc::RLIMIT_NOFILE) as usize);
+    // Linux looks no further than its fd table's capacity: bits past it are ignored,
+    // not reported as EBADF.
+    let nfds = (nfds as usize).min(task.fds()?.capacity());
     let sets = [
         read_set(task, addrs[0], nfds)?,
         read_set(task, addrs[1], nfds)?,

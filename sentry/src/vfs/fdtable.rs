@@ -16,15 +16,68 @@ pub struct FdEntry {
 
 /// Fds are small integers; the lowest free one is handed out first, bounded by the
 /// caller's `RLIMIT_NOFILE`.
-#[derive(Clone, Default)]
+///
+/// The table also keeps Linux's *capacity* (`max_fds`): it starts at 64 slots, doubles
+/// to fit the highest fd ever installed, never shrinks, and a copy (fork, or exec
+/// leaving a shared table) is sized to the highest fd open at the time. Programs see it
+/// as `FDSize` in /proc/PID/status and through `select`, which ignores bits at or past
+/// it instead of failing them with `EBADF`.
 pub struct FdTable {
     slots: Vec<Option<FdEntry>>,
+    capacity: usize,
+}
+
+/// Linux's smallest table (`NR_OPEN_DEFAULT`, one long of bits).
+const MIN_CAPACITY: usize = 64;
+
+/// The capacity Linux gives a table that must hold `fd`: the next power of two above
+/// it, at least 64 (measured on Linux 6.x: fd 63 -> 64, 64 -> 128, 5000 -> 8192).
+fn capacity_for(fd: usize) -> usize {
+    (fd + 1).next_power_of_two().max(MIN_CAPACITY)
+}
+
+impl Default for FdTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clone for FdTable {
+    /// A copy is sized to the highest open fd, as Linux's `dup_fd` does; the original's
+    /// larger capacity is not inherited.
+    fn clone(&self) -> Self {
+        FdTable {
+            slots: self.slots.clone(),
+            capacity: self
+                .slots
+                .len()
+                .checked_sub(1)
+                .map_or(MIN_CAPACITY, capacity_for),
+        }
+    }
 }
 
 impl FdTable {
     /// An empty table.
     pub fn new() -> Self {
-        FdTable { slots: Vec::new() }
+        FdTable {
+            slots: Vec::new(),
+            capacity: MIN_CAPACITY,
+        }
+    }
+
+    /// Linux's `max_fds` for this table (see the type's doc).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn grow_to_hold(&mut self, fd: usize) {
+        if fd >= self.slots.len() {
+            self.slots.resize(fd + 1, None);
+        }
+        if fd >= self.capacity {
+            self.capacity = capacity_for(fd);
+        }
     }
 
     /// The description behind `fd`, or `EBADF`.
@@ -60,9 +113,7 @@ impl FdTable {
         if fd >= limit {
             return Err(Errno::EMFILE);
         }
-        if fd >= self.slots.len() {
-            self.slots.resize(fd + 1, None);
-        }
+        self.grow_to_hold(fd);
         self.slots[fd] = Some(FdEntry { file, cloexec });
         Ok(fd as i32)
     }
@@ -85,9 +136,7 @@ impl FdTable {
             return Err(Errno::EBADF);
         }
         let i = fd as usize;
-        if i >= self.slots.len() {
-            self.slots.resize(i + 1, None);
-        }
+        self.grow_to_hold(i);
         Ok(self.slots[i].replace(FdEntry { file, cloexec }))
     }
 
@@ -160,5 +209,26 @@ mod tests {
         assert_eq!(t.get(-1).err(), Some(Errno::EBADF));
         assert_eq!(t.insert_from(5, f(), false, 10).unwrap(), 5);
         assert!(t.insert_at(10, f(), false, 10).is_err());
+    }
+
+    #[test]
+    fn capacity_grows_like_linux_and_copies_shrink_to_fit() {
+        let mut t = FdTable::new();
+        assert_eq!(t.capacity(), 64);
+        t.insert_at(63, f(), false, 1 << 20).unwrap();
+        assert_eq!(t.capacity(), 64);
+        t.insert_at(64, f(), false, 1 << 20).unwrap();
+        assert_eq!(t.capacity(), 128);
+        t.insert_at(5000, f(), false, 1 << 20).unwrap();
+        assert_eq!(t.capacity(), 8192);
+        assert_eq!(t.clone().capacity(), 8192);
+        t.remove(5000).unwrap();
+        // Closing never shrinks the table; a copy fits what is still open.
+        assert_eq!(t.capacity(), 8192);
+        assert_eq!(t.clone().capacity(), 128);
+        t.remove(64).unwrap();
+        t.remove(63).unwrap();
+        assert_eq!(t.clone().capacity(), 64);
+        assert_eq!(FdTable::new().clone().capacity(), 64);
     }
 }

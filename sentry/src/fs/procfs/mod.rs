@@ -441,6 +441,12 @@ fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8
 }
 
 fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+    // The fd table is locked with the process state released, as everywhere else.
+    let fds = g.state()?.view.fds.clone();
+    let fd_size = fds
+        .and_then(|w| w.upgrade())
+        .and_then(|t| t.lock().ok().map(|t| t.capacity()))
+        .unwrap_or(0);
     let st = g.state()?;
     let ids = st.view.ids;
     let state = if st.zombie.is_some() {
@@ -470,7 +476,7 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let mut s = String::new();
     let pid = if tid != 0 { tid } else { g.tgid };
     let _ = writeln!(s, "Name:\t{}", String::from_utf8_lossy(&st.comm));
-    let _ = writeln!(s, "Umask:\t0022");
+    let _ = writeln!(s, "Umask:\t{:04o}", st.view.umask);
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(
         s,
@@ -479,7 +485,7 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     );
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", ids[4], ids[5], ids[6], ids[7]);
-    let _ = writeln!(s, "FDSize:\t64\nGroups:\t{}", groups.join(" "));
+    let _ = writeln!(s, "FDSize:\t{fd_size}\nGroups:\t{}", groups.join(" "));
     // Sizes of the address space as its mappings give them (resident sizes are the
     // host's business and not known here, so no VmRSS line).
     let mm = st.view.mm.as_ref().and_then(|w| w.upgrade());
