@@ -614,12 +614,14 @@ impl Cgroup {
                     if !self.created.contains(&dir) {
                         self.created.push(dir.clone());
                     }
-                    if ctrl == "cpuset" {
-                        inherit_cpuset(&dir)?;
-                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
+            }
+            // Existing levels too: another runtime may have made one a moment ago and
+            // not filled it in yet, or left one empty behind.
+            if ctrl == "cpuset" {
+                inherit_cpuset(&dir)?;
             }
         }
         Ok(dir)
@@ -841,9 +843,11 @@ impl Cgroup {
 
     fn remove_dirs_checked(&self) -> Result<()> {
         let deadline = Instant::now() + EMPTY_TIMEOUT;
+        // The container's own cgroup goes even when it was there before (left by a
+        // failed run, or made by the caller), as runc does: `create` only takes one no
+        // other process is in. Ancestors go only when rvisor made them.
         let mut leaves: Vec<&PathBuf> = self.dirs.values().collect();
         leaves.dedup();
-        leaves.retain(|l| self.created.contains(l));
         for d in &leaves {
             loop {
                 match std::fs::remove_dir(d) {
@@ -1091,7 +1095,8 @@ fn with_parents<T>(f: impl FnOnce(&mut BTreeSet<PathBuf>) -> T) -> Result<T> {
 }
 
 /// A new v1 cpuset starts with no cpus and no memory nodes, and nothing can join it
-/// until it has some: give it its parent's.
+/// until it has some: give it its parent's. Callers go top-down, so the parent has
+/// been filled in already.
 fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
     let parent = dir.parent().unwrap_or(dir);
     for f in ["cpuset.cpus", "cpuset.mems"] {
@@ -1185,16 +1190,24 @@ pub fn place(
     let Some(cg) = setup(spec, id, systemd)? else {
         return Ok(None);
     };
-    let r = (|| {
-        cg.store(state_dir)?;
-        let home = own_placement()?;
-        cg.enter(std::process::id())?;
-        Ok(home)
-    })();
-    match r {
-        Ok(home) => Ok(Some(Placement { cgroup: cg, home })),
+    // Where this process is now, read before it moves: after a partial `enter`,
+    // /proc/self/cgroup names the sandbox's cgroup for the controllers it joined.
+    let home = match own_placement() {
+        Ok(h) => h,
         Err(e) => {
-            let _ = own_placement().and_then(|h| h.enter(std::process::id()));
+            cg.remove_dirs();
+            return Err(e);
+        }
+    };
+    let r = cg
+        .store(state_dir)
+        .and_then(|()| cg.enter(std::process::id()));
+    match r {
+        Ok(()) => Ok(Some(Placement { cgroup: cg, home })),
+        Err(e) => {
+            if let Err(e) = home.enter(std::process::id()) {
+                tracing::warn!("go back to this process's own cgroup: {e:#}");
+            }
             cg.remove_dirs();
             let _ = std::fs::remove_file(state_dir.join(RECORD));
             Err(e)
@@ -1451,6 +1464,52 @@ mod tests {
         adjust_status(&dir, &mut st);
         assert_eq!(st, "stopped");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// v1 cpusets left empty (by a runtime that made them and has not filled them in
+    /// yet, or by a failed run) are filled in top-down, so a process can join; the
+    /// container's own cgroup is removed again, an ancestor `create` did not make is
+    /// kept (skipped without a writable v1 cpuset).
+    #[test]
+    fn v1_existing_empty_cpuset_is_filled_in() {
+        let root = Path::new("/sys/fs/cgroup/cpuset");
+        let m = Mounts::host().unwrap();
+        if m.version() != Version::V1 || !m.v1.contains_key("cpuset") {
+            return;
+        }
+        let name = format!("rvisor-unit-cpuset-{}", std::process::id());
+        let parent = root.join(&name);
+        if std::fs::create_dir(&parent).is_err() {
+            return;
+        }
+        std::fs::create_dir(parent.join("leaf")).unwrap();
+        assert_eq!(read_trim(&parent.join("leaf/cpuset.cpus")).unwrap(), "");
+        let cg = Cgroup::create(&Target::Absolute(format!("/{name}/leaf")), None).unwrap();
+        for d in [&parent, &parent.join("leaf")] {
+            assert_eq!(
+                read_trim(&d.join("cpuset.cpus")),
+                read_trim(&root.join("cpuset.cpus"))
+            );
+            assert!(!read_trim(&d.join("cpuset.mems")).unwrap().is_empty());
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let joined = cg.enter(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let destroyed = cg.destroy();
+        let leaf_gone = !parent.join("leaf").exists();
+        let parent_kept = parent.exists();
+        let _ = std::fs::remove_dir(parent.join("leaf"));
+        let _ = std::fs::remove_dir(&parent);
+        joined.unwrap();
+        destroyed.unwrap();
+        assert!(
+            leaf_gone && parent_kept,
+            "leaf gone {leaf_gone}, parent kept {parent_kept}"
+        );
     }
 
     /// The v2 freezer, stats and removal on a real cgroup2 tree: this host's
