@@ -32,6 +32,16 @@ step "summary"
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log" > "$log.sum"
 sed -n 's/^test  *\(.*[^ ]\)  *\.\.\. FAILED$/FAILED: \1/p' "$log" || true
 sum=$(cat "$log.sum")
+# CI shows only the end of the output: repeat each failure's message here without the
+# diffs' unchanged context lines (at most 12 lines each, 60 in all), so the reason is
+# visible, not just the name.
+if [ "$rc" -ne 0 ]; then
+    awk '
+        /^---- .* ----$/ { if (shown < 60) { print; n = 12; shown++ } else n = 0; next }
+        /^failures:$/ || /^stack backtrace:$/ { n = 0 }
+        n > 0 && shown < 60 && !/^ / && !/^$/ { print "    " $0; n--; shown++ }
+    ' "$log" || true
+fi
 rm -f "$log" "$log.sum"
 echo "platforms: ${RVISOR_PLATFORMS:-ptrace,systrap}; took $((SECONDS - start))s"
 if [ "$rc" -ne 0 ]; then
