@@ -223,6 +223,14 @@ int main(void)
     T("pwritev2 append", pwritev2(fd, &iov, 1, 0, RWF_APPEND));
     fstat(fd, &st);
     printf("size %ld\n", (long)st.st_size);
+    /* RWF_APPEND at the file position (-1) writes at the end and moves the position. */
+    lseek(fd, 1, SEEK_SET);
+    T("pwritev2 append at -1", pwritev2(fd, &iov, 1, -1, RWF_APPEND));
+    printf("position after %ld\n", (long)lseek(fd, 0, SEEK_CUR));
+    T("pwritev2 at -1", pwritev2(fd, &iov, 1, -1, 0));
+    printf("position after %ld\n", (long)lseek(fd, 0, SEEK_CUR));
+    fstat(fd, &st);
+    printf("size %ld\n", (long)st.st_size);
     char rb[4] = {0};
     struct iovec riov = {.iov_base = rb, .iov_len = 2};
     T("preadv2", preadv2(fd, &riov, 1, 0, RWF_HIPRI));

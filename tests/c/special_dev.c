@@ -51,12 +51,33 @@ int main(void)
     R("null writev on O_RDONLY, bad iovec array", writev(rd, bad, 2));
     R("null pwrite on O_RDONLY", pwrite(rd, bad, 100, 0));
     R("null pwritev on O_RDONLY, bad iovec array", pwritev(rd, bad, 2, 0));
+    R("null pwritev2 on O_RDONLY, bad iovec array", pwritev2(rd, bad, 2, 0, 0));
+    R("null pwritev2 at -1 on O_RDONLY, bad iovec array", pwritev2(rd, bad, 2, -1, 0));
+    R("null pwritev2 bad buffer", pwritev2(fd, iov, 2, 0, 0));
     int p[2];
     if (pipe(p) == 0) {
         R("pwrite on a pipe's read end", pwrite(p[0], bad, 10, 0));
         R("pwrite on a pipe's write end", pwrite(p[1], "x", 1, 0));
         R("pwritev on a pipe's read end", pwritev(p[0], bad, 2, 0));
         R("pwrite at a negative offset", pwrite(p[0], bad, 10, -1));
+        /* pwritev2/preadv2: offset, descriptor, position, access mode, then the iovec
+           array, then the flags. */
+        R("pwritev2 on a pipe's read end, bad iovec array",
+          pwritev2(p[0], bad, 2, 0, 0));
+        R("pwritev2 at -1 on a pipe's read end, bad iovec array",
+          pwritev2(p[0], bad, 2, -1, 0));
+        R("pwritev2 at -2", pwritev2(p[1], bad, 2, -2, 0));
+        R("pwritev2 unknown flag, bad iovec array", pwritev2(p[1], bad, 2, -1, 0x1000));
+        R("pwritev2 unknown flag", pwritev2(p[1], iov + 1, 1, -1, 0x1000));
+        R("pwritev2 bad fd, unknown flag", pwritev2(999, bad, 2, -1, 0x1000));
+        R("pwritev2 bad fd at -2", pwritev2(999, bad, 2, -2, 0));
+        R("pread bad fd at -2", pread(999, bad, 2, -2));
+        R("readv on a pipe's write end, bad iovec array", readv(p[1], bad, 2));
+        R("preadv on a pipe's read end, bad iovec array", preadv(p[0], bad, 2, 0));
+        R("preadv2 on a pipe's write end, bad iovec array", preadv2(p[1], bad, 2, -1, 0));
+        R("preadv2 at 0 on a pipe, bad iovec array", preadv2(p[0], bad, 2, 0, 0));
+        R("preadv2 unknown flag", preadv2(p[0], iov + 1, 1, -1, 0x1000));
+        R("preadv2 RWF_NOWAIT on an empty pipe", preadv2(p[0], iov + 1, 1, -1, RWF_NOWAIT));
         close(p[0]);
         close(p[1]);
     }

@@ -232,12 +232,15 @@ pub(super) fn check_count(count: u64) -> usize {
 
 /// Reads from `file` into app memory at `addr`, up to `count` bytes, at the file
 /// position (`offset` None) or at `offset`.
+/// With `nowait` (preadv2's `RWF_NOWAIT`) a stream with nothing to read gives `EAGAIN`
+/// as if the description were non-blocking.
 fn read_into(
     task: &Task,
     file: &OpenFile,
     addr: u64,
     count: usize,
     offset: Option<i64>,
+    nowait: bool,
 ) -> SysResult<usize> {
     let mut done = 0usize;
     let seekable = file.imp().seekable();
@@ -247,7 +250,7 @@ fn read_into(
         let n = match offset {
             None => loop {
                 match file.read(&mut buf) {
-                    Err(Errno::EAGAIN) if done == 0 && !file.nonblocking() => {
+                    Err(Errno::EAGAIN) if done == 0 && !nowait && !file.nonblocking() => {
                         task.wait_for_file(file, libc::POLLIN as u32)?
                     }
                     r => break r,
@@ -297,13 +300,15 @@ pub(super) fn drop_set_id_on_write(task: &Task, file: &OpenFile) -> SysResult<()
 
 /// Writes `count` bytes from the caller's `addr` to `file` (at `offset`, or its position).
 /// The caller has already checked `file` is open for writing (`OpenFile::check_writable`),
-/// in its own syscall's error order.
+/// in its own syscall's error order. With `nowait` (`RWF_NOWAIT`) a full stream gives
+/// `EAGAIN` instead of a wait.
 fn write_from(
     task: &Task,
     file: &OpenFile,
     addr: u64,
     count: usize,
     offset: Option<i64>,
+    nowait: bool,
 ) -> SysResult<usize> {
     if count > 0 {
         drop_set_id_on_write(task, file)?;
@@ -327,7 +332,7 @@ fn write_from(
         let r = match offset {
             None => loop {
                 match file.write(&buf) {
-                    Err(Errno::EAGAIN) if !file.nonblocking() => {
+                    Err(Errno::EAGAIN) if !nowait && !file.nonblocking() => {
                         if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
                             if done > 0 {
                                 return Ok(done);
@@ -360,7 +365,7 @@ fn write_from(
 /// `read(2)`.
 pub fn read(task: &mut Task, a: &Args) -> SysResult<u64> {
     let file = file_arg(task, a[0])?;
-    Ok(read_into(task, &file, a[1], check_count(a[2]), None)? as u64)
+    Ok(read_into(task, &file, a[1], check_count(a[2]), None, false)? as u64)
 }
 
 /// `write(2)`.
@@ -369,7 +374,7 @@ pub fn write(task: &mut Task, a: &Args) -> SysResult<u64> {
     // Before RLIMIT_FSIZE and the buffer, as on Linux.
     file.check_writable()?;
     let count = fsize_limit(task, &file, None, check_count(a[2]))?;
-    let r = write_from(task, &file, a[1], count, None).map(|n| n as u64);
+    let r = write_from(task, &file, a[1], count, None, false).map(|n| n as u64);
     sigpipe_on_epipe(task, r)
 }
 
@@ -409,30 +414,43 @@ fn fsize_limit(
     Ok(count.min((limit - pos) as usize))
 }
 
-/// `pread64(2)`.
-pub fn pread64(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    let off = a[3] as i64;
-    if off < 0 {
+/// The checks a positioned or vectored transfer makes before it looks at memory, in
+/// Linux's order: a negative offset (`EINVAL`), the descriptor (`EBADF`), an offset on
+/// a file without one (`ESPIPE`), the access mode (`EBADF`).
+fn transfer_file(
+    task: &Task,
+    fd: u64,
+    offset: Option<i64>,
+    write: bool,
+) -> SysResult<Arc<OpenFile>> {
+    if offset.is_some_and(|o| o < 0) {
         return Err(Errno::EINVAL);
     }
-    Ok(read_into(task, &file, a[1], check_count(a[2]), Some(off))? as u64)
+    let file = file_arg(task, fd)?;
+    if offset.is_some() && !file.imp().seekable() {
+        return Err(Errno::ESPIPE);
+    }
+    if write {
+        file.check_writable()?;
+    } else {
+        file.check_readable()?;
+    }
+    Ok(file)
+}
+
+/// `pread64(2)`.
+pub fn pread64(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let off = a[3] as i64;
+    let file = transfer_file(task, a[0], Some(off), false)?;
+    Ok(read_into(task, &file, a[1], check_count(a[2]), Some(off), false)? as u64)
 }
 
 /// `pwrite64(2)`.
 pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
     let off = a[3] as i64;
-    if off < 0 {
-        return Err(Errno::EINVAL);
-    }
-    // Linux's order: no position (ESPIPE), not writable (EBADF), then the buffer.
-    if !file.imp().seekable() {
-        return Err(Errno::ESPIPE);
-    }
-    file.check_writable()?;
+    let file = transfer_file(task, a[0], Some(off), true)?;
     let count = fsize_limit(task, &file, Some(off), check_count(a[2]))?;
-    Ok(write_from(task, &file, a[1], count, Some(off))? as u64)
+    Ok(write_from(task, &file, a[1], count, Some(off), false)? as u64)
 }
 
 /// The end of x86-64 user space (Linux's TASK_SIZE): no transfer reaches past it.
@@ -465,11 +483,13 @@ pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u6
     Ok(out)
 }
 
+/// The transfer a checked vectored read makes (see [`read_into`] for `nowait`).
 pub(super) fn readv_at(
     task: &Task,
     file: &OpenFile,
     iov: &[(u64, usize)],
     offset: Option<i64>,
+    nowait: bool,
 ) -> SysResult<u64> {
     let mut total = 0usize;
     for &(base, len) in iov {
@@ -477,7 +497,14 @@ pub(super) fn readv_at(
         if room == 0 {
             continue;
         }
-        let r = read_into(task, file, base, room, offset.map(|o| o + total as i64));
+        let r = read_into(
+            task,
+            file,
+            base,
+            room,
+            offset.map(|o| o + total as i64),
+            nowait,
+        );
         match r {
             Ok(n) => {
                 total += n;
@@ -495,13 +522,14 @@ pub(super) fn readv_at(
     Ok(total as u64)
 }
 
+/// The transfer a checked vectored write makes (see [`write_from`] for `nowait`).
 pub(super) fn writev_at(
     task: &Task,
     file: &OpenFile,
     iov: &[(u64, usize)],
     offset: Option<i64>,
+    nowait: bool,
 ) -> SysResult<u64> {
-    file.check_writable()?;
     if iov.iter().any(|&(_, l)| l > 0) {
         drop_set_id_on_write(task, file)?;
     }
@@ -513,7 +541,7 @@ pub(super) fn writev_at(
         .min(MAX_RW_COUNT as usize);
     if file.discards_writes() {
         // The data is never read (see write_from): only the descriptor is checked.
-        return write_from(task, file, 0, total, offset).map(|n| n as u64);
+        return write_from(task, file, 0, total, offset, nowait).map(|n| n as u64);
     }
     if total <= CHUNK {
         let mut buf = Vec::with_capacity(total);
@@ -539,7 +567,14 @@ pub(super) fn writev_at(
         if len == 0 {
             continue;
         }
-        match write_from(task, file, base, len, offset.map(|o| o + done as i64)) {
+        match write_from(
+            task,
+            file,
+            base,
+            len,
+            offset.map(|o| o + done as i64),
+            nowait,
+        ) {
             Ok(n) => {
                 done += n;
                 if n < len {
@@ -556,46 +591,71 @@ pub(super) fn writev_at(
     Ok(done as u64)
 }
 
+/// Which extra behaviour a vectored call asks for (`preadv2`/`pwritev2` flags).
+#[derive(Clone, Copy, Default)]
+pub(super) struct VecFlags {
+    /// `RWF_NOWAIT`: `EAGAIN` rather than a wait.
+    pub nowait: bool,
+    /// `RWF_APPEND`: write at the end, as `O_APPEND` does.
+    pub append: bool,
+}
+
+/// The shared body of the vectored calls: checks in Linux's order (see
+/// [`transfer_file`]; then the iovec array, then `flags_ok`'s `EOPNOTSUPP`), RLIMIT_FSIZE,
+/// and SIGPIPE for a write that finds no reader.
+pub(super) fn vectored(
+    task: &mut Task,
+    a: &Args,
+    offset: Option<i64>,
+    write: bool,
+    flags: SysResult<VecFlags>,
+) -> SysResult<u64> {
+    let file = transfer_file(task, a[0], offset, write)?;
+    let mut iov = read_iovecs(task, a[1], a[2])?;
+    let flags = flags?;
+    if !write {
+        return readv_at(task, &file, &iov, offset, flags.nowait);
+    }
+    let o_append = file.flags() & libc::O_APPEND != 0;
+    // RWF_APPEND on a call that writes at the file position (-1) moves that position
+    // past what it wrote, as an O_APPEND write does.
+    let moves_position = offset.is_none() && flags.append && !o_append && file.imp().seekable();
+    let offset = match offset {
+        Some(_) if flags.append || o_append => Some(file.stat()?.size),
+        None if moves_position => Some(file.stat()?.size),
+        o => o,
+    };
+    let total: usize = iov.iter().map(|&(_, l)| l).sum();
+    let mut room = fsize_limit(task, &file, offset, total)?;
+    for seg in iov.iter_mut() {
+        seg.1 = seg.1.min(room);
+        room -= seg.1;
+    }
+    let r = writev_at(task, &file, &iov, offset, flags.nowait);
+    if let (true, Ok(n), Some(at)) = (moves_position, &r, offset) {
+        file.set_position(at as u64 + n);
+    }
+    sigpipe_on_epipe(task, r)
+}
+
 /// `readv(2)`.
 pub fn readv(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    readv_at(task, &file, &iov, None)
+    vectored(task, a, None, false, Ok(VecFlags::default()))
 }
 
 /// `writev(2)`.
 pub fn writev(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    file.check_writable()?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    let r = writev_at(task, &file, &iov, None);
-    sigpipe_on_epipe(task, r)
+    vectored(task, a, None, true, Ok(VecFlags::default()))
 }
 
 /// `preadv(2)`.
 pub fn preadv(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    let off = a[3] as i64;
-    if off < 0 {
-        return Err(Errno::EINVAL);
-    }
-    readv_at(task, &file, &iov, Some(off))
+    vectored(task, a, Some(a[3] as i64), false, Ok(VecFlags::default()))
 }
 
 /// `pwritev(2)`.
 pub fn pwritev(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    let off = a[3] as i64;
-    if off < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if !file.imp().seekable() {
-        return Err(Errno::ESPIPE);
-    }
-    file.check_writable()?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    writev_at(task, &file, &iov, Some(off))
+    vectored(task, a, Some(a[3] as i64), true, Ok(VecFlags::default()))
 }
 
 /// `lseek(2)`.

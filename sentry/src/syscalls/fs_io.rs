@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::io;
-use crate::syscalls::fs::{check_count, do_open, read_iovecs, readv_at, writev_at, CHUNK};
+use crate::syscalls::fs::{check_count, do_open, vectored, VecFlags, CHUNK};
 use crate::syscalls::fs_mut::target;
 use crate::syscalls::{file_arg, path_arg, Args, MAX_RW_COUNT};
 use crate::vfs::path::resolve_flags;
@@ -214,51 +214,32 @@ const RWF_NOWAIT: u64 = 0x8;
 const RWF_APPEND: u64 = 0x10;
 const RWF_ALL: u64 = RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND;
 
-/// `preadv2(2)`: offset -1 reads at the file position.
-pub fn preadv2(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let flags = a[5];
+/// The offset argument of preadv2/pwritev2: -1 is the file position.
+fn offset_v2(a: &Args) -> Option<i64> {
+    Some(a[3] as i64).filter(|&o| o != -1)
+}
+
+/// preadv2/pwritev2 flags; Linux refuses unknown ones only after the iovec array.
+/// HIPRI (polling), DSYNC and SYNC change nothing here: the sentry's writes reach the
+/// gofer or its own memory before the call returns.
+fn vec_flags(flags: u64) -> SysResult<VecFlags> {
     if flags & !RWF_ALL != 0 {
         return Err(Errno::EOPNOTSUPP);
     }
-    let file = file_arg(task, a[0])?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    let off = a[3] as i64;
-    if off < -1 {
-        return Err(Errno::EINVAL);
-    }
-    if off == -1 {
-        return readv_at(task, &file, &iov, None);
-    }
-    if !file.imp().seekable() {
-        return Err(Errno::ESPIPE);
-    }
-    readv_at(task, &file, &iov, Some(off))
+    Ok(VecFlags {
+        nowait: flags & RWF_NOWAIT != 0,
+        append: flags & RWF_APPEND != 0,
+    })
+}
+
+/// `preadv2(2)`: offset -1 reads at the file position.
+pub fn preadv2(task: &mut Task, a: &Args) -> SysResult<u64> {
+    vectored(task, a, offset_v2(a), false, vec_flags(a[5]))
 }
 
 /// `pwritev2(2)`: offset -1 writes at the file position; `RWF_APPEND` at the end.
 pub fn pwritev2(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let flags = a[5];
-    if flags & !RWF_ALL != 0 {
-        return Err(Errno::EOPNOTSUPP);
-    }
-    let file = file_arg(task, a[0])?;
-    let iov = read_iovecs(task, a[1], a[2])?;
-    let off = a[3] as i64;
-    if off < -1 {
-        return Err(Errno::EINVAL);
-    }
-    if off == -1 {
-        return writev_at(task, &file, &iov, None);
-    }
-    if !file.imp().seekable() {
-        return Err(Errno::ESPIPE);
-    }
-    let off = if flags & RWF_APPEND != 0 || file.flags() & libc::O_APPEND != 0 {
-        file.stat()?.size
-    } else {
-        off
-    };
-    writev_at(task, &file, &iov, Some(off))
+    vectored(task, a, offset_v2(a), true, vec_flags(a[5]))
 }
 
 /// Copies up to `count` bytes from `src` (at `src_off`, or its position) to `dst`

@@ -171,6 +171,15 @@ impl OpenFile {
         Ok(())
     }
 
+    /// `EBADF` unless the description was opened for reading (checked, like
+    /// [`OpenFile::check_writable`], before the caller's buffers).
+    pub fn check_readable(&self) -> SysResult<()> {
+        if self.is_path() || self.access() == libc::O_WRONLY {
+            return Err(Errno::EBADF);
+        }
+        Ok(())
+    }
+
     /// `read(2)` at the file position.
     pub fn read(&self, buf: &mut [u8]) -> SysResult<usize> {
         if self.is_path() || self.access() == libc::O_WRONLY {
