@@ -23,7 +23,7 @@ pub fn send_new_pty(path: &Path) -> Result<OwnedFd> {
     for fd in [&pty.master, &pty.slave] {
         fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).context("fcntl")?;
     }
-    let sock = crate::unix_path::connect(path)
+    let sock = unix_path::connect(path)
         .with_context(|| format!("--console-socket {}: connect", path.display()))?;
     // runc sends the pty's name as the payload; receivers use only the fd.
     let name = b"/dev/ptmx";

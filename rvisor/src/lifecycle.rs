@@ -46,7 +46,7 @@ use crate::cli::{
     SuperviseArgs,
 };
 use crate::state::{self, Record};
-use crate::{bundle, console, internal, sandbox, unix_path};
+use crate::{bundle, console, internal, sandbox};
 
 /// Name of the supervisor's socket in the container's state directory.
 const CONTROL_SOCK: &str = "control.sock";

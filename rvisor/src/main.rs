@@ -15,7 +15,6 @@ mod lifecycle;
 mod logging;
 mod sandbox;
 mod state;
-mod unix_path;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

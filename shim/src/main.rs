@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -399,22 +399,10 @@ fn open_fifo(path: &str) -> TtrpcResult<Option<File>> {
 }
 
 /// Makes the console socket at `path`, which lies in the bundle directory and may be
-/// longer than a `sockaddr_un` holds (Kubernetes bundle paths carry a 64-digit id):
-/// it is bound through the directory, as `/proc/self/fd/N/NAME`.
+/// longer than a `sockaddr_un` holds (Kubernetes bundle paths carry a 64-digit id).
 fn bind_console(path: &str) -> TtrpcResult<UnixListener> {
-    let path = Path::new(path);
     let _ = std::fs::remove_file(path);
-    let fail = |e: std::io::Error| internal(format!("console socket {}: {e}", path.display()));
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(fail(std::io::ErrorKind::InvalidInput.into()));
-    };
-    let dir = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .map_err(fail)?;
-    let short = Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name);
-    UnixListener::bind(short).map_err(fail)
+    unix_path::bind(Path::new(path)).map_err(|e| internal(format!("console socket {path}: {e}")))
 }
 
 /// Takes the pty master rvisor sends on `listener` and pumps it to and from
