@@ -370,9 +370,8 @@ pub fn read(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `write(2)`.
 pub fn write(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let file = file_arg(task, a[0])?;
-    // Before RLIMIT_FSIZE and the buffer, as on Linux.
-    file.check_writable()?;
+    // The descriptor's checks come before RLIMIT_FSIZE and the buffer, as on Linux.
+    let file = transfer_file(task, a[0], None, true)?;
     let count = fsize_limit(task, &file, None, check_count(a[2]))?;
     let r = write_from(task, &file, a[1], count, None, false).map(|n| n as u64);
     sigpipe_on_epipe(task, r)
@@ -601,8 +600,9 @@ pub(super) struct VecFlags {
 }
 
 /// The shared body of the vectored calls: checks in Linux's order (see
-/// [`transfer_file`]; then the iovec array, then `flags_ok`'s `EOPNOTSUPP`), RLIMIT_FSIZE,
-/// and SIGPIPE for a write that finds no reader.
+/// [`transfer_file`]; then the iovec array, then `flags`, the caller's verdict on its
+/// flag word, e.g. `EOPNOTSUPP`), RLIMIT_FSIZE, and SIGPIPE for a write that finds no
+/// reader.
 pub(super) fn vectored(
     task: &mut Task,
     a: &Args,
@@ -620,10 +620,14 @@ pub(super) fn vectored(
     // RWF_APPEND on a call that writes at the file position (-1) moves that position
     // past what it wrote, as an O_APPEND write does.
     let moves_position = offset.is_none() && flags.append && !o_append && file.imp().seekable();
-    let offset = match offset {
-        Some(_) if flags.append || o_append => Some(file.stat()?.size),
-        None if moves_position => Some(file.stat()?.size),
-        o => o,
+    let at_end = match offset {
+        Some(_) => flags.append || o_append,
+        None => moves_position,
+    };
+    let offset = if at_end {
+        Some(file.stat()?.size)
+    } else {
+        offset
     };
     let total: usize = iov.iter().map(|&(_, l)| l).sum();
     let mut room = fsize_limit(task, &file, offset, total)?;

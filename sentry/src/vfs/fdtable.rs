@@ -44,7 +44,8 @@ impl Default for FdTable {
 
 impl Clone for FdTable {
     /// A copy is sized to the highest open fd, as Linux's `dup_fd` does; the original's
-    /// larger capacity is not inherited.
+    /// larger capacity is not inherited. (`slots` never ends in an empty slot: `remove`
+    /// trims them, so its last index is the highest open fd.)
     fn clone(&self) -> Self {
         FdTable {
             slots: self.slots.clone(),
