@@ -251,10 +251,12 @@ fn may_signal(task: &Task, target: &ThreadGroup, sig: u32) -> bool {
         return true;
     }
     if sig == libc::SIGCONT as u32 {
-        let same_session = match (task.tg.state(), target.state()) {
-            (Ok(a), Ok(b)) => a.sid == b.sid,
-            _ => false,
-        };
+        // One lock at a time: the target may be the caller's own process, whose state
+        // lock is not re-entrant (holding both deadlocked the sandbox on
+        // `kill(getpid(), SIGCONT)` without CAP_KILL).
+        let mine = task.tg.state().map(|s| s.sid);
+        let theirs = target.state().map(|s| s.sid);
+        let same_session = matches!((mine, theirs), (Ok(a), Ok(b)) if a == b);
         if same_session {
             return true;
         }
