@@ -5,7 +5,8 @@
 // access must be SIGBUS (BUS_ADRERR), never a root-owned 0600 file's data, and a
 // write must not reach root's later files or System V segments. Then the rules of
 // pages past end of file (SIGBUS, valid again once the file grows, zero after a
-// shrink and regrow), memory zero on reuse, and Linux's mmap argument errors.
+// shrink and regrow; for tmpfs files and memfds), memory zero on reuse, and
+// Linux's mmap argument errors.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <setjmp.h>
@@ -207,6 +208,18 @@ int main(void)
         touch("1 TiB past read", p, 0, 0);
         munmap(p, PG);
     }
+
+    /* The same rules for a memfd. */
+    int mfd = memfd_create("e2e", 0);
+    pwrite(mfd, "abc", 3, 2 * PG);
+    p = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    touch("memfd page 2", p + 2 * PG, 0, 0);
+    E2E_T("memfd shrink", ftruncate(mfd, PG));
+    touch("memfd page 2 after shrink", p + 2 * PG, 0, 0);
+    E2E_T("memfd regrow", ftruncate(mfd, 3 * PG));
+    printf("memfd after shrink and regrow zero: %s\n", all_zero(p + PG, 2 * PG) ? "yes" : "no");
+    munmap(p, 3 * PG);
+    close(mfd);
 
     /* Linux's argument errors. */
     E2E_T("len 0", (long)mmap(NULL, 0, PROT_READ, MAP_SHARED, fd, 0));

@@ -2,7 +2,8 @@
 // charging), pages written only through a shared mapping included: on /dev/shm, a
 // sparse 64 MiB file costs nothing, 1024 pages written and one read through a
 // mapping show in st_blocks and in statfs, fallocate and write charge what they
-// add, and truncate and unlink give the pages back. statfs is compared with a
+// add, and truncate and unlink give the pages back; a memfd grown by ftruncate
+// holds nothing. statfs is compared with a
 // margin, and native runs of this program take turns (flock), because the host's
 // /dev/shm is shared with whatever else runs; st_blocks is exact. (The size= limit
 // itself, ENOSPC and short writes, is in the sentry's tmpfs unit tests: the sandbox
@@ -73,6 +74,11 @@ int main(void)
     close(fd);
     unlink(path);
     printf("unlinked: statfs back: %s\n", about(base, 0));
+    /* A memfd grown by ftruncate holds nothing either. */
+    int m = memfd_create("e2e", 0);
+    E2E_T("memfd ftruncate 1 GiB", ftruncate(m, 1L << 30));
+    printf("memfd sparse: st_blocks=%ld\n", blocks(m));
+    close(m);
     flock(lock, LOCK_UN);
     return 0;
 }
