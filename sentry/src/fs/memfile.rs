@@ -61,15 +61,18 @@ impl MemoryFile {
 
     /// The sandbox-wide instance, created on first use (boot creates it before the
     /// sentry confines itself). Every file with data holds a host fd, so the
-    /// sentry's soft `RLIMIT_NOFILE` is raised to its hard limit then.
+    /// sentry's `RLIMIT_NOFILE` is raised then: to Linux's default `fs.nr_open`
+    /// while the sentry may still raise its hard limit, else to the hard limit.
     pub fn global() -> SysResult<Arc<MemoryFile>> {
         static GLOBAL: OnceLock<Arc<MemoryFile>> = OnceLock::new();
         if let Some(m) = GLOBAL.get() {
             return Ok(m.clone());
         }
         use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        const NR_OPEN: u64 = 1 << 20;
         if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-            if soft < hard {
+            let want = hard.max(NR_OPEN);
+            if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
                 if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
                     tracing::warn!("memory: cannot raise RLIMIT_NOFILE to {hard}: {e}");
                 }
