@@ -18,7 +18,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
@@ -49,6 +49,10 @@ pub struct Extent {
     fd: OwnedFd,
     /// Pages this extent held when last counted (included in `mf.pages`).
     counted: AtomicU64,
+    /// Page-aligned byte ranges allocated by [`Extent::allocate`], sorted and
+    /// disjoint: the host holds those pages, but `SEEK_DATA` shows a page that was
+    /// allocated and never written as a hole, so [`Extent::nth_hole`] needs them.
+    fallocated: Mutex<Vec<(u64, u64)>>,
 }
 
 impl MemoryFile {
@@ -96,6 +100,7 @@ impl MemoryFile {
             mf: self.clone(),
             fd,
             counted: AtomicU64::new(0),
+            fallocated: Mutex::new(Vec::new()),
         })
     }
 
@@ -155,6 +160,7 @@ impl Extent {
             return Err(Errno::EFBIG);
         }
         nix::unistd::ftruncate(self.fd(), size as i64)?;
+        self.forget_allocated(size.next_multiple_of(PAGE), u64::MAX);
         Ok(())
     }
 
@@ -171,7 +177,36 @@ impl Extent {
             FallocateFlags::empty()
         };
         fallocate(self.fd.as_raw_fd(), flags, off as i64, len as i64)?;
+        let (start, end) = (off - off % PAGE, end.next_multiple_of(PAGE));
+        if let Ok(mut r) = self.fallocated.lock() {
+            let mut merged = (start, end);
+            r.retain(|&(a, b)| {
+                let apart = b < merged.0 || a > merged.1;
+                if !apart {
+                    merged = (merged.0.min(a), merged.1.max(b));
+                }
+                apart
+            });
+            let at = r.partition_point(|&(a, _)| a < merged.0);
+            r.insert(at, merged);
+        }
         Ok(())
+    }
+
+    /// Drops `[start, end)` (page aligned) from the allocated ranges.
+    fn forget_allocated(&self, start: u64, end: u64) {
+        if let Ok(mut r) = self.fallocated.lock() {
+            let mut kept = Vec::with_capacity(r.len() + 1);
+            for &(a, b) in r.iter() {
+                if a < start {
+                    kept.push((a, b.min(start)));
+                }
+                if b > end {
+                    kept.push((a.max(end), b));
+                }
+            }
+            *r = kept;
+        }
     }
 
     /// Zeroes `[off, off+len)` and gives whole pages in it back to the host.
@@ -186,6 +221,7 @@ impl Extent {
             off as i64,
             (end - off) as i64,
         )?;
+        self.forget_allocated(off.next_multiple_of(PAGE), end - end % PAGE);
         Ok(())
     }
 
@@ -211,13 +247,18 @@ impl Extent {
     /// Where the first of `want` missing pages lies past `off`: the offset at which
     /// writing `[off, ..)` would need its `want + 1`-th new page, or `None` if
     /// `[off, end)` has at most `want` holes (pages the host does not hold). Found
-    /// with `SEEK_HOLE`/`SEEK_DATA`, one pair of calls per hole.
+    /// with `SEEK_HOLE`/`SEEK_DATA`, one pair of calls per hole, less the pages
+    /// `fallocate` allocated.
     pub fn nth_hole(&self, off: u64, end: u64, want: u64) -> SysResult<Option<u64>> {
+        let allocated = self.fallocated.lock().map_err(|_| Errno::EIO)?.clone();
+        let stop = end.next_multiple_of(PAGE);
         let mut pos = off - off % PAGE;
         let mut left = want;
         while pos < end {
             let hole = match lseek(self.fd.as_raw_fd(), pos as i64, Whence::SeekHole) {
-                Ok(h) => h as u64,
+                // The hole at the end of a file starts at its size, which may lie
+                // inside a page the file holds.
+                Ok(h) => (h as u64).next_multiple_of(PAGE),
                 // Past the host size: all hole.
                 Err(nix::errno::Errno::ENXIO) => pos,
                 Err(e) => return Err(e.into()),
@@ -226,15 +267,29 @@ impl Extent {
                 return Ok(None);
             }
             let data = match lseek(self.fd.as_raw_fd(), hole as i64, Whence::SeekData) {
-                Ok(d) => (d as u64).min(end.next_multiple_of(PAGE)),
-                Err(nix::errno::Errno::ENXIO) => end.next_multiple_of(PAGE),
+                Ok(d) => (d as u64).min(stop),
+                Err(nix::errno::Errno::ENXIO) => stop,
                 Err(e) => return Err(e.into()),
             };
-            let pages = (data - hole) / PAGE;
-            if pages > left {
-                return Ok(Some((hole + left * PAGE).max(off)));
+            // The hole's pieces that fallocate did not fill, in order.
+            let mut at = hole;
+            let mut pieces = Vec::new();
+            for &(a, b) in allocated.iter().filter(|&&(a, b)| b > hole && a < data) {
+                if a > at {
+                    pieces.push((at, a));
+                }
+                at = at.max(b);
             }
-            left -= pages;
+            if at < data {
+                pieces.push((at, data));
+            }
+            for (a, b) in pieces {
+                let pages = (b - a) / PAGE;
+                if pages > left {
+                    return Ok(Some((a + left * PAGE).max(off)));
+                }
+                left -= pages;
+            }
             pos = data;
         }
         Ok(None)
@@ -296,5 +351,20 @@ mod tests {
         assert_eq!(e.nth_hole(0, 10 * PAGE, 4).unwrap(), Some(6 * PAGE));
         assert_eq!(e.nth_hole(2 * PAGE + 7, 3 * PAGE, 0).unwrap(), None);
         assert_eq!(e.nth_hole(2 * PAGE, 12 * PAGE, 7).unwrap(), Some(11 * PAGE));
+        // Allocated pages are held though SEEK_DATA shows them as holes.
+        e.allocate(3 * PAGE + 5, PAGE, true).unwrap();
+        e.allocate(7 * PAGE, 2 * PAGE, true).unwrap();
+        // Holes now: 0 1 6 9.
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 4).unwrap(), None);
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 2).unwrap(), Some(6 * PAGE));
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 3).unwrap(), Some(9 * PAGE));
+        // A shrink forgets what it cut; a regrow is holes again.
+        e.set_size(8 * PAGE).unwrap();
+        e.set_size(10 * PAGE).unwrap();
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 3).unwrap(), Some(8 * PAGE));
+        // Unaligned size: the last, partial page is held.
+        let f = mf.alloc().unwrap();
+        f.write(0, &[1; 5000]).unwrap();
+        assert_eq!(f.nth_hole(0, 3 * PAGE, 0).unwrap(), Some(2 * PAGE));
     }
 }

@@ -523,8 +523,8 @@ impl TmpInode {
     }
 
     /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE`: allocates the pages of the range
-    /// (`ENOSPC`, as Linux's tmpfs, when the filesystem could not hold the whole
-    /// range on top of what it holds), grows the size unless `keep_size`.
+    /// (`ENOSPC`, as Linux's tmpfs, when the range is larger than the filesystem or
+    /// its missing pages do not fit), grows the size unless `keep_size`.
     pub(crate) fn allocate(&self, off: u64, len: u64, keep_size: bool) -> SysResult<()> {
         let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
         if end > MAX_FILE_SIZE {
@@ -533,9 +533,16 @@ impl TmpInode {
         let mut fd = self.file_data()?;
         let e = fd.extent(&self.fs)?;
         let (first, last) = (off / PAGE, end.div_ceil(PAGE));
+        let limit = self.fs.limit / PAGE;
+        if last - first > limit {
+            return Err(Errno::ENOSPC);
+        }
+        // The pages the range lacks must all fit (Linux undoes a fallocate that
+        // runs out midway, so a refused one changes nothing either).
         self.fs.recount_mapped(Some(self));
         self.recharge(&e)?;
-        if self.fs.pages.load(Ordering::Relaxed) + (last - first) > self.fs.limit / PAGE {
+        let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+        if e.nth_hole(off, end, free)?.is_some() {
             return Err(Errno::ENOSPC);
         }
         e.allocate(off, len, keep_size)?;

@@ -233,11 +233,18 @@ fn size_limit_charges_pages_held() {
     })
     .unwrap();
     assert_eq!(free(&root), 48);
-    // fallocate wants the whole range free, as Linux's tmpfs.
-    assert_eq!(file.allocate(0, 0, 256 << 10), Err(Errno::ENOSPC));
+    // fallocate: a range larger than the filesystem, or whose missing pages do
+    // not fit, is refused whole; pages already held cost nothing again.
+    assert_eq!(file.allocate(0, 0, 260 << 10), Err(Errno::ENOSPC));
     file.allocate(0, 64 << 10, 64 << 10).unwrap();
     assert_eq!(free(&root), 32);
     assert_eq!(f.stat().unwrap().size, 128 << 10);
+    assert_eq!(file.allocate(0, 128 << 10, 256 << 10), Err(Errno::ENOSPC));
+    assert_eq!(free(&root), 32);
+    assert_eq!(f.stat().unwrap().size, 128 << 10);
+    assert_eq!(free(&root), 32, "before");
+    file.allocate(0, 0, 256 << 10).unwrap();
+    assert_eq!(free(&root), 0);
     drop(file);
     drop(m);
     root.unlink(b"f", false).unwrap();
