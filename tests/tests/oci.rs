@@ -456,3 +456,42 @@ fn added_container_joins_the_sandbox() {
         .unwrap();
     refused(&o, "pod");
 }
+
+/// tmpfs `size=` charging and `noexec` mappings (issue 10): the same Python program
+/// natively, on tmpfs mounts of a private mount namespace, and in a container whose
+/// spec has the same mounts; the outputs must match. (The sandbox has no mount(2),
+/// so a small tmpfs needs the spec.)
+#[test]
+fn spec_tmpfs_size_limit_and_noexec() {
+    let script = rvisor_e2e::workspace_root().join("tests/py/tmpfs_limit.py");
+    let script = script.to_str().unwrap();
+    let e = Env::new();
+    let (lim, nx) = (e.path("lim"), e.path("nx"));
+    std::fs::create_dir_all(&lim).unwrap();
+    std::fs::create_dir_all(&nx).unwrap();
+    let native = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=256k tmpfs {l} && mount -t tmpfs -o noexec tmpfs {n} && \
+             /usr/bin/python3 {script} {l} {n}",
+            l = lim.display(),
+            n = nx.display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "native: {}", err(&native));
+    e.write_config(
+        &format!("/usr/bin/python3 {script} /m/lim /m/nx"),
+        json!([
+            {"destination": "/m/lim", "type": "tmpfs", "source": "tmpfs",
+             "options": ["size=256k"]},
+            {"destination": "/m/nx", "type": "tmpfs", "source": "tmpfs",
+             "options": ["noexec"]},
+        ]),
+    );
+    let bundle = e.path("bundle");
+    let o = e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "tmpfs-limit"]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), out(&native), "{}", err(&o));
+}

@@ -1,10 +1,8 @@
 //! memfd: an anonymous, growable, mappable file. Each memfd is a private host memfd
-//! the sentry creates (the shared memory file of the design is not on this branch
-//! yet); its bytes are read and written with `pread`/`pwrite`, and `mmap` maps the
-//! host fd directly, so `MAP_SHARED` mappings see each other's writes.
-//!
-//! The sentry's seccomp allow-list has no `ftruncate`, so [`truncate`] grows a
-//! memfd by writing its last byte and cannot shrink one (`EPERM`, logged).
+//! the sentry creates (as each tmpfs file's extent is, see `fs::memfile`); its bytes
+//! are read and written with `pread`/`pwrite`, and `mmap` maps the host fd
+//! directly, so `MAP_SHARED` mappings see each other's writes and the host applies
+//! end-of-file rules (SIGBUS) and counts its pages (`st_blocks`).
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -111,12 +109,11 @@ impl MemFd {
         if (len > size && seals & F_SEAL_GROW != 0) || (len < size && seals & F_SEAL_SHRINK != 0) {
             return Err(Errno::EPERM);
         }
-        if len > size {
-            // Writing the last byte extends the host file sparsely.
-            host::pwrite(self.fd.as_fd(), &[0], len - 1)?;
-        } else if len < size {
-            tracing::warn!("shrinking a memfd needs ftruncate, which the sentry may not call");
-            return Err(Errno::EPERM);
+        // The host memfd takes the size itself: growing adds a hole (no page held,
+        // as on Linux), shrinking frees the pages past it and takes them from
+        // every mapping.
+        if len != size {
+            nix::unistd::ftruncate(self.fd.as_fd(), len as i64)?;
         }
         Ok(())
     }
@@ -174,6 +171,9 @@ impl FileImpl for MemFdFile {
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
         Some(self.m.clone())
     }
+    fn truncate(&self, size: u64) -> SysResult<()> {
+        self.m.truncate(size)
+    }
 }
 
 /// `ftruncate` of a memfd: `None` if `file` is not one (the generic ftruncate goes
@@ -218,6 +218,13 @@ mod tests {
         let mut b = [1u8; 8];
         assert_eq!(f.pread(&mut b, 0).unwrap(), 8);
         assert_eq!(&b, b"hello\0\0\0");
+        // Growing adds a hole; shrinking frees and zeroes what it cuts.
+        assert_eq!(truncate(&f, 1 << 30), Some(Ok(())));
+        assert_eq!(f.stat().unwrap().blocks, 8);
+        assert_eq!(truncate(&f, 2), Some(Ok(())));
+        assert_eq!(truncate(&f, 4096), Some(Ok(())));
+        assert_eq!(f.pread(&mut b, 0).unwrap(), 8);
+        assert_eq!(&b, b"he\0\0\0\0\0\0");
         assert_eq!(
             fcntl_seals(&f, libc::F_ADD_SEALS, F_SEAL_WRITE as u64),
             Some(Ok(0))

@@ -1,154 +1,149 @@
-//! The *memory file*: one sandbox-wide host memfd holding every byte of memory the
-//! sentry owns for the application (tmpfs file data today; shared anonymous memory
-//! and memfd later). A user of it gets an [`Extent`], a fixed-size window of the
-//! memfd at a page-aligned base, and addresses its data as `base + offset`.
+//! Memory the sentry owns for the application: tmpfs file data and System V shared
+//! memory segments. Each user gets an [`Extent`]: a host memfd of its own whose size
+//! is the file's (or segment's) size, so a shared mapping of file offset `o` is
+//! simply (that memfd, `o`).
 //!
-//! Layout choice: every extent is one contiguous window of [`EXTENT_SIZE`] bytes of
-//! *address space* in the memfd (the memfd is sparse: a window costs nothing until
-//! pages are written). So a file's data is always contiguous, grows and shrinks in
-//! place, and a shared mapping of file offset `o` is simply (memfd, `base + o`): the
-//! pages a mapping sees are the very pages `read`/`write` use, whatever truncate or
-//! extend does later. The price is a maximum file size of [`EXTENT_SIZE`] (`EFBIG`
-//! beyond), far above what a sandbox's memory allows anyway.
+//! Why one host memfd per file rather than windows of one sandbox-wide memfd: the
+//! host kernel then enforces, for every mapping a stub holds, exactly the rules Linux
+//! gives a tmpfs file. A mapping can only ever reach its own file's pages (an offset
+//! past the end is past the memfd's end, never the next file); a page past end of
+//! file raises SIGBUS (`BUS_ADRERR`), becomes valid when the file grows, and is
+//! taken away from every mapping when the file shrinks; a new file's pages are zero
+//! because the memfd is new, and a freed file's pages go back to the host when its
+//! memfd is closed. The host also counts the pages each memfd really holds, those
+//! written through mappings included ([`Extent::pages`]), which is what tmpfs
+//! charges against its `size=` limit. The price is one host descriptor per file
+//! that has data (about a kilobyte of host kernel memory, as a tmpfs inode costs on
+//! Linux), charged like the pages to the sandbox's cgroup.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+use nix::unistd::{lseek, Whence};
 
 use crate::errno::{Errno, SysResult};
 use crate::sys::host;
 
-/// Bytes of address space each extent spans (64 GiB): the largest tmpfs file.
-pub const EXTENT_SIZE: u64 = 1 << 36;
-/// Extents the memory file can hold (its size is `EXTENT_SIZE * MAX_EXTENTS`, 2^62
-/// bytes: within the host's `MAX_LFS_FILESIZE`).
-const MAX_EXTENTS: u64 = 1 << 26;
+/// Bytes per page of the memory the extents hold.
+pub const PAGE: u64 = 4096;
 
-/// The sandbox's memory file.
+/// Largest file size (Linux's `MAX_LFS_FILESIZE` on 64-bit): the host memfd's own
+/// limit, so tmpfs files reach the same size as on Linux.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// The sandbox's memory: makes extents and counts the pages they hold.
 pub struct MemoryFile {
-    fd: OwnedFd,
-    slots: Mutex<Slots>,
+    /// Pages held by extents alive now, as last counted (each extent's count is
+    /// refreshed by its owner: after its own writes, and when its filesystem
+    /// reports usage).
+    pages: AtomicU64,
 }
 
-struct Slots {
-    next: u64,
-    free: Vec<u64>,
-}
-
-/// One window of the memory file, returned to the free list (and its pages to the
-/// host) when dropped.
+/// One file's (or segment's) memory: a host memfd, closed (and its pages given
+/// back to the host) when dropped.
 pub struct Extent {
     mf: Arc<MemoryFile>,
-    base: u64,
+    fd: OwnedFd,
+    /// Pages this extent held when last counted (included in `mf.pages`).
+    counted: AtomicU64,
+    /// Page-aligned byte ranges allocated by [`Extent::allocate`], sorted and
+    /// disjoint: the host holds those pages, but `SEEK_DATA` shows a page that was
+    /// allocated and never written as a hole, so [`Extent::nth_hole`] needs them.
+    fallocated: Mutex<Vec<(u64, u64)>>,
 }
 
 impl MemoryFile {
-    /// Creates a memory file (a fresh, sparse host memfd).
+    /// Creates an empty memory.
     pub fn new() -> SysResult<Arc<MemoryFile>> {
-        let fd = memfd_create(c"rvisor-memory", MemFdCreateFlag::MFD_CLOEXEC)?;
-        nix::unistd::ftruncate(fd.as_fd(), (EXTENT_SIZE * MAX_EXTENTS) as i64)?;
         Ok(Arc::new(MemoryFile {
-            fd,
-            slots: Mutex::new(Slots {
-                next: 0,
-                free: Vec::new(),
-            }),
+            pages: AtomicU64::new(0),
         }))
     }
 
     /// The sandbox-wide instance, created on first use (boot creates it before the
-    /// sentry confines itself).
+    /// sentry confines itself). Every file with data holds a host fd, so the
+    /// sentry's `RLIMIT_NOFILE` is raised then: to Linux's default `fs.nr_open`
+    /// while the sentry may still raise its hard limit, else to the hard limit.
     pub fn global() -> SysResult<Arc<MemoryFile>> {
         static GLOBAL: OnceLock<Arc<MemoryFile>> = OnceLock::new();
         if let Some(m) = GLOBAL.get() {
             return Ok(m.clone());
         }
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        const NR_OPEN: u64 = 1 << 20;
+        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let want = hard.max(NR_OPEN);
+            if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
+                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                    tracing::warn!("memory: cannot raise RLIMIT_NOFILE to {hard}: {e}");
+                }
+            }
+        }
         let m = MemoryFile::new()?;
         Ok(GLOBAL.get_or_init(|| m).clone())
     }
 
-    /// The host fd (for mapping into stubs).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-
-    /// A new, zero-filled extent; `ENOSPC` once every window is in use.
+    /// A new, empty (size 0) extent: a fresh host memfd, so it can hold nothing
+    /// another file held before.
     pub fn alloc(self: &Arc<Self>) -> SysResult<Extent> {
-        let mut s = self.slots.lock().map_err(|_| Errno::EIO)?;
-        let slot = match s.free.pop() {
-            Some(x) => x,
-            None => {
-                if s.next >= MAX_EXTENTS {
-                    return Err(Errno::ENOSPC);
-                }
-                s.next += 1;
-                s.next - 1
-            }
-        };
+        // Out of host descriptors, the filesystem is full as far as the application
+        // can tell (as when Linux's tmpfs runs out of inodes).
+        let fd =
+            memfd_create(c"rvisor-memory", MemFdCreateFlag::MFD_CLOEXEC).map_err(|e| match e {
+                nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE => Errno::ENOSPC,
+                e => e.into(),
+            })?;
         Ok(Extent {
             mf: self.clone(),
-            base: slot * EXTENT_SIZE,
+            fd,
+            counted: AtomicU64::new(0),
+            fallocated: Mutex::new(Vec::new()),
         })
     }
 
-    fn punch(&self, off: u64, len: u64) -> SysResult<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        fallocate(
-            self.fd.as_raw_fd(),
-            FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
-            off as i64,
-            len as i64,
-        )?;
-        Ok(())
+    /// Pages held by all live extents, as last counted: the sandbox's share of
+    /// memory for files and shared memory.
+    pub fn pages(&self) -> u64 {
+        self.pages.load(Ordering::Relaxed)
     }
 }
 
 impl Extent {
-    /// Offset of the extent's first byte in the memory file.
-    pub fn base(&self) -> u64 {
-        self.base
+    /// The host fd (for mapping into stubs; file offset `o` is memfd offset `o`).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
-    /// The memory file.
-    pub fn memory_file(&self) -> &Arc<MemoryFile> {
-        &self.mf
-    }
-
-    fn check(off: u64, len: usize) -> SysResult<()> {
-        match off.checked_add(len as u64) {
-            Some(end) if end <= EXTENT_SIZE => Ok(()),
-            _ => Err(Errno::EFBIG),
-        }
-    }
-
-    /// Reads at `off`, filling all of `buf` (holes read as zeros).
+    /// Reads at `off`, filling all of `buf` (holes and bytes past the end read as
+    /// zeros).
     pub fn read(&self, off: u64, buf: &mut [u8]) -> SysResult<()> {
-        Self::check(off, buf.len())?;
         let mut done = 0;
         while done < buf.len() {
-            let n = host::pread(
-                self.mf.fd(),
-                &mut buf[done..],
-                self.base + off + done as u64,
-            )?;
+            let at = off.checked_add(done as u64).ok_or(Errno::EFBIG)?;
+            let n = host::pread(self.fd(), &mut buf[done..], at)?;
             if n == 0 {
-                return Err(Errno::EIO);
+                buf[done..].fill(0);
+                break;
             }
             done += n;
         }
         Ok(())
     }
 
-    /// Writes all of `buf` at `off`.
+    /// Writes all of `buf` at `off` (the host memfd grows to cover it).
     pub fn write(&self, off: u64, buf: &[u8]) -> SysResult<()> {
-        Self::check(off, buf.len())?;
+        if off
+            .checked_add(buf.len() as u64)
+            .is_none_or(|e| e > MAX_FILE_SIZE)
+        {
+            return Err(Errno::EFBIG);
+        }
         let mut done = 0;
         while done < buf.len() {
-            let n = host::pwrite(self.mf.fd(), &buf[done..], self.base + off + done as u64)?;
+            let n = host::pwrite(self.fd(), &buf[done..], off + done as u64)?;
             if n == 0 {
                 return Err(Errno::ENOSPC);
             }
@@ -157,34 +152,155 @@ impl Extent {
         Ok(())
     }
 
+    /// Sets the size: pages past a shrink are freed (and taken from every mapping,
+    /// which then gets SIGBUS there, as on Linux); the tail of a partial last page
+    /// is zeroed; growing adds a hole.
+    pub fn set_size(&self, size: u64) -> SysResult<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        nix::unistd::ftruncate(self.fd(), size as i64)?;
+        self.forget_allocated(size.next_multiple_of(PAGE), u64::MAX);
+        Ok(())
+    }
+
+    /// Allocates the pages of `[off, off+len)` (`fallocate` mode 0, or
+    /// `FALLOC_FL_KEEP_SIZE` when `keep_size`).
+    pub fn allocate(&self, off: u64, len: u64, keep_size: bool) -> SysResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let flags = if keep_size {
+            FallocateFlags::FALLOC_FL_KEEP_SIZE
+        } else {
+            FallocateFlags::empty()
+        };
+        fallocate(self.fd.as_raw_fd(), flags, off as i64, len as i64)?;
+        let (start, end) = (off - off % PAGE, end.next_multiple_of(PAGE));
+        if let Ok(mut r) = self.fallocated.lock() {
+            let mut merged = (start, end);
+            r.retain(|&(a, b)| {
+                let apart = b < merged.0 || a > merged.1;
+                if !apart {
+                    merged = (merged.0.min(a), merged.1.max(b));
+                }
+                apart
+            });
+            let at = r.partition_point(|&(a, _)| a < merged.0);
+            r.insert(at, merged);
+        }
+        Ok(())
+    }
+
+    /// Drops `[start, end)` (page aligned) from the allocated ranges.
+    fn forget_allocated(&self, start: u64, end: u64) {
+        if let Ok(mut r) = self.fallocated.lock() {
+            let mut kept = Vec::with_capacity(r.len() + 1);
+            for &(a, b) in r.iter() {
+                if a < start {
+                    kept.push((a, b.min(start)));
+                }
+                if b > end {
+                    kept.push((a.max(end), b));
+                }
+            }
+            *r = kept;
+        }
+    }
+
     /// Zeroes `[off, off+len)` and gives whole pages in it back to the host.
     pub fn zero(&self, off: u64, len: u64) -> SysResult<()> {
-        let end = off.saturating_add(len).min(EXTENT_SIZE);
+        let end = off.saturating_add(len).min(MAX_FILE_SIZE);
         if off >= end {
             return Ok(());
         }
-        self.mf.punch(self.base + off, end - off)
+        fallocate(
+            self.fd.as_raw_fd(),
+            FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE,
+            off as i64,
+            (end - off) as i64,
+        )?;
+        self.forget_allocated(off.next_multiple_of(PAGE), end - end % PAGE);
+        Ok(())
     }
 
-    /// Whether `[off, off+len)` fits in an extent.
-    pub fn fits(off: u64, len: u64) -> bool {
-        off.checked_add(len).is_some_and(|e| e <= EXTENT_SIZE)
+    /// Pages the host memfd holds now (those written through mappings included),
+    /// and records the count (the memory file's total follows it).
+    pub fn pages(&self) -> SysResult<u64> {
+        let st = host::fstat(self.fd())?;
+        let now = (st.st_blocks as u64 * 512).div_ceil(PAGE);
+        let before = self.counted.swap(now, Ordering::Relaxed);
+        if now >= before {
+            self.mf.pages.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            self.mf.pages.fetch_sub(before - now, Ordering::Relaxed);
+        }
+        Ok(now)
+    }
+
+    /// Pages the extent held when last counted by [`Extent::pages`].
+    pub fn counted(&self) -> u64 {
+        self.counted.load(Ordering::Relaxed)
+    }
+
+    /// Where the first of `want` missing pages lies past `off`: the offset at which
+    /// writing `[off, ..)` would need its `want + 1`-th new page, or `None` if
+    /// `[off, end)` has at most `want` holes (pages the host does not hold). Found
+    /// with `SEEK_HOLE`/`SEEK_DATA`, one pair of calls per hole, less the pages
+    /// `fallocate` allocated.
+    pub fn nth_hole(&self, off: u64, end: u64, want: u64) -> SysResult<Option<u64>> {
+        let allocated = self.fallocated.lock().map_err(|_| Errno::EIO)?.clone();
+        let stop = end.next_multiple_of(PAGE);
+        let mut pos = off - off % PAGE;
+        let mut left = want;
+        while pos < end {
+            let hole = match lseek(self.fd.as_raw_fd(), pos as i64, Whence::SeekHole) {
+                // The hole at the end of a file starts at its size, which may lie
+                // inside a page the file holds.
+                Ok(h) => (h as u64).next_multiple_of(PAGE),
+                // Past the host size: all hole.
+                Err(nix::errno::Errno::ENXIO) => pos,
+                Err(e) => return Err(e.into()),
+            };
+            if hole >= end {
+                return Ok(None);
+            }
+            let data = match lseek(self.fd.as_raw_fd(), hole as i64, Whence::SeekData) {
+                Ok(d) => (d as u64).min(stop),
+                Err(nix::errno::Errno::ENXIO) => stop,
+                Err(e) => return Err(e.into()),
+            };
+            // The hole's pieces that fallocate did not fill, in order.
+            let mut at = hole;
+            let mut pieces = Vec::new();
+            for &(a, b) in allocated.iter().filter(|&&(a, b)| b > hole && a < data) {
+                if a > at {
+                    pieces.push((at, a));
+                }
+                at = at.max(b);
+            }
+            if at < data {
+                pieces.push((at, data));
+            }
+            for (a, b) in pieces {
+                let pages = (b - a) / PAGE;
+                if pages > left {
+                    return Ok(Some((a + left * PAGE).max(off)));
+                }
+                left -= pages;
+            }
+            pos = data;
+        }
+        Ok(None)
     }
 }
 
 impl Drop for Extent {
     fn drop(&mut self) {
-        if let Err(e) = self.mf.punch(self.base, EXTENT_SIZE) {
-            // The window is leaked rather than handed out again with stale data.
-            tracing::warn!(
-                "memory file: cannot release extent at {:#x}: {e}",
-                self.base
-            );
-            return;
-        }
-        if let Ok(mut s) = self.mf.slots.lock() {
-            s.free.push(self.base / EXTENT_SIZE);
-        }
+        // Closing the memfd (with the struct) frees its pages.
+        let held = self.counted.load(Ordering::Relaxed);
+        self.mf.pages.fetch_sub(held, Ordering::Relaxed);
     }
 }
 
@@ -193,29 +309,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extents_are_separate_zeroed_and_recycled() {
+    fn extents_are_separate_zeroed_and_counted() {
         let mf = MemoryFile::new().unwrap();
         let a = mf.alloc().unwrap();
         let b = mf.alloc().unwrap();
-        assert_ne!(a.base(), b.base());
         a.write(10, b"hello").unwrap();
         b.write(10, b"world").unwrap();
         let mut buf = [0u8; 5];
         a.read(10, &mut buf).unwrap();
         assert_eq!(&buf, b"hello");
-        // Far offsets are sparse and read as zeros.
+        // Past the end reads as zeros.
         let mut far = [1u8; 8];
-        a.read(EXTENT_SIZE - 8, &mut far).unwrap();
+        a.read(1 << 40, &mut far).unwrap();
         assert_eq!(far, [0; 8]);
-        assert_eq!(a.write(EXTENT_SIZE - 2, b"abc"), Err(Errno::EFBIG));
         a.zero(11, 2).unwrap();
         a.read(10, &mut buf).unwrap();
         assert_eq!(&buf, b"h\0\0lo");
-        let base = a.base();
+        assert_eq!(a.pages().unwrap(), 1);
+        assert_eq!(b.pages().unwrap(), 1);
+        assert_eq!(mf.pages(), 2);
         drop(a);
+        assert_eq!(mf.pages(), 1, "a dropped extent gives its pages back");
         let c = mf.alloc().unwrap();
-        assert_eq!(c.base(), base, "freed windows are reused");
+        c.set_size(15).unwrap();
         c.read(10, &mut buf).unwrap();
-        assert_eq!(buf, [0; 5], "a reused window starts zeroed");
+        assert_eq!(buf, [0; 5], "a new extent starts zeroed");
+        assert_eq!(c.pages().unwrap(), 0, "a hole costs nothing");
+    }
+
+    #[test]
+    fn holes_are_found_page_by_page() {
+        let mf = MemoryFile::new().unwrap();
+        let e = mf.alloc().unwrap();
+        e.set_size(10 * PAGE).unwrap();
+        e.write(2 * PAGE, &[1; PAGE as usize]).unwrap();
+        e.write(5 * PAGE + 1, &[1; 2]).unwrap();
+        // Holes in [0, 10 pages): 0 1 3 4 6 7 8 9.
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 8).unwrap(), None);
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 0).unwrap(), Some(0));
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 2).unwrap(), Some(3 * PAGE));
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 4).unwrap(), Some(6 * PAGE));
+        assert_eq!(e.nth_hole(2 * PAGE + 7, 3 * PAGE, 0).unwrap(), None);
+        assert_eq!(e.nth_hole(2 * PAGE, 12 * PAGE, 7).unwrap(), Some(11 * PAGE));
+        // Allocated pages are held though SEEK_DATA shows them as holes.
+        e.allocate(3 * PAGE + 5, PAGE, true).unwrap();
+        e.allocate(7 * PAGE, 2 * PAGE, true).unwrap();
+        // Holes now: 0 1 6 9.
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 4).unwrap(), None);
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 2).unwrap(), Some(6 * PAGE));
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 3).unwrap(), Some(9 * PAGE));
+        // A shrink forgets what it cut; a regrow is holes again.
+        e.set_size(8 * PAGE).unwrap();
+        e.set_size(10 * PAGE).unwrap();
+        assert_eq!(e.nth_hole(0, 10 * PAGE, 3).unwrap(), Some(8 * PAGE));
+        // Unaligned size: the last, partial page is held.
+        let f = mf.alloc().unwrap();
+        f.write(0, &[1; 5000]).unwrap();
+        assert_eq!(f.nth_hole(0, 3 * PAGE, 0).unwrap(), Some(2 * PAGE));
     }
 }

@@ -1,6 +1,7 @@
 //! System V shared memory (`shmget`, `shmat`, `shmdt`, `shmctl`), one namespace per
-//! sandbox. A segment's bytes are a window of the sandbox's memory file, so every
-//! attach maps the same pages MAP_SHARED; the segment lives while it is in the table
+//! sandbox. A segment's bytes are an extent of its own (a host memfd the size of
+//! the segment, rounded up to pages), so every attach maps the same pages
+//! MAP_SHARED and nothing past the segment; the segment lives while it is in the table
 //! or mapped anywhere (each mapping holds it), which is Linux's "destroyed after the
 //! last detach" for removed segments.
 
@@ -16,8 +17,7 @@ use crate::kernel::ipc::free_id;
 pub use crate::kernel::ipc::{check_access, now, owns, IpcPerm, IPC_PRIVATE};
 use crate::mm::Mappable;
 
-/// Largest segment (`SHMMAX` as Linux sets it by default, within the memory file's
-/// window per file).
+/// Largest segment.
 pub const SHMMAX: u64 = 64 << 30;
 /// Most segments in the sandbox (`SHMMNI`).
 pub const SHMMNI: usize = 4096;
@@ -66,10 +66,7 @@ impl Segment {
 
 impl Mappable for Segment {
     fn host_fd(&self) -> BorrowedFd<'_> {
-        self.extent.memory_file().fd()
-    }
-    fn base_offset(&self) -> u64 {
-        self.extent.base()
+        self.extent.fd()
     }
     fn display_name(&self) -> String {
         let key = self.meta().map(|m| m.0.key).unwrap_or(0);
@@ -155,6 +152,7 @@ impl ShmTable {
             return Err(Errno::ENOSPC);
         }
         let extent = MemoryFile::global()?.alloc()?;
+        extent.set_size(req.size.next_multiple_of(crate::fs::memfile::PAGE))?;
         let id = free_id(&self.next, &segs);
         let perm = IpcPerm::new(req.key, req.flags, creds);
         let times = ShmTimes {

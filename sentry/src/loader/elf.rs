@@ -254,6 +254,7 @@ fn map_fixed(
     mm.mmap(MmapRequest {
         addr,
         len,
+        max_prot: crate::mm::PROT_MAY_ALL,
         prot,
         shared: false,
         fixed: true,
@@ -271,6 +272,7 @@ fn reserve(mm: &mut MemoryManager, len: u64, align: u64, want: Option<u64>) -> S
     let probe = |addr: u64, len: u64, fixed_noreplace: bool| MmapRequest {
         addr,
         len,
+        max_prot: crate::mm::PROT_MAY_ALL,
         prot: libc::PROT_NONE,
         shared: false,
         fixed: false,

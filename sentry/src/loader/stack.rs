@@ -191,6 +191,7 @@ pub fn build_stack(mm: &mut MemoryManager, stack_top: u64, args: &StackArgs) -> 
     mm.mmap(MmapRequest {
         addr: bottom,
         len: STACK_SIZE,
+        max_prot: crate::mm::PROT_MAY_ALL,
         prot,
         shared: false,
         fixed: false,

@@ -66,6 +66,10 @@ pub struct Vma {
     pub end: u64,
     /// `PROT_*` bits.
     pub prot: i32,
+    /// The `PROT_*` bits `mprotect` may ever give it (Linux's `VM_MAY*`): a shared
+    /// mapping of a file not open for writing never becomes writable, one of a
+    /// file on a `noexec` mount never executable.
+    pub max_prot: i32,
     /// MAP_SHARED rather than MAP_PRIVATE.
     pub shared: bool,
     /// What backs it.
@@ -109,6 +113,9 @@ pub struct MmapRequest {
     pub len: u64,
     /// `PROT_*`.
     pub prot: i32,
+    /// What `mprotect` may later allow ([`PROT_MAY_ALL`] unless the file's open mode
+    /// or mount says less).
+    pub max_prot: i32,
     /// MAP_SHARED (or MAP_SHARED_VALIDATE).
     pub shared: bool,
     /// MAP_FIXED: replace whatever is there.
@@ -120,6 +127,9 @@ pub struct MmapRequest {
     /// Role for `/proc/PID/maps`.
     pub role: VmaRole,
 }
+
+/// Every access `mprotect` can grant.
+pub const PROT_MAY_ALL: i32 = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
 
 /// The `mremap` flag bits the sentry understands.
 pub const MREMAP_MAYMOVE: u64 = 1;
@@ -298,7 +308,17 @@ impl MemoryManager {
             if !offset.is_multiple_of(PAGE_SIZE) {
                 return Err(Errno::EINVAL);
             }
-            offset.checked_add(len).ok_or(Errno::EOVERFLOW)?;
+            // Linux's bound for a regular file: the mapping must end within the
+            // largest file size (MAX_LFS_FILESIZE).
+            if offset
+                .checked_add(len)
+                .is_none_or(|end| end > i64::MAX as u64)
+            {
+                return Err(Errno::EOVERFLOW);
+            }
+        }
+        if req.prot & !req.max_prot & PROT_MAY_ALL != 0 {
+            return Err(Errno::EACCES);
         }
         let addr = if req.fixed || req.fixed_noreplace {
             if !req.addr.is_multiple_of(PAGE_SIZE) {
@@ -326,6 +346,7 @@ impl MemoryManager {
             start: addr,
             end: addr + len,
             prot: req.prot,
+            max_prot: req.max_prot,
             shared: req.shared,
             backing: req.backing,
             role: req.role,
@@ -384,6 +405,17 @@ impl MemoryManager {
             return Err(Errno::ENOMEM);
         }
         let prot = prot & !(libc::PROT_GROWSDOWN | libc::PROT_GROWSUP);
+        // Nothing changes if any VMA of the range may not take `prot` (Linux applies
+        // the VMAs before the first refused one; refusing the whole call is stricter
+        // and gives the same error).
+        let refused = self
+            .vmas
+            .range(..end)
+            .filter(|(_, v)| v.end > addr)
+            .any(|(_, v)| prot & !v.max_prot & PROT_MAY_ALL != 0);
+        if refused {
+            return Err(Errno::EACCES);
+        }
         self.space.protect(addr, len, prot)?;
         self.edit_range(addr, end, |v| v.prot = prot);
         Ok(())
@@ -423,6 +455,7 @@ impl MemoryManager {
                 start: old_end,
                 end: new_end,
                 prot: libc::PROT_READ | libc::PROT_WRITE,
+                max_prot: PROT_MAY_ALL,
                 shared: false,
                 backing: VmaBacking::Anonymous,
                 role: VmaRole::Heap,

@@ -23,6 +23,7 @@ fn anon(addr: u64, len: u64, fixed: bool) -> MmapRequest {
     MmapRequest {
         addr,
         len,
+        max_prot: crate::mm::PROT_MAY_ALL,
         prot: RW,
         shared: false,
         fixed,
@@ -138,6 +139,7 @@ fn file_mappings_keep_offsets_across_splits() {
     let req = MmapRequest {
         addr: 0,
         len: 4 * P,
+        max_prot: crate::mm::PROT_MAY_ALL,
         prot: libc::PROT_READ,
         shared: false,
         fixed: false,
@@ -400,4 +402,38 @@ fn read_cstring_short_long_page_crossing_and_errors() {
         Err(Errno::ENAMETOOLONG)
     );
     assert_eq!(read_cstring(fake.as_ref(), 0x1000, 10), Err(Errno::EFAULT));
+}
+
+#[test]
+fn max_prot_bounds_mprotect_across_splits_and_moves() {
+    let (fake, mut mm) = setup();
+    let base = 0x4000_0000;
+    let mut req = anon(base, 4 * P, true);
+    req.prot = libc::PROT_READ;
+    req.shared = true;
+    req.max_prot = PROT_MAY_ALL & !libc::PROT_WRITE;
+    mm.mmap(req).unwrap();
+    let mut too_much = anon(0x5000_0000, P, true);
+    too_much.max_prot = libc::PROT_READ;
+    assert_eq!(mm.mmap(too_much).err(), Some(Errno::EACCES));
+    assert_eq!(mm.mprotect(base, P, RW), Err(Errno::EACCES));
+    mm.mprotect(base + P, P, libc::PROT_READ | libc::PROT_EXEC)
+        .unwrap();
+    // A refused range changes nothing, even where part of it could change.
+    assert_eq!(mm.mprotect(base, 4 * P, RW), Err(Errno::EACCES));
+    assert_eq!(fake.prot_at(base), Some(libc::PROT_READ));
+    // Moved or grown, the pages stay what they were allowed to be.
+    let moved = mm
+        .mremap(
+            base + 2 * P,
+            2 * P,
+            3 * P,
+            MREMAP_MAYMOVE | MREMAP_FIXED,
+            0x6000_0000,
+        )
+        .unwrap();
+    assert_eq!(mm.mprotect(moved, 3 * P, RW), Err(Errno::EACCES));
+    mm.mprotect(moved, 3 * P, libc::PROT_NONE).unwrap();
+    mm.mprotect(moved, 3 * P, libc::PROT_READ).unwrap();
+    assert_eq!(fake.prot_at(moved), Some(libc::PROT_READ));
 }

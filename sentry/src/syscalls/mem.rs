@@ -4,7 +4,7 @@
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::CAP_IPC_LOCK;
 use crate::kernel::Task;
-use crate::mm::{MmapRequest, VmaBacking, VmaRole};
+use crate::mm::{MmapRequest, VmaBacking, VmaRole, PROT_MAY_ALL};
 use crate::platform::PAGE_SIZE;
 use crate::syscalls::{file_arg, Args};
 
@@ -61,6 +61,7 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
         _ => return Err(Errno::EINVAL),
     };
     let prot = prot & !(libc::PROT_GROWSDOWN | libc::PROT_GROWSUP);
+    let mut max_prot = PROT_MAY_ALL;
     let backing = if flags & libc::MAP_ANONYMOUS != 0 {
         VmaBacking::Anonymous
     } else {
@@ -75,6 +76,32 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
         if shared && prot & libc::PROT_WRITE != 0 && acc != libc::O_RDWR {
             return Err(Errno::EACCES);
         }
+        // Linux's VM_MAYWRITE: a shared mapping of a file not open for writing can
+        // never be made writable (mprotect, and mremap keeps it), nor one of a
+        // memfd sealed against writes.
+        if shared && acc != libc::O_RDWR {
+            max_prot &= !libc::PROT_WRITE;
+        }
+        if shared {
+            if let Some(m) = crate::fs::memfd::memfd_of(&file) {
+                if m.get_seals() & crate::fs::memfd::F_SEAL_WRITE != 0 {
+                    if prot & libc::PROT_WRITE != 0 {
+                        return Err(Errno::EPERM);
+                    }
+                    max_prot &= !libc::PROT_WRITE;
+                }
+            }
+        }
+        // VM_MAYEXEC: nothing of a noexec mount is ever executable.
+        if file
+            .dentry()
+            .is_some_and(|d| d.mount_flags() & libc::MS_NOEXEC != 0)
+        {
+            if prot & libc::PROT_EXEC != 0 {
+                return Err(Errno::EPERM);
+            }
+            max_prot &= !libc::PROT_EXEC;
+        }
         let m = file.imp().mappable().ok_or(Errno::ENODEV)?;
         VmaBacking::File {
             file: m,
@@ -85,6 +112,7 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
         addr,
         len,
         prot,
+        max_prot,
         shared,
         fixed: flags & libc::MAP_FIXED != 0,
         fixed_noreplace: flags & libc::MAP_FIXED_NOREPLACE != 0,

@@ -8,7 +8,7 @@ use crate::kernel::creds::CAP_IPC_LOCK;
 use crate::kernel::ipc::IPC_64;
 use crate::kernel::shm::{self, GetRequest, Segment, ShmTable, SHMMAX, SHMMNI, SHM_DEV};
 use crate::kernel::Task;
-use crate::mm::{io, Mappable, MmapRequest, VmaBacking, VmaRole};
+use crate::mm::{io, Mappable, MmapRequest, VmaBacking, VmaRole, PROT_MAY_ALL};
 use crate::platform::{page_round_up, PAGE_SIZE};
 use crate::syscalls::Args;
 
@@ -66,6 +66,12 @@ pub fn shmat(task: &mut Task, a: &Args) -> SysResult<u64> {
         addr,
         len,
         prot,
+        // SHM_RDONLY attaches can never become writable (Linux clears VM_MAYWRITE).
+        max_prot: if ro {
+            PROT_MAY_ALL & !libc::PROT_WRITE
+        } else {
+            PROT_MAY_ALL
+        },
         shared: true,
         fixed: addr != 0,
         fixed_noreplace: false,

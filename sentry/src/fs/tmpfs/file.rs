@@ -5,12 +5,12 @@ use std::sync::Arc;
 use crate::errno::{Errno, SysResult};
 use std::os::fd::BorrowedFd;
 
-use crate::fs::memfile::MemoryFile;
+use crate::fs::memfile::Extent;
 use crate::fs::tmpfs::TmpInode;
 use crate::mm::Mappable;
 use crate::vfs::{DirEntry, FileImpl, Inode, Stat};
 
-/// An open regular file: I/O goes straight to its extent of the memory file.
+/// An open regular file: I/O goes straight to its extent.
 pub(crate) struct TmpFile {
     node: Arc<TmpInode>,
 }
@@ -35,11 +35,10 @@ impl FileImpl for TmpFile {
     }
 
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
-        let (mf, base) = self.node.mapping_window().ok()?;
+        let ext = self.node.mapping_extent().ok()?;
         let st = self.node.stat().ok()?;
         Some(Arc::new(TmpMapping {
-            mf,
-            base,
+            ext,
             dev: st.dev,
             ino: st.ino,
             _node: self.node.clone(),
@@ -55,11 +54,11 @@ impl FileImpl for TmpFile {
     }
 }
 
-/// A tmpfs file as a mapping source: its window of the memory file. The node is
-/// held so the window outlives every mapping of it.
+/// A tmpfs file as a mapping source: its extent (host memfd), which holds nothing
+/// but this file's pages. The node is held so the file's pages stay charged to its
+/// filesystem while a mapping holds them.
 struct TmpMapping {
-    mf: Arc<MemoryFile>,
-    base: u64,
+    ext: Arc<Extent>,
     dev: u64,
     ino: u64,
     _node: Arc<TmpInode>,
@@ -67,10 +66,7 @@ struct TmpMapping {
 
 impl Mappable for TmpMapping {
     fn host_fd(&self) -> BorrowedFd<'_> {
-        self.mf.fd()
-    }
-    fn base_offset(&self) -> u64 {
-        self.base
+        self.ext.fd()
     }
     fn display_name(&self) -> String {
         String::new()

@@ -1,7 +1,14 @@
 //! tmpfs: a filesystem held entirely by the sentry. Directories, symlinks and
 //! metadata live in sentry memory; regular file data lives in the sandbox's memory
-//! file ([`crate::fs::memfile`]), one extent per file, so a file's bytes are always
-//! at (memory file, extent base + offset).
+//! ([`crate::fs::memfile`]): one extent (a host memfd) per file, so a file's bytes
+//! are always at (its extent, offset).
+//!
+//! Size limit: every page a file holds counts against the mount's `size=` (as on
+//! Linux, by pages really held, not by file size: a sparse file costs only what is
+//! written). Pages written by `write(2)` and `fallocate` are charged before they
+//! are written (`ENOSPC`, or a short write, at the limit); pages that appear
+//! through shared mappings are counted from the host memfd when usage is read
+//! (`statfs`, `stat`) or when a write comes near the limit.
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
@@ -20,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::MountConfig;
 use crate::errno::{Errno, SysResult};
-use crate::fs::memfile::{Extent, MemoryFile};
+use crate::fs::memfile::{Extent, MemoryFile, MAX_FILE_SIZE};
 use crate::sys::host;
 use crate::vfs::mount::{parse_options, FsConstructor};
 use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs, TimeChange};
@@ -42,10 +49,13 @@ pub struct Tmpfs {
     mf: Arc<MemoryFile>,
     next_ino: AtomicU64,
     tree: Mutex<()>,
-    /// Size limit in bytes, for `statfs`.
+    /// Size limit in bytes (`size=`).
     limit: u64,
-    /// Pages in use by file data (by size), for `statfs`.
+    /// Pages held by file data, as last counted.
     pages: AtomicU64,
+    /// Files that have been mapped: pages may appear in them without a write, so
+    /// they are counted again when usage is read.
+    mapped: Mutex<Vec<Weak<TmpInode>>>,
     inodes: AtomicU64,
 }
 
@@ -56,8 +66,46 @@ pub(crate) fn now() -> (i64, i64) {
         .unwrap_or((0, 0))
 }
 
-fn pages(size: u64) -> u64 {
-    size.div_ceil(PAGE)
+impl Tmpfs {
+    /// Moves the pages in use from `before` to `now` (one file's count changed).
+    fn charge(&self, before: u64, now: u64) {
+        if now >= before {
+            self.pages.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            self.pages.fetch_sub(before - now, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts again the pages of every mapped file, but `skip` (whose file lock the
+    /// caller holds).
+    fn recount_mapped(&self, skip: Option<&TmpInode>) {
+        let files: Vec<Arc<TmpInode>> = match self.mapped.lock() {
+            Ok(mut m) => {
+                m.retain(|w| w.strong_count() > 0);
+                m.iter().filter_map(Weak::upgrade).collect()
+            }
+            Err(_) => return,
+        };
+        for f in files {
+            if skip.is_some_and(|s| std::ptr::eq(s, &*f)) {
+                continue;
+            }
+            let Body::File(data) = &f.body else {
+                continue;
+            };
+            // With a file lock held, another file's lock is only tried (two writers
+            // near the limit would otherwise wait on each other); a file busy now
+            // is counted after its own write anyway.
+            let fd = if skip.is_some() {
+                data.try_lock().ok()
+            } else {
+                data.lock().ok()
+            };
+            if let Some(e) = fd.as_ref().and_then(|fd| fd.ext.as_ref()) {
+                let _ = f.recharge(e);
+            }
+        }
+    }
 }
 
 struct Meta {
@@ -108,8 +156,28 @@ impl DirData {
 }
 
 pub(crate) struct FileData {
-    ext: Option<Extent>,
+    /// The file's memory, created with its first byte (and kept until the inode
+    /// goes, so every mapping holds the same memfd as the file).
+    ext: Option<Arc<Extent>>,
     size: u64,
+    /// Pages `[0, dense)` are known to be held: a write inside them charges
+    /// nothing and needs no count.
+    dense: u64,
+    /// Listed in the filesystem's `mapped` files.
+    mapped: bool,
+}
+
+impl FileData {
+    /// The extent, created (sized to the file) on first need.
+    fn extent(&mut self, fs: &Tmpfs) -> SysResult<Arc<Extent>> {
+        if let Some(e) = &self.ext {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(fs.mf.alloc()?);
+        e.set_size(self.size)?;
+        self.ext = Some(e.clone());
+        Ok(e)
+    }
 }
 
 enum Body {
@@ -149,6 +217,7 @@ impl Tmpfs {
             tree: Mutex::new(()),
             limit,
             pages: AtomicU64::new(0),
+            mapped: Mutex::new(Vec::new()),
             inodes: AtomicU64::new(0),
         });
         let root = TmpInode::new(&fs, libc::S_IFDIR | (mode & 0o7777), owner, Weak::new());
@@ -202,7 +271,12 @@ impl TmpInode {
         let t = now();
         let body = match mode & libc::S_IFMT {
             libc::S_IFDIR => Body::Dir(Mutex::new(DirData::new())),
-            libc::S_IFREG => Body::File(Mutex::new(FileData { ext: None, size: 0 })),
+            libc::S_IFREG => Body::File(Mutex::new(FileData {
+                ext: None,
+                size: 0,
+                dense: 0,
+                mapped: false,
+            })),
             _ => Body::Special,
         };
         Self::with_body(fs, mode, owner, parent, body, t)
@@ -330,15 +404,20 @@ impl TmpInode {
         }
     }
 
-    /// The memory file and the base of this file's window in it, allocating the
-    /// window if the file has none yet (for shared mappings).
-    pub(crate) fn mapping_window(&self) -> SysResult<(Arc<MemoryFile>, u64)> {
+    /// The file's memory, for a mapping (created if the file has none yet). The
+    /// file is listed as mapped from now on, so pages written through the mapping
+    /// are counted when usage is read.
+    pub(crate) fn mapping_extent(&self) -> SysResult<Arc<Extent>> {
         let mut fd = self.file_data()?;
-        if fd.ext.is_none() {
-            fd.ext = Some(self.fs.mf.alloc()?);
+        let e = fd.extent(&self.fs)?;
+        if !fd.mapped {
+            fd.mapped = true;
+            if let Ok(mut m) = self.fs.mapped.lock() {
+                m.retain(|w| w.strong_count() > 0);
+                m.push(self.me.clone());
+            }
         }
-        let base = fd.ext.as_ref().map(|e| e.base()).ok_or(Errno::EIO)?;
-        Ok((self.fs.mf.clone(), base))
+        Ok(e)
     }
 
     /// Reads file data at `off`.
@@ -367,26 +446,46 @@ impl TmpInode {
         Ok(())
     }
 
-    /// Writes file data at `off`; short (or `EFBIG`) at the largest file size.
+    /// Writes file data at `off`; short (or `EFBIG`) at the largest file size,
+    /// short (or `ENOSPC`) when the filesystem has no page left for the rest.
     pub(crate) fn write_at(&self, buf: &[u8], off: u64) -> SysResult<usize> {
         let mut fd = self.file_data()?;
-        let max = crate::fs::memfile::EXTENT_SIZE;
-        if off >= max && !buf.is_empty() {
+        if off >= MAX_FILE_SIZE && !buf.is_empty() {
             return Err(Errno::EFBIG);
         }
-        let n = ((max - off.min(max)) as usize).min(buf.len());
+        let mut n = ((MAX_FILE_SIZE - off) as usize).min(buf.len());
         if n == 0 {
             return Ok(0);
         }
-        if fd.ext.is_none() {
-            fd.ext = Some(self.fs.mf.alloc()?);
+        let e = fd.extent(&self.fs)?;
+        let (first, last) = (off / PAGE, (off + n as u64).div_ceil(PAGE));
+        let grows = last > fd.dense;
+        if grows {
+            // Pages past `dense` may be new; only near the limit are they counted
+            // exactly (with the mapped files' pages brought up to date first).
+            let worst = last - first.max(fd.dense);
+            let limit = self.fs.limit / PAGE;
+            if self.fs.pages.load(Ordering::Relaxed) + worst > limit {
+                self.fs.recount_mapped(Some(self));
+                self.recharge(&e)?;
+                let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+                if let Some(cut) = e.nth_hole(off, off + n as u64, free)? {
+                    n = (cut - off) as usize;
+                    if n == 0 {
+                        return Err(Errno::ENOSPC);
+                    }
+                }
+            }
         }
-        if let Some(e) = &fd.ext {
-            e.write(off, &buf[..n])?;
-        }
+        e.write(off, &buf[..n])?;
         let end = off + n as u64;
+        if first <= fd.dense {
+            fd.dense = fd.dense.max(end.div_ceil(PAGE));
+        }
+        if grows {
+            self.recharge(&e)?;
+        }
         if end > fd.size {
-            self.account(fd.size, end);
             fd.size = end;
         }
         drop(fd);
@@ -397,45 +496,61 @@ impl TmpInode {
         Ok(n)
     }
 
-    fn account(&self, old: u64, new: u64) {
-        let (o, n) = (pages(old), pages(new));
-        if n > o {
-            self.fs.pages.fetch_add(n - o, Ordering::Relaxed);
-        } else {
-            self.fs.pages.fetch_sub(o - n, Ordering::Relaxed);
-        }
-    }
-
-    /// Sets the size of a regular file; bytes past a shrink are zeroed, so a later
-    /// extension (or a shared mapping of those pages) reads zeros.
-    pub(crate) fn truncate(&self, size: u64) -> SysResult<()> {
-        if !Extent::fits(size, 0) {
-            return Err(Errno::EFBIG);
-        }
-        let mut fd = self.file_data()?;
-        if size < fd.size {
-            if let Some(e) = &fd.ext {
-                e.zero(size, fd.size - size)?;
-            }
-        }
-        self.account(fd.size, size);
-        fd.size = size;
+    /// Counts the pages `e` holds now and moves the filesystem's total with them.
+    fn recharge(&self, e: &Extent) -> SysResult<()> {
+        let before = e.counted();
+        let now = e.pages()?;
+        self.fs.charge(before, now);
         Ok(())
     }
 
-    /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE`: reserves nothing on the host
-    /// (the memory file is sparse), grows the size unless `keep_size`.
-    pub(crate) fn allocate(&self, off: u64, len: u64, keep_size: bool) -> SysResult<()> {
-        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
-        if !Extent::fits(end, 0) {
+    /// Sets the size of a regular file. Pages past a shrink are freed (a later
+    /// extension, or a mapping, reads zeros there; a mapping gets SIGBUS while they
+    /// are past the end).
+    pub(crate) fn truncate(&self, size: u64) -> SysResult<()> {
+        if size > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
         let mut fd = self.file_data()?;
-        if fd.ext.is_none() {
-            fd.ext = Some(self.fs.mf.alloc()?);
+        if fd.ext.is_none() && size == 0 {
+            return Ok(());
         }
+        let e = fd.extent(&self.fs)?;
+        e.set_size(size)?;
+        fd.dense = fd.dense.min(size.div_ceil(PAGE));
+        fd.size = size;
+        self.recharge(&e)
+    }
+
+    /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE`: allocates the pages of the range
+    /// (`ENOSPC`, as Linux's tmpfs, when the range is larger than the filesystem or
+    /// its missing pages do not fit), grows the size unless `keep_size`.
+    pub(crate) fn allocate(&self, off: u64, len: u64, keep_size: bool) -> SysResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let mut fd = self.file_data()?;
+        let e = fd.extent(&self.fs)?;
+        let (first, last) = (off / PAGE, end.div_ceil(PAGE));
+        let limit = self.fs.limit / PAGE;
+        if last - first > limit {
+            return Err(Errno::ENOSPC);
+        }
+        // The pages the range lacks must all fit (Linux undoes a fallocate that
+        // runs out midway, so a refused one changes nothing either).
+        self.fs.recount_mapped(Some(self));
+        self.recharge(&e)?;
+        let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+        if e.nth_hole(off, end, free)?.is_some() {
+            return Err(Errno::ENOSPC);
+        }
+        e.allocate(off, len, keep_size)?;
+        if first <= fd.dense {
+            fd.dense = fd.dense.max(last);
+        }
+        self.recharge(&e)?;
         if !keep_size && end > fd.size {
-            self.account(fd.size, end);
             fd.size = end;
             drop(fd);
             let t = now();
@@ -450,8 +565,16 @@ impl TmpInode {
         let m = self.meta()?;
         let (size, blocks) = match &self.body {
             Body::File(f) => {
-                let s = f.lock().map_err(|_| Errno::EIO)?.size;
-                (s as i64, (pages(s) * (PAGE / 512)) as i64)
+                let f = f.lock().map_err(|_| Errno::EIO)?;
+                let held = match &f.ext {
+                    Some(e) if f.mapped => {
+                        self.recharge(e)?;
+                        e.counted()
+                    }
+                    Some(e) => e.counted(),
+                    None => 0,
+                };
+                (f.size as i64, (held * (PAGE / 512)) as i64)
             }
             Body::Dir(d) => (
                 (d.lock().map_err(|_| Errno::EIO)?.by_name.len() as i64 + 2) * BOGO_DIRENT_SIZE,
@@ -575,7 +698,9 @@ impl Drop for TmpInode {
         self.fs.inodes.fetch_sub(1, Ordering::Relaxed);
         if let Body::File(f) = &self.body {
             if let Ok(f) = f.lock() {
-                self.account(f.size, 0);
+                if let Some(e) = &f.ext {
+                    self.fs.charge(e.counted(), 0);
+                }
             }
         }
     }
@@ -888,6 +1013,7 @@ impl Inode for TmpInode {
     }
 
     fn statfs(&self) -> SysResult<StatFs> {
+        self.fs.recount_mapped(None);
         let blocks = self.fs.limit / PAGE;
         let used = self.fs.pages.load(Ordering::Relaxed).min(blocks);
         let files = blocks.max(1024);

@@ -193,3 +193,61 @@ fn walk_crosses_mounts() {
     }];
     assert!(table.mount_all(&root, &bad, &ctors).is_err());
 }
+
+#[test]
+fn size_limit_charges_pages_held() {
+    const PG: u64 = 4096;
+    let root = Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, ROOT, 64 * PG);
+    let free = |r: &Arc<TmpInode>| r.statfs().unwrap().bfree;
+    let f = root.create(b"f", 0o644, ROOT).unwrap();
+    let file = f.open(libc::O_RDWR).unwrap();
+    // A sparse file costs nothing.
+    f.setattr(&SetAttr {
+        size: Some(1 << 20),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(free(&root), 64);
+    assert_eq!(f.stat().unwrap().blocks, 0);
+    // Pages that appear in the memfd without a write (through a mapping) count
+    // once the file is mapped.
+    let m = file.mappable().unwrap();
+    for i in 0..16 {
+        host::pwrite(m.host_fd(), &[1], i * PG).unwrap();
+    }
+    assert_eq!(free(&root), 48);
+    assert_eq!(f.stat().unwrap().blocks, 16 * 8);
+    // A write into holes stops at the limit, then ENOSPC; held pages still take
+    // writes.
+    let buf = vec![7u8; 256 << 10];
+    assert_eq!(file.write(&buf, 512 << 10).unwrap(), 48 * PG as usize);
+    assert_eq!(free(&root), 0);
+    assert_eq!(file.write(&buf[..1], 900 << 10), Err(Errno::ENOSPC));
+    assert_eq!(file.write(&buf[..10], 5 * PG + 1).unwrap(), 10);
+    let g = root.create(b"g", 0o644, ROOT).unwrap();
+    let gf = g.open(libc::O_RDWR).unwrap();
+    assert_eq!(gf.write(b"x", 0), Err(Errno::ENOSPC));
+    f.setattr(&SetAttr {
+        size: Some(64 << 10),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(free(&root), 48);
+    // fallocate: a range larger than the filesystem, or whose missing pages do
+    // not fit, is refused whole; pages already held cost nothing again.
+    assert_eq!(file.allocate(0, 0, 260 << 10), Err(Errno::ENOSPC));
+    file.allocate(0, 64 << 10, 64 << 10).unwrap();
+    assert_eq!(free(&root), 32);
+    assert_eq!(f.stat().unwrap().size, 128 << 10);
+    assert_eq!(file.allocate(0, 128 << 10, 256 << 10), Err(Errno::ENOSPC));
+    assert_eq!(free(&root), 32);
+    assert_eq!(f.stat().unwrap().size, 128 << 10);
+    assert_eq!(free(&root), 32, "before");
+    file.allocate(0, 0, 256 << 10).unwrap();
+    assert_eq!(free(&root), 0);
+    drop(file);
+    drop(m);
+    root.unlink(b"f", false).unwrap();
+    drop(f);
+    assert_eq!(free(&root), 64);
+}
