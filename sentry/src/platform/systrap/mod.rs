@@ -90,7 +90,7 @@ mod sys;
 #[cfg(test)]
 mod tests;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -105,8 +105,9 @@ const _: () = assert!(MAX_USER_ADDRESS < stub::STUB_BASE);
 
 /// The systrap backend.
 pub struct SystrapPlatform {
-    /// The sentry's end of the zygote's control socket.
-    zygote: Mutex<OwnedFd>,
+    /// The zygote's control socket (shared with the spaces, which hand their dead
+    /// stubs back on it for reaping).
+    zygote: Arc<Zygote>,
     /// A pidfd of the zygote.
     zygote_pidfd: OwnedFd,
     /// The zygote's pid (our child: reaped on drop).
@@ -179,7 +180,9 @@ impl SystrapPlatform {
             }
         };
         Ok(SystrapPlatform {
-            zygote: Mutex::new(control),
+            zygote: Arc::new(Zygote {
+                control: Mutex::new(control),
+            }),
             zygote_pidfd,
             zygote_pid: pid,
             spaces: Arc::new(Mutex::new(Vec::new())),
@@ -191,6 +194,35 @@ impl SystrapPlatform {
                 next: std::sync::atomic::AtomicUsize::new(std::process::id() as usize),
             }),
         })
+    }
+}
+
+/// The sentry's end of the zygote's control socket. Stubs are the zygote's
+/// children (forks too: `CLONE_PARENT`), and it reaps none on its own: a dead stub
+/// stays a zombie, so its pid can name no other process, until the space that
+/// copies memory through that pid is gone and asks for the reaping here.
+pub(super) struct Zygote {
+    control: Mutex<OwnedFd>,
+}
+
+impl Zygote {
+    /// Asks for a new stub: sends its region memfd and control socket.
+    fn spawn(&self, fds: &[i32]) -> SysResult<()> {
+        let control = self.control.lock().map_err(|_| Errno::EIO)?;
+        space::send_fds(control.as_fd(), fds, 0)
+    }
+
+    /// Tells the zygote to reap stub `pid`, which the caller has killed and will
+    /// never touch again. A zygote that is gone took its children with it.
+    pub(super) fn reap(&self, pid: i32) {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        let data = (pid as u64).to_le_bytes();
+        let iov = [std::io::IoSlice::new(&data)];
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = sendmsg::<()>(control.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None)
+        {
+            tracing::debug!(pid, "asking the systrap zygote to reap a stub: {e}");
+        }
     }
 }
 
@@ -226,10 +258,9 @@ impl Platform for SystrapPlatform {
 
     fn new_address_space(&self) -> SysResult<Arc<dyn AddressSpace>> {
         let space = {
-            let zygote = self.zygote.lock().map_err(|_| Errno::EIO)?;
-            let alive = || sys::pidfd_signal(&self.zygote_pidfd, 0).is_ok();
+            let alive = || !sys::pidfd_exited(&self.zygote_pidfd);
             Arc::new(SystrapSpace::new(
-                zygote.as_fd(),
+                &self.zygote,
                 alive,
                 self.cpus.several(),
                 self.cpus.clone(),

@@ -1335,3 +1335,69 @@ fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
         );
     }
 }
+
+/// `mov eax, nr; mov edi, arg0; movabs rcx, site; jmp rcx`: a system call made from
+/// one of the stub's own `syscall` instructions.
+fn jump_to_stub_syscall(nr: i64, arg0: u32, site: u64) -> Vec<u8> {
+    code(&[
+        &[0xb8],
+        &(nr as u32).to_le_bytes(),
+        &[0xbf],
+        &arg0.to_le_bytes(),
+        &[0x48, 0xb9],
+        &site.to_le_bytes(),
+        &[0xff, 0xe1],
+    ])
+}
+
+/// The one-letter state of `pid` in /proc (`Z` for a zombie), or None once it is
+/// gone.
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Attack 1 of issue 10: a thread ends its stub with `exit_group` from the stub's
+/// own code while another thread's task is inside the sentry (a blocking read);
+/// when that task's read completes, the sentry copies into the space by pid. The
+/// pid must still be the dead stub's (a zombie the zygote does not reap while the
+/// space lives), so the copy fails instead of reaching whatever host process took
+/// the number, and the death is recorded.
+#[test]
+fn a_stub_that_kills_itself_keeps_its_pid_until_the_space_is_gone() {
+    let c = jump_to_stub_syscall(libc::SYS_exit_group, 0, stub::RESTORER_SYSCALL);
+    let mut rig = Rig::new(&c);
+    let space = rig.concrete();
+    let pid = space.pid;
+    // A second thread whose task sits in the sentry, as in a blocking read.
+    let pending = rig.ctx.new_thread().unwrap();
+    let _blocked = pending.adopt().unwrap();
+    // The first thread runs the gadget: the whole stub dies.
+    assert_eq!(rig.ctx.switch(&mut rig.regs), Err(Errno::ESRCH));
+    let start = Instant::now();
+    while proc_state(pid) != Some('Z') {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "dead stub {pid} was reaped (state {:?}) while its space lives",
+            proc_state(pid)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The blocked task's read completes: the copy fails, nothing is written.
+    assert_eq!(rig.space.write(DATA, b"secret"), Err(Errno::EFAULT));
+    let mut b = [0u8; 6];
+    assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
+    assert!(space.dead.load(std::sync::atomic::Ordering::SeqCst));
+    // Still held: only the space's end lets the zygote reap it.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(proc_state(pid), Some('Z'));
+    drop(space);
+    drop(_blocked);
+    drop(rig);
+    await_gone(pid);
+}
