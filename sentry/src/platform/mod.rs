@@ -175,6 +175,15 @@ pub trait Interrupter: Send + Sync {
     /// Requests the interruption; safe to call from any thread, any number of times.
     fn interrupt(&self);
 
+    /// The context's task must end (SIGKILL, a group exit, another thread's exec):
+    /// like [`Interrupter::interrupt`], but it must work whatever the application
+    /// did to the host signal mask of its stub. A platform whose stubs can block the
+    /// interrupt kills the stub process itself when the context does not come back
+    /// in time.
+    fn kill(&self) {
+        self.interrupt();
+    }
+
     /// The context's task is about to wait for an event inside a system call: a
     /// platform whose stub spins for the sentry's answer may stop spinning now.
     fn blocking(&self) {}

@@ -129,6 +129,9 @@ const CODE_CLONE_RET: u64 = 0x3a3;
 /// Right after the forked child's `prctl(PR_SET_PDEATHSIG)`: the only place a
 /// `prctl` may come from.
 const CODE_PRCTL_RET: u64 = 0x3fe;
+/// The handler's request path (loads a call and its arguments from `[rbx+64..]`).
+#[cfg(test)]
+const CODE_REQUEST: u64 = 0x3b1;
 /// Image offsets of the read-only data the code points at.
 const ACT_CHLD_OFF: u64 = 0x7d0;
 const FPROG_OFF: u64 = 0x7f0;
@@ -143,6 +146,9 @@ pub(super) const PRCTL_SITE: u64 = STUB_BASE + CODE_OFF + CODE_PRCTL_RET - 2;
 /// page can be made there by application code that jumps to it.
 #[cfg(test)]
 pub(super) const RESTORER_SYSCALL: u64 = RESTORER + 5;
+/// Address of the handler's request path.
+#[cfg(test)]
+pub(super) const REQUEST: u64 = STUB_BASE + CODE_OFF + CODE_REQUEST;
 /// Address of the `ud2` that reports a new stub ready.
 pub(super) const READY_RIP: u64 = STUB_BASE + CODE_OFF + CODE_READY;
 /// The signal handler.

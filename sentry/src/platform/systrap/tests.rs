@@ -1401,3 +1401,60 @@ fn a_stub_that_kills_itself_keeps_its_pid_until_the_space_is_gone() {
     drop(rig);
     await_gone(pid);
 }
+
+/// Application code that runs the handler's request path itself with a region of
+/// its own at DATA: `rt_sigprocmask(SIG_BLOCK, all)` from the stub's code, then the
+/// handler parks on DATA's state word and sleeps there, every signal blocked.
+fn block_all_signals_and_sleep(rig: &Rig) -> Vec<u8> {
+    let put = |off: u64, v: u64| {
+        rig.space.write(DATA + off, &v.to_le_bytes()).unwrap();
+    };
+    put(64, libc::SYS_rt_sigprocmask as u64);
+    put(72, libc::SIG_BLOCK as u64);
+    put(80, DATA + 512);
+    put(88, 0);
+    put(96, 8);
+    put(512, u64::MAX);
+    code(&[
+        &[0x48, 0xbb],
+        &DATA.to_le_bytes(), // movabs rbx, DATA
+        &[0x48, 0xb9],
+        &stub::REQUEST.to_le_bytes(), // movabs rcx, REQUEST
+        &[0xff, 0xe1],                // jmp rcx
+    ])
+}
+
+/// Attack 4c of issue 10: a thread blocks the interrupt signal (and every other)
+/// from the stub's own code and never comes back. An interrupt cannot end its
+/// switch; a kill (SIGKILL, group exit) must, by killing the stub process.
+#[test]
+fn a_kill_ends_a_stub_that_blocked_every_signal() {
+    let mut rig = Rig::new(&EXIT);
+    let c = block_all_signals_and_sleep(&rig);
+    load_code(rig.space.as_ref(), CODE, &c);
+    let pid = rig.concrete().pid;
+    let intr = rig.ctx.interrupter();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = rig.ctx.switch(&mut rig.regs);
+        tx.send(r).unwrap();
+        rig
+    });
+    // Blocked: the interrupt signal stays pending and the switch goes on.
+    std::thread::sleep(Duration::from_millis(100));
+    intr.interrupt();
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the interrupt ended the switch: signals were not blocked"
+    );
+    let start = Instant::now();
+    intr.kill();
+    let r = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("a killed context never came back");
+    assert_eq!(r, Err(Errno::ESRCH));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    let rig = t.join().unwrap();
+    drop(rig);
+    await_gone(pid);
+}
