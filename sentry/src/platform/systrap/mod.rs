@@ -44,7 +44,7 @@
 //!   always finds the address space.
 //! - Fork: the sentry sends a fresh region memfd and control socket over the stub's
 //!   control socket, then sets CLONE with `CLONE_PARENT|SIGCHLD` on the forking
-//!   thread. The child (a sibling, so the zygote reaps it) first sets
+//!   thread. The child (a sibling: a child of the zygote) first sets
 //!   PR_SET_PDEATHSIG (it dies with the zygote, like every stub), receives the two
 //!   fds, maps the new region over its slot (the parent's region stays the parent's),
 //!   closes the shared socket, publishes its own socket's number and reports in; the
@@ -69,19 +69,34 @@
 //! on any thread whose lock is free (a task's own thread is parked while the task
 //! edits its space), waiting for the first thread's only if every thread runs.
 //!
+//! # Dead stubs and kills
+//! The zygote reaps no child on its own (SIGCHLD `SIG_DFL`, no `SA_NOCLDWAIT`): a
+//! stub that dies stays a zombie, its pid taken, until its space is dropped and asks
+//! the zygote (a message without fds on its socket) to reap it. So memory copies by
+//! pid can never reach another host process; on a dead stub they fail (ESRCH), which
+//! records the death and reads as EFAULT. Liveness is the pidfd polling readable.
+//! [`Interrupter::kill`](crate::platform::Interrupter::kill) (SIGKILL, group exit,
+//! exec) sends the interrupt and, if the context has not come back a second later
+//! (the application blocked the interrupt signal, or left a request unanswered),
+//! SIGKILLs the whole stub.
+//!
 //! # Limitations
-//! The application can jump into the stub's code page and make the allowed host
-//! calls itself (on its own address space and fds only: the stub holds nothing but
-//! its control socket), and can scribble over its regions (the sentry validates every
-//! pointer it reads there); a thread can thus disturb the hand-off of another thread
-//! of its own process, never another process's. An fd the sentry passes for a file
-//! mapping (a donated file, or the memory file that holds the sandbox's tmpfs data)
-//! travels over the parked thread's own socket into that thread's own fd table and
-//! is closed there before the thread runs application code again: no other thread
-//! can reach it (`tests::each_thread_has_its_own_fd_table_and_socket`). A SIGSTOP
-//! sent to a stub from
-//! outside stops it until SIGCONT. A fork whose zygote dies between the `clone` and
-//! the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
+//! See docs/security-systrap.md. The application can jump into the stub's code page
+//! and make the allowed host calls itself, on its own process only (its own address
+//! space, fds, signal state, threads, and forks that die with the zygote). It can
+//! also scribble over its regions: the sentry validates every pointer it reads there,
+//! but the request hand-off still trusts the region's state word and results. A
+//! thread can forge another thread's state and run the requests the sentry addresses
+//! to it with arguments of its own (issue 10, attacks 4a and 4b: an fd passed for a
+//! sibling's mapping, the memory file behind tmpfs and shm included, can be mapped
+//! whole; a checked mmap can run with another offset; a result can be forged). The
+//! fix that doc describes (a syscall thread per stub that never runs application
+//! code, application threads filtered so they cannot make request-type calls, results
+//! reported through the kernel) is not built yet. A stub's death is noticed by the
+//! next switch, request or memory copy (waits check the pidfd at least every 200 ms),
+//! not by a watcher. A SIGSTOP sent to a stub from outside stops it until SIGCONT. A
+//! fork whose zygote dies between the `clone` and the child's PR_SET_PDEATHSIG (the
+//! sentry dying at that instant) is not killed.
 
 mod context;
 mod space;

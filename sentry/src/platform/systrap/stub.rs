@@ -5,8 +5,9 @@
 //! kept for review; the bytes below are its encoding, one instruction a line). It
 //! holds three pieces:
 //! - the *zygote* start-up and loop: unmap everything but the code page, map a
-//!   scratch page, set `PR_SET_NO_NEW_PRIVS`, auto-reap children, then forever
-//!   `recvmsg` a (region memfd, control socket) pair from the sentry and `fork`;
+//!   scratch page, set `PR_SET_NO_NEW_PRIVS`, set SIGCHLD to `SIG_DFL` (no
+//!   auto-reaping), then forever `recvmsg` from the sentry either a (region memfd,
+//!   control socket) pair, and `fork`, or a pid without fds, and reap that child;
 //! - the *child* set-up: die with the zygote, take the control socket as fd 0, map
 //!   the region memfd MAP_SHARED at [`REGION`], use it as the alternate signal stack,
 //!   install the signal handler for every signal, publish its pid, install the
@@ -113,7 +114,7 @@ pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_CHILD_SETTID
     | libc::CLONE_CHILD_CLEARTID) as u64;
 /// `clone` flags of a forked stub: a sibling (child of the zygote, which reaps it
-/// and whose death kills it) with a copy-on-write copy of the address space.
+/// when the sentry says so, and whose death kills it) with a copy-on-write copy of the address space.
 pub(super) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 
 /// Offset of the code in the image (right after the ELF and program headers).
