@@ -78,7 +78,11 @@
 //! [`Interrupter::kill`](crate::platform::Interrupter::kill) (SIGKILL, group exit,
 //! exec) sends the interrupt and, if the context has not come back a second later
 //! (the application blocked the interrupt signal, or left a request unanswered),
-//! SIGKILLs the whole stub.
+//! SIGKILLs the whole stub. A death watcher thread per platform sleeps in one
+//! `ppoll` on every live stub's pidfd and, when one dies, marks its space dead and
+//! runs its death hooks (`AddressSpace::on_death`: the kernel ends the processes in
+//! it), so a death is noticed at once, even while every task of the process waits
+//! inside the sentry.
 //!
 //! # Limitations
 //! See docs/security-systrap.md. The application can jump into the stub's code page
@@ -92,9 +96,7 @@
 //! whole; a checked mmap can run with another offset; a result can be forged). The
 //! fix that doc describes (a syscall thread per stub that never runs application
 //! code, application threads filtered so they cannot make request-type calls, results
-//! reported through the kernel) is not built yet. A stub's death is noticed by the
-//! next switch, request or memory copy (waits check the pidfd at least every 200 ms),
-//! not by a watcher. A SIGSTOP sent to a stub from outside stops it until SIGCONT. A
+//! reported through the kernel) is not built yet. A SIGSTOP sent to a stub from outside stops it until SIGCONT. A
 //! fork whose zygote dies between the `clone` and the child's PR_SET_PDEATHSIG (the
 //! sentry dying at that instant) is not killed.
 
@@ -134,14 +136,136 @@ pub struct SystrapPlatform {
     cpus: Arc<Cpus>,
 }
 
-/// Every live space of a platform (forked ones included).
-type Registry = Mutex<Vec<Weak<SystrapSpace>>>;
+/// Every live space of a platform (forked ones included), and the death watcher
+/// that polls their pidfds.
+pub(super) struct Registry {
+    spaces: Mutex<Vec<Weak<SystrapSpace>>>,
+    /// Our end of the watcher's wake-up socket: a message makes it take the list
+    /// again; closing it (the registry's end) ends the watcher.
+    wake: OwnedFd,
+}
+
+impl Registry {
+    /// A registry and its death watcher thread.
+    fn new() -> SysResult<Arc<Registry>> {
+        let (wake, watcher_end) = space::socketpair()?;
+        let registry = Arc::new(Registry {
+            spaces: Mutex::new(Vec::new()),
+            wake,
+        });
+        let weak = Arc::downgrade(&registry);
+        std::thread::Builder::new()
+            .name("systrap-deaths".into())
+            .spawn(move || watch_deaths(weak, watcher_end))
+            .map_err(|_| Errno::EAGAIN)?;
+        Ok(registry)
+    }
+
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<Weak<SystrapSpace>>>> {
+        self.spaces.lock()
+    }
+
+    /// Makes the watcher take the list again (a new space, a new death hook).
+    pub(super) fn poke(&self) {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        let iov = [std::io::IoSlice::new(&[1u8])];
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+        // A full queue already holds a wake-up.
+        let _ = sendmsg::<()>(self.wake.as_raw_fd(), &iov, &[], flags, None);
+    }
+}
 
 /// Records `space` in `registry`.
 fn register(registry: &Registry, space: &Arc<SystrapSpace>) {
-    let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
-    spaces.retain(|w| w.strong_count() > 0);
-    spaces.push(Arc::downgrade(space));
+    {
+        let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
+        spaces.retain(|w| w.strong_count() > 0);
+        spaces.push(Arc::downgrade(space));
+    }
+    registry.poke();
+}
+
+/// The death watcher: sleeps in one `ppoll` on the pidfds of every live stub (a
+/// pidfd polls readable once its process is gone) and on its wake-up socket, and
+/// runs a dead stub's death hooks at once, so the processes in it end even while
+/// their tasks wait inside the sentry. It holds no space alive across the poll
+/// (only their fd numbers: one closed and reused meanwhile only causes an extra
+/// round) and ends with the registry.
+fn watch_deaths(registry: Weak<Registry>, wake: OwnedFd) {
+    loop {
+        let mut watched: Vec<(i32, Weak<SystrapSpace>)> = Vec::new();
+        let mut due = Vec::new();
+        {
+            let Some(reg) = registry.upgrade() else {
+                return;
+            };
+            let spaces = reg.lock().unwrap_or_else(|p| p.into_inner());
+            for w in spaces.iter() {
+                let Some(space) = w.upgrade() else { continue };
+                if space.dead.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Found dead elsewhere (a switch, a copy): only its hooks are left.
+                    due.push(space);
+                } else {
+                    watched.push((space.pidfd.as_raw_fd(), w.clone()));
+                }
+            }
+        }
+        for space in due.drain(..) {
+            space.run_death_hooks();
+        }
+        let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+            .chain(watched.iter().map(|(fd, _)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; no timeout, no mask.
+        let r = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            if sys::last_errno() == Errno::EINTR {
+                continue;
+            }
+            tracing::warn!("systrap death watcher: ppoll failed: {}", sys::last_errno());
+            return;
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            drain(&wake);
+        }
+        for (p, (_, w)) in fds[1..].iter().zip(&watched) {
+            if p.revents == 0 {
+                continue;
+            }
+            let Some(space) = w.upgrade() else { continue };
+            if sys::pidfd_exited(&space.pidfd) {
+                space.note_dead();
+                space.run_death_hooks();
+            }
+        }
+    }
+}
+
+/// Reads every queued wake-up message.
+fn drain(sock: &OwnedFd) {
+    use nix::sys::socket::{recvmsg, MsgFlags};
+    let mut b = [0u8; 16];
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut b)];
+        if recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT).is_err() {
+            return;
+        }
+    }
 }
 
 /// The CPUs sentry-thread/stub-thread pairs are spread over.
@@ -200,7 +324,7 @@ impl SystrapPlatform {
             }),
             zygote_pidfd,
             zygote_pid: pid,
-            spaces: Arc::new(Mutex::new(Vec::new())),
+            spaces: Registry::new()?,
             cpus: Arc::new(Cpus {
                 list: sys::allowed_cpus(),
                 // Sandboxes start their round-robin at different places, so two of

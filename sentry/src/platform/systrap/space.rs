@@ -257,6 +257,8 @@ pub(super) struct SystrapSpace {
     pub registry: Arc<super::Registry>,
     /// Where the dead stub is handed for reaping once this space is gone.
     zygote: Arc<super::Zygote>,
+    /// What to run once the stub is found dead (see [`AddressSpace::on_death`]).
+    death_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Which slots hold what.
@@ -361,6 +363,7 @@ impl SystrapSpace {
             cpus,
             registry,
             zygote,
+            death_hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -461,8 +464,16 @@ impl SystrapSpace {
         true
     }
 
+    /// Runs (once) the hooks registered for the stub's death; the death watcher's.
+    pub(super) fn run_death_hooks(&self) {
+        let hooks = std::mem::take(&mut *lock(&self.death_hooks));
+        for h in hooks {
+            h();
+        }
+    }
+
     /// Records that the stub is gone.
-    fn note_dead(&self) {
+    pub(super) fn note_dead(&self) {
         if !self.dead.swap(true, Ordering::SeqCst) {
             tracing::warn!(pid = self.pid, "systrap stub died");
         }
@@ -867,6 +878,14 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
 }
 
 impl AddressSpace for SystrapSpace {
+    fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
+        lock(&self.death_hooks).push(hook);
+        // The watcher runs it at once if the stub is already known dead.
+        if self.dead.load(Ordering::SeqCst) {
+            self.registry.poke();
+        }
+    }
+
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         crate::platform::common::process_cpu_time(self.pid)
     }

@@ -1458,3 +1458,37 @@ fn a_kill_ends_a_stub_that_blocked_every_signal() {
     drop(rig);
     await_gone(pid);
 }
+
+/// A stub that dies while no switch runs (its tasks all wait inside the sentry) is
+/// noticed at once: the space's death hooks run from the platform's watcher, and
+/// copies fail.
+#[test]
+fn a_stub_death_runs_the_death_hooks_at_once() {
+    let rig = Rig::new(&[0xeb, 0xfe]);
+    let space = rig.concrete();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    rig.space.on_death(Box::new(move || tx.send(1).unwrap()));
+    rig.space.on_death(Box::new(move || tx2.send(2).unwrap()));
+    assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    let start = Instant::now();
+    // SAFETY: the stub is alive and, a zombie at worst, unreaped: `pid` is its number.
+    unsafe { libc::kill(space.pid, libc::SIGKILL) };
+    let mut got = vec![
+        rx.recv_timeout(Duration::from_secs(2)).expect("death hook"),
+        rx.recv_timeout(Duration::from_secs(2)).expect("death hook"),
+    ];
+    got.sort();
+    assert_eq!(got, [1, 2]);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(space.dead.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(rig.space.write(DATA, b"x"), Err(Errno::EFAULT));
+    // Registered after the death: it runs too.
+    let (tx, rx) = std::sync::mpsc::channel();
+    rig.space.on_death(Box::new(move || tx.send(3).unwrap()));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(3));
+}
