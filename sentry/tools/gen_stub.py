@@ -24,6 +24,7 @@ LABELS = {
     "CODE_RESTORER": ("restorer", 0),
     "CODE_CLONE_RET": ("clone_ret", 0),
     "CODE_PRCTL_RET": ("prctl_ret", 0),
+    "CODE_REQUEST": ("request", 0),
 }
 
 

@@ -52,6 +52,15 @@ impl ThreadHandle {
         self.waker.wake();
         self.waker.interrupt();
     }
+
+    /// Makes the thread exit as soon as it can: marks it killed, wakes a blocking
+    /// wait and ends its application code, even if that code blocked the platform's
+    /// interrupt (see [`crate::platform::Interrupter::kill`]).
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
+        self.waker.kill();
+    }
 }
 
 /// Mutable state of a process.
@@ -352,8 +361,7 @@ pub fn kill_group(tg: &Arc<ThreadGroup>, status: ExitStatus) {
         Err(_) => return,
     };
     for t in threads {
-        t.killed.store(true, Ordering::Release);
-        t.kick();
+        t.kill();
     }
     tg.events.notify_all();
 }

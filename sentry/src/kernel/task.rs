@@ -159,6 +159,11 @@ impl Task {
             .map(|m| m.space().clone())
             .unwrap_or_else(|p| p.into_inner().space().clone());
         let tid = init.handle.tid();
+        if tid == init.tg.tgid {
+            // A process's first task (spawn, fork, vfork): the process ends with the
+            // host process behind its address space.
+            kill_group_on_death(&space, &init.tg);
+        }
         init.handle
             .mask
             .store(init.mask & !UNBLOCKABLE, Ordering::Release);
@@ -215,6 +220,7 @@ impl Task {
     /// Replaces the address space and context (exec).
     pub fn replace_image(&mut self, mm: MemoryManager, ctx: Box<dyn Context>) {
         self.space = mm.space().clone();
+        kill_group_on_death(&self.space, &self.tg);
         self.mm = Arc::new(Mutex::new(mm));
         self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
@@ -836,4 +842,21 @@ fn reparent(
     if any_zombie {
         rtg.child_events.notify_all();
     }
+}
+
+/// Has the platform end `tg` (as by SIGKILL) as soon as the host process behind
+/// `space` is found dead.
+fn kill_group_on_death(space: &Arc<dyn AddressSpace>, tg: &Arc<ThreadGroup>) {
+    let tg = Arc::downgrade(tg);
+    space.on_death(Box::new(move || {
+        if let Some(tg) = tg.upgrade() {
+            process::kill_group(
+                &tg,
+                ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                },
+            );
+        }
+    }));
 }

@@ -62,6 +62,12 @@ impl Waker {
         self.with_context(|c| c.interrupt());
     }
 
+    /// Ends the task's running application code for good (see
+    /// [`Interrupter::kill`]).
+    pub fn kill(&self) {
+        self.with_context(|c| c.kill());
+    }
+
     /// Sleeps until woken after generation `seen`, or until `deadline`.
     pub fn wait(&self, seen: u64, deadline: Option<Instant>) {
         self.with_context(|c| c.blocking());

@@ -123,6 +123,16 @@ pub trait AddressSpace: Send + Sync {
     /// loses its write bit.
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize>;
 
+    /// Asks for `hook` to run, once and on a thread of the platform's own, as soon as
+    /// the platform learns that the host process behind this space died (killed from
+    /// outside, or by its own program through the stub). The kernel registers the
+    /// end of the processes running in the space, so a task waiting inside the sentry
+    /// does not go on until its next switch. Platforms that learn of deaths only at a
+    /// switch ignore it.
+    fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
+        drop(hook);
+    }
+
     /// CPU time the host has charged so far to the stub process that runs this
     /// address space's code, as (user, system); `None` where nothing runs it (test
     /// doubles) or the stub is gone.
@@ -174,6 +184,15 @@ pub trait PendingContext: Send {
 pub trait Interrupter: Send + Sync {
     /// Requests the interruption; safe to call from any thread, any number of times.
     fn interrupt(&self);
+
+    /// The context's task must end (SIGKILL, a group exit, another thread's exec):
+    /// like [`Interrupter::interrupt`], but it must work whatever the application
+    /// did to the host signal mask of its stub. A platform whose stubs can block the
+    /// interrupt kills the stub process itself when the context does not come back
+    /// in time.
+    fn kill(&self) {
+        self.interrupt();
+    }
 
     /// The context's task is about to wait for an event inside a system call: a
     /// platform whose stub spins for the sentry's answer may stop spinning now.

@@ -30,8 +30,7 @@ fn kill_other_threads(task: &Task) -> SysResult<()> {
         return Ok(());
     }
     for h in &others {
-        h.killed.store(true, Ordering::Release);
-        h.kick();
+        h.kill();
     }
     let tg = task.tg.clone();
     let _reg = tg.events.register(&task.waker);

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::common;
@@ -92,6 +92,10 @@ pub(super) struct PtraceSpace {
     /// Whether the leader's context has been handed out (by `new_context` or as a
     /// forked child).
     pub context_taken: AtomicBool,
+    /// Memory copies hold it shared while they name a stub thread by number; a dead
+    /// stub thread is reaped (its number freed for any host process) only with it
+    /// held exclusively, so no copy can reach a recycled pid.
+    reap_lock: RwLock<()>,
     /// Serializes use of the control socket and of the scratch page, and keeps
     /// received fds from existing at the moment of a fork.
     fd_lock: Mutex<()>,
@@ -218,6 +222,7 @@ impl PtraceSpace {
             pidfd,
             dead: AtomicBool::new(false),
             leader_reaped: AtomicBool::new(false),
+            reap_lock: RwLock::new(()),
             mem_tid: AtomicI32::new(pid),
             live: Mutex::new(HashSet::new()),
             alive: Mutex::new(1),
@@ -277,9 +282,14 @@ impl PtraceSpace {
     /// Waits for the next stop of stub thread `tid` (traced by the caller); a dead
     /// thread is recorded and reported as ESRCH.
     pub(super) fn wait_stop(&self, tid: i32) -> SysResult<(i32, i32)> {
-        match sys::wait(tid) {
-            Ok(WaitStatus::Stopped { sig, event }) => Ok((sig, event)),
-            Ok(WaitStatus::Gone) | Err(_) => {
+        match sys::wait_unreaped(tid) {
+            Ok(Some(WaitStatus::Stopped { sig, event })) => Ok((sig, event)),
+            Ok(Some(WaitStatus::Gone)) | Ok(None) | Err(_) => {
+                {
+                    let _no_copies = self.reap_lock.write().unwrap_or_else(|p| p.into_inner());
+                    self.dead.store(true, Ordering::SeqCst);
+                    let _ = sys::wait(tid);
+                }
                 self.note_gone(tid);
                 tracing::warn!(pid = self.pid, tid, "ptrace stub died");
                 Err(Errno::ESRCH)
@@ -662,7 +672,11 @@ impl PtraceSpace {
         // the leader's only once the whole group is gone, which the space's Drop
         // waits for.
         if tid != self.pid && lock(&self.live).contains(&tid) {
-            wait_gone(tid);
+            {
+                let _no_copies = self.reap_lock.write().unwrap_or_else(|p| p.into_inner());
+                self.dead.store(true, Ordering::SeqCst);
+                wait_gone(tid);
+            }
             self.note_gone(tid);
         }
     }
@@ -691,14 +705,20 @@ impl PtraceSpace {
             }
             self.cont(tid)?;
         }
-        // Detached, an exiting thread is reaped by nobody and its number may be
-        // reused: it leaves `live` (where memory copies look for a thread) at once.
+        // Detached, an exiting thread is reaped by the kernel at once and its number
+        // may be reused: no copy may be naming it then, and it leaves `live` and
+        // `mem_tid` (where memory copies look for a thread) before copies resume.
+        let no_copies = self.reap_lock.write().unwrap_or_else(|p| p.into_inner());
         let mut live = lock(&self.live);
         if let Err(e) = sys::ptrace_plain(libc::PTRACE_DETACH, tid, 0, 0) {
             drop(live);
+            drop(no_copies);
             return Err(self.died(tid, e));
         }
         live.remove(&tid);
+        let _ = self
+            .mem_tid
+            .compare_exchange(tid, self.pid, Ordering::SeqCst, Ordering::SeqCst);
         Ok(())
     }
 
@@ -707,6 +727,8 @@ impl PtraceSpace {
     /// a leader without memory): then through the caller's own stub thread or a
     /// traced one, whose number cannot be reused while it is ours to reap.
     fn copy(&self, mut op: impl FnMut(i32) -> SysResult<usize>) -> SysResult<usize> {
+        // Held until the copy is done: no thread it may name is reaped meanwhile.
+        let _no_reaping = self.reap_lock.read().unwrap_or_else(|p| p.into_inner());
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }

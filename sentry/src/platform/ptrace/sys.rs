@@ -146,6 +146,41 @@ pub(super) enum WaitStatus {
     Gone,
 }
 
+/// Blocks until `pid` stops or dies, like [`wait`], but leaves a dead thread
+/// unreaped (its number stays taken): `Ok(None)` then, and [`wait`] reaps it.
+/// Memory copies name stub threads by number, so whoever reaps one must first shut
+/// them out.
+pub(super) fn wait_unreaped(pid: i32) -> SysResult<Option<WaitStatus>> {
+    loop {
+        // SAFETY: siginfo_t is plain data; all-zero is valid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid siginfo_t for the kernel to fill.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WSTOPPED | libc::__WALL | libc::WNOWAIT,
+            )
+        };
+        if r < 0 {
+            let e = last_errno();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if matches!(
+            info.si_code,
+            libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED
+        ) {
+            return Ok(None);
+        }
+        // A stop (or a continue): take it, the same event waitpid now reports.
+        return wait(pid).map(Some);
+    }
+}
+
 /// Blocks until `pid` stops or dies. Retries on EINTR.
 pub(super) fn wait(pid: i32) -> SysResult<WaitStatus> {
     loop {

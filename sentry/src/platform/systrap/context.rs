@@ -1,7 +1,8 @@
 //! The context of a stub thread: hand-offs through its shared region.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Context, Event, Interrupter, PendingContext, Regs};
@@ -102,11 +103,13 @@ impl SystrapContext {
         fs_base: u64,
         gs_base: u64,
     ) -> Self {
-        let intr = Arc::new(SystrapInterrupter {
+        let intr = Arc::new_cyclic(|me| SystrapInterrupter {
+            me: me.clone(),
             space: Arc::downgrade(&space),
             thread: Arc::downgrade(&thread),
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         });
         SystrapContext {
             space,
@@ -332,6 +335,7 @@ impl Context for SystrapContext {
 
 impl Drop for SystrapContext {
     fn drop(&mut self) {
+        self.intr.ended.store(true, Ordering::SeqCst);
         // The last user of the space kills the whole stub when it drops it.
         if Arc::strong_count(&self.space) > 1 {
             self.space.end_thread(&self.thread);
@@ -371,14 +375,110 @@ impl Drop for PendingThread {
     }
 }
 
+/// How long a context told to end by [`Interrupter::kill`] may take to come back
+/// before its whole stub is killed. The interrupt signal ends a switch within
+/// microseconds unless the application blocked it (from the stub's own code, or
+/// with a forged signal frame), or broke the hand-off of a request; the bound only
+/// has to be well above a loaded host's scheduling delays.
+const KILL_GRACE: Duration = Duration::from_secs(1);
+
 /// Interrupts a [`SystrapContext`] from any thread.
 pub(super) struct SystrapInterrupter {
+    /// Itself, for the kill watchdog.
+    me: Weak<SystrapInterrupter>,
     space: Weak<SystrapSpace>,
     thread: Weak<StubThread>,
     /// An interruption was requested and not yet reported.
     pending: AtomicBool,
     /// The context is inside `switch` (the stub may be running).
     running: AtomicBool,
+    /// The context is gone (its task ended).
+    ended: AtomicBool,
+}
+
+impl SystrapInterrupter {
+    /// Called [`KILL_GRACE`] after a kill: a context that still exists and whose
+    /// thread is still driven (a switch that did not come back, or a request the
+    /// stub never answered) is ended by killing its stub process; SIGKILL cannot be
+    /// blocked. The switch or request then sees the death within a liveness period.
+    fn overdue(&self) {
+        if self.ended.load(Ordering::SeqCst) {
+            return;
+        }
+        let (Some(space), Some(thread)) = (self.space.upgrade(), self.thread.upgrade()) else {
+            return;
+        };
+        if space.dead.load(Ordering::SeqCst) || thread.chan.try_lock().is_ok() {
+            return;
+        }
+        tracing::warn!(
+            pid = space.pid,
+            tid = thread.tid,
+            "systrap stub thread ignored its kill: killing the stub"
+        );
+        space.kill();
+    }
+}
+
+/// Checks killed contexts once their grace period is over, on one thread of its own
+/// (started on the first kill).
+struct KillWatchdog {
+    due: Mutex<Vec<(Instant, Weak<SystrapInterrupter>)>>,
+    cv: Condvar,
+}
+
+impl KillWatchdog {
+    fn get() -> &'static KillWatchdog {
+        static WATCHDOG: OnceLock<&'static KillWatchdog> = OnceLock::new();
+        WATCHDOG.get_or_init(|| {
+            let w: &'static KillWatchdog = Box::leak(Box::new(KillWatchdog {
+                due: Mutex::new(Vec::new()),
+                cv: Condvar::new(),
+            }));
+            if let Err(e) = std::thread::Builder::new()
+                .name("systrap-kill".into())
+                .spawn(move || w.run())
+            {
+                tracing::warn!("cannot start the systrap kill watchdog: {e}");
+            }
+            w
+        })
+    }
+
+    fn arm(&self, intr: Weak<SystrapInterrupter>) {
+        lock(&self.due).push((Instant::now() + KILL_GRACE, intr));
+        self.cv.notify_one();
+    }
+
+    fn run(&self) {
+        let mut due = lock(&self.due);
+        loop {
+            let now = Instant::now();
+            let (ripe, later): (Vec<_>, Vec<_>) = due.drain(..).partition(|(t, _)| *t <= now);
+            *due = later;
+            if !ripe.is_empty() {
+                drop(due);
+                for (_, w) in ripe {
+                    if let Some(i) = w.upgrade() {
+                        i.overdue();
+                    }
+                }
+                due = lock(&self.due);
+                continue;
+            }
+            let next = due.iter().map(|(t, _)| *t).min();
+            due = match next {
+                Some(t) => {
+                    let wait = t.saturating_duration_since(now);
+                    self.cv
+                        .wait_timeout(due, wait)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0)
+                }
+                None => self.cv.wait(due).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
 }
 
 impl Interrupter for SystrapInterrupter {
@@ -400,6 +500,13 @@ impl Interrupter for SystrapInterrupter {
         // signal would wait (blocked) and then cut its next run short for nothing.
         if let Err(e) = thread.signaller.signal(INTERRUPT_SIGNAL) {
             tracing::debug!(pid = space.pid, tid = thread.tid, error = %e.name(), "interrupting systrap stub");
+        }
+    }
+
+    fn kill(&self) {
+        self.interrupt();
+        if !self.ended.load(Ordering::SeqCst) {
+            KillWatchdog::get().arm(self.me.clone());
         }
     }
 

@@ -44,7 +44,7 @@
 //!   always finds the address space.
 //! - Fork: the sentry sends a fresh region memfd and control socket over the stub's
 //!   control socket, then sets CLONE with `CLONE_PARENT|SIGCHLD` on the forking
-//!   thread. The child (a sibling, so the zygote reaps it) first sets
+//!   thread. The child (a sibling: a child of the zygote) first sets
 //!   PR_SET_PDEATHSIG (it dies with the zygote, like every stub), receives the two
 //!   fds, maps the new region over its slot (the parent's region stays the parent's),
 //!   closes the shared socket, publishes its own socket's number and reports in; the
@@ -69,19 +69,36 @@
 //! on any thread whose lock is free (a task's own thread is parked while the task
 //! edits its space), waiting for the first thread's only if every thread runs.
 //!
+//! # Dead stubs and kills
+//! The zygote reaps no child on its own (SIGCHLD `SIG_DFL`, no `SA_NOCLDWAIT`): a
+//! stub that dies stays a zombie, its pid taken, until its space is dropped and asks
+//! the zygote (a message without fds on its socket) to reap it. So memory copies by
+//! pid can never reach another host process; on a dead stub they fail (ESRCH), which
+//! records the death and reads as EFAULT. Liveness is the pidfd polling readable.
+//! [`Interrupter::kill`](crate::platform::Interrupter::kill) (SIGKILL, group exit,
+//! exec) sends the interrupt and, if the context has not come back a second later
+//! (the application blocked the interrupt signal, or left a request unanswered),
+//! SIGKILLs the whole stub. A death watcher thread per platform sleeps in one
+//! `ppoll` on every live stub's pidfd and, when one dies, marks its space dead and
+//! runs its death hooks (`AddressSpace::on_death`: the kernel ends the processes in
+//! it), so a death is noticed at once, even while every task of the process waits
+//! inside the sentry.
+//!
 //! # Limitations
-//! The application can jump into the stub's code page and make the allowed host
-//! calls itself (on its own address space and fds only: the stub holds nothing but
-//! its control socket), and can scribble over its regions (the sentry validates every
-//! pointer it reads there); a thread can thus disturb the hand-off of another thread
-//! of its own process, never another process's. An fd the sentry passes for a file
-//! mapping (a donated file, or the memory file that holds the sandbox's tmpfs data)
-//! travels over the parked thread's own socket into that thread's own fd table and
-//! is closed there before the thread runs application code again: no other thread
-//! can reach it (`tests::each_thread_has_its_own_fd_table_and_socket`). A SIGSTOP
-//! sent to a stub from
-//! outside stops it until SIGCONT. A fork whose zygote dies between the `clone` and
-//! the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
+//! See docs/security-systrap.md. The application can jump into the stub's code page
+//! and make the allowed host calls itself, on its own process only (its own address
+//! space, fds, signal state, threads, and forks that die with the zygote). It can
+//! also scribble over its regions: the sentry validates every pointer it reads there,
+//! but the request hand-off still trusts the region's state word and results. A
+//! thread can forge another thread's state and run the requests the sentry addresses
+//! to it with arguments of its own (issue 10, attacks 4a and 4b: an fd passed for a
+//! sibling's mapping, the memory file behind tmpfs and shm included, can be mapped
+//! whole; a checked mmap can run with another offset; a result can be forged). The
+//! fix that doc describes (a syscall thread per stub that never runs application
+//! code, application threads filtered so they cannot make request-type calls, results
+//! reported through the kernel) is not built yet. A SIGSTOP sent to a stub from outside stops it until SIGCONT. A
+//! fork whose zygote dies between the `clone` and the child's PR_SET_PDEATHSIG (the
+//! sentry dying at that instant) is not killed.
 
 mod context;
 mod space;
@@ -90,7 +107,7 @@ mod sys;
 #[cfg(test)]
 mod tests;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -105,8 +122,9 @@ const _: () = assert!(MAX_USER_ADDRESS < stub::STUB_BASE);
 
 /// The systrap backend.
 pub struct SystrapPlatform {
-    /// The sentry's end of the zygote's control socket.
-    zygote: Mutex<OwnedFd>,
+    /// The zygote's control socket (shared with the spaces, which hand their dead
+    /// stubs back on it for reaping).
+    zygote: Arc<Zygote>,
     /// A pidfd of the zygote.
     zygote_pidfd: OwnedFd,
     /// The zygote's pid (our child: reaped on drop).
@@ -118,14 +136,136 @@ pub struct SystrapPlatform {
     cpus: Arc<Cpus>,
 }
 
-/// Every live space of a platform (forked ones included).
-type Registry = Mutex<Vec<Weak<SystrapSpace>>>;
+/// Every live space of a platform (forked ones included), and the death watcher
+/// that polls their pidfds.
+pub(super) struct Registry {
+    spaces: Mutex<Vec<Weak<SystrapSpace>>>,
+    /// Our end of the watcher's wake-up socket: a message makes it take the list
+    /// again; closing it (the registry's end) ends the watcher.
+    wake: OwnedFd,
+}
+
+impl Registry {
+    /// A registry and its death watcher thread.
+    fn new() -> SysResult<Arc<Registry>> {
+        let (wake, watcher_end) = space::socketpair()?;
+        let registry = Arc::new(Registry {
+            spaces: Mutex::new(Vec::new()),
+            wake,
+        });
+        let weak = Arc::downgrade(&registry);
+        std::thread::Builder::new()
+            .name("systrap-deaths".into())
+            .spawn(move || watch_deaths(weak, watcher_end))
+            .map_err(|_| Errno::EAGAIN)?;
+        Ok(registry)
+    }
+
+    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<Weak<SystrapSpace>>>> {
+        self.spaces.lock()
+    }
+
+    /// Makes the watcher take the list again (a new space, a new death hook).
+    pub(super) fn poke(&self) {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        let iov = [std::io::IoSlice::new(&[1u8])];
+        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+        // A full queue already holds a wake-up.
+        let _ = sendmsg::<()>(self.wake.as_raw_fd(), &iov, &[], flags, None);
+    }
+}
 
 /// Records `space` in `registry`.
 fn register(registry: &Registry, space: &Arc<SystrapSpace>) {
-    let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
-    spaces.retain(|w| w.strong_count() > 0);
-    spaces.push(Arc::downgrade(space));
+    {
+        let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
+        spaces.retain(|w| w.strong_count() > 0);
+        spaces.push(Arc::downgrade(space));
+    }
+    registry.poke();
+}
+
+/// The death watcher: sleeps in one `ppoll` on the pidfds of every live stub (a
+/// pidfd polls readable once its process is gone) and on its wake-up socket, and
+/// runs a dead stub's death hooks at once, so the processes in it end even while
+/// their tasks wait inside the sentry. It holds no space alive across the poll
+/// (only their fd numbers: one closed and reused meanwhile only causes an extra
+/// round) and ends with the registry.
+fn watch_deaths(registry: Weak<Registry>, wake: OwnedFd) {
+    loop {
+        let mut watched: Vec<(i32, Weak<SystrapSpace>)> = Vec::new();
+        let mut due = Vec::new();
+        {
+            let Some(reg) = registry.upgrade() else {
+                return;
+            };
+            let spaces = reg.lock().unwrap_or_else(|p| p.into_inner());
+            for w in spaces.iter() {
+                let Some(space) = w.upgrade() else { continue };
+                if space.dead.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Found dead elsewhere (a switch, a copy): only its hooks are left.
+                    due.push(space);
+                } else {
+                    watched.push((space.pidfd.as_raw_fd(), w.clone()));
+                }
+            }
+        }
+        for space in due.drain(..) {
+            space.run_death_hooks();
+        }
+        let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+            .chain(watched.iter().map(|(fd, _)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; no timeout, no mask.
+        let r = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            if sys::last_errno() == Errno::EINTR {
+                continue;
+            }
+            tracing::warn!("systrap death watcher: ppoll failed: {}", sys::last_errno());
+            return;
+        }
+        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return;
+        }
+        if fds[0].revents & libc::POLLIN != 0 {
+            drain(&wake);
+        }
+        for (p, (_, w)) in fds[1..].iter().zip(&watched) {
+            if p.revents == 0 {
+                continue;
+            }
+            let Some(space) = w.upgrade() else { continue };
+            if sys::pidfd_exited(&space.pidfd) {
+                space.note_dead();
+                space.run_death_hooks();
+            }
+        }
+    }
+}
+
+/// Reads every queued wake-up message.
+fn drain(sock: &OwnedFd) {
+    use nix::sys::socket::{recvmsg, MsgFlags};
+    let mut b = [0u8; 16];
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut b)];
+        if recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT).is_err() {
+            return;
+        }
+    }
 }
 
 /// The CPUs sentry-thread/stub-thread pairs are spread over.
@@ -179,10 +319,12 @@ impl SystrapPlatform {
             }
         };
         Ok(SystrapPlatform {
-            zygote: Mutex::new(control),
+            zygote: Arc::new(Zygote {
+                control: Mutex::new(control),
+            }),
             zygote_pidfd,
             zygote_pid: pid,
-            spaces: Arc::new(Mutex::new(Vec::new())),
+            spaces: Registry::new()?,
             cpus: Arc::new(Cpus {
                 list: sys::allowed_cpus(),
                 // Sandboxes start their round-robin at different places, so two of
@@ -191,6 +333,35 @@ impl SystrapPlatform {
                 next: std::sync::atomic::AtomicUsize::new(std::process::id() as usize),
             }),
         })
+    }
+}
+
+/// The sentry's end of the zygote's control socket. Stubs are the zygote's
+/// children (forks too: `CLONE_PARENT`), and it reaps none on its own: a dead stub
+/// stays a zombie, so its pid can name no other process, until the space that
+/// copies memory through that pid is gone and asks for the reaping here.
+pub(super) struct Zygote {
+    control: Mutex<OwnedFd>,
+}
+
+impl Zygote {
+    /// Asks for a new stub: sends its region memfd and control socket.
+    fn spawn(&self, fds: &[i32]) -> SysResult<()> {
+        let control = self.control.lock().map_err(|_| Errno::EIO)?;
+        space::send_fds(control.as_fd(), fds, 0)
+    }
+
+    /// Tells the zygote to reap stub `pid`, which the caller has killed and will
+    /// never touch again. A zygote that is gone took its children with it.
+    pub(super) fn reap(&self, pid: i32) {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        let data = (pid as u64).to_le_bytes();
+        let iov = [std::io::IoSlice::new(&data)];
+        let control = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = sendmsg::<()>(control.as_raw_fd(), &iov, &[], MsgFlags::MSG_NOSIGNAL, None)
+        {
+            tracing::debug!(pid, "asking the systrap zygote to reap a stub: {e}");
+        }
     }
 }
 
@@ -226,10 +397,9 @@ impl Platform for SystrapPlatform {
 
     fn new_address_space(&self) -> SysResult<Arc<dyn AddressSpace>> {
         let space = {
-            let zygote = self.zygote.lock().map_err(|_| Errno::EIO)?;
-            let alive = || sys::pidfd_signal(&self.zygote_pidfd, 0).is_ok();
+            let alive = || !sys::pidfd_exited(&self.zygote_pidfd);
             Arc::new(SystrapSpace::new(
-                zygote.as_fd(),
+                &self.zygote,
                 alive,
                 self.cpus.several(),
                 self.cpus.clone(),

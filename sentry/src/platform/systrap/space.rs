@@ -255,6 +255,10 @@ pub(super) struct SystrapSpace {
     pub cpus: Arc<super::Cpus>,
     /// The platform's list of spaces, where forks are recorded too.
     pub registry: Arc<super::Registry>,
+    /// Where the dead stub is handed for reaping once this space is gone.
+    zygote: Arc<super::Zygote>,
+    /// What to run once the stub is found dead (see [`AddressSpace::on_death`]).
+    death_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Which slots hold what.
@@ -283,7 +287,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SystrapSpace {
     /// Asks the zygote for a new stub and waits until it reports in.
     pub(super) fn new(
-        zygote: BorrowedFd<'_>,
+        zygote: &Arc<super::Zygote>,
         zygote_alive: impl Fn() -> bool,
         spin: bool,
         cpus: Arc<super::Cpus>,
@@ -291,7 +295,7 @@ impl SystrapSpace {
     ) -> SysResult<Self> {
         // The child takes the socket as fd 0, the channel's `ctl_fd`.
         let (memfd, stub_end, chan) = Channel::new(0)?;
-        send_fds(zygote, &[memfd.as_raw_fd(), stub_end.as_raw_fd()], 0)?;
+        zygote.spawn(&[memfd.as_raw_fd(), stub_end.as_raw_fd()])?;
         drop(stub_end);
         drop(memfd);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -302,6 +306,7 @@ impl SystrapSpace {
             if pid > 0 {
                 if let Ok(fd) = sys::pidfd_open(pid) {
                     let _ = sys::pidfd_signal(&fd, libc::SIGKILL);
+                    zygote.reap(pid);
                 }
             }
             return Err(e);
@@ -310,6 +315,7 @@ impl SystrapSpace {
         let pidfd = sys::pidfd_open(pid)?;
         let kill = |e: Errno| {
             let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            zygote.reap(pid);
             e
         };
         if !chan.reported_ready() {
@@ -317,7 +323,15 @@ impl SystrapSpace {
             return Err(kill(Errno::EIO));
         }
         let thread = Self::thread(0, pid, pid, chan).map_err(kill)?;
-        Ok(Self::with(pid, pidfd, thread, spin, cpus, registry))
+        Ok(Self::with(
+            pid,
+            pidfd,
+            thread,
+            spin,
+            cpus,
+            registry,
+            zygote.clone(),
+        ))
     }
 
     fn with(
@@ -327,6 +341,7 @@ impl SystrapSpace {
         spin: bool,
         cpus: Arc<super::Cpus>,
         registry: Arc<super::Registry>,
+        zygote: Arc<super::Zygote>,
     ) -> Self {
         let slot = first.slot;
         let mut threads = Slots {
@@ -347,6 +362,8 @@ impl SystrapSpace {
             spin,
             cpus,
             registry,
+            zygote,
+            death_hooks: Mutex::new(Vec::new()),
         }
     }
 
@@ -440,12 +457,26 @@ impl SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return false;
         }
-        if sys::pidfd_signal(&self.pidfd, 0) == Err(Errno::ESRCH) {
-            tracing::warn!(pid = self.pid, "systrap stub died");
-            self.dead.store(true, Ordering::SeqCst);
+        if sys::pidfd_exited(&self.pidfd) {
+            self.note_dead();
             return false;
         }
         true
+    }
+
+    /// Runs (once) the hooks registered for the stub's death; the death watcher's.
+    pub(super) fn run_death_hooks(&self) {
+        let hooks = std::mem::take(&mut *lock(&self.death_hooks));
+        for h in hooks {
+            h();
+        }
+    }
+
+    /// Records that the stub is gone.
+    pub(super) fn note_dead(&self) {
+        if !self.dead.swap(true, Ordering::SeqCst) {
+            tracing::warn!(pid = self.pid, "systrap stub died");
+        }
     }
 
     /// Runs system call `nr` inside the parked stub (the caller holds the channel).
@@ -672,9 +703,10 @@ impl SystrapSpace {
         let pidfd = sys::pidfd_open(pid)?;
         let kill = |e: Errno| {
             let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            self.zygote.reap(pid);
             e
         };
-        let alive = || sys::pidfd_signal(&pidfd, 0).is_ok();
+        let alive = || !sys::pidfd_exited(&pidfd);
         let deadline = Instant::now() + START_TIMEOUT;
         if let Err(e) = new.wait_parked(alive, Some(deadline), false) {
             tracing::warn!(pid, error = %e.name(), "forked systrap stub did not start");
@@ -693,6 +725,7 @@ impl SystrapSpace {
             self.spin,
             self.cpus.clone(),
             self.registry.clone(),
+            self.zygote.clone(),
         );
         // From here on the Drop of `child` kills it.
         child.context_taken.store(true, Ordering::SeqCst);
@@ -735,6 +768,17 @@ impl SystrapSpace {
                 off += 4;
             }
         }
+    }
+
+    /// A failed memory copy: ESRCH means the stub died (its pid is still ours, held
+    /// as a zombie until this space is gone), which is recorded, and reported as
+    /// the EFAULT of memory that is not there.
+    fn copy_failed(&self, e: Errno) -> Errno {
+        if e == Errno::ESRCH {
+            self.note_dead();
+            return Errno::EFAULT;
+        }
+        e
     }
 
     /// Kills the stub (a thread that cannot be brought up or ended leaves it in an
@@ -817,7 +861,7 @@ impl SystrapSpace {
 }
 
 /// Sends `fds` with an 8-byte `seq` on `sock`.
-fn send_fds(sock: BorrowedFd<'_>, fds: &[i32], seq: u64) -> SysResult<()> {
+pub(super) fn send_fds(sock: BorrowedFd<'_>, fds: &[i32], seq: u64) -> SysResult<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let data = seq.to_le_bytes();
     let iov = [std::io::IoSlice::new(&data)];
@@ -834,6 +878,14 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
 }
 
 impl AddressSpace for SystrapSpace {
+    fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
+        lock(&self.death_hooks).push(hook);
+        // The watcher runs it at once if the stub is already known dead.
+        if self.dead.load(Ordering::SeqCst) {
+            self.registry.poke();
+        }
+    }
+
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         crate::platform::common::process_cpu_time(self.pid)
     }
@@ -899,7 +951,7 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::read_process(self.pid, addr, buf)
+        common::read_process(self.pid, addr, buf).map_err(|e| self.copy_failed(e))
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
@@ -909,19 +961,20 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::write_process(self.pid, addr, buf)
+        common::write_process(self.pid, addr, buf).map_err(|e| self.copy_failed(e))
     }
 }
 
 impl Drop for SystrapSpace {
     fn drop(&mut self) {
-        // The zygote reaps its children itself (SA_NOCLDWAIT); a SIGKILL through the
-        // pidfd is all it takes, and cannot hit a recycled pid.
+        // Through the pidfd, so the signal cannot hit a recycled pid; then, the pid no
+        // longer used for memory copies, the zygote may reap the zombie.
         if let Err(e) = sys::pidfd_signal(&self.pidfd, libc::SIGKILL) {
             if e != Errno::ESRCH {
                 tracing::warn!(pid = self.pid, error = %e.name(), "killing systrap stub");
             }
         }
+        self.zygote.reap(self.pid);
     }
 }
 

@@ -9,7 +9,7 @@
 .equ REGION_SIZE, 0x10000
 .equ USER_TOP,  0x7ffffffff000
 .equ FPROG,     0x7ffffe0007f0
-.equ ACT_IGN,   0x7ffffe0007d0
+.equ ACT_CHLD,  0x7ffffe0007d0
 .text
 .globl _start
 _start:
@@ -51,7 +51,7 @@ _start:
   mov r12d, 5
   mov eax, 13
   mov edi, 17
-  movabs rsi, ACT_IGN
+  movabs rsi, ACT_CHLD
   xor edx, edx
   mov r10d, 8
   syscall
@@ -78,7 +78,19 @@ zloop:
   test rax, rax
   jle zexit
   cmp qword ptr [rbx+192], 24
+  je zspawn
+  cmp qword ptr [rbx+192], 0
   jne zloop
+  cmp rax, 8
+  jne zloop
+  mov eax, 61
+  mov edi, [rbx+128]
+  xor esi, esi
+  mov edx, 0x40000000
+  xor r10d, r10d
+  syscall
+  jmp zloop
+zspawn:
   mov r14d, [rbx+208]
   mov r15d, [rbx+212]
   mov eax, 57

@@ -45,6 +45,25 @@ pub(super) fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> SysResult<()> {
     Ok(())
 }
 
+/// Whether the process of `pidfd` has exited. A signal through the pidfd is no
+/// test: it reaches a zombie too, and dead stubs stay zombies until the sentry lets
+/// them be reaped. A pidfd polls readable once its process is gone.
+pub(super) fn pidfd_exited(pidfd: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: one valid pollfd and a valid zero timeout; no signal mask.
+    let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+    // A failed poll says nothing: the caller asks again later.
+    r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
+}
+
 /// `FUTEX_WAIT` (shared: the word lies in memory mapped by two processes) while
 /// `word` holds `val`, for at most `timeout`. Spurious returns are the caller's to
 /// handle (it re-checks the word).
