@@ -105,7 +105,7 @@ fn run_inner(
     // From here on the sentry needs nothing the allow-list does not name.
     confine::unshare_namespaces().map_err(fail)?;
     confine::isolate_filesystem().map_err(fail)?;
-    confine::install_sentry_filter().map_err(fail)?;
+    confine::install_sentry_filter(&config.platform).map_err(fail)?;
 
     let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
     let mut shared = None;
