@@ -304,7 +304,12 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
         Cmp::Eq64(a, v) => vec![one(a, Qword, SeccompCmpOp::Eq, v)?],
         Cmp::Within(a, m) => vec![one(a, Dword, SeccompCmpOp::MaskedEq(u64::from(!m)), 0)?],
         Cmp::Within64(a, m) => vec![one(a, Qword, SeccompCmpOp::MaskedEq(!m), 0)?],
-        Cmp::Masked(a, m, v) => vec![one(a, Dword, SeccompCmpOp::MaskedEq(u64::from(m)), u64::from(v))?],
+        Cmp::Masked(a, m, v) => vec![one(
+            a,
+            Dword,
+            SeccompCmpOp::MaskedEq(u64::from(m)),
+            u64::from(v),
+        )?],
         Cmp::Range(a, lo, hi) => vec![
             one(a, Dword, SeccompCmpOp::Ge, u64::from(lo))?,
             one(a, Dword, SeccompCmpOp::Le, u64::from(hi))?,
@@ -365,7 +370,10 @@ impl Platform {
 }
 
 /// The rows of `list` for `platform`.
-pub fn rows_for(list: &'static [Allowed], platform: Platform) -> impl Iterator<Item = &'static Allowed> {
+pub fn rows_for(
+    list: &'static [Allowed],
+    platform: Platform,
+) -> impl Iterator<Item = &'static Allowed> {
     list.iter().filter(move |a| platform.takes(a.on))
 }
 
@@ -586,33 +594,520 @@ pub fn isolate_filesystem() -> Result<(), String> {
 mod tests {
     use super::*;
 
+    const BOTH: [Platform; 2] = [Platform::Ptrace, Platform::Systrap];
+
     #[test]
-    fn filter_builds_and_list_is_unique() {
-        assert!(sentry_filter().is_ok());
-        let mut seen = std::collections::HashSet::new();
-        for a in SENTRY_ALLOWED {
-            assert!(seen.insert(a.nr), "duplicate row {}", a.nr);
-            assert!(!a.why.is_empty());
+    fn filters_build_and_rows_are_unique_per_platform() {
+        for p in BOTH {
+            assert!(sentry_filter(p).is_ok());
+            let mut seen = std::collections::HashSet::new();
+            for a in rows_for(SENTRY_ALLOWED, p) {
+                assert!(seen.insert(a.nr), "{p:?}: duplicate row {}", a.nr);
+                assert!(!a.why.is_empty());
+            }
+            // Calls the sentry must never be able to make.
+            for forbidden in [
+                libc::SYS_execve,
+                libc::SYS_init_module,
+                libc::SYS_finit_module,
+                libc::SYS_mount,
+                libc::SYS_socket,
+                libc::SYS_connect,
+                libc::SYS_open,
+                libc::SYS_openat2,
+                libc::SYS_pivot_root,
+                libc::SYS_umount2,
+                libc::SYS_unshare,
+                libc::SYS_setns,
+                libc::SYS_seccomp,
+                libc::SYS_rt_sigqueueinfo,
+                libc::SYS_rt_tgsigqueueinfo,
+                libc::SYS_process_madvise,
+                libc::SYS_kexec_load,
+                libc::SYS_bpf,
+            ] {
+                assert!(
+                    !seen.contains(&forbidden),
+                    "{p:?}: {forbidden} must not be allowed"
+                );
+            }
         }
-        // Calls the sentry must never be able to make.
-        for forbidden in [
-            libc::SYS_execve,
-            libc::SYS_init_module,
-            libc::SYS_finit_module,
-            libc::SYS_mount,
-            libc::SYS_socket,
-            libc::SYS_connect,
-            libc::SYS_ptrace + 10_000,
-            libc::SYS_open,
-            libc::SYS_openat2,
-            libc::SYS_pivot_root,
-            libc::SYS_umount2,
-            libc::SYS_unshare,
+        // Systrap's sentry forks and traces nothing once confined.
+        let systrap: Vec<i64> = rows_for(SENTRY_ALLOWED, Platform::Systrap)
+            .map(|a| a.nr)
+            .collect();
+        for nr in [
+            libc::SYS_ptrace,
+            libc::SYS_execveat,
+            libc::SYS_personality,
+            libc::SYS_setsid,
         ] {
-            assert!(
-                !seen.contains(&forbidden),
-                "{forbidden} must not be allowed"
+            assert!(!systrap.contains(&nr), "systrap must not allow {nr}");
+        }
+    }
+
+    /// How a child that installed the filter and ran a probe ended.
+    #[derive(Debug, PartialEq, Eq)]
+    enum End {
+        /// Killed by the filter.
+        Sigsys,
+        /// Exited with this status (0: the probe saw what an allowed call gives).
+        Exit(i32),
+        /// Killed by another signal.
+        Signal(i32),
+    }
+
+    /// Forks a child that installs `platform`'s filter, then runs `probe` and exits
+    /// with its result.
+    fn run(platform: Platform, probe: impl FnOnce() -> i32) -> End {
+        let prog = sentry_filter(platform).expect("filter");
+        // SAFETY: the child only installs the filter, runs the probe (raw system
+        // calls) and `_exit`s; it never returns into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // No core file from the deaths below, whatever the harness's limit.
+            let _ = no_core_dumps();
+            let code = match seccompiler::apply_filter(&prog) {
+                Ok(()) => probe(),
+                Err(_) => 100,
+            };
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(code) }
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid int.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFSIGNALED(status) {
+            match libc::WTERMSIG(status) {
+                libc::SIGSYS => End::Sigsys,
+                s => End::Signal(s),
+            }
+        } else {
+            End::Exit(libc::WEXITSTATUS(status))
+        }
+    }
+
+    /// `0` when a raw syscall result `r` failed with `errno`, else a status naming it.
+    fn failed_with(r: libc::c_long, errno: i32) -> i32 {
+        if r == -1 && Errno::last() == Errno(errno) {
+            0
+        } else {
+            3
+        }
+    }
+
+    fn raw(nr: i64, a: [u64; 6]) -> libc::c_long {
+        // SAFETY: every probe passes integers or pointers to its own memory; the calls
+        // either are refused by the filter or fail harmlessly.
+        unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
+    }
+
+    /// A pid that names no process (the largest one).
+    const NO_PID: u64 = i32::MAX as u64;
+
+    #[test]
+    fn signals_only_the_ones_the_platforms_send() {
+        for p in BOTH {
+            // Allowed: SIGKILL to one pid (none here: ESRCH).
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_kill, [NO_PID, 9, 0, 0, 0, 0]),
+                    libc::ESRCH
+                )),
+                End::Exit(0)
+            );
+            // Refused: another signal, or a process group.
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_kill, [NO_PID, libc::SIGTERM as u64, 0, 0, 0, 0]),
+                    libc::ESRCH
+                )),
+                End::Sigsys
+            );
+            let group = (-(i32::MAX as i64 - 1)) as u64;
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_kill, [group, 9, 0, 0, 0, 0]),
+                    libc::ESRCH
+                )),
+                End::Sigsys
+            );
+            // tgkill: the interrupt signal to any thread, SIGABRT only to ourselves.
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(
+                        libc::SYS_tgkill,
+                        [NO_PID, NO_PID, INTERRUPT_SIGNAL as u64, 0, 0, 0]
+                    ),
+                    libc::ESRCH
+                )),
+                End::Exit(0)
+            );
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(
+                        libc::SYS_tgkill,
+                        [NO_PID, NO_PID, libc::SIGTERM as u64, 0, 0, 0]
+                    ),
+                    libc::ESRCH
+                )),
+                End::Sigsys
+            );
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(
+                        libc::SYS_tgkill,
+                        [NO_PID, NO_PID, libc::SIGABRT as u64, 0, 0, 0]
+                    ),
+                    libc::ESRCH
+                )),
+                End::Sigsys
+            );
+            // The filter was built in the parent: the child's own pid differs, so its
+            // SIGABRT is refused too (stubs inherit the filter the same way).
+            assert_eq!(
+                run(p, || {
+                    // SAFETY: getpid and gettid cannot fail.
+                    let (me, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+                    failed_with(
+                        raw(
+                            libc::SYS_tgkill,
+                            [me as u64, tid as u64, libc::SIGABRT as u64, 0, 0, 0],
+                        ),
+                        0,
+                    )
+                }),
+                End::Sigsys
+            );
+            // pidfd_send_signal: only SIGKILL, SIGUSR2 and 0, no siginfo.
+            let probe = |sig: i32, info: u64| {
+                move || {
+                    // SAFETY: pidfd_open of our own pid.
+                    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+                    if fd < 0 {
+                        return 4;
+                    }
+                    let r = raw(
+                        libc::SYS_pidfd_send_signal,
+                        [fd as u64, sig as u64, info, 0, 0, 0],
+                    );
+                    if r == 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(run(p, probe(0, 0)), End::Exit(0));
+            assert_eq!(run(p, probe(libc::SIGTERM, 0)), End::Sigsys);
+            let info = [0u8; 128];
+            assert_eq!(run(p, probe(0, info.as_ptr() as u64)), End::Sigsys);
+        }
+    }
+
+    #[test]
+    fn ioctl_only_known_requests() {
+        for p in BOTH {
+            let null = |req: u64| {
+                move || {
+                    // SAFETY: open of a NUL-terminated path, before any ioctl.
+                    let fd = unsafe {
+                        libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC)
+                    };
+                    let mut buf = [0u8; 64];
+                    failed_with(
+                        raw(
+                            libc::SYS_ioctl,
+                            [fd as u64, req, buf.as_mut_ptr() as u64, 0, 0, 0],
+                        ),
+                        libc::ENOTTY,
+                    )
+                }
+            };
+            assert_eq!(run(p, null(libc::TCGETS as u64)), End::Exit(0));
+            assert_eq!(run(p, null(libc::TIOCGWINSZ as u64)), End::Exit(0));
+            assert_eq!(run(p, null(libc::FIONBIO as u64)), End::Sigsys);
+            assert_eq!(run(p, null(libc::TIOCSTI as u64)), End::Sigsys);
+            assert_eq!(run(p, null(0x1234)), End::Sigsys);
+            // The request gate's ioctls pass the filter (and fail on /dev/null).
+            for req in [
+                SECCOMP_IOCTL_NOTIF_RECV,
+                SECCOMP_IOCTL_NOTIF_SEND,
+                SECCOMP_IOCTL_NOTIF_ID_VALID,
+                SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            ] {
+                assert_ne!(run(p, null(u64::from(req))), End::Sigsys, "{req:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn clone_only_the_flag_sets_in_use() {
+        for p in BOTH {
+            // std threads: clone3 gets ENOSYS, glibc falls back to clone.
+            assert_eq!(
+                run(p, || {
+                    let t = std::thread::spawn(|| 7);
+                    if t.join().ok() == Some(7) {
+                        0
+                    } else {
+                        3
+                    }
+                }),
+                End::Exit(0)
+            );
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_clone3, [0, 0, 0, 0, 0, 0]),
+                    libc::ENOSYS
+                )),
+                End::Exit(0)
+            );
+            // A new user namespace, or any other flag set, is refused.
+            let user = (libc::CLONE_NEWUSER | libc::SIGCHLD) as u64;
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_clone, [user, 0, 0, 0, 0, 0]),
+                    libc::EPERM
+                )),
+                End::Sigsys
+            );
+            let traced = GLIBC_FORK_FLAGS | libc::CLONE_PTRACE as u64;
+            assert_eq!(
+                run(p, || failed_with(
+                    raw(libc::SYS_clone, [traced, 0, 0, 0, 0, 0]),
+                    libc::EPERM
+                )),
+                End::Sigsys
             );
         }
+        // fork: only the ptrace platform forks once confined.
+        let fork = || {
+            // SAFETY: the grandchild exits at once.
+            match unsafe { libc::fork() } {
+                0 => unsafe { libc::_exit(0) },
+                c if c > 0 => {
+                    let mut st = 0;
+                    // SAFETY: our own child.
+                    unsafe { libc::waitpid(c, &mut st, 0) };
+                    0
+                }
+                _ => 3,
+            }
+        };
+        assert_eq!(run(Platform::Ptrace, fork), End::Exit(0));
+        assert_eq!(run(Platform::Systrap, fork), End::Sigsys);
+    }
+
+    #[test]
+    fn memory_calls_keep_to_their_arguments() {
+        let vm = |flags: u64, iovs: u64| {
+            move || {
+                let src = [1u8; 8];
+                let mut dst = [0u8; 8];
+                let local = libc::iovec {
+                    iov_base: dst.as_mut_ptr().cast(),
+                    iov_len: 8,
+                };
+                let remote = libc::iovec {
+                    iov_base: src.as_ptr() as *mut _,
+                    iov_len: 8,
+                };
+                // SAFETY: getpid cannot fail.
+                let me = unsafe { libc::getpid() } as u64;
+                let r = raw(
+                    libc::SYS_process_vm_readv,
+                    [
+                        me,
+                        &local as *const _ as u64,
+                        iovs,
+                        &remote as *const _ as u64,
+                        1,
+                        flags,
+                    ],
+                );
+                if r == 8 && dst == src {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        let mmap = |prot: i32, flags: i32| {
+            move || {
+                // SAFETY: a fresh anonymous mapping.
+                let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0) };
+                if p == libc::MAP_FAILED {
+                    3
+                } else {
+                    0
+                }
+            }
+        };
+        let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        for p in BOTH {
+            assert_eq!(run(p, vm(0, 1)), End::Exit(0));
+            assert_eq!(run(p, vm(1, 1)), End::Sigsys);
+            assert_eq!(run(p, vm(0, 2)), End::Sigsys);
+            assert_eq!(
+                run(p, mmap(libc::PROT_READ | libc::PROT_WRITE, anon)),
+                End::Exit(0)
+            );
+            assert_eq!(
+                run(p, mmap(libc::PROT_READ, anon | libc::MAP_HUGETLB)),
+                End::Sigsys
+            );
+            let madv = |advice: i32| {
+                move || {
+                    // SAFETY: a fresh anonymous mapping, advised and left.
+                    let m = unsafe {
+                        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, anon, -1, 0)
+                    };
+                    // SAFETY: as above.
+                    if unsafe { libc::madvise(m, 4096, advice) } == 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(run(p, madv(libc::MADV_DONTNEED)), End::Exit(0));
+            assert_eq!(run(p, madv(libc::MADV_MERGEABLE)), End::Sigsys);
+            let futex = |op: i32| {
+                move || {
+                    let word = 0u32;
+                    let r = raw(
+                        libc::SYS_futex,
+                        [&word as *const u32 as u64, op as u64, 1, 0, 0, 0],
+                    );
+                    if r >= 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(
+                run(p, futex(libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG)),
+                End::Exit(0)
+            );
+            assert_eq!(run(p, futex(libc::FUTEX_CMP_REQUEUE)), End::Sigsys);
+            assert_eq!(run(p, futex(libc::FUTEX_LOCK_PI)), End::Sigsys);
+        }
+        // Executable memory: only for ptrace stubs, which map application code.
+        let exec = libc::PROT_READ | libc::PROT_EXEC;
+        assert_eq!(run(Platform::Ptrace, mmap(exec, anon)), End::Exit(0));
+        assert_eq!(run(Platform::Systrap, mmap(exec, anon)), End::Sigsys);
+        let mprotect_exec = move || {
+            // SAFETY: a fresh anonymous mapping made executable.
+            let m = unsafe { libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, anon, -1, 0) };
+            // SAFETY: as above.
+            if unsafe { libc::mprotect(m, 4096, exec) } == 0 {
+                0
+            } else {
+                3
+            }
+        };
+        assert_eq!(run(Platform::Ptrace, mprotect_exec), End::Exit(0));
+        assert_eq!(run(Platform::Systrap, mprotect_exec), End::Sigsys);
+    }
+
+    #[test]
+    fn process_and_descriptor_calls_keep_to_their_arguments() {
+        for p in BOTH {
+            let prctl = |opt: i32, arg: u64| {
+                move || {
+                    if raw(libc::SYS_prctl, [opt as u64, arg, 0, 0, 0, 0]) == 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(
+                run(p, prctl(libc::PR_SET_NAME, c"probe".as_ptr() as u64)),
+                End::Exit(0)
+            );
+            assert_eq!(run(p, prctl(libc::PR_SET_DUMPABLE, 0)), End::Sigsys);
+            assert_eq!(run(p, prctl(libc::PR_SET_NO_NEW_PRIVS, 1)), End::Sigsys);
+            let pair = |domain: i32| {
+                move || {
+                    let mut fds = [0i32; 2];
+                    // SAFETY: `fds` has room for the two descriptors.
+                    let r =
+                        unsafe { libc::socketpair(domain, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+                    if r == 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(run(p, pair(libc::AF_UNIX)), End::Exit(0));
+            assert_eq!(run(p, pair(libc::AF_INET)), End::Sigsys);
+            let fcntl = |cmd: i32, arg: u64| {
+                move || {
+                    if raw(libc::SYS_fcntl, [1, cmd as u64, arg, 0, 0, 0]) >= 0 {
+                        0
+                    } else {
+                        3
+                    }
+                }
+            };
+            assert_eq!(run(p, fcntl(libc::F_DUPFD_CLOEXEC, 3)), End::Exit(0));
+            assert_eq!(run(p, fcntl(libc::F_SETOWN, 1)), End::Sigsys);
+            assert_eq!(
+                run(p, fcntl(libc::F_SETFL, libc::O_APPEND as u64)),
+                End::Sigsys
+            );
+            // execveat only from a descriptor (AT_EMPTY_PATH), and only where stubs are
+            // started (ptrace).
+            let exec = |flags: i32| {
+                move || {
+                    failed_with(
+                        raw(
+                            libc::SYS_execveat,
+                            [u64::MAX, c"".as_ptr() as u64, 0, 0, flags as u64, 0],
+                        ),
+                        libc::EBADF,
+                    )
+                }
+            };
+            assert_eq!(run(p, exec(0)), End::Sigsys);
+            let expect = if p == Platform::Ptrace {
+                End::Exit(0)
+            } else {
+                End::Sigsys
+            };
+            assert_eq!(run(p, exec(libc::AT_EMPTY_PATH)), expect);
+        }
+        // ptrace: only the platform's requests and options.
+        let pt = |req: u32, addr: u64, data: u64| {
+            move || {
+                failed_with(
+                    raw(libc::SYS_ptrace, [u64::from(req), NO_PID, addr, data, 0, 0]),
+                    libc::ESRCH,
+                )
+            }
+        };
+        let p = Platform::Ptrace;
+        assert_eq!(run(p, pt(libc::PTRACE_GETREGS, 0, 0)), End::Exit(0));
+        assert_eq!(
+            run(p, pt(libc::PTRACE_SETOPTIONS, 0, u64::from(PTRACE_OPTIONS))),
+            End::Exit(0)
+        );
+        assert_eq!(run(p, pt(libc::PTRACE_ATTACH, 0, 0)), End::Sigsys);
+        assert_eq!(run(p, pt(libc::PTRACE_POKEDATA, 0, 0)), End::Sigsys);
+        assert_eq!(
+            run(p, pt(libc::PTRACE_CONT, 0, libc::SIGTERM as u64)),
+            End::Sigsys
+        );
+        let suspend = u64::from(PTRACE_OPTIONS) | libc::PTRACE_O_SUSPEND_SECCOMP as u64;
+        assert_eq!(run(p, pt(libc::PTRACE_SETOPTIONS, 0, suspend)), End::Sigsys);
+        assert_eq!(
+            run(Platform::Systrap, pt(libc::PTRACE_GETREGS, 0, 0)),
+            End::Sigsys
+        );
     }
 }
