@@ -232,10 +232,18 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// `fchmodat(dir, name, mode, 0)` (follows `name`; used on `/proc/self/fd` entries).
-pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+/// A new descriptor (close-on-exec) of the same open file (`F_DUPFD_CLOEXEC`).
+pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // SAFETY: fcntl with integer arguments.
+    let n = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// `fcntl(fd, F_SETFL, flags)`: the open file's status flags.
+pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> Result<(), Errno> {
+    // SAFETY: fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }
 
 /// `fchown(2)` on an open descriptor.

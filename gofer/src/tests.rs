@@ -714,19 +714,18 @@ fn bind_mount_parse() {
 fn bind_mounts_are_attach_points() {
     let t = tree();
     let (rw_src, ro_src) = (t.0.join("dir"), t.0.join("big"));
+    let bind = |p: &std::path::Path, ro| {
+        crate::server::Bind::open(crate::server::open_root(p).unwrap(), ro).unwrap()
+    };
     let binds = vec![
-        (crate::server::open_root(&rw_src).unwrap(), false),
-        (crate::server::open_root(&ro_src).unwrap(), true),
-        (
-            crate::server::open_root(&t.0.join("dir/sub")).unwrap(),
-            false,
-        ),
+        bind(&rw_src, false),
+        bind(&ro_src, true),
+        bind(&t.0.join("dir/sub"), false),
     ];
     // The root itself is served read-only here.
     let (a, b) = pair();
     let root_fd = crate::server::open_root(&t.0.join("dir/sub")).unwrap();
-    let server = crate::Server::from_parts(root_fd, crate::server::open_proc_fds().unwrap(), true)
-        .with_binds(binds);
+    let server = crate::Server::from_parts(root_fd, true).with_binds(binds);
     let h = std::thread::spawn(move || server.run(b));
     let c = Client::new(a).unwrap();
 
