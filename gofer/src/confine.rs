@@ -939,4 +939,29 @@ mod tests {
             let _ = fs::remove_dir_all(&p);
         }
     }
+
+    /// The README's allow-list table states the gofer's rows and how many carry
+    /// argument filters, read-write and read-only.
+    #[test]
+    fn readme_states_the_gofer_list_sizes() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        for (readonly, name) in [(false, "read-write"), (true, "read-only")] {
+            let rows = SYSCALLS
+                .iter()
+                .filter(|r| {
+                    !(readonly && matches!(r.2, Allow::Writable | Allow::WritableMasked(_)))
+                })
+                .collect::<Vec<_>>();
+            let filtered = rows
+                .iter()
+                .filter(|r| !matches!(r.2, Allow::Always | Allow::Writable))
+                .filter(|r| !(matches!(r.2, Allow::OpenFlags) && !readonly))
+                .count();
+            let (_, names) = seccomp_program(std::io::stdin().as_fd(), readonly).unwrap();
+            assert_eq!(names.len(), rows.len());
+            let line = format!("| gofer, {name} | {} | {filtered} |", rows.len());
+            assert!(readme.contains(&line), "README.md lacks the line {line:?}");
+        }
+    }
 }

@@ -1110,4 +1110,20 @@ mod tests {
             End::Sigsys
         );
     }
+
+    /// The README's allow-list table states the sentry's rows and how many carry
+    /// argument filters (or an errno answer) per platform.
+    #[test]
+    fn readme_states_the_sentry_list_sizes() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        for (p, name) in [(Platform::Systrap, "systrap"), (Platform::Ptrace, "ptrace")] {
+            let rows = rows_for(SENTRY_ALLOWED, p).count();
+            let filtered = rows_for(SENTRY_ALLOWED, p)
+                .filter(|a| !matches!(a.args, Args::Any))
+                .count();
+            let line = format!("| sentry, `--platform={name}` | {rows} | {filtered} |");
+            assert!(readme.contains(&line), "README.md lacks the line {line:?}");
+        }
+    }
 }
