@@ -399,62 +399,47 @@ pub struct Isolated {
     pub binds: Vec<Bind>,
 }
 
-/// Opens each bind mount source before the switch. With `own_mounts` (inside our
-/// private namespace) each source is first bind-mounted onto itself, read-only for a
-/// read-only one so the kernel refuses writes through its descriptor too, and
-/// writable otherwise so a later read-only remount of the tree around it (a
-/// read-only host root) does not reach it; that mount is detached from the tree at
-/// once and lives on only through the descriptor.
+/// Takes each bind mount source as a descriptor: the one the runtime opened and
+/// passed (`fd`), else opened here once from `src` with [`crate::open_bind_source`]
+/// (no symlink followed). It is never resolved by path again. With `own_mounts` each
+/// becomes a detached bind mount of its own (`open_tree`), read-only for a read-only
+/// one so the kernel refuses writes through its descriptors too, and writable
+/// otherwise so a later read-only remount of the tree around it (a read-only host
+/// root) does not reach it. Call it before leaving the runtime's mount namespace: a
+/// mount can only be cloned from the namespace it is in.
 fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<Bind>> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
     let mut out = Vec::with_capacity(binds.len());
     for b in binds {
-        let src = cpath(&b.src)?;
-        if own_mounts {
-            mount(
-                Some(src.as_c_str()),
-                src.as_c_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )?;
+        let fd = match b.fd {
+            Some(n) => crate::host::take_inherited(n).map_err(|e| {
+                io::Error::other(format!(
+                    "bind mount source {} (fd {n}): {e}",
+                    b.src.display()
+                ))
+            })?,
+            None => crate::open_bind_source(&b.src)?,
+        };
+        let kind = crate::host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
+        if kind != libc::S_IFDIR && kind != libc::S_IFREG {
+            return Err(io::Error::other(format!(
+                "bind mount source {}: neither a directory nor a regular file",
+                b.src.display()
+            )));
         }
-        if own_mounts && b.readonly {
-            mount(
-                None::<&str>,
-                src.as_c_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )?;
-        }
-        // The runtime hands over a symlink-free path; a symlink found here now was
-        // swapped in since, and is refused rather than followed.
-        let fd = crate::host::openat(
-            crate::host::at_fdcwd(),
-            &src,
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-        .and_then(|fd| {
-            let kind = crate::host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
-            if kind == libc::S_IFDIR || kind == libc::S_IFREG {
-                Ok(fd)
-            } else {
-                Err(nix::errno::Errno::EINVAL)
+        let fd = if own_mounts {
+            let tree = crate::host::clone_tree(fd.as_fd()).map_err(|e| {
+                io::Error::other(format!(
+                    "bind mount source {}: open_tree: {e}",
+                    b.src.display()
+                ))
+            })?;
+            if b.readonly {
+                crate::host::make_mount_readonly(tree.as_fd())?;
             }
-        });
-        if own_mounts {
-            umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
-        }
-        let fd = fd.map_err(|e| {
-            let why = if e == nix::errno::Errno::EINVAL {
-                "neither a directory nor a regular file".to_string()
-            } else {
-                e.to_string()
-            };
-            io::Error::other(format!("bind mount source {}: {why}", b.src.display()))
-        })?;
+            tree
+        } else {
+            fd
+        };
         info!(
             "gofer: serving bind mount {} -> {}{}",
             b.src.display(),
@@ -478,6 +463,7 @@ pub fn isolate_mounts(
     readonly: bool,
 ) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let binds = open_binds(binds, true)?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     // Nothing we do below may propagate back to the host's mounts.
     mount(
@@ -487,7 +473,6 @@ pub fn isolate_mounts(
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
-    let binds = open_binds(binds, true)?;
     if std::fs::canonicalize(root)? == Path::new("/") {
         return isolate_host_root(readonly, binds);
     }
@@ -782,8 +767,9 @@ mod tests {
             // Nor any other test's sockets (tests run in threads; a fork copies every
             // fd of the process): each would keep another server from its hangup.
             let keep = std::os::fd::AsRawFd::as_raw_fd(&b);
+            let bind_fds: Vec<i32> = binds.iter().filter_map(|m| m.fd).collect();
             for fd in 3..4096 {
-                if fd != keep {
+                if fd != keep && !bind_fds.contains(&fd) {
                     let _ = nix::unistd::close(fd);
                 }
             }
@@ -963,5 +949,81 @@ mod tests {
             let line = format!("| gofer, {name} | {} | {filtered} |", rows.len());
             assert!(readme.contains(&line), "README.md lacks the line {line:?}");
         }
+    }
+
+    /// The runtime opens a bind source once and passes the descriptor; a symlink
+    /// swapped into the source's path afterwards (here: its parent directory replaced
+    /// by a link to another tree) is never followed: the gofer serves what the
+    /// descriptor names. Opening the swapped path again is refused outright.
+    #[test]
+    fn bind_source_swapped_for_a_symlink_after_the_checks_is_not_served() {
+        let base = scratch("swap");
+        for (dir, text) in [("parent/data", "good"), ("evil/data", "evil")] {
+            fs::create_dir_all(base.join(dir)).unwrap();
+            fs::write(base.join(dir).join("file.txt"), text).unwrap();
+        }
+        let src = base.join("parent/data");
+        // The runtime's checks and its single open.
+        let checked = fs::canonicalize(&src).unwrap();
+        let fd = crate::open_bind_source(&checked).unwrap();
+        // The swap: the parent is now a symlink to the attacker's tree.
+        fs::rename(base.join("parent"), base.join("parent.old")).unwrap();
+        std::os::unix::fs::symlink(base.join("evil"), base.join("parent")).unwrap();
+        assert_eq!(fs::read_to_string(src.join("file.txt")).unwrap(), "evil");
+        // Resolving the path again is refused, not followed.
+        assert!(crate::open_bind_source(&checked).is_err());
+        let fd_num = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let mut bind = crate::BindMount::parse(&format!("/data={}:ro", checked.display())).unwrap();
+        bind.fd = Some(fd_num);
+        let (c, pid) = confined_child_with(base.clone(), vec![bind], true);
+        // SAFETY: the parent's copy of the passed descriptor, closed once here.
+        unsafe { libc::close(fd_num) };
+        let (m, _) = c.attach_mount(0).unwrap();
+        let f = c.walk(m, &[b"file.txt"]).unwrap()[0].0;
+        let mut s = String::new();
+        fs::File::from(c.open(f, libc::O_RDONLY).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "good");
+        drop(c);
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
+        // A gofer given only the path (no descriptor) refuses it too.
+        let bind = crate::BindMount::parse(&format!("/data={}:ro", checked.display())).unwrap();
+        let (a, _b) = pair();
+        let pid = in_child(|| {
+            match confine_with_binds(
+                &base.join("dir"),
+                &[bind],
+                a.as_fd(),
+                true,
+                ConfineOptions::default(),
+            ) {
+                Ok(_) => 0,
+                Err(_) => 7,
+            }
+        });
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn mount_flag_carries_the_source_descriptor() {
+        let b = crate::BindMount::parse("/d=/some/src:ro").unwrap();
+        assert_eq!((b.readonly, b.fd), (true, None));
+        let back = crate::BindMount::parse(b.arg_with_fd(7).to_str().unwrap()).unwrap();
+        assert_eq!(back.fd, Some(7));
+        assert_eq!(
+            (
+                back.dest.as_str(),
+                back.src.to_str().unwrap(),
+                back.readonly
+            ),
+            ("/d", "/some/src", true)
+        );
+        let rw = crate::BindMount::parse("/d=/a:b:rw:fd=12").unwrap();
+        assert_eq!(
+            (rw.src.to_str().unwrap(), rw.readonly, rw.fd),
+            ("/a:b", false, Some(12))
+        );
     }
 }
