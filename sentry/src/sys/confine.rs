@@ -192,6 +192,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_rt_sigprocmask: "thread start-up and the stub fork path",
     SYS_rt_sigaction: "Rust runtime signal set-up",
     SYS_rt_sigreturn: "returning from the runtime's signal handlers",
+    SYS_restart_syscall: "the kernel resumes an interrupted clock_nanosleep/futex wait through it after a stop (SIGSTOP/SIGCONT, a tracer's attach): seen killing a task thread in a main-branch run",
     SYS_sched_yield: "sched_yield on the app's behalf; spin loops",
     SYS_sched_getaffinity: "CPU count at boot",
     SYS_sched_setaffinity: "ptrace: pinning a stub next to its tracer thread (6x faster hand-off); systrap: keeping a stub and its sentry thread on different CPUs for spin hand-offs",
@@ -1124,6 +1125,52 @@ mod tests {
                 .count();
             let line = format!("| sentry, `--platform={name}` | {rows} | {filtered} |");
             assert!(readme.contains(&line), "README.md lacks the line {line:?}");
+        }
+    }
+
+    /// A sleep interrupted by a stop and a continue resumes through
+    /// `restart_syscall`, which the kernel makes on the thread's behalf.
+    #[test]
+    fn a_stopped_and_continued_sleep_resumes() {
+        for p in BOTH {
+            let prog = sentry_filter(p).expect("filter");
+            // SAFETY: the child installs the filter, sleeps with raw calls and exits.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let code = match seccompiler::apply_filter(&prog) {
+                    Ok(()) => {
+                        let ts = libc::timespec {
+                            tv_sec: 0,
+                            tv_nsec: 300_000_000,
+                        };
+                        // SAFETY: a valid timespec; no remainder wanted.
+                        let r = unsafe { libc::syscall(libc::SYS_nanosleep, &ts, 0usize) };
+                        if r == 0 {
+                            0
+                        } else {
+                            3
+                        }
+                    }
+                    Err(_) => 100,
+                };
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(code) }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // SAFETY: signals to our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGSTOP);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                libc::kill(pid, libc::SIGCONT);
+            }
+            let mut status = 0;
+            // SAFETY: our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(
+                libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                "{p:?}: status {status:#x}"
+            );
         }
     }
 }
