@@ -826,10 +826,10 @@ mod tests {
                     )
                 }
             };
-            assert_eq!(run(p, null(libc::TCGETS as u64)), End::Exit(0));
-            assert_eq!(run(p, null(libc::TIOCGWINSZ as u64)), End::Exit(0));
-            assert_eq!(run(p, null(libc::FIONBIO as u64)), End::Sigsys);
-            assert_eq!(run(p, null(libc::TIOCSTI as u64)), End::Sigsys);
+            assert_eq!(run(p, null(libc::TCGETS)), End::Exit(0));
+            assert_eq!(run(p, null(libc::TIOCGWINSZ)), End::Exit(0));
+            assert_eq!(run(p, null(libc::FIONBIO)), End::Sigsys);
+            assert_eq!(run(p, null(libc::TIOCSTI)), End::Sigsys);
             assert_eq!(run(p, null(0x1234)), End::Sigsys);
             // The request gate's ioctls pass the filter (and fail on /dev/null).
             for req in [
@@ -887,6 +887,7 @@ mod tests {
         let fork = || {
             // SAFETY: the grandchild exits at once.
             match unsafe { libc::fork() } {
+                // SAFETY: the grandchild ends at once.
                 0 => unsafe { libc::_exit(0) },
                 c if c > 0 => {
                     let mut st = 0;
