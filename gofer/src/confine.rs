@@ -840,6 +840,9 @@ mod tests {
             .unwrap();
         c.rename(r, b"file.txt", d, b"h", libc::RENAME_NOREPLACE)
             .unwrap_err();
+        // A plain rename (flags 0) and back.
+        c.rename(d, b"p", d, b"p2", 0).unwrap();
+        c.rename(d, b"p2", d, b"p", 0).unwrap();
         let attr = SetAttr {
             mode: Some(0o2755),
             uid: Some(9),

@@ -168,9 +168,12 @@ pub fn renameat2(
     new: &CStr,
     flags: u32,
 ) -> Result<(), Errno> {
+    // The raw call: glibc's wrapper turns flags 0 into the older renameat syscall,
+    // which the seccomp allow-list does not carry.
     // SAFETY: both names are NUL-terminated.
     let ret = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             old_dir.as_raw_fd(),
             old.as_ptr(),
             new_dir.as_raw_fd(),
@@ -178,7 +181,7 @@ pub fn renameat2(
             flags,
         )
     };
-    check(ret).map(drop)
+    check(ret as libc::c_int).map(drop)
 }
 
 /// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: a new name for the file `fd` holds.
