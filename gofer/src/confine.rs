@@ -3,10 +3,11 @@
 //! Two layers:
 //! - **Mount namespace** ([`isolate_mounts`]): a private mount namespace whose root is
 //!   a recursive bind mount of the served tree (`pivot_root`, old root detached), so
-//!   even a bug in the server cannot name a host path outside it. `/proc/self/fd`, which
-//!   the server needs to re-open fids, is opened before the switch and kept as a
-//!   descriptor; nothing else of the host stays reachable. With `readonly` the bind
-//!   mount's top level is also made read-only (submounts keep their own flags).
+//!   even a bug in the server cannot name a host path outside it. No host descriptor
+//!   is kept but the root's and the bind mount sources' (no `/proc`: its
+//!   `/proc/1/root` is the whole host; the server re-opens fids through their parent
+//!   directories). With `readonly` the bind mount's top level is also made read-only
+//!   (submounts keep their own flags).
 //! - **seccomp** ([`install_seccomp`]): an allow-list of exactly the system calls the
 //!   server loop makes; anything else kills the process. `recvmsg`/`sendmsg` are further
 //!   limited to the sentry socket, and a read-only gofer gets no mutating calls at all.
@@ -29,7 +30,7 @@ use seccompiler::{
 };
 use tracing::info;
 
-use crate::server::{open_proc_fds, open_root, Server};
+use crate::server::{open_root, Bind, Server};
 
 /// How much confinement to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,38 +55,46 @@ impl Default for ConfineOptions {
 enum Allow {
     /// Always.
     Always,
-    /// Only on the sentry socket (argument 0).
-    OnSocket,
+    /// Only on the sentry socket (argument 0), with no flag (argument 2) outside the
+    /// mask.
+    OnSocket(u32),
     /// Only when serving read-write.
     Writable,
     /// `openat` as the server uses it: read-write servers need `O_CREAT`, read-only
     /// ones may only open without write access or creation.
     OpenFlags,
-    /// `fcntl(fd, F_GETFD)` only.
-    GetFd,
     /// Without `PROT_EXEC` in argument 2 (no new executable memory).
     NoExec,
+    /// When every `(arg, mask, value)` of one alternative holds:
+    /// `(arg & mask) == value` on the argument's low 32 bits.
+    Masked(&'static [&'static [(u8, u32, u32)]]),
+    /// [`Allow::Masked`], and only when serving read-write.
+    WritableMasked(&'static [&'static [(u8, u32, u32)]]),
 }
+
+/// Futex commands without `FUTEX_PRIVATE_FLAG` and `FUTEX_CLOCK_REALTIME`.
+const FUTEX_CMD: u32 = !((libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u32);
+const S_IFMT: u32 = libc::S_IFMT;
 
 /// The allow-list: (number, name, how, why).
 const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     (
         libc::SYS_recvmsg,
         "recvmsg",
-        Allow::OnSocket,
-        "receive requests",
+        Allow::OnSocket(libc::MSG_CMSG_CLOEXEC as u32),
+        "receive requests: on the sentry socket, MSG_CMSG_CLOEXEC only",
     ),
     (
         libc::SYS_sendmsg,
         "sendmsg",
-        Allow::OnSocket,
-        "send replies and donate fds (SCM_RIGHTS)",
+        Allow::OnSocket(libc::MSG_NOSIGNAL as u32),
+        "send replies and donate fds (SCM_RIGHTS): on the sentry socket, MSG_NOSIGNAL only",
     ),
     (
         libc::SYS_openat,
         "openat",
         Allow::OpenFlags,
-        "re-open fids via /proc/self/fd, open dirs for getdents, create files",
+        "re-open fids through their parent directory, open dirs for getdents, create files",
     ),
     (
         libc::SYS_openat2,
@@ -96,8 +105,12 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     (
         libc::SYS_fcntl,
         "fcntl",
-        Allow::GetFd,
-        "F_GETFD only: std's debug check that an fd is open before close",
+        Allow::Masked(&[
+            &[(1, u32::MAX, libc::F_GETFD as u32)],
+            &[(1, u32::MAX, libc::F_DUPFD_CLOEXEC as u32)],
+            &[(1, u32::MAX, libc::F_SETFL as u32)],
+        ]),
+        "F_GETFD (std's debug check before close), F_DUPFD_CLOEXEC (a bind source's descriptors for each attach and open), F_SETFL (clearing the O_NONBLOCK a re-open is made with): no F_SETOWN, locks or leases",
     ),
     (
         libc::SYS_close,
@@ -147,17 +160,27 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     (
         libc::SYS_mknodat,
         "mknodat",
-        Allow::Writable,
-        "mknod (FIFO/socket only)",
+        Allow::WritableMasked(&[&[(2, S_IFMT, libc::S_IFIFO)], &[(2, S_IFMT, libc::S_IFSOCK)]]),
+        "mknod of a FIFO or a socket only: never a device node, even from a compromised gofer",
     ),
     (
         libc::SYS_unlinkat,
         "unlinkat",
-        Allow::Writable,
-        "unlink/rmdir, and undoing a half-made create",
+        Allow::WritableMasked(&[&[(2, !(libc::AT_REMOVEDIR as u32), 0)]]),
+        "unlink/rmdir, and undoing a half-made create (AT_REMOVEDIR the only flag)",
     ),
-    (libc::SYS_renameat2, "renameat2", Allow::Writable, "rename"),
-    (libc::SYS_linkat, "linkat", Allow::Writable, "link"),
+    (
+        libc::SYS_renameat2,
+        "renameat2",
+        Allow::WritableMasked(&[&[(4, !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE), 0)]]),
+        "rename: RENAME_NOREPLACE/EXCHANGE only (no RENAME_WHITEOUT)",
+    ),
+    (
+        libc::SYS_linkat,
+        "linkat",
+        Allow::WritableMasked(&[&[(4, u32::MAX, libc::AT_EMPTY_PATH as u32)]]),
+        "link of a held fid (AT_EMPTY_PATH exactly: never following a path)",
+    ),
     (libc::SYS_symlinkat, "symlinkat", Allow::Writable, "symlink"),
     (
         libc::SYS_fchownat,
@@ -199,9 +222,14 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
         libc::SYS_ftruncate,
         "ftruncate",
         Allow::Writable,
-        "setattr size",
+        "setattr size; O_TRUNC, applied once a re-open is verified",
     ),
-    (libc::SYS_mmap, "mmap", Allow::Always, "memory allocator"),
+    (
+        libc::SYS_mmap,
+        "mmap",
+        Allow::NoExec,
+        "memory allocator: never executable",
+    ),
     (
         libc::SYS_munmap,
         "munmap",
@@ -211,8 +239,8 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     (
         libc::SYS_mremap,
         "mremap",
-        Allow::Always,
-        "memory allocator (growing vectors)",
+        Allow::Masked(&[&[(3, !(libc::MREMAP_MAYMOVE as u32), 0)]]),
+        "memory allocator (growing vectors): MREMAP_MAYMOVE the only flag",
     ),
     (libc::SYS_brk, "brk", Allow::Always, "memory allocator"),
     (
@@ -224,14 +252,22 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
     (
         libc::SYS_madvise,
         "madvise",
-        Allow::Always,
-        "memory allocator returning pages",
+        Allow::Masked(&[
+            &[(2, u32::MAX, libc::MADV_DONTNEED as u32)],
+            &[(2, u32::MAX, libc::MADV_FREE as u32)],
+        ]),
+        "memory allocator returning pages: MADV_DONTNEED/FREE only (no HWPOISON)",
     ),
     (
         libc::SYS_futex,
         "futex",
-        Allow::Always,
-        "locks in std and tracing",
+        Allow::Masked(&[
+            &[(1, FUTEX_CMD, libc::FUTEX_WAIT as u32)],
+            &[(1, FUTEX_CMD, libc::FUTEX_WAKE as u32)],
+            &[(1, FUTEX_CMD, libc::FUTEX_WAIT_BITSET as u32)],
+            &[(1, FUTEX_CMD, libc::FUTEX_WAKE_BITSET as u32)],
+        ]),
+        "locks in std and tracing: WAIT/WAKE(_BITSET) only, no requeue or PI",
     ),
     (
         libc::SYS_write,
@@ -297,12 +333,27 @@ pub fn seccomp_program(
             Allow::Always => vec![],
             Allow::Writable if readonly => continue,
             Allow::Writable => vec![],
-            Allow::OnSocket => {
+            Allow::OnSocket(flags) => {
                 vec![SeccompRule::new(vec![
-                    cond(0, SeccompCmpOp::Eq, sock.as_raw_fd() as u64).map_err(to_io)?
+                    cond(0, SeccompCmpOp::Eq, sock.as_raw_fd() as u64).map_err(to_io)?,
+                    cond(2, SeccompCmpOp::MaskedEq(u64::from(!flags)), 0).map_err(to_io)?,
                 ])
                 .map_err(to_io)?]
             }
+            Allow::WritableMasked(_) if readonly => continue,
+            Allow::Masked(alts) | Allow::WritableMasked(alts) => alts
+                .iter()
+                .map(|alt| {
+                    let conds = alt
+                        .iter()
+                        .map(|&(arg, mask, val)| {
+                            cond(arg, SeccompCmpOp::MaskedEq(u64::from(mask)), u64::from(val))
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(to_io)?;
+                    SeccompRule::new(conds).map_err(to_io)
+                })
+                .collect::<io::Result<Vec<_>>>()?,
             Allow::OpenFlags if readonly => {
                 let forbidden = (libc::O_CREAT | libc::O_TRUNC | libc::O_ACCMODE) as u64;
                 vec![SeccompRule::new(vec![
@@ -311,12 +362,6 @@ pub fn seccomp_program(
                 .map_err(to_io)?]
             }
             Allow::OpenFlags => vec![],
-            Allow::GetFd => {
-                vec![SeccompRule::new(vec![
-                    cond(1, SeccompCmpOp::Eq, libc::F_GETFD as u64).map_err(to_io)?
-                ])
-                .map_err(to_io)?]
-            }
             Allow::NoExec => {
                 let exec = libc::PROT_EXEC as u64;
                 vec![SeccompRule::new(vec![
@@ -349,76 +394,59 @@ pub fn install_seccomp(prog: &BpfProgram) -> io::Result<()> {
 pub struct Isolated {
     /// `O_PATH` descriptor of the served tree (now the namespace's `/`).
     pub root: OwnedFd,
-    /// Directory descriptor of `/proc/self/fd`, opened before the switch.
-    pub proc_fds: OwnedFd,
-    /// `O_PATH` descriptors of the bind mount sources (read-only ones on a read-only
-    /// bind of their own), with their read-only flags, in the order given.
-    pub binds: Vec<(OwnedFd, bool)>,
+    /// The bind mount sources (read-only ones on a read-only bind of their own), in
+    /// the order given.
+    pub binds: Vec<Bind>,
 }
 
-/// Opens each bind mount source before the switch. With `own_mounts` (inside our
-/// private namespace) each source is first bind-mounted onto itself, read-only for a
-/// read-only one so the kernel refuses writes through its descriptor too, and
-/// writable otherwise so a later read-only remount of the tree around it (a
-/// read-only host root) does not reach it; that mount is detached from the tree at
-/// once and lives on only through the descriptor.
-fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<(OwnedFd, bool)>> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+/// Takes each bind mount source as a descriptor: the one the runtime opened and
+/// passed (`fd`), else opened here once from `src` with [`crate::open_bind_source`]
+/// (no symlink followed). It is never resolved by path again. With `own_mounts` each
+/// becomes a detached bind mount of its own (`open_tree`), read-only for a read-only
+/// one so the kernel refuses writes through its descriptors too, and writable
+/// otherwise so a later read-only remount of the tree around it (a read-only host
+/// root) does not reach it. Call it before leaving the runtime's mount namespace: a
+/// mount can only be cloned from the namespace it is in.
+fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<Bind>> {
     let mut out = Vec::with_capacity(binds.len());
     for b in binds {
-        let src = cpath(&b.src)?;
-        if own_mounts {
-            mount(
-                Some(src.as_c_str()),
-                src.as_c_str(),
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )?;
+        let fd = match b.fd {
+            Some(n) => crate::host::take_inherited(n).map_err(|e| {
+                io::Error::other(format!(
+                    "bind mount source {} (fd {n}): {e}",
+                    b.src.display()
+                ))
+            })?,
+            None => crate::open_bind_source(&b.src)?,
+        };
+        let kind = crate::host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
+        if kind != libc::S_IFDIR && kind != libc::S_IFREG {
+            return Err(io::Error::other(format!(
+                "bind mount source {}: neither a directory nor a regular file",
+                b.src.display()
+            )));
         }
-        if own_mounts && b.readonly {
-            mount(
-                None::<&str>,
-                src.as_c_str(),
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None::<&str>,
-            )?;
-        }
-        // The runtime hands over a symlink-free path; a symlink found here now was
-        // swapped in since, and is refused rather than followed.
-        let fd = crate::host::openat(
-            crate::host::at_fdcwd(),
-            &src,
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-        .and_then(|fd| {
-            let kind = crate::host::fstat(fd.as_fd())?.mode & libc::S_IFMT;
-            if kind == libc::S_IFDIR || kind == libc::S_IFREG {
-                Ok(fd)
-            } else {
-                Err(nix::errno::Errno::EINVAL)
+        let fd = if own_mounts {
+            let tree = crate::host::clone_tree(fd.as_fd()).map_err(|e| {
+                io::Error::other(format!(
+                    "bind mount source {}: open_tree: {e}",
+                    b.src.display()
+                ))
+            })?;
+            if b.readonly {
+                crate::host::make_mount_readonly(tree.as_fd())?;
             }
-        });
-        if own_mounts {
-            umount2(src.as_c_str(), MntFlags::MNT_DETACH)?;
-        }
-        let fd = fd.map_err(|e| {
-            let why = if e == nix::errno::Errno::EINVAL {
-                "neither a directory nor a regular file".to_string()
-            } else {
-                e.to_string()
-            };
-            io::Error::other(format!("bind mount source {}: {why}", b.src.display()))
-        })?;
+            tree
+        } else {
+            fd
+        };
         info!(
             "gofer: serving bind mount {} -> {}{}",
             b.src.display(),
             b.dest,
             if b.readonly { " (ro)" } else { "" }
         );
-        out.push((fd, b.readonly));
+        out.push(Bind::open(fd, b.readonly)?);
     }
     Ok(out)
 }
@@ -435,7 +463,7 @@ pub fn isolate_mounts(
     readonly: bool,
 ) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    let proc_fds = open_proc_fds()?;
+    let binds = open_binds(binds, true)?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     // Nothing we do below may propagate back to the host's mounts.
     mount(
@@ -445,9 +473,8 @@ pub fn isolate_mounts(
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )?;
-    let binds = open_binds(binds, true)?;
     if std::fs::canonicalize(root)? == Path::new("/") {
-        return isolate_host_root(readonly, proc_fds, binds);
+        return isolate_host_root(readonly, binds);
     }
     let croot = cpath(root)?;
     mount(
@@ -473,11 +500,7 @@ pub fn isolate_mounts(
     umount2(".", MntFlags::MNT_DETACH)?;
     nix::unistd::chdir("/")?;
     let root = open_root(Path::new("/"))?;
-    Ok(Isolated {
-        root,
-        proc_fds,
-        binds,
-    })
+    Ok(Isolated { root, binds })
 }
 
 /// The served root is the host's own `/` (`rvisor do`): pivot_root cannot move a
@@ -485,11 +508,7 @@ pub fn isolate_mounts(
 /// private mount namespace, makes it read-only when asked, and detaches the host's
 /// kernel filesystems (`/proc`, `/sys`, `/dev`) so no walk can reach host processes
 /// or devices through them. The sentry puts its own filesystems there.
-fn isolate_host_root(
-    readonly: bool,
-    proc_fds: OwnedFd,
-    binds: Vec<(OwnedFd, bool)>,
-) -> io::Result<Isolated> {
+fn isolate_host_root(readonly: bool, binds: Vec<Bind>) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     for kernel_fs in ["/proc", "/sys", "/dev"] {
         match umount2(kernel_fs, MntFlags::MNT_DETACH) {
@@ -509,11 +528,7 @@ fn isolate_host_root(
     }
     nix::unistd::chdir("/")?;
     let root = open_root(Path::new("/"))?;
-    Ok(Isolated {
-        root,
-        proc_fds,
-        binds,
-    })
+    Ok(Isolated { root, binds })
 }
 
 /// Confines the calling process as `opts` says and returns the server for `root`,
@@ -541,7 +556,7 @@ pub fn confine_with_binds(
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)?;
     let server = if opts.mount_namespace {
         let iso = isolate_mounts(root, binds, readonly)?;
-        Server::from_parts(iso.root, iso.proc_fds, readonly).with_binds(iso.binds)
+        Server::from_parts(iso.root, readonly).with_binds(iso.binds)
     } else {
         Server::new(root, readonly)?.with_binds(open_binds(binds, false)?)
     };
@@ -644,6 +659,46 @@ mod tests {
             waitpid(pid, None).unwrap(),
             WaitStatus::Signaled(pid, Signal::SIGSYS, false)
         );
+        // A device node, never (even to a read-write gofer), nor F_SETOWN.
+        for probe in [
+            (|| {
+                let _ = host::mknodat(
+                    host::at_fdcwd(),
+                    c"/nonexistent-gofer-dev",
+                    libc::S_IFCHR | 0o600,
+                );
+            }) as fn(),
+            || {
+                // SAFETY: fcntl with integer arguments.
+                unsafe { libc::fcntl(0, libc::F_SETOWN, 1) };
+            },
+        ] {
+            let pid = in_child(|| {
+                if install_seccomp(&prog).is_err() {
+                    return 2;
+                }
+                probe();
+                3
+            });
+            assert_eq!(
+                waitpid(pid, None).unwrap(),
+                WaitStatus::Signaled(pid, Signal::SIGSYS, false)
+            );
+        }
+        // A FIFO may be made.
+        let fifo = std::env::temp_dir().join(format!("gofer-fifo-{}", std::process::id()));
+        let cfifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        let pid = in_child(|| {
+            if install_seccomp(&prog).is_err() {
+                return 2;
+            }
+            match host::mknodat(host::at_fdcwd(), &cfifo, libc::S_IFIFO | 0o600) {
+                Ok(()) => 0,
+                Err(_) => 4,
+            }
+        });
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
+        let _ = fs::remove_file(&fifo);
         // A read-only gofer may not mkdir, nor open for writing.
         let pid = in_child(|| {
             if install_seccomp(&ro_prog).is_err() {
@@ -712,8 +767,9 @@ mod tests {
             // Nor any other test's sockets (tests run in threads; a fork copies every
             // fd of the process): each would keep another server from its hangup.
             let keep = std::os::fd::AsRawFd::as_raw_fd(&b);
+            let bind_fds: Vec<i32> = binds.iter().filter_map(|m| m.fd).collect();
             for fd in 3..4096 {
-                if fd != keep {
+                if fd != keep && !bind_fds.contains(&fd) {
                     let _ = nix::unistd::close(fd);
                 }
             }
@@ -734,6 +790,17 @@ mod tests {
             }
             if host::openat(host::at_fdcwd(), c"/file.txt", libc::O_PATH, 0).is_err() {
                 return 12;
+            }
+            // And no descriptor of the gofer reaches a procfs (whose /proc/1/root
+            // would be the whole host).
+            for fd in 0..1024 {
+                // SAFETY: a valid fd number or EBADF; fd stays open while borrowed.
+                let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                if let Ok(st) = nix::sys::statfs::fstatfs(bfd) {
+                    if st.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC {
+                        return 15;
+                    }
+                }
             }
             match server.run(b) {
                 Ok(()) => 0,
@@ -773,6 +840,9 @@ mod tests {
             .unwrap();
         c.rename(r, b"file.txt", d, b"h", libc::RENAME_NOREPLACE)
             .unwrap_err();
+        // A plain rename (flags 0) and back.
+        c.rename(d, b"p", d, b"p2", 0).unwrap();
+        c.rename(d, b"p2", d, b"p", 0).unwrap();
         let attr = SetAttr {
             mode: Some(0o2755),
             uid: Some(9),
@@ -857,5 +927,106 @@ mod tests {
         for p in [root, rw, ro] {
             let _ = fs::remove_dir_all(&p);
         }
+    }
+
+    /// The README's allow-list table states the gofer's rows and how many carry
+    /// argument filters, read-write and read-only.
+    #[test]
+    fn readme_states_the_gofer_list_sizes() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        for (readonly, name) in [(false, "read-write"), (true, "read-only")] {
+            let rows = SYSCALLS
+                .iter()
+                .filter(|r| {
+                    !(readonly && matches!(r.2, Allow::Writable | Allow::WritableMasked(_)))
+                })
+                .collect::<Vec<_>>();
+            let filtered = rows
+                .iter()
+                .filter(|r| !matches!(r.2, Allow::Always | Allow::Writable))
+                .filter(|r| readonly || !matches!(r.2, Allow::OpenFlags))
+                .count();
+            let (_, names) = seccomp_program(std::io::stdin().as_fd(), readonly).unwrap();
+            assert_eq!(names.len(), rows.len());
+            let line = format!("| gofer, {name} | {} | {filtered} |", rows.len());
+            assert!(readme.contains(&line), "README.md lacks the line {line:?}");
+        }
+    }
+
+    /// The runtime opens a bind source once and passes the descriptor; a symlink
+    /// swapped into the source's path afterwards (here: its parent directory replaced
+    /// by a link to another tree) is never followed: the gofer serves what the
+    /// descriptor names. Opening the swapped path again is refused outright.
+    #[test]
+    fn bind_source_swapped_for_a_symlink_after_the_checks_is_not_served() {
+        let base = scratch("swap");
+        for (dir, text) in [("parent/data", "good"), ("evil/data", "evil")] {
+            fs::create_dir_all(base.join(dir)).unwrap();
+            fs::write(base.join(dir).join("file.txt"), text).unwrap();
+        }
+        let src = base.join("parent/data");
+        // The runtime's checks and its single open.
+        let checked = fs::canonicalize(&src).unwrap();
+        let fd = crate::open_bind_source(&checked).unwrap();
+        // The swap: the parent is now a symlink to the attacker's tree.
+        fs::rename(base.join("parent"), base.join("parent.old")).unwrap();
+        std::os::unix::fs::symlink(base.join("evil"), base.join("parent")).unwrap();
+        assert_eq!(fs::read_to_string(src.join("file.txt")).unwrap(), "evil");
+        // Resolving the path again is refused, not followed.
+        assert!(crate::open_bind_source(&checked).is_err());
+        let fd_num = std::os::fd::IntoRawFd::into_raw_fd(fd);
+        let mut bind = crate::BindMount::parse(&format!("/data={}:ro", checked.display())).unwrap();
+        bind.fd = Some(fd_num);
+        let (c, pid) = confined_child_with(base.clone(), vec![bind], true);
+        // SAFETY: the parent's copy of the passed descriptor, closed once here.
+        unsafe { libc::close(fd_num) };
+        let (m, _) = c.attach_mount(0).unwrap();
+        let f = c.walk(m, &[b"file.txt"]).unwrap()[0].0;
+        let mut s = String::new();
+        fs::File::from(c.open(f, libc::O_RDONLY).unwrap())
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "good");
+        drop(c);
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
+        // A gofer given only the path (no descriptor) refuses it too.
+        let bind = crate::BindMount::parse(&format!("/data={}:ro", checked.display())).unwrap();
+        let (a, _b) = pair();
+        let pid = in_child(|| {
+            match confine_with_binds(
+                &base.join("dir"),
+                &[bind],
+                a.as_fd(),
+                true,
+                ConfineOptions::default(),
+            ) {
+                Ok(_) => 0,
+                Err(_) => 7,
+            }
+        });
+        assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 7));
+        let _ = fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn mount_flag_carries_the_source_descriptor() {
+        let b = crate::BindMount::parse("/d=/some/src:ro").unwrap();
+        assert_eq!((b.readonly, b.fd), (true, None));
+        let back = crate::BindMount::parse(b.arg_with_fd(7).to_str().unwrap()).unwrap();
+        assert_eq!(back.fd, Some(7));
+        assert_eq!(
+            (
+                back.dest.as_str(),
+                back.src.to_str().unwrap(),
+                back.readonly
+            ),
+            ("/d", "/some/src", true)
+        );
+        let rw = crate::BindMount::parse("/d=/a:b:rw:fd=12").unwrap();
+        assert_eq!(
+            (rw.src.to_str().unwrap(), rw.readonly, rw.fd),
+            ("/a:b", false, Some(12))
+        );
     }
 }

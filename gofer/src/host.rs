@@ -168,9 +168,12 @@ pub fn renameat2(
     new: &CStr,
     flags: u32,
 ) -> Result<(), Errno> {
+    // The raw call: glibc's wrapper turns flags 0 into the older renameat syscall,
+    // which the seccomp allow-list does not carry.
     // SAFETY: both names are NUL-terminated.
     let ret = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             old_dir.as_raw_fd(),
             old.as_ptr(),
             new_dir.as_raw_fd(),
@@ -178,7 +181,7 @@ pub fn renameat2(
             flags,
         )
     };
-    check(ret).map(drop)
+    check(ret as libc::c_int).map(drop)
 }
 
 /// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: a new name for the file `fd` holds.
@@ -232,10 +235,81 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// `fchmodat(dir, name, mode, 0)` (follows `name`; used on `/proc/self/fd` entries).
-pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+/// `RESOLVE_NO_MAGICLINKS` for [`openat2`].
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS` for [`openat2`].
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// Takes inherited descriptor number `n` (passed by the runtime): moves it to a new
+/// close-on-exec number and closes `n`.
+pub fn take_inherited(n: RawFd) -> Result<OwnedFd, Errno> {
+    // SAFETY: fcntl on an integer; a number that is not open gives EBADF.
+    let fd = check(unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `n` was handed to this process to own; it is closed once, here.
+    unsafe { libc::close(n) };
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH)`: a detached bind mount of
+/// exactly what `fd` names (not recursive), alive as long as the returned descriptor.
+pub fn clone_tree(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    // SAFETY: an fd, a NUL-terminated empty path and integer flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    owned(r as libc::c_int)
+}
+
+/// Makes the mount `fd` is the root of read-only (`mount_setattr`, not recursive).
+pub fn make_mount_readonly(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    /// `struct mount_attr`.
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: an fd, a NUL-terminated empty path, and `attr` valid for its size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    check(r as libc::c_int).map(drop)
+}
+
+/// A new descriptor (close-on-exec) of the same open file (`F_DUPFD_CLOEXEC`).
+pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    // SAFETY: fcntl with integer arguments.
+    let n = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// `fcntl(fd, F_SETFL, flags)`: the open file's status flags.
+pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> Result<(), Errno> {
+    // SAFETY: fcntl with integer arguments.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
 }
 
 /// `fchown(2)` on an open descriptor.

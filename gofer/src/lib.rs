@@ -32,11 +32,22 @@ pub struct BindMount {
     pub src: std::path::PathBuf,
     /// Refuse every change under it.
     pub readonly: bool,
+    /// An inherited descriptor of the source, opened by the runtime with
+    /// [`open_bind_source`] when it checked the spec: the gofer serves exactly that
+    /// file or directory and never resolves `src` again (`src` is then only for logs).
+    pub fd: Option<i32>,
 }
 
 impl BindMount {
-    /// Parses `DEST=SRC[:ro]` (or `:rw`); DEST must be absolute, SRC non-empty.
+    /// Parses `DEST=SRC[:ro|:rw][:fd=N]`; DEST must be absolute, SRC non-empty.
     pub fn parse(s: &str) -> Result<BindMount, String> {
+        let (s, fd) = match s.rsplit_once(":fd=") {
+            Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                let n: i32 = n.parse().map_err(|_| format!("--mount {s:?}: bad fd"))?;
+                (head, Some(n))
+            }
+            _ => (s, None),
+        };
         let (dest, rest) = s
             .split_once('=')
             .ok_or_else(|| format!("--mount {s:?}: expected DEST=SRC[:ro]"))?;
@@ -54,8 +65,43 @@ impl BindMount {
             dest: dest.to_string(),
             src: src.into(),
             readonly,
+            fd,
         })
     }
+
+    /// The `--mount` argument for this bind, its source passed as descriptor `fd`.
+    pub fn arg_with_fd(&self, fd: i32) -> std::ffi::OsString {
+        let mut a = std::ffi::OsString::from(format!("{}=", self.dest));
+        a.push(self.src.as_os_str());
+        a.push(if self.readonly { ":ro" } else { ":rw" });
+        a.push(format!(":fd={fd}"));
+        a
+    }
+}
+
+/// Opens a bind mount source once, for the gofer to serve by descriptor: `O_PATH`,
+/// no symlink anywhere in `path` (`RESOLVE_NO_SYMLINKS`, `O_NOFOLLOW`; the runtime
+/// passes a canonical path, so a symlink found now was swapped in since its checks
+/// and is refused, not followed), and only a directory or a regular file.
+pub fn open_bind_source(path: &std::path::Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let fd = host::openat2(
+        host::at_fdcwd(),
+        &c,
+        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        host::RESOLVE_NO_SYMLINKS | host::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| std::io::Error::other(format!("bind mount source {}: {e}", path.display())))?;
+    let kind = host::fstat(std::os::fd::AsFd::as_fd(&fd))?.mode & libc::S_IFMT;
+    if kind != libc::S_IFDIR && kind != libc::S_IFREG {
+        return Err(std::io::Error::other(format!(
+            "bind mount source {}: neither a directory nor a regular file",
+            path.display()
+        )));
+    }
+    Ok(fd)
 }
 
 /// An owner id meaning "leave unchanged" (like `chown(2)`'s -1).

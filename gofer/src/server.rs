@@ -5,19 +5,23 @@
 //! RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS` on top). Names with a slash, empty names,
 //! `.` and `..` are refused, so no request can name anything but a child of a fid.
 //!
-//! Re-opening a fid for I/O goes through `/proc/self/fd/N` (a directory fd for it is
-//! opened at start, before any namespace change). That magic link resolves to exactly
-//! the inode the fid holds — no name is looked up again — so it is immune to renames and
-//! to a name being swapped for a symlink between walk and open, unlike re-opening
-//! `parent/name`. It can only ever reach files we already hold. Symlinks and device
-//! nodes are refused before the re-open, and the result's dev/ino is checked anyway.
+//! Re-opening a fid for I/O: a directory through its own `O_PATH` descriptor (`"."`),
+//! anything else through the directory it was reached from and its name there, with
+//! `O_NOFOLLOW` and `O_NONBLOCK` (a FIFO swapped in cannot block the server), and the
+//! result's dev/ino must be the fid's (`ESTALE` otherwise: the name was swapped or
+//! removed since). `O_TRUNC` is applied only after that check. The server renames
+//! its own fids' names along with `rename`. The gofer holds no host `/proc`: a
+//! `/proc/self/fd` directory would reach `/proc/1/root`, the whole host. A bind-mounted
+//! regular file has no parent to re-open through; its descriptors are opened once at
+//! start ([`Bind::open`]). Symlinks and device nodes are refused before any re-open.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use tracing::{debug, info, warn};
@@ -49,9 +53,21 @@ const RESOLVE_BENEATH: u64 = 0x08;
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 
+/// Where a fid was reached: the directory and the name to re-open it through.
+struct Origin {
+    /// `O_PATH` descriptor of the directory (shared with its own fid).
+    parent: Arc<OwnedFd>,
+    /// The directory's dev/ino, to follow renames in it.
+    parent_id: (u64, u64),
+    /// The fid's name in it.
+    name: CString,
+}
+
 struct Node {
     /// `O_PATH` descriptor of the file.
-    path: OwnedFd,
+    path: Arc<OwnedFd>,
+    /// How to re-open it; `None` for attach points.
+    origin: Option<Origin>,
     /// Attributes at walk time: the file type never changes, dev/ino identify it.
     stat: Stat,
     /// A readable directory descriptor for getdents, opened on first use.
@@ -73,11 +89,9 @@ impl Node {
 /// after confinement) and run it with [`Server::run`].
 pub struct Server {
     root: OwnedFd,
-    proc_fds: OwnedFd,
     readonly: bool,
-    /// The spec's bind mounts: an `O_PATH` descriptor of each source and whether it
-    /// is read-only.
-    binds: Vec<(OwnedFd, bool)>,
+    /// The spec's bind mounts.
+    binds: Vec<Bind>,
     fids: BTreeMap<Fid, Node>,
     next_fid: Fid,
     negotiated: bool,
@@ -90,23 +104,20 @@ enum Flow {
 }
 
 impl Server {
-    /// Opens `root` and `/proc/self/fd`; does not serve yet.
+    /// Opens `root`; does not serve yet.
     pub fn new(root: &Path, readonly: bool) -> io::Result<Server> {
-        let proc_fds = open_proc_fds()?;
         let root = open_root(root)?;
-        Ok(Server::from_parts(root, proc_fds, readonly))
+        Ok(Server::from_parts(root, readonly))
     }
 
-    /// A server for the directory `root` (any descriptor of it) that re-opens files
-    /// through `proc_fds`, a directory descriptor of `/proc/self/fd`.
+    /// A server for the directory `root` (any descriptor of it).
     ///
     /// Sets the process umask to 0: the sentry applies the application's umask itself,
     /// so files are created with exactly the mode it asks for.
-    pub fn from_parts(root: OwnedFd, proc_fds: OwnedFd, readonly: bool) -> Server {
+    pub fn from_parts(root: OwnedFd, readonly: bool) -> Server {
         host::umask(0);
         Server {
             root,
-            proc_fds,
             readonly,
             binds: Vec::new(),
             fids: BTreeMap::new(),
@@ -115,9 +126,8 @@ impl Server {
         }
     }
 
-    /// Also serves `binds` (an `O_PATH` descriptor of each bind mount source, with
-    /// its read-only flag), reachable with [`crate::Client::attach_mount`] by index.
-    pub fn with_binds(mut self, binds: Vec<(OwnedFd, bool)>) -> Server {
+    /// Also serves `binds`, reachable with [`crate::Client::attach_mount`] by index.
+    pub fn with_binds(mut self, binds: Vec<Bind>) -> Server {
         self.binds = binds;
         self
     }
@@ -126,13 +136,13 @@ impl Server {
     fn mount_ro(&self, mount: u32) -> bool {
         match mount {
             0 => self.readonly,
-            i => self.binds.get(i as usize - 1).is_none_or(|b| b.1),
+            i => self.binds.get(i as usize - 1).is_none_or(|b| b.readonly),
         }
     }
 
     /// Whether every attach point is read-only.
     fn all_ro(&self) -> bool {
-        self.readonly && self.binds.iter().all(|b| b.1)
+        self.readonly && self.binds.iter().all(|b| b.readonly)
     }
 
     /// The errno a change touching these fids gets before it is tried: `EROFS` on a
@@ -295,20 +305,14 @@ impl Server {
                     libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                     0,
                 )?;
-                let (fid, st) = self.insert_in(fd, 0)?;
+                let (fid, st) = self.insert_in(fd, 0, None)?;
                 plain(ReplyBody::Node(fid, st))
             }
             Request::AttachMount { index } => {
-                let (src, _) = self.binds.get(index as usize).ok_or(Errno::ENOENT)?;
+                let src = self.binds.get(index as usize).ok_or(Errno::ENOENT)?;
                 // A fresh O_PATH descriptor of the very source (a file or a directory).
-                let num = CString::new(src.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
-                let fd = host::openat(
-                    self.proc_fds.as_fd(),
-                    &num,
-                    libc::O_PATH | libc::O_CLOEXEC,
-                    0,
-                )?;
-                let (fid, st) = self.insert_in(fd, index + 1)?;
+                let fd = host::dup(src.path.as_fd())?;
+                let (fid, st) = self.insert_in(fd, index + 1, None)?;
                 plain(ReplyBody::Node(fid, st))
             }
             Request::Walk { dir, names } => plain(ReplyBody::Nodes(self.walk(dir, &names)?)),
@@ -399,13 +403,9 @@ impl Server {
                 }
                 let od = self.dir(old_dir)?;
                 let nd = self.dir(new_dir)?;
-                host::renameat2(
-                    od,
-                    &check_name(&old_name)?,
-                    nd,
-                    &check_name(&new_name)?,
-                    flags,
-                )?;
+                let (old_c, new_c) = (check_name(&old_name)?, check_name(&new_name)?);
+                host::renameat2(od, &old_c, nd, &new_c, flags)?;
+                self.renamed(old_dir, &old_c, new_dir, &new_c, flags)?;
                 plain(ReplyBody::Unit)
             }
             Request::Link { target, dir, name } => {
@@ -417,7 +417,7 @@ impl Server {
                 let cname = check_name(&name)?;
                 host::link_fd(t.path.as_fd(), d, &cname)?;
                 let fd = self.open_child(dir, &cname)?;
-                let (fid, st) = self.insert(fd, dir)?;
+                let (fid, st) = self.insert(fd, dir, &cname)?;
                 plain(ReplyBody::Node(fid, st))
             }
             Request::Symlink {
@@ -469,26 +469,69 @@ impl Server {
         Ok(n.path.as_fd())
     }
 
-    /// A fid for `path`, reached from directory `from` (same attach point).
-    fn insert(&mut self, path: OwnedFd, from: Fid) -> Result<(Fid, Stat), Errno> {
-        let mount = self.node(from)?.mount;
-        self.insert_in(path, mount)
+    /// A fid for `path`, child `name` of directory `from` (same attach point).
+    fn insert(&mut self, path: OwnedFd, from: Fid, name: &CStr) -> Result<(Fid, Stat), Errno> {
+        let d = self.node(from)?;
+        let origin = Origin {
+            parent: d.path.clone(),
+            parent_id: (d.stat.dev, d.stat.ino),
+            name: name.to_owned(),
+        };
+        let mount = d.mount;
+        self.insert_in(path, mount, Some(origin))
     }
 
-    fn insert_in(&mut self, path: OwnedFd, mount: u32) -> Result<(Fid, Stat), Errno> {
+    fn insert_in(
+        &mut self,
+        path: OwnedFd,
+        mount: u32,
+        origin: Option<Origin>,
+    ) -> Result<(Fid, Stat), Errno> {
         let stat = host::fstat(path.as_fd())?;
         let fid = self.next_fid;
         self.next_fid = self.next_fid.checked_add(1).ok_or(Errno::ENFILE)?;
         self.fids.insert(
             fid,
             Node {
-                path,
+                path: Arc::new(path),
+                origin,
                 stat,
                 dir: None,
                 mount,
             },
         );
         Ok((fid, stat))
+    }
+
+    /// After `rename(old_dir/old, new_dir/new)`: the fids reached by the old name now
+    /// re-open through the new one (and the other way round for an exchange). A fid
+    /// the rename replaced keeps its stale name; its re-open fails with `ESTALE`.
+    fn renamed(
+        &mut self,
+        old_dir: Fid,
+        old: &CStr,
+        new_dir: Fid,
+        new: &CStr,
+        flags: u32,
+    ) -> Result<(), Errno> {
+        let od = self.node(old_dir)?;
+        let nd = self.node(new_dir)?;
+        let (od_id, nd_id) = ((od.stat.dev, od.stat.ino), (nd.stat.dev, nd.stat.ino));
+        let (od_fd, nd_fd) = (od.path.clone(), nd.path.clone());
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        for n in self.fids.values_mut() {
+            let Some(o) = n.origin.as_mut() else { continue };
+            if o.parent_id == od_id && o.name.as_c_str() == old {
+                o.parent = nd_fd.clone();
+                o.parent_id = nd_id;
+                o.name = new.to_owned();
+            } else if exchange && o.parent_id == nd_id && o.name.as_c_str() == new {
+                o.parent = od_fd.clone();
+                o.parent_id = od_id;
+                o.name = old.to_owned();
+            }
+        }
+        Ok(())
     }
 
     /// `O_PATH` descriptor of child `name` of directory `dir`, never following it.
@@ -509,13 +552,13 @@ impl Server {
         let mut out = Vec::with_capacity(names.len());
         let mut cur = dir;
         for (i, name) in names.iter().enumerate() {
-            let step = check_name(name).and_then(|c| self.open_child(cur, &c));
-            let fd = match step {
-                Ok(fd) => fd,
+            let step = check_name(name).and_then(|c| Ok((self.open_child(cur, &c)?, c)));
+            let (fd, cname) = match step {
+                Ok(x) => x,
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => break,
             };
-            let (fid, st) = match self.insert(fd, cur) {
+            let (fid, st) = match self.insert(fd, cur, &cname) {
                 Ok(x) => x,
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => break,
@@ -529,20 +572,49 @@ impl Server {
         Ok(out)
     }
 
-    /// A fresh descriptor of the very file `fid` holds, via `/proc/self/fd`.
+    /// A fresh descriptor of the very file `fid` holds, opened with `flags`.
     fn reopen(&self, fid: Fid, flags: i32) -> Result<OwnedFd, Errno> {
         let n = self.node(fid)?;
-        let name = CString::new(n.path.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
-        let fd = host::openat(
-            self.proc_fds.as_fd(),
-            &name,
-            flags | libc::O_CLOEXEC | libc::O_NOCTTY,
-            0,
-        )?;
-        let st = host::fstat(fd.as_fd())?;
-        if st.dev != n.stat.dev || st.ino != n.stat.ino {
-            warn!("gofer: re-open of fid {fid} reached a different file");
-            return Err(Errno::ESTALE);
+        let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+        if n.is_dir() {
+            // Its own descriptor reaches it without any name.
+            return host::openat(n.path.as_fd(), c".", flags | libc::O_DIRECTORY, 0);
+        }
+        let trunc = flags & libc::O_TRUNC != 0;
+        let fd = match &n.origin {
+            Some(o) => {
+                let open = (flags & !libc::O_TRUNC) | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+                let fd = host::openat(o.parent.as_fd(), &o.name, open, 0).map_err(|e| {
+                    if e == Errno::ENOENT {
+                        Errno::ESTALE
+                    } else {
+                        e
+                    }
+                })?;
+                let st = host::fstat(fd.as_fd())?;
+                if st.dev != n.stat.dev || st.ino != n.stat.ino {
+                    debug!("gofer: fid {fid}'s name now names another file");
+                    return Err(Errno::ESTALE);
+                }
+                if flags & libc::O_NONBLOCK == 0 && n.kind() == libc::S_IFREG {
+                    host::set_status_flags(fd.as_fd(), open & !libc::O_NONBLOCK)?;
+                }
+                fd
+            }
+            None => {
+                // A bind-mounted file: its descriptors were opened at start.
+                let b = self.binds.get(n.mount as usize - 1).ok_or(Errno::ESTALE)?;
+                let (ro, rw) = b.file.as_ref().ok_or(Errno::ESTALE)?;
+                let src = if flags & libc::O_ACCMODE == libc::O_RDONLY && !trunc {
+                    ro
+                } else {
+                    rw.as_ref().ok_or(Errno::EROFS)?
+                };
+                host::dup(src.as_fd())?
+            }
+        };
+        if trunc && n.kind() == libc::S_IFREG {
+            host::ftruncate(fd.as_fd(), 0)?;
         }
         Ok(fd)
     }
@@ -657,15 +729,14 @@ impl Server {
                 }
             }
             // The fid must name the file we created, not whatever `name` is by now.
-            let num = CString::new(fd.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
-            host::openat(
-                self.proc_fds.as_fd(),
-                &num,
-                libc::O_PATH | libc::O_CLOEXEC,
-                0,
-            )
+            let p = self.open_child(dir, &cname)?;
+            let (a, b) = (host::fstat(p.as_fd())?, host::fstat(fd.as_fd())?);
+            if (a.dev, a.ino) != (b.dev, b.ino) {
+                return Err(Errno::ESTALE);
+            }
+            Ok(p)
         })();
-        match path.and_then(|p| self.insert(p, dir)) {
+        match path.and_then(|p| self.insert(p, dir, &cname)) {
             Ok((fid, st)) => Ok((fid, st, fd)),
             Err(e) => {
                 if let Ok(d) = self.dir(dir) {
@@ -699,7 +770,7 @@ impl Server {
         })();
         match res {
             Ok(fd) => {
-                let (fid, st) = self.insert(fd, dir)?;
+                let (fid, st) = self.insert(fd, dir, cname)?;
                 Ok(ReplyBody::Node(fid, st))
             }
             Err(e) => {
@@ -736,12 +807,10 @@ impl Server {
                 return Err(Errno::EOPNOTSUPP);
             }
             match host::chmod_fd(n.path.as_fd(), mode & 0o7777) {
-                // Kernels before 6.6 lack fchmodat2: follow the /proc magic link instead,
-                // which reaches exactly this (non-symlink) inode.
+                // Kernels before 6.6 lack fchmodat2: chmod a verified re-open instead.
                 Err(Errno::ENOSYS) => {
-                    let name =
-                        CString::new(n.path.as_raw_fd().to_string()).map_err(|_| Errno::EINVAL)?;
-                    host::fchmodat(self.proc_fds.as_fd(), &name, mode & 0o7777)?;
+                    let fd = self.reopen(fid, libc::O_RDONLY | libc::O_NONBLOCK)?;
+                    host::fchmod(fd.as_fd(), mode & 0o7777)?;
                 }
                 r => r?,
             }
@@ -806,14 +875,57 @@ fn parse_dirents(buf: &[u8], out: &mut Vec<Dirent>) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A directory descriptor of `/proc/self/fd`, used to re-open fids.
-pub fn open_proc_fds() -> io::Result<OwnedFd> {
-    Ok(host::openat(
-        host_cwd(),
-        c"/proc/self/fd",
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        0,
-    )?)
+/// A bind mount source the server serves.
+pub struct Bind {
+    /// `O_PATH` descriptor of the source (a directory or a regular file).
+    pub path: OwnedFd,
+    /// Refuse every change under it.
+    pub readonly: bool,
+    /// For a regular file: descriptors open for reading and (if writable) for reading
+    /// and writing. A file reached through no directory cannot be re-opened by name,
+    /// so these are made once, at start, and duplicated for each open.
+    pub file: Option<(OwnedFd, Option<OwnedFd>)>,
+}
+
+impl Bind {
+    /// Takes `path` (an `O_PATH` descriptor of a directory or a regular file); for a
+    /// file, opens its descriptors through the host's `/proc/self/fd` magic link,
+    /// which names exactly that inode. Call it before confinement; the `/proc` it
+    /// goes through is not kept.
+    pub fn open(path: OwnedFd, readonly: bool) -> io::Result<Bind> {
+        let st = host::fstat(path.as_fd())?;
+        let file = if st.mode & libc::S_IFMT == libc::S_IFREG {
+            let link = CString::new(format!("/proc/self/fd/{}", path.as_raw_fd()))
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            let open = |flags| {
+                let fd = host::openat(
+                    host_cwd(),
+                    &link,
+                    flags | libc::O_CLOEXEC | libc::O_NOCTTY,
+                    0,
+                )?;
+                let got = host::fstat(fd.as_fd())?;
+                if (got.dev, got.ino) != (st.dev, st.ino) {
+                    return Err(io::Error::from_raw_os_error(libc::ESTALE));
+                }
+                Ok::<_, io::Error>(fd)
+            };
+            let ro = open(libc::O_RDONLY)?;
+            let rw = if readonly {
+                None
+            } else {
+                Some(open(libc::O_RDWR)?)
+            };
+            Some((ro, rw))
+        } else {
+            None
+        };
+        Ok(Bind {
+            path,
+            readonly,
+            file,
+        })
+    }
 }
 
 /// An `O_PATH` descriptor of the directory `root`.

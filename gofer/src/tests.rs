@@ -714,19 +714,18 @@ fn bind_mount_parse() {
 fn bind_mounts_are_attach_points() {
     let t = tree();
     let (rw_src, ro_src) = (t.0.join("dir"), t.0.join("big"));
+    let bind = |p: &std::path::Path, ro| {
+        crate::server::Bind::open(crate::server::open_root(p).unwrap(), ro).unwrap()
+    };
     let binds = vec![
-        (crate::server::open_root(&rw_src).unwrap(), false),
-        (crate::server::open_root(&ro_src).unwrap(), true),
-        (
-            crate::server::open_root(&t.0.join("dir/sub")).unwrap(),
-            false,
-        ),
+        bind(&rw_src, false),
+        bind(&ro_src, true),
+        bind(&t.0.join("dir/sub"), false),
     ];
     // The root itself is served read-only here.
     let (a, b) = pair();
     let root_fd = crate::server::open_root(&t.0.join("dir/sub")).unwrap();
-    let server = crate::Server::from_parts(root_fd, crate::server::open_proc_fds().unwrap(), true)
-        .with_binds(binds);
+    let server = crate::Server::from_parts(root_fd, true).with_binds(binds);
     let h = std::thread::spawn(move || server.run(b));
     let c = Client::new(a).unwrap();
 
@@ -756,5 +755,47 @@ fn bind_mounts_are_attach_points() {
     );
     assert_eq!(c.link(fid, other, b"l").err(), Some(Errno::EXDEV));
     assert_eq!(c.attach_mount(3).err(), Some(Errno::ENOENT));
+    finish(c, h);
+}
+
+/// Fids re-open through their parent and name (the gofer holds no `/proc`): a rename
+/// through the gofer moves the name along, an exchange swaps the two, and a name
+/// replaced behind the gofer's back (by the host) is refused with `ESTALE`, never
+/// served as the fid's file. O_TRUNC reaches only the verified file.
+#[test]
+fn reopen_follows_renames_and_refuses_swapped_names() {
+    let t = tree();
+    fs::write(t.0.join("other.txt"), b"other").unwrap();
+    let (c, h) = start(&t.0, false);
+    let (root, _) = c.attach().unwrap();
+    let f = c.walk(root, &[b"file.txt"]).unwrap()[0].0;
+    let o = c.walk(root, &[b"other.txt"]).unwrap()[0].0;
+    let sub = c.walk(root, &[b"dir", b"sub"]).unwrap()[1].0;
+    // Moved into another directory through the gofer: still opens, and writes land.
+    c.rename(root, b"file.txt", sub, b"moved", 0).unwrap();
+    assert_eq!(read_all(c.open(f, libc::O_RDONLY).unwrap()), b"hello gofer");
+    // Exchanged: each fid still opens its own file.
+    c.rename(sub, b"moved", root, b"other.txt", libc::RENAME_EXCHANGE)
+        .unwrap();
+    assert_eq!(read_all(c.open(f, libc::O_RDONLY).unwrap()), b"hello gofer");
+    assert_eq!(read_all(c.open(o, libc::O_RDONLY).unwrap()), b"other");
+    // The host swaps other.txt (where `f` now lives) for another file: `f` is stale,
+    // and an O_TRUNC open truncates nothing.
+    fs::rename(t.0.join("other.txt"), t.0.join("kept.txt")).unwrap();
+    fs::write(t.0.join("other.txt"), b"planted").unwrap();
+    assert_eq!(c.open(f, libc::O_RDONLY).err(), Some(Errno::ESTALE));
+    assert_eq!(
+        c.open(f, libc::O_WRONLY | libc::O_TRUNC).err(),
+        Some(Errno::ESTALE)
+    );
+    assert_eq!(fs::read(t.0.join("other.txt")).unwrap(), b"planted");
+    assert_eq!(fs::read(t.0.join("kept.txt")).unwrap(), b"hello gofer");
+    // Nor is a symlink swapped in followed.
+    fs::remove_file(t.0.join("other.txt")).unwrap();
+    symlink("/etc/passwd", t.0.join("other.txt")).unwrap();
+    assert_eq!(c.open(f, libc::O_RDONLY).err(), Some(Errno::ELOOP));
+    // A directory re-opens through its own descriptor, whatever its name.
+    fs::rename(t.0.join("dir"), t.0.join("dir2")).unwrap();
+    assert!(!c.getdents(sub, 0, 4096).unwrap().is_empty());
     finish(c, h);
 }

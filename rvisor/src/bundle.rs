@@ -558,6 +558,7 @@ fn translate_mounts(
                 dest: dest.clone(),
                 src: src.clone(),
                 readonly,
+                fd: None,
             });
             mounts.push(MountConfig {
                 destination: dest,

@@ -248,13 +248,21 @@ pub fn spawn_gofer(
     if readonly {
         gofer_cmd.arg("--readonly");
     }
-    for b in binds {
-        let mut a = OsString::from(format!("--mount={}=", b.dest));
-        a.push(b.src.as_os_str());
-        a.push(if b.readonly { ":ro" } else { ":rw" });
+    // Each source is opened here, once, without following any symlink (the bundle
+    // check canonicalized it: a symlink now was swapped in since), and the gofer
+    // serves that descriptor; no path of a bind source is resolved again.
+    let sources = binds
+        .iter()
+        .map(|b| gofer::open_bind_source(&b.src))
+        .collect::<std::io::Result<Vec<OwnedFd>>>()?;
+    for (b, fd) in binds.iter().zip(&sources) {
+        let mut a = OsString::from("--mount=");
+        a.push(b.arg_with_fd(fd.as_raw_fd()));
         gofer_cmd.arg(a);
     }
-    spawn_with_fds(&mut gofer_cmd, &[sock], "gofer")
+    let mut fds: Vec<&OwnedFd> = vec![sock];
+    fds.extend(sources.iter());
+    spawn_with_fds(&mut gofer_cmd, &fds, "gofer")
 }
 
 struct Waiter {

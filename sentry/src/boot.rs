@@ -74,6 +74,8 @@ fn run_inner(
     let platform = platform::by_name(&config.platform)
         .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))
         .map_err(fail)?;
+    // The platform actually running (`auto` resolved): its seccomp allow-list.
+    let platform_name = platform.name();
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
@@ -105,7 +107,7 @@ fn run_inner(
     // From here on the sentry needs nothing the allow-list does not name.
     confine::unshare_namespaces().map_err(fail)?;
     confine::isolate_filesystem().map_err(fail)?;
-    confine::install_sentry_filter().map_err(fail)?;
+    confine::install_sentry_filter(platform_name).map_err(fail)?;
 
     let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
     let mut shared = None;
