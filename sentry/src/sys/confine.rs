@@ -1,4 +1,5 @@
-//! The sentry's own confinement: its namespaces and its seccomp allow-list.
+//! The sentry's own confinement: its seccomp allow-list (its namespaces, root and
+//! capabilities: [`super::isolation`]).
 //!
 //! The allow-list is data: one row per host syscall with the reason the sentry needs
 //! it. Anything else kills the sentry (and with it every stub), so a compromised
@@ -7,15 +8,11 @@
 //! the platform intercepts them first (ptrace SYSEMU skips seccomp).
 
 use std::collections::BTreeMap;
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
-
-use crate::errno::{Errno, SysResult};
 
 /// One allowed host syscall and why.
 pub struct Allowed {
@@ -102,6 +99,12 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_dup3: "a new stub moves its control socket to fd 0",
     SYS_setsid: "a new stub leaves the terminal's session",
     SYS_personality: "a new stub disables address randomisation before its exec",
+    // Privilege separation (sys::isolation): a new ptrace stub, forked after this
+    // filter is in place, drops to the unprivileged stub identity before its exec.
+    SYS_setgroups: "a new stub empties its supplementary groups; only setgroups(0, ..) (see arg_rules)",
+    SYS_setresgid: "a new stub takes the stub gid; only to isolation::STUB_GID (see arg_rules)",
+    SYS_setresuid: "a new stub takes the stub uid; only to isolation::STUB_UID (see arg_rules)",
+    SYS_capset: "a new stub empties its inheritable set (capset can only lower what is held)",
     SYS_openat: "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS (see arg_rules)",
 ];
 
@@ -124,6 +127,25 @@ fn arg_rules(nr: i64) -> Result<Vec<SeccompRule>, String> {
         )
         .map_err(err)?;
         return Ok(vec![SeccompRule::new(vec![c]).map_err(err)?]);
+    }
+    if nr == libc::SYS_setgroups {
+        let c =
+            SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::Eq, 0).map_err(err)?;
+        return Ok(vec![SeccompRule::new(vec![c]).map_err(err)?]);
+    }
+    let id = match nr {
+        libc::SYS_setresuid => Some(super::isolation::STUB_UID),
+        libc::SYS_setresgid => Some(super::isolation::STUB_GID),
+        _ => None,
+    };
+    if let Some(id) = id {
+        let conds = (0..3)
+            .map(|arg| {
+                SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, id as u64)
+                    .map_err(err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(vec![SeccompRule::new(conds).map_err(err)?]);
     }
     Ok(vec![])
 }
@@ -169,131 +191,6 @@ pub fn install_sentry_filter() -> Result<(), String> {
 pub fn no_core_dumps() -> Result<(), String> {
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
         .map_err(|e| format!("setrlimit(RLIMIT_CORE): {e}"))
-}
-
-/// Moves the sentry into fresh network, IPC and UTS namespaces: it needs no host
-/// network (the sandbox's network is its own), no host IPC objects and no host
-/// hostname. Only possible with CAP_SYS_ADMIN; without it the sentry carries on and
-/// says so.
-pub fn unshare_namespaces() -> Result<(), String> {
-    use nix::sched::{unshare, CloneFlags};
-    match unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!(
-                "not privileged: the sentry keeps the caller's network, IPC and UTS namespaces"
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!("unshare: {e}")),
-    }
-}
-
-fn open_dir(path: &CStr, extra: i32) -> SysResult<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated; the flags are integers.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC | extra) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn check(r: libc::c_int, what: &str) -> Result<(), String> {
-    if r < 0 {
-        return Err(format!("{what}: {}", Errno::last()));
-    }
-    Ok(())
-}
-
-fn mount(
-    src: &CStr,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-    data: Option<&CStr>,
-) -> libc::c_int {
-    // SAFETY: every pointer is a NUL-terminated string or null, as mount(2) takes.
-    unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.map_or(std::ptr::null(), |f| f.as_ptr()),
-            flags,
-            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
-        )
-    }
-}
-
-/// Takes the sentry off the host's filesystem: a private mount namespace whose root
-/// is an empty read-only tmpfs (the old root detached), so no path the sentry opens
-/// reaches a host file: no host `/proc` either (app memory goes through
-/// `process_vm_readv`/`writev` by pid). Call it once the sentry holds every host fd
-/// it needs (gofer socket, stdio, log file, stub image), before the app runs and
-/// while the sentry is single-threaded. Without CAP_SYS_ADMIN it logs and carries on.
-pub fn isolate_filesystem() -> Result<(), String> {
-    // SAFETY: unshare takes an integer flag set.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
-        let e = Errno::last();
-        if e == Errno::EPERM {
-            tracing::warn!("not privileged: the sentry keeps the host's mount namespace");
-            return Ok(());
-        }
-        return Err(format!("unshare(CLONE_NEWNS): {e}"));
-    }
-    // Nothing we do below may propagate back to the host's mounts.
-    check(
-        mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None),
-        "make mounts private",
-    )?;
-    // The new root goes over an existing directory; which one does not matter, since
-    // the namespace is ours and the old tree is detached right after.
-    let base = [c"/tmp", c"/mnt", c"/run", c"/dev", c"/proc"]
-        .into_iter()
-        .find(|d| open_dir(d, libc::O_PATH).is_ok())
-        .ok_or("no directory to mount the sentry's root on")?;
-    check(
-        mount(
-            c"rvisor-sentry",
-            base,
-            Some(c"tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            Some(c"size=16k,nr_inodes=8,mode=0555"),
-        ),
-        "mount the sentry's root tmpfs",
-    )?;
-    let newroot = open_dir(base, 0).map_err(|e| format!("open the new root: {e}"))?;
-    // SAFETY: fchdir to a directory fd we own.
-    let r = unsafe { libc::fchdir(newroot.as_raw_fd()) };
-    check(r, "chdir to the new root")?;
-    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
-    // leaves the new root alone, without needing a directory to park the old one in.
-    // SAFETY: two NUL-terminated paths.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
-    check(r as libc::c_int, "pivot_root")?;
-    // SAFETY: a NUL-terminated path and an integer flag.
-    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
-    check(r, "detach the old root")?;
-    // SAFETY: a NUL-terminated path.
-    let r = unsafe { libc::chdir(c"/".as_ptr()) };
-    check(r, "chdir /")?;
-    check(
-        mount(
-            c"none",
-            c"/",
-            None,
-            libc::MS_REMOUNT
-                | libc::MS_BIND
-                | libc::MS_RDONLY
-                | libc::MS_NOSUID
-                | libc::MS_NODEV
-                | libc::MS_NOEXEC,
-            None,
-        ),
-        "make the sentry's root read-only",
-    )?;
-    tracing::info!("sentry moved to an empty root");
-    Ok(())
 }
 
 #[cfg(test)]
