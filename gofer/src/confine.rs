@@ -1,7 +1,7 @@
 //! Confining the gofer process before it serves.
 //!
 //! Two layers:
-//! - **Mount namespace** ([`isolate_mounts`]): a private mount namespace whose root is
+//! - **Mount namespace** (`isolate_mounts`): a private mount namespace whose root is
 //!   a recursive bind mount of the served tree (`pivot_root`, old root detached), so
 //!   even a bug in the server cannot name a host path outside it. `/proc/self/fd`, which
 //!   the server needs to re-open fids, is opened before the switch and kept as a
@@ -440,7 +440,7 @@ pub fn install_seccomp(prog: &BpfProgram) -> io::Result<()> {
     seccompiler::apply_filter(prog).map_err(to_io)
 }
 
-/// Descriptors the server needs after [`isolate_mounts`].
+/// Descriptors the server needs after `isolate_mounts`.
 pub struct Isolated {
     /// `O_PATH` descriptor of the served tree (now the namespace's `/`).
     pub root: OwnedFd,
