@@ -1,7 +1,7 @@
 //! Confining the gofer process before it serves.
 //!
 //! Two layers:
-//! - **Mount namespace** ([`isolate_mounts`]): a private mount namespace whose root is
+//! - **Mount namespace** (`isolate_mounts`): a private mount namespace whose root is
 //!   a recursive bind mount of the served tree (`pivot_root`, old root detached), so
 //!   even a bug in the server cannot name a host path outside it. No host descriptor
 //!   is kept but the root's and the bind mount sources' (no `/proc`: its
@@ -12,10 +12,15 @@
 //!   server loop makes; anything else kills the process. `recvmsg`/`sendmsg` are further
 //!   limited to the sentry socket, and a read-only gofer gets no mutating calls at all.
 //!
-//! Left to the caller (the `rvisor gofer` entry point): dropping capabilities (the
-//! server needs `CAP_CHOWN`, `CAP_FOWNER`, `CAP_DAC_OVERRIDE`, `CAP_MKNOD` and, for
-//! `linkat(AT_EMPTY_PATH)`, `CAP_DAC_READ_SEARCH` to serve every owner's files), user
-//! and pid namespaces, and rlimits.
+//! - **Namespaces and capabilities** ([`drop_privileges`]): the gofer also leaves the
+//!   host's network, IPC and UTS namespaces, keeps only the capabilities serving
+//!   every owner's files as root needs ([`KEPT_CAPS`]; read-only: [`KEPT_CAPS_RO`]),
+//!   and sets `no_new_privs`.
+//!
+//! A step the host refuses stops the gofer with an error naming it, unless
+//! [`ConfineOptions::weak`] (`--unsafe-weak-confinement`) asks to skip it with a
+//! warning. Not done: user and pid namespaces (serving files of every owner needs the
+//! whole host uid range).
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -39,6 +44,12 @@ pub struct ConfineOptions {
     pub mount_namespace: bool,
     /// Install the seccomp allow-list.
     pub seccomp: bool,
+    /// Leave the host's network, IPC and UTS namespaces, drop every capability but
+    /// [`KEPT_CAPS`] and set `no_new_privs`.
+    pub drop_privileges: bool,
+    /// Skip a namespace or capability step the host refuses, with a warning, instead
+    /// of failing (`--unsafe-weak-confinement`).
+    pub weak: bool,
 }
 
 impl Default for ConfineOptions {
@@ -46,8 +57,92 @@ impl Default for ConfineOptions {
         ConfineOptions {
             mount_namespace: true,
             seccomp: true,
+            drop_privileges: true,
+            weak: false,
         }
     }
+}
+
+/// The capabilities a writable gofer keeps: serving files of every owner as root.
+/// `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH`: read, write and walk files and
+/// directories whatever their mode (and `linkat(AT_EMPTY_PATH)`); `CAP_FOWNER`:
+/// `O_NOATIME` opens, chmod and utimes of files of other owners; `CAP_CHOWN`: owners of
+/// created files and setattr uid/gid; `CAP_FSETID`: keep set-id bits a chmod or write
+/// would clear. Not `CAP_MKNOD`: the gofer makes FIFOs and sockets only.
+pub const KEPT_CAPS: &[caps::Capability] = &[
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_FSETID,
+];
+
+/// What a gofer that writes nothing keeps: reading and walking every owner's files.
+pub const KEPT_CAPS_RO: &[caps::Capability] = &[
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_FOWNER,
+];
+
+/// A confinement step failed: stop, or with `weak` warn and go on.
+fn step(weak: bool, what: &str, r: io::Result<()>) -> io::Result<bool> {
+    // strerror's words, without io::Error's "(os error N)".
+    let r = r.map_err(|e| match e.raw_os_error() {
+        Some(n) => io::Error::new(e.kind(), nix::errno::Errno::from_raw(n).desc()),
+        None => e,
+    });
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if weak => {
+            tracing::warn!(
+                "--unsafe-weak-confinement: skipped sandbox confinement step gofer {what}: {e}"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "sandbox confinement: gofer {what}: {e} (run as root, or pass --unsafe-weak-confinement to run without it)"
+            ),
+        )),
+    }
+}
+
+/// Leaves the host's network, IPC and UTS namespaces, keeps only `keep` of the
+/// capabilities (permitted, effective and bounding sets; inheritable and ambient
+/// emptied) and sets `no_new_privs`. Call it after the mount namespace is set up
+/// (that needs `CAP_SYS_ADMIN`) and before seccomp (which allows none of this).
+pub fn drop_privileges(keep: &[caps::Capability], weak: bool) -> io::Result<()> {
+    use caps::{CapSet, CapsHashSet};
+    let ns = nix::sched::CloneFlags::CLONE_NEWNET
+        | nix::sched::CloneFlags::CLONE_NEWIPC
+        | nix::sched::CloneFlags::CLONE_NEWUTS;
+    step(
+        weak,
+        "unshare(CLONE_NEWNET|CLONE_NEWIPC|CLONE_NEWUTS)",
+        nix::sched::unshare(ns).map_err(io::Error::from),
+    )?;
+    let keep: CapsHashSet = keep.iter().copied().collect();
+    let drop = || -> io::Result<()> {
+        let bounding = caps::read(None, CapSet::Bounding).map_err(to_io)?;
+        for c in bounding.difference(&keep) {
+            caps::drop(None, CapSet::Bounding, *c).map_err(to_io)?;
+        }
+        let permitted = caps::read(None, CapSet::Permitted).map_err(to_io)?;
+        let kept: CapsHashSet = permitted.intersection(&keep).copied().collect();
+        caps::clear(None, CapSet::Ambient).map_err(to_io)?;
+        caps::clear(None, CapSet::Inheritable).map_err(to_io)?;
+        caps::set(None, CapSet::Effective, &kept).map_err(to_io)?;
+        caps::set(None, CapSet::Permitted, &kept).map_err(to_io)?;
+        Ok(())
+    };
+    step(weak, "drop capabilities", drop())?;
+    step(
+        weak,
+        "set no_new_privs",
+        nix::sys::prctl::set_no_new_privs().map_err(io::Error::from),
+    )?;
+    Ok(())
 }
 
 /// How a syscall is allowed.
@@ -390,7 +485,7 @@ pub fn install_seccomp(prog: &BpfProgram) -> io::Result<()> {
     seccompiler::apply_filter(prog).map_err(to_io)
 }
 
-/// Descriptors the server needs after [`isolate_mounts`].
+/// Descriptors the server needs after `isolate_mounts`.
 pub struct Isolated {
     /// `O_PATH` descriptor of the served tree (now the namespace's `/`).
     pub root: OwnedFd,
@@ -455,16 +550,12 @@ fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Moves the calling (single-threaded) process into a new mount namespace whose root
-/// is `root`, and returns the descriptors the server needs.
-pub fn isolate_mounts(
-    root: &Path,
-    binds: &[crate::BindMount],
-    readonly: bool,
-) -> io::Result<Isolated> {
+/// Makes the calling (single-threaded) process's new mount namespace (the caller
+/// unshared it) rooted at `root`, with the bind mount sources `binds` already taken as
+/// descriptors (cloned from the runtime's namespace before the unshare), and returns the
+/// descriptors the server needs.
+fn isolate_mounts(root: &Path, binds: Vec<Bind>, readonly: bool) -> io::Result<Isolated> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    let binds = open_binds(binds, true)?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     // Nothing we do below may propagate back to the host's mounts.
     mount(
         None::<&str>,
@@ -554,13 +645,33 @@ pub fn confine_with_binds(
     // The gofer holds host file handles and reads host files: a crash must leave no
     // core file behind, nor hand its memory to the host's core-dump helper.
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)?;
-    let server = if opts.mount_namespace {
-        let iso = isolate_mounts(root, binds, readonly)?;
-        Server::from_parts(iso.root, readonly).with_binds(iso.binds)
+    let own_mounts = if opts.mount_namespace {
+        // The sources are cloned as detached mounts while the runtime's namespace is
+        // still ours (open_tree cannot clone a mount of another namespace).
+        let opened = open_binds(binds, true)?;
+        let unshared = step(
+            opts.weak,
+            "unshare(CLONE_NEWNS)",
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(io::Error::from),
+        )?;
+        Some((opened, unshared))
     } else {
-        Server::new(root, readonly)?.with_binds(open_binds(binds, false)?)
+        None
+    };
+    let server = match own_mounts {
+        Some((opened, true)) => {
+            let iso = isolate_mounts(root, opened, readonly).map_err(|e| {
+                io::Error::new(e.kind(), format!("sandbox confinement: gofer mounts: {e}"))
+            })?;
+            Server::from_parts(iso.root, readonly).with_binds(iso.binds)
+        }
+        Some((opened, false)) => Server::new(root, readonly)?.with_binds(opened),
+        None => Server::new(root, readonly)?.with_binds(open_binds(binds, false)?),
     };
     let readonly = readonly && binds.iter().all(|b| b.readonly);
+    if opts.drop_privileges {
+        drop_privileges(if readonly { KEPT_CAPS_RO } else { KEPT_CAPS }, opts.weak)?;
+    }
     if opts.seccomp {
         let (prog, names) = seccomp_program(sock, readonly)?;
         info!("gofer: seccomp allow-list: {}", names.join(" "));

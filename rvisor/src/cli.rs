@@ -61,6 +61,13 @@ pub struct GlobalOpts {
     /// path systemd would give the scope; no systemd unit is made).
     #[arg(long)]
     pub systemd_cgroup: bool,
+
+    /// UNSAFE: run even where the host refuses a sandbox confinement step (own
+    /// namespaces, the empty root, dropping capabilities, the stubs' unprivileged
+    /// identity); each step skipped is logged as a warning. For running nested in a
+    /// container without those privileges; the sandbox is weaker than without it.
+    #[arg(long)]
+    pub unsafe_weak_confinement: bool,
 }
 
 impl GlobalOpts {
@@ -79,6 +86,9 @@ impl GlobalOpts {
         }
         if self.debug {
             v.push("--debug".into());
+        }
+        if self.unsafe_weak_confinement {
+            v.push("--unsafe-weak-confinement".into());
         }
         if let Some(d) = &self.debug_log {
             let mut a = OsString::from("--debug-log=");
@@ -259,6 +269,10 @@ pub struct BootArgs {
     /// until `start` arrives on it.
     #[arg(long, value_name = "N")]
     pub control_fd: Option<i32>,
+    /// Inherited fd of an empty memfd the sentry's panic hook writes its message
+    /// into, for the runtime to report.
+    #[arg(long, value_name = "N")]
+    pub report_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]

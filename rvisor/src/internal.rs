@@ -1,6 +1,7 @@
 //! The hidden subcommands `boot` (the sentry) and `gofer` (the file server), which
 //! the CLI starts with `/proc/self/exe`.
 
+use std::fs::File;
 use std::io::{stdin, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
@@ -17,6 +18,37 @@ use crate::sandbox::PARENT_PID_ENV;
 /// Exit status of `boot` when the sentry could not set the sandbox up (like docker's
 /// 125 for the runtime's own failures, so it differs from most program statuses).
 pub const BOOT_SETUP_FAILED: i32 = 125;
+
+/// Exit status of `boot` or `gofer` after a panic (sysexits' EX_SOFTWARE). A program
+/// may exit with it too: for `boot` the runtime also checks the report fd, which only
+/// the panic hook writes.
+pub const PANICKED: i32 = 70;
+
+/// Makes any panic of this process end it at once: one log line with the message and
+/// where it happened (to the debug log; to stderr as well unless `report` takes it to
+/// the runtime), the message written into `report`, then exit with [`PANICKED`]. No
+/// unwinding: a task thread that panicked would otherwise leave the sentry's other
+/// threads waiting for it forever. For the sentry, its exit ends every stub (it is
+/// init of their pid namespace; they also die with it by `PR_SET_PDEATHSIG`).
+fn exit_on_panic(role: &'static str, report: Option<File>) {
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info.payload_as_str().unwrap_or("(no message)");
+        let msg = match info.location() {
+            Some(l) => format!("{what} at {}:{}", l.file(), l.line()),
+            None => what.to_string(),
+        };
+        let msg = crate::one_line(&msg);
+        match &report {
+            Some(f) => {
+                use std::os::unix::fs::FileExt;
+                let _ = f.write_all_at(msg.as_bytes(), 0);
+            }
+            None => crate::print_err(&format!("rvisor {role}: {role} panicked: {msg}")),
+        }
+        tracing::error!(target: logging::FAILURE_TARGET, "{role} panicked: {msg}");
+        sentry::sys::isolation::exit_now(PANICKED);
+    }));
+}
 
 /// Dies with the CLI: nothing of a sandbox may outlive the command that started it.
 ///
@@ -70,8 +102,13 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         Some(n) => Some(adopt_fd(n, "--control-fd")?),
         None => None,
     };
+    let report = match args.report_fd {
+        Some(n) => Some(File::from(adopt_fd(n, "--report-fd")?)),
+        None => None,
+    };
+    exit_on_panic("sentry", report);
     let mut text = String::new();
-    std::fs::File::from(config_fd)
+    File::from(config_fd)
         .read_to_string(&mut text)
         .context("--config-fd: read")?;
     let config: BootConfig =
@@ -100,6 +137,7 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
 pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
     die_with_parent()?;
     let sock = adopt_fd(args.sock_fd, "--sock-fd")?;
+    exit_on_panic("gofer", None);
     logging::init(Role::Gofer, &args.id, g, false)?;
     tracing::info!(root = %args.root.display(), readonly = args.readonly, "gofer serving");
     // Confinement (own mount namespace holding only the root, seccomp allow-list)
@@ -109,7 +147,10 @@ pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
         &args.mounts,
         sock.as_fd(),
         args.readonly,
-        gofer::confine::ConfineOptions::default(),
+        gofer::confine::ConfineOptions {
+            weak: g.unsafe_weak_confinement,
+            ..Default::default()
+        },
     )
     .with_context(|| format!("confine the gofer to {}", args.root.display()))?;
     server

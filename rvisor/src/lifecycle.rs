@@ -465,6 +465,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         network: network.name(),
         readonly_rootfs: b.readonly,
         mounts: b.mounts.clone(),
+        weak_confinement: g.unsafe_weak_confinement,
     };
     let launch = sandbox::Launch {
         config,

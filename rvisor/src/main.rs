@@ -252,6 +252,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         // --overlay=none.
         readonly_rootfs: host_root && g.overlay.name() == "none",
         mounts: Vec::new(),
+        weak_confinement: g.unsafe_weak_confinement,
     };
     let launch = sandbox::Launch {
         config,
@@ -291,6 +292,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         network: network.name(),
         readonly_rootfs: b.readonly,
         mounts: b.mounts,
+        weak_confinement: g.unsafe_weak_confinement,
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

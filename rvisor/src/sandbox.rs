@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Seek, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -29,6 +29,7 @@ use nix::unistd::Pid;
 use sentry::config::BootConfig;
 
 use crate::cli::GlobalOpts;
+use crate::internal::PANICKED;
 
 /// Environment variable telling `boot` and `gofer` which pid must stay their parent.
 pub const PARENT_PID_ENV: &str = "RVISOR_PARENT_PID";
@@ -152,6 +153,9 @@ pub fn run(
     config_file.flush().context("write boot config")?;
     config_file.rewind().context("write boot config")?;
     let config_fd = OwnedFd::from(config_file);
+    // Where a panicking sentry leaves its message (see internal::exit_on_panic).
+    let report = memfd_create(c"rvisor-boot-report", MemFdCreateFlag::MFD_CLOEXEC)
+        .context("memfd_create")?;
 
     // Blocked before any child exists so no SIGCHLD or forwarded signal is missed;
     // boot and gofer clear the mask they inherit (see internal::die_with_parent).
@@ -179,7 +183,8 @@ pub fn run(
         OsString::from(format!("--config-fd={}", config_fd.as_raw_fd())),
         OsString::from(format!("--gofer-fd={}", sentry_end.as_raw_fd())),
     ]);
-    let mut inherit = vec![&config_fd, &sentry_end];
+    boot_cmd.arg(format!("--report-fd={}", report.as_raw_fd()));
+    let mut inherit = vec![&config_fd, &sentry_end, &report];
     if let Some(c) = &launch.control {
         boot_cmd.arg(format!("--control-fd={}", c.as_raw_fd()));
         inherit.push(c);
@@ -214,6 +219,8 @@ pub fn run(
         boot: pid_of(&boot),
         gofer: pid_of(&gofer),
         gofer_status: None,
+        gofer_panicked: false,
+        boot_done: false,
     };
     if let Err(e) = on_start(boot.id()) {
         let _ = kill(waiter.boot, Signal::SIGKILL);
@@ -223,7 +230,18 @@ pub fn run(
     }
     let status = waiter.wait_boot(service);
     waiter.finish_gofer();
-    status
+    let status = status?;
+    if status == PANICKED {
+        let mut msg = String::new();
+        let _ = File::from(report).read_to_string(&mut msg);
+        if !msg.is_empty() {
+            anyhow::bail!("sandbox failed: sentry panicked: {}", crate::one_line(&msg));
+        }
+    }
+    if waiter.gofer_panicked {
+        anyhow::bail!("sandbox failed: gofer panicked (its message is above)");
+    }
+    Ok(status)
 }
 
 /// Starts `rvisor gofer` serving `rootfs` (and `binds`) on `sock`, in its own
@@ -270,6 +288,10 @@ struct Waiter {
     boot: Pid,
     gofer: Pid,
     gofer_status: Option<i32>,
+    /// The gofer exited with [`PANICKED`] while boot ran; boot was killed.
+    gofer_panicked: bool,
+    /// Boot was reaped (its pid may belong to another process now).
+    boot_done: bool,
 }
 
 impl Waiter {
@@ -279,6 +301,12 @@ impl Waiter {
                 if let Some(c) = status_code(s) {
                     tracing::debug!(status = c, "gofer exited");
                     self.gofer_status = Some(c);
+                    if c == PANICKED && matches!(s, WaitStatus::Exited(..)) && !self.boot_done {
+                        // Without its file server the sandbox cannot go on: end it now
+                        // rather than let every file access fail.
+                        self.gofer_panicked = true;
+                        let _ = kill(self.boot, Signal::SIGKILL);
+                    }
                 }
             }
         }
@@ -290,6 +318,7 @@ impl Waiter {
             match waitpid(self.boot, Some(WaitPidFlag::WNOHANG)) {
                 Ok(s) => {
                     if let Some(c) = status_code(s) {
+                        self.boot_done = true;
                         tracing::info!(status = c, "boot exited");
                         return Ok(c);
                     }

@@ -15,7 +15,7 @@ use crate::kernel::limits::{Limit, Limits};
 use crate::kernel::spawn::{self, ProcessSpec, StartError};
 use crate::kernel::{ExitStatus, Kernel};
 use crate::platform;
-use crate::sys::{confine, host};
+use crate::sys::{confine, host, isolation};
 use crate::vfs::mount::{self, FsConstructor, Mount, MountTable};
 use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
@@ -52,13 +52,42 @@ pub fn run(
     gofer: OwnedFd,
     control: Option<OwnedFd>,
 ) -> Result<SandboxExit, String> {
-    run_inner(config, gofer, control.map(control::Server::new))
+    let control = control.map(control::Server::new);
+    // First, while the process is single-threaded: from here on this is the sentry,
+    // pid 1 of the sandbox's own pid namespace (the caller's process waits for it).
+    let mut confinement = isolation::Confinement::new(config.weak_confinement);
+    if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
+        if let Some(c) = &control {
+            (c.failure_reporter())(&e);
+        }
+        return Err(e);
+    }
+    set_testonly_panic();
+    run_inner(config, gofer, control, confinement)
+}
+
+/// `RVISOR_TESTONLY_PANIC_ON_SYSCALL=NAME`: the sentry panics in the task thread that
+/// handles the application's system call `NAME`. Only for the test that shows a panic
+/// ends the sandbox; read once at boot.
+fn set_testonly_panic() {
+    if let Ok(name) = std::env::var("RVISOR_TESTONLY_PANIC_ON_SYSCALL") {
+        match crate::syscalls::number_of(&name) {
+            Some(nr) => {
+                tracing::warn!("RVISOR_TESTONLY_PANIC_ON_SYSCALL: the sentry panics on {name}");
+                crate::syscalls::set_testonly_panic(nr);
+            }
+            None => {
+                tracing::warn!("RVISOR_TESTONLY_PANIC_ON_SYSCALL: unknown system call {name:?}")
+            }
+        }
+    }
 }
 
 fn run_inner(
     config: BootConfig,
     gofer: OwnedFd,
     control: Option<control::Server>,
+    confinement: isolation::Confinement,
 ) -> Result<SandboxExit, String> {
     let control_failed = control.as_ref().map(|c| c.failure_reporter());
     let report = |m: &str| {
@@ -70,12 +99,15 @@ fn run_inner(
         report(&e);
         e
     };
-    confine::no_core_dumps().map_err(fail)?;
+    confinement.prepare_stub_identity().map_err(fail)?;
     let platform = platform::by_name(&config.platform)
         .map_err(|e| format!("platform {:?}: cannot start: {e}", config.platform))
         .map_err(fail)?;
     // The platform actually running (`auto` resolved): its seccomp allow-list.
     let platform_name = platform.name();
+    // ptrace stubs are forked from the sentry later (each exec), so it keeps what they
+    // need to drop their own ids; systrap stubs come from the zygote, already dropped.
+    let stub_forks = platform_name == "ptrace";
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
@@ -105,8 +137,10 @@ fn run_inner(
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
-    confine::unshare_namespaces().map_err(fail)?;
-    confine::isolate_filesystem().map_err(fail)?;
+    confinement.isolate_filesystem().map_err(fail)?;
+    confinement
+        .drop_sentry_privileges(stub_forks)
+        .map_err(fail)?;
     confine::install_sentry_filter(platform_name).map_err(fail)?;
 
     let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;

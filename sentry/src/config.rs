@@ -57,6 +57,11 @@ pub struct BootConfig {
     /// expects (see `vfs::mount::default_mounts`).
     #[serde(default)]
     pub mounts: Vec<MountConfig>,
+    /// `--unsafe-weak-confinement`: a confinement step the host does not allow
+    /// (namespaces, the empty root, dropping capabilities, the stubs' identity) is
+    /// skipped with a warning instead of stopping the sandbox.
+    #[serde(default)]
+    pub weak_confinement: bool,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

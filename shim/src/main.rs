@@ -58,6 +58,10 @@ struct Options {
     /// Keep CAP_NET_RAW (refused today: rvisor has no raw sockets to give).
     #[serde(default)]
     net_raw: bool,
+    /// rvisor's `--unsafe-weak-confinement`: skip confinement steps the host refuses
+    /// (for a containerd running nested without the privileges).
+    #[serde(default)]
+    unsafe_weak_confinement: bool,
 }
 
 fn load_options() -> Result<Options, String> {
@@ -216,6 +220,9 @@ impl Service {
         }
         if o.debug {
             cmd.arg("--debug");
+        }
+        if o.unsafe_weak_confinement {
+            cmd.arg("--unsafe-weak-confinement");
         }
         cmd.args(args);
         Ok(cmd)

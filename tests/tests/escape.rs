@@ -2,7 +2,11 @@
 //! builds a rootfs in a temporary directory (busybox and the `tests/c/fs/escape.c`
 //! program), puts a secret next to it (outside), plants symlinks pointing out, and
 //! runs the program as root inside `rvisor do --rootfs`: every attempt must fail and
-//! the secret must never appear. Also checks that the sentry itself has no host root.
+//! the secret must never appear. Also checks that the sentry itself has no host root,
+//! and, from the host, that every process of the sandbox is confined (namespaces,
+//! identity, capabilities, no_new_privs), that nothing outside is visible or
+//! signalable from inside, and that a sentry panic ends the whole sandbox at once.
+//! Every test runs on both platforms.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
@@ -43,6 +47,8 @@ fn fixture() -> Fixture {
     std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
     let src = rvisor_e2e::c_dir().join("fs/escape.c");
     rvisor_e2e::compile(&src, Link::Static, &rootfs.join("bin/escape"), &[]).unwrap();
+    let src = rvisor_e2e::c_dir().join("boundary/host_probe.c");
+    rvisor_e2e::compile(&src, Link::Static, &rootfs.join("bin/probe"), &[]).unwrap();
     std::fs::write(rootfs.join("inside.txt"), "inside\n").unwrap();
     symlink(base.join("secret"), rootfs.join("abs")).unwrap();
     symlink("../secret", rootfs.join("rel")).unwrap();
@@ -52,9 +58,12 @@ fn fixture() -> Fixture {
     Fixture { base, rootfs }
 }
 
-fn rvisor(overlay: &str, rootfs: &Path, argv: &[&str]) -> Command {
+/// The platforms every test here runs on.
+const PLATFORMS: [&str; 2] = ["ptrace", "systrap"];
+
+fn rvisor(platform: &str, overlay: &str, rootfs: &Path, argv: &[&str]) -> Command {
     let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
-    cmd.arg("--platform=ptrace")
+    cmd.arg(format!("--platform={platform}"))
         .arg(format!("--overlay={overlay}"))
         .arg("do")
         .arg("--rootfs")
@@ -68,10 +77,10 @@ fn run(cmd: Command) -> Outcome {
     run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(60))).unwrap()
 }
 
-fn attempts(overlay: &str) {
+fn attempts(platform: &str, overlay: &str) {
     let f = fixture();
     let host = f.base.to_str().unwrap();
-    let out = run(rvisor(overlay, &f.rootfs, &["/bin/escape", host]));
+    let out = run(rvisor(platform, overlay, &f.rootfs, &["/bin/escape", host]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -102,7 +111,12 @@ fn attempts(overlay: &str) {
         "/dirup/secret",
         "/hostdir/secret",
     ] {
-        let out = run(rvisor(overlay, &f.rootfs, &["/bin/busybox", "cat", path]));
+        let out = run(rvisor(
+            platform,
+            overlay,
+            &f.rootfs,
+            &["/bin/busybox", "cat", path],
+        ));
         assert_ne!(out.status, 0, "busybox cat {path} succeeded");
         let all = [out.stdout, out.stderr].concat();
         assert!(
@@ -111,6 +125,7 @@ fn attempts(overlay: &str) {
         );
     }
     let out = run(rvisor(
+        platform,
         overlay,
         &f.rootfs,
         &["/bin/busybox", "ls", "/../../.."],
@@ -124,12 +139,16 @@ fn attempts(overlay: &str) {
 
 #[test]
 fn path_tricks_fail_with_memory_overlay() {
-    attempts("memory");
+    for p in PLATFORMS {
+        attempts(p, "memory");
+    }
 }
 
 #[test]
 fn path_tricks_fail_with_no_overlay() {
-    attempts("none");
+    for p in PLATFORMS {
+        attempts(p, "none");
+    }
 }
 
 /// A host thread keeps swapping each `/raceK` between a directory holding a decoy
@@ -139,6 +158,12 @@ fn path_tricks_fail_with_no_overlay() {
 /// lookup; the gofer's own test races every walk.)
 #[test]
 fn symlink_swap_race_never_leaks() {
+    for p in PLATFORMS {
+        symlink_swap_race(p);
+    }
+}
+
+fn symlink_swap_race(platform: &str) {
     const DIRS: usize = 64;
     let f = fixture();
     let r = &f.rootfs;
@@ -171,6 +196,7 @@ fn symlink_swap_race_never_leaks() {
         })
     };
     let out = run(rvisor(
+        platform,
         "none",
         r,
         &["/bin/escape", "--race", "3000", &DIRS.to_string()],
@@ -201,8 +227,19 @@ fn symlink_swap_race_never_leaks() {
 /// goes through `process_vm_*`), and it holds no descriptor into a host `/proc`.
 #[test]
 fn sentry_has_no_host_root() {
+    for p in PLATFORMS {
+        sentry_has_no_host_root_on(p);
+    }
+}
+
+fn sentry_has_no_host_root_on(platform: &str) {
     let f = fixture();
-    let mut cmd = rvisor("memory", &f.rootfs, &["/bin/busybox", "sleep", "3"]);
+    let mut cmd = rvisor(
+        platform,
+        "memory",
+        &f.rootfs,
+        &["/bin/busybox", "sleep", "3"],
+    );
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -262,14 +299,27 @@ fn sentry_has_no_host_root() {
             if !cmdline.contains("\0boot\0") {
                 continue;
             }
-            let mounts =
-                std::fs::read_to_string(format!("/proc/{k}/mountinfo")).unwrap_or_default();
-            if mounts.contains("rvisor-sentry") {
-                let names: Vec<String> = std::fs::read_dir(format!("/proc/{k}/root"))
+            // boot's child is the sentry proper (pid 1 of the sandbox's pid namespace);
+            // boot itself only waits for it. Both must see nothing of the host.
+            let sentry = match children_of(k.parse().unwrap()).first() {
+                Some(s) => s.to_string(),
+                None => continue,
+            };
+            let mut all = Vec::new();
+            for p in [k, sentry.as_str()] {
+                let mounts =
+                    std::fs::read_to_string(format!("/proc/{p}/mountinfo")).unwrap_or_default();
+                if !mounts.contains("rvisor-sentry") {
+                    break;
+                }
+                let names: Vec<String> = std::fs::read_dir(format!("/proc/{p}/root"))
                     .unwrap()
                     .map(|e| e.unwrap().file_name().into_string().unwrap())
                     .collect();
-                seen = Some((names, mounts, fds_of(k), core_limit(k)));
+                all.push((names, mounts, fds_of(p), core_limit(p)));
+            }
+            if all.len() == 2 {
+                seen = Some(all);
             }
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -277,23 +327,428 @@ fn sentry_has_no_host_root() {
     let _ = child.kill();
     let _ = child.wait();
     let (gofer_fds, gofer_core) = gofer_fds.expect("no gofer found");
-    let (names, mounts, fds, sentry_core) = seen.expect("no confined sentry found");
-    // Neither dumps core, whatever the caller allows: their memory is the sandbox's.
-    for (who, line) in [("gofer", &gofer_core), ("sentry", &sentry_core)] {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(words.get(4..6), Some(&["0", "0"][..]), "{who}: {line}");
-    }
-    for l in fds.iter().chain(&gofer_fds) {
+    let seen = seen.expect("no confined sentry found");
+    for (names, mounts, fds, sentry_core) in seen {
+        // Neither dumps core, whatever the caller allows: their memory is the sandbox's.
+        for (who, line) in [("gofer", &gofer_core), ("sentry", &sentry_core)] {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words.get(4..6), Some(&["0", "0"][..]), "{who}: {line}");
+        }
+        for l in fds.iter().chain(&gofer_fds) {
+            assert!(
+                !l.ends_with("/secret"),
+                "a leaked host fd reached the sandbox: {l}"
+            );
+        }
+        assert!(names.is_empty(), "sentry root holds {names:?}");
+        assert_eq!(mounts.lines().count(), 1, "sentry mounts:\n{mounts}");
+        assert!(!mounts.contains(" - proc "), "sentry mounts:\n{mounts}");
         assert!(
-            !l.ends_with("/secret"),
-            "a leaked host fd reached the sandbox: {l}"
+            fds.iter().all(|l| !l.starts_with("/proc")),
+            "sentry fds: {fds:?}"
         );
     }
-    assert!(names.is_empty(), "sentry root holds {names:?}");
-    assert_eq!(mounts.lines().count(), 1, "sentry mounts:\n{mounts}");
-    assert!(!mounts.contains(" - proc "), "sentry mounts:\n{mounts}");
+}
+
+/// The children of every thread of `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            kids.split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok()),
+        );
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The processes of one running sandbox, found from its CLI.
+#[derive(Debug)]
+struct Tree {
+    gofer: u32,
+    /// `rvisor boot`: waits for the sentry, in the caller's pid namespace.
+    waiter: u32,
+    /// The sentry: the waiter's child, pid 1 of the sandbox's pid namespace.
+    sentry: u32,
+    /// Every descendant of the sentry.
+    stubs: Vec<u32>,
+}
+
+fn cmdline(pid: u32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .into_owned()
+}
+
+fn tree_of(cli: u32) -> Option<Tree> {
+    let kids = children_of(cli);
+    let gofer = *kids.iter().find(|&&k| cmdline(k).contains("\0gofer\0"))?;
+    let waiter = *kids.iter().find(|&&k| cmdline(k).contains("\0boot\0"))?;
+    let sentry = *children_of(waiter).first()?;
+    let mut stubs = Vec::new();
+    let mut todo = children_of(sentry);
+    while let Some(p) = todo.pop() {
+        todo.extend(children_of(p));
+        stubs.push(p);
+    }
+    stubs.sort();
+    Some(Tree {
+        gofer,
+        waiter,
+        sentry,
+        stubs,
+    })
+}
+
+/// A line of `/proc/PID/status`, without its key.
+fn status(pid: u32, key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{key}:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("/proc/{pid}/status has no {key}"))
+}
+
+fn caps(pid: u32, key: &str) -> u64 {
+    u64::from_str_radix(&status(pid, key), 16).unwrap()
+}
+
+fn ns(pid: u32, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Capability numbers.
+const CAP_KILL: u32 = 5;
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+const CAP_SETPCAP: u32 = 8;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_NICE: u32 = 23;
+
+/// What the sentry keeps on each platform (README, "Privilege separation").
+fn sentry_caps(platform: &str) -> u64 {
+    let mut c = 1 << CAP_KILL | 1 << CAP_SYS_PTRACE | 1 << CAP_SYS_NICE;
+    if platform == "ptrace" {
+        c |= 1 << CAP_SETUID | 1 << CAP_SETGID | 1 << CAP_SETPCAP;
+    }
+    c
+}
+
+/// Starts `/bin/probe HOSTPID` in a sandbox and returns the CLI, its stdin, a
+/// receiver of its stdout lines, and the sandbox's processes once the probe said
+/// "ready".
+fn start_probe(
+    platform: &str,
+    f: &Fixture,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::sync::mpsc::Receiver<String>,
+    Vec<String>,
+    Tree,
+) {
+    use std::io::BufRead;
+    let host = std::process::id().to_string();
+    let mut cmd = rvisor(platform, "memory", &f.rootfs, &["/bin/probe", &host]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lines.last().map(String::as_str) != Some("ready") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(e) => {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{platform}: probe never got ready ({e}): {lines:?}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+    // The probe's fork may take a moment to show up as a host process.
+    let mut tree = None;
+    while Instant::now() < deadline {
+        tree = tree_of(child.id());
+        if tree.as_ref().is_some_and(|t| t.stubs.len() >= 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tree = tree.unwrap_or_else(|| panic!("{platform}: sandbox processes not found"));
+    (child, stdin, rx, lines, tree)
+}
+
+/// Seen from the host while a program runs: the stubs and the sentry live in the
+/// sandbox's own pid, mount, network, IPC and UTS namespaces; the stubs run as
+/// `nobody` with no capability in any set; the sentry keeps only what owning its
+/// stubs needs; the gofer only what serving files needs; all have no_new_privs. From
+/// inside, no host process is visible or signalable. (On the code before privilege
+/// separation every stub ran as root with every capability in the host's pid
+/// namespace.)
+#[test]
+fn sandbox_processes_are_confined() {
+    for p in PLATFORMS {
+        confined_on(p);
+    }
+}
+
+fn confined_on(platform: &str) {
+    let f = fixture();
+    let (mut child, stdin, rx, lines, t) = start_probe(platform, &f, &[]);
+    let me = std::process::id();
+    let mut sandbox = vec![t.sentry];
+    sandbox.extend(&t.stubs);
+    assert!(t.stubs.len() >= 2, "{platform}: stubs {t:?}");
+    for &p in &sandbox {
+        for kind in ["pid", "net", "ipc", "uts", "mnt"] {
+            assert_ne!(
+                ns(p, kind),
+                ns(me, kind),
+                "{platform}: {kind} namespace of {p} ({t:?})"
+            );
+        }
+        assert_eq!(status(p, "NoNewPrivs"), "1", "{platform}: {p}");
+    }
+    // The stubs: nobody, no groups, no capabilities.
+    for &p in &t.stubs {
+        let who = format!("{platform}: stub {p}");
+        assert_eq!(status(p, "Uid"), "65534\t65534\t65534\t65534", "{who}");
+        assert_eq!(status(p, "Gid"), "65534\t65534\t65534\t65534", "{who}");
+        assert_eq!(status(p, "Groups"), "", "{who}");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(caps(p, set), 0, "{who}: {set}");
+        }
+        // All in the sentry's pid namespace, the sentry being its init.
+        assert_eq!(ns(p, "pid"), ns(t.sentry, "pid"), "{who}");
+    }
     assert!(
-        fds.iter().all(|l| !l.starts_with("/proc")),
-        "sentry fds: {fds:?}"
+        status(t.sentry, "NSpid").ends_with("\t1"),
+        "{platform}: sentry NSpid {}",
+        status(t.sentry, "NSpid")
     );
+    // The sentry: only what owning its stubs needs, in every set.
+    let want = sentry_caps(platform);
+    for set in ["CapPrm", "CapEff", "CapBnd"] {
+        assert_eq!(caps(t.sentry, set), want, "{platform}: sentry {set}");
+    }
+    assert_eq!(caps(t.sentry, "CapInh"), 0);
+    assert_eq!(caps(t.sentry, "CapAmb"), 0);
+    // boot, left in the caller's pid namespace to wait: no capability, and a filter
+    // that lets it only wait and exit.
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(caps(t.waiter, set), 0, "{platform}: boot {set}");
+    }
+    assert_eq!(status(t.waiter, "NoNewPrivs"), "1");
+    assert_eq!(status(t.waiter, "Seccomp"), "2");
+    // The gofer: reading and writing every owner's files, nothing else.
+    let files: u64 = 0x1f; // CHOWN, DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER, FSETID
+    for set in ["CapPrm", "CapEff", "CapBnd"] {
+        let c = caps(t.gofer, set);
+        assert_eq!(c & !files, 0, "{platform}: gofer {set} {c:#x}");
+    }
+    assert_eq!(status(t.gofer, "NoNewPrivs"), "1");
+    for kind in ["net", "ipc", "uts", "mnt"] {
+        assert_ne!(ns(t.gofer, kind), ns(me, kind), "{platform}: gofer {kind}");
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    let mut lines = lines;
+    lines.extend(rx.iter());
+    assert!(status.success(), "{platform}: {status:?} {lines:?}");
+    // From inside: this host process is neither signalable nor listed.
+    assert!(
+        lines.contains(&"kill host pid: No such process".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"kill -9 host pid: No such process".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"proc pids: 1".to_string()),
+        "{platform}: {lines:?}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:?}");
+}
+
+/// A panic in a sentry task thread (provoked with the test-only hook on getppid)
+/// ends the sandbox at once: the CLI reports it on one line with a failure status,
+/// and no process of the sandbox (stubs, sentry, gofer) is left. (Before, the
+/// panicking thread unwound and the sandbox hung.)
+#[test]
+fn sentry_panic_ends_the_sandbox() {
+    for p in PLATFORMS {
+        panic_on(p);
+    }
+}
+
+fn panic_on(platform: &str) {
+    use std::io::Write;
+    let f = fixture();
+    let (mut child, mut stdin, _rx, _lines, t) = start_probe(
+        platform,
+        &f,
+        &[("RVISOR_TESTONLY_PANIC_ON_SYSCALL", "getppid")],
+    );
+    let mut all = vec![t.gofer, t.waiter, t.sentry];
+    all.extend(&t.stubs);
+    let start = Instant::now();
+    stdin.write_all(b"panic\n").unwrap();
+    stdin.flush().unwrap();
+    let deadline = start + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{platform}: the sandbox hangs after a sentry panic"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = start.elapsed();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{platform}: {stderr}");
+    let report: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("rvisor: sandbox failed: sentry panicked: "))
+        .collect();
+    assert_eq!(report.len(), 1, "{platform}: {stderr}");
+    assert!(
+        report[0].contains("RVISOR_TESTONLY_PANIC_ON_SYSCALL"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "{platform}: took {took:?}");
+    // Nothing of the sandbox is left (a pid reused this fast would be a surprise).
+    assert_gone(platform, &all, &t);
+}
+
+/// Where the host refuses a confinement step (here: no CAP_SYS_ADMIN in the bounding
+/// set, as when nested in a container), the sandbox does not start: one line names
+/// the step and the flag that allows less. With `--unsafe-weak-confinement` it runs,
+/// with a warning for each step skipped. (Before, the sentry logged and ran in the
+/// host's namespaces.)
+#[test]
+fn confinement_fails_closed() {
+    for p in PLATFORMS {
+        fails_closed_on(p);
+    }
+}
+
+fn fails_closed_on(platform: &str) {
+    const CAP_SYS_ADMIN: libc::c_ulong = 21;
+    let f = fixture();
+    let cmd = |weak: bool| {
+        let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+        cmd.arg(format!("--platform={platform}"));
+        if weak {
+            cmd.arg("--unsafe-weak-confinement");
+        }
+        cmd.arg("do")
+            .arg("--rootfs")
+            .arg(&f.rootfs)
+            .args(["--", "/bin/busybox", "echo", "hi"]);
+        // SAFETY: prctl is async-signal-safe and only changes the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    };
+    let out = run(cmd(false));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status, 125, "{platform}: {stderr}");
+    assert!(out.stdout.is_empty(), "{platform}: the program ran");
+    assert!(
+        stderr.lines().any(|l| l
+            == "rvisor boot: sandbox confinement: unshare(CLONE_NEWNS): Operation not permitted \
+                (run as root, or pass --unsafe-weak-confinement to run without it)"),
+        "{platform}: {stderr}"
+    );
+    let out = run(cmd(true));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status, 0, "{platform}: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    for step in ["NEWNS", "NEWNET", "NEWIPC", "NEWUTS", "NEWPID"] {
+        assert!(
+            stderr.contains(&format!(
+                "--unsafe-weak-confinement: skipped sandbox confinement step unshare(CLONE_{step})"
+            )),
+            "{platform}: {step}: {stderr}"
+        );
+    }
+}
+
+/// Killing `boot` (what the runtime does to end a sandbox) ends the sentry and every
+/// stub with it, though they live in a pid namespace of their own.
+#[test]
+fn killing_boot_ends_the_sandbox() {
+    for p in PLATFORMS {
+        let f = fixture();
+        let (mut child, _stdin, _rx, _lines, t) = start_probe(p, &f, &[]);
+        let mut all = vec![t.sentry];
+        all.extend(&t.stubs);
+        // SAFETY: kill with integer arguments; the waiter is the CLI's unreaped child.
+        assert_eq!(unsafe { libc::kill(t.waiter as i32, libc::SIGKILL) }, 0);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(137), "{p}");
+        assert_gone(p, &all, &t);
+    }
+}
+
+/// Waits (up to 2 s) for none of `pids` to be alive (zombies count as gone).
+fn assert_gone(platform: &str, pids: &[u32], t: &Tree) {
+    let gone = Instant::now() + Duration::from_secs(2);
+    let alive = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < gone {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<(u32, String)> = pids
+        .iter()
+        .filter(|&&p| alive(p))
+        .map(|&p| (p, cmdline(p)))
+        .collect();
+    assert!(left.is_empty(), "{platform}: left behind {left:?} of {t:?}");
 }

@@ -720,6 +720,7 @@ fn create_container(
         network: "none".into(),
         readonly_rootfs,
         mounts: mounts.to_vec(),
+        weak_confinement: false,
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

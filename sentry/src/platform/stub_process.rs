@@ -65,6 +65,9 @@ pub(crate) struct ChildExec {
     argv: [*const libc::c_char; 2],
     envp: [*const libc::c_char; 1],
     parent: libc::pid_t,
+    /// The unprivileged host uid and gid the child takes, if any
+    /// (`sys::isolation::stub_identity`).
+    identity: Option<(u32, u32)>,
 }
 
 impl ChildExec {
@@ -76,6 +79,7 @@ impl ChildExec {
             envp: [std::ptr::null()],
             // SAFETY: getpid cannot fail.
             parent: unsafe { libc::getpid() },
+            identity: crate::sys::isolation::stub_identity(),
         }
     }
 }
@@ -91,7 +95,10 @@ pub(crate) unsafe fn child_fail(code: i32) -> ! {
     loop {}
 }
 
-/// The first steps of every stub child: die with the forking thread
+/// The first steps of every stub child: drop to the unprivileged stub identity (uid
+/// and gid `nobody`, no groups, no capabilities in any set, `no_new_privs`; see
+/// `sys::isolation`), so nothing a stub does reaches beyond what an unprivileged
+/// user of the sandbox's namespaces could; die with the forking thread
 /// (PR_SET_PDEATHSIG, checked against a parent that died first), its own session (a
 /// terminal's signals to the sentry's group never reach stubs), a fixed address
 /// layout (the image's fixed address never meets the stack), and default
@@ -103,7 +110,7 @@ pub(crate) unsafe fn child_fail(code: i32) -> ! {
 ///
 /// # Safety
 /// Only in a freshly forked child; on failure it ends the child with a status
-/// between 120 and 122.
+/// between 119 and 122 (119: the identity could not be dropped).
 pub(crate) unsafe fn child_prelude(exec: &ChildExec) {
     let dfl = KernelSigaction {
         handler: 0,
@@ -114,6 +121,12 @@ pub(crate) unsafe fn child_prelude(exec: &ChildExec) {
     // SAFETY: every call below is a raw system call on integers or on memory of this
     // frame or prepared before fork, which the child's copy of the address space holds.
     unsafe {
+        // First: a credential change clears the parent-death signal set below.
+        if let Some((uid, gid)) = exec.identity {
+            if crate::sys::isolation::drop_privileges_raw(uid, gid).is_err() {
+                child_fail(119);
+            }
+        }
         if libc::syscall(
             libc::SYS_prctl,
             libc::PR_SET_PDEATHSIG,

@@ -1,4 +1,4 @@
-//! The sentry's own confinement: its namespaces and its seccomp allow-list.
+//! The sentry's seccomp allow-list (its namespaces and root are `sys::isolation`).
 //!
 //! The allow-list is data: one row per host syscall with the reason the sentry needs
 //! it. Anything else kills the sentry (and with it every stub), so a compromised
@@ -7,15 +7,13 @@
 //! the platform intercepts them first (ptrace SYSEMU skips seccomp).
 
 use std::collections::BTreeMap;
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
 };
 
-use crate::errno::{Errno, SysResult};
+use super::isolation::{STUB_GID, STUB_UID};
 
 /// Which platform a row is for. The ptrace platform forks its stubs from the sentry
 /// after confinement, so they run under the sentry's filter, and so do the remote
@@ -197,7 +195,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_sched_getaffinity: "CPU count at boot",
     SYS_sched_setaffinity: "ptrace: pinning a stub next to its tracer thread (6x faster hand-off); systrap: keeping a stub and its sentry thread on different CPUs for spin hand-offs",
     #[systrap] SYS_prctl(one_of(&[&[Cmp::Eq(0, libc::PR_SET_NAME as u32)]])): "thread names only",
-    #[ptrace] SYS_prctl(one_of(&[&[Cmp::Eq(0, libc::PR_SET_NAME as u32)], &[Cmp::Eq(0, libc::PR_SET_PDEATHSIG as u32), Cmp::Eq(1, libc::SIGKILL as u32)], &[Cmp::Eq(0, libc::PR_SET_PDEATHSIG as u32), Cmp::Eq(1, 0)]])): "thread names; PR_SET_PDEATHSIG(SIGKILL) in a new stub, cleared (0) remotely once traced; nothing else (no PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_PTRACER...)",
+    #[ptrace] SYS_prctl(one_of(&[&[Cmp::Eq(0, libc::PR_SET_NAME as u32)], &[Cmp::Eq(0, libc::PR_SET_PDEATHSIG as u32), Cmp::Eq(1, libc::SIGKILL as u32)], &[Cmp::Eq(0, libc::PR_SET_PDEATHSIG as u32), Cmp::Eq(1, 0)], &[Cmp::Eq(0, libc::PR_CAPBSET_DROP as u32), Cmp::Range(1, 0, 63)], &[Cmp::Eq(0, libc::PR_SET_NO_NEW_PRIVS as u32), Cmp::Eq(1, 1)]])): "thread names; PR_SET_PDEATHSIG(SIGKILL) in a new stub, cleared (0) remotely once traced; a new stub empties its bounding set (PR_CAPBSET_DROP) and sets no_new_privs (sys::isolation::drop_privileges_raw); nothing else (no PR_SET_DUMPABLE, PR_SET_SECCOMP, PR_SET_PTRACER...)",
     SYS_gettid: "the ptrace platform checks which thread is the tracer",
     SYS_getpid: "stub fork path, abort and logging",
     SYS_getppid: "a new stub checks its parent is still alive after PR_SET_PDEATHSIG",
@@ -259,17 +257,23 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
         &[Cmp::Range(0, 1, PID_MAX), Cmp::Range(1, 1, PID_MAX), Cmp::Eq(2, INTERRUPT_SIGNAL)],
         &[Cmp::OwnPid(0), Cmp::Eq(2, libc::SIGABRT as u32)],
     ])): "interrupting a running stub thread (kernels without thread pidfds): SIGUSR2 only; SIGABRT to the sentry itself (abort after a double panic)",
-    #[ptrace] SYS_ppoll: "ptrace: a stub thread waiting to be adopted by its new tracer blocks in a remote ppoll on its control socket (stubs inherit this filter)",
+    SYS_ppoll: "systrap: the stub death watcher waits on every stub's pidfd; ptrace: a stub thread waiting to be adopted by its new tracer blocks in a remote ppoll on its control socket (stubs inherit this filter)",
     SYS_process_vm_readv(one_of(&[&[Cmp::Range(0, 1, PID_MAX), Cmp::Eq64(2, 1), Cmp::Eq64(4, 1), Cmp::Eq64(5, 0)]])): "reading app memory: one local and one remote iovec (platform::common), flags 0",
     SYS_process_vm_writev(one_of(&[&[Cmp::Range(0, 1, PID_MAX), Cmp::Eq64(2, 1), Cmp::Eq64(4, 1), Cmp::Eq64(5, 0)]])): "writing app memory: one local and one remote iovec (platform::common), flags 0",
     SYS_memfd_create(one_of(&[&[Cmp::Eq(1, libc::MFD_CLOEXEC)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | MFD_EXEC)]])): "the memory file, memfd-held overlay files, systrap regions (MFD_CLOEXEC); the sealed stub image: no MFD_HUGETLB",
     SYS_ftruncate: "sizing the memory file (tmpfs data), the overlay's memfd-held files (O_TRUNC, truncate) and each systrap stub's shared region",
-    SYS_fallocate(one_of(&[&[Cmp::Eq(1, (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE) as u32)]])): "releasing memory-file pages on truncate, unlink and extent reuse: PUNCH_HOLE|KEEP_SIZE only",
+    SYS_fallocate(one_of(&[&[Cmp::Eq(1, (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE) as u32)], &[Cmp::Eq(1, 0)], &[Cmp::Eq(1, libc::FALLOC_FL_KEEP_SIZE as u32)]])): "a tmpfs file's memfd: releasing pages on truncate and hole punching (PUNCH_HOLE|KEEP_SIZE), allocating them for the application's fallocate (mode 0 or KEEP_SIZE); no COLLAPSE/INSERT/ZERO_RANGE",
     #[ptrace] SYS_execveat(one_of(&[&[Cmp::Eq(4, libc::AT_EMPTY_PATH as u32)]])): "starting a stub from its sealed memfd (no host path): AT_EMPTY_PATH only",
     #[ptrace] SYS_close_range(one_of(&[&[Cmp::Eq(2, 0)]])): "a new stub closes every inherited fd (no flags)",
     #[ptrace] SYS_dup2: "a new or forked stub moves its control socket to fd 0",
     #[ptrace] SYS_setsid: "a new stub leaves the terminal's session",
     #[ptrace] SYS_personality(one_of(&[&[Cmp::Eq(0, 0xffff_ffff)], &[Cmp::Personality(0, 0x0004_0000)]])): "a new stub queries its personality and adds ADDR_NO_RANDOMIZE before its exec, nothing else (no READ_IMPLIES_EXEC)",
+    // Privilege separation (sys::isolation): a new ptrace stub, forked after this
+    // filter is in place, drops to the unprivileged stub identity before its exec.
+    #[ptrace] SYS_setgroups(one_of(&[&[Cmp::Eq64(0, 0)]])): "a new stub empties its supplementary groups: setgroups(0, ..) only",
+    #[ptrace] SYS_setresgid(one_of(&[&[Cmp::Eq(0, STUB_GID), Cmp::Eq(1, STUB_GID), Cmp::Eq(2, STUB_GID)]])): "a new stub takes the stub gid: only to isolation::STUB_GID",
+    #[ptrace] SYS_setresuid(one_of(&[&[Cmp::Eq(0, STUB_UID), Cmp::Eq(1, STUB_UID), Cmp::Eq(2, STUB_UID)]])): "a new stub takes the stub uid: only to isolation::STUB_UID",
+    #[ptrace] SYS_capset: "a new stub empties its capability sets (capset can only lower what is held; its sets are in memory, so no argument rule)",
     SYS_openat(one_of(&[&[Cmp::Within(2, OPENAT_FLAGS as u32)]])): "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS",
 ];
 
@@ -466,134 +470,10 @@ pub fn no_core_dumps() -> Result<(), String> {
         .map_err(|e| format!("setrlimit(RLIMIT_CORE): {e}"))
 }
 
-/// Moves the sentry into fresh network, IPC and UTS namespaces: it needs no host
-/// network (the sandbox's network is its own), no host IPC objects and no host
-/// hostname. Only possible with CAP_SYS_ADMIN; without it the sentry carries on and
-/// says so.
-pub fn unshare_namespaces() -> Result<(), String> {
-    use nix::sched::{unshare, CloneFlags};
-    match unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {
-        Ok(()) => Ok(()),
-        Err(nix::errno::Errno::EPERM) => {
-            tracing::warn!(
-                "not privileged: the sentry keeps the caller's network, IPC and UTS namespaces"
-            );
-            Ok(())
-        }
-        Err(e) => Err(format!("unshare: {e}")),
-    }
-}
-
-fn open_dir(path: &CStr, extra: i32) -> SysResult<OwnedFd> {
-    // SAFETY: `path` is NUL-terminated; the flags are integers.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_DIRECTORY | libc::O_CLOEXEC | extra) };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn check(r: libc::c_int, what: &str) -> Result<(), String> {
-    if r < 0 {
-        return Err(format!("{what}: {}", Errno::last()));
-    }
-    Ok(())
-}
-
-fn mount(
-    src: &CStr,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-    data: Option<&CStr>,
-) -> libc::c_int {
-    // SAFETY: every pointer is a NUL-terminated string or null, as mount(2) takes.
-    unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.map_or(std::ptr::null(), |f| f.as_ptr()),
-            flags,
-            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
-        )
-    }
-}
-
-/// Takes the sentry off the host's filesystem: a private mount namespace whose root
-/// is an empty read-only tmpfs (the old root detached), so no path the sentry opens
-/// reaches a host file: no host `/proc` either (app memory goes through
-/// `process_vm_readv`/`writev` by pid). Call it once the sentry holds every host fd
-/// it needs (gofer socket, stdio, log file, stub image), before the app runs and
-/// while the sentry is single-threaded. Without CAP_SYS_ADMIN it logs and carries on.
-pub fn isolate_filesystem() -> Result<(), String> {
-    // SAFETY: unshare takes an integer flag set.
-    if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
-        let e = Errno::last();
-        if e == Errno::EPERM {
-            tracing::warn!("not privileged: the sentry keeps the host's mount namespace");
-            return Ok(());
-        }
-        return Err(format!("unshare(CLONE_NEWNS): {e}"));
-    }
-    // Nothing we do below may propagate back to the host's mounts.
-    check(
-        mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None),
-        "make mounts private",
-    )?;
-    // The new root goes over an existing directory; which one does not matter, since
-    // the namespace is ours and the old tree is detached right after.
-    let base = [c"/tmp", c"/mnt", c"/run", c"/dev", c"/proc"]
-        .into_iter()
-        .find(|d| open_dir(d, libc::O_PATH).is_ok())
-        .ok_or("no directory to mount the sentry's root on")?;
-    check(
-        mount(
-            c"rvisor-sentry",
-            base,
-            Some(c"tmpfs"),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            Some(c"size=16k,nr_inodes=8,mode=0555"),
-        ),
-        "mount the sentry's root tmpfs",
-    )?;
-    let newroot = open_dir(base, 0).map_err(|e| format!("open the new root: {e}"))?;
-    // SAFETY: fchdir to a directory fd we own.
-    let r = unsafe { libc::fchdir(newroot.as_raw_fd()) };
-    check(r, "chdir to the new root")?;
-    // pivot_root(".", ".") stacks the old root on top of the new one; detaching it
-    // leaves the new root alone, without needing a directory to park the old one in.
-    // SAFETY: two NUL-terminated paths.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) };
-    check(r as libc::c_int, "pivot_root")?;
-    // SAFETY: a NUL-terminated path and an integer flag.
-    let r = unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) };
-    check(r, "detach the old root")?;
-    // SAFETY: a NUL-terminated path.
-    let r = unsafe { libc::chdir(c"/".as_ptr()) };
-    check(r, "chdir /")?;
-    check(
-        mount(
-            c"none",
-            c"/",
-            None,
-            libc::MS_REMOUNT
-                | libc::MS_BIND
-                | libc::MS_RDONLY
-                | libc::MS_NOSUID
-                | libc::MS_NODEV
-                | libc::MS_NOEXEC,
-            None,
-        ),
-        "make the sentry's root read-only",
-    )?;
-    tracing::info!("sentry moved to an empty root");
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::errno::Errno;
 
     const BOTH: [Platform; 2] = [Platform::Ptrace, Platform::Systrap];
 

@@ -3,4 +3,5 @@
 
 pub mod confine;
 pub mod host;
+pub mod isolation;
 pub mod pod;

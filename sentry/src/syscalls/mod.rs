@@ -32,6 +32,7 @@ pub mod timerfd;
 pub mod timers;
 pub mod wait;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
@@ -45,8 +46,26 @@ pub type Args = [u64; 6];
 /// A syscall handler.
 pub type Handler = fn(&mut Task, &Args) -> SysResult<u64>;
 
+/// The system call the sentry panics on (`RVISOR_TESTONLY_PANIC_ON_SYSCALL`), or
+/// `u64::MAX`: a test hook that provokes a real sentry panic in a task thread.
+static TESTONLY_PANIC_NR: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Makes every later call of system call `nr` panic the sentry (tests only; see
+/// `boot`).
+pub fn set_testonly_panic(nr: u64) {
+    TESTONLY_PANIC_NR.store(nr, Ordering::Relaxed);
+}
+
+/// The number of the system call called `name`.
+pub fn number_of(name: &str) -> Option<u64> {
+    (0..table::MAX_NR).find(|&nr| table::entry(nr).is_some_and(|e| e.name == name))
+}
+
 /// Runs syscall `nr` for `task`, with `--strace` output if enabled.
 pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
+    if nr == TESTONLY_PANIC_NR.load(Ordering::Relaxed) {
+        panic!("RVISOR_TESTONLY_PANIC_ON_SYSCALL: system call {nr} (test hook)");
+    }
     let entry = table::entry(nr);
     // CLONE_FS siblings share root, cwd and umask: see their latest changes.
     if let Some(shared) = &task.fs_shared {

@@ -88,6 +88,7 @@ fn config(overlay: &str) -> BootConfig {
         overlay: overlay.into(),
         network: "none".into(),
         readonly_rootfs: false,
+        weak_confinement: false,
         mounts: Vec::new(),
     }
 }

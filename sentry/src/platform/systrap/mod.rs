@@ -329,8 +329,13 @@ impl SystrapPlatform {
                 list: sys::allowed_cpus(),
                 // Sandboxes start their round-robin at different places, so two of
                 // them on two CPUs do not put both sentries on one CPU and both
-                // stubs on the other.
-                next: std::sync::atomic::AtomicUsize::new(std::process::id() as usize),
+                // stubs on the other. (Not by pid: every sentry is pid 1 of its own
+                // pid namespace.)
+                next: std::sync::atomic::AtomicUsize::new(
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() as usize),
+                ),
             }),
         })
     }
