@@ -62,6 +62,19 @@ fn copied(n: isize) -> SysResult<usize> {
     Err(Errno::EFAULT)
 }
 
+/// How many of `len` bytes at `addr` lie below `max` (the backend's highest
+/// application address): application memory is copied only there. Above it lies the
+/// platform's own reserved range (the systrap stub's code and regions), which the
+/// sentry must never read or write on the application's behalf (a buffer pointing
+/// there once let a system call's output overwrite a stub's hand-off words); as on
+/// Linux, a range that starts there is EFAULT and one that runs into it is cut short.
+pub fn user_span(addr: u64, len: usize, max: u64) -> SysResult<usize> {
+    if addr >= max {
+        return Err(Errno::EFAULT);
+    }
+    Ok(len.min((max - addr).min(usize::MAX as u64) as usize))
+}
+
 /// Validates `[addr, addr+len)` for a mapping operation below `max` (the backend's
 /// highest application address); returns the page-rounded length.
 pub fn check_range(addr: u64, len: u64, max: u64) -> SysResult<u64> {

@@ -755,15 +755,18 @@ impl PtraceSpace {
         Err(Errno::EFAULT)
     }
 
+    /// Reads the platform's own scratch memory in the stub (above the application's
+    /// range, where [`AddressSpace::read`] refuses to go).
     fn read_all(&self, addr: u64, buf: &mut [u8]) -> SysResult<()> {
-        if self.read(addr, buf)? != buf.len() {
+        if self.copy(|tid| common::read_process(tid, addr, &mut *buf))? != buf.len() {
             return Err(Errno::EFAULT);
         }
         Ok(())
     }
 
+    /// Writes the platform's own scratch memory in the stub.
     fn write_all(&self, addr: u64, buf: &[u8]) -> SysResult<()> {
-        if self.write(addr, buf)? != buf.len() {
+        if self.copy(|tid| common::write_process(tid, addr, buf))? != buf.len() {
             return Err(Errno::EFAULT);
         }
         Ok(())
@@ -871,14 +874,16 @@ impl AddressSpace for PtraceSpace {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.copy(|tid| common::read_process(tid, addr, &mut *buf))
+        let n = common::user_span(addr, buf.len(), MAX_USER_ADDRESS)?;
+        self.copy(|tid| common::read_process(tid, addr, &mut buf[..n]))
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        self.copy(|tid| common::write_process(tid, addr, buf))
+        let n = common::user_span(addr, buf.len(), MAX_USER_ADDRESS)?;
+        self.copy(|tid| common::write_process(tid, addr, &buf[..n]))
     }
 }
 

@@ -335,11 +335,13 @@ impl Context for SystrapContext {
 
 impl Drop for SystrapContext {
     fn drop(&mut self) {
-        self.intr.ended.store(true, Ordering::SeqCst);
         // The last user of the space kills the whole stub when it drops it.
         if Arc::strong_count(&self.space) > 1 {
             self.space.end_thread(&self.thread);
         }
+        // Only now: a kill's watchdog must still see a task whose end waits on the
+        // stub.
+        self.intr.ended.store(true, Ordering::SeqCst);
     }
 }
 
@@ -397,10 +399,13 @@ pub(super) struct SystrapInterrupter {
 }
 
 impl SystrapInterrupter {
-    /// Called [`KILL_GRACE`] after a kill: a context that still exists and whose
-    /// thread is still driven (a switch that did not come back, or a request the
-    /// stub never answered) is ended by killing its stub process; SIGKILL cannot be
-    /// blocked. The switch or request then sees the death within a liveness period.
+    /// Called [`KILL_GRACE`] after a kill: a context that still exists (its task has
+    /// not ended: a switch that did not come back, a request on any thread of the stub
+    /// that was never answered, or the thread's own end waiting on the stub) is ended
+    /// by killing its stub process; SIGKILL cannot be blocked. Every wait on the stub
+    /// then sees the death within a liveness period. (Waiting only for this thread's
+    /// own channel missed a task stuck in a request on a sibling's channel or in its
+    /// own end: the fuzzer hung the sandbox that way.)
     fn overdue(&self) {
         if self.ended.load(Ordering::SeqCst) {
             return;
@@ -408,7 +413,7 @@ impl SystrapInterrupter {
         let (Some(space), Some(thread)) = (self.space.upgrade(), self.thread.upgrade()) else {
             return;
         };
-        if space.dead.load(Ordering::SeqCst) || thread.chan.try_lock().is_ok() {
+        if space.dead.load(Ordering::SeqCst) {
             return;
         }
         tracing::warn!(

@@ -112,6 +112,11 @@ impl Channel {
             if state.load(Ordering::SeqCst) == STATE_PARKED {
                 return Ok(());
             }
+            // A whole liveness period without the stub parking: wake it in case it
+            // sleeps on a hand-over it missed. Its sleeping flag lives in memory the
+            // application can write, so the wake-up `release` skips when the flag says
+            // awake may have been lost (a sandbox hung that way under the fuzzer).
+            sys::futex_wake(state);
             if !alive() {
                 return Err(Errno::ESRCH);
             }
@@ -951,7 +956,8 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::read_process(self.pid, addr, buf).map_err(|e| self.copy_failed(e))
+        let n = common::user_span(addr, buf.len(), MAX_USER_ADDRESS)?;
+        common::read_process(self.pid, addr, &mut buf[..n]).map_err(|e| self.copy_failed(e))
     }
 
     fn write(&self, addr: u64, buf: &[u8]) -> SysResult<usize> {
@@ -961,7 +967,8 @@ impl AddressSpace for SystrapSpace {
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::EFAULT);
         }
-        common::write_process(self.pid, addr, buf).map_err(|e| self.copy_failed(e))
+        let n = common::user_span(addr, buf.len(), MAX_USER_ADDRESS)?;
+        common::write_process(self.pid, addr, &buf[..n]).map_err(|e| self.copy_failed(e))
     }
 }
 
