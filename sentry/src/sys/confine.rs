@@ -14,6 +14,9 @@ use seccompiler::{
 };
 
 use super::isolation::{STUB_GID, STUB_UID};
+use crate::platform::ptrace::{
+    STUB_FORK_FLAGS as PTRACE_STUB_FORK_FLAGS, STUB_THREAD_FLAGS as PTRACE_STUB_THREAD_FLAGS,
+};
 
 /// Which platform a row is for. The ptrace platform forks its stubs from the sentry
 /// after confinement, so they run under the sentry's filter, and so do the remote
@@ -119,15 +122,6 @@ pub const GLIBC_THREAD_FLAGS: u64 = (libc::CLONE_VM
 /// glibc's `fork()` flags: how the ptrace platform forks a new stub.
 pub const GLIBC_FORK_FLAGS: u64 =
     (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
-/// `clone` flags of a remote thread clone in a ptrace stub (`ptrace::space`).
-const PTRACE_STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
-    | libc::CLONE_FS
-    | libc::CLONE_FILES
-    | libc::CLONE_SIGHAND
-    | libc::CLONE_THREAD
-    | libc::CLONE_SYSVSEM) as u64;
-/// `clone` flags of a remote fork of a ptrace stub.
-const PTRACE_STUB_FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 /// The ptrace platform's options: set at start, on adoption (`PTRACE_SEIZE`), and with
 /// `PTRACE_O_TRACEEXIT` when a stub thread is made to exit. Never
 /// `PTRACE_O_SUSPEND_SECCOMP`, which would let a stub run outside this filter.

@@ -49,7 +49,7 @@ pub(super) const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACECLONE;
 
 /// `clone` flags of a new stub thread: a thread of the same stub process.
-const THREAD_FLAGS: u64 = (libc::CLONE_VM
+pub(crate) const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_FS
     | libc::CLONE_FILES
     | libc::CLONE_SIGHAND
@@ -58,7 +58,7 @@ const THREAD_FLAGS: u64 = (libc::CLONE_VM
 /// `clone` flags of a forked stub. CLONE_PARENT makes it a child of the sentry, like
 /// every stub: its exit is reported to (and reaped by) the sentry, never left as a
 /// zombie in a stub that does not wait.
-const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
+pub(crate) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 
 /// One stub process and everything needed to drive its threads.
 pub(super) struct PtraceSpace {
