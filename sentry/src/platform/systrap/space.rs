@@ -151,6 +151,10 @@ impl Channel {
         let region = SharedMapping::new(&memfd, REGION_SIZE as usize)?;
         let mut header = vec![0u8; stub::OFF_ALTSTACK_BASE];
         stub::init_region(&mut header, slot);
+        let nonce = &mut header[stub::OFF_NONCE..stub::OFF_NONCE + stub::NONCE_LEN];
+        if crate::sys::host::random_bytes(nonce, 0)? != stub::NONCE_LEN {
+            return Err(Errno::EIO);
+        }
         region.write(0, &header);
         let (control, stub_end) = socketpair()?;
         Ok((
@@ -187,6 +191,18 @@ impl Channel {
             .offset_of(uc, super::context::UC_SIZE)
             .map(|o| self.region.get_u64(o + super::context::UC_RIP));
         signo == libc::SIGILL && rip == Some(READY_RIP)
+    }
+
+    /// Whether host process or thread `id` maps this region at its slot: the nonce
+    /// written at [`Channel::new`] reads back through `id`. Only the new thread or
+    /// child that mapped the region (or a copy of its own process) can pass, so a pid
+    /// or tid reported through the application-writable region is trusted only then.
+    pub(super) fn mapped_by(&self, id: i32) -> bool {
+        let mut want = [0u8; stub::NONCE_LEN];
+        self.region.read(stub::OFF_NONCE, &mut want);
+        let mut got = [0u8; stub::NONCE_LEN];
+        let at = self.base + stub::OFF_NONCE as u64;
+        common::read_process(id, at, &mut got) == Ok(stub::NONCE_LEN) && got == want
     }
 
     /// Waits (bounded by `deadline`) until the thread that owned this region has
@@ -617,6 +633,17 @@ impl SystrapSpace {
             self.kill();
             return Err(Errno::EAGAIN);
         }
+        if !new.mapped_by(tid) {
+            // The clone's result comes from the application-writable region: a tid
+            // that is not the new thread would aim interrupts and pinning elsewhere.
+            tracing::warn!(
+                pid = self.pid,
+                tid,
+                "systrap stub reported a thread id that is not its new thread"
+            );
+            self.kill();
+            return Err(Errno::EAGAIN);
+        }
         // Before it ever runs application code, it drops the parent's socket.
         let close_parents = [chan.ctl_fd, 0, 0, 0, 0, 0];
         if let Err(e) = self.request_locked(&new, libc::SYS_close, close_parents) {
@@ -706,9 +733,20 @@ impl SystrapSpace {
             }
         };
         let pidfd = sys::pidfd_open(pid)?;
+        // The pid comes from the application-writable region, so it may name another
+        // process of the sandbox: it is killed (and handed to the zygote to reap) only
+        // once it proves to map the child's fresh region; a forged one is left alone
+        // (the real child, the application's own copy, stays parked until the end).
         let kill = |e: Errno| {
-            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
-            self.zygote.reap(pid);
+            if new.mapped_by(pid) {
+                let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+                self.zygote.reap(pid);
+            } else {
+                tracing::warn!(
+                    pid,
+                    "forked systrap stub reported a pid that is not its child"
+                );
+            }
             e
         };
         let alive = || !sys::pidfd_exited(&pidfd);
@@ -721,6 +759,15 @@ impl SystrapSpace {
             tracing::warn!(pid, "forked systrap stub reported in with a bad frame");
             return Err(kill(Errno::EIO));
         }
+        if !new.mapped_by(pid) {
+            return Err(kill(Errno::EAGAIN));
+        }
+        // From here on `pid` is known to be the child.
+        let kill = |e: Errno| {
+            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            self.zygote.reap(pid);
+            e
+        };
         new.ctl_fd = u64::from(new.region.word(OFF_CTLFD).load(Ordering::SeqCst));
         let thread = Self::thread(slot, pid, pid, new).map_err(kill)?;
         let child = SystrapSpace::with(

@@ -89,6 +89,13 @@ const OFF_ALTSTACK: usize = 256;
 const OFF_SIGACTION: usize = 288;
 /// Scratch space for request arguments (msghdr, iovec, cmsg buffer).
 pub(super) const OFF_SCRATCH: usize = 512;
+/// 16 random bytes the sentry writes into a fresh region before a new thread or fork
+/// maps it: reading them back through the pid or tid the stub reports for that thread
+/// or child proves the number names a process that maps this region (the report comes
+/// from application-writable memory and could name any other process).
+pub(super) const OFF_NONCE: usize = 2048;
+/// Length of the nonce at [`OFF_NONCE`].
+pub(super) const NONCE_LEN: usize = 16;
 /// Start of the alternate signal stack.
 pub(super) const OFF_ALTSTACK_BASE: usize = 4096;
 

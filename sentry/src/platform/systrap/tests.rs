@@ -1543,3 +1543,30 @@ fn application_code_cannot_run_requests_of_its_own() {
         "the stub mapped memory the sentry never asked for"
     );
 }
+
+/// A new thread's or fork's id comes back through the application-writable region,
+/// so the sentry trusts it only once the region's nonce reads back through it: the
+/// real new thread passes, while another stub process, the sentry itself and a
+/// number nobody holds do not (a forged child pid used to get the sentry to copy
+/// memory of, kill and reap another process of the sandbox).
+#[test]
+fn a_reported_thread_or_child_id_must_map_the_new_region() {
+    let rig = Rig::new(&EXIT);
+    let other = rig.platform.new_address_space().expect("second space");
+    let other_pid = rig.concrete_of(&other).pid;
+    let space = rig.concrete();
+    let thread = {
+        let first = space.first_thread().expect("first thread");
+        let chan = space.lock_thread(&first).expect("lock");
+        space.new_thread(&chan).expect("new thread")
+    };
+    let chan = space.lock_thread(&thread).expect("lock the new thread");
+    assert!(chan.mapped_by(thread.tid), "the new thread itself");
+    assert!(
+        chan.mapped_by(space.pid),
+        "its process (same address space)"
+    );
+    assert!(!chan.mapped_by(other_pid), "another stub process");
+    assert!(!chan.mapped_by(std::process::id() as i32), "the sentry");
+    assert!(!chan.mapped_by(i32::MAX), "a pid nobody holds");
+}
