@@ -342,3 +342,15 @@ pub fn timeout_from_env(default: Duration) -> Duration {
         .map(Duration::from_secs)
         .unwrap_or(default)
 }
+
+/// Every host process: its pid and its `/proc` directory (none if `/proc` cannot be
+/// read).
+pub fn host_processes() -> Vec<(i32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| Some((e.file_name().to_string_lossy().parse().ok()?, e.path())))
+                .collect()
+        })
+        .unwrap_or_default()
+}

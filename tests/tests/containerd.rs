@@ -287,7 +287,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     fn stray(&self) -> Vec<String> {
         let mut out = Vec::new();
         let me = self.dir.to_string_lossy().into_owned();
-        for (pid, dir) in host_processes() {
+        for (pid, dir) in rvisor_e2e::host_processes() {
             let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
                 continue;
             };
@@ -588,19 +588,10 @@ fn containerd_pause_resume_and_metrics() {
         .exists());
 }
 
-/// Every host process: its pid and its `/proc` directory.
-fn host_processes() -> Vec<(i32, std::path::PathBuf)> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_string_lossy().parse().ok()?, e.path())))
-        .collect()
-}
-
 /// Host pids of processes whose command line mentions `needle` (not this test's).
 fn pids_mentioning(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
-    host_processes()
+    rvisor_e2e::host_processes()
         .into_iter()
         .filter(|(pid, dir)| {
             *pid != me
@@ -617,7 +608,7 @@ fn pids_mentioning(needle: &str) -> Vec<i32> {
 /// Host processes descending from `pid` (its children, theirs, ...).
 fn descendants(pid: i32) -> Vec<i32> {
     // (pid, parent) of every process, read once.
-    let parents: Vec<(i32, i32)> = host_processes()
+    let parents: Vec<(i32, i32)> = rvisor_e2e::host_processes()
         .into_iter()
         .filter_map(|(p, dir)| {
             let stat = std::fs::read_to_string(dir.join("stat")).ok()?;

@@ -36,14 +36,8 @@ fn scratch(name: &str) -> PathBuf {
 /// which run from a memfd.
 fn sandbox_processes() -> HashSet<(i32, String)> {
     let mut set = HashSet::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return set;
-    };
-    for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    for (pid, dir) in rvisor_e2e::host_processes() {
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue;
         };
         // comm is between the first '(' and the last ')'; the state follows.
@@ -52,7 +46,7 @@ fn sandbox_processes() -> HashSet<(i32, String)> {
         };
         let comm = &stat[a + 1..b];
         let state = stat[b + 1..].split_whitespace().next().unwrap_or("");
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        let exe = std::fs::read_link(dir.join("exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let ours = comm.starts_with("memfd:rvisor") || exe.contains("rvisor");

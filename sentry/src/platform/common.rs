@@ -124,9 +124,13 @@ pub fn pin(tid: i32, cpu: usize) -> SysResult<()> {
 }
 
 /// `PIDFD_THREAD` (Linux 6.9): a pidfd naming one thread rather than a process.
-const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+pub(crate) const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
 /// `PIDFD_SIGNAL_THREAD` (Linux 6.9): `pidfd_send_signal` to the named thread only.
-const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
+pub(crate) const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
+
+/// The signal both platforms send to interrupt a running stub thread (the sentry's
+/// seccomp filter allows exactly this one for it).
+pub(crate) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
 
 /// A way to send a signal to exactly one stub thread.
 pub enum ThreadSignaller {

@@ -19,10 +19,9 @@ const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 /// Writes `image` into a sealed memfd named `name` and returns a read-only fd on it.
 /// The writable fd is closed: exec refuses a file that is open for writing (ETXTBSY).
 pub(crate) fn sealed_memfd(name: &CStr, image: &[u8]) -> SysResult<OwnedFd> {
-    const MFD_EXEC: libc::c_uint = 0x10;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
     // SAFETY: `name` is a NUL-terminated string; flags are integers.
-    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | libc::MFD_EXEC) };
     if fd < 0 && Errno::last() == Errno::EINVAL {
         // Kernels before 6.3 do not know MFD_EXEC.
         // SAFETY: as above.

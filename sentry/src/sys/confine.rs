@@ -14,6 +14,7 @@ use seccompiler::{
 };
 
 use super::isolation::{STUB_GID, STUB_UID};
+use crate::platform::common::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
 use crate::platform::ptrace::{
     STUB_FORK_FLAGS as PTRACE_STUB_FORK_FLAGS, STUB_THREAD_FLAGS as PTRACE_STUB_THREAD_FLAGS,
 };
@@ -129,18 +130,13 @@ const PTRACE_OPTIONS: u32 = (libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_EXITKILL
     | libc::PTRACE_O_TRACEFORK
     | libc::PTRACE_O_TRACECLONE) as u32;
-/// The platforms' interrupt signal (`platform::*::context::INTERRUPT_SIGNAL`).
-const INTERRUPT_SIGNAL: u32 = libc::SIGUSR2 as u32;
+/// The platforms' interrupt signal, as the filter compares it.
+const INTERRUPT_SIGNAL: u32 = crate::platform::common::INTERRUPT_SIGNAL as u32;
 /// `PTRACE_GET_SYSCALL_INFO` (not in every libc).
 const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
 /// Register-set notes the ptrace platform reads and writes (FXSAVE, XSAVE).
 const NT_PRFPREG: u64 = 2;
 const NT_X86_XSTATE: u64 = 0x202;
-/// `PIDFD_THREAD` and `PIDFD_SIGNAL_THREAD` (Linux 6.9).
-const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
-const PIDFD_SIGNAL_THREAD: u32 = 1;
-/// `MFD_EXEC` (Linux 6.3): the stub image memfd.
-const MFD_EXEC: u32 = 0x10;
 /// `mmap` flags the sentry and its ptrace stubs use: never `MAP_HUGETLB`,
 /// `MAP_GROWSDOWN`, `MAP_32BIT`, `MAP_SYNC` or `MAP_UNINITIALIZED`.
 const MMAP_FLAGS: u32 = (libc::MAP_SHARED
@@ -254,7 +250,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_ppoll: "systrap: the stub death watcher waits on every stub's pidfd; ptrace: a stub thread waiting to be adopted by its new tracer blocks in a remote ppoll on its control socket (stubs inherit this filter)",
     SYS_process_vm_readv(one_of(&[&[Cmp::Range(0, 1, PID_MAX), Cmp::Eq64(2, 1), Cmp::Eq64(4, 1), Cmp::Eq64(5, 0)]])): "reading app memory: one local and one remote iovec (platform::common), flags 0",
     SYS_process_vm_writev(one_of(&[&[Cmp::Range(0, 1, PID_MAX), Cmp::Eq64(2, 1), Cmp::Eq64(4, 1), Cmp::Eq64(5, 0)]])): "writing app memory: one local and one remote iovec (platform::common), flags 0",
-    SYS_memfd_create(one_of(&[&[Cmp::Eq(1, libc::MFD_CLOEXEC)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | MFD_EXEC)]])): "the memory file, memfd-held overlay files, systrap regions (MFD_CLOEXEC); the sealed stub image: no MFD_HUGETLB",
+    SYS_memfd_create(one_of(&[&[Cmp::Eq(1, libc::MFD_CLOEXEC)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)], &[Cmp::Eq(1, libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING | libc::MFD_EXEC)]])): "the memory file, memfd-held overlay files, systrap regions (MFD_CLOEXEC); the sealed stub image: no MFD_HUGETLB",
     SYS_ftruncate: "sizing the memory file (tmpfs data), the overlay's memfd-held files (O_TRUNC, truncate) and each systrap stub's shared region",
     SYS_fallocate(one_of(&[&[Cmp::Eq(1, (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE) as u32)], &[Cmp::Eq(1, 0)], &[Cmp::Eq(1, libc::FALLOC_FL_KEEP_SIZE as u32)]])): "a tmpfs file's memfd: releasing pages on truncate and hole punching (PUNCH_HOLE|KEEP_SIZE), allocating them for the application's fallocate (mode 0 or KEEP_SIZE); no COLLAPSE/INSERT/ZERO_RANGE",
     #[ptrace] SYS_execveat(one_of(&[&[Cmp::Eq(4, libc::AT_EMPTY_PATH as u32)]])): "starting a stub from its sealed memfd (no host path): AT_EMPTY_PATH only",
@@ -395,17 +391,25 @@ fn build(list: &'static [Allowed], platform: Platform) -> Result<BpfProgram, Str
             return Err(format!("seccomp: two rows for syscall {}", a.nr));
         }
     }
+    let prog = kill_by_default(map).map_err(|e| format!("seccomp filter: {e}"))?;
+    Ok(with_errno_prefix(&fails, prog))
+}
+
+/// An x86-64 filter that allows `rules` and kills the process for any other call
+/// (the sentry's list, and the boot waiter's).
+pub(crate) fn kill_by_default(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+) -> Result<BpfProgram, String> {
     let filter = SeccompFilter::new(
-        map,
+        rules,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         TargetArch::x86_64,
     )
-    .map_err(|e| format!("seccomp filter: {e}"))?;
-    let prog: BpfProgram = filter
+    .map_err(|e| e.to_string())?;
+    filter
         .try_into()
-        .map_err(|e: seccompiler::BackendError| format!("seccomp filter: {e}"))?;
-    Ok(with_errno_prefix(&fails, prog))
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 /// Puts `nr -> errno` answers in front of `prog` (seccompiler gives every rule of a

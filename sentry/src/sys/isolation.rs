@@ -218,14 +218,7 @@ unsafe fn drop_raw(ids: Option<(u32, u32)>) -> Result<(), (i32, i32)> {
                 return Err((2, errno()));
             }
         }
-        for cap in 0..64u64 {
-            if libc::syscall(libc::SYS_prctl, libc::PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 {
-                if errno() == libc::EINVAL {
-                    break;
-                }
-                return Err((3, errno()));
-            }
-        }
+        drop_bounding(0).map_err(|e| (3, e.0))?;
         // All ids non-zero: the kernel clears the permitted, effective and ambient sets.
         if let Some((uid, _)) = ids {
             if libc::syscall(libc::SYS_setresuid, uid, uid, uid) < 0 {
@@ -234,17 +227,8 @@ unsafe fn drop_raw(ids: Option<(u32, u32)>) -> Result<(), (i32, i32)> {
         }
         // The inheritable set survives a uid change; empty it too (and, with the uid
         // kept, the permitted and effective sets; the ambient set follows them).
-        let mut hdr = CapHeader {
-            version: CAP_V3,
-            pid: 0,
-        };
-        let data = [CapData::default(); 2];
-        if libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) < 0 {
-            return Err((5, errno()));
-        }
-        if libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            return Err((6, errno()));
-        }
+        set_caps(0).map_err(|e| (5, e.0))?;
+        no_new_privs().map_err(|e| (6, e.0))?;
     }
     Ok(())
 }
@@ -547,7 +531,6 @@ fn fork_into_pid_namespace() -> Result<(), String> {
 
 /// The waiter's seccomp filter: waiting for the sentry and exiting, nothing else.
 fn waiter_filter() -> Result<seccompiler::BpfProgram, String> {
-    use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
     let rules = [
         libc::SYS_wait4,
         libc::SYS_exit_group,
@@ -558,15 +541,8 @@ fn waiter_filter() -> Result<seccompiler::BpfProgram, String> {
     .into_iter()
     .map(|nr| (nr, vec![]))
     .collect();
-    let f = SeccompFilter::new(
-        rules,
-        SeccompAction::KillProcess,
-        SeccompAction::Allow,
-        TargetArch::x86_64,
-    )
-    .map_err(|e| format!("sandbox confinement: waiter filter: {e}"))?;
-    f.try_into()
-        .map_err(|e: seccompiler::BackendError| format!("sandbox confinement: waiter filter: {e}"))
+    super::confine::kill_by_default(rules)
+        .map_err(|e| format!("sandbox confinement: waiter filter: {e}"))
 }
 
 /// The waiter: holds nothing, can do nothing but wait, exits with the sentry's status

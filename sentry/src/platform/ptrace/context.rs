@@ -12,7 +12,7 @@ use super::sys::{self, ThreadSignaller, NT_PRFPREG, NT_X86_XSTATE};
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub. Stubs have no
 /// handlers; the signal only produces a ptrace stop and is suppressed on resume.
-pub(super) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+pub(super) use crate::platform::common::INTERRUPT_SIGNAL;
 
 /// `si_code` the kernel uses for faults it raises itself (e.g. a general protection
 /// fault).

@@ -12,7 +12,7 @@ use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT}
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
 /// it like any other signal and the context turns it into [`Event::Interrupted`].
-pub(super) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+pub(super) use crate::platform::common::INTERRUPT_SIGNAL;
 
 /// `si_code` the kernel uses for faults it raises itself.
 const SI_KERNEL: i32 = 0x80;
