@@ -204,7 +204,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_pread64: "reading gofer-donated files",
     SYS_pwrite64: "writing gofer-donated files",
     SYS_fsync: "fsync/fdatasync/msync of a gofer-donated file the application wrote (--overlay=none, bind mounts): durability on the host file",
-    SYS_lseek: "log file set-up by the runtime",
+    SYS_lseek: "log file set-up by the runtime; the results of systrap syscall threads (the offset of their command memfd)",
     SYS_close: "closing donated fds",
     SYS_fstat: "stat of donated fds and stdio",
     SYS_newfstatat: "libc's fstat goes through fstatat(AT_EMPTY_PATH)",

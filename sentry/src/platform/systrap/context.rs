@@ -301,7 +301,9 @@ impl Context for SystrapContext {
     fn fork(&mut self) -> SysResult<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)> {
         let space = self.space.clone();
         let chan = space.lock_thread(&self.thread)?;
-        let child = Arc::new(space.fork(&chan, self.thread.slot)?);
+        // The parked thread keeps its frame while the child comes up (its FP state
+        // is copied below); the fork itself is the syscall thread's.
+        let child = Arc::new(space.fork()?);
         super::register(&space.registry, &child);
         let thread = child.first_thread().ok_or(Errno::ESRCH)?;
         Self::copy_fp(&chan, &lock(&thread.chan))?;
@@ -312,8 +314,6 @@ impl Context for SystrapContext {
             Box::new(PendingThread {
                 space: Some(child),
                 thread,
-                fs_base: self.fs_base,
-                gs_base: self.gs_base,
             }),
         ))
     }
@@ -321,12 +321,10 @@ impl Context for SystrapContext {
     fn new_thread(&mut self) -> SysResult<Box<dyn PendingContext>> {
         let space = self.space.clone();
         let chan = space.lock_thread(&self.thread)?;
-        let thread = space.new_thread(&chan)?;
+        let thread = space.new_thread()?;
         let pending = PendingThread {
             space: Some(space.clone()),
             thread: thread.clone(),
-            fs_base: self.fs_base,
-            gs_base: self.gs_base,
         };
         Self::copy_fp(&chan, &lock(&thread.chan))?;
         Ok(Box::new(pending))
@@ -350,19 +348,19 @@ impl Drop for SystrapContext {
 struct PendingThread {
     space: Option<Arc<SystrapSpace>>,
     thread: Arc<StubThread>,
-    fs_base: u64,
-    gs_base: u64,
 }
 
 impl PendingContext for PendingThread {
     fn adopt(mut self: Box<Self>) -> SysResult<Box<dyn Context>> {
         let space = self.space.take().ok_or(Errno::EINVAL)?;
         space.cpus.pin_pair(self.thread.tid);
+        // Cloned by the syscall thread, whose thread pointers are zero: the first
+        // switch sets the task's.
         Ok(Box::new(SystrapContext::new(
             space,
             self.thread.clone(),
-            self.fs_base,
-            self.gs_base,
+            0,
+            0,
         )))
     }
 }

@@ -104,6 +104,7 @@ mod context;
 mod space;
 mod stub;
 mod sys;
+mod syscaller;
 #[cfg(test)]
 mod tests;
 

@@ -1,15 +1,37 @@
 # The systrap stub's code: the source of the bytes in stub.rs (assembled with GNU as
-# while developing, never at run time). Labels and constants must agree with stub.rs
-# (its tests check them). Zygote: _start, zloop. New stub: child. Signal handler:
-# handler .. restorer. Children of a clone request: cloned .. thread_fail.
+# while developing, never at run time: `python3 sentry/src/platform/systrap/asm.py`
+# prints the Rust array and the label offsets). Labels and constants must agree with
+# stub.rs (its tests check them).
+# Zygote: _start, zloop, zspawn. A new stub process: child, then its *syscall thread*
+# (sys_start .. fork_fail), which never runs application code. Application threads:
+# thread_start (cloned by the syscall thread), then the signal handler (handler ..
+# restorer).
 .intel_syntax noprefix
 .equ STUB_BASE, 0x7ffffe000000
 .equ ZSCRATCH,  0x7ffffe001000
+.equ CMD,       0x7ffffe002000
+.equ SYSRW,     0x7ffffe003000
 .equ REGION,    0x7ffffe010000
 .equ REGION_SIZE, 0x10000
 .equ USER_TOP,  0x7ffffffff000
-.equ FPROG,     0x7ffffe0007f0
-.equ ACT_CHLD,  0x7ffffe0007d0
+.equ ACT_CHLD,  0x7ffffe000a00
+.equ FPROG,     0x7ffffe000a20
+.equ FPROG2,    0x7ffffe000a30
+# The command page (read-only in the stub): C_SEQ is the syscall thread's futex word.
+.equ C_SEQ, 0
+.equ C_NR, 8
+.equ C_CMDFD, 64
+.equ C_CHILD_CTL, 72
+.equ C_CHILD_CMD, 80
+.equ C_ALTSTACK, 96
+.equ C_ZERO, 128
+.equ C_ONES, 136
+.equ C_SIGACTION, 160
+# The syscall thread's writable page (the application can write it too: nothing the
+# sentry trusts lives there).
+.equ R_DONE, 0
+.equ R_STUB_SLEEPING, 4
+.equ R_SENTRY_SLEEPING, 8
 .text
 .globl _start
 _start:
@@ -111,6 +133,10 @@ fail:
   mov eax, 231
   syscall
   hlt
+# A new stub process (r14: its command memfd, r15: its control socket): the socket
+# becomes fd 0, the memfd fd 1 (mapped read-only at CMD and, its second page,
+# writable at SYSRW), nothing else stays open; every signal is blocked on this
+# thread and handled by `handler` on the others; then the base filter.
 child:
   mov r12d, 11
   mov eax, 157
@@ -126,35 +152,58 @@ child:
   syscall
   cmp rax, -4095
   jae fail
-  mov eax, 3
-  mov edi, r15d
-  syscall
   mov r12d, 13
   mov eax, 9
-  movabs rdi, REGION
-  mov esi, REGION_SIZE
-  mov edx, 3
+  movabs rdi, CMD
+  mov esi, 0x1000
+  mov edx, 1
   mov r10d, 0x11
   mov r8d, r14d
   xor r9d, r9d
   syscall
   cmp rax, -4095
   jae fail
-  mov eax, 3
-  mov edi, r14d
-  syscall
   mov r12d, 14
+  mov eax, 9
+  movabs rdi, SYSRW
+  mov esi, 0x1000
+  mov edx, 3
+  mov r10d, 0x11
+  mov r8d, r14d
+  mov r9d, 0x1000
+  syscall
+  cmp rax, -4095
+  jae fail
+  mov r12d, 15
+  mov eax, 33
+  mov edi, r14d
+  mov esi, 1
+  syscall
+  cmp rax, -4095
+  jae fail
+  mov r12d, 16
+  mov eax, 436
+  mov edi, 2
+  mov esi, -1
+  xor edx, edx
+  syscall
+  cmp rax, -4095
+  jae fail
+  mov r12d, 17
   mov eax, 11
   movabs rdi, ZSCRATCH
   mov esi, 0x1000
   syscall
   cmp rax, -4095
   jae fail
-  movabs rbx, REGION
-  mov r12d, 15
-  mov eax, 131
-  lea rdi, [rbx+256]
-  xor esi, esi
+  movabs rbx, CMD
+  movabs rbp, SYSRW
+  mov r12d, 18
+  mov eax, 14
+  mov edi, 2
+  lea rsi, [rbx+C_ONES]
+  xor edx, edx
+  mov r10d, 8
   syscall
   cmp rax, -4095
   jae fail
@@ -162,17 +211,14 @@ child:
 sigloop:
   mov eax, 13
   mov edi, r13d
-  lea rsi, [rbx+288]
+  lea rsi, [rbx+C_SIGACTION]
   xor edx, edx
   mov r10d, 8
   syscall
   inc r13d
   cmp r13d, 65
   jne sigloop
-  mov eax, 39
-  syscall
-  mov [rbx+40], rax
-  mov r12d, 16
+  mov r12d, 19
   mov eax, 317
   mov edi, 1
   xor esi, esi
@@ -180,15 +226,165 @@ sigloop:
   syscall
   cmp rax, -4095
   jae fail
+# The syscall thread (rbx: CMD, rbp: SYSRW, r13d: the last command done). It reports
+# in with its pid, then runs each command the sentry writes into the read-only
+# command page and reports the result through the kernel: as the file offset of its
+# command memfd (result + 4096), which only this thread's fd table reaches.
+sys_start:
+  mov eax, 39
+  syscall
+  mov r13d, [rbx+C_SEQ]
+report:
+  lea rsi, [rax+0x1000]
+  mov edi, [rbx+C_CMDFD]
+  xor edx, edx
+  mov eax, 8
+  syscall
+  mov [rbp+R_DONE], r13d
+  cmp dword ptr [rbp+R_SENTRY_SLEEPING], 0
+  je sys_wait
+  mov eax, 202
+  lea rdi, [rbp+R_DONE]
+  mov esi, 1
+  mov edx, 1
+  syscall
+sys_wait:
+  mov ecx, 0x12345678
+sys_spin:
+  mov eax, [rbx+C_SEQ]
+  cmp eax, r13d
+  jne sys_cmd
+  pause
+  dec ecx
+  jnz sys_spin
+  mov eax, 1
+  xchg [rbp+R_STUB_SLEEPING], eax
+  mov eax, 202
+  mov rdi, rbx
+  xor esi, esi
+  mov edx, r13d
+  xor r10d, r10d
+  syscall
+  mov dword ptr [rbp+R_STUB_SLEEPING], 0
+  jmp sys_wait
+sys_cmd:
+  mov r13d, eax
+  mov rax, [rbx+C_NR]
+  mov r12, rax
+  mov rdi, [rbx+16]
+  mov rsi, [rbx+24]
+  mov rdx, [rbx+32]
+  mov r10, [rbx+40]
+  mov r8, [rbx+48]
+  mov r9, [rbx+56]
+  syscall
+sys_ret:
+  cmp r12, 56
+  jne report
+  test rax, rax
+  jnz report
+  test edi, 0x10000
+  jnz thread_start
+# The child of a fork command: a copy of the syscall thread alone. Dies with the
+# zygote, takes its own command memfd and control socket (received by the parent
+# just before) at fds 1 and 0, and reports in like a new stub.
+  mov eax, 157
+  mov edi, 1
+  mov esi, 9
+  syscall
+prctl_ret:
+  mov r14, [rbx+C_CHILD_CMD]
+  mov r15, [rbx+C_CHILD_CTL]
+  mov eax, 9
+  mov rdi, rbx
+  mov esi, 0x1000
+  mov edx, 1
+  mov r10d, 0x11
+  mov r8d, r14d
+  xor r9d, r9d
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 9
+  mov rdi, rbp
+  mov esi, 0x1000
+  mov edx, 3
+  mov r10d, 0x11
+  mov r8d, r14d
+  mov r9d, 0x1000
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 33
+  mov edi, r15d
+  xor esi, esi
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 33
+  mov edi, r14d
+  mov esi, 1
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 436
+  mov edi, 2
+  mov esi, -1
+  xor edx, edx
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  jmp sys_start
+fork_fail:
+  mov edi, 17
+  mov eax, 231
+  syscall
+  hlt
+# A new application thread (rsp: the top of its region's header, which is the
+# bottom of its alternate stack): no fds, its alternate stack, the application
+# filter, signals unblocked, then "ready".
+thread_start:
+  mov eax, 436
+  xor edi, edi
+  mov esi, -1
+  xor edx, edx
+  syscall
+  cmp rax, -4095
+  jae thread_fail
+  mov eax, 131
+  lea rdi, [rbx+C_ALTSTACK]
+  xor esi, esi
+  syscall
+  cmp rax, -4095
+  jae thread_fail
+  mov eax, 317
+  mov edi, 1
+  xor esi, esi
+  movabs rdx, FPROG2
+  syscall
+  cmp rax, -4095
+  jae thread_fail
+  mov eax, 14
+  mov edi, 2
+  lea rsi, [rbx+C_ZERO]
+  xor edx, edx
+  mov r10d, 8
+  syscall
 ready:
   ud2
+thread_fail:
+  xor edi, edi
+  mov eax, 60
+  syscall
+  hlt
+# The signal handler of application threads.
 handler:
   mov rbx, rsp
   and rbx, -REGION_SIZE
   mov [rbx+16], rdi
   mov [rbx+24], rsi
   mov [rbx+32], rdx
-report:
+hreport:
   mov eax, 1
   xchg [rbx], eax
   cmp dword ptr [rbx+4], 0
@@ -225,21 +421,7 @@ got:
   cmp eax, 2
   je resume
   cmp eax, 3
-  je request
-  cmp eax, 4
-  jne report
-  mov eax, 56
-  mov rdi, [rbx+72]
-  mov rsi, [rbx+80]
-  mov rdx, [rbx+88]
-  mov r10, [rbx+96]
-  mov r8, [rbx+104]
-  syscall
-clone_ret:
-  test rax, rax
-  jz cloned
-  mov [rbx+120], rax
-  jmp report
+  jne hreport
 request:
   mov rax, [rbx+64]
   mov rdi, [rbx+72]
@@ -250,75 +432,10 @@ request:
   mov r9, [rbx+112]
   syscall
   mov [rbx+120], rax
-  jmp report
+  jmp hreport
 resume:
   ret
 restorer:
   mov eax, 15
-  syscall
-  hlt
-cloned:
-  test edi, 0x100
-  jnz thread_start
-  mov eax, 157
-  mov edi, 1
-  mov esi, 9
-  syscall
-prctl_ret:
-  mov r13d, [rbx+60]
-  mov eax, 47
-  mov edi, r13d
-  lea rsi, [rbx+512]
-  xor edx, edx
-  syscall
-  cmp rax, 8
-  jne fork_fail
-  cmp qword ptr [rbx+768], 24
-  jne fork_fail
-  mov r14d, [rbx+784]
-  mov r15d, [rbx+788]
-  mov eax, 9
-  mov rdi, rbx
-  mov esi, REGION_SIZE
-  mov edx, 3
-  mov r10d, 0x11
-  mov r8d, r14d
-  xor r9d, r9d
-  syscall
-  cmp rax, -4095
-  jae fork_fail
-  mov eax, 3
-  mov edi, r14d
-  syscall
-  mov eax, 3
-  mov edi, r13d
-  syscall
-  mov [rbx+60], r15d
-  jmp unblock
-thread_start:
-  lea rbx, [rsp-1]
-  and rbx, -REGION_SIZE
-  mov eax, 131
-  lea rdi, [rbx+256]
-  xor esi, esi
-  syscall
-  cmp rax, -4095
-  jae thread_fail
-unblock:
-  mov eax, 14
-  mov edi, 2
-  lea rsi, [rbx+48]
-  xor edx, edx
-  mov r10d, 8
-  syscall
-  jmp ready
-fork_fail:
-  mov edi, 17
-  mov eax, 231
-  syscall
-  hlt
-thread_fail:
-  xor edi, edi
-  mov eax, 60
   syscall
   hlt

@@ -2,27 +2,35 @@
 //! process every stub is forked from.
 //!
 //! The machine code is hand-assembled (the source is `stub.S` next to this file,
-//! kept for review; the bytes below are its encoding, one instruction a line). It
-//! holds three pieces:
+//! kept for review; `asm.py` there prints the bytes below, one instruction a line).
+//! It holds four pieces:
 //! - the *zygote* start-up and loop: unmap everything but the code page, map a
 //!   scratch page, set `PR_SET_NO_NEW_PRIVS`, set SIGCHLD to `SIG_DFL` (no
-//!   auto-reaping), then forever `recvmsg` from the sentry either a (region memfd,
+//!   auto-reaping), then forever `recvmsg` from the sentry either a (command memfd,
 //!   control socket) pair, and `fork`, or a pid without fds, and reap that child;
-//! - the *child* set-up: die with the zygote, take the control socket as fd 0, map
-//!   the region memfd MAP_SHARED at [`REGION`], use it as the alternate signal stack,
-//!   install the signal handler for every signal, publish its pid, install the
-//!   seccomp filter and execute `ud2`, whose SIGILL reports "ready" to the sentry;
-//! - the *signal handler*: it runs on the alternate stack inside the shared region,
-//!   so the kernel's signal frame (registers, FP state, siginfo) already lies in
-//!   memory the sentry sees. It records the frame's pointers, flips the state word,
-//!   and waits (spin, then futex; no spin when it just had to wake the sentry, which
-//!   then cannot be running on another CPU yet, nor once the sentry sets the no-spin
-//!   word because the task's call waits for an event) until the sentry says "resume"
-//!   (return through `rt_sigreturn`) or "run this system call" (executed here, from the trampoline the
-//!   filter allows, and reported back).
+//! - the new stub process's set-up: die with the zygote, take the control socket as
+//!   fd 0 and the command memfd as fd 1 (its first page mapped read-only at
+//!   [`CMD`], its second writable at [`SYSRW`]), block every signal on this thread,
+//!   install the handler for every signal and the base seccomp filter;
+//! - the *syscall thread*: the process's first thread, which never runs application
+//!   code. It waits on the command page's sequence word (spin, then futex), runs the
+//!   system call written there and reports the result through the kernel, as the
+//!   file offset of its command memfd (which only its own fd table holds). A `clone`
+//!   command makes an application thread (`thread_start`: no fds, its alternate
+//!   stack in its region, the stricter application filter, signals unblocked, then
+//!   a `ud2` whose SIGILL reports it ready) or a fork (a copy of the syscall thread
+//!   alone, which takes its own command memfd and socket and reports in);
+//! - the *signal handler* of application threads: it runs on the alternate stack
+//!   inside the thread's shared region, so the kernel's signal frame (registers, FP
+//!   state, siginfo) already lies in memory the sentry sees. It records the frame's
+//!   pointers, flips the state word, and waits (spin, then futex; no spin when it
+//!   just had to wake the sentry, nor once the sentry sets the no-spin word) until
+//!   the sentry says "resume" (return through `rt_sigreturn`) or "run this system
+//!   call" for the thread itself (`arch_prctl` of its thread pointer, `exit`: all
+//!   the application filter lets an application thread make from the code page).
 //!
-//! Reused from the ptrace backend (copied, to dedupe later): the ELF header layout,
-//! the sealed-memfd image and the fork + `execveat` start of a process from it.
+//! Reused from the ptrace backend: the sealed-memfd image and the fork + `execveat`
+//! start of a process from it.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
@@ -38,8 +46,19 @@ pub(super) const STUB_BASE: u64 = 0x7fff_fe00_0000;
 #[cfg(test)]
 /// The zygote's scratch page (msghdr of its `recvmsg`); children unmap it.
 const ZSCRATCH: u64 = STUB_BASE + PAGE_SIZE;
-/// Where each stub maps the shared region of its first thread (slot 0); the region
-/// of slot `i` lies at `REGION + i * REGION_SIZE`.
+/// The command page: the first page of a stub process's command memfd, mapped
+/// read-only in the stub (the sentry writes it through its own mapping), so no
+/// application thread can change a command. (The code has it as an immediate.)
+#[cfg(test)]
+pub(super) const CMD: u64 = STUB_BASE + 2 * PAGE_SIZE;
+/// The syscall thread's writable page (the command memfd's second page): its
+/// progress and sleeping words and the scratch of `recvmsg` commands. Application
+/// threads can write it too; the sentry trusts nothing it reads there.
+pub(super) const SYSRW: u64 = STUB_BASE + 3 * PAGE_SIZE;
+/// Size of a command memfd: the command page and the writable page.
+pub(super) const CMD_SIZE: u64 = 2 * PAGE_SIZE;
+/// Where each stub maps the shared region of its application thread in slot 0; the
+/// region of slot `i` lies at `REGION + i * REGION_SIZE`.
 pub(super) const REGION: u64 = STUB_BASE + 0x1_0000;
 /// Size of a shared region; it is aligned to its size, which is how the signal
 /// handler finds its thread's region from its stack pointer.
@@ -52,9 +71,44 @@ pub(super) const STUB_END: u64 = REGION + MAX_SLOTS as u64 * REGION_SIZE;
 /// One past the highest user address on x86-64 with 4-level paging.
 const USER_TOP: u64 = 0x7fff_ffff_f000;
 
-// Layout of the shared region (offsets). The first page is the header, the rest is
-// the alternate signal stack.
-/// u32: who holds the stub (see the `STATE_*` values).
+// Layout of the command page (offsets; the stub reads it, only the sentry writes).
+/// u32: the sequence number of the current command (the syscall thread's futex word).
+pub(super) const C_SEQ: usize = 0;
+/// u64: system call number of the command, then its six arguments.
+pub(super) const C_NR: usize = 8;
+/// u64: the stub's fd number of its command memfd (whose file offset carries results).
+pub(super) const C_CMDFD: usize = 64;
+/// u64: for a fork command, the fd numbers (in the forking process) of the child's
+/// control socket and command memfd.
+pub(super) const C_CHILD_CTL: usize = 72;
+pub(super) const C_CHILD_CMD: usize = 80;
+/// `stack_t` a new application thread installs as its alternate signal stack.
+pub(super) const C_ALTSTACK: usize = 96;
+/// u64 zero: the empty signal mask of a new application thread.
+const C_ZERO: usize = 128;
+/// u64 all ones: the syscall thread's signal mask.
+const C_ONES: usize = 136;
+/// The kernel `struct sigaction` for every handler.
+const C_SIGACTION: usize = 160;
+
+// Layout of the syscall thread's writable page (offsets).
+/// u32: the sequence number of the last command done (a hint: results come from the
+/// kernel).
+pub(super) const R_DONE: usize = 0;
+/// u32: non-zero while the syscall thread sleeps on [`C_SEQ`].
+pub(super) const R_STUB_SLEEPING: usize = 4;
+/// u32: non-zero while the sentry sleeps on [`R_DONE`].
+pub(super) const R_SENTRY_SLEEPING: usize = 8;
+/// Scratch space for `recvmsg` commands (msghdr, iovec, data, cmsg buffer).
+pub(super) const R_SCRATCH: usize = 64;
+
+/// What the syscall thread adds to a result to make it a file offset (which cannot
+/// be negative): errors become 1..4095, success values 4096 and up.
+pub(super) const RESULT_BIAS: u64 = 4096;
+
+// Layout of an application thread's shared region (offsets). The first page is the
+// header, the rest is the alternate signal stack.
+/// u32: who holds the thread (see the `STATE_*` values).
 pub(super) const OFF_STATE: usize = 0;
 /// u32: non-zero while the sentry sleeps on the state futex.
 pub(super) const OFF_SENTRY_SLEEPING: usize = 4;
@@ -70,49 +124,34 @@ pub(super) const OFF_SIGNO: usize = 16;
 pub(super) const OFF_SIGINFO: usize = 24;
 /// u64: the handler's `ucontext_t *` (a stub address inside the region).
 pub(super) const OFF_UCONTEXT: usize = 32;
-/// u64: the stub's pid, written once at start-up.
-pub(super) const OFF_PID: usize = 40;
-/// u64: always zero (the empty signal mask a cloned child installs).
-const OFF_ZERO: usize = 48;
 /// u32: the thread's id, set by the kernel at clone (`CLONE_CHILD_SETTID`) and
 /// cleared, with a futex wake, when the thread exits (`CLONE_CHILD_CLEARTID`).
 pub(super) const OFF_TID: usize = 56;
-/// u32: a forked stub's fd number of its own control socket.
-pub(super) const OFF_CTLFD: usize = 60;
-/// u64: system call number of a request, then its six arguments.
+/// u64: system call number of a thread's own request, then its six arguments.
 pub(super) const OFF_REQ_NR: usize = 64;
-/// u64: the result of a request.
+/// u64: the result of a thread's own request.
 pub(super) const OFF_REQ_RESULT: usize = 120;
-/// `stack_t` for `sigaltstack`, written by the sentry before the fork.
-const OFF_ALTSTACK: usize = 256;
-/// The kernel `struct sigaction` for every handler, written by the sentry.
-const OFF_SIGACTION: usize = 288;
-/// Scratch space for request arguments (msghdr, iovec, cmsg buffer).
-pub(super) const OFF_SCRATCH: usize = 512;
-/// 16 random bytes the sentry writes into a fresh region before a new thread or fork
-/// maps it: reading them back through the pid or tid the stub reports for that thread
-/// or child proves the number names a process that maps this region (the report comes
-/// from application-writable memory and could name any other process).
+/// 16 random bytes the sentry writes into a fresh region before a new thread maps
+/// it: reading them back through the tid the kernel reported for that thread shows
+/// the number names a thread that maps this region.
 pub(super) const OFF_NONCE: usize = 2048;
 /// Length of the nonce at [`OFF_NONCE`].
 pub(super) const NONCE_LEN: usize = 16;
 /// Start of the alternate signal stack.
 pub(super) const OFF_ALTSTACK_BASE: usize = 4096;
 
-/// The stub is parked in its handler: the sentry's turn.
+/// The thread is parked in its handler: the sentry's turn.
 pub(super) const STATE_PARKED: u32 = 1;
-/// The sentry tells the stub to return to the application.
+/// The sentry tells the thread to return to the application.
 pub(super) const STATE_RESUME: u32 = 2;
-/// The sentry asks the stub to run the system call in the request slots.
+/// The sentry asks the thread to run the system call in its request slots (for the
+/// thread itself: `arch_prctl`, `exit`).
 pub(super) const STATE_REQUEST: u32 = 3;
-/// The sentry asks the stub for a `clone` with the request slots' arguments (flags,
-/// stack, parent tid, child tid, tls): [`THREAD_FLAGS`] or [`FORK_FLAGS`] only.
-pub(super) const STATE_CLONE: u32 = 4;
 
-/// `clone` flags of a new stub thread: a thread of the same process whose region
-/// word [`OFF_TID`] tells the sentry when it has exited. Not `CLONE_FILES`: each
-/// thread has an fd table of its own, so an fd the sentry passes to one thread (a
-/// file to map) is never in reach of another thread's application code.
+/// `clone` flags of a new application thread: a thread of the same process whose
+/// region word [`OFF_TID`] tells the sentry when it has exited. Not `CLONE_FILES`:
+/// it gets a copy of the syscall thread's fd table, which it closes before it runs
+/// any application code.
 pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_FS
     | libc::CLONE_SIGHAND
@@ -120,34 +159,44 @@ pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_SYSVSEM
     | libc::CLONE_CHILD_SETTID
     | libc::CLONE_CHILD_CLEARTID) as u64;
-/// `clone` flags of a forked stub: a sibling (child of the zygote, which reaps it
-/// when the sentry says so, and whose death kills it) with a copy-on-write copy of the address space.
+/// `clone` flags of a fork: a sibling (child of the zygote, which reaps it when the
+/// sentry says so, and whose death kills it) with a copy-on-write copy of the
+/// address space, made by the syscall thread, so it starts as a copy of that thread
+/// alone.
 pub(super) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 
 /// Offset of the code in the image (right after the ELF and program headers).
 const CODE_OFF: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
 /// Offsets inside [`CODE`] of the labels the sentry needs.
-const CODE_READY: u64 = 0x301;
-const CODE_HANDLER: u64 = 0x303;
-const CODE_SPIN_IMM: usize = 0x33d;
-const CODE_RESTORER: u64 = 0x3d9;
-/// Right after the `syscall` of the clone request: the only place a `clone` may
+const CODE_READY: u64 = 0x555;
+const CODE_HANDLER: u64 = 0x561;
+/// The immediates of the handler's and the syscall thread's spin counts.
+const CODE_SPIN_IMM: usize = 0x59b;
+const CODE_SYS_SPIN_IMM: usize = 0x3b2;
+const CODE_RESTORER: u64 = 0x609;
+/// Right after the syscall thread's command `syscall`: the only place a `clone` may
 /// come from (the seccomp filter checks the exact address).
-const CODE_CLONE_RET: u64 = 0x3a3;
+const CODE_SYS_RET: u64 = 0x40a;
 /// Right after the forked child's `prctl(PR_SET_PDEATHSIG)`: the only place a
 /// `prctl` may come from.
-const CODE_PRCTL_RET: u64 = 0x3fe;
+const CODE_PRCTL_RET: u64 = 0x43a;
 /// The handler's request path (loads a call and its arguments from `[rbx+64..]`).
 #[cfg(test)]
-const CODE_REQUEST: u64 = 0x3b1;
-/// Image offsets of the read-only data the code points at.
-const ACT_CHLD_OFF: u64 = 0x7d0;
-const FPROG_OFF: u64 = 0x7f0;
-const FILTER_OFF: u64 = 0x800;
-
-/// Addresses of the clone request's and the forked child's `syscall` instructions.
+const CODE_REQUEST: u64 = 0x5e1;
+/// The syscall thread's command path (loads a call from the command page).
 #[cfg(test)]
-pub(super) const CLONE_SITE: u64 = STUB_BASE + CODE_OFF + CODE_CLONE_RET - 2;
+const CODE_SYS_CMD: u64 = 0x3e6;
+/// Image offsets of the read-only data the code points at.
+const ACT_CHLD_OFF: u64 = 0xa00;
+const FPROG_OFF: u64 = 0xa20;
+const FPROG2_OFF: u64 = 0xa30;
+const FILTER_OFF: u64 = 0xa40;
+/// Where the application threads' filter starts (the base filter ends before it).
+const FILTER2_OFF: u64 = 0xc00;
+
+/// Addresses of the command `syscall` and the forked child's `prctl` instruction.
+#[cfg(test)]
+pub(super) const CLONE_SITE: u64 = STUB_BASE + CODE_OFF + CODE_SYS_RET - 2;
 #[cfg(test)]
 pub(super) const PRCTL_SITE: u64 = STUB_BASE + CODE_OFF + CODE_PRCTL_RET - 2;
 /// Address of the restorer's `syscall` instruction: any call allowed from the code
@@ -157,16 +206,23 @@ pub(super) const RESTORER_SYSCALL: u64 = RESTORER + 5;
 /// Address of the handler's request path.
 #[cfg(test)]
 pub(super) const REQUEST: u64 = STUB_BASE + CODE_OFF + CODE_REQUEST;
-/// Address of the `ud2` that reports a new stub ready.
+/// Address of the syscall thread's command path.
+#[cfg(test)]
+pub(super) const SYS_CMD: u64 = STUB_BASE + CODE_OFF + CODE_SYS_CMD;
+/// Address of the `ud2` that reports a new application thread ready.
 pub(super) const READY_RIP: u64 = STUB_BASE + CODE_OFF + CODE_READY;
 /// The signal handler.
 const HANDLER: u64 = STUB_BASE + CODE_OFF + CODE_HANDLER;
 /// The signal restorer (`rt_sigreturn`).
 const RESTORER: u64 = STUB_BASE + CODE_OFF + CODE_RESTORER;
 
-/// How many `pause` iterations the stub spins on the state word before it sleeps on
-/// the futex (a `pause` takes ~80 ns on this machine class: ~40 us).
+/// How many `pause` iterations the handler spins on the state word before it sleeps
+/// on the futex (a `pause` takes ~80 ns on this machine class: ~40 us).
 const STUB_SPIN: u32 = 500;
+/// How many the syscall thread spins on its command word after a command: none to
+/// speak of, since it usually shares the CPU of the sentry thread that will send
+/// the next command (see `syscaller`).
+const SYS_SPIN: u32 = 1;
 
 #[rustfmt::skip]
 const CODE: &[u8] = &[
@@ -209,7 +265,7 @@ const CODE: &[u8] = &[
     0x41, 0xbc, 0x05, 0x00, 0x00, 0x00, // mov r12d,0x5
     0xb8, 0x0d, 0x00, 0x00, 0x00, // mov eax,0xd
     0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi,0x11
-    0x48, 0xbe, 0xd0, 0x07, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rsi,0x7ffffe0007d0
+    0x48, 0xbe, 0x00, 0x0a, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rsi,0x7ffffe000a00
     0x31, 0xd2, // xor edx,edx
     0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
     0x0f, 0x05, // syscall
@@ -284,91 +340,250 @@ const CODE: &[u8] = &[
     0x0f, 0x05, // syscall
     0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
     0x73, 0xbc, // jae 1bf
-    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
-    0x44, 0x89, 0xff, // mov edi,r15d
-    0x0f, 0x05, // syscall
     0x41, 0xbc, 0x0d, 0x00, 0x00, 0x00, // mov r12d,0xd
     0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
-    0x48, 0xbf, 0x00, 0x00, 0x01, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe010000
-    0xbe, 0x00, 0x00, 0x01, 0x00, // mov esi,0x10000
-    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x48, 0xbf, 0x00, 0x20, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe002000
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
     0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
     0x45, 0x89, 0xf0, // mov r8d,r14d
     0x45, 0x31, 0xc9, // xor r9d,r9d
     0x0f, 0x05, // syscall
     0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x0f, 0x83, 0x79, 0xff, 0xff, 0xff, // jae 1bf
-    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
-    0x44, 0x89, 0xf7, // mov edi,r14d
-    0x0f, 0x05, // syscall
+    0x73, 0x87, // jae 1bf
     0x41, 0xbc, 0x0e, 0x00, 0x00, 0x00, // mov r12d,0xe
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0xbf, 0x00, 0x30, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe003000
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
+    0x45, 0x89, 0xf0, // mov r8d,r14d
+    0x41, 0xb9, 0x00, 0x10, 0x00, 0x00, // mov r9d,0x1000
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x4b, 0xff, 0xff, 0xff, // jae 1bf
+    0x41, 0xbc, 0x0f, 0x00, 0x00, 0x00, // mov r12d,0xf
+    0xb8, 0x21, 0x00, 0x00, 0x00, // mov eax,0x21
+    0x44, 0x89, 0xf7, // mov edi,r14d
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x2a, 0xff, 0xff, 0xff, // jae 1bf
+    0x41, 0xbc, 0x10, 0x00, 0x00, 0x00, // mov r12d,0x10
+    0xb8, 0xb4, 0x01, 0x00, 0x00, // mov eax,0x1b4
+    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
+    0xbe, 0xff, 0xff, 0xff, 0xff, // mov esi,0xffffffff
+    0x31, 0xd2, // xor edx,edx
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x0f, 0x83, 0x05, 0xff, 0xff, 0xff, // jae 1bf
+    0x41, 0xbc, 0x11, 0x00, 0x00, 0x00, // mov r12d,0x11
     0xb8, 0x0b, 0x00, 0x00, 0x00, // mov eax,0xb
     0x48, 0xbf, 0x00, 0x10, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdi,0x7ffffe001000
     0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
     0x0f, 0x05, // syscall
     0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x0f, 0x83, 0x47, 0xff, 0xff, 0xff, // jae 1bf
-    0x48, 0xbb, 0x00, 0x00, 0x01, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rbx,0x7ffffe010000
-    0x41, 0xbc, 0x0f, 0x00, 0x00, 0x00, // mov r12d,0xf
-    0xb8, 0x83, 0x00, 0x00, 0x00, // mov eax,0x83
-    0x48, 0x8d, 0xbb, 0x00, 0x01, 0x00, 0x00, // lea rdi,[rbx+0x100]
-    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x83, 0xdd, 0xfe, 0xff, 0xff, // jae 1bf
+    0x48, 0xbb, 0x00, 0x20, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rbx,0x7ffffe002000
+    0x48, 0xbd, 0x00, 0x30, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rbp,0x7ffffe003000
+    0x41, 0xbc, 0x12, 0x00, 0x00, 0x00, // mov r12d,0x12
+    0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax,0xe
+    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
+    0x48, 0x8d, 0xb3, 0x88, 0x00, 0x00, 0x00, // lea rsi,[rbx+0x88]
+    0x31, 0xd2, // xor edx,edx
+    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
     0x0f, 0x05, // syscall
     0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x0f, 0x83, 0x1b, 0xff, 0xff, 0xff, // jae 1bf
+    0x0f, 0x83, 0x9c, 0xfe, 0xff, 0xff, // jae 1bf
     0x41, 0xbd, 0x01, 0x00, 0x00, 0x00, // mov r13d,0x1
-    // sigloop (+0x2aa):
+    // sigloop (+0x329):
     0xb8, 0x0d, 0x00, 0x00, 0x00, // mov eax,0xd
     0x44, 0x89, 0xef, // mov edi,r13d
-    0x48, 0x8d, 0xb3, 0x20, 0x01, 0x00, 0x00, // lea rsi,[rbx+0x120]
+    0x48, 0x8d, 0xb3, 0xa0, 0x00, 0x00, 0x00, // lea rsi,[rbx+0xa0]
     0x31, 0xd2, // xor edx,edx
     0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
     0x0f, 0x05, // syscall
     0x41, 0xff, 0xc5, // inc r13d
     0x41, 0x83, 0xfd, 0x41, // cmp r13d,0x41
-    0x75, 0xde, // jne 2aa
-    0xb8, 0x27, 0x00, 0x00, 0x00, // mov eax,0x27
-    0x0f, 0x05, // syscall
-    0x48, 0x89, 0x43, 0x28, // mov QWORD PTR [rbx+0x28],rax
-    0x41, 0xbc, 0x10, 0x00, 0x00, 0x00, // mov r12d,0x10
+    0x75, 0xde, // jne 329
+    0x41, 0xbc, 0x13, 0x00, 0x00, 0x00, // mov r12d,0x13
     0xb8, 0x3d, 0x01, 0x00, 0x00, // mov eax,0x13d
     0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
     0x31, 0xf6, // xor esi,esi
-    0x48, 0xba, 0xf0, 0x07, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdx,0x7ffffe0007f0
+    0x48, 0xba, 0x20, 0x0a, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdx,0x7ffffe000a20
     0x0f, 0x05, // syscall
     0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x0f, 0x83, 0xbe, 0xfe, 0xff, 0xff, // jae 1bf
-    // ready (+0x301):
+    0x0f, 0x83, 0x4a, 0xfe, 0xff, 0xff, // jae 1bf
+    // sys_start (+0x375):
+    0xb8, 0x27, 0x00, 0x00, 0x00, // mov eax,0x27
+    0x0f, 0x05, // syscall
+    0x44, 0x8b, 0x2b, // mov r13d,DWORD PTR [rbx]
+    // report (+0x37f):
+    0x48, 0x8d, 0xb0, 0x00, 0x10, 0x00, 0x00, // lea rsi,[rax+0x1000]
+    0x8b, 0x7b, 0x40, // mov edi,DWORD PTR [rbx+0x40]
+    0x31, 0xd2, // xor edx,edx
+    0xb8, 0x08, 0x00, 0x00, 0x00, // mov eax,0x8
+    0x0f, 0x05, // syscall
+    0x44, 0x89, 0x6d, 0x00, // mov DWORD PTR [rbp+0x0],r13d
+    0x83, 0x7d, 0x08, 0x00, // cmp DWORD PTR [rbp+0x8],0x0
+    0x74, 0x15, // je 3b1
+    0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
+    0x48, 0x8d, 0x7d, 0x00, // lea rdi,[rbp+0x0]
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
+    0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
+    0x0f, 0x05, // syscall
+    // sys_wait (+0x3b1):
+    0xb9, 0x78, 0x56, 0x34, 0x12, // mov ecx,0x12345678
+    // sys_spin (+0x3b6):
+    0x8b, 0x03, // mov eax,DWORD PTR [rbx]
+    0x44, 0x39, 0xe8, // cmp eax,r13d
+    0x75, 0x29, // jne 3e6
+    0xf3, 0x90, // pause
+    0xff, 0xc9, // dec ecx
+    0x75, 0xf3, // jne 3b6
+    0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax,0x1
+    0x87, 0x45, 0x04, // xchg DWORD PTR [rbp+0x4],eax
+    0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
+    0x48, 0x89, 0xdf, // mov rdi,rbx
+    0x31, 0xf6, // xor esi,esi
+    0x44, 0x89, 0xea, // mov edx,r13d
+    0x45, 0x31, 0xd2, // xor r10d,r10d
+    0x0f, 0x05, // syscall
+    0xc7, 0x45, 0x04, 0x00, 0x00, 0x00, 0x00, // mov DWORD PTR [rbp+0x4],0x0
+    0xeb, 0xcb, // jmp 3b1
+    // sys_cmd (+0x3e6):
+    0x41, 0x89, 0xc5, // mov r13d,eax
+    0x48, 0x8b, 0x43, 0x08, // mov rax,QWORD PTR [rbx+0x8]
+    0x49, 0x89, 0xc4, // mov r12,rax
+    0x48, 0x8b, 0x7b, 0x10, // mov rdi,QWORD PTR [rbx+0x10]
+    0x48, 0x8b, 0x73, 0x18, // mov rsi,QWORD PTR [rbx+0x18]
+    0x48, 0x8b, 0x53, 0x20, // mov rdx,QWORD PTR [rbx+0x20]
+    0x4c, 0x8b, 0x53, 0x28, // mov r10,QWORD PTR [rbx+0x28]
+    0x4c, 0x8b, 0x43, 0x30, // mov r8,QWORD PTR [rbx+0x30]
+    0x4c, 0x8b, 0x4b, 0x38, // mov r9,QWORD PTR [rbx+0x38]
+    0x0f, 0x05, // syscall
+    // sys_ret (+0x40a):
+    0x49, 0x83, 0xfc, 0x38, // cmp r12,0x38
+    0x0f, 0x85, 0x6b, 0xff, 0xff, 0xff, // jne 37f
+    0x48, 0x85, 0xc0, // test rax,rax
+    0x0f, 0x85, 0x62, 0xff, 0xff, 0xff, // jne 37f
+    0xf7, 0xc7, 0x00, 0x00, 0x01, 0x00, // test edi,0x10000
+    0x0f, 0x85, 0xc4, 0x00, 0x00, 0x00, // jne 4ed
+    0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax,0x9d
+    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
+    0xbe, 0x09, 0x00, 0x00, 0x00, // mov esi,0x9
+    0x0f, 0x05, // syscall
+    // prctl_ret (+0x43a):
+    0x4c, 0x8b, 0x73, 0x50, // mov r14,QWORD PTR [rbx+0x50]
+    0x4c, 0x8b, 0x7b, 0x48, // mov r15,QWORD PTR [rbx+0x48]
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0x89, 0xdf, // mov rdi,rbx
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
+    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
+    0x45, 0x89, 0xf0, // mov r8d,r14d
+    0x45, 0x31, 0xc9, // xor r9d,r9d
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x76, // jae 4e0
+    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
+    0x48, 0x89, 0xef, // mov rdi,rbp
+    0xbe, 0x00, 0x10, 0x00, 0x00, // mov esi,0x1000
+    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
+    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
+    0x45, 0x89, 0xf0, // mov r8d,r14d
+    0x41, 0xb9, 0x00, 0x10, 0x00, 0x00, // mov r9d,0x1000
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x4b, // jae 4e0
+    0xb8, 0x21, 0x00, 0x00, 0x00, // mov eax,0x21
+    0x44, 0x89, 0xff, // mov edi,r15d
+    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x37, // jae 4e0
+    0xb8, 0x21, 0x00, 0x00, 0x00, // mov eax,0x21
+    0x44, 0x89, 0xf7, // mov edi,r14d
+    0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x20, // jae 4e0
+    0xb8, 0xb4, 0x01, 0x00, 0x00, // mov eax,0x1b4
+    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
+    0xbe, 0xff, 0xff, 0xff, 0xff, // mov esi,0xffffffff
+    0x31, 0xd2, // xor edx,edx
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x05, // jae 4e0
+    0xe9, 0x95, 0xfe, 0xff, 0xff, // jmp 375
+    // fork_fail (+0x4e0):
+    0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi,0x11
+    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax,0xe7
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+    // thread_start (+0x4ed):
+    0xb8, 0xb4, 0x01, 0x00, 0x00, // mov eax,0x1b4
+    0x31, 0xff, // xor edi,edi
+    0xbe, 0xff, 0xff, 0xff, 0xff, // mov esi,0xffffffff
+    0x31, 0xd2, // xor edx,edx
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x52, // jae 557
+    0xb8, 0x83, 0x00, 0x00, 0x00, // mov eax,0x83
+    0x48, 0x8d, 0x7b, 0x60, // lea rdi,[rbx+0x60]
+    0x31, 0xf6, // xor esi,esi
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x3d, // jae 557
+    0xb8, 0x3d, 0x01, 0x00, 0x00, // mov eax,0x13d
+    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
+    0x31, 0xf6, // xor esi,esi
+    0x48, 0xba, 0x30, 0x0a, 0x00, 0xfe, 0xff, 0x7f, 0x00, 0x00, // movabs rdx,0x7ffffe000a30
+    0x0f, 0x05, // syscall
+    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
+    0x73, 0x1d, // jae 557
+    0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax,0xe
+    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
+    0x48, 0x8d, 0xb3, 0x80, 0x00, 0x00, 0x00, // lea rsi,[rbx+0x80]
+    0x31, 0xd2, // xor edx,edx
+    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
+    0x0f, 0x05, // syscall
+    // ready (+0x555):
     0x0f, 0x0b, // ud2
-    // handler (+0x303):
+    // thread_fail (+0x557):
+    0x31, 0xff, // xor edi,edi
+    0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax,0x3c
+    0x0f, 0x05, // syscall
+    0xf4, // hlt
+    // handler (+0x561):
     0x48, 0x89, 0xe3, // mov rbx,rsp
     0x48, 0x81, 0xe3, 0x00, 0x00, 0xff, 0xff, // and rbx,0xffffffffffff0000
     0x48, 0x89, 0x7b, 0x10, // mov QWORD PTR [rbx+0x10],rdi
     0x48, 0x89, 0x73, 0x18, // mov QWORD PTR [rbx+0x18],rsi
     0x48, 0x89, 0x53, 0x20, // mov QWORD PTR [rbx+0x20],rdx
-    // report (+0x319):
+    // hreport (+0x577):
     0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax,0x1
     0x87, 0x03, // xchg DWORD PTR [rbx],eax
     0x83, 0x7b, 0x04, 0x00, // cmp DWORD PTR [rbx+0x4],0x0
-    0x74, 0x16, // je 33c
+    0x74, 0x16, // je 59a
     0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
     0x48, 0x89, 0xdf, // mov rdi,rbx
     0xbe, 0x01, 0x00, 0x00, 0x00, // mov esi,0x1
     0xba, 0x01, 0x00, 0x00, 0x00, // mov edx,0x1
     0x0f, 0x05, // syscall
-    0xeb, 0x18, // jmp 354
-    // hwait (+0x33c):
+    0xeb, 0x18, // jmp 5b2
+    // hwait (+0x59a):
     0xb9, 0x78, 0x56, 0x34, 0x12, // mov ecx,0x12345678
-    // spin (+0x341):
+    // spin (+0x59f):
     0x8b, 0x03, // mov eax,DWORD PTR [rbx]
     0x83, 0xf8, 0x01, // cmp eax,0x1
-    0x75, 0x31, // jne 379
+    0x75, 0x31, // jne 5d7
     0x83, 0x7b, 0x0c, 0x00, // cmp DWORD PTR [rbx+0xc],0x0
-    0x75, 0x06, // jne 354
+    0x75, 0x06, // jne 5b2
     0xf3, 0x90, // pause
     0xff, 0xc9, // dec ecx
-    0x75, 0xed, // jne 341
-    // hsleep (+0x354):
+    0x75, 0xed, // jne 59f
+    // hsleep (+0x5b2):
     0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax,0x1
     0x87, 0x43, 0x08, // xchg DWORD PTR [rbx+0x8],eax
     0xb8, 0xca, 0x00, 0x00, 0x00, // mov eax,0xca
@@ -378,27 +593,13 @@ const CODE: &[u8] = &[
     0x45, 0x31, 0xd2, // xor r10d,r10d
     0x0f, 0x05, // syscall
     0xc7, 0x43, 0x08, 0x00, 0x00, 0x00, 0x00, // mov DWORD PTR [rbx+0x8],0x0
-    0xeb, 0xc3, // jmp 33c
-    // got (+0x379):
+    0xeb, 0xc3, // jmp 59a
+    // got (+0x5d7):
     0x83, 0xf8, 0x02, // cmp eax,0x2
-    0x74, 0x5a, // je 3d8
+    0x74, 0x2c, // je 608
     0x83, 0xf8, 0x03, // cmp eax,0x3
-    0x74, 0x2e, // je 3b1
-    0x83, 0xf8, 0x04, // cmp eax,0x4
-    0x75, 0x91, // jne 319
-    0xb8, 0x38, 0x00, 0x00, 0x00, // mov eax,0x38
-    0x48, 0x8b, 0x7b, 0x48, // mov rdi,QWORD PTR [rbx+0x48]
-    0x48, 0x8b, 0x73, 0x50, // mov rsi,QWORD PTR [rbx+0x50]
-    0x48, 0x8b, 0x53, 0x58, // mov rdx,QWORD PTR [rbx+0x58]
-    0x4c, 0x8b, 0x53, 0x60, // mov r10,QWORD PTR [rbx+0x60]
-    0x4c, 0x8b, 0x43, 0x68, // mov r8,QWORD PTR [rbx+0x68]
-    0x0f, 0x05, // syscall
-    // clone_ret (+0x3a3):
-    0x48, 0x85, 0xc0, // test rax,rax
-    0x74, 0x39, // je 3e1
-    0x48, 0x89, 0x43, 0x78, // mov QWORD PTR [rbx+0x78],rax
-    0xe9, 0x68, 0xff, 0xff, 0xff, // jmp 319
-    // request (+0x3b1):
+    0x75, 0x96, // jne 577
+    // request (+0x5e1):
     0x48, 0x8b, 0x43, 0x40, // mov rax,QWORD PTR [rbx+0x40]
     0x48, 0x8b, 0x7b, 0x48, // mov rdi,QWORD PTR [rbx+0x48]
     0x48, 0x8b, 0x73, 0x50, // mov rsi,QWORD PTR [rbx+0x50]
@@ -408,76 +609,11 @@ const CODE: &[u8] = &[
     0x4c, 0x8b, 0x4b, 0x70, // mov r9,QWORD PTR [rbx+0x70]
     0x0f, 0x05, // syscall
     0x48, 0x89, 0x43, 0x78, // mov QWORD PTR [rbx+0x78],rax
-    0xe9, 0x41, 0xff, 0xff, 0xff, // jmp 319
-    // resume (+0x3d8):
+    0xe9, 0x6f, 0xff, 0xff, 0xff, // jmp 577
+    // resume (+0x608):
     0xc3, // ret
-    // restorer (+0x3d9):
+    // restorer (+0x609):
     0xb8, 0x0f, 0x00, 0x00, 0x00, // mov eax,0xf
-    0x0f, 0x05, // syscall
-    0xf4, // hlt
-    // cloned (+0x3e1):
-    0xf7, 0xc7, 0x00, 0x01, 0x00, 0x00, // test edi,0x100
-    0x0f, 0x85, 0x90, 0x00, 0x00, 0x00, // jne 47d
-    0xb8, 0x9d, 0x00, 0x00, 0x00, // mov eax,0x9d
-    0xbf, 0x01, 0x00, 0x00, 0x00, // mov edi,0x1
-    0xbe, 0x09, 0x00, 0x00, 0x00, // mov esi,0x9
-    0x0f, 0x05, // syscall
-    // prctl_ret (+0x3fe):
-    0x44, 0x8b, 0x6b, 0x3c, // mov r13d,DWORD PTR [rbx+0x3c]
-    0xb8, 0x2f, 0x00, 0x00, 0x00, // mov eax,0x2f
-    0x44, 0x89, 0xef, // mov edi,r13d
-    0x48, 0x8d, 0xb3, 0x00, 0x02, 0x00, 0x00, // lea rsi,[rbx+0x200]
-    0x31, 0xd2, // xor edx,edx
-    0x0f, 0x05, // syscall
-    0x48, 0x83, 0xf8, 0x08, // cmp rax,0x8
-    0x0f, 0x85, 0x9f, 0x00, 0x00, 0x00, // jne 4be
-    0x48, 0x83, 0xbb, 0x00, 0x03, 0x00, 0x00, 0x18, // cmp QWORD PTR [rbx+0x300],0x18
-    0x0f, 0x85, 0x91, 0x00, 0x00, 0x00, // jne 4be
-    0x44, 0x8b, 0xb3, 0x10, 0x03, 0x00, 0x00, // mov r14d,DWORD PTR [rbx+0x310]
-    0x44, 0x8b, 0xbb, 0x14, 0x03, 0x00, 0x00, // mov r15d,DWORD PTR [rbx+0x314]
-    0xb8, 0x09, 0x00, 0x00, 0x00, // mov eax,0x9
-    0x48, 0x89, 0xdf, // mov rdi,rbx
-    0xbe, 0x00, 0x00, 0x01, 0x00, // mov esi,0x10000
-    0xba, 0x03, 0x00, 0x00, 0x00, // mov edx,0x3
-    0x41, 0xba, 0x11, 0x00, 0x00, 0x00, // mov r10d,0x11
-    0x45, 0x89, 0xf0, // mov r8d,r14d
-    0x45, 0x31, 0xc9, // xor r9d,r9d
-    0x0f, 0x05, // syscall
-    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x73, 0x5b, // jae 4be
-    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
-    0x44, 0x89, 0xf7, // mov edi,r14d
-    0x0f, 0x05, // syscall
-    0xb8, 0x03, 0x00, 0x00, 0x00, // mov eax,0x3
-    0x44, 0x89, 0xef, // mov edi,r13d
-    0x0f, 0x05, // syscall
-    0x44, 0x89, 0x7b, 0x3c, // mov DWORD PTR [rbx+0x3c],r15d
-    0xeb, 0x24, // jmp 4a1
-    // thread_start (+0x47d):
-    0x48, 0x8d, 0x5c, 0x24, 0xff, // lea rbx,[rsp-0x1]
-    0x48, 0x81, 0xe3, 0x00, 0x00, 0xff, 0xff, // and rbx,0xffffffffffff0000
-    0xb8, 0x83, 0x00, 0x00, 0x00, // mov eax,0x83
-    0x48, 0x8d, 0xbb, 0x00, 0x01, 0x00, 0x00, // lea rdi,[rbx+0x100]
-    0x31, 0xf6, // xor esi,esi
-    0x0f, 0x05, // syscall
-    0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff, // cmp rax,0xfffffffffffff001
-    0x73, 0x2a, // jae 4cb
-    // unblock (+0x4a1):
-    0xb8, 0x0e, 0x00, 0x00, 0x00, // mov eax,0xe
-    0xbf, 0x02, 0x00, 0x00, 0x00, // mov edi,0x2
-    0x48, 0x8d, 0x73, 0x30, // lea rsi,[rbx+0x30]
-    0x31, 0xd2, // xor edx,edx
-    0x41, 0xba, 0x08, 0x00, 0x00, 0x00, // mov r10d,0x8
-    0x0f, 0x05, // syscall
-    0xe9, 0x43, 0xfe, 0xff, 0xff, // jmp 301
-    // fork_fail (+0x4be):
-    0xbf, 0x11, 0x00, 0x00, 0x00, // mov edi,0x11
-    0xb8, 0xe7, 0x00, 0x00, 0x00, // mov eax,0xe7
-    0x0f, 0x05, // syscall
-    0xf4, // hlt
-    // thread_fail (+0x4cb):
-    0x31, 0xff, // xor edi,edi
-    0xb8, 0x3c, 0x00, 0x00, 0x00, // mov eax,0x3c
     0x0f, 0x05, // syscall
     0xf4, // hlt
 ];
@@ -486,15 +622,18 @@ const EHDR_SIZE: usize = 64;
 const PHDR_SIZE: usize = 56;
 
 /// Host system calls the stub may make from its own code page (everything else, and
-/// everything from any other address, raises SIGSYS): what the handler needs to wait
-/// and return, what the sentry's requests use, and what a cloned child needs to
-/// come up (`rt_sigprocmask`: a child starts with the handler's full mask;
-/// `sigaltstack`: a new thread starts without one; `exit`: the end of a thread).
-/// `rt_sigprocmask` gives the application nothing new: `rt_sigreturn`, allowed for
-/// the handler's return, already loads any mask from a frame it can forge.
+/// everything from any other address, raises SIGSYS). This base filter is the only
+/// one on the syscall thread, which runs nothing but the sentry's commands; every
+/// application thread adds [`APP_SYSCALLS`]' stricter one before its first
+/// application instruction. What the syscall thread's commands use (`mmap`,
+/// `munmap`, `mprotect`, `mremap`, `recvmsg`, `close`), its wait and report
+/// (`futex`, `lseek`), what a fork's child needs to take its own fds and report in
+/// (`dup2`, `close_range`, `getpid`), what a new application thread needs to come
+/// up (`close_range`, `sigaltstack`, `seccomp`, `rt_sigprocmask`), and the
+/// handler's (`futex`, `rt_sigreturn`, `arch_prctl`, `exit`, `exit_group`).
 /// `clone` and `prctl` are allowed only from one instruction each, with fixed
 /// arguments (see [`filter`]).
-const STUB_SYSCALLS: [i64; 13] = [
+const STUB_SYSCALLS: [i64; 18] = [
     libc::SYS_futex,
     libc::SYS_rt_sigreturn,
     libc::SYS_mmap,
@@ -508,7 +647,30 @@ const STUB_SYSCALLS: [i64; 13] = [
     libc::SYS_exit,
     libc::SYS_rt_sigprocmask,
     libc::SYS_sigaltstack,
+    libc::SYS_lseek,
+    libc::SYS_seccomp,
+    libc::SYS_close_range,
+    libc::SYS_dup2,
+    libc::SYS_getpid,
 ];
+
+/// What an application thread may call from the stub's code page once it runs
+/// application code: the handler's wait and return, its own end, its signal mask
+/// (`rt_sigreturn` loads any mask anyway) and, through [`APP_ARCH_PRCTL`], its own
+/// thread pointers. None of them edits the address space, touches an fd or makes a
+/// thread or process: application code that jumps into the code page can do only
+/// this much, to itself, and any other call there kills the stub.
+const APP_SYSCALLS: [i64; 6] = [
+    libc::SYS_futex,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_sigaltstack,
+];
+/// The `arch_prctl` codes an application thread may use from the code page:
+/// `ARCH_SET_GS` and `ARCH_SET_FS` (not `ARCH_MAP_VDSO_*`, which would map memory).
+const APP_ARCH_PRCTL: [u32; 2] = [0x1001, 0x1002];
 
 /// `AUDIT_ARCH_X86_64`.
 pub(super) const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
@@ -529,82 +691,63 @@ enum To {
     Next,
     Kill,
     Allow,
-    Trap,
+    /// The "not from the code page" answer: TRAP in the base filter, ALLOW (the
+    /// base filter's TRAP decides) in the application filter.
+    Outside,
     Clone,
     Prctl,
+    ArchPrctl,
 }
 
-/// The stub's seccomp filter: a 64-bit system call from the stub's code page whose
-/// number is in [`STUB_SYSCALLS`] runs; so does a `clone` from the clone request's
-/// instruction with [`THREAD_FLAGS`] or [`FORK_FLAGS`], and a
-/// `prctl(PR_SET_PDEATHSIG)` from the forked child's first instruction (so even a
-/// fork the application makes by jumping there dies with the zygote); any other
-/// call from there kills the stub; everything else traps (SIGSYS) to the handler,
-/// i.e. to the sentry.
-fn filter() -> Vec<[u8; 8]> {
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_TRAP: u32 = 0x0003_0000;
-    const RET_KILL_PROCESS: u32 = 0x8000_0000;
-    const NR: u32 = 0;
-    const ARCH: u32 = 4;
-    const IP_LO: u32 = 8;
-    const IP_HI: u32 = 12;
-    const ARG0_LO: u32 = 16;
-    let ld = |off: u32| (bpf(LD_W_ABS, 0, 0, off), To::Next, To::Next);
-    let jeq = |k: u32, t: To, f: To| (bpf(JEQ_K, 0, 0, k), t, f);
-    let rip = |off: u64| (STUB_BASE + CODE_OFF + off) as u32;
-    let mut p = vec![
-        ld(ARCH),
-        jeq(AUDIT_ARCH_X86_64, To::Next, To::Trap),
-        ld(IP_HI),
-        jeq((STUB_BASE >> 32) as u32, To::Next, To::Trap),
-        ld(IP_LO),
+const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+const RET_ALLOW: u32 = 0x7fff_0000;
+const RET_TRAP: u32 = 0x0003_0000;
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SD_NR: u32 = 0;
+const SD_ARCH: u32 = 4;
+const SD_IP_LO: u32 = 8;
+const SD_IP_HI: u32 = 12;
+const SD_ARG0_LO: u32 = 16;
+const SD_ARG0_HI: u32 = 20;
+
+type Insn = ([u8; 8], To, To);
+
+fn ld(off: u32) -> Insn {
+    (bpf(LD_W_ABS, 0, 0, off), To::Next, To::Next)
+}
+
+fn jeq(k: u32, t: To, f: To) -> Insn {
+    (bpf(JEQ_K, 0, 0, k), t, f)
+}
+
+fn rip(off: u64) -> u32 {
+    (STUB_BASE + CODE_OFF + off) as u32
+}
+
+/// The common start of both filters: anything but a 64-bit call from the code page
+/// goes to `To::Outside`; the accumulator holds the call number afterwards.
+fn from_code_page() -> Vec<Insn> {
+    vec![
+        ld(SD_ARCH),
+        jeq(AUDIT_ARCH_X86_64, To::Next, To::Outside),
+        ld(SD_IP_HI),
+        jeq((STUB_BASE >> 32) as u32, To::Next, To::Outside),
+        ld(SD_IP_LO),
         (
             bpf(AND_K, 0, 0, !(PAGE_SIZE as u32 - 1)),
             To::Next,
             To::Next,
         ),
-        jeq(STUB_BASE as u32, To::Next, To::Trap),
-        ld(NR),
-        jeq(libc::SYS_clone as u32, To::Clone, To::Next),
-        jeq(libc::SYS_prctl as u32, To::Prctl, To::Next),
-    ];
-    for nr in STUB_SYSCALLS {
-        p.push(jeq(nr as u32, To::Allow, To::Next));
-    }
-    // Not on the list: kill (a jump to the KILL return below).
-    p.push(jeq(0, To::Kill, To::Kill));
-    let clone_at = p.len();
-    p.extend([
-        ld(IP_LO),
-        jeq(rip(CODE_CLONE_RET), To::Next, To::Kill),
-        ld(ARG0_LO),
-        jeq(THREAD_FLAGS as u32, To::Allow, To::Next),
-        jeq(FORK_FLAGS as u32, To::Allow, To::Kill),
-    ]);
-    let prctl_at = p.len();
-    p.extend([
-        ld(IP_LO),
-        jeq(rip(CODE_PRCTL_RET), To::Next, To::Kill),
-        ld(ARG0_LO),
-        jeq(libc::PR_SET_PDEATHSIG as u32, To::Allow, To::Kill),
-    ]);
-    let kill_at = p.len();
-    p.push((bpf(RET_K, 0, 0, RET_KILL_PROCESS), To::Next, To::Next));
-    p.push((bpf(RET_K, 0, 0, RET_ALLOW), To::Next, To::Next));
-    p.push((bpf(RET_K, 0, 0, RET_TRAP), To::Next, To::Next));
-    let target = |t: To| match t {
-        To::Next => None,
-        To::Kill => Some(kill_at),
-        To::Allow => Some(kill_at + 1),
-        To::Trap => Some(kill_at + 2),
-        To::Clone => Some(clone_at),
-        To::Prctl => Some(prctl_at),
-    };
+        jeq(STUB_BASE as u32, To::Next, To::Outside),
+        ld(SD_NR),
+    ]
+}
+
+/// Resolves the symbolic jumps of `p`, given where its labels are.
+fn link(p: Vec<Insn>, target: impl Fn(To) -> Option<usize>) -> Vec<[u8; 8]> {
     p.iter()
         .enumerate()
         .map(|(i, (ins, t, f))| {
@@ -617,14 +760,92 @@ fn filter() -> Vec<[u8; 8]> {
         .collect()
 }
 
+/// The base filter: a 64-bit system call from the stub's code page whose number is
+/// in [`STUB_SYSCALLS`] runs; so does a `clone` from the command instruction with
+/// [`THREAD_FLAGS`] or [`FORK_FLAGS`], and a `prctl(PR_SET_PDEATHSIG)` from the
+/// forked child's first instruction; any other call from there kills the stub;
+/// everything else traps (SIGSYS) to the handler, i.e. to the sentry.
+fn filter() -> Vec<[u8; 8]> {
+    let mut p = from_code_page();
+    p.push(jeq(libc::SYS_clone as u32, To::Clone, To::Next));
+    p.push(jeq(libc::SYS_prctl as u32, To::Prctl, To::Next));
+    for nr in STUB_SYSCALLS {
+        p.push(jeq(nr as u32, To::Allow, To::Next));
+    }
+    // Not on the list: kill (a jump to the KILL return below).
+    p.push(jeq(0, To::Kill, To::Kill));
+    let clone_at = p.len();
+    p.extend([
+        ld(SD_IP_LO),
+        jeq(rip(CODE_SYS_RET), To::Next, To::Kill),
+        ld(SD_ARG0_LO),
+        jeq(THREAD_FLAGS as u32, To::Allow, To::Next),
+        jeq(FORK_FLAGS as u32, To::Allow, To::Kill),
+    ]);
+    let prctl_at = p.len();
+    p.extend([
+        ld(SD_IP_LO),
+        jeq(rip(CODE_PRCTL_RET), To::Next, To::Kill),
+        ld(SD_ARG0_LO),
+        jeq(libc::PR_SET_PDEATHSIG as u32, To::Allow, To::Kill),
+    ]);
+    let kill_at = p.len();
+    p.push((bpf(RET_K, 0, 0, RET_KILL_PROCESS), To::Next, To::Next));
+    p.push((bpf(RET_K, 0, 0, RET_ALLOW), To::Next, To::Next));
+    p.push((bpf(RET_K, 0, 0, RET_TRAP), To::Next, To::Next));
+    link(p, |t| match t {
+        To::Next => None,
+        To::Kill => Some(kill_at),
+        To::Allow => Some(kill_at + 1),
+        To::Outside => Some(kill_at + 2),
+        To::Clone => Some(clone_at),
+        To::Prctl => Some(prctl_at),
+        To::ArchPrctl => None,
+    })
+}
+
+/// The application threads' filter, stacked on the base one (filters only
+/// tighten: the strictest answer wins): from the code page only [`APP_SYSCALLS`]
+/// and `arch_prctl` with [`APP_ARCH_PRCTL`]; anything else from there kills the
+/// stub. Elsewhere it allows, and the base filter's TRAP decides.
+fn app_filter() -> Vec<[u8; 8]> {
+    let mut p = from_code_page();
+    p.push(jeq(libc::SYS_arch_prctl as u32, To::ArchPrctl, To::Next));
+    for nr in APP_SYSCALLS {
+        p.push(jeq(nr as u32, To::Allow, To::Next));
+    }
+    p.push(jeq(0, To::Kill, To::Kill));
+    let arch_at = p.len();
+    p.extend([
+        ld(SD_ARG0_HI),
+        jeq(0, To::Next, To::Kill),
+        ld(SD_ARG0_LO),
+        jeq(APP_ARCH_PRCTL[0], To::Allow, To::Next),
+        jeq(APP_ARCH_PRCTL[1], To::Allow, To::Kill),
+    ]);
+    let kill_at = p.len();
+    p.push((bpf(RET_K, 0, 0, RET_KILL_PROCESS), To::Next, To::Next));
+    p.push((bpf(RET_K, 0, 0, RET_ALLOW), To::Next, To::Next));
+    link(p, |t| match t {
+        To::Next => None,
+        To::Kill => Some(kill_at),
+        To::Allow | To::Outside => Some(kill_at + 1),
+        To::ArchPrctl => Some(arch_at),
+        To::Clone | To::Prctl => None,
+    })
+}
+
 /// The stub image.
 pub(super) fn build() -> Vec<u8> {
     let base = STUB_BASE;
     let mut code = CODE.to_vec();
     code[CODE_SPIN_IMM..CODE_SPIN_IMM + 4].copy_from_slice(&STUB_SPIN.to_le_bytes());
+    code[CODE_SYS_SPIN_IMM..CODE_SYS_SPIN_IMM + 4].copy_from_slice(&SYS_SPIN.to_le_bytes());
     let filter = filter();
-    let total = FILTER_OFF + 8 * filter.len() as u64;
+    let app = app_filter();
+    let total = FILTER2_OFF + 8 * app.len() as u64;
     debug_assert!(total <= PAGE_SIZE);
+    debug_assert!(FILTER_OFF + 8 * filter.len() as u64 <= FILTER2_OFF);
     debug_assert!(CODE_OFF + (code.len() as u64) <= ACT_CHLD_OFF);
     let mut b = Vec::with_capacity(total as usize);
     // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
@@ -652,49 +873,64 @@ pub(super) fn build() -> Vec<u8> {
     b.extend_from_slice(&PAGE_SIZE.to_le_bytes()); // p_align
     b.extend_from_slice(&code);
     b.resize(ACT_CHLD_OFF as usize, 0xf4); // hlt padding
-                                           // The zygote's SIGCHLD action: SIG_DFL without SA_NOCLDWAIT (an ignored SIGCHLD,
-                                           // which exec keeps from the sentry, would reap stubs on their own). A dead stub
-                                           // stays a zombie, its pid taken, until the sentry, done with its memory, tells
-                                           // the zygote to reap it.
+
+    // The zygote's SIGCHLD action: SIG_DFL without SA_NOCLDWAIT (an ignored SIGCHLD,
+    // which exec keeps from the sentry, would reap stubs on their own). A dead stub
+    // stays a zombie, its pid taken, until the sentry, done with its memory, tells
+    // the zygote to reap it.
     b.extend_from_slice(&0u64.to_le_bytes()); // handler = SIG_DFL
     b.extend_from_slice(&0u64.to_le_bytes()); // flags
     b.extend_from_slice(&0u64.to_le_bytes()); // restorer
     b.extend_from_slice(&0u64.to_le_bytes()); // mask
+                                              // struct sock_fprog { unsigned short len; struct sock_filter *filter; }, twice.
     b.resize(FPROG_OFF as usize, 0);
-    // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
     b.extend_from_slice(&(filter.len() as u64).to_le_bytes());
     b.extend_from_slice(&(base + FILTER_OFF).to_le_bytes());
+    b.resize(FPROG2_OFF as usize, 0);
+    b.extend_from_slice(&(app.len() as u64).to_le_bytes());
+    b.extend_from_slice(&(base + FILTER2_OFF).to_le_bytes());
     b.resize(FILTER_OFF as usize, 0);
     for ins in &filter {
+        b.extend_from_slice(ins);
+    }
+    b.resize(FILTER2_OFF as usize, 0);
+    for ins in &app {
         b.extend_from_slice(ins);
     }
     b
 }
 
-/// Fills the header of a new region for slot `slot` with what the child's start-up
-/// code reads.
-pub(super) fn init_region(header: &mut [u8], slot: usize) {
-    let base = slot_base(slot);
-    let put = |h: &mut [u8], off: usize, v: u64| h[off..off + 8].copy_from_slice(&v.to_le_bytes());
-    // stack_t { ss_sp, ss_flags (+pad), ss_size }
-    put(header, OFF_ALTSTACK, base + OFF_ALTSTACK_BASE as u64);
-    put(header, OFF_ALTSTACK + 8, 0);
-    put(
-        header,
-        OFF_ALTSTACK + 16,
-        REGION_SIZE - OFF_ALTSTACK_BASE as u64,
-    );
+fn put(h: &mut [u8], off: usize, v: u64) {
+    h[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Fills a new command page with what the stub's start-up code reads: the fd number
+/// its command memfd will have (1), the masks and the signal action of every
+/// handler.
+pub(super) fn init_cmd_page(page: &mut [u8]) {
+    put(page, C_CMDFD, 1);
+    put(page, C_ZERO, 0);
+    put(page, C_ONES, u64::MAX);
     // Every signal: our handler, on the alternate stack, with everything blocked
-    // while it runs (so the interrupt signal waits until the stub returns to app
-    // code, and request system calls are never interrupted).
+    // while it runs (so the interrupt signal waits until the thread returns to app
+    // code, and a thread's own requests are never interrupted).
     /// `SA_RESTORER` (the libc crate does not export it for every target).
     const SA_RESTORER: u64 = 0x0400_0000;
     let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
-    put(header, OFF_SIGACTION, HANDLER);
-    put(header, OFF_SIGACTION + 8, flags);
-    put(header, OFF_SIGACTION + 16, RESTORER);
-    put(header, OFF_SIGACTION + 24, u64::MAX);
-    put(header, OFF_ZERO, 0);
+    put(page, C_SIGACTION, HANDLER);
+    put(page, C_SIGACTION + 8, flags);
+    put(page, C_SIGACTION + 16, RESTORER);
+    put(page, C_SIGACTION + 24, u64::MAX);
+}
+
+/// Writes into a command page the alternate stack (`stack_t`) of a new application
+/// thread in slot `slot`.
+pub(super) fn set_thread_altstack(page: &mut [u8; 24], slot: usize) {
+    let base = slot_base(slot);
+    // stack_t { ss_sp, ss_flags (+pad), ss_size }
+    put(page, 0, base + OFF_ALTSTACK_BASE as u64);
+    put(page, 8, 0);
+    put(page, 16, REGION_SIZE - OFF_ALTSTACK_BASE as u64);
 }
 
 /// The stub address of slot `slot`'s region.
@@ -740,32 +976,35 @@ mod tests {
         assert_eq!(&CODE[CODE_READY as usize..][..2], &[0x0f, 0x0b]); // ud2
         assert_eq!(&CODE[CODE_HANDLER as usize..][..3], &[0x48, 0x89, 0xe3]); // mov rbx, rsp
         assert_eq!(CODE[CODE_SPIN_IMM - 1], 0xb9); // mov ecx, imm32
-                                                   // The spin loop right after it stops when the sentry sets the no-spin word:
-                                                   // cmp dword ptr [rbx+OFF_STUB_NOSPIN], 0.
+        assert_eq!(CODE[CODE_SYS_SPIN_IMM - 1], 0xb9);
+        // The handler's spin loop right after it stops when the sentry sets the
+        // no-spin word: cmp dword ptr [rbx+OFF_STUB_NOSPIN], 0.
         let spin = &CODE[CODE_SPIN_IMM + 4..][..16];
         let nospin = [0x83, 0x7b, OFF_STUB_NOSPIN as u8, 0x00];
         assert!(spin.windows(4).any(|w| w == nospin), "{spin:x?}");
         assert_eq!(&CODE[CODE_RESTORER as usize..][..5], &[0xb8, 15, 0, 0, 0]);
-        // clone and prctl are allowed only right after these two system calls.
-        assert_eq!(&CODE[CODE_CLONE_RET as usize - 2..][..2], &[0x0f, 0x05]);
-        assert_eq!(
-            &CODE[CODE_CLONE_RET as usize - 27..][..5],
-            &[0xb8, 56, 0, 0, 0]
-        );
+        // clone and prctl are allowed only right after these two system calls: the
+        // command's (which loads rax from the command page) and the fork child's.
+        assert_eq!(&CODE[CODE_SYS_RET as usize - 2..][..2], &[0x0f, 0x05]);
+        assert_eq!(&CODE[CODE_SYS_CMD as usize..][..3], &[0x41, 0x89, 0xc5]); // mov r13d, eax
         assert_eq!(&CODE[CODE_PRCTL_RET as usize - 2..][..2], &[0x0f, 0x05]);
         assert_eq!(
             &CODE[CODE_PRCTL_RET as usize - 17..][..5],
             &[0xb8, 157, 0, 0, 0]
         );
+        assert_eq!(&CODE[CODE_REQUEST as usize..][..4], &[0x48, 0x8b, 0x43, 64]);
         const { assert!(STUB_END <= USER_TOP) };
+        const { assert!(SYSRW + PAGE_SIZE <= REGION) };
         // The addresses the hand-assembled code hard-codes agree with ours.
         let has = |v: u64| CODE.windows(8).any(|w| w == v.to_le_bytes());
         assert!(has(STUB_BASE));
         assert!(has(ZSCRATCH));
-        assert!(has(REGION));
+        assert!(has(CMD));
+        assert!(has(SYSRW));
         assert!(has(USER_TOP - (STUB_BASE + PAGE_SIZE)));
         assert!(has(STUB_BASE + ACT_CHLD_OFF));
         assert!(has(STUB_BASE + FPROG_OFF));
+        assert!(has(STUB_BASE + FPROG2_OFF));
         let image = build();
         assert!(image.len() as u64 <= PAGE_SIZE);
     }

@@ -1,7 +1,7 @@
 //! Thin, checked wrappers around the host calls the systrap platform makes (a few
 //! copied from the ptrace backend's `sys.rs`).
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -225,3 +225,21 @@ impl Drop for SharedMapping {
 }
 
 pub(super) use crate::platform::common::{allowed_cpus, pin};
+
+/// `lseek(fd, off, whence)`: the file offset afterwards.
+pub(super) fn seek(fd: BorrowedFd<'_>, off: u64, whence: i32) -> SysResult<u64> {
+    // SAFETY: lseek on an fd we hold, with integer arguments.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), off as libc::off_t, whence) };
+    if r < 0 {
+        return Err(last_errno());
+    }
+    Ok(r as u64)
+}
+
+/// The CPU the calling thread runs on (glibc reads it through the vDSO, no system
+/// call), if known.
+pub(super) fn current_cpu() -> Option<usize> {
+    // SAFETY: no arguments; returns a CPU number or -1.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
+}

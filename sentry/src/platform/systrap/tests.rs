@@ -276,20 +276,6 @@ fn file_mappings() {
         &EXIT,
     ]);
     let mut rig = Rig::new(&c);
-    // A leftover of a failed transfer (another file, an unknown sequence number) sits
-    // in the queue: it must be skipped, not mapped.
-    {
-        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-        let other = temp_file(&[0xee; 4096]);
-        let raw = [other.as_raw_fd()];
-        let seq = u64::MAX.to_le_bytes();
-        let iov = [std::io::IoSlice::new(&seq)];
-        let cmsg = [ControlMessage::ScmRights(&raw)];
-        let first = rig.concrete().first_thread().unwrap();
-        let chan = first.chan.lock().unwrap();
-        let ctl = chan.control().as_raw_fd();
-        sendmsg::<()>(ctl, &iov, &cmsg, MsgFlags::empty(), None).unwrap();
-    }
     let backing = Backing::File {
         fd: file.as_fd(),
         offset: 0,
@@ -309,12 +295,12 @@ fn file_mappings() {
     assert_eq!(two, [0x42, 0x43]);
     rig.space.read(FILE_ADDR + PAGE_SIZE, &mut two).unwrap();
     assert_eq!(two, [9, 10]);
-    // The stub kept no fd of the file: only fd 0 (control socket).
+    // The stub kept no fd of the file: only its control socket and command memfd.
     let pid = rig.concrete().pid;
     let fds: Vec<_> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .collect();
-    assert_eq!(fds.len(), 1);
+    assert_eq!(fds.len(), 2);
 }
 
 #[test]
@@ -556,11 +542,7 @@ fn drop_leaves_no_process_or_fd() {
             .and_then(region_inode)
             .expect("region mapped")
     };
-    let control = {
-        let first = space.first_thread().unwrap();
-        let chan = first.chan.lock().unwrap();
-        fd_identity(chan.control().as_raw_fd())
-    };
+    let control = fd_identity(space.control_fd());
     let ours = [control, fd_identity(space.pidfd.as_raw_fd())];
     drop(space);
     drop(rig);
@@ -674,10 +656,11 @@ const GETPID: [u8; 7] = [0xb8, 39, 0, 0, 0, 0x0f, 0x05];
 const NEW_A: u64 = 0x70_0000;
 const NEW_B: u64 = 0x71_0000;
 
-/// The entries of `/proc/<pid>/task`, or 0 once the process is gone.
+/// The application threads of stub `pid` (its tasks but the syscall thread), or 0
+/// once the process is gone.
 fn task_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.count())
+        .map(|d| d.count().saturating_sub(1))
         .unwrap_or(0)
 }
 
@@ -858,11 +841,38 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
     let (child, pending) = rig.ctx.fork().unwrap();
     let child_pid = rig.concrete_of(&child).pid;
     let parent_pid = rig.concrete().pid;
-    // Each stub holds exactly one fd, its own control socket.
-    let (pf, cf) = (stub_fds(parent_pid), stub_fds(child_pid));
-    assert_eq!((pf.len(), cf.len()), (1, 1), "{pf:?} {cf:?}");
-    assert!(pf[0].starts_with("socket:") && cf[0].starts_with("socket:"));
-    assert_ne!(pf, cf);
+    // Each stub holds exactly two fds, its own control socket and command memfd.
+    let (mut pf, mut cf) = (stub_fds(parent_pid), stub_fds(child_pid));
+    pf.sort();
+    cf.sort();
+    assert_eq!((pf.len(), cf.len()), (2, 2), "{pf:?} {cf:?}");
+    assert!(pf[1].starts_with("socket:") && cf[1].starts_with("socket:"));
+    assert_ne!(pf[1], cf[1]);
+    // Not the same command memfd either (the same name, another inode).
+    let inode = |pid: i32, fd: &str| {
+        std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+            .unwrap()
+            .ino()
+    };
+    let memfd_no = |pid: i32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| {
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("/memfd:")
+            })
+            .unwrap()
+            .file_name()
+            .into_string()
+            .unwrap()
+    };
+    assert_ne!(
+        inode(parent_pid, &memfd_no(parent_pid)),
+        inode(child_pid, &memfd_no(child_pid))
+    );
     let mut regs = rig.regs;
     let cs = child.clone();
     let other = memfd(&[0x99u8; PAGE_SIZE as usize]);
@@ -897,8 +907,8 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
         .unwrap();
     rig.space.read(NEW_B, &mut b).unwrap();
     assert_eq!(b[0], 0x99);
-    assert_eq!(stub_fds(parent_pid).len(), 1);
-    assert_eq!(stub_fds(child_pid).len(), 1);
+    assert_eq!(stub_fds(parent_pid).len(), 2);
+    assert_eq!(stub_fds(child_pid).len(), 2);
 }
 
 #[test]
@@ -1210,9 +1220,11 @@ fn thread_fds(pid: i32, tid: &str) -> Vec<String> {
 }
 
 #[test]
-fn each_thread_has_its_own_fd_table_and_socket() {
-    // An fd the sentry passes to one thread (a file to map) must never be in
-    // another thread's fd table, where that thread's application code could take it.
+fn application_threads_hold_no_fd() {
+    // Only the syscall thread, which never runs application code, holds fds: its
+    // control socket and command memfd. An fd the sentry passes for a mapping is
+    // never in an application thread's table, and neither is the file whose offset
+    // carries the syscall thread's results.
     let mut rig = Rig::new(&getpid_loop(1));
     rig.regs.rbx = DATA;
     assert_eq!(rig.switch(), Event::Syscall);
@@ -1224,15 +1236,22 @@ fn each_thread_has_its_own_fd_table_and_socket() {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(tids.len(), 3);
-        let mut sockets = std::collections::HashSet::new();
+        assert_eq!(
+            tids.len(),
+            4,
+            "the syscall thread and three application threads"
+        );
         for tid in &tids {
-            let fds = thread_fds(pid, tid);
-            assert_eq!(fds.len(), 1, "thread {tid}: {fds:?}");
-            assert!(fds[0].starts_with("socket:"), "thread {tid}: {fds:?}");
-            sockets.insert(fds[0].clone());
+            let mut fds = thread_fds(pid, tid);
+            fds.sort();
+            if *tid == pid.to_string() {
+                assert_eq!(fds.len(), 2, "syscall thread: {fds:?}");
+                assert!(fds[0].starts_with("/memfd:rvisor-systrap-cmd"), "{fds:?}");
+                assert!(fds[1].starts_with("socket:"), "{fds:?}");
+            } else {
+                assert!(fds.is_empty(), "application thread {tid}: {fds:?}");
+            }
         }
-        assert_eq!(sockets.len(), 3, "threads share a socket");
     };
     check();
     // File mappings through any thread leave no fd behind in any table.
@@ -1248,26 +1267,6 @@ fn each_thread_has_its_own_fd_table_and_socket() {
     check();
     drop((a, b));
     assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (0, 0));
-}
-
-#[test]
-fn an_edit_never_picks_a_thread_that_ended() {
-    // A space edit picks a parked thread from a list made before it takes that
-    // thread's lock; a thread that ended in between must be passed over, or the
-    // request released on it waits for a thread that no longer exists.
-    let mut rig = Rig::new(&getpid_loop(1));
-    assert_eq!(rig.switch(), Event::Syscall);
-    let space = rig.concrete();
-    let pending = rig.ctx.new_thread().unwrap();
-    let listed = space.live_threads();
-    assert_eq!(listed.len(), 2);
-    drop(pending);
-    let first = space.first_thread().unwrap();
-    // The first thread is busy, as while its task runs application code.
-    let busy = space::lock(&first.chan);
-    assert!(space.any_parked(&listed).is_none());
-    drop(busy);
-    assert!(space.any_parked(&listed).is_some());
 }
 
 #[test]
@@ -1319,6 +1318,29 @@ fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
         // x32 numbers (bit 30) of calls the code page may make match no row.
         (libc::SYS_mmap | 0x4000_0000, 0, stub::RESTORER_SYSCALL),
         (libc::SYS_futex | 0x4000_0000, 0, stub::RESTORER_SYSCALL),
+        // What the base filter lets the syscall thread make, an application thread
+        // may not, even from the very instructions the syscall thread uses.
+        (libc::SYS_clone, stub::THREAD_FLAGS as u32, stub::CLONE_SITE),
+        (libc::SYS_clone, stub::FORK_FLAGS as u32, stub::CLONE_SITE),
+        (
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG as u32,
+            stub::PRCTL_SITE,
+        ),
+        (libc::SYS_mmap, 0, stub::CLONE_SITE),
+        (libc::SYS_mmap, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_munmap, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_mprotect, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_mremap, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_recvmsg, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_close, 1, stub::RESTORER_SYSCALL),
+        (libc::SYS_lseek, 1, stub::RESTORER_SYSCALL),
+        (libc::SYS_dup2, 1, stub::RESTORER_SYSCALL),
+        (libc::SYS_close_range, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_seccomp, 0, stub::RESTORER_SYSCALL),
+        (libc::SYS_getpid, 0, stub::RESTORER_SYSCALL),
+        // ARCH_MAP_VDSO_64 would map memory.
+        (libc::SYS_arch_prctl, 0x2003, stub::RESTORER_SYSCALL),
     ];
     for (nr, arg0, site) in cases {
         let c = code(&[
@@ -1336,6 +1358,24 @@ fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
             Err(Errno::ESRCH),
             "nr {nr} arg {arg0:#x} at {site:#x}"
         );
+    }
+}
+
+#[test]
+fn application_threads_may_still_make_their_own_calls_from_the_stub() {
+    // The application filter leaves what the handler needs: these run (and the
+    // `hlt` after the restorer's syscall then faults) instead of killing the stub.
+    for (nr, arg0) in [
+        (libc::SYS_arch_prctl, 0x1002u32),
+        (libc::SYS_rt_sigprocmask, libc::SIG_BLOCK as u32),
+        (libc::SYS_futex, 0),
+    ] {
+        let c = jump_to_stub_syscall(nr, arg0, stub::RESTORER_SYSCALL);
+        let mut rig = Rig::new(&c);
+        match rig.ctx.switch(&mut rig.regs) {
+            Ok(Event::Fault { .. }) => {}
+            other => panic!("nr {nr}: {other:?}"),
+        }
     }
 }
 
@@ -1496,52 +1536,96 @@ fn a_stub_death_runs_the_death_hooks_at_once() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(3));
 }
 
-/// Issue 10, attack 4 (the gadget behind 4a and 4b), still open: application code
-/// runs the handler's request path with a region of its own and gets a host `mmap`
-/// the sentry never asked for (here anonymous memory where the sentry mapped
-/// nothing; with an fd the stub holds, a file). A stub its program cannot steer
-/// refuses or kills this. Run with `--ignored` to see the attack work.
+/// Issue 10, attack 4 (the gadget behind 4a and 4b): application code runs the
+/// handler's request path with a region of its own, to get a host `mmap` the sentry
+/// never asked for (here anonymous memory where the sentry mapped nothing; with an
+/// fd, a file). Application threads may not map from the stub's code: the stub dies
+/// at the call, and nothing was mapped.
 #[test]
-#[ignore = "issue 10 attacks 4a/4b: the request hand-off still trusts the region (docs/security-systrap.md)"]
 fn application_code_cannot_run_requests_of_its_own() {
     const ROGUE: u64 = 0x1000_0000;
-    let mut rig = Rig::new(&EXIT);
-    let put = |rig: &Rig, off: u64, v: u64| {
-        rig.space.write(DATA + off, &v.to_le_bytes()).unwrap();
-    };
-    put(&rig, 64, libc::SYS_mmap as u64);
-    put(&rig, 72, ROGUE);
-    put(&rig, 80, PAGE_SIZE);
-    put(&rig, 88, RW as u64);
-    put(
-        &rig,
-        96,
-        (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64,
-    );
-    put(&rig, 104, u64::MAX);
-    put(&rig, 112, 0);
+    for (path, base) in [(stub::REQUEST, 64), (stub::SYS_CMD, 8)] {
+        let mut rig = Rig::new(&EXIT);
+        let put = |rig: &Rig, off: u64, v: u64| {
+            rig.space.write(DATA + off, &v.to_le_bytes()).unwrap();
+        };
+        put(&rig, base, libc::SYS_mmap as u64);
+        put(&rig, base + 8, ROGUE);
+        put(&rig, base + 16, PAGE_SIZE);
+        put(&rig, base + 24, RW as u64);
+        put(
+            &rig,
+            base + 32,
+            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64,
+        );
+        put(&rig, base + 40, u64::MAX);
+        put(&rig, base + 48, 0);
+        let c = code(&[
+            &[0x48, 0xbb],
+            &DATA.to_le_bytes(), // movabs rbx, DATA
+            &[0x48, 0xb9],
+            &path.to_le_bytes(), // movabs rcx, path
+            &[0xff, 0xe1],       // jmp rcx
+        ]);
+        load_code(rig.space.as_ref(), CODE, &c);
+        let space = rig.concrete();
+        let r = within(Duration::from_secs(5), move || {
+            let r = rig.ctx.switch(&mut rig.regs);
+            (rig, r)
+        });
+        assert_eq!(r.1, Err(Errno::ESRCH), "path {path:#x}: the stub survived");
+        let mut b = [0u8; 8];
+        assert_eq!(
+            crate::platform::common::read_process(space.pid, ROGUE, &mut b),
+            Err(Errno::ESRCH),
+            "path {path:#x}: the stub lives on"
+        );
+    }
+}
+
+/// The syscall thread's progress and sleeping words lie in memory the application
+/// can write. An application thread that scribbles over them all the time only
+/// costs itself time: every edit the sentry makes meanwhile gets its true result
+/// (from the kernel), a failing one included.
+#[test]
+fn forged_progress_words_do_not_forge_results() {
+    let sysrw = stub::SYSRW;
     let c = code(&[
-        &[0x48, 0xbb],
-        &DATA.to_le_bytes(), // movabs rbx, DATA
-        &[0x48, 0xb9],
-        &stub::REQUEST.to_le_bytes(), // movabs rcx, REQUEST
-        &[0xff, 0xe1],                // jmp rcx
+        &[0x48, 0xb8],
+        &sysrw.to_le_bytes(),            // movabs rax, SYSRW
+        &[0x89, 0x08],                   // l: mov [rax], ecx
+        &[0xff, 0xc1],                   // inc ecx
+        &[0xc7, 0x40, 0x04, 0, 0, 0, 0], // mov dword [rax+4], 0
+        &[0xc7, 0x40, 0x08, 0, 0, 0, 0], // mov dword [rax+8], 0
+        &[0xeb, 0xee],                   // jmp l
     ]);
-    load_code(rig.space.as_ref(), CODE, &c);
+    let mut rig = Rig::new(&c);
+    let space = rig.space.clone();
     let intr = rig.ctx.interrupter();
-    let t = std::thread::spawn(move || {
+    let runner = std::thread::spawn(move || {
         let r = rig.ctx.switch(&mut rig.regs);
         (rig, r)
     });
-    std::thread::sleep(Duration::from_millis(200));
-    intr.kill();
-    let (rig, _) = t.join().unwrap();
-    let mut b = [0u8; 8];
-    assert_eq!(
-        rig.space.read(ROGUE, &mut b),
-        Err(Errno::EFAULT),
-        "the stub mapped memory the sentry never asked for"
-    );
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..200u64 {
+        let at = 0x2000_0000 + i * PAGE_SIZE;
+        space
+            .map(at, PAGE_SIZE, RW, false, Backing::Anonymous)
+            .unwrap();
+        space.write(at, &i.to_le_bytes()).unwrap();
+        assert_eq!(read_u64(&space, at), i);
+        // Beyond the highest address: the host's EINVAL, not a forged success.
+        assert_eq!(
+            space.protect(at, PAGE_SIZE, 0x1000),
+            Err(Errno::EINVAL),
+            "a bad mprotect reported success"
+        );
+        space.unmap(at, PAGE_SIZE).unwrap();
+        assert_eq!(space.write(at, b"x"), Err(Errno::EFAULT));
+    }
+    intr.interrupt();
+    let (_rig, r) = runner.join().unwrap();
+    assert_eq!(r, Ok(Event::Interrupted));
 }
 
 /// A new thread's or fork's id comes back through the application-writable region,
@@ -1555,11 +1639,7 @@ fn a_reported_thread_or_child_id_must_map_the_new_region() {
     let other = rig.platform.new_address_space().expect("second space");
     let other_pid = rig.concrete_of(&other).pid;
     let space = rig.concrete();
-    let thread = {
-        let first = space.first_thread().expect("first thread");
-        let chan = space.lock_thread(&first).expect("lock");
-        space.new_thread(&chan).expect("new thread")
-    };
+    let thread = space.new_thread().expect("new thread");
     let chan = space.lock_thread(&thread).expect("lock the new thread");
     assert!(chan.mapped_by(thread.tid), "the new thread itself");
     assert!(

@@ -1,0 +1,337 @@
+//! The syscall thread of a stub process, as the sentry drives it: the one thread of
+//! the stub that edits its address space (maps, unmaps, protects, receives and
+//! closes fds, makes threads and forks) and never runs application code.
+//!
+//! Commands go through the command page, which the stub maps read-only: no
+//! application thread can change a command once written, nor write one. Results
+//! come back through the kernel: the syscall thread sets the file offset of its
+//! command memfd (`lseek`, result + [`RESULT_BIAS`]), and only its own fd table
+//! holds that file (application threads close their copy before their first
+//! instruction, and their filter forbids `lseek` from the code page; anywhere else
+//! it traps to the sentry). The progress and sleeping words of the writable page
+//! only say when to look: a forged one costs the application its own time.
+//!
+//! Commands are rare next to application system calls and come from whichever
+//! sentry thread edits the space, so the syscall thread does not spin: it sleeps
+//! on its futex, and is pinned to the CPU of the sentry thread that sends a command
+//! (re-pinned when another one does), which then yields until the result is there.
+//! Waking a thread on one's own CPU costs a few microseconds; waking one on an idle
+//! CPU costs up to a hundred and more on the virtual machines this runs on, which
+//! made a fork cost 1.6x the hand-off design where the application thread made its
+//! own edits.
+//!
+//! Received fds are not read back from the stub either: the sentry keeps a model of
+//! the syscall thread's fd table, which nothing else changes, and a received fd
+//! takes the lowest free number as the kernel gives it.
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::errno::{Errno, SysResult};
+
+use super::space::{lock, socketpair, SENTRY_SPIN};
+use super::stub::{
+    self, CMD_SIZE, C_ALTSTACK, C_CHILD_CMD, C_CHILD_CTL, C_NR, C_SEQ, RESULT_BIAS, R_DONE,
+    R_SCRATCH, R_SENTRY_SLEEPING, R_STUB_SLEEPING, SYSRW,
+};
+use super::sys::{self, SharedMapping};
+
+/// How long one futex sleep lasts before the sentry checks that the stub is alive.
+const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
+/// Offset of the writable page in the command memfd (and in the sentry's mapping).
+const RW: usize = 4096;
+/// `CMSG_SPACE(3 * sizeof(int))` on x86-64: room for every transfer (at most 2 fds).
+const CMSG_SPACE_MAX: usize = 32;
+// The scratch layout of a `recvmsg` command (offsets in the writable page).
+const SCRATCH_MSGHDR: usize = R_SCRATCH;
+const SCRATCH_IOV: usize = R_SCRATCH + 64;
+const SCRATCH_DATA: usize = R_SCRATCH + 128;
+const SCRATCH_CMSG: usize = R_SCRATCH + 192;
+/// Fds the syscall thread holds for good: its control socket (0) and its command
+/// memfd (1).
+const CONTROL_FD: u32 = 0;
+const STANDING_FDS: [u32; 2] = [CONTROL_FD, 1];
+
+/// The sentry's handle on one stub process's syscall thread.
+pub(super) struct Syscaller {
+    /// The command memfd, mapped here read-write (both pages).
+    pages: SharedMapping,
+    /// The command memfd itself: the same open file as the stub's fd 1, so its file
+    /// offset is the result the syscall thread reports.
+    memfd: OwnedFd,
+    /// Our end of the syscall thread's control socket (fds travel through it).
+    control: OwnedFd,
+    /// Held for a command, or for a sequence that must not interleave.
+    state: Mutex<Commands>,
+    /// Whether to spin (yielding) before sleeping.
+    spin: bool,
+    /// The syscall thread's id (the stub's pid), once it has reported in.
+    tid: AtomicI32,
+    /// The CPU the syscall thread is pinned to (`usize::MAX`: none yet).
+    cpu: AtomicUsize,
+}
+
+/// The command sequence and the model of the syscall thread's fd table.
+pub(super) struct Commands {
+    seq: u32,
+    fds: BTreeSet<u32>,
+}
+
+impl Syscaller {
+    /// A command memfd and control socket for a new stub process, and the handle on
+    /// them. Returns the socket's stub end, to pass with [`Syscaller::memfd`].
+    pub(super) fn new(spin: bool) -> SysResult<(OwnedFd, Syscaller)> {
+        let memfd = sys::memfd_sized(c"rvisor-systrap-cmd", CMD_SIZE)?;
+        let pages = SharedMapping::new(&memfd, CMD_SIZE as usize)?;
+        let mut page = vec![0u8; RW];
+        stub::init_cmd_page(&mut page);
+        pages.write(0, &page);
+        // Until the stub's first report (seq 0) nothing is done.
+        pages.word(RW + R_DONE).store(u32::MAX, Ordering::SeqCst);
+        let (control, stub_end) = socketpair()?;
+        Ok((
+            stub_end,
+            Syscaller {
+                pages,
+                memfd,
+                control,
+                state: Mutex::new(Commands {
+                    seq: 0,
+                    fds: STANDING_FDS.into_iter().collect(),
+                }),
+                spin,
+                tid: AtomicI32::new(0),
+                cpu: AtomicUsize::new(usize::MAX),
+            },
+        ))
+    }
+
+    /// The command memfd, to pass to the new stub.
+    pub(super) fn memfd(&self) -> BorrowedFd<'_> {
+        self.memfd.as_fd()
+    }
+
+    /// Our end of the control socket.
+    #[cfg(test)]
+    pub(super) fn control(&self) -> BorrowedFd<'_> {
+        self.control.as_fd()
+    }
+
+    /// Takes the command channel.
+    pub(super) fn lock(&self) -> MutexGuard<'_, Commands> {
+        lock(&self.state)
+    }
+
+    /// Waits for the stub's first report, the syscall thread's pid (bounded by
+    /// `deadline`; `alive` is asked once per liveness period).
+    pub(super) fn first_report(
+        &self,
+        alive: impl Fn() -> bool,
+        deadline: Instant,
+    ) -> SysResult<i32> {
+        let st = self.lock();
+        let pid = self.wait_result(st.seq, &alive, Some(deadline))?;
+        let pid = i32::try_from(pid).map_err(|_| Errno::EIO)?;
+        self.tid.store(pid, Ordering::Relaxed);
+        Ok(pid)
+    }
+
+    /// Runs system call `nr` with `args` on the syscall thread.
+    pub(super) fn call(
+        &self,
+        st: &mut Commands,
+        nr: i64,
+        args: [u64; 6],
+        alive: &dyn Fn() -> bool,
+    ) -> SysResult<u64> {
+        self.follow_caller();
+        sys::seek(self.memfd.as_fd(), 0, libc::SEEK_SET)?;
+        self.pages.put_u64(C_NR, nr as u64);
+        for (i, a) in args.iter().enumerate() {
+            self.pages.put_u64(C_NR + 8 * (i + 1), *a);
+        }
+        st.seq = st.seq.wrapping_add(1);
+        let seq = self.pages.word(C_SEQ);
+        seq.swap(st.seq, Ordering::SeqCst);
+        if self.pages.word(RW + R_STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
+            sys::futex_wake(seq);
+        }
+        self.wait_result(st.seq, alive, None)
+    }
+
+    /// Pins the syscall thread to the calling sentry thread's CPU (where driving
+    /// threads are pinned, that is their CPU) if it is elsewhere.
+    fn follow_caller(&self) {
+        if !self.spin {
+            return;
+        }
+        let Some(here) = sys::current_cpu() else {
+            return;
+        };
+        let tid = self.tid.load(Ordering::Relaxed);
+        if tid <= 0 || self.cpu.load(Ordering::Relaxed) == here {
+            return;
+        }
+        match sys::pin(tid, here) {
+            Ok(()) => self.cpu.store(here, Ordering::Relaxed),
+            Err(e) => tracing::debug!(tid, cpu = here, "cannot pin a systrap syscall thread: {e}"),
+        }
+    }
+
+    /// Waits until the syscall thread has reported command `seq`; its result.
+    fn wait_result(
+        &self,
+        seq: u32,
+        alive: &dyn Fn() -> bool,
+        deadline: Option<Instant>,
+    ) -> SysResult<u64> {
+        let done = self.pages.word(RW + R_DONE);
+        if self.spin {
+            let start = Instant::now();
+            let mut n = 0u32;
+            loop {
+                if done.load(Ordering::Acquire) == seq {
+                    if let Some(r) = self.result()? {
+                        return r;
+                    }
+                }
+                // Usually the syscall thread shares our CPU: let it run.
+                std::thread::yield_now();
+                n += 1;
+                if n.is_multiple_of(8) && start.elapsed() >= SENTRY_SPIN {
+                    break;
+                }
+            }
+        }
+        let sleeping = self.pages.word(RW + R_SENTRY_SLEEPING);
+        loop {
+            sleeping.swap(1, Ordering::SeqCst);
+            let cur = done.load(Ordering::SeqCst);
+            if cur != seq {
+                sys::futex_wait(done, cur, LIVENESS_PERIOD);
+            }
+            sleeping.store(0, Ordering::SeqCst);
+            if let Some(r) = self.result()? {
+                return r;
+            }
+            if done.load(Ordering::SeqCst) == seq {
+                // Marked done with no result: the application wrote the word. It
+                // only delays itself; look again a little later.
+                std::thread::sleep(Duration::from_millis(1));
+            } else {
+                // A whole period without a report: wake the syscall thread in case
+                // its (application-writable) sleeping flag hid a command.
+                sys::futex_wake(self.pages.word(C_SEQ));
+            }
+            if !alive() {
+                return Err(Errno::ESRCH);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Errno::ETIMEDOUT);
+            }
+        }
+    }
+
+    /// The reported result, if the syscall thread has reported one since the last
+    /// command was written.
+    fn result(&self) -> SysResult<Option<SysResult<u64>>> {
+        let pos = sys::seek(self.memfd.as_fd(), 0, libc::SEEK_CUR)?;
+        if pos == 0 {
+            return Ok(None);
+        }
+        let r = pos.wrapping_sub(RESULT_BIAS) as i64;
+        if (-4095..0).contains(&r) {
+            return Ok(Some(Err(Errno(-r as i32))));
+        }
+        Ok(Some(Ok(r as u64)))
+    }
+
+    /// Passes `fds` into the syscall thread's fd table; their numbers there. Any
+    /// outcome but the whole message received leaves the table unknown: the caller
+    /// must give the stub up.
+    pub(super) fn send_fds(
+        &self,
+        st: &mut Commands,
+        fds: &[i32],
+        alive: &dyn Fn() -> bool,
+    ) -> SysResult<Vec<u64>> {
+        debug_assert!(fds.len() <= 2);
+        super::space::send_fds(self.control.as_fd(), fds, 0)?;
+        self.prepare_recvmsg();
+        let msghdr = SYSRW + SCRATCH_MSGHDR as u64;
+        let flags = libc::MSG_DONTWAIT as u64;
+        let n = self.call(
+            st,
+            libc::SYS_recvmsg,
+            [u64::from(CONTROL_FD), msghdr, flags, 0, 0, 0],
+            alive,
+        );
+        // The kernel installs received fds at the lowest free numbers, in order.
+        let mut got = Vec::with_capacity(fds.len());
+        for _ in fds {
+            let free = (0u32..).find(|n| !st.fds.contains(n)).unwrap_or(u32::MAX);
+            st.fds.insert(free);
+            got.push(u64::from(free));
+        }
+        match n {
+            Ok(8) => Ok(got),
+            Ok(n) => {
+                tracing::warn!(n, "systrap syscall thread received a short fd message");
+                Err(Errno::EIO)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.name(), "systrap syscall thread failed to receive fds");
+                Err(Errno::EIO)
+            }
+        }
+    }
+
+    /// Closes `fd` in the syscall thread's fd table.
+    pub(super) fn close(
+        &self,
+        st: &mut Commands,
+        fd: u64,
+        alive: &dyn Fn() -> bool,
+    ) -> SysResult<()> {
+        if let Ok(n) = u32::try_from(fd) {
+            st.fds.remove(&n);
+        }
+        self.call(st, libc::SYS_close, [fd, 0, 0, 0, 0, 0], alive)
+            .map(|_| ())
+    }
+
+    /// Writes the `recvmsg` header for one 8-byte message and up to
+    /// [`CMSG_SPACE_MAX`] bytes of control data into the writable page.
+    fn prepare_recvmsg(&self) {
+        let at = |off: usize| SYSRW + off as u64;
+        // struct msghdr { name, namelen(+pad), iov, iovlen, control, controllen, flags }
+        let mut hdr = [0u8; 56];
+        hdr[16..24].copy_from_slice(&at(SCRATCH_IOV).to_le_bytes());
+        hdr[24..32].copy_from_slice(&1u64.to_le_bytes());
+        hdr[32..40].copy_from_slice(&at(SCRATCH_CMSG).to_le_bytes());
+        hdr[40..48].copy_from_slice(&(CMSG_SPACE_MAX as u64).to_le_bytes());
+        let mut iovec = [0u8; 16];
+        iovec[0..8].copy_from_slice(&at(SCRATCH_DATA).to_le_bytes());
+        iovec[8..16].copy_from_slice(&8u64.to_le_bytes());
+        self.pages.write(RW + SCRATCH_IOV, &iovec);
+        self.pages.write(RW + SCRATCH_MSGHDR, &hdr);
+        self.pages.write(RW + SCRATCH_CMSG, &[0u8; CMSG_SPACE_MAX]);
+    }
+
+    /// Sets the alternate stack the next application thread installs (slot `slot`).
+    pub(super) fn set_thread_altstack(&self, _st: &mut Commands, slot: usize) {
+        let mut ss = [0u8; 24];
+        stub::set_thread_altstack(&mut ss, slot);
+        self.pages.write(C_ALTSTACK, &ss);
+    }
+
+    /// Sets the fd numbers (in this stub) of a fork's child's command memfd and
+    /// control socket.
+    pub(super) fn set_child_fds(&self, _st: &mut Commands, cmd: u64, ctl: u64) {
+        self.pages.put_u64(C_CHILD_CMD, cmd);
+        self.pages.put_u64(C_CHILD_CTL, ctl);
+    }
+}
