@@ -6,68 +6,62 @@
 //! - A *zygote* process is started from the generated stub ELF (`stub`) when the
 //!   platform is created, before the sentry installs its own seccomp filter (a filter
 //!   is inherited and its KILL would win over the stub's TRAP). Each new address
-//!   space is a fork of the zygote: the sentry sends it a fresh *region* memfd and a
-//!   control socket; the child maps the region MAP_SHARED at `stub::REGION`, makes
-//!   its tail the alternate signal stack, installs one handler for every signal and
-//!   its seccomp filter, and reports in with a `ud2`.
-//! - Every signal (a trapped system call's SIGSYS, a fault, the interrupt signal) runs
-//!   the handler on that alternate stack, so the kernel's frame — registers, FP state,
-//!   siginfo — lies in the region, which the sentry maps too. The handler publishes
-//!   the frame pointers, sets the state word to PARKED and waits; the sentry reads and
+//!   space is a fork of the zygote: the sentry sends it a fresh *command memfd* and a
+//!   control socket; the child's first thread becomes its *syscall thread*: it maps
+//!   the command memfd's first page read-only and its second writable, blocks every
+//!   signal, installs one handler for every signal and the base seccomp filter, and
+//!   reports in with its pid (see `syscaller`).
+//! - The syscall thread never runs application code. It makes every edit of the
+//!   address space: each command (mmap, munmap, mprotect, mremap, recvmsg of fds,
+//!   close, clone) is written by the sentry into the read-only command page, and its
+//!   result comes back as the file offset of the command memfd, which only that
+//!   thread's fd table holds. Received fds take the numbers the sentry predicts.
+//! - Application threads are cloned by the syscall thread, each with its own shared
+//!   *region* at slot `i` (`REGION + i * REGION_SIZE`; the handler finds its region
+//!   from its stack pointer): before its first application instruction a new thread
+//!   closes its copy of the fd table, makes the region's tail its alternate signal
+//!   stack and installs the application filter, which kills the stub for any call
+//!   from the code page but the handler's own (see docs/security-systrap.md). Every
+//!   signal (a trapped system call's SIGSYS, a fault, the interrupt signal) runs the
+//!   handler on that alternate stack, so the kernel's frame (registers, FP state,
+//!   siginfo) lies in the region, which the sentry maps too. The handler publishes the
+//!   frame pointers, sets the state word to PARKED and waits; the sentry reads and
 //!   edits the frame in place and sets RESUME (the handler returns through
-//!   `rt_sigreturn`, loading the edited registers) or REQUEST (the handler executes
-//!   the system call in the region's request slots — mmap, munmap, mprotect, mremap,
-//!   recvmsg of a file's fd, close, arch_prctl — and parks again).
-//! - Each side spins on the state word for a bounded time, then sleeps on it with a
-//!   shared futex (the word is in a MAP_SHARED memfd page, so both processes' futex
-//!   keys agree); whoever flips the word wakes the other only if it sleeps. When a
+//!   `rt_sigreturn`, loading the edited registers) or REQUEST (the thread's own
+//!   `arch_prctl` or `exit`). A thread's exit clears its slot's tid word; the slot is
+//!   then unmapped and reused.
+//! - Each side of a region spins on the state word for a bounded time, then sleeps on
+//!   it with a shared futex (the word is in a MAP_SHARED memfd page, so both processes'
+//!   futex keys agree); whoever flips the word wakes the other only if it sleeps. When a
 //!   task's system call is about to wait for an event (a pipe read, a futex), the
 //!   sentry sets the region's no-spin word and the parked handler sleeps at once
 //!   instead of spinning on a CPU the event's producer needs (pipe ping-pong between
 //!   two processes: 0.54x the time, futex ping-pong between threads: 0.66x, paired
 //!   runs on 2 CPUs; getpid unchanged).
-//! - Threads: each stub thread has its own region, at slot `i`
-//!   (`REGION + i * REGION_SIZE`; the handler finds its region from its stack
-//!   pointer), so every thread has its own frame, request slots, futex hand-off and
-//!   alternate stack. A new thread: the sentry maps a fresh region memfd at a free
-//!   slot through a parked thread's requests, then sets CLONE on that thread: its
-//!   handler runs `clone(CLONE_VM|CLONE_THREAD|..|CLONE_CHILD_SETTID|CLEARTID)` with
-//!   the new slot as stack, without `CLONE_FILES`: each stub thread has an fd table
-//!   of its own and its own control socket (received by the parent just before the
-//!   clone, closed in the parent after it, and the parent's closed in the child
-//!   before it first runs application code). The child clears the handler's
-//!   inherited signal mask, installs the slot's alternate stack and reports in with
-//!   a `ud2`. A thread ends
-//!   with an `exit` request; the kernel clears the slot's tid word when it is gone,
-//!   and the slot is unmapped and reused. The first thread never exits before its
-//!   process (its context's end leaves it parked), so `process_vm_*` on the pid
-//!   always finds the address space.
-//! - Fork: the sentry sends a fresh region memfd and control socket over the stub's
-//!   control socket, then sets CLONE with `CLONE_PARENT|SIGCHLD` on the forking
-//!   thread. The child (a sibling: a child of the zygote) first sets
-//!   PR_SET_PDEATHSIG (it dies with the zygote, like every stub), receives the two
-//!   fds, maps the new region over its slot (the parent's region stays the parent's),
-//!   closes the shared socket, publishes its own socket's number and reports in; the
-//!   sentry then unmaps the other threads' regions in the child. Private memory is
-//!   copy-on-write, shared file mappings stay shared.
-//! - The stub's filter allows a short list of system calls from its own code page
-//!   only; from anywhere else every call traps. `clone` and `prctl` are allowed only
-//!   from the one instruction each that needs them, with fixed flags
-//!   (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`; PR_SET_PDEATHSIG): an application
-//!   that jumps there gets a thread of its own process or a fork that dies with the
-//!   zygote, nothing that outlives the sandbox. `rt_sigprocmask`, `sigaltstack` and
-//!   `exit` serve the new threads; none reaches beyond the stub's own process.
+//! - Fork: the syscall thread receives the child's command memfd and socket, then
+//!   forks with `CLONE_PARENT|SIGCHLD` (the child is a sibling: a child of the zygote).
+//!   The child, a copy of the syscall thread alone, sets PR_SET_PDEATHSIG (it dies with
+//!   the zygote, like every stub), maps its own command pages, takes its own fds and
+//!   reports in; the sentry then unmaps the parent's regions in it and clones its
+//!   first application thread. Private memory is copy-on-write, shared file mappings
+//!   stay shared.
+//! - `clone` and `prctl` are allowed only from the one instruction each that needs
+//!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
+//!   PR_SET_PDEATHSIG), and only for the syscall thread (the application filter
+//!   forbids them).
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
-//!   thread and its stub are pinned to two different CPUs (round-robin); with one
-//!   CPU nobody spins. Measured on the 2-CPU development machine (shared with other
-//!   builds): getpid round trip 3.8-9.8 us (ptrace: 12.6-15.2 us in the same
-//!   minutes); an idle sandbox uses no CPU (both sides asleep on the futex).
+//!   thread and its application thread are pinned to two different CPUs
+//!   (round-robin); with one CPU nobody spins. The syscall thread follows the sentry
+//!   thread that sends it a command onto its CPU (a same-CPU wake is a context switch;
+//!   waking an idle CPU costs far more on a VM). An idle sandbox uses no CPU (every
+//!   side asleep on a futex).
 //!
 //! # Threading rules
 //! Any host thread may drive a context or edit a space. Each thread's region has a
-//! lock: a switch holds it while its thread runs, and space edits (`map`, ...) run
-//! on any thread whose lock is free (a task's own thread is parked while the task
-//! edits its space), waiting for the first thread's only if every thread runs.
+//! lock: a switch holds it while its thread runs. Space edits take the syscall
+//! thread's lock, for one command or a sequence that must not interleave (an fd
+//! transfer and its use, a fork until the child reads its fds, a new thread until it
+//! reports in).
 //!
 //! # Dead stubs and kills
 //! The zygote reaps no child on its own (SIGCHLD `SIG_DFL`, no `SA_NOCLDWAIT`): a
@@ -77,7 +71,7 @@
 //! records the death and reads as EFAULT. Liveness is the pidfd polling readable.
 //! [`Interrupter::kill`](crate::platform::Interrupter::kill) (SIGKILL, group exit,
 //! exec) sends the interrupt and, if the context has not come back a second later
-//! (the application blocked the interrupt signal, or left a request unanswered),
+//! (the application blocked the interrupt signal, or left a hand-off unanswered),
 //! SIGKILLs the whole stub. A death watcher thread per platform sleeps in one
 //! `ppoll` on every live stub's pidfd and, when one dies, marks its space dead and
 //! runs its death hooks (`AddressSpace::on_death`: the kernel ends the processes in
@@ -85,20 +79,12 @@
 //! inside the sentry.
 //!
 //! # Limitations
-//! See docs/security-systrap.md. The application can jump into the stub's code page
-//! and make the allowed host calls itself, on its own process only (its own address
-//! space, fds, signal state, threads, and forks that die with the zygote). It can
-//! also scribble over its regions: the sentry validates every pointer it reads there,
-//! but the request hand-off still trusts the region's state word and results. A
-//! thread can forge another thread's state and run the requests the sentry addresses
-//! to it with arguments of its own (issue 10, attacks 4a and 4b: an fd passed for a
-//! sibling's mapping, the memory file behind tmpfs and shm included, can be mapped
-//! whole; a checked mmap can run with another offset; a result can be forged). The
-//! fix that doc describes (a syscall thread per stub that never runs application
-//! code, application threads filtered so they cannot make request-type calls, results
-//! reported through the kernel) is not built yet. A SIGSTOP sent to a stub from outside stops it until SIGCONT. A
-//! fork whose zygote dies between the `clone` and the child's PR_SET_PDEATHSIG (the
-//! sentry dying at that instant) is not killed.
+//! See docs/security-systrap.md. Application code can jump into the stub's code page
+//! and make the handler's few calls itself, on itself only, and scribble over its
+//! regions and the syscall thread's scratch page: the sentry validates every pointer
+//! it reads there and takes results only from the kernel. A SIGSTOP sent to a stub
+//! from outside stops it until SIGCONT. A fork whose zygote dies between the `clone`
+//! and the child's PR_SET_PDEATHSIG (the sentry dying at that instant) is not killed.
 
 mod context;
 mod space;
