@@ -169,6 +169,7 @@ pub fn check_hostname(h: &str) -> Result<(), String> {
 /// cannot be represented there).
 struct PreChecked {
     rlimits: Vec<Rlimit>,
+    capabilities: Option<sentry::config::CapConfig>,
 }
 
 fn string_array(v: &Value, field: &str) -> Result<Vec<String>, SpecError> {
@@ -315,7 +316,16 @@ fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecE
             });
         }
     }
-    Ok(PreChecked { rlimits })
+    let capabilities = match p.get("capabilities") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            crate::caps::from_json(v, "process.capabilities").map_err(|(f, m)| err(f, m))?,
+        ),
+    };
+    Ok(PreChecked {
+        rlimits,
+        capabilities,
+    })
 }
 
 fn check_root(root: Option<&Value>) -> Result<(), SpecError> {
@@ -431,6 +441,9 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
             gid: user.gid(),
             additional_gids: user.additional_gids().clone().unwrap_or_default(),
             rlimits: pre.rlimits,
+            capabilities: pre.capabilities,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            oom_score_adj: process.oom_score_adj().unwrap_or(0),
         },
         hostname: spec.hostname().clone(),
         rootfs,

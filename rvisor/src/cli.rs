@@ -68,6 +68,12 @@ pub struct GlobalOpts {
     /// container without those privileges; the sandbox is weaker than without it.
     #[arg(long)]
     pub unsafe_weak_confinement: bool,
+
+    /// Let processes keep CAP_NET_RAW when their spec gives it (raw and packet
+    /// sockets). Without it CAP_NET_RAW is removed from every capability set of
+    /// every process, whatever the spec asks (as runsc).
+    #[arg(long)]
+    pub net_raw: bool,
 }
 
 impl GlobalOpts {
@@ -89,6 +95,9 @@ impl GlobalOpts {
         }
         if self.unsafe_weak_confinement {
             v.push("--unsafe-weak-confinement".into());
+        }
+        if self.net_raw {
+            v.push("--net-raw".into());
         }
         if let Some(d) = &self.debug_log {
             let mut a = OsString::from("--debug-log=");
@@ -236,6 +245,13 @@ pub struct DoArgs {
     /// Run as UID[:GID] (emulated by the sentry; GID defaults to 0).
     #[arg(long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Add a capability to containerd's default set (repeatable): CAP_SYS_ADMIN,
+    /// sys_admin, or all.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Remove a capability from the set, after --cap-add (repeatable; `all` for none).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -466,6 +466,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         readonly_rootfs: b.readonly,
         mounts: b.mounts.clone(),
         weak_confinement: g.unsafe_weak_confinement,
+        net_raw: g.net_raw,
     };
     let launch = sandbox::Launch {
         config,
@@ -1031,6 +1032,18 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
                 gid: p.user().gid(),
                 additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
                 rlimits,
+                capabilities: match p.capabilities() {
+                    Some(c) => Some(
+                        crate::caps::from_json(
+                            &serde_json::to_value(c).unwrap_or_default(),
+                            "capabilities",
+                        )
+                        .map_err(|(f, m)| anyhow!("--process {}: {f}: {m}", path.display()))?,
+                    ),
+                    None => None,
+                },
+                no_new_privs: p.no_new_privileges().unwrap_or(false),
+                oom_score_adj: p.oom_score_adj().unwrap_or(0),
             },
             terminal: a.tty || p.terminal().unwrap_or(false),
             console_socket: a.console_socket.clone(),
@@ -1061,6 +1074,8 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
             gid,
             additional_gids: Vec::new(),
             rlimits: Vec::new(),
+            // Taken from the container's own process (see `exec`).
+            ..Default::default()
         },
         terminal: a.tty,
         console_socket: a.console_socket.clone(),
@@ -1076,7 +1091,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
 /// waiting and writes that copy's pid.
 pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     // The detached copy: its plan and a pipe to report back on come from the parent.
-    let (plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
+    let (mut plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
         (Some(p), Some(r)) => {
             let plan_fd = internal::adopt_fd(p, "--internal-plan-fd")?;
             let ready = File::from(internal::adopt_fd(r, "--internal-ready-fd")?);
@@ -1099,6 +1114,17 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     if rec.status != "running" {
         bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
+    }
+    // As runc: a process that states no capabilities gets the container's, and its
+    // no_new_privs and oom_score_adj.
+    if plan.process.capabilities.is_none() {
+        if let Ok(b) = bundle::load(&rec.bundle) {
+            plan.process.capabilities = b.process.capabilities;
+            plan.process.no_new_privs |= b.process.no_new_privs;
+            if plan.process.oom_score_adj == 0 {
+                plan.process.oom_score_adj = b.process.oom_score_adj;
+            }
+        }
     }
     if a.detach && ready.is_none() {
         return exec_detached(g, a, &plan);

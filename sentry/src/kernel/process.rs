@@ -132,6 +132,8 @@ pub struct ProcView {
     pub ids: [u32; 8],
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// The credentials as a whole (capability sets, securebits, no_new_privs).
+    pub creds: crate::kernel::creds::Credentials,
     /// When the process started (seconds since boot, for /proc/PID/stat).
     pub start_ticks: u64,
 }

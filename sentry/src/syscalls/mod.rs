@@ -93,7 +93,8 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
     if result.is_ok()
         && matches!(
             nr,
-            59 | 322 | 80 | 81 | 95 | 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 161
+            59 | 322 | 80 | 81 | 95 | 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 126 | 157
+                | 161
         )
     {
         task.publish_view();

@@ -49,6 +49,10 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 GenDir::fixed(
                     101,
                     vec![
+                        (
+                            "cap_last_cap",
+                            text(107, format!("{}\n", crate::kernel::creds::CAP_LAST_CAP)),
+                        ),
                         ("hostname", text(102, format!("{hostname}\n"))),
                         ("osrelease", text(103, format!("{RELEASE}\n"))),
                         ("ostype", text(104, "Linux\n".into())),
@@ -510,7 +514,19 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
     let _ = writeln!(s, "SigQ:\t0/{}", 0x1_0000);
     let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{pending:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}", 0, 0);
-    let _ = writeln!(s, "NoNewPrivs:\t0\nSeccomp:\t0");
+    let c = &st.view.creds;
+    for (name, set) in [
+        ("CapInh", c.cap_inheritable),
+        ("CapPrm", c.cap_permitted),
+        ("CapEff", c.cap_effective),
+        ("CapBnd", c.cap_bounding),
+        ("CapAmb", c.cap_ambient),
+    ] {
+        let _ = writeln!(s, "{name}:\t{set:016x}");
+    }
+    let _ = writeln!(s, "NoNewPrivs:\t{}", c.no_new_privs as u8);
+    // The seccomp mode (0: none, 2: filter) follows NoNewPrivs, as in Linux.
+    let _ = writeln!(s, "Seccomp:\t0");
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", k.ncpus.saturating_sub(1));
     let _ = writeln!(
         s,
