@@ -31,6 +31,9 @@ pub struct Bundle {
     pub mounts: Vec<MountConfig>,
     /// The spec's bind mounts, for the gofer's `--mount` flags.
     pub binds: Vec<gofer::BindMount>,
+    /// Each bind mount's index in `mounts` of the spec and its canonical host source
+    /// (for the allowed-roots rule, `policy::check`).
+    pub bind_sources: Vec<(usize, PathBuf)>,
 }
 
 /// A validation failure: the field path (empty for the whole document) and what is
@@ -426,7 +429,8 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         }
     };
 
-    let (mounts, binds) = translate_mounts(spec.mounts().as_deref().unwrap_or(&[]), bundle)?;
+    let (mounts, binds, bind_sources) =
+        translate_mounts(spec.mounts().as_deref().unwrap_or(&[]), bundle)?;
 
     let user = process.user();
     let cwd = process.cwd().to_string_lossy().into_owned();
@@ -451,6 +455,7 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         spec: spec.clone(),
         mounts,
         binds,
+        bind_sources,
     })
 }
 
@@ -497,9 +502,10 @@ const IGNORED_OPTIONS: [&str; 20] = [
 fn translate_mounts(
     spec: &[oci_spec::runtime::Mount],
     bundle: &Path,
-) -> Result<(Vec<MountConfig>, Vec<gofer::BindMount>), SpecError> {
+) -> Result<Binds, SpecError> {
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
+    let mut sources = Vec::new();
     for (i, m) in spec.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination().to_string_lossy().into_owned();
@@ -555,11 +561,13 @@ fn translate_mounts(
                 )
             })?;
             if !meta.is_dir() && !meta.is_file() {
-                tracing::warn!(
-                    "config.json: {field}: bind mount of {} on {dest} is neither a directory nor a regular file (not supported); skipped",
-                    src.display()
-                );
-                continue;
+                return Err(err(
+                    format!("{field}.source"),
+                    format!(
+                        "{} is a socket, device or FIFO: bind mounts of those are refused (the sandbox never opens host devices or sockets); remove the mount",
+                        src.display()
+                    ),
+                ));
             }
             let src = std::fs::canonicalize(&src).map_err(|e| {
                 err(
@@ -567,6 +575,7 @@ fn translate_mounts(
                     format!("{}: {}", src.display(), io_msg(&e)),
                 )
             })?;
+            sources.push((i, src.clone()));
             binds.push(gofer::BindMount {
                 dest: dest.clone(),
                 src: src.clone(),
@@ -632,8 +641,11 @@ fn translate_mounts(
             options,
         });
     }
-    Ok((mounts, binds))
+    Ok((mounts, binds, sources))
 }
+
+/// The sentry's mounts, the gofer's binds, and each bind's (spec index, source).
+type Binds = (Vec<MountConfig>, Vec<gofer::BindMount>, Vec<(usize, PathBuf)>);
 
 #[cfg(test)]
 mod tests {
@@ -798,7 +810,6 @@ mod tests {
             {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
             {"destination":"/data","source":"/tmp","options":["rbind","rprivate","ro"]},
             {"destination":"/etc/hostname","type":"bind","source":"/etc/hostname","options":["rbind","rw"]},
-            {"destination":"/dev/xnull","type":"bind","source":"/dev/null","options":["bind"]},
             {"destination":"/q","type":"mqueue","source":"mqueue","options":["nodev","mode=1777"]}]}"#;
         let b = parse(json, &bundle_dir()).unwrap();
         let kinds: Vec<(&str, &str, Vec<&str>)> = b
@@ -821,12 +832,17 @@ mod tests {
                 ("/q", "mqueue", vec!["nodev"]),
             ]
         );
-        // A single-file bind is served; a device node is skipped.
+        // A single-file bind is served.
         assert_eq!(b.binds.len(), 2);
         assert!(b.binds[0].readonly);
         assert_eq!(b.binds[0].dest, "/data");
         assert!(!b.binds[1].readonly);
         assert_eq!(b.binds[1].dest, "/etc/hostname");
         assert!(std::fs::metadata(&b.binds[1].src).unwrap().is_file());
+        assert_eq!(b.bind_sources[0], (2, PathBuf::from("/tmp")));
+        // A device node as a bind source is refused.
+        let dev = json.replace("\"/etc/hostname\",\"options\"", "\"/dev/null\",\"options\"");
+        let e = parse(&dev, &bundle_dir()).unwrap_err().to_string();
+        assert!(e.contains("mounts[3].source: /dev/null is a socket, device or FIFO"), "{e}");
     }
 }

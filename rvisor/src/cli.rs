@@ -74,6 +74,11 @@ pub struct GlobalOpts {
     /// every process, whatever the spec asks (as runsc).
     #[arg(long)]
     pub net_raw: bool,
+
+    /// Host directory bind mounts may come from (repeatable), besides the bundle,
+    /// /var/lib/kubelet/pods, /var/lib/containerd and /run/containerd.
+    #[arg(long, value_name = "DIR")]
+    pub allow_mount_source: Vec<PathBuf>,
 }
 
 impl GlobalOpts {
@@ -99,6 +104,11 @@ impl GlobalOpts {
         if self.net_raw {
             v.push("--net-raw".into());
         }
+        for d in &self.allow_mount_source {
+            let mut a = OsString::from("--allow-mount-source=");
+            a.push(d.as_os_str());
+            v.push(a);
+        }
         if let Some(d) = &self.debug_log {
             let mut a = OsString::from("--debug-log=");
             a.push(d.as_os_str());
@@ -115,6 +125,23 @@ impl GlobalOpts {
             ),
             p => Ok(p.name()),
         }
+    }
+
+    /// Checks a bundle's spec against the platform's rules (`policy`).
+    pub fn check_policy(
+        &self,
+        b: &crate::bundle::Bundle,
+        bundle_dir: &std::path::Path,
+        joins: bool,
+    ) -> Result<crate::policy::Applied, crate::bundle::SpecError> {
+        crate::policy::check(
+            &b.spec,
+            &b.bind_sources,
+            bundle_dir,
+            &self.allow_mount_source,
+            self.network == Some(Network::Host),
+            joins,
+        )
     }
 
     /// The network mode `do` and `run` use, refusing the ones not built yet.

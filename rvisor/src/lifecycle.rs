@@ -81,6 +81,8 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
         .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
     // Validated here too so a bad bundle fails before any process starts.
     let b = bundle::load(&bundle_dir).map_err(spec_error)?;
+    g.check_policy(&b, &bundle_dir, sandbox_of(&b.spec).is_some())
+        .map_err(spec_error)?;
     if let Some(sandbox) = sandbox_of(&b.spec) {
         let s = state::load(&g.root, &sandbox)
             .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;

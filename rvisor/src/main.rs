@@ -14,6 +14,7 @@ mod events;
 mod internal;
 mod lifecycle;
 mod logging;
+mod policy;
 mod sandbox;
 mod state;
 
@@ -287,6 +288,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     }
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
+    g.check_policy(&b, &bundle_dir, false)?;
     let mut hostname = b.hostname.clone().unwrap_or_default();
     if hostname.is_empty() {
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();

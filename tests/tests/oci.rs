@@ -47,13 +47,19 @@ impl Env {
             "root": {"path": "/", "readonly": true},
             "hostname": "oci",
             "mounts": mounts,
+            "linux": {"namespaces": namespaces()},
         });
         std::fs::write(self.path("bundle/config.json"), cfg.to_string()).unwrap();
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(rvisor_bin());
-        c.arg("--root").arg(self.path("state")).args(args);
+        // Bind sources live beside the bundle, in the test's directory.
+        c.arg("--root")
+            .arg(self.path("state"))
+            .arg("--allow-mount-source")
+            .arg(&self.dir)
+            .args(args);
         c
     }
 
@@ -100,6 +106,12 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The namespaces every sandbox needs of its spec (no hostPID, hostIPC, hostNetwork).
+fn namespaces() -> Value {
+    json!([{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "mount"},
+           {"type": "uts"}])
 }
 
 fn err(o: &Output) -> String {
@@ -356,6 +368,7 @@ fn added_container_joins_the_sandbox() {
         "ociVersion": "1.0.2",
         "process": {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]},
         "root": {"path": "/", "readonly": true},
+        "linux": {"namespaces": namespaces()},
         "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
     });
     std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
