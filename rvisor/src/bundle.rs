@@ -34,6 +34,10 @@ pub struct Bundle {
     /// Each bind mount's index in `mounts` of the spec and its canonical host source
     /// (for the allowed-roots rule, `policy::check`).
     pub bind_sources: Vec<(usize, PathBuf)>,
+    /// `linux.maskedPaths`.
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`.
+    pub readonly_paths: Vec<String>,
 }
 
 /// A validation failure: the field path (empty for the whole document) and what is
@@ -456,7 +460,23 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         mounts,
         binds,
         bind_sources,
+        masked_paths: paths(spec.linux().as_ref().and_then(|l| l.masked_paths().clone()), "linux.maskedPaths")?,
+        readonly_paths: paths(spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()), "linux.readonlyPaths")?,
     })
+}
+
+/// Checks a list of container paths (absolute, no NUL).
+fn paths(list: Option<Vec<String>>, field: &str) -> Result<Vec<String>, SpecError> {
+    let list = list.unwrap_or_default();
+    for (i, p) in list.iter().enumerate() {
+        if !p.starts_with('/') || p.contains('\0') {
+            return Err(err(
+                format!("{field}[{i}]"),
+                format!("must be an absolute path, got {p:?}"),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 /// Mount options that set `MS_*` flags the sentry applies per mount.

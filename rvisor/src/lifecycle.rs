@@ -469,6 +469,8 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         mounts: b.mounts.clone(),
         weak_confinement: g.unsafe_weak_confinement,
         net_raw: g.net_raw,
+        masked_paths: b.masked_paths.clone(),
+        readonly_paths: b.readonly_paths.clone(),
     };
     let launch = sandbox::Launch {
         config,

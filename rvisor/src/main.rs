@@ -263,6 +263,8 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         mounts: Vec::new(),
         weak_confinement: g.unsafe_weak_confinement,
         net_raw: g.net_raw,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
     };
     let launch = sandbox::Launch {
         config,
@@ -305,6 +307,8 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         mounts: b.mounts,
         weak_confinement: g.unsafe_weak_confinement,
         net_raw: g.net_raw,
+        masked_paths: b.masked_paths,
+        readonly_paths: b.readonly_paths,
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

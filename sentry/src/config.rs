@@ -93,6 +93,12 @@ pub struct BootConfig {
     /// it the capability is taken from every set of every process the sandbox starts.
     #[serde(default)]
     pub net_raw: bool,
+    /// `linux.maskedPaths`: an empty read-only directory or file over each.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`: each becomes a read-only bind of itself.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

@@ -725,6 +725,8 @@ fn create_container(
         // Only the root filesystem is built from this config; the process's
         // capabilities follow the sandbox's --net-raw (Kernel::net_raw).
         net_raw: false,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

@@ -92,6 +92,8 @@ fn config(overlay: &str) -> BootConfig {
         weak_confinement: false,
         mounts: Vec::new(),
         net_raw: false,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
     }
 }
 
