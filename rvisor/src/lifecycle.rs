@@ -471,6 +471,11 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         net_raw: g.net_raw,
         masked_paths: b.masked_paths.clone(),
         readonly_paths: b.readonly_paths.clone(),
+        netns_path: g
+            .check_policy(&b, &a.bundle, false)
+            .map_err(spec_error)?
+            .netns_path
+            .map(|p| p.to_string_lossy().into_owned()),
     };
     let launch = sandbox::Launch {
         config,

@@ -265,6 +265,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         net_raw: g.net_raw,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
+        netns_path: None,
     };
     let launch = sandbox::Launch {
         config,
@@ -290,7 +291,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     }
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
-    g.check_policy(&b, &bundle_dir, false)?;
+    let applied = g.check_policy(&b, &bundle_dir, false)?;
     let mut hostname = b.hostname.clone().unwrap_or_default();
     if hostname.is_empty() {
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
@@ -309,6 +310,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         net_raw: g.net_raw,
         masked_paths: b.masked_paths,
         readonly_paths: b.readonly_paths,
+        netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

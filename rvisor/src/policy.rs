@@ -101,6 +101,21 @@ pub fn check(
                 ),
             ));
         }
+        // The sandbox's /dev (devtmpfs) has each emulated node at its usual name.
+        let name = EMULATED_DEVICES
+            .iter()
+            .find(|(ma, mi, _)| *ma == major && *mi == minor)
+            .map(|(_, _, n)| *n)
+            .unwrap_or_default();
+        if *d.path() != Path::new("/dev").join(name) {
+            return Err(err(
+                format!("linux.devices[{i}].path"),
+                format!(
+                    "{}: the sandbox's {typ} {major}:{minor} exists only as /dev/{name}; use that path",
+                    d.path().display()
+                ),
+            ));
+        }
     }
     if let Some(rules) = linux.resources().as_ref().and_then(|r| r.devices().as_ref()) {
         for (i, r) in rules.iter().enumerate() {
@@ -324,6 +339,11 @@ mod tests {
         let dev = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
             {"type": "network"}], "devices": [{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]}}));
         assert!(refusal(&dev).contains("linux.devices[0]: /dev/sda (b 8:0) is a host device"));
+        let null = |path: &str| spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"},
+            {"type": "ipc"}, {"type": "network"}], "devices": [{"path": path, "type": "c",
+            "major": 1, "minor": 3}]}}));
+        assert!(check(&null("/dev/null"), &[], Path::new("/b"), &[], false, false).is_ok());
+        assert!(refusal(&null("/dev/xnull")).contains("exists only as /dev/null"));
         let all = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
             {"type": "network"}], "resources": {"devices": [{"allow": false, "access": "rwm"},
             {"allow": true, "access": "rwm"}]}}}));

@@ -357,6 +357,7 @@ pub fn process_spec(
         limits,
         fds,
         parent,
+        oom_score_adj: p.oom_score_adj,
         gate: None,
     })
 }

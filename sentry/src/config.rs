@@ -99,6 +99,11 @@ pub struct BootConfig {
     /// `linux.readonlyPaths`: each becomes a read-only bind of itself.
     #[serde(default)]
     pub readonly_paths: Vec<String>,
+    /// The network namespace `linux.namespaces` names by path (how CRI hands a
+    /// container its pod's network), validated by the runtime; for the sandbox's
+    /// network to attach to. `None`: the sandbox's own.
+    #[serde(default)]
+    pub netns_path: Option<String>,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

@@ -727,6 +727,7 @@ fn create_container(
         net_raw: false,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
+        netns_path: None,
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

@@ -94,6 +94,7 @@ fn config(overlay: &str) -> BootConfig {
         net_raw: false,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
+        netns_path: None,
     }
 }
 
