@@ -59,8 +59,6 @@ pub fn check(
     joins: bool,
 ) -> Result<Applied, SpecError> {
     let mut applied = Applied::default();
-    check_binds(binds, bundle_dir, extra_roots)?;
-    check_mounts(spec)?;
     if let Some(p) = spec.process() {
         if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
             tracing::warn!(
@@ -73,9 +71,23 @@ pub fn check(
             );
         }
     }
+    // The host's namespaces and devices first: hostNetwork also brings host files
+    // (/etc/hosts), and the namespace is the better message.
+    check_linux(spec, joins, host_network, &mut applied)?;
+    check_mounts(spec)?;
+    check_binds(binds, bundle_dir, extra_roots)?;
+    Ok(applied)
+}
+
+fn check_linux(
+    spec: &Spec,
+    joins: bool,
+    host_network: bool,
+    applied: &mut Applied,
+) -> Result<(), SpecError> {
     let Some(linux) = spec.linux() else {
         if joins {
-            return Ok(applied);
+            return Ok(());
         }
         return Err(err(
             "linux.namespaces",
@@ -197,7 +209,7 @@ pub fn check(
             ));
         }
     }
-    Ok(applied)
+    Ok(())
 }
 
 /// The name Linux gives a namespace type in `/proc/PID/ns`.
