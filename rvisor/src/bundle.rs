@@ -325,9 +325,9 @@ fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecE
     }
     let capabilities = match p.get("capabilities") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            crate::caps::from_json(v, "process.capabilities").map_err(|(f, m)| err(f, m))?,
-        ),
+        Some(v) => {
+            Some(crate::caps::from_json(v, "process.capabilities").map_err(|(f, m)| err(f, m))?)
+        }
     };
     Ok(PreChecked {
         rlimits,
@@ -460,8 +460,16 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         mounts,
         binds,
         bind_sources,
-        masked_paths: paths(spec.linux().as_ref().and_then(|l| l.masked_paths().clone()), "linux.maskedPaths")?,
-        readonly_paths: paths(spec.linux().as_ref().and_then(|l| l.readonly_paths().clone()), "linux.readonlyPaths")?,
+        masked_paths: paths(
+            spec.linux().as_ref().and_then(|l| l.masked_paths().clone()),
+            "linux.maskedPaths",
+        )?,
+        readonly_paths: paths(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.readonly_paths().clone()),
+            "linux.readonlyPaths",
+        )?,
     })
 }
 
@@ -519,10 +527,7 @@ const IGNORED_OPTIONS: [&str; 20] = [
 /// Skipped with a warning (as runsc does for what it cannot mount): `cgroup` and
 /// `cgroup2` (no cgroupfs in the sentry) and bind mounts of sockets, devices and
 /// FIFOs (the sentry never opens those host objects). Any other type is refused.
-fn translate_mounts(
-    spec: &[oci_spec::runtime::Mount],
-    bundle: &Path,
-) -> Result<Binds, SpecError> {
+fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<Binds, SpecError> {
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
     let mut sources = Vec::new();
@@ -665,7 +670,11 @@ fn translate_mounts(
 }
 
 /// The sentry's mounts, the gofer's binds, and each bind's (spec index, source).
-type Binds = (Vec<MountConfig>, Vec<gofer::BindMount>, Vec<(usize, PathBuf)>);
+type Binds = (
+    Vec<MountConfig>,
+    Vec<gofer::BindMount>,
+    Vec<(usize, PathBuf)>,
+);
 
 #[cfg(test)]
 mod tests {
@@ -863,6 +872,9 @@ mod tests {
         // A device node as a bind source is refused.
         let dev = json.replace("\"/etc/hostname\",\"options\"", "\"/dev/null\",\"options\"");
         let e = parse(&dev, &bundle_dir()).unwrap_err().to_string();
-        assert!(e.contains("mounts[3].source: /dev/null is a socket, device or FIFO"), "{e}");
+        assert!(
+            e.contains("mounts[3].source: /dev/null is a socket, device or FIFO"),
+            "{e}"
+        );
     }
 }

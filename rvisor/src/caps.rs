@@ -63,9 +63,12 @@ pub fn from_json(v: &Value, field: &str) -> Result<CapConfig, (String, String)> 
         if val.is_null() {
             continue;
         }
-        let arr = val
-            .as_array()
-            .ok_or_else(|| (f.clone(), "must be an array of capability names".to_string()))?;
+        let arr = val.as_array().ok_or_else(|| {
+            (
+                f.clone(),
+                "must be an array of capability names".to_string(),
+            )
+        })?;
         for (i, n) in arr.iter().enumerate() {
             let name = n
                 .as_str()

@@ -17,8 +17,11 @@ use crate::bundle::SpecError;
 
 /// Host directories bind mounts may come from besides the bundle: the kubelet's
 /// pod volumes and containerd's per-pod state (hosts, resolv.conf, shm, etc.).
-pub const DEFAULT_MOUNT_ROOTS: [&str; 3] =
-    ["/var/lib/kubelet/pods", "/var/lib/containerd", "/run/containerd"];
+pub const DEFAULT_MOUNT_ROOTS: [&str; 3] = [
+    "/var/lib/kubelet/pods",
+    "/var/lib/containerd",
+    "/run/containerd",
+];
 
 /// Character devices the sentry emulates: (major, minor, name).
 pub const EMULATED_DEVICES: [(i64, i64, &str); 7] = [
@@ -60,7 +63,10 @@ pub fn check(
 ) -> Result<Applied, SpecError> {
     let mut applied = Applied::default();
     if let Some(p) = spec.process() {
-        if p.apparmor_profile().as_deref().is_some_and(|s| !s.is_empty()) {
+        if p.apparmor_profile()
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
             tracing::warn!(
                 "config.json: process.apparmorProfile is accepted but not applied: the sandbox's own kernel confines the container"
             );
@@ -129,7 +135,11 @@ fn check_linux(
             ));
         }
     }
-    if let Some(rules) = linux.resources().as_ref().and_then(|r| r.devices().as_ref()) {
+    if let Some(rules) = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().as_ref())
+    {
         for (i, r) in rules.iter().enumerate() {
             let typ = r
                 .typ()
@@ -250,7 +260,11 @@ fn check_binds(
     extra_roots: &[PathBuf],
 ) -> Result<(), SpecError> {
     let mut roots: Vec<PathBuf> = vec![bundle_dir.to_path_buf()];
-    for r in DEFAULT_MOUNT_ROOTS.iter().map(PathBuf::from).chain(extra_roots.iter().cloned()) {
+    for r in DEFAULT_MOUNT_ROOTS
+        .iter()
+        .map(PathBuf::from)
+        .chain(extra_roots.iter().cloned())
+    {
         // Compared canonically, as the sources are.
         roots.push(std::fs::canonicalize(&r).unwrap_or(r));
     }
@@ -325,55 +339,108 @@ mod tests {
 
     #[test]
     fn plain_spec_passes() {
-        assert!(check(&spec(serde_json::json!({})), &[], Path::new("/b"), &[], false, false).is_ok());
+        assert!(check(
+            &spec(serde_json::json!({})),
+            &[],
+            Path::new("/b"),
+            &[],
+            false,
+            false
+        )
+        .is_ok());
     }
 
     #[test]
     fn refusals_name_the_field() {
         let ns = |list: serde_json::Value| spec(serde_json::json!({"linux": {"namespaces": list}}));
-        assert!(refusal(&ns(serde_json::json!([{"type": "ipc"}, {"type": "network"}])))
-            .contains("linux.namespaces: no pid namespace"));
-        assert!(refusal(&ns(serde_json::json!([{"type": "pid"}, {"type": "network"}])))
-            .contains("hostIPC"));
-        assert!(refusal(&ns(serde_json::json!([{"type": "pid"}, {"type": "ipc"}])))
-            .contains("--network=host"));
+        assert!(refusal(&ns(
+            serde_json::json!([{"type": "ipc"}, {"type": "network"}])
+        ))
+        .contains("linux.namespaces: no pid namespace"));
+        assert!(refusal(&ns(
+            serde_json::json!([{"type": "pid"}, {"type": "network"}])
+        ))
+        .contains("hostIPC"));
+        assert!(
+            refusal(&ns(serde_json::json!([{"type": "pid"}, {"type": "ipc"}])))
+                .contains("--network=host")
+        );
         let e = refusal(&ns(serde_json::json!([{"type": "pid"}, {"type": "ipc"},
             {"type": "network", "path": "/proc/self/ns/ipc"}])));
-        assert!(e.contains("linux.namespaces[2].path: /proc/self/ns/ipc is a ipc namespace, not net"), "{e}");
-        let e = refusal(&ns(serde_json::json!([{"type": "pid", "path": "/proc/self/ns/pid"},
-            {"type": "ipc"}, {"type": "network"}])));
-        assert!(e.contains("linux.namespaces[0].path: joining the host's pid"), "{e}");
-        let s = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
-            {"type": "network", "path": "/proc/self/ns/net"}]}}));
+        assert!(
+            e.contains("linux.namespaces[2].path: /proc/self/ns/ipc is a ipc namespace, not net"),
+            "{e}"
+        );
+        let e = refusal(&ns(
+            serde_json::json!([{"type": "pid", "path": "/proc/self/ns/pid"},
+            {"type": "ipc"}, {"type": "network"}]),
+        ));
+        assert!(
+            e.contains("linux.namespaces[0].path: joining the host's pid"),
+            "{e}"
+        );
+        let s = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
+            {"type": "network", "path": "/proc/self/ns/net"}]}}),
+        );
         let a = check(&s, &[], Path::new("/b"), &[], false, false).unwrap();
         assert_eq!(a.netns_path, Some(PathBuf::from("/proc/self/ns/net")));
 
-        let dev = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
-            {"type": "network"}], "devices": [{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]}}));
+        let dev = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
+            {"type": "network"}], "devices": [{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}]}}),
+        );
         assert!(refusal(&dev).contains("linux.devices[0]: /dev/sda (b 8:0) is a host device"));
-        let null = |path: &str| spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"},
+        let null = |path: &str| {
+            spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"},
             {"type": "ipc"}, {"type": "network"}], "devices": [{"path": path, "type": "c",
-            "major": 1, "minor": 3}]}}));
+            "major": 1, "minor": 3}]}}))
+        };
         assert!(check(&null("/dev/null"), &[], Path::new("/b"), &[], false, false).is_ok());
         assert!(refusal(&null("/dev/xnull")).contains("exists only as /dev/null"));
-        let all = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
+        let all = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
             {"type": "network"}], "resources": {"devices": [{"allow": false, "access": "rwm"},
-            {"allow": true, "access": "rwm"}]}}}));
+            {"allow": true, "access": "rwm"}]}}}),
+        );
         assert!(refusal(&all).contains("linux.resources.devices[1]: allows every device"));
-        let sys = spec(serde_json::json!({"mounts": [{"destination": "/sys", "type": "sysfs",
-            "source": "sysfs", "options": ["nosuid"]}]}));
+        let sys = spec(
+            serde_json::json!({"mounts": [{"destination": "/sys", "type": "sysfs",
+            "source": "sysfs", "options": ["nosuid"]}]}),
+        );
         assert!(refusal(&sys).contains("mounts[0]: /sys mounted read-write"));
-        let shared = spec(serde_json::json!({"mounts": [{"destination": "/x", "type": "tmpfs",
-            "source": "tmpfs", "options": ["rshared"]}]}));
+        let shared = spec(
+            serde_json::json!({"mounts": [{"destination": "/x", "type": "tmpfs",
+            "source": "tmpfs", "options": ["rshared"]}]}),
+        );
         assert!(refusal(&shared).contains("mounts[0].options: \"rshared\""));
-        let sysctl = spec(serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
-            {"type": "network"}], "sysctl": {"net.ipv4.ip_forward": "1"}}}));
+        let sysctl = spec(
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
+            {"type": "network"}], "sysctl": {"net.ipv4.ip_forward": "1"}}}),
+        );
         assert!(refusal(&sysctl).contains("linux.sysctl.net.ipv4.ip_forward"));
-        let e = check(&spec(serde_json::json!({})), &[(3, PathBuf::from("/etc"))], Path::new("/b"), &[], false, false)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mounts[3].source: /etc is a host path outside"), "{e}");
-        assert!(check(&spec(serde_json::json!({})), &[(3, PathBuf::from("/etc/x"))], Path::new("/b"),
-            &[PathBuf::from("/etc")], false, false).is_ok());
+        let e = check(
+            &spec(serde_json::json!({})),
+            &[(3, PathBuf::from("/etc"))],
+            Path::new("/b"),
+            &[],
+            false,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mounts[3].source: /etc is a host path outside"),
+            "{e}"
+        );
+        assert!(check(
+            &spec(serde_json::json!({})),
+            &[(3, PathBuf::from("/etc/x"))],
+            Path::new("/b"),
+            &[PathBuf::from("/etc")],
+            false,
+            false
+        )
+        .is_ok());
     }
 }

@@ -134,13 +134,8 @@ fn run_inner(
             &fs_constructors(&kernel, &client),
         )
         .map_err(fail)?;
-    crate::vfs::protect::apply(
-        &mounts,
-        &root,
-        &config.masked_paths,
-        &config.readonly_paths,
-    )
-    .map_err(fail)?;
+    crate::vfs::protect::apply(&mounts, &root, &config.masked_paths, &config.readonly_paths)
+        .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.

@@ -457,12 +457,26 @@ fn containerd_applies_the_platform_rules() {
     // containerd's default set without CAP_NET_RAW.
     assert_eq!(caps("caps1"), "CapBnd:\t00000000a80405fb\n");
     for (flag, want) in [
-        ("--privileged", "is a host device, which a sandbox does not pass through (privileged)"),
-        ("--net-host", "config.json: linux.namespaces: no network namespace"),
+        (
+            "--privileged",
+            "is a host device, which a sandbox does not pass through (privileged)",
+        ),
+        (
+            "--net-host",
+            "config.json: linux.namespaces: no network namespace",
+        ),
     ] {
         let o = c.ctr(&[
-            "run", "--rm", flag, "--snapshotter", "native", "--runtime", RUNTIME, IMAGE,
-            "refused", "/bin/true",
+            "run",
+            "--rm",
+            flag,
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            "refused",
+            "/bin/true",
         ]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{flag}: {err}");

@@ -562,7 +562,10 @@ fn spec_capabilities_follow_linux_exec_rules() {
     let script = format!("{SHOW_CAPS}; touch /tmp/f; chown 5 /tmp/f && echo chown-ok");
     let o = e.run_spec(
         &[],
-        &spec_with(&script, json!({"process": {"capabilities": caps, "noNewPrivileges": true}})),
+        &spec_with(
+            &script,
+            json!({"process": {"capabilities": caps, "noNewPrivileges": true}}),
+        ),
         "caps1",
     );
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
@@ -577,7 +580,11 @@ fn spec_capabilities_follow_linux_exec_rules() {
         &spec_with(&script, json!({"process": {"capabilities": caps}})),
         "caps2",
     );
-    assert!(out(&o).contains("CapPrm:\t00000000000000a1\n"), "{}", out(&o));
+    assert!(
+        out(&o).contains("CapPrm:\t00000000000000a1\n"),
+        "{}",
+        out(&o)
+    );
     assert!(out(&o).contains("NoNewPrivs:\t0\n"));
     // Every set emptied: chown and sethostname are refused.
     let none = json!({"bounding": [], "effective": [], "permitted": []});
@@ -600,7 +607,11 @@ fn spec_capabilities_follow_linux_exec_rules() {
         ),
         "caps4",
     );
-    assert!(out(&o).contains("CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\n"), "{}", out(&o));
+    assert!(
+        out(&o).contains("CapPrm:\t0000000000000020\nCapEff:\t0000000000000020\n"),
+        "{}",
+        out(&o)
+    );
 }
 
 #[test]
@@ -620,7 +631,10 @@ fn net_raw_is_removed_unless_the_runtime_allows_it() {
         err(&o)
     );
     let o = e.run_spec(&["--net-raw"], &cfg, "raw2");
-    assert_eq!(out(&o), "CapEff:\t0000000000002001\nCapBnd:\t0000000000002001\n");
+    assert_eq!(
+        out(&o),
+        "CapEff:\t0000000000002001\nCapBnd:\t0000000000002001\n"
+    );
     // `do` has containerd's default set, without CAP_NET_RAW.
     let o = Command::new(rvisor_bin())
         .args(["do", "--", "/bin/sh", "-c", "grep CapBnd /proc/self/status"])
@@ -666,12 +680,7 @@ fn devices_and_namespace_paths() {
         &e.run_spec(&[], &dev("/dev/sda", "b", 8, 0), "dev2"),
         "config.json: linux.devices[0]: /dev/sda (b 8:0) is a host device",
     );
-    let ns = |list: Value| {
-        spec_with(
-            "echo started",
-            json!({"linux": {"namespaces": list}}),
-        )
-    };
+    let ns = |list: Value| spec_with("echo started", json!({"linux": {"namespaces": list}}));
     // A network namespace path of the right type is taken; a mismatch is EINVAL-style.
     let o = e.run_spec(
         &[],
@@ -692,8 +701,10 @@ fn devices_and_namespace_paths() {
     refused(
         &e.run_spec(
             &[],
-            &ns(json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "ipc"},
-                       {"type": "network"}])),
+            &ns(
+                json!([{"type": "pid", "path": "/proc/self/ns/pid"}, {"type": "ipc"},
+                       {"type": "network"}]),
+            ),
             "ns3",
         ),
         "linux.namespaces[0].path: joining the host's pid namespace",
@@ -749,7 +760,10 @@ fn privileged_and_host_specs_are_refused_before_anything_starts() {
         assert_eq!(o.status.code(), Some(1), "{want}: {}", err(&o));
         refused(&o, want);
         assert_eq!(out(&o), "", "{want}: the container started");
-        assert!(!e.path(&format!("state/{id}")).exists(), "{want}: state left");
+        assert!(
+            !e.path(&format!("state/{id}")).exists(),
+            "{want}: state left"
+        );
     }
     // A host directory outside the allowed roots, without --allow-mount-source.
     let host = json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/etc",

@@ -273,11 +273,7 @@ pub fn capget(task: &mut Task, a: &Args) -> SysResult<u64> {
         let c = &task.creds;
         [c.cap_effective, c.cap_permitted, c.cap_inheritable]
     } else {
-        let (_, group) = task
-            .kernel
-            .registry()?
-            .thread(pid)
-            .ok_or(Errno::ESRCH)?;
+        let (_, group) = task.kernel.registry()?.thread(pid).ok_or(Errno::ESRCH)?;
         // Another thread's sets as its process last published them.
         let st = group.state()?;
         let c = &st.view.creds;
@@ -349,9 +345,7 @@ fn cap_arg(v: u64) -> SysResult<u32> {
 /// `cap_task_prctl` handles): `None` for any other option.
 pub fn prctl_caps(task: &mut Task, a: &Args) -> Option<SysResult<u64>> {
     Some(match a[0] as i32 {
-        libc::PR_CAPBSET_READ => {
-            cap_arg(a[1]).map(|cap| (task.creds.cap_bounding >> cap) & 1)
-        }
+        libc::PR_CAPBSET_READ => cap_arg(a[1]).map(|cap| (task.creds.cap_bounding >> cap) & 1),
         libc::PR_CAPBSET_DROP => {
             if !task.creds.has_cap(CAP_SETPCAP) {
                 Err(Errno::EPERM)
