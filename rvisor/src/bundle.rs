@@ -323,8 +323,9 @@ fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecE
             });
         }
     }
+    // No capabilities stated: none at all, in any set (what runc gives such a spec).
     let capabilities = match p.get("capabilities") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => Some(sentry::config::CapConfig::default()),
         Some(v) => {
             Some(crate::caps::from_json(v, "process.capabilities").map_err(|(f, m)| err(f, m))?)
         }
