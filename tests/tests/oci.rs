@@ -876,3 +876,45 @@ fn which_runc() -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// `exec` without its own capability sets gets the container's (as runc); with
+/// `--process` JSON stating sets, those; CAP_NET_RAW is removed from both without
+/// `--net-raw`.
+#[test]
+fn exec_takes_the_container_capabilities() {
+    let e = Env::new();
+    let caps = json!({"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+                      "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"],
+                      "permitted": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]});
+    let cfg = spec_with(
+        "sleep 30",
+        json!({"process": {"capabilities": caps, "noNewPrivileges": true}}),
+    );
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    e.create_and_start("exc");
+    let o = e.rvisor(&[
+        "exec",
+        "exc",
+        "/bin/sh",
+        "-c",
+        "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status",
+    ]);
+    assert_eq!(
+        out(&o),
+        "CapBnd:\t0000000000000021\nNoNewPrivs:\t1\n",
+        "{}",
+        err(&o)
+    );
+    let pj = e.path("p.json");
+    std::fs::write(
+        &pj,
+        json!({"args": ["/bin/sh", "-c", "grep -E '^CapBnd' /proc/self/status"], "cwd": "/",
+               "user": {"uid": 0, "gid": 0},
+               "capabilities": {"bounding": ["CAP_KILL", "CAP_NET_RAW"],
+                                "permitted": ["CAP_KILL"], "effective": ["CAP_KILL"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let o = e.rvisor(&["exec", "--process", pj.to_str().unwrap(), "exc"]);
+    assert_eq!(out(&o), "CapBnd:\t0000000000000020\n", "{}", err(&o));
+}
