@@ -31,6 +31,13 @@ pub struct Bundle {
     pub mounts: Vec<MountConfig>,
     /// The spec's bind mounts, for the gofer's `--mount` flags.
     pub binds: Vec<gofer::BindMount>,
+    /// Each bind mount's index in `mounts` of the spec and its canonical host source
+    /// (for the allowed-roots rule, `policy::check`).
+    pub bind_sources: Vec<(usize, PathBuf)>,
+    /// `linux.maskedPaths`.
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`.
+    pub readonly_paths: Vec<String>,
 }
 
 /// A validation failure: the field path (empty for the whole document) and what is
@@ -169,6 +176,7 @@ pub fn check_hostname(h: &str) -> Result<(), String> {
 /// cannot be represented there).
 struct PreChecked {
     rlimits: Vec<Rlimit>,
+    capabilities: Option<sentry::config::CapConfig>,
 }
 
 fn string_array(v: &Value, field: &str) -> Result<Vec<String>, SpecError> {
@@ -315,7 +323,17 @@ fn check_process(p: &serde_json::Map<String, Value>) -> Result<PreChecked, SpecE
             });
         }
     }
-    Ok(PreChecked { rlimits })
+    // No capabilities stated: none at all, in any set (what runc gives such a spec).
+    let capabilities = match p.get("capabilities") {
+        None | Some(Value::Null) => Some(sentry::config::CapConfig::default()),
+        Some(v) => {
+            Some(crate::caps::from_json(v, "process.capabilities").map_err(|(f, m)| err(f, m))?)
+        }
+    };
+    Ok(PreChecked {
+        rlimits,
+        capabilities,
+    })
 }
 
 fn check_root(root: Option<&Value>) -> Result<(), SpecError> {
@@ -416,7 +434,8 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         }
     };
 
-    let (mounts, binds) = translate_mounts(spec.mounts().as_deref().unwrap_or(&[]), bundle)?;
+    let (mounts, binds, bind_sources) =
+        translate_mounts(spec.mounts().as_deref().unwrap_or(&[]), bundle)?;
 
     let user = process.user();
     let cwd = process.cwd().to_string_lossy().into_owned();
@@ -431,6 +450,9 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
             gid: user.gid(),
             additional_gids: user.additional_gids().clone().unwrap_or_default(),
             rlimits: pre.rlimits,
+            capabilities: pre.capabilities,
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            oom_score_adj: process.oom_score_adj().unwrap_or(0),
         },
         hostname: spec.hostname().clone(),
         rootfs,
@@ -438,7 +460,32 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
         spec: spec.clone(),
         mounts,
         binds,
+        bind_sources,
+        masked_paths: paths(
+            spec.linux().as_ref().and_then(|l| l.masked_paths().clone()),
+            "linux.maskedPaths",
+        )?,
+        readonly_paths: paths(
+            spec.linux()
+                .as_ref()
+                .and_then(|l| l.readonly_paths().clone()),
+            "linux.readonlyPaths",
+        )?,
     })
+}
+
+/// Checks a list of container paths (absolute, no NUL).
+fn paths(list: Option<Vec<String>>, field: &str) -> Result<Vec<String>, SpecError> {
+    let list = list.unwrap_or_default();
+    for (i, p) in list.iter().enumerate() {
+        if !p.starts_with('/') || p.contains('\0') {
+            return Err(err(
+                format!("{field}[{i}]"),
+                format!("must be an absolute path, got {p:?}"),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 /// Mount options that set `MS_*` flags the sentry applies per mount.
@@ -481,12 +528,10 @@ const IGNORED_OPTIONS: [&str; 20] = [
 /// Skipped with a warning (as runsc does for what it cannot mount): `cgroup` and
 /// `cgroup2` (no cgroupfs in the sentry) and bind mounts of sockets, devices and
 /// FIFOs (the sentry never opens those host objects). Any other type is refused.
-fn translate_mounts(
-    spec: &[oci_spec::runtime::Mount],
-    bundle: &Path,
-) -> Result<(Vec<MountConfig>, Vec<gofer::BindMount>), SpecError> {
+fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<Binds, SpecError> {
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
+    let mut sources = Vec::new();
     for (i, m) in spec.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination().to_string_lossy().into_owned();
@@ -542,11 +587,13 @@ fn translate_mounts(
                 )
             })?;
             if !meta.is_dir() && !meta.is_file() {
-                tracing::warn!(
-                    "config.json: {field}: bind mount of {} on {dest} is neither a directory nor a regular file (not supported); skipped",
-                    src.display()
-                );
-                continue;
+                return Err(err(
+                    format!("{field}.source"),
+                    format!(
+                        "{} is a socket, device or FIFO: bind mounts of those are refused (the sandbox never opens host devices or sockets); remove the mount",
+                        src.display()
+                    ),
+                ));
             }
             let src = std::fs::canonicalize(&src).map_err(|e| {
                 err(
@@ -554,6 +601,7 @@ fn translate_mounts(
                     format!("{}: {}", src.display(), io_msg(&e)),
                 )
             })?;
+            sources.push((i, src.clone()));
             binds.push(gofer::BindMount {
                 dest: dest.clone(),
                 src: src.clone(),
@@ -619,8 +667,15 @@ fn translate_mounts(
             options,
         });
     }
-    Ok((mounts, binds))
+    Ok((mounts, binds, sources))
 }
+
+/// The sentry's mounts, the gofer's binds, and each bind's (spec index, source).
+type Binds = (
+    Vec<MountConfig>,
+    Vec<gofer::BindMount>,
+    Vec<(usize, PathBuf)>,
+);
 
 #[cfg(test)]
 mod tests {
@@ -785,7 +840,6 @@ mod tests {
             {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]},
             {"destination":"/data","source":"/tmp","options":["rbind","rprivate","ro"]},
             {"destination":"/etc/hostname","type":"bind","source":"/etc/hostname","options":["rbind","rw"]},
-            {"destination":"/dev/xnull","type":"bind","source":"/dev/null","options":["bind"]},
             {"destination":"/q","type":"mqueue","source":"mqueue","options":["nodev","mode=1777"]}]}"#;
         let b = parse(json, &bundle_dir()).unwrap();
         let kinds: Vec<(&str, &str, Vec<&str>)> = b
@@ -808,12 +862,20 @@ mod tests {
                 ("/q", "mqueue", vec!["nodev"]),
             ]
         );
-        // A single-file bind is served; a device node is skipped.
+        // A single-file bind is served.
         assert_eq!(b.binds.len(), 2);
         assert!(b.binds[0].readonly);
         assert_eq!(b.binds[0].dest, "/data");
         assert!(!b.binds[1].readonly);
         assert_eq!(b.binds[1].dest, "/etc/hostname");
         assert!(std::fs::metadata(&b.binds[1].src).unwrap().is_file());
+        assert_eq!(b.bind_sources[0], (2, PathBuf::from("/tmp")));
+        // A device node as a bind source is refused.
+        let dev = json.replace("\"/etc/hostname\",\"options\"", "\"/dev/null\",\"options\"");
+        let e = parse(&dev, &bundle_dir()).unwrap_err().to_string();
+        assert!(
+            e.contains("mounts[3].source: /dev/null is a socket, device or FIFO"),
+            "{e}"
+        );
     }
 }

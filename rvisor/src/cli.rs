@@ -68,6 +68,17 @@ pub struct GlobalOpts {
     /// container without those privileges; the sandbox is weaker than without it.
     #[arg(long)]
     pub unsafe_weak_confinement: bool,
+
+    /// Let processes keep CAP_NET_RAW when their spec gives it (raw and packet
+    /// sockets). Without it CAP_NET_RAW is removed from every capability set of
+    /// every process, whatever the spec asks (as runsc).
+    #[arg(long)]
+    pub net_raw: bool,
+
+    /// Host directory bind mounts may come from (repeatable), besides the bundle,
+    /// /var/lib/kubelet/pods, /var/lib/containerd and /run/containerd.
+    #[arg(long, value_name = "DIR")]
+    pub allow_mount_source: Vec<PathBuf>,
 }
 
 impl GlobalOpts {
@@ -90,6 +101,14 @@ impl GlobalOpts {
         if self.unsafe_weak_confinement {
             v.push("--unsafe-weak-confinement".into());
         }
+        if self.net_raw {
+            v.push("--net-raw".into());
+        }
+        for d in &self.allow_mount_source {
+            let mut a = OsString::from("--allow-mount-source=");
+            a.push(d.as_os_str());
+            v.push(a);
+        }
         if let Some(d) = &self.debug_log {
             let mut a = OsString::from("--debug-log=");
             a.push(d.as_os_str());
@@ -106,6 +125,23 @@ impl GlobalOpts {
             ),
             p => Ok(p.name()),
         }
+    }
+
+    /// Checks a bundle's spec against the platform's rules (`policy`).
+    pub fn check_policy(
+        &self,
+        b: &crate::bundle::Bundle,
+        bundle_dir: &std::path::Path,
+        joins: bool,
+    ) -> Result<crate::policy::Applied, crate::bundle::SpecError> {
+        crate::policy::check(
+            &b.spec,
+            &b.bind_sources,
+            bundle_dir,
+            &self.allow_mount_source,
+            self.network == Some(Network::Host),
+            joins,
+        )
     }
 
     /// The network mode `do` and `run` use, refusing the ones not built yet.
@@ -236,6 +272,13 @@ pub struct DoArgs {
     /// Run as UID[:GID] (emulated by the sentry; GID defaults to 0).
     #[arg(long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Add a capability to containerd's default set (repeatable): CAP_SYS_ADMIN,
+    /// sys_admin, or all.
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Remove a capability from the set, after --cap-add (repeatable; `all` for none).
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -81,6 +81,8 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
         .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
     // Validated here too so a bad bundle fails before any process starts.
     let b = bundle::load(&bundle_dir).map_err(spec_error)?;
+    g.check_policy(&b, &bundle_dir, sandbox_of(&b.spec).is_some())
+        .map_err(spec_error)?;
     if let Some(sandbox) = sandbox_of(&b.spec) {
         let s = state::load(&g.root, &sandbox)
             .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;
@@ -466,6 +468,14 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         readonly_rootfs: b.readonly,
         mounts: b.mounts.clone(),
         weak_confinement: g.unsafe_weak_confinement,
+        net_raw: g.net_raw,
+        masked_paths: b.masked_paths.clone(),
+        readonly_paths: b.readonly_paths.clone(),
+        netns_path: g
+            .check_policy(&b, &a.bundle, false)
+            .map_err(spec_error)?
+            .netns_path
+            .map(|p| p.to_string_lossy().into_owned()),
     };
     let launch = sandbox::Launch {
         config,
@@ -1031,6 +1041,18 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
                 gid: p.user().gid(),
                 additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
                 rlimits,
+                capabilities: match p.capabilities() {
+                    Some(c) => Some(
+                        crate::caps::from_json(
+                            &serde_json::to_value(c).unwrap_or_default(),
+                            "capabilities",
+                        )
+                        .map_err(|(f, m)| anyhow!("--process {}: {f}: {m}", path.display()))?,
+                    ),
+                    None => None,
+                },
+                no_new_privs: p.no_new_privileges().unwrap_or(false),
+                oom_score_adj: p.oom_score_adj().unwrap_or(0),
             },
             terminal: a.tty || p.terminal().unwrap_or(false),
             console_socket: a.console_socket.clone(),
@@ -1061,6 +1083,8 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
             gid,
             additional_gids: Vec::new(),
             rlimits: Vec::new(),
+            // Taken from the container's own process (see `exec`).
+            ..Default::default()
         },
         terminal: a.tty,
         console_socket: a.console_socket.clone(),
@@ -1076,7 +1100,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
 /// waiting and writes that copy's pid.
 pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     // The detached copy: its plan and a pipe to report back on come from the parent.
-    let (plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
+    let (mut plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
         (Some(p), Some(r)) => {
             let plan_fd = internal::adopt_fd(p, "--internal-plan-fd")?;
             let ready = File::from(internal::adopt_fd(r, "--internal-ready-fd")?);
@@ -1099,6 +1123,17 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     if rec.status != "running" {
         bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
+    }
+    // As runc: a process that states no capabilities gets the container's, and its
+    // no_new_privs and oom_score_adj.
+    if plan.process.capabilities.is_none() {
+        if let Ok(b) = bundle::load(&rec.bundle) {
+            plan.process.capabilities = b.process.capabilities;
+            plan.process.no_new_privs |= b.process.no_new_privs;
+            if plan.process.oom_score_adj == 0 {
+                plan.process.oom_score_adj = b.process.oom_score_adj;
+            }
+        }
     }
     if a.detach && ready.is_none() {
         return exec_detached(g, a, &plan);

@@ -6,6 +6,7 @@
 //! set the sandbox up makes `boot` exit 125.
 
 mod bundle;
+mod caps;
 mod cgroup;
 mod cli;
 mod console;
@@ -13,6 +14,7 @@ mod events;
 mod internal;
 mod lifecycle;
 mod logging;
+mod policy;
 mod sandbox;
 mod state;
 
@@ -140,7 +142,12 @@ fn spec(a: &SpecArgs) -> Result<()> {
         // Without a console socket there is no terminal to give; see README.
         p.set_terminal(Some(false));
     }
-    let text = serde_json::to_string_pretty(&spec).context("serialize spec")?;
+    let mut doc = serde_json::to_value(&spec).context("serialize spec")?;
+    // containerd's default capability set rather than oci-spec's three.
+    if let Some(p) = doc.get_mut("process").and_then(|p| p.as_object_mut()) {
+        p.insert("capabilities".into(), caps::default_json());
+    }
+    let text = serde_json::to_string_pretty(&doc).context("serialize spec")?;
     std::fs::write(&path, text + "\n")
         .map_err(|e| anyhow::anyhow!("write {}: {}", path.display(), bundle::io_msg(&e)))?;
     Ok(())
@@ -243,6 +250,8 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
             gid,
             additional_gids: Vec::new(),
             rlimits: Vec::new(),
+            capabilities: Some(caps::for_do(&a.cap_add, &a.cap_drop)?),
+            ..Default::default()
         },
         overlay: g.overlay.name(),
         network: network.name(),
@@ -253,6 +262,10 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         readonly_rootfs: host_root && g.overlay.name() == "none",
         mounts: Vec::new(),
         weak_confinement: g.unsafe_weak_confinement,
+        net_raw: g.net_raw,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        netns_path: None,
     };
     let launch = sandbox::Launch {
         config,
@@ -278,6 +291,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     }
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .with_context(|| format!("--bundle: {}", a.bundle.display()))?;
+    let applied = g.check_policy(&b, &bundle_dir, false)?;
     let mut hostname = b.hostname.clone().unwrap_or_default();
     if hostname.is_empty() {
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
@@ -293,6 +307,10 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         readonly_rootfs: b.readonly,
         mounts: b.mounts,
         weak_confinement: g.unsafe_weak_confinement,
+        net_raw: g.net_raw,
+        masked_paths: b.masked_paths,
+        readonly_paths: b.readonly_paths,
+        netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

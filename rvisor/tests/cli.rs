@@ -91,7 +91,8 @@ const CONFIG: &str = r#"{
     "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
   },
   "root": {"path": "rootfs", "readonly": true},
-  "hostname": "t"
+  "hostname": "t",
+  "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}]}
 }"#;
 
 #[test]
@@ -294,7 +295,10 @@ fn run_refuses_bad_bundles_naming_the_field() {
             "config.json: process.user.uid: must be an integer",
         ),
         (
-            CONFIG.replace(r#""hostname": "t""#, r#""linux": {"namespaces": 3}"#),
+            CONFIG.replace(
+                r#""namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}]"#,
+                r#""namespaces": 3"#,
+            ),
             "config.json: linux: ",
         ),
     ];

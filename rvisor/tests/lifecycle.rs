@@ -42,6 +42,7 @@ impl Env {
                         "user": {"uid": 0, "gid": 0}},
             "root": {"path": "/", "readonly": true},
             "hostname": "lc",
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}]},
             "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
             "hooks": hook_obj,
         });

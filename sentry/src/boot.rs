@@ -10,7 +10,7 @@ use crate::control;
 use crate::fs::host::HostStream;
 use crate::fs::memfile::MemoryFile;
 use crate::fs::tmpfs::Tmpfs;
-use crate::kernel::creds::Credentials;
+use crate::kernel::creds::{CapSets, Credentials, ALL_CAPS, CAP_NET_RAW};
 use crate::kernel::limits::{Limit, Limits};
 use crate::kernel::spawn::{self, ProcessSpec, StartError};
 use crate::kernel::{ExitStatus, Kernel};
@@ -134,6 +134,8 @@ fn run_inner(
             &fs_constructors(&kernel, &client),
         )
         .map_err(fail)?;
+    crate::vfs::protect::apply(&mounts, &root, &config.masked_paths, &config.readonly_paths)
+        .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
@@ -143,7 +145,10 @@ fn run_inner(
         .map_err(fail)?;
     confine::install_sentry_filter(platform_name).map_err(fail)?;
 
-    let mut spec = process_spec(&root, fds, &config.process, 0).map_err(fail)?;
+    kernel
+        .net_raw
+        .store(config.net_raw, std::sync::atomic::Ordering::Relaxed);
+    let mut spec = process_spec(&root, fds, &config.process, 0, config.net_raw).map_err(fail)?;
     let mut shared = None;
     if let Some(c) = control {
         c.set_sandbox(&config.id, &config.overlay);
@@ -268,14 +273,44 @@ fn stdio_table() -> Result<FdTable, String> {
     Ok(fds)
 }
 
+/// The credentials a process started from outside the sandbox has just before its
+/// program is exec'd (see [`Credentials::for_container`]).
+pub fn process_creds(p: &crate::config::ProcessConfig, net_raw: bool) -> Credentials {
+    let groups = p.additional_gids.clone();
+    let mut caps = match &p.capabilities {
+        Some(c) => CapSets {
+            bounding: c.bounding,
+            effective: c.effective,
+            inheritable: c.inheritable,
+            permitted: c.permitted,
+            ambient: c.ambient,
+        },
+        None => {
+            let all = if p.uid == 0 { ALL_CAPS } else { 0 };
+            CapSets {
+                bounding: ALL_CAPS,
+                effective: all,
+                permitted: all,
+                ..Default::default()
+            }
+        }
+    };
+    if !net_raw {
+        caps = caps.without(CAP_NET_RAW);
+    }
+    Credentials::for_container(p.uid, p.gid, groups, &caps, p.no_new_privs)
+}
+
 /// A process started from outside the sandbox (the first one, or an exec'd one),
 /// from its config, with root `root`, open files `fds` and parent `parent` (0: none
-/// in the sandbox).
+/// in the sandbox). Without `net_raw` (the runtime's `--net-raw`), CAP_NET_RAW is
+/// taken from every capability set whatever the config asks.
 pub fn process_spec(
     root: &Arc<Dentry>,
     fds: FdTable,
     p: &crate::config::ProcessConfig,
     parent: i32,
+    net_raw: bool,
 ) -> Result<ProcessSpec, String> {
     if p.args.is_empty() {
         return Err("process.args: must not be empty".into());
@@ -295,7 +330,7 @@ pub fn process_spec(
         cwd,
         umask: 0o022,
     };
-    let creds = Credentials::new(p.uid, p.gid, p.additional_gids.clone());
+    let creds = process_creds(p, net_raw);
     let mut limits = Limits::default();
     for r in &p.rlimits {
         limits
@@ -317,6 +352,7 @@ pub fn process_spec(
         limits,
         fds,
         parent,
+        oom_score_adj: p.oom_score_adj,
         gate: None,
     })
 }

@@ -15,8 +15,24 @@ pub struct Rlimit {
     pub hard: u64,
 }
 
+/// A process's capability sets (`process.capabilities`), as bit masks by
+/// capability number.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CapConfig {
+    /// Bounding set.
+    pub bounding: u64,
+    /// Effective set.
+    pub effective: u64,
+    /// Inheritable set.
+    pub inheritable: u64,
+    /// Permitted set.
+    pub permitted: u64,
+    /// Ambient set.
+    pub ambient: u64,
+}
+
 /// The container's first process.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ProcessConfig {
     /// argv; `args[0]` is looked up on `PATH` inside the rootfs when it has no slash.
     pub args: Vec<String>,
@@ -32,6 +48,17 @@ pub struct ProcessConfig {
     pub additional_gids: Vec<u32>,
     /// Resource limits to set before the first instruction.
     pub rlimits: Vec<Rlimit>,
+    /// The capability sets the process starts with, before its exec transforms
+    /// them. `None`: Linux's defaults for a plain exec (a full bounding set; uid 0
+    /// gets every capability).
+    #[serde(default)]
+    pub capabilities: Option<CapConfig>,
+    /// `process.noNewPrivileges`.
+    #[serde(default)]
+    pub no_new_privs: bool,
+    /// `process.oomScoreAdj` (shown in /proc/PID/oom_score_adj).
+    #[serde(default)]
+    pub oom_score_adj: i32,
 }
 
 /// Everything `rvisor boot` needs to run a sandbox.
@@ -62,6 +89,21 @@ pub struct BootConfig {
     /// skipped with a warning instead of stopping the sandbox.
     #[serde(default)]
     pub weak_confinement: bool,
+    /// `--net-raw`: CAP_NET_RAW stays in the sets a process's config gives. Without
+    /// it the capability is taken from every set of every process the sandbox starts.
+    #[serde(default)]
+    pub net_raw: bool,
+    /// `linux.maskedPaths`: an empty read-only directory or file over each.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`: each becomes a read-only bind of itself.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    /// The network namespace `linux.namespaces` names by path (how CRI hands a
+    /// container its pod's network), validated by the runtime; for the sandbox's
+    /// network to attach to. `None`: the sandbox's own.
+    #[serde(default)]
+    pub netns_path: Option<String>,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

@@ -55,9 +55,13 @@ struct Options {
     strace: bool,
     #[serde(default)]
     debug: bool,
-    /// Keep CAP_NET_RAW (refused today: rvisor has no raw sockets to give).
+    /// rvisor's `--net-raw`: processes keep CAP_NET_RAW when their spec gives it.
     #[serde(default)]
     net_raw: bool,
+    /// rvisor's `--allow-mount-source DIR` for each: host directories bind mounts
+    /// may come from, besides the bundle and the kubelet's and containerd's volumes.
+    #[serde(default)]
+    allowed_mount_sources: Vec<PathBuf>,
     /// rvisor's `--unsafe-weak-confinement`: skip confinement steps the host refuses
     /// (for a containerd running nested without the privileges).
     #[serde(default)]
@@ -72,12 +76,6 @@ fn load_options() -> Result<Options, String> {
         Ok(text) => {
             let o: Options =
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            if o.net_raw {
-                return Err(format!(
-                    "{}: net-raw is not supported by rvisor yet",
-                    path.display()
-                ));
-            }
             Ok(o)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Options::default()),
@@ -223,6 +221,12 @@ impl Service {
         }
         if o.unsafe_weak_confinement {
             cmd.arg("--unsafe-weak-confinement");
+        }
+        if o.net_raw {
+            cmd.arg("--net-raw");
+        }
+        for d in &o.allowed_mount_sources {
+            cmd.arg("--allow-mount-source").arg(d);
         }
         cmd.args(args);
         Ok(cmd)

@@ -237,7 +237,7 @@ pub enum Rootfs {
     Dir(PathBuf),
 }
 
-/// Builds `rvisor --platform=P do [--rootfs DIR] [--env K=V]... -- argv...`.
+/// Builds `rvisor --platform=P --net-raw do --cap-add=all [--rootfs DIR] [--env K=V]... -- argv...`.
 pub fn sandbox_command(
     rvisor: &Path,
     platform: &str,
@@ -255,7 +255,13 @@ pub fn sandbox_command(
             cmd.env(k, v);
         }
     }
-    cmd.arg(format!("--platform={platform}")).arg("do");
+    // The native side runs as root with the host's capabilities; the sandbox gets every
+    // capability too (`do` alone has containerd's default set, without CAP_NET_RAW), so the
+    // two compare. Programs that test capabilities drop what they need themselves.
+    cmd.arg(format!("--platform={platform}"))
+        .arg("--net-raw")
+        .arg("do")
+        .arg("--cap-add=all");
     if let Rootfs::Dir(d) = rootfs {
         cmd.arg("--rootfs").arg(d);
     }

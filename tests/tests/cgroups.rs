@@ -49,6 +49,11 @@ impl Sandbox {
             "hostname": "cg",
             "linux": linux,
         });
+        let mut config = config;
+        if config["linux"].get("namespaces").is_none() {
+            config["linux"]["namespaces"] =
+                json!([{"type": "pid"}, {"type": "ipc"}, {"type": "network"}]);
+        }
         std::fs::write(dir.join("bundle/config.json"), config.to_string()).unwrap();
         Sandbox {
             dir,

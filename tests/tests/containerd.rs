@@ -443,6 +443,56 @@ fn containerd_runs_rvisor_containers() {
     assert!(c.stray().is_empty(), "{:?}", c.stray());
 }
 
+/// Issue 11 through containerd: CAP_NET_RAW is off unless the shim's `net-raw` option is
+/// set, and a privileged or host-network spec fails the task create with rvisor's line.
+#[test]
+fn containerd_applies_the_platform_rules() {
+    let c = Containerd::start("policy");
+    c.import_image();
+    let caps = |id: &str| {
+        let o = c.run(id, &["/bin/busybox", "grep", "CapBnd", "/proc/self/status"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+    };
+    // containerd's default set without CAP_NET_RAW.
+    assert_eq!(caps("caps1"), "CapBnd:\t00000000a80405fb\n");
+    for (flag, want) in [
+        (
+            "--privileged",
+            "is a host device, which a sandbox does not pass through (privileged)",
+        ),
+        (
+            "--net-host",
+            "config.json: linux.namespaces: no network namespace",
+        ),
+    ] {
+        let o = c.ctr(&[
+            "run",
+            "--rm",
+            flag,
+            "--snapshotter",
+            "native",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            "refused",
+            "/bin/true",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{flag}: {err}");
+        assert!(err.contains(want), "{flag}: {err}");
+        let _ = c.ctr(&["container", "delete", "refused"]);
+    }
+    // With net-raw the spec decides: ctr's default set has CAP_NET_RAW.
+    std::fs::write(c.dir.join("rvisor.toml"), "net-raw = true\n").unwrap();
+    assert_eq!(caps("caps2"), "CapBnd:\t00000000a80425fb\n");
+    let start = Instant::now();
+    while !c.stray().is_empty() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(c.stray().is_empty(), "{:?}", c.stray());
+}
+
 #[test]
 fn containerd_exec_and_ps() {
     let c = Containerd::start("exec");

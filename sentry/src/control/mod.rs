@@ -600,7 +600,8 @@ fn start_external(
     let Some(status) = fds.next() else {
         return Err("missing the status socket".into());
     };
-    let mut spec = crate::boot::process_spec(root, table, process, 0)?;
+    let net_raw = kernel.net_raw.load(std::sync::atomic::Ordering::Relaxed);
+    let mut spec = crate::boot::process_spec(root, table, process, 0, net_raw)?;
     spec.gate = gate;
     let pid = match spawn::start_process(kernel, spec) {
         Ok(pid) => pid,
@@ -721,6 +722,12 @@ fn create_container(
         readonly_rootfs,
         mounts: mounts.to_vec(),
         weak_confinement: false,
+        // Only the root filesystem is built from this config; the process's
+        // capabilities follow the sandbox's --net-raw (Kernel::net_raw).
+        net_raw: false,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        netns_path: None,
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

@@ -104,18 +104,9 @@ fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<Exec
     if st.is_dir() || !st.is_regular() {
         return Err(Errno::EACCES);
     }
-    let x_ok = if creds.euid == 0 {
-        st.mode & 0o111 != 0
-    } else if st.uid == creds.euid {
-        st.mode & 0o100 != 0
-    } else if st.gid == creds.egid || creds.groups.contains(&st.gid) {
-        st.mode & 0o010 != 0
-    } else {
-        st.mode & 0o001 != 0
-    };
-    if !x_ok {
-        return Err(Errno::EACCES);
-    }
+    // As any permission check: the filesystem ids, and CAP_DAC_OVERRIDE (not uid 0)
+    // for a file with some execute bit.
+    crate::vfs::perm::check(creds, &st, crate::vfs::perm::MAY_EXEC, false)?;
     let imp = d.inode().open(libc::O_RDONLY)?;
     Ok((
         Arc::new(LoaderFile { imp }),

@@ -74,6 +74,8 @@ pub struct Kernel {
     pub lifecycle: wait::WaitQueue,
     init_status: Mutex<Option<ExitStatus>>,
     reported_unimplemented: Mutex<HashSet<u64>>,
+    /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
+    pub net_raw: std::sync::atomic::AtomicBool,
 }
 
 impl Kernel {
@@ -106,6 +108,7 @@ impl Kernel {
             lifecycle: wait::WaitQueue::new(),
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
+            net_raw: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -95,6 +95,9 @@ pub struct GroupState {
     pub uids: (u32, u32),
     /// What /proc shows of the process.
     pub view: ProcView,
+    /// `/proc/PID/oom_score_adj` and the lowest value it may be set to without
+    /// CAP_SYS_RESOURCE (Linux's `oom_score_adj_min`, set by privileged writers).
+    pub oom_score_adj: (i32, i32),
     /// CPU time (user, system) the process had used when its last thread exited.
     pub exit_cpu: (std::time::Duration, std::time::Duration),
     /// CPU time of its waited-for children and their waited-for descendants
@@ -132,6 +135,8 @@ pub struct ProcView {
     pub ids: [u32; 8],
     /// Supplementary groups.
     pub groups: Vec<u32>,
+    /// The credentials as a whole (capability sets, securebits, no_new_privs).
+    pub creds: crate::kernel::creds::Credentials,
     /// When the process started (seconds since boot, for /proc/PID/stat).
     pub start_ticks: u64,
 }
@@ -199,6 +204,7 @@ impl ThreadGroup {
                 did_exec: false,
                 uids: (0, 0),
                 view: ProcView::default(),
+                oom_score_adj: (0, 0),
                 exit_cpu: Default::default(),
                 children_cpu: Default::default(),
             }),

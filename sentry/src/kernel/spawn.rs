@@ -32,6 +32,8 @@ pub struct ProcessSpec {
     pub fds: FdTable,
     /// Parent process (0 for init).
     pub parent: i32,
+    /// `oom_score_adj`, as a privileged runtime set it before the exec.
+    pub oom_score_adj: i32,
     /// Runs on the new task's thread after the image is loaded and before its first
     /// instruction; `false` abandons the process (OCI create without start).
     pub gate: Option<Box<dyn FnOnce() -> bool + Send>>,
@@ -92,6 +94,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                 limits,
                 fds,
                 parent,
+                oom_score_adj,
                 gate,
             } = spec;
             let path = match exec::lookup_path(
@@ -175,6 +178,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
             if let Ok(mut st) = tg.state() {
                 st.comm = comm.clone();
                 st.uids = (creds.uid, creds.suid);
+                st.oom_score_adj = (oom_score_adj, oom_score_adj);
             }
             let task = Task::new(
                 k.clone(),
@@ -381,9 +385,9 @@ pub fn register_child_process(
     tid: i32,
     exit_signal: i32,
 ) -> SysResult<(Arc<ThreadGroup>, Arc<ThreadHandle>)> {
-    let (pgid, sid, comm, uids) = {
+    let (pgid, sid, comm, uids, oom) = {
         let st = parent.state()?;
-        (st.pgid, st.sid, st.comm.clone(), st.uids)
+        (st.pgid, st.sid, st.comm.clone(), st.uids, st.oom_score_adj)
     };
     let limits = parent.limits.lock().map_err(|_| Errno::EIO)?.clone();
     let actions = parent.actions()?.clone();
@@ -393,6 +397,7 @@ pub fn register_child_process(
         st.exit_signal = exit_signal;
         st.comm = comm;
         st.uids = uids;
+        st.oom_score_adj = oom;
     }
     Ok((tg, th))
 }

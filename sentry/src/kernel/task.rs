@@ -328,6 +328,7 @@ impl Task {
                     c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
                 ],
                 groups: c.groups.clone(),
+                creds: c.clone(),
                 start_ticks,
             };
         }

@@ -2,7 +2,10 @@
 //! checked by the sentry against the container's own identities.
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::{CAP_SETGID, CAP_SETPCAP, CAP_SETUID};
+use crate::kernel::creds::{
+    ALL_CAPS, CAP_LAST_CAP, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, SECBIT_KEEP_CAPS,
+    SECBIT_KEEP_CAPS_LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE, SECURE_ALL_BITS, SECURE_ALL_LOCKS,
+};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
@@ -185,7 +188,7 @@ pub fn setfsuid(task: &mut Task, a: &Args) -> SysResult<u64> {
         && (c.has_cap(CAP_SETUID) || id == c.uid || id == c.euid || id == c.suid || id == c.fsuid)
     {
         task.creds.fsuid = id;
-        task.creds.fix_caps_after_uid_change(old);
+        task.creds.fix_caps_after_fsuid_change(old.3);
     }
     Ok(old.3 as u64)
 }
@@ -225,81 +228,216 @@ const LINUX_CAPABILITY_VERSION_1: u32 = 0x1998_0330;
 const LINUX_CAPABILITY_VERSION_2: u32 = 0x2007_1026;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-/// Checks the header; on a bad version writes the preferred one back (EINVAL).
-fn cap_header(task: &Task, hdr: u64) -> SysResult<(usize, i32)> {
-    let mut b = [0u8; 8];
-    io::read_exact(task.mem(), hdr, &mut b)?;
-    let version = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    let pid = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-    let words = match version {
-        LINUX_CAPABILITY_VERSION_1 => 1,
-        LINUX_CAPABILITY_VERSION_2 | LINUX_CAPABILITY_VERSION_3 => 2,
+/// Checks the header's version: the number of 32-bit data words it takes (1 for
+/// v1, 2 for v2 and v3). On an unknown version the preferred one is written back
+/// and the call fails with EINVAL (how libcap probes).
+fn cap_version(task: &Task, hdr: u64) -> SysResult<usize> {
+    let version = read_u32(task, hdr)?;
+    match version {
+        LINUX_CAPABILITY_VERSION_1 => Ok(1),
+        LINUX_CAPABILITY_VERSION_2 | LINUX_CAPABILITY_VERSION_3 => Ok(2),
         _ => {
             io::write_u32(task.mem(), hdr, LINUX_CAPABILITY_VERSION_3)?;
-            return Err(Errno::EINVAL);
+            Err(Errno::EINVAL)
         }
-    };
-    Ok((words, pid))
+    }
 }
 
-/// `capget(2)`.
+fn cap_pid(task: &Task, hdr: u64) -> SysResult<i32> {
+    Ok(read_u32(task, hdr + 4)? as i32)
+}
+
+fn read_u32(task: &Task, addr: u64) -> SysResult<u32> {
+    let mut b = [0u8; 4];
+    io::read_exact(task.mem(), addr, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// `capget(2)`: the effective, permitted and inheritable sets of the caller or of
+/// thread `pid`. A NULL data pointer only checks the version (0 for an unknown
+/// one, after writing the preferred version into the header).
 pub fn capget(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let (words, pid) = cap_header(task, a[0])?;
-    if pid != 0 && pid != task.tid && task.kernel.registry()?.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
+    let words = match cap_version(task, a[0]) {
+        Ok(w) => w,
+        Err(Errno::EINVAL) if a[1] == 0 => return Ok(0),
+        Err(e) => return Err(e),
+    };
     if a[1] == 0 {
         return Ok(0);
     }
-    let c = &task.creds;
+    let pid = cap_pid(task, a[0])?;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sets = if pid == 0 || pid == task.tid {
+        let c = &task.creds;
+        [c.cap_effective, c.cap_permitted, c.cap_inheritable]
+    } else {
+        let (_, group) = task.kernel.registry()?.thread(pid).ok_or(Errno::ESRCH)?;
+        // Another thread's sets as its process last published them.
+        let st = group.state()?;
+        let c = &st.view.creds;
+        [c.cap_effective, c.cap_permitted, c.cap_inheritable]
+    };
     let mut out = Vec::with_capacity(12 * words);
     for w in 0..words {
-        let shift = 32 * w;
-        for set in [c.cap_effective, c.cap_permitted, c.cap_inheritable] {
-            out.extend_from_slice(&((set >> shift) as u32).to_le_bytes());
+        for set in sets {
+            out.extend_from_slice(&((set >> (32 * w)) as u32).to_le_bytes());
         }
     }
     io::write_all(task.mem(), a[1], &out)?;
     Ok(0)
 }
 
-/// `capset(2)`: only the caller's own sets; new permitted must be a subset of the
-/// old, effective a subset of the new permitted, inheritable within permitted plus
-/// bounding (or CAP_SETPCAP).
+/// `capset(2)`: only the caller's own sets. The new permitted set must be within
+/// the old one, effective within the new permitted, and inheritable within the old
+/// inheritable plus the bounding set and, without CAP_SETPCAP, plus the old
+/// permitted; ambient loses what is no longer both permitted and inheritable. Bits
+/// past CAP_LAST_CAP are ignored, and a v1 header sets only the low 32 bits (the high
+/// ones become 0), as Linux does.
 pub fn capset(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let (words, pid) = cap_header(task, a[0])?;
+    let words = cap_version(task, a[0])?;
+    let pid = cap_pid(task, a[0])?;
     if pid != 0 && pid != task.tid {
         return Err(Errno::EPERM);
     }
-    let mut b = vec![0u8; 12 * words];
-    io::read_exact(task.mem(), a[1], &mut b)?;
+    let mut b = [0u8; 24];
+    io::read_exact(task.mem(), a[1], &mut b[..12 * words])?;
+    let word = |i: usize| {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[i * 4..i * 4 + 4]);
+        u32::from_le_bytes(w) as u64
+    };
     let (mut eff, mut perm, mut inh) = (0u64, 0u64, 0u64);
     for w in 0..words {
-        let v = |i: usize| {
-            u32::from_le_bytes(
-                b[w * 12 + i * 4..w * 12 + i * 4 + 4]
-                    .try_into()
-                    .unwrap_or([0; 4]),
-            ) as u64
-        };
-        eff |= v(0) << (32 * w);
-        perm |= v(1) << (32 * w);
-        inh |= v(2) << (32 * w);
+        eff |= word(w * 3) << (32 * w);
+        perm |= word(w * 3 + 1) << (32 * w);
+        inh |= word(w * 3 + 2) << (32 * w);
     }
+    let (eff, perm, inh) = (eff & ALL_CAPS, perm & ALL_CAPS, inh & ALL_CAPS);
     let c = &task.creds;
+    if !c.has_cap(CAP_SETPCAP) && inh & !(c.cap_inheritable | c.cap_permitted) != 0 {
+        return Err(Errno::EPERM);
+    }
+    if inh & !(c.cap_inheritable | c.cap_bounding) != 0 {
+        return Err(Errno::EPERM);
+    }
     if perm & !c.cap_permitted != 0 || eff & !perm != 0 {
         return Err(Errno::EPERM);
     }
-    let inh_limit = if c.has_cap(CAP_SETPCAP) {
-        c.cap_bounding
-    } else {
-        c.cap_permitted | c.cap_inheritable
-    };
-    if inh & !(inh_limit & c.cap_bounding | c.cap_inheritable) != 0 {
-        return Err(Errno::EPERM);
-    }
-    task.creds.cap_effective = eff;
-    task.creds.cap_permitted = perm;
-    task.creds.cap_inheritable = inh;
+    let c = &mut task.creds;
+    c.cap_effective = eff;
+    c.cap_permitted = perm;
+    c.cap_inheritable = inh;
+    c.cap_ambient &= perm & inh;
     Ok(0)
+}
+
+/// Validates a capability number argument of prctl.
+fn cap_arg(v: u64) -> SysResult<u32> {
+    if v > CAP_LAST_CAP as u64 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(v as u32)
+}
+
+/// The capability and securebits operations of `prctl(2)` (what Linux's
+/// `cap_task_prctl` handles): `None` for any other option.
+pub fn prctl_caps(task: &mut Task, a: &Args) -> Option<SysResult<u64>> {
+    Some(match a[0] as i32 {
+        libc::PR_CAPBSET_READ => cap_arg(a[1]).map(|cap| (task.creds.cap_bounding >> cap) & 1),
+        libc::PR_CAPBSET_DROP => {
+            if !task.creds.has_cap(CAP_SETPCAP) {
+                Err(Errno::EPERM)
+            } else {
+                cap_arg(a[1]).map(|cap| {
+                    task.creds.cap_bounding &= !(1u64 << cap);
+                    0
+                })
+            }
+        }
+        libc::PR_GET_SECUREBITS => Ok(task.creds.securebits as u64),
+        libc::PR_SET_SECUREBITS => {
+            let old = task.creds.securebits as u64;
+            let locks = (SECURE_ALL_LOCKS) as u64;
+            let new = a[1];
+            if ((old & locks) >> 1) & (old ^ new) != 0
+                || old & locks & !new != 0
+                || new & !((SECURE_ALL_LOCKS | SECURE_ALL_BITS) as u64) != 0
+                || !task.creds.has_cap(CAP_SETPCAP)
+            {
+                Err(Errno::EPERM)
+            } else {
+                task.creds.securebits = new as u32;
+                Ok(0)
+            }
+        }
+        libc::PR_GET_KEEPCAPS => Ok(task.creds.secure(SECBIT_KEEP_CAPS) as u64),
+        libc::PR_SET_KEEPCAPS => {
+            if a[1] > 1 {
+                Err(Errno::EINVAL)
+            } else if task.creds.secure(SECBIT_KEEP_CAPS_LOCKED) {
+                Err(Errno::EPERM)
+            } else {
+                if a[1] == 1 {
+                    task.creds.securebits |= SECBIT_KEEP_CAPS;
+                } else {
+                    task.creds.securebits &= !SECBIT_KEEP_CAPS;
+                }
+                Ok(0)
+            }
+        }
+        libc::PR_CAP_AMBIENT => prctl_ambient(task, a),
+        libc::PR_SET_NO_NEW_PRIVS => {
+            if a[1] != 1 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+                Err(Errno::EINVAL)
+            } else {
+                task.creds.no_new_privs = true;
+                Ok(0)
+            }
+        }
+        libc::PR_GET_NO_NEW_PRIVS => {
+            if a[1] != 0 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(task.creds.no_new_privs as u64)
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// `prctl(PR_CAP_AMBIENT, op, cap, 0, 0)`.
+fn prctl_ambient(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let c = &mut task.creds;
+    if a[1] == libc::PR_CAP_AMBIENT_CLEAR_ALL as u64 {
+        if a[2] != 0 || a[3] != 0 || a[4] != 0 {
+            return Err(Errno::EINVAL);
+        }
+        c.cap_ambient = 0;
+        return Ok(0);
+    }
+    if a[3] != 0 || a[4] != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let cap = cap_arg(a[2])?;
+    let bit = 1u64 << cap;
+    match a[1] as i32 {
+        libc::PR_CAP_AMBIENT_IS_SET => Ok((c.cap_ambient & bit != 0) as u64),
+        libc::PR_CAP_AMBIENT_RAISE => {
+            if c.cap_permitted & bit == 0
+                || c.cap_inheritable & bit == 0
+                || c.secure(SECBIT_NO_CAP_AMBIENT_RAISE)
+            {
+                return Err(Errno::EPERM);
+            }
+            c.cap_ambient |= bit;
+            Ok(0)
+        }
+        libc::PR_CAP_AMBIENT_LOWER => {
+            c.cap_ambient &= !bit;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }

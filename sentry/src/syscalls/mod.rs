@@ -95,6 +95,8 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
             nr,
             59 | 322 | 80 | 81 | 95 | 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 161
         )
+        // capset and prctl: the capability sets and no_new_privs /proc/PID/status shows.
+        || result.is_ok() && matches!(nr, 126 | 157)
     {
         task.publish_view();
         crate::kernel::process::set_current(task.tgid, task.tid);

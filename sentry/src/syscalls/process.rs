@@ -213,6 +213,10 @@ pub fn module_refused(_task: &mut Task, _a: &Args) -> SysResult<u64> {
 
 /// `prctl(2)`: the name, dumpable flag, no-new-privs and the bounding set queries.
 pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
+    // Capabilities, securebits and no_new_privs: syscalls/creds.rs.
+    if let Some(r) = super::creds::prctl_caps(task, a) {
+        return r;
+    }
     match a[0] as i32 {
         libc::PR_SET_NAME => {
             let mut name = io::read_cstring(task.mem(), a[1], 4096).or_else(|e| {
@@ -265,38 +269,6 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         libc::PR_GET_PDEATHSIG => {
             io::write_u32(task.mem(), a[1], task.pdeath_signal as u32)?;
             Ok(0)
-        }
-        libc::PR_SET_NO_NEW_PRIVS => {
-            if a[1] != 1 || a[2] != 0 || a[3] != 0 || a[4] != 0 {
-                return Err(Errno::EINVAL);
-            }
-            task.creds.no_new_privs = true;
-            Ok(0)
-        }
-        libc::PR_GET_NO_NEW_PRIVS => Ok(task.creds.no_new_privs as u64),
-        libc::PR_CAPBSET_DROP => {
-            if a[1] > 40 {
-                return Err(Errno::EINVAL);
-            }
-            if !task.creds.has_cap(8 /* CAP_SETPCAP */) {
-                return Err(Errno::EPERM);
-            }
-            task.creds.cap_bounding &= !(1u64 << a[1]);
-            Ok(0)
-        }
-        libc::PR_SET_KEEPCAPS => {
-            if a[1] > 1 {
-                return Err(Errno::EINVAL);
-            }
-            task.creds.keep_caps = a[1] == 1;
-            Ok(0)
-        }
-        libc::PR_GET_KEEPCAPS => Ok(task.creds.keep_caps as u64),
-        libc::PR_CAPBSET_READ => {
-            if a[1] > 40 {
-                return Err(Errno::EINVAL);
-            }
-            Ok((task.creds.cap_bounding >> a[1]) & 1)
         }
         _ => Err(Errno::EINVAL),
     }

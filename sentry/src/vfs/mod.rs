@@ -8,6 +8,7 @@ pub mod lock;
 pub mod mount;
 pub mod path;
 pub mod perm;
+pub mod protect;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

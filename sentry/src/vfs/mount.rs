@@ -472,6 +472,12 @@ struct Placeholder {
     dir: bool,
 }
 
+/// An empty directory (`dir`) or an empty regular file, with nothing to write to:
+/// what a masked path shows (`vfs::protect`).
+pub fn empty_node(dir: bool) -> Arc<dyn Inode> {
+    Arc::new(Placeholder { dir })
+}
+
 impl Placeholder {
     fn attrs(dir: bool) -> Stat {
         Stat {

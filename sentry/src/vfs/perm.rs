@@ -33,9 +33,16 @@ pub fn check(creds: &Credentials, st: &Stat, want: u32, real_ids: bool) -> SysRe
     if bits & want == want {
         return Ok(());
     }
-    // Capabilities follow the effective set; for `access` as root, Linux likewise
-    // grants root's override to the real uid 0.
-    let privileged = |cap: u32| creds.has_cap(cap) && (!real_ids || creds.uid == 0);
+    // Capabilities follow the effective set. `access` checks as the real ids would:
+    // Linux gives it the permitted set when the real uid is 0 and none otherwise
+    // (unless SECBIT_NO_SETUID_FIXUP, which keeps the effective set).
+    let privileged = |cap: u32| {
+        if !real_ids || creds.secure(crate::kernel::creds::SECBIT_NO_SETUID_FIXUP) {
+            creds.has_cap(cap)
+        } else {
+            creds.uid == 0 && cap < 64 && creds.cap_permitted & (1 << cap) != 0
+        }
+    };
     if privileged(CAP_DAC_OVERRIDE) {
         // Execute is granted only if some execute bit is set, or for directories.
         if want & MAY_EXEC == 0 || st.is_dir() || mode & 0o111 != 0 {

@@ -84,12 +84,17 @@ fn config(overlay: &str) -> BootConfig {
             gid: 0,
             additional_gids: vec![],
             rlimits: vec![],
+            ..Default::default()
         },
         overlay: overlay.into(),
         network: "none".into(),
         readonly_rootfs: false,
         weak_confinement: false,
         mounts: Vec::new(),
+        net_raw: false,
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        netns_path: None,
     }
 }
 

@@ -49,6 +49,10 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 GenDir::fixed(
                     101,
                     vec![
+                        (
+                            "cap_last_cap",
+                            text(107, format!("{}\n", crate::kernel::creds::CAP_LAST_CAP)),
+                        ),
                         ("hostname", text(102, format!("{hostname}\n"))),
                         ("osrelease", text(103, format!("{RELEASE}\n"))),
                         ("ostype", text(104, "Linux\n".into())),
@@ -211,6 +215,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("root", link(14, |_| Ok(b"/".to_vec()))),
         ("fd", fd_dir(tg, base + 15, false)),
         ("fdinfo", fd_dir(tg, base + 16, true)),
+        ("oom_score_adj", oom_score_adj(tg, kernel, base + 17, owner)),
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());
@@ -269,6 +274,61 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
                     (st.ino, node::dtype(st.mode), n.as_bytes().to_vec())
                 })
                 .collect())
+        }),
+    )
+}
+
+/// `/proc/PID/oom_score_adj`: the process's value, writable as Linux allows (any
+/// value in -1000..=1000 at or above the floor a privileged writer left; lower
+/// needs CAP_SYS_RESOURCE, whose holder also moves the floor).
+fn oom_score_adj(
+    tg: &Arc<ThreadGroup>,
+    kernel: &Arc<Kernel>,
+    ino: u64,
+    owner: (u32, u32),
+) -> Arc<dyn Inode> {
+    let g = Arc::downgrade(tg);
+    let g2 = g.clone();
+    let k = Arc::downgrade(kernel);
+    GenFile::writable(
+        ino,
+        0o644,
+        owner,
+        Arc::new(move || {
+            let g = g.upgrade().ok_or(Errno::ESRCH)?;
+            let v = g.state()?.oom_score_adj.0;
+            Ok(format!("{v}\n").into_bytes())
+        }),
+        Arc::new(move |buf: &[u8]| {
+            let g = g2.upgrade().ok_or(Errno::ESRCH)?;
+            let v: i32 = std::str::from_utf8(buf)
+                .ok()
+                .map(str::trim)
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::EINVAL)?;
+            if !(-1000..=1000).contains(&v) {
+                return Err(Errno::EINVAL);
+            }
+            // The writer: the process whose thread is making this call.
+            let kernel = k.upgrade().ok_or(Errno::ESRCH)?;
+            let writer = kernel
+                .registry()?
+                .group(process::current().0)
+                .ok_or(Errno::ESRCH)?;
+            let privileged = writer
+                .state()?
+                .view
+                .creds
+                .has_cap(crate::kernel::creds::CAP_SYS_RESOURCE);
+            let mut st = g.state()?;
+            if v < st.oom_score_adj.1 && !privileged {
+                return Err(Errno::EACCES);
+            }
+            st.oom_score_adj.0 = v;
+            if privileged {
+                st.oom_score_adj.1 = v;
+            }
+            Ok(())
         }),
     )
 }
@@ -510,7 +570,19 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
     let _ = writeln!(s, "SigQ:\t0/{}", 0x1_0000);
     let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{pending:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}", 0, 0);
-    let _ = writeln!(s, "NoNewPrivs:\t0\nSeccomp:\t0");
+    let c = &st.view.creds;
+    for (name, set) in [
+        ("CapInh", c.cap_inheritable),
+        ("CapPrm", c.cap_permitted),
+        ("CapEff", c.cap_effective),
+        ("CapBnd", c.cap_bounding),
+        ("CapAmb", c.cap_ambient),
+    ] {
+        let _ = writeln!(s, "{name}:\t{set:016x}");
+    }
+    let _ = writeln!(s, "NoNewPrivs:\t{}", c.no_new_privs as u8);
+    // The seccomp mode (0: none, 2: filter) follows NoNewPrivs, as in Linux.
+    let _ = writeln!(s, "Seccomp:\t0");
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", k.ncpus.saturating_sub(1));
     let _ = writeln!(
         s,

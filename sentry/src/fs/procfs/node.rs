@@ -12,6 +12,8 @@ pub const PROC_DEV: u64 = 0x14;
 
 /// Content generator of a synthetic file.
 pub type Gen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
+/// Write handler of a synthetic file: takes one write's bytes.
+pub type Put = Arc<dyn Fn(&[u8]) -> SysResult<()> + Send + Sync>;
 /// Target generator of a synthetic symlink.
 pub type LinkGen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
 /// Directory lookup: a name to an inode.
@@ -42,6 +44,7 @@ pub struct GenFile {
     mode: u32,
     owner: (u32, u32),
     gen: Gen,
+    put: Option<Put>,
 }
 
 impl GenFile {
@@ -52,6 +55,19 @@ impl GenFile {
             mode,
             owner,
             gen,
+            put: None,
+        })
+    }
+
+    /// A file that can also be written: each write(2) hands its bytes to `put`
+    /// (as Linux's proc files that take a value per write).
+    pub fn writable(ino: u64, mode: u32, owner: (u32, u32), gen: Gen, put: Put) -> Arc<GenFile> {
+        Arc::new(GenFile {
+            ino,
+            mode,
+            owner,
+            gen,
+            put: Some(put),
         })
     }
 }
@@ -71,13 +87,14 @@ impl Inode for GenFile {
         ))
     }
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY && self.put.is_none() {
             return Err(Errno::EACCES);
         }
         let data = (self.gen)()?;
         Ok(Box::new(Snapshot {
             data,
             stat: self.stat()?,
+            put: self.put.clone(),
         }))
     }
 }
@@ -87,6 +104,7 @@ impl Inode for GenFile {
 struct Snapshot {
     data: Vec<u8>,
     stat: Stat,
+    put: Option<Put>,
 }
 
 impl FileImpl for Snapshot {
@@ -96,8 +114,14 @@ impl FileImpl for Snapshot {
         buf[..n].copy_from_slice(&self.data[off..off + n]);
         Ok(n)
     }
-    fn write(&self, _buf: &[u8], _offset: u64) -> SysResult<usize> {
-        Err(Errno::EBADF)
+    fn write(&self, buf: &[u8], _offset: u64) -> SysResult<usize> {
+        match &self.put {
+            Some(put) => {
+                put(buf)?;
+                Ok(buf.len())
+            }
+            None => Err(Errno::EBADF),
+        }
     }
     fn stat(&self) -> SysResult<Stat> {
         Ok(self.stat)
