@@ -273,6 +273,8 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             task.creds.no_new_privs = true;
             Ok(0)
         }
+        libc::PR_GET_SECCOMP => crate::syscalls::seccomp::prctl_get(task),
+        libc::PR_SET_SECCOMP => crate::syscalls::seccomp::prctl_set(task, a[1], a[2]),
         libc::PR_GET_NO_NEW_PRIVS => Ok(task.creds.no_new_privs as u64),
         libc::PR_CAPBSET_DROP => {
             if a[1] > 40 {

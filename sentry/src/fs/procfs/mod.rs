@@ -510,7 +510,15 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let _ = writeln!(s, "Threads:\t{}", st.threads.len().max(1));
     let _ = writeln!(s, "SigQ:\t0/{}", 0x1_0000);
     let _ = writeln!(s, "SigPnd:\t{:016x}\nShdPnd:\t{pending:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}", 0, 0);
-    let _ = writeln!(s, "NoNewPrivs:\t0\nSeccomp:\t0");
+    let _ = writeln!(s, "NoNewPrivs:\t0");
+    let sc = st
+        .threads
+        .get(&pid)
+        .or_else(|| st.threads.values().next())
+        .map(|t| t.seccomp.get())
+        .unwrap_or_default();
+    let _ = writeln!(s, "Seccomp:\t{}", sc.mode as u32);
+    let _ = writeln!(s, "Seccomp_filters:\t{}", sc.filter_count());
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", k.ncpus.saturating_sub(1));
     let _ = writeln!(
         s,
