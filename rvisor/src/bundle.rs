@@ -431,6 +431,7 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
             gid: user.gid(),
             additional_gids: user.additional_gids().clone().unwrap_or_default(),
             rlimits: pre.rlimits,
+            seccomp: crate::seccomp_config::from_spec(spec)?,
         },
         hostname: spec.hostname().clone(),
         rootfs,

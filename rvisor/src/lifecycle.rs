@@ -1031,6 +1031,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
                 gid: p.user().gid(),
                 additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
                 rlimits,
+                seccomp: None,
             },
             terminal: a.tty || p.terminal().unwrap_or(false),
             console_socket: a.console_socket.clone(),
@@ -1061,6 +1062,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
             gid,
             additional_gids: Vec::new(),
             rlimits: Vec::new(),
+            seccomp: None,
         },
         terminal: a.tty,
         console_socket: a.console_socket.clone(),
@@ -1076,7 +1078,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
 /// waiting and writes that copy's pid.
 pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     // The detached copy: its plan and a pipe to report back on come from the parent.
-    let (plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
+    let (mut plan, mut ready) = match (a.internal_plan_fd, a.internal_ready_fd) {
         (Some(p), Some(r)) => {
             let plan_fd = internal::adopt_fd(p, "--internal-plan-fd")?;
             let ready = File::from(internal::adopt_fd(r, "--internal-ready-fd")?);
@@ -1099,6 +1101,9 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     if rec.status != "running" {
         bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
+    }
+    if plan.process.seccomp.is_none() {
+        plan.process.seccomp = crate::seccomp_config::for_exec(&rec.bundle)?;
     }
     if a.detach && ready.is_none() {
         return exec_detached(g, a, &plan);

@@ -14,6 +14,7 @@ mod internal;
 mod lifecycle;
 mod logging;
 mod sandbox;
+mod seccomp_config;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -243,6 +244,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
             gid,
             additional_gids: Vec::new(),
             rlimits: Vec::new(),
+            seccomp: None,
         },
         overlay: g.overlay.name(),
         network: network.name(),

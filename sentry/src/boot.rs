@@ -318,5 +318,10 @@ pub fn process_spec(
         fds,
         parent,
         gate: None,
+        seccomp: p
+            .seccomp
+            .as_ref()
+            .map(crate::kernel::seccomp_spec::compile)
+            .transpose()?,
     })
 }

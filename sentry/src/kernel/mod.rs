@@ -12,6 +12,7 @@ pub mod msg;
 pub mod pidfd;
 pub mod process;
 pub mod seccomp;
+pub mod seccomp_spec;
 pub mod sem;
 pub mod shm;
 pub mod sigframe;

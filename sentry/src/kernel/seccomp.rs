@@ -55,11 +55,36 @@ pub enum Mode {
     Filter = 2,
 }
 
+/// What a filter runs.
+#[derive(Debug)]
+pub enum Program {
+    /// Classic BPF from the application, checked by [`cbpf::check`].
+    Bpf(Vec<Insn>),
+    /// Rules from the container's spec (`linux.seccomp`), evaluated directly.
+    Rules(crate::kernel::seccomp_spec::RuleSet),
+}
+
+impl Program {
+    fn len(&self) -> usize {
+        match self {
+            Program::Bpf(p) => p.len(),
+            Program::Rules(r) => r.len(),
+        }
+    }
+
+    fn run(&self, data: &[u8; cbpf::DATA_SIZE as usize]) -> u32 {
+        match self {
+            Program::Bpf(p) => cbpf::run(p, data),
+            Program::Rules(r) => r.run(data),
+        }
+    }
+}
+
 /// One attached filter; filters form a chain to the ones attached before it, shared
 /// by every thread that inherited them.
 #[derive(Debug)]
 pub struct Filter {
-    prog: Vec<Insn>,
+    prog: Program,
     log: bool,
     prev: Option<Arc<Filter>>,
     count: usize,
@@ -70,7 +95,7 @@ impl Filter {
     /// Attaches a checked program on top of `prev`; `ENOMEM` when the chain would pass
     /// [`MAX_INSNS_PER_PATH`], as Linux.
     pub fn attach(
-        prog: Vec<Insn>,
+        prog: Program,
         log: bool,
         prev: Option<Arc<Filter>>,
     ) -> Result<Arc<Filter>, crate::errno::Errno> {
@@ -101,6 +126,12 @@ impl Filter {
         false
     }
 
+    /// The verdict of the chain for `data` (tests).
+    #[cfg(test)]
+    pub fn run_for_test(self: &Arc<Filter>, data: &[u8; cbpf::DATA_SIZE as usize]) -> u32 {
+        self.run(data).0
+    }
+
     /// Runs the chain newest first; returns the ranking verdict and whether the
     /// filter that gave it asked for logging (`SECCOMP_FILTER_FLAG_LOG`).
     fn run(self: &Arc<Filter>, data: &[u8; cbpf::DATA_SIZE as usize]) -> (u32, bool) {
@@ -108,7 +139,7 @@ impl Filter {
         let mut log = false;
         let mut cur = Some(self);
         while let Some(f) = cur {
-            let r = cbpf::run(&f.prog, data);
+            let r = f.prog.run(data);
             // Linux compares the actions as signed numbers: KILL_PROCESS ranks first.
             if ((r & ACTION_FULL) as i32) < ((ret & ACTION_FULL) as i32) {
                 ret = r;
@@ -184,6 +215,16 @@ impl ThreadSeccomp {
             .store(s.mode != Mode::Disabled, Ordering::Release);
         Some(r)
     }
+}
+
+/// Gives a new process its container's filter (`linux.seccomp`), before its first
+/// instruction.
+pub fn install_spec_filter(t: &ThreadSeccomp, filter: Arc<Filter>) {
+    t.set(State {
+        mode: Mode::Filter,
+        filter: Some(filter),
+        take_no_new_privs: false,
+    });
 }
 
 /// The `struct seccomp_data` a filter sees for system call `nr`.
@@ -355,8 +396,8 @@ mod tests {
     use super::*;
     use crate::kernel::cbpf::op::*;
 
-    fn ret(v: u32) -> Vec<Insn> {
-        vec![Insn::stmt(RET | K, v)]
+    fn ret(v: u32) -> Program {
+        Program::Bpf(vec![Insn::stmt(RET | K, v)])
     }
 
     #[test]
@@ -383,14 +424,14 @@ mod tests {
 
     #[test]
     fn path_length_is_bounded() {
-        let big = vec![Insn::stmt(RET | K, RET_ALLOW); cbpf::MAX_INSNS];
+        let big = || Program::Bpf(vec![Insn::stmt(RET | K, RET_ALLOW); cbpf::MAX_INSNS]);
         let mut chain = None;
         for _ in 0..7 {
-            chain = Some(Filter::attach(big.clone(), false, chain).unwrap());
+            chain = Some(Filter::attach(big(), false, chain).unwrap());
         }
         // 8 * (4096 + 4) > 32768.
         assert_eq!(
-            Filter::attach(big, false, chain).err(),
+            Filter::attach(big(), false, chain).err(),
             Some(crate::errno::Errno::ENOMEM)
         );
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::cbpf::{self, Insn};
 use crate::kernel::creds::CAP_SYS_ADMIN;
-use crate::kernel::seccomp::{self as sc, Filter, Mode};
+use crate::kernel::seccomp::{self as sc, Filter, Mode, Program};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
@@ -186,7 +186,7 @@ fn set_filter(task: &mut Task, flags: u32, uargs: u64) -> SysResult<u64> {
             }
         }
     }
-    let filter = Filter::attach(prog, flags & FLAG_LOG != 0, mine.filter)?;
+    let filter = Filter::attach(Program::Bpf(prog), flags & FLAG_LOG != 0, mine.filter)?;
     task.handle.seccomp.update(|s| {
         s.mode = Mode::Filter;
         s.filter = Some(filter.clone());

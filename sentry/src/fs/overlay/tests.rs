@@ -84,6 +84,7 @@ fn config(overlay: &str) -> BootConfig {
             gid: 0,
             additional_gids: vec![],
             rlimits: vec![],
+            seccomp: None,
         },
         overlay: overlay.into(),
         network: "none".into(),
