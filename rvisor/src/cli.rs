@@ -207,6 +207,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Change a container's resource limits.
     Update(UpdateArgs),
+    /// Check the node's posture for untrusted pods (exit status 1 on any fail).
+    CheckNode(CheckNodeArgs),
     /// Keeps a created sandbox (started by `create`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -216,6 +218,17 @@ pub enum Command {
     /// Runs the file server (started by rvisor itself).
     #[command(hide = true)]
     Gofer(GoferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckNodeArgs {
+    /// Print the checks as a JSON list.
+    #[arg(long)]
+    pub json: bool,
+    /// Read /proc, /sys, /etc and /dev under DIR (the live host's probes run only
+    /// for `/`).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 //! set the sandbox up makes `boot` exit 125.
 
 mod bundle;
+mod check_node;
 mod cgroup;
 mod cli;
 mod console;
@@ -112,6 +113,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Resume(a) => cli_for(g, &a.id).and_then(|()| events::pause_resume(g, a, false)),
         Command::Events(a) => cli_for(g, &a.id).and_then(|()| events::events(g, a)),
         Command::Update(a) => cli_for(g, &a.id).and_then(|()| events::update(g, a)),
+        Command::CheckNode(a) => {
+            logging::init(Role::Cli, "check-node", g, false)?;
+            check_node::run(&a.root, a.json)
+        }
         Command::List(a) => {
             logging::init(Role::Cli, "list", g, false)?;
             lifecycle::list(g, a)

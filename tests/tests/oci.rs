@@ -638,3 +638,56 @@ fn spec_seccomp_applies_to_exec_and_bad_rules_are_refused() {
         "linux.seccomp.syscalls[0].action",
     );
 }
+
+#[test]
+fn check_node_on_this_machine_and_on_a_fake_root() {
+    // This machine: ten checks, each with a fix unless it passed; status 1 exactly
+    // when one failed.
+    let o = Command::new(rvisor_bin())
+        .args(["check-node", "--json"])
+        .output()
+        .unwrap();
+    let list: Vec<Value> = serde_json::from_slice(&o.stdout).expect("a JSON list");
+    assert_eq!(list.len(), 10, "{list:?}");
+    let mut any_fail = false;
+    for c in &list {
+        let st = c["status"].as_str().unwrap();
+        assert!(["pass", "warn", "fail"].contains(&st), "{c}");
+        assert_eq!(c["fix"].as_str().unwrap().is_empty(), st == "pass", "{c}");
+        any_fail |= st == "fail";
+    }
+    assert_eq!(o.status.code(), Some(any_fail as i32), "{}", err(&o));
+
+    // A fake root: SMT on without core scheduling, no seccomp, modules loadable and
+    // not blacklisted.
+    let e = Env::new();
+    let root = e.path("node");
+    for (p, text) in [
+        ("proc/modules", ""),
+        ("proc/sys/kernel/modules_disabled", "0\n"),
+        ("proc/self/sched", "sh (1, #threads: 1)\n"),
+        ("sys/devices/system/cpu/smt/control", "on\n"),
+        ("sys/devices/system/cpu/smt/active", "1\n"),
+        ("etc/modprobe.d/x.conf", "blacklist dccp\n"),
+    ] {
+        let f = root.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let o = Command::new(rvisor_bin())
+        .args(["check-node", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let text = out(&o);
+    for want in [
+        "fail  module-blacklist",
+        "fail  smt",
+        "fail  seccomp",
+        "warn  module-signatures",
+        "warn  metadata           not checked",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+}
