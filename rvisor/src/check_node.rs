@@ -52,9 +52,32 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>, fix: &st
 /// Modules untrusted code could make the kernel load (a socket family, a
 /// filesystem image) that a node for pods never needs.
 pub const RARE_MODULES: &[&str] = &[
-    "dccp", "sctp", "rds", "tipc", "n-hdlc", "ax25", "netrom", "x25", "rose", "decnet",
-    "econet", "af_802154", "ipx", "appletalk", "psnap", "p8023", "p8022", "can", "atm",
-    "cramfs", "freevxfs", "jffs2", "hfs", "hfsplus", "squashfs", "udf",
+    "dccp",
+    "sctp",
+    "rds",
+    "tipc",
+    "n-hdlc",
+    "ax25",
+    "netrom",
+    "x25",
+    "rose",
+    "decnet",
+    "econet",
+    "af_802154",
+    "ipx",
+    "appletalk",
+    "psnap",
+    "p8023",
+    "p8022",
+    "can",
+    "atm",
+    "cramfs",
+    "freevxfs",
+    "jffs2",
+    "hfs",
+    "hfsplus",
+    "squashfs",
+    "udf",
 ];
 
 /// What the checks read besides files.
@@ -125,7 +148,12 @@ fn module_signatures(n: &Node) -> Check {
     }
     let param = n.read("/sys/module/module/parameters/sig_enforce");
     if param.as_deref() == Some("Y") || n.cmdline_has("module.sig_enforce=1") {
-        return check("module-signatures", Status::Pass, "signatures enforced", FIX);
+        return check(
+            "module-signatures",
+            Status::Pass,
+            "signatures enforced",
+            FIX,
+        );
     }
     check(
         "module-signatures",
@@ -188,9 +216,7 @@ fn blacklisted(n: &Node) -> std::collections::BTreeSet<String> {
                 ["blacklist", m, ..] => {
                     set.insert(m.replace('_', "-"));
                 }
-                ["install", m, cmd, ..]
-                    if cmd.ends_with("/false") || cmd.ends_with("/true") =>
-                {
+                ["install", m, cmd, ..] if cmd.ends_with("/false") || cmd.ends_with("/true") => {
                     set.insert(m.replace('_', "-"));
                 }
                 _ => {}
@@ -216,7 +242,10 @@ fn module_blacklist(n: &Node) -> Check {
         check(
             "module-blacklist",
             Status::Pass,
-            format!("all {} rarely used modules are blacklisted", RARE_MODULES.len()),
+            format!(
+                "all {} rarely used modules are blacklisted",
+                RARE_MODULES.len()
+            ),
             FIX,
         )
     } else {
@@ -230,7 +259,8 @@ fn module_blacklist(n: &Node) -> Check {
 }
 
 fn cgroup_v2(n: &Node) -> Check {
-    const FIX: &str = "boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2 mounted at /sys/fs/cgroup)";
+    const FIX: &str =
+        "boot with systemd.unified_cgroup_hierarchy=1 (cgroup v2 mounted at /sys/fs/cgroup)";
     match n.read("/sys/fs/cgroup/cgroup.controllers") {
         Some(c) => check(
             "cgroup-v2",
@@ -289,7 +319,12 @@ fn smt(n: &Node, probes: &Probes) -> Check {
 fn seccomp(n: &Node) -> Check {
     const FIX: &str = "use a kernel with CONFIG_SECCOMP_FILTER (rvisor's confinement needs it)";
     let Some(acts) = n.read("/proc/sys/kernel/seccomp/actions_avail") else {
-        return check("seccomp", Status::Fail, "seccomp filters are not available", FIX);
+        return check(
+            "seccomp",
+            Status::Fail,
+            "seccomp filters are not available",
+            FIX,
+        );
     };
     let have: Vec<&str> = acts.split_whitespace().collect();
     let missing: Vec<&str> = ["kill_process", "trap", "errno", "allow"]
@@ -324,7 +359,9 @@ fn user_namespaces(n: &Node) -> Check {
         Some(m) if m > 0 => check(
             "user-namespaces",
             Status::Pass,
-            format!("available to root only (max_user_namespaces={m}, unprivileged_userns_clone=0)"),
+            format!(
+                "available to root only (max_user_namespaces={m}, unprivileged_userns_clone=0)"
+            ),
             FIX,
         ),
         _ => check(
@@ -337,7 +374,8 @@ fn user_namespaces(n: &Node) -> Check {
 }
 
 fn kvm(n: &Node) -> Check {
-    const FIX: &str = "load kvm_intel or kvm_amd (or enable nested virtualisation) for --platform=kvm";
+    const FIX: &str =
+        "load kvm_intel or kvm_amd (or enable nested virtualisation) for --platform=kvm";
     if n.exists("/dev/kvm") {
         check("kvm", Status::Pass, "/dev/kvm present", FIX)
     } else {
@@ -351,7 +389,8 @@ fn kvm(n: &Node) -> Check {
 }
 
 fn metadata(probes: &Probes) -> Check {
-    const FIX: &str = "block 169.254.169.254 for pods (GKE metadata concealment or a network policy)";
+    const FIX: &str =
+        "block 169.254.169.254 for pods (GKE metadata concealment or a network policy)";
     match probes.metadata_reachable {
         None => check(
             "metadata",
@@ -423,7 +462,8 @@ mod tests {
     struct Fake(PathBuf);
     impl Fake {
         fn new(name: &str) -> Fake {
-            let d = std::env::temp_dir().join(format!("rvisor-check-{name}-{}", std::process::id()));
+            let d =
+                std::env::temp_dir().join(format!("rvisor-check-{name}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&d);
             std::fs::create_dir_all(&d).unwrap();
             Fake(d)
@@ -466,7 +506,10 @@ mod tests {
             .put("/sys/devices/system/cpu/smt/control", "on\n")
             .put("/sys/devices/system/cpu/smt/active", "1\n")
             .put("/proc/self/sched", "x (1, #threads: 1)\ncore_cookie : 0\n")
-            .put("/proc/sys/kernel/seccomp/actions_avail", "kill_process kill_thread trap errno user_notif trace log allow\n")
+            .put(
+                "/proc/sys/kernel/seccomp/actions_avail",
+                "kill_process kill_thread trap errno user_notif trace log allow\n",
+            )
             .put("/proc/sys/user/max_user_namespaces", "1000\n")
             .put("/dev/kvm", "");
         let list = checks(&f.0, &NO_PROBES);
@@ -483,7 +526,10 @@ mod tests {
         };
         assert_eq!(status(&checks(&f.0, &reachable), "metadata"), Status::Pass);
         f.put("/proc/sys/kernel/modules_disabled", "1\n");
-        assert_eq!(status(&checks(&f.0, &NO_PROBES), "modules-disabled"), Status::Pass);
+        assert_eq!(
+            status(&checks(&f.0, &NO_PROBES), "modules-disabled"),
+            Status::Pass
+        );
     }
 
     #[test]
@@ -492,10 +538,16 @@ mod tests {
         f.put("/proc/modules", "")
             .put("/proc/sys/kernel/modules_disabled", "0\n")
             .put("/sys/module/module/parameters/sig_enforce", "N\n")
-            .put("/etc/modprobe.d/some.conf", "blacklist dccp\ninstall sctp /bin/true\n")
+            .put(
+                "/etc/modprobe.d/some.conf",
+                "blacklist dccp\ninstall sctp /bin/true\n",
+            )
             .put("/sys/devices/system/cpu/smt/control", "on\n")
             .put("/sys/devices/system/cpu/smt/active", "1\n")
-            .put("/proc/sys/kernel/seccomp/actions_avail", "kill_thread errno allow\n")
+            .put(
+                "/proc/sys/kernel/seccomp/actions_avail",
+                "kill_thread errno allow\n",
+            )
             .put("/proc/sys/user/max_user_namespaces", "0\n");
         let no_core = Probes {
             core_sched: Some(false),
@@ -532,7 +584,12 @@ mod tests {
         let f = Fake::new("nomod");
         f.put("/proc/cmdline", "quiet nomodule\n");
         let list = checks(&f.0, &NO_PROBES);
-        for name in ["module-signatures", "loadpin", "modules-disabled", "module-blacklist"] {
+        for name in [
+            "module-signatures",
+            "loadpin",
+            "modules-disabled",
+            "module-blacklist",
+        ] {
             assert_eq!(status(&list, name), Status::Pass, "{name}");
         }
     }

@@ -68,6 +68,21 @@ pub struct GlobalOpts {
     /// container without those privileges; the sandbox is weaker than without it.
     #[arg(long)]
     pub unsafe_weak_confinement: bool,
+
+    /// Give every host thread of a sandbox (sentry, gofer, stubs) one core-scheduling
+    /// cookie, so no other workload runs on their SMT siblings: `auto` uses it where
+    /// the kernel has it (saying once when it does not), `required` refuses to start
+    /// without it, `off` does not use it.
+    #[arg(long, value_enum, default_value_t = CoreScheduling::Auto)]
+    pub core_scheduling: CoreScheduling,
+}
+
+/// `--core-scheduling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CoreScheduling {
+    Auto,
+    Required,
+    Off,
 }
 
 impl GlobalOpts {
@@ -77,6 +92,7 @@ impl GlobalOpts {
             format!("--platform={}", self.platform.name()).into(),
             format!("--overlay={}", self.overlay.name()).into(),
             format!("--log-format={}", self.log_format.name()).into(),
+            format!("--core-scheduling={}", value_name(&self.core_scheduling)).into(),
         ];
         if let Some(n) = self.network {
             v.push(format!("--network={}", n.name()).into());

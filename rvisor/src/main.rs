@@ -6,10 +6,11 @@
 //! set the sandbox up makes `boot` exit 125.
 
 mod bundle;
-mod check_node;
 mod cgroup;
+mod check_node;
 mod cli;
 mod console;
+mod core_scheduling;
 mod events;
 mod internal;
 mod lifecycle;
@@ -85,6 +86,12 @@ pub fn one_line(s: &str) -> String {
 
 fn dispatch(cli: &Cli) -> Result<i32> {
     let g = &cli.global;
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Do(_)
+    ) {
+        core_scheduling::precheck(g)?;
+    }
     match &cli.command {
         Command::Boot(a) => internal::boot(g, a),
         Command::Gofer(a) => internal::gofer(g, a),

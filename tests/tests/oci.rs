@@ -614,7 +614,14 @@ fn spec_seccomp_applies_to_exec_and_bad_rules_are_refused() {
     let o = e.rvisor(&["exec", "sc3", "/bin/busybox", "mkdir", "/tmp/z"]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(err(&o).contains("Permission denied"), "{}", err(&o));
-    let o = e.rvisor(&["exec", "sc3", "/bin/busybox", "grep", "Seccomp:", "/proc/self/status"]);
+    let o = e.rvisor(&[
+        "exec",
+        "sc3",
+        "/bin/busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
     assert_eq!(out(&o), "Seccomp:\t2\n");
 
     let run = |seccomp: Value| {
@@ -690,4 +697,109 @@ fn check_node_on_this_machine_and_on_a_fake_root() {
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
+}
+
+/// The core-scheduling cookie of host process `pid`; `None` where the kernel has no
+/// core scheduling (EINVAL) or the process is gone.
+fn core_cookie(pid: i32) -> Option<u64> {
+    let mut c: u64 = 0;
+    // SAFETY: PR_SCHED_CORE_GET writes one u64 to `c`, alive across the call.
+    let r = unsafe {
+        libc::prctl(
+            62,
+            0 as libc::c_ulong,
+            pid as libc::c_ulong,
+            0 as libc::c_ulong,
+            &mut c as *mut u64 as libc::c_ulong,
+        )
+    };
+    (r == 0).then_some(c)
+}
+
+/// Host pids of every process descended from `top` (itself included).
+fn descendants(top: i32) -> Vec<i32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if let Some(pp) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            parent.insert(pid, pp);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut cur = p;
+            for _ in 0..64 {
+                if cur == top {
+                    return true;
+                }
+                match parent.get(&cur) {
+                    Some(&pp) if pp > 0 => cur = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+#[test]
+fn core_scheduling_one_cookie_or_a_clear_refusal() {
+    let run = |policy: &str, args: &[&str]| {
+        Command::new(rvisor_bin())
+            .arg(format!("--core-scheduling={policy}"))
+            .arg("do")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // auto and off run wherever the kernel is.
+    for p in ["auto", "off"] {
+        let o = run(p, &["/bin/echo", "hi"]);
+        assert_eq!(
+            (o.status.code(), out(&o)),
+            (Some(0), "hi\n".into()),
+            "{p}: {}",
+            err(&o)
+        );
+    }
+    if core_cookie(0).is_none() {
+        // This kernel has none: `required` refuses in one line, before anything runs.
+        let o = run("required", &["/bin/echo", "hi"]);
+        refused(
+            &o,
+            "--core-scheduling=required: this kernel has no core scheduling",
+        );
+        assert_eq!(out(&o), "");
+        return;
+    }
+    // With core scheduling: the sentry, gofer, zygote and stubs share one cookie,
+    // not zero and not the test's.
+    let mut child = Command::new(rvisor_bin())
+        .args(["--core-scheduling=required", "do", "/bin/sleep", "3"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let pids: Vec<i32> = descendants(child.id() as i32);
+    let cookies: std::collections::BTreeSet<Option<u64>> =
+        pids.iter().map(|&p| core_cookie(p)).collect();
+    let _ = child.wait();
+    assert!(pids.len() >= 4, "gofer, boot, sentry and a stub: {pids:?}");
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let c = cookies.into_iter().next().flatten().unwrap();
+    assert_ne!(c, 0);
+    assert_ne!(Some(c), core_cookie(0));
 }

@@ -367,7 +367,7 @@ mod tests {
     #[test]
     fn alu_and_memory() {
         let prog = [
-            Insn::stmt(LD | W | ABS, 4),  // arch
+            Insn::stmt(LD | W | ABS, 4),   // arch
             Insn::stmt(ALU | RSH | K, 16), // 0xc000
             Insn::stmt(ST, 2),
             Insn::stmt(LDX | IMM, 0),

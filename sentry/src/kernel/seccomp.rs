@@ -253,9 +253,7 @@ pub fn admit(task: &mut Task, nr: u64, args: &[u64; 6]) -> bool {
     let st = task.handle.seccomp.get();
     if st.take_no_new_privs {
         task.creds.no_new_privs = true;
-        task.handle
-            .seccomp
-            .update(|s| s.take_no_new_privs = false);
+        task.handle.seccomp.update(|s| s.take_no_new_privs = false);
     }
     match st.mode {
         Mode::Disabled => true,
@@ -351,7 +349,11 @@ fn kill(task: &mut Task, sig: i32, process: bool) {
         signo: sig,
         core: false,
     };
-    let alone = task.tg.state().map(|s| s.threads.len() <= 1).unwrap_or(true);
+    let alone = task
+        .tg
+        .state()
+        .map(|s| s.threads.len() <= 1)
+        .unwrap_or(true);
     if process || alone {
         process::kill_group(&task.tg, st);
     }

@@ -124,10 +124,7 @@ fn action(name: &str, errno: Option<u32>, field: &str) -> Result<u32, String> {
 
 fn cond(a: &SeccompArg, field: &str) -> Result<Cond, String> {
     if a.index > 5 {
-        return Err(format!(
-            "{field}.index: must be 0 to 5, got {}",
-            a.index
-        ));
+        return Err(format!("{field}.index: must be 0 to 5, got {}", a.index));
     }
     let op = match a.op.as_str() {
         "SCMP_CMP_NE" => Op::Ne,
@@ -177,11 +174,7 @@ pub fn compile(cfg: &SeccompConfig) -> Result<Arc<Filter>, String> {
             "SECCOMP_FILTER_FLAG_TSYNC"
             | "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
             | "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" => {}
-            other => {
-                return Err(format!(
-                    "linux.seccomp.flags[{i}]: unknown flag {other:?}"
-                ))
-            }
+            other => return Err(format!("linux.seccomp.flags[{i}]: unknown flag {other:?}")),
         }
     }
     let mut set = RuleSet {

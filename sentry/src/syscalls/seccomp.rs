@@ -138,8 +138,7 @@ fn set_filter(task: &mut Task, flags: u32, uargs: u64) -> SysResult<u64> {
     if flags & !FLAG_MASK != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & FLAG_TSYNC != 0 && flags & FLAG_NEW_LISTENER != 0 && flags & FLAG_TSYNC_ESRCH == 0
-    {
+    if flags & FLAG_TSYNC != 0 && flags & FLAG_NEW_LISTENER != 0 && flags & FLAG_TSYNC_ESRCH == 0 {
         return Err(Errno::EINVAL);
     }
     if flags & FLAG_WAIT_KILLABLE_RECV != 0 && flags & FLAG_NEW_LISTENER == 0 {
