@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 use sentry::config::SeccompConfig;
 
 use crate::bundle::SpecError;
@@ -15,6 +15,10 @@ pub fn from_spec(spec: &Spec) -> Result<Option<SeccompConfig>, SpecError> {
     let Some(sc) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) else {
         return Ok(None);
     };
+    from_oci(sc).map(Some)
+}
+
+fn from_oci(sc: &LinuxSeccomp) -> Result<SeccompConfig, SpecError> {
     let fail = |msg: String| SpecError {
         field: "linux.seccomp".into(),
         msg,
@@ -29,13 +33,23 @@ pub fn from_spec(spec: &Spec) -> Result<Option<SeccompConfig>, SpecError> {
             msg: msg.into(),
         });
     }
-    Ok(Some(cfg))
+    Ok(cfg)
 }
 
 /// The container's `linux.seccomp` for a process `exec` starts in it: runc applies
 /// the container's filter to exec'd processes too.
 pub fn for_exec(bundle: &Path) -> Result<Option<SeccompConfig>> {
+    // Only this part is read: the rest was checked at create, by the bundle's own
+    // reader, which is more lenient than a whole-spec parse.
     let path = bundle.join("config.json");
-    let spec = Spec::load(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    from_spec(&spec).map_err(|e| anyhow!("{e}"))
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let sc = &doc["linux"]["seccomp"];
+    if sc.is_null() {
+        return Ok(None);
+    }
+    let sc: LinuxSeccomp = serde_json::from_value(sc.clone())
+        .map_err(|e| anyhow!("{}: linux.seccomp: {e}", path.display()))?;
+    from_oci(&sc).map(Some).map_err(|e| anyhow!("{e}"))
 }
