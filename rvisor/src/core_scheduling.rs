@@ -41,6 +41,18 @@ pub fn apply(g: &GlobalOpts) -> Result<()> {
     Ok(())
 }
 
+/// Takes the cookie of the sandbox whose launcher is `pid`, before starting an
+/// added container's gofer.
+pub fn join(g: &GlobalOpts, pid: i32) -> Result<()> {
+    match core_sched::join(&core_sched::Kernel, policy(g), pid) {
+        Ok(Outcome::Cookie) => tracing::debug!(pid, "core scheduling: joined the sandbox's cookie"),
+        Ok(Outcome::Off) => {}
+        Ok(Outcome::Unavailable(msg)) => tracing::info!("{msg}"),
+        Err(e) => bail!("{e}"),
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +65,9 @@ mod tests {
             Err(Errno::EINVAL)
         }
         fn cookie(&self, _pid: i32) -> Result<u64, Errno> {
+            Err(Errno::EINVAL)
+        }
+        fn share_from(&self, _pid: i32) -> Result<(), Errno> {
             Err(Errno::EINVAL)
         }
     }

@@ -237,6 +237,10 @@ fn supervise_added(
         SockFlag::SOCK_CLOEXEC,
     )
     .context("socketpair for the gofer")?;
+    // The gofer joins the pod's core-scheduling cookie (its launcher's).
+    if let Ok(pod) = state::load(&g.root, sandbox) {
+        crate::core_scheduling::join(g, pod.pid as i32)?;
+    }
     let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
     drop(gofer_end);
     let result = supervise_added_inner(g, a, ready, dir, b, sandbox, &rec, stdio, sentry_end);

@@ -13,6 +13,10 @@ const PR_SCHED_CORE: libc::c_int = 62;
 const GET: libc::c_ulong = 0;
 /// `PR_SCHED_CORE_CREATE`.
 const CREATE: libc::c_ulong = 1;
+/// `PR_SCHED_CORE_SHARE_FROM`.
+const SHARE_FROM: libc::c_ulong = 3;
+/// `PIDTYPE_PID`: one task.
+const PIDTYPE_PID: libc::c_ulong = 0;
 /// `PIDTYPE_TGID`: every thread of the process.
 const PIDTYPE_TGID: libc::c_ulong = 1;
 
@@ -22,6 +26,9 @@ pub trait CoreSchedHost {
     fn create_for_process(&self) -> Result<(), Errno>;
     /// The cookie of process `pid` (0: none).
     fn cookie(&self, pid: i32) -> Result<u64, Errno>;
+    /// Gives the calling thread the cookie of `pid` (what it forks from now on
+    /// inherits it).
+    fn share_from(&self, pid: i32) -> Result<(), Errno>;
 }
 
 /// The running kernel.
@@ -31,6 +38,23 @@ impl CoreSchedHost for Kernel {
     fn create_for_process(&self) -> Result<(), Errno> {
         // SAFETY: PR_SCHED_CORE_CREATE takes no pointer; pid 0 is the caller.
         let r = unsafe { libc::prctl(PR_SCHED_CORE, CREATE, 0 as libc::c_ulong, PIDTYPE_TGID, 0) };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
+    }
+
+    fn share_from(&self, pid: i32) -> Result<(), Errno> {
+        // SAFETY: PR_SCHED_CORE_SHARE_FROM takes no pointer.
+        let r = unsafe {
+            libc::prctl(
+                PR_SCHED_CORE,
+                SHARE_FROM,
+                pid as libc::c_ulong,
+                PIDTYPE_PID,
+                0,
+            )
+        };
         if r < 0 {
             return Err(Errno::last());
         }
@@ -110,6 +134,24 @@ pub fn apply(host: &dyn CoreSchedHost, policy: Policy) -> Result<Outcome, String
     }
 }
 
+/// Joins the cookie of `pid` (a sandbox's launcher) before starting another process
+/// of that sandbox (an added container's gofer), as `policy` asks.
+pub fn join(host: &dyn CoreSchedHost, policy: Policy, pid: i32) -> Result<Outcome, String> {
+    if policy == Policy::Off {
+        return Ok(Outcome::Off);
+    }
+    match host.share_from(pid) {
+        Ok(()) => Ok(Outcome::Cookie),
+        Err(e) if policy == Policy::Required => Err(format!(
+            "--core-scheduling=required: cannot share the sandbox's core-scheduling cookie \
+             (PR_SCHED_CORE_SHARE_FROM {pid}: {e})"
+        )),
+        Err(e) => Ok(Outcome::Unavailable(format!(
+            "core scheduling not used for this container: PR_SCHED_CORE_SHARE_FROM {pid}: {e}"
+        ))),
+    }
+}
+
 /// True if the running kernel has core scheduling (`rvisor check-node`).
 pub fn supported(host: &dyn CoreSchedHost) -> bool {
     host.cookie(0).is_ok()
@@ -126,6 +168,9 @@ mod tests {
         }
         fn cookie(&self, _pid: i32) -> Result<u64, Errno> {
             self.0.map_or(Ok(7), Err)
+        }
+        fn share_from(&self, _pid: i32) -> Result<(), Errno> {
+            self.0.map_or(Ok(()), Err)
         }
     }
 
@@ -146,5 +191,12 @@ mod tests {
         assert_eq!(apply(&without, Policy::Off), Ok(Outcome::Off));
         assert!(supported(&with));
         assert!(!supported(&without));
+        assert_eq!(join(&with, Policy::Auto, 5), Ok(Outcome::Cookie));
+        assert!(matches!(
+            join(&without, Policy::Auto, 5),
+            Ok(Outcome::Unavailable(_))
+        ));
+        assert!(join(&without, Policy::Required, 5).is_err());
+        assert_eq!(join(&without, Policy::Off, 5), Ok(Outcome::Off));
     }
 }
