@@ -453,6 +453,7 @@ fn build(spec: &Spec, pre: PreChecked, bundle: &Path) -> Result<Bundle, SpecErro
             capabilities: pre.capabilities,
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             oom_score_adj: process.oom_score_adj().unwrap_or(0),
+            seccomp: crate::seccomp_config::from_spec(spec)?,
         },
         hostname: spec.hostname().clone(),
         rootfs,

@@ -79,6 +79,20 @@ pub struct GlobalOpts {
     /// /var/lib/kubelet/pods, /var/lib/containerd and /run/containerd.
     #[arg(long, value_name = "DIR")]
     pub allow_mount_source: Vec<PathBuf>,
+    /// Give every host thread of a sandbox (sentry, gofer, stubs) one core-scheduling
+    /// cookie, so no other workload runs on their SMT siblings: `auto` uses it where
+    /// the kernel has it (saying once when it does not), `required` refuses to start
+    /// without it, `off` does not use it.
+    #[arg(long, value_enum, default_value_t = CoreScheduling::Auto)]
+    pub core_scheduling: CoreScheduling,
+}
+
+/// `--core-scheduling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CoreScheduling {
+    Auto,
+    Required,
+    Off,
 }
 
 impl GlobalOpts {
@@ -88,6 +102,7 @@ impl GlobalOpts {
             format!("--platform={}", self.platform.name()).into(),
             format!("--overlay={}", self.overlay.name()).into(),
             format!("--log-format={}", self.log_format.name()).into(),
+            format!("--core-scheduling={}", value_name(&self.core_scheduling)).into(),
         ];
         if let Some(n) = self.network {
             v.push(format!("--network={}", n.name()).into());
@@ -243,6 +258,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Change a container's resource limits.
     Update(UpdateArgs),
+    /// Check the node's posture for untrusted pods (exit status 1 on any fail).
+    CheckNode(CheckNodeArgs),
     /// Keeps a created sandbox (started by `create`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -252,6 +269,17 @@ pub enum Command {
     /// Runs the file server (started by rvisor itself).
     #[command(hide = true)]
     Gofer(GoferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckNodeArgs {
+    /// Print the checks as a JSON list.
+    #[arg(long)]
+    pub json: bool,
+    /// Read /proc, /sys, /etc and /dev under DIR (the live host's probes run only
+    /// for `/`).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -239,6 +239,10 @@ fn supervise_added(
         SockFlag::SOCK_CLOEXEC,
     )
     .context("socketpair for the gofer")?;
+    // The gofer joins the pod's core-scheduling cookie (its launcher's).
+    if let Ok(pod) = state::load(&g.root, sandbox) {
+        crate::core_scheduling::join(g, pod.pid as i32)?;
+    }
     let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
     drop(gofer_end);
     let result = supervise_added_inner(g, a, ready, dir, b, sandbox, &rec, stdio, sentry_end);
@@ -1053,6 +1057,7 @@ fn exec_plan(a: &ExecArgs) -> Result<ExecPlan> {
                 },
                 no_new_privs: p.no_new_privileges().unwrap_or(false),
                 oom_score_adj: p.oom_score_adj().unwrap_or(0),
+                seccomp: None,
             },
             terminal: a.tty || p.terminal().unwrap_or(false),
             console_socket: a.console_socket.clone(),
@@ -1134,6 +1139,9 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
                 plan.process.oom_score_adj = b.process.oom_score_adj;
             }
         }
+    }
+    if plan.process.seccomp.is_none() {
+        plan.process.seccomp = crate::seccomp_config::for_exec(&rec.bundle)?;
     }
     if a.detach && ready.is_none() {
         return exec_detached(g, a, &plan);

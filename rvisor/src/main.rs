@@ -8,14 +8,17 @@
 mod bundle;
 mod caps;
 mod cgroup;
+mod check_node;
 mod cli;
 mod console;
+mod core_scheduling;
 mod events;
 mod internal;
 mod lifecycle;
 mod logging;
 mod policy;
 mod sandbox;
+mod seccomp_config;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -85,6 +88,12 @@ pub fn one_line(s: &str) -> String {
 
 fn dispatch(cli: &Cli) -> Result<i32> {
     let g = &cli.global;
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Do(_)
+    ) {
+        core_scheduling::precheck(g)?;
+    }
     match &cli.command {
         Command::Boot(a) => internal::boot(g, a),
         Command::Gofer(a) => internal::gofer(g, a),
@@ -113,6 +122,10 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Resume(a) => cli_for(g, &a.id).and_then(|()| events::pause_resume(g, a, false)),
         Command::Events(a) => cli_for(g, &a.id).and_then(|()| events::events(g, a)),
         Command::Update(a) => cli_for(g, &a.id).and_then(|()| events::update(g, a)),
+        Command::CheckNode(a) => {
+            logging::init(Role::Cli, "check-node", g, false)?;
+            check_node::run(&a.root, a.json)
+        }
         Command::List(a) => {
             logging::init(Role::Cli, "list", g, false)?;
             lifecycle::list(g, a)

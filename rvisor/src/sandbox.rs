@@ -167,6 +167,8 @@ pub fn run(
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
 
+    // Before the first child: the gofer, boot and every stub inherit the cookie.
+    crate::core_scheduling::apply(g)?;
     let mut gofer = spawn_gofer(
         g,
         &launch.config.id,

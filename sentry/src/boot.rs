@@ -354,5 +354,10 @@ pub fn process_spec(
         parent,
         oom_score_adj: p.oom_score_adj,
         gate: None,
+        seccomp: p
+            .seccomp
+            .as_ref()
+            .map(crate::kernel::seccomp_spec::compile)
+            .transpose()?,
     })
 }

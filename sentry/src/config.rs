@@ -59,6 +59,65 @@ pub struct ProcessConfig {
     /// `process.oomScoreAdj` (shown in /proc/PID/oom_score_adj).
     #[serde(default)]
     pub oom_score_adj: i32,
+    /// The container's `linux.seccomp`, installed before the first instruction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<SeccompConfig>,
+}
+
+/// An OCI `linux.seccomp` object, with the spec's own field names (compiled by
+/// `kernel::seccomp_spec`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompConfig {
+    /// `SCMP_ACT_*` for calls no rule matches.
+    pub default_action: String,
+    /// The errno of a default `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` (EPERM if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno_ret: Option<u32>,
+    /// `SCMP_ARCH_*` names.
+    #[serde(default)]
+    pub architectures: Option<Vec<String>>,
+    /// `SECCOMP_FILTER_FLAG_*` names.
+    #[serde(default)]
+    pub flags: Option<Vec<String>>,
+    /// A user-notification listener (not supported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listener_path: Option<String>,
+    /// The rules.
+    #[serde(default)]
+    pub syscalls: Option<Vec<SeccompRule>>,
+}
+
+/// One OCI seccomp rule.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompRule {
+    /// System call names.
+    pub names: Vec<String>,
+    /// `SCMP_ACT_*`.
+    pub action: String,
+    /// The errno of `SCMP_ACT_ERRNO`/`SCMP_ACT_TRACE` (EPERM if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
+    /// Argument conditions, all of which must hold.
+    #[serde(default)]
+    pub args: Option<Vec<SeccompArg>>,
+}
+
+/// One argument condition of a rule.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeccompArg {
+    /// Argument index, 0 to 5.
+    pub index: u32,
+    /// The value compared with.
+    pub value: u64,
+    /// The second value (`SCMP_CMP_MASKED_EQ`: the argument masked by `value`
+    /// must equal it).
+    #[serde(default)]
+    pub value_two: u64,
+    /// `SCMP_CMP_NE`, `_LT`, `_LE`, `_EQ`, `_GE`, `_GT` or `_MASKED_EQ`.
+    pub op: String,
 }
 
 /// Everything `rvisor boot` needs to run a sandbox.

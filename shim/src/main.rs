@@ -66,6 +66,8 @@ struct Options {
     /// (for a containerd running nested without the privileges).
     #[serde(default)]
     unsafe_weak_confinement: bool,
+    /// rvisor's `--core-scheduling`: `auto` (default), `required` or `off`.
+    core_scheduling: Option<String>,
 }
 
 fn load_options() -> Result<Options, String> {
@@ -209,6 +211,9 @@ impl Service {
         }
         if let Some(v) = &o.overlay {
             cmd.arg(format!("--overlay={v}"));
+        }
+        if let Some(c) = &o.core_scheduling {
+            cmd.arg(format!("--core-scheduling={c}"));
         }
         if let Some(d) = &o.debug_log {
             cmd.arg("--debug-log").arg(d);

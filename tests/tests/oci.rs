@@ -917,4 +917,310 @@ fn exec_takes_the_container_capabilities() {
     .unwrap();
     let o = e.rvisor(&["exec", "--process", pj.to_str().unwrap(), "exc"]);
     assert_eq!(out(&o), "CapBnd:\t0000000000000020\n", "{}", err(&o));
+/// A bundle (in `e`'s bundle directory) whose rootfs holds only a static busybox, so
+/// runc can run it too (it cannot pivot into the host's `/`), running `script` with
+/// `linux.seccomp` = `seccomp`.
+fn busybox_seccomp_bundle(e: &Env, script: &str, seccomp: Value) -> PathBuf {
+    let bundle = e.path("bundle");
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["proc", "tmp"] {
+        std::fs::create_dir_all(bundle.join("rootfs").join(d)).unwrap();
+    }
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("a static busybox (tests/setup.sh installs it)");
+    if !bin.join("busybox").exists() {
+        std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    }
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/busybox", "sh", "-c", format!("exec 2>&1; {script}")],
+                    "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "oci",
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
+                                 {"type": "uts"}],
+                  "seccomp": seccomp},
+    });
+    std::fs::write(bundle.join("config.json"), cfg.to_string()).unwrap();
+    bundle
+}
+
+/// What runc prints for the same bundle, when runc is installed and can run it here.
+fn runc_output(e: &Env, bundle: &std::path::Path, id: &str) -> Option<String> {
+    let o = Command::new("runc")
+        .arg("--root")
+        .arg(e.path("runc-state"))
+        .args(["run", "--bundle"])
+        .arg(bundle)
+        .arg(id)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let _ = Command::new("runc")
+        .arg("--root")
+        .arg(e.path("runc-state"))
+        .args(["delete", "--force", id])
+        .output();
+    // runc could not start the container in this environment: nothing to compare.
+    (!err(&o).contains("level=error")).then_some(text)
+}
+
+#[test]
+fn spec_seccomp_getcwd_and_mkdir_fail_with_eperm() {
+    let e = Env::new();
+    let bundle = busybox_seccomp_bundle(
+        &e,
+        "busybox pwd; echo pwd=$?; busybox mkdir /tmp/x; echo mkdir=$?",
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+               "syscalls": [{"names": ["getcwd", "mkdir", "mkdirat"],
+                             "action": "SCMP_ACT_ERRNO"}]}),
+    );
+    // (runc itself calls getcwd after installing the filter, so it cannot start this
+    // one: compared with what Linux documents instead.)
+    let o = e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "sc1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "pwd: getcwd: Operation not permitted\npwd=1\n\
+         mkdir: can't create directory '/tmp/x': Operation not permitted\nmkdir=1\n"
+    );
+}
+
+#[test]
+fn spec_seccomp_kill_trap_and_argument_rules_as_runc() {
+    let e = Env::new();
+    let script = "busybox kill -0 $$; echo kill0=$?; busybox kill -CONT $$; echo killcont=$?; \
+                  busybox sync; echo sync=$?; busybox hostname foo; echo trap=$?; \
+                  busybox mkdir /tmp/y; echo mkdir=$?; busybox grep Seccomp /proc/self/status";
+    let bundle = busybox_seccomp_bundle(
+        &e,
+        script,
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+               "syscalls": [
+                   {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]},
+                   {"names": ["sync"], "action": "SCMP_ACT_KILL_PROCESS"},
+                   {"names": ["sethostname", "no_such_call_rvisor"], "action": "SCMP_ACT_TRAP"},
+                   {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL"}]}),
+    );
+    let want = "kill: can't kill pid 1: Operation not permitted\nkill0=1\nkillcont=0\n\
+                Bad system call\nsync=159\nBad system call\ntrap=159\nBad system call\n\
+                mkdir=159\nSeccomp:\t2\nSeccomp_filters:\t1\n";
+    let o = e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "sc2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(out(&o), want);
+    if let Some(runc) = runc_output(&e, &bundle, "sc2-runc") {
+        assert_eq!(out(&o), runc, "rvisor and runc differ");
+    }
+}
+
+#[test]
+fn spec_seccomp_applies_to_exec_and_bad_rules_are_refused() {
+    let e = Env::new();
+    let bundle = busybox_seccomp_bundle(
+        &e,
+        "busybox sleep 30",
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                             "errnoRet": 13}]}),
+    );
+    e.create_and_start("sc3");
+    let o = e.rvisor(&["exec", "sc3", "/bin/busybox", "mkdir", "/tmp/z"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("Permission denied"), "{}", err(&o));
+    let o = e.rvisor(&[
+        "exec",
+        "sc3",
+        "/bin/busybox",
+        "grep",
+        "Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert_eq!(out(&o), "Seccomp:\t2\n");
+
+    let run = |seccomp: Value| {
+        busybox_seccomp_bundle(&e, "true", seccomp);
+        e.rvisor(&["run", "--bundle", bundle.to_str().unwrap(), "bad"])
+    };
+    refused(
+        &run(json!({"defaultAction": "SCMP_ACT_NOTIFY"})),
+        "linux.seccomp.defaultAction",
+    );
+    refused(
+        &run(json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                                  "args": [{"index": 6, "value": 0, "op": "SCMP_CMP_EQ"}]}]})),
+        "linux.seccomp.syscalls[0].args[0].index",
+    );
+    refused(
+        &run(json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_KILL",
+                                  "errnoRet": 1}]})),
+        "linux.seccomp.syscalls[0].action",
+    );
+}
+
+#[test]
+fn check_node_on_this_machine_and_on_a_fake_root() {
+    // This machine: ten checks, each with a fix unless it passed; status 1 exactly
+    // when one failed.
+    let o = Command::new(rvisor_bin())
+        .args(["check-node", "--json"])
+        .output()
+        .unwrap();
+    let list: Vec<Value> = serde_json::from_slice(&o.stdout).expect("a JSON list");
+    assert_eq!(list.len(), 10, "{list:?}");
+    let mut any_fail = false;
+    for c in &list {
+        let st = c["status"].as_str().unwrap();
+        assert!(["pass", "warn", "fail"].contains(&st), "{c}");
+        assert_eq!(c["fix"].as_str().unwrap().is_empty(), st == "pass", "{c}");
+        any_fail |= st == "fail";
+    }
+    assert_eq!(o.status.code(), Some(any_fail as i32), "{}", err(&o));
+
+    // A fake root: SMT on without core scheduling, no seccomp, modules loadable and
+    // not blacklisted.
+    let e = Env::new();
+    let root = e.path("node");
+    for (p, text) in [
+        ("proc/modules", ""),
+        ("proc/sys/kernel/modules_disabled", "0\n"),
+        ("proc/self/sched", "sh (1, #threads: 1)\n"),
+        ("sys/devices/system/cpu/smt/control", "on\n"),
+        ("sys/devices/system/cpu/smt/active", "1\n"),
+        ("etc/modprobe.d/x.conf", "blacklist dccp\n"),
+    ] {
+        let f = root.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+    let o = Command::new(rvisor_bin())
+        .args(["check-node", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let text = out(&o);
+    for want in [
+        "fail  module-blacklist",
+        "fail  smt",
+        "fail  seccomp",
+        "warn  module-signatures",
+        "warn  metadata           not checked",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+}
+
+/// The core-scheduling cookie of host process `pid`; `None` where the kernel has no
+/// core scheduling (EINVAL) or the process is gone.
+fn core_cookie(pid: i32) -> Option<u64> {
+    let mut c: u64 = 0;
+    // SAFETY: PR_SCHED_CORE_GET writes one u64 to `c`, alive across the call.
+    let r = unsafe {
+        libc::prctl(
+            62,
+            0 as libc::c_ulong,
+            pid as libc::c_ulong,
+            0 as libc::c_ulong,
+            &mut c as *mut u64 as libc::c_ulong,
+        )
+    };
+    (r == 0).then_some(c)
+}
+
+/// Host pids of every process descended from `top` (itself included).
+fn descendants(top: i32) -> Vec<i32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let after = stat.rsplit(')').next().unwrap_or("");
+        if let Some(pp) = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            parent.insert(pid, pp);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut cur = p;
+            for _ in 0..64 {
+                if cur == top {
+                    return true;
+                }
+                match parent.get(&cur) {
+                    Some(&pp) if pp > 0 => cur = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}
+
+#[test]
+fn core_scheduling_one_cookie_or_a_clear_refusal() {
+    let run = |policy: &str, args: &[&str]| {
+        Command::new(rvisor_bin())
+            .arg(format!("--core-scheduling={policy}"))
+            .arg("do")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // auto and off run wherever the kernel is.
+    for p in ["auto", "off"] {
+        let o = run(p, &["/bin/echo", "hi"]);
+        assert_eq!(
+            (o.status.code(), out(&o)),
+            (Some(0), "hi\n".into()),
+            "{p}: {}",
+            err(&o)
+        );
+    }
+    if core_cookie(0).is_none() {
+        // This kernel has none: `required` refuses in one line, before anything runs.
+        let o = run("required", &["/bin/echo", "hi"]);
+        refused(
+            &o,
+            "--core-scheduling=required: this kernel has no core scheduling",
+        );
+        assert_eq!(out(&o), "");
+        return;
+    }
+    // With core scheduling: the sentry, gofer, zygote and stubs share one cookie,
+    // not zero and not the test's.
+    let mut child = Command::new(rvisor_bin())
+        .args(["--core-scheduling=required", "do", "/bin/sleep", "3"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let pids: Vec<i32> = descendants(child.id() as i32);
+    let cookies: std::collections::BTreeSet<Option<u64>> =
+        pids.iter().map(|&p| core_cookie(p)).collect();
+    let _ = child.wait();
+    assert!(pids.len() >= 4, "gofer, boot, sentry and a stub: {pids:?}");
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let c = cookies.into_iter().next().flatten().unwrap();
+    assert_ne!(c, 0);
+    assert_ne!(Some(c), core_cookie(0));
 }

@@ -2,6 +2,7 @@
 //! driven by its own sentry host thread (see [`task::Task::run`]); processes are
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
+pub mod cbpf;
 pub mod creds;
 pub mod exec;
 pub mod futex;
@@ -10,6 +11,8 @@ pub mod limits;
 pub mod msg;
 pub mod pidfd;
 pub mod process;
+pub mod seccomp;
+pub mod seccomp_spec;
 pub mod sem;
 pub mod shm;
 pub mod sigframe;

@@ -156,11 +156,13 @@ pub struct SigInfo {
     pub pid: i32,
     /// Sender uid (or timer overrun).
     pub uid: u32,
-    /// SIGCHLD status, or sigqueue's value / fault address's companion word.
+    /// SIGCHLD status, or sigqueue's value / fault address's companion word; the
+    /// system call number of a seccomp SIGSYS (`si_syscall`).
     pub status: i64,
-    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP).
+    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP); a seccomp SIGSYS's
+    /// `si_call_addr`.
     pub addr: u64,
-    /// sigqueue value (`si_value`).
+    /// sigqueue value (`si_value`); a seccomp SIGSYS's `si_arch`.
     pub value: u64,
 }
 
@@ -196,6 +198,12 @@ impl SigInfo {
                 if self.code > 0 =>
             {
                 b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+            }
+            // SYS_SECCOMP: the `_sigsys` layout (call address, number, arch).
+            libc::SIGSYS if self.code == 1 => {
+                b[16..24].copy_from_slice(&self.addr.to_le_bytes());
+                b[24..28].copy_from_slice(&(self.status as i32).to_le_bytes());
+                b[28..32].copy_from_slice(&(self.value as u32).to_le_bytes());
             }
             libc::SIGCHLD => {
                 b[16..20].copy_from_slice(&self.pid.to_le_bytes());

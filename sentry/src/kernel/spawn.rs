@@ -37,6 +37,9 @@ pub struct ProcessSpec {
     /// Runs on the new task's thread after the image is loaded and before its first
     /// instruction; `false` abandons the process (OCI create without start).
     pub gate: Option<Box<dyn FnOnce() -> bool + Send>>,
+    /// The container's seccomp filter (`linux.seccomp`), installed before the first
+    /// instruction.
+    pub seccomp: Option<Arc<crate::kernel::seccomp::Filter>>,
 }
 
 /// Why a process could not start.
@@ -96,6 +99,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                 parent,
                 oom_score_adj,
                 gate,
+                seccomp,
             } = spec;
             let path = match exec::lookup_path(
                 &fs,
@@ -174,6 +178,9 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                     return;
                 }
             };
+            if let Some(f) = seccomp {
+                crate::kernel::seccomp::install_spec_filter(&handle.seccomp, f);
+            }
             let comm = comm_of(&image.exe);
             if let Ok(mut st) = tg.state() {
                 st.comm = comm.clone();

@@ -418,6 +418,9 @@ impl Task {
             self.regs.r9,
         ];
         self.restart = None;
+        if self.handle.seccomp.is_active() && !crate::kernel::seccomp::admit(self, nr, &args) {
+            return;
+        }
         match syscalls::dispatch(self, nr, args) {
             Err(e) if e.is_restart() => {
                 self.restart = Some(e);

@@ -2,6 +2,7 @@
 //! without writing `unsafe` itself.
 
 pub mod confine;
+pub mod core_sched;
 pub mod host;
 pub mod isolation;
 pub mod pod;

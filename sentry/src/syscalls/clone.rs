@@ -137,6 +137,7 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
         (tg, h)
     };
+    handle.seccomp.inherit(&task.handle.seccomp);
     let mut regs = task.regs;
     regs.rax = 0;
     if c.stack != 0 {

@@ -5,8 +5,8 @@
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
     clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, memfd, msg,
-    pipe, poll, process, sem, session, shm, signal, signalfd, socket, splice, time, timerfd,
-    timers, wait, Handler,
+    pipe, poll, process, seccomp, sem, session, shm, signal, signalfd, socket, splice, time,
+    timerfd, timers, wait, Handler,
 };
 
 /// One row of the table.
@@ -343,7 +343,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         314 => &Entry { name: "sched_setattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         315 => &Entry { name: "sched_getattr", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         316 => &Entry { name: "renameat2", handler: Some(fs_mut::renameat2), args: &[AtFd, Path, AtFd, Path, Hex] },
-        317 => &Entry { name: "seccomp", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        317 => &Entry { name: "seccomp", handler: Some(seccomp::seccomp), args: &[Int, Hex, Ptr] },
         318 => &Entry { name: "getrandom", handler: Some(info::getrandom), args: &[Ptr, Uint, Hex] },
         319 => &Entry { name: "memfd_create", handler: Some(memfd::memfd_create), args: &[Ptr, Hex] },
         320 => &Entry { name: "kexec_file_load", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },

@@ -581,8 +581,14 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
         let _ = writeln!(s, "{name}:\t{set:016x}");
     }
     let _ = writeln!(s, "NoNewPrivs:\t{}", c.no_new_privs as u8);
-    // The seccomp mode (0: none, 2: filter) follows NoNewPrivs, as in Linux.
-    let _ = writeln!(s, "Seccomp:\t0");
+    let sc = st
+        .threads
+        .get(&pid)
+        .or_else(|| st.threads.values().next())
+        .map(|t| t.seccomp.get())
+        .unwrap_or_default();
+    let _ = writeln!(s, "Seccomp:\t{}", sc.mode as u32);
+    let _ = writeln!(s, "Seccomp_filters:\t{}", sc.filter_count());
     let _ = writeln!(s, "Cpus_allowed_list:\t0-{}", k.ncpus.saturating_sub(1));
     let _ = writeln!(
         s,
