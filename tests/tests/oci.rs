@@ -917,6 +917,8 @@ fn exec_takes_the_container_capabilities() {
     .unwrap();
     let o = e.rvisor(&["exec", "--process", pj.to_str().unwrap(), "exc"]);
     assert_eq!(out(&o), "CapBnd:\t0000000000000020\n", "{}", err(&o));
+}
+
 /// A bundle (in `e`'s bundle directory) whose rootfs holds only a static busybox, so
 /// runc can run it too (it cannot pivot into the host's `/`), running `script` with
 /// `linux.seccomp` = `seccomp`.
