@@ -300,7 +300,7 @@ impl Task {
     }
 
     /// Sends `sig` to this task itself, as the kernel does for SIGPIPE or SIGXFSZ.
-    pub fn raise_signal(&mut self, sig: i32) {
+    pub fn raise_signal(&self, sig: i32) {
         let info = SigInfo::kernel(sig);
         if let Err(e) = process::send_to_thread(&self.handle, &self.tg, info) {
             tracing::debug!(sig, "raised signal not queued: {e}");
