@@ -145,6 +145,10 @@ pub fn rt_sigtimedwait(task: &mut Task, a: &Args) -> SysResult<u64> {
         None
     };
     let waker = task.waker.clone();
+    // A process-directed signal that every thread blocks wakes no thread by itself;
+    // the group's event queue tells this waiter (Linux unblocks the set meanwhile).
+    let tg = task.tg.clone();
+    let _reg = tg.events.register(&waker);
     // Signals in `set` are waited for even when blocked; others interrupt.
     let r = wait::block(
         &waker,
