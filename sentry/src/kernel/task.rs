@@ -285,7 +285,7 @@ impl Task {
             &self.waker,
             None,
             || self.signal_pending(),
-            || Ok((file.imp().readiness() & stop != 0).then_some(())),
+            || Ok((file.imp().blocking_readiness() & stop != 0).then_some(())),
         );
         match r {
             Ok(res) => res,

@@ -88,6 +88,14 @@ pub trait FileImpl: Send + Sync {
         (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32
     }
 
+    /// What a blocking read or write waits on (bits as [`FileImpl::readiness`]):
+    /// the same, except where `poll`'s view hides a state the call itself acts on
+    /// (a FIFO whose writers all left before this reader came never polls as hung
+    /// up, yet its read returns end of file).
+    fn blocking_readiness(&self) -> u32 {
+        self.readiness()
+    }
+
     /// The queue notified whenever [`FileImpl::readiness`] may have changed; `None`
     /// for files that never block. A file that can return `EAGAIN` from `read` or
     /// `write` must have one: the VFS parks blocking callers on it.
