@@ -405,7 +405,7 @@ fn sigpipe_on_epipe(task: &mut Task, r: SysResult<u64>) -> SysResult<u64> {
 
 /// RLIMIT_FSIZE: a regular file may not grow past the limit. A write starting at
 /// or beyond it raises SIGXFSZ and fails with EFBIG; one crossing it is cut short.
-fn fsize_limit(
+pub(super) fn fsize_limit(
     task: &mut Task,
     file: &OpenFile,
     offset: Option<i64>,
