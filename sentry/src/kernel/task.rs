@@ -224,6 +224,23 @@ impl Task {
         self.mm = Arc::new(Mutex::new(mm));
         self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
+        self.watch_cpu_limit();
+    }
+
+    /// Arms (or removes) the RLIMIT_CPU watch of this process from its current
+    /// limit, on the CPU clock of its current image (at start, exec and setrlimit).
+    pub fn watch_cpu_limit(&self) {
+        let Ok(l) = self.limits().and_then(|l| l.get(libc::RLIMIT_CPU)) else {
+            return;
+        };
+        let secs = |v: u64| (v != libc::RLIM_INFINITY).then(|| std::time::Duration::from_secs(v));
+        self.kernel.timers.watch_cpu_limit(
+            self.tgid,
+            crate::kernel::timers::Target::Process(Arc::downgrade(&self.tg)),
+            crate::kernel::timers::space_cpu_clock(&self.space, false),
+            secs(l.cur),
+            secs(l.max),
+        );
     }
 
     /// The fd table.
@@ -349,6 +366,7 @@ impl Task {
         process::set_current(self.tgid, self.tid);
         if self.tid == self.tgid {
             self.publish_view();
+            self.watch_cpu_limit();
         }
         let status = self.run_loop();
         self.exit_thread(status);

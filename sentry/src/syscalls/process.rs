@@ -151,6 +151,9 @@ pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(new) = new {
         let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
         task.limits()?.set(res, new, privileged)?;
+        if res == libc::RLIMIT_CPU {
+            task.watch_cpu_limit();
+        }
     }
     if a[3] != 0 {
         write_limit(task, a[3], old)?;
@@ -170,6 +173,9 @@ pub fn setrlimit(task: &mut Task, a: &Args) -> SysResult<u64> {
     let new = read_limit(task, a[1])?;
     let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
     task.limits()?.set(a[0] as u32, new, privileged)?;
+    if a[0] as u32 == libc::RLIMIT_CPU {
+        task.watch_cpu_limit();
+    }
     Ok(0)
 }
 
