@@ -10,6 +10,7 @@ pub mod limits;
 pub mod msg;
 pub mod pidfd;
 pub mod process;
+pub mod sched;
 pub mod sem;
 pub mod shm;
 pub mod sigframe;

@@ -26,6 +26,8 @@ pub struct ThreadHandle {
     pub killed: AtomicBool,
     /// `PR_SET_PDEATHSIG`: sent to this thread when its parent process exits.
     pub pdeath_signal: std::sync::atomic::AtomicI32,
+    /// Scheduling policy, priorities and affinity (bookkeeping).
+    pub sched: crate::kernel::sched::SchedCell,
 }
 
 impl ThreadHandle {
@@ -38,6 +40,7 @@ impl ThreadHandle {
             mask: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             pdeath_signal: std::sync::atomic::AtomicI32::new(0),
+            sched: Default::default(),
         })
     }
 

@@ -137,6 +137,11 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
         (tg, h)
     };
+    let inherited = task.handle.sched.get().forked();
+    handle.sched.update(|a| {
+        *a = inherited;
+        Ok(())
+    })?;
     let mut regs = task.regs;
     regs.rax = 0;
     if c.stack != 0 {

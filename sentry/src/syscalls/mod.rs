@@ -18,6 +18,7 @@ pub mod msg;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod sched;
 pub mod sem;
 pub mod session;
 pub mod shm;
