@@ -28,6 +28,8 @@ pub struct ThreadHandle {
     pub pdeath_signal: std::sync::atomic::AtomicI32,
     /// Scheduling policy, priorities and affinity (bookkeeping).
     pub sched: crate::kernel::sched::SchedCell,
+    /// `personality(2)` value (bookkeeping: the execution domain is always Linux).
+    pub personality: std::sync::atomic::AtomicU32,
 }
 
 impl ThreadHandle {
@@ -41,6 +43,7 @@ impl ThreadHandle {
             killed: AtomicBool::new(false),
             pdeath_signal: std::sync::atomic::AtomicI32::new(0),
             sched: Default::default(),
+            personality: std::sync::atomic::AtomicU32::new(0),
         })
     }
 

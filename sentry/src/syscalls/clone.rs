@@ -1,5 +1,6 @@
 //! `clone`, `clone3`, `fork` and `vfork`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
@@ -137,6 +138,8 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
         (tg, h)
     };
+    let persona = task.handle.personality.load(Ordering::Relaxed);
+    handle.personality.store(persona, Ordering::Relaxed);
     let inherited = task.handle.sched.get().forked();
     handle.sched.update(|a| {
         *a = inherited;

@@ -329,6 +329,21 @@ pub fn times(task: &mut Task, a: &Args) -> SysResult<u64> {
     )) as u64)
 }
 
+/// `personality(2)`: returns the previous value and, unless asked `0xffffffff`,
+/// sets the new one. Linux takes any value; the sentry keeps it (inherited by
+/// clone and fork) without changing behaviour: the execution domain is always
+/// PER_LINUX and the layout does not depend on ADDR_NO_RANDOMIZE.
+pub fn personality(task: &mut Task, a: &Args) -> SysResult<u64> {
+    use std::sync::atomic::Ordering;
+    let want = a[0] as u32;
+    let old = if want == u32::MAX {
+        task.handle.personality.load(Ordering::Relaxed)
+    } else {
+        task.handle.personality.swap(want, Ordering::Relaxed)
+    };
+    Ok(old as u64)
+}
+
 /// `sched_get_priority_max(2)` / `_min`: 0 for SCHED_OTHER/BATCH/IDLE, 1..99 for RT.
 pub fn sched_get_priority_max(_task: &mut Task, a: &Args) -> SysResult<u64> {
     match a[0] as i32 {

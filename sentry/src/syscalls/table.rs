@@ -161,7 +161,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         132 => &Entry { name: "utime", handler: Some(fs_mut::utime), args: &[Path, Ptr] },
         133 => &Entry { name: "mknod", handler: Some(fs_mut::mknod), args: &[Path, Oct, Hex] },
         134 => &Entry { name: "uselib", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        135 => &Entry { name: "personality", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        135 => &Entry { name: "personality", handler: Some(process::personality), args: &[Hex] },
         136 => &Entry { name: "ustat", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         137 => &Entry { name: "statfs", handler: Some(fs::statfs), args: &[Path, Ptr] },
         138 => &Entry { name: "fstatfs", handler: Some(fs::fstatfs), args: &[Fd, Ptr] },

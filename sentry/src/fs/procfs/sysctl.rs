@@ -98,6 +98,8 @@ pub fn fs_dir() -> Arc<dyn Inode> {
                 text(142, format!("{MAX_UNPRIVILEGED_CAPACITY}\n")),
             ),
             ("file-max", text(143, "9223372036854775807\n".into())),
+            // No directory notification (F_NOTIFY is EINVAL, as on such a Linux).
+            ("dir-notify-enable", text(144, "0\n".into())),
         ],
     )
 }
