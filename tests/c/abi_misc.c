@@ -1,6 +1,7 @@
 // Small calls as Linux answers them: personality (query, set, inherited by fork),
 // lseek on the memory devices (always 0), ftruncate on a sealed memfd (EPERM),
-// msync on anonymous and file mappings (and its EINVAL/ENOMEM cases).
+// msync on anonymous and file mappings (and its EINVAL/ENOMEM cases), membarrier
+// (the rseq commands are left out of the comparison: rseq is not offered).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,5 +65,23 @@ int main(void) {
     pread(tf, &b, 1, 0);
     printf("file sees write: %c\n", b);
     unlink("abi-msync");
+
+    long q0 = syscall(SYS_membarrier, 0, 0, 0);
+    printf("membarrier query (without rseq bits): %ld\n", q0 < 0 ? q0 : (q0 & ~0x180L));
+    show("membarrier global", syscall(SYS_membarrier, 1, 0, 0));
+    show("membarrier global expedited", syscall(SYS_membarrier, 2, 0, 0));
+    show("membarrier private unregistered", syscall(SYS_membarrier, 8, 0, 0));
+    show("membarrier register private", syscall(SYS_membarrier, 16, 0, 0));
+    show("membarrier private", syscall(SYS_membarrier, 8, 0, 0));
+    show("membarrier sync-core unregistered", syscall(SYS_membarrier, 32, 0, 0));
+    show("membarrier get registrations", syscall(SYS_membarrier, 512, 0, 0));
+    show("membarrier flags", syscall(SYS_membarrier, 1, 2, 0));
+    show("membarrier two commands", syscall(SYS_membarrier, 3, 0, 0));
+    c = fork();
+    if (c == 0) {
+        show("child private (registration inherited)", syscall(SYS_membarrier, 8, 0, 0));
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
     return 0;
 }

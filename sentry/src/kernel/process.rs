@@ -103,6 +103,9 @@ pub struct GroupState {
     pub view: ProcView,
     /// CPU time (user, system) the process had used when its last thread exited.
     pub exit_cpu: (std::time::Duration, std::time::Duration),
+    /// `membarrier` registrations of the address space (the `MEMBARRIER_CMD_REGISTER_*`
+    /// bits; a new image starts with none).
+    pub membarrier: u32,
     /// CPU time of its waited-for children and their waited-for descendants
     /// (`RUSAGE_CHILDREN`, `times`' cutime/cstime).
     pub children_cpu: (std::time::Duration, std::time::Duration),
@@ -207,6 +210,7 @@ impl ThreadGroup {
                 view: ProcView::default(),
                 exit_cpu: Default::default(),
                 children_cpu: Default::default(),
+                membarrier: 0,
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),

@@ -225,6 +225,9 @@ impl Task {
         self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
         self.watch_cpu_limit();
+        if let Ok(mut st) = self.tg.state() {
+            st.membarrier = 0;
+        }
     }
 
     /// Arms (or removes) the RLIMIT_CPU watch of this process from its current

@@ -138,6 +138,11 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
         (tg, h)
     };
+    if f & CLONE_THREAD == 0 {
+        // A forked address space keeps its membarrier registrations, as Linux's.
+        let reg = task.tg.state()?.membarrier;
+        tg.state()?.membarrier = reg;
+    }
     let persona = task.handle.personality.load(Ordering::Relaxed);
     handle.personality.store(persona, Ordering::Relaxed);
     let inherited = task.handle.sched.get().forked();

@@ -13,6 +13,7 @@ pub mod fs_mut;
 pub mod futex;
 pub mod info;
 pub mod mem;
+pub mod membarrier;
 pub mod memfd;
 pub mod msg;
 pub mod pipe;

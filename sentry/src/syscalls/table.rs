@@ -4,9 +4,9 @@
 
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
-    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, memfd, msg,
-    pipe, poll, process, sched, sem, session, shm, signal, signalfd, socket, splice, time, timerfd,
-    timers, wait, Handler,
+    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, mem, membarrier,
+    memfd, msg, pipe, poll, process, sched, sem, session, shm, signal, signalfd, socket, splice,
+    time, timerfd, timers, wait, Handler,
 };
 
 /// One row of the table.
@@ -350,7 +350,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         321 => &Entry { name: "bpf", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         322 => &Entry { name: "execveat", handler: Some(exec::execveat), args: &[AtFd, Path, Ptr, Ptr, Hex] },
         323 => &Entry { name: "userfaultfd", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        324 => &Entry { name: "membarrier", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        324 => &Entry { name: "membarrier", handler: Some(membarrier::membarrier), args: &[Int, Hex, Int] },
         325 => &Entry { name: "mlock2", handler: Some(mem::mlock2), args: &[Hex, Uint, Hex] },
         326 => &Entry { name: "copy_file_range", handler: Some(fs_io::copy_file_range), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex] },
         327 => &Entry { name: "preadv2", handler: Some(fs_io::preadv2), args: &[Fd, Ptr, Uint, Int, Int, Hex] },
