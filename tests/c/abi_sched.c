@@ -53,6 +53,9 @@ static void *thread_nice(void *arg) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    /* Start from nice 0 whatever the caller (a niced test run) left. */
+    if (setpriority(PRIO_PROCESS, 0, 0) != 0)
+        return 1;
     struct sched_param p = {0};
     show("getscheduler", sched_getscheduler(0));
     show("getparam", sched_getparam(0, &p));
