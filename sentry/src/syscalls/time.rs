@@ -89,10 +89,8 @@ pub fn cpu_clock_id(clock: i32) -> SysResult<Option<CpuClockId>> {
 /// process), or another process of the sandbox; `EINVAL` for a thread of another
 /// process or nobody, as Linux.
 pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Duration)> {
-    if id.pid == 0 || id.pid == task.tgid {
-        if id.pid == 0 || !id.thread || id.pid == task.tid {
-            return Ok(task.cpu_usage());
-        }
+    if id.pid == 0 || (id.pid == task.tgid && (!id.thread || id.pid == task.tid)) {
+        return Ok(task.cpu_usage());
     }
     let reg = task.kernel.registry()?;
     if id.thread {
