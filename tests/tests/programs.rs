@@ -67,7 +67,7 @@ semctl($id, 0, IPC_RMID, 0) or die; msgctl($q, IPC_RMID, 0) or die;
 fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
     let d = dir.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    vec![
+    let mut v = vec![
         (
             "bash",
             s(&[
@@ -81,7 +81,19 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("python3", vec!["/usr/bin/python3".into(), "-c".into(), PY.into()]),
         ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
-    ]
+    ];
+    // A JVM (once killed on ptrace: getcpu was ENOSYS). Only where one is installed.
+    if Path::new("/usr/bin/java").exists() {
+        v.push((
+            "java-version",
+            s(&[
+                "/bin/sh",
+                "-c",
+                "/usr/bin/java -version 2>&1 | head -1; echo done",
+            ]),
+        ));
+    }
+    v
 }
 
 #[test]

@@ -514,6 +514,14 @@ impl FileImpl for PipeEnd {
         self.pipe
             .readiness(self.read, self.write, self.seen_writer_opens)
     }
+    fn blocking_readiness(&self) -> u32 {
+        let mut r = self.readiness();
+        // read(2) returns end of file once no writer is left, whenever they came.
+        if self.read && !self.pipe.has_writers() {
+            r |= libc::POLLHUP as u32;
+        }
+        r
+    }
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pipe.queue)
     }

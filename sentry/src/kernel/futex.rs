@@ -119,11 +119,13 @@ impl FutexTable {
         }
     }
 
-    /// `FUTEX_WAKE(_BITSET)`: wakes up to `n` waiters whose bitset intersects.
+    /// `FUTEX_WAKE(_BITSET)`: wakes up to `n` waiters whose bitset intersects. A
+    /// count of 0 wakes one, as Linux's loop checks the count only after a wake.
     pub fn wake(&self, key: FutexKey, n: u32, bitset: u32) -> SysResult<u64> {
         if bitset == 0 {
             return Err(Errno::EINVAL);
         }
+        let n = n.max(1);
         let mut q = self.queues.lock().map_err(|_| Errno::EIO)?;
         let Some(v) = q.get_mut(&key) else {
             return Ok(0);

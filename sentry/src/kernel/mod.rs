@@ -11,6 +11,7 @@ pub mod limits;
 pub mod msg;
 pub mod pidfd;
 pub mod process;
+pub mod sched;
 pub mod seccomp;
 pub mod seccomp_spec;
 pub mod sem;

@@ -28,6 +28,10 @@ pub struct ThreadHandle {
     pub pdeath_signal: std::sync::atomic::AtomicI32,
     /// Seccomp mode and filters (here so `SECCOMP_FILTER_FLAG_TSYNC` reaches it).
     pub seccomp: crate::kernel::seccomp::ThreadSeccomp,
+    /// Scheduling policy, priorities and affinity (bookkeeping).
+    pub sched: crate::kernel::sched::SchedCell,
+    /// `personality(2)` value (bookkeeping: the execution domain is always Linux).
+    pub personality: std::sync::atomic::AtomicU32,
 }
 
 impl ThreadHandle {
@@ -41,6 +45,8 @@ impl ThreadHandle {
             killed: AtomicBool::new(false),
             pdeath_signal: std::sync::atomic::AtomicI32::new(0),
             seccomp: Default::default(),
+            sched: Default::default(),
+            personality: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -103,6 +109,9 @@ pub struct GroupState {
     pub oom_score_adj: (i32, i32),
     /// CPU time (user, system) the process had used when its last thread exited.
     pub exit_cpu: (std::time::Duration, std::time::Duration),
+    /// `membarrier` registrations of the address space (the `MEMBARRIER_CMD_REGISTER_*`
+    /// bits; a new image starts with none).
+    pub membarrier: u32,
     /// CPU time of its waited-for children and their waited-for descendants
     /// (`RUSAGE_CHILDREN`, `times`' cutime/cstime).
     pub children_cpu: (std::time::Duration, std::time::Duration),
@@ -210,6 +219,7 @@ impl ThreadGroup {
                 oom_score_adj: (0, 0),
                 exit_cpu: Default::default(),
                 children_cpu: Default::default(),
+                membarrier: 0,
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),

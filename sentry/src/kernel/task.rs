@@ -224,6 +224,26 @@ impl Task {
         self.mm = Arc::new(Mutex::new(mm));
         self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
+        self.watch_cpu_limit();
+        if let Ok(mut st) = self.tg.state() {
+            st.membarrier = 0;
+        }
+    }
+
+    /// Arms (or removes) the RLIMIT_CPU watch of this process from its current
+    /// limit, on the CPU clock of its current image (at start, exec and setrlimit).
+    pub fn watch_cpu_limit(&self) {
+        let Ok(l) = self.limits().and_then(|l| l.get(libc::RLIMIT_CPU)) else {
+            return;
+        };
+        let secs = |v: u64| (v != libc::RLIM_INFINITY).then(|| std::time::Duration::from_secs(v));
+        self.kernel.timers.watch_cpu_limit(
+            self.tgid,
+            crate::kernel::timers::Target::Process(Arc::downgrade(&self.tg)),
+            crate::kernel::timers::space_cpu_clock(&self.space, false),
+            secs(l.cur),
+            secs(l.max),
+        );
     }
 
     /// The fd table.
@@ -285,7 +305,7 @@ impl Task {
             &self.waker,
             None,
             || self.signal_pending(),
-            || Ok((file.imp().readiness() & stop != 0).then_some(())),
+            || Ok((file.imp().blocking_readiness() & stop != 0).then_some(())),
         );
         match r {
             Ok(res) => res,
@@ -300,7 +320,7 @@ impl Task {
     }
 
     /// Sends `sig` to this task itself, as the kernel does for SIGPIPE or SIGXFSZ.
-    pub fn raise_signal(&mut self, sig: i32) {
+    pub fn raise_signal(&self, sig: i32) {
         let info = SigInfo::kernel(sig);
         if let Err(e) = process::send_to_thread(&self.handle, &self.tg, info) {
             tracing::debug!(sig, "raised signal not queued: {e}");
@@ -350,6 +370,7 @@ impl Task {
         process::set_current(self.tgid, self.tid);
         if self.tid == self.tgid {
             self.publish_view();
+            self.watch_cpu_limit();
         }
         let status = self.run_loop();
         self.exit_thread(status);

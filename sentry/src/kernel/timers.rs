@@ -1,6 +1,11 @@
-//! Timers that send signals: `alarm`, `setitimer` and POSIX timers. One service
-//! thread per sandbox sleeps until the earliest deadline (never spins) and sends the
-//! signal when a timer fires.
+//! Timers that send signals: `alarm`, `setitimer` and POSIX timers, and the
+//! RLIMIT_CPU watch. One service thread per sandbox sleeps until the earliest
+//! deadline (never spins) and sends the signal when a timer fires.
+//!
+//! CPU-time timers (ITIMER_VIRTUAL, ITIMER_PROF, timers on a CPU clock, RLIMIT_CPU)
+//! run on the process's CPU clock, which the service reads when it wakes: a process
+//! uses at most one CPU second per wall second per host CPU, so the service sleeps
+//! the CPU time left divided by the host's CPUs and looks again.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -9,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::process::{self, ThreadGroup, ThreadHandle};
 use crate::kernel::signals::{code, SigInfo};
+use crate::platform::AddressSpace;
 
 /// Who a timer signals.
 #[derive(Clone)]
@@ -21,10 +27,30 @@ pub enum Target {
     None,
 }
 
+/// Reads a process's CPU clock; `None` once the process (its address space) is gone.
+pub type CpuClock = Arc<dyn Fn() -> Option<Duration> + Send + Sync>;
+
+/// The CPU clock of the process running in `space`: user time only
+/// (ITIMER_VIRTUAL), or user and system time. It stops (reads `None`) once that
+/// address space is gone (exit, or exec replacing the image).
+pub fn space_cpu_clock(space: &Arc<dyn AddressSpace>, user_only: bool) -> CpuClock {
+    let space = Arc::downgrade(space);
+    Arc::new(move || {
+        let (u, s) = space.upgrade()?.cpu_time()?;
+        Some(if user_only { u } else { u + s })
+    })
+}
+
 /// One armed-or-not timer.
 pub struct Timer {
-    /// Next expiry, if armed.
+    /// Next expiry, if armed (wall-clock timers).
     pub next: Option<Instant>,
+    /// The CPU clock this timer counts, `None` for the wall clock.
+    pub cpu: Option<CpuClock>,
+    /// Next expiry on [`Timer::cpu`], if armed.
+    pub cpu_next: Option<Duration>,
+    /// RLIMIT_CPU's hard limit: past it, SIGKILL instead of [`Timer::signo`].
+    pub kill_at: Option<Duration>,
     /// Re-arm interval (zero: one-shot).
     pub interval: Duration,
     /// Signal to send.
@@ -46,6 +72,97 @@ pub enum TimerKey {
     Itimer(i32, i32),
     /// POSIX timer `id` of a process.
     Posix(i32, i32),
+    /// The RLIMIT_CPU watch of a process.
+    CpuLimit(i32),
+}
+
+impl Timer {
+    /// A disarmed timer on the wall clock, or on `cpu`.
+    pub fn new(signo: i32, value: u64, target: Target, id: i32, cpu: Option<CpuClock>) -> Timer {
+        Timer {
+            next: None,
+            cpu,
+            cpu_next: None,
+            kill_at: None,
+            interval: Duration::ZERO,
+            signo,
+            value,
+            target,
+            overrun: 0,
+            id,
+        }
+    }
+
+    /// Time left until expiry (zero when disarmed).
+    fn remaining(&self, now: Instant) -> Duration {
+        match &self.cpu {
+            None => self
+                .next
+                .map(|n| n.saturating_duration_since(now))
+                .unwrap_or_default(),
+            Some(clock) => match (self.cpu_next, clock()) {
+                (Some(n), Some(c)) => n.saturating_sub(c).max(Duration::from_nanos(1)),
+                _ => Duration::ZERO,
+            },
+        }
+    }
+
+    /// Arms for `value` from now, or disarms.
+    fn arm(&mut self, value: Option<Duration>, now: Instant) {
+        match &self.cpu {
+            None => self.next = value.map(|v| now + v),
+            Some(clock) => {
+                self.cpu_next = match (value, clock()) {
+                    (Some(v), Some(c)) => Some(c + v),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// If due at `now` (wall) / `cpu_now` (its CPU clock), re-arms it and returns
+    /// the expirations missed besides this one; `None` if not due.
+    fn expire(&mut self, now: Instant, cpu_now: Option<Duration>) -> Option<i32> {
+        let mut missed = 0i32;
+        if self.cpu.is_none() {
+            let next = self.next.filter(|n| *n <= now)?;
+            if self.interval.is_zero() {
+                self.next = None;
+            } else {
+                let mut n = next + self.interval;
+                while n <= now {
+                    n += self.interval;
+                    missed = missed.saturating_add(1);
+                }
+                self.next = Some(n);
+            }
+        } else {
+            let c = cpu_now?;
+            let next = self.cpu_next.filter(|n| *n <= c)?;
+            if self.interval.is_zero() {
+                self.cpu_next = None;
+            } else {
+                let mut n = next + self.interval;
+                while n <= c {
+                    n += self.interval;
+                    missed = missed.saturating_add(1);
+                }
+                self.cpu_next = Some(n);
+            }
+        }
+        Some(missed)
+    }
+}
+
+/// How long the service may sleep before `t` can be due.
+fn wall_wait(t: &Timer, now: Instant, cpu_now: Option<Duration>, cpus: u32) -> Option<Duration> {
+    match &t.cpu {
+        None => t.next.map(|n| n.saturating_duration_since(now)),
+        Some(_) => {
+            let left = t.cpu_next?.saturating_sub(cpu_now?);
+            Some((left / cpus.max(1)).max(Duration::from_millis(1)))
+        }
+    }
 }
 
 #[derive(Default)]
@@ -90,13 +207,8 @@ impl TimerService {
         let mut st = self.lock()?;
         let now = Instant::now();
         let t = st.timers.entry(key).or_insert_with(make);
-        let old = (
-            t.next
-                .map(|n| n.saturating_duration_since(now))
-                .unwrap_or_default(),
-            t.interval,
-        );
-        t.next = value.map(|v| now + v);
+        let old = (t.remaining(now), t.interval);
+        t.arm(value, now);
         t.interval = interval;
         t.overrun = 0;
         drop(st);
@@ -111,14 +223,7 @@ impl TimerService {
         Ok(st
             .timers
             .get(&key)
-            .map(|t| {
-                (
-                    t.next
-                        .map(|n| n.saturating_duration_since(now))
-                        .unwrap_or_default(),
-                    t.interval,
-                )
-            })
+            .map(|t| (t.remaining(now), t.interval))
             .unwrap_or_default())
     }
 
@@ -161,9 +266,42 @@ impl TimerService {
     pub fn remove_process(&self, tgid: i32) {
         if let Ok(mut st) = self.state.lock() {
             st.timers.retain(|k, _| match k {
-                TimerKey::Itimer(p, _) | TimerKey::Posix(p, _) => *p != tgid,
+                TimerKey::Itimer(p, _) | TimerKey::Posix(p, _) | TimerKey::CpuLimit(p) => {
+                    *p != tgid
+                }
             });
         }
+    }
+
+    /// Watches RLIMIT_CPU for process `tgid` on `clock`: SIGXCPU when it has used
+    /// `soft` and every second after, SIGKILL at `hard`, as Linux. An infinite soft
+    /// limit (`None`) removes the watch.
+    pub fn watch_cpu_limit(
+        &self,
+        tgid: i32,
+        target: Target,
+        clock: CpuClock,
+        soft: Option<Duration>,
+        hard: Option<Duration>,
+    ) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        let key = TimerKey::CpuLimit(tgid);
+        match soft {
+            None => {
+                st.timers.remove(&key);
+            }
+            Some(soft) => {
+                let mut t = Timer::new(libc::SIGXCPU, 0, target, -1, Some(clock));
+                t.cpu_next = Some(soft);
+                t.interval = Duration::from_secs(1);
+                t.kill_at = hard;
+                st.timers.insert(key, t);
+            }
+        }
+        drop(st);
+        self.cv.notify_all();
     }
 
     /// Stops the service thread.
@@ -176,6 +314,9 @@ impl TimerService {
 }
 
 fn run(weak: Weak<TimerService>) {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     loop {
         let Some(svc) = weak.upgrade() else { return };
         let mut fire: Vec<(SigInfo, Target)> = Vec::new();
@@ -185,42 +326,46 @@ fn run(weak: Weak<TimerService>) {
                 return;
             }
             let now = Instant::now();
+            let mut earliest: Option<Duration> = None;
             for t in st.timers.values_mut() {
-                let Some(next) = t.next else { continue };
-                if next > now {
-                    continue;
-                }
-                let mut missed = 0i32;
-                if t.interval.is_zero() {
-                    t.next = None;
-                } else {
-                    let mut n = next + t.interval;
-                    while n <= now {
-                        n += t.interval;
-                        missed = missed.saturating_add(1);
+                let cpu_now = match &t.cpu {
+                    Some(clock) if t.cpu_next.is_some() => {
+                        let c = clock();
+                        if c.is_none() {
+                            // The process is gone: nothing left to count.
+                            t.cpu_next = None;
+                        }
+                        c
                     }
-                    t.next = Some(n);
-                }
-                t.overrun = missed;
-                let info = SigInfo {
-                    signo: t.signo,
-                    code: if t.id >= 0 {
-                        code::SI_TIMER
-                    } else {
-                        code::SI_KERNEL
-                    },
-                    pid: t.id.max(0),
-                    uid: missed as u32,
-                    value: t.value,
-                    ..Default::default()
+                    _ => None,
                 };
-                fire.push((info, t.target.clone()));
+                if let Some(missed) = t.expire(now, cpu_now) {
+                    t.overrun = missed;
+                    let over_hard = matches!((t.kill_at, cpu_now), (Some(h), Some(c)) if c >= h);
+                    let signo = if over_hard { libc::SIGKILL } else { t.signo };
+                    if over_hard {
+                        t.cpu_next = None;
+                    }
+                    let info = SigInfo {
+                        signo,
+                        code: if t.id >= 0 {
+                            code::SI_TIMER
+                        } else {
+                            code::SI_KERNEL
+                        },
+                        pid: t.id.max(0),
+                        uid: missed as u32,
+                        value: t.value,
+                        ..Default::default()
+                    };
+                    fire.push((info, t.target.clone()));
+                }
+                if let Some(w) = wall_wait(t, now, cpu_now, cpus) {
+                    earliest = Some(earliest.map_or(w, |e| e.min(w)));
+                }
             }
-            let earliest = st.timers.values().filter_map(|t| t.next).min();
             if fire.is_empty() {
-                let wait = earliest
-                    .map(|e| e.saturating_duration_since(now))
-                    .unwrap_or(Duration::from_secs(3600));
+                let wait = earliest.unwrap_or(Duration::from_secs(3600));
                 // Holding only a weak reference while asleep lets the kernel go away.
                 let cv = &svc.cv;
                 let _ = cv.wait_timeout(st, wait);

@@ -182,6 +182,7 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_rt_sigreturn: "returning from the runtime's signal handlers",
     SYS_restart_syscall: "the kernel resumes an interrupted clock_nanosleep/futex wait through it after a stop (SIGSTOP/SIGCONT, a tracer's attach): seen killing a task thread in a main-branch run",
     SYS_sched_yield: "sched_yield on the app's behalf; spin loops",
+    SYS_membarrier(one_of(&[&[Cmp::Eq(0, 1 /* MEMBARRIER_CMD_GLOBAL */), Cmp::Eq(1, 0)]])): "membarrier on the app's behalf: MEMBARRIER_CMD_GLOBAL with no flags only (every host thread, the app's stubs included, passes a full barrier; nothing else changes)",
     SYS_sched_getaffinity: "CPU count at boot",
     SYS_sched_setaffinity: "ptrace: pinning a stub next to its tracer thread (6x faster hand-off); systrap: keeping a stub and its sentry thread on different CPUs for spin hand-offs",
     #[systrap] SYS_prctl(one_of(&[&[Cmp::Eq(0, libc::PR_SET_NAME as u32)]])): "thread names only",

@@ -316,3 +316,22 @@ pub fn cpu_flags() -> Vec<&'static str> {
     }
     v
 }
+
+/// The CPU the calling thread runs on. glibc answers from the thread's rseq area
+/// or the vDSO, with no system call.
+pub fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments and touches no caller memory.
+    let c = unsafe { libc::sched_getcpu() };
+    c.max(0) as u32
+}
+
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)`: returns once every thread on the host has
+/// passed a full memory barrier (the application's stub threads among them).
+pub fn membarrier_global() -> SysResult<()> {
+    // SAFETY: membarrier takes no pointers; the command and flags are constants.
+    let r = unsafe { libc::syscall(libc::SYS_membarrier, 1, 0, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}

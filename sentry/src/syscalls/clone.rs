@@ -1,5 +1,6 @@
 //! `clone`, `clone3`, `fork` and `vfork`.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
@@ -138,6 +139,18 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         (tg, h)
     };
     handle.seccomp.inherit(&task.handle.seccomp);
+    if f & CLONE_THREAD == 0 {
+        // A forked address space keeps its membarrier registrations, as Linux's.
+        let reg = task.tg.state()?.membarrier;
+        tg.state()?.membarrier = reg;
+    }
+    let persona = task.handle.personality.load(Ordering::Relaxed);
+    handle.personality.store(persona, Ordering::Relaxed);
+    let inherited = task.handle.sched.get().forked();
+    handle.sched.update(|a| {
+        *a = inherited;
+        Ok(())
+    })?;
     let mut regs = task.regs;
     regs.rax = 0;
     if c.stack != 0 {

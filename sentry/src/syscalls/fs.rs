@@ -330,19 +330,33 @@ fn write_from(
             return if done > 0 { Ok(done) } else { Err(e) };
         }
         let r = match offset {
-            None => loop {
-                match file.write(&buf) {
-                    Err(Errno::EAGAIN) if !nowait && !file.nonblocking() => {
-                        if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
-                            if done > 0 {
-                                return Ok(done);
+            None => {
+                // A blocking write to a stream (a pipe) goes on until all of it is
+                // queued: only a signal or the readers' going cut it short.
+                let blocking = !nowait && !file.nonblocking();
+                let mut put = 0usize;
+                loop {
+                    match file.write(&buf[put..]) {
+                        Err(Errno::EAGAIN) if blocking => {
+                            if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
+                                if done + put > 0 {
+                                    return Ok(done + put);
+                                }
+                                return Err(e);
                             }
-                            return Err(e);
                         }
+                        Ok(n) if blocking && n > 0 && put + n < want && !file.imp().seekable() => {
+                            put += n;
+                        }
+                        Ok(n) => break Ok(put + n),
+                        Err(e) if put > 0 => {
+                            done += put;
+                            break Err(e);
+                        }
+                        Err(e) => break Err(e),
                     }
-                    r => break r,
                 }
-            },
+            }
             Some(off) => file.pwrite(&buf, off + done as i64),
         };
         match r {
@@ -354,6 +368,10 @@ fn write_from(
             }
             Err(e) if done > 0 => {
                 tracing::debug!("write stopped after {done} bytes: {e}");
+                // Linux's pipe_write raises SIGPIPE even after a partial write.
+                if e == Errno::EPIPE && crate::fs::pipe::pipe_of(file).is_some() {
+                    task.raise_signal(libc::SIGPIPE);
+                }
                 break;
             }
             Err(e) => return Err(e),
@@ -387,7 +405,7 @@ fn sigpipe_on_epipe(task: &mut Task, r: SysResult<u64>) -> SysResult<u64> {
 
 /// RLIMIT_FSIZE: a regular file may not grow past the limit. A write starting at
 /// or beyond it raises SIGXFSZ and fails with EFBIG; one crossing it is cut short.
-fn fsize_limit(
+pub(super) fn fsize_limit(
     task: &mut Task,
     file: &OpenFile,
     offset: Option<i64>,

@@ -2,7 +2,7 @@
 //! scheduling queries.
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::{CAP_SYS_NICE, CAP_SYS_RESOURCE};
+use crate::kernel::creds::CAP_SYS_RESOURCE;
 use crate::kernel::limits::Limit;
 use crate::kernel::Task;
 use crate::mm::io;
@@ -151,6 +151,9 @@ pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(new) = new {
         let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
         task.limits()?.set(res, new, privileged)?;
+        if res == libc::RLIMIT_CPU {
+            task.watch_cpu_limit();
+        }
     }
     if a[3] != 0 {
         write_limit(task, a[3], old)?;
@@ -170,6 +173,9 @@ pub fn setrlimit(task: &mut Task, a: &Args) -> SysResult<u64> {
     let new = read_limit(task, a[1])?;
     let privileged = task.creds.has_cap(CAP_SYS_RESOURCE);
     task.limits()?.set(a[0] as u32, new, privileged)?;
+    if a[0] as u32 == libc::RLIMIT_CPU {
+        task.watch_cpu_limit();
+    }
     Ok(0)
 }
 
@@ -177,32 +183,6 @@ pub fn setrlimit(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn sched_yield(_task: &mut Task, _a: &Args) -> SysResult<u64> {
     std::thread::yield_now();
     Ok(0)
-}
-
-/// `sched_getaffinity(2)`: every CPU the sandbox may use; returns the mask size.
-pub fn sched_getaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let pid = a[0] as i32;
-    if pid < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if pid != 0 && pid != task.tid {
-        return Err(Errno::ESRCH);
-    }
-    // The sandbox's CPUs as counted at boot: the calling sentry thread itself may
-    // be pinned to one CPU by the platform, which is not the application's view.
-    let ncpu = task.kernel.ncpus.clamp(1, 1024);
-    // The kernel's cpumask size: CPUs rounded up to whole longs.
-    let mask_bytes = ncpu.div_ceil(64) * 8;
-    let len = a[1] as usize;
-    if len < mask_bytes || !len.is_multiple_of(8) {
-        return Err(Errno::EINVAL);
-    }
-    let mut mask = vec![0u8; mask_bytes];
-    for cpu in 0..ncpu {
-        mask[cpu / 8] |= 1 << (cpu % 8);
-    }
-    io::write_all(task.mem(), a[2], &mask)?;
-    Ok(mask_bytes as u64)
 }
 
 /// `init_module(2)`, `finit_module(2)`, `delete_module(2)`: a sandbox never loads
@@ -323,54 +303,19 @@ pub fn times(task: &mut Task, a: &Args) -> SysResult<u64> {
     )) as u64)
 }
 
-/// `getpriority(2)`: every process runs at nice 0 (returned as 20 - nice).
-pub fn getpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let which = a[0] as i32;
-    if !(0..=2).contains(&which) {
-        return Err(Errno::EINVAL);
-    }
-    let who = a[1] as i32;
-    if which == libc::PRIO_PROCESS as i32
-        && who != 0
-        && task.kernel.registry()?.group(who).is_none()
-        && task.kernel.registry()?.thread(who).is_none()
-    {
-        return Err(Errno::ESRCH);
-    }
-    Ok(20)
-}
-
-/// `setpriority(2)`: lowering priority is accepted and has no effect on scheduling
-/// (the host schedules the sandbox as a whole); raising it needs CAP_SYS_NICE.
-pub fn setpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let which = a[0] as i32;
-    if !(0..=2).contains(&which) {
-        return Err(Errno::EINVAL);
-    }
-    let nice = a[2] as i32;
-    if nice < 0 && !task.creds.has_cap(CAP_SYS_NICE) {
-        return Err(Errno::EACCES);
-    }
-    Ok(0)
-}
-
-/// `sched_getscheduler(2)`: SCHED_OTHER.
-pub fn sched_getscheduler(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let pid = a[0] as i32;
-    if pid < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if pid != 0 && task.kernel.registry()?.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    Ok(libc::SCHED_OTHER as u64)
-}
-
-/// `sched_getparam(2)`: priority 0.
-pub fn sched_getparam(task: &mut Task, a: &Args) -> SysResult<u64> {
-    sched_getscheduler(task, a)?;
-    io::write_u32(task.mem(), a[1], 0)?;
-    Ok(0)
+/// `personality(2)`: returns the previous value and, unless asked `0xffffffff`,
+/// sets the new one. Linux takes any value; the sentry keeps it (inherited by
+/// clone and fork) without changing behaviour: the execution domain is always
+/// PER_LINUX and the layout does not depend on ADDR_NO_RANDOMIZE.
+pub fn personality(task: &mut Task, a: &Args) -> SysResult<u64> {
+    use std::sync::atomic::Ordering;
+    let want = a[0] as u32;
+    let old = if want == u32::MAX {
+        task.handle.personality.load(Ordering::Relaxed)
+    } else {
+        task.handle.personality.swap(want, Ordering::Relaxed)
+    };
+    Ok(old as u64)
 }
 
 /// `sched_get_priority_max(2)` / `_min`: 0 for SCHED_OTHER/BATCH/IDLE, 1..99 for RT.
@@ -389,25 +334,4 @@ pub fn sched_get_priority_min(_task: &mut Task, a: &Args) -> SysResult<u64> {
         libc::SCHED_OTHER | libc::SCHED_BATCH | libc::SCHED_IDLE => Ok(0),
         _ => Err(Errno::EINVAL),
     }
-}
-
-/// `sched_setaffinity(2)`: accepted if the mask names at least one of the
-/// sandbox's CPUs; the host schedules the sandbox's threads itself.
-pub fn sched_setaffinity(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let pid = a[0] as i32;
-    if pid < 0 {
-        return Err(Errno::EINVAL);
-    }
-    if pid != 0 && task.kernel.registry()?.thread(pid).is_none() {
-        return Err(Errno::ESRCH);
-    }
-    let len = (a[1] as usize).min(1024);
-    let mut mask = vec![0u8; len];
-    io::read_exact(task.mem(), a[2], &mut mask)?;
-    let ncpu = task.kernel.ncpus;
-    let any = (0..ncpu.min(len * 8)).any(|c| mask[c / 8] & (1 << (c % 8)) != 0);
-    if !any {
-        return Err(Errno::EINVAL);
-    }
-    Ok(0)
 }

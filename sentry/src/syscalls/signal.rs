@@ -145,6 +145,10 @@ pub fn rt_sigtimedwait(task: &mut Task, a: &Args) -> SysResult<u64> {
         None
     };
     let waker = task.waker.clone();
+    // A process-directed signal that every thread blocks wakes no thread by itself;
+    // the group's event queue tells this waiter (Linux unblocks the set meanwhile).
+    let tg = task.tg.clone();
+    let _reg = tg.events.register(&waker);
     // Signals in `set` are waited for even when blocked; others interrupt.
     let r = wait::block(
         &waker,
@@ -276,13 +280,18 @@ pub fn raise(task: &mut Task, sig: u32) {
 
 /// `kill(2)`.
 pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let sig = check_signal(a[1])?;
     let pid = a[0] as i32;
-    let info = SigInfo::user(sig as i32, task.tgid, task.creds.uid);
+    if pid == i32::MIN {
+        return Err(Errno::ESRCH);
+    }
+    // Linux looks for the targets before it judges the signal: none is ESRCH, whatever
+    // the signal number.
+    let valid = check_signal(a[1]);
     let targets: Vec<std::sync::Arc<ThreadGroup>> = {
         let reg = task.kernel.registry()?;
         if pid > 0 {
             let g = reg.group(pid).ok_or(Errno::ESRCH)?;
+            let sig = valid?;
             if g.state()?.zombie.is_some() && sig != 0 {
                 // A zombie accepts (and drops) signals.
                 return Ok(0);
@@ -311,6 +320,8 @@ pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
     if pid == -1 && targets.is_empty() {
         return Err(Errno::ESRCH);
     }
+    let sig = valid?;
+    let info = SigInfo::user(sig as i32, task.tgid, task.creds.uid);
     let mut sent = false;
     for g in &targets {
         if may_signal(task, g, sig) {

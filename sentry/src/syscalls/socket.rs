@@ -773,6 +773,14 @@ pub fn recvmsg(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `recvmmsg(2)`: the timeout argument is honoured only between messages.
 pub fn recvmmsg(task: &mut Task, a: &Args) -> SysResult<u64> {
+    // The timeout is read and checked before anything else, as Linux does (an
+    // invalid one once left the call blocking).
+    if a[4] != 0 {
+        let ts: libc::timespec = io::read_struct(task.mem(), a[4])?;
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            return Err(Errno::EINVAL);
+        }
+    }
     let n = (a[2] as usize).min(1024);
     let mut done = 0usize;
     let mut flags = a[3] as i32;

@@ -80,6 +80,10 @@ fn read_off(task: &Task, addr: u64) -> SysResult<Option<i64>> {
 /// Writes `data` to `out` at `off` (or its position), waiting for room on a blocking
 /// stream; returns bytes written (short only on error after progress).
 fn write_file(task: &mut Task, out: &OpenFile, data: &[u8], off: Option<i64>) -> SysResult<usize> {
+    // RLIMIT_FSIZE as for write(2): cut short, or SIGXFSZ and EFBIG at the limit.
+    let limited = super::fs::fsize_limit(task, out, off, data.len())?;
+    let cut = limited < data.len();
+    let data = &data[..limited];
     let mut done = 0;
     while done < data.len() {
         let r = match off {
@@ -104,6 +108,10 @@ fn write_file(task: &mut Task, out: &OpenFile, data: &[u8], off: Option<i64>) ->
             Err(e) if done == 0 => return Err(e),
             Err(_) => break,
         }
+    }
+    // Linux's splice loop goes on writing after the cut and meets the limit.
+    if cut && done == limited {
+        task.raise_signal(libc::SIGXFSZ);
     }
     Ok(done)
 }

@@ -31,6 +31,98 @@ fn host_clock(clock: i32) -> SysResult<libc::clockid_t> {
     }
 }
 
+/// Which CPU time a CPU clock counts (Linux's `CPUCLOCK_WHICH`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuWhich {
+    /// User and system time (`CPUCLOCK_PROF`).
+    Prof,
+    /// User time (`CPUCLOCK_VIRT`).
+    Virt,
+    /// Scheduler runtime (`CPUCLOCK_SCHED`): user and system time here.
+    Sched,
+}
+
+/// A CPU-time clock id, decoded as Linux encodes them: the two standard ids, or
+/// `~pid << 3 | per-thread << 2 | which` from `clock_getcpuclockid` and
+/// `pthread_getcpuclockid` (pid 0: the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuClockId {
+    /// The process or thread id, 0 for the caller.
+    pub pid: i32,
+    /// A thread's clock rather than a process's.
+    pub thread: bool,
+    /// What it counts.
+    pub which: CpuWhich,
+}
+
+/// Decodes `clock` if it names a CPU-time clock (`Ok(None)` otherwise); `EINVAL`
+/// for an encoded id that is no CPU clock (a dynamic clock's fd, `which` 3).
+pub fn cpu_clock_id(clock: i32) -> SysResult<Option<CpuClockId>> {
+    let which_of = |w: i32| match w {
+        0 => Ok(CpuWhich::Prof),
+        1 => Ok(CpuWhich::Virt),
+        2 => Ok(CpuWhich::Sched),
+        _ => Err(Errno::EINVAL),
+    };
+    Ok(match clock {
+        libc::CLOCK_PROCESS_CPUTIME_ID => Some(CpuClockId {
+            pid: 0,
+            thread: false,
+            which: CpuWhich::Sched,
+        }),
+        libc::CLOCK_THREAD_CPUTIME_ID => Some(CpuClockId {
+            pid: 0,
+            thread: true,
+            which: CpuWhich::Sched,
+        }),
+        c if c < 0 => Some(CpuClockId {
+            pid: !(c >> 3),
+            thread: c & 4 != 0,
+            which: which_of(c & 3)?,
+        }),
+        _ => None,
+    })
+}
+
+/// The (user, system) time a CPU clock reads for `task`'s view: its own process,
+/// one of its threads (threads share the process's figure: the stub's time is per
+/// process), or another process of the sandbox; `EINVAL` for a thread of another
+/// process or nobody, as Linux.
+pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Duration)> {
+    if id.pid == 0 || (id.pid == task.tgid && (!id.thread || id.pid == task.tid)) {
+        return Ok(task.cpu_usage());
+    }
+    let reg = task.kernel.registry()?;
+    if id.thread {
+        let (_, tg) = reg.thread(id.pid).ok_or(Errno::EINVAL)?;
+        if tg.tgid != task.tgid {
+            return Err(Errno::EINVAL);
+        }
+        return Ok(task.cpu_usage());
+    }
+    let tg = reg.group(id.pid).ok_or(Errno::EINVAL)?;
+    drop(reg);
+    let st = tg.state()?;
+    if st.zombie.is_some() {
+        return Ok(st.exit_cpu);
+    }
+    let mm = st.view.mm.as_ref().and_then(|m| m.upgrade());
+    drop(st);
+    let Some(mm) = mm else {
+        return Ok(Default::default());
+    };
+    let space = mm.lock().map_err(|_| Errno::EIO)?.space().clone();
+    Ok(space.cpu_time().unwrap_or_default())
+}
+
+/// The time a CPU clock shows for (user, system) usage.
+pub fn cpu_clock_value(which: CpuWhich, (u, s): (Duration, Duration)) -> Duration {
+    match which {
+        CpuWhich::Virt => u,
+        CpuWhich::Prof | CpuWhich::Sched => u + s,
+    }
+}
+
 fn read_timespec(task: &Task, addr: u64) -> SysResult<libc::timespec> {
     let ts: libc::timespec = io::read_struct(task.mem(), addr)?;
     if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
@@ -43,9 +135,8 @@ fn read_timespec(task: &Task, addr: u64) -> SysResult<libc::timespec> {
 /// `getrusage`); per process, so the thread clock reads the process too.
 pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let clock = a[0] as i32;
-    let ts = if clock == libc::CLOCK_PROCESS_CPUTIME_ID || clock == libc::CLOCK_THREAD_CPUTIME_ID {
-        let (u, s) = task.cpu_usage();
-        let t = u + s;
+    let ts = if let Some(id) = cpu_clock_id(clock)? {
+        let t = cpu_clock_value(id.which, cpu_clock_usage(task, id)?);
         libc::timespec {
             tv_sec: t.as_secs() as i64,
             tv_nsec: t.subsec_nanos() as i64,
@@ -59,7 +150,16 @@ pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `clock_getres(2)`.
 pub fn clock_getres(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let ts = host::clock_getres(host_clock(a[0] as i32)?)?;
+    let clock = a[0] as i32;
+    let ts = match cpu_clock_id(clock)? {
+        Some(id) if clock < 0 => {
+            // An encoded id must name someone, as for clock_gettime; the resolution
+            // is the host's for the same kind of clock (its own, pid 0).
+            cpu_clock_usage(task, id)?;
+            host::clock_getres((!0i32 << 3) | (clock & 7))?
+        }
+        _ => host::clock_getres(host_clock(clock)?)?,
+    };
     if a[1] != 0 {
         io::write_struct(task.mem(), a[1], &ts)?;
     }
@@ -166,4 +266,47 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
         Errno::ERESTART_RESTARTBLOCK
     };
     sleep_until(task, Instant::now() + dur, rem, restart)
+}
+
+/// `CAP_SYS_TIME`.
+const CAP_SYS_TIME: u32 = 25;
+
+/// `clock_settime(2)`. Only CLOCK_REALTIME and the encoded CPU clocks have a
+/// setter on Linux (others: `EINVAL`); a CPU clock refuses (`EPERM`). The sandbox shares the host's
+/// clock and may not set it, so CLOCK_REALTIME is `EPERM` too, even with
+/// CAP_SYS_TIME (after Linux's own argument checks).
+pub fn clock_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let clock = a[0] as i32;
+    // The encoded CPU clocks refuse to be set; the two standard ids have no setter.
+    if let (true, Some(id)) = (clock < 0, cpu_clock_id(clock)?) {
+        cpu_clock_usage(task, id)?;
+        return Err(Errno::EPERM);
+    }
+    if clock != libc::CLOCK_REALTIME {
+        return Err(Errno::EINVAL);
+    }
+    let ts: libc::timespec = io::read_struct(task.mem(), a[1])?;
+    if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+        return Err(Errno::EINVAL);
+    }
+    if task.creds.has_cap(CAP_SYS_TIME) {
+        tracing::info!("clock_settime: the sandbox may not set the host's clock");
+    }
+    Err(Errno::EPERM)
+}
+
+/// `settimeofday(2)`: as `clock_settime`, the time cannot be set from the sandbox
+/// (`EPERM` once the arguments pass Linux's checks).
+pub fn settimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if a[0] != 0 {
+        let tv: libc::timeval = io::read_struct(task.mem(), a[0])?;
+        if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+            return Err(Errno::EINVAL);
+        }
+    }
+    if a[1] != 0 {
+        let mut tz = [0u8; 8];
+        io::read_exact(task.mem(), a[1], &mut tz)?;
+    }
+    Err(Errno::EPERM)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::timers::{Target, Timer, TimerKey};
+use crate::kernel::timers::{space_cpu_clock, CpuClock, Target, Timer, TimerKey};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
@@ -13,8 +13,6 @@ use crate::syscalls::Args;
 fn itimer_signal(which: i32) -> SysResult<i32> {
     match which {
         0 => Ok(libc::SIGALRM),
-        // Virtual and profiling time are counted on the wall clock: the sentry does
-        // not yet account application CPU time per process.
         1 => Ok(libc::SIGVTALRM),
         2 => Ok(libc::SIGPROF),
         _ => Err(Errno::EINVAL),
@@ -38,17 +36,24 @@ fn timeval_bytes(d: Duration) -> [u8; 16] {
     b
 }
 
-fn process_timer(task: &Task, signo: i32) -> impl FnOnce() -> Timer {
-    let tg = Arc::downgrade(&task.tg);
-    move || Timer {
-        next: None,
-        interval: Duration::ZERO,
-        signo,
-        value: 0,
-        target: Target::Process(tg),
-        overrun: 0,
-        id: -1,
+/// The CPU clock of the caller's process (see [`space_cpu_clock`]).
+pub fn cpu_clock(task: &Task, user_only: bool) -> CpuClock {
+    space_cpu_clock(task.space(), user_only)
+}
+
+/// The clock an itimer counts: wall (ITIMER_REAL), user CPU time (ITIMER_VIRTUAL)
+/// or user and system CPU time (ITIMER_PROF).
+fn itimer_clock(task: &Task, which: i32) -> Option<CpuClock> {
+    match which {
+        1 => Some(cpu_clock(task, true)),
+        2 => Some(cpu_clock(task, false)),
+        _ => None,
     }
+}
+
+fn process_timer(task: &Task, signo: i32, cpu: Option<CpuClock>) -> impl FnOnce() -> Timer {
+    let tg = Arc::downgrade(&task.tg);
+    move || Timer::new(signo, 0, Target::Process(tg), -1, cpu)
 }
 
 /// `setitimer(2)`.
@@ -65,7 +70,7 @@ pub fn setitimer(task: &mut Task, a: &Args) -> SysResult<u64> {
         key,
         (!value.is_zero()).then_some(value),
         interval,
-        process_timer(task, sig),
+        process_timer(task, sig, itimer_clock(task, which)),
     )?;
     if a[2] != 0 {
         let mut b = [0u8; 32];
@@ -96,7 +101,7 @@ pub fn alarm(task: &mut Task, a: &Args) -> SysResult<u64> {
         key,
         (secs != 0).then(|| Duration::from_secs(secs)),
         Duration::ZERO,
-        process_timer(task, libc::SIGALRM),
+        process_timer(task, libc::SIGALRM, None),
     )?;
     // Linux rounds the remainder to the nearest second, but never reports a running
     // alarm as 0.
@@ -114,12 +119,19 @@ const SIGEV_THREAD_ID: i32 = 4;
 
 /// `timer_create(2)`.
 pub fn timer_create(task: &mut Task, a: &Args) -> SysResult<u64> {
-    match a[0] as i32 {
-        libc::CLOCK_REALTIME
-        | libc::CLOCK_MONOTONIC
-        | libc::CLOCK_BOOTTIME
-        | libc::CLOCK_PROCESS_CPUTIME_ID
-        | libc::CLOCK_THREAD_CPUTIME_ID => {}
+    let clock = a[0] as i32;
+    let cpu_id = super::time::cpu_clock_id(clock)?;
+    match (clock, cpu_id) {
+        (libc::CLOCK_REALTIME | libc::CLOCK_MONOTONIC | libc::CLOCK_BOOTTIME, _) => {}
+        // CPU clocks of the caller's own process and threads (all count the
+        // process's time here).
+        (_, Some(id)) => {
+            super::time::cpu_clock_usage(task, id)?;
+            let own = id.pid == 0 || id.pid == task.tgid || id.thread;
+            if !own {
+                return Err(Errno::EINVAL);
+            }
+        }
         _ => return Err(Errno::EINVAL),
     }
     let id = task.kernel.next_timer_id.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
@@ -154,15 +166,8 @@ pub fn timer_create(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         (signo, value, target)
     };
-    let t = Timer {
-        next: None,
-        interval: Duration::ZERO,
-        signo,
-        value,
-        target,
-        overrun: 0,
-        id,
-    };
+    let cpu = cpu_id.map(|id| cpu_clock(task, id.which == super::time::CpuWhich::Virt));
+    let t = Timer::new(signo, value, target, id, cpu);
     task.kernel
         .timers
         .create(TimerKey::Posix(task.tgid, id), t)?;
@@ -211,15 +216,7 @@ pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
         key,
         (!value.is_zero()).then_some(value),
         interval,
-        move || Timer {
-            next: None,
-            interval: Duration::ZERO,
-            signo: libc::SIGALRM,
-            value: 0,
-            target: Target::Process(tg),
-            overrun: 0,
-            id: a[0] as i32,
-        },
+        move || Timer::new(libc::SIGALRM, 0, Target::Process(tg), a[0] as i32, None),
     )?;
     if a[3] != 0 {
         io::write_all(task.mem(), a[3], &itimerspec_bytes(old.0, old.1))?;

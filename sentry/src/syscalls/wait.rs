@@ -67,8 +67,10 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
     };
     let mut any = false;
     for c in children.iter().filter(|c| matches(which, c, options)) {
-        any = true;
         let mut st = c.state()?;
+        // A zombie can only report its exit: without WEXITED it is no child to
+        // wait for (Linux leaves ECHILD standing for it).
+        any |= st.zombie.is_none() || options & WEXITED != 0;
         let uid = st.uids.0;
         if let Some(status) = st.zombie {
             if options & WEXITED != 0 {
@@ -207,19 +209,34 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
     if options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
         return Err(Errno::EINVAL);
     }
+    // A pidfd opened with PIDFD_NONBLOCK makes the wait WNOHANG, and "nothing
+    // yet" is then EAGAIN rather than a zeroed siginfo.
+    let mut nonblocking_pidfd = false;
     let which = match idtype {
         x if x == libc::P_ALL as i32 => Which::Any,
         x if x == libc::P_PID as i32 && id > 0 => Which::Pid(id),
         x if x == libc::P_PGID as i32 && id > 0 => Which::Pgid(id),
         x if x == libc::P_PGID as i32 => Which::Pgid(task.tg.state()?.pgid),
         3 /* P_PIDFD */ => {
+            if id < 0 {
+                return Err(Errno::EINVAL);
+            }
             let file = file_arg(task, id as u64)?;
             let pid = pidfd::of(&file).map(|p| p.group().tgid).ok_or(Errno::EBADF)?;
+            nonblocking_pidfd = file.nonblocking();
             Which::Pid(pid)
         }
         _ => return Err(Errno::EINVAL),
     };
-    let found = do_wait(task, which, options)?;
+    let found = if nonblocking_pidfd {
+        let found = do_wait(task, which, options | WNOHANG)?;
+        if found.is_none() && options & WNOHANG == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        found
+    } else {
+        do_wait(task, which, options)?
+    };
     if a[2] != 0 {
         let mut b = [0u8; 128];
         if let Some(f) = &found {

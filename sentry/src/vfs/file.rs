@@ -88,6 +88,20 @@ pub trait FileImpl: Send + Sync {
         (libc::POLLIN | libc::POLLOUT | libc::POLLRDNORM | libc::POLLWRNORM) as u32
     }
 
+    /// True for files whose `lseek` always answers 0 and moves nothing, whatever it
+    /// is asked (Linux's memory devices: null, zero, full, random, urandom).
+    fn seeks_to_zero(&self) -> bool {
+        false
+    }
+
+    /// What a blocking read or write waits on (bits as [`FileImpl::readiness`]):
+    /// the same, except where `poll`'s view hides a state the call itself acts on
+    /// (a FIFO whose writers all left before this reader came never polls as hung
+    /// up, yet its read returns end of file).
+    fn blocking_readiness(&self) -> u32 {
+        self.readiness()
+    }
+
     /// The queue notified whenever [`FileImpl::readiness`] may have changed; `None`
     /// for files that never block. A file that can return `EAGAIN` from `read` or
     /// `write` must have one: the VFS parks blocking callers on it.
@@ -244,6 +258,10 @@ impl OpenFile {
             return Err(Errno::ESPIPE);
         }
         let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
+        if self.imp.seeks_to_zero() && (libc::SEEK_SET..=libc::SEEK_HOLE).contains(&whence) {
+            *off = 0;
+            return Ok(0);
+        }
         let base: i64 = match whence {
             libc::SEEK_SET => 0,
             libc::SEEK_CUR => *off as i64,

@@ -130,6 +130,9 @@ impl FileImpl for DeviceFile {
     fn discards_writes(&self) -> bool {
         self.kind == Kind::Null
     }
+    fn seeks_to_zero(&self) -> bool {
+        self.kind != Kind::Tty
+    }
     fn write(&self, buf: &[u8], _offset: u64) -> SysResult<usize> {
         match self.kind {
             Kind::Full => Err(Errno::ENOSPC),

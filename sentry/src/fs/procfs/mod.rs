@@ -4,6 +4,7 @@
 
 pub mod mounts;
 pub mod node;
+pub mod sysctl;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
@@ -58,14 +59,24 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                         ("ostype", text(104, "Linux\n".into())),
                         ("pid_max", text(105, format!("{PID_MAX}\n"))),
                         ("version", text(106, format!("{VERSION}\n"))),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(sysctl::kernel_entries())
+                    .collect(),
                 ) as Arc<dyn Inode>,
             ),
             (
                 "vm",
-                GenDir::fixed(110, vec![("overcommit_memory", text(111, "0\n".into()))])
-                    as Arc<dyn Inode>,
+                GenDir::fixed(
+                    110,
+                    [("overcommit_memory", text(111, "0\n".into()))]
+                        .into_iter()
+                        .chain(sysctl::vm_entries(kernel.platform.min_user_address()))
+                        .collect(),
+                ) as Arc<dyn Inode>,
             ),
+            ("fs", sysctl::fs_dir()),
+            ("net", sysctl::net_dir()),
         ],
     );
     let k1 = k.clone();
@@ -216,6 +227,9 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("fd", fd_dir(tg, base + 15, false)),
         ("fdinfo", fd_dir(tg, base + 16, true)),
         ("oom_score_adj", oom_score_adj(tg, kernel, base + 17, owner)),
+        ("uid_map", mk(40, |_, _, _| Ok(sysctl::id_map()))),
+        ("gid_map", mk(41, |_, _, _| Ok(sysctl::id_map()))),
+        ("setgroups", mk(42, |_, _, _| Ok(sysctl::setgroups()))),
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());
