@@ -1,0 +1,1 @@
+//! `/proc/net` and `/proc/sys/net`.
