@@ -39,6 +39,8 @@ struct UdpState {
     err: Option<Errno>,
     shut_rd: bool,
     shut_wr: bool,
+    /// `bind` named the port: a disconnect keeps it (Linux's SOCK_BINDPORT_LOCK).
+    port_locked: bool,
 }
 
 /// A UDP socket.
@@ -88,6 +90,7 @@ impl UdpInner {
                 err: None,
                 shut_rd: false,
                 shut_wr: false,
+                port_locked: false,
             }),
         })
     }
@@ -134,7 +137,9 @@ impl UdpInner {
         if self.family == Family::V6 && st.opts.v6only && addr.ip.is_ipv4() && !addr.ip.is_unspecified() {
             return Err(Errno::EADDRNOTAVAIL);
         }
-        self.bind_locked(&mut st, addr.ip, addr.port)
+        self.bind_locked(&mut st, addr.ip, addr.port)?;
+        st.port_locked = addr.port != 0;
+        Ok(())
     }
 
     /// `connect(2)`: sets the default destination and the only accepted source.
@@ -162,6 +167,12 @@ impl UdpInner {
         let mut st = self.lock()?;
         st.peer = None;
         st.conn_local = None;
+        if !st.port_locked {
+            // An automatically chosen port goes back with the association.
+            if let Some((_, _, id)) = st.bound.take() {
+                stack().udp.unbind(id);
+            }
+        }
         Ok(())
     }
 
