@@ -47,6 +47,11 @@ pub struct Netstack {
     pub tcp: ports::PortTable<tcp::TcpInner>,
     /// Bound UDP sockets.
     pub udp: ports::PortTable<udp::UdpInner>,
+    /// Every TCP socket (accepted ones hold no binding), for `/proc/net/tcp`.
+    tcp_all: std::sync::Mutex<Vec<std::sync::Weak<tcp::TcpInner>>>,
+    /// Bytes and packets through the interface (`/proc/net/dev`).
+    bytes: std::sync::atomic::AtomicU64,
+    packets: std::sync::atomic::AtomicU64,
 }
 
 /// The sandbox's network stack (one sentry serves one sandbox, one network
@@ -57,6 +62,9 @@ pub fn stack() -> &'static Netstack {
         iface: Box::new(loopback::Loopback),
         tcp: ports::PortTable::default(),
         udp: ports::PortTable::default(),
+        tcp_all: std::sync::Mutex::new(Vec::new()),
+        bytes: std::sync::atomic::AtomicU64::new(0),
+        packets: std::sync::atomic::AtomicU64::new(0),
     })
 }
 
@@ -64,6 +72,43 @@ impl Netstack {
     /// The interface (only `lo` so far).
     pub fn iface(&self) -> &dyn Interface {
         &*self.iface
+    }
+
+    /// Records a new TCP socket (for `/proc/net/tcp`).
+    pub fn track_tcp(&self, s: &std::sync::Arc<tcp::TcpInner>) {
+        if let Ok(mut v) = self.tcp_all.lock() {
+            if v.len() >= 64 && v.len().is_power_of_two() {
+                v.retain(|w| w.strong_count() > 0);
+            }
+            v.push(std::sync::Arc::downgrade(s));
+        }
+    }
+
+    /// Every live TCP socket.
+    pub fn tcp_sockets(&self) -> Vec<std::sync::Arc<tcp::TcpInner>> {
+        match self.tcp_all.lock() {
+            Ok(mut v) => {
+                v.retain(|w| w.strong_count() > 0);
+                v.iter().filter_map(|w| w.upgrade()).collect()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Counts `len` bytes carried over the interface in one packet.
+    pub fn count(&self, len: usize) {
+        use std::sync::atomic::Ordering;
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.packets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (bytes, packets) carried so far.
+    pub fn counters(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.bytes.load(Ordering::Relaxed),
+            self.packets.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether a socket may bind `ip`: the wildcard, or a local address

@@ -114,6 +114,7 @@ impl Conn {
         }
         let n = room.min(data.len());
         s.buf[peer].extend(&data[..n]);
+        stack().count(n);
         s.sent[side] += n as u64;
         s.received[peer] += n as u64;
         drop(s);
@@ -313,7 +314,7 @@ impl TcpInner {
     }
 
     fn with(family: Family, uid: u32, opts: SockOpts) -> Arc<TcpInner> {
-        Arc::new(TcpInner {
+        let s = Arc::new(TcpInner {
             family,
             ino: next_ino(),
             uid,
@@ -326,7 +327,9 @@ impl TcpInner {
                 connecting: false,
                 dead: false,
             }),
-        })
+        });
+        stack().track_tcp(&s);
+        s
     }
 
     fn lock(&self) -> SysResult<MutexGuard<'_, TcpState>> {

@@ -244,6 +244,7 @@ impl UdpInner {
             return;
         }
         st.charged += cost;
+        stack().count(data.len());
         st.queue.push_back(Dgram {
             from,
             data: data.to_vec(),
