@@ -860,7 +860,8 @@ impl FileImpl for UnixSocket {
         let v = match req {
             r if r == libc::FIONREAD => self.pending(),
             r if r == libc::TIOCOUTQ => self.unread_by_peer(),
-            _ => return Err(Errno::ENOTTY),
+            // Interface queries work on any socket (glibc's if_nametoindex uses one).
+            _ => return crate::net::ifreq::ioctl(req, arg, mem),
         };
         crate::mm::io::write_all(mem, arg, &(v.min(i32::MAX as usize) as i32).to_le_bytes())?;
         Ok(0)

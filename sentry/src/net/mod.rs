@@ -14,6 +14,7 @@ pub mod fasync;
 pub mod file;
 pub mod ifreq;
 pub mod loopback;
+pub mod netlink;
 pub mod opts;
 pub mod ports;
 pub mod procfs;

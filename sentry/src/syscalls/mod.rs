@@ -16,6 +16,7 @@ pub mod info;
 pub mod mem;
 pub mod memfd;
 pub mod msg;
+pub mod netlink;
 pub mod pipe;
 pub mod poll;
 pub mod process;

@@ -15,7 +15,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs::read_iovecs;
 use crate::syscalls::pipe::{install_file, install_pair};
-use crate::syscalls::{at_dir, file_arg, fs_mut, inet, Args};
+use crate::syscalls::{at_dir, file_arg, fs_mut, inet, netlink, Args};
 use crate::vfs::path::{walk, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_WRITE};
 use crate::vfs::OpenFile;
@@ -112,6 +112,12 @@ fn inet_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
     Ok(inet::inet_of(&f).is_some().then_some(f))
 }
 
+/// The netlink socket behind `fd`, if it is one (its calls go to `netlink`).
+fn netlink_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
+    let f = file_arg(task, fd)?;
+    Ok(netlink::netlink_of(&f).is_some().then_some(f))
+}
+
 fn sock_arg(task: &Task, fd: u64) -> SysResult<Arc<OpenFile>> {
     let f = file_arg(task, fd)?;
     sock_of(&f)?;
@@ -182,6 +188,10 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
         let (ty, flags) = split_flags(a[1])?;
         return inet::socket(task, d, ty, a[2] as i32, flags);
     }
+    if d == libc::AF_NETLINK {
+        let (ty, flags) = split_flags(a[1])?;
+        return netlink::socket(task, ty, a[2] as i32, flags);
+    }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     Ok(install_sock(task, UnixSocket::new(kind), flags)? as u64)
@@ -243,6 +253,9 @@ pub fn bind(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::bind(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::bind(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     match read_addr(task, a[1], a[2])? {
@@ -272,6 +285,9 @@ pub fn bind(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn listen(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::listen(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::listen(task, &f, a);
     }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.listen(a[1] as i32, ucred(task))?;
@@ -306,6 +322,9 @@ pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::connect(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::connect(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     let addr = read_addr(task, a[1], a[2])?;
@@ -331,6 +350,9 @@ pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
 fn do_accept(task: &mut Task, a: &Args, flags: i32) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::accept(task, &f, a, flags);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::accept(task, &f, a, flags);
     }
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
@@ -372,6 +394,9 @@ pub fn getsockname(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::getsockname(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getsockname(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.name()?.unwrap_or_default();
     write_addr(task, a[1], a[2], &n)?;
@@ -383,6 +408,9 @@ pub fn getpeername(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::getpeername(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getpeername(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.peer_name()?;
     write_addr(task, a[1], a[2], &n)?;
@@ -393,6 +421,9 @@ pub fn getpeername(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn shutdown(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::shutdown(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::shutdown(task, &f, a);
     }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.shutdown(a[1] as i32)?;
@@ -596,6 +627,10 @@ pub fn sendto(task: &mut Task, a: &Args) -> SysResult<u64> {
         let to = (a[4] != 0).then_some((a[4], a[5]));
         return inet::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        let to = (a[4] != 0).then_some((a[4], a[5]));
+        return netlink::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
+    }
     let f = sock_arg(task, a[0])?;
     let to = if a[4] != 0 {
         Some(target_of(task, read_addr(task, a[4], a[5])?)?)
@@ -637,6 +672,9 @@ pub(super) fn read_msghdr(task: &Task, addr: u64) -> SysResult<MsgHdr> {
 fn do_sendmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, fd)? {
         return inet::sendmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = netlink_arg(task, fd)? {
+        return netlink::sendmsg(task, &f, msg, flags);
     }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
@@ -740,6 +778,9 @@ pub fn recvfrom(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::recvfrom(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::recvfrom(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let flags = a[3] as i32;
     let len = (a[2] as usize).min(crate::syscalls::MAX_RW_COUNT as usize);
@@ -756,6 +797,9 @@ pub fn recvfrom(task: &mut Task, a: &Args) -> SysResult<u64> {
 fn do_recvmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, fd)? {
         return inet::recvmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = netlink_arg(task, fd)? {
+        return netlink::recvmsg(task, &f, msg, flags);
     }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
@@ -886,6 +930,9 @@ pub fn setsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::setsockopt(task, &f, a);
     }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::setsockopt(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     if a[1] as i32 != libc::SOL_SOCKET {
@@ -916,6 +963,9 @@ pub fn setsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn getsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = inet_arg(task, a[0])? {
         return inet::getsockopt(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getsockopt(task, &f, a);
     }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
