@@ -73,7 +73,10 @@ pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
         vec![
             (b"block", empty()),
             (b"bus", empty()),
-            (b"class", StaticDir::new(fs, 0o755, vec![(b"net", net_class(fs))])),
+            (
+                b"class",
+                StaticDir::new(fs, 0o755, vec![(b"net", net_class(fs))]),
+            ),
             (b"dev", empty()),
             (b"devices", devices),
             (b"firmware", empty()),

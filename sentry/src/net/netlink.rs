@@ -76,7 +76,7 @@ fn put_attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
     out.extend_from_slice(&(len as u16).to_le_bytes());
     out.extend_from_slice(&kind.to_le_bytes());
     out.extend_from_slice(data);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
@@ -89,7 +89,7 @@ fn message(kind: u16, flags: u16, seq: u32, port: u32, body: &[u8]) -> Vec<u8> {
     m.extend_from_slice(&seq.to_le_bytes());
     m.extend_from_slice(&port.to_le_bytes());
     m.extend_from_slice(body);
-    while m.len() % 4 != 0 {
+    while !m.len().is_multiple_of(4) {
         m.push(0);
     }
     m
@@ -161,34 +161,79 @@ fn addr_bodies(family: u8) -> Vec<Vec<u8>> {
     out
 }
 
-/// `RTM_NEWROUTE` bodies: the routes `lo` brings, of `family` (0: all).
+/// One route of `lo`, as an `rtmsg` and its attributes carry it.
+struct Route {
+    family: u8,
+    dst: Vec<u8>,
+    dst_len: u8,
+    /// `RT_TABLE_MAIN` (254) or `RT_TABLE_LOCAL` (255).
+    table: u8,
+    /// `RT_SCOPE_HOST` (254) or universe (0).
+    scope: u8,
+    /// `RTN_UNICAST` (1) or `RTN_LOCAL` (2).
+    kind: u8,
+    prefsrc: Option<Vec<u8>>,
+    metric: Option<u32>,
+}
+
+/// `RTM_NEWROUTE` bodies: the routes `lo` brings, of `family` (0: all). All are
+/// `RTPROT_KERNEL` (2).
 fn route_bodies(family: u8) -> Vec<Vec<u8>> {
-    // (family, dst, dst_len, table, protocol, scope, type, prefsrc, metric)
     let v4 = libc::AF_INET as u8;
     let v6 = libc::AF_INET6 as u8;
-    let mut one6 = [0u8; 16];
+    let mut one6 = vec![0u8; 16];
     one6[15] = 1;
-    let routes: Vec<(u8, Vec<u8>, u8, u8, u8, u8, u8, Option<Vec<u8>>, Option<u32>)> = vec![
-        (v4, vec![127, 0, 0, 0], 8, 255, 2, 254, 2, Some(vec![127, 0, 0, 1]), None),
-        (v4, vec![127, 0, 0, 1], 32, 255, 2, 254, 2, Some(vec![127, 0, 0, 1]), None),
-        (v6, one6.to_vec(), 128, 254, 2, 0, 1, None, Some(256)),
-        (v6, one6.to_vec(), 128, 255, 2, 0, 2, None, Some(0)),
+    let local4 = |dst: Vec<u8>, dst_len: u8| Route {
+        family: v4,
+        dst,
+        dst_len,
+        table: 255,
+        scope: 254,
+        kind: 2,
+        prefsrc: Some(vec![127, 0, 0, 1]),
+        metric: None,
+    };
+    let routes = vec![
+        local4(vec![127, 0, 0, 0], 8),
+        local4(vec![127, 0, 0, 1], 32),
+        Route {
+            family: v6,
+            dst: one6.clone(),
+            dst_len: 128,
+            table: 254,
+            scope: 0,
+            kind: 1,
+            prefsrc: None,
+            metric: Some(256),
+        },
+        Route {
+            family: v6,
+            dst: one6,
+            dst_len: 128,
+            table: 255,
+            scope: 0,
+            kind: 2,
+            prefsrc: None,
+            metric: Some(0),
+        },
     ];
     routes
         .into_iter()
-        .filter(|r| family == 0 || r.0 == family)
-        .map(|(fam, dst, dst_len, table, proto, scope, kind, prefsrc, metric)| {
-            let mut b = vec![fam, dst_len, 0, 0, table, proto, scope, kind, 0, 0, 0, 0];
-            put_attr(&mut b, 15, &(table as u32).to_le_bytes()); // RTA_TABLE
-            put_attr(&mut b, 1, &dst); // RTA_DST
-            if let Some(m) = metric {
+        .filter(|r| family == 0 || r.family == family)
+        .map(|r| {
+            let mut b = vec![
+                r.family, r.dst_len, 0, 0, r.table, 2, r.scope, r.kind, 0, 0, 0, 0,
+            ];
+            put_attr(&mut b, 15, &(r.table as u32).to_le_bytes()); // RTA_TABLE
+            put_attr(&mut b, 1, &r.dst); // RTA_DST
+            if let Some(m) = r.metric {
                 put_attr(&mut b, 6, &m.to_le_bytes()); // RTA_PRIORITY
             }
-            if let Some(p) = prefsrc {
-                put_attr(&mut b, 7, &p); // RTA_PREFSRC
+            if let Some(p) = &r.prefsrc {
+                put_attr(&mut b, 7, p); // RTA_PREFSRC
             }
             put_attr(&mut b, 4, &LO_INDEX.to_le_bytes()); // RTA_OIF
-            if fam == v6 {
+            if r.family == v6 {
                 put_attr(&mut b, 20, &[0]); // RTA_PREF: medium
             }
             b
@@ -337,7 +382,13 @@ impl NetlinkSocket {
                     .into_iter()
                     .map(|(k, b)| message(k, NLM_F_MULTI, seq, port, &b))
                     .collect();
-                msgs.push(message(NLMSG_DONE, NLM_F_MULTI, seq, port, &0i32.to_le_bytes()));
+                msgs.push(message(
+                    NLMSG_DONE,
+                    NLM_F_MULTI,
+                    seq,
+                    port,
+                    &0i32.to_le_bytes(),
+                ));
                 answer(msgs, 0);
             } else if kind == RTM_GETLINK {
                 let index = if body.len() >= 8 {
@@ -346,8 +397,8 @@ impl NetlinkSocket {
                     0
                 };
                 let name = body.get(16..).and_then(ifname_attr);
-                let is_lo = index == LO_INDEX as i32
-                    || (index == 0 && name.as_deref() == Some(&b"lo"[..]));
+                let is_lo =
+                    index == LO_INDEX as i32 || (index == 0 && name.as_deref() == Some(&b"lo"[..]));
                 if is_lo {
                     answer(vec![message(RTM_NEWLINK, 0, seq, port, &link_body())], 0);
                 } else {
@@ -491,12 +542,7 @@ impl FileImpl for NetlinkSocket {
         Some(&self.wq)
     }
 
-    fn ioctl(
-        &self,
-        req: u64,
-        arg: u64,
-        mem: &dyn crate::platform::AddressSpace,
-    ) -> SysResult<u64> {
+    fn ioctl(&self, req: u64, arg: u64, mem: &dyn crate::platform::AddressSpace) -> SysResult<u64> {
         crate::net::ifreq::ioctl(req, arg, mem)
     }
 
@@ -513,7 +559,13 @@ mod tests {
     fn link_dump_and_done() {
         let s = NetlinkSocket::new();
         let mut req = message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 7, 0, &[0u8; 16]);
-        req.extend_from_slice(&message(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 8, 0, &[2, 0, 0, 0, 0, 0, 0, 0]));
+        req.extend_from_slice(&message(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            8,
+            0,
+            &[2, 0, 0, 0, 0, 0, 0, 0],
+        ));
         s.send(&req, 0, false).unwrap();
         let (d, full) = s.recv(1 << 16, false).unwrap();
         assert_eq!(d.len(), full);
@@ -527,7 +579,10 @@ mod tests {
             }
             v
         };
-        assert_eq!(kinds, vec![RTM_NEWLINK, NLMSG_DONE, RTM_NEWADDR, NLMSG_DONE]);
+        assert_eq!(
+            kinds,
+            vec![RTM_NEWLINK, NLMSG_DONE, RTM_NEWADDR, NLMSG_DONE]
+        );
         assert_eq!(s.recv(10, false).err(), Some(Errno::EAGAIN));
     }
 }

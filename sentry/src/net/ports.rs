@@ -99,7 +99,9 @@ impl<T> PortTable<T> {
             };
             (0..span)
                 .map(|i| EPHEMERAL_FIRST + ((start + i) % span) as u16)
-                .find(|&p| !Self::conflicts(&map, p, &local, &alone) && !map.values().any(|b| b.port == p))
+                .find(|&p| {
+                    !Self::conflicts(&map, p, &local, &alone) && !map.values().any(|b| b.port == p)
+                })
                 .ok_or(Errno::EADDRINUSE)?
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -201,23 +203,34 @@ mod tests {
         let (a, b, c) = (Arc::new(1u8), Arc::new(2u8), Arc::new(3u8));
         let any = Local::of(Family::V4, Family::V4.any(), false);
         let lo = Local::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let (ida, p) = t.bind(any, 0, opts(false, true, 1), Arc::downgrade(&a)).unwrap();
+        let (ida, p) = t
+            .bind(any, 0, opts(false, true, 1), Arc::downgrade(&a))
+            .unwrap();
         assert!((EPHEMERAL_FIRST..=EPHEMERAL_LAST).contains(&p));
         assert_eq!(
-            t.bind(lo, p, opts(false, false, 1), Arc::downgrade(&b)).err(),
+            t.bind(lo, p, opts(false, false, 1), Arc::downgrade(&b))
+                .err(),
             Some(Errno::EADDRINUSE)
         );
         assert_eq!(
-            t.bind(any, p, opts(false, true, 2), Arc::downgrade(&b)).err(),
+            t.bind(any, p, opts(false, true, 2), Arc::downgrade(&b))
+                .err(),
             Some(Errno::EADDRINUSE)
         );
-        t.bind(any, p, opts(false, true, 1), Arc::downgrade(&b)).unwrap();
+        t.bind(any, p, opts(false, true, 1), Arc::downgrade(&b))
+            .unwrap();
         t.set_listening(ida, true);
-        let got = t.lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l).unwrap();
+        let got = t
+            .lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l)
+            .unwrap();
         assert_eq!(*got, 1);
         drop(a);
-        assert!(t.lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l).is_none());
-        t.bind(lo, 5000, opts(true, false, 1), Arc::downgrade(&c)).unwrap();
-        t.bind(lo, 5000, opts(true, false, 1), Arc::downgrade(&b)).unwrap();
+        assert!(t
+            .lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l)
+            .is_none());
+        t.bind(lo, 5000, opts(true, false, 1), Arc::downgrade(&c))
+            .unwrap();
+        t.bind(lo, 5000, opts(true, false, 1), Arc::downgrade(&b))
+            .unwrap();
     }
 }

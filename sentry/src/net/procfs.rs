@@ -75,9 +75,7 @@ fn hex_addr(family: Family, a: SockAddr) -> String {
 fn header(family: Family, udp: bool) -> String {
     let addrs = match family {
         Family::V4 => "local_address rem_address  ",
-        Family::V6 => {
-            "local_address                         remote_address                       "
-        }
+        Family::V6 => "local_address                         remote_address                       ",
     };
     let sl = if udp { "   sl" } else { "  sl" };
     let tail = if udp { " ref pointer drops" } else { "" };
@@ -144,7 +142,10 @@ pub fn dev() -> String {
 
 /// `/proc/net/if_inet6`.
 pub fn if_inet6() -> String {
-    format!("00000000000000000000000000000001 {LO_INDEX:02x} 80 10 80 {:>8}\n", "lo")
+    format!(
+        "00000000000000000000000000000001 {LO_INDEX:02x} 80 10 80 {:>8}\n",
+        "lo"
+    )
 }
 
 /// `/proc/net/route`: the main table, empty with only `lo` (its routes are in the
@@ -156,10 +157,7 @@ pub fn route() -> String {
 /// `/proc/net/snmp`-style summary is not kept; `/proc/net/sockstat` counts sockets.
 pub fn sockstat() -> String {
     let tcp = stack().tcp_sockets();
-    let inuse = tcp
-        .iter()
-        .filter(|s| s.state() != State::Close)
-        .count();
+    let inuse = tcp.iter().filter(|s| s.state() != State::Close).count();
     let udp = stack().udp.all().len();
     format!(
         "sockets: used {}\nTCP: inuse {inuse} orphan 0 tw 0 alloc {} mem 0\nUDP: inuse {udp} mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n",

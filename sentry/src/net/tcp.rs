@@ -20,7 +20,7 @@ use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
-use crate::net::{stack, next_ino};
+use crate::net::{next_ino, stack};
 
 /// Bytes one direction of a connection queues when the receiver did not set
 /// `SO_RCVBUF`.
@@ -351,7 +351,12 @@ impl TcpInner {
         self.ino
     }
 
-    fn bind_locked(self: &Arc<Self>, st: &mut TcpState, ip: std::net::IpAddr, port: u16) -> SysResult<()> {
+    fn bind_locked(
+        self: &Arc<Self>,
+        st: &mut TcpState,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> SysResult<()> {
         if st.bound.is_some() {
             return Err(Errno::EINVAL);
         }
@@ -371,7 +376,11 @@ impl TcpInner {
     /// `bind(2)`.
     pub fn bind(self: &Arc<Self>, addr: SockAddr) -> SysResult<()> {
         let mut st = self.lock()?;
-        if self.family == Family::V6 && st.opts.v6only && addr.ip.is_ipv4() && !addr.ip.is_unspecified() {
+        if self.family == Family::V6
+            && st.opts.v6only
+            && addr.ip.is_ipv4()
+            && !addr.ip.is_unspecified()
+        {
             return Err(Errno::EADDRNOTAVAIL);
         }
         self.bind_locked(&mut st, addr.ip, addr.port)
@@ -453,7 +462,9 @@ impl TcpInner {
 
         // The filter runs under the port table's lock: it must not take a
         // socket's (sockets take the table's under theirs).
-        let listener = stack().tcp.lookup(peer.ip, peer.port, |_, listening| listening);
+        let listener = stack()
+            .tcp
+            .lookup(peer.ip, peer.port, |_, listening| listening);
         let result = match listener {
             Some(l) => l.enqueue(local, peer, rcvcap, self.wq.clone()),
             None => Err(Errno::ECONNREFUSED),
@@ -581,11 +592,7 @@ impl TcpInner {
             Phase::Connected { conn, side, .. } => {
                 let (conn, side) = (conn.clone(), *side);
                 drop(st);
-                conn.shutdown(
-                    side,
-                    how != libc::SHUT_WR,
-                    how != libc::SHUT_RD,
-                )
+                conn.shutdown(side, how != libc::SHUT_WR, how != libc::SHUT_RD)
             }
             Phase::Listen { .. } if how != libc::SHUT_WR => {
                 // Linux stops a listener on SHUT_RD: it becomes an unbound-for-
@@ -691,7 +698,9 @@ impl TcpInner {
     /// The peer's address (`getpeername`): `ENOTCONN` when not connected.
     pub fn peer(&self) -> SysResult<SockAddr> {
         match &self.lock()?.phase {
-            Phase::Connected { peer, conn, side, .. } => {
+            Phase::Connected {
+                peer, conn, side, ..
+            } => {
                 if conn.lock().map(|s| s.reset[*side]).unwrap_or(true) {
                     return Err(Errno::ENOTCONN);
                 }
@@ -754,9 +763,13 @@ impl TcpInner {
 
     /// The socket's timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
     pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
-        self.lock()
-            .ok()
-            .and_then(|s| if send { s.opts.sndtimeo } else { s.opts.rcvtimeo })
+        self.lock().ok().and_then(|s| {
+            if send {
+                s.opts.sndtimeo
+            } else {
+                s.opts.rcvtimeo
+            }
+        })
     }
 
     fn ctx(&self, st: &TcpState) -> Ctx {
@@ -818,8 +831,10 @@ impl TcpInner {
             Err(_) => (0, 0),
         };
         let mut b = vec![0u8; 232];
-        let put32 = |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-        let put64 = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
         b[0] = state as u8;
         let connected = !matches!(state, State::Listen | State::Close);
         if connected {

@@ -134,7 +134,11 @@ impl UdpInner {
     /// `bind(2)`.
     pub fn bind(self: &Arc<Self>, addr: SockAddr) -> SysResult<()> {
         let mut st = self.lock()?;
-        if self.family == Family::V6 && st.opts.v6only && addr.ip.is_ipv4() && !addr.ip.is_unspecified() {
+        if self.family == Family::V6
+            && st.opts.v6only
+            && addr.ip.is_ipv4()
+            && !addr.ip.is_unspecified()
+        {
             return Err(Errno::EADDRNOTAVAIL);
         }
         self.bind_locked(&mut st, addr.ip, addr.port)?;
@@ -357,9 +361,13 @@ impl UdpInner {
 
     /// The socket's timeouts.
     pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
-        self.lock()
-            .ok()
-            .and_then(|s| if send { s.opts.sndtimeo } else { s.opts.rcvtimeo })
+        self.lock().ok().and_then(|s| {
+            if send {
+                s.opts.sndtimeo
+            } else {
+                s.opts.rcvtimeo
+            }
+        })
     }
 
     fn ctx(&self, st: &UdpState) -> Ctx {

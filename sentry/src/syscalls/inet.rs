@@ -68,7 +68,11 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         libc::SOCK_STREAM | libc::SOCK_DGRAM => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
     };
-    let file = OpenFile::new(Box::new(sock), None, libc::O_RDWR | (flags & libc::O_NONBLOCK));
+    let file = OpenFile::new(
+        Box::new(sock),
+        None,
+        libc::O_RDWR | (flags & libc::O_NONBLOCK),
+    );
     Ok(install_file(task, file, flags & libc::O_CLOEXEC != 0)? as u64)
 }
 
@@ -84,7 +88,13 @@ fn read_sockaddr(task: &Task, family: Family, addr: u64, len: u64) -> SysResult<
 
 /// Writes `a` as a `sockaddr` of `family` at `addr`, cut to the room at `len_addr`,
 /// and stores its full length there (as Linux does).
-fn write_sockaddr(task: &Task, addr: u64, len_addr: u64, family: Family, a: Option<SockAddr>) -> SysResult<()> {
+fn write_sockaddr(
+    task: &Task,
+    addr: u64,
+    len_addr: u64,
+    family: Family,
+    a: Option<SockAddr>,
+) -> SysResult<()> {
     if len_addr == 0 {
         return Ok(());
     }
@@ -114,7 +124,10 @@ pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
         }
         Parsed::Unspec { .. } => return Err(Errno::EAFNOSUPPORT),
     };
-    if sa.port != 0 && sa.port < UNPRIVILEGED_PORT_START && !task.creds.has_cap(CAP_NET_BIND_SERVICE) {
+    if sa.port != 0
+        && sa.port < UNPRIVILEGED_PORT_START
+        && !task.creds.has_cap(CAP_NET_BIND_SERVICE)
+    {
         return Err(Errno::EACCES);
     }
     match s {

@@ -184,7 +184,11 @@ pub fn recvfrom(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     if a[4] != 0 {
         write_nl(task, a[4], a[5], 0)?;
     }
-    Ok(if flags & MSG_TRUNC != 0 { full } else { d.len() } as u64)
+    Ok(if flags & MSG_TRUNC != 0 {
+        full
+    } else {
+        d.len()
+    } as u64)
 }
 
 /// `recvmsg(2)`.
@@ -200,7 +204,11 @@ pub fn recvmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
     if h.name != 0 {
         write_nl(task, h.name, msg + 8, 0)?;
     }
-    Ok(if flags & MSG_TRUNC != 0 { full } else { d.len() } as u64)
+    Ok(if flags & MSG_TRUNC != 0 {
+        full
+    } else {
+        d.len()
+    } as u64)
 }
 
 /// `setsockopt(2)`.

@@ -431,7 +431,12 @@ pub fn shutdown(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// Gathers `len` bytes from the iovecs starting `skip` bytes in.
-pub(super) fn gather(task: &Task, iov: &[(u64, usize)], skip: usize, len: usize) -> SysResult<Vec<u8>> {
+pub(super) fn gather(
+    task: &Task,
+    iov: &[(u64, usize)],
+    skip: usize,
+    len: usize,
+) -> SysResult<Vec<u8>> {
     let mut out = Vec::with_capacity(len);
     let mut pos = 0usize;
     for &(base, l) in iov {
