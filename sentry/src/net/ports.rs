@@ -224,7 +224,7 @@ mod tests {
             .lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l)
             .unwrap();
         assert_eq!(*got, 1);
-        drop(a);
+        drop((a, got));
         assert!(t
             .lookup(IpAddr::V4(Ipv4Addr::LOCALHOST), p, |_, l| l)
             .is_none());
