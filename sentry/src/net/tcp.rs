@@ -126,11 +126,14 @@ impl Conn {
         let mut s = self.lock()?;
         if !s.buf[side].is_empty() {
             let n = len.min(s.buf[side].len());
-            let out: Vec<u8> = if peek {
-                s.buf[side].iter().take(n).copied().collect()
-            } else {
-                s.buf[side].drain(..n).collect()
-            };
+            let mut out = Vec::with_capacity(n);
+            let (a, b) = s.buf[side].as_slices();
+            let k = a.len().min(n);
+            out.extend_from_slice(&a[..k]);
+            out.extend_from_slice(&b[..n - k]);
+            if !peek {
+                s.buf[side].drain(..n);
+            }
             drop(s);
             if !peek {
                 // Room was made: the peer's writers may go on.
