@@ -167,6 +167,10 @@ fn net_dir() -> Arc<dyn Inode> {
             ("if_inet6", file(216, || Ok(p::if_inet6().into_bytes()))),
             ("route", file(217, || Ok(p::route().into_bytes()))),
             ("sockstat", file(218, || Ok(p::sockstat().into_bytes()))),
+            (
+                "unix",
+                file(219, || Ok(crate::fs::unix::proc_net_unix().into_bytes())),
+            ),
         ],
     )
 }
