@@ -891,3 +891,70 @@ fn queue_cap(o: &SockOpts) -> usize {
         QUEUE_DEFAULT
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn lo(port: u16) -> SockAddr {
+        SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    fn pair() -> (Arc<TcpInner>, Arc<TcpInner>, Arc<TcpInner>) {
+        let l = TcpInner::new(Family::V4, 0);
+        l.bind(lo(0)).unwrap();
+        l.listen(4).unwrap();
+        let c = TcpInner::new(Family::V4, 0);
+        assert_eq!(c.connect(l.local(), false), Ok(Connected::Now));
+        let s = l.accept().unwrap();
+        (l, c, s)
+    }
+
+    #[test]
+    fn data_eof_and_states() {
+        let (l, c, s) = pair();
+        assert_eq!(l.state(), State::Listen);
+        assert_eq!(c.state(), State::Established);
+        assert_eq!(s.peer().unwrap(), c.local());
+        assert_eq!(c.send(b"ping"), Ok(4));
+        assert_eq!(s.recv(2, true).unwrap(), b"pi");
+        assert_eq!(s.recv(10, false).unwrap(), b"ping");
+        assert_eq!(s.recv(10, false), Err(Errno::EAGAIN));
+        c.shutdown(libc::SHUT_WR).unwrap();
+        assert_eq!(c.state(), State::FinWait2);
+        assert_eq!(s.state(), State::CloseWait);
+        assert!(s.recv(10, false).unwrap().is_empty());
+        assert_eq!(c.send(b"x"), Err(Errno::EPIPE));
+        assert_eq!(s.send(b"back"), Ok(4));
+        assert_eq!(c.recv(10, false).unwrap(), b"back");
+        s.close(false);
+        assert!(c.recv(10, false).unwrap().is_empty());
+        assert_ne!(c.readiness() & libc::POLLHUP as u32, 0);
+    }
+
+    #[test]
+    fn reset_refused_and_full_queue() {
+        let (l, c, s) = pair();
+        c.send(b"unread").unwrap();
+        s.close(false);
+        assert_eq!(c.recv(10, false), Err(Errno::ECONNRESET));
+        assert!(c.recv(10, false).unwrap().is_empty());
+        assert_eq!(c.send(b"x"), Err(Errno::EPIPE));
+        let port = l.local().port;
+        l.close(false);
+        let d = TcpInner::new(Family::V4, 0);
+        assert_eq!(d.connect(lo(port), false), Err(Errno::ECONNREFUSED));
+        let e = TcpInner::new(Family::V4, 0);
+        assert_eq!(e.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(e.take_error(), libc::ECONNREFUSED);
+
+        let (_l, c, s) = pair();
+        let big = vec![1u8; QUEUE_DEFAULT + 10];
+        assert_eq!(c.send(&big), Ok(QUEUE_DEFAULT));
+        assert_eq!(c.send(b"x"), Err(Errno::EAGAIN));
+        assert_eq!(c.readiness() & libc::POLLOUT as u32, 0);
+        assert_eq!(s.recv(100, false).unwrap().len(), 100);
+        assert_ne!(c.readiness() & libc::POLLOUT as u32, 0);
+    }
+}

@@ -412,3 +412,29 @@ impl UdpInner {
         (local, remote, 0, rx, self.uid, self.ino)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn datagrams_between_families() {
+        let r = UdpInner::new(Family::V6, 0);
+        r.bind(SockAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0))
+            .unwrap();
+        let port = r.local().port;
+        let s = UdpInner::new(Family::V4, 0);
+        let to = SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(s.send(b"hello", Some(to)), Ok(5));
+        let got = r.recv(3, false).unwrap();
+        assert_eq!((got.data.as_slice(), got.full_len), (&b"hel"[..], 5));
+        assert_eq!(
+            got.from,
+            SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), s.local().port)
+        );
+        assert_eq!(r.recv(3, false).err(), Some(Errno::EAGAIN));
+        assert_eq!(s.send(&vec![0; MAX_V4 + 1], Some(to)), Err(Errno::EMSGSIZE));
+        assert_eq!(s.send(b"x", None), Err(Errno::EDESTADDRREQ));
+    }
+}
