@@ -98,6 +98,9 @@ impl Conn {
         if s.sent_fin[side] || s.reset[side] {
             return Err(Errno::EPIPE);
         }
+        if data.is_empty() {
+            return Ok(0);
+        }
         if s.closed[peer] {
             // The peer is gone: its stack answers this segment with RST, which
             // closes us with EPIPE for the next write.
