@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "e2e.h"
 
@@ -104,5 +106,22 @@ int main(void) {
         if (strstr(line, want)) found++;
     if (f) fclose(f);
     printf("listener in /proc/net/tcp: %d\n", found);
+
+    // A listening abstract Unix socket in /proc/net/unix: flags, type, state, name.
+    int u = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un ua = {.sun_family = AF_UNIX};
+    memcpy(ua.sun_path, "\0rvisor-net-test", 16);
+    bind(u, (struct sockaddr *)&ua, offsetof(struct sockaddr_un, sun_path) + 16);
+    listen(u, 1);
+    f = fopen("/proc/net/unix", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strstr(line, "@rvisor-net-test")) continue;
+        char num[32], path[64];
+        unsigned ref, proto, flags, type, st;
+        unsigned long ino;
+        if (sscanf(line, "%31s %x %x %x %x %x %lu %63s", num, &ref, &proto, &flags, &type, &st, &ino, path) == 8)
+            printf("unix: flags %05x type %04x st %02x path %s\n", flags, type, st, path);
+    }
+    if (f) fclose(f);
     return 0;
 }
