@@ -10,7 +10,6 @@
 //! loopback path stays as it is. Nothing here makes a host system call.
 
 pub mod addr;
-pub mod fasync;
 pub mod file;
 pub mod ifreq;
 pub mod loopback;

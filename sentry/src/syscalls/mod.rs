@@ -6,6 +6,7 @@ pub mod creds;
 pub mod epoll;
 pub mod eventfd;
 pub mod exec;
+pub mod fasync;
 pub mod fs;
 pub mod fs_io;
 pub mod fs_lock;
