@@ -49,6 +49,29 @@ if __name__ == "__main__":
         print("pool", p.map(sq, range(10)))
 "#;
 
+/// `python3 -m http.server` on 127.0.0.1 in a child process, fetched with urllib
+/// (a free port is found first with bind to port 0); argv[1] is the directory served.
+const PY_HTTP: &str = r#"
+import socket, subprocess, sys, time, urllib.request
+s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+srv = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port),
+                        "--directory", sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.05)
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/data", timeout=10) as r:
+    print(r.status, r.headers["Content-Length"], r.read().decode().strip())
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/missing", timeout=10)
+except urllib.error.HTTPError as e:
+    print("missing", e.code)
+srv.terminate()
+print("server exit", srv.wait())
+"#;
+
 /// Perl's System V IPC built-ins: a semaphore and a message queue.
 const PERL_SYSV: &str = r#"
 use IPC::SysV qw(IPC_PRIVATE IPC_RMID S_IRWXU SETVAL GETVAL);
@@ -79,6 +102,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ),
         ("coreutils", vec!["/bin/sh".into(), "-c".into(), format!("cd {d} && ls -l data && du -s . | cut -f2 && printf 'b\\na\\nc\\n' | sort && wc -c data")]),
         ("python3", vec!["/usr/bin/python3".into(), "-c".into(), PY.into()]),
+        ("python3-http-server", vec!["/usr/bin/python3".into(), "-c".into(), PY_HTTP.into(), d.clone()]),
         ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ];

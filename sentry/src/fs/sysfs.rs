@@ -23,6 +23,20 @@ fn cpu_list(ncpus: usize) -> Vec<u8> {
     }
 }
 
+/// `class/net`: the loopback interface's attributes.
+fn net_class(fs: FsInfo) -> Arc<dyn Inode> {
+    let lo: Vec<(&[u8], Arc<dyn Inode>)> = crate::net::procfs::LO_SYSFS
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_bytes(),
+                StaticFile::new(fs, v.as_bytes().to_vec(), ATTR_SIZE) as Arc<dyn Inode>,
+            )
+        })
+        .collect();
+    StaticDir::new(fs, 0o755, vec![(b"lo", StaticDir::new(fs, 0o755, lo))])
+}
+
 /// Builds the root of a sysfs instance for a sandbox with `ncpus` CPUs.
 pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
     let fs = FsInfo {
@@ -59,7 +73,10 @@ pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
         vec![
             (b"block", empty()),
             (b"bus", empty()),
-            (b"class", empty()),
+            (
+                b"class",
+                StaticDir::new(fs, 0o755, vec![(b"net", net_class(fs))]),
+            ),
             (b"dev", empty()),
             (b"devices", devices),
             (b"firmware", empty()),

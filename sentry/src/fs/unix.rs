@@ -37,6 +37,8 @@ static NEXT_INO: AtomicU64 = AtomicU64::new(0x10_0000);
 static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
 static ABSTRACT: Mutex<Option<NameMap<Vec<u8>>>> = Mutex::new(None);
 static PATHS: Mutex<Option<NameMap<(u64, u64)>>> = Mutex::new(None);
+/// Every socket, for `/proc/net/unix`.
+static ALL: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
 
 /// Bound sockets by name.
 type NameMap<K> = HashMap<K, Weak<Core>>;
@@ -194,7 +196,7 @@ pub struct Core {
 
 impl Core {
     fn new(kind: Kind) -> Arc<Core> {
-        Arc::new(Core {
+        let core = Arc::new(Core {
             kind,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             inbox: Arc::new(Inbox::default()),
@@ -203,7 +205,14 @@ impl Core {
                 rcvbuf: BUF_SIZE,
                 ..Default::default()
             }),
-        })
+        });
+        if let Ok(mut all) = ALL.lock() {
+            if all.len() >= 64 && all.len().is_power_of_two() {
+                all.retain(|w| w.strong_count() > 0);
+            }
+            all.push(Arc::downgrade(&core));
+        }
+        core
     }
 
     fn lock(&self) -> SysResult<MutexGuard<'_, SockState>> {
@@ -860,7 +869,8 @@ impl FileImpl for UnixSocket {
         let v = match req {
             r if r == libc::FIONREAD => self.pending(),
             r if r == libc::TIOCOUTQ => self.unread_by_peer(),
-            _ => return Err(Errno::ENOTTY),
+            // Interface queries work on any socket (glibc's if_nametoindex uses one).
+            _ => return crate::net::ifreq::ioctl(req, arg, mem),
         };
         crate::mm::io::write_all(mem, arg, &(v.min(i32::MAX as usize) as i32).to_le_bytes())?;
         Ok(0)
@@ -926,6 +936,52 @@ impl FileImpl for UnixSocket {
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         Some(self)
     }
+}
+
+/// `/proc/net/unix`: one line per socket of the sandbox, in Linux's format (the
+/// kernel address shown as zeros, as with `kptr_restrict`).
+pub fn proc_net_unix() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
+    let cores: Vec<Arc<Core>> = match ALL.lock() {
+        Ok(mut all) => {
+            all.retain(|w| w.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        }
+        Err(_) => return out,
+    };
+    for c in cores {
+        let Ok(st) = c.lock() else {
+            continue;
+        };
+        let listening = st.backlog.is_some();
+        // __SO_ACCEPTCON marks a listener; SS_UNCONNECTED 1, SS_CONNECTED 3.
+        let flags = if listening { 0x1_0000 } else { 0 };
+        let state = if !listening && st.peer.is_some() {
+            3
+        } else {
+            1
+        };
+        let ty = match c.kind {
+            Kind::Stream => 1,
+            Kind::Dgram => 2,
+            Kind::SeqPacket => 5,
+        };
+        let _ = write!(
+            out,
+            "0000000000000000: 00000002 00000000 {flags:08X} {ty:04X} {state:02X} {:5}",
+            c.ino
+        );
+        if let Some(n) = st.name.as_ref().filter(|n| !n.0.is_empty()) {
+            let shown: String =
+                n.0.iter()
+                    .map(|&b| if b == 0 { '@' } else { b as char })
+                    .collect();
+            let _ = write!(out, " {shown}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The peer inbox's wait queue of a connected socket, for senders that wait for room.

@@ -19,6 +19,10 @@ pub struct Waker {
     /// [`Waker::interrupt`], and told before each sleep so it can stop spinning for
     /// an answer that will not come soon.
     context: Mutex<Option<Arc<dyn Interrupter>>>,
+    /// Run on every wake-up: for wakers that stand for an event consumer rather
+    /// than a sleeping task (O_ASYNC's SIGIO). It must not take locks a waker's
+    /// caller may hold.
+    hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Waker {
@@ -33,12 +37,22 @@ impl Waker {
         self.generation.lock().map(|g| *g).unwrap_or(0)
     }
 
+    /// A waker that runs `hook` each time it is woken (nobody sleeps on it).
+    pub fn with_hook(hook: Box<dyn Fn() + Send + Sync>) -> Arc<Waker> {
+        let w = Waker::default();
+        let _ = w.hook.set(hook);
+        Arc::new(w)
+    }
+
     /// Wakes the owner if it waits, or makes its next wait return at once.
     pub fn wake(&self) {
         if let Ok(mut g) = self.generation.lock() {
             *g = g.wrapping_add(1);
         }
         self.cv.notify_all();
+        if let Some(h) = self.hook.get() {
+            h();
+        }
     }
 
     /// Sets the platform context that runs the task's code (at start and exec).

@@ -953,6 +953,26 @@ pub fn ioctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             });
             Ok(0)
         }
+        // FIOASYNC, and FIOSETOWN/SIOCSPGRP and their getters (any file).
+        0x5452 | 0x8901 | 0x8902 | 0x8903 | 0x8904 => {
+            let file = file_arg(task, a[0])?;
+            if req == 0x8903 || req == 0x8904 {
+                let pid = crate::syscalls::fasync::get_owner(task, &file)?;
+                io::write_all(task.mem(), a[2], &pid.to_le_bytes())?;
+                return Ok(0);
+            }
+            let v: i32 = from_bytes(&{
+                let mut b = [0u8; 4];
+                io::read_exact(task.mem(), a[2], &mut b)?;
+                b
+            });
+            if req == 0x5452 {
+                crate::syscalls::fasync::fioasync(task, fd, &file, v != 0)?;
+            } else {
+                crate::syscalls::fasync::set_owner(task, &file, v)?;
+            }
+            Ok(0)
+        }
         r if r == libc::FIONREAD && file_arg(task, a[0])?.stat()?.is_regular() => {
             // Regular files: the bytes between the position and the end.
             let file = file_arg(task, a[0])?;
@@ -1056,7 +1076,43 @@ pub fn fcntl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 return Err(Errno::EBADF);
             }
             file.set_flags(a[2] as i32);
+            crate::syscalls::fasync::flags_changed(task, fd, &file)?;
             Ok(0)
+        }
+        libc::F_SETOWN => {
+            let file = task.fds()?.get(fd)?;
+            crate::syscalls::fasync::set_owner(task, &file, a[2] as i32)?;
+            Ok(0)
+        }
+        libc::F_GETOWN => {
+            let file = task.fds()?.get(fd)?;
+            Ok(crate::syscalls::fasync::get_owner(task, &file)? as i64 as u64)
+        }
+        crate::syscalls::fasync::F_SETOWN_EX => {
+            let file = task.fds()?.get(fd)?;
+            let mut b = [0u8; 8];
+            io::read_exact(task.mem(), a[2], &mut b)?;
+            let kind: i32 = from_bytes(&[b[0], b[1], b[2], b[3]]);
+            let pid: i32 = from_bytes(&[b[4], b[5], b[6], b[7]]);
+            crate::syscalls::fasync::set_owner_ex(task, &file, kind, pid)?;
+            Ok(0)
+        }
+        crate::syscalls::fasync::F_GETOWN_EX => {
+            let file = task.fds()?.get(fd)?;
+            let (kind, pid) = crate::syscalls::fasync::get_owner_ex(task, &file)?;
+            let mut b = kind.to_le_bytes().to_vec();
+            b.extend_from_slice(&pid.to_le_bytes());
+            io::write_all(task.mem(), a[2], &b)?;
+            Ok(0)
+        }
+        crate::syscalls::fasync::F_SETSIG => {
+            let file = task.fds()?.get(fd)?;
+            crate::syscalls::fasync::set_sig(task, &file, a[2])?;
+            Ok(0)
+        }
+        crate::syscalls::fasync::F_GETSIG => {
+            let file = task.fds()?.get(fd)?;
+            Ok(crate::syscalls::fasync::get_sig(task, &file)? as u64)
         }
         libc::F_GETLK
         | libc::F_SETLK

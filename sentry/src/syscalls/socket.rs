@@ -1,6 +1,7 @@
-//! The socket system calls. Only `AF_UNIX` exists in the sandbox (see
-//! [`crate::fs::unix`]); other families get `EAFNOSUPPORT`, Linux's answer for a
-//! family the kernel does not have, and are logged once each.
+//! The socket system calls. `AF_UNIX` sockets are served here (see
+//! [`crate::fs::unix`]); calls on `AF_INET`/`AF_INET6` sockets go to
+//! [`crate::syscalls::inet`]. Other families get `EAFNOSUPPORT`, Linux's answer for
+//! a family the kernel does not have, and are logged once each.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs::read_iovecs;
 use crate::syscalls::pipe::{install_file, install_pair};
-use crate::syscalls::{at_dir, file_arg, fs_mut, Args};
+use crate::syscalls::{at_dir, file_arg, fs_mut, inet, netlink, Args};
 use crate::vfs::path::{walk, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_WRITE};
 use crate::vfs::OpenFile;
@@ -105,6 +106,18 @@ fn sock_of(file: &OpenFile) -> SysResult<&UnixSocket> {
         .ok_or(Errno::ENOTSOCK)
 }
 
+/// The internet socket behind `fd`, if it is one (its calls go to `inet`).
+fn inet_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
+    let f = file_arg(task, fd)?;
+    Ok(inet::inet_of(&f).is_some().then_some(f))
+}
+
+/// The netlink socket behind `fd`, if it is one (its calls go to `netlink`).
+fn netlink_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
+    let f = file_arg(task, fd)?;
+    Ok(netlink::netlink_of(&f).is_some().then_some(f))
+}
+
 fn sock_arg(task: &Task, fd: u64) -> SysResult<Arc<OpenFile>> {
     let f = file_arg(task, fd)?;
     sock_of(&f)?;
@@ -123,6 +136,16 @@ fn install_sock(task: &Task, s: UnixSocket, flags: i32) -> SysResult<i32> {
     let nb = flags & libc::O_NONBLOCK;
     let file = OpenFile::new(Box::new(s), None, libc::O_RDWR | nb);
     install_file(task, file, flags & libc::O_CLOEXEC != 0)
+}
+
+fn split_flags(t: u64) -> SysResult<(i32, i32)> {
+    let t = t as i32;
+    let flags = t & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    let base = t & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    if !(0..SOCK_MAX).contains(&base) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((base, flags))
 }
 
 fn split_type(t: u64) -> SysResult<(Kind, i32)> {
@@ -146,7 +169,7 @@ fn check_domain(domain: u64, protocol: u64) -> SysResult<()> {
             if REFUSED_FAMILIES.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
                 tracing::warn!(
                     family = d,
-                    "socket family not supported in the sandbox (only AF_UNIX): EAFNOSUPPORT"
+                    "socket family not supported in the sandbox (only AF_UNIX, AF_INET, AF_INET6): EAFNOSUPPORT"
                 );
             }
         }
@@ -160,6 +183,15 @@ fn check_domain(domain: u64, protocol: u64) -> SysResult<()> {
 
 /// `socket(2)`.
 pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let d = a[0] as i32;
+    if d == libc::AF_INET || d == libc::AF_INET6 {
+        let (ty, flags) = split_flags(a[1])?;
+        return inet::socket(task, d, ty, a[2] as i32, flags);
+    }
+    if d == libc::AF_NETLINK {
+        let (ty, flags) = split_flags(a[1])?;
+        return netlink::socket(task, ty, a[2] as i32, flags);
+    }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     Ok(install_sock(task, UnixSocket::new(kind), flags)? as u64)
@@ -167,6 +199,11 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `socketpair(2)`.
 pub fn socketpair(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let d = a[0] as i32;
+    if d == libc::AF_INET || d == libc::AF_INET6 {
+        split_flags(a[1])?;
+        return Err(Errno::EOPNOTSUPP);
+    }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     let (x, y) = UnixSocket::pair(kind, ucred(task))?;
@@ -213,6 +250,12 @@ fn target_of(task: &Task, addr: Addr) -> SysResult<Target> {
 
 /// `bind(2)`.
 pub fn bind(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::bind(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::bind(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     match read_addr(task, a[1], a[2])? {
@@ -240,6 +283,12 @@ pub fn bind(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `listen(2)`.
 pub fn listen(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::listen(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::listen(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.listen(a[1] as i32, ucred(task))?;
     Ok(0)
@@ -247,7 +296,7 @@ pub fn listen(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// Blocks until `ready` or the deadline (`EAGAIN`, as a socket timeout reports) or a
 /// signal (`EINTR` when a timeout is set, else a restart).
-fn wait_until(
+pub(super) fn wait_until(
     task: &Task,
     queue: &WaitQueue,
     timeout: Option<Duration>,
@@ -270,6 +319,12 @@ fn wait_until(
 
 /// `connect(2)`.
 pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::connect(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::connect(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     let addr = read_addr(task, a[1], a[2])?;
@@ -293,6 +348,12 @@ pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 fn do_accept(task: &mut Task, a: &Args, flags: i32) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::accept(task, &f, a, flags);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::accept(task, &f, a, flags);
+    }
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -330,6 +391,12 @@ pub fn accept4(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `getsockname(2)`.
 pub fn getsockname(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::getsockname(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getsockname(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.name()?.unwrap_or_default();
     write_addr(task, a[1], a[2], &n)?;
@@ -338,6 +405,12 @@ pub fn getsockname(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `getpeername(2)`.
 pub fn getpeername(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::getpeername(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getpeername(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.peer_name()?;
     write_addr(task, a[1], a[2], &n)?;
@@ -346,13 +419,24 @@ pub fn getpeername(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `shutdown(2)`.
 pub fn shutdown(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::shutdown(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::shutdown(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.shutdown(a[1] as i32)?;
     Ok(0)
 }
 
 /// Gathers `len` bytes from the iovecs starting `skip` bytes in.
-fn gather(task: &Task, iov: &[(u64, usize)], skip: usize, len: usize) -> SysResult<Vec<u8>> {
+pub(super) fn gather(
+    task: &Task,
+    iov: &[(u64, usize)],
+    skip: usize,
+    len: usize,
+) -> SysResult<Vec<u8>> {
     let mut out = Vec::with_capacity(len);
     let mut pos = 0usize;
     for &(base, l) in iov {
@@ -374,7 +458,7 @@ fn gather(task: &Task, iov: &[(u64, usize)], skip: usize, len: usize) -> SysResu
 }
 
 /// Scatters `data` into the iovecs.
-fn scatter(task: &Task, iov: &[(u64, usize)], data: &[u8]) -> SysResult<()> {
+pub(super) fn scatter(task: &Task, iov: &[(u64, usize)], data: &[u8]) -> SysResult<()> {
     let mut done = 0usize;
     for &(base, l) in iov {
         if done == data.len() {
@@ -544,6 +628,14 @@ fn send_iov(
 
 /// `sendto(2)`.
 pub fn sendto(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        let to = (a[4] != 0).then_some((a[4], a[5]));
+        return inet::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        let to = (a[4] != 0).then_some((a[4], a[5]));
+        return netlink::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
+    }
     let f = sock_arg(task, a[0])?;
     let to = if a[4] != 0 {
         Some(target_of(task, read_addr(task, a[4], a[5])?)?)
@@ -559,16 +651,16 @@ pub fn sendto(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// The fields of a `struct msghdr` the calls use.
-struct MsgHdr {
-    name: u64,
-    namelen: u64,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
+pub(super) struct MsgHdr {
+    pub(super) name: u64,
+    pub(super) namelen: u64,
+    pub(super) iov: u64,
+    pub(super) iovlen: u64,
+    pub(super) control: u64,
+    pub(super) controllen: u64,
 }
 
-fn read_msghdr(task: &Task, addr: u64) -> SysResult<MsgHdr> {
+pub(super) fn read_msghdr(task: &Task, addr: u64) -> SysResult<MsgHdr> {
     let mut b = [0u8; 56];
     io::read_exact(task.mem(), addr, &mut b)?;
     let q = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
@@ -583,6 +675,12 @@ fn read_msghdr(task: &Task, addr: u64) -> SysResult<MsgHdr> {
 }
 
 fn do_sendmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, fd)? {
+        return inet::sendmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = netlink_arg(task, fd)? {
+        return netlink::sendmsg(task, &f, msg, flags);
+    }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
     let to = if h.name != 0 && h.namelen != 0 {
@@ -682,6 +780,12 @@ fn recv_from(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got
 
 /// `recvfrom(2)`.
 pub fn recvfrom(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::recvfrom(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::recvfrom(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let flags = a[3] as i32;
     let len = (a[2] as usize).min(crate::syscalls::MAX_RW_COUNT as usize);
@@ -696,6 +800,12 @@ pub fn recvfrom(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 fn do_recvmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, fd)? {
+        return inet::recvmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = netlink_arg(task, fd)? {
+        return netlink::recvmsg(task, &f, msg, flags);
+    }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
     let iov = read_iovecs(task, h.iov, h.iovlen)?;
@@ -830,6 +940,12 @@ fn read_timeval_opt(task: &Task, addr: u64, len: u64) -> SysResult<Option<Durati
 
 /// `setsockopt(2)` at `SOL_SOCKET`.
 pub fn setsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::setsockopt(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::setsockopt(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     if a[1] as i32 != libc::SOL_SOCKET {
@@ -858,6 +974,12 @@ pub fn setsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `getsockopt(2)` at `SOL_SOCKET`.
 pub fn getsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
+    if let Some(f) = inet_arg(task, a[0])? {
+        return inet::getsockopt(task, &f, a);
+    }
+    if let Some(f) = netlink_arg(task, a[0])? {
+        return netlink::getsockopt(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     if a[1] as i32 != libc::SOL_SOCKET {

@@ -65,6 +65,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                     .collect(),
                 ) as Arc<dyn Inode>,
             ),
+            ("net", net_sys()),
             (
                 "vm",
                 GenDir::fixed(
@@ -102,6 +103,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
             })),
         ),
         ("sys", sys),
+        ("net", net_dir()),
     ];
     let names: Arc<Vec<(&'static str, Arc<dyn Inode>)>> = Arc::new(fixed);
     let n2 = names.clone();
@@ -140,6 +142,51 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
             }
             Ok(v)
         }),
+    )
+}
+
+/// `/proc/sys/net`: the sysctls programs read (fixed values, see `net::procfs`).
+fn net_sys() -> Arc<dyn Inode> {
+    let mut core = Vec::new();
+    let mut ipv4 = Vec::new();
+    for (i, (path, val)) in crate::net::procfs::SYSCTLS.iter().enumerate() {
+        let (dir, name) = path.split_once('/').unwrap_or(("ipv4", path));
+        let f = text(300 + i as u64, val.to_string());
+        if dir == "core" {
+            core.push((name, f));
+        } else {
+            ipv4.push((name, f));
+        }
+    }
+    GenDir::fixed(
+        200,
+        vec![
+            ("core", GenDir::fixed(201, core) as Arc<dyn Inode>),
+            ("ipv4", GenDir::fixed(202, ipv4) as Arc<dyn Inode>),
+        ],
+    )
+}
+
+/// `/proc/net`: the sandbox's sockets and its one interface.
+fn net_dir() -> Arc<dyn Inode> {
+    use crate::net::addr::Family;
+    use crate::net::procfs as p;
+    GenDir::fixed(
+        210,
+        vec![
+            ("tcp", file(211, || Ok(p::tcp(Family::V4).into_bytes()))),
+            ("tcp6", file(212, || Ok(p::tcp(Family::V6).into_bytes()))),
+            ("udp", file(213, || Ok(p::udp(Family::V4).into_bytes()))),
+            ("udp6", file(214, || Ok(p::udp(Family::V6).into_bytes()))),
+            ("dev", file(215, || Ok(p::dev().into_bytes()))),
+            ("if_inet6", file(216, || Ok(p::if_inet6().into_bytes()))),
+            ("route", file(217, || Ok(p::route().into_bytes()))),
+            ("sockstat", file(218, || Ok(p::sockstat().into_bytes()))),
+            (
+                "unix",
+                file(219, || Ok(crate::fs::unix::proc_net_unix().into_bytes())),
+            ),
+        ],
     )
 }
 

@@ -1,0 +1,102 @@
+//! The interface ioctls any socket answers (`SIOCGIF*` with a `struct ifreq`):
+//! `if_nametoindex`, `if_indextoname`, `ifconfig`-style queries. Only `lo` exists.
+
+use crate::errno::{Errno, SysResult};
+use crate::mm::io;
+use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::platform::AddressSpace;
+
+const SIOCGIFNAME: u64 = 0x8910;
+const SIOCGIFCONF: u64 = 0x8912;
+const SIOCGIFFLAGS: u64 = 0x8913;
+const SIOCGIFADDR: u64 = 0x8915;
+const SIOCGIFNETMASK: u64 = 0x891b;
+const SIOCGIFMTU: u64 = 0x8921;
+const SIOCGIFHWADDR: u64 = 0x8927;
+const SIOCGIFINDEX: u64 = 0x8933;
+/// `sizeof(struct ifreq)`.
+const IFREQ_LEN: usize = 40;
+/// `IFF_UP | IFF_LOOPBACK | IFF_RUNNING`.
+pub const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40;
+/// `ARPHRD_LOOPBACK`.
+pub const ARPHRD_LOOPBACK: u16 = 772;
+
+fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
+    let mut a = [0u8; 16];
+    a[..2].copy_from_slice(&(libc::AF_INET as u16).to_le_bytes());
+    a[4..8].copy_from_slice(&ip);
+    a
+}
+
+/// Answers an interface ioctl; `ENOTTY` for requests that are not one.
+pub fn ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    if req == SIOCGIFCONF {
+        return ifconf(arg, mem);
+    }
+    if ![
+        SIOCGIFNAME,
+        SIOCGIFFLAGS,
+        SIOCGIFADDR,
+        SIOCGIFNETMASK,
+        SIOCGIFMTU,
+        SIOCGIFHWADDR,
+        SIOCGIFINDEX,
+    ]
+    .contains(&req)
+    {
+        return Err(Errno::ENOTTY);
+    }
+    let mut ifr = [0u8; IFREQ_LEN];
+    io::read_exact(mem, arg, &mut ifr)?;
+    if req == SIOCGIFNAME {
+        let idx = i32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]);
+        if idx != LO_INDEX as i32 {
+            return Err(Errno::ENODEV);
+        }
+        ifr[..16].fill(0);
+        ifr[..2].copy_from_slice(b"lo");
+        io::write_all(mem, arg, &ifr)?;
+        return Ok(0);
+    }
+    let name: Vec<u8> = ifr[..16].iter().copied().take_while(|&c| c != 0).collect();
+    if name != b"lo" {
+        return Err(Errno::ENODEV);
+    }
+    let out = &mut ifr[16..];
+    match req {
+        SIOCGIFINDEX => out[..4].copy_from_slice(&(LO_INDEX as i32).to_le_bytes()),
+        SIOCGIFFLAGS => out[..2].copy_from_slice(&(LO_FLAGS as u16).to_le_bytes()),
+        SIOCGIFMTU => out[..4].copy_from_slice(&(LO_MTU as i32).to_le_bytes()),
+        SIOCGIFADDR => out[..16].copy_from_slice(&sockaddr_in([127, 0, 0, 1])),
+        SIOCGIFNETMASK => out[..16].copy_from_slice(&sockaddr_in([255, 0, 0, 0])),
+        SIOCGIFHWADDR => {
+            out[..16].fill(0);
+            out[..2].copy_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
+        }
+        _ => return Err(Errno::ENOTTY),
+    }
+    io::write_all(mem, arg, &ifr)?;
+    Ok(0)
+}
+
+/// `SIOCGIFCONF`: the IPv4 addresses of the interfaces (just `lo`'s).
+fn ifconf(arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    let mut ifc = [0u8; 16];
+    io::read_exact(mem, arg, &mut ifc)?;
+    let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
+    let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
+    if buf == 0 {
+        io::write_all(mem, arg, &(IFREQ_LEN as i32).to_le_bytes())?;
+        return Ok(0);
+    }
+    let mut used = 0i32;
+    if len >= IFREQ_LEN as i32 {
+        let mut ifr = [0u8; IFREQ_LEN];
+        ifr[..2].copy_from_slice(b"lo");
+        ifr[16..32].copy_from_slice(&sockaddr_in([127, 0, 0, 1]));
+        io::write_all(mem, buf, &ifr)?;
+        used = IFREQ_LEN as i32;
+    }
+    io::write_all(mem, arg, &used.to_le_bytes())?;
+    Ok(0)
+}

@@ -1,0 +1,588 @@
+//! `AF_NETLINK` sockets of protocol `NETLINK_ROUTE`, read-only: dumps of links
+//! (`RTM_GETLINK`), addresses (`RTM_GETADDR`) and routes (`RTM_GETROUTE`) describe
+//! the sandbox's interfaces, so glibc's `getifaddrs`, `if_nameindex` and iproute2's
+//! `ip link`/`ip addr`/`ip route` work. Each request is answered at once into the
+//! socket's queue; changes (`RTM_NEW*`, `RTM_DEL*`) are refused (`EPERM` without
+//! `CAP_NET_ADMIN`, else `EOPNOTSUPP`), as are multicast groups.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
+use crate::net::ifreq::{ARPHRD_LOOPBACK, LO_FLAGS};
+use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::{next_ino, stack, SOCKFS_DEV};
+use crate::vfs::{FileImpl, Stat};
+
+/// `sizeof(struct sockaddr_nl)`.
+pub const SOCKADDR_NL_LEN: usize = 12;
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_MULTI: u16 = 0x2;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+/// `IFF_LOWER_UP`, reported in link messages (not in the 16-bit ifreq flags).
+const IFF_LOWER_UP: u32 = 0x1_0000;
+/// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
+const QUEUE_MAX: usize = 1 << 20;
+
+static PORT_IDS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+static NEXT_PORT: AtomicU64 = AtomicU64::new(0x8000_0000);
+
+/// A netlink route socket.
+pub struct NetlinkSocket {
+    ino: u64,
+    wq: WaitQueue,
+    st: Mutex<NlState>,
+}
+
+struct NlState {
+    port: u32,
+    queue: VecDeque<Vec<u8>>,
+    queued: usize,
+    rcvbuf: i32,
+    sndbuf: i32,
+    err: Option<Errno>,
+    ext_ack: bool,
+    strict: bool,
+}
+
+impl Drop for NetlinkSocket {
+    fn drop(&mut self) {
+        if let Ok(st) = self.st.get_mut() {
+            if st.port != 0 {
+                if let Ok(mut ids) = PORT_IDS.lock() {
+                    if let Some(ids) = ids.as_mut() {
+                        ids.remove(&st.port);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn put_attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    out.extend_from_slice(&(len as u16).to_le_bytes());
+    out.extend_from_slice(&kind.to_le_bytes());
+    out.extend_from_slice(data);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
+fn message(kind: u16, flags: u16, seq: u32, port: u32, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+    m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_le_bytes());
+    m.extend_from_slice(&kind.to_le_bytes());
+    m.extend_from_slice(&flags.to_le_bytes());
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(&port.to_le_bytes());
+    m.extend_from_slice(body);
+    while !m.len().is_multiple_of(4) {
+        m.push(0);
+    }
+    m
+}
+
+/// `RTM_NEWLINK` body for `lo`.
+fn link_body() -> Vec<u8> {
+    let mut b = vec![0u8; 16];
+    b[2..4].copy_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
+    b[4..8].copy_from_slice(&(LO_INDEX as i32).to_le_bytes());
+    b[8..12].copy_from_slice(&(LO_FLAGS | IFF_LOWER_UP).to_le_bytes());
+    put_attr(&mut b, 3, b"lo\0"); // IFLA_IFNAME
+    put_attr(&mut b, 13, &1000u32.to_le_bytes()); // IFLA_TXQLEN
+    put_attr(&mut b, 16, &[0]); // IFLA_OPERSTATE: unknown
+    put_attr(&mut b, 17, &[0]); // IFLA_LINKMODE
+    put_attr(&mut b, 4, &LO_MTU.to_le_bytes()); // IFLA_MTU
+    put_attr(&mut b, 27, &0u32.to_le_bytes()); // IFLA_GROUP
+    put_attr(&mut b, 30, &0u32.to_le_bytes()); // IFLA_PROMISCUITY
+    put_attr(&mut b, 31, &1u32.to_le_bytes()); // IFLA_NUM_TX_QUEUES
+    put_attr(&mut b, 32, &1u32.to_le_bytes()); // IFLA_NUM_RX_QUEUES
+    put_attr(&mut b, 33, &[1]); // IFLA_CARRIER
+    put_attr(&mut b, 6, b"noqueue\0"); // IFLA_QDISC
+    put_attr(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
+    put_attr(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
+    let (bytes, packets) = stack().counters();
+    // rtnl_link_stats (24 x u32) and rtnl_link_stats64 (24 x u64): rx and tx
+    // packets and bytes are the first four fields; loopback counts each twice.
+    let mut s32 = vec![0u8; 96];
+    let mut s64 = vec![0u8; 192];
+    for (i, v) in [packets, packets, bytes, bytes].into_iter().enumerate() {
+        s32[i * 4..i * 4 + 4].copy_from_slice(&(v as u32).to_le_bytes());
+        s64[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    put_attr(&mut b, 7, &s32); // IFLA_STATS
+    put_attr(&mut b, 23, &s64); // IFLA_STATS64
+    b
+}
+
+/// `RTM_NEWADDR` bodies for the addresses of `lo` of `family` (0: all).
+fn addr_bodies(family: u8) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let cache = {
+        let mut c = Vec::new();
+        for v in [u32::MAX, u32::MAX, 0, 0] {
+            c.extend_from_slice(&v.to_le_bytes());
+        }
+        c
+    };
+    if family == 0 || family == libc::AF_INET as u8 {
+        let mut b = vec![libc::AF_INET as u8, 8, 0x80, 254, 0, 0, 0, 0];
+        b[4..8].copy_from_slice(&LO_INDEX.to_le_bytes());
+        put_attr(&mut b, 1, &[127, 0, 0, 1]); // IFA_ADDRESS
+        put_attr(&mut b, 2, &[127, 0, 0, 1]); // IFA_LOCAL
+        put_attr(&mut b, 3, b"lo\0"); // IFA_LABEL
+        put_attr(&mut b, 8, &0x80u32.to_le_bytes()); // IFA_FLAGS: permanent
+        put_attr(&mut b, 6, &cache); // IFA_CACHEINFO
+        out.push(b);
+    }
+    if family == 0 || family == libc::AF_INET6 as u8 {
+        let mut b = vec![libc::AF_INET6 as u8, 128, 0x80, 254, 0, 0, 0, 0];
+        b[4..8].copy_from_slice(&LO_INDEX.to_le_bytes());
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        put_attr(&mut b, 1, &one); // IFA_ADDRESS
+        put_attr(&mut b, 8, &0x80u32.to_le_bytes());
+        put_attr(&mut b, 6, &cache);
+        out.push(b);
+    }
+    out
+}
+
+/// One route of `lo`, as an `rtmsg` and its attributes carry it.
+struct Route {
+    family: u8,
+    dst: Vec<u8>,
+    dst_len: u8,
+    /// `RT_TABLE_MAIN` (254) or `RT_TABLE_LOCAL` (255).
+    table: u8,
+    /// `RT_SCOPE_HOST` (254) or universe (0).
+    scope: u8,
+    /// `RTN_UNICAST` (1) or `RTN_LOCAL` (2).
+    kind: u8,
+    prefsrc: Option<Vec<u8>>,
+    metric: Option<u32>,
+}
+
+/// `RTM_NEWROUTE` bodies: the routes `lo` brings, of `family` (0: all). All are
+/// `RTPROT_KERNEL` (2).
+fn route_bodies(family: u8) -> Vec<Vec<u8>> {
+    let v4 = libc::AF_INET as u8;
+    let v6 = libc::AF_INET6 as u8;
+    let mut one6 = vec![0u8; 16];
+    one6[15] = 1;
+    let local4 = |dst: Vec<u8>, dst_len: u8| Route {
+        family: v4,
+        dst,
+        dst_len,
+        table: 255,
+        scope: 254,
+        kind: 2,
+        prefsrc: Some(vec![127, 0, 0, 1]),
+        metric: None,
+    };
+    let routes = vec![
+        local4(vec![127, 0, 0, 0], 8),
+        local4(vec![127, 0, 0, 1], 32),
+        Route {
+            family: v6,
+            dst: one6.clone(),
+            dst_len: 128,
+            table: 254,
+            scope: 0,
+            kind: 1,
+            prefsrc: None,
+            metric: Some(256),
+        },
+        Route {
+            family: v6,
+            dst: one6,
+            dst_len: 128,
+            table: 255,
+            scope: 0,
+            kind: 2,
+            prefsrc: None,
+            metric: Some(0),
+        },
+    ];
+    routes
+        .into_iter()
+        .filter(|r| family == 0 || r.family == family)
+        .map(|r| {
+            let mut b = vec![
+                r.family, r.dst_len, 0, 0, r.table, 2, r.scope, r.kind, 0, 0, 0, 0,
+            ];
+            put_attr(&mut b, 15, &(r.table as u32).to_le_bytes()); // RTA_TABLE
+            put_attr(&mut b, 1, &r.dst); // RTA_DST
+            if let Some(m) = r.metric {
+                put_attr(&mut b, 6, &m.to_le_bytes()); // RTA_PRIORITY
+            }
+            if let Some(p) = &r.prefsrc {
+                put_attr(&mut b, 7, p); // RTA_PREFSRC
+            }
+            put_attr(&mut b, 4, &LO_INDEX.to_le_bytes()); // RTA_OIF
+            if r.family == v6 {
+                put_attr(&mut b, 20, &[0]); // RTA_PREF: medium
+            }
+            b
+        })
+        .collect()
+}
+
+/// Finds `IFLA_IFNAME` in a link request's attributes.
+fn ifname_attr(attrs: &[u8]) -> Option<Vec<u8>> {
+    let mut off = 0;
+    while off + 4 <= attrs.len() {
+        let len = u16::from_le_bytes([attrs[off], attrs[off + 1]]) as usize;
+        let kind = u16::from_le_bytes([attrs[off + 2], attrs[off + 3]]);
+        if len < 4 || off + len > attrs.len() {
+            return None;
+        }
+        if kind == 3 {
+            let v = &attrs[off + 4..off + len];
+            return Some(v.iter().copied().take_while(|&c| c != 0).collect());
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+impl NetlinkSocket {
+    /// A new route socket.
+    pub fn new() -> NetlinkSocket {
+        NetlinkSocket {
+            ino: next_ino(),
+            wq: WaitQueue::new(),
+            st: Mutex::new(NlState {
+                port: 0,
+                queue: VecDeque::new(),
+                queued: 0,
+                rcvbuf: 212_992,
+                sndbuf: 212_992,
+                err: None,
+                ext_ack: false,
+                strict: false,
+            }),
+        }
+    }
+
+    fn lock(&self) -> SysResult<MutexGuard<'_, NlState>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    fn autobind(st: &mut NlState, want: u32, tgid: i32) -> SysResult<()> {
+        if st.port != 0 {
+            return if want == 0 || want == st.port {
+                Ok(())
+            } else {
+                Err(Errno::EINVAL)
+            };
+        }
+        let mut ids = PORT_IDS.lock().map_err(|_| Errno::EIO)?;
+        let ids = ids.get_or_insert_with(HashSet::new);
+        let port = if want != 0 {
+            if ids.contains(&want) {
+                return Err(Errno::EADDRINUSE);
+            }
+            want
+        } else if tgid > 0 && !ids.contains(&(tgid as u32)) {
+            tgid as u32
+        } else {
+            // Linux hands out negative ids once the process id is taken.
+            loop {
+                let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed) as u32 | 0x8000_0000;
+                if !ids.contains(&p) {
+                    break p;
+                }
+            }
+        };
+        ids.insert(port);
+        st.port = port;
+        Ok(())
+    }
+
+    /// `bind(2)` to `port` (0: chosen) with multicast `groups` (none supported).
+    pub fn bind(&self, port: u32, groups: u32, tgid: i32) -> SysResult<()> {
+        if groups != 0 {
+            tracing::debug!(groups, "netlink multicast groups are not supported");
+            return Err(Errno::EPERM);
+        }
+        let mut st = self.lock()?;
+        Self::autobind(&mut st, port, tgid)
+    }
+
+    /// The port id (`getsockname`'s `nl_pid`).
+    pub fn port(&self) -> u32 {
+        self.lock().map(|s| s.port).unwrap_or(0)
+    }
+
+    /// Takes the requests in `data` and queues their answers.
+    pub fn send(&self, data: &[u8], tgid: i32, net_admin: bool) -> SysResult<usize> {
+        let mut st = self.lock()?;
+        Self::autobind(&mut st, 0, tgid)?;
+        let port = st.port;
+        let mut off = 0;
+        let mut reply = Vec::new();
+        while off + NLMSG_HDRLEN <= data.len() {
+            let h = &data[off..];
+            let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            if len < NLMSG_HDRLEN || off + len > data.len() {
+                break;
+            }
+            let kind = u16::from_le_bytes([h[4], h[5]]);
+            let flags = u16::from_le_bytes([h[6], h[7]]);
+            let seq = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+            let body = &h[NLMSG_HDRLEN..len];
+            let mut answer = |msgs: Vec<Vec<u8>>, err: i32| {
+                for m in msgs {
+                    reply.extend_from_slice(&m);
+                }
+                if err != 0 || flags & NLM_F_ACK != 0 {
+                    let mut e = err.to_le_bytes().to_vec();
+                    e.extend_from_slice(&h[..NLMSG_HDRLEN]);
+                    reply.extend_from_slice(&message(NLMSG_ERROR, 0, seq, port, &e));
+                }
+            };
+            if flags & NLM_F_REQUEST == 0 {
+                // Linux ignores messages that are not requests.
+            } else if flags & NLM_F_DUMP == NLM_F_DUMP && kind % 4 == 2 {
+                let family = body.first().copied().unwrap_or(0);
+                let bodies: Vec<(u16, Vec<u8>)> = match kind {
+                    RTM_GETLINK => {
+                        if family == 0 || family == libc::AF_PACKET as u8 {
+                            vec![(RTM_NEWLINK, link_body())]
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    RTM_GETADDR => addr_bodies(family)
+                        .into_iter()
+                        .map(|b| (RTM_NEWADDR, b))
+                        .collect(),
+                    RTM_GETROUTE => route_bodies(family)
+                        .into_iter()
+                        .map(|b| (RTM_NEWROUTE, b))
+                        .collect(),
+                    // Neighbours, rules, qdiscs...: none to report.
+                    _ => Vec::new(),
+                };
+                let mut msgs: Vec<Vec<u8>> = bodies
+                    .into_iter()
+                    .map(|(k, b)| message(k, NLM_F_MULTI, seq, port, &b))
+                    .collect();
+                msgs.push(message(
+                    NLMSG_DONE,
+                    NLM_F_MULTI,
+                    seq,
+                    port,
+                    &0i32.to_le_bytes(),
+                ));
+                answer(msgs, 0);
+            } else if kind == RTM_GETLINK {
+                let index = if body.len() >= 8 {
+                    i32::from_le_bytes([body[4], body[5], body[6], body[7]])
+                } else {
+                    0
+                };
+                let name = body.get(16..).and_then(ifname_attr);
+                let is_lo =
+                    index == LO_INDEX as i32 || (index == 0 && name.as_deref() == Some(&b"lo"[..]));
+                if is_lo {
+                    answer(vec![message(RTM_NEWLINK, 0, seq, port, &link_body())], 0);
+                } else {
+                    answer(Vec::new(), -libc::ENODEV);
+                }
+            } else if kind % 4 == 2 {
+                // A single GET of an address or route.
+                answer(Vec::new(), -libc::EOPNOTSUPP);
+            } else if (16..=127).contains(&kind) {
+                let e = if net_admin {
+                    libc::EOPNOTSUPP
+                } else {
+                    libc::EPERM
+                };
+                tracing::debug!(kind, "netlink route change refused");
+                answer(Vec::new(), -e);
+            } else {
+                answer(Vec::new(), -libc::EOPNOTSUPP);
+            }
+            off += (len + 3) & !3;
+        }
+        if !reply.is_empty() {
+            if st.queued + reply.len() > QUEUE_MAX {
+                st.err = Some(Errno::ENOBUFS);
+            } else {
+                st.queued += reply.len();
+                st.queue.push_back(reply);
+            }
+        }
+        drop(st);
+        self.wq.notify_all();
+        Ok(data.len())
+    }
+
+    /// The next answer, up to `len` bytes of it: (bytes, its full length).
+    pub fn recv(&self, len: usize, peek: bool) -> SysResult<(Vec<u8>, usize)> {
+        let mut st = self.lock()?;
+        if let Some(e) = st.err.take() {
+            return Err(e);
+        }
+        let Some(front) = st.queue.front() else {
+            return Err(Errno::EAGAIN);
+        };
+        let full = front.len();
+        let out = front[..len.min(full)].to_vec();
+        if !peek {
+            st.queue.pop_front();
+            st.queued -= full;
+        }
+        Ok((out, full))
+    }
+
+    /// `setsockopt(2)`.
+    pub fn setsockopt(&self, level: i32, name: i32, v: i32) -> SysResult<()> {
+        let mut st = self.lock()?;
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => {
+                st.rcvbuf = (v.clamp(0, 212_992) * 2).max(2304)
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => {
+                st.sndbuf = (v.clamp(0, 212_992) * 2).max(4608)
+            }
+            // NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK: kept; answers carry no
+            // extended attributes either way.
+            (libc::SOL_NETLINK, 11) => st.ext_ack = v != 0,
+            (libc::SOL_NETLINK, 12) => st.strict = v != 0,
+            _ => return Err(Errno::ENOPROTOOPT),
+        }
+        Ok(())
+    }
+
+    /// `getsockopt(2)` of an int option.
+    pub fn getsockopt(&self, level: i32, name: i32) -> SysResult<i32> {
+        let st = self.lock()?;
+        Ok(match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF) => st.rcvbuf,
+            (libc::SOL_SOCKET, libc::SO_SNDBUF) => st.sndbuf,
+            (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_RAW,
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => libc::AF_NETLINK,
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::NETLINK_ROUTE,
+            (libc::SOL_SOCKET, libc::SO_ERROR) => 0,
+            (libc::SOL_NETLINK, 11) => st.ext_ack as i32,
+            (libc::SOL_NETLINK, 12) => st.strict as i32,
+            _ => return Err(Errno::ENOPROTOOPT),
+        })
+    }
+
+    /// The queue readers wait on.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.wq
+    }
+}
+
+impl Default for NetlinkSocket {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FileImpl for NetlinkSocket {
+    fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
+        let (d, _) = self.recv(buf.len(), false)?;
+        buf[..d.len()].copy_from_slice(&d);
+        Ok(d.len())
+    }
+
+    fn write(&self, buf: &[u8], _offset: u64) -> SysResult<usize> {
+        self.send(buf, 0, false)
+    }
+
+    fn seekable(&self) -> bool {
+        false
+    }
+
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(Stat {
+            dev: SOCKFS_DEV,
+            ino: self.ino,
+            mode: libc::S_IFSOCK | 0o777,
+            nlink: 1,
+            blksize: 4096,
+            ..Default::default()
+        })
+    }
+
+    fn readiness(&self) -> u32 {
+        let Ok(st) = self.lock() else {
+            return libc::POLLERR as u32;
+        };
+        let mut r = (libc::POLLOUT | libc::POLLWRNORM) as u32;
+        if !st.queue.is_empty() {
+            r |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+        }
+        if st.err.is_some() {
+            r |= libc::POLLERR as u32;
+        }
+        r
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.wq)
+    }
+
+    fn ioctl(&self, req: u64, arg: u64, mem: &dyn crate::platform::AddressSpace) -> SysResult<u64> {
+        crate::net::ifreq::ioctl(req, arg, mem)
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_dump_and_done() {
+        let s = NetlinkSocket::new();
+        let mut req = message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 7, 0, &[0u8; 16]);
+        req.extend_from_slice(&message(
+            RTM_GETADDR,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            8,
+            0,
+            &[2, 0, 0, 0, 0, 0, 0, 0],
+        ));
+        s.send(&req, 0, false).unwrap();
+        let (d, full) = s.recv(1 << 16, false).unwrap();
+        assert_eq!(d.len(), full);
+        let kinds: Vec<u16> = {
+            let mut v = Vec::new();
+            let mut off = 0;
+            while off + 16 <= d.len() {
+                let len = u32::from_le_bytes(d[off..off + 4].try_into().unwrap()) as usize;
+                v.push(u16::from_le_bytes([d[off + 4], d[off + 5]]));
+                off += (len + 3) & !3;
+            }
+            v
+        };
+        assert_eq!(
+            kinds,
+            vec![RTM_NEWLINK, NLMSG_DONE, RTM_NEWADDR, NLMSG_DONE]
+        );
+        assert_eq!(s.recv(10, false).err(), Some(Errno::EAGAIN));
+    }
+}

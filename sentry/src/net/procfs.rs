@@ -1,0 +1,172 @@
+//! The text of `/proc/net/*`, `/proc/sys/net/*` and `/sys/class/net/lo/*`, in
+//! Linux's formats, generated from the sandbox's sockets. The files themselves are
+//! made by procfs and sysfs.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use crate::net::addr::{Family, SockAddr};
+use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::stack;
+use crate::net::tcp::State;
+
+/// `/proc/sys/net` files: (path below `net/`, contents).
+pub const SYSCTLS: &[(&str, &str)] = &[
+    ("core/somaxconn", "4096\n"),
+    ("core/rmem_default", "212992\n"),
+    ("core/rmem_max", "212992\n"),
+    ("core/wmem_default", "212992\n"),
+    ("core/wmem_max", "212992\n"),
+    ("core/netdev_max_backlog", "1000\n"),
+    ("ipv4/ip_local_port_range", "32768\t60999\n"),
+    ("ipv4/ip_unprivileged_port_start", "1024\n"),
+    ("ipv4/ip_forward", "0\n"),
+    ("ipv4/ping_group_range", "1\t0\n"),
+    ("ipv4/tcp_rmem", "4096\t131072\t6291456\n"),
+    ("ipv4/tcp_wmem", "4096\t16384\t4194304\n"),
+    ("ipv4/tcp_mem", "88413\t117885\t176826\n"),
+    ("ipv4/tcp_fin_timeout", "60\n"),
+    ("ipv4/tcp_keepalive_time", "7200\n"),
+    ("ipv4/tcp_keepalive_intvl", "75\n"),
+    ("ipv4/tcp_keepalive_probes", "9\n"),
+    ("ipv4/tcp_max_syn_backlog", "4096\n"),
+    ("ipv4/tcp_syncookies", "1\n"),
+    ("ipv4/tcp_timestamps", "1\n"),
+    ("ipv4/tcp_sack", "1\n"),
+    ("ipv4/tcp_window_scaling", "1\n"),
+    ("ipv4/tcp_congestion_control", "cubic\n"),
+    ("ipv4/udp_mem", "176826\t235770\t353652\n"),
+];
+
+/// `/sys/class/net/lo` attributes.
+pub const LO_SYSFS: &[(&str, &str)] = &[
+    ("address", "00:00:00:00:00:00\n"),
+    ("addr_len", "6\n"),
+    ("broadcast", "00:00:00:00:00:00\n"),
+    ("carrier", "1\n"),
+    ("dev_id", "0x0\n"),
+    ("flags", "0x9\n"),
+    ("ifindex", "1\n"),
+    ("iflink", "1\n"),
+    ("mtu", "65536\n"),
+    ("operstate", "unknown\n"),
+    ("tx_queue_len", "1000\n"),
+    ("type", "772\n"),
+];
+
+/// An address as `/proc/net/tcp` prints it: the 32-bit words of the network-order
+/// address, each as the host reads it (little-endian), in hex.
+fn hex_addr(family: Family, a: SockAddr) -> String {
+    let words: Vec<u8> = match (family, a.ip) {
+        (Family::V4, IpAddr::V4(v4)) => v4.octets().to_vec(),
+        (Family::V4, IpAddr::V6(_)) => vec![0; 4],
+        (Family::V6, IpAddr::V4(v4)) if v4.is_unspecified() => vec![0; 16],
+        (Family::V6, IpAddr::V4(v4)) => v4.to_ipv6_mapped().octets().to_vec(),
+        (Family::V6, IpAddr::V6(v6)) => v6.octets().to_vec(),
+    };
+    let mut out = String::new();
+    for w in words.chunks(4) {
+        let _ = write!(out, "{:08X}", u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let _ = write!(out, ":{:04X}", a.port);
+    out
+}
+
+fn header(family: Family, udp: bool) -> String {
+    let addrs = match family {
+        Family::V4 => "local_address rem_address  ",
+        Family::V6 => "local_address                         remote_address                       ",
+    };
+    let sl = if udp { "   sl" } else { "  sl" };
+    let tail = if udp { " ref pointer drops" } else { "" };
+    format!("{sl}  {addrs} st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode{tail}\n")
+}
+
+/// `/proc/net/tcp` (`Family::V4`) or `tcp6`.
+pub fn tcp(family: Family) -> String {
+    let mut out = header(family, false);
+    let mut n = 0;
+    for s in stack().tcp_sockets() {
+        if s.family() != family {
+            continue;
+        }
+        let (local, remote, state, tx, rx, uid, ino) = s.proc_entry();
+        if state == State::Close {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{n:4}: {} {} {:02X} {tx:08X}:{rx:08X} 00:00000000 00000000 {uid:5} {:8} {ino} 1 0000000000000000 20 4 30 10 -1",
+            hex_addr(family, local),
+            hex_addr(family, remote),
+            state as u8,
+            0
+        );
+        n += 1;
+    }
+    out
+}
+
+/// `/proc/net/udp` or `udp6`.
+pub fn udp(family: Family) -> String {
+    let mut out = header(family, true);
+    let mut n = 0;
+    for s in stack().udp.all() {
+        if s.family() != family {
+            continue;
+        }
+        let (local, remote, tx, rx, uid, ino) = s.proc_entry();
+        let st = if remote.port != 0 { 1 } else { 7 };
+        let _ = writeln!(
+            out,
+            "{n:5}: {} {} {st:02X} {tx:08X}:{rx:08X} 00:00000000 00000000 {uid:5} {:8} {ino} 2 0000000000000000 0",
+            hex_addr(family, local),
+            hex_addr(family, remote),
+            0
+        );
+        n += 1;
+    }
+    out
+}
+
+/// `/proc/net/dev`.
+pub fn dev() -> String {
+    let (bytes, packets) = stack().counters();
+    format!(
+        "Inter-|   Receive                                                |  Transmit\n \
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
+         {:>6}: {bytes:>7} {packets:>7}    0    0    0     0          0         0 {bytes:>8} {packets:>7}    0    0    0     0       0          0\n",
+        "lo"
+    )
+}
+
+/// `/proc/net/if_inet6`.
+pub fn if_inet6() -> String {
+    format!(
+        "00000000000000000000000000000001 {LO_INDEX:02x} 80 10 80 {:>8}\n",
+        "lo"
+    )
+}
+
+/// `/proc/net/route`: the main table, empty with only `lo` (its routes are in the
+/// local table, which this file does not show).
+pub fn route() -> String {
+    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n".to_string()
+}
+
+/// `/proc/net/snmp`-style summary is not kept; `/proc/net/sockstat` counts sockets.
+pub fn sockstat() -> String {
+    let tcp = stack().tcp_sockets();
+    let inuse = tcp.iter().filter(|s| s.state() != State::Close).count();
+    let udp = stack().udp.all().len();
+    format!(
+        "sockets: used {}\nTCP: inuse {inuse} orphan 0 tw 0 alloc {} mem 0\nUDP: inuse {udp} mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n",
+        tcp.len() + udp,
+        tcp.len()
+    )
+}
+
+/// The MTU `lo` reports (for sysfs and netlink).
+pub fn lo_mtu() -> u32 {
+    LO_MTU
+}

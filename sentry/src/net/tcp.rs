@@ -1,0 +1,961 @@
+//! TCP sockets. Over loopback a connection is a [`Conn`]: two byte queues, one per
+//! direction, and the flags TCP's segments would carry (FIN: no more data; RST:
+//! reset). A `connect` to a listener completes at once: the listener gets the
+//! server end in its accept queue and both ends are established, as the three-way
+//! handshake over `lo` would leave them. Errors follow Linux's TCP: writing after the
+//! peer closed is accepted once and then `EPIPE` (the peer's RST), closing with
+//! unread data resets the peer (`ECONNRESET`), a refused connect reports
+//! `ECONNREFUSED` (through `SO_ERROR` when non-blocking).
+//!
+//! Limits: the accept queue is not bounded by the backlog (a connect never waits
+//! for room); each direction queues up to [`QUEUE_DEFAULT`] bytes (or twice
+//! `SO_RCVBUF` when the receiver set it); no TIME_WAIT: a closed socket's port is
+//! free at once.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
+use crate::net::addr::{Family, Local, SockAddr};
+use crate::net::opts::{Ctx, SockOpts};
+use crate::net::ports::BindOpts;
+use crate::net::{next_ino, stack};
+
+/// Bytes one direction of a connection queues when the receiver did not set
+/// `SO_RCVBUF`.
+pub const QUEUE_DEFAULT: usize = 1 << 20;
+/// `net.core.somaxconn`.
+pub const SOMAXCONN: usize = 4096;
+/// MSS over `lo` (MTU 65536 less IP and TCP headers with timestamps).
+const LO_MSS: u32 = 65483;
+
+/// Linux's TCP states (`/proc/net/tcp`'s `st`, `tcpi_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Data flows both ways.
+    Established = 1,
+    /// We shut down writing and the peer acknowledged.
+    FinWait2 = 5,
+    /// Both sides closed, we first.
+    TimeWait = 6,
+    /// Not connected.
+    Close = 7,
+    /// The peer shut down writing.
+    CloseWait = 8,
+    /// Both sides closed, the peer first.
+    LastAck = 9,
+    /// Listening.
+    Listen = 10,
+}
+
+#[derive(Default)]
+struct ConnState {
+    /// `buf[i]`: bytes on their way to side `i`.
+    buf: [VecDeque<u8>; 2],
+    cap: [usize; 2],
+    /// Side `i` will get no more data (its peer sent FIN).
+    fin: [bool; 2],
+    /// Side `i` shut down writing (sent FIN).
+    sent_fin: [bool; 2],
+    /// Side `i` closed its socket.
+    closed: [bool; 2],
+    /// Side `i` shut down reading.
+    shut_rd: [bool; 2],
+    /// Side `i` was reset: no more I/O either way.
+    reset: [bool; 2],
+    /// Error to report to side `i` once (`SO_ERROR`).
+    err: [Option<Errno>; 2],
+    /// Bytes side `i` sent and received (`tcp_info`).
+    sent: [u64; 2],
+    received: [u64; 2],
+    /// Which side shut down writing first (for the closing states).
+    first_fin: Option<usize>,
+}
+
+/// One loopback connection: side 0 is the connecting socket, side 1 the accepted.
+pub struct Conn {
+    st: Mutex<ConnState>,
+    q: [Arc<WaitQueue>; 2],
+}
+
+impl Conn {
+    fn lock(&self) -> SysResult<MutexGuard<'_, ConnState>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    fn wake(&self, side: usize) {
+        self.q[side].notify_all();
+    }
+
+    fn send(&self, side: usize, data: &[u8]) -> SysResult<usize> {
+        let peer = 1 - side;
+        let mut s = self.lock()?;
+        if let Some(e) = s.err[side].take() {
+            return Err(e);
+        }
+        if s.sent_fin[side] || s.reset[side] {
+            return Err(Errno::EPIPE);
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        if s.closed[peer] {
+            // The peer is gone: its stack answers this segment with RST, which
+            // closes us with EPIPE for the next write.
+            s.reset[side] = true;
+            s.fin[side] = true;
+            s.err[side] = Some(Errno::EPIPE);
+            drop(s);
+            self.wake(side);
+            return Ok(data.len());
+        }
+        let room = s.cap[peer].saturating_sub(s.buf[peer].len());
+        if room == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        let n = room.min(data.len());
+        s.buf[peer].extend(&data[..n]);
+        stack().count(n);
+        s.sent[side] += n as u64;
+        s.received[peer] += n as u64;
+        drop(s);
+        self.wake(peer);
+        Ok(n)
+    }
+
+    fn recv(&self, side: usize, len: usize, peek: bool) -> SysResult<Vec<u8>> {
+        let mut s = self.lock()?;
+        if !s.buf[side].is_empty() {
+            let n = len.min(s.buf[side].len());
+            let mut out = Vec::with_capacity(n);
+            let (a, b) = s.buf[side].as_slices();
+            let k = a.len().min(n);
+            out.extend_from_slice(&a[..k]);
+            out.extend_from_slice(&b[..n - k]);
+            if !peek {
+                s.buf[side].drain(..n);
+            }
+            drop(s);
+            if !peek {
+                // Room was made: the peer's writers may go on.
+                self.wake(1 - side);
+            }
+            return Ok(out);
+        }
+        if let Some(e) = s.err[side].take() {
+            return Err(e);
+        }
+        if s.fin[side] || s.shut_rd[side] || s.reset[side] || len == 0 {
+            return Ok(Vec::new());
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    fn shutdown(&self, side: usize, rd: bool, wr: bool) -> SysResult<()> {
+        let mut s = self.lock()?;
+        if rd {
+            s.shut_rd[side] = true;
+        }
+        if wr && !s.sent_fin[side] {
+            s.sent_fin[side] = true;
+            s.fin[1 - side] = true;
+            s.first_fin.get_or_insert(side);
+        }
+        drop(s);
+        self.wake(side);
+        self.wake(1 - side);
+        Ok(())
+    }
+
+    /// Side `side` closes: FIN to the peer, or RST when data was left unread (or
+    /// `abort`: `SO_LINGER` with a zero timeout, an unaccepted connection dropped).
+    fn close(&self, side: usize, abort: bool) {
+        let peer = 1 - side;
+        if let Ok(mut s) = self.lock() {
+            s.closed[side] = true;
+            let unread = !s.buf[side].is_empty();
+            s.buf[side].clear();
+            if (unread || abort) && !s.reset[side] && !s.closed[peer] {
+                s.reset[peer] = true;
+                s.fin[peer] = true;
+                // A peer that already got our FIN is in CLOSE_WAIT: Linux says EPIPE.
+                s.err[peer] = Some(if s.sent_fin[side] {
+                    Errno::EPIPE
+                } else {
+                    Errno::ECONNRESET
+                });
+            } else if !s.sent_fin[side] {
+                s.sent_fin[side] = true;
+                s.fin[peer] = true;
+                s.first_fin.get_or_insert(side);
+            }
+        }
+        self.wake(peer);
+    }
+
+    fn state(&self, side: usize) -> State {
+        let Ok(s) = self.lock() else {
+            return State::Close;
+        };
+        if s.reset[side] {
+            return State::Close;
+        }
+        match (s.sent_fin[side], s.fin[side]) {
+            (false, false) => State::Established,
+            (true, false) => State::FinWait2,
+            (false, true) => State::CloseWait,
+            (true, true) if s.first_fin == Some(side) => State::TimeWait,
+            (true, true) => State::LastAck,
+        }
+    }
+
+    /// `poll` bits for side `side` (Linux's `tcp_poll`).
+    fn readiness(&self, side: usize) -> u32 {
+        let Ok(s) = self.lock() else {
+            return libc::POLLERR as u32;
+        };
+        let peer = 1 - side;
+        let rcv_shut = s.fin[side] || s.shut_rd[side] || s.reset[side];
+        let snd_shut = s.sent_fin[side] || s.reset[side];
+        let mut r = 0u32;
+        if rcv_shut && snd_shut {
+            r |= libc::POLLHUP as u32;
+        }
+        if rcv_shut {
+            r |= (libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP) as u32;
+        }
+        if !s.buf[side].is_empty() {
+            r |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+        }
+        if snd_shut || s.closed[peer] || s.buf[peer].len() < s.cap[peer] {
+            r |= (libc::POLLOUT | libc::POLLWRNORM) as u32;
+        }
+        if s.err[side].is_some() {
+            r |= libc::POLLERR as u32;
+        }
+        r
+    }
+
+    fn queued(&self, side: usize) -> (usize, usize) {
+        self.lock()
+            .map(|s| (s.buf[side].len(), s.buf[1 - side].len()))
+            .unwrap_or((0, 0))
+    }
+
+    fn counters(&self, side: usize) -> (u64, u64) {
+        self.lock()
+            .map(|s| (s.sent[side], s.received[side]))
+            .unwrap_or((0, 0))
+    }
+}
+
+enum Phase {
+    /// Not connected (new, or after a refused connect or a reset).
+    Idle,
+    /// `listen` was called: established connections waiting for `accept`.
+    Listen {
+        queue: VecDeque<Arc<TcpInner>>,
+        max: usize,
+    },
+    /// Connected.
+    Connected {
+        conn: Arc<Conn>,
+        side: usize,
+        local: SockAddr,
+        peer: SockAddr,
+    },
+}
+
+/// The state of a TCP socket behind its lock.
+pub struct TcpState {
+    opts: SockOpts,
+    /// The binding: address, port, and its id in the port table.
+    bound: Option<(Local, u16, u64)>,
+    phase: Phase,
+    /// An error not tied to a connection (a refused connect), for `SO_ERROR`.
+    err: Option<Errno>,
+    /// A non-blocking connect was started and not yet confirmed by a second
+    /// `connect` (Linux then answers 0 once, `EISCONN` after).
+    connecting: bool,
+    /// A connect failed or the connection died: Linux's `tcp_done` state, which
+    /// polls as hung up, readable and writable.
+    dead: bool,
+}
+
+/// A TCP socket: shared by its file and, while it waits to be accepted, its
+/// listener's queue.
+pub struct TcpInner {
+    family: Family,
+    ino: u64,
+    uid: u32,
+    wq: Arc<WaitQueue>,
+    st: Mutex<TcpState>,
+}
+
+impl Drop for TcpInner {
+    fn drop(&mut self) {
+        if let Ok(st) = self.st.get_mut() {
+            if let Some((_, _, id)) = st.bound {
+                stack().tcp.unbind(id);
+            }
+        }
+    }
+}
+
+/// What a `connect` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Connected {
+    /// Established.
+    Now,
+    /// Non-blocking: established or refused, reported later (`EINPROGRESS`).
+    InProgress,
+}
+
+impl TcpInner {
+    /// A new socket of `family` owned by `uid`.
+    pub fn new(family: Family, uid: u32) -> Arc<TcpInner> {
+        Self::with(family, uid, SockOpts::new(true))
+    }
+
+    fn with(family: Family, uid: u32, opts: SockOpts) -> Arc<TcpInner> {
+        let s = Arc::new(TcpInner {
+            family,
+            ino: next_ino(),
+            uid,
+            wq: Arc::new(WaitQueue::new()),
+            st: Mutex::new(TcpState {
+                opts,
+                bound: None,
+                phase: Phase::Idle,
+                err: None,
+                connecting: false,
+                dead: false,
+            }),
+        });
+        stack().track_tcp(&s);
+        s
+    }
+
+    fn lock(&self) -> SysResult<MutexGuard<'_, TcpState>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// The socket's family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The queue notified when readiness may change.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.wq
+    }
+
+    /// `fstat`'s inode number (also `/proc/net/tcp`'s).
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    fn bind_locked(
+        self: &Arc<Self>,
+        st: &mut TcpState,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> SysResult<()> {
+        if st.bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        stack().check_bindable(ip)?;
+        let local = Local::of(self.family, ip, st.opts.v6only);
+        let opts = BindOpts {
+            reuseaddr: st.opts.reuseaddr,
+            reuseport: st.opts.reuseport,
+            uid: self.uid,
+            tcp: true,
+        };
+        let (id, port) = stack().tcp.bind(local, port, opts, Arc::downgrade(self))?;
+        st.bound = Some((local, port, id));
+        Ok(())
+    }
+
+    /// `bind(2)`.
+    pub fn bind(self: &Arc<Self>, addr: SockAddr) -> SysResult<()> {
+        let mut st = self.lock()?;
+        if self.family == Family::V6
+            && st.opts.v6only
+            && addr.ip.is_ipv4()
+            && !addr.ip.is_unspecified()
+        {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        self.bind_locked(&mut st, addr.ip, addr.port)
+    }
+
+    /// `listen(2)`: binds an ephemeral port first if needed.
+    pub fn listen(self: &Arc<Self>, backlog: i32) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let max = (backlog.max(0) as usize).min(SOMAXCONN);
+        let connecting = st.connecting;
+        match &mut st.phase {
+            Phase::Listen { max: m, .. } => {
+                *m = max;
+                return Ok(());
+            }
+            Phase::Connected { .. } => return Err(Errno::EINVAL),
+            Phase::Idle if connecting => return Err(Errno::EINVAL),
+            Phase::Idle => {}
+        }
+        if st.bound.is_none() {
+            let any = self.family.any();
+            self.bind_locked(&mut st, any, 0)?;
+        }
+        if let Some((_, _, id)) = st.bound {
+            stack().tcp.set_listening(id, true);
+        }
+        st.phase = Phase::Listen {
+            queue: VecDeque::new(),
+            max,
+        };
+        st.dead = false;
+        Ok(())
+    }
+
+    /// Whether `listen` was called.
+    pub fn is_listening(&self) -> bool {
+        self.lock()
+            .map(|s| matches!(s.phase, Phase::Listen { .. }))
+            .unwrap_or(false)
+    }
+
+    /// `connect(2)` to `dst`. A non-blocking connect starts and reports
+    /// [`Connected::InProgress`]; its outcome is read with a second `connect` or
+    /// `SO_ERROR`.
+    pub fn connect(self: &Arc<Self>, dst: SockAddr, nonblock: bool) -> SysResult<Connected> {
+        let mut st = self.lock()?;
+        match st.phase {
+            Phase::Listen { .. } => return Err(Errno::EISCONN),
+            Phase::Connected { .. } if st.connecting => {
+                st.connecting = false;
+                return Ok(Connected::Now);
+            }
+            Phase::Connected { .. } => return Err(Errno::EISCONN),
+            Phase::Idle if st.connecting => {
+                st.connecting = false;
+                return Err(st.err.take().unwrap_or(Errno::ECONNREFUSED));
+            }
+            Phase::Idle => {}
+        }
+        if self.family == Family::V6 && dst.ip.is_ipv4() && st.opts.v6only {
+            return Err(Errno::ENETUNREACH);
+        }
+        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        if dst.port == 0 {
+            return Err(Errno::ECONNREFUSED);
+        }
+        let src_ip = match st.bound {
+            Some((Local::Ip(ip), _, _)) => ip,
+            _ => src_ip,
+        };
+        if st.bound.is_none() {
+            self.bind_locked(&mut st, src_ip, 0)?;
+        }
+        let src_port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
+        let local = SockAddr::new(src_ip, src_port);
+        let peer = SockAddr::new(dst_ip, dst.port);
+        let rcvcap = queue_cap(&st.opts);
+        drop(st);
+
+        // The filter runs under the port table's lock: it must not take a
+        // socket's (sockets take the table's under theirs).
+        let listener = stack()
+            .tcp
+            .lookup(peer.ip, peer.port, |_, listening| listening);
+        let result = match listener {
+            Some(l) => l.enqueue(local, peer, rcvcap, self.wq.clone()),
+            None => Err(Errno::ECONNREFUSED),
+        };
+        let mut st = self.lock()?;
+        match result {
+            Ok(conn) => {
+                st.phase = Phase::Connected {
+                    conn,
+                    side: 0,
+                    local,
+                    peer,
+                };
+                st.dead = false;
+                st.connecting = nonblock;
+                drop(st);
+                self.wq.notify_all();
+                Ok(if nonblock {
+                    Connected::InProgress
+                } else {
+                    Connected::Now
+                })
+            }
+            Err(e) => {
+                st.dead = true;
+                if nonblock {
+                    st.err = Some(e);
+                    st.connecting = true;
+                    drop(st);
+                    self.wq.notify_all();
+                    Ok(Connected::InProgress)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The listener's half of a connect: makes the server socket and queues it.
+    fn enqueue(
+        self: &Arc<Self>,
+        client: SockAddr,
+        local: SockAddr,
+        client_cap: usize,
+        client_q: Arc<WaitQueue>,
+    ) -> SysResult<Arc<Conn>> {
+        let mut st = self.lock()?;
+        let opts = st.opts.clone();
+        let Phase::Listen { queue, .. } = &mut st.phase else {
+            return Err(Errno::ECONNREFUSED);
+        };
+        let server = TcpInner::with(self.family, self.uid, opts.clone());
+        let conn = Arc::new(Conn {
+            st: Mutex::new(ConnState {
+                cap: [client_cap, queue_cap(&opts)],
+                ..Default::default()
+            }),
+            q: [client_q, server.wq.clone()],
+        });
+        {
+            // The accepted socket shares the listener's port without a binding of
+            // its own (Linux's inherited bind bucket).
+            let mut ss = server.lock()?;
+            ss.phase = Phase::Connected {
+                conn: conn.clone(),
+                side: 1,
+                local,
+                peer: client,
+            };
+        }
+        queue.push_back(server);
+        drop(st);
+        self.wq.notify_all();
+        Ok(conn)
+    }
+
+    /// `accept(2)`: the oldest established connection (`EAGAIN` when none,
+    /// `EINVAL` when not listening).
+    pub fn accept(&self) -> SysResult<Arc<TcpInner>> {
+        let mut st = self.lock()?;
+        match &mut st.phase {
+            Phase::Listen { queue, .. } => queue.pop_front().ok_or(Errno::EAGAIN),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Sends; `EAGAIN` when the peer's queue is full.
+    pub fn send(&self, data: &[u8]) -> SysResult<usize> {
+        let mut st = self.lock()?;
+        match &st.phase {
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.send(side, data)
+            }
+            _ => match st.err.take() {
+                Some(e) => Err(e),
+                None => Err(Errno::EPIPE),
+            },
+        }
+    }
+
+    /// Receives up to `len` bytes; empty at end of stream, `EAGAIN` when nothing
+    /// is there yet.
+    pub fn recv(&self, len: usize, peek: bool) -> SysResult<Vec<u8>> {
+        let mut st = self.lock()?;
+        match &st.phase {
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.recv(side, len, peek)
+            }
+            _ => match st.err.take() {
+                Some(e) => Err(e),
+                None if st.dead => Ok(Vec::new()),
+                None => Err(Errno::ENOTCONN),
+            },
+        }
+    }
+
+    /// `shutdown(2)` (`how` already checked).
+    pub fn shutdown(&self, how: i32) -> SysResult<()> {
+        let st = self.lock()?;
+        match &st.phase {
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.shutdown(side, how != libc::SHUT_WR, how != libc::SHUT_RD)
+            }
+            Phase::Listen { .. } if how != libc::SHUT_WR => {
+                // Linux stops a listener on SHUT_RD: it becomes an unbound-for-
+                // connections closed socket; waiters in accept wake with EINVAL.
+                drop(st);
+                self.stop_listening();
+                Ok(())
+            }
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    fn stop_listening(&self) {
+        let queued = match self.lock() {
+            Ok(mut st) => {
+                if let Some((_, _, id)) = st.bound {
+                    stack().tcp.set_listening(id, false);
+                }
+                match std::mem::replace(&mut st.phase, Phase::Idle) {
+                    Phase::Listen { queue, .. } => queue,
+                    other => {
+                        st.phase = other;
+                        VecDeque::new()
+                    }
+                }
+            }
+            Err(_) => VecDeque::new(),
+        };
+        for s in queued {
+            s.close(true);
+        }
+        self.wq.notify_all();
+    }
+
+    /// The socket's last file closed.
+    pub fn close(&self, abort: bool) {
+        let (phase, linger0) = match self.lock() {
+            Ok(mut st) => {
+                let linger0 = st.opts.linger == (true, 0);
+                let p = std::mem::replace(&mut st.phase, Phase::Idle);
+                if let Some((_, _, id)) = st.bound.take() {
+                    stack().tcp.unbind(id);
+                }
+                (p, linger0)
+            }
+            Err(_) => return,
+        };
+        match phase {
+            Phase::Connected { conn, side, .. } => conn.close(side, abort || linger0),
+            Phase::Listen { queue, .. } => {
+                for s in queue {
+                    s.close(true);
+                }
+            }
+            Phase::Idle => {}
+        }
+        self.wq.notify_all();
+    }
+
+    /// `poll` bits.
+    pub fn readiness(&self) -> u32 {
+        let Ok(st) = self.lock() else {
+            return libc::POLLERR as u32;
+        };
+        match &st.phase {
+            Phase::Listen { queue, .. } => {
+                if queue.is_empty() {
+                    0
+                } else {
+                    (libc::POLLIN | libc::POLLRDNORM) as u32
+                }
+            }
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.readiness(side)
+            }
+            Phase::Idle => {
+                let mut r = (libc::POLLOUT | libc::POLLWRNORM | libc::POLLHUP) as u32;
+                if st.dead {
+                    r |= (libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP) as u32;
+                }
+                if st.err.is_some() {
+                    r |= libc::POLLERR as u32;
+                }
+                r
+            }
+        }
+    }
+
+    /// The local address (`getsockname`).
+    pub fn local(&self) -> SockAddr {
+        let Ok(st) = self.lock() else {
+            return SockAddr::new(self.family.any(), 0);
+        };
+        match (&st.phase, st.bound) {
+            (Phase::Connected { local, .. }, _) => *local,
+            (_, Some((l, port, _))) => SockAddr::new(l.ip(self.family), port),
+            _ => SockAddr::new(self.family.any(), 0),
+        }
+    }
+
+    /// The peer's address (`getpeername`): `ENOTCONN` when not connected.
+    pub fn peer(&self) -> SysResult<SockAddr> {
+        match &self.lock()?.phase {
+            Phase::Connected {
+                peer, conn, side, ..
+            } => {
+                if conn.lock().map(|s| s.reset[*side]).unwrap_or(true) {
+                    return Err(Errno::ENOTCONN);
+                }
+                Ok(*peer)
+            }
+            _ => Err(Errno::ENOTCONN),
+        }
+    }
+
+    /// The TCP state.
+    pub fn state(&self) -> State {
+        let Ok(st) = self.lock() else {
+            return State::Close;
+        };
+        match &st.phase {
+            Phase::Listen { .. } => State::Listen,
+            Phase::Idle => State::Close,
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.state(side)
+            }
+        }
+    }
+
+    /// (bytes waiting to be read, bytes sent but unread by the peer); a listener
+    /// reports (queued connections, backlog).
+    pub fn queued(&self) -> (usize, usize) {
+        let Ok(st) = self.lock() else {
+            return (0, 0);
+        };
+        match &st.phase {
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                conn.queued(side)
+            }
+            Phase::Listen { queue, max } => (queue.len(), *max),
+            Phase::Idle => (0, 0),
+        }
+    }
+
+    /// Takes the pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> i32 {
+        let Ok(mut st) = self.lock() else {
+            return 0;
+        };
+        if let Some(e) = st.err.take() {
+            return e.0;
+        }
+        if let Phase::Connected { conn, side, .. } = &st.phase {
+            if let Ok(mut s) = conn.lock() {
+                if let Some(e) = s.err[*side].take() {
+                    return e.0;
+                }
+            }
+        }
+        0
+    }
+
+    /// The socket's timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
+    pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
+        self.lock().ok().and_then(|s| {
+            if send {
+                s.opts.sndtimeo
+            } else {
+                s.opts.rcvtimeo
+            }
+        })
+    }
+
+    fn ctx(&self, st: &TcpState) -> Ctx {
+        Ctx {
+            family: self.family,
+            tcp: true,
+            bound: st.bound.is_some(),
+        }
+    }
+
+    /// `setsockopt(2)`.
+    pub fn setsockopt(&self, level: i32, name: i32, v: &[u8]) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let ctx = self.ctx(&st);
+        if st.opts.set(ctx, level, name, v)? {
+            return Ok(());
+        }
+        Err(Errno::ENOPROTOOPT)
+    }
+
+    /// `getsockopt(2)` of the options that need the connection.
+    pub fn getsockopt(&self, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        let int = |v: i32| v.to_le_bytes().to_vec();
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => return Ok(int(self.take_error())),
+            (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => return Ok(int(self.is_listening() as i32)),
+            (libc::IPPROTO_TCP, libc::TCP_INFO) => return Ok(self.tcp_info()),
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+                let st = self.lock()?;
+                let connected = matches!(st.phase, Phase::Connected { .. });
+                let mss = match st.opts.maxseg {
+                    0 if connected => LO_MSS as i32,
+                    0 => 536,
+                    m => m,
+                };
+                return Ok(int(mss));
+            }
+            _ => {}
+        }
+        let st = self.lock()?;
+        st.opts
+            .get(self.ctx(&st), level, name)
+            .ok_or(Errno::ENOPROTOOPT)
+    }
+
+    /// `struct tcp_info` (232 bytes, Linux 5.x layout).
+    pub fn tcp_info(&self) -> Vec<u8> {
+        let state = self.state();
+        let (rx, tx) = self.queued();
+        let (sent, received) = match self.lock() {
+            Ok(st) => match &st.phase {
+                Phase::Connected { conn, side, .. } => {
+                    let (c, s) = (conn.clone(), *side);
+                    drop(st);
+                    c.counters(s)
+                }
+                _ => (0, 0),
+            },
+            Err(_) => (0, 0),
+        };
+        let mut b = vec![0u8; 232];
+        let put32 =
+            |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+        let put64 =
+            |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        b[0] = state as u8;
+        let connected = !matches!(state, State::Listen | State::Close);
+        if connected {
+            b[5] = 0x7; // timestamps, SACK, window scaling
+            b[6] = 0x77; // snd_wscale 7, rcv_wscale 7
+            put32(&mut b, 8, 200_000); // rto (us)
+            put32(&mut b, 12, 40_000); // ato
+            put32(&mut b, 16, LO_MSS); // snd_mss
+            put32(&mut b, 20, 536); // rcv_mss
+            put32(&mut b, 60, 65_535); // pmtu
+            put32(&mut b, 64, LO_MSS); // rcv_ssthresh
+            put32(&mut b, 68, 20); // rtt (us)
+            put32(&mut b, 72, 10); // rttvar
+            put32(&mut b, 76, 0x7fff_ffff); // snd_ssthresh
+            put32(&mut b, 80, 10); // snd_cwnd
+            put32(&mut b, 84, LO_MSS); // advmss
+            put32(&mut b, 88, 3); // reordering
+            put32(&mut b, 96, LO_MSS); // rcv_space
+            put64(&mut b, 120, sent); // bytes_acked
+            put64(&mut b, 128, received); // bytes_received
+            put32(&mut b, 148, 10); // min_rtt
+            put64(&mut b, 200, sent); // bytes_sent
+        } else if state == State::Listen {
+            put32(&mut b, 24, rx as u32); // unacked: accept queue length
+            put32(&mut b, 28, tx as u32); // sacked: backlog
+        }
+        let _ = (rx, tx);
+        b
+    }
+
+    /// Fields of this socket's `/proc/net/tcp` line: local, remote, state, tx
+    /// queue, rx queue, uid, inode.
+    pub fn proc_entry(&self) -> (SockAddr, SockAddr, State, usize, usize, u32, u64) {
+        let local = self.local();
+        let remote = self.peer().unwrap_or(SockAddr::new(self.family.any(), 0));
+        let state = self.state();
+        // Nothing is ever unacknowledged over loopback: the send queue is empty.
+        let rx = self.queued().0;
+        (local, remote, state, 0, rx, self.uid, self.ino)
+    }
+}
+
+/// How many bytes a receiver queues: twice `SO_RCVBUF` if it was set (what Linux
+/// then reports), else [`QUEUE_DEFAULT`].
+fn queue_cap(o: &SockOpts) -> usize {
+    if o.rcvbuf_set {
+        o.rcvbuf.max(1) as usize
+    } else {
+        QUEUE_DEFAULT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn lo(port: u16) -> SockAddr {
+        SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    fn pair() -> (Arc<TcpInner>, Arc<TcpInner>, Arc<TcpInner>) {
+        let l = TcpInner::new(Family::V4, 0);
+        l.bind(lo(0)).unwrap();
+        l.listen(4).unwrap();
+        let c = TcpInner::new(Family::V4, 0);
+        assert_eq!(c.connect(l.local(), false), Ok(Connected::Now));
+        let s = l.accept().unwrap();
+        (l, c, s)
+    }
+
+    #[test]
+    fn data_eof_and_states() {
+        let (l, c, s) = pair();
+        assert_eq!(l.state(), State::Listen);
+        assert_eq!(c.state(), State::Established);
+        assert_eq!(s.peer().unwrap(), c.local());
+        assert_eq!(c.send(b"ping"), Ok(4));
+        assert_eq!(s.recv(2, true).unwrap(), b"pi");
+        assert_eq!(s.recv(10, false).unwrap(), b"ping");
+        assert_eq!(s.recv(10, false), Err(Errno::EAGAIN));
+        c.shutdown(libc::SHUT_WR).unwrap();
+        assert_eq!(c.state(), State::FinWait2);
+        assert_eq!(s.state(), State::CloseWait);
+        assert!(s.recv(10, false).unwrap().is_empty());
+        assert_eq!(c.send(b"x"), Err(Errno::EPIPE));
+        assert_eq!(s.send(b"back"), Ok(4));
+        assert_eq!(c.recv(10, false).unwrap(), b"back");
+        s.close(false);
+        assert!(c.recv(10, false).unwrap().is_empty());
+        assert_ne!(c.readiness() & libc::POLLHUP as u32, 0);
+    }
+
+    #[test]
+    fn reset_refused_and_full_queue() {
+        let (l, c, s) = pair();
+        c.send(b"unread").unwrap();
+        s.close(false);
+        assert_eq!(c.recv(10, false), Err(Errno::ECONNRESET));
+        assert!(c.recv(10, false).unwrap().is_empty());
+        assert_eq!(c.send(b"x"), Err(Errno::EPIPE));
+        let port = l.local().port;
+        l.close(false);
+        let d = TcpInner::new(Family::V4, 0);
+        assert_eq!(d.connect(lo(port), false), Err(Errno::ECONNREFUSED));
+        let e = TcpInner::new(Family::V4, 0);
+        assert_eq!(e.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(e.take_error(), libc::ECONNREFUSED);
+
+        let (_l, c, s) = pair();
+        let big = vec![1u8; QUEUE_DEFAULT + 10];
+        assert_eq!(c.send(&big), Ok(QUEUE_DEFAULT));
+        assert_eq!(c.send(b"x"), Err(Errno::EAGAIN));
+        assert_eq!(c.readiness() & libc::POLLOUT as u32, 0);
+        assert_eq!(s.recv(100, false).unwrap().len(), 100);
+        assert_ne!(c.readiness() & libc::POLLOUT as u32, 0);
+    }
+}

@@ -1,0 +1,440 @@
+//! UDP sockets. A datagram over loopback goes straight into the receiving socket's
+//! queue (the bound socket the port table finds for its destination); a full queue
+//! drops it, as Linux does. A datagram nobody receives refuses a connected sender
+//! (`ECONNREFUSED` on its next call, Linux's ICMP port-unreachable).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
+use crate::net::addr::{Family, Local, SockAddr};
+use crate::net::opts::{Ctx, SockOpts};
+use crate::net::ports::BindOpts;
+use crate::net::{next_ino, stack};
+
+/// Largest UDP payload over IPv4 (65535 less the IP and UDP headers).
+pub const MAX_V4: usize = 65_507;
+/// Largest UDP payload over IPv6 (no jumbograms).
+pub const MAX_V6: usize = 65_527;
+/// What Linux charges per queued datagram beyond its bytes (an skb's overhead), so
+/// that a receive buffer holds a realistic number of small datagrams.
+const OVERHEAD: usize = 768;
+
+struct Dgram {
+    from: SockAddr,
+    data: Vec<u8>,
+}
+
+/// The state of a UDP socket behind its lock.
+struct UdpState {
+    opts: SockOpts,
+    bound: Option<(Local, u16, u64)>,
+    peer: Option<SockAddr>,
+    /// Our address as the peer sees it once connected.
+    conn_local: Option<IpAddr>,
+    queue: VecDeque<Dgram>,
+    charged: usize,
+    err: Option<Errno>,
+    shut_rd: bool,
+    shut_wr: bool,
+    /// `bind` named the port: a disconnect keeps it (Linux's SOCK_BINDPORT_LOCK).
+    port_locked: bool,
+}
+
+/// A UDP socket.
+pub struct UdpInner {
+    family: Family,
+    ino: u64,
+    uid: u32,
+    wq: WaitQueue,
+    st: Mutex<UdpState>,
+}
+
+impl Drop for UdpInner {
+    fn drop(&mut self) {
+        if let Ok(st) = self.st.get_mut() {
+            if let Some((_, _, id)) = st.bound {
+                stack().udp.unbind(id);
+            }
+        }
+    }
+}
+
+/// What one receive returned.
+pub struct Received {
+    /// The bytes copied (at most what was asked for).
+    pub data: Vec<u8>,
+    /// The datagram's full length.
+    pub full_len: usize,
+    /// The sender.
+    pub from: SockAddr,
+}
+
+impl UdpInner {
+    /// A new socket of `family` owned by `uid`.
+    pub fn new(family: Family, uid: u32) -> Arc<UdpInner> {
+        Arc::new(UdpInner {
+            family,
+            ino: next_ino(),
+            uid,
+            wq: WaitQueue::new(),
+            st: Mutex::new(UdpState {
+                opts: SockOpts::new(false),
+                bound: None,
+                peer: None,
+                conn_local: None,
+                queue: VecDeque::new(),
+                charged: 0,
+                err: None,
+                shut_rd: false,
+                shut_wr: false,
+                port_locked: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> SysResult<MutexGuard<'_, UdpState>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// The socket's family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The queue notified when readiness may change.
+    pub fn queue(&self) -> &WaitQueue {
+        &self.wq
+    }
+
+    /// `fstat`'s inode number.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    fn bind_locked(self: &Arc<Self>, st: &mut UdpState, ip: IpAddr, port: u16) -> SysResult<()> {
+        if st.bound.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        stack().check_bindable(ip)?;
+        let local = Local::of(self.family, ip, st.opts.v6only);
+        let opts = BindOpts {
+            reuseaddr: st.opts.reuseaddr,
+            reuseport: st.opts.reuseport,
+            uid: self.uid,
+            tcp: false,
+        };
+        let (id, port) = stack().udp.bind(local, port, opts, Arc::downgrade(self))?;
+        st.bound = Some((local, port, id));
+        Ok(())
+    }
+
+    /// `bind(2)`.
+    pub fn bind(self: &Arc<Self>, addr: SockAddr) -> SysResult<()> {
+        let mut st = self.lock()?;
+        if self.family == Family::V6
+            && st.opts.v6only
+            && addr.ip.is_ipv4()
+            && !addr.ip.is_unspecified()
+        {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        self.bind_locked(&mut st, addr.ip, addr.port)?;
+        st.port_locked = addr.port != 0;
+        Ok(())
+    }
+
+    /// `connect(2)`: sets the default destination and the only accepted source.
+    pub fn connect(self: &Arc<Self>, dst: SockAddr) -> SysResult<()> {
+        let mut st = self.lock()?;
+        if self.family == Family::V6 && dst.ip.is_ipv4() && st.opts.v6only {
+            return Err(Errno::ENETUNREACH);
+        }
+        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        let src_ip = match st.bound {
+            Some((Local::Ip(ip), _, _)) => ip,
+            _ => src_ip,
+        };
+        if st.bound.is_none() {
+            let any = self.family.any();
+            self.bind_locked(&mut st, any, 0)?;
+        }
+        st.peer = Some(SockAddr::new(dst_ip, dst.port));
+        st.conn_local = Some(src_ip);
+        Ok(())
+    }
+
+    /// `connect` with `AF_UNSPEC`: forgets the peer.
+    pub fn disconnect(&self) -> SysResult<()> {
+        let mut st = self.lock()?;
+        st.peer = None;
+        st.conn_local = None;
+        if !st.port_locked {
+            // An automatically chosen port goes back with the association.
+            if let Some((_, _, id)) = st.bound.take() {
+                stack().udp.unbind(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one datagram to `to` (or the connected peer).
+    pub fn send(self: &Arc<Self>, data: &[u8], to: Option<SockAddr>) -> SysResult<usize> {
+        let max = match self.family {
+            Family::V4 => MAX_V4,
+            Family::V6 => MAX_V6,
+        };
+        let mut st = self.lock()?;
+        if let Some(e) = st.err.take() {
+            return Err(e);
+        }
+        if st.shut_wr {
+            return Err(Errno::EPIPE);
+        }
+        let dst = match to {
+            Some(d) => {
+                if self.family == Family::V6 && d.ip.is_ipv4() && st.opts.v6only {
+                    return Err(Errno::ENETUNREACH);
+                }
+                d
+            }
+            None => st.peer.ok_or(Errno::EDESTADDRREQ)?,
+        };
+        if dst.port == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let max = if dst.ip.is_ipv4() { MAX_V4 } else { max };
+        if data.len() > max {
+            return Err(Errno::EMSGSIZE);
+        }
+        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        if st.bound.is_none() {
+            let any = self.family.any();
+            self.bind_locked(&mut st, any, 0)?;
+        }
+        let src_ip = match (st.bound, st.conn_local) {
+            (Some((Local::Ip(ip), _, _)), _) => ip,
+            (_, Some(ip)) if to.is_none() => ip,
+            _ => src_ip,
+        };
+        let from = SockAddr::new(src_ip, st.bound.map(|b| b.1).unwrap_or(0));
+        let connected = st.peer.is_some();
+        drop(st);
+        // The filter runs under the port table's lock: no socket lock in it.
+        match stack().udp.lookup(dst_ip, dst.port, |_, _| true) {
+            Some(r) => r.deliver(from, data),
+            None if connected => {
+                if let Ok(mut st) = self.lock() {
+                    st.err = Some(Errno::ECONNREFUSED);
+                }
+                self.wq.notify_all();
+            }
+            None => {}
+        }
+        Ok(data.len())
+    }
+
+    fn deliver(&self, from: SockAddr, data: &[u8]) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        if st.peer.is_some_and(|p| p != from) || st.shut_rd {
+            return;
+        }
+        let cost = data.len() + OVERHEAD;
+        if st.charged + cost > st.opts.rcvbuf.max(0) as usize && !st.queue.is_empty() {
+            return;
+        }
+        st.charged += cost;
+        stack().count(data.len());
+        st.queue.push_back(Dgram {
+            from,
+            data: data.to_vec(),
+        });
+        drop(st);
+        self.wq.notify_all();
+    }
+
+    /// Takes (or, `peek`, copies) the next datagram, up to `len` bytes of it.
+    pub fn recv(&self, len: usize, peek: bool) -> SysResult<Received> {
+        let mut st = self.lock()?;
+        if let Some(e) = st.err.take() {
+            return Err(e);
+        }
+        let Some(d) = st.queue.front() else {
+            if st.shut_rd {
+                return Ok(Received {
+                    data: Vec::new(),
+                    full_len: 0,
+                    from: SockAddr::new(self.family.any(), 0),
+                });
+            }
+            return Err(Errno::EAGAIN);
+        };
+        let n = len.min(d.data.len());
+        let out = Received {
+            data: d.data[..n].to_vec(),
+            full_len: d.data.len(),
+            from: d.from,
+        };
+        if !peek {
+            if let Some(d) = st.queue.pop_front() {
+                st.charged = st.charged.saturating_sub(d.data.len() + OVERHEAD);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `shutdown(2)`: only a connected socket may (`ENOTCONN`).
+    pub fn shutdown(&self, how: i32) -> SysResult<()> {
+        let mut st = self.lock()?;
+        if st.peer.is_none() {
+            return Err(Errno::ENOTCONN);
+        }
+        if how != libc::SHUT_WR {
+            st.shut_rd = true;
+        }
+        if how != libc::SHUT_RD {
+            st.shut_wr = true;
+        }
+        drop(st);
+        self.wq.notify_all();
+        Ok(())
+    }
+
+    /// `poll` bits (Linux's `datagram_poll`).
+    pub fn readiness(&self) -> u32 {
+        let Ok(st) = self.lock() else {
+            return libc::POLLERR as u32;
+        };
+        let mut r = 0u32;
+        if st.err.is_some() {
+            r |= libc::POLLERR as u32;
+        }
+        if st.shut_rd {
+            r |= (libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP) as u32;
+        }
+        if st.shut_rd && st.shut_wr {
+            r |= libc::POLLHUP as u32;
+        }
+        if !st.queue.is_empty() {
+            r |= (libc::POLLIN | libc::POLLRDNORM) as u32;
+        }
+        r | (libc::POLLOUT | libc::POLLWRNORM) as u32
+    }
+
+    /// The local address (`getsockname`).
+    pub fn local(&self) -> SockAddr {
+        let Ok(st) = self.lock() else {
+            return SockAddr::new(self.family.any(), 0);
+        };
+        match st.bound {
+            Some((l, port, _)) => {
+                let ip = match (l, st.conn_local) {
+                    (Local::Any { .. }, Some(ip)) => ip,
+                    _ => l.ip(self.family),
+                };
+                SockAddr::new(ip, port)
+            }
+            None => SockAddr::new(self.family.any(), 0),
+        }
+    }
+
+    /// The peer (`getpeername`).
+    pub fn peer(&self) -> SysResult<SockAddr> {
+        self.lock()?.peer.ok_or(Errno::ENOTCONN)
+    }
+
+    /// (size of the next datagram, bytes queued).
+    pub fn pending(&self) -> (usize, usize) {
+        self.lock()
+            .map(|s| {
+                (
+                    s.queue.front().map(|d| d.data.len()).unwrap_or(0),
+                    s.queue.iter().map(|d| d.data.len()).sum(),
+                )
+            })
+            .unwrap_or((0, 0))
+    }
+
+    /// The socket's timeouts.
+    pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
+        self.lock().ok().and_then(|s| {
+            if send {
+                s.opts.sndtimeo
+            } else {
+                s.opts.rcvtimeo
+            }
+        })
+    }
+
+    fn ctx(&self, st: &UdpState) -> Ctx {
+        Ctx {
+            family: self.family,
+            tcp: false,
+            bound: st.bound.is_some(),
+        }
+    }
+
+    /// `setsockopt(2)`.
+    pub fn setsockopt(&self, level: i32, name: i32, v: &[u8]) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let ctx = self.ctx(&st);
+        if st.opts.set(ctx, level, name, v)? {
+            return Ok(());
+        }
+        Err(Errno::ENOPROTOOPT)
+    }
+
+    /// `getsockopt(2)`.
+    pub fn getsockopt(&self, level: i32, name: i32) -> SysResult<Vec<u8>> {
+        let mut st = self.lock()?;
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_ERROR) => {
+                let e = st.err.take().map(|e| e.0).unwrap_or(0);
+                return Ok(e.to_le_bytes().to_vec());
+            }
+            (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => return Ok(0i32.to_le_bytes().to_vec()),
+            _ => {}
+        }
+        let ctx = self.ctx(&st);
+        st.opts.get(ctx, level, name).ok_or(Errno::ENOPROTOOPT)
+    }
+
+    /// Fields of this socket's `/proc/net/udp` line: local, remote, tx queue, rx
+    /// queue, uid, inode.
+    pub fn proc_entry(&self) -> (SockAddr, SockAddr, usize, usize, u32, u64) {
+        let local = self.local();
+        let remote = self.peer().unwrap_or(SockAddr::new(self.family.any(), 0));
+        let rx = self.lock().map(|s| s.charged).unwrap_or(0);
+        (local, remote, 0, rx, self.uid, self.ino)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn datagrams_between_families() {
+        let r = UdpInner::new(Family::V6, 0);
+        r.bind(SockAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0))
+            .unwrap();
+        let port = r.local().port;
+        let s = UdpInner::new(Family::V4, 0);
+        let to = SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(s.send(b"hello", Some(to)), Ok(5));
+        let got = r.recv(3, false).unwrap();
+        assert_eq!((got.data.as_slice(), got.full_len), (&b"hel"[..], 5));
+        assert_eq!(
+            got.from,
+            SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), s.local().port)
+        );
+        assert_eq!(r.recv(3, false).err(), Some(Errno::EAGAIN));
+        assert_eq!(s.send(&vec![0; MAX_V4 + 1], Some(to)), Err(Errno::EMSGSIZE));
+        assert_eq!(s.send(b"x", None), Err(Errno::EDESTADDRREQ));
+    }
+}

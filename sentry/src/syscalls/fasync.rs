@@ -1,0 +1,295 @@
+//! Signal-driven I/O: `O_ASYNC` (`F_SETFL`, `FIOASYNC`) with an owner (`F_SETOWN`,
+//! `F_SETOWN_EX`, `FIOSETOWN`, `SIOCSPGRP`) and a signal (`F_SETSIG`). Works for any
+//! file that has a wait queue (sockets, pipes, FIFOs, terminals...).
+//!
+//! The owner and signal belong to the open file description. While `O_ASYNC` is
+//! set, a waker with a hook stays registered on the file's wait queue; each time the
+//! queue is notified the hook looks at the file's readiness and sends the owner
+//! SIGIO (or the `F_SETSIG` signal, with `si_fd` and `si_band`): `POLL_IN` whenever
+//! the file is readable, `POLL_OUT` when it becomes writable. Spurious signals are
+//! possible (a notification that changed nothing readable), as the signal is only a
+//! hint to poll. Not checked: Linux's `sigio_perm` (the setter's credentials
+//! against the owner's): the owner is any process of the sandbox.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::errno::{Errno, SysResult};
+use crate::kernel::process::{send_to_group, send_to_thread};
+use crate::kernel::signals::SigInfo;
+use crate::kernel::wait::Waker;
+use crate::kernel::{Kernel, Task};
+use crate::vfs::OpenFile;
+
+/// `F_OWNER_TID`.
+pub const F_OWNER_TID: i32 = 0;
+/// `F_OWNER_PID`.
+pub const F_OWNER_PID: i32 = 1;
+/// `F_OWNER_PGRP`.
+pub const F_OWNER_PGRP: i32 = 2;
+/// `F_SETSIG`.
+pub const F_SETSIG: i32 = 10;
+/// `F_GETSIG`.
+pub const F_GETSIG: i32 = 11;
+/// `F_SETOWN_EX`.
+pub const F_SETOWN_EX: i32 = 15;
+/// `F_GETOWN_EX`.
+pub const F_GETOWN_EX: i32 = 16;
+const POLLMSG: i16 = 0x400;
+/// `si_code` values of SIGPOLL.
+const POLL_IN: i32 = 1;
+const POLL_OUT: i32 = 2;
+const POLL_ERR: i32 = 4;
+const POLL_HUP: i32 = 6;
+
+#[derive(Clone, Copy, Default)]
+struct Owner {
+    kind: i32,
+    id: i32,
+}
+
+struct Entry {
+    file: Weak<OpenFile>,
+    kernel: Weak<Kernel>,
+    st: Mutex<EntryState>,
+}
+
+#[derive(Default)]
+struct EntryState {
+    owner: Owner,
+    sig: i32,
+    /// The descriptor `O_ASYNC` was set through (`si_fd`).
+    fd: i32,
+    active: bool,
+    was_writable: bool,
+    /// Registered on the file's queue while the entry lives.
+    waker: Option<Arc<Waker>>,
+}
+
+type Table = HashMap<usize, Arc<Entry>>;
+
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+fn key(file: &Arc<OpenFile>) -> usize {
+    Arc::as_ptr(file) as *const () as usize
+}
+
+/// The entry of `file`, made if missing (and, when `make` is false, `None`).
+fn entry(task: &Task, file: &Arc<OpenFile>, make: bool) -> SysResult<Option<Arc<Entry>>> {
+    let mut t = TABLE.lock().map_err(|_| Errno::EIO)?;
+    let t = t.get_or_insert_with(HashMap::new);
+    let k = key(file);
+    if let Some(e) = t.get(&k) {
+        // The same address may be a new description after the old one died.
+        if e.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file)) {
+            return Ok(Some(e.clone()));
+        }
+    }
+    if !make {
+        return Ok(None);
+    }
+    t.retain(|_, e| e.file.strong_count() > 0);
+    let e = Arc::new(Entry {
+        file: Arc::downgrade(file),
+        kernel: Arc::downgrade(&task.kernel),
+        st: Mutex::new(EntryState::default()),
+    });
+    t.insert(k, e.clone());
+    Ok(Some(e))
+}
+
+fn set_owner_of(task: &Task, file: &Arc<OpenFile>, owner: Owner) -> SysResult<()> {
+    if owner.id != 0 {
+        let reg = task.kernel.registry()?;
+        let exists = match owner.kind {
+            F_OWNER_TID => reg.thread(owner.id).is_some(),
+            F_OWNER_PID => reg.group(owner.id).is_some(),
+            _ => !reg.group_members(owner.id).is_empty(),
+        };
+        if !exists {
+            return Err(Errno::ESRCH);
+        }
+    }
+    if let Some(e) = entry(task, file, true)? {
+        e.st.lock().map_err(|_| Errno::EIO)?.owner = owner;
+    }
+    Ok(())
+}
+
+/// `F_SETOWN` / `FIOSETOWN` / `SIOCSPGRP`: a process (`pid` > 0), a process group
+/// (`pid` < 0), or nobody (0).
+pub fn set_owner(task: &Task, file: &Arc<OpenFile>, pid: i32) -> SysResult<()> {
+    let owner = if pid < 0 {
+        Owner {
+            kind: F_OWNER_PGRP,
+            id: pid.checked_neg().ok_or(Errno::EINVAL)?,
+        }
+    } else {
+        Owner {
+            kind: F_OWNER_PID,
+            id: pid,
+        }
+    };
+    set_owner_of(task, file, owner)
+}
+
+/// `F_GETOWN`: a process group is reported negated.
+pub fn get_owner(task: &Task, file: &Arc<OpenFile>) -> SysResult<i32> {
+    let o = owner(task, file)?;
+    Ok(if o.kind == F_OWNER_PGRP { -o.id } else { o.id })
+}
+
+fn owner(task: &Task, file: &Arc<OpenFile>) -> SysResult<Owner> {
+    Ok(match entry(task, file, false)? {
+        Some(e) => e.st.lock().map_err(|_| Errno::EIO)?.owner,
+        None => Owner::default(),
+    })
+}
+
+/// `F_SETOWN_EX`.
+pub fn set_owner_ex(task: &Task, file: &Arc<OpenFile>, kind: i32, pid: i32) -> SysResult<()> {
+    if !(F_OWNER_TID..=F_OWNER_PGRP).contains(&kind) || pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    set_owner_of(task, file, Owner { kind, id: pid })
+}
+
+/// `F_GETOWN_EX`: (type, id).
+pub fn get_owner_ex(task: &Task, file: &Arc<OpenFile>) -> SysResult<(i32, i32)> {
+    let o = owner(task, file)?;
+    let kind = if o.id == 0 { F_OWNER_PID } else { o.kind };
+    Ok((kind, o.id))
+}
+
+/// `F_SETSIG` (0: SIGIO without details).
+pub fn set_sig(task: &Task, file: &Arc<OpenFile>, sig: u64) -> SysResult<()> {
+    if sig > 64 {
+        return Err(Errno::EINVAL);
+    }
+    if let Some(e) = entry(task, file, true)? {
+        e.st.lock().map_err(|_| Errno::EIO)?.sig = sig as i32;
+    }
+    Ok(())
+}
+
+/// `F_GETSIG`.
+pub fn get_sig(task: &Task, file: &Arc<OpenFile>) -> SysResult<i32> {
+    Ok(match entry(task, file, false)? {
+        Some(e) => e.st.lock().map_err(|_| Errno::EIO)?.sig,
+        None => 0,
+    })
+}
+
+/// Called after the status flags of `file` (reached through `fd`) changed: starts
+/// or stops signalling as `O_ASYNC` says.
+pub fn flags_changed(task: &Task, fd: i32, file: &Arc<OpenFile>) -> SysResult<()> {
+    let on = file.flags() & libc::O_ASYNC != 0;
+    let Some(e) = entry(task, file, on)? else {
+        return Ok(());
+    };
+    let mut st = e.st.lock().map_err(|_| Errno::EIO)?;
+    st.active = on;
+    if !on {
+        return Ok(());
+    }
+    st.fd = fd;
+    st.was_writable = file.imp().readiness() & libc::POLLOUT as u32 != 0;
+    if st.waker.is_none() {
+        if let Some(q) = file.imp().wait_queue() {
+            let weak = Arc::downgrade(&e);
+            let w = Waker::with_hook(Box::new(move || {
+                if let Some(e) = weak.upgrade() {
+                    e.fire();
+                }
+            }));
+            // The queue holds the waker weakly; the entry keeps it alive.
+            std::mem::forget(q.register(&w));
+            st.waker = Some(w);
+        }
+    }
+    Ok(())
+}
+
+/// `FIOASYNC`: sets or clears `O_ASYNC`.
+pub fn fioasync(task: &Task, fd: i32, file: &Arc<OpenFile>, on: bool) -> SysResult<()> {
+    let fl = file.flags();
+    file.set_flags(if on {
+        fl | libc::O_ASYNC
+    } else {
+        fl & !libc::O_ASYNC
+    });
+    flags_changed(task, fd, file)
+}
+
+impl Entry {
+    /// The file's queue was notified: signal the owner if the file is ready.
+    fn fire(&self) {
+        let Some(file) = self.file.upgrade() else {
+            return;
+        };
+        let (owner, sig, fd, was_writable) = match self.st.lock() {
+            Ok(s) if s.active && s.owner.id != 0 => (s.owner, s.sig, s.fd, s.was_writable),
+            _ => return,
+        };
+        let r = file.imp().readiness();
+        let writable = r & libc::POLLOUT as u32 != 0;
+        if let Ok(mut s) = self.st.lock() {
+            s.was_writable = writable;
+        }
+        let (code, band) = if r & libc::POLLIN as u32 != 0 {
+            (POLL_IN, (libc::POLLIN | libc::POLLRDNORM | POLLMSG) as i64)
+        } else if writable && !was_writable {
+            (
+                POLL_OUT,
+                (libc::POLLOUT | libc::POLLWRNORM | libc::POLLWRBAND) as i64,
+            )
+        } else if r & libc::POLLERR as u32 != 0 {
+            (POLL_ERR, (libc::POLLERR) as i64)
+        } else if r & libc::POLLHUP as u32 != 0 {
+            (POLL_HUP, (libc::POLLHUP | libc::POLLERR) as i64)
+        } else {
+            return;
+        };
+        let info = if sig == 0 {
+            SigInfo::kernel(libc::SIGIO)
+        } else {
+            // SIGPOLL's siginfo: si_band (a long) at offset 16, si_fd at 24. The
+            // generic layout puts pid/uid (16, 20) and value (24) there.
+            SigInfo {
+                signo: sig,
+                code,
+                pid: band as i32,
+                uid: (band >> 32) as u32,
+                value: fd as u32 as u64,
+                ..Default::default()
+            }
+        };
+        let Some(kernel) = self.kernel.upgrade() else {
+            return;
+        };
+        let Ok(reg) = kernel.registry() else {
+            return;
+        };
+        match owner.kind {
+            F_OWNER_TID => {
+                if let Some((t, g)) = reg.thread(owner.id) {
+                    drop(reg);
+                    let _ = send_to_thread(&t, &g, info);
+                }
+            }
+            F_OWNER_PID => {
+                if let Some(g) = reg.group(owner.id) {
+                    drop(reg);
+                    let _ = send_to_group(&g, info);
+                }
+            }
+            _ => {
+                let members = reg.group_members(owner.id);
+                drop(reg);
+                for g in members {
+                    let _ = send_to_group(&g, info);
+                }
+            }
+        }
+    }
+}
