@@ -22,10 +22,7 @@ const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_NOSIGNAL: i32 = 0x4000;
-/// `CAP_NET_BIND_SERVICE`: ports below 1024.
-const CAP_NET_BIND_SERVICE: u32 = 10;
-/// `CAP_NET_RAW`: raw sockets.
-const CAP_NET_RAW: u32 = 13;
+use crate::kernel::creds::{may_open_raw, CAP_NET_BIND_SERVICE};
 /// `net.ipv4.ip_unprivileged_port_start`.
 const UNPRIVILEGED_PORT_START: u16 = 1024;
 /// How much of a stream send is gathered from the application at a time.
@@ -59,7 +56,7 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
             return Err(Errno::EACCES)
         }
         libc::SOCK_RAW => {
-            if !task.creds.has_cap(CAP_NET_RAW) {
+            if !may_open_raw(&task.creds) {
                 return Err(Errno::EPERM);
             }
             tracing::warn!("raw internet sockets are not implemented: EPROTONOSUPPORT");
