@@ -111,16 +111,36 @@ fn help_lists_commands_but_not_internal_ones() {
     ] {
         assert!(out.contains(cmd), "{cmd} missing from help: {out}");
     }
+    // The "Commands:" section, up to the blank line that ends it (option help can
+    // run over several indented lines too).
     let listed: Vec<&str> = out
         .lines()
-        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with('-'))
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
     assert_eq!(
         listed,
         [
-            "do", "spec", "run", "create", "start", "state", "kill", "delete", "list", "ps",
-            "exec", "pause", "resume", "events", "update", "help"
+            "do",
+            "spec",
+            "run",
+            "create",
+            "start",
+            "state",
+            "kill",
+            "delete",
+            "list",
+            "ps",
+            "exec",
+            "pause",
+            "resume",
+            "events",
+            "update",
+            "check-node",
+            "help"
         ],
         "{out}"
     );

@@ -944,9 +944,7 @@ fn busybox_seccomp_bundle(e: &Env, script: &str, seccomp: Value) -> PathBuf {
         "hostname": "oci",
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
                    {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}],
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
-                                 {"type": "uts"}],
-                  "seccomp": seccomp},
+        "linux": {"namespaces": namespaces(), "seccomp": seccomp},
     });
     std::fs::write(bundle.join("config.json"), cfg.to_string()).unwrap();
     bundle

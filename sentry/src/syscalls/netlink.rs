@@ -13,8 +13,7 @@ use crate::vfs::{FileImpl, OpenFile};
 const MSG_PEEK: i32 = 0x2;
 const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
-/// `CAP_NET_ADMIN`.
-const CAP_NET_ADMIN: u32 = 12;
+use crate::kernel::creds::CAP_NET_ADMIN;
 
 /// The netlink socket behind an open file, if it is one.
 pub fn netlink_of(file: &OpenFile) -> Option<&NetlinkSocket> {
