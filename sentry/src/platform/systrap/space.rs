@@ -12,8 +12,8 @@ use crate::platform::{AddressSpace, Backing, PAGE_SIZE};
 
 use super::stub::{
     self, slot_base, MAX_SLOTS, OFF_REQ_NR, OFF_REQ_RESULT, OFF_SENTRY_SLEEPING, OFF_SIGNO,
-    OFF_STATE, OFF_STUB_NOSPIN, OFF_STUB_SLEEPING, OFF_TID, OFF_UCONTEXT, READY_RIP, REGION,
-    REGION_SIZE, STATE_PARKED,
+    OFF_STATE, OFF_STUB_NOSPIN, OFF_STUB_SLEEPING, OFF_TID, OFF_UCONTEXT, READY_RIP, REGION_SIZE,
+    STATE_PARKED,
 };
 use super::sys::{self, SharedMapping};
 use super::syscaller::{Commands, Syscaller};
@@ -449,6 +449,18 @@ impl SystrapSpace {
         let shared = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
         self.map_fd_locked(st, memfd.as_fd(), [base, REGION_SIZE, rw], shared, 0)?;
         drop(memfd);
+        self.start_thread(st, slot, new)
+    }
+
+    /// Clones an application thread onto the region of `new`, mapped at `slot`, and
+    /// waits until it reports in.
+    fn start_thread(
+        &self,
+        st: &mut Commands,
+        slot: usize,
+        new: Channel,
+    ) -> SysResult<Arc<StubThread>> {
+        let base = slot_base(slot);
         self.sys.set_thread_altstack(st, slot);
         let stack = base + stub::OFF_ALTSTACK_BASE as u64;
         let ctid = base + OFF_TID as u64;
@@ -520,42 +532,51 @@ impl SystrapSpace {
 
     /// A copy-on-write copy of this stub, forked by its syscall thread: the child
     /// starts as a copy of that thread alone, takes its own command memfd and
-    /// control socket, and reports in; the sentry then unmaps the parent's regions
-    /// in it and starts its first application thread. Shared file mappings stay
-    /// shared.
+    /// control socket, unmaps the parent's regions, maps its first thread's region
+    /// (all three fds sent with the fork) and reports in; the sentry then starts its
+    /// first application thread. Shared file mappings stay shared.
     pub(super) fn fork(&self) -> SysResult<SystrapSpace> {
         let (stub_end, child_sys) = Syscaller::new(self.spin)?;
+        let (region, chan) = Channel::new(0)?;
         // Held until the child has read its fd numbers from our command page.
         let mut st = self.sys.lock();
-        let fds = [child_sys.memfd().as_raw_fd(), stub_end.as_raw_fd()];
+        let fds = [
+            child_sys.memfd().as_raw_fd(),
+            stub_end.as_raw_fd(),
+            region.as_raw_fd(),
+        ];
         let theirs = self.send_fds(&mut st, &fds)?;
-        drop(stub_end);
-        self.sys.set_child_fds(&mut st, theirs[0], theirs[1]);
+        drop((stub_end, region));
+        let theirs = [theirs[0], theirs[1], theirs[2]];
+        self.sys.set_child_fds(&mut st, theirs);
         let cloned = self.call(&mut st, libc::SYS_clone, [stub::FORK_FLAGS, 0, 0, 0, 0, 0]);
-        // The child reads its fd numbers from our command page: the next command
-        // (closing our copies) waits until it has reported in on its own page.
-        let child = cloned.and_then(|pid| {
-            let pid = i32::try_from(pid).map_err(|_| Errno::EIO)?;
-            let pidfd = sys::pidfd_open(pid)?;
-            let alive = || !sys::pidfd_exited(&pidfd);
-            let deadline = Instant::now() + START_TIMEOUT;
-            let reported = child_sys.first_report(alive, deadline);
-            if reported != Ok(pid) {
-                tracing::warn!(pid, ?reported, "forked systrap stub did not start");
-                let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
-                self.zygote.reap(pid);
-                return Err(Errno::EAGAIN);
+        match cloned {
+            // The syscall thread closed them right after the fork.
+            Ok(_) => self.sys.closed(&mut st, &theirs),
+            Err(_) => {
+                for fd in theirs {
+                    if let Err(e) = self.close(&mut st, fd) {
+                        // It would keep the child's fds: not a state to go on in.
+                        tracing::warn!(pid = self.pid, error = %e.name(), "systrap stub kept a fork's fds");
+                        self.kill();
+                    }
+                }
             }
-            Ok((pid, pidfd))
-        });
-        let closed = [theirs[0], theirs[1]].map(|fd| self.close(&mut st, fd));
-        if let Some(Err(e)) = closed.iter().find(|c| c.is_err()) {
-            // The parent would keep the child's fds: not a state to go on in.
-            tracing::warn!(pid = self.pid, error = %e.name(), "systrap stub kept a fork's fds");
-            self.kill();
         }
-        let (pid, pidfd) = child?;
+        let pid = i32::try_from(cloned?).map_err(|_| Errno::EIO)?;
+        let pidfd = sys::pidfd_open(pid)?;
+        let alive = || !sys::pidfd_exited(&pidfd);
+        let deadline = Instant::now() + START_TIMEOUT;
+        // The child reads its fd numbers from our command page: the next command
+        // waits until it has reported in on its own page.
+        let reported = child_sys.first_report(alive, deadline);
         drop(st);
+        if reported != Ok(pid) {
+            tracing::warn!(pid, ?reported, "forked systrap stub did not start");
+            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
+            self.zygote.reap(pid);
+            return Err(Errno::EAGAIN);
+        }
         let child = SystrapSpace::with(
             pid,
             pidfd,
@@ -565,11 +586,15 @@ impl SystrapSpace {
             self.registry.clone(),
             self.zygote.clone(),
         );
-        // From here on the Drop of `child` kills it.
+        // From here on the Drop of `child` kills it. Its first thread's region is
+        // mapped at slot 0 already (and every slot of ours unmapped).
         child.context_taken.store(true, Ordering::SeqCst);
-        let regions = [REGION, stub::STUB_END - REGION, 0, 0, 0, 0];
-        child.request(libc::SYS_munmap, regions)?;
-        child.new_thread()?;
+        let slot = child.take_slot()?;
+        debug_assert_eq!(slot, 0);
+        {
+            let mut st = child.sys.lock();
+            child.start_thread(&mut st, slot, chan)?;
+        }
         Ok(child)
     }
 

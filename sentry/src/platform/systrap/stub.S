@@ -23,6 +23,8 @@
 .equ C_CMDFD, 64
 .equ C_CHILD_CTL, 72
 .equ C_CHILD_CMD, 80
+.equ C_CHILD_REGION, 88
+.equ SLOTS_SIZE, 0x1fe0000
 .equ C_ALTSTACK, 96
 .equ C_ZERO, 128
 .equ C_ONES, 136
@@ -282,12 +284,30 @@ sys_ret:
   cmp r12, 56
   jne report
   test rax, rax
+  jz cloned
+  js report
+  test edi, 0x10000
   jnz report
+# The parent of a fork: the fds received for the child are the child's now.
+  mov r14, rax
+  mov eax, 3
+  mov rdi, [rbx+C_CHILD_CMD]
+  syscall
+  mov eax, 3
+  mov rdi, [rbx+C_CHILD_CTL]
+  syscall
+  mov eax, 3
+  mov rdi, [rbx+C_CHILD_REGION]
+  syscall
+  mov rax, r14
+  jmp report
+cloned:
   test edi, 0x10000
   jnz thread_start
 # The child of a fork command: a copy of the syscall thread alone. Dies with the
 # zygote, takes its own command memfd and control socket (received by the parent
-# just before) at fds 1 and 0, and reports in like a new stub.
+# just before) at fds 1 and 0, unmaps the parent's regions, maps the region of its
+# first application thread at slot 0, and reports in like a new stub.
   mov eax, 157
   mov edi, 1
   mov esi, 9
@@ -295,6 +315,7 @@ sys_ret:
 prctl_ret:
   mov r14, [rbx+C_CHILD_CMD]
   mov r15, [rbx+C_CHILD_CTL]
+  mov r13, [rbx+C_CHILD_REGION]
   mov eax, 9
   mov rdi, rbx
   mov esi, 0x1000
@@ -312,6 +333,22 @@ prctl_ret:
   mov r10d, 0x11
   mov r8d, r14d
   mov r9d, 0x1000
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 11
+  movabs rdi, REGION
+  mov esi, SLOTS_SIZE
+  syscall
+  cmp rax, -4095
+  jae fork_fail
+  mov eax, 9
+  movabs rdi, REGION
+  mov esi, REGION_SIZE
+  mov edx, 3
+  mov r10d, 0x11
+  mov r8d, r13d
+  xor r9d, r9d
   syscall
   cmp rax, -4095
   jae fork_fail

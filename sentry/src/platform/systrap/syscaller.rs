@@ -34,8 +34,8 @@ use crate::errno::{Errno, SysResult};
 
 use super::space::{lock, socketpair, SENTRY_SPIN};
 use super::stub::{
-    self, CMD_SIZE, C_ALTSTACK, C_CHILD_CMD, C_CHILD_CTL, C_NR, C_SEQ, RESULT_BIAS, R_DONE,
-    R_SCRATCH, R_SENTRY_SLEEPING, R_STUB_SLEEPING, SYSRW,
+    self, CMD_SIZE, C_ALTSTACK, C_CHILD_CMD, C_CHILD_CTL, C_CHILD_REGION, C_NR, C_SEQ, RESULT_BIAS,
+    R_DONE, R_SCRATCH, R_SENTRY_SLEEPING, R_STUB_SLEEPING, SYSRW,
 };
 use super::sys::{self, SharedMapping};
 
@@ -43,7 +43,7 @@ use super::sys::{self, SharedMapping};
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 /// Offset of the writable page in the command memfd (and in the sentry's mapping).
 const RW: usize = 4096;
-/// `CMSG_SPACE(3 * sizeof(int))` on x86-64: room for every transfer (at most 2 fds).
+/// `CMSG_SPACE(3 * sizeof(int))` on x86-64: room for every transfer (at most 3 fds).
 const CMSG_SPACE_MAX: usize = 32;
 // The scratch layout of a `recvmsg` command (offsets in the writable page).
 const SCRATCH_MSGHDR: usize = R_SCRATCH;
@@ -258,7 +258,7 @@ impl Syscaller {
         fds: &[i32],
         alive: &dyn Fn() -> bool,
     ) -> SysResult<Vec<u64>> {
-        debug_assert!(fds.len() <= 2);
+        debug_assert!(fds.len() <= 3);
         super::space::send_fds(self.control.as_fd(), fds, 0)?;
         self.prepare_recvmsg();
         let msghdr = SYSRW + SCRATCH_MSGHDR as u64;
@@ -328,10 +328,21 @@ impl Syscaller {
         self.pages.write(C_ALTSTACK, &ss);
     }
 
-    /// Sets the fd numbers (in this stub) of a fork's child's command memfd and
-    /// control socket.
-    pub(super) fn set_child_fds(&self, _st: &mut Commands, cmd: u64, ctl: u64) {
+    /// Sets the fd numbers (in this stub) of a fork's child's command memfd, control
+    /// socket and first region.
+    pub(super) fn set_child_fds(&self, _st: &mut Commands, [cmd, ctl, region]: [u64; 3]) {
         self.pages.put_u64(C_CHILD_CMD, cmd);
         self.pages.put_u64(C_CHILD_CTL, ctl);
+        self.pages.put_u64(C_CHILD_REGION, region);
+    }
+
+    /// Records that the syscall thread closed `fds` on its own (a fork's parent
+    /// closes the child's right after the fork).
+    pub(super) fn closed(&self, st: &mut Commands, fds: &[u64]) {
+        for fd in fds {
+            if let Ok(n) = u32::try_from(*fd) {
+                st.fds.remove(&n);
+            }
+        }
     }
 }

@@ -1597,7 +1597,7 @@ fn forged_progress_words_do_not_forge_results() {
         &[0xff, 0xc1],                   // inc ecx
         &[0xc7, 0x40, 0x04, 0, 0, 0, 0], // mov dword [rax+4], 0
         &[0xc7, 0x40, 0x08, 0, 0, 0, 0], // mov dword [rax+8], 0
-        &[0xeb, 0xee],                   // jmp l
+        &[0xeb, 0xec],                   // jmp l
     ]);
     let mut rig = Rig::new(&c);
     let space = rig.space.clone();
@@ -1607,7 +1607,7 @@ fn forged_progress_words_do_not_forge_results() {
         (rig, r)
     });
     std::thread::sleep(Duration::from_millis(20));
-    for i in 0..200u64 {
+    for i in 0..50u64 {
         let at = 0x2000_0000 + i * PAGE_SIZE;
         space
             .map(at, PAGE_SIZE, RW, false, Backing::Anonymous)
