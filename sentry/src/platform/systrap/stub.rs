@@ -68,7 +68,9 @@ pub(super) const REGION_SIZE: u64 = 0x1_0000;
 /// How many thread slots (regions) fit below the top of the user address space: at
 /// most this many threads per application process.
 pub(super) const MAX_SLOTS: usize = ((USER_TOP - REGION) / REGION_SIZE) as usize;
-/// One past the platform's reserved region.
+/// One past the platform's reserved region (the code has `STUB_END - REGION` as an
+/// immediate: a fork's child unmaps every slot).
+#[cfg(test)]
 pub(super) const STUB_END: u64 = REGION + MAX_SLOTS as u64 * REGION_SIZE;
 /// One past the highest user address on x86-64 with 4-level paging.
 const USER_TOP: u64 = 0x7fff_ffff_f000;
