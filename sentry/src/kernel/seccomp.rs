@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::kernel::cbpf::{self, Insn};
 use crate::kernel::process;
-use crate::kernel::signals::{self, bit, SigInfo};
+use crate::kernel::signals::SigInfo;
 use crate::kernel::{ExitStatus, Task};
 
 /// `SECCOMP_RET_KILL_PROCESS`.
@@ -373,18 +373,7 @@ fn trap(task: &mut Task, nr: u64, data: u32) {
         value: AUDIT_ARCH_X86_64 as u64,
         ..Default::default()
     };
-    let sig = libc::SIGSYS as u32;
-    let blocked = task.mask() & bit(sig) != 0;
-    let ignored = task
-        .tg
-        .actions()
-        .map(|a| {
-            a.get(sig)
-                .map(|x| x.handler == signals::SIG_IGN)
-                .unwrap_or(true)
-        })
-        .unwrap_or(true);
-    if blocked || ignored {
+    if !task.takes_sync_signal(libc::SIGSYS as u32) {
         kill(task, libc::SIGSYS, true);
         return;
     }

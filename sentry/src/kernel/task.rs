@@ -452,6 +452,23 @@ impl Task {
         }
     }
 
+    /// Whether synchronous signal `sig` (a fault, a seccomp trap) can be delivered
+    /// to a handler: neither blocked nor ignored (an unreadable action table counts
+    /// as ignored). Otherwise Linux forces its default action.
+    pub fn takes_sync_signal(&self, sig: u32) -> bool {
+        let blocked = self.mask() & bit(sig) != 0;
+        let ignored = self
+            .tg
+            .actions()
+            .map(|a| {
+                a.get(sig)
+                    .map(|x| x.handler == signals::SIG_IGN)
+                    .unwrap_or(true)
+            })
+            .unwrap_or(true);
+        !blocked && !ignored
+    }
+
     fn handle_fault(&mut self, signo: i32, code: i32, addr: u64) {
         tracing::debug!(
             tid = self.tid,
@@ -470,17 +487,7 @@ impl Task {
         // A synchronous signal that is blocked or ignored cannot be deferred: the
         // instruction would fault again. Linux then forces the default action.
         let sig = signo as u32;
-        let blocked = self.mask() & bit(sig) != 0;
-        let ignored = self
-            .tg
-            .actions()
-            .map(|a| {
-                a.get(sig)
-                    .map(|x| x.handler == signals::SIG_IGN)
-                    .unwrap_or(true)
-            })
-            .unwrap_or(true);
-        if blocked || ignored {
+        if !self.takes_sync_signal(sig) {
             self.terminate_by(sig);
             return;
         }
