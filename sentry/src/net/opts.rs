@@ -94,6 +94,15 @@ pub struct SockOpts {
 }
 
 impl SockOpts {
+    /// `SO_SNDTIMEO` if `send`, else `SO_RCVTIMEO`.
+    pub fn timeout(&self, send: bool) -> Option<Duration> {
+        if send {
+            self.sndtimeo
+        } else {
+            self.rcvtimeo
+        }
+    }
+
     /// Linux's defaults for a new socket (`tcp`: TCP's buffer sizes).
     pub fn new(tcp: bool) -> SockOpts {
         SockOpts {

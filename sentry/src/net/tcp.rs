@@ -769,13 +769,7 @@ impl TcpInner {
 
     /// The socket's timeouts (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
     pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
-        self.lock().ok().and_then(|s| {
-            if send {
-                s.opts.sndtimeo
-            } else {
-                s.opts.rcvtimeo
-            }
-        })
+        self.lock().ok().and_then(|s| s.opts.timeout(send))
     }
 
     fn ctx(&self, st: &TcpState) -> Ctx {

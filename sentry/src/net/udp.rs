@@ -361,13 +361,7 @@ impl UdpInner {
 
     /// The socket's timeouts.
     pub fn timeout(&self, send: bool) -> Option<std::time::Duration> {
-        self.lock().ok().and_then(|s| {
-            if send {
-                s.opts.sndtimeo
-            } else {
-                s.opts.rcvtimeo
-            }
-        })
+        self.lock().ok().and_then(|s| s.opts.timeout(send))
     }
 
     fn ctx(&self, st: &UdpState) -> Ctx {
