@@ -602,6 +602,101 @@ fn confined_on(platform: &str) {
     assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:?}");
 }
 
+/// A stub killed from outside while its process waits inside the sentry (the probe
+/// reads its stdin, which stays open) is noticed at once: the process dies of
+/// SIGKILL as on Linux, the sandbox ends, and nothing is left. (On ptrace a traced
+/// stub's death was only seen at its next switch, which never came: the sandbox
+/// waited for input forever.)
+#[test]
+fn a_stub_killed_from_outside_ends_its_process_at_once() {
+    for p in PLATFORMS {
+        stub_killed_on(p);
+    }
+}
+
+fn stub_killed_on(platform: &str) {
+    let f = fixture();
+    let (mut child, _stdin, _rx, _lines, t) = start_probe(platform, &f, &[]);
+    // The stubs that run programs have no children (systrap's zygote is the parent
+    // of its stubs); the probe's own is the older of the two.
+    let mut runners: Vec<u32> = t
+        .stubs
+        .iter()
+        .copied()
+        .filter(|&p| children_of(p).is_empty())
+        .collect();
+    runners.sort();
+    assert_eq!(runners.len(), 2, "{platform}: {t:?}");
+    let mut all = vec![t.gofer, t.waiter, t.sentry];
+    all.extend(&t.stubs);
+    let start = Instant::now();
+    // SAFETY: kill(2) of a process this test found as the sandbox's stub, unreaped
+    // (its parent is the sandbox, which waits for none before the sentry lets it).
+    assert_eq!(unsafe { libc::kill(runners[0] as i32, libc::SIGKILL) }, 0);
+    let deadline = start + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{platform}: the sandbox waits on after its stub {} died ({t:?}):\n{}",
+                runners[0],
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(128 + 9), "{platform}: {status:?}");
+    assert!(took < Duration::from_secs(3), "{platform}: took {took:?}");
+    assert_gone(platform, &all, &t);
+}
+
+/// Waits on the host's stdin are waits of the sandbox (tests/c/boundary/stdin_waits.c,
+/// natively and inside, outputs compared): poll times out while nothing comes, a
+/// reader blocked there dies of SIGKILL, a signal interrupts a read. (Before, a read
+/// of host stdin was a blocking host call: the killed reader, and the sandbox with
+/// it, waited for input that never came, and poll said readable at once.)
+#[test]
+fn stdin_waits_are_the_sandbox_s() {
+    let f = fixture();
+    let exe = f.rootfs.join("bin/stdin_waits");
+    let src = rvisor_e2e::c_dir().join("boundary/stdin_waits.c");
+    rvisor_e2e::compile(&src, Link::Static, &exe, &[]).unwrap();
+    let run = |mut cmd: Command| -> String {
+        use std::io::{BufRead, Write};
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut l = String::new();
+            if out.read_line(&mut l).unwrap() == 0 {
+                break;
+            }
+            lines.push_str(&l);
+            if l == "ready\n" {
+                stdin.write_all(b"hello\n").unwrap();
+            }
+            assert!(Instant::now() < deadline, "{lines}");
+        }
+        drop(stdin);
+        assert!(child.wait().unwrap().success(), "{lines}");
+        lines
+    };
+    let native = run(Command::new(&exe));
+    assert!(native.contains("blocked reader: killed by 9"), "{native}");
+    for p in PLATFORMS {
+        let inside = run(rvisor(p, "memory", &f.rootfs, &["/bin/stdin_waits"]));
+        assert_eq!(inside, native, "{p}");
+    }
+}
+
 /// A panic in a sentry task thread (provoked with the test-only hook on getppid)
 /// ends the sandbox at once: the CLI reports it on one line with a failure status,
 /// and no process of the sandbox (stubs, sentry, gofer) is left. (Before, the

@@ -144,18 +144,10 @@ pub enum ThreadSignaller {
 impl ThreadSignaller {
     /// Prepares signalling thread `tid` of stub process `tgid`.
     pub fn new(tgid: i32, tid: i32) -> SysResult<Self> {
-        // SAFETY: pidfd_open takes two integers.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
-        if fd >= 0 {
-            use std::os::fd::FromRawFd;
-            // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-            return Ok(ThreadSignaller::Pidfd(unsafe {
-                std::os::fd::OwnedFd::from_raw_fd(fd as i32)
-            }));
-        }
-        match Errno::last() {
-            Errno::EINVAL => Ok(ThreadSignaller::Tgkill { tgid, tid }),
-            e => Err(e),
+        match thread_pidfd(tid) {
+            Ok(fd) => Ok(ThreadSignaller::Pidfd(fd)),
+            Err(Errno::EINVAL) => Ok(ThreadSignaller::Tgkill { tgid, tid }),
+            Err(e) => Err(e),
         }
     }
 
@@ -203,4 +195,60 @@ pub fn process_cpu_time(pid: i32) -> Option<(std::time::Duration, std::time::Dur
     let total = clock(0)?;
     let user = clock(1)?.min(total);
     Some((user, total - user))
+}
+
+/// `pidfd_open(pid, flags)`.
+fn pidfd_open_flags(pid: i32, flags: libc::c_uint) -> SysResult<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes two integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `pidfd_open(pid)`: a pidfd of process `pid`.
+pub fn pidfd_open(pid: i32) -> SysResult<std::os::fd::OwnedFd> {
+    pidfd_open_flags(pid, 0)
+}
+
+/// A pidfd of thread `tid` alone (`PIDFD_THREAD`, Linux 6.9): it polls readable once
+/// that thread has exited, whatever its siblings do.
+pub fn thread_pidfd(tid: i32) -> SysResult<std::os::fd::OwnedFd> {
+    pidfd_open_flags(tid, PIDFD_THREAD)
+}
+
+/// `pidfd_send_signal(pidfd, sig)`: signals the process the pidfd names, never a
+/// recycled pid; signal 0 only checks that the process exists.
+pub fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> SysResult<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: integers and a NULL siginfo, which means "as kill(2) would".
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// A `SOCK_SEQPACKET` pair, both ends close-on-exec (a stub's end is re-created at
+/// its fixed number without the flag, or passed with `SCM_RIGHTS`).
+pub fn seqpacket_pair() -> SysResult<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Errno(e as i32))
 }

@@ -14,6 +14,7 @@
 //! may come from any thread.
 
 pub mod common;
+mod death_watch;
 pub mod ptrace;
 mod stub_process;
 pub mod systrap;

@@ -71,6 +71,44 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<usize> {
     }
 }
 
+/// `ppoll` on host fds: waits up to `timeout` (`None`: forever; zero: just looks)
+/// for the events each `(fd, events)` asks, and returns the events each got.
+/// Interrupted by a signal, it reports no events.
+pub fn poll(
+    fds: &[(BorrowedFd<'_>, i16)],
+    timeout: Option<std::time::Duration>,
+) -> SysResult<Vec<i16>> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, events)| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: *events,
+            revents: 0,
+        })
+        .collect();
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `p` is a valid array of `p.len()` pollfds whose fds are live borrows;
+    // `tsp` is null or points at a valid timespec; no signal mask.
+    let r = unsafe {
+        libc::ppoll(
+            p.as_mut_ptr(),
+            p.len() as libc::nfds_t,
+            tsp,
+            std::ptr::null(),
+        )
+    };
+    match check(r as isize) {
+        Ok(_) | Err(Errno::EINTR) => Ok(p.iter().map(|x| x.revents).collect()),
+        Err(e) => Err(e),
+    }
+}
+
 /// `fsync` on a host fd, retried on EINTR.
 pub fn fsync(fd: BorrowedFd<'_>) -> SysResult<()> {
     loop {

@@ -28,6 +28,11 @@
 //! - A context runs its stub thread with `PTRACE_SYSEMU`: every application system
 //!   call stops before it runs and is serviced by the sentry. Its interrupter signals
 //!   exactly that thread (a thread pidfd, or `tgkill` before Linux 6.9).
+//! - A stub killed from outside is noticed at once, even while every task of its
+//!   process waits inside the sentry: the platform's death watcher
+//!   ([`death_watch`](super::death_watch)) polls a thread pidfd per stub thread (the
+//!   process pidfd of a traced stub stays unreadable while any traced thread is
+//!   unreaped), marks the space dead and runs its death hooks.
 //! - Ending a context makes its stub thread `exit` (stopped at its exit event and
 //!   detached there, so nothing is left to reap); the last user of a space kills the
 //!   whole stub and reaps it.
@@ -56,9 +61,10 @@ mod tests;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::platform::death_watch::Registry;
 use crate::platform::{AddressSpace, Context, Platform};
 
 use context::PtraceContext;
@@ -88,8 +94,8 @@ pub(super) struct Shared {
     /// Where parked threads wait (see [`stub::StubImage::park`]).
     park: u64,
     /// Every live space of the platform, to find the concrete space behind an
-    /// `Arc<dyn AddressSpace>` in `new_context`.
-    spaces: Mutex<Vec<Weak<PtraceSpace>>>,
+    /// `Arc<dyn AddressSpace>` in `new_context`, watched for deaths.
+    spaces: Arc<Registry<PtraceSpace>>,
     /// CPUs to pin stub/tracer pairs to.
     cpus: Vec<usize>,
     /// Round-robin position in `cpus`.
@@ -97,11 +103,9 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// Records a new space.
+    /// Records a new space (the death watcher takes it up).
     fn register(&self, space: &Arc<PtraceSpace>) {
-        let mut spaces = space::lock(&self.spaces);
-        spaces.retain(|w| w.strong_count() > 0);
-        spaces.push(Arc::downgrade(space));
+        self.spaces.register(space);
     }
 
     /// Pins the calling host thread and stub thread `tid`, which it traces, to the
@@ -137,7 +141,7 @@ impl PtracePlatform {
                 pad_trap: image.pad_trap,
                 start_trap: image.start_trap,
                 park: image.park,
-                spaces: Mutex::new(Vec::new()),
+                spaces: Registry::new("ptrace-deaths")?,
                 cpus: sys::allowed_cpus(),
                 next_cpu: AtomicUsize::new(0),
             }),
@@ -165,14 +169,7 @@ impl Platform for PtracePlatform {
     /// space. Further threads come from [`Context::new_thread`]: a second call gets
     /// `EINVAL`.
     fn new_context(&self, space: &Arc<dyn AddressSpace>) -> SysResult<Box<dyn Context>> {
-        let want = Arc::as_ptr(space) as *const ();
-        let found = {
-            let spaces = space::lock(&self.shared.spaces);
-            spaces
-                .iter()
-                .filter(|w| Weak::as_ptr(w) as *const () == want)
-                .find_map(Weak::upgrade)
-        };
+        let found = self.shared.spaces.find(Arc::as_ptr(space) as *const ());
         // Not one of ours (another platform's space): nothing we can run in it.
         let space = found.ok_or(Errno::EINVAL)?;
         if space.stub_tid()? != space.pid {

@@ -1,12 +1,13 @@
 //! An address space: one stub process, edited through remote system calls.
 
 use std::collections::{HashMap, HashSet};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::common;
+use crate::platform::death_watch::{pidfd_exited, DeathHooks, Watched};
 use crate::platform::{AddressSpace, Backing, Regs, PAGE_SIZE};
 
 use super::stub::{self, SCRATCH, STUB_CONTROL_FD};
@@ -101,6 +102,12 @@ pub(super) struct PtraceSpace {
     fd_lock: Mutex<()>,
     /// Sequence number of the next fd transfer.
     fd_seq: AtomicU64,
+    /// A thread pidfd per stub thread that only a death can end (every one but
+    /// those the sentry is making exit): the death watcher polls them, as a traced
+    /// stub's process pidfd stays unreadable while a traced thread is unreaped.
+    watch: Mutex<HashMap<i32, OwnedFd>>,
+    /// What to run once the stub is found dead (see [`AddressSpace::on_death`]).
+    death_hooks: DeathHooks,
 }
 
 /// Locks `m`, ignoring poisoning: the guarded data stays consistent on its own.
@@ -186,6 +193,7 @@ impl PtraceSpace {
         let pidfd = sys::pidfd_open(pid)?;
         let space = PtraceSpace::with(pid, shared, regs, control, pidfd);
         lock(&space.live).insert(pid);
+        space.watch_thread(pid);
         lock(&space.threads).insert(sys::gettid(), pid);
         let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
@@ -230,6 +238,8 @@ impl PtraceSpace {
             context_taken: AtomicBool::new(false),
             fd_lock: Mutex::new(()),
             fd_seq: AtomicU64::new(0),
+            watch: Mutex::new(HashMap::new()),
+            death_hooks: DeathHooks::default(),
         }
     }
 
@@ -270,8 +280,27 @@ impl PtraceSpace {
         lock(&self.threads).remove(&host);
     }
 
+    /// Has the death watcher watch stub thread `tid`. Without thread pidfds (Linux
+    /// before 6.9) a death is only seen at a switch, a copy or a wait.
+    fn watch_thread(&self, tid: i32) {
+        match common::thread_pidfd(tid) {
+            Ok(fd) => {
+                lock(&self.watch).insert(tid, fd);
+            }
+            Err(e) => {
+                tracing::debug!(pid = self.pid, tid, error = %e.name(), "no thread pidfd to watch a ptrace stub thread")
+            }
+        }
+    }
+
+    /// Stops watching stub thread `tid`: the sentry is making it exit.
+    fn unwatch_thread(&self, tid: i32) {
+        lock(&self.watch).remove(&tid);
+    }
+
     /// Records that stub thread `tid` is gone and reaped.
     fn note_gone(&self, tid: i32) {
+        self.unwatch_thread(tid);
         self.dead.store(true, Ordering::SeqCst);
         lock(&self.live).remove(&tid);
         if tid == self.pid {
@@ -509,6 +538,7 @@ impl PtraceSpace {
         }
         if thread {
             lock(&self.live).insert(c);
+            self.watch_thread(c);
             *lock(&self.alive) += 1;
         }
         Ok(c)
@@ -548,6 +578,7 @@ impl PtraceSpace {
         let child = PtraceSpace::with(c, &self.shared, self.initial_regs, control, pidfd);
         // From here on the Drop of `child` kills and reaps it.
         lock(&child.live).insert(c);
+        child.watch_thread(c);
         child.context_taken.store(true, Ordering::SeqCst);
         let n = child.send_fd(c, &self.control, &self.fd_seq, stub_end.as_fd())?;
         child.remote_call(
@@ -682,6 +713,7 @@ impl PtraceSpace {
     }
 
     fn exit_thread(&self, tid: i32) -> SysResult<()> {
+        self.unwatch_thread(tid);
         let opts = OPTIONS | libc::PTRACE_O_TRACEEXIT;
         sys::ptrace_plain(libc::PTRACE_SETOPTIONS, tid, 0, opts as usize)
             .map_err(|e| self.died(tid, e))?;
@@ -793,7 +825,37 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
     common::check_range(addr, len, MAX_USER_ADDRESS)
 }
 
+impl Watched for PtraceSpace {
+    fn known_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    fn watch_fds(&self, out: &mut Vec<RawFd>) {
+        out.push(self.pidfd.as_raw_fd());
+        out.extend(lock(&self.watch).values().map(|fd| fd.as_raw_fd()));
+    }
+
+    fn check_dead(&self) -> bool {
+        if self.dead.load(Ordering::SeqCst) {
+            return true;
+        }
+        let died = pidfd_exited(&self.pidfd) || lock(&self.watch).values().any(pidfd_exited);
+        if died && !self.dead.swap(true, Ordering::SeqCst) {
+            tracing::warn!(pid = self.pid, "ptrace stub died");
+        }
+        died
+    }
+
+    fn hooks(&self) -> &DeathHooks {
+        &self.death_hooks
+    }
+}
+
 impl AddressSpace for PtraceSpace {
+    fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.shared.spaces.on_death(self, hook);
+    }
+
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         crate::platform::common::process_cpu_time(self.pid)
     }
@@ -928,15 +990,4 @@ pub(super) fn zero_regs() -> Regs {
     unsafe { std::mem::zeroed() }
 }
 
-/// A SOCK_SEQPACKET pair: (sentry end, stub end), both close-on-exec here (the child
-/// re-creates the stub end without the flag at its fixed number).
-fn socketpair() -> SysResult<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Errno(e as i32))
-}
+use crate::platform::common::seqpacket_pair as socketpair;

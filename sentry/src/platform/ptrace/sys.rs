@@ -208,33 +208,9 @@ pub(super) fn wait(pid: i32) -> SysResult<WaitStatus> {
     }
 }
 
-/// `pidfd_open(pid)`.
-pub(super) fn pidfd_open(pid: i32) -> SysResult<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes two integers.
-    let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// `pidfd_send_signal(pidfd, sig)`: signals the process the pidfd names, never a
-/// recycled pid.
-pub(super) fn pidfd_signal(pidfd: &std::os::fd::OwnedFd, sig: i32) -> SysResult<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: integers and a NULL siginfo, which means "as kill(2) would".
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    })
-    .map(|_| ())
-}
-
-pub(super) use crate::platform::common::{allowed_cpus, pin, ThreadSignaller};
+pub(super) use crate::platform::common::{
+    allowed_cpus, pidfd_open, pidfd_signal, pin, ThreadSignaller,
+};
 
 /// `PTRACE_GETEVENTMSG`: at a fork/clone event stop, the new task's id.
 pub(super) fn event_msg(tid: i32) -> SysResult<u64> {

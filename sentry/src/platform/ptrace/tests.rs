@@ -89,17 +89,19 @@ impl Rig {
         self.ctx.switch(&mut self.regs).expect("switch")
     }
 
+    fn switch_result(&mut self) -> crate::errno::SysResult<Event> {
+        self.ctx.switch(&mut self.regs)
+    }
+
     fn concrete(&self) -> Arc<PtraceSpace> {
         self.concrete_of(&self.space)
     }
 
     fn concrete_of(&self, space: &Arc<dyn AddressSpace>) -> Arc<PtraceSpace> {
-        let want = Arc::as_ptr(space) as *const ();
-        let spaces = space::lock(&self.platform.shared.spaces);
-        spaces
-            .iter()
-            .filter(|w| Weak::as_ptr(w) as *const () == want)
-            .find_map(Weak::upgrade)
+        self.platform
+            .shared
+            .spaces
+            .find(Arc::as_ptr(space) as *const ())
             .expect("our space")
     }
 }
@@ -652,8 +654,22 @@ fn await_tasks(pid: i32, n: usize) {
     }
 }
 
+/// Whether `pid` is gone, or goes within two seconds: a space's last reference may
+/// be the death watcher's for a moment, so its Drop (which kills and reaps) can run
+/// there just after the test's own.
 fn gone(pid: i32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while present(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+fn present(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
@@ -721,7 +737,7 @@ fn fork_is_copy_on_write() {
     assert_eq!(rig.space.read(NEW_A, &mut b), Err(Errno::EFAULT));
     assert_eq!(child.read(NEW_B, &mut b), Err(Errno::EFAULT));
     // The context went with its thread; the space still holds the stub.
-    assert!(!gone(child_pid));
+    assert!(present(child_pid));
     drop(child);
     assert!(gone(child_pid), "forked stub {child_pid} not reaped");
 }
@@ -957,11 +973,10 @@ fn threads_outlive_the_first_thread_and_its_host_thread() {
     })
     .join()
     .unwrap();
-    let want = Arc::as_ptr(&space) as *const ();
-    let pid = space::lock(&platform.shared.spaces)
-        .iter()
-        .filter(|w| Weak::as_ptr(w) as *const () == want)
-        .find_map(Weak::upgrade)
+    let pid = platform
+        .shared
+        .spaces
+        .find(Arc::as_ptr(&space) as *const ())
         .unwrap()
         .pid;
     let mut ctx = pending.adopt().unwrap();
@@ -977,7 +992,7 @@ fn threads_outlive_the_first_thread_and_its_host_thread() {
     regs.rbx = NEW_A;
     assert_eq!(run_to_exit(ctx.as_mut(), &mut regs), (3, 6));
     drop(ctx);
-    assert!(!gone(pid));
+    assert!(present(pid));
     drop(space);
     assert!(gone(pid), "stub {pid} not reaped");
     drop(guard);
@@ -1010,6 +1025,86 @@ fn killed_stub_with_threads_reports_error() {
     assert!(rig.ctx.fork().is_err());
     let mut b = [0u8; 1];
     assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
+    drop(rig);
+    assert!(gone(pid));
+}
+
+/// A stub that dies while no switch runs (its tasks all wait inside the sentry) is
+/// noticed at once, with one thread or several: a traced stub's process pidfd stays
+/// unreadable while a traced thread is unreaped, so thread pidfds must say it.
+#[test]
+fn a_stub_death_runs_the_death_hooks_at_once() {
+    for threads in [1, 3] {
+        let mut rig = Rig::new(&[0xeb, 0xfe]);
+        let pid = rig.concrete().pid;
+        // Extra threads, each adopted by a host thread of its own that then waits
+        // (as a task blocked in the sentry does) until the test ends.
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let done_rx = Arc::new(std::sync::Mutex::new(done_rx));
+        let mut joins = Vec::new();
+        for _ in 1..threads {
+            let pending = rig.ctx.new_thread().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let done_rx = done_rx.clone();
+            joins.push(std::thread::spawn(move || {
+                let ctx = pending.adopt().unwrap();
+                tx.send(()).unwrap();
+                let _ = done_rx.lock().unwrap().recv();
+                drop(ctx);
+            }));
+            rx.recv().unwrap();
+        }
+        assert_eq!(task_count(pid), threads);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx2 = tx.clone();
+        rig.space.on_death(Box::new(move || tx.send(1).unwrap()));
+        rig.space.on_death(Box::new(move || tx2.send(2).unwrap()));
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        let start = Instant::now();
+        // SAFETY: the stub is alive and unreaped, so `pid` is still its number.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let mut got = vec![
+            rx.recv_timeout(Duration::from_secs(2)).expect("death hook"),
+            rx.recv_timeout(Duration::from_secs(2)).expect("death hook"),
+        ];
+        got.sort();
+        assert_eq!(got, [1, 2], "{threads} threads");
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "{threads} threads: {:?}",
+            start.elapsed()
+        );
+        let mut b = [0u8; 1];
+        assert_eq!(rig.space.read(DATA, &mut b), Err(Errno::EFAULT));
+        // Registered after the death: it runs too.
+        let (tx, rx) = std::sync::mpsc::channel();
+        rig.space.on_death(Box::new(move || tx.send(3).unwrap()));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok(3));
+        drop(done_tx);
+        for j in joins {
+            j.join().unwrap();
+        }
+        assert_eq!(rig.switch_result(), Err(Errno::ESRCH));
+        drop(rig);
+        assert!(gone(pid));
+    }
+}
+
+/// A thread the sentry ends on purpose is no death: the others run on, and the
+/// hooks do not run.
+#[test]
+fn ending_a_thread_is_no_death() {
+    let mut rig = Rig::new(&getpid_loop(1));
+    let pid = rig.concrete().pid;
+    let pending = rig.ctx.new_thread().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    rig.space.on_death(Box::new(move || tx.send(()).unwrap()));
+    std::thread::spawn(move || drop(pending.adopt().unwrap()))
+        .join()
+        .unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
+    assert!(!rig.concrete().dead.load(Ordering::SeqCst));
+    assert_eq!(rig.switch(), Event::Syscall);
     drop(rig);
     assert!(gone(pid));
 }

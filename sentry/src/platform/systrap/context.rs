@@ -304,7 +304,7 @@ impl Context for SystrapContext {
         // The parked thread keeps its frame while the child comes up (its FP state
         // is copied below); the fork itself is the syscall thread's.
         let child = Arc::new(space.fork()?);
-        super::register(&space.registry, &child);
+        space.registry.register(&child);
         let thread = child.first_thread().ok_or(Errno::ESRCH)?;
         Self::copy_fp(&chan, &lock(&thread.chan))?;
         drop(chan);

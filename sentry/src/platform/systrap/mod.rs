@@ -95,7 +95,7 @@ mod syscaller;
 mod tests;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Context, Platform};
@@ -123,145 +123,8 @@ pub struct SystrapPlatform {
     cpus: Arc<Cpus>,
 }
 
-/// Every live space of a platform (forked ones included), and the death watcher
-/// that polls their pidfds.
-pub(super) struct Registry {
-    spaces: Mutex<Vec<Weak<SystrapSpace>>>,
-    /// Our end of the watcher's wake-up socket: a message makes it take the list
-    /// again; closing it (the registry's end) ends the watcher.
-    wake: OwnedFd,
-}
-
-impl Registry {
-    /// A registry and its death watcher thread.
-    fn new() -> SysResult<Arc<Registry>> {
-        let (wake, watcher_end) = space::socketpair()?;
-        let registry = Arc::new(Registry {
-            spaces: Mutex::new(Vec::new()),
-            wake,
-        });
-        let weak = Arc::downgrade(&registry);
-        std::thread::Builder::new()
-            .name("systrap-deaths".into())
-            .spawn(move || watch_deaths(weak, watcher_end))
-            .map_err(|_| Errno::EAGAIN)?;
-        Ok(registry)
-    }
-
-    fn lock(&self) -> std::sync::LockResult<std::sync::MutexGuard<'_, Vec<Weak<SystrapSpace>>>> {
-        self.spaces.lock()
-    }
-
-    /// Makes the watcher take the list again (a new space, a new death hook).
-    pub(super) fn poke(&self) {
-        use nix::sys::socket::{sendmsg, MsgFlags};
-        let iov = [std::io::IoSlice::new(&[1u8])];
-        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
-        // A full queue already holds a wake-up.
-        let _ = sendmsg::<()>(self.wake.as_raw_fd(), &iov, &[], flags, None);
-    }
-}
-
-/// How often the death watcher takes the list of spaces again: a new space is watched
-/// from the next round on. Not poking the watcher for each new space keeps it off the
-/// fork path (two wake-ups of a third thread per fork+exit cost about a tenth of a
-/// fork+exit+wait on two CPUs); a stub that dies younger than this is still seen at
-/// once by a switch or a copy, and by the watcher at its next round.
-const WATCH_PERIOD: libc::timespec = libc::timespec {
-    tv_sec: 0,
-    tv_nsec: 50_000_000,
-};
-
-/// Records `space` in `registry` (the watcher takes it up within [`WATCH_PERIOD`]).
-fn register(registry: &Registry, space: &Arc<SystrapSpace>) {
-    let mut spaces = registry.lock().unwrap_or_else(|p| p.into_inner());
-    spaces.retain(|w| w.strong_count() > 0);
-    spaces.push(Arc::downgrade(space));
-}
-
-/// The death watcher: sleeps in one `ppoll` on the pidfds of every live stub (a
-/// pidfd polls readable once its process is gone) and on its wake-up socket, and
-/// runs a dead stub's death hooks at once, so the processes in it end even while
-/// their tasks wait inside the sentry. It holds no space alive across the poll
-/// (only their fd numbers: one closed and reused meanwhile only causes an extra
-/// round) and ends with the registry.
-fn watch_deaths(registry: Weak<Registry>, wake: OwnedFd) {
-    loop {
-        let mut watched: Vec<(i32, Weak<SystrapSpace>)> = Vec::new();
-        let mut due = Vec::new();
-        {
-            let Some(reg) = registry.upgrade() else {
-                return;
-            };
-            let spaces = reg.lock().unwrap_or_else(|p| p.into_inner());
-            for w in spaces.iter() {
-                let Some(space) = w.upgrade() else { continue };
-                if space.dead.load(std::sync::atomic::Ordering::SeqCst) {
-                    // Found dead elsewhere (a switch, a copy): only its hooks are left.
-                    due.push(space);
-                } else {
-                    watched.push((space.pidfd.as_raw_fd(), w.clone()));
-                }
-            }
-        }
-        for space in due.drain(..) {
-            space.run_death_hooks();
-        }
-        let mut fds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
-            .chain(watched.iter().map(|(fd, _)| *fd))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; the timeout is a
-        // valid timespec; no mask.
-        let r = unsafe {
-            libc::ppoll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                &WATCH_PERIOD,
-                std::ptr::null(),
-            )
-        };
-        if r < 0 {
-            if sys::last_errno() == Errno::EINTR {
-                continue;
-            }
-            tracing::warn!("systrap death watcher: ppoll failed: {}", sys::last_errno());
-            return;
-        }
-        if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return;
-        }
-        if fds[0].revents & libc::POLLIN != 0 {
-            drain(&wake);
-        }
-        for (p, (_, w)) in fds[1..].iter().zip(&watched) {
-            if p.revents == 0 {
-                continue;
-            }
-            let Some(space) = w.upgrade() else { continue };
-            if sys::pidfd_exited(&space.pidfd) {
-                space.note_dead();
-                space.run_death_hooks();
-            }
-        }
-    }
-}
-
-/// Reads every queued wake-up message.
-fn drain(sock: &OwnedFd) {
-    use nix::sys::socket::{recvmsg, MsgFlags};
-    let mut b = [0u8; 16];
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut b)];
-        if recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT).is_err() {
-            return;
-        }
-    }
-}
+/// Every live space of a platform (forked ones included), watched for deaths.
+type Registry = crate::platform::death_watch::Registry<SystrapSpace>;
 
 /// The CPUs sentry-thread/stub-thread pairs are spread over.
 pub(super) struct Cpus {
@@ -319,7 +182,7 @@ impl SystrapPlatform {
             }),
             zygote_pidfd,
             zygote_pid: pid,
-            spaces: Registry::new()?,
+            spaces: Registry::new("systrap-deaths")?,
             cpus: Arc::new(Cpus {
                 list: sys::allowed_cpus(),
                 // Sandboxes start their round-robin at different places, so two of
@@ -406,21 +269,14 @@ impl Platform for SystrapPlatform {
                 self.spaces.clone(),
             )?)
         };
-        register(&self.spaces, &space);
+        self.spaces.register(&space);
         Ok(space)
     }
 
     /// Returns the stub's first thread as a context; a second call gets `EINVAL`
     /// (further threads come from [`Context::new_thread`]).
     fn new_context(&self, space: &Arc<dyn AddressSpace>) -> SysResult<Box<dyn Context>> {
-        let want = Arc::as_ptr(space) as *const ();
-        let found = {
-            let spaces = self.spaces.lock().map_err(|_| Errno::EIO)?;
-            spaces
-                .iter()
-                .filter(|w| Weak::as_ptr(w) as *const () == want)
-                .find_map(Weak::upgrade)
-        };
+        let found = self.spaces.find(Arc::as_ptr(space) as *const ());
         let space = found.ok_or(Errno::EINVAL)?;
         if space
             .context_taken

@@ -1,13 +1,14 @@
 //! An address space: one stub process, edited through its syscall thread
 //! ([`Syscaller`]); and its application threads, each with its own region (slot).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::common;
+use crate::platform::death_watch::{DeathHooks, Watched};
 use crate::platform::{AddressSpace, Backing, PAGE_SIZE};
 
 use super::stub::{
@@ -224,7 +225,7 @@ pub(super) struct SystrapSpace {
     /// Where the dead stub is handed for reaping once this space is gone.
     zygote: Arc<super::Zygote>,
     /// What to run once the stub is found dead (see [`AddressSpace::on_death`]).
-    death_hooks: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    death_hooks: DeathHooks,
 }
 
 /// Which slots hold what.
@@ -293,7 +294,7 @@ impl SystrapSpace {
             cpus,
             registry,
             zygote,
-            death_hooks: Mutex::new(Vec::new()),
+            death_hooks: DeathHooks::default(),
         }
     }
 
@@ -333,14 +334,6 @@ impl SystrapSpace {
             return false;
         }
         true
-    }
-
-    /// Runs (once) the hooks registered for the stub's death; the death watcher's.
-    pub(super) fn run_death_hooks(&self) {
-        let hooks = std::mem::take(&mut *lock(&self.death_hooks));
-        for h in hooks {
-            h();
-        }
     }
 
     /// Records that the stub is gone.
@@ -653,11 +646,7 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
 
 impl AddressSpace for SystrapSpace {
     fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
-        lock(&self.death_hooks).push(hook);
-        // The watcher runs it at once if the stub is already known dead.
-        if self.dead.load(Ordering::SeqCst) {
-            self.registry.poke();
-        }
+        self.registry.on_death(self, hook);
     }
 
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
@@ -753,14 +742,22 @@ impl Drop for SystrapSpace {
     }
 }
 
-/// A SOCK_SEQPACKET pair: (sentry end, stub end), both close-on-exec.
-pub(super) fn socketpair() -> SysResult<(OwnedFd, OwnedFd)> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| Errno(e as i32))
+pub(super) use crate::platform::common::seqpacket_pair as socketpair;
+
+impl Watched for SystrapSpace {
+    fn known_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    fn watch_fds(&self, out: &mut Vec<RawFd>) {
+        out.push(self.pidfd.as_raw_fd());
+    }
+
+    fn check_dead(&self) -> bool {
+        !self.alive()
+    }
+
+    fn hooks(&self) -> &DeathHooks {
+        &self.death_hooks
+    }
 }

@@ -1,5 +1,4 @@
-//! Thin, checked wrappers around the host calls the systrap platform makes (a few
-//! copied from the ptrace backend's `sys.rs`).
+//! Thin, checked wrappers around the host calls the systrap platform makes.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::AtomicU32;
@@ -16,53 +15,8 @@ pub(super) fn last_errno() -> Errno {
     )
 }
 
-/// `pidfd_open(pid)`.
-pub(super) fn pidfd_open(pid: i32) -> SysResult<OwnedFd> {
-    // SAFETY: pidfd_open takes two integers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// `pidfd_send_signal(pidfd, sig)`; signal 0 only checks that the process exists.
-pub(super) fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> SysResult<()> {
-    // SAFETY: integers and a NULL siginfo, which means "as kill(2) would".
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            sig,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(last_errno());
-    }
-    Ok(())
-}
-
-/// Whether the process of `pidfd` has exited. A signal through the pidfd is no
-/// test: it reaches a zombie too, and dead stubs stay zombies until the sentry lets
-/// them be reaped. A pidfd polls readable once its process is gone.
-pub(super) fn pidfd_exited(pidfd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: one valid pollfd and a valid zero timeout; no signal mask.
-    let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
-    // A failed poll says nothing: the caller asks again later.
-    r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
-}
+pub(super) use crate::platform::common::{pidfd_open, pidfd_signal};
+pub(super) use crate::platform::death_watch::pidfd_exited;
 
 /// `FUTEX_WAIT` (shared: the word lies in memory mapped by two processes) while
 /// `word` holds `val`, for at most `timeout`. Spurious returns are the caller's to

@@ -67,12 +67,9 @@ impl Rig {
     }
 
     fn concrete_of(&self, space: &Arc<dyn AddressSpace>) -> Arc<SystrapSpace> {
-        let want = Arc::as_ptr(space) as *const ();
-        let spaces = self.platform.spaces.lock().unwrap();
-        spaces
-            .iter()
-            .filter(|w| Weak::as_ptr(w) as *const () == want)
-            .find_map(Weak::upgrade)
+        self.platform
+            .spaces
+            .find(Arc::as_ptr(space) as *const ())
             .expect("our space")
     }
 }
