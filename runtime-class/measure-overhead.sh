@@ -3,7 +3,8 @@
 # starts `rvisor do sleep` (host / as rootfs, read-only), waits for it to settle, then sums
 # over every host process of the sandbox (the rvisor CLI that waits for it, the sentry,
 # the gofer and the systrap/ptrace stubs): RSS and PSS from /proc/PID/smaps_rollup, and the
-# CPU time they use over an idle window (utime+stime from /proc/PID/stat).
+# CPU time they use over an idle window (utime+stime from /proc/PID/stat), and the
+# kernel's page tables for them (VmPTE), which the pod's memory cgroup is charged too.
 # Usage: runtime-class/measure-overhead.sh [RVISOR_BIN] [WINDOW_SECONDS]   (as root)
 set -euo pipefail
 bin=${1:-target/release/rvisor}
@@ -39,7 +40,7 @@ sleep "$window"
 pids=$(tree)
 c1=$(cpu_ticks $pids)
 
-rss=0; pss=0
+rss=0; pss=0; pte=0
 printf '%-8s %-10s %10s %10s  %s\n' PID ROLE RSS_KiB PSS_KiB CMD
 for p in $pids; do
     r=$(awk '/^Rss:/ {print $2}' /proc/"$p"/smaps_rollup 2>/dev/null || echo 0)
@@ -50,10 +51,12 @@ for p in $pids; do
         case $w in do|boot|gofer|supervise|run) role=$w; break ;; esac
     done
     printf '%-8s %-10s %10s %10s  %s\n' "$p" "$role" "$r" "$s" "${cmd:0:50}"
-    rss=$((rss + ${r:-0})); pss=$((pss + ${s:-0}))
+    t=$(awk '/^VmPTE:/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0)
+    rss=$((rss + ${r:-0})); pss=$((pss + ${s:-0})); pte=$((pte + ${t:-0}))
 done
 echo "processes: $(wc -w <<<"$pids")"
 echo "total RSS: $((rss / 1024)) MiB ($rss KiB)"
 echo "total PSS: $((pss / 1024)) MiB ($pss KiB)"
+echo "page tables (VmPTE): $pte KiB"
 echo "start-up CPU (live processes, up to the idle window): $(awk -v t="$c0" -v hz="$hz" 'BEGIN { printf "%.0f ms", t * 1000 / hz }')"
 echo "idle CPU: $(awk -v t=$((c1 - c0)) -v hz="$hz" -v w="$window" 'BEGIN { printf "%.2f millicores", t * 1000 / hz / w }') over ${window}s ($((c1 - c0)) ticks of 1/$hz s)"

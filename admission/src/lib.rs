@@ -305,13 +305,13 @@ pub fn evaluate(pod: &Value, ns_labels: &Map<String, Value>) -> Verdict {
     v
 }
 
+/// Looks up a namespace's labels by name.
+pub type NamespaceLabels<'a> = &'a dyn Fn(&str) -> Result<Map<String, Value>, String>;
+
 /// The AdmissionReview v1 response to `request_review` (an AdmissionReview with a
 /// request). `ns_labels` looks up a namespace's labels (AdmissionRequest carries only
 /// the namespace's name); its error fails the review.
-pub fn review(
-    request_review: &Value,
-    ns_labels: &dyn Fn(&str) -> Result<Map<String, Value>, String>,
-) -> Result<Value, String> {
+pub fn review(request_review: &Value, ns_labels: NamespaceLabels) -> Result<Value, String> {
     let req = request_review
         .get("request")
         .ok_or("not an AdmissionReview: no request")?;

@@ -484,7 +484,7 @@ fn webhook_answers_every_pod_over_tls_as_the_library() {
         assert_eq!(body["kind"], "AdmissionReview");
         let r = &body["response"];
         assert_eq!(r["uid"], uid.as_str(), "{}", c.file);
-        let (deny, warn) = library(&c);
+        let (deny, warn) = library(c);
         assert_eq!(r["allowed"], deny.is_empty(), "{}: {r}", c.file);
         let warnings: Vec<&str> = r["warnings"]
             .as_array()
