@@ -313,6 +313,25 @@ fn cel_policy_agrees_with_the_library_on_every_pod() {
 }
 
 #[test]
+fn webhook_configuration_sends_exactly_the_pods_the_policy_applies_to() {
+    // deploy.yaml's matchConditions decide which pods reach the webhook at all.
+    let text = std::fs::read_to_string(root().join("admission/deploy.yaml")).unwrap();
+    let conf: Value = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .find(|d: &Value| d["kind"] == "ValidatingWebhookConfiguration")
+        .unwrap();
+    let conds = conf["webhooks"][0]["matchConditions"].as_array().unwrap();
+    for c in cases() {
+        let mut ctx = cel_context();
+        ctx.add_variable("object", &c.pod).unwrap();
+        let sent = conds.iter().all(|m| {
+            cel_eval(&ctx, m["expression"].as_str().unwrap(), "matchConditions") == Cel::Bool(true)
+        });
+        assert_eq!(sent, evaluate(&c.pod, &c.labels).applies, "{}", c.file);
+    }
+}
+
+#[test]
 fn cel_policy_has_every_rule_with_the_same_fix() {
     // The pods cover each rule; this makes sure no rule is missing from the manifest
     // even if a pod is removed, and that each sits in the policy of its action.
