@@ -364,3 +364,51 @@ pub fn review(request_review: &Value, ns_labels: NamespaceLabels) -> Result<Valu
         "response": response,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod_review(object: Value) -> Value {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "namespace": "team", "operation": "CREATE", "object": object}})
+    }
+
+    #[test]
+    fn namespace_lookup_gets_the_request_namespace_and_its_error_fails_the_review() {
+        let pod = json!({"spec": {"runtimeClassName": "gvisor", "containers": [
+            {"name": "a", "securityContext": {"capabilities": {"add": ["NET_RAW"]}}}]}});
+        let allow = |ns: &str| {
+            assert_eq!(ns, "team");
+            Ok(json!({NET_RAW_LABEL: "true"}).as_object().unwrap().clone())
+        };
+        let r = review(&pod_review(pod.clone()), &allow).unwrap();
+        assert_eq!(r["response"], json!({"uid": "u1", "allowed": true}));
+        let r = review(&pod_review(pod.clone()), &|_| Ok(Map::new())).unwrap();
+        assert_eq!(r["response"]["allowed"], false);
+        assert_eq!(
+            r["response"]["status"]["details"]["causes"][0]["field"],
+            "spec.containers[0].securityContext.capabilities.add"
+        );
+        let err = review(&pod_review(pod), &|_| Err("labels.json: gone".into())).unwrap_err();
+        assert!(err.contains("gone"), "{err}");
+    }
+
+    #[test]
+    fn deletions_and_bad_reviews() {
+        // A DELETE carries no object: nothing to judge.
+        let r = review(&pod_review(Value::Null), &|_| Ok(Map::new())).unwrap();
+        assert_eq!(r["response"], json!({"uid": "u1", "allowed": true}));
+        assert!(review(&json!({"kind": "AdmissionReview"}), &|_| Ok(Map::new())).is_err());
+        assert!(review(&json!({"request": {}}), &|_| Ok(Map::new())).is_err());
+    }
+
+    #[test]
+    fn every_rule_has_a_distinct_id() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), RULES.len());
+    }
+}

@@ -186,3 +186,76 @@ fn respond(req: &Request, handler: &Handler) -> (&'static str, String) {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<Option<Request>> {
+        read_request(&mut BufReader::new(raw.as_bytes()))
+    }
+
+    #[test]
+    fn requests_are_read_one_after_another() {
+        let raw =
+            "POST /validate HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.0\r\n\r\n";
+        let mut r = BufReader::new(raw.as_bytes());
+        let a = read_request(&mut r).unwrap().unwrap();
+        assert_eq!(
+            (a.method.as_str(), a.path.as_str(), &a.body[..], a.close),
+            ("POST", "/validate", &b"{}"[..], false)
+        );
+        let b = read_request(&mut r).unwrap().unwrap();
+        assert_eq!((b.path.as_str(), b.close), ("/healthz", true));
+        assert!(read_request(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn what_the_server_does_not_take_is_refused() {
+        for raw in [
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+            "POST / HTTP/1.1\r\nno colon\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n{}",
+            "POST / HTTP/1.1\r\n",
+        ] {
+            assert!(parse(raw).is_err(), "{raw:?}");
+        }
+        let long = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
+        assert!(parse(&long).is_err());
+    }
+
+    #[test]
+    fn responses_by_method_and_path() {
+        let h: &Handler = &|v: &Value| {
+            v.get("ok")
+                .map(|_| serde_json::json!({"answer": 1}))
+                .ok_or_else(|| "no ok".to_string())
+        };
+        let req = |method: &str, path: &str, body: &str| Request {
+            method: method.into(),
+            path: path.into(),
+            body: body.as_bytes().to_vec(),
+            close: false,
+        };
+        assert_eq!(respond(&req("GET", "/healthz", ""), h).0, "200 OK");
+        assert_eq!(
+            respond(&req("POST", "/validate?timeout=10s", "{\"ok\": 1}"), h),
+            ("200 OK", "{\"answer\":1}".to_string())
+        );
+        assert_eq!(
+            respond(&req("POST", "/validate", "{}"), h).0,
+            "400 Bad Request"
+        );
+        assert_eq!(
+            respond(&req("POST", "/validate", "{"), h).0,
+            "400 Bad Request"
+        );
+        assert_eq!(respond(&req("GET", "/validate", ""), h).0, "404 Not Found");
+        assert_eq!(
+            respond(&req("POST", "/healthz", "{}"), h).0,
+            "404 Not Found"
+        );
+    }
+}
