@@ -260,6 +260,8 @@ pub enum Command {
     Update(UpdateArgs),
     /// Check the node's posture for untrusted pods (exit status 1 on any fail).
     CheckNode(CheckNodeArgs),
+    /// Add rvisor to containerd's config.toml and Docker's daemon.json.
+    Install(InstallArgs),
     /// Keeps a created sandbox (started by `create`).
     #[command(hide = true)]
     Supervise(SuperviseArgs),
@@ -269,6 +271,21 @@ pub enum Command {
     /// Runs the file server (started by rvisor itself).
     #[command(hide = true)]
     Gofer(GoferArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// containerd's config (version 2 or 3) to add the `rvisor` CRI runtime to
+    /// [default: /etc/containerd/config.toml when it exists].
+    #[arg(long, value_name = "FILE")]
+    pub containerd_config: Option<PathBuf>,
+    /// Docker's daemon.json to add the `rvisor` runtime to [default:
+    /// /etc/docker/daemon.json when /etc/docker exists].
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+    /// Print the changes as a diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

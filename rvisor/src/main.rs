@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod core_scheduling;
 mod events;
+mod install;
 mod internal;
 mod lifecycle;
 mod logging;
@@ -125,6 +126,14 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::CheckNode(a) => {
             logging::init(Role::Cli, "check-node", g, false)?;
             check_node::run(&a.root, a.json)
+        }
+        Command::Install(a) => {
+            logging::init(Role::Cli, "install", g, false)?;
+            install::run(
+                a.containerd_config.as_deref(),
+                a.docker_config.as_deref(),
+                a.dry_run,
+            )
         }
         Command::List(a) => {
             logging::init(Role::Cli, "list", g, false)?;

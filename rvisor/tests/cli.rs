@@ -140,6 +140,7 @@ fn help_lists_commands_but_not_internal_ones() {
             "events",
             "update",
             "check-node",
+            "install",
             "help"
         ],
         "{out}"
