@@ -465,6 +465,12 @@ impl SystrapSpace {
         let tid = i32::try_from(tid).map_err(|_| Errno::EIO)?;
         // The command page (its alternate stack) stays as it is until the thread is
         // up: the caller holds the syscall thread's lock.
+        self.await_thread(slot, new, tid)
+    }
+
+    /// Waits until thread `tid`, cloned onto the region of `new` (mapped at
+    /// `slot`), reports in, and takes it into the slot table.
+    fn await_thread(&self, slot: usize, new: Channel, tid: i32) -> SysResult<Arc<StubThread>> {
         let deadline = Instant::now() + START_TIMEOUT;
         let ready = new
             .wait_parked(|| self.alive(), Some(deadline), false)
@@ -526,8 +532,10 @@ impl SystrapSpace {
     /// A copy-on-write copy of this stub, forked by its syscall thread: the child
     /// starts as a copy of that thread alone, takes its own command memfd and
     /// control socket, unmaps the parent's regions, maps its first thread's region
-    /// (all three fds sent with the fork) and reports in; the sentry then starts its
-    /// first application thread. Shared file mappings stay shared.
+    /// (all three fds sent with the fork), clones its first application thread
+    /// there and reports in with both ids; the sentry checks them against the
+    /// kernel's (the pid the parent's `clone` returned, the tid the thread's region
+    /// reports) before any application code runs. Shared file mappings stay shared.
     pub(super) fn fork(&self) -> SysResult<SystrapSpace> {
         let (stub_end, child_sys) = Syscaller::new(self.spin)?;
         let (region, chan) = Channel::new(0)?;
@@ -542,6 +550,9 @@ impl SystrapSpace {
         drop((stub_end, region));
         let theirs = [theirs[0], theirs[1], theirs[2]];
         self.sys.set_child_fds(&mut st, theirs);
+        // The child clones its first application thread itself, at slot 0, with the
+        // alternate stack its own command page names.
+        child_sys.set_thread_altstack(&mut child_sys.lock(), 0);
         let cloned = self.call(&mut st, libc::SYS_clone, [stub::FORK_FLAGS, 0, 0, 0, 0, 0]);
         match cloned {
             // The syscall thread closed them right after the fork.
@@ -562,9 +573,13 @@ impl SystrapSpace {
         let deadline = Instant::now() + START_TIMEOUT;
         // The child reads its fd numbers from our command page: the next command
         // waits until it has reported in on its own page.
-        let reported = child_sys.first_report(alive, deadline);
+        let reported = child_sys.first_report_ids(alive, deadline);
         drop(st);
-        if reported != Ok(pid) {
+        let tid = match reported {
+            Ok((p, tid)) if p == pid && tid > 0 => tid,
+            _ => 0,
+        };
+        if tid == 0 {
             tracing::warn!(pid, ?reported, "forked systrap stub did not start");
             let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
             self.zygote.reap(pid);
@@ -584,10 +599,7 @@ impl SystrapSpace {
         child.context_taken.store(true, Ordering::SeqCst);
         let slot = child.take_slot()?;
         debug_assert_eq!(slot, 0);
-        {
-            let mut st = child.sys.lock();
-            child.start_thread(&mut st, slot, chan)?;
-        }
+        child.await_thread(slot, chan, tid)?;
         Ok(child)
     }
 

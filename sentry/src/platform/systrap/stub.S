@@ -25,6 +25,9 @@
 .equ C_CHILD_CMD, 80
 .equ C_CHILD_REGION, 88
 .equ SLOTS_SIZE, 0x1fe0000
+.equ THREAD_FLAGS, 0x1250b00
+.equ OFF_ALTSTACK_BASE, 0x1000
+.equ OFF_TID, 56
 .equ C_ALTSTACK, 96
 .equ C_ZERO, 128
 .equ C_ONES, 136
@@ -371,7 +374,27 @@ prctl_ret:
   syscall
   cmp rax, -4095
   jae fork_fail
-  jmp sys_start
+# Its first application thread, at slot 0, cloned here rather than on a command: one
+# round trip fewer per fork. The report carries both ids (pid | tid << 32).
+  mov eax, 56
+  mov edi, THREAD_FLAGS
+  movabs rsi, REGION+OFF_ALTSTACK_BASE
+  xor edx, edx
+  movabs r10, REGION+OFF_TID
+  xor r8d, r8d
+  syscall
+self_clone_ret:
+  test rax, rax
+  jz thread_start
+  cmp rax, -4095
+  jae fork_fail
+  mov r14, rax
+  mov eax, 39
+  syscall
+  shl r14, 32
+  or rax, r14
+  mov r13d, [rbx+C_SEQ]
+  jmp report
 fork_fail:
   mov edi, 17
   mov eax, 231

@@ -132,11 +132,26 @@ impl Syscaller {
         alive: impl Fn() -> bool,
         deadline: Instant,
     ) -> SysResult<i32> {
+        match self.first_report_ids(alive, deadline)? {
+            (pid, 0) => Ok(pid),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Waits for the first report of a forked stub, which carries its pid and the
+    /// id of the application thread it cloned itself (0 if none), as
+    /// `pid | tid << 32`.
+    pub(super) fn first_report_ids(
+        &self,
+        alive: impl Fn() -> bool,
+        deadline: Instant,
+    ) -> SysResult<(i32, i32)> {
         let st = self.lock();
-        let pid = self.wait_result(st.seq, &alive, Some(deadline))?;
-        let pid = i32::try_from(pid).map_err(|_| Errno::EIO)?;
+        let r = self.wait_result(st.seq, &alive, Some(deadline))?;
+        let pid = i32::try_from(r & 0xffff_ffff).map_err(|_| Errno::EIO)?;
+        let tid = i32::try_from(r >> 32).map_err(|_| Errno::EIO)?;
         self.tid.store(pid, Ordering::Relaxed);
-        Ok(pid)
+        Ok((pid, tid))
     }
 
     /// Runs system call `nr` with `args` on the syscall thread.

@@ -1319,6 +1319,24 @@ fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
         // may not, even from the very instructions the syscall thread uses.
         (libc::SYS_clone, stub::THREAD_FLAGS as u32, stub::CLONE_SITE),
         (libc::SYS_clone, stub::FORK_FLAGS as u32, stub::CLONE_SITE),
+        // The forked child's own clone of its first thread: a thread only, and only
+        // for the syscall thread.
+        (
+            libc::SYS_clone,
+            stub::THREAD_FLAGS as u32,
+            stub::SELF_CLONE_SITE,
+        ),
+        (
+            libc::SYS_clone,
+            stub::FORK_FLAGS as u32,
+            stub::SELF_CLONE_SITE,
+        ),
+        (
+            libc::SYS_clone,
+            libc::CLONE_VM as u32,
+            stub::SELF_CLONE_SITE,
+        ),
+        (libc::SYS_mmap, 0, stub::SELF_CLONE_SITE),
         (
             libc::SYS_prctl,
             libc::PR_SET_PDEATHSIG as u32,
