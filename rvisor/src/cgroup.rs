@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxCpu, LinuxResources};
+use rvisor_api::{Cpu, CpuUsage, Memory, MemoryEntry, Pids, Stats, Throttling};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
 /// The record of a container's cgroup in its state directory.
 pub const RECORD: &str = "cgroup.json";
@@ -922,18 +922,20 @@ impl Cgroup {
         read_kv(&d.join(file)).get("oom_kill").copied().unwrap_or(0)
     }
 
-    /// runc's `events` stats object (cpu, memory, pids) from the cgroup files.
-    pub fn stats(&self) -> Value {
+    /// The container's usage (what `events` reports) from the cgroup files.
+    pub fn stats(&self) -> Stats {
         match self.version {
             Version::V1 => self.stats_v1(),
             Version::V2 => self.stats_v2(),
         }
     }
 
-    fn stats_v1(&self) -> Value {
-        let cpu = self.dirs.get("cpuacct").map(|d| {
-            let total = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
-            let (user, kernel) = match (
+    fn stats_v1(&self) -> Stats {
+        let mut s = Stats::default();
+        if let Some(d) = self.dirs.get("cpuacct") {
+            let u = &mut s.cpu.usage;
+            u.total = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+            (u.user, u.kernel) = match (
                 read_u64(&d.join("cpuacct.usage_user")),
                 read_u64(&d.join("cpuacct.usage_sys")),
             ) {
@@ -946,60 +948,49 @@ impl Cgroup {
                     )
                 }
             };
-            let percpu: Vec<u64> = read_trim(&d.join("cpuacct.usage_percpu"))
+            u.percpu = read_trim(&d.join("cpuacct.usage_percpu"))
                 .unwrap_or_default()
                 .split_whitespace()
                 .filter_map(|v| v.parse().ok())
                 .collect();
-            (total, user, kernel, percpu)
-        });
-        let (total, user, kernel, percpu) = cpu.unwrap_or_default();
-        let thr = self
-            .dirs
-            .get("cpu")
-            .map(|d| read_kv(&d.join("cpu.stat")))
-            .unwrap_or_default();
-        let mut memory = json!({});
+        }
+        if let Some(d) = self.dirs.get("cpu") {
+            let thr = read_kv(&d.join("cpu.stat"));
+            let g = |k: &str| thr.get(k).copied().unwrap_or(0);
+            s.cpu.throttling = Throttling {
+                periods: g("nr_periods"),
+                throttled_periods: g("nr_throttled"),
+                throttled_time: g("throttled_time"),
+            };
+        }
         if let Some(d) = self.dirs.get("memory") {
-            let entry = |prefix: &str| {
-                json!({
-                    "limit": read_u64(&d.join(format!("{prefix}.limit_in_bytes"))).unwrap_or(0),
-                    "usage": read_u64(&d.join(format!("{prefix}.usage_in_bytes"))).unwrap_or(0),
-                    "max": read_u64(&d.join(format!("{prefix}.max_usage_in_bytes"))).unwrap_or(0),
-                    "failcnt": read_u64(&d.join(format!("{prefix}.failcnt"))).unwrap_or(0),
-                })
+            let entry = |prefix: &str| MemoryEntry {
+                limit: read_u64(&d.join(format!("{prefix}.limit_in_bytes"))).unwrap_or(0),
+                usage: read_u64(&d.join(format!("{prefix}.usage_in_bytes"))).unwrap_or(0),
+                max: read_u64(&d.join(format!("{prefix}.max_usage_in_bytes"))).unwrap_or(0),
+                failcnt: read_u64(&d.join(format!("{prefix}.failcnt"))).unwrap_or(0),
             };
             let raw = read_kv(&d.join("memory.stat"));
-            memory = json!({
-                "cache": raw.get("cache").copied().unwrap_or(0),
-                "usage": entry("memory"),
-                "swap": if d.join("memory.memsw.usage_in_bytes").exists() { entry("memory.memsw") } else { json!({}) },
-                "kernel": entry("memory.kmem"),
-                "raw": raw,
-            });
+            s.memory = Memory {
+                cache: raw.get("cache").copied().unwrap_or(0),
+                usage: entry("memory"),
+                swap: d
+                    .join("memory.memsw.usage_in_bytes")
+                    .exists()
+                    .then(|| entry("memory.memsw")),
+                kernel: Some(entry("memory.kmem")),
+                raw,
+            };
         }
-        let pids = self
-            .dirs
-            .get("pids")
-            .map(|d| pids_json(d))
-            .unwrap_or_else(|| json!({}));
-        json!({
-            "cpu": {
-                "usage": {"total": total, "percpu": percpu, "kernel": kernel, "user": user},
-                "throttling": {
-                    "periods": thr.get("nr_periods").copied().unwrap_or(0),
-                    "throttledPeriods": thr.get("nr_throttled").copied().unwrap_or(0),
-                    "throttledTime": thr.get("throttled_time").copied().unwrap_or(0),
-                },
-            },
-            "memory": memory,
-            "pids": pids,
-        })
+        if let Some(d) = self.dirs.get("pids") {
+            s.pids = pids_of(d);
+        }
+        s
     }
 
-    fn stats_v2(&self) -> Value {
+    fn stats_v2(&self) -> Stats {
         let Some(d) = self.dirs.get("") else {
-            return json!({});
+            return Stats::default();
         };
         let cpu = read_kv(&d.join("cpu.stat"));
         let g = |k: &str| cpu.get(k).copied().unwrap_or(0);
@@ -1008,44 +999,50 @@ impl Cgroup {
             Some("max") | None => u64::MAX,
             Some(v) => v.parse().unwrap_or(u64::MAX),
         };
-        json!({
-            "cpu": {
-                "usage": {
-                    "total": g("usage_usec") * 1000,
-                    "kernel": g("system_usec") * 1000,
-                    "user": g("user_usec") * 1000,
+        Stats {
+            cpu: Cpu {
+                usage: CpuUsage {
+                    total: g("usage_usec") * 1000,
+                    percpu: Vec::new(),
+                    kernel: g("system_usec") * 1000,
+                    user: g("user_usec") * 1000,
                 },
-                "throttling": {
-                    "periods": g("nr_periods"),
-                    "throttledPeriods": g("nr_throttled"),
-                    "throttledTime": g("throttled_usec") * 1000,
+                throttling: Throttling {
+                    periods: g("nr_periods"),
+                    throttled_periods: g("nr_throttled"),
+                    throttled_time: g("throttled_usec") * 1000,
                 },
             },
-            "memory": {
-                "cache": raw.get("file").copied().unwrap_or(0),
-                "usage": {
-                    "limit": limit("memory.max"),
-                    "usage": read_u64(&d.join("memory.current")).unwrap_or(0),
-                    "max": read_u64(&d.join("memory.peak")).unwrap_or(0),
-                    "failcnt": read_kv(&d.join("memory.events")).get("max").copied().unwrap_or(0),
+            memory: Memory {
+                cache: raw.get("file").copied().unwrap_or(0),
+                usage: MemoryEntry {
+                    limit: limit("memory.max"),
+                    usage: read_u64(&d.join("memory.current")).unwrap_or(0),
+                    max: read_u64(&d.join("memory.peak")).unwrap_or(0),
+                    failcnt: read_kv(&d.join("memory.events"))
+                        .get("max")
+                        .copied()
+                        .unwrap_or(0),
                 },
-                "swap": {
-                    "limit": limit("memory.swap.max"),
-                    "usage": read_u64(&d.join("memory.swap.current")).unwrap_or(0),
-                },
-                "raw": raw,
+                swap: Some(MemoryEntry {
+                    limit: limit("memory.swap.max"),
+                    usage: read_u64(&d.join("memory.swap.current")).unwrap_or(0),
+                    ..MemoryEntry::default()
+                }),
+                kernel: None,
+                raw,
             },
-            "pids": pids_json(d),
-        })
+            pids: pids_of(d),
+        }
     }
 }
 
 /// runc reports an unlimited pids.max as 0.
-fn pids_json(d: &Path) -> Value {
-    json!({
-        "current": read_u64(&d.join("pids.current")).unwrap_or(0),
-        "limit": read_u64(&d.join("pids.max")).unwrap_or(0),
-    })
+fn pids_of(d: &Path) -> Pids {
+    Pids {
+        current: read_u64(&d.join("pids.current")).unwrap_or(0),
+        limit: read_u64(&d.join("pids.max")).unwrap_or(0),
+    }
 }
 
 /// Parents of sandbox cgroups that an rvisor made, for every `--root`: the last
@@ -1240,6 +1237,7 @@ pub fn adjust_status(state_dir: &Path, status: &mut String) {
 mod tests {
     use super::*;
     use oci_spec::runtime::LinuxResources;
+    use serde_json::json;
 
     fn res(j: serde_json::Value) -> LinuxResources {
         serde_json::from_value(j).unwrap()
@@ -1540,10 +1538,10 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         cg.freeze(true).unwrap();
         assert!(cg.frozen());
-        let t1 = cg.stats()["cpu"]["usage"]["total"].as_u64().unwrap();
+        let t1 = cg.stats().cpu.usage.total;
         assert!(t1 > 0);
         std::thread::sleep(Duration::from_millis(100));
-        let t2 = cg.stats()["cpu"]["usage"]["total"].as_u64().unwrap();
+        let t2 = cg.stats().cpu.usage.total;
         assert_eq!(t1, t2, "cpu time grew while frozen");
         cg.freeze(false).unwrap();
         assert!(!cg.frozen());

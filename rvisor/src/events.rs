@@ -29,9 +29,15 @@ pub fn pause_resume(g: &GlobalOpts, a: &IdArg, pause: bool) -> Result<i32> {
     let what = if pause { "pause" } else { "resume" };
     match (pause, rec.status.as_str()) {
         (true, "running" | "created") | (false, "paused") => {}
-        (true, "paused") => bail!("container {:?} is already paused", a.id),
-        (false, s) => bail!("cannot resume container {:?}: it is {s}, not paused", a.id),
-        (true, s) => bail!("cannot pause container {:?}: it is {s}", a.id),
+        (true, "paused") => {
+            bail_kind!(FailedPrecondition, "container {:?} is already paused", a.id)
+        }
+        (false, s) => bail_kind!(
+            FailedPrecondition,
+            "cannot resume container {:?}: it is {s}, not paused",
+            a.id
+        ),
+        (true, s) => bail_kind!(NotRunning, "cannot pause container {:?}: it is {s}", a.id),
     }
     cgroup_of(g, &a.id, what)?
         .freeze(pause)
@@ -88,6 +94,10 @@ fn event(kind: &str, id: &str, data: Option<Value>) -> String {
     e.to_string()
 }
 
+fn stats_json(cg: &Cgroup) -> Result<Value> {
+    serde_json::to_value(cg.stats()).context("encode stats")
+}
+
 fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
@@ -102,11 +112,11 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let interval = parse_duration(&a.interval)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
-        bail!("container {:?} is not running", a.id);
+        bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     let cg = cgroup_of(g, &a.id, "report events of")?;
     if a.stats {
-        print_line(&event("stats", &a.id, Some(cg.stats())))?;
+        print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
         return Ok(0);
     }
     let mut ooms = cg.oom_kills();
@@ -116,7 +126,7 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
             print_line(&event("oom", &a.id, None))?;
             ooms = now;
         }
-        print_line(&event("stats", &a.id, Some(cg.stats())))?;
+        print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
         std::thread::sleep(interval);
         match state::load(&g.root, &a.id) {
             Ok(r) if r.status != "stopped" => {}
@@ -208,7 +218,7 @@ pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
     let r = update_resources(a)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
-        bail!("container {:?} is not running", a.id);
+        bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     cgroup_of(g, &a.id, "update")?.apply(&r)?;
     Ok(0)

@@ -87,7 +87,8 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
         let s = state::load(&g.root, &sandbox)
             .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;
         if s.status != "running" {
-            bail!(
+            bail_kind!(
+                FailedPrecondition,
                 "sandbox {sandbox:?} ({SANDBOX_ID}) is {}, not running",
                 s.status
             );
@@ -740,8 +741,10 @@ fn request_with_fds(
     fds: &[std::os::fd::BorrowedFd<'_>],
 ) -> Result<Reply> {
     let path = state::dir_of(&g.root, id)?.join(CONTROL_SOCK);
-    let stream =
-        unix_path::connect(&path).map_err(|_| anyhow!("container {id:?} is not running"))?;
+    let stream = match unix_path::connect(&path) {
+        Ok(s) => s,
+        Err(_) => bail_kind!(NotRunning, "container {id:?} is not running"),
+    };
     stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
     let mut text = serde_json::to_string(req).context("encode request")?;
     text.push('\n');
@@ -807,12 +810,13 @@ pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
     let signo = parse_signal(&a.signal)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
-        bail!("container {:?} is not running", a.id);
+        bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     // A frozen sentry cannot take a signal; SIGKILL is carried out on the host.
     let paused = rec.status == "paused";
     if paused && signo != libc::SIGKILL {
-        bail!(
+        bail_kind!(
+            FailedPrecondition,
             "container {:?} is paused: only SIGKILL can be sent until it is resumed",
             a.id
         );
@@ -833,7 +837,7 @@ pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
 pub fn delete(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
     let rec = match state::load(&g.root, &a.id) {
         Ok(r) => r,
-        Err(e) if a.force && e.to_string().contains("does not exist") => return Ok(0),
+        Err(e) if a.force && crate::kind_of(&e) == rvisor_api::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
     let dir = state::dir_of(&g.root, &a.id)?;
@@ -965,11 +969,15 @@ fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) -> String {
 pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
-        bail!("container {:?} is not running", a.id);
+        bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     // The process list comes from the sentry, which a frozen sandbox cannot run.
     if rec.status == "paused" {
-        bail!("container {:?} is paused; resume it first", a.id);
+        bail_kind!(
+            FailedPrecondition,
+            "container {:?} is paused; resume it first",
+            a.id
+        );
     }
     let req = Request::Ps {
         container: a.id.clone(),

@@ -9,6 +9,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -113,7 +114,16 @@ pub fn init(role: Role, id: &str, g: &GlobalOpts, strace: bool) -> Result<()> {
     let subscriber = Registry::default().with(layers);
     // A second init in one process (tests) keeps the first subscriber; not an error.
     let _ = tracing::subscriber::set_global_default(subscriber);
+    INSTALLED.store(true, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether [`init`] ran in this process.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process set its logging up (a command that failed early did not).
+pub fn installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
 }
 
 /// Keeps a container id from escaping the log directory.

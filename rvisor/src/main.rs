@@ -3,7 +3,20 @@
 //! Exit statuses: `do` and `run` exit with the container's status (its exit code, or
 //! 128+N when killed by signal N). rvisor's own failures — bad flags, a bad bundle,
 //! a failed launch — print one `rvisor: ...` line and exit 1; a sentry that cannot
-//! set the sandbox up makes `boot` exit 125.
+//! set the sandbox up makes `boot` exit 125. With `--log FILE --log-format json`, the
+//! failure's line also carries its kind (`rvisor_api::ErrorKind`, field `kind`), which
+//! callers such as the shim read instead of matching words.
+
+/// Returns a failure of kind `rvisor_api::ErrorKind::$kind` from the function, with a
+/// message formatted like `bail!`'s.
+macro_rules! bail_kind {
+    ($kind:ident, $($arg:tt)*) => {
+        return Err(anyhow::Error::new(rvisor_api::KindError::new(
+            rvisor_api::ErrorKind::$kind,
+            format!($($arg)*),
+        )))
+    };
+}
 
 mod bundle;
 mod caps;
@@ -70,11 +83,24 @@ fn main() -> ExitCode {
                 _ => "rvisor",
             };
             let msg = one_line(&format!("{e:#}"));
-            tracing::error!(target: logging::FAILURE_TARGET, "{msg}");
+            if !internal && !logging::installed() {
+                // A failure before the command set its logging up (a bad id) is
+                // still logged where the caller looks for it.
+                let _ = logging::init(Role::Cli, "rvisor", &cli.global, false);
+            }
+            let kind = kind_of(&e);
+            tracing::error!(target: logging::FAILURE_TARGET, kind = kind.as_str(), "{msg}");
             print_err(&format!("{who}: {msg}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// The kind of a failure: the innermost [`rvisor_api::KindError`] in its chain.
+pub fn kind_of(e: &anyhow::Error) -> rvisor_api::ErrorKind {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<rvisor_api::KindError>())
+        .map_or(rvisor_api::ErrorKind::Other, |k| k.kind)
 }
 
 /// One write, so lines of the sandbox's processes sharing stderr do not interleave.

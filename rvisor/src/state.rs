@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -14,19 +14,22 @@ use std::collections::BTreeMap;
 /// path component of its own.
 pub fn check_id(id: &str) -> Result<()> {
     if id.is_empty() {
-        bail!("container id: must not be empty");
+        bail_kind!(InvalidArgument, "container id: must not be empty");
     }
     if id.len() > 1024 {
-        bail!("container id: longer than 1024 bytes");
+        bail_kind!(InvalidArgument, "container id: longer than 1024 bytes");
     }
     if id == "." || id == ".." {
-        bail!("container id: {id:?} is not allowed");
+        bail_kind!(InvalidArgument, "container id: {id:?} is not allowed");
     }
     if let Some(c) = id
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "_.+-".contains(*c)))
     {
-        bail!("container id: {id:?} has {c:?}; allowed are letters, digits and _ . + -");
+        bail_kind!(
+            InvalidArgument,
+            "container id: {id:?} has {c:?}; allowed are letters, digits and _ . + -"
+        );
     }
     Ok(())
 }
@@ -61,10 +64,10 @@ impl Container {
                 .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
                 .and_then(|v| v.get("pid").and_then(|p| p.as_i64()));
             match pid {
-                Some(p) if alive(p) => bail!("container {id:?} already exists"),
+                Some(p) if alive(p) => bail_kind!(AlreadyExists, "container {id:?} already exists"),
                 // No readable state: another rvisor is between mkdir and its first write.
                 None if dir.join("state.json").symlink_metadata().is_err() => {
-                    bail!("container {id:?} already exists")
+                    bail_kind!(AlreadyExists, "container {id:?} already exists")
                 }
                 _ => {
                     tracing::warn!("reclaiming stale state of container {id:?}");
@@ -197,7 +200,7 @@ pub fn claim(root: &Path, id: &str) -> Result<PathBuf> {
     match std::fs::create_dir(&dir) {
         Ok(()) => Ok(dir),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!("container {id:?} already exists")
+            bail_kind!(AlreadyExists, "container {id:?} already exists")
         }
         Err(e) => Err(e).with_context(|| format!("--root: create {}", dir.display())),
     }
@@ -218,7 +221,7 @@ pub fn load(root: &Path, id: &str) -> Result<Record> {
     let text = match std::fs::read_to_string(dir.join("state.json")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("container {id:?} does not exist")
+            bail_kind!(NotFound, "container {id:?} does not exist")
         }
         Err(e) => return Err(e).with_context(|| format!("read state of {id:?}")),
     };

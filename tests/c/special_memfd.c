@@ -47,5 +47,33 @@ int main(void)
     read(fd, buf, 2);
     printf("read: %s\n", buf);
     printf("lseek end: %ld\n", (long)lseek(fd, 0, SEEK_END));
+
+    /* ftruncate shrinks and grows a memfd; F_SEAL_SHRINK then refuses a shrink
+       (EPERM) but not a grow, F_SEAL_GROW the reverse; the size reads back. */
+    int s = memfd_create("e2e-shrink", MFD_ALLOW_SEALING);
+    R("write 8192", write(s, page, sizeof page));
+    R("shrink to 100", ftruncate(s, 100));
+    fstat(s, &st);
+    printf("size after shrink: %ld\n", (long)st.st_size);
+    R("pread past the end", pread(s, buf, 2, 100));
+    R("pread last byte", pread(s, buf, 1, 99));
+    printf("last byte: %c\n", buf[0]);
+    R("shrink to 0", ftruncate(s, 0));
+    R("grow to 4096", ftruncate(s, 4096));
+    fstat(s, &st);
+    printf("size after grow: %ld\n", (long)st.st_size);
+    R("pread grown hole", pread(s, buf, 2, 0));
+    printf("hole reads zero: %s\n", buf[0] == 0 && buf[1] == 0 ? "yes" : "no");
+    R("seal shrink", fcntl(s, F_ADD_SEALS, F_SEAL_SHRINK));
+    R("get seals", fcntl(s, F_GET_SEALS));
+    R("shrink when sealed", ftruncate(s, 10));
+    R("grow when shrink-sealed", ftruncate(s, 8192));
+    R("seal grow", fcntl(s, F_ADD_SEALS, F_SEAL_GROW));
+    R("grow when grow-sealed", ftruncate(s, 16384));
+    R("same size when sealed", ftruncate(s, 8192));
+    fstat(s, &st);
+    printf("size after sealed attempts: %ld\n", (long)st.st_size);
+    R("no sealing without MFD_ALLOW_SEALING", fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK));
+    close(s);
     return 0;
 }

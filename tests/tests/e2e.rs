@@ -1,6 +1,6 @@
 //! Differential end-to-end tests: every C program under `tests/c/` (compiled now with
 //! `gcc -static` and `gcc -static-pie`) and a few busybox applets run natively and inside
-//! `rvisor --platform=P do`, for each P in `$RVISOR_PLATFORMS` (default `ptrace`); stdout and
+//! `rvisor --platform=P do`, for each P in `$RVISOR_PLATFORMS` (default `ptrace,systrap`); stdout and
 //! exit status must match each other and the program's `// e2e:` expectations.
 //!
 //! Test names are `c/PROGRAM[.CASE]/LINK/PLATFORM` and `busybox/NAME/PLATFORM`, so

@@ -1224,3 +1224,59 @@ fn core_scheduling_one_cookie_or_a_clear_refusal() {
     assert_ne!(c, 0);
     assert_ne!(Some(c), core_cookie(0));
 }
+
+/// The kind of the last failure `--log FILE --log-format json` recorded (what the
+/// containerd shim reads instead of stderr's words), with the exit status and stderr.
+fn logged_kind(e: &Env, args: &[&str]) -> (String, String) {
+    let log = e.path("kind.log");
+    let _ = std::fs::remove_file(&log);
+    let mut full = vec!["--log", log.to_str().unwrap(), "--log-format", "json"];
+    full.extend_from_slice(args);
+    let o = e.rvisor(&full);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {}", err(&o));
+    assert!(err(&o).starts_with("rvisor: "), "{args:?}: {}", err(&o));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let line: Value = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| {
+            v["level"]
+                .as_str()
+                .is_some_and(|l| l.eq_ignore_ascii_case("error"))
+        })
+        .unwrap_or_else(|| panic!("{args:?}: no error line in {text:?}"));
+    (
+        line["kind"].as_str().unwrap_or("").to_string(),
+        line["msg"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn failures_are_logged_with_their_kind() {
+    let e = Env::new();
+    e.write_config("sleep 100", json!([]));
+    let (kind, msg) = logged_kind(&e, &["kill", "nosuch", "9"]);
+    assert_eq!(kind, "not_found", "{msg}");
+    assert!(msg.contains("nosuch"), "{msg}");
+    assert_eq!(logged_kind(&e, &["state", "bad/id"]).0, "invalid_argument");
+    e.create_and_start("k");
+    let bundle = e.path("bundle");
+    let bundle = bundle.to_str().unwrap();
+    assert_eq!(
+        logged_kind(&e, &["create", "--bundle", bundle, "k"]).0,
+        "already_exists"
+    );
+    let o = e.rvisor(&["kill", "k", "KILL"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e.status("k") != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "k never stopped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(logged_kind(&e, &["kill", "k", "KILL"]).0, "not_running");
+    assert_eq!(logged_kind(&e, &["ps", "k"]).0, "not_running");
+    // A forced delete of what does not exist is no failure.
+    let o = e.rvisor(&["delete", "--force", "nosuch"]);
+    assert!(o.status.success(), "{}", err(&o));
+}

@@ -1,18 +1,15 @@
 //! signalfd: reads a thread group's pending signals as `struct signalfd_siginfo`.
 //!
 //! Which signals are pending is the signal code's business, not this file's: a
-//! signalfd reads through the [`SignalSource`] trait. [`SignalQueue`] is a complete
-//! implementation (a per-thread-group queue with its wait queue) that the signal
-//! delivery code can own and feed; [`source_for`] is how signalfd finds the queue
-//! of a thread group until the task carries its own source.
+//! signalfd reads through the [`SignalSource`] trait, which the kernel's thread
+//! group signal state implements.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{imp_key, Registry};
-use crate::kernel::signals::{bit, UNBLOCKABLE};
+use crate::kernel::signals::UNBLOCKABLE;
 use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, OpenFile, Stat};
 
@@ -82,75 +79,6 @@ pub trait SignalSource: Send + Sync {
     fn pending(&self) -> u64;
     /// Notified whenever a signal becomes pending.
     fn wait_queue(&self) -> &WaitQueue;
-}
-
-/// A queue of pending signals: standard signals coalesce (one instance each),
-/// real-time signals (32 and up) queue every instance in order.
-#[derive(Default)]
-pub struct SignalQueue {
-    pending: Mutex<VecDeque<SigInfo>>,
-    queue: WaitQueue,
-}
-
-impl SignalQueue {
-    /// An empty queue.
-    pub fn new() -> Arc<SignalQueue> {
-        Arc::new(SignalQueue::default())
-    }
-
-    /// Makes `info` pending; a standard signal already pending is not queued again.
-    pub fn enqueue(&self, info: SigInfo) {
-        if let Ok(mut p) = self.pending.lock() {
-            if info.signo < 32 && p.iter().any(|i| i.signo == info.signo) {
-                return;
-            }
-            p.push_back(info);
-        }
-        self.queue.notify_all();
-    }
-}
-
-impl SignalSource for SignalQueue {
-    fn dequeue(&self, mask: u64) -> Option<SigInfo> {
-        let mut p = self.pending.lock().ok()?;
-        let best = p
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| (1..=64).contains(&i.signo) && mask & bit(i.signo) != 0)
-            .min_by_key(|(idx, i)| (i.signo, *idx))
-            .map(|(idx, _)| idx)?;
-        p.remove(best)
-    }
-    fn pending(&self) -> u64 {
-        self.pending
-            .lock()
-            .map(|p| {
-                p.iter()
-                    .filter(|i| (1..=64).contains(&i.signo))
-                    .fold(0, |m, i| m | bit(i.signo))
-            })
-            .unwrap_or(0)
-    }
-    fn wait_queue(&self) -> &WaitQueue {
-        &self.queue
-    }
-}
-
-/// The pending-signal queue of thread group `tgid`, created on first use. Signal
-/// delivery feeds it (for signals the group blocks) with [`SignalQueue::enqueue`].
-pub fn source_for(tgid: i32) -> Arc<SignalQueue> {
-    static MAP: OnceLock<Mutex<HashMap<i32, Weak<SignalQueue>>>> = OnceLock::new();
-    let map = MAP.get_or_init(|| Mutex::new(HashMap::new()));
-    let Ok(mut m) = map.lock() else {
-        return SignalQueue::new();
-    };
-    if let Some(q) = m.get(&tgid).and_then(|w| w.upgrade()) {
-        return q;
-    }
-    m.retain(|_, w| w.strong_count() > 0);
-    let q = SignalQueue::new();
-    m.insert(tgid, Arc::downgrade(&q));
-    q
 }
 
 static SIGNALFDS: Registry<SignalFdState> = Registry::new();
@@ -254,6 +182,60 @@ impl FileImpl for SignalFdFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::signals::bit;
+    use std::collections::VecDeque;
+
+    /// A queue of pending signals: standard signals coalesce (one instance each),
+    /// real-time signals (32 and up) queue every instance in order.
+    #[derive(Default)]
+    struct SignalQueue {
+        pending: Mutex<VecDeque<SigInfo>>,
+        queue: WaitQueue,
+    }
+
+    impl SignalQueue {
+        /// An empty queue.
+        fn new() -> Arc<SignalQueue> {
+            Arc::new(SignalQueue::default())
+        }
+
+        /// Makes `info` pending; a standard signal already pending is not queued again.
+        fn enqueue(&self, info: SigInfo) {
+            if let Ok(mut p) = self.pending.lock() {
+                if info.signo < 32 && p.iter().any(|i| i.signo == info.signo) {
+                    return;
+                }
+                p.push_back(info);
+            }
+            self.queue.notify_all();
+        }
+    }
+
+    impl SignalSource for SignalQueue {
+        fn dequeue(&self, mask: u64) -> Option<SigInfo> {
+            let mut p = self.pending.lock().ok()?;
+            let best = p
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| (1..=64).contains(&i.signo) && mask & bit(i.signo) != 0)
+                .min_by_key(|(idx, i)| (i.signo, *idx))
+                .map(|(idx, _)| idx)?;
+            p.remove(best)
+        }
+        fn pending(&self) -> u64 {
+            self.pending
+                .lock()
+                .map(|p| {
+                    p.iter()
+                        .filter(|i| (1..=64).contains(&i.signo))
+                        .fold(0, |m, i| m | bit(i.signo))
+                })
+                .unwrap_or(0)
+        }
+        fn wait_queue(&self) -> &WaitQueue {
+            &self.queue
+        }
+    }
 
     #[test]
     fn reads_masked_signals_in_order() {
@@ -282,6 +264,5 @@ mod tests {
         assert_eq!(f.read(&mut b, 0), Err(Errno::EAGAIN));
         // Signal 5 is not in the mask and stays pending.
         assert_eq!(q.pending(), bit(5));
-        assert!(Arc::ptr_eq(&source_for(77), &source_for(77)));
     }
 }

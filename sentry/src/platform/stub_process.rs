@@ -13,6 +13,45 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::errno::{Errno, SysResult};
 
+/// Bytes of an ELF64 header (`Elf64_Ehdr`).
+const EHDR_SIZE: usize = 64;
+/// Bytes of an ELF64 program header (`Elf64_Phdr`).
+const PHDR_SIZE: usize = 56;
+/// Bytes [`elf_headers`] writes: where a stub's code starts in its image.
+pub(crate) const ELF_HEADERS_SIZE: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
+
+/// Appends to `b` the headers of a stub image: a static x86-64 executable entered at
+/// `entry`, whose one `PT_LOAD` (R+X) segment maps the image's first `total` bytes
+/// (headers included, from file offset 0) at `base`.
+pub(crate) fn elf_headers(b: &mut Vec<u8>, base: u64, entry: u64, total: u64) {
+    let start = b.len();
+    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
+    b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&2u16.to_le_bytes()); // e_type = ET_EXEC
+    b.extend_from_slice(&62u16.to_le_bytes()); // e_machine = EM_X86_64
+    b.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    b.extend_from_slice(&entry.to_le_bytes()); // e_entry
+    b.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff
+    b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
+    b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes()); // e_ehsize
+    b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes()); // e_phentsize
+    b.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
+    b.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
+    b.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
+    debug_assert_eq!(b.len() - start, EHDR_SIZE);
+    b.extend_from_slice(&1u32.to_le_bytes()); // p_type = PT_LOAD
+    b.extend_from_slice(&5u32.to_le_bytes()); // p_flags = PF_R | PF_X
+    b.extend_from_slice(&0u64.to_le_bytes()); // p_offset
+    b.extend_from_slice(&base.to_le_bytes()); // p_vaddr
+    b.extend_from_slice(&base.to_le_bytes()); // p_paddr
+    b.extend_from_slice(&total.to_le_bytes()); // p_filesz
+    b.extend_from_slice(&total.to_le_bytes()); // p_memsz
+    b.extend_from_slice(&crate::platform::PAGE_SIZE.to_le_bytes()); // p_align
+    debug_assert_eq!((b.len() - start) as u64, ELF_HEADERS_SIZE);
+}
+
 /// `personality(2)` flag that disables address-space randomization.
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 

@@ -43,13 +43,10 @@ pub(super) struct StubImage {
     pub park: u64,
 }
 
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
-
 /// Builds the stub ELF. Layout: ELF header, one program header, then the code, all in
 /// one `PT_LOAD` (R+X) segment that maps file offset 0 at [`STUB_BASE`].
 pub(super) fn build() -> StubImage {
-    let code_off = (EHDR_SIZE + PHDR_SIZE) as u64;
+    let code_off = stub_process::ELF_HEADERS_SIZE;
     let mut code: Vec<u8> = Vec::new();
     let movabs = |code: &mut Vec<u8>, reg_byte: u8, v: u64| {
         code.extend_from_slice(&[0x48, reg_byte]);
@@ -84,30 +81,7 @@ pub(super) fn build() -> StubImage {
     let base = STUB_BASE;
     let total = code_off + code.len() as u64;
     let mut b = Vec::with_capacity(total as usize);
-    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
-    b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend_from_slice(&2u16.to_le_bytes()); // e_type = ET_EXEC
-    b.extend_from_slice(&62u16.to_le_bytes()); // e_machine = EM_X86_64
-    b.extend_from_slice(&1u32.to_le_bytes()); // e_version
-    b.extend_from_slice(&(base + code_off).to_le_bytes()); // e_entry
-    b.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff
-    b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes()); // e_ehsize
-    b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes()); // e_phentsize
-    b.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
-    b.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
-    b.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
-    b.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    debug_assert_eq!(b.len(), EHDR_SIZE);
-    b.extend_from_slice(&1u32.to_le_bytes()); // p_type = PT_LOAD
-    b.extend_from_slice(&5u32.to_le_bytes()); // p_flags = PF_R | PF_X
-    b.extend_from_slice(&0u64.to_le_bytes()); // p_offset
-    b.extend_from_slice(&base.to_le_bytes()); // p_vaddr
-    b.extend_from_slice(&base.to_le_bytes()); // p_paddr
-    b.extend_from_slice(&total.to_le_bytes()); // p_filesz
-    b.extend_from_slice(&total.to_le_bytes()); // p_memsz
-    b.extend_from_slice(&PAGE_SIZE.to_le_bytes()); // p_align
+    stub_process::elf_headers(&mut b, base, base + code_off, total);
     debug_assert_eq!(b.len() as u64, code_off);
     b.extend_from_slice(&code);
     StubImage {

@@ -172,7 +172,7 @@ pub(super) const THREAD_FLAGS: u64 = (libc::CLONE_VM
 pub(super) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 
 /// Offset of the code in the image (right after the ELF and program headers).
-const CODE_OFF: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
+const CODE_OFF: u64 = stub_process::ELF_HEADERS_SIZE;
 /// Offsets inside [`CODE`] of the labels the sentry needs.
 const CODE_READY: u64 = 0x636;
 const CODE_HANDLER: u64 = 0x642;
@@ -681,9 +681,6 @@ const CODE: &[u8] = &[
     0xf4, // hlt
 ];
 
-const EHDR_SIZE: usize = 64;
-const PHDR_SIZE: usize = 56;
-
 /// Host system calls the stub may make from its own code page (everything else, and
 /// everything from any other address, raises SIGSYS). This base filter is the only
 /// one on the syscall thread, which runs nothing but the sentry's commands; every
@@ -920,29 +917,7 @@ pub(super) fn build() -> Vec<u8> {
     debug_assert!(FILTER_OFF + 8 * filter.len() as u64 <= FILTER2_OFF);
     debug_assert!(CODE_OFF + (code.len() as u64) <= ACT_CHLD_OFF);
     let mut b = Vec::with_capacity(total as usize);
-    // e_ident: magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, padding.
-    b.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend_from_slice(&2u16.to_le_bytes()); // e_type = ET_EXEC
-    b.extend_from_slice(&62u16.to_le_bytes()); // e_machine = EM_X86_64
-    b.extend_from_slice(&1u32.to_le_bytes()); // e_version
-    b.extend_from_slice(&(base + CODE_OFF).to_le_bytes()); // e_entry
-    b.extend_from_slice(&(EHDR_SIZE as u64).to_le_bytes()); // e_phoff
-    b.extend_from_slice(&0u64.to_le_bytes()); // e_shoff
-    b.extend_from_slice(&0u32.to_le_bytes()); // e_flags
-    b.extend_from_slice(&(EHDR_SIZE as u16).to_le_bytes()); // e_ehsize
-    b.extend_from_slice(&(PHDR_SIZE as u16).to_le_bytes()); // e_phentsize
-    b.extend_from_slice(&1u16.to_le_bytes()); // e_phnum
-    b.extend_from_slice(&64u16.to_le_bytes()); // e_shentsize
-    b.extend_from_slice(&0u16.to_le_bytes()); // e_shnum
-    b.extend_from_slice(&0u16.to_le_bytes()); // e_shstrndx
-    b.extend_from_slice(&1u32.to_le_bytes()); // p_type = PT_LOAD
-    b.extend_from_slice(&5u32.to_le_bytes()); // p_flags = PF_R | PF_X
-    b.extend_from_slice(&0u64.to_le_bytes()); // p_offset
-    b.extend_from_slice(&base.to_le_bytes()); // p_vaddr
-    b.extend_from_slice(&base.to_le_bytes()); // p_paddr
-    b.extend_from_slice(&total.to_le_bytes()); // p_filesz
-    b.extend_from_slice(&total.to_le_bytes()); // p_memsz
-    b.extend_from_slice(&PAGE_SIZE.to_le_bytes()); // p_align
+    stub_process::elf_headers(&mut b, base, base + CODE_OFF, total);
     b.extend_from_slice(&code);
     b.resize(ACT_CHLD_OFF as usize, 0xf4); // hlt padding
 
