@@ -65,7 +65,8 @@ static void drain(int fd, const char *label) {
 static void suite(const char *base) {
     char d[256], f[256], g[256], h[256], sub[256], l[256];
     printf("== %s\n", base[0] ? base : "cwd");
-    snprintf(d, sizeof d, "%sino-dir", base);
+    // Unique: the other variants of this test may run at once in the shared /dev/shm.
+    snprintf(d, sizeof d, "%sino-dir-%d", base, (int)getpid());
     snprintf(f, sizeof f, "%s/f", d);
     snprintf(g, sizeof g, "%s/g", d);
     snprintf(h, sizeof h, "%s/h", d);

@@ -58,14 +58,16 @@ static void value(const char *label, const char *path, const char *name) {
 static void suite(const char *dir) {
     char f[256], d[256], l[256], p[256];
     printf("== %s\n", dir[0] ? dir : "cwd");
-    snprintf(f, sizeof f, "%sxattr-file", dir);
-    snprintf(d, sizeof d, "%sxattr-dir", dir);
-    snprintf(l, sizeof l, "%sxattr-link", dir);
-    snprintf(p, sizeof p, "%sxattr-fifo", dir);
+    // Unique: the other variants of this test may run at once in the shared /dev/shm.
+    int me = getpid();
+    snprintf(f, sizeof f, "%sxattr-file-%d", dir, me);
+    snprintf(d, sizeof d, "%sxattr-dir-%d", dir, me);
+    snprintf(l, sizeof l, "%sxattr-link-%d", dir, me);
+    snprintf(p, sizeof p, "%sxattr-fifo-%d", dir, me);
     unlink(f), rmdir(d), unlink(l), unlink(p);
     close(open(f, O_CREAT | O_WRONLY, 0644));
     mkdir(d, 0755);
-    symlink("xattr-file", l);
+    symlink(strrchr(f, '/') ? strrchr(f, '/') + 1 : f, l);
     mkfifo(p, 0644);
 
     char buf[256];
