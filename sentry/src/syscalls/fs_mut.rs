@@ -415,7 +415,7 @@ fn chmod_dentry(task: &Task, d: &Dentry, mode: u32) -> SysResult<u64> {
         mode &= !libc::S_ISGID;
     }
     set_attr(
-        &d,
+        d,
         &SetAttr {
             mode: Some(mode),
             ..Default::default()
@@ -503,7 +503,7 @@ fn chown_dentry(task: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult<u64> {
         }
     }
     set_attr(
-        &d,
+        d,
         &SetAttr {
             uid,
             gid,
@@ -560,7 +560,7 @@ fn set_times(task: &Task, d: &Dentry, atime: TimeChange, mtime: TimeChange) -> S
         perm::check(&task.creds, &st, MAY_WRITE, false)?;
     }
     set_attr(
-        &d,
+        d,
         &SetAttr {
             atime,
             mtime,
