@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -214,6 +216,45 @@ int main(void) {
     snprintf(path, sizeof path, "/proc/self/fd/%d", in);
     ssize_t n = readlink(path, line, sizeof line - 1);
     printf("fd link: %.*s\n", (int)(n > 0 ? n : 0), line);
+    // A blocking read and epoll wake when another process makes the change.
+    char dir[64];
+    snprintf(dir, sizeof dir, "/dev/shm/ino-block-%d", (int)getpid());
+    mkdir(dir, 0755);
+    int b = inotify_init1(0);
+    inotify_add_watch(b, dir, IN_CREATE);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN}, got;
+    epoll_ctl(ep, EPOLL_CTL_ADD, b, &ev);
+    show("epoll before", epoll_wait(ep, &got, 1, 0));
+    pid_t c = fork();
+    if (c == 0) {
+        usleep(100000);
+        char f[96];
+        snprintf(f, sizeof f, "%s/late", dir);
+        close(open(f, O_CREAT | O_WRONLY, 0644));
+        _exit(0);
+    }
+    show("epoll wakes", epoll_wait(ep, &got, 1, 5000));
+    char ebuf[256] __attribute__((aligned(8)));
+    ssize_t r = read(b, ebuf, sizeof ebuf);
+    printf("blocking read: %zd %s\n", r, r > 0 ? ((struct inotify_event *)ebuf)->name : "");
+    waitpid(c, NULL, 0);
+    c = fork();
+    if (c == 0) {
+        usleep(100000);
+        char f[96];
+        snprintf(f, sizeof f, "%s/later", dir);
+        close(open(f, O_CREAT | O_WRONLY, 0644));
+        _exit(0);
+    }
+    r = read(b, ebuf, sizeof ebuf);
+    printf("blocking read waits: %zd %s\n", r, r > 0 ? ((struct inotify_event *)ebuf)->name : "");
+    waitpid(c, NULL, 0);
+    char f2[96];
+    snprintf(f2, sizeof f2, "%s/late", dir), unlink(f2);
+    snprintf(f2, sizeof f2, "%s/later", dir), unlink(f2);
+    rmdir(dir);
+
     FILE *m = fopen("/proc/sys/fs/inotify/max_queued_events", "r");
     int v = 0;
     if (m && fscanf(m, "%d", &v) == 1)

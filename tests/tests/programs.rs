@@ -119,9 +119,10 @@ except OSError as e:
 "#;
 
 /// `inotifywait -m` on a fresh directory while the shell creates, appends, reads,
-/// chmods, renames, makes and removes a directory, symlinks and deletes; its event
-/// lines are the output. Nothing here lists the directory: two identical events in a
-/// row merge only if the reader has not taken the first yet, which is timing.
+/// chmods, renames, makes and removes a directory, symlinks, deletes, and copies in a
+/// program and runs it; its event lines are the output. Two identical events in a row
+/// merge only if the reader has not taken the first yet, which is timing: `uniq`
+/// merges them on both sides.
 const INOTIFYWAIT: &str = r#"
 d=$(mktemp -d)
 inotifywait -m -t 10 --format '%e %f' "$d" > "$d.log" 2> "$d.err" &
@@ -129,9 +130,10 @@ pid=$!
 for i in $(seq 200); do grep -q established "$d.err" 2>/dev/null && break; sleep 0.05; done
 echo hi > "$d/a"; echo more >> "$d/a"; cat "$d/a" > /dev/null; chmod 600 "$d/a"
 mv "$d/a" "$d/b"; mkdir "$d/sub"; rmdir "$d/sub"; ln -s b "$d/l"; rm "$d/b" "$d/l"
-for i in $(seq 200); do grep -q "DELETE l" "$d.log" 2>/dev/null && break; sleep 0.05; done
+cp /bin/true "$d/t"; "$d/t"; rm "$d/t"
+for i in $(seq 200); do grep -q "DELETE t" "$d.log" 2>/dev/null && break; sleep 0.05; done
 kill $pid; wait $pid
-cat "$d.log"; rm -rf "$d" "$d.log" "$d.err"
+uniq "$d.log"; rm -rf "$d" "$d.log" "$d.err"
 "#;
 
 fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {

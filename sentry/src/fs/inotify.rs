@@ -575,6 +575,17 @@ pub fn opened(f: &OpenFile) {
     }
 }
 
+/// A file was opened by `execve` (the program, a `#!` interpreter or the ELF
+/// interpreter): Linux reports the open, the kernel's reads of its headers and the
+/// close at the end of the exec; the sentry reports all three when it opens it.
+pub fn executed(d: &Dentry) {
+    if active() {
+        on_dentry(d, IN_OPEN);
+        on_dentry(d, IN_ACCESS);
+        on_dentry(d, IN_CLOSE_NOWRITE);
+    }
+}
+
 /// Data was read from `f` (or its directory listed).
 pub fn accessed(f: &OpenFile) {
     if let Some(d) = f.dentry() {
