@@ -5,6 +5,11 @@
 // coalescing of identical events, IN_ONESHOT, IN_MASK_ADD/IN_MASK_CREATE,
 // IN_ONLYDIR, IN_DONT_FOLLOW, IN_EXCL_UNLINK, inotify_rm_watch, FIONREAD, poll,
 // EINVAL for a short read buffer, and the queue overflow (IN_Q_OVERFLOW).
+// ino-lower-a and ino-lower-b exist before the run (host files under the overlay in
+// the sandbox); the program deletes them and makes them again at the end, so the
+// sandbox run, which follows the native one in the same directory, finds them too.
+// e2e: file=ino-lower-a:1
+// e2e: file=ino-lower-b:1
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -196,8 +201,27 @@ static void suite(const char *base) {
     unlink(f), unlink(g), rmdir(d);
 }
 
+// Deleting files the overlay's lower layer holds: one closed, one still open.
+static void lower(void) {
+    printf("== lower files\n");
+    int in = inotify_init1(IN_NONBLOCK);
+    int wa = inotify_add_watch(in, "ino-lower-a", IN_ALL_EVENTS);
+    int wb = inotify_add_watch(in, "ino-lower-b", IN_ALL_EVENTS);
+    printf("watches: %d %d\n", wa, wb);
+    int keep = open("ino-lower-b", O_RDONLY);
+    unlink("ino-lower-a");
+    unlink("ino-lower-b");
+    drain(in, "unlink both");
+    close(keep);
+    drain(in, "close the open one");
+    close(in);
+    close(open("ino-lower-a", O_CREAT | O_WRONLY, 0644));
+    close(open("ino-lower-b", O_CREAT | O_WRONLY, 0644));
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
+    lower();
     suite("");
     suite("/dev/shm/");
     show("init1 bad flags", inotify_init1(1));

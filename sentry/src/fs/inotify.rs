@@ -13,7 +13,7 @@
 //!
 //! When no watch exists anywhere every hook returns after one atomic load.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -527,7 +527,7 @@ fn on_dentry(d: &Dentry, mask: u32) {
         if let Some(p) = d.parent() {
             if let Some(pst) = stat_of(p.inode()) {
                 let name = d.name();
-                let unlinked = st.nlink == 0;
+                let unlinked = st.nlink == 0 || orphans().contains(&(st.dev, st.ino));
                 for (i, wd) in watchers((pst.dev, pst.ino)) {
                     i.deliver(wd, mask, 0, &name, Some(unlinked));
                 }
@@ -625,7 +625,7 @@ pub fn closed(f: &OpenFile, dentry: &Arc<Dentry>) {
     on_dentry(dentry, mask);
     if Arc::strong_count(dentry) == 1 {
         if let Some(st) = stat_of(dentry.inode()) {
-            if st.nlink == 0 {
+            if orphans().remove(&(st.dev, st.ino)) {
                 gone(&st);
             }
         }
@@ -686,12 +686,31 @@ fn unlinked(victim: &Arc<Dentry>, st: &Stat) {
     if !st.is_dir() {
         on_self(st, IN_ATTRIB);
     }
-    let now = stat_of(victim.inode());
-    let no_links = st.is_dir() || now.map(|s| s.nlink == 0).unwrap_or(true);
-    // The caller's reference is the only one left: nothing keeps the file open.
-    if no_links && Arc::strong_count(victim) <= 1 {
-        gone(st);
+    // Counted from before the change: an overlay's lower file keeps its own count
+    // on the host, so the count after cannot tell.
+    if st.is_dir() || st.nlink <= 1 {
+        last_link_gone(victim, st);
     }
+}
+
+/// The file `d` names (attributes `st`) lost its last link: it is gone now if the
+/// caller's reference is the only one left, else at the close of the last open
+/// file that holds it.
+fn last_link_gone(d: &Arc<Dentry>, st: &Stat) {
+    let key = (st.dev, st.ino);
+    if Arc::strong_count(d) <= 1 {
+        gone(st);
+    } else if !watchers(key).is_empty() {
+        orphans().insert(key);
+    }
+}
+
+/// Files unlinked while still open: their watches go at the last close.
+fn orphans() -> std::sync::MutexGuard<'static, HashSet<Key>> {
+    static O: OnceLock<Mutex<HashSet<Key>>> = OnceLock::new();
+    O.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Entry `name` (the file `victim`, whose attributes before were `st`) was
@@ -746,12 +765,10 @@ pub fn renamed(
     }
     on_self(moved, IN_MOVE_SELF | flag);
     if let Some((td, tst)) = target {
-        let now = stat_of(td.inode());
-        let no_links = tst.is_dir() || now.map(|s| s.nlink == 0).unwrap_or(true);
         // The replaced dentry left the cache: the caller's copy is the only
         // reference unless something holds the file open.
-        if no_links && Arc::strong_count(&td) <= 1 {
-            gone(&tst);
+        if tst.is_dir() || tst.nlink <= 1 {
+            last_link_gone(&td, &tst);
         }
     }
 }
