@@ -240,6 +240,30 @@ int main(void) {
     snprintf(path, sizeof path, "/proc/self/fd/%d", in);
     ssize_t n = readlink(path, line, sizeof line - 1);
     printf("fd link: %.*s\n", (int)(n > 0 ? n : 0), line);
+    // O_TMPFILE: its events reach the directory under the name "#<inode>", also
+    // after linkat gives it a real name.
+    char td[64], named[96];
+    snprintf(td, sizeof td, "/dev/shm/ino-tmpfile-%d", (int)getpid());
+    snprintf(named, sizeof named, "%s/named", td);
+    mkdir(td, 0755);
+    int tin = inotify_init1(IN_NONBLOCK);
+    inotify_add_watch(tin, td, IN_ALL_EVENTS);
+    int tf = open(td, O_TMPFILE | O_RDWR, 0600);
+    write(tf, "x", 1);
+    show("linkat", linkat(tf, "", AT_FDCWD, named, AT_EMPTY_PATH));
+    close(tf);
+    char tbuf[1024] __attribute__((aligned(8)));
+    ssize_t tn = read(tin, tbuf, sizeof tbuf);
+    for (char *q = tbuf; tn > 0 && q < tbuf + tn;) {
+        struct inotify_event *e = (struct inotify_event *)q;
+        printf("tmpfile event %#x %s\n", e->mask,
+               e->len ? (e->name[0] == '#' ? "#<inode>" : e->name) : "");
+        q += sizeof *e + e->len;
+    }
+    close(tin);
+    unlink(named);
+    rmdir(td);
+
     // A blocking read and epoll wake when another process makes the change.
     char dir[64];
     snprintf(dir, sizeof dir, "/dev/shm/ino-block-%d", (int)getpid());

@@ -76,11 +76,9 @@ fn open_from(
         let inode = dir.inode().tmpfile(mode, owner)?;
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
-        return install(
-            task,
-            OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE),
-            cloexec,
-        );
+        let file = OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE);
+        crate::fs::inotify::opened(&file);
+        return install(task, file, cloexec);
     }
     if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
         return Err(Errno::EINVAL);
