@@ -366,4 +366,42 @@ impl Client {
     pub fn fsync(&self, fid: Fid, datasync: bool) -> Result<(), Errno> {
         unit(self.call_body(&Request::Fsync { fid, datasync })?)
     }
+
+    /// The value of extended attribute `name` of `fid`.
+    pub fn getxattr(&self, fid: Fid, name: &[u8]) -> Result<Vec<u8>, Errno> {
+        let name = name.to_vec();
+        match self.call_body(&Request::GetXattr { fid, name })? {
+            ReplyBody::Bytes(b) => Ok(b),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Sets extended attribute `name` of `fid` (`flags`: `XATTR_CREATE`,
+    /// `XATTR_REPLACE`); `E2BIG` for a value over [`crate::protocol::MAX_XATTR`].
+    pub fn setxattr(&self, fid: Fid, name: &[u8], value: &[u8], flags: u32) -> Result<(), Errno> {
+        unit(self.call_body(&Request::SetXattr {
+            fid,
+            name: name.to_vec(),
+            value: value.to_vec(),
+            flags,
+        })?)
+    }
+
+    /// The names of the extended attributes of `fid`.
+    pub fn listxattr(&self, fid: Fid) -> Result<Vec<Vec<u8>>, Errno> {
+        match self.call_body(&Request::ListXattr { fid })? {
+            ReplyBody::Bytes(b) => Ok(b
+                .split(|&c| c == 0)
+                .filter(|n| !n.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()),
+            _ => Err(Errno::EIO),
+        }
+    }
+
+    /// Removes extended attribute `name` of `fid`.
+    pub fn removexattr(&self, fid: Fid, name: &[u8]) -> Result<(), Errno> {
+        let name = name.to_vec();
+        unit(self.call_body(&Request::RemoveXattr { fid, name })?)
+    }
 }

@@ -314,6 +314,30 @@ const SYSCALLS: &[(libc::c_long, &str, Allow, &str)] = &[
         "setattr atime/mtime",
     ),
     (
+        libc::SYS_fgetxattr,
+        "fgetxattr",
+        Allow::Always,
+        "getxattr of a fid, on a verified re-open (no call takes an O_PATH descriptor)",
+    ),
+    (
+        libc::SYS_flistxattr,
+        "flistxattr",
+        Allow::Always,
+        "listxattr of a fid, on a verified re-open",
+    ),
+    (
+        libc::SYS_fsetxattr,
+        "fsetxattr",
+        Allow::WritableMasked(&[&[(4, !3, 0)]]),
+        "setxattr of a fid on a verified re-open: XATTR_CREATE/XATTR_REPLACE the only flags",
+    ),
+    (
+        libc::SYS_fremovexattr,
+        "fremovexattr",
+        Allow::Writable,
+        "removexattr of a fid, on a verified re-open",
+    ),
+    (
         libc::SYS_ftruncate,
         "ftruncate",
         Allow::Writable,

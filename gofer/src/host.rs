@@ -235,6 +235,55 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
+/// Bytes Linux allows in one attribute value or name list (`XATTR_SIZE_MAX`).
+const XATTR_MAX: usize = 65536;
+
+/// `fgetxattr(fd, name)`: the whole value.
+pub fn fgetxattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; XATTR_MAX];
+    // SAFETY: `buf` is writable for its length; the name is a C string.
+    let n = unsafe {
+        libc::fgetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    buf.truncate(Errno::result(n)? as usize);
+    Ok(buf)
+}
+
+/// `fsetxattr(fd, name, value, flags)`.
+pub fn fsetxattr(fd: BorrowedFd<'_>, name: &CStr, value: &[u8], flags: i32) -> Result<(), Errno> {
+    // SAFETY: `value` is readable for its length; the name is a C string.
+    let ret = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    };
+    check(ret).map(drop)
+}
+
+/// `flistxattr(fd)`: the NUL-terminated names.
+pub fn flistxattr(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; XATTR_MAX];
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    buf.truncate(Errno::result(n)? as usize);
+    Ok(buf)
+}
+
+/// `fremovexattr(fd, name)`.
+pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: the name is a C string.
+    check(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
 /// `RESOLVE_NO_MAGICLINKS` for [`openat2`].
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 /// `RESOLVE_NO_SYMLINKS` for [`openat2`].

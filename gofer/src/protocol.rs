@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::{Dirent, Fid, SetAttr, SetTime, Stat, StatFs};
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Sent with the version so that a stray peer is recognised at once ("RVGF").
 pub const MAGIC: u32 = 0x4656_5652;
 /// Largest frame in either direction.
@@ -33,6 +33,10 @@ pub const REQUEST_HEADER: usize = 9;
 pub const REPLY_HEADER: usize = 13;
 /// Encoded size of a [`Stat`].
 pub const STAT_SIZE: usize = 116;
+/// Largest extended attribute value or name list carried in one frame (a reply must
+/// fit in [`MAX_MSG`] with its header); Linux allows 64 KiB, so a larger one on the
+/// host is refused with `E2BIG`.
+pub const MAX_XATTR: usize = MAX_MSG - 1024;
 /// Encoded size of a directory entry without its name.
 pub const DIRENT_FIXED: usize = 19;
 
@@ -78,6 +82,14 @@ pub enum Op {
     Fsync = 18,
     /// Root of one of the spec's bind mounts (protocol version 2).
     AttachMount = 19,
+    /// Value of an extended attribute (protocol version 3).
+    GetXattr = 20,
+    /// Set an extended attribute (protocol version 3).
+    SetXattr = 21,
+    /// Names of the extended attributes (protocol version 3).
+    ListXattr = 22,
+    /// Remove an extended attribute (protocol version 3).
+    RemoveXattr = 23,
 }
 
 impl Op {
@@ -104,6 +116,10 @@ impl Op {
             17 => Setattr,
             18 => Fsync,
             19 => AttachMount,
+            20 => GetXattr,
+            21 => SetXattr,
+            22 => ListXattr,
+            23 => RemoveXattr,
             _ => return None,
         })
     }
@@ -113,7 +129,16 @@ impl Op {
         use Op::*;
         matches!(
             self,
-            Create | Mkdir | Mknod | Unlink | Rename | Link | Symlink | Setattr
+            Create
+                | Mkdir
+                | Mknod
+                | Unlink
+                | Rename
+                | Link
+                | Symlink
+                | Setattr
+                | SetXattr
+                | RemoveXattr
         )
     }
 }
@@ -276,6 +301,36 @@ pub enum Request {
         fid: Fid,
         /// Data only (`fdatasync`).
         datasync: bool,
+    },
+    /// Value of extended attribute `name` of `fid`.
+    GetXattr {
+        /// The file.
+        fid: Fid,
+        /// Full name, namespace included.
+        name: Vec<u8>,
+    },
+    /// Set extended attribute `name` of `fid`.
+    SetXattr {
+        /// The file.
+        fid: Fid,
+        /// Full name.
+        name: Vec<u8>,
+        /// Value, at most [`MAX_XATTR`] bytes.
+        value: Vec<u8>,
+        /// `XATTR_CREATE` / `XATTR_REPLACE`.
+        flags: u32,
+    },
+    /// Names of the extended attributes of `fid`, each NUL-terminated.
+    ListXattr {
+        /// The file.
+        fid: Fid,
+    },
+    /// Remove extended attribute `name` of `fid`.
+    RemoveXattr {
+        /// The file.
+        fid: Fid,
+        /// Full name.
+        name: Vec<u8>,
     },
 }
 
@@ -474,6 +529,10 @@ impl Request {
             Request::Symlink { .. } => Op::Symlink,
             Request::Setattr { .. } => Op::Setattr,
             Request::Fsync { .. } => Op::Fsync,
+            Request::GetXattr { .. } => Op::GetXattr,
+            Request::SetXattr { .. } => Op::SetXattr,
+            Request::ListXattr { .. } => Op::ListXattr,
+            Request::RemoveXattr { .. } => Op::RemoveXattr,
         }
     }
 
@@ -616,6 +675,25 @@ impl Request {
                 w.u64(*fid);
                 w.u8(u8::from(*datasync));
             }
+            Request::GetXattr { fid, name } | Request::RemoveXattr { fid, name } => {
+                w.u64(*fid);
+                w.bytes(name)?;
+            }
+            Request::SetXattr {
+                fid,
+                name,
+                value,
+                flags,
+            } => {
+                if value.len() > MAX_XATTR {
+                    return Err(Errno::E2BIG);
+                }
+                w.u64(*fid);
+                w.bytes(name)?;
+                w.bytes(value)?;
+                w.u32(*flags);
+            }
+            Request::ListXattr { fid } => w.u64(*fid),
         }
         w.finish()
     }
@@ -751,6 +829,21 @@ impl Request {
                     _ => return Err(Errno::EINVAL),
                 },
             },
+            Op::GetXattr => Request::GetXattr {
+                fid: r.u64()?,
+                name: r.bytes()?,
+            },
+            Op::RemoveXattr => Request::RemoveXattr {
+                fid: r.u64()?,
+                name: r.bytes()?,
+            },
+            Op::SetXattr => Request::SetXattr {
+                fid: r.u64()?,
+                name: r.bytes()?,
+                value: r.bytes()?,
+                flags: r.u32()?,
+            },
+            Op::ListXattr => Request::ListXattr { fid: r.u64()? },
         })
     }
 }
@@ -849,7 +942,14 @@ pub fn decode_reply(frame: &[u8], expect: Op) -> Result<(u32, Result<ReplyBody, 
         return Ok((h.tag, Err(Errno::from_raw(status as i32))));
     }
     let body = match expect {
-        Op::Open | Op::Clunk | Op::Unlink | Op::Rename | Op::Setattr | Op::Fsync => ReplyBody::Unit,
+        Op::Open
+        | Op::Clunk
+        | Op::Unlink
+        | Op::Rename
+        | Op::Setattr
+        | Op::Fsync
+        | Op::SetXattr
+        | Op::RemoveXattr => ReplyBody::Unit,
         Op::Version => ReplyBody::Version(r.u32()?),
         Op::Attach
         | Op::AttachMount
@@ -870,7 +970,7 @@ pub fn decode_reply(frame: &[u8], expect: Op) -> Result<(u32, Result<ReplyBody, 
             ReplyBody::Nodes(v)
         }
         Op::Stat => ReplyBody::Stat(r.stat()?),
-        Op::Readlink => ReplyBody::Bytes(r.bytes()?),
+        Op::Readlink | Op::GetXattr | Op::ListXattr => ReplyBody::Bytes(r.bytes()?),
         Op::Getdents => {
             let n = r.u32()? as usize;
             // Each entry takes at least DIRENT_FIXED bytes, so this bounds the allocation.
@@ -963,6 +1063,21 @@ mod tests {
             Request::Fsync {
                 fid: 4,
                 datasync: true,
+            },
+            Request::GetXattr {
+                fid: 4,
+                name: b"user.a".to_vec(),
+            },
+            Request::SetXattr {
+                fid: 4,
+                name: b"user.a".to_vec(),
+                value: b"v\0w".to_vec(),
+                flags: 1,
+            },
+            Request::ListXattr { fid: 5 },
+            Request::RemoveXattr {
+                fid: 6,
+                name: b"trusted.b".to_vec(),
             },
         ]
     }

@@ -28,7 +28,8 @@ use tracing::{debug, info, warn};
 
 use crate::host;
 use crate::protocol::{
-    encode_reply, Header, ReplyBody, Request, MAGIC, MAX_MSG, MAX_WALK, REPLY_HEADER, VERSION,
+    encode_reply, Header, ReplyBody, Request, MAGIC, MAX_MSG, MAX_WALK, MAX_XATTR, REPLY_HEADER,
+    VERSION,
 };
 use crate::{Dirent, Fid, SetAttr, Stat, KEEP_ID};
 
@@ -275,7 +276,9 @@ impl Server {
                     old_dir, new_dir, ..
                 } => vec![*old_dir, *new_dir],
                 Request::Link { target, dir, .. } => vec![*target, *dir],
-                Request::Setattr { fid, .. } => vec![*fid],
+                Request::Setattr { fid, .. }
+                | Request::SetXattr { fid, .. }
+                | Request::RemoveXattr { fid, .. } => vec![*fid],
                 _ => vec![],
             };
             let res = if self.all_ro() {
@@ -441,6 +444,37 @@ impl Server {
             }
             Request::Setattr { fid, attr } => {
                 self.setattr(fid, &attr)?;
+                plain(ReplyBody::Unit)
+            }
+            Request::GetXattr { fid, name } => {
+                let fd = self.xattr_fd(fid)?;
+                let v = host::fgetxattr(fd.as_fd(), &xattr_name(&name)?)?;
+                if v.len() > MAX_XATTR {
+                    return Err(Errno::E2BIG);
+                }
+                plain(ReplyBody::Bytes(v))
+            }
+            Request::SetXattr {
+                fid,
+                name,
+                value,
+                flags,
+            } => {
+                let fd = self.xattr_fd(fid)?;
+                host::fsetxattr(fd.as_fd(), &xattr_name(&name)?, &value, flags as i32)?;
+                plain(ReplyBody::Unit)
+            }
+            Request::ListXattr { fid } => {
+                let fd = self.xattr_fd(fid)?;
+                let v = host::flistxattr(fd.as_fd())?;
+                if v.len() > MAX_XATTR {
+                    return Err(Errno::E2BIG);
+                }
+                plain(ReplyBody::Bytes(v))
+            }
+            Request::RemoveXattr { fid, name } => {
+                let fd = self.xattr_fd(fid)?;
+                host::fremovexattr(fd.as_fd(), &xattr_name(&name)?)?;
                 plain(ReplyBody::Unit)
             }
             Request::Fsync { fid, datasync } => {
@@ -783,6 +817,18 @@ impl Server {
         }
     }
 
+    /// A descriptor the `f*xattr` calls take (they refuse `O_PATH` ones): a verified
+    /// re-open of a regular file or directory. Other kinds cannot be re-opened
+    /// safely, so their attributes are out of reach (`EOPNOTSUPP`).
+    fn xattr_fd(&self, fid: Fid) -> Result<OwnedFd, Errno> {
+        match self.node(fid)?.kind() {
+            libc::S_IFREG | libc::S_IFDIR => self
+                .reopen(fid, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOATIME)
+                .or_else(|_| self.reopen(fid, libc::O_RDONLY | libc::O_NONBLOCK)),
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    }
+
     fn setattr(&self, fid: Fid, attr: &SetAttr) -> Result<(), Errno> {
         let n = self.node(fid)?;
         let kind = n.kind();
@@ -824,6 +870,14 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// An attribute name as a C string: `ERANGE` for what Linux would refuse as a name.
+fn xattr_name(name: &[u8]) -> Result<CString, Errno> {
+    if name.is_empty() || name.len() > NAME_MAX {
+        return Err(Errno::ERANGE);
+    }
+    CString::new(name).map_err(|_| Errno::EINVAL)
 }
 
 /// Checks one path component and makes it a C string.

@@ -799,3 +799,51 @@ fn reopen_follows_renames_and_refuses_swapped_names() {
     assert!(!c.getdents(sub, 0, 4096).unwrap().is_empty());
     finish(c, h);
 }
+
+#[test]
+fn extended_attributes_pass_through() {
+    let t = tree();
+    let (c, h) = start(&t.0, false);
+    let (root, _) = c.attach().unwrap();
+    let f = c.walk(root, &[b"file.txt"]).unwrap()[0].0;
+    let d = c.walk(root, &[b"dir"]).unwrap()[0].0;
+    assert_eq!(c.getxattr(f, b"user.a"), Err(Errno::ENODATA));
+    c.setxattr(f, b"user.a", b"v\0w", 0).unwrap();
+    assert_eq!(c.setxattr(f, b"user.a", b"x", 1), Err(Errno::EEXIST));
+    assert_eq!(c.setxattr(f, b"user.b", b"x", 2), Err(Errno::ENODATA));
+    assert_eq!(c.setxattr(f, b"user.b", b"x", 4), Err(Errno::EINVAL));
+    assert_eq!(c.getxattr(f, b"user.a").unwrap(), b"v\0w");
+    c.setxattr(d, b"user.d", b"", 0).unwrap();
+    assert_eq!(c.listxattr(d).unwrap(), vec![b"user.d".to_vec()]);
+    // The host sees what was set.
+    let host_name = CString::new(t.0.join("file.txt").as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = [0u8; 8];
+    // SAFETY: the buffer is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            host_name.as_ptr(),
+            c"user.a".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(&buf[..n as usize], b"v\0w");
+    c.removexattr(f, b"user.a").unwrap();
+    assert_eq!(c.removexattr(f, b"user.a"), Err(Errno::ENODATA));
+    assert!(c.listxattr(f).unwrap().is_empty());
+    // Symlinks and FIFOs are never re-opened, so their attributes are out of reach.
+    let l = c.walk(root, &[b"abs_link"]).unwrap()[0].0;
+    assert_eq!(c.getxattr(l, b"trusted.x"), Err(Errno::EOPNOTSUPP));
+    let big = vec![0u8; crate::protocol::MAX_XATTR + 1];
+    assert_eq!(c.setxattr(f, b"user.big", &big, 0), Err(Errno::E2BIG));
+    finish(c, h);
+
+    // A read-only server refuses changes but still reads.
+    let (c, h) = start(&t.0, true);
+    let (root, _) = c.attach().unwrap();
+    let d = c.walk(root, &[b"dir"]).unwrap()[0].0;
+    assert_eq!(c.setxattr(d, b"user.e", b"", 0), Err(Errno::EROFS));
+    assert_eq!(c.removexattr(d, b"user.d"), Err(Errno::EROFS));
+    assert_eq!(c.getxattr(d, b"user.d").unwrap(), b"");
+    finish(c, h);
+}

@@ -167,3 +167,106 @@ fn no_overlay_writes_to_the_bundle() {
         assert_eq!(m.mode() & 0o7777, 0o600);
     }
 }
+
+/// Sets user attribute `name` on host file `p`.
+fn set_host_xattr(p: &Path, name: &str, v: &[u8]) {
+    let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated; `v` is readable for its length.
+    let r = unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), v.as_ptr().cast(), v.len(), 0) };
+    assert_eq!(
+        r,
+        0,
+        "setxattr on the host: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The value of user attribute `name` of host file `p`, `None` if unset.
+fn host_xattr(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: both strings are NUL-terminated; `buf` is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+/// Runs tests/c/fs/xattr_ops.c in a rootfs whose /data/pre.txt has two host
+/// attributes; returns its output lines and the fixture.
+fn xattr_run(overlay: &str) -> (Vec<String>, Fixture) {
+    let f = fixture();
+    let src = rvisor_e2e::c_dir().join("fs/xattr_ops.c");
+    rvisor_e2e::compile(&src, Link::Static, &f.rootfs.join("bin/xattr"), &[]).unwrap();
+    let pre = f.rootfs.join("data/pre.txt");
+    std::fs::write(&pre, "pre\n").unwrap();
+    set_host_xattr(&pre, "user.old", b"old");
+    set_host_xattr(&pre, "user.keep", b"kept");
+    let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+    cmd.arg("--platform=ptrace")
+        .arg(format!("--overlay={overlay}"))
+        .arg("do")
+        .arg("--rootfs")
+        .arg(&f.rootfs)
+        .arg("--")
+        .arg("/bin/xattr");
+    let out = run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(60))).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status,
+        0,
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stdout.lines().map(str::to_string).collect(), f)
+}
+
+/// What the program prints on either overlay: host attributes come through the
+/// gofer, changes are seen, inotify reports the create, close and attribute changes.
+const XATTR_EXPECTED: &[&str] = &[
+    "pre user.keep: kept",
+    "pre user.old: old",
+    "pre list bytes: 19",
+    "pre remove user.old: 0",
+    "pre user.old after remove: ENODATA",
+    "pre user.keep after remove: kept",
+    "x set user.a: 0",
+    "x set user.a CREATE: EEXIST",
+    "x user.a: va",
+    "dir set user.d: 0",
+    "dir user.d: vd",
+    "event wd=1 mask=0x100 name=x.txt",
+    "event wd=1 mask=0x8 name=x.txt",
+    "event wd=1 mask=0x4 name=x.txt",
+    "event wd=1 mask=0x40000004 name=",
+];
+
+#[test]
+fn xattrs_through_the_gofer_and_the_overlay() {
+    let (lines, f) = xattr_run("memory");
+    assert_eq!(lines, XATTR_EXPECTED);
+    // The host rootfs is unchanged.
+    let pre = f.rootfs.join("data/pre.txt");
+    assert_eq!(host_xattr(&pre, "user.old").as_deref(), Some(&b"old"[..]));
+    assert!(!f.rootfs.join("data/x.txt").exists());
+
+    let (lines, f) = xattr_run("none");
+    assert_eq!(lines, XATTR_EXPECTED);
+    // Every change landed on the host through the gofer.
+    let pre = f.rootfs.join("data/pre.txt");
+    assert_eq!(host_xattr(&pre, "user.old"), None);
+    assert_eq!(host_xattr(&pre, "user.keep").as_deref(), Some(&b"kept"[..]));
+    let x = f.rootfs.join("data/x.txt");
+    assert_eq!(host_xattr(&x, "user.a").as_deref(), Some(&b"va"[..]));
+    assert_eq!(
+        host_xattr(&f.rootfs.join("data"), "user.d").as_deref(),
+        Some(&b"vd"[..])
+    );
+}

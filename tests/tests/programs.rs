@@ -1,7 +1,9 @@
 //! Real Debian programs from the host root, natively and inside rvisor, outputs
 //! compared: bash (pipelines, subshells, command substitution, background jobs and
 //! `wait`), coreutils, python3 (threading, subprocess, a multiprocessing Pool of 4,
-//! concurrent.futures) and perl (with its System V IPC built-ins). Plus: after the
+//! concurrent.futures, extended attributes through `os.setxattr`), perl (with its
+//! System V IPC built-ins) and inotify-tools' `inotifywait` watching a directory a
+//! shell changes. Plus: after the
 //! container is SIGKILLed, nothing it started is left on the host.
 
 use std::path::Path;
@@ -87,6 +89,53 @@ print "msg $t $text\n";
 semctl($id, 0, IPC_RMID, 0) or die; msgctl($q, IPC_RMID, 0) or die;
 "#;
 
+/// Extended attributes from Python: the temporary directory (the overlay inside the
+/// sandbox, the host's disk natively), /dev/shm (tmpfs), an fd, and procfs.
+const PY_XATTR: &str = r#"
+import errno, os, tempfile
+for base in (tempfile.gettempdir(), "/dev/shm"):
+    fd, p = tempfile.mkstemp(dir=base)
+    os.close(fd)
+    os.setxattr(p, "user.mime_type", b"text/plain")
+    os.setxattr(p, "user.empty", b"")
+    try:
+        os.setxattr(p, "user.mime_type", b"x", os.XATTR_CREATE)
+    except OSError as e:
+        print("create again:", errno.errorcode[e.errno])
+    try:
+        os.getxattr(p, "user.missing")
+    except OSError as e:
+        print("missing:", errno.errorcode[e.errno])
+    print(os.getxattr(p, "user.mime_type"), sorted(os.listxattr(p)))
+    with open(p, "rb") as f:
+        print("via fd:", os.getxattr(f.fileno(), "user.mime_type"))
+    os.removexattr(p, "user.mime_type")
+    print("after remove:", sorted(os.listxattr(p)))
+    os.unlink(p)
+try:
+    os.getxattr("/proc/self/status", "user.x")
+except OSError as e:
+    print("procfs:", errno.errorcode[e.errno])
+"#;
+
+/// `inotifywait -m` on a fresh directory while the shell creates, appends, reads,
+/// chmods, renames, makes and removes a directory, symlinks, deletes, and copies in a
+/// program and runs it; its event lines are the output. Two identical events in a row
+/// merge only if the reader has not taken the first yet, which is timing: `uniq`
+/// merges them on both sides.
+const INOTIFYWAIT: &str = r#"
+d=$(mktemp -d)
+inotifywait -m -t 10 --format '%e %f' "$d" > "$d.log" 2> "$d.err" &
+pid=$!
+for i in $(seq 200); do grep -q established "$d.err" 2>/dev/null && break; sleep 0.05; done
+echo hi > "$d/a"; echo more >> "$d/a"; cat "$d/a" > /dev/null; chmod 600 "$d/a"
+mv "$d/a" "$d/b"; mkdir "$d/sub"; rmdir "$d/sub"; ln -s b "$d/l"; rm "$d/b" "$d/l"
+cp /bin/true "$d/t"; "$d/t"; rm "$d/t"
+for i in $(seq 200); do grep -q "DELETE t" "$d.log" 2>/dev/null && break; sleep 0.05; done
+kill $pid; wait $pid
+uniq "$d.log"; rm -rf "$d" "$d.log" "$d.err"
+"#;
+
 fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
     let d = dir.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
@@ -104,8 +153,14 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("python3", vec!["/usr/bin/python3".into(), "-c".into(), PY.into()]),
         ("python3-http-server", vec!["/usr/bin/python3".into(), "-c".into(), PY_HTTP.into(), d.clone()]),
         ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
+        ("python3-xattr", vec!["/usr/bin/python3".into(), "-c".into(), PY_XATTR.into()]),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ];
+    assert!(
+        Path::new("/usr/bin/inotifywait").exists(),
+        "inotifywait missing: run tests/setup.sh"
+    );
+    v.push(("inotifywait", s(&["/bin/bash", "-c", INOTIFYWAIT])));
     // A JVM (once killed on ptrace: getcpu was ENOSYS). Only where one is installed.
     if Path::new("/usr/bin/java").exists() {
         v.push((

@@ -387,6 +387,36 @@ impl Inode for GoferInode {
         Ok(())
     }
 
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        self.fs.client.getxattr(self.fid, name).map_err(Errno::from)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: i32) -> SysResult<()> {
+        if self.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+        self.fs
+            .client
+            .setxattr(self.fid, name, value, flags as u32)
+            .map_err(Errno::from)?;
+        self.refresh().map(drop)
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        self.fs.client.listxattr(self.fid).map_err(Errno::from)
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        if self.fs.readonly {
+            return Err(Errno::EROFS);
+        }
+        self.fs
+            .client
+            .removexattr(self.fid, name)
+            .map_err(Errno::from)?;
+        self.refresh().map(drop)
+    }
+
     fn mutation_refused(&self) -> Errno {
         if self.fs.readonly {
             Errno::EROFS

@@ -6,6 +6,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod gofer;
 pub mod host;
+pub mod inotify;
 pub mod memfd;
 pub mod memfile;
 pub mod overlay;

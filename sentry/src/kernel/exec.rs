@@ -108,6 +108,7 @@ fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<Exec
     // for a file with some execute bit.
     crate::vfs::perm::check(creds, &st, crate::vfs::perm::MAY_EXEC, false)?;
     let imp = d.inode().open(libc::O_RDONLY)?;
+    crate::fs::inotify::executed(&d);
     Ok((
         Arc::new(LoaderFile { imp }),
         d.path_from(&fs.root),

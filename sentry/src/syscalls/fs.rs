@@ -76,11 +76,9 @@ fn open_from(
         let inode = dir.inode().tmpfile(mode, owner)?;
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
-        return install(
-            task,
-            OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE),
-            cloexec,
-        );
+        let file = OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE);
+        crate::fs::inotify::opened(&file);
+        return install(task, file, cloexec);
     }
     if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
         return Err(Errno::EINVAL);
@@ -133,6 +131,7 @@ fn open_from(
                 let (owner, mode) =
                     fs_mut::new_owner(task, &parent, mode & 0o7777 & !task.fs.umask, false)?;
                 let inode = parent.inode().create(&name, mode, owner)?;
+                crate::fs::inotify::created(&parent, &name, &inode);
                 created = true;
                 parent.add_child(&name, inode)?
             }
@@ -195,7 +194,13 @@ fn open_from(
     } else {
         dentry.inode().open(flags)?
     };
-    install(task, OpenFile::new(imp, Some(dentry), flags), cloexec)
+    let file = OpenFile::new(imp, Some(dentry), flags);
+    crate::fs::inotify::opened(&file);
+    if trunc && !created {
+        // Linux reports the open, then the truncation (even of an empty file).
+        crate::fs::inotify::modified(&file);
+    }
+    install(task, file, cloexec)
 }
 
 /// `open(2)`.
@@ -782,6 +787,7 @@ pub fn getdents64(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
+    crate::fs::inotify::accessed(&file);
     Ok(out.len() as u64)
 }
 

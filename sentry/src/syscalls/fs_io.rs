@@ -80,6 +80,7 @@ pub fn fallocate(task: &mut Task, a: &Args) -> SysResult<u64> {
         d.check_writable()?;
     }
     f.imp().allocate(mode, off as u64, len as u64)?;
+    crate::fs::inotify::modified(&f);
     Ok(0)
 }
 
@@ -455,6 +456,7 @@ pub fn getdents(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
+    crate::fs::inotify::accessed(&file);
     Ok(out.len() as u64)
 }
 
@@ -472,37 +474,4 @@ pub fn fadvise64(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::ESPIPE);
     }
     Ok(0)
-}
-
-/// The `*xattr` family on a path: the sentry's filesystems keep no extended
-/// attributes, so once the path resolves the answer is `EOPNOTSUPP`, as Linux
-/// gives for a filesystem without xattr support.
-fn xattr_path(task: &Task, addr: u64, follow: bool) -> SysResult<u64> {
-    let path = path_arg(task, addr)?;
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-    target(task, libc::AT_FDCWD, &path, flags)?;
-    Err(Errno::EOPNOTSUPP)
-}
-
-fn xattr_fd(task: &Task, fd: u64) -> SysResult<u64> {
-    let f = file_arg(task, fd)?;
-    if f.is_path() {
-        return Err(Errno::EBADF);
-    }
-    Err(Errno::EOPNOTSUPP)
-}
-
-/// `getxattr(2)`, `setxattr(2)`, `listxattr(2)`, `removexattr(2)`.
-pub fn xattr(task: &mut Task, a: &Args) -> SysResult<u64> {
-    xattr_path(task, a[0], true)
-}
-
-/// `lgetxattr(2)` and the other `l*xattr` calls.
-pub fn lxattr(task: &mut Task, a: &Args) -> SysResult<u64> {
-    xattr_path(task, a[0], false)
-}
-
-/// `fgetxattr(2)` and the other `f*xattr` calls.
-pub fn fxattr(task: &mut Task, a: &Args) -> SysResult<u64> {
-    xattr_fd(task, a[0])
 }

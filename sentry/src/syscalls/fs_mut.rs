@@ -56,6 +56,13 @@ fn is_owner(task: &Task, st: &Stat) -> bool {
     task.creds.fsuid == st.uid || task.creds.has_cap(CAP_FOWNER)
 }
 
+/// Applies an attribute change and reports it to inotify.
+pub(super) fn set_attr(d: &Dentry, attr: &SetAttr) -> SysResult<()> {
+    d.inode().setattr(attr)?;
+    crate::fs::inotify::setattr(d, attr);
+    Ok(())
+}
+
 /// May the caller add an entry to `dir`?
 pub(super) fn may_create(task: &Task, dir: &Dentry) -> SysResult<()> {
     perm::may_create(&task.creds, dir)
@@ -96,6 +103,7 @@ fn do_mkdir(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<u64> {
     let mode = mode & 0o1777 & !task.fs.umask;
     let (owner, mode) = new_owner(task, &parent, mode, true)?;
     let inode = parent.inode().mkdir(&name, mode, owner)?;
+    crate::fs::inotify::created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(0)
 }
@@ -136,6 +144,7 @@ pub(super) fn make_node(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysR
     let kind = if kind == 0 { libc::S_IFREG } else { kind };
     let inode = parent.inode().mknod(&name, kind | perm_bits, owner)?;
     let st = inode.stat()?;
+    crate::fs::inotify::created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(st)
 }
@@ -186,6 +195,7 @@ fn do_unlink(task: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> SysResult<u64
     }
     parent.inode().unlink(&name, rmdir)?;
     parent.forget_child(&name);
+    crate::fs::inotify::removed(&parent, &name, child, &st);
     Ok(0)
 }
 
@@ -275,6 +285,9 @@ fn do_rename(
     }
     opar.inode().rename(&oname, npar.inode(), &nname, flags)?;
     Dentry::renamed(&opar, &oname, &npar, &nname, exchange);
+    drop(src);
+    let target = dst.zip(dst_st);
+    crate::fs::inotify::renamed(&opar, &oname, &npar, &nname, exchange, &sst, target);
     Ok(0)
 }
 
@@ -346,6 +359,7 @@ fn do_link(
         }
     }
     parent.inode().link(&name, src.inode())?;
+    crate::fs::inotify::linked(&parent, &name, src.inode());
     parent.add_child(&name, src.inode().clone())?;
     Ok(0)
 }
@@ -371,6 +385,7 @@ fn do_symlink(task: &Task, target_path: &[u8], dirfd: i32, path: &[u8]) -> SysRe
     let (parent, name) = create_parent(task, dirfd, path)?;
     let (owner, _) = new_owner(task, &parent, 0o777, false)?;
     let inode = parent.inode().symlink(&name, target_path, owner)?;
+    crate::fs::inotify::created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(0)
 }
@@ -399,10 +414,13 @@ fn chmod_dentry(task: &Task, d: &Dentry, mode: u32) -> SysResult<u64> {
     if mode & libc::S_ISGID != 0 && !in_group(task, st.gid) && !task.creds.has_cap(CAP_FSETID) {
         mode &= !libc::S_ISGID;
     }
-    d.inode().setattr(&SetAttr {
-        mode: Some(mode),
-        ..Default::default()
-    })?;
+    set_attr(
+        d,
+        &SetAttr {
+            mode: Some(mode),
+            ..Default::default()
+        },
+    )?;
     Ok(0)
 }
 
@@ -484,12 +502,15 @@ fn chown_dentry(task: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult<u64> {
             mode = Some(m);
         }
     }
-    d.inode().setattr(&SetAttr {
-        uid,
-        gid,
-        mode,
-        ..Default::default()
-    })?;
+    set_attr(
+        d,
+        &SetAttr {
+            uid,
+            gid,
+            mode,
+            ..Default::default()
+        },
+    )?;
     Ok(0)
 }
 
@@ -538,11 +559,14 @@ fn set_times(task: &Task, d: &Dentry, atime: TimeChange, mtime: TimeChange) -> S
         }
         perm::check(&task.creds, &st, MAY_WRITE, false)?;
     }
-    d.inode().setattr(&SetAttr {
-        atime,
-        mtime,
-        ..Default::default()
-    })?;
+    set_attr(
+        d,
+        &SetAttr {
+            atime,
+            mtime,
+            ..Default::default()
+        },
+    )?;
     Ok(0)
 }
 
@@ -649,11 +673,14 @@ pub fn truncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     perm::check(&task.creds, &st, MAY_WRITE, false)?;
     d.check_writable()?;
-    d.inode().setattr(&SetAttr {
-        size: Some(len as u64),
-        mode: perm::mode_after_write(&task.creds, &st),
-        ..Default::default()
-    })?;
+    set_attr(
+        &d,
+        &SetAttr {
+            size: Some(len as u64),
+            mode: perm::mode_after_write(&task.creds, &st),
+            ..Default::default()
+        },
+    )?;
     Ok(0)
 }
 
@@ -679,10 +706,13 @@ pub fn ftruncate(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Ok(0);
     };
     d.check_writable()?;
-    d.inode().setattr(&SetAttr {
-        size: Some(len as u64),
-        mode: perm::mode_after_write(&task.creds, &st),
-        ..Default::default()
-    })?;
+    set_attr(
+        &d,
+        &SetAttr {
+            size: Some(len as u64),
+            mode: perm::mode_after_write(&task.creds, &st),
+            ..Default::default()
+        },
+    )?;
     Ok(0)
 }

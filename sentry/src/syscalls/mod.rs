@@ -14,6 +14,7 @@ pub mod fs_mut;
 pub mod futex;
 pub mod inet;
 pub mod info;
+pub mod inotify;
 pub mod mem;
 pub mod membarrier;
 pub mod memfd;
@@ -37,6 +38,7 @@ pub mod time;
 pub mod timerfd;
 pub mod timers;
 pub mod wait;
+pub mod xattr;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -109,6 +109,17 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
+    /// Lines this kind of file adds to `/proc/PID/fdinfo/N` after the common ones.
+    fn fdinfo(&self) -> String {
+        String::new()
+    }
+
+    /// The name `/proc/PID/fd/N` shows after `anon_inode:` for files Linux gives a
+    /// named anonymous inode (`None`: the inode number in brackets).
+    fn anon_name(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The concrete type, for the few callers that need it back (pidfds, pipes).
     fn as_any(&self) -> Option<&dyn std::any::Any> {
         None
@@ -200,11 +211,15 @@ impl OpenFile {
             return Err(Errno::EBADF);
         }
         if !self.imp.seekable() {
-            return self.imp.read(buf, 0);
+            let n = self.imp.read(buf, 0)?;
+            self.accessed(n);
+            return Ok(n);
         }
         let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
         let n = self.imp.read(buf, *off)?;
         *off += n as u64;
+        drop(off);
+        self.accessed(n);
         Ok(n)
     }
 
@@ -219,14 +234,18 @@ impl OpenFile {
         if offset < 0 {
             return Err(Errno::EINVAL);
         }
-        self.imp.read(buf, offset as u64)
+        let n = self.imp.read(buf, offset as u64)?;
+        self.accessed(n);
+        Ok(n)
     }
 
     /// `write(2)` at the file position (or the end, with `O_APPEND`).
     pub fn write(&self, buf: &[u8]) -> SysResult<usize> {
         self.check_writable()?;
         if !self.imp.seekable() {
-            return self.imp.write(buf, 0);
+            let n = self.imp.write(buf, 0)?;
+            self.modified(n);
+            return Ok(n);
         }
         let mut off = self.offset.lock().map_err(|_| Errno::EIO)?;
         if self.flags() & libc::O_APPEND != 0 {
@@ -234,6 +253,8 @@ impl OpenFile {
         }
         let n = self.imp.write(buf, *off)?;
         *off += n as u64;
+        drop(off);
+        self.modified(n);
         Ok(n)
     }
 
@@ -246,7 +267,23 @@ impl OpenFile {
         if offset < 0 {
             return Err(Errno::EINVAL);
         }
-        self.imp.write(buf, offset as u64)
+        let n = self.imp.write(buf, offset as u64)?;
+        self.modified(n);
+        Ok(n)
+    }
+
+    /// Reports a read that moved data (Linux's `fsnotify_access` after `ret > 0`).
+    fn accessed(&self, n: usize) {
+        if n > 0 {
+            crate::fs::inotify::accessed(self);
+        }
+    }
+
+    /// Reports a write that moved data.
+    fn modified(&self, n: usize) {
+        if n > 0 {
+            crate::fs::inotify::modified(self);
+        }
     }
 
     /// `lseek(2)`.
@@ -322,6 +359,9 @@ impl Drop for OpenFile {
     fn drop(&mut self) {
         // OFD and flock locks belong to the description and die with it.
         crate::vfs::lock::global().release_description(self as *const OpenFile as usize);
+        if let Some(d) = self.dentry.take() {
+            crate::fs::inotify::closed(self, &d);
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod mount;
 pub mod path;
 pub mod perm;
 pub mod protect;
+pub mod xattr;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,6 +177,29 @@ pub trait Inode: Send + Sync {
     /// What a mutation of a filesystem that does not support it returns.
     fn mutation_refused(&self) -> Errno {
         Errno::EROFS
+    }
+
+    /// The value of extended attribute `name` (namespace rules and permissions are
+    /// checked above this layer). Filesystems without attributes give
+    /// `EOPNOTSUPP`, as Linux's procfs or sysfs.
+    fn getxattr(&self, _name: &[u8]) -> SysResult<Vec<u8>> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// Sets extended attribute `name` (`flags`: `XATTR_CREATE`, `XATTR_REPLACE`).
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: i32) -> SysResult<()> {
+        Err(Errno::EOPNOTSUPP)
+    }
+
+    /// The names of the extended attributes; a filesystem without any lists none
+    /// (Linux's `listxattr` succeeds there too).
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+
+    /// Removes extended attribute `name`.
+    fn removexattr(&self, _name: &[u8]) -> SysResult<()> {
+        Err(Errno::EOPNOTSUPP)
     }
 
     /// Identifies the filesystem instance (for `EXDEV` checks on link and rename).

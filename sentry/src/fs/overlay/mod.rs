@@ -24,6 +24,7 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::gofer::{GoferFs, HostMappable};
 use crate::mm::Mappable;
 use crate::sys::host;
+use crate::vfs::xattr::{check_name, XattrMap};
 use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
 
 #[cfg(test)]
@@ -97,6 +98,8 @@ struct State {
     /// Directories: upper entries (new, copied-up or looked-up lower nodes, and
     /// whiteouts).
     children: BTreeMap<Vec<u8>, Entry>,
+    /// Extended attributes once copied up (the lower node's until then).
+    xattrs: XattrMap,
 }
 
 /// A node of the overlay: a lower inode, an upper one, or both.
@@ -246,6 +249,15 @@ impl ONode {
             libc::S_IFLNK => s.target = Some(lower.readlink()?),
             _ => {}
         }
+        // Copy-up keeps the attributes, as overlayfs does; names the upper layer
+        // cannot hold (POSIX ACLs, other namespaces) are left behind.
+        let mut xattrs = XattrMap::default();
+        for name in lower.listxattr().unwrap_or_default() {
+            if let Ok(v) = lower.getxattr(&name) {
+                let _ = xattrs.set(&name, &v, 0);
+            }
+        }
+        s.xattrs = xattrs;
         let mut st = st;
         st.dev = self.fs.dev;
         s.attr = Some(st);
@@ -668,6 +680,56 @@ impl Inode for ONode {
             a.mtime = t;
         }
         a.ctime = t;
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        let s = lock(&self.st);
+        match (&s.attr, &self.lower) {
+            (None, Some(l)) => {
+                let l = l.clone();
+                drop(s);
+                match l.getxattr(name) {
+                    // The upper layer will hold what the host cannot.
+                    Err(Errno::EOPNOTSUPP) if check_name(name).is_ok() => Err(Errno::ENODATA),
+                    r => r,
+                }
+            }
+            _ => s.xattrs.get(name),
+        }
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: i32) -> SysResult<()> {
+        check_name(name)?;
+        let mut s = lock(&self.st);
+        self.copy_up_locked(&mut s)?;
+        s.xattrs.set(name, value, flags)?;
+        if let Some(a) = s.attr.as_mut() {
+            a.ctime = now();
+        }
+        Ok(())
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        let s = lock(&self.st);
+        match (&s.attr, &self.lower) {
+            (None, Some(l)) => {
+                let l = l.clone();
+                drop(s);
+                l.listxattr()
+            }
+            _ => Ok(s.xattrs.names()),
+        }
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        check_name(name)?;
+        let mut s = lock(&self.st);
+        self.copy_up_locked(&mut s)?;
+        s.xattrs.remove(name)?;
+        if let Some(a) = s.attr.as_mut() {
+            a.ctime = now();
+        }
         Ok(())
     }
 

@@ -445,9 +445,10 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
                     (None, None) => 1,
                 };
                 let text = format!(
-                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt_id}\n",
+                    "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t{mnt_id}\n{}",
                     file.position(),
-                    flags
+                    flags,
+                    file.imp().fdinfo()
                 );
                 return Ok(GenFile::new(
                     ino,
@@ -458,6 +459,10 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
             }
             let target = match (file.dentry(), root) {
                 (Some(d), Some(r)) => d.path_from(&r),
+                _ if file.imp().anon_name().is_some() => {
+                    format!("anon_inode:{}", file.imp().anon_name().unwrap_or_default())
+                        .into_bytes()
+                }
                 _ => {
                     let st = file.stat().unwrap_or_default();
                     let kind = match st.mode & libc::S_IFMT {

@@ -100,6 +100,30 @@ pub fn fs_dir() -> Arc<dyn Inode> {
             ("file-max", text(143, "9223372036854775807\n".into())),
             // No directory notification (F_NOTIFY is EINVAL, as on such a Linux).
             ("dir-notify-enable", text(144, "0\n".into())),
+            ("inotify", inotify_dir()),
+        ],
+    )
+}
+
+/// `/proc/sys/fs/inotify`: the limits the sandbox's inotify enforces (inode
+/// numbers 145 to 148).
+fn inotify_dir() -> Arc<dyn Inode> {
+    use crate::fs::inotify::{MAX_QUEUED_EVENTS, MAX_USER_INSTANCES, MAX_USER_WATCHES};
+    GenDir::fixed(
+        145,
+        vec![
+            (
+                "max_queued_events",
+                text(146, format!("{MAX_QUEUED_EVENTS}\n")),
+            ),
+            (
+                "max_user_instances",
+                text(147, format!("{MAX_USER_INSTANCES}\n")),
+            ),
+            (
+                "max_user_watches",
+                text(148, format!("{MAX_USER_WATCHES}\n")),
+            ),
         ],
     )
 }

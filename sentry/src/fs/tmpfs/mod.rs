@@ -30,6 +30,7 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile, MAX_FILE_SIZE};
 use crate::sys::host;
 use crate::vfs::mount::{parse_options, FsConstructor};
+use crate::vfs::xattr::XattrMap;
 use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs, TimeChange};
 
 use file::{TmpDirFile, TmpFile};
@@ -120,6 +121,8 @@ struct Meta {
     parent: Weak<TmpInode>,
     /// An `O_TMPFILE` file that may still be given a name by `linkat`.
     linkable: bool,
+    /// Extended attributes.
+    xattrs: XattrMap,
 }
 
 pub(crate) struct DirData {
@@ -310,6 +313,7 @@ impl TmpInode {
                 ctime: t,
                 parent,
                 linkable: false,
+                xattrs: XattrMap::default(),
             }),
             body,
         })
@@ -1001,6 +1005,28 @@ impl Inode for TmpInode {
         if changed {
             m.ctime = t;
         }
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> SysResult<Vec<u8>> {
+        self.meta()?.xattrs.get(name)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: i32) -> SysResult<()> {
+        let mut m = self.meta()?;
+        m.xattrs.set(name, value, flags)?;
+        m.ctime = now();
+        Ok(())
+    }
+
+    fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
+        Ok(self.meta()?.xattrs.names())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> SysResult<()> {
+        let mut m = self.meta()?;
+        m.xattrs.remove(name)?;
+        m.ctime = now();
         Ok(())
     }
 
