@@ -503,8 +503,12 @@ fn write_views(
     compare: Option<&Path>,
 ) -> Result<(), String> {
     let old = compare.map(read_report).transpose()?.map(|(r, _)| r);
+    let load = match settings["loadavg"].as_str() {
+        Some(l) => format!(", load average {l} at start"),
+        None => String::new(),
+    };
     let title = format!(
-        "rvisor benchmarks, {}, {} CPUs (medians)",
+        "rvisor benchmarks, {}, {} CPUs{load} (medians)",
         settings["date"].as_str().unwrap_or("undated"),
         settings["cpus"].as_u64().unwrap_or(0)
     );
@@ -560,6 +564,10 @@ fn runtimes(opts: &Opts) -> Vec<Runtime> {
 
 fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     let start = std::time::Instant::now();
+    // How busy the machine was: the figures of a shared machine are read with it.
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from));
     let build = work.join("build");
     std::fs::create_dir_all(&build).map_err(|e| format!("mkdir: {e}"))?;
     let c_dir = rvisor_e2e::workspace_root().join("benches/c");
@@ -651,6 +659,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     }
     let doc = report.to_json(json!({
         "date": rvisor_bench::utc_date(),
+        "loadavg": loadavg,
         "target_ms": opts.target_ms,
         "max_runs": opts.runs,
         "cell_budget_ms": opts.cell_budget_ms,
