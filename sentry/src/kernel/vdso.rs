@@ -57,6 +57,8 @@ const MAX_SLEW_PPM: i128 = 1000;
 /// An offset between two host clocks that moved more than this is a step of the
 /// host's clock (settimeofday, a resume), not measuring noise.
 const OFFSET_STEP_NS: i64 = 1000;
+/// How far ahead of the host's clock the line starts when it is enabled.
+const ENABLE_LEAD_NS: i128 = 1000;
 /// Readers of the sentry wait this many odd sequence words before yielding.
 const SPINS: u32 = 100;
 
@@ -356,7 +358,10 @@ impl Vdso {
                 (line_now, rate + adjust)
             }
         } else {
-            (host_now, rate)
+            // Reads so far were the host's own clock (the syscall): start a little
+            // ahead of it, beyond the sample's uncertainty, so none of them is later
+            // than the line's first value; the next segments pull it back onto the host.
+            (host_now + (ENABLE_LEAD_NS << SHIFT), rate)
         };
         w.tsc_ref = t;
         w.base = base;
