@@ -1,11 +1,14 @@
 //! Benchmark runner: builds every `benches/c/*.c`, runs each natively, under
 //! `rvisor --platform=P do` for each platform, and under `runsc --platform=ptrace
 //! --network=none do`, plus a few whole-process application workloads; prints the medians with
-//! ratios to native, the speedups over runsc and the issue's targets, and writes them as JSON.
+//! ratios to native, the speedups over runsc and the issue's goals (PASS/MISS), and writes them
+//! as JSON with, beside it, a Markdown table (`.md`) and an SVG chart of the ratios to native
+//! (`.svg`). `--compare OLD.json` adds before/after per row (printed, in the Markdown, and as
+//! ticks on the chart); `--render FILE.json` redraws those views from a file without running.
 //!
 //! A benchmark program takes ITERS as argv[1] and prints `ns_per_op=<float>`; its source
 //! carries `// bench: key[=value]` lines: `title=TEXT` (table label), `order=N` (row order),
-//! `syscall-bound` (covered by the speedup target), `iters=N` (about 0.3-1 s natively; the
+//! `syscall-bound` (listed in the speedup table), `iters=N` (about 0.3-1 s natively; the
 //! calibration run uses 1/200 of it), `file=NAME:SIZE` (data file in the run directory),
 //! `dir=NAME:COUNT` (directory of COUNT empty files), `arg=VALUE` (more arguments; `{dir}` is
 //! the run directory), `cflags=FLAG`.
@@ -26,7 +29,7 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: rvisor-bench [--runs N] [--platforms ptrace,systrap] \
      [--only ID,...] [--target-ms MS] [--cell-budget-ms MS] [--no-runsc] [--no-rvisor] \
-     [--out FILE]";
+     [--out FILE] [--compare OLD.json] [--render FILE.json]";
 
 /// Timeout of a calibration run (and of an app row's warm-up run): generous enough for a slow
 /// runtime's start-up, short enough that a hanging row costs little.
@@ -41,6 +44,8 @@ struct Opts {
     runsc: bool,
     rvisor: bool,
     out: PathBuf,
+    compare: Option<PathBuf>,
+    render: Option<PathBuf>,
 }
 
 /// Everything needed to run one row.
@@ -105,6 +110,8 @@ fn parse_opts() -> Result<Opts, String> {
         runsc: true,
         rvisor: true,
         out: rvisor_e2e::workspace_root().join("benches/out/results.json"),
+        compare: None,
+        render: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -126,6 +133,8 @@ fn parse_opts() -> Result<Opts, String> {
             "--no-runsc" => o.runsc = false,
             "--no-rvisor" => o.rvisor = false,
             "--out" => o.out = PathBuf::from(val()?),
+            "--compare" => o.compare = Some(PathBuf::from(val()?)),
+            "--render" => o.render = Some(PathBuf::from(val()?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
@@ -453,6 +462,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(file) = &opts.render {
+        let r = read_report(file).and_then(|(report, settings)| {
+            write_views(&report, &settings, file, opts.compare.as_deref())
+        });
+        if let Err(e) = r {
+            eprintln!("rvisor-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let work = std::env::temp_dir().join(format!("rvisor-bench-{}", std::process::id()));
     let code = match real_main(&opts, &work) {
         Ok(()) => 0,
@@ -463,6 +482,53 @@ fn main() {
     };
     let _ = std::fs::remove_dir_all(&work);
     std::process::exit(code);
+}
+
+/// Reads a results file: the report and its settings.
+fn read_report(file: &Path) -> Result<(Report, serde_json::Value), String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let report = Report::from_json(&doc).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((report, doc["settings"].clone()))
+}
+
+/// Writes the Markdown table and the SVG chart beside `json` (same name, `.md` and `.svg`),
+/// with the before/after comparison against `compare` if given (also printed).
+fn write_views(
+    report: &Report,
+    settings: &serde_json::Value,
+    json: &Path,
+    compare: Option<&Path>,
+) -> Result<(), String> {
+    let old = compare.map(read_report).transpose()?.map(|(r, _)| r);
+    let load = match settings["loadavg"].as_str() {
+        Some(l) => format!(", load average {l} at start"),
+        None => String::new(),
+    };
+    let title = format!(
+        "rvisor benchmarks, {}, {} CPUs{load} (medians)",
+        settings["date"].as_str().unwrap_or("undated"),
+        settings["cpus"].as_u64().unwrap_or(0)
+    );
+    let mut md = report.markdown(&title);
+    if let (Some(old), Some(path)) = (&old, compare) {
+        let table = report.compare(old);
+        println!("\nbefore ({}) / after\n{table}", path.display());
+        md.push_str(&format!(
+            "\nBefore ({}) and after:\n\n{table}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("old")
+        ));
+    }
+    let write = |ext: &str, text: &str| -> Result<(), String> {
+        let p = json.with_extension(ext);
+        std::fs::write(&p, text).map_err(|e| format!("write {}: {e}", p.display()))?;
+        println!("wrote {}", p.display());
+        Ok(())
+    };
+    write("md", &md)?;
+    write("svg", &report.svg(&title, old.as_ref()))
 }
 
 fn runtimes(opts: &Opts) -> Vec<Runtime> {
@@ -498,6 +564,10 @@ fn runtimes(opts: &Opts) -> Vec<Runtime> {
 
 fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     let start = std::time::Instant::now();
+    // How busy the machine was: the figures of a shared machine are read with it.
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from));
     let build = work.join("build");
     std::fs::create_dir_all(&build).map_err(|e| format!("mkdir: {e}"))?;
     let c_dir = rvisor_e2e::workspace_root().join("benches/c");
@@ -588,6 +658,8 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         }
     }
     let doc = report.to_json(json!({
+        "date": rvisor_bench::utc_date(),
+        "loadavg": loadavg,
         "target_ms": opts.target_ms,
         "max_runs": opts.runs,
         "cell_budget_ms": opts.cell_budget_ms,
@@ -609,5 +681,10 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         opts.out.display(),
         start.elapsed().as_secs_f64()
     );
-    Ok(())
+    write_views(
+        &report,
+        &doc["settings"],
+        &opts.out,
+        opts.compare.as_deref(),
+    )
 }

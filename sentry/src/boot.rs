@@ -120,6 +120,8 @@ fn run_inner(
     );
     // The memory file exists before confinement; tmpfs data goes there.
     MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
+    // The vDSO reads the host's clock source while /sys is still there.
+    crate::kernel::vdso::start();
     let kernel = Kernel::new(
         platform,
         root.clone(),

@@ -208,6 +208,7 @@ pub fn load(
         open_exec(&root_fs, creds, p).map(|(f, ..)| f)
     };
     let image = loader::elf::load_elf(&mut mm, &file, &open_interp)?;
+    let vdso = crate::kernel::vdso::map_into(&mut mm)?;
 
     let mut random = [0u8; 16];
     host::random_bytes(&mut random, 0)?;
@@ -223,6 +224,7 @@ pub fn load(
         secure,
         hwcap: host::hwcap(),
         random,
+        vdso,
     };
     let sp = loader::stack::build_stack(&mut mm, stack_top, &args)?;
 

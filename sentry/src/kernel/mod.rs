@@ -21,6 +21,7 @@ pub mod signals;
 pub mod spawn;
 pub mod task;
 pub mod timers;
+pub mod vdso;
 pub mod wait;
 
 use std::collections::HashSet;

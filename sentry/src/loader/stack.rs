@@ -47,6 +47,7 @@ pub mod at {
     pub const RANDOM: u64 = 25;
     pub const HWCAP2: u64 = 26;
     pub const EXECFN: u64 = 31;
+    pub const SYSINFO_EHDR: u64 = 33;
 }
 
 /// What goes on the initial stack.
@@ -73,6 +74,8 @@ pub struct StackArgs<'a> {
     pub hwcap: u64,
     /// The `AT_RANDOM` bytes.
     pub random: [u8; 16],
+    /// Where the vDSO is mapped (`AT_SYSINFO_EHDR`), 0 for none.
+    pub vdso: u64,
 }
 
 fn string_bytes(strings: &[Vec<u8>]) -> SysResult<u64> {
@@ -133,27 +136,32 @@ pub fn build_stack(mm: &mut MemoryManager, stack_top: u64, args: &StackArgs) -> 
     let random_addr = platform_addr - 16;
 
     let image = args.image;
-    let auxv: [(u64, u64); 19] = [
-        (at::HWCAP, args.hwcap),
-        (at::PAGESZ, PAGE_SIZE),
-        (at::CLKTCK, CLKTCK),
-        (at::PHDR, image.phdr),
-        (at::PHENT, image.phent),
-        (at::PHNUM, image.phnum),
-        (at::BASE, image.interp_base),
-        (at::FLAGS, 0),
-        (at::ENTRY, image.program_entry),
-        (at::UID, u64::from(args.uid)),
-        (at::EUID, u64::from(args.euid)),
-        (at::GID, u64::from(args.gid)),
-        (at::EGID, u64::from(args.egid)),
-        (at::SECURE, u64::from(args.secure)),
-        (at::RANDOM, random_addr),
-        (at::HWCAP2, 0),
-        (at::EXECFN, execfn_addr),
-        (at::PLATFORM, platform_addr),
-        (at::NULL, 0),
-    ];
+    // Linux lists AT_SYSINFO_EHDR first; without a vDSO it has no entry.
+    let vdso = (args.vdso != 0).then_some((at::SYSINFO_EHDR, args.vdso));
+    let auxv: Vec<(u64, u64)> = vdso
+        .into_iter()
+        .chain([
+            (at::HWCAP, args.hwcap),
+            (at::PAGESZ, PAGE_SIZE),
+            (at::CLKTCK, CLKTCK),
+            (at::PHDR, image.phdr),
+            (at::PHENT, image.phent),
+            (at::PHNUM, image.phnum),
+            (at::BASE, image.interp_base),
+            (at::FLAGS, 0),
+            (at::ENTRY, image.program_entry),
+            (at::UID, u64::from(args.uid)),
+            (at::EUID, u64::from(args.euid)),
+            (at::GID, u64::from(args.gid)),
+            (at::EGID, u64::from(args.egid)),
+            (at::SECURE, u64::from(args.secure)),
+            (at::RANDOM, random_addr),
+            (at::HWCAP2, 0),
+            (at::EXECFN, execfn_addr),
+            (at::PLATFORM, platform_addr),
+            (at::NULL, 0),
+        ])
+        .collect();
     let words = 1 + (args.argv.len() + 1) + (args.envp.len() + 1) + 2 * auxv.len();
     let rsp = (random_addr - 8 * words as u64) & !15;
     if rsp < bottom {
@@ -180,7 +188,7 @@ pub fn build_stack(mm: &mut MemoryManager, stack_top: u64, args: &StackArgs) -> 
     table.push(0);
     table.extend(&envp_ptrs);
     table.push(0);
-    for (k, v) in auxv {
+    for &(k, v) in &auxv {
         table.push(k);
         table.push(v);
     }

@@ -354,6 +354,7 @@ fn builds_the_initial_stack() {
         secure: true,
         hwcap: 0x178bfbff,
         random,
+        vdso: 0x7000_1000,
     };
     let rsp = build_stack(&mut mm, STACK_TOP, &args).unwrap();
     assert_eq!(rsp % 16, 0);
@@ -399,7 +400,7 @@ fn builds_the_initial_stack() {
     assert_eq!(get(at::HWCAP), Some(0x178bfbff));
     assert_eq!(get(at::HWCAP2), Some(0));
     assert_eq!(get(at::CLKTCK), Some(100));
-    assert_eq!(get(33), None, "no vDSO");
+    assert_eq!(auxv[0], (at::SYSINFO_EHDR, 0x7000_1000));
     let mut rnd = [0u8; 16];
     read_exact(s, get(at::RANDOM).unwrap(), &mut rnd).unwrap();
     assert_eq!(rnd, random);
@@ -445,6 +446,7 @@ fn stack_limits_and_exec_stack() {
                 secure: false,
                 hwcap: 0,
                 random: [0; 16],
+                vdso: 0,
             },
         )
     };
@@ -472,6 +474,7 @@ fn stack_limits_and_exec_stack() {
         secure: false,
         hwcap: 0,
         random: [0; 16],
+        vdso: 0,
     };
     let rsp = build_stack(&mut mm, STACK_TOP, &args).unwrap();
     assert_eq!(read_u64(fake.as_ref(), rsp).unwrap(), 0);

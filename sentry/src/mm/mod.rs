@@ -55,6 +55,10 @@ pub enum VmaRole {
     Heap,
     /// The main thread's stack.
     Stack,
+    /// The vDSO's code.
+    Vdso,
+    /// The vDSO's data page.
+    Vvar,
 }
 
 /// One contiguous mapping with uniform attributes.
@@ -263,6 +267,12 @@ impl MemoryManager {
             Some(a) if a >= self.min_addr => Ok(a),
             _ => Err(Errno::ENOMEM),
         }
+    }
+
+    /// A free range of `len` bytes (page aligned), where `mmap` without an address
+    /// would put it.
+    pub fn free_range(&self, len: u64) -> SysResult<u64> {
+        self.find_free(page_round_up(len).ok_or(Errno::ENOMEM)?)
     }
 
     /// Removes `[start, end)` from the bookkeeping, splitting VMAs at its edges.

@@ -373,3 +373,46 @@ pub fn membarrier_global() -> SysResult<()> {
     }
     Ok(())
 }
+
+/// The time-stamp counter, read after every earlier load and before every later
+/// one (`lfence; rdtsc; lfence`), as the vDSO reads it.
+pub fn tsc_ordered() -> u64 {
+    use std::arch::x86_64::{_mm_lfence, _rdtsc};
+    #[allow(unused_unsafe)]
+    // SAFETY: lfence and rdtsc have no memory operands and exist on every x86-64
+    // processor (SSE2 is part of the base ISA); rdtsc only faults under
+    // PR_SET_TSC(PR_TSC_SIGSEGV), which the sentry never sets.
+    unsafe {
+        _mm_lfence();
+        let t = _rdtsc();
+        _mm_lfence();
+        t
+    }
+}
+
+/// Maps one page of `fd` (offset 0) shared and writable into the sentry for the rest
+/// of its life, as words: the vDSO's data page, which the sentry writes and every
+/// process maps read-only.
+pub fn map_shared_words(fd: BorrowedFd<'_>) -> SysResult<&'static [std::sync::atomic::AtomicU64]> {
+    const PAGE: usize = 4096;
+    // SAFETY: a fresh shared mapping chosen by the kernel, so nothing else of the
+    // sentry's memory is touched; the fd is live for the call.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    // SAFETY: the page is mapped for the rest of the process's life (never
+    // unmapped), page aligned and PAGE bytes long, so it holds PAGE / 8 aligned
+    // u64 words; AtomicU64 has u64's layout, and every access goes through atomics
+    // (the applications' reads happen in other processes).
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<std::sync::atomic::AtomicU64>(), PAGE / 8) })
+}

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::{self, Interrupted};
-use crate::kernel::Task;
+use crate::kernel::{vdso, Task};
 use crate::mm::io;
 use crate::sys::host;
 use crate::syscalls::Args;
@@ -142,7 +142,8 @@ pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
             tv_nsec: t.subsec_nanos() as i64,
         }
     } else {
-        host::clock_gettime(host_clock(clock)?)?
+        // The vDSO's clock, so that a program mixing both sees one clock.
+        vdso::clock_now(clock)?
     };
     io::write_struct(task.mem(), a[1], &ts)?;
     Ok(0)
@@ -169,7 +170,7 @@ pub fn clock_getres(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `gettimeofday(2)`.
 pub fn gettimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
     if a[0] != 0 {
-        let ts = host::clock_gettime(libc::CLOCK_REALTIME)?;
+        let ts = vdso::clock_now(libc::CLOCK_REALTIME)?;
         let tv = libc::timeval {
             tv_sec: ts.tv_sec,
             tv_usec: ts.tv_nsec / 1000,
@@ -185,7 +186,7 @@ pub fn gettimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `time(2)`.
 pub fn time(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let secs = host::clock_gettime(libc::CLOCK_REALTIME)?.tv_sec;
+    let secs = vdso::clock_now(libc::CLOCK_REALTIME)?.tv_sec;
     if a[0] != 0 {
         io::write_u64(task.mem(), a[0], secs as u64)?;
     }
@@ -250,7 +251,8 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     let ts = read_timespec(task, a[2])?;
     let dur = if flags & libc::TIMER_ABSTIME != 0 {
-        let now = host::clock_gettime(hclock)?;
+        // The deadline is on the clock the program reads (the vDSO's).
+        let now = vdso::clock_now(hclock)?;
         let now_ns = now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128;
         let then_ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         Duration::from_nanos((then_ns - now_ns).clamp(0, u64::MAX as i128) as u64)

@@ -6,7 +6,6 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::timerfd::{new_timerfd, timer_of};
 use crate::kernel::Task;
 use crate::mm::io;
-use crate::sys::host;
 use crate::syscalls::pipe::install_anon;
 use crate::syscalls::{file_arg, Args};
 
@@ -54,14 +53,6 @@ fn write_itimerspec(
     io::write_all(task.mem(), addr, &b)
 }
 
-fn host_clock(clock: i32) -> libc::clockid_t {
-    match clock {
-        libc::CLOCK_REALTIME_ALARM => libc::CLOCK_REALTIME,
-        libc::CLOCK_BOOTTIME_ALARM => libc::CLOCK_BOOTTIME,
-        c => c,
-    }
-}
-
 /// `timerfd_settime(2)`.
 pub fn timerfd_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let flags = a[1] as i32;
@@ -75,7 +66,7 @@ pub fn timerfd_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let interval = ts_duration(&interval)?;
     let mut value = ts_duration(&value)?;
     if flags & TFD_TIMER_ABSTIME != 0 && !value.is_zero() {
-        let now = host::clock_gettime(host_clock(timer.clock()))?;
+        let now = crate::kernel::vdso::clock_now(timer.clock())?;
         let now = Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec as u32);
         // A deadline already past fires at once (1ns from now).
         value = value

@@ -206,7 +206,7 @@ pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let (interval, mut value) = read_itimerspec(task, a[2])?;
     if a[1] as i32 & libc::TIMER_ABSTIME != 0 && !value.is_zero() {
-        let now = crate::sys::host::clock_gettime(libc::CLOCK_REALTIME)?;
+        let now = crate::kernel::vdso::clock_now(libc::CLOCK_REALTIME)?;
         value = value
             .saturating_sub(Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
             .max(Duration::from_nanos(1));

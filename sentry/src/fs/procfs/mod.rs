@@ -696,6 +696,8 @@ fn pid_maps(g: &Arc<ThreadGroup>, _k: &Arc<Kernel>, _tid: i32) -> SysResult<Vec<
         let name = match v.role {
             VmaRole::Heap => "[heap]".to_string(),
             VmaRole::Stack => "[stack]".to_string(),
+            VmaRole::Vdso => "[vdso]".to_string(),
+            VmaRole::Vvar => "[vvar]".to_string(),
             VmaRole::Plain => name,
         };
         let _ = write!(
