@@ -120,11 +120,17 @@ fn run_inner(
     );
     // The memory file exists before confinement; tmpfs data goes there.
     MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
-    let kernel = Kernel::new(
+    // Before confinement: the host cgroup's usage files are opened here.
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let resources = crate::kernel::resources::Resources::from_config(&config.resources, host_cpus);
+    let kernel = Kernel::with_resources(
         platform,
         root.clone(),
         config.hostname.clone(),
         config.strace,
+        resources,
     );
     let mounts = MountTable::new();
     mounts
@@ -244,6 +250,13 @@ pub(crate) fn fs_constructors(
         "devpts".to_string(),
         Box::new(move |_| devfs2.lookup(b"pts")),
     );
+    let kc = Arc::downgrade(kernel);
+    let cgroupfs: FsConstructor = Box::new(move |_| {
+        kc.upgrade()
+            .map(|k| crate::fs::cgroupfs::new_root(&k))
+            .ok_or(crate::errno::Errno::EIO)
+    });
+    m.insert("cgroup2".to_string(), cgroupfs);
     let ncpus = kernel.ncpus;
     m.insert(
         "sysfs".to_string(),
