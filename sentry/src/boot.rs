@@ -121,9 +121,16 @@ fn run_inner(
     // The memory file exists before confinement; tmpfs data goes there.
     MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
     // Before confinement: the host cgroup's usage files are opened here.
-    let host_cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    // With a CPU quota of its own, the sandbox gets ceil(quota/period) of the CPUs
+    // it may run on: the count must not already be cut (and rounded down, as std
+    // does) by that quota on the host cgroup.
+    let host_cpus = if config.resources.cpu_quota.is_some() {
+        affinity_cpus()
+    } else {
+        None
+    }
+    .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+    .unwrap_or(1);
     let resources = crate::kernel::resources::Resources::from_config(&config.resources, host_cpus);
     let kernel = Kernel::with_resources(
         platform,
@@ -263,6 +270,16 @@ pub(crate) fn fs_constructors(
         Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
     );
     m
+}
+
+/// CPUs this thread may run on, by its affinity mask.
+fn affinity_cpus() -> Option<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let n = (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .count();
+    (n > 0).then_some(n)
 }
 
 /// Blocks until the container's init has exited (its other tasks may still run).

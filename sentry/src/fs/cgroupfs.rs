@@ -179,6 +179,16 @@ const FILES: [Entry; 34] = [
     ("pids.max", |k| Ok(limit_or_max(k.resources.pids_limit()))),
 ];
 
+/// `/proc/cgroups` of a cgroup v2 kernel with these controllers, the sandbox's
+/// cgroup being the one cgroup of each.
+pub fn proc_cgroups() -> String {
+    let mut s = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n".to_string();
+    for c in CONTROLLERS.split(' ') {
+        let _ = writeln!(s, "{c}\t0\t1\t1");
+    }
+    s
+}
+
 /// A cgroup file: generated when opened; never writable.
 struct CgFile {
     ino: u64,

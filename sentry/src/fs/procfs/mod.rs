@@ -105,6 +105,9 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
         ),
         ("sys", sys),
         ("net", net_dir()),
+        // As on a cgroup v2 host (hierarchy 0): JVMs read it to find the
+        // controllers before they look for the cgroup2 mount.
+        ("cgroups", text(12, crate::fs::cgroupfs::proc_cgroups())),
     ];
     let names: Arc<Vec<(&'static str, Arc<dyn Inode>)>> = Arc::new(fixed);
     let n2 = names.clone();
