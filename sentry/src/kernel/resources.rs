@@ -81,6 +81,9 @@ pub struct MemView {
 /// The host cgroup files usage comes from.
 struct HostFiles {
     v2: bool,
+    /// The limit the host enforces now (v2 `memory.max`, v1 `memory.limit_in_bytes`),
+    /// which `rvisor update` changes.
+    mem_max: Option<File>,
     mem_current: Option<File>,
     mem_stat: Option<File>,
     mem_events: Option<File>,
@@ -214,6 +217,7 @@ impl Resources {
             r.host = Some(if v2 {
                 HostFiles {
                     v2,
+                    mem_max: open(&h.memory, "memory.max"),
                     mem_current: open(&h.memory, "memory.current"),
                     mem_stat: open(&h.memory, "memory.stat"),
                     mem_events: open(&h.memory, "memory.events"),
@@ -224,6 +228,7 @@ impl Resources {
             } else {
                 HostFiles {
                     v2,
+                    mem_max: open(&h.memory, "memory.limit_in_bytes"),
                     mem_current: open(&h.memory, "memory.usage_in_bytes"),
                     mem_stat: open(&h.memory, "memory.stat"),
                     mem_events: open(&h.memory, "memory.oom_control"),
@@ -241,8 +246,20 @@ impl Resources {
         self.ncpus
     }
 
-    /// The memory limit, if any.
+    /// The memory limit, if any: the one the sandbox's host cgroup enforces now
+    /// (so `rvisor update` shows inside), else the container's.
     pub fn memory_limit(&self) -> Option<u64> {
+        let host = self.host.as_ref().and_then(|h| h.mem_max.as_ref());
+        if let Some(t) = host.and_then(read_all) {
+            let t = t.trim();
+            if t == "max" {
+                return None;
+            }
+            if let Ok(v) = t.parse::<u64>() {
+                // cgroup v1 says "no limit" with a number near 2^63.
+                return (v < 1 << 62).then_some(v);
+            }
+        }
         self.memory_limit
     }
 
@@ -328,7 +345,7 @@ impl Resources {
         let h = crate::sys::host::sysinfo()?;
         let unit = u64::from(h.mem_unit.max(1));
         let host_total = h.totalram.saturating_mul(unit);
-        let Some(limit) = self.memory_limit.filter(|&l| l < host_total) else {
+        let Some(limit) = self.memory_limit().filter(|&l| l < host_total) else {
             let free = h.freeram.saturating_mul(unit);
             let buffers = h.bufferram.saturating_mul(unit);
             return Ok(MemView {

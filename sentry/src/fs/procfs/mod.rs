@@ -845,7 +845,11 @@ fn cpu_ticks() -> u64 {
 fn stat_text(k: &Weak<Kernel>, ncpus: usize) -> SysResult<String> {
     let k = k.upgrade().ok_or(Errno::EIO)?;
     let up = k.boot_time.elapsed().as_millis() as u64 / 10;
-    let used = cpu_ticks();
+    // The sandbox's CPU time as its host cgroup counts it, when it has one.
+    let used = k
+        .resources
+        .cpu_usage()
+        .map_or_else(cpu_ticks, |u| u.total.as_millis() as u64 / 10);
     let idle = (up * ncpus as u64).saturating_sub(used);
     let mut s = format!("cpu  {used} 0 0 {idle} 0 0 0 0 0 0\n");
     for i in 0..ncpus {
