@@ -204,7 +204,7 @@ fn java_follows_the_limits() {
             .unwrap_or_else(|| panic!("{p}: no MaxHeapSize in {o}"));
         // The JVM's default for a small machine: half of it at most.
         assert!(
-            heap <= 128 * MIB && heap >= 32 * MIB,
+            (32 * MIB..=128 * MIB).contains(&heap),
             "{p}: MaxHeapSize {heap}"
         );
         assert!(o.contains("Provider: cgroupv2"), "{p}: {o}");
