@@ -332,3 +332,97 @@ fn bundle_limits_and_cgroup_mount() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An OOM kill in a created container: `rvisor events` (what a runtime's caller
+/// watches) reports an `oom` event, and the container keeps running.
+#[test]
+fn oom_kill_in_a_container_is_an_event() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("events");
+    let rootfs = dir.join("bundle/rootfs");
+    for d in ["bin", "proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for app in ["sh", "sleep", "echo"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app)).unwrap();
+    }
+    std::fs::copy(mem_hog(&dir), rootfs.join("bin/mem_hog")).unwrap();
+    let id = format!("res-oom-{}", std::process::id());
+    let config = serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/bin/sh", "-c", "sleep 2; /bin/mem_hog 400 >/dev/null; echo hog=$?; exec sleep 60"],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "linux": {
+            "cgroupsPath": format!("/rvisor-e2e-res-oom-{}", std::process::id()),
+            "resources": {"memory": {"limit": 96 * MIB}},
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "network"}, {"type": "mount"}],
+        },
+    });
+    std::fs::write(dir.join("bundle/config.json"), config.to_string()).unwrap();
+    let rvisor = |args: &[&str]| {
+        let mut c = Command::new(rvisor_bin().unwrap());
+        c.arg("--root").arg(dir.join("state")).args(args);
+        c
+    };
+    let out_path = dir.join("out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let created = rvisor(&[
+        "create",
+        "--bundle",
+        dir.join("bundle").to_str().unwrap(),
+        &id,
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(out.try_clone().unwrap())
+    .stderr(out)
+    .status()
+    .unwrap();
+    assert!(
+        created.success(),
+        "{}",
+        std::fs::read_to_string(&out_path).unwrap()
+    );
+    let mut events = rvisor(&["events", "--interval", "200ms", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(rvisor(&["start", &id]).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = events.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("\"type\":\"oom\"") && tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let oom = rx.recv_timeout(Duration::from_secs(30));
+    let _ = events.kill();
+    let _ = events.wait();
+    // The container lives on after the kill.
+    let mut said = String::new();
+    for _ in 0..50 {
+        said = std::fs::read_to_string(&out_path).unwrap();
+        if said.contains("hog=") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let state = rvisor(&["state", &id]).output().unwrap();
+    let state = text(&state.stdout);
+    let _ = rvisor(&["delete", "--force", &id]).status();
+    let line = oom.expect("no oom event within 30 s");
+    assert!(line.contains(&format!("\"id\":\"{id}\"")), "{line}");
+    assert!(said.contains("hog=137"), "{said}");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["status"], "running", "{state}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
