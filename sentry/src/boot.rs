@@ -224,7 +224,23 @@ pub(crate) fn fs_constructors(
     client: &Arc<gofer::Client>,
 ) -> HashMap<String, FsConstructor> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
-    m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    // A tmpfs without `size=` gets half the machine's memory, as on Linux; with a
+    // memory limit that machine is the limit, so filling a tmpfs ends in ENOSPC
+    // before the host cgroup runs out (its pages, written by the sentry, count for
+    // no process the host's OOM killer could pick but the sentry).
+    let tmpfs = Tmpfs::constructor();
+    let half = kernel.resources.memory_limit().map(|l| l / 2);
+    m.insert(
+        "tmpfs".to_string(),
+        Box::new(move |mc| match half {
+            Some(h) if !mc.options.iter().any(|o| o.starts_with("size=")) => {
+                let mut sized = mc.clone();
+                sized.options.push(format!("size={h}"));
+                tmpfs(&sized)
+            }
+            _ => tmpfs(mc),
+        }),
+    );
     let next_bind = std::sync::atomic::AtomicU32::new(0);
     let client = client.clone();
     m.insert(

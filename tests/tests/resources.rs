@@ -426,3 +426,29 @@ fn oom_kill_in_a_container_is_an_event() {
     assert_eq!(state["status"], "running", "{state}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A tmpfs without `size=` holds half the machine's memory, as on Linux: under a
+/// limit, filling one ends in ENOSPC and the sandbox lives on.
+#[test]
+fn tmpfs_holds_half_the_limit() {
+    for p in platforms() {
+        let out = do_sh(
+            &p,
+            "64m",
+            "1",
+            "dd if=/dev/zero of=/dev/shm/x bs=1M count=100 2>/dev/null; echo dd=$?; \
+             echo size=$(stat -c %s /dev/shm/x); echo blocks=$(stat -f -c %b /dev/shm); \
+             echo oom_kill=$(awk '/^oom_kill / {print $2}' /sys/fs/cgroup/memory.events)",
+        );
+        let o = text(&out.stdout);
+        assert_eq!(out.status, 0, "{p}: {o}\n{}", text(&out.stderr));
+        assert_eq!(field(&o, "dd"), "1", "{p}: {o}");
+        assert_eq!(field(&o, "size"), (32 * MIB).to_string(), "{p}: {o}");
+        assert_eq!(
+            field(&o, "blocks"),
+            (32 * MIB / 4096).to_string(),
+            "{p}: {o}"
+        );
+        assert_eq!(field(&o, "oom_kill"), "0", "{p}: {o}");
+    }
+}
