@@ -121,7 +121,7 @@ fn memory_events(k: &Kernel) -> SysResult<String> {
 }
 
 /// Every file of the cgroup, in `ls` order.
-const FILES: [Entry; 34] = [
+const FILES: [Entry; 32] = [
     ("cgroup.controllers", |_| Ok(format!("{CONTROLLERS}\n"))),
     ("cgroup.events", |_| Ok("populated 1\nfrozen 0\n".into())),
     ("cgroup.freeze", |_| Ok("0\n".into())),
@@ -162,9 +162,6 @@ const FILES: [Entry; 34] = [
     }),
     ("memory.min", |_| Ok("0\n".into())),
     ("memory.oom.group", |_| Ok("0\n".into())),
-    ("memory.peak", |k| {
-        Ok(format!("{}\n", k.memory_usage().total))
-    }),
     ("memory.stat", memory_stat),
     ("memory.swap.current", |_| Ok("0\n".into())),
     ("memory.swap.events", |_| {
@@ -175,7 +172,6 @@ const FILES: [Entry; 34] = [
         Ok(limit_or_max(k.resources.swap_limit()))
     }),
     ("pids.current", pids_current),
-    ("pids.events", |_| Ok("max 0\n".into())),
     ("pids.max", |k| Ok(limit_or_max(k.resources.pids_limit()))),
 ];
 
