@@ -526,9 +526,10 @@ const IGNORED_OPTIONS: [&str; 20] = [
 /// (`--mount`), attached by the sentry in the same order; `tmpfs`, `proc`, `sysfs`, `devpts`, `mqueue` and `devtmpfs` are the
 /// sentry's own filesystems. A tmpfs over `/dev` becomes the sentry's devtmpfs: runc
 /// fills that tmpfs with the default device nodes, which devtmpfs already has.
-/// Skipped with a warning (as runsc does for what it cannot mount): `cgroup` and
-/// `cgroup2` (no cgroupfs in the sentry) and bind mounts of sockets, devices and
-/// FIFOs (the sentry never opens those host objects). Any other type is refused.
+/// `cgroup` and `cgroup2` are the sentry's read-only cgroup v2 filesystem showing the
+/// container's limits. Skipped with a warning (as runsc does for what it cannot
+/// mount): bind mounts of sockets, devices and FIFOs (the sentry never opens those
+/// host objects). Any other type is refused.
 fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<Binds, SpecError> {
     let mut mounts = Vec::new();
     let mut binds = Vec::new();
@@ -620,10 +621,9 @@ fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<
         let kind = match typ.as_str() {
             "tmpfs" if dest.trim_end_matches('/') == "/dev" => "devtmpfs",
             "tmpfs" | "proc" | "sysfs" | "devpts" | "mqueue" | "devtmpfs" => typ.as_str(),
-            "cgroup" | "cgroup2" => {
-                tracing::warn!("config.json: {field}: {typ} on {dest} is not supported; skipped");
-                continue;
-            }
+            // The sentry's cgroup v2 filesystem, whichever the spec names (runc
+            // mounts cgroup2 for `cgroup` on a v2 host; the sandbox is always v2).
+            "cgroup" | "cgroup2" => "cgroup2",
             "" => return Err(err(format!("{field}.type"), "missing (and not a bind mount)")),
             other => {
                 return Err(err(
@@ -858,6 +858,7 @@ mod tests {
             kinds,
             vec![
                 ("/dev", "devtmpfs", vec!["nosuid"]),
+                ("/sys/fs/cgroup", "cgroup2", vec!["ro"]),
                 ("/data", "bind", vec!["ro"]),
                 ("/etc/hostname", "bind", vec!["rw"]),
                 ("/q", "mqueue", vec!["nodev"]),

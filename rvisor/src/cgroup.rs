@@ -1212,6 +1212,71 @@ pub fn place(
     }
 }
 
+/// The limits the sandbox shows its programs, from the spec's `linux.resources`
+/// (already validated by [`Cgroup::create`] where it applied them), and the
+/// directories of its host cgroup `cg` where the sentry reads its usage.
+pub fn boot_resources(
+    r: Option<&LinuxResources>,
+    cg: Option<&Cgroup>,
+) -> sentry::config::ResourceConfig {
+    let pos = |v: Option<i64>| v.filter(|&v| v > 0).map(|v| v as u64);
+    let mut out = sentry::config::ResourceConfig::default();
+    if let Some(m) = r.and_then(|r| r.memory().as_ref()) {
+        out.memory_limit = pos(m.limit());
+        out.memory_swap = pos(m.swap());
+        out.memory_reservation = pos(m.reservation());
+    }
+    if let Some(c) = r.and_then(|r| r.cpu().as_ref()) {
+        out.cpu_quota = pos(c.quota());
+        out.cpu_period = c.period().filter(|&p| p > 0);
+        out.cpu_shares = c.shares().filter(|&s| s > 0);
+        out.cpus = c.cpus().clone().filter(|s| !s.trim().is_empty());
+    }
+    if let Some(p) = r.and_then(|r| r.pids().as_ref()) {
+        out.pids_limit = pos(Some(p.limit()));
+    }
+    if let Some(cg) = cg {
+        let dir = |c: &str| cg.dirs.get(c).map(|d| d.to_string_lossy().into_owned());
+        out.host_cgroup = Some(match cg.version {
+            Version::V2 => sentry::config::HostCgroup {
+                version: 2,
+                memory: dir(""),
+                cpu: dir(""),
+                cpuacct: None,
+            },
+            Version::V1 => sentry::config::HostCgroup {
+                version: 1,
+                memory: dir("memory"),
+                cpu: dir("cpu"),
+                cpuacct: dir("cpuacct"),
+            },
+        });
+    }
+    out
+}
+
+/// Places this process in a new cgroup `<own cgroup>/<id>` with `resources` (for
+/// `rvisor do --memory/--cpus`, which has no spec or state directory), so that the
+/// processes it forks next start there.
+pub fn place_with(id: &str, resources: &LinuxResources) -> Result<Placement> {
+    let cg = Cgroup::create(&Target::Relative(id.to_string()), Some(resources))?;
+    let home = match own_placement() {
+        Ok(h) => h,
+        Err(e) => {
+            cg.remove_dirs();
+            return Err(e);
+        }
+    };
+    if let Err(e) = cg.enter(std::process::id()) {
+        if let Err(e) = home.enter(std::process::id()) {
+            tracing::warn!("go back to this process's own cgroup: {e:#}");
+        }
+        cg.remove_dirs();
+        return Err(e);
+    }
+    Ok(Placement { cgroup: cg, home })
+}
+
 /// `delete`'s part: kill what is left in the container's cgroup and remove the
 /// directories it created.
 pub fn remove_for(state_dir: &Path) -> Result<()> {

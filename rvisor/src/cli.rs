@@ -324,6 +324,14 @@ pub struct DoArgs {
     /// Remove a capability from the set, after --cap-add (repeatable; `all` for none).
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
+    /// Memory limit (bytes, or with k/m/g), as docker's --memory: the sandbox's host
+    /// cgroup enforces it and programs inside see it as the machine's memory.
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// CPUs (a decimal, as docker's --cpus): a CFS quota of N times the period;
+    /// programs inside see ceil(N) CPUs.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -135,7 +135,7 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     }
 }
 
-fn parse_size(s: &str, flag: &str) -> Result<i64> {
+pub fn parse_size(s: &str, flag: &str) -> Result<i64> {
     let t = s.trim();
     if t == "-1" {
         return Ok(-1);

@@ -462,7 +462,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
     }
     let network = g.sandbox_network()?;
-    let config = BootConfig {
+    let mut config = BootConfig {
         id: a.id.clone(),
         platform: g.sandbox_platform()?,
         strace: g.strace,
@@ -481,7 +481,15 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
             .map_err(spec_error)?
             .netns_path
             .map(|p| p.to_string_lossy().into_owned()),
+        resources: Default::default(),
     };
+    let hooks = b.spec.hooks().clone().unwrap_or_default();
+    // Entered now so gofer and boot are forked inside; left once they run.
+    let placement = crate::cgroup::place(&b.spec, &a.id, g.systemd_cgroup, &dir)?;
+    config.resources = crate::cgroup::boot_resources(
+        b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        placement.as_ref().map(|p| &p.cgroup),
+    );
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,
@@ -490,9 +498,6 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         control: Some(sentry_end),
         stdio,
     };
-    let hooks = b.spec.hooks().clone().unwrap_or_default();
-    // Entered now so gofer and boot are forked inside; left once they run.
-    let placement = crate::cgroup::place(&b.spec, &a.id, g.systemd_cgroup, &dir)?;
 
     let mut on_start = |_boot: u32| -> Result<()> {
         if let Some(p) = &placement {

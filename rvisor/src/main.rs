@@ -285,8 +285,9 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         bail!("CMD: must not contain a NUL byte");
     }
 
-    let config = BootConfig {
-        id,
+    let limits = do_resources(a)?;
+    let mut config = BootConfig {
+        id: id.clone(),
         platform: g.sandbox_platform()?,
         strace: g.strace,
         hostname,
@@ -314,7 +315,16 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        resources: Default::default(),
     };
+    // With limits, the sandbox gets a host cgroup of its own (as `run` does) that
+    // enforces them and counts its usage.
+    let placement = match &limits {
+        Some(r) => Some(cgroup::place_with(&id, r)?),
+        None => None,
+    };
+    config.resources =
+        cgroup::boot_resources(limits.as_ref(), placement.as_ref().map(|p| &p.cgroup));
     let launch = sandbox::Launch {
         config,
         rootfs: &rootfs,
@@ -323,7 +333,52 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         control: None,
         stdio: None,
     };
-    sandbox::run(g, launch, &mut |_| Ok(()), None)
+    let mut on_start = |_| {
+        if let Some(p) = &placement {
+            p.leave();
+        }
+        Ok(())
+    };
+    let result = sandbox::run(g, launch, &mut on_start, None);
+    if let Some(p) = &placement {
+        p.leave();
+        if let Err(e) = p.cgroup.destroy() {
+            tracing::warn!("{e:#}");
+        }
+    }
+    result
+}
+
+/// `do --memory/--cpus` as OCI resources (None: no limits asked).
+fn do_resources(a: &DoArgs) -> Result<Option<oci_spec::runtime::LinuxResources>> {
+    if a.memory.is_none() && a.cpus.is_none() {
+        return Ok(None);
+    }
+    let mut v = serde_json::json!({});
+    if let Some(m) = &a.memory {
+        let bytes = events::parse_size(m, "--memory")?;
+        if bytes < 4 << 20 {
+            bail!("--memory: {m:?} is below the 4 MiB a sandbox needs at least");
+        }
+        v["memory"] = serde_json::json!({ "limit": bytes });
+    }
+    if let Some(c) = &a.cpus {
+        const PERIOD: u64 = 100_000;
+        let n: f64 = c
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite() && *n > 0.0)
+            .ok_or_else(|| {
+                anyhow::anyhow!("--cpus: {c:?} is not a positive number like 1 or 1.5")
+            })?;
+        let quota = (n * PERIOD as f64).round() as i64;
+        if quota < 1000 {
+            bail!("--cpus: {c} is below 0.01");
+        }
+        v["cpu"] = serde_json::json!({ "quota": quota, "period": PERIOD });
+    }
+    Ok(Some(serde_json::from_value(v).context("--memory/--cpus")?))
 }
 
 fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
@@ -344,7 +399,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
     if hostname.is_empty() {
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
     }
-    let config = BootConfig {
+    let mut config = BootConfig {
         id: a.id.clone(),
         platform: g.sandbox_platform()?,
         strace: g.strace,
@@ -359,6 +414,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         masked_paths: b.masked_paths,
         readonly_paths: b.readonly_paths,
         netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
+        resources: Default::default(),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(
@@ -367,6 +423,10 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         g.systemd_cgroup,
         &state::dir_of(&g.root, &a.id)?,
     )?;
+    config.resources = cgroup::boot_resources(
+        b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        placement.as_ref().map(|p| &p.cgroup),
+    );
     let launch = sandbox::Launch {
         config,
         rootfs: &b.rootfs,

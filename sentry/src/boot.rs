@@ -122,11 +122,24 @@ fn run_inner(
     MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
     // The vDSO reads the host's clock source while /sys is still there.
     crate::kernel::vdso::start();
-    let kernel = Kernel::new(
+    // Before confinement: the host cgroup's usage files are opened here.
+    // With a CPU quota of its own, the sandbox gets ceil(quota/period) of the CPUs
+    // it may run on: the count must not already be cut (and rounded down, as std
+    // does) by that quota on the host cgroup.
+    let host_cpus = if config.resources.cpu_quota.is_some() {
+        affinity_cpus()
+    } else {
+        None
+    }
+    .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+    .unwrap_or(1);
+    let resources = crate::kernel::resources::Resources::from_config(&config.resources, host_cpus);
+    let kernel = Kernel::with_resources(
         platform,
         root.clone(),
         config.hostname.clone(),
         config.strace,
+        resources,
     );
     let mounts = MountTable::new();
     mounts
@@ -213,7 +226,23 @@ pub(crate) fn fs_constructors(
     client: &Arc<gofer::Client>,
 ) -> HashMap<String, FsConstructor> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
-    m.insert("tmpfs".to_string(), Tmpfs::constructor());
+    // A tmpfs without `size=` gets half the machine's memory, as on Linux; with a
+    // memory limit that machine is the limit, so filling a tmpfs ends in ENOSPC
+    // before the host cgroup runs out (its pages, written by the sentry, count for
+    // no process the host's OOM killer could pick but the sentry).
+    let tmpfs = Tmpfs::constructor();
+    let half = kernel.resources.memory_limit().map(|l| l / 2);
+    m.insert(
+        "tmpfs".to_string(),
+        Box::new(move |mc| match half {
+            Some(h) if !mc.options.iter().any(|o| o.starts_with("size=")) => {
+                let mut sized = mc.clone();
+                sized.options.push(format!("size={h}"));
+                tmpfs(&sized)
+            }
+            _ => tmpfs(mc),
+        }),
+    );
     let next_bind = std::sync::atomic::AtomicU32::new(0);
     let client = client.clone();
     m.insert(
@@ -246,12 +275,29 @@ pub(crate) fn fs_constructors(
         "devpts".to_string(),
         Box::new(move |_| devfs2.lookup(b"pts")),
     );
+    let kc = Arc::downgrade(kernel);
+    let cgroupfs: FsConstructor = Box::new(move |_| {
+        kc.upgrade()
+            .map(|k| crate::fs::cgroupfs::new_root(&k))
+            .ok_or(crate::errno::Errno::EIO)
+    });
+    m.insert("cgroup2".to_string(), cgroupfs);
     let ncpus = kernel.ncpus;
     m.insert(
         "sysfs".to_string(),
         Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
     );
     m
+}
+
+/// CPUs this thread may run on, by its affinity mask.
+fn affinity_cpus() -> Option<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    let set = sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let n = (0..CpuSet::count())
+        .filter(|&i| set.is_set(i).unwrap_or(false))
+        .count();
+    (n > 0).then_some(n)
 }
 
 /// Blocks until the container's init has exited (its other tasks may still run).

@@ -163,6 +163,57 @@ pub struct BootConfig {
     /// network to attach to. `None`: the sandbox's own.
     #[serde(default)]
     pub netns_path: Option<String>,
+    /// The container's resource limits, which the sandbox shows its programs
+    /// (`/proc/meminfo`, the CPU count, its cgroup filesystem).
+    #[serde(default)]
+    pub resources: ResourceConfig,
+}
+
+/// The container's limits (`linux.resources`, or `rvisor do --memory/--cpus`) and
+/// where the host keeps the sandbox's usage. `None`: no limit.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResourceConfig {
+    /// `memory.limit` in bytes.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// `memory.swap`: memory plus swap, in bytes.
+    #[serde(default)]
+    pub memory_swap: Option<u64>,
+    /// `memory.reservation` (cgroup v2 `memory.low`), in bytes.
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
+    /// `cpu.quota` in microseconds per `cpu_period`.
+    #[serde(default)]
+    pub cpu_quota: Option<u64>,
+    /// `cpu.period` in microseconds (100000 when absent).
+    #[serde(default)]
+    pub cpu_period: Option<u64>,
+    /// `cpu.shares` (cgroup v1 weight, 2-262144).
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    /// `cpu.cpus`: a cpuset list such as `0-2,5`.
+    #[serde(default)]
+    pub cpus: Option<String>,
+    /// `pids.limit`.
+    #[serde(default)]
+    pub pids_limit: Option<u64>,
+    /// The sandbox's host cgroup, where the host counts its memory and CPU use.
+    #[serde(default)]
+    pub host_cgroup: Option<HostCgroup>,
+}
+
+/// The directories of the sandbox's host cgroup that hold its usage figures.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostCgroup {
+    /// 1 or 2.
+    pub version: u8,
+    /// The memory controller's directory (v2: the cgroup's one directory).
+    pub memory: Option<String>,
+    /// The cpu controller's directory (v2: the cgroup's one directory).
+    pub cpu: Option<String>,
+    /// v1 only: the cpuacct controller's directory.
+    #[serde(default)]
+    pub cpuacct: Option<String>,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

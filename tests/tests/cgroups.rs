@@ -273,6 +273,12 @@ fn limits_pause_resume_events_update_delete() {
         "memory.limit_in_bytes"
     };
     assert_eq!(read(&mem.join(memfile)), (512u64 << 20).to_string());
+    // The sandbox shows the limit the host enforces now.
+    let meminfo = sb.ok(&["exec", &sb.id, "/bin/cat", "/proc/meminfo"]);
+    assert!(
+        meminfo.starts_with(&format!("MemTotal:       {:>8} kB\n", 512 << 10)),
+        "{meminfo}"
+    );
     let e = sb.run(&["update", "--cpu-shares", "1", &sb.id]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("linux.resources.cpu.shares"));
 

@@ -728,6 +728,7 @@ fn create_container(
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        resources: Default::default(),
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

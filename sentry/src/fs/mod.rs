@@ -1,6 +1,7 @@
 //! Filesystems the VFS mounts: the gofer-backed root and its overlay, procfs, and
 //! the host stdio passthrough.
 
+pub mod cgroupfs;
 pub mod devfs;
 pub mod epoll;
 pub mod eventfd;

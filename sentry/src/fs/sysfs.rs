@@ -80,7 +80,8 @@ pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
             (b"dev", empty()),
             (b"devices", devices),
             (b"firmware", empty()),
-            (b"fs", empty()),
+            // The cgroup filesystem's mountpoint, as on Linux.
+            (b"fs", StaticDir::new(fs, 0o755, vec![(b"cgroup", empty())])),
             (b"kernel", empty()),
             (b"module", empty()),
         ],

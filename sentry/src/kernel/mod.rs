@@ -11,6 +11,7 @@ pub mod limits;
 pub mod msg;
 pub mod pidfd;
 pub mod process;
+pub mod resources;
 pub mod sched;
 pub mod seccomp;
 pub mod seccomp_spec;
@@ -63,9 +64,12 @@ pub struct Kernel {
     pub strace: bool,
     /// When the sandbox booted (for `sysinfo` uptime).
     pub boot_time: Instant,
-    /// CPUs the sandbox may use, counted once at boot (the count reads host cgroup
-    /// files, which the confined sentry can no longer open).
+    /// CPUs the sandbox has, counted once at boot: those the sentry may run on
+    /// (the count reads host cgroup files, which the confined sentry can no longer
+    /// open), cut to the container's CPU quota or cpuset.
     pub ncpus: usize,
+    /// The container's limits and where its usage is read.
+    pub resources: resources::Resources,
     /// Every futex of the sandbox.
     pub futexes: futex::FutexTable,
     /// Signal-sending timers (alarm, setitimer, POSIX timers).
@@ -84,12 +88,32 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// A kernel over `platform` serving `root`.
+    /// A kernel over `platform` serving `root`, without resource limits.
     pub fn new(
         platform: Arc<dyn Platform>,
         root: Arc<Dentry>,
         hostname: String,
         strace: bool,
+    ) -> Arc<Kernel> {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self::with_resources(
+            platform,
+            root,
+            hostname,
+            strace,
+            resources::Resources::unlimited(cpus),
+        )
+    }
+
+    /// A kernel over `platform` serving `root`, with the container's `resources`.
+    pub fn with_resources(
+        platform: Arc<dyn Platform>,
+        root: Arc<Dentry>,
+        hostname: String,
+        strace: bool,
+        resources: resources::Resources,
     ) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
@@ -101,9 +125,8 @@ impl Kernel {
             msg: msg::MsgTable::default(),
             strace,
             boot_time: Instant::now(),
-            ncpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            ncpus: resources.ncpus(),
+            resources,
             futexes: futex::FutexTable::new(),
             timers: timers::TimerService::start(),
             next_timer_id: AtomicI32::new(0),
@@ -115,6 +138,23 @@ impl Kernel {
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The machine's memory as the sandbox sees it (see
+    /// [`resources::Resources::mem_view`]).
+    pub fn mem_view(&self) -> SysResult<resources::MemView> {
+        let own = crate::fs::memfile::MemoryFile::global()
+            .map(|m| m.pages() * crate::fs::memfile::PAGE)
+            .unwrap_or(0);
+        self.resources.mem_view(own)
+    }
+
+    /// The memory the sandbox uses (see [`resources::Resources::memory_usage`]).
+    pub fn memory_usage(&self) -> resources::MemUsage {
+        let own = crate::fs::memfile::MemoryFile::global()
+            .map(|m| m.pages() * crate::fs::memfile::PAGE)
+            .unwrap_or(0);
+        self.resources.memory_usage(own)
     }
 
     /// The pid namespace.

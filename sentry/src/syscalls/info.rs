@@ -68,6 +68,7 @@ pub fn setdomainname(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `sysinfo(2)`.
 pub fn sysinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
     let h = host::sysinfo()?;
+    let m = task.kernel.mem_view()?;
     let uptime = task.kernel.boot_time.elapsed().as_secs();
     // struct sysinfo on x86-64: 112 bytes; filled field by field so no padding of
     // the sentry's own struct can leak.
@@ -76,14 +77,16 @@ pub fn sysinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
     for l in h.loads {
         b.extend_from_slice(&l.to_le_bytes());
     }
-    for v in [h.totalram, h.freeram, h.sharedram, h.bufferram, 0, 0] {
+    // In bytes (mem_unit 1), as Linux on 64-bit; the container's limit is the
+    // machine's memory.
+    for v in [m.total, m.free, m.shmem, m.buffers, m.swap, m.swap] {
         b.extend_from_slice(&v.to_le_bytes());
     }
     b.extend_from_slice(&1u16.to_le_bytes()); // procs
     b.extend_from_slice(&[0u8; 6]); // pad to 8
     b.extend_from_slice(&0u64.to_le_bytes()); // totalhigh
     b.extend_from_slice(&0u64.to_le_bytes()); // freehigh
-    b.extend_from_slice(&h.mem_unit.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes()); // mem_unit
     b.resize(112, 0);
     io::write_all(task.mem(), a[0], &b)?;
     Ok(0)

@@ -265,6 +265,20 @@ pub fn with_defaults(
             out.push(d);
         }
     }
+    // A spec without mounts (`rvisor do`) gets the read-only cgroup filesystem
+    // Docker gives a container; a spec with mounts has its own say (and a /sys of
+    // its own would cover this one).
+    if spec.is_empty() {
+        out.push(MountConfig {
+            destination: "/sys/fs/cgroup".into(),
+            kind: "cgroup2".into(),
+            source: "cgroup".into(),
+            options: ["ro", "nosuid", "noexec", "nodev"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        });
+    }
     // Defaults first so a spec mount below /dev lands on the new /dev.
     out.extend(spec.iter().cloned());
     out

@@ -85,9 +85,10 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let k3 = k.clone();
     let k4 = k.clone();
     let k5 = k.clone();
+    let k6 = k.clone();
     let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
         ("cpuinfo", file(2, move || Ok(cpuinfo(ncpus).into_bytes()))),
-        ("meminfo", file(3, || Ok(meminfo()?.into_bytes()))),
+        ("meminfo", file(3, move || Ok(meminfo(&k6)?.into_bytes()))),
         ("stat", file(4, move || Ok(stat_text(&k1, ncpus)?.into_bytes()))),
         ("uptime", file(5, move || Ok(uptime(&k2, ncpus)?.into_bytes()))),
         ("loadavg", file(6, move || Ok(loadavg(&k3)?.into_bytes()))),
@@ -104,6 +105,9 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
         ),
         ("sys", sys),
         ("net", net_dir()),
+        // As on a cgroup v2 host (hierarchy 0): JVMs read it to find the
+        // controllers before they look for the cgroup2 mount.
+        ("cgroups", text(12, crate::fs::cgroupfs::proc_cgroups())),
     ];
     let names: Arc<Vec<(&'static str, Arc<dyn Inode>)>> = Arc::new(fixed);
     let n2 = names.clone();
@@ -787,17 +791,56 @@ fn cpuinfo(ncpus: usize) -> String {
     s
 }
 
-fn meminfo() -> SysResult<String> {
-    let si = host::sysinfo()?;
-    let kb = |v: u64| v * si.mem_unit as u64 / 1024;
-    Ok(format!(
-        "MemTotal:       {:>8} kB\nMemFree:        {:>8} kB\nMemAvailable:   {:>8} kB\nBuffers:        {:>8} kB\nCached:                0 kB\nSwapCached:            0 kB\nShmem:          {:>8} kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\n",
-        kb(si.totalram),
-        kb(si.freeram),
-        kb(si.freeram + si.bufferram),
-        kb(si.bufferram),
-        kb(si.sharedram)
-    ))
+/// `/proc/meminfo`: the container's memory limit is the machine's memory (see
+/// [`Kernel::mem_view`]); lines the sandbox has no figure for read 0.
+fn meminfo(k: &Weak<Kernel>) -> SysResult<String> {
+    let k = k.upgrade().ok_or(Errno::EIO)?;
+    let m = k.mem_view()?;
+    let lines: [(&str, u64); 24] = [
+        ("MemTotal", m.total),
+        ("MemFree", m.free),
+        ("MemAvailable", m.available),
+        ("Buffers", m.buffers),
+        ("Cached", m.cached),
+        ("SwapCached", 0),
+        ("Active", m.anon + m.shmem),
+        ("Inactive", m.cached.saturating_sub(m.shmem)),
+        ("Active(anon)", m.anon + m.shmem),
+        ("Inactive(anon)", 0),
+        ("Active(file)", 0),
+        ("Inactive(file)", m.cached.saturating_sub(m.shmem)),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", m.swap),
+        ("SwapFree", m.swap),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", m.anon),
+        ("Mapped", m.mapped),
+        ("Shmem", m.shmem),
+        ("Slab", 0),
+        ("SReclaimable", 0),
+        ("SUnreclaim", 0),
+    ];
+    let mut s = String::new();
+    for (name, v) in lines {
+        let _ = writeln!(s, "{:<16}{:>8} kB", format!("{name}:"), v / 1024);
+    }
+    let _ = writeln!(
+        s,
+        "{:<16}{:>8} kB",
+        "CommitLimit:",
+        (m.total + m.swap) / 1024
+    );
+    let _ = writeln!(
+        s,
+        "{:<16}{:>8} kB",
+        "Committed_AS:",
+        (m.anon + m.shmem) / 1024
+    );
+    s.push_str("VmallocTotal:   34359738367 kB\nVmallocUsed:           0 kB\nVmallocChunk:          0 kB\n");
+    s.push_str("HugePages_Total:       0\nHugePages_Free:        0\nHugePages_Rsvd:        0\nHugePages_Surp:        0\nHugepagesize:       2048 kB\n");
+    Ok(s)
 }
 
 fn cpu_ticks() -> u64 {
@@ -809,7 +852,11 @@ fn cpu_ticks() -> u64 {
 fn stat_text(k: &Weak<Kernel>, ncpus: usize) -> SysResult<String> {
     let k = k.upgrade().ok_or(Errno::EIO)?;
     let up = k.boot_time.elapsed().as_millis() as u64 / 10;
-    let used = cpu_ticks();
+    // The sandbox's CPU time as its host cgroup counts it, when it has one.
+    let used = k
+        .resources
+        .cpu_usage()
+        .map_or_else(cpu_ticks, |u| u.total.as_millis() as u64 / 10);
     let idle = (up * ncpus as u64).saturating_sub(used);
     let mut s = format!("cpu  {used} 0 0 {idle} 0 0 0 0 0 0\n");
     for i in 0..ncpus {
