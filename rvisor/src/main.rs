@@ -16,6 +16,7 @@ mod events;
 mod internal;
 mod lifecycle;
 mod logging;
+mod netdev;
 mod policy;
 mod sandbox;
 mod seccomp_config;
@@ -212,7 +213,7 @@ fn do_env(extra: &[String]) -> Result<Vec<String>> {
 }
 
 fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
-    let network = g.sandbox_network()?;
+    let network = g.sandbox_network(cli::Network::None)?;
     let rootfs = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let meta = std::fs::metadata(&rootfs).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -278,7 +279,10 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         net_raw: g.net_raw,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
-        netns_path: None,
+        // `do --network=sandbox` takes the interface of the namespace it runs in.
+        netns_path: (network == cli::Network::Sandbox).then(|| netdev::OWN_NETNS.to_string()),
+        netdev: None,
+        allow_metadata: g.allow_metadata,
     };
     let launch = sandbox::Launch {
         config,
@@ -292,7 +296,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
 }
 
 fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
-    let network = g.sandbox_network()?;
+    let network = g.sandbox_network(cli::Network::Sandbox)?;
     let b = bundle::load(&a.bundle)?;
     if b.spec
         .process()
@@ -324,6 +328,8 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         masked_paths: b.masked_paths,
         readonly_paths: b.readonly_paths,
         netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
+        netdev: None,
+        allow_metadata: netdev::metadata_allowed(g, &b.spec),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

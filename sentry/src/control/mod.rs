@@ -728,6 +728,8 @@ fn create_container(
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        netdev: None,
+        allow_metadata: false,
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

@@ -95,6 +95,8 @@ fn config(overlay: &str) -> BootConfig {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        netdev: None,
+        allow_metadata: false,
     }
 }
 
