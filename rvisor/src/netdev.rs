@@ -149,7 +149,7 @@ fn in_netns(path: &Path) -> Result<Option<(OwnedFd, NetDevConfig)>> {
     let mut candidates = Vec::new();
     for n in names {
         let flags = ctl.flags(&n)?;
-        if flags & libc::IFF_LOOPBACK as i32 == 0 {
+        if flags & libc::IFF_LOOPBACK == 0 {
             candidates.push(n);
         }
     }

@@ -48,6 +48,7 @@ struct Options {
     /// Path of the `rvisor` binary [default: beside the shim, else on PATH].
     binary: Option<PathBuf>,
     platform: Option<String>,
+    /// rvisor's `--network`: unset, rvisor's default for containers (`sandbox`).
     network: Option<String>,
     overlay: Option<String>,
     debug_log: Option<PathBuf>,
@@ -58,6 +59,10 @@ struct Options {
     /// rvisor's `--net-raw`: processes keep CAP_NET_RAW when their spec gives it.
     #[serde(default)]
     net_raw: bool,
+    /// rvisor's `--allow-metadata`: the cloud metadata server stays reachable from
+    /// every pod (one pod at a time: the annotation dev.rvisor.metadata=allow).
+    #[serde(default)]
+    allow_metadata: bool,
     /// rvisor's `--allow-mount-source DIR` for each: host directories bind mounts
     /// may come from, besides the bundle and the kubelet's and containerd's volumes.
     #[serde(default)]
@@ -226,6 +231,9 @@ impl Service {
         }
         if o.unsafe_weak_confinement {
             cmd.arg("--unsafe-weak-confinement");
+        }
+        if o.allow_metadata {
+            cmd.arg("--allow-metadata");
         }
         if o.net_raw {
             cmd.arg("--net-raw");

@@ -43,9 +43,9 @@ use crate::kernel::wait::WaitQueue;
 use crate::net::addr::SockAddr;
 use crate::sys::packet;
 
-/// Receive and send buffer of each TCP socket: large enough that the window (with
-/// scaling) covers the bandwidth-delay product of a pod network.
-pub const TCP_BUF: usize = 4 << 20;
+/// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
+/// tens of KiB; 4 MiB measured no faster there (docs/networking.md).
+pub const TCP_BUF: usize = 256 << 10;
 /// Listening smoltcp sockets kept per listening port (each takes one SYN).
 const LISTEN_POOL: usize = 8;
 /// How long a connection attempt or unacknowledged data may wait (Linux gives up on

@@ -40,7 +40,7 @@ pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<Option<usize>
                 e => return Err(e),
             }
         }
-        if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if from.sll_pkttype == libc::PACKET_OUTGOING {
             return Ok(None);
         }
         return Ok(Some(r as usize));
