@@ -72,18 +72,40 @@ pub fn attach(config: &mut BootConfig) -> Result<Option<OwnedFd>> {
 }
 
 /// Taking the addresses of the host's own interfaces would cut the node off:
-/// refuse the namespace of pid 1.
+/// refuse the namespace of pid 1. `do`'s own namespace must also be known not to be
+/// the host's: pid 1's differs, or it is a named namespace (`ip netns`, CNI's
+/// `/run/netns/*`); where pid 1's cannot be read (a container's own pid 1 under
+/// another owner), only the named one is taken.
 fn refuse_host_netns(path: &Path) -> Result<()> {
     let ns = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-    if let Ok(init) = std::fs::metadata("/proc/1/ns/net") {
-        if init.dev() == ns.dev() && init.ino() == ns.ino() {
-            bail!(
-                "--network=sandbox: {} is the host's network namespace; the sandbox would take over the host's interface. Run it in the container's namespace (e.g. ip netns exec NAME rvisor ...), or use --network=none",
-                path.display()
-            );
-        }
+    let id = (ns.dev(), ns.ino());
+    let init = std::fs::metadata("/proc/1/ns/net")
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    let refuse = || {
+        anyhow::anyhow!(
+            "--network=sandbox: {} may be the host's network namespace; the sandbox would take over the host's interface. Run it in the container's namespace (e.g. ip netns exec NAME rvisor ...), or use --network=none",
+            path.display()
+        )
+    };
+    if init == Some(id) {
+        return Err(refuse());
     }
-    Ok(())
+    if path != Path::new(OWN_NETNS) || init.is_some() {
+        return Ok(());
+    }
+    let named = ["/run/netns", "/var/run/netns"].iter().any(|d| {
+        std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| std::fs::metadata(e.path()).is_ok_and(|m| (m.dev(), m.ino()) == id))
+    });
+    if named {
+        Ok(())
+    } else {
+        Err(refuse())
+    }
 }
 
 fn join(path: &Path) -> Result<()> {
