@@ -586,7 +586,7 @@ impl External {
                 None => false,
             };
             if !ok {
-                self.tcp_close(h, true);
+                self.abort_unadopted(h);
             }
         }
         for (to, from, data) in ev.dgrams {
@@ -685,10 +685,11 @@ impl External {
     pub fn tcp_connecting(&self, h: SocketHandle) -> bool {
         self.lock()
             .map(|st| {
-                matches!(
-                    st.sockets.get::<tcp::Socket>(h).state(),
-                    tcp::State::SynSent | tcp::State::SynReceived
-                )
+                st.conns.contains_key(&h)
+                    && matches!(
+                        st.sockets.get::<tcp::Socket>(h).state(),
+                        tcp::State::SynSent | tcp::State::SynReceived
+                    )
             })
             .unwrap_or(false)
     }
@@ -775,7 +776,22 @@ impl External {
         let Ok(mut st) = self.lock() else {
             return;
         };
-        st.conns.remove(&h);
+        // A handle is valid while the socket layer owns it (in `conns`); closed
+        // once, the socket may be gone from the set already.
+        if st.conns.remove(&h).is_none() {
+            return;
+        }
+        self.finish(st, h, abort);
+    }
+
+    /// A connection nobody adopted (its listener went away): reset it.
+    fn abort_unadopted(&self, h: SocketHandle) {
+        if let Ok(st) = self.lock() {
+            self.finish(st, h, true);
+        }
+    }
+
+    fn finish(&self, mut st: MutexGuard<'_, State>, h: SocketHandle, abort: bool) {
         let s = st.sockets.get_mut::<tcp::Socket>(h);
         let unread = s.recv_queue() > 0;
         if abort || unread {
@@ -797,10 +813,16 @@ impl External {
                 tx_queued: 0,
             };
         };
+        let Some(rec) = st.conns.get(&h) else {
+            return Snapshot {
+                state: tcp::State::Closed,
+                readiness: bits(libc::POLLHUP | libc::POLLIN | libc::POLLOUT),
+                rx_queued: 0,
+                tx_queued: 0,
+            };
+        };
         let s = st.sockets.get::<tcp::Socket>(h);
-        let rec = st.conns.get(&h);
-        let rd_shut = rec.is_some_and(|r| r.rd_shut);
-        let wr_shut = rec.is_none_or(|r| r.wr_shut);
+        let (rd_shut, wr_shut) = (rec.rd_shut, rec.wr_shut);
         let state = s.state();
         let mut r = match state {
             tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => 0,
@@ -830,7 +852,7 @@ impl External {
                 r
             }
         };
-        if rec.is_some_and(|r| r.err.is_some()) {
+        if rec.err.is_some() {
             r |= bits(libc::POLLERR);
         }
         Snapshot {
