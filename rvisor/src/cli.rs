@@ -40,10 +40,17 @@ pub struct GlobalOpts {
     #[arg(long, value_enum, default_value_t = Overlay::Memory)]
     pub overlay: Overlay,
 
-    /// Network stack [default: sandbox]. `do` and `run` support only `none` today and
-    /// use it when the flag is not given.
+    /// Network stack: `sandbox` attaches the sentry's own TCP/IP stack to the
+    /// container's network namespace interface (the default of `run` and `create`);
+    /// `none` is loopback only (the default of `do`, which then needs no set-up).
     #[arg(long, value_enum)]
     pub network: Option<Network>,
+
+    /// Let the sandbox reach the cloud metadata server (169.254.169.254,
+    /// fd00:ec2::254), concealed otherwise (also allowed by the pod annotation
+    /// dev.rvisor.metadata=allow).
+    #[arg(long)]
+    pub allow_metadata: bool,
 
     /// Append this command's own log to FILE (in --log-format).
     #[arg(long, value_name = "FILE")]
@@ -119,6 +126,9 @@ impl GlobalOpts {
         if self.net_raw {
             v.push("--net-raw".into());
         }
+        if self.allow_metadata {
+            v.push("--allow-metadata".into());
+        }
         for d in &self.allow_mount_source {
             let mut a = OsString::from("--allow-mount-source=");
             a.push(d.as_os_str());
@@ -159,12 +169,13 @@ impl GlobalOpts {
         )
     }
 
-    /// The network mode `do` and `run` use, refusing the ones not built yet.
-    pub fn sandbox_network(&self) -> anyhow::Result<Network> {
-        match self.network {
-            None | Some(Network::None) => Ok(Network::None),
-            Some(n) => anyhow::bail!(
-                "--network={}: not supported yet by do and run; use --network=none",
+    /// The network mode a new sandbox uses (`default` without the flag), refusing
+    /// the ones not built yet.
+    pub fn sandbox_network(&self, default: Network) -> anyhow::Result<Network> {
+        match self.network.unwrap_or(default) {
+            n @ (Network::None | Network::Sandbox) => Ok(n),
+            n => anyhow::bail!(
+                "--network={}: not supported yet; use --network=sandbox or none",
                 n.name()
             ),
         }
@@ -369,6 +380,9 @@ pub struct BootArgs {
     /// into, for the runtime to report.
     #[arg(long, value_name = "N")]
     pub report_fd: Option<i32>,
+    /// Inherited fd of the packet socket on the pod's interface (`--network=sandbox`).
+    #[arg(long, value_name = "N")]
+    pub net_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]

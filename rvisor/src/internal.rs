@@ -106,6 +106,9 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         Some(n) => Some(File::from(adopt_fd(n, "--report-fd")?)),
         None => None,
     };
+    if let Some(n) = args.net_fd {
+        sentry::net::external::set_device(adopt_fd(n, "--net-fd")?);
+    }
     exit_on_panic("sentry", report);
     let mut text = String::new();
     File::from(config_fd)

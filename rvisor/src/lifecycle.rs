@@ -76,7 +76,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
 }
 
 fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
-    g.sandbox_network()?;
+    g.sandbox_network(crate::cli::Network::Sandbox)?;
     let bundle_dir = std::fs::canonicalize(&a.bundle)
         .map_err(|e| anyhow!("--bundle {}: {}", a.bundle.display(), bundle::io_msg(&e)))?;
     // Validated here too so a bad bundle fails before any process starts.
@@ -461,7 +461,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     if hostname.is_empty() {
         hostname = a.id.chars().take(bundle::HOST_NAME_MAX).collect();
     }
-    let network = g.sandbox_network()?;
+    let network = g.sandbox_network(crate::cli::Network::Sandbox)?;
     let mut config = BootConfig {
         id: a.id.clone(),
         platform: g.sandbox_platform()?,
@@ -482,6 +482,8 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
             .netns_path
             .map(|p| p.to_string_lossy().into_owned()),
         resources: Default::default(),
+        netdev: None,
+        allow_metadata: crate::netdev::metadata_allowed(g, &b.spec),
     };
     let hooks = b.spec.hooks().clone().unwrap_or_default();
     // Entered now so gofer and boot are forked inside; left once they run.

@@ -30,6 +30,7 @@ mod install;
 mod internal;
 mod lifecycle;
 mod logging;
+mod netdev;
 mod policy;
 mod sandbox;
 mod seccomp_config;
@@ -247,7 +248,7 @@ fn do_env(extra: &[String]) -> Result<Vec<String>> {
 }
 
 fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
-    let network = g.sandbox_network()?;
+    let network = g.sandbox_network(cli::Network::None)?;
     let rootfs = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
     let meta = std::fs::metadata(&rootfs).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -314,8 +315,11 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         net_raw: g.net_raw,
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
-        netns_path: None,
+        // `do --network=sandbox` takes the interface of the namespace it runs in.
+        netns_path: (network == cli::Network::Sandbox).then(|| netdev::OWN_NETNS.to_string()),
         resources: Default::default(),
+        netdev: None,
+        allow_metadata: g.allow_metadata,
     };
     // With limits, the sandbox gets a host cgroup of its own (as `run` does) that
     // enforces them and counts its usage.
@@ -382,7 +386,7 @@ fn do_resources(a: &DoArgs) -> Result<Option<oci_spec::runtime::LinuxResources>>
 }
 
 fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
-    let network = g.sandbox_network()?;
+    let network = g.sandbox_network(cli::Network::Sandbox)?;
     let b = bundle::load(&a.bundle)?;
     if b.spec
         .process()
@@ -415,6 +419,8 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         readonly_paths: b.readonly_paths,
         netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
         resources: Default::default(),
+        netdev: None,
+        allow_metadata: netdev::metadata_allowed(g, &b.spec),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

@@ -134,7 +134,7 @@ fn status_code(s: WaitStatus) -> Option<i32> {
 /// Runs the sandbox to completion and returns the exit status for the CLI.
 pub fn run(
     g: &GlobalOpts,
-    launch: Launch<'_>,
+    mut launch: Launch<'_>,
     on_start: OnStart<'_>,
     service: Option<Service<'_>>,
 ) -> Result<i32> {
@@ -145,6 +145,11 @@ pub fn run(
         SockFlag::SOCK_CLOEXEC,
     )
     .context("socketpair")?;
+    // --network=sandbox: the interface is read and its packet socket opened here,
+    // before the config is written (it carries the interface's addresses).
+    let net = crate::netdev::attach(&mut launch.config)?;
+    // Whichever way this returns, the interface goes back to the host kernel.
+    let _give_back = crate::netdev::GiveBack(launch.config.clone());
 
     let config_fd = memfd_create(c"rvisor-boot-config", MemFdCreateFlag::MFD_CLOEXEC)
         .context("memfd_create")?;
@@ -190,6 +195,10 @@ pub fn run(
     if let Some(c) = &launch.control {
         boot_cmd.arg(format!("--control-fd={}", c.as_raw_fd()));
         inherit.push(c);
+    }
+    if let Some(n) = &net {
+        boot_cmd.arg(format!("--net-fd={}", n.as_raw_fd()));
+        inherit.push(n);
     }
     if let Some(t) = &launch.stdio {
         let dup = |what| {

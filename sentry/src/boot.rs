@@ -153,6 +153,9 @@ fn run_inner(
         .map_err(fail)?;
 
     let fds = stdio_table().map_err(fail)?;
+    // The pod's interface (its packet socket, its eventfd) before the filter, which
+    // names that socket's fd.
+    crate::net::configure(&config).map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
     confinement.isolate_filesystem().map_err(fail)?;
     confinement

@@ -167,6 +167,14 @@ pub struct BootConfig {
     /// (`/proc/meminfo`, the CPU count, its cgroup filesystem).
     #[serde(default)]
     pub resources: ResourceConfig,
+    /// `--network=sandbox`: the interface the runtime opened a packet socket on
+    /// (handed over as `boot --net-fd`). `None`: loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netdev: Option<NetDevConfig>,
+    /// `--allow-metadata` or the pod annotation `dev.rvisor.metadata=allow`: the cloud
+    /// metadata server (169.254.169.254, fd00:ec2::254) stays reachable.
+    #[serde(default)]
+    pub allow_metadata: bool,
 }
 
 /// The container's limits (`linux.resources`, or `rvisor do --memory/--cpus`) and
@@ -214,6 +222,26 @@ pub struct HostCgroup {
     /// v1 only: the cpuacct controller's directory.
     #[serde(default)]
     pub cpuacct: Option<String>,
+}
+
+/// The network interface of the container's namespace as the runtime found it
+/// before taking its addresses over.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NetDevConfig {
+    /// Interface name (`eth0`).
+    pub name: String,
+    /// Its MAC address.
+    pub mac: [u8; 6],
+    /// Its MTU.
+    pub mtu: u32,
+    /// Its addresses as `ip/prefix`.
+    pub addrs: Vec<String>,
+    /// The IPv4 default gateway, if any.
+    #[serde(default)]
+    pub gateway4: Option<String>,
+    /// The IPv6 default gateway, if any.
+    #[serde(default)]
+    pub gateway6: Option<String>,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

@@ -15,6 +15,7 @@ pub struct Options {
     /// Path of the `rvisor` binary [default: beside the shim, else on PATH].
     pub binary: Option<PathBuf>,
     pub platform: Option<String>,
+    /// rvisor's `--network`: unset, rvisor's default for containers (`sandbox`).
     pub network: Option<String>,
     pub overlay: Option<String>,
     pub debug_log: Option<PathBuf>,
@@ -25,6 +26,10 @@ pub struct Options {
     /// rvisor's `--net-raw`: processes keep CAP_NET_RAW when their spec gives it.
     #[serde(default)]
     pub net_raw: bool,
+    /// rvisor's `--allow-metadata`: the cloud metadata server stays reachable from
+    /// every pod (one pod at a time: the annotation dev.rvisor.metadata=allow).
+    #[serde(default)]
+    pub allow_metadata: bool,
     /// rvisor's `--allow-mount-source DIR` for each: host directories bind mounts
     /// may come from, besides the bundle and the kubelet's and containerd's volumes.
     #[serde(default)]
@@ -89,6 +94,7 @@ impl Options {
             (self.debug, "--debug"),
             (self.unsafe_weak_confinement, "--unsafe-weak-confinement"),
             (self.net_raw, "--net-raw"),
+            (self.allow_metadata, "--allow-metadata"),
         ] {
             if on {
                 a.push(flag.into());

@@ -729,6 +729,8 @@ fn create_container(
         readonly_paths: Vec::new(),
         netns_path: None,
         resources: Default::default(),
+        netdev: None,
+        allow_metadata: false,
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(

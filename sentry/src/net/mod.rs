@@ -7,9 +7,14 @@
 //! sandbox is an in-memory pair of byte queues (no packets are built): see
 //! docs/networking.md. A later `--network=sandbox` puts a TCP/IP stack under the same
 //! seam: a destination that is not local is then the interface's to carry, and the
-//! loopback path stays as it is. Nothing here makes a host system call.
+//! loopback path stays as it is. With `--network=sandbox` that stack is
+//! [`external`]: smoltcp on a packet socket bound to the pod's interface.
+//!
+//! The cloud metadata server (169.254.169.254, fd00:ec2::254) is unreachable in
+//! every mode unless the runtime allows it ([`configure`]).
 
 pub mod addr;
+pub mod external;
 pub mod file;
 pub mod ifreq;
 pub mod loopback;
@@ -21,6 +26,7 @@ pub mod tcp;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::OnceLock;
 
 use crate::errno::{Errno, SysResult};
@@ -38,6 +44,33 @@ pub trait Interface: Send + Sync {
     /// The source address for a packet to `dst`; `ENETUNREACH` when no route leads
     /// there.
     fn source_for(&self, dst: IpAddr) -> SysResult<IpAddr>;
+}
+
+static ALLOW_METADATA: AtomicBool = AtomicBool::new(false);
+
+/// Sets the sandbox's network up from its boot config: the metadata policy, and
+/// the pod's interface under `--network=sandbox` (its packet socket given to
+/// [`external::set_device`] first).
+pub fn configure(config: &crate::config::BootConfig) -> Result<(), String> {
+    ALLOW_METADATA.store(config.allow_metadata, AtomicOrdering::Relaxed);
+    match (&config.netdev, config.network.as_str()) {
+        (Some(dev), "sandbox") => external::start(dev),
+        (Some(_), other) => Err(format!(
+            "--network={other}: an interface was handed over, which only sandbox uses"
+        )),
+        (None, _) => Ok(()),
+    }
+}
+
+/// Whether `ip` is the cloud metadata server's address (169.254.169.254 or
+/// fd00:ec2::254, also as a v4-mapped address).
+pub fn is_metadata(ip: IpAddr) -> bool {
+    const V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+    const V6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254);
+    match ip {
+        IpAddr::V4(a) => a == V4,
+        IpAddr::V6(a) => a == V6 || a.to_ipv4_mapped() == Some(V4),
+    }
 }
 
 /// The network state of the sandbox: port tables and interfaces.
@@ -114,7 +147,7 @@ impl Netstack {
     /// Whether a socket may bind `ip`: the wildcard, or a local address
     /// (`EADDRNOTAVAIL` otherwise).
     pub fn check_bindable(&self, ip: IpAddr) -> SysResult<()> {
-        if addr::is_any(ip) || self.iface.is_local(ip) {
+        if addr::is_any(ip) || self.iface.is_local(ip) || self.is_ext_local(ip) {
             Ok(())
         } else {
             Err(Errno::EADDRNOTAVAIL)
@@ -129,8 +162,36 @@ impl Netstack {
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             d => d,
         };
-        let src = self.iface.source_for(dst)?;
-        Ok((dst, src))
+        if is_metadata(dst) && !ALLOW_METADATA.load(AtomicOrdering::Relaxed) {
+            // Concealed: as if no route led there, whatever the interface's routes.
+            return Err(Errno::ENETUNREACH);
+        }
+        if self.is_ext_local(dst) {
+            // The sandbox's own address on the pod interface: delivered inside, as
+            // Linux routes it through `lo`.
+            return Ok((dst, dst));
+        }
+        match (self.iface.source_for(dst), external::get()) {
+            (Ok(src), _) => Ok((dst, src)),
+            (Err(_), Some(ext)) => Ok((dst, ext.source_for(dst)?)),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Whether `ip` is one of the pod interface's addresses.
+    pub fn is_ext_local(&self, ip: IpAddr) -> bool {
+        external::get().is_some_and(|e| e.is_local(ip))
+    }
+
+    /// Whether a packet to `dst` (a routed destination) leaves through the pod's
+    /// interface rather than staying in the sandbox.
+    pub fn is_external(&self, dst: IpAddr) -> bool {
+        external::get().is_some() && !self.iface.is_local(dst) && !self.is_ext_local(dst)
+    }
+
+    /// Whether a socket bound to `ip` also takes traffic from the pod's interface.
+    pub fn covers_external(&self, ip: IpAddr) -> bool {
+        external::get().is_some() && (addr::is_any(ip) || self.is_ext_local(ip))
     }
 }
 

@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
-use crate::net::addr::{Family, Local, SockAddr};
+use crate::net::addr::{self, Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
-use crate::net::{next_ino, stack};
+use crate::net::{external, next_ino, stack};
+use smoltcp::iface::SocketHandle;
 
 /// Bytes one direction of a connection queues when the receiver did not set
 /// `SO_RCVBUF`.
@@ -36,6 +37,12 @@ const LO_MSS: u32 = 65483;
 pub enum State {
     /// Data flows both ways.
     Established = 1,
+    /// Our SYN is out (`--network=sandbox`).
+    SynSent = 2,
+    /// A peer's SYN was answered.
+    SynRecv = 3,
+    /// We shut down writing; the peer has not acknowledged yet.
+    FinWait1 = 4,
     /// We shut down writing and the peer acknowledged.
     FinWait2 = 5,
     /// Both sides closed, we first.
@@ -48,6 +55,27 @@ pub enum State {
     LastAck = 9,
     /// Listening.
     Listen = 10,
+    /// Both sides closed at once.
+    Closing = 11,
+}
+
+impl State {
+    fn of(s: smoltcp::socket::tcp::State) -> State {
+        use smoltcp::socket::tcp::State as S;
+        match s {
+            S::Closed => State::Close,
+            S::Listen => State::Listen,
+            S::SynSent => State::SynSent,
+            S::SynReceived => State::SynRecv,
+            S::Established => State::Established,
+            S::FinWait1 => State::FinWait1,
+            S::FinWait2 => State::FinWait2,
+            S::CloseWait => State::CloseWait,
+            S::Closing => State::Closing,
+            S::LastAck => State::LastAck,
+            S::TimeWait => State::TimeWait,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -266,6 +294,13 @@ enum Phase {
         local: SockAddr,
         peer: SockAddr,
     },
+    /// Connecting or connected through the pod's interface (`--network=sandbox`):
+    /// a socket of the userspace stack.
+    Remote {
+        h: SocketHandle,
+        local: SockAddr,
+        peer: SockAddr,
+    },
 }
 
 /// The state of a TCP socket behind its lock.
@@ -282,6 +317,8 @@ pub struct TcpState {
     /// A connect failed or the connection died: Linux's `tcp_done` state, which
     /// polls as hung up, readable and writable.
     dead: bool,
+    /// The port this listener also takes from the pod's interface.
+    ext_listen: Option<u16>,
 }
 
 /// A TCP socket: shared by its file and, while it waits to be accepted, its
@@ -311,6 +348,9 @@ pub enum Connected {
     Now,
     /// Non-blocking: established or refused, reported later (`EINPROGRESS`).
     InProgress,
+    /// Blocking, through the pod's interface: wait on the queue until
+    /// [`TcpInner::connect_settled`], then `connect` again for the outcome.
+    Pending,
 }
 
 impl TcpInner {
@@ -332,6 +372,7 @@ impl TcpInner {
                 err: None,
                 connecting: false,
                 dead: false,
+                ext_listen: None,
             }),
         });
         stack().track_tcp(&s);
@@ -402,7 +443,7 @@ impl TcpInner {
                 *m = max;
                 return Ok(());
             }
-            Phase::Connected { .. } => return Err(Errno::EINVAL),
+            Phase::Connected { .. } | Phase::Remote { .. } => return Err(Errno::EINVAL),
             Phase::Idle if connecting => return Err(Errno::EINVAL),
             Phase::Idle => {}
         }
@@ -410,8 +451,13 @@ impl TcpInner {
             let any = self.family.any();
             self.bind_locked(&mut st, any, 0)?;
         }
-        if let Some((_, _, id)) = st.bound {
+        if let Some((local, port, id)) = st.bound {
             stack().tcp.set_listening(id, true);
+            let ip = local.ip(self.family);
+            if let (Some(ext), true) = (external::get(), stack().covers_external(ip)) {
+                ext.tcp_listen(port, (!addr::is_any(ip)).then_some(ip));
+                st.ext_listen = Some(port);
+            }
         }
         st.phase = Phase::Listen {
             queue: VecDeque::new(),
@@ -440,6 +486,29 @@ impl TcpInner {
                 return Ok(Connected::Now);
             }
             Phase::Connected { .. } => return Err(Errno::EISCONN),
+            Phase::Remote { h, .. } if st.connecting => {
+                let Some(ext) = external::get() else {
+                    return Err(Errno::EIO);
+                };
+                if ext.tcp_connecting(h) {
+                    // A blocking connect restarted after a signal waits on.
+                    return if nonblock {
+                        Err(Errno::EALREADY)
+                    } else {
+                        Ok(Connected::Pending)
+                    };
+                }
+                st.connecting = false;
+                if let Some(e) = ext.tcp_take_err(h) {
+                    st.phase = Phase::Idle;
+                    st.dead = true;
+                    drop(st);
+                    ext.tcp_close(h, true);
+                    return Err(e);
+                }
+                return Ok(Connected::Now);
+            }
+            Phase::Remote { .. } => return Err(Errno::EISCONN),
             Phase::Idle if st.connecting => {
                 st.connecting = false;
                 return Err(st.err.take().unwrap_or(Errno::ECONNREFUSED));
@@ -463,6 +532,17 @@ impl TcpInner {
         let src_port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
         let local = SockAddr::new(src_ip, src_port);
         let peer = SockAddr::new(dst_ip, dst.port);
+        if let (true, Some(ext)) = (stack().is_external(dst_ip), external::get()) {
+            let h = ext.tcp_connect(local, peer, &self.wq, st.opts.nodelay)?;
+            st.phase = Phase::Remote { h, local, peer };
+            st.dead = false;
+            st.connecting = true;
+            return Ok(if nonblock {
+                Connected::InProgress
+            } else {
+                Connected::Pending
+            });
+        }
         let rcvcap = queue_cap(&st.opts);
         drop(st);
 
@@ -547,6 +627,45 @@ impl TcpInner {
         Ok(conn)
     }
 
+    /// A connection from outside reached this listener (`--network=sandbox`): it
+    /// becomes a new socket in the accept queue.
+    pub fn enqueue_remote(
+        self: &Arc<Self>,
+        h: SocketHandle,
+        local: SockAddr,
+        peer: SockAddr,
+    ) -> SysResult<()> {
+        let ext = external::get().ok_or(Errno::EIO)?;
+        let mut st = self.lock()?;
+        let opts = st.opts.clone();
+        let Phase::Listen { queue, max } = &mut st.phase else {
+            return Err(Errno::ECONNREFUSED);
+        };
+        if queue.len() > *max {
+            // A full accept queue drops the connection, as Linux's backlog would.
+            return Err(Errno::ECONNREFUSED);
+        }
+        let server = TcpInner::with(self.family, self.uid, opts);
+        ext.adopt(h, &server.wq);
+        server.lock()?.phase = Phase::Remote { h, local, peer };
+        queue.push_back(server);
+        drop(st);
+        self.wq.notify_all();
+        Ok(())
+    }
+
+    /// Whether a connection through the pod's interface is no longer being set up
+    /// (established or failed).
+    pub fn connect_settled(&self) -> bool {
+        match self.lock().map(|s| match s.phase {
+            Phase::Remote { h, .. } => Some(h),
+            _ => None,
+        }) {
+            Ok(Some(h)) => !external::get().is_some_and(|e| e.tcp_connecting(h)),
+            _ => true,
+        }
+    }
+
     /// `accept(2)`: the oldest established connection (`EAGAIN` when none,
     /// `EINVAL` when not listening).
     pub fn accept(&self) -> SysResult<Arc<TcpInner>> {
@@ -566,6 +685,13 @@ impl TcpInner {
                 drop(st);
                 conn.send(side, data)
             }
+            Phase::Remote { h, .. } => {
+                let (h, nodelay) = (*h, st.opts.nodelay);
+                drop(st);
+                external::get()
+                    .ok_or(Errno::EIO)?
+                    .tcp_send(h, data, nodelay)
+            }
             _ => match st.err.take() {
                 Some(e) => Err(e),
                 None => Err(Errno::EPIPE),
@@ -582,6 +708,11 @@ impl TcpInner {
                 let (conn, side) = (conn.clone(), *side);
                 drop(st);
                 conn.recv(side, len, peek)
+            }
+            Phase::Remote { h, .. } => {
+                let h = *h;
+                drop(st);
+                external::get().ok_or(Errno::EIO)?.tcp_recv(h, len, peek)
             }
             _ => match st.err.take() {
                 Some(e) => Err(e),
@@ -600,6 +731,15 @@ impl TcpInner {
                 drop(st);
                 conn.shutdown(side, how != libc::SHUT_WR, how != libc::SHUT_RD)
             }
+            Phase::Remote { h, .. } => {
+                let h = *h;
+                drop(st);
+                external::get().ok_or(Errno::EIO)?.tcp_shutdown(
+                    h,
+                    how != libc::SHUT_WR,
+                    how != libc::SHUT_RD,
+                )
+            }
             Phase::Listen { .. } if how != libc::SHUT_WR => {
                 // Linux stops a listener on SHUT_RD: it becomes an unbound-for-
                 // connections closed socket; waiters in accept wake with EINVAL.
@@ -616,6 +756,9 @@ impl TcpInner {
             Ok(mut st) => {
                 if let Some((_, _, id)) = st.bound {
                     stack().tcp.set_listening(id, false);
+                }
+                if let (Some(port), Some(ext)) = (st.ext_listen.take(), external::get()) {
+                    ext.tcp_unlisten(port);
                 }
                 match std::mem::replace(&mut st.phase, Phase::Idle) {
                     Phase::Listen { queue, .. } => queue,
@@ -642,12 +785,20 @@ impl TcpInner {
                 if let Some((_, _, id)) = st.bound.take() {
                     stack().tcp.unbind(id);
                 }
+                if let (Some(port), Some(ext)) = (st.ext_listen.take(), external::get()) {
+                    ext.tcp_unlisten(port);
+                }
                 (p, linger0)
             }
             Err(_) => return,
         };
         match phase {
             Phase::Connected { conn, side, .. } => conn.close(side, abort || linger0),
+            Phase::Remote { h, .. } => {
+                if let Some(ext) = external::get() {
+                    ext.tcp_close(h, abort || linger0);
+                }
+            }
             Phase::Listen { queue, .. } => {
                 for s in queue {
                     s.close(true);
@@ -676,6 +827,11 @@ impl TcpInner {
                 drop(st);
                 conn.readiness(side)
             }
+            Phase::Remote { h, .. } => {
+                let h = *h;
+                drop(st);
+                external::get().map_or(libc::POLLERR as u32, |e| e.tcp_snapshot(h).readiness)
+            }
             Phase::Idle => {
                 let mut r = (libc::POLLOUT | libc::POLLWRNORM | libc::POLLHUP) as u32;
                 if st.dead {
@@ -695,7 +851,7 @@ impl TcpInner {
             return SockAddr::new(self.family.any(), 0);
         };
         match (&st.phase, st.bound) {
-            (Phase::Connected { local, .. }, _) => *local,
+            (Phase::Connected { local, .. }, _) | (Phase::Remote { local, .. }, _) => *local,
             (_, Some((l, port, _))) => SockAddr::new(l.ip(self.family), port),
             _ => SockAddr::new(self.family.any(), 0),
         }
@@ -711,6 +867,13 @@ impl TcpInner {
                     return Err(Errno::ENOTCONN);
                 }
                 Ok(*peer)
+            }
+            Phase::Remote { h, peer, .. } => {
+                let state = external::get().map(|e| e.tcp_snapshot(*h).state);
+                match state {
+                    Some(smoltcp::socket::tcp::State::Closed) | None => Err(Errno::ENOTCONN),
+                    _ => Ok(*peer),
+                }
             }
             _ => Err(Errno::ENOTCONN),
         }
@@ -729,6 +892,11 @@ impl TcpInner {
                 drop(st);
                 conn.state(side)
             }
+            Phase::Remote { h, .. } => {
+                let h = *h;
+                drop(st);
+                external::get().map_or(State::Close, |e| State::of(e.tcp_snapshot(h).state))
+            }
         }
     }
 
@@ -745,6 +913,14 @@ impl TcpInner {
                 conn.queued(side)
             }
             Phase::Listen { queue, max } => (queue.len(), *max),
+            Phase::Remote { h, .. } => {
+                let h = *h;
+                drop(st);
+                external::get().map_or((0, 0), |e| {
+                    let s = e.tcp_snapshot(h);
+                    (s.rx_queued, s.tx_queued)
+                })
+            }
             Phase::Idle => (0, 0),
         }
     }
@@ -763,6 +939,13 @@ impl TcpInner {
                     return e.0;
                 }
             }
+        }
+        if let Phase::Remote { h, .. } = &st.phase {
+            let h = *h;
+            drop(st);
+            return external::get()
+                .and_then(|e| e.tcp_take_err(h))
+                .map_or(0, |e| e.0);
         }
         0
     }
@@ -799,7 +982,7 @@ impl TcpInner {
             (libc::IPPROTO_TCP, libc::TCP_INFO) => return Ok(self.tcp_info()),
             (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
                 let st = self.lock()?;
-                let connected = matches!(st.phase, Phase::Connected { .. });
+                let connected = matches!(st.phase, Phase::Connected { .. } | Phase::Remote { .. });
                 let mss = match st.opts.maxseg {
                     0 if connected => LO_MSS as i32,
                     0 => 536,
@@ -871,9 +1054,14 @@ impl TcpInner {
         let local = self.local();
         let remote = self.peer().unwrap_or(SockAddr::new(self.family.any(), 0));
         let state = self.state();
-        // Nothing is ever unacknowledged over loopback: the send queue is empty.
+        // Nothing is ever unacknowledged over loopback: the send queue is empty
+        // there; through the pod's interface it is what waits for an ACK.
+        let remote_tx = match self.lock().map(|s| matches!(s.phase, Phase::Remote { .. })) {
+            Ok(true) => self.queued().1,
+            _ => 0,
+        };
         let rx = self.queued().0;
-        (local, remote, state, 0, rx, self.uid, self.ino)
+        (local, remote, state, remote_tx, rx, self.uid, self.ino)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
-use crate::net::{next_ino, stack};
+use crate::net::{external, next_ino, stack};
 
 /// Largest UDP payload over IPv4 (65535 less the IP and UDP headers).
 pub const MAX_V4: usize = 65_507;
@@ -41,6 +41,19 @@ struct UdpState {
     shut_wr: bool,
     /// `bind` named the port: a disconnect keeps it (Linux's SOCK_BINDPORT_LOCK).
     port_locked: bool,
+    /// The port also bound on the pod's interface (`--network=sandbox`).
+    ext_port: Option<u16>,
+}
+
+impl UdpState {
+    fn unbind(&mut self) {
+        if let Some((_, _, id)) = self.bound.take() {
+            stack().udp.unbind(id);
+        }
+        if let (Some(p), Some(ext)) = (self.ext_port.take(), external::get()) {
+            ext.udp_unbind(p);
+        }
+    }
 }
 
 /// A UDP socket.
@@ -55,9 +68,7 @@ pub struct UdpInner {
 impl Drop for UdpInner {
     fn drop(&mut self) {
         if let Ok(st) = self.st.get_mut() {
-            if let Some((_, _, id)) = st.bound {
-                stack().udp.unbind(id);
-            }
+            st.unbind();
         }
     }
 }
@@ -91,6 +102,7 @@ impl UdpInner {
                 shut_rd: false,
                 shut_wr: false,
                 port_locked: false,
+                ext_port: None,
             }),
         })
     }
@@ -128,6 +140,10 @@ impl UdpInner {
         };
         let (id, port) = stack().udp.bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
+        if let (Some(ext), true) = (external::get(), stack().covers_external(ip)) {
+            ext.udp_bind(port);
+            st.ext_port = Some(port);
+        }
         Ok(())
     }
 
@@ -173,9 +189,7 @@ impl UdpInner {
         st.conn_local = None;
         if !st.port_locked {
             // An automatically chosen port goes back with the association.
-            if let Some((_, _, id)) = st.bound.take() {
-                stack().udp.unbind(id);
-            }
+            st.unbind();
         }
         Ok(())
     }
@@ -222,6 +236,9 @@ impl UdpInner {
         let from = SockAddr::new(src_ip, st.bound.map(|b| b.1).unwrap_or(0));
         let connected = st.peer.is_some();
         drop(st);
+        if let (true, Some(ext)) = (stack().is_external(dst_ip), external::get()) {
+            return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
+        }
         // The filter runs under the port table's lock: no socket lock in it.
         match stack().udp.lookup(dst_ip, dst.port, |_, _| true) {
             Some(r) => r.deliver(from, data),
@@ -404,6 +421,14 @@ impl UdpInner {
         let remote = self.peer().unwrap_or(SockAddr::new(self.family.any(), 0));
         let rx = self.lock().map(|s| s.charged).unwrap_or(0);
         (local, remote, 0, rx, self.uid, self.ino)
+    }
+}
+
+/// A datagram from the pod's interface for `to`: queued on the socket bound there
+/// (dropped when none is, as the stack answers nothing for UDP).
+pub fn deliver_external(to: SockAddr, from: SockAddr, data: &[u8]) {
+    if let Some(r) = stack().udp.lookup(to.ip, to.port, |_, _| true) {
+        r.deliver(from, data);
     }
 }
 

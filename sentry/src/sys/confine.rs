@@ -62,6 +62,10 @@ pub enum Cmp {
     /// The argument's low 32 bits equal the sentry's `personality` at build time with
     /// the given flags added.
     Personality(u8, u32),
+    /// The argument's low 32 bits equal the fd of the `--network=sandbox` packet
+    /// socket (known when the filter is built; without one, -1, which no call passes
+    /// as a descriptor that works).
+    PacketFd(u8),
 }
 
 /// How a row's arguments are checked.
@@ -214,6 +218,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::TCGETS as u32)], &[Cmp::Eq(1, libc::TIOCGWINSZ as u32)], &[Cmp::Eq(1, SECCOMP_IOCTL_NOTIF_RECV)], &[Cmp::Eq(1, SECCOMP_IOCTL_NOTIF_SEND)], &[Cmp::Eq(1, SECCOMP_IOCTL_NOTIF_ID_VALID)], &[Cmp::Eq(1, SECCOMP_IOCTL_NOTIF_SET_FLAGS)]])): "TCGETS/TIOCGWINSZ on the caller's terminal (the only host ioctls, sys::host::tty_query); systrap: request gate (seccomp user notification): NOTIF_RECV/SEND/ID_VALID/SET_FLAGS. No TIOCSTI, TIOCSCTTY or any other request",
     SYS_sendmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as u32)]])): "gofer requests; passing fds to stubs: MSG_NOSIGNAL (and MSG_DONTWAIT) only",
     SYS_recvmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT | libc::MSG_PEEK | libc::MSG_TRUNC) as u32)]])): "gofer replies with donated fds (MSG_CMSG_CLOEXEC); remote recvmsg in ptrace stubs (MSG_DONTWAIT|MSG_CMSG_CLOEXEC)",
+    SYS_recvfrom(one_of(&[&[Cmp::PacketFd(0), Cmp::Eq(3, crate::sys::packet::RECV_FLAGS as u32)]])): "--network=sandbox: frames from the pod's interface (sys::packet): only on the packet socket the runtime opened, MSG_DONTWAIT|MSG_TRUNC only",
+    SYS_sendto(one_of(&[&[Cmp::PacketFd(0), Cmp::Eq(3, crate::sys::packet::SEND_FLAGS as u32), Cmp::Eq64(4, 0)]])): "--network=sandbox: frames to the pod's interface (sys::packet): only on the packet socket the runtime opened (bound to that interface), MSG_DONTWAIT, no destination address",
     SYS_socketpair(one_of(&[&[Cmp::Eq(0, libc::AF_UNIX as u32)]])): "the control channel of each new stub: AF_UNIX only (no network socket can be made)",
     // The platforms.
     #[ptrace] SYS_ptrace(one_of(&[
@@ -278,6 +284,7 @@ pub const OPENAT_FLAGS: i32 = libc::O_CLOEXEC | libc::O_LARGEFILE | libc::O_NOCT
 struct Runtime {
     pid: u32,
     personality: u32,
+    packet_fd: u32,
 }
 
 impl Runtime {
@@ -287,6 +294,7 @@ impl Runtime {
         Runtime {
             pid: pid as u32,
             personality: personality as u32,
+            packet_fd: crate::net::external::packet_fd().unwrap_or(-1) as u32,
         }
     }
 }
@@ -311,6 +319,7 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
             one(a, Dword, SeccompCmpOp::Le, u64::from(hi))?,
         ],
         Cmp::OwnPid(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.pid))?],
+        Cmp::PacketFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.packet_fd))?],
         Cmp::Personality(a, add) => vec![one(
             a,
             Dword,

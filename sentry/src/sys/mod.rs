@@ -5,4 +5,5 @@ pub mod confine;
 pub mod core_sched;
 pub mod host;
 pub mod isolation;
+pub mod packet;
 pub mod pod;

@@ -154,6 +154,19 @@ pub fn connect(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
         (InetSocket::Tcp(t), Parsed::Inet(sa)) => match t.connect(sa, f.nonblocking())? {
             Connected::Now => {}
             Connected::InProgress => return Err(Errno::EINPROGRESS),
+            Connected::Pending => {
+                // A handshake through the pod's interface: wait for its outcome
+                // (SO_SNDTIMEO bounds the wait; then EINPROGRESS, as Linux).
+                match wait_until(task, t.queue(), t.timeout(true), || t.connect_settled()) {
+                    Ok(()) => {}
+                    Err(Errno::EAGAIN) => return Err(Errno::EINPROGRESS),
+                    Err(e) => return Err(e),
+                }
+                match t.connect(sa, false)? {
+                    Connected::Now => {}
+                    _ => return Err(Errno::EINPROGRESS),
+                }
+            }
         },
     }
     Ok(0)

@@ -96,6 +96,8 @@ fn config(overlay: &str) -> BootConfig {
         readonly_paths: Vec::new(),
         netns_path: None,
         resources: Default::default(),
+        netdev: None,
+        allow_metadata: false,
     }
 }
 

@@ -1,0 +1,996 @@
+//! The pod's interface under `--network=sandbox`: a userspace TCP/IP stack
+//! (smoltcp) on the packet socket the runtime opened on the container's network
+//! namespace interface before confinement.
+//!
+//! The runtime took the interface's addresses away from the host kernel (so the
+//! kernel neither answers ARP nor resets connections for them) and handed them to
+//! the sentry in the boot config; from then on the host kernel sees only frames.
+//! smoltcp answers ARP, NDP and ICMP echo itself. Sockets of the socket layer whose
+//! destination is not local ([`super::Netstack::is_external`]) are smoltcp sockets
+//! named by a [`SocketHandle`]; loopback traffic stays in-memory as before.
+//!
+//! One lock guards the stack. A driver thread polls it whenever a frame arrives or a
+//! timer (retransmission, delayed ACK, TIME-WAIT) is due; a task that changes a
+//! socket (send, receive, close) polls it inline so its segments leave at once, and
+//! kicks the driver when that moved the next timer earlier. Work that needs other
+//! locks (queueing an accepted connection on its listener, delivering a datagram
+//! through the UDP port table, waking waiters) is collected under the lock and done
+//! after it is released: sockets take their own lock before this one.
+//!
+//! Checksums of received frames are not verified: over a veth the sender's kernel
+//! leaves them to "hardware" (CHECKSUM_PARTIAL), so what the packet socket sees is
+//! not final; frames reach the interface from the host only, never from a wire.
+//! For the same reason a received frame may be a GSO aggregate larger than the MTU.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Instant as StdInstant;
+
+use smoltcp::iface::{Config, Interface as SmolIface, PollResult, SocketHandle, SocketSet};
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+};
+
+use crate::config::NetDevConfig;
+use crate::errno::{Errno, SysResult};
+use crate::kernel::wait::WaitQueue;
+use crate::net::addr::SockAddr;
+use crate::sys::packet;
+
+/// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
+/// tens of KiB; 4 MiB measured no faster there (docs/networking.md).
+pub const TCP_BUF: usize = 256 << 10;
+/// Listening smoltcp sockets kept per listening port (each takes one SYN).
+const LISTEN_POOL: usize = 8;
+/// How long a connection attempt or unacknowledged data may wait (Linux gives up on
+/// a SYN after about 2 minutes).
+const TCP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// UDP datagrams and bytes queued per bound port, each way.
+const UDP_SLOTS: usize = 256;
+const UDP_BYTES: usize = 1 << 20;
+/// Largest frame read from the packet socket: a GSO aggregate of 64 KiB, its
+/// Ethernet header and a VLAN tag.
+const RX_FRAME: usize = 65536 + 14 + 4;
+
+static DEVICE: Mutex<Option<OwnedFd>> = Mutex::new(None);
+static PACKET_FD: AtomicI32 = AtomicI32::new(-1);
+static EXTERNAL: OnceLock<Arc<External>> = OnceLock::new();
+
+/// Hands the sentry the packet socket the runtime opened (`boot --net-fd`), before
+/// [`start`].
+pub fn set_device(fd: OwnedFd) {
+    PACKET_FD.store(fd.as_raw_fd(), Ordering::Relaxed);
+    if let Ok(mut d) = DEVICE.lock() {
+        *d = Some(fd);
+    }
+}
+
+/// The packet socket's fd, for the seccomp allow-list.
+pub fn packet_fd() -> Option<i32> {
+    let fd = PACKET_FD.load(Ordering::Relaxed);
+    (fd >= 0).then_some(fd)
+}
+
+/// The pod's interface, when the sandbox has one.
+pub fn get() -> Option<&'static Arc<External>> {
+    EXTERNAL.get()
+}
+
+/// Starts the stack on the device given to [`set_device`] with the interface as
+/// the runtime described it, and its driver thread.
+pub fn start(cfg: &NetDevConfig) -> Result<(), String> {
+    let fd = DEVICE
+        .lock()
+        .ok()
+        .and_then(|mut d| d.take())
+        .ok_or("--network=sandbox: no packet socket was handed over")?;
+    let ext = Arc::new(External::new(cfg, fd)?);
+    if EXTERNAL.set(ext.clone()).is_err() {
+        return Err("--network=sandbox: the interface is already set up".into());
+    }
+    let driver = ext.clone();
+    std::thread::Builder::new()
+        .name("netstack".into())
+        .spawn(move || driver.drive())
+        .map_err(|e| format!("--network=sandbox: driver thread: {e}"))?;
+    tracing::info!(
+        iface = %cfg.name, mtu = cfg.mtu, addrs = ?cfg.addrs,
+        gateway4 = ?cfg.gateway4, gateway6 = ?cfg.gateway6,
+        "sandbox network: userspace stack attached"
+    );
+    Ok(())
+}
+
+/// The packet socket as a smoltcp device.
+struct PacketDev {
+    fd: Arc<OwnedFd>,
+    mtu: usize,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    rx_bytes: u64,
+    rx_packets: u64,
+    tx_bytes: u64,
+    tx_packets: u64,
+}
+
+struct Rx<'a>(&'a [u8]);
+
+impl phy::RxToken for Rx<'_> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        f(self.0)
+    }
+}
+
+struct Tx<'a> {
+    fd: &'a OwnedFd,
+    buf: &'a mut Vec<u8>,
+    bytes: &'a mut u64,
+    packets: &'a mut u64,
+}
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let r = f(&mut self.buf[..len]);
+        // A full host queue drops the frame, as a NIC would; TCP resends it.
+        if packet::send_frame(self.fd.as_fd(), &self.buf[..len]).is_ok() {
+            *self.bytes += len as u64;
+            *self.packets += 1;
+        }
+        r
+    }
+}
+
+impl Device for PacketDev {
+    type RxToken<'a> = Rx<'a>;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
+        loop {
+            match packet::recv_frame(self.fd.as_fd(), &mut self.rx) {
+                Ok(Some(n)) if n <= self.rx.len() => {
+                    self.rx_bytes += n as u64;
+                    self.rx_packets += 1;
+                    return Some((
+                        Rx(&self.rx[..n]),
+                        Tx {
+                            fd: &self.fd,
+                            buf: &mut self.tx,
+                            bytes: &mut self.tx_bytes,
+                            packets: &mut self.tx_packets,
+                        },
+                    ));
+                }
+                // The host's own frames on the interface, and oversized ones.
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
+        Some(Tx {
+            fd: &self.fd,
+            buf: &mut self.tx,
+            bytes: &mut self.tx_bytes,
+            packets: &mut self.tx_packets,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + 14;
+        let mut sum = ChecksumCapabilities::default();
+        sum.ipv4 = Checksum::Tx;
+        sum.udp = Checksum::Tx;
+        sum.tcp = Checksum::Tx;
+        sum.icmpv4 = Checksum::Tx;
+        sum.icmpv6 = Checksum::Tx;
+        caps.checksum = sum;
+        caps
+    }
+}
+
+/// What the socket layer keeps of a smoltcp TCP socket it owns.
+struct Rec {
+    wq: Weak<WaitQueue>,
+    last: tcp::State,
+    wr_shut: bool,
+    rd_shut: bool,
+    err: Option<Errno>,
+    started: StdInstant,
+}
+
+struct Listener {
+    refs: usize,
+    addr: Option<IpAddr>,
+    pool: Vec<SocketHandle>,
+}
+
+struct State {
+    iface: SmolIface,
+    dev: PacketDev,
+    sockets: SocketSet<'static>,
+    conns: HashMap<SocketHandle, Rec>,
+    listeners: HashMap<u16, Listener>,
+    /// Closed by the program, still finishing (FIN, unsent data, TIME-WAIT).
+    orphans: Vec<SocketHandle>,
+    /// Bound UDP ports: (bindings, socket).
+    udp: HashMap<u16, (usize, SocketHandle)>,
+    /// When the driver wakes next (`None`: only for a frame).
+    driver_at: Option<SmolInstant>,
+}
+
+/// Work found under the stack's lock, done after it is released.
+#[derive(Default)]
+struct Events {
+    accepted: Vec<(SocketHandle, SockAddr, SockAddr)>,
+    dgrams: Vec<(SockAddr, SockAddr, Vec<u8>)>,
+    wake: Vec<Arc<WaitQueue>>,
+}
+
+/// A connection's state as the socket layer reads it.
+pub struct Snapshot {
+    /// The TCP state.
+    pub state: tcp::State,
+    /// `poll` bits.
+    pub readiness: u32,
+    /// Bytes received and not read.
+    pub rx_queued: usize,
+    /// Bytes sent and not acknowledged.
+    pub tx_queued: usize,
+}
+
+/// The pod's interface and the stack on it.
+pub struct External {
+    name: String,
+    mtu: u32,
+    mac: [u8; 6],
+    v4: Vec<(Ipv4Addr, u8)>,
+    v6: Vec<(Ipv6Addr, u8)>,
+    gw4: Option<Ipv4Addr>,
+    gw6: Option<Ipv6Addr>,
+    fd: Arc<OwnedFd>,
+    kick: OwnedFd,
+    epoch: StdInstant,
+    st: Mutex<State>,
+}
+
+fn endpoint(a: SockAddr) -> IpEndpoint {
+    IpEndpoint::new(IpAddress::from(a.ip), a.port)
+}
+
+fn sockaddr(e: IpEndpoint) -> SockAddr {
+    SockAddr::new(IpAddr::from(e.addr), e.port)
+}
+
+fn bits(b: i16) -> u32 {
+    b as u16 as u32
+}
+
+impl External {
+    fn new(cfg: &NetDevConfig, fd: OwnedFd) -> Result<External, String> {
+        let bad = |what: &str| format!("--network=sandbox: bad {what} in the boot config");
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for a in &cfg.addrs {
+            let (ip, prefix) = a.split_once('/').ok_or_else(|| bad("address"))?;
+            let prefix: u8 = prefix.parse().map_err(|_| bad("prefix"))?;
+            match ip.parse::<IpAddr>().map_err(|_| bad("address"))? {
+                IpAddr::V4(ip) if prefix <= 32 => v4.push((ip, prefix)),
+                IpAddr::V6(ip) if prefix <= 128 => v6.push((ip, prefix)),
+                _ => return Err(bad("prefix")),
+            }
+        }
+        let gw4 = match &cfg.gateway4 {
+            Some(g) => Some(g.parse::<Ipv4Addr>().map_err(|_| bad("gateway"))?),
+            None => None,
+        };
+        let gw6 = match &cfg.gateway6 {
+            Some(g) => Some(g.parse::<Ipv6Addr>().map_err(|_| bad("gateway"))?),
+            None => None,
+        };
+        let mtu = cfg.mtu.clamp(576, 65535);
+        let fd = Arc::new(fd);
+        let mut dev = PacketDev {
+            fd: fd.clone(),
+            mtu: mtu as usize,
+            rx: vec![0; RX_FRAME],
+            tx: vec![0; mtu as usize + 14],
+            rx_bytes: 0,
+            rx_packets: 0,
+            tx_bytes: 0,
+            tx_packets: 0,
+        };
+        let mac = EthernetAddress(cfg.mac);
+        if !mac.is_unicast() {
+            return Err(bad("MAC address"));
+        }
+        let mut config = Config::new(HardwareAddress::Ethernet(mac));
+        let mut seed = [0u8; 8];
+        let _ = crate::sys::host::random_bytes(&mut seed, 0);
+        config.random_seed = u64::from_ne_bytes(seed);
+        let epoch = StdInstant::now();
+        let mut iface = SmolIface::new(config, &mut dev, SmolInstant::from_micros(0));
+        iface.update_ip_addrs(|addrs| {
+            for (ip, p) in &v4 {
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv4(*ip), *p));
+            }
+            for (ip, p) in &v6 {
+                let _ = addrs.push(IpCidr::new(IpAddress::Ipv6(*ip), *p));
+            }
+        });
+        if let Some(g) = gw4 {
+            iface
+                .routes_mut()
+                .add_default_ipv4_route(g)
+                .map_err(|_| bad("gateway"))?;
+        }
+        if let Some(g) = gw6 {
+            iface
+                .routes_mut()
+                .add_default_ipv6_route(g)
+                .map_err(|_| bad("gateway"))?;
+        }
+        let kick = packet::eventfd().map_err(|e| format!("--network=sandbox: eventfd: {e}"))?;
+        Ok(External {
+            name: cfg.name.clone(),
+            mtu,
+            mac: cfg.mac,
+            v4,
+            v6,
+            gw4,
+            gw6,
+            fd,
+            kick,
+            epoch,
+            st: Mutex::new(State {
+                iface,
+                dev,
+                sockets: SocketSet::new(Vec::new()),
+                conns: HashMap::new(),
+                listeners: HashMap::new(),
+                orphans: Vec::new(),
+                udp: HashMap::new(),
+                driver_at: None,
+            }),
+        })
+    }
+
+    /// The interface's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its MTU.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// Its MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Its addresses with their prefix lengths.
+    pub fn addrs(&self) -> Vec<(IpAddr, u8)> {
+        let v4 = self.v4.iter().map(|(a, p)| (IpAddr::V4(*a), *p));
+        let v6 = self.v6.iter().map(|(a, p)| (IpAddr::V6(*a), *p));
+        v4.chain(v6).collect()
+    }
+
+    /// Whether `ip` is one of the interface's addresses.
+    pub fn is_local(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.v4.iter().any(|(b, _)| *b == a),
+            IpAddr::V6(a) => self.v6.iter().any(|(b, _)| *b == a),
+        }
+    }
+
+    /// The source address for `dst` (on a connected prefix or behind a gateway);
+    /// `ENETUNREACH` when no route leads there.
+    pub fn source_for(&self, dst: IpAddr) -> SysResult<IpAddr> {
+        match dst {
+            IpAddr::V4(d) => {
+                let on_link = self.v4.iter().find(|(a, p)| {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*p)).unwrap_or(0);
+                    u32::from(*a) & mask == u32::from(d) & mask
+                });
+                match (on_link, self.v4.first(), self.gw4) {
+                    (Some((a, _)), _, _) => Ok(IpAddr::V4(*a)),
+                    (None, Some((a, _)), Some(_)) => Ok(IpAddr::V4(*a)),
+                    _ => Err(Errno::ENETUNREACH),
+                }
+            }
+            IpAddr::V6(d) => {
+                let link_local = |a: &Ipv6Addr| a.segments()[0] & 0xffc0 == 0xfe80;
+                let on_link = self.v6.iter().find(|(a, p)| {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*p)).unwrap_or(0);
+                    u128::from(*a) & mask == u128::from(d) & mask
+                });
+                let global = self.v6.iter().find(|(a, _)| !link_local(a));
+                match (on_link, global, self.gw6) {
+                    (Some((a, _)), _, _) => Ok(IpAddr::V6(*a)),
+                    (None, Some((a, _)), Some(_)) => Ok(IpAddr::V6(*a)),
+                    _ => Err(Errno::ENETUNREACH),
+                }
+            }
+        }
+    }
+
+    /// (bytes, packets) received and sent on the interface.
+    pub fn counters(&self) -> ((u64, u64), (u64, u64)) {
+        match self.st.lock() {
+            Ok(s) => (
+                (s.dev.rx_bytes, s.dev.rx_packets),
+                (s.dev.tx_bytes, s.dev.tx_packets),
+            ),
+            Err(_) => ((0, 0), (0, 0)),
+        }
+    }
+
+    fn now(&self) -> SmolInstant {
+        SmolInstant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    fn lock(&self) -> SysResult<MutexGuard<'_, State>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// One pass of the stack: frames in and out, then what changed for the socket
+    /// layer.
+    fn poll_locked(&self, st: &mut State) -> Events {
+        let now = self.now();
+        let State {
+            iface,
+            dev,
+            sockets,
+            conns,
+            listeners,
+            orphans,
+            udp,
+            ..
+        } = st;
+        let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        let mut ev = Events::default();
+        for (port, l) in listeners.iter_mut() {
+            let mut listening = 0;
+            let mut gone = Vec::new();
+            l.pool.retain(|&h| {
+                let s = sockets.get::<tcp::Socket>(h);
+                match s.state() {
+                    tcp::State::Listen => {
+                        listening += 1;
+                        true
+                    }
+                    tcp::State::SynReceived => true,
+                    tcp::State::Closed => {
+                        gone.push(h);
+                        false
+                    }
+                    _ => {
+                        match (s.local_endpoint(), s.remote_endpoint()) {
+                            (Some(l), Some(r)) => ev.accepted.push((h, sockaddr(l), sockaddr(r))),
+                            _ => gone.push(h),
+                        }
+                        false
+                    }
+                }
+            });
+            for h in gone {
+                sockets.remove(h);
+            }
+            while listening < LISTEN_POOL {
+                match listen_socket(*port, l.addr) {
+                    Some(s) => l.pool.push(sockets.add(s)),
+                    None => break,
+                }
+                listening += 1;
+            }
+        }
+        for (h, rec) in conns.iter_mut() {
+            let state = sockets.get::<tcp::Socket>(*h).state();
+            if state != rec.last {
+                if state == tcp::State::Closed {
+                    rec.err = match rec.last {
+                        tcp::State::SynSent | tcp::State::SynReceived
+                            if rec.started.elapsed() >= TCP_TIMEOUT =>
+                        {
+                            Some(Errno::ETIMEDOUT)
+                        }
+                        tcp::State::SynSent | tcp::State::SynReceived => Some(Errno::ECONNREFUSED),
+                        tcp::State::TimeWait | tcp::State::LastAck | tcp::State::Closing => None,
+                        _ if rec.wr_shut => None,
+                        _ => Some(Errno::ECONNRESET),
+                    };
+                }
+                rec.last = state;
+            }
+        }
+        if changed {
+            ev.wake = conns.values().filter_map(|r| r.wq.upgrade()).collect();
+        }
+        for (port, (_, h)) in udp.iter() {
+            let s = sockets.get_mut::<udp::Socket>(*h);
+            while let Ok((data, meta)) = s.recv() {
+                let local = meta
+                    .local_address
+                    .map(IpAddr::from)
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                ev.dgrams.push((
+                    SockAddr::new(local, *port),
+                    sockaddr(meta.endpoint),
+                    data.to_vec(),
+                ));
+            }
+        }
+        orphans.retain(|&h| {
+            let done = matches!(
+                sockets.get::<tcp::Socket>(h).state(),
+                tcp::State::Closed | tcp::State::TimeWait
+            );
+            if done {
+                sockets.remove(h);
+            }
+            !done
+        });
+        ev
+    }
+
+    /// Polls after a change a task made; the driver is kicked when its next wake-up
+    /// must come earlier.
+    fn after(&self, mut st: MutexGuard<'_, State>) {
+        let ev = self.poll_locked(&mut st);
+        let now = self.now();
+        let at = {
+            let st = &mut *st;
+            st.iface.poll_at(now, &st.sockets)
+        };
+        let kick = match (at, st.driver_at) {
+            (Some(a), Some(d)) => a < d,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if kick {
+            st.driver_at = at;
+        }
+        drop(st);
+        if kick {
+            packet::kick(self.kick.as_fd());
+        }
+        self.dispatch(ev);
+    }
+
+    fn dispatch(&self, ev: Events) {
+        for (h, local, peer) in ev.accepted {
+            let listener = super::stack()
+                .tcp
+                .lookup(local.ip, local.port, |_, listening| listening);
+            let ok = match listener {
+                Some(l) => l.enqueue_remote(h, local, peer).is_ok(),
+                None => false,
+            };
+            if !ok {
+                self.abort_unadopted(h);
+            }
+        }
+        for (to, from, data) in ev.dgrams {
+            super::udp::deliver_external(to, from, &data);
+        }
+        for q in ev.wake {
+            q.notify_all();
+        }
+    }
+
+    fn drive(self: Arc<Self>) {
+        loop {
+            let (ev, delay) = match self.st.lock() {
+                Ok(mut st) => {
+                    let ev = self.poll_locked(&mut st);
+                    let now = self.now();
+                    let delay = {
+                        let st = &mut *st;
+                        st.iface.poll_delay(now, &st.sockets)
+                    };
+                    st.driver_at = delay.map(|d| now + d);
+                    (ev, delay)
+                }
+                Err(_) => return,
+            };
+            self.dispatch(ev);
+            let timeout = delay.map(|d| std::time::Duration::from_micros(d.total_micros()));
+            packet::wait(self.fd.as_fd(), self.kick.as_fd(), timeout);
+            packet::drain(self.kick.as_fd());
+        }
+    }
+
+    fn new_tcp() -> tcp::Socket<'static> {
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUF]),
+        );
+        s.set_timeout(Some(SmolDuration::from_micros(
+            TCP_TIMEOUT.as_micros() as u64
+        )));
+        s
+    }
+
+    /// Starts a connection from `local` to `peer`; `wq` is woken as it changes.
+    pub fn tcp_connect(
+        &self,
+        local: SockAddr,
+        peer: SockAddr,
+        wq: &Arc<WaitQueue>,
+        nodelay: bool,
+    ) -> SysResult<SocketHandle> {
+        let mut st = self.lock()?;
+        let mut s = Self::new_tcp();
+        s.set_nagle_enabled(!nodelay);
+        let State { iface, sockets, .. } = &mut *st;
+        s.connect(iface.context(), endpoint(peer), endpoint(local))
+            .map_err(|e| match e {
+                tcp::ConnectError::InvalidState => Errno::EISCONN,
+                tcp::ConnectError::Unaddressable => Errno::ENETUNREACH,
+            })?;
+        let h = sockets.add(s);
+        st.conns.insert(
+            h,
+            Rec {
+                wq: Arc::downgrade(wq),
+                last: tcp::State::SynSent,
+                wr_shut: false,
+                rd_shut: false,
+                err: None,
+                started: StdInstant::now(),
+            },
+        );
+        self.after(st);
+        Ok(h)
+    }
+
+    /// Takes over an accepted connection for a socket whose queue is `wq`.
+    pub fn adopt(&self, h: SocketHandle, wq: &Arc<WaitQueue>) {
+        if let Ok(mut st) = self.lock() {
+            let last = st.sockets.get::<tcp::Socket>(h).state();
+            st.conns.insert(
+                h,
+                Rec {
+                    wq: Arc::downgrade(wq),
+                    last,
+                    wr_shut: false,
+                    rd_shut: false,
+                    err: None,
+                    started: StdInstant::now(),
+                },
+            );
+        }
+    }
+
+    /// Whether the connection is still being set up.
+    pub fn tcp_connecting(&self, h: SocketHandle) -> bool {
+        self.lock()
+            .map(|st| {
+                st.conns.contains_key(&h)
+                    && matches!(
+                        st.sockets.get::<tcp::Socket>(h).state(),
+                        tcp::State::SynSent | tcp::State::SynReceived
+                    )
+            })
+            .unwrap_or(false)
+    }
+
+    /// Queues `data` for sending (`EAGAIN` when the send buffer is full).
+    pub fn tcp_send(&self, h: SocketHandle, data: &[u8], nodelay: bool) -> SysResult<usize> {
+        let mut st = self.lock()?;
+        let State { sockets, conns, .. } = &mut *st;
+        let rec = conns.get_mut(&h).ok_or(Errno::EPIPE)?;
+        if let Some(e) = rec.err.take() {
+            return Err(e);
+        }
+        let s = sockets.get_mut::<tcp::Socket>(h);
+        match s.state() {
+            tcp::State::SynSent | tcp::State::SynReceived => return Err(Errno::EAGAIN),
+            _ if rec.wr_shut || !s.may_send() => return Err(Errno::EPIPE),
+            _ => {}
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        s.set_nagle_enabled(!nodelay);
+        let n = s.send_slice(data).map_err(|_| Errno::EPIPE)?;
+        if n == 0 {
+            return Err(Errno::EAGAIN);
+        }
+        self.after(st);
+        Ok(n)
+    }
+
+    /// Takes (or copies, `peek`) up to `len` received bytes: empty at the end of
+    /// the stream, `EAGAIN` when nothing is there yet.
+    pub fn tcp_recv(&self, h: SocketHandle, len: usize, peek: bool) -> SysResult<Vec<u8>> {
+        let mut st = self.lock()?;
+        let State { sockets, conns, .. } = &mut *st;
+        let rec = conns.get_mut(&h).ok_or(Errno::ENOTCONN)?;
+        let s = sockets.get_mut::<tcp::Socket>(h);
+        if s.recv_queue() > 0 && len > 0 && !rec.rd_shut {
+            let mut out = vec![0u8; len.min(s.recv_queue())];
+            let n = if peek {
+                s.peek_slice(&mut out)
+            } else {
+                s.recv_slice(&mut out)
+            }
+            .unwrap_or(0);
+            out.truncate(n);
+            if !peek {
+                // The window opened: the peer may need to hear it.
+                self.after(st);
+            }
+            return Ok(out);
+        }
+        if let Some(e) = rec.err.take() {
+            return Err(e);
+        }
+        match s.state() {
+            tcp::State::SynSent | tcp::State::SynReceived if !rec.rd_shut => Err(Errno::EAGAIN),
+            _ if rec.rd_shut || !s.may_recv() || len == 0 => Ok(Vec::new()),
+            _ => Err(Errno::EAGAIN),
+        }
+    }
+
+    /// `shutdown(2)`: reading stops locally; writing sends FIN after queued data.
+    pub fn tcp_shutdown(&self, h: SocketHandle, rd: bool, wr: bool) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let State { sockets, conns, .. } = &mut *st;
+        let rec = conns.get_mut(&h).ok_or(Errno::ENOTCONN)?;
+        rec.rd_shut |= rd;
+        if wr && !rec.wr_shut {
+            rec.wr_shut = true;
+            sockets.get_mut::<tcp::Socket>(h).close();
+        }
+        let wq = rec.wq.upgrade();
+        self.after(st);
+        if let Some(q) = wq {
+            q.notify_all();
+        }
+        Ok(())
+    }
+
+    /// The socket's last file closed: FIN after queued data, or RST (`abort`:
+    /// unread data, `SO_LINGER` 0); smoltcp finishes the connection on its own.
+    pub fn tcp_close(&self, h: SocketHandle, abort: bool) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        // A handle is valid while the socket layer owns it (in `conns`); closed
+        // once, the socket may be gone from the set already.
+        if st.conns.remove(&h).is_none() {
+            return;
+        }
+        self.finish(st, h, abort);
+    }
+
+    /// A connection nobody adopted (its listener went away): reset it.
+    fn abort_unadopted(&self, h: SocketHandle) {
+        if let Ok(st) = self.lock() {
+            self.finish(st, h, true);
+        }
+    }
+
+    fn finish(&self, mut st: MutexGuard<'_, State>, h: SocketHandle, abort: bool) {
+        let s = st.sockets.get_mut::<tcp::Socket>(h);
+        let unread = s.recv_queue() > 0;
+        if abort || unread {
+            s.abort();
+        } else {
+            s.close();
+        }
+        st.orphans.push(h);
+        self.after(st);
+    }
+
+    /// The connection's state for `poll`, `/proc/net/tcp` and `TCP_INFO`.
+    pub fn tcp_snapshot(&self, h: SocketHandle) -> Snapshot {
+        let Ok(st) = self.lock() else {
+            return Snapshot {
+                state: tcp::State::Closed,
+                readiness: bits(libc::POLLERR),
+                rx_queued: 0,
+                tx_queued: 0,
+            };
+        };
+        let Some(rec) = st.conns.get(&h) else {
+            return Snapshot {
+                state: tcp::State::Closed,
+                readiness: bits(libc::POLLHUP | libc::POLLIN | libc::POLLOUT),
+                rx_queued: 0,
+                tx_queued: 0,
+            };
+        };
+        let s = st.sockets.get::<tcp::Socket>(h);
+        let (rd_shut, wr_shut) = (rec.rd_shut, rec.wr_shut);
+        let state = s.state();
+        let mut r = match state {
+            tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => 0,
+            tcp::State::Closed => bits(
+                libc::POLLHUP
+                    | libc::POLLIN
+                    | libc::POLLRDNORM
+                    | libc::POLLRDHUP
+                    | libc::POLLOUT
+                    | libc::POLLWRNORM,
+            ),
+            _ => {
+                let mut r = 0;
+                let rcv_shut = rd_shut || !s.may_recv();
+                if s.recv_queue() > 0 {
+                    r |= bits(libc::POLLIN | libc::POLLRDNORM);
+                }
+                if rcv_shut {
+                    r |= bits(libc::POLLIN | libc::POLLRDNORM | libc::POLLRDHUP);
+                }
+                if wr_shut || s.can_send() {
+                    r |= bits(libc::POLLOUT | libc::POLLWRNORM);
+                }
+                if rcv_shut && wr_shut {
+                    r |= bits(libc::POLLHUP);
+                }
+                r
+            }
+        };
+        if rec.err.is_some() {
+            r |= bits(libc::POLLERR);
+        }
+        Snapshot {
+            state,
+            readiness: r,
+            rx_queued: s.recv_queue(),
+            tx_queued: s.send_queue(),
+        }
+    }
+
+    /// Takes the connection's pending error (`SO_ERROR`).
+    pub fn tcp_take_err(&self, h: SocketHandle) -> Option<Errno> {
+        self.lock()
+            .ok()
+            .and_then(|mut st| st.conns.get_mut(&h).and_then(|r| r.err.take()))
+    }
+
+    /// Accepts connections to `port` (on `addr`, or every address) from outside.
+    pub fn tcp_listen(&self, port: u16, addr: Option<IpAddr>) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let State {
+            sockets, listeners, ..
+        } = &mut *st;
+        let l = listeners.entry(port).or_insert_with(|| Listener {
+            refs: 0,
+            addr,
+            pool: Vec::new(),
+        });
+        l.refs += 1;
+        if l.addr != addr {
+            // Two listeners sharing a port on different addresses: take both.
+            l.addr = None;
+            for h in l.pool.drain(..) {
+                sockets.remove(h);
+            }
+        }
+        while l.pool.len() < LISTEN_POOL {
+            match listen_socket(port, l.addr) {
+                Some(s) => l.pool.push(sockets.add(s)),
+                None => break,
+            }
+        }
+    }
+
+    /// One listener of `port` stopped; the last resets the connections not yet
+    /// accepted.
+    pub fn tcp_unlisten(&self, port: u16) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let State {
+            sockets,
+            listeners,
+            orphans,
+            ..
+        } = &mut *st;
+        if let Some(l) = listeners.get_mut(&port) {
+            l.refs = l.refs.saturating_sub(1);
+            if l.refs == 0 {
+                if let Some(l) = listeners.remove(&port) {
+                    for h in l.pool {
+                        sockets.get_mut::<tcp::Socket>(h).abort();
+                        orphans.push(h);
+                    }
+                }
+            }
+        }
+        self.after(st);
+    }
+
+    /// A UDP socket bound `port` on every address (or one of the interface's).
+    pub fn udp_bind(&self, port: u16) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        if let Some((refs, _)) = st.udp.get_mut(&port) {
+            *refs += 1;
+            return;
+        }
+        let buf = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; UDP_SLOTS],
+                vec![0u8; UDP_BYTES],
+            )
+        };
+        let mut s = udp::Socket::new(buf(), buf());
+        if s.bind(IpListenEndpoint { addr: None, port }).is_ok() {
+            let h = st.sockets.add(s);
+            st.udp.insert(port, (1, h));
+        }
+    }
+
+    /// One binding of `port` went away.
+    pub fn udp_unbind(&self, port: u16) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        if let Some((refs, h)) = st.udp.get_mut(&port) {
+            *refs -= 1;
+            if *refs == 0 {
+                let h = *h;
+                st.udp.remove(&port);
+                st.sockets.remove(h);
+            }
+        }
+    }
+
+    /// Sends one datagram from `from` (a port bound with [`External::udp_bind`]).
+    pub fn udp_send(&self, from: SockAddr, to: SockAddr, data: &[u8]) -> SysResult<usize> {
+        let mut st = self.lock()?;
+        let h = st
+            .udp
+            .get(&from.port)
+            .map(|(_, h)| *h)
+            .ok_or(Errno::EINVAL)?;
+        let s = st.sockets.get_mut::<udp::Socket>(h);
+        let meta = udp::UdpMetadata {
+            endpoint: endpoint(to),
+            local_address: Some(IpAddress::from(from.ip)),
+            meta: Default::default(),
+        };
+        s.send_slice(data, meta).map_err(|e| match e {
+            udp::SendError::BufferFull => Errno::ENOBUFS,
+            udp::SendError::Unaddressable => Errno::ENETUNREACH,
+        })?;
+        self.after(st);
+        Ok(data.len())
+    }
+}
+
+fn listen_socket(port: u16, addr: Option<IpAddr>) -> Option<tcp::Socket<'static>> {
+    let mut s = External::new_tcp();
+    s.listen(IpListenEndpoint {
+        addr: addr.map(IpAddress::from),
+        port,
+    })
+    .ok()?;
+    Some(s)
+}
