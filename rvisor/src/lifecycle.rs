@@ -283,6 +283,8 @@ fn supervise_added_inner(
         process: b.process.clone(),
         mounts: b.mounts.clone(),
         readonly_rootfs: b.readonly,
+        masked_paths: b.masked_paths.clone(),
+        readonly_paths: b.readonly_paths.clone(),
     };
     let fds = [
         stdio[0].as_fd(),

@@ -470,6 +470,77 @@ fn added_container_joins_the_sandbox() {
     refused(&o, "pod");
 }
 
+/// A pod's added container gets its own `linux.maskedPaths` and
+/// `linux.readonlyPaths` (issue 11), applied after its mounts; the sandbox's first
+/// container keeps its own.
+#[test]
+fn added_container_masked_and_readonly_paths() {
+    let e = Env::new();
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]},
+        "root": {"path": "/", "readonly": true},
+        "linux": {"namespaces": namespaces()},
+        "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
+    });
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    e.create_and_start("mpod");
+    let b2 = e.path("b2");
+    std::fs::create_dir_all(b2.join("rootfs/bin")).unwrap();
+    std::fs::create_dir_all(b2.join("rootfs/etc/sub")).unwrap();
+    std::fs::copy("/bin/busybox", b2.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(b2.join("rootfs/secret"), "hidden\n").unwrap();
+    std::fs::write(b2.join("rootfs/etc/sub/f"), "x\n").unwrap();
+    let script = "B=/bin/busybox; $B wc -c < /secret; $B ls /etc/sub | $B wc -l; \
+        (echo x > /secret) 2>/dev/null || echo secret-refused; \
+        (echo y > /etc/new) 2>&1 | $B grep -q 'Read-only' && echo etc-readonly; \
+        (echo z > /m/f) 2>&1 | $B grep -q 'Read-only' && echo m-readonly; \
+        echo w > /w && echo root-rw; \
+        $B grep -c ' /secret \\| /etc/sub \\| /etc ' /proc/mounts";
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/busybox", "sh", "-c", script], "cwd": "/",
+                    "env": ["PATH=/bin"]},
+        "root": {"path": "rootfs"},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/m", "type": "tmpfs", "source": "tmpfs"}],
+        "linux": {"maskedPaths": ["/secret", "/etc/sub", "/no/such"],
+                  "readonlyPaths": ["/etc", "/m"]},
+        "annotations": {"io.kubernetes.cri.container-type": "container",
+                        "io.kubernetes.cri.sandbox-id": "mpod"},
+    });
+    std::fs::write(b2.join("config.json"), cfg.to_string()).unwrap();
+    let out_path = e.path("mc.out");
+    let st = e
+        .cmd(&["create", "--bundle", b2.to_str().unwrap(), "mc"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(e.path("mc.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
+    );
+    let o = e.rvisor(&["start", "mc"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let start = Instant::now();
+    while e.status("mc") != "stopped" {
+        assert!(start.elapsed() < Duration::from_secs(10), "mc did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "0\n0\nsecret-refused\netc-readonly\nm-readonly\nroot-rw\n3\n",
+        "{}",
+        std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
+    );
+    // The sandbox's own container is untouched by the added one's spec.
+    let o = e.rvisor(&["exec", "mpod", "/bin/sh", "-c", "grep -c ' /secret ' /proc/mounts"]);
+    assert_eq!(out(&o), "0\n", "{}", err(&o));
+}
+
 /// tmpfs `size=` charging and `noexec` mappings (issue 10): the same Python program
 /// natively, on tmpfs mounts of a private mount namespace, and in a container whose
 /// spec has the same mounts; the outputs must match. (The sandbox has no mount(2),
