@@ -285,6 +285,7 @@ fn supervise_added_inner(
         readonly_rootfs: b.readonly,
         masked_paths: b.masked_paths.clone(),
         readonly_paths: b.readonly_paths.clone(),
+        devices: crate::policy::emulated_devices(&b.spec),
     };
     let fds = [
         stdio[0].as_fd(),
@@ -482,6 +483,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
             .map_err(spec_error)?
             .netns_path
             .map(|p| p.to_string_lossy().into_owned()),
+        devices: crate::policy::emulated_devices(&b.spec),
     };
     let launch = sandbox::Launch {
         config,

@@ -288,6 +288,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        devices: Vec::new(),
     };
     let launch = sandbox::Launch {
         config,
@@ -333,6 +334,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         masked_paths: b.masked_paths,
         readonly_paths: b.readonly_paths,
         netns_path: applied.netns_path.map(|p| p.to_string_lossy().into_owned()),
+        devices: policy::emulated_devices(&b.spec),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

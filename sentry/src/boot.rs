@@ -131,7 +131,7 @@ fn run_inner(
         .mount_all(
             &root,
             &mount::with_defaults(&config.mounts, readonly_root, &root),
-            &fs_constructors(&kernel, &client),
+            &fs_constructors(&kernel, &client, &config.devices).map_err(fail)?,
         )
         .map_err(fail)?;
     crate::vfs::protect::apply(&mounts, &root, &config.masked_paths, &config.readonly_paths)
@@ -206,10 +206,14 @@ fn run_inner(
 /// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
 /// order, and the mount table builds the entries in order, so the n-th `bind`
 /// constructed is the gofer's mount n.
+///
+/// `devices` are the spec's emulated `linux.devices`, added to devfs; a clash with
+/// devfs's own entries is an error naming the path.
 pub(crate) fn fs_constructors(
     kernel: &Arc<Kernel>,
     client: &Arc<gofer::Client>,
-) -> HashMap<String, FsConstructor> {
+    devices: &[crate::config::DeviceConfig],
+) -> Result<HashMap<String, FsConstructor>, String> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
     m.insert("tmpfs".to_string(), Tmpfs::constructor());
     let next_bind = std::sync::atomic::AtomicU32::new(0);
@@ -237,7 +241,8 @@ pub(crate) fn fs_constructors(
     );
     // devfs carries its own pts directory (so /dev/ptmx and /dev/pts share ptys);
     // a separate devpts mount over /dev/pts is therefore the same tree.
-    let devfs = crate::fs::devfs::new_root();
+    let devfs =
+        crate::fs::devfs::new_root_with(devices).map_err(|e| format!("linux.devices: {e}"))?;
     let devfs2 = devfs.clone();
     m.insert("devtmpfs".to_string(), Box::new(move |_| Ok(devfs.clone())));
     m.insert(
@@ -249,7 +254,7 @@ pub(crate) fn fs_constructors(
         "sysfs".to_string(),
         Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
     );
-    m
+    Ok(m)
 }
 
 /// Blocks until the container's init has exited (its other tasks may still run).

@@ -163,6 +163,27 @@ pub struct BootConfig {
     /// network to attach to. `None`: the sandbox's own.
     #[serde(default)]
     pub netns_path: Option<String>,
+    /// `linux.devices` the sentry emulates, each a node in the container's devfs.
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+}
+
+/// One `linux.devices` entry, already checked by the runtime to be a device the
+/// sentry emulates (null, zero, full, random, urandom, tty, ptmx).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Absolute path in the container, under `/dev`.
+    pub path: String,
+    /// Major device number.
+    pub major: u32,
+    /// Minor device number.
+    pub minor: u32,
+    /// Permission bits (`fileMode`; 0666 when the spec gives none, as runc).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

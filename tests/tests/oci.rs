@@ -537,7 +537,13 @@ fn added_container_masked_and_readonly_paths() {
         std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
     );
     // The sandbox's own container is untouched by the added one's spec.
-    let o = e.rvisor(&["exec", "mpod", "/bin/sh", "-c", "grep -c ' /secret ' /proc/mounts"]);
+    let o = e.rvisor(&[
+        "exec",
+        "mpod",
+        "/bin/sh",
+        "-c",
+        "grep -c ' /secret ' /proc/mounts",
+    ]);
     assert_eq!(out(&o), "0\n", "{}", err(&o));
 }
 
@@ -781,6 +787,58 @@ fn devices_and_namespace_paths() {
         "linux.namespaces[0].path: joining the host's pid namespace",
     );
     assert!(!e.path("state/ns3").exists());
+}
+
+/// `linux.devices` of emulated devices at names of their own under /dev, with the
+/// spec's mode and owner (issue 11); other paths are refused before the start.
+#[test]
+fn spec_devices_at_other_paths_with_mode_and_owner() {
+    let e = Env::new();
+    let devices = json!([
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600,
+         "uid": 0, "gid": 0},
+        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o644,
+         "uid": 1000, "gid": 1001},
+        {"path": "/dev/myptmx", "type": "c", "major": 5, "minor": 2},
+    ]);
+    let script = "stat -c '%n %F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero /dev/myptmx; \
+        echo hi > /dev/mynull && echo wrote-null; head -c 4 /dev/sub/myzero | od -An -tx1; \
+        setpriv --reuid 1000 --regid 1001 --clear-groups sh -c \
+          'cat /dev/mynull 2>/dev/null || echo user-denied; \
+           head -c 2 /dev/sub/myzero | wc -c'";
+    let cfg = spec_with(
+        script,
+        json!({"linux": {"namespaces": namespaces(), "devices": devices},
+               "process": {"capabilities": {"bounding": ["CAP_SETUID", "CAP_SETGID"],
+                                            "effective": ["CAP_SETUID", "CAP_SETGID"],
+                                            "permitted": ["CAP_SETUID", "CAP_SETGID"]}}}),
+    );
+    let o = e.run_spec(&[], &cfg, "devs");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "/dev/mynull character special file 1:3 600 0:0\n\
+         /dev/sub/myzero character special file 1:5 644 1000:1001\n\
+         /dev/myptmx character special file 5:2 666 0:0\n\
+         wrote-null\n 00 00 00 00\nuser-denied\n2\n",
+        "{}",
+        err(&o)
+    );
+    let dev = |path: &str| {
+        spec_with(
+            "echo started",
+            json!({"linux": {"namespaces": namespaces(), "devices": [
+                {"path": path, "type": "c", "major": 1, "minor": 3}]}}),
+        )
+    };
+    refused(
+        &e.run_spec(&[], &dev("/mynull"), "devs2"),
+        "linux.devices[0].path: /mynull: the sandbox makes device nodes only in its own /dev",
+    );
+    refused(
+        &e.run_spec(&[], &dev("/dev/pts/x"), "devs3"),
+        "linux.devices[0].path: /dev/pts/x: /dev/pts is the sandbox's own",
+    );
 }
 
 #[test]

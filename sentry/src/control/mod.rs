@@ -92,6 +92,9 @@ pub enum Request {
         /// Its `linux.readonlyPaths`.
         #[serde(default)]
         readonly_paths: Vec<String>,
+        /// Its emulated `linux.devices`, in its own /dev.
+        #[serde(default)]
+        devices: Vec<crate::config::DeviceConfig>,
     },
     /// Let an added container's first process run.
     StartContainer {
@@ -396,6 +399,7 @@ fn handle(
             readonly_rootfs,
             masked_paths,
             readonly_paths,
+            devices,
         } => match create_container(
             kernel,
             shared,
@@ -406,6 +410,7 @@ fn handle(
                 readonly_rootfs,
                 masked_paths: &masked_paths,
                 readonly_paths: &readonly_paths,
+                devices: &devices,
             },
             fds,
         ) {
@@ -702,6 +707,7 @@ struct RootSpec<'a> {
     readonly_rootfs: bool,
     masked_paths: &'a [String],
     readonly_paths: &'a [String],
+    devices: &'a [crate::config::DeviceConfig],
 }
 
 /// Builds an added container's root from the gofer socket (the last of `fds`) and
@@ -760,6 +766,7 @@ fn create_container(
         masked_paths: spec.masked_paths.to_vec(),
         readonly_paths: spec.readonly_paths.to_vec(),
         netns_path: None,
+        devices: spec.devices.to_vec(),
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(
@@ -770,7 +777,7 @@ fn create_container(
     table.mount_all(
         &root,
         &mount::with_defaults(mounts, readonly_rootfs, &root),
-        &crate::boot::fs_constructors(kernel, &client),
+        &crate::boot::fs_constructors(kernel, &client, &config.devices)?,
     )?;
     // After every other mount, as for the sandbox's first container.
     crate::vfs::protect::apply(&table, &root, &config.masked_paths, &config.readonly_paths)?;

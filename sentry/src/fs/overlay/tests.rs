@@ -95,6 +95,7 @@ fn config(overlay: &str) -> BootConfig {
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),
         netns_path: None,
+        devices: Vec::new(),
     }
 }
 
