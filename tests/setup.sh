@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-required=(gcc libc6-dev busybox-static runsc containerd)
+required=(gcc libc6-dev busybox-static runsc containerd libpython3.11-testsuite)
 optional=(musl-tools)
 
 missing() {

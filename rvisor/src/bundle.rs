@@ -560,9 +560,18 @@ fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<
         let mut flags: Vec<String> = Vec::new();
         let mut fs_opts: Vec<String> = Vec::new();
         for o in &opts {
+            // runc's recursive attributes (`rro`, `rnosuid`, ...; mount_setattr with
+            // AT_RECURSIVE): the sentry's mount of a bind already covers everything
+            // under it, and the gofer makes a read-only bind's host submounts
+            // read-only too, so each is its plain flag.
+            let recursive = o.strip_prefix('r');
             if FLAG_OPTIONS.contains(&o.as_str()) {
                 flags.push(o.clone());
-            } else if !IGNORED_OPTIONS.contains(&o.as_str()) {
+            } else if let Some(f) = recursive.filter(|f| FLAG_OPTIONS.contains(f)) {
+                flags.push(f.to_string());
+            } else if !IGNORED_OPTIONS.contains(&o.as_str())
+                && !recursive.is_some_and(|f| IGNORED_OPTIONS.contains(&f) || f == "symfollow")
+            {
                 fs_opts.push(o.clone());
             }
         }
@@ -603,10 +612,16 @@ fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<
                 )
             })?;
             sources.push((i, src.clone()));
+            if !fs_opts.is_empty() {
+                tracing::warn!(
+                    "config.json: {field}.options: {fs_opts:?} ignored: not options of a bind mount"
+                );
+            }
             binds.push(gofer::BindMount {
                 dest: dest.clone(),
                 src: src.clone(),
                 readonly,
+                recursive: opts.iter().any(|o| o == "rbind"),
                 fd: None,
             });
             mounts.push(MountConfig {
