@@ -894,4 +894,30 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn recursive_mount_attributes_are_their_flags() {
+        let json = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"],"cwd":"/"},
+            "root":{"path":"/"},"mounts":[
+            {"destination":"/a","type":"bind","source":"/tmp",
+             "options":["rbind","rro","rnosuid","rnodev","rnoexec","rnoatime","rnosymfollow"]},
+            {"destination":"/b","type":"bind","source":"/tmp","options":["bind","rro","rrw"]},
+            {"destination":"/c","type":"bind","source":"/tmp","options":["bind","ro"]}]}"#;
+        let b = parse(json, &bundle_dir()).unwrap();
+        let opts: Vec<Vec<&str>> = b
+            .mounts
+            .iter()
+            .map(|m| m.options.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            opts,
+            vec![
+                vec!["ro", "nosuid", "nodev", "noexec"],
+                vec!["ro", "rw"],
+                vec!["ro"]
+            ]
+        );
+        let flags: Vec<(bool, bool)> = b.binds.iter().map(|m| (m.readonly, m.recursive)).collect();
+        assert_eq!(flags, vec![(true, true), (false, false), (true, false)]);
+    }
 }

@@ -496,7 +496,8 @@ fn added_container_masked_and_readonly_paths() {
         (echo y > /etc/new) 2>&1 | $B grep -q 'Read-only' && echo etc-readonly; \
         (echo z > /m/f) 2>&1 | $B grep -q 'Read-only' && echo m-readonly; \
         echo w > /w && echo root-rw; \
-        $B grep -c ' /secret \\| /etc/sub \\| /etc ' /proc/mounts";
+        $B grep -c ' /secret \\| /etc/sub \\| /etc ' /proc/mounts; \
+        $B stat -c '%t:%T %a %u' /dev/mynull; echo z > /dev/mynull && echo null-ok";
     let cfg = json!({
         "ociVersion": "1.0.2",
         "process": {"args": ["/bin/busybox", "sh", "-c", script], "cwd": "/",
@@ -505,7 +506,9 @@ fn added_container_masked_and_readonly_paths() {
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
                    {"destination": "/m", "type": "tmpfs", "source": "tmpfs"}],
         "linux": {"maskedPaths": ["/secret", "/etc/sub", "/no/such"],
-                  "readonlyPaths": ["/etc", "/m"]},
+                  "readonlyPaths": ["/etc", "/m"],
+                  "devices": [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                               "fileMode": 0o620, "uid": 5}]},
         "annotations": {"io.kubernetes.cri.container-type": "container",
                         "io.kubernetes.cri.sandbox-id": "mpod"},
     });
@@ -532,7 +535,7 @@ fn added_container_masked_and_readonly_paths() {
     }
     assert_eq!(
         std::fs::read_to_string(&out_path).unwrap(),
-        "0\n0\nsecret-refused\netc-readonly\nm-readonly\nroot-rw\n3\n",
+        "0\n0\nsecret-refused\netc-readonly\nm-readonly\nroot-rw\n3\n1:3 620 5\nnull-ok\n",
         "{}",
         std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
     );
