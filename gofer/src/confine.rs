@@ -6,8 +6,8 @@
 //!   even a bug in the server cannot name a host path outside it. No host descriptor
 //!   is kept but the root's and the bind mount sources' (no `/proc`: its
 //!   `/proc/1/root` is the whole host; the server re-opens fids through their parent
-//!   directories). With `readonly` the bind mount's top level is also made read-only
-//!   (submounts keep their own flags).
+//!   directories). A read-only bind mount is made read-only with every mount under
+//!   it (an `rbind` serves the host's submounts, `rro` as runc).
 //! - **seccomp** ([`install_seccomp`]): an allow-list of exactly the system calls the
 //!   server loop makes; anything else kills the process. `recvmsg`/`sendmsg` are further
 //!   limited to the sentry socket, and a read-only gofer gets no mutating calls at all.
@@ -546,7 +546,7 @@ fn open_binds(binds: &[crate::BindMount], own_mounts: bool) -> io::Result<Vec<Bi
             )));
         }
         let fd = if own_mounts {
-            let tree = crate::host::clone_tree(fd.as_fd()).map_err(|e| {
+            let tree = crate::host::clone_tree(fd.as_fd(), b.recursive).map_err(|e| {
                 io::Error::other(format!(
                     "bind mount source {}: open_tree: {e}",
                     b.src.display()

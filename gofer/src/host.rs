@@ -301,22 +301,33 @@ pub fn take_inherited(n: RawFd) -> Result<OwnedFd, Errno> {
 }
 
 /// `open_tree(fd, "", OPEN_TREE_CLONE | AT_EMPTY_PATH)`: a detached bind mount of
-/// exactly what `fd` names (not recursive), alive as long as the returned descriptor.
-pub fn clone_tree(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+/// what `fd` names, with the mounts under it when `recursive` (`AT_RECURSIVE`: an
+/// `rbind`), alive as long as the returned descriptor.
+pub fn clone_tree(fd: BorrowedFd<'_>, recursive: bool) -> Result<OwnedFd, Errno> {
     const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let rec = if recursive {
+        libc::AT_RECURSIVE as libc::c_uint
+    } else {
+        0
+    };
     // SAFETY: an fd, a NUL-terminated empty path and integer flags.
     let r = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+            OPEN_TREE_CLONE
+                | libc::O_CLOEXEC as libc::c_uint
+                | libc::AT_EMPTY_PATH as libc::c_uint
+                | rec,
         )
     };
     owned(r as libc::c_int)
 }
 
-/// Makes the mount `fd` is the root of read-only (`mount_setattr`, not recursive).
+/// Makes the mount `fd` is the root of read-only, and every mount under it
+/// (`mount_setattr` with `AT_RECURSIVE`, as runc's `rro`), so no host submount of a
+/// read-only bind stays writable.
 pub fn make_mount_readonly(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     /// `struct mount_attr`.
     #[repr(C)]
@@ -339,7 +350,7 @@ pub fn make_mount_readonly(fd: BorrowedFd<'_>) -> Result<(), Errno> {
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

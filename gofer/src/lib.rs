@@ -22,7 +22,7 @@ pub use host::{recv_frame, send_frame_fds, Received};
 pub use server::Server;
 
 /// A bind mount the gofer serves besides the root (`rvisor gofer --mount
-/// DEST=SRC[:ro]`); the sentry reaches it with [`Client::attach_mount`] by its
+/// DEST=SRC[:ro][:rbind]`); the sentry reaches it with [`Client::attach_mount`] by its
 /// position in the list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BindMount {
@@ -30,8 +30,12 @@ pub struct BindMount {
     pub dest: String,
     /// The host file or directory served.
     pub src: std::path::PathBuf,
-    /// Refuse every change under it.
+    /// Refuse every change under it (the host mounts under it included: a read-only
+    /// bind is made read-only recursively, as `rro` and runc's `rbind,ro`).
     pub readonly: bool,
+    /// `rbind`: the host mounts under the source are served too (a plain `bind` shows
+    /// the directories they cover).
+    pub recursive: bool,
     /// An inherited descriptor of the source, opened by the runtime with
     /// [`open_bind_source`] when it checked the spec: the gofer serves exactly that
     /// file or directory and never resolves `src` again (`src` is then only for logs).
@@ -39,7 +43,7 @@ pub struct BindMount {
 }
 
 impl BindMount {
-    /// Parses `DEST=SRC[:ro|:rw][:fd=N]`; DEST must be absolute, SRC non-empty.
+    /// Parses `DEST=SRC[:ro|:rw][:rbind][:fd=N]`; DEST must be absolute, SRC non-empty.
     pub fn parse(s: &str) -> Result<BindMount, String> {
         let (s, fd) = match s.rsplit_once(":fd=") {
             Some((head, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
@@ -47,6 +51,10 @@ impl BindMount {
                 (head, Some(n))
             }
             _ => (s, None),
+        };
+        let (s, recursive) = match s.strip_suffix(":rbind") {
+            Some(head) => (head, true),
+            None => (s, false),
         };
         let (dest, rest) = s
             .split_once('=')
@@ -65,6 +73,7 @@ impl BindMount {
             dest: dest.to_string(),
             src: src.into(),
             readonly,
+            recursive,
             fd,
         })
     }
@@ -74,6 +83,9 @@ impl BindMount {
         let mut a = std::ffi::OsString::from(format!("{}=", self.dest));
         a.push(self.src.as_os_str());
         a.push(if self.readonly { ":ro" } else { ":rw" });
+        if self.recursive {
+            a.push(":rbind");
+        }
         a.push(format!(":fd={fd}"));
         a
     }

@@ -703,6 +703,13 @@ fn bind_mount_parse() {
     let b = crate::BindMount::parse("/d=/a:b").unwrap();
     assert_eq!((b.src.as_path(), b.readonly), (Path::new("/a:b"), false));
     assert!(!crate::BindMount::parse("/d=/a:rw").unwrap().readonly);
+    let b = crate::BindMount::parse("/d=/a:ro:rbind:fd=5").unwrap();
+    assert_eq!((b.readonly, b.recursive, b.fd), (true, true, Some(5)));
+    assert_eq!(
+        crate::BindMount::parse(b.arg_with_fd(5).to_str().unwrap()),
+        Ok(b)
+    );
+    assert!(!crate::BindMount::parse("/d=/a:ro").unwrap().recursive);
     assert!(crate::BindMount::parse("rel=/a").is_err());
     assert!(crate::BindMount::parse("/d=").is_err());
     assert!(crate::BindMount::parse("/d").is_err());

@@ -561,9 +561,18 @@ fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<
         let mut flags: Vec<String> = Vec::new();
         let mut fs_opts: Vec<String> = Vec::new();
         for o in &opts {
+            // runc's recursive attributes (`rro`, `rnosuid`, ...; mount_setattr with
+            // AT_RECURSIVE): the sentry's mount of a bind already covers everything
+            // under it, and the gofer makes a read-only bind's host submounts
+            // read-only too, so each is its plain flag.
+            let recursive = o.strip_prefix('r');
             if FLAG_OPTIONS.contains(&o.as_str()) {
                 flags.push(o.clone());
-            } else if !IGNORED_OPTIONS.contains(&o.as_str()) {
+            } else if let Some(f) = recursive.filter(|f| FLAG_OPTIONS.contains(f)) {
+                flags.push(f.to_string());
+            } else if !IGNORED_OPTIONS.contains(&o.as_str())
+                && !recursive.is_some_and(|f| IGNORED_OPTIONS.contains(&f) || f == "symfollow")
+            {
                 fs_opts.push(o.clone());
             }
         }
@@ -604,10 +613,16 @@ fn translate_mounts(spec: &[oci_spec::runtime::Mount], bundle: &Path) -> Result<
                 )
             })?;
             sources.push((i, src.clone()));
+            if !fs_opts.is_empty() {
+                tracing::warn!(
+                    "config.json: {field}.options: {fs_opts:?} ignored: not options of a bind mount"
+                );
+            }
             binds.push(gofer::BindMount {
                 dest: dest.clone(),
                 src: src.clone(),
                 readonly,
+                recursive: opts.iter().any(|o| o == "rbind"),
                 fd: None,
             });
             mounts.push(MountConfig {
@@ -879,5 +894,31 @@ mod tests {
             e.contains("mounts[3].source: /dev/null is a socket, device or FIFO"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn recursive_mount_attributes_are_their_flags() {
+        let json = r#"{"ociVersion":"1.0.2","process":{"args":["/bin/true"],"cwd":"/"},
+            "root":{"path":"/"},"mounts":[
+            {"destination":"/a","type":"bind","source":"/tmp",
+             "options":["rbind","rro","rnosuid","rnodev","rnoexec","rnoatime","rnosymfollow"]},
+            {"destination":"/b","type":"bind","source":"/tmp","options":["bind","rro","rrw"]},
+            {"destination":"/c","type":"bind","source":"/tmp","options":["bind","ro"]}]}"#;
+        let b = parse(json, &bundle_dir()).unwrap();
+        let opts: Vec<Vec<&str>> = b
+            .mounts
+            .iter()
+            .map(|m| m.options.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            opts,
+            vec![
+                vec!["ro", "nosuid", "nodev", "noexec"],
+                vec!["ro", "rw"],
+                vec!["ro"]
+            ]
+        );
+        let flags: Vec<(bool, bool)> = b.binds.iter().map(|m| (m.readonly, m.recursive)).collect();
+        assert_eq!(flags, vec![(true, true), (false, false), (true, false)]);
     }
 }

@@ -284,6 +284,9 @@ fn supervise_added_inner(
         process: b.process.clone(),
         mounts: b.mounts.clone(),
         readonly_rootfs: b.readonly,
+        masked_paths: b.masked_paths.clone(),
+        readonly_paths: b.readonly_paths.clone(),
+        devices: crate::policy::emulated_devices(&b.spec),
     };
     let fds = [
         stdio[0].as_fd(),
@@ -484,6 +487,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         resources: Default::default(),
         netdev: None,
         allow_metadata: crate::netdev::metadata_allowed(g, &b.spec),
+        devices: crate::policy::emulated_devices(&b.spec),
     };
     let hooks = b.spec.hooks().clone().unwrap_or_default();
     // Entered now so gofer and boot are forked inside; left once they run.

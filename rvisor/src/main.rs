@@ -320,6 +320,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         resources: Default::default(),
         netdev: None,
         allow_metadata: g.allow_metadata,
+        devices: Vec::new(),
     };
     // With limits, the sandbox gets a host cgroup of its own (as `run` does) that
     // enforces them and counts its usage.
@@ -421,6 +422,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         resources: Default::default(),
         netdev: None,
         allow_metadata: netdev::metadata_allowed(g, &b.spec),
+        devices: policy::emulated_devices(&b.spec),
     };
     let st = state::Container::create(&g.root, &a.id, &bundle_dir)?;
     let placement = cgroup::place(

@@ -34,6 +34,28 @@ pub const EMULATED_DEVICES: [(i64, i64, &str); 7] = [
     (5, 2, "ptmx"),
 ];
 
+/// The spec's `linux.devices` as the sentry makes them (call after [`check`],
+/// which refuses every device it does not emulate): mode 0666 and owner 0:0 when
+/// the spec gives none, as runc.
+pub fn emulated_devices(spec: &Spec) -> Vec<sentry::config::DeviceConfig> {
+    let Some(linux) = spec.linux() else {
+        return Vec::new();
+    };
+    linux
+        .devices()
+        .iter()
+        .flatten()
+        .map(|d| sentry::config::DeviceConfig {
+            path: d.path().to_string_lossy().into_owned(),
+            major: u32::try_from(d.major()).unwrap_or(u32::MAX),
+            minor: u32::try_from(d.minor()).unwrap_or(u32::MAX),
+            mode: d.file_mode().unwrap_or(0o666),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        })
+        .collect()
+}
+
 /// What the checks found that the sandbox uses.
 #[derive(Debug, Default)]
 pub struct Applied {
@@ -119,18 +141,33 @@ fn check_linux(
                 ),
             ));
         }
-        // The sandbox's /dev (devtmpfs) has each emulated node at its usual name.
-        let name = EMULATED_DEVICES
-            .iter()
-            .find(|(ma, mi, _)| *ma == major && *mi == minor)
-            .map(|(_, _, n)| *n)
-            .unwrap_or_default();
-        if *d.path() != Path::new("/dev").join(name) {
+        // The sentry makes the node in the container's devfs, at any name there.
+        let path = d.path().to_string_lossy();
+        let plain = path.strip_prefix("/dev/").is_some_and(|rest| {
+            rest.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
+        });
+        // devfs's own links and directories (pts, shm are mount points too) stay.
+        let first = path.trim_start_matches("/dev/").split('/').next();
+        if plain
+            && matches!(
+                first,
+                Some("fd" | "stdin" | "stdout" | "stderr" | "shm" | "pts")
+            )
+        {
             return Err(err(
                 format!("linux.devices[{i}].path"),
                 format!(
-                    "{}: the sandbox's {typ} {major}:{minor} exists only as /dev/{name}; use that path",
-                    d.path().display()
+                    "{path}: /dev/{} is the sandbox's own; use another name",
+                    first.unwrap_or_default()
+                ),
+            ));
+        }
+        if !plain {
+            return Err(err(
+                format!("linux.devices[{i}].path"),
+                format!(
+                    "{path}: the sandbox makes device nodes only in its own /dev; use a path under /dev"
                 ),
             ));
         }
@@ -397,7 +434,11 @@ mod tests {
             "major": 1, "minor": 3}]}}))
         };
         assert!(check(&null("/dev/null"), &[], Path::new("/b"), &[], false, false).is_ok());
-        assert!(refusal(&null("/dev/xnull")).contains("exists only as /dev/null"));
+        assert!(check(&null("/dev/xnull"), &[], Path::new("/b"), &[], false, false).is_ok());
+        assert!(check(&null("/dev/a/b"), &[], Path::new("/b"), &[], false, false).is_ok());
+        assert!(refusal(&null("/xnull")).contains("only in its own /dev"));
+        assert!(refusal(&null("/dev/../etc/x")).contains("only in its own /dev"));
+        assert!(refusal(&null("/dev/pts/x")).contains("/dev/pts is the sandbox's own"));
         let all = spec(
             serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "ipc"},
             {"type": "network"}], "resources": {"devices": [{"allow": false, "access": "rwm"},

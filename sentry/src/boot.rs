@@ -146,7 +146,7 @@ fn run_inner(
         .mount_all(
             &root,
             &mount::with_defaults(&config.mounts, readonly_root, &root),
-            &fs_constructors(&kernel, &client),
+            &fs_constructors(&kernel, &client, &config.devices).map_err(fail)?,
         )
         .map_err(fail)?;
     crate::vfs::protect::apply(&mounts, &root, &config.masked_paths, &config.readonly_paths)
@@ -224,10 +224,14 @@ fn run_inner(
 /// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
 /// order, and the mount table builds the entries in order, so the n-th `bind`
 /// constructed is the gofer's mount n.
+///
+/// `devices` are the spec's emulated `linux.devices`, added to devfs; a clash with
+/// devfs's own entries is an error naming the path.
 pub(crate) fn fs_constructors(
     kernel: &Arc<Kernel>,
     client: &Arc<gofer::Client>,
-) -> HashMap<String, FsConstructor> {
+    devices: &[crate::config::DeviceConfig],
+) -> Result<HashMap<String, FsConstructor>, String> {
     let mut m: HashMap<String, FsConstructor> = HashMap::new();
     // A tmpfs without `size=` gets half the machine's memory, as on Linux; with a
     // memory limit that machine is the limit, so filling a tmpfs ends in ENOSPC
@@ -271,7 +275,8 @@ pub(crate) fn fs_constructors(
     );
     // devfs carries its own pts directory (so /dev/ptmx and /dev/pts share ptys);
     // a separate devpts mount over /dev/pts is therefore the same tree.
-    let devfs = crate::fs::devfs::new_root();
+    let devfs =
+        crate::fs::devfs::new_root_with(devices).map_err(|e| format!("linux.devices: {e}"))?;
     let devfs2 = devfs.clone();
     m.insert("devtmpfs".to_string(), Box::new(move |_| Ok(devfs.clone())));
     m.insert(
@@ -290,7 +295,7 @@ pub(crate) fn fs_constructors(
         "sysfs".to_string(),
         Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
     );
-    m
+    Ok(m)
 }
 
 /// CPUs this thread may run on, by its affinity mask.

@@ -175,6 +175,9 @@ pub struct BootConfig {
     /// metadata server (169.254.169.254, fd00:ec2::254) stays reachable.
     #[serde(default)]
     pub allow_metadata: bool,
+    /// `linux.devices` the sentry emulates, each a node in the container's devfs.
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
 }
 
 /// The container's limits (`linux.resources`, or `rvisor do --memory/--cpus`) and
@@ -242,6 +245,24 @@ pub struct NetDevConfig {
     /// The IPv6 default gateway, if any.
     #[serde(default)]
     pub gateway6: Option<String>,
+}
+
+/// One `linux.devices` entry, already checked by the runtime to be a device the
+/// sentry emulates (null, zero, full, random, urandom, tty, ptmx).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Absolute path in the container, under `/dev`.
+    pub path: String,
+    /// Major device number.
+    pub major: u32,
+    /// Minor device number.
+    pub minor: u32,
+    /// Permission bits (`fileMode`; 0666 when the spec gives none, as runc).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
 }
 
 /// One filesystem to mount in the container (an OCI `mounts` entry).

@@ -470,6 +470,145 @@ fn added_container_joins_the_sandbox() {
     refused(&o, "pod");
 }
 
+/// A pod's added container gets its own `linux.maskedPaths` and
+/// `linux.readonlyPaths` (issue 11), applied after its mounts; the sandbox's first
+/// container keeps its own.
+#[test]
+fn added_container_masked_and_readonly_paths() {
+    let e = Env::new();
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/sleep", "30"], "cwd": "/", "env": ["PATH=/usr/bin:/bin"]},
+        "root": {"path": "/", "readonly": true},
+        "linux": {"namespaces": namespaces()},
+        "annotations": {"io.kubernetes.cri.container-type": "sandbox"},
+    });
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    e.create_and_start("mpod");
+    let b2 = e.path("b2");
+    std::fs::create_dir_all(b2.join("rootfs/bin")).unwrap();
+    std::fs::create_dir_all(b2.join("rootfs/etc/sub")).unwrap();
+    std::fs::copy("/bin/busybox", b2.join("rootfs/bin/busybox")).unwrap();
+    std::fs::write(b2.join("rootfs/secret"), "hidden\n").unwrap();
+    std::fs::write(b2.join("rootfs/etc/sub/f"), "x\n").unwrap();
+    let script = "B=/bin/busybox; $B wc -c < /secret; $B ls /etc/sub | $B wc -l; \
+        (echo x > /secret) 2>/dev/null || echo secret-refused; \
+        (echo y > /etc/new) 2>&1 | $B grep -q 'Read-only' && echo etc-readonly; \
+        (echo z > /m/f) 2>&1 | $B grep -q 'Read-only' && echo m-readonly; \
+        echo w > /w && echo root-rw; \
+        $B grep -c ' /secret \\| /etc/sub \\| /etc ' /proc/mounts; \
+        $B stat -c '%t:%T %a %u' /dev/mynull; echo z > /dev/mynull && echo null-ok";
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": ["/bin/busybox", "sh", "-c", script], "cwd": "/",
+                    "env": ["PATH=/bin"]},
+        "root": {"path": "rootfs"},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+                   {"destination": "/m", "type": "tmpfs", "source": "tmpfs"}],
+        "linux": {"maskedPaths": ["/secret", "/etc/sub", "/no/such"],
+                  "readonlyPaths": ["/etc", "/m"],
+                  "devices": [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                               "fileMode": 0o620, "uid": 5}]},
+        "annotations": {"io.kubernetes.cri.container-type": "container",
+                        "io.kubernetes.cri.sandbox-id": "mpod"},
+    });
+    std::fs::write(b2.join("config.json"), cfg.to_string()).unwrap();
+    let out_path = e.path("mc.out");
+    let st = e
+        .cmd(&["create", "--bundle", b2.to_str().unwrap(), "mc"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(e.path("mc.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "create: {}",
+        std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
+    );
+    let o = e.rvisor(&["start", "mc"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let start = Instant::now();
+    while e.status("mc") != "stopped" {
+        assert!(start.elapsed() < Duration::from_secs(10), "mc did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "0\n0\nsecret-refused\netc-readonly\nm-readonly\nroot-rw\n3\n1:3 620 5\nnull-ok\n",
+        "{}",
+        std::fs::read_to_string(e.path("mc.err")).unwrap_or_default()
+    );
+    // The sandbox's own container is untouched by the added one's spec.
+    let o = e.rvisor(&[
+        "exec",
+        "mpod",
+        "/bin/sh",
+        "-c",
+        "grep -c ' /secret ' /proc/mounts",
+    ]);
+    assert_eq!(out(&o), "0\n", "{}", err(&o));
+}
+
+/// Recursive read-only binds (issue 11): `rbind,ro` and `rro` keep the host's
+/// submounts of the source (a tmpfs mounted in a private mount namespace the test
+/// makes) and make them read-only too; a plain `bind` shows the directory the
+/// submount covers; `rbind` read-write writes through to the submount.
+#[test]
+fn recursive_readonly_bind_mounts() {
+    let e = Env::new();
+    let src = e.path("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("top"), "top\n").unwrap();
+    let bind = |dest: &str, opts: &[&str]| json!({"destination": dest, "type": "bind", "source": src, "options": opts});
+    let script = "cat /a/sub/f /b/sub/f; \
+        for m in a b; do (echo x > /$m/sub/g) 2>&1 | grep -q Read-only && echo $m-sub-ro; \
+          (echo x > /$m/top) 2>&1 | grep -q Read-only && echo $m-top-ro; done; \
+        ls /c/sub | wc -l; echo y > /d/sub/h && echo d-sub-rw; \
+        grep -E ' /(a|b|c) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1";
+    let cfg = spec_with(
+        script,
+        json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            bind("/a", &["rbind", "ro"]),
+            bind("/b", &["rbind", "rro", "rnosuid", "rprivate"]),
+            bind("/c", &["bind", "ro"]),
+            bind("/d", &["rbind", "rw"]),
+        ]}),
+    );
+    std::fs::write(e.path("bundle/config.json"), cfg.to_string()).unwrap();
+    // The submount exists only in this private mount namespace, for this run.
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs tmpfs \"$1/sub\" && echo in-sub > \"$1/sub/f\" && shift && \
+             \"$@\" && cat \"$0/sub/h\"",
+        )
+        .arg(&src)
+        .arg(&src)
+        .arg(rvisor_bin())
+        .arg("--root")
+        .arg(e.path("state"))
+        .arg("--allow-mount-source")
+        .arg(e.path(""))
+        .args(["run", "--bundle"])
+        .arg(e.path("bundle"))
+        .arg("rro")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "in-sub\nin-sub\na-sub-ro\na-top-ro\nb-sub-ro\nb-top-ro\n0\nd-sub-rw\n\
+         /a ro\n/b ro\n/c ro\ny\n",
+        "{}",
+        err(&o)
+    );
+    // Nothing was written to the host's directory under the submount.
+    assert!(!src.join("sub/h").exists() && !src.join("sub/g").exists());
+}
+
 /// tmpfs `size=` charging and `noexec` mappings (issue 10): the same Python program
 /// natively, on tmpfs mounts of a private mount namespace, and in a container whose
 /// spec has the same mounts; the outputs must match. (The sandbox has no mount(2),
@@ -709,6 +848,58 @@ fn devices_and_namespace_paths() {
         "linux.namespaces[0].path: joining the host's pid namespace",
     );
     assert!(!e.path("state/ns3").exists());
+}
+
+/// `linux.devices` of emulated devices at names of their own under /dev, with the
+/// spec's mode and owner (issue 11); other paths are refused before the start.
+#[test]
+fn spec_devices_at_other_paths_with_mode_and_owner() {
+    let e = Env::new();
+    let devices = json!([
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o600,
+         "uid": 0, "gid": 0},
+        {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o644,
+         "uid": 1000, "gid": 1001},
+        {"path": "/dev/myptmx", "type": "c", "major": 5, "minor": 2},
+    ]);
+    let script = "stat -c '%n %F %t:%T %a %u:%g' /dev/mynull /dev/sub/myzero /dev/myptmx; \
+        echo hi > /dev/mynull && echo wrote-null; head -c 4 /dev/sub/myzero | od -An -tx1; \
+        setpriv --reuid 1000 --regid 1001 --clear-groups sh -c \
+          'cat /dev/mynull 2>/dev/null || echo user-denied; \
+           head -c 2 /dev/sub/myzero | wc -c'";
+    let cfg = spec_with(
+        script,
+        json!({"linux": {"namespaces": namespaces(), "devices": devices},
+               "process": {"capabilities": {"bounding": ["CAP_SETUID", "CAP_SETGID"],
+                                            "effective": ["CAP_SETUID", "CAP_SETGID"],
+                                            "permitted": ["CAP_SETUID", "CAP_SETGID"]}}}),
+    );
+    let o = e.run_spec(&[], &cfg, "devs");
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(
+        out(&o),
+        "/dev/mynull character special file 1:3 600 0:0\n\
+         /dev/sub/myzero character special file 1:5 644 1000:1001\n\
+         /dev/myptmx character special file 5:2 666 0:0\n\
+         wrote-null\n 00 00 00 00\nuser-denied\n2\n",
+        "{}",
+        err(&o)
+    );
+    let dev = |path: &str| {
+        spec_with(
+            "echo started",
+            json!({"linux": {"namespaces": namespaces(), "devices": [
+                {"path": path, "type": "c", "major": 1, "minor": 3}]}}),
+        )
+    };
+    refused(
+        &e.run_spec(&[], &dev("/mynull"), "devs2"),
+        "linux.devices[0].path: /mynull: the sandbox makes device nodes only in its own /dev",
+    );
+    refused(
+        &e.run_spec(&[], &dev("/dev/pts/x"), "devs3"),
+        "linux.devices[0].path: /dev/pts/x: /dev/pts is the sandbox's own",
+    );
 }
 
 #[test]
@@ -1278,4 +1469,140 @@ fn failures_are_logged_with_their_kind() {
     // A forced delete of what does not exist is no failure.
     let o = e.rvisor(&["delete", "--force", "nosuch"]);
     assert!(o.status.success(), "{}", err(&o));
+}
+
+// ---- issue 11: CPython's own tests under the default container capabilities ----
+
+/// One test's outcome in a `python3 -m test -v` log: `ok`, `skipped`, `FAIL`, `ERROR`.
+fn unittest_outcomes(log: &str) -> std::collections::BTreeMap<String, String> {
+    let re = regex::Regex::new(r"^(\S+ \(\S+\)) \.\.\. (ok|skipped|FAIL|ERROR)\b").unwrap();
+    log.lines()
+        .filter_map(|l| re.captures(l))
+        .map(|c| (c[1].to_string(), c[2].to_string()))
+        .collect()
+}
+
+/// Tests runc passes that rvisor skips, each for a reason outside this issue.
+const KNOWN_CPYTHON_DIFFERENCES: [(&str, &str); 3] = [
+    // Extended attributes on the gofer's files are not implemented yet (xattr issue).
+    (
+        "test_fds (test.test_os.ExtendedAttributeTests.test_fds)",
+        "no non-broken extended attribute support",
+    ),
+    (
+        "test_lpath (test.test_os.ExtendedAttributeTests.test_lpath)",
+        "no non-broken extended attribute support",
+    ),
+    (
+        "test_simple (test.test_os.ExtendedAttributeTests.test_simple)",
+        "no non-broken extended attribute support",
+    ),
+];
+
+/// CPython's test_os, test_posix and test_tarfile (Debian's libpython3.11-testsuite)
+/// as root with the default container capability set (`rvisor spec`'s, containerd's)
+/// over the host's root read-only: every module passes, and every test runc passes
+/// with the same config.json passes too, but for [`KNOWN_CPYTHON_DIFFERENCES`].
+/// The whole run takes about a minute in rvisor.
+#[test]
+fn cpython_os_posix_tarfile_as_under_runc() {
+    assert!(
+        std::path::Path::new("/usr/lib/python3.11/test/test_os.py").exists(),
+        "libpython3.11-testsuite missing: run tests/setup.sh"
+    );
+    let e = Env::new();
+    let o = Command::new(rvisor_bin())
+        .arg("spec")
+        .current_dir(e.path("bundle"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "spec: {}", err(&o));
+    let mut cfg: Value =
+        serde_json::from_slice(&std::fs::read(e.path("bundle/config.json")).unwrap()).unwrap();
+    cfg["root"] = json!({"path": "/", "readonly": true});
+    cfg["process"]["args"] = json!([
+        "/bin/sh",
+        "-c",
+        "cd /tmp && python3 -m test -j1 -v test_os test_posix test_tarfile 2>&1"
+    ]);
+    cfg["process"]["env"] = json!(["PATH=/usr/bin:/bin", "HOME=/tmp"]);
+    let mut mounts: Vec<Value> = cfg["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["type"] != "cgroup" && m["type"] != "cgroup2")
+        .cloned()
+        .collect();
+    mounts.push(
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["nosuid", "nodev", "mode=1777"]}),
+    );
+    cfg["mounts"] = json!(mounts);
+    let o = e.run_spec(&[], &cfg, "cpython");
+    let log = out(&o);
+    assert!(
+        o.status.success() && log.contains("Tests result: SUCCESS"),
+        "rvisor: {}\n{}",
+        err(&o),
+        log.lines()
+            .filter(|l| l.contains("FAIL") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let ours = unittest_outcomes(&log);
+    assert!(ours.len() > 900, "{} tests", ours.len());
+    if which_runc().is_err() {
+        eprintln!("runc not installed: compared with nothing");
+        return;
+    }
+    // runc cannot pivot_root onto the host's own root: it gets a recursive bind of
+    // it, made in a private mount namespace that ends with the run.
+    let rootfs = e.path("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    cfg["root"] = json!({"path": rootfs, "readonly": true});
+    let rb = e.path("runc-bundle");
+    std::fs::create_dir_all(&rb).unwrap();
+    std::fs::write(rb.join("config.json"), cfg.to_string()).unwrap();
+    let r = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount --rbind / \"$0\" && exec runc --root \"$1\" run --bundle \"$2\" cpython-runc",
+        ])
+        .arg(&rootfs)
+        .arg(e.path("runc-state"))
+        .arg(&rb)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let runc_log = out(&r);
+    if err(&r).contains("level=error") {
+        eprintln!("runc could not run here: {}", err(&r));
+        return;
+    }
+    let theirs = unittest_outcomes(&runc_log);
+    assert_eq!(
+        ours.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "the same tests ran"
+    );
+    let mut differ = Vec::new();
+    for (name, got) in &ours {
+        let want = &theirs[name];
+        if got == want {
+            continue;
+        }
+        let known = KNOWN_CPYTHON_DIFFERENCES.iter().any(|(n, why)| {
+            n == name
+                && got == "skipped"
+                && log.lines().any(|l| l.starts_with(n) && l.contains(why))
+        });
+        if !known {
+            differ.push(format!("{name}: rvisor {got}, runc {want}"));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
 }

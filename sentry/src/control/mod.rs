@@ -86,6 +86,15 @@ pub enum Request {
         /// Its rootfs is read-only.
         #[serde(default)]
         readonly_rootfs: bool,
+        /// Its `linux.maskedPaths`, applied after its mounts as for the first container.
+        #[serde(default)]
+        masked_paths: Vec<String>,
+        /// Its `linux.readonlyPaths`.
+        #[serde(default)]
+        readonly_paths: Vec<String>,
+        /// Its emulated `linux.devices`, in its own /dev.
+        #[serde(default)]
+        devices: Vec<crate::config::DeviceConfig>,
     },
     /// Let an added container's first process run.
     StartContainer {
@@ -388,7 +397,23 @@ fn handle(
             process,
             mounts,
             readonly_rootfs,
-        } => match create_container(kernel, shared, &id, &process, &mounts, readonly_rootfs, fds) {
+            masked_paths,
+            readonly_paths,
+            devices,
+        } => match create_container(
+            kernel,
+            shared,
+            &id,
+            &process,
+            &RootSpec {
+                mounts: &mounts,
+                readonly_rootfs,
+                masked_paths: &masked_paths,
+                readonly_paths: &readonly_paths,
+                devices: &devices,
+            },
+            fds,
+        ) {
             Ok(pid) => Reply::Pid { pid },
             Err(msg) => err(format!("create container {id:?}: {msg}")),
         },
@@ -676,6 +701,15 @@ fn start_external(
     Ok(pid)
 }
 
+/// What an added container's root is made of, from its spec.
+struct RootSpec<'a> {
+    mounts: &'a [MountConfig],
+    readonly_rootfs: bool,
+    masked_paths: &'a [String],
+    readonly_paths: &'a [String],
+    devices: &'a [crate::config::DeviceConfig],
+}
+
 /// Builds an added container's root from the gofer socket (the last of `fds`) and
 /// starts its first process, held until [`Request::StartContainer`].
 fn create_container(
@@ -683,11 +717,15 @@ fn create_container(
     shared: &Arc<Shared>,
     id: &str,
     process: &ProcessConfig,
-    mounts: &[MountConfig],
-    readonly_rootfs: bool,
+    spec: &RootSpec<'_>,
     mut fds: Vec<OwnedFd>,
 ) -> Result<i32, String> {
     use crate::vfs::mount::{self, Mount, MountTable};
+    let RootSpec {
+        mounts,
+        readonly_rootfs,
+        ..
+    } = *spec;
     let (sandbox_id, overlay) = shared
         .sandbox
         .lock()
@@ -725,23 +763,27 @@ fn create_container(
         // Only the root filesystem is built from this config; the process's
         // capabilities follow the sandbox's --net-raw (Kernel::net_raw).
         net_raw: false,
-        masked_paths: Vec::new(),
-        readonly_paths: Vec::new(),
+        masked_paths: spec.masked_paths.to_vec(),
+        readonly_paths: spec.readonly_paths.to_vec(),
         netns_path: None,
         resources: Default::default(),
         netdev: None,
         allow_metadata: false,
+        devices: spec.devices.to_vec(),
     };
     let root_inode = crate::fs::overlay::root_for(&config, client.clone())?;
     let root = Dentry::mount_root(
         root_inode,
         Mount::root_with_flags(if readonly_rootfs { libc::MS_RDONLY } else { 0 }),
     );
-    MountTable::new().mount_all(
+    let table = MountTable::new();
+    table.mount_all(
         &root,
         &mount::with_defaults(mounts, readonly_rootfs, &root),
-        &crate::boot::fs_constructors(kernel, &client),
+        &crate::boot::fs_constructors(kernel, &client, &config.devices)?,
     )?;
+    // After every other mount, as for the sandbox's first container.
+    crate::vfs::protect::apply(&table, &root, &config.masked_paths, &config.readonly_paths)?;
     let (tx, rx) = mpsc::channel::<bool>();
     shared
         .gates

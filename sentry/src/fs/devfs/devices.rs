@@ -25,6 +25,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The device with numbers `major`:`minor`, if it is one of these.
+    pub fn of(major: u32, minor: u32) -> Option<Kind> {
+        [
+            Kind::Null,
+            Kind::Zero,
+            Kind::Full,
+            Kind::Random,
+            Kind::Urandom,
+            Kind::Tty,
+        ]
+        .into_iter()
+        .find(|k| k.numbers() == (major, minor))
+    }
+
     fn numbers(self) -> (u32, u32) {
         match self {
             Kind::Null => (1, 3),
@@ -97,6 +111,49 @@ impl Inode for CharDevice {
             frsize: 4096,
             ..Default::default()
         })
+    }
+}
+
+/// A spec's `linux.devices` node: an emulated device (`inner`) with the
+/// permission bits and owner the spec gives it, which permission checks see.
+pub struct DeviceNode {
+    inner: Arc<dyn Inode>,
+    perm: u32,
+    uid: u32,
+    gid: u32,
+}
+
+impl DeviceNode {
+    /// `inner` shown with mode `perm` (permission bits only) and owner `uid`:`gid`.
+    pub fn new(inner: Arc<dyn Inode>, perm: u32, uid: u32, gid: u32) -> Arc<DeviceNode> {
+        Arc::new(DeviceNode {
+            inner,
+            perm: perm & 0o7777,
+            uid,
+            gid,
+        })
+    }
+}
+
+impl Inode for DeviceNode {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        let mut st = self.inner.stat()?;
+        st.mode = (st.mode & libc::S_IFMT) | self.perm;
+        st.uid = self.uid;
+        st.gid = self.gid;
+        Ok(st)
+    }
+    fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        self.inner.open(flags)
+    }
+    fn mutation_refused(&self) -> Errno {
+        self.inner.mutation_refused()
+    }
+    fn statfs(&self) -> SysResult<StatFs> {
+        self.inner.statfs()
     }
 }
 

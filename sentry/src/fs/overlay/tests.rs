@@ -98,6 +98,7 @@ fn config(overlay: &str) -> BootConfig {
         resources: Default::default(),
         netdev: None,
         allow_metadata: false,
+        devices: Vec::new(),
     }
 }
 
