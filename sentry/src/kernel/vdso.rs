@@ -424,19 +424,24 @@ pub fn clock_now(clock: i32) -> SysResult<libc::timespec> {
             }
         }
     }
-    let host_clock = match clock {
+    host::clock_gettime(host_wall_clock(clock)?)
+}
+
+/// The host clock that answers for application clock `clock`, one of the clocks
+/// that are not CPU time (`EINVAL` for any other).
+pub fn host_wall_clock(clock: i32) -> SysResult<libc::clockid_t> {
+    match clock {
         libc::CLOCK_REALTIME
         | libc::CLOCK_MONOTONIC
         | libc::CLOCK_MONOTONIC_RAW
         | libc::CLOCK_REALTIME_COARSE
         | libc::CLOCK_MONOTONIC_COARSE
         | libc::CLOCK_BOOTTIME
-        | libc::CLOCK_TAI => clock,
-        libc::CLOCK_REALTIME_ALARM => libc::CLOCK_REALTIME,
-        libc::CLOCK_BOOTTIME_ALARM => libc::CLOCK_BOOTTIME,
-        _ => return Err(Errno::EINVAL),
-    };
-    host::clock_gettime(host_clock)
+        | libc::CLOCK_TAI => Ok(clock),
+        libc::CLOCK_REALTIME_ALARM => Ok(libc::CLOCK_REALTIME),
+        libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 /// Maps the vDSO into a new process's `mm`: its address for `AT_SYSINFO_EHDR`, or 0

@@ -13,21 +13,12 @@ use crate::syscalls::Args;
 /// Maps an application clock id to the host clock that answers for it.
 fn host_clock(clock: i32) -> SysResult<libc::clockid_t> {
     match clock {
-        libc::CLOCK_REALTIME
-        | libc::CLOCK_MONOTONIC
-        | libc::CLOCK_MONOTONIC_RAW
-        | libc::CLOCK_REALTIME_COARSE
-        | libc::CLOCK_MONOTONIC_COARSE
-        | libc::CLOCK_BOOTTIME
-        | libc::CLOCK_TAI => Ok(clock),
-        libc::CLOCK_REALTIME_ALARM => Ok(libc::CLOCK_REALTIME),
-        libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
         // Resolution and CPU-time timers come from the host's own CPU clocks
         // (`clock_gettime` itself reads the application's stub).
         libc::CLOCK_PROCESS_CPUTIME_ID | libc::CLOCK_THREAD_CPUTIME_ID => {
             Ok(libc::CLOCK_THREAD_CPUTIME_ID)
         }
-        _ => Err(Errno::EINVAL),
+        _ => crate::kernel::vdso::host_wall_clock(clock),
     }
 }
 
