@@ -102,8 +102,7 @@ impl HostStream {
             }
         }
         if let Some(fd) = n.as_ref() {
-            // A full queue already holds a wake-up.
-            let _ = host::write(fd.as_fd(), &[1]);
+            crate::platform::common::wake_up(fd.as_fd());
         }
     }
 }
@@ -138,8 +137,7 @@ fn notify(shared: Weak<Shared>, wake: OwnedFd) {
             return;
         }
         if got[0] & libc::POLLIN != 0 {
-            let mut b = [0u8; 16];
-            let _ = host::read(wake.as_fd(), &mut b);
+            crate::platform::common::drain_wake_ups(wake.as_fd());
         }
         if n == 2 && got[1] != 0 {
             // Everyone waiting re-checks; whoever still waits arms again.

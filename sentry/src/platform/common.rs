@@ -252,3 +252,26 @@ pub fn seqpacket_pair() -> SysResult<(std::os::fd::OwnedFd, std::os::fd::OwnedFd
     )
     .map_err(|e| Errno(e as i32))
 }
+
+/// Sends a one-byte wake-up on `sock` without blocking: a full queue already holds
+/// one, which is all the reader needs.
+pub fn wake_up(sock: std::os::fd::BorrowedFd<'_>) {
+    use nix::sys::socket::{sendmsg, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let iov = [std::io::IoSlice::new(&[1u8])];
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    let _ = sendmsg::<()>(sock.as_raw_fd(), &iov, &[], flags, None);
+}
+
+/// Reads every wake-up queued on `sock`, without blocking.
+pub fn drain_wake_ups(sock: std::os::fd::BorrowedFd<'_>) {
+    use nix::sys::socket::{recvmsg, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let mut b = [0u8; 16];
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut b)];
+        if recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT).is_err() {
+            return;
+        }
+    }
+}

@@ -11,7 +11,7 @@
 //! a traced thread is left unreaped, so the ptrace platform watches a thread pidfd
 //! per stub thread instead.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -110,11 +110,7 @@ impl<S: Watched> Registry<S> {
 
     /// Makes the watcher take the list again.
     pub(crate) fn poke(&self) {
-        use nix::sys::socket::{sendmsg, MsgFlags};
-        let iov = [std::io::IoSlice::new(&[1u8])];
-        let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
-        // A full queue already holds a wake-up.
-        let _ = sendmsg::<()>(self.wake.as_raw_fd(), &iov, &[], flags, None);
+        super::common::wake_up(self.wake.as_fd());
     }
 }
 
@@ -179,7 +175,7 @@ fn watch<S: Watched>(registry: Weak<Registry<S>>, wake: OwnedFd) {
             return;
         }
         if polled[0].revents & libc::POLLIN != 0 {
-            drain(&wake);
+            super::common::drain_wake_ups(wake.as_fd());
         }
         for (range, w) in &watched {
             if polled[range.clone()].iter().all(|p| p.revents == 0) {
@@ -211,18 +207,6 @@ pub(crate) fn pidfd_exited(pidfd: &OwnedFd) -> bool {
     let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
     // A failed poll says nothing: the caller asks again later.
     r > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
-}
-
-/// Reads every queued wake-up message.
-fn drain(sock: &OwnedFd) {
-    use nix::sys::socket::{recvmsg, MsgFlags};
-    let mut b = [0u8; 16];
-    loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut b)];
-        if recvmsg::<()>(sock.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT).is_err() {
-            return;
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
