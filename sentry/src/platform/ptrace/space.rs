@@ -314,13 +314,17 @@ impl PtraceSpace {
         match sys::wait_unreaped(tid) {
             Ok(Some(WaitStatus::Stopped { sig, event })) => Ok((sig, event)),
             Ok(Some(WaitStatus::Gone)) | Ok(None) | Err(_) => {
-                {
+                let known = {
                     let _no_copies = self.reap_lock.write().unwrap_or_else(|p| p.into_inner());
-                    self.dead.store(true, Ordering::SeqCst);
+                    let known = self.dead.swap(true, Ordering::SeqCst);
                     let _ = sys::wait(tid);
-                }
+                    known
+                };
                 self.note_gone(tid);
-                tracing::warn!(pid = self.pid, tid, "ptrace stub died");
+                // Said once: the death watcher may have seen it first.
+                if !known {
+                    tracing::warn!(pid = self.pid, tid, "ptrace stub died");
+                }
                 Err(Errno::ESRCH)
             }
         }
