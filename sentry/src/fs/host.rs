@@ -24,7 +24,10 @@ const STREAM_CHUNK: usize = libc::PIPE_BUF;
 /// written before the host says they are ready: until then a read or write gives
 /// `EAGAIN`, and the task waits on the stream's queue like on any file of the
 /// sandbox, woken by a notifier thread that polls the host fd for it. Files that
-/// never block (regular files, `/dev/null`) are used directly.
+/// never block (regular files, `/dev/null`) are used directly. One gap is left: a
+/// host process outside the sandbox reading the same pipe can take the data between
+/// the poll and the read, and the read then blocks until more comes (the sandbox
+/// cannot make a shared host fd non-blocking without changing it for the caller).
 pub struct HostStream {
     shared: Arc<Shared>,
 }
