@@ -1,21 +1,16 @@
 #!/usr/bin/env python3
 """Generates sentry/src/syscalls/table.rs: the x86-64 syscall ABI map.
 
-Names come from the kernel's unistd_64.h (plus numbers newer than the installed
-headers); handlers and argument printers from sentry/tools/syscalls/<area>.txt (one line per
-implemented syscall). Run it again after adding a handler:
-    python3 sentry/tools/gen_table.py > sentry/src/syscalls/table.rs
+Numbers and names come from sentry/tools/syscalls/numbers.tsv (kept in the tree, so the
+output does not depend on the build host's headers); handlers, argument printers and the
+dispatcher's after-call flags from sentry/tools/syscalls/<area>.txt (one line per implemented
+syscall). Run it again after adding a handler:
+    python3 sentry/tools/gen_table.py > sentry/src/syscalls/table.rs && cargo fmt
+The sentry's test `syscalls::table_is_generated_from_the_lists` fails when the table is stale.
 """
-import re
-
-NEWER = {451: "cachestat", 452: "fchmodat2", 453: "map_shadow_stack", 454: "futex_wake",
-         455: "futex_wait", 456: "futex_requeue", 457: "statmount", 458: "listmount",
-         459: "lsm_get_self_attr", 460: "lsm_set_self_attr", 461: "lsm_list_modules",
-         462: "mseal", 463: "setxattrat", 464: "getxattrat", 465: "listxattrat",
-         466: "removexattrat", 467: "open_tree_attr"}
 
 def load_implemented():
-    """Reads sentry/tools/syscalls/*.txt: `name<TAB>handler<TAB>argument kinds`."""
+    """Reads sentry/tools/syscalls/*.txt: `name<TAB>handler<TAB>argument kinds[<TAB>after flags]`."""
     import glob, os
     here = os.path.dirname(os.path.abspath(__file__))
     impl = {}
@@ -24,23 +19,24 @@ def load_implemented():
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
                 continue
-            name, handler, args = (line.split("\t") + ["", ""])[:3]
+            name, handler, args, after = (line.split("\t") + ["", "", ""])[:4]
             assert name not in impl, f"{name} listed twice"
-            impl[name] = (handler, args)
+            impl[name] = (handler, args, after or "0")
     return impl
 
 
 IMPLEMENTED = load_implemented()
-MODULES = sorted({h.split("::")[0] for h, _ in IMPLEMENTED.values()})
+MODULES = sorted({h.split("::")[0] for h, _, _ in IMPLEMENTED.values()})
 
 def main():
+    import os
     nums = {}
-    for line in open("/usr/include/x86_64-linux-gnu/asm/unistd_64.h"):
-        m = re.match(r"#define __NR_(\w+) (\d+)", line)
-        if m:
-            nums[int(m.group(2))] = m.group(1)
-    for k, v in NEWER.items():
-        nums.setdefault(k, v)
+    here = os.path.dirname(os.path.abspath(__file__))
+    for line in open(os.path.join(here, "syscalls", "numbers.tsv")):
+        if line.startswith("#") or not line.strip():
+            continue
+        nr, name = line.split()
+        nums[int(nr)] = name
     missing = set(IMPLEMENTED) - set(nums.values())
     assert not missing, missing
     out = []
@@ -50,6 +46,7 @@ def main():
     w("//! A number with no handler returns `ENOSYS` and is logged once by name.")
     w("")
     w("use crate::syscalls::strace::Arg::{self, *};")
+    w("use crate::syscalls::after::*;")
     w("use crate::syscalls::{" + ", ".join(MODULES + ["Handler"]) + "};")
     w("")
     w("/// One row of the table.")
@@ -60,6 +57,8 @@ def main():
     w("    pub handler: Option<Handler>,")
     w("    /// How `--strace` prints each argument.")
     w("    pub args: &'static [Arg],")
+    w("    /// What the dispatcher does after the call succeeds (`syscalls::after` flags).")
+    w("    pub after: u8,")
     w("}")
     w("")
     w(f"/// One past the highest syscall number the table knows.")
@@ -72,10 +71,10 @@ def main():
     for nr in sorted(nums):
         name = nums[nr]
         if name in IMPLEMENTED:
-            h, args = IMPLEMENTED[name]
-            w(f'        {nr} => &Entry {{ name: "{name}", handler: Some({h}), args: &[{args}] }},')
+            h, args, after = IMPLEMENTED[name]
+            w(f'        {nr} => &Entry {{ name: "{name}", handler: Some({h}), args: &[{args}], after: {after} }},')
         else:
-            w(f'        {nr} => &Entry {{ name: "{name}", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] }},')
+            w(f'        {nr} => &Entry {{ name: "{name}", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], after: 0 }},')
     w("        _ => return None,")
     w("    };")
     w("    Some(e)")
