@@ -62,29 +62,10 @@ impl ExecFile for LoaderFile {
         Ok(self.imp.stat()?.size.max(0) as u64)
     }
 
-    fn mappable(&self) -> Arc<dyn Mappable> {
-        match self.imp.mappable() {
-            Some(m) => m,
-            None => Arc::new(Unmappable),
-        }
-    }
-}
-
-/// Stands in for a file that cannot be mapped; mapping it fails in the platform
-/// with `EBADF`, which the loader reports.
-struct Unmappable;
-
-impl Mappable for Unmappable {
-    fn host_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        // SAFETY: -1 is never a valid fd; any host call given it fails with EBADF, and
-        // BorrowedFd is only used for the duration of such a call.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(-1) }
-    }
-    fn display_name(&self) -> String {
-        String::new()
-    }
-    fn dev_ino(&self) -> (u64, u64) {
-        (0, 0)
+    fn mappable(&self) -> SysResult<Arc<dyn Mappable>> {
+        // Linux's execve fails with the mmap error, ENODEV, for a file its filesystem
+        // cannot map.
+        self.imp.mappable().ok_or(Errno::ENODEV)
     }
 }
 

@@ -318,7 +318,7 @@ fn map_segment(
         // zero; write them through a writable mapping, then drop the write bit.
         let map_prot = if tail { prot | libc::PROT_WRITE } else { prot };
         let backing = VmaBacking::File {
-            file: file.mappable(),
+            file: file.mappable()?,
             offset,
         };
         map_fixed(

@@ -22,8 +22,8 @@ pub trait ExecFile: Send + Sync {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> SysResult<usize>;
     /// The file's size in bytes.
     fn size(&self) -> SysResult<u64>;
-    /// The file as a mapping source.
-    fn mappable(&self) -> Arc<dyn Mappable>;
+    /// The file as a mapping source; `ENODEV` for a file that cannot be mapped.
+    fn mappable(&self) -> SysResult<Arc<dyn Mappable>>;
 }
 
 /// Opens another file for the loader (the PT_INTERP interpreter, a `#!` interpreter),

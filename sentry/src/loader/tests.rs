@@ -44,8 +44,8 @@ impl ExecFile for HostExec {
     fn size(&self) -> SysResult<u64> {
         Ok(self.0.file.metadata().map_err(|_| Errno::EIO)?.len())
     }
-    fn mappable(&self) -> Arc<dyn Mappable> {
-        self.0.clone()
+    fn mappable(&self) -> SysResult<Arc<dyn Mappable>> {
+        Ok(self.0.clone())
     }
 }
 
