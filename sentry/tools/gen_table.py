@@ -2,15 +2,18 @@
 """Generates sentry/src/syscalls/table.rs: the x86-64 syscall ABI map.
 
 Numbers and names come from sentry/tools/syscalls/numbers.tsv (kept in the tree, so the
-output does not depend on the build host's headers); handlers, argument printers and the
-dispatcher's after-call flags from sentry/tools/syscalls/<area>.txt (one line per implemented
-syscall). Run it again after adding a handler:
+output does not depend on the build host's headers); handlers, argument printers, flags
+(the dispatcher's after-call work; PARTIAL and REFUSED rows, with why) from
+sentry/tools/syscalls/<area>.txt (one line per syscall with a handler). Run it again after
+adding a handler:
     python3 sentry/tools/gen_table.py > sentry/src/syscalls/table.rs && cargo fmt
-The sentry's test `syscalls::table_is_generated_from_the_lists` fails when the table is stale.
+`--count` prints the README's count of the ABI instead. The sentry's tests
+`syscalls::tests::table_is_generated_from_the_lists` and `readme_count_is_current` fail when
+either is stale.
 """
 
 def load_implemented():
-    """Reads sentry/tools/syscalls/*.txt: `name<TAB>handler<TAB>argument kinds[<TAB>after flags]`."""
+    """Reads sentry/tools/syscalls/*.txt: `name<TAB>handler<TAB>argument kinds[<TAB>flags[<TAB>why]]`."""
     import glob, os
     here = os.path.dirname(os.path.abspath(__file__))
     impl = {}
@@ -19,16 +22,18 @@ def load_implemented():
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
                 continue
-            name, handler, args, after = (line.split("\t") + ["", "", ""])[:4]
+            name, handler, args, flags, why = (line.split("\t") + ["", "", "", ""])[:5]
             assert name not in impl, f"{name} listed twice"
-            impl[name] = (handler, args, after or "0")
+            marked = "PARTIAL" in flags or "REFUSED" in flags
+            assert marked == bool(why), f"{name}: PARTIAL and REFUSED rows, and only they, say why"
+            impl[name] = (handler, args, flags or "0", why)
     return impl
 
 
 IMPLEMENTED = load_implemented()
-MODULES = sorted({h.split("::")[0] for h, _, _ in IMPLEMENTED.values()})
+MODULES = sorted({row[0].split("::")[0] for row in IMPLEMENTED.values()})
 
-def main():
+def numbers():
     import os
     nums = {}
     here = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +42,29 @@ def main():
             continue
         nr, name = line.split()
         nums[int(nr)] = name
+    return nums
+
+
+def count():
+    """The README's paragraph: how much of the ABI has a handler, generated from the lists."""
+    nums = numbers()
+    rows = [IMPLEMENTED[n] + (n,) for n in nums.values() if n in IMPLEMENTED]
+    partial = sorted((r[4], r[3]) for r in rows if "PARTIAL" in r[2])
+    refused = sorted((r[4], r[3]) for r in rows if "REFUSED" in r[2])
+    full = len(rows) - len(partial) - len(refused)
+    print(f"Of the {len(nums)} x86-64 system call numbers, {len(rows)} have a handler: "
+          f"{full} implemented, {len(partial)} marked partial and {len(refused)} refused on "
+          f"purpose (below). The other {len(nums) - len(rows)} answer ENOSYS and are logged "
+          f"once by name. Marked partial:")
+    for name, why in partial:
+        print(f"- `{name}`: {why}.")
+    print("Refused on purpose:")
+    for name, why in refused:
+        print(f"- `{name}`: {why}.")
+
+
+def main():
+    nums = numbers()
     missing = set(IMPLEMENTED) - set(nums.values())
     assert not missing, missing
     out = []
@@ -46,7 +74,7 @@ def main():
     w("//! A number with no handler returns `ENOSYS` and is logged once by name.")
     w("")
     w("use crate::syscalls::strace::Arg::{self, *};")
-    w("use crate::syscalls::after::*;")
+    w("use crate::syscalls::flags::*;")
     w("use crate::syscalls::{" + ", ".join(MODULES + ["Handler"]) + "};")
     w("")
     w("/// One row of the table.")
@@ -57,8 +85,8 @@ def main():
     w("    pub handler: Option<Handler>,")
     w("    /// How `--strace` prints each argument.")
     w("    pub args: &'static [Arg],")
-    w("    /// What the dispatcher does after the call succeeds (`syscalls::after` flags).")
-    w("    pub after: u8,")
+    w("    /// `syscalls::flags`: the dispatcher's after-call work, and what the row offers.")
+    w("    pub flags: u8,")
     w("}")
     w("")
     w(f"/// One past the highest syscall number the table knows.")
@@ -71,10 +99,10 @@ def main():
     for nr in sorted(nums):
         name = nums[nr]
         if name in IMPLEMENTED:
-            h, args, after = IMPLEMENTED[name]
-            w(f'        {nr} => &Entry {{ name: "{name}", handler: Some({h}), args: &[{args}], after: {after} }},')
+            h, args, flags, _why = IMPLEMENTED[name]
+            w(f'        {nr} => &Entry {{ name: "{name}", handler: Some({h}), args: &[{args}], flags: {flags} }},')
         else:
-            w(f'        {nr} => &Entry {{ name: "{name}", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], after: 0 }},')
+            w(f'        {nr} => &Entry {{ name: "{name}", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 }},')
     w("        _ => return None,")
     w("    };")
     w("    Some(e)")
@@ -95,4 +123,6 @@ def main():
     w("}")
     print("\n".join(out))
 
-main()
+if __name__ == "__main__":
+    import sys
+    count() if sys.argv[1:] == ["--count"] else main()
