@@ -63,6 +63,8 @@ pub struct Timer {
     pub overrun: i32,
     /// POSIX timer id (for si_timerid), or -1 for itimers.
     pub id: i32,
+    /// The clock a wall timer's absolute deadlines are read on (`TIMER_ABSTIME`).
+    pub clock: libc::clockid_t,
 }
 
 /// The key of a timer: (process, kind).
@@ -90,6 +92,25 @@ impl Timer {
             target,
             overrun: 0,
             id,
+            clock: libc::CLOCK_MONOTONIC,
+        }
+    }
+
+    /// The same timer, its absolute deadlines read on `clock`.
+    pub fn on_clock(mut self, clock: libc::clockid_t) -> Timer {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, on the clock this timer's absolute deadlines are read on: its CPU clock, or
+    /// its wall clock as the application reads it.
+    fn clock_now(&self) -> SysResult<Duration> {
+        match &self.cpu {
+            Some(clock) => clock().ok_or(Errno::EINVAL),
+            None => {
+                let ts = crate::kernel::vdso::clock_now(self.clock)?;
+                Ok(Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec as u32))
+            }
         }
     }
 
@@ -225,6 +246,18 @@ impl TimerService {
             .get(&key)
             .map(|t| (t.remaining(now), t.interval))
             .unwrap_or_default())
+    }
+
+    /// Turns `deadline`, an absolute time on `key`'s own clock (`TIMER_ABSTIME`), into
+    /// the time left until it: at least 1 ns, so a deadline already past fires at once.
+    pub fn until(&self, key: TimerKey, deadline: Duration) -> SysResult<Duration> {
+        let now = self
+            .lock()?
+            .timers
+            .get(&key)
+            .ok_or(Errno::EINVAL)?
+            .clock_now()?;
+        Ok(deadline.saturating_sub(now).max(Duration::from_nanos(1)))
     }
 
     /// True if `key` exists.

@@ -167,7 +167,7 @@ pub fn timer_create(task: &mut Task, a: &Args) -> SysResult<u64> {
         (signo, value, target)
     };
     let cpu = cpu_id.map(|id| cpu_clock(task, id.which == super::time::CpuWhich::Virt));
-    let t = Timer::new(signo, value, target, id, cpu);
+    let t = Timer::new(signo, value, target, id, cpu).on_clock(clock);
     task.kernel
         .timers
         .create(TimerKey::Posix(task.tgid, id), t)?;
@@ -206,10 +206,7 @@ pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let (interval, mut value) = read_itimerspec(task, a[2])?;
     if a[1] as i32 & libc::TIMER_ABSTIME != 0 && !value.is_zero() {
-        let now = crate::kernel::vdso::clock_now(libc::CLOCK_REALTIME)?;
-        value = value
-            .saturating_sub(Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-            .max(Duration::from_nanos(1));
+        value = task.kernel.timers.until(key, value)?;
     }
     let tg = Arc::downgrade(&task.tg);
     let old = task.kernel.timers.set(
