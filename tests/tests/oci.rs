@@ -648,6 +648,51 @@ fn spec_tmpfs_size_limit_and_noexec() {
     assert_eq!(out(&o), out(&native), "{}", err(&o));
 }
 
+/// Issue 10, charging: in a tmpfs mounted with size=, a write fault through a shared
+/// mapping past the limit is SIGBUS (BUS_ADRERR), as on Linux, on both platforms;
+/// write(2) and statfs agree with it (tests/c/mm_tmpfs_sigbus.c, compared with a
+/// native run in a private mount namespace with the same tmpfs).
+#[test]
+fn spec_tmpfs_fault_past_size_is_sigbus() {
+    let e = Env::new();
+    let exe = e.path("mm_tmpfs_sigbus");
+    let src = rvisor_e2e::c_dir().join("mm_tmpfs_sigbus.c");
+    rvisor_e2e::compile(&src, rvisor_e2e::Link::Static, &exe, &[]).unwrap();
+    let lim = e.path("lim");
+    std::fs::create_dir_all(&lim).unwrap();
+    let native = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size=256k tmpfs {l} && {x} {l}",
+            l = lim.display(),
+            x = exe.display()
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(native.status.success(), "native: {}", err(&native));
+    assert!(
+        out(&native).contains("64 pages, then SIGBUS BUS_ADRERR at page 64"),
+        "native: {}",
+        out(&native)
+    );
+    let cfg = json!({
+        "ociVersion": "1.0.2",
+        "process": {"args": [exe.to_str().unwrap(), "/m/lim"], "cwd": "/",
+                    "env": ["PATH=/usr/bin:/bin"], "user": {"uid": 0, "gid": 0}},
+        "root": {"path": "/", "readonly": true},
+        "hostname": "oci",
+        "mounts": [{"destination": "/m/lim", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["size=256k"]}],
+        "linux": {"namespaces": namespaces()},
+    });
+    for p in rvisor_e2e::platforms() {
+        let o = e.run_spec(&[&format!("--platform={p}")], &cfg, &format!("sigbus-{p}"));
+        assert!(o.status.success(), "{p}: {}", err(&o));
+        assert_eq!(out(&o), out(&native), "{p}: {}", err(&o));
+    }
+}
+
 // ---- issue 11: capabilities, masked/read-only paths, devices, namespaces, refusals ----
 
 /// A config running `script` with the host root read-only, its namespaces, and

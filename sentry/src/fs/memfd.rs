@@ -1,15 +1,18 @@
-//! memfd: an anonymous, growable, mappable file. Each memfd is a private host memfd
-//! the sentry creates (as each tmpfs file's extent is, see `fs::memfile`); its bytes
+//! memfd: an anonymous, growable, mappable file. Each memfd is an extent of the
+//! sandbox's memory (`fs::memfile`) held in a host memfd of its own; its bytes
 //! are read and written with `pread`/`pwrite`, and `mmap` maps the host fd
 //! directly, so `MAP_SHARED` mappings see each other's writes and the host applies
-//! end-of-file rules (SIGBUS) and counts its pages (`st_blocks`).
+//! end-of-file rules (SIGBUS) and counts its pages (`st_blocks`). As on Linux, its
+//! pages count against the sandbox's memory and no filesystem's size: it lives in
+//! no host tmpfs instance, and its count joins the sandbox's memory when it is
+//! written, resized or stat'ed.
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::memfile::{Extent, MemoryFile};
 use crate::fs::pipe::{imp_key, Registry};
 use crate::mm::Mappable;
 use crate::sys::host;
@@ -31,7 +34,7 @@ pub const F_SEAL_WRITE: u32 = 8;
 
 /// One memfd's storage.
 pub struct MemFd {
-    fd: OwnedFd,
+    ext: Extent,
     name: Vec<u8>,
     ino: u64,
     owner: Owner,
@@ -52,11 +55,8 @@ impl Drop for MemFdFile {
 
 /// Creates a memfd named `name` (`memfd:` is prefixed in listings).
 pub fn new_memfd(name: &[u8], allow_sealing: bool, owner: Owner) -> SysResult<Box<dyn FileImpl>> {
-    let cname = CString::new(b"rvisor-memfd".to_vec()).map_err(|_| Errno::EINVAL)?;
-    let fd = nix::sys::memfd::memfd_create(&cname, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
-        .map_err(|e| Errno(e as i32))?;
     let m = Arc::new(MemFd {
-        fd,
+        ext: MemoryFile::global()?.alloc()?,
         name: name.to_vec(),
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         owner,
@@ -77,7 +77,7 @@ pub fn memfd_of(file: &OpenFile) -> Option<Arc<MemFd>> {
 
 impl MemFd {
     fn size(&self) -> SysResult<u64> {
-        Ok(host::fstat(self.fd.as_fd())?.st_size.max(0) as u64)
+        Ok(host::fstat(self.ext.fd())?.st_size.max(0) as u64)
     }
 
     fn seals(&self) -> u32 {
@@ -113,15 +113,26 @@ impl MemFd {
         // as on Linux), shrinking frees the pages past it and takes them from
         // every mapping.
         if len != size {
-            nix::unistd::ftruncate(self.fd.as_fd(), len as i64)?;
+            nix::unistd::ftruncate(self.ext.fd(), len as i64)?;
+            self.ext.pages()?;
         }
         Ok(())
     }
 }
 
+impl MemFd {
+    /// `r` of a write, once the pages it added are counted as the sandbox's memory.
+    fn written(&self, r: SysResult<usize>) -> SysResult<usize> {
+        if r.is_ok() {
+            self.ext.pages()?;
+        }
+        r
+    }
+}
+
 impl Mappable for MemFd {
     fn host_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+        self.ext.fd()
     }
     fn display_name(&self) -> String {
         format!("/memfd:{} (deleted)", String::from_utf8_lossy(&self.name))
@@ -133,7 +144,7 @@ impl Mappable for MemFd {
 
 impl FileImpl for MemFdFile {
     fn read(&self, buf: &mut [u8], offset: u64) -> SysResult<usize> {
-        host::pread(self.m.fd.as_fd(), buf, offset)
+        host::pread(self.m.ext.fd(), buf, offset)
     }
     fn write(&self, buf: &[u8], offset: u64) -> SysResult<usize> {
         let seals = self.m.seals();
@@ -146,12 +157,18 @@ impl FileImpl for MemFdFile {
             if room == 0 && !buf.is_empty() {
                 return Err(Errno::EPERM);
             }
-            return host::pwrite(self.m.fd.as_fd(), &buf[..buf.len().min(room)], offset);
+            return self.m.written(host::pwrite(
+                self.m.ext.fd(),
+                &buf[..buf.len().min(room)],
+                offset,
+            ));
         }
-        host::pwrite(self.m.fd.as_fd(), buf, offset)
+        self.m.written(host::pwrite(self.m.ext.fd(), buf, offset))
     }
     fn stat(&self) -> SysResult<Stat> {
-        let h = host::fstat(self.m.fd.as_fd())?;
+        let h = host::fstat(self.m.ext.fd())?;
+        // Pages written through mappings join the sandbox's memory count here.
+        self.m.ext.pages()?;
         Ok(Stat {
             dev: MEMFD_DEV,
             ino: self.m.ino,

@@ -15,6 +15,15 @@
 //! charges against its `size=` limit. The price is one host descriptor per file
 //! that has data (about a kilobyte of host kernel memory, as a tmpfs inode costs on
 //! Linux), charged like the pages to the sandbox's cgroup.
+//!
+//! Where the pages live ([`MemoryFile::alloc_in`]): a file of a sandbox tmpfs that
+//! has a host tmpfs of its own ([`crate::sys::host_tmpfs`], made at boot with the
+//! mount's size) is an unnamed file there, so the host refuses a page past the
+//! mount's `size=` wherever it is asked for: `ENOSPC` (or a short write) for
+//! `write` and `fallocate`, SIGBUS (`BUS_ADRERR`) for a fault through a shared
+//! mapping, as Linux's tmpfs does. Everything else (System V segments, memfds,
+//! tmpfs mounts made once the sentry is confined) is a host memfd, limited, as on
+//! Linux, only by the sandbox's memory.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +35,7 @@ use nix::unistd::{lseek, Whence};
 
 use crate::errno::{Errno, SysResult};
 use crate::sys::host;
+use crate::sys::host_tmpfs::HostTmpfs;
 
 /// Bytes per page of the memory the extents hold.
 pub const PAGE: u64 = 4096;
@@ -89,13 +99,23 @@ impl MemoryFile {
     /// A new, empty (size 0) extent: a fresh host memfd, so it can hold nothing
     /// another file held before.
     pub fn alloc(self: &Arc<Self>) -> SysResult<Extent> {
+        self.alloc_in(None)
+    }
+
+    /// A new, empty (size 0) extent in `host` (a new unnamed file there, whose pages
+    /// count against that instance's size), or a fresh host memfd without one.
+    pub fn alloc_in(self: &Arc<Self>, host: Option<&HostTmpfs>) -> SysResult<Extent> {
         // Out of host descriptors, the filesystem is full as far as the application
         // can tell (as when Linux's tmpfs runs out of inodes).
-        let fd =
-            memfd_create(c"rvisor-memory", MemFdCreateFlag::MFD_CLOEXEC).map_err(|e| match e {
-                nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE => Errno::ENOSPC,
-                e => e.into(),
-            })?;
+        let full = |e: Errno| match e {
+            Errno::EMFILE | Errno::ENFILE => Errno::ENOSPC,
+            e => e,
+        };
+        let fd = match host {
+            Some(h) => h.create_file().map_err(full)?,
+            None => memfd_create(c"rvisor-memory", MemFdCreateFlag::MFD_CLOEXEC)
+                .map_err(|e| full(e.into()))?,
+        };
         Ok(Extent {
             mf: self.clone(),
             fd,
@@ -133,8 +153,10 @@ impl Extent {
         Ok(())
     }
 
-    /// Writes all of `buf` at `off` (the host memfd grows to cover it).
-    pub fn write(&self, off: u64, buf: &[u8]) -> SysResult<()> {
+    /// Writes `buf` at `off` (the host file grows to cover it): all of it, or as
+    /// much as fits when the host runs out of room (a host tmpfs at its size), or
+    /// `ENOSPC` when not a byte does.
+    pub fn write(&self, off: u64, buf: &[u8]) -> SysResult<usize> {
         if off
             .checked_add(buf.len() as u64)
             .is_none_or(|e| e > MAX_FILE_SIZE)
@@ -143,13 +165,18 @@ impl Extent {
         }
         let mut done = 0;
         while done < buf.len() {
-            let n = host::pwrite(self.fd(), &buf[done..], off + done as u64)?;
-            if n == 0 {
-                return Err(Errno::ENOSPC);
+            match host::pwrite(self.fd(), &buf[done..], off + done as u64) {
+                Ok(0) | Err(Errno::ENOSPC) if done > 0 => break,
+                Ok(0) => return Err(Errno::ENOSPC),
+                Ok(n) => done += n,
+                Err(e) if done > 0 => {
+                    tracing::debug!("memory: write stopped after {done} bytes: {e}");
+                    break;
+                }
+                Err(e) => return Err(e),
             }
-            done += n;
         }
-        Ok(())
+        Ok(done)
     }
 
     /// Sets the size: pages past a shrink are freed (and taken from every mapping,

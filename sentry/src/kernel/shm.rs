@@ -19,6 +19,9 @@ use crate::mm::Mappable;
 
 /// Largest segment.
 pub const SHMMAX: u64 = 64 << 30;
+/// Most pages of all segments together (`SHMALL`): Linux's default, no bound but
+/// the sandbox's memory (segments are charged to that, and to no filesystem).
+pub const SHMALL: u64 = u64::MAX - (1 << 24);
 /// Most segments in the sandbox (`SHMMNI`).
 pub const SHMMNI: usize = 4096;
 /// Device number segments report (so `shmdt` can tell their mappings apart).

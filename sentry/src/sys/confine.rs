@@ -66,6 +66,10 @@ pub enum Cmp {
     /// socket (known when the filter is built; without one, -1, which no call passes
     /// as a descriptor that works).
     PacketFd(u8),
+    /// The argument's low 32 bits equal the root descriptor of one of the host tmpfs
+    /// instances made at boot (`sys::host_tmpfs`; known when the filter is built,
+    /// after which no instance is made). Without any, -1.
+    HostTmpfsDir(u8),
 }
 
 /// How a row's arguments are checked.
@@ -271,7 +275,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     #[ptrace] SYS_setresgid(one_of(&[&[Cmp::Eq(0, STUB_GID), Cmp::Eq(1, STUB_GID), Cmp::Eq(2, STUB_GID)]])): "a new stub takes the stub gid: only to isolation::STUB_GID",
     #[ptrace] SYS_setresuid(one_of(&[&[Cmp::Eq(0, STUB_UID), Cmp::Eq(1, STUB_UID), Cmp::Eq(2, STUB_UID)]])): "a new stub takes the stub uid: only to isolation::STUB_UID",
     #[ptrace] SYS_capset: "a new stub empties its capability sets (capset can only lower what is held; its sets are in memory, so no argument rule)",
-    SYS_openat(one_of(&[&[Cmp::Within(2, OPENAT_FLAGS as u32)]])): "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS",
+    SYS_openat(one_of(&[&[Cmp::Within(2, OPENAT_FLAGS as u32)], &[Cmp::HostTmpfsDir(0), Cmp::Eq(2, crate::sys::host_tmpfs::TMPFILE_FLAGS as u32), Cmp::Eq(3, crate::sys::host_tmpfs::TMPFILE_MODE)]])): "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS. A tmpfs file's data: an unnamed file (O_TMPFILE|O_RDWR|O_CLOEXEC, mode 0600) in one of the sandbox's own host tmpfs instances only (sys::host_tmpfs), never in another directory",
+    SYS_fstatfs(one_of(&[&[Cmp::HostTmpfsDir(0)]])): "statfs of a sandbox tmpfs: its host tmpfs instance's size and free pages (sys::host_tmpfs), on those descriptors only",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
@@ -285,6 +290,7 @@ struct Runtime {
     pid: u32,
     personality: u32,
     packet_fd: u32,
+    tmpfs_dirs: Vec<u32>,
 }
 
 impl Runtime {
@@ -295,6 +301,10 @@ impl Runtime {
             pid: pid as u32,
             personality: personality as u32,
             packet_fd: crate::net::external::packet_fd().unwrap_or(-1) as u32,
+            tmpfs_dirs: crate::sys::host_tmpfs::dir_fds()
+                .into_iter()
+                .map(|fd| fd as u32)
+                .collect(),
         }
     }
 }
@@ -320,6 +330,13 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
         ],
         Cmp::OwnPid(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.pid))?],
         Cmp::PacketFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.packet_fd))?],
+        // One descriptor here: `rules` makes an alternative per instance.
+        Cmp::HostTmpfsDir(a) => vec![one(
+            a,
+            Dword,
+            SeccompCmpOp::Eq,
+            u64::from(rt.tmpfs_dirs.first().copied().unwrap_or(u32::MAX)),
+        )?],
         Cmp::Personality(a, add) => vec![one(
             a,
             Dword,
@@ -333,16 +350,31 @@ fn rules(args: &Args, rt: &Runtime) -> Result<Vec<SeccompRule>, String> {
     let err = |e: seccompiler::BackendError| format!("seccomp rule: {e}");
     match args {
         Args::Any | Args::Fail(_) => Ok(vec![]),
-        Args::OneOf(alts) => alts
-            .iter()
-            .map(|alt| {
-                let mut conds = Vec::new();
-                for &c in alt.iter() {
-                    conds.extend(condition(c, rt)?);
+        Args::OneOf(alts) => {
+            let mut out = Vec::new();
+            for alt in alts.iter() {
+                // An alternative naming a host tmpfs descriptor stands for one rule
+                // per instance (one with -1 when there is none, which nothing passes).
+                let per_dir = alt.iter().any(|c| matches!(c, Cmp::HostTmpfsDir(_)));
+                let dirs: Vec<u32> = match (per_dir, rt.tmpfs_dirs.is_empty()) {
+                    (false, _) => vec![0],
+                    (true, true) => vec![u32::MAX],
+                    (true, false) => rt.tmpfs_dirs.clone(),
+                };
+                for d in dirs {
+                    let one_dir = Runtime {
+                        tmpfs_dirs: vec![d],
+                        ..*rt
+                    };
+                    let mut conds = Vec::new();
+                    for &c in alt.iter() {
+                        conds.extend(condition(c, &one_dir)?);
+                    }
+                    out.push(SeccompRule::new(conds).map_err(err)?);
                 }
-                SeccompRule::new(conds).map_err(err)
-            })
-            .collect(),
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -459,6 +491,8 @@ fn with_errno_prefix(fails: &[(i64, i32)], prog: BpfProgram) -> BpfProgram {
 /// thread of the process.
 pub fn install_sentry_filter(platform: &str) -> Result<(), String> {
     let platform = Platform::by_name(platform)?;
+    // The filter names every host tmpfs instance there is; it allows no new one.
+    crate::sys::host_tmpfs::seal();
     let prog = sentry_filter(platform)?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
     tracing::info!(
@@ -1007,6 +1041,60 @@ mod tests {
             run(Platform::Systrap, pt(libc::PTRACE_GETREGS, 0, 0)),
             End::Sigsys
         );
+    }
+
+    /// `O_TMPFILE` and `fstatfs` only on the sandbox's host tmpfs instances, with the
+    /// exact flags and mode; a host directory the sentry holds takes neither.
+    #[test]
+    fn tmpfile_only_in_the_host_tmpfs_instances() {
+        let Ok(_inst) = crate::sys::host_tmpfs::mount(1 << 20) else {
+            eprintln!("no privilege to mount a tmpfs: skipped");
+            return;
+        };
+        let fd = *crate::sys::host_tmpfs::dir_fds()
+            .last()
+            .expect("the instance") as u64;
+        // A host directory (what a compromised sentry would like to create in).
+        // SAFETY: a NUL-terminated path; the descriptor is closed below.
+        let other = unsafe { libc::open(c"/tmp".as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY) };
+        assert!(other >= 0);
+        let flags = crate::sys::host_tmpfs::TMPFILE_FLAGS as u64;
+        let tmpfile = |dir: u64, flags: u64, mode: u64| {
+            move || {
+                if raw(
+                    libc::SYS_openat,
+                    [dir, c".".as_ptr() as u64, flags, mode, 0, 0],
+                ) >= 0
+                {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        let statfs = |dir: u64| {
+            move || {
+                // SAFETY: an all-zero statfs is valid for the kernel to overwrite.
+                let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+                let at = &mut sf as *mut libc::statfs as u64;
+                if raw(libc::SYS_fstatfs, [dir, at, 0, 0, 0, 0]) == 0 {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        for p in BOTH {
+            assert_eq!(run(p, tmpfile(fd, flags, 0o600)), End::Exit(0));
+            assert_eq!(run(p, tmpfile(other as u64, flags, 0o600)), End::Sigsys);
+            assert_eq!(run(p, tmpfile(fd, flags, 0o644)), End::Sigsys);
+            let no_cloexec = flags & !(libc::O_CLOEXEC as u64);
+            assert_eq!(run(p, tmpfile(fd, no_cloexec, 0o600)), End::Sigsys);
+            assert_eq!(run(p, statfs(fd)), End::Exit(0));
+            assert_eq!(run(p, statfs(other as u64)), End::Sigsys);
+        }
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(other) };
     }
 
     /// The README's allow-list table states the sentry's rows and how many carry

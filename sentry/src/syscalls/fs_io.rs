@@ -60,14 +60,16 @@ fn writable_file(task: &Task, fd: u64) -> SysResult<Arc<OpenFile>> {
     Ok(f)
 }
 
-/// `fallocate(2)`: modes 0 and `FALLOC_FL_KEEP_SIZE`.
+/// `fallocate(2)`: modes 0, `FALLOC_FL_KEEP_SIZE` and
+/// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`.
 pub fn fallocate(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (mode, off, len) = (a[1] as i32, a[2] as i64, a[3] as i64);
     if off < 0 || len <= 0 {
         return Err(Errno::EINVAL);
     }
     let f = writable_file(task, a[0])?;
-    if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 {
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    if mode & !libc::FALLOC_FL_KEEP_SIZE != 0 && mode != punch {
         return Err(Errno::EOPNOTSUPP);
     }
     if off.checked_add(len).is_none() {

@@ -179,7 +179,7 @@ pub fn shmctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         libc::IPC_INFO => {
             // struct shminfo64: shmmax, shmmin, shmmni, shmseg, shmall, 4 unused.
             let mut b = Vec::with_capacity(72);
-            for v in [SHMMAX, 1, SHMMNI as u64, SHMMNI as u64, SHMMAX / PAGE_SIZE] {
+            for v in [SHMMAX, 1, SHMMNI as u64, SHMMNI as u64, shm::SHMALL] {
                 b.extend_from_slice(&v.to_le_bytes());
             }
             b.extend_from_slice(&[0u8; 32]);

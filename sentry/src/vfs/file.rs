@@ -65,7 +65,8 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
-    /// `fallocate(2)` with `mode` (0 or `FALLOC_FL_KEEP_SIZE`; others
+    /// `fallocate(2)` with `mode` (0, `FALLOC_FL_KEEP_SIZE`, or
+    /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`; what a file cannot do is
     /// `EOPNOTSUPP`). Files that are not regular give `ENODEV`.
     fn allocate(&self, _mode: i32, _offset: u64, _len: u64) -> SysResult<()> {
         Err(Errno::ENODEV)

@@ -63,7 +63,7 @@ pub fn kernel_entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
         ("random", random as Arc<dyn Inode>),
         ("shmmax", text(125, format!("{}\n", shm::SHMMAX))),
         // No total beyond each segment's and the sandbox's memory: Linux's default.
-        ("shmall", text(126, "18446744073692774399\n".into())),
+        ("shmall", text(126, format!("{}\n", shm::SHMALL))),
         ("shmmni", text(127, format!("{}\n", shm::SHMMNI))),
         ("msgmax", text(128, format!("{}\n", msg::MSGMAX))),
         ("msgmnb", text(129, format!("{}\n", msg::MSGMNB))),

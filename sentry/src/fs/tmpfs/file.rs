@@ -49,6 +49,9 @@ impl FileImpl for TmpFile {
         match mode {
             0 => self.node.allocate(offset, len, false),
             libc::FALLOC_FL_KEEP_SIZE => self.node.allocate(offset, len, true),
+            m if m == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE => {
+                self.node.punch_hole(offset, len)
+            }
             _ => Err(Errno::EOPNOTSUPP),
         }
     }

@@ -5,10 +5,18 @@
 //!
 //! Size limit: every page a file holds counts against the mount's `size=` (as on
 //! Linux, by pages really held, not by file size: a sparse file costs only what is
-//! written). Pages written by `write(2)` and `fallocate` are charged before they
-//! are written (`ENOSPC`, or a short write, at the limit); pages that appear
+//! written). A mount made at boot has a host tmpfs of its own, of the same size
+//! ([`crate::sys::host_tmpfs`]), which holds its files' data: the host kernel
+//! then enforces the limit on every page however it is asked for (`ENOSPC` or a
+//! short write for `write(2)`, `ENOSPC` for `fallocate`, SIGBUS for a write fault
+//! through a shared mapping) and `statfs` reports the host's count, so the three
+//! always agree, as on Linux. A mount made once the sentry is confined (a
+//! container added to a running sandbox) cannot get one and keeps its files in
+//! memfds: pages written by `write(2)` and `fallocate` are then charged before
+//! they are written (`ENOSPC`, or a short write, at the limit); pages that appear
 //! through shared mappings are counted from the host memfd when usage is read
-//! (`statfs`, `stat`) or when a write comes near the limit.
+//! (`statfs`, `stat`) or when a write comes near the limit, but a fault past the
+//! limit is not refused.
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
@@ -29,6 +37,7 @@ use crate::config::MountConfig;
 use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile, MAX_FILE_SIZE};
 use crate::sys::host;
+use crate::sys::host_tmpfs::{self, HostTmpfs};
 use crate::vfs::mount::{parse_options, FsConstructor};
 use crate::vfs::xattr::XattrMap;
 use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs, TimeChange};
@@ -52,6 +61,9 @@ pub struct Tmpfs {
     tree: Mutex<()>,
     /// Size limit in bytes (`size=`).
     limit: u64,
+    /// The host tmpfs holding the file data and enforcing `limit`, if the mount
+    /// has one (see the module doc).
+    host: Option<HostTmpfs>,
     /// Pages held by file data, as last counted.
     pages: AtomicU64,
     /// Files that have been mapped: pages may appear in them without a write, so
@@ -176,7 +188,7 @@ impl FileData {
         if let Some(e) = &self.ext {
             return Ok(e.clone());
         }
-        let e = Arc::new(fs.mf.alloc()?);
+        let e = Arc::new(fs.mf.alloc_in(fs.host.as_ref())?);
         e.set_size(self.size)?;
         self.ext = Some(e.clone());
         Ok(e)
@@ -202,15 +214,22 @@ pub struct TmpInode {
 impl Tmpfs {
     /// A new, empty tmpfs whose root directory has `mode` and `owner`; `limit` is
     /// the size `statfs` reports (0: half the host's memory, as Linux's default).
+    /// Its files' data are memfds (see the module doc).
     pub fn new_root(mf: Arc<MemoryFile>, mode: u32, owner: Owner, limit: u64) -> Arc<TmpInode> {
+        Self::new_root_in(mf, mode, owner, limit, None)
+    }
+
+    /// [`Tmpfs::new_root`] with its files' data in `host`, which must have been made
+    /// with the size `limit` (or [`default_limit`] for 0).
+    pub fn new_root_in(
+        mf: Arc<MemoryFile>,
+        mode: u32,
+        owner: Owner,
+        limit: u64,
+        host: Option<HostTmpfs>,
+    ) -> Arc<TmpInode> {
         let id = NEXT_FS_ID.fetch_add(1, Ordering::Relaxed);
-        let limit = if limit == 0 {
-            host::sysinfo()
-                .map(|s| s.totalram * s.mem_unit as u64 / 2)
-                .unwrap_or(1 << 30)
-        } else {
-            limit
-        };
+        let limit = if limit == 0 { default_limit() } else { limit };
         let fs = Arc::new(Tmpfs {
             id: id as usize,
             // Anonymous device numbers, as Linux gives pseudo filesystems (0:N).
@@ -219,6 +238,7 @@ impl Tmpfs {
             next_ino: AtomicU64::new(1),
             tree: Mutex::new(()),
             limit,
+            host,
             pages: AtomicU64::new(0),
             mapped: Mutex::new(Vec::new()),
             inodes: AtomicU64::new(0),
@@ -251,9 +271,34 @@ impl Tmpfs {
                 }
             }
             let mf = MemoryFile::global()?;
-            Ok(Tmpfs::new_root(mf, mode, owner, limit) as Arc<dyn Inode>)
+            let limit = if limit == 0 { default_limit() } else { limit };
+            let host = match host_tmpfs::mount(limit) {
+                Ok(h) => Some(h),
+                Err(_) if host_tmpfs::sealed() => {
+                    tracing::info!(
+                        "tmpfs {}: made after confinement, no host tmpfs for its data: a write fault past its size= is not refused",
+                        mc.destination
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "tmpfs {}: no host tmpfs for its data ({e}): a write fault past its size= is not refused",
+                        mc.destination
+                    );
+                    None
+                }
+            };
+            Ok(Tmpfs::new_root_in(mf, mode, owner, limit, host) as Arc<dyn Inode>)
         })
     }
+}
+
+/// A tmpfs's size without `size=`: half the machine's memory, as on Linux.
+pub fn default_limit() -> u64 {
+    host::sysinfo()
+        .map(|s| s.totalram * s.mem_unit as u64 / 2)
+        .unwrap_or(1 << 30)
 }
 
 fn parse_size(v: &str) -> SysResult<u64> {
@@ -464,7 +509,8 @@ impl TmpInode {
         let e = fd.extent(&self.fs)?;
         let (first, last) = (off / PAGE, (off + n as u64).div_ceil(PAGE));
         let grows = last > fd.dense;
-        if grows {
+        // With a host tmpfs the host refuses the pages past the limit itself.
+        if grows && self.fs.host.is_none() {
             // Pages past `dense` may be new; only near the limit are they counted
             // exactly (with the mapped files' pages brought up to date first).
             let worst = last - first.max(fd.dense);
@@ -481,7 +527,7 @@ impl TmpInode {
                 }
             }
         }
-        e.write(off, &buf[..n])?;
+        let n = e.write(off, &buf[..n])?;
         let end = off + n as u64;
         if first <= fd.dense {
             fd.dense = fd.dense.max(end.div_ceil(PAGE));
@@ -526,6 +572,30 @@ impl TmpInode {
         self.recharge(&e)
     }
 
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`: `[off, off+len)` reads
+    /// as zeros and the whole pages in it go back to the filesystem (and to the
+    /// host, which takes them from every mapping too); the size stays.
+    pub(crate) fn punch_hole(&self, off: u64, len: u64) -> SysResult<()> {
+        let end = off.checked_add(len).ok_or(Errno::EFBIG)?;
+        if end > MAX_FILE_SIZE {
+            return Err(Errno::EFBIG);
+        }
+        let mut fd = self.file_data()?;
+        let Some(e) = fd.ext.clone() else {
+            // No data yet: nothing to give back.
+            return Ok(());
+        };
+        e.zero(off, len)?;
+        fd.dense = fd.dense.min(off / PAGE);
+        self.recharge(&e)?;
+        drop(fd);
+        let t = now();
+        let mut m = self.meta()?;
+        m.mtime = t;
+        m.ctime = t;
+        Ok(())
+    }
+
     /// `fallocate` mode 0 or `FALLOC_FL_KEEP_SIZE`: allocates the pages of the range
     /// (`ENOSPC`, as Linux's tmpfs, when the range is larger than the filesystem or
     /// its missing pages do not fit), grows the size unless `keep_size`.
@@ -537,17 +607,20 @@ impl TmpInode {
         let mut fd = self.file_data()?;
         let e = fd.extent(&self.fs)?;
         let (first, last) = (off / PAGE, end.div_ceil(PAGE));
-        let limit = self.fs.limit / PAGE;
-        if last - first > limit {
-            return Err(Errno::ENOSPC);
-        }
-        // The pages the range lacks must all fit (Linux undoes a fallocate that
-        // runs out midway, so a refused one changes nothing either).
-        self.fs.recount_mapped(Some(self));
-        self.recharge(&e)?;
-        let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
-        if e.nth_hole(off, end, free)?.is_some() {
-            return Err(Errno::ENOSPC);
+        // A host tmpfs refuses (and undoes) an allocation that does not fit itself.
+        if self.fs.host.is_none() {
+            let limit = self.fs.limit / PAGE;
+            if last - first > limit {
+                return Err(Errno::ENOSPC);
+            }
+            // The pages the range lacks must all fit (Linux undoes a fallocate that
+            // runs out midway, so a refused one changes nothing either).
+            self.fs.recount_mapped(Some(self));
+            self.recharge(&e)?;
+            let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+            if e.nth_hole(off, end, free)?.is_some() {
+                return Err(Errno::ENOSPC);
+            }
         }
         e.allocate(off, len, keep_size)?;
         if first <= fd.dense {
@@ -1039,9 +1112,19 @@ impl Inode for TmpInode {
     }
 
     fn statfs(&self) -> SysResult<StatFs> {
+        // Brings the sandbox's memory count up to date with pages written through
+        // mappings (and this filesystem's own, without a host tmpfs).
         self.fs.recount_mapped(None);
-        let blocks = self.fs.limit / PAGE;
-        let used = self.fs.pages.load(Ordering::Relaxed).min(blocks);
+        let (blocks, used) = match &self.fs.host {
+            Some(h) => {
+                let u = h.usage()?;
+                (u.blocks, u.blocks.saturating_sub(u.free))
+            }
+            None => {
+                let blocks = self.fs.limit / PAGE;
+                (blocks, self.fs.pages.load(Ordering::Relaxed).min(blocks))
+            }
+        };
         let files = blocks.max(1024);
         let ifree = files.saturating_sub(self.fs.inodes.load(Ordering::Relaxed));
         Ok(StatFs {

@@ -194,10 +194,34 @@ fn walk_crosses_mounts() {
     assert!(table.mount_all(&root, &bad, &ctors).is_err());
 }
 
+const PG: u64 = 4096;
+
 #[test]
 fn size_limit_charges_pages_held() {
-    const PG: u64 = 4096;
     let root = Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, ROOT, 64 * PG);
+    size_limit_holds(root);
+}
+
+/// The same rules with the data in a host tmpfs of the mount's size (what a mount
+/// made at boot gets), where the host enforces them; skipped without the privilege
+/// to mount one.
+#[test]
+fn size_limit_holds_in_a_host_tmpfs() {
+    let Ok(host) = host_tmpfs::mount(64 * PG) else {
+        eprintln!("no privilege to mount a tmpfs: skipped");
+        return;
+    };
+    let root = Tmpfs::new_root_in(
+        MemoryFile::global().unwrap(),
+        0o755,
+        ROOT,
+        64 * PG,
+        Some(host),
+    );
+    size_limit_holds(root);
+}
+
+fn size_limit_holds(root: Arc<TmpInode>) {
     let free = |r: &Arc<TmpInode>| r.statfs().unwrap().bfree;
     let f = root.create(b"f", 0o644, ROOT).unwrap();
     let file = f.open(libc::O_RDWR).unwrap();
@@ -244,6 +268,20 @@ fn size_limit_charges_pages_held() {
     assert_eq!(f.stat().unwrap().size, 128 << 10);
     assert_eq!(free(&root), 32, "before");
     file.allocate(0, 0, 256 << 10).unwrap();
+    assert_eq!(free(&root), 0);
+    // A punched hole gives its whole pages back and keeps the size.
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    assert_eq!(file.write(&[7, 7], 16 * PG).unwrap(), 2);
+    file.allocate(punch, 16 * PG + 1, 8 * PG).unwrap();
+    assert_eq!(free(&root), 7);
+    assert_eq!(f.stat().unwrap().size, 256 << 10);
+    let mut b = [1u8; 2];
+    file.read(&mut b, 16 * PG).unwrap();
+    assert_eq!(b, [7, 0], "zeroed from the hole's start");
+    assert_eq!(
+        file.write(&buf[..8 * PG as usize], 16 * PG).unwrap(),
+        8 * PG as usize
+    );
     assert_eq!(free(&root), 0);
     drop(file);
     drop(m);
