@@ -18,7 +18,9 @@ pub mod inotify;
 pub mod mem;
 pub mod membarrier;
 pub mod memfd;
+pub mod mount;
 pub mod msg;
+pub mod namespace;
 pub mod netlink;
 pub mod pipe;
 pub mod poll;
@@ -90,7 +92,8 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
         }
     };
     // chdir, fchdir, umask, chroot: publish to CLONE_FS siblings.
-    if result.is_ok() && matches!(nr, 80 | 81 | 95 | 161) {
+    // pivot_root and setns move root and cwd (unshare(CLONE_NEWNS) leaves the set).
+    if result.is_ok() && matches!(nr, 80 | 81 | 95 | 161 | 155 | 308) {
         if let Some(shared) = &task.fs_shared {
             if let Ok(mut fs) = shared.lock() {
                 *fs = task.fs.clone();
@@ -102,6 +105,7 @@ pub fn dispatch(task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
         && matches!(
             nr,
             59 | 322 | 80 | 81 | 95 | 105 | 106 | 113 | 114 | 116 | 117 | 119 | 122 | 123 | 161
+                | 155 | 272 | 308
         )
         // capset and prctl: the capability sets and no_new_privs /proc/PID/status shows.
         || result.is_ok() && matches!(nr, 126 | 157)

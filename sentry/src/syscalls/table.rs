@@ -3,11 +3,7 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{
-    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem,
-    membarrier, memfd, msg, pipe, poll, process, sched, seccomp, sem, session, shm, signal,
-    signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler,
-};
+use crate::syscalls::{clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem, membarrier, memfd, mount, msg, namespace, pipe, poll, process, sched, seccomp, sem, session, shm, signal, signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler};
 
 /// One row of the table.
 pub struct Entry {
@@ -181,7 +177,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         152 => &Entry { name: "munlockall", handler: Some(mem::munlockall), args: &[] },
         153 => &Entry { name: "vhangup", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         154 => &Entry { name: "modify_ldt", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        155 => &Entry { name: "pivot_root", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        155 => &Entry { name: "pivot_root", handler: Some(mount::pivot_root), args: &[Path, Path] },
         156 => &Entry { name: "_sysctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         157 => &Entry { name: "prctl", handler: Some(process::prctl), args: &[Int, Hex, Hex, Hex, Hex] },
         158 => &Entry { name: "arch_prctl", handler: Some(process::arch_prctl), args: &[Hex, Hex] },
@@ -191,8 +187,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         162 => &Entry { name: "sync", handler: Some(fs_io::sync), args: &[] },
         163 => &Entry { name: "acct", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         164 => &Entry { name: "settimeofday", handler: Some(time::settimeofday), args: &[Ptr, Ptr] },
-        165 => &Entry { name: "mount", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
-        166 => &Entry { name: "umount2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        165 => &Entry { name: "mount", handler: Some(mount::mount), args: &[Path, Path, Path, Hex, Ptr] },
+        166 => &Entry { name: "umount2", handler: Some(mount::umount2), args: &[Path, Hex] },
         167 => &Entry { name: "swapon", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         168 => &Entry { name: "swapoff", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         169 => &Entry { name: "reboot", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -298,7 +294,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         269 => &Entry { name: "faccessat", handler: Some(fs::faccessat), args: &[AtFd, Path, Oct] },
         270 => &Entry { name: "pselect6", handler: Some(poll::pselect6), args: &[Int, Ptr, Ptr, Ptr, Ptr, Ptr] },
         271 => &Entry { name: "ppoll", handler: Some(poll::ppoll), args: &[Ptr, Uint, Ptr, Ptr, Uint] },
-        272 => &Entry { name: "unshare", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        272 => &Entry { name: "unshare", handler: Some(namespace::unshare), args: &[Hex] },
         273 => &Entry { name: "set_robust_list", handler: Some(process::set_robust_list), args: &[Ptr, Uint] },
         274 => &Entry { name: "get_robust_list", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         275 => &Entry { name: "splice", handler: Some(splice::splice), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex] },
@@ -334,7 +330,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         305 => &Entry { name: "clock_adjtime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         306 => &Entry { name: "syncfs", handler: Some(fs_io::syncfs), args: &[Fd] },
         307 => &Entry { name: "sendmmsg", handler: Some(socket::sendmmsg), args: &[Fd, Ptr, Uint, Hex] },
-        308 => &Entry { name: "setns", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
+        308 => &Entry { name: "setns", handler: Some(namespace::setns), args: &[Fd, Hex] },
         309 => &Entry { name: "getcpu", handler: Some(sched::getcpu), args: &[Ptr, Ptr, Ptr] },
         310 => &Entry { name: "process_vm_readv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
         311 => &Entry { name: "process_vm_writev", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex] },
@@ -418,10 +414,7 @@ mod tests {
     fn rows() {
         assert_eq!(entry(39).map(|e| e.name), Some("getpid"));
         assert!(entry(0).and_then(|e| e.handler).is_some());
-        assert!(
-            entry(175).and_then(|e| e.handler).is_some(),
-            "init_module refuses explicitly"
-        );
+        assert!(entry(175).and_then(|e| e.handler).is_some(), "init_module refuses explicitly");
         assert!(entry(100_000).is_none());
         assert!(entry(MAX_NR - 1).is_some());
     }
