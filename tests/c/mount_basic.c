@@ -140,6 +140,12 @@ int main(int argc, char **argv)
     CHECK("y via rbind", stat(p("rb/inner/y"), &st));
     CHECK("y via bind", stat(p("nb/inner/y"), &st));
     mc_show("rbind", D);
+    mkdir(p("r/self"), 0755);
+    CHECK("rbind into itself", mount(p("r"), p("r/self"), NULL, MS_BIND | MS_REC, NULL));
+    CHECK("y via self", stat(p("r/self/inner/y"), &st));
+    CHECK("no second level", stat(p("r/self/self/inner/y"), &st));
+    mc_show("rbind into itself", D);
+    CHECK("detach self", umount2(p("r/self"), MNT_DETACH));
 
     // umount2.
     CHECK("umount non-mount", umount2(p("a"), 0));

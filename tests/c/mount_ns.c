@@ -139,9 +139,10 @@ int main(int argc, char **argv)
     // clone(CLONE_NEWUTS).
     static char stack[65536];
     pid = clone(child_uts, stack + sizeof stack, CLONE_NEWUTS | SIGCHLD, NULL);
-    printf("clone NEWUTS: %s\n", pid > 0 ? "OK" : mc_err(errno));
+    int clone_err = errno;
     if (pid > 0)
         waitpid(pid, &st, 0);
+    printf("clone NEWUTS: %s\n", pid > 0 ? "OK" : mc_err(clone_err));
     hostname("after clone");
     errno = 0;
     long r = syscall(SYS_clone, CLONE_NEWNS | CLONE_FS | SIGCHLD, 0, 0, 0, 0);

@@ -164,16 +164,16 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         // its own mount and UTS namespaces.
         (
             "util-linux-unshare-mount",
-            s(&[
-                "/usr/bin/unshare",
-                "-m",
-                "-u",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                UNSHARE_MOUNT,
-            ]),
+            vec![
+                "/usr/bin/unshare".into(),
+                "-m".into(),
+                "-u".into(),
+                "--propagation".into(),
+                "private".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("cd {d} && {UNSHARE_MOUNT}"),
+            ],
         ),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ];

@@ -178,7 +178,9 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
         "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
         other => {
-            tracing::warn!("mount: filesystem type {other:?} is not available in the sandbox (ENODEV)");
+            tracing::warn!(
+                "mount: filesystem type {other:?} is not available in the sandbox (ENODEV)"
+            );
             Err(Errno::ENODEV)
         }
     }

@@ -114,7 +114,8 @@ pub fn unshare(task: &mut Task, a: &Args) -> SysResult<u64> {
     if flags & CLONE_NEWNS != 0 {
         flags |= CLONE_FS;
     }
-    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && task.tg.state()?.threads.len() > 1 {
+    if flags & (CLONE_THREAD | CLONE_SIGHAND | CLONE_VM) != 0 && task.tg.state()?.threads.len() > 1
+    {
         return Err(Errno::EINVAL);
     }
     refuse_unsupported(task, "unshare", flags)?;
@@ -163,7 +164,11 @@ pub fn setns(task: &mut Task, a: &Args) -> SysResult<u64> {
                 return Err(Errno::EPERM);
             }
             // The filesystem context must be the caller's alone.
-            if task.fs_shared.as_ref().is_some_and(|s| Arc::strong_count(s) > 1) {
+            if task
+                .fs_shared
+                .as_ref()
+                .is_some_and(|s| Arc::strong_count(s) > 1)
+            {
                 return Err(Errno::EINVAL);
             }
             let root = m.root()?;

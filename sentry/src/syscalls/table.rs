@@ -3,7 +3,11 @@
 //! A number with no handler returns `ENOSYS` and is logged once by name.
 
 use crate::syscalls::strace::Arg::{self, *};
-use crate::syscalls::{clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem, membarrier, memfd, mount, msg, namespace, pipe, poll, process, sched, seccomp, sem, session, shm, signal, signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler};
+use crate::syscalls::{
+    clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem,
+    membarrier, memfd, mount, msg, namespace, pipe, poll, process, sched, seccomp, sem, session,
+    shm, signal, signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler,
+};
 
 /// One row of the table.
 pub struct Entry {
@@ -414,7 +418,10 @@ mod tests {
     fn rows() {
         assert_eq!(entry(39).map(|e| e.name), Some("getpid"));
         assert!(entry(0).and_then(|e| e.handler).is_some());
-        assert!(entry(175).and_then(|e| e.handler).is_some(), "init_module refuses explicitly");
+        assert!(
+            entry(175).and_then(|e| e.handler).is_some(),
+            "init_module refuses explicitly"
+        );
         assert!(entry(100_000).is_none());
         assert!(entry(MAX_NR - 1).is_some());
     }

@@ -312,9 +312,10 @@ pub fn visible_mounts(root: &Arc<Dentry>) -> Vec<VisibleMount> {
     for m in all {
         let parent_id = m.parent().map_or(0, |p| p.id());
         if Arc::ptr_eq(&m, &base) {
-            let within = m
-                .root_dentry()
-                .map_or_else(|| b"/".to_vec(), |r| join_path(m.root_path(), &root.path_from(&r)));
+            let within = m.root_dentry().map_or_else(
+                || b"/".to_vec(),
+                |r| join_path(m.root_path(), &root.path_from(&r)),
+            );
             out.push(VisibleMount {
                 mount: m,
                 parent_id,

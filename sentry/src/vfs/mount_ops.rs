@@ -13,7 +13,11 @@ use crate::vfs::{Dentry, Inode};
 /// Mounts a filesystem whose root is `inode` on `at` (on top of whatever is
 /// mounted there already). A directory goes on a directory and anything else on
 /// a non-directory, `ENOTDIR` otherwise.
-pub fn mount_new(at: &Arc<Dentry>, inode: Arc<dyn Inode>, spec: MountSpec<'_>) -> SysResult<Arc<Dentry>> {
+pub fn mount_new(
+    at: &Arc<Dentry>,
+    inode: Arc<dyn Inode>,
+    spec: MountSpec<'_>,
+) -> SysResult<Arc<Dentry>> {
     let at = at.cross_mounts();
     if at.inode().stat()?.is_dir() != inode.stat()?.is_dir() {
         return Err(Errno::ENOTDIR);
@@ -43,7 +47,11 @@ fn fs_path(d: &Arc<Dentry>) -> SysResult<Vec<u8>> {
 
 /// Finds (making dentries as needed) the counterpart in `new_root`'s mount of
 /// `d`, which lies below `old_root` within its mount.
-fn mirror(d: &Arc<Dentry>, old_root: &Arc<Dentry>, new_root: &Arc<Dentry>) -> SysResult<Arc<Dentry>> {
+fn mirror(
+    d: &Arc<Dentry>,
+    old_root: &Arc<Dentry>,
+    new_root: &Arc<Dentry>,
+) -> SysResult<Arc<Dentry>> {
     let names = d.names_below(old_root).ok_or(Errno::EINVAL)?;
     // The inodes along the way, from the original tree.
     let mut inodes = Vec::with_capacity(names.len());
@@ -74,7 +82,9 @@ pub fn copy_tree(
     skip_unbindable: bool,
 ) -> SysResult<(Arc<Dentry>, CopyMap)> {
     let mut map = CopyMap::new();
-    let root = copy_one(src, at, &mut map)?;
+    // The copy is built detached and attached last: a bind of a tree onto a
+    // place inside itself copies the tree as it was, not the copy being made.
+    let root = copy_one(src, None, &mut map)?;
     if recursive {
         let mut todo = vec![(src.mount().clone(), src.clone(), root.clone())];
         while let Some((m, old_root, new_root)) = todo.pop() {
@@ -94,10 +104,20 @@ pub fn copy_tree(
             }
         }
     }
+    if let Some(at) = at {
+        if at.inode().stat()?.is_dir() != src.inode().stat()?.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        root.mount().attach(&root, at)?;
+    }
     Ok((root, map))
 }
 
-fn copy_one(src: &Arc<Dentry>, at: Option<&Arc<Dentry>>, map: &mut CopyMap) -> SysResult<Arc<Dentry>> {
+fn copy_one(
+    src: &Arc<Dentry>,
+    at: Option<&Arc<Dentry>>,
+    map: &mut CopyMap,
+) -> SysResult<Arc<Dentry>> {
     let old = src.mount();
     let m = Mount::with_spec(None, old.copy_spec(fs_path(src)?));
     let p = old.propagation();
@@ -110,9 +130,6 @@ fn copy_one(src: &Arc<Dentry>, at: Option<&Arc<Dentry>>, map: &mut CopyMap) -> S
     m.set_aliased();
     let root = Dentry::mount_root(src.inode().clone(), m.clone());
     if let Some(at) = at {
-        if at.inode().stat()?.is_dir() != src.inode().stat()?.is_dir() {
-            return Err(Errno::ENOTDIR);
-        }
         m.attach(&root, at)?;
     }
     if let Some(r) = old.root_dentry() {
@@ -196,7 +213,11 @@ pub fn change_propagation(m: &Arc<Mount>, kind: u64, recursive: bool) {
                 // A member of a group with other peers receives from them; a lone
                 // member has nothing to receive from and becomes private.
                 if p.shared != 0 {
-                    p.master = if has_peer(&cur, p.shared) { p.shared } else { 0 };
+                    p.master = if has_peer(&cur, p.shared) {
+                        p.shared
+                    } else {
+                        0
+                    };
                     p.shared = 0;
                 }
             }
@@ -235,7 +256,11 @@ fn has_peer(m: &Arc<Mount>, group: u64) -> bool {
 /// whose root is `old_top` (the caller's root; the tree's top or a mount below
 /// it), which is mounted on `put_old` (at or below `new_root`). Linux's checks,
 /// in its order.
-pub fn pivot(old_top: &Arc<Dentry>, new_root: &Arc<Dentry>, put_old: &Arc<Dentry>) -> SysResult<()> {
+pub fn pivot(
+    old_top: &Arc<Dentry>,
+    new_root: &Arc<Dentry>,
+    put_old: &Arc<Dentry>,
+) -> SysResult<()> {
     if !new_root.inode().stat()?.is_dir() || !put_old.inode().stat()?.is_dir() {
         return Err(Errno::ENOTDIR);
     }
