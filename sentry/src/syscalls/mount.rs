@@ -67,10 +67,10 @@ pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
     let target = path_arg(task, a[1])?;
     let fstype = opt_string(task, a[2], FSTYPE_MAX)?;
     let data = opt_string(task, a[4], DATA_MAX)?;
+    let at = lookup(task, &target, Follow::Yes)?;
     if flags & MS_NOUSER != 0 {
         return Err(Errno::EINVAL);
     }
-    let at = lookup(task, &target, Follow::Yes)?;
     if !task.creds.has_cap(CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }

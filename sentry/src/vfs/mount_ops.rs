@@ -10,6 +10,26 @@ use crate::errno::{Errno, SysResult};
 use crate::vfs::mount::{join_path, Mount, MountSpec, Propagation};
 use crate::vfs::{Dentry, Inode};
 
+/// Most mounts one tree (a mount namespace) holds; more gives `ENOSPC`, as Linux's
+/// `fs.mount-max` (whose default is ten times this: a sandbox keeps its memory). A
+/// program binding a tree into itself over and over stops here.
+pub const MOUNT_MAX: usize = 10_000;
+
+/// The number of mounts in the tree holding `m`.
+fn tree_size(m: &Arc<Mount>) -> usize {
+    let mut top = m.clone();
+    while let Some(p) = top.parent() {
+        top = p;
+    }
+    let mut n = 0;
+    let mut todo = vec![top];
+    while let Some(cur) = todo.pop() {
+        n += 1;
+        todo.extend(cur.children());
+    }
+    n
+}
+
 /// Mounts a filesystem whose root is `inode` on `at` (on top of whatever is
 /// mounted there already). A directory goes on a directory and anything else on
 /// a non-directory, `ENOTDIR` otherwise.
@@ -21,6 +41,9 @@ pub fn mount_new(
     let at = at.cross_mounts();
     if at.inode().stat()?.is_dir() != inode.stat()?.is_dir() {
         return Err(Errno::ENOTDIR);
+    }
+    if tree_size(at.mount()) >= MOUNT_MAX {
+        return Err(Errno::ENOSPC);
     }
     let m = Mount::with_spec(None, spec);
     let root = Dentry::mount_root(inode, m.clone());
@@ -82,6 +105,11 @@ pub fn copy_tree(
     skip_unbindable: bool,
 ) -> SysResult<(Arc<Dentry>, CopyMap)> {
     let mut map = CopyMap::new();
+    // Room left in the tree the copy goes into (a new namespace's is empty).
+    let room = MOUNT_MAX.saturating_sub(at.map_or(0, |a| tree_size(a.mount())));
+    if room == 0 {
+        return Err(Errno::ENOSPC);
+    }
     // The copy is built detached and attached last: a bind of a tree onto a
     // place inside itself copies the tree as it was, not the copy being made.
     let root = copy_one(src, None, &mut map)?;
@@ -97,6 +125,9 @@ pub fn copy_tree(
                 };
                 if !mp.is_descendant_of(&old_root) {
                     continue;
+                }
+                if map.len() >= room {
+                    return Err(Errno::ENOSPC);
                 }
                 let new_mp = mirror(&mp, &old_root, &new_root)?.cross_mounts();
                 let copied = copy_one(&c_root, Some(&new_mp), &mut map)?;
@@ -347,6 +378,23 @@ mod tests {
         root.inode().unlink(b"f", false).unwrap();
         root.forget_child(b"f");
         assert_eq!(copy.child(b"f").err(), Some(Errno::ENOENT));
+    }
+
+    /// Binding a tree into itself doubles it each time until the limit says ENOSPC;
+    /// the tree never grows past it.
+    #[test]
+    fn rbind_into_itself_stops_at_the_limit() {
+        let root = Dentry::new_root(tmpfs());
+        let a = mkdir(&root, b"a");
+        let mut last = Ok(());
+        for _ in 0..20 {
+            last = copy_tree(&root, Some(&a.cross_mounts()), true, true).map(|_| ());
+            if last.is_err() {
+                break;
+            }
+        }
+        assert_eq!(last.err(), Some(Errno::ENOSPC));
+        assert!(tree_size(root.mount()) <= MOUNT_MAX);
     }
 
     /// umount: EINVAL off a mount root, EBUSY while a dentry inside is held or a
