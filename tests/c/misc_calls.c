@@ -49,9 +49,9 @@ int main(void)
     }
     waitpid(p, NULL, 0);
 
-    /* UTS names. Natively the test first moves into a UTS namespace of its own so
-     * the host's names are never touched; in the sandbox unshare is not there (the
-     * sandbox is the namespace), so its result is not printed. */
+    /* UTS names. The test first moves into a UTS namespace of its own so the host's
+     * names are never touched natively (nor the sandbox's first namespace's inside);
+     * its result is not printed. */
     unshare(CLONE_NEWUTS);
     struct utsname u0, u1;
     uname(&u0);

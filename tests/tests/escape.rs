@@ -80,7 +80,15 @@ fn run(cmd: Command) -> Outcome {
 fn attempts(platform: &str, overlay: &str) {
     let f = fixture();
     let host = f.base.to_str().unwrap();
-    let out = run(rvisor(platform, overlay, &f.rootfs, &["/bin/escape", host]));
+    // With CAP_SYS_ADMIN, so the mount-tree tricks (mount, pivot_root, setns) are
+    // allowed and tried.
+    let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+    cmd.arg(format!("--platform={platform}"))
+        .arg(format!("--overlay={overlay}"))
+        .args(["do", "--cap-add", "CAP_SYS_ADMIN", "--rootfs"])
+        .arg(&f.rootfs)
+        .args(["--", "/bin/escape", host]);
+    let out = run(cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -102,6 +110,14 @@ fn attempts(platform: &str, overlay: &str) {
     }
     assert!(tried >= 20, "only {tried} attempts ran:\n{stdout}");
     assert!(stdout.contains("cwd after chdir ..: /\n"), "{stdout}");
+    // The mount-tree tricks (rbind of /, pivot_root and detaching the old root,
+    // setns back) ran, and none of their reads above succeeded.
+    for step in ["rbind ok", "pivot ok", "detach ok", "setns ok"] {
+        assert!(
+            stdout.contains(&format!("step {step}\n")),
+            "{step}:\n{stdout}"
+        );
+    }
 
     // Busybox applets, one per trick (the shell cannot fork yet).
     for path in [

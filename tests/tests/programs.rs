@@ -13,6 +13,12 @@ use rvisor_e2e::{
     native_command, platforms, run_with_timeout, rvisor_bin, sandbox_command, Rootfs,
 };
 
+/// `mount -t tmpfs`, `umount` and `hostname` inside `unshare -m -u`.
+const UNSHARE_MOUNT: &str = "set -e; mkdir -p m; mount -t tmpfs -o size=1m,mode=700 tt m; \
+    grep \" $PWD/m \" /proc/self/mountinfo | cut -d' ' -f4-; echo hi > m/f; cat m/f; \
+    stat -c %a m; umount m; test ! -e m/f && echo unmounted; \
+    hostname inner-host; hostname; rmdir m";
+
 const PY: &str = r#"
 import threading, subprocess, concurrent.futures, multiprocessing
 out = []
@@ -154,6 +160,21 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("python3-http-server", vec!["/usr/bin/python3".into(), "-c".into(), PY_HTTP.into(), d.clone()]),
         ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
         ("python3-xattr", vec!["/usr/bin/python3".into(), "-c".into(), PY_XATTR.into()]),
+        // util-linux in namespaces the command makes: natively too, it touches only
+        // its own mount and UTS namespaces.
+        (
+            "util-linux-unshare-mount",
+            vec![
+                "/usr/bin/unshare".into(),
+                "-m".into(),
+                "-u".into(),
+                "--propagation".into(),
+                "private".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("cd {d} && {UNSHARE_MOUNT}"),
+            ],
+        ),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ];
     assert!(

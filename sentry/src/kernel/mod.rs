@@ -9,6 +9,7 @@ pub mod futex;
 pub mod ipc;
 pub mod limits;
 pub mod msg;
+pub mod ns;
 pub mod pidfd;
 pub mod process;
 pub mod resources;
@@ -50,16 +51,11 @@ pub struct Kernel {
     pub platform: Arc<dyn Platform>,
     /// The container's root directory.
     pub root: Arc<Dentry>,
-    /// `uname -n`.
-    pub hostname: Mutex<String>,
-    /// System V shared memory segments.
-    pub shm: shm::ShmTable,
-    /// System V semaphore sets.
-    pub sem: sem::SemTable,
-    /// System V message queues.
-    pub msg: msg::MsgTable,
-    /// The NIS domain name (`setdomainname(2)`; "(none)" until set).
-    pub domainname: Mutex<String>,
+    /// The sandbox's first namespaces (mount, UTS with the hostname, IPC with the
+    /// System V objects), which the first process starts in.
+    pub root_ns: ns::NsSet,
+    /// Ids of the namespaces made inside the sandbox.
+    pub ns_ids: ns::NsIds,
     /// Print every syscall.
     pub strace: bool,
     /// When the sandbox booted (for `sysinfo` uptime).
@@ -115,14 +111,17 @@ impl Kernel {
         strace: bool,
         resources: resources::Resources,
     ) -> Arc<Kernel> {
+        let ns_ids = ns::NsIds::default();
+        let root_ns = ns::NsSet {
+            mnt: ns::MntNs::new(ns_ids.next(), root.clone()),
+            uts: ns::UtsNs::new(ns_ids.next(), hostname, "(none)".to_string()),
+            ipc: ns::IpcNs::new(ns_ids.next()),
+        };
         Arc::new(Kernel {
             platform,
             root,
-            hostname: Mutex::new(hostname),
-            domainname: Mutex::new("(none)".to_string()),
-            shm: shm::ShmTable::default(),
-            sem: sem::SemTable::default(),
-            msg: msg::MsgTable::default(),
+            root_ns,
+            ns_ids,
             strace,
             boot_time: Instant::now(),
             ncpus: resources.ncpus(),
@@ -233,6 +232,16 @@ impl Kernel {
                     core: false,
                 },
             );
+        }
+    }
+
+    /// Logs `msg` once per `key` (keys at or above `1 << 32`, apart from syscall
+    /// numbers): for refusals a program may retry in a loop.
+    pub fn warn_once(&self, key: u64, msg: &str) {
+        if let Ok(mut seen) = self.reported_unimplemented.lock() {
+            if seen.insert(key | 1 << 32) {
+                tracing::warn!("{msg}");
+            }
         }
     }
 

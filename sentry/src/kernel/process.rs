@@ -141,6 +141,8 @@ pub struct ProcView {
     pub cwd: Option<Arc<crate::vfs::Dentry>>,
     /// Root directory.
     pub root: Option<Arc<crate::vfs::Dentry>>,
+    /// Namespaces (`/proc/PID/ns`).
+    pub ns: Option<Arc<crate::kernel::ns::NsSet>>,
     /// File mode creation mask.
     pub umask: u32,
     /// uid, euid, suid, fsuid, gid, egid, sgid, fsgid.

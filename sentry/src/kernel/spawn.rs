@@ -195,6 +195,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                     mm: Arc::new(Mutex::new(image.mm)),
                     fds: Arc::new(Mutex::new(fds)),
                     fs,
+                    ns: Arc::new(k.root_ns.clone()),
                     fs_shared: None,
                     creds,
                     handle,
@@ -271,6 +272,8 @@ pub struct CloneChild {
     pub fds: Arc<Mutex<FdTable>>,
     /// Its filesystem context.
     pub fs: FsContext,
+    /// Namespaces (shared with the parent unless `CLONE_NEW*` replaced some).
+    pub ns: Arc<crate::kernel::ns::NsSet>,
     /// Shared with the parent (CLONE_FS).
     pub fs_shared: Option<Arc<Mutex<FsContext>>>,
     /// Its identity.
@@ -305,6 +308,7 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                 mm,
                 fds,
                 fs,
+                ns,
                 fs_shared,
                 creds,
                 handle,
@@ -349,6 +353,7 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                     mm,
                     fds,
                     fs,
+                    ns,
                     fs_shared,
                     creds,
                     handle,

@@ -83,6 +83,8 @@ pub struct Task {
     pub fds: Arc<Mutex<FdTable>>,
     /// Root, cwd, umask.
     pub fs: FsContext,
+    /// The namespaces the task is in.
+    pub ns: Arc<crate::kernel::ns::NsSet>,
     /// The filesystem context shared with CLONE_FS siblings, if any: refreshed into
     /// `fs` at each syscall and written back by the calls that change it.
     pub fs_shared: Option<Arc<Mutex<FsContext>>>,
@@ -130,6 +132,8 @@ pub struct TaskInit {
     pub fds: Arc<Mutex<FdTable>>,
     /// Root and cwd.
     pub fs: FsContext,
+    /// Namespaces.
+    pub ns: Arc<crate::kernel::ns::NsSet>,
     /// Shared with CLONE_FS siblings.
     pub fs_shared: Option<Arc<Mutex<FsContext>>>,
     /// Identity.
@@ -178,6 +182,7 @@ impl Task {
             mm: init.mm,
             fds: init.fds,
             fs: init.fs,
+            ns: init.ns,
             fs_shared: init.fs_shared,
             creds: init.creds,
             limits: init.tg.limits.clone(),
@@ -343,6 +348,7 @@ impl Task {
                 fds: Some(Arc::downgrade(&self.fds)),
                 cwd: Some(self.fs.cwd.clone()),
                 root: Some(self.fs.root.clone()),
+                ns: Some(self.ns.clone()),
                 umask: self.fs.umask,
                 ids: [
                     c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid,
@@ -753,7 +759,13 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
     // pidfd pollers wait on the process's own queue.
     tg.events.notify_all();
     kernel.timers.remove_process(tg.tgid);
-    kernel.sem.exit_process(tg.tgid);
+    // Semaphore undos are applied in the IPC namespace the process was in.
+    let ipc = tg
+        .state()
+        .ok()
+        .and_then(|s| s.view.ns.as_ref().map(|n| n.ipc.clone()))
+        .unwrap_or_else(|| kernel.root_ns.ipc.clone());
+    ipc.sem.exit_process(tg.tgid);
     if tg.tgid == 1 {
         // The container's init is gone: every other process goes with it.
         kernel.kill_all_except(1);

@@ -71,12 +71,16 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     if f & NAMESPACES != 0 {
-        // New namespaces inside the sandbox are not offered yet.
-        tracing::warn!(
-            flags = format_args!("{f:#x}"),
-            "clone with namespace flags: not supported (EINVAL)"
-        );
-        return Err(Errno::EINVAL);
+        crate::syscalls::namespace::refuse_unsupported(task, "clone", f)?;
+        if f & CLONE_NEWNS != 0 && f & CLONE_FS != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if f & CLONE_NEWIPC != 0 && f & CLONE_SYSVSEM != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if !task.creds.has_cap(CAP_SYS_ADMIN) {
+            return Err(Errno::EPERM);
+        }
     }
     if f & CLONE_PARENT != 0 && task.tgid == 1 {
         return Err(Errno::EINVAL);
@@ -175,13 +179,20 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let fd = task.fds()?.insert(file, true, limit)?;
         io::write_u32(task.mem(), c.pidfd, fd as u32)?;
     }
+    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
+        let (ns, fs) = crate::syscalls::namespace::new_namespaces(task, f, &task.fs)?;
+        (Arc::new(ns), fs)
+    } else {
+        (task.ns.clone(), task.fs.clone())
+    };
     let vfork = (f & CLONE_VFORK != 0).then(VforkDone::new);
     let child = CloneChild {
         ctx: pending,
         regs,
         mm,
         fds,
-        fs: task.fs.clone(),
+        fs: child_fs,
+        ns: child_ns,
         fs_shared: if f & CLONE_FS != 0 {
             Some(
                 task.fs_shared

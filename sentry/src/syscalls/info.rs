@@ -10,9 +10,10 @@ use crate::syscalls::Args;
 /// `uname(2)`: the sandbox's own fixed kernel identity and hostname.
 pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
     const FIELD: usize = 65;
-    let hostname = task.kernel.hostname.lock().map_err(|_| Errno::EIO)?.clone();
+    let hostname = task.ns.uts.hostname.lock().map_err(|_| Errno::EIO)?.clone();
     let domain = task
-        .kernel
+        .ns
+        .uts
         .domainname
         .lock()
         .map_err(|_| Errno::EIO)?
@@ -51,17 +52,17 @@ fn set_uts_name(task: &Task, addr: u64, len: u64) -> SysResult<String> {
     Ok(String::from_utf8_lossy(&b).into_owned())
 }
 
-/// `sethostname(2)`: changes the sandbox's hostname (its own UTS namespace).
+/// `sethostname(2)`: changes the hostname of the caller's UTS namespace.
 pub fn sethostname(task: &mut Task, a: &Args) -> SysResult<u64> {
     let name = set_uts_name(task, a[0], a[1])?;
-    *task.kernel.hostname.lock().map_err(|_| Errno::EIO)? = name;
+    *task.ns.uts.hostname.lock().map_err(|_| Errno::EIO)? = name;
     Ok(0)
 }
 
 /// `setdomainname(2)`.
 pub fn setdomainname(task: &mut Task, a: &Args) -> SysResult<u64> {
     let name = set_uts_name(task, a[0], a[1])?;
-    *task.kernel.domainname.lock().map_err(|_| Errno::EIO)? = name;
+    *task.ns.uts.domainname.lock().map_err(|_| Errno::EIO)? = name;
     Ok(0)
 }
 

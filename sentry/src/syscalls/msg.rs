@@ -22,7 +22,7 @@ const MSGSEG: u16 = 0xffff;
 
 /// `msgget(2)`.
 pub fn msgget(task: &mut Task, a: &Args) -> SysResult<u64> {
-    Ok(task.kernel.msg.get(a[0] as i32, a[1] as i32, &task.creds)? as u64)
+    Ok(task.ns.ipc.msg.get(a[0] as i32, a[1] as i32, &task.creds)? as u64)
 }
 
 /// Blocks until `attempt` yields, the flags forbid waiting (`nowait`), or a signal
@@ -56,7 +56,7 @@ pub fn msgsnd(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let mut text = vec![0u8; size as usize];
     io::read_exact(task.mem(), msgp.wrapping_add(8), &mut text)?;
-    let q = task.kernel.msg.queue(id)?;
+    let q = task.ns.ipc.msg.queue(id)?;
     ipc::check_access(&task.creds, &q.stat()?.perm, 2)?;
     let pid = task.tgid;
     let mut pending = Some(Message { mtype, text });
@@ -92,7 +92,7 @@ pub fn msgrcv(task: &mut Task, a: &Args) -> SysResult<u64> {
     } else {
         Select::AtMost(msgtyp.saturating_neg())
     };
-    let q = task.kernel.msg.queue(id)?;
+    let q = task.ns.ipc.msg.queue(id)?;
     ipc::check_access(&task.creds, &q.stat()?.perm, 4)?;
     let (max, truncate, pid) = (size as usize, flags & MSG_NOERROR != 0, task.tgid);
     let msg = wait_for(task, &q, Errno::ENOMSG, flags, || {
@@ -122,7 +122,7 @@ fn msqid_ds(q: &MsgQueue) -> SysResult<Vec<u8>> {
 
 /// `struct msginfo`: seven ints and a short.
 fn msginfo(task: &Task, cmd: i32) -> Vec<u8> {
-    let queues = task.kernel.msg.all();
+    let queues = task.ns.ipc.msg.all();
     let (pool, map, tql) = if cmd == MSG_INFO {
         let (n, bytes) = queues
             .iter()
@@ -157,7 +157,7 @@ fn msginfo(task: &Task, cmd: i32) -> Vec<u8> {
 /// `msgctl(2)`.
 pub fn msgctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (id, cmd, buf) = (a[0] as i32, a[1] as i32 & !IPC_64, a[2]);
-    let table = &task.kernel.msg;
+    let table = &task.ns.ipc.msg;
     match cmd {
         libc::IPC_INFO | MSG_INFO => {
             io::write_all(task.mem(), buf, &msginfo(task, cmd))?;

@@ -29,7 +29,8 @@ const SEMUSZ: i32 = 20;
 /// `semget(2)`.
 pub fn semget(task: &mut Task, a: &Args) -> SysResult<u64> {
     let id = task
-        .kernel
+        .ns
+        .ipc
         .sem
         .get(a[0] as i32, a[1] as i32, a[2] as i32, &task.creds)?;
     Ok(id as u64)
@@ -73,14 +74,14 @@ fn run_ops(
             flags: i16::from_le_bytes([c[4], c[5]]),
         })
         .collect();
-    let set = task.kernel.sem.set(id)?;
+    let set = task.ns.ipc.sem.set(id)?;
     if ops.iter().any(|o| usize::from(o.num) >= set.len()) {
         return Err(Errno::EFBIG);
     }
     let want = if ops.iter().any(|o| o.op != 0) { 2 } else { 4 };
     ipc::check_access(&task.creds, &set.stat()?.perm, want)?;
     let deadline = timeout.and_then(|d| Instant::now().checked_add(d));
-    let kernel = task.kernel.clone();
+    let ipc = task.ns.ipc.clone();
     let pid = task.tgid;
     let _reg = set.queue.register(&task.waker);
     // The semaphore this caller is counted as waiting on (semncnt / semzcnt).
@@ -89,7 +90,7 @@ fn run_ops(
         &task.waker,
         deadline,
         || task.signal_pending(),
-        || match kernel.sem.try_ops(&set, &ops, pid)? {
+        || match ipc.sem.try_ops(&set, &ops, pid)? {
             Attempt::Done => Ok(Some(())),
             Attempt::Wait { num, zero } => {
                 if counted != Some((num, zero)) {
@@ -135,7 +136,7 @@ fn semid_ds(set: &SemSet) -> SysResult<Vec<u8>> {
 
 /// `struct seminfo`: ten ints.
 fn seminfo(task: &Task, cmd: i32) -> Vec<u8> {
-    let sets = task.kernel.sem.all();
+    let sets = task.ns.ipc.sem.all();
     let (usz, aem) = if cmd == SEM_INFO {
         (
             sets.len() as i32,
@@ -163,7 +164,7 @@ fn seminfo(task: &Task, cmd: i32) -> Vec<u8> {
 /// `semctl(2)`.
 pub fn semctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (id, num, cmd, arg) = (a[0] as i32, a[1] as i32, a[2] as i32 & !IPC_64, a[3]);
-    let table = &task.kernel.sem;
+    let table = &task.ns.ipc.sem;
     // Read (4) or alter (2) permission on the set.
     let may = |set: &SemSet, want| ipc::check_access(&task.creds, &set.stat()?.perm, want);
     match cmd {

@@ -29,13 +29,13 @@ pub fn shmget(task: &mut Task, a: &Args) -> SysResult<u64> {
         size: a[1],
         flags: a[2] as i32,
     };
-    Ok(task.kernel.shm.get(&req, &task.creds, task.tgid)? as u64)
+    Ok(task.ns.ipc.shm.get(&req, &task.creds, task.tgid)? as u64)
 }
 
 /// `shmat(2)`.
 pub fn shmat(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (id, mut addr, flags) = (a[0] as i32, a[1], a[2] as i32);
-    let seg = task.kernel.shm.segment(id)?;
+    let seg = task.ns.ipc.shm.segment(id)?;
     let ro = flags & SHM_RDONLY != 0;
     let want = if ro { 4 } else { 6 };
     shm::check_access(&task.creds, &seg.meta()?.0, want)?;
@@ -113,7 +113,7 @@ pub fn shmdt(task: &mut Task, a: &Args) -> SysResult<u64> {
         mm.munmap(start, len)?;
     }
     drop(mm);
-    if let Ok(seg) = task.kernel.shm.segment(ino as i32) {
+    if let Ok(seg) = task.ns.ipc.shm.segment(ino as i32) {
         ShmTable::touch(&seg, task.tgid, false);
     }
     Ok(0)
@@ -138,7 +138,7 @@ fn shmid_ds(seg: &Arc<Segment>) -> SysResult<Vec<u8>> {
 /// `shmctl(2)`.
 pub fn shmctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (id, cmd, buf) = (a[0] as i32, a[1] as i32 & !IPC_64, a[2]);
-    let table = &task.kernel.shm;
+    let table = &task.ns.ipc.shm;
     match cmd {
         libc::IPC_RMID => {
             table.remove(id, &task.creds)?;

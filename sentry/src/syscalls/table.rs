@@ -6,8 +6,8 @@ use crate::syscalls::flags::*;
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
     clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem,
-    membarrier, memfd, msg, pipe, poll, process, sched, seccomp, sem, session, shm, signal,
-    signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler,
+    membarrier, memfd, mount, msg, namespace, pipe, poll, process, sched, seccomp, sem, session,
+    shm, signal, signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler,
 };
 
 /// One row of the table.
@@ -184,7 +184,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         152 => &Entry { name: "munlockall", handler: Some(mem::munlockall), args: &[], flags: 0 },
         153 => &Entry { name: "vhangup", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         154 => &Entry { name: "modify_ldt", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
-        155 => &Entry { name: "pivot_root", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        155 => &Entry { name: "pivot_root", handler: Some(mount::pivot_root), args: &[Path, Path], flags: PUBLISH_FS|PUBLISH_VIEW|PARTIAL },
         156 => &Entry { name: "_sysctl", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         157 => &Entry { name: "prctl", handler: Some(process::prctl), args: &[Int, Hex, Hex, Hex, Hex], flags: PUBLISH_VIEW },
         158 => &Entry { name: "arch_prctl", handler: Some(process::arch_prctl), args: &[Hex, Hex], flags: 0 },
@@ -194,8 +194,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         162 => &Entry { name: "sync", handler: Some(fs_io::sync), args: &[], flags: 0 },
         163 => &Entry { name: "acct", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         164 => &Entry { name: "settimeofday", handler: Some(time::settimeofday), args: &[Ptr, Ptr], flags: 0 },
-        165 => &Entry { name: "mount", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
-        166 => &Entry { name: "umount2", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        165 => &Entry { name: "mount", handler: Some(mount::mount), args: &[Path, Path, Path, Hex, Ptr], flags: PARTIAL },
+        166 => &Entry { name: "umount2", handler: Some(mount::umount2), args: &[Path, Hex], flags: 0 },
         167 => &Entry { name: "swapon", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         168 => &Entry { name: "swapoff", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         169 => &Entry { name: "reboot", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
@@ -301,7 +301,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         269 => &Entry { name: "faccessat", handler: Some(fs::faccessat), args: &[AtFd, Path, Oct], flags: 0 },
         270 => &Entry { name: "pselect6", handler: Some(poll::pselect6), args: &[Int, Ptr, Ptr, Ptr, Ptr, Ptr], flags: 0 },
         271 => &Entry { name: "ppoll", handler: Some(poll::ppoll), args: &[Ptr, Uint, Ptr, Ptr, Uint], flags: 0 },
-        272 => &Entry { name: "unshare", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        272 => &Entry { name: "unshare", handler: Some(namespace::unshare), args: &[Hex], flags: PUBLISH_VIEW|PARTIAL },
         273 => &Entry { name: "set_robust_list", handler: Some(process::set_robust_list), args: &[Ptr, Uint], flags: 0 },
         274 => &Entry { name: "get_robust_list", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         275 => &Entry { name: "splice", handler: Some(splice::splice), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex], flags: 0 },
@@ -337,7 +337,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         305 => &Entry { name: "clock_adjtime", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         306 => &Entry { name: "syncfs", handler: Some(fs_io::syncfs), args: &[Fd], flags: 0 },
         307 => &Entry { name: "sendmmsg", handler: Some(socket::sendmmsg), args: &[Fd, Ptr, Uint, Hex], flags: 0 },
-        308 => &Entry { name: "setns", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        308 => &Entry { name: "setns", handler: Some(namespace::setns), args: &[Fd, Hex], flags: PUBLISH_FS|PUBLISH_VIEW|PARTIAL },
         309 => &Entry { name: "getcpu", handler: Some(sched::getcpu), args: &[Ptr, Ptr, Ptr], flags: 0 },
         310 => &Entry { name: "process_vm_readv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         311 => &Entry { name: "process_vm_writev", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },

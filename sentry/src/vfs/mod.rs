@@ -6,6 +6,7 @@ pub mod fdtable;
 pub mod file;
 pub mod lock;
 pub mod mount;
+pub mod mount_ops;
 pub mod path;
 pub mod perm;
 pub mod protect;
@@ -113,6 +114,12 @@ pub trait Inode: Send + Sync {
     /// The target of a symlink.
     fn readlink(&self) -> SysResult<Vec<u8>> {
         Err(Errno::EINVAL)
+    }
+
+    /// For a magic link (`/proc/PID/ns/*`): the object following it lands on,
+    /// which has no path. `None` for ordinary symlinks and everything else.
+    fn magic_target(&self) -> Option<SysResult<Arc<dyn Inode>>> {
+        None
     }
 
     /// Opens the object; `flags` are the `open(2)` flags after the VFS's checks.
@@ -363,6 +370,62 @@ impl Dentry {
         self.mounted().is_some()
     }
 
+    /// Uncovers this dentry (its mount was detached or moved).
+    pub(crate) fn clear_mounted(&self) {
+        if let Ok(mut c) = self.covered_by.lock() {
+            *c = None;
+        }
+    }
+
+    /// The names from `ancestor` (a dentry of the same mount) down to this one;
+    /// `None` if this dentry does not lie below it within the mount.
+    pub fn names_below(self: &Arc<Self>, ancestor: &Arc<Dentry>) -> Option<Vec<Vec<u8>>> {
+        let mut names = Vec::new();
+        let mut cur = self.clone();
+        while !Arc::ptr_eq(&cur, ancestor) {
+            let p = cur.parent()?;
+            names.push(cur.name());
+            cur = p;
+        }
+        names.reverse();
+        Some(names)
+    }
+
+    /// The cached child `name`, or a new one for `inode` (which another mount of
+    /// the same filesystem already found there): how a copied mount tree finds its
+    /// mountpoints, even placeholders the filesystem itself does not list.
+    pub fn mirror_child(
+        self: &Arc<Self>,
+        name: &[u8],
+        inode: &Arc<dyn Inode>,
+    ) -> SysResult<Arc<Dentry>> {
+        if let Some(d) = self.cached_child(name) {
+            return Ok(d);
+        }
+        self.add_child(name, inode.clone())
+    }
+
+    /// True if something outside the dentry cache (an open file, a working or
+    /// root directory, a path being resolved) holds a dentry of this mount's
+    /// cached tree below `self`, a mount's root; `held` references are the
+    /// caller's own.
+    pub fn mount_busy(self: &Arc<Self>, held: usize) -> bool {
+        // A root is held by its mountpoint; any other dentry by its parent's
+        // cache; each cached child holds its parent.
+        fn busy(d: &Arc<Dentry>, ours: usize, base: usize) -> bool {
+            let kids: Vec<Arc<Dentry>> = match d.children.lock() {
+                Ok(c) => c.values().cloned().collect(),
+                Err(_) => return true,
+            };
+            if Arc::strong_count(d) > ours + base + kids.len() {
+                return true;
+            }
+            // Each child: our clone in `kids`, plus its parent's cache entry.
+            kids.iter().any(|k| busy(k, 1, 1))
+        }
+        busy(self, held, usize::from(self.mount.mountpoint().is_some()))
+    }
+
     pub(crate) fn set_mounted(&self, root: Arc<Dentry>) -> SysResult<()> {
         *self.covered_by.lock().map_err(|_| Errno::EIO)? = Some(root);
         let mut up = self.parent();
@@ -398,13 +461,51 @@ impl Dentry {
 
     /// The child named `name`, from the cache or looked up (mounts not crossed).
     pub fn child(self: &Arc<Self>, name: &[u8]) -> SysResult<Arc<Dentry>> {
-        if let Some(d) = self.children.lock().map_err(|_| Errno::EIO)?.get(name) {
-            return Ok(d.clone());
+        let cached = self
+            .children
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .get(name)
+            .cloned();
+        if let Some(d) = cached {
+            if !self.mount.aliased() {
+                return Ok(d);
+            }
+            return self.revalidate(name, d);
         }
         let inode = self.inode.lookup(name)?;
         let d = self.new_child(name, inode);
         self.cache_insert(name, d.clone())?;
         Ok(d)
+    }
+
+    /// A cached child of a mount whose filesystem another mount also shows:
+    /// checked against the filesystem, since an unlink or rename made through the
+    /// other mount updated only that mount's cache. Mountpoints and the way to
+    /// them stay (their mounts hang off those very dentries).
+    fn revalidate(self: &Arc<Self>, name: &[u8], cached: Arc<Dentry>) -> SysResult<Arc<Dentry>> {
+        let pinned = cached.is_mountpoint() || cached.leads_to_mount.load(Ordering::Relaxed);
+        match self.inode.lookup(name) {
+            Ok(i) => {
+                let same = std::ptr::addr_eq(Arc::as_ptr(&i), Arc::as_ptr(&cached.inode)) || {
+                    let (a, b) = (i.stat()?, cached.inode.stat()?);
+                    (a.dev, a.ino, a.file_type()) == (b.dev, b.ino, b.file_type())
+                };
+                if same || pinned {
+                    return Ok(cached);
+                }
+                let d = self.new_child(name, i);
+                self.cache_insert(name, d.clone())?;
+                Ok(d)
+            }
+            Err(Errno::ENOENT) if pinned => Ok(cached),
+            Err(e) => {
+                if e == Errno::ENOENT {
+                    self.forget_child(name);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Caches `inode` as child `name` (after a create), replacing a stale entry.

@@ -6,7 +6,7 @@
 //! procfs, sysfs and bind mounts plug in by name.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::config::MountConfig;
@@ -28,15 +28,38 @@ const TMPFS_STANDINS: [&str; 5] = ["proc", "sysfs", "devtmpfs", "devpts", "mqueu
 /// Makes a filesystem's root from its mount entry.
 pub type FsConstructor = Box<dyn Fn(&MountConfig) -> SysResult<Arc<dyn Inode>> + Send + Sync>;
 
+/// How a mount takes part in mount propagation (`MS_SHARED`, `MS_SLAVE`,
+/// `MS_PRIVATE`, `MS_UNBINDABLE`). Recorded and shown in `/proc/PID/mountinfo`;
+/// events are not propagated between peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Propagation {
+    /// Peer group of a shared mount (0: not shared).
+    pub shared: u64,
+    /// Peer group this mount receives from (0: not a slave).
+    pub master: u64,
+    /// Cannot be bind-mounted.
+    pub unbindable: bool,
+}
+
 /// One mounted filesystem.
 pub struct Mount {
     id: u64,
     flags: AtomicU64,
-    mountpoint: Option<Arc<Dentry>>,
+    /// The filesystem (superblock) is read-only, not just this mount.
+    super_ro: AtomicBool,
+    mountpoint: Mutex<Option<Arc<Dentry>>>,
     kind: String,
     source: String,
     /// The filesystem's own options (`mode=`, `size=`, ...), as configured.
     data: Vec<String>,
+    /// Where the mount's root lies in its filesystem (`/`, or the bound directory
+    /// of a bind mount).
+    root_path: Vec<u8>,
+    propagation: Mutex<Propagation>,
+    /// Set when another mount shows the same filesystem objects (a bind mount, a
+    /// mount namespace's copy): cached names are checked against the filesystem,
+    /// since a change made through the other mount updates only its own cache.
+    aliased: AtomicBool,
     /// The root dentry (which owns this mount, hence weak).
     root: Mutex<Weak<Dentry>>,
     /// Mounts whose mountpoint lies in this one. Weak: a child's mountpoint dentry
@@ -45,6 +68,22 @@ pub struct Mount {
 }
 
 static NEXT_MOUNT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a new mount is made of.
+pub struct MountSpec<'a> {
+    /// `MS_*` per-mount flags.
+    pub flags: u64,
+    /// Filesystem kind.
+    pub kind: &'a str,
+    /// Source as shown.
+    pub source: &'a str,
+    /// The filesystem's own options.
+    pub data: Vec<String>,
+    /// Where the root lies in the filesystem.
+    pub root_path: Vec<u8>,
+    /// The filesystem is read-only.
+    pub super_ro: bool,
+}
 
 impl Mount {
     /// The root mount (no mountpoint), read-write.
@@ -65,13 +104,32 @@ impl Mount {
         source: &str,
         data: Vec<String>,
     ) -> Arc<Mount> {
+        Self::with_spec(
+            mountpoint,
+            MountSpec {
+                flags,
+                kind,
+                source,
+                data,
+                root_path: b"/".to_vec(),
+                super_ro: flags & libc::MS_RDONLY != 0,
+            },
+        )
+    }
+
+    /// A mount made from `spec` on `mountpoint` (not attached yet).
+    pub(crate) fn with_spec(mountpoint: Option<Arc<Dentry>>, spec: MountSpec<'_>) -> Arc<Mount> {
         Arc::new(Mount {
             id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
-            flags: AtomicU64::new(flags),
-            mountpoint,
-            kind: kind.to_string(),
-            source: source.to_string(),
-            data,
+            flags: AtomicU64::new(spec.flags),
+            super_ro: AtomicBool::new(spec.super_ro),
+            mountpoint: Mutex::new(mountpoint),
+            kind: spec.kind.to_string(),
+            source: spec.source.to_string(),
+            data: spec.data,
+            root_path: spec.root_path,
+            propagation: Mutex::new(Propagation::default()),
+            aliased: AtomicBool::new(false),
             root: Mutex::new(Weak::new()),
             children: Mutex::new(Vec::new()),
         })
@@ -94,6 +152,11 @@ impl Mount {
         &self.data
     }
 
+    /// Where the mount's root lies in its filesystem.
+    pub fn root_path(&self) -> &[u8] {
+        &self.root_path
+    }
+
     /// The mounts below this one that are still mounted, by id.
     pub fn children(&self) -> Vec<Arc<Mount>> {
         let Ok(mut c) = self.children.lock() else {
@@ -113,9 +176,16 @@ impl Mount {
         Ok(())
     }
 
-    /// The mount whose tree holds this one's mountpoint (`None` for a root mount).
+    fn remove_child(&self, m: &Mount) {
+        if let Ok(mut c) = self.children.lock() {
+            c.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), m));
+        }
+    }
+
+    /// The mount whose tree holds this one's mountpoint (`None` for a root mount
+    /// or a detached one).
     pub fn parent(&self) -> Option<Arc<Mount>> {
-        self.mountpoint.as_ref().map(|d| d.mount().clone())
+        self.mountpoint().map(|d| d.mount().clone())
     }
 
     /// The mount id (`/proc/self/mountinfo`, `statx`'s `stx_mnt_id`).
@@ -128,9 +198,64 @@ impl Mount {
         self.flags.load(Ordering::Relaxed)
     }
 
-    /// The dentry this mount covers (`None` for the root mount).
+    /// Replaces the per-mount flags (remount).
+    pub fn set_flags(&self, flags: u64) {
+        self.flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// True if the filesystem itself is read-only.
+    pub fn super_ro(&self) -> bool {
+        self.super_ro.load(Ordering::Relaxed)
+    }
+
+    /// Makes the filesystem read-only or writable (a remount without `MS_BIND`).
+    pub fn set_super_ro(&self, ro: bool) {
+        self.super_ro.store(ro, Ordering::Relaxed);
+    }
+
+    /// The mount's propagation settings.
+    pub fn propagation(&self) -> Propagation {
+        self.propagation.lock().map(|p| *p).unwrap_or_default()
+    }
+
+    /// Replaces the propagation settings.
+    pub fn set_propagation(&self, p: Propagation) {
+        if let Ok(mut cur) = self.propagation.lock() {
+            *cur = p;
+        }
+    }
+
+    /// True if another mount shows the same filesystem objects.
+    pub fn aliased(&self) -> bool {
+        self.aliased.load(Ordering::Relaxed)
+    }
+
+    /// Marks the mount as sharing its filesystem objects with another.
+    pub fn set_aliased(&self) {
+        self.aliased.store(true, Ordering::Relaxed);
+    }
+
+    /// The dentry this mount covers (`None` for the root mount or a detached one).
     pub fn mountpoint(&self) -> Option<Arc<Dentry>> {
-        self.mountpoint.clone()
+        self.mountpoint.lock().ok().and_then(|m| m.clone())
+    }
+
+    /// Hangs the mount (whose root dentry is `root`) on `at`, which must be
+    /// uncovered.
+    pub(crate) fn attach(self: &Arc<Self>, root: &Arc<Dentry>, at: &Arc<Dentry>) -> SysResult<()> {
+        *self.mountpoint.lock().map_err(|_| Errno::EIO)? = Some(at.clone());
+        at.mount().add_child(self)?;
+        at.set_mounted(root.clone())
+    }
+
+    /// Takes the mount off its mountpoint (umount, the old place of a move). Its
+    /// own children stay attached to it.
+    pub(crate) fn detach(&self) {
+        let mp = self.mountpoint.lock().ok().and_then(|mut m| m.take());
+        if let Some(mp) = mp {
+            mp.clear_mounted();
+            mp.mount().remove_child(self);
+        }
     }
 
     /// Filesystem kind as configured.
@@ -141,6 +266,19 @@ impl Mount {
     /// Source as configured.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The spec a copy of this mount is made from (bind mounts, namespace copies),
+    /// rooted at `root_path` in the filesystem.
+    pub(crate) fn copy_spec(&self, root_path: Vec<u8>) -> MountSpec<'_> {
+        MountSpec {
+            flags: self.flags(),
+            kind: &self.kind,
+            source: &self.source,
+            data: self.data.clone(),
+            root_path,
+            super_ro: self.super_ro(),
+        }
     }
 }
 
@@ -174,9 +312,10 @@ pub fn visible_mounts(root: &Arc<Dentry>) -> Vec<VisibleMount> {
     for m in all {
         let parent_id = m.parent().map_or(0, |p| p.id());
         if Arc::ptr_eq(&m, &base) {
-            let within = m
-                .root_dentry()
-                .map_or_else(|| b"/".to_vec(), |r| root.path_from(&r));
+            let within = m.root_dentry().map_or_else(
+                || b"/".to_vec(),
+                |r| join_path(m.root_path(), &root.path_from(&r)),
+            );
             out.push(VisibleMount {
                 mount: m,
                 parent_id,
@@ -187,14 +326,25 @@ pub fn visible_mounts(root: &Arc<Dentry>) -> Vec<VisibleMount> {
             if mp.is_descendant_of(root) {
                 out.push(VisibleMount {
                     mount_point: mp.path_from(root),
+                    root: m.root_path().to_vec(),
                     mount: m,
                     parent_id,
-                    root: b"/".to_vec(),
                 });
             }
         }
     }
     out
+}
+
+/// `base` followed by the absolute path `rest` (`/` + `/x` is `/x`).
+pub fn join_path(base: &[u8], rest: &[u8]) -> Vec<u8> {
+    if base == b"/" {
+        return rest.to_vec();
+    }
+    if rest == b"/" {
+        return base.to_vec();
+    }
+    [base, rest].concat()
 }
 
 /// Splits `options` into `MS_*` flags and the filesystem's own options.
@@ -342,10 +492,9 @@ impl MountTable {
         if at.inode().stat()?.is_dir() != root_inode.stat()?.is_dir() {
             return Err(Errno::ENOTDIR);
         }
-        let m = Mount::new(Some(at.clone()), flags, kind, source, data);
+        let m = Mount::new(None, flags, kind, source, data);
         let root = Dentry::mount_root(root_inode, m.clone());
-        at.mount().add_child(&m)?;
-        at.set_mounted(root.clone())?;
+        m.attach(&root, &at)?;
         self.mounts
             .lock()
             .map_err(|_| Errno::EIO)?

@@ -140,6 +140,14 @@ pub fn walk(
             if links > MAX_SYMLINKS {
                 return Err(Errno::ELOOP);
             }
+            if let Some(magic) = child.inode().magic_target() {
+                if opts.resolve & NO_MAGICLINKS != 0 {
+                    return Err(Errno::ELOOP);
+                }
+                // A pathless object: nothing can be walked below it.
+                cur = cur.orphan(magic?);
+                continue;
+            }
             let target = child.inode().readlink()?;
             if target.is_empty() {
                 return Err(Errno::ENOENT);

@@ -8,11 +8,16 @@
  *                                  (a host thread swaps each /raceK between a
  *                                  directory and symlinks meanwhile); prints any
  *                                  content that is not the decoy. */
+#define _GNU_SOURCE
 #include "../e2e.h"
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char buf[4096];
@@ -66,6 +71,50 @@ static int race(int n, int dirs)
     }
     printf("race: %d decoys, %d errors, %d leaks\n", decoys, errors, leaks);
     return leaks ? 1 : 0;
+}
+
+/* Mount-tree tricks, in a child with a mount namespace of its own (steps are
+ * reported as "step NAME: ..." so that their success is not taken for a read). */
+static void mount_tricks(const char *host)
+{
+    char p[8192];
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid != 0) {
+        waitpid(pid, NULL, 0);
+        return;
+    }
+    printf("step unshare %s\n", unshare(CLONE_NEWNS) == 0 ? "ok" : e2e_errname(errno));
+    /* The whole tree bound below itself, then walked up from there. */
+    printf("step rbind %s\n",
+           mount("/", "/sub", NULL, MS_BIND | MS_REC, NULL) == 0 ? "ok" : e2e_errname(errno));
+    try_path("rbind_dotdot", "/sub/../secret");
+    try_path("rbind_dotdot_deep", "/sub/sub/../../../../secret");
+    snprintf(p, sizeof p, "/sub%s/secret", host);
+    try_path("rbind_host_path", p);
+    printf("step move root %s\n",
+           mount("/", "/sub", NULL, MS_MOVE, NULL) == 0 ? "ok" : e2e_errname(errno));
+    printf("step umount root %s\n", umount2("/", MNT_DETACH) == 0 ? "ok" : e2e_errname(errno));
+    /* A new root by pivot_root, the old one detached: nothing above it. */
+    int old_root = open("/", O_RDONLY | O_DIRECTORY);
+    /* Pid 1's mount namespace, opened while /proc is still there. */
+    int ns = open("/proc/1/ns/mnt", O_RDONLY);
+    printf("step tmpfs %s\n",
+           mount("t", "/sub/sub", "tmpfs", 0, NULL) == 0 ? "ok" : e2e_errname(errno));
+    printf("step chdir %s\n", chdir("/sub/sub") == 0 ? "ok" : e2e_errname(errno));
+    printf("step pivot %s\n",
+           syscall(SYS_pivot_root, ".", ".") == 0 ? "ok" : e2e_errname(errno));
+    printf("step detach %s\n", umount2(".", MNT_DETACH) == 0 ? "ok" : e2e_errname(errno));
+    try_path("pivot_dotdot", "/../secret");
+    try_path("pivot_host_path", p + 4);
+    report("pivot_old_root_fd", old_root < 0 ? -1 : openat(old_root, "../secret", O_RDONLY));
+    snprintf(p, sizeof p, "/proc/1/root%s/secret", host);
+    try_path("pivot_proc_1_root", p);
+    /* Back into the first namespace through pid 1's ns file. */
+    printf("step setns %s\n", ns >= 0 && setns(ns, CLONE_NEWNS) == 0 ? "ok" : e2e_errname(errno));
+    try_path("setns_dotdot", "/../secret");
+    fflush(stdout);
+    _exit(0);
 }
 
 int main(int argc, char **argv)
@@ -137,5 +186,6 @@ int main(int argc, char **argv)
     try_path("proc_self_fd", p);
     snprintf(p, sizeof p, "/proc/self/fd/%d/../../../secret", dfd);
     try_path("proc_self_fd_deep", p);
+    mount_tricks(host);
     return 0;
 }

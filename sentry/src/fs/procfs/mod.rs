@@ -4,6 +4,7 @@
 
 pub mod mounts;
 pub mod node;
+pub mod ns;
 pub mod sysctl;
 
 use std::fmt::Write as _;
@@ -37,11 +38,7 @@ fn text(ino: u64, s: String) -> Arc<dyn Inode> {
 pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let k = Arc::downgrade(kernel);
     let ncpus = kernel.ncpus;
-    let hostname = kernel
-        .hostname
-        .lock()
-        .map(|h| h.clone())
-        .unwrap_or_default();
+    let kh = k.clone();
     let sys = GenDir::fixed(
         100,
         vec![
@@ -54,7 +51,15 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                             "cap_last_cap",
                             text(107, format!("{}\n", crate::kernel::creds::CAP_LAST_CAP)),
                         ),
-                        ("hostname", text(102, format!("{hostname}\n"))),
+                        (
+                            "hostname",
+                            file(102, move || {
+                                let k = kh.upgrade().ok_or(Errno::ESRCH)?;
+                                let uts = reader_ns(&k).uts;
+                                let h = uts.hostname.lock().map_err(|_| Errno::EIO)?.clone();
+                                Ok(format!("{h}\n").into_bytes())
+                            }),
+                        ),
                         ("osrelease", text(103, format!("{RELEASE}\n"))),
                         ("ostype", text(104, "Linux\n".into())),
                         ("pid_max", text(105, format!("{PID_MAX}\n"))),
@@ -194,6 +199,15 @@ fn net_dir() -> Arc<dyn Inode> {
     )
 }
 
+/// The namespaces of the process reading (the sandbox's first ones when it is
+/// not a task of this kernel).
+fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
+    let (tgid, _) = process::current();
+    let g = k.registry().ok().and_then(|r| r.group(tgid));
+    g.and_then(|g| g.state().ok().and_then(|s| s.view.ns.as_deref().cloned()))
+        .unwrap_or_else(|| k.root_ns.clone())
+}
+
 /// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
 fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc<dyn Inode> {
     let base = PID_INO_BASE + (tid.unwrap_or(tg.tgid) as u64) * 64;
@@ -281,6 +295,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("uid_map", mk(40, |_, _, _| Ok(sysctl::id_map()))),
         ("gid_map", mk(41, |_, _, _| Ok(sysctl::id_map()))),
         ("setgroups", mk(42, |_, _, _| Ok(sysctl::setgroups()))),
+        ("ns", ns::ns_dir(tg, base + 43, owner)),
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());

@@ -89,14 +89,35 @@ fn mount_options(flags: u64) -> String {
         (libc::MS_NOSUID, "nosuid"),
         (libc::MS_NODEV, "nodev"),
         (libc::MS_NOEXEC, "noexec"),
+        (libc::MS_NOATIME, "noatime"),
+        (libc::MS_NODIRATIME, "nodiratime"),
     ] {
         if flags & bit != 0 {
             s.push(',');
             s.push_str(name);
         }
     }
-    // Atime is not persisted, so every mount behaves as the default relatime.
-    s.push_str(",relatime");
+    // Atime is not persisted; the setting is shown as asked (relatime by default).
+    if flags & (libc::MS_NOATIME | libc::MS_STRICTATIME) == 0 {
+        s.push_str(",relatime");
+    }
+    s
+}
+
+/// mountinfo's optional fields: the peer group of a shared mount, the master of a
+/// slave, `unbindable`.
+fn propagation_fields(m: &Mount) -> String {
+    let p = m.propagation();
+    let mut s = String::new();
+    if p.shared != 0 {
+        let _ = write!(s, " shared:{}", p.shared);
+    }
+    if p.master != 0 {
+        let _ = write!(s, " master:{}", p.master);
+    }
+    if p.unbindable {
+        s.push_str(" unbindable");
+    }
     s
 }
 
@@ -148,7 +169,7 @@ fn fs_options(m: &Mount) -> Vec<String> {
 /// The superblock's `ro`/`rw`: a read-only bind of a writable filesystem is
 /// read-only only at the mount.
 fn super_options(m: &Mount) -> String {
-    let ro = m.flags() & libc::MS_RDONLY != 0 && m.kind() != "bind";
+    let ro = m.super_ro() && m.kind() != "bind";
     let mut s = String::from(if ro { "ro" } else { "rw" });
     for o in fs_options(m) {
         s.push(',');
@@ -188,16 +209,16 @@ fn mounts_line(out: &mut String, v: &VisibleMount) {
 fn mountinfo_line(out: &mut String, v: &VisibleMount) {
     let m = &v.mount;
     let fstype = fs_type(m);
-    // No optional fields: every mount is private (no propagation peers).
     let _ = writeln!(
         out,
-        "{} {} {} {} {} {} - {fstype} {} {}",
+        "{} {} {} {} {} {}{} - {fstype} {} {}",
         m.id(),
         v.parent_id,
         dev_text(m),
         escape(&v.root, b""),
         escape(&v.mount_point, b""),
         mount_options(m.flags()),
+        propagation_fields(m),
         escape(source(m, &fstype).as_bytes(), b"#"),
         super_options(m),
     );
