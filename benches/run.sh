@@ -1,6 +1,8 @@
 #!/bin/bash
 # Runs the benchmarks: each row natively, under `rvisor --platform=P do` for P in
-# ptrace,systrap (--platforms), and under `runsc --platform=ptrace --network=none do`; prints
+# ptrace,systrap (--platforms), and under `runsc --platform=ptrace --network=none do` (the
+# TCP rows over a veth: in a network namespace the runner makes, with --network=sandbox, against
+# a native peer in another; needs root and iproute2); prints
 # medians with ratios to native, speedups over runsc, the PASS/MISS targets, and writes
 # benches/out/results.json. A runtime or row that fails shows `fail [n]` with the reason in
 # footnote n. Arguments go to rvisor-bench: --runs N (max runs per cell, default 5),

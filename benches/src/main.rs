@@ -11,7 +11,13 @@
 //! `syscall-bound` (listed in the speedup table), `iters=N` (about 0.3-1 s natively; the
 //! calibration run uses 1/200 of it), `file=NAME:SIZE` (data file in the run directory),
 //! `dir=NAME:COUNT` (directory of COUNT empty files), `arg=VALUE` (more arguments; `{dir}` is
-//! the run directory), `cflags=FLAG`.
+//! the run directory), `cflags=FLAG`, `veth` (a network row, below).
+//!
+//! Network rows (`veth`): the runner makes two network namespaces joined by a veth pair
+//! (deleted when it ends), starts the program natively as `PROG --peer PORT` in the outer
+//! one for the row's duration, and runs the measured side in the inner one: natively (the
+//! kernel at both ends), under `rvisor --network=sandbox` (the sentry's stack on the veth)
+//! and `runsc --network=sandbox`; `{peer}` in an `arg` is the outer address.
 //!
 //! Every row runs separately on every runtime with a timeout; a failure becomes a `fail`
 //! cell with the reason in a footnote and the run goes on.
@@ -60,6 +66,112 @@ struct Bench {
     argv: Vec<String>,
     args: Vec<String>,
     cflags: Vec<String>,
+    /// Runs in the inner namespace of [`Veth`] against its peer in the outer one.
+    veth: bool,
+}
+
+/// Address of the outer end of the bench's veth pair, and of the inner end.
+const VETH_OUTER_IP: &str = "10.79.0.1";
+const VETH_INNER_IP: &str = "10.79.0.2";
+
+/// Two network namespaces joined by a veth pair, for the network rows; deleted on drop.
+struct Veth {
+    outer: String,
+    inner: String,
+}
+
+fn ip_cmd(args: &[&str]) -> Result<(), String> {
+    let o = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+impl Veth {
+    fn new() -> Result<Veth, String> {
+        let id = std::process::id() % 100_000;
+        let v = Veth {
+            outer: format!("rvbO{id}"),
+            inner: format!("rvbI{id}"),
+        };
+        let (a, b) = (format!("rvbA{id}"), format!("rvbB{id}"));
+        let (o, i) = (v.outer.as_str(), v.inner.as_str());
+        ip_cmd(&["netns", "add", o])?;
+        ip_cmd(&["netns", "add", i])?;
+        ip_cmd(&[
+            "-n", o, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns", i,
+        ])?;
+        ip_cmd(&[
+            "-n",
+            o,
+            "addr",
+            "add",
+            &format!("{VETH_OUTER_IP}/24"),
+            "dev",
+            &a,
+        ])?;
+        ip_cmd(&["-n", o, "link", "set", &a, "up"])?;
+        ip_cmd(&["-n", o, "link", "set", "lo", "up"])?;
+        ip_cmd(&[
+            "-n",
+            i,
+            "addr",
+            "add",
+            &format!("{VETH_INNER_IP}/24"),
+            "dev",
+            &b,
+        ])?;
+        ip_cmd(&["-n", i, "link", "set", &b, "up"])?;
+        ip_cmd(&["-n", i, "link", "set", "lo", "up"])?;
+        ip_cmd(&["-n", i, "route", "add", "default", "via", VETH_OUTER_IP])?;
+        Ok(v)
+    }
+
+    /// Starts `argv` natively in the outer namespace and waits for its `ready` line.
+    fn peer(&self, argv: &[String]) -> Result<Peer, String> {
+        use std::io::BufRead;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.outer])
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("peer: {e}"))?;
+        let mut line = String::new();
+        let out = child.stdout.take().ok_or("peer: no stdout")?;
+        let ready = std::io::BufReader::new(out).read_line(&mut line);
+        let peer = Peer(child);
+        match ready {
+            Ok(_) if line.trim() == "ready" => Ok(peer),
+            _ => Err(format!("peer did not start: {:?}", line.trim())),
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = ip_cmd(&["netns", "del", &self.outer]);
+        let _ = ip_cmd(&["netns", "del", &self.inner]);
+    }
+}
+
+/// A network row's peer process (`ip netns exec` execs it: the child is the peer);
+/// killed on drop.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// How one column of the table runs a program.
@@ -77,7 +189,36 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn command(&self, argv: &[String]) -> Command {
+    /// The command running `argv`; in `net`'s inner namespace, attached to its veth, when
+    /// given.
+    fn command(&self, argv: &[String], net: Option<(&Veth, &Path)>) -> Command {
+        if let Some((veth, state)) = net {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &veth.inner]);
+            match &self.kind {
+                Kind::Native => {}
+                Kind::Rvisor(bin, p) => {
+                    c.arg(bin)
+                        .arg(format!("--platform={p}"))
+                        .arg("--network=sandbox")
+                        .arg("--root")
+                        .arg(state)
+                        .args(["do", "--"]);
+                }
+                Kind::Runsc(p) => {
+                    // `runsc do` with a network makes its own namespace behind a veth pair
+                    // and NAT in the current one (the inner namespace here). Its cgroup
+                    // set-up wants cgroup v1 controllers, which a v2 host lacks.
+                    c.args(["runsc", &format!("--platform={p}"), "--network=sandbox"])
+                        .arg("--ignore-cgroups")
+                        .arg("--root")
+                        .arg(state)
+                        .args(["do", "--"]);
+                }
+            }
+            c.args(argv);
+            return c;
+        }
         match &self.kind {
             Kind::Native => {
                 let mut c = Command::new(&argv[0]);
@@ -189,6 +330,7 @@ fn load_c_benches(dir: &Path) -> Result<Vec<Bench>, String> {
             argv: Vec::new(),
             args: Vec::new(),
             cflags: vec!["-O2".into()],
+            veth: false,
         };
         for line in text.lines() {
             let Some(d) = line.trim_start().strip_prefix("// bench:") else {
@@ -205,6 +347,7 @@ fn load_c_benches(dir: &Path) -> Result<Vec<Bench>, String> {
                 "dir" => b.dirs.push(parse_sized(&name, k, v)?),
                 "arg" => b.args.push(v.to_string()),
                 "cflags" => b.cflags.push(v.to_string()),
+                "veth" => b.veth = true,
                 _ => return Err(format!("{name}: unknown bench key {k:?}")),
             }
         }
@@ -229,6 +372,7 @@ fn app_benches() -> Vec<Bench> {
         argv: argv.iter().map(|s| s.to_string()).collect(),
         args: Vec::new(),
         cflags: Vec::new(),
+        veth: false,
     };
     let mut v = vec![
         // The runtime's own start-up and tear-down, to read the rows below against.
@@ -331,7 +475,7 @@ fn timeout_reason(e: &str) -> String {
 /// Runs a trivial program to learn whether a runtime starts at all.
 fn probe(rt: &Runtime) -> Option<String> {
     let argv = vec!["/bin/true".to_string()];
-    match run_with_timeout(rt.command(&argv), FIRST_RUN_TIMEOUT) {
+    match run_with_timeout(rt.command(&argv, None), FIRST_RUN_TIMEOUT) {
         Ok(o) if o.status == 0 => None,
         Ok(o) => Some(format!("failed to start: {}", failure(&o))),
         Err(e) => Some(format!("failed to start: {}", timeout_reason(&e))),
@@ -345,14 +489,17 @@ fn run_once(
     dir: &Path,
     iters: u64,
     timeout: Duration,
+    net: Option<&Veth>,
 ) -> Result<(f64, f64), String> {
     let dirs = dir.to_str().ok_or("non-UTF-8 run directory")?;
-    let mut argv: Vec<String> = b.argv.iter().map(|a| a.replace("{dir}", dirs)).collect();
+    let subst = |a: &String| a.replace("{dir}", dirs).replace("{peer}", VETH_OUTER_IP);
+    let mut argv: Vec<String> = b.argv.iter().map(subst).collect();
     if b.row.kind == RowKind::Micro {
         argv.push(iters.to_string());
-        argv.extend(b.args.iter().map(|a| a.replace("{dir}", dirs)));
+        argv.extend(b.args.iter().map(subst));
     }
-    let mut cmd = rt.command(&argv);
+    let state = dir.join("runtime-state");
+    let mut cmd = rt.command(&argv, net.map(|v| (v, state.as_path())));
     cmd.current_dir(dir);
     let o = run_with_timeout(cmd, timeout).map_err(|e| timeout_reason(&e))?;
     if o.status != 0 {
@@ -375,17 +522,17 @@ fn run_once(
 /// Calibrates (C rows: picks the iteration count that takes about `--target-ms`; app rows: a
 /// warm-up run), then runs between 3 and `--runs` times, fewer when a run is slow, so that a
 /// cell costs about `--cell-budget-ms`.
-fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
+fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts, net: Option<&Veth>) -> Cell {
     let target_ns = opts.target_ms * 1e6;
     let max_iters = b.iters.saturating_mul(10).max(1);
     let iters_for = |ns: f64| ((target_ns / ns.max(1.0)) as u64).clamp(1, max_iters);
     let (mut iters, mut startup) = match b.row.kind {
         RowKind::Micro => {
             let cal_iters = (b.iters / 200).max(1);
-            let (ns, wall) = run_once(rt, b, dir, cal_iters, FIRST_RUN_TIMEOUT)?;
+            let (ns, wall) = run_once(rt, b, dir, cal_iters, FIRST_RUN_TIMEOUT, net)?;
             (iters_for(ns), (wall - ns * cal_iters as f64).max(0.0))
         }
-        RowKind::App => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT)?.1),
+        RowKind::App => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT, net)?.1),
     };
     let mut samples = Vec::new();
     let mut runs = opts.runs;
@@ -399,7 +546,7 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
             .max(3)
             .min(opts.runs);
         let timeout = Duration::from_secs_f64((per_run * 5.0 / 1e9).max(15.0));
-        let (ns, wall) = run_once(rt, b, dir, iters, timeout)?;
+        let (ns, wall) = run_once(rt, b, dir, iters, timeout, net)?;
         if b.row.kind == RowKind::Micro {
             // A short calibration run can be dominated by warm-up (first faults, a loaded
             // machine): when a run's loop falls well short of the target, recount and redo
@@ -419,6 +566,11 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts) -> Cell {
         samples.push(ns);
     }
     Measurement::from_samples(iters, samples).ok_or_else(|| "no samples".to_string())
+}
+
+/// The port a network row's peer listens on: its last `arg`.
+fn peer_port(b: &Bench) -> String {
+    b.args.last().cloned().unwrap_or_default()
 }
 
 /// Builds `dir/<id>.c` statically into `exe`, which becomes the row's command.
@@ -604,15 +756,31 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         }
     }
 
+    // The namespaces of the network rows, made once for all of them.
+    let veth = match benches.iter().any(|b| b.veth) {
+        true => Some(Veth::new()),
+        false => None,
+    };
     let mut rows = Vec::new();
     for b in &benches {
         let dir = work.join(&b.row.id);
         prepare(b, &dir)?;
+        // A network row's peer, serving every runtime's runs in turn.
+        let net: Result<Option<(&Veth, Peer)>, String> = match (&veth, b.veth) {
+            (Some(Ok(v)), true) => {
+                let mut argv = b.argv.clone();
+                argv.extend(["--peer".to_string(), peer_port(b)]);
+                v.peer(&argv).map(|p| Some((v, p)))
+            }
+            (Some(Err(e)), true) => Err(format!("network namespaces: {e}")),
+            _ => Ok(None),
+        };
         let mut cells = Vec::new();
         for rt in &runtimes {
-            let cell = match &rt.broken {
-                Some(why) => Err(why.clone()),
-                None => measure(rt, b, &dir, opts),
+            let cell = match (&rt.broken, &net) {
+                (Some(why), _) => Err(why.clone()),
+                (None, Err(e)) => Err(e.clone()),
+                (None, Ok(n)) => measure(rt, b, &dir, opts, n.as_ref().map(|(v, _)| *v)),
             };
             match &cell {
                 Ok(m) => eprintln!(
@@ -639,7 +807,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
     for b in &probes {
         let dir = work.join(format!("probe-{}", b.row.id));
         prepare(b, &dir)?;
-        match measure(&runtimes[0], b, &dir, opts) {
+        match measure(&runtimes[0], b, &dir, opts, None) {
             Ok(m) => floors.push((b.row.title.clone(), m.median_ns)),
             Err(e) => eprintln!("probe {}: fail: {e}", b.row.id),
         }

@@ -198,7 +198,7 @@ fn in_netns(path: &Path) -> Result<Option<(OwnedFd, NetDevConfig)>> {
     }
     let gateway4 = read_gateway4(&name).map(|g| g.to_string());
     let gateway6 = read_gateway6(&name).map(|g| g.to_string());
-    let fd = open_packet_socket(index)?;
+    let (fd, vnet_hdr) = open_packet_socket(index)?;
     // Only now that everything is read: the kernel lets go of the addresses.
     if v4.is_some() {
         ctl.clear_addr4(&name)?;
@@ -215,6 +215,7 @@ fn in_netns(path: &Path) -> Result<Option<(OwnedFd, NetDevConfig)>> {
             addrs,
             gateway4,
             gateway6,
+            vnet_hdr,
         },
     )))
 }
@@ -442,7 +443,9 @@ impl Ctl {
     }
 }
 
-fn open_packet_socket(index: i32) -> Result<OwnedFd> {
+/// The bound packet socket, and whether it carries a `virtio_net_hdr` before each
+/// frame (`PACKET_VNET_HDR`: the sentry then sends TCP bursts as GSO frames).
+fn open_packet_socket(index: i32) -> Result<(OwnedFd, bool)> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: no pointer arguments.
     let fd = unsafe {
@@ -492,7 +495,10 @@ fn open_packet_socket(index: i32) -> Result<OwnedFd> {
     opt(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
     opt(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, 8 << 20);
     opt(libc::SOL_PACKET, 23 /* PACKET_IGNORE_OUTGOING */, 1);
-    Ok(fd)
+    // Large TCP frames the kernel cuts to the MTU (and completes checksums of), and on
+    // receive the offload state of each frame.
+    let vnet_hdr = opt(libc::SOL_PACKET, 15 /* PACKET_VNET_HDR */, 1) == 0;
+    Ok((fd, vnet_hdr))
 }
 
 /// The default IPv4 gateway through `name` (`/proc/thread-self/net/route`).

@@ -245,6 +245,10 @@ pub struct NetDevConfig {
     /// The IPv6 default gateway, if any.
     #[serde(default)]
     pub gateway6: Option<String>,
+    /// The packet socket has `PACKET_VNET_HDR` set: each frame carries a
+    /// `virtio_net_hdr` (the sentry sends TCP bursts as GSO frames, `net/gso.rs`).
+    #[serde(default)]
+    pub vnet_hdr: bool,
 }
 
 /// One `linux.devices` entry, already checked by the runtime to be a device the

@@ -41,6 +41,7 @@ use crate::config::NetDevConfig;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
 use crate::net::addr::SockAddr;
+use crate::net::gso;
 use crate::sys::packet;
 
 /// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
@@ -109,14 +110,49 @@ pub fn start(cfg: &NetDevConfig) -> Result<(), String> {
 
 /// The packet socket as a smoltcp device.
 struct PacketDev {
-    fd: Arc<OwnedFd>,
     mtu: usize,
     rx: Vec<u8>,
-    tx: Vec<u8>,
+    /// Bytes before each received frame: the `virtio_net_hdr` when the socket has
+    /// `PACKET_VNET_HDR`, else 0.
+    rx_skip: usize,
     rx_bytes: u64,
     rx_packets: u64,
-    tx_bytes: u64,
-    tx_packets: u64,
+    tx: TxSide,
+}
+
+/// The sending half of the device.
+struct TxSide {
+    fd: Arc<OwnedFd>,
+    /// Frames are built at `gso::VNET_LEN` and go through the coalescer (the socket
+    /// has `PACKET_VNET_HDR`); else they are sent one by one as they are.
+    gso: Option<gso::Coalescer>,
+    buf: Vec<u8>,
+    bytes: u64,
+    packets: u64,
+}
+
+impl TxSide {
+    fn send(fd: &OwnedFd, bytes: &mut u64, packets: &mut u64, (buf, frames, wire): gso::Out<'_>) {
+        // A full host queue drops the frame, as a NIC would; TCP resends it.
+        if packet::send_frame(fd.as_fd(), buf).is_ok() {
+            *bytes += wire;
+            *packets += frames;
+        }
+    }
+
+    /// Sends the TCP aggregate being built, if any (after each pass of the stack).
+    fn flush(&mut self) {
+        let TxSide {
+            fd,
+            gso,
+            bytes,
+            packets,
+            ..
+        } = self;
+        if let Some(c) = gso {
+            c.flush(&mut |out| Self::send(fd, bytes, packets, out));
+        }
+    }
 }
 
 struct Rx<'a>(&'a [u8]);
@@ -130,26 +166,28 @@ impl phy::RxToken for Rx<'_> {
     }
 }
 
-struct Tx<'a> {
-    fd: &'a OwnedFd,
-    buf: &'a mut Vec<u8>,
-    bytes: &'a mut u64,
-    packets: &'a mut u64,
-}
+struct Tx<'a>(&'a mut TxSide);
 
 impl phy::TxToken for Tx<'_> {
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
     {
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
+        let TxSide {
+            fd,
+            gso,
+            buf,
+            bytes,
+            packets,
+        } = self.0;
+        let room = if gso.is_some() { gso::VNET_LEN } else { 0 };
+        if buf.len() < room + len {
+            buf.resize(room + len, 0);
         }
-        let r = f(&mut self.buf[..len]);
-        // A full host queue drops the frame, as a NIC would; TCP resends it.
-        if packet::send_frame(self.fd.as_fd(), &self.buf[..len]).is_ok() {
-            *self.bytes += len as u64;
-            *self.packets += 1;
+        let r = f(&mut buf[room..room + len]);
+        match gso {
+            Some(c) => c.push(buf, len, &mut |out| TxSide::send(fd, bytes, packets, out)),
+            None => TxSide::send(fd, bytes, packets, (&buf[..len], 1, len as u64)),
         }
         r
     }
@@ -161,34 +199,22 @@ impl Device for PacketDev {
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
         loop {
-            match packet::recv_frame(self.fd.as_fd(), &mut self.rx) {
-                Ok(Some(n)) if n <= self.rx.len() => {
-                    self.rx_bytes += n as u64;
+            match packet::recv_frame(self.tx.fd.as_fd(), &mut self.rx) {
+                Ok(Some(n)) if n <= self.rx.len() && n >= self.rx_skip => {
+                    self.rx_bytes += (n - self.rx_skip) as u64;
                     self.rx_packets += 1;
-                    return Some((
-                        Rx(&self.rx[..n]),
-                        Tx {
-                            fd: &self.fd,
-                            buf: &mut self.tx,
-                            bytes: &mut self.tx_bytes,
-                            packets: &mut self.tx_packets,
-                        },
-                    ));
+                    return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
-                // The host's own frames on the interface, and oversized ones.
-                Ok(_) => continue,
+                // The host's own frames on the interface, oversized ones, and (with
+                // the virtio header) ones the kernel could not describe and dropped.
+                Ok(_) | Err(Errno::EINVAL) => continue,
                 Err(_) => return None,
             }
         }
     }
 
     fn transmit(&mut self, _now: SmolInstant) -> Option<Tx<'_>> {
-        Some(Tx {
-            fd: &self.fd,
-            buf: &mut self.tx,
-            bytes: &mut self.tx_bytes,
-            packets: &mut self.tx_packets,
-        })
+        Some(Tx(&mut self.tx))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -198,7 +224,12 @@ impl Device for PacketDev {
         let mut sum = ChecksumCapabilities::default();
         sum.ipv4 = Checksum::Tx;
         sum.udp = Checksum::Tx;
-        sum.tcp = Checksum::Tx;
+        // With the virtio header the kernel completes TCP checksums (gso.rs).
+        sum.tcp = if self.tx.gso.is_some() {
+            Checksum::None
+        } else {
+            Checksum::Tx
+        };
         sum.icmpv4 = Checksum::Tx;
         sum.icmpv6 = Checksum::Tx;
         caps.checksum = sum;
@@ -307,15 +338,20 @@ impl External {
         };
         let mtu = cfg.mtu.clamp(576, 65535);
         let fd = Arc::new(fd);
+        let rx_skip = if cfg.vnet_hdr { gso::VNET_LEN } else { 0 };
         let mut dev = PacketDev {
-            fd: fd.clone(),
             mtu: mtu as usize,
-            rx: vec![0; RX_FRAME],
-            tx: vec![0; mtu as usize + 14],
+            rx: vec![0; rx_skip + RX_FRAME],
+            rx_skip,
             rx_bytes: 0,
             rx_packets: 0,
-            tx_bytes: 0,
-            tx_packets: 0,
+            tx: TxSide {
+                fd: fd.clone(),
+                gso: cfg.vnet_hdr.then(gso::Coalescer::default),
+                buf: vec![0; rx_skip + mtu as usize + 14],
+                bytes: 0,
+                packets: 0,
+            },
         };
         let mac = EthernetAddress(cfg.mac);
         if !mac.is_unicast() {
@@ -438,7 +474,7 @@ impl External {
         match self.st.lock() {
             Ok(s) => (
                 (s.dev.rx_bytes, s.dev.rx_packets),
-                (s.dev.tx_bytes, s.dev.tx_packets),
+                (s.dev.tx.bytes, s.dev.tx.packets),
             ),
             Err(_) => ((0, 0), (0, 0)),
         }
@@ -467,6 +503,7 @@ impl External {
             ..
         } = st;
         let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        dev.tx.flush();
         let mut ev = Events::default();
         for (port, l) in listeners.iter_mut() {
             let mut listening = 0;
