@@ -459,8 +459,12 @@ impl FileImpl for GoferFile {
             st.blocks = h.st_blocks;
             st.mode = h.st_mode;
             st.nlink = h.st_nlink;
-            st.uid = h.st_uid;
-            st.gid = h.st_gid;
+            // In the sentry's user namespace a host owner reads as the overflow id:
+            // the gofer's own (host) view stands then.
+            if crate::sys::isolation::host_ids_visible() {
+                st.uid = h.st_uid;
+                st.gid = h.st_gid;
+            }
             st.atime = (h.st_atime, h.st_atime_nsec);
             st.mtime = (h.st_mtime, h.st_mtime_nsec);
             st.ctime = (h.st_ctime, h.st_ctime_nsec);
