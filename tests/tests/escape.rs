@@ -632,7 +632,9 @@ fn confined_on(platform: &str) {
 /// host uid 65533, with every capability of that namespace, more than the sentry
 /// keeps) and tries host-privileged acts: signal this (host root) test process, read
 /// a host root 0600 file, take a host uid that the namespace does not map, renice a
-/// host root process. Each must fail. (Before the sentry had a user namespace its
+/// host root process. Each must fail; then, as the stubs' identity (nobody, no
+/// capability), it cannot signal the sentry nor read its memory's environment either.
+/// (Before the sentry had a user namespace its
 /// own was the host's, which a process cannot join again: that fails too.)
 fn sentry_namespace_holds_nothing_of_the_host(platform: &str, sentry: u32, f: &Fixture) {
     let private = f.base.join("root-only");
@@ -645,6 +647,7 @@ fn sentry_namespace_holds_nothing_of_the_host(platform: &str, sentry: u32, f: &F
     let private = std::ffi::CString::new(private.to_str().unwrap()).unwrap();
     let userns = std::fs::File::open(format!("/proc/{sentry}/ns/user")).unwrap();
     let me = std::process::id() as i32;
+    let environ = std::ffi::CString::new(format!("/proc/{sentry}/environ")).unwrap();
     // SAFETY: the child makes raw system calls only, then _exits.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
@@ -670,6 +673,17 @@ fn sentry_namespace_holds_nothing_of_the_host(platform: &str, sentry: u32, f: &F
                 || errno() != libc::EPERM
             {
                 15
+            } else if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<u32>()) < 0
+                || libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534) < 0
+                || libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) < 0
+            {
+                16
+            } else if libc::kill(sentry as i32, 0) == 0 || errno() != libc::EPERM {
+                // As a stub's identity (nobody, no capability left), by host pid (which
+                // a stub could not even name): the sentry is another user.
+                17
+            } else if libc::open(environ.as_ptr(), libc::O_RDONLY) >= 0 || errno() != libc::EACCES {
+                18
             } else {
                 0
             }
@@ -685,7 +699,8 @@ fn sentry_namespace_holds_nothing_of_the_host(platform: &str, sentry: u32, f: &F
         libc::WEXITSTATUS(status),
         0,
         "{platform}: a host-privileged act from the sentry's user namespace did not fail \
-         (10 join, 11 become its root, 12 kill, 13 open, 14 setresuid, 15 setpriority)"
+         (10 join, 11 become its root, 12 kill, 13 open, 14 setresuid, 15 setpriority; \
+         as the stubs' id: 16 become nobody, 17 signal the sentry, 18 read its environ)"
     );
 }
 

@@ -318,8 +318,9 @@ impl Confinement {
         }
     }
 
-    /// Moves the sentry into new mount, network, IPC, UTS and pid namespaces. The
-    /// calling process must be single-threaded: it forks, the child returns from here
+    /// Moves the sentry into a new user namespace (host [`SENTRY_HOST_ID`], see the
+    /// module doc), then new mount, network, IPC, UTS and pid namespaces, which it
+    /// owns. The calling process must be single-threaded: it forks, the child returns from here
     /// as the sentry (pid 1 of the new pid namespace) and the parent becomes the
     /// waiter and never returns (see the module doc). Nothing the sentry opened so far
     /// is lost: the mount namespace is a copy until [`Confinement::isolate_filesystem`]
