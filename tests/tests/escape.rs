@@ -985,6 +985,40 @@ fn fails_closed_on(platform: &str) {
     }
 }
 
+/// The owner `fstat` reports on a host file opened through the gofer is the host's,
+/// as natively, after a `fchown` through the same or another descriptor, though the
+/// sentry's user namespace shows a host `fstat` of an unmapped owner as 65534. (With
+/// the user namespace and the host `fstat`'s owner, the first `fchown` read back as
+/// 0 0.)
+#[test]
+fn owners_behind_the_gofer_are_the_host_s() {
+    let f = fixture();
+    let prog = f.rootfs.join("bin/gofer_owner");
+    let src = rvisor_e2e::c_dir().join("boundary/gofer_owner.c");
+    rvisor_e2e::compile(&src, Link::Static, &prog, &[]).unwrap();
+    let native_dir = f.base.join("native");
+    std::fs::create_dir_all(&native_dir).unwrap();
+    let native = run({
+        let mut c = Command::new(&prog);
+        c.arg(&native_dir);
+        c
+    });
+    assert_eq!(
+        native.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let want = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(want.contains("after fchown: 123 456"), "{want}");
+    for p in PLATFORMS {
+        let out = run(rvisor(p, "none", &f.rootfs, &["/bin/gofer_owner", "/sub"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status, 0, "{p}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{p}: {stderr}");
+    }
+}
+
 /// Killing `boot` (what the runtime does to end a sandbox) ends the sentry and every
 /// stub with it, though they live in a pid namespace of their own.
 #[test]
