@@ -66,6 +66,7 @@
 //! with five file capabilities, which only mean something over every host uid, so a
 //! user namespace of its own would have to map the whole range and would keep the
 //! same rights over host files (docs/security.md).
+
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -320,9 +321,9 @@ impl Confinement {
 
     /// Moves the sentry into a new user namespace (host [`SENTRY_HOST_ID`], see the
     /// module doc), then new mount, network, IPC, UTS and pid namespaces, which it
-    /// owns. The calling process must be single-threaded: it forks, the child returns from here
-    /// as the sentry (pid 1 of the new pid namespace) and the parent becomes the
-    /// waiter and never returns (see the module doc). Nothing the sentry opened so far
+    /// owns. The calling process must be single-threaded: it forks, the child returns
+    /// from here as the sentry (pid 1 of the new pid namespace) and the parent becomes
+    /// the waiter and never returns (see the module doc). Nothing the sentry opened so far
     /// is lost: the mount namespace is a copy until [`Confinement::isolate_filesystem`]
     /// empties it.
     pub fn enter_namespaces(&mut self) -> Result<(), String> {
