@@ -344,7 +344,7 @@ fn seccomp(n: &Node) -> Check {
 }
 
 fn user_namespaces(n: &Node) -> Check {
-    const FIX: &str = "sysctl -w user.max_user_namespaces=N (N > 0) for rootless sandboxes";
+    const FIX: &str = "sysctl -w user.max_user_namespaces=N (N > 0): every sandbox's sentry runs in a user namespace of its own";
     let max = n
         .read("/proc/sys/user/max_user_namespaces")
         .and_then(|s| s.parse::<u64>().ok());
@@ -366,10 +366,41 @@ fn user_namespaces(n: &Node) -> Check {
         ),
         _ => check(
             "user-namespaces",
-            Status::Warn,
-            "user namespaces are not available (rvisor as root does not need them)",
+            Status::Fail,
+            "user namespaces are not available: sandboxes refuse to start (only --unsafe-weak-confinement runs them, in the host's)",
             FIX,
         ),
+    }
+}
+
+/// Host id 65533 is the sentry's (in its own user namespace): a host user or group
+/// with that id would share it with every sandbox's sentry.
+fn sentry_host_id(n: &Node) -> Check {
+    const FIX: &str = "give the user or group with id 65533 another id: rvisor's sentries run as host uid and gid 65533";
+    let id = sentry::sys::isolation::SENTRY_HOST_ID.to_string();
+    let mut taken = Vec::new();
+    for file in ["/etc/passwd", "/etc/group"] {
+        for line in n.read(file).unwrap_or_default().lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if f.get(2) == Some(&id.as_str()) {
+                taken.push(format!("{} in {}", f[0], &file[1..]));
+            }
+        }
+    }
+    if taken.is_empty() {
+        check(
+            "sentry-host-id",
+            Status::Pass,
+            format!("no user or group has id {id}"),
+            FIX,
+        )
+    } else {
+        check(
+            "sentry-host-id",
+            Status::Warn,
+            format!("id {id} (the sentry's) is taken: {}", taken.join(", ")),
+            FIX,
+        )
     }
 }
 
@@ -427,6 +458,7 @@ pub fn checks(root: &Path, probes: &Probes) -> Vec<Check> {
         smt(&n, probes),
         seccomp(&n),
         user_namespaces(&n),
+        sentry_host_id(&n),
         kvm(&n),
         metadata(probes),
     ]
@@ -511,6 +543,10 @@ mod tests {
                 "kill_process kill_thread trap errno user_notif trace log allow\n",
             )
             .put("/proc/sys/user/max_user_namespaces", "1000\n")
+            .put(
+                "/etc/passwd",
+                "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/x\n",
+            )
             .put("/dev/kvm", "");
         let list = checks(&f.0, &NO_PROBES);
         for c in &list {
@@ -548,7 +584,8 @@ mod tests {
                 "/proc/sys/kernel/seccomp/actions_avail",
                 "kill_thread errno allow\n",
             )
-            .put("/proc/sys/user/max_user_namespaces", "0\n");
+            .put("/proc/sys/user/max_user_namespaces", "0\n")
+            .put("/etc/group", "root:x:0:\nrvisor:x:65533:\n");
         let no_core = Probes {
             core_sched: Some(false),
             metadata_reachable: Some(true),
@@ -564,9 +601,12 @@ mod tests {
         assert_eq!(status(&list, "cgroup-v2"), Status::Warn);
         assert_eq!(status(&list, "smt"), Status::Fail);
         assert_eq!(status(&list, "seccomp"), Status::Fail);
-        assert_eq!(status(&list, "user-namespaces"), Status::Warn);
+        assert_eq!(status(&list, "user-namespaces"), Status::Fail);
         assert_eq!(status(&list, "kvm"), Status::Warn);
         assert_eq!(status(&list, "metadata"), Status::Warn);
+        let id = list.iter().find(|c| c.name == "sentry-host-id").unwrap();
+        assert_eq!(id.status, Status::Warn);
+        assert!(id.detail.contains("rvisor in etc/group"), "{id:?}");
         for c in &list {
             assert_eq!(c.fix.is_empty(), c.status == Status::Pass, "{c:?}");
             assert!(!c.fix.contains('\n'));

@@ -56,6 +56,11 @@ pub fn run(
     // First, while the process is single-threaded: from here on this is the sentry,
     // pid 1 of the sandbox's own pid namespace (the caller's process waits for it).
     let mut confinement = isolation::Confinement::new(config.weak_confinement);
+    // The memory file raises RLIMIT_NOFILE's hard limit, which only the host's user
+    // namespace may do: before the sentry leaves it.
+    if let Err(e) = MemoryFile::global() {
+        return Err(format!("memory file: {e}"));
+    }
     if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
         if let Some(c) = &control {
             (c.failure_reporter())(&e);

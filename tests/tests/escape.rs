@@ -556,8 +556,32 @@ fn confined_on(platform: &str) {
         }
         assert_eq!(status(p, "NoNewPrivs"), "1", "{platform}: {p}");
     }
+    // The sentry: in a user namespace of its own, as root there and host uid 65533
+    // (docs/security.md, "The user namespace"), no supplementary group.
+    assert_ne!(
+        ns(t.sentry, "user"),
+        ns(me, "user"),
+        "{platform}: sentry user ns"
+    );
+    assert_eq!(status(t.sentry, "Uid"), "65533\t65533\t65533\t65533");
+    assert_eq!(status(t.sentry, "Gid"), "65533\t65533\t65533\t65533");
+    assert_eq!(status(t.sentry, "Groups"), "");
+    for map in ["uid_map", "gid_map"] {
+        let text = std::fs::read_to_string(format!("/proc/{}/{map}", t.sentry)).unwrap();
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [vec!["0", "65533", "1"], vec!["65534", "65534", "1"]],
+            "{platform}: {map}"
+        );
+    }
     // The stubs: nobody, no groups, no capabilities.
     for &p in &t.stubs {
+        assert_eq!(ns(p, "user"), ns(t.sentry, "user"), "{platform}: stub {p}");
+        assert_ne!(status(p, "Uid"), status(t.sentry, "Uid"), "{platform}: {p}");
         let who = format!("{platform}: stub {p}");
         assert_eq!(status(p, "Uid"), "65534\t65534\t65534\t65534", "{who}");
         assert_eq!(status(p, "Gid"), "65534\t65534\t65534\t65534", "{who}");
@@ -597,6 +621,7 @@ fn confined_on(platform: &str) {
     for kind in ["net", "ipc", "uts", "mnt"] {
         assert_ne!(ns(t.gofer, kind), ns(me, kind), "{platform}: gofer {kind}");
     }
+    sentry_namespace_holds_nothing_of_the_host(platform, t.sentry, &f);
     drop(stdin);
     let status = child.wait().unwrap();
     let mut lines = lines;
@@ -616,6 +641,83 @@ fn confined_on(platform: &str) {
         "{platform}: {lines:?}"
     );
     assert_eq!(lines.last().map(String::as_str), Some("done"), "{lines:?}");
+}
+
+/// What a program that took the sentry over could do on the host with everything the
+/// sentry's user namespace gives: a child of this test joins it (as the sentry's root,
+/// host uid 65533, with every capability of that namespace, more than the sentry
+/// keeps) and tries host-privileged acts: signal this (host root) test process, read
+/// a host root 0600 file, take a host uid that the namespace does not map, renice a
+/// host root process. Each must fail; then, as the stubs' identity (nobody, no
+/// capability), it cannot signal the sentry nor read its memory's environment either.
+/// (Before the sentry had a user namespace its
+/// own was the host's, which a process cannot join again: that fails too.)
+fn sentry_namespace_holds_nothing_of_the_host(platform: &str, sentry: u32, f: &Fixture) {
+    let private = f.base.join("root-only");
+    std::fs::write(&private, "root only\n").unwrap();
+    std::fs::set_permissions(
+        &private,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let private = std::ffi::CString::new(private.to_str().unwrap()).unwrap();
+    let userns = std::fs::File::open(format!("/proc/{sentry}/ns/user")).unwrap();
+    let me = std::process::id() as i32;
+    let environ = std::ffi::CString::new(format!("/proc/{sentry}/environ")).unwrap();
+    // SAFETY: the child makes raw system calls only, then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: raw system calls on integers and a string made before the fork.
+        let code = unsafe {
+            let errno = || *libc::__errno_location();
+            if libc::setns(userns.as_raw_fd(), libc::CLONE_NEWUSER) < 0 {
+                10
+            } else if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0
+                || libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0
+            {
+                11
+            } else if libc::kill(me, 0) == 0 || errno() != libc::EPERM {
+                12
+            } else if libc::open(private.as_ptr(), libc::O_RDONLY) >= 0 || errno() != libc::EACCES {
+                13
+            } else if libc::syscall(libc::SYS_setresuid, 1000, 1000, 1000) == 0
+                || errno() != libc::EINVAL
+            {
+                14
+            } else if libc::setpriority(libc::PRIO_PROCESS, me as u32, -5) == 0
+                || errno() != libc::EPERM
+            {
+                15
+            } else if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<u32>()) < 0
+                || libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534) < 0
+                || libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) < 0
+            {
+                16
+            } else if libc::kill(sentry as i32, 0) == 0 || errno() != libc::EPERM {
+                // As a stub's identity (nobody, no capability left), by host pid (which
+                // a stub could not even name): the sentry is another user.
+                17
+            } else if libc::open(environ.as_ptr(), libc::O_RDONLY) >= 0 || errno() != libc::EACCES {
+                18
+            } else {
+                0
+            }
+        };
+        // SAFETY: ends the child.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "{platform}: {status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "{platform}: a host-privileged act from the sentry's user namespace did not fail \
+         (10 join, 11 become its root, 12 kill, 13 open, 14 setresuid, 15 setpriority; \
+         as the stubs' id: 16 become nobody, 17 signal the sentry, 18 read its environ)"
+    );
 }
 
 /// A stub killed from outside while its process waits inside the sentry (the probe
@@ -766,11 +868,14 @@ fn panic_on(platform: &str) {
     assert_gone(platform, &all, &t);
 }
 
-/// Where the host refuses a confinement step (here: no CAP_SYS_ADMIN in the bounding
-/// set, as when nested in a container), the sandbox does not start: one line names
-/// the step and the flag that allows less. With `--unsafe-weak-confinement` it runs,
-/// with a warning for each step skipped. (Before, the sentry logged and ran in the
-/// host's namespaces.)
+/// Where the host refuses a confinement step, the sandbox does not start: one line
+/// names the step and the flag that allows less. Here rvisor runs as root of a user
+/// namespace of its own whose `user.max_user_namespaces` is 0 (as nested in a
+/// container without user namespaces; the host's own setting is not touched), so the
+/// sentry's user namespace is refused; with CAP_SYS_ADMIN also out of its bounding
+/// set, so are the other namespaces. With `--unsafe-weak-confinement` it runs, with a
+/// warning for each step skipped. (Before, the sentry logged and ran in the host's
+/// namespaces; before the sentry had a user namespace, nothing refused it here.)
 #[test]
 fn confinement_fails_closed() {
     for p in PLATFORMS {
@@ -778,10 +883,81 @@ fn confinement_fails_closed() {
     }
 }
 
+/// Makes `cmd` start as root of a new user namespace (ids 0-65535 mapped to
+/// themselves) under which no user namespace can be made, and without CAP_SYS_ADMIN
+/// in its bounding set when `no_sys_admin`. The maps are written by a thread of this
+/// process (a process cannot write a multi-line map of its own namespace). Drop the
+/// returned pipe ends once `cmd` ran, then join the thread.
+fn in_userns_without_userns(
+    cmd: &mut Command,
+    no_sys_admin: bool,
+) -> (std::thread::JoinHandle<()>, std::fs::File, std::fs::File) {
+    use std::io::{Read, Write};
+    let (mut pid_r, pid_w) = pipe();
+    let (go_r, mut go_w) = pipe();
+    let writer = std::thread::spawn(move || {
+        let mut pid = [0u8; 4];
+        if pid_r.read_exact(&mut pid).is_err() {
+            return;
+        }
+        let pid = i32::from_ne_bytes(pid);
+        for map in ["uid_map", "gid_map"] {
+            std::fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n").unwrap();
+        }
+        go_w.write_all(&[1]).unwrap();
+    });
+    let (pid_fd, go_fd) = (pid_w.as_raw_fd(), go_r.as_raw_fd());
+    // SAFETY: raw system calls on integers, this frame's memory and static strings.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fail = || Err(std::io::Error::last_os_error());
+            if libc::unshare(libc::CLONE_NEWUSER) < 0 {
+                return fail();
+            }
+            let pid = libc::getpid().to_ne_bytes();
+            if libc::write(pid_fd, pid.as_ptr().cast(), 4) != 4 {
+                return fail();
+            }
+            let mut b = 0u8;
+            if libc::read(go_fd, (&mut b as *mut u8).cast(), 1) != 1 {
+                return fail();
+            }
+            let fd = libc::open(
+                c"/proc/sys/user/max_user_namespaces".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            );
+            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                return fail();
+            }
+            libc::close(fd);
+            const CAP_SYS_ADMIN: libc::c_ulong = 21;
+            if no_sys_admin && libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) < 0 {
+                return fail();
+            }
+            Ok(())
+        });
+    }
+    (writer, pid_w, go_r)
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> (std::fs::File, std::fs::File) {
+    use std::os::fd::FromRawFd;
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `p`.
+    assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: the kernel just returned these descriptors; nothing else owns them.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(p[0]),
+            std::fs::File::from_raw_fd(p[1]),
+        )
+    }
+}
+
 fn fails_closed_on(platform: &str) {
-    const CAP_SYS_ADMIN: libc::c_ulong = 21;
     let f = fixture();
-    let cmd = |weak: bool| {
+    let cmd = |weak: bool, no_sys_admin: bool| {
         let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
         cmd.arg(format!("--platform={platform}"));
         if weak {
@@ -791,38 +967,71 @@ fn fails_closed_on(platform: &str) {
             .arg("--rootfs")
             .arg(&f.rootfs)
             .args(["--", "/bin/busybox", "echo", "hi"]);
-        // SAFETY: prctl is async-signal-safe and only changes the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        cmd
+        let guard = in_userns_without_userns(&mut cmd, no_sys_admin);
+        (cmd, guard)
     };
-    let out = run(cmd(false));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status, 125, "{platform}: {stderr}");
-    assert!(out.stdout.is_empty(), "{platform}: the program ran");
-    assert!(
-        stderr.lines().any(|l| l
-            == "rvisor boot: sandbox confinement: unshare(CLONE_NEWNS): Operation not permitted \
-                (run as root, or pass --unsafe-weak-confinement to run without it)"),
-        "{platform}: {stderr}"
-    );
-    let out = run(cmd(true));
+    let refused = "(run as root, or pass --unsafe-weak-confinement to run without it)";
+    for no_sys_admin in [false, true] {
+        let (c, (writer, a, b)) = cmd(false, no_sys_admin);
+        let out = run(c);
+        drop((a, b));
+        writer.join().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status, 125, "{platform}: {stderr}");
+        assert!(out.stdout.is_empty(), "{platform}: the program ran");
+        let line = format!(
+            "rvisor boot: sandbox confinement: unshare(CLONE_NEWUSER): No space left on device {refused}"
+        );
+        assert!(stderr.lines().any(|l| l == line), "{platform}: {stderr}");
+    }
+    let (c, (writer, a, b)) = cmd(true, true);
+    let out = run(c);
+    drop((a, b));
+    writer.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status, 0, "{platform}: {stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-    for step in ["NEWNS", "NEWNET", "NEWIPC", "NEWUTS", "NEWPID"] {
+    for step in ["NEWUSER", "NEWNS", "NEWNET", "NEWIPC", "NEWUTS", "NEWPID"] {
         assert!(
             stderr.contains(&format!(
                 "--unsafe-weak-confinement: skipped sandbox confinement step unshare(CLONE_{step})"
             )),
             "{platform}: {step}: {stderr}"
         );
+    }
+}
+
+/// The owner `fstat` reports on a host file opened through the gofer is the host's,
+/// as natively, after a `fchown` through the same or another descriptor, though the
+/// sentry's user namespace shows a host `fstat` of an unmapped owner as 65534. (With
+/// the user namespace and the host `fstat`'s owner, the first `fchown` read back as
+/// 0 0.)
+#[test]
+fn owners_behind_the_gofer_are_the_host_s() {
+    let f = fixture();
+    let prog = f.rootfs.join("bin/gofer_owner");
+    let src = rvisor_e2e::c_dir().join("boundary/gofer_owner.c");
+    rvisor_e2e::compile(&src, Link::Static, &prog, &[]).unwrap();
+    let native_dir = f.base.join("native");
+    std::fs::create_dir_all(&native_dir).unwrap();
+    let native = run({
+        let mut c = Command::new(&prog);
+        c.arg(&native_dir);
+        c
+    });
+    assert_eq!(
+        native.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let want = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(want.contains("after fchown: 123 456"), "{want}");
+    for p in PLATFORMS {
+        let out = run(rvisor(p, "none", &f.rootfs, &["/bin/gofer_owner", "/sub"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status, 0, "{p}: {stderr}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{p}: {stderr}");
     }
 }
 

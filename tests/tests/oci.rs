@@ -1304,14 +1304,14 @@ fn spec_seccomp_applies_to_exec_and_bad_rules_are_refused() {
 
 #[test]
 fn check_node_on_this_machine_and_on_a_fake_root() {
-    // This machine: ten checks, each with a fix unless it passed; status 1 exactly
+    // This machine: eleven checks, each with a fix unless it passed; status 1 exactly
     // when one failed.
     let o = Command::new(rvisor_bin())
         .args(["check-node", "--json"])
         .output()
         .unwrap();
     let list: Vec<Value> = serde_json::from_slice(&o.stdout).expect("a JSON list");
-    assert_eq!(list.len(), 10, "{list:?}");
+    assert_eq!(list.len(), 11, "{list:?}");
     let mut any_fail = false;
     for c in &list {
         let st = c["status"].as_str().unwrap();
@@ -1348,6 +1348,7 @@ fn check_node_on_this_machine_and_on_a_fake_root() {
         "fail  module-blacklist",
         "fail  smt",
         "fail  seccomp",
+        "fail  user-namespaces",
         "warn  module-signatures",
         "warn  metadata           not checked",
     ] {

@@ -107,7 +107,8 @@ pub struct GoferInode {
     fs: Arc<GoferFs>,
     fid: Fid,
     /// The type never changes; the rest is refreshed after changes made through us.
-    stat: Mutex<Stat>,
+    /// Shared with the regular files opened from it (their owner, see [`GoferFile`]).
+    stat: Arc<Mutex<Stat>>,
     /// A donated read-only fd kept for later read-only opens (see the module doc).
     read_fd: Mutex<Option<Arc<OwnedFd>>>,
 }
@@ -129,7 +130,7 @@ impl GoferInode {
         Arc::new(GoferInode {
             fs,
             fid,
-            stat: Mutex::new(convert(st)),
+            stat: Arc::new(Mutex::new(convert(st))),
             read_fd: Mutex::new(None),
         })
     }
@@ -257,7 +258,11 @@ impl Inode for GoferInode {
                 } else {
                     self.read_fd()?
                 };
-                Ok(Box::new(GoferFile { fd, stat: st }))
+                Ok(Box::new(GoferFile {
+                    fd,
+                    stat: st,
+                    attrs: self.stat.clone(),
+                }))
             }
             libc::S_IFDIR => {
                 if acc != libc::O_RDONLY {
@@ -435,6 +440,9 @@ impl Inode for GoferInode {
 pub struct GoferFile {
     fd: Arc<OwnedFd>,
     stat: Stat,
+    /// The inode's attributes as the gofer reports them: the owner, where the
+    /// sentry's user namespace hides it from a host `fstat`.
+    attrs: Arc<Mutex<Stat>>,
 }
 
 impl FileImpl for GoferFile {
@@ -459,8 +467,17 @@ impl FileImpl for GoferFile {
             st.blocks = h.st_blocks;
             st.mode = h.st_mode;
             st.nlink = h.st_nlink;
-            st.uid = h.st_uid;
-            st.gid = h.st_gid;
+            // In the sentry's user namespace a host owner reads as the overflow id:
+            // the gofer's (host) view stands then, refreshed by every change made
+            // through the sandbox.
+            if crate::sys::isolation::host_ids_visible() {
+                st.uid = h.st_uid;
+                st.gid = h.st_gid;
+            } else {
+                let a = self.attrs.lock().unwrap_or_else(|e| e.into_inner());
+                st.uid = a.uid;
+                st.gid = a.gid;
+            }
             st.atime = (h.st_atime, h.st_atime_nsec);
             st.mtime = (h.st_mtime, h.st_mtime_nsec);
             st.ctime = (h.st_ctime, h.st_ctime_nsec);

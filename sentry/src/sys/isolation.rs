@@ -13,9 +13,10 @@
 //! but waiting and exiting, and exits with the sentry's status, so the runtime still
 //! sees one `boot` child whose status is the sandbox's and which it can signal (the
 //! waiter dies of SIGINT/SIGTERM, and the sentry with it through
-//! `PR_SET_PDEATHSIG`). The waiter keeps uid 0: the kernel sends a parent-death
+//! `PR_SET_PDEATHSIG`). The waiter keeps the sentry's uid (host [`SENTRY_HOST_ID`] in
+//! the sentry's user namespace, root without one): the kernel sends a parent-death
 //! signal with the dying parent's right to signal, and a `nobody` waiter could not
-//! kill a root sentry (its filter keeps it from signalling anything itself).
+//! kill the sentry (its filter keeps it from signalling anything itself).
 //!
 //! Why the sentry itself moves into the namespace instead of staying outside with a
 //! small init inside: `unshare(CLONE_NEWPID)` only affects the caller's future
@@ -38,11 +39,33 @@
 //! step with a warning naming it (for running nested in a container that lacks the
 //! privileges).
 //!
-//! No user namespace yet: the sentry needs CAP_SYS_PTRACE, CAP_KILL and CAP_SYS_NICE
-//! over stubs of another uid, and the stubs would have to live in (a child of) the
-//! sentry's user namespace with `nobody` mapped into it; the gofer, which serves files
-//! of every owner, would need the whole host uid range mapped, which is as much as
-//! root. Left for a later change.
+//! # The user namespace
+//! Before any other namespace the sentry moves into a user namespace of its own, so
+//! that every namespace made after it (mount, network, IPC, UTS, pid) is owned by it
+//! and the capabilities the sentry keeps are capabilities over its own stubs only:
+//! the kernel checks a capability against the user namespace that owns the object,
+//! and nothing of the host is owned by the sentry's. Its maps are two lines each:
+//! its root is host [`SENTRY_HOST_ID`] (an unprivileged id owning nothing), and
+//! [`STUB_UID`] is itself (the stubs keep host `nobody`, another host uid than the
+//! sentry's, so a stub can never signal or trace the sentry as its own user).
+//! Multi-line maps need a writer with CAP_SETUID and CAP_SETGID in the parent user
+//! namespace, so `boot` forks a short-lived helper before its `unshare` that writes
+//! them once told, then exits (see [`Confinement::enter_namespaces`]). The sentry
+//! then takes those ids with no supplementary group: host files see an
+//! unprivileged stranger. The waiter follows into the user namespace (it forks
+//! after), as the same host id as the sentry, so its death can still signal it.
+//! The namespace's owner is the caller's uid (root), which keeps every right over
+//! it, as the runtime needs (cgroups, signals, `/proc`).
+//!
+//! Where the kernel refuses a user namespace (`user.max_user_namespaces` is 0,
+//! nested in a container without one, or the ids are not mapped in the caller's
+//! namespace), the step fails closed like the others; in weak mode the sentry goes
+//! on in the caller's user namespace as root with the capability set below.
+//!
+//! The gofer stays in the host's user namespace: it serves files of every owner
+//! with five file capabilities, which only mean something over every host uid, so a
+//! user namespace of its own would have to map the whole range and would keep the
+//! same rights over host files (docs/security.md).
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -50,10 +73,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::errno::Errno;
 
-/// Host uid of the stubs and of the waiter: `nobody`, which owns no file.
+/// Host uid of the stubs: `nobody`, which owns no file. Mapped to itself in the
+/// sentry's user namespace.
 pub const STUB_UID: u32 = 65534;
-/// Host gid of the stubs and of the waiter: `nogroup`.
+/// Host gid of the stubs: `nogroup`. Mapped to itself in the sentry's user namespace.
 pub const STUB_GID: u32 = 65534;
+/// Host uid and gid of the sentry (and the waiter) in their own user namespace, where
+/// it is root: unprivileged on the host, owning nothing, and not the stubs' id.
+pub const SENTRY_HOST_ID: u32 = 65533;
+
+/// The sentry is in a user namespace of its own (set once at boot).
+static OWN_USERNS: AtomicBool = AtomicBool::new(false);
+
+/// Whether host ids the sentry sees are the host's own: false once it is in its own
+/// user namespace, where every host id but [`SENTRY_HOST_ID`] and [`STUB_UID`] reads
+/// as the overflow id (65534), so a host `fstat` no longer tells a file's owner.
+pub fn host_ids_visible() -> bool {
+    !OWN_USERNS.load(Ordering::Relaxed)
+}
+
+/// The sentry's `uid_map` and `gid_map` (the same ids for both): its root is
+/// [`SENTRY_HOST_ID`], the stubs' id is itself.
+pub fn id_map() -> String {
+    format!("0 {SENTRY_HOST_ID} 1\n{STUB_UID} {STUB_UID} 1\n")
+}
 
 /// `CAP_KILL`: signal stubs, which run as another uid.
 pub const CAP_KILL: u32 = 5;
@@ -276,10 +319,11 @@ impl Confinement {
         }
     }
 
-    /// Moves the sentry into new mount, network, IPC, UTS and pid namespaces. The
-    /// calling process must be single-threaded: it forks, the child returns from here
-    /// as the sentry (pid 1 of the new pid namespace) and the parent becomes the
-    /// waiter and never returns (see the module doc). Nothing the sentry opened so far
+    /// Moves the sentry into a new user namespace (host [`SENTRY_HOST_ID`], see the
+    /// module doc), then new mount, network, IPC, UTS and pid namespaces, which it
+    /// owns. The calling process must be single-threaded: it forks, the child returns
+    /// from here as the sentry (pid 1 of the new pid namespace) and the parent becomes
+    /// the waiter and never returns (see the module doc). Nothing the sentry opened so far
     /// is lost: the mount namespace is a copy until [`Confinement::isolate_filesystem`]
     /// empties it.
     pub fn enter_namespaces(&mut self) -> Result<(), String> {
@@ -294,6 +338,14 @@ impl Confinement {
         // SAFETY: a NUL-terminated path.
         if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
             return Err(format!("sandbox confinement: chdir /: {}", Errno::last()));
+        }
+        // First: every namespace made after this one is owned by it.
+        match enter_user_namespace() {
+            Ok(()) => OWN_USERNS.store(true, Ordering::Relaxed),
+            Err(UserNsError::Refused(what, e)) => {
+                self.step(what, Err(e))?;
+            }
+            Err(UserNsError::Broken(m)) => return Err(format!("sandbox confinement: {m}")),
         }
         self.own_mounts = self.step("unshare(CLONE_NEWNS)", unshare(libc::CLONE_NEWNS))?;
         if self.own_mounts {
@@ -422,6 +474,190 @@ impl Confinement {
         );
         Ok(())
     }
+}
+
+/// Why the sentry is not in a user namespace of its own.
+enum UserNsError {
+    /// The step named was refused and nothing changed: weak mode may go on without.
+    Refused(&'static str, Errno),
+    /// Failed half-way (the process may be in a namespace without its ids): no way on.
+    Broken(String),
+}
+
+/// Whether every id of `ids` is mapped in the calling process's user namespace
+/// (`map`: the text of its `uid_map` or `gid_map`).
+fn ids_mapped(map: &str, ids: &[u32]) -> bool {
+    let ranges: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().map(|v| v.parse::<u64>().ok());
+            Some((w.next()??, w.nth(1)??))
+        })
+        .collect();
+    ids.iter().all(|&id| {
+        let id = id as u64;
+        ranges
+            .iter()
+            .any(|&(first, n)| id >= first && id < first + n)
+    })
+}
+
+/// Moves the calling (single-threaded) process into a new user namespace where it is
+/// root as host [`SENTRY_HOST_ID`], with [`STUB_UID`]/[`STUB_GID`] mapped to
+/// themselves, no supplementary group, and every capability of the namespace.
+///
+/// The maps have two lines, which only a writer with CAP_SETUID and CAP_SETGID in
+/// the parent namespace may write, and a process cannot write its own once it left
+/// that namespace: a helper forked before the `unshare` writes them when told on a
+/// pipe, answers on another, and exits.
+fn enter_user_namespace() -> Result<(), UserNsError> {
+    const MAP_STEP: &str = "map the sentry's user namespace ids (needs CAP_SETUID, CAP_SETGID and host ids 65533, 65534)";
+    let need = 1u64 << CAP_SETUID | 1 << CAP_SETGID;
+    match current_caps() {
+        Ok((eff, _)) if eff & need == need => {}
+        Ok(_) => return Err(UserNsError::Refused(MAP_STEP, Errno::EPERM)),
+        Err(e) => return Err(UserNsError::Refused(MAP_STEP, e)),
+    }
+    let ids = [SENTRY_HOST_ID, STUB_UID];
+    for file in ["/proc/self/uid_map", "/proc/self/gid_map"] {
+        let map = std::fs::read_to_string(file).unwrap_or_default();
+        if !ids_mapped(&map, &ids) {
+            return Err(UserNsError::Refused(MAP_STEP, Errno::EINVAL));
+        }
+    }
+    let broken = |what: &str, e: Errno| UserNsError::Broken(format!("{what}: {}", e.description()));
+    let (go_r, go_w) = pipe().map_err(|e| broken("pipe2", e))?;
+    let (res_r, res_w) = pipe().map_err(|e| broken("pipe2", e))?;
+    let map = id_map();
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    let paths = [format!("/proc/{me}/uid_map"), format!("/proc/{me}/gid_map")];
+    // SAFETY: the process is single-threaded (checked by the caller), so the child may
+    // run ordinary code.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(broken("fork the id map writer", Errno::last()));
+    }
+    if helper == 0 {
+        drop((go_w, res_r));
+        let mut b = [0u8; 1];
+        // Nothing to do unless told (EOF: the unshare failed, or boot died).
+        let code = if read_exact(&go_r, &mut b).is_ok() {
+            let mut answer = 0i32;
+            for (i, path) in paths.iter().enumerate() {
+                if let Err(e) = std::fs::write(path, &map) {
+                    answer = (i as i32 + 1) << 16 | e.raw_os_error().unwrap_or(libc::EIO);
+                    break;
+                }
+            }
+            write_all(&res_w, &answer.to_ne_bytes()).map_or(1, |()| 0)
+        } else {
+            0
+        };
+        exit_now(code);
+    }
+    drop((go_r, res_w));
+    let reap = || {
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(helper, &mut status, 0) };
+    };
+    if let Err(e) = unshare(libc::CLONE_NEWUSER) {
+        drop(go_w);
+        reap();
+        return Err(UserNsError::Refused("unshare(CLONE_NEWUSER)", e));
+    }
+    let mut answer = [0u8; 4];
+    let told = write_all(&go_w, &[1]).and_then(|()| read_exact(&res_r, &mut answer));
+    drop(go_w);
+    reap();
+    told.map_err(|e| broken("the id map writer", e))?;
+    let answer = i32::from_ne_bytes(answer);
+    if answer != 0 {
+        let what = if answer >> 16 == 1 {
+            "write the sentry's uid_map"
+        } else {
+            "write the sentry's gid_map"
+        };
+        return Err(broken(what, Errno(answer & 0xffff)));
+    }
+    // SAFETY: raw system calls with integer arguments or a null list.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) < 0 {
+            return Err(broken(
+                "drop the sentry's supplementary groups",
+                Errno::last(),
+            ));
+        }
+        if libc::syscall(libc::SYS_setresgid, 0, 0, 0) < 0 {
+            return Err(broken(
+                "setresgid in the sentry's user namespace",
+                Errno::last(),
+            ));
+        }
+        if libc::syscall(libc::SYS_setresuid, 0, 0, 0) < 0 {
+            return Err(broken(
+                "setresuid in the sentry's user namespace",
+                Errno::last(),
+            ));
+        }
+    }
+    tracing::info!(host_id = SENTRY_HOST_ID, "sentry in its own user namespace");
+    Ok(())
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), Errno> {
+    let mut p = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `p`.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned these descriptors; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) })
+}
+
+/// Reads exactly `buf.len()` bytes from a pipe (`EPIPE` at end of file).
+fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: reads into the rest of `buf`.
+        let n = unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                buf[done..].as_mut_ptr().cast(),
+                buf.len() - done,
+            )
+        };
+        match n {
+            0 => return Err(Errno::EPIPE),
+            n if n < 0 && Errno::last() == Errno::EINTR => {}
+            n if n < 0 => return Err(Errno::last()),
+            n => done += n as usize,
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` to a pipe.
+fn write_all(fd: &OwnedFd, buf: &[u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: writes from the rest of `buf`.
+        let n = unsafe {
+            libc::write(
+                fd.as_raw_fd(),
+                buf[done..].as_ptr().cast(),
+                buf.len() - done,
+            )
+        };
+        match n {
+            n if n < 0 && Errno::last() == Errno::EINTR => {}
+            n if n < 0 => return Err(Errno::last()),
+            n => done += n as usize,
+        }
+    }
+    Ok(())
 }
 
 fn unshare(flags: libc::c_int) -> Result<(), Errno> {
@@ -608,6 +844,35 @@ mod tests {
         for cap in [0, 1, 2, 3, 4, 21, 16, 17, 12, 13] {
             assert_eq!(ptrace & 1 << cap, 0, "cap {cap}");
         }
+    }
+
+    #[test]
+    fn the_maps_give_the_sentry_and_the_stubs_two_unprivileged_host_ids() {
+        let map = id_map();
+        let lines: Vec<Vec<u32>> = map
+            .lines()
+            .map(|l| l.split(' ').map(|w| w.parse().unwrap()).collect())
+            .collect();
+        // Inside, root and nobody; outside, neither host root nor one id for both.
+        assert_eq!(
+            lines,
+            [vec![0, SENTRY_HOST_ID, 1], vec![STUB_UID, STUB_UID, 1]]
+        );
+        assert_ne!(SENTRY_HOST_ID, 0);
+        assert_ne!(SENTRY_HOST_ID, STUB_UID);
+        assert_eq!(STUB_UID, STUB_GID);
+    }
+
+    #[test]
+    fn ids_mapped_reads_a_map_as_the_kernel_prints_it() {
+        let host = "         0          0 4294967295\n";
+        assert!(ids_mapped(host, &[0, SENTRY_HOST_ID, STUB_UID]));
+        // A container's namespace with 65536 ids: both fit; with only root: neither.
+        let nested = "         0     100000      65536\n";
+        assert!(ids_mapped(nested, &[SENTRY_HOST_ID, STUB_UID]));
+        assert!(!ids_mapped("0 1000 1\n", &[SENTRY_HOST_ID]));
+        assert!(!ids_mapped("0 0 65534\n", &[STUB_UID]));
+        assert!(!ids_mapped("", &[0]));
     }
 
     #[test]
