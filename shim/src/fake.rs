@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use containerd_shim::event::Event;
 use containerd_shim::ExitSignal;
 use containerd_shim_protos::events::task::TaskOOM;
-use containerd_shim_protos::protobuf::Message;
+use containerd_shim_protos::protobuf::{Message, MessageDyn};
 use rvisor_api::Stats;
 
 use crate::error::{Error, Result};
@@ -226,7 +226,8 @@ impl Publish for Recorder {
     fn publish(&self, ev: Box<dyn Event>) {
         let topic = ev.topic();
         if topic == "/tasks/oom" {
-            let bytes = ev.write_to_bytes_dyn().unwrap();
+            let m: &dyn MessageDyn = &*ev;
+            let bytes = m.write_to_bytes_dyn().unwrap();
             let oom = TaskOOM::parse_from_bytes(&bytes).unwrap();
             self.1.lock().unwrap().push(oom.container_id);
         }
