@@ -154,17 +154,20 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     }
     let mut ooms = cg.oom_kills();
     loop {
+        // The state first, the count after: a kill that stopped the container (its
+        // init was the victim) is counted before the container is seen stopped, so
+        // its event is printed before `events` ends.
+        let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
         let now = cg.oom_kills();
         if now > ooms {
             print_line(&event("oom", &a.id, None))?;
             ooms = now;
         }
+        if !running {
+            return Ok(0);
+        }
         print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
         std::thread::sleep(interval);
-        match state::load(&g.root, &a.id) {
-            Ok(r) if r.status != "stopped" => {}
-            _ => return Ok(0),
-        }
     }
 }
 

@@ -595,6 +595,109 @@ fn cri_runs_a_pod_under_rvisor() {
         .build()
         .unwrap();
     rt.block_on(pod_scenario(&c));
+    rt.block_on(oom_scenario(&c));
+}
+
+/// Limits the memory of pod `name`'s cgroup parent (what the kubelet does for a
+/// pod's cgroup) to `bytes`, in cgroup v1's memory hierarchy or in v2.
+fn limit_pod_memory(c: &Containerd, name: &str, bytes: i64) {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        let top = Path::new("/sys/fs/cgroup").join(&c.cgroup_parent);
+        std::fs::create_dir_all(top.join(name)).unwrap();
+        for d in [top.clone(), top.join(name)] {
+            std::fs::write(d.join("cgroup.subtree_control"), "+memory").unwrap();
+        }
+        std::fs::write(top.join(name).join("memory.max"), bytes.to_string()).unwrap();
+        std::fs::write(top.join(name).join("memory.swap.max"), "0").unwrap();
+    } else {
+        let d = Path::new("/sys/fs/cgroup/memory")
+            .join(&c.cgroup_parent)
+            .join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("memory.limit_in_bytes"), bytes.to_string()).unwrap();
+    }
+}
+
+/// A container allocating past its pod's memory limit: the host's OOM killer takes
+/// it, the shim publishes TaskOOM, and the CRI says OOMKilled; the pod's other
+/// container lives on.
+async fn oom_scenario(c: &Containerd) {
+    let mut rs = connect(&c.sock()).await.expect("connect to CRI");
+    limit_pod_memory(c, "hog", 128 * MIB);
+    let pod_cfg = pod_config(c, "hog");
+    let pod = rs
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: HANDLER.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, cmd) in [
+        ("sibling", vec!["/bin/sleep", "3600"]),
+        (
+            "hog",
+            vec!["/bin/sh", "-c", "sleep 1; exec /bin/mem_hog 400"],
+        ),
+    ] {
+        let id = rs
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(name, &cmd)),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+            .into_inner()
+            .container_id;
+        rs.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        ids.push(id);
+    }
+    let (sibling, hog) = (ids[0].clone(), ids[1].clone());
+    let start = Instant::now();
+    let st = loop {
+        let st = container_state(&mut rs, &hog).await;
+        // The exit and the TaskOOM arrive separately; wait for both.
+        if st.state == cri::ContainerState::ContainerExited as i32 && st.reason == "OOMKilled" {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the hog was not OOM-killed: {st:?}\n{}",
+            std::fs::read_to_string(c.dir.join("pods/hog/hog.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    let s = container_state(&mut rs, &sibling).await;
+    assert_eq!(
+        s.state,
+        cri::ContainerState::ContainerRunning as i32,
+        "{s:?}"
+    );
+    let (code, out, _) = exec_sync(&mut rs, &sibling, &["/bin/echo", "alive"]).await;
+    assert_eq!((code, out.as_str()), (0, "alive\n"));
+    rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
+    rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
+    until(10, "the pod's processes to go", || async {
+        c.stray().is_empty()
+    })
+    .await;
 }
 
 async fn pod_scenario(c: &Containerd) {
