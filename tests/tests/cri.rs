@@ -161,13 +161,15 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn start() -> Containerd {
+    /// A containerd whose rvisor runs on `platform`.
+    fn start(platform: &str) -> Containerd {
         let st = Command::new("bash")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
             .status()
             .unwrap();
         assert!(st.success(), "tests/setup.sh failed");
-        let dir = std::env::temp_dir().join(format!("rvisor-cri-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rvisor-cri-{}-{platform}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for d in ["bin", "cni", "cni-ipam", "pods"] {
             std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -239,7 +241,9 @@ state = "{d}/state"
         // under this containerd's state directory, not /run/containerd.
         std::fs::write(
             dir.join("rvisor.toml"),
-            format!("network = \"sandbox\"\nallowed-mount-sources = [\"{d}\"]\n"),
+            format!(
+                "platform = \"{platform}\"\nnetwork = \"sandbox\"\nallowed-mount-sources = [\"{d}\"]\n"
+            ),
         )
         .unwrap();
         let path = format!(
@@ -263,7 +267,7 @@ state = "{d}/state"
             .spawn()
             .unwrap();
         let c = Containerd {
-            cgroup_parent: format!("rvisor-cri-{}", std::process::id()),
+            cgroup_parent: format!("rvisor-cri-{}-{platform}", std::process::id()),
             dir,
             child: Some(child),
         };
@@ -587,15 +591,19 @@ fn cri_runs_a_pod_under_rvisor() {
         eprintln!("SKIP cri_runs_a_pod_under_rvisor: containerd is not installed (tests/setup.sh installs it)");
         return;
     }
-    let c = Containerd::start();
-    c.import_images();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(pod_scenario(&c));
-    rt.block_on(oom_scenario(&c));
+    for p in rvisor_e2e::platforms() {
+        let started = Instant::now();
+        let c = Containerd::start(&p);
+        c.import_images();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(pod_scenario(&c));
+        rt.block_on(oom_scenario(&c));
+        eprintln!("{p}: the pods ran in {:?}", started.elapsed());
+    }
 }
 
 /// Limits the memory of pod `name`'s cgroup parent (what the kubelet does for a
