@@ -545,6 +545,75 @@ where
     }
 }
 
+/// A WebSocket client of the kubelet's remote command protocol (v4.channel.k8s.io),
+/// run with python3 in containerd's network namespace: each binary message's first
+/// byte is the channel (1 stdout, 2 stderr, 3 the final status).
+const WS_EXEC: &str = r#"
+import base64, os, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port), timeout=20)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+f = s.makefile("rb")
+status = f.readline()
+if b" 101 " not in status:
+    sys.exit("handshake: " + status.decode())
+while f.readline() not in (b"\r\n", b""):
+    pass
+chans = {1: b"", 2: b"", 3: b""}
+while True:
+    h = f.read(2)
+    if len(h) < 2:
+        break
+    op, n = h[0] & 0x0F, h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(f.read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(f.read(8), "big")
+    data = f.read(n)
+    if op == 8:
+        break
+    if op in (1, 2) and data:
+        c = data[0] if op == 2 else int(chr(data[0]))
+        chans[c] = chans.get(c, b"") + data[1:]
+for c in (1, 2, 3):
+    sys.stdout.write(base64.b64encode(chans[c]).decode() + "\n")
+"#;
+
+/// Runs the streaming exec at `url`: (stdout, stderr, status JSON).
+fn stream_exec(c: &Containerd, url: &str) -> (String, String, String) {
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", c.pid()))
+        .args(["python3", "-c", WS_EXEC, url])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "websocket exec at {url}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let decode = |l: &str| {
+        let o = Command::new("base64")
+            .arg("-d")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut ch| {
+                use std::io::Write;
+                ch.stdin.take().unwrap().write_all(l.as_bytes())?;
+                ch.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let l: Vec<String> = text.lines().map(decode).collect();
+    assert_eq!(l.len(), 3, "{text}");
+    (l[0].clone(), l[1].clone(), l[2].clone())
+}
+
 /// Lines of /proc/self/mountinfo naming `needle`.
 fn mounts_naming(needle: &str) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -799,6 +868,36 @@ async fn pod_scenario(c: &Containerd) {
     assert_eq!((code, out.as_str()), (0, "hi from exec\n"));
     let (code, _, _) = exec_sync(&mut rs, &client, &["/bin/sh", "-c", "exit 3"]).await;
     assert_eq!(code, 3);
+
+    // Streaming exec: Exec gives a URL on containerd's streaming server (in its
+    // network namespace); a WebSocket client there gets the output on channel 1 and
+    // the status on channel 3.
+    let url = rs
+        .exec(cri::ExecRequest {
+            container_id: client.clone(),
+            cmd: ["/bin/sh", "-c", "echo streamed; echo oops >&2; exit 4"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("Exec: {e}"))
+        .into_inner()
+        .url;
+    let (out, err, status) = stream_exec(c, &url);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("streamed\n", "oops\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("NonZeroExitCode") && status.contains("\"4\""),
+        "{status}"
+    );
 
     // Network: the client reaches the server's port on the pod's 127.0.0.1.
     let mut got = String::new();
