@@ -17,9 +17,40 @@ use crate::state;
 /// The container's cgroup, or an error saying why there is none.
 fn cgroup_of(g: &GlobalOpts, id: &str, what: &str) -> Result<Cgroup> {
     let dir = state::dir_of(&g.root, id)?;
-    Cgroup::load(&dir)?.ok_or_else(|| {
-        anyhow!("cannot {what} container {id:?}: its sandbox has no cgroup (the host's cgroups were not writable when it was created)")
-    })
+    if let Some(cg) = Cgroup::load(&dir)? {
+        return Ok(cg);
+    }
+    if let Some(pod) = state::load(&g.root, id).ok().as_ref().and_then(pod_of) {
+        bail_kind!(
+            FailedPrecondition,
+            "cannot {what} container {id:?}: it runs in the sandbox of pod {pod:?}, whose one cgroup holds every container of the pod; {what} the pod's sandbox instead"
+        );
+    }
+    Err(anyhow!("cannot {what} container {id:?}: its sandbox has no cgroup (the host's cgroups were not writable when it was created)"))
+}
+
+/// The pod sandbox a container was added to (CRI `container-type: container` with
+/// a `sandbox-id`): its processes are that sandbox's.
+fn pod_of(rec: &state::Record) -> Option<String> {
+    let a = &rec.annotations;
+    (a.get("io.kubernetes.cri.container-type")
+        .map(String::as_str)
+        == Some("container"))
+    .then(|| a.get("io.kubernetes.cri.sandbox-id").cloned())
+    .flatten()
+    .filter(|s| !s.is_empty() && *s != rec.id)
+}
+
+/// The cgroup whose figures `events` reports for a container: its own, or for a
+/// container added to a pod sandbox, the sandbox's (the pod's sentry and every
+/// container's processes).
+fn reported_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Cgroup> {
+    let own = Cgroup::load(&state::dir_of(&g.root, &rec.id)?)?;
+    match (own, pod_of(rec)) {
+        (Some(cg), _) => Ok(cg),
+        (None, Some(pod)) => cgroup_of(g, &pod, "report events of"),
+        (None, None) => cgroup_of(g, &rec.id, "report events of"),
+    }
 }
 
 /// `pause` freezes every host process of the sandbox (runc allows it for created
@@ -107,31 +138,36 @@ fn print_line(line: &str) -> Result<()> {
 
 /// `events --stats` prints one stats event; without it, a stats event every
 /// interval (and an `oom` event when the kernel OOM-killed in the sandbox) until
-/// the container stops.
+/// the container stops. A container added to a pod sandbox reports the sandbox's
+/// cgroup: its figures are the pod's, and an OOM kill anywhere in the pod is
+/// reported for each of its containers.
 pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let interval = parse_duration(&a.interval)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
-    let cg = cgroup_of(g, &a.id, "report events of")?;
+    let cg = reported_cgroup(g, &rec)?;
     if a.stats {
         print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
         return Ok(0);
     }
     let mut ooms = cg.oom_kills();
     loop {
+        // The state first, the count after: a kill that stopped the container (its
+        // init was the victim) is counted before the container is seen stopped, so
+        // its event is printed before `events` ends.
+        let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
         let now = cg.oom_kills();
         if now > ooms {
             print_line(&event("oom", &a.id, None))?;
             ooms = now;
         }
+        if !running {
+            return Ok(0);
+        }
         print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
         std::thread::sleep(interval);
-        match state::load(&g.root, &a.id) {
-            Ok(r) if r.status != "stopped" => {}
-            _ => return Ok(0),
-        }
     }
 }
 

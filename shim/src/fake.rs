@@ -9,10 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use containerd_shim::event::Event;
 use containerd_shim::ExitSignal;
+use containerd_shim_protos::events::task::TaskOOM;
+use containerd_shim_protos::protobuf::{Message, MessageDyn};
 use rvisor_api::Stats;
 
 use crate::error::{Error, Result};
-use crate::runtime::{Runtime, Spawned, Target};
+use crate::runtime::{OnOom, Runtime, Spawned, Target};
 use crate::service::{Publish, Service};
 use crate::state::Stdio;
 
@@ -25,6 +27,8 @@ pub struct Fake {
     exits: Mutex<Sender<(i32, i32)>>,
     /// Failures to return from the next call of that name.
     fail: Mutex<HashMap<&'static str, Error>>,
+    /// The OOM watches of started containers, by id.
+    watches: Mutex<HashMap<String, OnOom>>,
     /// Calls made, as "name id".
     pub calls: Mutex<Vec<String>>,
     /// Whether `create`'s process exits at once with this status (before the
@@ -40,6 +44,7 @@ impl Fake {
             inits: Mutex::default(),
             exits: Mutex::new(exits),
             fail: Mutex::default(),
+            watches: Mutex::default(),
             calls: Mutex::default(),
             exit_at_create: Mutex::default(),
         }
@@ -79,6 +84,18 @@ impl Fake {
             .is_some_and(|s| s.remove(&pid));
         if was_live {
             let _ = self.exits.lock().unwrap().send((pid as i32, status));
+        }
+    }
+
+    /// An OOM kill in container `id`: its watch is told, as `rvisor events` would.
+    /// Whether a watch was there.
+    pub fn oom(&self, id: &str) -> bool {
+        match self.watches.lock().unwrap().get(id) {
+            Some(w) => {
+                w();
+                true
+            }
+            None => false,
         }
     }
 
@@ -134,6 +151,8 @@ impl Runtime for Fake {
         let init = self.init_of(t.id)?;
         self.end(t.id, init, 128 + libc::SIGKILL);
         self.inits.lock().unwrap().remove(t.id);
+        // The watch ends with the container.
+        self.watches.lock().unwrap().remove(t.id);
         Ok(())
     }
 
@@ -179,6 +198,12 @@ impl Runtime for Fake {
         Ok(())
     }
 
+    fn watch_oom(&self, t: Target, oom: OnOom) -> Result<()> {
+        self.call("watch_oom", t.id)?;
+        self.watches.lock().unwrap().insert(t.id.to_string(), oom);
+        Ok(())
+    }
+
     fn pause(&self, t: Target) -> Result<()> {
         self.call("pause", t.id)
     }
@@ -192,13 +217,21 @@ impl Runtime for Fake {
     }
 }
 
-/// The topics of the events published, in order.
+/// The topics of the events published, in order, and the containers TaskOOM events
+/// named.
 #[derive(Default)]
-pub struct Recorder(pub Mutex<Vec<String>>);
+pub struct Recorder(pub Mutex<Vec<String>>, pub Mutex<Vec<String>>);
 
 impl Publish for Recorder {
     fn publish(&self, ev: Box<dyn Event>) {
-        self.0.lock().unwrap().push(ev.topic());
+        let topic = ev.topic();
+        if topic == "/tasks/oom" {
+            let m: &dyn MessageDyn = &*ev;
+            let bytes = m.write_to_bytes_dyn().unwrap();
+            let oom = TaskOOM::parse_from_bytes(&bytes).unwrap();
+            self.1.lock().unwrap().push(oom.container_id);
+        }
+        self.0.lock().unwrap().push(topic);
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Spawned {
     pub console: Option<Arc<OwnedFd>>,
 }
 
+/// Called once for each process the sandbox OOM-kills in a container.
+pub type OnOom = Box<dyn Fn() + Send + 'static>;
+
 /// What the Task service needs from a container runtime.
 pub trait Runtime: Send + Sync + 'static {
     /// Makes the container (not started) with the given stdio.
@@ -51,6 +54,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn stats(&self, t: Target) -> Result<Stats>;
     /// New limits: OCI `LinuxResources` as JSON.
     fn update(&self, t: Target, resources: &[u8]) -> Result<()>;
+    /// Watches a started container for OOM kills until it stops, calling `oom` for
+    /// each; returns once the watch is under way.
+    fn watch_oom(&self, t: Target, oom: OnOom) -> Result<()>;
     fn pause(&self, t: Target) -> Result<()>;
     fn resume(&self, t: Target) -> Result<()>;
     /// Removes whatever is left of a container whose shim died; errors are ignored.

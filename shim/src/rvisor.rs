@@ -23,7 +23,7 @@ use crate::error::{internal, Error, Result};
 use crate::io;
 use crate::options::Options;
 use crate::reaper::Reaper;
-use crate::runtime::{Runtime, Spawned, Target};
+use crate::runtime::{OnOom, Runtime, Spawned, Target};
 use crate::state::Stdio;
 
 /// The rvisor CLI as a [`Runtime`].
@@ -31,6 +31,9 @@ pub struct Cli {
     opts: Result<Options>,
     reaper: Arc<Reaper>,
 }
+
+/// How often the OOM watch of a container (`rvisor events`) looks at its cgroup.
+const OOM_INTERVAL: &str = "1s";
 
 /// Numbers the log files of concurrent commands.
 static NEXT_LOG: AtomicU64 = AtomicU64::new(0);
@@ -286,6 +289,35 @@ impl Runtime for Cli {
         r.map(drop)
     }
 
+    fn watch_oom(&self, t: Target, oom: OnOom) -> Result<()> {
+        // `rvisor events` prints a stats line every interval and an `oom` line after
+        // each OOM kill in the sandbox's cgroup, and exits once the container stops.
+        let log = LogFile::new(t.bundle, "events");
+        let mut cmd = self.command(
+            t.bundle,
+            &log,
+            &["events", "--interval", OOM_INTERVAL, t.id],
+        )?;
+        cmd.stdout(ProcStdio::piped())
+            .stderr(ProcStdio::null())
+            .stdin(ProcStdio::null());
+        let (mut child, rx) = self.reaper.spawn(&mut cmd)?;
+        let out = child
+            .stdout
+            .take()
+            .ok_or_else(|| internal("rvisor events: no stdout"))?;
+        let id = t.id.to_string();
+        std::thread::spawn(move || {
+            let ooms = watch_events(std::io::BufReader::new(out), &oom);
+            let code = rx.recv().unwrap_or(-1);
+            if code != 0 {
+                let why = log.failure().map(|(_, m)| m).unwrap_or_default();
+                log::warn!("{id}: rvisor events exited with {code} ({ooms} OOM kills): {why}");
+            }
+        });
+        Ok(())
+    }
+
     fn pause(&self, t: Target) -> Result<()> {
         self.run(t.bundle, &["pause", t.id]).map(drop)
     }
@@ -306,6 +338,22 @@ impl Runtime for Cli {
                 .status();
         }
     }
+}
+
+/// Reads `rvisor events` lines until EOF, calling `oom` for each `oom` event; the
+/// number of them.
+fn watch_events(out: impl std::io::BufRead, oom: &dyn Fn()) -> u64 {
+    let mut n = 0;
+    for line in out.lines().map_while(std::result::Result::ok) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["type"] == "oom" {
+            n += 1;
+            oom();
+        }
+    }
+    n
 }
 
 #[cfg(test)]
@@ -333,6 +381,21 @@ not json
             Some((ErrorKind::Other, "boom".to_string()))
         );
         assert_eq!(failure_in_log(r#"{"level":"INFO","msg":"fine"}"#), None);
+    }
+
+    #[test]
+    fn oom_lines_of_events_are_counted() {
+        let text = r#"{"type":"stats","id":"c","data":{}}
+{"type":"oom","id":"c"}
+not json
+{"type":"stats","id":"c","data":{"oom":1}}
+{"type":"oom","id":"c"}
+"#;
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        let n = watch_events(text.as_bytes(), &|| {
+            seen.fetch_add(1, Ordering::Relaxed);
+        });
+        assert_eq!((n, seen.load(Ordering::Relaxed)), (2, 2));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use containerd_shim::event::Event;
 use containerd_shim::{api, ExitSignal, TtrpcContext, TtrpcResult};
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
-    TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::MessageField;
@@ -249,6 +249,26 @@ impl<R: Runtime> Service<R> {
             pid,
             ..Default::default()
         });
+        // containerd's TaskOOM for each OOM kill in the container (the CRI plugin
+        // turns it into the reason OOMKilled). A container that cannot be watched
+        // (no cgroup of its own) still runs.
+        let events = self.events.clone();
+        let cid = id.to_string();
+        let watched = self.runtime.watch_oom(
+            Target {
+                id,
+                bundle: &bundle,
+            },
+            Box::new(move || {
+                events.publish(Box::new(TaskOOM {
+                    container_id: cid.clone(),
+                    ..Default::default()
+                }))
+            }),
+        );
+        if let Err(e) = watched {
+            log::warn!("{id}: no OOM events: {e}");
+        }
         Ok(api::StartResponse {
             pid,
             ..Default::default()

@@ -140,7 +140,7 @@ fn create_start_kill_wait_delete() {
     );
     assert_eq!(
         *fake.calls.lock().unwrap(),
-        ["create c", "start c", "kill c", "delete c"]
+        ["create c", "start c", "watch_oom c", "kill c", "delete c"]
     );
 }
 
@@ -442,4 +442,39 @@ fn errors_reach_containerd_as_ttrpc_statuses() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Each OOM kill the runtime reports for a started container is a TaskOOM event
+/// (`/tasks/oom`) naming it; a container that cannot be watched still starts.
+#[test]
+fn oom_kills_are_task_oom_events() {
+    let (s, fake, events) = fake::service();
+    s.create(&create_req("a")).unwrap();
+    s.create(&create_req("b")).unwrap();
+    // Not watched before it starts.
+    assert!(!fake.oom("a"));
+    s.start(&start_req("a", "")).unwrap();
+    fake.fail_next("watch_oom", Error::Unknown("no cgroup".into()));
+    s.start(&start_req("b", "")).unwrap();
+    assert_eq!(status(&s, "b", ""), api::Status::RUNNING);
+    assert!(!fake.oom("b"));
+    assert!(fake.oom("a"));
+    assert!(fake.oom("a"));
+    assert_eq!(
+        events.take(6),
+        [
+            "/tasks/create",
+            "/tasks/create",
+            "/tasks/start",
+            "/tasks/start",
+            "/tasks/oom",
+            "/tasks/oom"
+        ]
+    );
+    assert_eq!(*events.1.lock().unwrap(), ["a", "a"]);
+    // The watch ends with the container.
+    s.kill(&kill_req("a", "", SIGKILL)).unwrap();
+    s.wait(&wait_req("a", "")).unwrap();
+    s.delete(&delete_req("a", "")).unwrap();
+    assert!(!fake.oom("a"));
 }

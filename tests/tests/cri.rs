@@ -1,0 +1,1061 @@
+//! rvisor as a Kubernetes runtime: containerd's CRI plugin with the runtime handler
+//! `rvisor` (`runtime_type = "io.containerd.rvisor.v1"`), driven by a CRI client
+//! (the `k8s-cri` crate, gRPC over containerd's unix socket) the way the kubelet
+//! drives it.
+//!
+//! The test starts its own containerd (Debian's, installed by tests/setup.sh) with its
+//! own root, state and socket, inside a network namespace it makes (`unshare --net`),
+//! so the CNI bridge of the pods (Debian's containernetworking-plugins) and the pods'
+//! traffic never touch the host's network. The pause image and the container image are
+//! OCI archives built here from busybox-static and two static C helpers, imported with
+//! `ctr -n k8s.io images import`. Everything (pods, containerd, its directories, the
+//! cgroups) is removed at the end, pass or fail. The test is skipped, saying so, only
+//! when containerd is not installed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use rvisor_e2e::Link;
+use tonic::transport::Channel;
+
+const NS: &str = "k8s.io";
+const HANDLER: &str = "rvisor";
+const PAUSE: &str = "docker.io/library/rvisor-pause:test";
+const IMAGE: &str = "docker.io/library/rvisor-cri-busybox:test";
+const MIB: i64 = 1 << 20;
+
+fn rvisor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("RVISOR_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/cri-XXXX -> target/<profile>/rvisor
+    let me = std::env::current_exe().unwrap();
+    me.parent().unwrap().parent().unwrap().join("rvisor")
+}
+
+fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(o.status.success());
+    String::from_utf8(o.stdout).unwrap()[..64].to_string()
+}
+
+/// Copies `file` into the layout's blob store; (digest, size).
+fn blob(layout: &Path, file: &Path) -> (String, u64) {
+    let h = sha256(file);
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::copy(file, blobs.join(&h)).unwrap();
+    (
+        format!("sha256:{h}"),
+        std::fs::metadata(file).unwrap().len(),
+    )
+}
+
+fn blob_json(layout: &Path, v: &serde_json::Value) -> (String, u64) {
+    let tmp = layout.join("tmp.json");
+    std::fs::write(&tmp, v.to_string()).unwrap();
+    let r = blob(layout, &tmp);
+    std::fs::remove_file(&tmp).unwrap();
+    r
+}
+
+/// An OCI archive with two images over one busybox-static layer (plus the helpers
+/// `sysv_shm` and `mem_hog`): the pause image (`sleep` for ever) and the image of
+/// the containers.
+fn build_images(work: &Path) -> PathBuf {
+    let rootfs = work.join("image-rootfs");
+    for d in ["bin", "tmp", "proc", "dev", "etc", "sys", "www"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for app in [
+        "sh", "echo", "sleep", "true", "cat", "httpd", "wget", "ls", "head", "awk", "grep",
+    ] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app)).unwrap();
+    }
+    let c = rvisor_e2e::c_dir();
+    for (src, name) in [
+        ("cri/sysv_shm.c", "sysv_shm"),
+        ("resources/mem_hog.c", "mem_hog"),
+    ] {
+        rvisor_e2e::compile(
+            &c.join(src),
+            Link::Static,
+            &rootfs.join("bin").join(name),
+            &[],
+        )
+        .unwrap();
+    }
+    let layout = work.join("image");
+    std::fs::create_dir_all(&layout).unwrap();
+    let layer = work.join("layer.tar");
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (layer_digest, layer_size) = blob(&layout, &layer);
+    let mut manifests = Vec::new();
+    for (name, cmd) in [
+        (PAUSE, vec!["/bin/sleep", "2147483647"]),
+        (IMAGE, vec!["/bin/sh"]),
+    ] {
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": cmd, "WorkingDir": "/"},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        });
+        let (cfg_digest, cfg_size) = blob_json(&layout, &config);
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": cfg_digest, "size": cfg_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer_digest, "size": layer_size}],
+        });
+        let (m_digest, m_size) = blob_json(&layout, &manifest);
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": m_digest, "size": m_size,
+            "platform": {"architecture": "amd64", "os": "linux"},
+            "annotations": {"io.containerd.image.name": name},
+        }));
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let tarball = work.join("images.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tarball
+}
+
+/// A private containerd with the CRI plugin, in a network namespace of its own;
+/// on drop its pods are stopped and removed, containerd is stopped, and its
+/// directories and cgroups are removed.
+struct Containerd {
+    dir: PathBuf,
+    /// The pods' cgroup parent (cgroupfs driver), relative to each hierarchy's root.
+    cgroup_parent: String,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    /// A containerd whose rvisor runs on `platform`.
+    fn start(platform: &str) -> Containerd {
+        let st = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "tests/setup.sh failed");
+        let dir =
+            std::env::temp_dir().join(format!("rvisor-cri-{}-{platform}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "cni", "cni-ipam", "pods"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let rvisor = rvisor_bin();
+        let shim = rvisor.with_file_name("containerd-shim-rvisor-v1");
+        assert!(
+            rvisor.exists(),
+            "{} missing: build rvisor",
+            rvisor.display()
+        );
+        assert!(shim.exists(), "{} missing: build the shim", shim.display());
+        std::os::unix::fs::symlink(&rvisor, dir.join("bin/rvisor")).unwrap();
+        std::os::unix::fs::symlink(&shim, dir.join("bin/containerd-shim-rvisor-v1")).unwrap();
+        let d = dir.display();
+        // The pods' bridge lives in containerd's own network namespace; no masquerade,
+        // no iptables.
+        std::fs::write(
+            dir.join("cni/10-rvisor-cri.conflist"),
+            serde_json::json!({
+                "cniVersion": "0.4.0",
+                "name": "rvisor-cri",
+                "plugins": [{
+                    "type": "bridge",
+                    "bridge": "rvcri0",
+                    "isGateway": true,
+                    "ipMasq": false,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": "10.213.7.0/24"}]],
+                        "dataDir": format!("{d}/cni-ipam"),
+                    },
+                }],
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  level = "info"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE}"
+  disable_apparmor = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    # No runc here: the default must name a configured runtime; pods still ask
+    # for the handler by name.
+    default_runtime_name = "{HANDLER}"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{HANDLER}]
+      runtime_type = "io.containerd.rvisor.v1"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d}/cni"
+"#
+        );
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        // The shim's options: the pods' files (hostname, resolv.conf, /dev/shm) live
+        // under this containerd's state directory, not /run/containerd.
+        std::fs::write(
+            dir.join("rvisor.toml"),
+            format!(
+                "platform = \"{platform}\"\nnetwork = \"sandbox\"\nallowed-mount-sources = [\"{d}\"]\n"
+            ),
+        )
+        .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        // `unshare` execs the shell, which execs containerd: the child's pid is
+        // containerd's.
+        let child = Command::new("unshare")
+            .args(["--net", "--", "sh", "-c"])
+            .arg(r#"ip link set lo up && exec containerd --config "$1""#)
+            .arg("sh")
+            .arg(dir.join("config.toml"))
+            .env("PATH", path)
+            .env("RVISOR_SHIM_CONFIG", dir.join("rvisor.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let c = Containerd {
+            cgroup_parent: format!("rvisor-cri-{}-{platform}", std::process::id()),
+            dir,
+            child: Some(child),
+        };
+        let start = Instant::now();
+        while !c.ctr(&["version"]).status.success() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "containerd did not start: {}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        c
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("containerd.sock")
+    }
+
+    fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.sock())
+            .args(["--namespace", NS])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn import_images(&self) {
+        let tarball = build_images(&self.dir);
+        let o = self.ctr(&[
+            "images",
+            "import",
+            "--snapshotter",
+            "native",
+            tarball.to_str().unwrap(),
+        ]);
+        assert!(
+            o.status.success(),
+            "ctr images import: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// containerd's pid (the namespace of the pods' bridge is its).
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Host processes of rvisor and of its shim started for this containerd.
+    fn stray(&self) -> Vec<(i32, String)> {
+        let me = self.dir.to_string_lossy().into_owned();
+        let mut out = Vec::new();
+        for (pid, dir) in rvisor_e2e::host_processes() {
+            let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
+                continue;
+            };
+            let argv0 =
+                String::from_utf8_lossy(cmd.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
+            if ours && cmd.contains(&me) {
+                out.push((pid, cmd));
+            }
+        }
+        out
+    }
+
+    /// The cgroup directories under the pods' parent, in every hierarchy, deepest first.
+    fn cgroups(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+            out.push(d.to_path_buf());
+        }
+        let mut out = Vec::new();
+        let roots = std::fs::read_dir("/sys/fs/cgroup")
+            .map(|rd| rd.flatten().map(|e| e.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        for root in roots.into_iter().chain([PathBuf::from("/sys/fs/cgroup")]) {
+            let p = root.join(&self.cgroup_parent);
+            if p.is_dir() {
+                walk(&p, &mut out);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Pods first, as the kubelet would, through CRI (a thread of its own: the
+        // test may be failing inside a runtime).
+        let sock = self.sock();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let Ok(mut rs) = connect(&sock).await else {
+                    return;
+                };
+                let Ok(pods) = rs
+                    .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+                    .await
+                else {
+                    return;
+                };
+                for p in pods.into_inner().items {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(15),
+                        rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                            pod_sandbox_id: p.id.clone(),
+                        }),
+                    )
+                    .await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(15),
+                        rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                            pod_sandbox_id: p.id,
+                        }),
+                    )
+                    .await;
+                }
+            });
+        })
+        .join();
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // A shim or sandbox containerd could not end (a failed test), by pid.
+        for (pid, _) in self.stray() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.dir)
+            .stderr(Stdio::null())
+            .status();
+        for cg in self.cgroups() {
+            let _ = std::fs::remove_dir(cg);
+        }
+        if std::env::var_os("RVISOR_CRI_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+async fn connect(sock: &Path) -> Result<RuntimeServiceClient<Channel>, tonic::transport::Error> {
+    let sock = sock.to_path_buf();
+    // The URI is a placeholder: every connection goes to the unix socket.
+    let channel = tonic::transport::Endpoint::from_static("http://[::1]:1")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let sock = sock.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(sock).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await?;
+    Ok(RuntimeServiceClient::new(channel))
+}
+
+fn pod_config(c: &Containerd, name: &str) -> cri::PodSandboxConfig {
+    let logs = c.dir.join("pods").join(name);
+    std::fs::create_dir_all(&logs).unwrap();
+    cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: logs.to_string_lossy().into_owned(),
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: format!("/{}/{name}", c.cgroup_parent),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config(name: &str, command: &[&str]) -> cri::ContainerConfig {
+    cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(cri::ImageSpec {
+            image: IMAGE.into(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}.log"),
+        linux: Some(cri::LinuxContainerConfig::default()),
+        ..Default::default()
+    }
+}
+
+/// Runs `cmd` in container `id` with ExecSync: (exit code, stdout, stderr).
+async fn exec_sync(
+    rs: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+    cmd: &[&str],
+) -> (i32, String, String) {
+    let r = rs
+        .exec_sync(cri::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 20,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("ExecSync {cmd:?} in {id}: {e}"))
+        .into_inner();
+    (
+        r.exit_code,
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    )
+}
+
+async fn container_state(rs: &mut RuntimeServiceClient<Channel>, id: &str) -> cri::ContainerStatus {
+    rs.container_status(cri::ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("ContainerStatus {id}: {e}"))
+    .into_inner()
+    .status
+    .unwrap()
+}
+
+/// Waits until `f` holds, for at most `secs` seconds.
+async fn until<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !f().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A WebSocket client of the kubelet's remote command protocol (v4.channel.k8s.io),
+/// run with python3 in containerd's network namespace: each binary message's first
+/// byte is the channel (1 stdout, 2 stderr, 3 the final status).
+const WS_EXEC: &str = r#"
+import base64, os, socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port), timeout=20)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n").encode())
+f = s.makefile("rb")
+status = f.readline()
+if b" 101 " not in status:
+    sys.exit("handshake: " + status.decode())
+while f.readline() not in (b"\r\n", b""):
+    pass
+chans = {1: b"", 2: b"", 3: b""}
+while True:
+    h = f.read(2)
+    if len(h) < 2:
+        break
+    op, n = h[0] & 0x0F, h[1] & 0x7F
+    if n == 126:
+        n = int.from_bytes(f.read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(f.read(8), "big")
+    data = f.read(n)
+    if op == 8:
+        break
+    if op in (1, 2) and data:
+        c = data[0] if op == 2 else int(chr(data[0]))
+        chans[c] = chans.get(c, b"") + data[1:]
+for c in (1, 2, 3):
+    sys.stdout.write(base64.b64encode(chans[c]).decode() + "\n")
+"#;
+
+/// Runs the streaming exec at `url`: (stdout, stderr, status JSON).
+fn stream_exec(c: &Containerd, url: &str) -> (String, String, String) {
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", c.pid()))
+        .args(["python3", "-c", WS_EXEC, url])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "websocket exec at {url}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let decode = |l: &str| {
+        let o = Command::new("base64")
+            .arg("-d")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut ch| {
+                use std::io::Write;
+                ch.stdin.take().unwrap().write_all(l.as_bytes())?;
+                ch.wait_with_output()
+            })
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let l: Vec<String> = text.lines().map(decode).collect();
+    assert_eq!(l.len(), 3, "{text}");
+    (l[0].clone(), l[1].clone(), l[2].clone())
+}
+
+/// Lines of /proc/self/mountinfo naming `needle`.
+fn mounts_naming(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether `line` is one line of the CRI log format: `TIMESTAMP STREAM TAG MESSAGE`
+/// with an RFC 3339 timestamp, stream stdout or stderr, tag F (full) or P (partial).
+fn cri_log_line(line: &str) -> Option<(&str, &str)> {
+    let mut f = line.splitn(4, ' ');
+    let (ts, stream, tag, msg) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
+    let ts_ok = ts.len() >= 20
+        && ts.as_bytes()[4] == b'-'
+        && ts.as_bytes()[10] == b'T'
+        && (ts.ends_with('Z') || ts.contains('+'));
+    (ts_ok && matches!(stream, "stdout" | "stderr") && matches!(tag, "F" | "P"))
+        .then_some((stream, msg))
+}
+
+#[test]
+fn cri_log_lines_are_recognised() {
+    assert_eq!(
+        cri_log_line("2026-12-06T22:01:02.123456789Z stdout F hello world"),
+        Some(("stdout", "hello world"))
+    );
+    assert_eq!(cri_log_line("hello world"), None);
+    assert_eq!(cri_log_line("2026-12-06T22:01:02Z stdin F x"), None);
+}
+
+/// The pod: RunPodSandbox with handler rvisor, two containers sharing its IPC and
+/// network, ExecSync, logs, stats, an update of resources, then stop and removal
+/// leaving nothing on the host.
+#[test]
+fn cri_runs_a_pod_under_rvisor() {
+    if Command::new("containerd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIP cri_runs_a_pod_under_rvisor: containerd is not installed (tests/setup.sh installs it)");
+        return;
+    }
+    for p in rvisor_e2e::platforms() {
+        let started = Instant::now();
+        let c = Containerd::start(&p);
+        c.import_images();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(pod_scenario(&c));
+        rt.block_on(oom_scenario(&c));
+        eprintln!("{p}: the pods ran in {:?}", started.elapsed());
+    }
+}
+
+/// Limits the memory of pod `name`'s cgroup parent (what the kubelet does for a
+/// pod's cgroup) to `bytes`, in cgroup v1's memory hierarchy or in v2.
+fn limit_pod_memory(c: &Containerd, name: &str, bytes: i64) {
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
+        let top = Path::new("/sys/fs/cgroup").join(&c.cgroup_parent);
+        std::fs::create_dir_all(top.join(name)).unwrap();
+        for d in [top.clone(), top.join(name)] {
+            std::fs::write(d.join("cgroup.subtree_control"), "+memory").unwrap();
+        }
+        std::fs::write(top.join(name).join("memory.max"), bytes.to_string()).unwrap();
+        std::fs::write(top.join(name).join("memory.swap.max"), "0").unwrap();
+    } else {
+        let d = Path::new("/sys/fs/cgroup/memory")
+            .join(&c.cgroup_parent)
+            .join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("memory.limit_in_bytes"), bytes.to_string()).unwrap();
+    }
+}
+
+/// A container allocating past its pod's memory limit: the host's OOM killer takes
+/// it, the shim publishes TaskOOM, and the CRI says OOMKilled; the pod's other
+/// container lives on.
+async fn oom_scenario(c: &Containerd) {
+    let mut rs = connect(&c.sock()).await.expect("connect to CRI");
+    limit_pod_memory(c, "hog", 128 * MIB);
+    let pod_cfg = pod_config(c, "hog");
+    let pod = rs
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: HANDLER.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, cmd) in [
+        ("sibling", vec!["/bin/sleep", "3600"]),
+        (
+            "hog",
+            vec!["/bin/sh", "-c", "sleep 1; exec /bin/mem_hog 400"],
+        ),
+    ] {
+        let id = rs
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(name, &cmd)),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+            .into_inner()
+            .container_id;
+        rs.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        ids.push(id);
+    }
+    let (sibling, hog) = (ids[0].clone(), ids[1].clone());
+    let start = Instant::now();
+    let st = loop {
+        let st = container_state(&mut rs, &hog).await;
+        // The exit and the TaskOOM arrive separately; wait for both.
+        if st.state == cri::ContainerState::ContainerExited as i32 && st.reason == "OOMKilled" {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the hog was not OOM-killed: {st:?}\n{}",
+            std::fs::read_to_string(c.dir.join("pods/hog/hog.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    let s = container_state(&mut rs, &sibling).await;
+    assert_eq!(
+        s.state,
+        cri::ContainerState::ContainerRunning as i32,
+        "{s:?}"
+    );
+    let (code, out, _) = exec_sync(&mut rs, &sibling, &["/bin/echo", "alive"]).await;
+    assert_eq!((code, out.as_str()), (0, "alive\n"));
+    rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
+    rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
+    until(10, "the pod's processes to go", || async {
+        c.stray().is_empty()
+    })
+    .await;
+}
+
+async fn pod_scenario(c: &Containerd) {
+    let mut rs = connect(&c.sock()).await.expect("connect to CRI");
+    let v = rs
+        .version(cri::VersionRequest::default())
+        .await
+        .unwrap_or_else(|e| panic!("CRI Version: {e}\n--- containerd log ---\n{}", c.log()))
+        .into_inner();
+    assert_eq!(v.runtime_name, "containerd", "{v:?}");
+
+    let pod_cfg = pod_config(c, "web");
+    let pod = rs
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: HANDLER.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n--- containerd log ---\n{}", c.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let st = rs
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: pod.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32);
+    assert_eq!(st.runtime_handler, HANDLER);
+    let pod_ip = st
+        .network
+        .as_ref()
+        .map(|n| n.ip.clone())
+        .unwrap_or_default();
+    assert!(pod_ip.starts_with("10.213.7."), "pod IP {pod_ip:?}");
+    // The pod's sandbox runs under rvisor: its processes are rvisor's.
+    assert!(
+        c.stray().iter().any(|(_, cmd)| cmd.contains(&pod)),
+        "no rvisor process for pod {pod}: {:?}",
+        c.stray()
+    );
+
+    // Two containers. "server" serves a file on the pod's loopback and logs to both
+    // streams; "client" sleeps.
+    let mut ids = HashMap::new();
+    for (name, cmd) in [
+        (
+            "server",
+            vec![
+                "/bin/sh",
+                "-c",
+                "echo from-server > /www/x; echo log-out; echo log-err >&2; \
+                 exec httpd -f -p 7070 -h /www",
+            ],
+        ),
+        ("client", vec!["/bin/sleep", "3600"]),
+    ] {
+        let id = rs
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(container_config(name, &cmd)),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+            .into_inner()
+            .container_id;
+        rs.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        ids.insert(name, id);
+    }
+    let (server, client) = (ids["server"].clone(), ids["client"].clone());
+    for id in [&server, &client] {
+        let s = container_state(&mut rs, id).await;
+        assert_eq!(
+            s.state,
+            cri::ContainerState::ContainerRunning as i32,
+            "{s:?}"
+        );
+    }
+
+    // ExecSync: output, status.
+    let (code, out, _) = exec_sync(&mut rs, &client, &["/bin/echo", "hi from exec"]).await;
+    assert_eq!((code, out.as_str()), (0, "hi from exec\n"));
+    let (code, _, _) = exec_sync(&mut rs, &client, &["/bin/sh", "-c", "exit 3"]).await;
+    assert_eq!(code, 3);
+
+    // Streaming exec: Exec gives a URL on containerd's streaming server (in its
+    // network namespace); a WebSocket client there gets the output on channel 1 and
+    // the status on channel 3.
+    let url = rs
+        .exec(cri::ExecRequest {
+            container_id: client.clone(),
+            cmd: ["/bin/sh", "-c", "echo streamed; echo oops >&2; exit 4"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("Exec: {e}"))
+        .into_inner()
+        .url;
+    let (out, err, status) = stream_exec(c, &url);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("streamed\n", "oops\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("NonZeroExitCode") && status.contains("\"4\""),
+        "{status}"
+    );
+
+    // Network: the client reaches the server's port on the pod's 127.0.0.1.
+    let mut got = String::new();
+    for _ in 0..50 {
+        let (code, out, _) = exec_sync(
+            &mut rs,
+            &client,
+            &["/bin/wget", "-qO-", "http://127.0.0.1:7070/x"],
+        )
+        .await;
+        got = out;
+        if code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, "from-server\n", "the client did not reach the server");
+    // IPC: a SysV segment made in one container is seen from the other.
+    let (code, out, _) = exec_sync(&mut rs, &client, &["/bin/sysv_shm", "get"]).await;
+    assert_eq!(code, 1, "a segment before any was made: {out}");
+    let (code, out, _) = exec_sync(&mut rs, &server, &["/bin/sysv_shm", "put", "shared-ipc"]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = exec_sync(&mut rs, &client, &["/bin/sysv_shm", "get"]).await;
+    assert_eq!((code, out.as_str()), (0, "shared-ipc\n"));
+    // The pod is reachable from its node: here containerd's namespace, where the
+    // CNI bridge is.
+    let o = Command::new("nsenter")
+        .arg(format!("--net=/proc/{}/ns/net", c.pid()))
+        .args(["curl", "-sS", "-m", "10"])
+        .arg(format!("http://{pod_ip}:7070/x"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "from-server\n",
+        "the pod at {pod_ip} from the node: {} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Logs: the server's two lines in the CRI format at its LogPath.
+    let log_path = c.dir.join("pods/web/server.log");
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        lines = text.lines().map(str::to_string).collect::<Vec<_>>();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let parsed: Vec<_> = lines.iter().filter_map(|l| cri_log_line(l)).collect();
+    assert_eq!(parsed.len(), lines.len(), "not CRI log lines: {lines:?}");
+    assert!(parsed.contains(&("stdout", "log-out")), "{lines:?}");
+    assert!(parsed.contains(&("stderr", "log-err")), "{lines:?}");
+
+    // Stats: real figures for each container and the pod.
+    for id in [&server, &client] {
+        let s = rs
+            .container_stats(cri::ContainerStatsRequest {
+                container_id: id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("ContainerStats {id}: {e}"))
+            .into_inner()
+            .stats
+            .unwrap();
+        let cpu = s
+            .cpu
+            .and_then(|c| c.usage_core_nano_seconds)
+            .map(|v| v.value);
+        let mem = s.memory.and_then(|m| m.working_set_bytes).map(|v| v.value);
+        assert!(cpu.unwrap_or(0) > 0, "{id}: cpu {cpu:?}");
+        assert!(mem.unwrap_or(0) > 0, "{id}: memory {mem:?}");
+    }
+    let ps = rs
+        .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("PodSandboxStats: {e}"))
+        .into_inner()
+        .stats
+        .unwrap();
+    let linux = ps.linux.expect("linux pod stats");
+    let cpu = linux
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map(|v| v.value);
+    let mem = linux
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value);
+    assert!(cpu.unwrap_or(0) > 0, "pod cpu {cpu:?}");
+    assert!(mem.unwrap_or(0) > 0, "pod memory {mem:?}");
+
+    // UpdateContainerResources: a container added to the pod runs in the pod's
+    // sentry, whose one host cgroup holds every container; a limit for one of them
+    // is refused with the reason, and nothing changes.
+    let before = exec_sync(&mut rs, &client, &["/bin/cat", "/sys/fs/cgroup/memory.max"]).await;
+    let e = rs
+        .update_container_resources(cri::UpdateContainerResourcesRequest {
+            container_id: client.clone(),
+            linux: Some(cri::LinuxContainerResources {
+                memory_limit_in_bytes: 200 * MIB,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect_err("UpdateContainerResources of a container in a pod");
+    assert!(
+        e.message()
+            .contains(&format!("runs in the sandbox of pod \"{pod}\"")),
+        "{e}"
+    );
+    let after = exec_sync(&mut rs, &client, &["/bin/cat", "/sys/fs/cgroup/memory.max"]).await;
+    assert_eq!(before, after);
+    assert_eq!(before.0, 0, "{before:?}");
+
+    // Stop and remove: nothing of the pod is left on the host.
+    rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
+    for id in [&server, &client] {
+        let s = container_state(&mut rs, id).await;
+        assert_eq!(
+            s.state,
+            cri::ContainerState::ContainerExited as i32,
+            "{s:?}"
+        );
+    }
+    rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
+    until(10, "the pod's processes to go", || async {
+        c.stray().is_empty()
+    })
+    .await;
+    for id in [&pod, &server, &client] {
+        let m = mounts_naming(id);
+        assert!(m.is_empty(), "mounts of {id} left: {m:?}");
+    }
+    let left: Vec<_> = c
+        .cgroups()
+        .into_iter()
+        .filter(|p| [&pod, &server, &client].iter().any(|id| p.ends_with(id)))
+        .collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+    let pods = rs
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert!(pods.is_empty(), "{pods:?}");
+}
