@@ -54,7 +54,11 @@
 //!   forbids them).
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
 //!   thread and its application thread are pinned to two different CPUs
-//!   (round-robin); with one CPU nobody spins. The syscall thread follows the sentry
+//!   (round-robin); with one CPU nobody spins, nor on an overloaded host (a load
+//!   average above two per CPU, looked at when a space or context is made), where
+//!   a spinning side burns the slice a wake-up needs and a pinned one waits for the
+//!   one CPU it may use, held by another process: contexts then run unpinned and
+//!   every wait sleeps, as on ptrace. The syscall thread follows the sentry
 //!   thread that sends it a command onto its CPU (a same-CPU wake is a context switch;
 //!   waking an idle CPU costs far more on a VM). An idle sandbox uses no CPU (every
 //!   side asleep on a futex).
@@ -141,9 +145,12 @@ pub(super) struct Cpus {
 
 /// A host whose one-minute load average is above this many runnable threads per
 /// allowed CPU counts as overloaded: spinning and pinning then cost far more than
-/// they save. Measured on 2 CPUs under a load of 10 (other processes at nice 10):
-/// futex ping-pong 2.5-3.9 ms pinned and spinning against 70-92 us with neither.
-/// A sandbox's own spinning pair adds at most two.
+/// they save. Measured on 2 CPUs under a load of 8-12 (other processes at nice 10),
+/// paired medians, pinned and spinning against neither: futex ping-pong 0.9-4.2 ms
+/// against 57-75 us, pipe ping-pong 1.8-2.3 ms against 0.16-0.25 ms, thread
+/// create+join 1.6-17 ms against 0.7-4.2 ms; getpid 14-20 us against 37-68 us (still
+/// below ptrace's 41-44 us there). Spinning unpinned is worse than either (getpid 93
+/// us). A sandbox's own spinning pair adds at most two.
 const OVERLOAD_PER_CPU: u64 = 2;
 /// How often the load is looked at again.
 const LOAD_CHECK_PERIOD: Duration = Duration::from_secs(1);
