@@ -381,19 +381,6 @@ impl Syscaller {
         }
     }
 
-    /// Passes `fds` into the syscall thread's fd table; their numbers there (see
-    /// [`Syscaller::with_fds`]).
-    #[cfg(test)]
-    pub(super) fn send_fds(
-        &self,
-        st: &mut Commands,
-        fds: &[i32],
-        alive: &dyn Fn() -> bool,
-    ) -> SysResult<Vec<u64>> {
-        self.with_fds(st, fds, |_| Vec::new(), alive)
-            .map(|(got, _, _)| got)
-    }
-
     /// Closes `fd` in the syscall thread's fd table.
     pub(super) fn close(
         &self,
