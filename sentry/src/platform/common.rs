@@ -111,10 +111,20 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// Restricts thread or process `tid` (0: the calling thread) to `cpu` (one of
 /// [`allowed_cpus`]).
 pub fn pin(tid: i32, cpu: usize) -> SysResult<()> {
+    pin_to(tid, &[cpu])
+}
+
+/// Lets thread or process `tid` (0: the calling thread) run on `cpus` (taken from
+/// [`allowed_cpus`]).
+pub fn pin_to(tid: i32, cpus: &[usize]) -> SysResult<()> {
     // SAFETY: cpu_set_t is a plain bitmask; zeroed is its empty value.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: cpu < CPU_SETSIZE: callers take it from allowed_cpus.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        if cpu < libc::CPU_SETSIZE as usize {
+            // SAFETY: cpu < CPU_SETSIZE, checked just above.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+    }
     // SAFETY: set is a valid cpu_set_t of the size passed.
     let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r < 0 {

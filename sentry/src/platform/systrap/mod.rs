@@ -13,7 +13,8 @@
 //!   reports in with its pid (see `syscaller`).
 //! - The syscall thread never runs application code. It makes every edit of the
 //!   address space: each command (mmap, munmap, mprotect, mremap, recvmsg of fds,
-//!   close, clone) is written by the sentry into the read-only command page, and its
+//!   close, clone; up to four of them in one batch, such as an fd's transfer, use
+//!   and close) is written by the sentry into the read-only command page, and its
 //!   result comes back as the file offset of the command memfd, which only that
 //!   thread's fd table holds. Received fds take the numbers the sentry predicts.
 //! - Application threads are cloned by the syscall thread, each with its own shared
@@ -29,7 +30,8 @@
 //!   edits the frame in place and sets RESUME (the handler returns through
 //!   `rt_sigreturn`, loading the edited registers) or REQUEST (the thread's own
 //!   `arch_prctl` or `exit`). A thread's exit clears its slot's tid word; the slot is
-//!   then unmapped and reused.
+//!   then free: the next thread's region replaces its region, or the next edit of
+//!   the space unmaps it in the same command.
 //! - Each side of a region spins on the state word for a bounded time, then sleeps on
 //!   it with a shared futex (the word is in a MAP_SHARED memfd page, so both processes'
 //!   futex keys agree); whoever flips the word wakes the other only if it sleeps. When a
@@ -38,12 +40,13 @@
 //!   instead of spinning on a CPU the event's producer needs (pipe ping-pong between
 //!   two processes: 0.54x the time, futex ping-pong between threads: 0.66x, paired
 //!   runs on 2 CPUs; getpid unchanged).
-//! - Fork: the syscall thread receives the child's command memfd and socket, then
-//!   forks with `CLONE_PARENT|SIGCHLD` (the child is a sibling: a child of the zygote).
-//!   The child, a copy of the syscall thread alone, sets PR_SET_PDEATHSIG (it dies with
-//!   the zygote, like every stub), maps its own command pages, takes its own fds and
-//!   reports in; the sentry then unmaps the parent's regions in it and clones its
-//!   first application thread. Private memory is copy-on-write, shared file mappings
+//! - Fork: one command: the syscall thread receives the child's command memfd,
+//!   socket and first region, then forks with `CLONE_PARENT|SIGCHLD` (the child is a
+//!   sibling: a child of the zygote) and closes its copies. The child, a copy of the
+//!   syscall thread alone, sets PR_SET_PDEATHSIG (it dies with the zygote, like every
+//!   stub), maps its own command pages, takes its own fds, unmaps the parent's
+//!   regions, maps its first region, clones its first application thread there and
+//!   reports in with both ids. Private memory is copy-on-write, shared file mappings
 //!   stay shared.
 //! - `clone` and `prctl` are allowed only from the one instruction each that needs
 //!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
@@ -51,7 +54,11 @@
 //!   forbids them).
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
 //!   thread and its application thread are pinned to two different CPUs
-//!   (round-robin); with one CPU nobody spins. The syscall thread follows the sentry
+//!   (round-robin); with one CPU nobody spins, nor on an overloaded host (a load
+//!   average above two per CPU, looked at when a space or context is made), where
+//!   a spinning side burns the slice a wake-up needs and a pinned one waits for the
+//!   one CPU it may use, held by another process: contexts then run unpinned and
+//!   every wait sleeps, as on ptrace. The syscall thread follows the sentry
 //!   thread that sends it a command onto its CPU (a same-CPU wake is a context switch;
 //!   waking an idle CPU costs far more on a VM). An idle sandbox uses no CPU (every
 //!   side asleep on a futex).
@@ -59,9 +66,8 @@
 //! # Threading rules
 //! Any host thread may drive a context or edit a space. Each thread's region has a
 //! lock: a switch holds it while its thread runs. Space edits take the syscall
-//! thread's lock, for one command or a sequence that must not interleave (an fd
-//! transfer and its use, a fork until the child reads its fds, a new thread until it
-//! reports in).
+//! thread's lock, for one command or a sequence that must not interleave (a fork
+//! until the child reads its fds, a new thread until it reports in).
 //!
 //! # Dead stubs and kills
 //! The zygote reaps no child on its own (SIGCHLD `SIG_DFL`, no `SA_NOCLDWAIT`): a
@@ -96,12 +102,13 @@ mod tests;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Context, Platform};
 
 use context::SystrapContext;
-use space::SystrapSpace;
+use space::{lock, SystrapSpace};
 
 /// One past the highest application address (as on the ptrace platform).
 pub const MAX_USER_ADDRESS: u64 = 0x7fff_0000_0000;
@@ -132,20 +139,62 @@ pub(super) struct Cpus {
     list: Vec<usize>,
     /// Round-robin position in `list`.
     next: std::sync::atomic::AtomicUsize,
+    /// When the load was last looked at, and whether it was too high.
+    load: Mutex<(Option<Instant>, bool)>,
 }
 
+/// A host whose one-minute load average is above this many runnable threads per
+/// allowed CPU counts as overloaded: spinning and pinning then cost far more than
+/// they save. Measured on 2 CPUs under a load of 8-12 (other processes at nice 10),
+/// paired medians, pinned and spinning against neither: futex ping-pong 0.9-4.2 ms
+/// against 57-75 us, pipe ping-pong 1.8-2.3 ms against 0.16-0.25 ms, thread
+/// create+join 1.6-17 ms against 0.7-4.2 ms; getpid 14-20 us against 37-68 us (still
+/// below ptrace's 41-44 us there). Spinning unpinned is worse than either (getpid 93
+/// us). A sandbox's own spinning pair adds at most two.
+const OVERLOAD_PER_CPU: u64 = 2;
+/// How often the load is looked at again.
+const LOAD_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
 impl Cpus {
-    /// Whether hand-offs may spin (both sides can run at once).
+    /// Whether hand-offs may spin (both sides can run at once): several CPUs, on a
+    /// host that is not overloaded.
     fn several(&self) -> bool {
-        self.list.len() > 1
+        self.list.len() > 1 && !self.overloaded()
+    }
+
+    /// Whether the host's load is above [`OVERLOAD_PER_CPU`] per allowed CPU (looked
+    /// at once per [`LOAD_CHECK_PERIOD`]).
+    fn overloaded(&self) -> bool {
+        let mut checked = lock(&self.load);
+        let now = Instant::now();
+        if checked
+            .0
+            .is_none_or(|t| now.duration_since(t) >= LOAD_CHECK_PERIOD)
+        {
+            let limit = OVERLOAD_PER_CPU * self.list.len() as u64;
+            checked.1 = sys::load_average().is_some_and(|l| l > limit);
+            checked.0 = Some(now);
+        }
+        checked.1
     }
 
     /// Puts the calling host thread and stub thread `tid` on two different CPUs.
     /// Spin hand-offs need both sides running at once, so the scheduler must never
     /// stack them on one (measured: 8-12 us a getpid pinned apart, 12-19 us
     /// unpinned, same minutes).
+    /// On an overloaded host both may run on any allowed CPU instead (a thread
+    /// inherits its creator's pin, so that is set too): a wake-up then lands where
+    /// the waker sleeps rather than on a CPU another process holds.
     pub(super) fn pin_pair(&self, tid: i32) {
-        if !self.several() {
+        if self.list.len() < 2 {
+            return;
+        }
+        if self.overloaded() {
+            for t in [0, tid] {
+                if let Err(e) = sys::pin_to(t, &self.list) {
+                    tracing::debug!(tid = t, "cannot unpin a systrap context: {e}");
+                }
+            }
             return;
         }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -185,6 +234,7 @@ impl SystrapPlatform {
             spaces: Registry::new("systrap-deaths")?,
             cpus: Arc::new(Cpus {
                 list: sys::allowed_cpus(),
+                load: Mutex::new((None, false)),
                 // Sandboxes start their round-robin at different places, so two of
                 // them on two CPUs do not put both sentries on one CPU and both
                 // stubs on the other. (Not by pid: every sentry is pid 1 of its own

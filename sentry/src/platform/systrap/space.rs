@@ -1,7 +1,7 @@
 //! An address space: one stub process, edited through its syscall thread
 //! ([`Syscaller`]); and its application threads, each with its own region (slot).
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use super::stub::{
     STATE_PARKED,
 };
 use super::sys::{self, SharedMapping};
-use super::syscaller::{Commands, Syscaller};
+use super::syscaller::{Call, Commands, Syscaller};
 use super::MAX_USER_ADDRESS;
 
 /// How long the sentry spins on a hand-off word before it sleeps on the futex. The
@@ -235,6 +235,11 @@ struct Slots {
     used: Vec<Option<Arc<StubThread>>>,
     /// Slots taken: a live thread's, or one being set up or ended.
     busy: Vec<bool>,
+    /// Free slots whose ended thread's region is still mapped in the stub: a new
+    /// thread's region is mapped over it (`MAP_FIXED` replaces it), and the next
+    /// edit of the space unmaps the rest in the same command. Nothing reads such a
+    /// region any more (its thread has exited, and the sentry dropped its view).
+    stale: Vec<bool>,
 }
 
 /// Locks `m`, ignoring poisoning: the guarded data stays consistent on its own.
@@ -304,6 +309,13 @@ impl SystrapSpace {
         self.sys.control().as_raw_fd()
     }
 
+    /// Runs `calls` as one command on the syscall thread.
+    #[cfg(test)]
+    pub(super) fn batch(&self, calls: &[Call]) -> SysResult<(usize, SysResult<u64>)> {
+        let mut st = self.sys.lock();
+        self.sys.batch(&mut st, calls, &|| self.alive())
+    }
+
     /// The first live application thread (the only one of a new space).
     pub(super) fn first_thread(&self) -> Option<Arc<StubThread>> {
         lock(&self.threads).used.iter().flatten().next().cloned()
@@ -369,23 +381,88 @@ impl SystrapSpace {
         self.sys.call(st, nr, args, &|| self.alive())
     }
 
-    /// Runs system call `nr` on the syscall thread.
+    /// Runs system call `nr` on the syscall thread, after unmapping the regions of
+    /// ended threads in the same command.
     fn request(&self, nr: i64, args: [u64; 6]) -> SysResult<u64> {
         let mut st = self.sys.lock();
-        self.call(&mut st, nr, args)
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESRCH);
+        }
+        let (mut calls, slots) = self.take_stale(stub::C_MAX_CALLS - 1);
+        if calls.is_empty() {
+            return self.call(&mut st, nr, args);
+        }
+        let n = calls.len();
+        calls.push(Call::new(nr, args));
+        match self.sys.batch(&mut st, &calls, &|| self.alive())? {
+            (i, r) if i == n => r,
+            (i, r) => {
+                // Unmapping a region failed: its slots stay taken (a new region is
+                // never mapped over memory in an unknown state), and the call runs
+                // on its own.
+                tracing::debug!(pid = self.pid, index = i, result = ?r, "unmapping ended threads' regions");
+                let mut threads = lock(&self.threads);
+                for &slot in &slots {
+                    threads.busy[slot] = true;
+                }
+                drop(threads);
+                self.call(&mut st, nr, args)
+            }
+        }
     }
 
-    /// Passes `fds` to the syscall thread; their numbers there. A transfer that went
-    /// wrong leaves the stub's fd table unknown, so the stub is given up.
-    fn send_fds(&self, st: &mut Commands, fds: &[i32]) -> SysResult<Vec<u64>> {
-        self.sys
-            .send_fds(st, fds, &|| self.alive())
-            .inspect_err(|_| self.kill())
+    /// Takes the free slots whose region is still mapped: the `munmap` calls of at
+    /// most `max` runs of them, and the slots (taken until the calls have run).
+    fn take_stale(&self, max: usize) -> (Vec<Call>, Vec<usize>) {
+        let mut threads = lock(&self.threads);
+        let mut calls = Vec::new();
+        let mut slots = Vec::new();
+        let mut run: Option<(usize, usize)> = None;
+        let n = threads.stale.len();
+        for slot in 0..=n {
+            let take = slot < n && threads.stale[slot] && !threads.busy[slot];
+            match (take, run) {
+                (true, Some((start, _))) => run = Some((start, slot + 1)),
+                (true, None) if calls.len() < max => run = Some((slot, slot + 1)),
+                (true, None) => {}
+                (false, Some((start, end))) => {
+                    let len = (end - start) as u64 * REGION_SIZE;
+                    calls.push(Call::new(
+                        libc::SYS_munmap,
+                        [slot_base(start), len, 0, 0, 0, 0],
+                    ));
+                    run = None;
+                }
+                (false, None) => {}
+            }
+            if take && run.is_some() {
+                threads.stale[slot] = false;
+                slots.push(slot);
+            }
+        }
+        (calls, slots)
     }
 
     /// Closes `fd` in the syscall thread.
     fn close(&self, st: &mut Commands, fd: u64) -> SysResult<()> {
         self.sys.close(st, fd, &|| self.alive())
+    }
+
+    /// Passes `fds` to the syscall thread and runs the calls `then` makes of their
+    /// numbers there in the same command (see [`Syscaller::with_fds`]). A transfer
+    /// that went wrong leaves the stub's fd table unknown, so the stub is given up.
+    fn with_fds(
+        &self,
+        st: &mut Commands,
+        fds: &[i32],
+        then: impl FnOnce(&[u64]) -> Vec<Call>,
+    ) -> SysResult<(Vec<u64>, usize, SysResult<u64>)> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESRCH);
+        }
+        self.sys
+            .with_fds(st, fds, then, &|| self.alive())
+            .inspect_err(|_| self.kill())
     }
 
     /// Takes the lowest free slot for a new thread.
@@ -397,10 +474,12 @@ impl SystrapSpace {
             None => {
                 threads.busy.push(false);
                 threads.used.push(None);
+                threads.stale.push(false);
                 threads.busy.len() - 1
             }
         };
         threads.busy[slot] = true;
+        threads.stale[slot] = false;
         Ok(slot)
     }
 
@@ -435,33 +514,39 @@ impl SystrapSpace {
         r
     }
 
+    /// One command: the region's memfd is received, mapped at the slot and closed,
+    /// and the thread cloned onto it.
     fn new_thread_in(&self, st: &mut Commands, slot: usize) -> SysResult<Arc<StubThread>> {
         let (memfd, new) = Channel::new(slot)?;
         let base = slot_base(slot);
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
         let shared = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.map_fd_locked(st, memfd.as_fd(), [base, REGION_SIZE, rw], shared, 0)?;
-        drop(memfd);
-        self.start_thread(st, slot, new)
-    }
-
-    /// Clones an application thread onto the region of `new`, mapped at `slot`, and
-    /// waits until it reports in.
-    fn start_thread(
-        &self,
-        st: &mut Commands,
-        slot: usize,
-        new: Channel,
-    ) -> SysResult<Arc<StubThread>> {
-        let base = slot_base(slot);
         self.sys.set_thread_altstack(st, slot);
         let stack = base + stub::OFF_ALTSTACK_BASE as u64;
         let ctid = base + OFF_TID as u64;
-        let tid = self.call(
-            st,
-            libc::SYS_clone,
-            [stub::THREAD_FLAGS, stack, 0, ctid, 0, 0],
-        )?;
+        let (theirs, i, r) = self.with_fds(st, &[memfd.as_raw_fd()], |fds| {
+            vec![
+                Call::expecting(
+                    libc::SYS_mmap,
+                    [base, REGION_SIZE, rw, shared, fds[0], 0],
+                    base,
+                ),
+                Call::new(libc::SYS_close, [fds[0], 0, 0, 0, 0, 0]),
+                Call::new(libc::SYS_clone, [stub::THREAD_FLAGS, stack, 0, ctid, 0, 0]),
+            ]
+        })?;
+        drop(memfd);
+        if i >= 1 {
+            self.sys.closed(st, &theirs);
+        } else {
+            // The mapping failed (or mapped elsewhere): the fd is still open.
+            self.close(st, theirs[0])?;
+        }
+        let tid = match (i, r) {
+            (2, r) => r?,
+            (0, Ok(_)) => return Err(Errno::EIO),
+            (_, r) => return Err(r.err().unwrap_or(Errno::EIO)),
+        };
         let tid = i32::try_from(tid).map_err(|_| Errno::EIO)?;
         // The command page (its alternate stack) stays as it is until the thread is
         // up: the caller holds the syscall thread's lock.
@@ -494,8 +579,8 @@ impl SystrapSpace {
     }
 
     /// Ends application thread `thread`: it leaves the slot table, runs `exit` from
-    /// its handler, and once the kernel reports it gone its region is unmapped and
-    /// the slot can be reused.
+    /// its handler, and once the kernel reports it gone the slot can be reused (its
+    /// region is unmapped with the next edit, or replaced by the next thread's).
     pub(super) fn end_thread(&self, thread: &Arc<StubThread>) {
         if self.dead.load(Ordering::SeqCst) {
             return;
@@ -525,8 +610,11 @@ impl SystrapSpace {
             return;
         }
         drop(chan);
-        let mut st = self.sys.lock();
-        self.release_slot(&mut st, thread.slot);
+        // Its region goes with the next edit of the space, or a new thread's
+        // region replaces it: no command of its own.
+        let mut threads = lock(&self.threads);
+        threads.stale[thread.slot] = true;
+        threads.busy[thread.slot] = false;
     }
 
     /// A copy-on-write copy of this stub, forked by its syscall thread: the child
@@ -546,14 +634,19 @@ impl SystrapSpace {
             stub_end.as_raw_fd(),
             region.as_raw_fd(),
         ];
-        let theirs = self.send_fds(&mut st, &fds)?;
-        drop((stub_end, region));
-        let theirs = [theirs[0], theirs[1], theirs[2]];
-        self.sys.set_child_fds(&mut st, theirs);
         // The child clones its first application thread itself, at slot 0, with the
         // alternate stack its own command page names.
         child_sys.set_thread_altstack(&mut child_sys.lock(), 0);
-        let cloned = self.call(&mut st, libc::SYS_clone, [stub::FORK_FLAGS, 0, 0, 0, 0, 0]);
+        // One command: the fds are received, then the fork made.
+        let (theirs, i, cloned) = self.with_fds(&mut st, &fds, |theirs| {
+            self.sys.set_child_fds([theirs[0], theirs[1], theirs[2]]);
+            vec![Call::new(
+                libc::SYS_clone,
+                [stub::FORK_FLAGS, 0, 0, 0, 0, 0],
+            )]
+        })?;
+        drop((stub_end, region));
+        debug_assert_eq!(i, 0);
         match cloned {
             // The syscall thread closed them right after the fork.
             Ok(_) => self.sys.closed(&mut st, &theirs),
@@ -572,7 +665,10 @@ impl SystrapSpace {
         let alive = || !sys::pidfd_exited(&pidfd);
         let deadline = Instant::now() + START_TIMEOUT;
         // The child reads its fd numbers from our command page: the next command
-        // waits until it has reported in on its own page.
+        // waits until it has reported in on its own page. Its first thread parks
+        // after that report, usually: waiting for the park first costs one sleep
+        // instead of two.
+        let _ = chan.wait_parked(alive, Some(deadline), false);
         let reported = child_sys.first_report_ids(alive, deadline);
         drop(st);
         let tid = match reported {
@@ -631,10 +727,28 @@ impl SystrapSpace {
         flags: u64,
         offset: u64,
     ) -> SysResult<()> {
-        let remote = self.send_fds(st, &[fd.as_raw_fd()])?[0];
-        let r = self.call(st, libc::SYS_mmap, [addr, len, prot, flags, remote, offset]);
-        let c = self.close(st, remote);
-        r?;
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(Errno::ESRCH);
+        }
+        let (theirs, i, r) = self.with_fds(st, &[fd.as_raw_fd()], |fds| {
+            vec![
+                Call::expecting(
+                    libc::SYS_mmap,
+                    [addr, len, prot, flags, fds[0], offset],
+                    addr,
+                ),
+                Call::new(libc::SYS_close, [fds[0], 0, 0, 0, 0, 0]),
+            ]
+        })?;
+        if i == 1 {
+            self.sys.closed(st, &theirs);
+            return r.map(|_| ());
+        }
+        let c = self.close(st, theirs[0]);
+        match r {
+            Ok(_) => Err(Errno::EIO),
+            Err(e) => Err(e),
+        }?;
         c
     }
 }

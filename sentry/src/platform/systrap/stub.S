@@ -19,16 +19,19 @@
 .equ FPROG2,    0x7ffffe000a30
 # The command page (read-only in the stub): C_SEQ is the syscall thread's futex word.
 .equ C_SEQ, 0
+.equ C_COUNT, 4
 .equ C_NR, 8
-.equ C_CMDFD, 64
-.equ C_CHILD_CTL, 72
-.equ C_CHILD_CMD, 80
-.equ C_CHILD_REGION, 88
+.equ C_EXPECT, 56
+.equ C_STRIDE, 512
+.equ C_CMDFD, 72
+.equ C_CHILD_CTL, 80
+.equ C_CHILD_CMD, 88
+.equ C_CHILD_REGION, 96
 .equ SLOTS_SIZE, 0x1fe0000
 .equ THREAD_FLAGS, 0x1250b00
 .equ OFF_ALTSTACK_BASE, 0x1000
 .equ OFF_TID, 56
-.equ C_ALTSTACK, 96
+.equ C_ALTSTACK, 104
 .equ C_ZERO, 128
 .equ C_ONES, 136
 .equ C_SIGACTION, 160
@@ -234,18 +237,36 @@ sigloop:
 # The syscall thread (rbx: CMD, rbp: SYSRW, r13d: the last command done). It reports
 # in with its pid, then runs each command the sentry writes into the read-only
 # command page and reports the result through the kernel: as the file offset of its
-# command memfd (result + 4096), which only this thread's fd table reaches.
+# command memfd, which only this thread's fd table reaches. A command is a batch of
+# up to 4 calls (C_COUNT; call i at C_NR + i * C_STRIDE, r14 pointing at it), run in
+# order until one fails or returns other than its non-zero C_EXPECT; the offset
+# says which call ran last (bits 60-61), the command's sequence number (bits 48-59)
+# and that call's result + 4096 (bits 0-47).
 sys_start:
   mov eax, 39
   syscall
   mov r13d, [rbx+C_SEQ]
+  lea r14, [rbx+C_NR]
 report:
   lea rsi, [rax+0x1000]
+  shl rsi, 16
+  shr rsi, 16
+  mov rdx, r14
+  sub rdx, rbx
+  shr edx, 9
+  and edx, 3
+  shl edx, 12
+  mov ecx, r13d
+  and ecx, 0xfff
+  or edx, ecx
+  shl rdx, 48
+  or rsi, rdx
   mov edi, [rbx+C_CMDFD]
   xor edx, edx
   mov eax, 8
   syscall
-  mov [rbp+R_DONE], r13d
+  mov eax, r13d
+  xchg [rbp+R_DONE], eax
   cmp dword ptr [rbp+R_SENTRY_SLEEPING], 0
   je sys_wait
   mov eax, 202
@@ -274,25 +295,45 @@ sys_spin:
   jmp sys_wait
 sys_cmd:
   mov r13d, eax
-  mov rax, [rbx+C_NR]
+  lea r14, [rbx+C_NR]
+  mov r15d, [rbx+C_COUNT]
+  dec r15d
+  and r15d, 3
+sys_next:
+  mov rax, [r14]
   mov r12, rax
-  mov rdi, [rbx+16]
-  mov rsi, [rbx+24]
-  mov rdx, [rbx+32]
-  mov r10, [rbx+40]
-  mov r8, [rbx+48]
-  mov r9, [rbx+56]
+  mov rdi, [r14+8]
+  mov rsi, [r14+16]
+  mov rdx, [r14+24]
+  mov r10, [r14+32]
+  mov r8, [r14+40]
+  mov r9, [r14+48]
   syscall
 sys_ret:
   cmp r12, 56
+  je sys_clone
+  cmp rax, -4095
+  jae report
+  mov rcx, [r14+C_EXPECT]
+  test rcx, rcx
+  jz sys_more
+  cmp rax, rcx
   jne report
+sys_more:
+  test r15d, r15d
+  jz report
+  dec r15d
+  add r14, C_STRIDE
+  jmp sys_next
+# A clone ends its batch.
+sys_clone:
   test rax, rax
   jz cloned
   js report
   test edi, 0x10000
   jnz report
 # The parent of a fork: the fds received for the child are the child's now.
-  mov r14, rax
+  mov r15, rax
   mov eax, 3
   mov rdi, [rbx+C_CHILD_CMD]
   syscall
@@ -302,7 +343,7 @@ sys_ret:
   mov eax, 3
   mov rdi, [rbx+C_CHILD_REGION]
   syscall
-  mov rax, r14
+  mov rax, r15
   jmp report
 cloned:
   test edi, 0x10000
@@ -375,7 +416,7 @@ prctl_ret:
   cmp rax, -4095
   jae fork_fail
 # Its first application thread, at slot 0, cloned here rather than on a command: one
-# round trip fewer per fork. The report carries both ids (pid | tid << 32).
+# round trip fewer per fork. The report carries both ids (pid | tid << 24).
   mov eax, 56
   mov edi, THREAD_FLAGS
   movabs rsi, REGION+OFF_ALTSTACK_BASE
@@ -391,9 +432,10 @@ self_clone_ret:
   mov r14, rax
   mov eax, 39
   syscall
-  shl r14, 32
+  shl r14, 24
   or rax, r14
   mov r13d, [rbx+C_SEQ]
+  lea r14, [rbx+C_NR]
   jmp report
 fork_fail:
   mov edi, 17

@@ -178,7 +178,20 @@ impl Drop for SharedMapping {
     }
 }
 
-pub(super) use crate::platform::common::{allowed_cpus, pin};
+pub(super) use crate::platform::common::{allowed_cpus, pin, pin_to};
+
+/// The host's one-minute load average, in runnable threads (rounded down), if
+/// `sysinfo` answers.
+pub(super) fn load_average() -> Option<u64> {
+    // SAFETY: struct sysinfo is plain integers; zeroed is a valid value.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable struct sysinfo.
+    if unsafe { libc::sysinfo(&mut info) } < 0 {
+        return None;
+    }
+    // Fixed point with SI_LOAD_SHIFT (16) fractional bits.
+    Some(info.loads[0] as u64 >> 16)
+}
 
 /// `lseek(fd, off, whence)`: the file offset afterwards.
 pub(super) fn seek(fd: BorrowedFd<'_>, off: u64, whence: i32) -> SysResult<u64> {

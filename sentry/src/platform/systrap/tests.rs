@@ -1665,3 +1665,98 @@ fn a_reported_thread_or_child_id_must_map_the_new_region() {
     assert!(!chan.mapped_by(std::process::id() as i32), "the sentry");
     assert!(!chan.mapped_by(i32::MAX), "a pid nobody holds");
 }
+
+/// An application that keeps clearing the syscall thread's and the sentry's
+/// sleeping words (so that neither side's report or command wakes the other) only
+/// slows its own edits, and by about a millisecond, not a liveness period (200 ms)
+/// each: the sentry looks again after short, growing waits.
+#[test]
+fn cleared_sleeping_words_cost_short_rewakes() {
+    let sysrw = stub::SYSRW;
+    let c = code(&[
+        &[0x48, 0xb8],
+        &sysrw.to_le_bytes(),            // movabs rax, SYSRW
+        &[0xc7, 0x40, 0x04, 0, 0, 0, 0], // l: mov dword [rax+4], 0
+        &[0xc7, 0x40, 0x08, 0, 0, 0, 0], // mov dword [rax+8], 0
+        &[0xeb, 0xf0],                   // jmp l
+    ]);
+    let mut rig = Rig::new(&c);
+    let space = rig.space.clone();
+    let intr = rig.ctx.interrupter();
+    let runner = std::thread::spawn(move || {
+        let r = rig.ctx.switch(&mut rig.regs);
+        (rig, r)
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let mut slow = 0;
+    for i in 0..30u64 {
+        let at = 0x2000_0000 + i * PAGE_SIZE;
+        for edit in 0..2 {
+            let t = Instant::now();
+            if edit == 0 {
+                space
+                    .map(at, PAGE_SIZE, RW, false, Backing::Anonymous)
+                    .unwrap();
+            } else {
+                space.unmap(at, PAGE_SIZE).unwrap();
+            }
+            if t.elapsed() >= Duration::from_millis(150) {
+                slow += 1;
+            }
+        }
+        assert_eq!(space.write(at, b"x"), Err(Errno::EFAULT));
+    }
+    intr.interrupt();
+    let (_rig, r) = runner.join().unwrap();
+    assert_eq!(r, Ok(Event::Interrupted));
+    // A loaded host may delay one or two; a liveness period per hit would be most.
+    assert!(slow <= 3, "{slow} of 60 edits waited a liveness period");
+}
+
+/// A command's calls run in order up to the first that fails or returns other than
+/// its expected result; the report names that call, with its own result, and the
+/// calls after it do not run.
+#[test]
+fn a_batch_stops_at_the_first_call_that_fails_or_surprises() {
+    use super::syscaller::Call;
+    let rig = Rig::new(&EXIT);
+    let space = rig.concrete();
+    let at = 0x2000_0000u64;
+    rig.space
+        .map(at, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    rig.space.write(at, b"kept").unwrap();
+    let ro = [at, PAGE_SIZE, libc::PROT_READ as u64, 0, 0, 0];
+    let bad = [at, PAGE_SIZE, 0x1000, 0, 0, 0];
+    let unmap = [at, PAGE_SIZE, 0, 0, 0, 0];
+    let r = space.batch(&[
+        Call::new(libc::SYS_mprotect, ro),
+        Call::new(libc::SYS_mprotect, bad),
+        Call::new(libc::SYS_munmap, unmap),
+    ]);
+    assert_eq!(r, Ok((1, Err(Errno::EINVAL))));
+    // The first ran (read-only now), the third did not (still mapped).
+    assert_eq!(rig.space.write(at, b"x"), Err(Errno::EFAULT));
+    assert_eq!(
+        read_u64(&rig.space, at) & 0xffff_ffff,
+        u64::from(u32::from_le_bytes(*b"kept"))
+    );
+    // An unexpected success stops the batch too, with that call's result.
+    let r = space.batch(&[
+        Call::expecting(libc::SYS_mprotect, ro, 1),
+        Call::new(libc::SYS_munmap, unmap),
+    ]);
+    assert_eq!(r, Ok((0, Ok(0))));
+    assert_eq!(
+        read_u64(&rig.space, at) & 0xffff_ffff,
+        u64::from(u32::from_le_bytes(*b"kept"))
+    );
+    // All succeed: the last one's result.
+    let r = space.batch(&[
+        Call::expecting(libc::SYS_mprotect, ro, 0),
+        Call::new(libc::SYS_munmap, unmap),
+    ]);
+    assert_eq!(r, Ok((1, Ok(0))));
+    let mut b = [0u8; 4];
+    assert_eq!(rig.space.read(at, &mut b), Err(Errno::EFAULT));
+}
