@@ -35,6 +35,17 @@ static void positive(const char *path) {
     printf("%s: positive number: %s\n", path, strtoull(b, NULL, 10) > 0 && b[strlen(b) - 1] == '\n' ? "yes" : "no");
 }
 
+/* A boolean that belongs to the network namespace (the host's own may be a router): only
+ * its form. */
+static void boolean(const char *path) {
+    char b[256];
+    if (slurp(path, b, sizeof b) < 0) {
+        printf("%s: missing\n", path);
+        return;
+    }
+    printf("%s: 0 or 1: %s\n", path, !strcmp(b, "0\n") || !strcmp(b, "1\n") ? "yes" : "no");
+}
+
 static int is_uuid(const char *s) {
     for (int i = 0; i < 36; i++) {
         int dash = i == 8 || i == 13 || i == 18 || i == 23;
@@ -48,7 +59,7 @@ int main(void) {
     exact("/proc/self/uid_map");
     exact("/proc/self/gid_map");
     exact("/proc/self/setgroups");
-    exact("/proc/sys/net/ipv4/ip_forward");
+    boolean("/proc/sys/net/ipv4/ip_forward");
     exact("/proc/sys/fs/nr_open");
     exact("/proc/sys/fs/pipe-max-size");
     positive("/proc/sys/fs/file-max");
