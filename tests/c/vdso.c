@@ -165,7 +165,9 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < sizeof clocks / sizeof *clocks; i++)
         printf("clock %d between: %s\n", clocks[i], between(clocks[i]) ? "yes" : "no");
 
-    // The coarse clocks tick at most their resolution apart from the fine ones.
+    // The coarse clocks are the fine ones as of the last tick: never ahead of them, and
+    // behind by a few ticks at most (a tickless or virtual host updates them late: 6 ms
+    // behind with a 4 ms resolution was seen natively here).
     int coarse_ok = 1;
     clockid_t coarse[][2] = {{CLOCK_REALTIME_COARSE, CLOCK_REALTIME},
                              {CLOCK_MONOTONIC_COARSE, CLOCK_MONOTONIC}};
@@ -175,7 +177,8 @@ int main(int argc, char **argv)
             sys_gettime(coarse[i][0], &res))
             coarse_ok = 0;
         syscall(SYS_clock_getres, coarse[i][0], &res);
-        if (!close_ns(ns(c), ns(f), ns(res) + 1000000))
+        long long behind = ns(f) - ns(c);
+        if (behind < -1000000 || behind > 4 * ns(res) + 1000000)
             coarse_ok = 0;
     }
     printf("coarse clocks close: %s\n", coarse_ok ? "yes" : "no");
