@@ -562,6 +562,8 @@ fn enter_user_namespace() -> Result<(), UserNsError> {
         // SAFETY: waits for our own child.
         unsafe { libc::waitpid(helper, &mut status, 0) };
     };
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
     if let Err(e) = unshare(libc::CLONE_NEWUSER) {
         drop(go_w);
         reap();
@@ -600,6 +602,18 @@ fn enter_user_namespace() -> Result<(), UserNsError> {
                 "setresuid in the sentry's user namespace",
                 Errno::last(),
             ));
+        }
+    }
+    // Changing credentials (the unshare, the setres*id) cleared the parent-death signal
+    // the CLI's child set: arm it again, then make sure the CLI did not die meanwhile,
+    // or a killed CLI would leave this boot (and its sentry) running.
+    // SAFETY: prctl and getppid with integer arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+            return Err(broken("prctl(PR_SET_PDEATHSIG) again", Errno::last()));
+        }
+        if libc::getppid() != parent {
+            return Err(broken("the runtime exited during start-up", Errno::ESRCH));
         }
     }
     tracing::info!(host_id = SENTRY_HOST_ID, "sentry in its own user namespace");
