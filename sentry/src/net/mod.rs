@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod external;
 pub mod file;
+pub mod icmp;
 pub mod ifreq;
 pub mod loopback;
 pub mod netlink;
