@@ -971,6 +971,22 @@ mod tests {
     }
 
     #[test]
+    fn ping_group_range_decides_who_may_ping() {
+        use crate::net::procfs::{ping_group_range, set_ping_group_range};
+        assert_eq!(ping_group_range(), (1, 0));
+        assert!(!ping_allowed(0, &[]));
+        assert_eq!(set_ping_group_range(b"-1 5"), Err(Errno::EINVAL));
+        assert_eq!(set_ping_group_range(b"0 2147483648"), Err(Errno::EINVAL));
+        assert_eq!(set_ping_group_range(b""), Err(Errno::EINVAL));
+        set_ping_group_range(b"100 200\n").unwrap();
+        assert!(ping_allowed(150, &[]) && ping_allowed(7, &[8, 100]) && !ping_allowed(0, &[]));
+        // One number changes the low end only; a high below the low is nobody.
+        set_ping_group_range(b"300").unwrap();
+        assert_eq!(ping_group_range(), (1, 0));
+        set_ping_group_range(b"1 0").unwrap();
+    }
+
+    #[test]
     fn v6_ping_checksums_with_the_pseudo_header() {
         let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         let s = IcmpInner::new(Family::V6, Kind::Ping, 0);
