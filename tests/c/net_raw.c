@@ -136,13 +136,12 @@ int main(void)
     TRYN("recvmsg 8 bytes", recvmsg(s, &mh, MSG_DONTWAIT));
     printf("MSG_TRUNC %d\n", (mh.msg_flags & MSG_TRUNC) != 0);
 
-    // IP_HDRINCL: the caller writes the header (id, checksum and length filled in).
+    // IP_HDRINCL: the caller writes the header (id, checksum and total length, left
+    // 0 here, filled in by the kernel).
     int one = 1;
     TRYN("IP_HDRINCL on", setsockopt(s, IPPROTO_IP, IP_HDRINCL, &one, sizeof one));
     unsigned char d[64] = {0x45, 0, 0, 0, 0, 0, 0, 0, 33, IPPROTO_ICMP, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1};
     echo_msg(d + 20, ICMP_ECHO, 0x4321, 4);
-    d[2] = 0;
-    d[3] = 34;
     TRYN("sendto with our header", sendto(s, d, 34, 0, (struct sockaddr *)&lo, sizeof lo));
     show4(s);
 

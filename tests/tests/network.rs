@@ -409,7 +409,7 @@ fn interface_given_back_after_the_sandbox() {
 /// are closed by `ping_group_range`), also when `do` asks for the capability without
 /// `--net-raw`; with `--net-raw` it reaches loopback (v4 and v6, answered by the
 /// sentry) and, through the sandbox's stack, the outer end of the veth. The metadata
-/// address stays unreachable by ICMP too.
+/// address stays unreachable by ICMP too. Packet sockets need the capability as well.
 #[test]
 fn ping_inside_needs_net_raw() {
     if !root_or_skip("ping_inside_needs_net_raw") {
@@ -456,6 +456,13 @@ fn ping_inside_needs_net_raw() {
         }
         let o = run(&["--net-raw"], &["ping", "-c", "1", "-W", "1", METADATA]);
         assert!(!o.status.success(), "{p}: metadata pinged: {}", text(&o));
+        // Packet sockets: EPERM without the capability, EAFNOSUPPORT (not built)
+        // with it.
+        const PACKET: &str = "import socket\ntry:\n socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\nexcept OSError as e: print(e.errno)\n";
+        let o = run(&[], &["/usr/bin/python3", "-c", PACKET]);
+        assert_eq!(o.stdout, b"1\n", "{p}: {}", text(&o));
+        let o = run(&["--net-raw"], &["/usr/bin/python3", "-c", PACKET]);
+        assert_eq!(o.stdout, b"97\n", "{p}: {}", text(&o));
     }
 }
 

@@ -18,7 +18,7 @@
 //! filled in by the kernel.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
@@ -26,6 +26,8 @@ use std::time::SystemTime;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, SockAddr};
+pub use crate::net::ippacket::Packet;
+use crate::net::ippacket::{checksum, encode, parse_v4, parse_v6, v4_header, MAX_DATAGRAM};
 use crate::net::opts::{int_of, Ctx, SockOpts};
 use crate::net::{external, next_ino, stack};
 
@@ -55,8 +57,6 @@ const IPV6_RECVHOPLIMIT: i32 = 51;
 const IP_RECVTTL: i32 = 12;
 /// What a queued message costs beyond its bytes (an skb's overhead), as for UDP.
 const OVERHEAD: usize = 768;
-/// Largest IP datagram.
-const MAX_DATAGRAM: usize = 65_535;
 /// The TTL (hop limit) of messages the sandbox's ICMP layer sends.
 const DEFAULT_TTL: u8 = 64;
 
@@ -67,23 +67,6 @@ pub enum Kind {
     Ping,
     /// A raw socket of the given IP protocol (`SOCK_RAW`).
     Raw(u8),
-}
-
-/// One IP packet as the ICMP layer handles it.
-#[derive(Clone, Debug)]
-pub struct Packet {
-    /// Source address (canonical).
-    pub src: IpAddr,
-    /// Destination address (canonical).
-    pub dst: IpAddr,
-    /// IP protocol (next header).
-    pub proto: u8,
-    /// TTL or hop limit.
-    pub ttl: u8,
-    /// Type of service (traffic class).
-    pub tos: u8,
-    /// The payload after the IP header.
-    pub payload: Vec<u8>,
 }
 
 struct Msg {
@@ -355,7 +338,23 @@ impl IcmpInner {
             return Err(Errno::EMSGSIZE);
         }
         if st.hdrincl && self.family == Family::V4 {
-            let pkt = parse_v4(data).ok_or(Errno::EINVAL)?;
+            // The kernel writes the total length, whatever the caller put there.
+            let mut d = data.to_vec();
+            if d.len() >= 4 {
+                d[2..4].copy_from_slice(&(d.len() as u16).to_be_bytes());
+            }
+            let pkt = parse_v4(&d).ok_or(Errno::EINVAL)?;
+            if pkt.proto != PROTO_ICMP {
+                // Only ICMP is carried as packets; a TCP or UDP datagram written by
+                // hand would have to be fed to those in-memory protocols.
+                tracing::warn!(
+                    proto = pkt.proto,
+                    "IP_HDRINCL datagram of a protocol other than ICMP: EPROTONOSUPPORT"
+                );
+                return Err(Errno::EPROTONOSUPPORT);
+            }
+            // The destination is the one routed (and checked against the concealed
+            // metadata address), whatever the header says, as Linux routes it.
             let (dst_ip, src_ip) = stack().route(dst)?;
             let src = if pkt.src.is_unspecified() {
                 src_ip
@@ -727,118 +726,6 @@ impl IcmpInner {
     }
 }
 
-/// The Internet checksum of `data` (with IPv6's pseudo-header for ICMPv6 and
-/// other v6 protocols; IPv4's ICMP has none).
-pub fn checksum(src: IpAddr, dst: IpAddr, proto: u8, data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], 0])
-            };
-            sum += w as u32;
-        }
-    };
-    if let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) {
-        add(&s.octets());
-        add(&d.octets());
-        add(&(data.len() as u32).to_be_bytes());
-        add(&[0, 0, 0, proto]);
-    }
-    add(data);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// An IPv4 header for `pkt` (20 bytes, checksummed).
-pub fn v4_header(pkt: &Packet, id: u16) -> Vec<u8> {
-    let (IpAddr::V4(s), IpAddr::V4(d)) = (pkt.src, pkt.dst) else {
-        return Vec::new();
-    };
-    let total = (20 + pkt.payload.len()).min(MAX_DATAGRAM) as u16;
-    let mut h = vec![0x45, pkt.tos];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&id.to_be_bytes());
-    h.extend_from_slice(&[0x40, 0, pkt.ttl, pkt.proto, 0, 0]);
-    h.extend_from_slice(&s.octets());
-    h.extend_from_slice(&d.octets());
-    let sum = checksum(pkt.src, pkt.dst, 0, &h);
-    h[10..12].copy_from_slice(&sum.to_be_bytes());
-    h
-}
-
-/// An IPv6 header for `pkt` (40 bytes).
-fn v6_header(pkt: &Packet) -> Vec<u8> {
-    let to6 = |ip: IpAddr| match ip {
-        IpAddr::V6(a) => a,
-        IpAddr::V4(a) => a.to_ipv6_mapped(),
-    };
-    let mut h = vec![0x60 | (pkt.tos >> 4), pkt.tos << 4, 0, 0];
-    h.extend_from_slice(&(pkt.payload.len() as u16).to_be_bytes());
-    h.extend_from_slice(&[pkt.proto, pkt.ttl]);
-    h.extend_from_slice(&to6(pkt.src).octets());
-    h.extend_from_slice(&to6(pkt.dst).octets());
-    h
-}
-
-/// Parses an IPv4 datagram (a raw socket's `IP_HDRINCL` send, or one from the pod's
-/// interface).
-pub fn parse_v4(b: &[u8]) -> Option<Packet> {
-    if b.len() < 20 || b[0] >> 4 != 4 {
-        return None;
-    }
-    let ihl = (b[0] & 0xf) as usize * 4;
-    let total = (u16::from_be_bytes([b[2], b[3]]) as usize).min(b.len());
-    if ihl < 20 || total < ihl {
-        return None;
-    }
-    Some(Packet {
-        src: IpAddr::V4(Ipv4Addr::new(b[12], b[13], b[14], b[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(b[16], b[17], b[18], b[19])),
-        proto: b[9],
-        ttl: b[8],
-        tos: b[1],
-        payload: b[ihl..total].to_vec(),
-    })
-}
-
-/// Parses an IPv6 packet without extension headers (one from the pod's interface).
-pub fn parse_v6(b: &[u8]) -> Option<Packet> {
-    if b.len() < 40 || b[0] >> 4 != 6 {
-        return None;
-    }
-    let len = (u16::from_be_bytes([b[4], b[5]]) as usize).min(b.len() - 40);
-    let addr = |o: usize| {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&b[o..o + 16]);
-        crate::net::addr::canonical(IpAddr::V6(Ipv6Addr::from(a)))
-    };
-    Some(Packet {
-        src: addr(8),
-        dst: addr(24),
-        proto: b[6],
-        ttl: b[7],
-        tos: (b[0] << 4) | (b[1] >> 4),
-        payload: b[40..40 + len].to_vec(),
-    })
-}
-
-/// The whole datagram of `pkt` as it goes on the wire.
-pub fn encode(pkt: &Packet) -> Vec<u8> {
-    static ID: AtomicU16 = AtomicU16::new(1);
-    let mut out = if pkt.dst.is_ipv4() {
-        v4_header(pkt, ID.fetch_add(1, Ordering::Relaxed))
-    } else {
-        v6_header(pkt)
-    };
-    out.extend_from_slice(&pkt.payload);
-    out
-}
-
 /// Sends `pkt`: back into the sandbox when its destination is local, else out
 /// through the pod's interface.
 pub fn transmit(pkt: Packet) -> SysResult<()> {
@@ -918,6 +805,7 @@ pub fn any_open() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn lo4() -> IpAddr {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -950,13 +838,20 @@ mod tests {
         );
     }
 
+    /// A loopback address of its own, so that raw sockets of tests running at the
+    /// same time (they see every ICMP message) do not see each other's.
+    fn lo(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+    }
+
     #[test]
     fn raw_socket_sees_request_and_reply_with_ip_header() {
         let raw = IcmpInner::new(Family::V4, Kind::Raw(PROTO_ICMP), 0);
+        raw.bind(SockAddr::new(lo(5), 0)).unwrap();
         let mut req = vec![ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 1];
         let sum = checksum(lo4(), lo4(), 0, &req);
         req[2..4].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(raw.send(&req, Some(SockAddr::new(lo4(), 0))), Ok(8));
+        assert_eq!(raw.send(&req, Some(SockAddr::new(lo(5), 0))), Ok(8));
         let a = raw.recv(100, false).unwrap();
         let b = raw.recv(100, false).unwrap();
         assert_eq!((a.data.len(), a.data[0], a.data[9]), (28, 0x45, PROTO_ICMP));
@@ -965,9 +860,51 @@ mod tests {
         // ICMP_FILTER drops the types whose bit is set.
         raw.setsockopt(SOL_RAW, ICMP_FILTER, &(1u32 << ECHO_REQUEST).to_le_bytes())
             .unwrap();
-        raw.send(&req, Some(SockAddr::new(lo4(), 0))).unwrap();
+        raw.send(&req, Some(SockAddr::new(lo(5), 0))).unwrap();
         assert_eq!(raw.recv(100, false).unwrap().data[20], ECHO_REPLY);
         assert_eq!(raw.recv(100, false).err(), Some(Errno::EAGAIN));
+    }
+
+    #[test]
+    fn the_metadata_server_is_not_reached_by_icmp() {
+        let md = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
+        let s = IcmpInner::new(Family::V4, Kind::Ping, 0);
+        let req = vec![ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(
+            s.send(&req, Some(SockAddr::new(md, 0))),
+            Err(Errno::ENETUNREACH)
+        );
+        let raw = IcmpInner::new(Family::V4, Kind::Raw(PROTO_RAW), 0);
+        let mut d = v4_header(
+            &Packet {
+                src: lo4(),
+                dst: md,
+                proto: PROTO_ICMP,
+                ttl: 64,
+                tos: 0,
+                payload: req.clone(),
+            },
+            0,
+        );
+        d.extend_from_slice(&req);
+        assert_eq!(
+            raw.send(&d, Some(SockAddr::new(md, 0))),
+            Err(Errno::ENETUNREACH)
+        );
+        // A header naming the metadata server, sent to loopback: it goes where it
+        // was routed, and is answered from there.
+        let watch = IcmpInner::new(Family::V4, Kind::Raw(PROTO_ICMP), 0);
+        watch.bind(SockAddr::new(lo(6), 0)).unwrap();
+        assert_eq!(raw.send(&d, Some(SockAddr::new(lo(6), 0))), Ok(d.len()));
+        let got = watch.recv(100, false).unwrap();
+        assert_eq!(&got.data[16..20], &[127, 0, 0, 6]);
+        assert_eq!(got.data[20], ECHO_REQUEST);
+        // Other protocols are not carried.
+        d[9] = 17;
+        assert_eq!(
+            raw.send(&d, Some(SockAddr::new(lo4(), 0))),
+            Err(Errno::EPROTONOSUPPORT)
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod external;
 pub mod file;
 pub mod icmp;
 pub mod ifreq;
+pub mod ippacket;
 pub mod loopback;
 pub mod netlink;
 pub mod opts;
