@@ -341,7 +341,8 @@ impl IcmpInner {
             // The kernel writes the total length, whatever the caller put there.
             let mut d = data.to_vec();
             if d.len() >= 4 {
-                d[2..4].copy_from_slice(&(d.len() as u16).to_be_bytes());
+                let len = (d.len() as u16).to_be_bytes();
+                d[2..4].copy_from_slice(&len);
             }
             let pkt = parse_v4(&d).ok_or(Errno::EINVAL)?;
             if pkt.proto != PROTO_ICMP {
