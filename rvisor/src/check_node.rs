@@ -97,16 +97,44 @@ impl Probes {
                 metadata_reachable: None,
             };
         }
-        let addr = std::net::SocketAddr::from(([169, 254, 169, 254], 80));
         Probes {
             core_sched: Some(sentry::sys::core_sched::supported(
                 &sentry::sys::core_sched::Kernel,
             )),
-            metadata_reachable: Some(
-                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok(),
-            ),
+            metadata_reachable: Some(metadata_reachable()),
         }
     }
+}
+
+/// The cloud metadata server's addresses (GCE, AWS, Azure: 169.254.169.254; AWS's
+/// IPv6 one), port 80.
+const METADATA_ADDRS: [std::net::SocketAddr; 2] = [
+    std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::new(169, 254, 169, 254),
+        80,
+    )),
+    std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+        std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+        80,
+        0,
+        0,
+    )),
+];
+
+/// Whether this node (its network namespace) completes a TCP connection to the
+/// metadata server: one bounded attempt per address, at the same time, so the
+/// whole probe takes at most the timeout. A refused or unanswered connection, or
+/// no route, counts as unreachable.
+fn metadata_reachable() -> bool {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let probes: Vec<_> = METADATA_ADDRS
+        .iter()
+        .map(|a| {
+            let a = *a;
+            std::thread::spawn(move || std::net::TcpStream::connect_timeout(&a, TIMEOUT).is_ok())
+        })
+        .collect();
+    probes.into_iter().any(|t| t.join().unwrap_or(false))
 }
 
 struct Node {
@@ -421,24 +449,26 @@ fn kvm(n: &Node) -> Check {
 
 fn metadata(probes: &Probes) -> Check {
     const FIX: &str =
-        "block 169.254.169.254 for pods (GKE metadata concealment or a network policy)";
+        "block 169.254.169.254 and fd00:ec2::254 for pods (GKE metadata concealment, or a network policy)";
     match probes.metadata_reachable {
         None => check(
             "metadata",
             Status::Warn,
-            "not checked (only with --root /; sandbox networking is not built yet)",
+            "not checked (the probe connects only with --root /)",
             FIX,
         ),
         Some(true) => check(
             "metadata",
             Status::Warn,
-            "169.254.169.254:80 is reachable from the node's network",
+            "the metadata server (169.254.169.254:80 or [fd00:ec2::254]:80) accepts \
+             connections from the node's network; rvisor conceals it inside sandboxes \
+             (unless --allow-metadata), other runtimes on the node do not",
             FIX,
         ),
         Some(false) => check(
             "metadata",
             Status::Pass,
-            "169.254.169.254:80 not reachable from the node's network",
+            "169.254.169.254:80 and [fd00:ec2::254]:80 not reachable from the node's network",
             FIX,
         ),
     }

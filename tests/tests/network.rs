@@ -469,3 +469,111 @@ fn bulk_send_arrives_intact_in_large_segments() {
         );
     }
 }
+
+/// (e) `ping` inside: refused by default (CAP_NET_RAW is removed, and ping sockets
+/// are closed by `ping_group_range`), also when `do` asks for the capability without
+/// `--net-raw`; with `--net-raw` it reaches loopback (v4 and v6, answered by the
+/// sentry) and, through the sandbox's stack, the outer end of the veth. The metadata
+/// address stays unreachable by ICMP too. Packet sockets need the capability as well.
+#[test]
+fn ping_inside_needs_net_raw() {
+    if !root_or_skip("ping_inside_needs_net_raw") {
+        return;
+    }
+    for p in platforms() {
+        let ns = Netns::new().expect("namespaces");
+        let run = |extra: &[&str], cmd: &[&str]| {
+            output(ns.sandbox(&p, extra, cmd).expect("rvisor")).expect("run")
+        };
+        for cmd in [
+            &["ping", "-c", "1", "-W", "2", OUTER_IP][..],
+            &[
+                "--cap-add",
+                "CAP_NET_RAW",
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "2",
+                "127.0.0.1",
+            ],
+        ] {
+            let o = run(&[], cmd);
+            assert!(!o.status.success(), "{p}: {cmd:?}: {}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stderr)
+                    .contains("ping: socket: Operation not permitted"),
+                "{p}: {cmd:?}: {}",
+                text(&o)
+            );
+        }
+        for dst in ["127.0.0.1", "::1", OUTER_IP] {
+            let o = run(
+                &["--net-raw"],
+                &["ping", "-c", "2", "-i", "0.2", "-W", "2", dst],
+            );
+            assert!(o.status.success(), "{p}: ping {dst}: {}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains("2 packets transmitted, 2 received"),
+                "{p}: ping {dst}: {}",
+                text(&o)
+            );
+        }
+        let o = run(&["--net-raw"], &["ping", "-c", "1", "-W", "1", METADATA]);
+        assert!(!o.status.success(), "{p}: metadata pinged: {}", text(&o));
+        // Packet sockets: EPERM without the capability, EAFNOSUPPORT (not built)
+        // with it.
+        const PACKET: &str = "import socket\ntry:\n socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\nexcept OSError as e: print(e.errno)\n";
+        let o = run(&[], &["/usr/bin/python3", "-c", PACKET]);
+        assert_eq!(o.stdout, b"1\n", "{p}: {}", text(&o));
+        let o = run(&["--net-raw"], &["/usr/bin/python3", "-c", PACKET]);
+        assert_eq!(o.stdout, b"97\n", "{p}: {}", text(&o));
+    }
+}
+
+/// `rvisor check-node`'s metadata probe: a warning where 169.254.169.254:80 answers
+/// (a server on it in the outer namespace), a pass in a namespace with no route.
+#[test]
+fn check_node_probes_the_metadata_server() {
+    if !root_or_skip("check_node_probes_the_metadata_server") {
+        return;
+    }
+    let ns = Netns::new().expect("namespaces");
+    let dir = ns.dir.to_str().expect("utf-8").to_string();
+    let _md = Bg::spawn(ns.outer(&[
+        "/usr/bin/python3",
+        "-m",
+        "http.server",
+        "--bind",
+        METADATA,
+        "--directory",
+        &dir,
+        "80",
+    ]))
+    .expect("metadata server");
+    let url = format!("http://{METADATA}/file.txt");
+    until(20, || {
+        let o = output(curl_outside(&ns, &url))?;
+        o.status.success().then_some(()).ok_or_else(|| text(&o))
+    })
+    .expect("metadata server up");
+    let bin = rvisor_bin().expect("rvisor");
+    let bin = bin.to_str().expect("utf-8");
+    let metadata = |mut c: Command| {
+        c.arg(bin).args(["check-node", "--json"]);
+        let o = output(c).expect("run");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("check-node --json: {e}: {}", text(&o)));
+        v.as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == "metadata"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no metadata check: {}", text(&o)))
+    };
+    let c = metadata(Netns::exec(&ns.outer, &[]));
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(c["fix"].as_str().is_some_and(|f| !f.is_empty()), "{c}");
+    let mut isolated = Command::new("unshare");
+    isolated.arg("--net");
+    let c = metadata(isolated);
+    assert_eq!(c["status"], "pass", "{c}");
+}

@@ -1305,8 +1305,12 @@ fn spec_seccomp_applies_to_exec_and_bad_rules_are_refused() {
 #[test]
 fn check_node_on_this_machine_and_on_a_fake_root() {
     // This machine: eleven checks, each with a fix unless it passed; status 1 exactly
-    // when one failed.
-    let o = Command::new(rvisor_bin())
+    // when one failed. Run in a network namespace of its own, with no route: the
+    // metadata probe must not send traffic from the host's network (it has a test of its
+    // own in network.rs, against a server in a test namespace).
+    let o = Command::new("unshare")
+        .arg("--net")
+        .arg(rvisor_bin())
         .args(["check-node", "--json"])
         .output()
         .unwrap();

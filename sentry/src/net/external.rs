@@ -31,10 +31,11 @@ use std::time::Instant as StdInstant;
 
 use smoltcp::iface::{Config, Interface as SmolIface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::{tcp, udp};
+use smoltcp::socket::{raw, tcp, udp};
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, IpProtocol,
+    IpVersion,
 };
 
 use crate::config::NetDevConfig;
@@ -265,6 +266,9 @@ struct State {
     udp: HashMap<u16, (usize, SocketHandle)>,
     /// When the driver wakes next (`None`: only for a frame).
     driver_at: Option<SmolInstant>,
+    /// Raw smoltcp sockets copying ICMP and ICMPv6 in and carrying the sandbox's
+    /// ICMP sockets' datagrams out (`net::icmp`).
+    icmp: [SocketHandle; 2],
 }
 
 /// Work found under the stack's lock, done after it is released.
@@ -272,6 +276,8 @@ struct State {
 struct Events {
     accepted: Vec<(SocketHandle, SockAddr, SockAddr)>,
     dgrams: Vec<(SockAddr, SockAddr, Vec<u8>)>,
+    /// ICMP datagrams received (IP header included).
+    icmp: Vec<Vec<u8>>,
     wake: Vec<Arc<WaitQueue>>,
 }
 
@@ -384,6 +390,11 @@ impl External {
                 .map_err(|_| bad("gateway"))?;
         }
         let kick = packet::eventfd().map_err(|e| format!("--network=sandbox: eventfd: {e}"))?;
+        let mut sockets = SocketSet::new(Vec::new());
+        let icmp = [
+            sockets.add(icmp_socket(IpVersion::Ipv4, IpProtocol::Icmp)),
+            sockets.add(icmp_socket(IpVersion::Ipv6, IpProtocol::Icmpv6)),
+        ];
         Ok(External {
             name: cfg.name.clone(),
             mtu,
@@ -398,12 +409,13 @@ impl External {
             st: Mutex::new(State {
                 iface,
                 dev,
-                sockets: SocketSet::new(Vec::new()),
+                sockets,
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
                 orphans: Vec::new(),
                 udp: HashMap::new(),
                 driver_at: None,
+                icmp,
             }),
         })
     }
@@ -500,6 +512,7 @@ impl External {
             listeners,
             orphans,
             udp,
+            icmp,
             ..
         } = st;
         let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
@@ -576,6 +589,15 @@ impl External {
                 ));
             }
         }
+        let keep = super::icmp::any_open();
+        for h in icmp.iter() {
+            let s = sockets.get_mut::<raw::Socket>(*h);
+            while let Ok(d) = s.recv() {
+                if keep {
+                    ev.icmp.push(d.to_vec());
+                }
+            }
+        }
         orphans.retain(|&h| {
             let done = matches!(
                 sockets.get::<tcp::Socket>(h).state(),
@@ -628,6 +650,9 @@ impl External {
         }
         for (to, from, data) in ev.dgrams {
             super::udp::deliver_external(to, from, &data);
+        }
+        for d in ev.icmp {
+            super::icmp::input_external(&d);
         }
         for q in ev.wake {
             q.notify_all();
@@ -999,6 +1024,23 @@ impl External {
         }
     }
 
+    /// Sends one ICMP or ICMPv6 datagram (its IP header included) out of the
+    /// interface (`net::icmp`).
+    pub fn ip_send(&self, datagram: &[u8]) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let h = match datagram.first().map(|b| b >> 4) {
+            Some(4) => st.icmp[0],
+            Some(6) => st.icmp[1],
+            _ => return Err(Errno::EINVAL),
+        };
+        st.sockets
+            .get_mut::<raw::Socket>(h)
+            .send_slice(datagram)
+            .map_err(|_| Errno::ENOBUFS)?;
+        self.after(st);
+        Ok(())
+    }
+
     /// Sends one datagram from `from` (a port bound with [`External::udp_bind`]).
     pub fn udp_send(&self, from: SockAddr, to: SockAddr, data: &[u8]) -> SysResult<usize> {
         let mut st = self.lock()?;
@@ -1020,6 +1062,12 @@ impl External {
         self.after(st);
         Ok(data.len())
     }
+}
+
+/// A raw smoltcp socket for one ICMP protocol.
+fn icmp_socket(v: IpVersion, p: IpProtocol) -> raw::Socket<'static> {
+    let buf = || raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; 256 << 10]);
+    raw::Socket::new(Some(v), Some(p), buf(), buf())
 }
 
 fn listen_socket(port: u16, addr: Option<IpAddr>) -> Option<tcp::Socket<'static>> {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
 use crate::net::addr::Family;
+use crate::net::icmp::{IcmpInner, Kind};
 use crate::net::tcp::TcpInner;
 use crate::net::udp::UdpInner;
 use crate::net::SOCKFS_DEV;
@@ -16,6 +17,8 @@ use crate::vfs::{FileImpl, Stat};
 const SIOCINQ: u64 = 0x541B;
 /// `SIOCOUTQ` (= `TIOCOUTQ`).
 const SIOCOUTQ: u64 = 0x5411;
+/// `SIOCGSTAMP`: when the last datagram read arrived (a `struct timeval`).
+const SIOCGSTAMP: u64 = 0x8906;
 /// `SIOCOUTQNSD`.
 const SIOCOUTQNSD: u64 = 0x894B;
 
@@ -25,6 +28,8 @@ pub enum InetSocket {
     Tcp(Arc<TcpInner>),
     /// `SOCK_DGRAM`.
     Udp(Arc<UdpInner>),
+    /// A ping socket (`SOCK_DGRAM`, ICMP) or a raw socket (`SOCK_RAW`).
+    Icmp(Arc<IcmpInner>),
 }
 
 impl InetSocket {
@@ -33,6 +38,7 @@ impl InetSocket {
         match self {
             InetSocket::Tcp(t) => t.family(),
             InetSocket::Udp(u) => u.family(),
+            InetSocket::Icmp(i) => i.family(),
         }
     }
 
@@ -41,6 +47,8 @@ impl InetSocket {
         match self {
             InetSocket::Tcp(_) => libc::SOCK_STREAM,
             InetSocket::Udp(_) => libc::SOCK_DGRAM,
+            InetSocket::Icmp(i) if i.kind() == Kind::Ping => libc::SOCK_DGRAM,
+            InetSocket::Icmp(_) => libc::SOCK_RAW,
         }
     }
 
@@ -49,6 +57,7 @@ impl InetSocket {
         match self {
             InetSocket::Tcp(_) => libc::IPPROTO_TCP,
             InetSocket::Udp(_) => libc::IPPROTO_UDP,
+            InetSocket::Icmp(i) => i.protocol(),
         }
     }
 
@@ -56,6 +65,7 @@ impl InetSocket {
         match self {
             InetSocket::Tcp(t) => t.ino(),
             InetSocket::Udp(u) => u.ino(),
+            InetSocket::Icmp(i) => i.ino(),
         }
     }
 }
@@ -73,6 +83,7 @@ impl FileImpl for InetSocket {
         let data = match self {
             InetSocket::Tcp(t) => t.recv(buf.len(), false)?,
             InetSocket::Udp(u) => u.recv(buf.len(), false)?.data,
+            InetSocket::Icmp(i) => i.recv(buf.len(), false)?.data,
         };
         buf[..data.len()].copy_from_slice(&data);
         Ok(data.len())
@@ -82,6 +93,7 @@ impl FileImpl for InetSocket {
         match self {
             InetSocket::Tcp(t) => t.send(buf),
             InetSocket::Udp(u) => u.send(buf, None),
+            InetSocket::Icmp(i) => i.send(buf, None),
         }
     }
 
@@ -118,6 +130,18 @@ impl FileImpl for InetSocket {
             }
             (InetSocket::Udp(u), SIOCINQ) => u.pending().0,
             (InetSocket::Udp(_), SIOCOUTQ) => 0,
+            (InetSocket::Icmp(i), SIOCINQ) => i.pending().0,
+            (InetSocket::Icmp(_), SIOCOUTQ) => 0,
+            (InetSocket::Icmp(i), SIOCGSTAMP) => {
+                let t = i
+                    .stamp()?
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let mut tv = (t.as_secs() as i64).to_le_bytes().to_vec();
+                tv.extend_from_slice(&(t.subsec_micros() as i64).to_le_bytes());
+                crate::mm::io::write_all(mem, arg, &tv)?;
+                return Ok(0);
+            }
             _ => return crate::net::ifreq::ioctl(req, arg, mem),
         };
         crate::mm::io::write_all(mem, arg, &(v.min(i32::MAX as usize) as i32).to_le_bytes())?;
@@ -128,6 +152,7 @@ impl FileImpl for InetSocket {
         match self {
             InetSocket::Tcp(t) => t.readiness(),
             InetSocket::Udp(u) => u.readiness(),
+            InetSocket::Icmp(i) => i.readiness(),
         }
     }
 
@@ -135,6 +160,7 @@ impl FileImpl for InetSocket {
         Some(match self {
             InetSocket::Tcp(t) => t.queue(),
             InetSocket::Udp(u) => u.queue(),
+            InetSocket::Icmp(i) => i.queue(),
         })
     }
 

@@ -21,7 +21,6 @@ pub const SYSCTLS: &[(&str, &str)] = &[
     ("ipv4/ip_local_port_range", "32768\t60999\n"),
     ("ipv4/ip_unprivileged_port_start", "1024\n"),
     ("ipv4/ip_forward", "0\n"),
-    ("ipv4/ping_group_range", "1\t0\n"),
     ("ipv4/tcp_rmem", "4096\t131072\t6291456\n"),
     ("ipv4/tcp_wmem", "4096\t16384\t4194304\n"),
     ("ipv4/tcp_mem", "88413\t117885\t176826\n"),
@@ -37,6 +36,52 @@ pub const SYSCTLS: &[(&str, &str)] = &[
     ("ipv4/tcp_congestion_control", "cubic\n"),
     ("ipv4/udp_mem", "176826\t235770\t353652\n"),
 ];
+
+/// `net.ipv4.ping_group_range`: the groups that may open ping sockets, inclusive
+/// (Linux's default "1 0": nobody).
+static PING_GROUP_RANGE: std::sync::Mutex<(u32, u32)> = std::sync::Mutex::new((1, 0));
+
+/// The largest group `ping_group_range` takes (`GID_T_MAX`: an int's range).
+const PING_GID_MAX: u32 = i32::MAX as u32;
+
+/// The current `ping_group_range` (low, high).
+pub fn ping_group_range() -> (u32, u32) {
+    *PING_GROUP_RANGE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The text of `/proc/sys/net/ipv4/ping_group_range`.
+pub fn ping_group_range_text() -> String {
+    let (lo, hi) = ping_group_range();
+    format!("{lo}\t{hi}\n")
+}
+
+/// A write of `/proc/sys/net/ipv4/ping_group_range`: up to two groups, each at
+/// most `GID_T_MAX` (`EINVAL` otherwise); a group not given keeps its value, and a
+/// high below the low means nobody ("1 0"), as Linux stores it.
+pub fn set_ping_group_range(buf: &[u8]) -> crate::errno::SysResult<()> {
+    use crate::errno::Errno;
+    let text = std::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
+    let mut cur = ping_group_range();
+    let mut given = 0;
+    for (i, w) in text.split_ascii_whitespace().take(2).enumerate() {
+        let v: i64 = w.parse().map_err(|_| Errno::EINVAL)?;
+        if !(0..=PING_GID_MAX as i64).contains(&v) {
+            return Err(Errno::EINVAL);
+        }
+        if i == 0 {
+            cur.0 = v as u32;
+        } else {
+            cur.1 = v as u32;
+        }
+        given += 1;
+    }
+    if given == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let v = if cur.1 < cur.0 { (1, 0) } else { cur };
+    *PING_GROUP_RANGE.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    Ok(())
+}
 
 /// `/sys/class/net/lo` attributes.
 pub const LO_SYSFS: &[(&str, &str)] = &[

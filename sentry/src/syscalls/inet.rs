@@ -8,6 +8,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::net::addr::{self, Family, Parsed, SockAddr};
 use crate::net::file::InetSocket;
+use crate::net::icmp::{self, IcmpInner, Kind};
 use crate::net::tcp::{Connected, TcpInner};
 use crate::net::udp::UdpInner;
 use crate::syscalls::fs::read_iovecs;
@@ -43,6 +44,10 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         Family::V6
     };
     let uid = task.creds.euid;
+    let icmp_proto = match family {
+        Family::V4 => libc::IPPROTO_ICMP,
+        Family::V6 => libc::IPPROTO_ICMPV6,
+    };
     let sock = match ty {
         libc::SOCK_STREAM if protocol == 0 || protocol == libc::IPPROTO_TCP => {
             InetSocket::Tcp(TcpInner::new(family, uid))
@@ -50,17 +55,33 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => {
             InetSocket::Udp(UdpInner::new(family, uid))
         }
-        // Ping sockets: `net.ipv4.ping_group_range` is "1 0" (nobody), as Linux's
-        // default.
-        libc::SOCK_DGRAM if protocol == libc::IPPROTO_ICMP || protocol == libc::IPPROTO_ICMPV6 => {
-            return Err(Errno::EACCES)
+        // Ping sockets: for the groups in `net.ipv4.ping_group_range` (Linux's
+        // default "1 0" is nobody).
+        libc::SOCK_DGRAM if protocol == icmp_proto => {
+            if !icmp::ping_allowed(task.creds.egid, &task.creds.groups) {
+                return Err(Errno::EACCES);
+            }
+            InetSocket::Icmp(IcmpInner::new(family, Kind::Ping, uid))
         }
         libc::SOCK_RAW => {
             if !may_open_raw(&task.creds) {
                 return Err(Errno::EPERM);
             }
-            tracing::warn!("raw internet sockets are not implemented: EPROTONOSUPPORT");
-            return Err(Errno::EPROTONOSUPPORT);
+            if !(0..=255).contains(&protocol) {
+                return Err(Errno::EINVAL);
+            }
+            let raw_ok = protocol == icmp_proto
+                || (family == Family::V4 && protocol == icmp::PROTO_RAW as i32);
+            if !raw_ok {
+                // Raw TCP, UDP and other protocols would need those protocols'
+                // packets copied out of the in-memory paths: not built.
+                tracing::warn!(
+                    protocol,
+                    "raw internet sockets of this protocol are not implemented: EPROTONOSUPPORT"
+                );
+                return Err(Errno::EPROTONOSUPPORT);
+            }
+            InetSocket::Icmp(IcmpInner::new(family, Kind::Raw(protocol as u8), uid))
         }
         libc::SOCK_STREAM | libc::SOCK_DGRAM => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),
@@ -130,6 +151,7 @@ pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     match s {
         InetSocket::Tcp(t) => t.bind(sa)?,
         InetSocket::Udp(u) => u.bind(sa)?,
+        InetSocket::Icmp(i) => i.bind(sa)?,
     }
     Ok(0)
 }
@@ -138,7 +160,7 @@ pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 pub fn listen(_task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     match inet_of(f).ok_or(Errno::ENOTSOCK)? {
         InetSocket::Tcp(t) => t.listen(a[1] as i32)?,
-        InetSocket::Udp(_) => return Err(Errno::EOPNOTSUPP),
+        InetSocket::Udp(_) | InetSocket::Icmp(_) => return Err(Errno::EOPNOTSUPP),
     }
     Ok(0)
 }
@@ -151,6 +173,8 @@ pub fn connect(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
         (InetSocket::Udp(u), Parsed::Unspec { .. }) => u.disconnect()?,
         (InetSocket::Tcp(_), Parsed::Unspec { .. }) => return Err(Errno::EAFNOSUPPORT),
         (InetSocket::Udp(u), Parsed::Inet(sa)) => u.connect(sa)?,
+        (InetSocket::Icmp(i), Parsed::Unspec { .. }) => i.disconnect()?,
+        (InetSocket::Icmp(i), Parsed::Inet(sa)) => i.connect(sa)?,
         (InetSocket::Tcp(t), Parsed::Inet(sa)) => match t.connect(sa, f.nonblocking())? {
             Connected::Now => {}
             Connected::InProgress => return Err(Errno::EINPROGRESS),
@@ -179,7 +203,7 @@ pub fn accept(task: &mut Task, f: &OpenFile, a: &Args, flags: i32) -> SysResult<
     }
     let t = match inet_of(f).ok_or(Errno::ENOTSOCK)? {
         InetSocket::Tcp(t) => t.clone(),
-        InetSocket::Udp(_) => return Err(Errno::EOPNOTSUPP),
+        InetSocket::Udp(_) | InetSocket::Icmp(_) => return Err(Errno::EOPNOTSUPP),
     };
     let conn = loop {
         match t.accept() {
@@ -214,6 +238,7 @@ pub fn getsockname(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     let local = match s {
         InetSocket::Tcp(t) => t.local(),
         InetSocket::Udp(u) => u.local(),
+        InetSocket::Icmp(i) => i.local(),
     };
     write_sockaddr(task, a[1], a[2], s.family(), Some(local))?;
     Ok(0)
@@ -225,6 +250,7 @@ pub fn getpeername(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     let peer = match s {
         InetSocket::Tcp(t) => t.peer()?,
         InetSocket::Udp(u) => u.peer()?,
+        InetSocket::Icmp(i) => i.peer()?,
     };
     write_sockaddr(task, a[1], a[2], s.family(), Some(peer))?;
     Ok(0)
@@ -239,6 +265,7 @@ pub fn shutdown(_task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     match inet_of(f).ok_or(Errno::ENOTSOCK)? {
         InetSocket::Tcp(t) => t.shutdown(how)?,
         InetSocket::Udp(u) => u.shutdown(how)?,
+        InetSocket::Icmp(i) => i.shutdown(how)?,
     }
     Ok(0)
 }
@@ -272,6 +299,20 @@ pub fn send(
             }
             let data = gather(task, iov, 0, total)?;
             u.send(&data, dst).map(|n| n as u64)
+        }
+        InetSocket::Icmp(i) => {
+            let dst = match to {
+                Some((addr, len)) => match read_sockaddr(task, i.family(), addr, len)? {
+                    Parsed::Inet(sa) => Some(sa),
+                    Parsed::Unspec { .. } => None,
+                },
+                None => None,
+            };
+            if total > 0xffff {
+                return Err(Errno::EMSGSIZE);
+            }
+            let data = gather(task, iov, 0, total)?;
+            i.send(&data, dst).map(|n| n as u64)
         }
         InetSocket::Tcp(t) => {
             if flags & MSG_OOB != 0 {
@@ -358,6 +399,29 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                     Err(Errno::EAGAIN) if !nonblock => {
                         wait_until(task, u.queue(), u.timeout(false), || {
                             u.readiness() & (libc::POLLIN | libc::POLLERR) as u32 != 0
+                        })?;
+                    }
+                    r => break r?,
+                }
+            };
+            let truncated = r.full_len > r.data.len();
+            Ok(Got {
+                ret: if flags & MSG_TRUNC != 0 {
+                    r.full_len
+                } else {
+                    r.data.len()
+                },
+                data: r.data,
+                truncated,
+                from: Some(r.from),
+            })
+        }
+        InetSocket::Icmp(i) => {
+            let r = loop {
+                match i.recv(len, peek) {
+                    Err(Errno::EAGAIN) if !nonblock => {
+                        wait_until(task, i.queue(), i.timeout(false), || {
+                            i.readiness() & (libc::POLLIN | libc::POLLERR) as u32 != 0
                         })?;
                     }
                     r => break r?,
@@ -477,6 +541,7 @@ pub fn setsockopt(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     match s {
         InetSocket::Tcp(t) => t.setsockopt(level, name, &v)?,
         InetSocket::Udp(u) => u.setsockopt(level, name, &v)?,
+        InetSocket::Icmp(i) => i.setsockopt(level, name, &v)?,
     }
     Ok(0)
 }
@@ -499,6 +564,7 @@ pub fn getsockopt(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
         _ => match s {
             InetSocket::Tcp(t) => t.getsockopt(level, name)?,
             InetSocket::Udp(u) => u.getsockopt(level, name)?,
+            InetSocket::Icmp(i) => i.getsockopt(level, name)?,
         },
     };
     let n = val.len().min(room as usize);

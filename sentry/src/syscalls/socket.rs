@@ -192,9 +192,33 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
         let (ty, flags) = split_flags(a[1])?;
         return netlink::socket(task, ty, a[2] as i32, flags);
     }
+    if d == libc::AF_PACKET {
+        return packet_socket(task, a[1]);
+    }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     Ok(install_sock(task, UnixSocket::new(kind), flags)? as u64)
+}
+
+/// `socket(AF_PACKET, ...)`: `EPERM` without CAP_NET_RAW, as Linux. With it, the
+/// family is still not served (the sandbox's own packet socket belongs to its
+/// stack; a program's would need frames copied from it and injected into it):
+/// `EAFNOSUPPORT`, as a kernel built without `CONFIG_PACKET`, logged once.
+fn packet_socket(task: &Task, ty: u64) -> SysResult<u64> {
+    /// The obsolete `SOCK_PACKET` type, still accepted by `AF_PACKET`.
+    const SOCK_PACKET: i32 = 10;
+    let (ty, _) = split_flags(ty)?;
+    if !crate::kernel::creds::may_open_raw(&task.creds) {
+        return Err(Errno::EPERM);
+    }
+    if !matches!(ty, libc::SOCK_RAW | libc::SOCK_DGRAM | SOCK_PACKET) {
+        return Err(Errno::ESOCKTNOSUPPORT);
+    }
+    static LOGGED: std::sync::Once = std::sync::Once::new();
+    LOGGED.call_once(|| {
+        tracing::warn!("AF_PACKET sockets are not implemented in the sandbox: EAFNOSUPPORT")
+    });
+    Err(Errno::EAFNOSUPPORT)
 }
 
 /// `socketpair(2)`.

@@ -167,6 +167,18 @@ fn net_sys() -> Arc<dyn Inode> {
             ipv4.push((name, f));
         }
     }
+    // Writable by root (the file's owner, so the credential check of the open
+    // decides, as Linux's net sysctls for the namespace's root).
+    ipv4.push((
+        "ping_group_range",
+        GenFile::writable(
+            299,
+            0o644,
+            (0, 0),
+            Arc::new(|| Ok(crate::net::procfs::ping_group_range_text().into_bytes())),
+            Arc::new(|buf: &[u8]| crate::net::procfs::set_ping_group_range(buf)),
+        ),
+    ));
     GenDir::fixed(
         200,
         vec![
