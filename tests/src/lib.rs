@@ -3,6 +3,7 @@
 //! timeout, and the per-program spec read from `// e2e:` comments.
 
 pub mod diff;
+pub mod image;
 pub mod spec;
 
 use std::io::Read;

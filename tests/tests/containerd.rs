@@ -26,32 +26,6 @@ fn rvisor_bin() -> PathBuf {
     me.parent().unwrap().parent().unwrap().join("rvisor")
 }
 
-fn sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(o.status.success());
-    String::from_utf8(o.stdout).unwrap()[..64].to_string()
-}
-
-/// Writes `path` into the blob store and returns (digest, size).
-fn blob(dir: &Path, content_file: &Path) -> (String, u64) {
-    let h = sha256(content_file);
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::copy(content_file, blobs.join(&h)).unwrap();
-    (
-        format!("sha256:{h}"),
-        std::fs::metadata(content_file).unwrap().len(),
-    )
-}
-
-fn blob_json(dir: &Path, v: &serde_json::Value) -> (String, u64) {
-    let tmp = dir.join("tmp.json");
-    std::fs::write(&tmp, v.to_string()).unwrap();
-    let r = blob(dir, &tmp);
-    std::fs::remove_file(&tmp).unwrap();
-    r
-}
-
 /// An OCI image archive holding a busybox-static rootfs.
 fn build_image(work: &Path) -> PathBuf {
     let rootfs = work.join("image-rootfs");
@@ -63,61 +37,16 @@ fn build_image(work: &Path) -> PathBuf {
     for app in ["sh", "echo", "sleep", "true", "false", "cat", "test", "id"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(app)).unwrap();
     }
-    let layout = work.join("image");
-    std::fs::create_dir_all(&layout).unwrap();
-    let layer = work.join("layer.tar");
-    let st = Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&layer)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let (layer_digest, layer_size) = blob(&layout, &layer);
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-    });
-    let (cfg_digest, cfg_size) = blob_json(&layout, &config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": cfg_digest, "size": cfg_size},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": layer_digest, "size": layer_size}],
-    });
-    let (m_digest, m_size) = blob_json(&layout, &manifest);
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": m_digest, "size": m_size,
-            "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {"io.containerd.image.name": IMAGE,
-                            "org.opencontainers.image.ref.name": "test"},
+    rvisor_e2e::image::archive(
+        work,
+        &rootfs,
+        "image.tar",
+        &[rvisor_e2e::image::Image {
+            name: IMAGE,
+            cmd: &["/bin/sh"],
+            ref_name: Some("test"),
         }],
-    });
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
-    .unwrap();
-    let tarball = work.join("image.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tarball
 }
 
 /// A private containerd; stopped and its directories removed on drop.

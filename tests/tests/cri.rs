@@ -37,32 +37,6 @@ fn rvisor_bin() -> PathBuf {
     me.parent().unwrap().parent().unwrap().join("rvisor")
 }
 
-fn sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(o.status.success());
-    String::from_utf8(o.stdout).unwrap()[..64].to_string()
-}
-
-/// Copies `file` into the layout's blob store; (digest, size).
-fn blob(layout: &Path, file: &Path) -> (String, u64) {
-    let h = sha256(file);
-    let blobs = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::copy(file, blobs.join(&h)).unwrap();
-    (
-        format!("sha256:{h}"),
-        std::fs::metadata(file).unwrap().len(),
-    )
-}
-
-fn blob_json(layout: &Path, v: &serde_json::Value) -> (String, u64) {
-    let tmp = layout.join("tmp.json");
-    std::fs::write(&tmp, v.to_string()).unwrap();
-    let r = blob(layout, &tmp);
-    std::fs::remove_file(&tmp).unwrap();
-    r
-}
-
 /// An OCI archive with two images over one busybox-static layer (plus the helpers
 /// `sysv_shm` and `mem_hog`): the pause image (`sleep` for ever) and the image of
 /// the containers.
@@ -90,64 +64,23 @@ fn build_images(work: &Path) -> PathBuf {
         )
         .unwrap();
     }
-    let layout = work.join("image");
-    std::fs::create_dir_all(&layout).unwrap();
-    let layer = work.join("layer.tar");
-    let st = Command::new("tar")
-        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&layer)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let (layer_digest, layer_size) = blob(&layout, &layer);
-    let mut manifests = Vec::new();
-    for (name, cmd) in [
-        (PAUSE, vec!["/bin/sleep", "2147483647"]),
-        (IMAGE, vec!["/bin/sh"]),
-    ] {
-        let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": cmd, "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        });
-        let (cfg_digest, cfg_size) = blob_json(&layout, &config);
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": cfg_digest, "size": cfg_size},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": layer_digest, "size": layer_size}],
-        });
-        let (m_digest, m_size) = blob_json(&layout, &manifest);
-        manifests.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": m_digest, "size": m_size,
-            "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {"io.containerd.image.name": name},
-        }));
-    }
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    rvisor_e2e::image::archive(
+        work,
+        &rootfs,
+        "images.tar",
+        &[
+            rvisor_e2e::image::Image {
+                name: PAUSE,
+                cmd: &["/bin/sleep", "2147483647"],
+                ref_name: None,
+            },
+            rvisor_e2e::image::Image {
+                name: IMAGE,
+                cmd: &["/bin/sh"],
+                ref_name: None,
+            },
+        ],
     )
-    .unwrap();
-    let tarball = work.join("images.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&tarball)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tarball
 }
 
 /// A private containerd with the CRI plugin, in a network namespace of its own;
