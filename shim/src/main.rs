@@ -86,6 +86,17 @@ impl shim::Shim for Main {
             .and_then(|v| v["annotations"][SANDBOX_ID].as_str().map(str::to_string))
             .unwrap_or_else(|| opts.id.clone());
         let (_pid, address) = shim::spawn(opts, &grouping, Vec::new())?;
+        // The `containerd-shim` crate registers its SIGCHLD and SIGPIPE handlers before
+        // `start` and closes their wake-up socket when `start` returns. A SIGCHLD that
+        // arrives after that (the child we spawned finding the pod's shim already running
+        // and exiting at once) makes the handler's send fail with EPIPE, which raises
+        // SIGPIPE, whose handler sends again: the start process spins for ever and
+        // containerd waits on it (seen as a hung CRI test). Nothing of this process needs
+        // either signal any more, so keep both pending until it exits.
+        let late = [nix::sys::signal::SIGCHLD, nix::sys::signal::SIGPIPE];
+        nix::sys::signal::SigSet::from_iter(late)
+            .thread_block()
+            .map_err(|e| shim::Error::Other(format!("block SIGCHLD and SIGPIPE: {e}")))?;
         Ok(address)
     }
 
