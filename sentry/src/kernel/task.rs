@@ -290,6 +290,13 @@ impl Task {
         (own | shared) & !mask
     }
 
+    /// True once the task must exit (SIGKILL, another thread's exit_group or exec):
+    /// long transfers check it between chunks and stop, as Linux's copy loops check
+    /// `fatal_signal_pending`, so a kill never waits for gigabytes of copying.
+    pub fn fatal_signal_pending(&self) -> bool {
+        self.handle.killed.load(Ordering::Acquire)
+    }
+
     /// True if a signal is pending that would interrupt a blocking call, or the task
     /// must exit.
     pub fn signal_pending(&self) -> bool {

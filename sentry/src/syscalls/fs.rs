@@ -250,6 +250,9 @@ fn read_into(
     let mut done = 0usize;
     let seekable = file.imp().seekable();
     while done < count || count == 0 {
+        if done > 0 && task.fatal_signal_pending() {
+            break;
+        }
         let want = (count - done).min(CHUNK);
         let mut buf = vec![0u8; want];
         let n = match offset {
@@ -329,6 +332,9 @@ fn write_from(
     }
     let mut done = 0usize;
     while done < count {
+        if done > 0 && task.fatal_signal_pending() {
+            break;
+        }
         let want = (count - done).min(CHUNK);
         let mut buf = vec![0u8; want];
         if let Err(e) = io::read_exact(task.mem(), addr + done as u64, &mut buf) {
@@ -515,6 +521,9 @@ pub(super) fn readv_at(
 ) -> SysResult<u64> {
     let mut total = 0usize;
     for &(base, len) in iov {
+        if total > 0 && task.fatal_signal_pending() {
+            break;
+        }
         let room = (MAX_RW_COUNT as usize).saturating_sub(total).min(len);
         if room == 0 {
             continue;
@@ -588,6 +597,9 @@ pub(super) fn writev_at(
     for &(base, len) in iov {
         if len == 0 {
             continue;
+        }
+        if done > 0 && task.fatal_signal_pending() {
+            break;
         }
         match write_from(
             task,

@@ -246,8 +246,10 @@ pub fn pwritev2(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// Copies up to `count` bytes from `src` (at `src_off`, or its position) to `dst`
-/// (at `dst_off`, or its position); returns the bytes copied.
+/// (at `dst_off`, or its position); returns the bytes copied. Stops between chunks
+/// once `task` must exit.
 fn copy_between(
+    task: &Task,
     src: &OpenFile,
     src_off: Option<i64>,
     dst: &OpenFile,
@@ -257,6 +259,9 @@ fn copy_between(
     let mut done = 0usize;
     let mut buf = vec![0u8; count.clamp(1, CHUNK)];
     while done < count {
+        if done > 0 && task.fatal_signal_pending() {
+            break;
+        }
         let want = (count - done).min(CHUNK);
         let n = match src_off {
             Some(o) => src.pread(&mut buf[..want], o + done as i64),
@@ -324,7 +329,7 @@ pub fn sendfile(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let off = read_off(task, a[2])?;
     let count = check_count(a[3]);
-    let n = copy_between(&inp, off, &out, None, count)?;
+    let n = copy_between(task, &inp, off, &out, None, count)?;
     if let Some(o) = off {
         write_off(task, a[2], o + n as i64)?;
     }
@@ -381,7 +386,7 @@ pub fn copy_file_range(task: &mut Task, a: &Args) -> SysResult<u64> {
             return Err(Errno::EFBIG);
         }
     }
-    let n = copy_between(&inp, in_pos, &out, out_pos, len)?;
+    let n = copy_between(task, &inp, in_pos, &out, out_pos, len)?;
     if let Some(ip) = in_pos {
         match in_off {
             Some(_) => write_off(task, a[1], ip + n as i64)?,

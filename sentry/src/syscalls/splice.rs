@@ -247,6 +247,9 @@ pub fn sendfile(task: &mut Task, a: &Args) -> SysResult<u64> {
     let count = a[3].min(MAX_RW_COUNT) as usize;
     let mut done = 0usize;
     while done < count {
+        if done > 0 && task.fatal_signal_pending() {
+            break;
+        }
         let mut buf = vec![0u8; (count - done).min(CHUNK)];
         let r = match off {
             Some(o) => fin.pread(&mut buf, o),
