@@ -40,7 +40,8 @@ impl SandboxExit {
 }
 
 /// Runs a sandbox. `gofer` is the connected socket to this sandbox's gofer; the
-/// caller's fds 0, 1 and 2 become the application's stdio. Errors are setup failures
+/// caller's fds 0, 1 and 2 become the application's stdio. `net_device` is the
+/// packet socket on the pod's interface under `--network=sandbox`. Errors are setup failures
 /// (bad config, platform unavailable, program not found), each naming what failed.
 ///
 /// With a `control` socket (OCI `create`), the first process is loaded and then held
@@ -51,6 +52,7 @@ pub fn run(
     config: BootConfig,
     gofer: OwnedFd,
     control: Option<OwnedFd>,
+    net_device: Option<OwnedFd>,
 ) -> Result<SandboxExit, String> {
     let control = control.map(control::Server::new);
     // First, while the process is single-threaded: from here on this is the sentry,
@@ -68,7 +70,7 @@ pub fn run(
         return Err(e);
     }
     set_testonly_panic();
-    run_inner(config, gofer, control, confinement)
+    run_inner(config, gofer, control, net_device, confinement)
 }
 
 /// `RVISOR_TESTONLY_PANIC_ON_SYSCALL=NAME`: the sentry panics in the task thread that
@@ -92,6 +94,7 @@ fn run_inner(
     config: BootConfig,
     gofer: OwnedFd,
     control: Option<control::Server>,
+    net_device: Option<OwnedFd>,
     confinement: isolation::Confinement,
 ) -> Result<SandboxExit, String> {
     let control_failed = control.as_ref().map(|c| c.failure_reporter());
@@ -160,13 +163,13 @@ fn run_inner(
     let fds = stdio_table().map_err(fail)?;
     // The pod's interface (its packet socket, its eventfd) before the filter, which
     // names that socket's fd.
-    crate::net::configure(&config).map_err(fail)?;
+    crate::net::configure(&kernel.net, &config, net_device).map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
     confinement.isolate_filesystem().map_err(fail)?;
     confinement
         .drop_sentry_privileges(stub_forks)
         .map_err(fail)?;
-    confine::install_sentry_filter(platform_name).map_err(fail)?;
+    confine::install_sentry_filter(platform_name, kernel.net.packet_fd()).map_err(fail)?;
 
     kernel
         .net_raw

@@ -81,6 +81,8 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
+    /// The sandbox's network: its interfaces, port tables and sockets.
+    pub net: Arc<crate::net::Netstack>,
 }
 
 impl Kernel {
@@ -136,6 +138,7 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
+            net: crate::net::Netstack::new(),
         })
     }
 

@@ -294,13 +294,13 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn now() -> Runtime {
+    fn now(packet_fd: Option<i32>) -> Runtime {
         // SAFETY: getpid cannot fail; personality(0xffffffff) only queries.
         let (pid, personality) = unsafe { (libc::getpid(), libc::personality(0xffff_ffff)) };
         Runtime {
             pid: pid as u32,
             personality: personality as u32,
-            packet_fd: crate::net::external::packet_fd().unwrap_or(-1) as u32,
+            packet_fd: packet_fd.unwrap_or(-1) as u32,
             tmpfs_dirs: crate::sys::host_tmpfs::dir_fds()
                 .into_iter()
                 .map(|fd| fd as u32)
@@ -415,13 +415,18 @@ pub fn rows_for(
 }
 
 /// Builds the sentry's filter for `platform`: the allow-list above, everything else
-/// kills the process.
-pub fn sentry_filter(platform: Platform) -> Result<BpfProgram, String> {
-    build(SENTRY_ALLOWED, platform)
+/// kills the process. `packet_fd` is the pod interface's packet socket, when the
+/// sandbox has one (the only fd its frame calls may name).
+pub fn sentry_filter(platform: Platform, packet_fd: Option<i32>) -> Result<BpfProgram, String> {
+    build(SENTRY_ALLOWED, platform, packet_fd)
 }
 
-fn build(list: &'static [Allowed], platform: Platform) -> Result<BpfProgram, String> {
-    let rt = Runtime::now();
+fn build(
+    list: &'static [Allowed],
+    platform: Platform,
+    packet_fd: Option<i32>,
+) -> Result<BpfProgram, String> {
+    let rt = Runtime::now(packet_fd);
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let mut fails = Vec::new();
     for a in rows_for(list, platform) {
@@ -488,12 +493,12 @@ fn with_errno_prefix(fails: &[(i64, i32)], prog: BpfProgram) -> BpfProgram {
 }
 
 /// Installs the sentry's filter for `platform` (as `--platform` names it) on every
-/// thread of the process.
-pub fn install_sentry_filter(platform: &str) -> Result<(), String> {
+/// thread of the process; `packet_fd` as [`sentry_filter`] takes it.
+pub fn install_sentry_filter(platform: &str, packet_fd: Option<i32>) -> Result<(), String> {
     let platform = Platform::by_name(platform)?;
     // The filter names every host tmpfs instance there is; it allows no new one.
     crate::sys::host_tmpfs::seal();
-    let prog = sentry_filter(platform)?;
+    let prog = sentry_filter(platform, packet_fd)?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
     tracing::info!(
         syscalls = rows_for(SENTRY_ALLOWED, platform).count(),
@@ -522,7 +527,7 @@ mod tests {
     #[test]
     fn filters_build_and_rows_are_unique_per_platform() {
         for p in BOTH {
-            assert!(sentry_filter(p).is_ok());
+            assert!(sentry_filter(p, None).is_ok());
             let mut seen = std::collections::HashSet::new();
             for a in rows_for(SENTRY_ALLOWED, p) {
                 assert!(seen.insert(a.nr), "{p:?}: duplicate row {}", a.nr);
@@ -583,7 +588,7 @@ mod tests {
     /// Forks a child that installs `platform`'s filter, then runs `probe` and exits
     /// with its result.
     fn run(platform: Platform, probe: impl FnOnce() -> i32) -> End {
-        let prog = sentry_filter(platform).expect("filter");
+        let prog = sentry_filter(platform, None).expect("filter");
         // SAFETY: the child only installs the filter, runs the probe (raw system
         // calls) and `_exit`s; it never returns into the test harness.
         let pid = unsafe { libc::fork() };
@@ -1118,7 +1123,7 @@ mod tests {
     #[test]
     fn a_stopped_and_continued_sleep_resumes() {
         for p in BOTH {
-            let prog = sentry_filter(p).expect("filter");
+            let prog = sentry_filter(p, None).expect("filter");
             // SAFETY: the child installs the filter, sleeps with raw calls and exits.
             let pid = unsafe { libc::fork() };
             assert!(pid >= 0);
