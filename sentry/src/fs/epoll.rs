@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{imp_key, Registry};
-use crate::kernel::wait::{WaitQueue, Waker};
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::{WaitQueue, Waker};
 
 /// `EPOLLIN` and friends, as u32.
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;

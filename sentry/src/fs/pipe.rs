@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, Inode, OpenFile, Owner, Stat};
+use crate::wait::WaitQueue;
 
 /// Writes of at most this many bytes are atomic (`PIPE_BUF`).
 pub const PIPE_BUF: usize = 4096;
@@ -582,7 +582,7 @@ pub fn open_fifo_with(
     pipe: &Arc<Pipe>,
     inode: Arc<dyn Inode>,
     flags: i32,
-    waker: &Arc<crate::kernel::wait::Waker>,
+    waker: &Arc<crate::wait::Waker>,
     interrupted: impl FnMut() -> bool,
 ) -> SysResult<Box<dyn FileImpl>> {
     let nonblock = flags & libc::O_NONBLOCK != 0;
@@ -607,7 +607,7 @@ pub fn open_fifo_with(
         return Ok(end);
     }
     let _reg = pipe.queue.register(waker);
-    let r = crate::kernel::wait::block(waker, None, interrupted, || {
+    let r = crate::wait::block(waker, None, interrupted, || {
         let s = pipe.lock()?;
         Ok(if read {
             (s.writer_opens > partner.writer_opens).then_some(())
@@ -618,7 +618,7 @@ pub fn open_fifo_with(
     match r {
         Ok(Ok(())) => Ok(end),
         Ok(Err(e)) => Err(e),
-        Err(i) => Err(crate::kernel::wait::restart_errno(i)),
+        Err(i) => Err(crate::wait::restart_errno(i)),
     }
 }
 
@@ -702,7 +702,7 @@ mod tests {
 
     #[test]
     fn fifo_open_rules() {
-        use crate::kernel::wait::Waker;
+        use crate::wait::Waker;
         let p = Pipe::new(owner());
         let inode: Arc<dyn Inode> = Arc::new(FifoInode);
         let w = Waker::new();

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{imp_key, Registry};
 use crate::kernel::signals::UNBLOCKABLE;
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::WaitQueue;
 
 /// Size of `struct signalfd_siginfo`.
 pub const SIGINFO_SIZE: usize = 128;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{imp_key, Registry};
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::WaitQueue;
 
 static TIMERS: Registry<Timer> = Registry::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x4000_0000);
@@ -262,7 +262,7 @@ impl FileImpl for TimerFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::wait::{block, Waker};
+    use crate::wait::{block, Waker};
 
     #[test]
     fn one_shot_periodic_and_wakeup() {

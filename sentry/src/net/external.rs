@@ -39,11 +39,11 @@ use smoltcp::wire::{
 
 use crate::config::NetDevConfig;
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::SockAddr;
 use crate::net::gso;
 use crate::net::Netstack;
 use crate::sys::packet;
+use crate::wait::WaitQueue;
 
 /// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
 /// tens of KiB; 4 MiB measured no faster there (docs/networking.md).

@@ -24,12 +24,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, SockAddr};
 pub use crate::net::ippacket::Packet;
 use crate::net::ippacket::{checksum, encode, parse_v4, parse_v6, v4_header, MAX_DATAGRAM};
 use crate::net::opts::{int_of, Ctx, SockOpts};
 use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 
 /// `IPPROTO_ICMP`.
 pub const PROTO_ICMP: u8 = 1;

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::ifreq::{ARPHRD_LOOPBACK, LO_FLAGS};
 use crate::net::loopback::{LO_INDEX, LO_MTU};
 use crate::net::{next_ino, Netstack, SOCKFS_DEV};
 use crate::vfs::{FileImpl, Stat};
+use crate::wait::WaitQueue;
 
 /// `sizeof(struct sockaddr_nl)`.
 pub const SOCKADDR_NL_LEN: usize = 12;

@@ -16,11 +16,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{self, Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
 use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 use smoltcp::iface::SocketHandle;
 
 /// Bytes one direction of a connection queues when the receiver did not set

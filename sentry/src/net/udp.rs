@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
 use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 
 /// Largest UDP payload over IPv4 (65535 less the IP and UDP headers).
 pub const MAX_V4: usize = 65_507;

@@ -14,10 +14,7 @@ use seccompiler::{
 };
 
 use super::isolation::{STUB_GID, STUB_UID};
-use crate::platform::common::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
-use crate::platform::ptrace::{
-    STUB_FORK_FLAGS as PTRACE_STUB_FORK_FLAGS, STUB_THREAD_FLAGS as PTRACE_STUB_THREAD_FLAGS,
-};
+use crate::sys::host::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
 
 /// Which platform a row is for. The ptrace platform forks its stubs from the sentry
 /// after confinement, so they run under the sentry's filter, and so do the remote
@@ -139,7 +136,21 @@ const PTRACE_OPTIONS: u32 = (libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACEFORK
     | libc::PTRACE_O_TRACECLONE) as u32;
 /// The platforms' interrupt signal, as the filter compares it.
-const INTERRUPT_SIGNAL: u32 = crate::platform::common::INTERRUPT_SIGNAL as u32;
+/// The signal both platforms send to interrupt a running stub thread (the filter
+/// allows exactly this one for it).
+pub(crate) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+
+/// `clone` flags of a new ptrace stub thread: a thread of the same stub process.
+pub(crate) const PTRACE_STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM) as u64;
+/// `clone` flags of a forked ptrace stub. CLONE_PARENT makes it a child of the
+/// sentry, like every stub: its exit is reported to (and reaped by) the sentry,
+/// never left as a zombie in a stub that does not wait.
+pub(crate) const PTRACE_STUB_FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 /// `PTRACE_GET_SYSCALL_INFO` (not in every libc).
 const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
 /// Register-set notes the ptrace platform reads and writes (FXSAVE, XSAVE).
@@ -251,11 +262,11 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_pidfd_open(one_of(&[&[Cmp::Within(1, PIDFD_THREAD | libc::O_NONBLOCK as u32)]])): "a pidfd per stub and per stub thread, so kills and interrupts never hit a recycled id",
     SYS_pidfd_send_signal(one_of(&[
         &[Cmp::Eq(1, libc::SIGKILL as u32), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
-        &[Cmp::Eq(1, INTERRUPT_SIGNAL), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
+        &[Cmp::Eq(1, INTERRUPT_SIGNAL as u32), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
         &[Cmp::Eq(1, 0), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
     ])): "killing a stub (SIGKILL), interrupting a running stub thread (the platforms' SIGUSR2), liveness probes (0); no forged siginfo (NULL only)",
     SYS_tgkill(one_of(&[
-        &[Cmp::Range(0, 1, PID_MAX), Cmp::Range(1, 1, PID_MAX), Cmp::Eq(2, INTERRUPT_SIGNAL)],
+        &[Cmp::Range(0, 1, PID_MAX), Cmp::Range(1, 1, PID_MAX), Cmp::Eq(2, INTERRUPT_SIGNAL as u32)],
         &[Cmp::OwnPid(0), Cmp::Eq(2, libc::SIGABRT as u32)],
     ])): "interrupting a running stub thread (kernels without thread pidfds): SIGUSR2 only; SIGABRT to the sentry itself (abort after a double panic)",
     SYS_ppoll: "systrap: the stub death watcher waits on every stub's pidfd; ptrace: a stub thread waiting to be adopted by its new tracer blocks in a remote ppoll on its control socket (stubs inherit this filter)",
