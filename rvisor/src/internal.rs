@@ -106,9 +106,10 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         Some(n) => Some(File::from(adopt_fd(n, "--report-fd")?)),
         None => None,
     };
-    if let Some(n) = args.net_fd {
-        sentry::net::external::set_device(adopt_fd(n, "--net-fd")?);
-    }
+    let net_device = match args.net_fd {
+        Some(n) => Some(adopt_fd(n, "--net-fd")?),
+        None => None,
+    };
     exit_on_panic("sentry", report);
     let mut text = String::new();
     File::from(config_fd)
@@ -121,7 +122,7 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
     // With a control channel the sentry reports setup failures there, and the
     // runtime prints them; stderr is the container's.
     let quiet = control.is_some();
-    match sentry::boot::run(config, gofer, control) {
+    match sentry::boot::run(config, gofer, control, net_device) {
         Ok(exit) => {
             tracing::info!(?exit, "sandbox exited");
             Ok(exit.shell_status())

@@ -25,7 +25,7 @@ fn from_oci(sc: &LinuxSeccomp) -> Result<SeccompConfig, SpecError> {
     };
     let value = serde_json::to_value(sc).map_err(|e| fail(e.to_string()))?;
     let cfg: SeccompConfig = serde_json::from_value(value).map_err(|e| fail(e.to_string()))?;
-    if let Err(e) = sentry::kernel::seccomp_spec::compile(&cfg) {
+    if let Err(e) = sentry::kernel::seccomp_spec::compile(&cfg, &sentry::syscalls::TABLE) {
         // The sentry's message starts with the field it names.
         let (field, msg) = e.split_once(": ").unwrap_or(("linux.seccomp", e.as_str()));
         return Err(SpecError {

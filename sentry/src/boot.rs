@@ -1,24 +1,19 @@
 //! `rvisor boot`: the sentry's entry point. Builds the kernel from a [`BootConfig`],
 //! starts the container's first process and returns how it ended.
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use crate::config::BootConfig;
-use crate::control;
+use crate::control::{self, setup::fs_constructors, setup::process_spec};
 use crate::fs::host::HostStream;
 use crate::fs::memfile::MemoryFile;
-use crate::fs::tmpfs::Tmpfs;
-use crate::kernel::creds::{CapSets, Credentials, ALL_CAPS, CAP_NET_RAW};
-use crate::kernel::limits::{Limit, Limits};
-use crate::kernel::spawn::{self, ProcessSpec, StartError};
+use crate::kernel::spawn::{self, StartError};
 use crate::kernel::{ExitStatus, Kernel};
 use crate::platform;
 use crate::sys::{confine, host, isolation};
-use crate::vfs::mount::{self, FsConstructor, Mount, MountTable};
-use crate::vfs::path::{resolve, Follow};
-use crate::vfs::{Dentry, FdTable, FsContext, OpenFile};
+use crate::vfs::mount::{self, Mount, MountTable};
+use crate::vfs::{Dentry, FdTable, OpenFile};
 
 /// How the sandbox ended, for the CLI to turn into its own exit status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +35,8 @@ impl SandboxExit {
 }
 
 /// Runs a sandbox. `gofer` is the connected socket to this sandbox's gofer; the
-/// caller's fds 0, 1 and 2 become the application's stdio. Errors are setup failures
+/// caller's fds 0, 1 and 2 become the application's stdio. `net_device` is the
+/// packet socket on the pod's interface under `--network=sandbox`. Errors are setup failures
 /// (bad config, platform unavailable, program not found), each naming what failed.
 ///
 /// With a `control` socket (OCI `create`), the first process is loaded and then held
@@ -51,6 +47,7 @@ pub fn run(
     config: BootConfig,
     gofer: OwnedFd,
     control: Option<OwnedFd>,
+    net_device: Option<OwnedFd>,
 ) -> Result<SandboxExit, String> {
     let control = control.map(control::Server::new);
     // First, while the process is single-threaded: from here on this is the sentry,
@@ -68,7 +65,7 @@ pub fn run(
         return Err(e);
     }
     set_testonly_panic();
-    run_inner(config, gofer, control, confinement)
+    run_inner(config, gofer, control, net_device, confinement)
 }
 
 /// `RVISOR_TESTONLY_PANIC_ON_SYSCALL=NAME`: the sentry panics in the task thread that
@@ -92,6 +89,7 @@ fn run_inner(
     config: BootConfig,
     gofer: OwnedFd,
     control: Option<control::Server>,
+    net_device: Option<OwnedFd>,
     confinement: isolation::Confinement,
 ) -> Result<SandboxExit, String> {
     let control_failed = control.as_ref().map(|c| c.failure_reporter());
@@ -141,6 +139,7 @@ fn run_inner(
     let resources = crate::kernel::resources::Resources::from_config(&config.resources, host_cpus);
     let kernel = Kernel::with_resources(
         platform,
+        &crate::syscalls::TABLE,
         root.clone(),
         config.hostname.clone(),
         config.strace,
@@ -160,13 +159,13 @@ fn run_inner(
     let fds = stdio_table().map_err(fail)?;
     // The pod's interface (its packet socket, its eventfd) before the filter, which
     // names that socket's fd.
-    crate::net::configure(&config).map_err(fail)?;
+    crate::net::configure(&kernel.net, &config, net_device).map_err(fail)?;
     // From here on the sentry needs nothing the allow-list does not name.
     confinement.isolate_filesystem().map_err(fail)?;
     confinement
         .drop_sentry_privileges(stub_forks)
         .map_err(fail)?;
-    confine::install_sentry_filter(platform_name).map_err(fail)?;
+    confine::install_sentry_filter(platform_name, kernel.net.packet_fd()).map_err(fail)?;
 
     kernel
         .net_raw
@@ -222,87 +221,6 @@ fn run_inner(
     })
 }
 
-/// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
-/// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
-///
-/// `bind` entries are the gofer's bind mounts, attached by position: the runtime
-/// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
-/// order, and the mount table builds the entries in order, so the n-th `bind`
-/// constructed is the gofer's mount n.
-///
-/// `devices` are the spec's emulated `linux.devices`, added to devfs; a clash with
-/// devfs's own entries is an error naming the path.
-pub(crate) fn fs_constructors(
-    kernel: &Arc<Kernel>,
-    client: &Arc<gofer::Client>,
-    devices: &[crate::config::DeviceConfig],
-) -> Result<HashMap<String, FsConstructor>, String> {
-    let mut m: HashMap<String, FsConstructor> = HashMap::new();
-    // A tmpfs without `size=` gets half the machine's memory, as on Linux; with a
-    // memory limit that machine is the limit, so filling a tmpfs ends in ENOSPC
-    // before the host cgroup runs out (its pages, written by the sentry, count for
-    // no process the host's OOM killer could pick but the sentry).
-    let tmpfs = Tmpfs::constructor();
-    let half = kernel.resources.memory_limit().map(|l| l / 2);
-    m.insert(
-        "tmpfs".to_string(),
-        Box::new(move |mc| match half {
-            Some(h) if !mc.options.iter().any(|o| o.starts_with("size=")) => {
-                let mut sized = mc.clone();
-                sized.options.push(format!("size={h}"));
-                tmpfs(&sized)
-            }
-            _ => tmpfs(mc),
-        }),
-    );
-    let next_bind = std::sync::atomic::AtomicU32::new(0);
-    let client = client.clone();
-    m.insert(
-        "bind".to_string(),
-        Box::new(move |mc| {
-            let index = next_bind.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let (flags, _) = mount::parse_options(&mc.options);
-            crate::fs::gofer::GoferFs::mount_bind(
-                client.clone(),
-                index,
-                flags & libc::MS_RDONLY != 0,
-            )
-        }),
-    );
-    let k = Arc::downgrade(kernel);
-    m.insert(
-        "proc".to_string(),
-        Box::new(move |_| {
-            k.upgrade()
-                .map(|k| crate::fs::procfs::new_root(&k))
-                .ok_or(crate::errno::Errno::EIO)
-        }),
-    );
-    // devfs carries its own pts directory (so /dev/ptmx and /dev/pts share ptys);
-    // a separate devpts mount over /dev/pts is therefore the same tree.
-    let devfs =
-        crate::fs::devfs::new_root_with(devices).map_err(|e| format!("linux.devices: {e}"))?;
-    let devfs2 = devfs.clone();
-    m.insert("devtmpfs".to_string(), Box::new(move |_| Ok(devfs.clone())));
-    m.insert(
-        "devpts".to_string(),
-        Box::new(move |_| devfs2.lookup(b"pts")),
-    );
-    let kc = Arc::downgrade(kernel);
-    let cgroupfs: FsConstructor = Box::new(move |_| {
-        kc.upgrade()
-            .map(|k| crate::fs::cgroupfs::new_root(&k))
-            .ok_or(crate::errno::Errno::EIO)
-    });
-    m.insert("cgroup2".to_string(), cgroupfs);
-    let ncpus = kernel.ncpus;
-    m.insert(
-        "sysfs".to_string(),
-        Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
-    );
-    Ok(m)
-}
-
 /// CPUs this thread may run on, by its affinity mask.
 fn affinity_cpus() -> Option<usize> {
     use nix::sched::{sched_getaffinity, CpuSet};
@@ -332,93 +250,4 @@ fn stdio_table() -> Result<FdTable, String> {
         }
     }
     Ok(fds)
-}
-
-/// The credentials a process started from outside the sandbox has just before its
-/// program is exec'd (see [`Credentials::for_container`]).
-pub fn process_creds(p: &crate::config::ProcessConfig, net_raw: bool) -> Credentials {
-    let groups = p.additional_gids.clone();
-    let mut caps = match &p.capabilities {
-        Some(c) => CapSets {
-            bounding: c.bounding,
-            effective: c.effective,
-            inheritable: c.inheritable,
-            permitted: c.permitted,
-            ambient: c.ambient,
-        },
-        None => {
-            let all = if p.uid == 0 { ALL_CAPS } else { 0 };
-            CapSets {
-                bounding: ALL_CAPS,
-                effective: all,
-                permitted: all,
-                ..Default::default()
-            }
-        }
-    };
-    if !net_raw {
-        caps = caps.without(CAP_NET_RAW);
-    }
-    Credentials::for_container(p.uid, p.gid, groups, &caps, p.no_new_privs)
-}
-
-/// A process started from outside the sandbox (the first one, or an exec'd one),
-/// from its config, with root `root`, open files `fds` and parent `parent` (0: none
-/// in the sandbox). Without `net_raw` (the runtime's `--net-raw`), CAP_NET_RAW is
-/// taken from every capability set whatever the config asks.
-pub fn process_spec(
-    root: &Arc<Dentry>,
-    fds: FdTable,
-    p: &crate::config::ProcessConfig,
-    parent: i32,
-    net_raw: bool,
-) -> Result<ProcessSpec, String> {
-    if p.args.is_empty() {
-        return Err("process.args: must not be empty".into());
-    }
-    let start = FsContext {
-        root: root.clone(),
-        cwd: root.clone(),
-        umask: 0o022,
-    };
-    let cwd = resolve(&start, root, p.cwd.as_bytes(), Follow::Yes)
-        .map_err(|e| format!("process.cwd {:?}: {e}", p.cwd))?;
-    if !cwd.inode().stat().map(|s| s.is_dir()).unwrap_or(false) {
-        return Err(format!("process.cwd {:?}: not a directory", p.cwd));
-    }
-    let fs = FsContext {
-        root: root.clone(),
-        cwd,
-        umask: 0o022,
-    };
-    let creds = process_creds(p, net_raw);
-    let mut limits = Limits::default();
-    for r in &p.rlimits {
-        limits
-            .set(
-                r.resource,
-                Limit {
-                    cur: r.soft,
-                    max: r.hard,
-                },
-                true,
-            )
-            .map_err(|e| format!("process.rlimits: resource {}: {e}", r.resource))?;
-    }
-    Ok(ProcessSpec {
-        argv: p.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        envp: p.env.iter().map(|e| e.as_bytes().to_vec()).collect(),
-        fs,
-        creds,
-        limits,
-        fds,
-        parent,
-        oom_score_adj: p.oom_score_adj,
-        gate: None,
-        seccomp: p
-            .seccomp
-            .as_ref()
-            .map(crate::kernel::seccomp_spec::compile)
-            .transpose()?,
-    })
 }

@@ -3,16 +3,20 @@
 //! An untrusted application's system calls are trapped by a [`platform`] and serviced
 //! here, by a Linux-compatible kernel that runs as an ordinary, confined host process.
 //! Host files arrive only through the gofer. Modules follow kernel concepts:
-//! [`kernel`] (tasks, credentials, limits, signals), [`mm`] (address spaces),
+//! [`kernel`] (tasks, limits, signals), [`creds`] and [`wait`] (credentials and
+//! wait queues, primitives below the files), [`mm`] (address spaces),
 //! [`loader`] (exec), [`vfs`] and [`fs`] (files), [`syscalls`] (the ABI),
 //! [`platform`] (how app code runs), [`sys`] (the thin host layer).
 
 pub mod boot;
 pub mod config;
 pub mod control;
+pub mod creds;
 pub mod errno;
 pub mod fs;
 pub mod kernel;
+#[cfg(test)]
+mod layers;
 pub mod loader;
 pub mod mm;
 pub mod net;
@@ -20,5 +24,6 @@ pub mod platform;
 pub mod sys;
 pub mod syscalls;
 pub mod vfs;
+pub mod wait;
 
 pub use errno::{Errno, SysResult};

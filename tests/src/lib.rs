@@ -2,6 +2,7 @@
 //! compiling C programs at test time, running a command natively or inside the sandbox with a
 //! timeout, and the per-program spec read from `// e2e:` comments.
 
+pub mod containerd;
 pub mod diff;
 pub mod image;
 pub mod spec;

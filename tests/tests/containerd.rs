@@ -10,21 +10,14 @@
 //! `containerd-shim-rvisor-v1` beside it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use rvisor_e2e::containerd::Daemon;
 use std::time::{Duration, Instant};
 
 const RUNTIME: &str = "io.containerd.rvisor.v1";
 const IMAGE: &str = "docker.io/library/rvisor-busybox:test";
 const NS: &str = "rvisor-test";
-
-fn rvisor_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RVISOR_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/containerd-XXXX -> target/<profile>/rvisor
-    let me = std::env::current_exe().unwrap();
-    me.parent().unwrap().parent().unwrap().join("rvisor")
-}
 
 /// An OCI image archive holding a busybox-static rootfs.
 fn build_image(work: &Path) -> PathBuf {
@@ -49,32 +42,23 @@ fn build_image(work: &Path) -> PathBuf {
     )
 }
 
-/// A private containerd; stopped and its directories removed on drop.
+/// A private containerd (see `rvisor_e2e::containerd`); its containers are deleted
+/// on drop, before it is stopped and its directory removed.
 struct Containerd {
-    dir: PathBuf,
-    child: Option<Child>,
+    d: Daemon,
+}
+
+impl std::ops::Deref for Containerd {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.d
+    }
 }
 
 impl Containerd {
     fn start(name: &str) -> Containerd {
-        let st = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "tests/setup.sh failed");
         let dir = std::env::temp_dir().join(format!("rvisor-ctrd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("bin")).unwrap();
-        let rvisor = rvisor_bin();
-        let shim = rvisor.with_file_name("containerd-shim-rvisor-v1");
-        assert!(
-            rvisor.exists(),
-            "{} missing: build rvisor",
-            rvisor.display()
-        );
-        assert!(shim.exists(), "{} missing: build the shim", shim.display());
-        std::os::unix::fs::symlink(&rvisor, dir.join("bin/rvisor")).unwrap();
-        std::os::unix::fs::symlink(&shim, dir.join("bin/containerd-shim-rvisor-v1")).unwrap();
+        Daemon::prepare(&dir, &[]);
         let d = dir.display();
         let config = format!(
             r#"version = 2
@@ -92,50 +76,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 "#
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let path = format!(
-            "{}:{}",
-            dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .env("PATH", path)
-            .env("RVISOR_SHIM_CONFIG", dir.join("rvisor.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let c = Containerd {
-            dir,
-            child: Some(child),
-        };
-        let start = Instant::now();
-        while !c.ctr(&["version"]).status.success() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "containerd did not start: {}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config").arg(dir.join("config.toml"));
+        Containerd {
+            d: Daemon::spawn(dir, cmd),
         }
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
     }
 
     fn ctr_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
-        cmd.arg("--address")
-            .arg(self.dir.join("containerd.sock"))
-            .args(["--namespace", NS])
-            .args(args)
-            .stdin(Stdio::null());
-        cmd
+        self.d.ctr_cmd(Some(NS), args)
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
@@ -210,33 +159,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         ]);
         self.wait_task(id, "RUNNING");
     }
-
-    /// Host pids of shim processes (`containerd-shim-rvisor-v1`) and rvisor processes
-    /// whose command line mentions this containerd's directory.
-    fn stray(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let me = self.dir.to_string_lossy().into_owned();
-        for (pid, dir) in rvisor_e2e::host_processes() {
-            let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
-                continue;
-            };
-            // argv[0] up to its NUL: the binary's path may hold spaces (a checkout in
-            // "/tmp/ci space/").
-            let argv0 =
-                String::from_utf8_lossy(cmd.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
-            if ours && cmd.contains(&me) {
-                out.push(format!("{pid}: {cmd}"));
-            }
-        }
-        out
-    }
 }
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        // Containers first (their shims and sandboxes), then containerd itself.
+        // Containers first (their shims and sandboxes); containerd itself is
+        // stopped when the daemon is dropped.
         if let Ok(o) = self.ctr_cmd(&["task", "ls", "-q"]).output() {
             for id in String::from_utf8_lossy(&o.stdout).lines() {
                 let _ = self.ctr(&["task", "delete", "--force", id]);
@@ -247,36 +175,6 @@ impl Drop for Containerd {
                 let _ = self.ctr(&["container", "delete", id]);
             }
         }
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let start = Instant::now();
-            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // A shim containerd could not reach (a failed test) is killed here, by pid.
-        for p in self.stray() {
-            if let Some(pid) = p.split(':').next().and_then(|n| n.parse::<i32>().ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        // Snapshots may still be bind-mounted if a shim died mid-way.
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.dir)
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -621,9 +519,9 @@ fn killed_shim_leaves_no_sandbox_behind() {
     // This containerd's shims only (other tests run their own at the same time).
     let shims: Vec<i32> = c
         .stray()
-        .iter()
-        .filter(|l| l.contains("containerd-shim-rvisor-v1"))
-        .filter_map(|l| l.split(':').next().and_then(|n| n.parse().ok()))
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains("containerd-shim-rvisor-v1"))
+        .map(|(pid, _)| pid)
         .collect();
     let shim = *shims
         .iter()

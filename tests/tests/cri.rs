@@ -14,11 +14,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use rvisor_e2e::containerd::Daemon;
 use rvisor_e2e::Link;
 use tonic::transport::Channel;
 
@@ -27,15 +28,6 @@ const HANDLER: &str = "rvisor";
 const PAUSE: &str = "docker.io/library/rvisor-pause:test";
 const IMAGE: &str = "docker.io/library/rvisor-cri-busybox:test";
 const MIB: i64 = 1 << 20;
-
-fn rvisor_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("RVISOR_BIN") {
-        return PathBuf::from(p);
-    }
-    // target/<profile>/deps/cri-XXXX -> target/<profile>/rvisor
-    let me = std::env::current_exe().unwrap();
-    me.parent().unwrap().parent().unwrap().join("rvisor")
-}
 
 /// An OCI archive with two images over one busybox-static layer (plus the helpers
 /// `sysv_shm` and `mem_hog`): the pause image (`sleep` for ever) and the image of
@@ -83,40 +75,28 @@ fn build_images(work: &Path) -> PathBuf {
     )
 }
 
-/// A private containerd with the CRI plugin, in a network namespace of its own;
-/// on drop its pods are stopped and removed, containerd is stopped, and its
-/// directories and cgroups are removed.
+/// A private containerd with the CRI plugin, in a network namespace of its own
+/// (see `rvisor_e2e::containerd`); on drop its pods are stopped and removed,
+/// containerd is stopped, and its directories and cgroups are removed.
 struct Containerd {
-    dir: PathBuf,
+    d: Daemon,
     /// The pods' cgroup parent (cgroupfs driver), relative to each hierarchy's root.
     cgroup_parent: String,
-    child: Option<Child>,
+}
+
+impl std::ops::Deref for Containerd {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.d
+    }
 }
 
 impl Containerd {
     /// A containerd whose rvisor runs on `platform`.
     fn start(platform: &str) -> Containerd {
-        let st = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/setup.sh"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "tests/setup.sh failed");
         let dir =
             std::env::temp_dir().join(format!("rvisor-cri-{}-{platform}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for d in ["bin", "cni", "cni-ipam", "pods"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let rvisor = rvisor_bin();
-        let shim = rvisor.with_file_name("containerd-shim-rvisor-v1");
-        assert!(
-            rvisor.exists(),
-            "{} missing: build rvisor",
-            rvisor.display()
-        );
-        assert!(shim.exists(), "{} missing: build the shim", shim.display());
-        std::os::unix::fs::symlink(&rvisor, dir.join("bin/rvisor")).unwrap();
-        std::os::unix::fs::symlink(&shim, dir.join("bin/containerd-shim-rvisor-v1")).unwrap();
+        Daemon::prepare(&dir, &["cni", "cni-ipam", "pods"]);
         let d = dir.display();
         // The pods' bridge lives in containerd's own network namespace; no masquerade,
         // no iptables.
@@ -179,60 +159,23 @@ state = "{d}/state"
             ),
         )
         .unwrap();
-        let path = format!(
-            "{}:{}",
-            dir.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
         // `unshare` execs the shell, which execs containerd: the child's pid is
         // containerd's.
-        let child = Command::new("unshare")
-            .args(["--net", "--", "sh", "-c"])
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--net", "--", "sh", "-c"])
             .arg(r#"ip link set lo up && exec containerd --config "$1""#)
             .arg("sh")
-            .arg(dir.join("config.toml"))
-            .env("PATH", path)
-            .env("RVISOR_SHIM_CONFIG", dir.join("rvisor.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let c = Containerd {
+            .arg(dir.join("config.toml"));
+        let mut d = Daemon::spawn(dir, cmd);
+        d.keep_dir = std::env::var_os("RVISOR_CRI_KEEP").is_some();
+        Containerd {
             cgroup_parent: format!("rvisor-cri-{}-{platform}", std::process::id()),
-            dir,
-            child: Some(child),
-        };
-        let start = Instant::now();
-        while !c.ctr(&["version"]).status.success() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "containerd did not start: {}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            d,
         }
-        c
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()
-    }
-
-    fn sock(&self) -> PathBuf {
-        self.dir.join("containerd.sock")
     }
 
     fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.sock())
-            .args(["--namespace", NS])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        self.d.ctr(Some(NS), args)
     }
 
     fn import_images(&self) {
@@ -249,30 +192,6 @@ state = "{d}/state"
             "ctr images import: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-    }
-
-    /// containerd's pid (the namespace of the pods' bridge is its).
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
-    }
-
-    /// Host processes of rvisor and of its shim started for this containerd.
-    fn stray(&self) -> Vec<(i32, String)> {
-        let me = self.dir.to_string_lossy().into_owned();
-        let mut out = Vec::new();
-        for (pid, dir) in rvisor_e2e::host_processes() {
-            let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
-                continue;
-            };
-            let argv0 =
-                String::from_utf8_lossy(cmd.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            let ours = argv0.ends_with("rvisor") || argv0.ends_with("containerd-shim-rvisor-v1");
-            if ours && cmd.contains(&me) {
-                out.push((pid, cmd));
-            }
-        }
-        out
     }
 
     /// The cgroup directories under the pods' parent, in every hierarchy, deepest first.
@@ -340,38 +259,11 @@ impl Drop for Containerd {
             });
         })
         .join();
-        if let Some(mut c) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(c.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let start = Instant::now();
-            while c.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // A shim or sandbox containerd could not end (a failed test), by pid.
-        for (pid, _) in self.stray() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let _ = Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.dir)
-            .stderr(Stdio::null())
-            .status();
+        // containerd, then what it could not end; the mounts and the directory go
+        // when the daemon is dropped.
+        self.d.stop();
         for cg in self.cgroups() {
             let _ = std::fs::remove_dir(cg);
-        }
-        if std::env::var_os("RVISOR_CRI_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -25,6 +25,8 @@
 //! network). A process belongs to a container when its parent chain reaches that
 //! container's first process.
 
+pub mod setup;
+
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::mpsc;
 
@@ -626,7 +628,7 @@ fn start_external(
         return Err("missing the status socket".into());
     };
     let net_raw = kernel.net_raw.load(std::sync::atomic::Ordering::Relaxed);
-    let mut spec = crate::boot::process_spec(root, table, process, 0, net_raw)?;
+    let mut spec = setup::process_spec(root, table, process, 0, net_raw)?;
     spec.gate = gate;
     let pid = match spawn::start_process(kernel, spec) {
         Ok(pid) => pid,
@@ -780,7 +782,7 @@ fn create_container(
     table.mount_all(
         &root,
         &mount::with_defaults(mounts, readonly_rootfs, &root),
-        &crate::boot::fs_constructors(kernel, &client, &config.devices)?,
+        &setup::fs_constructors(kernel, &client, &config.devices)?,
     )?;
     // After every other mount, as for the sandbox's first container.
     crate::vfs::protect::apply(&table, &root, &config.masked_paths, &config.readonly_paths)?;

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::fs::pipe::{imp_key, Registry};
-use crate::kernel::wait::{WaitQueue, Waker};
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::{WaitQueue, Waker};
 
 /// `EPOLLIN` and friends, as u32.
 pub const EPOLLIN: u32 = libc::EPOLLIN as u32;
@@ -37,7 +36,6 @@ const CONTROL: u32 = EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP;
 /// Nesting depth Linux allows (`EP_MAX_NESTS`).
 const MAX_NESTS: usize = 4;
 
-static EPOLLS: Registry<Epoll> = Registry::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x2000_0000);
 
 struct Interest {
@@ -74,23 +72,15 @@ pub fn new_epoll() -> Box<dyn FileImpl> {
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         version: AtomicU64::new(0),
     });
-    let f = Box::new(EpollFile { ep: ep.clone() });
-    EPOLLS.insert(
-        &*f as *const EpollFile as *const () as usize,
-        Arc::downgrade(&ep),
-    );
-    f
+    Box::new(EpollFile { ep })
 }
 
 /// The epoll instance behind an open file.
 pub fn epoll_of(file: &OpenFile) -> Option<Arc<Epoll>> {
-    EPOLLS.get(imp_key(file))
-}
-
-impl Drop for EpollFile {
-    fn drop(&mut self) {
-        EPOLLS.remove(self as *const EpollFile as *const () as usize);
-    }
+    file.imp()
+        .as_any()?
+        .downcast_ref::<EpollFile>()
+        .map(|f| f.ep.clone())
 }
 
 /// The current edge marker of a file: pipe event counters, or the interest waker's
@@ -288,6 +278,10 @@ pub fn watched_files(file: &OpenFile, out: &mut Vec<Arc<OpenFile>>, depth: usize
 }
 
 impl FileImpl for EpollFile {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn seekable(&self) -> bool {
         false
     }

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, Stat};
+use crate::wait::WaitQueue;
 
 /// Largest value the counter holds.
 pub const MAX: u64 = u64::MAX - 1;

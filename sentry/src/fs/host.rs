@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicI16, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::mm::io::write_all;
 use crate::platform::AddressSpace;
 use crate::sys::host::{self, TtyQuery};
 use crate::vfs::{FileImpl, Stat};
+use crate::wait::WaitQueue;
 
 /// The most a write to a host stream that can block passes at once: a pipe that
 /// polls writable takes this much without blocking.

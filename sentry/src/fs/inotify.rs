@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::platform::AddressSpace;
 use crate::vfs::{Dentry, FileImpl, Inode, OpenFile, SetAttr, Stat, TimeChange};
+use crate::wait::WaitQueue;
 
 /// File was accessed (read).
 pub const IN_ACCESS: u32 = 0x1;

@@ -13,12 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile};
-use crate::fs::pipe::{imp_key, Registry};
 use crate::mm::Mappable;
 use crate::sys::host;
 use crate::vfs::{FileImpl, OpenFile, Owner, Stat};
 
-static MEMFDS: Registry<MemFd> = Registry::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x5000_0000);
 /// `st_dev` of memfds (the shmem internal mount).
 const MEMFD_DEV: u64 = 0x1;
@@ -47,12 +45,6 @@ pub struct MemFdFile {
     m: Arc<MemFd>,
 }
 
-impl Drop for MemFdFile {
-    fn drop(&mut self) {
-        MEMFDS.remove(self as *const MemFdFile as *const () as usize);
-    }
-}
-
 /// Creates a memfd named `name` (`memfd:` is prefixed in listings).
 pub fn new_memfd(name: &[u8], allow_sealing: bool, owner: Owner) -> SysResult<Box<dyn FileImpl>> {
     let m = Arc::new(MemFd {
@@ -62,17 +54,15 @@ pub fn new_memfd(name: &[u8], allow_sealing: bool, owner: Owner) -> SysResult<Bo
         owner,
         seals: Mutex::new(if allow_sealing { 0 } else { F_SEAL_SEAL }),
     });
-    let f = Box::new(MemFdFile { m: m.clone() });
-    MEMFDS.insert(
-        &*f as *const MemFdFile as *const () as usize,
-        Arc::downgrade(&m),
-    );
-    Ok(f)
+    Ok(Box::new(MemFdFile { m }))
 }
 
 /// The memfd behind an open file.
 pub fn memfd_of(file: &OpenFile) -> Option<Arc<MemFd>> {
-    MEMFDS.get(imp_key(file))
+    file.imp()
+        .as_any()?
+        .downcast_ref::<MemFdFile>()
+        .map(|f| f.m.clone())
 }
 
 impl MemFd {
@@ -143,6 +133,10 @@ impl Mappable for MemFd {
 }
 
 impl FileImpl for MemFdFile {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], offset: u64) -> SysResult<usize> {
         host::pread(self.m.ext.fd(), buf, offset)
     }

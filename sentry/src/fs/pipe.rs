@@ -7,14 +7,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
-use crate::kernel::Task;
 use crate::mm::io;
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, Inode, OpenFile, Owner, Stat};
+use crate::wait::WaitQueue;
 
 /// Writes of at most this many bytes are atomic (`PIPE_BUF`).
 pub const PIPE_BUF: usize = 4096;
@@ -30,44 +29,6 @@ pub const F_GETPIPE_SZ: i32 = 1032;
 const PIPEFS_DEV: u64 = 0xc;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x1000);
-
-/// A process-wide map from a [`FileImpl`]'s address to the object behind it, so the
-/// syscalls that need the concrete type (splice, `F_GETPIPE_SZ`, nested epoll) can
-/// find it from an [`OpenFile`] without a downcast in the `FileImpl` trait.
-pub(crate) struct Registry<T: ?Sized> {
-    map: OnceLock<Mutex<HashMap<usize, Weak<T>>>>,
-}
-
-impl<T: ?Sized> Registry<T> {
-    pub(crate) const fn new() -> Self {
-        Registry {
-            map: OnceLock::new(),
-        }
-    }
-    fn map(&self) -> &Mutex<HashMap<usize, Weak<T>>> {
-        self.map.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-    pub(crate) fn insert(&self, key: usize, v: Weak<T>) {
-        if let Ok(mut m) = self.map().lock() {
-            m.insert(key, v);
-        }
-    }
-    pub(crate) fn remove(&self, key: usize) {
-        if let Ok(mut m) = self.map().lock() {
-            m.remove(&key);
-        }
-    }
-    pub(crate) fn get(&self, key: usize) -> Option<Arc<T>> {
-        self.map().lock().ok()?.get(&key)?.upgrade()
-    }
-}
-
-/// The registry key of an open file's implementation.
-pub(crate) fn imp_key(file: &OpenFile) -> usize {
-    file.imp() as *const dyn FileImpl as *const () as usize
-}
-
-static PIPES: Registry<Pipe> = Registry::new();
 
 /// The pipe behind every FIFO that is open somewhere, by the FIFO's (device, inode).
 /// Only the open ends keep a pipe alive, so the last close discards unread data and
@@ -425,10 +386,6 @@ impl Pipe {
             seen_writer_opens: seen,
             inode,
         });
-        PIPES.insert(
-            &*end as *const PipeEnd as *const () as usize,
-            Arc::downgrade(self),
-        );
         Ok((end, partner))
     }
 
@@ -466,7 +423,6 @@ pub struct PipeEnd {
 
 impl Drop for PipeEnd {
     fn drop(&mut self) {
-        PIPES.remove(self as *const PipeEnd as *const () as usize);
         if let Ok(mut s) = self.pipe.state.lock() {
             if self.read {
                 s.readers -= 1;
@@ -482,6 +438,10 @@ impl Drop for PipeEnd {
 }
 
 impl FileImpl for PipeEnd {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         if !self.read {
             return Err(Errno::EBADF);
@@ -537,7 +497,10 @@ pub fn new_pipe(owner: Owner) -> SysResult<(Box<dyn FileImpl>, Box<dyn FileImpl>
 
 /// The pipe behind an open file, if it is a pipe or FIFO end.
 pub fn pipe_of(file: &OpenFile) -> Option<Arc<Pipe>> {
-    PIPES.get(imp_key(file))
+    file.imp()
+        .as_any()?
+        .downcast_ref::<PipeEnd>()
+        .map(|e| e.pipe.clone())
 }
 
 /// `fcntl(F_GETPIPE_SZ / F_SETPIPE_SZ)`: `None` for any other command, so the
@@ -566,23 +529,14 @@ pub fn fcntl_pipe_size(
 /// Opens a FIFO whose shared state is `pipe` (a FIFO inode keeps one [`Pipe`] for its
 /// lifetime) with `open(2)` semantics: without `O_NONBLOCK`, a read-only open waits
 /// for a writer and a write-only open for a reader; with it, a write-only open with
-/// no reader fails with `ENXIO`. `inode` answers `fstat`.
-pub fn open_fifo(
-    pipe: &Arc<Pipe>,
-    inode: Arc<dyn Inode>,
-    flags: i32,
-    task: &Task,
-) -> SysResult<Box<dyn FileImpl>> {
-    open_fifo_with(pipe, inode, flags, &task.waker, || task.signal_pending())
-}
-
-/// [`open_fifo`] with the waiting parts spelled out: `waker` parks the opener and
-/// `interrupted` says a signal is pending (`ERESTARTSYS`).
+/// no reader fails with `ENXIO`. `inode` answers `fstat`. The opener waits on
+/// `waker` (its task's) and `interrupted` says a signal is pending
+/// (`ERESTARTSYS`).
 pub fn open_fifo_with(
     pipe: &Arc<Pipe>,
     inode: Arc<dyn Inode>,
     flags: i32,
-    waker: &Arc<crate::kernel::wait::Waker>,
+    waker: &Arc<crate::wait::Waker>,
     interrupted: impl FnMut() -> bool,
 ) -> SysResult<Box<dyn FileImpl>> {
     let nonblock = flags & libc::O_NONBLOCK != 0;
@@ -607,7 +561,7 @@ pub fn open_fifo_with(
         return Ok(end);
     }
     let _reg = pipe.queue.register(waker);
-    let r = crate::kernel::wait::block(waker, None, interrupted, || {
+    let r = crate::wait::block(waker, None, interrupted, || {
         let s = pipe.lock()?;
         Ok(if read {
             (s.writer_opens > partner.writer_opens).then_some(())
@@ -618,7 +572,7 @@ pub fn open_fifo_with(
     match r {
         Ok(Ok(())) => Ok(end),
         Ok(Err(e)) => Err(e),
-        Err(i) => Err(crate::kernel::wait::restart_errno(i)),
+        Err(i) => Err(crate::wait::restart_errno(i)),
     }
 }
 
@@ -702,7 +656,7 @@ mod tests {
 
     #[test]
     fn fifo_open_rules() {
-        use crate::kernel::wait::Waker;
+        use crate::wait::Waker;
         let p = Pipe::new(owner());
         let inode: Arc<dyn Inode> = Arc::new(FifoInode);
         let w = Waker::new();

@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
-use crate::fs::pipe::{imp_key, Registry};
 use crate::kernel::signals::UNBLOCKABLE;
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::WaitQueue;
 
 /// Size of `struct signalfd_siginfo`.
 pub const SIGINFO_SIZE: usize = 128;
@@ -81,7 +80,6 @@ pub trait SignalSource: Send + Sync {
     fn wait_queue(&self) -> &WaitQueue;
 }
 
-static SIGNALFDS: Registry<SignalFdState> = Registry::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x6000_0000);
 
 /// The mask and source of one signalfd.
@@ -109,12 +107,6 @@ pub struct SignalFdFile {
     st: Arc<SignalFdState>,
 }
 
-impl Drop for SignalFdFile {
-    fn drop(&mut self) {
-        SIGNALFDS.remove(self as *const SignalFdFile as *const () as usize);
-    }
-}
-
 /// A signalfd reading the signals of `mask` from `source`.
 pub fn new_signalfd(mask: u64, source: Arc<dyn SignalSource>) -> Box<dyn FileImpl> {
     let st = Arc::new(SignalFdState {
@@ -122,20 +114,22 @@ pub fn new_signalfd(mask: u64, source: Arc<dyn SignalSource>) -> Box<dyn FileImp
         source,
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
     });
-    let f = Box::new(SignalFdFile { st: st.clone() });
-    SIGNALFDS.insert(
-        &*f as *const SignalFdFile as *const () as usize,
-        Arc::downgrade(&st),
-    );
-    f
+    Box::new(SignalFdFile { st })
 }
 
 /// The signalfd behind an open file.
 pub fn signalfd_of(file: &OpenFile) -> Option<Arc<SignalFdState>> {
-    SIGNALFDS.get(imp_key(file))
+    file.imp()
+        .as_any()?
+        .downcast_ref::<SignalFdFile>()
+        .map(|f| f.st.clone())
 }
 
 impl FileImpl for SignalFdFile {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         if buf.len() < SIGINFO_SIZE {
             return Err(Errno::EINVAL);

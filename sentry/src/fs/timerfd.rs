@@ -8,11 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
-use crate::fs::pipe::{imp_key, Registry};
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::WaitQueue;
 
-static TIMERS: Registry<Timer> = Registry::new();
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x4000_0000);
 
 #[derive(Default)]
@@ -107,12 +105,6 @@ pub struct TimerFile {
     timer: Arc<Timer>,
 }
 
-impl Drop for TimerFile {
-    fn drop(&mut self) {
-        TIMERS.remove(self as *const TimerFile as *const () as usize);
-    }
-}
-
 /// A disarmed timer on `clock` (already validated).
 pub fn new_timerfd(clock: i32) -> Box<dyn FileImpl> {
     let timer = Arc::new(Timer {
@@ -121,19 +113,15 @@ pub fn new_timerfd(clock: i32) -> Box<dyn FileImpl> {
         queue: WaitQueue::new(),
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
     });
-    let f = Box::new(TimerFile {
-        timer: timer.clone(),
-    });
-    TIMERS.insert(
-        &*f as *const TimerFile as *const () as usize,
-        Arc::downgrade(&timer),
-    );
-    f
+    Box::new(TimerFile { timer })
 }
 
 /// The timer behind an open file.
 pub fn timer_of(file: &OpenFile) -> Option<Arc<Timer>> {
-    TIMERS.get(imp_key(file))
+    file.imp()
+        .as_any()?
+        .downcast_ref::<TimerFile>()
+        .map(|f| f.timer.clone())
 }
 
 fn expirations(arm: &Arm, now: Instant) -> u64 {
@@ -220,6 +208,10 @@ impl Timer {
 }
 
 impl FileImpl for TimerFile {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         if buf.len() < 8 {
             return Err(Errno::EINVAL);
@@ -262,7 +254,7 @@ impl FileImpl for TimerFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::wait::{block, Waker};
+    use crate::wait::{block, Waker};
 
     #[test]
     fn one_shot_periodic_and_wakeup() {

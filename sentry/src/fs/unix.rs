@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, OpenFile, Stat};
+use crate::wait::WaitQueue;
 
 /// Bytes an inbox holds (Linux's default socket buffer, `net.core.wmem_default`).
 pub const BUF_SIZE: usize = 212_992;
@@ -34,14 +34,31 @@ pub const SOMAXCONN: usize = 4096;
 const SOCKFS_DEV: u64 = 0x8;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(0x10_0000);
-static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
-static ABSTRACT: Mutex<Option<NameMap<Vec<u8>>>> = Mutex::new(None);
-static PATHS: Mutex<Option<NameMap<(u64, u64)>>> = Mutex::new(None);
-/// Every socket, for `/proc/net/unix`.
-static ALL: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
 
 /// Bound sockets by name.
 type NameMap<K> = HashMap<K, Weak<Core>>;
+
+/// The unix sockets of one sandbox (it lives on the kernel): their names, the
+/// list `/proc/net/unix` shows, and the descriptors in flight. Sockets of two
+/// sandboxes never reach each other.
+#[derive(Default)]
+pub struct UnixSpace {
+    /// Descriptors queued in messages, at most [`MAX_INFLIGHT`].
+    inflight: AtomicUsize,
+    /// Sockets bound to abstract names.
+    abstract_names: Mutex<NameMap<Vec<u8>>>,
+    /// Sockets bound to socket files, by (device, inode).
+    paths: Mutex<NameMap<(u64, u64)>>,
+    /// Every socket, for `/proc/net/unix`.
+    all: Mutex<Vec<Weak<Core>>>,
+}
+
+impl UnixSpace {
+    /// An empty space.
+    pub fn new() -> Arc<UnixSpace> {
+        Arc::new(UnixSpace::default())
+    }
+}
 
 /// Socket type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,11 +136,15 @@ struct Segment {
     rights: Vec<Arc<OpenFile>>,
     creds: Ucred,
     from: Name,
+    /// The space whose in-flight count `rights` are part of (when there are any).
+    space: Option<Arc<UnixSpace>>,
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        INFLIGHT.fetch_sub(self.rights.len(), Ordering::Relaxed);
+        if let Some(s) = &self.space {
+            s.inflight.fetch_sub(self.rights.len(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -170,7 +191,8 @@ struct Peer {
 #[derive(Default)]
 struct SockState {
     name: Option<Name>,
-    /// The socket file of a filesystem name, to drop from [`PATHS`] on close.
+    /// The socket file of a filesystem name, to drop from the space's paths on
+    /// close.
     node: Option<(u64, u64)>,
     peer: Option<Peer>,
     /// `Some` once `listen` was called: the connections waiting for `accept`.
@@ -192,11 +214,14 @@ pub struct Core {
     ino: u64,
     inbox: Arc<Inbox>,
     st: Mutex<SockState>,
+    /// The sandbox's unix sockets this one is one of.
+    space: Arc<UnixSpace>,
 }
 
 impl Core {
-    fn new(kind: Kind) -> Arc<Core> {
+    fn new(space: &Arc<UnixSpace>, kind: Kind) -> Arc<Core> {
         let core = Arc::new(Core {
+            space: space.clone(),
             kind,
             ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
             inbox: Arc::new(Inbox::default()),
@@ -206,7 +231,7 @@ impl Core {
                 ..Default::default()
             }),
         });
-        if let Ok(mut all) = ALL.lock() {
+        if let Ok(mut all) = space.all.lock() {
             if all.len() >= 64 && all.len().is_power_of_two() {
                 all.retain(|w| w.strong_count() > 0);
             }
@@ -257,21 +282,19 @@ impl Drop for Core {
         }
         if let Some(n) = &st.name {
             if n.is_abstract() {
-                forget(&ABSTRACT, &n.0);
+                forget(&self.space.abstract_names, &n.0);
             }
         }
         if let Some(node) = st.node {
-            forget(&PATHS, &node);
+            forget(&self.space.paths, &node);
         }
     }
 }
 
-fn forget<K: std::hash::Hash + Eq>(map: &Mutex<Option<NameMap<K>>>, key: &K) {
+fn forget<K: std::hash::Hash + Eq>(map: &Mutex<NameMap<K>>, key: &K) {
     if let Ok(mut m) = map.lock() {
-        if let Some(m) = m.as_mut() {
-            if m.get(key).is_some_and(|w| w.strong_count() == 0) {
-                m.remove(key);
-            }
+        if m.get(key).is_some_and(|w| w.strong_count() == 0) {
+            m.remove(key);
         }
     }
 }
@@ -284,19 +307,19 @@ pub enum Target {
     Node(u64, u64),
 }
 
-fn lookup(t: &Target) -> SysResult<Arc<Core>> {
+fn lookup(space: &UnixSpace, t: &Target) -> SysResult<Arc<Core>> {
     let found = match t {
-        Target::Abstract(n) => ABSTRACT
+        Target::Abstract(n) => space
+            .abstract_names
             .lock()
             .map_err(|_| Errno::EIO)?
-            .as_ref()
-            .and_then(|m| m.get(n))
+            .get(n)
             .and_then(Weak::upgrade),
-        Target::Node(d, i) => PATHS
+        Target::Node(d, i) => space
+            .paths
             .lock()
             .map_err(|_| Errno::EIO)?
-            .as_ref()
-            .and_then(|m| m.get(&(*d, *i)))
+            .get(&(*d, *i))
             .and_then(Weak::upgrade),
     };
     found.ok_or(Errno::ECONNREFUSED)
@@ -322,17 +345,21 @@ pub struct UnixSocket {
 }
 
 impl UnixSocket {
-    /// A new unconnected socket.
-    pub fn new(kind: Kind) -> UnixSocket {
+    /// A new unconnected socket of `space`.
+    pub fn new(space: &Arc<UnixSpace>, kind: Kind) -> UnixSocket {
         UnixSocket {
-            core: Core::new(kind),
+            core: Core::new(space, kind),
         }
     }
 
-    /// A connected pair (`socketpair(2)`), both made by `creds`.
-    pub fn pair(kind: Kind, creds: Ucred) -> SysResult<(UnixSocket, UnixSocket)> {
-        let a = Core::new(kind);
-        let b = Core::new(kind);
+    /// A connected pair (`socketpair(2)`) of `space`, both made by `creds`.
+    pub fn pair(
+        space: &Arc<UnixSpace>,
+        kind: Kind,
+        creds: Ucred,
+    ) -> SysResult<(UnixSocket, UnixSocket)> {
+        let a = Core::new(space, kind);
+        let b = Core::new(space, kind);
         connect_cores(&a, &b, creds, creds)?;
         Ok((UnixSocket { core: a }, UnixSocket { core: b }))
     }
@@ -365,8 +392,12 @@ impl UnixSocket {
         if st.name.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mut m = ABSTRACT.lock().map_err(|_| Errno::EIO)?;
-        let m = m.get_or_insert_with(HashMap::new);
+        let mut m = self
+            .core
+            .space
+            .abstract_names
+            .lock()
+            .map_err(|_| Errno::EIO)?;
         if m.get(&name).is_some_and(|w| w.strong_count() > 0) {
             return Err(Errno::EADDRINUSE);
         }
@@ -395,9 +426,8 @@ impl UnixSocket {
         if st.name.is_some() {
             return Err(Errno::EINVAL);
         }
-        let mut m = PATHS.lock().map_err(|_| Errno::EIO)?;
-        m.get_or_insert_with(HashMap::new)
-            .insert((dev, ino), Arc::downgrade(&self.core));
+        let mut m = self.core.space.paths.lock().map_err(|_| Errno::EIO)?;
+        m.insert((dev, ino), Arc::downgrade(&self.core));
         st.name = Some(Name(path));
         st.node = Some((dev, ino));
         Ok(())
@@ -431,7 +461,7 @@ impl UnixSocket {
     /// just remember the destination. Blocked connectors wait on the listener's
     /// [`target_inbox`] queue.
     pub fn connect(&self, target: &Target, creds: Ucred) -> SysResult<()> {
-        let other = lookup(target)?;
+        let other = lookup(&self.core.space, target)?;
         if other.kind != self.core.kind {
             return Err(Errno::EPROTOTYPE);
         }
@@ -462,7 +492,7 @@ impl UnixSocket {
         if backlog.len() > max {
             return Err(Errno::EAGAIN);
         }
-        let server = Core::new(self.core.kind);
+        let server = Core::new(&self.core.space, self.core.kind);
         server.lock()?.name = listener_name;
         connect_cores(&self.core, &server, creds, listener_creds)?;
         backlog.push_back(server);
@@ -474,7 +504,7 @@ impl UnixSocket {
     /// Whether a blocked `connect` to `target` may try again: the listener has room
     /// in its backlog, or is gone (the retry then reports why).
     pub fn connect_would_not_block(&self, target: &Target) -> bool {
-        let Ok(other) = lookup(target) else {
+        let Ok(other) = lookup(&self.core.space, target) else {
             return true;
         };
         let Ok(st) = other.lock() else {
@@ -551,7 +581,7 @@ impl UnixSocket {
         }
         let (inbox, from) = match to {
             Some(t) if !self.core.kind.connection_based() => {
-                let other = lookup(t)?;
+                let other = lookup(&self.core.space, t)?;
                 if other.kind != self.core.kind {
                     return Err(Errno::EPROTOTYPE);
                 }
@@ -605,11 +635,13 @@ impl UnixSocket {
             return Ok(0);
         }
         let count = anc.rights.len();
-        if INFLIGHT.fetch_add(count, Ordering::Relaxed) + count > MAX_INFLIGHT {
-            INFLIGHT.fetch_sub(count, Ordering::Relaxed);
+        let inflight = &self.core.space.inflight;
+        if inflight.fetch_add(count, Ordering::Relaxed) + count > MAX_INFLIGHT {
+            inflight.fetch_sub(count, Ordering::Relaxed);
             return Err(Errno::ETOOMANYREFS);
         }
         ib.segs.push_back(Segment {
+            space: (count > 0).then(|| self.core.space.clone()),
             data: data[..n].to_vec(),
             read: 0,
             rights: std::mem::take(&mut anc.rights),
@@ -709,11 +741,17 @@ impl UnixSocket {
             } else if let Some(mut seg) = ib.segs.pop_front() {
                 ib.bytes -= seg.data.len();
                 out.rights = std::mem::take(&mut seg.rights);
-                INFLIGHT.fetch_sub(out.rights.len(), Ordering::Relaxed);
+                self.core
+                    .space
+                    .inflight
+                    .fetch_sub(out.rights.len(), Ordering::Relaxed);
             }
         }
         if !peek && self.core.kind == Kind::Stream {
-            INFLIGHT.fetch_sub(out.rights.len(), Ordering::Relaxed);
+            self.core
+                .space
+                .inflight
+                .fetch_sub(out.rights.len(), Ordering::Relaxed);
         }
         drop(ib);
         if !peek {
@@ -938,12 +976,12 @@ impl FileImpl for UnixSocket {
     }
 }
 
-/// `/proc/net/unix`: one line per socket of the sandbox, in Linux's format (the
+/// `/proc/net/unix`: one line per socket of `space`, in Linux's format (the
 /// kernel address shown as zeros, as with `kptr_restrict`).
-pub fn proc_net_unix() -> String {
+pub fn proc_net_unix(space: &UnixSpace) -> String {
     use std::fmt::Write as _;
     let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
-    let cores: Vec<Arc<Core>> = match ALL.lock() {
+    let cores: Vec<Arc<Core>> = match space.all.lock() {
         Ok(mut all) => {
             all.retain(|w| w.strong_count() > 0);
             all.iter().filter_map(Weak::upgrade).collect()
@@ -992,9 +1030,10 @@ pub fn peer_inbox(sock: &UnixSocket) -> Option<Arc<Inbox>> {
         .and_then(|s| s.peer.as_ref().map(|p| p.inbox.clone()))
 }
 
-/// Looks up the inbox of a named socket (for datagram senders that wait for room).
-pub fn target_inbox(t: &Target) -> SysResult<Arc<Inbox>> {
-    Ok(lookup(t)?.inbox.clone())
+/// Looks up the inbox of a socket named in `space` (for datagram senders that
+/// wait for room).
+pub fn target_inbox(space: &UnixSpace, t: &Target) -> SysResult<Arc<Inbox>> {
+    Ok(lookup(space, t)?.inbox.clone())
 }
 
 impl Inbox {
@@ -1025,7 +1064,8 @@ mod tests {
 
     #[test]
     fn stream_pair_eof_epipe_and_reset() {
-        let (a, b) = UnixSocket::pair(Kind::Stream, me()).unwrap();
+        let sp = UnixSpace::new();
+        let (a, b) = UnixSocket::pair(&sp, Kind::Stream, me()).unwrap();
         assert_eq!(a.send(b"hello", &mut Ancillary::default(), None), Ok(5));
         assert_eq!(b.pending(), 5);
         assert_eq!(b.recv(3, true).unwrap().data, b"hel");
@@ -1043,7 +1083,7 @@ mod tests {
         );
 
         // Closing with unread data resets the peer once.
-        let (a, b) = UnixSocket::pair(Kind::Stream, me()).unwrap();
+        let (a, b) = UnixSocket::pair(&sp, Kind::Stream, me()).unwrap();
         b.send(b"unread", &mut Ancillary::default(), None).unwrap();
         drop(a);
         assert_eq!(b.recv(10, false).err(), Some(Errno::ECONNRESET));
@@ -1052,7 +1092,8 @@ mod tests {
 
     #[test]
     fn stream_fills_to_the_buffer_size() {
-        let (a, b) = UnixSocket::pair(Kind::Stream, me()).unwrap();
+        let sp = UnixSpace::new();
+        let (a, b) = UnixSocket::pair(&sp, Kind::Stream, me()).unwrap();
         let big = vec![7u8; BUF_SIZE + 100];
         assert_eq!(a.send(&big, &mut Ancillary::default(), None), Ok(BUF_SIZE));
         assert_eq!(a.readiness() & libc::POLLOUT as u32, 0);
@@ -1066,7 +1107,8 @@ mod tests {
 
     #[test]
     fn datagrams_keep_boundaries_and_truncate() {
-        let (a, b) = UnixSocket::pair(Kind::SeqPacket, me()).unwrap();
+        let sp = UnixSpace::new();
+        let (a, b) = UnixSocket::pair(&sp, Kind::SeqPacket, me()).unwrap();
         a.send(b"one", &mut Ancillary::default(), None).unwrap();
         a.send(b"three", &mut Ancillary::default(), None).unwrap();
         let r = b.recv(2, false).unwrap();
@@ -1081,17 +1123,18 @@ mod tests {
 
     #[test]
     fn names_listen_connect_accept() {
-        let l = UnixSocket::new(Kind::Stream);
+        let sp = UnixSpace::new();
+        let l = UnixSocket::new(&sp, Kind::Stream);
         assert_eq!(l.listen(5, me()).err(), Some(Errno::EINVAL));
         let name = b"\0rvisor-test-listener".to_vec();
         l.bind_abstract(name.clone()).unwrap();
-        let other = UnixSocket::new(Kind::Stream);
+        let other = UnixSocket::new(&sp, Kind::Stream);
         assert_eq!(
             other.bind_abstract(name.clone()).err(),
             Some(Errno::EADDRINUSE)
         );
         let target = Target::Abstract(name.clone());
-        let c = UnixSocket::new(Kind::Stream);
+        let c = UnixSocket::new(&sp, Kind::Stream);
         assert_eq!(c.connect(&target, me()).err(), Some(Errno::ECONNREFUSED));
         l.listen(0, me()).unwrap();
         c.connect(&target, me()).unwrap();
@@ -1102,20 +1145,23 @@ mod tests {
         assert_eq!(c.peer_name().unwrap().0, name);
         c.send(b"ping", &mut Ancillary::default(), None).unwrap();
         assert_eq!(s.recv(10, false).unwrap().data, b"ping");
-        let d = UnixSocket::new(Kind::Dgram);
+        let d = UnixSocket::new(&sp, Kind::Dgram);
         assert_eq!(d.connect(&target, me()).err(), Some(Errno::EPROTOTYPE));
         drop(l);
-        let c2 = UnixSocket::new(Kind::Stream);
+        let c2 = UnixSocket::new(&sp, Kind::Stream);
         assert_eq!(c2.connect(&target, me()).err(), Some(Errno::ECONNREFUSED));
         // The name is free again once the listener is gone.
-        UnixSocket::new(Kind::Stream).bind_abstract(name).unwrap();
+        UnixSocket::new(&sp, Kind::Stream)
+            .bind_abstract(name)
+            .unwrap();
     }
 
     #[test]
     fn unconnected_datagrams_by_name() {
-        let r = UnixSocket::new(Kind::Dgram);
+        let sp = UnixSpace::new();
+        let r = UnixSocket::new(&sp, Kind::Dgram);
         r.bind_abstract(b"\0rvisor-test-dgram".to_vec()).unwrap();
-        let s = UnixSocket::new(Kind::Dgram);
+        let s = UnixSocket::new(&sp, Kind::Dgram);
         s.autobind().unwrap();
         let t = Target::Abstract(b"\0rvisor-test-dgram".to_vec());
         assert_eq!(s.send(b"hi", &mut Ancillary::default(), Some(&t)), Ok(2));

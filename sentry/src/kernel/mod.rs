@@ -3,7 +3,6 @@
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
 pub mod cbpf;
-pub mod creds;
 pub mod exec;
 pub mod futex;
 pub mod ipc;
@@ -24,7 +23,9 @@ pub mod spawn;
 pub mod task;
 pub mod timers;
 pub mod vdso;
-pub mod wait;
+/// Credentials and wait queues live below the files and sockets that use them
+/// (docs/architecture.md); the kernel's paths to them stay.
+pub use crate::{creds, wait};
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -36,6 +37,17 @@ use crate::platform::Platform;
 use crate::vfs::Dentry;
 
 pub use task::{ExitStatus, Task};
+
+/// The system calls the kernel serves: the ABI floor above it (`syscalls`) hands
+/// its table to the kernel when the sandbox boots, so the kernel never names it.
+pub trait SyscallTable: Send + Sync {
+    /// Runs system call `nr` with the six argument registers `args` for `task`.
+    fn dispatch(&self, task: &mut Task, nr: u64, args: [u64; 6]) -> SysResult<u64>;
+    /// The name of system call `nr`, when it has one (for logs).
+    fn name(&self, nr: u64) -> Option<&'static str>;
+    /// The number of the system call called `name`.
+    fn number_of(&self, name: &str) -> Option<u64>;
+}
 
 /// The kernel release `uname` reports: fixed, so the container sees the same kernel
 /// whatever the host runs.
@@ -81,12 +93,20 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
+    /// The sandbox's network: its interfaces, port tables and sockets.
+    pub net: Arc<crate::net::Netstack>,
+    /// The sandbox's unix sockets (their names, `/proc/net/unix`).
+    pub unix: Arc<crate::fs::unix::UnixSpace>,
+    /// The system call table tasks' calls go through.
+    pub syscalls: &'static dyn SyscallTable,
 }
 
 impl Kernel {
-    /// A kernel over `platform` serving `root`, without resource limits.
+    /// A kernel over `platform` serving `root` through `syscalls`, without resource
+    /// limits.
     pub fn new(
         platform: Arc<dyn Platform>,
+        syscalls: &'static dyn SyscallTable,
         root: Arc<Dentry>,
         hostname: String,
         strace: bool,
@@ -96,6 +116,7 @@ impl Kernel {
             .unwrap_or(1);
         Self::with_resources(
             platform,
+            syscalls,
             root,
             hostname,
             strace,
@@ -103,9 +124,11 @@ impl Kernel {
         )
     }
 
-    /// A kernel over `platform` serving `root`, with the container's `resources`.
+    /// A kernel over `platform` serving `root` through `syscalls`, with the
+    /// container's `resources`.
     pub fn with_resources(
         platform: Arc<dyn Platform>,
+        syscalls: &'static dyn SyscallTable,
         root: Arc<Dentry>,
         hostname: String,
         strace: bool,
@@ -136,6 +159,9 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
+            net: crate::net::Netstack::new(),
+            unix: crate::fs::unix::UnixSpace::new(),
+            syscalls,
         })
     }
 

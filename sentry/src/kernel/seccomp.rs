@@ -239,11 +239,9 @@ fn seccomp_data(nr: u64, ip: u64, args: &[u64; 6]) -> [u8; cbpf::DATA_SIZE as us
     d
 }
 
-/// The name of system call `nr`, for logs.
-fn name_of(nr: u64) -> &'static str {
-    crate::syscalls::table::entry(nr)
-        .map(|e| e.name)
-        .unwrap_or("unknown")
+/// The name of system call `nr` in `task`'s kernel, for logs.
+fn name_of(task: &Task, nr: u64) -> &'static str {
+    task.kernel.syscalls.name(nr).unwrap_or("unknown")
 }
 
 /// Decides whether `task` may run system call `nr` (call only when its seccomp is
@@ -265,7 +263,7 @@ pub fn admit(task: &mut Task, nr: u64, args: &[u64; 6]) -> bool {
             tracing::info!(
                 pid = task.tgid,
                 tid = task.tid,
-                syscall = name_of(nr),
+                syscall = name_of(task, nr),
                 "seccomp strict mode: killed (SIGKILL)"
             );
             kill(task, libc::SIGKILL, false);
@@ -292,7 +290,7 @@ fn act(task: &mut Task, nr: u64, ret: u32, log: bool) -> bool {
         tracing::info!(
             pid = task.tgid,
             tid = task.tid,
-            syscall = name_of(nr),
+            syscall = name_of(task, nr),
             nr,
             "seccomp: {what}"
         );

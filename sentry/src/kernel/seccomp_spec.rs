@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::{SeccompArg, SeccompConfig};
 use crate::kernel::cbpf;
 use crate::kernel::seccomp::{self as sc, Filter, Program};
+use crate::kernel::SyscallTable;
 
 /// How an argument is compared (`SCMP_CMP_*`), all on 64 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +146,8 @@ fn cond(a: &SeccompArg, field: &str) -> Result<Cond, String> {
 }
 
 /// Compiles `cfg` (errors name the `linux.seccomp` field) into a filter ready to
-/// attach to a new process.
-pub fn compile(cfg: &SeccompConfig) -> Result<Arc<Filter>, String> {
+/// attach to a new process; `syscalls` numbers the calls it names.
+pub fn compile(cfg: &SeccompConfig, syscalls: &dyn SyscallTable) -> Result<Arc<Filter>, String> {
     let default = action(
         &cfg.default_action,
         cfg.default_errno_ret,
@@ -207,7 +208,7 @@ pub fn compile(cfg: &SeccompConfig) -> Result<Arc<Filter>, String> {
             vec![Rule { action: act, conds }]
         };
         for name in &r.names {
-            match crate::syscalls::number_of(name) {
+            match syscalls.number_of(name) {
                 Some(nr) => set
                     .by_nr
                     .entry(nr as u32)
@@ -270,7 +271,7 @@ mod tests {
             ]),
             ..Default::default()
         };
-        let f = compile(&cfg).unwrap();
+        let f = compile(&cfg, &crate::syscalls::TABLE).unwrap();
         let run = |nr, a0| f.run_for_test(&data(nr, [a0, 0, 0, 0, 0, 0]));
         assert_eq!(run(79, 0), sc::RET_ERRNO | 1);
         assert_eq!(run(83, 0), sc::RET_ERRNO | 1);
@@ -299,7 +300,7 @@ mod tests {
             }]),
             ..Default::default()
         };
-        let f = compile(&cfg).unwrap();
+        let f = compile(&cfg, &crate::syscalls::TABLE).unwrap();
         let run = |a0| f.run_for_test(&data(135, [a0, 0, 0, 0, 0, 0]));
         assert_eq!(run(0), sc::RET_ALLOW);
         assert_eq!(run(8), sc::RET_ALLOW);
@@ -308,7 +309,7 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        let bad = |c: SeccompConfig| compile(&c).unwrap_err();
+        let bad = |c: SeccompConfig| compile(&c, &crate::syscalls::TABLE).unwrap_err();
         let base = SeccompConfig {
             default_action: "SCMP_ACT_ALLOW".into(),
             ..Default::default()

@@ -15,7 +15,6 @@ use crate::kernel::wait::{WaitQueue, Waker};
 use crate::kernel::{sigframe, Kernel};
 use crate::mm::MemoryManager;
 use crate::platform::{AddressSpace, Context, Event, Regs};
-use crate::syscalls;
 use crate::vfs::{FdTable, FsContext};
 
 /// How a task (and with it, for now, its process) ended.
@@ -455,7 +454,7 @@ impl Task {
         if self.handle.seccomp.is_active() && !crate::kernel::seccomp::admit(self, nr, &args) {
             return;
         }
-        match syscalls::dispatch(self, nr, args) {
+        match self.kernel.syscalls.dispatch(self, nr, args) {
             Err(e) if e.is_restart() => {
                 self.restart = Some(e);
                 self.regs.rax = Errno::EINTR.as_return();

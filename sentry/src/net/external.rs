@@ -25,8 +25,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant as StdInstant;
 
 use smoltcp::iface::{Config, Interface as SmolIface, PollResult, SocketHandle, SocketSet};
@@ -40,10 +39,11 @@ use smoltcp::wire::{
 
 use crate::config::NetDevConfig;
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::SockAddr;
 use crate::net::gso;
+use crate::net::Netstack;
 use crate::sys::packet;
+use crate::wait::WaitQueue;
 
 /// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
 /// tens of KiB; 4 MiB measured no faster there (docs/networking.md).
@@ -60,40 +60,12 @@ const UDP_BYTES: usize = 1 << 20;
 /// Ethernet header and a VLAN tag.
 const RX_FRAME: usize = 65536 + 14 + 4;
 
-static DEVICE: Mutex<Option<OwnedFd>> = Mutex::new(None);
-static PACKET_FD: AtomicI32 = AtomicI32::new(-1);
-static EXTERNAL: OnceLock<Arc<External>> = OnceLock::new();
-
-/// Hands the sentry the packet socket the runtime opened (`boot --net-fd`), before
-/// [`start`].
-pub fn set_device(fd: OwnedFd) {
-    PACKET_FD.store(fd.as_raw_fd(), Ordering::Relaxed);
-    if let Ok(mut d) = DEVICE.lock() {
-        *d = Some(fd);
-    }
-}
-
-/// The packet socket's fd, for the seccomp allow-list.
-pub fn packet_fd() -> Option<i32> {
-    let fd = PACKET_FD.load(Ordering::Relaxed);
-    (fd >= 0).then_some(fd)
-}
-
-/// The pod's interface, when the sandbox has one.
-pub fn get() -> Option<&'static Arc<External>> {
-    EXTERNAL.get()
-}
-
-/// Starts the stack on the device given to [`set_device`] with the interface as
-/// the runtime described it, and its driver thread.
-pub fn start(cfg: &NetDevConfig) -> Result<(), String> {
-    let fd = DEVICE
-        .lock()
-        .ok()
-        .and_then(|mut d| d.take())
-        .ok_or("--network=sandbox: no packet socket was handed over")?;
-    let ext = Arc::new(External::new(cfg, fd)?);
-    if EXTERNAL.set(ext.clone()).is_err() {
+/// Starts the pod's interface of `net` on `fd`, the packet socket the runtime
+/// opened (`boot --net-fd`), with the interface as the runtime described it, and
+/// its driver thread.
+pub fn start(net: &Arc<Netstack>, cfg: &NetDevConfig, fd: OwnedFd) -> Result<(), String> {
+    let ext = Arc::new(External::new(cfg, fd, Arc::downgrade(net))?);
+    if net.external.set(ext.clone()).is_err() {
         return Err("--network=sandbox: the interface is already set up".into());
     }
     let driver = ext.clone();
@@ -306,6 +278,9 @@ pub struct External {
     kick: OwnedFd,
     epoch: StdInstant,
     st: Mutex<State>,
+    /// The stack this interface belongs to (which owns it), for delivering what
+    /// arrives to the socket layer's port tables.
+    net: Weak<Netstack>,
 }
 
 fn endpoint(a: SockAddr) -> IpEndpoint {
@@ -321,7 +296,7 @@ fn bits(b: i16) -> u32 {
 }
 
 impl External {
-    fn new(cfg: &NetDevConfig, fd: OwnedFd) -> Result<External, String> {
+    fn new(cfg: &NetDevConfig, fd: OwnedFd, net: Weak<Netstack>) -> Result<External, String> {
         let bad = |what: &str| format!("--network=sandbox: bad {what} in the boot config");
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -417,6 +392,7 @@ impl External {
                 driver_at: None,
                 icmp,
             }),
+            net,
         })
     }
 
@@ -589,7 +565,10 @@ impl External {
                 ));
             }
         }
-        let keep = super::icmp::any_open();
+        let keep = self
+            .net
+            .upgrade()
+            .is_some_and(|n| super::icmp::any_open(&n));
         for h in icmp.iter() {
             let s = sockets.get_mut::<raw::Socket>(*h);
             while let Ok(d) = s.recv() {
@@ -635,11 +614,18 @@ impl External {
         self.dispatch(ev);
     }
 
+    /// The packet socket's fd (the seccomp allow-list names it).
+    pub fn packet_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
     fn dispatch(&self, ev: Events) {
+        // Without the stack (the sandbox is going away) nothing is delivered.
+        let net = self.net.upgrade();
         for (h, local, peer) in ev.accepted {
-            let listener = super::stack()
-                .tcp
-                .lookup(local.ip, local.port, |_, listening| listening);
+            let listener = net
+                .as_ref()
+                .and_then(|n| n.tcp.lookup(local.ip, local.port, |_, listening| listening));
             let ok = match listener {
                 Some(l) => l.enqueue_remote(h, local, peer).is_ok(),
                 None => false,
@@ -648,11 +634,13 @@ impl External {
                 self.abort_unadopted(h);
             }
         }
-        for (to, from, data) in ev.dgrams {
-            super::udp::deliver_external(to, from, &data);
-        }
-        for d in ev.icmp {
-            super::icmp::input_external(&d);
+        if let Some(net) = &net {
+            for (to, from, data) in ev.dgrams {
+                super::udp::deliver_external(net, to, from, &data);
+            }
+            for d in ev.icmp {
+                super::icmp::input_external(net, &d);
+            }
         }
         for q in ev.wake {
             q.notify_all();

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::Family;
 use crate::net::icmp::{IcmpInner, Kind};
 use crate::net::tcp::TcpInner;
@@ -12,6 +11,7 @@ use crate::net::udp::UdpInner;
 use crate::net::SOCKFS_DEV;
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, Stat};
+use crate::wait::WaitQueue;
 
 /// `SIOCINQ` (= `FIONREAD`).
 const SIOCINQ: u64 = 0x541B;

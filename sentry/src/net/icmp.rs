@@ -24,12 +24,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, SockAddr};
 pub use crate::net::ippacket::Packet;
 use crate::net::ippacket::{checksum, encode, parse_v4, parse_v6, v4_header, MAX_DATAGRAM};
 use crate::net::opts::{int_of, Ctx, SockOpts};
-use crate::net::{external, next_ino, stack};
+use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 
 /// `IPPROTO_ICMP`.
 pub const PROTO_ICMP: u8 = 1;
@@ -107,12 +107,33 @@ pub struct IcmpInner {
     ident: AtomicU16,
     wq: WaitQueue,
     st: Mutex<State>,
+    /// The network the socket was made in.
+    net: Arc<Netstack>,
 }
 
-/// Serializes identifier allocation.
-fn ident_lock() -> MutexGuard<'static, ()> {
-    static L: Mutex<()> = Mutex::new(());
-    L.lock().unwrap_or_else(|e| e.into_inner())
+/// The ICMP sockets of one network stack.
+#[derive(Default)]
+pub struct IcmpTable {
+    /// Every socket made (dead ones swept now and then).
+    all: Mutex<Vec<Weak<IcmpInner>>>,
+    /// Serializes identifier allocation.
+    ident_lock: Mutex<()>,
+    /// Where the search for a free ping identifier starts.
+    rover: AtomicU16,
+    /// The IPv4 identification of the headers raw sockets receive.
+    ip_id: AtomicU16,
+}
+
+impl IcmpTable {
+    fn registry(&self) -> MutexGuard<'_, Vec<Weak<IcmpInner>>> {
+        self.all.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live(&self) -> Vec<Arc<IcmpInner>> {
+        let mut v = self.registry();
+        v.retain(|w| w.strong_count() > 0);
+        v.iter().filter_map(Weak::upgrade).collect()
+    }
 }
 
 /// What one receive returned.
@@ -125,17 +146,6 @@ pub struct Received {
     pub from: SockAddr,
 }
 
-fn registry() -> MutexGuard<'static, Vec<Weak<IcmpInner>>> {
-    static ALL: Mutex<Vec<Weak<IcmpInner>>> = Mutex::new(Vec::new());
-    ALL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn live() -> Vec<Arc<IcmpInner>> {
-    let mut v = registry();
-    v.retain(|w| w.strong_count() > 0);
-    v.iter().filter_map(Weak::upgrade).collect()
-}
-
 /// The ICMP protocol of a family.
 fn icmp_proto(family: Family) -> u8 {
     match family {
@@ -145,16 +155,17 @@ fn icmp_proto(family: Family) -> u8 {
 }
 
 /// Whether the group `gid` (or one of `groups`) may open ping sockets under
-/// `net.ipv4.ping_group_range`.
-pub fn ping_allowed(egid: u32, groups: &[u32]) -> bool {
-    let (lo, hi) = crate::net::procfs::ping_group_range();
+/// `net`'s `net.ipv4.ping_group_range`.
+pub fn ping_allowed(net: &Netstack, egid: u32, groups: &[u32]) -> bool {
+    let (lo, hi) = crate::net::procfs::ping_group_range(net);
     let ok = |g: u32| lo <= g && g <= hi;
     ok(egid) || groups.iter().any(|&g| ok(g))
 }
 
 impl IcmpInner {
-    /// A new socket; `proto` is the protocol asked for (checked by the caller).
-    pub fn new(family: Family, kind: Kind, uid: u32) -> Arc<IcmpInner> {
+    /// A new socket of `net`; `proto` is the protocol asked for (checked by the
+    /// caller).
+    pub fn new(net: &Arc<Netstack>, family: Family, kind: Kind, uid: u32) -> Arc<IcmpInner> {
         let s = Arc::new(IcmpInner {
             family,
             kind,
@@ -181,8 +192,9 @@ impl IcmpInner {
                 recvttl: false,
                 stamp: None,
             }),
+            net: net.clone(),
         });
-        let mut all = registry();
+        let mut all = net.icmp.registry();
         if all.len() >= 64 && all.len().is_power_of_two() {
             all.retain(|w| w.strong_count() > 0);
         }
@@ -236,9 +248,9 @@ impl IcmpInner {
     /// Gives a ping socket an identifier: `want`, or a free one when 0
     /// (`EADDRINUSE` when `want` is taken, `EAGAIN` when all are).
     fn take_ident(&self, st: &State, want: u16) -> SysResult<u16> {
-        static ROVER: AtomicU16 = AtomicU16::new(0);
-        let _g = ident_lock();
-        let others = live();
+        let table = &self.net.icmp;
+        let _g = table.ident_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let others = table.live();
         let used = |id: u16| {
             others.iter().any(|o| {
                 !std::ptr::eq(&**o, self)
@@ -256,7 +268,7 @@ impl IcmpInner {
             want
         } else {
             (0..=u16::MAX as u32)
-                .map(|_| ROVER.fetch_add(1, Ordering::Relaxed).wrapping_add(1))
+                .map(|_| table.rover.fetch_add(1, Ordering::Relaxed).wrapping_add(1))
                 .find(|&id| id != 0 && !used(id))
                 .ok_or(Errno::EAGAIN)?
         };
@@ -280,7 +292,7 @@ impl IcmpInner {
         if st.bound.is_some() || self.ident() != 0 {
             return Err(Errno::EINVAL);
         }
-        stack().check_bindable(addr.ip)?;
+        self.net.check_bindable(addr.ip)?;
         if self.kind == Kind::Ping {
             self.take_ident(&st, addr.port)?;
         }
@@ -292,7 +304,7 @@ impl IcmpInner {
     /// accepted source).
     pub fn connect(&self, dst: SockAddr) -> SysResult<()> {
         self.check_dst_family(dst.ip)?;
-        let (dst_ip, _) = stack().route(dst.ip)?;
+        let (dst_ip, _) = self.net.route(dst.ip)?;
         let mut st = self.lock()?;
         if self.kind == Kind::Ping && self.ident() == 0 {
             self.take_ident(&st, 0)?;
@@ -356,18 +368,21 @@ impl IcmpInner {
             }
             // The destination is the one routed (and checked against the concealed
             // metadata address), whatever the header says, as Linux routes it.
-            let (dst_ip, src_ip) = stack().route(dst)?;
+            let (dst_ip, src_ip) = self.net.route(dst)?;
             let src = if pkt.src.is_unspecified() {
                 src_ip
             } else {
                 pkt.src
             };
             drop(st);
-            transmit(Packet {
-                src,
-                dst: dst_ip,
-                ..pkt
-            })?;
+            transmit(
+                &self.net,
+                Packet {
+                    src,
+                    dst: dst_ip,
+                    ..pkt
+                },
+            )?;
             return Ok(data.len());
         }
         let proto = match self.kind {
@@ -384,7 +399,7 @@ impl IcmpInner {
         } else if self.family == Family::V4 && msg.len() + 20 > MAX_DATAGRAM {
             return Err(Errno::EMSGSIZE);
         }
-        let (dst_ip, route_src) = stack().route(dst)?;
+        let (dst_ip, route_src) = self.net.route(dst)?;
         let src = st.bound.unwrap_or(route_src);
         let ttl = match st.opts.ttl {
             t if (1..=255).contains(&t) => t as u8,
@@ -406,14 +421,17 @@ impl IcmpInner {
             let sum = checksum(src, dst_ip, proto, &msg);
             msg[off..off + 2].copy_from_slice(&sum.to_be_bytes());
         }
-        transmit(Packet {
-            src,
-            dst: dst_ip,
-            proto,
-            ttl,
-            tos,
-            payload: msg,
-        })?;
+        transmit(
+            &self.net,
+            Packet {
+                src,
+                dst: dst_ip,
+                proto,
+                ttl,
+                tos,
+                payload: msg,
+            },
+        )?;
         Ok(data.len())
     }
 
@@ -727,30 +745,35 @@ impl IcmpInner {
     }
 }
 
-/// Sends `pkt`: back into the sandbox when its destination is local, else out
-/// through the pod's interface.
-pub fn transmit(pkt: Packet) -> SysResult<()> {
-    if stack().is_external(pkt.dst) {
-        let ext = external::get().ok_or(Errno::ENETUNREACH)?;
+/// Sends `pkt` over `net`: back into the sandbox when its destination is local,
+/// else out through the pod's interface.
+pub fn transmit(net: &Netstack, pkt: Packet) -> SysResult<()> {
+    if net.is_external(pkt.dst) {
+        let ext = net.external().ok_or(Errno::ENETUNREACH)?;
         ext.ip_send(&encode(&pkt))?;
         return Ok(());
     }
-    stack().count(pkt.payload.len());
-    input(pkt, true);
+    net.count(pkt.payload.len());
+    input(net, pkt, true);
     Ok(())
 }
 
 /// An IP packet arriving at the sandbox: copies to the raw sockets that match,
 /// echo replies to their ping socket, and (`local`: from the sandbox itself) an
 /// echo request answered.
-pub fn input(pkt: Packet, local: bool) {
+pub fn input(net: &Netstack, pkt: Packet, local: bool) {
     let v4h = if pkt.src.is_ipv4() {
-        static ID: AtomicU16 = AtomicU16::new(1);
-        v4_header(&pkt, ID.fetch_add(1, Ordering::Relaxed))
+        // Starts at 1, as the counter did when it was process-wide.
+        let id = net
+            .icmp
+            .ip_id
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        v4_header(&pkt, id)
     } else {
         Vec::new()
     };
-    for s in live() {
+    for s in net.icmp.live() {
         if let Some(d) = s.accepts(&pkt, &v4h) {
             s.deliver(pkt.src, d);
         }
@@ -781,26 +804,27 @@ pub fn input(pkt: Packet, local: bool) {
             tos: pkt.tos,
             payload: msg,
         };
-        stack().count(reply.payload.len());
-        input(reply, false);
+        net.count(reply.payload.len());
+        input(net, reply, false);
     }
 }
 
-/// A datagram from the pod's interface (its IP header included).
-pub fn input_external(datagram: &[u8]) {
+/// A datagram from `net`'s pod interface (its IP header included).
+pub fn input_external(net: &Netstack, datagram: &[u8]) {
     let pkt = match datagram.first().map(|b| b >> 4) {
         Some(4) => parse_v4(datagram),
         Some(6) => parse_v6(datagram),
         _ => None,
     };
     if let Some(pkt) = pkt {
-        input(pkt, false);
+        input(net, pkt, false);
     }
 }
 
-/// Whether any ICMP socket is open (the pod interface copies ICMP only then).
-pub fn any_open() -> bool {
-    registry().iter().any(|w| w.strong_count() > 0)
+/// Whether any ICMP socket of `net` is open (the pod interface copies ICMP only
+/// then).
+pub fn any_open(net: &Netstack) -> bool {
+    net.icmp.registry().iter().any(|w| w.strong_count() > 0)
 }
 
 #[cfg(test)]
@@ -814,7 +838,8 @@ mod tests {
 
     #[test]
     fn ping_socket_gets_its_echo_reply_on_loopback() {
-        let s = IcmpInner::new(Family::V4, Kind::Ping, 0);
+        let net = Netstack::new();
+        let s = IcmpInner::new(&net, Family::V4, Kind::Ping, 0);
         let mut req = vec![ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 7];
         req.extend_from_slice(b"payload");
         assert_eq!(s.send(&req, Some(SockAddr::new(lo4(), 0))), Ok(15));
@@ -839,15 +864,16 @@ mod tests {
         );
     }
 
-    /// A loopback address of its own, so that raw sockets of tests running at the
-    /// same time (they see every ICMP message) do not see each other's.
+    /// A loopback address of the test's own (each test has a stack of its own
+    /// now; the addresses still tell the tests' packets apart when read).
     fn lo(n: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
     }
 
     #[test]
     fn raw_socket_sees_request_and_reply_with_ip_header() {
-        let raw = IcmpInner::new(Family::V4, Kind::Raw(PROTO_ICMP), 0);
+        let net = Netstack::new();
+        let raw = IcmpInner::new(&net, Family::V4, Kind::Raw(PROTO_ICMP), 0);
         raw.bind(SockAddr::new(lo(5), 0)).unwrap();
         let mut req = vec![ECHO_REQUEST, 0, 0, 0, 0x12, 0x34, 0, 1];
         let sum = checksum(lo4(), lo4(), 0, &req);
@@ -868,14 +894,15 @@ mod tests {
 
     #[test]
     fn the_metadata_server_is_not_reached_by_icmp() {
+        let net = Netstack::new();
         let md = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
-        let s = IcmpInner::new(Family::V4, Kind::Ping, 0);
+        let s = IcmpInner::new(&net, Family::V4, Kind::Ping, 0);
         let req = vec![ECHO_REQUEST, 0, 0, 0, 0, 0, 0, 1];
         assert_eq!(
             s.send(&req, Some(SockAddr::new(md, 0))),
             Err(Errno::ENETUNREACH)
         );
-        let raw = IcmpInner::new(Family::V4, Kind::Raw(PROTO_RAW), 0);
+        let raw = IcmpInner::new(&net, Family::V4, Kind::Raw(PROTO_RAW), 0);
         let mut d = v4_header(
             &Packet {
                 src: lo4(),
@@ -894,7 +921,7 @@ mod tests {
         );
         // A header naming the metadata server, sent to loopback: it goes where it
         // was routed, and is answered from there.
-        let watch = IcmpInner::new(Family::V4, Kind::Raw(PROTO_ICMP), 0);
+        let watch = IcmpInner::new(&net, Family::V4, Kind::Raw(PROTO_ICMP), 0);
         watch.bind(SockAddr::new(lo(6), 0)).unwrap();
         assert_eq!(raw.send(&d, Some(SockAddr::new(lo(6), 0))), Ok(d.len()));
         let got = watch.recv(100, false).unwrap();
@@ -910,24 +937,33 @@ mod tests {
 
     #[test]
     fn ping_group_range_decides_who_may_ping() {
+        let net = Netstack::new();
         use crate::net::procfs::{ping_group_range, set_ping_group_range};
-        assert_eq!(ping_group_range(), (1, 0));
-        assert!(!ping_allowed(0, &[]));
-        assert_eq!(set_ping_group_range(b"-1 5"), Err(Errno::EINVAL));
-        assert_eq!(set_ping_group_range(b"0 2147483648"), Err(Errno::EINVAL));
-        assert_eq!(set_ping_group_range(b""), Err(Errno::EINVAL));
-        set_ping_group_range(b"100 200\n").unwrap();
-        assert!(ping_allowed(150, &[]) && ping_allowed(7, &[8, 100]) && !ping_allowed(0, &[]));
+        assert_eq!(ping_group_range(&net), (1, 0));
+        assert!(!ping_allowed(&net, 0, &[]));
+        assert_eq!(set_ping_group_range(&net, b"-1 5"), Err(Errno::EINVAL));
+        assert_eq!(
+            set_ping_group_range(&net, b"0 2147483648"),
+            Err(Errno::EINVAL)
+        );
+        assert_eq!(set_ping_group_range(&net, b""), Err(Errno::EINVAL));
+        set_ping_group_range(&net, b"100 200\n").unwrap();
+        assert!(
+            ping_allowed(&net, 150, &[])
+                && ping_allowed(&net, 7, &[8, 100])
+                && !ping_allowed(&net, 0, &[])
+        );
         // One number changes the low end only; a high below the low is nobody.
-        set_ping_group_range(b"300").unwrap();
-        assert_eq!(ping_group_range(), (1, 0));
-        set_ping_group_range(b"1 0").unwrap();
+        set_ping_group_range(&net, b"300").unwrap();
+        assert_eq!(ping_group_range(&net), (1, 0));
+        set_ping_group_range(&net, b"1 0").unwrap();
     }
 
     #[test]
     fn v6_ping_checksums_with_the_pseudo_header() {
+        let net = Netstack::new();
         let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-        let s = IcmpInner::new(Family::V6, Kind::Ping, 0);
+        let s = IcmpInner::new(&net, Family::V6, Kind::Ping, 0);
         let req = vec![ECHO_REQUEST_V6, 0, 0, 0, 0, 0, 0, 3, 9];
         assert_eq!(s.send(&req, Some(SockAddr::new(lo6, 0))), Ok(9));
         let got = s.recv(100, false).unwrap();

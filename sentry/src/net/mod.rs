@@ -29,8 +29,9 @@ pub mod tcp;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::errno::{Errno, SysResult};
 
@@ -49,19 +50,25 @@ pub trait Interface: Send + Sync {
     fn source_for(&self, dst: IpAddr) -> SysResult<IpAddr>;
 }
 
-static ALLOW_METADATA: AtomicBool = AtomicBool::new(false);
-
-/// Sets the sandbox's network up from its boot config: the metadata policy, and
-/// the pod's interface under `--network=sandbox` (its packet socket given to
-/// [`external::set_device`] first).
-pub fn configure(config: &crate::config::BootConfig) -> Result<(), String> {
-    ALLOW_METADATA.store(config.allow_metadata, AtomicOrdering::Relaxed);
-    match (&config.netdev, config.network.as_str()) {
-        (Some(dev), "sandbox") => external::start(dev),
-        (Some(_), other) => Err(format!(
+/// Sets the sandbox's network `net` up from its boot config: the metadata policy,
+/// and the pod's interface under `--network=sandbox` on `device`, the packet socket
+/// the runtime handed over (`boot --net-fd`).
+pub fn configure(
+    net: &Arc<Netstack>,
+    config: &crate::config::BootConfig,
+    device: Option<OwnedFd>,
+) -> Result<(), String> {
+    net.allow_metadata
+        .store(config.allow_metadata, AtomicOrdering::Relaxed);
+    match (&config.netdev, config.network.as_str(), device) {
+        (Some(dev), "sandbox", Some(fd)) => external::start(net, dev, fd),
+        (Some(_), "sandbox", None) => {
+            Err("--network=sandbox: no packet socket was handed over".into())
+        }
+        (Some(_), other, _) => Err(format!(
             "--network={other}: an interface was handed over, which only sandbox uses"
         )),
-        (None, _) => Ok(()),
+        (None, _, _) => Ok(()),
     }
 }
 
@@ -76,7 +83,10 @@ pub fn is_metadata(ip: IpAddr) -> bool {
     }
 }
 
-/// The network state of the sandbox: port tables and interfaces.
+/// The network state of one sandbox (one network namespace): port tables and
+/// interfaces, the pod's interface when it has one, and the policies set at boot.
+/// It lives on the [`crate::kernel::Kernel`]; each socket holds the stack it was
+/// made in.
 pub struct Netstack {
     iface: Box<dyn Interface>,
     /// Bound TCP sockets.
@@ -88,23 +98,54 @@ pub struct Netstack {
     /// Bytes and packets through the interface (`/proc/net/dev`).
     bytes: std::sync::atomic::AtomicU64,
     packets: std::sync::atomic::AtomicU64,
+    /// Whether the cloud metadata server may be reached (`--allow-metadata`).
+    allow_metadata: AtomicBool,
+    /// The pod's interface under `--network=sandbox`, once started.
+    external: OnceLock<Arc<external::External>>,
+    /// Every ICMP socket (the pod interface's receive path fans replies out).
+    pub(crate) icmp: icmp::IcmpTable,
+    /// `net.ipv4.ping_group_range`: who may make ping sockets.
+    pub(crate) ping_group_range: Mutex<(u32, u32)>,
+    /// Netlink port ids in use, and the next one to hand out.
+    pub(crate) netlink_ports: netlink::PortIds,
 }
 
-/// The sandbox's network stack (one sentry serves one sandbox, one network
-/// namespace).
-pub fn stack() -> &'static Netstack {
-    static STACK: OnceLock<Netstack> = OnceLock::new();
-    STACK.get_or_init(|| Netstack {
-        iface: Box::new(loopback::Loopback),
-        tcp: ports::PortTable::default(),
-        udp: ports::PortTable::default(),
-        tcp_all: std::sync::Mutex::new(Vec::new()),
-        bytes: std::sync::atomic::AtomicU64::new(0),
-        packets: std::sync::atomic::AtomicU64::new(0),
-    })
+impl Default for Netstack {
+    fn default() -> Self {
+        Netstack {
+            iface: Box::new(loopback::Loopback),
+            tcp: ports::PortTable::default(),
+            udp: ports::PortTable::default(),
+            tcp_all: Mutex::new(Vec::new()),
+            bytes: std::sync::atomic::AtomicU64::new(0),
+            packets: std::sync::atomic::AtomicU64::new(0),
+            allow_metadata: AtomicBool::new(false),
+            external: OnceLock::new(),
+            icmp: icmp::IcmpTable::default(),
+            // Linux's default: nobody (the range is empty).
+            ping_group_range: Mutex::new((1, 0)),
+            netlink_ports: netlink::PortIds::default(),
+        }
+    }
 }
 
 impl Netstack {
+    /// A sandbox's network with only the loopback interface.
+    pub fn new() -> Arc<Netstack> {
+        Arc::new(Netstack::default())
+    }
+
+    /// The pod's interface, when the sandbox has one.
+    pub fn external(&self) -> Option<&Arc<external::External>> {
+        self.external.get()
+    }
+
+    /// The packet socket's fd (for the seccomp allow-list), when the pod's
+    /// interface is up.
+    pub fn packet_fd(&self) -> Option<i32> {
+        self.external().map(|e| e.packet_fd())
+    }
+
     /// The interface (only `lo` so far).
     pub fn iface(&self) -> &dyn Interface {
         &*self.iface
@@ -165,7 +206,7 @@ impl Netstack {
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             d => d,
         };
-        if is_metadata(dst) && !ALLOW_METADATA.load(AtomicOrdering::Relaxed) {
+        if is_metadata(dst) && !self.allow_metadata.load(AtomicOrdering::Relaxed) {
             // Concealed: as if no route led there, whatever the interface's routes.
             return Err(Errno::ENETUNREACH);
         }
@@ -174,7 +215,7 @@ impl Netstack {
             // Linux routes it through `lo`.
             return Ok((dst, dst));
         }
-        match (self.iface.source_for(dst), external::get()) {
+        match (self.iface.source_for(dst), self.external()) {
             (Ok(src), _) => Ok((dst, src)),
             (Err(_), Some(ext)) => Ok((dst, ext.source_for(dst)?)),
             (Err(e), None) => Err(e),
@@ -183,18 +224,18 @@ impl Netstack {
 
     /// Whether `ip` is one of the pod interface's addresses.
     pub fn is_ext_local(&self, ip: IpAddr) -> bool {
-        external::get().is_some_and(|e| e.is_local(ip))
+        self.external().is_some_and(|e| e.is_local(ip))
     }
 
     /// Whether a packet to `dst` (a routed destination) leaves through the pod's
     /// interface rather than staying in the sandbox.
     pub fn is_external(&self, dst: IpAddr) -> bool {
-        external::get().is_some() && !self.iface.is_local(dst) && !self.is_ext_local(dst)
+        self.external().is_some() && !self.iface.is_local(dst) && !self.is_ext_local(dst)
     }
 
     /// Whether a socket bound to `ip` also takes traffic from the pod's interface.
     pub fn covers_external(&self, ip: IpAddr) -> bool {
-        external::get().is_some() && (addr::is_any(ip) || self.is_ext_local(ip))
+        self.external().is_some() && (addr::is_any(ip) || self.is_ext_local(ip))
     }
 }
 

@@ -7,14 +7,14 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::ifreq::{ARPHRD_LOOPBACK, LO_FLAGS};
 use crate::net::loopback::{LO_INDEX, LO_MTU};
-use crate::net::{next_ino, stack, SOCKFS_DEV};
+use crate::net::{next_ino, Netstack, SOCKFS_DEV};
 use crate::vfs::{FileImpl, Stat};
+use crate::wait::WaitQueue;
 
 /// `sizeof(struct sockaddr_nl)`.
 pub const SOCKADDR_NL_LEN: usize = 12;
@@ -36,14 +36,30 @@ const IFF_LOWER_UP: u32 = 0x1_0000;
 /// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
 const QUEUE_MAX: usize = 1 << 20;
 
-static PORT_IDS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
-static NEXT_PORT: AtomicU64 = AtomicU64::new(0x8000_0000);
+/// The port ids of one network stack's netlink sockets.
+pub struct PortIds {
+    /// Those in use.
+    used: Mutex<HashSet<u32>>,
+    /// Where the search for a free negative id continues.
+    next: AtomicU64,
+}
+
+impl Default for PortIds {
+    fn default() -> Self {
+        PortIds {
+            used: Mutex::new(HashSet::new()),
+            next: AtomicU64::new(0x8000_0000),
+        }
+    }
+}
 
 /// A netlink route socket.
 pub struct NetlinkSocket {
     ino: u64,
     wq: WaitQueue,
     st: Mutex<NlState>,
+    /// The network it describes.
+    net: Arc<Netstack>,
 }
 
 struct NlState {
@@ -61,10 +77,8 @@ impl Drop for NetlinkSocket {
     fn drop(&mut self) {
         if let Ok(st) = self.st.get_mut() {
             if st.port != 0 {
-                if let Ok(mut ids) = PORT_IDS.lock() {
-                    if let Some(ids) = ids.as_mut() {
-                        ids.remove(&st.port);
-                    }
+                if let Ok(mut ids) = self.net.netlink_ports.used.lock() {
+                    ids.remove(&st.port);
                 }
             }
         }
@@ -95,8 +109,8 @@ fn message(kind: u16, flags: u16, seq: u32, port: u32, body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// `RTM_NEWLINK` body for `lo`.
-fn link_body() -> Vec<u8> {
+/// `RTM_NEWLINK` body for `lo` of `net`.
+fn link_body(net: &Netstack) -> Vec<u8> {
     let mut b = vec![0u8; 16];
     b[2..4].copy_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
     b[4..8].copy_from_slice(&(LO_INDEX as i32).to_le_bytes());
@@ -114,7 +128,7 @@ fn link_body() -> Vec<u8> {
     put_attr(&mut b, 6, b"noqueue\0"); // IFLA_QDISC
     put_attr(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
     put_attr(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
-    let (bytes, packets) = stack().counters();
+    let (bytes, packets) = net.counters();
     // rtnl_link_stats (24 x u32) and rtnl_link_stats64 (24 x u64): rx and tx
     // packets and bytes are the first four fields; loopback counts each twice.
     let mut s32 = vec![0u8; 96];
@@ -260,9 +274,10 @@ fn ifname_attr(attrs: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl NetlinkSocket {
-    /// A new route socket.
-    pub fn new() -> NetlinkSocket {
+    /// A new route socket describing `net`.
+    pub fn new(net: &Arc<Netstack>) -> NetlinkSocket {
         NetlinkSocket {
+            net: net.clone(),
             ino: next_ino(),
             wq: WaitQueue::new(),
             st: Mutex::new(NlState {
@@ -282,7 +297,7 @@ impl NetlinkSocket {
         self.st.lock().map_err(|_| Errno::EIO)
     }
 
-    fn autobind(st: &mut NlState, want: u32, tgid: i32) -> SysResult<()> {
+    fn autobind(&self, st: &mut NlState, want: u32, tgid: i32) -> SysResult<()> {
         if st.port != 0 {
             return if want == 0 || want == st.port {
                 Ok(())
@@ -290,8 +305,8 @@ impl NetlinkSocket {
                 Err(Errno::EINVAL)
             };
         }
-        let mut ids = PORT_IDS.lock().map_err(|_| Errno::EIO)?;
-        let ids = ids.get_or_insert_with(HashSet::new);
+        let table = &self.net.netlink_ports;
+        let mut ids = table.used.lock().map_err(|_| Errno::EIO)?;
         let port = if want != 0 {
             if ids.contains(&want) {
                 return Err(Errno::EADDRINUSE);
@@ -302,7 +317,7 @@ impl NetlinkSocket {
         } else {
             // Linux hands out negative ids once the process id is taken.
             loop {
-                let p = NEXT_PORT.fetch_add(1, Ordering::Relaxed) as u32 | 0x8000_0000;
+                let p = table.next.fetch_add(1, Ordering::Relaxed) as u32 | 0x8000_0000;
                 if !ids.contains(&p) {
                     break p;
                 }
@@ -320,7 +335,7 @@ impl NetlinkSocket {
             return Err(Errno::EPERM);
         }
         let mut st = self.lock()?;
-        Self::autobind(&mut st, port, tgid)
+        self.autobind(&mut st, port, tgid)
     }
 
     /// The port id (`getsockname`'s `nl_pid`).
@@ -331,7 +346,7 @@ impl NetlinkSocket {
     /// Takes the requests in `data` and queues their answers.
     pub fn send(&self, data: &[u8], tgid: i32, net_admin: bool) -> SysResult<usize> {
         let mut st = self.lock()?;
-        Self::autobind(&mut st, 0, tgid)?;
+        self.autobind(&mut st, 0, tgid)?;
         let port = st.port;
         let mut off = 0;
         let mut reply = Vec::new();
@@ -362,7 +377,7 @@ impl NetlinkSocket {
                 let bodies: Vec<(u16, Vec<u8>)> = match kind {
                     RTM_GETLINK => {
                         if family == 0 || family == libc::AF_PACKET as u8 {
-                            vec![(RTM_NEWLINK, link_body())]
+                            vec![(RTM_NEWLINK, link_body(&self.net))]
                         } else {
                             Vec::new()
                         }
@@ -400,7 +415,10 @@ impl NetlinkSocket {
                 let is_lo =
                     index == LO_INDEX as i32 || (index == 0 && name.as_deref() == Some(&b"lo"[..]));
                 if is_lo {
-                    answer(vec![message(RTM_NEWLINK, 0, seq, port, &link_body())], 0);
+                    answer(
+                        vec![message(RTM_NEWLINK, 0, seq, port, &link_body(&self.net))],
+                        0,
+                    );
                 } else {
                     answer(Vec::new(), -libc::ENODEV);
                 }
@@ -492,12 +510,6 @@ impl NetlinkSocket {
     }
 }
 
-impl Default for NetlinkSocket {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl FileImpl for NetlinkSocket {
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         let (d, _) = self.recv(buf.len(), false)?;
@@ -557,7 +569,7 @@ mod tests {
 
     #[test]
     fn link_dump_and_done() {
-        let s = NetlinkSocket::new();
+        let s = NetlinkSocket::new(&Netstack::new());
         let mut req = message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 7, 0, &[0u8; 16]);
         req.extend_from_slice(&message(
             RTM_GETADDR,

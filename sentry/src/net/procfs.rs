@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use crate::net::addr::{Family, SockAddr};
 use crate::net::loopback::{LO_INDEX, LO_MTU};
-use crate::net::stack;
 use crate::net::tcp::State;
+use crate::net::Netstack;
 
 /// `/proc/sys/net` files: (path below `net/`, contents).
 pub const SYSCTLS: &[(&str, &str)] = &[
@@ -37,31 +37,30 @@ pub const SYSCTLS: &[(&str, &str)] = &[
     ("ipv4/udp_mem", "176826\t235770\t353652\n"),
 ];
 
-/// `net.ipv4.ping_group_range`: the groups that may open ping sockets, inclusive
-/// (Linux's default "1 0": nobody).
-static PING_GROUP_RANGE: std::sync::Mutex<(u32, u32)> = std::sync::Mutex::new((1, 0));
-
 /// The largest group `ping_group_range` takes (`GID_T_MAX`: an int's range).
 const PING_GID_MAX: u32 = i32::MAX as u32;
 
-/// The current `ping_group_range` (low, high).
-pub fn ping_group_range() -> (u32, u32) {
-    *PING_GROUP_RANGE.lock().unwrap_or_else(|e| e.into_inner())
+/// `net.ipv4.ping_group_range` of `net`: the groups that may open ping sockets,
+/// inclusive, (low, high); Linux's default "1 0" means nobody.
+pub fn ping_group_range(net: &Netstack) -> (u32, u32) {
+    *net.ping_group_range
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// The text of `/proc/sys/net/ipv4/ping_group_range`.
-pub fn ping_group_range_text() -> String {
-    let (lo, hi) = ping_group_range();
+pub fn ping_group_range_text(net: &Netstack) -> String {
+    let (lo, hi) = ping_group_range(net);
     format!("{lo}\t{hi}\n")
 }
 
 /// A write of `/proc/sys/net/ipv4/ping_group_range`: up to two groups, each at
 /// most `GID_T_MAX` (`EINVAL` otherwise); a group not given keeps its value, and a
 /// high below the low means nobody ("1 0"), as Linux stores it.
-pub fn set_ping_group_range(buf: &[u8]) -> crate::errno::SysResult<()> {
+pub fn set_ping_group_range(net: &Netstack, buf: &[u8]) -> crate::errno::SysResult<()> {
     use crate::errno::Errno;
     let text = std::str::from_utf8(buf).map_err(|_| Errno::EINVAL)?;
-    let mut cur = ping_group_range();
+    let mut cur = ping_group_range(net);
     let mut given = 0;
     for (i, w) in text.split_ascii_whitespace().take(2).enumerate() {
         let v: i64 = w.parse().map_err(|_| Errno::EINVAL)?;
@@ -79,7 +78,9 @@ pub fn set_ping_group_range(buf: &[u8]) -> crate::errno::SysResult<()> {
         return Err(Errno::EINVAL);
     }
     let v = if cur.1 < cur.0 { (1, 0) } else { cur };
-    *PING_GROUP_RANGE.lock().unwrap_or_else(|e| e.into_inner()) = v;
+    *net.ping_group_range
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = v;
     Ok(())
 }
 
@@ -128,10 +129,10 @@ fn header(family: Family, udp: bool) -> String {
 }
 
 /// `/proc/net/tcp` (`Family::V4`) or `tcp6`.
-pub fn tcp(family: Family) -> String {
+pub fn tcp(net: &Netstack, family: Family) -> String {
     let mut out = header(family, false);
     let mut n = 0;
-    for s in stack().tcp_sockets() {
+    for s in net.tcp_sockets() {
         if s.family() != family {
             continue;
         }
@@ -153,10 +154,10 @@ pub fn tcp(family: Family) -> String {
 }
 
 /// `/proc/net/udp` or `udp6`.
-pub fn udp(family: Family) -> String {
+pub fn udp(net: &Netstack, family: Family) -> String {
     let mut out = header(family, true);
     let mut n = 0;
-    for s in stack().udp.all() {
+    for s in net.udp.all() {
         if s.family() != family {
             continue;
         }
@@ -175,8 +176,8 @@ pub fn udp(family: Family) -> String {
 }
 
 /// `/proc/net/dev`.
-pub fn dev() -> String {
-    let (bytes, packets) = stack().counters();
+pub fn dev(net: &Netstack) -> String {
+    let (bytes, packets) = net.counters();
     format!(
         "Inter-|   Receive                                                |  Transmit\n \
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
@@ -200,10 +201,10 @@ pub fn route() -> String {
 }
 
 /// `/proc/net/snmp`-style summary is not kept; `/proc/net/sockstat` counts sockets.
-pub fn sockstat() -> String {
-    let tcp = stack().tcp_sockets();
+pub fn sockstat(net: &Netstack) -> String {
+    let tcp = net.tcp_sockets();
     let inuse = tcp.iter().filter(|s| s.state() != State::Close).count();
-    let udp = stack().udp.all().len();
+    let udp = net.udp.all().len();
     format!(
         "sockets: used {}\nTCP: inuse {inuse} orphan 0 tw 0 alloc {} mem 0\nUDP: inuse {udp} mem 0\nUDPLITE: inuse 0\nRAW: inuse 0\nFRAG: inuse 0 memory 0\n",
         tcp.len() + udp,

@@ -16,11 +16,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{self, Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
-use crate::net::{external, next_ino, stack};
+use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 use smoltcp::iface::SocketHandle;
 
 /// Bytes one direction of a connection queues when the receiver did not set
@@ -106,6 +106,8 @@ struct ConnState {
 pub struct Conn {
     st: Mutex<ConnState>,
     q: [Arc<WaitQueue>; 2],
+    /// The network that carries it (its counters).
+    net: Arc<Netstack>,
 }
 
 impl Conn {
@@ -145,7 +147,7 @@ impl Conn {
         }
         let n = room.min(data.len());
         s.buf[peer].extend(&data[..n]);
-        stack().count(n);
+        self.net.count(n);
         s.sent[side] += n as u64;
         s.received[peer] += n as u64;
         drop(s);
@@ -329,13 +331,15 @@ pub struct TcpInner {
     uid: u32,
     wq: Arc<WaitQueue>,
     st: Mutex<TcpState>,
+    /// The network the socket was made in.
+    net: Arc<Netstack>,
 }
 
 impl Drop for TcpInner {
     fn drop(&mut self) {
         if let Ok(st) = self.st.get_mut() {
             if let Some((_, _, id)) = st.bound {
-                stack().tcp.unbind(id);
+                self.net.tcp.unbind(id);
             }
         }
     }
@@ -354,13 +358,14 @@ pub enum Connected {
 }
 
 impl TcpInner {
-    /// A new socket of `family` owned by `uid`.
-    pub fn new(family: Family, uid: u32) -> Arc<TcpInner> {
-        Self::with(family, uid, SockOpts::new(true))
+    /// A new socket of `net`, of `family`, owned by `uid`.
+    pub fn new(net: &Arc<Netstack>, family: Family, uid: u32) -> Arc<TcpInner> {
+        Self::with(net, family, uid, SockOpts::new(true))
     }
 
-    fn with(family: Family, uid: u32, opts: SockOpts) -> Arc<TcpInner> {
+    fn with(net: &Arc<Netstack>, family: Family, uid: u32, opts: SockOpts) -> Arc<TcpInner> {
         let s = Arc::new(TcpInner {
+            net: net.clone(),
             family,
             ino: next_ino(),
             uid,
@@ -375,7 +380,7 @@ impl TcpInner {
                 ext_listen: None,
             }),
         });
-        stack().track_tcp(&s);
+        net.track_tcp(&s);
         s
     }
 
@@ -407,7 +412,7 @@ impl TcpInner {
         if st.bound.is_some() {
             return Err(Errno::EINVAL);
         }
-        stack().check_bindable(ip)?;
+        self.net.check_bindable(ip)?;
         let local = Local::of(self.family, ip, st.opts.v6only);
         let opts = BindOpts {
             reuseaddr: st.opts.reuseaddr,
@@ -415,7 +420,7 @@ impl TcpInner {
             uid: self.uid,
             tcp: true,
         };
-        let (id, port) = stack().tcp.bind(local, port, opts, Arc::downgrade(self))?;
+        let (id, port) = self.net.tcp.bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
         Ok(())
     }
@@ -452,9 +457,9 @@ impl TcpInner {
             self.bind_locked(&mut st, any, 0)?;
         }
         if let Some((local, port, id)) = st.bound {
-            stack().tcp.set_listening(id, true);
+            self.net.tcp.set_listening(id, true);
             let ip = local.ip(self.family);
-            if let (Some(ext), true) = (external::get(), stack().covers_external(ip)) {
+            if let (Some(ext), true) = (self.net.external(), self.net.covers_external(ip)) {
                 ext.tcp_listen(port, (!addr::is_any(ip)).then_some(ip));
                 st.ext_listen = Some(port);
             }
@@ -487,7 +492,7 @@ impl TcpInner {
             }
             Phase::Connected { .. } => return Err(Errno::EISCONN),
             Phase::Remote { h, .. } if st.connecting => {
-                let Some(ext) = external::get() else {
+                let Some(ext) = self.net.external() else {
                     return Err(Errno::EIO);
                 };
                 if ext.tcp_connecting(h) {
@@ -518,7 +523,7 @@ impl TcpInner {
         if self.family == Family::V6 && dst.ip.is_ipv4() && st.opts.v6only {
             return Err(Errno::ENETUNREACH);
         }
-        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        let (dst_ip, src_ip) = self.net.route(dst.ip)?;
         if dst.port == 0 {
             return Err(Errno::ECONNREFUSED);
         }
@@ -532,7 +537,7 @@ impl TcpInner {
         let src_port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
         let local = SockAddr::new(src_ip, src_port);
         let peer = SockAddr::new(dst_ip, dst.port);
-        if let (true, Some(ext)) = (stack().is_external(dst_ip), external::get()) {
+        if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
             let h = ext.tcp_connect(local, peer, &self.wq, st.opts.nodelay)?;
             st.phase = Phase::Remote { h, local, peer };
             st.dead = false;
@@ -548,7 +553,8 @@ impl TcpInner {
 
         // The filter runs under the port table's lock: it must not take a
         // socket's (sockets take the table's under theirs).
-        let listener = stack()
+        let listener = self
+            .net
             .tcp
             .lookup(peer.ip, peer.port, |_, listening| listening);
         let result = match listener {
@@ -602,8 +608,9 @@ impl TcpInner {
         let Phase::Listen { queue, .. } = &mut st.phase else {
             return Err(Errno::ECONNREFUSED);
         };
-        let server = TcpInner::with(self.family, self.uid, opts.clone());
+        let server = TcpInner::with(&self.net, self.family, self.uid, opts.clone());
         let conn = Arc::new(Conn {
+            net: self.net.clone(),
             st: Mutex::new(ConnState {
                 cap: [client_cap, queue_cap(&opts)],
                 ..Default::default()
@@ -635,7 +642,7 @@ impl TcpInner {
         local: SockAddr,
         peer: SockAddr,
     ) -> SysResult<()> {
-        let ext = external::get().ok_or(Errno::EIO)?;
+        let ext = self.net.external().ok_or(Errno::EIO)?;
         let mut st = self.lock()?;
         let opts = st.opts.clone();
         let Phase::Listen { queue, max } = &mut st.phase else {
@@ -645,7 +652,7 @@ impl TcpInner {
             // A full accept queue drops the connection, as Linux's backlog would.
             return Err(Errno::ECONNREFUSED);
         }
-        let server = TcpInner::with(self.family, self.uid, opts);
+        let server = TcpInner::with(&self.net, self.family, self.uid, opts);
         ext.adopt(h, &server.wq);
         server.lock()?.phase = Phase::Remote { h, local, peer };
         queue.push_back(server);
@@ -661,7 +668,7 @@ impl TcpInner {
             Phase::Remote { h, .. } => Some(h),
             _ => None,
         }) {
-            Ok(Some(h)) => !external::get().is_some_and(|e| e.tcp_connecting(h)),
+            Ok(Some(h)) => !self.net.external().is_some_and(|e| e.tcp_connecting(h)),
             _ => true,
         }
     }
@@ -688,7 +695,8 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let (h, nodelay) = (*h, st.opts.nodelay);
                 drop(st);
-                external::get()
+                self.net
+                    .external()
                     .ok_or(Errno::EIO)?
                     .tcp_send(h, data, nodelay)
             }
@@ -712,7 +720,10 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let h = *h;
                 drop(st);
-                external::get().ok_or(Errno::EIO)?.tcp_recv(h, len, peek)
+                self.net
+                    .external()
+                    .ok_or(Errno::EIO)?
+                    .tcp_recv(h, len, peek)
             }
             _ => match st.err.take() {
                 Some(e) => Err(e),
@@ -734,7 +745,7 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let h = *h;
                 drop(st);
-                external::get().ok_or(Errno::EIO)?.tcp_shutdown(
+                self.net.external().ok_or(Errno::EIO)?.tcp_shutdown(
                     h,
                     how != libc::SHUT_WR,
                     how != libc::SHUT_RD,
@@ -755,9 +766,9 @@ impl TcpInner {
         let queued = match self.lock() {
             Ok(mut st) => {
                 if let Some((_, _, id)) = st.bound {
-                    stack().tcp.set_listening(id, false);
+                    self.net.tcp.set_listening(id, false);
                 }
-                if let (Some(port), Some(ext)) = (st.ext_listen.take(), external::get()) {
+                if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
                     ext.tcp_unlisten(port);
                 }
                 match std::mem::replace(&mut st.phase, Phase::Idle) {
@@ -783,9 +794,9 @@ impl TcpInner {
                 let linger0 = st.opts.linger == (true, 0);
                 let p = std::mem::replace(&mut st.phase, Phase::Idle);
                 if let Some((_, _, id)) = st.bound.take() {
-                    stack().tcp.unbind(id);
+                    self.net.tcp.unbind(id);
                 }
-                if let (Some(port), Some(ext)) = (st.ext_listen.take(), external::get()) {
+                if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
                     ext.tcp_unlisten(port);
                 }
                 (p, linger0)
@@ -795,7 +806,7 @@ impl TcpInner {
         match phase {
             Phase::Connected { conn, side, .. } => conn.close(side, abort || linger0),
             Phase::Remote { h, .. } => {
-                if let Some(ext) = external::get() {
+                if let Some(ext) = self.net.external() {
                     ext.tcp_close(h, abort || linger0);
                 }
             }
@@ -830,7 +841,9 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let h = *h;
                 drop(st);
-                external::get().map_or(libc::POLLERR as u32, |e| e.tcp_snapshot(h).readiness)
+                self.net
+                    .external()
+                    .map_or(libc::POLLERR as u32, |e| e.tcp_snapshot(h).readiness)
             }
             Phase::Idle => {
                 let mut r = (libc::POLLOUT | libc::POLLWRNORM | libc::POLLHUP) as u32;
@@ -869,7 +882,7 @@ impl TcpInner {
                 Ok(*peer)
             }
             Phase::Remote { h, peer, .. } => {
-                let state = external::get().map(|e| e.tcp_snapshot(*h).state);
+                let state = self.net.external().map(|e| e.tcp_snapshot(*h).state);
                 match state {
                     Some(smoltcp::socket::tcp::State::Closed) | None => Err(Errno::ENOTCONN),
                     _ => Ok(*peer),
@@ -895,7 +908,9 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let h = *h;
                 drop(st);
-                external::get().map_or(State::Close, |e| State::of(e.tcp_snapshot(h).state))
+                self.net
+                    .external()
+                    .map_or(State::Close, |e| State::of(e.tcp_snapshot(h).state))
             }
         }
     }
@@ -916,7 +931,7 @@ impl TcpInner {
             Phase::Remote { h, .. } => {
                 let h = *h;
                 drop(st);
-                external::get().map_or((0, 0), |e| {
+                self.net.external().map_or((0, 0), |e| {
                     let s = e.tcp_snapshot(h);
                     (s.rx_queued, s.tx_queued)
                 })
@@ -943,7 +958,9 @@ impl TcpInner {
         if let Phase::Remote { h, .. } = &st.phase {
             let h = *h;
             drop(st);
-            return external::get()
+            return self
+                .net
+                .external()
                 .and_then(|e| e.tcp_take_err(h))
                 .map_or(0, |e| e.0);
         }
@@ -1084,11 +1101,11 @@ mod tests {
         SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
     }
 
-    fn pair() -> (Arc<TcpInner>, Arc<TcpInner>, Arc<TcpInner>) {
-        let l = TcpInner::new(Family::V4, 0);
+    fn pair(net: &Arc<Netstack>) -> (Arc<TcpInner>, Arc<TcpInner>, Arc<TcpInner>) {
+        let l = TcpInner::new(net, Family::V4, 0);
         l.bind(lo(0)).unwrap();
         l.listen(4).unwrap();
-        let c = TcpInner::new(Family::V4, 0);
+        let c = TcpInner::new(net, Family::V4, 0);
         assert_eq!(c.connect(l.local(), false), Ok(Connected::Now));
         let s = l.accept().unwrap();
         (l, c, s)
@@ -1096,7 +1113,8 @@ mod tests {
 
     #[test]
     fn data_eof_and_states() {
-        let (l, c, s) = pair();
+        let net = Netstack::new();
+        let (l, c, s) = pair(&net);
         assert_eq!(l.state(), State::Listen);
         assert_eq!(c.state(), State::Established);
         assert_eq!(s.peer().unwrap(), c.local());
@@ -1118,7 +1136,8 @@ mod tests {
 
     #[test]
     fn reset_refused_and_full_queue() {
-        let (l, c, s) = pair();
+        let net = Netstack::new();
+        let (l, c, s) = pair(&net);
         c.send(b"unread").unwrap();
         s.close(false);
         assert_eq!(c.recv(10, false), Err(Errno::ECONNRESET));
@@ -1126,18 +1145,37 @@ mod tests {
         assert_eq!(c.send(b"x"), Err(Errno::EPIPE));
         let port = l.local().port;
         l.close(false);
-        let d = TcpInner::new(Family::V4, 0);
+        let d = TcpInner::new(&net, Family::V4, 0);
         assert_eq!(d.connect(lo(port), false), Err(Errno::ECONNREFUSED));
-        let e = TcpInner::new(Family::V4, 0);
+        let e = TcpInner::new(&net, Family::V4, 0);
         assert_eq!(e.connect(lo(port), true), Ok(Connected::InProgress));
         assert_eq!(e.take_error(), libc::ECONNREFUSED);
 
-        let (_l, c, s) = pair();
+        let (_l, c, s) = pair(&net);
         let big = vec![1u8; QUEUE_DEFAULT + 10];
         assert_eq!(c.send(&big), Ok(QUEUE_DEFAULT));
         assert_eq!(c.send(b"x"), Err(Errno::EAGAIN));
         assert_eq!(c.readiness() & libc::POLLOUT as u32, 0);
         assert_eq!(s.recv(100, false).unwrap().len(), 100);
         assert_ne!(c.readiness() & libc::POLLOUT as u32, 0);
+    }
+
+    /// Two sandboxes' stacks share nothing: the same port is free in each, and a
+    /// connection from one never reaches a listener of the other.
+    #[test]
+    fn stacks_are_separate() {
+        let (a, b) = (Netstack::new(), Netstack::new());
+        let la = TcpInner::new(&a, Family::V4, 0);
+        la.bind(lo(0)).unwrap();
+        la.listen(4).unwrap();
+        let port = la.local().port;
+        let lb = TcpInner::new(&b, Family::V4, 0);
+        lb.bind(lo(port)).unwrap();
+        let cb = TcpInner::new(&b, Family::V4, 0);
+        assert_eq!(cb.connect(lo(port), false), Err(Errno::ECONNREFUSED));
+        let ca = TcpInner::new(&a, Family::V4, 0);
+        assert_eq!(ca.connect(lo(port), false), Ok(Connected::Now));
+        assert_eq!(a.tcp_sockets().len(), 3);
+        assert_eq!(b.tcp_sockets().len(), 2);
     }
 }

@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::net::addr::{Family, Local, SockAddr};
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
-use crate::net::{external, next_ino, stack};
+use crate::net::{next_ino, Netstack};
+use crate::wait::WaitQueue;
 
 /// Largest UDP payload over IPv4 (65535 less the IP and UDP headers).
 pub const MAX_V4: usize = 65_507;
@@ -46,11 +46,11 @@ struct UdpState {
 }
 
 impl UdpState {
-    fn unbind(&mut self) {
+    fn unbind(&mut self, net: &Netstack) {
         if let Some((_, _, id)) = self.bound.take() {
-            stack().udp.unbind(id);
+            net.udp.unbind(id);
         }
-        if let (Some(p), Some(ext)) = (self.ext_port.take(), external::get()) {
+        if let (Some(p), Some(ext)) = (self.ext_port.take(), net.external()) {
             ext.udp_unbind(p);
         }
     }
@@ -63,12 +63,14 @@ pub struct UdpInner {
     uid: u32,
     wq: WaitQueue,
     st: Mutex<UdpState>,
+    /// The network the socket was made in.
+    net: Arc<Netstack>,
 }
 
 impl Drop for UdpInner {
     fn drop(&mut self) {
         if let Ok(st) = self.st.get_mut() {
-            st.unbind();
+            st.unbind(&self.net);
         }
     }
 }
@@ -84,9 +86,10 @@ pub struct Received {
 }
 
 impl UdpInner {
-    /// A new socket of `family` owned by `uid`.
-    pub fn new(family: Family, uid: u32) -> Arc<UdpInner> {
+    /// A new socket of `net`, of `family`, owned by `uid`.
+    pub fn new(net: &Arc<Netstack>, family: Family, uid: u32) -> Arc<UdpInner> {
         Arc::new(UdpInner {
+            net: net.clone(),
             family,
             ino: next_ino(),
             uid,
@@ -130,7 +133,7 @@ impl UdpInner {
         if st.bound.is_some() {
             return Err(Errno::EINVAL);
         }
-        stack().check_bindable(ip)?;
+        self.net.check_bindable(ip)?;
         let local = Local::of(self.family, ip, st.opts.v6only);
         let opts = BindOpts {
             reuseaddr: st.opts.reuseaddr,
@@ -138,9 +141,9 @@ impl UdpInner {
             uid: self.uid,
             tcp: false,
         };
-        let (id, port) = stack().udp.bind(local, port, opts, Arc::downgrade(self))?;
+        let (id, port) = self.net.udp.bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
-        if let (Some(ext), true) = (external::get(), stack().covers_external(ip)) {
+        if let (Some(ext), true) = (self.net.external(), self.net.covers_external(ip)) {
             ext.udp_bind(port);
             st.ext_port = Some(port);
         }
@@ -168,7 +171,7 @@ impl UdpInner {
         if self.family == Family::V6 && dst.ip.is_ipv4() && st.opts.v6only {
             return Err(Errno::ENETUNREACH);
         }
-        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        let (dst_ip, src_ip) = self.net.route(dst.ip)?;
         let src_ip = match st.bound {
             Some((Local::Ip(ip), _, _)) => ip,
             _ => src_ip,
@@ -189,7 +192,7 @@ impl UdpInner {
         st.conn_local = None;
         if !st.port_locked {
             // An automatically chosen port goes back with the association.
-            st.unbind();
+            st.unbind(&self.net);
         }
         Ok(())
     }
@@ -223,7 +226,7 @@ impl UdpInner {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
-        let (dst_ip, src_ip) = stack().route(dst.ip)?;
+        let (dst_ip, src_ip) = self.net.route(dst.ip)?;
         if st.bound.is_none() {
             let any = self.family.any();
             self.bind_locked(&mut st, any, 0)?;
@@ -236,11 +239,11 @@ impl UdpInner {
         let from = SockAddr::new(src_ip, st.bound.map(|b| b.1).unwrap_or(0));
         let connected = st.peer.is_some();
         drop(st);
-        if let (true, Some(ext)) = (stack().is_external(dst_ip), external::get()) {
+        if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
             return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
         }
         // The filter runs under the port table's lock: no socket lock in it.
-        match stack().udp.lookup(dst_ip, dst.port, |_, _| true) {
+        match self.net.udp.lookup(dst_ip, dst.port, |_, _| true) {
             Some(r) => r.deliver(from, data),
             None if connected => {
                 if let Ok(mut st) = self.lock() {
@@ -265,7 +268,7 @@ impl UdpInner {
             return;
         }
         st.charged += cost;
-        stack().count(data.len());
+        self.net.count(data.len());
         st.queue.push_back(Dgram {
             from,
             data: data.to_vec(),
@@ -424,10 +427,10 @@ impl UdpInner {
     }
 }
 
-/// A datagram from the pod's interface for `to`: queued on the socket bound there
-/// (dropped when none is, as the stack answers nothing for UDP).
-pub fn deliver_external(to: SockAddr, from: SockAddr, data: &[u8]) {
-    if let Some(r) = stack().udp.lookup(to.ip, to.port, |_, _| true) {
+/// A datagram from `net`'s pod interface for `to`: queued on the socket bound
+/// there (dropped when none is, as the stack answers nothing for UDP).
+pub fn deliver_external(net: &Netstack, to: SockAddr, from: SockAddr, data: &[u8]) {
+    if let Some(r) = net.udp.lookup(to.ip, to.port, |_, _| true) {
         r.deliver(from, data);
     }
 }
@@ -439,11 +442,12 @@ mod tests {
 
     #[test]
     fn datagrams_between_families() {
-        let r = UdpInner::new(Family::V6, 0);
+        let net = Netstack::new();
+        let r = UdpInner::new(&net, Family::V6, 0);
         r.bind(SockAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0))
             .unwrap();
         let port = r.local().port;
-        let s = UdpInner::new(Family::V4, 0);
+        let s = UdpInner::new(&net, Family::V4, 0);
         let to = SockAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         assert_eq!(s.send(b"hello", Some(to)), Ok(5));
         let got = r.recv(3, false).unwrap();

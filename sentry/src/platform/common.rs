@@ -133,14 +133,8 @@ pub fn pin_to(tid: i32, cpus: &[usize]) -> SysResult<()> {
     Ok(())
 }
 
-/// `PIDFD_THREAD` (Linux 6.9): a pidfd naming one thread rather than a process.
-pub(crate) const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
-/// `PIDFD_SIGNAL_THREAD` (Linux 6.9): `pidfd_send_signal` to the named thread only.
-pub(crate) const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
-
-/// The signal both platforms send to interrupt a running stub thread (the sentry's
-/// seccomp filter allows exactly this one for it).
-pub(crate) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+pub(crate) use crate::sys::confine::INTERRUPT_SIGNAL;
+use crate::sys::host::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
 
 /// A way to send a signal to exactly one stub thread.
 pub enum ThreadSignaller {

@@ -14,10 +14,7 @@ use seccompiler::{
 };
 
 use super::isolation::{STUB_GID, STUB_UID};
-use crate::platform::common::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
-use crate::platform::ptrace::{
-    STUB_FORK_FLAGS as PTRACE_STUB_FORK_FLAGS, STUB_THREAD_FLAGS as PTRACE_STUB_THREAD_FLAGS,
-};
+use crate::sys::host::{PIDFD_SIGNAL_THREAD, PIDFD_THREAD};
 
 /// Which platform a row is for. The ptrace platform forks its stubs from the sentry
 /// after confinement, so they run under the sentry's filter, and so do the remote
@@ -139,7 +136,21 @@ const PTRACE_OPTIONS: u32 = (libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACEFORK
     | libc::PTRACE_O_TRACECLONE) as u32;
 /// The platforms' interrupt signal, as the filter compares it.
-const INTERRUPT_SIGNAL: u32 = crate::platform::common::INTERRUPT_SIGNAL as u32;
+/// The signal both platforms send to interrupt a running stub thread (the filter
+/// allows exactly this one for it).
+pub(crate) const INTERRUPT_SIGNAL: i32 = libc::SIGUSR2;
+
+/// `clone` flags of a new ptrace stub thread: a thread of the same stub process.
+pub(crate) const PTRACE_STUB_THREAD_FLAGS: u64 = (libc::CLONE_VM
+    | libc::CLONE_FS
+    | libc::CLONE_FILES
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_THREAD
+    | libc::CLONE_SYSVSEM) as u64;
+/// `clone` flags of a forked ptrace stub. CLONE_PARENT makes it a child of the
+/// sentry, like every stub: its exit is reported to (and reaped by) the sentry,
+/// never left as a zombie in a stub that does not wait.
+pub(crate) const PTRACE_STUB_FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
 /// `PTRACE_GET_SYSCALL_INFO` (not in every libc).
 const PTRACE_GET_SYSCALL_INFO: u64 = 0x420e;
 /// Register-set notes the ptrace platform reads and writes (FXSAVE, XSAVE).
@@ -251,11 +262,11 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_pidfd_open(one_of(&[&[Cmp::Within(1, PIDFD_THREAD | libc::O_NONBLOCK as u32)]])): "a pidfd per stub and per stub thread, so kills and interrupts never hit a recycled id",
     SYS_pidfd_send_signal(one_of(&[
         &[Cmp::Eq(1, libc::SIGKILL as u32), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
-        &[Cmp::Eq(1, INTERRUPT_SIGNAL), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
+        &[Cmp::Eq(1, INTERRUPT_SIGNAL as u32), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
         &[Cmp::Eq(1, 0), Cmp::Eq64(2, 0), Cmp::Within(3, PIDFD_SIGNAL_THREAD)],
     ])): "killing a stub (SIGKILL), interrupting a running stub thread (the platforms' SIGUSR2), liveness probes (0); no forged siginfo (NULL only)",
     SYS_tgkill(one_of(&[
-        &[Cmp::Range(0, 1, PID_MAX), Cmp::Range(1, 1, PID_MAX), Cmp::Eq(2, INTERRUPT_SIGNAL)],
+        &[Cmp::Range(0, 1, PID_MAX), Cmp::Range(1, 1, PID_MAX), Cmp::Eq(2, INTERRUPT_SIGNAL as u32)],
         &[Cmp::OwnPid(0), Cmp::Eq(2, libc::SIGABRT as u32)],
     ])): "interrupting a running stub thread (kernels without thread pidfds): SIGUSR2 only; SIGABRT to the sentry itself (abort after a double panic)",
     SYS_ppoll: "systrap: the stub death watcher waits on every stub's pidfd; ptrace: a stub thread waiting to be adopted by its new tracer blocks in a remote ppoll on its control socket (stubs inherit this filter)",
@@ -294,13 +305,13 @@ struct Runtime {
 }
 
 impl Runtime {
-    fn now() -> Runtime {
+    fn now(packet_fd: Option<i32>) -> Runtime {
         // SAFETY: getpid cannot fail; personality(0xffffffff) only queries.
         let (pid, personality) = unsafe { (libc::getpid(), libc::personality(0xffff_ffff)) };
         Runtime {
             pid: pid as u32,
             personality: personality as u32,
-            packet_fd: crate::net::external::packet_fd().unwrap_or(-1) as u32,
+            packet_fd: packet_fd.unwrap_or(-1) as u32,
             tmpfs_dirs: crate::sys::host_tmpfs::dir_fds()
                 .into_iter()
                 .map(|fd| fd as u32)
@@ -415,13 +426,18 @@ pub fn rows_for(
 }
 
 /// Builds the sentry's filter for `platform`: the allow-list above, everything else
-/// kills the process.
-pub fn sentry_filter(platform: Platform) -> Result<BpfProgram, String> {
-    build(SENTRY_ALLOWED, platform)
+/// kills the process. `packet_fd` is the pod interface's packet socket, when the
+/// sandbox has one (the only fd its frame calls may name).
+pub fn sentry_filter(platform: Platform, packet_fd: Option<i32>) -> Result<BpfProgram, String> {
+    build(SENTRY_ALLOWED, platform, packet_fd)
 }
 
-fn build(list: &'static [Allowed], platform: Platform) -> Result<BpfProgram, String> {
-    let rt = Runtime::now();
+fn build(
+    list: &'static [Allowed],
+    platform: Platform,
+    packet_fd: Option<i32>,
+) -> Result<BpfProgram, String> {
+    let rt = Runtime::now(packet_fd);
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let mut fails = Vec::new();
     for a in rows_for(list, platform) {
@@ -488,12 +504,12 @@ fn with_errno_prefix(fails: &[(i64, i32)], prog: BpfProgram) -> BpfProgram {
 }
 
 /// Installs the sentry's filter for `platform` (as `--platform` names it) on every
-/// thread of the process.
-pub fn install_sentry_filter(platform: &str) -> Result<(), String> {
+/// thread of the process; `packet_fd` as [`sentry_filter`] takes it.
+pub fn install_sentry_filter(platform: &str, packet_fd: Option<i32>) -> Result<(), String> {
     let platform = Platform::by_name(platform)?;
     // The filter names every host tmpfs instance there is; it allows no new one.
     crate::sys::host_tmpfs::seal();
-    let prog = sentry_filter(platform)?;
+    let prog = sentry_filter(platform, packet_fd)?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
     tracing::info!(
         syscalls = rows_for(SENTRY_ALLOWED, platform).count(),
@@ -522,7 +538,7 @@ mod tests {
     #[test]
     fn filters_build_and_rows_are_unique_per_platform() {
         for p in BOTH {
-            assert!(sentry_filter(p).is_ok());
+            assert!(sentry_filter(p, None).is_ok());
             let mut seen = std::collections::HashSet::new();
             for a in rows_for(SENTRY_ALLOWED, p) {
                 assert!(seen.insert(a.nr), "{p:?}: duplicate row {}", a.nr);
@@ -583,7 +599,7 @@ mod tests {
     /// Forks a child that installs `platform`'s filter, then runs `probe` and exits
     /// with its result.
     fn run(platform: Platform, probe: impl FnOnce() -> i32) -> End {
-        let prog = sentry_filter(platform).expect("filter");
+        let prog = sentry_filter(platform, None).expect("filter");
         // SAFETY: the child only installs the filter, runs the probe (raw system
         // calls) and `_exit`s; it never returns into the test harness.
         let pid = unsafe { libc::fork() };
@@ -1118,7 +1134,7 @@ mod tests {
     #[test]
     fn a_stopped_and_continued_sleep_resumes() {
         for p in BOTH {
-            let prog = sentry_filter(p).expect("filter");
+            let prog = sentry_filter(p, None).expect("filter");
             // SAFETY: the child installs the filter, sleeps with raw calls and exits.
             let pid = unsafe { libc::fork() };
             assert!(pid >= 0);

@@ -6,6 +6,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use crate::errno::{Errno, SysResult};
 use crate::sys::pod::zeroed;
 
+/// `PIDFD_THREAD` (Linux 6.9): a pidfd naming one thread rather than a process.
+pub(crate) const PIDFD_THREAD: libc::c_uint = libc::O_EXCL as libc::c_uint;
+/// `PIDFD_SIGNAL_THREAD` (Linux 6.9): `pidfd_send_signal` to the named thread only.
+pub(crate) const PIDFD_SIGNAL_THREAD: libc::c_uint = 1;
+
 fn check(r: isize) -> SysResult<usize> {
     if r < 0 {
         Err(Errno::last())

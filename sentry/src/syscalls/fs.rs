@@ -190,7 +190,9 @@ fn open_from(
         // A FIFO's data never touches its filesystem: every opener shares one
         // in-sentry pipe (also for FIFOs on host files, which are never opened).
         let pipe = crate::fs::pipe::fifo_pipe(&st)?;
-        crate::fs::pipe::open_fifo(&pipe, dentry.inode().clone(), flags, task)?
+        crate::fs::pipe::open_fifo_with(&pipe, dentry.inode().clone(), flags, &task.waker, || {
+            task.signal_pending()
+        })?
     } else {
         dentry.inode().open(flags)?
     };

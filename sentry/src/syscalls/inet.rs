@@ -44,24 +44,25 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         Family::V6
     };
     let uid = task.creds.euid;
+    let net = task.kernel.net.clone();
     let icmp_proto = match family {
         Family::V4 => libc::IPPROTO_ICMP,
         Family::V6 => libc::IPPROTO_ICMPV6,
     };
     let sock = match ty {
         libc::SOCK_STREAM if protocol == 0 || protocol == libc::IPPROTO_TCP => {
-            InetSocket::Tcp(TcpInner::new(family, uid))
+            InetSocket::Tcp(TcpInner::new(&net, family, uid))
         }
         libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => {
-            InetSocket::Udp(UdpInner::new(family, uid))
+            InetSocket::Udp(UdpInner::new(&net, family, uid))
         }
         // Ping sockets: for the groups in `net.ipv4.ping_group_range` (Linux's
         // default "1 0" is nobody).
         libc::SOCK_DGRAM if protocol == icmp_proto => {
-            if !icmp::ping_allowed(task.creds.egid, &task.creds.groups) {
+            if !icmp::ping_allowed(&net, task.creds.egid, &task.creds.groups) {
                 return Err(Errno::EACCES);
             }
-            InetSocket::Icmp(IcmpInner::new(family, Kind::Ping, uid))
+            InetSocket::Icmp(IcmpInner::new(&net, family, Kind::Ping, uid))
         }
         libc::SOCK_RAW => {
             if !may_open_raw(&task.creds) {
@@ -81,7 +82,7 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
                 );
                 return Err(Errno::EPROTONOSUPPORT);
             }
-            InetSocket::Icmp(IcmpInner::new(family, Kind::Raw(protocol as u8), uid))
+            InetSocket::Icmp(IcmpInner::new(&net, family, Kind::Raw(protocol as u8), uid))
         }
         libc::SOCK_STREAM | libc::SOCK_DGRAM => return Err(Errno::EPROTONOSUPPORT),
         _ => return Err(Errno::ESOCKTNOSUPPORT),

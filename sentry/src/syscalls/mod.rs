@@ -81,6 +81,26 @@ pub fn set_testonly_panic(nr: u64) {
     TESTONLY_PANIC_NR.store(nr, Ordering::Relaxed);
 }
 
+/// The x86-64 table as the kernel takes it ([`crate::kernel::SyscallTable`]).
+pub struct Linux;
+
+/// The table every sandbox's kernel serves.
+pub static TABLE: Linux = Linux;
+
+impl crate::kernel::SyscallTable for Linux {
+    fn dispatch(&self, task: &mut Task, nr: u64, args: Args) -> SysResult<u64> {
+        dispatch(task, nr, args)
+    }
+
+    fn name(&self, nr: u64) -> Option<&'static str> {
+        table::entry(nr).map(|e| e.name)
+    }
+
+    fn number_of(&self, name: &str) -> Option<u64> {
+        number_of(name)
+    }
+}
+
 /// The number of the system call called `name`.
 pub fn number_of(name: &str) -> Option<u64> {
     (0..table::MAX_NR).find(|&nr| table::entry(nr).is_some_and(|e| e.name == name))

@@ -197,7 +197,7 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
-    Ok(install_sock(task, UnixSocket::new(kind), flags)? as u64)
+    Ok(install_sock(task, UnixSocket::new(&task.kernel.unix, kind), flags)? as u64)
 }
 
 /// `socket(AF_PACKET, ...)`: `EPERM` without CAP_NET_RAW, as Linux. With it, the
@@ -230,7 +230,7 @@ pub fn socketpair(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
-    let (x, y) = UnixSocket::pair(kind, ucred(task))?;
+    let (x, y) = UnixSocket::pair(&task.kernel.unix, kind, ucred(task))?;
     let nb = flags & libc::O_NONBLOCK;
     let x = OpenFile::new(Box::new(x), None, libc::O_RDWR | nb);
     let y = OpenFile::new(Box::new(y), None, libc::O_RDWR | nb);
@@ -361,7 +361,7 @@ pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
     loop {
         match s.connect(&target, creds) {
             Err(Errno::EAGAIN) if !f.nonblocking() => {
-                let inbox = unix::target_inbox(&target)?;
+                let inbox = unix::target_inbox(&task.kernel.unix, &target)?;
                 wait_until(task, inbox.queue(), s.timeout(true), || {
                     s.connect_would_not_block(&target)
                 })?;
@@ -609,7 +609,9 @@ fn send_iov(
                 }
                 Err(Errno::EAGAIN) if !nonblock => {
                     let inbox = match &to {
-                        Some(t) if s.kind() == Kind::Dgram => unix::target_inbox(t),
+                        Some(t) if s.kind() == Kind::Dgram => {
+                            unix::target_inbox(&task.kernel.unix, t)
+                        }
                         _ => unix::peer_inbox(s).ok_or(Errno::ENOTCONN),
                     };
                     let inbox = match inbox {

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
 use crate::mm::Mappable;
 use crate::platform::AddressSpace;
 use crate::vfs::{Dentry, Stat};
+use crate::wait::WaitQueue;
 
 /// One directory entry as `getdents64` reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]

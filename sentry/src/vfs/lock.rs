@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::wait::WaitQueue;
+use crate::wait::WaitQueue;
 
 /// Who holds a record lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

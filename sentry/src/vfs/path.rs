@@ -5,8 +5,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::creds::Credentials;
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::Credentials;
 use crate::vfs::perm;
 use crate::vfs::{Dentry, FsContext, MAX_SYMLINKS, NAME_MAX, PATH_MAX};
 

@@ -1,10 +1,8 @@
 //! Discretionary access checks, as Linux's `generic_permission`: owner, group and
 //! other bits, with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH honoured.
 
+use crate::creds::{Credentials, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::{
-    Credentials, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
-};
 use crate::vfs::{Dentry, Owner, Stat};
 
 /// Read permission.
@@ -37,7 +35,7 @@ pub fn check(creds: &Credentials, st: &Stat, want: u32, real_ids: bool) -> SysRe
     // Linux gives it the permitted set when the real uid is 0 and none otherwise
     // (unless SECBIT_NO_SETUID_FIXUP, which keeps the effective set).
     let privileged = |cap: u32| {
-        if !real_ids || creds.secure(crate::kernel::creds::SECBIT_NO_SETUID_FIXUP) {
+        if !real_ids || creds.secure(crate::creds::SECBIT_NO_SETUID_FIXUP) {
             creds.has_cap(cap)
         } else {
             creds.uid == 0 && cap < 64 && creds.cap_permitted & (1 << cap) != 0

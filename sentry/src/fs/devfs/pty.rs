@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::devfs::dir::{next_ino, FsInfo};
-use crate::kernel::wait::WaitQueue;
 use crate::mm::io;
 use crate::platform::AddressSpace;
 use crate::vfs::{DirEntry, FileImpl, Inode, Stat, StatFs};
+use crate::wait::WaitQueue;
 
 /// Major number of slaves (`UNIX98_PTY_SLAVE_MAJOR`).
 const SLAVE_MAJOR: u32 = 136;

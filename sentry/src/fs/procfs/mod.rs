@@ -15,6 +15,7 @@ use crate::kernel::process::{self, ThreadGroup};
 use crate::kernel::{Kernel, PID_MAX, RELEASE, VERSION};
 use crate::mm::VmaBacking;
 use crate::mm::VmaRole;
+use crate::net::{addr::Family, procfs as netproc, Netstack};
 use crate::sys::host;
 use crate::vfs::Inode;
 
@@ -49,7 +50,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                     vec![
                         (
                             "cap_last_cap",
-                            text(107, format!("{}\n", crate::kernel::creds::CAP_LAST_CAP)),
+                            text(107, format!("{}\n", crate::creds::CAP_LAST_CAP)),
                         ),
                         (
                             "hostname",
@@ -70,7 +71,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                     .collect(),
                 ) as Arc<dyn Inode>,
             ),
-            ("net", net_sys()),
+            ("net", net_sys(&kernel.net)),
             (
                 "vm",
                 GenDir::fixed(
@@ -109,7 +110,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
             })),
         ),
         ("sys", sys),
-        ("net", net_dir()),
+        ("net", net_dir(&kernel.net, kernel.unix.clone())),
         // As on a cgroup v2 host (hierarchy 0): JVMs read it to find the
         // controllers before they look for the cgroup2 mount.
         ("cgroups", text(12, crate::fs::cgroupfs::proc_cgroups())),
@@ -154,11 +155,13 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/sys/net`: the sysctls programs read (fixed values, see `net::procfs`).
-fn net_sys() -> Arc<dyn Inode> {
+/// `/proc/sys/net` of `net`: the sysctls programs read (fixed values, see
+/// `net::procfs`).
+fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
+    let (n1, n2) = (net.clone(), net.clone());
     let mut core = Vec::new();
     let mut ipv4 = Vec::new();
-    for (i, (path, val)) in crate::net::procfs::SYSCTLS.iter().enumerate() {
+    for (i, (path, val)) in netproc::SYSCTLS.iter().enumerate() {
         let (dir, name) = path.split_once('/').unwrap_or(("ipv4", path));
         let f = text(300 + i as u64, val.to_string());
         if dir == "core" {
@@ -175,8 +178,8 @@ fn net_sys() -> Arc<dyn Inode> {
             299,
             0o644,
             (0, 0),
-            Arc::new(|| Ok(crate::net::procfs::ping_group_range_text().into_bytes())),
-            Arc::new(|buf: &[u8]| crate::net::procfs::set_ping_group_range(buf)),
+            Arc::new(move || Ok(netproc::ping_group_range_text(&n1).into_bytes())),
+            Arc::new(move |buf: &[u8]| netproc::set_ping_group_range(&n2, buf)),
         ),
     ));
     GenDir::fixed(
@@ -188,24 +191,30 @@ fn net_sys() -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/net`: the sandbox's sockets and its one interface.
-fn net_dir() -> Arc<dyn Inode> {
-    use crate::net::addr::Family;
-    use crate::net::procfs as p;
+/// `/proc/net`: the sockets of `net` and its one interface, and the unix sockets
+/// of `unix`.
+fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
+    let n = |f: fn(&Netstack) -> String| {
+        let net = net.clone();
+        move || Ok(f(&net).into_bytes())
+    };
+    use netproc as p;
     GenDir::fixed(
         210,
         vec![
-            ("tcp", file(211, || Ok(p::tcp(Family::V4).into_bytes()))),
-            ("tcp6", file(212, || Ok(p::tcp(Family::V6).into_bytes()))),
-            ("udp", file(213, || Ok(p::udp(Family::V4).into_bytes()))),
-            ("udp6", file(214, || Ok(p::udp(Family::V6).into_bytes()))),
-            ("dev", file(215, || Ok(p::dev().into_bytes()))),
+            ("tcp", file(211, n(|n| p::tcp(n, Family::V4)))),
+            ("tcp6", file(212, n(|n| p::tcp(n, Family::V6)))),
+            ("udp", file(213, n(|n| p::udp(n, Family::V4)))),
+            ("udp6", file(214, n(|n| p::udp(n, Family::V6)))),
+            ("dev", file(215, n(p::dev))),
             ("if_inet6", file(216, || Ok(p::if_inet6().into_bytes()))),
             ("route", file(217, || Ok(p::route().into_bytes()))),
-            ("sockstat", file(218, || Ok(p::sockstat().into_bytes()))),
+            ("sockstat", file(218, n(p::sockstat))),
             (
                 "unix",
-                file(219, || Ok(crate::fs::unix::proc_net_unix().into_bytes())),
+                file(219, move || {
+                    Ok(crate::fs::unix::proc_net_unix(&unix).into_bytes())
+                }),
             ),
         ],
     )
@@ -411,7 +420,7 @@ fn oom_score_adj(
                 .state()?
                 .view
                 .creds
-                .has_cap(crate::kernel::creds::CAP_SYS_RESOURCE);
+                .has_cap(crate::creds::CAP_SYS_RESOURCE);
             let mut st = g.state()?;
             if v < st.oom_score_adj.1 && !privileged {
                 return Err(Errno::EACCES);

@@ -53,7 +53,6 @@ mod context;
 mod space;
 /// The `clone` flags of remote thread clones and forks in ptrace stubs (the sentry's
 /// seccomp filter allows exactly these).
-pub(crate) use space::{FORK_FLAGS as STUB_FORK_FLAGS, THREAD_FLAGS as STUB_THREAD_FLAGS};
 mod stub;
 mod sys;
 #[cfg(test)]

@@ -49,17 +49,11 @@ pub(super) const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
     | libc::PTRACE_O_TRACEFORK
     | libc::PTRACE_O_TRACECLONE;
 
-/// `clone` flags of a new stub thread: a thread of the same stub process.
-pub(crate) const THREAD_FLAGS: u64 = (libc::CLONE_VM
-    | libc::CLONE_FS
-    | libc::CLONE_FILES
-    | libc::CLONE_SIGHAND
-    | libc::CLONE_THREAD
-    | libc::CLONE_SYSVSEM) as u64;
-/// `clone` flags of a forked stub. CLONE_PARENT makes it a child of the sentry, like
-/// every stub: its exit is reported to (and reaped by) the sentry, never left as a
-/// zombie in a stub that does not wait.
-pub(crate) const FORK_FLAGS: u64 = (libc::CLONE_PARENT | libc::SIGCHLD) as u64;
+/// The `clone` flags of stub threads and forked stubs: defined with the sentry's
+/// seccomp list, which allows exactly these.
+use crate::sys::confine::{
+    PTRACE_STUB_FORK_FLAGS as FORK_FLAGS, PTRACE_STUB_THREAD_FLAGS as THREAD_FLAGS,
+};
 
 /// One stub process and everything needed to drive its threads.
 pub(super) struct PtraceSpace {
