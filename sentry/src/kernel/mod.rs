@@ -2,6 +2,7 @@
 //! driven by its own sentry host thread (see [`task::Task::run`]); processes are
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
+pub mod aio;
 pub mod cbpf;
 pub mod creds;
 pub mod exec;
@@ -81,6 +82,8 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
+    /// Linux AIO contexts and `aio-nr`.
+    pub aio: aio::AioTable,
 }
 
 impl Kernel {
@@ -136,6 +139,7 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
+            aio: aio::AioTable::default(),
         })
     }
 
