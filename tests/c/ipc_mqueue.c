@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -139,6 +140,38 @@ static void unprivileged(void)
     int st;
     waitpid(c, &st, 0);
     printf("child status: %d\n", WEXITSTATUS(st));
+}
+
+/* RLIMIT_MSGQUEUE, as a user of the test's own (the charge is per user). */
+static void rlimit_msgqueue(void)
+{
+    fflush(stdout);
+    pid_t c = fork();
+    if (c == 0) {
+        uid_t u = 100000 + getpid();
+        char n1[64], n2[64];
+        snprintf(n1, sizeof n1, "/e2e_mqr1_%d", getpid());
+        snprintf(n2, sizeof n2, "/e2e_mqr2_%d", getpid());
+        struct rlimit rl = {1000, 1000};
+        setrlimit(RLIMIT_MSGQUEUE, &rl);
+        if (setresuid(u, u, u)) {
+            printf("setresuid failed\n");
+            _exit(1);
+        }
+        struct mq_attr a = {.mq_maxmsg = 4, .mq_msgsize = 64};
+        mqd_t q = mq_open(n1, O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+        show("rlimit first queue (640 bytes)", q < 0 ? -1 : 0);
+        T("rlimit second queue", mq_open(n2, O_CREAT | O_EXCL | O_RDWR, 0600, &a));
+        mq_unlink(n1);
+        T("rlimit second while first open", mq_open(n2, O_CREAT | O_EXCL | O_RDWR, 0600, &a));
+        mq_close(q);
+        mqd_t q2 = mq_open(n2, O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+        show("rlimit second after close", q2 < 0 ? -1 : 0);
+        mq_unlink(n2);
+        fflush(stdout);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
 }
 
 static void mqueue_fs(void)
@@ -346,6 +379,7 @@ int main(void)
 
     fchmod(q, 0640);
     unprivileged();
+    rlimit_msgqueue();
 
     /* Unlink while open. */
     T("unlink", mq_unlink(name));

@@ -121,9 +121,41 @@ struct QState {
     times: [(i64, i64); 3],
 }
 
+/// Bytes charged per user against `RLIMIT_MSGQUEUE`.
+type Usage = Arc<Mutex<std::collections::HashMap<u32, u64>>>;
+
+/// A queue's charge: given back when the queue goes.
+struct Charge {
+    usage: Weak<Mutex<std::collections::HashMap<u32, u64>>>,
+    uid: u32,
+    bytes: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(u) = self.usage.upgrade() {
+            if let Ok(mut m) = u.lock() {
+                if let Some(v) = m.get_mut(&self.uid) {
+                    *v = v.saturating_sub(self.bytes);
+                }
+            }
+        }
+    }
+}
+
+/// The bytes Linux charges a queue against `RLIMIT_MSGQUEUE`: its messages at
+/// full size and a 48-byte header and tree node per message (and priority).
+pub fn queue_bytes(maxmsg: i64, msgsize: i64) -> u64 {
+    let (m, s) = (maxmsg.max(0) as u64, msgsize.max(0) as u64);
+    m.saturating_mul(s)
+        .saturating_add(m * 48)
+        .saturating_add(m.min(MQ_PRIO_MAX as u64) * 48)
+}
+
 /// One message queue.
 pub struct Queue {
     ino: u64,
+    _charge: Option<Charge>,
     /// `mq_maxmsg`.
     pub maxmsg: i64,
     /// `mq_msgsize`.
@@ -141,10 +173,18 @@ fn now() -> (i64, i64) {
 }
 
 impl Queue {
-    fn new(ino: u64, maxmsg: i64, msgsize: i64, mode: u32, owner: Owner) -> Arc<Queue> {
+    fn new(
+        ino: u64,
+        maxmsg: i64,
+        msgsize: i64,
+        mode: u32,
+        owner: Owner,
+        charge: Option<Charge>,
+    ) -> Arc<Queue> {
         let t = now();
         Arc::new(Queue {
             ino,
+            _charge: charge,
             maxmsg,
             msgsize,
             state: Mutex::new(QState {
@@ -363,6 +403,12 @@ impl FileImpl for MqFile {
     }
 }
 
+/// Whether `f` is an open message queue (a regular file that can be polled).
+pub fn is_queue(f: &dyn FileImpl) -> bool {
+    f.as_any()
+        .is_some_and(|x| x.downcast_ref::<MqFile>().is_some())
+}
+
 fn mqueue_statfs() -> StatFs {
     StatFs {
         kind: MQUEUE_MAGIC,
@@ -381,6 +427,7 @@ pub struct MqNamespace {
     pub limits: MqLimits,
     next_ino: AtomicU64,
     root: OnceLock<Arc<dyn Inode>>,
+    usage: Usage,
 }
 
 /// Attributes asked for at creation: `mq_maxmsg`, `mq_msgsize`.
@@ -432,6 +479,7 @@ impl MqNamespace {
         Ok((maxmsg, msgsize))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn insert(
         &self,
         map: &mut BTreeMap<Vec<u8>, Arc<Queue>>,
@@ -440,6 +488,7 @@ impl MqNamespace {
         owner: Owner,
         attr: CreateAttr,
         creds: &Credentials,
+        rlimit: Option<u64>,
     ) -> SysResult<Arc<Queue>> {
         let max = self.limits.queues_max.load(Ordering::Relaxed);
         if map.len() as i64 >= max && !creds.has_cap(CAP_SYS_RESOURCE) {
@@ -448,14 +497,33 @@ impl MqNamespace {
         if map.len() as i64 >= HARD_QUEUESMAX.max(max) {
             return Err(Errno::ENOSPC);
         }
+        let charge = match rlimit {
+            Some(limit) => {
+                let bytes = queue_bytes(attr.0, attr.1);
+                let mut u = self.usage.lock().map_err(|_| Errno::EIO)?;
+                let used = u.entry(creds.uid).or_insert(0);
+                if used.saturating_add(bytes) > limit {
+                    return Err(Errno::EMFILE);
+                }
+                *used += bytes;
+                Some(Charge {
+                    usage: Arc::downgrade(&self.usage),
+                    uid: creds.uid,
+                    bytes,
+                })
+            }
+            None => None,
+        };
         let ino = 2 + self.next_ino.fetch_add(1, Ordering::Relaxed);
-        let q = Queue::new(ino, attr.0, attr.1, mode, owner);
+        let q = Queue::new(ino, attr.0, attr.1, mode, owner, charge);
         map.insert(name.to_vec(), q.clone());
         Ok(q)
     }
 
-    /// `mq_open`: the queue `name`, made with `mode` and `attr` under `O_CREAT`.
-    /// `flags`' access mode is checked against the queue's mode.
+    /// `mq_open`: the queue `name`, made with `mode` and `attr` under `O_CREAT`
+    /// and charged to the caller's real uid within `rlimit` (`RLIMIT_MSGQUEUE`,
+    /// `EMFILE` past it). `flags`' access mode is checked against the queue's mode.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         &self,
         name: &[u8],
@@ -463,6 +531,7 @@ impl MqNamespace {
         mode: u32,
         attr: Option<CreateAttr>,
         creds: &Credentials,
+        rlimit: u64,
     ) -> SysResult<Arc<Queue>> {
         Self::check_name(name)?;
         let want = match flags & libc::O_ACCMODE {
@@ -487,7 +556,7 @@ impl MqNamespace {
             uid: creds.fsuid,
             gid: creds.fsgid,
         };
-        self.insert(&mut map, name, mode, owner, attr, creds)
+        self.insert(&mut map, name, mode, owner, attr, creds, Some(rlimit))
     }
 
     /// `mq_unlink`: the name goes; open descriptors keep the queue. Only the
@@ -623,7 +692,7 @@ impl Inode for MqRoot {
         }
         // The VFS has checked write access to the directory; only `queues_max`
         // remains, which the creator's capabilities do not lift here.
-        let q = ns.insert(&mut map, name, mode, owner, attr, &creds)?;
+        let q = ns.insert(&mut map, name, mode, owner, attr, &creds, None)?;
         Ok(Arc::new(QueueNode(q)))
     }
     fn unlink(&self, name: &[u8], dir: bool) -> SysResult<()> {
@@ -655,7 +724,14 @@ mod tests {
         let ns = Arc::new(MqNamespace::default());
         let c = root_creds();
         let q = ns
-            .open(b"q", libc::O_RDWR | libc::O_CREAT, 0o600, Some((4, 16)), &c)
+            .open(
+                b"q",
+                libc::O_RDWR | libc::O_CREAT,
+                0o600,
+                Some((4, 16)),
+                &c,
+                u64::MAX,
+            )
             .unwrap();
         assert!(q.try_send(b"a", 1, 1, 0).unwrap());
         assert!(q.try_send(b"b", 5, 1, 0).unwrap());
@@ -685,26 +761,38 @@ mod tests {
             ..Default::default()
         };
         let c = root_creds();
-        assert_eq!(ns.open(b"", 0, 0, None, &c).err(), Some(Errno::ENOENT));
-        assert_eq!(ns.open(b"a/b", 0, 0, None, &c).err(), Some(Errno::EACCES));
-        assert_eq!(ns.open(b"x", 0, 0, None, &c).err(), Some(Errno::ENOENT));
+        assert_eq!(
+            ns.open(b"", 0, 0, None, &c, u64::MAX).err(),
+            Some(Errno::ENOENT)
+        );
+        assert_eq!(
+            ns.open(b"a/b", 0, 0, None, &c, u64::MAX).err(),
+            Some(Errno::EACCES)
+        );
+        assert_eq!(
+            ns.open(b"x", 0, 0, None, &c, u64::MAX).err(),
+            Some(Errno::ENOENT)
+        );
         let cr = libc::O_CREAT | libc::O_RDWR;
         assert_eq!(
-            ns.open(b"x", cr, 0o600, Some((11, 10)), &user).err(),
+            ns.open(b"x", cr, 0o600, Some((11, 10)), &user, u64::MAX)
+                .err(),
             Some(Errno::EINVAL)
         );
         assert_eq!(
-            ns.open(b"x", cr, 0o600, Some((0, 10)), &c).err(),
+            ns.open(b"x", cr, 0o600, Some((0, 10)), &c, u64::MAX).err(),
             Some(Errno::EINVAL)
         );
-        let q = ns.open(b"x", cr, 0o600, None, &c).unwrap();
+        let q = ns.open(b"x", cr, 0o600, None, &c, u64::MAX).unwrap();
         assert_eq!((q.maxmsg, q.msgsize), (10, 8192));
         assert_eq!(
-            ns.open(b"x", cr | libc::O_EXCL, 0o600, None, &c).err(),
+            ns.open(b"x", cr | libc::O_EXCL, 0o600, None, &c, u64::MAX)
+                .err(),
             Some(Errno::EEXIST)
         );
         assert_eq!(
-            ns.open(b"x", libc::O_RDONLY, 0, None, &user).err(),
+            ns.open(b"x", libc::O_RDONLY, 0, None, &user, u64::MAX)
+                .err(),
             Some(Errno::EACCES)
         );
         assert_eq!(ns.unlink(b"x", &user), Err(Errno::EACCES));
@@ -712,5 +800,27 @@ mod tests {
         assert_eq!(ns.unlink(b"x", &c), Err(Errno::ENOENT));
         // The open queue lives on.
         assert!(q.try_send(b"m", 0, 1, 0).unwrap());
+    }
+
+    #[test]
+    fn rlimit_msgqueue() {
+        let ns = Arc::new(MqNamespace::default());
+        let c = root_creds();
+        let cr = libc::O_CREAT | libc::O_RDWR;
+        // Linux's default limit holds nine default queues.
+        let limit = 819200;
+        assert_eq!(queue_bytes(10, 8192), 82880);
+        let qs: Vec<_> = (0..9)
+            .map(|i| ns.open(format!("q{i}").as_bytes(), cr, 0o600, None, &c, limit))
+            .collect::<SysResult<_>>()
+            .unwrap();
+        assert_eq!(
+            ns.open(b"q9", cr, 0o600, None, &c, limit).err(),
+            Some(Errno::EMFILE)
+        );
+        // Unlinked and closed, a queue gives its bytes back.
+        ns.unlink(b"q0", &c).unwrap();
+        drop(qs);
+        ns.open(b"q9", cr, 0o600, None, &c, limit).unwrap();
     }
 }

@@ -71,10 +71,12 @@ pub fn io_setup(task: &mut Task, a: &Args) -> SysResult<u64> {
         pending: Default::default(),
         queue: Default::default(),
     });
-    let done = table.insert(task.mm_shared(), ctx.clone()).and_then(|index| {
-        ctx.init_ring(task.mem(), index)?;
-        io::write_u64(task.mem(), ctxp, id)
-    });
+    let done = table
+        .insert(task.mm_shared(), ctx.clone())
+        .and_then(|index| {
+            ctx.init_ring(task.mem(), index)?;
+            io::write_u64(task.mem(), ctxp, id)
+        });
     if let Err(e) = done {
         let _ = table.remove(task.mm_shared(), id);
         let _ = task.mm().map(|mut mm| mm.munmap(id, bytes));

@@ -44,7 +44,12 @@ pub fn mq_open(task: &mut Task, a: &Args) -> SysResult<u64> {
         None
     };
     let mode = mode & 0o7777 & !task.fs.umask;
-    let q = task.ns.ipc.mq.open(&name, flags, mode, attr, &task.creds)?;
+    let rlimit = task.limits()?.soft(libc::RLIMIT_MSGQUEUE);
+    let q = task
+        .ns
+        .ipc
+        .mq
+        .open(&name, flags, mode, attr, &task.creds, rlimit)?;
     let fl = flags & (libc::O_ACCMODE | libc::O_NONBLOCK);
     let file = OpenFile::new(Box::new(MqFile(q)), None, fl);
     Ok(install_file(task, file, flags & libc::O_CLOEXEC != 0)? as u64)
