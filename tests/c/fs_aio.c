@@ -125,7 +125,6 @@ static void run_file(const char *dir)
 int main(void)
 {
     aio_context_t ctx = 0;
-    long nr0 = aio_nr();
     T("setup 0 events", setup(0, &ctx));
     ctx = 1;
     T("setup nonzero ctx", setup(4, &ctx));
@@ -137,7 +136,9 @@ int main(void)
     printf("ring: id=%u nr=%u head=%u tail=%u magic=%x compat=%u incompat=%u header=%u\n",
            ring->id, ring->nr, ring->head, ring->tail, ring->magic, ring->compat, ring->incompat,
            ring->header);
-    printf("aio-nr grew by: %ld\n", aio_nr() - nr0);
+    /* aio-nr is machine-wide natively (other tests' contexts come and go): only
+     * that ours is counted is certain. */
+    printf("aio-nr counts ours: %d\n", aio_nr() >= 4);
 
     struct io_event ev[8];
     struct timespec t = {0, 50 * 1000000};
@@ -238,6 +239,5 @@ int main(void)
 
     T("destroy", destroy(ctx));
     T("destroy again", destroy(ctx));
-    printf("aio-nr back: %d\n", aio_nr() == nr0);
     return 0;
 }
