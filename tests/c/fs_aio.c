@@ -179,6 +179,24 @@ int main(void)
     T("getevents", getev(ctx, 1, 8, ev, NULL));
     printf("  res=%lld data=%llu\n", (long long)ev[0].res, (unsigned long long)ev[0].data);
 
+    /* io_getevents believes the ring's tail, which the application can forge: it
+     * only reads the ring's own (zeroed) slots. Completions still go where the
+     * kernel's tail says. */
+    aio_context_t c2 = 0;
+    setup(4, &c2);
+    struct ring *r2 = (struct ring *)c2;
+    prep(&a, IOCB_CMD_PWRITE, wr, buf, 4, 0, 20);
+    submit(c2, 1, cbs);
+    r2->tail = 5;
+    T("getevents after forged tail", getev(c2, 0, 8, ev, &(struct timespec){0, 0}));
+    printf("  first data=%llu fifth data=%llu head=%u\n", (unsigned long long)ev[0].data,
+           (unsigned long long)ev[4].data, r2->head);
+    prep(&a, IOCB_CMD_PWRITE, wr, buf, 4, 0, 21);
+    submit(c2, 1, cbs);
+    printf("  next completion in slot 1: data=%llu tail=%u\n", (unsigned long long)r2->ev[1].data,
+           r2->tail);
+    destroy(c2);
+
     /* Cancel of a completed op. */
     prep(&a, IOCB_CMD_PWRITE, wr, buf, 4, 0, 13);
     submit(ctx, 1, cbs);

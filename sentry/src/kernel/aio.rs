@@ -76,6 +76,10 @@ pub struct AioContext {
     pub pending: Mutex<Vec<PendingPoll>>,
     /// Woken at each completion (`io_getevents` waits on it).
     pub queue: WaitQueue,
+    /// Where the next completion goes: as on Linux, completions are written at
+    /// the kernel's own tail (readers use the ring's, which the application can
+    /// write; a forged one only misleads that application).
+    pub tail: Mutex<u32>,
 }
 
 /// The ring's slot count for a request of `nr_events` on `ncpus` CPUs, as Linux
@@ -118,9 +122,13 @@ impl AioContext {
     }
 
     /// Requests that may still be submitted: one slot of the ring stays empty, and
-    /// completions not yet consumed and pending polls hold theirs.
+    /// completions not yet consumed (up to the sentry's own tail) and pending
+    /// polls hold theirs.
     pub fn free_slots(&self, mem: &dyn AddressSpace) -> SysResult<u32> {
-        let used = self.ready(mem)? as usize + self.pending()?.len();
+        let (head, _) = self.head_tail(mem)?;
+        let tail = *self.tail.lock().map_err(|_| Errno::EIO)?;
+        let ready = (tail + self.nr - head) % self.nr;
+        let used = ready as usize + self.pending()?.len();
         Ok((self.nr as usize - 1).saturating_sub(used) as u32)
     }
 
@@ -131,13 +139,16 @@ impl AioContext {
         ev: Event,
         resfd: Option<&Arc<OpenFile>>,
     ) -> SysResult<()> {
-        let (_, tail) = self.head_tail(mem)?;
-        io::write_all(
-            mem,
-            self.id + RING_HEADER + tail as u64 * EVENT_SIZE,
-            &ev.to_bytes(),
-        )?;
-        io::write_u32(mem, self.id + 12, (tail + 1) % self.nr)?;
+        {
+            let mut tail = self.tail.lock().map_err(|_| Errno::EIO)?;
+            io::write_all(
+                mem,
+                self.id + RING_HEADER + *tail as u64 * EVENT_SIZE,
+                &ev.to_bytes(),
+            )?;
+            *tail = (*tail + 1) % self.nr;
+            io::write_u32(mem, self.id + 12, *tail)?;
+        }
         if let Some(efd) = resfd {
             // A full eventfd counter loses the wake-up, as Linux's eventfd_signal.
             let _ = efd.imp().write(&1u64.to_ne_bytes(), 0);

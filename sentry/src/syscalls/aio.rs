@@ -70,6 +70,7 @@ pub fn io_setup(task: &mut Task, a: &Args) -> SysResult<u64> {
         max_reqs: nr_events as u64,
         pending: Default::default(),
         queue: Default::default(),
+        tail: Default::default(),
     });
     let done = table
         .insert(task.mm_shared(), ctx.clone())
