@@ -134,11 +134,11 @@ fn read_iocb(task: &Task, addr: u64) -> SysResult<Iocb> {
 fn resfd(task: &Task, fd: u32) -> SysResult<Arc<OpenFile>> {
     let f = task.fds()?.get(fd as i32)?;
     // Linux's eventfd_ctx_fdget: any other file is EINVAL.
-    if !f
+    let is_eventfd = f
         .imp()
         .as_any()
-        .is_some_and(|x| x.downcast_ref::<EventFd>().is_some())
-    {
+        .is_some_and(|x| x.downcast_ref::<EventFd>().is_some());
+    if !is_eventfd {
         return Err(Errno::EINVAL);
     }
     Ok(f)
@@ -326,7 +326,6 @@ fn get_events(
         || task.signal_pending(),
         &mut attempt,
     );
-    drop(attempt);
     match r {
         Ok(r) => r.map(|()| got as u64),
         Err(Interrupted::Timeout) => Ok(got as u64),
