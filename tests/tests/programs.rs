@@ -2,9 +2,9 @@
 //! compared: bash (pipelines, subshells, command substitution, background jobs and
 //! `wait`), coreutils, python3 (threading, subprocess, a multiprocessing Pool of 4,
 //! concurrent.futures, extended attributes through `os.setxattr`), perl (with its
-//! System V IPC built-ins) and inotify-tools' `inotifywait` watching a directory a
-//! shell changes. Plus: after the
-//! container is SIGKILLed, nothing it started is left on the host.
+//! System V IPC built-ins), Debian's libaio driven from python3, and inotify-tools'
+//! `inotifywait` watching a directory a shell changes. Plus: after the container is
+//! SIGKILLed, nothing it started is left on the host.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -124,6 +124,41 @@ except OSError as e:
     print("procfs:", errno.errorcode[e.errno])
 "#;
 
+/// Debian's libaio (through ctypes): io_setup, a pwrite and a pread submitted
+/// together, io_getevents with a zero timeout (libaio answers that from the ring
+/// in the process's memory when it holds nothing) and with min_nr, io_destroy.
+const PY_LIBAIO: &str = r#"
+import ctypes, os, tempfile
+aio = ctypes.CDLL("libaio.so.1")
+class Iocb(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_uint64), ("key", ctypes.c_uint32), ("rw_flags", ctypes.c_int32),
+                ("opcode", ctypes.c_uint16), ("prio", ctypes.c_int16), ("fd", ctypes.c_uint32),
+                ("buf", ctypes.c_uint64), ("nbytes", ctypes.c_uint64), ("offset", ctypes.c_int64),
+                ("reserved2", ctypes.c_uint64), ("flags", ctypes.c_uint32), ("resfd", ctypes.c_uint32)]
+class Event(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_uint64), ("obj", ctypes.c_uint64), ("res", ctypes.c_int64), ("res2", ctypes.c_int64)]
+class Ts(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+for base in (tempfile.gettempdir(), "/dev/shm"):
+    ctx = ctypes.c_void_p(0)
+    print("io_setup", aio.io_setup(16, ctypes.byref(ctx)))
+    evs = (Event * 8)()
+    print("empty ring", aio.io_getevents(ctx, 0, 8, evs, ctypes.byref(Ts(0, 0))))
+    fd, p = tempfile.mkstemp(dir=base)
+    out = ctypes.create_string_buffer(b"libaio says hi")
+    back = ctypes.create_string_buffer(32)
+    cbs = [Iocb(data=1, opcode=1, fd=fd, buf=ctypes.addressof(out), nbytes=14, offset=0),
+           Iocb(data=2, opcode=0, fd=fd, buf=ctypes.addressof(back), nbytes=32, offset=7)]
+    arr = (ctypes.POINTER(Iocb) * 2)(*[ctypes.pointer(c) for c in cbs])
+    print("io_submit", aio.io_submit(ctx, 2, arr))
+    n = aio.io_getevents(ctx, 2, 8, evs, None)
+    print("io_getevents", n, sorted((evs[i].data, evs[i].res) for i in range(n)))
+    print("read back", back.value)
+    print("io_destroy", aio.io_destroy(ctx))
+    os.close(fd)
+    os.unlink(p)
+"#;
+
 /// `inotifywait -m` on a fresh directory while the shell creates, appends, reads,
 /// chmods, renames, makes and removes a directory, symlinks, deletes, and copies in a
 /// program and runs it; its event lines are the output. Two identical events in a row
@@ -160,6 +195,7 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("python3-http-server", vec!["/usr/bin/python3".into(), "-c".into(), PY_HTTP.into(), d.clone()]),
         ("perl-sysv-ipc", s(&["/usr/bin/perl", "-e", PERL_SYSV])),
         ("python3-xattr", vec!["/usr/bin/python3".into(), "-c".into(), PY_XATTR.into()]),
+        ("python3-libaio", vec!["/usr/bin/python3".into(), "-c".into(), PY_LIBAIO.into()]),
         // util-linux in namespaces the command makes: natively too, it touches only
         // its own mount and UTS namespaces.
         (

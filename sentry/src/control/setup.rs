@@ -15,8 +15,8 @@ use crate::vfs::mount::{self, FsConstructor};
 use crate::vfs::path::{resolve, Follow};
 use crate::vfs::{Dentry, FdTable, FsContext};
 
-/// Filesystem constructors by mount kind. `proc`, `sysfs`, `devtmpfs`, `devpts` and
-/// `mqueue` fall back to an empty tmpfs until their own filesystems register here.
+/// Filesystem constructors by mount kind (`mqueue` is the root IPC namespace's
+/// queues).
 ///
 /// `bind` entries are the gofer's bind mounts, attached by position: the runtime
 /// passes the gofer one `--mount` per `bind` entry of `config.mounts`, in the same
@@ -48,6 +48,8 @@ pub fn fs_constructors(
             _ => tmpfs(mc),
         }),
     );
+    let mq = kernel.root_ns.ipc.mq.clone();
+    m.insert("mqueue".to_string(), Box::new(move |_| Ok(mq.root())));
     let next_bind = std::sync::atomic::AtomicU32::new(0);
     let client = client.clone();
     m.insert(

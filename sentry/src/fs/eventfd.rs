@@ -100,6 +100,10 @@ impl FileImpl for EventFd {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.queue)
     }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 #[cfg(test)]

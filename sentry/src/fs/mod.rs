@@ -10,6 +10,7 @@ pub mod host;
 pub mod inotify;
 pub mod memfd;
 pub mod memfile;
+pub mod mqueue;
 pub mod overlay;
 pub mod pipe;
 pub mod procfs;

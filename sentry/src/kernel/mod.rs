@@ -2,6 +2,7 @@
 //! driven by its own sentry host thread (see [`task::Task::run`]); processes are
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
+pub mod aio;
 pub mod cbpf;
 pub mod exec;
 pub mod futex;
@@ -99,6 +100,8 @@ pub struct Kernel {
     pub unix: Arc<crate::fs::unix::UnixSpace>,
     /// The system call table tasks' calls go through.
     pub syscalls: &'static dyn SyscallTable,
+    /// Linux AIO contexts and `aio-nr`.
+    pub aio: aio::AioTable,
 }
 
 impl Kernel {
@@ -162,6 +165,7 @@ impl Kernel {
             net: crate::net::Netstack::new(),
             unix: crate::fs::unix::UnixSpace::new(),
             syscalls,
+            aio: aio::AioTable::default(),
         })
     }
 

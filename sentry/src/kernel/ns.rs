@@ -71,6 +71,8 @@ pub struct IpcNs {
     pub sem: sem::SemTable,
     /// Message queues.
     pub msg: msg::MsgTable,
+    /// POSIX message queues and their `mqueue` filesystem.
+    pub mq: Arc<crate::fs::mqueue::MqNamespace>,
 }
 
 impl IpcNs {

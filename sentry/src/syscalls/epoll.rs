@@ -69,9 +69,10 @@ pub fn epoll_ctl(task: &mut Task, a: &Args) -> SysResult<u64> {
     } else {
         (0, 0)
     };
-    // Files that cannot be polled (regular files, directories) are refused.
+    // Files that cannot be polled (regular files, directories) are refused; a
+    // message queue is a regular file that polls.
     let st = target.stat()?;
-    if st.is_regular() || st.is_dir() {
+    if (st.is_regular() && !crate::fs::mqueue::is_queue(target.imp())) || st.is_dir() {
         return Err(Errno::EPERM);
     }
     let ep = epoll_of(&epf).ok_or(Errno::EINVAL)?;

@@ -228,6 +228,7 @@ pub fn openat(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn close(task: &mut Task, a: &Args) -> SysResult<u64> {
     let entry = task.fds()?.remove(a[0] as i32)?;
     fs_lock::closed(task, &entry.file);
+    super::mqueue::closed(task, &entry.file);
     // The description is released here, outside the table lock.
     drop(entry);
     Ok(0)

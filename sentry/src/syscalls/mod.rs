@@ -1,6 +1,7 @@
 //! The Linux system call ABI. [`table`] maps every x86-64 number to its name,
 //! handler and argument printer; the handlers live in one file per area.
 
+pub mod aio;
 pub mod clone;
 pub mod creds;
 pub mod epoll;
@@ -19,6 +20,7 @@ pub mod mem;
 pub mod membarrier;
 pub mod memfd;
 pub mod mount;
+pub mod mqueue;
 pub mod msg;
 pub mod namespace;
 pub mod netlink;

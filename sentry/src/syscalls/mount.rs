@@ -119,7 +119,7 @@ pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
         };
         let inode = new_filesystem(task, &mc)?;
         let data = if kind == "tmpfs" { options } else { Vec::new() };
-        mount_ops::mount_new(
+        let root = mount_ops::mount_new(
             &at,
             inode,
             MountSpec {
@@ -131,6 +131,11 @@ pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
                 super_ro: flags & libc::MS_RDONLY != 0,
             },
         )?;
+        if kind == "mqueue" {
+            // mq_open and mq_unlink change the filesystem without going through
+            // this mount's dentries.
+            root.mount().set_aliased();
+        }
     }
     Ok(0)
 }
@@ -177,6 +182,7 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
         "proc" => Ok(crate::fs::procfs::new_root(k)),
         "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
+        "mqueue" => Ok(task.ns.ipc.mq.root()),
         other => {
             tracing::warn!(
                 "mount: filesystem type {other:?} is not available in the sandbox (ENODEV)"

@@ -554,7 +554,11 @@ impl MountTable {
         let (flags, data) = parse_options(&mc.options);
         let dir = inode.stat()?.is_dir();
         let at = mountpoint(root, dest, dir)?;
-        self.mount_with_data(&at, dest, inode, flags, &mc.kind, &mc.source, data)?;
+        let root = self.mount_with_data(&at, dest, inode, flags, &mc.kind, &mc.source, data)?;
+        if mc.kind == "mqueue" {
+            // Queues come and go through mq_open and mq_unlink, past this mount.
+            root.mount().set_aliased();
+        }
         Ok(())
     }
 }

@@ -82,7 +82,10 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                         .collect(),
                 ) as Arc<dyn Inode>,
             ),
-            ("fs", sysctl::fs_dir()),
+            (
+                "fs",
+                sysctl::fs_dir(mqueue_sysctl(kernel), aio_sysctl(kernel)),
+            ),
             ("net", sysctl::net_dir()),
         ],
     );
@@ -218,6 +221,54 @@ fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dy
             ),
         ],
     )
+}
+
+/// `/proc/sys/fs/mqueue`: the limits of the reader's IPC namespace.
+fn mqueue_sysctl(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
+    let k = Arc::downgrade(kernel);
+    crate::fs::mqueue::MqNamespace::sysctl_dir(Arc::new(move || match k.upgrade() {
+        Some(k) => reader_ns(&k).ipc.mq.clone(),
+        None => Default::default(),
+    }))
+}
+
+/// `/proc/sys/fs/aio-nr` and `aio-max-nr` (root may write the latter).
+fn aio_sysctl(kernel: &Arc<Kernel>) -> Vec<(&'static str, Arc<dyn Inode>)> {
+    use std::sync::atomic::Ordering;
+    let (a, b, c) = (
+        Arc::downgrade(kernel),
+        Arc::downgrade(kernel),
+        Arc::downgrade(kernel),
+    );
+    let nr = GenFile::new(
+        178,
+        0o444,
+        (0, 0),
+        Arc::new(move || {
+            let k = a.upgrade().ok_or(Errno::ENOENT)?;
+            Ok(format!("{}\n", k.aio.nr()).into_bytes())
+        }),
+    );
+    let max = GenFile::writable(
+        179,
+        0o644,
+        (0, 0),
+        Arc::new(move || {
+            let k = b.upgrade().ok_or(Errno::ENOENT)?;
+            Ok(format!("{}\n", k.aio.max_nr.load(Ordering::Relaxed)).into_bytes())
+        }),
+        Arc::new(move |v: &[u8]| {
+            let k = c.upgrade().ok_or(Errno::ENOENT)?;
+            let v: u64 = std::str::from_utf8(v)
+                .map_err(|_| Errno::EINVAL)?
+                .trim()
+                .parse()
+                .map_err(|_| Errno::EINVAL)?;
+            k.aio.max_nr.store(v, Ordering::Relaxed);
+            Ok(())
+        }),
+    );
+    vec![("aio-nr", nr as Arc<dyn Inode>), ("aio-max-nr", max)]
 }
 
 /// The namespaces of the process reading (the sandbox's first ones when it is

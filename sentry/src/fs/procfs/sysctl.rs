@@ -88,20 +88,23 @@ pub fn kernel_entries() -> Vec<(&'static str, Arc<dyn Inode>)> {
 }
 
 /// `/proc/sys/fs`, inode numbers from 140.
-pub fn fs_dir() -> Arc<dyn Inode> {
+pub fn fs_dir(mqueue: Arc<dyn Inode>, aio: Vec<(&'static str, Arc<dyn Inode>)>) -> Arc<dyn Inode> {
     GenDir::fixed(
         140,
-        vec![
-            ("nr_open", text(141, format!("{NR_OPEN}\n"))),
-            (
-                "pipe-max-size",
-                text(142, format!("{MAX_UNPRIVILEGED_CAPACITY}\n")),
-            ),
-            ("file-max", text(143, "9223372036854775807\n".into())),
-            // No directory notification (F_NOTIFY is EINVAL, as on such a Linux).
-            ("dir-notify-enable", text(144, "0\n".into())),
-            ("inotify", inotify_dir()),
-        ],
+        aio.into_iter()
+            .chain(vec![
+                ("nr_open", text(141, format!("{NR_OPEN}\n"))),
+                (
+                    "pipe-max-size",
+                    text(142, format!("{MAX_UNPRIVILEGED_CAPACITY}\n")),
+                ),
+                ("file-max", text(143, "9223372036854775807\n".into())),
+                // No directory notification (F_NOTIFY is EINVAL, as on such a Linux).
+                ("dir-notify-enable", text(144, "0\n".into())),
+                ("inotify", inotify_dir()),
+                ("mqueue", mqueue),
+            ])
+            .collect(),
     )
 }
 
