@@ -43,6 +43,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::WaitQueue;
 use crate::net::addr::SockAddr;
 use crate::net::gso;
+use crate::net::packet as sockets;
 use crate::sys::packet;
 
 /// Receive and send buffer of each TCP socket. A veth's bandwidth-delay product is
@@ -133,7 +134,18 @@ struct TxSide {
 }
 
 impl TxSide {
-    fn send(fd: &OwnedFd, bytes: &mut u64, packets: &mut u64, (buf, frames, wire): gso::Out<'_>) {
+    fn send(
+        fd: &OwnedFd,
+        bytes: &mut u64,
+        packets: &mut u64,
+        skip: usize,
+        (buf, frames, wire): gso::Out<'_>,
+    ) {
+        if sockets::any_open() {
+            if let (Some(link), Some(f)) = (sockets::link(sockets::EXT_INDEX), buf.get(skip..)) {
+                sockets::tap(&link, f, sockets::PACKET_OUTGOING, None);
+            }
+        }
         // A full host queue drops the frame, as a NIC would; TCP resends it.
         if packet::send_frame(fd.as_fd(), buf).is_ok() {
             *bytes += wire;
@@ -151,7 +163,7 @@ impl TxSide {
             ..
         } = self;
         if let Some(c) = gso {
-            c.flush(&mut |out| Self::send(fd, bytes, packets, out));
+            c.flush(&mut |out| Self::send(fd, bytes, packets, gso::VNET_LEN, out));
         }
     }
 }
@@ -187,8 +199,10 @@ impl phy::TxToken for Tx<'_> {
         }
         let r = f(&mut buf[room..room + len]);
         match gso {
-            Some(c) => c.push(buf, len, &mut |out| TxSide::send(fd, bytes, packets, out)),
-            None => TxSide::send(fd, bytes, packets, (&buf[..len], 1, len as u64)),
+            Some(c) => c.push(buf, len, &mut |out| {
+                TxSide::send(fd, bytes, packets, gso::VNET_LEN, out)
+            }),
+            None => TxSide::send(fd, bytes, packets, 0, (&buf[..len], 1, len as u64)),
         }
         r
     }
@@ -204,6 +218,13 @@ impl Device for PacketDev {
                 Ok(Some(n)) if n <= self.rx.len() && n >= self.rx_skip => {
                     self.rx_bytes += (n - self.rx_skip) as u64;
                     self.rx_packets += 1;
+                    if sockets::any_open() {
+                        // The program's packet sockets get a copy of every frame.
+                        if let Some(link) = sockets::link(sockets::EXT_INDEX) {
+                            let f = &self.rx[self.rx_skip..n];
+                            sockets::tap(&link, f, sockets::rx_pkttype(&link, f), None);
+                        }
+                    }
                     return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
                 // The host's own frames on the interface, oversized ones, and (with
@@ -303,6 +324,8 @@ pub struct External {
     gw4: Option<Ipv4Addr>,
     gw6: Option<Ipv6Addr>,
     fd: Arc<OwnedFd>,
+    /// Frames sent on the packet socket start with a `virtio_net_hdr`.
+    vnet: bool,
     kick: OwnedFd,
     epoch: StdInstant,
     st: Mutex<State>,
@@ -404,6 +427,7 @@ impl External {
             gw4,
             gw6,
             fd,
+            vnet: cfg.vnet_hdr,
             kick,
             epoch,
             st: Mutex::new(State {
@@ -1021,6 +1045,24 @@ impl External {
                 st.udp.remove(&port);
                 st.sockets.remove(h);
             }
+        }
+    }
+
+    /// Sends a frame a program's packet socket wrote, as it is (the caller checked
+    /// it is not for the metadata server). A full host queue is `ENOBUFS`.
+    pub fn send_frame(&self, frame: &[u8]) -> SysResult<()> {
+        let r = if self.vnet {
+            // An all-zero virtio header: the kernel takes the frame as it is.
+            let mut b = vec![0u8; gso::VNET_LEN + frame.len()];
+            b[gso::VNET_LEN..].copy_from_slice(frame);
+            packet::send_frame(self.fd.as_fd(), &b)
+        } else {
+            packet::send_frame(self.fd.as_fd(), frame)
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(Errno::EAGAIN) => Err(Errno::ENOBUFS),
+            Err(e) => Err(e),
         }
     }
 

@@ -736,6 +736,9 @@ pub fn transmit(pkt: Packet) -> SysResult<()> {
         return Ok(());
     }
     stack().count(pkt.payload.len());
+    if crate::net::packet::any_open() {
+        crate::net::packet::tap_loopback(&crate::net::frame::loopback_frame(&pkt));
+    }
     input(pkt, true);
     Ok(())
 }
@@ -782,6 +785,9 @@ pub fn input(pkt: Packet, local: bool) {
             payload: msg,
         };
         stack().count(reply.payload.len());
+        if crate::net::packet::any_open() {
+            crate::net::packet::tap_loopback(&crate::net::frame::loopback_frame(&reply));
+        }
         input(reply, false);
     }
 }

@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod external;
 pub mod file;
+pub mod frame;
 pub mod gso;
 pub mod icmp;
 pub mod ifreq;
@@ -23,6 +24,7 @@ pub mod ippacket;
 pub mod loopback;
 pub mod netlink;
 pub mod opts;
+pub mod packet;
 pub mod ports;
 pub mod procfs;
 pub mod tcp;
@@ -63,6 +65,11 @@ pub fn configure(config: &crate::config::BootConfig) -> Result<(), String> {
         )),
         (None, _) => Ok(()),
     }
+}
+
+/// Whether the runtime lets the sandbox reach the cloud metadata server.
+pub fn metadata_allowed() -> bool {
+    ALLOW_METADATA.load(AtomicOrdering::Relaxed)
 }
 
 /// Whether `ip` is the cloud metadata server's address (169.254.169.254 or

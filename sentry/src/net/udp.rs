@@ -239,6 +239,11 @@ impl UdpInner {
         if let (true, Some(ext)) = (stack().is_external(dst_ip), external::get()) {
             return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
         }
+        if crate::net::packet::any_open() {
+            // Packet sockets see the frame `lo` would have carried.
+            let pkt = crate::net::frame::udp_packet(from, SockAddr::new(dst_ip, dst.port), data);
+            crate::net::packet::tap_loopback(&crate::net::frame::loopback_frame(&pkt));
+        }
         // The filter runs under the port table's lock: no socket lock in it.
         match stack().udp.lookup(dst_ip, dst.port, |_, _| true) {
             Some(r) => r.deliver(from, data),

@@ -22,6 +22,7 @@ pub mod mount;
 pub mod msg;
 pub mod namespace;
 pub mod netlink;
+pub mod packet;
 pub mod pipe;
 pub mod poll;
 pub mod process;
