@@ -563,6 +563,20 @@ while gw is None and time.time()<end:
     if d[6:8]==b'\0\2' and d[14:18]==socket.inet_aton('10.77.0.1'):
         gw=d[8:14]
         print('arp reply', 'pkttype', addr[2], 'proto', hex(addr[1]), 'from gateway', addr[4]==gw)
+c=socket.socket()
+c.settimeout(5)
+try: c.connect(('10.77.0.1',9))
+except OSError as e: print('connect', errno.errorcode.get(e.errno, e))
+s.settimeout(0.5)
+seen=set()
+end=time.time()+5
+while len(seen)<2 and time.time()<end:
+    try: d,addr=s.recvfrom(65536)
+    except socket.timeout: continue
+    if d[12:14]!=b'\x08\x00' or d[23]!=6: continue
+    if addr[2]==4 and d[36:38]==b'\0\x09' and d[47]&2: seen.add('stack syn outgoing')
+    if addr[2]==0 and d[34:36]==b'\0\x09' and d[47]&4: seen.add('peer rst incoming')
+print(sorted(seen))
 def csum(b):
     if len(b)%2: b+=b'\0'
     t=sum(struct.unpack('!%dH'%(len(b)//2),b))
@@ -582,7 +596,8 @@ for name,f in (('plain',gw+mac+b'\x08\x00'+ip+tcp),('vlan',gw+mac+b'\x81\x00\x00
 
 /// Packet sockets on the pod's interface (issue 11, 12): with `--net-raw`, a raw frame
 /// and an ARP request sent inside reach the outer end of the veth (seen by a native
-/// packet socket there), the peer's ARP reply reaches the packet socket inside; a
+/// packet socket there), the peer's ARP reply reaches the packet socket inside, which
+/// also sees the sandbox stack's own SYN (outgoing) and the peer's RST; a
 /// hand-made TCP SYN to the metadata server is refused (`ENETUNREACH`) and never
 /// seen outside, unless `--allow-metadata` (where the same frames do arrive: the
 /// check can fail).
@@ -618,7 +633,7 @@ fn packet_sockets_on_the_pod_interface() {
             assert_eq!(
                 String::from_utf8_lossy(&o.stdout),
                 format!(
-                    "bound True hatype 1 maclen 6\narp reply pkttype 0 proto 0x806 from gateway True\nmetadata plain {verdict}\nmetadata vlan {verdict}\n"
+                    "bound True hatype 1 maclen 6\narp reply pkttype 0 proto 0x806 from gateway True\nconnect ECONNREFUSED\n['peer rst incoming', 'stack syn outgoing']\nmetadata plain {verdict}\nmetadata vlan {verdict}\n"
                 ),
                 "{p}: {}",
                 text(&o)
