@@ -281,7 +281,7 @@ pub trait Input {
     /// `None` when it is outside the data: the program then returns 0.
     fn load(&self, size: u16, off: u32) -> Option<u32>;
     /// `BPF_LEN`.
-    fn len(&self) -> u32;
+    fn bpf_len(&self) -> u32;
 }
 
 /// `struct seccomp_data` as a seccomp program reads it: aligned 32-bit loads in
@@ -295,7 +295,7 @@ impl Input for SeccompData<'_> {
         Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    fn len(&self) -> u32 {
+    fn bpf_len(&self) -> u32 {
         DATA_SIZE
     }
 }
@@ -331,7 +331,7 @@ pub fn exec(prog: &[Insn], input: &impl Input) -> u32 {
                         None => return 0,
                     },
                     MEM => mem[(i.k & 15) as usize],
-                    LEN => input.len(),
+                    LEN => input.bpf_len(),
                     _ => i.k,
                 };
                 if code & 0x07 == LD {
@@ -500,7 +500,7 @@ mod tests {
             Some(b.iter().fold(0, |v, &x| (v << 8) | u32::from(x)))
         }
 
-        fn len(&self) -> u32 {
+        fn bpf_len(&self) -> u32 {
             self.0.len() as u32
         }
     }

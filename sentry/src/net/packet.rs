@@ -308,7 +308,7 @@ impl cbpf::Input for FilterInput<'_> {
         Self::bytes(self.frame, size, (off - SKF_LL_OFF) as usize)
     }
 
-    fn len(&self) -> u32 {
+    fn bpf_len(&self) -> u32 {
         self.data.len() as u32
     }
 }
