@@ -17,6 +17,7 @@
 #include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include "net_common_ns.h"
@@ -275,6 +276,36 @@ int main(void)
     show("dgram tx seen raw", all, 1);
     show("dgram tx seen by dgram", dg, 0);
 
+    // IPv6 on lo is not martian: a datagram ::1 -> ::1 given to a SOCK_DGRAM socket
+    // reaches a UDP socket.
+    int r6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons(PORT + 2),
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    TRYN("bind udp6", bind(r6, (struct sockaddr *)&a6, sizeof a6));
+    {
+        const char *msg = "over ipv6";
+        int len = (int)strlen(msg);
+        unsigned char d6[128];
+        memset(d6, 0, 48);
+        d6[0] = 0x60;
+        d6[4] = (8 + len) >> 8, d6[5] = (8 + len) & 0xff;
+        d6[6] = 17, d6[7] = 64;
+        d6[23] = 1, d6[39] = 1;
+        unsigned char *u6 = d6 + 40;
+        u6[0] = 4002 >> 8, u6[1] = 4002 & 0xff, u6[2] = (PORT + 2) >> 8, u6[3] = (PORT + 2) & 0xff;
+        u6[4] = (8 + len) >> 8, u6[5] = (8 + len) & 0xff;
+        memcpy(u6 + 8, msg, len);
+        /* Pseudo-header: ::1 twice, length, next header. */
+        unsigned short c = inet_sum(u6, 8 + len, 1 + 1 + (8 + len) + 17);
+        u6[6] = c >> 8, u6[7] = c & 0xff;
+        struct sockaddr_ll to6 = {.sll_family = AF_PACKET, .sll_ifindex = lo,
+                                  .sll_protocol = htons(ETH_P_IPV6), .sll_halen = 6};
+        TRYN("dgram sendto lo, ipv6", sendto(dtx, d6, 48 + len, 0, (struct sockaddr *)&to6, sizeof to6));
+        udp_recv("udp6 socket", r6);
+        while (recv(all, tb, sizeof tb, MSG_DONTWAIT) > 0)
+            ;
+    }
+
     // Options.
     struct packet_mreq mr = {.mr_ifindex = lo, .mr_type = PACKET_MR_PROMISC};
     TRYN("add promisc", setsockopt(all, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr));
@@ -295,6 +326,19 @@ int main(void)
     TRYN("no outgoing copy", recv(all, tb, sizeof tb, MSG_DONTWAIT));
     udp_recv("udp socket", r);
     TRYN("other level", setsockopt(all, SOL_IP, IP_TTL, &v, sizeof v));
+    // epoll, edge-triggered, on the SOCK_DGRAM socket.
+    while (recv(dg, tb, sizeof tb, MSG_DONTWAIT) > 0)
+        ;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = dg};
+    TRYN("epoll_ctl", epoll_ctl(ep, EPOLL_CTL_ADD, dg, &ev));
+    TRYN("epoll_wait empty", epoll_wait(ep, &ev, 1, 0));
+    udp_send(u, "epoll");
+    TRYN("epoll_wait", epoll_wait(ep, &ev, 1, 2000));
+    printf("  EPOLLIN %d\n", (ev.events & EPOLLIN) != 0);
+    TRYN("epoll_wait again (edge)", epoll_wait(ep, &ev, 1, 0));
+    show("epoll frame", dg, 0);
+    udp_recv("udp socket", r);
     struct tpacket_stats st;
     socklen_t sl = sizeof st;
     TRYN("PACKET_STATISTICS", getsockopt(all, SOL_PACKET, PACKET_STATISTICS, &st, &sl));
