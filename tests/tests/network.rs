@@ -543,7 +543,8 @@ const SNIFFER: &str = "import socket,sys,time\ns=socket.socket(socket.AF_PACKET,
 /// Inside: a packet socket on the pod's interface (argv[1]) sends a raw frame of a
 /// local ethertype, an ARP request for the outer address through a SOCK_DGRAM socket,
 /// reads the peer's ARP reply, then hand-crafts TCP SYNs to the metadata server
-/// (plain, and behind a VLAN tag) addressed to the gateway's MAC.
+/// (plain, and behind a VLAN tag) addressed to the gateway's MAC, and an ARP request
+/// for its address.
 const PACKET_INSIDE: &str = r#"import socket,struct,sys,errno,time
 ifn=sys.argv[1]
 s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))
@@ -587,7 +588,8 @@ tcp=struct.pack('!HHIIBBHHH',40000,80,1,0,5<<4,2,65535,0,0)
 tcp=tcp[:16]+struct.pack('!H',csum(src+dst+struct.pack('!BBH',0,6,len(tcp))+tcp))+tcp[18:]
 ip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(tcp),1,0,64,6,0,src,dst)
 ip=ip[:10]+struct.pack('!H',csum(ip))+ip[12:]
-for name,f in (('plain',gw+mac+b'\x08\x00'+ip+tcp),('vlan',gw+mac+b'\x81\x00\x00\x05\x08\x00'+ip+tcp)):
+who=struct.pack('!HHBBH',1,0x800,6,4,1)+mac+src+b'\0'*6+dst
+for name,f in (('plain',gw+mac+b'\x08\x00'+ip+tcp),('vlan',gw+mac+b'\x81\x00\x00\x05\x08\x00'+ip+tcp),('arp',b'\xff'*6+mac+b'\x08\x06'+who)):
     try:
         s.send(f); print('metadata', name, 'sent')
     except OSError as e:
@@ -633,7 +635,7 @@ fn packet_sockets_on_the_pod_interface() {
             assert_eq!(
                 String::from_utf8_lossy(&o.stdout),
                 format!(
-                    "bound True hatype 1 maclen 6\narp reply pkttype 0 proto 0x806 from gateway True\nconnect ECONNREFUSED\n['peer rst incoming', 'stack syn outgoing']\nmetadata plain {verdict}\nmetadata vlan {verdict}\n"
+                    "bound True hatype 1 maclen 6\narp reply pkttype 0 proto 0x806 from gateway True\nconnect ECONNREFUSED\n['peer rst incoming', 'stack syn outgoing']\nmetadata plain {verdict}\nmetadata vlan {verdict}\nmetadata arp {verdict}\n"
                 ),
                 "{p}: {}",
                 text(&o)

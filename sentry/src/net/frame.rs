@@ -158,7 +158,8 @@ pub fn input_loopback(frame: &[u8]) {
 
 /// Whether `frame` carries an IP datagram for the cloud metadata server (its
 /// destination, an address of an IPv6 routing header, or either of those in an IP
-/// datagram carried inside, behind any number of VLAN tags).
+/// datagram carried inside, behind any number of VLAN tags), or an ARP message
+/// whose target is its IPv4 address.
 pub fn to_metadata(frame: &[u8]) -> bool {
     let mut ty = ethertype(frame);
     let mut at = ETH_HLEN;
@@ -170,6 +171,12 @@ pub fn to_metadata(frame: &[u8]) -> bool {
                 };
                 ty = u16::from_be_bytes([b[0], b[1]]);
                 at += 4;
+            }
+            // An ARP request or reply about the address: no probing for who has it.
+            ETH_P_ARP => {
+                return frame.get(at + 24..at + 28).is_some_and(|t| {
+                    crate::net::is_metadata(IpAddr::V4(Ipv4Addr::new(t[0], t[1], t[2], t[3])))
+                })
             }
             ETH_P_IP => return ip_to_metadata(frame.get(at..).unwrap_or(&[]), 0),
             ETH_P_IPV6 => return ip_to_metadata(frame.get(at..).unwrap_or(&[]), 0),
@@ -293,8 +300,17 @@ mod tests {
             ..six.clone()
         };
         assert!(to_metadata(&loopback_frame(&direct)));
-        // ARP and short frames are not IP.
+        // Short frames are not IP; ARP only when it targets the address.
         assert!(!to_metadata(&[0u8; 10]));
+        let mut arp = vec![0xffu8; 6];
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        arp.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0]);
+        arp.extend_from_slice(&[10, 0, 0, 1]);
+        assert!(!to_metadata(&arp));
+        let n = arp.len();
+        arp[n - 4..].copy_from_slice(&md);
+        assert!(to_metadata(&arp));
     }
 
     #[test]
