@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use crate::creds::{Credentials, CAP_SYS_RESOURCE};
 use crate::errno::{Errno, SysResult};
 use crate::fs::procfs::node::{GenDir, GenFile};
-use crate::kernel::creds::{Credentials, CAP_SYS_RESOURCE};
-use crate::kernel::wait::WaitQueue;
 use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
 use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs};
+use crate::wait::WaitQueue;
 
 /// Priorities are below this (`MQ_PRIO_MAX`).
 pub const MQ_PRIO_MAX: u32 = 32768;
@@ -567,10 +567,7 @@ impl MqNamespace {
         let mut map = self.queues()?;
         let q = map.get(name).ok_or(Errno::ENOENT)?;
         let st = q.attrs()?;
-        if creds.fsuid != st.uid
-            && creds.fsuid != 0
-            && !creds.has_cap(crate::kernel::creds::CAP_FOWNER)
-        {
+        if creds.fsuid != st.uid && creds.fsuid != 0 && !creds.has_cap(crate::creds::CAP_FOWNER) {
             return Err(Errno::EACCES);
         }
         map.remove(name);

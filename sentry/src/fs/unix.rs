@@ -51,12 +51,20 @@ pub struct UnixSpace {
     paths: Mutex<NameMap<(u64, u64)>>,
     /// Every socket, for `/proc/net/unix`.
     all: Mutex<Vec<Weak<Core>>>,
+    /// The sandbox's network, whose interfaces a unix socket's `SIOCGIF*`
+    /// ioctls describe (glibc's `if_nametoindex` asks a unix socket).
+    net: std::sync::OnceLock<Weak<crate::net::Netstack>>,
 }
 
 impl UnixSpace {
     /// An empty space.
     pub fn new() -> Arc<UnixSpace> {
         Arc::new(UnixSpace::default())
+    }
+
+    /// Ties the space to the sandbox's network (for the interface ioctls).
+    pub fn attach_net(&self, net: &Arc<crate::net::Netstack>) {
+        let _ = self.net.set(Arc::downgrade(net));
     }
 }
 
@@ -908,7 +916,10 @@ impl FileImpl for UnixSocket {
             r if r == libc::FIONREAD => self.pending(),
             r if r == libc::TIOCOUTQ => self.unread_by_peer(),
             // Interface queries work on any socket (glibc's if_nametoindex uses one).
-            _ => return crate::net::ifreq::ioctl(req, arg, mem),
+            _ => {
+                let net = self.core.space.net.get().and_then(Weak::upgrade);
+                return crate::net::ifreq::ioctl(net.as_deref(), req, arg, mem);
+            }
         };
         crate::mm::io::write_all(mem, arg, &(v.min(i32::MAX as usize) as i32).to_le_bytes())?;
         Ok(0)

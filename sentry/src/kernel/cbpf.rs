@@ -1,7 +1,9 @@
-//! Classic BPF as seccomp filters use it: the program check Linux makes when a
-//! filter is installed (`bpf_check_classic` plus seccomp's own instruction list) and
-//! an interpreter over `struct seccomp_data`. Only the instructions seccomp admits
-//! exist here: 32-bit absolute loads, ALU, jumps forward, scratch memory, returns.
+//! Classic BPF: the program check Linux makes when a filter is installed
+//! (`bpf_check_classic`, plus seccomp's own instruction list for seccomp filters) and
+//! one interpreter, run over a [`Input`]: `struct seccomp_data` for seccomp (32-bit
+//! little-endian absolute loads only), or a frame for a packet socket's
+//! `SO_ATTACH_FILTER` (byte, half-word and word loads in network order, absolute and
+//! indexed, `BPF_MSH`, `BPF_MOD`, and the ancillary loads at `SKF_AD_OFF`).
 
 use crate::errno::{Errno, SysResult};
 
@@ -72,6 +74,16 @@ pub mod op {
     pub const MISC: u16 = 0x07;
     /// `BPF_W`.
     pub const W: u16 = 0x00;
+    /// `BPF_H`.
+    pub const H: u16 = 0x08;
+    /// `BPF_B`.
+    pub const B: u16 = 0x10;
+    /// `BPF_IND`.
+    pub const IND: u16 = 0x40;
+    /// `BPF_MSH`.
+    pub const MSH: u16 = 0xa0;
+    /// `BPF_MOD`.
+    pub const MOD: u16 = 0x90;
     /// `BPF_IMM`.
     pub const IMM: u16 = 0x00;
     /// `BPF_ABS`.
@@ -151,22 +163,66 @@ fn is_cond_jump(code: u16) -> bool {
     code & 0x07 == JMP && code & 0xf0 != JA
 }
 
-/// Checks a program as Linux does before it is attached: length, known opcodes,
-/// constant operands (no division by zero, shifts below 32, scratch indexes below
-/// 16), jumps inside the program, a return last, no scratch word read before it is
-/// written on every path, and seccomp's rules (32-bit aligned loads inside
+/// True for the opcodes `bpf_check_classic` knows (socket filters).
+fn socket_allows(code: u16) -> bool {
+    const ALU_OPS: [u16; 10] = [ADD, SUB, MUL, DIV, MOD, AND, OR, XOR, LSH, RSH];
+    const JMP_OPS: [u16; 4] = [JEQ, JGE, JGT, JSET];
+    match code & 0x07 {
+        LD => {
+            let size = code & 0x18;
+            let mode = code & 0xe0;
+            code & !0xf8 == LD
+                && match mode {
+                    ABS | IND => size == W || size == H || size == B,
+                    LEN | IMM | MEM => size == W,
+                    _ => false,
+                }
+        }
+        LDX => [LDX | W | IMM, LDX | W | MEM, LDX | W | LEN, LDX | B | MSH].contains(&code),
+        ST | STX => code == ST || code == STX,
+        ALU => {
+            code == ALU | NEG
+                || (code & 0x07 == ALU && ALU_OPS.contains(&(code & 0xf0)) && code & !0xf8 == ALU)
+        }
+        JMP => code == JMP | JA || (JMP_OPS.contains(&(code & 0xf0)) && code & !0xf8 == JMP),
+        RET => code == RET | K || code == RET | A,
+        MISC => code == MISC | TAX || code == MISC | TXA,
+        _ => false,
+    }
+}
+
+/// Checks a seccomp program as Linux does before it is attached: length, known
+/// opcodes, constant operands (no division by zero, shifts below 32, scratch indexes
+/// below 16), jumps inside the program, a return last, no scratch word read before
+/// it is written on every path, and seccomp's rules (32-bit aligned loads inside
 /// `seccomp_data`). Any failure is `EINVAL`.
 pub fn check(prog: &[Insn]) -> SysResult<()> {
+    check_with(prog, true)
+}
+
+/// Checks a socket filter (`SO_ATTACH_FILTER`) as `bpf_check_classic` does: every
+/// classic opcode, the same rules on operands, jumps, scratch memory and the final
+/// return. Any failure is `EINVAL`.
+pub fn check_socket(prog: &[Insn]) -> SysResult<()> {
+    check_with(prog, false)
+}
+
+fn check_with(prog: &[Insn], seccomp: bool) -> SysResult<()> {
     let len = prog.len();
     if len == 0 || len > MAX_INSNS {
         return Err(Errno::EINVAL);
     }
     for (pc, i) in prog.iter().enumerate() {
-        if !seccomp_allows(i.code) {
+        let known = if seccomp {
+            seccomp_allows(i.code)
+        } else {
+            socket_allows(i.code)
+        };
+        if !known {
             return Err(Errno::EINVAL);
         }
         let code = i.code;
-        if code == ALU | DIV | K && i.k == 0 {
+        if (code == ALU | DIV | K || code == ALU | MOD | K) && i.k == 0 {
             return Err(Errno::EINVAL);
         }
         if (code == ALU | LSH | K || code == ALU | RSH | K) && i.k >= 32 {
@@ -182,7 +238,7 @@ pub fn check(prog: &[Insn]) -> SysResult<()> {
         if is_cond_jump(code) && (pc + i.jt as usize + 1 >= len || pc + i.jf as usize + 1 >= len) {
             return Err(Errno::EINVAL);
         }
-        if code == LD | W | ABS && (i.k >= DATA_SIZE || i.k & 3 != 0) {
+        if seccomp && code == LD | W | ABS && (i.k >= DATA_SIZE || i.k & 3 != 0) {
             return Err(Errno::EINVAL);
         }
     }
@@ -218,9 +274,40 @@ fn check_memory(prog: &[Insn]) -> SysResult<()> {
     Ok(())
 }
 
-/// Runs a program that passed [`check`] over `data` (a `seccomp_data`) and returns
-/// its verdict. Division by a zero X returns 0, as Linux's translation does.
+/// What a program reads: its loads and `BPF_LEN`.
+pub trait Input {
+    /// The value of a load of `size` (`BPF_W`, `BPF_H` or `BPF_B`) at `off` (an
+    /// absolute offset, `X + k` for indexed loads; ancillary offsets as given), or
+    /// `None` when it is outside the data: the program then returns 0.
+    fn load(&self, size: u16, off: u32) -> Option<u32>;
+    /// `BPF_LEN`.
+    fn bpf_len(&self) -> u32;
+}
+
+/// `struct seccomp_data` as a seccomp program reads it: aligned 32-bit loads in
+/// the machine's (little-endian) order.
+struct SeccompData<'a>(&'a [u8; DATA_SIZE as usize]);
+
+impl Input for SeccompData<'_> {
+    fn load(&self, _size: u16, off: u32) -> Option<u32> {
+        let o = off as usize;
+        let b = self.0.get(o..o + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bpf_len(&self) -> u32 {
+        DATA_SIZE
+    }
+}
+
+/// Runs a seccomp program that passed [`check`] over `data` (a `seccomp_data`) and
+/// returns its verdict. Division by a zero X returns 0, as Linux's translation does.
 pub fn run(prog: &[Insn], data: &[u8; DATA_SIZE as usize]) -> u32 {
+    exec(prog, &SeccompData(data))
+}
+
+/// Runs a program that passed [`check`] or [`check_socket`] over `input`.
+pub fn exec(prog: &[Insn], input: &impl Input) -> u32 {
     let mut a: u32 = 0;
     let mut x: u32 = 0;
     let mut mem = [0u32; MEM_WORDS as usize];
@@ -229,17 +316,22 @@ pub fn run(prog: &[Insn], data: &[u8; DATA_SIZE as usize]) -> u32 {
         pc += 1;
         let code = i.code;
         match code & 0x07 {
+            LDX if code & 0xe0 == MSH => match input.load(B, i.k) {
+                Some(v) => x = (v & 0xf) << 2,
+                None => return 0,
+            },
             LD | LDX => {
                 let v = match code & 0xe0 {
-                    ABS => {
-                        let o = i.k as usize;
-                        match data.get(o..o + 4) {
-                            Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                            None => return 0,
-                        }
-                    }
+                    ABS => match input.load(code & 0x18, i.k) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
+                    IND => match input.load(code & 0x18, x.wrapping_add(i.k)) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
                     MEM => mem[(i.k & 15) as usize],
-                    LEN => DATA_SIZE,
+                    LEN => input.bpf_len(),
                     _ => i.k,
                 };
                 if code & 0x07 == LD {
@@ -257,6 +349,10 @@ pub fn run(prog: &[Insn], data: &[u8; DATA_SIZE as usize]) -> u32 {
                     SUB => a.wrapping_sub(src),
                     MUL => a.wrapping_mul(src),
                     DIV => match a.checked_div(src) {
+                        Some(v) => v,
+                        None => return 0,
+                    },
+                    MOD => match a.checked_rem(src) {
                         Some(v) => v,
                         None => return 0,
                     },
@@ -387,5 +483,67 @@ mod tests {
         ];
         check(&prog).unwrap();
         assert_eq!(run(&prog, &data(1)), (-(192i32)) as u32);
+    }
+
+    /// A frame as a socket filter reads it (network order).
+    struct Frame<'a>(&'a [u8]);
+
+    impl Input for Frame<'_> {
+        fn load(&self, size: u16, off: u32) -> Option<u32> {
+            let o = off as usize;
+            let n = match size {
+                B => 1,
+                H => 2,
+                _ => 4,
+            };
+            let b = self.0.get(o..o.checked_add(n)?)?;
+            Some(b.iter().fold(0, |v, &x| (v << 8) | u32::from(x)))
+        }
+
+        fn bpf_len(&self) -> u32 {
+            self.0.len() as u32
+        }
+    }
+
+    #[test]
+    fn socket_filters_load_bytes_in_network_order() {
+        // tcpdump -dd 'udp dst port 53' over Ethernet (IPv4 part).
+        let prog = [
+            Insn::stmt(LD | H | ABS, 12),
+            Insn::jump(JMP | JEQ | K, 0x0800, 0, 8),
+            Insn::stmt(LD | B | ABS, 23),
+            Insn::jump(JMP | JEQ | K, 17, 0, 6),
+            Insn::stmt(LD | H | ABS, 20),
+            Insn::jump(JMP | JSET | K, 0x1fff, 4, 0),
+            Insn::stmt(LDX | B | MSH, 14),
+            Insn::stmt(LD | H | IND, 16),
+            Insn::jump(JMP | JEQ | K, 53, 0, 1),
+            Insn::stmt(RET | K, 262144),
+            Insn::stmt(RET | K, 0),
+        ];
+        // Byte loads are not seccomp's.
+        assert!(check(&prog).is_err());
+        check_socket(&prog).unwrap();
+        let mut f = vec![0u8; 14 + 20 + 8];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 17;
+        f[36..38].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(exec(&prog, &Frame(&f)), 262144);
+        f[37] = 54;
+        assert_eq!(exec(&prog, &Frame(&f)), 0);
+        // A load past the end returns 0.
+        assert_eq!(exec(&prog, &Frame(&f[..30])), 0);
+        // MOD by a constant zero is refused; by X zero returns 0.
+        assert!(check_socket(&[Insn::stmt(ALU | MOD | K, 0), Insn::stmt(RET | A, 0)]).is_err());
+        let m = [
+            Insn::stmt(LD | W | LEN, 0),
+            Insn::stmt(ALU | MOD | K, 5),
+            Insn::stmt(RET | A, 0),
+        ];
+        check_socket(&m).unwrap();
+        assert_eq!(exec(&m, &Frame(&f)), (42 % 5) as u32);
+        // Unknown opcodes are refused.
+        assert!(check_socket(&[Insn::stmt(0xff, 0), Insn::stmt(RET | A, 0)]).is_err());
     }
 }

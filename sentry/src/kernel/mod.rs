@@ -137,6 +137,9 @@ impl Kernel {
         strace: bool,
         resources: resources::Resources,
     ) -> Arc<Kernel> {
+        let net = crate::net::Netstack::new();
+        let unix = crate::fs::unix::UnixSpace::new();
+        unix.attach_net(&net);
         let ns_ids = ns::NsIds::default();
         let root_ns = ns::NsSet {
             mnt: ns::MntNs::new(ns_ids.next(), root.clone()),
@@ -162,8 +165,8 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
-            net: crate::net::Netstack::new(),
-            unix: crate::fs::unix::UnixSpace::new(),
+            net: net.clone(),
+            unix,
             syscalls,
             aio: aio::AioTable::default(),
         })

@@ -41,6 +41,7 @@ use crate::config::NetDevConfig;
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::SockAddr;
 use crate::net::gso;
+use crate::net::packet as sockets;
 use crate::net::Netstack;
 use crate::sys::packet;
 use crate::wait::WaitQueue;
@@ -65,6 +66,7 @@ const RX_FRAME: usize = 65536 + 14 + 4;
 /// its driver thread.
 pub fn start(net: &Arc<Netstack>, cfg: &NetDevConfig, fd: OwnedFd) -> Result<(), String> {
     let ext = Arc::new(External::new(cfg, fd, Arc::downgrade(net))?);
+    net.packet_sockets.set_external(cfg.mac, ext.mtu());
     if net.external.set(ext.clone()).is_err() {
         return Err("--network=sandbox: the interface is already set up".into());
     }
@@ -102,10 +104,24 @@ struct TxSide {
     buf: Vec<u8>,
     bytes: u64,
     packets: u64,
+    /// The sandbox's packet sockets, which see every frame sent.
+    taps: Arc<sockets::PacketTable>,
 }
 
 impl TxSide {
-    fn send(fd: &OwnedFd, bytes: &mut u64, packets: &mut u64, (buf, frames, wire): gso::Out<'_>) {
+    fn send(
+        fd: &OwnedFd,
+        taps: &sockets::PacketTable,
+        bytes: &mut u64,
+        packets: &mut u64,
+        skip: usize,
+        (buf, frames, wire): gso::Out<'_>,
+    ) {
+        if taps.any_open() {
+            if let (Some(link), Some(f)) = (taps.link(sockets::EXT_INDEX), buf.get(skip..)) {
+                taps.tap(&link, f, sockets::PACKET_OUTGOING, None);
+            }
+        }
         // A full host queue drops the frame, as a NIC would; TCP resends it.
         if packet::send_frame(fd.as_fd(), buf).is_ok() {
             *bytes += wire;
@@ -120,10 +136,11 @@ impl TxSide {
             gso,
             bytes,
             packets,
+            taps,
             ..
         } = self;
         if let Some(c) = gso {
-            c.flush(&mut |out| Self::send(fd, bytes, packets, out));
+            c.flush(&mut |out| Self::send(fd, taps, bytes, packets, gso::VNET_LEN, out));
         }
     }
 }
@@ -152,6 +169,7 @@ impl phy::TxToken for Tx<'_> {
             buf,
             bytes,
             packets,
+            taps,
         } = self.0;
         let room = if gso.is_some() { gso::VNET_LEN } else { 0 };
         if buf.len() < room + len {
@@ -159,8 +177,10 @@ impl phy::TxToken for Tx<'_> {
         }
         let r = f(&mut buf[room..room + len]);
         match gso {
-            Some(c) => c.push(buf, len, &mut |out| TxSide::send(fd, bytes, packets, out)),
-            None => TxSide::send(fd, bytes, packets, (&buf[..len], 1, len as u64)),
+            Some(c) => c.push(buf, len, &mut |out| {
+                TxSide::send(fd, taps, bytes, packets, gso::VNET_LEN, out)
+            }),
+            None => TxSide::send(fd, taps, bytes, packets, 0, (&buf[..len], 1, len as u64)),
         }
         r
     }
@@ -176,6 +196,14 @@ impl Device for PacketDev {
                 Ok(Some(n)) if n <= self.rx.len() && n >= self.rx_skip => {
                     self.rx_bytes += (n - self.rx_skip) as u64;
                     self.rx_packets += 1;
+                    let taps = &self.tx.taps;
+                    if taps.any_open() {
+                        // The program's packet sockets get a copy of every frame.
+                        if let Some(link) = taps.link(sockets::EXT_INDEX) {
+                            let f = &self.rx[self.rx_skip..n];
+                            taps.tap(&link, f, sockets::rx_pkttype(&link, f), None);
+                        }
+                    }
                     return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
                 // The host's own frames on the interface, oversized ones, and (with
@@ -275,6 +303,8 @@ pub struct External {
     gw4: Option<Ipv4Addr>,
     gw6: Option<Ipv6Addr>,
     fd: Arc<OwnedFd>,
+    /// Frames sent on the packet socket start with a `virtio_net_hdr`.
+    vnet: bool,
     kick: OwnedFd,
     epoch: StdInstant,
     st: Mutex<State>,
@@ -332,6 +362,10 @@ impl External {
                 buf: vec![0; rx_skip + mtu as usize + 14],
                 bytes: 0,
                 packets: 0,
+                taps: net
+                    .upgrade()
+                    .map(|n| n.packet_sockets.clone())
+                    .unwrap_or_default(),
             },
         };
         let mac = EthernetAddress(cfg.mac);
@@ -379,6 +413,7 @@ impl External {
             gw4,
             gw6,
             fd,
+            vnet: cfg.vnet_hdr,
             kick,
             epoch,
             st: Mutex::new(State {
@@ -1009,6 +1044,24 @@ impl External {
                 st.udp.remove(&port);
                 st.sockets.remove(h);
             }
+        }
+    }
+
+    /// Sends a frame a program's packet socket wrote, as it is (the caller checked
+    /// it is not for the metadata server). A full host queue is `ENOBUFS`.
+    pub fn send_frame(&self, frame: &[u8]) -> SysResult<()> {
+        let r = if self.vnet {
+            // An all-zero virtio header: the kernel takes the frame as it is.
+            let mut b = vec![0u8; gso::VNET_LEN + frame.len()];
+            b[gso::VNET_LEN..].copy_from_slice(frame);
+            packet::send_frame(self.fd.as_fd(), &b)
+        } else {
+            packet::send_frame(self.fd.as_fd(), frame)
+        };
+        match r {
+            Ok(_) => Ok(()),
+            Err(Errno::EAGAIN) => Err(Errno::ENOBUFS),
+            Err(e) => Err(e),
         }
     }
 

@@ -142,7 +142,14 @@ impl FileImpl for InetSocket {
                 crate::mm::io::write_all(mem, arg, &tv)?;
                 return Ok(0);
             }
-            _ => return crate::net::ifreq::ioctl(req, arg, mem),
+            _ => {
+                let net = match self {
+                    InetSocket::Tcp(t) => &t.net,
+                    InetSocket::Udp(u) => &u.net,
+                    InetSocket::Icmp(i) => &i.net,
+                };
+                return crate::net::ifreq::ioctl(Some(net), req, arg, mem);
+            }
         };
         crate::mm::io::write_all(mem, arg, &(v.min(i32::MAX as usize) as i32).to_le_bytes())?;
         Ok(0)

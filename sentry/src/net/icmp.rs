@@ -108,7 +108,7 @@ pub struct IcmpInner {
     wq: WaitQueue,
     st: Mutex<State>,
     /// The network the socket was made in.
-    net: Arc<Netstack>,
+    pub(crate) net: Arc<Netstack>,
 }
 
 /// The ICMP sockets of one network stack.
@@ -754,6 +754,10 @@ pub fn transmit(net: &Netstack, pkt: Packet) -> SysResult<()> {
         return Ok(());
     }
     net.count(pkt.payload.len());
+    if net.packet_sockets.any_open() {
+        net.packet_sockets
+            .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
+    }
     input(net, pkt, true);
     Ok(())
 }
@@ -805,6 +809,10 @@ pub fn input(net: &Netstack, pkt: Packet, local: bool) {
             payload: msg,
         };
         net.count(reply.payload.len());
+        if net.packet_sockets.any_open() {
+            net.packet_sockets
+                .tap_loopback(&crate::net::frame::loopback_frame(&reply));
+        }
         input(net, reply, false);
     }
 }

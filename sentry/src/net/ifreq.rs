@@ -1,9 +1,13 @@
 //! The interface ioctls any socket answers (`SIOCGIF*` with a `struct ifreq`):
-//! `if_nametoindex`, `if_indextoname`, `ifconfig`-style queries. Only `lo` exists.
+//! `if_nametoindex`, `if_indextoname`, `ifconfig`-style queries: `lo`, and under
+//! `--network=sandbox` the pod's interface (index 2) for the name, index, flags,
+//! MTU and hardware address queries packet sockets need.
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::io;
 use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::packet::{ARPHRD_ETHER, EXT_INDEX};
+use crate::net::Netstack;
 use crate::platform::AddressSpace;
 
 const SIOCGIFNAME: u64 = 0x8910;
@@ -29,7 +33,8 @@ fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
 }
 
 /// Answers an interface ioctl; `ENOTTY` for requests that are not one.
-pub fn ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+/// `net` is the stack of the socket asked (its pod interface, if any).
+pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
     if req == SIOCGIFCONF {
         return ifconf(arg, mem);
     }
@@ -48,8 +53,16 @@ pub fn ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
     }
     let mut ifr = [0u8; IFREQ_LEN];
     io::read_exact(mem, arg, &mut ifr)?;
+    let ext = net.and_then(|n| n.external());
     if req == SIOCGIFNAME {
         let idx = i32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]);
+        if let (Some(e), true) = (ext, idx == EXT_INDEX as i32) {
+            ifr[..16].fill(0);
+            let n = e.name().len().min(15);
+            ifr[..n].copy_from_slice(&e.name().as_bytes()[..n]);
+            io::write_all(mem, arg, &ifr)?;
+            return Ok(0);
+        }
         if idx != LO_INDEX as i32 {
             return Err(Errno::ENODEV);
         }
@@ -59,6 +72,40 @@ pub fn ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
         return Ok(0);
     }
     let name: Vec<u8> = ifr[..16].iter().copied().take_while(|&c| c != 0).collect();
+    if let Some(e) = ext.filter(|e| e.name().as_bytes() == name.as_slice()) {
+        let out = &mut ifr[16..];
+        match req {
+            SIOCGIFINDEX => out[..4].copy_from_slice(&(EXT_INDEX as i32).to_le_bytes()),
+            // IFF_UP | IFF_BROADCAST | IFF_RUNNING | IFF_MULTICAST
+            SIOCGIFFLAGS => out[..2].copy_from_slice(&(0x1u16 | 0x2 | 0x40 | 0x1000).to_le_bytes()),
+            SIOCGIFMTU => out[..4].copy_from_slice(&(e.mtu() as i32).to_le_bytes()),
+            SIOCGIFHWADDR => {
+                out[..16].fill(0);
+                out[..2].copy_from_slice(&ARPHRD_ETHER.to_le_bytes());
+                out[2..8].copy_from_slice(&e.mac());
+            }
+            // Addresses: the IPv4 ones of the interface.
+            SIOCGIFADDR | SIOCGIFNETMASK => {
+                let (ip, prefix) = e
+                    .addrs()
+                    .into_iter()
+                    .find_map(|(a, p)| match a {
+                        std::net::IpAddr::V4(v4) => Some((v4, p)),
+                        _ => None,
+                    })
+                    .ok_or(Errno::EADDRNOTAVAIL)?;
+                let v = if req == SIOCGIFADDR {
+                    ip.octets()
+                } else {
+                    (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes()
+                };
+                out[..16].copy_from_slice(&sockaddr_in(v));
+            }
+            _ => return Err(Errno::ENOTTY),
+        }
+        io::write_all(mem, arg, &ifr)?;
+        return Ok(0);
+    }
     if name != b"lo" {
         return Err(Errno::ENODEV);
     }

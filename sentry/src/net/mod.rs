@@ -16,6 +16,7 @@
 pub mod addr;
 pub mod external;
 pub mod file;
+pub mod frame;
 pub mod gso;
 pub mod icmp;
 pub mod ifreq;
@@ -23,6 +24,7 @@ pub mod ippacket;
 pub mod loopback;
 pub mod netlink;
 pub mod opts;
+pub mod packet;
 pub mod ports;
 pub mod procfs;
 pub mod tcp;
@@ -108,6 +110,8 @@ pub struct Netstack {
     pub(crate) ping_group_range: Mutex<(u32, u32)>,
     /// Netlink port ids in use, and the next one to hand out.
     pub(crate) netlink_ports: netlink::PortIds,
+    /// The packet sockets and the interfaces they see.
+    pub(crate) packet_sockets: Arc<packet::PacketTable>,
 }
 
 impl Default for Netstack {
@@ -125,6 +129,7 @@ impl Default for Netstack {
             // Linux's default: nobody (the range is empty).
             ping_group_range: Mutex::new((1, 0)),
             netlink_ports: netlink::PortIds::default(),
+            packet_sockets: Arc::default(),
         }
     }
 }
@@ -133,6 +138,11 @@ impl Netstack {
     /// A sandbox's network with only the loopback interface.
     pub fn new() -> Arc<Netstack> {
         Arc::new(Netstack::default())
+    }
+
+    /// Whether the runtime lets the sandbox reach the cloud metadata server.
+    pub fn metadata_allowed(&self) -> bool {
+        self.allow_metadata.load(AtomicOrdering::Relaxed)
     }
 
     /// The pod's interface, when the sandbox has one.
@@ -206,7 +216,7 @@ impl Netstack {
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             d => d,
         };
-        if is_metadata(dst) && !self.allow_metadata.load(AtomicOrdering::Relaxed) {
+        if is_metadata(dst) && !self.metadata_allowed() {
             // Concealed: as if no route led there, whatever the interface's routes.
             return Err(Errno::ENETUNREACH);
         }

@@ -555,7 +555,7 @@ impl FileImpl for NetlinkSocket {
     }
 
     fn ioctl(&self, req: u64, arg: u64, mem: &dyn crate::platform::AddressSpace) -> SysResult<u64> {
-        crate::net::ifreq::ioctl(req, arg, mem)
+        crate::net::ifreq::ioctl(Some(&self.net), req, arg, mem)
     }
 
     fn as_any(&self) -> Option<&dyn std::any::Any> {

@@ -332,7 +332,7 @@ pub struct TcpInner {
     wq: Arc<WaitQueue>,
     st: Mutex<TcpState>,
     /// The network the socket was made in.
-    net: Arc<Netstack>,
+    pub(crate) net: Arc<Netstack>,
 }
 
 impl Drop for TcpInner {

@@ -64,7 +64,7 @@ pub struct UdpInner {
     wq: WaitQueue,
     st: Mutex<UdpState>,
     /// The network the socket was made in.
-    net: Arc<Netstack>,
+    pub(crate) net: Arc<Netstack>,
 }
 
 impl Drop for UdpInner {
@@ -241,6 +241,13 @@ impl UdpInner {
         drop(st);
         if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
             return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
+        }
+        if self.net.packet_sockets.any_open() {
+            // Packet sockets see the frame `lo` would have carried.
+            let pkt = crate::net::frame::udp_packet(from, SockAddr::new(dst_ip, dst.port), data);
+            self.net
+                .packet_sockets
+                .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
         }
         // The filter runs under the port table's lock: no socket lock in it.
         match self.net.udp.lookup(dst_ip, dst.port, |_, _| true) {

@@ -24,6 +24,7 @@ pub mod mqueue;
 pub mod msg;
 pub mod namespace;
 pub mod netlink;
+pub mod packet;
 pub mod pipe;
 pub mod poll;
 pub mod process;

@@ -15,7 +15,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs::read_iovecs;
 use crate::syscalls::pipe::{install_file, install_pair};
-use crate::syscalls::{at_dir, file_arg, fs_mut, inet, netlink, Args};
+use crate::syscalls::{at_dir, file_arg, fs_mut, inet, netlink, packet, Args};
 use crate::vfs::path::{walk, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_WRITE};
 use crate::vfs::OpenFile;
@@ -118,6 +118,12 @@ fn netlink_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
     Ok(netlink::netlink_of(&f).is_some().then_some(f))
 }
 
+/// The packet socket behind `fd`, if it is one (its calls go to `packet`).
+fn packet_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
+    let f = file_arg(task, fd)?;
+    Ok(packet::packet_of(&f).is_some().then_some(f))
+}
+
 fn sock_arg(task: &Task, fd: u64) -> SysResult<Arc<OpenFile>> {
     let f = file_arg(task, fd)?;
     sock_of(&f)?;
@@ -193,32 +199,15 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
         return netlink::socket(task, ty, a[2] as i32, flags);
     }
     if d == libc::AF_PACKET {
-        return packet_socket(task, a[1]);
+        let (ty, flags) = split_flags(a[1])?;
+        if !crate::kernel::creds::may_open_raw(&task.creds) {
+            return Err(Errno::EPERM);
+        }
+        return packet::socket(task, ty, a[2] as i32, flags);
     }
     check_domain(a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     Ok(install_sock(task, UnixSocket::new(&task.kernel.unix, kind), flags)? as u64)
-}
-
-/// `socket(AF_PACKET, ...)`: `EPERM` without CAP_NET_RAW, as Linux. With it, the
-/// family is still not served (the sandbox's own packet socket belongs to its
-/// stack; a program's would need frames copied from it and injected into it):
-/// `EAFNOSUPPORT`, as a kernel built without `CONFIG_PACKET`, logged once.
-fn packet_socket(task: &Task, ty: u64) -> SysResult<u64> {
-    /// The obsolete `SOCK_PACKET` type, still accepted by `AF_PACKET`.
-    const SOCK_PACKET: i32 = 10;
-    let (ty, _) = split_flags(ty)?;
-    if !crate::kernel::creds::may_open_raw(&task.creds) {
-        return Err(Errno::EPERM);
-    }
-    if !matches!(ty, libc::SOCK_RAW | libc::SOCK_DGRAM | SOCK_PACKET) {
-        return Err(Errno::ESOCKTNOSUPPORT);
-    }
-    static LOGGED: std::sync::Once = std::sync::Once::new();
-    LOGGED.call_once(|| {
-        tracing::warn!("AF_PACKET sockets are not implemented in the sandbox: EAFNOSUPPORT")
-    });
-    Err(Errno::EAFNOSUPPORT)
 }
 
 /// `socketpair(2)`.
@@ -280,6 +269,9 @@ pub fn bind(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::bind(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::bind(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     match read_addr(task, a[1], a[2])? {
@@ -312,6 +304,9 @@ pub fn listen(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::listen(task, &f, a);
+    }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::unsupported(task, &f);
     }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.listen(a[1] as i32, ucred(task))?;
@@ -349,6 +344,9 @@ pub fn connect(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::connect(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::unsupported(task, &f);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     let addr = read_addr(task, a[1], a[2])?;
@@ -377,6 +375,9 @@ fn do_accept(task: &mut Task, a: &Args, flags: i32) -> SysResult<u64> {
     }
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::accept(task, &f, a, flags);
+    }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::unsupported(task, &f);
     }
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
@@ -421,6 +422,9 @@ pub fn getsockname(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::getsockname(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::getsockname(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.name()?.unwrap_or_default();
     write_addr(task, a[1], a[2], &n)?;
@@ -435,6 +439,9 @@ pub fn getpeername(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::getpeername(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::unsupported(task, &f);
+    }
     let f = sock_arg(task, a[0])?;
     let n = sock_of(&f)?.peer_name()?;
     write_addr(task, a[1], a[2], &n)?;
@@ -448,6 +455,9 @@ pub fn shutdown(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::shutdown(task, &f, a);
+    }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::unsupported(task, &f);
     }
     let f = sock_arg(task, a[0])?;
     sock_of(&f)?.shutdown(a[1] as i32)?;
@@ -662,6 +672,10 @@ pub fn sendto(task: &mut Task, a: &Args) -> SysResult<u64> {
         let to = (a[4] != 0).then_some((a[4], a[5]));
         return netlink::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        let to = (a[4] != 0).then_some((a[4], a[5]));
+        return packet::send(task, &f, &[(a[1], a[2] as usize)], to, a[3] as i32);
+    }
     let f = sock_arg(task, a[0])?;
     let to = if a[4] != 0 {
         Some(target_of(task, read_addr(task, a[4], a[5])?)?)
@@ -706,6 +720,9 @@ fn do_sendmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> 
     }
     if let Some(f) = netlink_arg(task, fd)? {
         return netlink::sendmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = packet_arg(task, fd)? {
+        return packet::sendmsg(task, &f, msg, flags);
     }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
@@ -812,6 +829,9 @@ pub fn recvfrom(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::recvfrom(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::recvfrom(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let flags = a[3] as i32;
     let len = (a[2] as usize).min(crate::syscalls::MAX_RW_COUNT as usize);
@@ -831,6 +851,9 @@ fn do_recvmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> 
     }
     if let Some(f) = netlink_arg(task, fd)? {
         return netlink::recvmsg(task, &f, msg, flags);
+    }
+    if let Some(f) = packet_arg(task, fd)? {
+        return packet::recvmsg(task, &f, msg, flags);
     }
     let f = sock_arg(task, fd)?;
     let h = read_msghdr(task, msg)?;
@@ -972,6 +995,9 @@ pub fn setsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::setsockopt(task, &f, a);
     }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::setsockopt(task, &f, a);
+    }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
     if a[1] as i32 != libc::SOL_SOCKET {
@@ -1005,6 +1031,9 @@ pub fn getsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     if let Some(f) = netlink_arg(task, a[0])? {
         return netlink::getsockopt(task, &f, a);
+    }
+    if let Some(f) = packet_arg(task, a[0])? {
+        return packet::getsockopt(task, &f, a);
     }
     let f = sock_arg(task, a[0])?;
     let s = sock_of(&f)?;
