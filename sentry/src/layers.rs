@@ -15,6 +15,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("sys", 1),
     ("platform", 2),
     ("mm", 3),
+    ("cbpf", 3),
     ("creds", 3),
     ("wait", 3),
     ("loader", 4),

@@ -3,12 +3,13 @@
 //! An untrusted application's system calls are trapped by a [`platform`] and serviced
 //! here, by a Linux-compatible kernel that runs as an ordinary, confined host process.
 //! Host files arrive only through the gofer. Modules follow kernel concepts:
-//! [`kernel`] (tasks, limits, signals), [`creds`] and [`wait`] (credentials and
-//! wait queues, primitives below the files), [`mm`] (address spaces),
+//! [`kernel`] (tasks, limits, signals), [`creds`], [`wait`] and [`cbpf`] (credentials,
+//! wait queues and the classic BPF interpreter, primitives below the files), [`mm`] (address spaces),
 //! [`loader`] (exec), [`vfs`] and [`fs`] (files), [`syscalls`] (the ABI),
 //! [`platform`] (how app code runs), [`sys`] (the thin host layer).
 
 pub mod boot;
+pub mod cbpf;
 pub mod config;
 pub mod control;
 pub mod creds;

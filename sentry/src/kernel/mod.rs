@@ -3,7 +3,6 @@
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
 pub mod aio;
-pub mod cbpf;
 pub mod exec;
 pub mod futex;
 pub mod ipc;
@@ -26,7 +25,7 @@ pub mod timers;
 pub mod vdso;
 /// Credentials and wait queues live below the files and sockets that use them
 /// (docs/architecture.md); the kernel's paths to them stay.
-pub use crate::{creds, wait};
+pub use crate::{cbpf, creds, wait};
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI32, Ordering};

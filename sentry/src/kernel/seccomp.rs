@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::kernel::cbpf::{self, Insn};
+use crate::cbpf::{self, Insn};
 use crate::kernel::process;
 use crate::kernel::signals::SigInfo;
 use crate::kernel::{ExitStatus, Task};
@@ -383,7 +383,7 @@ fn trap(task: &mut Task, nr: u64, data: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::cbpf::op::*;
+    use crate::cbpf::op::*;
 
     fn ret(v: u32) -> Program {
         Program::Bpf(vec![Insn::stmt(RET | K, v)])

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::cbpf;
 use crate::config::{SeccompArg, SeccompConfig};
-use crate::kernel::cbpf;
 use crate::kernel::seccomp::{self as sc, Filter, Program};
 use crate::kernel::SyscallTable;
 

@@ -14,15 +14,15 @@
 //! to the cloud metadata server ([`crate::net::frame::to_metadata`]).
 //!
 //! `SO_ATTACH_FILTER` programs run on each frame in the sentry
-//! ([`crate::kernel::cbpf`]). Memory-mapped rings (`PACKET_RX_RING`,
+//! ([`crate::cbpf`]). Memory-mapped rings (`PACKET_RX_RING`,
 //! `PACKET_TX_RING`) are not built.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
+use crate::cbpf::{self, Insn};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::cbpf::{self, Insn};
 use crate::net::addr::Family;
 use crate::net::frame::{self, ETH_HLEN};
 use crate::net::loopback::{LO_INDEX, LO_MTU};

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::cbpf::{self, Insn};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::cbpf::{self, Insn};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::net::packet::{

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cbpf::{self, Insn};
 use crate::errno::{Errno, SysResult};
-use crate::kernel::cbpf::{self, Insn};
 use crate::kernel::creds::CAP_SYS_ADMIN;
 use crate::kernel::seccomp::{self as sc, Filter, Mode, Program};
 use crate::kernel::Task;
