@@ -4,7 +4,11 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite)
+# The real-programs table (tests/tests/real_programs.rs) needs the rest. The largest:
+# openjdk-17-jdk-headless (~115 MB of .debs), golang-go (~80 MB with its sources; 12 s
+# to download and install on the dev machine), postgresql (~20 MB).
+required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite
+          make git perl nodejs golang-go openjdk-17-jdk-headless postgresql sqlite3 redis-server redis-tools util-linux)
 optional=(musl-tools)
 
 missing() {
