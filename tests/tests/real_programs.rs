@@ -65,6 +65,18 @@ const GO: Program = Program {
     argv: &["/bin/bash", "{dir}/go.sh", "{dir}"],
 };
 
+const GO_BUILD: Program = Program {
+    name: "go_build",
+    files: &[
+        ("go/main.go", include_str!("../programs/go/main.go")),
+        ("go/go.mod", include_str!("../programs/go/go.mod")),
+        ("go_build.sh", include_str!("../programs/go_build.sh")),
+    ],
+    needs: &["/usr/bin/go"],
+    prepare: &[],
+    argv: &["/bin/bash", "{dir}/go_build.sh", "{dir}"],
+};
+
 const JAVA: Program = Program {
     name: "java",
     files: &[
@@ -267,6 +279,17 @@ fn node() {
 #[test]
 fn go() {
     run(&GO);
+}
+
+/// `go build` inside the sandbox. It builds and runs correctly (since fallocate works
+/// on overlay files), but on both platforms about one run in two stalls: every
+/// thread of the go command waits in the sentry until Go's forced GC (every two
+/// minutes) wakes it, so the run takes over 120 s; on ptrace a "ptrace stub died"
+/// warning often comes right after a child's exec. A lost wake-up, not yet found.
+#[test]
+#[ignore = "stalls for ~120 s about one run in two on both platforms (a lost wake-up in the sentry, not yet found)"]
+fn go_build() {
+    run(&GO_BUILD);
 }
 
 #[test]
