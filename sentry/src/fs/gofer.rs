@@ -459,6 +459,11 @@ impl FileImpl for GoferFile {
         host::fsync(self.fd.as_fd())
     }
 
+    fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+        // The host file's own filesystem allocates (or refuses) as Linux would.
+        host::fallocate(self.fd.as_fd(), mode, offset, len)
+    }
+
     fn stat(&self) -> SysResult<Stat> {
         // Size and times move under writes through this fd.
         let mut st = self.stat;

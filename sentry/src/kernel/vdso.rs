@@ -244,6 +244,7 @@ impl Vdso {
                 offset: 0,
             },
             role: VmaRole::Vvar,
+            noreserve: false,
         })?;
         mm.mmap(MmapRequest {
             addr: base + PAGE_SIZE,
@@ -258,6 +259,7 @@ impl Vdso {
                 offset: 0,
             },
             role: VmaRole::Vdso,
+            noreserve: false,
         })?;
         Ok(base + PAGE_SIZE)
     }

@@ -261,6 +261,7 @@ fn map_fixed(
         fixed_noreplace: false,
         backing,
         role: VmaRole::Plain,
+        noreserve: false,
     })
     .map(|_| ())
 }
@@ -279,6 +280,7 @@ fn reserve(mm: &mut MemoryManager, len: u64, align: u64, want: Option<u64>) -> S
         fixed_noreplace,
         backing: VmaBacking::Anonymous,
         role: VmaRole::Plain,
+        noreserve: false,
     };
     if let Some(want) = want {
         if let Ok(a) = mm.mmap(probe(want, len, true)) {

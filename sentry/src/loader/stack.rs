@@ -206,6 +206,7 @@ pub fn build_stack(mm: &mut MemoryManager, stack_top: u64, args: &StackArgs) -> 
         fixed_noreplace: true,
         backing: VmaBacking::Anonymous,
         role: VmaRole::Stack,
+        noreserve: false,
     })?;
     let space = mm.space().clone();
     write_all(space.as_ref(), random_addr, &strings)?;

@@ -30,6 +30,7 @@ enum PageSource {
 struct Page {
     prot: i32,
     shared: bool,
+    noreserve: bool,
     source: PageSource,
     data: Option<Box<[u8]>>,
 }
@@ -91,6 +92,14 @@ impl FakeSpace {
             .map(|p| p.shared)
     }
 
+    /// Whether the page containing `addr` is anonymous memory mapped with
+    /// MAP_NORESERVE.
+    pub fn noreserve_at(&self, addr: u64) -> Option<bool> {
+        self.lock()
+            .get(&(addr & !(PAGE_SIZE - 1)))
+            .map(|p| p.noreserve)
+    }
+
     /// The number of mapped pages.
     pub fn page_count(&self) -> usize {
         self.lock().len()
@@ -137,8 +146,9 @@ impl AddressSpace for FakeSpace {
         if len > MAX_MAP {
             return Err(Errno::ENOMEM);
         }
+        let noreserve = matches!(backing, Backing::AnonymousNoReserve);
         let (fd, base_off) = match backing {
-            Backing::Anonymous => (None, 0),
+            Backing::Anonymous | Backing::AnonymousNoReserve => (None, 0),
             Backing::File { fd, offset } => (Some(Arc::new(fd.try_clone_to_owned()?)), offset),
         };
         let mut pages = self.lock();
@@ -160,6 +170,7 @@ impl AddressSpace for FakeSpace {
                 Page {
                     prot,
                     shared,
+                    noreserve,
                     source,
                     data: None,
                 },
@@ -221,6 +232,7 @@ impl AddressSpace for FakeSpace {
                     Page {
                         prot: last.prot,
                         shared: last.shared,
+                        noreserve: last.noreserve,
                         source,
                         data: None,
                     }

@@ -87,6 +87,10 @@ pub struct Vma {
     /// Locked with `mlock`/`mlockall` (counted against `RLIMIT_MEMLOCK`; the sentry
     /// never pages application memory out, so locking is bookkeeping).
     pub locked: bool,
+    /// MAP_NORESERVE: anonymous memory the host maps without committing swap space
+    /// for it, so a sparse reservation larger than memory (a sanitizer's shadow,
+    /// a garbage collector's heap) succeeds as it does on Linux.
+    pub noreserve: bool,
 }
 
 impl Vma {
@@ -130,6 +134,8 @@ pub struct MmapRequest {
     pub backing: VmaBacking,
     /// Role for `/proc/PID/maps`.
     pub role: VmaRole,
+    /// MAP_NORESERVE (see [`Vma::noreserve`]).
+    pub noreserve: bool,
 }
 
 /// Every access `mprotect` can grant.
@@ -298,6 +304,7 @@ impl MemoryManager {
 
     fn apply_map(&self, v: &Vma) -> SysResult<()> {
         let backing = match &v.backing {
+            VmaBacking::Anonymous if v.noreserve => Backing::AnonymousNoReserve,
             VmaBacking::Anonymous => Backing::Anonymous,
             VmaBacking::File { file, offset } => Backing::File {
                 fd: file.host_fd(),
@@ -362,6 +369,7 @@ impl MemoryManager {
             role: req.role,
             shared_anon: None,
             locked: self.lock_future,
+            noreserve: req.noreserve,
         };
         let mut vma = vma;
         if vma.shared && matches!(vma.backing, VmaBacking::Anonymous) {
@@ -471,6 +479,7 @@ impl MemoryManager {
                 role: VmaRole::Heap,
                 shared_anon: None,
                 locked: self.lock_future,
+                noreserve: false,
             };
             if self.apply_map(&vma).is_err() {
                 return self.brk;

@@ -30,6 +30,7 @@ fn anon(addr: u64, len: u64, fixed: bool) -> MmapRequest {
         fixed_noreplace: false,
         backing: VmaBacking::Anonymous,
         role: VmaRole::Plain,
+        noreserve: false,
     }
 }
 
@@ -146,6 +147,7 @@ fn file_mappings_keep_offsets_across_splits() {
         fixed_noreplace: false,
         backing: VmaBacking::File { file, offset: 0 },
         role: VmaRole::Plain,
+        noreserve: false,
     };
     let a = mm.mmap(req).unwrap();
     mm.mprotect(a + 2 * P, P, RW).unwrap();
@@ -317,6 +319,39 @@ fn mremap_shrinks_grows_in_place_and_moves() {
         mm.mremap(dest, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, dest),
         Err(Errno::EINVAL)
     );
+}
+
+/// MAP_NORESERVE reaches the host mapping, and stays on every piece of the VMA the
+/// sentry maps again: a split by mprotect, MADV_DONTNEED's fresh pages, in-place
+/// growth by mremap. (Without it the host commits swap for the whole range and
+/// refuses a sanitizer's terabytes of shadow.)
+#[test]
+fn noreserve_survives_splits_dontneed_and_growth() {
+    let (fake, mut mm) = setup();
+    let base = 0x4000_0000;
+    let mut req = anon(base, 4 * P, true);
+    req.noreserve = true;
+    mm.mmap(req).unwrap();
+    mm.mmap(anon(base + 8 * P, P, true)).unwrap();
+    assert_eq!(fake.noreserve_at(base), Some(true));
+    assert_eq!(fake.noreserve_at(base + 8 * P), Some(false));
+    mm.mprotect(base + P, P, libc::PROT_READ).unwrap();
+    mm.madvise(base, 3 * P, libc::MADV_DONTNEED).unwrap();
+    for i in 0..4 {
+        assert_eq!(fake.noreserve_at(base + i * P), Some(true), "page {i}");
+    }
+    assert!(mm
+        .vmas()
+        .filter(|v| v.start < base + 4 * P)
+        .all(|v| v.noreserve));
+    assert_eq!(
+        mm.mremap(base + 2 * P, 2 * P, 4 * P, 0, 0),
+        Ok(base + 2 * P)
+    );
+    assert_eq!(fake.noreserve_at(base + 5 * P), Some(true));
+    assert!(mm.vma_at(base + 5 * P).unwrap().noreserve);
+    // brk memory and plain mappings keep the host's accounting.
+    assert_eq!(fake.noreserve_at(base + 8 * P), Some(false));
 }
 
 #[test]

@@ -56,6 +56,9 @@ pub enum Event {
 pub enum Backing<'a> {
     /// Zero-filled anonymous memory.
     Anonymous,
+    /// Zero-filled anonymous memory mapped with MAP_NORESERVE: the host commits no
+    /// swap space for it (the application asked so).
+    AnonymousNoReserve,
     /// A host file (a gofer-donated fd, or the memory file) at a page-aligned offset.
     File {
         /// The host file.

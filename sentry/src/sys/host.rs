@@ -127,6 +127,27 @@ pub fn fsync(fd: BorrowedFd<'_>) -> SysResult<()> {
     }
 }
 
+/// `fallocate` on a host fd (a gofer-donated file, an overlay memfd), retried on
+/// EINTR. Only the modes the sentry's seccomp filter lets through: 0,
+/// `FALLOC_FL_KEEP_SIZE` and `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`; any other
+/// is `EOPNOTSUPP` without a host call.
+pub fn fallocate(fd: BorrowedFd<'_>, mode: i32, off: u64, len: u64) -> SysResult<()> {
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    if mode != 0 && mode != libc::FALLOC_FL_KEEP_SIZE && mode != punch {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let off = i64::try_from(off).map_err(|_| Errno::EFBIG)?;
+    let len = i64::try_from(len).map_err(|_| Errno::EFBIG)?;
+    loop {
+        // SAFETY: fd is a live borrowed descriptor; no memory is passed.
+        let r = unsafe { libc::fallocate64(fd.as_raw_fd(), mode, off, len) };
+        match check(r as isize) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
 /// `fstat` on a host fd.
 pub fn fstat(fd: BorrowedFd<'_>) -> SysResult<libc::stat> {
     let mut st: libc::stat = zeroed();

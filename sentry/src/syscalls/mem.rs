@@ -118,6 +118,7 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
         fixed_noreplace: flags & libc::MAP_FIXED_NOREPLACE != 0,
         backing,
         role: VmaRole::Plain,
+        noreserve: flags & libc::MAP_NORESERVE != 0,
     };
     check_as_limit(task, len)?;
     task.mm()?.mmap(req)

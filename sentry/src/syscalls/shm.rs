@@ -77,6 +77,7 @@ pub fn shmat(task: &mut Task, a: &Args) -> SysResult<u64> {
         fixed_noreplace: false,
         backing: VmaBacking::File { file, offset: 0 },
         role: VmaRole::Plain,
+        noreserve: false,
     };
     let at = task.mm()?.mmap(req)?;
     ShmTable::touch(&seg, task.tgid, true);

@@ -785,6 +785,17 @@ impl FileImpl for OverlayFile {
         with_data_size(a, &Some(self.fd.clone()))
     }
 
+    fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+        // The data is a host memfd, which allocates and punches holes as tmpfs does.
+        host::fallocate(self.fd.as_fd(), mode, offset, len)?;
+        if let Some(a) = lock(&self.st).attr.as_mut() {
+            let t = now();
+            a.mtime = t;
+            a.ctime = t;
+        }
+        Ok(())
+    }
+
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
         Some(Arc::new(HostMappable::new(
             self.fd.clone(),

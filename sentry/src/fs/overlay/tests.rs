@@ -330,3 +330,39 @@ fn readonly_root_refuses_changes() {
         Some(true)
     );
 }
+
+/// fallocate reaches the data wherever it lives: the overlay's memfd for a copied-up
+/// or new file (the lower file unchanged), the host file itself without the overlay.
+/// Both once answered ENODEV (Go's linker fallocates its output).
+#[test]
+fn fallocate_on_overlay_and_gofer_files() {
+    let punch = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    for overlay in ["memory", "none"] {
+        let t = tree();
+        let root = root_for(&config(overlay), client(&t.0)).unwrap();
+        let top = walk(&root, "top.txt").unwrap();
+        let f = top.open(libc::O_RDWR).unwrap();
+        f.allocate(0, 0, 10000).unwrap();
+        assert_eq!(top.stat().unwrap().size, 10000, "{overlay}");
+        f.allocate(libc::FALLOC_FL_KEEP_SIZE, 10000, 5000).unwrap();
+        assert_eq!(top.stat().unwrap().size, 10000, "{overlay}");
+        f.allocate(punch, 0, 4096).unwrap();
+        let data = read_all(&top);
+        assert_eq!(data.len(), 10000);
+        assert!(data[..4096].iter().all(|&b| b == 0), "{overlay}: hole");
+        assert_eq!(
+            f.allocate(libc::FALLOC_FL_PUNCH_HOLE, 0, 1).err(),
+            Some(Errno::EOPNOTSUPP),
+            "{overlay}: punch without keep-size never reaches the host"
+        );
+        let n = root.create(b"new", 0o644, ROOT).unwrap();
+        n.open(libc::O_RDWR).unwrap().allocate(0, 0, 8192).unwrap();
+        assert_eq!(n.stat().unwrap().size, 8192, "{overlay}");
+        let host = std::fs::metadata(t.0.join("top.txt")).unwrap().len();
+        if overlay == "memory" {
+            assert_eq!(host, 8, "the lower file is unchanged");
+        } else {
+            assert_eq!(host, 10000, "written through to the host file");
+        }
+    }
+}

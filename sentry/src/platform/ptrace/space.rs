@@ -874,8 +874,13 @@ impl AddressSpace for PtraceSpace {
         };
         let prot = prot as u32 as u64;
         match backing {
-            Backing::Anonymous => {
-                let flags = (kind | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
+            Backing::Anonymous | Backing::AnonymousNoReserve => {
+                let noreserve = if matches!(backing, Backing::AnonymousNoReserve) {
+                    libc::MAP_NORESERVE
+                } else {
+                    0
+                };
+                let flags = (kind | libc::MAP_ANONYMOUS | libc::MAP_FIXED | noreserve) as u64;
                 self.remote_syscall(libc::SYS_mmap as u64, [addr, len, prot, flags, u64::MAX, 0])?;
             }
             Backing::File { fd, offset } => {
