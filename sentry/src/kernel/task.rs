@@ -408,7 +408,10 @@ impl Task {
                 }
             };
             match event {
-                Event::Syscall => self.handle_syscall(),
+                Event::Syscall => {
+                    self.consider_patching();
+                    self.handle_syscall()
+                }
                 Event::Fault { signo, code, addr } => self.handle_fault(signo, code, addr),
                 Event::Interrupted => {}
             }
@@ -432,6 +435,18 @@ impl Task {
             }));
         }
         None
+    }
+
+    /// Syscall patching: the site of the system call just trapped may become a
+    /// jump to the platform's trampoline (see `kernel::patch`).
+    fn consider_patching(&mut self) {
+        if self.space.syscall_trampoline().is_none() {
+            return;
+        }
+        let regs = self.regs;
+        if let Ok(mut mm) = self.mm() {
+            crate::kernel::patch::consider(&mut mm, &regs);
+        }
     }
 
     fn handle_syscall(&mut self) {

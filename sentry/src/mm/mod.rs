@@ -59,6 +59,8 @@ pub enum VmaRole {
     Vdso,
     /// The vDSO's data page.
     Vvar,
+    /// The syscall patch table (see `kernel::patch`).
+    Patch,
 }
 
 /// One contiguous mapping with uniform attributes.
@@ -157,6 +159,8 @@ pub struct MemoryManager {
     pub env_range: (u64, u64),
     /// `mlockall(MCL_FUTURE)`: new mappings are locked.
     lock_future: bool,
+    /// Which `syscall` sites of this process are patched (see `kernel::patch`).
+    pub patch: crate::kernel::patch::PatchState,
 }
 
 impl MemoryManager {
@@ -174,6 +178,7 @@ impl MemoryManager {
             arg_range: (0, 0),
             env_range: (0, 0),
             lock_future: false,
+            patch: Default::default(),
         }
     }
 
@@ -196,6 +201,8 @@ impl MemoryManager {
             arg_range: self.arg_range,
             env_range: self.env_range,
             lock_future: false,
+            // The child's code is a copy of ours, patched sites included.
+            patch: self.patch.clone(),
         }
     }
 
