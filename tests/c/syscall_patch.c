@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -202,6 +203,22 @@ int main(int argc, char **argv)
     int st;
     waitpid(child, &st, 0);
     printf("fork child: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+
+    // A process that unmaps or maps over low memory (where the sandbox keeps its
+    // patch table), or sets a gs base of its own, goes on as natively.
+    child = fork();
+    if (child == 0) {
+        int ok = munmap((void *)0x60000, 0x10000) == 0 && loop_and_check(2000);
+        void *p = mmap((void *)0x60000, 0x4000, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        ok &= p == (void *)0x60000 && loop_and_check(2000);
+        static char gsbuf[64];
+        ok &= syscall(SYS_arch_prctl, 0x1001 /* ARCH_SET_GS */, gsbuf) == 0;
+        ok &= loop_and_check(2000) && registers_kept();
+        _exit(ok ? 5 : 6);
+    }
+    waitpid(child, &st, 0);
+    printf("low memory and gs: exit %d\n", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
     // exec of a patched process.
     child = fork();

@@ -25,7 +25,8 @@
 //!
 //! A process's patching stops for good (and its patched sites are restored) when
 //! it sets a non-zero gs base, which the trampoline uses to find its thread's
-//! region; [`forbid`] is also the switch for a tracer. A fork's child inherits the
+//! region, or maps, unmaps, moves or protects anything over the table;
+//! [`forbid`] is also the switch for a tracer. A fork's child inherits the
 //! patched code, the table mapping and the record of sites; exec starts clean.
 
 use std::collections::{HashMap, HashSet};
@@ -309,6 +310,15 @@ fn table(mm: &mut MemoryManager, trampoline: u64) -> SysResult<Arc<Table>> {
     }
     mm.patch.table = Some(t.clone());
     Ok(t)
+}
+
+/// Called before the process's mappings of `[start, end)` change (mmap over it,
+/// munmap, mprotect, mremap): if that touches the patch table, the patched sites,
+/// which jump through it, are put back first and patching stops for the process.
+pub fn before_edit(mm: &mut MemoryManager, start: u64, end: u64) {
+    if mm.patch.table.is_some() && start < TABLE_ADDR + TABLE_LEN && end > TABLE_ADDR {
+        forbid(mm);
+    }
 }
 
 /// Stops patching in this process for good and puts back every patched site it

@@ -379,6 +379,7 @@ impl MemoryManager {
                 addr,
             ));
         }
+        crate::kernel::patch::before_edit(self, vma.start, vma.end);
         self.apply_map(&vma)?;
         self.forget_range(vma.start, vma.end);
         self.vmas.insert(vma.start, vma);
@@ -398,6 +399,7 @@ impl MemoryManager {
         if !self.overlaps(addr, end) {
             return Ok(());
         }
+        crate::kernel::patch::before_edit(self, addr, end);
         self.space.unmap(addr, len)?;
         self.forget_range(addr, end);
         Ok(())
@@ -433,6 +435,7 @@ impl MemoryManager {
         if refused {
             return Err(Errno::EACCES);
         }
+        crate::kernel::patch::before_edit(self, addr, end);
         self.space.protect(addr, len, prot)?;
         self.edit_range(addr, end, |v| v.prot = prot);
         Ok(())
@@ -527,6 +530,10 @@ impl MemoryManager {
         let new_len = page_round_up(new_len).ok_or(Errno::EINVAL)?;
         if new_len == 0 || old_len == 0 {
             return Err(Errno::EINVAL);
+        }
+        crate::kernel::patch::before_edit(self, old, old.saturating_add(old_len));
+        if flags & MREMAP_FIXED != 0 {
+            crate::kernel::patch::before_edit(self, new_addr, new_addr.saturating_add(new_len));
         }
         let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let vma = match self.vmas.range(..=old).next_back() {

@@ -182,9 +182,14 @@ impl SystrapContext {
     /// handler, with a full frame: the trampoline traps (`ud2`) when told to. A
     /// report of the interrupt signal instead (sent before it parked) also leaves a
     /// frame; inside a switch it counts as the interruption (returns true).
-    fn trap_for_frame(&mut self, chan: &Channel, in_switch: bool) -> SysResult<bool> {
+    fn trap_for_frame(
+        &mut self,
+        chan: &Channel,
+        in_switch: bool,
+        deadline: Option<Instant>,
+    ) -> SysResult<bool> {
         chan.release(STATE_FAST_TRAP);
-        chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
+        chan.wait_parked(|| self.space.alive(), deadline, self.space.spin)?;
         let bad = || {
             tracing::warn!("systrap stub left the trampoline unexpectedly");
             Errno::EFAULT
@@ -209,7 +214,7 @@ impl SystrapContext {
     /// a request of its own, or a copy of it).
     fn ensure_frame(&mut self, chan: &Channel) -> SysResult<()> {
         if self.fast.take().is_some() {
-            self.trap_for_frame(chan, false)?;
+            self.trap_for_frame(chan, false, None)?;
         }
         Ok(())
     }
@@ -269,7 +274,7 @@ impl SystrapContext {
                 let target = *regs;
                 return self.parked(chan, regs, Some(target));
             }
-            if self.trap_for_frame(chan, true)? {
+            if self.trap_for_frame(chan, true, None)? {
                 return Ok(Event::Interrupted);
             }
         }
@@ -541,7 +546,12 @@ impl Drop for SystrapContext {
             let thread = self.thread.clone();
             let chan = space.lock_thread(&thread);
             if let Ok(chan) = chan.as_ref() {
-                let _ = self.ensure_frame(chan);
+                // Bounded: a sibling that took over this region (a gs base of its
+                // own) may never let it trap; the exit request then times out too,
+                // and the stub is killed.
+                self.fast = None;
+                let deadline = Instant::now() + KILL_GRACE;
+                let _ = self.trap_for_frame(chan, false, Some(deadline));
             }
             drop(chan);
         }

@@ -1278,7 +1278,7 @@ mod tests {
             &[0x0f, 0x05]
         );
         assert_eq!(CODE[CODE_TRAMP_SPIN_IMM - 1], 0xb9);
-        assert_eq!(&CODE[CODE_TRAMP_LEA as usize..][..3], &[0x4d, 0x8d, 0xa3]); // lea rsp, [r11+..]
+        assert_eq!(&CODE[CODE_TRAMP_LEA as usize..][..3], &[0x49, 0x8d, 0xa3]); // lea rsp, [r11+..]
         assert_eq!(
             &CODE[CODE_TRAMP_RCX as usize..][..4],
             &[0x48, 0x8b, 0x0c, 0x24]
