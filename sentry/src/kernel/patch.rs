@@ -236,7 +236,7 @@ fn try_patch(mm: &mut MemoryManager, site: u64, nr: u64, trampoline: u64) -> Sys
         v.prot
     };
     let mut old = [0u8; 7];
-    crate::mm::io::read_exact(&**mm.space(), site, &mut old)?;
+    crate::mm::io::read_exact(mm.space().as_ref(), site, &mut old)?;
     if old[5..] != [0x0f, 0x05] || !displaceable(&old[..5], nr) {
         return Err(Errno::ENOEXEC);
     }
@@ -249,7 +249,7 @@ fn try_patch(mm: &mut MemoryManager, site: u64, nr: u64, trampoline: u64) -> Sys
     space.note_patched_syscall(site);
     space.protect(page, PAGE_SIZE, prot | libc::PROT_WRITE)?;
     let r = write_steps(
-        &*space,
+        space.as_ref(),
         site,
         &[(5, &new[5..6]), (1, &new[1..]), (0, &new[..1])],
     );
@@ -312,6 +312,22 @@ fn table(mm: &mut MemoryManager, trampoline: u64) -> SysResult<Arc<Table>> {
     Ok(t)
 }
 
+/// Puts the `syscall` at `site` back if it is patched, and leaves it trapping from
+/// now on: the application's own seccomp filter stopped a call made there, and a
+/// handler of its SIGSYS may read the code before `si_call_addr`, which must then be
+/// the `syscall` instruction, as on Linux.
+pub fn restore_site(mm: &mut MemoryManager, site: u64) {
+    let Some(old) = mm.patch.sites.remove(&site) else {
+        return;
+    };
+    if let Err(e) = unpatch(mm, site, &old) {
+        tracing::debug!(site = format_args!("{site:#x}"), error = %e.name(), "patched syscall site left as is");
+    }
+    if mm.patch.skipped.len() < MAX_SKIPPED {
+        mm.patch.skipped.insert(site);
+    }
+}
+
 /// Called before the process's mappings of `[start, end)` change (mmap over it,
 /// munmap, mprotect, mremap): if that touches the patch table, the patched sites,
 /// which jump through it, are put back first and patching stops for the process.
@@ -342,7 +358,7 @@ fn unpatch(mm: &mut MemoryManager, site: u64, old: &[u8; 7]) -> SysResult<()> {
         v.prot
     };
     let mut cur = [0u8; 7];
-    crate::mm::io::read_exact(&**mm.space(), site, &mut cur)?;
+    crate::mm::io::read_exact(mm.space().as_ref(), site, &mut cur)?;
     if cur[..3] != [0xff, 0x24, 0x25] || cur[5] != FAULT_BYTE {
         return Err(Errno::ENOEXEC);
     }
@@ -352,7 +368,11 @@ fn unpatch(mm: &mut MemoryManager, site: u64, old: &[u8; 7]) -> SysResult<()> {
     // The reverse order: the first byte (a thread decoding it faults at site + 5 and
     // starts over), the middle bytes, and last the `syscall`.
     let mid = [old[1], old[2], old[3], old[4], FAULT_BYTE, old[6]];
-    let r = write_steps(&*space, site, &[(0, &old[..1]), (1, &mid), (5, &old[5..6])]);
+    let r = write_steps(
+        space.as_ref(),
+        site,
+        &[(0, &old[..1]), (1, &mid), (5, &old[5..6])],
+    );
     let back = space.protect(page, PAGE_SIZE, prot);
     r?;
     back

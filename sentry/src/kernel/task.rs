@@ -461,6 +461,11 @@ impl Task {
         ];
         self.restart = None;
         if self.handle.seccomp.is_active() && !crate::kernel::seccomp::admit(self, nr, &args) {
+            // The application's own filter stopped the call: a SIGSYS handler may look
+            // at the instruction before `si_call_addr`, which must be the `syscall`.
+            if let (Some(site), Ok(mut mm)) = (self.regs.rip.checked_sub(7), self.mm()) {
+                crate::kernel::patch::restore_site(&mut mm, site);
+            }
             return;
         }
         match syscalls::dispatch(self, nr, args) {

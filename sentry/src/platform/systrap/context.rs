@@ -199,7 +199,7 @@ impl SystrapContext {
         }
         let uc = Self::uc(chan)?;
         let rip = chan.region.get_u64(uc + UC_RIP);
-        if !(rip > stub::TRAMP_COMMIT && rip < stub::TRAMP_END) {
+        if !(stub::TRAMP_COMMIT + 1..stub::TRAMP_END).contains(&rip) {
             return Err(bad());
         }
         let signo = chan.region.get_u64(OFF_SIGNO) as i32;
