@@ -92,6 +92,18 @@ pub struct GlobalOpts {
     /// without it, `off` does not use it.
     #[arg(long, value_enum, default_value_t = CoreScheduling::Auto)]
     pub core_scheduling: CoreScheduling,
+    /// systrap: rewrite hot `mov; syscall` sites of a program into a jump to the
+    /// stub's trampoline, which enters the sentry without a signal (`on`), or let
+    /// every system call trap (`off`).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub syscall_patching: Switch,
+}
+
+/// An on/off flag value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// `--core-scheduling`.
@@ -110,6 +122,7 @@ impl GlobalOpts {
             format!("--overlay={}", self.overlay.name()).into(),
             format!("--log-format={}", self.log_format.name()).into(),
             format!("--core-scheduling={}", value_name(&self.core_scheduling)).into(),
+            format!("--syscall-patching={}", value_name(&self.syscall_patching)).into(),
         ];
         if let Some(n) = self.network {
             v.push(format!("--network={}", n.name()).into());

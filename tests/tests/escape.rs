@@ -1072,3 +1072,39 @@ fn assert_gone(platform: &str, pids: &[u32], t: &Tree) {
         .collect();
     assert!(left.is_empty(), "{platform}: left behind {left:?} of {t:?}");
 }
+
+/// Syscall patching (systrap) does not open the boundary (tests/c/boundary/
+/// patch_trampoline.c): a hot `mov eax, N; syscall` site is patched with patching on
+/// and left alone with `--syscall-patching=off`; a thread that jumps into the stub's
+/// trampoline with a gs base of its own (a fake region in its memory) asking for
+/// `exit_group` parks on its own memory: nothing runs on the host, the sentry never
+/// answers it, and the process exits normally, taking the thread with it. On ptrace
+/// (no trampoline) only the first part applies.
+#[test]
+fn the_syscall_trampoline_runs_nothing_it_was_not_asked() {
+    let f = fixture();
+    let exe = f.rootfs.join("bin/patch_trampoline");
+    let src = rvisor_e2e::c_dir().join("boundary/patch_trampoline.c");
+    rvisor_e2e::compile(&src, Link::Static, &exe, &["-pthread".into()]).unwrap();
+    let want = "site patched as expected: yes\n\
+                site: ff 24 25, fault byte 06\n\
+                forged request parked on its own memory: yes\n\
+                still alive after the forged exit_group: yes\n";
+    for p in PLATFORMS {
+        for patching in ["on", "off"] {
+            let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+            cmd.arg(format!("--platform={p}"))
+                .arg(format!("--syscall-patching={patching}"))
+                .arg("do")
+                .arg("--rootfs")
+                .arg(&f.rootfs)
+                .arg("--")
+                .args(["/bin/patch_trampoline", patching]);
+            let out = run(cmd);
+            let text = String::from_utf8_lossy(&out.stdout);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status, 0, "{p} {patching}: {text}{err}");
+            assert_eq!(text, want, "{p} {patching}: {err}");
+        }
+    }
+}

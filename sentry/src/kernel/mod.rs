@@ -9,6 +9,7 @@ pub mod ipc;
 pub mod limits;
 pub mod msg;
 pub mod ns;
+pub mod patch;
 pub mod pidfd;
 pub mod process;
 pub mod resources;

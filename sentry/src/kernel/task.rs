@@ -414,7 +414,10 @@ impl Task {
                 }
             };
             match event {
-                Event::Syscall => self.handle_syscall(),
+                Event::Syscall => {
+                    self.consider_patching();
+                    self.handle_syscall()
+                }
                 Event::Fault { signo, code, addr } => self.handle_fault(signo, code, addr),
                 Event::Interrupted => {}
             }
@@ -440,6 +443,18 @@ impl Task {
         None
     }
 
+    /// Syscall patching: the site of the system call just trapped may become a
+    /// jump to the platform's trampoline (see `kernel::patch`).
+    fn consider_patching(&mut self) {
+        if self.space.syscall_trampoline().is_none() {
+            return;
+        }
+        let regs = self.regs;
+        if let Ok(mut mm) = self.mm() {
+            crate::kernel::patch::consider(&mut mm, &regs);
+        }
+    }
+
     fn handle_syscall(&mut self) {
         let nr = self.regs.orig_rax;
         let args = [
@@ -452,6 +467,11 @@ impl Task {
         ];
         self.restart = None;
         if self.handle.seccomp.is_active() && !crate::kernel::seccomp::admit(self, nr, &args) {
+            // The application's own filter stopped the call: a SIGSYS handler may look
+            // at the instruction before `si_call_addr`, which must be the `syscall`.
+            if let (Some(site), Ok(mut mm)) = (self.regs.rip.checked_sub(7), self.mm()) {
+                crate::kernel::patch::restore_site(&mut mm, site);
+            }
             return;
         }
         match self.kernel.syscalls.dispatch(self, nr, args) {

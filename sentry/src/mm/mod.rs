@@ -59,6 +59,8 @@ pub enum VmaRole {
     Vdso,
     /// The vDSO's data page.
     Vvar,
+    /// The syscall patch table (see `kernel::patch`).
+    Patch,
 }
 
 /// One contiguous mapping with uniform attributes.
@@ -163,6 +165,8 @@ pub struct MemoryManager {
     pub env_range: (u64, u64),
     /// `mlockall(MCL_FUTURE)`: new mappings are locked.
     lock_future: bool,
+    /// Which `syscall` sites of this process are patched (see `kernel::patch`).
+    pub patch: crate::kernel::patch::PatchState,
 }
 
 impl MemoryManager {
@@ -180,6 +184,7 @@ impl MemoryManager {
             arg_range: (0, 0),
             env_range: (0, 0),
             lock_future: false,
+            patch: Default::default(),
         }
     }
 
@@ -202,6 +207,8 @@ impl MemoryManager {
             arg_range: self.arg_range,
             env_range: self.env_range,
             lock_future: false,
+            // The child's code is a copy of ours, patched sites included.
+            patch: self.patch.clone(),
         }
     }
 
@@ -380,6 +387,7 @@ impl MemoryManager {
                 addr,
             ));
         }
+        crate::kernel::patch::before_edit(self, vma.start, vma.end);
         self.apply_map(&vma)?;
         self.forget_range(vma.start, vma.end);
         self.vmas.insert(vma.start, vma);
@@ -399,6 +407,7 @@ impl MemoryManager {
         if !self.overlaps(addr, end) {
             return Ok(());
         }
+        crate::kernel::patch::before_edit(self, addr, end);
         self.space.unmap(addr, len)?;
         self.forget_range(addr, end);
         Ok(())
@@ -434,6 +443,7 @@ impl MemoryManager {
         if refused {
             return Err(Errno::EACCES);
         }
+        crate::kernel::patch::before_edit(self, addr, end);
         self.space.protect(addr, len, prot)?;
         self.edit_range(addr, end, |v| v.prot = prot);
         Ok(())
@@ -529,6 +539,10 @@ impl MemoryManager {
         let new_len = page_round_up(new_len).ok_or(Errno::EINVAL)?;
         if new_len == 0 || old_len == 0 {
             return Err(Errno::EINVAL);
+        }
+        crate::kernel::patch::before_edit(self, old, old.saturating_add(old_len));
+        if flags & MREMAP_FIXED != 0 {
+            crate::kernel::patch::before_edit(self, new_addr, new_addr.saturating_add(new_len));
         }
         let old_end = old.checked_add(old_len).ok_or(Errno::EFAULT)?;
         let vma = match self.vmas.range(..=old).next_back() {

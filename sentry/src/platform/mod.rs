@@ -143,6 +143,22 @@ pub trait AddressSpace: Send + Sync {
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         None
     }
+
+    /// Syscall patching: the address a patched site's table entry jumps to (with
+    /// `rax` the system call number and `rcx` the return address, as a `syscall`
+    /// instruction leaves them), if the backend has such a trampoline.
+    fn syscall_trampoline(&self) -> Option<u64> {
+        None
+    }
+
+    /// Syscall patching: the 7 bytes at `site` (an instruction, then the `syscall`
+    /// at `site + 5`) are about to become a jump to the trampoline. From now on a
+    /// fault at `site + 5` (the patch's invalid-opcode byte: a thread that was past
+    /// the first instruction, or read half a patch) restarts the thread at `site`,
+    /// and a resume at `site + 5` (a restarted system call) runs the call itself.
+    fn note_patched_syscall(&self, site: u64) {
+        let _ = site;
+    }
 }
 
 /// One application thread's execution state on the platform.

@@ -97,6 +97,11 @@ pub fn arch_prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             if a[0] == ARCH_SET_FS {
                 task.regs.fs_base = a[1];
             } else {
+                if a[1] != 0 {
+                    // The patched-syscall trampoline finds its thread through the gs
+                    // base: a process that uses gs makes every call trap instead.
+                    crate::kernel::patch::forbid(&mut *task.mm()?);
+                }
                 task.regs.gs_base = a[1];
             }
             Ok(0)

@@ -789,6 +789,7 @@ fn pid_maps(g: &Arc<ThreadGroup>, _k: &Arc<Kernel>, _tid: i32) -> SysResult<Vec<
             VmaRole::Stack => "[stack]".to_string(),
             VmaRole::Vdso => "[vdso]".to_string(),
             VmaRole::Vvar => "[vvar]".to_string(),
+            VmaRole::Patch => "[rvisor-patch]".to_string(),
             VmaRole::Plain => name,
         };
         let _ = write!(

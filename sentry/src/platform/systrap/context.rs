@@ -8,7 +8,10 @@ use crate::errno::{Errno, SysResult};
 use crate::platform::{AddressSpace, Context, Event, Interrupter, PendingContext, Regs};
 
 use super::space::{lock, Channel, StubThread, SystrapSpace};
-use super::stub::{self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_UCONTEXT};
+use super::stub::{
+    self, AUDIT_ARCH_X86_64, OFF_SIGINFO, OFF_SIGNO, OFF_STATE, OFF_UCONTEXT, STATE_FAST,
+    STATE_FAST_RESUME, STATE_FAST_TRAP, STATE_PARKED, T_REGS, T_SEQ,
+};
 
 /// The signal [`Interrupter::interrupt`] sends to a running stub; its handler reports
 /// it like any other signal and the context turns it into [`Event::Interrupted`].
@@ -48,14 +51,29 @@ const FX_SW_BYTES: usize = 464;
 /// `FP_XSTATE_MAGIC1`: the frame holds an XSAVE image, described by the sw bytes.
 const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
 
+/// The selectors of 64-bit user code and data on Linux x86-64.
+const USER_CS: u64 = 0x33;
+const USER_SS: u64 = 0x2b;
+/// Slots of the trampoline's save area (`sigcontext` order, as the frame's).
+const SLOT_RAX: usize = 13;
+const SLOT_RCX: usize = 14;
+const SLOT_RSP: usize = 15;
+
 /// The context of one stub thread.
 pub(super) struct SystrapContext {
     space: Arc<SystrapSpace>,
     thread: Arc<StubThread>,
     intr: Arc<SystrapInterrupter>,
-    /// The stub thread's fs and gs bases as last set (not part of the signal frame).
+    /// The stub thread's fs and gs bases as the application last set them (not part
+    /// of the signal frame). The host gs base of a thread whose application value is
+    /// 0 is its region (the trampoline finds its region through it).
     fs_base: u64,
     gs_base: u64,
+    /// The registers of the system call the thread waits on in the patched-syscall
+    /// trampoline (no signal frame then), if it does.
+    fast: Option<Regs>,
+    /// The trampoline entry count ([`T_SEQ`]) of the last entry the sentry took.
+    last_seq: u64,
 }
 
 /// Reads the u64 at byte `off` of `b`.
@@ -117,7 +135,88 @@ impl SystrapContext {
             intr,
             fs_base,
             gs_base,
+            fast: None,
+            last_seq: 0,
         }
+    }
+
+    /// Reads the trampoline's save area into `regs` as the state right after the
+    /// `syscall` instruction it stands for: `rip` and `rcx` the return address,
+    /// `r11` the flags. (The application can write the area, like its own
+    /// registers: nothing read here is more than a register value.)
+    fn read_saved(&self, chan: &Channel, regs: &mut Regs) {
+        let mut b = [0u8; GREGS_LEN];
+        chan.region.read(T_REGS, &mut b);
+        for (i, slot) in greg_slots(regs).into_iter().enumerate() {
+            *slot = get(&b, 8 * i);
+        }
+        regs.cs = USER_CS;
+        regs.ss = USER_SS;
+        regs.ds = 0;
+        regs.es = 0;
+        regs.fs = 0;
+        regs.gs = 0;
+        regs.fs_base = self.fs_base;
+        regs.gs_base = self.gs_base;
+        regs.orig_rax = regs.rax;
+        regs.rcx = regs.rip;
+        regs.r11 = regs.eflags;
+    }
+
+    /// Whether a thread parked in the trampoline on the call `saved` can return to
+    /// the application with `regs` by the trampoline's own exit: nothing but `rax`
+    /// (the result) changed.
+    fn fast_resumable(&self, saved: &Regs, regs: &Regs) -> bool {
+        let mut a = *saved;
+        let mut b = *regs;
+        a.rax = 0;
+        b.rax = 0;
+        let same = greg_slots(&mut a)
+            .into_iter()
+            .zip(greg_slots(&mut b))
+            .all(|(x, y)| *x == *y);
+        same && regs.fs_base == self.fs_base && regs.gs_base == self.gs_base
+    }
+
+    /// Turns a thread parked in the trampoline into one parked in its signal
+    /// handler, with a full frame: the trampoline traps (`ud2`) when told to. A
+    /// report of the interrupt signal instead (sent before it parked) also leaves a
+    /// frame; inside a switch it counts as the interruption (returns true).
+    fn trap_for_frame(
+        &mut self,
+        chan: &Channel,
+        in_switch: bool,
+        deadline: Option<Instant>,
+    ) -> SysResult<bool> {
+        chan.release(STATE_FAST_TRAP);
+        chan.wait_parked(|| self.space.alive(), deadline, self.space.spin)?;
+        let bad = || {
+            tracing::warn!("systrap stub left the trampoline unexpectedly");
+            Errno::EFAULT
+        };
+        if chan.region.word(OFF_STATE).load(Ordering::SeqCst) != STATE_PARKED {
+            return Err(bad());
+        }
+        let uc = Self::uc(chan)?;
+        let rip = chan.region.get_u64(uc + UC_RIP);
+        if !(stub::TRAMP_COMMIT + 1..stub::TRAMP_END).contains(&rip) {
+            return Err(bad());
+        }
+        let signo = chan.region.get_u64(OFF_SIGNO) as i32;
+        if in_switch && signo == INTERRUPT_SIGNAL {
+            self.intr.pending.store(false, Ordering::SeqCst);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Gives a thread parked in the trampoline a signal frame (for its FP state,
+    /// a request of its own, or a copy of it).
+    fn ensure_frame(&mut self, chan: &Channel) -> SysResult<()> {
+        if self.fast.take().is_some() {
+            self.trap_for_frame(chan, false, None)?;
+        }
+        Ok(())
     }
 
     /// The region offset of the current signal frame's ucontext.
@@ -167,6 +266,18 @@ impl SystrapContext {
     }
 
     fn run(&mut self, chan: &Channel, regs: &mut Regs) -> SysResult<Event> {
+        if let Some(saved) = self.fast.take() {
+            if self.fast_resumable(&saved, regs) {
+                chan.region.put_u64(T_REGS + 8 * SLOT_RAX, regs.rax);
+                chan.release(STATE_FAST_RESUME);
+                chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
+                let target = *regs;
+                return self.parked(chan, regs, Some(target));
+            }
+            if self.trap_for_frame(chan, true, None)? {
+                return Ok(Event::Interrupted);
+            }
+        }
         // The thread pointer registers are not in the signal frame: set them from the
         // trampoline when the sentry changed them.
         if regs.fs_base != self.fs_base {
@@ -178,11 +289,14 @@ impl SystrapContext {
             self.fs_base = regs.fs_base;
         }
         if regs.gs_base != self.gs_base {
-            self.space.request_locked(
-                chan,
-                libc::SYS_arch_prctl,
-                [0x1001, regs.gs_base, 0, 0, 0, 0],
-            )?;
+            // The application's 0 is the region (see `fs_base`).
+            let host = if regs.gs_base == 0 {
+                chan.base()
+            } else {
+                regs.gs_base
+            };
+            self.space
+                .request_locked(chan, libc::SYS_arch_prctl, [0x1001, host, 0, 0, 0, 0])?;
             self.gs_base = regs.gs_base;
         }
         // Only what changes is written (the general registers and the mask), and only
@@ -190,6 +304,12 @@ impl SystrapContext {
         let uc = Self::uc(chan)?;
         let mut gregs = [0u8; GREGS_LEN];
         let mut r = *regs;
+        if r.rip >= 5 && self.space.is_patched(r.rip - 5) {
+            // A system call restarted at a patched site, whose `syscall` is gone: the
+            // trampoline makes it, as that instruction would (rcx: where it returns).
+            r.rcx = r.rip + 2;
+            r.rip = stub::TRAMP;
+        }
         for (i, slot) in greg_slots(&mut r).into_iter().enumerate() {
             put(&mut gregs, 8 * i, *slot);
         }
@@ -198,7 +318,24 @@ impl SystrapContext {
         chan.region.put_u64(uc + UC_SIGMASK, 0);
         chan.release(stub::STATE_RESUME);
         chan.wait_parked(|| self.space.alive(), None, self.space.spin)?;
+        self.parked(chan, regs, None)
+    }
 
+    /// Reads the event of a thread that just parked. `target`: the registers the
+    /// switch returned it to the application with through the trampoline's exit.
+    fn parked(
+        &mut self,
+        chan: &Channel,
+        regs: &mut Regs,
+        target: Option<Regs>,
+    ) -> SysResult<Event> {
+        if chan.region.word(OFF_STATE).load(Ordering::SeqCst) == STATE_FAST {
+            // A patched site's system call, without a signal.
+            self.last_seq = chan.region.get_u64(T_SEQ);
+            self.read_saved(chan, regs);
+            self.fast = Some(*regs);
+            return Ok(Event::Syscall);
+        }
         let signo = chan.region.get_u64(OFF_SIGNO) as i32;
         let uc = Self::uc(chan)?;
         // The general registers, then the segment selectors.
@@ -225,6 +362,19 @@ impl SystrapContext {
         let mut si = [0u8; 32];
         chan.region.read(info, &mut si);
         let code = i32::from_le_bytes([si[8], si[9], si[10], si[11]]);
+        if (stub::TRAMP..stub::TRAMP_END).contains(&regs.rip) {
+            if let Some(ev) = self.in_trampoline(chan, regs, signo, target) {
+                return Ok(ev);
+            }
+        }
+        if signo == libc::SIGILL && code > 0 && regs.rip >= 5 && self.space.is_patched(regs.rip - 5)
+        {
+            // The invalid byte a patch leaves where the `syscall` was: a thread that
+            // ran the old first instruction, or read half a patch, starts the site
+            // over (the jump, or the whole old pair).
+            regs.rip -= 5;
+            return Ok(Event::Interrupted);
+        }
         if signo == libc::SIGSYS && code == SYS_SECCOMP {
             let nr = i32::from_le_bytes([si[24], si[25], si[26], si[27]]);
             let arch = u32::from_le_bytes([si[28], si[29], si[30], si[31]]);
@@ -256,6 +406,53 @@ impl SystrapContext {
     }
 }
 
+impl SystrapContext {
+    /// A signal frame taken inside the trampoline (`regs` from the frame). Before
+    /// the commit, the thread's registers are the application's but for what the
+    /// trampoline saved first: the signal stands for the system call itself. After
+    /// it, the sentry either has not seen the commit (the handler's report replaced
+    /// it: the call is in the save area, complete) or has, and then the thread is
+    /// wherever the sentry put it (`target`, the registers the trampoline's exit was
+    /// taking it back with). `None`: application code jumped there itself.
+    fn in_trampoline(
+        &mut self,
+        chan: &Channel,
+        regs: &mut Regs,
+        signo: i32,
+        target: Option<Regs>,
+    ) -> Option<Event> {
+        let rip = regs.rip;
+        let slot = |i: usize| chan.region.get_u64(T_REGS + 8 * i);
+        if signo == INTERRUPT_SIGNAL {
+            self.intr.pending.store(false, Ordering::SeqCst);
+        }
+        if rip <= stub::TRAMP_COMMIT {
+            if rip > stub::TRAMP_LEA {
+                regs.rsp = slot(SLOT_RSP);
+            }
+            if rip > stub::TRAMP_RCX {
+                regs.rcx = slot(SLOT_RCX);
+            }
+            if rip >= stub::TRAMP_RAX {
+                regs.rax = slot(SLOT_RAX);
+            }
+            regs.orig_rax = regs.rax;
+            regs.rip = regs.rcx;
+            regs.r11 = regs.eflags;
+            return Some(Event::Syscall);
+        }
+        let seq = chan.region.get_u64(T_SEQ);
+        if seq != self.last_seq {
+            self.last_seq = seq;
+            self.read_saved(chan, regs);
+            return Some(Event::Syscall);
+        }
+        let t = target?;
+        *regs = t;
+        Some(Event::Interrupted)
+    }
+}
+
 impl Context for SystrapContext {
     fn switch(&mut self, regs: &mut Regs) -> SysResult<Event> {
         let space = self.space.clone();
@@ -272,7 +469,10 @@ impl Context for SystrapContext {
     }
 
     fn fp_state(&mut self) -> SysResult<Vec<u8>> {
-        let chan = self.space.lock_thread(&self.thread)?;
+        let space = self.space.clone();
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
+        self.ensure_frame(&chan)?;
         let (off, len) = Self::fp_area(&chan)?;
         let mut buf = vec![0u8; len];
         chan.region.read(off, &mut buf);
@@ -280,7 +480,10 @@ impl Context for SystrapContext {
     }
 
     fn set_fp_state(&mut self, state: &[u8]) -> SysResult<()> {
-        let chan = self.space.lock_thread(&self.thread)?;
+        let space = self.space.clone();
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
+        self.ensure_frame(&chan)?;
         let (off, len) = Self::fp_area(&chan)?;
         if state.len() != len && state.len() != FXSAVE_SIZE {
             return Err(Errno::EINVAL);
@@ -300,7 +503,9 @@ impl Context for SystrapContext {
 
     fn fork(&mut self) -> SysResult<(Arc<dyn AddressSpace>, Box<dyn PendingContext>)> {
         let space = self.space.clone();
-        let chan = space.lock_thread(&self.thread)?;
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
+        self.ensure_frame(&chan)?;
         // The parked thread keeps its frame while the child comes up (its FP state
         // is copied below); the fork itself is the syscall thread's.
         let child = Arc::new(space.fork()?);
@@ -320,7 +525,9 @@ impl Context for SystrapContext {
 
     fn new_thread(&mut self) -> SysResult<Box<dyn PendingContext>> {
         let space = self.space.clone();
-        let chan = space.lock_thread(&self.thread)?;
+        let thread = self.thread.clone();
+        let chan = space.lock_thread(&thread)?;
+        self.ensure_frame(&chan)?;
         let thread = space.new_thread()?;
         let pending = PendingThread {
             space: Some(space.clone()),
@@ -333,6 +540,21 @@ impl Context for SystrapContext {
 
 impl Drop for SystrapContext {
     fn drop(&mut self) {
+        // A thread parked in the trampoline takes its exit request in its handler.
+        if self.fast.is_some() {
+            let space = self.space.clone();
+            let thread = self.thread.clone();
+            let chan = space.lock_thread(&thread);
+            if let Ok(chan) = chan.as_ref() {
+                // Bounded: a sibling that took over this region (a gs base of its
+                // own) may never let it trap; the exit request then times out too,
+                // and the stub is killed.
+                self.fast = None;
+                let deadline = Instant::now() + KILL_GRACE;
+                let _ = self.trap_for_frame(chan, false, Some(deadline));
+            }
+            drop(chan);
+        }
         // The last user of the space kills the whole stub when it drops it.
         if Arc::strong_count(&self.space) > 1 {
             self.space.end_thread(&self.thread);

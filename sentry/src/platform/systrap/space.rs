@@ -1,6 +1,7 @@
 //! An address space: one stub process, edited through its syscall thread
 //! ([`Syscaller`]); and its application threads, each with its own region (slot).
 
+use std::collections::HashSet;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +30,12 @@ pub(super) const SENTRY_SPIN: Duration = Duration::from_micros(50);
 const LIVENESS_PERIOD: Duration = Duration::from_millis(200);
 /// How long a new stub or thread may take to report in.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether region state `v` hands the thread to the sentry: parked in its signal
+/// handler, or in the patched-syscall trampoline.
+fn parked(v: u32) -> bool {
+    v == STATE_PARKED || v == stub::STATE_FAST
+}
 
 /// The sentry's view of one application thread's shared region and the hand-off
 /// protocol on it.
@@ -74,7 +81,7 @@ impl Channel {
             let start = Instant::now();
             let mut n = 0u32;
             loop {
-                if state.load(Ordering::Acquire) == STATE_PARKED {
+                if parked(state.load(Ordering::Acquire)) {
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -88,11 +95,11 @@ impl Channel {
         loop {
             sleeping.swap(1, Ordering::SeqCst);
             let cur = state.load(Ordering::SeqCst);
-            if cur != STATE_PARKED {
+            if !parked(cur) {
                 sys::futex_wait(state, cur, LIVENESS_PERIOD);
             }
             sleeping.store(0, Ordering::SeqCst);
-            if state.load(Ordering::SeqCst) == STATE_PARKED {
+            if parked(state.load(Ordering::SeqCst)) {
                 return Ok(());
             }
             // A whole liveness period without the stub parking: wake it in case it
@@ -107,6 +114,11 @@ impl Channel {
                 return Err(Errno::ETIMEDOUT);
             }
         }
+    }
+
+    /// The stub address the region is mapped at.
+    pub(super) fn base(&self) -> u64 {
+        self.base
     }
 
     /// Translates a stub address inside the region to a region offset, if
@@ -226,6 +238,10 @@ pub(super) struct SystrapSpace {
     zygote: Arc<super::Zygote>,
     /// What to run once the stub is found dead (see [`AddressSpace::on_death`]).
     death_hooks: DeathHooks,
+    /// Sites whose `mov; syscall` the sentry patched into a jump to the trampoline
+    /// (see [`AddressSpace::note_patched_syscall`]); a fork's child inherits them
+    /// with the code.
+    patched: Mutex<HashSet<u64>>,
 }
 
 /// Which slots hold what.
@@ -300,6 +316,7 @@ impl SystrapSpace {
             registry,
             zygote,
             death_hooks: DeathHooks::default(),
+            patched: Mutex::new(HashSet::new()),
         }
     }
 
@@ -578,6 +595,12 @@ impl SystrapSpace {
         Ok(thread)
     }
 
+    /// Whether `site` is a patched system call site (see
+    /// [`AddressSpace::note_patched_syscall`]).
+    pub(super) fn is_patched(&self, site: u64) -> bool {
+        lock(&self.patched).contains(&site)
+    }
+
     /// Ends application thread `thread`: it leaves the slot table, runs `exit` from
     /// its handler, and once the kernel reports it gone the slot can be reused (its
     /// region is unmapped with the next edit, or replaced by the next thread's).
@@ -690,6 +713,8 @@ impl SystrapSpace {
             self.registry.clone(),
             self.zygote.clone(),
         );
+        // The child's code is a copy of ours, patched sites included.
+        *lock(&child.patched) = lock(&self.patched).clone();
         // From here on the Drop of `child` kills it. Its first thread's region is
         // mapped at slot 0 already (and every slot of ours unmapped).
         child.context_taken.store(true, Ordering::SeqCst);
@@ -771,6 +796,14 @@ fn check_range(addr: u64, len: u64) -> SysResult<u64> {
 }
 
 impl AddressSpace for SystrapSpace {
+    fn syscall_trampoline(&self) -> Option<u64> {
+        Some(stub::TRAMP)
+    }
+
+    fn note_patched_syscall(&self, site: u64) {
+        lock(&self.patched).insert(site);
+    }
+
     fn on_death(&self, hook: Box<dyn FnOnce() + Send>) {
         self.registry.on_death(self, hook);
     }

@@ -40,6 +40,16 @@
 .equ R_DONE, 0
 .equ R_STUB_SLEEPING, 4
 .equ R_SENTRY_SLEEPING, 8
+# An application thread's region, for the patched-syscall trampoline: its own
+# address, the entry count, the register save area (sigcontext order: r8 .. r15,
+# rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags) and the top of a small stack
+# (all in the header page, outside the alternate signal stack).
+.equ T_SELF, 40
+.equ T_SEQ, 48
+.equ T_REGS, 0xa00
+.equ T_STACK, 0xf00
+.equ STATE_FAST, 4
+.equ STATE_FAST_RESUME, 5
 .text
 .globl _start
 _start:
@@ -459,6 +469,16 @@ thread_start:
   syscall
   cmp rax, -4095
   jae thread_fail
+# The thread's gs base is its region (whose T_SELF word holds its own address): how
+# the patched-syscall trampoline finds it without a signal.
+  mov rsi, rsp
+  and rsi, -REGION_SIZE
+  mov [rsi+T_SELF], rsi
+  mov edi, 0x1001
+  mov eax, 158
+  syscall
+  cmp rax, -4095
+  jae thread_fail
   mov eax, 317
   mov edi, 1
   xor esi, esi
@@ -541,3 +561,99 @@ restorer:
   mov eax, 15
   syscall
   hlt
+# The patched-syscall trampoline. A patched site jumps to its entry in the patch
+# table, which runs the instruction the patch displaced, sets rcx to the return
+# address (as `syscall` does) and jumps here with rax the system call number. Until
+# the commit (the xchg) only r11, rsp, rcx and rax change, each saved first, and no
+# flag: the sentry turns a signal taken there into the system call itself. After it
+# the sentry owns the thread: it answers STATE_FAST_RESUME with the result in the
+# rax slot, or anything else, and then the thread traps (`tramp_trap`) so that the
+# sentry gets a full signal frame.
+tramp:
+  mov r11, qword ptr gs:[T_SELF]
+  mov [r11+T_REGS+15*8], rsp
+tramp_lea:
+  lea rsp, [r11+T_STACK]
+  pushfq
+  mov [r11+T_REGS+0*8], r8
+  mov [r11+T_REGS+1*8], r9
+  mov [r11+T_REGS+2*8], r10
+  mov [r11+T_REGS+4*8], r12
+  mov [r11+T_REGS+5*8], r13
+  mov [r11+T_REGS+6*8], r14
+  mov [r11+T_REGS+7*8], r15
+  mov [r11+T_REGS+8*8], rdi
+  mov [r11+T_REGS+9*8], rsi
+  mov [r11+T_REGS+10*8], rbp
+  mov [r11+T_REGS+11*8], rbx
+  mov [r11+T_REGS+12*8], rdx
+  mov [r11+T_REGS+13*8], rax
+  mov [r11+T_REGS+14*8], rcx
+  mov [r11+T_REGS+16*8], rcx
+tramp_rcx:
+  mov rcx, [rsp]
+  mov [r11+T_REGS+17*8], rcx
+  mov [r11+T_REGS+3*8], rcx
+  mov rax, [r11+T_SEQ]
+tramp_rax:
+  lea rax, [rax+1]
+  mov [r11+T_SEQ], rax
+  mov eax, STATE_FAST
+tramp_commit:
+  xchg [r11], eax
+tramp_post:
+  mov rbx, r11
+  cmp dword ptr [rbx+4], 0
+  je twait
+  mov eax, 202
+  mov rdi, rbx
+  mov esi, 1
+  mov edx, 1
+  syscall
+  jmp tsleep
+twait:
+  mov ecx, 0x12345678
+tspin:
+  mov eax, [rbx]
+  cmp eax, STATE_FAST
+  jne tgot
+  cmp dword ptr [rbx+12], 0
+  jne tsleep
+  pause
+  dec ecx
+  jnz tspin
+tsleep:
+  mov eax, 1
+  xchg [rbx+8], eax
+  mov eax, 202
+  mov rdi, rbx
+  xor esi, esi
+  mov edx, STATE_FAST
+  xor r10d, r10d
+  syscall
+  mov dword ptr [rbx+8], 0
+  jmp twait
+tgot:
+  cmp eax, STATE_FAST_RESUME
+  jne tramp_trap
+  mov r8, [rbx+T_REGS+0*8]
+  mov r9, [rbx+T_REGS+1*8]
+  mov r10, [rbx+T_REGS+2*8]
+  mov r12, [rbx+T_REGS+4*8]
+  mov r13, [rbx+T_REGS+5*8]
+  mov r14, [rbx+T_REGS+6*8]
+  mov r15, [rbx+T_REGS+7*8]
+  mov rdi, [rbx+T_REGS+8*8]
+  mov rsi, [rbx+T_REGS+9*8]
+  mov rbp, [rbx+T_REGS+10*8]
+  mov rdx, [rbx+T_REGS+12*8]
+  mov rax, [rbx+T_REGS+13*8]
+  popfq
+  mov rsp, [rbx+T_REGS+15*8]
+  mov rcx, [rbx+T_REGS+16*8]
+  mov r11, [rbx+T_REGS+17*8]
+  mov rbx, [rbx+T_REGS+11*8]
+  jmp rcx
+tramp_trap:
+  ud2
+tramp_end:

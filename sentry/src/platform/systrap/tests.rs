@@ -646,6 +646,72 @@ fn bench_syscall_roundtrip() {
     );
 }
 
+#[test]
+#[ignore = "benchmark; run with --ignored --nocapture"]
+fn bench_trampoline_against_the_trap() {
+    // The same getpid loop, through a trapped `syscall` and through the trampoline
+    // (as a patched site's table entry enters it), batches alternating.
+    const BATCHES: u32 = 25;
+    const N: u32 = 1000;
+    let trap = code(&[
+        &[0x41, 0xbc],
+        &(BATCHES * N).to_le_bytes(), // mov r12d, BATCHES * N
+        &[0xb8, 39, 0, 0, 0],         // L: mov eax, 39
+        &[0x0f, 0x05],                // syscall
+        &[0x41, 0xff, 0xcc],          // dec r12d
+        &[0x75, 0xf4],                // jnz L
+        &EXIT,
+    ]);
+    let tramp = code(&[
+        &[0x41, 0xbc],
+        &(BATCHES * N).to_le_bytes(),     // mov r12d, BATCHES * N
+        &[0xb8, 39, 0, 0, 0],             // L: mov eax, 39
+        &[0x48, 0x8d, 0x0d, 13, 0, 0, 0], // lea rcx, [rip+13]
+        &[0x49, 0xbb],                    // movabs r11, TRAMP
+        &stub::TRAMP.to_le_bytes(),
+        &[0x41, 0xff, 0xe3], // jmp r11
+        &[0x41, 0xff, 0xcc], // dec r12d
+        &[0x75, 0xe2],       // jnz L
+        &EXIT,
+    ]);
+    // RVISOR_BENCH_SWAP: make the trampoline's rig first (each rig pins its stub
+    // and the test thread to a CPU, which the order may favour).
+    let swap = std::env::var_os("RVISOR_BENCH_SWAP").is_some();
+    let mut rigs = if swap {
+        [Rig::new(&tramp), Rig::new(&trap)]
+    } else {
+        [Rig::new(&trap), Rig::new(&tramp)]
+    };
+    let names = if swap {
+        ["trampoline", "trap"]
+    } else {
+        ["trap", "trampoline"]
+    };
+    let mut per_batch = [Vec::new(), Vec::new()];
+    for _ in 0..BATCHES {
+        for (i, rig) in rigs.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..N {
+                assert_eq!(rig.switch(), Event::Syscall);
+                assert_eq!(rig.regs.orig_rax, 39);
+                rig.regs.rax = 1;
+            }
+            per_batch[i].push(start.elapsed().as_nanos() / u128::from(N));
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(rigs[i].switch(), Event::Syscall);
+        assert_eq!(rigs[i].regs.orig_rax, 60);
+        let b = &mut per_batch[i];
+        b.sort_unstable();
+        println!(
+            "systrap getpid round trip, {name}: median {} ns, min {} ns ({BATCHES} batches of {N})",
+            b[b.len() / 2],
+            b[0],
+        );
+    }
+}
+
 // ---- fork and threads ----
 
 /// `mov eax, 39; syscall` (getpid): a recognizable stop.
@@ -1356,6 +1422,17 @@ fn stub_filter_allows_clone_and_prctl_only_as_the_stub_makes_them() {
         (libc::SYS_getpid, 0, stub::RESTORER_SYSCALL),
         // ARCH_MAP_VDSO_64 would map memory.
         (libc::SYS_arch_prctl, 0x2003, stub::RESTORER_SYSCALL),
+        // The patched-syscall trampoline's own `syscall` (a futex wait) is no gadget
+        // either.
+        (libc::SYS_mmap, 0, stub::TRAMP_SYSCALL),
+        (libc::SYS_mprotect, 0, stub::TRAMP_SYSCALL),
+        (libc::SYS_recvmsg, 0, stub::TRAMP_SYSCALL),
+        (
+            libc::SYS_clone,
+            stub::THREAD_FLAGS as u32,
+            stub::TRAMP_SYSCALL,
+        ),
+        (libc::SYS_getpid, 0, stub::TRAMP_SYSCALL),
     ];
     for (nr, arg0, site) in cases {
         let c = code(&[
@@ -1759,4 +1836,132 @@ fn a_batch_stops_at_the_first_call_that_fails_or_surprises() {
     assert_eq!(r, Ok((1, Ok(0))));
     let mut b = [0u8; 4];
     assert_eq!(rig.space.read(at, &mut b), Err(Errno::EFAULT));
+}
+
+/// Code that enters the patched-syscall trampoline as a patch table entry does
+/// (`rax` the call, `rcx` the return address), with marked registers, and on return
+/// moves the result and the marks where the exit call shows them: `rdi` the result,
+/// `rsi` rbx's mark, `r8` r12's, `r9` rdx's. Returns the code and the return address.
+fn trampoline_caller(nr: u8) -> (Vec<u8>, u64) {
+    let head = code(&[
+        &[0xb8, nr, 0, 0, 0],                  // mov eax, nr
+        &[0xbb, 0x11, 0x11, 0x11, 0x11],       // mov ebx, 0x11111111
+        &[0x41, 0xbc, 0x22, 0x22, 0x22, 0x22], // mov r12d, 0x22222222
+        &[0xba, 0x33, 0x33, 0x33, 0x33],       // mov edx, 0x33333333
+        &[0x48, 0x8d, 0x0d, 13, 0, 0, 0],      // lea rcx, [rip+13]: the return address
+        &[0x49, 0xbb],                         // movabs r11, TRAMP
+        &stub::TRAMP.to_le_bytes(),
+        &[0x41, 0xff, 0xe3], // jmp r11
+    ]);
+    let ret = CODE + head.len() as u64;
+    let c = code(&[
+        &head,
+        &[0x48, 0x89, 0xc7], // mov rdi, rax
+        &[0x48, 0x89, 0xde], // mov rsi, rbx
+        &[0x4d, 0x89, 0xe0], // mov r8, r12
+        &[0x49, 0x89, 0xd1], // mov r9, rdx
+        &EXIT,
+    ]);
+    (c, ret)
+}
+
+#[test]
+fn trampoline_enters_the_sentry_without_a_signal() {
+    let (c, ret) = trampoline_caller(39);
+    let mut rig = Rig::new(&c);
+    let rsp = rig.regs.rsp;
+    for round in 0..3 {
+        if round > 0 {
+            // Again from the top: the fast path is used for every entry.
+            rig.regs.rip = CODE;
+        }
+        assert_eq!(rig.switch(), Event::Syscall);
+        assert_eq!(rig.regs.orig_rax, 39);
+        assert_eq!(rig.regs.rip, ret);
+        assert_eq!((rig.regs.rcx, rig.regs.r11), (ret, rig.regs.eflags));
+        assert_eq!(rig.regs.rsp, rsp);
+        assert_eq!(
+            (rig.regs.rbx, rig.regs.r12, rig.regs.rdx),
+            (0x1111_1111, 0x2222_2222, 0x3333_3333)
+        );
+        // Parked in the trampoline, not in the handler: nothing of a frame was read.
+        let c = rig.concrete();
+        let thread = c.first_thread().unwrap();
+        assert_eq!(
+            lock(&thread.chan)
+                .region
+                .word(stub::OFF_STATE)
+                .load(std::sync::atomic::Ordering::SeqCst),
+            stub::STATE_FAST
+        );
+        if round == 2 {
+            break;
+        }
+        rig.regs.rax = 1234 + round;
+        assert_eq!(rig.switch(), Event::Syscall);
+        assert_eq!(rig.regs.orig_rax, 60);
+        assert_eq!(rig.regs.rdi, 1234 + round);
+        assert_eq!(
+            (rig.regs.rsi, rig.regs.r8, rig.regs.r9),
+            (0x1111_1111, 0x2222_2222, 0x3333_3333)
+        );
+        assert_eq!(rig.regs.rsp, rsp);
+    }
+    // A change beyond the result (here the next instruction and a register) goes
+    // through a full frame: the trampoline traps first.
+    let fp = rig
+        .ctx
+        .fp_state()
+        .expect("fp state of a thread parked in the trampoline");
+    assert!(fp.len() >= 512);
+    rig.regs.rip = ret + 3; // past `mov rdi, rax`
+    rig.regs.rdi = 77;
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!(rig.regs.orig_rax, 60);
+    assert_eq!(rig.regs.rdi, 77);
+}
+
+#[test]
+fn a_trampoline_that_cannot_reach_its_region_makes_the_call_trap() {
+    // The application set a gs base of its own: the trampoline's first store
+    // faults, and the sentry takes the signal for the call itself.
+    let (c, ret) = trampoline_caller(39);
+    let mut rig = Rig::new(&c);
+    rig.regs.gs_base = DATA + 0x100;
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!(rig.regs.orig_rax, 39);
+    assert_eq!(rig.regs.rip, ret);
+    assert_eq!(rig.regs.rsp, DATA + PAGE_SIZE);
+    rig.regs.rax = 5;
+    assert_eq!(rig.switch(), Event::Syscall);
+    assert_eq!((rig.regs.orig_rax, rig.regs.rdi), (60, 5));
+}
+
+#[test]
+fn a_forged_region_runs_nothing_and_gets_no_answer() {
+    // The application points its gs base at a fake region in its own memory and
+    // jumps into the trampoline asking for a call: the trampoline parks on the fake
+    // region, which the sentry never reads. Nothing runs (on the host or in the
+    // sentry); an interrupt takes the thread back to the sentry as it is.
+    let (c, _) = trampoline_caller(libc::SYS_exit_group as u8);
+    let mut rig = Rig::new(&c);
+    rig.space
+        .write(DATA + stub::T_SELF as u64, &DATA.to_le_bytes())
+        .unwrap();
+    rig.regs.gs_base = DATA;
+    let intr = rig.ctx.interrupter();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        intr.interrupt();
+    });
+    assert_eq!(rig.switch(), Event::Interrupted);
+    t.join().unwrap();
+    assert!((stub::TRAMP..stub::TRAMP_END).contains(&rig.regs.rip));
+    // The fake region holds the forged call, parked (STATE_FAST), unanswered.
+    assert_eq!(read_u64(&rig.space, DATA) as u32, stub::STATE_FAST);
+    let saved_rax = read_u64(&rig.space, DATA + (stub::T_REGS + 13 * 8) as u64);
+    assert_eq!(saved_rax, libc::SYS_exit_group as u64);
+    // The stub lives on (no exit_group ran), and the thread is the sentry's.
+    let pid = rig.concrete().pid;
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
