@@ -301,6 +301,7 @@ fn table(mm: &mut MemoryManager, trampoline: u64) -> SysResult<Arc<Table>> {
             file: t.mem.clone(),
             offset: 0,
         },
+        noreserve: false,
         role: VmaRole::Patch,
     });
     if let Err(e) = r {

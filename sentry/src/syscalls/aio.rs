@@ -54,6 +54,7 @@ pub fn io_setup(task: &mut Task, a: &Args) -> SysResult<u64> {
             fixed: false,
             fixed_noreplace: false,
             backing: VmaBacking::Anonymous,
+            noreserve: false,
             role: VmaRole::Plain,
         })
     });
