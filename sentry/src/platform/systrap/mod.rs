@@ -52,9 +52,17 @@
 //!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
 //!   PR_SET_PDEATHSIG), and only for the syscall thread (the application filter
 //!   forbids them).
+//! - Spinning is adaptive, per region and per side: the sentry spins for the
+//!   handler to park only while its recent spins caught it, and tells the handler
+//!   (the no-spin word, set with the hand-over) not to spin while the handler's
+//!   recent spins ended asleep before the answer came; a miss costs a score more
+//!   than a catch earns, and one hand-off in 32 spins anyway to notice a calmer
+//!   host. Two tasks waking each other (futex, pipe or loopback TCP ping-pong)
+//!   on two CPUs otherwise spin on the CPU the other's wake-up needs.
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
 //!   thread and its application thread are pinned to two different CPUs
-//!   (round-robin); with one CPU nobody spins, nor on an overloaded host (a load
+//!   (round-robin) while its spins catch, and unpinned once they miss (a
+//!   sleeping pair must wake wherever a CPU is free); with one CPU nobody spins, nor on an overloaded host (a load
 //!   average above two per CPU, looked at when a space or context is made), where
 //!   a spinning side burns the slice a wake-up needs and a pinned one waits for the
 //!   one CPU it may use, held by another process: contexts then run unpinned and
