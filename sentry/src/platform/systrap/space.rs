@@ -53,6 +53,10 @@ struct SpinStats {
     sentry: std::sync::atomic::AtomicI32,
     stub: std::sync::atomic::AtomicI32,
     probe: std::sync::atomic::AtomicU32,
+    /// The sentry was (about to go) asleep when the handler last parked: the
+    /// handler then wakes it and sleeps at once, without spinning, so its sleep
+    /// says nothing about its spins.
+    sentry_slept: AtomicBool,
 }
 
 /// The highest score, and what the first hand-offs start from.
@@ -69,6 +73,7 @@ impl SpinStats {
             sentry: SPIN_SCORE_MAX.into(),
             stub: SPIN_SCORE_MAX.into(),
             probe: 0.into(),
+            sentry_slept: AtomicBool::new(false),
         }
     }
 
@@ -98,7 +103,7 @@ impl Channel {
         let nospin = self.region.word(OFF_STUB_NOSPIN);
         let told = nospin.load(Ordering::Relaxed) != 0;
         let sleeping = self.region.word(OFF_STUB_SLEEPING);
-        if !told {
+        if !told && !self.spins.sentry_slept.load(Ordering::Relaxed) {
             // The handler was free to spin: did it still spin when we answered?
             SpinStats::record(&self.spins.stub, sleeping.load(Ordering::Relaxed) == 0);
         }
@@ -131,6 +136,7 @@ impl Channel {
             loop {
                 if state.load(Ordering::Acquire) == STATE_PARKED {
                     SpinStats::record(&self.spins.sentry, true);
+                    self.spins.sentry_slept.store(false, Ordering::Relaxed);
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -142,6 +148,7 @@ impl Channel {
             SpinStats::record(&self.spins.sentry, false);
         }
         let sleeping = self.region.word(OFF_SENTRY_SLEEPING);
+        self.spins.sentry_slept.store(true, Ordering::Relaxed);
         loop {
             sleeping.swap(1, Ordering::SeqCst);
             let cur = state.load(Ordering::SeqCst);
