@@ -158,6 +158,11 @@ impl Conn {
     fn recv(&self, side: usize, len: usize, peek: bool) -> SysResult<Vec<u8>> {
         let mut s = self.lock()?;
         if !s.buf[side].is_empty() {
+            // The peer's writers (and pollers for POLLOUT) wait only while this
+            // queue is full: only then does draining it concern them. Waking them on
+            // every read woke a request/response peer blocked in its own read for
+            // nothing, twice a round trip.
+            let was_full = s.buf[side].len() >= s.cap[side];
             let n = len.min(s.buf[side].len());
             let mut out = Vec::with_capacity(n);
             let (a, b) = s.buf[side].as_slices();
@@ -168,7 +173,7 @@ impl Conn {
                 s.buf[side].drain(..n);
             }
             drop(s);
-            if !peek {
+            if !peek && was_full {
                 // Room was made: the peer's writers may go on.
                 self.wake(1 - side);
             }
@@ -1177,5 +1182,40 @@ mod tests {
         assert_eq!(ca.connect(lo(port), false), Ok(Connected::Now));
         assert_eq!(a.tcp_sockets().len(), 3);
         assert_eq!(b.tcp_sockets().len(), 2);
+    }
+
+    /// A read wakes the peer's waiters only when it makes room in a full queue:
+    /// a request/response peer blocked in its own read is not woken for nothing,
+    /// a writer blocked on a full queue is.
+    #[test]
+    fn reads_wake_the_peer_only_for_room() {
+        use crate::kernel::wait::Waker;
+        let net = Netstack::new();
+        let (_l, c, s) = pair(&net);
+        let w = Waker::new();
+        let _reg = c.queue().register(&w);
+        let g = w.generation();
+        assert_eq!(c.send(b"req"), Ok(3));
+        assert_eq!(s.recv(10, false).unwrap(), b"req");
+        assert_eq!(
+            w.generation(),
+            g,
+            "a read of a queue with room woke the peer"
+        );
+        assert_eq!(s.send(b"r"), Ok(1));
+        assert_ne!(w.generation(), g, "data for the peer did not wake it");
+
+        let big = vec![1u8; QUEUE_DEFAULT + 10];
+        assert_eq!(c.send(&big), Ok(QUEUE_DEFAULT));
+        assert_eq!(c.send(b"x"), Err(Errno::EAGAIN));
+        let g2 = w.generation();
+        assert_eq!(s.recv(10, true).unwrap().len(), 10);
+        assert_eq!(w.generation(), g2, "a peek made room");
+        assert_eq!(s.recv(10, false).unwrap().len(), 10);
+        assert_ne!(
+            w.generation(),
+            g2,
+            "room in a full queue did not wake its writer"
+        );
     }
 }

@@ -74,7 +74,17 @@ pub(super) struct SystrapContext {
     fast: Option<Regs>,
     /// The trampoline entry count ([`T_SEQ`]) of the last entry the sentry took.
     last_seq: u64,
+    /// Whether this pair (the driving thread and the stub thread) is pinned apart:
+    /// only while its hand-offs are caught by spinning (see [`Channel::spin_trend`]).
+    pinned: bool,
+    /// Switches left before pinning is tried again after a try that found the host
+    /// overloaded.
+    pin_backoff: u32,
 }
+
+/// How many switches a context waits before it tries pinning again after a try
+/// that found the host overloaded (each try may cost two `sched_setaffinity`).
+const PIN_RETRY_SWITCHES: u32 = 4096;
 
 /// Reads the u64 at byte `off` of `b`.
 fn get(b: &[u8], off: usize) -> u64 {
@@ -120,6 +130,7 @@ impl SystrapContext {
         thread: Arc<StubThread>,
         fs_base: u64,
         gs_base: u64,
+        pinned: bool,
     ) -> Self {
         let intr = Arc::new_cyclic(|me| SystrapInterrupter {
             me: me.clone(),
@@ -137,6 +148,30 @@ impl SystrapContext {
             gs_base,
             fast: None,
             last_seq: 0,
+            pinned,
+            pin_backoff: 0,
+        }
+    }
+
+    /// Pins the pair apart once its hand-offs are caught by spinning again, lets
+    /// it run anywhere once they are not (see [`super::Cpus::unpin_pair`]).
+    fn follow_spin_trend(&mut self, chan: &Channel) {
+        match (self.pinned, chan.spin_trend()) {
+            (true, Some(false)) => {
+                self.space.cpus.unpin_pair(self.thread.tid);
+                self.pinned = false;
+            }
+            (false, Some(true)) if self.space.spin => {
+                if self.pin_backoff > 0 {
+                    self.pin_backoff -= 1;
+                    return;
+                }
+                self.pinned = self.space.cpus.pin_pair(self.thread.tid);
+                if !self.pinned {
+                    self.pin_backoff = PIN_RETRY_SWITCHES;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -465,6 +500,7 @@ impl Context for SystrapContext {
         }
         let r = self.run(&chan, regs);
         self.intr.running.store(false, Ordering::SeqCst);
+        self.follow_spin_trend(&chan);
         r
     }
 
@@ -575,7 +611,7 @@ struct PendingThread {
 impl PendingContext for PendingThread {
     fn adopt(mut self: Box<Self>) -> SysResult<Box<dyn Context>> {
         let space = self.space.take().ok_or(Errno::EINVAL)?;
-        space.cpus.pin_pair(self.thread.tid);
+        let pinned = space.cpus.pin_pair(self.thread.tid);
         // Cloned by the syscall thread, whose thread pointers are zero: the first
         // switch sets the task's.
         Ok(Box::new(SystrapContext::new(
@@ -583,6 +619,7 @@ impl PendingContext for PendingThread {
             self.thread.clone(),
             0,
             0,
+            pinned,
         )))
     }
 }

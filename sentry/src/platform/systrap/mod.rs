@@ -52,9 +52,17 @@
 //!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
 //!   PR_SET_PDEATHSIG), and only for the syscall thread (the application filter
 //!   forbids them).
+//! - Spinning is adaptive, per region and per side: the sentry spins for the
+//!   handler to park only while its recent spins caught it, and tells the handler
+//!   (the no-spin word, set with the hand-over) not to spin while the handler's
+//!   recent spins ended asleep before the answer came; a miss costs a score more
+//!   than a catch earns, and one hand-off in 32 spins anyway to notice a calmer
+//!   host. Two tasks waking each other (futex, pipe or loopback TCP ping-pong)
+//!   on two CPUs otherwise spin on the CPU the other's wake-up needs.
 //! - Spin hand-offs need both sides on a CPU at once, so each context's driving
 //!   thread and its application thread are pinned to two different CPUs
-//!   (round-robin); with one CPU nobody spins, nor on an overloaded host (a load
+//!   (round-robin) while its spins catch, and unpinned once they miss (a
+//!   sleeping pair must wake wherever a CPU is free); with one CPU nobody spins, nor on an overloaded host (a load
 //!   average above two per CPU, looked at when a space or context is made), where
 //!   a spinning side burns the slice a wake-up needs and a pinned one waits for the
 //!   one CPU it may use, held by another process: contexts then run unpinned and
@@ -178,30 +186,44 @@ impl Cpus {
         checked.1
     }
 
-    /// Puts the calling host thread and stub thread `tid` on two different CPUs.
-    /// Spin hand-offs need both sides running at once, so the scheduler must never
-    /// stack them on one (measured: 8-12 us a getpid pinned apart, 12-19 us
-    /// unpinned, same minutes).
-    /// On an overloaded host both may run on any allowed CPU instead (a thread
-    /// inherits its creator's pin, so that is set too): a wake-up then lands where
-    /// the waker sleeps rather than on a CPU another process holds.
-    pub(super) fn pin_pair(&self, tid: i32) {
+    /// Puts the calling host thread and stub thread `tid` on two different CPUs;
+    /// returns whether it did. Spin hand-offs need both sides running at once, so
+    /// the scheduler must never stack them on one (measured: 8-12 us a getpid
+    /// pinned apart, 12-19 us unpinned, same minutes).
+    /// On an overloaded host both may run on any allowed CPU instead (see
+    /// [`Cpus::unpin_pair`]).
+    pub(super) fn pin_pair(&self, tid: i32) -> bool {
         if self.list.len() < 2 {
-            return;
+            return false;
         }
         if self.overloaded() {
-            for t in [0, tid] {
-                if let Err(e) = sys::pin_to(t, &self.list) {
-                    tracing::debug!(tid = t, "cannot unpin a systrap context: {e}");
-                }
-            }
-            return;
+            self.unpin_pair(tid);
+            return false;
         }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let n = self.list.len();
         for (t, cpu) in [(0, self.list[i % n]), (tid, self.list[(i + 1) % n])] {
             if let Err(e) = sys::pin(t, cpu) {
                 tracing::debug!(tid = t, cpu, "cannot pin a systrap context: {e}");
+            }
+        }
+        true
+    }
+
+    /// Lets the calling host thread and stub thread `tid` run on any allowed CPU (a
+    /// thread inherits its creator's pin, so that is set too): a pair whose
+    /// hand-offs sleep (an overloaded host, or spins that keep missing) must wake
+    /// where a CPU is free, not wait for the one it was pinned to while another
+    /// thread holds it. Two pinned pairs whose tasks wake each other (futex or
+    /// pipe ping-pong, a loopback request and its answer) crossed that way on two
+    /// CPUs: each side's spin held the CPU the other side's wake-up needed.
+    pub(super) fn unpin_pair(&self, tid: i32) {
+        if self.list.len() < 2 {
+            return;
+        }
+        for t in [0, tid] {
+            if let Err(e) = sys::pin_to(t, &self.list) {
+                tracing::debug!(tid = t, "cannot unpin a systrap context: {e}");
             }
         }
     }
@@ -335,7 +357,7 @@ impl Platform for SystrapPlatform {
             return Err(Errno::EINVAL);
         }
         let thread = space.first_thread().ok_or(Errno::ESRCH)?;
-        self.cpus.pin_pair(thread.tid);
-        Ok(Box::new(SystrapContext::new(space, thread, 0, 0)))
+        let pinned = self.cpus.pin_pair(thread.tid);
+        Ok(Box::new(SystrapContext::new(space, thread, 0, 0, pinned)))
     }
 }

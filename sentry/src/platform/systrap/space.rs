@@ -47,19 +47,79 @@ pub(super) struct Channel {
     /// released on it afterwards would wait for a thread that is gone. Someone who
     /// picked the thread from a list made before it ended must look here first.
     ended: bool,
+    /// How the sentry's and the handler's spins have been doing lately.
+    spins: SpinStats,
+}
+
+/// Adaptive spinning: each side of a channel spins for the other only while recent
+/// spins caught the hand-off. A score goes up with each caught hand-off and down
+/// faster with each missed one; at zero or below that side sleeps at once, and
+/// tries spinning again every [`SPIN_PROBE`]th hand-off.
+#[derive(Default)]
+struct SpinStats {
+    sentry: std::sync::atomic::AtomicI32,
+    stub: std::sync::atomic::AtomicI32,
+    probe: std::sync::atomic::AtomicU32,
+    /// The sentry was (about to go) asleep when the handler last parked: the
+    /// handler then wakes it and sleeps at once, without spinning, so its sleep
+    /// says nothing about its spins.
+    sentry_slept: AtomicBool,
+}
+
+/// The highest score, and what the first hand-offs start from.
+const SPIN_SCORE_MAX: i32 = 8;
+/// What a missed hand-off takes off a score.
+const SPIN_MISS: i32 = 4;
+/// One hand-off in this many spins whatever the score says (to notice the host has
+/// calmed down).
+const SPIN_PROBE: u32 = 32;
+
+impl SpinStats {
+    fn new() -> Self {
+        SpinStats {
+            sentry: SPIN_SCORE_MAX.into(),
+            stub: SPIN_SCORE_MAX.into(),
+            probe: 0.into(),
+            sentry_slept: AtomicBool::new(false),
+        }
+    }
+
+    fn worth(score: &std::sync::atomic::AtomicI32, probe: &std::sync::atomic::AtomicU32) -> bool {
+        score.load(Ordering::Relaxed) > 0
+            || probe
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SPIN_PROBE)
+    }
+
+    fn record(score: &std::sync::atomic::AtomicI32, caught: bool) {
+        let s = score.load(Ordering::Relaxed);
+        let n = if caught {
+            (s.max(0) + 1).min(SPIN_SCORE_MAX)
+        } else {
+            (s - SPIN_MISS).max(-SPIN_SCORE_MAX)
+        };
+        score.store(n, Ordering::Relaxed);
+    }
 }
 
 impl Channel {
     /// Hands the stub over (`state` is RESUME or REQUEST) and wakes it if it sleeps.
     pub(super) fn release(&self, state: u32) {
-        // Written only when set: a store on the hot path would pull the line the
-        // handler spins on away from it once more.
+        // Written only when it changes: a store on the hot path would pull the line
+        // the handler spins on away from it once more.
         let nospin = self.region.word(OFF_STUB_NOSPIN);
-        if nospin.load(Ordering::Relaxed) != 0 {
-            nospin.store(0, Ordering::Relaxed);
+        let told = nospin.load(Ordering::Relaxed) != 0;
+        let sleeping = self.region.word(OFF_STUB_SLEEPING);
+        if !told && !self.spins.sentry_slept.load(Ordering::Relaxed) {
+            // The handler was free to spin: did it still spin when we answered?
+            SpinStats::record(&self.spins.stub, sleeping.load(Ordering::Relaxed) == 0);
+        }
+        let want = u32::from(!SpinStats::worth(&self.spins.stub, &self.spins.probe));
+        if u32::from(told) != want {
+            nospin.store(want, Ordering::Relaxed);
         }
         self.region.word(OFF_STATE).swap(state, Ordering::SeqCst);
-        if self.region.word(OFF_STUB_SLEEPING).load(Ordering::SeqCst) != 0 {
+        if sleeping.load(Ordering::SeqCst) != 0 {
             sys::futex_wake(self.region.word(OFF_STATE));
         }
     }
@@ -77,11 +137,13 @@ impl Channel {
         spin: bool,
     ) -> SysResult<()> {
         let state = self.region.word(OFF_STATE);
-        if spin {
+        if spin && SpinStats::worth(&self.spins.sentry, &self.spins.probe) {
             let start = Instant::now();
             let mut n = 0u32;
             loop {
                 if parked(state.load(Ordering::Acquire)) {
+                    SpinStats::record(&self.spins.sentry, true);
+                    self.spins.sentry_slept.store(false, Ordering::Relaxed);
                     return Ok(());
                 }
                 std::hint::spin_loop();
@@ -90,8 +152,10 @@ impl Channel {
                     break;
                 }
             }
+            SpinStats::record(&self.spins.sentry, false);
         }
         let sleeping = self.region.word(OFF_SENTRY_SLEEPING);
+        self.spins.sentry_slept.store(true, Ordering::Relaxed);
         loop {
             sleeping.swap(1, Ordering::SeqCst);
             let cur = state.load(Ordering::SeqCst);
@@ -149,8 +213,20 @@ impl Channel {
                 region,
                 base: slot_base(slot),
                 ended: false,
+                spins: SpinStats::new(),
             },
         ))
+    }
+
+    /// Whether the sentry's spins have lately caught the stub parking: `Some(true)`
+    /// after a run of caught hand-offs, `Some(false)` once they miss (it then
+    /// sleeps at once), `None` in between.
+    pub(super) fn spin_trend(&self) -> Option<bool> {
+        match self.spins.sentry.load(Ordering::Relaxed) {
+            SPIN_SCORE_MAX => Some(true),
+            s if s <= 0 => Some(false),
+            _ => None,
+        }
     }
 
     /// Tells the parked handler to stop spinning and sleep: the answer will be long.

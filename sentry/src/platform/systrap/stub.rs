@@ -137,7 +137,8 @@ pub(super) const OFF_SENTRY_SLEEPING: usize = 4;
 pub(super) const OFF_STUB_SLEEPING: usize = 8;
 /// u32: non-zero while the sentry's answer will not come soon (the task waits for
 /// an event): the handler stops spinning and sleeps on the futex at once, leaving the
-/// CPU to whoever will produce that event. Cleared with each hand-over.
+/// CPU to whoever will produce that event. Set or cleared with each hand-over: set
+/// while the handler's recent spins ended asleep anyway (adaptive spinning).
 pub(super) const OFF_STUB_NOSPIN: usize = 12;
 /// u64: the signal number the handler got.
 pub(super) const OFF_SIGNO: usize = 16;
