@@ -25,6 +25,8 @@ pub mod netlink;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod process_vm;
+pub mod ptrace;
 pub mod sched;
 pub mod seccomp;
 pub mod sem;
