@@ -193,7 +193,7 @@ pub fn link(
 
 /// Ends the tracing of `h` (detach, tracer exit): it resumes from a stop with
 /// signal `sig`, or is killed if `kill`.
-pub fn unlink(kernel: &Kernel, h: &Arc<ThreadHandle>, sig: i32, kill: bool) {
+pub fn unlink(kernel: &Arc<Kernel>, h: &Arc<ThreadHandle>, sig: i32, kill: bool) {
     let (tracer, tg) = match h.ptrace.lock() {
         Ok(mut t) => {
             let tracer = t.tracer;
@@ -228,24 +228,24 @@ pub fn unlink(kernel: &Kernel, h: &Arc<ThreadHandle>, sig: i32, kill: bool) {
         }
     }
     h.waker.wake();
-    // A parent waiting for an exit held back for the tracer may now see it.
+    // An exit held back for the tracer now goes to the parent.
     if let Some(tg) = tg {
-        let parent = match tg.state() {
+        let held = match tg.state() {
             Ok(mut s) => {
-                s.held_for_tracer = false;
-                s.parent
+                let held = std::mem::replace(&mut s.held_for_tracer, false);
+                held.then_some(s.zombie.map(|z| (z, s.uids.0))).flatten()
             }
-            Err(_) => 0,
+            Err(_) => None,
         };
-        if let Some(p) = kernel.registry().ok().and_then(|r| r.group(parent)) {
-            p.child_events.notify_all();
+        if let Some((status, uid)) = held {
+            crate::kernel::task::notify_parent_of_exit(kernel, &tg, status, uid);
         }
     }
 }
 
 /// The tracer process `tg` is gone: its tracees are set free (or killed, with
 /// `PTRACE_O_EXITKILL`).
-pub fn tracer_exited(kernel: &Kernel, tg: &ThreadGroup) {
+pub fn tracer_exited(kernel: &Arc<Kernel>, tg: &ThreadGroup) {
     let tracees: Vec<Arc<ThreadHandle>> = match tg.state() {
         Ok(mut st) => std::mem::take(&mut st.tracees).into_values().collect(),
         Err(_) => return,
@@ -262,7 +262,12 @@ pub fn tracer_exited(kernel: &Kernel, tg: &ThreadGroup) {
 
 /// Thread `h` of `tg` exits with `status`: a tracer that is not its parent
 /// keeps it until `wait` reports the exit; the parent's own wait sees the process.
-pub fn tracee_exited(kernel: &Kernel, h: &Arc<ThreadHandle>, tg: &ThreadGroup, status: ExitStatus) {
+pub fn tracee_exited(
+    kernel: &Arc<Kernel>,
+    h: &Arc<ThreadHandle>,
+    tg: &ThreadGroup,
+    status: ExitStatus,
+) {
     if !h.traced.load(Ordering::Acquire) {
         return;
     }

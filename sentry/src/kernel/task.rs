@@ -883,11 +883,11 @@ impl Task {
 /// The last thread of `tg` has gone: make it a zombie, hand its children to a
 /// reaper, and tell its parent.
 fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus, uid: u32) {
-    let (parent, children, exit_signal) = match tg.state() {
+    let (parent, children) = match tg.state() {
         Ok(mut st) => {
             let status = st.group_exit.unwrap_or(status);
             st.zombie = Some(status);
-            (st.parent, std::mem::take(&mut st.children), st.exit_signal)
+            (st.parent, std::mem::take(&mut st.children))
         }
         Err(_) => return,
     };
@@ -925,6 +925,26 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
         }
     }
     reparent(kernel, tg.tgid, parent, children);
+    if crate::kernel::ptrace::exit_held_for_tracer(tg) {
+        // A tracer that is not the parent sees the exit first; the parent is told
+        // when the tracer has waited for it (ptrace::unlink), as on Linux.
+        return;
+    }
+    notify_parent_of_exit(kernel, tg, status, uid);
+}
+
+/// Tells the parent of the exited process `tg` (its exit signal, its waiters), or
+/// reaps it at once if the parent ignores SIGCHLD.
+pub(crate) fn notify_parent_of_exit(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    status: ExitStatus,
+    uid: u32,
+) {
+    let (parent, exit_signal) = match tg.state() {
+        Ok(st) => (st.parent, st.exit_signal),
+        Err(_) => return,
+    };
     let Some(ptg) = kernel.registry().ok().and_then(|r| r.group(parent)) else {
         // No parent in the container (init): nobody reaps it but the kernel itself.
         kernel.init_exited(tg.tgid, status);

@@ -475,7 +475,7 @@ fn regset(task: &mut Task, h: &ThreadHandle, set: bool, kind: u64, data: u64) ->
 /// `size` bytes; returns the full size.
 fn syscall_info(task: &mut Task, h: &ThreadHandle, size: u64, data: u64) -> SysResult<u64> {
     let (kind, regs) = with_stop(h, |s| Ok((s.kind, s.regs)))?;
-    let mut b = vec![0u8; 80];
+    let mut b = [0u8; 80];
     b[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_le_bytes());
     b[8..16].copy_from_slice(&regs.rip.to_le_bytes());
     b[16..24].copy_from_slice(&regs.rsp.to_le_bytes());
