@@ -3,7 +3,7 @@
 // sequence with PTRACE_GET_SYSCALL_INFO and PEEKUSER, PEEKDATA/POKEDATA, SETREGS
 // changing a call's return value, its number, and skipping it (orig_rax = -1),
 // GETREGSET/GETFPREGS, process_vm_readv, signal injection and suppression at signal-delivery stops,
-// GETSIGINFO, PTRACE_SINGLESTEP, TracerPid in /proc/PID/status, and the errors of misuse.
+// GETSIGINFO, a breakpoint poked into read-only text, PTRACE_SINGLESTEP, TracerPid in /proc/PID/status, and the errors of misuse.
 // e2e: timeout=60
 #define _GNU_SOURCE
 #include <errno.h>
@@ -240,6 +240,34 @@ static void signal_case(void) {
     wait_show("end", c);
 }
 
+__attribute__((noinline)) static int answer(void) { return 42; }
+
+/* A software breakpoint: int3 poked into the child's (read-only) text. */
+static void breakpoint_case(void) {
+    pid_t c = traced_child();
+    if (c == 0)
+        _exit(answer() == 42 ? 0 : 1);
+    wait_show("bp stop", c);
+    errno = 0;
+    long orig = ptrace(PTRACE_PEEKTEXT, c, (void *)answer, 0);
+    printf("peektext of code: %s\n", strerrorname_np(errno));
+    show("poketext int3", ptrace(PTRACE_POKETEXT, c, (void *)answer, (orig & ~0xffL) | 0xcc));
+    show("cont", ptrace(PTRACE_CONT, c, 0, 0));
+    wait_show("breakpoint hit", c);
+    struct user_regs_struct r;
+    ptrace(PTRACE_GETREGS, c, 0, &r);
+    printf("rip is the function + 1: %s\n", r.rip == (unsigned long)answer + 1 ? "yes" : "no");
+    siginfo_t si;
+    ptrace(PTRACE_GETSIGINFO, c, 0, &si);
+    printf("breakpoint siginfo: %s code 0x%x\n", sigabbrev_np(si.si_signo), si.si_code);
+    show("poketext back", ptrace(PTRACE_POKETEXT, c, (void *)answer, orig));
+    r.rip -= 1;
+    show("setregs", ptrace(PTRACE_SETREGS, c, 0, &r));
+    show("cont", ptrace(PTRACE_CONT, c, 0, 0));
+    wait_show("after breakpoint", c);
+    printf("own text untouched: %s\n", *(volatile unsigned char *)answer != 0xcc ? "yes" : "no");
+}
+
 static void singlestep_case(void) {
     pid_t c = traced_child();
     if (c == 0)
@@ -337,6 +365,8 @@ int main(int argc, char **argv) {
     setregs_case();
     printf("== signals\n");
     signal_case();
+    printf("== breakpoint\n");
+    breakpoint_case();
     printf("== singlestep\n");
     singlestep_case();
     printf("== misuse\n");

@@ -94,6 +94,11 @@ pub struct Stop {
     pub siginfo: Option<SigInfo>,
     /// The tracee's memory.
     pub space: Arc<dyn AddressSpace>,
+    /// A forced write for the tracee's own thread to make (a platform may only
+    /// change page protections from the thread that drives the space).
+    pub poke: Option<PokeRequest>,
+    /// The outcome of the last `poke`.
+    pub poke_result: Option<Result<(), Errno>>,
     /// Set by the tracer: how to go on, with which signal.
     pub resume: Option<(Resume, i32)>,
 }
@@ -128,6 +133,52 @@ impl Tracee {
     fn released(&self) -> bool {
         self.stop.as_ref().is_none_or(|s| s.resume.is_some())
     }
+}
+
+/// A `PTRACE_POKETEXT` into memory that is not writable, served by the tracee.
+pub struct PokeRequest {
+    /// Where.
+    pub addr: u64,
+    /// The word.
+    pub data: [u8; 8],
+    /// Wakes the tracer once `poke_result` is set.
+    pub waker: Arc<crate::kernel::wait::Waker>,
+}
+
+/// Writes `buf` at `addr` of a stopped tracee as a debugger may (Linux's
+/// FOLL_FORCE): a private mapping is written even where it is not writable (a
+/// breakpoint in program text). The host maps private memory copy-on-write, so
+/// the file behind it never changes; the pages get their protection back at once.
+fn force_write(
+    space: &Arc<dyn AddressSpace>,
+    mm: &std::sync::Mutex<crate::mm::MemoryManager>,
+    addr: u64,
+    buf: &[u8],
+) -> Result<(), Errno> {
+    if crate::mm::io::write_all(&**space, addr, buf).is_ok() {
+        return Ok(());
+    }
+    let end = addr.checked_add(buf.len() as u64).ok_or(Errno::EIO)?;
+    let mm = mm.lock().map_err(|_| Errno::EIO)?;
+    let first = crate::platform::page_round_down(addr);
+    let mut pages = Vec::new();
+    let mut p = first;
+    while p < end {
+        let vma = mm.vma_at(p).ok_or(Errno::EIO)?;
+        if vma.shared || vma.prot & libc::PROT_READ == 0 {
+            return Err(Errno::EIO);
+        }
+        pages.push((p, vma.prot));
+        p += 4096;
+    }
+    for &(p, prot) in &pages {
+        space.protect(p, 4096, prot | libc::PROT_WRITE)?;
+    }
+    let r = crate::mm::io::write_all(&**space, addr, buf);
+    for &(p, prot) in &pages {
+        space.protect(p, 4096, prot)?;
+    }
+    r.map_err(|_| Errno::EIO)
 }
 
 /// The `wait` status of a stop word.
@@ -369,6 +420,8 @@ impl Task {
                 fp_dirty: false,
                 siginfo,
                 space: self.space().clone(),
+                poke: None,
+                poke_result: None,
                 resume: None,
             });
             t.tracer
@@ -382,17 +435,40 @@ impl Task {
             word & 0x7f,
         );
         let handle = self.handle.clone();
-        let r = crate::kernel::wait::block(
-            &self.waker,
-            None,
-            || handle.killed.load(Ordering::Acquire),
-            || {
-                let t = handle.ptrace.lock().map_err(|_| Errno::EIO)?;
-                Ok(t.released().then_some(()))
-            },
-        );
+        let killed = loop {
+            let r = crate::kernel::wait::block(
+                &self.waker,
+                None,
+                || handle.killed.load(Ordering::Acquire),
+                || {
+                    let t = handle.ptrace.lock().map_err(|_| Errno::EIO)?;
+                    let poke = t.stop.as_ref().is_some_and(|s| s.poke.is_some());
+                    Ok((t.released() || poke).then_some(()))
+                },
+            );
+            if !matches!(r, Ok(Ok(()))) {
+                break true;
+            }
+            let req = match handle.ptrace.lock() {
+                Ok(mut t) if !t.released() => t.stop.as_mut().and_then(|s| s.poke.take()),
+                _ => None,
+            };
+            let Some(req) = req else { break false };
+            // The tracer's forced write, made from this thread (see PokeRequest).
+            let res = force_write(self.space(), self.mm_shared(), req.addr, &req.data);
+            if let Ok(mut t) = handle.ptrace.lock() {
+                if let Some(s) = t.stop.as_mut() {
+                    s.poke_result = Some(res);
+                }
+            }
+            req.waker.wake();
+        };
         let stop = self.handle.ptrace.lock().ok()?.stop.take()?;
-        if !matches!(r, Ok(Ok(()))) {
+        if let Some(req) = &stop.poke {
+            // A tracer still waiting for a forced write learns the stop is over.
+            req.waker.wake();
+        }
+        if killed {
             return None;
         }
         self.regs = stop.regs;

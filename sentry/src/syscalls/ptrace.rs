@@ -287,8 +287,10 @@ fn stopped_request(
         }
         POKETEXT | POKEDATA => {
             let space = with_stop(h, |s| Ok(s.space.clone()))?;
-            io::write_u64(&*space, addr, data).map_err(|_| Errno::EIO)?;
-            Ok(0)
+            if io::write_u64(&*space, addr, data).is_ok() {
+                return Ok(0);
+            }
+            forced_poke(task, h, addr, data)
         }
         PEEKUSR => {
             if addr & 7 != 0 || addr >= USER_SIZE {
@@ -419,6 +421,42 @@ fn stopped_request(
             Ok(0)
         }
         _ => Err(Errno::EIO),
+    }
+}
+
+/// A write into memory the tracee cannot write (a breakpoint in its text), made by
+/// the tracee's own thread as a debugger's write is on Linux (see
+/// [`pt::PokeRequest`]); the caller waits for it.
+fn forced_poke(task: &Task, h: &ThreadHandle, addr: u64, data: u64) -> SysResult<u64> {
+    with_stop(h, |s| {
+        s.poke_result = None;
+        s.poke = Some(pt::PokeRequest {
+            addr,
+            data: data.to_le_bytes(),
+            waker: task.waker.clone(),
+        });
+        Ok(())
+    })?;
+    h.waker.wake();
+    // The tracee's end (exit, SIGKILL) is announced on this queue too.
+    let _reg = task.tg.child_events.register(&task.waker);
+    let r = crate::kernel::wait::block(
+        &task.waker,
+        None,
+        || task.handle.killed.load(Ordering::Acquire),
+        || {
+            let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
+            match t.stop.as_mut() {
+                // Killed or let go meanwhile.
+                None => Err(Errno::ESRCH),
+                Some(s) => Ok(s.poke_result.take()),
+            }
+        },
+    );
+    match r {
+        Ok(Ok(res)) => res.map(|_| 0).map_err(|_| Errno::EIO),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Errno::EINTR),
     }
 }
 
