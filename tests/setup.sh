@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite strace)
+required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite strace gdb)
 optional=(musl-tools)
 
 missing() {
