@@ -8,7 +8,8 @@ export DEBIAN_FRONTEND=noninteractive
 # openjdk-17-jdk-headless (~115 MB of .debs), golang-go (~80 MB with its sources; 12 s
 # to download and install on the dev machine), postgresql (~20 MB).
 required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite libaio1
-          make git perl nodejs golang-go openjdk-17-jdk-headless postgresql sqlite3 redis-server redis-tools util-linux)
+          make git perl nodejs golang-go openjdk-17-jdk-headless postgresql sqlite3 redis-server redis-tools util-linux
+          strace gdb)
 optional=(musl-tools)
 
 missing() {

@@ -462,3 +462,149 @@ fn output_to_a_host_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shell script `strace -f` follows in [`strace_matches_native`]: vfork and exec
+/// of children, a failing open, a signal probe of itself, an exit code.
+const STRACED: &str = "echo hi; /bin/true; cat /nonexistent 2>/dev/null; kill -0 $$; exit 3";
+
+/// `s` with what differs between runs made uniform: numbers (pids, addresses, the
+/// strace output files' suffixes) become `N`, and runs of spaces one (strace pads
+/// results to a column, which a shorter pid shifts).
+fn normalize_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' {
+            while chars.peek() == Some(&' ') {
+                chars.next();
+            }
+            out.push(' ');
+        } else if c.is_ascii_digit() {
+            // 0x... addresses and decimal runs alike.
+            while chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_hexdigit() || *n == 'x')
+            {
+                chars.next();
+            }
+            out.push('N');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `strace -f` (ptrace served by the sentry between the sandbox's own processes)
+/// tracing a shell that forks and execs, inside the sandbox and natively: each
+/// process's trace (`-ff`, printed in pid order) must match, pids and addresses
+/// aside. The native side traces only the shell it starts.
+#[test]
+fn strace_matches_native() {
+    assert!(
+        Path::new("/usr/bin/strace").exists(),
+        "strace missing: run tests/setup.sh"
+    );
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    let script = format!(
+        "d=$(mktemp -d) && strace -ff -qq -o $d/tr -e trace=execve,openat,wait4,exit_group,vfork,clone,write,kill \
+         -e signal=none /bin/sh -c '{STRACED}'; echo \"status $?\"; cd $d && \
+         for f in $(ls | sort -t. -k2 -n); do echo '== process'; cat $f; done; cd / && rm -rf $d"
+    );
+    let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+    let env = vec![
+        ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+        ("LC_ALL".to_string(), "C".to_string()),
+    ];
+    let native =
+        run_with_timeout(native_command(&env, &argv), Duration::from_secs(60)).expect("native run");
+    let want = normalize_numbers(&String::from_utf8_lossy(&native.stdout));
+    assert!(
+        want.contains("execve(\"/bin/true\"") && want.contains("exit_group(N)"),
+        "native strace output unexpected:\n{want}\n{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let mut failures = Vec::new();
+    for p in platforms() {
+        let cmd = sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv);
+        let got = run_with_timeout(cmd, Duration::from_secs(120)).expect("sandbox run");
+        let have = normalize_numbers(&String::from_utf8_lossy(&got.stdout));
+        if have != want || got.status != native.status {
+            failures.push(format!(
+                "{p}: status {} vs native {}\n{}\n--- sandbox stderr\n{}",
+                got.status,
+                native.status,
+                rvisor_e2e::diff::line_diff("native", &want, "sandbox", &have),
+                String::from_utf8_lossy(&got.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A C program that dies of SIGSEGV two calls deep, for [`gdb_backtrace_matches_native`].
+const CRASH_C: &str = "void f(int *p) { *p = 1; }\nint main(void) { f(0); return 0; }\n";
+
+/// `gdb -batch -ex run -ex bt` of a crashing static program inside the sandbox (gdb's
+/// ptrace: breakpoints poked into text, signal stops, registers) gives the native
+/// backtrace. The native side debugs only the program gdb starts.
+#[test]
+fn gdb_backtrace_matches_native() {
+    assert!(
+        Path::new("/usr/bin/gdb").exists(),
+        "gdb missing: run tests/setup.sh"
+    );
+    let rvisor = rvisor_bin().expect("rvisor binary");
+    let dir = std::env::temp_dir().join(format!("rvisor-gdb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("crash.c");
+    let exe = dir.join("crash");
+    std::fs::write(&src, CRASH_C).unwrap();
+    let st = std::process::Command::new("gcc")
+        .args(["-g", "-O0", "-static", "-no-pie", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(st.success(), "gcc failed");
+    let argv: Vec<String> = ["/usr/bin/gdb", "-nx", "-batch", "-ex", "run", "-ex", "bt"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([exe.display().to_string()])
+        .collect();
+    let env = vec![
+        ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+        ("LC_ALL".to_string(), "C".to_string()),
+    ];
+    // The backtrace and the signal report, without gdb's chatter about threads.
+    let frames = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| l.starts_with('#') || l.starts_with("Program received"))
+            .map(String::from)
+            .collect()
+    };
+    let native =
+        run_with_timeout(native_command(&env, &argv), Duration::from_secs(60)).expect("native run");
+    let want = frames(&native.stdout);
+    assert!(
+        want.len() == 3 && want[1].contains(" in f ") && want[2].contains(" in main "),
+        "native gdb output unexpected: {want:?}\n{}",
+        String::from_utf8_lossy(&native.stderr)
+    );
+    let mut failures = Vec::new();
+    for p in platforms() {
+        let cmd = sandbox_command(&rvisor, &p, &Rootfs::Host, &env, &argv);
+        let got = run_with_timeout(cmd, Duration::from_secs(120)).expect("sandbox run");
+        let have = frames(&got.stdout);
+        if have != want {
+            failures.push(format!(
+                "{p}: {have:?} vs native {want:?}\n--- sandbox stdout\n{}\n--- sandbox stderr\n{}",
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&got.stderr)
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

@@ -12,6 +12,7 @@ pub mod ns;
 pub mod patch;
 pub mod pidfd;
 pub mod process;
+pub mod ptrace;
 pub mod resources;
 pub mod sched;
 pub mod seccomp;

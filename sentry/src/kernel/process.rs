@@ -32,6 +32,10 @@ pub struct ThreadHandle {
     pub sched: crate::kernel::sched::SchedCell,
     /// `personality(2)` value (bookkeeping: the execution domain is always Linux).
     pub personality: std::sync::atomic::AtomicU32,
+    /// Its ptrace state (tracer, options, the stop it is in).
+    pub ptrace: Mutex<crate::kernel::ptrace::Tracee>,
+    /// Something traces it (a lock-free view of `ptrace.tracer != 0`).
+    pub traced: AtomicBool,
 }
 
 impl ThreadHandle {
@@ -47,6 +51,8 @@ impl ThreadHandle {
             seccomp: Default::default(),
             sched: Default::default(),
             personality: std::sync::atomic::AtomicU32::new(0),
+            ptrace: Mutex::new(Default::default()),
+            traced: AtomicBool::new(false),
         })
     }
 
@@ -115,6 +121,14 @@ pub struct GroupState {
     /// CPU time of its waited-for children and their waited-for descendants
     /// (`RUSAGE_CHILDREN`, `times`' cutime/cstime).
     pub children_cpu: (std::time::Duration, std::time::Duration),
+    /// The threads this process traces, by tid.
+    pub tracees: BTreeMap<i32, Arc<ThreadHandle>>,
+    /// The process has exited but a tracer that is not its parent has not yet
+    /// waited for it: its parent's wait does not see it until then.
+    pub held_for_tracer: bool,
+    /// `PR_SET_DUMPABLE` (only dumpable processes may be traced without
+    /// CAP_SYS_PTRACE).
+    pub dumpable: bool,
 }
 
 impl GroupState {
@@ -222,6 +236,9 @@ impl ThreadGroup {
                 exit_cpu: Default::default(),
                 children_cpu: Default::default(),
                 membarrier: 0,
+                tracees: BTreeMap::new(),
+                held_for_tracer: false,
+                dumpable: true,
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),
@@ -312,7 +329,9 @@ pub fn send_to_group(tg: &Arc<ThreadGroup>, info: SigInfo) -> SysResult<()> {
     let blocked_by_all = threads
         .iter()
         .all(|t| t.mask.load(Ordering::Acquire) & bit(sig) != 0);
-    if tg.actions()?.ignores(sig) && !blocked_by_all {
+    // A tracer sees even ignored signals (at their signal-delivery stop).
+    let traced = threads.iter().any(|t| t.traced.load(Ordering::Acquire));
+    if tg.actions()?.ignores(sig) && !blocked_by_all && !traced {
         return Ok(());
     }
     tg.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;
@@ -353,7 +372,8 @@ pub fn send_to_thread(
         continue_group(tg);
     }
     let blocked = thread.mask.load(Ordering::Acquire) & bit(sig) != 0;
-    if tg.actions()?.ignores(sig) && !blocked {
+    let traced = thread.traced.load(Ordering::Acquire);
+    if tg.actions()?.ignores(sig) && !blocked && !traced {
         return Ok(());
     }
     thread.pending.lock().map_err(|_| Errno::EIO)?.push(info)?;

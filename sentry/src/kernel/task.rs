@@ -299,7 +299,15 @@ impl Task {
     /// True if a signal is pending that would interrupt a blocking call, or the task
     /// must exit.
     pub fn signal_pending(&self) -> bool {
-        self.handle.killed.load(Ordering::Acquire) || self.deliverable(self.mask()) != 0
+        self.handle.killed.load(Ordering::Acquire)
+            || self.deliverable(self.mask()) != 0
+            || (self.is_traced()
+                && self
+                    .handle
+                    .ptrace
+                    .lock()
+                    .map(|t| t.interrupt)
+                    .unwrap_or(false))
     }
 
     /// Parks the task until `file` reports any of the `want` poll bits (or an error
@@ -348,6 +356,15 @@ impl Task {
             } else {
                 st.view.start_ticks
             };
+            // A change of effective or filesystem ids makes the process
+            // non-dumpable (untraceable without CAP_SYS_PTRACE), as Linux's
+            // commit_creds does.
+            let old = st.view.ids;
+            if !st.view.exe.is_empty()
+                && (old[1] != c.euid || old[3] != c.fsuid || old[5] != c.egid || old[7] != c.fsgid)
+            {
+                st.dumpable = false;
+            }
             st.view = process::ProcView {
                 exe: self.exe.clone(),
                 mm: Some(Arc::downgrade(&self.mm)),
@@ -384,7 +401,30 @@ impl Task {
             self.publish_view();
             self.watch_cpu_limit();
         }
+        if self.is_traced() {
+            // Auto-attached (fork following): stop before the first instruction.
+            self.deliver_signals();
+        }
         let status = self.run_loop();
+        let sigkill = matches!(
+            status,
+            ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                ..
+            }
+        );
+        if self.is_traced() && !sigkill {
+            // PTRACE_EVENT_EXIT, also for the threads an exit_group ends; only a
+            // SIGKILL (which also ends the stop) goes without.
+            let killed = self.handle.killed.swap(false, Ordering::AcqRel);
+            self.ptrace_event(
+                crate::kernel::ptrace::EVENT_EXIT,
+                process::wait_status(status) as u64,
+            );
+            if killed {
+                self.handle.killed.store(true, Ordering::Release);
+            }
+        }
         self.exit_thread(status);
     }
 
@@ -456,7 +496,23 @@ impl Task {
     }
 
     fn handle_syscall(&mut self) {
+        let traced = self.is_traced();
+        if traced {
+            // As on Linux, rax reads -ENOSYS at the syscall-enter stop.
+            self.regs.rax = Errno::ENOSYS.as_return();
+            self.ptrace_syscall_stop(true);
+            if self.should_exit().is_some() {
+                return;
+            }
+        }
         let nr = self.regs.orig_rax;
+        if traced && nr == u64::MAX {
+            // The tracer cancelled the call: rax keeps what it set.
+            self.restart = None;
+            self.ptrace_syscall_stop(false);
+            return;
+        }
+        let old_tid = self.tid;
         let args = [
             self.regs.rdi,
             self.regs.rsi,
@@ -474,13 +530,38 @@ impl Task {
             }
             return;
         }
-        match self.kernel.syscalls.dispatch(self, nr, args) {
+        let result = self.kernel.syscalls.dispatch(self, nr, args);
+        let is_exec = nr == libc::SYS_execve as u64 || nr == libc::SYS_execveat as u64;
+        match result {
             Err(e) if e.is_restart() => {
                 self.restart = Some(e);
                 self.regs.rax = Errno::EINTR.as_return();
             }
             Err(e) => self.regs.rax = e.as_return(),
             Ok(v) => self.regs.rax = v,
+        }
+        if self.is_traced() && self.should_exit().is_none() {
+            if is_exec && result.is_ok() {
+                self.ptrace_exec(old_tid);
+            }
+            if let Some(e) = self.restart {
+                // The tracer sees the restart code at the exit stop, as on Linux.
+                self.regs.rax = e.as_return();
+                self.ptrace_syscall_stop(false);
+                if self.regs.rax == e.as_return() {
+                    self.regs.rax = Errno::EINTR.as_return();
+                } else {
+                    self.restart = None;
+                }
+            } else {
+                self.ptrace_syscall_stop(false);
+            }
+            if let Some(info) = self.ptrace_step_trap() {
+                // A single-stepped `syscall` instruction traps once it returns.
+                if let Ok(mut q) = self.handle.pending.lock() {
+                    let _ = q.push(info);
+                }
+            }
         }
     }
 
@@ -510,12 +591,17 @@ impl Task {
             rip = format_args!("{:#x}", self.regs.rip),
             "fault"
         );
-        let info = SigInfo {
+        let mut info = SigInfo {
             signo,
             code,
             addr,
             ..Default::default()
         };
+        if signo == libc::SIGTRAP && self.is_traced() {
+            if let Some(step) = self.ptrace_step_trap() {
+                info = step;
+            }
+        }
         // A synchronous signal that is blocked or ignored cannot be deferred: the
         // instruction would fault again. Linux then forces the default action.
         let sig = signo as u32;
@@ -557,7 +643,33 @@ impl Task {
     /// way back to user mode.
     fn deliver_signals(&mut self) {
         let mut handled = false;
-        while let Some(info) = self.next_signal() {
+        if self.is_traced() {
+            self.ptrace_interrupt_stop();
+        }
+        while let Some(mut info) = self.next_signal() {
+            if self.is_traced() && info.signo != libc::SIGKILL {
+                // Signal-delivery stop: the tracer may cancel, change or keep it.
+                let word = info.signo;
+                let Some(sig) =
+                    self.ptrace_stop(crate::kernel::ptrace::StopKind::Signal, word, Some(info))
+                else {
+                    if self.should_exit().is_some() {
+                        return;
+                    }
+                    continue;
+                };
+                if sig == 0 {
+                    continue;
+                }
+                info = self.ptrace_delivered_info(sig, info);
+                if self.mask() & bit(sig as u32) != 0 {
+                    // Now blocked: it waits in the queue like any other.
+                    if let Ok(mut q) = self.handle.pending.lock() {
+                        let _ = q.push(info);
+                    }
+                    continue;
+                }
+            }
             let sig = info.signo as u32;
             let act = match self.tg.actions().and_then(|a| a.get(sig)) {
                 Ok(a) => a,
@@ -676,14 +788,35 @@ impl Task {
             st.unreported = Some((false, sig as i32));
         }
         self.notify_parent_state(crate::kernel::signals::code::CLD_STOPPED, sig as i32);
+        if self.is_traced() {
+            // A traced thread's group stop is a ptrace-stop the tracer ends.
+            self.ptrace_group_stop(sig as i32);
+            return;
+        }
         let tg = self.tg.clone();
         let _reg = tg.events.register(&self.waker);
+        let handle = self.handle.clone();
         let _ = crate::kernel::wait::block(
             &self.waker,
             None,
-            || self.handle.killed.load(Ordering::Acquire),
-            || Ok(tg.state()?.stopped.is_none().then_some(())),
+            || handle.killed.load(Ordering::Acquire),
+            || {
+                // A tracer that attaches meanwhile takes the stop over.
+                let seized = handle.traced.load(Ordering::Acquire)
+                    && handle.ptrace.lock().map(|t| t.interrupt).unwrap_or(false);
+                Ok((seized || tg.state()?.stopped.is_none()).then_some(()))
+            },
         );
+        if self.is_traced()
+            && self
+                .tg
+                .state()
+                .map(|s| s.stopped.is_some())
+                .unwrap_or(false)
+        {
+            self.ptrace_interrupt_stop();
+            return;
+        }
         if !self.handle.killed.load(Ordering::Acquire) {
             self.notify_parent_state(crate::kernel::signals::code::CLD_CONTINUED, libc::SIGCONT);
         }
@@ -727,6 +860,7 @@ impl Task {
         let tg = self.tg.clone();
         let tid = self.tid;
         let creds_uid = self.creds.uid;
+        let handle = self.handle.clone();
         // The process's CPU time so far; the last thread's reading is its total.
         let cpu = self.cpu_usage();
         // Release the address space, files and context before anyone can observe the
@@ -745,6 +879,8 @@ impl Task {
         if let Ok(mut r) = kernel.registry() {
             r.threads.remove(&tid);
         }
+        let thread_status = tg.state().ok().and_then(|s| s.group_exit).unwrap_or(status);
+        crate::kernel::ptrace::tracee_exited(&kernel, &handle, &tg, thread_status);
         tg.events.notify_all();
         if last {
             exit_process(&kernel, &tg, status, creds_uid);
@@ -773,17 +909,18 @@ impl Task {
 /// The last thread of `tg` has gone: make it a zombie, hand its children to a
 /// reaper, and tell its parent.
 fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus, uid: u32) {
-    let (parent, children, exit_signal) = match tg.state() {
+    let (parent, children) = match tg.state() {
         Ok(mut st) => {
             let status = st.group_exit.unwrap_or(status);
             st.zombie = Some(status);
-            (st.parent, std::mem::take(&mut st.children), st.exit_signal)
+            (st.parent, std::mem::take(&mut st.children))
         }
         Err(_) => return,
     };
     let status = tg.state().ok().and_then(|s| s.zombie).unwrap_or(status);
     // pidfd pollers wait on the process's own queue.
     tg.events.notify_all();
+    crate::kernel::ptrace::tracer_exited(kernel, tg);
     kernel.timers.remove_process(tg.tgid);
     // Semaphore undos are applied in the IPC namespace the process was in.
     let ipc = tg
@@ -814,6 +951,26 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
         }
     }
     reparent(kernel, tg.tgid, parent, children);
+    if crate::kernel::ptrace::exit_held_for_tracer(tg) {
+        // A tracer that is not the parent sees the exit first; the parent is told
+        // when the tracer has waited for it (ptrace::unlink), as on Linux.
+        return;
+    }
+    notify_parent_of_exit(kernel, tg, status, uid);
+}
+
+/// Tells the parent of the exited process `tg` (its exit signal, its waiters), or
+/// reaps it at once if the parent ignores SIGCHLD.
+pub(crate) fn notify_parent_of_exit(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    status: ExitStatus,
+    uid: u32,
+) {
+    let (parent, exit_signal) = match tg.state() {
+        Ok(st) => (st.parent, st.exit_signal),
+        Err(_) => return,
+    };
     let Some(ptg) = kernel.registry().ok().and_then(|r| r.group(parent)) else {
         // No parent in the container (init): nobody reaps it but the kernel itself.
         kernel.init_exited(tg.tgid, status);

@@ -5,9 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::{CAP_SYS_ADMIN, CAP_SYS_RESOURCE};
+use crate::kernel::process::{ThreadGroup, ThreadHandle};
+use crate::kernel::signals::SigInfo;
 use crate::kernel::spawn::{self, CloneChild};
 use crate::kernel::task::VforkDone;
-use crate::kernel::{pidfd, wait, Task};
+use crate::kernel::{pidfd, ptrace, wait, Task};
 use crate::mm::io;
 use crate::syscalls::Args;
 use crate::vfs::OpenFile;
@@ -85,14 +87,19 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     if f & CLONE_PARENT != 0 && task.tgid == 1 {
         return Err(Errno::EINVAL);
     }
-    let _ = (
-        CLONE_FS,
-        CLONE_PTRACE,
-        CLONE_SYSVSEM,
-        CLONE_DETACHED,
-        CLONE_UNTRACED,
-        CLONE_IO,
-    );
+    let _ = (CLONE_FS, CLONE_SYSVSEM, CLONE_DETACHED, CLONE_IO);
+    // The ptrace event this clone reports, if the tracer follows it.
+    let event = if f & CLONE_VFORK != 0 {
+        ptrace::EVENT_VFORK
+    } else if c.exit_signal != libc::SIGCHLD as u64 {
+        ptrace::EVENT_CLONE
+    } else {
+        ptrace::EVENT_FORK
+    };
+    let options = task.ptrace_options();
+    let follow = task.is_traced()
+        && f & CLONE_UNTRACED == 0
+        && (f & CLONE_PTRACE != 0 || options & (1 << event) != 0);
 
     let kernel = task.kernel.clone();
     // RLIMIT_NPROC counts the real uid's threads; root and CAP_SYS_RESOURCE are exempt.
@@ -145,8 +152,14 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     handle.seccomp.inherit(&task.handle.seccomp);
     if f & CLONE_THREAD == 0 {
         // A forked address space keeps its membarrier registrations, as Linux's.
-        let reg = task.tg.state()?.membarrier;
-        tg.state()?.membarrier = reg;
+        let (reg, dumpable) = {
+            let st = task.tg.state()?;
+            (st.membarrier, st.dumpable)
+        };
+        let mut st = tg.state()?;
+        st.membarrier = reg;
+        // The dumpable flag belongs to the address space, which the child copies.
+        st.dumpable = dumpable;
     }
     let persona = task.handle.personality.load(Ordering::Relaxed);
     handle.personality.store(persona, Ordering::Relaxed);
@@ -215,7 +228,14 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         },
         vfork_done: vfork.clone(),
     };
+    if follow {
+        attach_child(task, &child.handle, &child.tg, options);
+    }
     spawn::start_clone(&kernel, child)?;
+    if follow {
+        task.ptrace_event(event, tid as u64);
+    }
+    let vforked = vfork.is_some();
     if let Some(v) = vfork {
         // The parent sleeps until the child execs or exits; only a fatal signal
         // ends the wait early.
@@ -227,7 +247,33 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         };
         let _ = wait::block(&task.waker, None, killed, || Ok(v.is_done().then_some(())));
     }
+    if vforked && task.is_traced() {
+        task.ptrace_event(ptrace::EVENT_VFORK_DONE, tid as u64);
+    }
     Ok(tid as u64)
+}
+
+/// Fork following: the new thread `h` of `tg` is traced by the caller's tracer, with
+/// its options, and stops before its first instruction (SIGSTOP, or a
+/// `PTRACE_EVENT_STOP` for a seized tracer).
+fn attach_child(task: &Task, h: &Arc<ThreadHandle>, tg: &Arc<ThreadGroup>, options: u32) {
+    let (tracer, seized) = match task.handle.ptrace.lock() {
+        Ok(t) => (t.tracer, t.seized),
+        Err(_) => return,
+    };
+    let Some(ttg) = task.kernel.registry().ok().and_then(|r| r.group(tracer)) else {
+        return;
+    };
+    if ptrace::link(&ttg, h, tg, seized, options).is_err() {
+        return;
+    }
+    if seized {
+        if let Ok(mut t) = h.ptrace.lock() {
+            t.interrupt = true;
+        }
+    } else if let Ok(mut q) = h.pending.lock() {
+        let _ = q.push(SigInfo::kernel(libc::SIGSTOP));
+    }
 }
 
 /// `clone(2)` (x86-64 order: flags, stack, parent_tid, child_tid, tls).

@@ -130,6 +130,9 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
     if let Ok(mut st) = task.tg.state() {
         st.comm = task.comm.clone();
         st.did_exec = true;
+        // A new image is dumpable again (a set-id one is made non-dumpable when its
+        // changed ids are published).
+        st.dumpable = true;
     }
     if let Some(v) = task.vfork_done.take() {
         v.release();

@@ -28,6 +28,8 @@ pub mod packet;
 pub mod pipe;
 pub mod poll;
 pub mod process;
+pub mod process_vm;
+pub mod ptrace;
 pub mod sched;
 pub mod seccomp;
 pub mod sem;

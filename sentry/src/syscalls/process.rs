@@ -227,9 +227,13 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             io::write_all(task.mem(), a[1], &b)?;
             Ok(0)
         }
-        libc::PR_GET_DUMPABLE => Ok(1),
+        libc::PR_GET_DUMPABLE => Ok(task.tg.state()?.dumpable as u64),
         libc::PR_SET_DUMPABLE => match a[1] {
-            0 | 1 => Ok(0),
+            0 | 1 => {
+                // Only dumpable processes may be traced without CAP_SYS_PTRACE.
+                task.tg.state()?.dumpable = a[1] == 1;
+                Ok(0)
+            }
             _ => Err(Errno::EINVAL),
         },
         libc::PR_SET_CHILD_SUBREAPER => {

@@ -6,8 +6,9 @@ use crate::syscalls::flags::*;
 use crate::syscalls::strace::Arg::{self, *};
 use crate::syscalls::{
     aio, clone, creds, epoll, eventfd, exec, fs, fs_io, fs_lock, fs_mut, futex, info, inotify, mem,
-    membarrier, memfd, mount, mqueue, msg, namespace, pipe, poll, process, sched, seccomp, sem,
-    session, shm, signal, signalfd, socket, splice, time, timerfd, timers, wait, xattr, Handler,
+    membarrier, memfd, mount, mqueue, msg, namespace, pipe, poll, process, process_vm, ptrace,
+    sched, seccomp, sem, session, shm, signal, signalfd, socket, splice, time, timerfd, timers,
+    wait, xattr, Handler,
 };
 
 /// One row of the table.
@@ -130,7 +131,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         98 => &Entry { name: "getrusage", handler: Some(process::getrusage), args: &[Int, Ptr], flags: 0 },
         99 => &Entry { name: "sysinfo", handler: Some(info::sysinfo), args: &[Ptr], flags: 0 },
         100 => &Entry { name: "times", handler: Some(process::times), args: &[Ptr], flags: 0 },
-        101 => &Entry { name: "ptrace", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        101 => &Entry { name: "ptrace", handler: Some(ptrace::ptrace), args: &[Int, Int, Hex, Hex], flags: PARTIAL },
         102 => &Entry { name: "getuid", handler: Some(process::getuid), args: &[], flags: 0 },
         103 => &Entry { name: "syslog", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         104 => &Entry { name: "getgid", handler: Some(process::getgid), args: &[], flags: 0 },
@@ -339,8 +340,8 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         307 => &Entry { name: "sendmmsg", handler: Some(socket::sendmmsg), args: &[Fd, Ptr, Uint, Hex], flags: 0 },
         308 => &Entry { name: "setns", handler: Some(namespace::setns), args: &[Fd, Hex], flags: PUBLISH_FS|PUBLISH_VIEW|PARTIAL },
         309 => &Entry { name: "getcpu", handler: Some(sched::getcpu), args: &[Ptr, Ptr, Ptr], flags: 0 },
-        310 => &Entry { name: "process_vm_readv", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
-        311 => &Entry { name: "process_vm_writev", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
+        310 => &Entry { name: "process_vm_readv", handler: Some(process_vm::process_vm_readv), args: &[Int, Ptr, Uint, Ptr, Uint, Hex], flags: 0 },
+        311 => &Entry { name: "process_vm_writev", handler: Some(process_vm::process_vm_writev), args: &[Int, Ptr, Uint, Ptr, Uint, Hex], flags: 0 },
         312 => &Entry { name: "kcmp", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         313 => &Entry { name: "finit_module", handler: Some(process::module_refused), args: &[Fd, Ptr, Hex], flags: REFUSED },
         314 => &Entry { name: "sched_setattr", handler: Some(sched::sched_setattr), args: &[Int, Ptr, Hex], flags: 0 },

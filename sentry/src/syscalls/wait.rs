@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::pidfd;
-use crate::kernel::process::{wait_status, ThreadGroup};
+use crate::kernel::process::{wait_status, ThreadGroup, ThreadHandle};
+use crate::kernel::ptrace;
 use crate::kernel::signals::code;
 use crate::kernel::wait::{self, Interrupted};
 use crate::kernel::{ExitStatus, Task};
@@ -43,6 +44,8 @@ enum Kind {
     Exited(ExitStatus),
     Stopped(i32),
     Continued,
+    /// A tracee's ptrace-stop, with its stop word (`signal | event << 8`).
+    Traced(i32),
 }
 
 fn matches(which: Which, child: &ThreadGroup, options: i32) -> bool {
@@ -67,6 +70,23 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
     };
     let mut any = false;
     for c in children.iter().filter(|c| matches(which, c, options)) {
+        if ptrace::exit_held_for_tracer(c) {
+            // Its tracer sees the exit first.
+            any = true;
+            continue;
+        }
+        // A child this process traces reports its stops as a tracee.
+        let traced_by_me = task
+            .kernel
+            .registry()?
+            .thread(c.tgid)
+            .is_some_and(|(h, _)| {
+                h.traced.load(std::sync::atomic::Ordering::Acquire)
+                    && h.ptrace
+                        .lock()
+                        .map(|t| t.tracer == task.tgid)
+                        .unwrap_or(false)
+            });
         let mut st = c.state()?;
         // A zombie can only report its exit: without WEXITED it is no child to
         // wait for (Linux leaves ECHILD standing for it).
@@ -86,6 +106,9 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     cpu,
                 }));
             }
+            continue;
+        }
+        if traced_by_me {
             continue;
         }
         match st.unreported {
@@ -114,8 +137,74 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
             _ => {}
         }
     }
+    if let Some(f) = scan_tracees(task, which, options, &mut any)? {
+        return Ok(Some(f));
+    }
     if !any {
         return Err(Errno::ECHILD);
+    }
+    Ok(None)
+}
+
+/// The tracees' part of a wait: ptrace-stops not yet reported, and the exits of
+/// tracees that are not the caller's children. A tracer always sees its tracees,
+/// whatever `__WCLONE`/`__WALL` and `WSTOPPED` say.
+fn scan_tracees(
+    task: &Task,
+    which: Which,
+    options: i32,
+    any: &mut bool,
+) -> SysResult<Option<Found>> {
+    let tracees: Vec<Arc<ThreadHandle>> = task.tg.state()?.tracees.values().cloned().collect();
+    for h in tracees {
+        let tid = h.tid();
+        let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
+        if t.tracer != task.tgid {
+            continue;
+        }
+        let ttg = t.tg.as_ref().and_then(|w| w.upgrade());
+        let selected = match which {
+            Which::Any => true,
+            Which::Pid(p) => p == tid,
+            Which::Pgid(g) => ttg.as_ref().and_then(|g| g.state().ok().map(|s| s.pgid)) == Some(g),
+        };
+        if !selected {
+            continue;
+        }
+        *any = true;
+        if let Some(status) = t.exited {
+            if options & WEXITED == 0 {
+                continue;
+            }
+            if options & WNOWAIT == 0 {
+                t.exited = None;
+                drop(t);
+                ptrace::unlink(&task.kernel, &h, 0, false);
+            }
+            return Ok(Some(Found {
+                pid: tid,
+                uid: 0,
+                kind: Kind::Exited(status),
+                cpu: Default::default(),
+            }));
+        }
+        if let Some(s) = t.stop.as_mut() {
+            if !s.reported && s.resume.is_none() {
+                if options & WNOWAIT == 0 {
+                    s.reported = true;
+                }
+                let uid = ttg
+                    .as_ref()
+                    .and_then(|g| g.state().ok().map(|s| s.uids.0))
+                    .unwrap_or(0);
+                return Ok(Some(Found {
+                    pid: tid,
+                    uid,
+                    kind: Kind::Traced(s.word),
+                    cpu: Default::default(),
+                }));
+            }
+        }
     }
     Ok(None)
 }
@@ -185,6 +274,7 @@ pub fn wait4(task: &mut Task, a: &Args) -> SysResult<u64> {
             let status = match f.kind {
                 Kind::Exited(st) => wait_status(st),
                 Kind::Stopped(sig) => (sig << 8) | 0x7f,
+                Kind::Traced(word) => ptrace::stop_status(word),
                 Kind::Continued => 0xffff,
             };
             if a[1] != 0 {
@@ -251,6 +341,7 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
                     signo,
                 ),
                 Kind::Stopped(sig) => (code::CLD_STOPPED, sig),
+                Kind::Traced(word) => (ptrace::CLD_TRAPPED, word),
                 Kind::Continued => (code::CLD_CONTINUED, libc::SIGCONT),
             };
             b[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());

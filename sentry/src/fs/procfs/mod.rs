@@ -657,6 +657,16 @@ fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8
     Ok(s.into_bytes())
 }
 
+/// The live thread `tid` of `g` (its leader for 0).
+fn st_tracee(
+    g: &Arc<ThreadGroup>,
+    k: &Arc<Kernel>,
+    tid: i32,
+) -> Option<Arc<crate::kernel::process::ThreadHandle>> {
+    let t = if tid != 0 { tid } else { g.tgid };
+    k.registry().ok()?.thread(t).map(|(h, _)| h)
+}
+
 fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
     // The fd table is locked with the process state released, as everywhere else.
     let fds = g.state()?.view.fds.clone();
@@ -664,10 +674,22 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
         .and_then(|w| w.upgrade())
         .and_then(|t| t.lock().ok().map(|t| t.capacity()))
         .unwrap_or(0);
+    // The tracer of the thread shown (the leader for /proc/PID/status).
+    let shown = st_tracee(g, k, tid);
+    let tracer = shown
+        .as_ref()
+        .and_then(|h| h.ptrace.lock().ok().map(|t| t.tracer))
+        .unwrap_or(0);
+    let traced_stop = shown
+        .as_ref()
+        .and_then(|h| h.ptrace.lock().ok().map(|t| t.stop.is_some()))
+        .unwrap_or(false);
     let st = g.state()?;
     let ids = st.view.ids;
     let state = if st.zombie.is_some() {
         "Z (zombie)"
+    } else if traced_stop {
+        "t (tracing stop)"
     } else if st.stopped.is_some() {
         "T (stopped)"
     } else {
@@ -697,7 +719,7 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(
         s,
-        "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t0",
+        "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t{tracer}",
         g.tgid, st.parent
     );
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
