@@ -3,6 +3,7 @@
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
 pub mod cbpf;
+pub mod containers;
 pub mod creds;
 pub mod exec;
 pub mod futex;
@@ -81,6 +82,8 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
+    /// Which container each process belongs to, and host kills by container.
+    pub containers: containers::Book,
 }
 
 impl Kernel {
@@ -136,6 +139,7 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
+            containers: containers::Book::default(),
         })
     }
 
@@ -211,6 +215,21 @@ impl Kernel {
     /// How init ended, once it has.
     pub fn init_status(&self) -> Option<ExitStatus> {
         self.init_status.lock().ok().and_then(|s| *s)
+    }
+
+    /// Counts process `tgid`, killed from outside the sandbox (its stub died), for
+    /// the container it belongs to.
+    pub fn note_host_kill(&self, tgid: i32) {
+        let owner = match self.registry() {
+            Ok(reg) => self.containers.owner(tgid, |p| {
+                reg.group(p)
+                    .and_then(|g| g.state().ok().map(|s| s.parent))
+                    .unwrap_or(0)
+            }),
+            Err(_) => containers::FIRST.to_string(),
+        };
+        tracing::warn!(tgid, container = %owner, "process killed from outside the sandbox");
+        self.containers.note_host_kill(&owner);
     }
 
     /// SIGKILLs every process but `keep`.

@@ -403,7 +403,10 @@ impl Task {
                         signo: libc::SIGKILL,
                         core: false,
                     };
-                    process::kill_group(&self.tg, st);
+                    // Counted once per process, by the thread that ends it.
+                    if process::kill_group(&self.tg, st) {
+                        self.kernel.note_host_kill(self.tgid);
+                    }
                     return st;
                 }
             };

@@ -140,6 +140,12 @@ pub trait AddressSpace: Send + Sync {
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         None
     }
+
+    /// The pid (in the sandbox's host pid namespace) of the stub process holding
+    /// this address space's memory; `None` where no host process does (test doubles).
+    fn stub_pid(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// One application thread's execution state on the platform.
