@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::cgroup::Cgroup;
 use crate::cli::{EventsArgs, GlobalOpts, IdArg, UpdateArgs};
 use crate::state;
-use rvisor_api::{MemoryEntry, Stats};
+use rvisor_api::{Cpu, CpuUsage, Memory, MemoryEntry, Pids, Stats};
 use sentry::control::{ContainerStats, Reply, Request};
 
 /// The container's cgroup, or an error saying why there is none.
@@ -177,28 +177,42 @@ fn container_stats(g: &GlobalOpts, pod: &str, id: &str, pod_cg: &Cgroup) -> Resu
         }
     }
     let pod_stats = pod_cg.stats();
-    let mut s = Stats::default();
-    s.cpu.usage.user = cs.cpu_user_ns;
-    s.cpu.usage.kernel = cs.cpu_system_ns;
-    s.cpu.usage.total = cs.cpu_user_ns + cs.cpu_system_ns;
-    s.memory.cache = mem.file + mem.shmem;
-    s.memory.usage = MemoryEntry {
-        limit: pod_stats.memory.usage.limit,
-        usage: mem.total(),
-        ..MemoryEntry::default()
-    };
+    let mut raw = std::collections::BTreeMap::new();
     for (k, v) in [
         ("rss", mem.anon),
         ("cache", mem.file + mem.shmem),
         ("mapped_file", mem.file),
         ("shmem", mem.shmem),
     ] {
-        s.memory.raw.insert(k.to_string(), v);
-        s.memory.raw.insert(format!("total_{k}"), v);
+        raw.insert(k.to_string(), v);
+        raw.insert(format!("total_{k}"), v);
     }
-    s.pids.current = cs.threads;
-    s.pids.limit = pod_stats.pids.limit;
-    Ok(s)
+    Ok(Stats {
+        cpu: Cpu {
+            usage: CpuUsage {
+                total: cs.cpu_user_ns + cs.cpu_system_ns,
+                percpu: Vec::new(),
+                kernel: cs.cpu_system_ns,
+                user: cs.cpu_user_ns,
+            },
+            ..Cpu::default()
+        },
+        memory: Memory {
+            cache: mem.file + mem.shmem,
+            usage: MemoryEntry {
+                limit: pod_stats.memory.usage.limit,
+                usage: mem.total(),
+                ..MemoryEntry::default()
+            },
+            swap: None,
+            kernel: None,
+            raw,
+        },
+        pids: Pids {
+            current: cs.threads,
+            limit: pod_stats.pids.limit,
+        },
+    })
 }
 
 /// The figures `events` reports for `rec`: an added container's own (or, when the

@@ -667,10 +667,15 @@ fn container_stats(
         // Processes sharing an address space (vfork) share its stub: counted once.
         if let Some(pid) = space.stub_pid().filter(|p| !st.stubs.contains(p)) {
             st.stubs.push(pid);
-            if let Some((u, sy)) = space.cpu_time() {
-                user += u;
-                system += sy;
-            }
+            // The exact run time, split as the tick-based user and system times are.
+            let run = crate::platform::common::process_cpu_runtime(pid).unwrap_or_default();
+            let (u, sy) = space.cpu_time().unwrap_or_default();
+            let u_share = match (u + sy).as_nanos() {
+                0 => run,
+                ticks => run.mul_f64(u.as_nanos() as f64 / ticks as f64),
+            };
+            user += u_share;
+            system += run.saturating_sub(u_share);
         }
     }
     st.cpu_user_ns = user.as_nanos() as u64;
