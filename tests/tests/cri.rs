@@ -780,7 +780,7 @@ async fn pod_scenario(c: &Containerd) {
                 pod_sandbox_id: pod.clone(),
                 config: Some(with_oom_score_adj(
                     container_config(name, &cmd),
-                    OOM_ADJ[&*name],
+                    OOM_ADJ[name],
                 )),
                 sandbox_config: Some(pod_cfg.clone()),
             })
