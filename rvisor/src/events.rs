@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use crate::cgroup::Cgroup;
 use crate::cli::{EventsArgs, GlobalOpts, IdArg, UpdateArgs};
 use crate::state;
+use rvisor_api::{Cpu, CpuUsage, Memory, MemoryEntry, Pids, Stats};
+use sentry::control::{ContainerStats, Reply, Request};
 
 /// The container's cgroup, or an error saying why there is none.
 fn cgroup_of(g: &GlobalOpts, id: &str, what: &str) -> Result<Cgroup> {
@@ -31,7 +33,7 @@ fn cgroup_of(g: &GlobalOpts, id: &str, what: &str) -> Result<Cgroup> {
 
 /// The pod sandbox a container was added to (CRI `container-type: container` with
 /// a `sandbox-id`): its processes are that sandbox's.
-fn pod_of(rec: &state::Record) -> Option<String> {
+pub(crate) fn pod_of(rec: &state::Record) -> Option<String> {
     let a = &rec.annotations;
     (a.get("io.kubernetes.cri.container-type")
         .map(String::as_str)
@@ -125,8 +127,110 @@ fn event(kind: &str, id: &str, data: Option<Value>) -> String {
     e.to_string()
 }
 
-fn stats_json(cg: &Cgroup) -> Result<Value> {
-    serde_json::to_value(cg.stats()).context("encode stats")
+fn stats_json(stats: &rvisor_api::Stats) -> Result<Value> {
+    serde_json::to_value(stats).context("encode stats")
+}
+
+/// A container of a pod sandbox: the sandbox's id, and whether it is the sandbox's
+/// own (pause) container.
+fn pod_member(rec: &state::Record) -> Option<(String, bool)> {
+    if let Some(pod) = pod_of(rec) {
+        return Some((pod, false));
+    }
+    let kind = rec.annotations.get("io.kubernetes.cri.container-type");
+    (kind.map(String::as_str) == Some("sandbox")).then(|| (rec.id.clone(), true))
+}
+
+/// The sentry's figures for container `id` of sandbox `pod` (refused while the
+/// sandbox is paused: a frozen sentry cannot answer).
+fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
+    let rec = state::load(&g.root, pod)?;
+    if rec.status == "paused" {
+        bail_kind!(FailedPrecondition, "sandbox {pod:?} is paused");
+    }
+    let req = Request::Stats {
+        container: id.to_string(),
+    };
+    match crate::lifecycle::request(g, pod, &req)? {
+        Reply::Stats { stats } => Ok(stats),
+        Reply::Error { msg } => bail!("stats of {id:?}: {msg}"),
+        other => bail!("stats of {id:?}: unexpected reply {other:?}"),
+    }
+}
+
+/// Container `id`'s own figures, in a pod whose host cgroup is `pod_cg`: CPU and
+/// tasks from the sentry's accounting of the container's processes, memory from
+/// the resident sizes of the stubs holding their memory; limits are the pod's.
+fn container_stats(g: &GlobalOpts, pod: &str, id: &str, pod_cg: &Cgroup) -> Result<Stats> {
+    let cs = sentry_stats(g, pod, id)?;
+    let sup = state::load(&g.root, pod)?.pid as i32;
+    let waiter = crate::sandbox_procs::waiter(sup)
+        .ok_or_else(|| anyhow!("the sandbox of pod {pod:?} has no running sentry"))?;
+    let host = crate::sandbox_procs::by_sandbox_pid(waiter);
+    let mut mem = crate::sandbox_procs::Resident::default();
+    for stub in &cs.stubs {
+        if let Some(&h) = host.get(stub) {
+            let r = crate::sandbox_procs::resident(h);
+            mem.anon += r.anon;
+            mem.file += r.file;
+            mem.shmem += r.shmem;
+        }
+    }
+    let pod_stats = pod_cg.stats();
+    let mut raw = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("rss", mem.anon),
+        ("cache", mem.file + mem.shmem),
+        ("mapped_file", mem.file),
+        ("shmem", mem.shmem),
+    ] {
+        raw.insert(k.to_string(), v);
+        raw.insert(format!("total_{k}"), v);
+    }
+    Ok(Stats {
+        cpu: Cpu {
+            usage: CpuUsage {
+                total: cs.cpu_user_ns + cs.cpu_system_ns,
+                percpu: Vec::new(),
+                kernel: cs.cpu_system_ns,
+                user: cs.cpu_user_ns,
+            },
+            ..Cpu::default()
+        },
+        memory: Memory {
+            cache: mem.file + mem.shmem,
+            usage: MemoryEntry {
+                limit: pod_stats.memory.usage.limit,
+                usage: mem.total(),
+                ..MemoryEntry::default()
+            },
+            swap: None,
+            kernel: None,
+            raw,
+        },
+        pids: Pids {
+            current: cs.threads,
+            limit: pod_stats.pids.limit,
+        },
+    })
+}
+
+/// The figures `events` reports for `rec`: an added container's own (or, when the
+/// sentry cannot say, its pod's, with a warning), else its cgroup's.
+fn reported_stats(g: &GlobalOpts, rec: &state::Record, cg: &Cgroup) -> Stats {
+    if let Some((pod, false)) = pod_member(rec) {
+        match container_stats(g, &pod, &rec.id, cg) {
+            Ok(s) => return s,
+            Err(e) => tracing::warn!("{}: the pod's figures instead of its own: {e:#}", rec.id),
+        }
+    }
+    cg.stats()
+}
+
+/// Processes of pod member `rec` that the host killed, as the sentry counted them.
+fn host_kills(g: &GlobalOpts, rec: &state::Record) -> Option<u64> {
+    let (pod, _) = pod_member(rec)?;
+    sentry_stats(g, &pod, &rec.id).ok().map(|s| s.host_kills)
 }
 
 fn print_line(line: &str) -> Result<()> {
@@ -138,9 +242,16 @@ fn print_line(line: &str) -> Result<()> {
 
 /// `events --stats` prints one stats event; without it, a stats event every
 /// interval (and an `oom` event when the kernel OOM-killed in the sandbox) until
-/// the container stops. A container added to a pod sandbox reports the sandbox's
-/// cgroup: its figures are the pod's, and an OOM kill anywhere in the pod is
-/// reported for each of its containers.
+/// the container stops.
+///
+/// In a pod sandbox, whose one host cgroup holds every container, a container added
+/// to the pod reports its own figures (see [`container_stats`]); the pod's sandbox
+/// container reports the cgroup's, the pod's total (what the CRI's PodSandboxStats
+/// shows). An OOM kill is reported for the pod's container whose process the host
+/// killed: the cgroup's count of OOM kills grew and so did the sentry's count of
+/// that container's processes killed from outside (the sentry sees a stub die after
+/// the kernel counted the kill). A process killed by hand from the host is not an
+/// OOM kill unless the cgroup's count grew meanwhile.
 pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let interval = parse_duration(&a.interval)?;
     let rec = state::load(&g.root, &a.id)?;
@@ -149,24 +260,36 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     }
     let cg = reported_cgroup(g, &rec)?;
     if a.stats {
-        print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
+        let s = reported_stats(g, &rec, &cg);
+        print_line(&event("stats", &a.id, Some(stats_json(&s)?)))?;
         return Ok(0);
     }
+    let in_pod = pod_member(&rec).is_some();
     let mut ooms = cg.oom_kills();
+    let mut kills = host_kills(g, &rec).unwrap_or(0);
     loop {
         // The state first, the count after: a kill that stopped the container (its
         // init was the victim) is counted before the container is seen stopped, so
         // its event is printed before `events` ends.
         let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
         let now = cg.oom_kills();
-        if now > ooms {
+        if in_pod {
+            if let Some(k) = host_kills(g, &rec).filter(|&k| k > kills) {
+                if now > ooms {
+                    print_line(&event("oom", &a.id, None))?;
+                    ooms = now;
+                }
+                kills = k;
+            }
+        } else if now > ooms {
             print_line(&event("oom", &a.id, None))?;
             ooms = now;
         }
         if !running {
             return Ok(0);
         }
-        print_line(&event("stats", &a.id, Some(stats_json(&cg)?)))?;
+        let s = reported_stats(g, &rec, &cg);
+        print_line(&event("stats", &a.id, Some(stats_json(&s)?)))?;
         std::thread::sleep(interval);
     }
 }
@@ -249,14 +372,58 @@ pub fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
     serde_json::from_value(v).map_err(|e| anyhow!("--resources: not OCI linux.resources: {e}"))
 }
 
-/// `update`: new limits for a created, running or paused container's cgroup.
+/// The live containers added to pod sandbox `pod`, but `except`.
+fn pod_containers(g: &GlobalOpts, pod: &str, except: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in state::ids(&g.root)? {
+        if id == except {
+            continue;
+        }
+        if let Ok(r) = state::load(&g.root, &id) {
+            if r.status != "stopped" && pod_of(&r).as_deref() == Some(pod) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The cgroup `update` changes for `rec`: its own; for a container added to a pod,
+/// the pod sandbox's while it is the pod's only running container (its limits are
+/// then the pod's, and the sandbox shows them inside: `/proc/meminfo`, the CPU
+/// count, the cgroup files); with other containers in the pod, none: the one host
+/// cgroup holds them all, and a limit for one would be enforced on every one.
+fn update_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Cgroup> {
+    let id = &rec.id;
+    if let Some(cg) = Cgroup::load(&state::dir_of(&g.root, id)?)? {
+        return Ok(cg);
+    }
+    let Some(pod) = pod_of(rec) else {
+        return cgroup_of(g, id, "update");
+    };
+    let others = pod_containers(g, &pod, id)?;
+    if !others.is_empty() {
+        bail_kind!(
+            FailedPrecondition,
+            "cannot update container {id:?}: it runs in the sandbox of pod {pod:?}, whose one cgroup also holds its containers {others:?}; a limit for one container would apply to all of them (update the pod's sandbox instead, or the container once it is the pod's only one)"
+        );
+    }
+    let sandbox = state::load(&g.root, &pod)?;
+    if sandbox.status == "stopped" {
+        bail_kind!(NotRunning, "the sandbox of pod {pod:?} is not running");
+    }
+    cgroup_of(g, &pod, "update")
+}
+
+/// `update`: new limits for a created, running or paused container's cgroup (see
+/// [`update_cgroup`] for a container in a pod).
 pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
     let r = update_resources(a)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
-    cgroup_of(g, &a.id, "update")?.apply(&r)?;
+    update_cgroup(g, &rec)?.apply(&r)?;
     Ok(0)
 }
 

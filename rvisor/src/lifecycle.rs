@@ -246,6 +246,8 @@ fn supervise_added(
     }
     let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
     drop(gofer_end);
+    let adj = b.spec.process().as_ref().and_then(|p| p.oom_score_adj());
+    crate::oom_adj::apply_to_gofer(gofer.id(), adj);
     let result = supervise_added_inner(g, a, ready, dir, b, sandbox, &rec, stdio, sentry_end);
     let _ = gofer.kill();
     let _ = gofer.wait();
@@ -255,6 +257,10 @@ fn supervise_added(
     r.exit_status = Some(status);
     if dir.exists() {
         let _ = state::store(dir, &r);
+    }
+    // The sandbox's processes follow the containers left.
+    if let Err(e) = crate::oom_adj::apply_to_sandbox(g, sandbox) {
+        tracing::warn!("{e:#}");
     }
     tracing::info!(status, "container stopped");
     Ok(status)
@@ -304,6 +310,9 @@ fn supervise_added_inner(
     drop(gofer_sock);
     drop(stdio);
     tracing::info!(pid, sandbox, "container added to the sandbox");
+    if let Err(e) = crate::oom_adj::apply_to_sandbox(g, sandbox) {
+        tracing::warn!("{e:#}");
+    }
     let hooks = b.spec.hooks().clone().unwrap_or_default();
     {
         let r = rec.borrow();
@@ -399,6 +408,9 @@ fn on_added_request(
             pid,
         }),
         Request::Ps { .. } => forward(&Request::Ps {
+            container: rec.id.clone(),
+        }),
+        Request::Stats { .. } => forward(&Request::Stats {
             container: rec.id.clone(),
         }),
         Request::ExecProcess { process, .. } => forward(&Request::ExecProcess {
@@ -503,6 +515,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         binds: b.binds.clone(),
         control: Some(sentry_end),
         stdio,
+        oom_score_adj: b.spec.process().as_ref().and_then(|p| p.oom_score_adj()),
     };
 
     let mut on_start = |_boot: u32| -> Result<()> {
@@ -514,6 +527,9 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
             Ok(Some(Event::Failed { msg })) => bail!("{msg}"),
             Ok(None) => bail!("the sentry exited during setup"),
             Err(e) => bail!("control channel: {e}"),
+        }
+        if let Err(e) = crate::oom_adj::apply_to_sandbox(g, &a.id) {
+            tracing::warn!("{e:#}");
         }
         {
             let r = rec.borrow();
@@ -740,7 +756,7 @@ fn run_hook(h: &Hook, st: &state::OciState<'_>) -> Result<()> {
 
 // ---- commands talking to a supervisor ----
 
-fn request(g: &GlobalOpts, id: &str, req: &Request) -> Result<Reply> {
+pub(crate) fn request(g: &GlobalOpts, id: &str, req: &Request) -> Result<Reply> {
     request_with_fds(g, id, req, &[])
 }
 

@@ -31,8 +31,10 @@ mod internal;
 mod lifecycle;
 mod logging;
 mod netdev;
+mod oom_adj;
 mod policy;
 mod sandbox;
+mod sandbox_procs;
 mod seccomp_config;
 mod state;
 
@@ -337,6 +339,7 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         binds: Vec::new(),
         control: None,
         stdio: None,
+        oom_score_adj: None,
     };
     let mut on_start = |_| {
         if let Some(p) = &placement {
@@ -442,6 +445,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         binds: b.binds,
         control: None,
         stdio: None,
+        oom_score_adj: None,
     };
     let mut on_start = |pid| {
         if let Some(p) = &placement {

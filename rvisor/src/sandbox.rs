@@ -54,6 +54,8 @@ pub struct Launch<'a> {
     /// The application's stdin, stdout and stderr (a terminal's slave); else the
     /// CLI's own.
     pub stdio: Option<OwnedFd>,
+    /// The container's `process.oomScoreAdj`, which its gofer gets.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Requests served while boot runs: `handle` is called (with boot's pid) whenever
@@ -184,6 +186,7 @@ pub fn run(
     )?;
     drop(gofer_end);
     tracing::info!(id = %launch.config.id, pid = gofer.id(), "gofer started");
+    crate::oom_adj::apply_to_gofer(gofer.id(), launch.oom_score_adj);
 
     let mut boot_cmd = self_command(g, "boot");
     boot_cmd.args([

@@ -586,6 +586,8 @@ async fn oom_scenario(c: &Containerd) {
     );
     let (code, out, _) = exec_sync(&mut rs, &sibling, &["/bin/echo", "alive"]).await;
     assert_eq!((code, out.as_str()), (0, "alive\n"));
+    the_oom_is_the_hogs_only(&mut rs, &sibling).await;
+    the_only_container_left_can_be_updated(&mut rs, &sibling).await;
     rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
         pod_sandbox_id: pod.clone(),
     })
@@ -646,8 +648,11 @@ async fn pod_scenario(c: &Containerd) {
         c.stray()
     );
 
+    // Only the pod's own (pause) container so far: the sandbox has its score.
+    oom_score_adj_follows_the_containers(c, &pod, &[]);
+
     // Two containers. "server" serves a file on the pod's loopback and logs to both
-    // streams; "client" sleeps.
+    // streams; "client" holds memory.
     let mut ids = HashMap::new();
     for (name, cmd) in [
         (
@@ -659,12 +664,16 @@ async fn pod_scenario(c: &Containerd) {
                  exec httpd -f -p 7070 -h /www",
             ],
         ),
-        ("client", vec!["/bin/sleep", "3600"]),
+        // Holds a known amount of memory (see own_stats_are_each_containers).
+        ("client", vec!["/bin/mem_hog", "40", "hold"]),
     ] {
         let id = rs
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: pod.clone(),
-                config: Some(container_config(name, &cmd)),
+                config: Some(with_oom_score_adj(
+                    container_config(name, &cmd),
+                    OOM_ADJ[name],
+                )),
                 sandbox_config: Some(pod_cfg.clone()),
             })
             .await
@@ -687,6 +696,8 @@ async fn pod_scenario(c: &Containerd) {
             "{s:?}"
         );
     }
+
+    oom_score_adj_follows_the_containers(c, &pod, &[(&server, "server"), (&client, "client")]);
 
     // ExecSync: output, status.
     let (code, out, _) = exec_sync(&mut rs, &client, &["/bin/echo", "hi from exec"]).await;
@@ -818,6 +829,7 @@ async fn pod_scenario(c: &Containerd) {
         .map(|v| v.value);
     assert!(cpu.unwrap_or(0) > 0, "pod cpu {cpu:?}");
     assert!(mem.unwrap_or(0) > 0, "pod memory {mem:?}");
+    own_stats_are_each_containers(&mut rs, &pod, &server, &client).await;
 
     // UpdateContainerResources: a container added to the pod runs in the pod's
     // sentry, whose one host cgroup holds every container; a limit for one of them
@@ -883,4 +895,264 @@ async fn pod_scenario(c: &Containerd) {
         .into_inner()
         .items;
     assert!(pods.is_empty(), "{pods:?}");
+}
+
+/// `oom_score_adj` of the pod web's containers (LinuxContainerResources).
+static OOM_ADJ: std::sync::LazyLock<HashMap<&'static str, i64>> =
+    std::sync::LazyLock::new(|| HashMap::from([("server", 600), ("client", 400)]));
+
+/// The `oom_score_adj` containerd gives a pod's sandbox (pause) container.
+const SANDBOX_OOM_ADJ: i32 = -998;
+
+fn with_oom_score_adj(mut cfg: cri::ContainerConfig, adj: i64) -> cri::ContainerConfig {
+    let linux = cfg.linux.get_or_insert_with(Default::default);
+    linux
+        .resources
+        .get_or_insert_with(Default::default)
+        .oom_score_adj = adj;
+    cfg
+}
+
+/// Children of host process `pid`.
+fn host_children(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out
+}
+
+fn host_cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn host_oom_score_adj(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The rvisor supervisor of container `id`, and its children running `sub`
+/// (`gofer`, or `boot` for the sandbox's waiter).
+fn supervised(c: &Containerd, id: &str, sub: &str) -> Vec<i32> {
+    let sup: Vec<i32> = c
+        .stray()
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|&p| {
+            let argv = host_cmdline(p);
+            argv.iter().any(|a| a == "supervise")
+                && argv.windows(2).any(|w| w[0] == "--id" && w[1] == id)
+        })
+        .collect();
+    assert_eq!(sup.len(), 1, "one supervisor for {id}: {:?}", c.stray());
+    host_children(sup[0])
+        .into_iter()
+        .filter(|&p| host_cmdline(p).iter().any(|a| a == sub))
+        .collect()
+}
+
+/// Whether this process has CAP_SYS_RESOURCE (bit 24 of CapEff).
+fn can_lower_oom_score_adj() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
+/// The OCI spec of container `id`, from its supervisor's `--bundle`.
+fn spec_of(c: &Containerd, id: &str) -> serde_json::Value {
+    for (p, _) in c.stray() {
+        let argv = host_cmdline(p);
+        if argv.iter().any(|a| a == "supervise")
+            && argv.windows(2).any(|w| w[0] == "--id" && w[1] == id)
+        {
+            if let Some(w) = argv.windows(2).find(|w| w[0] == "--bundle") {
+                let text = std::fs::read_to_string(Path::new(&w[1]).join("config.json"))
+                    .unwrap_or_default();
+                return serde_json::from_str(&text).unwrap_or_default();
+            }
+        }
+    }
+    serde_json::Value::Null
+}
+
+/// Seen from the host, as runsc sets them: each container's gofer has the
+/// container's `oom_score_adj`; every other host process of the sandbox (boot's
+/// waiter, the sentry, the stubs) the lowest of the pod's containers, or the pod's
+/// own (pause) container's while it has no other.
+fn oom_score_adj_follows_the_containers(c: &Containerd, pod: &str, added: &[(&str, &str)]) {
+    // Lowering a score takes CAP_SYS_RESOURCE, which a test run in a container may
+    // lack: then the pause container's -998 cannot be set, and what was inherited
+    // stays.
+    let can_lower = can_lower_oom_score_adj();
+    let gofers = supervised(c, pod, "gofer");
+    assert_eq!(gofers.len(), 1, "the pod's gofer");
+    let pause = spec_of(c, pod)["process"]["oomScoreAdj"].as_i64();
+    assert_eq!(
+        pause,
+        Some(SANDBOX_OOM_ADJ.into()),
+        "the pause container's spec"
+    );
+    if can_lower {
+        assert_eq!(
+            host_oom_score_adj(gofers[0]),
+            Some(SANDBOX_OOM_ADJ),
+            "the pod's gofer"
+        );
+    } else {
+        eprintln!("NOTE: no CAP_SYS_RESOURCE: the pause container's -998 is not checked");
+    }
+    for (id, name) in added {
+        let g = supervised(c, id, "gofer");
+        assert_eq!(g.len(), 1, "{name}'s gofer");
+        assert_eq!(
+            host_oom_score_adj(g[0]),
+            Some(OOM_ADJ[name] as i32),
+            "{name}'s gofer"
+        );
+    }
+    let want = added.iter().map(|(_, n)| OOM_ADJ[n] as i32).min();
+    let Some(want) = want.or(can_lower.then_some(SANDBOX_OOM_ADJ)) else {
+        return;
+    };
+    let waiter = supervised(c, pod, "boot");
+    assert_eq!(waiter.len(), 1, "the pod's boot waiter");
+    let mut todo = waiter.clone();
+    let mut seen = Vec::new();
+    while let Some(p) = todo.pop() {
+        todo.extend(host_children(p));
+        seen.push((p, host_oom_score_adj(p)));
+    }
+    // The waiter, the sentry and at least one stub.
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, a)| *a == Some(want)),
+        "the sandbox's processes should have {want}: {seen:?}"
+    );
+}
+
+async fn container_stats_of(rs: &mut RuntimeServiceClient<Channel>, id: &str) -> (u64, u64) {
+    let s = rs
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: id.to_string(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("ContainerStats {id}: {e}"))
+        .into_inner()
+        .stats
+        .unwrap();
+    let cpu = s
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map_or(0, |v| v.value);
+    let mem = s
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map_or(0, |v| v.value);
+    (cpu, mem)
+}
+
+/// ContainerStats are each container's own, from the sentry's accounting (its
+/// processes' CPU time and the resident memory of the stubs holding their memory),
+/// and PodSandboxStats the pod's total: "client" holds 40 MiB, "server" (an idle
+/// httpd) far less, and the pod at least both.
+async fn own_stats_are_each_containers(
+    rs: &mut RuntimeServiceClient<Channel>,
+    pod: &str,
+    server: &str,
+    client: &str,
+) {
+    let mut got = Default::default();
+    for _ in 0..50 {
+        got = (
+            container_stats_of(rs, server).await,
+            container_stats_of(rs, client).await,
+        );
+        // mem_hog touches its 40 MiB in well under a second; wait for it.
+        if got.1 .1 >= 40 << 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ((s_cpu, s_mem), (c_cpu, c_mem)) = got;
+    assert!(c_mem >= 40 << 20, "client holds 40 MiB: {got:?}");
+    assert!(s_mem > 0 && s_mem < 20 << 20, "an idle httpd: {got:?}");
+    assert!(s_cpu > 0 && c_cpu > 0, "{got:?}");
+    let ps = rs
+        .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.to_string(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("PodSandboxStats: {e}"))
+        .into_inner()
+        .stats
+        .and_then(|s| s.linux)
+        .expect("linux pod stats");
+    let p_mem = ps
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map_or(0, |v| v.value);
+    let p_cpu = ps
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map_or(0, |v| v.value);
+    assert!(p_mem >= s_mem + c_mem, "pod {p_mem} vs containers {got:?}");
+    assert!(
+        p_cpu >= s_cpu.max(c_cpu),
+        "pod cpu {p_cpu} vs containers {got:?}"
+    );
+}
+
+/// The OOM kill of the hog is reported for the hog only: its sibling in the pod
+/// keeps no OOM reason, running or after the pod is stopped.
+async fn the_oom_is_the_hogs_only(rs: &mut RuntimeServiceClient<Channel>, sibling: &str) {
+    // `rvisor events` looks every second; give the sibling's a few rounds.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let s = container_state(rs, sibling).await;
+    assert_ne!(
+        s.reason, "OOMKilled",
+        "the sibling was not OOM-killed: {s:?}"
+    );
+}
+
+/// UpdateContainerResources of a pod's only running container: its limits are the
+/// pod sandbox's, and the sandbox shows the new ones inside (below the 128 MiB of
+/// the pod's parent cgroup, which still applies).
+async fn the_only_container_left_can_be_updated(rs: &mut RuntimeServiceClient<Channel>, id: &str) {
+    rs.update_container_resources(cri::UpdateContainerResourcesRequest {
+        container_id: id.to_string(),
+        linux: Some(cri::LinuxContainerResources {
+            memory_limit_in_bytes: 100 * MIB,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("UpdateContainerResources of the pod's only container: {e}"));
+    let (code, out, err) = exec_sync(rs, id, &["/bin/cat", "/sys/fs/cgroup/memory.max"]).await;
+    assert_eq!((code, out.trim()), (0, "104857600"), "{err}");
+    let (code, out, err) = exec_sync(rs, id, &["/bin/grep", "MemTotal", "/proc/meminfo"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.split_whitespace().nth(1),
+        Some("102400"),
+        "MemTotal after the update: {out}"
+    );
 }

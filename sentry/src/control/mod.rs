@@ -123,6 +123,34 @@ pub enum Request {
         /// Container id.
         container: String,
     },
+    /// A container's own usage (see [`ContainerStats`]).
+    Stats {
+        /// Container id.
+        container: String,
+    },
+}
+
+/// What one container of the sandbox uses, from the sentry's own accounting: its
+/// processes are known by their parent chains, and each process's memory is held by
+/// its stub, a host process of the sandbox, whose pid is given for the runtime to
+/// read its resident memory from the host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerStats {
+    /// CPU time of its live processes and of their waited-for children, user, in
+    /// nanoseconds.
+    pub cpu_user_ns: u64,
+    /// The same, system.
+    pub cpu_system_ns: u64,
+    /// Its processes (live ones).
+    pub processes: u64,
+    /// Its threads.
+    pub threads: u64,
+    /// The stubs holding its processes' memory: pids in the sentry's pid namespace,
+    /// each once.
+    pub stubs: Vec<i32>,
+    /// Its processes killed from outside the sandbox (by the host's OOM killer when
+    /// the sandbox's host cgroup ran out of memory), since the sandbox started.
+    pub host_kills: u64,
 }
 
 /// The answer to one [`Request`].
@@ -145,6 +173,11 @@ pub enum Reply {
     Pids {
         /// Pids in the sandbox's pid namespace.
         pids: Vec<i32>,
+    },
+    /// A container's usage.
+    Stats {
+        /// The figures.
+        stats: ContainerStats,
     },
     /// The request failed.
     Error {
@@ -390,6 +423,13 @@ fn handle(
             },
             Err(e) => err(format!("ps: {e}")),
         },
+        Request::Stats { container } if !known_or_ended(kernel, shared, &container) => {
+            err(format!("stats: no container {container:?} in this sandbox"))
+        }
+        Request::Stats { container } => match container_stats(kernel, shared, &container) {
+            Ok(stats) => Reply::Stats { stats },
+            Err(e) => err(format!("stats: {e}")),
+        },
         Request::Wait { pid, .. } => match wait_exit(kernel, pid) {
             Ok(status) => Reply::Exited { status },
             Err(e) => err(format!("wait {pid}: {e}")),
@@ -438,8 +478,32 @@ fn handle(
             if !known(shared, &container) {
                 return err(format!("exec: no container {container:?} in this sandbox"));
             }
-            match start_external(kernel, &root, &process, stdio_status, Hooks::default()) {
-                Ok(pid) => Reply::Pid { pid },
+            // A process exec'd into an added container belongs to it, as do its
+            // children, until it ends.
+            let added = book_key(shared, &container) != crate::kernel::containers::FIRST;
+            let pid_cell = Arc::new(std::sync::atomic::AtomicI32::new(0));
+            let mut hooks = Hooks::default();
+            if added {
+                let (k, cell) = (Arc::downgrade(kernel), pid_cell.clone());
+                hooks.on_exit = Some(Box::new(move || {
+                    let pid = cell.swap(-1, std::sync::atomic::Ordering::AcqRel);
+                    if let (Some(k), true) = (k.upgrade(), pid > 0) {
+                        k.containers.remove(pid);
+                    }
+                }));
+            }
+            match start_external(kernel, &root, &process, stdio_status, hooks) {
+                Ok(pid) => {
+                    if added {
+                        kernel.containers.add(pid, &container);
+                        // It may have ended already: then nothing will remove it.
+                        use std::sync::atomic::Ordering::{AcqRel, Acquire};
+                        if pid_cell.compare_exchange(0, pid, AcqRel, Acquire).is_err() {
+                            kernel.containers.remove(pid);
+                        }
+                    }
+                    Reply::Pid { pid }
+                }
                 Err(msg) => err(format!("exec: {msg}")),
             }
         }
@@ -447,44 +511,24 @@ fn handle(
 }
 
 /// The processes of `container`: an added container's are those whose parent chain
-/// reaches its first process; the sandbox's own container has every other one.
+/// reaches its first process or a process exec'd into it; the sandbox's own
+/// container has every other one (see [`crate::kernel::containers`]).
 fn members(
     kernel: &Arc<Kernel>,
     shared: &Shared,
     container: &str,
 ) -> Result<Vec<Arc<crate::kernel::process::ThreadGroup>>, crate::errno::Errno> {
-    let inits: HashMap<String, i32> = shared
-        .subs
-        .lock()
-        .map_err(|_| crate::errno::Errno::EIO)?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.init))
-        .collect();
+    let want = book_key(shared, container);
     let reg = kernel.registry()?;
     let parent_of = |pid: i32| {
         reg.group(pid)
             .and_then(|g| g.state().ok().map(|s| s.parent))
             .unwrap_or(0)
     };
-    // The added container a process belongs to, if any.
-    let owner = |pid: i32| -> Option<i32> {
-        let mut cur = pid;
-        for _ in 0..4096 {
-            if inits.values().any(|&i| i == cur) {
-                return Some(cur);
-            }
-            cur = parent_of(cur);
-            if cur <= 0 {
-                return None;
-            }
-        }
-        None
-    };
-    let want = inits.get(container).copied();
     Ok(reg
         .groups
         .values()
-        .filter(|g| owner(g.tgid) == want)
+        .filter(|g| kernel.containers.owner(g.tgid, parent_of) == want)
         .cloned()
         .collect())
 }
@@ -573,6 +617,74 @@ impl Default for Hooks {
 }
 
 /// True for the sandbox's own container (also named by "") and added ones.
+/// The key [`crate::kernel::containers::Book`] counts `container`'s kills under.
+fn book_key<'a>(shared: &Shared, container: &'a str) -> &'a str {
+    let first = shared
+        .sandbox
+        .lock()
+        .map(|s| s.0 == container)
+        .unwrap_or(false);
+    if container.is_empty() || first {
+        crate::kernel::containers::FIRST
+    } else {
+        container
+    }
+}
+
+/// A container of this sandbox, running or ended: an added container that has
+/// ended still has its kill count.
+fn known_or_ended(kernel: &Kernel, shared: &Shared, container: &str) -> bool {
+    known(shared, container) || kernel.containers.host_kills(container) > 0
+}
+
+/// `container`'s own usage: its live processes (none once it has ended).
+fn container_stats(
+    kernel: &Arc<Kernel>,
+    shared: &Shared,
+    container: &str,
+) -> Result<ContainerStats, crate::errno::Errno> {
+    let mut st = ContainerStats {
+        host_kills: kernel.containers.host_kills(book_key(shared, container)),
+        ..Default::default()
+    };
+    if !known(shared, container) {
+        return Ok(st);
+    }
+    let mut user = std::time::Duration::ZERO;
+    let mut system = std::time::Duration::ZERO;
+    for g in members(kernel, shared, container)? {
+        let Ok(s) = g.state() else { continue };
+        if s.zombie.is_some() {
+            continue;
+        }
+        st.processes += 1;
+        st.threads += s.threads.len().max(1) as u64;
+        user += s.children_cpu.0;
+        system += s.children_cpu.1;
+        let mm = s.view.mm.as_ref().and_then(|w| w.upgrade());
+        drop(s);
+        let Some(space) = mm.and_then(|m| m.lock().ok().map(|m| m.space().clone())) else {
+            continue;
+        };
+        // Processes sharing an address space (vfork) share its stub: counted once.
+        if let Some(pid) = space.stub_pid().filter(|p| !st.stubs.contains(p)) {
+            st.stubs.push(pid);
+            // The exact run time, split as the tick-based user and system times are.
+            let run = crate::platform::common::process_cpu_runtime(pid).unwrap_or_default();
+            let (u, sy) = space.cpu_time().unwrap_or_default();
+            let u_share = match (u + sy).as_nanos() {
+                0 => run,
+                ticks => run.mul_f64(u.as_nanos() as f64 / ticks as f64),
+            };
+            user += u_share;
+            system += run.saturating_sub(u_share);
+        }
+    }
+    st.cpu_user_ns = user.as_nanos() as u64;
+    st.cpu_system_ns = system.as_nanos() as u64;
+    Ok(st)
+}
+
 fn known(shared: &Shared, container: &str) -> bool {
     let sandbox = shared
         .sandbox
@@ -812,9 +924,12 @@ fn create_container(
     // request can reach a process that took over its pid.
     let sh = shared.clone();
     let cid = id.to_string();
+    let k = Arc::downgrade(kernel);
     let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
         if let Ok(mut s) = sh.subs.lock() {
-            s.remove(&cid);
+            if let (Some(sub), Some(k)) = (s.remove(&cid), k.upgrade()) {
+                k.containers.remove(sub.init);
+            }
         }
     });
     let hooks = Hooks {
@@ -833,6 +948,7 @@ fn create_container(
             return Err(e);
         }
     };
+    kernel.containers.add(pid, id);
     if let Ok(mut s) = shared.subs.lock() {
         s.insert(id.to_string(), Sub { root, init: pid });
     }

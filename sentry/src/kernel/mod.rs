@@ -3,6 +3,7 @@
 //! [`process::ThreadGroup`]s in the sandbox's pid namespace ([`process::Registry`]).
 
 pub mod aio;
+pub mod containers;
 pub mod exec;
 pub mod futex;
 pub mod ipc;
@@ -103,6 +104,8 @@ pub struct Kernel {
     pub syscalls: &'static dyn SyscallTable,
     /// Linux AIO contexts and `aio-nr`.
     pub aio: aio::AioTable,
+    /// Which container each process belongs to, and host kills by container.
+    pub containers: containers::Book,
 }
 
 impl Kernel {
@@ -170,6 +173,7 @@ impl Kernel {
             unix,
             syscalls,
             aio: aio::AioTable::default(),
+            containers: containers::Book::default(),
         })
     }
 
@@ -245,6 +249,21 @@ impl Kernel {
     /// How init ended, once it has.
     pub fn init_status(&self) -> Option<ExitStatus> {
         self.init_status.lock().ok().and_then(|s| *s)
+    }
+
+    /// Counts process `tgid`, killed from outside the sandbox (its stub died), for
+    /// the container it belongs to.
+    pub fn note_host_kill(&self, tgid: i32) {
+        let owner = match self.registry() {
+            Ok(reg) => self.containers.owner(tgid, |p| {
+                reg.group(p)
+                    .and_then(|g| g.state().ok().map(|s| s.parent))
+                    .unwrap_or(0)
+            }),
+            Err(_) => containers::FIRST.to_string(),
+        };
+        tracing::warn!(tgid, container = %owner, "process killed from outside the sandbox");
+        self.containers.note_host_kill(&owner);
     }
 
     /// SIGKILLs every process but `keep`.

@@ -389,22 +389,25 @@ fn sig_is_stop(sig: u32) -> bool {
     )
 }
 
-/// Ends every thread of `tg` with `status` (the first status set wins).
-pub fn kill_group(tg: &Arc<ThreadGroup>, status: ExitStatus) {
-    let threads: Vec<Arc<ThreadHandle>> = match tg.state() {
+/// Ends every thread of `tg` with `status` (the first status set wins); true when
+/// this call set it.
+pub fn kill_group(tg: &Arc<ThreadGroup>, status: ExitStatus) -> bool {
+    let (threads, first): (Vec<Arc<ThreadHandle>>, bool) = match tg.state() {
         Ok(mut st) => {
-            if st.group_exit.is_none() {
+            let first = st.group_exit.is_none();
+            if first {
                 st.group_exit = Some(status);
             }
             st.stopped = None;
-            st.threads.values().cloned().collect()
+            (st.threads.values().cloned().collect(), first)
         }
-        Err(_) => return,
+        Err(_) => return false,
     };
     for t in threads {
         t.kill();
     }
     tg.events.notify_all();
+    first
 }
 
 /// Resumes a stopped process (SIGCONT) and records the event for its parent.

@@ -165,7 +165,7 @@ impl Task {
         if tid == init.tg.tgid {
             // A process's first task (spawn, fork, vfork): the process ends with the
             // host process behind its address space.
-            kill_group_on_death(&space, &init.tg);
+            kill_group_on_death(&space, &init.tg, &kernel);
         }
         init.handle
             .mask
@@ -224,7 +224,7 @@ impl Task {
     /// Replaces the address space and context (exec).
     pub fn replace_image(&mut self, mm: MemoryManager, ctx: Box<dyn Context>) {
         self.space = mm.space().clone();
-        kill_group_on_death(&self.space, &self.tg);
+        kill_group_on_death(&self.space, &self.tg, &self.kernel);
         self.mm = Arc::new(Mutex::new(mm));
         self.handle.waker.set_context(ctx.interrupter());
         self.ctx = ctx;
@@ -449,7 +449,10 @@ impl Task {
                         signo: libc::SIGKILL,
                         core: false,
                     };
-                    process::kill_group(&self.tg, st);
+                    // Counted once per process, by the thread that ends it.
+                    if process::kill_group(&self.tg, st) {
+                        self.kernel.note_host_kill(self.tgid);
+                    }
                     return st;
                 }
             };
@@ -1072,18 +1075,23 @@ fn reparent(
 }
 
 /// Has the platform end `tg` (as by SIGKILL) as soon as the host process behind
-/// `space` is found dead.
-fn kill_group_on_death(space: &Arc<dyn AddressSpace>, tg: &Arc<ThreadGroup>) {
+/// `space` is found dead; a death that ends the process (it was not already
+/// exiting) was a kill from outside, counted for its container.
+fn kill_group_on_death(space: &Arc<dyn AddressSpace>, tg: &Arc<ThreadGroup>, kernel: &Arc<Kernel>) {
     let tg = Arc::downgrade(tg);
+    let kernel = Arc::downgrade(kernel);
     space.on_death(Box::new(move || {
         if let Some(tg) = tg.upgrade() {
-            process::kill_group(
+            let first = process::kill_group(
                 &tg,
                 ExitStatus::Signaled {
                     signo: libc::SIGKILL,
                     core: false,
                 },
             );
+            if let (true, Some(k)) = (first, kernel.upgrade()) {
+                k.note_host_kill(tg.tgid);
+            }
         }
     }));
 }

@@ -159,6 +159,12 @@ pub trait AddressSpace: Send + Sync {
     fn note_patched_syscall(&self, site: u64) {
         let _ = site;
     }
+
+    /// The pid (in the sandbox's host pid namespace) of the stub process holding
+    /// this address space's memory; `None` where no host process does (test doubles).
+    fn stub_pid(&self) -> Option<i32> {
+        None
+    }
 }
 
 /// One application thread's execution state on the platform.

@@ -888,6 +888,10 @@ impl AddressSpace for SystrapSpace {
         crate::platform::common::process_cpu_time(self.pid)
     }
 
+    fn stub_pid(&self) -> Option<i32> {
+        Some(self.pid)
+    }
+
     fn map(
         &self,
         addr: u64,
