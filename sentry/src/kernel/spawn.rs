@@ -382,7 +382,19 @@ pub fn register_thread(
     tid: i32,
 ) -> SysResult<Arc<ThreadHandle>> {
     let th = ThreadHandle::new(tid);
-    tg.state()?.threads.insert(tid, th.clone());
+    let exiting = {
+        let mut st = tg.state()?;
+        st.threads.insert(tid, th.clone());
+        st.group_exit.is_some()
+    };
+    // A thread made while its process is already exiting (an exit_group or a
+    // SIGKILL that collected the threads before this one was in the list) dies at
+    // once, as Linux's copy_process refuses a thread to a group that is exiting;
+    // otherwise it runs on alone and the process never ends (seen with Go, whose
+    // runtime makes threads while main returns).
+    if exiting {
+        th.kill();
+    }
     kernel
         .registry()?
         .threads
