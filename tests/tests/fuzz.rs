@@ -32,29 +32,79 @@ fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// Host processes that belong to some sandbox: rvisor's own (boot, gofer) and stubs,
-/// which run from a memfd.
+/// Host processes of the sandboxes this test started: rvisor's own (boot, gofer) and
+/// stubs, which run from a memfd, that descend from this test process. The test is a
+/// child subreaper (see [`adopt_orphans`]), so a sandbox process whose parent died is
+/// reparented here and still counts; sandboxes of other tests or users on the host
+/// never do.
 fn sandbox_processes() -> HashSet<(i32, String)> {
-    let mut set = HashSet::new();
+    struct Proc {
+        ppid: i32,
+        comm: String,
+        live: bool,
+        ours: bool,
+    }
+    let mut procs = std::collections::HashMap::new();
     for (pid, dir) in rvisor_e2e::host_processes() {
         let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue;
         };
-        // comm is between the first '(' and the last ')'; the state follows.
+        // comm is between the first '(' and the last ')'; state and ppid follow.
         let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        let comm = &stat[a + 1..b];
-        let state = stat[b + 1..].split_whitespace().next().unwrap_or("");
+        let comm = stat[a + 1..b].to_string();
+        let mut rest = stat[b + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         let exe = std::fs::read_link(dir.join("exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         let ours = comm.starts_with("memfd:rvisor") || exe.contains("rvisor");
-        if ours && state != "Z" {
-            set.insert((pid, comm.to_string()));
+        let live = state != "Z";
+        procs.insert(
+            pid,
+            Proc {
+                ppid,
+                comm,
+                live,
+                ours,
+            },
+        );
+    }
+    let me = std::process::id() as i32;
+    let descends = |mut pid: i32| {
+        // Bounded: a pid table changing under the walk cannot loop it forever.
+        for _ in 0..64 {
+            match procs.get(&pid) {
+                Some(p) if p.ppid == me => return true,
+                Some(p) if p.ppid > 1 => pid = p.ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    procs
+        .iter()
+        .filter(|(pid, p)| p.ours && p.live && descends(**pid))
+        .map(|(pid, p)| (*pid, p.comm.clone()))
+        .collect()
+}
+
+/// Makes this test process the reaper of its orphaned descendants, so a sandbox process
+/// that outlives its parent stays visible to [`sandbox_processes`].
+fn adopt_orphans() {
+    nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+}
+
+/// Reaps the zombies adopted through [`adopt_orphans`].
+fn reap_adopted() {
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
         }
     }
-    set
 }
 
 fn fuzz_on(platform: &str, fuzzer: &Path, seed: u64, calls: u64) {
@@ -120,6 +170,7 @@ fn fuzz_on(platform: &str, fuzzer: &Path, seed: u64, calls: u64) {
     // No process of this sandbox outlives it.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
+        reap_adopted();
         let stray: Vec<_> = sandbox_processes().difference(&before).cloned().collect();
         if stray.is_empty() {
             break;
@@ -134,13 +185,14 @@ fn fuzz_on(platform: &str, fuzzer: &Path, seed: u64, calls: u64) {
 
 #[test]
 fn syscall_fuzzer_on_every_platform() {
+    adopt_orphans();
     let seed = env_u64("RVISOR_FUZZ_SEED", 20_261_206);
     let calls = env_u64("RVISOR_FUZZ_CALLS", 500_000);
     let dir = scratch("bin");
     let fuzzer = dir.join("syscall_fuzz");
     let src = rvisor_e2e::c_dir().join("fuzz/syscall_fuzz.c");
     rvisor_e2e::compile(&src, Link::Static, &fuzzer, &["-pthread".to_string()]).unwrap();
-    // One platform after the other: the stray-process check must see only this run.
+    // One platform after the other: the stray-process check must see only that run.
     for platform in rvisor_e2e::platforms() {
         fuzz_on(&platform, &fuzzer, seed, calls);
     }
