@@ -402,6 +402,35 @@ pub fn register_thread(
     Ok(th)
 }
 
+/// Undoes [`register_thread`] or [`register_child_process`] for a clone that failed
+/// before its task ran: the thread leaves its group's list (a listed thread that never
+/// runs would keep the process from ever ending) and the kernel's table; a new process
+/// also leaves the process table and its parent's children.
+pub fn unregister_clone(
+    kernel: &Kernel,
+    tg: &Arc<ThreadGroup>,
+    th: &Arc<ThreadHandle>,
+    thread: bool,
+) {
+    let tid = th.tid();
+    if let Ok(mut st) = tg.state() {
+        st.threads.remove(&tid);
+    }
+    let Ok(mut reg) = kernel.registry() else {
+        return;
+    };
+    reg.threads.remove(&tid);
+    if !thread {
+        reg.groups.remove(&tg.tgid);
+        let parent = tg.state().map(|st| st.parent).ok();
+        if let Some(p) = parent.and_then(|p| reg.group(p)) {
+            if let Ok(mut ps) = p.state() {
+                ps.children.remove(&tg.tgid);
+            }
+        }
+    }
+}
+
 /// Registers a new child process of `parent` with one thread `tid`.
 pub fn register_child_process(
     kernel: &Kernel,

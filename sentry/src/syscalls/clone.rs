@@ -121,6 +121,17 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
             return Err(Errno::EAGAIN);
         }
     }
+    // Everything that can fail is checked before the child is registered: a thread in
+    // the group's list that never runs keeps its process from ever ending.
+    if f & CLONE_SETTLS != 0 && c.tls >= 0x0000_7fff_ffff_f000 {
+        return Err(Errno::EPERM);
+    }
+    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
+        let (ns, fs) = crate::syscalls::namespace::new_namespaces(task, f, &task.fs)?;
+        (Arc::new(ns), fs)
+    } else {
+        (task.ns.clone(), task.fs.clone())
+    };
     let tid = kernel.alloc_tid()?;
     let (pending, mm) = if f & CLONE_VM != 0 {
         (task.ctx.new_thread()?, task.mm_shared().clone())
@@ -174,30 +185,24 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         regs.rsp = c.stack;
     }
     if f & CLONE_SETTLS != 0 {
-        if c.tls >= 0x0000_7fff_ffff_f000 {
-            return Err(Errno::EPERM);
-        }
         regs.fs_base = c.tls;
     }
+    // Linux stores the parent's copy of the new id and ignores a bad address there, and
+    // the child's copy is its own first write (also ignored when it faults).
     if f & CLONE_PARENT_SETTID != 0 {
-        io::write_u32(task.mem(), c.parent_tid, tid as u32)?;
+        let _ = io::write_u32(task.mem(), c.parent_tid, tid as u32);
     }
     if f & CLONE_CHILD_SETTID != 0 {
-        let space = mm.lock().map_err(|_| Errno::EIO)?.space().clone();
-        io::write_u32(&*space, c.child_tid, tid as u32)?;
+        if let Ok(space) = mm.lock().map(|m| m.space().clone()) {
+            let _ = io::write_u32(&*space, c.child_tid, tid as u32);
+        }
     }
     if f & CLONE_PIDFD != 0 {
-        let file = OpenFile::new(Box::new(pidfd::PidFd::new(tg.clone())), None, libc::O_RDWR);
-        let limit = task.limits()?.soft(libc::RLIMIT_NOFILE);
-        let fd = task.fds()?.insert(file, true, limit)?;
-        io::write_u32(task.mem(), c.pidfd, fd as u32)?;
+        if let Err(e) = install_pidfd(task, &tg, c.pidfd) {
+            spawn::unregister_clone(&kernel, &tg, &handle, f & CLONE_THREAD != 0);
+            return Err(e);
+        }
     }
-    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
-        let (ns, fs) = crate::syscalls::namespace::new_namespaces(task, f, &task.fs)?;
-        (Arc::new(ns), fs)
-    } else {
-        (task.ns.clone(), task.fs.clone())
-    };
     let vfork = (f & CLONE_VFORK != 0).then(VforkDone::new);
     let child = CloneChild {
         ctx: pending,
@@ -231,7 +236,11 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     if follow {
         attach_child(task, &child.handle, &child.tg, options);
     }
-    spawn::start_clone(&kernel, child)?;
+    let (child_tg, child_handle) = (child.tg.clone(), child.handle.clone());
+    if let Err(e) = spawn::start_clone(&kernel, child) {
+        spawn::unregister_clone(&kernel, &child_tg, &child_handle, f & CLONE_THREAD != 0);
+        return Err(e);
+    }
     if follow {
         task.ptrace_event(event, tid as u64);
     }
@@ -251,6 +260,20 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         task.ptrace_event(ptrace::EVENT_VFORK_DONE, tid as u64);
     }
     Ok(tid as u64)
+}
+
+/// `CLONE_PIDFD`: a pidfd for the new process in the caller's table, its number stored
+/// at `at`; a bad address undoes the descriptor (the clone then fails with EFAULT, as
+/// Linux's).
+fn install_pidfd(task: &Task, tg: &Arc<ThreadGroup>, at: u64) -> SysResult<()> {
+    let file = OpenFile::new(Box::new(pidfd::PidFd::new(tg.clone())), None, libc::O_RDWR);
+    let limit = task.limits()?.soft(libc::RLIMIT_NOFILE);
+    let fd = task.fds()?.insert(file, true, limit)?;
+    if let Err(e) = io::write_u32(task.mem(), at, fd as u32) {
+        let _ = task.fds()?.remove(fd);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Fork following: the new thread `h` of `tg` is traced by the caller's tracer, with
