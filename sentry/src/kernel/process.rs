@@ -94,6 +94,9 @@ pub struct GroupState {
     pub exit_signal: i32,
     /// Set by exit_group or a fatal signal: every thread is on its way out.
     pub group_exit: Option<ExitStatus>,
+    /// The thread whose exec is ending the others (Linux's `group_exec_task`): a thread
+    /// created meanwhile is killed at once, or the exec would wait for it forever.
+    pub exec_by: Option<i32>,
     /// Set when the last thread has exited: the process is a zombie until reaped.
     pub zombie: Option<ExitStatus>,
     /// `PR_SET_CHILD_SUBREAPER`.
@@ -224,6 +227,7 @@ impl ThreadGroup {
                 sid,
                 exit_signal: libc::SIGCHLD,
                 group_exit: None,
+                exec_by: None,
                 zombie: None,
                 subreaper: false,
                 stopped: None,

@@ -385,13 +385,14 @@ pub fn register_thread(
     let exiting = {
         let mut st = tg.state()?;
         st.threads.insert(tid, th.clone());
-        st.group_exit.is_some()
+        st.group_exit.is_some() || st.exec_by.is_some()
     };
     // A thread made while its process is already exiting (an exit_group or a
     // SIGKILL that collected the threads before this one was in the list) dies at
     // once, as Linux's copy_process refuses a thread to a group that is exiting;
     // otherwise it runs on alone and the process never ends (seen with Go, whose
-    // runtime makes threads while main returns).
+    // runtime makes threads while main returns). An exec ending the other threads is
+    // the same: it waits until it is the only one.
     if exiting {
         th.kill();
     }

@@ -18,17 +18,22 @@ const MAX_ARG_BYTES: usize = 2 << 20;
 /// Ends every other thread of the caller's process and waits for them (exec's
 /// `de_thread`). Fails with `EAGAIN`-like errors only if the process is dying.
 fn kill_other_threads(task: &Task) -> SysResult<()> {
-    let others: Vec<_> = task
-        .tg
-        .state()?
-        .threads
-        .iter()
-        .filter(|(t, _)| **t != task.tid)
-        .map(|(_, h)| h.clone())
-        .collect();
-    if others.is_empty() {
-        return Ok(());
-    }
+    let others: Vec<_> = {
+        let mut st = task.tg.state()?;
+        let others: Vec<_> = st
+            .threads
+            .iter()
+            .filter(|(t, _)| **t != task.tid)
+            .map(|(_, h)| h.clone())
+            .collect();
+        if others.is_empty() {
+            return Ok(());
+        }
+        // Under the same lock as the list: a sibling's clone that registers its new
+        // thread after this sees the mark and kills it (spawn::register_thread).
+        st.exec_by = Some(task.tid);
+        others
+    };
     for h in &others {
         h.kill();
     }
@@ -40,6 +45,9 @@ fn kill_other_threads(task: &Task) -> SysResult<()> {
         || task.handle.killed.load(Ordering::Acquire),
         || Ok((tg.state()?.threads.len() == 1).then_some(())),
     );
+    if let Ok(mut st) = tg.state() {
+        st.exec_by = None;
+    }
     match r {
         Ok(res) => res,
         Err(_) => Err(Errno::EINTR),
