@@ -77,7 +77,7 @@ fn open_from(
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
         let file = OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE);
-        crate::fs::inotify::opened(&file);
+        task.kernel.files.inotify.opened(&file);
         return install(task, file, cloexec);
     }
     if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
@@ -131,7 +131,7 @@ fn open_from(
                 let (owner, mode) =
                     fs_mut::new_owner(task, &parent, mode & 0o7777 & !task.fs.umask, false)?;
                 let inode = parent.inode().create(&name, mode, owner)?;
-                crate::fs::inotify::created(&parent, &name, &inode);
+                task.kernel.files.inotify.created(&parent, &name, &inode);
                 created = true;
                 parent.add_child(&name, inode)?
             }
@@ -189,7 +189,8 @@ fn open_from(
     let imp = if st.file_type() == libc::S_IFIFO {
         // A FIFO's data never touches its filesystem: every opener shares one
         // in-sentry pipe (also for FIFOs on host files, which are never opened).
-        let pipe = crate::fs::pipe::fifo_pipe(&st)?;
+        let files = &task.kernel.files;
+        let pipe = files.fifos.pipe(&files.inos, &st)?;
         crate::fs::pipe::open_fifo_with(&pipe, dentry.inode().clone(), flags, &task.waker, || {
             task.signal_pending()
         })?
@@ -197,10 +198,10 @@ fn open_from(
         dentry.inode().open(flags)?
     };
     let file = OpenFile::new(imp, Some(dentry), flags);
-    crate::fs::inotify::opened(&file);
+    task.kernel.files.inotify.opened(&file);
     if trunc && !created {
         // Linux reports the open, then the truncation (even of an empty file).
-        crate::fs::inotify::modified(&file);
+        task.kernel.files.inotify.modified(&file);
     }
     install(task, file, cloexec)
 }
@@ -802,7 +803,7 @@ pub fn getdents64(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
-    crate::fs::inotify::accessed(&file);
+    task.kernel.files.inotify.accessed(&file);
     Ok(out.len() as u64)
 }
 

@@ -82,7 +82,7 @@ pub fn fallocate(task: &mut Task, a: &Args) -> SysResult<u64> {
         d.check_writable()?;
     }
     f.imp().allocate(mode, off as u64, len as u64)?;
-    crate::fs::inotify::modified(&f);
+    task.kernel.files.inotify.modified(&f);
     Ok(0)
 }
 
@@ -463,7 +463,7 @@ pub fn getdents(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
-    crate::fs::inotify::accessed(&file);
+    task.kernel.files.inotify.accessed(&file);
     Ok(out.len() as u64)
 }
 

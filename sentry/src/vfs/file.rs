@@ -2,11 +2,12 @@
 //! flags, O_APPEND, seek rules) lives in [`OpenFile`]; the filesystem part in
 //! [`FileImpl`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::Mappable;
 use crate::platform::AddressSpace;
+use crate::vfs::lock::LockManager;
 use crate::vfs::{Dentry, Stat};
 use crate::wait::WaitQueue;
 
@@ -133,6 +134,22 @@ pub struct OpenFile {
     dentry: Option<Arc<Dentry>>,
     flags: Mutex<i32>,
     offset: Mutex<u64>,
+    /// The lock table a lock was taken in through this description: its locks
+    /// go when it is freed.
+    locks: OnceLock<Weak<LockManager>>,
+    /// Where the description's accesses, writes and close are reported (set when
+    /// it is opened by name).
+    notify: OnceLock<Arc<dyn Notify>>,
+}
+
+/// What hears of an open file's data moving and of its close: inotify.
+pub trait Notify: Send + Sync {
+    /// A read moved data.
+    fn accessed(&self, f: &OpenFile);
+    /// A write moved data.
+    fn modified(&self, f: &OpenFile);
+    /// The description, opened at `dentry`, is being freed.
+    fn closed(&self, f: &OpenFile, dentry: &Arc<Dentry>);
 }
 
 /// Status flags `F_SETFL` may change.
@@ -154,7 +171,26 @@ impl OpenFile {
                         | libc::O_CLOEXEC),
             ),
             offset: Mutex::new(0),
+            locks: OnceLock::new(),
+            notify: OnceLock::new(),
         })
+    }
+
+    /// Records that a lock is being taken through this description in `m`, so
+    /// that its OFD, `flock` and POSIX locks taken through it go when it is freed.
+    pub fn locked_in(&self, m: &Arc<LockManager>) {
+        let _ = self.locks.set(Arc::downgrade(m));
+    }
+
+    /// Reports the description's accesses, writes and close to `n` from now on
+    /// (the first one given stays).
+    pub fn notify_to(&self, n: Arc<dyn Notify>) {
+        let _ = self.notify.set(n);
+    }
+
+    /// Where the description's events go, if anywhere.
+    pub fn notifier(&self) -> Option<&Arc<dyn Notify>> {
+        self.notify.get()
     }
 
     /// The filesystem part.
@@ -276,14 +312,18 @@ impl OpenFile {
     /// Reports a read that moved data (Linux's `fsnotify_access` after `ret > 0`).
     fn accessed(&self, n: usize) {
         if n > 0 {
-            crate::fs::inotify::accessed(self);
+            if let Some(w) = self.notify.get() {
+                w.accessed(self);
+            }
         }
     }
 
     /// Reports a write that moved data.
     fn modified(&self, n: usize) {
         if n > 0 {
-            crate::fs::inotify::modified(self);
+            if let Some(w) = self.notify.get() {
+                w.modified(self);
+            }
         }
     }
 
@@ -359,9 +399,13 @@ impl OpenFile {
 impl Drop for OpenFile {
     fn drop(&mut self) {
         // OFD and flock locks belong to the description and die with it.
-        crate::vfs::lock::global().release_description(self as *const OpenFile as usize);
+        if let Some(m) = self.locks.get().and_then(Weak::upgrade) {
+            m.release_description(self as *const OpenFile as usize);
+        }
         if let Some(d) = self.dentry.take() {
-            crate::fs::inotify::closed(self, &d);
+            if let Some(w) = self.notify.get().cloned() {
+                w.closed(self, &d);
+            }
         }
     }
 }
