@@ -29,6 +29,7 @@ pub mod pipe;
 pub mod poll;
 pub mod process;
 pub mod process_vm;
+mod pieces;
 pub mod ptrace;
 pub mod sched;
 pub mod seccomp;
