@@ -284,10 +284,8 @@ pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
     check(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) }).map(drop)
 }
 
-/// `RESOLVE_NO_MAGICLINKS` for [`openat2`].
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-/// `RESOLVE_NO_SYMLINKS` for [`openat2`].
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `openat2`'s resolve flags.
+pub use abi::resolve::{RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
 /// Takes inherited descriptor number `n` (passed by the runtime): moves it to a new
 /// close-on-exec number and closes `n`.

@@ -37,10 +37,7 @@ pub const F_SETOWN_EX: i32 = 15;
 pub const F_GETOWN_EX: i32 = 16;
 const POLLMSG: i16 = 0x400;
 /// `si_code` values of SIGPOLL.
-const POLL_IN: i32 = 1;
-const POLL_OUT: i32 = 2;
-const POLL_ERR: i32 = 4;
-const POLL_HUP: i32 = 6;
+use abi::signal::{POLL_ERR, POLL_HUP, POLL_IN, POLL_OUT};
 
 #[derive(Clone, Copy, Default)]
 struct Owner {

@@ -485,7 +485,7 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// The end of x86-64 user space (Linux's TASK_SIZE): no transfer reaches past it.
-const USER_SPACE_END: u64 = 0x7fff_ffff_f000;
+use abi::mem::TASK_SIZE as USER_SPACE_END;
 
 /// Reads an iovec array, checking Linux's limits.
 pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
