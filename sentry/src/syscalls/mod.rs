@@ -42,6 +42,7 @@ pub mod session;
 pub mod shm;
 pub mod signal;
 pub mod signalfd;
+mod sockaddr;
 pub mod socket;
 pub mod splice;
 pub mod strace;
