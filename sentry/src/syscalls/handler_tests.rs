@@ -33,6 +33,13 @@ fn put_str(task: &Task, addr: u64, s: &str) {
     io::write_all(task.mem(), addr, &b).unwrap();
 }
 
+/// Opens `path` (written at the scratch address `m`) with `flags`, mode 0644.
+fn open(task: &mut Task, m: u64, path: &str, flags: u64) -> u64 {
+    put_str(task, m, path);
+    let at = libc::AT_FDCWD as u64;
+    call(task, libc::SYS_openat, [at, m, flags, 0o644, 0, 0]).expect("open")
+}
+
 fn get(task: &Task, addr: u64, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
     io::read_exact(task.mem(), addr, &mut b).unwrap();
@@ -90,14 +97,8 @@ fn vectored_io_gathers_and_scatters_in_order() {
     let k = fake::kernel();
     let mut t = fake::task(&k);
     let m = scratch(&mut t, 1 << 16);
-    put_str(&t, m, "/v");
     let flags = (libc::O_CREAT | libc::O_RDWR) as u64;
-    let fd = call(
-        &mut t,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, m, flags, 0o644, 0, 0],
-    )
-    .expect("open");
+    let fd = open(&mut t, m, "/v", flags);
     io::write_all(t.mem(), m + 100, b"abc").unwrap();
     io::write_all(t.mem(), m + 200, b"defgh").unwrap();
     // iovecs: (m+100, 3), (m+300, 0), (m+200, 5)
@@ -141,20 +142,8 @@ fn sendfile_and_copy_file_range_move_a_file() {
     let mut t = fake::task(&k);
     let m = scratch(&mut t, 1 << 16);
     let rw = (libc::O_CREAT | libc::O_RDWR) as u64;
-    put_str(&t, m, "/src");
-    let src = call(
-        &mut t,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, m, rw, 0o644, 0, 0],
-    )
-    .unwrap();
-    put_str(&t, m, "/dst");
-    let dst = call(
-        &mut t,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, m, rw, 0o644, 0, 0],
-    )
-    .unwrap();
+    let src = open(&mut t, m, "/src", rw);
+    let dst = open(&mut t, m, "/dst", rw);
     let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
     io::write_all(t.mem(), m + 4096, &data).unwrap();
     assert_eq!(
@@ -230,14 +219,8 @@ fn inotify_sees_its_own_kernels_files_only() {
     call(&mut a, libc::SYS_inotify_add_watch, [ia, ma, all, 0, 0, 0]).unwrap();
     call(&mut b, libc::SYS_inotify_add_watch, [ib, mb, all, 0, 0, 0]).unwrap();
 
-    put_str(&a, ma, "/f");
     let flags = (libc::O_CREAT | libc::O_WRONLY) as u64;
-    let fd = call(
-        &mut a,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, ma, flags, 0o644, 0, 0],
-    )
-    .unwrap();
+    let fd = open(&mut a, ma, "/f", flags);
     assert_eq!(call(&mut a, libc::SYS_write, [fd, ma, 2, 0, 0, 0]), Ok(2));
     assert_eq!(call(&mut a, libc::SYS_close, [fd, 0, 0, 0, 0, 0]), Ok(0));
     let f = b"f".to_vec();
@@ -261,20 +244,8 @@ fn a_flock_excludes_other_descriptions_and_goes_with_its_own() {
     let ma = scratch(&mut a, 1 << 16);
     let mb = scratch(&mut b, 1 << 16);
     let rw = (libc::O_CREAT | libc::O_RDWR) as u64;
-    put_str(&a, ma, "/l");
-    put_str(&b, mb, "/l");
-    let fa = call(
-        &mut a,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, ma, rw, 0o644, 0, 0],
-    )
-    .unwrap();
-    let fb = call(
-        &mut b,
-        libc::SYS_openat,
-        [libc::AT_FDCWD as u64, mb, rw, 0o644, 0, 0],
-    )
-    .unwrap();
+    let fa = open(&mut a, ma, "/l", rw);
+    let fb = open(&mut b, mb, "/l", rw);
     let ex_nb = (libc::LOCK_EX | libc::LOCK_NB) as u64;
     assert_eq!(
         call(&mut a, libc::SYS_flock, [fa, ex_nb, 0, 0, 0, 0]),
