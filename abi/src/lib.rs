@@ -157,16 +157,8 @@ mod tests {
             (CLD_TRAPPED, libc::CLD_TRAPPED),
             (CLD_STOPPED, libc::CLD_STOPPED),
             (CLD_CONTINUED, libc::CLD_CONTINUED),
-            (SEGV_MAPERR, libc::SEGV_MAPERR),
-            (SEGV_ACCERR, libc::SEGV_ACCERR),
             (TRAP_BRKPT, libc::TRAP_BRKPT),
             (TRAP_TRACE, libc::TRAP_TRACE),
-            (POLL_IN, libc::POLL_IN),
-            (POLL_OUT, libc::POLL_OUT),
-            (POLL_MSG, libc::POLL_MSG),
-            (POLL_ERR, libc::POLL_ERR),
-            (POLL_PRI, libc::POLL_PRI),
-            (POLL_HUP, libc::POLL_HUP),
         ];
         for (ours, theirs) in codes {
             assert_eq!(ours, theirs);
@@ -176,6 +168,40 @@ mod tests {
         assert_eq!(elf::EHDR_SIZE, std::mem::size_of::<libc::Elf64_Ehdr>());
         assert_eq!(elf::PHDR_SIZE, std::mem::size_of::<libc::Elf64_Phdr>());
         assert_eq!(mem::PAGE_SIZE, 4096);
+    }
+
+    /// The codes the libc crate does not name, against the kernel's own header
+    /// (linux-libc-dev's `asm-generic/siginfo.h`) where it is installed.
+    #[test]
+    fn codes_match_the_kernel_header() {
+        use signal::*;
+        let path = "/usr/include/asm-generic/siginfo.h";
+        let Ok(h) = std::fs::read_to_string(path) else {
+            eprintln!("{path} is not installed: nothing to compare with");
+            return;
+        };
+        let defined = |name: &str| -> Option<i32> {
+            h.lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some("#define") && w.next() == Some(name))
+                    .then(|| w.next()?.parse().ok())
+                    .flatten()
+            })
+        };
+        let ours = [
+            ("SEGV_MAPERR", SEGV_MAPERR),
+            ("SEGV_ACCERR", SEGV_ACCERR),
+            ("POLL_IN", POLL_IN),
+            ("POLL_OUT", POLL_OUT),
+            ("POLL_MSG", POLL_MSG),
+            ("POLL_ERR", POLL_ERR),
+            ("POLL_PRI", POLL_PRI),
+            ("POLL_HUP", POLL_HUP),
+            ("SI_MESGQ", SI_MESGQ),
+        ];
+        for (name, v) in ours {
+            assert_eq!(defined(name), Some(v), "{name}");
+        }
     }
 
     /// openat2's flags (the C library has no names for them on every version):
