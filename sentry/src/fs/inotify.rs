@@ -743,10 +743,8 @@ impl Inotify {
     /// `exchange`, what now sits at `old`).
     pub fn renamed(
         &self,
-        old_dir: &Dentry,
-        old: &[u8],
-        new_dir: &Dentry,
-        new: &[u8],
+        (old_dir, old): (&Dentry, &[u8]),
+        (new_dir, new): (&Dentry, &[u8]),
         exchange: bool,
         moved: &Stat,
         target: Option<(Arc<Dentry>, Stat)>,

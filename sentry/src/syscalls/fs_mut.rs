@@ -293,7 +293,7 @@ fn do_rename(
     task.kernel
         .files
         .inotify
-        .renamed(&opar, &oname, &npar, &nname, exchange, &sst, target);
+        .renamed((&opar, &oname), (&npar, &nname), exchange, &sst, target);
     Ok(0)
 }
 
