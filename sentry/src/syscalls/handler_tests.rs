@@ -262,3 +262,31 @@ fn a_flock_excludes_other_descriptions_and_goes_with_its_own() {
         Ok(0)
     );
 }
+
+#[test]
+fn o_async_signals_the_owner_kept_on_the_description() {
+    let k = fake::kernel();
+    let mut t = fake::task(&k);
+    let m = scratch(&mut t, 1 << 16);
+    assert_eq!(call(&mut t, libc::SYS_pipe2, [m, 0, 0, 0, 0, 0]), Ok(0));
+    let (r, w) = fd_pair(&t, m);
+    let fcntl = |t: &mut Task, fd: u64, cmd: i32, arg: u64| {
+        call(t, libc::SYS_fcntl, [fd, cmd as u64, arg, 0, 0, 0])
+    };
+    assert_eq!(fcntl(&mut t, r, libc::F_GETOWN, 0), Ok(0));
+    let me = t.tgid as u64;
+    assert_eq!(fcntl(&mut t, r, libc::F_SETOWN, me), Ok(0));
+    assert_eq!(fcntl(&mut t, r, libc::F_GETOWN, 0), Ok(me));
+    // A dup shares the description, hence its owner.
+    let r2 = call(&mut t, libc::SYS_dup, [r, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(fcntl(&mut t, r2, libc::F_GETOWN, 0), Ok(me));
+    let fl = (libc::O_ASYNC | libc::O_NONBLOCK) as u64;
+    assert_eq!(fcntl(&mut t, r, libc::F_SETFL, fl), Ok(0));
+    assert!(!t.signal_pending());
+    assert_eq!(call(&mut t, libc::SYS_write, [w, m, 1, 0, 0, 0]), Ok(1));
+    assert!(t.signal_pending(), "SIGIO sent to the owner");
+    // Another pipe's description has no owner.
+    assert_eq!(call(&mut t, libc::SYS_pipe2, [m, 0, 0, 0, 0, 0]), Ok(0));
+    let (r3, _) = fd_pair(&t, m);
+    assert_eq!(fcntl(&mut t, r3, libc::F_GETOWN, 0), Ok(0));
+}

@@ -140,6 +140,9 @@ pub struct OpenFile {
     /// Where the description's accesses, writes and close are reported (set when
     /// it is opened by name).
     notify: OnceLock<Arc<dyn Notify>>,
+    /// The description's `F_SETOWN`/`F_SETSIG`/`O_ASYNC` state (Linux's
+    /// `f_owner`), made on first use by the syscall layer that owns its type.
+    owner: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What hears of an open file's data moving and of its close: inotify.
@@ -173,6 +176,7 @@ impl OpenFile {
             offset: Mutex::new(0),
             locks: OnceLock::new(),
             notify: OnceLock::new(),
+            owner: OnceLock::new(),
         })
     }
 
@@ -186,6 +190,19 @@ impl OpenFile {
     /// (the first one given stays).
     pub fn notify_to(&self, n: Arc<dyn Notify>) {
         let _ = self.notify.set(n);
+    }
+
+    /// The description's owner state, if made.
+    pub fn owner_state(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.owner.get()
+    }
+
+    /// The description's owner state, made by `make` on first use.
+    pub fn owner_state_or(
+        &self,
+        make: impl FnOnce() -> Arc<dyn std::any::Any + Send + Sync>,
+    ) -> &Arc<dyn std::any::Any + Send + Sync> {
+        self.owner.get_or_init(make)
     }
 
     /// Where the description's events go, if anywhere.
