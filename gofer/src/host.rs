@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use nix::sys::stat::{Mode, SFlag};
 
 use crate::{Stat, StatFs};
 
@@ -138,26 +139,29 @@ pub fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 /// `lseek(fd, off, SEEK_SET)`.
 pub fn seek_set(fd: BorrowedFd<'_>, off: u64) -> Result<(), Errno> {
     let off = i64::try_from(off).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: lseek takes no pointers.
-    Errno::result(unsafe { libc::lseek(fd.as_raw_fd(), off, libc::SEEK_SET) }).map(drop)
+    nix::unistd::lseek(fd.as_raw_fd(), off, nix::unistd::Whence::SeekSet).map(drop)
 }
 
 /// `mkdirat(2)`.
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+    nix::sys::stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode))
 }
 
 /// `mknodat(2)` with device number 0.
 pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, 0) }).map(drop)
+    let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+    let perm = Mode::from_bits_truncate(mode & !libc::S_IFMT);
+    nix::sys::stat::mknodat(Some(dir.as_raw_fd()), name, kind, perm, 0)
 }
 
 /// `unlinkat(2)`.
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+    let how = if flags & libc::AT_REMOVEDIR != 0 {
+        nix::unistd::UnlinkatFlags::RemoveDir
+    } else {
+        nix::unistd::UnlinkatFlags::NoRemoveDir
+    };
+    nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, how)
 }
 
 /// `renameat2(2)`.
@@ -201,8 +205,7 @@ pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<(
 
 /// `symlinkat(2)`.
 pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
-    // SAFETY: both strings are NUL-terminated.
-    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+    nix::unistd::symlinkat(target, Some(dir.as_raw_fd()), name)
 }
 
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`; `u32::MAX` keeps an id.
@@ -284,10 +287,8 @@ pub fn fremovexattr(fd: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
     check(unsafe { libc::fremovexattr(fd.as_raw_fd(), name.as_ptr()) }).map(drop)
 }
 
-/// `RESOLVE_NO_MAGICLINKS` for [`openat2`].
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-/// `RESOLVE_NO_SYMLINKS` for [`openat2`].
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `openat2`'s resolve flags.
+pub use abi::resolve::{RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
 /// Takes inherited descriptor number `n` (passed by the runtime): moves it to a new
 /// close-on-exec number and closes `n`.
@@ -368,20 +369,20 @@ pub fn dup(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
 
 /// `fcntl(fd, F_SETFL, flags)`: the open file's status flags.
 pub fn set_status_flags(fd: BorrowedFd<'_>, flags: i32) -> Result<(), Errno> {
-    // SAFETY: fcntl with integer arguments.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags) }).map(drop)
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags);
+    nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags)).map(drop)
 }
 
-/// `fchown(2)` on an open descriptor.
+/// `fchown(2)` on an open descriptor; `u32::MAX` keeps an id.
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
-    // SAFETY: fchown takes no pointers.
-    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(drop)
+    let uid = (uid != u32::MAX).then(|| nix::unistd::Uid::from_raw(uid));
+    let gid = (gid != u32::MAX).then(|| nix::unistd::Gid::from_raw(gid));
+    nix::unistd::fchown(fd.as_raw_fd(), uid, gid)
 }
 
 /// `fchmod(2)` on an open descriptor.
 pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
-    // SAFETY: fchmod takes no pointers.
-    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+    nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))
 }
 
 /// `utimensat(fd, "", times, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`.
@@ -411,8 +412,7 @@ pub fn utimens_fd(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> R
 /// `ftruncate(2)`.
 pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> Result<(), Errno> {
     let size = i64::try_from(size).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: ftruncate takes no pointers.
-    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size) }).map(drop)
+    nix::unistd::ftruncate(fd, size)
 }
 
 /// `fsync(2)` or `fdatasync(2)`.
@@ -430,8 +430,7 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<(), Errno> {
 
 /// Sets the process umask, returning the old one.
 pub fn umask(mask: u32) -> u32 {
-    // SAFETY: umask cannot fail and takes no pointers.
-    unsafe { libc::umask(mask) }
+    nix::sys::stat::umask(Mode::from_bits_truncate(mask)).bits()
 }
 
 /// Sends one datagram, donating `fd` with `SCM_RIGHTS` when given. Never raises SIGPIPE.
@@ -440,20 +439,10 @@ pub fn send_frame(
     frame: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> Result<(), Errno> {
-    let iov = [IoSlice::new(frame)];
-    let fds: [RawFd; 1] = [fd.map_or(-1, |f| f.as_raw_fd())];
-    let cmsgs: &[ControlMessage<'_>] = if fd.is_some() {
-        &[ControlMessage::ScmRights(&fds)]
-    } else {
-        &[]
-    };
-    loop {
-        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-            Ok(n) if n != frame.len() => return Err(Errno::EMSGSIZE),
-            Ok(_) => return Ok(()),
-        }
+    let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
+    match send_frame_fds(sock, frame, &fds)? {
+        n if n != frame.len() => Err(Errno::EMSGSIZE),
+        _ => Ok(()),
     }
 }
 

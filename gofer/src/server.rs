@@ -33,8 +33,7 @@ use crate::protocol::{
 };
 use crate::{Dirent, Fid, SetAttr, Stat, KEEP_ID};
 
-const NAME_MAX: usize = 255;
-const PATH_MAX: usize = 4096;
+use abi::limits::{NAME_MAX, PATH_MAX};
 
 /// `O_*` flags a client may pass to open/create; anything else is refused or dropped.
 const OPEN_ALLOWED: i32 = libc::O_ACCMODE
@@ -50,9 +49,7 @@ const OPEN_ALLOWED: i32 = libc::O_ACCMODE
 /// Flags dropped silently: they mean nothing for a re-open, or we set them ourselves.
 const OPEN_IGNORED: i32 = libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NOFOLLOW | libc::O_EXCL;
 
-const RESOLVE_BENEATH: u64 = 0x08;
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+use abi::resolve::{RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 
 /// Where a fid was reached: the directory and the name to re-open it through.
 struct Origin {

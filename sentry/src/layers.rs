@@ -38,8 +38,6 @@ const BUDGET: &[(&str, &str, usize)] = &[
     // /proc/net and /sys/class/net show the sockets and interfaces; unix sockets
     // answer the interface ioctls as every socket does.
     ("fs", "net", 3),
-    // An open file reports its accesses to inotify.
-    ("vfs", "fs", 1),
 ];
 
 fn floor(module: &str) -> Option<u8> {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::vfs::{FileImpl, OpenFile, Stat};
 use crate::wait::{WaitQueue, Waker};
 
@@ -35,8 +36,6 @@ pub const EPOLLWAKEUP: u32 = libc::EPOLLWAKEUP as u32;
 const CONTROL: u32 = EPOLLET | EPOLLONESHOT | EPOLLEXCLUSIVE | EPOLLWAKEUP;
 /// Nesting depth Linux allows (`EP_MAX_NESTS`).
 const MAX_NESTS: usize = 4;
-
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x2000_0000);
 
 struct Interest {
     file: Weak<OpenFile>,
@@ -64,12 +63,12 @@ pub struct EpollFile {
     ep: Arc<Epoll>,
 }
 
-/// A new epoll instance as a file implementation.
-pub fn new_epoll() -> Box<dyn FileImpl> {
+/// A new epoll instance as a file implementation, numbered from `inos`.
+pub fn new_epoll(inos: &AnonInos) -> Box<dyn FileImpl> {
     let ep = Arc::new(Epoll {
         interests: Mutex::new(BTreeMap::new()),
         queue: WaitQueue::new(),
-        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        ino: inos.next(AnonKind::Epoll),
         version: AtomicU64::new(0),
     });
     Box::new(EpollFile { ep })
@@ -314,7 +313,7 @@ mod tests {
     use crate::vfs::Owner;
 
     fn pipe_files() -> (Arc<OpenFile>, Arc<OpenFile>) {
-        let (r, w) = new_pipe(Owner { uid: 0, gid: 0 }).unwrap();
+        let (r, w) = new_pipe(&AnonInos::default(), Owner { uid: 0, gid: 0 }).unwrap();
         (
             OpenFile::new(r, None, libc::O_RDONLY),
             OpenFile::new(w, None, libc::O_WRONLY),
@@ -323,7 +322,7 @@ mod tests {
 
     #[test]
     fn level_edge_oneshot() {
-        let epf = OpenFile::new(new_epoll(), None, libc::O_RDWR);
+        let epf = OpenFile::new(new_epoll(&AnonInos::default()), None, libc::O_RDWR);
         let ep = epoll_of(&epf).unwrap();
         let (r, w) = pipe_files();
         ep.add(3, &r, EPOLLIN, 7).unwrap();
@@ -362,8 +361,8 @@ mod tests {
 
     #[test]
     fn loops_refused() {
-        let a = OpenFile::new(new_epoll(), None, libc::O_RDWR);
-        let b = OpenFile::new(new_epoll(), None, libc::O_RDWR);
+        let a = OpenFile::new(new_epoll(&AnonInos::default()), None, libc::O_RDWR);
+        let b = OpenFile::new(new_epoll(&AnonInos::default()), None, libc::O_RDWR);
         let (ea, eb) = (epoll_of(&a).unwrap(), epoll_of(&b).unwrap());
         assert!(!ea.would_loop(&eb));
         ea.add(5, &b, EPOLLIN, 0).unwrap();

@@ -1,17 +1,15 @@
 //! eventfd: a 64-bit counter that `write` adds to and `read` drains (or, with
 //! `EFD_SEMAPHORE`, decrements by one).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::vfs::{FileImpl, Stat};
 use crate::wait::WaitQueue;
 
 /// Largest value the counter holds.
 pub const MAX: u64 = u64::MAX - 1;
-
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x3000_0000);
 
 /// An eventfd.
 pub struct EventFd {
@@ -22,13 +20,13 @@ pub struct EventFd {
 }
 
 impl EventFd {
-    /// A counter starting at `init`.
-    pub fn new(init: u64, semaphore: bool) -> EventFd {
+    /// A counter starting at `init`, numbered from `inos`.
+    pub fn new(inos: &AnonInos, init: u64, semaphore: bool) -> EventFd {
         EventFd {
             count: Mutex::new(init),
             semaphore,
             queue: WaitQueue::new(),
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: inos.next(AnonKind::EventFd),
         }
     }
 }
@@ -112,7 +110,7 @@ mod tests {
 
     #[test]
     fn counter_and_semaphore() {
-        let e = EventFd::new(0, false);
+        let e = EventFd::new(&AnonInos::default(), 0, false);
         let mut b = [0u8; 8];
         assert_eq!(e.read(&mut b, 0), Err(Errno::EAGAIN));
         assert_eq!(e.read(&mut b[..4], 0), Err(Errno::EINVAL));
@@ -125,7 +123,7 @@ mod tests {
         assert_eq!(e.write(&1u64.to_ne_bytes(), 0), Err(Errno::EAGAIN));
         assert_eq!(e.readiness() & libc::POLLOUT as u32, 0);
 
-        let s = EventFd::new(2, true);
+        let s = EventFd::new(&AnonInos::default(), 2, true);
         s.read(&mut b, 0).unwrap();
         assert_eq!(u64::from_ne_bytes(b), 1);
         s.read(&mut b, 0).unwrap();

@@ -14,11 +14,13 @@
 //! When no watch exists anywhere every hook returns after one atomic load.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::platform::AddressSpace;
+use crate::vfs::file::Notify;
 use crate::vfs::{Dentry, FileImpl, Inode, OpenFile, SetAttr, Stat, TimeChange};
 use crate::wait::WaitQueue;
 
@@ -104,30 +106,56 @@ type Key = (u64, u64);
 /// Watches of every instance, by the inode they watch.
 type Registry = HashMap<Key, Vec<(Weak<Instance>, i32)>>;
 
-/// Watches that exist, sandbox-wide: zero makes every hook a no-op.
-static WATCHES: AtomicUsize = AtomicUsize::new(0);
-static NEXT_COOKIE: AtomicU32 = AtomicU32::new(0);
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x3800_0000);
-
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
-    // Every update leaves the map consistent, so a poisoned lock still holds a
-    // valid map.
-    R.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+/// The inotify state of one sandbox (on its kernel's file space): every watch by
+/// the inode it watches, the counts per user, the files unlinked while open.
+#[derive(Default)]
+pub struct Inotify {
+    /// Watches that exist: zero makes every hook a no-op.
+    watches: AtomicUsize,
+    next_cookie: AtomicU32,
+    registry: Mutex<Registry>,
+    /// Instances and watches per user (`max_user_instances`, `max_user_watches`).
+    per_user: Mutex<HashMap<u32, (usize, usize)>>,
+    /// Files unlinked while still open: their watches go at the last close.
+    orphans: Mutex<HashSet<Key>>,
 }
 
-/// Instances and watches per user (`max_user_instances`, `max_user_watches`).
-fn per_user() -> std::sync::MutexGuard<'static, HashMap<u32, (usize, usize)>> {
-    static U: OnceLock<Mutex<HashMap<u32, (usize, usize)>>> = OnceLock::new();
-    U.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
+impl Inotify {
+    // Every update leaves these maps consistent, so a poisoned lock still holds
+    // a valid map.
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
 
-fn active() -> bool {
-    WATCHES.load(Ordering::Relaxed) > 0
+    fn per_user(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (usize, usize)>> {
+        self.per_user.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, HashSet<Key>> {
+        self.orphans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn active(&self) -> bool {
+        self.watches.load(Ordering::Relaxed) > 0
+    }
+
+    /// How many watches exist.
+    pub fn watches(&self) -> usize {
+        self.watches.load(Ordering::Relaxed)
+    }
+
+    /// Drops watch `wd` of `inst` from the registry.
+    fn forget(&self, key: Key, inst: &Instance, wd: i32) {
+        let mut r = self.registry();
+        if let Some(v) = r.get_mut(&key) {
+            let before = v.len();
+            v.retain(|(i, w)| !(*w == wd && std::ptr::eq(i.as_ptr(), inst)));
+            self.watches.fetch_sub(before - v.len(), Ordering::Relaxed);
+            if v.is_empty() {
+                r.remove(&key);
+            }
+        }
+    }
 }
 
 struct Event {
@@ -169,6 +197,7 @@ struct State {
 
 /// One inotify instance (what `inotify_init1` returns an fd to).
 pub struct Instance {
+    space: Arc<Inotify>,
     state: Mutex<State>,
     queue: WaitQueue,
     uid: u32,
@@ -246,8 +275,8 @@ impl Instance {
             return;
         };
         s.by_key.remove(&w.key);
-        forget(w.key, self, wd);
-        if let Some(u) = per_user().get_mut(&self.uid) {
+        self.space.forget(w.key, self, wd);
+        if let Some(u) = self.space.per_user().get_mut(&self.uid) {
             u.1 = u.1.saturating_sub(1);
         }
         Self::push(
@@ -270,36 +299,25 @@ impl Instance {
     }
 }
 
-/// Drops watch `wd` of `inst` from the registry.
-fn forget(key: Key, inst: &Instance, wd: i32) {
-    let mut r = registry();
-    if let Some(v) = r.get_mut(&key) {
-        let before = v.len();
-        v.retain(|(i, w)| !(*w == wd && std::ptr::eq(i.as_ptr(), inst)));
-        WATCHES.fetch_sub(before - v.len(), Ordering::Relaxed);
-        if v.is_empty() {
-            r.remove(&key);
-        }
-    }
-}
-
 /// The open file of an inotify instance.
 pub struct InotifyFile(Arc<Instance>);
 
 impl InotifyFile {
-    /// A new instance for user `uid`; `EMFILE` past `max_user_instances`.
-    pub fn new(uid: u32) -> SysResult<InotifyFile> {
-        let mut u = per_user();
+    /// A new instance of sandbox `space` for user `uid`, numbered from `inos`;
+    /// `EMFILE` past `max_user_instances`.
+    pub fn new(space: &Arc<Inotify>, inos: &AnonInos, uid: u32) -> SysResult<InotifyFile> {
+        let mut u = space.per_user();
         let e = u.entry(uid).or_default();
         if e.0 >= MAX_USER_INSTANCES {
             return Err(Errno::EMFILE);
         }
         e.0 += 1;
         Ok(InotifyFile(Arc::new(Instance {
+            space: space.clone(),
             state: Mutex::new(State::default()),
             queue: WaitQueue::new(),
             uid,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: inos.next(AnonKind::Inotify),
         })))
     }
 
@@ -323,7 +341,7 @@ impl InotifyFile {
             return Ok(wd);
         }
         {
-            let mut u = per_user();
+            let mut u = inst.space.per_user();
             let e = u.entry(inst.uid).or_default();
             if e.1 >= MAX_USER_WATCHES {
                 return Err(Errno::ENOSPC);
@@ -347,11 +365,12 @@ impl InotifyFile {
             },
         );
         s.by_key.insert(key, wd);
-        registry()
+        inst.space
+            .registry()
             .entry(key)
             .or_default()
             .push((Arc::downgrade(inst), wd));
-        WATCHES.fetch_add(1, Ordering::Relaxed);
+        inst.space.watches.fetch_add(1, Ordering::Relaxed);
         Ok(wd)
     }
 
@@ -387,9 +406,9 @@ impl Drop for InotifyFile {
     fn drop(&mut self) {
         let s = std::mem::take(&mut *self.0.lock());
         for (wd, w) in s.watches {
-            forget(w.key, &self.0, wd);
+            self.0.space.forget(w.key, &self.0, wd);
         }
-        let mut u = per_user();
+        let mut u = self.0.space.per_user();
         if let Some(e) = u.get_mut(&self.0.uid) {
             e.0 = e.0.saturating_sub(1);
             e.1 = e.1.saturating_sub(s.by_key.len());
@@ -490,17 +509,6 @@ pub fn check_mask(mask: u32) -> SysResult<()> {
 
 // ---- Hooks the VFS calls ----
 
-fn watchers(key: Key) -> Vec<(Arc<Instance>, i32)> {
-    registry()
-        .get(&key)
-        .map(|v| {
-            v.iter()
-                .filter_map(|(i, wd)| i.upgrade().map(|i| (i, *wd)))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn stat_of(inode: &Arc<dyn Inode>) -> Option<Stat> {
     inode.stat().ok()
 }
@@ -513,269 +521,297 @@ fn isdir(st: &Stat) -> u32 {
     }
 }
 
-/// An event on the file `d` names: to a watched parent with the name (for the
-/// events Linux reports to parents), then to the file's own watches.
-fn on_dentry(d: &Dentry, mask: u32) {
-    if !active() {
-        return;
+impl Inotify {
+    fn watchers(&self, key: Key) -> Vec<(Arc<Instance>, i32)> {
+        self.registry()
+            .get(&key)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|(i, wd)| i.upgrade().map(|i| (i, *wd)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
-    let Some(st) = stat_of(d.inode()) else {
-        return;
-    };
-    let mask = mask | isdir(&st);
-    if mask & ON_CHILD != 0 {
-        if let Some(p) = d.parent() {
-            if let Some(pst) = stat_of(p.inode()) {
-                let name = d.name();
-                let unlinked = st.nlink == 0 || orphans().contains(&(st.dev, st.ino));
-                for (i, wd) in watchers((pst.dev, pst.ino)) {
-                    i.deliver(wd, mask, 0, &name, Some(unlinked));
+
+    /// An event on the file `d` names: to a watched parent with the name (for the
+    /// events Linux reports to parents), then to the file's own watches.
+    fn on_dentry(&self, d: &Dentry, mask: u32) {
+        if !self.active() {
+            return;
+        }
+        let Some(st) = stat_of(d.inode()) else {
+            return;
+        };
+        let mask = mask | isdir(&st);
+        if mask & ON_CHILD != 0 {
+            if let Some(p) = d.parent() {
+                if let Some(pst) = stat_of(p.inode()) {
+                    let name = d.name();
+                    let unlinked = st.nlink == 0 || self.orphans().contains(&(st.dev, st.ino));
+                    for (i, wd) in self.watchers((pst.dev, pst.ino)) {
+                        i.deliver(wd, mask, 0, &name, Some(unlinked));
+                    }
+                }
+            }
+        }
+        self.on_self(&st, mask);
+    }
+
+    /// An event for the inode `st` describes alone.
+    fn on_self(&self, st: &Stat, mask: u32) {
+        for (i, wd) in self.watchers((st.dev, st.ino)) {
+            i.deliver(wd, mask, 0, &[], None);
+        }
+    }
+
+    /// An event about entry `name` of directory `dir`.
+    fn on_child(&self, dir: &Dentry, name: &[u8], mask: u32, cookie: u32) {
+        let Some(st) = stat_of(dir.inode()) else {
+            return;
+        };
+        for (i, wd) in self.watchers((st.dev, st.ino)) {
+            i.deliver(wd, mask, cookie, name, None);
+        }
+    }
+
+    /// The inode `st` describes is gone: `IN_DELETE_SELF`, then every watch on it is
+    /// removed (`IN_IGNORED`).
+    fn gone(&self, st: &Stat) {
+        let list = self.watchers((st.dev, st.ino));
+        for (i, wd) in &list {
+            i.deliver(*wd, IN_DELETE_SELF | isdir(st), 0, &[], None);
+        }
+        for (i, wd) in list {
+            i.inode_gone(wd);
+        }
+    }
+
+    /// A file was opened (not `O_PATH`).
+    /// From now on the file reports its reads, writes and close here.
+    pub fn opened(self: &Arc<Self>, f: &OpenFile) {
+        f.notify_to(self.clone());
+        if let Some(d) = f.dentry() {
+            if self.active() && !f.is_path() {
+                self.on_dentry(d, IN_OPEN);
+            }
+        }
+    }
+
+    /// A file was opened by `execve` (the program, a `#!` interpreter or the ELF
+    /// interpreter): Linux reports the open, the kernel's reads of its headers and the
+    /// close at the end of the exec; the sentry reports all three when it opens it.
+    pub fn executed(&self, d: &Dentry) {
+        if self.active() {
+            self.on_dentry(d, IN_OPEN);
+            self.on_dentry(d, IN_ACCESS);
+            self.on_dentry(d, IN_CLOSE_NOWRITE);
+        }
+    }
+
+    /// Data was read from `f` (or its directory listed).
+    pub fn accessed(&self, f: &OpenFile) {
+        if let Some(d) = f.dentry() {
+            if self.active() {
+                self.on_dentry(d, IN_ACCESS);
+            }
+        }
+    }
+
+    /// Data was written to `f` (or it was truncated or allocated).
+    pub fn modified(&self, f: &OpenFile) {
+        if let Some(d) = f.dentry() {
+            if self.active() {
+                self.on_dentry(d, IN_MODIFY);
+            }
+        }
+    }
+
+    /// The file `d` names was modified through no open file (`truncate`).
+    pub fn modified_path(&self, d: &Dentry) {
+        self.on_dentry(d, IN_MODIFY);
+    }
+
+    /// The last reference to open file description `f` went away. If it held the
+    /// last use of a file already unlinked, the file is gone now, as Linux reports
+    /// `IN_DELETE_SELF` at the final close.
+    pub fn closed(&self, f: &OpenFile, dentry: &Arc<Dentry>) {
+        if !self.active() || f.is_path() {
+            return;
+        }
+        let acc = f.flags() & libc::O_ACCMODE;
+        let mask = if acc == libc::O_WRONLY || acc == libc::O_RDWR {
+            IN_CLOSE_WRITE
+        } else {
+            IN_CLOSE_NOWRITE
+        };
+        self.on_dentry(dentry, mask);
+        if Arc::strong_count(dentry) == 1 {
+            if let Some(st) = stat_of(dentry.inode()) {
+                if self.orphans().remove(&(st.dev, st.ino)) {
+                    self.gone(&st);
                 }
             }
         }
     }
-    on_self(&st, mask);
-}
 
-/// An event for the inode `st` describes alone.
-fn on_self(st: &Stat, mask: u32) {
-    for (i, wd) in watchers((st.dev, st.ino)) {
-        i.deliver(wd, mask, 0, &[], None);
+    /// Metadata of the file `d` names changed (chmod, chown, utimes, xattrs).
+    pub fn attrib(&self, d: &Dentry) {
+        self.on_dentry(d, IN_ATTRIB);
     }
-}
 
-/// An event about entry `name` of directory `dir`.
-fn on_child(dir: &Dentry, name: &[u8], mask: u32, cookie: u32) {
-    let Some(st) = stat_of(dir.inode()) else {
-        return;
-    };
-    for (i, wd) in watchers((st.dev, st.ino)) {
-        i.deliver(wd, mask, cookie, name, None);
-    }
-}
-
-/// The inode `st` describes is gone: `IN_DELETE_SELF`, then every watch on it is
-/// removed (`IN_IGNORED`).
-fn gone(st: &Stat) {
-    let list = watchers((st.dev, st.ino));
-    for (i, wd) in &list {
-        i.deliver(*wd, IN_DELETE_SELF | isdir(st), 0, &[], None);
-    }
-    for (i, wd) in list {
-        i.inode_gone(wd);
-    }
-}
-
-/// A file was opened (not `O_PATH`).
-pub fn opened(f: &OpenFile) {
-    if let Some(d) = f.dentry() {
-        if active() && !f.is_path() {
-            on_dentry(d, IN_OPEN);
+    /// The events Linux's `fsnotify_change` derives from an attribute change.
+    pub fn setattr(&self, d: &Dentry, a: &SetAttr) {
+        if !self.active() {
+            return;
+        }
+        let mut mask = 0;
+        if a.uid.is_some() || a.gid.is_some() || a.mode.is_some() {
+            mask |= IN_ATTRIB;
+        }
+        if a.size.is_some() {
+            mask |= IN_MODIFY;
+        }
+        match (a.atime != TimeChange::Omit, a.mtime != TimeChange::Omit) {
+            (true, true) => mask |= IN_ATTRIB,
+            (true, false) => mask |= IN_ACCESS,
+            (false, true) => mask |= IN_MODIFY,
+            (false, false) => {}
+        }
+        if mask != 0 {
+            self.on_dentry(d, mask);
         }
     }
-}
 
-/// A file was opened by `execve` (the program, a `#!` interpreter or the ELF
-/// interpreter): Linux reports the open, the kernel's reads of its headers and the
-/// close at the end of the exec; the sentry reports all three when it opens it.
-pub fn executed(d: &Dentry) {
-    if active() {
-        on_dentry(d, IN_OPEN);
-        on_dentry(d, IN_ACCESS);
-        on_dentry(d, IN_CLOSE_NOWRITE);
+    /// `name` was created in `dir` (open with `O_CREAT`, mkdir, mknod, symlink).
+    pub fn created(&self, dir: &Dentry, name: &[u8], child: &Arc<dyn Inode>) {
+        if !self.active() {
+            return;
+        }
+        let flag = stat_of(child).map(|s| isdir(&s)).unwrap_or(0);
+        self.on_child(dir, name, IN_CREATE | flag, 0);
     }
-}
 
-/// Data was read from `f` (or its directory listed).
-pub fn accessed(f: &OpenFile) {
-    if let Some(d) = f.dentry() {
-        if active() {
-            on_dentry(d, IN_ACCESS);
+    /// `name` in `dir` became a new link to `target`.
+    pub fn linked(&self, dir: &Dentry, name: &[u8], target: &Arc<dyn Inode>) {
+        if !self.active() {
+            return;
+        }
+        if let Some(st) = stat_of(target) {
+            self.on_self(&st, IN_ATTRIB);
+        }
+        self.on_child(dir, name, IN_CREATE, 0);
+    }
+
+    /// Reports the loss of a link of `victim`, whose attributes before were `st`:
+    /// its link count changed, and it is gone once no name and no use is left.
+    fn unlinked(&self, victim: &Arc<Dentry>, st: &Stat) {
+        if !st.is_dir() {
+            self.on_self(st, IN_ATTRIB);
+        }
+        // Counted from before the change: an overlay's lower file keeps its own count
+        // on the host, so the count after cannot tell.
+        if st.is_dir() || st.nlink <= 1 {
+            self.last_link_gone(victim, st);
         }
     }
-}
 
-/// Data was written to `f` (or it was truncated or allocated).
-pub fn modified(f: &OpenFile) {
-    if let Some(d) = f.dentry() {
-        if active() {
-            on_dentry(d, IN_MODIFY);
+    /// The file `d` names (attributes `st`) lost its last link: it is gone now if the
+    /// caller's reference is the only one left, else at the close of the last open
+    /// file that holds it.
+    fn last_link_gone(&self, d: &Arc<Dentry>, st: &Stat) {
+        let key = (st.dev, st.ino);
+        if Arc::strong_count(d) <= 1 {
+            self.gone(st);
+        } else if !self.watchers(key).is_empty() {
+            self.orphans().insert(key);
         }
     }
-}
 
-/// The file `d` names was modified through no open file (`truncate`).
-pub fn modified_path(d: &Dentry) {
-    on_dentry(d, IN_MODIFY);
-}
-
-/// The last reference to open file description `f` went away. If it held the
-/// last use of a file already unlinked, the file is gone now, as Linux reports
-/// `IN_DELETE_SELF` at the final close.
-pub fn closed(f: &OpenFile, dentry: &Arc<Dentry>) {
-    if !active() || f.is_path() {
-        return;
+    /// Entry `name` (the file `victim`, whose attributes before were `st`) was
+    /// removed from `dir` by unlink or rmdir.
+    pub fn removed(&self, dir: &Dentry, name: &[u8], victim: Arc<Dentry>, st: &Stat) {
+        if !self.active() {
+            return;
+        }
+        self.unlinked(&victim, st);
+        drop(victim);
+        self.on_child(dir, name, IN_DELETE | isdir(st), 0);
     }
-    let acc = f.flags() & libc::O_ACCMODE;
-    let mask = if acc == libc::O_WRONLY || acc == libc::O_RDWR {
-        IN_CLOSE_WRITE
-    } else {
-        IN_CLOSE_NOWRITE
-    };
-    on_dentry(dentry, mask);
-    if Arc::strong_count(dentry) == 1 {
-        if let Some(st) = stat_of(dentry.inode()) {
-            if orphans().remove(&(st.dev, st.ino)) {
-                gone(&st);
+
+    /// A rename of `old_dir/old` (the file `moved` describes) to `new_dir/new` happened;
+    /// `target` is the dentry and attributes of what `new` named before (with
+    /// `exchange`, what now sits at `old`).
+    pub fn renamed(
+        &self,
+        (old_dir, old): (&Dentry, &[u8]),
+        (new_dir, new): (&Dentry, &[u8]),
+        exchange: bool,
+        moved: &Stat,
+        target: Option<(Arc<Dentry>, Stat)>,
+    ) {
+        if !self.active() {
+            return;
+        }
+        let cookie = self
+            .next_cookie
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1);
+        let flag = isdir(moved);
+        self.on_child(old_dir, old, IN_MOVED_FROM | flag, cookie);
+        self.on_child(new_dir, new, IN_MOVED_TO | flag, cookie);
+        if exchange {
+            if let Some((_, tst)) = &target {
+                let tflag = isdir(tst);
+                let cookie = self
+                    .next_cookie
+                    .fetch_add(1, Ordering::Relaxed)
+                    .wrapping_add(1);
+                self.on_child(new_dir, new, IN_MOVED_FROM | tflag, cookie);
+                self.on_child(old_dir, old, IN_MOVED_TO | tflag, cookie);
+            }
+            self.on_self(moved, IN_MOVE_SELF | flag);
+            if let Some((_, tst)) = &target {
+                self.on_self(tst, IN_MOVE_SELF | isdir(tst));
+            }
+            return;
+        }
+        // Renaming a name onto another link of the same file changes nothing.
+        let target = target.filter(|(_, t)| (t.dev, t.ino) != (moved.dev, moved.ino));
+        if let Some((_, tst)) = &target {
+            if !tst.is_dir() {
+                self.on_self(tst, IN_ATTRIB);
+            }
+        }
+        self.on_self(moved, IN_MOVE_SELF | flag);
+        if let Some((td, tst)) = target {
+            // The replaced dentry left the cache: the caller's copy is the only
+            // reference unless something holds the file open.
+            if tst.is_dir() || tst.nlink <= 1 {
+                self.last_link_gone(&td, &tst);
             }
         }
     }
 }
 
-/// Metadata of the file `d` names changed (chmod, chown, utimes, xattrs).
-pub fn attrib(d: &Dentry) {
-    on_dentry(d, IN_ATTRIB);
-}
-
-/// The events Linux's `fsnotify_change` derives from an attribute change.
-pub fn setattr(d: &Dentry, a: &SetAttr) {
-    if !active() {
-        return;
+impl Notify for Inotify {
+    fn accessed(&self, f: &OpenFile) {
+        Inotify::accessed(self, f);
     }
-    let mut mask = 0;
-    if a.uid.is_some() || a.gid.is_some() || a.mode.is_some() {
-        mask |= IN_ATTRIB;
+    fn modified(&self, f: &OpenFile) {
+        Inotify::modified(self, f);
     }
-    if a.size.is_some() {
-        mask |= IN_MODIFY;
-    }
-    match (a.atime != TimeChange::Omit, a.mtime != TimeChange::Omit) {
-        (true, true) => mask |= IN_ATTRIB,
-        (true, false) => mask |= IN_ACCESS,
-        (false, true) => mask |= IN_MODIFY,
-        (false, false) => {}
-    }
-    if mask != 0 {
-        on_dentry(d, mask);
-    }
-}
-
-/// `name` was created in `dir` (open with `O_CREAT`, mkdir, mknod, symlink).
-pub fn created(dir: &Dentry, name: &[u8], child: &Arc<dyn Inode>) {
-    if !active() {
-        return;
-    }
-    let flag = stat_of(child).map(|s| isdir(&s)).unwrap_or(0);
-    on_child(dir, name, IN_CREATE | flag, 0);
-}
-
-/// `name` in `dir` became a new link to `target`.
-pub fn linked(dir: &Dentry, name: &[u8], target: &Arc<dyn Inode>) {
-    if !active() {
-        return;
-    }
-    if let Some(st) = stat_of(target) {
-        on_self(&st, IN_ATTRIB);
-    }
-    on_child(dir, name, IN_CREATE, 0);
-}
-
-/// Reports the loss of a link of `victim`, whose attributes before were `st`:
-/// its link count changed, and it is gone once no name and no use is left.
-fn unlinked(victim: &Arc<Dentry>, st: &Stat) {
-    if !st.is_dir() {
-        on_self(st, IN_ATTRIB);
-    }
-    // Counted from before the change: an overlay's lower file keeps its own count
-    // on the host, so the count after cannot tell.
-    if st.is_dir() || st.nlink <= 1 {
-        last_link_gone(victim, st);
-    }
-}
-
-/// The file `d` names (attributes `st`) lost its last link: it is gone now if the
-/// caller's reference is the only one left, else at the close of the last open
-/// file that holds it.
-fn last_link_gone(d: &Arc<Dentry>, st: &Stat) {
-    let key = (st.dev, st.ino);
-    if Arc::strong_count(d) <= 1 {
-        gone(st);
-    } else if !watchers(key).is_empty() {
-        orphans().insert(key);
-    }
-}
-
-/// Files unlinked while still open: their watches go at the last close.
-fn orphans() -> std::sync::MutexGuard<'static, HashSet<Key>> {
-    static O: OnceLock<Mutex<HashSet<Key>>> = OnceLock::new();
-    O.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// Entry `name` (the file `victim`, whose attributes before were `st`) was
-/// removed from `dir` by unlink or rmdir.
-pub fn removed(dir: &Dentry, name: &[u8], victim: Arc<Dentry>, st: &Stat) {
-    if !active() {
-        return;
-    }
-    unlinked(&victim, st);
-    drop(victim);
-    on_child(dir, name, IN_DELETE | isdir(st), 0);
-}
-
-/// A rename of `old_dir/old` (the file `moved` describes) to `new_dir/new` happened;
-/// `target` is the dentry and attributes of what `new` named before (with
-/// `exchange`, what now sits at `old`).
-pub fn renamed(
-    old_dir: &Dentry,
-    old: &[u8],
-    new_dir: &Dentry,
-    new: &[u8],
-    exchange: bool,
-    moved: &Stat,
-    target: Option<(Arc<Dentry>, Stat)>,
-) {
-    if !active() {
-        return;
-    }
-    let cookie = NEXT_COOKIE.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-    let flag = isdir(moved);
-    on_child(old_dir, old, IN_MOVED_FROM | flag, cookie);
-    on_child(new_dir, new, IN_MOVED_TO | flag, cookie);
-    if exchange {
-        if let Some((_, tst)) = &target {
-            let tflag = isdir(tst);
-            let cookie = NEXT_COOKIE.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-            on_child(new_dir, new, IN_MOVED_FROM | tflag, cookie);
-            on_child(old_dir, old, IN_MOVED_TO | tflag, cookie);
-        }
-        on_self(moved, IN_MOVE_SELF | flag);
-        if let Some((_, tst)) = &target {
-            on_self(tst, IN_MOVE_SELF | isdir(tst));
-        }
-        return;
-    }
-    // Renaming a name onto another link of the same file changes nothing.
-    let target = target.filter(|(_, t)| (t.dev, t.ino) != (moved.dev, moved.ino));
-    if let Some((_, tst)) = &target {
-        if !tst.is_dir() {
-            on_self(tst, IN_ATTRIB);
-        }
-    }
-    on_self(moved, IN_MOVE_SELF | flag);
-    if let Some((td, tst)) = target {
-        // The replaced dentry left the cache: the caller's copy is the only
-        // reference unless something holds the file open.
-        if tst.is_dir() || tst.nlink <= 1 {
-            last_link_gone(&td, &tst);
-        }
+    fn closed(&self, f: &OpenFile, dentry: &Arc<Dentry>) {
+        Inotify::closed(self, f, dentry);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new(space: &Arc<Inotify>, uid: u32) -> InotifyFile {
+        InotifyFile::new(space, &AnonInos::default(), uid).unwrap()
+    }
 
     fn st(ino: u64) -> Stat {
         Stat {
@@ -813,16 +849,17 @@ mod tests {
 
     #[test]
     fn events_coalesce_and_oneshot_removes_the_watch() {
-        let f = InotifyFile::new(90001).unwrap();
+        let sp = Arc::new(Inotify::default());
+        let f = new(&sp, 90001);
         let wd = f.add_watch(&st(1), IN_MODIFY | IN_ONESHOT).unwrap();
         assert_eq!(
             f.add_watch(&st(1), IN_ACCESS | IN_MASK_CREATE),
             Err(Errno::EEXIST)
         );
-        on_self(&st(1), IN_ACCESS);
+        sp.on_self(&st(1), IN_ACCESS);
         assert!(read_all(&f).is_empty());
-        on_self(&st(1), IN_MODIFY);
-        on_self(&st(1), IN_MODIFY);
+        sp.on_self(&st(1), IN_MODIFY);
+        sp.on_self(&st(1), IN_MODIFY);
         assert_eq!(
             read_all(&f),
             vec![(wd, IN_MODIFY, 0, vec![]), (wd, IN_IGNORED, 0, vec![])]
@@ -832,7 +869,8 @@ mod tests {
 
     #[test]
     fn a_small_buffer_is_einval_and_names_are_padded() {
-        let f = InotifyFile::new(90002).unwrap();
+        let sp = Arc::new(Inotify::default());
+        let f = new(&sp, 90002);
         let wd = f.add_watch(&st(2), IN_CREATE).unwrap();
         f.0.deliver(wd, IN_CREATE, 0, b"abc", None);
         let mut small = [0u8; 16];
@@ -845,7 +883,8 @@ mod tests {
 
     #[test]
     fn the_queue_overflows_once() {
-        let f = InotifyFile::new(90003).unwrap();
+        let sp = Arc::new(Inotify::default());
+        let f = new(&sp, 90003);
         let wd = f.add_watch(&st(3), IN_CREATE).unwrap();
         for i in 0..MAX_QUEUED_EVENTS + 10 {
             f.0.deliver(wd, IN_CREATE, 0, format!("f{i}").as_bytes(), None);
@@ -858,11 +897,12 @@ mod tests {
 
     #[test]
     fn closing_the_instance_drops_its_watches() {
-        let before = watchers((77, 4)).len();
-        let f = InotifyFile::new(90004).unwrap();
+        let sp = Arc::new(Inotify::default());
+        let before = sp.watchers((77, 4)).len();
+        let f = new(&sp, 90004);
         f.add_watch(&st(4), IN_ALL_EVENTS).unwrap();
-        assert_eq!(watchers((77, 4)).len(), before + 1);
+        assert_eq!(sp.watchers((77, 4)).len(), before + 1);
         drop(f);
-        assert_eq!(watchers((77, 4)).len(), before);
+        assert_eq!(sp.watchers((77, 4)).len(), before);
     }
 }

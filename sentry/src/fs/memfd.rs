@@ -8,16 +8,15 @@
 //! written, resized or stat'ed.
 
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
 use crate::fs::memfile::{Extent, MemoryFile};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::mm::Mappable;
 use crate::sys::host;
 use crate::vfs::{FileImpl, OpenFile, Owner, Stat};
 
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x5000_0000);
 /// `st_dev` of memfds (the shmem internal mount).
 const MEMFD_DEV: u64 = 0x1;
 
@@ -45,12 +44,18 @@ pub struct MemFdFile {
     m: Arc<MemFd>,
 }
 
-/// Creates a memfd named `name` (`memfd:` is prefixed in listings).
-pub fn new_memfd(name: &[u8], allow_sealing: bool, owner: Owner) -> SysResult<Box<dyn FileImpl>> {
+/// Creates a memfd named `name` (`memfd:` is prefixed in listings), numbered
+/// from `inos`.
+pub fn new_memfd(
+    inos: &AnonInos,
+    name: &[u8],
+    allow_sealing: bool,
+    owner: Owner,
+) -> SysResult<Box<dyn FileImpl>> {
     let m = Arc::new(MemFd {
         ext: MemoryFile::global()?.alloc()?,
         name: name.to_vec(),
-        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        ino: inos.next(AnonKind::MemFd),
         owner,
         seals: Mutex::new(if allow_sealing { 0 } else { F_SEAL_SEAL }),
     });
@@ -218,7 +223,7 @@ mod tests {
     #[test]
     fn read_write_grow_seal() {
         let f = OpenFile::new(
-            new_memfd(b"t", true, Owner { uid: 0, gid: 0 }).unwrap(),
+            new_memfd(&AnonInos::default(), b"t", true, Owner { uid: 0, gid: 0 }).unwrap(),
             None,
             libc::O_RDWR,
         );

@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod pipe;
 pub mod procfs;
 pub mod signalfd;
+pub mod space;
 pub mod sysfs;
 pub mod timerfd;
 pub mod tmpfs;

@@ -35,7 +35,7 @@ const HARD_MSGSIZEMAX: i64 = 16 * 1024 * 1024;
 const MIN_MSGSIZEMAX: i64 = 128;
 const HARD_QUEUESMAX: i64 = 1024;
 /// Longest queue name.
-const NAME_MAX: usize = 255;
+use abi::limits::NAME_MAX;
 
 /// `SIGEV_SIGNAL`, `SIGEV_NONE`.
 pub const SIGEV_SIGNAL: i32 = 0;

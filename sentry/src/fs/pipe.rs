@@ -6,10 +6,10 @@
 //! gives EOF when every writer is gone and `EPIPE` when every reader is.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::mm::io;
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, Inode, OpenFile, Owner, Stat};
@@ -28,30 +28,33 @@ pub const F_GETPIPE_SZ: i32 = 1032;
 /// Device number `fstat` reports for anonymous pipes (the pipefs superblock).
 const PIPEFS_DEV: u64 = 0xc;
 
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x1000);
+/// The pipe behind every FIFO of a sandbox that is open somewhere, by the FIFO's
+/// (device, inode). Only the open ends keep a pipe alive, so the last close
+/// discards unread data and the next open starts empty, as on Linux.
+#[derive(Default)]
+pub struct Fifos {
+    map: Mutex<HashMap<(u64, u64), Weak<Pipe>>>,
+}
 
-/// The pipe behind every FIFO that is open somewhere, by the FIFO's (device, inode).
-/// Only the open ends keep a pipe alive, so the last close discards unread data and
-/// the next open starts empty, as on Linux.
-static FIFOS: Mutex<Option<FifoMap>> = Mutex::new(None);
-
-/// FIFO pipes by (device, inode).
-type FifoMap = HashMap<(u64, u64), Weak<Pipe>>;
-
-/// The pipe shared by every opener of the FIFO `st` describes.
-pub fn fifo_pipe(st: &Stat) -> SysResult<Arc<Pipe>> {
-    let mut guard = FIFOS.lock().map_err(|_| Errno::EIO)?;
-    let map = guard.get_or_insert_with(HashMap::new);
-    if let Some(p) = map.get(&(st.dev, st.ino)).and_then(Weak::upgrade) {
-        return Ok(p);
+impl Fifos {
+    /// The pipe shared by every opener of the FIFO `st` describes (a new one
+    /// numbered from `inos` if no end of it is open).
+    pub fn pipe(&self, inos: &AnonInos, st: &Stat) -> SysResult<Arc<Pipe>> {
+        let mut map = self.map.lock().map_err(|_| Errno::EIO)?;
+        if let Some(p) = map.get(&(st.dev, st.ino)).and_then(Weak::upgrade) {
+            return Ok(p);
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let p = Pipe::new(
+            inos,
+            Owner {
+                uid: st.uid,
+                gid: st.gid,
+            },
+        );
+        map.insert((st.dev, st.ino), Arc::downgrade(&p));
+        Ok(p)
     }
-    map.retain(|_, w| w.strong_count() > 0);
-    let p = Pipe::new(Owner {
-        uid: st.uid,
-        gid: st.gid,
-    });
-    map.insert((st.dev, st.ino), Arc::downgrade(&p));
-    Ok(p)
 }
 
 /// The queued bytes as Linux keeps them: a ring of page-sized buffers. The slot
@@ -168,8 +171,8 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    /// An empty pipe with no ends open yet.
-    pub fn new(owner: Owner) -> Arc<Pipe> {
+    /// An empty pipe with no ends open yet, numbered from `inos`.
+    pub fn new(inos: &AnonInos, owner: Owner) -> Arc<Pipe> {
         Arc::new(Pipe {
             state: Mutex::new(State {
                 buf: Bufs::default(),
@@ -182,7 +185,7 @@ impl Pipe {
                 out_edges: 0,
             }),
             queue: WaitQueue::new(),
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: inos.next(AnonKind::Pipe),
             owner,
         })
     }
@@ -487,9 +490,12 @@ impl FileImpl for PipeEnd {
     }
 }
 
-/// A new anonymous pipe: (read end, write end).
-pub fn new_pipe(owner: Owner) -> SysResult<(Box<dyn FileImpl>, Box<dyn FileImpl>)> {
-    let p = Pipe::new(owner);
+/// A new anonymous pipe, numbered from `inos`: (read end, write end).
+pub fn new_pipe(
+    inos: &AnonInos,
+    owner: Owner,
+) -> SysResult<(Box<dyn FileImpl>, Box<dyn FileImpl>)> {
+    let p = Pipe::new(inos, owner);
     let r = p.open_end(true, false, None)?;
     let w = p.open_end(false, true, None)?;
     Ok((r, w))
@@ -586,7 +592,7 @@ mod tests {
 
     #[test]
     fn read_write_eof_epipe() {
-        let (r, w) = new_pipe(owner()).unwrap();
+        let (r, w) = new_pipe(&AnonInos::default(), owner()).unwrap();
         let mut buf = [0u8; 16];
         assert_eq!(r.read(&mut buf, 0), Err(Errno::EAGAIN));
         assert_eq!(w.write(b"hello", 0), Ok(5));
@@ -598,7 +604,7 @@ mod tests {
         assert_eq!(r.read(&mut buf, 0), Ok(0));
         assert_ne!(r.readiness() & libc::POLLHUP as u32, 0);
 
-        let (r, w) = new_pipe(owner()).unwrap();
+        let (r, w) = new_pipe(&AnonInos::default(), owner()).unwrap();
         drop(r);
         assert_eq!(w.write(b"x", 0), Err(Errno::EPIPE));
         assert_ne!(w.readiness() & libc::POLLERR as u32, 0);
@@ -606,7 +612,7 @@ mod tests {
 
     #[test]
     fn capacity_and_atomicity() {
-        let p = Pipe::new(owner());
+        let p = Pipe::new(&AnonInos::default(), owner());
         let r = p.open_end(true, false, None).unwrap();
         let w = p.open_end(false, true, None).unwrap();
         let big = vec![7u8; DEFAULT_CAPACITY + 100];
@@ -657,7 +663,7 @@ mod tests {
     #[test]
     fn fifo_open_rules() {
         use crate::wait::Waker;
-        let p = Pipe::new(owner());
+        let p = Pipe::new(&AnonInos::default(), owner());
         let inode: Arc<dyn Inode> = Arc::new(FifoInode);
         let w = Waker::new();
         let never = || false;

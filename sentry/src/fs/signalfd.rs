@@ -4,10 +4,10 @@
 //! signalfd reads through the [`SignalSource`] trait, which the kernel's thread
 //! group signal state implements.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::kernel::signals::UNBLOCKABLE;
 use crate::vfs::{FileImpl, OpenFile, Stat};
 use crate::wait::WaitQueue;
@@ -80,8 +80,6 @@ pub trait SignalSource: Send + Sync {
     fn wait_queue(&self) -> &WaitQueue;
 }
 
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x6000_0000);
-
 /// The mask and source of one signalfd.
 pub struct SignalFdState {
     mask: Mutex<u64>,
@@ -107,12 +105,16 @@ pub struct SignalFdFile {
     st: Arc<SignalFdState>,
 }
 
-/// A signalfd reading the signals of `mask` from `source`.
-pub fn new_signalfd(mask: u64, source: Arc<dyn SignalSource>) -> Box<dyn FileImpl> {
+/// A signalfd reading the signals of `mask` from `source`, numbered from `inos`.
+pub fn new_signalfd(
+    inos: &AnonInos,
+    mask: u64,
+    source: Arc<dyn SignalSource>,
+) -> Box<dyn FileImpl> {
     let st = Arc::new(SignalFdState {
         mask: Mutex::new(mask & !UNBLOCKABLE),
         source,
-        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        ino: inos.next(AnonKind::SignalFd),
     });
     Box::new(SignalFdFile { st })
 }
@@ -234,7 +236,7 @@ mod tests {
     #[test]
     fn reads_masked_signals_in_order() {
         let q = SignalQueue::new();
-        let f = new_signalfd(bit(10) | bit(12) | bit(40), q.clone());
+        let f = new_signalfd(&AnonInos::default(), bit(10) | bit(12) | bit(40), q.clone());
         let mut b = [0u8; 3 * SIGINFO_SIZE];
         assert_eq!(f.read(&mut b, 0), Err(Errno::EAGAIN));
         assert_eq!(f.readiness(), 0);

@@ -3,15 +3,13 @@
 //! its next deadline passes, so blocked readers and pollers wake without anyone
 //! spinning, and an unread periodic timer costs nothing per period.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::vfs::{FileImpl, OpenFile, Stat};
 use crate::wait::WaitQueue;
-
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x4000_0000);
 
 #[derive(Default)]
 struct Arm {
@@ -105,13 +103,13 @@ pub struct TimerFile {
     timer: Arc<Timer>,
 }
 
-/// A disarmed timer on `clock` (already validated).
-pub fn new_timerfd(clock: i32) -> Box<dyn FileImpl> {
+/// A disarmed timer on `clock` (already validated), numbered from `inos`.
+pub fn new_timerfd(inos: &AnonInos, clock: i32) -> Box<dyn FileImpl> {
     let timer = Arc::new(Timer {
         clock,
         arm: Mutex::new(Arm::default()),
         queue: WaitQueue::new(),
-        ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+        ino: inos.next(AnonKind::TimerFd),
     });
     Box::new(TimerFile { timer })
 }
@@ -258,7 +256,11 @@ mod tests {
 
     #[test]
     fn one_shot_periodic_and_wakeup() {
-        let f = OpenFile::new(new_timerfd(libc::CLOCK_MONOTONIC), None, libc::O_RDWR);
+        let f = OpenFile::new(
+            new_timerfd(&AnonInos::default(), libc::CLOCK_MONOTONIC),
+            None,
+            libc::O_RDWR,
+        );
         let t = timer_of(&f).unwrap();
         let mut b = [0u8; 8];
         assert_eq!(f.read(&mut b), Err(Errno::EAGAIN));

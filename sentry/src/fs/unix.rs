@@ -14,10 +14,11 @@
 //! ends (Linux has a garbage collector for that case; here the in-flight cap bounds it).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::space::{AnonInos, AnonKind};
 use crate::platform::AddressSpace;
 use crate::vfs::{FileImpl, OpenFile, Stat};
 use crate::wait::WaitQueue;
@@ -32,8 +33,6 @@ pub const SCM_MAX_FD: usize = 253;
 pub const SOMAXCONN: usize = 4096;
 /// Device number `fstat` reports for sockets (the sockfs superblock).
 const SOCKFS_DEV: u64 = 0x8;
-
-static NEXT_INO: AtomicU64 = AtomicU64::new(0x10_0000);
 
 /// Bound sockets by name.
 type NameMap<K> = HashMap<K, Weak<Core>>;
@@ -54,6 +53,8 @@ pub struct UnixSpace {
     /// The sandbox's network, whose interfaces a unix socket's `SIOCGIF*`
     /// ioctls describe (glibc's `if_nametoindex` asks a unix socket).
     net: std::sync::OnceLock<Weak<crate::net::Netstack>>,
+    /// Inode numbers of the sockets, and autobind names.
+    inos: AnonInos,
 }
 
 impl UnixSpace {
@@ -231,7 +232,7 @@ impl Core {
         let core = Arc::new(Core {
             space: space.clone(),
             kind,
-            ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
+            ino: space.inos.next(AnonKind::Unix),
             inbox: Arc::new(Inbox::default()),
             st: Mutex::new(SockState {
                 sndbuf: BUF_SIZE,
@@ -417,7 +418,7 @@ impl UnixSocket {
     /// Binds with no name given: picks a free abstract name of five hex digits.
     pub fn autobind(&self) -> SysResult<()> {
         for _ in 0..0x10_0000 {
-            let n = NEXT_INO.fetch_add(1, Ordering::Relaxed) & 0xf_ffff;
+            let n = self.core.space.inos.next(AnonKind::Unix) & 0xf_ffff;
             let mut name = vec![0u8];
             name.extend_from_slice(format!("{n:05x}").as_bytes());
             match self.bind_abstract(name) {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
+use crate::fs::inotify::Inotify;
 use crate::kernel::creds::Credentials;
 use crate::kernel::Kernel;
 use crate::loader::{self, ExecFile};
@@ -73,9 +74,14 @@ impl ExecFile for LoaderFile {
 /// whether its mount is nosuid.
 type ExecTarget = (Arc<dyn ExecFile>, Vec<u8>, crate::vfs::Stat, bool);
 
-/// Opens `path` for execution: a regular file with an execute bit the caller may use.
+/// Opens `path` for execution (reported to `notify`): a regular file with an execute bit the caller may use.
 /// Returns the file and its absolute path in the container.
-fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<ExecTarget> {
+fn open_exec(
+    notify: &Inotify,
+    fs: &FsContext,
+    creds: &Credentials,
+    path: &[u8],
+) -> SysResult<ExecTarget> {
     let d = resolve(fs, &fs.cwd, path, Follow::Yes)?;
     if d.mount_flags() & libc::MS_NOEXEC != 0 {
         return Err(Errno::EACCES);
@@ -89,7 +95,7 @@ fn open_exec(fs: &FsContext, creds: &Credentials, path: &[u8]) -> SysResult<Exec
     // for a file with some execute bit.
     crate::vfs::perm::check(creds, &st, crate::vfs::perm::MAY_EXEC, false)?;
     let imp = d.inode().open(libc::O_RDONLY)?;
-    crate::fs::inotify::executed(&d);
+    notify.executed(&d);
     Ok((
         Arc::new(LoaderFile { imp }),
         d.path_from(&fs.root),
@@ -139,9 +145,10 @@ pub fn load(
     stack_limit: u64,
     req: ExecRequest,
 ) -> SysResult<Image> {
+    let notify = &kernel.files.inotify;
     let mut path = req.path.clone();
     let mut argv = req.argv;
-    let (mut file, mut exe, mut st, mut nosuid) = open_exec(fs, creds, &path)?;
+    let (mut file, mut exe, mut st, mut nosuid) = open_exec(notify, fs, creds, &path)?;
     for depth in 0..=MAX_INTERP_DEPTH {
         let mut head = [0u8; 256];
         let n = file.read_at(&mut head, 0)?;
@@ -154,7 +161,7 @@ pub fn load(
         let shebang = loader::script::parse_shebang(&head[..n])?;
         argv = shebang.argv(&path, &argv);
         path = shebang.interp.clone();
-        (file, exe, st, nosuid) = open_exec(fs, creds, &path)?;
+        (file, exe, st, nosuid) = open_exec(notify, fs, creds, &path)?;
     }
     // Set-user-ID and set-group-ID programs run with their owner's ids (never on a
     // nosuid mount or after PR_SET_NO_NEW_PRIVS), and then get AT_SECURE.
@@ -186,7 +193,7 @@ pub fn load(
             cwd: fs.root.clone(),
             umask: fs.umask,
         };
-        open_exec(&root_fs, creds, p).map(|(f, ..)| f)
+        open_exec(notify, &root_fs, creds, p).map(|(f, ..)| f)
     };
     let image = loader::elf::load_elf(&mut mm, &file, &open_interp)?;
     let vdso = crate::kernel::vdso::map_into(&mut mm)?;

@@ -100,6 +100,9 @@ pub struct Kernel {
     pub net: Arc<crate::net::Netstack>,
     /// The sandbox's unix sockets (their names, `/proc/net/unix`).
     pub unix: Arc<crate::fs::unix::UnixSpace>,
+    /// What the sandbox's files share: FIFO pipes, locks, inotify watches,
+    /// anonymous inode numbers.
+    pub files: Arc<crate::fs::space::FileSpace>,
     /// The system call table tasks' calls go through.
     pub syscalls: &'static dyn SyscallTable,
     /// Linux AIO contexts and `aio-nr`.
@@ -171,6 +174,7 @@ impl Kernel {
             net_raw: std::sync::atomic::AtomicBool::new(false),
             net: net.clone(),
             unix,
+            files: crate::fs::space::FileSpace::new(),
             syscalls,
             aio: aio::AioTable::default(),
             containers: containers::Book::default(),

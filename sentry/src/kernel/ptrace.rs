@@ -43,9 +43,9 @@ pub const EVENT_EXIT: u32 = 6;
 pub const EVENT_STOP: u32 = 128;
 
 /// `si_code` of `SIGCHLD` for a ptrace stop.
-pub const CLD_TRAPPED: i32 = 4;
+pub use abi::signal::CLD_TRAPPED;
 /// `si_code` of a SIGTRAP from a single step.
-const TRAP_TRACE: i32 = 2;
+use abi::signal::TRAP_TRACE;
 
 /// Which ptrace-stop a tracee is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

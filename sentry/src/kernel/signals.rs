@@ -9,50 +9,17 @@ use crate::errno::{Errno, SysResult};
 pub const MAX_SIGNAL: u32 = 64;
 /// First real-time signal.
 pub const SIGRTMIN: u32 = 32;
-/// `SIG_DFL`.
-pub const SIG_DFL: u64 = 0;
-/// `SIG_IGN`.
-pub const SIG_IGN: u64 = 1;
-
-/// `SA_NOCLDSTOP`.
-pub const SA_NOCLDSTOP: u64 = 1;
-/// `SA_NOCLDWAIT`.
-pub const SA_NOCLDWAIT: u64 = 2;
-/// `SA_SIGINFO`.
-pub const SA_SIGINFO: u64 = 4;
-/// `SA_RESTORER`.
-pub const SA_RESTORER: u64 = 0x0400_0000;
-/// `SA_ONSTACK`.
-pub const SA_ONSTACK: u64 = 0x0800_0000;
-/// `SA_RESTART`.
-pub const SA_RESTART: u64 = 0x1000_0000;
-/// `SA_NODEFER`.
-pub const SA_NODEFER: u64 = 0x4000_0000;
-/// `SA_RESETHAND`.
-pub const SA_RESETHAND: u64 = 0x8000_0000;
+pub use abi::signal::{
+    SA_NOCLDSTOP, SA_NOCLDWAIT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER,
+    SA_SIGINFO, SIG_DFL, SIG_IGN,
+};
 
 /// `si_code` values.
 pub mod code {
-    /// Sent by kill/sigsend/raise.
-    pub const SI_USER: i32 = 0;
-    /// Sent by the kernel.
-    pub const SI_KERNEL: i32 = 0x80;
-    /// Sent by sigqueue.
-    pub const SI_QUEUE: i32 = -1;
-    /// Sent by timer expiry.
-    pub const SI_TIMER: i32 = -2;
-    /// Sent by tkill/tgkill.
-    pub const SI_TKILL: i32 = -6;
-    /// Child exited.
-    pub const CLD_EXITED: i32 = 1;
-    /// Child killed.
-    pub const CLD_KILLED: i32 = 2;
-    /// Child killed with a core dump.
-    pub const CLD_DUMPED: i32 = 3;
-    /// Child stopped.
-    pub const CLD_STOPPED: i32 = 5;
-    /// Child continued.
-    pub const CLD_CONTINUED: i32 = 6;
+    pub use abi::signal::{
+        CLD_CONTINUED, CLD_DUMPED, CLD_EXITED, CLD_KILLED, CLD_STOPPED, SI_KERNEL, SI_QUEUE,
+        SI_TIMER, SI_TKILL, SI_USER,
+    };
 }
 
 /// The kernel's `struct sigaction` on x86-64 (not glibc's).

@@ -15,10 +15,7 @@ use crate::mm::io::write_all;
 use crate::mm::{MemoryManager, MmapRequest, VmaBacking, VmaRole};
 use crate::platform::{page_round_down, page_round_up, PAGE_SIZE};
 
-/// Size of the ELF64 file header.
-pub const EHDR_SIZE: usize = 64;
-/// Size of one ELF64 program header.
-pub const PHDR_SIZE: usize = 56;
+pub use abi::elf::{EHDR_SIZE, PHDR_SIZE};
 /// Where a main `ET_DYN` program is placed (Linux's x86-64 `ELF_ET_DYN_BASE`, before
 /// alignment to the image's largest `p_align`).
 pub const ET_DYN_BASE: u64 = 0x5555_5555_4aaa;

@@ -13,10 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::errno::{Errno, SysResult};
 
-/// Bytes of an ELF64 header (`Elf64_Ehdr`).
-const EHDR_SIZE: usize = 64;
-/// Bytes of an ELF64 program header (`Elf64_Phdr`).
-const PHDR_SIZE: usize = 56;
+use abi::elf::{EHDR_SIZE, PHDR_SIZE};
 /// Bytes [`elf_headers`] writes: where a stub's code starts in its image.
 pub(crate) const ELF_HEADERS_SIZE: u64 = (EHDR_SIZE + PHDR_SIZE) as u64;
 

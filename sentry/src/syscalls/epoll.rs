@@ -38,7 +38,11 @@ fn create(task: &Task, flags: i32) -> SysResult<u64> {
     } else {
         0
     };
-    Ok(install_anon(task, epoll::new_epoll(), libc::O_RDWR | cloexec)? as u64)
+    Ok(install_anon(
+        task,
+        epoll::new_epoll(&task.kernel.files.inos),
+        libc::O_RDWR | cloexec,
+    )? as u64)
 }
 
 /// `epoll_create(2)`: `size` must be positive and is otherwise ignored.

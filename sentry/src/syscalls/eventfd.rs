@@ -13,7 +13,11 @@ fn create(task: &Task, init: u64, flags: i32) -> SysResult<u64> {
     if flags & !(EFD_SEMAPHORE | libc::O_NONBLOCK | libc::O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
-    let e = EventFd::new(init & 0xffff_ffff, flags & EFD_SEMAPHORE != 0);
+    let e = EventFd::new(
+        &task.kernel.files.inos,
+        init & 0xffff_ffff,
+        flags & EFD_SEMAPHORE != 0,
+    );
     let fl = libc::O_RDWR | (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC));
     Ok(install_anon(task, Box::new(e), fl)? as u64)
 }

@@ -11,7 +11,6 @@
 //! hint to poll. Not checked: Linux's `sigio_perm` (the setter's credentials
 //! against the owner's): the owner is any process of the sandbox.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -37,10 +36,7 @@ pub const F_SETOWN_EX: i32 = 15;
 pub const F_GETOWN_EX: i32 = 16;
 const POLLMSG: i16 = 0x400;
 /// `si_code` values of SIGPOLL.
-const POLL_IN: i32 = 1;
-const POLL_OUT: i32 = 2;
-const POLL_ERR: i32 = 4;
-const POLL_HUP: i32 = 6;
+use abi::signal::{POLL_ERR, POLL_HUP, POLL_IN, POLL_OUT};
 
 #[derive(Clone, Copy, Default)]
 struct Owner {
@@ -66,36 +62,27 @@ struct EntryState {
     waker: Option<Arc<Waker>>,
 }
 
-type Table = HashMap<usize, Arc<Entry>>;
-
-static TABLE: Mutex<Option<Table>> = Mutex::new(None);
-
-fn key(file: &Arc<OpenFile>) -> usize {
-    Arc::as_ptr(file) as *const () as usize
-}
-
-/// The entry of `file`, made if missing (and, when `make` is false, `None`).
+/// The entry of `file` (kept on the description itself), made if missing when
+/// `make` is set.
 fn entry(task: &Task, file: &Arc<OpenFile>, make: bool) -> SysResult<Option<Arc<Entry>>> {
-    let mut t = TABLE.lock().map_err(|_| Errno::EIO)?;
-    let t = t.get_or_insert_with(HashMap::new);
-    let k = key(file);
-    if let Some(e) = t.get(&k) {
-        // The same address may be a new description after the old one died.
-        if e.file.upgrade().is_some_and(|f| Arc::ptr_eq(&f, file)) {
-            return Ok(Some(e.clone()));
-        }
+    let state = if make {
+        Some(file.owner_state_or(|| {
+            Arc::new(Entry {
+                file: Arc::downgrade(file),
+                kernel: Arc::downgrade(&task.kernel),
+                st: Mutex::new(EntryState::default()),
+            })
+        }))
+    } else {
+        file.owner_state()
+    };
+    match state {
+        None => Ok(None),
+        Some(s) => Arc::clone(s)
+            .downcast::<Entry>()
+            .map(Some)
+            .map_err(|_| Errno::EIO),
     }
-    if !make {
-        return Ok(None);
-    }
-    t.retain(|_, e| e.file.strong_count() > 0);
-    let e = Arc::new(Entry {
-        file: Arc::downgrade(file),
-        kernel: Arc::downgrade(&task.kernel),
-        st: Mutex::new(EntryState::default()),
-    });
-    t.insert(k, e.clone());
-    Ok(Some(e))
 }
 
 fn set_owner_of(task: &Task, file: &Arc<OpenFile>, owner: Owner) -> SysResult<()> {

@@ -9,6 +9,7 @@ use crate::kernel::creds::{CAP_FOWNER, CAP_FSETID, CAP_SYS_CHROOT, CAP_SYS_RESOU
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::sys::pod::from_bytes;
+use crate::syscalls::pieces::{in_pieces, Piece};
 use crate::syscalls::{at_dir, file_arg, path_arg, Args, MAX_RW_COUNT};
 use crate::syscalls::{fs_lock, fs_mut};
 use crate::vfs::path::{resolve_flags, walk, walk_parent, Follow, WalkOpts};
@@ -77,7 +78,7 @@ fn open_from(
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
         let file = OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE);
-        crate::fs::inotify::opened(&file);
+        task.kernel.files.inotify.opened(&file);
         return install(task, file, cloexec);
     }
     if flags & libc::O_CREAT != 0 && flags & libc::O_DIRECTORY != 0 {
@@ -131,7 +132,7 @@ fn open_from(
                 let (owner, mode) =
                     fs_mut::new_owner(task, &parent, mode & 0o7777 & !task.fs.umask, false)?;
                 let inode = parent.inode().create(&name, mode, owner)?;
-                crate::fs::inotify::created(&parent, &name, &inode);
+                task.kernel.files.inotify.created(&parent, &name, &inode);
                 created = true;
                 parent.add_child(&name, inode)?
             }
@@ -189,7 +190,8 @@ fn open_from(
     let imp = if st.file_type() == libc::S_IFIFO {
         // A FIFO's data never touches its filesystem: every opener shares one
         // in-sentry pipe (also for FIFOs on host files, which are never opened).
-        let pipe = crate::fs::pipe::fifo_pipe(&st)?;
+        let files = &task.kernel.files;
+        let pipe = files.fifos.pipe(&files.inos, &st)?;
         crate::fs::pipe::open_fifo_with(&pipe, dentry.inode().clone(), flags, &task.waker, || {
             task.signal_pending()
         })?
@@ -197,10 +199,10 @@ fn open_from(
         dentry.inode().open(flags)?
     };
     let file = OpenFile::new(imp, Some(dentry), flags);
-    crate::fs::inotify::opened(&file);
+    task.kernel.files.inotify.opened(&file);
     if trunc && !created {
         // Linux reports the open, then the truncation (even of an empty file).
-        crate::fs::inotify::modified(&file);
+        task.kernel.files.inotify.modified(&file);
     }
     install(task, file, cloexec)
 }
@@ -250,43 +252,34 @@ fn read_into(
     offset: Option<i64>,
     nowait: bool,
 ) -> SysResult<usize> {
-    let mut done = 0usize;
     let seekable = file.imp().seekable();
-    while done < count || count == 0 {
-        if done > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        let want = (count - done).min(CHUNK);
-        let mut buf = vec![0u8; want];
-        let n = match offset {
-            None => loop {
-                match file.read(&mut buf) {
-                    Err(Errno::EAGAIN) if done == 0 && !nowait && !file.nonblocking() => {
-                        task.wait_for_file(file, libc::POLLIN as u32)?
+    in_pieces(
+        task,
+        "read",
+        |t| t.fatal_signal_pending(),
+        |task, done| {
+            let want = (count - done).min(CHUNK);
+            let mut buf = vec![0u8; want];
+            let n = match offset {
+                None => loop {
+                    match file.read(&mut buf) {
+                        Err(Errno::EAGAIN) if done == 0 && !nowait && !file.nonblocking() => {
+                            task.wait_for_file(file, libc::POLLIN as u32)?
+                        }
+                        r => break r,
                     }
-                    r => break r,
-                }
-            },
-            Some(off) => file.pread(&mut buf, off + done as i64),
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) if done > 0 => {
-                tracing::debug!("read stopped after {done} bytes: {e}");
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        if let Err(e) = io::write_all(task.mem(), addr + done as u64, &buf[..n]) {
-            return if done > 0 { Ok(done) } else { Err(e) };
-        }
-        done += n;
-        // Streams return what they have; regular files keep going until short.
-        if n < want || !seekable || count == 0 {
-            break;
-        }
-    }
-    Ok(done)
+                },
+                Some(off) => file.pread(&mut buf, off + done as i64),
+            }?;
+            io::write_all(task.mem(), addr + done as u64, &buf[..n])?;
+            // Streams return what they have; regular files keep going until short.
+            Ok(if !seekable || count == 0 {
+                Piece::last(n)
+            } else {
+                Piece::of(n, want, count - done)
+            })
+        },
+    )
 }
 
 /// Writes app memory at `addr` to `file`, `count` bytes.
@@ -333,65 +326,72 @@ fn write_from(
         };
         return checked.map(|_| count);
     }
-    let mut done = 0usize;
-    while done < count {
-        if done > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        let want = (count - done).min(CHUNK);
-        let mut buf = vec![0u8; want];
-        if let Err(e) = io::read_exact(task.mem(), addr + done as u64, &mut buf) {
-            return if done > 0 { Ok(done) } else { Err(e) };
-        }
-        let r = match offset {
-            None => {
-                // A blocking write to a stream (a pipe) goes on until all of it is
-                // queued: only a signal or the readers' going cut it short.
-                let blocking = !nowait && !file.nonblocking();
-                let mut put = 0usize;
-                loop {
-                    match file.write(&buf[put..]) {
-                        Err(Errno::EAGAIN) if blocking => {
-                            if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
-                                if done + put > 0 {
-                                    return Ok(done + put);
+    in_pieces(
+        task,
+        "write",
+        |t| t.fatal_signal_pending(),
+        |task, done| {
+            let want = (count - done).min(CHUNK);
+            let mut buf = vec![0u8; want];
+            io::read_exact(task.mem(), addr + done as u64, &mut buf)?;
+            // Linux's pipe_write raises SIGPIPE even after a partial write.
+            let partial_epipe = |e: Errno| {
+                if e == Errno::EPIPE && crate::fs::pipe::pipe_of(file).is_some() {
+                    task.raise_signal(libc::SIGPIPE);
+                }
+            };
+            let n = match offset {
+                None => {
+                    // A blocking write to a stream (a pipe) goes on until all of it
+                    // is queued: only a signal or the readers' going cut it short.
+                    let blocking = !nowait && !file.nonblocking();
+                    let mut put = 0usize;
+                    loop {
+                        match file.write(&buf[put..]) {
+                            Err(Errno::EAGAIN) if blocking => {
+                                if let Err(e) = task.wait_for_file(file, libc::POLLOUT as u32) {
+                                    return if put > 0 {
+                                        Ok(Piece::last(put))
+                                    } else {
+                                        Err(e)
+                                    };
+                                }
+                            }
+                            Ok(n)
+                                if blocking
+                                    && n > 0
+                                    && put + n < want
+                                    && !file.imp().seekable() =>
+                            {
+                                put += n;
+                            }
+                            Ok(n) => break put + n,
+                            Err(e) if put > 0 => {
+                                partial_epipe(e);
+                                return Ok(Piece::last(put));
+                            }
+                            Err(e) => {
+                                if done > 0 {
+                                    partial_epipe(e);
                                 }
                                 return Err(e);
                             }
                         }
-                        Ok(n) if blocking && n > 0 && put + n < want && !file.imp().seekable() => {
-                            put += n;
-                        }
-                        Ok(n) => break Ok(put + n),
-                        Err(e) if put > 0 => {
-                            done += put;
-                            break Err(e);
-                        }
-                        Err(e) => break Err(e),
                     }
                 }
-            }
-            Some(off) => file.pwrite(&buf, off + done as i64),
-        };
-        match r {
-            Ok(n) => {
-                done += n;
-                if n < want {
-                    break;
-                }
-            }
-            Err(e) if done > 0 => {
-                tracing::debug!("write stopped after {done} bytes: {e}");
-                // Linux's pipe_write raises SIGPIPE even after a partial write.
-                if e == Errno::EPIPE && crate::fs::pipe::pipe_of(file).is_some() {
-                    task.raise_signal(libc::SIGPIPE);
-                }
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
+                Some(off) => match file.pwrite(&buf, off + done as i64) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        if done > 0 {
+                            partial_epipe(e);
+                        }
+                        return Err(e);
+                    }
+                },
+            };
+            Ok(Piece::of(n, want, count - done))
+        },
+    )
 }
 
 /// `read(2)`.
@@ -485,7 +485,7 @@ pub fn pwrite64(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 /// The end of x86-64 user space (Linux's TASK_SIZE): no transfer reaches past it.
-const USER_SPACE_END: u64 = 0x7fff_ffff_f000;
+use abi::mem::TASK_SIZE as USER_SPACE_END;
 
 /// Reads an iovec array, checking Linux's limits.
 pub(super) fn read_iovecs(task: &Task, addr: u64, cnt: u64) -> SysResult<Vec<(u64, usize)>> {
@@ -522,38 +522,32 @@ pub(super) fn readv_at(
     offset: Option<i64>,
     nowait: bool,
 ) -> SysResult<u64> {
-    let mut total = 0usize;
-    for &(base, len) in iov {
-        if total > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        let room = (MAX_RW_COUNT as usize).saturating_sub(total).min(len);
-        if room == 0 {
-            continue;
-        }
-        let r = read_into(
-            task,
-            file,
-            base,
-            room,
-            offset.map(|o| o + total as i64),
-            nowait,
-        );
-        match r {
-            Ok(n) => {
-                total += n;
-                if n < room {
-                    break;
-                }
-            }
-            Err(e) if total > 0 => {
-                tracing::debug!("readv stopped: {e}");
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(total as u64)
+    let mut segs = iov.iter();
+    in_pieces(
+        task,
+        "readv",
+        |t| t.fatal_signal_pending(),
+        |task, total| {
+            let room = |len: usize| (MAX_RW_COUNT as usize).saturating_sub(total).min(len);
+            let Some(&(base, len)) = segs.find(|&&(_, len)| room(len) > 0) else {
+                return Ok(Piece::last(0));
+            };
+            let room = room(len);
+            let n = read_into(
+                task,
+                file,
+                base,
+                room,
+                offset.map(|o| o + total as i64),
+                nowait,
+            )?;
+            Ok(Piece {
+                moved: n,
+                more: n == room,
+            })
+        },
+    )
+    .map(|n| n as u64)
 }
 
 /// The transfer a checked vectored write makes (see [`write_from`] for `nowait`).
@@ -596,36 +590,30 @@ pub(super) fn writev_at(
             Some(o) => file.pwrite(&buf, o)?,
         } as u64);
     }
-    let mut done = 0usize;
-    for &(base, len) in iov {
-        if len == 0 {
-            continue;
-        }
-        if done > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        match write_from(
-            task,
-            file,
-            base,
-            len,
-            offset.map(|o| o + done as i64),
-            nowait,
-        ) {
-            Ok(n) => {
-                done += n;
-                if n < len {
-                    break;
-                }
-            }
-            Err(e) if done > 0 => {
-                tracing::debug!("writev stopped: {e}");
-                break;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done as u64)
+    let mut segs = iov.iter().filter(|&&(_, len)| len > 0);
+    in_pieces(
+        task,
+        "writev",
+        |t| t.fatal_signal_pending(),
+        |task, done| {
+            let Some(&(base, len)) = segs.next() else {
+                return Ok(Piece::last(0));
+            };
+            let n = write_from(
+                task,
+                file,
+                base,
+                len,
+                offset.map(|o| o + done as i64),
+                nowait,
+            )?;
+            Ok(Piece {
+                moved: n,
+                more: n == len,
+            })
+        },
+    )
+    .map(|n| n as u64)
 }
 
 /// Which extra behaviour a vectored call asks for (`preadv2`/`pwritev2` flags).
@@ -802,7 +790,7 @@ pub fn getdents64(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
-    crate::fs::inotify::accessed(&file);
+    task.kernel.files.inotify.accessed(&file);
     Ok(out.len() as u64)
 }
 

@@ -9,6 +9,7 @@ use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs::{check_count, do_open, vectored, VecFlags, CHUNK};
 use crate::syscalls::fs_mut::target;
+use crate::syscalls::pieces::{in_pieces, Piece};
 use crate::syscalls::{file_arg, path_arg, Args, MAX_RW_COUNT};
 use crate::vfs::path::resolve_flags;
 use crate::vfs::OpenFile;
@@ -82,7 +83,7 @@ pub fn fallocate(task: &mut Task, a: &Args) -> SysResult<u64> {
         d.check_writable()?;
     }
     f.imp().allocate(mode, off as u64, len as u64)?;
-    crate::fs::inotify::modified(&f);
+    task.kernel.files.inotify.modified(&f);
     Ok(0)
 }
 
@@ -256,42 +257,33 @@ fn copy_between(
     dst_off: Option<i64>,
     count: usize,
 ) -> SysResult<usize> {
-    let mut done = 0usize;
     let mut buf = vec![0u8; count.clamp(1, CHUNK)];
-    while done < count {
-        if done > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        let want = (count - done).min(CHUNK);
-        let n = match src_off {
-            Some(o) => src.pread(&mut buf[..want], o + done as i64),
-            None => src.read(&mut buf[..want]),
-        };
-        let n = match n {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        let w = match dst_off {
-            Some(o) => dst.pwrite(&buf[..n], o + done as i64),
-            None => dst.write(&buf[..n]),
-        };
-        match w {
-            Ok(w) => {
-                done += w;
-                if w < n {
-                    break;
-                }
+    in_pieces(
+        task,
+        "copy",
+        |t| t.fatal_signal_pending(),
+        |_, done| {
+            if done >= count {
+                return Ok(Piece::last(0));
             }
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        }
-        if n < want {
-            break;
-        }
-    }
-    Ok(done)
+            let want = (count - done).min(CHUNK);
+            let n = match src_off {
+                Some(o) => src.pread(&mut buf[..want], o + done as i64),
+                None => src.read(&mut buf[..want]),
+            }?;
+            if n == 0 {
+                return Ok(Piece::last(0));
+            }
+            let w = match dst_off {
+                Some(o) => dst.pwrite(&buf[..n], o + done as i64),
+                None => dst.write(&buf[..n]),
+            }?;
+            Ok(Piece {
+                moved: w,
+                more: w == n && n == want,
+            })
+        },
+    )
 }
 
 fn read_off(task: &Task, addr: u64) -> SysResult<Option<i64>> {
@@ -463,7 +455,7 @@ pub fn getdents(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     io::write_all(task.mem(), a[1], &out)?;
     file.set_position(pos);
-    crate::fs::inotify::accessed(&file);
+    task.kernel.files.inotify.accessed(&file);
     Ok(out.len() as u64)
 }
 

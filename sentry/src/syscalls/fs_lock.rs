@@ -7,7 +7,7 @@ use crate::kernel::wait::{block, restart_errno};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::{file_arg, Args};
-use crate::vfs::lock::{self, Kind, LockOwner};
+use crate::vfs::lock::{Kind, LockOwner};
 use crate::vfs::OpenFile;
 
 fn key(file: &OpenFile) -> SysResult<(u64, u64)> {
@@ -18,17 +18,18 @@ fn key(file: &OpenFile) -> SysResult<(u64, u64)> {
 /// After `close` of one of the caller's fds: its process's POSIX locks on that
 /// file go, as POSIX requires (whichever fd they were taken through).
 pub(super) fn closed(task: &Task, file: &Arc<OpenFile>) {
-    if !lock::global().any() {
+    let m = &task.kernel.files.locks;
+    if !m.any() {
         return;
     }
     if let Ok(k) = key(file) {
-        lock::global().release_posix(k, task.tgid);
+        m.release_posix(k, task.tgid);
     }
 }
 
 /// Waits until `attempt` succeeds (`F_SETLKW`, blocking `flock`).
 fn wait_for(task: &Task, mut attempt: impl FnMut() -> SysResult<bool>) -> SysResult<()> {
-    let m = lock::global();
+    let m = &task.kernel.files.locks;
     let _reg = m.queue().register(&task.waker);
     match block(
         &task.waker,
@@ -99,7 +100,7 @@ pub(super) fn fcntl_lock(task: &Task, fd: i32, cmd: i32, addr: u64) -> SysResult
         LockOwner::Process(task.tgid)
     };
     let k = key(&file)?;
-    let m = lock::global();
+    let m = &task.kernel.files.locks;
     if matches!(cmd, libc::F_GETLK | libc::F_OFD_GETLK) {
         if kind == Kind::Unlock {
             return Err(Errno::EINVAL);
@@ -135,6 +136,7 @@ pub(super) fn fcntl_lock(task: &Task, fd: i32, cmd: i32, addr: u64) -> SysResult
         _ => {}
     }
     let pid = if ofd { -1 } else { task.tgid };
+    file.locked_in(m);
     let attempt = || m.set(k, owner, via, pid, kind, start, end);
     if matches!(cmd, libc::F_SETLKW | libc::F_OFD_SETLKW) {
         wait_for(task, attempt)?;
@@ -160,7 +162,8 @@ pub fn flock(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     let k = key(&file)?;
     let via = Arc::as_ptr(&file) as usize;
-    let m = lock::global();
+    let m = &task.kernel.files.locks;
+    file.locked_in(m);
     let attempt = || m.flock(k, via, kind);
     if nb || kind == Kind::Unlock {
         if !attempt()? {

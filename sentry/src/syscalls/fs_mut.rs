@@ -57,9 +57,9 @@ fn is_owner(task: &Task, st: &Stat) -> bool {
 }
 
 /// Applies an attribute change and reports it to inotify.
-pub(super) fn set_attr(d: &Dentry, attr: &SetAttr) -> SysResult<()> {
+pub(super) fn set_attr(task: &Task, d: &Dentry, attr: &SetAttr) -> SysResult<()> {
     d.inode().setattr(attr)?;
-    crate::fs::inotify::setattr(d, attr);
+    task.kernel.files.inotify.setattr(d, attr);
     Ok(())
 }
 
@@ -103,7 +103,7 @@ fn do_mkdir(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<u64> {
     let mode = mode & 0o1777 & !task.fs.umask;
     let (owner, mode) = new_owner(task, &parent, mode, true)?;
     let inode = parent.inode().mkdir(&name, mode, owner)?;
-    crate::fs::inotify::created(&parent, &name, &inode);
+    task.kernel.files.inotify.created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(0)
 }
@@ -144,7 +144,7 @@ pub(super) fn make_node(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysR
     let kind = if kind == 0 { libc::S_IFREG } else { kind };
     let inode = parent.inode().mknod(&name, kind | perm_bits, owner)?;
     let st = inode.stat()?;
-    crate::fs::inotify::created(&parent, &name, &inode);
+    task.kernel.files.inotify.created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(st)
 }
@@ -195,7 +195,10 @@ fn do_unlink(task: &Task, dirfd: i32, path: &[u8], rmdir: bool) -> SysResult<u64
     }
     parent.inode().unlink(&name, rmdir)?;
     parent.forget_child(&name);
-    crate::fs::inotify::removed(&parent, &name, child, &st);
+    task.kernel
+        .files
+        .inotify
+        .removed(&parent, &name, child, &st);
     Ok(0)
 }
 
@@ -287,7 +290,10 @@ fn do_rename(
     Dentry::renamed(&opar, &oname, &npar, &nname, exchange);
     drop(src);
     let target = dst.zip(dst_st);
-    crate::fs::inotify::renamed(&opar, &oname, &npar, &nname, exchange, &sst, target);
+    task.kernel
+        .files
+        .inotify
+        .renamed((&opar, &oname), (&npar, &nname), exchange, &sst, target);
     Ok(0)
 }
 
@@ -359,7 +365,10 @@ fn do_link(
         }
     }
     parent.inode().link(&name, src.inode())?;
-    crate::fs::inotify::linked(&parent, &name, src.inode());
+    task.kernel
+        .files
+        .inotify
+        .linked(&parent, &name, src.inode());
     parent.add_child(&name, src.inode().clone())?;
     Ok(0)
 }
@@ -385,7 +394,7 @@ fn do_symlink(task: &Task, target_path: &[u8], dirfd: i32, path: &[u8]) -> SysRe
     let (parent, name) = create_parent(task, dirfd, path)?;
     let (owner, _) = new_owner(task, &parent, 0o777, false)?;
     let inode = parent.inode().symlink(&name, target_path, owner)?;
-    crate::fs::inotify::created(&parent, &name, &inode);
+    task.kernel.files.inotify.created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(0)
 }
@@ -415,6 +424,7 @@ fn chmod_dentry(task: &Task, d: &Dentry, mode: u32) -> SysResult<u64> {
         mode &= !libc::S_ISGID;
     }
     set_attr(
+        task,
         d,
         &SetAttr {
             mode: Some(mode),
@@ -503,6 +513,7 @@ fn chown_dentry(task: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult<u64> {
         }
     }
     set_attr(
+        task,
         d,
         &SetAttr {
             uid,
@@ -560,6 +571,7 @@ fn set_times(task: &Task, d: &Dentry, atime: TimeChange, mtime: TimeChange) -> S
         perm::check(&task.creds, &st, MAY_WRITE, false)?;
     }
     set_attr(
+        task,
         d,
         &SetAttr {
             atime,
@@ -674,6 +686,7 @@ pub fn truncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     perm::check(&task.creds, &st, MAY_WRITE, false)?;
     d.check_writable()?;
     set_attr(
+        task,
         &d,
         &SetAttr {
             size: Some(len as u64),
@@ -707,6 +720,7 @@ pub fn ftruncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     d.check_writable()?;
     set_attr(
+        task,
         &d,
         &SetAttr {
             size: Some(len as u64),

@@ -14,7 +14,8 @@ fn init(task: &Task, flags: u64) -> SysResult<u64> {
     if flags & !allowed != 0 {
         return Err(Errno::EINVAL);
     }
-    let f = InotifyFile::new(task.creds.uid)?;
+    let files = &task.kernel.files;
+    let f = InotifyFile::new(&files.inotify, &files.inos, task.creds.uid)?;
     Ok(install_anon(task, Box::new(f), libc::O_RDONLY | flags as i32)? as u64)
 }
 

@@ -17,11 +17,11 @@ use crate::syscalls::Args;
 use crate::vfs::OpenFile;
 
 /// `SI_MESGQ`: the `si_code` of a queue notification.
-const SI_MESGQ: i32 = -3;
+use abi::signal::SI_MESGQ;
 /// `SIGEV_THREAD`: notification through a netlink socket (glibc's helper thread).
 const SIGEV_THREAD: i32 = 2;
 /// Longest name `mq_open` copies in (Linux's `getname` limit).
-const PATH_MAX: usize = 4096;
+use abi::limits::PATH_MAX;
 
 fn name_arg(task: &Task, addr: u64) -> SysResult<Vec<u8>> {
     let name = io::read_cstring(task.mem(), addr, PATH_MAX)?;

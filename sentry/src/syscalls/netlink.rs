@@ -60,23 +60,10 @@ fn read_nl(task: &Task, addr: u64, len: u64) -> SysResult<(u32, u32)> {
 }
 
 fn write_nl(task: &Task, addr: u64, len_addr: u64, pid: u32) -> SysResult<()> {
-    if len_addr == 0 {
-        return Ok(());
-    }
-    let mut lb = [0u8; 4];
-    io::read_exact(task.mem(), len_addr, &mut lb)?;
-    let room = i32::from_le_bytes(lb);
-    if room < 0 {
-        return Err(Errno::EINVAL);
-    }
     let mut out = [0u8; SOCKADDR_NL_LEN];
     out[..2].copy_from_slice(&(libc::AF_NETLINK as u16).to_le_bytes());
     out[4..8].copy_from_slice(&pid.to_le_bytes());
-    let n = SOCKADDR_NL_LEN.min(room as usize);
-    if addr != 0 && n > 0 {
-        io::write_all(task.mem(), addr, &out[..n])?;
-    }
-    io::write_u32(task.mem(), len_addr, SOCKADDR_NL_LEN as u32)
+    super::sockaddr::put_sockaddr(task, addr, len_addr, &out, SOCKADDR_NL_LEN)
 }
 
 /// `bind(2)`.

@@ -77,21 +77,9 @@ fn read_ll(task: &Task, addr: u64, len: u64) -> SysResult<(LinkAddr, u16)> {
 /// Writes `a` (`len` bytes of it meaningful) at `addr`, cut to the room at
 /// `len_addr`, and stores `len` there.
 fn write_ll(task: &Task, addr: u64, len_addr: u64, a: &LinkAddr, len: usize) -> SysResult<()> {
-    if len_addr == 0 {
-        return Ok(());
-    }
-    let mut lb = [0u8; 4];
-    io::read_exact(task.mem(), len_addr, &mut lb)?;
-    let room = i32::from_le_bytes(lb);
-    if room < 0 {
-        return Err(Errno::EINVAL);
-    }
     let out = a.encode();
-    let n = len.min(room as usize).min(out.len());
-    if addr != 0 && n > 0 {
-        io::write_all(task.mem(), addr, &out[..n])?;
-    }
-    io::write_u32(task.mem(), len_addr, len as u32)
+    let bytes = &out[..len.min(out.len())];
+    super::sockaddr::put_sockaddr(task, addr, len_addr, bytes, len)
 }
 
 /// `bind(2)`: `sll_ifindex` (0: every interface) and `sll_protocol` (0: keep).

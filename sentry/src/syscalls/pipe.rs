@@ -36,7 +36,7 @@ fn do_pipe(task: &mut Task, addr: u64, flags: i32) -> SysResult<u64> {
     if flags & !(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_DIRECT) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (r, w) = new_pipe(owner_of(task))?;
+    let (r, w) = new_pipe(&task.kernel.files.inos, owner_of(task))?;
     let keep = flags & (libc::O_NONBLOCK | libc::O_DIRECT | libc::O_CLOEXEC);
     let r = OpenFile::new(r, None, libc::O_RDONLY | keep);
     let w = OpenFile::new(w, None, libc::O_WRONLY | keep);

@@ -63,7 +63,7 @@ const FLAG_MASK: u64 = 0x50dd5;
 /// `AUDIT_ARCH_X86_64`.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// Highest user address (`TASK_SIZE_MAX`).
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+use abi::mem::TASK_SIZE;
 
 /// The registers as `struct user_regs_struct`'s words, in order.
 fn regs_to_words(r: &Regs) -> [u64; NREGS] {

@@ -28,7 +28,11 @@ fn do_signalfd(task: &mut Task, fd: i32, mask_addr: u64, size: u64, flags: i32) 
         thread: task.handle.clone(),
     });
     let fl = libc::O_RDWR | (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC));
-    Ok(install_anon(task, new_signalfd(mask, source as Arc<_>), fl)? as u64)
+    Ok(install_anon(
+        task,
+        new_signalfd(&task.kernel.files.inos, mask, source as Arc<_>),
+        fl,
+    )? as u64)
 }
 
 /// `signalfd(2)`.

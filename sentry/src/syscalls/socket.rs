@@ -80,23 +80,15 @@ fn read_addr(task: &Task, addr: u64, len: u64) -> SysResult<Addr> {
 /// Writes `name` as a `sockaddr_un` to `addr`, cut to the caller's length at
 /// `len_addr`, and stores the full length there (as Linux does).
 fn write_addr(task: &Task, addr: u64, len_addr: u64, name: &Name) -> SysResult<()> {
-    if addr == 0 || len_addr == 0 {
+    if addr == 0 {
         return Ok(());
-    }
-    let mut lb = [0u8; 4];
-    io::read_exact(task.mem(), len_addr, &mut lb)?;
-    let room = i32::from_le_bytes(lb);
-    if room < 0 {
-        return Err(Errno::EINVAL);
     }
     let mut out = (libc::AF_UNIX as u16).to_le_bytes().to_vec();
     out.extend_from_slice(&name.0);
     if !name.0.is_empty() && !name.is_abstract() {
         out.push(0);
     }
-    let n = out.len().min(room as usize);
-    io::write_all(task.mem(), addr, &out[..n])?;
-    io::write_u32(task.mem(), len_addr, out.len() as u32)
+    super::sockaddr::put_sockaddr(task, addr, len_addr, &out, out.len())
 }
 
 fn sock_of(file: &OpenFile) -> SysResult<&UnixSocket> {

@@ -7,6 +7,7 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::pipe::{pipe_of, Pipe};
 use crate::kernel::Task;
 use crate::mm::io;
+use crate::syscalls::pieces::{in_pieces, Piece};
 use crate::syscalls::{file_arg, Args, MAX_RW_COUNT};
 use crate::vfs::OpenFile;
 
@@ -245,38 +246,35 @@ pub fn sendfile(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::ESPIPE);
     }
     let count = a[3].min(MAX_RW_COUNT) as usize;
-    let mut done = 0usize;
-    while done < count {
-        if done > 0 && task.fatal_signal_pending() {
-            break;
-        }
-        let mut buf = vec![0u8; (count - done).min(CHUNK)];
-        let r = match off {
-            Some(o) => fin.pread(&mut buf, o),
-            None => fin.read(&mut buf),
-        };
-        let n = match r {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        let w = match write_file(task, &fout, &buf[..n], None) {
-            Ok(w) => w,
-            Err(e) if done == 0 => return Err(e),
-            Err(_) => break,
-        };
-        done += w;
-        if let Some(o) = off.as_mut() {
-            *o += w as i64;
-        } else if w < n {
-            // Put back what the output did not take.
-            let _ = fin.seek(-((n - w) as i64), libc::SEEK_CUR);
-        }
-        if w < n {
-            break;
-        }
-    }
+    let done = in_pieces(
+        &mut *task,
+        "sendfile",
+        |t| t.fatal_signal_pending(),
+        |task, done| {
+            if done >= count {
+                return Ok(Piece::last(0));
+            }
+            let mut buf = vec![0u8; (count - done).min(CHUNK)];
+            let n = match off {
+                Some(o) => fin.pread(&mut buf, o),
+                None => fin.read(&mut buf),
+            }?;
+            if n == 0 {
+                return Ok(Piece::last(0));
+            }
+            let w = write_file(task, &fout, &buf[..n], None)?;
+            if let Some(o) = off.as_mut() {
+                *o += w as i64;
+            } else if w < n {
+                // Put back what the output did not take.
+                let _ = fin.seek(-((n - w) as i64), libc::SEEK_CUR);
+            }
+            Ok(Piece {
+                moved: w,
+                more: w == n,
+            })
+        },
+    )?;
     if let Some(o) = off {
         io::write_u64(task.mem(), a[2], o as u64)?;
     }

@@ -30,7 +30,7 @@ pub fn timerfd_create(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let fl = libc::O_RDWR | (flags & (libc::O_NONBLOCK | libc::O_CLOEXEC));
-    Ok(install_anon(task, new_timerfd(clock), fl)? as u64)
+    Ok(install_anon(task, new_timerfd(&task.kernel.files.inos, clock), fl)? as u64)
 }
 
 fn ts_duration(ts: &libc::timespec) -> SysResult<Duration> {

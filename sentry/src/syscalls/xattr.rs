@@ -140,7 +140,7 @@ fn set(task: &Task, t: Target, a: &[u64]) -> SysResult<u64> {
     d.check_writable()?;
     permitted(task, &d, &name, MAY_WRITE)?;
     d.inode().setxattr(&name, &v, flags)?;
-    crate::fs::inotify::attrib(&d);
+    task.kernel.files.inotify.attrib(&d);
     Ok(0)
 }
 
@@ -177,7 +177,7 @@ fn remove(task: &Task, t: Target, name: u64) -> SysResult<u64> {
     d.check_writable()?;
     permitted(task, &d, &name, MAY_WRITE)?;
     d.inode().removexattr(&name)?;
-    crate::fs::inotify::attrib(&d);
+    task.kernel.files.inotify.attrib(&d);
     Ok(0)
 }
 

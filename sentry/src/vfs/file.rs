@@ -2,11 +2,12 @@
 //! flags, O_APPEND, seek rules) lives in [`OpenFile`]; the filesystem part in
 //! [`FileImpl`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::Mappable;
 use crate::platform::AddressSpace;
+use crate::vfs::lock::LockManager;
 use crate::vfs::{Dentry, Stat};
 use crate::wait::WaitQueue;
 
@@ -133,6 +134,25 @@ pub struct OpenFile {
     dentry: Option<Arc<Dentry>>,
     flags: Mutex<i32>,
     offset: Mutex<u64>,
+    /// The lock table a lock was taken in through this description: its locks
+    /// go when it is freed.
+    locks: OnceLock<Weak<LockManager>>,
+    /// Where the description's accesses, writes and close are reported (set when
+    /// it is opened by name).
+    notify: OnceLock<Arc<dyn Notify>>,
+    /// The description's `F_SETOWN`/`F_SETSIG`/`O_ASYNC` state (Linux's
+    /// `f_owner`), made on first use by the syscall layer that owns its type.
+    owner: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
+}
+
+/// What hears of an open file's data moving and of its close: inotify.
+pub trait Notify: Send + Sync {
+    /// A read moved data.
+    fn accessed(&self, f: &OpenFile);
+    /// A write moved data.
+    fn modified(&self, f: &OpenFile);
+    /// The description, opened at `dentry`, is being freed.
+    fn closed(&self, f: &OpenFile, dentry: &Arc<Dentry>);
 }
 
 /// Status flags `F_SETFL` may change.
@@ -154,7 +174,40 @@ impl OpenFile {
                         | libc::O_CLOEXEC),
             ),
             offset: Mutex::new(0),
+            locks: OnceLock::new(),
+            notify: OnceLock::new(),
+            owner: OnceLock::new(),
         })
+    }
+
+    /// Records that a lock is being taken through this description in `m`, so
+    /// that its OFD, `flock` and POSIX locks taken through it go when it is freed.
+    pub fn locked_in(&self, m: &Arc<LockManager>) {
+        let _ = self.locks.set(Arc::downgrade(m));
+    }
+
+    /// Reports the description's accesses, writes and close to `n` from now on
+    /// (the first one given stays).
+    pub fn notify_to(&self, n: Arc<dyn Notify>) {
+        let _ = self.notify.set(n);
+    }
+
+    /// The description's owner state, if made.
+    pub fn owner_state(&self) -> Option<&Arc<dyn std::any::Any + Send + Sync>> {
+        self.owner.get()
+    }
+
+    /// The description's owner state, made by `make` on first use.
+    pub fn owner_state_or(
+        &self,
+        make: impl FnOnce() -> Arc<dyn std::any::Any + Send + Sync>,
+    ) -> &Arc<dyn std::any::Any + Send + Sync> {
+        self.owner.get_or_init(make)
+    }
+
+    /// Where the description's events go, if anywhere.
+    pub fn notifier(&self) -> Option<&Arc<dyn Notify>> {
+        self.notify.get()
     }
 
     /// The filesystem part.
@@ -276,14 +329,18 @@ impl OpenFile {
     /// Reports a read that moved data (Linux's `fsnotify_access` after `ret > 0`).
     fn accessed(&self, n: usize) {
         if n > 0 {
-            crate::fs::inotify::accessed(self);
+            if let Some(w) = self.notify.get() {
+                w.accessed(self);
+            }
         }
     }
 
     /// Reports a write that moved data.
     fn modified(&self, n: usize) {
         if n > 0 {
-            crate::fs::inotify::modified(self);
+            if let Some(w) = self.notify.get() {
+                w.modified(self);
+            }
         }
     }
 
@@ -359,9 +416,13 @@ impl OpenFile {
 impl Drop for OpenFile {
     fn drop(&mut self) {
         // OFD and flock locks belong to the description and die with it.
-        crate::vfs::lock::global().release_description(self as *const OpenFile as usize);
+        if let Some(m) = self.locks.get().and_then(Weak::upgrade) {
+            m.release_description(self as *const OpenFile as usize);
+        }
         if let Some(d) = self.dentry.take() {
-            crate::fs::inotify::closed(self, &d);
+            if let Some(w) = self.notify.get().cloned() {
+                w.closed(self, &d);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 //! without closing). Waiters sleep on one queue that every release notifies.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use crate::errno::{Errno, SysResult};
 use crate::wait::WaitQueue;
@@ -70,17 +70,13 @@ struct FileLocks {
     flocks: Vec<Flock>,
 }
 
-/// The sandbox's lock table.
+/// The sandbox's lock table (one per sandbox, on its kernel's file space; an open
+/// file that took a lock through itself keeps a weak reference to it, see
+/// [`crate::vfs::OpenFile::locked_in`]).
 #[derive(Default)]
 pub struct LockManager {
     files: Mutex<HashMap<(u64, u64), FileLocks>>,
     queue: WaitQueue,
-}
-
-/// The sandbox-wide lock manager.
-pub fn global() -> &'static LockManager {
-    static M: OnceLock<LockManager> = OnceLock::new();
-    M.get_or_init(LockManager::default)
 }
 
 fn overlaps(a: &Range, start: u64, end: u64) -> bool {

@@ -21,10 +21,7 @@ use crate::errno::{Errno, SysResult};
 pub use fdtable::FdTable;
 pub use file::{DirEntry, FileImpl, OpenFile, PathOnly};
 
-/// Longest path a syscall accepts, including the NUL (`PATH_MAX`).
-pub const PATH_MAX: usize = 4096;
-/// Longest single path component (`NAME_MAX`).
-pub const NAME_MAX: usize = 255;
+pub use abi::limits::{NAME_MAX, PATH_MAX};
 /// Symlinks followed in one resolution before `ELOOP` (Linux's `MAXSYMLINKS`).
 pub const MAX_SYMLINKS: u32 = 40;
 

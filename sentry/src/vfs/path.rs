@@ -28,18 +28,12 @@ fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
 
 /// `openat2` `RESOLVE_*` flags.
 pub mod resolve_flags {
-    /// No mount crossings.
-    pub const NO_XDEV: u64 = 0x01;
-    /// No magic links (`/proc/*/fd`).
-    pub const NO_MAGICLINKS: u64 = 0x02;
-    /// No symlinks at all.
-    pub const NO_SYMLINKS: u64 = 0x04;
-    /// Stay below the starting directory.
-    pub const BENEATH: u64 = 0x08;
-    /// Treat the starting directory as the root.
-    pub const IN_ROOT: u64 = 0x10;
-    /// Only from the dentry cache (we always may do I/O: `EAGAIN` never needed).
-    pub const CACHED: u64 = 0x20;
+    pub use abi::resolve::{
+        RESOLVE_BENEATH as BENEATH, RESOLVE_CACHED as CACHED, RESOLVE_IN_ROOT as IN_ROOT,
+        RESOLVE_NO_MAGICLINKS as NO_MAGICLINKS, RESOLVE_NO_SYMLINKS as NO_SYMLINKS,
+        RESOLVE_NO_XDEV as NO_XDEV,
+    };
+    // CACHED: the sentry always may do I/O, so `EAGAIN` is never needed.
     /// Every flag Linux knows.
     pub const ALL: u64 = 0x3f;
 }

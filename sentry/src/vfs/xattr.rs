@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::errno::{Errno, SysResult};
 
-/// Longest attribute name (`XATTR_NAME_MAX`).
-pub const XATTR_NAME_MAX: usize = 255;
+pub use abi::limits::XATTR_NAME_MAX;
 /// Largest attribute value (`XATTR_SIZE_MAX`).
 pub const XATTR_SIZE_MAX: usize = 65536;
 /// Largest name list `listxattr` returns (`XATTR_LIST_MAX`).

@@ -16,7 +16,7 @@ pub(super) use crate::platform::common::INTERRUPT_SIGNAL;
 
 /// `si_code` the kernel uses for faults it raises itself (e.g. a general protection
 /// fault).
-const SI_KERNEL: i32 = 0x80;
+use abi::signal::SI_KERNEL;
 
 /// Large enough for any XSAVE layout the kernel reports (AMX included); the kernel
 /// trims the iovec to the real size.
