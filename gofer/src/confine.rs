@@ -807,6 +807,57 @@ mod tests {
         .unwrap()
     }
 
+    /// A read-only gofer with an upper directory may make unnamed files there, with
+    /// exactly the upper-file flags, and nothing else: not in another directory, not
+    /// a named file, not a write-open of a file.
+    #[test]
+    fn a_read_only_gofer_makes_upper_files_only_in_its_upper_directory() {
+        let (a, _b) = pair();
+        let dir = std::env::temp_dir().join(format!("rvisor-upper-seccomp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("other")).unwrap();
+        fs::write(dir.join("f"), b"x").unwrap();
+        let open_dir = |p: &Path| {
+            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+            host::openat(host::at_fdcwd(), &c, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap()
+        };
+        let upper = open_dir(&dir);
+        let other = open_dir(&dir.join("other"));
+        let (prog, _) = seccomp_program_with_upper(a.as_fd(), true, Some(upper.as_fd())).unwrap();
+        let flags = crate::server::UPPER_FILE_FLAGS;
+        let allowed = in_child(|| {
+            if install_seccomp(&prog).is_err() {
+                return 2;
+            }
+            match host::openat(upper.as_fd(), c".", flags, 0o600) {
+                Ok(_) => 0,
+                Err(_) => 3,
+            }
+        });
+        assert_eq!(waitpid(allowed, None).unwrap(), WaitStatus::Exited(allowed, 0));
+        let attempts: [(&OwnedFd, &std::ffi::CStr, i32); 3] = [
+            (&other, c".", flags),
+            (&upper, c"named", libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC),
+            (&upper, c"f", libc::O_RDWR | libc::O_CLOEXEC),
+        ];
+        for (d, name, fl) in attempts {
+            let pid = in_child(|| {
+                if install_seccomp(&prog).is_err() {
+                    return 2;
+                }
+                let _ = host::openat(d.as_fd(), name, fl, 0o600);
+                3
+            });
+            assert_eq!(
+                waitpid(pid, None).unwrap(),
+                WaitStatus::Signaled(pid, Signal::SIGSYS, false),
+                "{name:?} {fl:#x}"
+            );
+        }
+        assert!(!dir.join("named").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn forbidden_syscalls_are_killed_with_sigsys() {
         let (a, _b) = pair();
