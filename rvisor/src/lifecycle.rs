@@ -293,6 +293,9 @@ fn supervise_added_inner(
         masked_paths: b.masked_paths.clone(),
         readonly_paths: b.readonly_paths.clone(),
         devices: crate::policy::emulated_devices(&b.spec),
+        limits: crate::cgroup::container_limits(
+            b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        ),
     };
     let fds = [
         stdio[0].as_fd(),
@@ -421,7 +424,9 @@ fn on_added_request(
             container: rec.id.clone(),
             pid,
         }),
-        Request::CreateContainer { .. } | Request::StartContainer { .. } => {
+        Request::CreateContainer { .. }
+        | Request::StartContainer { .. }
+        | Request::UpdateContainer { .. } => {
             err("not a sandbox: containers are added to the pod's sandbox container".into())
         }
     }

@@ -97,6 +97,17 @@ pub enum Request {
         /// Its emulated `linux.devices`, in its own /dev.
         #[serde(default)]
         devices: Vec<crate::config::DeviceConfig>,
+        /// Its own limits, from its spec's resources (see `kernel::containers`).
+        #[serde(default)]
+        limits: crate::kernel::containers::ContainerLimits,
+    },
+    /// New limits for an added container (its spec's resources, updated): what
+    /// its programs see changes; only the limits named change.
+    UpdateContainer {
+        /// Container id.
+        id: String,
+        /// The new limits.
+        limits: crate::kernel::containers::ContainerLimits,
     },
     /// Let an added container's first process run.
     StartContainer {
@@ -442,6 +453,7 @@ fn handle(
             masked_paths,
             readonly_paths,
             devices,
+            limits,
         } => match create_container(
             kernel,
             shared,
@@ -456,9 +468,27 @@ fn handle(
             },
             fds,
         ) {
-            Ok(pid) => Reply::Pid { pid },
+            Ok(pid) => {
+                kernel.containers.set_limits(&id, limits, true);
+                Reply::Pid { pid }
+            }
             Err(msg) => err(format!("create container {id:?}: {msg}")),
         },
+        Request::UpdateContainer { id, limits } => {
+            let added = shared
+                .subs
+                .lock()
+                .map(|s| s.contains_key(&id))
+                .unwrap_or(false);
+            if added {
+                kernel.containers.set_limits(&id, limits, false);
+                Reply::Ok
+            } else {
+                err(format!(
+                    "container {id:?}: not a running container added to this sandbox"
+                ))
+            }
+        }
         Request::StartContainer { id } => {
             let gate = shared.gates.lock().ok().and_then(|mut g| g.remove(&id));
             match gate {
@@ -929,6 +959,7 @@ fn create_container(
         if let Ok(mut s) = sh.subs.lock() {
             if let (Some(sub), Some(k)) = (s.remove(&cid), k.upgrade()) {
                 k.containers.remove(sub.init);
+                k.containers.forget_limits(&cid);
             }
         }
     });
