@@ -489,10 +489,11 @@ pub fn seccomp_program_with_upper(
                 .collect::<io::Result<Vec<_>>>()?,
             Allow::OpenFlags if readonly => {
                 let forbidden = (libc::O_CREAT | libc::O_TRUNC | libc::O_ACCMODE) as u64;
-                let mut r = vec![SeccompRule::new(vec![
-                    cond(2, SeccompCmpOp::MaskedEq(forbidden), 0).map_err(to_io)?
-                ])
-                .map_err(to_io)?];
+                let mut r =
+                    vec![SeccompRule::new(vec![
+                        cond(2, SeccompCmpOp::MaskedEq(forbidden), 0).map_err(to_io)?
+                    ])
+                    .map_err(to_io)?];
                 if let Some(u) = upper {
                     // why: --overlay=self, a new unnamed file for the sentry's upper
                     // layer, only in the upper directory and only with these flags.
@@ -834,10 +835,17 @@ mod tests {
                 Err(_) => 3,
             }
         });
-        assert_eq!(waitpid(allowed, None).unwrap(), WaitStatus::Exited(allowed, 0));
+        assert_eq!(
+            waitpid(allowed, None).unwrap(),
+            WaitStatus::Exited(allowed, 0)
+        );
         let attempts: [(&OwnedFd, &std::ffi::CStr, i32); 3] = [
             (&other, c".", flags),
-            (&upper, c"named", libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC),
+            (
+                &upper,
+                c"named",
+                libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC,
+            ),
             (&upper, c"f", libc::O_RDWR | libc::O_CLOEXEC),
         ];
         for (d, name, fl) in attempts {

@@ -866,10 +866,16 @@ fn upper_files_are_new_unnamed_and_separate() {
 
     let (a, b) = pair();
     let upper = crate::open_bind_source(&t.0).unwrap();
-    let server = crate::Server::new(&t.0, true).unwrap().with_upper(Some(upper));
+    let server = crate::Server::new(&t.0, true)
+        .unwrap()
+        .with_upper(Some(upper));
     let h = std::thread::spawn(move || server.run(b));
     let c = Client::new(a).unwrap();
-    let before: Vec<_> = fs::read_dir(&t.0).unwrap().flatten().map(|e| e.file_name()).collect();
+    let before: Vec<_> = fs::read_dir(&t.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     let f1 = fs::File::from(c.upper_file().unwrap());
     let f2 = fs::File::from(c.upper_file().unwrap());
     let (m1, m2) = (f1.metadata().unwrap(), f2.metadata().unwrap());
@@ -882,7 +888,11 @@ fn upper_files_are_new_unnamed_and_separate() {
     f1.read_exact_at(&mut buf, 1 << 20).unwrap();
     assert_eq!(&buf, b"upper data");
     assert_eq!(f2.metadata().unwrap().len(), 0);
-    let after: Vec<_> = fs::read_dir(&t.0).unwrap().flatten().map(|e| e.file_name()).collect();
+    let after: Vec<_> = fs::read_dir(&t.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     assert_eq!(before, after, "an upper file got a name");
     drop(c);
     h.join().unwrap().unwrap();

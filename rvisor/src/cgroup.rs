@@ -1215,15 +1215,17 @@ pub fn place(
 /// A container added to a pod: its own limits, from its spec's `linux.resources`,
 /// which the sentry shows its programs (see `sentry::kernel::containers`; a limit
 /// not set, or unlimited, is none of its own).
-pub fn container_limits(
-    r: Option<&LinuxResources>,
-) -> sentry::kernel::containers::ContainerLimits {
+pub fn container_limits(r: Option<&LinuxResources>) -> sentry::kernel::containers::ContainerLimits {
     let b = boot_resources(r, None);
     sentry::kernel::containers::ContainerLimits {
         memory: b.memory_limit,
-        cpu: b
-            .cpu_quota
-            .map(|q| (q, b.cpu_period.unwrap_or(sentry::kernel::resources::DEFAULT_PERIOD))),
+        cpu: b.cpu_quota.map(|q| {
+            (
+                q,
+                b.cpu_period
+                    .unwrap_or(sentry::kernel::resources::DEFAULT_PERIOD),
+            )
+        }),
         pids: b.pids_limit,
     }
 }

@@ -143,7 +143,7 @@ fn pod_member(rec: &state::Record) -> Option<(String, bool)> {
 
 /// The sentry's figures for container `id` of sandbox `pod` (refused while the
 /// sandbox is paused: a frozen sentry cannot answer).
-fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
+pub(crate) fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
     let rec = state::load(&g.root, pod)?;
     if rec.status == "paused" {
         bail_kind!(FailedPrecondition, "sandbox {pod:?} is paused");
@@ -233,6 +233,13 @@ fn host_kills(g: &GlobalOpts, rec: &state::Record) -> Option<u64> {
     sentry_stats(g, &pod, &rec.id).ok().map(|s| s.host_kills)
 }
 
+/// Processes of pod member `rec` killed at its own memory limit, as the sentry
+/// counted them.
+fn limit_kills(g: &GlobalOpts, rec: &state::Record) -> Option<u64> {
+    let (pod, _) = pod_member(rec)?;
+    sentry_stats(g, &pod, &rec.id).ok().map(|s| s.limit_kills)
+}
+
 fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
@@ -267,11 +274,17 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let in_pod = pod_member(&rec).is_some();
     let mut ooms = cg.oom_kills();
     let mut kills = host_kills(g, &rec).unwrap_or(0);
+    let mut at_limit = limit_kills(g, &rec).unwrap_or(0);
     loop {
         // The state first, the count after: a kill that stopped the container (its
         // init was the victim) is counted before the container is seen stopped, so
         // its event is printed before `events` ends.
         let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
+        // Kills at a pod container's own memory limit (see `own_oom`).
+        if let Some(n) = limit_kills(g, &rec).filter(|&n| n > at_limit) {
+            print_line(&event("oom", &a.id, None))?;
+            at_limit = n;
+        }
         let now = cg.oom_kills();
         if in_pod {
             if let Some(k) = host_kills(g, &rec).filter(|&k| k > kills) {

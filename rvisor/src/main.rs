@@ -32,6 +32,7 @@ mod lifecycle;
 mod logging;
 mod netdev;
 mod oom_adj;
+mod own_oom;
 mod policy;
 mod sandbox;
 mod sandbox_procs;

@@ -496,6 +496,7 @@ fn cri_runs_a_pod_under_rvisor() {
             .unwrap();
         rt.block_on(pod_scenario(&c));
         rt.block_on(oom_scenario(&c));
+        rt.block_on(own_limit_oom_scenario(&c));
         eprintln!("{p}: the pods ran in {:?}", started.elapsed());
     }
 }
@@ -588,6 +589,94 @@ async fn oom_scenario(c: &Containerd) {
     assert_eq!((code, out.as_str()), (0, "alive\n"));
     the_oom_is_the_hogs_only(&mut rs, &sibling).await;
     the_only_container_left_can_be_updated(&mut rs, &sibling).await;
+    rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
+    rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
+    until(10, "the pod's processes to go", || async {
+        c.stray().is_empty()
+    })
+    .await;
+}
+
+/// A container allocating past its own memory limit in a pod whose limit is far
+/// larger: its biggest process is killed, the CRI says OOMKilled for it alone, and
+/// its sibling and the pod live on.
+async fn own_limit_oom_scenario(c: &Containerd) {
+    let mut rs = connect(&c.sock()).await.expect("connect to CRI");
+    limit_pod_memory(c, "own", 512 * MIB);
+    let pod_cfg = pod_config(c, "own");
+    let pod = rs
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: HANDLER.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, cmd, limit) in [
+        ("sibling", vec!["/bin/sleep", "3600"], 0),
+        (
+            "hog",
+            vec!["/bin/sh", "-c", "sleep 1; exec /bin/mem_hog 200 hold"],
+            64 * MIB,
+        ),
+    ] {
+        let mut cfg = container_config(name, &cmd);
+        cfg.linux
+            .get_or_insert_with(Default::default)
+            .resources
+            .get_or_insert_with(Default::default)
+            .memory_limit_in_bytes = limit;
+        let id = rs
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+            .into_inner()
+            .container_id;
+        rs.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        ids.push(id);
+    }
+    let (sibling, hog) = (ids[0].clone(), ids[1].clone());
+    let start = Instant::now();
+    let st = loop {
+        let st = container_state(&mut rs, &hog).await;
+        if st.state == cri::ContainerState::ContainerExited as i32 && st.reason == "OOMKilled" {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the hog was not killed at its own limit: {st:?}\n{}",
+            std::fs::read_to_string(c.dir.join("pods/own/hog.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    let s = container_state(&mut rs, &sibling).await;
+    assert_eq!(
+        s.state,
+        cri::ContainerState::ContainerRunning as i32,
+        "{s:?}"
+    );
+    let (code, out, _) = exec_sync(&mut rs, &sibling, &["/bin/echo", "alive"]).await;
+    assert_eq!((code, out.as_str()), (0, "alive\n"));
+    the_oom_is_the_hogs_only(&mut rs, &sibling).await;
     rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
         pod_sandbox_id: pod.clone(),
     })
@@ -865,7 +954,10 @@ async fn pod_scenario(c: &Containerd) {
     let client_after = own_view(&mut rs, &client).await;
     assert_eq!(
         (client_after.0.as_str(), client_after.2.as_str()),
-        ((80 * MIB).to_string().as_str(), (80 * MIB / 1024).to_string().as_str()),
+        (
+            (80 * MIB).to_string().as_str(),
+            (80 * MIB / 1024).to_string().as_str()
+        ),
         "client after its update: {client_after:?}"
     );
     assert_eq!(client_after.1, client_before.1, "client's cpu.max changed");

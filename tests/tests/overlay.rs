@@ -310,7 +310,10 @@ fn self_overlay_writes_past_the_memory_limit_that_memory_overlay_cannot() {
         };
         let on_disk = run("self");
         assert_eq!(
-            (on_disk.status, String::from_utf8_lossy(&on_disk.stdout).as_ref()),
+            (
+                on_disk.status,
+                String::from_utf8_lossy(&on_disk.stdout).as_ref()
+            ),
             (0, "written\nverified\n"),
             "{platform}: {}",
             String::from_utf8_lossy(&on_disk.stderr)

@@ -109,6 +109,12 @@ pub enum Request {
         /// The new limits.
         limits: crate::kernel::containers::ContainerLimits,
     },
+    /// The runtime killed a process of a container at the container's own memory
+    /// limit (its stub): counted for the container's `oom` events.
+    NoteLimitKill {
+        /// Container id.
+        container: String,
+    },
     /// Let an added container's first process run.
     StartContainer {
         /// Container id.
@@ -160,8 +166,15 @@ pub struct ContainerStats {
     /// each once.
     pub stubs: Vec<i32>,
     /// Its processes killed from outside the sandbox (by the host's OOM killer when
-    /// the sandbox's host cgroup ran out of memory), since the sandbox started.
+    /// the sandbox's host cgroup ran out of memory, or by the runtime at the
+    /// container's own limit), since the sandbox started.
     pub host_kills: u64,
+    /// Its own memory limit (see `kernel::containers`), which the runtime enforces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// Its processes the runtime killed at that limit ([`Request::NoteLimitKill`]).
+    #[serde(default)]
+    pub limit_kills: u64,
 }
 
 /// The answer to one [`Request`].
@@ -474,6 +487,16 @@ fn handle(
             }
             Err(msg) => err(format!("create container {id:?}: {msg}")),
         },
+        Request::NoteLimitKill { container } => {
+            if known_or_ended(kernel, shared, &container) {
+                kernel
+                    .containers
+                    .note_limit_kill(book_key(shared, &container));
+                Reply::Ok
+            } else {
+                err(format!("container {container:?}: not in this sandbox"))
+            }
+        }
         Request::UpdateContainer { id, limits } => {
             let added = shared
                 .subs
@@ -675,6 +698,8 @@ fn container_stats(
 ) -> Result<ContainerStats, crate::errno::Errno> {
     let mut st = ContainerStats {
         host_kills: kernel.containers.host_kills(book_key(shared, container)),
+        memory_limit: kernel.containers.limits(book_key(shared, container)).memory,
+        limit_kills: kernel.containers.limit_kills(book_key(shared, container)),
         ..Default::default()
     };
     if !known(shared, container) {

@@ -71,6 +71,9 @@ pub struct Book {
     host_kills: Mutex<HashMap<String, u64>>,
     /// Added containers' own limits, by id.
     limits: Mutex<HashMap<String, ContainerLimits>>,
+    /// Processes the runtime killed at their container's own memory limit, by
+    /// container (kept once the container has ended, as `host_kills`).
+    limit_kills: Mutex<HashMap<String, u64>>,
 }
 
 impl Book {
@@ -133,6 +136,23 @@ impl Book {
             .ok()
             .and_then(|m| m.get(id).copied())
             .unwrap_or_default()
+    }
+
+    /// Counts a process of container `id` killed by the runtime at the container's
+    /// own memory limit.
+    pub fn note_limit_kill(&self, id: &str) {
+        if let Ok(mut m) = self.limit_kills.lock() {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    /// Processes of container `id` killed at its own memory limit so far.
+    pub fn limit_kills(&self, id: &str) -> u64 {
+        self.limit_kills
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).copied())
+            .unwrap_or(0)
     }
 
     /// Counts a process of container `id` killed from outside the sandbox.
