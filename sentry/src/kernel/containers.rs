@@ -11,9 +11,11 @@
 //! Each added container also has its own limits, from its spec's resources (and
 //! later `update`s): what its programs see as their memory, CPU and pids limits
 //! (`/proc/meminfo`, `sysinfo`, its cgroup files), each the smaller of its own and
-//! the pod's. They are a view, not enforced by the sentry: the host enforces the
-//! pod's cgroup, which the kubelet sizes to the sum of its containers' limits (as
-//! with runsc, whose sub-container updates change no host cgroup either).
+//! the pod's. The sentry only shows them: the host enforces the pod's cgroup,
+//! which the kubelet sizes to the sum of its containers' limits (as with runsc,
+//! whose sub-container updates change no host cgroup either), and the runtime
+//! enforces a container's own memory limit from outside (rvisor's `own_oom`, which
+//! reads the limit here and has kills it makes counted in [`Book::note_limit_kill`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
