@@ -12,6 +12,12 @@
 //! and `events` reports an `oom` event for that container only. Its siblings and
 //! the pod live on.
 //!
+//! Trust: the stubs and the limit come from the sentry, which the runtime does not
+//! trust; a stub pid is only ever looked up among the host processes in the
+//! sandbox's own pid namespace (`sandbox_procs::by_sandbox_pid`), so whatever the
+//! sentry says, only the sandbox's own processes can be killed, and a sentry that
+//! hides a container's limit or stubs leaves it bounded by the pod's cgroup.
+//!
 //! Unlike Linux, the check is periodic: a container may go past its limit for up
 //! to a period (the pod's cgroup bounds it meanwhile), and memory is counted as
 //! the stubs' resident sizes (anonymous, file and shared pages mapped), not as
