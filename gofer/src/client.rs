@@ -207,6 +207,14 @@ impl Client {
         Ok(fd)
     }
 
+    /// A new, empty, unnamed regular file for the sentry's overlay upper layer
+    /// (`--overlay=self`); `EOPNOTSUPP` from a gofer that has no upper directory.
+    pub fn upper_file(&self) -> Result<OwnedFd, Errno> {
+        let (body, fd) = self.call_fd(&Request::UpperFile)?;
+        unit(body)?;
+        Ok(fd)
+    }
+
     /// The target of symlink `fid`.
     pub fn readlink(&self, fid: Fid) -> Result<Vec<u8>, Errno> {
         match self.call_body(&Request::Readlink { fid })? {

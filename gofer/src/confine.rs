@@ -445,6 +445,20 @@ pub fn seccomp_program(
     sock: BorrowedFd<'_>,
     readonly: bool,
 ) -> io::Result<(BpfProgram, Vec<&'static str>)> {
+    seccomp_program_with_upper(sock, readonly, None)
+}
+
+/// [`seccomp_program`] for a server that also makes unnamed upper-layer files
+/// (`--overlay=self`) in directory `upper`: a read-only server's `openat` is then
+/// also allowed with exactly [`crate::server::UPPER_FILE_FLAGS`] on that descriptor
+/// (a writable server's `openat` is unrestricted already). `O_TMPFILE` makes a
+/// file that has no name, so even a compromised gofer gains no way to change or
+/// read anything by it: it can only use disk space (as the sentry's writes do).
+pub fn seccomp_program_with_upper(
+    sock: BorrowedFd<'_>,
+    readonly: bool,
+    upper: Option<BorrowedFd<'_>>,
+) -> io::Result<(BpfProgram, Vec<&'static str>)> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let mut names = Vec::new();
     for &(nr, name, how, _why) in SYSCALLS {
@@ -475,10 +489,28 @@ pub fn seccomp_program(
                 .collect::<io::Result<Vec<_>>>()?,
             Allow::OpenFlags if readonly => {
                 let forbidden = (libc::O_CREAT | libc::O_TRUNC | libc::O_ACCMODE) as u64;
-                vec![SeccompRule::new(vec![
-                    cond(2, SeccompCmpOp::MaskedEq(forbidden), 0).map_err(to_io)?
-                ])
-                .map_err(to_io)?]
+                let mut r =
+                    vec![SeccompRule::new(vec![
+                        cond(2, SeccompCmpOp::MaskedEq(forbidden), 0).map_err(to_io)?
+                    ])
+                    .map_err(to_io)?];
+                if let Some(u) = upper {
+                    // why: --overlay=self, a new unnamed file for the sentry's upper
+                    // layer, only in the upper directory and only with these flags.
+                    r.push(
+                        SeccompRule::new(vec![
+                            cond(0, SeccompCmpOp::Eq, u.as_raw_fd() as u64).map_err(to_io)?,
+                            cond(
+                                2,
+                                SeccompCmpOp::Eq,
+                                crate::server::UPPER_FILE_FLAGS as u32 as u64,
+                            )
+                            .map_err(to_io)?,
+                        ])
+                        .map_err(to_io)?,
+                    );
+                }
+                r
             }
             Allow::OpenFlags => vec![],
             Allow::NoExec => {
@@ -666,6 +698,24 @@ pub fn confine_with_binds(
     readonly: bool,
     opts: ConfineOptions,
 ) -> io::Result<Server> {
+    confine_with_upper(root, binds, sock, readonly, opts, None)
+}
+
+/// [`confine_with_binds`], also making unnamed files for the sentry's overlay upper
+/// layer (`--overlay=self`) in directory `upper` (a descriptor the runtime opened
+/// on the rootfs outside this mount namespace, so writable though the served tree
+/// is read-only). One such file is made once confinement is done but for seccomp:
+/// if the host refuses it (a filesystem without `O_TMPFILE`, no permission), the
+/// gofer serves without an upper directory (the sentry then keeps the upper layer
+/// in memory) and says so in its log.
+pub fn confine_with_upper(
+    root: &Path,
+    binds: &[crate::BindMount],
+    sock: BorrowedFd<'_>,
+    readonly: bool,
+    opts: ConfineOptions,
+    upper: Option<OwnedFd>,
+) -> io::Result<Server> {
     // The gofer holds host file handles and reads host files: a crash must leave no
     // core file behind, nor hand its memory to the host's core-dump helper.
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)?;
@@ -696,8 +746,18 @@ pub fn confine_with_binds(
     if opts.drop_privileges {
         drop_privileges(if readonly { KEPT_CAPS_RO } else { KEPT_CAPS }, opts.weak)?;
     }
+    let upper = upper.filter(|u| {
+        match crate::host::openat(u.as_fd(), c".", crate::server::UPPER_FILE_FLAGS, 0o600) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!("gofer: cannot make upper-layer files in the rootfs ({e}): the sentry keeps its upper layer in memory");
+                false
+            }
+        }
+    });
+    let server = server.with_upper(upper);
     if opts.seccomp {
-        let (prog, names) = seccomp_program(sock, readonly)?;
+        let (prog, names) = seccomp_program_with_upper(sock, readonly, server.upper_fd())?;
         info!("gofer: seccomp allow-list: {}", names.join(" "));
         install_seccomp(&prog)?;
     }
@@ -746,6 +806,64 @@ mod tests {
             SockFlag::SOCK_CLOEXEC,
         )
         .unwrap()
+    }
+
+    /// A read-only gofer with an upper directory may make unnamed files there, with
+    /// exactly the upper-file flags, and nothing else: not in another directory, not
+    /// a named file, not a write-open of a file.
+    #[test]
+    fn a_read_only_gofer_makes_upper_files_only_in_its_upper_directory() {
+        let (a, _b) = pair();
+        let dir = std::env::temp_dir().join(format!("rvisor-upper-seccomp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("other")).unwrap();
+        fs::write(dir.join("f"), b"x").unwrap();
+        let open_dir = |p: &Path| {
+            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+            host::openat(host::at_fdcwd(), &c, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap()
+        };
+        let upper = open_dir(&dir);
+        let other = open_dir(&dir.join("other"));
+        let (prog, _) = seccomp_program_with_upper(a.as_fd(), true, Some(upper.as_fd())).unwrap();
+        let flags = crate::server::UPPER_FILE_FLAGS;
+        let allowed = in_child(|| {
+            if install_seccomp(&prog).is_err() {
+                return 2;
+            }
+            match host::openat(upper.as_fd(), c".", flags, 0o600) {
+                Ok(_) => 0,
+                Err(_) => 3,
+            }
+        });
+        assert_eq!(
+            waitpid(allowed, None).unwrap(),
+            WaitStatus::Exited(allowed, 0)
+        );
+        let attempts: [(&OwnedFd, &std::ffi::CStr, i32); 3] = [
+            (&other, c".", flags),
+            (
+                &upper,
+                c"named",
+                libc::O_CREAT | libc::O_RDWR | libc::O_CLOEXEC,
+            ),
+            (&upper, c"f", libc::O_RDWR | libc::O_CLOEXEC),
+        ];
+        for (d, name, fl) in attempts {
+            let pid = in_child(|| {
+                if install_seccomp(&prog).is_err() {
+                    return 2;
+                }
+                let _ = host::openat(d.as_fd(), name, fl, 0o600);
+                3
+            });
+            assert_eq!(
+                waitpid(pid, None).unwrap(),
+                WaitStatus::Signaled(pid, Signal::SIGSYS, false),
+                "{name:?} {fl:#x}"
+            );
+        }
+        assert!(!dir.join("named").exists());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -90,6 +90,9 @@ pub enum Op {
     ListXattr = 22,
     /// Remove an extended attribute (protocol version 3).
     RemoveXattr = 23,
+    /// A new unnamed file for the sentry's root overlay upper layer
+    /// (`--overlay=self`), donating its fd.
+    UpperFile = 24,
 }
 
 impl Op {
@@ -120,6 +123,7 @@ impl Op {
             21 => SetXattr,
             22 => ListXattr,
             23 => RemoveXattr,
+            24 => UpperFile,
             _ => return None,
         })
     }
@@ -155,6 +159,10 @@ pub enum Request {
     },
     /// A new fid for the root.
     Attach,
+    /// A new, empty, unnamed regular file on the rootfs's filesystem, for the sentry's
+    /// overlay upper layer; its fd travels with the reply (`EOPNOTSUPP` from a gofer
+    /// given no upper directory).
+    UpperFile,
     /// A new fid for the root of bind mount `index` (in the gofer's `--mount` order).
     AttachMount {
         /// 0-based mount number.
@@ -512,6 +520,7 @@ impl Request {
         match self {
             Request::Version { .. } => Op::Version,
             Request::Attach => Op::Attach,
+            Request::UpperFile => Op::UpperFile,
             Request::AttachMount { .. } => Op::AttachMount,
             Request::Walk { .. } => Op::Walk,
             Request::Stat { .. } => Op::Stat,
@@ -548,7 +557,7 @@ impl Request {
                 w.u32(*magic);
                 w.u32(*version);
             }
-            Request::Attach => {}
+            Request::Attach | Request::UpperFile => {}
             Request::AttachMount { index } => w.u32(*index),
             Request::Walk { dir, names } => {
                 if names.len() > MAX_WALK {
@@ -724,6 +733,7 @@ impl Request {
                 version: r.u32()?,
             },
             Op::Attach => Request::Attach,
+            Op::UpperFile => Request::UpperFile,
             Op::AttachMount => Request::AttachMount { index: r.u32()? },
             Op::Walk => {
                 let dir = r.u64()?;
@@ -943,6 +953,7 @@ pub fn decode_reply(frame: &[u8], expect: Op) -> Result<(u32, Result<ReplyBody, 
     }
     let body = match expect {
         Op::Open
+        | Op::UpperFile
         | Op::Clunk
         | Op::Unlink
         | Op::Rename
@@ -1016,6 +1027,7 @@ mod tests {
                 version: VERSION,
             },
             Request::Attach,
+            Request::UpperFile,
             Request::AttachMount { index: 3 },
             Request::Walk {
                 dir: 7,

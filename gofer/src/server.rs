@@ -83,6 +83,10 @@ impl Node {
     }
 }
 
+/// The exact `openat` flags of an upper-layer file (the seccomp row allows only
+/// these, only on the upper directory).
+pub const UPPER_FILE_FLAGS: i32 = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+
 /// A file server for one tree. Build it with [`Server::new`] (or [`Server::from_parts`]
 /// after confinement) and run it with [`Server::run`].
 pub struct Server {
@@ -90,6 +94,10 @@ pub struct Server {
     readonly: bool,
     /// The spec's bind mounts.
     binds: Vec<Bind>,
+    /// Where [`Request::UpperFile`] makes unnamed files (`--overlay=self`): a
+    /// directory of the rootfs's own filesystem, opened by the runtime outside the
+    /// gofer's mount namespace (so writable even when the served tree is not).
+    upper: Option<OwnedFd>,
     fids: BTreeMap<Fid, Node>,
     next_fid: Fid,
     negotiated: bool,
@@ -118,6 +126,7 @@ impl Server {
             root,
             readonly,
             binds: Vec::new(),
+            upper: None,
             fids: BTreeMap::new(),
             next_fid: 1,
             negotiated: false,
@@ -128,6 +137,18 @@ impl Server {
     pub fn with_binds(mut self, binds: Vec<Bind>) -> Server {
         self.binds = binds;
         self
+    }
+
+    /// Also makes unnamed files in directory `upper` for the sentry's overlay upper
+    /// layer ([`Request::UpperFile`]).
+    pub fn with_upper(mut self, upper: Option<OwnedFd>) -> Server {
+        self.upper = upper;
+        self
+    }
+
+    /// The upper directory's descriptor, if any (for the seccomp filter).
+    pub fn upper_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.upper.as_ref().map(|f| f.as_fd())
     }
 
     /// Whether attach point `mount` refuses changes.
@@ -307,6 +328,13 @@ impl Server {
                 )?;
                 let (fid, st) = self.insert_in(fd, 0, None)?;
                 plain(ReplyBody::Node(fid, st))
+            }
+            Request::UpperFile => {
+                let dir = self.upper.as_ref().ok_or(Errno::EOPNOTSUPP)?;
+                // Unnamed (never linked: no name to find, and the host frees it when
+                // the sentry closes its last descriptor), read-write, owner-only.
+                let fd = host::openat(dir.as_fd(), c".", UPPER_FILE_FLAGS, 0o600)?;
+                Ok((ReplyBody::Unit, Some(fd)))
             }
             Request::AttachMount { index } => {
                 let src = self.binds.get(index as usize).ok_or(Errno::ENOENT)?;

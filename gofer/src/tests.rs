@@ -854,3 +854,46 @@ fn extended_attributes_pass_through() {
     assert_eq!(c.getxattr(d, b"user.d").unwrap(), b"");
     finish(c, h);
 }
+
+/// `--overlay=self`: a server given an upper directory makes empty unnamed files
+/// there, each its own; one without answers `EOPNOTSUPP`.
+#[test]
+fn upper_files_are_new_unnamed_and_separate() {
+    let t = tree();
+    let (c, h) = start(&t.0, true);
+    assert_eq!(c.upper_file().err(), Some(Errno::EOPNOTSUPP));
+    finish(c, h);
+
+    let (a, b) = pair();
+    let upper = crate::open_bind_source(&t.0).unwrap();
+    let server = crate::Server::new(&t.0, true)
+        .unwrap()
+        .with_upper(Some(upper));
+    let h = std::thread::spawn(move || server.run(b));
+    let c = Client::new(a).unwrap();
+    let before: Vec<_> = fs::read_dir(&t.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let f1 = fs::File::from(c.upper_file().unwrap());
+    let f2 = fs::File::from(c.upper_file().unwrap());
+    let (m1, m2) = (f1.metadata().unwrap(), f2.metadata().unwrap());
+    assert!(m1.is_file() && m1.len() == 0 && m1.nlink() == 0, "{m1:?}");
+    assert_ne!(m1.ino(), m2.ino());
+    assert_eq!(m1.dev(), fs::metadata(&t.0).unwrap().dev());
+    use std::os::unix::fs::FileExt;
+    f1.write_all_at(b"upper data", 1 << 20).unwrap();
+    let mut buf = [0u8; 10];
+    f1.read_exact_at(&mut buf, 1 << 20).unwrap();
+    assert_eq!(&buf, b"upper data");
+    assert_eq!(f2.metadata().unwrap().len(), 0);
+    let after: Vec<_> = fs::read_dir(&t.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(before, after, "an upper file got a name");
+    drop(c);
+    h.join().unwrap().unwrap();
+}

@@ -1212,6 +1212,24 @@ pub fn place(
     }
 }
 
+/// A container added to a pod: its own limits, from its spec's `linux.resources`,
+/// which the sentry shows its programs (see `sentry::kernel::containers`; a limit
+/// not set, or unlimited, is none of its own).
+pub fn container_limits(r: Option<&LinuxResources>) -> sentry::kernel::containers::ContainerLimits {
+    let b = boot_resources(r, None);
+    sentry::kernel::containers::ContainerLimits {
+        memory: b.memory_limit,
+        cpu: b.cpu_quota.map(|q| {
+            (
+                q,
+                b.cpu_period
+                    .unwrap_or(sentry::kernel::resources::DEFAULT_PERIOD),
+            )
+        }),
+        pids: b.pids_limit,
+    }
+}
+
 /// The limits the sandbox shows its programs, from the spec's `linux.resources`
 /// (already validated by [`Cgroup::create`] where it applied them), and the
 /// directories of its host cgroup `cg` where the sentry reads its usage.

@@ -35,9 +35,11 @@ pub struct GlobalOpts {
     #[arg(long, value_name = "DIR", default_value = "/var/run/rvisor")]
     pub root: PathBuf,
 
-    /// Where writes to the root filesystem go: `memory` keeps them in the sandbox,
-    /// `none` sends them through the gofer to the host directory.
-    #[arg(long, value_enum, default_value_t = Overlay::Memory)]
+    /// Where writes to the root filesystem go: `self` (the default, as gVisor's
+    /// `root:self`) keeps the changes in the sandbox with the file data in unnamed
+    /// files on the rootfs's own filesystem, `memory` keeps all of it in the
+    /// sandbox's memory, `none` sends writes through the gofer to the host directory.
+    #[arg(long, value_enum, default_value_t = Overlay::SelfFile)]
     pub overlay: Overlay,
 
     /// Network stack: `sandbox` attaches the sentry's own TCP/IP stack to the
@@ -206,6 +208,9 @@ pub enum Platform {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Overlay {
     Memory,
+    /// The upper layer's file data on the rootfs's own disk (gVisor's `root:self`).
+    #[value(name = "self")]
+    SelfFile,
     None,
 }
 
@@ -416,6 +421,10 @@ pub struct GoferArgs {
     /// Container id (for log file names).
     #[arg(long, default_value = "gofer")]
     pub id: String,
+    /// Inherited fd of the directory where the sentry's overlay upper-layer files
+    /// are made (unnamed, `O_TMPFILE`): `--overlay=self`.
+    #[arg(long, value_name = "N")]
+    pub upper_fd: Option<i32>,
 }
 
 #[derive(Debug, Args)]

@@ -143,7 +143,7 @@ fn pod_member(rec: &state::Record) -> Option<(String, bool)> {
 
 /// The sentry's figures for container `id` of sandbox `pod` (refused while the
 /// sandbox is paused: a frozen sentry cannot answer).
-fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
+pub(crate) fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
     let rec = state::load(&g.root, pod)?;
     if rec.status == "paused" {
         bail_kind!(FailedPrecondition, "sandbox {pod:?} is paused");
@@ -233,6 +233,13 @@ fn host_kills(g: &GlobalOpts, rec: &state::Record) -> Option<u64> {
     sentry_stats(g, &pod, &rec.id).ok().map(|s| s.host_kills)
 }
 
+/// Processes of pod member `rec` killed at its own memory limit, as the sentry
+/// counted them.
+fn limit_kills(g: &GlobalOpts, rec: &state::Record) -> Option<u64> {
+    let (pod, _) = pod_member(rec)?;
+    sentry_stats(g, &pod, &rec.id).ok().map(|s| s.limit_kills)
+}
+
 fn print_line(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")
@@ -267,11 +274,17 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let in_pod = pod_member(&rec).is_some();
     let mut ooms = cg.oom_kills();
     let mut kills = host_kills(g, &rec).unwrap_or(0);
+    let mut at_limit = limit_kills(g, &rec).unwrap_or(0);
     loop {
         // The state first, the count after: a kill that stopped the container (its
         // init was the victim) is counted before the container is seen stopped, so
         // its event is printed before `events` ends.
         let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
+        // Kills at a pod container's own memory limit (see `own_oom`).
+        if let Some(n) = limit_kills(g, &rec).filter(|&n| n > at_limit) {
+            print_line(&event("oom", &a.id, None))?;
+            at_limit = n;
+        }
         let now = cg.oom_kills();
         if in_pod {
             if let Some(k) = host_kills(g, &rec).filter(|&k| k > kills) {
@@ -392,38 +405,53 @@ fn pod_containers(g: &GlobalOpts, pod: &str, except: &str) -> Result<Vec<String>
 /// the pod sandbox's while it is the pod's only running container (its limits are
 /// then the pod's, and the sandbox shows them inside: `/proc/meminfo`, the CPU
 /// count, the cgroup files); with other containers in the pod, none: the one host
-/// cgroup holds them all, and a limit for one would be enforced on every one.
-fn update_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Cgroup> {
+/// cgroup holds them all, sized by the kubelet (the sum of its containers'
+/// limits), and a limit for one would be enforced on every one. runsc changes no
+/// host cgroup for a sub-container's update either.
+fn update_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Option<Cgroup>> {
     let id = &rec.id;
     if let Some(cg) = Cgroup::load(&state::dir_of(&g.root, id)?)? {
-        return Ok(cg);
+        return Ok(Some(cg));
     }
     let Some(pod) = pod_of(rec) else {
-        return cgroup_of(g, id, "update");
+        return cgroup_of(g, id, "update").map(Some);
     };
-    let others = pod_containers(g, &pod, id)?;
-    if !others.is_empty() {
-        bail_kind!(
-            FailedPrecondition,
-            "cannot update container {id:?}: it runs in the sandbox of pod {pod:?}, whose one cgroup also holds its containers {others:?}; a limit for one container would apply to all of them (update the pod's sandbox instead, or the container once it is the pod's only one)"
-        );
-    }
     let sandbox = state::load(&g.root, &pod)?;
     if sandbox.status == "stopped" {
         bail_kind!(NotRunning, "the sandbox of pod {pod:?} is not running");
     }
-    cgroup_of(g, &pod, "update")
+    if !pod_containers(g, &pod, id)?.is_empty() {
+        return Ok(None);
+    }
+    cgroup_of(g, &pod, "update").map(Some)
 }
 
 /// `update`: new limits for a created, running or paused container's cgroup (see
-/// [`update_cgroup`] for a container in a pod).
+/// [`update_cgroup`] for a container in a pod). A container added to a pod also
+/// gets them as its own limits in the sentry, which its programs see
+/// (`/proc/meminfo`, its cgroup files), whatever else runs in the pod.
 pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
     let r = update_resources(a)?;
     let rec = state::load(&g.root, &a.id)?;
     if rec.status == "stopped" {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
-    update_cgroup(g, &rec)?.apply(&r)?;
+    let cg = update_cgroup(g, &rec)?;
+    if let Some(cg) = &cg {
+        cg.apply(&r)?;
+    }
+    let own_cgroup = Cgroup::load(&state::dir_of(&g.root, &a.id)?)?.is_some();
+    if let (Some(pod), false) = (pod_of(&rec), own_cgroup) {
+        let req = sentry::control::Request::UpdateContainer {
+            id: a.id.clone(),
+            limits: crate::cgroup::container_limits(Some(&r)),
+        };
+        match crate::lifecycle::request(g, &pod, &req)? {
+            sentry::control::Reply::Ok => {}
+            sentry::control::Reply::Error { msg } => bail!("update {:?}: {msg}", a.id),
+            other => bail!("update {:?}: unexpected reply {other:?}", a.id),
+        }
+    }
     Ok(0)
 }
 

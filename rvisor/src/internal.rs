@@ -147,7 +147,11 @@ pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
     tracing::info!(root = %args.root.display(), readonly = args.readonly, "gofer serving");
     // Confinement (own mount namespace holding only the root, seccomp allow-list)
     // happens here, while the process is still single-threaded.
-    let server = gofer::confine::confine_with_binds(
+    let upper = args
+        .upper_fd
+        .map(|n| adopt_fd(n, "--upper-fd"))
+        .transpose()?;
+    let server = gofer::confine::confine_with_upper(
         &args.root,
         &args.mounts,
         sock.as_fd(),
@@ -156,6 +160,7 @@ pub fn gofer(g: &GlobalOpts, args: &GoferArgs) -> Result<i32> {
             weak: g.unsafe_weak_confinement,
             ..Default::default()
         },
+        upper,
     )
     .with_context(|| format!("confine the gofer to {}", args.root.display()))?;
     server

@@ -170,13 +170,22 @@ fn sandbox_of(spec: &Spec) -> Option<String> {
 }
 
 /// Waits until `a` or `b` has something to read (or a signal interrupts); says which.
-fn wait_either(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> Result<(bool, bool)> {
+fn wait_either(
+    a: BorrowedFd<'_>,
+    b: BorrowedFd<'_>,
+    timeout: Option<std::time::Duration>,
+) -> Result<(bool, bool)> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut pfds = [
         PollFd::new(a, PollFlags::POLLIN),
         PollFd::new(b, PollFlags::POLLIN),
     ];
-    match poll(&mut pfds, PollTimeout::NONE) {
+    let ms = match timeout {
+        Some(t) => PollTimeout::try_from(t.as_millis().min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX),
+        None => PollTimeout::NONE,
+    };
+    match poll(&mut pfds, ms) {
         Ok(_) | Err(nix::errno::Errno::EINTR) => {}
         Err(e) => return Err(e).context("poll"),
     }
@@ -293,6 +302,9 @@ fn supervise_added_inner(
         masked_paths: b.masked_paths.clone(),
         readonly_paths: b.readonly_paths.clone(),
         devices: crate::policy::emulated_devices(&b.spec),
+        limits: crate::cgroup::container_limits(
+            b.spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        ),
     };
     let fds = [
         stdio[0].as_fd(),
@@ -333,7 +345,17 @@ fn supervise_added_inner(
     }
     let mut got = Vec::new();
     loop {
-        let (status_ready, request_ready) = wait_either(status_ours.as_fd(), listener.as_fd())?;
+        let (status_ready, request_ready) = wait_either(
+            status_ours.as_fd(),
+            listener.as_fd(),
+            Some(crate::own_oom::PERIOD),
+        )?;
+        // Its own memory limit, if it has one (see own_oom).
+        if rec.borrow().status == "running" {
+            if let Err(e) = crate::own_oom::check(g, sandbox, &a.id) {
+                tracing::debug!("own memory limit: {e:#}");
+            }
+        }
         if request_ready {
             serve_one(&listener, |req, fds| {
                 let mut r = rec.borrow_mut();
@@ -421,7 +443,10 @@ fn on_added_request(
             container: rec.id.clone(),
             pid,
         }),
-        Request::CreateContainer { .. } | Request::StartContainer { .. } => {
+        Request::CreateContainer { .. }
+        | Request::StartContainer { .. }
+        | Request::UpdateContainer { .. }
+        | Request::NoteLimitKill { .. } => {
             err("not a sandbox: containers are added to the pod's sandbox container".into())
         }
     }
@@ -1317,7 +1342,7 @@ fn exec_and_wait(
     }
     let mut got = Vec::new();
     loop {
-        let (status_ready, _) = wait_either(status_ours.as_fd(), sfd.as_fd())?;
+        let (status_ready, _) = wait_either(status_ours.as_fd(), sfd.as_fd(), None)?;
         while let Ok(Some(info)) = sfd.read_signal() {
             let req = Request::Signal {
                 container: a.id.clone(),

@@ -32,6 +32,7 @@ mod lifecycle;
 mod logging;
 mod netdev;
 mod oom_adj;
+mod own_oom;
 mod policy;
 mod sandbox;
 mod sandbox_procs;
@@ -305,7 +306,12 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
             capabilities: Some(caps::for_do(&a.cap_add, &a.cap_drop)?),
             ..Default::default()
         },
-        overlay: g.overlay.name(),
+        // The host's own root takes no upper-layer files: `self` keeps the upper
+        // layer in memory there, as `memory` does.
+        overlay: match g.overlay {
+            cli::Overlay::SelfFile if host_root => cli::Overlay::Memory.name(),
+            o => o.name(),
+        },
         network: network.name(),
         // The host's own root is never written by `do`: with the memory overlay the
         // sandbox may write (into the sentry's memory, as `runsc do`); with

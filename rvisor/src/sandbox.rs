@@ -280,6 +280,20 @@ pub fn spawn_gofer(
     if readonly {
         gofer_cmd.arg("--readonly");
     }
+    // --overlay=self: the gofer makes the sentry's upper-layer files (unnamed) in
+    // the rootfs directory, through this descriptor opened here, outside the
+    // gofer's mount namespace (where the tree is read-only).
+    let upper = if g.overlay == crate::cli::Overlay::SelfFile {
+        let fd = gofer::open_bind_source(rootfs)?;
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            anyhow::bail!("rootfs {}: not a directory", rootfs.display());
+        }
+        gofer_cmd.arg(format!("--upper-fd={}", fd.as_raw_fd()));
+        Some(fd)
+    } else {
+        None
+    };
     // Each source is opened here, once, without following any symlink (the bundle
     // check canonicalized it: a symlink now was swapped in since), and the gofer
     // serves that descriptor; no path of a bind source is resolved again.
@@ -294,6 +308,7 @@ pub fn spawn_gofer(
     }
     let mut fds: Vec<&OwnedFd> = vec![sock];
     fds.extend(sources.iter());
+    fds.extend(upper.iter());
     spawn_with_fds(&mut gofer_cmd, &fds, "gofer")
 }
 

@@ -133,7 +133,7 @@ pub struct BootConfig {
     pub hostname: String,
     /// The first process.
     pub process: ProcessConfig,
-    /// `--overlay`: `memory` or `none`.
+    /// `--overlay`: `self`, `memory` or `none`.
     pub overlay: String,
     /// `--network`: `none`, `sandbox` or `host`.
     pub network: String,

@@ -496,6 +496,7 @@ fn cri_runs_a_pod_under_rvisor() {
             .unwrap();
         rt.block_on(pod_scenario(&c));
         rt.block_on(oom_scenario(&c));
+        rt.block_on(own_limit_oom_scenario(&c));
         eprintln!("{p}: the pods ran in {:?}", started.elapsed());
     }
 }
@@ -604,6 +605,94 @@ async fn oom_scenario(c: &Containerd) {
     .await;
 }
 
+/// A container allocating past its own memory limit in a pod whose limit is far
+/// larger: its biggest process is killed, the CRI says OOMKilled for it alone, and
+/// its sibling and the pod live on.
+async fn own_limit_oom_scenario(c: &Containerd) {
+    let mut rs = connect(&c.sock()).await.expect("connect to CRI");
+    limit_pod_memory(c, "own", 512 * MIB);
+    let pod_cfg = pod_config(c, "own");
+    let pod = rs
+        .run_pod_sandbox(cri::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: HANDLER.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", c.log()))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut ids = Vec::new();
+    for (name, cmd, limit) in [
+        ("sibling", vec!["/bin/sleep", "3600"], 0),
+        (
+            "hog",
+            vec!["/bin/sh", "-c", "sleep 1; exec /bin/mem_hog 200 hold"],
+            64 * MIB,
+        ),
+    ] {
+        let mut cfg = container_config(name, &cmd);
+        cfg.linux
+            .get_or_insert_with(Default::default)
+            .resources
+            .get_or_insert_with(Default::default)
+            .memory_limit_in_bytes = limit;
+        let id = rs
+            .create_container(cri::CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(pod_cfg.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}\n{}", c.log()))
+            .into_inner()
+            .container_id;
+        rs.start_container(cri::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer {name}: {e}\n{}", c.log()));
+        ids.push(id);
+    }
+    let (sibling, hog) = (ids[0].clone(), ids[1].clone());
+    let start = Instant::now();
+    let st = loop {
+        let st = container_state(&mut rs, &hog).await;
+        if st.state == cri::ContainerState::ContainerExited as i32 && st.reason == "OOMKilled" {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the hog was not killed at its own limit: {st:?}\n{}",
+            std::fs::read_to_string(c.dir.join("pods/own/hog.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st.exit_code, 137, "{st:?}");
+    let s = container_state(&mut rs, &sibling).await;
+    assert_eq!(
+        s.state,
+        cri::ContainerState::ContainerRunning as i32,
+        "{s:?}"
+    );
+    let (code, out, _) = exec_sync(&mut rs, &sibling, &["/bin/echo", "alive"]).await;
+    assert_eq!((code, out.as_str()), (0, "alive\n"));
+    the_oom_is_the_hogs_only(&mut rs, &sibling).await;
+    rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", c.log()));
+    rs.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("RemovePodSandbox: {e}\n{}", c.log()));
+    until(10, "the pod's processes to go", || async {
+        c.stray().is_empty()
+    })
+    .await;
+}
+
 async fn pod_scenario(c: &Containerd) {
     let mut rs = connect(&c.sock()).await.expect("connect to CRI");
     let v = rs
@@ -670,9 +759,9 @@ async fn pod_scenario(c: &Containerd) {
         let id = rs
             .create_container(cri::CreateContainerRequest {
                 pod_sandbox_id: pod.clone(),
-                config: Some(with_oom_score_adj(
-                    container_config(name, &cmd),
-                    OOM_ADJ[name],
+                config: Some(with_own_limits(
+                    name,
+                    with_oom_score_adj(container_config(name, &cmd), OOM_ADJ[name]),
                 )),
                 sandbox_config: Some(pod_cfg.clone()),
             })
@@ -704,6 +793,8 @@ async fn pod_scenario(c: &Containerd) {
     assert_eq!((code, out.as_str()), (0, "hi from exec\n"));
     let (code, _, _) = exec_sync(&mut rs, &client, &["/bin/sh", "-c", "exit 3"]).await;
     assert_eq!(code, 3);
+
+    upper_files_are_on_the_containers_rootfs(&mut rs, &client).await;
 
     // Streaming exec: Exec gives a URL on containerd's streaming server (in its
     // network namespace); a WebSocket client there gets the output on channel 1 and
@@ -831,29 +922,46 @@ async fn pod_scenario(c: &Containerd) {
     assert!(mem.unwrap_or(0) > 0, "pod memory {mem:?}");
     own_stats_are_each_containers(&mut rs, &pod, &server, &client).await;
 
-    // UpdateContainerResources: a container added to the pod runs in the pod's
-    // sentry, whose one host cgroup holds every container; a limit for one of them
-    // is refused with the reason, and nothing changes.
-    let before = exec_sync(&mut rs, &client, &["/bin/cat", "/sys/fs/cgroup/memory.max"]).await;
-    let e = rs
-        .update_container_resources(cri::UpdateContainerResourcesRequest {
-            container_id: client.clone(),
-            linux: Some(cri::LinuxContainerResources {
-                memory_limit_in_bytes: 200 * MIB,
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect_err("UpdateContainerResources of a container in a pod");
-    assert!(
-        e.message()
-            .contains(&format!("runs in the sandbox of pod \"{pod}\"")),
-        "{e}"
+    // Each container sees its own limits from its spec (the smaller of its own and
+    // the pod's): "server" has a memory limit and a CPU quota, "client" none, so it
+    // sees the pod's.
+    let server_view = own_view(&mut rs, &server).await;
+    assert_eq!(
+        server_view,
+        (
+            SERVER_MEMORY.to_string(),
+            format!("{} {}", SERVER_CPU.0, SERVER_CPU.1),
+            (SERVER_MEMORY / 1024).to_string()
+        ),
+        "server's own view"
     );
-    let after = exec_sync(&mut rs, &client, &["/bin/cat", "/sys/fs/cgroup/memory.max"]).await;
-    assert_eq!(before, after);
-    assert_eq!(before.0, 0, "{before:?}");
+    let client_before = own_view(&mut rs, &client).await;
+    assert_ne!(client_before.0, server_view.0, "client sees server's limit");
+
+    // UpdateContainerResources of one container while the other runs: its own
+    // view changes, the other's does not, and the pod's cgroup is left as the
+    // kubelet sized it (as runsc does).
+    rs.update_container_resources(cri::UpdateContainerResourcesRequest {
+        container_id: client.clone(),
+        linux: Some(cri::LinuxContainerResources {
+            memory_limit_in_bytes: 80 * MIB,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("UpdateContainerResources of a container in a pod: {e}"));
+    let client_after = own_view(&mut rs, &client).await;
+    assert_eq!(
+        (client_after.0.as_str(), client_after.2.as_str()),
+        (
+            (80 * MIB).to_string().as_str(),
+            (80 * MIB / 1024).to_string().as_str()
+        ),
+        "client after its update: {client_after:?}"
+    );
+    assert_eq!(client_after.1, client_before.1, "client's cpu.max changed");
+    assert_eq!(own_view(&mut rs, &server).await, server_view);
 
     // Stop and remove: nothing of the pod is left on the host.
     rs.stop_pod_sandbox(cri::StopPodSandboxRequest {
@@ -903,6 +1011,38 @@ static OOM_ADJ: std::sync::LazyLock<HashMap<&'static str, i64>> =
 
 /// The `oom_score_adj` containerd gives a pod's sandbox (pause) container.
 const SANDBOX_OOM_ADJ: i32 = -998;
+
+/// The "server" container's own limits in the pod scenario: a memory limit and a
+/// CPU quota of its own (the kubelet would size the pod's cgroup to the sum).
+const SERVER_MEMORY: i64 = 96 * MIB;
+const SERVER_CPU: (i64, i64) = (50_000, 100_000);
+
+fn with_own_limits(name: &str, mut cfg: cri::ContainerConfig) -> cri::ContainerConfig {
+    if name == "server" {
+        let linux = cfg.linux.get_or_insert_with(Default::default);
+        let r = linux.resources.get_or_insert_with(Default::default);
+        r.memory_limit_in_bytes = SERVER_MEMORY;
+        (r.cpu_quota, r.cpu_period) = SERVER_CPU;
+    }
+    cfg
+}
+
+/// What container `id` reads in its cgroup files and /proc/meminfo: (memory.max,
+/// cpu.max, MemTotal in kB).
+async fn own_view(rs: &mut RuntimeServiceClient<Channel>, id: &str) -> (String, String, String) {
+    let mut read = Vec::new();
+    for cmd in [
+        &["/bin/cat", "/sys/fs/cgroup/memory.max"][..],
+        &["/bin/cat", "/sys/fs/cgroup/cpu.max"],
+        &["/bin/grep", "MemTotal", "/proc/meminfo"],
+    ] {
+        let (code, out, err) = exec_sync(rs, id, cmd).await;
+        assert_eq!(code, 0, "{cmd:?} in {id}: {err}");
+        read.push(out.trim().to_string());
+    }
+    let mem_total = read[2].split_whitespace().nth(1).unwrap_or("").to_string();
+    (read[0].clone(), read[1].clone(), mem_total)
+}
 
 fn with_oom_score_adj(mut cfg: cri::ContainerConfig, adj: i64) -> cri::ContainerConfig {
     let linux = cfg.linux.get_or_insert_with(Default::default);
@@ -1130,6 +1270,66 @@ async fn the_oom_is_the_hogs_only(rs: &mut RuntimeServiceClient<Channel>, siblin
         s.reason, "OOMKilled",
         "the sibling was not OOM-killed: {s:?}"
     );
+}
+
+/// Unnamed files of container `id`'s rootfs held open on the host (the
+/// `--overlay=self` upper files, `/proc/PID/fd` showing `.../ID/rootfs/#INO
+/// (deleted)`), by size.
+fn upper_files_of(id: &str) -> Vec<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let needle = format!("/{id}/rootfs/#");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut sizes = Vec::new();
+    for (_, dir) in rvisor_e2e::host_processes() {
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(t) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = t.to_string_lossy();
+            if t.contains(&needle) && t.ends_with(" (deleted)") {
+                if let Ok(m) = std::fs::metadata(fd.path()) {
+                    if seen.insert((m.dev(), m.ino())) {
+                        sizes.push(m.len());
+                    }
+                }
+            }
+        }
+    }
+    sizes
+}
+
+/// rvisor's default `--overlay=self` under containerd: a file written in a
+/// container's root is an unnamed file on that container's own rootfs (containerd's
+/// overlayfs snapshot), not sandbox memory, and it goes when the file is removed.
+async fn upper_files_are_on_the_containers_rootfs(
+    rs: &mut RuntimeServiceClient<Channel>,
+    id: &str,
+) {
+    const SIZE: u64 = 32 << 20;
+    let (code, out, err) = exec_sync(
+        rs,
+        id,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("head -c {SIZE} /dev/zero > /upper.bin && wc -c < /upper.bin"),
+        ],
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, SIZE.to_string().as_str()), "{err}");
+    let held = upper_files_of(id);
+    assert_eq!(
+        held.iter().filter(|&&n| n == SIZE).count(),
+        1,
+        "upper files of {id}: {held:?}"
+    );
+    let (code, _, err) = exec_sync(rs, id, &["/bin/busybox", "rm", "/upper.bin"]).await;
+    assert_eq!(code, 0, "{err}");
+    let held = upper_files_of(id);
+    assert!(!held.contains(&SIZE), "still held after rm: {held:?}");
 }
 
 /// UpdateContainerResources of a pod's only running container: its limits are the

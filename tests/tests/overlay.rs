@@ -1,7 +1,9 @@
-//! The root overlay end to end: with `--overlay=memory` (the default) a container that
-//! writes, truncates, creates, deletes and renames files in its root leaves the
-//! bundle's rootfs byte-for-byte unchanged, while it sees its own changes; with
-//! `--overlay=none` the changes land in the rootfs.
+//! The root overlay end to end: with `--overlay=self` (the default) and
+//! `--overlay=memory` a container that writes, truncates, creates, deletes and
+//! renames files in its root leaves the bundle's rootfs byte-for-byte unchanged,
+//! while it sees its own changes; with `--overlay=none` the changes land in the
+//! rootfs. With `self` the upper layer's file data is in unnamed files on the
+//! rootfs's disk, held by the sentry only while the sandbox runs.
 //!
 //! The program (`tests/c/fs/overlay_ops.c`) reports which operations the sentry
 //! accepted; every accepted change is checked on the host.
@@ -138,6 +140,199 @@ fn memory_overlay_leaves_the_bundle_unchanged() {
 }
 
 #[test]
+fn self_overlay_leaves_the_bundle_unchanged() {
+    let f = fixture();
+    let before = tree_hash(&f.rootfs);
+    let r = run_ops("self", &f.rootfs);
+    assert!(ok(&r, "edit") && ok(&r, "trunc"), "{r:?}");
+    assert_eq!(r["content /data/edit.txt"], "EDITEDal edit file");
+    assert_eq!(r["content /data/trunc.txt"], "short");
+    for op in ["create", "unlink", "rename", "mkdir", "rmdir", "chmod"] {
+        assert!(ok(&r, op), "{op}: {r:?}");
+    }
+    assert_eq!(r["content /data/created.txt"], "created");
+    assert_eq!(r["content /data/gone.txt"], "ENOENT");
+    assert_eq!(r["content /data/new.txt"], "renamed content");
+    // Not a name was added to the rootfs (the upper files have none), nor a byte
+    // of the lower files changed.
+    assert_eq!(
+        before,
+        tree_hash(&f.rootfs),
+        "the bundle rootfs changed: {r:?}"
+    );
+}
+
+/// Files of `rootfs`'s filesystem held open by some process under no name (the
+/// `--overlay=self` upper files: `/proc/PID/fd` shows them as `ROOTFS/#INO
+/// (deleted)`): (holder pid, size, bytes allocated) of each.
+fn unnamed_files_in(rootfs: &Path) -> Vec<(i32, u64, u64)> {
+    let prefix = format!("{}/#", rootfs.display());
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (pid, dir) in rvisor_e2e::host_processes() {
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let t = target.to_string_lossy();
+            if !(t.starts_with(&prefix) && t.ends_with(" (deleted)")) {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(fd.path()) {
+                if seen.insert((m.dev(), m.ino())) {
+                    out.push((pid, m.len(), m.blocks() * 512));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn vm_rss_kib(pid: i32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn bigwrite_rootfs() -> Fixture {
+    let f = fixture();
+    let src = rvisor_e2e::c_dir().join("fs/overlay_bigwrite.c");
+    rvisor_e2e::compile(&src, Link::Static, &f.rootfs.join("bin/big"), &[]).unwrap();
+    f
+}
+
+const BIG_MIB: u64 = 200;
+
+/// `--overlay=self`: 200 MiB written inside land in an unnamed file on the rootfs's
+/// disk that the sentry holds (the file grows to the data; the sentry's RSS does
+/// not), read back right (by read(2) and a shared mapping), and the file is gone
+/// with the sandbox; the rootfs shows no new name at any time.
+#[test]
+fn self_overlay_keeps_large_writes_on_disk() {
+    use std::io::{BufRead, BufReader, Write};
+    for platform in rvisor_e2e::platforms() {
+        let f = bigwrite_rootfs();
+        let before = tree_hash(&f.rootfs);
+        let mut child = Command::new(rvisor_e2e::rvisor_bin().unwrap())
+            .arg(format!("--platform={platform}"))
+            .arg("--overlay=self")
+            .arg("do")
+            .arg("--rootfs")
+            .arg(&f.rootfs)
+            .arg("--")
+            .arg("/bin/big")
+            .arg(BIG_MIB.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines() {
+                if tx.send(l.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(120));
+        if first.as_deref() != Ok("written") {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{platform}: {first:?}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let files = unnamed_files_in(&f.rootfs);
+        let big: Vec<_> = files
+            .iter()
+            .filter(|(_, size, _)| *size == BIG_MIB << 20)
+            .collect();
+        assert_eq!(big.len(), 1, "{platform}: unnamed rootfs files: {files:?}");
+        let (holder, _, allocated) = *big[0];
+        assert!(
+            allocated >= BIG_MIB << 20,
+            "{platform}: the upper file holds only {allocated} bytes on disk"
+        );
+        let rss = vm_rss_kib(holder);
+        assert!(
+            rss > 0 && rss < (BIG_MIB << 10) / 4,
+            "{platform}: the sentry (pid {holder}) has {rss} KiB resident"
+        );
+        stdin.write_all(b"go\n").unwrap();
+        drop(stdin);
+        let rest: Vec<String> = rx.iter().collect();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success() && rest == ["verified"],
+            "{platform}: {rest:?} {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The sandbox is gone, and so is its upper file; the rootfs is as it was.
+        let left = unnamed_files_in(&f.rootfs);
+        assert!(left.is_empty(), "{platform}: still held: {left:?}");
+        assert_eq!(before, tree_hash(&f.rootfs), "{platform}");
+        println!(
+            "{platform}: upper file {} MiB on disk, sentry VmRSS {rss} KiB",
+            allocated >> 20
+        );
+    }
+}
+
+/// The same 200 MiB under a 128 MiB memory limit: with `self` the data is page
+/// cache of a disk file, written back and reclaimed, so the container succeeds;
+/// with `memory` it is sandbox memory, and the sandbox is killed at the limit.
+#[test]
+fn self_overlay_writes_past_the_memory_limit_that_memory_overlay_cannot() {
+    for platform in rvisor_e2e::platforms() {
+        let f = bigwrite_rootfs();
+        let run = |overlay: &str| {
+            let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+            cmd.arg(format!("--platform={platform}"))
+                .arg(format!("--overlay={overlay}"))
+                .arg("do")
+                .arg("--memory=128m")
+                .arg("--rootfs")
+                .arg(&f.rootfs)
+                .arg("--")
+                .arg("/bin/big")
+                .arg(BIG_MIB.to_string());
+            run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(180))).unwrap()
+        };
+        let on_disk = run("self");
+        assert_eq!(
+            (
+                on_disk.status,
+                String::from_utf8_lossy(&on_disk.stdout).as_ref()
+            ),
+            (0, "written\nverified\n"),
+            "{platform}: {}",
+            String::from_utf8_lossy(&on_disk.stderr)
+        );
+        let in_memory = run("memory");
+        assert_ne!(
+            in_memory.status,
+            0,
+            "{platform}: 200 MiB of memory overlay fit in a 128 MiB sandbox: {}",
+            String::from_utf8_lossy(&in_memory.stdout)
+        );
+        assert!(
+            !String::from_utf8_lossy(&in_memory.stdout).contains("verified"),
+            "{platform}"
+        );
+    }
+}
+
+#[test]
 fn no_overlay_writes_to_the_bundle() {
     let f = fixture();
     let data = f.rootfs.join("data");
@@ -253,6 +448,12 @@ fn xattrs_through_the_gofer_and_the_overlay() {
     let (lines, f) = xattr_run("memory");
     assert_eq!(lines, XATTR_EXPECTED);
     // The host rootfs is unchanged.
+    let pre = f.rootfs.join("data/pre.txt");
+    assert_eq!(host_xattr(&pre, "user.old").as_deref(), Some(&b"old"[..]));
+    assert!(!f.rootfs.join("data/x.txt").exists());
+
+    let (lines, f) = xattr_run("self");
+    assert_eq!(lines, XATTR_EXPECTED);
     let pre = f.rootfs.join("data/pre.txt");
     assert_eq!(host_xattr(&pre, "user.old").as_deref(), Some(&b"old"[..]));
     assert!(!f.rootfs.join("data/x.txt").exists());

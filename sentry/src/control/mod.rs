@@ -97,6 +97,23 @@ pub enum Request {
         /// Its emulated `linux.devices`, in its own /dev.
         #[serde(default)]
         devices: Vec<crate::config::DeviceConfig>,
+        /// Its own limits, from its spec's resources (see `kernel::containers`).
+        #[serde(default)]
+        limits: crate::kernel::containers::ContainerLimits,
+    },
+    /// New limits for an added container (its spec's resources, updated): what
+    /// its programs see changes; only the limits named change.
+    UpdateContainer {
+        /// Container id.
+        id: String,
+        /// The new limits.
+        limits: crate::kernel::containers::ContainerLimits,
+    },
+    /// The runtime killed a process of a container at the container's own memory
+    /// limit (its stub): counted for the container's `oom` events.
+    NoteLimitKill {
+        /// Container id.
+        container: String,
     },
     /// Let an added container's first process run.
     StartContainer {
@@ -149,8 +166,15 @@ pub struct ContainerStats {
     /// each once.
     pub stubs: Vec<i32>,
     /// Its processes killed from outside the sandbox (by the host's OOM killer when
-    /// the sandbox's host cgroup ran out of memory), since the sandbox started.
+    /// the sandbox's host cgroup ran out of memory, or by the runtime at the
+    /// container's own limit), since the sandbox started.
     pub host_kills: u64,
+    /// Its own memory limit (see `kernel::containers`), which the runtime enforces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
+    /// Its processes the runtime killed at that limit ([`Request::NoteLimitKill`]).
+    #[serde(default)]
+    pub limit_kills: u64,
 }
 
 /// The answer to one [`Request`].
@@ -442,6 +466,7 @@ fn handle(
             masked_paths,
             readonly_paths,
             devices,
+            limits,
         } => match create_container(
             kernel,
             shared,
@@ -456,9 +481,37 @@ fn handle(
             },
             fds,
         ) {
-            Ok(pid) => Reply::Pid { pid },
+            Ok(pid) => {
+                kernel.containers.set_limits(&id, limits, true);
+                Reply::Pid { pid }
+            }
             Err(msg) => err(format!("create container {id:?}: {msg}")),
         },
+        Request::NoteLimitKill { container } => {
+            if known_or_ended(kernel, shared, &container) {
+                kernel
+                    .containers
+                    .note_limit_kill(book_key(shared, &container));
+                Reply::Ok
+            } else {
+                err(format!("container {container:?}: not in this sandbox"))
+            }
+        }
+        Request::UpdateContainer { id, limits } => {
+            let added = shared
+                .subs
+                .lock()
+                .map(|s| s.contains_key(&id))
+                .unwrap_or(false);
+            if added {
+                kernel.containers.set_limits(&id, limits, false);
+                Reply::Ok
+            } else {
+                err(format!(
+                    "container {id:?}: not a running container added to this sandbox"
+                ))
+            }
+        }
         Request::StartContainer { id } => {
             let gate = shared.gates.lock().ok().and_then(|mut g| g.remove(&id));
             match gate {
@@ -645,6 +698,8 @@ fn container_stats(
 ) -> Result<ContainerStats, crate::errno::Errno> {
     let mut st = ContainerStats {
         host_kills: kernel.containers.host_kills(book_key(shared, container)),
+        memory_limit: kernel.containers.limits(book_key(shared, container)).memory,
+        limit_kills: kernel.containers.limit_kills(book_key(shared, container)),
         ..Default::default()
     };
     if !known(shared, container) {
@@ -929,6 +984,7 @@ fn create_container(
         if let Ok(mut s) = sh.subs.lock() {
             if let (Some(sub), Some(k)) = (s.remove(&cid), k.upgrade()) {
                 k.containers.remove(sub.init);
+                k.containers.forget_limits(&cid);
             }
         }
     });

@@ -1,5 +1,7 @@
 //! A read-only cgroup v2 filesystem showing the container's own cgroup: its limits
-//! and its usage, in the files JVMs, Go, Node, systemd and cAdvisor read
+//! (in a pod, each container's own where its spec sets them, see
+//! `kernel::containers`; the reader's container decides) and its usage (the
+//! sandbox's), in the files JVMs, Go, Node, systemd and cAdvisor read
 //! (`memory.max`, `cpu.max`, `cpuset.cpus.effective`, `pids.max`, ...). The
 //! container is at the root of its own cgroup namespace (`/proc/self/cgroup` says
 //! `0::/`), as with runc's `cgroupns`; it has no children and cannot make any.
@@ -136,7 +138,7 @@ const FILES: [Entry; 32] = [
     ("cgroup.type", |_| Ok("domain\n".into())),
     ("cpu.idle", |_| Ok("0\n".into())),
     ("cpu.max", |k| {
-        Ok(match k.resources.cpu_max() {
+        Ok(match k.cpu_max_view() {
             Some((q, p)) => format!("{q} {p}\n"),
             None => format!("max {}\n", crate::kernel::resources::DEFAULT_PERIOD),
         })
@@ -157,9 +159,7 @@ const FILES: [Entry; 32] = [
     ("memory.low", |k| {
         Ok(format!("{}\n", k.resources.memory_low()))
     }),
-    ("memory.max", |k| {
-        Ok(limit_or_max(k.resources.memory_limit()))
-    }),
+    ("memory.max", |k| Ok(limit_or_max(k.memory_limit_view()))),
     ("memory.min", |_| Ok("0\n".into())),
     ("memory.oom.group", |_| Ok("0\n".into())),
     ("memory.stat", memory_stat),
@@ -172,7 +172,7 @@ const FILES: [Entry; 32] = [
         Ok(limit_or_max(k.resources.swap_limit()))
     }),
     ("pids.current", pids_current),
-    ("pids.max", |k| Ok(limit_or_max(k.resources.pids_limit()))),
+    ("pids.max", |k| Ok(limit_or_max(k.pids_limit_view()))),
 ];
 
 /// `/proc/cgroups` of a cgroup v2 kernel with these controllers, the sandbox's

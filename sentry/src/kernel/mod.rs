@@ -187,7 +187,64 @@ impl Kernel {
         let own = crate::fs::memfile::MemoryFile::global()
             .map(|m| m.pages() * crate::fs::memfile::PAGE)
             .unwrap_or(0);
-        self.resources.mem_view(own)
+        let mut v = self.resources.mem_view(own)?;
+        // A container of a pod with a smaller limit of its own sees that as the
+        // machine's memory; what is in use is the pod's (the sentry does not
+        // split it by container), so free and available are never overstated.
+        if let Some(lim) = self.current_limits().memory.filter(|&l| l < v.total) {
+            let used = v.total.saturating_sub(v.free);
+            let unavailable = v.total.saturating_sub(v.available);
+            v.total = lim;
+            v.free = lim.saturating_sub(used);
+            v.available = lim.saturating_sub(unavailable);
+        }
+        Ok(v)
+    }
+
+    /// The container process `tgid` belongs to ([`containers::FIRST`] for the
+    /// sandbox's first container).
+    pub fn container_of(&self, tgid: i32) -> String {
+        match self.registry() {
+            Ok(reg) => self.containers.owner(tgid, |p| {
+                reg.group(p)
+                    .and_then(|g| g.state().ok().map(|s| s.parent))
+                    .unwrap_or(0)
+            }),
+            Err(_) => containers::FIRST.to_string(),
+        }
+    }
+
+    /// The own limits of the calling task's container (none for the first
+    /// container, whose limits are the sandbox's, and outside a task).
+    pub fn current_limits(&self) -> containers::ContainerLimits {
+        let (tgid, _) = process::current();
+        if tgid <= 0 {
+            return Default::default();
+        }
+        self.containers.limits(&self.container_of(tgid))
+    }
+
+    /// The memory limit the calling task's container sees: the smaller of the
+    /// sandbox's and its own.
+    pub fn memory_limit_view(&self) -> Option<u64> {
+        containers::tighter(self.resources.memory_limit(), self.current_limits().memory)
+    }
+
+    /// The CPU quota and period the calling task's container sees: the smaller
+    /// share of the sandbox's and its own.
+    pub fn cpu_max_view(&self) -> Option<(u64, u64)> {
+        match (self.resources.cpu_max(), self.current_limits().cpu) {
+            (Some(pod), Some(own)) => {
+                let share = |(q, p): (u64, u64)| q as f64 / p.max(1) as f64;
+                Some(if share(own) < share(pod) { own } else { pod })
+            }
+            (pod, own) => own.or(pod),
+        }
+    }
+
+    /// The pids limit the calling task's container sees.
+    pub fn pids_limit_view(&self) -> Option<u64> {
+        containers::tighter(self.resources.pids_limit(), self.current_limits().pids)
     }
 
     /// The memory the sandbox uses (see [`resources::Resources::memory_usage`]).
@@ -258,14 +315,7 @@ impl Kernel {
     /// Counts process `tgid`, killed from outside the sandbox (its stub died), for
     /// the container it belongs to.
     pub fn note_host_kill(&self, tgid: i32) {
-        let owner = match self.registry() {
-            Ok(reg) => self.containers.owner(tgid, |p| {
-                reg.group(p)
-                    .and_then(|g| g.state().ok().map(|s| s.parent))
-                    .unwrap_or(0)
-            }),
-            Err(_) => containers::FIRST.to_string(),
-        };
+        let owner = self.container_of(tgid);
         tracing::warn!(tgid, container = %owner, "process killed from outside the sandbox");
         self.containers.note_host_kill(&owner);
     }

@@ -1,11 +1,12 @@
-//! The root overlay (`--overlay=memory`, the default): the gofer's rootfs is the
-//! read-only lower layer and every change lands in an upper layer held by the
-//! sentry, so the bundle's rootfs is never modified.
+//! The root overlay (`--overlay=self`, the default, and `--overlay=memory`): the
+//! gofer's rootfs is the read-only lower layer and every change lands in an upper
+//! layer held by the sentry, so the bundle's rootfs is never modified.
 //!
 //! The upper layer lives in the overlay's own nodes: a directory keeps a map of
 //! upper entries (new or copied-up nodes, and whiteouts that hide lower names);
-//! regular file data copied up or created here lives in one host memfd per file
-//! (so it can be mapped and executed like a gofer-donated file). A directory
+//! regular file data copied up or created here lives in one host file per file
+//! (so it can be mapped and executed like a gofer-donated file): a memfd, or with
+//! `self` an unnamed file on the rootfs's disk ([`store`]). A directory
 //! created here, or replacing a deleted name, has no lower part: it is opaque.
 //! Once the `vfs` helper's tmpfs is merged, the upper nodes' storage can be swapped
 //! for tmpfs inodes; the interface to the rest of the sentry is [`root_for`] only.
@@ -27,26 +28,31 @@ use crate::sys::host;
 use crate::vfs::xattr::{check_name, XattrMap};
 use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
 
+pub mod store;
 #[cfg(test)]
 mod tests;
 
+use store::Store;
+
 /// The root filesystem `config.overlay` asks for over the gofer's rootfs:
-/// `memory` puts an in-sentry upper layer over the read-only rootfs, `none` mounts
-/// the gofer filesystem itself (read-write unless the spec's root is read-only).
+/// `self` and `memory` put an in-sentry upper layer over the read-only rootfs (its
+/// file data on the rootfs's disk or in memory, see [`store`]), `none` mounts the
+/// gofer filesystem itself (read-write unless the spec's root is read-only).
 pub fn root_for(config: &BootConfig, client: Arc<gofer::Client>) -> Result<Arc<dyn Inode>, String> {
     let attach = |ro| GoferFs::mount(client.clone(), ro);
     match config.overlay.as_str() {
-        "memory" => {
+        mode @ ("self" | "memory") => {
             let lower = attach(true).map_err(|e| format!("gofer: cannot attach the root: {e}"))?;
             if config.readonly_rootfs {
                 // A read-only root takes no writes, so there is nothing to hold.
                 return Ok(lower);
             }
-            Overlay::new_root(lower).map_err(|e| format!("overlay: cannot build the root: {e}"))
+            Overlay::new_root_in(lower, Store::for_mode(mode, client.clone()))
+                .map_err(|e| format!("overlay: cannot build the root: {e}"))
         }
         "none" => attach(config.readonly_rootfs)
             .map_err(|e| format!("gofer: cannot attach the root: {e}")),
-        other => Err(format!("overlay {other:?}: unknown (memory or none)")),
+        other => Err(format!("overlay {other:?}: unknown (self, memory or none)")),
     }
 }
 
@@ -64,11 +70,20 @@ pub struct Overlay {
     dev: u64,
     /// Serialises renames, which touch two directories.
     rename_lock: Mutex<()>,
+    /// Where upper file data goes.
+    store: Store,
 }
 
 impl Overlay {
-    /// An overlay over the read-only root `lower`, returning its root.
+    /// An overlay over the read-only root `lower` with its upper layer in memory,
+    /// returning its root.
     pub fn new_root(lower: Arc<dyn Inode>) -> SysResult<Arc<dyn Inode>> {
+        Overlay::new_root_in(lower, Store::Memory)
+    }
+
+    /// An overlay over the read-only root `lower` keeping upper file data in
+    /// `store`, returning its root.
+    pub fn new_root_in(lower: Arc<dyn Inode>, store: Store) -> SysResult<Arc<dyn Inode>> {
         let st = lower.stat()?;
         if !st.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -77,6 +92,7 @@ impl Overlay {
             next_ino: AtomicU64::new(FIRST_UPPER_INO),
             dev: st.dev,
             rename_lock: Mutex::new(()),
+            store,
         });
         Ok(Arc::new(ONode::new(fs, Some(lower), None)))
     }
@@ -121,14 +137,6 @@ fn now() -> (i64, i64) {
     host::clock_gettime(libc::CLOCK_REALTIME)
         .map(|t| (t.tv_sec, t.tv_nsec))
         .unwrap_or((0, 0))
-}
-
-fn new_memfd() -> SysResult<OwnedFd> {
-    nix::sys::memfd::memfd_create(
-        c"rvisor-overlay",
-        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
-    )
-    .map_err(Errno::from)
 }
 
 fn truncate(fd: &OwnedFd, size: u64) -> SysResult<()> {
@@ -223,9 +231,9 @@ impl ONode {
         };
         let st = lower.stat()?;
         match st.file_type() {
-            libc::S_IFREG if !data => s.data = Some(Arc::new(new_memfd()?)),
+            libc::S_IFREG if !data => s.data = Some(Arc::new(self.fs.store.new_file()?)),
             libc::S_IFREG => {
-                let fd = new_memfd()?;
+                let fd = self.fs.store.new_file()?;
                 let src = lower.open(libc::O_RDONLY)?;
                 let mut buf = vec![0u8; 128 * 1024];
                 let mut off = 0u64;
@@ -489,7 +497,7 @@ impl Inode for ONode {
     fn create(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
         self.check_dir()?;
         let node = self.fresh(libc::S_IFREG | (mode & 0o7777), owner);
-        lock(&node.st).data = Some(Arc::new(new_memfd()?));
+        lock(&node.st).data = Some(Arc::new(self.fs.store.new_file()?));
         self.insert_new(name, node)
     }
 
@@ -757,7 +765,7 @@ impl Inode for ONode {
     }
 }
 
-/// A regular file of the upper layer, in its memfd.
+/// A regular file of the upper layer, in its host file (see [`store`]).
 struct OverlayFile {
     fd: Arc<OwnedFd>,
     st: Arc<Mutex<State>>,
@@ -786,7 +794,8 @@ impl FileImpl for OverlayFile {
     }
 
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
-        // The data is a host memfd, which allocates and punches holes as tmpfs does.
+        // The data is a host memfd, which allocates and punches holes as tmpfs does,
+        // or a disk file (`self`), whose filesystem does the same or says it cannot.
         host::fallocate(self.fd.as_fd(), mode, offset, len)?;
         if let Some(a) = lock(&self.st).attr.as_mut() {
             let t = now();
