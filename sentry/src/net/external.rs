@@ -453,6 +453,11 @@ impl External {
         v4.chain(v6).collect()
     }
 
+    /// Its default gateways (IPv4, IPv6), as the runtime found them.
+    pub fn gateways(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        (self.gw4, self.gw6)
+    }
+
     /// Whether `ip` is one of the interface's addresses.
     pub fn is_local(&self, ip: IpAddr) -> bool {
         match ip {
@@ -647,6 +652,31 @@ impl External {
             packet::kick(self.kick.as_fd());
         }
         self.dispatch(ev);
+    }
+
+    /// Makes the interface accept multicast `group` (smoltcp's next poll reports
+    /// the membership: IGMP, MLD).
+    pub fn join_group(&self, group: IpAddr) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        if let Err(e) = st.iface.join_multicast_group(IpAddress::from(group)) {
+            tracing::warn!(%group, ?e, "pod interface: multicast group not joined");
+        }
+        // The driver sends the report: the caller holds its socket's lock, which
+        // delivering what a poll brings in could need.
+        drop(st);
+        packet::kick(self.kick.as_fd());
+    }
+
+    /// Stops accepting multicast `group`.
+    pub fn leave_group(&self, group: IpAddr) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let _ = st.iface.leave_multicast_group(IpAddress::from(group));
+        drop(st);
+        packet::kick(self.kick.as_fd());
     }
 
     /// The packet socket's fd (the seccomp allow-list names it).
