@@ -656,17 +656,18 @@ impl External {
 
     /// Makes the interface accept multicast `group` (smoltcp's next poll reports
     /// the membership: IGMP, MLD).
-    pub fn join_group(&self, group: IpAddr) {
-        let Ok(mut st) = self.lock() else {
-            return;
-        };
-        if let Err(e) = st.iface.join_multicast_group(IpAddress::from(group)) {
-            tracing::warn!(%group, ?e, "pod interface: multicast group not joined");
-        }
+    /// `ENOBUFS` when smoltcp's group table is full.
+    pub fn join_group(&self, group: IpAddr) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let r = st.iface.join_multicast_group(IpAddress::from(group));
         // The driver sends the report: the caller holds its socket's lock, which
         // delivering what a poll brings in could need.
         drop(st);
         packet::kick(self.kick.as_fd());
+        r.map_err(|e| {
+            tracing::debug!(%group, ?e, "pod interface: multicast group not joined");
+            Errno::ENOBUFS
+        })
     }
 
     /// Stops accepting multicast `group`.

@@ -51,17 +51,18 @@ impl Groups {
             .unwrap_or(false)
     }
 
-    fn add(&self, net: &Netstack, index: u32, group: IpAddr) {
-        let Ok(mut m) = self.joined.lock() else {
-            return;
-        };
-        let n = m.entry((index, group)).or_insert(0);
-        *n += 1;
-        if *n == 1 && index == EXT_INDEX {
+    /// Counts a member of `group` on `index`; the pod's interface joins it with
+    /// the first (`ENOBUFS` when its group table is full).
+    fn add(&self, net: &Netstack, index: u32, group: IpAddr) -> SysResult<()> {
+        let mut m = self.joined.lock().map_err(|_| Errno::EIO)?;
+        let n = m.get(&(index, group)).copied().unwrap_or(0);
+        if n == 0 && index == EXT_INDEX {
             if let Some(e) = net.external() {
-                e.join_group(group);
+                e.join_group(group)?;
             }
         }
+        m.insert((index, group), n + 1);
+        Ok(())
     }
 
     fn remove(&self, net: &Netstack, index: u32, group: IpAddr) {
@@ -383,8 +384,8 @@ impl McastOpts {
         if self.joined.len() >= MAX_MEMBERSHIPS {
             return Err(Errno::ENOBUFS);
         }
+        net.mcast.add(net, index, group)?;
         self.joined.push((group, index));
-        net.mcast.add(net, index, group);
         Ok(())
     }
 
