@@ -486,3 +486,45 @@ impl McastOpts {
 fn is_link_local(a: IpAddr) -> bool {
     matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::addr::{Family, SockAddr};
+    use crate::net::udp::UdpInner;
+
+    /// On `lo` a datagram to a group needs `IP_MULTICAST_IF` (no route), arrives
+    /// only once the interface accepts the group, and the interface leaves the
+    /// group with its last member.
+    #[test]
+    fn membership_decides_delivery_on_lo() {
+        let net = Netstack::new();
+        let r = UdpInner::new(&net, Family::V4, 0);
+        r.bind(SockAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 5007))
+            .unwrap();
+        let s = UdpInner::new(&net, Family::V4, 0);
+        let g = SockAddr::new(IpAddr::V4(Ipv4Addr::new(239, 1, 2, 3)), 5007);
+        assert_eq!(s.send(b"x", Some(g)), Err(Errno::ENETUNREACH));
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &[127, 0, 0, 1])
+            .unwrap();
+        assert_eq!(s.send(b"a", Some(g)), Ok(1));
+        assert_eq!(r.recv(10, false).err(), Some(Errno::EAGAIN));
+        let mreq = [239, 1, 2, 3, 127, 0, 0, 1];
+        let bad = [10, 0, 0, 1, 127, 0, 0, 1];
+        let join = libc::IP_ADD_MEMBERSHIP;
+        assert_eq!(
+            r.setsockopt(libc::IPPROTO_IP, join, &bad),
+            Err(Errno::EINVAL)
+        );
+        r.setsockopt(libc::IPPROTO_IP, join, &mreq).unwrap();
+        assert_eq!(
+            r.setsockopt(libc::IPPROTO_IP, join, &mreq),
+            Err(Errno::EADDRINUSE)
+        );
+        assert!(net.mcast.accepts(LO_INDEX, g.ip));
+        assert_eq!(s.send(b"b", Some(g)), Ok(1));
+        assert_eq!(r.recv(10, false).unwrap().data, b"b");
+        drop(r);
+        assert!(!net.mcast.accepts(LO_INDEX, g.ip));
+    }
+}
