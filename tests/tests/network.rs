@@ -704,3 +704,375 @@ fn check_node_probes_the_metadata_server() {
     let c = metadata(isolated);
     assert_eq!(c["status"], "pass", "{c}");
 }
+
+const OUTER_IP6: &str = "fd77::1";
+const INNER_IP6: &str = "fd77::2";
+
+impl Netns {
+    /// The veth ends: (outer, inner).
+    fn veths(&self) -> (String, String) {
+        (
+            self.outer.replacen("nsbO", "nsbA", 1),
+            self.inner.replacen("nsbI", "nsbB", 1),
+        )
+    }
+
+    /// Adds fd77::1/64 outside and fd77::2/64 inside (no duplicate detection), an
+    /// IPv6 default route inside through the outer end, and waits until the inner
+    /// end's link-local address is no longer tentative (the runtime takes the
+    /// addresses the interface has when the sandbox starts).
+    fn with_v6(self) -> Result<Netns, String> {
+        let (a, b) = self.veths();
+        let (o, i) = (self.outer.as_str(), self.inner.as_str());
+        let six = |ns: &str, ip6: &str, dev: &str| {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{ip6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ])
+        };
+        six(o, OUTER_IP6, &a)?;
+        six(i, INNER_IP6, &b)?;
+        ip(&["-n", i, "-6", "route", "add", "default", "via", OUTER_IP6])?;
+        until(10, || {
+            let o = output(Self::exec(i, &["ip", "-6", "addr", "show", "dev", &b]))?;
+            let t = String::from_utf8_lossy(&o.stdout).into_owned();
+            if t.contains("fe80::") && !t.contains("tentative") {
+                Ok(())
+            } else {
+                Err(t)
+            }
+        })?;
+        Ok(self)
+    }
+}
+
+/// Runs `script` with `sh -c` in the inner namespace, natively.
+fn native_inner(ns: &Netns, script: &str) -> String {
+    let o = output(Netns::exec(&ns.inner, &["sh", "-c", script])).expect("sh");
+    assert!(o.status.success(), "native: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `ip -o addr` lines cut to what the interface was given: "index: name family
+/// address/prefix scope S", sorted (the kernel and the sentry may list an
+/// interface's addresses in different orders; lifetimes and `nodad` dropped).
+fn addr_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let words: Vec<&str> = l
+                .split('\\')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let end = words
+                .iter()
+                .position(|w| *w == "scope")
+                .map_or(words.len(), |p| (p + 2).min(words.len()));
+            words[..end].join(" ")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `/proc/net/if_inet6` without the flags column (the kernel marks `nodad`).
+fn if_inet6_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() == 6).then(|| format!("{} {} {} {} {}", w[0], w[1], w[2], w[3], w[5]))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Splits `text` at lines "==" into `n` parts.
+fn parts(text: &str, n: usize) -> Vec<String> {
+    let v: Vec<String> = text.split("==\n").map(str::to_string).collect();
+    assert_eq!(v.len(), n, "{text}");
+    v
+}
+
+/// Inside the sandbox the pod's interface is what the namespace gave it: `ip -o
+/// addr`, `ip route`, `ip -6 route`, `/proc/net/if_inet6`, `/proc/net/route` and
+/// `/sys/class/net/NAME/{address,mtu,ifindex}` read inside equal what they read
+/// natively in the same namespace before the sandbox took the interface; `ip -o
+/// link` shows it as index 2 with its MAC, MTU and flags; `/proc/net/dev` counts
+/// the frames a connection attempt sent and received; Python's `if_nameindex`
+/// (glibc, netlink) lists both interfaces.
+#[test]
+fn pod_interface_described_inside() {
+    if !root_or_skip("pod_interface_described_inside") {
+        return;
+    }
+    const SHOW: &str = "ip -o addr; echo ==; ip route; echo ==; ip -6 route; echo ==; \
+        cat /proc/net/if_inet6; echo ==; cat /proc/net/route; echo ==; \
+        cat /sys/class/net/$1/address /sys/class/net/$1/mtu /sys/class/net/$1/ifindex";
+    for p in platforms() {
+        let ns = Netns::new().and_then(Netns::with_v6).expect("namespaces");
+        let (_, veth) = ns.veths();
+        let native = native_inner(&ns, &format!("set -- {veth}; {SHOW}"));
+        let native = parts(&native, 6);
+        let mac = native[5].lines().next().unwrap_or("").to_string();
+        let script = format!(
+            "set -- {veth}; {SHOW}; echo ==; ip -o link; echo ==; \
+             curl -s -m 3 http://{OUTER_IP}:9/ >/dev/null; cat /proc/net/dev; echo ==; \
+             /usr/bin/python3 -c 'import socket; print(socket.if_nameindex())'"
+        );
+        let o = output(ns.sandbox(&p, &[], &["sh", "-c", &script]).expect("rvisor")).expect("run");
+        assert!(o.status.success(), "{p}: {}", text(&o));
+        let inside = parts(&String::from_utf8_lossy(&o.stdout), 9);
+        assert_eq!(
+            addr_lines(&inside[0]),
+            addr_lines(&native[0]),
+            "{p}: ip -o addr"
+        );
+        assert!(
+            inside[0].contains(&format!("2: {veth}    inet {INNER_IP}/24")),
+            "{p}: {}",
+            inside[0]
+        );
+        assert_eq!(inside[1], native[1], "{p}: ip route");
+        assert_eq!(
+            sorted_lines(&inside[2]),
+            sorted_lines(&native[2]),
+            "{p}: ip -6 route"
+        );
+        assert!(
+            inside[2].contains(&format!("default via {OUTER_IP6} dev {veth}")),
+            "{p}: {}",
+            inside[2]
+        );
+        assert_eq!(
+            if_inet6_lines(&inside[3]),
+            if_inet6_lines(&native[3]),
+            "{p}: if_inet6"
+        );
+        assert_eq!(inside[4], native[4], "{p}: /proc/net/route");
+        assert_eq!(inside[5], native[5], "{p}: sysfs");
+        assert!(
+            inside[6].contains(&format!(
+                "2: {veth}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500"
+            )) && inside[6].contains(&format!("link/ether {mac} brd ff:ff:ff:ff:ff:ff")),
+            "{p}: ip -o link: {}",
+            inside[6]
+        );
+        let dev = inside[7]
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{veth}:")))
+            .unwrap_or_else(|| panic!("{p}: no {veth} in /proc/net/dev: {}", inside[7]));
+        let n: Vec<u64> = dev
+            .split_whitespace()
+            .map(|w| w.parse().expect("counter"))
+            .collect();
+        assert_eq!(n.len(), 16, "{p}: {dev}");
+        // ARP and a SYN out, the ARP reply and a RST back at least.
+        assert!(n[0] > 0 && n[1] >= 2 && n[8] > 0 && n[9] >= 2, "{p}: {dev}");
+        assert_eq!(
+            inside[8].trim(),
+            format!("[(1, 'lo'), (2, '{veth}')]"),
+            "{p}: if_nameindex"
+        );
+    }
+}
+
+/// IPv6 end to end over the veth: the outer namespace pings the sandbox's address
+/// (neighbour discovery and ICMPv6 echo answered by the sentry's stack) and fetches
+/// from a python http.server bound to `::` inside with `curl -6`; inside, curl
+/// fetches from a server outside over IPv6 and a UDP datagram to an IPv6 echo server
+/// outside comes back.
+#[test]
+fn ipv6_end_to_end() {
+    if !root_or_skip("ipv6_end_to_end") {
+        return;
+    }
+    const UDP_ECHO6: &str = "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\ns.bind(('::',9053))\nwhile True:\n d,a=s.recvfrom(2048)\n s.sendto(d.upper(),a)\n";
+    const UDP_CLIENT6: &str = "import socket\nu=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\nu.settimeout(5)\nu.sendto(b'ping over udp6',('fd77::1',9053))\nd,a=u.recvfrom(100)\nprint(d.decode(), a[0])\n";
+    for p in platforms() {
+        let ns = Netns::new().and_then(Netns::with_v6).expect("namespaces");
+        let dir = ns.dir.to_str().expect("utf-8").to_string();
+        // Inside: a server on `::`; outside: curl -6 and ping -6.
+        let srv = ns
+            .sandbox(
+                &p,
+                &[],
+                &[
+                    "/usr/bin/python3",
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    "::",
+                    "8080",
+                ],
+            )
+            .expect("rvisor");
+        let srv = Bg::spawn(srv).expect("server");
+        let url = format!("http://[{INNER_IP6}]:8080/file.txt");
+        until(20, || {
+            let o = output(ns.outer(&["curl", "-6", "-g", "-sS", "-m", "5", &url]))?;
+            if o.status.success() && o.stdout == b"served through the veth\n" {
+                Ok(())
+            } else {
+                Err(text(&o))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{p}: curl -6 from outside: {e}"));
+        let o = output(ns.outer(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", INNER_IP6]))
+            .expect("ping");
+        assert!(o.status.success(), "{p}: ping -6: {}", text(&o));
+        drop(srv);
+
+        // Outside: an http server and a UDP echo on IPv6; inside: the clients.
+        let _http = Bg::spawn(ns.outer(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "--bind",
+            OUTER_IP6,
+            "--directory",
+            &dir,
+            "8081",
+        ]))
+        .expect("http server");
+        let _udp = Bg::spawn(ns.outer(&["/usr/bin/python3", "-c", UDP_ECHO6])).expect("udp");
+        let url = format!("http://[{OUTER_IP6}]:8081/file.txt");
+        until(20, || {
+            let o = output(ns.outer(&["curl", "-6", "-g", "-sS", "-m", "5", &url]))?;
+            o.status.success().then_some(()).ok_or_else(|| text(&o))
+        })
+        .expect("servers outside start");
+        let o = output(
+            ns.sandbox(&p, &[], &["curl", "-6", "-g", "-sS", "-m", "10", &url])
+                .expect("rvisor"),
+        )
+        .expect("run");
+        assert!(o.status.success(), "{p}: curl -6 inside: {}", text(&o));
+        assert_eq!(o.stdout, b"served through the veth\n", "{p}");
+        let o = output(
+            ns.sandbox(&p, &[], &["/usr/bin/python3", "-c", UDP_CLIENT6])
+                .expect("rvisor"),
+        )
+        .expect("run");
+        assert!(o.status.success(), "{p}: udp6 inside: {}", text(&o));
+        assert_eq!(o.stdout, b"PING OVER UDP6 fd77::1\n", "{p}");
+    }
+}
+
+/// Multicast on the pod's interface: a socket inside joins 239.1.2.3 (the interface
+/// chosen by the default route, as Linux chooses it) and receives what the outer
+/// namespace sends to the group over the veth; the outer end joins 239.4.5.6 and
+/// receives what the sandbox sends there, with the sandbox's address as the
+/// source; IPv6 likewise (ff05::1:3 and ff05::4:6). After IP_DROP_MEMBERSHIP the
+/// sandbox no longer receives the group.
+#[test]
+fn multicast_on_the_pod_interface() {
+    if !root_or_skip("multicast_on_the_pod_interface") {
+        return;
+    }
+    // Outside: join 239.4.5.6 / ff05::4:6 on the veth, send to 239.1.2.3 /
+    // ff05::1:3 every 100 ms until the sandbox's datagrams arrive, and print them.
+    const OUTSIDE: &str = r#"
+import socket, struct, sys, time, select
+dev = sys.argv[1]
+idx = socket.if_nametoindex(dev)
+r4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+r4.bind(('0.0.0.0', 6000))
+r4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4si', socket.inet_aton('239.4.5.6'), socket.inet_aton('0.0.0.0'), idx))
+r6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+r6.bind(('::', 6001))
+r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, 'ff05::4:6') + struct.pack('i', idx))
+s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s4.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton('10.77.0.1'))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, idx)
+seen = {}
+end = time.time() + 25
+while len(seen) < 2 and time.time() < end:
+    s4.sendto(b'to the sandbox', ('239.1.2.3', 5000))
+    s6.sendto(b'to the sandbox6', ('ff05::1:3', 5001))
+    for s in select.select([r4, r6], [], [], 0.1)[0]:
+        d, a = s.recvfrom(100)
+        seen[s.family] = '%s from %s' % (d.decode(), a[0])
+for k in sorted(seen):
+    print(seen[k], flush=True)
+"#;
+    // Inside: join both groups, take one datagram of each, answer to the outer
+    // groups, leave the v4 group and check nothing more of it arrives.
+    const INSIDE: &str = r#"
+import socket, struct, time
+r4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r4.bind(('0.0.0.0', 5000))
+r4.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton('239.1.2.3') + socket.inet_aton('0.0.0.0'))
+r6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+r6.bind(('::', 5001))
+r6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, socket.inet_pton(socket.AF_INET6, 'ff05::1:3') + struct.pack('i', 0))
+r4.settimeout(10); r6.settimeout(10)
+d, a = r4.recvfrom(100); print(d.decode(), 'from', a[0], flush=True)
+d, a = r6.recvfrom(100); print(d.decode(), 'from', a[0], flush=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(20):
+    s.sendto(b'from the sandbox', ('239.4.5.6', 6000))
+    s6.sendto(b'from the sandbox6', ('ff05::4:6', 6001))
+    time.sleep(0.1)
+r4.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, socket.inet_aton('239.1.2.3') + socket.inet_aton('0.0.0.0'))
+time.sleep(0.3)
+r4.setblocking(False)
+try:
+    while True: r4.recv(100)
+except BlockingIOError:
+    pass
+r4.settimeout(1)
+try:
+    r4.recv(100); print('still received after the drop')
+except socket.timeout:
+    print('dropped')
+"#;
+    for p in platforms() {
+        let ns = Netns::new().and_then(Netns::with_v6).expect("namespaces");
+        let (outer_veth, _) = ns.veths();
+        let mut out = ns.outer(&["/usr/bin/python3", "-c", OUTSIDE, &outer_veth]);
+        out.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let out = out.spawn().expect("outside");
+        let o = output(
+            ns.sandbox(&p, &[], &["/usr/bin/python3", "-c", INSIDE])
+                .expect("rvisor"),
+        )
+        .expect("run");
+        let seen = out.wait_with_output().expect("outside");
+        assert!(o.status.success(), "{p}: inside: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            format!("to the sandbox from {OUTER_IP}\nto the sandbox6 from {OUTER_IP6}\ndropped\n"),
+            "{p}: inside"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&seen.stdout),
+            format!("from the sandbox from {INNER_IP}\nfrom the sandbox6 from {INNER_IP6}\n"),
+            "{p}: outside: {}",
+            text(&seen)
+        );
+    }
+}

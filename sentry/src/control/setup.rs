@@ -91,9 +91,10 @@ pub fn fs_constructors(
     });
     m.insert("cgroup2".to_string(), cgroupfs);
     let ncpus = kernel.ncpus;
+    let net = kernel.net.clone();
     m.insert(
         "sysfs".to_string(),
-        Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus))),
+        Box::new(move |_| Ok(crate::fs::sysfs::new_root(ncpus, &net))),
     );
     Ok(m)
 }

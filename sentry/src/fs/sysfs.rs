@@ -2,10 +2,12 @@
 //! (`devices/system/cpu/{online,possible,present}`) and the top-level directories
 //! they expect to exist. Nothing of the host's `/sys` is exposed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 
+use crate::errno::{Errno, SysResult};
 use crate::fs::devfs::dir::{FsInfo, StaticDir, StaticFile};
-use crate::vfs::Inode;
+use crate::net::Netstack;
+use crate::vfs::{FileImpl, Inode, Stat, StatFs};
 
 /// `SYSFS_MAGIC`.
 const SYSFS_MAGIC: i64 = 0x6265_6572;
@@ -23,22 +25,92 @@ fn cpu_list(ncpus: usize) -> Vec<u8> {
     }
 }
 
-/// `class/net`: the loopback interface's attributes.
-fn net_class(fs: FsInfo) -> Arc<dyn Inode> {
-    let lo: Vec<(&[u8], Arc<dyn Inode>)> = crate::net::procfs::LO_SYSFS
+/// A directory per interface of `net`, with its attributes.
+fn net_class_now(fs: FsInfo, net: &Netstack) -> Arc<dyn Inode> {
+    let dirs: Vec<(Vec<u8>, Arc<dyn Inode>)> = crate::net::iflist::links(net)
         .iter()
-        .map(|(n, v)| {
+        .map(|l| {
+            let attrs: Vec<(&[u8], Arc<dyn Inode>)> = crate::net::procfs::sysfs_attrs(l)
+                .into_iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_bytes(),
+                        StaticFile::new(fs, v.into_bytes(), ATTR_SIZE) as Arc<dyn Inode>,
+                    )
+                })
+                .collect();
             (
-                n.as_bytes(),
-                StaticFile::new(fs, v.as_bytes().to_vec(), ATTR_SIZE) as Arc<dyn Inode>,
+                l.name.as_bytes().to_vec(),
+                StaticDir::new(fs, 0o755, attrs) as Arc<dyn Inode>,
             )
         })
         .collect();
-    StaticDir::new(fs, 0o755, vec![(b"lo", StaticDir::new(fs, 0o755, lo))])
+    StaticDir::new(
+        fs,
+        0o755,
+        dirs.iter()
+            .map(|(n, i)| (n.as_slice(), i.clone()))
+            .collect(),
+    )
 }
 
-/// Builds the root of a sysfs instance for a sandbox with `ncpus` CPUs.
-pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
+/// `class/net`: the interfaces of the sandbox's network. sysfs is mounted before
+/// the pod's interface is attached, so the directory is made on first use once it
+/// is (before that, and in a sandbox without one, it holds `lo` only).
+struct NetClass {
+    fs: FsInfo,
+    net: Weak<Netstack>,
+    lo_only: Arc<dyn Inode>,
+    with_pod: OnceLock<Arc<dyn Inode>>,
+}
+
+impl NetClass {
+    fn now(&self) -> &Arc<dyn Inode> {
+        match self.net.upgrade() {
+            Some(net) if net.external().is_some() => {
+                self.with_pod.get_or_init(|| net_class_now(self.fs, &net))
+            }
+            _ => &self.lo_only,
+        }
+    }
+}
+
+impl Inode for NetClass {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        self.now().stat()
+    }
+    fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
+        self.now().lookup(name)
+    }
+    fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        self.now().open(flags)
+    }
+    fn mutation_refused(&self) -> Errno {
+        Errno::EPERM
+    }
+    fn fs_id(&self) -> usize {
+        self.fs.dev as usize
+    }
+    fn statfs(&self) -> SysResult<StatFs> {
+        self.now().statfs()
+    }
+}
+
+fn net_class(fs: FsInfo, net: &Arc<Netstack>) -> Arc<dyn Inode> {
+    Arc::new(NetClass {
+        fs,
+        net: Arc::downgrade(net),
+        lo_only: net_class_now(fs, &Netstack::default()),
+        with_pod: OnceLock::new(),
+    })
+}
+
+/// Builds the root of a sysfs instance for a sandbox with `ncpus` CPUs and the
+/// network `net`.
+pub fn new_root(ncpus: usize, net: &Arc<Netstack>) -> Arc<dyn Inode> {
     let fs = FsInfo {
         dev: SYSFS_DEV,
         magic: SYSFS_MAGIC,
@@ -75,7 +147,7 @@ pub fn new_root(ncpus: usize) -> Arc<dyn Inode> {
             (b"bus", empty()),
             (
                 b"class",
-                StaticDir::new(fs, 0o755, vec![(b"net", net_class(fs))]),
+                StaticDir::new(fs, 0o755, vec![(b"net", net_class(fs, net))]),
             ),
             (b"dev", empty()),
             (b"devices", devices),
@@ -94,7 +166,7 @@ mod tests {
 
     #[test]
     fn cpu_files() {
-        let root = new_root(4);
+        let root = new_root(4, &Netstack::new());
         let cpu = root
             .lookup(b"devices")
             .and_then(|d| d.lookup(b"system"))

@@ -453,6 +453,11 @@ impl External {
         v4.chain(v6).collect()
     }
 
+    /// Its default gateways (IPv4, IPv6), as the runtime found them.
+    pub fn gateways(&self) -> (Option<Ipv4Addr>, Option<Ipv6Addr>) {
+        (self.gw4, self.gw6)
+    }
+
     /// Whether `ip` is one of the interface's addresses.
     pub fn is_local(&self, ip: IpAddr) -> bool {
         match ip {
@@ -647,6 +652,32 @@ impl External {
             packet::kick(self.kick.as_fd());
         }
         self.dispatch(ev);
+    }
+
+    /// Makes the interface accept multicast `group` (smoltcp's next poll reports
+    /// the membership: IGMP, MLD).
+    /// `ENOBUFS` when smoltcp's group table is full.
+    pub fn join_group(&self, group: IpAddr) -> SysResult<()> {
+        let mut st = self.lock()?;
+        let r = st.iface.join_multicast_group(IpAddress::from(group));
+        // The driver sends the report: the caller holds its socket's lock, which
+        // delivering what a poll brings in could need.
+        drop(st);
+        packet::kick(self.kick.as_fd());
+        r.map_err(|e| {
+            tracing::debug!(%group, ?e, "pod interface: multicast group not joined");
+            Errno::ENOBUFS
+        })
+    }
+
+    /// Stops accepting multicast `group`.
+    pub fn leave_group(&self, group: IpAddr) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let _ = st.iface.leave_multicast_group(IpAddress::from(group));
+        drop(st);
+        packet::kick(self.kick.as_fd());
     }
 
     /// The packet socket's fd (the seccomp allow-list names it).

@@ -36,7 +36,7 @@ fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
 /// `net` is the stack of the socket asked (its pod interface, if any).
 pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
     if req == SIOCGIFCONF {
-        return ifconf(arg, mem);
+        return ifconf(net, arg, mem);
     }
     if ![
         SIOCGIFNAME,
@@ -126,23 +126,37 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
     Ok(0)
 }
 
-/// `SIOCGIFCONF`: the IPv4 addresses of the interfaces (just `lo`'s).
-fn ifconf(arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+/// `SIOCGIFCONF`: the IPv4 addresses of the interfaces (`lo`'s, then the pod
+/// interface's), as many as fit; with no buffer, the length all would take.
+fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
     let mut ifc = [0u8; 16];
     io::read_exact(mem, arg, &mut ifc)?;
     let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
     let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
+    let mut entries = vec![("lo".to_string(), [127, 0, 0, 1])];
+    if let Some(e) = net.and_then(|n| n.external()) {
+        for (ip, _) in e.addrs() {
+            if let std::net::IpAddr::V4(v4) = ip {
+                entries.push((e.name().to_string(), v4.octets()));
+            }
+        }
+    }
     if buf == 0 {
-        io::write_all(mem, arg, &(IFREQ_LEN as i32).to_le_bytes())?;
+        let all = (entries.len() * IFREQ_LEN) as i32;
+        io::write_all(mem, arg, &all.to_le_bytes())?;
         return Ok(0);
     }
     let mut used = 0i32;
-    if len >= IFREQ_LEN as i32 {
+    for (name, ip) in entries {
+        if len - used < IFREQ_LEN as i32 {
+            break;
+        }
         let mut ifr = [0u8; IFREQ_LEN];
-        ifr[..2].copy_from_slice(b"lo");
-        ifr[16..32].copy_from_slice(&sockaddr_in([127, 0, 0, 1]));
-        io::write_all(mem, buf, &ifr)?;
-        used = IFREQ_LEN as i32;
+        let n = name.len().min(15);
+        ifr[..n].copy_from_slice(&name.as_bytes()[..n]);
+        ifr[16..32].copy_from_slice(&sockaddr_in(ip));
+        io::write_all(mem, buf + used as u64, &ifr)?;
+        used += IFREQ_LEN as i32;
     }
     io::write_all(mem, arg, &used.to_le_bytes())?;
     Ok(0)

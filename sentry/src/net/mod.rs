@@ -19,9 +19,11 @@ pub mod file;
 pub mod frame;
 pub mod gso;
 pub mod icmp;
+pub mod iflist;
 pub mod ifreq;
 pub mod ippacket;
 pub mod loopback;
+pub mod mcast;
 pub mod netlink;
 pub mod opts;
 pub mod packet;
@@ -112,6 +114,8 @@ pub struct Netstack {
     pub(crate) netlink_ports: netlink::PortIds,
     /// The packet sockets and the interfaces they see.
     pub(crate) packet_sockets: Arc<packet::PacketTable>,
+    /// The multicast groups each interface accepts.
+    pub(crate) mcast: mcast::Groups,
 }
 
 impl Default for Netstack {
@@ -130,6 +134,7 @@ impl Default for Netstack {
             ping_group_range: Mutex::new((1, 0)),
             netlink_ports: netlink::PortIds::default(),
             packet_sockets: Arc::default(),
+            mcast: mcast::Groups::default(),
         }
     }
 }

@@ -6,12 +6,12 @@
 //! `CAP_NET_ADMIN`, else `EOPNOTSUPP`), as are multicast groups.
 
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
-use crate::net::ifreq::{ARPHRD_LOOPBACK, LO_FLAGS};
-use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::iflist::{self, Link, Route};
 use crate::net::{next_ino, Netstack, SOCKFS_DEV};
 use crate::vfs::{FileImpl, Stat};
 use crate::wait::WaitQueue;
@@ -31,8 +31,6 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
-/// `IFF_LOWER_UP`, reported in link messages (not in the 16-bit ifreq flags).
-const IFF_LOWER_UP: u32 = 0x1_0000;
 /// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
 const QUEUE_MAX: usize = 1 << 20;
 
@@ -109,31 +107,35 @@ fn message(kind: u16, flags: u16, seq: u32, port: u32, body: &[u8]) -> Vec<u8> {
     m
 }
 
-/// `RTM_NEWLINK` body for `lo` of `net`.
-fn link_body(net: &Netstack) -> Vec<u8> {
+/// `RTM_NEWLINK` body for `link`.
+fn link_body(link: &Link) -> Vec<u8> {
     let mut b = vec![0u8; 16];
-    b[2..4].copy_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
-    b[4..8].copy_from_slice(&(LO_INDEX as i32).to_le_bytes());
-    b[8..12].copy_from_slice(&(LO_FLAGS | IFF_LOWER_UP).to_le_bytes());
-    put_attr(&mut b, 3, b"lo\0"); // IFLA_IFNAME
+    b[2..4].copy_from_slice(&link.hatype.to_le_bytes());
+    b[4..8].copy_from_slice(&(link.index as i32).to_le_bytes());
+    b[8..12].copy_from_slice(&link.flags.to_le_bytes());
+    let mut name = link.name.as_bytes().to_vec();
+    name.push(0);
+    put_attr(&mut b, 3, &name); // IFLA_IFNAME
     put_attr(&mut b, 13, &1000u32.to_le_bytes()); // IFLA_TXQLEN
-    put_attr(&mut b, 16, &[0]); // IFLA_OPERSTATE: unknown
+    put_attr(&mut b, 16, &[link.operstate]); // IFLA_OPERSTATE
     put_attr(&mut b, 17, &[0]); // IFLA_LINKMODE
-    put_attr(&mut b, 4, &LO_MTU.to_le_bytes()); // IFLA_MTU
+    put_attr(&mut b, 4, &link.mtu.to_le_bytes()); // IFLA_MTU
     put_attr(&mut b, 27, &0u32.to_le_bytes()); // IFLA_GROUP
     put_attr(&mut b, 30, &0u32.to_le_bytes()); // IFLA_PROMISCUITY
     put_attr(&mut b, 31, &1u32.to_le_bytes()); // IFLA_NUM_TX_QUEUES
     put_attr(&mut b, 32, &1u32.to_le_bytes()); // IFLA_NUM_RX_QUEUES
     put_attr(&mut b, 33, &[1]); // IFLA_CARRIER
     put_attr(&mut b, 6, b"noqueue\0"); // IFLA_QDISC
-    put_attr(&mut b, 1, &[0; 6]); // IFLA_ADDRESS
-    put_attr(&mut b, 2, &[0; 6]); // IFLA_BROADCAST
-    let (bytes, packets) = net.counters();
-    // rtnl_link_stats (24 x u32) and rtnl_link_stats64 (24 x u64): rx and tx
-    // packets and bytes are the first four fields; loopback counts each twice.
+    put_attr(&mut b, 1, &link.mac); // IFLA_ADDRESS
+    put_attr(&mut b, 2, &link.broadcast); // IFLA_BROADCAST
+                                          // rtnl_link_stats (24 x u32) and rtnl_link_stats64 (24 x u64): rx packets,
+                                          // tx packets, rx bytes, tx bytes are the first four fields.
     let mut s32 = vec![0u8; 96];
     let mut s64 = vec![0u8; 192];
-    for (i, v) in [packets, packets, bytes, bytes].into_iter().enumerate() {
+    for (i, v) in [link.rx.1, link.tx.1, link.rx.0, link.tx.0]
+        .into_iter()
+        .enumerate()
+    {
         s32[i * 4..i * 4 + 4].copy_from_slice(&(v as u32).to_le_bytes());
         s64[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
@@ -142,117 +144,95 @@ fn link_body(net: &Netstack) -> Vec<u8> {
     b
 }
 
-/// `RTM_NEWADDR` bodies for the addresses of `lo` of `family` (0: all).
-fn addr_bodies(family: u8) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let cache = {
-        let mut c = Vec::new();
-        for v in [u32::MAX, u32::MAX, 0, 0] {
-            c.extend_from_slice(&v.to_le_bytes());
-        }
-        c
-    };
-    if family == 0 || family == libc::AF_INET as u8 {
-        let mut b = vec![libc::AF_INET as u8, 8, 0x80, 254, 0, 0, 0, 0];
-        b[4..8].copy_from_slice(&LO_INDEX.to_le_bytes());
-        put_attr(&mut b, 1, &[127, 0, 0, 1]); // IFA_ADDRESS
-        put_attr(&mut b, 2, &[127, 0, 0, 1]); // IFA_LOCAL
-        put_attr(&mut b, 3, b"lo\0"); // IFA_LABEL
-        put_attr(&mut b, 8, &0x80u32.to_le_bytes()); // IFA_FLAGS: permanent
-        put_attr(&mut b, 6, &cache); // IFA_CACHEINFO
-        out.push(b);
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
     }
-    if family == 0 || family == libc::AF_INET6 as u8 {
-        let mut b = vec![libc::AF_INET6 as u8, 128, 0x80, 254, 0, 0, 0, 0];
-        b[4..8].copy_from_slice(&LO_INDEX.to_le_bytes());
-        let mut one = [0u8; 16];
-        one[15] = 1;
-        put_attr(&mut b, 1, &one); // IFA_ADDRESS
-        put_attr(&mut b, 8, &0x80u32.to_le_bytes());
-        put_attr(&mut b, 6, &cache);
-        out.push(b);
-    }
-    out
 }
 
-/// One route of `lo`, as an `rtmsg` and its attributes carry it.
-struct Route {
-    family: u8,
-    dst: Vec<u8>,
-    dst_len: u8,
-    /// `RT_TABLE_MAIN` (254) or `RT_TABLE_LOCAL` (255).
-    table: u8,
-    /// `RT_SCOPE_HOST` (254) or universe (0).
-    scope: u8,
-    /// `RTN_UNICAST` (1) or `RTN_LOCAL` (2).
-    kind: u8,
-    prefsrc: Option<Vec<u8>>,
-    metric: Option<u32>,
-}
-
-/// `RTM_NEWROUTE` bodies: the routes `lo` brings, of `family` (0: all). All are
-/// `RTPROT_KERNEL` (2).
-fn route_bodies(family: u8) -> Vec<Vec<u8>> {
-    let v4 = libc::AF_INET as u8;
-    let v6 = libc::AF_INET6 as u8;
-    let mut one6 = vec![0u8; 16];
-    one6[15] = 1;
-    let local4 = |dst: Vec<u8>, dst_len: u8| Route {
-        family: v4,
-        dst,
-        dst_len,
-        table: 255,
-        scope: 254,
-        kind: 2,
-        prefsrc: Some(vec![127, 0, 0, 1]),
-        metric: None,
-    };
-    let routes = vec![
-        local4(vec![127, 0, 0, 0], 8),
-        local4(vec![127, 0, 0, 1], 32),
-        Route {
-            family: v6,
-            dst: one6.clone(),
-            dst_len: 128,
-            table: 254,
-            scope: 0,
-            kind: 1,
-            prefsrc: None,
-            metric: Some(256),
-        },
-        Route {
-            family: v6,
-            dst: one6,
-            dst_len: 128,
-            table: 255,
-            scope: 0,
-            kind: 2,
-            prefsrc: None,
-            metric: Some(0),
-        },
-    ];
-    routes
+/// `RTM_NEWADDR` bodies for the addresses of `net` of `family` (0: all), of the
+/// interface `index` (0: all).
+fn addr_bodies(net: &Netstack, family: u8, index: u32) -> Vec<Vec<u8>> {
+    let mut cache = Vec::new();
+    for v in [u32::MAX, u32::MAX, 0, 0] {
+        cache.extend_from_slice(&v.to_le_bytes());
+    }
+    iflist::addrs(net)
         .into_iter()
-        .filter(|r| family == 0 || r.family == family)
-        .map(|r| {
-            let mut b = vec![
-                r.family, r.dst_len, 0, 0, r.table, 2, r.scope, r.kind, 0, 0, 0, 0,
-            ];
-            put_attr(&mut b, 15, &(r.table as u32).to_le_bytes()); // RTA_TABLE
-            put_attr(&mut b, 1, &r.dst); // RTA_DST
-            if let Some(m) = r.metric {
-                put_attr(&mut b, 6, &m.to_le_bytes()); // RTA_PRIORITY
+        .filter(|a| family == 0 || iflist::family_of(a.ip) == family)
+        .filter(|a| index == 0 || a.index == index)
+        .map(|a| {
+            // ifaddrmsg: family, prefix length, flags (IFA_F_PERMANENT), scope, index.
+            let mut b = vec![iflist::family_of(a.ip), a.prefix, 0x80, a.scope, 0, 0, 0, 0];
+            b[4..8].copy_from_slice(&a.index.to_le_bytes());
+            let ip = ip_bytes(a.ip);
+            put_attr(&mut b, 1, &ip); // IFA_ADDRESS
+            if a.ip.is_ipv4() {
+                put_attr(&mut b, 2, &ip); // IFA_LOCAL
+                let mut label = a.name.as_bytes().to_vec();
+                label.push(0);
+                put_attr(&mut b, 3, &label); // IFA_LABEL
             }
-            if let Some(p) = &r.prefsrc {
-                put_attr(&mut b, 7, p); // RTA_PREFSRC
-            }
-            put_attr(&mut b, 4, &LO_INDEX.to_le_bytes()); // RTA_OIF
-            if r.family == v6 {
-                put_attr(&mut b, 20, &[0]); // RTA_PREF: medium
-            }
+            put_attr(&mut b, 8, &0x80u32.to_le_bytes()); // IFA_FLAGS: permanent
+            put_attr(&mut b, 6, &cache); // IFA_CACHEINFO
             b
         })
         .collect()
+}
+
+/// `RTM_NEWROUTE` bodies: the routes of `net` of `family` (0: all).
+fn route_bodies(net: &Netstack, family: u8) -> Vec<Vec<u8>> {
+    iflist::routes(net)
+        .into_iter()
+        .filter(|r| family == 0 || r.family() == family)
+        .map(|r| route_body(&r))
+        .collect()
+}
+
+fn route_body(r: &Route) -> Vec<u8> {
+    // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
+    let mut b = vec![
+        r.family(),
+        r.dst_len,
+        0,
+        0,
+        r.table,
+        r.protocol,
+        r.scope,
+        r.kind,
+        0,
+        0,
+        0,
+        0,
+    ];
+    put_attr(&mut b, 15, &u32::from(r.table).to_le_bytes()); // RTA_TABLE
+    if r.dst_len != 0 {
+        put_attr(&mut b, 1, &ip_bytes(r.dst)); // RTA_DST
+    }
+    if let Some(m) = r.metric {
+        put_attr(&mut b, 6, &m.to_le_bytes()); // RTA_PRIORITY
+    }
+    if let Some(p) = r.prefsrc {
+        put_attr(&mut b, 7, &ip_bytes(p)); // RTA_PREFSRC
+    }
+    if let Some(g) = r.gateway {
+        put_attr(&mut b, 5, &ip_bytes(g)); // RTA_GATEWAY
+    }
+    put_attr(&mut b, 4, &r.oif.to_le_bytes()); // RTA_OIF
+    if r.dst.is_ipv6() {
+        put_attr(&mut b, 20, &[0]); // RTA_PREF: medium
+    }
+    b
+}
+
+/// The interface an address dump asks for (`ifa_index` of its `ifaddrmsg`; 0:
+/// all), heeded only with `NETLINK_GET_STRICT_CHK`, as Linux does.
+fn dump_index(body: &[u8]) -> u32 {
+    match body.get(4..8) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
 }
 
 /// Finds `IFLA_IFNAME` in a link request's attributes.
@@ -348,6 +328,7 @@ impl NetlinkSocket {
         let mut st = self.lock()?;
         self.autobind(&mut st, 0, tgid)?;
         let port = st.port;
+        let strict = st.strict;
         let mut off = 0;
         let mut reply = Vec::new();
         while off + NLMSG_HDRLEN <= data.len() {
@@ -377,16 +358,21 @@ impl NetlinkSocket {
                 let bodies: Vec<(u16, Vec<u8>)> = match kind {
                     RTM_GETLINK => {
                         if family == 0 || family == libc::AF_PACKET as u8 {
-                            vec![(RTM_NEWLINK, link_body(&self.net))]
+                            iflist::links(&self.net)
+                                .iter()
+                                .map(|l| (RTM_NEWLINK, link_body(l)))
+                                .collect()
                         } else {
                             Vec::new()
                         }
                     }
-                    RTM_GETADDR => addr_bodies(family)
-                        .into_iter()
-                        .map(|b| (RTM_NEWADDR, b))
-                        .collect(),
-                    RTM_GETROUTE => route_bodies(family)
+                    RTM_GETADDR => {
+                        addr_bodies(&self.net, family, if strict { dump_index(body) } else { 0 })
+                            .into_iter()
+                            .map(|b| (RTM_NEWADDR, b))
+                            .collect()
+                    }
+                    RTM_GETROUTE => route_bodies(&self.net, family)
                         .into_iter()
                         .map(|b| (RTM_NEWROUTE, b))
                         .collect(),
@@ -412,15 +398,13 @@ impl NetlinkSocket {
                     0
                 };
                 let name = body.get(16..).and_then(ifname_attr);
-                let is_lo =
-                    index == LO_INDEX as i32 || (index == 0 && name.as_deref() == Some(&b"lo"[..]));
-                if is_lo {
-                    answer(
-                        vec![message(RTM_NEWLINK, 0, seq, port, &link_body(&self.net))],
-                        0,
-                    );
-                } else {
-                    answer(Vec::new(), -libc::ENODEV);
+                let link = iflist::links(&self.net).into_iter().find(|l| {
+                    index == l.index as i32
+                        || (index == 0 && name.as_deref() == Some(l.name.as_bytes()))
+                });
+                match link {
+                    Some(l) => answer(vec![message(RTM_NEWLINK, 0, seq, port, &link_body(&l))], 0),
+                    None => answer(Vec::new(), -libc::ENODEV),
                 }
             } else if kind % 4 == 2 {
                 // A single GET of an address or route.

@@ -251,6 +251,23 @@ impl SockOpts {
             (libc::IPPROTO_IP, libc::IP_RECVERR) => self.recverr = b(v)?,
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => self.pktinfo = b(v)?,
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => self.recvtos = b(v)?,
+            // Multicast belongs to datagram sockets (UDP answers these in
+            // `net::mcast` before coming here).
+            (libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP | libc::IP_DROP_MEMBERSHIP) if ctx.tcp => {
+                return Err(Errno::EPROTO)
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP | libc::IPV6_DROP_MEMBERSHIP)
+                if ctx.tcp && ctx.family == Family::V6 =>
+            {
+                return Err(if v.len() < 20 {
+                    Errno::EINVAL
+                } else {
+                    Errno::EPROTO
+                })
+            }
+            (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL | libc::IP_MULTICAST_IF) if ctx.tcp => {
+                return Err(Errno::EINVAL)
+            }
             (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL) => self.mcast_ttl = int_of(v)?,
             (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP) => self.mcast_loop = b(v)?,
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if ctx.family == Family::V6 => {

@@ -172,6 +172,18 @@ impl<T> PortTable<T> {
         Some(pick.swap_remove(i))
     }
 
+    /// Every socket bound to `port` that takes a datagram for `dst` (all of them,
+    /// as a multicast datagram reaches every one).
+    pub fn lookup_all(&self, dst: IpAddr, port: u16) -> Vec<std::sync::Arc<T>> {
+        let Ok(map) = self.bindings.lock() else {
+            return Vec::new();
+        };
+        map.values()
+            .filter(|b| b.port == port && b.local.accepts(dst))
+            .filter_map(|b| b.owner.upgrade())
+            .collect()
+    }
+
     /// Every live bound socket (for `/proc/net`).
     pub fn all(&self) -> Vec<std::sync::Arc<T>> {
         self.bindings

@@ -1,4 +1,4 @@
-//! The text of `/proc/net/*`, `/proc/sys/net/*` and `/sys/class/net/lo/*`, in
+//! The text of `/proc/net/*`, `/proc/sys/net/*` and `/sys/class/net/*/*`, in
 //! Linux's formats, generated from the sandbox's sockets. The files themselves are
 //! made by procfs and sysfs.
 
@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use crate::net::addr::{Family, SockAddr};
-use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::iflist::{self, Link};
+use crate::net::loopback::LO_MTU;
 use crate::net::tcp::State;
 use crate::net::Netstack;
 
@@ -84,21 +85,38 @@ pub fn set_ping_group_range(net: &Netstack, buf: &[u8]) -> crate::errno::SysResu
     Ok(())
 }
 
-/// `/sys/class/net/lo` attributes.
-pub const LO_SYSFS: &[(&str, &str)] = &[
-    ("address", "00:00:00:00:00:00\n"),
-    ("addr_len", "6\n"),
-    ("broadcast", "00:00:00:00:00:00\n"),
-    ("carrier", "1\n"),
-    ("dev_id", "0x0\n"),
-    ("flags", "0x9\n"),
-    ("ifindex", "1\n"),
-    ("iflink", "1\n"),
-    ("mtu", "65536\n"),
-    ("operstate", "unknown\n"),
-    ("tx_queue_len", "1000\n"),
-    ("type", "772\n"),
-];
+/// The attributes of `/sys/class/net/NAME` for `link`: (file, contents).
+pub fn sysfs_attrs(link: &Link) -> Vec<(&'static str, String)> {
+    let mac = |m: &[u8; 6]| {
+        let hex: Vec<String> = m.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}\n", hex.join(":"))
+    };
+    let up = link.flags & 0x1 != 0;
+    vec![
+        ("address", mac(&link.mac)),
+        ("addr_len", "6\n".into()),
+        ("broadcast", mac(&link.broadcast)),
+        ("carrier", format!("{}\n", up as u8)),
+        ("dev_id", "0x0\n".into()),
+        // The 16-bit flags (IFF_LOWER_UP is netlink's alone).
+        ("flags", format!("{:#x}\n", link.flags & 0xffff)),
+        ("ifindex", format!("{}\n", link.index)),
+        ("iflink", format!("{}\n", link.index)),
+        ("mtu", format!("{}\n", link.mtu)),
+        (
+            "operstate",
+            if link.hatype == crate::net::ifreq::ARPHRD_LOOPBACK {
+                "unknown\n".into()
+            } else if up {
+                "up\n".into()
+            } else {
+                "down\n".into()
+            },
+        ),
+        ("tx_queue_len", "1000\n".into()),
+        ("type", format!("{}\n", link.hatype)),
+    ]
+}
 
 /// An address as `/proc/net/tcp` prints it: the 32-bit words of the network-order
 /// address, each as the host reads it (little-endian), in hex.
@@ -175,29 +193,84 @@ pub fn udp(net: &Netstack, family: Family) -> String {
     out
 }
 
-/// `/proc/net/dev`.
+/// `/proc/net/dev`: a line per interface (Linux's `dev_seq_printf_stats`).
 pub fn dev(net: &Netstack) -> String {
-    let (bytes, packets) = net.counters();
-    format!(
+    let mut out = String::from(
         "Inter-|   Receive                                                |  Transmit\n \
-         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
-         {:>6}: {bytes:>7} {packets:>7}    0    0    0     0          0         0 {bytes:>8} {packets:>7}    0    0    0     0       0          0\n",
-        "lo"
-    )
+         face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
+    );
+    for l in iflist::links(net) {
+        let ((rb, rp), (tb, tp)) = (l.rx, l.tx);
+        let _ = writeln!(
+            out,
+            "{:>6}:{rb:>8} {rp:>7} {:>4} {:>4} {:>4} {:>5} {:>10} {:>9} {tb:>8} {tp:>7} {:>4} {:>4} {:>4} {:>5} {:>7} {:>10}",
+            l.name, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        );
+    }
+    out
 }
 
-/// `/proc/net/if_inet6`.
-pub fn if_inet6() -> String {
-    format!(
-        "00000000000000000000000000000001 {LO_INDEX:02x} 80 10 80 {:>8}\n",
-        "lo"
-    )
+/// `/proc/net/if_inet6`: each IPv6 address, its interface, prefix, scope
+/// (`IPV6_ADDR_LOOPBACK` 0x10, `_LINKLOCAL` 0x20, global 0) and flags
+/// (`IFA_F_PERMANENT`).
+pub fn if_inet6(net: &Netstack) -> String {
+    let mut out = String::new();
+    for a in iflist::addrs(net) {
+        let IpAddr::V6(ip) = a.ip else { continue };
+        let scope = match a.scope {
+            iflist::SCOPE_HOST => 0x10,
+            iflist::SCOPE_LINK => 0x20,
+            _ => 0,
+        };
+        let hex: String = ip.octets().iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(
+            out,
+            "{hex} {:02x} {:02x} {scope:02x} 80 {:>8}",
+            a.index, a.prefix, a.name
+        );
+    }
+    out
 }
 
-/// `/proc/net/route`: the main table, empty with only `lo` (its routes are in the
+/// A line of `/proc/net/route`, padded to 127 columns as Linux pads it.
+fn route_line(text: &str) -> String {
+    format!("{text:<127}\n")
+}
+
+/// `/proc/net/route`: the IPv4 routes of the main table (those of `lo` are in the
 /// local table, which this file does not show).
-pub fn route() -> String {
-    "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT                                                       \n".to_string()
+pub fn route(net: &Netstack) -> String {
+    let mut out = route_line(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+    );
+    let links = iflist::links(net);
+    // The network-order address as the host reads it (little-endian).
+    let word = |ip: Option<IpAddr>| match ip {
+        Some(IpAddr::V4(a)) => u32::from_le_bytes(a.octets()),
+        _ => 0,
+    };
+    for r in iflist::routes(net) {
+        if r.table != iflist::TABLE_MAIN || !r.dst.is_ipv4() {
+            continue;
+        }
+        let Some(l) = links.iter().find(|l| l.index == r.oif) else {
+            continue;
+        };
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(r.dst_len.min(32)))
+            .unwrap_or(0);
+        // RTF_UP, and RTF_GATEWAY for a route through a next hop.
+        let flags = if r.gateway.is_some() { 0x3 } else { 0x1 };
+        out.push_str(&route_line(&format!(
+            "{}\t{:08X}\t{:08X}\t{flags:04X}\t0\t0\t{}\t{:08X}\t0\t0\t0",
+            l.name,
+            word(Some(r.dst)),
+            word(r.gateway),
+            r.metric.unwrap_or(0),
+            u32::from_le_bytes(mask.to_be_bytes()),
+        )));
+    }
+    out
 }
 
 /// `/proc/net/snmp`-style summary is not kept; `/proc/net/sockstat` counts sockets.

@@ -7,8 +7,12 @@
 //! unread data resets the peer (`ECONNRESET`), a refused connect reports
 //! `ECONNREFUSED` (through `SO_ERROR` when non-blocking).
 //!
-//! Limits: the accept queue is not bounded by the backlog (a connect never waits
-//! for room); each direction queues up to [`QUEUE_DEFAULT`] bytes (or twice
+//! The accept queue holds the backlog plus one connection, as Linux's
+//! `sk_acceptq_is_full`; a connect beyond it waits, as a client whose SYN the full
+//! listener dropped retransmits it, until `accept` makes room (then it completes)
+//! or the listener closes (`ECONNREFUSED`).
+//!
+//! Limits: each direction queues up to [`QUEUE_DEFAULT`] bytes (or twice
 //! `SO_RCVBUF` when the receiver set it); no TIME_WAIT: a closed socket's port is
 //! free at once.
 
@@ -326,6 +330,19 @@ pub struct TcpState {
     dead: bool,
     /// The port this listener also takes from the pod's interface.
     ext_listen: Option<u16>,
+    /// A connect waiting for room in a full listener's accept queue.
+    syn_wait: Option<SynWait>,
+    /// Connects waiting for room in this listener's accept queue, oldest first.
+    syn_waiters: VecDeque<std::sync::Weak<TcpInner>>,
+}
+
+/// A connect to a listener whose accept queue was full (Linux drops the SYN and
+/// the client sends it again).
+struct SynWait {
+    listener: std::sync::Weak<TcpInner>,
+    local: SockAddr,
+    peer: SockAddr,
+    rcvcap: usize,
 }
 
 /// A TCP socket: shared by its file and, while it waits to be accepted, its
@@ -383,6 +400,8 @@ impl TcpInner {
                 connecting: false,
                 dead: false,
                 ext_listen: None,
+                syn_wait: None,
+                syn_waiters: VecDeque::new(),
             }),
         });
         net.track_tcp(&s);
@@ -519,6 +538,13 @@ impl TcpInner {
                 return Ok(Connected::Now);
             }
             Phase::Remote { .. } => return Err(Errno::EISCONN),
+            Phase::Idle if st.connecting && st.syn_wait.is_some() => {
+                return if nonblock {
+                    Err(Errno::EALREADY)
+                } else {
+                    Ok(Connected::Pending)
+                };
+            }
             Phase::Idle if st.connecting => {
                 st.connecting = false;
                 return Err(st.err.take().unwrap_or(Errno::ECONNREFUSED));
@@ -562,10 +588,32 @@ impl TcpInner {
             .net
             .tcp
             .lookup(peer.ip, peer.port, |_, listening| listening);
-        let result = match listener {
+        let result = match &listener {
             Some(l) => l.enqueue(local, peer, rcvcap, self.wq.clone()),
             None => Err(Errno::ECONNREFUSED),
         };
+        if let (Err(Errno::EAGAIN), Some(l)) = (&result, listener) {
+            // The accept queue is full: wait for room.
+            {
+                let mut st = self.lock()?;
+                st.syn_wait = Some(SynWait {
+                    listener: Arc::downgrade(&l),
+                    local,
+                    peer,
+                    rcvcap,
+                });
+                st.connecting = true;
+                st.dead = false;
+            }
+            l.add_syn_waiter(self);
+            // Room may have been made before this socket was listed.
+            self.retry_syn();
+            return Ok(if nonblock {
+                Connected::InProgress
+            } else {
+                Connected::Pending
+            });
+        }
         let mut st = self.lock()?;
         match result {
             Ok(conn) => {
@@ -610,9 +658,12 @@ impl TcpInner {
     ) -> SysResult<Arc<Conn>> {
         let mut st = self.lock()?;
         let opts = st.opts.clone();
-        let Phase::Listen { queue, .. } = &mut st.phase else {
+        let Phase::Listen { queue, max } = &mut st.phase else {
             return Err(Errno::ECONNREFUSED);
         };
+        if queue.len() > *max {
+            return Err(Errno::EAGAIN);
+        }
         let server = TcpInner::with(&self.net, self.family, self.uid, opts.clone());
         let conn = Arc::new(Conn {
             net: self.net.clone(),
@@ -666,26 +717,105 @@ impl TcpInner {
         Ok(())
     }
 
-    /// Whether a connection through the pod's interface is no longer being set up
-    /// (established or failed).
+    /// Whether a connection is no longer being set up (established or failed):
+    /// through the pod's interface, or waiting for room in a listener's queue.
     pub fn connect_settled(&self) -> bool {
-        match self.lock().map(|s| match s.phase {
-            Phase::Remote { h, .. } => Some(h),
-            _ => None,
-        }) {
-            Ok(Some(h)) => !self.net.external().is_some_and(|e| e.tcp_connecting(h)),
-            _ => true,
+        let Ok(st) = self.lock() else {
+            return true;
+        };
+        if st.syn_wait.is_some() {
+            // Waiting for room in a full accept queue.
+            return false;
         }
+        let Phase::Remote { h, .. } = st.phase else {
+            return true;
+        };
+        drop(st);
+        !self.net.external().is_some_and(|e| e.tcp_connecting(h))
     }
 
     /// `accept(2)`: the oldest established connection (`EAGAIN` when none,
     /// `EINVAL` when not listening).
     pub fn accept(&self) -> SysResult<Arc<TcpInner>> {
         let mut st = self.lock()?;
-        match &mut st.phase {
-            Phase::Listen { queue, .. } => queue.pop_front().ok_or(Errno::EAGAIN),
-            _ => Err(Errno::EINVAL),
+        let got = match &mut st.phase {
+            Phase::Listen { queue, .. } => queue.pop_front().ok_or(Errno::EAGAIN)?,
+            _ => return Err(Errno::EINVAL),
+        };
+        drop(st);
+        // A slot is free: the oldest connect still waiting takes it (its next SYN).
+        loop {
+            let Some(w) = self.lock()?.syn_waiters.pop_front() else {
+                break;
+            };
+            if w.upgrade().is_some_and(|w| w.retry_syn()) {
+                break;
+            }
         }
+        Ok(got)
+    }
+
+    /// Lists `client` as waiting for room in this listener's accept queue.
+    fn add_syn_waiter(&self, client: &Arc<TcpInner>) {
+        if let Ok(mut st) = self.lock() {
+            st.syn_waiters
+                .retain(|w| w.strong_count() > 0 && w.as_ptr() != Arc::as_ptr(client));
+            st.syn_waiters.push_back(Arc::downgrade(client));
+        }
+    }
+
+    /// Tries again a connect that found its listener's accept queue full: it
+    /// completes when there is room now, fails with `ECONNREFUSED` when the
+    /// listener is gone, and otherwise waits on (listed again). `false`: it was
+    /// not waiting.
+    fn retry_syn(self: &Arc<Self>) -> bool {
+        let Ok(mut st) = self.lock() else {
+            return false;
+        };
+        let Some(w) = st.syn_wait.take() else {
+            return false;
+        };
+        drop(st);
+        let result = match w.listener.upgrade() {
+            Some(l) => l.enqueue(w.local, w.peer, w.rcvcap, self.wq.clone()),
+            None => Err(Errno::ECONNREFUSED),
+        };
+        let Ok(mut st) = self.lock() else {
+            return true;
+        };
+        if !matches!(st.phase, Phase::Idle) || !st.connecting {
+            // Closed meanwhile: a connection made now is closed with it.
+            if let Ok(conn) = result {
+                conn.close(0, true);
+            }
+            return true;
+        }
+        match result {
+            Ok(conn) => {
+                st.phase = Phase::Connected {
+                    conn,
+                    side: 0,
+                    local: w.local,
+                    peer: w.peer,
+                };
+            }
+            Err(Errno::EAGAIN) => {
+                let l = w.listener.upgrade();
+                st.syn_wait = Some(w);
+                drop(st);
+                if let Some(l) = l {
+                    l.add_syn_waiter(self);
+                }
+                return true;
+            }
+            Err(e) => {
+                st.err = Some(e);
+                st.dead = true;
+            }
+        }
+        drop(st);
+        self.wq.notify_all();
+        true
     }
 
     /// Sends; `EAGAIN` when the peer's queue is full.
@@ -794,17 +924,20 @@ impl TcpInner {
 
     /// The socket's last file closed.
     pub fn close(&self, abort: bool) {
-        let (phase, linger0) = match self.lock() {
+        let (phase, linger0, waiters) = match self.lock() {
             Ok(mut st) => {
                 let linger0 = st.opts.linger == (true, 0);
                 let p = std::mem::replace(&mut st.phase, Phase::Idle);
+                st.syn_wait = None;
+                st.connecting = false;
+                let waiters = std::mem::take(&mut st.syn_waiters);
                 if let Some((_, _, id)) = st.bound.take() {
                     self.net.tcp.unbind(id);
                 }
                 if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
                     ext.tcp_unlisten(port);
                 }
-                (p, linger0)
+                (p, linger0, waiters)
             }
             Err(_) => return,
         };
@@ -821,6 +954,10 @@ impl TcpInner {
                 }
             }
             Phase::Idle => {}
+        }
+        // Connects waiting for room are refused (their next SYN meets no listener).
+        for w in waiters.into_iter().filter_map(|w| w.upgrade()) {
+            w.retry_syn();
         }
         self.wq.notify_all();
     }
@@ -850,6 +987,8 @@ impl TcpInner {
                     .external()
                     .map_or(libc::POLLERR as u32, |e| e.tcp_snapshot(h).readiness)
             }
+            // SYN_SENT: nothing to report yet.
+            Phase::Idle if st.syn_wait.is_some() => 0,
             Phase::Idle => {
                 let mut r = (libc::POLLOUT | libc::POLLWRNORM | libc::POLLHUP) as u32;
                 if st.dead {
@@ -904,6 +1043,7 @@ impl TcpInner {
         };
         match &st.phase {
             Phase::Listen { .. } => State::Listen,
+            Phase::Idle if st.syn_wait.is_some() => State::SynSent,
             Phase::Idle => State::Close,
             Phase::Connected { conn, side, .. } => {
                 let (conn, side) = (conn.clone(), *side);
@@ -1163,6 +1303,35 @@ mod tests {
         assert_eq!(c.readiness() & libc::POLLOUT as u32, 0);
         assert_eq!(s.recv(100, false).unwrap().len(), 100);
         assert_ne!(c.readiness() & libc::POLLOUT as u32, 0);
+    }
+
+    /// `listen(0)` holds one connection; the next waits until `accept` makes room,
+    /// and a waiting connect is refused when the listener closes.
+    #[test]
+    fn backlog_bounds_the_accept_queue() {
+        let net = Netstack::new();
+        let l = TcpInner::new(&net, Family::V4, 0);
+        l.bind(lo(0)).unwrap();
+        l.listen(0).unwrap();
+        let port = l.local().port;
+        let c1 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c1.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(c1.state(), State::Established);
+        let c2 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c2.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(c2.readiness(), 0);
+        assert_eq!(c2.state(), State::SynSent);
+        assert!(!c2.connect_settled());
+        assert_eq!(c2.connect(lo(port), true), Err(Errno::EALREADY));
+        let c3 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c3.connect(lo(port), false), Ok(Connected::Pending));
+        assert!(l.accept().is_ok());
+        assert!(c2.connect_settled());
+        assert_eq!(c2.connect(lo(port), true), Ok(Connected::Now));
+        assert!(!c3.connect_settled());
+        l.close(false);
+        assert!(c3.connect_settled());
+        assert_eq!(c3.connect(lo(port), false), Err(Errno::ECONNREFUSED));
     }
 
     /// Two sandboxes' stacks share nothing: the same port is free in each, and a

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::{Family, Local, SockAddr};
+use crate::net::mcast::McastOpts;
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
 use crate::net::{next_ino, Netstack};
@@ -43,6 +44,8 @@ struct UdpState {
     port_locked: bool,
     /// The port also bound on the pod's interface (`--network=sandbox`).
     ext_port: Option<u16>,
+    /// Multicast memberships and options.
+    mcast: McastOpts,
 }
 
 impl UdpState {
@@ -71,6 +74,7 @@ impl Drop for UdpInner {
     fn drop(&mut self) {
         if let Ok(st) = self.st.get_mut() {
             st.unbind(&self.net);
+            st.mcast.leave_all(&self.net);
         }
     }
 }
@@ -106,6 +110,7 @@ impl UdpInner {
                 shut_wr: false,
                 port_locked: false,
                 ext_port: None,
+                mcast: McastOpts::default(),
             }),
         })
     }
@@ -133,7 +138,11 @@ impl UdpInner {
         if st.bound.is_some() {
             return Err(Errno::EINVAL);
         }
-        self.net.check_bindable(ip)?;
+        // A multicast group may be bound too: the socket then takes only what is
+        // sent to the group.
+        if !crate::net::addr::canonical(ip).is_multicast() {
+            self.net.check_bindable(ip)?;
+        }
         let local = Local::of(self.family, ip, st.opts.v6only);
         let opts = BindOpts {
             reuseaddr: st.opts.reuseaddr,
@@ -226,6 +235,10 @@ impl UdpInner {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
+        let group = crate::net::addr::canonical(dst.ip);
+        if group.is_multicast() {
+            return self.send_group(st, group, dst.port, data);
+        }
         let (dst_ip, src_ip) = self.net.route(dst.ip)?;
         if st.bound.is_none() {
             let any = self.family.any();
@@ -259,6 +272,46 @@ impl UdpInner {
                 self.wq.notify_all();
             }
             None => {}
+        }
+        Ok(data.len())
+    }
+
+    /// Sends a datagram to multicast `group`: out of the interface the multicast
+    /// options or the routes choose, and back in where the sandbox accepts it.
+    fn send_group(
+        self: &Arc<Self>,
+        mut st: MutexGuard<'_, UdpState>,
+        group: IpAddr,
+        port: u16,
+        data: &[u8],
+    ) -> SysResult<usize> {
+        let bound = match st.bound {
+            Some((Local::Ip(ip), _, _)) => ip,
+            _ => self.family.any(),
+        };
+        let (index, src) = st.mcast.route(&self.net, group, bound)?;
+        if st.bound.is_none() {
+            let any = self.family.any();
+            self.bind_locked(&mut st, any, 0)?;
+        }
+        let from = SockAddr::new(src, st.bound.map(|b| b.1).unwrap_or(0));
+        let to = SockAddr::new(group, port);
+        let looped = st.mcast.loops(group, index);
+        let hops = st.mcast.hops(group);
+        drop(st);
+        // A TTL of 0 keeps the datagram in the sandbox.
+        if index == crate::net::packet::EXT_INDEX && hops > 0 {
+            if let Some(ext) = self.net.external() {
+                ext.udp_send(from, to, data)?;
+            }
+        } else if index == crate::net::loopback::LO_INDEX && self.net.packet_sockets.any_open() {
+            let pkt = crate::net::frame::udp_packet(from, to, data);
+            self.net
+                .packet_sockets
+                .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
+        }
+        if looped && self.net.mcast.accepts(index, group) {
+            deliver_group(&self.net, index, to, from, data);
         }
         Ok(data.len())
     }
@@ -403,6 +456,11 @@ impl UdpInner {
     pub fn setsockopt(&self, level: i32, name: i32, v: &[u8]) -> SysResult<()> {
         let mut st = self.lock()?;
         let ctx = self.ctx(&st);
+        if (level == libc::IPPROTO_IP || self.family == Family::V6)
+            && st.mcast.set(&self.net, level, name, v)?
+        {
+            return Ok(());
+        }
         if st.opts.set(ctx, level, name, v)? {
             return Ok(());
         }
@@ -421,6 +479,11 @@ impl UdpInner {
             _ => {}
         }
         let ctx = self.ctx(&st);
+        if level == libc::IPPROTO_IP || self.family == Family::V6 {
+            if let Some(v) = st.mcast.get(level, name) {
+                return Ok(v);
+            }
+        }
         st.opts.get(ctx, level, name).ok_or(Errno::ENOPROTOOPT)
     }
 
@@ -437,8 +500,26 @@ impl UdpInner {
 /// A datagram from `net`'s pod interface for `to`: queued on the socket bound
 /// there (dropped when none is, as the stack answers nothing for UDP).
 pub fn deliver_external(net: &Netstack, to: SockAddr, from: SockAddr, data: &[u8]) {
+    if to.ip.is_multicast() {
+        deliver_group(net, crate::net::packet::EXT_INDEX, to, from, data);
+        return;
+    }
     if let Some(r) = net.udp.lookup(to.ip, to.port, |_, _| true) {
         r.deliver(from, data);
+    }
+}
+
+/// A datagram for group `to` that interface `index` accepted: to every socket
+/// bound to its port that admits the group.
+fn deliver_group(net: &Netstack, index: u32, to: SockAddr, from: SockAddr, data: &[u8]) {
+    for r in net.udp.lookup_all(to.ip, to.port) {
+        let admits = r
+            .lock()
+            .map(|st| st.mcast.admits(to.ip, index))
+            .unwrap_or(false);
+        if admits {
+            r.deliver(from, data);
+        }
     }
 }
 

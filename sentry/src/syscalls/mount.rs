@@ -180,7 +180,7 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
             crate::fs::tmpfs::Tmpfs::constructor()(&sized)
         }
         "proc" => Ok(crate::fs::procfs::new_root(k)),
-        "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus)),
+        "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &k.net)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
         "mqueue" => Ok(task.ns.ipc.mq.root()),
         other => {

@@ -194,7 +194,7 @@ fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/net`: the sockets of `net` and its one interface, and the unix sockets
+/// `/proc/net`: the sockets of `net` and its interfaces, and the unix sockets
 /// of `unix`.
 fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
     let n = |f: fn(&Netstack) -> String| {
@@ -210,8 +210,8 @@ fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dy
             ("udp", file(213, n(|n| p::udp(n, Family::V4)))),
             ("udp6", file(214, n(|n| p::udp(n, Family::V6)))),
             ("dev", file(215, n(p::dev))),
-            ("if_inet6", file(216, || Ok(p::if_inet6().into_bytes()))),
-            ("route", file(217, || Ok(p::route().into_bytes()))),
+            ("if_inet6", file(216, n(p::if_inet6))),
+            ("route", file(217, n(p::route))),
             ("sockstat", file(218, n(p::sockstat))),
             (
                 "unix",
