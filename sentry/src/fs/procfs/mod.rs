@@ -6,6 +6,7 @@ pub mod mounts;
 pub mod node;
 pub mod ns;
 pub mod sysctl;
+pub mod userns;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
@@ -19,6 +20,7 @@ use crate::net::{addr::Family, procfs as netproc, Netstack};
 use crate::sys::host;
 use crate::vfs::Inode;
 
+use crate::creds::userns::MapKind;
 use node::{GenDir, GenFile, GenLink};
 
 /// Generates one per-process file.
@@ -87,6 +89,16 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 sysctl::fs_dir(mqueue_sysctl(kernel), aio_sysctl(kernel)),
             ),
             ("net", sysctl::net_dir()),
+            (
+                "user",
+                GenDir::fixed(
+                    190,
+                    vec![(
+                        "max_user_namespaces",
+                        userns::max_user_namespaces(191, caller_creds(&k)),
+                    )],
+                ),
+            ),
         ],
     );
     let k1 = k.clone();
@@ -113,7 +125,8 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
             })),
         ),
         ("sys", sys),
-        ("net", net_dir(&kernel.net, kernel.unix.clone())),
+        // Each process's own network namespace, as Linux's `self/net`.
+        ("net", GenLink::new(13, (0, 0), Arc::new(|| Ok(b"self/net".to_vec())))),
         // As on a cgroup v2 host (hierarchy 0): JVMs read it to find the
         // controllers before they look for the cgroup2 mount.
         ("cgroups", text(12, crate::fs::cgroupfs::proc_cgroups())),
@@ -271,6 +284,31 @@ fn aio_sysctl(kernel: &Arc<Kernel>) -> Vec<(&'static str, Arc<dyn Inode>)> {
     vec![("aio-nr", nr as Arc<dyn Inode>), ("aio-max-nr", max)]
 }
 
+/// The credentials of the process making the current call (for writes to files
+/// whose rules depend on the writer).
+fn caller_creds(k: &Weak<Kernel>) -> userns::CredsOf {
+    let k = k.clone();
+    Arc::new(move || {
+        let k = k.upgrade().ok_or(Errno::ESRCH)?;
+        let g = k
+            .registry()?
+            .group(process::current().0)
+            .ok_or(Errno::ESRCH)?;
+        let c = g.state()?.view.creds.clone();
+        Ok(c)
+    })
+}
+
+/// The published credentials of process `g`.
+fn creds_of(g: &Weak<ThreadGroup>) -> userns::CredsOf {
+    let g = g.clone();
+    Arc::new(move || {
+        let g = g.upgrade().ok_or(Errno::ESRCH)?;
+        let c = g.state()?.view.creds.clone();
+        Ok(c)
+    })
+}
+
 /// The namespaces of the process reading (the sandbox's first ones when it is
 /// not a task of this kernel).
 fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
@@ -278,6 +316,16 @@ fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
     let g = k.registry().ok().and_then(|r| r.group(tgid));
     g.and_then(|g| g.state().ok().and_then(|s| s.view.ns.as_deref().cloned()))
         .unwrap_or_else(|| k.root_ns.clone())
+}
+
+/// `/proc/PID/net`: the files of the process's network namespace.
+fn pid_net(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> Arc<dyn Inode> {
+    let stack = tg
+        .state()
+        .ok()
+        .and_then(|s| s.view.ns.as_ref().map(|n| n.net.stack.clone()))
+        .unwrap_or_else(|| kernel.net.clone());
+    net_dir(&stack, kernel.unix.clone())
 }
 
 /// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
@@ -364,9 +412,31 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("fd", fd_dir(tg, base + 15, false)),
         ("fdinfo", fd_dir(tg, base + 16, true)),
         ("oom_score_adj", oom_score_adj(tg, kernel, base + 17, owner)),
-        ("uid_map", mk(40, |_, _, _| Ok(sysctl::id_map()))),
-        ("gid_map", mk(41, |_, _, _| Ok(sysctl::id_map()))),
-        ("setgroups", mk(42, |_, _, _| Ok(sysctl::setgroups()))),
+        (
+            "uid_map",
+            userns::map_file(
+                base + 40,
+                owner,
+                MapKind::Uid,
+                creds_of(&g),
+                caller_creds(&kw),
+            ),
+        ),
+        (
+            "gid_map",
+            userns::map_file(
+                base + 41,
+                owner,
+                MapKind::Gid,
+                creds_of(&g),
+                caller_creds(&kw),
+            ),
+        ),
+        (
+            "setgroups",
+            userns::setgroups_file(base + 42, owner, creds_of(&g), caller_creds(&kw)),
+        ),
+        ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
     ];
     if tid.is_none() {
