@@ -207,12 +207,20 @@ fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/net`: the sockets of `net` and its one interface, and the unix sockets
-/// of `unix`.
-fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
+/// The network stack a `/proc/PID/net` file shows, looked up at each read (the
+/// process may have moved to another network namespace since the directory was
+/// made).
+type NetOf = Arc<dyn Fn() -> SysResult<Arc<Netstack>> + Send + Sync>;
+
+/// `/proc/PID/net`: the sockets of the stack `net` gives and its interface, and
+/// the unix sockets of `unix`.
+fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
     let n = |f: fn(&Netstack) -> String| {
         let net = net.clone();
-        move || Ok(f(&net).into_bytes())
+        move || {
+            let stack = net()?;
+            Ok(f(&stack).into_bytes())
+        }
     };
     use netproc as p;
     GenDir::fixed(
@@ -320,12 +328,16 @@ fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
 
 /// `/proc/PID/net`: the files of the process's network namespace.
 fn pid_net(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> Arc<dyn Inode> {
-    let stack = tg
-        .state()
-        .ok()
-        .and_then(|s| s.view.ns.as_ref().map(|n| n.net.stack.clone()))
-        .unwrap_or_else(|| kernel.net.clone());
-    net_dir(&stack, kernel.unix.clone())
+    let g = Arc::downgrade(tg);
+    let first = Arc::downgrade(&kernel.net);
+    net_dir(
+        Arc::new(move || {
+            let g = g.upgrade().ok_or(Errno::ESRCH)?;
+            let own = g.state()?.view.ns.as_ref().map(|n| n.net.stack.clone());
+            own.or_else(|| first.upgrade()).ok_or(Errno::ESRCH)
+        }),
+        kernel.unix.clone(),
+    )
 }
 
 /// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
