@@ -711,7 +711,7 @@ pub fn lseek(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub(super) fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
     // Owners as the caller's user namespace names them.
     let ns = task.creds.user_ns();
-    let mut st = st.clone();
+    let mut st = *st;
     st.uid = ns.uid_shown(st.uid);
     st.gid = ns.gid_shown(st.gid);
     io::write_struct(task.mem(), addr, &st.to_linux())?;
