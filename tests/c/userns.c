@@ -82,6 +82,18 @@ static void ids(const char *when)
     printf("\n");
 }
 
+/* The Uid and Gid lines of /proc/self/status, which the reader's namespace names. */
+static void status_ids(const char *when)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Uid:", 4) || !strncmp(line, "Gid:", 4))
+            printf("%s status %s", when, line);
+    if (f)
+        fclose(f);
+}
+
 static int has_cap(int cap)
 {
     struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -120,6 +132,7 @@ static void unprivileged(void)
     gid_t gid = getegid();
     CHECK("unshare user", unshare(CLONE_NEWUSER));
     ids("unmapped");
+    status_ids("unmapped");
     printf("CAP_SYS_ADMIN inside: %d, CAP_SETUID: %d\n", has_cap(CAP_SYS_ADMIN),
            has_cap(CAP_SETUID));
     show("uid_map");
@@ -144,6 +157,7 @@ static void unprivileged(void)
     show("gid_map");
     show("setgroups");
     ids("mapped");
+    status_ids("mapped");
     gid_t none[1] = {0};
     CHECK("setgroups(2)", setgroups(1, none));
     CHECK("setuid(0)", setuid(0));
@@ -218,6 +232,7 @@ static void privileged_parent(void)
         CHECK("child setgroups", setgroups(2, g));
         CHECK("child setuid(5)", setuid(5));
         ids("child after setuid");
+        status_ids("child after setuid");
         printf("child CAP_SYS_ADMIN after setuid: %d\n", has_cap(CAP_SYS_ADMIN));
         _exit(0);
     }

@@ -73,7 +73,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                     .collect(),
                 ) as Arc<dyn Inode>,
             ),
-            ("net", net_sys(&kernel.net)),
+            ("net", net_sys(&k)),
             (
                 "vm",
                 GenDir::fixed(
@@ -171,10 +171,16 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/sys/net` of `net`: the sysctls programs read (fixed values, see
-/// `net::procfs`).
-fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
-    let (n1, n2) = (net.clone(), net.clone());
+/// `/proc/sys/net` of the reader's network namespace: the sysctls programs read
+/// (fixed values, see `net::procfs`).
+fn net_sys(k: &Weak<Kernel>) -> Arc<dyn Inode> {
+    // The reader's (writer's) network namespace, at each read and write.
+    let stack = |k: &Weak<Kernel>| -> SysResult<Arc<Netstack>> {
+        let k = k.upgrade().ok_or(Errno::ESRCH)?;
+        let ns = reader_ns(&k);
+        Ok(ns.net.stack.clone())
+    };
+    let (k1, k2) = (k.clone(), k.clone());
     let mut core = Vec::new();
     let mut ipv4 = Vec::new();
     for (i, (path, val)) in netproc::SYSCTLS.iter().enumerate() {
@@ -194,8 +200,8 @@ fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
             299,
             0o644,
             (0, 0),
-            Arc::new(move || Ok(netproc::ping_group_range_text(&n1).into_bytes())),
-            Arc::new(move |buf: &[u8]| netproc::set_ping_group_range(&n2, buf)),
+            Arc::new(move || Ok(netproc::ping_group_range_text(&*stack(&k1)?).into_bytes())),
+            Arc::new(move |buf: &[u8]| netproc::set_ping_group_range(&*stack(&k2)?, buf)),
         ),
     ));
     GenDir::fixed(
@@ -750,6 +756,11 @@ fn st_tracee(
 }
 
 fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+    // Ids as the reader's user namespace names them (looked up before the
+    // process's state is locked: the reader may be the process itself).
+    let reader = caller_creds(&Arc::downgrade(k))()
+        .map(|c| c.user_ns().clone())
+        .unwrap_or_else(|_| crate::creds::userns::init().clone());
     // The fd table is locked with the process state released, as everywhere else.
     let fds = g.state()?.view.fds.clone();
     let fd_size = fds
@@ -777,7 +788,14 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     } else {
         "S (sleeping)"
     };
-    let groups: Vec<String> = st.view.groups.iter().map(|g| g.to_string()).collect();
+    let groups: Vec<String> = st
+        .view
+        .groups
+        .iter()
+        .map(|g| reader.gid_shown(*g).to_string())
+        .collect();
+    let u = |i: usize| reader.uid_shown(ids[i]);
+    let gi = |i: usize| reader.gid_shown(ids[i]);
     let pending = g.pending.lock().map(|q| q.set()).unwrap_or(0);
     let (ign, cgt) = {
         let a = g.actions()?;
@@ -804,8 +822,8 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
         "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t{tracer}",
         g.tgid, st.parent
     );
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", ids[4], ids[5], ids[6], ids[7]);
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", u(0), u(1), u(2), u(3));
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", gi(4), gi(5), gi(6), gi(7));
     let _ = writeln!(s, "FDSize:\t{fd_size}\nGroups:\t{}", groups.join(" "));
     // Sizes of the address space as its mappings give them (resident sizes are the
     // host's business and not known here, so no VmRSS line).
