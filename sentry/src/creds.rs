@@ -5,6 +5,12 @@
 //! file in the sandbox carries `security.capability`, so an exec recomputes the sets
 //! from the process's own sets, its uids and the securebits only.
 
+pub mod userns;
+
+use std::sync::Arc;
+
+use userns::UserNs;
+
 /// The highest capability number Linux defines (`CAP_LAST_CAP`, CAP_CHECKPOINT_RESTORE).
 pub const CAP_LAST_CAP: u32 = 40;
 
@@ -92,6 +98,9 @@ pub struct Credentials {
     pub securebits: u32,
     /// `PR_SET_NO_NEW_PRIVS`.
     pub no_new_privs: bool,
+    /// The user namespace the ids and capabilities belong to (`None`: the
+    /// sandbox's initial one). The ids above are kernel ids whatever it is.
+    pub user_ns: Option<Arc<UserNs>>,
 }
 
 impl Credentials {
@@ -142,9 +151,74 @@ impl Credentials {
         }
     }
 
-    /// True if the effective set holds capability `cap`.
+    /// True if the effective set holds capability `cap` over the sandbox's initial
+    /// user namespace (Linux's `capable`): never for a process in a namespace
+    /// made inside.
     pub fn has_cap(&self, cap: u32) -> bool {
+        self.user_ns.is_none() && self.cap_in_effective(cap)
+    }
+
+    fn cap_in_effective(&self, cap: u32) -> bool {
         cap < 64 && self.cap_effective & (1 << cap) != 0
+    }
+
+    /// The user namespace the process is in.
+    pub fn user_ns(&self) -> &Arc<UserNs> {
+        self.user_ns.as_ref().unwrap_or_else(|| userns::init())
+    }
+
+    /// True if the process holds `cap` over user namespace `ns` (`ns_capable`):
+    /// in its effective set when `ns` is its own namespace; every capability when
+    /// `ns` lies below its own and was made by its effective uid there (or lies
+    /// below one that was); none otherwise.
+    pub fn has_cap_in(&self, ns: &Arc<UserNs>, cap: u32) -> bool {
+        let own = self.user_ns();
+        let mut cur = ns;
+        loop {
+            if Arc::ptr_eq(cur, own) {
+                return self.cap_in_effective(cap);
+            }
+            if cur.level <= own.level {
+                return false;
+            }
+            let Some(parent) = cur.parent.as_ref() else {
+                return false;
+            };
+            if Arc::ptr_eq(parent, own) && cur.owner.0 == self.euid {
+                return true;
+            }
+            cur = parent;
+        }
+    }
+
+    /// True if the process holds `cap` over its own user namespace.
+    pub fn has_ns_cap(&self, cap: u32) -> bool {
+        self.cap_in_effective(cap)
+    }
+
+    /// `capable_wrt_inode_uidgid`: `cap` over the process's own namespace, for a
+    /// file whose owner and group (kernel ids) are both mapped there.
+    pub fn has_cap_over(&self, cap: u32, uid: u32, gid: u32) -> bool {
+        let ns = self.user_ns();
+        self.cap_in_effective(cap) && ns.uid_up(uid).is_some() && ns.gid_up(gid).is_some()
+    }
+
+    /// The kernel uid that is root in the process's user namespace, if mapped.
+    pub fn root_uid(&self) -> Option<u32> {
+        self.user_ns().uid_down(0)
+    }
+
+    /// Enters user namespace `ns`, as its creator or a `setns` into it does: every
+    /// capability in permitted, effective and bounding there, none inheritable or
+    /// ambient, no securebits.
+    pub fn enter_user_ns(&mut self, ns: Arc<UserNs>) {
+        self.cap_permitted = ALL_CAPS;
+        self.cap_effective = ALL_CAPS;
+        self.cap_bounding = ALL_CAPS;
+        self.cap_inheritable = 0;
+        self.cap_ambient = 0;
+        self.securebits = 0;
+        self.user_ns = (!Arc::ptr_eq(&ns, userns::init())).then_some(ns);
     }
 
     /// True if securebit `bit` (an `SECBIT_*` mask) is set.
@@ -278,8 +352,10 @@ impl Credentials {
             return;
         }
         let (ouid, oeuid, osuid, _) = old;
-        let had_root = ouid == 0 || oeuid == 0 || osuid == 0;
-        let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        let root = self.root_uid();
+        let is_root = |u: u32| Some(u) == root;
+        let had_root = is_root(ouid) || is_root(oeuid) || is_root(osuid);
+        let has_root = is_root(self.uid) || is_root(self.euid) || is_root(self.suid);
         if had_root && !has_root {
             if !self.secure(SECBIT_KEEP_CAPS) {
                 self.cap_permitted = 0;
@@ -287,10 +363,10 @@ impl Credentials {
             }
             self.cap_ambient = 0;
         }
-        if oeuid == 0 && self.euid != 0 {
+        if is_root(oeuid) && !is_root(self.euid) {
             self.cap_effective = 0;
         }
-        if oeuid != 0 && self.euid == 0 {
+        if !is_root(oeuid) && is_root(self.euid) {
             self.cap_effective = self.cap_permitted;
         }
     }
@@ -302,10 +378,11 @@ impl Credentials {
         if self.secure(SECBIT_NO_SETUID_FIXUP) {
             return;
         }
-        if old_fsuid == 0 && self.fsuid != 0 {
+        let root = self.root_uid();
+        if Some(old_fsuid) == root && Some(self.fsuid) != root {
             self.cap_effective &= !FS_CAPS;
         }
-        if old_fsuid != 0 && self.fsuid == 0 {
+        if Some(old_fsuid) != root && Some(self.fsuid) == root {
             self.cap_effective |= self.cap_permitted & FS_CAPS;
         }
     }
@@ -335,11 +412,13 @@ impl Credentials {
         let mut egid = egid;
         let mut permitted = 0u64;
         let mut effective = false;
+        // Root is the namespace's uid 0 (no one, while it is unmapped).
+        let root = self.root_uid();
         if !self.secure(SECBIT_NOROOT) {
-            if euid == 0 || self.uid == 0 {
+            if Some(euid) == root || Some(self.uid) == root {
                 permitted = self.cap_bounding | self.cap_inheritable;
             }
-            effective = euid == 0;
+            effective = Some(euid) == root;
         }
         let is_setid = euid != self.uid || egid != self.gid;
         let gained = permitted & !old_permitted != 0;

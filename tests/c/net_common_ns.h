@@ -1,7 +1,7 @@
 /* For the net_ping and net_raw programs: natively, a fresh network namespace with
  * its loopback up, so the host's own settings (ping_group_range) and traffic do not
- * reach the comparison; in the sandbox both calls fail (no new namespaces there,
- * and the sandbox's lo is always up), which is ignored. */
+ * reach the comparison; in the sandbox the namespace is made too, its lo is up at
+ * once and the ioctl that raises it fails, which is ignored. */
 #ifndef NET_COMMON_NS_H
 #define NET_COMMON_NS_H
 

@@ -3,7 +3,8 @@
 //! `wait`), coreutils, python3 (threading, subprocess, a multiprocessing Pool of 4,
 //! concurrent.futures, extended attributes through `os.setxattr`), perl (with its
 //! System V IPC built-ins), Debian's libaio driven from python3, and inotify-tools'
-//! `inotifywait` watching a directory a shell changes. Plus: after the container is
+//! `inotifywait` watching a directory a shell changes, util-linux's `unshare` making
+//! user, mount and network namespaces (`unshare -r`), bubblewrap. Plus: after the container is
 //! SIGKILLed, nothing it started is left on the host.
 
 use std::path::Path;
@@ -211,6 +212,44 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
                 format!("cd {d} && {UNSHARE_MOUNT}"),
             ],
         ),
+        // User, mount and network namespaces an unprivileged `unshare -r` makes
+        // (natively too, they are the command's own).
+        (
+            "util-linux-unshare-user",
+            s(&[
+                "/usr/bin/unshare",
+                "-r",
+                "/bin/sh",
+                "-c",
+                "id; cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; \
+                 stat -c %u:%g /; unshare -r id -u",
+            ]),
+        ),
+        (
+            "util-linux-unshare-user-mount",
+            vec![
+                "/usr/bin/unshare".into(),
+                "-rm".into(),
+                "--propagation".into(),
+                "private".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "cd {d} && mkdir -p um && mount -t tmpfs -o size=64k t um && touch um/f && \
+                     stat -c '%u %g %a' um/f && umount um && rmdir um && echo done"
+                ),
+            ],
+        ),
+        (
+            "util-linux-unshare-net",
+            s(&[
+                "/usr/bin/unshare",
+                "-rn",
+                "/bin/sh",
+                "-c",
+                "ip -o link | cut -d: -f2; ls /proc/self/net/dev",
+            ]),
+        ),
         ("perl", s(&["/usr/bin/perl", "-e", "my $x = `echo perl-sub`; print \"perl: $x\"; print join(',', map { $_ * 2 } 1..5), \"\\n\";"])),
     ];
     assert!(
@@ -218,6 +257,55 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         "inotifywait missing: run tests/setup.sh"
     );
     v.push(("inotifywait", s(&["/bin/bash", "-c", INOTIFYWAIT])));
+    // bubblewrap: as an unprivileged user would run it (a user namespace of its
+    // own), and as root with /proc. Not --unshare-all: pid namespaces are not made
+    // in the sandbox, and a new network namespace's loopback cannot be configured
+    // over netlink there.
+    assert!(
+        Path::new("/usr/bin/bwrap").exists(),
+        "bwrap missing: run tests/setup.sh"
+    );
+    v.push((
+        "bubblewrap",
+        s(&[
+            "/usr/bin/bwrap",
+            "--unshare-user",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--hostname",
+            "inner",
+            "/bin/sh",
+            "-c",
+            "hostname; id -u; ls /dev; echo x > /dev/null && echo written",
+        ]),
+    ));
+    v.push((
+        "bubblewrap-root-proc",
+        s(&[
+            "/usr/bin/bwrap",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--hostname",
+            "inner",
+            "/bin/sh",
+            "-c",
+            "hostname; id -u; grep ^0:: /proc/self/cgroup; test -r /proc/self/status && echo proc",
+        ]),
+    ));
     // A JVM (once killed on ptrace: getcpu was ENOSYS). Only where one is installed.
     if Path::new("/usr/bin/java").exists() {
         v.push((

@@ -96,7 +96,9 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
-    /// The sandbox's network: its interfaces, port tables and sockets.
+    /// The network of the sandbox's first network namespace (the one the runtime
+    /// configures): its interfaces, port tables and sockets. A process's own is
+    /// `task.ns.net.stack`.
     pub net: Arc<crate::net::Netstack>,
     /// The sandbox's unix sockets (their names, `/proc/net/unix`).
     pub unix: Arc<crate::fs::unix::UnixSpace>,
@@ -149,9 +151,11 @@ impl Kernel {
         unix.attach_net(&net);
         let ns_ids = ns::NsIds::default();
         let root_ns = ns::NsSet {
-            mnt: ns::MntNs::new(ns_ids.next(), root.clone()),
+            mnt: ns::MntNs::new(ns_ids.next(), root.clone(), None),
             uts: ns::UtsNs::new(ns_ids.next(), hostname, "(none)".to_string()),
-            ipc: ns::IpcNs::new(ns_ids.next()),
+            ipc: ns::IpcNs::new(ns_ids.next(), None),
+            net: ns::NetNs::new(ns_ids.next(), net.clone(), None),
+            cgroup: ns::CgroupNs::new(ns_ids.next(), None),
         };
         Arc::new(Kernel {
             platform,

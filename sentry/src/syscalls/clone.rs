@@ -80,10 +80,21 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         if f & CLONE_NEWIPC != 0 && f & CLONE_SYSVSEM != 0 {
             return Err(Errno::EINVAL);
         }
-        if !task.creds.has_cap(CAP_SYS_ADMIN) {
-            return Err(Errno::EPERM);
+        // A new user namespace is for a new process with its own fs context.
+        if f & CLONE_NEWUSER != 0 && f & (CLONE_THREAD | CLONE_PARENT | CLONE_FS) != 0 {
+            return Err(Errno::EINVAL);
         }
     }
+    // The child's namespaces and credentials, made before anything else so that a
+    // refusal leaves nothing behind.
+    let mut child_creds = task.creds.clone();
+    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
+        let (ns, fs) =
+            crate::syscalls::namespace::new_namespaces(task, f, &task.fs, &mut child_creds)?;
+        (Arc::new(ns), fs)
+    } else {
+        (task.ns.clone(), task.fs.clone())
+    };
     if f & CLONE_PARENT != 0 && task.tgid == 1 {
         return Err(Errno::EINVAL);
     }
@@ -220,7 +231,7 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         } else {
             None
         },
-        creds: task.creds.clone(),
+        creds: child_creds,
         handle,
         tg,
         exe: task.exe.clone(),

@@ -15,6 +15,23 @@ const KEEP: u32 = u32::MAX;
 /// `NGROUPS_MAX`.
 const NGROUPS_MAX: usize = 65536;
 
+/// The kernel uid of `uid` as the caller names it: `EINVAL` when its user
+/// namespace does not map it; -1 (keep) stays -1.
+fn kuid(task: &Task, uid: u32) -> SysResult<u32> {
+    if uid == KEEP {
+        return Ok(KEEP);
+    }
+    task.creds.user_ns().uid_down(uid).ok_or(Errno::EINVAL)
+}
+
+/// The kernel gid of `gid` as the caller names it (see [`kuid`]).
+fn kgid(task: &Task, gid: u32) -> SysResult<u32> {
+    if gid == KEEP {
+        return Ok(KEEP);
+    }
+    task.creds.user_ns().gid_down(gid).ok_or(Errno::EINVAL)
+}
+
 fn after_uid_change(task: &mut Task, old: (u32, u32, u32, u32)) -> SysResult<()> {
     task.creds.fix_caps_after_uid_change(old);
     task.tg.state()?.uids = (task.creds.uid, task.creds.suid);
@@ -27,8 +44,9 @@ pub fn setuid(task: &mut Task, a: &Args) -> SysResult<u64> {
     if uid == KEEP {
         return Err(Errno::EINVAL);
     }
+    let uid = kuid(task, uid)?;
     let old = task.creds.uids();
-    if task.creds.has_cap(CAP_SETUID) {
+    if task.creds.has_ns_cap(CAP_SETUID) {
         task.creds.uid = uid;
         task.creds.suid = uid;
     } else if uid != task.creds.uid && uid != task.creds.suid {
@@ -46,7 +64,8 @@ pub fn setgid(task: &mut Task, a: &Args) -> SysResult<u64> {
     if gid == KEEP {
         return Err(Errno::EINVAL);
     }
-    if task.creds.has_cap(CAP_SETGID) {
+    let gid = kgid(task, gid)?;
+    if task.creds.has_ns_cap(CAP_SETGID) {
         task.creds.gid = gid;
         task.creds.sgid = gid;
     } else if gid != task.creds.gid && gid != task.creds.sgid {
@@ -59,9 +78,9 @@ pub fn setgid(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `setreuid(2)`.
 pub fn setreuid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let (r, e) = (a[0] as u32, a[1] as u32);
+    let (r, e) = (kuid(task, a[0] as u32)?, kuid(task, a[1] as u32)?);
     let c = &task.creds;
-    let privileged = c.has_cap(CAP_SETUID);
+    let privileged = c.has_ns_cap(CAP_SETUID);
     if r != KEEP && !privileged && r != c.uid && r != c.euid {
         return Err(Errno::EPERM);
     }
@@ -87,9 +106,9 @@ pub fn setreuid(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `setregid(2)`.
 pub fn setregid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let (r, e) = (a[0] as u32, a[1] as u32);
+    let (r, e) = (kgid(task, a[0] as u32)?, kgid(task, a[1] as u32)?);
     let c = &task.creds;
-    let privileged = c.has_cap(CAP_SETGID);
+    let privileged = c.has_ns_cap(CAP_SETGID);
     if r != KEEP && !privileged && r != c.gid && r != c.egid {
         return Err(Errno::EPERM);
     }
@@ -112,9 +131,13 @@ pub fn setregid(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `setresuid(2)`.
 pub fn setresuid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let ids = [a[0] as u32, a[1] as u32, a[2] as u32];
+    let ids = [
+        kuid(task, a[0] as u32)?,
+        kuid(task, a[1] as u32)?,
+        kuid(task, a[2] as u32)?,
+    ];
     let c = &task.creds;
-    if !c.has_cap(CAP_SETUID) {
+    if !c.has_ns_cap(CAP_SETUID) {
         for id in ids {
             if id != KEEP && id != c.uid && id != c.euid && id != c.suid {
                 return Err(Errno::EPERM);
@@ -138,9 +161,13 @@ pub fn setresuid(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `setresgid(2)`.
 pub fn setresgid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let ids = [a[0] as u32, a[1] as u32, a[2] as u32];
+    let ids = [
+        kgid(task, a[0] as u32)?,
+        kgid(task, a[1] as u32)?,
+        kgid(task, a[2] as u32)?,
+    ];
     let c = &task.creds;
-    if !c.has_cap(CAP_SETGID) {
+    if !c.has_ns_cap(CAP_SETGID) {
         for id in ids {
             if id != KEEP && id != c.gid && id != c.egid && id != c.sgid {
                 return Err(Errno::EPERM);
@@ -170,57 +197,80 @@ fn write_ids(task: &Task, addrs: [u64; 3], ids: [u32; 3]) -> SysResult<u64> {
 /// `getresuid(2)`.
 pub fn getresuid(task: &mut Task, a: &Args) -> SysResult<u64> {
     let c = &task.creds;
-    write_ids(task, [a[0], a[1], a[2]], [c.uid, c.euid, c.suid])
+    let ns = c.user_ns();
+    let ids = [c.uid, c.euid, c.suid].map(|i| ns.uid_shown(i));
+    write_ids(task, [a[0], a[1], a[2]], ids)
 }
 
 /// `getresgid(2)`.
 pub fn getresgid(task: &mut Task, a: &Args) -> SysResult<u64> {
     let c = &task.creds;
-    write_ids(task, [a[0], a[1], a[2]], [c.gid, c.egid, c.sgid])
+    let ns = c.user_ns();
+    let ids = [c.gid, c.egid, c.sgid].map(|i| ns.gid_shown(i));
+    write_ids(task, [a[0], a[1], a[2]], ids)
 }
 
 /// `setfsuid(2)`: always returns the previous fsuid.
 pub fn setfsuid(task: &mut Task, a: &Args) -> SysResult<u64> {
     let old = task.creds.uids();
-    let id = a[0] as u32;
+    let shown = task.creds.user_ns().uid_shown(old.3);
+    // An id the namespace does not map changes nothing.
+    let Some(id) = task.creds.user_ns().uid_down(a[0] as u32) else {
+        return Ok(shown as u64);
+    };
     let c = &task.creds;
-    if id != KEEP
-        && (c.has_cap(CAP_SETUID) || id == c.uid || id == c.euid || id == c.suid || id == c.fsuid)
+    if a[0] as u32 != KEEP
+        && (c.has_ns_cap(CAP_SETUID)
+            || id == c.uid
+            || id == c.euid
+            || id == c.suid
+            || id == c.fsuid)
     {
         task.creds.fsuid = id;
         task.creds.fix_caps_after_fsuid_change(old.3);
     }
-    Ok(old.3 as u64)
+    Ok(shown as u64)
 }
 
 /// `setfsgid(2)`: always returns the previous fsgid.
 pub fn setfsgid(task: &mut Task, a: &Args) -> SysResult<u64> {
     let old = task.creds.fsgid;
-    let id = a[0] as u32;
+    let shown = task.creds.user_ns().gid_shown(old);
+    let Some(id) = task.creds.user_ns().gid_down(a[0] as u32) else {
+        return Ok(shown as u64);
+    };
     let c = &task.creds;
-    if id != KEEP
-        && (c.has_cap(CAP_SETGID) || id == c.gid || id == c.egid || id == c.sgid || id == c.fsgid)
+    if a[0] as u32 != KEEP
+        && (c.has_ns_cap(CAP_SETGID)
+            || id == c.gid
+            || id == c.egid
+            || id == c.sgid
+            || id == c.fsgid)
     {
         task.creds.fsgid = id;
     }
-    Ok(old as u64)
+    Ok(shown as u64)
 }
 
-/// `setgroups(2)`.
+/// `setgroups(2)`: CAP_SETGID over the caller's user namespace, where setgroups
+/// must be allowed and the gid map written; every group must be mapped there.
 pub fn setgroups(task: &mut Task, a: &Args) -> SysResult<u64> {
     let n = a[0] as usize;
     if n > NGROUPS_MAX {
         return Err(Errno::EINVAL);
     }
-    if !task.creds.has_cap(CAP_SETGID) {
+    let ns = task.creds.user_ns().clone();
+    if !task.creds.has_ns_cap(CAP_SETGID) || !ns.may_setgroups() {
         return Err(Errno::EPERM);
     }
     let mut b = vec![0u8; n * 4];
     io::read_exact(task.mem(), a[1], &mut b)?;
-    task.creds.groups = b
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
+    let mut groups = Vec::with_capacity(n);
+    for c in b.chunks_exact(4) {
+        let g = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        groups.push(ns.gid_down(g).ok_or(Errno::EINVAL)?);
+    }
+    task.creds.groups = groups;
     Ok(0)
 }
 
@@ -316,7 +366,7 @@ pub fn capset(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let (eff, perm, inh) = (eff & ALL_CAPS, perm & ALL_CAPS, inh & ALL_CAPS);
     let c = &task.creds;
-    if !c.has_cap(CAP_SETPCAP) && inh & !(c.cap_inheritable | c.cap_permitted) != 0 {
+    if !c.has_ns_cap(CAP_SETPCAP) && inh & !(c.cap_inheritable | c.cap_permitted) != 0 {
         return Err(Errno::EPERM);
     }
     if inh & !(c.cap_inheritable | c.cap_bounding) != 0 {
@@ -347,7 +397,7 @@ pub fn prctl_caps(task: &mut Task, a: &Args) -> Option<SysResult<u64>> {
     Some(match a[0] as i32 {
         libc::PR_CAPBSET_READ => cap_arg(a[1]).map(|cap| (task.creds.cap_bounding >> cap) & 1),
         libc::PR_CAPBSET_DROP => {
-            if !task.creds.has_cap(CAP_SETPCAP) {
+            if !task.creds.has_ns_cap(CAP_SETPCAP) {
                 Err(Errno::EPERM)
             } else {
                 cap_arg(a[1]).map(|cap| {
@@ -364,7 +414,7 @@ pub fn prctl_caps(task: &mut Task, a: &Args) -> Option<SysResult<u64>> {
             if ((old & locks) >> 1) & (old ^ new) != 0
                 || old & locks & !new != 0
                 || new & !((SECURE_ALL_LOCKS | SECURE_ALL_BITS) as u64) != 0
-                || !task.creds.has_cap(CAP_SETPCAP)
+                || !task.creds.has_ns_cap(CAP_SETPCAP)
             {
                 Err(Errno::EPERM)
             } else {

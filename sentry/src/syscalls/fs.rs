@@ -177,7 +177,9 @@ fn open_from(
     if want & MAY_WRITE != 0 && (st.is_regular() || st.is_dir()) {
         dentry.check_writable()?;
     }
-    if flags & libc::O_NOATIME != 0 && st.uid != task.creds.fsuid && !task.creds.has_cap(CAP_FOWNER)
+    if flags & libc::O_NOATIME != 0
+        && st.uid != task.creds.fsuid
+        && !task.creds.has_cap_over(CAP_FOWNER, st.uid, st.gid)
     {
         return Err(Errno::EPERM);
     }
@@ -695,6 +697,11 @@ pub fn lseek(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 pub(super) fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
+    // Owners as the caller's user namespace names them.
+    let ns = task.creds.user_ns();
+    let mut st = *st;
+    st.uid = ns.uid_shown(st.uid);
+    st.gid = ns.gid_shown(st.gid);
     io::write_struct(task.mem(), addr, &st.to_linux())?;
     Ok(0)
 }
@@ -867,7 +874,7 @@ pub fn chroot(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::ENOTDIR);
     }
     perm::check(&task.creds, &st, MAY_EXEC, false)?;
-    if !task.creds.has_cap(CAP_SYS_CHROOT) {
+    if !task.creds.has_ns_cap(CAP_SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
     task.fs.root = d;

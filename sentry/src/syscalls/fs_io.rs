@@ -186,8 +186,10 @@ pub fn statx(task: &mut Task, a: &Args) -> SysResult<u64> {
     b.extend_from_slice(&(st.blksize as u32).to_le_bytes());
     b.extend_from_slice(&0u64.to_le_bytes()); // attributes
     b.extend_from_slice(&(st.nlink as u32).to_le_bytes());
-    b.extend_from_slice(&st.uid.to_le_bytes());
-    b.extend_from_slice(&st.gid.to_le_bytes());
+    // Owners as the caller's user namespace names them.
+    let ns = task.creds.user_ns();
+    b.extend_from_slice(&ns.uid_shown(st.uid).to_le_bytes());
+    b.extend_from_slice(&ns.gid_shown(st.gid).to_le_bytes());
     b.extend_from_slice(&(st.mode as u16).to_le_bytes());
     b.extend_from_slice(&[0u8; 2]);
     b.extend_from_slice(&st.ino.to_le_bytes());

@@ -53,7 +53,7 @@ fn in_group(task: &Task, gid: u32) -> bool {
 }
 
 fn is_owner(task: &Task, st: &Stat) -> bool {
-    task.creds.fsuid == st.uid || task.creds.has_cap(CAP_FOWNER)
+    task.creds.fsuid == st.uid || task.creds.has_cap_over(CAP_FOWNER, st.uid, st.gid)
 }
 
 /// Applies an attribute change and reports it to inotify.
@@ -355,7 +355,7 @@ fn do_link(
         return Err(Errno::EXDEV);
     }
     // fs.protected_hardlinks: only the owner links a file it cannot read and write.
-    if task.creds.fsuid != st.uid && !task.creds.has_cap(CAP_FOWNER) {
+    if task.creds.fsuid != st.uid && !task.creds.has_cap_over(CAP_FOWNER, st.uid, st.gid) {
         let safe = st.is_regular()
             && st.mode & libc::S_ISUID == 0
             && (st.mode & (libc::S_ISGID | libc::S_IXGRP)) != (libc::S_ISGID | libc::S_IXGRP)
@@ -482,9 +482,17 @@ pub fn fchmodat2(task: &mut Task, a: &Args) -> SysResult<u64> {
 fn chown_dentry(task: &Task, d: &Dentry, uid: u32, gid: u32) -> SysResult<u64> {
     let st = d.inode().stat()?;
     d.check_writable()?;
-    let uid = (uid != u32::MAX).then_some(uid);
-    let gid = (gid != u32::MAX).then_some(gid);
-    if !task.creds.has_cap(CAP_CHOWN) {
+    // The new owner as the caller names it, in kernel ids.
+    let ns = task.creds.user_ns();
+    let uid = match uid {
+        u32::MAX => None,
+        u => Some(ns.uid_down(u).ok_or(Errno::EINVAL)?),
+    };
+    let gid = match gid {
+        u32::MAX => None,
+        g => Some(ns.gid_down(g).ok_or(Errno::EINVAL)?),
+    };
+    if !task.creds.has_cap_over(CAP_CHOWN, st.uid, st.gid) {
         let owner = task.creds.fsuid == st.uid;
         if uid.is_some_and(|u| u != st.uid) {
             return Err(Errno::EPERM);

@@ -44,7 +44,7 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         Family::V6
     };
     let uid = task.creds.euid;
-    let net = task.kernel.net.clone();
+    let net = task.ns.net.stack.clone();
     let icmp_proto = match family {
         Family::V4 => libc::IPPROTO_ICMP,
         Family::V6 => libc::IPPROTO_ICMPV6,

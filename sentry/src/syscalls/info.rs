@@ -39,8 +39,9 @@ pub fn uname(task: &mut Task, a: &Args) -> SysResult<u64> {
 const UTS_LEN: u64 = 64;
 
 fn set_uts_name(task: &Task, addr: u64, len: u64) -> SysResult<String> {
-    // The container's own UTS names may be changed by its root.
-    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+    // CAP_SYS_ADMIN over the user namespace owning the caller's UTS namespace.
+    let owner = crate::kernel::ns::owner(&task.ns.uts.owner);
+    if !task.creds.has_cap_in(owner, CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     if len > UTS_LEN {

@@ -56,6 +56,37 @@ fn opt_string(task: &Task, addr: u64, max: usize) -> SysResult<Option<Vec<u8>>> 
     io::read_cstring(task.mem(), addr, max).map(Some)
 }
 
+/// CAP_SYS_ADMIN over the user namespace owning the caller's mount namespace.
+fn may_mount(task: &Task) -> bool {
+    let owner = crate::kernel::ns::owner(&task.ns.mnt.owner);
+    task.creds.has_cap_in(owner, CAP_SYS_ADMIN)
+}
+
+/// A new filesystem of type `kind` made from a user namespace below the sandbox's
+/// first: only the kinds Linux lets such a namespace mount (`FS_USERNS_MOUNT`),
+/// and proc and sysfs only by a process with CAP_SYS_ADMIN over the owner of the
+/// pid or network namespace they show (the sandbox's first pid namespace, and the
+/// caller's network namespace).
+fn userns_may_mount(task: &Task, kind: &str) -> SysResult<()> {
+    if task.creds.has_cap(CAP_SYS_ADMIN) {
+        return Ok(());
+    }
+    let ok = match kind {
+        "tmpfs" | "ramfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2" => true,
+        "proc" => false,
+        "sysfs" => {
+            let owner = crate::kernel::ns::owner(&task.ns.net.owner);
+            task.creds.has_cap_in(owner, CAP_SYS_ADMIN)
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
 /// `mount(2)`.
 pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
     let mut flags = a[3];
@@ -71,7 +102,7 @@ pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
     if flags & MS_NOUSER != 0 {
         return Err(Errno::EINVAL);
     }
-    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+    if !may_mount(task) {
         return Err(Errno::EPERM);
     }
     if flags & libc::MS_REMOUNT != 0 {
@@ -117,6 +148,7 @@ pub fn mount(task: &mut Task, a: &Args) -> SysResult<u64> {
             source: source.clone(),
             options: options.clone(),
         };
+        userns_may_mount(task, &kind)?;
         let inode = new_filesystem(task, &mc)?;
         let data = if kind == "tmpfs" { options } else { Vec::new() };
         let root = mount_ops::mount_new(
@@ -183,6 +215,23 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
         "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &k.net)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
         "mqueue" => Ok(task.ns.ipc.mq.root()),
+        "devpts" => {
+            // The sandbox has one devpts instance, the one its first /dev carries
+            // (whose ptys /dev/ptmx opens): a new devpts mount shows it, as a mount
+            // without `newinstance` did before Linux 4.7 made each mount a new one.
+            let top = k.root_ns.mnt.root()?;
+            let fs = crate::vfs::FsContext {
+                root: top.clone(),
+                cwd: top.clone(),
+                umask: 0,
+            };
+            let opts = WalkOpts {
+                creds: None,
+                resolve: 0,
+            };
+            let pts = walk(&fs, &top, b"/dev/pts", Follow::Yes, opts).map_err(|_| Errno::ENODEV)?;
+            Ok(pts.cross_mounts().inode().clone())
+        }
         other => {
             tracing::warn!(
                 "mount: filesystem type {other:?} is not available in the sandbox (ENODEV)"
@@ -209,7 +258,7 @@ pub fn umount2(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     // The last component crosses into what is mounted there (`umount .` works).
     let d = lookup(task, &path, follow)?.cross_mounts();
-    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+    if !may_mount(task) {
         return Err(Errno::EPERM);
     }
     if !mount_ops::is_mount_root(&d) {
@@ -231,7 +280,7 @@ pub fn umount2(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn pivot_root(task: &mut Task, a: &Args) -> SysResult<u64> {
     let new_path = path_arg(task, a[0])?;
     let old_path = path_arg(task, a[1])?;
-    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+    if !may_mount(task) {
         return Err(Errno::EPERM);
     }
     let new_root = lookup(task, &new_path, Follow::Yes)?;

@@ -1,14 +1,17 @@
-//! `unshare(2)` and `setns(2)`, and the namespace half of `clone(2)`: mount, UTS
-//! and IPC namespaces inside the sandbox (see [`crate::kernel::ns`]). The other
-//! kinds (user, pid, net, cgroup, time) are refused with `EINVAL`, as a kernel
-//! built without them does, and logged once per kind.
+//! `unshare(2)` and `setns(2)`, and the namespace half of `clone(2)`: user, mount,
+//! UTS, IPC, network and cgroup namespaces inside the sandbox (see
+//! [`crate::kernel::ns`] and [`crate::creds::userns`]). Pid and time namespaces are
+//! refused with `EINVAL`, as a kernel built without them does, and logged once per
+//! kind.
 
 use std::sync::{Arc, Mutex};
 
+use crate::creds::userns::UserNs;
+use crate::creds::Credentials;
 use crate::errno::{Errno, SysResult};
 use crate::fs::procfs::ns::NsFile;
 use crate::kernel::creds::{CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use crate::kernel::ns::{IpcNs, MntNs, NsRef, NsSet};
+use crate::kernel::ns::{owner_for, CgroupNs, IpcNs, MntNs, NetNs, NsRef, NsSet};
 use crate::kernel::Task;
 use crate::syscalls::{file_arg, Args};
 use crate::vfs::mount_ops;
@@ -30,10 +33,13 @@ const CLONE_NEWNET: u64 = libc::CLONE_NEWNET as u64;
 const CLONE_NEWTIME: u64 = 0x80;
 
 /// The namespace kinds the sandbox makes.
-pub const SUPPORTED: u64 = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
+pub const SUPPORTED: u64 =
+    CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWCGROUP;
 /// The kinds it does not (refused with `EINVAL`).
-pub const UNSUPPORTED: u64 =
-    CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME;
+pub const UNSUPPORTED: u64 = CLONE_NEWPID | CLONE_NEWTIME;
+/// The kinds other than user, which need CAP_SYS_ADMIN over the caller's (new)
+/// user namespace.
+const PRIVILEGED: u64 = SUPPORTED & !CLONE_NEWUSER;
 
 /// `EINVAL` (logged) if `flags` name a namespace kind the sandbox does not make.
 pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> {
@@ -41,17 +47,11 @@ pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> 
     if bad == 0 {
         return Ok(());
     }
-    let kinds: Vec<&str> = [
-        (CLONE_NEWUSER, "user"),
-        (CLONE_NEWPID, "pid"),
-        (CLONE_NEWNET, "net"),
-        (CLONE_NEWCGROUP, "cgroup"),
-        (CLONE_NEWTIME, "time"),
-    ]
-    .iter()
-    .filter(|(f, _)| bad & f != 0)
-    .map(|(_, n)| *n)
-    .collect();
+    let kinds: Vec<&str> = [(CLONE_NEWPID, "pid"), (CLONE_NEWTIME, "time")]
+        .iter()
+        .filter(|(f, _)| bad & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
     // Once per kind and call: a program that retries must not flood the log.
     task.kernel.warn_once(
         bad | if call == "clone" { 1 << 40 } else { 1 << 41 },
@@ -63,11 +63,36 @@ pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> 
     Err(Errno::EINVAL)
 }
 
-/// The namespaces a task gets with the `CLONE_NEW*` bits of `flags` (mount, UTS,
-/// IPC), and its filesystem context moved into the new mount tree. The caller has
-/// checked the flags and the capability.
-pub fn new_namespaces(task: &Task, flags: u64, fs: &FsContext) -> SysResult<(NsSet, FsContext)> {
+/// A chrooted process may not make a user namespace (`current_chrooted`): its root
+/// must be its mount namespace's.
+fn chrooted(task: &Task, fs: &FsContext) -> SysResult<bool> {
+    let top = task.ns.mnt.root()?;
+    Ok(!Arc::ptr_eq(&fs.root, &top))
+}
+
+/// The namespaces and credentials a task gets with the `CLONE_NEW*` bits of
+/// `flags`, and its filesystem context moved into the new mount tree. A new user
+/// namespace comes first (`creds` enter it, with every capability there); the
+/// other kinds need CAP_SYS_ADMIN over the resulting user namespace and are owned
+/// by it. The caller has checked the flags' combinations.
+pub fn new_namespaces(
+    task: &Task,
+    flags: u64,
+    fs: &FsContext,
+    creds: &mut Credentials,
+) -> SysResult<(NsSet, FsContext)> {
     let k = &task.kernel;
+    if flags & CLONE_NEWUSER != 0 {
+        if chrooted(task, fs)? {
+            return Err(Errno::EPERM);
+        }
+        let user = UserNs::new_child(creds.user_ns(), (creds.euid, creds.egid))?;
+        creds.enter_user_ns(user);
+    }
+    if flags & PRIVILEGED != 0 && !creds.has_ns_cap(CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    let owner = owner_for(creds.user_ns());
     let mut ns = (*task.ns).clone();
     let mut fs = fs.clone();
     if flags & CLONE_NEWNS != 0 {
@@ -75,13 +100,19 @@ pub fn new_namespaces(task: &Task, flags: u64, fs: &FsContext) -> SysResult<(NsS
         let (root, map) = mount_ops::copy_tree(&top, None, true, false)?;
         fs.root = mount_ops::translate(&fs.root, &map);
         fs.cwd = mount_ops::translate(&fs.cwd, &map);
-        ns.mnt = MntNs::new(k.ns_ids.next(), root);
+        ns.mnt = MntNs::new(k.ns_ids.next(), root, owner.clone());
     }
     if flags & CLONE_NEWUTS != 0 {
-        ns.uts = task.ns.uts.copy(k.ns_ids.next())?;
+        ns.uts = task.ns.uts.copy(k.ns_ids.next(), owner.clone())?;
     }
     if flags & CLONE_NEWIPC != 0 {
-        ns.ipc = IpcNs::new(k.ns_ids.next());
+        ns.ipc = IpcNs::new(k.ns_ids.next(), owner.clone());
+    }
+    if flags & CLONE_NEWNET != 0 {
+        ns.net = NetNs::new(k.ns_ids.next(), crate::net::Netstack::new(), owner.clone());
+    }
+    if flags & CLONE_NEWCGROUP != 0 {
+        ns.cgroup = CgroupNs::new(k.ns_ids.next(), owner);
     }
     Ok((ns, fs))
 }
@@ -119,9 +150,13 @@ pub fn unshare(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     refuse_unsupported(task, "unshare", flags)?;
-    if flags & SUPPORTED != 0 && !task.creds.has_cap(CAP_SYS_ADMIN) {
-        return Err(Errno::EPERM);
-    }
+    // Everything that can fail comes before anything changes.
+    let mut creds = task.creds.clone();
+    let made = if flags & SUPPORTED != 0 {
+        Some(new_namespaces(task, flags, &task.fs, &mut creds)?)
+    } else {
+        None
+    };
     if flags & CLONE_FILES != 0 {
         let copy = task.fds()?.clone();
         task.fds = Arc::new(Mutex::new(copy));
@@ -129,14 +164,14 @@ pub fn unshare(task: &mut Task, a: &Args) -> SysResult<u64> {
     if flags & CLONE_FS != 0 {
         task.fs_shared = None;
     }
-    if flags & SUPPORTED != 0 {
-        let (ns, fs) = new_namespaces(task, flags, &task.fs)?;
+    if let Some((ns, fs)) = made {
         if flags & CLONE_NEWIPC != 0 {
             // Leaving an IPC namespace applies the process's semaphore undos there.
             task.ns.ipc.sem.exit_process(task.tgid);
         }
         task.fs = fs;
         task.ns = Arc::new(ns);
+        task.creds = creds;
     }
     Ok(0)
 }
@@ -154,13 +189,22 @@ pub fn setns(task: &mut Task, a: &Args) -> SysResult<u64> {
     if nstype != 0 && nstype != ns.flag() {
         return Err(Errno::EINVAL);
     }
-    if !task.creds.has_cap(CAP_SYS_ADMIN) {
+    // CAP_SYS_ADMIN over the namespace's owner (a user namespace itself), and (but
+    // for a user namespace, which gives it) over the caller's own.
+    let target_owner = match &ns {
+        NsRef::User(u) => u.clone(),
+        other => other.owner().clone(),
+    };
+    if !task.creds.has_cap_in(&target_owner, CAP_SYS_ADMIN) {
+        return Err(Errno::EPERM);
+    }
+    if !matches!(ns, NsRef::User(_)) && !task.creds.has_ns_cap(CAP_SYS_ADMIN) {
         return Err(Errno::EPERM);
     }
     let mut set = (*task.ns).clone();
     match ns {
         NsRef::Mnt(m) => {
-            if !task.creds.has_cap(CAP_SYS_CHROOT) {
+            if !task.creds.has_ns_cap(CAP_SYS_CHROOT) {
                 return Err(Errno::EPERM);
             }
             // The filesystem context must be the caller's alone.
@@ -180,6 +224,28 @@ pub fn setns(task: &mut Task, a: &Args) -> SysResult<u64> {
         NsRef::Ipc(i) => {
             task.ns.ipc.sem.exit_process(task.tgid);
             set.ipc = i;
+        }
+        NsRef::Net(n) => set.net = n,
+        NsRef::Cgroup(c) => set.cgroup = c,
+        NsRef::User(u) => {
+            // Only into another namespace, by a single-threaded process with its
+            // own filesystem context, from outside it (as Linux's userns_install).
+            if Arc::ptr_eq(&u, task.creds.user_ns()) {
+                return Err(Errno::EINVAL);
+            }
+            if task.tg.state()?.threads.len() > 1
+                || task
+                    .fs_shared
+                    .as_ref()
+                    .is_some_and(|s| Arc::strong_count(s) > 1)
+            {
+                return Err(Errno::EINVAL);
+            }
+            if chrooted(task, &task.fs)? {
+                return Err(Errno::EPERM);
+            }
+            task.creds.enter_user_ns(u);
+            return Ok(0);
         }
     }
     task.ns = Arc::new(set);

@@ -36,7 +36,7 @@ pub fn socket(task: &mut Task, ty: i32, protocol: i32, flags: i32) -> SysResult<
         return Err(Errno::EPROTONOSUPPORT);
     }
     let file = OpenFile::new(
-        Box::new(NetlinkSocket::new(&task.kernel.net)),
+        Box::new(NetlinkSocket::new(&task.ns.net.stack)),
         None,
         libc::O_RDWR | (flags & libc::O_NONBLOCK),
     );

@@ -54,7 +54,7 @@ pub fn socket(task: &mut Task, ty: i32, protocol: i32, flags: i32) -> SysResult<
     let proto = u16::from_be(protocol as u16);
     let file = OpenFile::new(
         Box::new(PacketSocket(PacketInner::new(
-            &task.kernel.net,
+            &task.ns.net.stack,
             dgram,
             proto,
         ))),

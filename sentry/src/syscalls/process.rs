@@ -20,22 +20,26 @@ pub fn gettid(task: &mut Task, _a: &Args) -> SysResult<u64> {
 
 /// `getuid(2)`.
 pub fn getuid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.creds.uid as u64)
+    let c = &task.creds;
+    Ok(c.user_ns().uid_shown(c.uid) as u64)
 }
 
 /// `geteuid(2)`.
 pub fn geteuid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.creds.euid as u64)
+    let c = &task.creds;
+    Ok(c.user_ns().uid_shown(c.euid) as u64)
 }
 
 /// `getgid(2)`.
 pub fn getgid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.creds.gid as u64)
+    let c = &task.creds;
+    Ok(c.user_ns().gid_shown(c.gid) as u64)
 }
 
 /// `getegid(2)`.
 pub fn getegid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.creds.egid as u64)
+    let c = &task.creds;
+    Ok(c.user_ns().gid_shown(c.egid) as u64)
 }
 
 /// `getgroups(2)`.
@@ -51,7 +55,11 @@ pub fn getgroups(task: &mut Task, a: &Args) -> SysResult<u64> {
     if (size as usize) < groups.len() {
         return Err(Errno::EINVAL);
     }
-    let bytes: Vec<u8> = groups.iter().flat_map(|g| g.to_le_bytes()).collect();
+    let ns = task.creds.user_ns();
+    let bytes: Vec<u8> = groups
+        .iter()
+        .flat_map(|g| ns.gid_shown(*g).to_le_bytes())
+        .collect();
     io::write_all(task.mem(), a[1], &bytes)?;
     Ok(groups.len() as u64)
 }

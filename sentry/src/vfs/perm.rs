@@ -35,10 +35,16 @@ pub fn check(creds: &Credentials, st: &Stat, want: u32, real_ids: bool) -> SysRe
     // Linux gives it the permitted set when the real uid is 0 and none otherwise
     // (unless SECBIT_NO_SETUID_FIXUP, which keeps the effective set).
     let privileged = |cap: u32| {
+        // Over the caller's user namespace, for a file it maps the owners of.
         if !real_ids || creds.secure(crate::creds::SECBIT_NO_SETUID_FIXUP) {
-            creds.has_cap(cap)
+            creds.has_cap_over(cap, st.uid, st.gid)
         } else {
-            creds.uid == 0 && cap < 64 && creds.cap_permitted & (1 << cap) != 0
+            let ns = creds.user_ns();
+            Some(creds.uid) == creds.root_uid()
+                && cap < 64
+                && creds.cap_permitted & (1 << cap) != 0
+                && ns.uid_up(st.uid).is_some()
+                && ns.gid_up(st.gid).is_some()
         }
     };
     if privileged(CAP_DAC_OVERRIDE) {
@@ -76,7 +82,7 @@ pub fn may_delete(creds: &Credentials, dir: &Dentry, victim: &Stat) -> SysResult
     if st.mode & libc::S_ISVTX != 0
         && creds.fsuid != victim.uid
         && creds.fsuid != st.uid
-        && !creds.has_cap(CAP_FOWNER)
+        && !creds.has_cap_over(CAP_FOWNER, victim.uid, victim.gid)
     {
         return Err(Errno::EPERM);
     }

@@ -6,6 +6,7 @@ pub mod mounts;
 pub mod node;
 pub mod ns;
 pub mod sysctl;
+pub mod userns;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Weak};
@@ -19,6 +20,7 @@ use crate::net::{addr::Family, procfs as netproc, Netstack};
 use crate::sys::host;
 use crate::vfs::Inode;
 
+use crate::creds::userns::MapKind;
 use node::{GenDir, GenFile, GenLink};
 
 /// Generates one per-process file.
@@ -71,7 +73,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                     .collect(),
                 ) as Arc<dyn Inode>,
             ),
-            ("net", net_sys(&kernel.net)),
+            ("net", net_sys(&k)),
             (
                 "vm",
                 GenDir::fixed(
@@ -87,6 +89,16 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 sysctl::fs_dir(mqueue_sysctl(kernel), aio_sysctl(kernel)),
             ),
             ("net", sysctl::net_dir()),
+            (
+                "user",
+                GenDir::fixed(
+                    190,
+                    vec![(
+                        "max_user_namespaces",
+                        userns::max_user_namespaces(191, caller_creds(&k)),
+                    )],
+                ),
+            ),
         ],
     );
     let k1 = k.clone();
@@ -113,7 +125,8 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
             })),
         ),
         ("sys", sys),
-        ("net", net_dir(&kernel.net, kernel.unix.clone())),
+        // Each process's own network namespace, as Linux's `self/net`.
+        ("net", GenLink::new(13, (0, 0), Arc::new(|| Ok(b"self/net".to_vec())))),
         // As on a cgroup v2 host (hierarchy 0): JVMs read it to find the
         // controllers before they look for the cgroup2 mount.
         ("cgroups", text(12, crate::fs::cgroupfs::proc_cgroups())),
@@ -158,10 +171,16 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/sys/net` of `net`: the sysctls programs read (fixed values, see
-/// `net::procfs`).
-fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
-    let (n1, n2) = (net.clone(), net.clone());
+/// `/proc/sys/net` of the reader's network namespace: the sysctls programs read
+/// (fixed values, see `net::procfs`).
+fn net_sys(k: &Weak<Kernel>) -> Arc<dyn Inode> {
+    // The reader's (writer's) network namespace, at each read and write.
+    let stack = |k: &Weak<Kernel>| -> SysResult<Arc<Netstack>> {
+        let k = k.upgrade().ok_or(Errno::ESRCH)?;
+        let ns = reader_ns(&k);
+        Ok(ns.net.stack.clone())
+    };
+    let (k1, k2) = (k.clone(), k.clone());
     let mut core = Vec::new();
     let mut ipv4 = Vec::new();
     for (i, (path, val)) in netproc::SYSCTLS.iter().enumerate() {
@@ -181,8 +200,8 @@ fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
             299,
             0o644,
             (0, 0),
-            Arc::new(move || Ok(netproc::ping_group_range_text(&n1).into_bytes())),
-            Arc::new(move |buf: &[u8]| netproc::set_ping_group_range(&n2, buf)),
+            Arc::new(move || Ok(netproc::ping_group_range_text(&*stack(&k1)?).into_bytes())),
+            Arc::new(move |buf: &[u8]| netproc::set_ping_group_range(&*stack(&k2)?, buf)),
         ),
     ));
     GenDir::fixed(
@@ -194,12 +213,20 @@ fn net_sys(net: &Arc<Netstack>) -> Arc<dyn Inode> {
     )
 }
 
-/// `/proc/net`: the sockets of `net` and its interfaces, and the unix sockets
-/// of `unix`.
-fn net_dir(net: &Arc<Netstack>, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
+/// The network stack a `/proc/PID/net` file shows, looked up at each read (the
+/// process may have moved to another network namespace since the directory was
+/// made).
+type NetOf = Arc<dyn Fn() -> SysResult<Arc<Netstack>> + Send + Sync>;
+
+/// `/proc/PID/net`: the sockets of the stack `net` gives and its interface, and
+/// the unix sockets of `unix`.
+fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
     let n = |f: fn(&Netstack) -> String| {
         let net = net.clone();
-        move || Ok(f(&net).into_bytes())
+        move || {
+            let stack = net()?;
+            Ok(f(&stack).into_bytes())
+        }
     };
     use netproc as p;
     GenDir::fixed(
@@ -271,6 +298,31 @@ fn aio_sysctl(kernel: &Arc<Kernel>) -> Vec<(&'static str, Arc<dyn Inode>)> {
     vec![("aio-nr", nr as Arc<dyn Inode>), ("aio-max-nr", max)]
 }
 
+/// The credentials of the process making the current call (for writes to files
+/// whose rules depend on the writer).
+fn caller_creds(k: &Weak<Kernel>) -> userns::CredsOf {
+    let k = k.clone();
+    Arc::new(move || {
+        let k = k.upgrade().ok_or(Errno::ESRCH)?;
+        let g = k
+            .registry()?
+            .group(process::current().0)
+            .ok_or(Errno::ESRCH)?;
+        let c = g.state()?.view.creds.clone();
+        Ok(c)
+    })
+}
+
+/// The published credentials of process `g`.
+fn creds_of(g: &Weak<ThreadGroup>) -> userns::CredsOf {
+    let g = g.clone();
+    Arc::new(move || {
+        let g = g.upgrade().ok_or(Errno::ESRCH)?;
+        let c = g.state()?.view.creds.clone();
+        Ok(c)
+    })
+}
+
 /// The namespaces of the process reading (the sandbox's first ones when it is
 /// not a task of this kernel).
 fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
@@ -278,6 +330,20 @@ fn reader_ns(k: &Kernel) -> crate::kernel::ns::NsSet {
     let g = k.registry().ok().and_then(|r| r.group(tgid));
     g.and_then(|g| g.state().ok().and_then(|s| s.view.ns.as_deref().cloned()))
         .unwrap_or_else(|| k.root_ns.clone())
+}
+
+/// `/proc/PID/net`: the files of the process's network namespace.
+fn pid_net(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> Arc<dyn Inode> {
+    let g = Arc::downgrade(tg);
+    let first = Arc::downgrade(&kernel.net);
+    net_dir(
+        Arc::new(move || {
+            let g = g.upgrade().ok_or(Errno::ESRCH)?;
+            let own = g.state()?.view.ns.as_ref().map(|n| n.net.stack.clone());
+            own.or_else(|| first.upgrade()).ok_or(Errno::ESRCH)
+        }),
+        kernel.unix.clone(),
+    )
 }
 
 /// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
@@ -364,9 +430,31 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("fd", fd_dir(tg, base + 15, false)),
         ("fdinfo", fd_dir(tg, base + 16, true)),
         ("oom_score_adj", oom_score_adj(tg, kernel, base + 17, owner)),
-        ("uid_map", mk(40, |_, _, _| Ok(sysctl::id_map()))),
-        ("gid_map", mk(41, |_, _, _| Ok(sysctl::id_map()))),
-        ("setgroups", mk(42, |_, _, _| Ok(sysctl::setgroups()))),
+        (
+            "uid_map",
+            userns::map_file(
+                base + 40,
+                owner,
+                MapKind::Uid,
+                creds_of(&g),
+                caller_creds(&kw),
+            ),
+        ),
+        (
+            "gid_map",
+            userns::map_file(
+                base + 41,
+                owner,
+                MapKind::Gid,
+                creds_of(&g),
+                caller_creds(&kw),
+            ),
+        ),
+        (
+            "setgroups",
+            userns::setgroups_file(base + 42, owner, creds_of(&g), caller_creds(&kw)),
+        ),
+        ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
     ];
     if tid.is_none() {
@@ -668,6 +756,11 @@ fn st_tracee(
 }
 
 fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+    // Ids as the reader's user namespace names them (looked up before the
+    // process's state is locked: the reader may be the process itself).
+    let reader = caller_creds(&Arc::downgrade(k))()
+        .map(|c| c.user_ns().clone())
+        .unwrap_or_else(|_| crate::creds::userns::init().clone());
     // The fd table is locked with the process state released, as everywhere else.
     let fds = g.state()?.view.fds.clone();
     let fd_size = fds
@@ -695,7 +788,14 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
     } else {
         "S (sleeping)"
     };
-    let groups: Vec<String> = st.view.groups.iter().map(|g| g.to_string()).collect();
+    let groups: Vec<String> = st
+        .view
+        .groups
+        .iter()
+        .map(|g| reader.gid_shown(*g).to_string())
+        .collect();
+    let u = |i: usize| reader.uid_shown(ids[i]);
+    let gi = |i: usize| reader.gid_shown(ids[i]);
     let pending = g.pending.lock().map(|q| q.set()).unwrap_or(0);
     let (ign, cgt) = {
         let a = g.actions()?;
@@ -722,8 +822,8 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
         "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t{tracer}",
         g.tgid, st.parent
     );
-    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", ids[0], ids[1], ids[2], ids[3]);
-    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", ids[4], ids[5], ids[6], ids[7]);
+    let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", u(0), u(1), u(2), u(3));
+    let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", gi(4), gi(5), gi(6), gi(7));
     let _ = writeln!(s, "FDSize:\t{fd_size}\nGroups:\t{}", groups.join(" "));
     // Sizes of the address space as its mappings give them (resident sizes are the
     // host's business and not known here, so no VmRSS line).

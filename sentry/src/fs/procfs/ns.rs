@@ -15,7 +15,7 @@ use super::node::GenDir;
 const NSFS_DEV: u64 = 4;
 
 /// Kinds listed, in Linux's order.
-const KINDS: [&str; 3] = ["ipc", "mnt", "uts"];
+const KINDS: [&str; 6] = ["cgroup", "ipc", "mnt", "net", "user", "uts"];
 
 /// `/proc/PID/ns` of `tg`.
 pub fn ns_dir(tg: &Arc<ThreadGroup>, ino: u64, owner: (u32, u32)) -> Arc<dyn Inode> {
@@ -57,7 +57,11 @@ struct NsLink {
 impl NsLink {
     fn target(&self) -> SysResult<NsRef> {
         let g = self.tg.upgrade().ok_or(Errno::ENOENT)?;
-        let ns = g.state()?.view.ns.clone().ok_or(Errno::ENOENT)?;
+        let st = g.state()?;
+        if self.kind == "user" {
+            return Ok(NsRef::User(st.view.creds.user_ns().clone()));
+        }
+        let ns = st.view.ns.clone().ok_or(Errno::ENOENT)?;
         ns.get(self.kind.as_bytes()).ok_or(Errno::ENOENT)
     }
 }

@@ -1,5 +1,4 @@
-//! `/proc/sys` values programs read at start-up (and abort without), and the
-//! per-process user-namespace files. Each value is the sandbox's own limit where
+//! `/proc/sys` values programs read at start-up (and abort without). Each value is the sandbox's own limit where
 //! it has one (file descriptors, pipe sizes, System V IPC), else Linux's default.
 
 use std::sync::{Arc, OnceLock};
@@ -143,15 +142,4 @@ pub fn vm_entries(min_user_address: u64) -> Vec<(&'static str, Arc<dyn Inode>)> 
 pub fn net_dir() -> Arc<dyn Inode> {
     let ipv4 = GenDir::fixed(161, vec![("ip_forward", text(162, "0\n".into()))]);
     GenDir::fixed(160, vec![("ipv4", ipv4 as Arc<dyn Inode>)])
-}
-
-/// `/proc/PID/uid_map` and `gid_map`: the sandbox's ids are the whole range of its
-/// one user namespace, mapped to itself.
-pub fn id_map() -> Vec<u8> {
-    format!("{:>10} {:>10} {:>10}\n", 0, 0, 4294967295u32).into_bytes()
-}
-
-/// `/proc/PID/setgroups`: setgroups is allowed in the sandbox's namespace.
-pub fn setgroups() -> Vec<u8> {
-    b"allow\n".to_vec()
 }
