@@ -45,10 +45,16 @@ pub struct MemFdFile {
     m: Arc<MemFd>,
 }
 
-/// Creates a memfd named `name` (`memfd:` is prefixed in listings).
-pub fn new_memfd(name: &[u8], allow_sealing: bool, owner: Owner) -> SysResult<Box<dyn FileImpl>> {
+/// Creates a memfd named `name` (`memfd:` is prefixed in listings), its memory in
+/// `mem` (the sandbox's).
+pub fn new_memfd(
+    name: &[u8],
+    allow_sealing: bool,
+    owner: Owner,
+    mem: &Arc<MemoryFile>,
+) -> SysResult<Box<dyn FileImpl>> {
     let m = Arc::new(MemFd {
-        ext: MemoryFile::global()?.alloc()?,
+        ext: mem.alloc()?,
         name: name.to_vec(),
         ino: NEXT_INO.fetch_add(1, Ordering::Relaxed),
         owner,
@@ -218,7 +224,7 @@ mod tests {
     #[test]
     fn read_write_grow_seal() {
         let f = OpenFile::new(
-            new_memfd(b"t", true, Owner { uid: 0, gid: 0 }).unwrap(),
+            new_memfd(b"t", true, Owner { uid: 0, gid: 0 }, &MemoryFile::new()).unwrap(),
             None,
             libc::O_RDWR,
         );

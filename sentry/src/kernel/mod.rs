@@ -106,6 +106,9 @@ pub struct Kernel {
     pub aio: aio::AioTable,
     /// Which container each process belongs to, and host kills by container.
     pub containers: containers::Book,
+    /// The sandbox's memory for tmpfs files, shared memory and memfds (its pages
+    /// count in the sandbox's memory use).
+    pub mem: Arc<crate::fs::memfile::MemoryFile>,
 }
 
 impl Kernel {
@@ -174,23 +177,20 @@ impl Kernel {
             syscalls,
             aio: aio::AioTable::default(),
             containers: containers::Book::default(),
+            mem: crate::fs::memfile::MemoryFile::new(),
         })
     }
 
     /// The machine's memory as the sandbox sees it (see
     /// [`resources::Resources::mem_view`]).
     pub fn mem_view(&self) -> SysResult<resources::MemView> {
-        let own = crate::fs::memfile::MemoryFile::global()
-            .map(|m| m.pages() * crate::fs::memfile::PAGE)
-            .unwrap_or(0);
+        let own = self.mem.pages() * crate::fs::memfile::PAGE;
         self.resources.mem_view(own)
     }
 
     /// The memory the sandbox uses (see [`resources::Resources::memory_usage`]).
     pub fn memory_usage(&self) -> resources::MemUsage {
-        let own = crate::fs::memfile::MemoryFile::global()
-            .map(|m| m.pages() * crate::fs::memfile::PAGE)
-            .unwrap_or(0);
+        let own = self.mem.pages() * crate::fs::memfile::PAGE;
         self.resources.memory_usage(own)
     }
 
