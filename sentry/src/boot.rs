@@ -56,6 +56,7 @@ pub fn run(
     // is raised, which only the host's user namespace may do, before the sentry
     // leaves it.
     crate::fs::memfile::raise_nofile_limit();
+    crate::sys::host_tmpfs::grow_fd_table();
     if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
         if let Some(c) = &control {
             (c.failure_reporter())(&e);
@@ -109,6 +110,14 @@ fn run_inner(
     // ptrace stubs are forked from the sentry later (each exec), so it keeps what they
     // need to drop their own ids; systrap stubs come from the zygote, already dropped.
     let stub_forks = platform_name == "ptrace";
+    // The spare host tmpfs instances for tmpfs mounts made once confined (about a
+    // hundred mounts: tens of milliseconds on a busy host), made while the sentry may
+    // still mount, in a thread of their own meanwhile the gofer handshake and the
+    // mounts go on. After the platform: the systrap zygote is forked without them.
+    let spares = std::thread::Builder::new()
+        .name("tmpfs-spares".into())
+        .spawn(crate::sys::host_tmpfs::make_spares)
+        .map_err(|e| fail(format!("host tmpfs: cannot start the spares' thread: {e}")))?;
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
@@ -156,9 +165,19 @@ fn run_inner(
     // The pod's interface (its packet socket, its eventfd) before the filter, which
     // names that socket's fd.
     crate::net::configure(&kernel.net, &config, net_device).map_err(fail)?;
-    // The spare host tmpfs instances for tmpfs mounts made once confined, while the
-    // sentry may still mount.
-    crate::sys::host_tmpfs::make_spares();
+    // The spares are all made (their thread ends) before the sentry drops its
+    // capabilities.
+    let waited = std::time::Instant::now();
+    let joined = spares.join();
+    tracing::debug!(
+        micros = waited.elapsed().as_micros() as u64,
+        "host tmpfs: waited for the spares"
+    );
+    if joined.is_err() {
+        return Err(fail(
+            "host tmpfs: the thread making the spares panicked".into(),
+        ));
+    }
     // From here on the sentry needs nothing the allow-list does not name.
     confinement.isolate_filesystem().map_err(fail)?;
     confinement

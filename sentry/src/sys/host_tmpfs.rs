@@ -107,11 +107,19 @@ impl Pool {
     /// Makes one empty instance of each size in `pages`, their descriptors moved to
     /// consecutive numbers from `base` on (or the first free run past it).
     fn make(pages: &[u64], base: RawFd) -> SysResult<Pool> {
+        let started = std::time::Instant::now();
         let mut made = Vec::with_capacity(pages.len());
         for &p in pages {
             made.push(make_instance(p * PAGE)?);
         }
+        let mounted = started.elapsed();
         let first = consecutive(&made, base)?;
+        tracing::debug!(
+            spares = made.len(),
+            mount_micros = mounted.as_micros() as u64,
+            renumber_micros = (started.elapsed() - mounted).as_micros() as u64,
+            "host tmpfs: spare instances made"
+        );
         let mut free: Vec<(RawFd, u64)> = (first..).zip(pages.iter().copied()).collect();
         free.sort_by_key(|&(_, p)| p);
         Ok(Pool {
@@ -298,19 +306,30 @@ pub fn make_spares() {
     if SEALED.load(Ordering::Relaxed) || spares.run.is_some() {
         return;
     }
-    let started = std::time::Instant::now();
     match Pool::make(&spare_sizes(), SPARE_BASE) {
-        Ok(pool) => {
-            tracing::debug!(
-                spares = pool.free.len(),
-                micros = started.elapsed().as_micros() as u64,
-                "host tmpfs: spare instances made"
-            );
-            *spares = pool;
-        }
+        Ok(pool) => *spares = pool,
         Err(e) => tracing::warn!(
             "host tmpfs: no spare instances ({e}): a tmpfs mounted once confined keeps memfds, a fault past its size= is not refused"
         ),
+    }
+}
+
+/// Grows the descriptor table to hold the spares' run, so [`make_spares`] does not
+/// grow it later: call while the process is single-threaded (a multi-threaded one
+/// waits for an RCU grace period at each growth, about 15 ms on a busy host).
+pub fn grow_fd_table() {
+    let top = SPARE_BASE + spare_sizes().len() as RawFd;
+    let Ok(fd) = nix::sys::memfd::memfd_create(
+        c"rvisor-fd-table",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    ) else {
+        return;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the new one is closed at once.
+    let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, top) };
+    if d >= 0 {
+        // SAFETY: `d` was just returned to us and nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(d) });
     }
 }
 
