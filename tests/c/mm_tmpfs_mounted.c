@@ -5,6 +5,8 @@
 // exactly the pages dirtied; write(2) into a hole is then ENOSPC; the pages come
 // back when the file goes. Two such mounts at once each keep their own limit, and a
 // tmpfs mounted again after an unmount starts empty with its limit whole.
+// With `DIR SIZE COUNT` (tests/tests/escape.rs): COUNT tmpfs mounts of SIZE kept at
+// once, each filled through a 64 MiB shared mapping.
 // e2e: arg={dir}
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -102,6 +104,19 @@ int main(int argc, char **argv)
     sa.sa_flags = SA_SIGINFO;
     sigaction(SIGBUS, &sa, NULL);
     mc_private_ns();
+    if (argc == 4) {
+        char opts[64];
+        snprintf(opts, sizeof opts, "size=%s", argv[2]);
+        for (int i = 0; i < atoi(argv[3]); i++) {
+            char d[512];
+            snprintf(d, sizeof d, "%s/m%d", argv[1], i);
+            mkdir(d, 0755);
+            printf("-- mount %d\n", i);
+            CHECK("mount", mount("tmpfs", d, "tmpfs", 0, opts));
+            fill(d, "f", DIRTIED, 1);
+        }
+        return 0;
+    }
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/a", argv[1]);
     snprintf(b, sizeof b, "%s/b", argv[1]);

@@ -16,9 +16,10 @@
 //! pool of *spare* instances, empty and of graded sizes (1, 2, 3 pages, then four
 //! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to 1 TiB), and a tmpfs mounted later
 //! (`mount -t tmpfs` inside the sandbox, a container added to a running pod) takes
-//! the smallest spare at least its `size=` ([`mount`] after [`seal`]). Its size is
-//! then exact when `size=` is one of those sizes (every power of two among them)
-//! and otherwise less than a quarter larger: `write` and `fallocate` are held to
+//! the smallest spare at least its `size=` and at most twice it ([`mount`] after
+//! [`seal`]). Its size is then exact when `size=` is one of those sizes (every power
+//! of two among them) and that spare is free, otherwise less than a quarter larger
+//! while the next size up is free, and never more than twice: `write` and `fallocate` are held to
 //! `size=` exactly by the sentry's own count (see `fs::tmpfs`), a fault through a
 //! mapping by the host at the spare's size ([`HostTmpfs::pages`]). An empty spare
 //! costs the host a superblock and a descriptor, no memory for data. A spare goes
@@ -128,10 +129,14 @@ impl Pool {
         })
     }
 
-    /// The smallest spare of at least `pages` that the host shows empty, taken out.
+    /// The smallest spare of at least `pages` and at most twice that (a larger one
+    /// would hardly bound the mount, and is kept for a mount of its size) that the
+    /// host shows empty, taken out.
     fn take(&mut self, pages: u64) -> Option<(RawFd, u64)> {
         let at = self.free.iter().position(|&(fd, p)| {
-            p >= pages && usage_of(borrow(fd)).is_ok_and(|u| u.free == u.blocks)
+            p >= pages
+                && p <= pages.saturating_mul(2)
+                && usage_of(borrow(fd)).is_ok_and(|u| u.free == u.blocks)
         })?;
         Some(self.free.remove(at))
     }
@@ -504,14 +509,16 @@ mod tests {
         );
         pool.put(fd, pages);
         assert_eq!(
-            pool.take(5).map(|(_, p)| p),
-            Some(16),
-            "a spare still holding pages is not taken"
+            pool.take(5),
+            None,
+            "a spare still holding pages is not taken, nor one over twice the size"
         );
+        assert_eq!(pool.take(9).map(|(_, p)| p), Some(16));
         drop(f);
         assert_eq!(pool.take(5), Some((fd, 8)), "emptied, it is taken again");
-        assert_eq!(pool.take(1).map(|(_, p)| p), Some(4));
-        assert_eq!(pool.take(17), None, "none large enough");
+        assert_eq!(pool.take(1), None, "4 pages are over twice 1");
+        assert_eq!(pool.take(3).map(|(_, p)| p), Some(4));
+        assert_eq!(pool.take(3), None, "none left");
     }
 
     #[test]
