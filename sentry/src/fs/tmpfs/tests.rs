@@ -290,5 +290,8 @@ fn size_limit_holds(root: Arc<TmpInode>) {
     drop(m);
     root.unlink(b"f", false).unwrap();
     drop(f);
-    assert_eq!(free(&root), 64);
+    // (A child another test forks meanwhile may hold the file's host descriptor.)
+    assert!(crate::sys::host_tmpfs::tests::eventually(
+        || free(&root) == 64
+    ));
 }
