@@ -56,13 +56,15 @@ pub fn run(
     // is raised, which only the host's user namespace may do, before the sentry
     // leaves it.
     crate::fs::memfile::raise_nofile_limit();
-    crate::sys::host_tmpfs::grow_fd_table();
     if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
         if let Some(c) = &control {
             (c.failure_reporter())(&e);
         }
         return Err(e);
     }
+    // In the namespaces' process (a fork's descriptor table is only as large as
+    // its open descriptors need), before any thread.
+    crate::sys::host_tmpfs::grow_fd_table();
     set_testonly_panic();
     run_inner(config, gofer, control, net_device, confinement)
 }

@@ -321,7 +321,8 @@ pub fn make_spares() {
 
 /// Grows the descriptor table to hold the spares' run, so [`make_spares`] does not
 /// grow it later: call while the process is single-threaded (a multi-threaded one
-/// waits for an RCU grace period at each growth, about 15 ms on a busy host).
+/// waits for an RCU grace period at each growth: 10-25 ms on a busy host, against
+/// 60 µs for the spares' renumbering with the table already grown).
 pub fn grow_fd_table() {
     let top = SPARE_BASE + spare_sizes().len() as RawFd;
     let Ok(fd) = nix::sys::memfd::memfd_create(
