@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::config::BootConfig;
 use crate::control::{self, setup::fs_constructors, setup::process_spec};
 use crate::fs::host::HostStream;
-use crate::fs::memfile::MemoryFile;
 use crate::kernel::spawn::{self, StartError};
 use crate::kernel::{ExitStatus, Kernel};
 use crate::platform;
@@ -53,17 +52,19 @@ pub fn run(
     // First, while the process is single-threaded: from here on this is the sentry,
     // pid 1 of the sandbox's own pid namespace (the caller's process waits for it).
     let mut confinement = isolation::Confinement::new(config.weak_confinement);
-    // The memory file raises RLIMIT_NOFILE's hard limit, which only the host's user
-    // namespace may do: before the sentry leaves it.
-    if let Err(e) = MemoryFile::global() {
-        return Err(format!("memory file: {e}"));
-    }
+    // The memory file needs a host fd per file with data: RLIMIT_NOFILE's hard limit
+    // is raised, which only the host's user namespace may do, before the sentry
+    // leaves it.
+    crate::fs::memfile::raise_nofile_limit();
     if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
         if let Some(c) = &control {
             (c.failure_reporter())(&e);
         }
         return Err(e);
     }
+    // In the namespaces' process (a fork's descriptor table is only as large as
+    // its open descriptors need), before any thread.
+    crate::sys::host_tmpfs::grow_fd_table();
     set_testonly_panic();
     run_inner(config, gofer, control, net_device, confinement)
 }
@@ -111,6 +112,14 @@ fn run_inner(
     // ptrace stubs are forked from the sentry later (each exec), so it keeps what they
     // need to drop their own ids; systrap stubs come from the zygote, already dropped.
     let stub_forks = platform_name == "ptrace";
+    // The spare host tmpfs instances for tmpfs mounts made once confined (about a
+    // hundred mounts: tens of milliseconds on a busy host), made while the sentry may
+    // still mount, in a thread of their own meanwhile the gofer handshake and the
+    // mounts go on. After the platform: the systrap zygote is forked without them.
+    let spares = std::thread::Builder::new()
+        .name("tmpfs-spares".into())
+        .spawn(crate::sys::host_tmpfs::make_spares)
+        .map_err(|e| fail(format!("host tmpfs: cannot start the spares' thread: {e}")))?;
     let client = gofer::Client::new(gofer)
         .map_err(|e| format!("gofer: handshake failed: {e}"))
         .map_err(fail)?;
@@ -121,8 +130,6 @@ fn run_inner(
         root_inode,
         Mount::root_with_flags(if readonly_root { libc::MS_RDONLY } else { 0 }),
     );
-    // The memory file exists before confinement; tmpfs data goes there.
-    MemoryFile::global().map_err(|e| format!("memory file: {e}"))?;
     // The vDSO reads the host's clock source while /sys is still there.
     crate::kernel::vdso::start();
     // Before confinement: the host cgroup's usage files are opened here.
@@ -160,6 +167,19 @@ fn run_inner(
     // The pod's interface (its packet socket, its eventfd) before the filter, which
     // names that socket's fd.
     crate::net::configure(&kernel.net, &config, net_device).map_err(fail)?;
+    // The spares are all made (their thread ends) before the sentry drops its
+    // capabilities.
+    let waited = std::time::Instant::now();
+    let joined = spares.join();
+    tracing::debug!(
+        micros = waited.elapsed().as_micros() as u64,
+        "host tmpfs: waited for the spares"
+    );
+    if joined.is_err() {
+        return Err(fail(
+            "host tmpfs: the thread making the spares panicked".into(),
+        ));
+    }
     // From here on the sentry needs nothing the allow-list does not name.
     confinement.isolate_filesystem().map_err(fail)?;
     confinement

@@ -35,7 +35,7 @@ pub fn fs_constructors(
     // memory limit that machine is the limit, so filling a tmpfs ends in ENOSPC
     // before the host cgroup runs out (its pages, written by the sentry, count for
     // no process the host's OOM killer could pick but the sentry).
-    let tmpfs = Tmpfs::constructor();
+    let tmpfs = Tmpfs::constructor(kernel.mem.clone());
     let half = kernel.resources.memory_limit().map(|l| l / 2);
     m.insert(
         "tmpfs".to_string(),

@@ -45,15 +45,16 @@ pub struct MemFdFile {
 }
 
 /// Creates a memfd named `name` (`memfd:` is prefixed in listings), numbered
-/// from `inos`.
+/// from `inos`, its memory in `mem` (the sandbox's).
 pub fn new_memfd(
     inos: &AnonInos,
     name: &[u8],
     allow_sealing: bool,
     owner: Owner,
+    mem: &Arc<MemoryFile>,
 ) -> SysResult<Box<dyn FileImpl>> {
     let m = Arc::new(MemFd {
-        ext: MemoryFile::global()?.alloc()?,
+        ext: mem.alloc()?,
         name: name.to_vec(),
         ino: inos.next(AnonKind::MemFd),
         owner,
@@ -223,7 +224,14 @@ mod tests {
     #[test]
     fn read_write_grow_seal() {
         let f = OpenFile::new(
-            new_memfd(&AnonInos::default(), b"t", true, Owner { uid: 0, gid: 0 }).unwrap(),
+            new_memfd(
+                &AnonInos::default(),
+                b"t",
+                true,
+                Owner { uid: 0, gid: 0 },
+                &MemoryFile::new(),
+            )
+            .unwrap(),
             None,
             libc::O_RDWR,
         );

@@ -21,13 +21,17 @@
 //! mount's size) is an unnamed file there, so the host refuses a page past the
 //! mount's `size=` wherever it is asked for: `ENOSPC` (or a short write) for
 //! `write` and `fallocate`, SIGBUS (`BUS_ADRERR`) for a fault through a shared
-//! mapping, as Linux's tmpfs does. Everything else (System V segments, memfds,
-//! tmpfs mounts made once the sentry is confined) is a host memfd, limited, as on
-//! Linux, only by the sandbox's memory.
+//! mapping, as Linux's tmpfs does (a tmpfs mounted once the sentry is confined
+//! takes a spare host tmpfs made before). Everything else (System V segments,
+//! memfds) is a host memfd, limited, as on Linux, only by the sandbox's memory.
+//!
+//! There is one [`MemoryFile`] per sandbox, a field of its kernel
+//! (`kernel::Kernel::mem`), so two kernels (two sandboxes in one process, unit
+//! tests) never count each other's pages.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use nix::fcntl::{fallocate, FallocateFlags};
 use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
@@ -36,6 +40,23 @@ use nix::unistd::{lseek, Whence};
 use crate::errno::{Errno, SysResult};
 use crate::sys::host;
 use crate::sys::host_tmpfs::HostTmpfs;
+
+/// Every file with data holds a host fd, so the sentry's `RLIMIT_NOFILE` is raised
+/// at boot: to Linux's default `fs.nr_open` while the sentry may still raise its
+/// hard limit (in the host's user namespace, before confinement), else to the hard
+/// limit.
+pub fn raise_nofile_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    const NR_OPEN: u64 = 1 << 20;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let want = hard.max(NR_OPEN);
+        if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("memory: cannot raise RLIMIT_NOFILE to {hard}: {e}");
+            }
+        }
+    }
+}
 
 /// Bytes per page of the memory the extents hold.
 pub const PAGE: u64 = 4096;
@@ -67,33 +88,10 @@ pub struct Extent {
 
 impl MemoryFile {
     /// Creates an empty memory.
-    pub fn new() -> SysResult<Arc<MemoryFile>> {
-        Ok(Arc::new(MemoryFile {
+    pub fn new() -> Arc<MemoryFile> {
+        Arc::new(MemoryFile {
             pages: AtomicU64::new(0),
-        }))
-    }
-
-    /// The sandbox-wide instance, created on first use (boot creates it before the
-    /// sentry confines itself). Every file with data holds a host fd, so the
-    /// sentry's `RLIMIT_NOFILE` is raised then: to Linux's default `fs.nr_open`
-    /// while the sentry may still raise its hard limit, else to the hard limit.
-    pub fn global() -> SysResult<Arc<MemoryFile>> {
-        static GLOBAL: OnceLock<Arc<MemoryFile>> = OnceLock::new();
-        if let Some(m) = GLOBAL.get() {
-            return Ok(m.clone());
-        }
-        use nix::sys::resource::{getrlimit, setrlimit, Resource};
-        const NR_OPEN: u64 = 1 << 20;
-        if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-            let want = hard.max(NR_OPEN);
-            if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_err() {
-                if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                    tracing::warn!("memory: cannot raise RLIMIT_NOFILE to {hard}: {e}");
-                }
-            }
-        }
-        let m = MemoryFile::new()?;
-        Ok(GLOBAL.get_or_init(|| m).clone())
+        })
     }
 
     /// A new, empty (size 0) extent: a fresh host memfd, so it can hold nothing
@@ -337,7 +335,7 @@ mod tests {
 
     #[test]
     fn extents_are_separate_zeroed_and_counted() {
-        let mf = MemoryFile::new().unwrap();
+        let mf = MemoryFile::new();
         let a = mf.alloc().unwrap();
         let b = mf.alloc().unwrap();
         a.write(10, b"hello").unwrap();
@@ -366,7 +364,7 @@ mod tests {
 
     #[test]
     fn holes_are_found_page_by_page() {
-        let mf = MemoryFile::new().unwrap();
+        let mf = MemoryFile::new();
         let e = mf.alloc().unwrap();
         e.set_size(10 * PAGE).unwrap();
         e.write(2 * PAGE, &[1; PAGE as usize]).unwrap();

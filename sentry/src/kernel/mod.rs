@@ -111,6 +111,9 @@ pub struct Kernel {
     pub aio: aio::AioTable,
     /// Which container each process belongs to, and host kills by container.
     pub containers: containers::Book,
+    /// The sandbox's memory for tmpfs files, shared memory and memfds (its pages
+    /// count in the sandbox's memory use).
+    pub mem: Arc<crate::fs::memfile::MemoryFile>,
 }
 
 impl Kernel {
@@ -182,15 +185,14 @@ impl Kernel {
             syscalls,
             aio: aio::AioTable::default(),
             containers: containers::Book::default(),
+            mem: crate::fs::memfile::MemoryFile::new(),
         })
     }
 
     /// The machine's memory as the sandbox sees it (see
     /// [`resources::Resources::mem_view`]).
     pub fn mem_view(&self) -> SysResult<resources::MemView> {
-        let own = crate::fs::memfile::MemoryFile::global()
-            .map(|m| m.pages() * crate::fs::memfile::PAGE)
-            .unwrap_or(0);
+        let own = self.mem.pages() * crate::fs::memfile::PAGE;
         let mut v = self.resources.mem_view(own)?;
         // A container of a pod with a smaller limit of its own sees that as the
         // machine's memory; what is in use is the pod's (the sentry does not
@@ -253,9 +255,7 @@ impl Kernel {
 
     /// The memory the sandbox uses (see [`resources::Resources::memory_usage`]).
     pub fn memory_usage(&self) -> resources::MemUsage {
-        let own = crate::fs::memfile::MemoryFile::global()
-            .map(|m| m.pages() * crate::fs::memfile::PAGE)
-            .unwrap_or(0);
+        let own = self.mem.pages() * crate::fs::memfile::PAGE;
         self.resources.memory_usage(own)
     }
 

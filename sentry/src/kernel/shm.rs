@@ -124,8 +124,14 @@ impl ShmTable {
         Ok(m)
     }
 
-    /// `shmget(2)`.
-    pub fn get(&self, req: &GetRequest, creds: &Credentials, pid: i32) -> SysResult<i32> {
+    /// `shmget(2)`; a new segment's memory comes from `mem` (the sandbox's).
+    pub fn get(
+        &self,
+        req: &GetRequest,
+        creds: &Credentials,
+        pid: i32,
+        mem: &Arc<MemoryFile>,
+    ) -> SysResult<i32> {
         let mut segs = self.lock()?;
         if req.key != IPC_PRIVATE {
             let found = segs.values().filter_map(Slot::get).find(|s| {
@@ -154,7 +160,7 @@ impl ShmTable {
         if segs.len() >= SHMMNI {
             return Err(Errno::ENOSPC);
         }
-        let extent = MemoryFile::global()?.alloc()?;
+        let extent = mem.alloc()?;
         extent.set_size(req.size.next_multiple_of(crate::fs::memfile::PAGE))?;
         let id = free_id(&self.next, &segs);
         let perm = IpcPerm::new(req.key, req.flags, creds);

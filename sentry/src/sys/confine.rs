@@ -67,6 +67,11 @@ pub enum Cmp {
     /// instances made at boot (`sys::host_tmpfs`; known when the filter is built,
     /// after which no instance is made). Without any, -1.
     HostTmpfsDir(u8),
+    /// The argument's low 32 bits lie in the run of consecutive descriptors of the
+    /// spare host tmpfs instances made at confinement (`sys::host_tmpfs::spare_fds`,
+    /// kept open for the sentry's life, so no other file ever has those numbers).
+    /// Without spares, -1 only.
+    HostTmpfsSpare(u8),
 }
 
 /// How a row's arguments are checked.
@@ -286,8 +291,8 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     #[ptrace] SYS_setresgid(one_of(&[&[Cmp::Eq(0, STUB_GID), Cmp::Eq(1, STUB_GID), Cmp::Eq(2, STUB_GID)]])): "a new stub takes the stub gid: only to isolation::STUB_GID",
     #[ptrace] SYS_setresuid(one_of(&[&[Cmp::Eq(0, STUB_UID), Cmp::Eq(1, STUB_UID), Cmp::Eq(2, STUB_UID)]])): "a new stub takes the stub uid: only to isolation::STUB_UID",
     #[ptrace] SYS_capset: "a new stub empties its capability sets (capset can only lower what is held; its sets are in memory, so no argument rule)",
-    SYS_openat(one_of(&[&[Cmp::Within(2, OPENAT_FLAGS as u32)], &[Cmp::HostTmpfsDir(0), Cmp::Eq(2, crate::sys::host_tmpfs::TMPFILE_FLAGS as u32), Cmp::Eq(3, crate::sys::host_tmpfs::TMPFILE_MODE)]])): "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS. A tmpfs file's data: an unnamed file (O_TMPFILE|O_RDWR|O_CLOEXEC, mode 0600) in one of the sandbox's own host tmpfs instances only (sys::host_tmpfs), never in another directory",
-    SYS_fstatfs(one_of(&[&[Cmp::HostTmpfsDir(0)]])): "statfs of a sandbox tmpfs: its host tmpfs instance's size and free pages (sys::host_tmpfs), on those descriptors only",
+    SYS_openat(one_of(&[&[Cmp::Within(2, OPENAT_FLAGS as u32)], &[Cmp::HostTmpfsDir(0), Cmp::Eq(2, crate::sys::host_tmpfs::TMPFILE_FLAGS as u32), Cmp::Eq(3, crate::sys::host_tmpfs::TMPFILE_MODE)], &[Cmp::HostTmpfsSpare(0), Cmp::Eq(2, crate::sys::host_tmpfs::TMPFILE_FLAGS as u32), Cmp::Eq(3, crate::sys::host_tmpfs::TMPFILE_MODE)]])): "std internals probe files by path (available_parallelism's cgroup quota files; seen when a thread spawn fails under a pids limit): in the empty root they get ENOENT; read-only, only with OPENAT_FLAGS. A tmpfs file's data: an unnamed file (O_TMPFILE|O_RDWR|O_CLOEXEC, mode 0600) in one of the sandbox's own host tmpfs instances only (sys::host_tmpfs: those made at boot, and the run of spares a tmpfs mounted once confined takes), never in another directory",
+    SYS_fstatfs(one_of(&[&[Cmp::HostTmpfsDir(0)], &[Cmp::HostTmpfsSpare(0)]])): "statfs of a sandbox tmpfs: its host tmpfs instance's size and free pages (sys::host_tmpfs, boot instances and spares), on those descriptors only",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
@@ -302,6 +307,8 @@ struct Runtime {
     personality: u32,
     packet_fd: u32,
     tmpfs_dirs: Vec<u32>,
+    /// The spares' descriptors, first and last.
+    tmpfs_spares: (u32, u32),
 }
 
 impl Runtime {
@@ -316,6 +323,9 @@ impl Runtime {
                 .into_iter()
                 .map(|fd| fd as u32)
                 .collect(),
+            tmpfs_spares: crate::sys::host_tmpfs::spare_fds()
+                .map(|(a, b)| (a as u32, b as u32))
+                .unwrap_or((u32::MAX, u32::MAX)),
         }
     }
 }
@@ -348,6 +358,10 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
             SeccompCmpOp::Eq,
             u64::from(rt.tmpfs_dirs.first().copied().unwrap_or(u32::MAX)),
         )?],
+        Cmp::HostTmpfsSpare(a) => vec![
+            one(a, Dword, SeccompCmpOp::Ge, u64::from(rt.tmpfs_spares.0))?,
+            one(a, Dword, SeccompCmpOp::Le, u64::from(rt.tmpfs_spares.1))?,
+        ],
         Cmp::Personality(a, add) => vec![one(
             a,
             Dword,
@@ -437,7 +451,14 @@ fn build(
     platform: Platform,
     packet_fd: Option<i32>,
 ) -> Result<BpfProgram, String> {
-    let rt = Runtime::now(packet_fd);
+    build_with(list, platform, &Runtime::now(packet_fd))
+}
+
+fn build_with(
+    list: &'static [Allowed],
+    platform: Platform,
+    rt: &Runtime,
+) -> Result<BpfProgram, String> {
     let mut map: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let mut fails = Vec::new();
     for a in rows_for(list, platform) {
@@ -445,7 +466,7 @@ fn build(
             fails.push((a.nr, e));
             continue;
         }
-        if map.insert(a.nr, rules(&a.args, &rt)?).is_some() {
+        if map.insert(a.nr, rules(&a.args, rt)?).is_some() {
             return Err(format!("seccomp: two rows for syscall {}", a.nr));
         }
     }
@@ -599,7 +620,11 @@ mod tests {
     /// Forks a child that installs `platform`'s filter, then runs `probe` and exits
     /// with its result.
     fn run(platform: Platform, probe: impl FnOnce() -> i32) -> End {
-        let prog = sentry_filter(platform, None).expect("filter");
+        run_prog(sentry_filter(platform, None).expect("filter"), probe)
+    }
+
+    /// [`run`] under `prog`.
+    fn run_prog(prog: BpfProgram, probe: impl FnOnce() -> i32) -> End {
         // SAFETY: the child only installs the filter, runs the probe (raw system
         // calls) and `_exit`s; it never returns into the test harness.
         let pid = unsafe { libc::fork() };
@@ -1111,6 +1136,73 @@ mod tests {
         }
         // SAFETY: closes the descriptor opened above.
         unsafe { libc::close(other) };
+    }
+
+    /// The spares' run (a tmpfs mounted once confined takes one): `O_TMPFILE` and
+    /// `fstatfs` on each of its descriptors, with the exact flags and mode; not on the
+    /// numbers just outside it, nor on a host directory.
+    #[test]
+    fn tmpfile_in_the_spares_run_only() {
+        let Some((first, last)) = crate::sys::host_tmpfs::test_spares(&[1, 2, 4], 400) else {
+            eprintln!("no privilege to mount a tmpfs: skipped");
+            return;
+        };
+        // A host directory on each side of the run: just below, just above.
+        // SAFETY: a NUL-terminated path; F_DUPFD_CLOEXEC returns new descriptors.
+        let dir = unsafe { libc::open(c"/tmp".as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY) };
+        assert!(dir >= 0);
+        // SAFETY: as above.
+        let above = unsafe { libc::fcntl(dir, libc::F_DUPFD_CLOEXEC, last + 1) };
+        assert_eq!(above, last + 1, "the number after the run is free");
+        let flags = crate::sys::host_tmpfs::TMPFILE_FLAGS as u64;
+        let tmpfile = |dir: i32, mode: u64| {
+            move || {
+                let r = raw(
+                    libc::SYS_openat,
+                    [dir as u64, c".".as_ptr() as u64, flags, mode, 0, 0],
+                );
+                if r >= 0 {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        let statfs = |dir: i32| {
+            move || {
+                // SAFETY: an all-zero statfs is valid for the kernel to overwrite.
+                let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+                let at = &mut sf as *mut libc::statfs as u64;
+                if raw(libc::SYS_fstatfs, [dir as u64, at, 0, 0, 0, 0]) == 0 {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        for p in BOTH {
+            let mut rt = Runtime::now(None);
+            rt.tmpfs_spares = (first as u32, last as u32);
+            let prog = || build_with(SENTRY_ALLOWED, p, &rt).expect("filter");
+            for fd in first..=last {
+                assert_eq!(run_prog(prog(), tmpfile(fd, 0o600)), End::Exit(0), "{fd}");
+                assert_eq!(run_prog(prog(), statfs(fd)), End::Exit(0), "{fd}");
+            }
+            assert_eq!(run_prog(prog(), tmpfile(first, 0o644)), End::Sigsys);
+            for outside in [above, dir] {
+                assert_eq!(run_prog(prog(), tmpfile(outside, 0o600)), End::Sigsys);
+                assert_eq!(run_prog(prog(), statfs(outside)), End::Sigsys);
+            }
+            // Without spares, nothing passes the row but -1.
+            let none = Runtime::now(None);
+            let prog = build_with(SENTRY_ALLOWED, p, &none).expect("filter");
+            assert_eq!(run_prog(prog, tmpfile(first, 0o600)), End::Sigsys);
+        }
+        // SAFETY: closing the two descriptors opened above.
+        unsafe {
+            libc::close(dir);
+            libc::close(above);
+        }
     }
 
     /// The README's allow-list table states the sentry's rows and how many carry

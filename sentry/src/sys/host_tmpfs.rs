@@ -1,8 +1,8 @@
 //! Host tmpfs instances that hold the file data of the sandbox's tmpfs mounts, one
-//! per mount and of the same size, so the host kernel itself enforces the mount's
-//! `size=` on every page: `write` and `fallocate` get `ENOSPC` (or a short write),
-//! and a write fault through a shared mapping gets SIGBUS (`BUS_ADRERR`), as Linux's
-//! tmpfs gives them. Its `statfs` is the mount's.
+//! per mount, so the host kernel itself enforces the mount's `size=` on every page:
+//! `write` and `fallocate` get `ENOSPC` (or a short write), and a write fault
+//! through a shared mapping gets SIGBUS (`BUS_ADRERR`), as Linux's tmpfs gives them.
+//! Its `statfs` is the mount's.
 //!
 //! Each instance is made with the mount API (`fsopen`, `fsconfig`, `fsmount`) while
 //! the sentry still holds `CAP_SYS_ADMIN` at boot: the mount it gets is detached,
@@ -12,12 +12,26 @@
 //! descriptor (the sentry's extent) is closed.
 //!
 //! Once confined the sentry can make no new instance (no `fsopen` in its allow-list,
-//! nor the capability): [`seal`] marks that point, and later tmpfs mounts (a
-//! container added to a running sandbox) fall back to memfds (see
-//! `fs::tmpfs`). The instances' descriptors are kept for the sentry's whole life,
-//! never closed, so the numbers the seccomp filter allows `O_TMPFILE` and `fstatfs`
-//! on ([`dir_fds`]) never come to name anything else.
-
+//! nor the capability). So before that point ([`seal`]) [`make_spares`] makes a
+//! pool of *spare* instances, empty and of graded sizes (1, 2, 3 pages, then four
+//! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to 1 TiB), and a tmpfs mounted later
+//! (`mount -t tmpfs` inside the sandbox, a container added to a running pod) takes
+//! the smallest spare at least its `size=` and at most twice it ([`mount`] after
+//! [`seal`]). Its size is then exact when `size=` is one of those sizes (every power
+//! of two among them) and that spare is free, otherwise less than a quarter larger
+//! while the next size up is free, and never more than twice: `write` and `fallocate` are held to
+//! `size=` exactly by the sentry's own count (see `fs::tmpfs`), a fault through a
+//! mapping by the host at the spare's size ([`HostTmpfs::pages`]). An empty spare
+//! costs the host a superblock and a descriptor, no memory for data. A spare goes
+//! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop), to be taken again
+//! once the host shows it empty (a stub may still map a page of a deleted file).
+//! Without a fitting spare left, the mount keeps its files in memfds, as before the
+//! pool (`fs::tmpfs` says what that does not hold).
+//!
+//! The instances' descriptors are kept for the sentry's whole life, never closed, so
+//! the numbers the seccomp filter allows `O_TMPFILE` and `fstatfs` on never come to
+//! name anything else: those made at boot one by one ([`dir_fds`]), the spares as one
+//! run of consecutive numbers ([`spare_fds`]), which one range check covers.
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -43,15 +57,33 @@ pub const TMPFILE_FLAGS: i32 = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
 /// The mode of those files (never seen by anyone: they have no name).
 pub const TMPFILE_MODE: u32 = 0o600;
 
-/// Every instance's root descriptor, kept until the sentry exits.
+/// Bytes per page of the sizes here.
+const PAGE: u64 = 4096;
+/// The largest spare, in pages (1 TiB): a tmpfs larger than that mounted after
+/// confinement keeps memfds.
+const SPARE_MAX_PAGES: u64 = 1 << 28;
+/// The lowest descriptor number the spares' run may start at: above the few the
+/// sentry holds at boot, so a free run is found at the first try.
+const SPARE_BASE: RawFd = 256;
+
+/// Every boot instance's root descriptor, kept until the sentry exits.
 static DIRS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 /// Set once the sentry is confined: no instance can be made any more.
 static SEALED: AtomicBool = AtomicBool::new(false);
+/// The spares made by [`make_spares`].
+static SPARES: Mutex<Pool> = Mutex::new(Pool {
+    free: Vec::new(),
+    run: None,
+});
 
 /// One host tmpfs instance (its root directory's descriptor, never closed).
 #[derive(Debug)]
 pub struct HostTmpfs {
     root: BorrowedFd<'static>,
+    /// Its size limit, in pages.
+    pages: u64,
+    /// Taken from the spares: given back to them when dropped.
+    spare: bool,
 }
 
 /// Its size figures, in pages of 4 KiB.
@@ -63,14 +95,153 @@ pub struct Usage {
     pub free: u64,
 }
 
-/// Makes an instance limited to `size` bytes (rounded up to pages, as Linux's
-/// `size=`), with no inode limit of its own (the sandbox's tmpfs counts its inodes).
-/// `EPERM` once [`seal`]ed or without the privilege to mount.
+/// Spare instances: those not in use, and the run of descriptor numbers all of
+/// them have.
+struct Pool {
+    /// (root descriptor, size in pages), smallest first.
+    free: Vec<(RawFd, u64)>,
+    /// The first descriptor and the count, all consecutive.
+    run: Option<(RawFd, usize)>,
+}
+
+impl Pool {
+    /// Makes one empty instance of each size in `pages`, their descriptors moved to
+    /// consecutive numbers from `base` on (or the first free run past it).
+    fn make(pages: &[u64], base: RawFd) -> SysResult<Pool> {
+        let started = std::time::Instant::now();
+        let mut made = Vec::with_capacity(pages.len());
+        for &p in pages {
+            made.push(make_instance(p * PAGE)?);
+        }
+        let mounted = started.elapsed();
+        let first = consecutive(&made, base)?;
+        tracing::debug!(
+            spares = made.len(),
+            mount_micros = mounted.as_micros() as u64,
+            renumber_micros = (started.elapsed() - mounted).as_micros() as u64,
+            "host tmpfs: spare instances made"
+        );
+        let mut free: Vec<(RawFd, u64)> = (first..).zip(pages.iter().copied()).collect();
+        free.sort_by_key(|&(_, p)| p);
+        Ok(Pool {
+            free,
+            run: Some((first, made.len())),
+        })
+    }
+
+    /// The smallest spare of at least `pages` and at most twice that (a larger one
+    /// would hardly bound the mount, and is kept for a mount of its size) that the
+    /// host shows empty, taken out.
+    fn take(&mut self, pages: u64) -> Option<(RawFd, u64)> {
+        let at = self.free.iter().position(|&(fd, p)| {
+            p >= pages
+                && p <= pages.saturating_mul(2)
+                && usage_of(borrow(fd)).is_ok_and(|u| u.free == u.blocks)
+        })?;
+        Some(self.free.remove(at))
+    }
+
+    /// Gives a spare back.
+    fn put(&mut self, fd: RawFd, pages: u64) {
+        let at = self.free.partition_point(|&(_, p)| p <= pages);
+        self.free.insert(at, (fd, pages));
+    }
+}
+
+/// The spares' sizes in pages: 1, 2, 3, then 4, 5, 6, 7 × 2^k up to
+/// [`SPARE_MAX_PAGES`], so every size has a spare less than a quarter larger.
+fn spare_sizes() -> Vec<u64> {
+    let mut v = vec![1, 2, 3];
+    for k in 0.. {
+        for m in 4u64..8 {
+            let p = m << k;
+            if p > SPARE_MAX_PAGES {
+                return v;
+            }
+            v.push(p);
+        }
+    }
+    v
+}
+
+/// Duplicates `fds` onto `fds.len()` consecutive free descriptor numbers from
+/// `base` on (close-on-exec; the originals are closed) and returns the first.
+/// `F_DUPFD` never replaces an open descriptor, so another thread opening one
+/// meanwhile only moves the run further up.
+fn consecutive(fds: &[OwnedFd], base: RawFd) -> SysResult<RawFd> {
+    let mut first = base;
+    for _ in 0..64 {
+        let mut dups: Vec<OwnedFd> = Vec::with_capacity(fds.len());
+        let mut clash = None;
+        for (i, fd) in fds.iter().enumerate() {
+            let want = first + i as RawFd;
+            // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; it returns a new one.
+            let got = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, want) };
+            if got < 0 {
+                return Err(Errno::last());
+            }
+            // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+            dups.push(unsafe { OwnedFd::from_raw_fd(got) });
+            if got != want {
+                clash = Some(got);
+                break;
+            }
+        }
+        match clash {
+            // `want` was taken: a run from the number after it (`dups` close).
+            Some(got) => first = got + 1,
+            None => {
+                let first_fd = dups.first().map(|d| d.as_raw_fd()).unwrap_or(first);
+                for d in dups {
+                    // Kept for the sentry's life (see the module doc).
+                    let _ = std::os::fd::IntoRawFd::into_raw_fd(d);
+                }
+                return Ok(first_fd);
+            }
+        }
+    }
+    Err(Errno::EMFILE)
+}
+
+/// A 'static borrow of a root descriptor.
+fn borrow(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: every root descriptor stays open for the rest of the process (never
+    // closed: see the module doc), so a 'static borrow of it is sound.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// An instance limited to `size` bytes (rounded up to pages, as Linux's `size=`):
+/// a new one made with the mount API before [`seal`]; after it, the smallest spare
+/// of at least that size (`ENOSPC` when none is left). `EPERM` without the
+/// privilege to mount.
 pub fn mount(size: u64) -> SysResult<HostTmpfs> {
+    let pages = size.div_ceil(PAGE).max(1);
     if SEALED.load(Ordering::Relaxed) {
-        return Err(Errno::EPERM);
+        let (fd, pages) = SPARES
+            .lock()
+            .map_err(|_| Errno::EIO)?
+            .take(pages)
+            .ok_or(Errno::ENOSPC)?;
+        return Ok(HostTmpfs {
+            root: borrow(fd),
+            pages,
+            spare: true,
+        });
     }
     let mut dirs = DIRS.lock().map_err(|_| Errno::EIO)?;
+    let root = make_instance(pages * PAGE)?;
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(root);
+    dirs.push(raw);
+    Ok(HostTmpfs {
+        root: borrow(raw),
+        pages,
+        spare: false,
+    })
+}
+
+/// Makes a detached instance of `size` bytes, with no inode limit of its own (the
+/// sandbox's tmpfs counts its inodes); its root directory's descriptor.
+fn make_instance(size: u64) -> SysResult<OwnedFd> {
     // SAFETY: fsopen takes a NUL-terminated name and integer flags.
     let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) };
     if fs < 0 {
@@ -127,17 +298,49 @@ pub fn mount(size: u64) -> SysResult<HostTmpfs> {
         return Err(Errno::last());
     }
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    let root = unsafe { OwnedFd::from_raw_fd(m as RawFd) };
-    let raw = std::os::fd::IntoRawFd::into_raw_fd(root);
-    dirs.push(raw);
-    // SAFETY: `raw` stays open for the rest of the process (never closed: see the
-    // module doc), so a 'static borrow of it is sound.
-    let root = unsafe { BorrowedFd::borrow_raw(raw) };
-    Ok(HostTmpfs { root })
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
+}
+
+/// Makes the spares later mounts draw from (see the module doc), while the sentry
+/// may still mount (before it drops its capabilities). Without that privilege there
+/// are none, and a tmpfs made once confined keeps memfds. Once only.
+pub fn make_spares() {
+    let Ok(mut spares) = SPARES.lock() else {
+        return;
+    };
+    if SEALED.load(Ordering::Relaxed) || spares.run.is_some() {
+        return;
+    }
+    match Pool::make(&spare_sizes(), SPARE_BASE) {
+        Ok(pool) => *spares = pool,
+        Err(e) => tracing::warn!(
+            "host tmpfs: no spare instances ({e}): a tmpfs mounted once confined keeps memfds, a fault past its size= is not refused"
+        ),
+    }
+}
+
+/// Grows the descriptor table to hold the spares' run, so [`make_spares`] does not
+/// grow it later: call while the process is single-threaded (a multi-threaded one
+/// waits for an RCU grace period at each growth: 10-25 ms on a busy host, against
+/// 60 µs for the spares' renumbering with the table already grown).
+pub fn grow_fd_table() {
+    let top = SPARE_BASE + spare_sizes().len() as RawFd;
+    let Ok(fd) = nix::sys::memfd::memfd_create(
+        c"rvisor-fd-table",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    ) else {
+        return;
+    };
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the new one is closed at once.
+    let d = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, top) };
+    if d >= 0 {
+        // SAFETY: `d` was just returned to us and nothing else owns it.
+        drop(unsafe { OwnedFd::from_raw_fd(d) });
+    }
 }
 
 /// Marks the sentry confined: no instance is made from now on (its filter would
-/// kill it for `fsopen`).
+/// kill it for `fsopen`); a later tmpfs takes a spare ([`make_spares`]).
 pub fn seal() {
     SEALED.store(true, Ordering::Relaxed);
 }
@@ -147,9 +350,46 @@ pub fn sealed() -> bool {
     SEALED.load(Ordering::Relaxed)
 }
 
-/// The root descriptors of every instance made so far (for the seccomp filter).
+/// The root descriptors of every boot instance (for the seccomp filter).
 pub fn dir_fds() -> Vec<RawFd> {
     DIRS.lock().map(|d| d.clone()).unwrap_or_default()
+}
+
+/// The spares' descriptors, `(first, last)`, all the numbers between included (for
+/// the seccomp filter); `None` without spares.
+pub fn spare_fds() -> Option<(RawFd, RawFd)> {
+    let run = SPARES.lock().ok()?.run?;
+    Some((run.0, run.0 + run.1 as RawFd - 1))
+}
+
+/// Makes a run of spares of `pages` from `base` on, outside the sandbox's pool (for
+/// the seccomp filter's tests); their first and last descriptors.
+#[cfg(test)]
+pub(crate) fn test_spares(pages: &[u64], base: RawFd) -> Option<(RawFd, RawFd)> {
+    let run = Pool::make(pages, base).ok()?.run?;
+    Some((run.0, run.0 + run.1 as RawFd - 1))
+}
+
+/// Size and free pages of the instance at `root`, as the host counts them.
+fn usage_of(root: BorrowedFd<'_>) -> SysResult<Usage> {
+    // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes one struct statfs into `sf`; the fd is live.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fstatfs,
+            root.as_raw_fd(),
+            &mut sf as *mut libc::statfs,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    let pages = |n: u64| n * sf.f_bsize as u64 / PAGE;
+    Ok(Usage {
+        blocks: pages(sf.f_blocks),
+        free: pages(sf.f_bfree),
+    })
 }
 
 impl HostTmpfs {
@@ -172,32 +412,31 @@ impl HostTmpfs {
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
     }
 
+    /// The instance's size limit in pages: the limit the host holds faults to
+    /// (a spare's may be larger than the mount's `size=`).
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
     /// The instance's size and free pages, as the host counts them (every page its
     /// files hold, those written through mappings included).
     pub fn usage(&self) -> SysResult<Usage> {
-        // SAFETY: an all-zero statfs is a valid value for the kernel to overwrite.
-        let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: fstatfs writes one struct statfs into `sf`; the fd is live.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_fstatfs,
-                self.root.as_raw_fd(),
-                &mut sf as *mut libc::statfs,
-            )
-        };
-        if r < 0 {
-            return Err(Errno::last());
+        usage_of(self.root)
+    }
+}
+
+impl Drop for HostTmpfs {
+    fn drop(&mut self) {
+        if self.spare {
+            if let Ok(mut s) = SPARES.lock() {
+                s.put(self.root.as_raw_fd(), self.pages);
+            }
         }
-        let pages = |n: u64| n * sf.f_bsize as u64 / 4096;
-        Ok(Usage {
-            blocks: pages(sf.f_blocks),
-            free: pages(sf.f_bfree),
-        })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::fd::AsFd;
 
@@ -227,10 +466,89 @@ mod tests {
             Err(Errno::ENOSPC)
         );
         drop(f);
-        assert_eq!(
-            t.usage().unwrap().free,
-            16,
+        assert!(
+            eventually(|| t.usage().unwrap().free == 16),
             "a closed file gives its pages back"
         );
+    }
+
+    /// Whether `done` holds within a few seconds: a child another test forks
+    /// meanwhile holds copies of this process's descriptors, so a closed file's
+    /// pages go back only when that child has exited.
+    pub(crate) fn eventually(done: impl Fn() -> bool) -> bool {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
+    }
+
+    /// Spares sit on consecutive descriptor numbers; the smallest that fits and is
+    /// empty is taken; one given back is taken again only once the host shows it
+    /// empty; the host holds a spare's files to its own size.
+    #[test]
+    fn spares_are_consecutive_graded_and_reused_empty() {
+        let Ok(mut pool) = Pool::make(&[16, 4, 8], 300) else {
+            eprintln!("no privilege to mount a tmpfs: skipped");
+            return;
+        };
+        let (first, n) = pool.run.unwrap();
+        assert_eq!(n, 3);
+        assert!(first >= 300);
+        let mut fds: Vec<RawFd> = pool.free.iter().map(|&(fd, _)| fd).collect();
+        fds.sort();
+        assert_eq!(fds, vec![first, first + 1, first + 2], "one run");
+        assert_eq!(
+            pool.free.iter().map(|&(_, p)| p).collect::<Vec<_>>(),
+            vec![4, 8, 16],
+            "smallest first"
+        );
+        let (fd, pages) = pool.take(5).unwrap();
+        assert_eq!(pages, 8, "the smallest at least 5 pages");
+        let t = HostTmpfs {
+            root: borrow(fd),
+            pages,
+            spare: false,
+        };
+        assert_eq!(t.usage().unwrap(), Usage { blocks: 8, free: 8 });
+        let f = t.create_file().unwrap();
+        let buf = [7u8; 4096 * 10];
+        assert_eq!(
+            crate::sys::host::pwrite(f.as_fd(), &buf, 0).unwrap(),
+            8 * 4096,
+            "short at the spare's size"
+        );
+        pool.put(fd, pages);
+        assert_eq!(
+            pool.take(5),
+            None,
+            "a spare still holding pages is not taken, nor one over twice the size"
+        );
+        assert_eq!(pool.take(9).map(|(_, p)| p), Some(16));
+        drop(f);
+        assert!(eventually(|| usage_of(borrow(fd)).unwrap().free == 8));
+        assert_eq!(pool.take(5), Some((fd, 8)), "emptied, it is taken again");
+        assert_eq!(pool.take(1), None, "4 pages are over twice 1");
+        assert_eq!(pool.take(3).map(|(_, p)| p), Some(4));
+        assert_eq!(pool.take(3), None, "none left");
+    }
+
+    #[test]
+    fn spare_sizes_are_graded_by_quarters() {
+        let s = spare_sizes();
+        assert_eq!(&s[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(*s.last().unwrap(), SPARE_MAX_PAGES);
+        for w in s.windows(2) {
+            assert!(w[1] > w[0], "{w:?}");
+            assert!(
+                w[0] < 4 || w[1] * 4 <= w[0] * 5,
+                "less than a quarter apart: {w:?}"
+            );
+        }
+        assert!(s.contains(&256), "1 MiB");
+        assert!(s.contains(&(64 << 8)), "64 MiB");
     }
 }

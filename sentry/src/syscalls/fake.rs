@@ -69,7 +69,7 @@ impl Interrupter for NoInterrupt {
 
 /// A kernel over the fake platform whose root is an empty tmpfs owned by root.
 pub fn kernel() -> Arc<Kernel> {
-    let mf = MemoryFile::global().expect("the memory file");
+    let mf = MemoryFile::new();
     let root = Tmpfs::new_root(mf, 0o755, Owner { uid: 0, gid: 0 }, 0);
     Kernel::new(
         Arc::new(FakePlatform),

@@ -32,7 +32,13 @@ pub fn memfd_create(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     // MFD_NOEXEC_SEAL implies sealing is allowed.
     let sealing = flags & (MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL) != 0;
-    let imp = new_memfd(&task.kernel.files.inos, &name, sealing, owner_of(task))?;
+    let imp = new_memfd(
+        &task.kernel.files.inos,
+        &name,
+        sealing,
+        owner_of(task),
+        &task.kernel.mem,
+    )?;
     let cloexec = if flags & MFD_CLOEXEC != 0 {
         libc::O_CLOEXEC
     } else {

@@ -209,7 +209,7 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
                     sized.options.push(format!("size={}", limit / 2));
                 }
             }
-            crate::fs::tmpfs::Tmpfs::constructor()(&sized)
+            crate::fs::tmpfs::Tmpfs::constructor(k.mem.clone())(&sized)
         }
         "proc" => Ok(crate::fs::procfs::new_root(k)),
         "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &k.net)),

@@ -29,7 +29,11 @@ pub fn shmget(task: &mut Task, a: &Args) -> SysResult<u64> {
         size: a[1],
         flags: a[2] as i32,
     };
-    Ok(task.ns.ipc.shm.get(&req, &task.creds, task.tgid)? as u64)
+    Ok(task
+        .ns
+        .ipc
+        .shm
+        .get(&req, &task.creds, task.tgid, &task.kernel.mem)? as u64)
 }
 
 /// `shmat(2)`.

@@ -727,10 +727,10 @@ mod tests {
     #[test]
     fn mounts_outlive_dentry_cache_eviction() {
         let owner = Owner { uid: 0, gid: 0 };
-        let fs_root = Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, owner, 0);
+        let fs_root = Tmpfs::new_root(MemoryFile::new(), 0o755, owner, 0);
         let root = Dentry::new_root(fs_root.clone());
         let mut ctors: HashMap<String, FsConstructor> = HashMap::new();
-        ctors.insert("tmpfs".into(), Tmpfs::constructor());
+        ctors.insert("tmpfs".into(), Tmpfs::constructor(MemoryFile::new()));
         let mc = MountConfig {
             destination: "/a/b".into(),
             kind: "tmpfs".into(),

@@ -337,7 +337,7 @@ mod tests {
     const ROOT: Owner = Owner { uid: 0, gid: 0 };
 
     fn tmpfs() -> Arc<dyn Inode> {
-        Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, ROOT, 0)
+        Tmpfs::new_root(MemoryFile::new(), 0o755, ROOT, 0)
     }
 
     fn spec() -> MountSpec<'static> {

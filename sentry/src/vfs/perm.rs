@@ -161,12 +161,7 @@ mod tests {
         let alice = Credentials::new(1000, 1000, vec![]);
         let bob = Credentials::new(1001, 1001, vec![]);
         let root = Credentials::new(0, 0, vec![]);
-        let top = Tmpfs::new_root(
-            MemoryFile::global().unwrap(),
-            0o1777,
-            Owner { uid: 0, gid: 0 },
-            0,
-        );
+        let top = Tmpfs::new_root(MemoryFile::new(), 0o1777, Owner { uid: 0, gid: 0 }, 0);
         let d = Dentry::new_root(top.clone());
         let victim = Stat {
             mode: libc::S_IFREG | 0o644,
@@ -214,12 +209,7 @@ mod tests {
         assert_eq!(new_owner(&alice, &plain, 0o644, false).unwrap().0.gid, 1000);
         // A read-only mount refuses even root.
         let table = MountTable::new();
-        let inner = Tmpfs::new_root(
-            MemoryFile::global().unwrap(),
-            0o777,
-            Owner { uid: 0, gid: 0 },
-            0,
-        );
+        let inner = Tmpfs::new_root(MemoryFile::new(), 0o777, Owner { uid: 0, gid: 0 }, 0);
         let ro = table
             .mount(&pd, b"/p", inner, libc::MS_RDONLY, "tmpfs", "tmpfs")
             .unwrap();

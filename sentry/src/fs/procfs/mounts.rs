@@ -257,7 +257,7 @@ mod tests {
     const ROOT: Owner = Owner { uid: 0, gid: 0 };
 
     fn tmpfs_root() -> Arc<dyn Inode> {
-        Tmpfs::new_root(MemoryFile::global().unwrap(), 0o755, ROOT, 0)
+        Tmpfs::new_root(MemoryFile::new(), 0o755, ROOT, 0)
     }
 
     fn mc(dest: &str, kind: &str, source: &str, opts: &[&str]) -> MountConfig {
@@ -271,7 +271,7 @@ mod tests {
 
     fn ctors() -> HashMap<String, FsConstructor> {
         let mut c: HashMap<String, FsConstructor> = HashMap::new();
-        c.insert("tmpfs".into(), Tmpfs::constructor());
+        c.insert("tmpfs".into(), Tmpfs::constructor(MemoryFile::new()));
         c
     }
 
@@ -322,7 +322,7 @@ mod tests {
                 ],
                 &{
                     let mut c = ctors();
-                    c.insert("proc".into(), Tmpfs::constructor());
+                    c.insert("proc".into(), Tmpfs::constructor(MemoryFile::new()));
                     c
                 },
             )

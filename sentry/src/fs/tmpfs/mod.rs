@@ -10,13 +10,17 @@
 //! then enforces the limit on every page however it is asked for (`ENOSPC` or a
 //! short write for `write(2)`, `ENOSPC` for `fallocate`, SIGBUS for a write fault
 //! through a shared mapping) and `statfs` reports the host's count, so the three
-//! always agree, as on Linux. A mount made once the sentry is confined (a
-//! container added to a running sandbox) cannot get one and keeps its files in
-//! memfds: pages written by `write(2)` and `fallocate` are then charged before
-//! they are written (`ENOSPC`, or a short write, at the limit); pages that appear
-//! through shared mappings are counted from the host memfd when usage is read
-//! (`statfs`, `stat`) or when a write comes near the limit, but a fault past the
-//! limit is not refused.
+//! always agree, as on Linux. A mount made once the sentry is confined (`mount(2)`
+//! inside the sandbox, a container added to a running pod) takes one of the spare
+//! host tmpfs instances made before confinement: the smallest at least its size
+//! and at most twice it, so the host refuses a fault at that spare's size (exactly
+//! `size=` for the graded sizes, every power of two among them, while that spare is
+//! free; less than a quarter more for other sizes while the next is free), and the
+//! pages written by `write(2)` and `fallocate` are charged by the sentry before
+//! they are written (`ENOSPC`, or a short write, at `size=` exactly). Only when no
+//! spare fits are its files memfds, whose faults nothing but the sandbox's memory
+//! bounds (pages that appear through shared mappings are then counted from the host
+//! memfd when usage is read or a write comes near the limit).
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
@@ -61,8 +65,8 @@ pub struct Tmpfs {
     tree: Mutex<()>,
     /// Size limit in bytes (`size=`).
     limit: u64,
-    /// The host tmpfs holding the file data and enforcing `limit`, if the mount
-    /// has one (see the module doc).
+    /// The host tmpfs holding the file data, if the mount has one (see the module
+    /// doc): its size is `limit` or, for a spare, possibly larger.
     host: Option<HostTmpfs>,
     /// Pages held by file data, as last counted.
     pages: AtomicU64,
@@ -80,6 +84,15 @@ pub(crate) fn now() -> (i64, i64) {
 }
 
 impl Tmpfs {
+    /// Whether the host tmpfs refuses every page past `limit` itself (its size is
+    /// the limit): else the sentry charges `write` and `fallocate` before the host
+    /// sees them.
+    fn host_enforces(&self) -> bool {
+        self.host
+            .as_ref()
+            .is_some_and(|h| h.pages() == self.limit.div_ceil(PAGE))
+    }
+
     /// Moves the pages in use from `before` to `now` (one file's count changed).
     fn charge(&self, before: u64, now: u64) {
         if now >= before {
@@ -250,10 +263,11 @@ impl Tmpfs {
         root
     }
 
-    /// The constructor the mount table uses for `tmpfs` (and its stand-ins):
-    /// options `mode=`, `uid=`, `gid=`, `size=` (bytes, with k/m/g suffixes).
-    pub fn constructor() -> FsConstructor {
-        Box::new(|mc: &MountConfig| {
+    /// The constructor the mount table uses for `tmpfs` (and its stand-ins), whose
+    /// files keep their data in `mf`: options `mode=`, `uid=`, `gid=`, `size=`
+    /// (bytes, with k/m/g suffixes).
+    pub fn constructor(mf: Arc<MemoryFile>) -> FsConstructor {
+        Box::new(move |mc: &MountConfig| {
             let (_, opts) = parse_options(&mc.options);
             let mut mode = 0o1777;
             let mut owner = Owner { uid: 0, gid: 0 };
@@ -270,26 +284,33 @@ impl Tmpfs {
                     _ => return Err(Errno::EINVAL),
                 }
             }
-            let mf = MemoryFile::global()?;
             let limit = if limit == 0 { default_limit() } else { limit };
             let host = match host_tmpfs::mount(limit) {
-                Ok(h) => Some(h),
-                Err(_) if host_tmpfs::sealed() => {
-                    tracing::info!(
-                        "tmpfs {}: made after confinement, no host tmpfs for its data: a write fault past its size= is not refused",
-                        mc.destination
-                    );
-                    None
+                Ok(h) => {
+                    if h.pages() != limit.div_ceil(PAGE) {
+                        tracing::debug!(
+                            "tmpfs {}: a spare host tmpfs of {} pages holds faults for its {} pages",
+                            mc.destination,
+                            h.pages(),
+                            limit.div_ceil(PAGE)
+                        );
+                    }
+                    Some(h)
                 }
                 Err(e) => {
                     tracing::warn!(
-                        "tmpfs {}: no host tmpfs for its data ({e}): a write fault past its size= is not refused",
-                        mc.destination
+                        "tmpfs {}: no host tmpfs for its data ({e}{}): a write fault past its size= is not refused",
+                        mc.destination,
+                        if host_tmpfs::sealed() {
+                            ", no spare left"
+                        } else {
+                            ""
+                        }
                     );
                     None
                 }
             };
-            Ok(Tmpfs::new_root_in(mf, mode, owner, limit, host) as Arc<dyn Inode>)
+            Ok(Tmpfs::new_root_in(mf.clone(), mode, owner, limit, host) as Arc<dyn Inode>)
         })
     }
 }
@@ -509,12 +530,12 @@ impl TmpInode {
         let e = fd.extent(&self.fs)?;
         let (first, last) = (off / PAGE, (off + n as u64).div_ceil(PAGE));
         let grows = last > fd.dense;
-        // With a host tmpfs the host refuses the pages past the limit itself.
-        if grows && self.fs.host.is_none() {
+        // A host tmpfs of the mount's size refuses the pages past it itself.
+        if grows && !self.fs.host_enforces() {
             // Pages past `dense` may be new; only near the limit are they counted
             // exactly (with the mapped files' pages brought up to date first).
             let worst = last - first.max(fd.dense);
-            let limit = self.fs.limit / PAGE;
+            let limit = self.fs.limit.div_ceil(PAGE);
             if self.fs.pages.load(Ordering::Relaxed) + worst > limit {
                 self.fs.recount_mapped(Some(self));
                 self.recharge(&e)?;
@@ -607,9 +628,10 @@ impl TmpInode {
         let mut fd = self.file_data()?;
         let e = fd.extent(&self.fs)?;
         let (first, last) = (off / PAGE, end.div_ceil(PAGE));
-        // A host tmpfs refuses (and undoes) an allocation that does not fit itself.
-        if self.fs.host.is_none() {
-            let limit = self.fs.limit / PAGE;
+        // A host tmpfs of the mount's size refuses (and undoes) an allocation that
+        // does not fit itself.
+        if !self.fs.host_enforces() {
+            let limit = self.fs.limit.div_ceil(PAGE);
             if last - first > limit {
                 return Err(Errno::ENOSPC);
             }
@@ -1115,16 +1137,17 @@ impl Inode for TmpInode {
         // Brings the sandbox's memory count up to date with pages written through
         // mappings (and this filesystem's own, without a host tmpfs).
         self.fs.recount_mapped(None);
-        let (blocks, used) = match &self.fs.host {
+        // The mount's size, rounded up to pages as Linux's `size=`; a spare host
+        // tmpfs may be larger, and its count is the mount's pages in use all the same.
+        let blocks = self.fs.limit.div_ceil(PAGE);
+        let used = match &self.fs.host {
             Some(h) => {
                 let u = h.usage()?;
-                (u.blocks, u.blocks.saturating_sub(u.free))
+                u.blocks.saturating_sub(u.free)
             }
-            None => {
-                let blocks = self.fs.limit / PAGE;
-                (blocks, self.fs.pages.load(Ordering::Relaxed).min(blocks))
-            }
-        };
+            None => self.fs.pages.load(Ordering::Relaxed),
+        }
+        .min(blocks);
         let files = blocks.max(1024);
         let ifree = files.saturating_sub(self.fs.inodes.load(Ordering::Relaxed));
         Ok(StatFs {
