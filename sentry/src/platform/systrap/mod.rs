@@ -48,6 +48,11 @@
 //!   regions, maps its first region, clones its first application thread there and
 //!   reports in with both ids. Private memory is copy-on-write, shared file mappings
 //!   stay shared.
+//! - Exec: from the platform's second address space on, a *spare* stub is made ahead
+//!   (its syscall thread and first application thread up, parked at the start-up
+//!   report) by a short-lived thread, and the next new space takes it: an exec then
+//!   waits for no zygote fork and no stub start-up. A process's last thread is not
+//!   told to exit when its task ends: the space, dropped right after, kills the stub.
 //! - `clone` and `prctl` are allowed only from the one instruction each that needs
 //!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
 //!   PR_SET_PDEATHSIG), and only for the syscall thread (the application filter
