@@ -1,5 +1,5 @@
 // Syscall patching (systrap): the `mov eax, N; syscall` sites below are rewritten
-// into jumps to the stub's trampoline after their first trap. Whatever path a call
+// into jumps to the stub's trampoline once hot (after a few traps). Whatever path a call
 // takes, a program must see what Linux gives it: results, registers kept across the
 // call, FP state, signals that arrive in patched code and handlers that make patched
 // calls themselves, restarted and interrupted blocking calls, threads racing on a
@@ -181,10 +181,13 @@ int main(int argc, char **argv)
         sa.sa_flags = restart ? SA_RESTART : 0;
         sigaction(SIGALRM, &sa, NULL);
         handled = 0;
-        // The site is patched first (a read that does not block).
-        raw_write(pipe_fds[1], "a", 1);
+        // The site is patched first (reads that do not block: a site is patched
+        // once it is hot, after a few traps).
         char c = 0;
-        raw_read(pipe_fds[0], &c, 1);
+        for (int i = 0; i < 16; i++) {
+            raw_write(pipe_fds[1], "a", 1);
+            raw_read(pipe_fds[0], &c, 1);
+        }
         alarm(1);
         long r = raw_read(pipe_fds[0], &c, 1);
         if (restart)

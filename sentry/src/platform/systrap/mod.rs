@@ -48,6 +48,11 @@
 //!   regions, maps its first region, clones its first application thread there and
 //!   reports in with both ids. Private memory is copy-on-write, shared file mappings
 //!   stay shared.
+//! - Exec: from the platform's second address space on, a *spare* stub is made ahead
+//!   (its syscall thread and first application thread up, parked at the start-up
+//!   report) by a short-lived thread, and the next new space takes it: an exec then
+//!   waits for no zygote fork and no stub start-up. A process's last thread is not
+//!   told to exit when its task ends: the space, dropped right after, kills the stub.
 //! - `clone` and `prctl` are allowed only from the one instruction each that needs
 //!   them, with fixed flags (`stub::THREAD_FLAGS`, `stub::FORK_FLAGS`;
 //!   PR_SET_PDEATHSIG), and only for the syscall thread (the application filter
@@ -127,8 +132,8 @@ pub struct SystrapPlatform {
     /// The zygote's control socket (shared with the spaces, which hand their dead
     /// stubs back on it for reaping).
     zygote: Arc<Zygote>,
-    /// A pidfd of the zygote.
-    zygote_pidfd: OwnedFd,
+    /// A pidfd of the zygote (shared with the thread that makes spare stubs).
+    zygote_pidfd: Arc<OwnedFd>,
     /// The zygote's pid (our child: reaped on drop).
     zygote_pid: i32,
     /// Every live space this platform made, to find the concrete space behind an
@@ -136,6 +141,37 @@ pub struct SystrapPlatform {
     spaces: Arc<Registry>,
     /// Where driving threads and stub threads go.
     cpus: Arc<Cpus>,
+    /// A stub made ahead of the next new address space (exec).
+    spare: Arc<Spare>,
+}
+
+/// A new address space made ahead: an exec then takes a stub whose syscall thread
+/// and first application thread are already up instead of waiting for the zygote's
+/// fork, the stub's start-up and its first thread (1.5-1.8 ms of a 2.5-8 ms
+/// fork+exec+wait under load, measured with counters; see
+/// docs/security-systrap.md for why a spare is out of every program's reach).
+///
+/// The first address space of a platform is always made on demand (a sandbox that
+/// runs one program never makes a spare); each later one takes the spare if there
+/// is one and asks for the next, made by a short-lived thread while the program
+/// runs.
+struct Spare {
+    /// The stub made ahead: not registered (nothing watches or reaches it), its first
+    /// thread parked at its start-up report, no application code in it.
+    ready: Mutex<Option<SystrapSpace>>,
+    /// Whether a thread is making one.
+    making: std::sync::atomic::AtomicBool,
+    /// How many address spaces were asked for.
+    asked: std::sync::atomic::AtomicU64,
+}
+
+impl Spare {
+    /// Takes the spare if it is there, alive and made for the host's current load
+    /// (a spare made while the host was calm spins; one made under load does not).
+    fn take(&self, spin: bool) -> Option<SystrapSpace> {
+        let space = lock(&self.ready).take()?;
+        (space.spin == spin && space.alive()).then_some(space)
+    }
 }
 
 /// Every live space of a platform (forked ones included), watched for deaths.
@@ -239,7 +275,7 @@ impl SystrapPlatform {
         drop(zygote_end);
         drop(exe);
         let zygote_pidfd = match sys::pidfd_open(pid) {
-            Ok(fd) => fd,
+            Ok(fd) => Arc::new(fd),
             Err(e) => {
                 // SAFETY: `pid` is our unreaped child, so the number is still its.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -266,6 +302,11 @@ impl SystrapPlatform {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.subsec_nanos() as usize),
                 ),
+            }),
+            spare: Arc::new(Spare {
+                ready: Mutex::new(None),
+                making: false.into(),
+                asked: 0.into(),
             }),
         })
     }
@@ -321,6 +362,49 @@ impl Drop for SystrapPlatform {
     }
 }
 
+impl SystrapPlatform {
+    /// A new stub from the zygote, its first thread up.
+    fn make_space(&self, spin: bool) -> SysResult<SystrapSpace> {
+        let alive = || !sys::pidfd_exited(&self.zygote_pidfd);
+        SystrapSpace::new(
+            &self.zygote,
+            alive,
+            spin,
+            self.cpus.clone(),
+            self.spaces.clone(),
+        )
+    }
+
+    /// Starts making the next spare address space on a thread of its own, unless
+    /// one is there or being made.
+    fn make_spare(&self) {
+        use std::sync::atomic::Ordering;
+        if lock(&self.spare.ready).is_some() || self.spare.making.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let spare = self.spare.clone();
+        let zygote = self.zygote.clone();
+        let zygote_pidfd = self.zygote_pidfd.clone();
+        let cpus = self.cpus.clone();
+        let registry = self.spaces.clone();
+        let made = std::thread::Builder::new()
+            .name("systrap-spare".into())
+            .spawn(move || {
+                let spin = cpus.several();
+                let alive = || !sys::pidfd_exited(&zygote_pidfd);
+                match SystrapSpace::new(&zygote, alive, spin, cpus, registry) {
+                    Ok(space) => *lock(&spare.ready) = Some(space),
+                    Err(e) => tracing::debug!("making a spare systrap stub: {e}"),
+                }
+                spare.making.store(false, Ordering::SeqCst);
+            });
+        if let Err(e) = made {
+            tracing::debug!("starting the systrap spare-stub thread: {e}");
+            self.spare.making.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 impl Platform for SystrapPlatform {
     fn name(&self) -> &'static str {
         "systrap"
@@ -331,17 +415,17 @@ impl Platform for SystrapPlatform {
     }
 
     fn new_address_space(&self) -> SysResult<Arc<dyn AddressSpace>> {
-        let space = {
-            let alive = || !sys::pidfd_exited(&self.zygote_pidfd);
-            Arc::new(SystrapSpace::new(
-                &self.zygote,
-                alive,
-                self.cpus.several(),
-                self.cpus.clone(),
-                self.spaces.clone(),
-            )?)
+        use std::sync::atomic::Ordering;
+        let spin = self.cpus.several();
+        let spare = self.spare.take(spin);
+        let space = match spare {
+            Some(space) => Arc::new(space),
+            None => Arc::new(self.make_space(spin)?),
         };
         self.spaces.register(&space);
+        if self.spare.asked.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.make_spare();
+        }
         Ok(space)
     }
 

@@ -238,7 +238,7 @@ impl Channel {
 
     /// Whether the stub parked with the "ready" report of a new stub or thread: a
     /// SIGILL at the `ud2` of its start-up code.
-    fn reported_ready(&self) -> bool {
+    pub(super) fn reported_ready(&self) -> bool {
         let signo = self.region.get_u64(OFF_SIGNO) as i32;
         let uc = self.region.get_u64(OFF_UCONTEXT);
         let rip = self
@@ -675,6 +675,14 @@ impl SystrapSpace {
     /// [`AddressSpace::note_patched_syscall`]).
     pub(super) fn is_patched(&self, site: u64) -> bool {
         lock(&self.patched).contains(&site)
+    }
+
+    /// Whether `thread` is the only thread of this space, counting threads being
+    /// made (a thread is only made from a live one, so none can follow).
+    pub(super) fn is_last_thread(&self, thread: &StubThread) -> bool {
+        let threads = lock(&self.threads);
+        threads.busy.iter().filter(|b| **b).count() == 1
+            && threads.busy.get(thread.slot) == Some(&true)
     }
 
     /// Ends application thread `thread`: it leaves the slot table, runs `exit` from

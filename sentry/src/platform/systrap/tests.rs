@@ -1965,3 +1965,112 @@ fn a_forged_region_runs_nothing_and_gets_no_answer() {
     let pid = rig.concrete().pid;
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
 }
+
+/// Runs `EXIT` with `rdi = tag` as the first thread of `space`: the switch stops at
+/// the exit call with the tag intact.
+fn run_exit(platform: &SystrapPlatform, space: &Arc<dyn AddressSpace>, tag: u64) {
+    let mut ctx = platform.new_context(space).unwrap();
+    load_code(space.as_ref(), CODE, &EXIT);
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut regs: Regs = unsafe { std::mem::zeroed() };
+    regs.rip = CODE;
+    regs.rdi = tag;
+    assert_eq!(ctx.switch(&mut regs).unwrap(), Event::Syscall);
+    assert_eq!((regs.orig_rax, regs.rdi), (60, tag));
+}
+
+#[test]
+fn spare_spaces_are_fresh_unwatched_and_die_with_the_platform() {
+    let platform = new_platform().unwrap();
+    let spare_pid = || space::lock(&platform.spare.ready).as_ref().map(|s| s.pid);
+    let first = platform.new_address_space().unwrap();
+    // A sandbox that runs one program makes no spare.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(spare_pid().is_none());
+    assert!(!platform
+        .spare
+        .making
+        .load(std::sync::atomic::Ordering::SeqCst));
+    run_exit(&platform, &first, 1);
+    let second = platform.new_address_space().unwrap();
+    let start = Instant::now();
+    let pid = loop {
+        if let Some(pid) = spare_pid() {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no spare made");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // The spare is a stub of its own, with its first thread up and parked, that no
+    // space of the platform is and nothing watches for deaths.
+    let live: Vec<i32> = [&first, &second]
+        .iter()
+        .map(|s| {
+            platform
+                .spaces
+                .find(Arc::as_ptr(s) as *const ())
+                .unwrap()
+                .pid
+        })
+        .collect();
+    assert!(!live.contains(&pid));
+    await_tasks(pid, 1);
+    {
+        let ready = space::lock(&platform.spare.ready);
+        let spare = ready.as_ref().unwrap();
+        assert!(!spare
+            .context_taken
+            .load(std::sync::atomic::Ordering::SeqCst));
+        let thread = spare.first_thread().unwrap();
+        assert!(thread.chan.lock().unwrap().reported_ready());
+    }
+    // The next space is the spare, and it runs code as a fresh one does.
+    let third = platform.new_address_space().unwrap();
+    assert_eq!(
+        platform
+            .spaces
+            .find(Arc::as_ptr(&third) as *const ())
+            .unwrap()
+            .pid,
+        pid
+    );
+    run_exit(&platform, &third, 3);
+    run_exit(&platform, &second, 2);
+    // A spare made after that dies with the platform.
+    let start = Instant::now();
+    let next = loop {
+        if let Some(p) = spare_pid() {
+            break p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no spare made");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    drop((first, second, third));
+    drop(platform);
+    await_gone(next);
+    await_gone(pid);
+}
+
+#[test]
+fn a_space_last_thread_is_not_ended_before_its_space_but_others_are() {
+    let platform = new_platform().unwrap();
+    let space = platform.new_address_space().unwrap();
+    let mut ctx = platform.new_context(&space).unwrap();
+    let pid = platform
+        .spaces
+        .find(Arc::as_ptr(&space) as *const ())
+        .unwrap()
+        .pid;
+    let pending = ctx.new_thread().unwrap();
+    let second = pending.adopt().unwrap();
+    await_tasks(pid, 2);
+    // A thread of several is ended at once.
+    drop(second);
+    await_tasks(pid, 1);
+    // The last one stays parked until its space goes, which kills the stub.
+    drop(ctx);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(task_count(pid), 1);
+    drop(space);
+    await_gone(pid);
+}
