@@ -137,12 +137,6 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     if f & CLONE_SETTLS != 0 && c.tls >= 0x0000_7fff_ffff_f000 {
         return Err(Errno::EPERM);
     }
-    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
-        let (ns, fs) = crate::syscalls::namespace::new_namespaces(task, f, &task.fs)?;
-        (Arc::new(ns), fs)
-    } else {
-        (task.ns.clone(), task.fs.clone())
-    };
     let tid = kernel.alloc_tid()?;
     let (pending, mm) = if f & CLONE_VM != 0 {
         (task.ctx.new_thread()?, task.mm_shared().clone())
