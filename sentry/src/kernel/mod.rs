@@ -15,6 +15,7 @@ pub mod pidfd;
 pub mod process;
 pub mod ptrace;
 pub mod resources;
+pub mod rseq;
 pub mod sched;
 pub mod seccomp;
 pub mod seccomp_spec;
