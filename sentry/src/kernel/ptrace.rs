@@ -149,7 +149,8 @@ pub struct PokeRequest {
 /// FOLL_FORCE): a private mapping is written even where it is not writable (a
 /// breakpoint in program text). The host maps private memory copy-on-write, so
 /// the file behind it never changes; the pages get their protection back at once.
-fn force_write(
+/// Only a thread of the process that owns `space` may call it.
+pub(crate) fn force_write(
     space: &Arc<dyn AddressSpace>,
     mm: &std::sync::Mutex<crate::mm::MemoryManager>,
     addr: u64,

@@ -428,22 +428,34 @@ fn stopped_request(
 /// the tracee's own thread as a debugger's write is on Linux (see
 /// [`pt::PokeRequest`]); the caller waits for it.
 fn forced_poke(task: &Task, h: &ThreadHandle, addr: u64, data: u64) -> SysResult<u64> {
+    forced_poke_by(&task.handle, &task.tg, h, addr, data)
+}
+
+/// [`forced_poke`] by the tracer thread `me` of process `my_tg` (also used by
+/// writes to `/proc/PID/mem`, which have no task at hand).
+pub(crate) fn forced_poke_by(
+    me: &ThreadHandle,
+    my_tg: &ThreadGroup,
+    h: &ThreadHandle,
+    addr: u64,
+    data: u64,
+) -> SysResult<u64> {
     with_stop(h, |s| {
         s.poke_result = None;
         s.poke = Some(pt::PokeRequest {
             addr,
             data: data.to_le_bytes(),
-            waker: task.waker.clone(),
+            waker: me.waker.clone(),
         });
         Ok(())
     })?;
     h.waker.wake();
     // The tracee's end (exit, SIGKILL) is announced on this queue too.
-    let _reg = task.tg.child_events.register(&task.waker);
+    let _reg = my_tg.child_events.register(&me.waker);
     let r = crate::kernel::wait::block(
-        &task.waker,
+        &me.waker,
         None,
-        || task.handle.killed.load(Ordering::Acquire),
+        || me.killed.load(Ordering::Acquire),
         || {
             let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
             match t.stop.as_mut() {
