@@ -91,8 +91,8 @@ pub fn syscall(
         return Err(Errno::EBUSY);
     }
     let bad_layout = len < ORIG_SIZE
-        || (len == ORIG_SIZE && addr % u64::from(ORIG_SIZE) != 0)
-        || (len != ORIG_SIZE && (addr % ALIGN != 0 || len < FEATURE_END));
+        || (len == ORIG_SIZE && !addr.is_multiple_of(u64::from(ORIG_SIZE)))
+        || (len != ORIG_SIZE && (!addr.is_multiple_of(ALIGN) || len < FEATURE_END));
     if bad_layout {
         return Err(Errno::EINVAL);
     }
