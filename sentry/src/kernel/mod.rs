@@ -12,6 +12,7 @@ pub mod msg;
 pub mod ns;
 pub mod patch;
 pub mod pidfd;
+pub mod proc_mem;
 pub mod process;
 pub mod ptrace;
 pub mod resources;

@@ -2,7 +2,6 @@
 //! Everything is generated from the sentry's state; nothing comes from the host's
 //! /proc.
 
-pub mod mem;
 pub mod mounts;
 pub mod node;
 pub mod ns;
@@ -370,8 +369,11 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("setgroups", mk(42, |_, _, _| Ok(sysctl::setgroups()))),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
         // 44.. are the ns links'.
-        ("auxv", mk(58, |g, _, _| mem::auxv(g))),
-        ("mem", mem::mem_inode(tg, kernel, base + 59, owner)),
+        ("auxv", mk(58, |g, _, _| crate::kernel::proc_mem::auxv(g))),
+        (
+            "mem",
+            crate::kernel::proc_mem::mem_inode(tg, kernel, base + 59, owner),
+        ),
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());

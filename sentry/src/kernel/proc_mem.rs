@@ -159,7 +159,7 @@ impl MemFile {
                     *b = data[(a - addr) as usize];
                 }
             }
-            crate::syscalls::ptrace::forced_poke_by(
+            crate::kernel::ptrace::forced_poke_by(
                 &my_h,
                 &my_tg,
                 &stopped,
