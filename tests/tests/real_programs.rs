@@ -281,18 +281,13 @@ fn go() {
     run(&GO);
 }
 
-/// `go build` inside the sandbox. It builds and runs correctly (since fallocate works
-/// on overlay files), but on both platforms about one run in two stalls: every
-/// thread of the go command waits in the sentry until Go's forced GC (every two
-/// minutes) wakes it, so the run takes over 120 s; on ptrace a "ptrace stub died"
-/// warning often comes right after a child's exec. A lost wake-up, not yet found;
-/// a `--strace` log of a stalled run on systrap ends with a compile child's
-/// exit_group, the go command's wait4 on it returning, and the go command's read of
-/// that child's output pipe (registered in its edge-triggered epoll) at EAGAIN: no
-/// epoll_pwait completes afterwards, so the pipe's hang-up when the exiting child's
-/// write end closed seems not to reach the epoll waiter.
+/// `go build` inside the sandbox (the go command runs the compiler and linker as
+/// child processes through os/exec, reading their output pipes through its
+/// edge-triggered epoll). It stalled for 120 s about one run in two while a blocked
+/// `epoll_pwait` held every watched file open: the child's pipe write end, added to
+/// the epoll and removed again by the go command, then never closed when the child
+/// exited (c/abi_epoll_close_wake shows it).
 #[test]
-#[ignore = "stalls for ~120 s about one run in two on both platforms (a lost wake-up in the sentry, not yet found)"]
 fn go_build() {
     run(&GO_BUILD);
 }

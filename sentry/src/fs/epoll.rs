@@ -2,10 +2,14 @@
 //! file weakly: when the last fd of the description closes, the interest goes.
 //!
 //! Readiness is re-evaluated from each file's `readiness()` when a waiter wakes.
+//! Each interest keeps its own [`Waker`] registered on the file's wait queue for its
+//! whole life; waking it wakes the instance's own queue, which is all a waiter in
+//! `epoll_wait` (or in `poll` of the epoll fd) registers on. A waiter therefore holds
+//! no reference to the watched files, as on Linux: a file removed and closed while
+//! someone waits is really closed (its pipe peer sees the hang-up at once).
 //! Edge-triggered interests need to know whether something happened since the last
-//! report: each interest keeps its own [`Waker`] registered on the file's wait queue
-//! for its whole life and compares that waker's generation (for pipes, the pipe's
-//! own input/output event counters, which match Linux's keyed wake-ups).
+//! report: they compare the interest waker's generation (for pipes, the pipe's own
+//! input/output event counters, which match Linux's keyed wake-ups).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,8 +58,6 @@ pub struct Epoll {
     interests: Mutex<BTreeMap<(i32, usize), Interest>>,
     queue: WaitQueue,
     ino: u64,
-    /// Bumped when the interest set changes, so waiters re-register.
-    version: AtomicU64,
 }
 
 /// The open file of an epoll instance.
@@ -69,7 +71,6 @@ pub fn new_epoll(inos: &AnonInos) -> Box<dyn FileImpl> {
         interests: Mutex::new(BTreeMap::new()),
         queue: WaitQueue::new(),
         ino: inos.next(AnonKind::Epoll),
-        version: AtomicU64::new(0),
     });
     Box::new(EpollFile { ep })
 }
@@ -105,13 +106,27 @@ impl Epoll {
     }
 
     /// `EPOLL_CTL_ADD`.
-    pub fn add(&self, fd: i32, file: &Arc<OpenFile>, events: u32, data: u64) -> SysResult<()> {
+    pub fn add(
+        self: &Arc<Self>,
+        fd: i32,
+        file: &Arc<OpenFile>,
+        events: u32,
+        data: u64,
+    ) -> SysResult<()> {
         let key = (fd, file_key(file));
         let mut m = self.lock()?;
         if m.contains_key(&key) {
             return Err(Errno::EEXIST);
         }
-        let waker = Waker::new();
+        // Any event on the file wakes this instance's waiters (Linux's
+        // ep_poll_callback); the hook holds the instance weakly, so an interest
+        // never keeps its epoll alive.
+        let me = Arc::downgrade(self);
+        let waker = Waker::with_hook(Box::new(move || {
+            if let Some(ep) = me.upgrade() {
+                ep.queue.notify_all();
+            }
+        }));
         if let Some(q) = file.imp().wait_queue() {
             // The registration lives as long as the interest's waker: the queue drops
             // dead entries itself, so the guard is not kept (it would borrow the file).
@@ -131,14 +146,8 @@ impl Epoll {
             },
         );
         drop(m);
-        self.version.fetch_add(1, Ordering::SeqCst);
         self.queue.notify_all();
         Ok(())
-    }
-
-    /// Changes whenever interests are added or removed.
-    pub fn version(&self) -> u64 {
-        self.version.load(Ordering::SeqCst)
     }
 
     /// `EPOLL_CTL_MOD`.
@@ -163,7 +172,6 @@ impl Epoll {
         self.lock()?
             .remove(&(fd, file_key(file)))
             .ok_or(Errno::ENOENT)?;
-        self.version.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -256,23 +264,10 @@ impl Epoll {
         depth_from(target, self, 1)
     }
 
-    /// Wakes waiters of this instance (new interest, modification).
+    /// Wakes waiters of this instance: a new or modified interest, or an event on
+    /// any watched file.
     pub fn wait_queue(&self) -> &WaitQueue {
         &self.queue
-    }
-}
-
-/// Appends what `file` watches, if it is an epoll file, recursively: a waiter on
-/// an epoll file must be woken by any of them.
-pub fn watched_files(file: &OpenFile, out: &mut Vec<Arc<OpenFile>>, depth: usize) {
-    if depth > MAX_NESTS + 1 {
-        return;
-    }
-    if let Some(ep) = epoll_of(file) {
-        for f in ep.files() {
-            watched_files(&f, out, depth + 1);
-            out.push(f);
-        }
     }
 }
 
@@ -357,6 +352,32 @@ mod tests {
         assert_eq!(ep.harvest(8).unwrap(), vec![(EPOLLOUT | EPOLLERR, 1)]);
         drop(w);
         assert!(ep.harvest(8).unwrap().is_empty());
+    }
+
+    #[test]
+    fn watched_file_events_wake_the_instance_queue() {
+        let epf = OpenFile::new(new_epoll(), None, libc::O_RDWR);
+        let ep = epoll_of(&epf).unwrap();
+        let (r, w) = pipe_files();
+        ep.add(3, &r, EPOLLIN | EPOLLET, 1).unwrap();
+        ep.add(4, &w, EPOLLOUT | EPOLLET, 2).unwrap();
+        assert_eq!(ep.harvest(8).unwrap(), vec![(EPOLLOUT, 2)]);
+        // A waiter registers on the instance alone and holds no watched file.
+        let waiter = Waker::new();
+        let reg = ep.wait_queue().register(&waiter);
+        let seen = waiter.generation();
+        ep.remove(4, &w).unwrap();
+        let weak_w = Arc::downgrade(&w);
+        drop(w);
+        assert!(weak_w.upgrade().is_none(), "the write end is really closed");
+        assert_ne!(waiter.generation(), seen, "the hang-up woke the waiter");
+        assert_eq!(ep.harvest(8).unwrap(), vec![(EPOLLHUP, 1)]);
+        drop(reg);
+        // The interest's hook holds the instance weakly.
+        let weak_ep = Arc::downgrade(&ep);
+        drop((ep, epf));
+        assert!(weak_ep.upgrade().is_none());
+        drop(r);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ThreadHandle {
     pub ptrace: Mutex<crate::kernel::ptrace::Tracee>,
     /// Something traces it (a lock-free view of `ptrace.tracer != 0`).
     pub traced: AtomicBool,
+    /// The rseq registration a forked thread inherits, handed over by the parent
+    /// before the thread starts (the running task keeps its own copy).
+    pub rseq_inherited: Mutex<Option<crate::kernel::rseq::Rseq>>,
 }
 
 impl ThreadHandle {
@@ -53,6 +56,7 @@ impl ThreadHandle {
             personality: std::sync::atomic::AtomicU32::new(0),
             ptrace: Mutex::new(Default::default()),
             traced: AtomicBool::new(false),
+            rseq_inherited: Mutex::new(None),
         })
     }
 

@@ -149,7 +149,8 @@ pub struct PokeRequest {
 /// FOLL_FORCE): a private mapping is written even where it is not writable (a
 /// breakpoint in program text). The host maps private memory copy-on-write, so
 /// the file behind it never changes; the pages get their protection back at once.
-fn force_write(
+/// Only a thread of the process that owns `space` may call it.
+pub(crate) fn force_write(
     space: &Arc<dyn AddressSpace>,
     mm: &std::sync::Mutex<crate::mm::MemoryManager>,
     addr: u64,
@@ -179,6 +180,53 @@ fn force_write(
         space.protect(p, 4096, prot)?;
     }
     r.map_err(|_| Errno::EIO)
+}
+
+/// A `PTRACE_POKETEXT` into memory that is not writable, by the tracer thread `me`
+/// of process `my_tg`: the stopped tracee `h` makes the write (see [`PokeRequest`])
+/// while the tracer waits. Also used by writes to `/proc/PID/mem`.
+pub fn forced_poke_by(
+    me: &ThreadHandle,
+    my_tg: &ThreadGroup,
+    h: &ThreadHandle,
+    addr: u64,
+    data: u64,
+) -> crate::errno::SysResult<u64> {
+    {
+        let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
+        match t.stop.as_mut() {
+            Some(s) if s.resume.is_none() => {
+                s.poke_result = None;
+                s.poke = Some(PokeRequest {
+                    addr,
+                    data: data.to_le_bytes(),
+                    waker: me.waker.clone(),
+                });
+            }
+            _ => return Err(Errno::ESRCH),
+        }
+    }
+    h.waker.wake();
+    // The tracee's end (exit, SIGKILL) is announced on this queue too.
+    let _reg = my_tg.child_events.register(&me.waker);
+    let r = crate::kernel::wait::block(
+        &me.waker,
+        None,
+        || me.killed.load(Ordering::Acquire),
+        || {
+            let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
+            match t.stop.as_mut() {
+                // Killed or let go meanwhile.
+                None => Err(Errno::ESRCH),
+                Some(s) => Ok(s.poke_result.take()),
+            }
+        },
+    );
+    match r {
+        Ok(Ok(res)) => res.map(|_| 0).map_err(|_| Errno::EIO),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Errno::EINTR),
+    }
 }
 
 /// The `wait` status of a stop word.

@@ -117,6 +117,8 @@ pub struct Task {
     pub pdeath_signal: i32,
     /// A restart errno from the last syscall, resolved at signal delivery.
     restart: Option<Errno>,
+    /// The `rseq(2)` registration.
+    pub rseq: Option<crate::kernel::rseq::Rseq>,
 }
 
 /// What a new task starts with.
@@ -171,6 +173,12 @@ impl Task {
             .mask
             .store(init.mask & !UNBLOCKABLE, Ordering::Release);
         init.handle.waker.set_context(init.ctx.interrupter());
+        let rseq = init
+            .handle
+            .rseq_inherited
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take());
         Task {
             kernel,
             tid,
@@ -198,6 +206,7 @@ impl Task {
             vfork_done: init.vfork_done,
             pdeath_signal: 0,
             restart: None,
+            rseq,
         }
     }
 
@@ -462,12 +471,14 @@ impl Task {
                     self.handle_syscall()
                 }
                 Event::Fault { signo, code, addr } => self.handle_fault(signo, code, addr),
-                Event::Interrupted => {}
+                // Preempted by the sentry: a critical section in progress aborts.
+                Event::Interrupted => self.rseq_fixup(),
             }
             if let Some(st) = self.should_exit() {
                 return st;
             }
             self.deliver_signals();
+            self.rseq_refresh();
         }
     }
 
@@ -738,6 +749,12 @@ impl Task {
             // x86-64 has no vDSO trampoline here; libc always supplies a restorer.
             return Err(Errno::EFAULT);
         }
+        // The handler's frame saves where the thread resumes: out of any rseq
+        // critical section it was in.
+        if let Some(reg) = &self.rseq {
+            crate::kernel::rseq::fixup(reg, &*self.space, &mut self.regs.rip)
+                .map_err(|_| Errno::EFAULT)?;
+        }
         let fp = self.ctx.fp_state()?;
         let old_mask = self.saved_mask.take().unwrap_or(self.mask());
         let frame = sigframe::build(
@@ -770,6 +787,43 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// The CPU `getcpu(2)` and the rseq area report for this thread.
+    pub fn cpu(&self) -> u32 {
+        crate::sys::host::current_cpu() % self.kernel.ncpus.max(1) as u32
+    }
+
+    /// On the way back to the application: the rseq area's CPU fields, if the
+    /// thread now runs elsewhere (an area that cannot be written is a SIGSEGV).
+    fn rseq_refresh(&mut self) {
+        if self.rseq.is_none() {
+            return;
+        }
+        let cpu = self.cpu();
+        let Some(reg) = self.rseq.as_mut() else {
+            return;
+        };
+        if crate::kernel::rseq::refresh(reg, &*self.space, cpu).is_err() {
+            self.rseq = None;
+            self.force_sigsegv("rseq area not writable");
+        }
+    }
+
+    /// The thread was interrupted: out of its rseq critical section, if in one.
+    fn rseq_fixup(&mut self) {
+        let Some(reg) = self.rseq else {
+            return;
+        };
+        if crate::kernel::rseq::fixup(&reg, &*self.space, &mut self.regs.rip).is_err() {
+            self.rseq = None;
+            self.force_sigsegv("bad rseq critical section");
+        }
+    }
+
+    fn force_sigsegv(&mut self, why: &str) {
+        tracing::info!(tid = self.tid, "{why}: SIGSEGV");
+        self.terminate_by(libc::SIGSEGV as u32);
     }
 
     /// `rt_sigreturn`: restores what the frame saved.

@@ -213,5 +213,6 @@ pub fn build_stack(mm: &mut MemoryManager, stack_top: u64, args: &StackArgs) -> 
     write_all(space.as_ref(), rsp, &table_bytes)?;
     mm.arg_range = (arg_start, env_start);
     mm.env_range = (env_start, env_start + env_bytes);
+    mm.auxv = auxv.iter().flat_map(|&(k, v)| [k, v]).collect();
     Ok(rsp)
 }

@@ -163,6 +163,9 @@ pub struct MemoryManager {
     pub arg_range: (u64, u64),
     /// Where envp strings live, for `/proc/PID/environ`.
     pub env_range: (u64, u64),
+    /// The auxiliary vector exec put on the stack, `AT_NULL` pair included, as
+    /// native-endian words (`/proc/PID/auxv`).
+    pub auxv: Vec<u64>,
     /// `mlockall(MCL_FUTURE)`: new mappings are locked.
     lock_future: bool,
     /// Which `syscall` sites of this process are patched (see `kernel::patch`).
@@ -183,6 +186,7 @@ impl MemoryManager {
             brk: 0,
             arg_range: (0, 0),
             env_range: (0, 0),
+            auxv: Vec::new(),
             lock_future: false,
             patch: Default::default(),
         }
@@ -206,6 +210,7 @@ impl MemoryManager {
             brk: self.brk,
             arg_range: self.arg_range,
             env_range: self.env_range,
+            auxv: self.auxv.clone(),
             lock_future: false,
             // The child's code is a copy of ours, patched sites included.
             patch: self.patch.clone(),

@@ -166,6 +166,13 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         (tg, h)
     };
     handle.seccomp.inherit(&task.handle.seccomp);
+    // A forked child keeps the rseq registration (its area is at the same address
+    // of its copy of the memory); a thread or a CLONE_VM child registers its own.
+    if f & CLONE_VM == 0 {
+        if let Ok(mut r) = handle.rseq_inherited.lock() {
+            *r = task.rseq;
+        }
+    }
     if f & CLONE_THREAD == 0 {
         // A forked address space keeps its membarrier registrations, as Linux's.
         let (reg, dumpable) = {

@@ -126,13 +126,10 @@ fn do_wait(task: &Task, a: &Args, deadline: Option<Instant>) -> SysResult<u64> {
         if !v.is_empty() || deadline.is_some_and(|d| d <= Instant::now()) {
             break v;
         }
-        // Block until something is ready, or until the interest set changes (the
-        // new files' queues must be registered too).
-        let version = ep.version();
+        // Block on the instance's own queue, which any watched file's event wakes:
+        // the waiter holds none of the watched files (one removed and closed
+        // meanwhile must close for real, and its peer see the hang-up).
         match wait_on_files(task, std::slice::from_ref(&epf), deadline, || {
-            if ep.version() != version {
-                return Ok(Some(Vec::new()));
-            }
             let v = ep.harvest(max)?;
             Ok((!v.is_empty()).then_some(v))
         }) {

@@ -108,6 +108,7 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
         task.clear_child_tid = 0;
     }
     task.robust_list = (0, 0);
+    task.rseq = None;
     task.replace_image(image.mm, ctx);
     // A shared fd table is unshared, then close-on-exec fds go.
     if Arc::strong_count(&task.fds) > 1 {

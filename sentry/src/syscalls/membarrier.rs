@@ -3,7 +3,8 @@
 //! threads included, whichever process they serve) pass a full barrier: a superset
 //! of the private and expedited commands, slower but never weaker. Registrations are
 //! kept per process, so the EPERM of an unregistered private command is Linux's.
-//! The rseq commands are not offered (rseq itself is not).
+//! The rseq commands are not offered (an rseq critical section is not aborted on
+//! request: see `kernel::rseq`).
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;

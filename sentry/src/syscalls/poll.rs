@@ -1,6 +1,6 @@
 //! `poll`, `ppoll`, `select`, `pselect6`: the task registers its waker on the wait
-//! queue of every file involved (and, for an epoll file, of every file it watches),
-//! then blocks once; each wake-up re-evaluates readiness.
+//! queue of every file involved (an epoll file's queue is woken by any file it
+//! watches), then blocks once; each wake-up re-evaluates readiness.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,13 +15,6 @@ use crate::vfs::OpenFile;
 /// Most pollfd entries one call may pass (Linux's bound is `RLIMIT_NOFILE`).
 const MAX_POLL_FDS: u64 = 1 << 20;
 
-/// Every file whose wait queue a waiter on `file` must be registered on: the file
-/// itself and, for epoll files, what they watch (recursively).
-fn watch_set(file: &Arc<OpenFile>, out: &mut Vec<Arc<OpenFile>>) {
-    out.push(file.clone());
-    crate::fs::epoll::watched_files(file, out, 0);
-}
-
 /// Blocks `task` until `ready` yields a value, with the task's waker registered on
 /// the wait queues of `files`. `Err` says why the wait ended without a value.
 pub fn wait_on_files<T>(
@@ -30,13 +23,9 @@ pub fn wait_on_files<T>(
     deadline: Option<Instant>,
     ready: impl FnMut() -> SysResult<Option<T>>,
 ) -> Result<SysResult<T>, Interrupted> {
-    let mut all = Vec::new();
-    for f in files {
-        watch_set(f, &mut all);
-    }
     let mut seen: Vec<*const crate::kernel::wait::WaitQueue> = Vec::new();
     let mut regs = Vec::new();
-    for f in &all {
+    for f in files {
         if let Some(q) = f.imp().wait_queue() {
             let p = q as *const _;
             if !seen.contains(&p) {

@@ -80,10 +80,22 @@ pub fn set_robust_list(task: &mut Task, a: &Args) -> SysResult<u64> {
     Ok(0)
 }
 
-/// `rseq(2)`: restartable sequences are not offered; libc falls back cleanly on
-/// ENOSYS, so this is answered quietly rather than logged as missing.
-pub fn rseq(_task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Err(Errno::ENOSYS)
+/// `rseq(2)`: registers or unregisters the thread's restartable-sequence area
+/// (see [`crate::kernel::rseq`]).
+pub fn rseq(task: &mut Task, a: &Args) -> SysResult<u64> {
+    let cpu = task.cpu();
+    let mut cur = task.rseq;
+    let r = crate::kernel::rseq::syscall(
+        &mut cur,
+        task.mem(),
+        a[0],
+        a[1] as u32,
+        a[2] as u32,
+        a[3] as u32,
+        cpu,
+    );
+    task.rseq = cur;
+    r
 }
 
 const ARCH_SET_GS: u64 = 0x1001;

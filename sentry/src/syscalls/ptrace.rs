@@ -428,36 +428,7 @@ fn stopped_request(
 /// the tracee's own thread as a debugger's write is on Linux (see
 /// [`pt::PokeRequest`]); the caller waits for it.
 fn forced_poke(task: &Task, h: &ThreadHandle, addr: u64, data: u64) -> SysResult<u64> {
-    with_stop(h, |s| {
-        s.poke_result = None;
-        s.poke = Some(pt::PokeRequest {
-            addr,
-            data: data.to_le_bytes(),
-            waker: task.waker.clone(),
-        });
-        Ok(())
-    })?;
-    h.waker.wake();
-    // The tracee's end (exit, SIGKILL) is announced on this queue too.
-    let _reg = task.tg.child_events.register(&task.waker);
-    let r = crate::kernel::wait::block(
-        &task.waker,
-        None,
-        || task.handle.killed.load(Ordering::Acquire),
-        || {
-            let mut t = h.ptrace.lock().map_err(|_| Errno::EIO)?;
-            match t.stop.as_mut() {
-                // Killed or let go meanwhile.
-                None => Err(Errno::ESRCH),
-                Some(s) => Ok(s.poke_result.take()),
-            }
-        },
-    );
-    match r {
-        Ok(Ok(res)) => res.map(|_| 0).map_err(|_| Errno::EIO),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Errno::EINTR),
-    }
+    pt::forced_poke_by(&task.handle, &task.tg, h, addr, data)
 }
 
 fn set_fp(h: &ThreadHandle, b: &[u8]) -> SysResult<()> {

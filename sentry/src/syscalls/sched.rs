@@ -462,7 +462,7 @@ pub fn setpriority(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `getcpu(2)`: the host CPU the caller's sentry thread runs on (the platform runs
 /// a thread's code on the same CPU), within the sandbox's CPUs; node 0.
 pub fn getcpu(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let cpu = crate::sys::host::current_cpu() % task.kernel.ncpus.max(1) as u32;
+    let cpu = task.cpu();
     if a[0] != 0 {
         io::write_u32(task.mem(), a[0], cpu)?;
     }

@@ -364,7 +364,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         331 => &Entry { name: "pkey_free", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         332 => &Entry { name: "statx", handler: Some(fs_io::statx), args: &[AtFd, Path, Hex, Hex, Ptr], flags: 0 },
         333 => &Entry { name: "io_pgetevents", handler: Some(aio::io_pgetevents), args: &[Hex, Int, Int, Ptr, Timespec, Ptr], flags: PARTIAL },
-        334 => &Entry { name: "rseq", handler: Some(process::rseq), args: &[Ptr, Uint, Hex, Hex], flags: REFUSED },
+        334 => &Entry { name: "rseq", handler: Some(process::rseq), args: &[Ptr, Uint, Hex, Hex], flags: PARTIAL },
         424 => &Entry { name: "pidfd_send_signal", handler: Some(session::pidfd_send_signal), args: &[Fd, Signal, Ptr, Hex], flags: 0 },
         425 => &Entry { name: "io_uring_setup", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         426 => &Entry { name: "io_uring_enter", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },

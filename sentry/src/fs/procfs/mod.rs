@@ -456,6 +456,12 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ),
         ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
+        // 44.. are the ns links'.
+        ("auxv", mk(58, |g, _, _| crate::kernel::proc_mem::auxv(g))),
+        (
+            "mem",
+            crate::kernel::proc_mem::mem_inode(tg, kernel, base + 59, owner),
+        ),
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());
