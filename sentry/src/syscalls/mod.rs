@@ -13,6 +13,7 @@ pub mod fs_io;
 pub mod fs_lock;
 pub mod fs_mut;
 pub mod futex;
+pub mod hostsock;
 pub mod inet;
 pub mod info;
 pub mod inotify;
