@@ -521,7 +521,7 @@ fn host_mode_cannot_reach_below_tcp_udp_nor_unix_sockets() {
             &sock_s,
         ]);
         assert!(output(poke).status.success());
-        until(5, || (count() == "1").then_some(()).ok_or_else(|| count()))
+        until(5, || (count() == "1").then_some(()).ok_or_else(count))
             .unwrap_or_else(|c| panic!("{p}: the native poke was not counted: {c}"));
     }
 }
