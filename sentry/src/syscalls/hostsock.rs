@@ -32,6 +32,9 @@ const MSG_MORE: i32 = 0x8000;
 const UNPRIVILEGED_PORT_START: u16 = 1024;
 /// How much of a send is gathered from the application at a time.
 const CHUNK: usize = 256 * 1024;
+/// Most bytes one host receive takes (a stream read asks again for the rest only
+/// with `MSG_WAITALL`).
+const RECV_CHUNK: usize = 1 << 20;
 /// Largest UDP payload over IPv6 (jumbograms aside).
 const MAX_DATAGRAM: usize = 65_535;
 /// `SO_RCVTIMEO_NEW`, `SO_SNDTIMEO_NEW` (64-bit `struct timeval` either way on x86-64).
@@ -383,16 +386,20 @@ pub fn recv(task: &Task, f: &OpenFile, s: &HostSocket, len: usize, flags: i32) -
     } else {
         len.min(MAX_DATAGRAM)
     };
-    let mut buf = vec![0u8; len];
+    // The buffer grows with what arrives (at most RECV_CHUNK per host call), never to
+    // the size a program merely asks for.
+    let mut buf = Vec::new();
     let mut got = 0usize;
     let mut from = Vec::new();
     let mut out_flags = 0;
     let mut ret = 0usize;
     loop {
+        let room = (len - got).min(RECV_CHUNK);
+        buf.resize(got + room, 0);
         match s.recv(&mut buf[got..], host_flags) {
             Ok(r) => {
                 let eof = r.n == 0;
-                let stored = r.n.min(len - got);
+                let stored = r.n.min(room);
                 got += stored;
                 ret += if s.is_stream() { stored } else { r.n };
                 from = r.from;
