@@ -337,6 +337,8 @@ except Alarm: print('accept interrupted')
 v6 = socket.socket(socket.AF_INET6); v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 v6.bind(('::1', 0)); v6.listen(1); c6 = socket.create_connection(('::1', v6.getsockname()[1])); s6, a6 = v6.accept()
 c6.sendall(b'six'); print('v6', s6.recv(3), a6[0])
+lg = socket.socket(); lg.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 5))
+print('linger', struct.unpack('ii', lg.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))); lg.close()
 "#;
 
 #[test]

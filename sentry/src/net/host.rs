@@ -110,6 +110,7 @@ impl HostNet {
             token,
             queue: WaitQueue::new(),
             timeouts: Mutex::new((None, None)),
+            linger: Mutex::new(None),
             ino: crate::net::next_ino(),
             host: self.clone(),
             net: net.clone(),
@@ -136,6 +137,9 @@ pub struct HostSocket {
     queue: WaitQueue,
     /// `SO_RCVTIMEO`, `SO_SNDTIMEO`: kept here, as the sentry does the waiting.
     timeouts: Mutex<(Option<Duration>, Option<Duration>)>,
+    /// `SO_LINGER` with a time: kept here, never given to the host, whose `close`
+    /// would then block the sentry's thread for up to that time.
+    linger: Mutex<Option<[u8; 8]>>,
     ino: u64,
     host: Arc<HostNet>,
     /// The sandbox's network (its metadata policy, the interface ioctls).
@@ -193,6 +197,18 @@ impl HostSocket {
             } else {
                 g.0 = t;
             }
+        }
+    }
+
+    /// The `struct linger` the program set with a time, if it did.
+    pub fn linger(&self) -> Option<[u8; 8]> {
+        self.linger.lock().ok().and_then(|l| *l)
+    }
+
+    /// Keeps (`Some`) or forgets the program's `struct linger` with a time.
+    pub fn set_linger(&self, v: Option<[u8; 8]>) {
+        if let Ok(mut l) = self.linger.lock() {
+            *l = v;
         }
     }
 

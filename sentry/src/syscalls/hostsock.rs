@@ -529,6 +529,23 @@ pub fn setsockopt(task: &mut Task, s: &HostSocket, a: &Args) -> SysResult<u64> {
                 s.set_timeout(true, timeval(&v)?);
                 return Ok(0);
             }
+            libc::SO_LINGER => {
+                let l: [u8; 8] = v
+                    .get(..8)
+                    .ok_or(Errno::EINVAL)?
+                    .try_into()
+                    .map_err(|_| Errno::EINVAL)?;
+                let on = i32::from_le_bytes([l[0], l[1], l[2], l[3]]) != 0;
+                let secs = i32::from_le_bytes([l[4], l[5], l[6], l[7]]);
+                if on && secs > 0 {
+                    // A lingering close would block the sentry in the host's close:
+                    // kept here (the host closes in the background, as without it).
+                    s.set_linger(Some(l));
+                    hostnet::setsockopt(s.fd(), level, name, &[0u8; 8])?;
+                    return Ok(0);
+                }
+                s.set_linger(None);
+            }
             _ => {}
         }
     }
@@ -562,6 +579,9 @@ pub fn getsockopt(task: &mut Task, s: &HostSocket, a: &Args) -> SysResult<u64> {
     let val = match (level, name) {
         (libc::SOL_SOCKET, libc::SO_RCVTIMEO | SO_RCVTIMEO_NEW) => tv(s.timeout(false)),
         (libc::SOL_SOCKET, libc::SO_SNDTIMEO | SO_SNDTIMEO_NEW) => tv(s.timeout(true)),
+        (libc::SOL_SOCKET, libc::SO_LINGER) if s.linger().is_some() => {
+            s.linger().unwrap_or_default().to_vec()
+        }
         _ if host_sockopt_allowed(level, name) => {
             hostnet::getsockopt(s.fd(), level, name, (room as usize).min(512))?
         }
