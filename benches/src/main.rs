@@ -11,7 +11,8 @@
 //! `syscall-bound` (listed in the speedup table), `iters=N` (about 0.3-1 s natively; the
 //! calibration run uses 1/200 of it), `file=NAME:SIZE` (data file in the run directory),
 //! `dir=NAME:COUNT` (directory of COUNT empty files), `arg=VALUE` (more arguments; `{dir}` is
-//! the run directory), `cflags=FLAG`, `veth` (a network row, below).
+//! the run directory), `cflags=FLAG`, `veth` (a network row, below), `host-network` (the
+//! sandboxes run with `--network=host`: host sockets, here over the host's loopback).
 //!
 //! Network rows (`veth`): the runner makes two network namespaces joined by a veth pair
 //! (deleted when it ends), starts the program natively as `PROG --peer PORT` in the outer
@@ -68,6 +69,9 @@ struct Bench {
     cflags: Vec<String>,
     /// Runs in the inner namespace of [`Veth`] against its peer in the outer one.
     veth: bool,
+    /// `host-network`: the sandboxes run with `--network=host` (host sockets over the
+    /// host's loopback) instead of their own loopback.
+    host_network: bool,
 }
 
 /// Address of the outer end of the bench's veth pair, and of the inner end.
@@ -192,6 +196,38 @@ impl Runtime {
     /// The command running `argv`; in `net`'s inner namespace, attached to its veth, when
     /// given.
     fn command(&self, argv: &[String], net: Option<(&Veth, &Path)>) -> Command {
+        self.command_in(argv, net, false)
+    }
+
+    /// [`Runtime::command`]; `host_network` runs the sandboxes with `--network=host`.
+    fn command_in(
+        &self,
+        argv: &[String],
+        net: Option<(&Veth, &Path)>,
+        host_network: bool,
+    ) -> Command {
+        if host_network && net.is_none() {
+            match &self.kind {
+                Kind::Native => {}
+                Kind::Rvisor(bin, p) => {
+                    let mut c = Command::new(bin);
+                    c.env_clear()
+                        .arg(format!("--platform={p}"))
+                        .arg("--network=host")
+                        .args(["do", "--"])
+                        .args(argv);
+                    return c;
+                }
+                Kind::Runsc(p) => {
+                    let mut c = Command::new("runsc");
+                    c.arg(format!("--platform={p}"))
+                        .arg("--network=host")
+                        .args(["do", "--"])
+                        .args(argv);
+                    return c;
+                }
+            }
+        }
         if let Some((veth, state)) = net {
             let mut c = Command::new("ip");
             c.args(["netns", "exec", &veth.inner]);
@@ -331,6 +367,7 @@ fn load_c_benches(dir: &Path) -> Result<Vec<Bench>, String> {
             args: Vec::new(),
             cflags: vec!["-O2".into()],
             veth: false,
+            host_network: false,
         };
         for line in text.lines() {
             let Some(d) = line.trim_start().strip_prefix("// bench:") else {
@@ -348,6 +385,7 @@ fn load_c_benches(dir: &Path) -> Result<Vec<Bench>, String> {
                 "arg" => b.args.push(v.to_string()),
                 "cflags" => b.cflags.push(v.to_string()),
                 "veth" => b.veth = true,
+                "host-network" => b.host_network = true,
                 _ => return Err(format!("{name}: unknown bench key {k:?}")),
             }
         }
@@ -373,6 +411,7 @@ fn app_benches() -> Vec<Bench> {
         args: Vec::new(),
         cflags: Vec::new(),
         veth: false,
+        host_network: false,
     };
     let mut v = vec![
         // The runtime's own start-up and tear-down, to read the rows below against.
@@ -499,7 +538,7 @@ fn run_once(
         argv.extend(b.args.iter().map(subst));
     }
     let state = dir.join("runtime-state");
-    let mut cmd = rt.command(&argv, net.map(|v| (v, state.as_path())));
+    let mut cmd = rt.command_in(&argv, net.map(|v| (v, state.as_path())), b.host_network);
     cmd.current_dir(dir);
     let o = run_with_timeout(cmd, timeout).map_err(|e| timeout_reason(&e))?;
     if o.status != 0 {

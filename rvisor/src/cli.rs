@@ -44,7 +44,9 @@ pub struct GlobalOpts {
 
     /// Network stack: `sandbox` attaches the sentry's own TCP/IP stack to the
     /// container's network namespace interface (the default of `run` and `create`);
-    /// `none` is loopback only (the default of `do`, which then needs no set-up).
+    /// `none` is loopback only (the default of `do`, which then needs no set-up);
+    /// `host` makes the program's TCP and UDP sockets host sockets in the sentry's
+    /// network namespace (weaker isolation: for trusted workloads and benchmarks).
     #[arg(long, value_enum)]
     pub network: Option<Network>,
 
@@ -184,16 +186,15 @@ impl GlobalOpts {
         )
     }
 
-    /// The network mode a new sandbox uses (`default` without the flag), refusing
-    /// the ones not built yet.
+    /// The network mode a new sandbox uses (`default` without the flag).
     pub fn sandbox_network(&self, default: Network) -> anyhow::Result<Network> {
-        match self.network.unwrap_or(default) {
-            n @ (Network::None | Network::Sandbox) => Ok(n),
-            n => anyhow::bail!(
-                "--network={}: not supported yet; use --network=sandbox or none",
-                n.name()
-            ),
+        let n = self.network.unwrap_or(default);
+        if n == Network::Host {
+            tracing::warn!(
+                "--network=host: the program's TCP and UDP sockets are host sockets (weaker isolation, see docs/networking.md)"
+            );
         }
+        Ok(n)
     }
 }
 

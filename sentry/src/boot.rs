@@ -56,6 +56,16 @@ pub fn run(
     // is raised, which only the host's user namespace may do, before the sentry
     // leaves it.
     crate::fs::memfile::raise_nofile_limit();
+    if config.network == "host" {
+        // The program's sockets are made in the namespace the sentry runs in: the
+        // spec's, when it names one, else the one it was started in.
+        confinement.keep_host_network();
+        if let Some(path) = &config.netns_path {
+            if let Err(e) = crate::sys::hostnet::join_netns(path) {
+                return Err(format!("--network=host: join {path}: {e}"));
+            }
+        }
+    }
     if let Err(e) = confine::no_core_dumps().and_then(|()| confinement.enter_namespaces()) {
         if let Some(c) = &control {
             (c.failure_reporter())(&e);
@@ -185,7 +195,12 @@ fn run_inner(
     confinement
         .drop_sentry_privileges(stub_forks)
         .map_err(fail)?;
-    confine::install_sentry_filter(platform_name, kernel.net.packet_fd()).map_err(fail)?;
+    confine::install_sentry_filter(
+        platform_name,
+        kernel.net.packet_fd(),
+        crate::net::host::host().is_some(),
+    )
+    .map_err(fail)?;
 
     kernel
         .net_raw

@@ -12,7 +12,6 @@
 //! input/output event counters, which match Linux's keyed wake-ups).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::errno::{Errno, SysResult};
@@ -356,7 +355,7 @@ mod tests {
 
     #[test]
     fn watched_file_events_wake_the_instance_queue() {
-        let epf = OpenFile::new(new_epoll(), None, libc::O_RDWR);
+        let epf = OpenFile::new(new_epoll(&AnonInos::default()), None, libc::O_RDWR);
         let ep = epoll_of(&epf).unwrap();
         let (r, w) = pipe_files();
         ep.add(3, &r, EPOLLIN | EPOLLET, 1).unwrap();

@@ -18,6 +18,7 @@ pub mod external;
 pub mod file;
 pub mod frame;
 pub mod gso;
+pub mod host;
 pub mod icmp;
 pub mod iflist;
 pub mod ifreq;
@@ -72,6 +73,7 @@ pub fn configure(
         (Some(_), other, _) => Err(format!(
             "--network={other}: an interface was handed over, which only sandbox uses"
         )),
+        (None, "host", _) => host::start(),
         (None, _, _) => Ok(()),
     }
 }

@@ -295,6 +295,108 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
     SYS_fstatfs(one_of(&[&[Cmp::HostTmpfsDir(0)], &[Cmp::HostTmpfsSpare(0)]])): "statfs of a sandbox tmpfs: its host tmpfs instance's size and free pages (sys::host_tmpfs, boot instances and spares), on those descriptors only",
 ];
 
+/// The socket options a program's host socket may set and read under
+/// `--network=host` (level, name), each an alternative of the `setsockopt` and
+/// `getsockopt` rows of [`HOST_NET_ALLOWED`]; `syscalls/hostsock.rs` refuses the
+/// rest with `ENOPROTOOPT` before any host call. Left out on purpose: filters
+/// (`SO_ATTACH_FILTER`/`BPF`), `SO_BINDTODEVICE`, `SO_MARK`, `TCP_CONGESTION`
+/// (loads modules), `TCP_ULP` (kernel TLS), `TCP_MD5SIG`, `TCP_REPAIR`,
+/// `IP_TRANSPARENT`, `IP_HDRINCL`, `IP_OPTIONS` and error queues.
+macro_rules! sockopts {
+    ($(($level:expr, $name:expr)),* $(,)?) => {
+        &[$(&[Cmp::Eq(1, $level as u32), Cmp::Eq(2, $name as u32)]),*]
+    };
+}
+const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
+    (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+    (libc::SOL_SOCKET, libc::SO_TYPE),
+    (libc::SOL_SOCKET, libc::SO_ERROR),
+    (libc::SOL_SOCKET, libc::SO_BROADCAST),
+    (libc::SOL_SOCKET, libc::SO_SNDBUF),
+    (libc::SOL_SOCKET, libc::SO_RCVBUF),
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+    (libc::SOL_SOCKET, libc::SO_OOBINLINE),
+    (libc::SOL_SOCKET, libc::SO_LINGER),
+    (libc::SOL_SOCKET, libc::SO_REUSEPORT),
+    (libc::SOL_SOCKET, libc::SO_RCVLOWAT),
+    (libc::SOL_SOCKET, libc::SO_ACCEPTCONN),
+    (libc::SOL_SOCKET, libc::SO_PROTOCOL),
+    (libc::SOL_SOCKET, libc::SO_DOMAIN),
+    (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    (libc::IPPROTO_TCP, libc::TCP_CORK),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    (libc::IPPROTO_TCP, libc::TCP_SYNCNT),
+    (libc::IPPROTO_TCP, libc::TCP_LINGER2),
+    (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT),
+    (libc::IPPROTO_TCP, libc::TCP_WINDOW_CLAMP),
+    (libc::IPPROTO_TCP, libc::TCP_INFO),
+    (libc::IPPROTO_TCP, libc::TCP_QUICKACK),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+    (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_IP, libc::IP_TOS),
+    (libc::IPPROTO_IP, libc::IP_TTL),
+    (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+    (libc::IPPROTO_IP, libc::IP_MTU),
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_IF),
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL),
+    (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP),
+    (libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP),
+    (libc::IPPROTO_IP, libc::IP_DROP_MEMBERSHIP),
+    (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS),
+    (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF),
+    (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS),
+    (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP),
+    (libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP),
+    (libc::IPPROTO_IPV6, libc::IPV6_DROP_MEMBERSHIP),
+    (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+    (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
+    (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+];
+
+/// Whether a host socket may set and read option `name` of `level` (see
+/// [`HOST_SOCKOPTS`]).
+pub fn host_sockopt_allowed(level: i32, name: i32) -> bool {
+    HOST_SOCKOPTS.iter().any(|alt| {
+        matches!(alt, [Cmp::Eq(1, l), Cmp::Eq(2, n)] if *l == level as u32 && *n == name as u32)
+    })
+}
+
+/// `socket` types of a host socket (always non-blocking and close-on-exec).
+const HOST_STREAM: u32 = (libc::SOCK_STREAM | crate::sys::hostnet::SOCK_FLAGS) as u32;
+const HOST_DGRAM: u32 = (libc::SOCK_DGRAM | crate::sys::hostnet::SOCK_FLAGS) as u32;
+
+/// The rows `--network=host` adds (`sys::hostnet`, `net::host`): the program's TCP
+/// and UDP sockets are host sockets the sentry holds. A row for a call already in
+/// [`SENTRY_ALLOWED`] adds its alternatives to that row's. None of these calls can
+/// be limited to the host sockets' descriptors (they are made after the filter),
+/// and bind/connect addresses sit in memory seccomp cannot read: the sentry checks
+/// them (family, metadata server) before each call. Weaker isolation, as
+/// docs/networking.md says.
+pub const HOST_NET_ALLOWED: &[Allowed] = allow![
+    SYS_socket(one_of(&[
+        &[Cmp::Eq(0, libc::AF_INET as u32), Cmp::Eq(1, HOST_STREAM), Cmp::Eq(2, 0)],
+        &[Cmp::Eq(0, libc::AF_INET as u32), Cmp::Eq(1, HOST_DGRAM), Cmp::Eq(2, 0)],
+        &[Cmp::Eq(0, libc::AF_INET6 as u32), Cmp::Eq(1, HOST_STREAM), Cmp::Eq(2, 0)],
+        &[Cmp::Eq(0, libc::AF_INET6 as u32), Cmp::Eq(1, HOST_DGRAM), Cmp::Eq(2, 0)],
+    ])): "--network=host: the program's TCP and UDP sockets: AF_INET/AF_INET6 only, SOCK_STREAM or SOCK_DGRAM with SOCK_NONBLOCK|SOCK_CLOEXEC exactly, protocol 0; no raw, packet, netlink or unix socket",
+    SYS_bind: "--network=host: bind of a host socket (the sentry checks the address is of the socket's family first; in memory, so no argument rule)",
+    SYS_connect: "--network=host: connect of a host socket (the sentry checks the family and refuses the metadata server first; in memory, so no argument rule)",
+    SYS_listen: "--network=host: listen on a host TCP socket",
+    SYS_accept4(one_of(&[&[Cmp::Eq(3, crate::sys::hostnet::SOCK_FLAGS as u32)]])): "--network=host: a connection on a host listening socket, non-blocking and close-on-exec exactly",
+    SYS_getsockname: "--network=host: a host socket's address",
+    SYS_getpeername: "--network=host: a host socket's peer",
+    SYS_shutdown(one_of(&[&[Cmp::Range(1, libc::SHUT_RD as u32, libc::SHUT_RDWR as u32)]])): "--network=host: half-close of a host socket: SHUT_RD/WR/RDWR",
+    SYS_setsockopt(one_of(HOST_SOCKOPTS)): "--network=host: the allow-listed options (HOST_SOCKOPTS) only: no socket filters, device binding, marks, congestion modules or kernel TLS",
+    SYS_getsockopt(one_of(HOST_SOCKOPTS)): "--network=host: reading the same options (and SO_ERROR after a non-blocking connect)",
+    SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | libc::MSG_MORE) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE only",
+    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::net::host::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
+    SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
+    SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
+];
+
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
 /// already exists. No write access, `O_CREAT`, `O_TRUNC`, `O_PATH` or `O_TMPFILE`, so
 /// the sentry could neither make nor clobber a host file even if its root were not
@@ -443,19 +545,32 @@ pub fn rows_for(
 /// kills the process. `packet_fd` is the pod interface's packet socket, when the
 /// sandbox has one (the only fd its frame calls may name).
 pub fn sentry_filter(platform: Platform, packet_fd: Option<i32>) -> Result<BpfProgram, String> {
-    build(SENTRY_ALLOWED, platform, packet_fd)
+    build(SENTRY_ALLOWED, &[], platform, packet_fd)
+}
+
+/// [`sentry_filter`], with the rows of [`HOST_NET_ALLOWED`] when `host_net`
+/// (`--network=host`).
+pub fn sentry_filter_for(
+    platform: Platform,
+    packet_fd: Option<i32>,
+    host_net: bool,
+) -> Result<BpfProgram, String> {
+    let extra: &'static [Allowed] = if host_net { HOST_NET_ALLOWED } else { &[] };
+    build(SENTRY_ALLOWED, extra, platform, packet_fd)
 }
 
 fn build(
     list: &'static [Allowed],
+    extra: &'static [Allowed],
     platform: Platform,
     packet_fd: Option<i32>,
 ) -> Result<BpfProgram, String> {
-    build_with(list, platform, &Runtime::now(packet_fd))
+    build_with(list, extra, platform, &Runtime::now(packet_fd))
 }
 
 fn build_with(
     list: &'static [Allowed],
+    extra: &'static [Allowed],
     platform: Platform,
     rt: &Runtime,
 ) -> Result<BpfProgram, String> {
@@ -468,6 +583,26 @@ fn build_with(
         }
         if map.insert(a.nr, rules(&a.args, rt)?).is_some() {
             return Err(format!("seccomp: two rows for syscall {}", a.nr));
+        }
+    }
+    // A mode's rows widen the base list: an alternative more for a call already
+    // there (a call allowed with any arguments stays so), a new row otherwise.
+    for a in rows_for(extra, platform) {
+        let more = match a.args {
+            Args::OneOf(_) => rules(&a.args, rt)?,
+            Args::Any => vec![],
+            Args::Fail(_) => return Err(format!("seccomp: errno row {} in a mode's list", a.nr)),
+        };
+        match map.get_mut(&a.nr) {
+            Some(r) if r.is_empty() => {}
+            Some(r) if more.is_empty() => r.clear(),
+            Some(r) => r.extend(more),
+            None if fails.iter().any(|&(nr, _)| nr == a.nr) => {
+                return Err(format!("seccomp: mode row {} for an errno row", a.nr))
+            }
+            None => {
+                map.insert(a.nr, more);
+            }
         }
     }
     let prog = kill_by_default(map).map_err(|e| format!("seccomp filter: {e}"))?;
@@ -526,15 +661,20 @@ fn with_errno_prefix(fails: &[(i64, i32)], prog: BpfProgram) -> BpfProgram {
 
 /// Installs the sentry's filter for `platform` (as `--platform` names it) on every
 /// thread of the process; `packet_fd` as [`sentry_filter`] takes it.
-pub fn install_sentry_filter(platform: &str, packet_fd: Option<i32>) -> Result<(), String> {
+pub fn install_sentry_filter(
+    platform: &str,
+    packet_fd: Option<i32>,
+    host_net: bool,
+) -> Result<(), String> {
     let platform = Platform::by_name(platform)?;
     // The filter names every host tmpfs instance there is; it allows no new one.
     crate::sys::host_tmpfs::seal();
-    let prog = sentry_filter(platform, packet_fd)?;
+    let prog = sentry_filter_for(platform, packet_fd, host_net)?;
     seccompiler::apply_filter_all_threads(&prog).map_err(|e| format!("seccomp install: {e}"))?;
     tracing::info!(
         syscalls = rows_for(SENTRY_ALLOWED, platform).count(),
         ?platform,
+        host_net,
         "sentry seccomp allow-list installed"
     );
     Ok(())
@@ -1183,7 +1323,7 @@ mod tests {
         for p in BOTH {
             let mut rt = Runtime::now(None);
             rt.tmpfs_spares = (first as u32, last as u32);
-            let prog = || build_with(SENTRY_ALLOWED, p, &rt).expect("filter");
+            let prog = || build_with(SENTRY_ALLOWED, &[], p, &rt).expect("filter");
             for fd in first..=last {
                 assert_eq!(run_prog(prog(), tmpfile(fd, 0o600)), End::Exit(0), "{fd}");
                 assert_eq!(run_prog(prog(), statfs(fd)), End::Exit(0), "{fd}");
@@ -1195,13 +1335,136 @@ mod tests {
             }
             // Without spares, nothing passes the row but -1.
             let none = Runtime::now(None);
-            let prog = build_with(SENTRY_ALLOWED, p, &none).expect("filter");
+            let prog = build_with(SENTRY_ALLOWED, &[], p, &none).expect("filter");
             assert_eq!(run_prog(prog, tmpfile(first, 0o600)), End::Sigsys);
         }
         // SAFETY: closing the two descriptors opened above.
         unsafe {
             libc::close(dir);
             libc::close(above);
+        }
+    }
+
+    /// `--network=host` adds host TCP and UDP sockets and nothing below them: no raw,
+    /// packet, netlink or unix socket, no socket filter, congestion module or kernel
+    /// TLS, and without host mode not even an internet socket.
+    #[test]
+    fn host_network_rows_keep_to_their_arguments() {
+        let sock = |domain: i32, ty: i32, proto: i32| {
+            move || {
+                let r = raw(
+                    libc::SYS_socket,
+                    [domain as u64, ty as u64, proto as u64, 0, 0, 0],
+                );
+                if r >= 0 {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        let flags = crate::sys::hostnet::SOCK_FLAGS;
+        let tcp = libc::SOCK_STREAM | flags;
+        let udp = libc::SOCK_DGRAM | flags;
+        // An option on a fresh TCP socket: 0 when the call went through.
+        let opt = |level: i32, name: i32, v: &'static [u8]| {
+            move || {
+                // SAFETY: no pointer arguments; a socket as the sentry makes them.
+                let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | flags, 0) };
+                let r = raw(
+                    libc::SYS_setsockopt,
+                    [
+                        fd as u64,
+                        level as u64,
+                        name as u64,
+                        v.as_ptr() as u64,
+                        v.len() as u64,
+                        0,
+                    ],
+                );
+                // Refused by the host (an unknown congestion module) is still "passed".
+                if r == 0 || Errno::last() != Errno::EPERM {
+                    0
+                } else {
+                    3
+                }
+            }
+        };
+        for p in BOTH {
+            let host = || sentry_filter_for(p, None, true).expect("host filter");
+            assert_eq!(run_prog(host(), sock(libc::AF_INET, tcp, 0)), End::Exit(0));
+            assert_eq!(run_prog(host(), sock(libc::AF_INET6, udp, 0)), End::Exit(0));
+            // Without host mode the same call kills.
+            assert_eq!(run(p, sock(libc::AF_INET, tcp, 0)), End::Sigsys);
+            for (d, t, pr) in [
+                (libc::AF_INET, libc::SOCK_RAW | flags, libc::IPPROTO_ICMP),
+                (libc::AF_INET, libc::SOCK_DGRAM | flags, libc::IPPROTO_ICMP),
+                (libc::AF_INET, tcp, libc::IPPROTO_TCP),
+                (libc::AF_INET, libc::SOCK_STREAM, 0),
+                (libc::AF_PACKET, libc::SOCK_RAW | flags, 0),
+                (
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | flags,
+                    libc::NETLINK_ROUTE,
+                ),
+                (libc::AF_UNIX, tcp, 0),
+            ] {
+                assert_eq!(
+                    run_prog(host(), sock(d, t, pr)),
+                    End::Sigsys,
+                    "{p:?} {d} {t} {pr}"
+                );
+            }
+            let one: &'static [u8] = &[1, 0, 0, 0];
+            assert_eq!(
+                run_prog(host(), opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, one)),
+                End::Exit(0)
+            );
+            for (level, name) in [
+                (libc::SOL_SOCKET, libc::SO_ATTACH_FILTER),
+                (libc::SOL_SOCKET, libc::SO_ATTACH_BPF),
+                (libc::SOL_SOCKET, libc::SO_BINDTODEVICE),
+                (libc::SOL_SOCKET, libc::SO_MARK),
+                (libc::IPPROTO_TCP, libc::TCP_CONGESTION),
+                (libc::IPPROTO_TCP, libc::TCP_ULP),
+                (libc::IPPROTO_IP, libc::IP_TRANSPARENT),
+            ] {
+                assert_eq!(
+                    run_prog(host(), opt(level, name, one)),
+                    End::Sigsys,
+                    "{p:?} {level} {name}"
+                );
+                assert!(!host_sockopt_allowed(level, name));
+            }
+            // accept4 only non-blocking and close-on-exec.
+            let accept = |fl: i32| {
+                move || {
+                    failed_with(
+                        raw(libc::SYS_accept4, [u64::MAX, 0, 0, fl as u64, 0, 0]),
+                        libc::EBADF,
+                    )
+                }
+            };
+            assert_eq!(run_prog(host(), accept(flags)), End::Exit(0));
+            assert_eq!(run_prog(host(), accept(0)), End::Sigsys);
+            // sendmsg: the program's MSG_MORE, never MSG_OOB.
+            let send = |fl: i32| {
+                move || {
+                    failed_with(
+                        raw(libc::SYS_sendmsg, [u64::MAX, 0, fl as u64, 0, 0, 0]),
+                        libc::EBADF,
+                    )
+                }
+            };
+            assert_eq!(
+                run_prog(
+                    host(),
+                    send(crate::sys::hostnet::SEND_FLAGS | libc::MSG_MORE)
+                ),
+                End::Exit(0)
+            );
+            assert_eq!(run_prog(host(), send(libc::MSG_OOB)), End::Sigsys);
+            assert_eq!(run(p, send(libc::MSG_MORE)), End::Sigsys);
         }
     }
 
@@ -1219,6 +1482,13 @@ mod tests {
             let line = format!("| sentry, `--platform={name}` | {rows} | {filtered} |");
             assert!(readme.contains(&line), "README.md lacks the line {line:?}");
         }
+        let host = HOST_NET_ALLOWED;
+        let filtered = host.iter().filter(|a| !matches!(a.args, Args::Any)).count();
+        let line = format!(
+            "| sentry, `--network=host` adds (both platforms) | {} | {filtered} |",
+            host.len()
+        );
+        assert!(readme.contains(&line), "README.md lacks the line {line:?}");
     }
 
     /// A sleep interrupted by a stop and a continue resumes through

@@ -289,6 +289,9 @@ pub struct Confinement {
     weak: bool,
     /// The sentry has a mount namespace of its own (so it may pivot).
     own_mounts: bool,
+    /// `--network=host`: the sentry stays in the network namespace it was started
+    /// in, where it makes the program's host sockets.
+    host_network: bool,
 }
 
 impl Confinement {
@@ -297,7 +300,14 @@ impl Confinement {
         Confinement {
             weak,
             own_mounts: false,
+            host_network: false,
         }
+    }
+
+    /// `--network=host`: keep the network namespace the sentry was started in
+    /// (no new one is made; see docs/networking.md).
+    pub fn keep_host_network(&mut self) {
+        self.host_network = true;
     }
 
     /// Whether the step `what`, which ended in `r`, lets the sandbox go on: `Ok(true)`
@@ -353,7 +363,9 @@ impl Confinement {
             let r = mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None);
             self.own_mounts = self.step("make the sentry's mounts private", r)?;
         }
-        self.step("unshare(CLONE_NEWNET)", unshare(libc::CLONE_NEWNET))?;
+        if !self.host_network {
+            self.step("unshare(CLONE_NEWNET)", unshare(libc::CLONE_NEWNET))?;
+        }
         self.step("unshare(CLONE_NEWIPC)", unshare(libc::CLONE_NEWIPC))?;
         self.step("unshare(CLONE_NEWUTS)", unshare(libc::CLONE_NEWUTS))?;
         if self.step("unshare(CLONE_NEWPID)", unshare(libc::CLONE_NEWPID))? {

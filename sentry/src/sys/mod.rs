@@ -5,6 +5,7 @@ pub mod confine;
 pub mod core_sched;
 pub mod host;
 pub mod host_tmpfs;
+pub mod hostnet;
 pub mod isolation;
 pub mod packet;
 pub mod pod;

@@ -12,6 +12,7 @@ use crate::net::icmp::{self, IcmpInner, Kind};
 use crate::net::tcp::{Connected, TcpInner};
 use crate::net::udp::UdpInner;
 use crate::syscalls::fs::read_iovecs;
+use crate::syscalls::hostsock;
 use crate::syscalls::pipe::install_file;
 use crate::syscalls::socket::{gather, read_msghdr, scatter, wait_until};
 use crate::syscalls::Args;
@@ -38,6 +39,9 @@ pub fn inet_of(file: &OpenFile) -> Option<&InetSocket> {
 
 /// `socket(2)` for `AF_INET`/`AF_INET6`; `ty` without the flags.
 pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) -> SysResult<u64> {
+    if hostsock::enabled() {
+        return hostsock::socket(task, domain, ty, protocol, flags);
+    }
     let family = if domain == libc::AF_INET {
         Family::V4
     } else {
@@ -133,6 +137,9 @@ fn write_sockaddr(
 
 /// `bind(2)`.
 pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::bind(task, h, a);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let sa = match read_sockaddr(task, s.family(), a[1], a[2])? {
         Parsed::Inet(sa) => sa,
@@ -159,6 +166,9 @@ pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `listen(2)`.
 pub fn listen(_task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::listen(h, a);
+    }
     match inet_of(f).ok_or(Errno::ENOTSOCK)? {
         InetSocket::Tcp(t) => t.listen(a[1] as i32)?,
         InetSocket::Udp(_) | InetSocket::Icmp(_) => return Err(Errno::EOPNOTSUPP),
@@ -168,6 +178,9 @@ pub fn listen(_task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `connect(2)`.
 pub fn connect(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::connect(task, f, h, a);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let parsed = read_sockaddr(task, s.family(), a[1], a[2])?;
     match (s, parsed) {
@@ -199,6 +212,9 @@ pub fn connect(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `accept4(2)` (and `accept` with no flags).
 pub fn accept(task: &mut Task, f: &OpenFile, a: &Args, flags: i32) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::accept(task, f, h, a, flags);
+    }
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -235,6 +251,9 @@ pub fn accept(task: &mut Task, f: &OpenFile, a: &Args, flags: i32) -> SysResult<
 
 /// `getsockname(2)`.
 pub fn getsockname(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::name(task, h, a, false);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let local = match s {
         InetSocket::Tcp(t) => t.local(),
@@ -247,6 +266,9 @@ pub fn getsockname(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `getpeername(2)`.
 pub fn getpeername(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::name(task, h, a, true);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let peer = match s {
         InetSocket::Tcp(t) => t.peer()?,
@@ -259,6 +281,9 @@ pub fn getpeername(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `shutdown(2)`.
 pub fn shutdown(_task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::shutdown(h, a);
+    }
     let how = a[1] as i32;
     if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
         return Err(Errno::EINVAL);
@@ -279,6 +304,9 @@ pub fn send(
     to: Option<(u64, u64)>,
     flags: i32,
 ) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::send(task, f, h, iov, to, flags);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let total: usize = iov
         .iter()
@@ -488,6 +516,9 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
 
 /// `recvfrom(2)`.
 pub fn recvfrom(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::recvfrom(task, f, h, a);
+    }
     let len = (a[2] as usize).min(crate::syscalls::MAX_RW_COUNT as usize);
     let family = inet_of(f).ok_or(Errno::ENOTSOCK)?.family();
     let got = recv(task, f, len, a[3] as i32)?;
@@ -500,6 +531,9 @@ pub fn recvfrom(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `recvmsg(2)` of one message (`msg` is the `struct msghdr`).
 pub fn recvmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::recvmsg(task, f, h, msg, flags);
+    }
     let family = inet_of(f).ok_or(Errno::ENOTSOCK)?.family();
     let h = read_msghdr(task, msg)?;
     let iov = read_iovecs(task, h.iov, h.iovlen)?;
@@ -520,6 +554,9 @@ pub fn recvmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
 
 /// `sendmsg(2)` of one message.
 pub fn sendmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::sendmsg(task, f, h, msg, flags);
+    }
     let h = read_msghdr(task, msg)?;
     let to = (h.name != 0 && h.namelen != 0).then_some((h.name, h.namelen));
     let iov = read_iovecs(task, h.iov, h.iovlen)?;
@@ -528,6 +565,9 @@ pub fn sendmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
 
 /// `setsockopt(2)`.
 pub fn setsockopt(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::setsockopt(task, h, a);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let (level, name) = (a[1] as i32, a[2] as i32);
     let len = a[4] as i32;
@@ -549,6 +589,9 @@ pub fn setsockopt(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
 
 /// `getsockopt(2)`.
 pub fn getsockopt(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
+    if let Some(h) = hostsock::of(f) {
+        return hostsock::getsockopt(task, h, a);
+    }
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let (level, name) = (a[1] as i32, a[2] as i32);
     let mut lb = [0u8; 4];

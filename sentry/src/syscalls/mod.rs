@@ -17,6 +17,7 @@ pub mod fs_mut;
 pub mod futex;
 #[cfg(test)]
 mod handler_tests;
+pub mod hostsock;
 pub mod inet;
 pub mod info;
 pub mod inotify;

@@ -101,7 +101,7 @@ fn sock_of(file: &OpenFile) -> SysResult<&UnixSocket> {
 /// The internet socket behind `fd`, if it is one (its calls go to `inet`).
 fn inet_arg(task: &Task, fd: u64) -> SysResult<Option<Arc<OpenFile>>> {
     let f = file_arg(task, fd)?;
-    Ok(inet::inet_of(&f).is_some().then_some(f))
+    Ok((inet::inet_of(&f).is_some() || super::hostsock::of(&f).is_some()).then_some(f))
 }
 
 /// The netlink socket behind `fd`, if it is one (its calls go to `netlink`).

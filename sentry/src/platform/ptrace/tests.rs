@@ -64,7 +64,7 @@ impl Rig {
         // As at boot: no core dumps, then the filter (which forbids setrlimit).
         crate::sys::confine::no_core_dumps().expect("RLIMIT_CORE");
         if std::env::var_os(SECCOMP_ENV).is_some() {
-            crate::sys::confine::install_sentry_filter("ptrace", None).expect("seccomp");
+            crate::sys::confine::install_sentry_filter("ptrace", None, false).expect("seccomp");
         }
         let platform = PtracePlatform::new().expect("platform");
         let space = platform.new_address_space().expect("space");

@@ -1,0 +1,246 @@
+//! Host calls on the host sockets of `--network=host` ([`crate::net::host`]): TCP
+//! and UDP sockets the sentry makes in the host's network namespace on the
+//! program's behalf, always non-blocking and close-on-exec, and the epoll set whose
+//! events wake the tasks waiting on them. Each call is in the sentry's seccomp
+//! allow-list only when the sandbox is in host mode (`sys::confine::HOST_NET_ALLOWED`),
+//! with the arguments that list allows: the `*_FLAGS` constants below are what it
+//! compares.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use crate::errno::{Errno, SysResult};
+
+/// The flags every host socket is made with (`socket` and `accept4`).
+pub const SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+/// The flags of every `sendmsg` on a host socket (plus the caller's `MSG_MORE`).
+pub const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+/// The `recvmsg` flags a caller may add to `MSG_DONTWAIT`.
+pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC;
+/// Largest socket address passed in or out (`sockaddr_storage`).
+const ADDR_ROOM: usize = 128;
+
+fn check(r: isize) -> SysResult<usize> {
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+fn fd_of(fd: BorrowedFd<'_>) -> i32 {
+    fd.as_raw_fd()
+}
+
+/// A new non-blocking, close-on-exec host socket: `domain` `AF_INET`/`AF_INET6`,
+/// `ty` `SOCK_STREAM`/`SOCK_DGRAM`, protocol 0 (the allow-list takes nothing else).
+pub fn socket(domain: i32, ty: i32) -> SysResult<OwnedFd> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe { libc::socket(domain, ty | SOCK_FLAGS, 0) };
+    check(r as isize)?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// `bind` to the socket address `addr` (raw bytes, already checked by the caller).
+pub fn bind(fd: BorrowedFd<'_>, addr: &[u8]) -> SysResult<()> {
+    // SAFETY: addr is a readable slice of addr.len() bytes.
+    let r = unsafe { libc::bind(fd_of(fd), addr.as_ptr().cast(), addr.len() as u32) };
+    check(r as isize).map(|_| ())
+}
+
+/// `connect` to `addr` (raw bytes, already checked); `EINPROGRESS` as the host says.
+pub fn connect(fd: BorrowedFd<'_>, addr: &[u8]) -> SysResult<()> {
+    // SAFETY: addr is a readable slice of addr.len() bytes.
+    let r = unsafe { libc::connect(fd_of(fd), addr.as_ptr().cast(), addr.len() as u32) };
+    check(r as isize).map(|_| ())
+}
+
+/// `listen`.
+pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> SysResult<()> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe { libc::listen(fd_of(fd), backlog) };
+    check(r as isize).map(|_| ())
+}
+
+/// `accept4` without blocking: the new socket (non-blocking, close-on-exec) and
+/// its peer's address.
+pub fn accept(fd: BorrowedFd<'_>) -> SysResult<(OwnedFd, Vec<u8>)> {
+    let mut buf = [0u8; ADDR_ROOM];
+    let mut len = ADDR_ROOM as libc::socklen_t;
+    // SAFETY: buf has room for len bytes; len is a live local.
+    let r = unsafe { libc::accept4(fd_of(fd), buf.as_mut_ptr().cast(), &mut len, SOCK_FLAGS) };
+    check(r as isize)?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    let new = unsafe { OwnedFd::from_raw_fd(r) };
+    Ok((new, buf[..(len as usize).min(ADDR_ROOM)].to_vec()))
+}
+
+/// `getsockname` (`peer` false) or `getpeername` (`peer` true).
+pub fn name(fd: BorrowedFd<'_>, peer: bool) -> SysResult<Vec<u8>> {
+    let mut buf = [0u8; ADDR_ROOM];
+    let mut len = ADDR_ROOM as libc::socklen_t;
+    // SAFETY: buf has room for len bytes; len is a live local.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd_of(fd), buf.as_mut_ptr().cast(), &mut len)
+        } else {
+            libc::getsockname(fd_of(fd), buf.as_mut_ptr().cast(), &mut len)
+        }
+    };
+    check(r as isize)?;
+    Ok(buf[..(len as usize).min(ADDR_ROOM)].to_vec())
+}
+
+/// `shutdown`.
+pub fn shutdown(fd: BorrowedFd<'_>, how: i32) -> SysResult<()> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe { libc::shutdown(fd_of(fd), how) };
+    check(r as isize).map(|_| ())
+}
+
+/// `setsockopt` with the value `v`.
+pub fn setsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, v: &[u8]) -> SysResult<()> {
+    // SAFETY: v is a readable slice of v.len() bytes.
+    let r = unsafe { libc::setsockopt(fd_of(fd), level, name, v.as_ptr().cast(), v.len() as u32) };
+    check(r as isize).map(|_| ())
+}
+
+/// `getsockopt` with room for `room` bytes: the value the host wrote.
+pub fn getsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, room: usize) -> SysResult<Vec<u8>> {
+    let mut v = vec![0u8; room];
+    let mut len = room as libc::socklen_t;
+    // SAFETY: v has room for len bytes; len is a live local.
+    let r = unsafe { libc::getsockopt(fd_of(fd), level, name, v.as_mut_ptr().cast(), &mut len) };
+    check(r as isize)?;
+    v.truncate((len as usize).min(room));
+    Ok(v)
+}
+
+/// Sends `data` without blocking, to `to` (raw socket address bytes) if given;
+/// `more` adds `MSG_MORE`. Never raises SIGPIPE (`EPIPE` is returned).
+pub fn send(fd: BorrowedFd<'_>, data: &[u8], to: Option<&[u8]>, more: bool) -> SysResult<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(to) = to {
+        msg.msg_name = to.as_ptr() as *mut libc::c_void;
+        msg.msg_namelen = to.len() as u32;
+    }
+    let flags = SEND_FLAGS | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: msg points at one iovec over the readable `data` and, if set, at the
+    // readable `to`; the kernel only reads them.
+    let r = unsafe { libc::sendmsg(fd_of(fd), &msg, flags) };
+    check(r as isize)
+}
+
+/// What [`recv`] got.
+pub struct Received {
+    /// The count the host returned (with `MSG_TRUNC`, the full length).
+    pub n: usize,
+    /// The sender's address (datagrams), as the host wrote it.
+    pub from: Vec<u8>,
+    /// The `msg_flags` the host set (`MSG_TRUNC` for a cut datagram).
+    pub flags: i32,
+}
+
+/// Receives into `buf` without blocking; `flags` within [`RECV_FLAGS`].
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Received> {
+    let mut from = [0u8; ADDR_ROOM];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_name = from.as_mut_ptr().cast();
+    msg.msg_namelen = ADDR_ROOM as u32;
+    let flags = libc::MSG_DONTWAIT | (flags & RECV_FLAGS);
+    // SAFETY: msg points at one iovec over the writable `buf` and at the writable
+    // `from` of msg_namelen bytes; no control buffer.
+    let r = unsafe { libc::recvmsg(fd_of(fd), &mut msg, flags) };
+    let n = check(r as isize)?;
+    Ok(Received {
+        n,
+        from: from[..(msg.msg_namelen as usize).min(ADDR_ROOM)].to_vec(),
+        flags: msg.msg_flags,
+    })
+}
+
+/// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`): its `int`.
+pub fn ioctl_int(fd: BorrowedFd<'_>, req: u64) -> SysResult<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: the three requests write one int, which v is.
+    let r = unsafe { libc::ioctl(fd_of(fd), req as _, &mut v) };
+    check(r as isize)?;
+    Ok(v)
+}
+
+/// A new close-on-exec epoll set.
+pub fn epoll_create() -> SysResult<OwnedFd> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    check(r as isize)?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+/// The events a host socket is watched for: edge-triggered input, output, peer
+/// shutdown and urgent data (errors and hang-ups are always reported).
+const WATCH: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET) as u32;
+
+/// Adds `fd` to the epoll set `ep` with `token`.
+pub fn epoll_add(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>, token: u64) -> SysResult<()> {
+    let mut ev = libc::epoll_event {
+        events: WATCH,
+        u64: token,
+    };
+    // SAFETY: ev is a live local the kernel reads.
+    let r = unsafe { libc::epoll_ctl(fd_of(ep), libc::EPOLL_CTL_ADD, fd_of(fd), &mut ev) };
+    check(r as isize).map(|_| ())
+}
+
+/// Removes `fd` from the epoll set `ep`.
+pub fn epoll_del(ep: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> SysResult<()> {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: ev is a live local (ignored by EPOLL_CTL_DEL on current kernels).
+    let r = unsafe { libc::epoll_ctl(fd_of(ep), libc::EPOLL_CTL_DEL, fd_of(fd), &mut ev) };
+    check(r as isize).map(|_| ())
+}
+
+/// Waits (without a time limit) for events on `ep`: the tokens of the sockets
+/// that had one. Interrupted by a signal, it returns none.
+pub fn epoll_wait(ep: BorrowedFd<'_>, max: usize) -> SysResult<Vec<u64>> {
+    let mut evs = vec![libc::epoll_event { events: 0, u64: 0 }; max.max(1)];
+    // SAFETY: evs has room for evs.len() events; -1 waits without a time limit.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_wait,
+            fd_of(ep),
+            evs.as_mut_ptr(),
+            evs.len() as libc::c_int,
+            -1 as libc::c_int,
+        )
+    };
+    match check(r as isize) {
+        Ok(n) => Ok(evs[..n].iter().map(|e| e.u64).collect()),
+        Err(Errno::EINTR) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves the calling (still single-threaded) boot process into the network
+/// namespace at `path` (the spec's, under `--network=host`), before confinement.
+pub fn join_netns(path: &str) -> SysResult<()> {
+    let f = std::fs::File::open(path).map_err(Errno::from)?;
+    // SAFETY: no pointer arguments; f is a live descriptor.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    check(r as isize).map(|_| ())
+}
