@@ -29,8 +29,7 @@ use crate::wait::WaitQueue;
 pub const SIOCINQ: u64 = 0x541B;
 /// `SIOCOUTQ` (= `TIOCOUTQ`).
 pub const SIOCOUTQ: u64 = 0x5411;
-/// `SIOCOUTQNSD`.
-pub const SIOCOUTQNSD: u64 = 0x894B;
+pub use crate::sys::hostnet::SIOCOUTQNSD;
 
 /// The host network of a sandbox in host mode: the epoll set and the sockets it
 /// watches.

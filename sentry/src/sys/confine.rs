@@ -392,7 +392,7 @@ pub const HOST_NET_ALLOWED: &[Allowed] = allow![
     SYS_setsockopt(one_of(HOST_SOCKOPTS)): "--network=host: the allow-listed options (HOST_SOCKOPTS) only: no socket filters, device binding, marks, congestion modules or kernel TLS",
     SYS_getsockopt(one_of(HOST_SOCKOPTS)): "--network=host: reading the same options (and SO_ERROR after a non-blocking connect)",
     SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | libc::MSG_MORE) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE only",
-    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::net::host::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
+    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
     SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
     SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
 ];

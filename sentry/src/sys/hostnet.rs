@@ -173,6 +173,10 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
     })
 }
 
+/// `SIOCOUTQNSD`: the bytes of a stream socket's send queue not yet sent (the libc
+/// crate does not name it).
+pub const SIOCOUTQNSD: u64 = 0x894B;
+
 /// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`): its `int`.
 pub fn ioctl_int(fd: BorrowedFd<'_>, req: u64) -> SysResult<i32> {
     let mut v: libc::c_int = 0;
