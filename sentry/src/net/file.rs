@@ -56,7 +56,7 @@ impl InetSocket {
     pub fn protocol(&self) -> i32 {
         match self {
             InetSocket::Tcp(_) => libc::IPPROTO_TCP,
-            InetSocket::Udp(_) => libc::IPPROTO_UDP,
+            InetSocket::Udp(u) => u.protocol(),
             InetSocket::Icmp(i) => i.protocol(),
         }
     }

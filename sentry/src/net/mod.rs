@@ -14,6 +14,7 @@
 //! every mode unless the runtime allows it ([`configure`]).
 
 pub mod addr;
+pub mod cmsg;
 pub mod external;
 pub mod file;
 pub mod frame;
@@ -99,6 +100,8 @@ pub struct Netstack {
     pub tcp: ports::PortTable<tcp::TcpInner>,
     /// Bound UDP sockets.
     pub udp: ports::PortTable<udp::UdpInner>,
+    /// Bound UDP-Lite sockets (RFC 3828: UDP's code, a port space of its own).
+    pub udplite: ports::PortTable<udp::UdpInner>,
     /// Every TCP socket (accepted ones hold no binding), for `/proc/net/tcp`.
     tcp_all: std::sync::Mutex<Vec<std::sync::Weak<tcp::TcpInner>>>,
     /// Bytes and packets through the interface (`/proc/net/dev`).
@@ -126,6 +129,7 @@ impl Default for Netstack {
             iface: Box::new(loopback::Loopback),
             tcp: ports::PortTable::default(),
             udp: ports::PortTable::default(),
+            udplite: ports::PortTable::default(),
             tcp_all: Mutex::new(Vec::new()),
             bytes: std::sync::atomic::AtomicU64::new(0),
             packets: std::sync::atomic::AtomicU64::new(0),

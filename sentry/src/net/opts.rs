@@ -57,10 +57,18 @@ pub struct SockOpts {
     pub v6only: bool,
     /// `IP_RECVERR` / `IPV6_RECVERR`.
     pub recverr: bool,
-    /// `IP_PKTINFO` / `IPV6_RECVPKTINFO`.
+    /// `IP_PKTINFO`.
     pub pktinfo: bool,
     /// `IP_RECVTOS`.
     pub recvtos: bool,
+    /// `IP_RECVTTL`.
+    pub recvttl: bool,
+    /// `IPV6_RECVPKTINFO`.
+    pub pktinfo6: bool,
+    /// `IPV6_RECVHOPLIMIT`.
+    pub recvhoplimit: bool,
+    /// `IPV6_RECVTCLASS`.
+    pub recvtclass: bool,
     /// `IP_MULTICAST_TTL`.
     pub mcast_ttl: i32,
     /// `IP_MULTICAST_LOOP`.
@@ -94,6 +102,18 @@ pub struct SockOpts {
 }
 
 impl SockOpts {
+    /// The receive-side control messages asked for.
+    pub fn want(&self) -> crate::net::cmsg::Want {
+        crate::net::cmsg::Want {
+            pktinfo: self.pktinfo,
+            ttl: self.recvttl,
+            tos: self.recvtos,
+            pktinfo6: self.pktinfo6,
+            hoplimit: self.recvhoplimit,
+            tclass: self.recvtclass,
+        }
+    }
+
     /// `SO_SNDTIMEO` if `send`, else `SO_RCVTIMEO`.
     pub fn timeout(&self, send: bool) -> Option<Duration> {
         if send {
@@ -128,6 +148,10 @@ impl SockOpts {
             recverr: false,
             pktinfo: false,
             recvtos: false,
+            recvttl: false,
+            pktinfo6: false,
+            recvhoplimit: false,
+            recvtclass: false,
             mcast_ttl: 1,
             mcast_loop: true,
             nodelay: false,
@@ -251,6 +275,7 @@ impl SockOpts {
             (libc::IPPROTO_IP, libc::IP_RECVERR) => self.recverr = b(v)?,
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => self.pktinfo = b(v)?,
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => self.recvtos = b(v)?,
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => self.recvttl = b(v)?,
             // Multicast belongs to datagram sockets (UDP answers these in
             // `net::mcast` before coming here).
             (libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP | libc::IP_DROP_MEMBERSHIP) if ctx.tcp => {
@@ -277,7 +302,11 @@ impl SockOpts {
                 self.v6only = b(v)?;
             }
             (libc::IPPROTO_IPV6, libc::IPV6_TCLASS) if ctx.family == Family::V6 => {
-                self.tos = int_of(v)?
+                let t = int_of(v)?;
+                if !(-1..=255).contains(&t) {
+                    return Err(Errno::EINVAL);
+                }
+                self.tos = t.max(0);
             }
             (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS) if ctx.family == Family::V6 => {
                 let t = int_of(v)?;
@@ -290,7 +319,13 @@ impl SockOpts {
                 self.recverr = b(v)?
             }
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if ctx.family == Family::V6 => {
-                self.pktinfo = b(v)?
+                self.pktinfo6 = b(v)?
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if ctx.family == Family::V6 => {
+                self.recvhoplimit = b(v)?
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) if ctx.family == Family::V6 => {
+                self.recvtclass = b(v)?
             }
             (libc::IPPROTO_TCP, o) if ctx.tcp => return self.set_tcp(o, v),
             _ => return Ok(false),
@@ -378,6 +413,7 @@ impl SockOpts {
             (libc::IPPROTO_IP, libc::IP_RECVERR) => int(self.recverr as i32),
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => int(self.pktinfo as i32),
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => int(self.recvtos as i32),
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => int(self.recvttl as i32),
             (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL) => int(self.mcast_ttl),
             (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP) => int(self.mcast_loop as i32),
             (libc::IPPROTO_IPV6, o) if ctx.family == Family::V6 => match o {
@@ -385,7 +421,9 @@ impl SockOpts {
                 libc::IPV6_TCLASS => int(self.tos),
                 libc::IPV6_UNICAST_HOPS => int(if self.ttl < 0 { 64 } else { self.ttl }),
                 libc::IPV6_RECVERR => int(self.recverr as i32),
-                libc::IPV6_RECVPKTINFO => int(self.pktinfo as i32),
+                libc::IPV6_RECVPKTINFO => int(self.pktinfo6 as i32),
+                libc::IPV6_RECVHOPLIMIT => int(self.recvhoplimit as i32),
+                libc::IPV6_RECVTCLASS => int(self.recvtclass as i32),
                 _ => return None,
             },
             (libc::IPPROTO_TCP, o) if ctx.tcp => match o {

@@ -2,6 +2,10 @@
 //! queue (the bound socket the port table finds for its destination); a full queue
 //! drops it, as Linux does. A datagram nobody receives refuses a connected sender
 //! (`ECONNREFUSED` on its next call, Linux's ICMP port-unreachable).
+//!
+//! A UDP-Lite socket (RFC 3828, `IPPROTO_UDPLITE`) is the same code over a port
+//! table of its own, with the checksum coverage options; it stays on loopback (the
+//! pod interface carries no UDP-Lite: `ENETUNREACH`).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -9,9 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::{Family, Local, SockAddr};
+use crate::net::cmsg::{self, Cmsg, Rx, Tx};
 use crate::net::mcast::McastOpts;
 use crate::net::opts::{Ctx, SockOpts};
-use crate::net::ports::BindOpts;
+use crate::net::ports::{BindOpts, PortTable};
 use crate::net::{next_ino, Netstack};
 use crate::wait::WaitQueue;
 
@@ -26,6 +31,8 @@ const OVERHEAD: usize = 768;
 struct Dgram {
     from: SockAddr,
     data: Vec<u8>,
+    /// Its destination, hop limit and traffic class.
+    rx: Rx,
 }
 
 /// The state of a UDP socket behind its lock.
@@ -46,12 +53,16 @@ struct UdpState {
     ext_port: Option<u16>,
     /// Multicast memberships and options.
     mcast: McastOpts,
+    /// UDP-Lite's `UDPLITE_SEND_CSCOV` (0: the whole datagram).
+    send_cscov: i32,
+    /// UDP-Lite's `UDPLITE_RECV_CSCOV` once set: the least coverage taken.
+    recv_cscov: Option<i32>,
 }
 
 impl UdpState {
-    fn unbind(&mut self, net: &Netstack) {
+    fn unbind(&mut self, net: &Netstack, lite: bool) {
         if let Some((_, _, id)) = self.bound.take() {
-            net.udp.unbind(id);
+            ports_of(net, lite).unbind(id);
         }
         if let (Some(p), Some(ext)) = (self.ext_port.take(), net.external()) {
             ext.udp_unbind(p);
@@ -66,14 +77,34 @@ pub struct UdpInner {
     uid: u32,
     wq: WaitQueue,
     st: Mutex<UdpState>,
+    /// UDP-Lite (else UDP).
+    lite: bool,
     /// The network the socket was made in.
     pub(crate) net: Arc<Netstack>,
 }
 
+fn ports_of(net: &Netstack, lite: bool) -> &PortTable<UdpInner> {
+    if lite {
+        &net.udplite
+    } else {
+        &net.udp
+    }
+}
+
+/// `SOL_UDPLITE`.
+const SOL_UDPLITE: i32 = libc::IPPROTO_UDPLITE;
+/// `UDPLITE_SEND_CSCOV`.
+const UDPLITE_SEND_CSCOV: i32 = 10;
+/// `UDPLITE_RECV_CSCOV`.
+const UDPLITE_RECV_CSCOV: i32 = 11;
+/// The UDP header's length.
+const UDP_HDR: usize = 8;
+
 impl Drop for UdpInner {
     fn drop(&mut self) {
+        let lite = self.lite;
         if let Ok(st) = self.st.get_mut() {
-            st.unbind(&self.net);
+            st.unbind(&self.net, lite);
             st.mcast.leave_all(&self.net);
         }
     }
@@ -87,12 +118,24 @@ pub struct Received {
     pub full_len: usize,
     /// The sender.
     pub from: SockAddr,
+    /// The control messages the socket asked for.
+    pub cmsgs: Vec<Cmsg>,
 }
 
 impl UdpInner {
     /// A new socket of `net`, of `family`, owned by `uid`.
     pub fn new(net: &Arc<Netstack>, family: Family, uid: u32) -> Arc<UdpInner> {
+        Self::make(net, family, uid, false)
+    }
+
+    /// A new UDP-Lite socket of `net`, of `family`, owned by `uid`.
+    pub fn new_lite(net: &Arc<Netstack>, family: Family, uid: u32) -> Arc<UdpInner> {
+        Self::make(net, family, uid, true)
+    }
+
+    fn make(net: &Arc<Netstack>, family: Family, uid: u32, lite: bool) -> Arc<UdpInner> {
         Arc::new(UdpInner {
+            lite,
             net: net.clone(),
             family,
             ino: next_ino(),
@@ -111,8 +154,23 @@ impl UdpInner {
                 port_locked: false,
                 ext_port: None,
                 mcast: McastOpts::default(),
+                send_cscov: 0,
+                recv_cscov: None,
             }),
         })
+    }
+
+    /// `SO_PROTOCOL`.
+    pub fn protocol(&self) -> i32 {
+        if self.lite {
+            libc::IPPROTO_UDPLITE
+        } else {
+            libc::IPPROTO_UDP
+        }
+    }
+
+    fn ports(&self) -> &PortTable<UdpInner> {
+        ports_of(&self.net, self.lite)
     }
 
     fn lock(&self) -> SysResult<MutexGuard<'_, UdpState>> {
@@ -150,9 +208,11 @@ impl UdpInner {
             uid: self.uid,
             tcp: false,
         };
-        let (id, port) = self.net.udp.bind(local, port, opts, Arc::downgrade(self))?;
+        let (id, port) = self.ports().bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
-        if let (Some(ext), true) = (self.net.external(), self.net.covers_external(ip)) {
+        if let (Some(ext), true, false) =
+            (self.net.external(), self.net.covers_external(ip), self.lite)
+        {
             ext.udp_bind(port);
             st.ext_port = Some(port);
         }
@@ -201,13 +261,24 @@ impl UdpInner {
         st.conn_local = None;
         if !st.port_locked {
             // An automatically chosen port goes back with the association.
-            st.unbind(&self.net);
+            st.unbind(&self.net, self.lite);
         }
         Ok(())
     }
 
     /// Sends one datagram to `to` (or the connected peer).
     pub fn send(self: &Arc<Self>, data: &[u8], to: Option<SockAddr>) -> SysResult<usize> {
+        self.send_tx(data, to, Tx::default())
+    }
+
+    /// Sends one datagram to `to` (or the connected peer) with what `sendmsg`'s
+    /// control messages asked of it.
+    pub fn send_tx(
+        self: &Arc<Self>,
+        data: &[u8],
+        to: Option<SockAddr>,
+        tx: Tx,
+    ) -> SysResult<usize> {
         let max = match self.family {
             Family::V4 => MAX_V4,
             Family::V6 => MAX_V6,
@@ -235,24 +306,42 @@ impl UdpInner {
         if data.len() > max {
             return Err(Errno::EMSGSIZE);
         }
+        if let Some(src) = tx.src {
+            self.net.check_bindable(src)?;
+        }
         let group = crate::net::addr::canonical(dst.ip);
         if group.is_multicast() {
-            return self.send_group(st, group, dst.port, data);
+            return self.send_group(st, group, dst.port, data, tx);
         }
         let (dst_ip, src_ip) = self.net.route(dst.ip)?;
         if st.bound.is_none() {
             let any = self.family.any();
             self.bind_locked(&mut st, any, 0)?;
         }
-        let src_ip = match (st.bound, st.conn_local) {
-            (Some((Local::Ip(ip), _, _)), _) => ip,
-            (_, Some(ip)) if to.is_none() => ip,
+        let src_ip = match (st.bound, st.conn_local, tx.src) {
+            (_, _, Some(ip)) => ip,
+            (Some((Local::Ip(ip), _, _)), _, _) => ip,
+            (_, Some(ip), _) if to.is_none() => ip,
             _ => src_ip,
         };
         let from = SockAddr::new(src_ip, st.bound.map(|b| b.1).unwrap_or(0));
         let connected = st.peer.is_some();
+        let rx = Rx {
+            cscov: self.coverage(&st, data.len()),
+            dst: dst_ip,
+            ifindex: crate::net::loopback::LO_INDEX,
+            hops: tx.hops.unwrap_or(if st.opts.ttl < 0 {
+                64
+            } else {
+                st.opts.ttl as u8
+            }),
+            tclass: tx.tclass.unwrap_or(st.opts.tos as u8),
+        };
         drop(st);
         if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
+            if self.lite {
+                return Err(Errno::ENETUNREACH);
+            }
             return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
         }
         if self.net.packet_sockets.any_open() {
@@ -263,8 +352,8 @@ impl UdpInner {
                 .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
         }
         // The filter runs under the port table's lock: no socket lock in it.
-        match self.net.udp.lookup(dst_ip, dst.port, |_, _| true) {
-            Some(r) => r.deliver(from, data),
+        match self.ports().lookup(dst_ip, dst.port, |_, _| true) {
+            Some(r) => r.deliver(from, data, rx),
             None if connected => {
                 if let Ok(mut st) = self.lock() {
                     st.err = Some(Errno::ECONNREFUSED);
@@ -284,6 +373,7 @@ impl UdpInner {
         group: IpAddr,
         port: u16,
         data: &[u8],
+        tx: Tx,
     ) -> SysResult<usize> {
         let bound = match st.bound {
             Some((Local::Ip(ip), _, _)) => ip,
@@ -294,13 +384,20 @@ impl UdpInner {
             let any = self.family.any();
             self.bind_locked(&mut st, any, 0)?;
         }
-        let from = SockAddr::new(src, st.bound.map(|b| b.1).unwrap_or(0));
+        let from = SockAddr::new(tx.src.unwrap_or(src), st.bound.map(|b| b.1).unwrap_or(0));
         let to = SockAddr::new(group, port);
         let looped = st.mcast.loops(group, index);
-        let hops = st.mcast.hops(group);
+        let hops = tx.hops.unwrap_or(st.mcast.hops(group));
+        let rx = Rx {
+            cscov: self.coverage(&st, data.len()),
+            dst: group,
+            ifindex: index,
+            hops,
+            tclass: tx.tclass.unwrap_or(st.opts.tos as u8),
+        };
         drop(st);
         // A TTL of 0 keeps the datagram in the sandbox.
-        if index == crate::net::packet::EXT_INDEX && hops > 0 {
+        if index == crate::net::packet::EXT_INDEX && hops > 0 && !self.lite {
             if let Some(ext) = self.net.external() {
                 ext.udp_send(from, to, data)?;
             }
@@ -311,17 +408,24 @@ impl UdpInner {
                 .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
         }
         if looped && self.net.mcast.accepts(index, group) {
-            deliver_group(&self.net, index, to, from, data);
+            deliver_group(self.ports(), index, to, from, data, rx);
         }
         Ok(data.len())
     }
 
-    fn deliver(&self, from: SockAddr, data: &[u8]) {
+    fn deliver(&self, from: SockAddr, data: &[u8], rx: Rx) {
         let Ok(mut st) = self.lock() else {
             return;
         };
         if st.peer.is_some_and(|p| p != from) || st.shut_rd {
             return;
+        }
+        // UDP-Lite: a partly covered datagram must cover what the receiver asks.
+        let partial = rx.cscov != 0 && (rx.cscov as usize) < data.len() + UDP_HDR;
+        if let (Some(min), true) = (st.recv_cscov, partial) {
+            if min == 0 || (rx.cscov as i32) < min {
+                return;
+            }
         }
         let cost = data.len() + OVERHEAD;
         if st.charged + cost > st.opts.rcvbuf.max(0) as usize && !st.queue.is_empty() {
@@ -332,6 +436,7 @@ impl UdpInner {
         st.queue.push_back(Dgram {
             from,
             data: data.to_vec(),
+            rx,
         });
         drop(st);
         self.wq.notify_all();
@@ -349,6 +454,7 @@ impl UdpInner {
                     data: Vec::new(),
                     full_len: 0,
                     from: SockAddr::new(self.family.any(), 0),
+                    cmsgs: Vec::new(),
                 });
             }
             return Err(Errno::EAGAIN);
@@ -358,6 +464,7 @@ impl UdpInner {
             data: d.data[..n].to_vec(),
             full_len: d.data.len(),
             from: d.from,
+            cmsgs: cmsg::received(st.opts.want(), d.rx, self.family == Family::V6),
         };
         if !peek {
             if let Some(d) = st.queue.pop_front() {
@@ -455,6 +562,27 @@ impl UdpInner {
     /// `setsockopt(2)`.
     pub fn setsockopt(&self, level: i32, name: i32, v: &[u8]) -> SysResult<()> {
         let mut st = self.lock()?;
+        if self.lite
+            && (level == SOL_UDPLITE || level == libc::SOL_UDP)
+            && (name == UDPLITE_SEND_CSCOV || name == UDPLITE_RECV_CSCOV)
+        {
+            if v.len() < 4 {
+                return Err(Errno::EINVAL);
+            }
+            let x = crate::net::opts::int_of(v)?;
+            // Linux: at least the header, at most 16 bits; 0 is the whole datagram.
+            let x = if x != 0 && x < UDP_HDR as i32 {
+                UDP_HDR as i32
+            } else {
+                x.min(0xffff)
+            };
+            if name == UDPLITE_SEND_CSCOV {
+                st.send_cscov = x;
+            } else {
+                st.recv_cscov = Some(x);
+            }
+            return Ok(());
+        }
         let ctx = self.ctx(&st);
         if (level == libc::IPPROTO_IP || self.family == Family::V6)
             && st.mcast.set(&self.net, level, name, v)?
@@ -476,6 +604,13 @@ impl UdpInner {
                 return Ok(e.to_le_bytes().to_vec());
             }
             (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => return Ok(0i32.to_le_bytes().to_vec()),
+            // Linux answers these on UDP too (with its zeros).
+            (SOL_UDPLITE | libc::SOL_UDP, UDPLITE_SEND_CSCOV) => {
+                return Ok(st.send_cscov.to_le_bytes().to_vec())
+            }
+            (SOL_UDPLITE | libc::SOL_UDP, UDPLITE_RECV_CSCOV) => {
+                return Ok(st.recv_cscov.unwrap_or(0).to_le_bytes().to_vec())
+            }
             _ => {}
         }
         let ctx = self.ctx(&st);
@@ -485,6 +620,17 @@ impl UdpInner {
             }
         }
         st.opts.get(ctx, level, name).ok_or(Errno::ENOPROTOOPT)
+    }
+
+    /// The checksum coverage a datagram of `len` bytes goes with (0: all of it;
+    /// always 0 for UDP).
+    fn coverage(&self, st: &UdpState, len: usize) -> u16 {
+        let c = st.send_cscov as usize;
+        if self.lite && c > 0 && c < len + UDP_HDR {
+            c as u16
+        } else {
+            0
+        }
     }
 
     /// Fields of this socket's `/proc/net/udp` line: local, remote, tx queue, rx
@@ -500,25 +646,40 @@ impl UdpInner {
 /// A datagram from `net`'s pod interface for `to`: queued on the socket bound
 /// there (dropped when none is, as the stack answers nothing for UDP).
 pub fn deliver_external(net: &Netstack, to: SockAddr, from: SockAddr, data: &[u8]) {
+    let rx = Rx {
+        cscov: 0,
+        dst: to.ip,
+        ifindex: crate::net::packet::EXT_INDEX,
+        // The pod interface does not pass the header's fields up.
+        hops: 64,
+        tclass: 0,
+    };
     if to.ip.is_multicast() {
-        deliver_group(net, crate::net::packet::EXT_INDEX, to, from, data);
+        deliver_group(&net.udp, crate::net::packet::EXT_INDEX, to, from, data, rx);
         return;
     }
     if let Some(r) = net.udp.lookup(to.ip, to.port, |_, _| true) {
-        r.deliver(from, data);
+        r.deliver(from, data, rx);
     }
 }
 
 /// A datagram for group `to` that interface `index` accepted: to every socket
 /// bound to its port that admits the group.
-fn deliver_group(net: &Netstack, index: u32, to: SockAddr, from: SockAddr, data: &[u8]) {
-    for r in net.udp.lookup_all(to.ip, to.port) {
+fn deliver_group(
+    ports: &PortTable<UdpInner>,
+    index: u32,
+    to: SockAddr,
+    from: SockAddr,
+    data: &[u8],
+    rx: Rx,
+) {
+    for r in ports.lookup_all(to.ip, to.port) {
         let admits = r
             .lock()
             .map(|st| st.mcast.admits(to.ip, index))
             .unwrap_or(false);
         if admits {
-            r.deliver(from, data);
+            r.deliver(from, data, rx);
         }
     }
 }
@@ -547,5 +708,40 @@ mod tests {
         assert_eq!(r.recv(3, false).err(), Some(Errno::EAGAIN));
         assert_eq!(s.send(&vec![0; MAX_V4 + 1], Some(to)), Err(Errno::EMSGSIZE));
         assert_eq!(s.send(b"x", None), Err(Errno::EDESTADDRREQ));
+    }
+
+    #[test]
+    fn udplite_has_its_own_ports_and_coverage() {
+        let net = Netstack::new();
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let r = UdpInner::new_lite(&net, Family::V4, 0);
+        r.bind(SockAddr::new(lo, 0)).unwrap();
+        let to = SockAddr::new(lo, r.local().port);
+        let u = UdpInner::new(&net, Family::V4, 0);
+        assert_eq!(u.bind(to), Ok(()));
+        let s = UdpInner::new_lite(&net, Family::V4, 0);
+        assert_eq!(s.send(b"lite", Some(to)), Ok(4));
+        assert_eq!(u.recv(8, false).err(), Some(Errno::EAGAIN));
+        assert_eq!(r.recv(8, false).unwrap().data, b"lite");
+        let int = |v: i32| v.to_le_bytes();
+        r.setsockopt(SOL_UDPLITE, UDPLITE_RECV_CSCOV, &int(12))
+            .unwrap();
+        s.setsockopt(SOL_UDPLITE, UDPLITE_SEND_CSCOV, &int(3))
+            .unwrap();
+        assert_eq!(
+            s.getsockopt(SOL_UDPLITE, UDPLITE_SEND_CSCOV),
+            Ok(int(8).to_vec())
+        );
+        // 8 bytes covered of 18: fewer than the 12 asked for.
+        assert_eq!(s.send(b"0123456789", Some(to)), Ok(10));
+        assert_eq!(r.recv(16, false).err(), Some(Errno::EAGAIN));
+        s.setsockopt(SOL_UDPLITE, UDPLITE_SEND_CSCOV, &int(12))
+            .unwrap();
+        assert_eq!(s.send(b"0123456789", Some(to)), Ok(10));
+        assert_eq!(r.recv(16, false).unwrap().full_len, 10);
+        assert_eq!(
+            u.setsockopt(SOL_UDPLITE, UDPLITE_SEND_CSCOV, &int(8)),
+            Err(Errno::ENOPROTOOPT)
+        );
     }
 }

@@ -7,6 +7,7 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::net::addr::{self, Family, Parsed, SockAddr};
+use crate::net::cmsg::{self, Cmsg, Tx};
 use crate::net::file::InetSocket;
 use crate::net::icmp::{self, IcmpInner, Kind};
 use crate::net::tcp::{Connected, TcpInner};
@@ -20,6 +21,9 @@ use crate::vfs::OpenFile;
 
 const MSG_OOB: i32 = 0x1;
 const MSG_PEEK: i32 = 0x2;
+const MSG_CTRUNC: i32 = 0x8;
+/// The most control data `sendmsg` takes (Linux's `net.core.optmem_max`).
+const OPTMEM_MAX: u64 = 20_480;
 const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
@@ -59,6 +63,9 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
         }
         libc::SOCK_DGRAM if protocol == 0 || protocol == libc::IPPROTO_UDP => {
             InetSocket::Udp(UdpInner::new(&net, family, uid))
+        }
+        libc::SOCK_DGRAM if protocol == libc::IPPROTO_UDPLITE => {
+            InetSocket::Udp(UdpInner::new_lite(&net, family, uid))
         }
         // Ping sockets: for the groups in `net.ipv4.ping_group_range` (Linux's
         // default "1 0" is nobody).
@@ -307,6 +314,18 @@ pub fn send(
     if let Some(h) = hostsock::of(f) {
         return hostsock::send(task, f, h, iov, to, flags);
     }
+    send_tx(task, f, iov, to, flags, &[])
+}
+
+/// [`send`] with `sendmsg`'s control messages (only UDP uses them).
+fn send_tx(
+    task: &mut Task,
+    f: &OpenFile,
+    iov: &[(u64, usize)],
+    to: Option<(u64, u64)>,
+    flags: i32,
+    control: &[Cmsg],
+) -> SysResult<u64> {
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let total: usize = iov
         .iter()
@@ -326,8 +345,13 @@ pub fn send(
             if total > crate::net::udp::MAX_V6 {
                 return Err(Errno::EMSGSIZE);
             }
+            let v6 = match dst {
+                Some(d) => addr::canonical(d.ip).is_ipv6(),
+                None => u.family() == Family::V6,
+            };
+            let tx = Tx::of(control, v6)?;
             let data = gather(task, iov, 0, total)?;
-            u.send(&data, dst).map(|n| n as u64)
+            u.send_tx(&data, dst, tx).map(|n| n as u64)
         }
         InetSocket::Icmp(i) => {
             let dst = match to {
@@ -414,6 +438,8 @@ pub struct Got {
     pub truncated: bool,
     /// The sender (datagrams).
     pub from: Option<SockAddr>,
+    /// The control messages for `recvmsg`.
+    pub cmsgs: Vec<Cmsg>,
 }
 
 /// Receives up to `len` bytes from `f`.
@@ -443,6 +469,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 data: r.data,
                 truncated,
                 from: Some(r.from),
+                cmsgs: r.cmsgs,
             })
         }
         InetSocket::Icmp(i) => {
@@ -466,6 +493,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 data: r.data,
                 truncated,
                 from: Some(r.from),
+                cmsgs: Vec::new(),
             })
         }
         InetSocket::Tcp(t) => {
@@ -509,6 +537,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 ret,
                 truncated: false,
                 from: None,
+                cmsgs: Vec::new(),
             })
         }
     }
@@ -540,8 +569,14 @@ pub fn recvmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
     let len: usize = iov.iter().map(|&(_, l)| l).sum();
     let got = recv(task, f, len, flags)?;
     scatter(task, &iov, &got.data)?;
-    let out_flags = if got.truncated { MSG_TRUNC } else { 0 };
-    io::write_u64(task.mem(), msg + 40, 0)?;
+    let mut out_flags = if got.truncated { MSG_TRUNC } else { 0 };
+    let room = if h.control == 0 { 0 } else { h.controllen };
+    let (control, cut) = cmsg::encode(&got.cmsgs, room.min(usize::MAX as u64) as usize);
+    if cut {
+        out_flags |= MSG_CTRUNC;
+    }
+    io::write_all(task.mem(), h.control, &control)?;
+    io::write_u64(task.mem(), msg + 40, control.len() as u64)?;
     io::write_u32(task.mem(), msg + 48, out_flags as u32)?;
     if h.name != 0 {
         // msg_namelen (offset 8) holds the room; the full length is stored.
@@ -560,7 +595,13 @@ pub fn sendmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
     let h = read_msghdr(task, msg)?;
     let to = (h.name != 0 && h.namelen != 0).then_some((h.name, h.namelen));
     let iov = read_iovecs(task, h.iov, h.iovlen)?;
-    send(task, f, &iov, to, flags)
+    if h.controllen > OPTMEM_MAX {
+        return Err(Errno::ENOBUFS);
+    }
+    let mut control = vec![0u8; h.controllen as usize];
+    io::read_exact(task.mem(), h.control, &mut control)?;
+    let control = cmsg::parse(&control)?;
+    send_tx(task, f, &iov, to, flags, &control)
 }
 
 /// `setsockopt(2)`.
