@@ -324,13 +324,7 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                 Err(e) => {
                     tracing::error!(tid, "cannot adopt the new thread's context: {e}");
                     // Leave no half-made thread: it exits as if killed.
-                    let task_tg = tg.clone();
-                    if let Ok(mut st) = task_tg.state() {
-                        st.threads.remove(&tid);
-                    }
-                    if let Ok(mut r) = k.registry() {
-                        r.threads.remove(&tid);
-                    }
+                    unregister_clone(&k, &tg, &handle, true);
                     if let Some(v) = vfork_done {
                         v.release();
                     }
