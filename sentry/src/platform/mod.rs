@@ -144,6 +144,13 @@ pub trait AddressSpace: Send + Sync {
         None
     }
 
+    /// The stub's scheduler runtime (`CPUCLOCK_SCHED`), exact to the nanosecond where
+    /// [`AddressSpace::cpu_time`] advances by clock ticks: a program that ran for less
+    /// than a tick still sees its CPU clock move. `None` as for `cpu_time`.
+    fn cpu_runtime(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Syscall patching: the address a patched site's table entry jumps to (with
     /// `rax` the system call number and `rcx` the return address, as a `syscall`
     /// instruction leaves them), if the backend has such a trampoline.

@@ -1,12 +1,14 @@
 //! Clocks and sleeps. Time is the host's: the sandbox has no clock of its own to
 //! keep, only to report.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::{self, Interrupted};
 use crate::kernel::{vdso, Task};
 use crate::mm::io;
+use crate::platform::AddressSpace;
 use crate::sys::host;
 use crate::syscalls::Args;
 
@@ -75,13 +77,29 @@ pub fn cpu_clock_id(clock: i32) -> SysResult<Option<CpuClockId>> {
     })
 }
 
-/// The (user, system) time a CPU clock reads for `task`'s view: its own process,
-/// one of its threads (threads share the process's figure: the stub's time is per
-/// process), or another process of the sandbox; `EINVAL` for a thread of another
-/// process or nobody, as Linux.
-pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Duration)> {
+/// Whose CPU time a clock reads.
+enum CpuSource {
+    /// A live process's stub: the caller's own or another of the sandbox.
+    Space(Arc<dyn AddressSpace>),
+    /// A figure fixed already (an exited process's, or none at all).
+    Fixed((Duration, Duration)),
+}
+
+impl CpuSource {
+    fn usage(&self) -> (Duration, Duration) {
+        match self {
+            CpuSource::Space(space) => space.cpu_time().unwrap_or_default(),
+            CpuSource::Fixed(v) => *v,
+        }
+    }
+}
+
+/// Resolves `id` for `task`'s view: its own process, one of its threads (threads
+/// share the process's figure: the stub's time is per process), or another process
+/// of the sandbox; `EINVAL` for a thread of another process or nobody, as Linux.
+fn cpu_clock_source(task: &Task, id: CpuClockId) -> SysResult<CpuSource> {
     if id.pid == 0 || (id.pid == task.tgid && (!id.thread || id.pid == task.tid)) {
-        return Ok(task.cpu_usage());
+        return Ok(CpuSource::Space(task.space().clone()));
     }
     let reg = task.kernel.registry()?;
     if id.thread {
@@ -89,21 +107,40 @@ pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Dura
         if tg.tgid != task.tgid {
             return Err(Errno::EINVAL);
         }
-        return Ok(task.cpu_usage());
+        return Ok(CpuSource::Space(task.space().clone()));
     }
     let tg = reg.group(id.pid).ok_or(Errno::EINVAL)?;
     drop(reg);
     let st = tg.state()?;
     if st.zombie.is_some() {
-        return Ok(st.exit_cpu);
+        return Ok(CpuSource::Fixed(st.exit_cpu));
     }
     let mm = st.view.mm.as_ref().and_then(|m| m.upgrade());
     drop(st);
     let Some(mm) = mm else {
-        return Ok(Default::default());
+        return Ok(CpuSource::Fixed(Default::default()));
     };
     let space = mm.lock().map_err(|_| Errno::EIO)?.space().clone();
-    Ok(space.cpu_time().unwrap_or_default())
+    Ok(CpuSource::Space(space))
+}
+
+/// The (user, system) time a CPU clock reads for `task` (see [`cpu_clock_source`]);
+/// tick-sampled, as `getrusage` and `times` report it.
+pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Duration)> {
+    Ok(cpu_clock_source(task, id)?.usage())
+}
+
+/// What `clock_gettime` shows for a CPU clock: the `CPUCLOCK_SCHED` clocks read
+/// the stub's precise runtime (as Linux's sum_exec_runtime), the others the
+/// tick-sampled user and system times.
+pub fn cpu_clock_read(task: &Task, id: CpuClockId) -> SysResult<Duration> {
+    let source = cpu_clock_source(task, id)?;
+    if let (CpuWhich::Sched, CpuSource::Space(space)) = (id.which, &source) {
+        if let Some(t) = space.cpu_runtime() {
+            return Ok(t);
+        }
+    }
+    Ok(cpu_clock_value(id.which, source.usage()))
 }
 
 /// The time a CPU clock shows for (user, system) usage.
@@ -127,7 +164,7 @@ fn read_timespec(task: &Task, addr: u64) -> SysResult<libc::timespec> {
 pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let clock = a[0] as i32;
     let ts = if let Some(id) = cpu_clock_id(clock)? {
-        let t = cpu_clock_value(id.which, cpu_clock_usage(task, id)?);
+        let t = cpu_clock_read(task, id)?;
         libc::timespec {
             tv_sec: t.as_secs() as i64,
             tv_nsec: t.subsec_nanos() as i64,

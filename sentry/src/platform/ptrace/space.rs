@@ -858,6 +858,10 @@ impl AddressSpace for PtraceSpace {
         crate::platform::common::process_cpu_time(self.pid)
     }
 
+    fn cpu_runtime(&self) -> Option<std::time::Duration> {
+        crate::platform::common::process_cpu_runtime(self.pid)
+    }
+
     fn stub_pid(&self) -> Option<i32> {
         Some(self.pid)
     }

@@ -896,6 +896,10 @@ impl AddressSpace for SystrapSpace {
         crate::platform::common::process_cpu_time(self.pid)
     }
 
+    fn cpu_runtime(&self) -> Option<std::time::Duration> {
+        crate::platform::common::process_cpu_runtime(self.pid)
+    }
+
     fn stub_pid(&self) -> Option<i32> {
         Some(self.pid)
     }
