@@ -15,15 +15,19 @@
 //! nor the capability). So before that point ([`seal`]) [`make_spares`] makes a
 //! pool of *spare* instances, empty and of graded sizes (1, 2, 3 pages, then four
 //! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to 1 TiB), and a tmpfs mounted later
-//! (`mount -t tmpfs` inside the sandbox, a container added to a running pod) takes
-//! the smallest spare at least its `size=` and at most twice it ([`mount`] after
-//! [`seal`]). Its size is then exact when `size=` is one of those sizes (every power
-//! of two among them) and that spare is free, otherwise less than a quarter larger
-//! while the next size up is free, and never more than twice: `write` and `fallocate` are held to
-//! `size=` exactly by the sentry's own count (see `fs::tmpfs`), a fault through a
-//! mapping by the host at the spare's size ([`HostTmpfs::pages`]). An empty spare
+//! (`mount -t tmpfs` inside the sandbox, a container added to a running pod)
+//! takes the smallest free spare at least its `size=`, at most twice it or at most
+//! [`FILLER_MAX_PAGES`] larger ([`mount`] after [`seal`]). `write` and `fallocate`
+//! are held to `size=` exactly by the sentry's own count (see `fs::tmpfs`); faults
+//! through mappings, which only the host sees, are held to it by a *filler*: before
+//! the first mapping of one of the mount's files, a spare larger than the mount gets
+//! an unnamed file holding exactly its extra pages ([`HostTmpfs::hold_faults`]), so
+//! the host refuses every page past `size=` (its cost: those pages of real memory,
+//! at most [`FILLER_MAX_PAGES`]). A spare further from `size=` than that is not
+//! filled, and the host refuses faults at the spare's size. An empty spare
 //! costs the host a superblock and a descriptor, no memory for data. A spare goes
-//! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop), to be taken again
+//! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop, the filler
+//! closed first), to be taken again
 //! once the host shows it empty (a stub may still map a page of a deleted file).
 //! Without a fitting spare left, the mount keeps its files in memfds, as before the
 //! pool (`fs::tmpfs` says what that does not hold).

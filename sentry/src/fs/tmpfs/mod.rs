@@ -12,15 +12,15 @@
 //! through a shared mapping) and `statfs` reports the host's count, so the three
 //! always agree, as on Linux. A mount made once the sentry is confined (`mount(2)`
 //! inside the sandbox, a container added to a running pod) takes one of the spare
-//! host tmpfs instances made before confinement: the smallest at least its size
-//! and at most twice it, so the host refuses a fault at that spare's size (exactly
-//! `size=` for the graded sizes, every power of two among them, while that spare is
-//! free; less than a quarter more for other sizes while the next is free), and the
-//! pages written by `write(2)` and `fallocate` are charged by the sentry before
-//! they are written (`ENOSPC`, or a short write, at `size=` exactly). Only when no
-//! spare fits are its files memfds, whose faults nothing but the sandbox's memory
-//! bounds (pages that appear through shared mappings are then counted from the host
-//! memfd when usage is read or a write comes near the limit).
+//! host tmpfs instances made before confinement; the pages written by `write(2)` and
+//! `fallocate` are charged by the sentry before they are written (`ENOSPC`, or a
+//! short write, at `size=` exactly), and before the first mapping of one of its
+//! files a spare larger than the mount is filled to the mount's size
+//! ([`HostTmpfs::hold_faults`]), so the host refuses a fault at `size=` exactly too
+//! (not when the spare is more than 64 MiB larger: then at the spare's size). Only
+//! when no spare fits are its files memfds, whose faults nothing but the sandbox's
+//! memory bounds (pages that appear through shared mappings are then counted from
+//! the host memfd when usage is read or a write comes near the limit).
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
