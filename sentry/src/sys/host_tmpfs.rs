@@ -437,6 +437,12 @@ impl HostTmpfs {
         self.pages
     }
 
+    /// The mount's size in pages, which [`HostTmpfs::exact`] and
+    /// [`HostTmpfs::usage`] hold to.
+    pub fn mount_pages(&self) -> u64 {
+        self.want
+    }
+
     /// Whether the host refuses every page past the mount's own size: the
     /// instance is of that size, or its extra pages are held by the filler.
     pub fn exact(&self) -> bool {

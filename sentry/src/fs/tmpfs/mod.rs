@@ -88,7 +88,9 @@ impl Tmpfs {
     /// the limit, or a filler holds a spare's extra pages): else the sentry charges
     /// `write` and `fallocate` before the host sees them.
     fn host_enforces(&self) -> bool {
-        self.host.as_ref().is_some_and(HostTmpfs::exact)
+        self.host
+            .as_ref()
+            .is_some_and(|h| h.exact() && h.mount_pages() == self.limit.div_ceil(PAGE))
     }
 
     /// Moves the pages in use from `before` to `now` (one file's count changed).
