@@ -15,15 +15,19 @@
 //! nor the capability). So before that point ([`seal`]) [`make_spares`] makes a
 //! pool of *spare* instances, empty and of graded sizes (1, 2, 3 pages, then four
 //! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to 1 TiB), and a tmpfs mounted later
-//! (`mount -t tmpfs` inside the sandbox, a container added to a running pod) takes
-//! the smallest spare at least its `size=` and at most twice it ([`mount`] after
-//! [`seal`]). Its size is then exact when `size=` is one of those sizes (every power
-//! of two among them) and that spare is free, otherwise less than a quarter larger
-//! while the next size up is free, and never more than twice: `write` and `fallocate` are held to
-//! `size=` exactly by the sentry's own count (see `fs::tmpfs`), a fault through a
-//! mapping by the host at the spare's size ([`HostTmpfs::pages`]). An empty spare
+//! (`mount -t tmpfs` inside the sandbox, a container added to a running pod)
+//! takes the smallest free spare at least its `size=`, at most twice it or at most
+//! [`FILLER_MAX_PAGES`] larger ([`mount`] after [`seal`]). `write` and `fallocate`
+//! are held to `size=` exactly by the sentry's own count (see `fs::tmpfs`); faults
+//! through mappings, which only the host sees, are held to it by a *filler*: before
+//! the first mapping of one of the mount's files, a spare larger than the mount gets
+//! an unnamed file holding exactly its extra pages ([`HostTmpfs::hold_faults`]), so
+//! the host refuses every page past `size=` (its cost: those pages of real memory,
+//! at most [`FILLER_MAX_PAGES`]). A spare further from `size=` than that is not
+//! filled, and the host refuses faults at the spare's size. An empty spare
 //! costs the host a superblock and a descriptor, no memory for data. A spare goes
-//! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop), to be taken again
+//! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop, the filler
+//! closed first), to be taken again
 //! once the host shows it empty (a stub may still map a page of a deleted file).
 //! Without a fitting spare left, the mount keeps its files in memfds, as before the
 //! pool (`fs::tmpfs` says what that does not hold).
@@ -33,7 +37,7 @@
 //! name anything else: those made at boot one by one ([`dir_fds`]), the spares as one
 //! run of consecutive numbers ([`spare_fds`]), which one range check covers.
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::errno::{Errno, SysResult};
@@ -62,6 +66,10 @@ const PAGE: u64 = 4096;
 /// The largest spare, in pages (1 TiB): a tmpfs larger than that mounted after
 /// confinement keeps memfds.
 const SPARE_MAX_PAGES: u64 = 1 << 28;
+/// The most pages a filler may hold (64 MiB): a spare more than that larger than
+/// its mount's `size=` is not filled, and the host refuses faults at the spare's
+/// size (see [`HostTmpfs::hold_faults`]).
+pub const FILLER_MAX_PAGES: u64 = 1 << 14;
 /// The lowest descriptor number the spares' run may start at: above the few the
 /// sentry holds at boot, so a free run is found at the first try.
 const SPARE_BASE: RawFd = 256;
@@ -82,8 +90,15 @@ pub struct HostTmpfs {
     root: BorrowedFd<'static>,
     /// Its size limit, in pages.
     pages: u64,
+    /// The mount's own size, in pages (`pages` or, for a spare, maybe fewer).
+    want: u64,
     /// Taken from the spares: given back to them when dropped.
     spare: bool,
+    /// An unnamed file holding the spare's pages past `want` (see
+    /// [`HostTmpfs::hold_faults`]), once made.
+    filler: Mutex<Option<OwnedFd>>,
+    /// The pages `filler` holds (0 without one).
+    filled: AtomicU64,
 }
 
 /// Its size figures, in pages of 4 KiB.
@@ -129,13 +144,13 @@ impl Pool {
         })
     }
 
-    /// The smallest spare of at least `pages` and at most twice that (a larger one
-    /// would hardly bound the mount, and is kept for a mount of its size) that the
-    /// host shows empty, taken out.
+    /// The smallest spare of at least `pages` that the host shows empty, taken
+    /// out: at most twice `pages`, or larger by no more than a filler may hold
+    /// ([`FILLER_MAX_PAGES`]); a larger one is kept for a mount of its size.
     fn take(&mut self, pages: u64) -> Option<(RawFd, u64)> {
         let at = self.free.iter().position(|&(fd, p)| {
             p >= pages
-                && p <= pages.saturating_mul(2)
+                && (p <= pages.saturating_mul(2) || p - pages <= FILLER_MAX_PAGES)
                 && usage_of(borrow(fd)).is_ok_and(|u| u.free == u.blocks)
         })?;
         Some(self.free.remove(at))
@@ -217,26 +232,18 @@ fn borrow(fd: RawFd) -> BorrowedFd<'static> {
 pub fn mount(size: u64) -> SysResult<HostTmpfs> {
     let pages = size.div_ceil(PAGE).max(1);
     if SEALED.load(Ordering::Relaxed) {
-        let (fd, pages) = SPARES
+        let (fd, have) = SPARES
             .lock()
             .map_err(|_| Errno::EIO)?
             .take(pages)
             .ok_or(Errno::ENOSPC)?;
-        return Ok(HostTmpfs {
-            root: borrow(fd),
-            pages,
-            spare: true,
-        });
+        return Ok(HostTmpfs::new(fd, have, pages, true));
     }
     let mut dirs = DIRS.lock().map_err(|_| Errno::EIO)?;
     let root = make_instance(pages * PAGE)?;
     let raw = std::os::fd::IntoRawFd::into_raw_fd(root);
     dirs.push(raw);
-    Ok(HostTmpfs {
-        root: borrow(raw),
-        pages,
-        spare: false,
-    })
+    Ok(HostTmpfs::new(raw, pages, pages, false))
 }
 
 /// Makes a detached instance of `size` bytes, with no inode limit of its own (the
@@ -393,6 +400,18 @@ fn usage_of(root: BorrowedFd<'_>) -> SysResult<Usage> {
 }
 
 impl HostTmpfs {
+    /// The instance at `root` of `pages`, for a mount of `want` pages.
+    fn new(root: RawFd, pages: u64, want: u64, spare: bool) -> HostTmpfs {
+        HostTmpfs {
+            root: borrow(root),
+            pages,
+            want,
+            spare,
+            filler: Mutex::new(None),
+            filled: AtomicU64::new(0),
+        }
+    }
+
     /// A new, empty, unnamed file in the instance, open read-write.
     pub fn create_file(&self) -> SysResult<OwnedFd> {
         // SAFETY: openat on a directory fd we hold, with a NUL-terminated path.
@@ -413,20 +432,81 @@ impl HostTmpfs {
     }
 
     /// The instance's size limit in pages: the limit the host holds faults to
-    /// (a spare's may be larger than the mount's `size=`).
+    /// (a spare's may be larger than the mount's `size=`, until it is filled).
     pub fn pages(&self) -> u64 {
         self.pages
     }
 
-    /// The instance's size and free pages, as the host counts them (every page its
-    /// files hold, those written through mappings included).
+    /// The mount's size in pages, which [`HostTmpfs::exact`] and
+    /// [`HostTmpfs::usage`] hold to.
+    pub fn mount_pages(&self) -> u64 {
+        self.want
+    }
+
+    /// Whether the host refuses every page past the mount's own size: the
+    /// instance is of that size, or its extra pages are held by the filler.
+    pub fn exact(&self) -> bool {
+        self.pages == self.want || self.filled.load(Ordering::Acquire) > 0
+    }
+
+    /// Makes the host refuse every page past the mount's size, for faults through
+    /// mappings too: a spare larger than the mount gets an unnamed *filler* file
+    /// holding exactly its extra pages (allocated, so real memory of the sandbox's,
+    /// at most [`FILLER_MAX_PAGES`]), so its files can hold the mount's size and
+    /// not a page more, as on Linux. Called before the first mapping of one of the
+    /// mount's files (until then the sentry charges every page itself, so the
+    /// files hold at most the mount's size and the filler fits). `EFBIG` when the
+    /// extra pages are more than a filler may hold (the host then refuses faults
+    /// at the spare's size); the host's error when it cannot allocate them.
+    pub fn hold_faults(&self) -> SysResult<()> {
+        if self.exact() {
+            return Ok(());
+        }
+        let extra = self.pages - self.want;
+        if extra > FILLER_MAX_PAGES {
+            return Err(Errno::EFBIG);
+        }
+        let mut filler = self.filler.lock().map_err(|_| Errno::EIO)?;
+        if filler.is_some() {
+            return Ok(());
+        }
+        let f = self.create_file()?;
+        // Mode 0: every page allocated (the host counts them against the
+        // instance), and undone by the host if they do not all fit.
+        nix::fcntl::fallocate(
+            f.as_raw_fd(),
+            nix::fcntl::FallocateFlags::empty(),
+            0,
+            (extra * PAGE) as i64,
+        )?;
+        *filler = Some(f);
+        self.filled.store(extra, Ordering::Release);
+        Ok(())
+    }
+
+    /// The mount's size and free pages, as the host counts them (every page its
+    /// files hold, those written through mappings included; the filler's pages
+    /// are not the files').
     pub fn usage(&self) -> SysResult<Usage> {
-        usage_of(self.root)
+        let u = usage_of(self.root)?;
+        let used = u
+            .blocks
+            .saturating_sub(u.free)
+            .saturating_sub(self.filled.load(Ordering::Acquire));
+        Ok(Usage {
+            blocks: self.want,
+            free: self.want.saturating_sub(used),
+        })
     }
 }
 
 impl Drop for HostTmpfs {
     fn drop(&mut self) {
+        // The filler's pages go back with its file, before the spare is offered
+        // again (it is taken only once the host shows it empty).
+        if let Ok(f) = self.filler.get_mut() {
+            f.take();
+        }
         if self.spare {
             if let Ok(mut s) = SPARES.lock() {
                 s.put(self.root.as_raw_fd(), self.pages);
@@ -508,11 +588,7 @@ pub(crate) mod tests {
         );
         let (fd, pages) = pool.take(5).unwrap();
         assert_eq!(pages, 8, "the smallest at least 5 pages");
-        let t = HostTmpfs {
-            root: borrow(fd),
-            pages,
-            spare: false,
-        };
+        let t = HostTmpfs::new(fd, pages, pages, false);
         assert_eq!(t.usage().unwrap(), Usage { blocks: 8, free: 8 });
         let f = t.create_file().unwrap();
         let buf = [7u8; 4096 * 10];
@@ -523,17 +599,59 @@ pub(crate) mod tests {
         );
         pool.put(fd, pages);
         assert_eq!(
-            pool.take(5),
-            None,
-            "a spare still holding pages is not taken, nor one over twice the size"
+            pool.take(5).map(|(_, p)| p),
+            Some(16),
+            "a spare still holding pages is not taken; one over twice the size is, when a filler may hold the rest"
         );
-        assert_eq!(pool.take(9).map(|(_, p)| p), Some(16));
         drop(f);
         assert!(eventually(|| usage_of(borrow(fd)).unwrap().free == 8));
         assert_eq!(pool.take(5), Some((fd, 8)), "emptied, it is taken again");
-        assert_eq!(pool.take(1), None, "4 pages are over twice 1");
-        assert_eq!(pool.take(3).map(|(_, p)| p), Some(4));
+        assert_eq!(pool.take(1).map(|(_, p)| p), Some(4));
         assert_eq!(pool.take(3), None, "none left");
+    }
+
+    /// A spare larger than its mount is held to the mount's size by a filler, for
+    /// write and for faults alike (the fault's SIGBUS: c/mm_tmpfs_limit); statfs
+    /// figures are the mount's; the filler goes with the mount. A spare larger by
+    /// more than a filler may hold, or over twice the size, is not taken.
+    #[test]
+    fn a_filler_holds_a_spare_to_the_mount_s_size() {
+        let big = 3 * FILLER_MAX_PAGES;
+        let Ok(mut pool) = Pool::make(&[8, big], 320) else {
+            eprintln!("no privilege to mount a tmpfs: skipped");
+            return;
+        };
+        assert_eq!(pool.take(FILLER_MAX_PAGES), None, "over twice, and too far");
+        let (fd, pages) = pool.take(5).unwrap();
+        let t = HostTmpfs::new(fd, pages, 5, false);
+        assert!(!t.exact());
+        let f = t.create_file().unwrap();
+        let buf = [7u8; 4096 * 10];
+        assert_eq!(
+            crate::sys::host::pwrite(f.as_fd(), &buf[..4096 * 2], 0),
+            Ok(8192)
+        );
+        t.hold_faults().unwrap();
+        assert!(t.exact());
+        assert_eq!(t.usage().unwrap(), Usage { blocks: 5, free: 3 });
+        assert_eq!(
+            crate::sys::host::pwrite(f.as_fd(), &buf, 8192).unwrap(),
+            3 * 4096,
+            "short at the mount's size"
+        );
+        assert_eq!(t.usage().unwrap(), Usage { blocks: 5, free: 0 });
+        t.hold_faults().unwrap();
+        assert_eq!(usage_of(borrow(fd)).unwrap().free, 0, "one filler");
+        drop(f);
+        drop(t);
+        assert!(
+            eventually(|| usage_of(borrow(fd)).unwrap().free == 8),
+            "the filler goes with the mount"
+        );
+        let (fd, pages) = pool.take(big - FILLER_MAX_PAGES - 1).unwrap();
+        let t = HostTmpfs::new(fd, pages, big - FILLER_MAX_PAGES - 1, false);
+        assert_eq!(t.hold_faults(), Err(Errno::EFBIG), "too many extra pages");
+        assert!(!t.exact());
     }
 
     #[test]

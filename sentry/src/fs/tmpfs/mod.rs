@@ -12,15 +12,15 @@
 //! through a shared mapping) and `statfs` reports the host's count, so the three
 //! always agree, as on Linux. A mount made once the sentry is confined (`mount(2)`
 //! inside the sandbox, a container added to a running pod) takes one of the spare
-//! host tmpfs instances made before confinement: the smallest at least its size
-//! and at most twice it, so the host refuses a fault at that spare's size (exactly
-//! `size=` for the graded sizes, every power of two among them, while that spare is
-//! free; less than a quarter more for other sizes while the next is free), and the
-//! pages written by `write(2)` and `fallocate` are charged by the sentry before
-//! they are written (`ENOSPC`, or a short write, at `size=` exactly). Only when no
-//! spare fits are its files memfds, whose faults nothing but the sandbox's memory
-//! bounds (pages that appear through shared mappings are then counted from the host
-//! memfd when usage is read or a write comes near the limit).
+//! host tmpfs instances made before confinement; the pages written by `write(2)` and
+//! `fallocate` are charged by the sentry before they are written (`ENOSPC`, or a
+//! short write, at `size=` exactly), and before the first mapping of one of its
+//! files a spare larger than the mount is filled to the mount's size
+//! ([`HostTmpfs::hold_faults`]), so the host refuses a fault at `size=` exactly too
+//! (not when the spare is more than 64 MiB larger: then at the spare's size). Only
+//! when no spare fits are its files memfds, whose faults nothing but the sandbox's
+//! memory bounds (pages that appear through shared mappings are then counted from
+//! the host memfd when usage is read or a write comes near the limit).
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
@@ -85,12 +85,12 @@ pub(crate) fn now() -> (i64, i64) {
 
 impl Tmpfs {
     /// Whether the host tmpfs refuses every page past `limit` itself (its size is
-    /// the limit): else the sentry charges `write` and `fallocate` before the host
-    /// sees them.
+    /// the limit, or a filler holds a spare's extra pages): else the sentry charges
+    /// `write` and `fallocate` before the host sees them.
     fn host_enforces(&self) -> bool {
         self.host
             .as_ref()
-            .is_some_and(|h| h.pages() == self.limit.div_ceil(PAGE))
+            .is_some_and(|h| h.exact() && h.mount_pages() == self.limit.div_ceil(PAGE))
     }
 
     /// Moves the pages in use from `before` to `now` (one file's count changed).
@@ -279,8 +279,12 @@ impl Tmpfs {
                     "uid" => owner.uid = v.parse().map_err(|_| Errno::EINVAL)?,
                     "gid" => owner.gid = v.parse().map_err(|_| Errno::EINVAL)?,
                     "size" => limit = parse_size(v)?,
+                    // Pages, as Linux's (the last of size= and nr_blocks= counts).
+                    "nr_blocks" if !v.ends_with('%') => {
+                        limit = parse_size(v)?.checked_mul(PAGE).ok_or(Errno::EINVAL)?
+                    }
                     // Accepted and not needed: inode limits, huge pages, NUMA policy.
-                    "nr_inodes" | "nr_blocks" | "huge" | "mpol" | "inode64" | "noswap" => {}
+                    "nr_inodes" | "huge" | "mpol" | "inode64" | "noswap" => {}
                     _ => return Err(Errno::EINVAL),
                 }
             }
@@ -289,7 +293,7 @@ impl Tmpfs {
                 Ok(h) => {
                     if h.pages() != limit.div_ceil(PAGE) {
                         tracing::debug!(
-                            "tmpfs {}: a spare host tmpfs of {} pages holds faults for its {} pages",
+                            "tmpfs {}: a spare host tmpfs of {} pages for its {} pages (filled at its first mapping)",
                             mc.destination,
                             h.pages(),
                             limit.div_ceil(PAGE)
@@ -322,16 +326,29 @@ pub fn default_limit() -> u64 {
         .unwrap_or(1 << 30)
 }
 
+/// A size as Linux's tmpfs takes it: bytes with an optional k/m/g/t/p/e suffix,
+/// or `N%` of the machine's memory.
 fn parse_size(v: &str) -> SysResult<u64> {
-    let (num, mul) = match v.as_bytes().last() {
-        Some(b'k' | b'K') => (&v[..v.len() - 1], 1u64 << 10),
-        Some(b'm' | b'M') => (&v[..v.len() - 1], 1 << 20),
-        Some(b'g' | b'G') => (&v[..v.len() - 1], 1 << 30),
-        _ => (v, 1),
+    if let Some(pct) = v.strip_suffix('%') {
+        let pct: u64 = pct.parse().map_err(|_| Errno::EINVAL)?;
+        let ram = host::sysinfo()
+            .map(|s| s.totalram * s.mem_unit as u64)
+            .map_err(|_| Errno::EINVAL)?;
+        return ram.checked_mul(pct).map(|b| b / 100).ok_or(Errno::EINVAL);
+    }
+    let shift = match v.as_bytes().last() {
+        Some(b'k' | b'K') => 10,
+        Some(b'm' | b'M') => 20,
+        Some(b'g' | b'G') => 30,
+        Some(b't' | b'T') => 40,
+        Some(b'p' | b'P') => 50,
+        Some(b'e' | b'E') => 60,
+        _ => 0,
     };
+    let num = if shift == 0 { v } else { &v[..v.len() - 1] };
     num.parse::<u64>()
         .ok()
-        .and_then(|n| n.checked_mul(mul))
+        .and_then(|n| n.checked_mul(1u64 << shift))
         .ok_or(Errno::EINVAL)
 }
 
@@ -478,6 +495,17 @@ impl TmpInode {
     /// file is listed as mapped from now on, so pages written through the mapping
     /// are counted when usage is read.
     pub(crate) fn mapping_extent(&self) -> SysResult<Arc<Extent>> {
+        // Faults are the host's alone to refuse: a spare larger than the mount is
+        // filled first, so they stop at `size=` exactly (see `HostTmpfs::hold_faults`).
+        if let Some(h) = &self.fs.host {
+            if let Err(e) = h.hold_faults() {
+                tracing::debug!(
+                    "tmpfs: spare host tmpfs of {} pages not filled ({e}): faults stop there, not at {} pages",
+                    h.pages(),
+                    self.fs.limit.div_ceil(PAGE)
+                );
+            }
+        }
         let mut fd = self.file_data()?;
         let e = fd.extent(&self.fs)?;
         if !fd.mapped {
