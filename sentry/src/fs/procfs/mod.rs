@@ -355,12 +355,12 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         .unwrap_or((0, 0));
     let g: Weak<ThreadGroup> = Arc::downgrade(tg);
     let kw = Arc::downgrade(kernel);
-    let mk = |n: u64, f: PidGen| -> Arc<dyn Inode> {
+    let mk_mode = |n: u64, mode: u32, f: PidGen| -> Arc<dyn Inode> {
         let (g, kw) = (g.clone(), kw.clone());
         let id = tid.unwrap_or(0);
         GenFile::new(
             base + n,
-            0o444,
+            mode,
             owner,
             Arc::new(move || {
                 let (g, k) = (
@@ -371,6 +371,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
             }),
         )
     };
+    let mk = |n: u64, f: PidGen| mk_mode(n, 0o444, f);
     let link = |n: u64, f: fn(&Arc<ThreadGroup>) -> SysResult<Vec<u8>>| -> Arc<dyn Inode> {
         let g = g.clone();
         GenLink::new(
@@ -384,7 +385,8 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("status", mk(2, pid_status)),
         ("statm", mk(3, pid_statm)),
         ("cmdline", mk(4, |g, _, _| mem_range(g, true))),
-        ("environ", mk(5, |g, _, _| mem_range(g, false))),
+        // Linux's modes: only the owner reads the environment and the aux vector.
+        ("environ", mk_mode(5, 0o400, |g, _, _| mem_range(g, false))),
         (
             "comm",
             mk(6, |g, _, _| {
@@ -457,7 +459,10 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
         // 44.. are the ns links'.
-        ("auxv", mk(58, |g, _, _| crate::kernel::proc_mem::auxv(g))),
+        (
+            "auxv",
+            mk_mode(58, 0o400, |g, _, _| crate::kernel::proc_mem::auxv(g)),
+        ),
         (
             "mem",
             crate::kernel::proc_mem::mem_inode(tg, kernel, base + 59, owner),
@@ -589,7 +594,7 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
         .unwrap_or((0, 0));
     GenDir::new(
         ino,
-        0o500,
+        if info { 0o555 } else { 0o500 },
         owner,
         Arc::new(move |name| {
             let fd: i32 = std::str::from_utf8(name)
