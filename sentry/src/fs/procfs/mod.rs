@@ -37,6 +37,40 @@ fn text(ino: u64, s: String) -> Arc<dyn Inode> {
     file(ino, move || Ok(s.clone().into_bytes()))
 }
 
+/// `/proc/sys/kernel/yama` (inode numbers 135 and 136): `ptrace_scope`, which a
+/// writer with `CAP_SYS_PTRACE` may change (see [`crate::kernel::yama`]).
+fn yama_dir(k: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let (kr, kw) = (k.clone(), k.clone());
+    let scope = GenFile::writable(
+        136,
+        0o644,
+        (0, 0),
+        Arc::new(move || {
+            let k = kr.upgrade().ok_or(Errno::ESRCH)?;
+            Ok(format!("{}\n", k.yama.scope()).into_bytes())
+        }),
+        Arc::new(move |buf: &[u8]| {
+            let k = kw.upgrade().ok_or(Errno::ESRCH)?;
+            let writer = k
+                .registry()?
+                .group(process::current().0)
+                .ok_or(Errno::ESRCH)?;
+            let privileged = writer
+                .state()?
+                .view
+                .creds
+                .has_cap(crate::creds::CAP_SYS_PTRACE);
+            let v: i64 = std::str::from_utf8(buf)
+                .ok()
+                .map(str::trim)
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::EINVAL)?;
+            k.yama.set_scope(v, privileged)
+        }),
+    );
+    GenDir::fixed(135, vec![("ptrace_scope", scope as Arc<dyn Inode>)])
+}
+
 /// The root of a procfs for `kernel`.
 pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let k = Arc::downgrade(kernel);
@@ -67,6 +101,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                         ("ostype", text(104, "Linux\n".into())),
                         ("pid_max", text(105, format!("{PID_MAX}\n"))),
                         ("version", text(106, format!("{VERSION}\n"))),
+                        ("yama", yama_dir(&k)),
                     ]
                     .into_iter()
                     .chain(sysctl::kernel_entries())
