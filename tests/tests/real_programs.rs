@@ -1,5 +1,6 @@
 //! The table of real programs (issue 14): node, Go, a JVM, git, gcc with make, perl,
-//! PostgreSQL, the sqlite3 shell and Redis, each from the host's Debian packages
+//! PostgreSQL, the sqlite3 shell, Redis and CPython importing its whole standard
+//! library, each from the host's Debian packages
 //! (tests/setup.sh installs them), run natively and inside rvisor over the host root
 //! with the same argv and environment; exit status and stdout must be equal. The
 //! scripts are in tests/programs/: each prints only what is deterministic (fixed
@@ -134,6 +135,19 @@ const SQLITE3: Program = Program {
     needs: &["/usr/bin/sqlite3"],
     prepare: &[],
     argv: &["/bin/bash", "{dir}/sqlite.sh"],
+};
+
+/// Every module of CPython's standard library imported, the table of which import
+/// and which fail (and how) compared with native.
+const PYTHON_IMPORTS: Program = Program {
+    name: "python_imports",
+    files: &[(
+        "python_imports.py",
+        include_str!("../programs/python_imports.py"),
+    )],
+    needs: &["/usr/bin/python3"],
+    prepare: &[],
+    argv: &["/usr/bin/python3", "{dir}/python_imports.py"],
 };
 
 const REDIS: Program = Program {
@@ -325,4 +339,9 @@ fn sqlite3() {
 #[test]
 fn redis() {
     run(&REDIS);
+}
+
+#[test]
+fn python_imports() {
+    run(&PYTHON_IMPORTS);
 }

@@ -93,7 +93,7 @@ fn open_exec(
     }
     // As any permission check: the filesystem ids, and CAP_DAC_OVERRIDE (not uid 0)
     // for a file with some execute bit.
-    crate::vfs::perm::check(creds, &st, crate::vfs::perm::MAY_EXEC, false)?;
+    crate::vfs::perm::check_on(creds, &st, &**d.inode(), crate::vfs::perm::MAY_EXEC, false)?;
     let imp = d.inode().open(libc::O_RDONLY)?;
     notify.executed(&d);
     Ok((

@@ -28,6 +28,7 @@ pub mod spawn;
 pub mod task;
 pub mod timers;
 pub mod vdso;
+pub mod yama;
 /// Credentials and wait queues live below the files and sockets that use them
 /// (docs/architecture.md); the kernel's paths to them stay.
 pub use crate::{cbpf, creds, wait};
@@ -116,6 +117,8 @@ pub struct Kernel {
     /// The sandbox's memory for tmpfs files, shared memory and memfds (its pages
     /// count in the sandbox's memory use).
     pub mem: Arc<crate::fs::memfile::MemoryFile>,
+    /// `kernel.yama.ptrace_scope`.
+    pub yama: yama::Yama,
 }
 
 impl Kernel {
@@ -188,6 +191,7 @@ impl Kernel {
             aio: aio::AioTable::default(),
             containers: containers::Book::default(),
             mem: crate::fs::memfile::MemoryFile::new(),
+            yama: yama::Yama::default(),
         })
     }
 

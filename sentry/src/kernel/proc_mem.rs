@@ -104,6 +104,9 @@ impl Inode for MemInode {
             let caller = kernel.registry()?.group(me).ok_or(Errno::ESRCH)?;
             let creds = caller.state()?.view.creds.clone();
             may_access(&creds, &tg)?;
+            // Yama's attach rule; `mm_access` turns every refusal into EACCES.
+            crate::kernel::yama::may_attach(&kernel, me, creds.has_cap(CAP_SYS_PTRACE), &tg)
+                .map_err(|_| Errno::EACCES)?;
         }
         let mm = tg.state()?.view.mm.clone().ok_or(Errno::ESRCH)?;
         if mm.upgrade().is_none() {

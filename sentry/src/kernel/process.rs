@@ -136,6 +136,8 @@ pub struct GroupState {
     /// `PR_SET_DUMPABLE` (only dumpable processes may be traced without
     /// CAP_SYS_PTRACE).
     pub dumpable: bool,
+    /// The tracer `PR_SET_PTRACER` named (Yama's exception).
+    pub ptracer: Option<crate::kernel::yama::Ptracer>,
 }
 
 impl GroupState {
@@ -247,6 +249,7 @@ impl ThreadGroup {
                 tracees: BTreeMap::new(),
                 held_for_tracer: false,
                 dumpable: true,
+                ptracer: None,
             }),
             child_events: WaitQueue::new(),
             events: WaitQueue::new(),

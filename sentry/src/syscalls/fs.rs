@@ -73,8 +73,10 @@ fn open_from(
             return Err(Errno::ENOTDIR);
         }
         fs_mut::may_create(task, &dir)?;
-        let (owner, mode) = fs_mut::new_owner(task, &dir, mode & 0o7777 & !task.fs.umask, false)?;
+        let (mode, acls) = fs_mut::create_mode(task, &dir, mode & 0o7777, false);
+        let (owner, mode) = fs_mut::new_owner(task, &dir, mode, false)?;
         let inode = dir.inode().tmpfile(mode, owner)?;
+        acls.apply(&inode)?;
         let imp = inode.open(flags)?;
         let d = dir.orphan(inode);
         let file = OpenFile::new(imp, Some(d), flags & !O_TMPFILE | libc::O_LARGEFILE);
@@ -129,9 +131,10 @@ fn open_from(
             }
             Err(Errno::ENOENT) => {
                 fs_mut::may_create(task, &parent)?;
-                let (owner, mode) =
-                    fs_mut::new_owner(task, &parent, mode & 0o7777 & !task.fs.umask, false)?;
+                let (mode, acls) = fs_mut::create_mode(task, &parent, mode & 0o7777, false);
+                let (owner, mode) = fs_mut::new_owner(task, &parent, mode, false)?;
                 let inode = parent.inode().create(&name, mode, owner)?;
+                acls.apply(&inode)?;
                 task.kernel.files.inotify.created(&parent, &name, &inode);
                 created = true;
                 parent.add_child(&name, inode)?
@@ -172,7 +175,7 @@ fn open_from(
     let trunc = flags & libc::O_TRUNC != 0 && st.is_regular();
     let want = if trunc { want | MAY_WRITE } else { want };
     if !created {
-        perm::check(&task.creds, &st, want, false)?;
+        perm::check_on(&task.creds, &st, &**dentry.inode(), want, false)?;
     }
     if want & MAY_WRITE != 0 && (st.is_regular() || st.is_dir()) {
         dentry.check_writable()?;
@@ -854,7 +857,7 @@ fn set_cwd(task: &mut Task, d: Arc<Dentry>) -> SysResult<u64> {
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    perm::check(&task.creds, &st, MAY_EXEC, false)?;
+    perm::check_on(&task.creds, &st, &**d.inode(), MAY_EXEC, false)?;
     task.fs.cwd = d;
     Ok(0)
 }
@@ -873,7 +876,7 @@ pub fn chroot(task: &mut Task, a: &Args) -> SysResult<u64> {
     if !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    perm::check(&task.creds, &st, MAY_EXEC, false)?;
+    perm::check_on(&task.creds, &st, &**d.inode(), MAY_EXEC, false)?;
     if !task.creds.has_ns_cap(CAP_SYS_CHROOT) {
         return Err(Errno::EPERM);
     }
@@ -916,7 +919,13 @@ fn do_access(task: &Task, dirfd: i32, path: &[u8], mode: u32, flags: i32) -> Sys
     if mode == 0 {
         return Ok(0);
     }
-    perm::check(&task.creds, &st, mode, flags & libc::AT_EACCESS == 0)?;
+    perm::check_on(
+        &task.creds,
+        &st,
+        &**d.inode(),
+        mode,
+        flags & libc::AT_EACCESS == 0,
+    )?;
     if mode & MAY_WRITE != 0 && (st.is_regular() || st.is_dir() || st.is_symlink()) {
         d.check_writable()?;
     }

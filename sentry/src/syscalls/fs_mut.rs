@@ -10,9 +10,10 @@ use crate::kernel::creds::{CAP_CHOWN, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETI
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::{at_dir, file_arg, path_arg, Args};
+use crate::vfs::acl::{self, Acl};
 use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
-use crate::vfs::{Dentry, Owner, SetAttr, Stat, TimeChange};
+use crate::vfs::{Dentry, Inode, Owner, SetAttr, Stat, TimeChange};
 
 const UTIME_NOW: i64 = (1 << 30) - 1;
 const UTIME_OMIT: i64 = (1 << 30) - 2;
@@ -82,6 +83,42 @@ pub(super) fn new_owner(
     perm::new_owner(&task.creds, &dir.inode().stat()?, mode, is_dir)
 }
 
+/// The ACLs a new object inherits from its directory's default ACL.
+#[derive(Default)]
+pub(super) struct Inherited {
+    access: Option<Acl>,
+    default: Option<Acl>,
+}
+
+impl Inherited {
+    /// Gives the new `inode` its ACLs.
+    pub(super) fn apply(self, inode: &Arc<dyn Inode>) -> SysResult<()> {
+        if let Some(a) = self.access {
+            inode.setxattr(acl::ACCESS, &a.to_xattr(), 0)?;
+        }
+        if let Some(a) = self.default {
+            inode.setxattr(acl::DEFAULT, &a.to_xattr(), 0)?;
+        }
+        Ok(())
+    }
+}
+
+/// The permission bits of a new object in `dir` asked for as `mode`, and the
+/// ACLs it inherits (Linux's `posix_acl_create`): without a default ACL on
+/// `dir` the umask applies; with one, the ACL masks the mode instead, becomes
+/// the object's access ACL unless the mode says it all, and a new directory
+/// inherits it as its own default.
+pub(super) fn create_mode(task: &Task, dir: &Dentry, mode: u32, is_dir: bool) -> (u32, Inherited) {
+    match dir.inode().posix_acl(true) {
+        None => (mode & !task.fs.umask, Inherited::default()),
+        Some(def) => {
+            let (mode, access) = def.create(mode);
+            let default = is_dir.then_some(def);
+            (mode, Inherited { access, default })
+        }
+    }
+}
+
 /// Resolves the parent of a name to create; `EEXIST` if it exists.
 fn create_parent(task: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>, Vec<u8>)> {
     let start = at_dir(task, dirfd, path)?;
@@ -100,9 +137,10 @@ fn create_parent(task: &Task, dirfd: i32, path: &[u8]) -> SysResult<(Arc<Dentry>
 
 fn do_mkdir(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysResult<u64> {
     let (parent, name) = create_parent(task, dirfd, path)?;
-    let mode = mode & 0o1777 & !task.fs.umask;
+    let (mode, acls) = create_mode(task, &parent, mode & 0o1777, true);
     let (owner, mode) = new_owner(task, &parent, mode, true)?;
     let inode = parent.inode().mkdir(&name, mode, owner)?;
+    acls.apply(&inode)?;
     task.kernel.files.inotify.created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
     Ok(0)
@@ -139,10 +177,11 @@ pub(super) fn make_node(task: &Task, dirfd: i32, path: &[u8], mode: u32) -> SysR
         _ => return Err(Errno::EINVAL),
     }
     let (parent, name) = create_parent(task, dirfd, path)?;
-    let perm_bits = mode & 0o7777 & !task.fs.umask;
+    let (perm_bits, acls) = create_mode(task, &parent, mode & 0o7777, false);
     let (owner, perm_bits) = new_owner(task, &parent, perm_bits, false)?;
     let kind = if kind == 0 { libc::S_IFREG } else { kind };
     let inode = parent.inode().mknod(&name, kind | perm_bits, owner)?;
+    acls.apply(&inode)?;
     let st = inode.stat()?;
     task.kernel.files.inotify.created(&parent, &name, &inode);
     parent.add_child(&name, inode)?;
@@ -276,11 +315,11 @@ fn do_rename(
     let moves_dir = !Arc::ptr_eq(&opar, &npar);
     if moves_dir && sst.is_dir() {
         // Its ".." changes.
-        perm::check(&task.creds, &sst, MAY_WRITE, false)?;
+        perm::check_on(&task.creds, &sst, &**src.inode(), MAY_WRITE, false)?;
     }
-    if let (true, Some(d)) = (moves_dir && exchange, &dst_st) {
+    if let (true, Some(d), Some(dd)) = (moves_dir && exchange, &dst_st, &dst) {
         if d.is_dir() {
-            perm::check(&task.creds, d, MAY_WRITE, false)?;
+            perm::check_on(&task.creds, d, &**dd.inode(), MAY_WRITE, false)?;
         }
     }
     if src.is_mountpoint() || dst.as_ref().is_some_and(|d| d.is_mountpoint()) {
@@ -359,7 +398,14 @@ fn do_link(
         let safe = st.is_regular()
             && st.mode & libc::S_ISUID == 0
             && (st.mode & (libc::S_ISGID | libc::S_IXGRP)) != (libc::S_ISGID | libc::S_IXGRP)
-            && perm::check(&task.creds, &st, MAY_READ | MAY_WRITE, false).is_ok();
+            && perm::check_on(
+                &task.creds,
+                &st,
+                &**src.inode(),
+                MAY_READ | MAY_WRITE,
+                false,
+            )
+            .is_ok();
         if !safe {
             return Err(Errno::EPERM);
         }
@@ -431,6 +477,12 @@ fn chmod_dentry(task: &Task, d: &Dentry, mode: u32) -> SysResult<u64> {
             ..Default::default()
         },
     )?;
+    // Linux's posix_acl_chmod: the access ACL's owner, mask and other entries
+    // follow the new mode.
+    if let Some(mut a) = d.inode().posix_acl(false) {
+        a.chmod(mode);
+        d.inode().setxattr(acl::ACCESS, &a.to_xattr(), 0)?;
+    }
     Ok(0)
 }
 
@@ -576,7 +628,7 @@ fn set_times(task: &Task, d: &Dentry, atime: TimeChange, mtime: TimeChange) -> S
         if !to_now {
             return Err(Errno::EPERM);
         }
-        perm::check(&task.creds, &st, MAY_WRITE, false)?;
+        perm::check_on(&task.creds, &st, &**d.inode(), MAY_WRITE, false)?;
     }
     set_attr(
         task,
@@ -691,7 +743,7 @@ pub fn truncate(task: &mut Task, a: &Args) -> SysResult<u64> {
     if !st.is_regular() {
         return Err(Errno::EINVAL);
     }
-    perm::check(&task.creds, &st, MAY_WRITE, false)?;
+    perm::check_on(&task.creds, &st, &**d.inode(), MAY_WRITE, false)?;
     d.check_writable()?;
     set_attr(
         task,

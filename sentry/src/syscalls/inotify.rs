@@ -51,7 +51,7 @@ pub fn inotify_add_watch(task: &mut Task, a: &Args) -> SysResult<u64> {
     if mask & IN_ONLYDIR != 0 && !st.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    perm::check(&task.creds, &st, MAY_READ, false)?;
+    perm::check_on(&task.creds, &st, &**d.inode(), MAY_READ, false)?;
     Ok(ino.add_watch(&st, mask)? as u64)
 }
 

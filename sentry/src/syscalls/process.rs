@@ -279,6 +279,9 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             io::write_u32(task.mem(), a[1], task.pdeath_signal as u32)?;
             Ok(0)
         }
+        crate::kernel::yama::PR_SET_PTRACER => {
+            crate::kernel::yama::set_ptracer(&task.kernel, &task.tg, a[1])
+        }
         libc::PR_GET_SECCOMP => crate::syscalls::seccomp::prctl_get(task),
         libc::PR_SET_SECCOMP => crate::syscalls::seccomp::prctl_set(task, a[1], a[2]),
         _ => Err(Errno::EINVAL),

@@ -184,17 +184,24 @@ pub fn ptrace(task: &mut Task, a: &Args) -> SysResult<u64> {
 fn traceme(task: &mut Task) -> SysResult<u64> {
     let parent = task.ppid();
     let ptg = task.kernel.registry()?.group(parent).ok_or(Errno::EPERM)?;
-    if ptg.state()?.zombie.is_some() {
-        return Err(Errno::EPERM);
-    }
+    let parent_cap = {
+        let st = ptg.state()?;
+        if st.zombie.is_some() {
+            return Err(Errno::EPERM);
+        }
+        st.view.creds.has_cap(CAP_SYS_PTRACE)
+    };
+    crate::kernel::yama::may_traceme(&task.kernel, parent_cap)?;
     pt::link(&ptg, &task.handle, &task.tg, false, 0)?;
     Ok(0)
 }
 
 /// Whether `task` may attach to process `tg` (Linux's `__ptrace_may_access` with
-/// real credentials: same ids and dumpable, or CAP_SYS_PTRACE).
-pub(super) fn may_attach(task: &Task, tg: &ThreadGroup) -> SysResult<()> {
-    if task.creds.has_cap(CAP_SYS_PTRACE) {
+/// real credentials: same ids and dumpable, or CAP_SYS_PTRACE; then Yama's scope).
+pub(super) fn may_attach(task: &Task, tg: &Arc<ThreadGroup>) -> SysResult<()> {
+    let cap = task.creds.has_cap(CAP_SYS_PTRACE);
+    crate::kernel::yama::may_attach(&task.kernel, task.tgid, cap, tg)?;
+    if cap {
         return Ok(());
     }
     let st = tg.state()?;

@@ -227,7 +227,7 @@ fn path_target(task: &Task, path: &[u8]) -> SysResult<Target> {
     };
     let d = walk(&task.fs, &start, path, Follow::Yes, opts)?;
     let st = d.inode().stat()?;
-    perm::check(&task.creds, &st, MAY_WRITE, false)?;
+    perm::check_on(&task.creds, &st, &**d.inode(), MAY_WRITE, false)?;
     if st.file_type() != libc::S_IFSOCK {
         return Err(Errno::ECONNREFUSED);
     }

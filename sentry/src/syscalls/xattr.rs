@@ -5,20 +5,23 @@
 //! (`trusted.` needs `CAP_SYS_ADMIN`, `user.` only on regular files and
 //! directories, `security.` writes need `CAP_SYS_ADMIN`) and the file's
 //! permission bits, and last the filesystem (`EOPNOTSUPP` where it keeps none).
+//! The two POSIX ACL names (`system.posix_acl_access`, `..._default`) go through
+//! [`set_acl`], which checks and applies them as Linux (see [`crate::vfs::acl`]).
 
 use std::sync::Arc;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::creds::{CAP_FOWNER, CAP_SYS_ADMIN};
+use crate::kernel::creds::{CAP_FOWNER, CAP_FSETID, CAP_SYS_ADMIN};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::fs_mut::target;
 use crate::syscalls::{file_arg, path_arg, Args};
+use crate::vfs::acl::{self, Acl};
 use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
 use crate::vfs::xattr::{
     XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
 };
-use crate::vfs::Dentry;
+use crate::vfs::{Dentry, SetAttr};
 
 /// `CAP_SETFCAP`: writing `security.capability` (file capabilities) needs it.
 const CAP_SETFCAP: u32 = 31;
@@ -102,7 +105,7 @@ fn permitted(task: &Task, d: &Dentry, name: &[u8], want: u32) -> SysResult<()> {
             return Err(Errno::EPERM);
         }
     }
-    perm::check(&task.creds, &st, want, false)
+    perm::check_on(&task.creds, &st, &**d.inode(), want, false)
 }
 
 fn get(task: &Task, t: Target, name: u64, value: u64, size: u64) -> SysResult<u64> {
@@ -138,6 +141,12 @@ fn set(task: &Task, t: Target, a: &[u64]) -> SysResult<u64> {
     io::read_exact(task.mem(), value, &mut v)?;
     let d = resolve(task, &t)?;
     d.check_writable()?;
+    if acl::is_acl_name(&name) {
+        // XATTR_CREATE and XATTR_REPLACE mean nothing to an ACL (as Linux).
+        set_acl(task, &d, &name, &v)?;
+        task.kernel.files.inotify.attrib(&d);
+        return Ok(0);
+    }
     permitted(task, &d, &name, MAY_WRITE)?;
     d.inode().setxattr(&name, &v, flags)?;
     task.kernel.files.inotify.attrib(&d);
@@ -175,10 +184,71 @@ fn remove(task: &Task, t: Target, name: u64) -> SysResult<u64> {
     let name = name_arg(task, name)?;
     let d = resolve(task, &t)?;
     d.check_writable()?;
+    if acl::is_acl_name(&name) {
+        set_acl(task, &d, &name, &[])?;
+        task.kernel.files.inotify.attrib(&d);
+        return Ok(0);
+    }
     permitted(task, &d, &name, MAY_WRITE)?;
     d.inode().removexattr(&name)?;
     task.kernel.files.inotify.attrib(&d);
     Ok(0)
+}
+
+/// Sets (or with an empty or entry-less `value`, removes) the POSIX ACL `name`
+/// of `d`, as Linux's `set_posix_acl` and `posix_acl_update_mode`: the value is
+/// parsed and checked (`EOPNOTSUPP` for another version, `EINVAL` for a bad
+/// one), a default ACL goes only on a directory (`EACCES`), only the owner or
+/// `CAP_FOWNER` may set either (`EPERM`). An access ACL the mode can say alone
+/// is not kept; otherwise the group bits become its mask, and the set-group-id
+/// bit goes when the caller is neither in the group nor holds `CAP_FSETID`.
+fn set_acl(task: &Task, d: &Dentry, name: &[u8], value: &[u8]) -> SysResult<()> {
+    let parsed = Acl::from_xattr(value)?;
+    if let Some(a) = &parsed {
+        a.validate()?;
+    }
+    let st = d.inode().stat()?;
+    if name == acl::DEFAULT && !st.is_dir() {
+        return if parsed.is_some() {
+            Err(Errno::EACCES)
+        } else {
+            Ok(())
+        };
+    }
+    if task.creds.fsuid != st.uid && !task.creds.has_cap_over(CAP_FOWNER, st.uid, st.gid) {
+        return Err(Errno::EPERM);
+    }
+    let inode = d.inode();
+    let drop_acl = |n: &[u8]| match inode.removexattr(n) {
+        Err(Errno::ENODATA) => Ok(()),
+        r => r,
+    };
+    if name == acl::DEFAULT {
+        return match parsed {
+            Some(a) => inode.setxattr(name, &a.to_xattr(), 0),
+            None => drop_acl(name),
+        };
+    }
+    let Some(a) = parsed else {
+        return drop_acl(name);
+    };
+    let (mut mode, equiv) = a.equiv_mode(st.mode & 0o7777);
+    if !perm::in_group(&task.creds, st.gid) && !task.creds.has_cap_over(CAP_FSETID, st.uid, st.gid)
+    {
+        mode &= !libc::S_ISGID;
+    }
+    if equiv {
+        drop_acl(name)?;
+    } else {
+        inode.setxattr(name, &a.to_xattr(), 0)?;
+    }
+    if mode != st.mode & 0o7777 {
+        inode.setattr(&SetAttr {
+            mode: Some(mode),
+            ..Default::default()
+        })?;
+    }
+    Ok(())
 }
 
 /// `getxattr(2)`.

@@ -2,6 +2,7 @@
 //! tables and path resolution. Filesystems (in `crate::fs`) implement [`Inode`] and
 //! [`FileImpl`]; nothing here knows where the bytes come from.
 
+pub mod acl;
 pub mod fdtable;
 pub mod file;
 pub mod lock;
@@ -204,6 +205,13 @@ pub trait Inode: Send + Sync {
     /// Removes extended attribute `name`.
     fn removexattr(&self, _name: &[u8]) -> SysResult<()> {
         Err(Errno::EOPNOTSUPP)
+    }
+
+    /// The POSIX ACL the sentry keeps for this inode and enforces (the access
+    /// ACL, or with `default` a directory's default ACL). Filesystems that keep
+    /// none in the sentry give `None` (a gofer file's host ACL is the host's).
+    fn posix_acl(&self, _default: bool) -> Option<acl::Acl> {
+        None
     }
 
     /// Identifies the filesystem instance (for `EXDEV` checks on link and rename).

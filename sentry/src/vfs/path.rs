@@ -59,7 +59,7 @@ pub fn resolve(
 
 fn may_search(opts: &WalkOpts<'_>, d: &Dentry) -> SysResult<()> {
     if let Some(c) = opts.creds {
-        perm::check(c, &d.inode().stat()?, perm::MAY_EXEC, false)?;
+        perm::check_on(c, &d.inode().stat()?, &**d.inode(), perm::MAY_EXEC, false)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::creds::{Credentials, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID};
 use crate::errno::{Errno, SysResult};
-use crate::vfs::{Dentry, Owner, Stat};
+use crate::vfs::{Dentry, Inode, Owner, Stat};
 
 /// Read permission.
 pub const MAY_READ: u32 = 4;
@@ -13,22 +13,56 @@ pub const MAY_WRITE: u32 = 2;
 pub const MAY_EXEC: u32 = 1;
 
 /// Checks `want` (`MAY_*` bits) on a file with attributes `st` for `creds`, using
-/// the filesystem ids (or the real ids, for `access(2)`).
+/// the filesystem ids (or the real ids, for `access(2)`), by the mode bits alone
+/// (objects that keep no ACL: message queues).
 pub fn check(creds: &Credentials, st: &Stat, want: u32, real_ids: bool) -> SysResult<()> {
+    check_acl(creds, st, None, want, real_ids)
+}
+
+/// As [`check`] for `inode` (whose attributes are `st`), honouring its POSIX
+/// access ACL (Linux's `acl_permission_check`): a caller other than the owner
+/// is judged by the ACL's entries when the file has one and group bits set.
+pub fn check_on(
+    creds: &Credentials,
+    st: &Stat,
+    inode: &dyn Inode,
+    want: u32,
+    real_ids: bool,
+) -> SysResult<()> {
+    check_acl(creds, st, Some(inode), want, real_ids)
+}
+
+fn check_acl(
+    creds: &Credentials,
+    st: &Stat,
+    inode: Option<&dyn Inode>,
+    want: u32,
+    real_ids: bool,
+) -> SysResult<()> {
     let (uid, gid) = if real_ids {
         (creds.uid, creds.gid)
     } else {
         (creds.fsuid, creds.fsgid)
     };
     let mode = st.mode;
-    let bits = if st.uid == uid {
-        (mode >> 6) & 7
-    } else if st.gid == gid || creds.groups.contains(&st.gid) {
-        (mode >> 3) & 7
-    } else {
-        mode & 7
+    let owner = st.uid == uid;
+    let acl = match inode {
+        Some(i) if !owner && mode & 0o070 != 0 => i.posix_acl(false),
+        _ => None,
     };
-    if bits & want == want {
+    let granted = if let Some(acl) = acl {
+        acl.permits(creds, st, want, real_ids)
+    } else {
+        let bits = if owner {
+            (mode >> 6) & 7
+        } else if st.gid == gid || creds.groups.contains(&st.gid) {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        };
+        bits & want == want
+    };
+    if granted {
         return Ok(());
     }
     // Capabilities follow the effective set. `access` checks as the real ids would:
@@ -69,7 +103,7 @@ pub fn may_create(creds: &Credentials, dir: &Dentry) -> SysResult<()> {
     if st.nlink == 0 {
         return Err(Errno::ENOENT);
     }
-    check(creds, &st, MAY_WRITE | MAY_EXEC, false)?;
+    check_on(creds, &st, &**dir.inode(), MAY_WRITE | MAY_EXEC, false)?;
     dir.check_writable()
 }
 
@@ -78,7 +112,7 @@ pub fn may_create(creds: &Credentials, dir: &Dentry) -> SysResult<()> {
 /// CAP_FOWNER.
 pub fn may_delete(creds: &Credentials, dir: &Dentry, victim: &Stat) -> SysResult<()> {
     let st = dir.inode().stat()?;
-    check(creds, &st, MAY_WRITE | MAY_EXEC, false)?;
+    check_on(creds, &st, &**dir.inode(), MAY_WRITE | MAY_EXEC, false)?;
     if st.mode & libc::S_ISVTX != 0
         && creds.fsuid != victim.uid
         && creds.fsuid != st.uid

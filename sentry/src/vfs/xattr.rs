@@ -21,14 +21,17 @@ pub const XATTR_REPLACE: i32 = 2;
 const MAX_BYTES_PER_INODE: usize = 1 << 20;
 
 /// The namespaces a filesystem with no native store of its own supports, as
-/// Linux's tmpfs: `user.`, `trusted.` and `security.` (`system.` holds POSIX ACLs,
-/// which the sentry does not implement).
+/// Linux's tmpfs: `user.`, `trusted.` and `security.`, and of `system.` the two
+/// POSIX ACLs (checked and applied by the syscall layer, [`crate::vfs::acl`]).
 const PREFIXES: [&[u8]; 3] = [b"user.", b"trusted.", b"security."];
 
 /// Checks that an in-memory filesystem can hold `name`: `EINVAL` for a bare
 /// namespace prefix, `EOPNOTSUPP` outside the supported namespaces (as Linux's
 /// handler lookup answers).
 pub fn check_name(name: &[u8]) -> SysResult<()> {
+    if crate::vfs::acl::is_acl_name(name) {
+        return Ok(());
+    }
     for p in PREFIXES {
         if name.starts_with(p) {
             return if name.len() > p.len() {
@@ -81,6 +84,13 @@ impl XattrMap {
         let v = self.map.remove(name).ok_or(Errno::ENODATA)?;
         self.bytes -= name.len() + v.len();
         Ok(())
+    }
+
+    /// The POSIX ACL held under `name` ([`crate::vfs::acl::ACCESS`] or
+    /// [`crate::vfs::acl::DEFAULT`]), if any.
+    pub fn acl(&self, name: &[u8]) -> Option<crate::vfs::acl::Acl> {
+        let v = self.map.get(name)?;
+        crate::vfs::acl::Acl::from_xattr(v).ok().flatten()
     }
 
     /// Every name, in order.

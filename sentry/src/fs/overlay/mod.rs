@@ -730,6 +730,22 @@ impl Inode for ONode {
         }
     }
 
+    fn posix_acl(&self, default: bool) -> Option<crate::vfs::acl::Acl> {
+        let s = lock(&self.st);
+        match (&s.attr, &self.lower) {
+            (None, Some(l)) => {
+                let l = l.clone();
+                drop(s);
+                l.posix_acl(default)
+            }
+            _ => s.xattrs.acl(if default {
+                crate::vfs::acl::DEFAULT
+            } else {
+                crate::vfs::acl::ACCESS
+            }),
+        }
+    }
+
     fn removexattr(&self, name: &[u8]) -> SysResult<()> {
         check_name(name)?;
         let mut s = lock(&self.st);

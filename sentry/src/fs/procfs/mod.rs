@@ -37,6 +37,40 @@ fn text(ino: u64, s: String) -> Arc<dyn Inode> {
     file(ino, move || Ok(s.clone().into_bytes()))
 }
 
+/// `/proc/sys/kernel/yama` (inode numbers 135 and 136): `ptrace_scope`, which a
+/// writer with `CAP_SYS_PTRACE` may change (see [`crate::kernel::yama`]).
+fn yama_dir(k: &Weak<Kernel>) -> Arc<dyn Inode> {
+    let (kr, kw) = (k.clone(), k.clone());
+    let scope = GenFile::writable(
+        136,
+        0o644,
+        (0, 0),
+        Arc::new(move || {
+            let k = kr.upgrade().ok_or(Errno::ESRCH)?;
+            Ok(format!("{}\n", k.yama.scope()).into_bytes())
+        }),
+        Arc::new(move |buf: &[u8]| {
+            let k = kw.upgrade().ok_or(Errno::ESRCH)?;
+            let writer = k
+                .registry()?
+                .group(process::current().0)
+                .ok_or(Errno::ESRCH)?;
+            let privileged = writer
+                .state()?
+                .view
+                .creds
+                .has_cap(crate::creds::CAP_SYS_PTRACE);
+            let v: i64 = std::str::from_utf8(buf)
+                .ok()
+                .map(str::trim)
+                .and_then(|s| s.parse().ok())
+                .ok_or(Errno::EINVAL)?;
+            k.yama.set_scope(v, privileged)
+        }),
+    );
+    GenDir::fixed(135, vec![("ptrace_scope", scope as Arc<dyn Inode>)])
+}
+
 /// The root of a procfs for `kernel`.
 pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let k = Arc::downgrade(kernel);
@@ -67,6 +101,7 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                         ("ostype", text(104, "Linux\n".into())),
                         ("pid_max", text(105, format!("{PID_MAX}\n"))),
                         ("version", text(106, format!("{VERSION}\n"))),
+                        ("yama", yama_dir(&k)),
                     ]
                     .into_iter()
                     .chain(sysctl::kernel_entries())
@@ -355,12 +390,12 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         .unwrap_or((0, 0));
     let g: Weak<ThreadGroup> = Arc::downgrade(tg);
     let kw = Arc::downgrade(kernel);
-    let mk = |n: u64, f: PidGen| -> Arc<dyn Inode> {
+    let mk_mode = |n: u64, mode: u32, f: PidGen| -> Arc<dyn Inode> {
         let (g, kw) = (g.clone(), kw.clone());
         let id = tid.unwrap_or(0);
         GenFile::new(
             base + n,
-            0o444,
+            mode,
             owner,
             Arc::new(move || {
                 let (g, k) = (
@@ -371,6 +406,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
             }),
         )
     };
+    let mk = |n: u64, f: PidGen| mk_mode(n, 0o444, f);
     let link = |n: u64, f: fn(&Arc<ThreadGroup>) -> SysResult<Vec<u8>>| -> Arc<dyn Inode> {
         let g = g.clone();
         GenLink::new(
@@ -384,7 +420,8 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("status", mk(2, pid_status)),
         ("statm", mk(3, pid_statm)),
         ("cmdline", mk(4, |g, _, _| mem_range(g, true))),
-        ("environ", mk(5, |g, _, _| mem_range(g, false))),
+        // Linux's modes: only the owner reads the environment and the aux vector.
+        ("environ", mk_mode(5, 0o400, |g, _, _| mem_range(g, false))),
         (
             "comm",
             mk(6, |g, _, _| {
@@ -457,7 +494,10 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
         // 44.. are the ns links'.
-        ("auxv", mk(58, |g, _, _| crate::kernel::proc_mem::auxv(g))),
+        (
+            "auxv",
+            mk_mode(58, 0o400, |g, _, _| crate::kernel::proc_mem::auxv(g)),
+        ),
         (
             "mem",
             crate::kernel::proc_mem::mem_inode(tg, kernel, base + 59, owner),
@@ -589,7 +629,7 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
         .unwrap_or((0, 0));
     GenDir::new(
         ino,
-        0o500,
+        if info { 0o555 } else { 0o500 },
         owner,
         Arc::new(move |name| {
             let fd: i32 = std::str::from_utf8(name)

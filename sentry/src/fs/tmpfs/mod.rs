@@ -1146,6 +1146,15 @@ impl Inode for TmpInode {
         Ok(self.meta()?.xattrs.names())
     }
 
+    fn posix_acl(&self, default: bool) -> Option<crate::vfs::acl::Acl> {
+        let name = if default {
+            crate::vfs::acl::DEFAULT
+        } else {
+            crate::vfs::acl::ACCESS
+        };
+        self.meta().ok()?.xattrs.acl(name)
+    }
+
     fn removexattr(&self, name: &[u8]) -> SysResult<()> {
         let mut m = self.meta()?;
         m.xattrs.remove(name)?;
