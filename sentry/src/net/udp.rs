@@ -207,6 +207,7 @@ impl UdpInner {
             reuseport: st.opts.reuseport,
             uid: self.uid,
             tcp: false,
+            connect: false,
         };
         let (id, port) = self.ports().bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
