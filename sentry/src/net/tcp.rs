@@ -466,10 +466,13 @@ pub struct TcpState {
     syn_waiters: VecDeque<std::sync::Weak<TcpInner>>,
     /// Closed, lingering in FIN_WAIT2 or TIME_WAIT ([`Orphans`]).
     orphan: bool,
+    /// [`TcpInner::retry_syn`] is under way.
+    syn_retrying: bool,
 }
 
 /// A connect to a listener whose accept queue was full (Linux drops the SYN and
 /// the client sends it again).
+#[derive(Clone)]
 struct SynWait {
     listener: std::sync::Weak<TcpInner>,
     local: SockAddr,
@@ -535,6 +538,7 @@ impl TcpInner {
                 syn_wait: None,
                 syn_waiters: VecDeque::new(),
                 orphan: false,
+                syn_retrying: false,
             }),
         });
         net.track_tcp(&s);
@@ -909,9 +913,15 @@ impl TcpInner {
         let Ok(mut st) = self.lock() else {
             return false;
         };
-        let Some(w) = st.syn_wait.take() else {
-            return false;
+        // The socket stays in SYN_SENT (`syn_wait` kept) until the outcome is in:
+        // seen between, as not connecting, a reader got ENOTCONN and a blocking
+        // connect ECONNREFUSED. One retry at a time (`syn_retrying`): a second
+        // would make a second connection.
+        let w = match &st.syn_wait {
+            Some(w) if !st.syn_retrying => w.clone(),
+            _ => return false,
         };
+        st.syn_retrying = true;
         drop(st);
         let result = match w.listener.upgrade() {
             Some(l) => l.enqueue(w.local, w.peer, w.rcvcap, self.wq.clone()),
@@ -920,7 +930,8 @@ impl TcpInner {
         let Ok(mut st) = self.lock() else {
             return true;
         };
-        if !matches!(st.phase, Phase::Idle) || !st.connecting {
+        st.syn_retrying = false;
+        if !matches!(st.phase, Phase::Idle) || !st.connecting || st.syn_wait.is_none() {
             // Closed meanwhile: a connection made now is closed with it.
             if let Ok(conn) = result {
                 conn.close(0, true);
@@ -929,6 +940,7 @@ impl TcpInner {
         }
         match result {
             Ok(conn) => {
+                st.syn_wait = None;
                 st.phase = Phase::Connected {
                     conn,
                     side: 0,
@@ -938,7 +950,6 @@ impl TcpInner {
             }
             Err(Errno::EAGAIN) => {
                 let l = w.listener.upgrade();
-                st.syn_wait = Some(w);
                 drop(st);
                 if let Some(l) = l {
                     l.add_syn_waiter(self);
@@ -946,6 +957,7 @@ impl TcpInner {
                 return true;
             }
             Err(e) => {
+                st.syn_wait = None;
                 st.err = Some(e);
                 st.dead = true;
             }
@@ -972,6 +984,9 @@ impl TcpInner {
                     .ok_or(Errno::EIO)?
                     .tcp_send(h, data, nodelay)
             }
+            // SYN_SENT (waiting for room in the listener's queue): a blocking
+            // sender waits for the connection, as Linux's `sk_stream_wait_connect`.
+            Phase::Idle if st.syn_wait.is_some() => Err(Errno::EAGAIN),
             _ => match st.err.take() {
                 Some(e) => Err(e),
                 None => Err(Errno::EPIPE),
@@ -997,6 +1012,8 @@ impl TcpInner {
                     .ok_or(Errno::EIO)?
                     .tcp_recv(h, len, peek)
             }
+            // SYN_SENT: nothing yet (Linux waits, or EAGAIN when non-blocking).
+            Phase::Idle if st.syn_wait.is_some() => Err(Errno::EAGAIN),
             _ => match st.err.take() {
                 Some(e) => Err(e),
                 None if st.dead => Ok(Vec::new()),
@@ -1587,6 +1604,25 @@ mod tests {
         std::thread::sleep(REAP_EVERY);
         net.tcp_orphans.reap();
         assert!(net.tcp_orphans.is_empty());
+    }
+
+    /// A connect waiting for room stays in SYN_SENT while it is retried: never
+    /// seen as unconnected (`ENOTCONN` to a read, `EPIPE` to a send).
+    #[test]
+    fn waiting_connect_reads_and_sends_would_block() {
+        let net = Netstack::new();
+        let l = TcpInner::new(&net, Family::V4, 0);
+        l.bind(lo(0)).unwrap();
+        l.listen(0).unwrap();
+        let port = l.local().port;
+        let c1 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c1.connect(lo(port), true), Ok(Connected::InProgress));
+        let c2 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c2.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(c2.recv(10, false), Err(Errno::EAGAIN));
+        assert_eq!(c2.send(b"x"), Err(Errno::EAGAIN));
+        let _a = l.accept().unwrap();
+        assert_eq!(c2.send(b"x"), Ok(1));
     }
 
     /// Two sandboxes' stacks share nothing: the same port is free in each, and a
