@@ -1076,3 +1076,69 @@ except socket.timeout:
         );
     }
 }
+
+/// The listen backlog on the pod's interface (issue 12): a server inside with
+/// `listen(1)` that does not accept for 3 s after listening; five clients outside
+/// connect 0.3 s apart (trying again while nobody listens yet).
+/// The connections beyond its accept queue are not refused or reset: their SYNs
+/// are dropped and sent again, and all five get the server's answer once it
+/// accepts, as with the same server run natively in the inner namespace.
+#[test]
+fn backlog_on_the_pod_interface_drops_syns() {
+    if !root_or_skip("backlog_on_the_pod_interface_drops_syns") {
+        return;
+    }
+    const SERVER: &str = "import socket,time\n\
+l=socket.socket()\n\
+l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+l.bind(('0.0.0.0',8090))\n\
+l.listen(1)\n\
+time.sleep(3)\n\
+for i in range(5):\n s,a=l.accept(); s.sendall(b'ok'); s.close()\n\
+time.sleep(1)\n";
+    const CLIENT: &str = r#"import socket,threading,time
+out=[]
+def one():
+    end=time.time()+30
+    while True:
+        try:
+            c=socket.create_connection(('10.77.0.2',8090),timeout=30)
+            out.append(c.recv(10).decode() or 'eof')
+        except ConnectionRefusedError:
+            # Nobody listens yet (the server is starting).
+            if time.time()<end:
+                time.sleep(0.2)
+                continue
+            out.append('refused')
+        except OSError as e:
+            out.append(type(e).__name__)
+        return
+ts=[threading.Thread(target=one) for i in range(5)]
+for t in ts:
+    t.start()
+    time.sleep(0.3)
+[t.join() for t in ts]
+print(' '.join(sorted(out)))
+"#;
+    let ns = Netns::new().expect("namespaces");
+    let run = |server: Command, what: &str| {
+        let _srv = Bg::spawn(server).expect("server");
+        let o = output(ns.outer(&["/usr/bin/python3", "-c", CLIENT])).expect("client");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "ok ok ok ok ok\n",
+            "{what}: {}",
+            text(&o)
+        );
+    };
+    run(
+        Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", SERVER]),
+        "native",
+    );
+    for p in platforms() {
+        let srv = ns
+            .sandbox(&p, &[], &["/usr/bin/python3", "-c", SERVER])
+            .expect("rvisor");
+        run(srv, &p);
+    }
+}

@@ -93,6 +93,33 @@ struct PacketDev {
     rx_bytes: u64,
     rx_packets: u64,
     tx: TxSide,
+    /// Ports whose every listener has a full accept queue: SYNs to them are
+    /// dropped before the stack sees them, as Linux's `tcp_conn_request` drops
+    /// them, so the client sends them again instead of meeting a reset.
+    syn_drop: std::collections::HashSet<u16>,
+}
+
+/// Whether `frame` (Ethernet) is a TCP SYN without ACK to a port in `ports`.
+fn is_syn_to(frame: &[u8], ports: &std::collections::HashSet<u16>) -> bool {
+    let tcp = match frame.get(12..14) {
+        Some([0x08, 0x00]) => {
+            let Some(&v) = frame.get(14) else {
+                return false;
+            };
+            if frame.get(23) != Some(&6) || v >> 4 != 4 {
+                return false;
+            }
+            frame.get(14 + (v as usize & 0xf) * 4..)
+        }
+        Some([0x86, 0xdd]) if frame.get(20) == Some(&6) => frame.get(54..),
+        _ => None,
+    };
+    match tcp {
+        Some(t) if t.len() >= 14 => {
+            t[13] & 0x12 == 0x02 && ports.contains(&u16::from_be_bytes([t[2], t[3]]))
+        }
+        _ => false,
+    }
 }
 
 /// The sending half of the device.
@@ -204,6 +231,11 @@ impl Device for PacketDev {
                             taps.tap(&link, f, sockets::rx_pkttype(&link, f), None);
                         }
                     }
+                    if !self.syn_drop.is_empty()
+                        && is_syn_to(&self.rx[self.rx_skip..n], &self.syn_drop)
+                    {
+                        continue;
+                    }
                     return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
                 // The host's own frames on the interface, oversized ones, and (with
@@ -250,6 +282,8 @@ struct Rec {
 
 struct Listener {
     refs: usize,
+    /// How many of the `refs` listeners have a full accept queue.
+    full: usize,
     addr: Option<IpAddr>,
     pool: Vec<SocketHandle>,
 }
@@ -356,6 +390,7 @@ impl External {
             rx_skip,
             rx_bytes: 0,
             rx_packets: 0,
+            syn_drop: Default::default(),
             tx: TxSide {
                 fd: fd.clone(),
                 gso: cfg.vnet_hdr.then(gso::Coalescer::default),
@@ -996,6 +1031,7 @@ impl External {
         } = &mut *st;
         let l = listeners.entry(port).or_insert_with(|| Listener {
             refs: 0,
+            full: 0,
             addr,
             pool: Vec::new(),
         });
@@ -1017,7 +1053,7 @@ impl External {
 
     /// One listener of `port` stopped; the last resets the connections not yet
     /// accepted.
-    pub fn tcp_unlisten(&self, port: u16) {
+    pub fn tcp_unlisten(&self, port: u16, was_full: bool) {
         let Ok(mut st) = self.lock() else {
             return;
         };
@@ -1025,10 +1061,17 @@ impl External {
             sockets,
             listeners,
             orphans,
+            dev,
             ..
         } = &mut *st;
         if let Some(l) = listeners.get_mut(&port) {
             l.refs = l.refs.saturating_sub(1);
+            if was_full {
+                l.full = l.full.saturating_sub(1);
+            }
+            if l.refs == 0 || l.full < l.refs {
+                dev.syn_drop.remove(&port);
+            }
             if l.refs == 0 {
                 if let Some(l) = listeners.remove(&port) {
                     for h in l.pool {
@@ -1039,6 +1082,27 @@ impl External {
             }
         }
         self.after(st);
+    }
+
+    /// A listener on `port` found its accept queue full (`full`) or made room in
+    /// it: while every listener on the port is full, SYNs to it are dropped.
+    pub fn tcp_backlog_full(&self, port: u16, full: bool) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let State { listeners, dev, .. } = &mut *st;
+        if let Some(l) = listeners.get_mut(&port) {
+            if full {
+                l.full = (l.full + 1).min(l.refs);
+            } else {
+                l.full = l.full.saturating_sub(1);
+            }
+            if l.refs > 0 && l.full >= l.refs {
+                dev.syn_drop.insert(port);
+            } else {
+                dev.syn_drop.remove(&port);
+            }
+        }
     }
 
     /// A UDP socket bound `port` on every address (or one of the interface's).

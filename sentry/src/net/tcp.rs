@@ -468,6 +468,8 @@ pub struct TcpState {
     orphan: bool,
     /// [`TcpInner::retry_syn`] is under way.
     syn_retrying: bool,
+    /// This listener told the pod's interface its accept queue is full.
+    ext_full: bool,
 }
 
 /// A connect to a listener whose accept queue was full (Linux drops the SYN and
@@ -539,6 +541,7 @@ impl TcpInner {
                 syn_waiters: VecDeque::new(),
                 orphan: false,
                 syn_retrying: false,
+                ext_full: false,
             }),
         });
         net.track_tcp(&s);
@@ -845,14 +848,18 @@ impl TcpInner {
         let Phase::Listen { queue, max } = &mut st.phase else {
             return Err(Errno::ECONNREFUSED);
         };
-        if queue.len() > *max {
-            // A full accept queue drops the connection, as Linux's backlog would.
-            return Err(Errno::ECONNREFUSED);
-        }
+        // The queue may pass its bound by the handshakes that were under way when
+        // it filled (at most the pool's); new SYNs are dropped from then on
+        // (`External::tcp_backlog_full`), so no connection is reset.
         let server = TcpInner::with(&self.net, self.family, self.uid, opts);
         ext.adopt(h, &server.wq);
         server.lock()?.phase = Phase::Remote { h, local, peer };
         queue.push_back(server);
+        let now_full = queue.len() > *max;
+        if let (true, false, Some(port)) = (now_full, st.ext_full, st.ext_listen) {
+            st.ext_full = true;
+            ext.tcp_backlog_full(port, true);
+        }
         drop(st);
         self.wq.notify_all();
         Ok(())
@@ -879,10 +886,20 @@ impl TcpInner {
     /// `EINVAL` when not listening).
     pub fn accept(&self) -> SysResult<Arc<TcpInner>> {
         let mut st = self.lock()?;
-        let got = match &mut st.phase {
-            Phase::Listen { queue, .. } => queue.pop_front().ok_or(Errno::EAGAIN)?,
+        let (got, room) = match &mut st.phase {
+            Phase::Listen { queue, max } => {
+                let got = queue.pop_front().ok_or(Errno::EAGAIN)?;
+                (got, queue.len() <= *max)
+            }
             _ => return Err(Errno::EINVAL),
         };
+        if let (true, true, Some(port), Some(ext)) =
+            (room, st.ext_full, st.ext_listen, self.net.external())
+        {
+            // SYNs from outside are taken again.
+            st.ext_full = false;
+            ext.tcp_backlog_full(port, false);
+        }
         drop(st);
         // A slot is free: the oldest connect still waiting takes it (its next SYN).
         loop {
@@ -1058,7 +1075,7 @@ impl TcpInner {
                     self.net.tcp.set_listening(id, false);
                 }
                 if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
-                    ext.tcp_unlisten(port);
+                    ext.tcp_unlisten(port, std::mem::take(&mut st.ext_full));
                 }
                 match std::mem::replace(&mut st.phase, Phase::Idle) {
                     Phase::Listen { queue, .. } => queue,
@@ -1137,7 +1154,7 @@ impl TcpInner {
                 st.connecting = false;
                 let waiters = std::mem::take(&mut st.syn_waiters);
                 if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
-                    ext.tcp_unlisten(port);
+                    ext.tcp_unlisten(port, std::mem::take(&mut st.ext_full));
                 }
                 (p, linger0, waiters)
             }
