@@ -1142,3 +1142,42 @@ print(' '.join(sorted(out)))
         run(srv, &p);
     }
 }
+
+/// UDP-Lite through the pod's interface (issue 12): a client inside sends to a
+/// UDP-Lite echo server outside (the outer kernel checks the checksum, once over
+/// the whole datagram and once with a coverage of the header only) and gets the
+/// answers back.
+#[test]
+fn udplite_through_the_pod_interface() {
+    if !root_or_skip("udplite_through_the_pod_interface") {
+        return;
+    }
+    const ECHO: &str = "import socket\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,136)\n\
+s.bind(('0.0.0.0',9054))\n\
+while True:\n d,a=s.recvfrom(2048)\n s.sendto(d.upper(),a)\n";
+    const CLIENT: &str = "import socket\n\
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM,136)\n\
+u.settimeout(5)\n\
+u.sendto(b'lite over the veth',('10.77.0.1',9054))\n\
+print(u.recvfrom(100)[0].decode())\n\
+u.setsockopt(136,10,8)\n\
+u.sendto(b'header covered',('10.77.0.1',9054))\n\
+print(u.recvfrom(100)[0].decode())\n";
+    for p in platforms() {
+        let ns = Netns::new().expect("namespaces");
+        let _echo = Bg::spawn(ns.outer(&["/usr/bin/python3", "-c", ECHO])).expect("echo");
+        std::thread::sleep(Duration::from_millis(500));
+        let o = output(
+            ns.sandbox(&p, &[], &["/usr/bin/python3", "-c", CLIENT])
+                .expect("rvisor"),
+        )
+        .expect("run");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "LITE OVER THE VETH\nHEADER COVERED\n",
+            "{p}: {}",
+            text(&o)
+        );
+    }
+}

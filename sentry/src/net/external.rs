@@ -303,6 +303,9 @@ struct State {
     /// Raw smoltcp sockets copying ICMP and ICMPv6 in and carrying the sandbox's
     /// ICMP sockets' datagrams out (`net::icmp`).
     icmp: [SocketHandle; 2],
+    /// UDP-Lite (IP protocol 136, which smoltcp does not know) in and out, as raw
+    /// IPv4 and IPv6 sockets (`net::udp`).
+    lite: [SocketHandle; 2],
 }
 
 /// Work found under the stack's lock, done after it is released.
@@ -312,6 +315,8 @@ struct Events {
     dgrams: Vec<(SockAddr, SockAddr, Vec<u8>)>,
     /// ICMP datagrams received (IP header included).
     icmp: Vec<Vec<u8>>,
+    /// UDP-Lite datagrams received (whole IP packets).
+    lite: Vec<Vec<u8>>,
     wake: Vec<Arc<WaitQueue>>,
 }
 
@@ -439,6 +444,10 @@ impl External {
             sockets.add(icmp_socket(IpVersion::Ipv4, IpProtocol::Icmp)),
             sockets.add(icmp_socket(IpVersion::Ipv6, IpProtocol::Icmpv6)),
         ];
+        let lite = [
+            sockets.add(icmp_socket(IpVersion::Ipv4, IpProtocol::Unknown(UDPLITE))),
+            sockets.add(icmp_socket(IpVersion::Ipv6, IpProtocol::Unknown(UDPLITE))),
+        ];
         Ok(External {
             name: cfg.name.clone(),
             mtu,
@@ -461,6 +470,7 @@ impl External {
                 udp: HashMap::new(),
                 driver_at: None,
                 icmp,
+                lite,
             }),
             net,
         })
@@ -564,6 +574,7 @@ impl External {
             orphans,
             udp,
             icmp,
+            lite,
             ..
         } = st;
         let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
@@ -650,6 +661,12 @@ impl External {
                 if keep {
                     ev.icmp.push(d.to_vec());
                 }
+            }
+        }
+        for h in lite.iter() {
+            let s = sockets.get_mut::<raw::Socket>(*h);
+            while let Ok(d) = s.recv() {
+                ev.lite.push(d.to_vec());
             }
         }
         orphans.retain(|&h| {
@@ -741,6 +758,9 @@ impl External {
             }
             for d in ev.icmp {
                 super::icmp::input_external(net, &d);
+            }
+            for d in ev.lite {
+                super::udp::input_lite_external(net, &d);
             }
         }
         for q in ev.wake {
@@ -1163,10 +1183,20 @@ impl External {
     /// Sends one ICMP or ICMPv6 datagram (its IP header included) out of the
     /// interface (`net::icmp`).
     pub fn ip_send(&self, datagram: &[u8]) -> SysResult<()> {
+        self.raw_send(datagram, false)
+    }
+
+    /// Sends one UDP-Lite datagram (its IP header included).
+    pub fn lite_send(&self, datagram: &[u8]) -> SysResult<()> {
+        self.raw_send(datagram, true)
+    }
+
+    fn raw_send(&self, datagram: &[u8], lite: bool) -> SysResult<()> {
         let mut st = self.lock()?;
+        let hs = if lite { st.lite } else { st.icmp };
         let h = match datagram.first().map(|b| b >> 4) {
-            Some(4) => st.icmp[0],
-            Some(6) => st.icmp[1],
+            Some(4) => hs[0],
+            Some(6) => hs[1],
             _ => return Err(Errno::EINVAL),
         };
         st.sockets
@@ -1200,7 +1230,10 @@ impl External {
     }
 }
 
-/// A raw smoltcp socket for one ICMP protocol.
+/// UDP-Lite's IP protocol number (RFC 3828).
+const UDPLITE: u8 = 136;
+
+/// A raw smoltcp socket for one ICMP protocol (or UDP-Lite).
 fn icmp_socket(v: IpVersion, p: IpProtocol) -> raw::Socket<'static> {
     let buf = || raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; 256 << 10]);
     raw::Socket::new(Some(v), Some(p), buf(), buf())
