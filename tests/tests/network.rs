@@ -1077,6 +1077,57 @@ except socket.timeout:
     }
 }
 
+/// ICMP port unreachable through the pod's interface (issue 12): a connected UDP
+/// socket inside sends to a closed port outside; the outer kernel's ICMP error
+/// makes its next call fail with ECONNREFUSED, as natively (the same script run
+/// in the inner namespace before the sandbox takes its interface); an
+/// unconnected socket hears nothing.
+#[test]
+fn udp_refused_through_the_pod_interface() {
+    if !root_or_skip("udp_refused_through_the_pod_interface") {
+        return;
+    }
+    const SCRIPT: &str = "import socket,time\n\
+c=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+c.connect(('10.77.0.1',9))\n\
+c.send(b'x')\n\
+time.sleep(0.5)\n\
+try:\n c.recv(10,socket.MSG_DONTWAIT); print('connected: data')\n\
+except ConnectionRefusedError: print('connected: refused')\n\
+except BlockingIOError: print('connected: nothing')\n\
+try:\n c.recv(10,socket.MSG_DONTWAIT); print('then: data')\n\
+except ConnectionRefusedError: print('then: refused')\n\
+except BlockingIOError: print('then: nothing')\n\
+u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+u.sendto(b'x',('10.77.0.1',9))\n\
+time.sleep(0.5)\n\
+try:\n u.recv(10,socket.MSG_DONTWAIT); print('unconnected: data')\n\
+except ConnectionRefusedError: print('unconnected: refused')\n\
+except BlockingIOError: print('unconnected: nothing')\n";
+    const WANT: &str = "connected: refused\nthen: nothing\nunconnected: nothing\n";
+    let ns = Netns::new().expect("namespaces");
+    let o = output(Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", SCRIPT])).expect("native");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        WANT,
+        "native: {}",
+        text(&o)
+    );
+    for p in platforms() {
+        let o = output(
+            ns.sandbox(&p, &[], &["/usr/bin/python3", "-c", SCRIPT])
+                .expect("rvisor"),
+        )
+        .expect("run");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            WANT,
+            "{p}: {}",
+            text(&o)
+        );
+    }
+}
+
 /// The listen backlog on the pod's interface (issue 12): a server inside with
 /// `listen(1)` that does not accept for 3 s after listening; five clients outside
 /// connect 0.3 s apart (trying again while nobody listens yet).

@@ -317,6 +317,8 @@ struct Events {
     icmp: Vec<Vec<u8>>,
     /// UDP-Lite datagrams received (whole IP packets).
     lite: Vec<Vec<u8>>,
+    /// ICMP port unreachable for UDP: (our address, where the datagram went).
+    unreachable: Vec<(SockAddr, SockAddr)>,
     wake: Vec<Arc<WaitQueue>>,
 }
 
@@ -658,6 +660,11 @@ impl External {
         for h in icmp.iter() {
             let s = sockets.get_mut::<raw::Socket>(*h);
             while let Ok(d) = s.recv() {
+                // A port unreachable for one of our UDP datagrams goes to its
+                // socket whether or not ICMP sockets are open.
+                if let Some(e) = super::udp::port_unreachable(d) {
+                    ev.unreachable.push(e);
+                }
                 if keep {
                     ev.icmp.push(d.to_vec());
                 }
@@ -761,6 +768,9 @@ impl External {
             }
             for d in ev.lite {
                 super::udp::input_lite_external(net, &d);
+            }
+            for (from, to) in ev.unreachable {
+                super::udp::refused(net, from, to);
             }
         }
         for q in ev.wake {

@@ -767,6 +767,84 @@ pub fn input_lite_external(net: &Netstack, datagram: &[u8]) {
     }
 }
 
+/// The UDP datagram an ICMP "port unreachable" (`datagram`: an IPv4 or IPv6
+/// packet carrying ICMP or ICMPv6) quotes: (its source, its destination).
+pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
+    let (icmp, quoted_v6) = match datagram.first()? >> 4 {
+        4 => {
+            let ihl = (*datagram.first()? as usize & 0xf) * 4;
+            let icmp = datagram.get(ihl..)?;
+            // Destination unreachable, port unreachable.
+            if datagram.get(9) != Some(&1) || icmp.first() != Some(&3) || icmp.get(1) != Some(&3) {
+                return None;
+            }
+            (icmp, false)
+        }
+        6 => {
+            let icmp = datagram.get(40..)?;
+            if datagram.get(6) != Some(&58) || icmp.first() != Some(&1) || icmp.get(1) != Some(&4) {
+                return None;
+            }
+            (icmp, true)
+        }
+        _ => return None,
+    };
+    let inner = icmp.get(8..)?;
+    let (src, dst, udp) = if quoted_v6 {
+        // Only a UDP header right after the fixed header is looked at.
+        if inner.get(6) != Some(&17) {
+            return None;
+        }
+        let a: [u8; 16] = inner.get(8..24)?.try_into().ok()?;
+        let b: [u8; 16] = inner.get(24..40)?.try_into().ok()?;
+        (
+            IpAddr::from(std::net::Ipv6Addr::from(a)),
+            IpAddr::from(std::net::Ipv6Addr::from(b)),
+            inner.get(40..44)?,
+        )
+    } else {
+        if inner.first()? >> 4 != 4 || inner.get(9) != Some(&17) {
+            return None;
+        }
+        let ihl = (inner[0] as usize & 0xf) * 4;
+        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
+        (
+            IpAddr::from(std::net::Ipv4Addr::from(a)),
+            IpAddr::from(std::net::Ipv4Addr::from(b)),
+            inner.get(ihl..ihl + 4)?,
+        )
+    };
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    Some((SockAddr::new(src, sport), SockAddr::new(dst, dport)))
+}
+
+/// An ICMP port unreachable came back for a datagram `from` sent `to`: a socket
+/// connected to `to` gets `ECONNREFUSED` on its next call, as Linux's
+/// `__udp4_lib_err` for a hard error (unconnected sockets ignore it: no
+/// `IP_RECVERR` error queue here).
+pub fn refused(net: &Netstack, from: SockAddr, to: SockAddr) {
+    let to_ip = crate::net::addr::canonical(to.ip);
+    for s in net.udp.lookup_all(from.ip, from.port) {
+        let hit = match s.lock() {
+            Ok(mut st) => {
+                let connected = st.peer.is_some_and(|p| {
+                    crate::net::addr::canonical(p.ip) == to_ip && p.port == to.port
+                });
+                if connected {
+                    st.err = Some(Errno::ECONNREFUSED);
+                }
+                connected
+            }
+            Err(_) => false,
+        };
+        if hit {
+            s.wq.notify_all();
+        }
+    }
+}
+
 /// A datagram for group `to` that interface `index` accepted: to every socket
 /// bound to its port that admits the group.
 fn deliver_group(
