@@ -93,6 +93,33 @@ struct PacketDev {
     rx_bytes: u64,
     rx_packets: u64,
     tx: TxSide,
+    /// Ports whose every listener has a full accept queue: SYNs to them are
+    /// dropped before the stack sees them, as Linux's `tcp_conn_request` drops
+    /// them, so the client sends them again instead of meeting a reset.
+    syn_drop: std::collections::HashSet<u16>,
+}
+
+/// Whether `frame` (Ethernet) is a TCP SYN without ACK to a port in `ports`.
+fn is_syn_to(frame: &[u8], ports: &std::collections::HashSet<u16>) -> bool {
+    let tcp = match frame.get(12..14) {
+        Some([0x08, 0x00]) => {
+            let Some(&v) = frame.get(14) else {
+                return false;
+            };
+            if frame.get(23) != Some(&6) || v >> 4 != 4 {
+                return false;
+            }
+            frame.get(14 + (v as usize & 0xf) * 4..)
+        }
+        Some([0x86, 0xdd]) if frame.get(20) == Some(&6) => frame.get(54..),
+        _ => None,
+    };
+    match tcp {
+        Some(t) if t.len() >= 14 => {
+            t[13] & 0x12 == 0x02 && ports.contains(&u16::from_be_bytes([t[2], t[3]]))
+        }
+        _ => false,
+    }
 }
 
 /// The sending half of the device.
@@ -204,6 +231,11 @@ impl Device for PacketDev {
                             taps.tap(&link, f, sockets::rx_pkttype(&link, f), None);
                         }
                     }
+                    if !self.syn_drop.is_empty()
+                        && is_syn_to(&self.rx[self.rx_skip..n], &self.syn_drop)
+                    {
+                        continue;
+                    }
                     return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
                 // The host's own frames on the interface, oversized ones, and (with
@@ -250,6 +282,8 @@ struct Rec {
 
 struct Listener {
     refs: usize,
+    /// How many of the `refs` listeners have a full accept queue.
+    full: usize,
     addr: Option<IpAddr>,
     pool: Vec<SocketHandle>,
 }
@@ -269,6 +303,9 @@ struct State {
     /// Raw smoltcp sockets copying ICMP and ICMPv6 in and carrying the sandbox's
     /// ICMP sockets' datagrams out (`net::icmp`).
     icmp: [SocketHandle; 2],
+    /// UDP-Lite (IP protocol 136, which smoltcp does not know) in and out, as raw
+    /// IPv4 and IPv6 sockets (`net::udp`).
+    lite: [SocketHandle; 2],
 }
 
 /// Work found under the stack's lock, done after it is released.
@@ -278,6 +315,10 @@ struct Events {
     dgrams: Vec<(SockAddr, SockAddr, Vec<u8>)>,
     /// ICMP datagrams received (IP header included).
     icmp: Vec<Vec<u8>>,
+    /// UDP-Lite datagrams received (whole IP packets).
+    lite: Vec<Vec<u8>>,
+    /// ICMP port unreachable for UDP: (our address, where the datagram went).
+    unreachable: Vec<(SockAddr, SockAddr)>,
     wake: Vec<Arc<WaitQueue>>,
 }
 
@@ -356,6 +397,7 @@ impl External {
             rx_skip,
             rx_bytes: 0,
             rx_packets: 0,
+            syn_drop: Default::default(),
             tx: TxSide {
                 fd: fd.clone(),
                 gso: cfg.vnet_hdr.then(gso::Coalescer::default),
@@ -404,6 +446,10 @@ impl External {
             sockets.add(icmp_socket(IpVersion::Ipv4, IpProtocol::Icmp)),
             sockets.add(icmp_socket(IpVersion::Ipv6, IpProtocol::Icmpv6)),
         ];
+        let lite = [
+            sockets.add(icmp_socket(IpVersion::Ipv4, IpProtocol::Unknown(UDPLITE))),
+            sockets.add(icmp_socket(IpVersion::Ipv6, IpProtocol::Unknown(UDPLITE))),
+        ];
         Ok(External {
             name: cfg.name.clone(),
             mtu,
@@ -426,6 +472,7 @@ impl External {
                 udp: HashMap::new(),
                 driver_at: None,
                 icmp,
+                lite,
             }),
             net,
         })
@@ -529,6 +576,7 @@ impl External {
             orphans,
             udp,
             icmp,
+            lite,
             ..
         } = st;
         let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
@@ -612,9 +660,20 @@ impl External {
         for h in icmp.iter() {
             let s = sockets.get_mut::<raw::Socket>(*h);
             while let Ok(d) = s.recv() {
+                // A port unreachable for one of our UDP datagrams goes to its
+                // socket whether or not ICMP sockets are open.
+                if let Some(e) = super::udp::port_unreachable(d) {
+                    ev.unreachable.push(e);
+                }
                 if keep {
                     ev.icmp.push(d.to_vec());
                 }
+            }
+        }
+        for h in lite.iter() {
+            let s = sockets.get_mut::<raw::Socket>(*h);
+            while let Ok(d) = s.recv() {
+                ev.lite.push(d.to_vec());
             }
         }
         orphans.retain(|&h| {
@@ -706,6 +765,12 @@ impl External {
             }
             for d in ev.icmp {
                 super::icmp::input_external(net, &d);
+            }
+            for d in ev.lite {
+                super::udp::input_lite_external(net, &d);
+            }
+            for (from, to) in ev.unreachable {
+                super::udp::refused(net, from, to);
             }
         }
         for q in ev.wake {
@@ -996,6 +1061,7 @@ impl External {
         } = &mut *st;
         let l = listeners.entry(port).or_insert_with(|| Listener {
             refs: 0,
+            full: 0,
             addr,
             pool: Vec::new(),
         });
@@ -1017,7 +1083,7 @@ impl External {
 
     /// One listener of `port` stopped; the last resets the connections not yet
     /// accepted.
-    pub fn tcp_unlisten(&self, port: u16) {
+    pub fn tcp_unlisten(&self, port: u16, was_full: bool) {
         let Ok(mut st) = self.lock() else {
             return;
         };
@@ -1025,10 +1091,17 @@ impl External {
             sockets,
             listeners,
             orphans,
+            dev,
             ..
         } = &mut *st;
         if let Some(l) = listeners.get_mut(&port) {
             l.refs = l.refs.saturating_sub(1);
+            if was_full {
+                l.full = l.full.saturating_sub(1);
+            }
+            if l.refs == 0 || l.full < l.refs {
+                dev.syn_drop.remove(&port);
+            }
             if l.refs == 0 {
                 if let Some(l) = listeners.remove(&port) {
                     for h in l.pool {
@@ -1039,6 +1112,27 @@ impl External {
             }
         }
         self.after(st);
+    }
+
+    /// A listener on `port` found its accept queue full (`full`) or made room in
+    /// it: while every listener on the port is full, SYNs to it are dropped.
+    pub fn tcp_backlog_full(&self, port: u16, full: bool) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let State { listeners, dev, .. } = &mut *st;
+        if let Some(l) = listeners.get_mut(&port) {
+            if full {
+                l.full = (l.full + 1).min(l.refs);
+            } else {
+                l.full = l.full.saturating_sub(1);
+            }
+            if l.refs > 0 && l.full >= l.refs {
+                dev.syn_drop.insert(port);
+            } else {
+                dev.syn_drop.remove(&port);
+            }
+        }
     }
 
     /// A UDP socket bound `port` on every address (or one of the interface's).
@@ -1099,10 +1193,20 @@ impl External {
     /// Sends one ICMP or ICMPv6 datagram (its IP header included) out of the
     /// interface (`net::icmp`).
     pub fn ip_send(&self, datagram: &[u8]) -> SysResult<()> {
+        self.raw_send(datagram, false)
+    }
+
+    /// Sends one UDP-Lite datagram (its IP header included).
+    pub fn lite_send(&self, datagram: &[u8]) -> SysResult<()> {
+        self.raw_send(datagram, true)
+    }
+
+    fn raw_send(&self, datagram: &[u8], lite: bool) -> SysResult<()> {
         let mut st = self.lock()?;
+        let hs = if lite { st.lite } else { st.icmp };
         let h = match datagram.first().map(|b| b >> 4) {
-            Some(4) => st.icmp[0],
-            Some(6) => st.icmp[1],
+            Some(4) => hs[0],
+            Some(6) => hs[1],
             _ => return Err(Errno::EINVAL),
         };
         st.sockets
@@ -1136,7 +1240,10 @@ impl External {
     }
 }
 
-/// A raw smoltcp socket for one ICMP protocol.
+/// UDP-Lite's IP protocol number (RFC 3828).
+const UDPLITE: u8 = 136;
+
+/// A raw smoltcp socket for one ICMP protocol (or UDP-Lite).
 fn icmp_socket(v: IpVersion, p: IpProtocol) -> raw::Socket<'static> {
     let buf = || raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; 256 << 10]);
     raw::Socket::new(Some(v), Some(p), buf(), buf())

@@ -104,6 +104,8 @@ pub struct Netstack {
     pub udplite: ports::PortTable<udp::UdpInner>,
     /// Every TCP socket (accepted ones hold no binding), for `/proc/net/tcp`.
     tcp_all: std::sync::Mutex<Vec<std::sync::Weak<tcp::TcpInner>>>,
+    /// Closed TCP connections lingering in FIN_WAIT2 or TIME_WAIT.
+    pub(crate) tcp_orphans: tcp::Orphans,
     /// Bytes and packets through the interface (`/proc/net/dev`).
     bytes: std::sync::atomic::AtomicU64,
     packets: std::sync::atomic::AtomicU64,
@@ -131,6 +133,7 @@ impl Default for Netstack {
             udp: ports::PortTable::default(),
             udplite: ports::PortTable::default(),
             tcp_all: Mutex::new(Vec::new()),
+            tcp_orphans: tcp::Orphans::default(),
             bytes: std::sync::atomic::AtomicU64::new(0),
             packets: std::sync::atomic::AtomicU64::new(0),
             allow_metadata: AtomicBool::new(false),
@@ -184,6 +187,7 @@ impl Netstack {
 
     /// Every live TCP socket.
     pub fn tcp_sockets(&self) -> Vec<std::sync::Arc<tcp::TcpInner>> {
+        self.tcp_orphans.reap();
         match self.tcp_all.lock() {
             Ok(mut v) => {
                 v.retain(|w| w.strong_count() > 0);

@@ -28,6 +28,9 @@ pub struct BindOpts {
     /// Whether the protocol is TCP: `SO_REUSEADDR` then does not share with a
     /// listener.
     pub tcp: bool,
+    /// The port is chosen for a `connect` (TCP): a port held only by connections
+    /// in TIME_WAIT may be taken again (Linux's `tcp_tw_reuse`, on for loopback).
+    pub connect: bool,
 }
 
 struct Binding<T> {
@@ -35,6 +38,8 @@ struct Binding<T> {
     local: Local,
     opts: BindOpts,
     listening: bool,
+    /// Held by a closed connection in TIME_WAIT (or an orphaned FIN_WAIT2).
+    timewait: bool,
     owner: Weak<T>,
 }
 
@@ -92,15 +97,11 @@ impl<T> PortTable<T> {
             let span = (EPHEMERAL_LAST - EPHEMERAL_FIRST) as u64 + 1;
             let start = self.hint.fetch_add(1, Ordering::Relaxed);
             // An ephemeral port is never shared, whatever the options say.
-            let alone = BindOpts {
-                reuseaddr: false,
-                reuseport: false,
-                ..opts
-            };
             (0..span)
                 .map(|i| EPHEMERAL_FIRST + ((start + i) % span) as u16)
                 .find(|&p| {
-                    !Self::conflicts(&map, p, &local, &alone) && !map.values().any(|b| b.port == p)
+                    !map.values()
+                        .any(|b| b.port == p && !(opts.connect && b.timewait))
                 })
                 .ok_or(Errno::EADDRINUSE)?
         };
@@ -112,10 +113,41 @@ impl<T> PortTable<T> {
                 local,
                 opts,
                 listening: false,
+                timewait: false,
                 owner,
             },
         );
         Ok((id, port))
+    }
+
+    /// Keeps `local`:`port` taken for a closed connection in TIME_WAIT whose socket
+    /// had no binding of its own (an accepted one): no conflict check, the
+    /// listener that shared the port may still hold it. Returns the binding id.
+    pub fn bind_timewait(&self, local: Local, port: u16, opts: BindOpts, owner: Weak<T>) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut map) = self.bindings.lock() {
+            map.insert(
+                id,
+                Binding {
+                    port,
+                    local,
+                    opts,
+                    listening: false,
+                    timewait: true,
+                    owner,
+                },
+            );
+        }
+        id
+    }
+
+    /// Marks binding `id` as held by a closed connection in TIME_WAIT.
+    pub fn set_timewait(&self, id: u64) {
+        if let Ok(mut m) = self.bindings.lock() {
+            if let Some(b) = m.get_mut(&id) {
+                b.timewait = true;
+            }
+        }
     }
 
     /// Drops binding `id` (the socket closed).
@@ -206,6 +238,7 @@ mod tests {
             reuseport,
             uid,
             tcp: true,
+            connect: false,
         }
     }
 

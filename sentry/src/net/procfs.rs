@@ -173,9 +173,21 @@ pub fn tcp(net: &Netstack, family: Family) -> String {
 
 /// `/proc/net/udp` or `udp6`.
 pub fn udp(net: &Netstack, family: Family) -> String {
+    udp_table(&net.udp, family)
+}
+
+/// `/proc/net/udplite` or `udplite6` (the UDP format, UDP-Lite's sockets).
+pub fn udplite(net: &Netstack, family: Family) -> String {
+    udp_table(&net.udplite, family)
+}
+
+fn udp_table(
+    table: &crate::net::ports::PortTable<crate::net::udp::UdpInner>,
+    family: Family,
+) -> String {
     let mut out = header(family, true);
     let mut n = 0;
-    for s in net.udp.all() {
+    for s in table.all() {
         if s.family() != family {
             continue;
         }

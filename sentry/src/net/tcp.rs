@@ -12,12 +12,15 @@
 //! listener dropped retransmits it, until `accept` makes room (then it completes)
 //! or the listener closes (`ECONNREFUSED`).
 //!
+//! The side that closes first lingers once closed ([`Orphans`]): FIN_WAIT2, then
+//! TIME_WAIT for [`TIME_WAIT_LEN`], holding its port.
+//!
 //! Limits: each direction queues up to [`QUEUE_DEFAULT`] bytes (or twice
-//! `SO_RCVBUF` when the receiver set it); no TIME_WAIT: a closed socket's port is
-//! free at once.
+//! `SO_RCVBUF` when the receiver set it).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::{self, Family, Local, SockAddr};
@@ -34,6 +37,98 @@ pub const QUEUE_DEFAULT: usize = 1 << 20;
 pub const SOMAXCONN: usize = 4096;
 /// MSS over `lo` (MTU 65536 less IP and TCP headers with timestamps).
 const LO_MSS: u32 = 65483;
+/// How long a closed connection stays in TIME_WAIT (Linux's `TCP_TIMEWAIT_LEN`).
+pub const TIME_WAIT_LEN: Duration = Duration::from_secs(60);
+/// How long an orphaned connection waits in FIN_WAIT2 for the peer's FIN
+/// (`net.ipv4.tcp_fin_timeout`).
+const FIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Closed loopback connections still holding their 4-tuple and port: the active
+/// closer's FIN_WAIT2 and TIME_WAIT (Linux's timewait sockets). Each is the closed
+/// socket itself, kept with its binding (so `bind` conflicts with it and
+/// `/proc/net/tcp` lists it) until [`Orphans::reap`] finds its time over.
+pub struct Orphans {
+    list: Mutex<Vec<(Arc<TcpInner>, Instant)>>,
+    /// TIME_WAIT's length (tests shorten it).
+    tw_len: Mutex<Duration>,
+    /// When the list was last gone through (at most every [`REAP_EVERY`]: each
+    /// bind and close asks, and a busy server may hold thousands).
+    reaped: Mutex<Option<Instant>>,
+}
+
+/// How often [`Orphans::reap`] goes through the list.
+const REAP_EVERY: Duration = Duration::from_millis(20);
+
+impl Default for Orphans {
+    fn default() -> Self {
+        Orphans {
+            list: Mutex::new(Vec::new()),
+            tw_len: Mutex::new(TIME_WAIT_LEN),
+            reaped: Mutex::new(None),
+        }
+    }
+}
+
+impl Orphans {
+    fn add(&self, s: Arc<TcpInner>) {
+        if let Ok(mut l) = self.list.lock() {
+            l.push((s, Instant::now()));
+        }
+    }
+
+    /// Sets TIME_WAIT's length.
+    pub fn set_time_wait(&self, d: Duration) {
+        if let Ok(mut t) = self.tw_len.lock() {
+            *t = d;
+        }
+    }
+
+    /// Drops the connections whose time is over: their ports become free.
+    pub fn reap(&self) {
+        match self.reaped.lock() {
+            Ok(mut at) => {
+                if at.is_some_and(|t| t.elapsed() < REAP_EVERY) {
+                    return;
+                }
+                *at = Some(Instant::now());
+            }
+            Err(_) => return,
+        }
+        let tw_len = self.tw_len.lock().map(|t| *t).unwrap_or(TIME_WAIT_LEN);
+        let done: Vec<Arc<TcpInner>> = match self.list.lock() {
+            Ok(mut l) => {
+                let mut done = Vec::new();
+                l.retain(|(s, at)| {
+                    let over = s.linger_over(*at, tw_len);
+                    if over {
+                        done.push(s.clone());
+                    }
+                    !over
+                });
+                done
+            }
+            Err(_) => return,
+        };
+        for s in done {
+            if let Ok(mut st) = s.lock() {
+                st.phase = Phase::Idle;
+                if let Some((_, _, id)) = st.bound.take() {
+                    s.net.tcp.unbind(id);
+                }
+            }
+        }
+    }
+
+    /// How many connections linger.
+    pub fn len(&self) -> usize {
+        self.list.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// Whether none lingers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 /// Linux's TCP states (`/proc/net/tcp`'s `st`, `tcpi_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +199,20 @@ struct ConnState {
     received: [u64; 2],
     /// Which side shut down writing first (for the closing states).
     first_fin: Option<usize>,
+    /// When the second FIN went out: the first closer's TIME_WAIT began.
+    both_fin_at: Option<Instant>,
+}
+
+impl ConnState {
+    /// Side `side` sends its FIN.
+    fn send_fin(&mut self, side: usize) {
+        self.sent_fin[side] = true;
+        self.fin[1 - side] = true;
+        self.first_fin.get_or_insert(side);
+        if self.sent_fin[1 - side] {
+            self.both_fin_at.get_or_insert_with(Instant::now);
+        }
+    }
 }
 
 /// One loopback connection: side 0 is the connecting socket, side 1 the accepted.
@@ -137,8 +246,10 @@ impl Conn {
         }
         if s.closed[peer] {
             // The peer is gone: its stack answers this segment with RST, which
-            // closes us with EPIPE for the next write.
+            // closes us with EPIPE for the next write (and ends the peer's
+            // orphaned FIN_WAIT2 or TIME_WAIT).
             s.reset[side] = true;
+            s.reset[peer] = true;
             s.fin[side] = true;
             s.err[side] = Some(Errno::EPIPE);
             drop(s);
@@ -198,9 +309,7 @@ impl Conn {
             s.shut_rd[side] = true;
         }
         if wr && !s.sent_fin[side] {
-            s.sent_fin[side] = true;
-            s.fin[1 - side] = true;
-            s.first_fin.get_or_insert(side);
+            s.send_fin(side);
         }
         drop(s);
         self.wake(side);
@@ -226,12 +335,33 @@ impl Conn {
                     Errno::ECONNRESET
                 });
             } else if !s.sent_fin[side] {
-                s.sent_fin[side] = true;
-                s.fin[peer] = true;
-                s.first_fin.get_or_insert(side);
+                s.send_fin(side);
             }
         }
         self.wake(peer);
+    }
+
+    /// Whether side `side`, closed, lingers as Linux's active closer does: it sent
+    /// the first FIN and was not reset (FIN_WAIT2, then TIME_WAIT).
+    fn lingers(&self, side: usize) -> bool {
+        self.lock()
+            .map(|s| !s.reset[side] && s.first_fin == Some(side))
+            .unwrap_or(false)
+    }
+
+    /// Whether side `side`, closed at `closed_at`, is done lingering: reset, in
+    /// TIME_WAIT for `tw_len`, or in FIN_WAIT2 for `tcp_fin_timeout`.
+    fn linger_over(&self, side: usize, closed_at: Instant, tw_len: Duration) -> bool {
+        let Ok(s) = self.lock() else {
+            return true;
+        };
+        if s.reset[side] {
+            return true;
+        }
+        match s.both_fin_at {
+            Some(t) => t.elapsed() >= tw_len,
+            None => closed_at.elapsed() >= FIN_TIMEOUT,
+        }
     }
 
     fn state(&self, side: usize) -> State {
@@ -334,10 +464,17 @@ pub struct TcpState {
     syn_wait: Option<SynWait>,
     /// Connects waiting for room in this listener's accept queue, oldest first.
     syn_waiters: VecDeque<std::sync::Weak<TcpInner>>,
+    /// Closed, lingering in FIN_WAIT2 or TIME_WAIT ([`Orphans`]).
+    orphan: bool,
+    /// [`TcpInner::retry_syn`] is under way.
+    syn_retrying: bool,
+    /// This listener told the pod's interface its accept queue is full.
+    ext_full: bool,
 }
 
 /// A connect to a listener whose accept queue was full (Linux drops the SYN and
 /// the client sends it again).
+#[derive(Clone)]
 struct SynWait {
     listener: std::sync::Weak<TcpInner>,
     local: SockAddr,
@@ -402,6 +539,9 @@ impl TcpInner {
                 ext_listen: None,
                 syn_wait: None,
                 syn_waiters: VecDeque::new(),
+                orphan: false,
+                syn_retrying: false,
+                ext_full: false,
             }),
         });
         net.track_tcp(&s);
@@ -432,17 +572,21 @@ impl TcpInner {
         st: &mut TcpState,
         ip: std::net::IpAddr,
         port: u16,
+        connect_autobind: bool,
     ) -> SysResult<()> {
         if st.bound.is_some() {
             return Err(Errno::EINVAL);
         }
         self.net.check_bindable(ip)?;
+        // Connections whose TIME_WAIT is over give their ports back first.
+        self.net.tcp_orphans.reap();
         let local = Local::of(self.family, ip, st.opts.v6only);
         let opts = BindOpts {
             reuseaddr: st.opts.reuseaddr,
             reuseport: st.opts.reuseport,
             uid: self.uid,
             tcp: true,
+            connect: connect_autobind,
         };
         let (id, port) = self.net.tcp.bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
@@ -459,7 +603,7 @@ impl TcpInner {
         {
             return Err(Errno::EADDRNOTAVAIL);
         }
-        self.bind_locked(&mut st, addr.ip, addr.port)
+        self.bind_locked(&mut st, addr.ip, addr.port, false)
     }
 
     /// `listen(2)`: binds an ephemeral port first if needed.
@@ -478,7 +622,7 @@ impl TcpInner {
         }
         if st.bound.is_none() {
             let any = self.family.any();
-            self.bind_locked(&mut st, any, 0)?;
+            self.bind_locked(&mut st, any, 0, false)?;
         }
         if let Some((local, port, id)) = st.bound {
             self.net.tcp.set_listening(id, true);
@@ -563,7 +707,7 @@ impl TcpInner {
             _ => src_ip,
         };
         if st.bound.is_none() {
-            self.bind_locked(&mut st, src_ip, 0)?;
+            self.bind_locked(&mut st, src_ip, 0, true)?;
         }
         let src_port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
         let local = SockAddr::new(src_ip, src_port);
@@ -704,14 +848,18 @@ impl TcpInner {
         let Phase::Listen { queue, max } = &mut st.phase else {
             return Err(Errno::ECONNREFUSED);
         };
-        if queue.len() > *max {
-            // A full accept queue drops the connection, as Linux's backlog would.
-            return Err(Errno::ECONNREFUSED);
-        }
+        // The queue may pass its bound by the handshakes that were under way when
+        // it filled (at most the pool's); new SYNs are dropped from then on
+        // (`External::tcp_backlog_full`), so no connection is reset.
         let server = TcpInner::with(&self.net, self.family, self.uid, opts);
         ext.adopt(h, &server.wq);
         server.lock()?.phase = Phase::Remote { h, local, peer };
         queue.push_back(server);
+        let now_full = queue.len() > *max;
+        if let (true, false, Some(port)) = (now_full, st.ext_full, st.ext_listen) {
+            st.ext_full = true;
+            ext.tcp_backlog_full(port, true);
+        }
         drop(st);
         self.wq.notify_all();
         Ok(())
@@ -738,10 +886,20 @@ impl TcpInner {
     /// `EINVAL` when not listening).
     pub fn accept(&self) -> SysResult<Arc<TcpInner>> {
         let mut st = self.lock()?;
-        let got = match &mut st.phase {
-            Phase::Listen { queue, .. } => queue.pop_front().ok_or(Errno::EAGAIN)?,
+        let (got, room) = match &mut st.phase {
+            Phase::Listen { queue, max } => {
+                let got = queue.pop_front().ok_or(Errno::EAGAIN)?;
+                (got, queue.len() <= *max)
+            }
             _ => return Err(Errno::EINVAL),
         };
+        if let (true, true, Some(port), Some(ext)) =
+            (room, st.ext_full, st.ext_listen, self.net.external())
+        {
+            // SYNs from outside are taken again.
+            st.ext_full = false;
+            ext.tcp_backlog_full(port, false);
+        }
         drop(st);
         // A slot is free: the oldest connect still waiting takes it (its next SYN).
         loop {
@@ -772,9 +930,15 @@ impl TcpInner {
         let Ok(mut st) = self.lock() else {
             return false;
         };
-        let Some(w) = st.syn_wait.take() else {
-            return false;
+        // The socket stays in SYN_SENT (`syn_wait` kept) until the outcome is in:
+        // seen between, as not connecting, a reader got ENOTCONN and a blocking
+        // connect ECONNREFUSED. One retry at a time (`syn_retrying`): a second
+        // would make a second connection.
+        let w = match &st.syn_wait {
+            Some(w) if !st.syn_retrying => w.clone(),
+            _ => return false,
         };
+        st.syn_retrying = true;
         drop(st);
         let result = match w.listener.upgrade() {
             Some(l) => l.enqueue(w.local, w.peer, w.rcvcap, self.wq.clone()),
@@ -783,7 +947,8 @@ impl TcpInner {
         let Ok(mut st) = self.lock() else {
             return true;
         };
-        if !matches!(st.phase, Phase::Idle) || !st.connecting {
+        st.syn_retrying = false;
+        if !matches!(st.phase, Phase::Idle) || !st.connecting || st.syn_wait.is_none() {
             // Closed meanwhile: a connection made now is closed with it.
             if let Ok(conn) = result {
                 conn.close(0, true);
@@ -792,6 +957,7 @@ impl TcpInner {
         }
         match result {
             Ok(conn) => {
+                st.syn_wait = None;
                 st.phase = Phase::Connected {
                     conn,
                     side: 0,
@@ -801,7 +967,6 @@ impl TcpInner {
             }
             Err(Errno::EAGAIN) => {
                 let l = w.listener.upgrade();
-                st.syn_wait = Some(w);
                 drop(st);
                 if let Some(l) = l {
                     l.add_syn_waiter(self);
@@ -809,6 +974,7 @@ impl TcpInner {
                 return true;
             }
             Err(e) => {
+                st.syn_wait = None;
                 st.err = Some(e);
                 st.dead = true;
             }
@@ -835,6 +1001,9 @@ impl TcpInner {
                     .ok_or(Errno::EIO)?
                     .tcp_send(h, data, nodelay)
             }
+            // SYN_SENT (waiting for room in the listener's queue): a blocking
+            // sender waits for the connection, as Linux's `sk_stream_wait_connect`.
+            Phase::Idle if st.syn_wait.is_some() => Err(Errno::EAGAIN),
             _ => match st.err.take() {
                 Some(e) => Err(e),
                 None => Err(Errno::EPIPE),
@@ -860,6 +1029,8 @@ impl TcpInner {
                     .ok_or(Errno::EIO)?
                     .tcp_recv(h, len, peek)
             }
+            // SYN_SENT: nothing yet (Linux waits, or EAGAIN when non-blocking).
+            Phase::Idle if st.syn_wait.is_some() => Err(Errno::EAGAIN),
             _ => match st.err.take() {
                 Some(e) => Err(e),
                 None if st.dead => Ok(Vec::new()),
@@ -904,7 +1075,7 @@ impl TcpInner {
                     self.net.tcp.set_listening(id, false);
                 }
                 if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
-                    ext.tcp_unlisten(port);
+                    ext.tcp_unlisten(port, std::mem::take(&mut st.ext_full));
                 }
                 match std::mem::replace(&mut st.phase, Phase::Idle) {
                     Phase::Listen { queue, .. } => queue,
@@ -922,27 +1093,98 @@ impl TcpInner {
         self.wq.notify_all();
     }
 
+    /// An active close: the socket lingers (FIN_WAIT2, then TIME_WAIT) holding its
+    /// port, an accepted one taking its listener's port for itself.
+    fn linger(self: &Arc<Self>, conn: Arc<Conn>, side: usize, local: SockAddr, peer: SockAddr) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        st.phase = Phase::Connected {
+            conn,
+            side,
+            local,
+            peer,
+        };
+        st.orphan = true;
+        match st.bound {
+            Some((_, _, id)) => self.net.tcp.set_timewait(id),
+            None => {
+                let opts = BindOpts {
+                    reuseaddr: st.opts.reuseaddr,
+                    reuseport: st.opts.reuseport,
+                    uid: self.uid,
+                    tcp: true,
+                    connect: false,
+                };
+                let l = Local::of(self.family, local.ip, st.opts.v6only);
+                let id = self
+                    .net
+                    .tcp
+                    .bind_timewait(l, local.port, opts, Arc::downgrade(self));
+                st.bound = Some((l, local.port, id));
+            }
+        }
+        drop(st);
+        self.net.tcp_orphans.add(self.clone());
+        self.net.tcp_orphans.reap();
+        self.wq.notify_all();
+    }
+
+    /// Whether this orphan's FIN_WAIT2 or TIME_WAIT is over.
+    fn linger_over(&self, closed_at: Instant, tw_len: Duration) -> bool {
+        let Ok(st) = self.lock() else {
+            return true;
+        };
+        match &st.phase {
+            Phase::Connected { conn, side, .. } => conn.linger_over(*side, closed_at, tw_len),
+            _ => true,
+        }
+    }
+
     /// The socket's last file closed.
-    pub fn close(&self, abort: bool) {
+    pub fn close(self: &Arc<Self>, abort: bool) {
         let (phase, linger0, waiters) = match self.lock() {
             Ok(mut st) => {
+                if st.orphan {
+                    return;
+                }
                 let linger0 = st.opts.linger == (true, 0);
                 let p = std::mem::replace(&mut st.phase, Phase::Idle);
                 st.syn_wait = None;
                 st.connecting = false;
                 let waiters = std::mem::take(&mut st.syn_waiters);
-                if let Some((_, _, id)) = st.bound.take() {
-                    self.net.tcp.unbind(id);
-                }
                 if let (Some(port), Some(ext)) = (st.ext_listen.take(), self.net.external()) {
-                    ext.tcp_unlisten(port);
+                    ext.tcp_unlisten(port, std::mem::take(&mut st.ext_full));
                 }
                 (p, linger0, waiters)
             }
             Err(_) => return,
         };
+        let phase = match phase {
+            Phase::Connected {
+                conn,
+                side,
+                local,
+                peer,
+            } => {
+                // The connection's lock is taken (and the peer woken) outside ours.
+                let abort = abort || linger0;
+                conn.close(side, abort);
+                if !abort && conn.lingers(side) {
+                    self.linger(conn, side, local, peer);
+                    return;
+                }
+                Phase::Idle
+            }
+            other => other,
+        };
+        if let Ok(mut st) = self.lock() {
+            if let Some((_, _, id)) = st.bound.take() {
+                self.net.tcp.unbind(id);
+            }
+        }
         match phase {
-            Phase::Connected { conn, side, .. } => conn.close(side, abort || linger0),
+            Phase::Connected { .. } => {}
             Phase::Remote { h, .. } => {
                 if let Some(ext) = self.net.external() {
                     ext.tcp_close(h, abort || linger0);
@@ -1223,6 +1465,11 @@ impl TcpInner {
             _ => 0,
         };
         let rx = self.queued().0;
+        // A closed connection that lingers belongs to nobody (Linux's timewait
+        // sockets show uid 0 and inode 0).
+        if self.lock().map(|s| s.orphan).unwrap_or(false) {
+            return (local, remote, state, remote_tx, rx, 0, 0);
+        }
         (local, remote, state, remote_tx, rx, self.uid, self.ino)
     }
 }
@@ -1332,6 +1579,67 @@ mod tests {
         l.close(false);
         assert!(c3.connect_settled());
         assert_eq!(c3.connect(lo(port), false), Err(Errno::ECONNREFUSED));
+    }
+
+    /// The active closer's port stays taken in TIME_WAIT (a bind without
+    /// `SO_REUSEADDR` on both is `EADDRINUSE`) until TIME_WAIT ends; the passive
+    /// closer and a reset leave nothing; an orphan in FIN_WAIT2 reaching data ends.
+    #[test]
+    fn timewait_holds_the_port_and_ends() {
+        let net = Netstack::new();
+        net.tcp_orphans.set_time_wait(Duration::from_millis(200));
+        let (l, c, s) = pair(&net);
+        let port = l.local().port;
+        l.close(false);
+        s.send(b"bye").unwrap();
+        s.close(false);
+        assert_eq!(s.state(), State::FinWait2);
+        assert_eq!(c.recv(10, false).unwrap(), b"bye");
+        assert!(c.recv(10, false).unwrap().is_empty());
+        c.close(false);
+        assert_eq!(s.state(), State::TimeWait);
+        assert_eq!(net.tcp_orphans.len(), 1);
+        assert_eq!(s.proc_entry().6, 0, "a TIME_WAIT entry has no inode");
+        let d = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(d.bind(lo(port)), Err(Errno::EADDRINUSE));
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(d.bind(lo(port)), Ok(()));
+        assert!(net.tcp_orphans.is_empty());
+        assert_eq!(s.state(), State::Close);
+
+        // SO_LINGER 0: a reset, nothing lingers.
+        let (_l, c, s) = pair(&net);
+        c.close(true);
+        s.close(false);
+        assert!(net.tcp_orphans.is_empty());
+        // Data sent to an orphan in FIN_WAIT2 resets it.
+        let (_l, c, s) = pair(&net);
+        c.close(false);
+        assert_eq!(net.tcp_orphans.len(), 1);
+        assert_eq!(s.send(b"late"), Ok(4));
+        assert_eq!(s.send(b"late"), Err(Errno::EPIPE));
+        std::thread::sleep(REAP_EVERY);
+        net.tcp_orphans.reap();
+        assert!(net.tcp_orphans.is_empty());
+    }
+
+    /// A connect waiting for room stays in SYN_SENT while it is retried: never
+    /// seen as unconnected (`ENOTCONN` to a read, `EPIPE` to a send).
+    #[test]
+    fn waiting_connect_reads_and_sends_would_block() {
+        let net = Netstack::new();
+        let l = TcpInner::new(&net, Family::V4, 0);
+        l.bind(lo(0)).unwrap();
+        l.listen(0).unwrap();
+        let port = l.local().port;
+        let c1 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c1.connect(lo(port), true), Ok(Connected::InProgress));
+        let c2 = TcpInner::new(&net, Family::V4, 0);
+        assert_eq!(c2.connect(lo(port), true), Ok(Connected::InProgress));
+        assert_eq!(c2.recv(10, false), Err(Errno::EAGAIN));
+        assert_eq!(c2.send(b"x"), Err(Errno::EAGAIN));
+        let _a = l.accept().unwrap();
+        assert_eq!(c2.send(b"x"), Ok(1));
     }
 
     /// Two sandboxes' stacks share nothing: the same port is free in each, and a

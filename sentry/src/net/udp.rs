@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::{Family, Local, SockAddr};
 use crate::net::cmsg::{self, Cmsg, Rx, Tx};
+use crate::net::ippacket::Packet;
 use crate::net::mcast::McastOpts;
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::{BindOpts, PortTable};
@@ -99,6 +100,8 @@ const UDPLITE_SEND_CSCOV: i32 = 10;
 const UDPLITE_RECV_CSCOV: i32 = 11;
 /// The UDP header's length.
 const UDP_HDR: usize = 8;
+/// UDP-Lite's IP protocol number.
+const UDPLITE_PROTO: u8 = 136;
 
 impl Drop for UdpInner {
     fn drop(&mut self) {
@@ -207,6 +210,7 @@ impl UdpInner {
             reuseport: st.opts.reuseport,
             uid: self.uid,
             tcp: false,
+            connect: false,
         };
         let (id, port) = self.ports().bind(local, port, opts, Arc::downgrade(self))?;
         st.bound = Some((local, port, id));
@@ -339,10 +343,15 @@ impl UdpInner {
         };
         drop(st);
         if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
+            let to = SockAddr::new(dst_ip, dst.port);
             if self.lite {
-                return Err(Errno::ENETUNREACH);
+                // smoltcp has no UDP-Lite: the datagram leaves whole through a raw
+                // socket of the pod's interface.
+                let pkt = lite_packet(from, to, data, rx.cscov, rx.hops, rx.tclass);
+                ext.lite_send(&crate::net::ippacket::encode(&pkt))?;
+                return Ok(data.len());
             }
-            return ext.udp_send(from, SockAddr::new(dst_ip, dst.port), data);
+            return ext.udp_send(from, to, data);
         }
         if self.net.packet_sockets.any_open() {
             // Packet sockets see the frame `lo` would have carried.
@@ -660,6 +669,179 @@ pub fn deliver_external(net: &Netstack, to: SockAddr, from: SockAddr, data: &[u8
     }
     if let Some(r) = net.udp.lookup(to.ip, to.port, |_, _| true) {
         r.deliver(from, data, rx);
+    }
+}
+
+/// A UDP-Lite datagram from `from` to `to` as an IP packet: coverage `cscov`
+/// (0: all of it) in the length field, the checksum over the pseudo-header (with
+/// the whole length, RFC 3828) and the covered bytes.
+fn lite_packet(from: SockAddr, to: SockAddr, data: &[u8], cscov: u16, ttl: u8, tos: u8) -> Packet {
+    let (src, dst) = (
+        crate::net::addr::canonical(from.ip),
+        crate::net::addr::canonical(to.ip),
+    );
+    let len = UDP_HDR + data.len();
+    let mut u = Vec::with_capacity(len);
+    u.extend_from_slice(&from.port.to_be_bytes());
+    u.extend_from_slice(&to.port.to_be_bytes());
+    u.extend_from_slice(&cscov.to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(data);
+    let covered = if cscov == 0 {
+        len
+    } else {
+        (cscov as usize).min(len)
+    };
+    let mut pseudo = Vec::with_capacity(40 + covered);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            pseudo.extend_from_slice(&s.octets());
+            pseudo.extend_from_slice(&d.octets());
+            pseudo.extend_from_slice(&[0, UDPLITE_PROTO]);
+            pseudo.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            let six = |ip: IpAddr| match ip {
+                IpAddr::V6(a) => a,
+                IpAddr::V4(a) => a.to_ipv6_mapped(),
+            };
+            pseudo.extend_from_slice(&six(src).octets());
+            pseudo.extend_from_slice(&six(dst).octets());
+            pseudo.extend_from_slice(&(len as u32).to_be_bytes());
+            pseudo.extend_from_slice(&[0, 0, 0, UDPLITE_PROTO]);
+        }
+    }
+    pseudo.extend_from_slice(&u[..covered]);
+    // The sum without a pseudo-header of its own (the bytes above carry it).
+    let c = match crate::net::ippacket::checksum(
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        0,
+        &pseudo,
+    ) {
+        0 => 0xffff,
+        c => c,
+    };
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    Packet {
+        src,
+        dst,
+        proto: UDPLITE_PROTO,
+        ttl,
+        tos,
+        payload: u,
+    }
+}
+
+/// A UDP-Lite datagram from the pod's interface (a whole IPv4 or IPv6 packet):
+/// to the socket bound to its port (dropped when none is, or when shorter than
+/// its header or its coverage).
+pub fn input_lite_external(net: &Netstack, datagram: &[u8]) {
+    let pkt = match datagram.first().map(|b| b >> 4) {
+        Some(4) => crate::net::ippacket::parse_v4(datagram),
+        Some(6) => crate::net::ippacket::parse_v6(datagram),
+        _ => None,
+    };
+    let Some(pkt) = pkt else {
+        return;
+    };
+    let p = &pkt.payload;
+    if pkt.proto != UDPLITE_PROTO || p.len() < UDP_HDR {
+        return;
+    }
+    let sport = u16::from_be_bytes([p[0], p[1]]);
+    let dport = u16::from_be_bytes([p[2], p[3]]);
+    let cscov = u16::from_be_bytes([p[4], p[5]]);
+    if cscov != 0 && ((cscov as usize) < UDP_HDR || cscov as usize > p.len()) {
+        return;
+    }
+    let rx = Rx {
+        cscov,
+        dst: pkt.dst,
+        ifindex: crate::net::packet::EXT_INDEX,
+        hops: pkt.ttl,
+        tclass: pkt.tos,
+    };
+    if let Some(r) = net.udplite.lookup(pkt.dst, dport, |_, _| true) {
+        r.deliver(SockAddr::new(pkt.src, sport), &p[UDP_HDR..], rx);
+    }
+}
+
+/// The UDP datagram an ICMP "port unreachable" (`datagram`: an IPv4 or IPv6
+/// packet carrying ICMP or ICMPv6) quotes: (its source, its destination).
+pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
+    let (icmp, quoted_v6) = match datagram.first()? >> 4 {
+        4 => {
+            let ihl = (*datagram.first()? as usize & 0xf) * 4;
+            let icmp = datagram.get(ihl..)?;
+            // Destination unreachable, port unreachable.
+            if datagram.get(9) != Some(&1) || icmp.first() != Some(&3) || icmp.get(1) != Some(&3) {
+                return None;
+            }
+            (icmp, false)
+        }
+        6 => {
+            let icmp = datagram.get(40..)?;
+            if datagram.get(6) != Some(&58) || icmp.first() != Some(&1) || icmp.get(1) != Some(&4) {
+                return None;
+            }
+            (icmp, true)
+        }
+        _ => return None,
+    };
+    let inner = icmp.get(8..)?;
+    let (src, dst, udp) = if quoted_v6 {
+        // Only a UDP header right after the fixed header is looked at.
+        if inner.get(6) != Some(&17) {
+            return None;
+        }
+        let a: [u8; 16] = inner.get(8..24)?.try_into().ok()?;
+        let b: [u8; 16] = inner.get(24..40)?.try_into().ok()?;
+        (
+            IpAddr::from(std::net::Ipv6Addr::from(a)),
+            IpAddr::from(std::net::Ipv6Addr::from(b)),
+            inner.get(40..44)?,
+        )
+    } else {
+        if inner.first()? >> 4 != 4 || inner.get(9) != Some(&17) {
+            return None;
+        }
+        let ihl = (inner[0] as usize & 0xf) * 4;
+        let a: [u8; 4] = inner.get(12..16)?.try_into().ok()?;
+        let b: [u8; 4] = inner.get(16..20)?.try_into().ok()?;
+        (
+            IpAddr::from(std::net::Ipv4Addr::from(a)),
+            IpAddr::from(std::net::Ipv4Addr::from(b)),
+            inner.get(ihl..ihl + 4)?,
+        )
+    };
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    Some((SockAddr::new(src, sport), SockAddr::new(dst, dport)))
+}
+
+/// An ICMP port unreachable came back for a datagram `from` sent `to`: a socket
+/// connected to `to` gets `ECONNREFUSED` on its next call, as Linux's
+/// `__udp4_lib_err` for a hard error (unconnected sockets ignore it: no
+/// `IP_RECVERR` error queue here).
+pub fn refused(net: &Netstack, from: SockAddr, to: SockAddr) {
+    let to_ip = crate::net::addr::canonical(to.ip);
+    for s in net.udp.lookup_all(from.ip, from.port) {
+        let hit = match s.lock() {
+            Ok(mut st) => {
+                let connected = st.peer.is_some_and(|p| {
+                    crate::net::addr::canonical(p.ip) == to_ip && p.port == to.port
+                });
+                if connected {
+                    st.err = Some(Errno::ECONNREFUSED);
+                }
+                connected
+            }
+            Err(_) => false,
+        };
+        if hit {
+            s.wq.notify_all();
+        }
     }
 }
 

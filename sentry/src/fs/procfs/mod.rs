@@ -271,6 +271,8 @@ fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> 
             ("tcp6", file(212, n(|n| p::tcp(n, Family::V6)))),
             ("udp", file(213, n(|n| p::udp(n, Family::V4)))),
             ("udp6", file(214, n(|n| p::udp(n, Family::V6)))),
+            ("udplite", file(220, n(|n| p::udplite(n, Family::V4)))),
+            ("udplite6", file(221, n(|n| p::udplite(n, Family::V6)))),
             ("dev", file(215, n(p::dev))),
             ("if_inet6", file(216, n(p::if_inet6))),
             ("route", file(217, n(p::route))),
