@@ -58,6 +58,8 @@ pub fn start() -> Result<(), String> {
         .name("hostnet".into())
         .spawn(move || net.drive())
         .map_err(|e| format!("--network=host: poller thread: {e}"))?;
+    // The program sees the host's interfaces (net::hostview).
+    hostnet::open_view().map_err(|e| format!("--network=host: the host's interfaces: {e}"))?;
     tracing::info!("host network: the program's TCP and UDP sockets are host sockets");
     Ok(())
 }

@@ -63,6 +63,10 @@ pub enum Cmp {
     /// socket (known when the filter is built; without one, -1, which no call passes
     /// as a descriptor that works).
     PacketFd(u8),
+    /// The argument's low 32 bits equal the fd of the `--network=host` view's netlink
+    /// route socket (`sys::hostnet::open_view`, opened before the filter is built;
+    /// without one, -1).
+    HostViewFd(u8),
     /// The argument's low 32 bits equal the root descriptor of one of the host tmpfs
     /// instances made at boot (`sys::host_tmpfs`; known when the filter is built,
     /// after which no instance is made). Without any, -1.
@@ -395,6 +399,8 @@ pub const HOST_NET_ALLOWED: &[Allowed] = allow![
     SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
     SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
     SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
+    SYS_sendto(one_of(&[&[Cmp::HostViewFd(0), Cmp::Eq(3, 0), Cmp::Eq64(4, 0)]])): "--network=host: the host's interfaces shown to the program (net::hostview): a dump or get request the sentry builds, only on the view's netlink route socket opened at boot, to the kernel (no address)",
+    SYS_recvfrom(one_of(&[&[Cmp::HostViewFd(0), Cmp::Eq(3, crate::sys::hostnet::VIEW_RECV_FLAGS as u32), Cmp::Eq64(4, 0)]])): "--network=host: the answers to those requests, only on the view's netlink socket, MSG_DONTWAIT, no source address",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
@@ -408,6 +414,7 @@ struct Runtime {
     pid: u32,
     personality: u32,
     packet_fd: u32,
+    view_fd: u32,
     tmpfs_dirs: Vec<u32>,
     /// The spares' descriptors, first and last.
     tmpfs_spares: (u32, u32),
@@ -421,6 +428,7 @@ impl Runtime {
             pid: pid as u32,
             personality: personality as u32,
             packet_fd: packet_fd.unwrap_or(-1) as u32,
+            view_fd: crate::sys::hostnet::view_fd().unwrap_or(-1) as u32,
             tmpfs_dirs: crate::sys::host_tmpfs::dir_fds()
                 .into_iter()
                 .map(|fd| fd as u32)
@@ -453,6 +461,7 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
         ],
         Cmp::OwnPid(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.pid))?],
         Cmp::PacketFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.packet_fd))?],
+        Cmp::HostViewFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.view_fd))?],
         // One descriptor here: `rules` makes an alternative per instance.
         Cmp::HostTmpfsDir(a) => vec![one(
             a,

@@ -248,3 +248,146 @@ pub fn join_netns(path: &str) -> SysResult<()> {
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     check(r as isize).map(|_| ())
 }
+
+// ---------------------------------------------------------------------------
+// The host's view of its interfaces (`net::hostview`): one netlink route socket
+// and the namespace's `/proc/net` files, opened at boot before confinement. The
+// netlink socket only ever receives dump and get requests the sentry builds
+// itself; its two calls are in the allow-list only on its descriptor
+// (`Cmp::HostViewFd`).
+
+/// The netlink route socket and `/proc/net` files of the host's view.
+struct View {
+    netlink: OwnedFd,
+    files: Vec<(&'static str, std::fs::File)>,
+}
+
+static VIEW: std::sync::OnceLock<View> = std::sync::OnceLock::new();
+
+/// The `/proc/net` files host mode shows as the host has them: interfaces,
+/// routes, and the namespace's internet sockets.
+pub const VIEW_FILES: &[&str] = &[
+    "dev",
+    "if_inet6",
+    "route",
+    "ipv6_route",
+    "tcp",
+    "tcp6",
+    "udp",
+    "udp6",
+    "raw",
+    "raw6",
+    "sockstat",
+    "sockstat6",
+    "snmp",
+    "snmp6",
+    "netstat",
+    "igmp",
+    "igmp6",
+    "arp",
+    "dev_mcast",
+];
+
+/// `MSG_DONTWAIT`: the only flag of the view socket's `recvfrom`.
+pub const VIEW_RECV_FLAGS: i32 = libc::MSG_DONTWAIT;
+
+/// Opens the host's view (host mode, at boot, in the namespace the sandbox's
+/// sockets are made in, before the filter). A `/proc/net` file that cannot be
+/// opened is left out (it then reads as missing).
+pub fn open_view() -> SysResult<()> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    check(r as isize)?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    let netlink = unsafe { OwnedFd::from_raw_fd(r) };
+    let files = VIEW_FILES
+        .iter()
+        .filter_map(|n| {
+            std::fs::File::open(format!("/proc/thread-self/net/{n}"))
+                .ok()
+                .map(|f| (*n, f))
+        })
+        .collect();
+    VIEW.set(View { netlink, files }).map_err(|_| Errno::EBUSY)
+}
+
+/// The view's netlink descriptor, once opened (for the filter's argument rule).
+pub fn view_fd() -> Option<i32> {
+    VIEW.get().map(|v| v.netlink.as_raw_fd())
+}
+
+/// Whether the host's view is open (host mode).
+pub fn view_open() -> bool {
+    VIEW.get().is_some()
+}
+
+/// Sends one request the sentry built to the host's netlink (to the kernel: no
+/// address) and returns the answer's messages until the dump's `NLMSG_DONE`, an
+/// `NLMSG_ERROR`, or (`dump` false) the first message. The caller serialises calls.
+pub fn view_request(req: &[u8], dump: bool) -> SysResult<Vec<u8>> {
+    let v = VIEW.get().ok_or(Errno::ENODEV)?;
+    let fd = v.netlink.as_raw_fd();
+    // SAFETY: req is a readable slice of req.len() bytes; no destination address.
+    let r = unsafe { libc::sendto(fd, req.as_ptr().cast(), req.len(), 0, std::ptr::null(), 0) };
+    check(r as isize)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A dump is bounded by the host's interfaces; this bounds a misbehaving one.
+    for _ in 0..4096 {
+        // SAFETY: buf has room for buf.len() bytes; no source address wanted.
+        let r = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                VIEW_RECV_FLAGS,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        let n = check(r as isize)?.min(buf.len());
+        let chunk = &buf[..n];
+        out.extend_from_slice(chunk);
+        let mut off = 0;
+        while off + 16 <= chunk.len() {
+            let len =
+                u32::from_le_bytes([chunk[off], chunk[off + 1], chunk[off + 2], chunk[off + 3]])
+                    as usize;
+            let kind = u16::from_le_bytes([chunk[off + 4], chunk[off + 5]]);
+            if kind == libc::NLMSG_DONE as u16 || kind == libc::NLMSG_ERROR as u16 || !dump {
+                return Ok(out);
+            }
+            if len < 16 {
+                break;
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Err(Errno::EIO)
+}
+
+/// The current text of the host's `/proc/net/NAME` (one of [`VIEW_FILES`]), read
+/// from its start with `pread`, which makes the kernel write it anew.
+pub fn view_file(name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = &VIEW.get()?.files.iter().find(|(n, _)| *n == name)?.1;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read_at(&mut buf, out.len() as u64) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(out),
+        }
+        if out.len() > 16 << 20 {
+            return Some(out);
+        }
+    }
+}
