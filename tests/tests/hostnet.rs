@@ -637,3 +637,28 @@ fn host_interfaces_match_native() {
         );
     }
 }
+
+/// Control messages (IP_PKTINFO/TTL/TOS and the IPv6 ones, received and sent,
+/// truncated, timestamps, SCM_RIGHTS skipped) and TCP urgent data (MSG_OOB,
+/// SO_OOBINLINE, SIOCATMARK, POLLPRI) on host sockets over loopback: the program's
+/// output equals a native run's in the same namespace.
+#[test]
+fn host_control_messages_and_urgent_data_match_native() {
+    if !root_or_skip("host_control_messages_and_urgent_data_match_native") {
+        return;
+    }
+    let ns = Netns::new(false).expect("namespace");
+    let prog = c_program(&ns, "cmsg_oob");
+    let native = output(ns.native(&[&prog]));
+    assert!(native.status.success(), "native: {}", text(&native));
+    for p in platforms() {
+        let o = output(ns.sandbox(&p, &[], &[&prog]));
+        assert!(o.status.success(), "{p}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&native.stdout),
+            "{p}: {}",
+            text(&o)
+        );
+    }
+}

@@ -326,6 +326,10 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::SOL_SOCKET, libc::SO_ACCEPTCONN),
     (libc::SOL_SOCKET, libc::SO_PROTOCOL),
     (libc::SOL_SOCKET, libc::SO_DOMAIN),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMP),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
+    (libc::SOL_SOCKET, SO_TIMESTAMP_NEW),
+    (libc::SOL_SOCKET, SO_TIMESTAMPNS_NEW),
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
     (libc::IPPROTO_TCP, libc::TCP_CORK),
@@ -342,6 +346,9 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
     (libc::IPPROTO_IP, libc::IP_TOS),
     (libc::IPPROTO_IP, libc::IP_TTL),
+    (libc::IPPROTO_IP, libc::IP_PKTINFO),
+    (libc::IPPROTO_IP, libc::IP_RECVTTL),
+    (libc::IPPROTO_IP, libc::IP_RECVTOS),
     (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
     (libc::IPPROTO_IP, libc::IP_MTU),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_IF),
@@ -358,7 +365,14 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
     (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
     (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
 ];
+/// `SO_TIMESTAMP_NEW`, `SO_TIMESTAMPNS_NEW` (64-bit times; the libc crate does not
+/// name them for x86-64).
+const SO_TIMESTAMP_NEW: i32 = 63;
+const SO_TIMESTAMPNS_NEW: i32 = 64;
 
 /// Whether a host socket may set and read option `name` of `level` (see
 /// [`HOST_SOCKOPTS`]).
@@ -395,8 +409,9 @@ pub const HOST_NET_ALLOWED: &[Allowed] = allow![
     SYS_shutdown(one_of(&[&[Cmp::Range(1, libc::SHUT_RD as u32, libc::SHUT_RDWR as u32)]])): "--network=host: half-close of a host socket: SHUT_RD/WR/RDWR",
     SYS_setsockopt(one_of(HOST_SOCKOPTS)): "--network=host: the allow-listed options (HOST_SOCKOPTS) only: no socket filters, device binding, marks, congestion modules or kernel TLS",
     SYS_getsockopt(one_of(HOST_SOCKOPTS)): "--network=host: reading the same options (and SO_ERROR after a non-blocking connect)",
-    SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | libc::MSG_MORE) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE only",
-    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
+    SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | crate::sys::hostnet::SEND_EXTRA) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE and MSG_OOB (TCP urgent data) only; control messages limited by the sentry to IP_PKTINFO/TTL/TOS and IPV6_PKTINFO/HOPLIMIT/TCLASS (in memory, so no argument rule)",
+    SYS_recvmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_DONTWAIT | crate::sys::hostnet::RECV_FLAGS) as u32)]])): "--network=host: data from a host socket: MSG_DONTWAIT with the program's MSG_PEEK, MSG_TRUNC and MSG_OOB (urgent data) only",
+    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCATMARK as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and urgent mark (SIOCATMARK), which only read an int",
     SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
     SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
     SYS_sendto(one_of(&[&[Cmp::HostViewFd(0), Cmp::Eq(3, 0), Cmp::Eq64(4, 0)]])): "--network=host: the host's interfaces shown to the program (net::hostview): a dump or get request the sentry builds, only on the view's netlink route socket opened at boot, to the kernel (no address)",

@@ -15,7 +15,12 @@ pub const SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 /// The flags of every `sendmsg` on a host socket (plus the caller's `MSG_MORE`).
 pub const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 /// The `recvmsg` flags a caller may add to `MSG_DONTWAIT`.
-pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC;
+pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB;
+/// The `sendmsg` flags a caller may add to [`SEND_FLAGS`]: `MSG_MORE`, and
+/// `MSG_OOB` (TCP urgent data).
+pub const SEND_EXTRA: i32 = libc::MSG_MORE | libc::MSG_OOB;
+/// Most control bytes passed in or out of one host call.
+pub const CONTROL_ROOM: usize = 4096;
 /// Largest socket address passed in or out (`sockaddr_storage`).
 const ADDR_ROOM: usize = 128;
 
@@ -116,9 +121,16 @@ pub fn getsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, room: usize) -> Sys
     Ok(v)
 }
 
-/// Sends `data` without blocking, to `to` (raw socket address bytes) if given;
-/// `more` adds `MSG_MORE`. Never raises SIGPIPE (`EPIPE` is returned).
-pub fn send(fd: BorrowedFd<'_>, data: &[u8], to: Option<&[u8]>, more: bool) -> SysResult<usize> {
+/// Sends `data` without blocking, to `to` (raw socket address bytes) if given,
+/// with the control messages `control` (already checked by the caller); `extra`
+/// within [`SEND_EXTRA`]. Never raises SIGPIPE (`EPIPE` is returned).
+pub fn send(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    to: Option<&[u8]>,
+    control: &[u8],
+    extra: i32,
+) -> SysResult<usize> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -131,9 +143,13 @@ pub fn send(fd: BorrowedFd<'_>, data: &[u8], to: Option<&[u8]>, more: bool) -> S
         msg.msg_name = to.as_ptr() as *mut libc::c_void;
         msg.msg_namelen = to.len() as u32;
     }
-    let flags = SEND_FLAGS | if more { libc::MSG_MORE } else { 0 };
+    if !control.is_empty() {
+        msg.msg_control = control.as_ptr() as *mut libc::c_void;
+        msg.msg_controllen = control.len().min(CONTROL_ROOM);
+    }
+    let flags = SEND_FLAGS | (extra & SEND_EXTRA);
     // SAFETY: msg points at one iovec over the readable `data` and, if set, at the
-    // readable `to`; the kernel only reads them.
+    // readable `to` and `control`; the kernel only reads them.
     let r = unsafe { libc::sendmsg(fd_of(fd), &msg, flags) };
     check(r as isize)
 }
@@ -144,13 +160,23 @@ pub struct Received {
     pub n: usize,
     /// The sender's address (datagrams), as the host wrote it.
     pub from: Vec<u8>,
-    /// The `msg_flags` the host set (`MSG_TRUNC` for a cut datagram).
+    /// The `msg_flags` the host set (`MSG_TRUNC` for a cut datagram, `MSG_CTRUNC`,
+    /// `MSG_OOB`).
     pub flags: i32,
+    /// The control messages the host wrote.
+    pub control: Vec<u8>,
 }
 
-/// Receives into `buf` without blocking; `flags` within [`RECV_FLAGS`].
-pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Received> {
+/// Receives into `buf` without blocking, with room for `control_room` bytes of
+/// control messages (at most [`CONTROL_ROOM`]); `flags` within [`RECV_FLAGS`].
+pub fn recv(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: i32,
+    control_room: usize,
+) -> SysResult<Received> {
     let mut from = [0u8; ADDR_ROOM];
+    let mut control = vec![0u8; control_room.min(CONTROL_ROOM)];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -161,15 +187,22 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
     msg.msg_iovlen = 1;
     msg.msg_name = from.as_mut_ptr().cast();
     msg.msg_namelen = ADDR_ROOM as u32;
+    if !control.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len();
+    }
     let flags = libc::MSG_DONTWAIT | (flags & RECV_FLAGS);
-    // SAFETY: msg points at one iovec over the writable `buf` and at the writable
-    // `from` of msg_namelen bytes; no control buffer.
+    // SAFETY: msg points at one iovec over the writable `buf`, at the writable
+    // `from` of msg_namelen bytes and, if any, at the writable `control` of
+    // msg_controllen bytes.
     let r = unsafe { libc::recvmsg(fd_of(fd), &mut msg, flags) };
     let n = check(r as isize)?;
+    control.truncate(msg.msg_controllen.min(control.len()));
     Ok(Received {
         n,
         from: from[..(msg.msg_namelen as usize).min(ADDR_ROOM)].to_vec(),
         flags: msg.msg_flags,
+        control,
     })
 }
 
@@ -177,10 +210,14 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
 /// crate does not name it).
 pub const SIOCOUTQNSD: u64 = 0x894B;
 
-/// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`): its `int`.
+/// `SIOCATMARK`: whether a TCP socket's reading is at the urgent mark.
+pub const SIOCATMARK: u64 = 0x8905;
+
+/// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`) or `SIOCATMARK`: its
+/// `int`.
 pub fn ioctl_int(fd: BorrowedFd<'_>, req: u64) -> SysResult<i32> {
     let mut v: libc::c_int = 0;
-    // SAFETY: the three requests write one int, which v is.
+    // SAFETY: the four requests write one int, which v is.
     let r = unsafe { libc::ioctl(fd_of(fd), req as _, &mut v) };
     check(r as isize)?;
     Ok(v)
