@@ -1487,8 +1487,38 @@ mod tests {
                 ),
                 End::Exit(0)
             );
-            assert_eq!(run_prog(host(), send(libc::MSG_OOB)), End::Sigsys);
+            assert_eq!(
+                run_prog(
+                    host(),
+                    send(crate::sys::hostnet::SEND_FLAGS | libc::MSG_OOB)
+                ),
+                End::Exit(0)
+            );
+            assert_eq!(run_prog(host(), send(libc::MSG_FASTOPEN)), End::Sigsys);
+            assert_eq!(run_prog(host(), send(libc::MSG_ZEROCOPY)), End::Sigsys);
             assert_eq!(run(p, send(libc::MSG_MORE)), End::Sigsys);
+            // recvmsg: MSG_OOB only in host mode; never MSG_ERRQUEUE.
+            let recv = |fl: i32| {
+                move || {
+                    failed_with(
+                        raw(libc::SYS_recvmsg, [u64::MAX, 0, fl as u64, 0, 0, 0]),
+                        libc::EBADF,
+                    )
+                }
+            };
+            let oob = libc::MSG_DONTWAIT | libc::MSG_OOB;
+            assert_eq!(run_prog(host(), recv(oob)), End::Exit(0));
+            assert_eq!(run(p, recv(oob)), End::Sigsys);
+            assert_eq!(run_prog(host(), recv(libc::MSG_ERRQUEUE)), End::Sigsys);
+            // The view's netlink calls only on its descriptor (none was opened here,
+            // so no descriptor matches).
+            let sendto = || failed_with(raw(libc::SYS_sendto, [7, 0, 0, 0, 0, 0]), libc::EBADF);
+            assert_eq!(run_prog(host(), sendto), End::Sigsys);
+            let recvfrom = || {
+                let fl = crate::sys::hostnet::VIEW_RECV_FLAGS as u64;
+                failed_with(raw(libc::SYS_recvfrom, [7, 0, 0, fl, 0, 0]), libc::EBADF)
+            };
+            assert_eq!(run_prog(host(), recvfrom), End::Sigsys);
         }
     }
 
