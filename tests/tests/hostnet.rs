@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rvisor_e2e::{platforms, rvisor_bin};
+use rvisor_e2e::{platforms, rvisor_bin, Link};
 
 const OUTER_IP: &str = "10.78.0.1";
 const INNER_IP: &str = "10.78.0.2";
@@ -426,6 +426,8 @@ try:
     p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     attempt('packet bind host veth', lambda: p.bind((veth, 0)))
 except OSError as e: print('packet', n(e))
+# The host's interfaces are listed (host mode shows them), but not reachable
+# through the packet socket (above).
 print('host veth listed', any(nm == veth for _, nm in socket.if_nameindex()))
 # Netlink route: adding an address to lo.
 nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); nl.bind((0, 0))
@@ -501,7 +503,7 @@ fn host_mode_cannot_reach_below_tcp_udp_nor_unix_sockets() {
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
             "raw icmp EPERM\nraw ip EPERM\nraw icmp6 EPERM\nping EPROTONOSUPPORT\nsctp EPROTONOSUPPORT\n\
-             packet bind host veth ENODEV\nhost veth listed False\nnetlink newaddr EPERM\n\
+             packet bind host veth ENODEV\nhost veth listed True\nnetlink newaddr EPERM\n\
              tcp connect unix EAFNOSUPPORT\ntcp sendto unix EPIPE\ntcp bind unix EAFNOSUPPORT\n\
              udp connect unix EAFNOSUPPORT\nudp sendto unix EAFNOSUPPORT\nudp bind unix EAFNOSUPPORT\n",
             "{p}: {}",
@@ -525,5 +527,138 @@ fn host_mode_cannot_reach_below_tcp_udp_nor_unix_sockets() {
         assert!(output(poke).status.success());
         until(5, || (count() == "1").then_some(()).ok_or_else(count))
             .unwrap_or_else(|c| panic!("{p}: the native poke was not counted: {c}"));
+    }
+}
+
+/// Compiles `tests/c/hostnet/NAME.c` into the namespace's directory.
+fn c_program(ns: &Netns, name: &str) -> String {
+    let src = rvisor_e2e::c_dir().join(format!("hostnet/{name}.c"));
+    let out = ns.dir.join(name);
+    rvisor_e2e::compile(&src, Link::Static, &out, &[]).expect("compile");
+    out.to_str().expect("utf-8").to_string()
+}
+
+/// A veth's line of `ip link` up to its peer's namespace, which `ip` names
+/// natively (`link-netns NAME`, through RTM_GETNSID with a namespace descriptor,
+/// which the sandbox cannot pass to the host) and numbers inside (`link-netnsid 0`).
+fn without_peer_netns(s: &str) -> String {
+    s.lines()
+        .map(|l| match l.find(" link-netns") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Under --network=host the program sees the host's interfaces: `ip -o addr`,
+/// `ip -o link`, `ip route` (netlink dumps), and a C program printing getifaddrs,
+/// if_nameindex, the SIOCGIF* ioctls, SIOCGIFCONF, /sys/class/net and
+/// /proc/net/{dev,if_inet6,route} all print what they print natively in the same
+/// namespace (a veth with IPv4 and IPv6 addresses, a default route). Changes stay
+/// refused (EPERM) and do not reach the host; under --network=none the same
+/// program sees only the sandbox's loopback.
+#[test]
+fn host_interfaces_match_native() {
+    if !root_or_skip("host_interfaces_match_native") {
+        return;
+    }
+    let ns = Netns::new(true).expect("namespaces");
+    let veth = ns.inner.replacen("nshI", "nshB", 1);
+    ip(&[
+        "-n",
+        &ns.inner,
+        "addr",
+        "add",
+        "fd00:78::2/64",
+        "dev",
+        &veth,
+        "nodad",
+    ])
+    .expect("v6");
+    let prog = c_program(&ns, "ifview");
+    let cmds: Vec<Vec<&str>> = vec![
+        vec!["ip", "-o", "addr"],
+        vec!["ip", "-o", "link"],
+        vec!["ip", "route"],
+        vec!["ip", "-6", "route"],
+        vec!["ip", "-o", "addr", "show", "dev", &veth],
+        vec!["ip", "link", "show", "lo"],
+        vec![&prog],
+    ];
+    for p in platforms() {
+        for cmd in &cmds {
+            let native = output(ns.native(cmd));
+            assert!(native.status.success(), "native {cmd:?}: {}", text(&native));
+            let o = output(ns.sandbox(&p, &[], cmd));
+            assert!(o.status.success(), "{p} {cmd:?}: {}", text(&o));
+            assert_eq!(
+                without_peer_netns(&String::from_utf8_lossy(&o.stdout)),
+                without_peer_netns(&String::from_utf8_lossy(&native.stdout)),
+                "{p} {cmd:?}: {}",
+                text(&o)
+            );
+        }
+        let o = output(ns.sandbox(&p, &[], &[&prog, "writes"]));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "SIOCSIFFLAGS lo down: -1 Operation not permitted\n\
+             SIOCSIFMTU lo: -1 Operation not permitted\n\
+             RTM_NEWADDR: Operation not permitted\n",
+            "{p}: {}",
+            text(&o)
+        );
+        let lo = output(ns.native(&["ip", "-o", "addr", "show", "dev", "lo"]));
+        let lo = String::from_utf8_lossy(&lo.stdout).to_string();
+        assert!(
+            !lo.contains("10.99.99.1"),
+            "{p}: the address reached the host: {lo}"
+        );
+        let up = output(ns.native(&["ip", "-o", "link", "show", "lo"]));
+        assert!(
+            String::from_utf8_lossy(&up.stdout).contains("UP"),
+            "{p}: lo went down on the host"
+        );
+        // Outside host mode the sandbox's own view stays: loopback only.
+        let bin = rvisor_bin().expect("rvisor binary");
+        let mut c = Netns::exec(&ns.inner, &["timeout", "60"]);
+        c.arg(bin)
+            .arg(format!("--platform={p}"))
+            .arg("--network=none")
+            .arg("--root")
+            .arg(ns.dir.join("state"))
+            .args(["do", "ip", "-o", "link"]);
+        let o = output(c);
+        assert!(o.status.success(), "{p} none: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        assert!(
+            out.contains(": lo:") && !out.contains(&veth),
+            "{p} none: {out}"
+        );
+    }
+}
+
+/// Control messages (IP_PKTINFO/TTL/TOS and the IPv6 ones, received and sent,
+/// truncated, timestamps, SCM_RIGHTS skipped) and TCP urgent data (MSG_OOB,
+/// SO_OOBINLINE, SIOCATMARK, POLLPRI) on host sockets over loopback: the program's
+/// output equals a native run's in the same namespace.
+#[test]
+fn host_control_messages_and_urgent_data_match_native() {
+    if !root_or_skip("host_control_messages_and_urgent_data_match_native") {
+        return;
+    }
+    let ns = Netns::new(false).expect("namespace");
+    let prog = c_program(&ns, "cmsg_oob");
+    let native = output(ns.native(&[&prog]));
+    assert!(native.status.success(), "native: {}", text(&native));
+    for p in platforms() {
+        let o = output(ns.sandbox(&p, &[], &[&prog]));
+        assert!(o.status.success(), "{p}: {}", text(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&native.stdout),
+            "{p}: {}",
+            text(&o)
+        );
     }
 }

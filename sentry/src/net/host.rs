@@ -58,6 +58,8 @@ pub fn start() -> Result<(), String> {
         .name("hostnet".into())
         .spawn(move || net.drive())
         .map_err(|e| format!("--network=host: poller thread: {e}"))?;
+    // The program sees the host's interfaces (net::hostview).
+    hostnet::open_view().map_err(|e| format!("--network=host: the host's interfaces: {e}"))?;
     tracing::info!("host network: the program's TCP and UDP sockets are host sockets");
     Ok(())
 }
@@ -227,14 +229,27 @@ impl HostSocket {
         }
     }
 
-    /// Receives into `buf` without blocking.
-    pub fn recv(&self, buf: &mut [u8], flags: i32) -> SysResult<hostnet::Received> {
-        hostnet::recv(self.fd.as_fd(), buf, flags)
+    /// Receives into `buf` without blocking, with room for `control_room` bytes of
+    /// control messages.
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        flags: i32,
+        control_room: usize,
+    ) -> SysResult<hostnet::Received> {
+        hostnet::recv(self.fd.as_fd(), buf, flags, control_room)
     }
 
-    /// Sends `data` without blocking.
-    pub fn send(&self, data: &[u8], to: Option<&[u8]>, more: bool) -> SysResult<usize> {
-        hostnet::send(self.fd.as_fd(), data, to, more)
+    /// Sends `data` without blocking, with the (checked) control messages
+    /// `control`; `extra` within `hostnet::SEND_EXTRA`.
+    pub fn send(
+        &self,
+        data: &[u8],
+        to: Option<&[u8]>,
+        control: &[u8],
+        extra: i32,
+    ) -> SysResult<usize> {
+        hostnet::send(self.fd.as_fd(), data, to, control, extra)
     }
 }
 
@@ -243,12 +258,12 @@ pub struct HostSocketFile(pub Arc<HostSocket>);
 
 impl FileImpl for HostSocketFile {
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
-        self.0.recv(buf, 0).map(|r| r.n.min(buf.len()))
+        self.0.recv(buf, 0, 0).map(|r| r.n.min(buf.len()))
     }
 
     fn write(&self, buf: &[u8], _offset: u64) -> SysResult<usize> {
         // A datagram without a destination: the host wants it connected.
-        self.0.send(buf, None, false)
+        self.0.send(buf, None, &[], 0)
     }
 
     fn seekable(&self) -> bool {
@@ -268,7 +283,7 @@ impl FileImpl for HostSocketFile {
 
     fn ioctl(&self, req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
         match req {
-            SIOCINQ | SIOCOUTQ | SIOCOUTQNSD => {
+            SIOCINQ | SIOCOUTQ | SIOCOUTQNSD | hostnet::SIOCATMARK => {
                 if req == SIOCOUTQNSD && !self.0.is_stream() {
                     return Err(Errno::ENOTTY);
                 }

@@ -2,7 +2,8 @@
 //! sysfs describe them: `lo` (index 1) and, under `--network=sandbox`, the pod's
 //! interface (index 2) with the name, MAC, MTU, addresses, gateways and counters
 //! the sentry's stack holds. One description, so `ip addr`, `/proc/net/if_inet6`,
-//! `getifaddrs` and `/sys/class/net` agree.
+//! `getifaddrs` and `/sys/class/net` agree. Under `--network=host` links and
+//! addresses are the host's (`net::hostview`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -119,6 +120,9 @@ pub fn family_of(ip: IpAddr) -> u8 {
 
 /// The sandbox's interfaces, `lo` first.
 pub fn links(net: &Netstack) -> Vec<Link> {
+    if crate::net::hostview::active() {
+        return crate::net::hostview::links();
+    }
     // Loopback counts each packet once sent and once received.
     let (bytes, packets) = net.counters();
     let mut v = vec![Link {
@@ -164,6 +168,9 @@ fn v6_scope(a: Ipv6Addr) -> u8 {
 /// The addresses of the sandbox's interfaces: IPv4 ones (of every interface)
 /// before IPv6 ones, as a Linux dump of all families orders them.
 pub fn addrs(net: &Netstack) -> Vec<Addr> {
+    if crate::net::hostview::active() {
+        return crate::net::hostview::addrs();
+    }
     let mut v4 = vec![Addr {
         index: LO_INDEX,
         name: "lo".into(),

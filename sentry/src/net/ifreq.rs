@@ -35,6 +35,9 @@ fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
 /// Answers an interface ioctl; `ENOTTY` for requests that are not one.
 /// `net` is the stack of the socket asked (its pod interface, if any).
 pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    if crate::net::hostview::active() {
+        return host_ioctl(req, arg, mem);
+    }
     if req == SIOCGIFCONF {
         return ifconf(net, arg, mem);
     }
@@ -159,5 +162,120 @@ fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult
         used += IFREQ_LEN as i32;
     }
     io::write_all(mem, arg, &used.to_le_bytes())?;
+    Ok(0)
+}
+
+/// Changes to an interface or the routes (`SIOCADDRT`, `SIOCDELRT`, `SIOCSIFFLAGS`,
+/// `SIOCSIFADDR`, `SIOCSIFDSTADDR`, `SIOCSIFBRDADDR`, `SIOCSIFNETMASK`,
+/// `SIOCSIFMETRIC`, `SIOCSIFMTU`, `SIOCSIFNAME`, `SIOCSIFHWADDR`, `SIOCSIFTXQLEN`):
+/// refused in host mode, where the interfaces are the host's and read-only.
+const SIOCS: [u64; 12] = [
+    0x890b, 0x890c, 0x8914, 0x8916, 0x8918, 0x891a, 0x891c, 0x891e, 0x8922, 0x8923, 0x8924, 0x8943,
+];
+
+/// The interface ioctls under `--network=host`: the host's links and their IPv4
+/// addresses (`net::hostview`); the `SIOCSIF*` changes are `EPERM`.
+fn host_ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    use crate::net::hostview;
+    let v4 = |index: u32| {
+        hostview::addrs()
+            .into_iter()
+            .filter(move |a| a.index == index)
+            .find_map(|a| match a.ip {
+                std::net::IpAddr::V4(ip) => Some((ip, a.prefix)),
+                _ => None,
+            })
+    };
+    if req == SIOCGIFCONF {
+        let mut ifc = [0u8; 16];
+        io::read_exact(mem, arg, &mut ifc)?;
+        let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
+        let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
+        // Linux lists each IPv4 address under its label, in the order of the
+        // links (so `lo` first).
+        let links = hostview::links();
+        let mut addrs = hostview::addrs();
+        addrs.retain(|a| a.ip.is_ipv4());
+        addrs.sort_by_key(|a| links.iter().position(|l| l.index == a.index));
+        if buf == 0 {
+            let all = (addrs.len() * IFREQ_LEN) as i32;
+            io::write_all(mem, arg, &all.to_le_bytes())?;
+            return Ok(0);
+        }
+        let mut used = 0i32;
+        for a in addrs {
+            if len - used < IFREQ_LEN as i32 {
+                break;
+            }
+            let std::net::IpAddr::V4(ip) = a.ip else {
+                continue;
+            };
+            let mut ifr = [0u8; IFREQ_LEN];
+            let n = a.name.len().min(15);
+            ifr[..n].copy_from_slice(&a.name.as_bytes()[..n]);
+            ifr[16..32].copy_from_slice(&sockaddr_in(ip.octets()));
+            io::write_all(mem, buf + used as u64, &ifr)?;
+            used += IFREQ_LEN as i32;
+        }
+        io::write_all(mem, arg, &used.to_le_bytes())?;
+        return Ok(0);
+    }
+    let gets = [
+        SIOCGIFNAME,
+        SIOCGIFFLAGS,
+        SIOCGIFADDR,
+        SIOCGIFNETMASK,
+        SIOCGIFMTU,
+        SIOCGIFHWADDR,
+        SIOCGIFINDEX,
+    ];
+    if !gets.contains(&req) {
+        if SIOCS.contains(&req) {
+            tracing::debug!(req, "--network=host: interface change refused");
+            return Err(Errno::EPERM);
+        }
+        return Err(Errno::ENOTTY);
+    }
+    let mut ifr = [0u8; IFREQ_LEN];
+    io::read_exact(mem, arg, &mut ifr)?;
+    let links = hostview::links();
+    if req == SIOCGIFNAME {
+        let idx = i32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]);
+        let l = links
+            .iter()
+            .find(|l| l.index as i32 == idx)
+            .ok_or(Errno::ENODEV)?;
+        ifr[..16].fill(0);
+        let n = l.name.len().min(15);
+        ifr[..n].copy_from_slice(&l.name.as_bytes()[..n]);
+        io::write_all(mem, arg, &ifr)?;
+        return Ok(0);
+    }
+    let name: Vec<u8> = ifr[..16].iter().copied().take_while(|&c| c != 0).collect();
+    let l = links
+        .iter()
+        .find(|l| l.name.as_bytes() == name.as_slice())
+        .ok_or(Errno::ENODEV)?;
+    let out = &mut ifr[16..];
+    match req {
+        SIOCGIFINDEX => out[..4].copy_from_slice(&(l.index as i32).to_le_bytes()),
+        SIOCGIFFLAGS => out[..2].copy_from_slice(&(l.flags as u16).to_le_bytes()),
+        SIOCGIFMTU => out[..4].copy_from_slice(&(l.mtu as i32).to_le_bytes()),
+        SIOCGIFHWADDR => {
+            out[..16].fill(0);
+            out[..2].copy_from_slice(&l.hatype.to_le_bytes());
+            out[2..8].copy_from_slice(&l.mac);
+        }
+        _ => {
+            let (ip, prefix) = v4(l.index).ok_or(Errno::EADDRNOTAVAIL)?;
+            let v = if req == SIOCGIFADDR {
+                ip.octets()
+            } else {
+                (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes()
+            };
+            out[..16].copy_from_slice(&sockaddr_in(v));
+        }
+    }
+    io::write_all(mem, arg, &ifr)?;
     Ok(0)
 }

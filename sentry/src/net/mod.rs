@@ -20,6 +20,7 @@ pub mod file;
 pub mod frame;
 pub mod gso;
 pub mod host;
+pub mod hostview;
 pub mod icmp;
 pub mod iflist;
 pub mod ifreq;

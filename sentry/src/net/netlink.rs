@@ -331,6 +331,10 @@ impl NetlinkSocket {
         let strict = st.strict;
         let mut off = 0;
         let mut reply = Vec::new();
+        // Datagrams queued before `reply` (the host's answers in host mode, cut as
+        // the host cuts them).
+        let mut datagrams: Vec<Vec<u8>> = Vec::new();
+        let host_view = crate::net::hostview::active();
         while off + NLMSG_HDRLEN <= data.len() {
             let h = &data[off..];
             let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
@@ -341,7 +345,7 @@ impl NetlinkSocket {
             let flags = u16::from_le_bytes([h[6], h[7]]);
             let seq = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
             let body = &h[NLMSG_HDRLEN..len];
-            let mut answer = |msgs: Vec<Vec<u8>>, err: i32| {
+            let answer = |reply: &mut Vec<u8>, msgs: Vec<Vec<u8>>, err: i32| {
                 for m in msgs {
                     reply.extend_from_slice(&m);
                 }
@@ -351,8 +355,29 @@ impl NetlinkSocket {
                     reply.extend_from_slice(&message(NLMSG_ERROR, 0, seq, port, &e));
                 }
             };
+            let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
             if flags & NLM_F_REQUEST == 0 {
                 // Linux ignores messages that are not requests.
+            } else if host_view
+                && (matches!(kind, RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE) && dump
+                    || kind == RTM_GETLINK)
+            {
+                // Host mode: the host's own answer (net::hostview).
+                let index = if strict && kind == RTM_GETADDR {
+                    dump_index(body)
+                } else {
+                    0
+                };
+                match crate::net::hostview::answer(h, body, dump, port, index) {
+                    Ok(a) => {
+                        if !reply.is_empty() {
+                            datagrams.push(std::mem::take(&mut reply));
+                        }
+                        datagrams.extend(a.datagrams);
+                        answer(&mut reply, Vec::new(), a.error);
+                    }
+                    Err(e) => answer(&mut reply, Vec::new(), -e.0),
+                }
             } else if flags & NLM_F_DUMP == NLM_F_DUMP && kind % 4 == 2 {
                 let family = body.first().copied().unwrap_or(0);
                 let bodies: Vec<(u16, Vec<u8>)> = match kind {
@@ -390,7 +415,7 @@ impl NetlinkSocket {
                     port,
                     &0i32.to_le_bytes(),
                 ));
-                answer(msgs, 0);
+                answer(&mut reply, msgs, 0);
             } else if kind == RTM_GETLINK {
                 let index = if body.len() >= 8 {
                     i32::from_le_bytes([body[4], body[5], body[6], body[7]])
@@ -403,12 +428,16 @@ impl NetlinkSocket {
                         || (index == 0 && name.as_deref() == Some(l.name.as_bytes()))
                 });
                 match link {
-                    Some(l) => answer(vec![message(RTM_NEWLINK, 0, seq, port, &link_body(&l))], 0),
-                    None => answer(Vec::new(), -libc::ENODEV),
+                    Some(l) => answer(
+                        &mut reply,
+                        vec![message(RTM_NEWLINK, 0, seq, port, &link_body(&l))],
+                        0,
+                    ),
+                    None => answer(&mut reply, Vec::new(), -libc::ENODEV),
                 }
             } else if kind % 4 == 2 {
                 // A single GET of an address or route.
-                answer(Vec::new(), -libc::EOPNOTSUPP);
+                answer(&mut reply, Vec::new(), -libc::EOPNOTSUPP);
             } else if (16..=127).contains(&kind) {
                 let e = if net_admin {
                     libc::EOPNOTSUPP
@@ -416,19 +445,22 @@ impl NetlinkSocket {
                     libc::EPERM
                 };
                 tracing::debug!(kind, "netlink route change refused");
-                answer(Vec::new(), -e);
+                answer(&mut reply, Vec::new(), -e);
             } else {
-                answer(Vec::new(), -libc::EOPNOTSUPP);
+                answer(&mut reply, Vec::new(), -libc::EOPNOTSUPP);
             }
             off += (len + 3) & !3;
         }
         if !reply.is_empty() {
-            if st.queued + reply.len() > QUEUE_MAX {
+            datagrams.push(reply);
+        }
+        for d in datagrams {
+            if st.queued + d.len() > QUEUE_MAX {
                 st.err = Some(Errno::ENOBUFS);
-            } else {
-                st.queued += reply.len();
-                st.queue.push_back(reply);
+                break;
             }
+            st.queued += d.len();
+            st.queue.push_back(d);
         }
         drop(st);
         self.wq.notify_all();

@@ -63,6 +63,10 @@ pub enum Cmp {
     /// socket (known when the filter is built; without one, -1, which no call passes
     /// as a descriptor that works).
     PacketFd(u8),
+    /// The argument's low 32 bits equal the fd of the `--network=host` view's netlink
+    /// route socket (`sys::hostnet::open_view`, opened before the filter is built;
+    /// without one, -1).
+    HostViewFd(u8),
     /// The argument's low 32 bits equal the root descriptor of one of the host tmpfs
     /// instances made at boot (`sys::host_tmpfs`; known when the filter is built,
     /// after which no instance is made). Without any, -1.
@@ -322,6 +326,10 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::SOL_SOCKET, libc::SO_ACCEPTCONN),
     (libc::SOL_SOCKET, libc::SO_PROTOCOL),
     (libc::SOL_SOCKET, libc::SO_DOMAIN),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMP),
+    (libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
+    (libc::SOL_SOCKET, SO_TIMESTAMP_NEW),
+    (libc::SOL_SOCKET, SO_TIMESTAMPNS_NEW),
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
     (libc::IPPROTO_TCP, libc::TCP_CORK),
@@ -338,6 +346,9 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
     (libc::IPPROTO_IP, libc::IP_TOS),
     (libc::IPPROTO_IP, libc::IP_TTL),
+    (libc::IPPROTO_IP, libc::IP_PKTINFO),
+    (libc::IPPROTO_IP, libc::IP_RECVTTL),
+    (libc::IPPROTO_IP, libc::IP_RECVTOS),
     (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
     (libc::IPPROTO_IP, libc::IP_MTU),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_IF),
@@ -354,7 +365,14 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
     (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY),
     (libc::IPPROTO_IPV6, libc::IPV6_TCLASS),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
 ];
+/// `SO_TIMESTAMP_NEW`, `SO_TIMESTAMPNS_NEW` (64-bit times; the libc crate does not
+/// name them for x86-64).
+const SO_TIMESTAMP_NEW: i32 = 63;
+const SO_TIMESTAMPNS_NEW: i32 = 64;
 
 /// Whether a host socket may set and read option `name` of `level` (see
 /// [`HOST_SOCKOPTS`]).
@@ -391,10 +409,13 @@ pub const HOST_NET_ALLOWED: &[Allowed] = allow![
     SYS_shutdown(one_of(&[&[Cmp::Range(1, libc::SHUT_RD as u32, libc::SHUT_RDWR as u32)]])): "--network=host: half-close of a host socket: SHUT_RD/WR/RDWR",
     SYS_setsockopt(one_of(HOST_SOCKOPTS)): "--network=host: the allow-listed options (HOST_SOCKOPTS) only: no socket filters, device binding, marks, congestion modules or kernel TLS",
     SYS_getsockopt(one_of(HOST_SOCKOPTS)): "--network=host: reading the same options (and SO_ERROR after a non-blocking connect)",
-    SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | libc::MSG_MORE) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE only",
-    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), which only read an int",
+    SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | crate::sys::hostnet::SEND_EXTRA) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE and MSG_OOB (TCP urgent data) only; control messages limited by the sentry to IP_PKTINFO/TTL/TOS and IPV6_PKTINFO/HOPLIMIT/TCLASS (in memory, so no argument rule)",
+    SYS_recvmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_DONTWAIT | crate::sys::hostnet::RECV_FLAGS) as u32)]])): "--network=host: data from a host socket: MSG_DONTWAIT with the program's MSG_PEEK, MSG_TRUNC and MSG_OOB (urgent data) only",
+    SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCATMARK as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and urgent mark (SIOCATMARK), which only read an int",
     SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
     SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
+    SYS_sendto(one_of(&[&[Cmp::HostViewFd(0), Cmp::Eq(3, 0), Cmp::Eq64(4, 0)]])): "--network=host: the host's interfaces shown to the program (net::hostview): a dump or get request the sentry builds, only on the view's netlink route socket opened at boot, to the kernel (no address)",
+    SYS_recvfrom(one_of(&[&[Cmp::HostViewFd(0), Cmp::Eq(3, crate::sys::hostnet::VIEW_RECV_FLAGS as u32), Cmp::Eq64(4, 0)]])): "--network=host: the answers to those requests, only on the view's netlink socket, MSG_DONTWAIT, no source address",
 ];
 
 /// The only `openat` flags the sentry may pass once confined: read-only opens of what
@@ -408,6 +429,7 @@ struct Runtime {
     pid: u32,
     personality: u32,
     packet_fd: u32,
+    view_fd: u32,
     tmpfs_dirs: Vec<u32>,
     /// The spares' descriptors, first and last.
     tmpfs_spares: (u32, u32),
@@ -421,6 +443,7 @@ impl Runtime {
             pid: pid as u32,
             personality: personality as u32,
             packet_fd: packet_fd.unwrap_or(-1) as u32,
+            view_fd: crate::sys::hostnet::view_fd().unwrap_or(-1) as u32,
             tmpfs_dirs: crate::sys::host_tmpfs::dir_fds()
                 .into_iter()
                 .map(|fd| fd as u32)
@@ -453,6 +476,7 @@ fn condition(c: Cmp, rt: &Runtime) -> Result<Vec<SeccompCondition>, String> {
         ],
         Cmp::OwnPid(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.pid))?],
         Cmp::PacketFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.packet_fd))?],
+        Cmp::HostViewFd(a) => vec![one(a, Dword, SeccompCmpOp::Eq, u64::from(rt.view_fd))?],
         // One descriptor here: `rules` makes an alternative per instance.
         Cmp::HostTmpfsDir(a) => vec![one(
             a,
@@ -1463,8 +1487,38 @@ mod tests {
                 ),
                 End::Exit(0)
             );
-            assert_eq!(run_prog(host(), send(libc::MSG_OOB)), End::Sigsys);
+            assert_eq!(
+                run_prog(
+                    host(),
+                    send(crate::sys::hostnet::SEND_FLAGS | libc::MSG_OOB)
+                ),
+                End::Exit(0)
+            );
+            assert_eq!(run_prog(host(), send(libc::MSG_FASTOPEN)), End::Sigsys);
+            assert_eq!(run_prog(host(), send(libc::MSG_ZEROCOPY)), End::Sigsys);
             assert_eq!(run(p, send(libc::MSG_MORE)), End::Sigsys);
+            // recvmsg: MSG_OOB only in host mode; never MSG_ERRQUEUE.
+            let recv = |fl: i32| {
+                move || {
+                    failed_with(
+                        raw(libc::SYS_recvmsg, [u64::MAX, 0, fl as u64, 0, 0, 0]),
+                        libc::EBADF,
+                    )
+                }
+            };
+            let oob = libc::MSG_DONTWAIT | libc::MSG_OOB;
+            assert_eq!(run_prog(host(), recv(oob)), End::Exit(0));
+            assert_eq!(run(p, recv(oob)), End::Sigsys);
+            assert_eq!(run_prog(host(), recv(libc::MSG_ERRQUEUE)), End::Sigsys);
+            // The view's netlink calls only on its descriptor (none was opened here,
+            // so no descriptor matches).
+            let sendto = || failed_with(raw(libc::SYS_sendto, [7, 0, 0, 0, 0, 0]), libc::EBADF);
+            assert_eq!(run_prog(host(), sendto), End::Sigsys);
+            let recvfrom = || {
+                let fl = crate::sys::hostnet::VIEW_RECV_FLAGS as u64;
+                failed_with(raw(libc::SYS_recvfrom, [7, 0, 0, fl, 0, 0]), libc::EBADF)
+            };
+            assert_eq!(run_prog(host(), recvfrom), End::Sigsys);
         }
     }
 

@@ -15,7 +15,12 @@ pub const SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 /// The flags of every `sendmsg` on a host socket (plus the caller's `MSG_MORE`).
 pub const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
 /// The `recvmsg` flags a caller may add to `MSG_DONTWAIT`.
-pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC;
+pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB;
+/// The `sendmsg` flags a caller may add to [`SEND_FLAGS`]: `MSG_MORE`, and
+/// `MSG_OOB` (TCP urgent data).
+pub const SEND_EXTRA: i32 = libc::MSG_MORE | libc::MSG_OOB;
+/// Most control bytes passed in or out of one host call.
+pub const CONTROL_ROOM: usize = 4096;
 /// Largest socket address passed in or out (`sockaddr_storage`).
 const ADDR_ROOM: usize = 128;
 
@@ -116,9 +121,16 @@ pub fn getsockopt(fd: BorrowedFd<'_>, level: i32, name: i32, room: usize) -> Sys
     Ok(v)
 }
 
-/// Sends `data` without blocking, to `to` (raw socket address bytes) if given;
-/// `more` adds `MSG_MORE`. Never raises SIGPIPE (`EPIPE` is returned).
-pub fn send(fd: BorrowedFd<'_>, data: &[u8], to: Option<&[u8]>, more: bool) -> SysResult<usize> {
+/// Sends `data` without blocking, to `to` (raw socket address bytes) if given,
+/// with the control messages `control` (already checked by the caller); `extra`
+/// within [`SEND_EXTRA`]. Never raises SIGPIPE (`EPIPE` is returned).
+pub fn send(
+    fd: BorrowedFd<'_>,
+    data: &[u8],
+    to: Option<&[u8]>,
+    control: &[u8],
+    extra: i32,
+) -> SysResult<usize> {
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
@@ -131,9 +143,13 @@ pub fn send(fd: BorrowedFd<'_>, data: &[u8], to: Option<&[u8]>, more: bool) -> S
         msg.msg_name = to.as_ptr() as *mut libc::c_void;
         msg.msg_namelen = to.len() as u32;
     }
-    let flags = SEND_FLAGS | if more { libc::MSG_MORE } else { 0 };
+    if !control.is_empty() {
+        msg.msg_control = control.as_ptr() as *mut libc::c_void;
+        msg.msg_controllen = control.len().min(CONTROL_ROOM);
+    }
+    let flags = SEND_FLAGS | (extra & SEND_EXTRA);
     // SAFETY: msg points at one iovec over the readable `data` and, if set, at the
-    // readable `to`; the kernel only reads them.
+    // readable `to` and `control`; the kernel only reads them.
     let r = unsafe { libc::sendmsg(fd_of(fd), &msg, flags) };
     check(r as isize)
 }
@@ -144,13 +160,23 @@ pub struct Received {
     pub n: usize,
     /// The sender's address (datagrams), as the host wrote it.
     pub from: Vec<u8>,
-    /// The `msg_flags` the host set (`MSG_TRUNC` for a cut datagram).
+    /// The `msg_flags` the host set (`MSG_TRUNC` for a cut datagram, `MSG_CTRUNC`,
+    /// `MSG_OOB`).
     pub flags: i32,
+    /// The control messages the host wrote.
+    pub control: Vec<u8>,
 }
 
-/// Receives into `buf` without blocking; `flags` within [`RECV_FLAGS`].
-pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Received> {
+/// Receives into `buf` without blocking, with room for `control_room` bytes of
+/// control messages (at most [`CONTROL_ROOM`]); `flags` within [`RECV_FLAGS`].
+pub fn recv(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: i32,
+    control_room: usize,
+) -> SysResult<Received> {
     let mut from = [0u8; ADDR_ROOM];
+    let mut control = vec![0u8; control_room.min(CONTROL_ROOM)];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -161,15 +187,22 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
     msg.msg_iovlen = 1;
     msg.msg_name = from.as_mut_ptr().cast();
     msg.msg_namelen = ADDR_ROOM as u32;
+    if !control.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len();
+    }
     let flags = libc::MSG_DONTWAIT | (flags & RECV_FLAGS);
-    // SAFETY: msg points at one iovec over the writable `buf` and at the writable
-    // `from` of msg_namelen bytes; no control buffer.
+    // SAFETY: msg points at one iovec over the writable `buf`, at the writable
+    // `from` of msg_namelen bytes and, if any, at the writable `control` of
+    // msg_controllen bytes.
     let r = unsafe { libc::recvmsg(fd_of(fd), &mut msg, flags) };
     let n = check(r as isize)?;
+    control.truncate(msg.msg_controllen.min(control.len()));
     Ok(Received {
         n,
         from: from[..(msg.msg_namelen as usize).min(ADDR_ROOM)].to_vec(),
         flags: msg.msg_flags,
+        control,
     })
 }
 
@@ -177,10 +210,14 @@ pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> SysResult<Receive
 /// crate does not name it).
 pub const SIOCOUTQNSD: u64 = 0x894B;
 
-/// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`): its `int`.
+/// `SIOCATMARK`: whether a TCP socket's reading is at the urgent mark.
+pub const SIOCATMARK: u64 = 0x8905;
+
+/// A queue-size `ioctl` (`SIOCINQ`, `SIOCOUTQ`, `SIOCOUTQNSD`) or `SIOCATMARK`: its
+/// `int`.
 pub fn ioctl_int(fd: BorrowedFd<'_>, req: u64) -> SysResult<i32> {
     let mut v: libc::c_int = 0;
-    // SAFETY: the three requests write one int, which v is.
+    // SAFETY: the four requests write one int, which v is.
     let r = unsafe { libc::ioctl(fd_of(fd), req as _, &mut v) };
     check(r as isize)?;
     Ok(v)
@@ -247,4 +284,149 @@ pub fn join_netns(path: &str) -> SysResult<()> {
     // SAFETY: no pointer arguments; f is a live descriptor.
     let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
     check(r as isize).map(|_| ())
+}
+
+// ---------------------------------------------------------------------------
+// The host's view of its interfaces (`net::hostview`): one netlink route socket
+// and the namespace's `/proc/net` files, opened at boot before confinement. The
+// netlink socket only ever receives dump and get requests the sentry builds
+// itself; its two calls are in the allow-list only on its descriptor
+// (`Cmp::HostViewFd`).
+
+/// The netlink route socket and `/proc/net` files of the host's view.
+struct View {
+    netlink: OwnedFd,
+    files: Vec<(&'static str, std::fs::File)>,
+}
+
+static VIEW: std::sync::OnceLock<View> = std::sync::OnceLock::new();
+
+/// The `/proc/net` files host mode shows as the host has them: interfaces,
+/// routes, and the namespace's internet sockets.
+pub const VIEW_FILES: &[&str] = &[
+    "dev",
+    "if_inet6",
+    "route",
+    "ipv6_route",
+    "tcp",
+    "tcp6",
+    "udp",
+    "udp6",
+    "udplite",
+    "udplite6",
+    "raw",
+    "raw6",
+    "sockstat",
+    "sockstat6",
+    "snmp",
+    "snmp6",
+    "netstat",
+    "igmp",
+    "igmp6",
+    "arp",
+    "dev_mcast",
+];
+
+/// `MSG_DONTWAIT`: the only flag of the view socket's `recvfrom`.
+pub const VIEW_RECV_FLAGS: i32 = libc::MSG_DONTWAIT;
+
+/// Opens the host's view (host mode, at boot, in the namespace the sandbox's
+/// sockets are made in, before the filter). A `/proc/net` file that cannot be
+/// opened is left out (it then reads as missing).
+pub fn open_view() -> SysResult<()> {
+    // SAFETY: no pointer arguments.
+    let r = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    check(r as isize)?;
+    // SAFETY: a descriptor the kernel just returned, owned by nobody else.
+    let netlink = unsafe { OwnedFd::from_raw_fd(r) };
+    let files = VIEW_FILES
+        .iter()
+        .filter_map(|n| {
+            std::fs::File::open(format!("/proc/thread-self/net/{n}"))
+                .ok()
+                .map(|f| (*n, f))
+        })
+        .collect();
+    VIEW.set(View { netlink, files }).map_err(|_| Errno::EBUSY)
+}
+
+/// The view's netlink descriptor, once opened (for the filter's argument rule).
+pub fn view_fd() -> Option<i32> {
+    VIEW.get().map(|v| v.netlink.as_raw_fd())
+}
+
+/// Whether the host's view is open (host mode).
+pub fn view_open() -> bool {
+    VIEW.get().is_some()
+}
+
+/// Sends one request the sentry built to the host's netlink (to the kernel: no
+/// address) and returns the answer's messages until the dump's `NLMSG_DONE`, an
+/// `NLMSG_ERROR`, or (`dump` false) the first message. The caller serialises calls.
+pub fn view_request(req: &[u8], dump: bool) -> SysResult<Vec<u8>> {
+    let v = VIEW.get().ok_or(Errno::ENODEV)?;
+    let fd = v.netlink.as_raw_fd();
+    // SAFETY: req is a readable slice of req.len() bytes; no destination address.
+    let r = unsafe { libc::sendto(fd, req.as_ptr().cast(), req.len(), 0, std::ptr::null(), 0) };
+    check(r as isize)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A dump is bounded by the host's interfaces; this bounds a misbehaving one.
+    for _ in 0..4096 {
+        // SAFETY: buf has room for buf.len() bytes; no source address wanted.
+        let r = unsafe {
+            libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                VIEW_RECV_FLAGS,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        let n = check(r as isize)?.min(buf.len());
+        let chunk = &buf[..n];
+        out.extend_from_slice(chunk);
+        let mut off = 0;
+        while off + 16 <= chunk.len() {
+            let len =
+                u32::from_le_bytes([chunk[off], chunk[off + 1], chunk[off + 2], chunk[off + 3]])
+                    as usize;
+            let kind = u16::from_le_bytes([chunk[off + 4], chunk[off + 5]]);
+            if kind == libc::NLMSG_DONE as u16 || kind == libc::NLMSG_ERROR as u16 || !dump {
+                return Ok(out);
+            }
+            if len < 16 {
+                break;
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Err(Errno::EIO)
+}
+
+/// The current text of the host's `/proc/net/NAME` (one of [`VIEW_FILES`]), read
+/// from its start with `pread`, which makes the kernel write it anew.
+pub fn view_file(name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = &VIEW.get()?.files.iter().find(|(n, _)| *n == name)?.1;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match f.read_at(&mut buf, out.len() as u64) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(out),
+        }
+        if out.len() > 16 << 20 {
+            return Some(out);
+        }
+    }
 }

@@ -23,6 +23,7 @@ use crate::vfs::OpenFile;
 
 const MSG_OOB: i32 = 0x1;
 const MSG_PEEK: i32 = 0x2;
+const MSG_CTRUNC: i32 = 0x8;
 const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
@@ -289,21 +290,32 @@ pub fn send(
     to: Option<(u64, u64)>,
     flags: i32,
 ) -> SysResult<u64> {
-    if flags & MSG_OOB != 0 {
-        tracing::debug!("--network=host: urgent data is not passed to the host: EOPNOTSUPP");
-        return Err(Errno::EOPNOTSUPP);
-    }
+    send_with(task, f, s, iov, to, &[], flags)
+}
+
+/// [`send`] with the checked control messages `control` ([`check_control`]).
+fn send_with(
+    task: &mut Task,
+    f: &OpenFile,
+    s: &HostSocket,
+    iov: &[(u64, usize)],
+    to: Option<(u64, u64)>,
+    control: &[u8],
+    flags: i32,
+) -> SysResult<u64> {
+    // MSG_MORE and MSG_OOB go to the host with every piece of the send (UDP's
+    // answer to MSG_OOB, EOPNOTSUPP, is the host's).
+    let extra = flags & (MSG_MORE | MSG_OOB);
     let total: usize = iov
         .iter()
         .map(|&(_, l)| l)
         .sum::<usize>()
         .min(crate::syscalls::MAX_RW_COUNT as usize);
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
-    let more = flags & MSG_MORE != 0;
     let r = if s.is_stream() {
         // A destination on a stream socket is ignored, as Linux does once connected
         // (and refused by the host otherwise).
-        send_stream(task, s, iov, total, nonblock, more)
+        send_stream(task, s, iov, total, nonblock, control, extra)
     } else {
         let dst = match to {
             Some((addr, len)) => Some(read_addr(task, s, addr, len)?),
@@ -314,7 +326,7 @@ pub fn send(
         }
         let data = gather(task, iov, 0, total)?;
         loop {
-            match s.send(&data, dst.as_deref(), more) {
+            match s.send(&data, dst.as_deref(), control, extra) {
                 Err(Errno::EAGAIN) if !nonblock => wait_for(task, s, POLLOUT | POLLERR, true)?,
                 r => break r.map(|n| n as u64),
             }
@@ -332,10 +344,11 @@ fn send_stream(
     iov: &[(u64, usize)],
     total: usize,
     nonblock: bool,
-    more: bool,
+    control: &[u8],
+    extra: i32,
 ) -> SysResult<u64> {
     if total == 0 {
-        return s.send(&[], None, more).map(|n| n as u64);
+        return s.send(&[], None, control, extra).map(|n| n as u64);
     }
     let mut sent = 0usize;
     let done = |sent: usize, e: Errno| if sent > 0 { Ok(sent as u64) } else { Err(e) };
@@ -344,7 +357,10 @@ fn send_stream(
         let mut off = 0usize;
         while off < data.len() {
             let last = sent + data.len() == total;
-            match s.send(&data[off..], None, more || !last) {
+            let more = if last { 0 } else { MSG_MORE };
+            // The control messages go with the first piece only.
+            let control = if sent + off == 0 { control } else { &[] };
+            match s.send(&data[off..], None, control, extra | more) {
                 Ok(n) => off += n,
                 Err(Errno::EAGAIN) if nonblock => return done(sent + off, Errno::EAGAIN),
                 Err(Errno::EAGAIN) => {
@@ -370,16 +386,42 @@ pub struct Got {
     pub flags: i32,
     /// The sender's address (datagrams), as the host gave it.
     pub from: Vec<u8>,
+    /// The control messages the host gave (with room for `control_room`).
+    pub control: Vec<u8>,
 }
 
-/// Receives up to `len` bytes.
-pub fn recv(task: &Task, f: &OpenFile, s: &HostSocket, len: usize, flags: i32) -> SysResult<Got> {
+/// Receives up to `len` bytes, with room for `control_room` bytes of control
+/// messages.
+pub fn recv(
+    task: &Task,
+    f: &OpenFile,
+    s: &HostSocket,
+    len: usize,
+    flags: i32,
+    control_room: usize,
+) -> SysResult<Got> {
     if flags & MSG_OOB != 0 {
-        return Err(Errno::EINVAL);
+        // Urgent data never waits: the host answers at once (EINVAL when there
+        // is none or it is read inline, EAGAIN before it arrives), as Linux.
+        let mut buf = vec![0u8; len.min(RECV_CHUNK)];
+        let r = s.recv(
+            &mut buf,
+            flags & (MSG_OOB | MSG_PEEK | MSG_TRUNC),
+            control_room,
+        )?;
+        buf.truncate(r.n.min(buf.len()));
+        return Ok(Got {
+            ret: buf.len(),
+            data: buf,
+            flags: r.flags & (MSG_TRUNC | MSG_CTRUNC | MSG_OOB),
+            from: r.from,
+            control: r.control,
+        });
     }
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
     let host_flags = flags & (MSG_PEEK | MSG_TRUNC);
+    let mut control = Vec::new();
     let waitall = s.is_stream() && flags & MSG_WAITALL != 0 && !peek;
     let len = if s.is_stream() {
         len
@@ -396,8 +438,13 @@ pub fn recv(task: &Task, f: &OpenFile, s: &HostSocket, len: usize, flags: i32) -
     loop {
         let room = (len - got).min(RECV_CHUNK);
         buf.resize(got + room, 0);
-        match s.recv(&mut buf[got..], host_flags) {
+        // Control messages come with the first piece only.
+        let croom = if got == 0 { control_room } else { 0 };
+        match s.recv(&mut buf[got..], host_flags, croom) {
             Ok(r) => {
+                if got == 0 {
+                    control = r.control;
+                }
                 let eof = r.n == 0;
                 let stored = r.n.min(room);
                 got += stored;
@@ -428,15 +475,16 @@ pub fn recv(task: &Task, f: &OpenFile, s: &HostSocket, len: usize, flags: i32) -
     Ok(Got {
         data: buf,
         ret,
-        flags: out_flags & MSG_TRUNC,
+        flags: out_flags & (MSG_TRUNC | MSG_CTRUNC),
         from,
+        control,
     })
 }
 
 /// `recvfrom(2)`.
 pub fn recvfrom(task: &mut Task, f: &OpenFile, s: &HostSocket, a: &Args) -> SysResult<u64> {
     let len = (a[2] as usize).min(crate::syscalls::MAX_RW_COUNT as usize);
-    let got = recv(task, f, s, len, a[3] as i32)?;
+    let got = recv(task, f, s, len, a[3] as i32, 0)?;
     io::write_all(task.mem(), a[1], &got.data)?;
     if a[4] != 0 && !s.is_stream() {
         write_addr(task, a[4], a[5], &got.from)?;
@@ -461,10 +509,18 @@ pub fn recvmsg(
         .map(|&(_, l)| l)
         .sum::<usize>()
         .min(crate::syscalls::MAX_RW_COUNT as usize);
-    let got = recv(task, f, s, len, flags)?;
+    let room = if h.control == 0 {
+        0
+    } else {
+        (h.controllen as usize).min(hostnet::CONTROL_ROOM)
+    };
+    let got = recv(task, f, s, len, flags, room)?;
     scatter(task, &iov, &got.data)?;
-    // No ancillary data is passed through.
-    io::write_u64(task.mem(), msg + 40, 0)?;
+    // The host's control messages, as it laid them out (the same ABI).
+    if !got.control.is_empty() {
+        io::write_all(task.mem(), h.control, &got.control)?;
+    }
+    io::write_u64(task.mem(), msg + 40, got.control.len() as u64)?;
     io::write_u32(task.mem(), msg + 48, got.flags as u32)?;
     if h.name != 0 && !s.is_stream() {
         write_addr(task, h.name, msg + 8, &got.from)?;
@@ -483,12 +539,79 @@ pub fn sendmsg(
     flags: i32,
 ) -> SysResult<u64> {
     let h = read_msghdr(task, msg)?;
-    if h.controllen != 0 {
-        tracing::debug!("--network=host: ancillary data on a host socket is not passed: ignored");
-    }
+    let control = if h.control != 0 && h.controllen != 0 {
+        if h.controllen > OPTMEM_MAX {
+            return Err(Errno::ENOBUFS);
+        }
+        let mut c = vec![0u8; h.controllen as usize];
+        io::read_exact(task.mem(), h.control, &mut c)?;
+        check_control(&c)?
+    } else {
+        Vec::new()
+    };
     let to = (h.name != 0 && h.namelen != 0).then_some((h.name, h.namelen));
     let iov = read_iovecs(task, h.iov, h.iovlen)?;
-    send(task, f, s, &iov, to, flags)
+    send_with(task, f, s, &iov, to, &control, flags)
+}
+
+/// `net.core.optmem_max`: the most control bytes one `sendmsg` takes.
+const OPTMEM_MAX: u64 = 20_480;
+/// `sizeof(struct cmsghdr)`.
+const CMSG_HDR: usize = 16;
+
+/// The control messages of a `sendmsg` that go to the host: at `SOL_IP`
+/// `IP_PKTINFO`, `IP_TTL`, `IP_TOS` and at `SOL_IPV6` `IPV6_PKTINFO`,
+/// `IPV6_HOPLIMIT`, `IPV6_TCLASS` (each as the program wrote it; the host checks
+/// the values), re-packed. A malformed header is `EINVAL`; `SCM_RIGHTS` and
+/// `SCM_CREDENTIALS` mean nothing to an internet socket and are skipped, as Linux
+/// skips them (never passed: no descriptor reaches the host); other `SOL_SOCKET`
+/// messages (`SO_MARK`, `SCM_TXTIME`, `SO_TIMESTAMPING`) and other IP options
+/// (routing headers, IP options, ...) are `EINVAL` (not passed, logged); other
+/// levels are skipped, as Linux does.
+pub fn check_control(c: &[u8]) -> SysResult<Vec<u8>> {
+    const PASSED: [(i32, i32); 6] = [
+        (libc::SOL_IP, libc::IP_PKTINFO),
+        (libc::SOL_IP, libc::IP_TTL),
+        (libc::SOL_IP, libc::IP_TOS),
+        (libc::SOL_IPV6, libc::IPV6_PKTINFO),
+        (libc::SOL_IPV6, libc::IPV6_HOPLIMIT),
+        (libc::SOL_IPV6, libc::IPV6_TCLASS),
+    ];
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + CMSG_HDR <= c.len() {
+        let len = u64::from_le_bytes(c[off..off + 8].try_into().map_err(|_| Errno::EINVAL)?);
+        let level = i32::from_le_bytes(c[off + 8..off + 12].try_into().map_err(|_| Errno::EINVAL)?);
+        let ty = i32::from_le_bytes(
+            c[off + 12..off + 16]
+                .try_into()
+                .map_err(|_| Errno::EINVAL)?,
+        );
+        if len < CMSG_HDR as u64 || len > (c.len() - off) as u64 {
+            return Err(Errno::EINVAL);
+        }
+        let len = len as usize;
+        if level == libc::SOL_SOCKET && (ty == libc::SCM_RIGHTS || ty == libc::SCM_CREDENTIALS) {
+            // Skipped, as Linux's __sock_cmsg_send does on an internet socket.
+        } else if level == libc::SOL_SOCKET {
+            tracing::warn!(ty, "--network=host: SOL_SOCKET control message: EINVAL");
+            return Err(Errno::EINVAL);
+        } else if PASSED.contains(&(level, ty)) {
+            out.extend_from_slice(&c[off..off + len]);
+            while !out.len().is_multiple_of(8) {
+                out.push(0);
+            }
+        } else if level == libc::SOL_IP || level == libc::SOL_IPV6 {
+            tracing::warn!(
+                level,
+                ty,
+                "--network=host: control message not passed to the host: EINVAL"
+            );
+            return Err(Errno::EINVAL);
+        }
+        off += (len + 7) & !7;
+    }
+    Ok(out)
 }
 
 fn timeval(v: &[u8]) -> SysResult<Option<Duration>> {

@@ -256,9 +256,14 @@ type NetOf = Arc<dyn Fn() -> SysResult<Arc<Netstack>> + Send + Sync>;
 /// `/proc/PID/net`: the sockets of the stack `net` gives and its interface, and
 /// the unix sockets of `unix`.
 fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> {
-    let n = |f: fn(&Netstack) -> String| {
+    // Under --network=host the internet sockets and interfaces are the host's:
+    // its own text of the file (net::hostview).
+    let n = |name: &'static str, f: fn(&Netstack) -> String| {
         let net = net.clone();
         move || {
+            if let Some(t) = crate::net::hostview::proc_file(name) {
+                return Ok(t);
+            }
             let stack = net()?;
             Ok(f(&stack).into_bytes())
         }
@@ -267,16 +272,16 @@ fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> 
     GenDir::fixed(
         210,
         vec![
-            ("tcp", file(211, n(|n| p::tcp(n, Family::V4)))),
-            ("tcp6", file(212, n(|n| p::tcp(n, Family::V6)))),
-            ("udp", file(213, n(|n| p::udp(n, Family::V4)))),
-            ("udp6", file(214, n(|n| p::udp(n, Family::V6)))),
-            ("udplite", file(220, n(|n| p::udplite(n, Family::V4)))),
-            ("udplite6", file(221, n(|n| p::udplite(n, Family::V6)))),
-            ("dev", file(215, n(p::dev))),
-            ("if_inet6", file(216, n(p::if_inet6))),
-            ("route", file(217, n(p::route))),
-            ("sockstat", file(218, n(p::sockstat))),
+            ("tcp", file(211, n("tcp", |n| p::tcp(n, Family::V4)))),
+            ("tcp6", file(212, n("tcp6", |n| p::tcp(n, Family::V6)))),
+            ("udp", file(213, n("udp", |n| p::udp(n, Family::V4)))),
+            ("udp6", file(214, n("udp6", |n| p::udp(n, Family::V6)))),
+            ("udplite", file(220, n("udplite", |n| p::udplite(n, Family::V4)))),
+            ("udplite6", file(221, n("udplite6", |n| p::udplite(n, Family::V6)))),
+            ("dev", file(215, n("dev", p::dev))),
+            ("if_inet6", file(216, n("if_inet6", p::if_inet6))),
+            ("route", file(217, n("route", p::route))),
+            ("sockstat", file(218, n("sockstat", p::sockstat))),
             (
                 "unix",
                 file(219, move || {
