@@ -459,9 +459,10 @@ impl PidNs {
                 s.next = 3;
                 t = 2;
             }
-            if !s.to_global.contains_key(&t) {
-                s.to_global.insert(t, global);
-                s.to_local.insert(global, t);
+            let st = &mut *s;
+            if let std::collections::hash_map::Entry::Vacant(e) = st.to_global.entry(t) {
+                e.insert(global);
+                st.to_local.insert(global, t);
                 return Ok(());
             }
         }

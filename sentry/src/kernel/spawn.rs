@@ -54,6 +54,7 @@ pub enum StartError {
 }
 
 /// Registers a new process with one thread and returns both.
+#[allow(clippy::too_many_arguments)]
 fn register_process(
     kernel: &Kernel,
     tgid: i32,
