@@ -823,7 +823,9 @@ fn start_external(
                 }
             };
             if let Ok(mut r) = k.registry() {
-                r.groups.remove(&pid);
+                if let Some(g) = r.groups.remove(&pid) {
+                    g.pid_ns.release(pid);
+                }
             }
             // Before the status goes out: the runtime may act as soon as it has it.
             if let Some(f) = on_exit {

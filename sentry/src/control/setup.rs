@@ -69,7 +69,7 @@ pub fn fs_constructors(
         "proc".to_string(),
         Box::new(move |_| {
             k.upgrade()
-                .map(|k| crate::fs::procfs::new_root(&k))
+                .map(|k| crate::fs::procfs::new_root(&k, k.root_ns.pid_children.clone()))
                 .ok_or(crate::errno::Errno::EIO)
         }),
     );

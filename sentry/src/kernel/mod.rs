@@ -164,6 +164,7 @@ impl Kernel {
             ipc: ns::IpcNs::new(ns_ids.next(), None),
             net: ns::NetNs::new(ns_ids.next(), net.clone(), None),
             cgroup: ns::CgroupNs::new(ns_ids.next(), None),
+            pid_children: ns::PidNs::root(ns_ids.next()),
         };
         Arc::new(Kernel {
             platform,

@@ -194,6 +194,9 @@ pub struct NsSet {
     pub net: Arc<NetNs>,
     /// Cgroup namespace.
     pub cgroup: Arc<CgroupNs>,
+    /// The pid namespace the task's children are made in (`pid_for_children`;
+    /// the task's own is its process's, [`crate::kernel::process::ThreadGroup::pid_ns`]).
+    pub pid_children: Arc<PidNs>,
 }
 
 /// A namespace of some kind, as an nsfs file refers to it.
@@ -211,6 +214,8 @@ pub enum NsRef {
     Cgroup(Arc<CgroupNs>),
     /// A user namespace.
     User(Arc<UserNs>),
+    /// A pid namespace.
+    Pid(Arc<PidNs>),
 }
 
 impl NsRef {
@@ -223,6 +228,7 @@ impl NsRef {
             NsRef::Net(_) => libc::CLONE_NEWNET,
             NsRef::Cgroup(_) => libc::CLONE_NEWCGROUP,
             NsRef::User(_) => libc::CLONE_NEWUSER,
+            NsRef::Pid(_) => libc::CLONE_NEWPID,
         }) as u64
     }
 
@@ -235,6 +241,7 @@ impl NsRef {
             NsRef::Net(_) => "net",
             NsRef::Cgroup(_) => "cgroup",
             NsRef::User(_) => "user",
+            NsRef::Pid(_) => "pid",
         }
     }
 
@@ -247,6 +254,7 @@ impl NsRef {
             NsRef::Net(n) => n.id,
             NsRef::Cgroup(n) => n.id,
             NsRef::User(n) => n.id,
+            NsRef::Pid(n) => n.id,
         }
     }
 
@@ -259,6 +267,7 @@ impl NsRef {
             NsRef::Ipc(n) => owner_of(&n.owner),
             NsRef::Net(n) => owner_of(&n.owner),
             NsRef::Cgroup(n) => owner_of(&n.owner),
+            NsRef::Pid(n) => owner_of(&n.owner),
             NsRef::User(n) => n.parent.as_ref().unwrap_or_else(|| userns::init()),
         }
     }
@@ -274,6 +283,7 @@ impl NsSet {
             b"ipc" => Some(NsRef::Ipc(self.ipc.clone())),
             b"net" => Some(NsRef::Net(self.net.clone())),
             b"cgroup" => Some(NsRef::Cgroup(self.cgroup.clone())),
+            b"pid_for_children" => Some(NsRef::Pid(self.pid_children.clone())),
             _ => None,
         }
     }
@@ -282,4 +292,215 @@ impl NsSet {
 /// The user namespace owning `o` (the initial one for `None`).
 pub fn owner(o: &Owner) -> &Arc<UserNs> {
     owner_of(o)
+}
+
+/// Deepest nesting of pid namespaces (Linux's `MAX_PID_NS_LEVEL`).
+pub const MAX_PID_NS_LEVEL: u32 = 32;
+
+/// A pid namespace. The sandbox numbers every thread once, in its first pid
+/// namespace (level 0, whose ids are the sentry's own: `Task::tid`, `tgid`,
+/// the registry's keys); a thread of a nested namespace also has an id in that
+/// namespace and in each between, handed out here. Ids cross the system call
+/// boundary through [`PidNs::local`] (what a caller in the namespace sees of a
+/// sandbox id, 0 when the thread is not in it) and [`PidNs::global`] (back).
+pub struct PidNs {
+    /// The `/proc/PID/ns/pid` inode number.
+    pub id: u64,
+    /// 0 for the sandbox's first namespace.
+    pub level: u32,
+    /// The namespace it was made in.
+    pub parent: Option<Arc<PidNs>>,
+    /// The owning user namespace.
+    pub owner: Owner,
+    st: Mutex<PidNsState>,
+}
+
+#[derive(Default)]
+struct PidNsState {
+    /// Sandbox id to id here.
+    to_local: std::collections::HashMap<i32, i32>,
+    /// Id here to sandbox id.
+    to_global: std::collections::HashMap<i32, i32>,
+    /// Next id to try.
+    next: i32,
+    /// The sandbox id of its init (the first process), 0 before it.
+    init: i32,
+    /// Its init has exited: no process may enter any more (`fork`: ENOMEM).
+    dead: bool,
+}
+
+impl PidNs {
+    /// The sandbox's first pid namespace.
+    pub fn root(id: u64) -> Arc<PidNs> {
+        Arc::new(PidNs {
+            id,
+            level: 0,
+            parent: None,
+            owner: None,
+            st: Mutex::new(PidNsState {
+                next: 1,
+                init: 1,
+                ..Default::default()
+            }),
+        })
+    }
+
+    /// A new namespace below `self` (`CLONE_NEWPID`), owned by `owner`; EUSERS past
+    /// the deepest nesting.
+    pub fn new_child(self: &Arc<Self>, id: u64, owner: Owner) -> SysResult<Arc<PidNs>> {
+        if self.level + 1 > MAX_PID_NS_LEVEL {
+            return Err(Errno::EUSERS);
+        }
+        Ok(Arc::new(PidNs {
+            id,
+            level: self.level + 1,
+            parent: Some(self.clone()),
+            owner,
+            st: Mutex::new(PidNsState {
+                next: 1,
+                ..Default::default()
+            }),
+        }))
+    }
+
+    fn state(&self) -> SysResult<std::sync::MutexGuard<'_, PidNsState>> {
+        self.st.lock().map_err(|_| Errno::EIO)
+    }
+
+    /// What a caller in this namespace sees of sandbox id `global` (`None`: not in
+    /// it).
+    pub fn local(&self, global: i32) -> Option<i32> {
+        if self.level == 0 {
+            return Some(global);
+        }
+        self.state().ok()?.to_local.get(&global).copied()
+    }
+
+    /// [`Self::local`], 0 for a thread outside (as Linux reports such an id).
+    pub fn shown(&self, global: i32) -> i32 {
+        self.local(global).unwrap_or(0)
+    }
+
+    /// The sandbox id of `local` in this namespace.
+    pub fn global(&self, local: i32) -> Option<i32> {
+        if self.level == 0 {
+            return Some(local);
+        }
+        if local <= 0 {
+            return None;
+        }
+        self.state().ok()?.to_global.get(&local).copied()
+    }
+
+    /// The sandbox id of the namespace's init (0 before it has one).
+    pub fn init(&self) -> i32 {
+        self.state().map(|s| s.init).unwrap_or(0)
+    }
+
+    /// Its init has exited.
+    pub fn is_dead(&self) -> bool {
+        self.state().map(|s| s.dead).unwrap_or(true)
+    }
+
+    /// Marks the namespace's init gone: nothing may enter it any more.
+    pub fn set_dead(&self) {
+        if let Ok(mut s) = self.state() {
+            s.dead = true;
+        }
+    }
+
+    /// `self` or one of the namespaces it was made in is `other`.
+    pub fn is_within(&self, other: &PidNs) -> bool {
+        let mut cur = Some(self);
+        while let Some(n) = cur {
+            if std::ptr::eq(n, other) {
+                return true;
+            }
+            cur = n.parent.as_deref();
+        }
+        false
+    }
+
+    /// The ids of thread `global` (a new thread of a process of this namespace, or
+    /// a new process entering it: `process`) in this namespace and every one above
+    /// but the sandbox's, handed out. A process entering a namespace with no init
+    /// is its init (id 1); one entering a namespace whose init has exited is
+    /// refused with ENOMEM, as Linux's `alloc_pid`.
+    pub fn enter(&self, global: i32, process: bool) -> SysResult<()> {
+        let mut done: Vec<&PidNs> = Vec::new();
+        let mut cur = Some(self);
+        while let Some(n) = cur.filter(|n| n.level > 0) {
+            let r = n.assign(global, process && std::ptr::eq(n, self));
+            if let Err(e) = r {
+                for d in done {
+                    d.forget(global);
+                }
+                return Err(e);
+            }
+            done.push(n);
+            cur = n.parent.as_deref();
+        }
+        Ok(())
+    }
+
+    fn assign(&self, global: i32, first_level_process: bool) -> SysResult<()> {
+        let mut s = self.state()?;
+        if s.dead || (s.init == 0 && !first_level_process) {
+            return Err(Errno::ENOMEM);
+        }
+        if s.init == 0 {
+            s.init = global;
+        }
+        for _ in 0..crate::kernel::PID_MAX {
+            let mut t = s.next;
+            s.next += 1;
+            if t >= crate::kernel::PID_MAX {
+                // Past the top, ids start again above init's, as Linux's.
+                s.next = 3;
+                t = 2;
+            }
+            let st = &mut *s;
+            if let std::collections::hash_map::Entry::Vacant(e) = st.to_global.entry(t) {
+                e.insert(global);
+                st.to_local.insert(global, t);
+                return Ok(());
+            }
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    fn forget(&self, global: i32) {
+        if let Ok(mut s) = self.state() {
+            if let Some(l) = s.to_local.remove(&global) {
+                s.to_global.remove(&l);
+            }
+        }
+    }
+
+    /// Gives back the ids of sandbox id `global` (a thread or process that is gone)
+    /// in this namespace and those above.
+    pub fn release(&self, global: i32) {
+        let mut cur = Some(self);
+        while let Some(n) = cur.filter(|n| n.level > 0) {
+            n.forget(global);
+            cur = n.parent.as_deref();
+        }
+    }
+
+    /// The ids of sandbox id `global` in `viewer` and each namespace below it
+    /// down to this one (`NSpid` of a process of this namespace read through a
+    /// procfs of `viewer`), 0 where it has none.
+    pub fn ids_from(&self, viewer: &PidNs, global: i32) -> Vec<i32> {
+        let mut v = Vec::new();
+        let mut cur = Some(self);
+        while let Some(n) = cur {
+            v.push(n.shown(global));
+            if std::ptr::eq(n, viewer) {
+                break;
+            }
+            cur = n.parent.as_deref();
+        }
+        v.reverse();
+        v
+    }
 }

@@ -194,8 +194,10 @@ pub fn current() -> (i32, i32) {
 
 /// A process: a thread group.
 pub struct ThreadGroup {
-    /// Process id.
+    /// Process id (in the sandbox's first pid namespace).
     pub tgid: i32,
+    /// The pid namespace it is in (fixed for its life).
+    pub pid_ns: Arc<crate::kernel::ns::PidNs>,
     /// Signal dispositions.
     pub actions: Mutex<SignalActions>,
     /// Process-directed pending signals.
@@ -219,9 +221,11 @@ impl ThreadGroup {
         sid: i32,
         limits: Limits,
         actions: SignalActions,
+        pid_ns: Arc<crate::kernel::ns::PidNs>,
     ) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
+            pid_ns,
             actions: Mutex::new(actions),
             pending: Mutex::new(SigQueue::default()),
             limits: Arc::new(Mutex::new(limits)),
@@ -470,6 +474,7 @@ impl crate::fs::signalfd::SignalSource for GroupSignals {
                 .ok()
                 .and_then(|mut q| q.take_from(mask))?,
         };
+        let info = info.seen_in(&self.tg.pid_ns);
         Some(crate::fs::signalfd::SigInfo {
             signo: info.signo as u32,
             errno: info.errno,

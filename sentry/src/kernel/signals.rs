@@ -145,6 +145,17 @@ impl SigInfo {
         }
     }
 
+    /// The signal as a receiver in pid namespace `ns` sees it: the sender's id
+    /// (of a `kill`, `tkill` or a child's SIGCHLD, which the sandbox records by
+    /// its sandbox id) in `ns`, 0 for a sender outside it.
+    pub fn seen_in(mut self, ns: &crate::kernel::ns::PidNs) -> SigInfo {
+        let child = self.signo == libc::SIGCHLD && (1..=6).contains(&self.code);
+        if self.code == code::SI_USER || self.code == code::SI_TKILL || child {
+            self.pid = ns.shown(self.pid);
+        }
+        self
+    }
+
     /// A signal the kernel raises itself (SIGPIPE, SIGXFSZ...).
     pub fn kernel(signo: i32) -> SigInfo {
         SigInfo {

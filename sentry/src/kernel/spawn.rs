@@ -54,6 +54,7 @@ pub enum StartError {
 }
 
 /// Registers a new process with one thread and returns both.
+#[allow(clippy::too_many_arguments)]
 fn register_process(
     kernel: &Kernel,
     tgid: i32,
@@ -62,8 +63,9 @@ fn register_process(
     sid: i32,
     limits: Limits,
     actions: SignalActions,
+    pid_ns: Arc<crate::kernel::ns::PidNs>,
 ) -> SysResult<(Arc<ThreadGroup>, Arc<ThreadHandle>)> {
-    let tg = ThreadGroup::new(tgid, parent, pgid, sid, limits, actions);
+    let tg = ThreadGroup::new(tgid, parent, pgid, sid, limits, actions, pid_ns);
     let th = ThreadHandle::new(tgid);
     tg.state()?.threads.insert(tgid, th.clone());
     let mut reg = kernel.registry()?;
@@ -170,6 +172,7 @@ pub fn start_process(kernel: &Arc<Kernel>, spec: ProcessSpec) -> Result<i32, Sta
                 sid,
                 limits,
                 SignalActions::default(),
+                k.root_ns.pid_children.clone(),
             ) {
                 Ok(x) => x,
                 Err(e) => {
@@ -415,6 +418,7 @@ pub fn unregister_clone(
         return;
     };
     reg.threads.remove(&tid);
+    tg.pid_ns.release(tid);
     if !thread {
         reg.groups.remove(&tg.tgid);
         let parent = tg.state().map(|st| st.parent).ok();
@@ -426,12 +430,14 @@ pub fn unregister_clone(
     }
 }
 
-/// Registers a new child process of `parent` with one thread `tid`.
+/// Registers a new child process of `parent` with one thread `tid`, in pid
+/// namespace `pid_ns` (which has handed it its ids there).
 pub fn register_child_process(
     kernel: &Kernel,
     parent: &Arc<ThreadGroup>,
     tid: i32,
     exit_signal: i32,
+    pid_ns: Arc<crate::kernel::ns::PidNs>,
 ) -> SysResult<(Arc<ThreadGroup>, Arc<ThreadHandle>)> {
     let (pgid, sid, comm, uids, oom) = {
         let st = parent.state()?;
@@ -439,7 +445,7 @@ pub fn register_child_process(
     };
     let limits = parent.limits.lock().map_err(|_| Errno::EIO)?.clone();
     let actions = parent.actions()?.clone();
-    let (tg, th) = register_process(kernel, tid, parent.tgid, pgid, sid, limits, actions)?;
+    let (tg, th) = register_process(kernel, tid, parent.tgid, pgid, sid, limits, actions, pid_ns)?;
     {
         let mut st = tg.state()?;
         st.exit_signal = exit_signal;

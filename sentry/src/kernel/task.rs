@@ -274,6 +274,17 @@ impl Task {
         self.tg.state().map(|s| s.parent).unwrap_or(0)
     }
 
+    /// Sandbox id `global` as this task sees it: its id in the task's pid
+    /// namespace, 0 for a thread outside it.
+    pub fn pid_shown(&self, global: i32) -> i32 {
+        self.tg.pid_ns.shown(global)
+    }
+
+    /// The sandbox id of `local` in this task's pid namespace (ESRCH: none).
+    pub fn pid_global(&self, local: i32) -> SysResult<i32> {
+        self.tg.pid_ns.global(local).ok_or(Errno::ESRCH)
+    }
+
     /// The blocked signal mask.
     pub fn mask(&self) -> u64 {
         self.handle.mask.load(Ordering::Acquire)
@@ -648,9 +659,14 @@ impl Task {
             .ok()
             .and_then(|mut q| q.take(mask))
         {
-            return Some(i);
+            return Some(i.seen_in(&self.tg.pid_ns));
         }
-        self.tg.pending.lock().ok().and_then(|mut q| q.take(mask))
+        self.tg
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut q| q.take(mask))
+            .map(|i| i.seen_in(&self.tg.pid_ns))
     }
 
     /// Delivers pending signals and resolves syscall restarts, as Linux does on the
@@ -936,6 +952,10 @@ impl Task {
         if let Ok(mut r) = kernel.registry() {
             r.threads.remove(&tid);
         }
+        if tid != tg.tgid {
+            // A leader's id stays the process's until it is reaped.
+            tg.pid_ns.release(tid);
+        }
         let thread_status = tg.state().ok().and_then(|s| s.group_exit).unwrap_or(status);
         crate::kernel::ptrace::tracee_exited(&kernel, &handle, &tg, thread_status);
         tg.events.notify_all();
@@ -990,6 +1010,11 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
         // The container's init is gone: every other process goes with it.
         kernel.kill_all_except(1);
     }
+    let children = if tg.pid_ns.level > 0 && tg.pid_ns.init() == tg.tgid {
+        zap_pid_ns(kernel, tg, children)
+    } else {
+        children
+    };
     // PR_SET_PDEATHSIG: children that asked are told their parent is gone.
     if let Ok(reg) = kernel.registry() {
         for c in &children {
@@ -1007,7 +1032,7 @@ fn exit_process(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, status: ExitStatus,
             }
         }
     }
-    reparent(kernel, tg.tgid, parent, children);
+    reparent(kernel, tg, parent, children);
     if crate::kernel::ptrace::exit_held_for_tracer(tg) {
         // A tracer that is not the parent sees the exit first; the parent is told
         // when the tracer has waited for it (ptrace::unlink), as on Linux.
@@ -1033,21 +1058,28 @@ pub(crate) fn notify_parent_of_exit(
         kernel.init_exited(tg.tgid, status);
         return;
     };
-    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) never sees zombies.
-    let auto_reap = ptg
-        .actions()
-        .map(|a| {
-            a.get(libc::SIGCHLD as u32)
-                .map(|x| x.handler == signals::SIG_IGN || x.flags & signals::SA_NOCLDWAIT != 0)
-                .unwrap_or(false)
-        })
-        .unwrap_or(false);
+    // A parent that ignores SIGCHLD (or set SA_NOCLDWAIT) never sees zombies,
+    // nor does the dead init of a pid namespace (see `zap_pid_ns`).
+    let dead_init = ptg.pid_ns.level > 0 && ptg.pid_ns.init() == ptg.tgid && ptg.pid_ns.is_dead();
+    let auto_reap = dead_init
+        || ptg
+            .actions()
+            .map(|a| {
+                a.get(libc::SIGCHLD as u32)
+                    .map(|x| x.handler == signals::SIG_IGN || x.flags & signals::SA_NOCLDWAIT != 0)
+                    .unwrap_or(false)
+            })
+            .unwrap_or(false);
     if auto_reap {
         if let Ok(mut st) = ptg.state() {
             st.children.remove(&tg.tgid);
         }
         if let Ok(mut r) = kernel.registry() {
             r.groups.remove(&tg.tgid);
+        }
+        tg.pid_ns.release(tg.tgid);
+        if dead_init {
+            return;
         }
     } else if exit_signal > 0 {
         let (code, st) = match status {
@@ -1076,21 +1108,84 @@ pub(crate) fn notify_parent_of_exit(
     ptg.events.notify_all();
 }
 
-/// Gives `children` of the exiting `tgid` to the nearest subreaper ancestor or to
-/// init.
+/// The init of a nested pid namespace has exited (`tg`, whose `children` these
+/// are): nothing may enter the namespace any more, every other process in it is
+/// SIGKILLed, and its init's children are reaped by the kernel (those still
+/// running as they end); returns once none of them runs, with the children left
+/// to reparent (none), as Linux's `zap_pid_ns_processes`.
+fn zap_pid_ns(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    children: std::collections::BTreeSet<i32>,
+) -> std::collections::BTreeSet<i32> {
+    let ns = tg.pid_ns.clone();
+    ns.set_dead();
+    let members = || -> Vec<Arc<ThreadGroup>> {
+        kernel
+            .registry()
+            .map(|r| {
+                r.groups
+                    .values()
+                    .filter(|g| g.tgid != tg.tgid && g.pid_ns.is_within(&ns))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for g in members() {
+        process::kill_group(
+            &g,
+            ExitStatus::Signaled {
+                signo: libc::SIGKILL,
+                core: false,
+            },
+        );
+    }
+    // Children that are zombies already are reaped here; the others are as they
+    // end (their parent is a dead init: `notify_parent_of_exit`).
+    if let Ok(mut r) = kernel.registry() {
+        for c in &children {
+            let zombie = r
+                .group(*c)
+                .is_some_and(|g| g.state().map(|s| s.zombie.is_some()).unwrap_or(false));
+            if zombie {
+                if let Some(g) = r.groups.remove(c) {
+                    g.pid_ns.release(*c);
+                }
+            }
+        }
+    }
+    // Wait (bounded: a killed process ends at its next trap) until none runs.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let running = members()
+            .iter()
+            .any(|g| g.state().map(|s| s.zombie.is_none()).unwrap_or(false));
+        if !running {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Default::default()
+}
+
+/// Gives `children` of the exiting `tg` to the nearest subreaper ancestor in its
+/// pid namespace or to that namespace's init.
 fn reparent(
     kernel: &Arc<Kernel>,
-    tgid: i32,
+    tg: &Arc<ThreadGroup>,
     parent: i32,
     children: std::collections::BTreeSet<i32>,
 ) {
     if children.is_empty() {
         return;
     }
+    let tgid = tg.tgid;
+    let ns = &tg.pid_ns;
     let Ok(reg) = kernel.registry() else { return };
-    let mut reaper = 1;
+    let mut reaper = ns.init();
     let mut cur = parent;
-    while cur > 0 {
+    while cur > 0 && ns.local(cur).is_some() {
         match reg.group(cur) {
             Some(g) => {
                 let (sub, next, alive) = g
@@ -1106,10 +1201,30 @@ fn reparent(
             None => break,
         }
     }
-    if reaper == tgid {
+    if reaper == tgid || reaper == 0 {
         reaper = 1;
     }
     let Some(rtg) = reg.group(reaper) else { return };
+    if rtg.pid_ns.level > 0 && rtg.pid_ns.init() == reaper && rtg.pid_ns.is_dead() {
+        // The namespace's init is gone (`zap_pid_ns`): its new children are reaped
+        // by the kernel, the zombies among them now, the others as they end.
+        let mut reg = reg;
+        for c in &children {
+            let zombie = reg
+                .group(*c)
+                .is_some_and(|g| g.state().map(|s| s.zombie.is_some()).unwrap_or(false));
+            if zombie {
+                if let Some(g) = reg.groups.remove(c) {
+                    g.pid_ns.release(*c);
+                }
+            } else if let Some(g) = reg.group(*c) {
+                if let Ok(mut cs) = g.state() {
+                    cs.parent = reaper;
+                }
+            }
+        }
+        return;
+    }
     let mut any_zombie = false;
     for c in &children {
         if let Some(ctg) = reg.group(*c) {

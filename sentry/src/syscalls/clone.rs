@@ -84,6 +84,14 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         if f & CLONE_NEWUSER != 0 && f & (CLONE_THREAD | CLONE_PARENT | CLONE_FS) != 0 {
             return Err(Errno::EINVAL);
         }
+        if f & CLONE_NEWPID != 0 && f & CLONE_THREAD != 0 {
+            return Err(Errno::EINVAL);
+        }
+    }
+    // A thread is in its process's pid namespace: not after an unshare or setns
+    // that sends the caller's children elsewhere.
+    if f & CLONE_THREAD != 0 && !Arc::ptr_eq(&task.ns.pid_children, &task.tg.pid_ns) {
+        return Err(Errno::EINVAL);
     }
     // The child's namespaces and credentials, made before anything else so that a
     // refusal leaves nothing behind.
@@ -95,7 +103,8 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     } else {
         (task.ns.clone(), task.fs.clone())
     };
-    if f & CLONE_PARENT != 0 && task.tgid == 1 {
+    // A namespace's init may not make siblings (they would be outside it).
+    if f & CLONE_PARENT != 0 && task.tg.pid_ns.init() == task.tgid {
         return Err(Errno::EINVAL);
     }
     let _ = (CLONE_FS, CLONE_SYSVSEM, CLONE_DETACHED, CLONE_IO);
@@ -138,6 +147,15 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         return Err(Errno::EPERM);
     }
     let tid = kernel.alloc_tid()?;
+    // Its ids in the pid namespaces it enters (its process's for a thread); given
+    // back if anything below fails before it is registered.
+    let child_pid_ns = if f & CLONE_THREAD != 0 {
+        task.tg.pid_ns.clone()
+    } else {
+        child_ns.pid_children.clone()
+    };
+    child_pid_ns.enter(tid, f & CLONE_THREAD == 0)?;
+    let ids = IdsGuard(Some((child_pid_ns.clone(), tid)));
     let (pending, mm) = if f & CLONE_VM != 0 {
         (task.ctx.new_thread()?, task.mm_shared().clone())
     } else {
@@ -162,9 +180,20 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         } else {
             task.tg.clone()
         };
-        let (tg, h) = spawn::register_child_process(&kernel, &parent, tid, c.exit_signal as i32)?;
+        let (tg, h) = spawn::register_child_process(
+            &kernel,
+            &parent,
+            tid,
+            c.exit_signal as i32,
+            child_pid_ns.clone(),
+        )?;
         (tg, h)
     };
+    // Registered: unregister_clone gives the ids back from here on.
+    ids.disarm();
+    // The new id as the caller and as the child see it.
+    let tid_here = task.tg.pid_ns.shown(tid);
+    let tid_child = child_pid_ns.shown(tid);
     handle.seccomp.inherit(&task.handle.seccomp);
     // A forked child keeps the rseq registration (its area is at the same address
     // of its copy of the memory); a thread or a CLONE_VM child registers its own.
@@ -202,11 +231,11 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     // Linux stores the parent's copy of the new id and ignores a bad address there, and
     // the child's copy is its own first write (also ignored when it faults).
     if f & CLONE_PARENT_SETTID != 0 {
-        let _ = io::write_u32(task.mem(), c.parent_tid, tid as u32);
+        let _ = io::write_u32(task.mem(), c.parent_tid, tid_here as u32);
     }
     if f & CLONE_CHILD_SETTID != 0 {
         if let Ok(space) = mm.lock().map(|m| m.space().clone()) {
-            let _ = io::write_u32(&*space, c.child_tid, tid as u32);
+            let _ = io::write_u32(&*space, c.child_tid, tid_child as u32);
         }
     }
     if f & CLONE_PIDFD != 0 {
@@ -254,7 +283,7 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         return Err(e);
     }
     if follow {
-        task.ptrace_event(event, tid as u64);
+        task.ptrace_event(event, tid_here as u64);
     }
     let vforked = vfork.is_some();
     if let Some(v) = vfork {
@@ -269,9 +298,26 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         let _ = wait::block(&task.waker, None, killed, || Ok(v.is_done().then_some(())));
     }
     if vforked && task.is_traced() {
-        task.ptrace_event(ptrace::EVENT_VFORK_DONE, tid as u64);
+        task.ptrace_event(ptrace::EVENT_VFORK_DONE, tid_here as u64);
     }
-    Ok(tid as u64)
+    Ok(tid_here as u64)
+}
+
+/// Gives a clone's pid namespace ids back unless disarmed (it was registered).
+struct IdsGuard(Option<(Arc<crate::kernel::ns::PidNs>, i32)>);
+
+impl IdsGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for IdsGuard {
+    fn drop(&mut self) {
+        if let Some((ns, id)) = self.0.take() {
+            ns.release(id);
+        }
+    }
 }
 
 /// `CLONE_PIDFD`: a pidfd for the new process in the caller's table, its number stored

@@ -319,6 +319,7 @@ pub fn capget(task: &mut Task, a: &Args) -> SysResult<u64> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
+    let pid = if pid == 0 { 0 } else { task.pid_global(pid)? };
     let sets = if pid == 0 || pid == task.tid {
         let c = &task.creds;
         [c.cap_effective, c.cap_permitted, c.cap_inheritable]

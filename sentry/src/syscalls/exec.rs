@@ -82,6 +82,7 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
             reg.threads.remove(&task.tid);
             reg.threads
                 .insert(task.tgid, (task.handle.clone(), task.tg.clone()));
+            task.tg.pid_ns.release(task.tid);
         }
         if let Ok(mut st) = task.tg.state() {
             st.threads.remove(&task.tid);

@@ -91,6 +91,7 @@ pub fn task(kernel: &Arc<Kernel>) -> Task {
         tgid,
         Limits::default(),
         SignalActions::default(),
+        kernel.root_ns.pid_children.clone(),
     );
     let handle = crate::kernel::process::ThreadHandle::new(tgid);
     tg.state()

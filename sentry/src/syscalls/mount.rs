@@ -73,7 +73,12 @@ fn userns_may_mount(task: &Task, kind: &str) -> SysResult<()> {
     }
     let ok = match kind {
         "tmpfs" | "ramfs" | "devpts" | "mqueue" | "cgroup" | "cgroup2" => true,
-        "proc" => false,
+        // A procfs shows the mounter's pid namespace: the owner of that must
+        // grant it.
+        "proc" => {
+            let owner = crate::kernel::ns::owner(&task.tg.pid_ns.owner);
+            task.creds.has_cap_in(owner, CAP_SYS_ADMIN)
+        }
         "sysfs" => {
             let owner = crate::kernel::ns::owner(&task.ns.net.owner);
             task.creds.has_cap_in(owner, CAP_SYS_ADMIN)
@@ -211,7 +216,8 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
             }
             crate::fs::tmpfs::Tmpfs::constructor(k.mem.clone())(&sized)
         }
-        "proc" => Ok(crate::fs::procfs::new_root(k)),
+        // The mounter's pid namespace's processes, as Linux's.
+        "proc" => Ok(crate::fs::procfs::new_root(k, task.tg.pid_ns.clone())),
         "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &k.net)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
         "mqueue" => Ok(task.ns.ipc.mq.root()),

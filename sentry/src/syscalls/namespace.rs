@@ -1,8 +1,7 @@
 //! `unshare(2)` and `setns(2)`, and the namespace half of `clone(2)`: user, mount,
-//! UTS, IPC, network and cgroup namespaces inside the sandbox (see
-//! [`crate::kernel::ns`] and [`crate::creds::userns`]). Pid and time namespaces are
-//! refused with `EINVAL`, as a kernel built without them does, and logged once per
-//! kind.
+//! UTS, IPC, network, cgroup and pid namespaces inside the sandbox (see
+//! [`crate::kernel::ns`] and [`crate::creds::userns`]). Time namespaces are
+//! refused with `EINVAL`, as a kernel built without them does, and logged once.
 
 use std::sync::{Arc, Mutex};
 
@@ -33,10 +32,15 @@ const CLONE_NEWNET: u64 = libc::CLONE_NEWNET as u64;
 const CLONE_NEWTIME: u64 = 0x80;
 
 /// The namespace kinds the sandbox makes.
-pub const SUPPORTED: u64 =
-    CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWCGROUP;
+pub const SUPPORTED: u64 = CLONE_NEWNS
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWNET
+    | CLONE_NEWCGROUP
+    | CLONE_NEWPID;
 /// The kinds it does not (refused with `EINVAL`).
-pub const UNSUPPORTED: u64 = CLONE_NEWPID | CLONE_NEWTIME;
+pub const UNSUPPORTED: u64 = CLONE_NEWTIME;
 /// The kinds other than user, which need CAP_SYS_ADMIN over the caller's (new)
 /// user namespace.
 const PRIVILEGED: u64 = SUPPORTED & !CLONE_NEWUSER;
@@ -47,7 +51,7 @@ pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> 
     if bad == 0 {
         return Ok(());
     }
-    let kinds: Vec<&str> = [(CLONE_NEWPID, "pid"), (CLONE_NEWTIME, "time")]
+    let kinds: Vec<&str> = [(CLONE_NEWTIME, "time")]
         .iter()
         .filter(|(f, _)| bad & f != 0)
         .map(|(_, n)| *n)
@@ -112,7 +116,15 @@ pub fn new_namespaces(
         ns.net = NetNs::new(k.ns_ids.next(), crate::net::Netstack::new(), owner.clone());
     }
     if flags & CLONE_NEWCGROUP != 0 {
-        ns.cgroup = CgroupNs::new(k.ns_ids.next(), owner);
+        ns.cgroup = CgroupNs::new(k.ns_ids.next(), owner.clone());
+    }
+    if flags & CLONE_NEWPID != 0 {
+        // Only from a task whose children still go into its own namespace (a second
+        // unshare before the first child is EINVAL, as Linux's copy_pid_ns).
+        if !Arc::ptr_eq(&task.ns.pid_children, &task.tg.pid_ns) {
+            return Err(Errno::EINVAL);
+        }
+        ns.pid_children = task.tg.pid_ns.new_child(k.ns_ids.next(), owner)?;
     }
     Ok((ns, fs))
 }
@@ -227,6 +239,14 @@ pub fn setns(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         NsRef::Net(n) => set.net = n,
         NsRef::Cgroup(c) => set.cgroup = c,
+        NsRef::Pid(p) => {
+            // Only the caller's own namespace or one below it (Linux's
+            // pidns_install); it becomes the one its children are made in.
+            if !p.is_within(&task.tg.pid_ns) {
+                return Err(Errno::EINVAL);
+            }
+            set.pid_children = p;
+        }
         NsRef::User(u) => {
             // Only into another namespace, by a single-threaded process with its
             // own filesystem context, from outside it (as Linux's userns_install).

@@ -10,12 +10,12 @@ use crate::syscalls::Args;
 
 /// `getpid(2)`: the thread group id in the container's pid namespace.
 pub fn getpid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.tgid as u64)
+    Ok(task.pid_shown(task.tgid) as u64)
 }
 
 /// `gettid(2)`.
 pub fn gettid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.tid as u64)
+    Ok(task.pid_shown(task.tid) as u64)
 }
 
 /// `getuid(2)`.
@@ -67,7 +67,7 @@ pub fn getgroups(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `set_tid_address(2)`: remembered for the thread-exit wake; returns the tid.
 pub fn set_tid_address(task: &mut Task, a: &Args) -> SysResult<u64> {
     task.clear_child_tid = a[0];
-    Ok(task.tid as u64)
+    Ok(task.pid_shown(task.tid) as u64)
 }
 
 /// `set_robust_list(2)`.
@@ -163,7 +163,7 @@ fn write_limit(task: &Task, addr: u64, l: Limit) -> SysResult<()> {
 /// `prlimit64(2)` for the caller itself (pid 0 or its own pid).
 pub fn prlimit64(task: &mut Task, a: &Args) -> SysResult<u64> {
     let pid = a[0] as i32;
-    if pid != 0 && pid != task.tgid {
+    if pid != 0 && task.tg.pid_ns.global(pid) != Some(task.tgid) {
         return Err(Errno::ESRCH);
     }
     let res = a[1] as u32;

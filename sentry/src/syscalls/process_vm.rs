@@ -16,6 +16,7 @@ const CHUNK: usize = 64 * 1024;
 /// The memory of the process with thread `pid`, if the caller may read and write
 /// it (its own, or one it could ptrace-attach to).
 fn target_space(task: &Task, pid: i32) -> SysResult<Arc<dyn AddressSpace>> {
+    let pid = task.pid_global(pid)?;
     let (_, tg) = task.kernel.registry()?.thread(pid).ok_or(Errno::ESRCH)?;
     if tg.tgid == task.tgid {
         return Ok(task.space().clone());

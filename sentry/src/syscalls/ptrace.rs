@@ -151,6 +151,7 @@ pub fn ptrace(task: &mut Task, a: &Args) -> SysResult<u64> {
     if req == TRACEME {
         return traceme(task);
     }
+    let pid = task.pid_global(pid)?;
     let (h, tg) = task.kernel.registry()?.thread(pid).ok_or(Errno::ESRCH)?;
     if req == ATTACH || req == SEIZE {
         return attach(task, &h, &tg, req == SEIZE, addr, data);

@@ -38,7 +38,11 @@ fn read_u32(task: &Task, addr: u64) -> SysResult<u32> {
 
 /// The thread `pid` names (0: the caller) with its process; `ESRCH` if none.
 fn thread_of(task: &Task, pid: i32) -> SysResult<(Arc<ThreadHandle>, Arc<ThreadGroup>)> {
-    if pid == 0 || pid == task.tid {
+    if pid == 0 {
+        return Ok((task.handle.clone(), task.tg.clone()));
+    }
+    let pid = task.pid_global(pid)?;
+    if pid == task.tid {
         return Ok((task.handle.clone(), task.tg.clone()));
     }
     task.kernel.registry()?.thread(pid).ok_or(Errno::ESRCH)

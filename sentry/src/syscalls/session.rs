@@ -16,26 +16,29 @@ fn group_of(task: &Task, pid: i32) -> SysResult<std::sync::Arc<ThreadGroup>> {
     if pid < 0 {
         return Err(Errno::EINVAL);
     }
+    let pid = task.pid_global(pid)?;
     task.kernel.registry()?.group(pid).ok_or(Errno::ESRCH)
 }
 
-/// `getppid(2)`: 0 for the container's init, as for init on Linux.
+/// `getppid(2)`: 0 for the container's init, as for init on Linux (and for the
+/// init of a nested pid namespace, whose parent is outside it).
 pub fn getppid(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.ppid() as u64)
+    Ok(task.pid_shown(task.ppid()) as u64)
 }
 
 /// `setpgid(2)`.
 pub fn setpgid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let pid = if a[0] as i32 == 0 {
-        task.tgid
-    } else {
-        a[0] as i32
-    };
-    let pgid = if a[1] as i32 == 0 { pid } else { a[1] as i32 };
-    if pgid < 0 {
+    if (a[1] as i32) < 0 {
         return Err(Errno::EINVAL);
     }
-    let target = group_of(task, pid)?;
+    // Ids are the caller's pid namespace's; the sandbox's from here on.
+    let target = group_of(task, a[0] as i32)?;
+    let pid = target.tgid;
+    let pgid = if a[1] as i32 == 0 {
+        pid
+    } else {
+        task.tg.pid_ns.global(a[1] as i32).ok_or(Errno::EPERM)?
+    };
     let my_sid = task.tg.state()?.sid;
     if target.tgid != task.tgid {
         let st = target.state()?;
@@ -72,12 +75,14 @@ pub fn setpgid(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `getpgid(2)`.
 pub fn getpgid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    Ok(group_of(task, a[0] as i32)?.state()?.pgid as u64)
+    let pgid = group_of(task, a[0] as i32)?.state()?.pgid;
+    Ok(task.pid_shown(pgid) as u64)
 }
 
 /// `getpgrp(2)`.
 pub fn getpgrp(task: &mut Task, _a: &Args) -> SysResult<u64> {
-    Ok(task.tg.state()?.pgid as u64)
+    let pgid = task.tg.state()?.pgid;
+    Ok(task.pid_shown(pgid) as u64)
 }
 
 /// `setsid(2)`.
@@ -96,12 +101,13 @@ pub fn setsid(task: &mut Task, _a: &Args) -> SysResult<u64> {
     let mut st = task.tg.state()?;
     st.pgid = me;
     st.sid = me;
-    Ok(me as u64)
+    Ok(task.pid_shown(me) as u64)
 }
 
 /// `getsid(2)`.
 pub fn getsid(task: &mut Task, a: &Args) -> SysResult<u64> {
-    Ok(group_of(task, a[0] as i32)?.state()?.sid as u64)
+    let sid = group_of(task, a[0] as i32)?.state()?.sid;
+    Ok(task.pid_shown(sid) as u64)
 }
 
 /// `pidfd_open(2)`.
@@ -114,7 +120,11 @@ pub fn pidfd_open(task: &mut Task, a: &Args) -> SysResult<u64> {
     if pid <= 0 {
         return Err(Errno::EINVAL);
     }
-    let g = task.kernel.registry()?.group(pid).ok_or(Errno::ESRCH)?;
+    let g = task
+        .kernel
+        .registry()?
+        .group(task.pid_global(pid)?)
+        .ok_or(Errno::ESRCH)?;
     let file = OpenFile::new(
         Box::new(pidfd::PidFd::new(g)),
         None,

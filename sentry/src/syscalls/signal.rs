@@ -122,13 +122,14 @@ fn take_from(task: &Task, set: u64) -> Option<SigInfo> {
         .ok()
         .and_then(|mut q| q.take_from(set))
     {
-        return Some(i);
+        return Some(i.seen_in(&task.tg.pid_ns));
     }
     task.tg
         .pending
         .lock()
         .ok()
         .and_then(|mut q| q.take_from(set))
+        .map(|i| i.seen_in(&task.tg.pid_ns))
 }
 
 /// `rt_sigtimedwait(2)`.
@@ -278,6 +279,28 @@ pub fn raise(task: &mut Task, sig: u32) {
     task.raise_signal(sig as i32);
 }
 
+/// A signal from `task` that a nested pid namespace's init `g` does not get: one
+/// from inside its namespace that it has no handler for (SIGKILL and SIGSTOP
+/// included), as Linux's `SIGNAL_UNKILLABLE`. From an ancestor namespace only
+/// those two always reach it.
+fn init_protected(task: &Task, g: &std::sync::Arc<ThreadGroup>, sig: u32) -> bool {
+    let ns = &g.pid_ns;
+    if ns.level == 0 || ns.init() != g.tgid || sig == 0 {
+        return false;
+    }
+    let force = sig == libc::SIGKILL as u32 || sig == libc::SIGSTOP as u32;
+    if force && !std::sync::Arc::ptr_eq(&task.tg.pid_ns, ns) {
+        return false;
+    }
+    g.actions()
+        .map(|a| {
+            a.get(sig)
+                .map(|x| x.handler == crate::kernel::signals::SIG_DFL)
+                .unwrap_or(true)
+        })
+        .unwrap_or(true)
+}
+
 /// `kill(2)`.
 pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
     let pid = a[0] as i32;
@@ -290,7 +313,7 @@ pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
     let targets: Vec<std::sync::Arc<ThreadGroup>> = {
         let reg = task.kernel.registry()?;
         if pid > 0 {
-            let g = reg.group(pid).ok_or(Errno::ESRCH)?;
+            let g = reg.group(task.pid_global(pid)?).ok_or(Errno::ESRCH)?;
             let sig = valid?;
             if g.state()?.zombie.is_some() && sig != 0 {
                 // A zombie accepts (and drops) signals.
@@ -301,7 +324,7 @@ pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
             let pgid = if pid == 0 {
                 task.tg.state()?.pgid
             } else {
-                -pid
+                task.pid_global(-pid)?
             };
             let v = reg.group_members(pgid);
             if v.is_empty() {
@@ -309,10 +332,13 @@ pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
             }
             v
         } else {
-            // -1: every process but init and the caller.
+            // -1: every process of the caller's pid namespace but its init and
+            // the caller.
+            let ns = &task.tg.pid_ns;
+            let init = ns.init();
             reg.groups
                 .values()
-                .filter(|g| g.tgid != 1 && g.tgid != task.tgid)
+                .filter(|g| g.tgid != init && g.tgid != task.tgid && ns.local(g.tgid).is_some())
                 .cloned()
                 .collect()
         }
@@ -325,7 +351,9 @@ pub fn kill(task: &mut Task, a: &Args) -> SysResult<u64> {
     let mut sent = false;
     for g in &targets {
         if may_signal(task, g, sig) {
-            process::send_to_group(g, info)?;
+            if !init_protected(task, g, sig) {
+                process::send_to_group(g, info)?;
+            }
             sent = true;
         }
     }
@@ -339,12 +367,20 @@ fn thread_signal(task: &mut Task, tgid: Option<i32>, tid: i32, sig: u32) -> SysR
     if tid <= 0 || tgid.is_some_and(|g| g <= 0) {
         return Err(Errno::EINVAL);
     }
+    let tid = task.pid_global(tid)?;
+    let tgid = match tgid {
+        Some(g) => Some(task.pid_global(g)?),
+        None => None,
+    };
     let (th, tg) = task.kernel.registry()?.thread(tid).ok_or(Errno::ESRCH)?;
     if tgid.is_some_and(|g| g != tg.tgid) {
         return Err(Errno::ESRCH);
     }
     if !may_signal(task, &tg, sig) {
         return Err(Errno::EPERM);
+    }
+    if init_protected(task, &tg, sig) {
+        return Ok(0);
     }
     let info = SigInfo {
         signo: sig as i32,
@@ -388,7 +424,7 @@ pub fn rt_sigqueueinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
     let g = task
         .kernel
         .registry()?
-        .group(a[0] as i32)
+        .group(task.pid_global(a[0] as i32)?)
         .ok_or(Errno::ESRCH)?;
     if sig != 0 {
         process::send_to_group(&g, info)?;
@@ -403,9 +439,9 @@ pub fn rt_tgsigqueueinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
     let (th, tg) = task
         .kernel
         .registry()?
-        .thread(a[1] as i32)
+        .thread(task.pid_global(a[1] as i32)?)
         .ok_or(Errno::ESRCH)?;
-    if tg.tgid != a[0] as i32 {
+    if tg.tgid != task.pid_global(a[0] as i32)? {
         return Err(Errno::ESRCH);
     }
     if sig != 0 {

@@ -96,11 +96,13 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
             if options & WEXITED != 0 {
                 let cpu = st.total_cpu();
                 drop(st);
+                // Its id as the caller sees it, before reaping gives it back.
+                let pid = task.pid_shown(c.tgid);
                 if options & WNOWAIT == 0 {
                     reap(task, c)?;
                 }
                 return Ok(Some(Found {
-                    pid: c.tgid,
+                    pid,
                     uid,
                     kind: Kind::Exited(status),
                     cpu,
@@ -117,7 +119,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     st.unreported = None;
                 }
                 return Ok(Some(Found {
-                    pid: c.tgid,
+                    pid: task.pid_shown(c.tgid),
                     uid,
                     kind: Kind::Stopped(sig),
                     cpu: Default::default(),
@@ -128,7 +130,7 @@ fn scan(task: &Task, which: Which, options: i32) -> SysResult<Option<Found>> {
                     st.unreported = None;
                 }
                 return Ok(Some(Found {
-                    pid: c.tgid,
+                    pid: task.pid_shown(c.tgid),
                     uid,
                     kind: Kind::Continued,
                     cpu: Default::default(),
@@ -182,7 +184,7 @@ fn scan_tracees(
                 ptrace::unlink(&task.kernel, &h, 0, false);
             }
             return Ok(Some(Found {
-                pid: tid,
+                pid: task.pid_shown(tid),
                 uid: 0,
                 kind: Kind::Exited(status),
                 cpu: Default::default(),
@@ -198,7 +200,7 @@ fn scan_tracees(
                     .and_then(|g| g.state().ok().map(|s| s.uids.0))
                     .unwrap_or(0);
                 return Ok(Some(Found {
-                    pid: tid,
+                    pid: task.pid_shown(tid),
                     uid,
                     kind: Kind::Traced(s.word),
                     cpu: Default::default(),
@@ -218,6 +220,7 @@ fn reap(task: &Task, child: &Arc<ThreadGroup>) -> SysResult<()> {
         st.children_cpu.1 += cpu.1;
     }
     task.kernel.registry()?.groups.remove(&child.tgid);
+    child.pid_ns.release(child.tgid);
     Ok(())
 }
 
@@ -254,6 +257,12 @@ fn write_rusage(
     Ok(())
 }
 
+/// The sandbox id of `local` in the caller's pid namespace; one no process has
+/// (so the wait finds no child: ECHILD) when there is none.
+fn sandbox_id(task: &Task, local: i32) -> i32 {
+    task.tg.pid_ns.global(local).unwrap_or(i32::MIN)
+}
+
 /// `wait4(2)`.
 pub fn wait4(task: &mut Task, a: &Args) -> SysResult<u64> {
     let pid = a[0] as i32;
@@ -262,11 +271,11 @@ pub fn wait4(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let which = match pid {
-        p if p > 0 => Which::Pid(p),
+        p if p > 0 => Which::Pid(sandbox_id(task, p)),
         0 => Which::Pgid(task.tg.state()?.pgid),
         -1 => Which::Any,
         p if p == i32::MIN => return Err(Errno::ESRCH),
-        p => Which::Pgid(-p),
+        p => Which::Pgid(sandbox_id(task, -p)),
     };
     match do_wait(task, which, options | WEXITED)? {
         None => Ok(0),
@@ -304,8 +313,8 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
     let mut nonblocking_pidfd = false;
     let which = match idtype {
         x if x == libc::P_ALL as i32 => Which::Any,
-        x if x == libc::P_PID as i32 && id > 0 => Which::Pid(id),
-        x if x == libc::P_PGID as i32 && id > 0 => Which::Pgid(id),
+        x if x == libc::P_PID as i32 && id > 0 => Which::Pid(sandbox_id(task, id)),
+        x if x == libc::P_PGID as i32 && id > 0 => Which::Pgid(sandbox_id(task, id)),
         x if x == libc::P_PGID as i32 => Which::Pgid(task.tg.state()?.pgid),
         3 /* P_PIDFD */ => {
             if id < 0 {

@@ -21,10 +21,14 @@ use crate::sys::host;
 use crate::vfs::Inode;
 
 use crate::creds::userns::MapKind;
+use crate::kernel::ns::PidNs;
 use node::{GenDir, GenFile, GenLink};
 
 /// Generates one per-process file.
 type PidGen = fn(&Arc<ThreadGroup>, &Arc<Kernel>, i32) -> SysResult<Vec<u8>>;
+/// Generates one per-process file that names other processes (by their ids in
+/// the procfs's pid namespace).
+type NsGen = fn(&Arc<ThreadGroup>, &Arc<Kernel>, i32, &PidNs) -> SysResult<Vec<u8>>;
 
 /// Inode numbers: fixed entries below this, per-pid ones above.
 const PID_INO_BASE: u64 = 1 << 32;
@@ -71,8 +75,9 @@ fn yama_dir(k: &Weak<Kernel>) -> Arc<dyn Inode> {
     GenDir::fixed(135, vec![("ptrace_scope", scope as Arc<dyn Inode>)])
 }
 
-/// The root of a procfs for `kernel`.
-pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
+/// The root of a procfs for `kernel` showing the processes of pid namespace
+/// `pid_ns` (the mounter's) by their ids there.
+pub fn new_root(kernel: &Arc<Kernel>, pid_ns: Arc<PidNs>) -> Arc<dyn Inode> {
     let k = Arc::downgrade(kernel);
     let ncpus = kernel.ncpus;
     let kh = k.clone();
@@ -142,6 +147,12 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
     let k4 = k.clone();
     let k5 = k.clone();
     let k6 = k.clone();
+    let (ns1, ns2, ns3, ns4) = (
+        pid_ns.clone(),
+        pid_ns.clone(),
+        pid_ns.clone(),
+        pid_ns.clone(),
+    );
     let fixed: Vec<(&'static str, Arc<dyn Inode>)> = vec![
         ("cpuinfo", file(2, move || Ok(cpuinfo(ncpus).into_bytes()))),
         ("meminfo", file(3, move || Ok(meminfo(&k6)?.into_bytes()))),
@@ -151,11 +162,15 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
         ("version", text(7, format!("Linux version {RELEASE} (rvisor) {VERSION}\n"))),
         ("filesystems", text(8, "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\nnodev\tmqueue\nnodev\toverlay\n".into())),
         ("mounts", GenLink::new(9, (0, 0), Arc::new(|| Ok(b"self/mounts".to_vec())))),
-        ("self", GenLink::new(10, (0, 0), Arc::new(|| Ok(process::current().0.to_string().into_bytes())))),
+        ("self", GenLink::new(10, (0, 0), Arc::new(move || {
+            let g = ns1.local(process::current().0).ok_or(Errno::ENOENT)?;
+            Ok(g.to_string().into_bytes())
+        }))),
         (
             "thread-self",
-            GenLink::new(11, (0, 0), Arc::new(|| {
+            GenLink::new(11, (0, 0), Arc::new(move || {
                 let (g, t) = process::current();
+                let (g, t) = (ns2.local(g).ok_or(Errno::ENOENT)?, ns2.local(t).ok_or(Errno::ENOENT)?);
                 Ok(format!("{g}/task/{t}").into_bytes())
             })),
         ),
@@ -181,8 +196,9 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 .and_then(|s| s.parse().ok())
                 .ok_or(Errno::ENOENT)?;
             let kernel = k4.upgrade().ok_or(Errno::ENOENT)?;
+            let pid = ns3.global(pid).ok_or(Errno::ENOENT)?;
             let tg = kernel.registry()?.group(pid).ok_or(Errno::ENOENT)?;
-            Ok(pid_dir(&kernel, &tg, None))
+            Ok(pid_dir(&kernel, &tg, None, &ns3))
         }),
         Arc::new(move || {
             let mut v: Vec<(u64, u8, Vec<u8>)> = n2
@@ -194,10 +210,13 @@ pub fn new_root(kernel: &Arc<Kernel>) -> Arc<dyn Inode> {
                 .collect();
             if let Some(kernel) = k5.upgrade() {
                 for pid in kernel.registry()?.groups.keys() {
+                    let Some(local) = ns4.local(*pid) else {
+                        continue;
+                    };
                     v.push((
                         PID_INO_BASE + (*pid as u64) * 64,
                         libc::DT_DIR,
-                        pid.to_string().into_bytes(),
+                        local.to_string().into_bytes(),
                     ));
                 }
             }
@@ -389,7 +408,12 @@ fn pid_net(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>) -> Arc<dyn Inode> {
 }
 
 /// `/proc/PID` (or `/proc/PID/task/TID` with `tid`).
-fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc<dyn Inode> {
+fn pid_dir(
+    kernel: &Arc<Kernel>,
+    tg: &Arc<ThreadGroup>,
+    tid: Option<i32>,
+    pid_ns: &Arc<PidNs>,
+) -> Arc<dyn Inode> {
     let base = PID_INO_BASE + (tid.unwrap_or(tg.tgid) as u64) * 64;
     let owner = tg
         .state()
@@ -414,6 +438,22 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         )
     };
     let mk = |n: u64, f: PidGen| mk_mode(n, 0o444, f);
+    let mkns = |n: u64, f: NsGen| -> Arc<dyn Inode> {
+        let (g, kw, ns) = (g.clone(), kw.clone(), pid_ns.clone());
+        let id = tid.unwrap_or(0);
+        GenFile::new(
+            base + n,
+            0o444,
+            owner,
+            Arc::new(move || {
+                let (g, k) = (
+                    g.upgrade().ok_or(Errno::ESRCH)?,
+                    kw.upgrade().ok_or(Errno::ESRCH)?,
+                );
+                f(&g, &k, id, &ns)
+            }),
+        )
+    };
     let link = |n: u64, f: fn(&Arc<ThreadGroup>) -> SysResult<Vec<u8>>| -> Arc<dyn Inode> {
         let g = g.clone();
         GenLink::new(
@@ -423,8 +463,8 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
         )
     };
     let mut entries: Vec<(&'static str, Arc<dyn Inode>)> = vec![
-        ("stat", mk(1, pid_stat)),
-        ("status", mk(2, pid_status)),
+        ("stat", mkns(1, pid_stat)),
+        ("status", mkns(2, pid_status)),
         ("statm", mk(3, pid_statm)),
         ("cmdline", mk(4, |g, _, _| mem_range(g, true))),
         // Linux's modes: only the owner reads the environment and the aux vector.
@@ -512,6 +552,7 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
     ];
     if tid.is_none() {
         let (g2, g3, kw2) = (g.clone(), g.clone(), kw.clone());
+        let (pns2, pns3) = (pid_ns.clone(), pid_ns.clone());
         entries.push((
             "task",
             GenDir::new(
@@ -524,22 +565,28 @@ fn pid_dir(kernel: &Arc<Kernel>, tg: &Arc<ThreadGroup>, tid: Option<i32>) -> Arc
                         .and_then(|s| s.parse().ok())
                         .ok_or(Errno::ENOENT)?;
                     let g = g2.upgrade().ok_or(Errno::ENOENT)?;
+                    let t = pns2.global(t).ok_or(Errno::ENOENT)?;
                     if !g.state()?.threads.contains_key(&t) {
                         return Err(Errno::ENOENT);
                     }
-                    Ok(pid_dir(&kw2.upgrade().ok_or(Errno::ENOENT)?, &g, Some(t)))
+                    Ok(pid_dir(
+                        &kw2.upgrade().ok_or(Errno::ENOENT)?,
+                        &g,
+                        Some(t),
+                        &pns2,
+                    ))
                 }),
                 Arc::new(move || {
                     let g = g3.upgrade().ok_or(Errno::ENOENT)?;
                     let tids: Vec<i32> = g.state()?.threads.keys().copied().collect();
                     Ok(tids
                         .into_iter()
-                        .map(|t| {
-                            (
+                        .filter_map(|t| {
+                            Some((
                                 PID_INO_BASE + t as u64 * 64,
                                 libc::DT_DIR,
-                                t.to_string().into_bytes(),
-                            )
+                                pns3.local(t)?.to_string().into_bytes(),
+                            ))
                         })
                         .collect())
                 }),
@@ -758,7 +805,7 @@ fn mem_range(g: &Arc<ThreadGroup>, args: bool) -> SysResult<Vec<u8>> {
     Ok(buf)
 }
 
-fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32, ns: &PidNs) -> SysResult<Vec<u8>> {
     let st = g.state()?;
     let state = if st.zombie.is_some() {
         'Z'
@@ -778,14 +825,14 @@ fn pid_stat(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8
                 .map(|m| m.vmas().map(|v| v.end - v.start).sum())
         })
         .unwrap_or(0);
-    let pid = if tid != 0 { tid } else { g.tgid };
+    let pid = ns.shown(if tid != 0 { tid } else { g.tgid });
     let comm = String::from_utf8_lossy(&st.comm).to_string();
     let _ = k;
     let mut s = format!(
         "{pid} ({comm}) {state} {} {} {} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 {} 0 {} {vsize} {} 18446744073709551615",
-        st.parent,
-        st.pgid,
-        st.sid,
+        ns.shown(st.parent),
+        ns.shown(st.pgid),
+        ns.shown(st.sid),
         st.threads.len().max(1),
         st.view.start_ticks,
         vsize / 4096 / 4,
@@ -808,7 +855,7 @@ fn st_tracee(
     k.registry().ok()?.thread(t).map(|(h, _)| h)
 }
 
-fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<u8>> {
+fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32, ns: &PidNs) -> SysResult<Vec<u8>> {
     // Ids as the reader's user namespace names them (looked up before the
     // process's state is locked: the reader may be the process itself).
     let reader = caller_creds(&Arc::downgrade(k))()
@@ -866,18 +913,38 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32) -> SysResult<Vec<
         (ign, cgt)
     };
     let mut s = String::new();
-    let pid = if tid != 0 { tid } else { g.tgid };
+    let gpid = if tid != 0 { tid } else { g.tgid };
+    let pid = ns.shown(gpid);
+    let tracer = ns.shown(tracer);
     let _ = writeln!(s, "Name:\t{}", String::from_utf8_lossy(&st.comm));
     let _ = writeln!(s, "Umask:\t{:04o}", st.view.umask);
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(
         s,
         "Tgid:\t{}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{}\nTracerPid:\t{tracer}",
-        g.tgid, st.parent
+        ns.shown(g.tgid),
+        ns.shown(st.parent)
     );
     let _ = writeln!(s, "Uid:\t{}\t{}\t{}\t{}", u(0), u(1), u(2), u(3));
     let _ = writeln!(s, "Gid:\t{}\t{}\t{}\t{}", gi(4), gi(5), gi(6), gi(7));
     let _ = writeln!(s, "FDSize:\t{fd_size}\nGroups:\t{}", groups.join(" "));
+    let nsids = |id: i32| -> String {
+        let v: Vec<String> = g
+            .pid_ns
+            .ids_from(ns, id)
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
+        v.join("\t")
+    };
+    let _ = writeln!(
+        s,
+        "NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}",
+        nsids(g.tgid),
+        nsids(gpid),
+        nsids(st.pgid),
+        nsids(st.sid)
+    );
     // Sizes of the address space as its mappings give them (resident sizes are the
     // host's business and not known here, so no VmRSS line).
     let mm = st.view.mm.as_ref().and_then(|w| w.upgrade());

@@ -15,7 +15,16 @@ use super::node::GenDir;
 const NSFS_DEV: u64 = 4;
 
 /// Kinds listed, in Linux's order.
-const KINDS: [&str; 6] = ["cgroup", "ipc", "mnt", "net", "user", "uts"];
+const KINDS: [&str; 8] = [
+    "cgroup",
+    "ipc",
+    "mnt",
+    "net",
+    "pid",
+    "pid_for_children",
+    "user",
+    "uts",
+];
 
 /// `/proc/PID/ns` of `tg`.
 pub fn ns_dir(tg: &Arc<ThreadGroup>, ino: u64, owner: (u32, u32)) -> Arc<dyn Inode> {
@@ -60,6 +69,19 @@ impl NsLink {
         let st = g.state()?;
         if self.kind == "user" {
             return Ok(NsRef::User(st.view.creds.user_ns().clone()));
+        }
+        if self.kind == "pid" {
+            return Ok(NsRef::Pid(g.pid_ns.clone()));
+        }
+        if self.kind == "pid_for_children" {
+            // A new namespace no process has entered yet cannot be opened (Linux's
+            // pidns_for_children_get).
+            let ns = st.view.ns.clone().ok_or(Errno::ENOENT)?;
+            let p = &ns.pid_children;
+            if !Arc::ptr_eq(p, &g.pid_ns) && p.init() == 0 {
+                return Err(Errno::ENOENT);
+            }
+            return Ok(NsRef::Pid(p.clone()));
         }
         let ns = st.view.ns.clone().ok_or(Errno::ENOENT)?;
         ns.get(self.kind.as_bytes()).ok_or(Errno::ENOENT)
