@@ -303,11 +303,7 @@ impl Report {
                     value.map(|v| (v <= max, fmt_ns(v))),
                 ),
                 Bound::Bytes(max) => (
-                    format!(
-                        "{RVISOR_SYSTRAP} {} <= {:.0} MB",
-                        row.title,
-                        max / 1e6
-                    ),
+                    format!("{RVISOR_SYSTRAP} {} <= {:.0} MB", row.title, max / 1e6),
                     value.map(|v| (v <= max, fmt_bytes(v))),
                 ),
                 Bound::Ratio(max) => (
@@ -374,7 +370,11 @@ impl Report {
             for (j, (rt, cell)) in self.runtimes.iter().zip(cells).enumerate() {
                 line.push(match (cell, base) {
                     (Ok(m), Some(b)) if Some(j) != native && b > 0.0 => {
-                        format!("{} {}", row.kind.fmt(m.median_ns), fmt_ratio(m.median_ns / b))
+                        format!(
+                            "{} {}",
+                            row.kind.fmt(m.median_ns),
+                            fmt_ratio(m.median_ns / b)
+                        )
                     }
                     (Ok(m), _) => row.kind.fmt(m.median_ns),
                     (Err(e), _) if e == NOT_APPLICABLE => "-".into(),
@@ -569,7 +569,11 @@ impl Report {
             for (j, (rt, cell)) in self.runtimes.iter().zip(cells).enumerate() {
                 let c = match (cell, base) {
                     (Ok(m), Some(b)) if Some(j) != native && b > 0.0 => {
-                        format!("{} ({})", row.kind.fmt(m.median_ns), fmt_ratio(m.median_ns / b))
+                        format!(
+                            "{} ({})",
+                            row.kind.fmt(m.median_ns),
+                            fmt_ratio(m.median_ns / b)
+                        )
                     }
                     (Ok(m), _) => row.kind.fmt(m.median_ns),
                     (Err(e), _) if e == NOT_APPLICABLE => "-".into(),
@@ -985,11 +989,15 @@ mod tests {
             ["idle", "sandbox", "[memory]", "-", "8.58", "MiB", "2.50", "MiB", "-"]
         );
         assert!(!text.contains(NOT_APPLICABLE), "{text}");
-        assert!(r.markdown("t").contains("| idle sandbox | - | 8.58 MiB | 2.50 MiB | - |"));
+        assert!(r
+            .markdown("t")
+            .contains("| idle sandbox | - | 8.58 MiB | 2.50 MiB | - |"));
         let back = Report::from_json(&r.to_json(json!({}))).unwrap();
         assert_eq!(back.rows.last().unwrap().0.kind, RowKind::Memory);
         assert!(!r.svg("t", None).contains("idle sandbox"));
-        assert!(r.compare(&back).contains("| idle sandbox | rvisor-systrap | 2.50 MiB | 2.50 MiB | x1.00 |"));
+        assert!(r
+            .compare(&back)
+            .contains("| idle sandbox | rvisor-systrap | 2.50 MiB | 2.50 MiB | x1.00 |"));
     }
 
     #[test]

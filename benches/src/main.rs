@@ -581,9 +581,7 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts, net: Option<&Veth>)
             (iters_for(ns), (wall - ns * cal_iters as f64).max(0.0))
         }
         // (Memory rows are measured by `measure_idle`, not here.)
-        RowKind::App | RowKind::Memory => {
-            (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT, net)?.1)
-        }
+        RowKind::App | RowKind::Memory => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT, net)?.1),
     };
     let mut samples = Vec::new();
     let mut runs = opts.runs;
@@ -969,6 +967,13 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
                 (None, Ok(n)) => measure(rt, b, &dir, opts, n.as_ref().map(|(v, _)| *v)),
             };
             match &cell {
+                Ok(m) if b.row.kind == RowKind::Memory => eprintln!(
+                    "{} / {}: {} ({} runs)",
+                    b.row.id,
+                    rt.name,
+                    b.row.kind.fmt(m.median_ns),
+                    m.samples.len()
+                ),
                 Ok(m) => eprintln!(
                     "{} / {}: {} per op ({} iters x {} runs)",
                     b.row.id,
@@ -977,6 +982,7 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
                     m.iters,
                     m.samples.len()
                 ),
+                Err(e) if e == rvisor_bench::NOT_APPLICABLE => {}
                 Err(e) if rt.broken.is_none() => eprintln!("{} / {}: fail: {e}", b.row.id, rt.name),
                 Err(_) => {}
             }

@@ -267,13 +267,19 @@ pub fn mount(size: u64) -> SysResult<HostTmpfs> {
 /// detached at once by the mount API.
 fn make_instance(size: u64) -> SysResult<OwnedFd> {
     let mut staging = STAGING.lock().map_err(|_| Errno::EIO)?;
-    match staging.as_mut() {
-        Some(st) => staged_instance(st, size),
-        None => {
-            drop(staging);
-            detached_instance(size)
+    if let Some(st) = staging.as_mut() {
+        match staged_instance(st, size) {
+            Ok(fd) => return Ok(fd),
+            Err(e) => {
+                // The mount API still works where mount(2) on the staging directory
+                // does not (its exit costs more, nothing else).
+                tracing::debug!("host tmpfs: staging in {:?}: {e}; detached mounts", st.dir);
+                *staging = None;
+            }
         }
     }
+    drop(staging);
+    detached_instance(size)
 }
 
 /// [`make_instance`] in the staging tree.
