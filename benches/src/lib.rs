@@ -21,11 +21,17 @@ pub const RVISOR_PTRACE: &str = "rvisor-ptrace";
 /// to run.
 pub const SLOWER_NOISE: f64 = 1.05;
 
+/// The text of a cell that has no value by its nature (a memory row's native column):
+/// shown as `-`, not as a failure.
+pub const NOT_APPLICABLE: &str = "not applicable";
+
 /// What a goal bounds: systrap's median itself, or its ratio to native.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Bound {
     /// At most this many nanoseconds per operation.
     Ns(f64),
+    /// At most this many bytes (a [`RowKind::Memory`] row).
+    Bytes(f64),
     /// At most this many times native.
     Ratio(f64),
 }
@@ -49,6 +55,7 @@ pub const GOALS: &[(&str, Bound)] = &[
     ("tar", Bound::Ratio(2.0)),
     ("tcp_send_veth", Bound::Ratio(2.0)),
     ("tcp_recv_veth", Bound::Ratio(2.0)),
+    ("idle_memory", Bound::Bytes(5e6)),
 ];
 
 /// How a row is measured.
@@ -58,6 +65,28 @@ pub enum RowKind {
     Micro,
     /// A whole process timed from spawn to exit (wall time, runtime start-up included).
     App,
+    /// Memory of an idle sandbox, in bytes (kept in [`Measurement::median_ns`] and
+    /// `samples`): the runtime's own processes' private memory while the program sleeps.
+    Memory,
+}
+
+impl RowKind {
+    /// A value of this kind of row with its unit.
+    pub fn fmt(self, v: f64) -> String {
+        match self {
+            RowKind::Memory => fmt_bytes(v),
+            _ => fmt_ns(v),
+        }
+    }
+
+    /// The name the JSON document gives it.
+    fn json_name(self) -> &'static str {
+        match self {
+            RowKind::Micro => "micro",
+            RowKind::App => "process",
+            RowKind::Memory => "memory",
+        }
+    }
 }
 
 /// One benchmark.
@@ -153,6 +182,17 @@ pub fn fmt_ns(ns: f64) -> String {
         format!("{} ms", sig3(ns / 1e6))
     } else {
         format!("{} s", sig3(ns / 1e9))
+    }
+}
+
+/// A size in bytes with a readable unit: `512 B`, `900 KiB`, `2.41 MiB`.
+pub fn fmt_bytes(b: f64) -> String {
+    if b < 1024.0 {
+        format!("{} B", sig3(b))
+    } else if b < 1024.0 * 1024.0 {
+        format!("{} KiB", sig3(b / 1024.0))
+    } else {
+        format!("{} MiB", sig3(b / (1024.0 * 1024.0)))
     }
 }
 
@@ -262,6 +302,10 @@ impl Report {
                     format!("{RVISOR_SYSTRAP} {} <= {}", row.title, fmt_ns(max)),
                     value.map(|v| (v <= max, fmt_ns(v))),
                 ),
+                Bound::Bytes(max) => (
+                    format!("{RVISOR_SYSTRAP} {} <= {:.0} MB", row.title, max / 1e6),
+                    value.map(|v| (v <= max, fmt_bytes(v))),
+                ),
                 Bound::Ratio(max) => (
                     format!("{RVISOR_SYSTRAP} {} <= {max}x {NATIVE}", row.title),
                     match (value, Self::value(cells, native)) {
@@ -285,6 +329,7 @@ impl Report {
             let slower: Vec<String> = self
                 .rows
                 .iter()
+                .filter(|(row, _)| row.kind != RowKind::Memory)
                 .filter_map(|(row, cells)| {
                     let (a, b) = (Self::value(cells, Some(s))?, Self::value(cells, Some(p))?);
                     (a > b * SLOWER_NOISE).then(|| format!("{} {}", row.title, fmt_ratio(a / b)))
@@ -320,13 +365,19 @@ impl Report {
             let mut line = vec![match row.kind {
                 RowKind::Micro => row.title.clone(),
                 RowKind::App => format!("{} [process]", row.title),
+                RowKind::Memory => format!("{} [memory]", row.title),
             }];
             for (j, (rt, cell)) in self.runtimes.iter().zip(cells).enumerate() {
                 line.push(match (cell, base) {
                     (Ok(m), Some(b)) if Some(j) != native && b > 0.0 => {
-                        format!("{} {}", fmt_ns(m.median_ns), fmt_ratio(m.median_ns / b))
+                        format!(
+                            "{} {}",
+                            row.kind.fmt(m.median_ns),
+                            fmt_ratio(m.median_ns / b)
+                        )
                     }
-                    (Ok(m), _) => fmt_ns(m.median_ns),
+                    (Ok(m), _) => row.kind.fmt(m.median_ns),
+                    (Err(e), _) if e == NOT_APPLICABLE => "-".into(),
                     (Err(e), _) => format!("fail [{}]", notes.add(format!("{rt}: {e}"))),
                 });
             }
@@ -416,7 +467,7 @@ impl Report {
                 json!({
                     "id": row.id,
                     "title": row.title,
-                    "kind": match row.kind { RowKind::Micro => "micro", RowKind::App => "process" },
+                    "kind": row.kind.json_name(),
                     "syscall_bound": row.syscall_bound,
                     "results": results,
                     "speedup_over_runsc_ptrace": speedups,
@@ -472,6 +523,8 @@ impl Report {
                 syscall_bound: r["syscall_bound"].as_bool().unwrap_or(false),
                 kind: if r["kind"] == "process" {
                     RowKind::App
+                } else if r["kind"] == "memory" {
+                    RowKind::Memory
                 } else {
                     RowKind::Micro
                 },
@@ -516,9 +569,14 @@ impl Report {
             for (j, (rt, cell)) in self.runtimes.iter().zip(cells).enumerate() {
                 let c = match (cell, base) {
                     (Ok(m), Some(b)) if Some(j) != native && b > 0.0 => {
-                        format!("{} ({})", fmt_ns(m.median_ns), fmt_ratio(m.median_ns / b))
+                        format!(
+                            "{} ({})",
+                            row.kind.fmt(m.median_ns),
+                            fmt_ratio(m.median_ns / b)
+                        )
                     }
-                    (Ok(m), _) => fmt_ns(m.median_ns),
+                    (Ok(m), _) => row.kind.fmt(m.median_ns),
+                    (Err(e), _) if e == NOT_APPLICABLE => "-".into(),
                     (Err(e), _) => format!("fail [{}]", notes.add(format!("{rt}: {e}"))),
                 };
                 out.push_str(&format!(" {} |", md(&c)));
@@ -544,6 +602,21 @@ impl Report {
     /// as a self-contained SVG. With `old`, a black tick on each bar marks the old ratio of
     /// the same row and runtime.
     pub fn svg(&self, title: &str, old: Option<&Report>) -> String {
+        // Ratios to native only: a memory row has no native value.
+        let timed = Report {
+            runtimes: self.runtimes.clone(),
+            rows: self
+                .rows
+                .iter()
+                .filter(|(r, _)| r.kind != RowKind::Memory)
+                .cloned()
+                .collect(),
+        };
+        timed.svg_of_timed_rows(title, old)
+    }
+
+    /// [`Report::svg`] of a report whose rows all have a native value.
+    fn svg_of_timed_rows(&self, title: &str, old: Option<&Report>) -> String {
         let native = self.column(NATIVE);
         let series: Vec<usize> = (0..self.runtimes.len())
             .filter(|&j| Some(j) != native)
@@ -696,8 +769,8 @@ impl Report {
                     "| {} | {} | {} | {} | {} |\n",
                     md(&row.title),
                     md(rt),
-                    fmt_ns(b),
-                    fmt_ns(n),
+                    row.kind.fmt(b),
+                    row.kind.fmt(n),
                     if b > 0.0 {
                         fmt_ratio(n / b)
                     } else {
@@ -878,6 +951,53 @@ mod tests {
         let stat = speed.lines().find(|l| l.starts_with("stat ")).unwrap();
         let cols: Vec<&str> = stat.split_whitespace().collect();
         assert_eq!(cols, ["stat", "x50.0", "-", "x10.0"]);
+    }
+
+    #[test]
+    fn idle_memory_row_goal_units_and_views() {
+        let mut r = report();
+        r.rows.push((
+            Row {
+                id: "idle_memory".into(),
+                title: "idle sandbox".into(),
+                syscall_bound: false,
+                kind: RowKind::Memory,
+            },
+            vec![
+                Err(NOT_APPLICABLE.into()),
+                ok(9e6),
+                ok(2.5 * 1024.0 * 1024.0),
+                Err(NOT_APPLICABLE.into()),
+            ],
+        ));
+        let t = r.targets();
+        let goal = t.iter().find(|x| x.name.contains("idle sandbox")).unwrap();
+        assert!(goal.pass, "{goal:?}");
+        assert_eq!(goal.name, "rvisor-systrap idle sandbox <= 5 MB");
+        assert_eq!(goal.detail, "2.50 MiB");
+        // More memory on systrap than on ptrace is not "slower".
+        let slower = t.iter().find(|x| x.name.contains("no row slower")).unwrap();
+        assert!(!slower.detail.contains("idle"), "{slower:?}");
+        let text = r.render();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("idle sandbox [memory]"))
+            .unwrap();
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            cols,
+            ["idle", "sandbox", "[memory]", "-", "8.58", "MiB", "2.50", "MiB", "-"]
+        );
+        assert!(!text.contains(NOT_APPLICABLE), "{text}");
+        assert!(r
+            .markdown("t")
+            .contains("| idle sandbox | - | 8.58 MiB | 2.50 MiB | - |"));
+        let back = Report::from_json(&r.to_json(json!({}))).unwrap();
+        assert_eq!(back.rows.last().unwrap().0.kind, RowKind::Memory);
+        assert!(!r.svg("t", None).contains("idle sandbox"));
+        assert!(r
+            .compare(&back)
+            .contains("| idle sandbox | rvisor-systrap | 2.50 MiB | 2.50 MiB | x1.00 |"));
     }
 
     #[test]

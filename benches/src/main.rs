@@ -435,6 +435,15 @@ fn app_benches() -> Vec<Bench> {
         .map(|i| (format!("tree/d{}/f{i}", i % 10), 2048 + 37 * i))
         .collect();
     v.push(tar);
+    // Not timed: an idle sandbox's own memory (see `measure_idle`).
+    let mut idle = app(
+        "idle_memory",
+        "idle sandbox: sentry+gofer private memory",
+        240,
+        &["/bin/sleep", "30"],
+    );
+    idle.row.kind = RowKind::Memory;
+    v.push(idle);
     if Path::new("/usr/bin/sqlite3").is_file() {
         v.push(app(
             "sqlite3",
@@ -571,7 +580,8 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts, net: Option<&Veth>)
             let (ns, wall) = run_once(rt, b, dir, cal_iters, FIRST_RUN_TIMEOUT, net)?;
             (iters_for(ns), (wall - ns * cal_iters as f64).max(0.0))
         }
-        RowKind::App => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT, net)?.1),
+        // (Memory rows are measured by `measure_idle`, not here.)
+        RowKind::App | RowKind::Memory => (1, run_once(rt, b, dir, 1, FIRST_RUN_TIMEOUT, net)?.1),
     };
     let mut samples = Vec::new();
     let mut runs = opts.runs;
@@ -579,7 +589,7 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts, net: Option<&Veth>)
     while samples.len() < runs {
         let per_run = match b.row.kind {
             RowKind::Micro => startup + target_ns,
-            RowKind::App => startup,
+            RowKind::App | RowKind::Memory => startup,
         };
         runs = ((opts.cell_budget_ms * 1e6 / per_run.max(1.0)) as usize)
             .max(3)
@@ -605,6 +615,137 @@ fn measure(rt: &Runtime, b: &Bench, dir: &Path, opts: &Opts, net: Option<&Veth>)
         samples.push(ns);
     }
     Measurement::from_samples(iters, samples).ok_or_else(|| "no samples".to_string())
+}
+
+/// Idle runs of a [`RowKind::Memory`] row.
+const IDLE_RUNS: usize = 3;
+/// How long the sandbox's program has been running before its memory is read.
+const IDLE_SETTLE: Duration = Duration::from_millis(1000);
+
+/// Private memory of an idle sandbox, in bytes: the row's program (`sleep`) is started in
+/// it, and once it runs, the memory of every process of the sandbox that runs the rvisor
+/// binary (sentry, gofer, the boot process waiting on the sentry; not the CLI the
+/// runner started, nor stubs and application processes, whose memory is the program's) is
+/// summed from `/proc/PID/smaps_rollup`: per process the larger of `Anonymous` (its
+/// anonymous pages, those it shares copy-on-write with its parent included) and
+/// `Private_Dirty` (dirty pages only it maps). Median of [`IDLE_RUNS`] sandboxes.
+fn measure_idle(rt: &Runtime, b: &Bench, dir: &Path) -> Cell {
+    let Kind::Rvisor(bin, _) = &rt.kind else {
+        return Err(rvisor_bench::NOT_APPLICABLE.into());
+    };
+    let exe = std::fs::canonicalize(bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut samples = Vec::new();
+    for _ in 0..IDLE_RUNS {
+        samples.push(idle_once(rt, b, dir, &exe)?);
+    }
+    Measurement::from_samples(1, samples).ok_or_else(|| "no samples".to_string())
+}
+
+fn idle_once(rt: &Runtime, b: &Bench, dir: &Path, exe: &Path) -> Result<f64, String> {
+    use std::process::Stdio;
+    let mut cmd = rt.command(&b.argv, None);
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let cli = child.id() as i32;
+    let started = std::time::Instant::now();
+    // Running once a process of the tree runs something other than rvisor (systrap's
+    // stub, ptrace's traced program).
+    let result = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Err(format!("the sandbox ended before it was idle: {st}"));
+        }
+        let tree = descendants(cli);
+        if tree.iter().any(|&p| exe_of(p).is_some_and(|e| e != exe)) {
+            std::thread::sleep(IDLE_SETTLE);
+            let mut total = 0u64;
+            for p in descendants(cli) {
+                if exe_of(p).as_deref() == Some(exe) {
+                    total += private_bytes(p).unwrap_or(0);
+                }
+            }
+            break if total > 0 {
+                Ok(total as f64)
+            } else {
+                Err("no sandbox process found".into())
+            };
+        }
+        if started.elapsed() > FIRST_RUN_TIMEOUT {
+            break Err("timed out before the program ran".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The CLI passes SIGTERM on to the sandbox, which then ends (`cli` is our unreaped
+    // child: the number is still its).
+    let _ = Command::new("kill")
+        .args(["-TERM", &cli.to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
+            Ok(None) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    result
+}
+
+/// Every process below `root` (not `root` itself), from /proc.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parent = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // The field after the command's closing parenthesis: state, then ppid.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(pp) = ppid {
+                parent.push((pid, pp));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(c, pp) in &parent {
+            if pp == p {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn exe_of(pid: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// The larger of `Anonymous` and `Private_Dirty` in `/proc/PID/smaps_rollup`, in bytes.
+fn private_bytes(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Some(field("Anonymous:").max(field("Private_Dirty:")))
 }
 
 /// The port a network row's peer listens on: its last `arg`.
@@ -817,19 +958,31 @@ fn real_main(opts: &Opts, work: &Path) -> Result<(), String> {
         let mut cells = Vec::new();
         for rt in &runtimes {
             let cell = match (&rt.broken, &net) {
+                _ if b.row.kind == RowKind::Memory && !matches!(rt.kind, Kind::Rvisor(..)) => {
+                    Err(rvisor_bench::NOT_APPLICABLE.to_string())
+                }
                 (Some(why), _) => Err(why.clone()),
                 (None, Err(e)) => Err(e.clone()),
+                (None, Ok(_)) if b.row.kind == RowKind::Memory => measure_idle(rt, b, &dir),
                 (None, Ok(n)) => measure(rt, b, &dir, opts, n.as_ref().map(|(v, _)| *v)),
             };
             match &cell {
+                Ok(m) if b.row.kind == RowKind::Memory => eprintln!(
+                    "{} / {}: {} ({} runs)",
+                    b.row.id,
+                    rt.name,
+                    b.row.kind.fmt(m.median_ns),
+                    m.samples.len()
+                ),
                 Ok(m) => eprintln!(
                     "{} / {}: {} per op ({} iters x {} runs)",
                     b.row.id,
                     rt.name,
-                    rvisor_bench::fmt_ns(m.median_ns),
+                    b.row.kind.fmt(m.median_ns),
                     m.iters,
                     m.samples.len()
                 ),
+                Err(e) if e == rvisor_bench::NOT_APPLICABLE => {}
                 Err(e) if rt.broken.is_none() => eprintln!("{} / {}: fail: {e}", b.row.id, rt.name),
                 Err(_) => {}
             }

@@ -156,8 +156,9 @@ pub fn run(
     let config_fd = memfd_create(c"rvisor-boot-config", MemFdCreateFlag::MFD_CLOEXEC)
         .context("memfd_create")?;
     let mut config_file = File::from(config_fd);
-    serde_json::to_writer(&mut config_file, &launch.config).context("write boot config")?;
-    config_file.flush().context("write boot config")?;
+    // One write: serde_json writes each token on its own (hundreds of system calls).
+    let json = serde_json::to_vec(&launch.config).context("write boot config")?;
+    config_file.write_all(&json).context("write boot config")?;
     config_file.rewind().context("write boot config")?;
     let config_fd = OwnedFd::from(config_file);
     // Where a panicking sentry leaves its message (see internal::exit_on_panic).

@@ -363,6 +363,18 @@ impl Confinement {
             let r = mount(c"none", c"/", None, libc::MS_REC | libc::MS_PRIVATE, None);
             self.own_mounts = self.step("make the sentry's mounts private", r)?;
         }
+        if self.own_mounts {
+            // The host tmpfs instances are mounted in this namespace until the old root
+            // is detached (see host_tmpfs): a directory the sentry does not use
+            // meanwhile (not /proc, /dev, /tmp) and not the one its new root goes on.
+            let base = root_base();
+            if let Some(dir) = [c"/mnt", c"/run"]
+                .into_iter()
+                .find(|d| Some(*d) != base && open_dir(d, libc::O_PATH).is_ok())
+            {
+                crate::sys::host_tmpfs::stage_in(dir);
+            }
+        }
         if !self.host_network {
             self.step("unshare(CLONE_NEWNET)", unshare(libc::CLONE_NEWNET))?;
         }
@@ -405,12 +417,8 @@ impl Confinement {
             return Ok(());
         }
         let fail = |what: &str| format!("sandbox confinement: {what}: {}", Errno::last());
-        // The new root goes over an existing directory; which one does not matter,
-        // since the namespace is ours and the old tree is detached right after.
-        let base = [c"/tmp", c"/mnt", c"/run", c"/dev", c"/proc"]
-            .into_iter()
-            .find(|d| open_dir(d, libc::O_PATH).is_ok())
-            .ok_or("sandbox confinement: no directory to mount the sentry's root on")?;
+        let base =
+            root_base().ok_or("sandbox confinement: no directory to mount the sentry's root on")?;
         if mount(
             c"rvisor-sentry",
             base,
@@ -437,6 +445,8 @@ impl Confinement {
         if unsafe { libc::umount2(c".".as_ptr(), libc::MNT_DETACH) } < 0 {
             return Err(fail("detach the old root"));
         }
+        // The host tmpfs instances' staging tree went with it.
+        crate::sys::host_tmpfs::unstage();
         // SAFETY: a NUL-terminated path.
         if unsafe { libc::chdir(c"/".as_ptr()) } < 0 {
             return Err(fail("chdir /"));
@@ -715,6 +725,14 @@ fn mount(
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// The directory the sentry's new root goes over: an existing one; which one does not
+/// matter, since the namespace is ours and the old tree is detached right after.
+fn root_base() -> Option<&'static std::ffi::CStr> {
+    [c"/tmp", c"/mnt", c"/run", c"/dev", c"/proc"]
+        .into_iter()
+        .find(|d| open_dir(d, libc::O_PATH).is_ok())
 }
 
 fn open_dir(path: &std::ffi::CStr, extra: i32) -> Result<OwnedFd, Errno> {
