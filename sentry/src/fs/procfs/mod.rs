@@ -295,8 +295,14 @@ fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> 
             ("tcp6", file(212, n("tcp6", |n| p::tcp(n, Family::V6)))),
             ("udp", file(213, n("udp", |n| p::udp(n, Family::V4)))),
             ("udp6", file(214, n("udp6", |n| p::udp(n, Family::V6)))),
-            ("udplite", file(220, n("udplite", |n| p::udplite(n, Family::V4)))),
-            ("udplite6", file(221, n("udplite6", |n| p::udplite(n, Family::V6)))),
+            (
+                "udplite",
+                file(220, n("udplite", |n| p::udplite(n, Family::V4))),
+            ),
+            (
+                "udplite6",
+                file(221, n("udplite6", |n| p::udplite(n, Family::V6))),
+            ),
             ("dev", file(215, n("dev", p::dev))),
             ("if_inet6", file(216, n("if_inet6", p::if_inet6))),
             ("route", file(217, n("route", p::route))),
