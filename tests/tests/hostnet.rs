@@ -576,6 +576,20 @@ fn host_interfaces_match_native() {
         "nodad",
     ])
     .expect("v6");
+    // The kernel's own link-local address is tentative (flag 0x40 in if_inet6, and
+    // in getifaddrs) until duplicate address detection ends, about a second after
+    // the link comes up: the runs compared must all see it settled.
+    let settled = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let o = std::process::Command::new("ip")
+            .args(["-n", &ns.inner, "-6", "addr", "show", "tentative"])
+            .output()
+            .expect("ip -6 addr show tentative");
+        if o.stdout.is_empty() || std::time::Instant::now() > settled {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let prog = c_program(&ns, "ifview");
     let cmds: Vec<Vec<&str>> = vec![
         vec!["ip", "-o", "addr"],

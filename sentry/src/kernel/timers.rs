@@ -41,6 +41,22 @@ pub fn space_cpu_clock(space: &Arc<dyn AddressSpace>, user_only: bool) -> CpuClo
     })
 }
 
+/// The scheduler-runtime clock (`CPUCLOCK_SCHED`, as `clock_gettime` reads
+/// `CLOCK_PROCESS_CPUTIME_ID`) of the process running in `space`, precise where the
+/// platform knows it and user plus system time otherwise; a timer on that clock
+/// fires by the same figure the program reads. Stops as [`space_cpu_clock`].
+pub fn space_runtime_clock(space: &Arc<dyn AddressSpace>) -> CpuClock {
+    let space = Arc::downgrade(space);
+    Arc::new(move || {
+        let space = space.upgrade()?;
+        if let Some(t) = space.cpu_runtime() {
+            return Some(t);
+        }
+        let (u, s) = space.cpu_time()?;
+        Some(u + s)
+    })
+}
+
 /// One armed-or-not timer.
 pub struct Timer {
     /// Next expiry, if armed (wall-clock timers).

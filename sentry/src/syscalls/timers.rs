@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
-use crate::kernel::timers::{space_cpu_clock, CpuClock, Target, Timer, TimerKey};
+use crate::kernel::timers::{
+    space_cpu_clock, space_runtime_clock, CpuClock, Target, Timer, TimerKey,
+};
 use crate::kernel::Task;
 use crate::mm::io;
 use crate::syscalls::Args;
@@ -166,7 +168,10 @@ pub fn timer_create(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         (signo, value, target)
     };
-    let cpu = cpu_id.map(|id| cpu_clock(task, id.which == super::time::CpuWhich::Virt));
+    let cpu = cpu_id.map(|id| match id.which {
+        super::time::CpuWhich::Sched => space_runtime_clock(task.space()),
+        which => cpu_clock(task, which == super::time::CpuWhich::Virt),
+    });
     let t = Timer::new(signo, value, target, id, cpu).on_clock(clock);
     task.kernel
         .timers
