@@ -47,14 +47,7 @@ pub fn space_cpu_clock(space: &Arc<dyn AddressSpace>, user_only: bool) -> CpuClo
 /// fires by the same figure the program reads. Stops as [`space_cpu_clock`].
 pub fn space_runtime_clock(space: &Arc<dyn AddressSpace>) -> CpuClock {
     let space = Arc::downgrade(space);
-    Arc::new(move || {
-        let space = space.upgrade()?;
-        if let Some(t) = space.cpu_runtime() {
-            return Some(t);
-        }
-        let (u, s) = space.cpu_time()?;
-        Some(u + s)
-    })
+    Arc::new(move || space.upgrade()?.sched_time())
 }
 
 /// One armed-or-not timer.

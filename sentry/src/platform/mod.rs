@@ -151,6 +151,13 @@ pub trait AddressSpace: Send + Sync {
         None
     }
 
+    /// What the `CPUCLOCK_SCHED` clocks read: [`AddressSpace::cpu_runtime`] where the
+    /// platform knows it, else user plus system time.
+    fn sched_time(&self) -> Option<std::time::Duration> {
+        self.cpu_runtime()
+            .or_else(|| self.cpu_time().map(|(u, s)| u + s))
+    }
+
     /// Syscall patching: the address a patched site's table entry jumps to (with
     /// `rax` the system call number and `rcx` the return address, as a `syscall`
     /// instruction leaves them), if the backend has such a trampoline.

@@ -136,9 +136,7 @@ pub fn cpu_clock_usage(task: &Task, id: CpuClockId) -> SysResult<(Duration, Dura
 pub fn cpu_clock_read(task: &Task, id: CpuClockId) -> SysResult<Duration> {
     let source = cpu_clock_source(task, id)?;
     if let (CpuWhich::Sched, CpuSource::Space(space)) = (id.which, &source) {
-        if let Some(t) = space.cpu_runtime() {
-            return Ok(t);
-        }
+        return Ok(space.sched_time().unwrap_or_default());
     }
     Ok(cpu_clock_value(id.which, source.usage()))
 }
