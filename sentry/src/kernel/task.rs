@@ -465,15 +465,7 @@ impl Task {
                         tid = self.tid,
                         "platform switch failed: {e}; killing the task"
                     );
-                    let st = ExitStatus::Signaled {
-                        signo: libc::SIGKILL,
-                        core: false,
-                    };
-                    // Counted once per process, by the thread that ends it.
-                    if process::kill_group(&self.tg, st) {
-                        self.kernel.note_host_kill(self.tgid);
-                    }
-                    return st;
+                    return self.end_by_host_kill();
                 }
             };
             match event {
@@ -639,7 +631,28 @@ impl Task {
         }
     }
 
+    /// Ends the task's process as killed from outside (its stub died): SIGKILL,
+    /// counted for its container once, by the thread that ends the process.
+    fn end_by_host_kill(&mut self) -> ExitStatus {
+        let st = ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        };
+        if process::kill_group(&self.tg, st) {
+            self.kernel.note_host_kill(self.tgid);
+        }
+        st
+    }
+
     fn terminate_by(&mut self, sig: u32) {
+        // A copy into the program's memory (a signal frame, the rseq area) fails
+        // once its stub has been killed from outside, perhaps before the death
+        // watcher has ended the process: that is the kill, not a fault of the
+        // program (an own-limit OOM kill read as SIGSEGV otherwise).
+        if self.space.gone() {
+            self.exit = Some(self.end_by_host_kill());
+            return;
+        }
         // The sandbox never writes core files, and Linux reports "core dumped" only
         // when one was written (with the default RLIMIT_CORE of 0, never).
         let st = ExitStatus::Signaled {

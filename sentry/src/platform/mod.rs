@@ -137,6 +137,14 @@ pub trait AddressSpace: Send + Sync {
         drop(hook);
     }
 
+    /// Whether the host process behind this space is dead (known, or found so now).
+    /// A copy into the application's memory that fails because the process was
+    /// killed from outside must end the task as that kill did, not as a fault of
+    /// the program's own. Platforms with no host process answer `false`.
+    fn gone(&self) -> bool {
+        false
+    }
+
     /// CPU time the host has charged so far to the stub process that runs this
     /// address space's code, as (user, system); `None` where nothing runs it (test
     /// doubles) or the stub is gone.

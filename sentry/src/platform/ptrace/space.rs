@@ -854,6 +854,10 @@ impl AddressSpace for PtraceSpace {
         self.shared.spaces.on_death(self, hook);
     }
 
+    fn gone(&self) -> bool {
+        self.check_dead()
+    }
+
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         crate::platform::common::process_cpu_time(self.pid)
     }

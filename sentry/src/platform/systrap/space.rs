@@ -892,6 +892,10 @@ impl AddressSpace for SystrapSpace {
         self.registry.on_death(self, hook);
     }
 
+    fn gone(&self) -> bool {
+        !self.alive()
+    }
+
     fn cpu_time(&self) -> Option<(std::time::Duration, std::time::Duration)> {
         crate::platform::common::process_cpu_time(self.pid)
     }
