@@ -773,6 +773,76 @@ fn stub_killed_on(platform: &str) {
     assert_gone(platform, &all, &t);
 }
 
+/// A stub killed from outside while the sentry is writing into its process (signal
+/// frames of a 1 ms timer, the rseq area of threads that make system calls in a
+/// loop; tests/c/boundary/busy_victim.c) ends that process by SIGKILL every time.
+/// (Before, a write that failed because the stub was already gone could end it as
+/// a fault of its own: SIGSEGV, 139, when the death watcher came second. That is
+/// how a pod container killed at its own memory limit was once reported.)
+#[test]
+fn a_stub_killed_mid_write_ends_its_process_by_sigkill() {
+    let f = fixture();
+    let exe = f.rootfs.join("bin/busy_victim");
+    let src = rvisor_e2e::c_dir().join("boundary/busy_victim.c");
+    rvisor_e2e::compile(&src, Link::Static, &exe, &["-pthread".to_string()]).unwrap();
+    for p in PLATFORMS {
+        let mut wrong = Vec::new();
+        for round in 0..24u64 {
+            let status = kill_busy_victim(p, &f, round);
+            if status != Some(128 + 9) {
+                wrong.push((round, status));
+            }
+        }
+        assert!(wrong.is_empty(), "{p}: (round, exit status) not SIGKILL: {wrong:?}");
+    }
+}
+
+/// Starts busy_victim on `platform`, kills its stub after a delay that varies with
+/// `round`, and returns the sandbox's exit status.
+fn kill_busy_victim(platform: &str, f: &Fixture, round: u64) -> Option<i32> {
+    use std::io::BufRead;
+    let mut cmd = rvisor(platform, "memory", &f.rootfs, &["/bin/busy_victim"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{platform}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The stub that runs the program is the one with no children (systrap's
+    // zygote is the parent of its stubs).
+    let victim = loop {
+        let runner = tree_of(child.id()).and_then(|t| {
+            t.stubs
+                .iter()
+                .copied()
+                .find(|&p| children_of(p).is_empty())
+        });
+        if let Some(v) = runner {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "{platform}: no stub found");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Spread the kills over the timer's period and the loop's phases.
+    std::thread::sleep(Duration::from_micros(20_000 + (round * 7_919) % 40_000));
+    // SAFETY: kill(2) of the process this test found as the sandbox's stub.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{platform}: the sandbox did not end after its stub was killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Waits on the host's stdin are waits of the sandbox (tests/c/boundary/stdin_waits.c,
 /// natively and inside, outputs compared): poll times out while nothing comes, a
 /// reader blocked there dies of SIGKILL, a signal interrupts a read. (Before, a read
