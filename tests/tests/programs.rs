@@ -258,9 +258,10 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
     );
     v.push(("inotifywait", s(&["/bin/bash", "-c", INOTIFYWAIT])));
     // bubblewrap: as an unprivileged user would run it (a user namespace of its
-    // own), and as root with /proc. Not --unshare-all: pid namespaces are not made
-    // in the sandbox, and a new network namespace's loopback cannot be configured
-    // over netlink there.
+    // own), as root with /proc, and with every namespace (`--unshare-all`: bwrap
+    // adds 127.0.0.1/8 to the new network namespace's lo and brings it up over
+    // netlink, checking the replies' port id against its pid in its new pid
+    // namespace).
     assert!(
         Path::new("/usr/bin/bwrap").exists(),
         "bwrap missing: run tests/setup.sh"
@@ -304,6 +305,24 @@ fn cases(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
             "/bin/sh",
             "-c",
             "hostname; id -u; grep ^0:: /proc/self/cgroup; test -r /proc/self/status && echo proc",
+        ]),
+    ));
+    v.push((
+        "bubblewrap-unshare-all",
+        s(&[
+            "/usr/bin/bwrap",
+            "--unshare-all",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ip addr; id; echo ok",
         ]),
     ));
     // A JVM (once killed on ptrace: getcpu was ENOSYS). Only where one is installed.

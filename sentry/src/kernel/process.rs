@@ -39,6 +39,9 @@ pub struct ThreadHandle {
     /// The rseq registration a forked thread inherits, handed over by the parent
     /// before the thread starts (the running task keeps its own copy).
     pub rseq_inherited: Mutex<Option<crate::kernel::rseq::Rseq>>,
+    /// `comm` (at most 15 bytes): here rather than on the task because another
+    /// thread of the process may change it through `/proc/PID/task/TID/comm`.
+    pub comm: Mutex<Vec<u8>>,
 }
 
 impl ThreadHandle {
@@ -57,7 +60,20 @@ impl ThreadHandle {
             ptrace: Mutex::new(Default::default()),
             traced: AtomicBool::new(false),
             rseq_inherited: Mutex::new(None),
+            comm: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The thread's `comm`.
+    pub fn comm(&self) -> Vec<u8> {
+        self.comm.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Sets the thread's `comm`, cut to 15 bytes as Linux's `TASK_COMM_LEN`.
+    pub fn set_comm(&self, name: &[u8]) {
+        if let Ok(mut c) = self.comm.lock() {
+            *c = name[..name.len().min(15)].to_vec();
+        }
     }
 
     /// The thread's id.

@@ -101,8 +101,6 @@ pub struct Task {
     pub saved_mask: Option<u64>,
     /// Path of the running executable (for /proc/self/exe).
     pub exe: Vec<u8>,
-    /// `comm`: the executable's base name, at most 15 bytes.
-    pub comm: Vec<u8>,
     /// `set_tid_address` / CLONE_CHILD_CLEARTID.
     pub clear_child_tid: u64,
     /// `set_robust_list` head and length.
@@ -194,12 +192,14 @@ impl Task {
             creds: init.creds,
             limits: init.tg.limits.clone(),
             waker: init.handle.waker.clone(),
-            handle: init.handle,
+            handle: {
+                init.handle.set_comm(&init.comm);
+                init.handle
+            },
             tg: init.tg,
             alt_stack: AltStack::default(),
             saved_mask: None,
             exe: init.exe,
-            comm: init.comm,
             clear_child_tid: init.clear_child_tid,
             robust_list: (0, 0),
             exit: None,
@@ -272,6 +272,11 @@ impl Task {
     /// The parent process id (0 for the container's init).
     pub fn ppid(&self) -> i32 {
         self.tg.state().map(|s| s.parent).unwrap_or(0)
+    }
+
+    /// The thread's `comm`.
+    pub fn comm(&self) -> Vec<u8> {
+        self.handle.comm()
     }
 
     /// Sandbox id `global` as this task sees it: its id in the task's pid

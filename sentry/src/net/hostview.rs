@@ -235,6 +235,7 @@ pub fn links() -> Vec<Link> {
                 operstate: 0,
                 rx: (0, 0),
                 tx: (0, 0),
+                qdisc: "noqueue",
             };
             for (k, v) in attrs(&b[16..]) {
                 let mac = |v: &[u8]| {

@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::net::ifreq::{ARPHRD_LOOPBACK, LO_FLAGS};
-use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::loopback::{LoConfig, LO_INDEX, LO_MTU};
 use crate::net::packet::{ARPHRD_ETHER, EXT_INDEX};
 use crate::net::Netstack;
 
@@ -18,6 +18,8 @@ pub const IFF_LOWER_UP: u32 = 0x1_0000;
 pub const ETHER_FLAGS: u32 = 0x1 | 0x2 | 0x40 | 0x1000;
 /// `IF_OPER_UNKNOWN` (`lo`) and `IF_OPER_UP`.
 const OPER_UNKNOWN: u8 = 0;
+/// `IF_OPER_DOWN`: `lo` brought down (or never up, in a new namespace).
+const OPER_DOWN: u8 = 2;
 const OPER_UP: u8 = 6;
 /// Route scopes (`RT_SCOPE_*`).
 pub const SCOPE_UNIVERSE: u8 = 0;
@@ -63,6 +65,18 @@ pub struct Link {
     pub rx: (u64, u64),
     /// (bytes, packets) sent.
     pub tx: (u64, u64),
+    /// Its queueing discipline (`IFLA_QDISC`).
+    pub qdisc: &'static str,
+}
+
+/// `lo`'s link flags: `IFF_LOOPBACK`, with `IFF_UP | IFF_RUNNING | IFF_LOWER_UP`
+/// while it is up.
+pub fn lo_flags(lo: &LoConfig) -> u32 {
+    if lo.up {
+        LO_FLAGS | IFF_LOWER_UP
+    } else {
+        LO_FLAGS & !(0x1 | 0x40)
+    }
 }
 
 /// One address of an interface.
@@ -120,22 +134,24 @@ pub fn family_of(ip: IpAddr) -> u8 {
 
 /// The sandbox's interfaces, `lo` first.
 pub fn links(net: &Netstack) -> Vec<Link> {
-    if crate::net::hostview::active() {
+    if net.host_view() {
         return crate::net::hostview::links();
     }
     // Loopback counts each packet once sent and once received.
     let (bytes, packets) = net.counters();
+    let lo = net.lo_config();
     let mut v = vec![Link {
         index: LO_INDEX,
         name: "lo".into(),
         hatype: ARPHRD_LOOPBACK,
-        flags: LO_FLAGS | IFF_LOWER_UP,
+        flags: lo_flags(&lo),
         mtu: LO_MTU,
         mac: [0; 6],
         broadcast: [0; 6],
-        operstate: OPER_UNKNOWN,
+        operstate: if lo.up { OPER_UNKNOWN } else { OPER_DOWN },
         rx: (bytes, packets),
         tx: (bytes, packets),
+        qdisc: if lo.was_up { "noqueue" } else { "noop" },
     }];
     if let Some(e) = net.external() {
         let (rx, tx) = e.counters();
@@ -150,6 +166,7 @@ pub fn links(net: &Netstack) -> Vec<Link> {
             operstate: OPER_UP,
             rx,
             tx,
+            qdisc: "noqueue",
         });
     }
     v
@@ -168,23 +185,32 @@ fn v6_scope(a: Ipv6Addr) -> u8 {
 /// The addresses of the sandbox's interfaces: IPv4 ones (of every interface)
 /// before IPv6 ones, as a Linux dump of all families orders them.
 pub fn addrs(net: &Netstack) -> Vec<Addr> {
-    if crate::net::hostview::active() {
+    if net.host_view() {
         return crate::net::hostview::addrs();
     }
-    let mut v4 = vec![Addr {
+    let lo = net.lo_config();
+    let lo_addr = |ip: IpAddr, prefix: u8| Addr {
         index: LO_INDEX,
         name: "lo".into(),
-        ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        prefix: 8,
-        scope: SCOPE_HOST,
-    }];
-    let mut v6 = vec![Addr {
-        index: LO_INDEX,
-        name: "lo".into(),
-        ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
-        prefix: 128,
-        scope: SCOPE_HOST,
-    }];
+        ip,
+        prefix,
+        // Linux gives 127/8 and ::1 host scope, others on `lo` global scope.
+        scope: if ip.is_loopback() {
+            SCOPE_HOST
+        } else {
+            SCOPE_UNIVERSE
+        },
+    };
+    let mut v4: Vec<Addr> = lo
+        .v4
+        .iter()
+        .map(|&(a, p)| lo_addr(IpAddr::V4(a), p))
+        .collect();
+    let mut v6: Vec<Addr> = lo
+        .v6
+        .iter()
+        .map(|&(a, p)| lo_addr(IpAddr::V6(a), p))
+        .collect();
     if let Some(e) = net.external() {
         for (ip, prefix) in e.addrs() {
             let a = Addr {
@@ -230,8 +256,7 @@ pub fn prefix_of(ip: IpAddr, len: u8) -> IpAddr {
 /// address itself in the local table), the default routes through the pod's
 /// gateways, and IPv6 multicast on the pod's interface. IPv4 before IPv6.
 pub fn routes(net: &Netstack) -> Vec<Route> {
-    let lo4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let lo = net.lo_config();
     let local = |dst: IpAddr, dst_len: u8, src: Option<IpAddr>, oif: u32| Route {
         dst,
         dst_len,
@@ -248,17 +273,22 @@ pub fn routes(net: &Netstack) -> Vec<Route> {
         metric: src.is_none().then_some(0),
         oif,
     };
-    let mut v4 = vec![
-        local(
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)),
-            8,
-            Some(lo4),
-            LO_INDEX,
-        ),
-        local(lo4, 32, Some(lo4), LO_INDEX),
-    ];
+    // `lo`'s addresses: each is a local route, and on a loopback device its whole
+    // prefix too once the link has been up (Linux keeps both when it goes down).
+    let mut v4 = Vec::new();
+    for &(a, p) in &lo.v4 {
+        let ip = IpAddr::V4(a);
+        if p < 32 && lo.was_up {
+            v4.push(local(prefix_of(ip, p), p, Some(ip), LO_INDEX));
+        }
+        v4.push(local(ip, 32, Some(ip), LO_INDEX));
+    }
     // `::1` has no prefix route in the main table (Linux 6.x, seen natively).
-    let v6 = vec![local(lo6, 128, None, LO_INDEX)];
+    let v6: Vec<Route> = lo
+        .v6
+        .iter()
+        .map(|&(a, _)| local(IpAddr::V6(a), 128, None, LO_INDEX))
+        .collect();
     let Some(e) = net.external() else {
         v4.extend(v6);
         return v4;

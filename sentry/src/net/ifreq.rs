@@ -5,7 +5,8 @@
 
 use crate::errno::{Errno, SysResult};
 use crate::mm::io;
-use crate::net::loopback::{LO_INDEX, LO_MTU};
+use crate::net::iflist::lo_flags;
+use crate::net::loopback::{LoConfig, LO_INDEX, LO_MTU};
 use crate::net::packet::{ARPHRD_ETHER, EXT_INDEX};
 use crate::net::Netstack;
 use crate::platform::AddressSpace;
@@ -35,7 +36,7 @@ fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
 /// Answers an interface ioctl; `ENOTTY` for requests that are not one.
 /// `net` is the stack of the socket asked (its pod interface, if any).
 pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
-    if crate::net::hostview::active() {
+    if net.map_or_else(crate::net::hostview::active, |n| n.host_view()) {
         return host_ioctl(req, arg, mem);
     }
     if req == SIOCGIFCONF {
@@ -112,13 +113,25 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
     if name != b"lo" {
         return Err(Errno::ENODEV);
     }
+    let lo = net
+        .map(|n| n.lo_config())
+        .unwrap_or_else(LoConfig::configured);
+    // The first IPv4 address (a socket of no stack sees the sandbox's `lo`).
+    let first = lo.v4.first().copied();
     let out = &mut ifr[16..];
     match req {
         SIOCGIFINDEX => out[..4].copy_from_slice(&(LO_INDEX as i32).to_le_bytes()),
-        SIOCGIFFLAGS => out[..2].copy_from_slice(&(LO_FLAGS as u16).to_le_bytes()),
+        SIOCGIFFLAGS => out[..2].copy_from_slice(&(lo_flags(&lo) as u16).to_le_bytes()),
         SIOCGIFMTU => out[..4].copy_from_slice(&(LO_MTU as i32).to_le_bytes()),
-        SIOCGIFADDR => out[..16].copy_from_slice(&sockaddr_in([127, 0, 0, 1])),
-        SIOCGIFNETMASK => out[..16].copy_from_slice(&sockaddr_in([255, 0, 0, 0])),
+        SIOCGIFADDR => {
+            let (a, _) = first.ok_or(Errno::EADDRNOTAVAIL)?;
+            out[..16].copy_from_slice(&sockaddr_in(a.octets()));
+        }
+        SIOCGIFNETMASK => {
+            let (_, p) = first.ok_or(Errno::EADDRNOTAVAIL)?;
+            let m = u32::MAX.checked_shl(32 - u32::from(p)).unwrap_or(0);
+            out[..16].copy_from_slice(&sockaddr_in(m.to_be_bytes()));
+        }
         SIOCGIFHWADDR => {
             out[..16].fill(0);
             out[..2].copy_from_slice(&ARPHRD_LOOPBACK.to_le_bytes());
@@ -129,6 +142,42 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
     Ok(0)
 }
 
+/// `SIOCSIFFLAGS` from a caller with (`admin`) or without CAP_NET_ADMIN over
+/// `net`'s namespace. Only `lo` changes, and only `IFF_UP`: brought up or down as
+/// through netlink; another flag a program may change (promiscuous, no-ARP...)
+/// is `EOPNOTSUPP`, as is any change of the pod's interface. In host mode the
+/// interfaces are the host's and read-only (`EPERM`).
+pub fn set_flags(net: &Netstack, admin: bool, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    // Linux checks the capability before it looks the device up.
+    if !admin || net.host_view() {
+        return Err(Errno::EPERM);
+    }
+    let mut ifr = [0u8; IFREQ_LEN];
+    io::read_exact(mem, arg, &mut ifr)?;
+    let name: Vec<u8> = ifr[..16].iter().copied().take_while(|&c| c != 0).collect();
+    if name != b"lo" {
+        let pod = net
+            .external()
+            .is_some_and(|e| e.name().as_bytes() == name.as_slice());
+        return Err(if pod {
+            Errno::EOPNOTSUPP
+        } else {
+            Errno::ENODEV
+        });
+    }
+    let want = u32::from(u16::from_le_bytes([ifr[16], ifr[17]]));
+    let cur = lo_flags(&net.lo_config());
+    // The flags `dev_change_flags` lets a program set, but for IFF_UP.
+    const OTHERS: u32 = 0x4 | 0x20 | 0x80 | 0x100 | 0x200 | 0x1000 | 0x2000 | 0x4000 | 0x8000;
+    if (want ^ cur) & OTHERS != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    net.change_lo(|lo| {
+        lo.set_up(want & 0x1 != 0);
+        Ok(0)
+    })
+}
+
 /// `SIOCGIFCONF`: the IPv4 addresses of the interfaces (`lo`'s, then the pod
 /// interface's), as many as fit; with no buffer, the length all would take.
 fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
@@ -136,7 +185,14 @@ fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult
     io::read_exact(mem, arg, &mut ifc)?;
     let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
     let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
-    let mut entries = vec![("lo".to_string(), [127, 0, 0, 1])];
+    let lo = net
+        .map(|n| n.lo_config())
+        .unwrap_or_else(LoConfig::configured);
+    let mut entries: Vec<(String, [u8; 4])> = lo
+        .v4
+        .iter()
+        .map(|(a, _)| ("lo".to_string(), a.octets()))
+        .collect();
     if let Some(e) = net.and_then(|n| n.external()) {
         for (ip, _) in e.addrs() {
             if let std::net::IpAddr::V4(v4) = ip {

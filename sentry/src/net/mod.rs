@@ -124,12 +124,24 @@ pub struct Netstack {
     pub(crate) packet_sockets: Arc<packet::PacketTable>,
     /// The multicast groups each interface accepts.
     pub(crate) mcast: mcast::Groups,
+    /// `lo`'s state (up, addresses), shared with `iface`.
+    lo: Arc<Mutex<loopback::LoConfig>>,
+    /// A network namespace made inside the sandbox: its own `lo` only, never the
+    /// host's interfaces or sockets (`--network=host` applies to the first).
+    namespaced: bool,
 }
 
 impl Default for Netstack {
     fn default() -> Self {
+        Netstack::with_lo(loopback::LoConfig::configured(), false)
+    }
+}
+
+impl Netstack {
+    fn with_lo(cfg: loopback::LoConfig, namespaced: bool) -> Netstack {
+        let (lo_iface, lo) = loopback::Loopback::new(cfg);
         Netstack {
-            iface: Box::new(loopback::Loopback),
+            iface: Box::new(lo_iface),
             tcp: ports::PortTable::default(),
             udp: ports::PortTable::default(),
             udplite: ports::PortTable::default(),
@@ -145,14 +157,47 @@ impl Default for Netstack {
             netlink_ports: netlink::PortIds::default(),
             packet_sockets: Arc::default(),
             mcast: mcast::Groups::default(),
+            lo,
+            namespaced,
         }
     }
-}
 
-impl Netstack {
     /// A sandbox's network with only the loopback interface.
     pub fn new() -> Arc<Netstack> {
         Arc::new(Netstack::default())
+    }
+
+    /// The network of a namespace made inside the sandbox (`CLONE_NEWNET`): `lo`
+    /// down and without addresses, as Linux makes it.
+    pub fn new_namespace() -> Arc<Netstack> {
+        Arc::new(Netstack::with_lo(loopback::LoConfig::fresh(), true))
+    }
+
+    /// Whether this is a namespace made inside the sandbox.
+    pub fn is_namespaced(&self) -> bool {
+        self.namespaced
+    }
+
+    /// Whether the program sees the host's interfaces through this stack
+    /// (`--network=host`, the sandbox's first namespace).
+    pub fn host_view(&self) -> bool {
+        !self.namespaced && hostview::active()
+    }
+
+    /// A copy of `lo`'s state.
+    pub fn lo_config(&self) -> loopback::LoConfig {
+        self.lo
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_else(|_| loopback::LoConfig::fresh())
+    }
+
+    /// Changes `lo`'s state with `f`.
+    pub fn change_lo<T>(
+        &self,
+        f: impl FnOnce(&mut loopback::LoConfig) -> SysResult<T>,
+    ) -> SysResult<T> {
+        f(&mut *self.lo.lock().map_err(|_| Errno::EIO)?)
     }
 
     /// Whether the runtime lets the sandbox reach the cloud metadata server.
@@ -218,6 +263,11 @@ impl Netstack {
     /// (`EADDRNOTAVAIL` otherwise).
     pub fn check_bindable(&self, ip: IpAddr) -> SysResult<()> {
         if addr::is_any(ip) || self.iface.is_local(ip) || self.is_ext_local(ip) {
+            Ok(())
+        } else if ip.is_ipv4() && self.lo_config().v4_table_missing() {
+            // Linux's local routing table of a new namespace is made with its
+            // first IPv4 address; before, `inet_addr_type` finds no table and any
+            // IPv4 address may be bound (seen natively).
             Ok(())
         } else {
             Err(Errno::EADDRNOTAVAIL)

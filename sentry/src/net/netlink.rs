@@ -25,9 +25,13 @@ const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_MULTI: u16 = 0x2;
 const NLM_F_ACK: u16 = 0x4;
 const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
@@ -125,7 +129,9 @@ fn link_body(link: &Link) -> Vec<u8> {
     put_attr(&mut b, 31, &1u32.to_le_bytes()); // IFLA_NUM_TX_QUEUES
     put_attr(&mut b, 32, &1u32.to_le_bytes()); // IFLA_NUM_RX_QUEUES
     put_attr(&mut b, 33, &[1]); // IFLA_CARRIER
-    put_attr(&mut b, 6, b"noqueue\0"); // IFLA_QDISC
+    let mut qdisc = link.qdisc.as_bytes().to_vec();
+    qdisc.push(0);
+    put_attr(&mut b, 6, &qdisc); // IFLA_QDISC
     put_attr(&mut b, 1, &link.mac); // IFLA_ADDRESS
     put_attr(&mut b, 2, &link.broadcast); // IFLA_BROADCAST
                                           // rtnl_link_stats (24 x u32) and rtnl_link_stats64 (24 x u64): rx packets,
@@ -235,6 +241,28 @@ fn dump_index(body: &[u8]) -> u32 {
     }
 }
 
+/// The attributes of a request: (type without the nested and byte-order bits,
+/// payload); `None` for a malformed list.
+fn attr_list(attrs: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let mut v = Vec::new();
+    let mut off = 0;
+    while off + 4 <= attrs.len() {
+        let len = u16::from_le_bytes([attrs[off], attrs[off + 1]]) as usize;
+        let kind = u16::from_le_bytes([attrs[off + 2], attrs[off + 3]]) & 0x3fff;
+        if len < 4 || off + len > attrs.len() {
+            return None;
+        }
+        v.push((kind, &attrs[off + 4..off + len]));
+        off += (len + 3) & !3;
+    }
+    Some(v)
+}
+
+/// The link flags a program may change (`dev_change_flags`); the others (running,
+/// lower up, loopback...) are the device's.
+const IFF_CHANGEABLE: u32 =
+    0x1 | 0x4 | 0x20 | 0x80 | 0x100 | 0x200 | 0x1000 | 0x2000 | 0x4000 | 0x8000;
+
 /// Finds `IFLA_IFNAME` in a link request's attributes.
 fn ifname_attr(attrs: &[u8]) -> Option<Vec<u8>> {
     let mut off = 0;
@@ -308,6 +336,106 @@ impl NetlinkSocket {
         Ok(())
     }
 
+    /// A change request (`RTM_NEWLINK`, `RTM_NEWADDR`, `RTM_DELADDR`) from a
+    /// program with `CAP_NET_ADMIN` over the network's namespace. Only `lo` can be
+    /// changed: brought up or down, addresses added and removed. The pod's
+    /// interface is the runtime's (`EOPNOTSUPP`), as are routes and new links.
+    fn change(&self, kind: u16, flags: u16, body: &[u8]) -> SysResult<()> {
+        use crate::net::loopback::LO_INDEX;
+        match kind {
+            RTM_NEWADDR | RTM_DELADDR => {
+                // ifaddrmsg: family, prefix length, flags, scope, index.
+                if body.len() < 8 {
+                    return Err(Errno::EINVAL);
+                }
+                let family = i32::from(body[0]);
+                let prefix = body[1];
+                let index = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                let attrs = attr_list(&body[8..]).ok_or(Errno::EINVAL)?;
+                let find = |k: u16| attrs.iter().find(|(t, _)| *t == k).map(|(_, v)| *v);
+                // IPv4 names the address by IFA_LOCAL, IPv6 by either.
+                let raw = match family {
+                    libc::AF_INET => find(2).or(if kind == RTM_DELADDR { find(1) } else { None }),
+                    libc::AF_INET6 => find(2).or(find(1)),
+                    _ => return Err(Errno::EOPNOTSUPP),
+                };
+                let ip: IpAddr = match (family, raw) {
+                    (libc::AF_INET, Some(v)) if v.len() >= 4 => {
+                        IpAddr::from([v[0], v[1], v[2], v[3]])
+                    }
+                    (libc::AF_INET6, Some(v)) if v.len() >= 16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(&v[..16]);
+                        IpAddr::from(a)
+                    }
+                    _ => return Err(Errno::EINVAL),
+                };
+                if index != LO_INDEX {
+                    return Err(
+                        if iflist::links(&self.net).iter().any(|l| l.index == index) {
+                            Errno::EOPNOTSUPP
+                        } else {
+                            Errno::ENODEV
+                        },
+                    );
+                }
+                self.net.change_lo(|lo| {
+                    if kind == RTM_DELADDR {
+                        lo.remove(ip, (prefix != 0).then_some(prefix))
+                    } else {
+                        let replace = flags & NLM_F_REPLACE != 0 && flags & NLM_F_EXCL == 0;
+                        lo.add(ip, prefix, replace)
+                    }
+                })
+            }
+            RTM_NEWLINK => {
+                // ifinfomsg: family, type, index, flags, change.
+                if body.len() < 16 {
+                    return Err(Errno::EINVAL);
+                }
+                let index = i32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                let want = u32::from_le_bytes([body[8], body[9], body[10], body[11]]);
+                let change = u32::from_le_bytes([body[12], body[13], body[14], body[15]]);
+                let attrs = attr_list(&body[16..]).ok_or(Errno::EINVAL)?;
+                let name = body.get(16..).and_then(ifname_attr);
+                let link = iflist::links(&self.net).into_iter().find(|l| {
+                    index == l.index as i32
+                        || (index == 0 && name.as_deref() == Some(l.name.as_bytes()))
+                });
+                let Some(link) = link else {
+                    // Making links (veth, bridges...) is not supported.
+                    return Err(if flags & NLM_F_CREATE != 0 {
+                        Errno::EOPNOTSUPP
+                    } else {
+                        Errno::ENODEV
+                    });
+                };
+                if link.index != LO_INDEX {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                // Besides naming the link, no attribute (MTU, address, name...)
+                // can be changed.
+                if attrs.iter().any(|(t, _)| !matches!(*t, 3 | 29)) {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                if want == 0 && change == 0 {
+                    return Ok(());
+                }
+                // `ifi_change` 0 means every flag (rtnl_dev_combine_flags).
+                let mask = if change == 0 { u32::MAX } else { change };
+                let new = (want & mask) | (link.flags & !mask);
+                if (new ^ link.flags) & IFF_CHANGEABLE & !0x1 != 0 {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                self.net.change_lo(|lo| {
+                    lo.set_up(new & 0x1 != 0);
+                    Ok(())
+                })
+            }
+            _ => Err(Errno::EOPNOTSUPP),
+        }
+    }
+
     /// `bind(2)` to `port` (0: chosen) with multicast `groups` (none supported).
     pub fn bind(&self, port: u32, groups: u32, tgid: i32) -> SysResult<()> {
         if groups != 0 {
@@ -334,7 +462,7 @@ impl NetlinkSocket {
         // Datagrams queued before `reply` (the host's answers in host mode, cut as
         // the host cuts them).
         let mut datagrams: Vec<Vec<u8>> = Vec::new();
-        let host_view = crate::net::hostview::active();
+        let host_view = self.net.host_view();
         while off + NLMSG_HDRLEN <= data.len() {
             let h = &data[off..];
             let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
@@ -439,12 +567,20 @@ impl NetlinkSocket {
                 // A single GET of an address or route.
                 answer(&mut reply, Vec::new(), -libc::EOPNOTSUPP);
             } else if (16..=127).contains(&kind) {
-                let e = if net_admin {
+                let e = if !net_admin {
+                    libc::EPERM
+                } else if host_view {
+                    // The host's interfaces are read-only.
                     libc::EOPNOTSUPP
                 } else {
-                    libc::EPERM
+                    match self.change(kind, flags, body) {
+                        Ok(()) => 0,
+                        Err(e) => e.0,
+                    }
                 };
-                tracing::debug!(kind, "netlink route change refused");
+                if e != 0 {
+                    tracing::debug!(kind, e, "netlink route change refused");
+                }
                 answer(&mut reply, Vec::new(), -e);
             } else {
                 answer(&mut reply, Vec::new(), -libc::EOPNOTSUPP);

@@ -265,7 +265,7 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         handle,
         tg,
         exe: task.exe.clone(),
-        comm: task.comm.clone(),
+        comm: task.comm(),
         mask: task.mask(),
         clear_child_tid: if f & CLONE_CHILD_CLEARTID != 0 {
             c.child_tid

@@ -136,9 +136,9 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
         st.uids = (task.creds.uid, task.creds.suid);
     }
     task.exe = image.exe;
-    task.comm = spawn::comm_of(&task.exe);
+    task.handle.set_comm(&spawn::comm_of(&task.exe));
     if let Ok(mut st) = task.tg.state() {
-        st.comm = task.comm.clone();
+        st.comm = task.comm();
         st.did_exec = true;
         // A new image is dumpable again (a set-id one is made non-dumpable when its
         // changed ids are published).

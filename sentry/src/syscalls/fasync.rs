@@ -85,8 +85,11 @@ fn entry(task: &Task, file: &Arc<OpenFile>, make: bool) -> SysResult<Option<Arc<
     }
 }
 
-fn set_owner_of(task: &Task, file: &Arc<OpenFile>, owner: Owner) -> SysResult<()> {
+fn set_owner_of(task: &Task, file: &Arc<OpenFile>, mut owner: Owner) -> SysResult<()> {
     if owner.id != 0 {
+        // The caller names the owner in its pid namespace; the entry keeps the
+        // sandbox's id (ESRCH for one it cannot see, as Linux's find_vpid).
+        owner.id = task.pid_global(owner.id)?;
         let reg = task.kernel.registry()?;
         let exists = match owner.kind {
             F_OWNER_TID => reg.thread(owner.id).is_some(),
@@ -126,11 +129,19 @@ pub fn get_owner(task: &Task, file: &Arc<OpenFile>) -> SysResult<i32> {
     Ok(if o.kind == F_OWNER_PGRP { -o.id } else { o.id })
 }
 
+/// The owner as `task` sees it: its id in the caller's pid namespace, 0 when the
+/// owner is outside it (Linux's `pid_vnr`).
 fn owner(task: &Task, file: &Arc<OpenFile>) -> SysResult<Owner> {
-    Ok(match entry(task, file, false)? {
+    let mut o = match entry(task, file, false)? {
         Some(e) => e.st.lock().map_err(|_| Errno::EIO)?.owner,
         None => Owner::default(),
-    })
+    };
+    if o.id == 0 {
+        // Never set: F_GETOWN_EX reports a process.
+        o.kind = F_OWNER_PID;
+    }
+    o.id = task.pid_shown(o.id);
+    Ok(o)
 }
 
 /// `F_SETOWN_EX`.
@@ -144,8 +155,7 @@ pub fn set_owner_ex(task: &Task, file: &Arc<OpenFile>, kind: i32, pid: i32) -> S
 /// `F_GETOWN_EX`: (type, id).
 pub fn get_owner_ex(task: &Task, file: &Arc<OpenFile>) -> SysResult<(i32, i32)> {
     let o = owner(task, file)?;
-    let kind = if o.id == 0 { F_OWNER_PID } else { o.kind };
-    Ok((kind, o.id))
+    Ok((o.kind, o.id))
 }
 
 /// `F_SETSIG` (0: SIGIO without details).

@@ -998,6 +998,15 @@ pub fn ioctl(task: &mut Task, a: &Args) -> SysResult<u64> {
             }
             Ok(0)
         }
+        // SIOCSIFFLAGS on any socket: bring `lo` up or down (`ifconfig lo up`).
+        0x8914 if file_arg(task, a[0])?.stat()?.file_type() == libc::S_IFSOCK => {
+            let net = task.ns.net.clone();
+            let admin = task.creds.has_cap_in(
+                crate::kernel::ns::owner(&net.owner),
+                crate::kernel::creds::CAP_NET_ADMIN,
+            );
+            crate::net::ifreq::set_flags(&net.stack, admin, a[2], task.mem())
+        }
         r if r == libc::FIONREAD && file_arg(task, a[0])?.stat()?.is_regular() => {
             // Regular files: the bytes between the position and the end.
             let file = file_arg(task, a[0])?;

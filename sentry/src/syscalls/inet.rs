@@ -43,7 +43,9 @@ pub fn inet_of(file: &OpenFile) -> Option<&InetSocket> {
 
 /// `socket(2)` for `AF_INET`/`AF_INET6`; `ty` without the flags.
 pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) -> SysResult<u64> {
-    if hostsock::enabled() {
+    // A network namespace made inside the sandbox has its own stack, even in host
+    // mode.
+    if hostsock::enabled() && !task.ns.net.stack.is_namespaced() {
         return hostsock::socket(task, domain, ty, protocol, flags);
     }
     let family = if domain == libc::AF_INET {

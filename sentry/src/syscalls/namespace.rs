@@ -113,7 +113,11 @@ pub fn new_namespaces(
         ns.ipc = IpcNs::new(k.ns_ids.next(), owner.clone());
     }
     if flags & CLONE_NEWNET != 0 {
-        ns.net = NetNs::new(k.ns_ids.next(), crate::net::Netstack::new(), owner.clone());
+        ns.net = NetNs::new(
+            k.ns_ids.next(),
+            crate::net::Netstack::new_namespace(),
+            owner.clone(),
+        );
     }
     if flags & CLONE_NEWCGROUP != 0 {
         ns.cgroup = CgroupNs::new(k.ns_ids.next(), owner.clone());

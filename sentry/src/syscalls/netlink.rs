@@ -43,6 +43,13 @@ pub fn socket(task: &mut Task, ty: i32, protocol: i32, flags: i32) -> SysResult<
     Ok(install_file(task, file, flags & libc::O_CLOEXEC != 0)? as u64)
 }
 
+/// The caller's process id in its own pid namespace: the port id Linux's
+/// autobind tries first (`task_tgid_vnr`), which programs compare replies'
+/// `nlmsg_pid` with (bubblewrap in a new pid namespace).
+fn own_pid(task: &Task) -> i32 {
+    task.pid_shown(task.tgid)
+}
+
 /// Reads a `sockaddr_nl`: (pid, groups).
 fn read_nl(task: &Task, addr: u64, len: u64) -> SysResult<(u32, u32)> {
     if (len as usize) < SOCKADDR_NL_LEN {
@@ -69,7 +76,7 @@ fn write_nl(task: &Task, addr: u64, len_addr: u64, pid: u32) -> SysResult<()> {
 /// `bind(2)`.
 pub fn bind(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     let (pid, groups) = read_nl(task, a[1], a[2])?;
-    sock(f)?.bind(pid, groups, task.tgid)?;
+    sock(f)?.bind(pid, groups, own_pid(task))?;
     Ok(0)
 }
 
@@ -85,7 +92,7 @@ pub fn connect(task: &mut Task, f: &OpenFile, a: &Args) -> SysResult<u64> {
     if pid != 0 {
         return Err(Errno::ECONNREFUSED);
     }
-    sock(f)?.bind(0, 0, task.tgid)?;
+    sock(f)?.bind(0, 0, own_pid(task))?;
     Ok(0)
 }
 
@@ -135,8 +142,11 @@ pub fn send(
         return Err(Errno::EMSGSIZE);
     }
     let data = gather(task, iov, 0, total)?;
-    let admin = task.creds.has_cap(CAP_NET_ADMIN);
-    Ok(s.send(&data, task.tgid, admin)? as u64)
+    // CAP_NET_ADMIN over the user namespace owning the socket's network (a
+    // program that made a user and a network namespace administers its own).
+    let owner = crate::kernel::ns::owner(&task.ns.net.owner).clone();
+    let admin = task.creds.has_cap_in(&owner, CAP_NET_ADMIN);
+    Ok(s.send(&data, own_pid(task), admin)? as u64)
 }
 
 /// `sendmsg(2)`.

@@ -235,7 +235,7 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
                 }
             })?;
             name.truncate(15);
-            task.comm = name.clone();
+            task.handle.set_comm(&name);
             if task.tid == task.tgid {
                 task.tg.state()?.comm = name;
             }
@@ -243,7 +243,8 @@ pub fn prctl(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         libc::PR_GET_NAME => {
             let mut b = [0u8; 16];
-            b[..task.comm.len()].copy_from_slice(&task.comm);
+            let comm = task.comm();
+            b[..comm.len()].copy_from_slice(&comm);
             io::write_all(task.mem(), a[1], &b)?;
             Ok(0)
         }

@@ -130,6 +130,26 @@ fn ucred(task: &Task) -> Ucred {
     }
 }
 
+/// Credentials as the reader `task` sees them: the pid in its pid namespace (0
+/// when the process is not in it) and the ids in its user namespace (the
+/// overflow id when unmapped), as Linux's `pid_vnr` and `from_kuid_munged`.
+fn seen_by(task: &Task, c: Ucred) -> Ucred {
+    let ns = task.creds.user_ns();
+    // -1: no credentials (an unconnected socket's SO_PEERCRED), in every namespace.
+    let id = |k: u32, f: fn(&crate::creds::userns::UserNs, u32) -> u32| {
+        if k == u32::MAX {
+            k
+        } else {
+            f(ns, k)
+        }
+    };
+    Ucred {
+        pid: task.pid_shown(c.pid),
+        uid: id(c.uid, crate::creds::userns::UserNs::uid_shown),
+        gid: id(c.gid, crate::creds::userns::UserNs::gid_shown),
+    }
+}
+
 fn install_sock(task: &Task, s: UnixSocket, flags: i32) -> SysResult<i32> {
     let nb = flags & libc::O_NONBLOCK;
     let file = OpenFile::new(Box::new(s), None, libc::O_RDWR | nb);
@@ -550,17 +570,29 @@ fn read_control(task: &Task, addr: u64, len: u64) -> SysResult<Ancillary> {
                 let pid = i32::from_le_bytes(data[..4].try_into().map_err(|_| Errno::EINVAL)?);
                 let uid = u32::from_le_bytes(data[4..8].try_into().map_err(|_| Errno::EINVAL)?);
                 let gid = u32::from_le_bytes(data[8..].try_into().map_err(|_| Errno::EINVAL)?);
+                // The ids are the sender's view (its pid and user namespaces); what
+                // travels is the sandbox's (as Linux's scm_check_creds).
                 let c = &task.creds;
-                if pid != task.tgid && !c.has_cap(CAP_SYS_ADMIN) {
+                let ns = c.user_ns();
+                let (Some(kuid), Some(kgid)) = (ns.uid_down(uid), ns.gid_down(gid)) else {
+                    return Err(Errno::EINVAL);
+                };
+                let pid_admin = crate::kernel::ns::owner(&task.tg.pid_ns.owner);
+                if pid != task.pid_shown(task.tgid) && !c.has_cap_in(pid_admin, CAP_SYS_ADMIN) {
                     return Err(Errno::EPERM);
                 }
-                if ![c.uid, c.euid, c.suid].contains(&uid) && !c.has_cap(CAP_SETUID) {
+                if ![c.uid, c.euid, c.suid].contains(&kuid) && !c.has_ns_cap(CAP_SETUID) {
                     return Err(Errno::EPERM);
                 }
-                if ![c.gid, c.egid, c.sgid].contains(&gid) && !c.has_cap(CAP_SETGID) {
+                if ![c.gid, c.egid, c.sgid].contains(&kgid) && !c.has_ns_cap(CAP_SETGID) {
                     return Err(Errno::EPERM);
                 }
-                anc.creds = Ucred { pid, uid, gid };
+                let gpid = task.pid_global(pid)?;
+                anc.creds = Ucred {
+                    pid: gpid,
+                    uid: kuid,
+                    gid: kgid,
+                };
             }
             _ => return Err(Errno::EINVAL),
         }
@@ -865,6 +897,7 @@ fn do_recvmsg(task: &mut Task, fd: u64, msg: u64, flags: i32) -> SysResult<u64> 
             ctl.extend_from_slice(&28u64.to_le_bytes());
             ctl.extend_from_slice(&libc::SOL_SOCKET.to_le_bytes());
             ctl.extend_from_slice(&SCM_CREDENTIALS.to_le_bytes());
+            let c = seen_by(task, c);
             ctl.extend_from_slice(&c.pid.to_le_bytes());
             ctl.extend_from_slice(&c.uid.to_le_bytes());
             ctl.extend_from_slice(&c.gid.to_le_bytes());
@@ -1045,7 +1078,7 @@ pub fn getsockopt(task: &mut Task, a: &Args) -> SysResult<u64> {
         libc::SO_REUSEADDR | libc::SO_KEEPALIVE | libc::SO_BROADCAST => int(0),
         libc::SO_LINGER => vec![0u8; 8],
         libc::SO_PEERCRED => {
-            let c = s.peer_cred()?;
+            let c = seen_by(task, s.peer_cred()?);
             let mut v = c.pid.to_le_bytes().to_vec();
             v.extend_from_slice(&c.uid.to_le_bytes());
             v.extend_from_slice(&c.gid.to_le_bytes());

@@ -266,7 +266,7 @@ pub fn log(task: &Task, nr: u64, entry: Option<&Entry>, args: &Args, result: &Sy
         "[{:4}:{:4}] {} ",
         task.tgid,
         task.tid,
-        String::from_utf8_lossy(&task.comm)
+        String::from_utf8_lossy(&task.comm())
     );
     let kinds: &[Arg] = entry.map(|e| e.args).unwrap_or(&[]);
     match entry {

@@ -2,6 +2,7 @@
 //! Everything is generated from the sentry's state; nothing comes from the host's
 //! /proc.
 
+pub mod comm;
 pub mod mounts;
 pub mod node;
 pub mod ns;
@@ -475,12 +476,7 @@ fn pid_dir(
         ("cmdline", mk(4, |g, _, _| mem_range(g, true))),
         // Linux's modes: only the owner reads the environment and the aux vector.
         ("environ", mk_mode(5, 0o400, |g, _, _| mem_range(g, false))),
-        (
-            "comm",
-            mk(6, |g, _, _| {
-                Ok([g.state()?.comm.clone(), b"\n".to_vec()].concat())
-            }),
-        ),
+        ("comm", comm::comm_file(kernel, tg, tid, base + 6, owner)),
         ("maps", mk(7, pid_maps)),
         (
             "mounts",
@@ -922,7 +918,7 @@ fn pid_status(g: &Arc<ThreadGroup>, k: &Arc<Kernel>, tid: i32, ns: &PidNs) -> Sy
     let gpid = if tid != 0 { tid } else { g.tgid };
     let pid = ns.shown(gpid);
     let tracer = ns.shown(tracer);
-    let _ = writeln!(s, "Name:\t{}", String::from_utf8_lossy(&st.comm));
+    let _ = writeln!(s, "Name:\t{}", comm::status_name(&st.comm));
     let _ = writeln!(s, "Umask:\t{:04o}", st.view.umask);
     let _ = writeln!(s, "State:\t{state}");
     let _ = writeln!(
