@@ -1021,14 +1021,21 @@ mod tests {
         // Without the option an unconnected sender hears nothing.
         assert_eq!(s.send(b"lost", Some(closed)), Ok(4));
         assert_eq!(s.readiness() & libc::POLLERR as u32, 0);
-        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &on).unwrap();
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &on)
+            .unwrap();
         assert_eq!(s.send(&[7; 600], Some(closed)), Ok(600));
         assert_ne!(s.readiness() & libc::POLLERR as u32, 0);
         let e = s.recv_err(1000).unwrap();
         // The ICMP message quotes 520 bytes of the payload.
-        assert_eq!((e.data.len(), e.full_len, e.from), (QUOTED_V4, QUOTED_V4, closed));
+        assert_eq!(
+            (e.data.len(), e.full_len, e.from),
+            (QUOTED_V4, QUOTED_V4, closed)
+        );
         let c = &e.cmsgs[0];
-        assert_eq!((c.level, c.ty, c.data.len()), (libc::IPPROTO_IP, libc::IP_RECVERR, 32));
+        assert_eq!(
+            (c.level, c.ty, c.data.len()),
+            (libc::IPPROTO_IP, libc::IP_RECVERR, 32)
+        );
         assert_eq!(&c.data[..8], &[111, 0, 0, 0, ORIGIN_ICMP, 3, 3, 0]);
         assert_eq!(&c.data[20..24], &[127, 0, 0, 1]);
         // Reading the only error clears the pending one.
@@ -1043,9 +1050,13 @@ mod tests {
 
     #[test]
     fn port_unreachable_names_sender_offender_and_payload() {
-        let mut d = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 2];
+        let mut d = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 2,
+        ];
         d.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]);
-        d.extend_from_slice(&[0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 9]);
+        d.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 9,
+        ]);
         d.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 11, 0, 0]);
         d.extend_from_slice(b"abc");
         let e = port_unreachable(&d).unwrap();
