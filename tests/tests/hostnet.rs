@@ -187,6 +187,24 @@ fn until(secs: u64, mut f: impl FnMut() -> Result<(), String>) -> Result<(), Str
     }
 }
 
+/// Runs `cmd` natively in `ns` and inside it under each platform: the outputs must
+/// be equal once `norm` has gone over both.
+fn matches_native(ns: &Netns, cmd: &[&str], norm: impl Fn(&str) -> String) {
+    let native = output(ns.native(cmd));
+    assert!(native.status.success(), "native {cmd:?}: {}", text(&native));
+    let want = norm(&String::from_utf8_lossy(&native.stdout));
+    for p in platforms() {
+        let o = output(ns.sandbox(&p, &[], cmd));
+        assert!(o.status.success(), "{p} {cmd:?}: {}", text(&o));
+        assert_eq!(
+            norm(&String::from_utf8_lossy(&o.stdout)),
+            want,
+            "{p} {cmd:?}: {}",
+            text(&o)
+        );
+    }
+}
+
 fn root_or_skip(name: &str) -> bool {
     // SAFETY: no arguments.
     if unsafe { libc::geteuid() } != 0 {
@@ -347,18 +365,7 @@ fn socket_api_matches_native() {
         return;
     }
     let ns = Netns::new(false).expect("namespace");
-    let native = output(ns.native(&["/usr/bin/python3", "-c", API]));
-    assert!(native.status.success(), "native: {}", text(&native));
-    for p in platforms() {
-        let o = output(ns.sandbox(&p, &[], &["/usr/bin/python3", "-c", API]));
-        assert!(o.status.success(), "{p}: {}", text(&o));
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&native.stdout),
-            "{p}: {}",
-            text(&o)
-        );
-    }
+    matches_native(&ns, &["/usr/bin/python3", "-c", API], str::to_string);
 }
 
 /// A server listens on 169.254.169.254 in the outer namespace (reachable natively
@@ -600,19 +607,10 @@ fn host_interfaces_match_native() {
         vec!["ip", "link", "show", "lo"],
         vec![&prog],
     ];
+    for cmd in &cmds {
+        matches_native(&ns, cmd, without_peer_netns);
+    }
     for p in platforms() {
-        for cmd in &cmds {
-            let native = output(ns.native(cmd));
-            assert!(native.status.success(), "native {cmd:?}: {}", text(&native));
-            let o = output(ns.sandbox(&p, &[], cmd));
-            assert!(o.status.success(), "{p} {cmd:?}: {}", text(&o));
-            assert_eq!(
-                without_peer_netns(&String::from_utf8_lossy(&o.stdout)),
-                without_peer_netns(&String::from_utf8_lossy(&native.stdout)),
-                "{p} {cmd:?}: {}",
-                text(&o)
-            );
-        }
         let o = output(ns.sandbox(&p, &[], &[&prog, "writes"]));
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
@@ -663,16 +661,5 @@ fn host_control_messages_and_urgent_data_match_native() {
     }
     let ns = Netns::new(false).expect("namespace");
     let prog = c_program(&ns, "cmsg_oob");
-    let native = output(ns.native(&[&prog]));
-    assert!(native.status.success(), "native: {}", text(&native));
-    for p in platforms() {
-        let o = output(ns.sandbox(&p, &[], &[&prog]));
-        assert!(o.status.success(), "{p}: {}", text(&o));
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&native.stdout),
-            "{p}: {}",
-            text(&o)
-        );
-    }
+    matches_native(&ns, &[&prog], str::to_string);
 }

@@ -317,8 +317,8 @@ struct Events {
     icmp: Vec<Vec<u8>>,
     /// UDP-Lite datagrams received (whole IP packets).
     lite: Vec<Vec<u8>>,
-    /// ICMP port unreachable for UDP: (our address, where the datagram went).
-    unreachable: Vec<(SockAddr, SockAddr)>,
+    /// ICMP port unreachable for UDP.
+    unreachable: Vec<super::udp::IcmpError>,
     wake: Vec<Arc<WaitQueue>>,
 }
 
@@ -769,8 +769,8 @@ impl External {
             for d in ev.lite {
                 super::udp::input_lite_external(net, &d);
             }
-            for (from, to) in ev.unreachable {
-                super::udp::refused(net, from, to);
+            for e in ev.unreachable {
+                super::udp::refused(net, e);
             }
         }
         for q in ev.wake {

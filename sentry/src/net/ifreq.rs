@@ -26,11 +26,66 @@ pub const LO_FLAGS: u32 = 0x1 | 0x8 | 0x40;
 /// `ARPHRD_LOOPBACK`.
 pub const ARPHRD_LOOPBACK: u16 = 772;
 
+/// The queries answered (the rest of `SIOCGIF*` is `ENOTTY`).
+const GETS: [u64; 7] = [
+    SIOCGIFNAME,
+    SIOCGIFFLAGS,
+    SIOCGIFADDR,
+    SIOCGIFNETMASK,
+    SIOCGIFMTU,
+    SIOCGIFHWADDR,
+    SIOCGIFINDEX,
+];
+
 fn sockaddr_in(ip: [u8; 4]) -> [u8; 16] {
     let mut a = [0u8; 16];
     a[..2].copy_from_slice(&(libc::AF_INET as u16).to_le_bytes());
     a[4..8].copy_from_slice(&ip);
     a
+}
+
+/// `ifr_name`: `name` cut to 15 bytes and NUL-padded.
+fn put_name(ifr: &mut [u8], name: &str) {
+    ifr[..16].fill(0);
+    let n = name.len().min(15);
+    ifr[..n].copy_from_slice(&name.as_bytes()[..n]);
+}
+
+/// `SIOCGIFADDR`'s address or `SIOCGIFNETMASK`'s mask of `ip`/`prefix`.
+fn addr_or_mask(req: u64, ip: std::net::Ipv4Addr, prefix: u8) -> [u8; 16] {
+    let v = if req == SIOCGIFADDR {
+        ip.octets()
+    } else {
+        (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes()
+    };
+    sockaddr_in(v)
+}
+
+/// `SIOCGIFCONF` over `entries` (name, IPv4 address): as many as the caller's
+/// buffer holds; with no buffer, the length all would take.
+fn write_ifconf(entries: &[(String, [u8; 4])], arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
+    let mut ifc = [0u8; 16];
+    io::read_exact(mem, arg, &mut ifc)?;
+    let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
+    let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
+    if buf == 0 {
+        let all = (entries.len() * IFREQ_LEN) as i32;
+        io::write_all(mem, arg, &all.to_le_bytes())?;
+        return Ok(0);
+    }
+    let mut used = 0i32;
+    for (name, ip) in entries {
+        if len - used < IFREQ_LEN as i32 {
+            break;
+        }
+        let mut ifr = [0u8; IFREQ_LEN];
+        put_name(&mut ifr, name);
+        ifr[16..32].copy_from_slice(&sockaddr_in(*ip));
+        io::write_all(mem, buf + used as u64, &ifr)?;
+        used += IFREQ_LEN as i32;
+    }
+    io::write_all(mem, arg, &used.to_le_bytes())?;
+    Ok(0)
 }
 
 /// Answers an interface ioctl; `ENOTTY` for requests that are not one.
@@ -42,17 +97,7 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
     if req == SIOCGIFCONF {
         return ifconf(net, arg, mem);
     }
-    if ![
-        SIOCGIFNAME,
-        SIOCGIFFLAGS,
-        SIOCGIFADDR,
-        SIOCGIFNETMASK,
-        SIOCGIFMTU,
-        SIOCGIFHWADDR,
-        SIOCGIFINDEX,
-    ]
-    .contains(&req)
-    {
+    if !GETS.contains(&req) {
         return Err(Errno::ENOTTY);
     }
     let mut ifr = [0u8; IFREQ_LEN];
@@ -60,18 +105,12 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
     let ext = net.and_then(|n| n.external());
     if req == SIOCGIFNAME {
         let idx = i32::from_le_bytes([ifr[16], ifr[17], ifr[18], ifr[19]]);
-        if let (Some(e), true) = (ext, idx == EXT_INDEX as i32) {
-            ifr[..16].fill(0);
-            let n = e.name().len().min(15);
-            ifr[..n].copy_from_slice(&e.name().as_bytes()[..n]);
-            io::write_all(mem, arg, &ifr)?;
-            return Ok(0);
-        }
-        if idx != LO_INDEX as i32 {
-            return Err(Errno::ENODEV);
-        }
-        ifr[..16].fill(0);
-        ifr[..2].copy_from_slice(b"lo");
+        let name = match ext {
+            Some(e) if idx == EXT_INDEX as i32 => e.name(),
+            _ if idx == LO_INDEX as i32 => "lo",
+            _ => return Err(Errno::ENODEV),
+        };
+        put_name(&mut ifr, name);
         io::write_all(mem, arg, &ifr)?;
         return Ok(0);
     }
@@ -98,12 +137,7 @@ pub fn ioctl(net: Option<&Netstack>, req: u64, arg: u64, mem: &dyn AddressSpace)
                         _ => None,
                     })
                     .ok_or(Errno::EADDRNOTAVAIL)?;
-                let v = if req == SIOCGIFADDR {
-                    ip.octets()
-                } else {
-                    (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes()
-                };
-                out[..16].copy_from_slice(&sockaddr_in(v));
+                out[..16].copy_from_slice(&addr_or_mask(req, ip, prefix));
             }
             _ => return Err(Errno::ENOTTY),
         }
@@ -181,10 +215,6 @@ pub fn set_flags(net: &Netstack, admin: bool, arg: u64, mem: &dyn AddressSpace) 
 /// `SIOCGIFCONF`: the IPv4 addresses of the interfaces (`lo`'s, then the pod
 /// interface's), as many as fit; with no buffer, the length all would take.
 fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
-    let mut ifc = [0u8; 16];
-    io::read_exact(mem, arg, &mut ifc)?;
-    let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
-    let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
     let lo = net
         .map(|n| n.lo_config())
         .unwrap_or_else(LoConfig::configured);
@@ -200,25 +230,7 @@ fn ifconf(net: Option<&Netstack>, arg: u64, mem: &dyn AddressSpace) -> SysResult
             }
         }
     }
-    if buf == 0 {
-        let all = (entries.len() * IFREQ_LEN) as i32;
-        io::write_all(mem, arg, &all.to_le_bytes())?;
-        return Ok(0);
-    }
-    let mut used = 0i32;
-    for (name, ip) in entries {
-        if len - used < IFREQ_LEN as i32 {
-            break;
-        }
-        let mut ifr = [0u8; IFREQ_LEN];
-        let n = name.len().min(15);
-        ifr[..n].copy_from_slice(&name.as_bytes()[..n]);
-        ifr[16..32].copy_from_slice(&sockaddr_in(ip));
-        io::write_all(mem, buf + used as u64, &ifr)?;
-        used += IFREQ_LEN as i32;
-    }
-    io::write_all(mem, arg, &used.to_le_bytes())?;
-    Ok(0)
+    write_ifconf(&entries, arg, mem)
 }
 
 /// Changes to an interface or the routes (`SIOCADDRT`, `SIOCDELRT`, `SIOCSIFFLAGS`,
@@ -243,49 +255,22 @@ fn host_ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
             })
     };
     if req == SIOCGIFCONF {
-        let mut ifc = [0u8; 16];
-        io::read_exact(mem, arg, &mut ifc)?;
-        let len = i32::from_le_bytes([ifc[0], ifc[1], ifc[2], ifc[3]]);
-        let buf = u64::from_le_bytes(ifc[8..16].try_into().map_err(|_| Errno::EINVAL)?);
         // Linux lists each IPv4 address under its label, in the order of the
         // links (so `lo` first).
         let links = hostview::links();
         let mut addrs = hostview::addrs();
         addrs.retain(|a| a.ip.is_ipv4());
         addrs.sort_by_key(|a| links.iter().position(|l| l.index == a.index));
-        if buf == 0 {
-            let all = (addrs.len() * IFREQ_LEN) as i32;
-            io::write_all(mem, arg, &all.to_le_bytes())?;
-            return Ok(0);
-        }
-        let mut used = 0i32;
-        for a in addrs {
-            if len - used < IFREQ_LEN as i32 {
-                break;
-            }
-            let std::net::IpAddr::V4(ip) = a.ip else {
-                continue;
-            };
-            let mut ifr = [0u8; IFREQ_LEN];
-            let n = a.name.len().min(15);
-            ifr[..n].copy_from_slice(&a.name.as_bytes()[..n]);
-            ifr[16..32].copy_from_slice(&sockaddr_in(ip.octets()));
-            io::write_all(mem, buf + used as u64, &ifr)?;
-            used += IFREQ_LEN as i32;
-        }
-        io::write_all(mem, arg, &used.to_le_bytes())?;
-        return Ok(0);
+        let entries: Vec<(String, [u8; 4])> = addrs
+            .into_iter()
+            .filter_map(|a| match a.ip {
+                std::net::IpAddr::V4(ip) => Some((a.name, ip.octets())),
+                _ => None,
+            })
+            .collect();
+        return write_ifconf(&entries, arg, mem);
     }
-    let gets = [
-        SIOCGIFNAME,
-        SIOCGIFFLAGS,
-        SIOCGIFADDR,
-        SIOCGIFNETMASK,
-        SIOCGIFMTU,
-        SIOCGIFHWADDR,
-        SIOCGIFINDEX,
-    ];
-    if !gets.contains(&req) {
+    if !GETS.contains(&req) {
         if SIOCS.contains(&req) {
             tracing::debug!(req, "--network=host: interface change refused");
             return Err(Errno::EPERM);
@@ -301,9 +286,7 @@ fn host_ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
             .iter()
             .find(|l| l.index as i32 == idx)
             .ok_or(Errno::ENODEV)?;
-        ifr[..16].fill(0);
-        let n = l.name.len().min(15);
-        ifr[..n].copy_from_slice(&l.name.as_bytes()[..n]);
+        put_name(&mut ifr, &l.name);
         io::write_all(mem, arg, &ifr)?;
         return Ok(0);
     }
@@ -324,12 +307,7 @@ fn host_ioctl(req: u64, arg: u64, mem: &dyn AddressSpace) -> SysResult<u64> {
         }
         _ => {
             let (ip, prefix) = v4(l.index).ok_or(Errno::EADDRNOTAVAIL)?;
-            let v = if req == SIOCGIFADDR {
-                ip.octets()
-            } else {
-                (u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)).to_be_bytes()
-            };
-            out[..16].copy_from_slice(&sockaddr_in(v));
+            out[..16].copy_from_slice(&addr_or_mask(req, ip, prefix));
         }
     }
     io::write_all(mem, arg, &ifr)?;

@@ -105,6 +105,20 @@ impl<T> PortTable<T> {
                 })
                 .ok_or(Errno::EADDRINUSE)?
         };
+        let id = self.insert(&mut map, port, local, opts, false, owner);
+        Ok((id, port))
+    }
+
+    /// Adds a binding (not listening) and returns its id.
+    fn insert(
+        &self,
+        map: &mut BTreeMap<u64, Binding<T>>,
+        port: u16,
+        local: Local,
+        opts: BindOpts,
+        timewait: bool,
+        owner: Weak<T>,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         map.insert(
             id,
@@ -113,41 +127,36 @@ impl<T> PortTable<T> {
                 local,
                 opts,
                 listening: false,
-                timewait: false,
+                timewait,
                 owner,
             },
         );
-        Ok((id, port))
+        id
+    }
+
+    /// Changes binding `id`, if it is still there.
+    fn update(&self, id: u64, f: impl FnOnce(&mut Binding<T>)) {
+        if let Ok(mut m) = self.bindings.lock() {
+            if let Some(b) = m.get_mut(&id) {
+                f(b);
+            }
+        }
     }
 
     /// Keeps `local`:`port` taken for a closed connection in TIME_WAIT whose socket
     /// had no binding of its own (an accepted one): no conflict check, the
     /// listener that shared the port may still hold it. Returns the binding id.
     pub fn bind_timewait(&self, local: Local, port: u16, opts: BindOpts, owner: Weak<T>) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut map) = self.bindings.lock() {
-            map.insert(
-                id,
-                Binding {
-                    port,
-                    local,
-                    opts,
-                    listening: false,
-                    timewait: true,
-                    owner,
-                },
-            );
+        match self.bindings.lock() {
+            Ok(mut map) => self.insert(&mut map, port, local, opts, true, owner),
+            // A poisoned table holds nothing more; the id is still unique.
+            Err(_) => self.next_id.fetch_add(1, Ordering::Relaxed),
         }
-        id
     }
 
     /// Marks binding `id` as held by a closed connection in TIME_WAIT.
     pub fn set_timewait(&self, id: u64) {
-        if let Ok(mut m) = self.bindings.lock() {
-            if let Some(b) = m.get_mut(&id) {
-                b.timewait = true;
-            }
-        }
+        self.update(id, |b| b.timewait = true);
     }
 
     /// Drops binding `id` (the socket closed).
@@ -159,11 +168,7 @@ impl<T> PortTable<T> {
 
     /// Marks binding `id` as a listener (TCP): `SO_REUSEADDR` no longer shares it.
     pub fn set_listening(&self, id: u64, on: bool) {
-        if let Ok(mut m) = self.bindings.lock() {
-            if let Some(b) = m.get_mut(&id) {
-                b.listening = on;
-            }
-        }
+        self.update(id, |b| b.listening = on);
     }
 
     /// The socket a packet for `dst`:`port` reaches: a binding to exactly `dst` wins

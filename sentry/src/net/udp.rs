@@ -1,7 +1,9 @@
 //! UDP sockets. A datagram over loopback goes straight into the receiving socket's
 //! queue (the bound socket the port table finds for its destination); a full queue
 //! drops it, as Linux does. A datagram nobody receives refuses a connected sender
-//! (`ECONNREFUSED` on its next call, Linux's ICMP port-unreachable).
+//! (`ECONNREFUSED` on its next call, Linux's ICMP port-unreachable), and with
+//! `IP_RECVERR` any sender, which then also finds the error in its error queue
+//! (`recvmsg` with `MSG_ERRQUEUE`).
 //!
 //! A UDP-Lite socket (RFC 3828, `IPPROTO_UDPLITE`) is the same code over a port
 //! table of its own, with the checksum coverage options; it stays on loopback (the
@@ -36,6 +38,63 @@ struct Dgram {
     rx: Rx,
 }
 
+/// Linux's `SO_EE_ORIGIN_ICMP`.
+const ORIGIN_ICMP: u8 = 2;
+/// Linux's `SO_EE_ORIGIN_ICMP6`.
+const ORIGIN_ICMP6: u8 = 3;
+/// What an ICMP message about a loopback datagram quotes of its payload: the
+/// message is at most 576 bytes (IPv4: less its IP, ICMP, quoted IP and UDP
+/// headers) or the IPv6 minimum MTU of 1280 (less 40 + 8 + 40 + 8), as Linux's
+/// `icmp_send` and `icmp6_send` cut it.
+const QUOTED_V4: usize = 576 - 20 - 8 - 20 - UDP_HDR;
+const QUOTED_V6: usize = 1280 - 40 - 8 - 40 - UDP_HDR;
+
+/// An ICMP port unreachable about a datagram the sandbox sent: what a socket with
+/// `IP_RECVERR` finds in its error queue (Linux's `sock_extended_err` with
+/// `ECONNREFUSED`, the offender and the quoted payload).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    /// The datagram's source: the socket that sent it.
+    pub from: SockAddr,
+    /// The datagram's destination.
+    pub to: SockAddr,
+    /// The ICMP message's source.
+    pub offender: IpAddr,
+    /// The datagram's payload, as much as the message quoted.
+    pub payload: Vec<u8>,
+}
+
+impl IcmpError {
+    /// The `IP_RECVERR` (`v6`: `IPV6_RECVERR`) control message a socket of that
+    /// family reads: `struct sock_extended_err`, then the offender's `sockaddr`.
+    fn cmsg(&self, family: Family) -> Cmsg {
+        // An IPv4 address is canonical here, so the message was ICMP, not ICMPv6.
+        let (origin, ty, code) = if self.offender.is_ipv4() {
+            (ORIGIN_ICMP, 3, 3)
+        } else {
+            (ORIGIN_ICMP6, 1, 4)
+        };
+        let mut data = (Errno::ECONNREFUSED.0 as u32).to_le_bytes().to_vec();
+        data.extend_from_slice(&[origin, ty, code, 0]);
+        // ee_info and ee_data: nothing for a port unreachable.
+        data.extend_from_slice(&[0; 8]);
+        data.extend_from_slice(&crate::net::addr::encode(
+            family,
+            SockAddr::new(self.offender, 0),
+        ));
+        let (level, ty) = match family {
+            Family::V4 => (libc::IPPROTO_IP, libc::IP_RECVERR),
+            Family::V6 => (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+        };
+        Cmsg { level, ty, data }
+    }
+
+    /// What the receive buffer is charged for it.
+    fn cost(&self) -> usize {
+        self.payload.len() + OVERHEAD
+    }
+}
+
 /// The state of a UDP socket behind its lock.
 struct UdpState {
     opts: SockOpts,
@@ -44,6 +103,8 @@ struct UdpState {
     /// Our address as the peer sees it once connected.
     conn_local: Option<IpAddr>,
     queue: VecDeque<Dgram>,
+    /// The error queue (`IP_RECVERR`), charged to the receive buffer as Linux does.
+    errq: VecDeque<IcmpError>,
     charged: usize,
     err: Option<Errno>,
     shut_rd: bool,
@@ -150,6 +211,7 @@ impl UdpInner {
                 peer: None,
                 conn_local: None,
                 queue: VecDeque::new(),
+                errq: VecDeque::new(),
                 charged: 0,
                 err: None,
                 shut_rd: false,
@@ -329,7 +391,6 @@ impl UdpInner {
             _ => src_ip,
         };
         let from = SockAddr::new(src_ip, st.bound.map(|b| b.1).unwrap_or(0));
-        let connected = st.peer.is_some();
         let rx = Rx {
             cscov: self.coverage(&st, data.len()),
             dst: dst_ip,
@@ -363,13 +424,20 @@ impl UdpInner {
         // The filter runs under the port table's lock: no socket lock in it.
         match self.ports().lookup(dst_ip, dst.port, |_, _| true) {
             Some(r) => r.deliver(from, data, rx),
-            None if connected => {
-                if let Ok(mut st) = self.lock() {
-                    st.err = Some(Errno::ECONNREFUSED);
-                }
-                self.wq.notify_all();
+            None => {
+                // Loopback's ICMP comes from the address the datagram went to.
+                let quoted = if crate::net::addr::canonical(dst_ip).is_ipv4() {
+                    QUOTED_V4
+                } else {
+                    QUOTED_V6
+                };
+                self.icmp_error(IcmpError {
+                    from,
+                    to: SockAddr::new(dst_ip, dst.port),
+                    offender: dst_ip,
+                    payload: data[..data.len().min(quoted)].to_vec(),
+                });
             }
-            None => {}
         }
         Ok(data.len())
     }
@@ -483,6 +551,56 @@ impl UdpInner {
         Ok(out)
     }
 
+    /// An ICMP port unreachable for a datagram this socket sent, as Linux's
+    /// `__udp4_lib_err`/`__udp6_lib_err` take it: with `IP_RECVERR` it is queued and
+    /// the socket's pending error set whether or not the socket is connected;
+    /// without, only a socket connected to the datagram's destination hears of it.
+    /// Returns whether the socket took it.
+    fn icmp_error(&self, e: IcmpError) -> bool {
+        let Ok(mut st) = self.lock() else {
+            return false;
+        };
+        let connected = st.peer.is_some_and(|p| p == e.to);
+        if st.opts.recverr {
+            // A full receive buffer drops the error (sock_queue_err_skb's ENOMEM).
+            if st.charged + e.cost() < st.opts.rcvbuf.max(0) as usize {
+                st.charged += e.cost();
+                st.errq.push_back(e);
+            }
+        } else if !connected {
+            return false;
+        }
+        st.err = Some(Errno::ECONNREFUSED);
+        drop(st);
+        self.wq.notify_all();
+        true
+    }
+
+    /// Whether the socket is connected to `to`.
+    fn connected_to(&self, to: SockAddr) -> bool {
+        self.lock()
+            .map(|st| st.peer.is_some_and(|p| p == to))
+            .unwrap_or(false)
+    }
+
+    /// `recvmsg` with `MSG_ERRQUEUE`: takes the oldest queued ICMP error, up to
+    /// `len` bytes of its payload (`EAGAIN` when none; it never waits), `from`
+    /// being the datagram's destination. As Linux's `sock_dequeue_err_skb`, the
+    /// pending error becomes the next queued one's, or none.
+    pub fn recv_err(&self, len: usize) -> SysResult<Received> {
+        let mut st = self.lock()?;
+        let e = st.errq.pop_front().ok_or(Errno::EAGAIN)?;
+        st.charged = st.charged.saturating_sub(e.cost());
+        st.err = (!st.errq.is_empty()).then_some(Errno::ECONNREFUSED);
+        let n = len.min(e.payload.len());
+        Ok(Received {
+            data: e.payload[..n].to_vec(),
+            full_len: e.payload.len(),
+            from: e.to,
+            cmsgs: vec![e.cmsg(self.family)],
+        })
+    }
+
     /// `shutdown(2)`: only a connected socket may (`ENOTCONN`).
     pub fn shutdown(&self, how: i32) -> SysResult<()> {
         let mut st = self.lock()?;
@@ -506,7 +624,7 @@ impl UdpInner {
             return libc::POLLERR as u32;
         };
         let mut r = 0u32;
-        if st.err.is_some() {
+        if st.err.is_some() || !st.errq.is_empty() {
             r |= libc::POLLERR as u32;
         }
         if st.shut_rd {
@@ -599,6 +717,11 @@ impl UdpInner {
             return Ok(());
         }
         if st.opts.set(ctx, level, name, v)? {
+            if !st.opts.recverr {
+                // Turning IP_RECVERR off empties the error queue, as on Linux.
+                let freed: usize = st.errq.drain(..).map(|e| e.cost()).sum();
+                st.charged = st.charged.saturating_sub(freed);
+            }
             return Ok(());
         }
         Err(Errno::ENOPROTOOPT)
@@ -768,9 +891,10 @@ pub fn input_lite_external(net: &Netstack, datagram: &[u8]) {
 }
 
 /// The UDP datagram an ICMP "port unreachable" (`datagram`: an IPv4 or IPv6
-/// packet carrying ICMP or ICMPv6) quotes: (its source, its destination).
-pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
-    let (icmp, quoted_v6) = match datagram.first()? >> 4 {
+/// packet carrying ICMP or ICMPv6) is about, the message's source and what it
+/// quotes of the payload.
+pub fn port_unreachable(datagram: &[u8]) -> Option<IcmpError> {
+    let (icmp, quoted_v6, offender) = match datagram.first()? >> 4 {
         4 => {
             let ihl = (*datagram.first()? as usize & 0xf) * 4;
             let icmp = datagram.get(ihl..)?;
@@ -778,19 +902,21 @@ pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
             if datagram.get(9) != Some(&1) || icmp.first() != Some(&3) || icmp.get(1) != Some(&3) {
                 return None;
             }
-            (icmp, false)
+            let a: [u8; 4] = datagram.get(12..16)?.try_into().ok()?;
+            (icmp, false, IpAddr::from(std::net::Ipv4Addr::from(a)))
         }
         6 => {
             let icmp = datagram.get(40..)?;
             if datagram.get(6) != Some(&58) || icmp.first() != Some(&1) || icmp.get(1) != Some(&4) {
                 return None;
             }
-            (icmp, true)
+            let a: [u8; 16] = datagram.get(8..24)?.try_into().ok()?;
+            (icmp, true, IpAddr::from(std::net::Ipv6Addr::from(a)))
         }
         _ => return None,
     };
     let inner = icmp.get(8..)?;
-    let (src, dst, udp) = if quoted_v6 {
+    let (src, dst, at) = if quoted_v6 {
         // Only a UDP header right after the fixed header is looked at.
         if inner.get(6) != Some(&17) {
             return None;
@@ -800,7 +926,7 @@ pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
         (
             IpAddr::from(std::net::Ipv6Addr::from(a)),
             IpAddr::from(std::net::Ipv6Addr::from(b)),
-            inner.get(40..44)?,
+            40,
         )
     } else {
         if inner.first()? >> 4 != 4 || inner.get(9) != Some(&17) {
@@ -812,36 +938,28 @@ pub fn port_unreachable(datagram: &[u8]) -> Option<(SockAddr, SockAddr)> {
         (
             IpAddr::from(std::net::Ipv4Addr::from(a)),
             IpAddr::from(std::net::Ipv4Addr::from(b)),
-            inner.get(ihl..ihl + 4)?,
+            ihl,
         )
     };
+    let udp = inner.get(at..at + UDP_HDR)?;
     let sport = u16::from_be_bytes([udp[0], udp[1]]);
     let dport = u16::from_be_bytes([udp[2], udp[3]]);
-    Some((SockAddr::new(src, sport), SockAddr::new(dst, dport)))
+    Some(IcmpError {
+        from: SockAddr::new(src, sport),
+        to: SockAddr::new(dst, dport),
+        offender: crate::net::addr::canonical(offender),
+        payload: inner[at + UDP_HDR..].to_vec(),
+    })
 }
 
-/// An ICMP port unreachable came back for a datagram `from` sent `to`: a socket
-/// connected to `to` gets `ECONNREFUSED` on its next call, as Linux's
-/// `__udp4_lib_err` for a hard error (unconnected sockets ignore it: no
-/// `IP_RECVERR` error queue here).
-pub fn refused(net: &Netstack, from: SockAddr, to: SockAddr) {
-    let to_ip = crate::net::addr::canonical(to.ip);
-    for s in net.udp.lookup_all(from.ip, from.port) {
-        let hit = match s.lock() {
-            Ok(mut st) => {
-                let connected = st.peer.is_some_and(|p| {
-                    crate::net::addr::canonical(p.ip) == to_ip && p.port == to.port
-                });
-                if connected {
-                    st.err = Some(Errno::ECONNREFUSED);
-                }
-                connected
-            }
-            Err(_) => false,
-        };
-        if hit {
-            s.wq.notify_all();
-        }
+/// An ICMP port unreachable came back from the pod's interface: to the socket
+/// that sent the datagram (one connected to its destination first, as Linux's
+/// lookup scores it), see [`UdpInner::icmp_error`].
+pub fn refused(net: &Netstack, e: IcmpError) {
+    let socks = net.udp.lookup_all(e.from.ip, e.from.port);
+    let to = e.to;
+    if let Some(s) = socks.iter().find(|s| s.connected_to(to)).or(socks.first()) {
+        s.icmp_error(e);
     }
 }
 
@@ -890,6 +1008,65 @@ mod tests {
         assert_eq!(r.recv(3, false).err(), Some(Errno::EAGAIN));
         assert_eq!(s.send(&vec![0; MAX_V4 + 1], Some(to)), Err(Errno::EMSGSIZE));
         assert_eq!(s.send(b"x", None), Err(Errno::EDESTADDRREQ));
+    }
+
+    #[test]
+    fn recverr_queues_port_unreachable() {
+        let net = Netstack::new();
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let closed = SockAddr::new(lo, 9);
+        let on = 1i32.to_le_bytes();
+        let s = UdpInner::new(&net, Family::V4, 0);
+        assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
+        // Without the option an unconnected sender hears nothing.
+        assert_eq!(s.send(b"lost", Some(closed)), Ok(4));
+        assert_eq!(s.readiness() & libc::POLLERR as u32, 0);
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &on)
+            .unwrap();
+        assert_eq!(s.send(&[7; 600], Some(closed)), Ok(600));
+        assert_ne!(s.readiness() & libc::POLLERR as u32, 0);
+        let e = s.recv_err(1000).unwrap();
+        // The ICMP message quotes 520 bytes of the payload.
+        assert_eq!(
+            (e.data.len(), e.full_len, e.from),
+            (QUOTED_V4, QUOTED_V4, closed)
+        );
+        let c = &e.cmsgs[0];
+        assert_eq!(
+            (c.level, c.ty, c.data.len()),
+            (libc::IPPROTO_IP, libc::IP_RECVERR, 32)
+        );
+        assert_eq!(&c.data[..8], &[111, 0, 0, 0, ORIGIN_ICMP, 3, 3, 0]);
+        assert_eq!(&c.data[20..24], &[127, 0, 0, 1]);
+        // Reading the only error clears the pending one.
+        assert_eq!(s.readiness() & libc::POLLERR as u32, 0);
+        assert_eq!(s.send(b"x", Some(closed)), Ok(1));
+        // Turning the option off empties the queue and keeps the pending error.
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &0i32.to_le_bytes())
+            .unwrap();
+        assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
+        assert_eq!(s.recv(8, false).err(), Some(Errno::ECONNREFUSED));
+    }
+
+    #[test]
+    fn port_unreachable_names_sender_offender_and_payload() {
+        let mut d = vec![
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 9, 10, 0, 0, 2,
+        ];
+        d.extend_from_slice(&[3, 3, 0, 0, 0, 0, 0, 0]);
+        d.extend_from_slice(&[
+            0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 9,
+        ]);
+        d.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 11, 0, 0]);
+        d.extend_from_slice(b"abc");
+        let e = port_unreachable(&d).unwrap();
+        let ip = |x| IpAddr::V4(Ipv4Addr::new(10, 0, 0, x));
+        assert_eq!(e.from, SockAddr::new(ip(2), 12345));
+        assert_eq!(e.to, SockAddr::new(ip(9), 53));
+        assert_eq!((e.offender, e.payload.as_slice()), (ip(9), &b"abc"[..]));
+        // Another code (host unreachable) is not taken.
+        d[21] = 1;
+        assert_eq!(port_unreachable(&d), None);
     }
 
     #[test]

@@ -28,6 +28,7 @@ const MSG_TRUNC: i32 = 0x20;
 const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_NOSIGNAL: i32 = 0x4000;
+const MSG_ERRQUEUE: i32 = 0x2000;
 use crate::kernel::creds::{may_open_raw, CAP_NET_BIND_SERVICE};
 /// `net.ipv4.ip_unprivileged_port_start`.
 const UNPRIVILEGED_PORT_START: u16 = 1024;
@@ -442,6 +443,8 @@ pub struct Got {
     pub from: Option<SockAddr>,
     /// The control messages for `recvmsg`.
     pub cmsgs: Vec<Cmsg>,
+    /// It came from the error queue (`MSG_ERRQUEUE` in `msg_flags`).
+    pub errqueue: bool,
 }
 
 /// Receives up to `len` bytes from `f`.
@@ -449,6 +452,22 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
     let s = inet_of(f).ok_or(Errno::ENOTSOCK)?;
     let nonblock = f.nonblocking() || flags & MSG_DONTWAIT != 0;
     let peek = flags & MSG_PEEK != 0;
+    if flags & MSG_ERRQUEUE != 0 {
+        // The error queue never waits; only UDP fills one (`IP_RECVERR`).
+        let InetSocket::Udp(u) = s else {
+            return Err(Errno::EAGAIN);
+        };
+        let r = u.recv_err(len)?;
+        // Linux's ip_recv_error returns what it copied even under MSG_TRUNC.
+        return Ok(Got {
+            ret: r.data.len(),
+            truncated: r.full_len > r.data.len(),
+            data: r.data,
+            from: Some(r.from),
+            cmsgs: r.cmsgs,
+            errqueue: true,
+        });
+    }
     match s {
         InetSocket::Udp(u) => {
             let r = loop {
@@ -472,6 +491,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 truncated,
                 from: Some(r.from),
                 cmsgs: r.cmsgs,
+                errqueue: false,
             })
         }
         InetSocket::Icmp(i) => {
@@ -496,6 +516,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 truncated,
                 from: Some(r.from),
                 cmsgs: Vec::new(),
+                errqueue: false,
             })
         }
         InetSocket::Tcp(t) => {
@@ -540,6 +561,7 @@ pub fn recv(task: &Task, f: &OpenFile, len: usize, flags: i32) -> SysResult<Got>
                 truncated: false,
                 from: None,
                 cmsgs: Vec::new(),
+                errqueue: false,
             })
         }
     }
@@ -572,6 +594,9 @@ pub fn recvmsg(task: &mut Task, f: &OpenFile, msg: u64, flags: i32) -> SysResult
     let got = recv(task, f, len, flags)?;
     scatter(task, &iov, &got.data)?;
     let mut out_flags = if got.truncated { MSG_TRUNC } else { 0 };
+    if got.errqueue {
+        out_flags |= MSG_ERRQUEUE;
+    }
     let room = if h.control == 0 { 0 } else { h.controllen };
     let (control, cut) = cmsg::encode(&got.cmsgs, room.min(usize::MAX as u64) as usize);
     if cut {

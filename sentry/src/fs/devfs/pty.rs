@@ -292,6 +292,11 @@ impl Devpts {
         })
     }
 
+    /// The live pty of index `idx`.
+    fn pair(&self, idx: u32) -> Option<Arc<PtyPair>> {
+        self.ptys.lock().ok()?.get(&idx).and_then(|w| w.upgrade())
+    }
+
     fn live(&self) -> Vec<Arc<PtyPair>> {
         let Ok(mut m) = self.ptys.lock() else {
             return Vec::new();
@@ -396,16 +401,11 @@ impl Inode for PtsDir {
             return Err(Errno::ENOENT);
         }
         let idx: u32 = s.parse().map_err(|_| Errno::ENOENT)?;
-        let pair = self
-            .pts
-            .ptys
-            .lock()
-            .map_err(|_| Errno::EIO)?
-            .get(&idx)
-            .and_then(|w| w.upgrade())
-            .ok_or(Errno::ENOENT)?;
+        let pair = self.pts.pair(idx).ok_or(Errno::ENOENT)?;
         Ok(Arc::new(SlaveNode {
             fs: self.pts.fs,
+            pts: self.pts.clone(),
+            index: idx,
             pair: Arc::downgrade(&pair),
             stat: slave_stat(self.pts.fs, &pair),
         }))
@@ -506,8 +506,20 @@ impl Inode for PtmxNode {
 
 struct SlaveNode {
     fs: FsInfo,
+    pts: Arc<Devpts>,
+    index: u32,
     pair: Weak<PtyPair>,
     stat: Stat,
+}
+
+impl SlaveNode {
+    /// The pty this name stands for now: its own while it lives, else the one
+    /// that took its index since. The dentry cache keeps `/dev/pts/N` after its
+    /// pty is gone, and a walk must find the new pty N as Linux's fresh devpts
+    /// node (an openpty after a close once failed with EIO here).
+    fn current(&self) -> Option<Arc<PtyPair>> {
+        self.pair.upgrade().or_else(|| self.pts.pair(self.index))
+    }
 }
 
 impl Inode for SlaveNode {
@@ -515,10 +527,14 @@ impl Inode for SlaveNode {
         self
     }
     fn stat(&self) -> SysResult<Stat> {
-        Ok(self.stat)
+        Ok(match self.current() {
+            Some(p) => slave_stat(self.fs, &p),
+            None => self.stat,
+        })
     }
     fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
-        let pair = self.pair.upgrade().ok_or(Errno::EIO)?;
+        // A pty gone with nothing in its place: the name no longer exists.
+        let pair = self.current().ok_or(Errno::ENOENT)?;
         {
             let mut t = pair.tty.lock().map_err(|_| Errno::EIO)?;
             if t.locked || t.masters == 0 {
@@ -778,6 +794,20 @@ mod tests {
             .locked = false;
         let s = node.open(libc::O_RDWR).unwrap();
         (pts, m, s)
+    }
+
+    #[test]
+    fn a_stale_slave_node_opens_the_pty_now_at_its_index() {
+        let (pts, m, s) = pair();
+        let dir = PtsDir::new(pts.clone());
+        let node = dir.lookup(b"0").unwrap();
+        drop((m, s));
+        assert_eq!(node.open(libc::O_RDWR).err(), Some(Errno::ENOENT));
+        let _m2 = pts.open_master().unwrap();
+        let p = pts.pair(0).unwrap();
+        p.tty.lock().unwrap().locked = false;
+        assert_eq!(node.stat().unwrap().ino, p.slave_ino);
+        assert!(node.open(libc::O_RDWR).is_ok());
     }
 
     fn read_all(f: &dyn FileImpl) -> Vec<u8> {
