@@ -641,23 +641,23 @@ mod tests {
             frsize: 9,
             flags: 10,
         };
-        assert_eq!(fs::STATFS_SIZE, size_of::<libc::statfs>());
+        assert_eq!(fs::STATFS_SIZE, size_of::<libc::statfs64>());
         let b = sf.to_linux();
         for (off, v) in [
-            (offset_of!(libc::statfs, f_type), 1),
-            (offset_of!(libc::statfs, f_bsize), 2),
-            (offset_of!(libc::statfs, f_blocks), 3),
-            (offset_of!(libc::statfs, f_bfree), 4),
-            (offset_of!(libc::statfs, f_bavail), 5),
-            (offset_of!(libc::statfs, f_files), 6),
-            (offset_of!(libc::statfs, f_ffree), 7),
-            (offset_of!(libc::statfs, f_namelen), 8),
-            (offset_of!(libc::statfs, f_frsize), 9),
-            (offset_of!(libc::statfs, f_flags), 10),
+            (offset_of!(libc::statfs64, f_type), 1),
+            (offset_of!(libc::statfs64, f_bsize), 2),
+            (offset_of!(libc::statfs64, f_blocks), 3),
+            (offset_of!(libc::statfs64, f_bfree), 4),
+            (offset_of!(libc::statfs64, f_bavail), 5),
+            (offset_of!(libc::statfs64, f_files), 6),
+            (offset_of!(libc::statfs64, f_ffree), 7),
+            (offset_of!(libc::statfs64, f_namelen), 8),
+            (offset_of!(libc::statfs64, f_frsize), 9),
+            (offset_of!(libc::statfs64, f_flags), 10),
         ] {
             assert_eq!(u64_at(&b, off), v, "offset {off}");
         }
-        assert_eq!(u64_at(&b, offset_of!(libc::statfs, f_fsid)), 0);
+        assert_eq!(u64_at(&b, offset_of!(libc::statfs64, f_fsid)), 0);
 
         let si = signal::SignalfdSiginfo {
             signo: 1,
