@@ -8,6 +8,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::{Mode, SFlag};
 
@@ -59,11 +60,7 @@ pub fn openat2(
 
 /// `fstat(2)` (works on `O_PATH` descriptors).
 pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
-    let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `st` is writable memory of the right size; the kernel fills it on success.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded, so `st` is initialised.
-    let st = unsafe { st.assume_init() };
+    let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
     Ok(Stat {
         dev: st.st_dev,
         ino: st.st_ino,
@@ -190,17 +187,13 @@ pub fn renameat2(
 
 /// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: a new name for the file `fd` holds.
 pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
-    // SAFETY: both paths are NUL-terminated.
-    let ret = unsafe {
-        libc::linkat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
-    check(ret).map(drop)
+    nix::unistd::linkat(
+        Some(fd.as_raw_fd()),
+        c"",
+        Some(dir.as_raw_fd()),
+        name,
+        AtFlags::AT_EMPTY_PATH,
+    )
 }
 
 /// `symlinkat(2)`.
@@ -210,17 +203,14 @@ pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), 
 
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW)`; `u32::MAX` keeps an id.
 pub fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> Result<(), Errno> {
-    // SAFETY: the path is an empty C string.
-    let ret = unsafe {
-        libc::fchownat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            uid,
-            gid,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    check(ret).map(drop)
+    // `u32::MAX` is the kernel's -1 either way: nix passes a raw id through.
+    nix::unistd::fchownat(
+        Some(fd.as_raw_fd()),
+        c"",
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+        AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
 
 /// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)`, which works on `O_PATH` descriptors.
@@ -295,8 +285,9 @@ pub use abi::resolve::{RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS};
 pub fn take_inherited(n: RawFd) -> Result<OwnedFd, Errno> {
     // SAFETY: fcntl on an integer; a number that is not open gives EBADF.
     let fd = check(unsafe { libc::fcntl(n, libc::F_DUPFD_CLOEXEC, 3) })?;
-    // SAFETY: `n` was handed to this process to own; it is closed once, here.
-    unsafe { libc::close(n) };
+    // `n` was handed to this process to own; it is closed once, here (a failure
+    // leaves nothing to undo: the copy is what the gofer keeps).
+    let _ = nix::unistd::close(n);
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -417,15 +408,11 @@ pub fn ftruncate(fd: BorrowedFd<'_>, size: u64) -> Result<(), Errno> {
 
 /// `fsync(2)` or `fdatasync(2)`.
 pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<(), Errno> {
-    // SAFETY: neither call takes pointers.
-    let ret = unsafe {
-        if datasync {
-            libc::fdatasync(fd.as_raw_fd())
-        } else {
-            libc::fsync(fd.as_raw_fd())
-        }
-    };
-    check(ret).map(drop)
+    if datasync {
+        nix::unistd::fdatasync(fd.as_raw_fd())
+    } else {
+        nix::unistd::fsync(fd.as_raw_fd())
+    }
 }
 
 /// Sets the process umask, returning the old one.

@@ -122,36 +122,8 @@ pub const KEEP_ID: u32 = u32::MAX;
 /// A handle for a file the gofer holds open on the sentry's behalf.
 pub type Fid = u64;
 
-/// File attributes as the gofer reports them (the fields of `struct stat`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stat {
-    /// Device.
-    pub dev: u64,
-    /// Inode.
-    pub ino: u64,
-    /// Type and permission bits (`S_IF*` | mode).
-    pub mode: u32,
-    /// Link count.
-    pub nlink: u64,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Device number for device files.
-    pub rdev: u64,
-    /// Size in bytes.
-    pub size: i64,
-    /// Preferred I/O block size.
-    pub blksize: i64,
-    /// 512-byte blocks allocated.
-    pub blocks: i64,
-    /// Access time (seconds, nanoseconds).
-    pub atime: (i64, i64),
-    /// Modification time.
-    pub mtime: (i64, i64),
-    /// Status change time.
-    pub ctime: (i64, i64),
-}
+/// File attributes, statistics and attribute changes, as the sentry's VFS uses them.
+pub use abi::fs::{SetAttr, SetTime, Stat, StatFs};
 
 /// One directory entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,70 +136,4 @@ pub struct Dirent {
     pub kind: u8,
     /// Name (no slash, no NUL).
     pub name: Vec<u8>,
-}
-
-/// Filesystem statistics (`struct statfs`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatFs {
-    /// Filesystem type magic.
-    pub kind: i64,
-    /// Block size.
-    pub bsize: i64,
-    /// Total blocks.
-    pub blocks: u64,
-    /// Free blocks.
-    pub bfree: u64,
-    /// Blocks available to unprivileged users.
-    pub bavail: u64,
-    /// Total inodes.
-    pub files: u64,
-    /// Free inodes.
-    pub ffree: u64,
-    /// Maximum name length.
-    pub namelen: i64,
-    /// Fragment size.
-    pub frsize: i64,
-    /// Mount flags (`ST_*`).
-    pub flags: i64,
-}
-
-/// A timestamp to set with [`SetAttr`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SetTime {
-    /// Leave the timestamp alone (`UTIME_OMIT`).
-    #[default]
-    Omit,
-    /// The current time (`UTIME_NOW`).
-    Now,
-    /// This time (seconds, nanoseconds).
-    At(i64, i64),
-}
-
-impl SetTime {
-    /// The `timespec` pair `utimensat(2)` expects.
-    pub fn to_timespec(self) -> (i64, i64) {
-        match self {
-            SetTime::Omit => (0, libc::UTIME_OMIT),
-            SetTime::Now => (0, libc::UTIME_NOW),
-            SetTime::At(s, ns) => (s, ns),
-        }
-    }
-}
-
-/// Attribute changes for `setattr`; `None`/`Omit` fields are left alone. Applied in the
-/// order size, owner, mode, times (so a chown cannot clear set-id bits just set).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SetAttr {
-    /// New permission bits (`07777` mask).
-    pub mode: Option<u32>,
-    /// New owner.
-    pub uid: Option<u32>,
-    /// New group.
-    pub gid: Option<u32>,
-    /// New size (regular files only).
-    pub size: Option<u64>,
-    /// New access time.
-    pub atime: SetTime,
-    /// New modification time.
-    pub mtime: SetTime,
 }

@@ -119,7 +119,6 @@ pub fn boot(g: &GlobalOpts, args: &BootArgs) -> Result<i32> {
         serde_json::from_str(&text).context("--config-fd: invalid boot config")?;
     logging::init(Role::Boot, &config.id, g, config.strace)?;
     tracing::info!(id = %config.id, platform = %config.platform, "booting sandbox");
-    sentry::kernel::patch::set_enabled(g.syscall_patching == crate::cli::Switch::On);
     // With a control channel the sentry reports setup failures there, and the
     // runtime prints them; stderr is the container's.
     let quiet = control.is_some();

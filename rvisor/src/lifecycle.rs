@@ -513,6 +513,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         readonly_rootfs: b.readonly,
         mounts: b.mounts.clone(),
         weak_confinement: g.unsafe_weak_confinement,
+        syscall_patching: g.syscall_patching == crate::cli::Switch::On,
         net_raw: g.net_raw,
         masked_paths: b.masked_paths.clone(),
         readonly_paths: b.readonly_paths.clone(),

@@ -34,8 +34,8 @@ use crate::internal::PANICKED;
 /// Environment variable telling `boot` and `gofer` which pid must stay their parent.
 pub const PARENT_PID_ENV: &str = "RVISOR_PARENT_PID";
 
-/// `si_code` of a signal the kernel itself raised (e.g. a terminal's ^C).
-const SI_KERNEL: i32 = 0x80;
+// `si_code` of a signal the kernel itself raised (e.g. a terminal's ^C).
+use abi::signal::SI_KERNEL;
 
 /// How long the gofer may take to notice the sentry hung up before it is killed.
 const GOFER_GRACE: Duration = Duration::from_secs(1);

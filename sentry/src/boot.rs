@@ -140,8 +140,6 @@ fn run_inner(
         root_inode,
         Mount::root_with_flags(if readonly_root { libc::MS_RDONLY } else { 0 }),
     );
-    // The vDSO reads the host's clock source while /sys is still there.
-    crate::kernel::vdso::start();
     // Before confinement: the host cgroup's usage files are opened here.
     // With a CPU quota of its own, the sandbox gets ceil(quota/period) of the CPUs
     // it may run on: the count must not already be cut (and rounded down, as std
@@ -162,6 +160,10 @@ fn run_inner(
         config.strace,
         resources,
     );
+    // The vDSO reads the host's clock source while /sys is still there.
+    if let Some(v) = kernel.vdso() {
+        crate::kernel::vdso::start(v);
+    }
     let mounts = MountTable::new();
     mounts
         .mount_all(
@@ -205,6 +207,10 @@ fn run_inner(
     kernel
         .net_raw
         .store(config.net_raw, std::sync::atomic::Ordering::Relaxed);
+    kernel.syscall_patching.store(
+        config.syscall_patching,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut spec = process_spec(&root, fds, &config.process, 0, config.net_raw).map_err(fail)?;
     let mut shared = None;
     if let Some(c) = control {

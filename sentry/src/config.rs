@@ -148,6 +148,10 @@ pub struct BootConfig {
     /// skipped with a warning instead of stopping the sandbox.
     #[serde(default)]
     pub weak_confinement: bool,
+    /// `--syscall-patching`: trapped system call sites may be patched into jumps
+    /// to the platform's trampoline (see `kernel::patch`).
+    #[serde(default = "patching_default")]
+    pub syscall_patching: bool,
     /// `--net-raw`: CAP_NET_RAW stays in the sets a process's config gives. Without
     /// it the capability is taken from every set of every process the sandbox starts.
     #[serde(default)]
@@ -284,4 +288,9 @@ pub struct MountConfig {
     /// as `mode=1777` or `size=64m`.
     #[serde(default)]
     pub options: Vec<String>,
+}
+
+/// A config without the field (an older runtime's) patches, as the flag's default.
+fn patching_default() -> bool {
+    true
 }

@@ -19,23 +19,10 @@
 #include <unistd.h>
 #include "mount_common.h"
 #include "e2e.h"
+#include "tmpfs_fault.h"
 
-#define PG 4096L
 #define MAPPED (16L << 20)
 #define WRITTEN 10
-
-static sigjmp_buf back;
-static volatile int bus_code;
-static char *volatile bus_addr;
-
-static void on_bus(int sig, siginfo_t *si, void *uc)
-{
-    (void)sig;
-    (void)uc;
-    bus_code = si->si_code;
-    bus_addr = si->si_addr;
-    siglongjmp(back, 1);
-}
 
 static long free_blocks(const char *dir, const char *what, int show)
 {
@@ -47,24 +34,6 @@ static long free_blocks(const char *dir, const char *what, int show)
     if (show)
         printf("%s: statfs blocks=%ld free=%ld\n", what, (long)sf.f_blocks, (long)sf.f_bfree);
     return (long)sf.f_bfree;
-}
-
-/* Writes one byte in each page of p[from..to) until SIGBUS; prints how many pages
- * succeeded, and returns the index of the first that did not (or `to`). */
-static long touch(const char *what, char *p, long from, long to)
-{
-    volatile long i = from;
-    bus_code = 0;
-    if (sigsetjmp(back, 1) == 0) {
-        for (; i < to; i++)
-            p[i * PG + 3] = 't';
-        printf("%s: %ld pages, no SIGBUS\n", what, i - from);
-    } else {
-        printf("%s: %ld pages, then SIGBUS %s (at the next page: %s)\n", what, i - from,
-               bus_code == BUS_ADRERR ? "BUS_ADRERR" : "other",
-               (bus_addr - p) / PG == i ? "yes" : "no");
-    }
-    return i;
 }
 
 /* Mounts a tmpfs with `opts` at `dir` and fills a file there: WRITTEN pages by
@@ -91,7 +60,7 @@ static void fill(const char *dir, const char *opts, int verbose)
         printf("mmap: %s\n", e2e_errname(errno));
         return;
     }
-    long stop = touch("  write faults after the written pages", p, WRITTEN, MAPPED / PG);
+    long stop = tf_touch("  write faults after the written pages", p, WRITTEN, MAPPED / PG, 1);
     printf("  %s: pages held %ld (write(2) %d + faults %ld)\n", opts, stop, WRITTEN,
            stop - WRITTEN);
     long full = free_blocks(dir, "full", verbose);
@@ -109,14 +78,14 @@ static void fill(const char *dir, const char *opts, int verbose)
     int z = open("/dev/zero", O_RDONLY);
     E2E_T("  read(2) into the refused page", read(z, p + stop * PG, 16));
     close(z);
-    touch("  the refused page again", p, stop, stop + 1);
+    tf_touch("  the refused page again", p, stop, stop + 1, 1);
     fstat(fd, &st);
     printf("  st_blocks unchanged by the refusals: %s\n", st.st_blocks / 8 == stop ? "yes" : "no");
     E2E_T("  punch 4 pages", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                                       (WRITTEN + 2) * PG, 4 * PG));
     free_blocks(dir, "  punched", 1);
-    touch("  faults into the punched pages", p, WRITTEN + 2, WRITTEN + 6);
-    touch("  then past the first refused page", p, stop, MAPPED / PG);
+    tf_touch("  faults into the punched pages", p, WRITTEN + 2, WRITTEN + 6, 1);
+    tf_touch("  then past the first refused page", p, stop, MAPPED / PG, 1);
     munmap(p, MAPPED);
     close(fd);
     /* A second file, mapped from its start: the limit is the filesystem's. */
@@ -125,7 +94,7 @@ static void fill(const char *dir, const char *opts, int verbose)
     fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
     ftruncate(fd, MAPPED);
     p = mmap(NULL, MAPPED, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    touch("  a new file's write faults", p, 0, MAPPED / PG);
+    tf_touch("  a new file's write faults", p, 0, MAPPED / PG, 1);
     munmap(p, MAPPED);
     close(fd);
 }
@@ -136,12 +105,7 @@ int main(int argc, char **argv)
         printf("usage: mm_tmpfs_limit DIR\n");
         return 2;
     }
-    setvbuf(stdout, NULL, _IONBF, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_bus;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, NULL);
+    tf_setup();
     mc_private_ns();
     static const char *opts[] = {"size=1m", "size=3m", "size=5000k", "size=1100k",
                                  "nr_blocks=333", "size=4100k"};

@@ -18,22 +18,9 @@
 #include <unistd.h>
 #include "mount_common.h"
 #include "e2e.h"
+#include "tmpfs_fault.h"
 
-#define PG 4096L
 #define DIRTIED (64L << 20)
-
-static sigjmp_buf back;
-static volatile int bus_code;
-static char *volatile bus_addr;
-
-static void on_bus(int sig, siginfo_t *si, void *uc)
-{
-    (void)sig;
-    (void)uc;
-    bus_code = si->si_code;
-    bus_addr = si->si_addr;
-    siglongjmp(back, 1);
-}
 
 static long used(const char *dir, const char *what)
 {
@@ -61,17 +48,7 @@ static void fill(const char *dir, const char *name, long len, int keep)
     printf("mmap %ld MiB shared: %s\n", len >> 20, p == MAP_FAILED ? mc_err(errno) : "OK");
     if (p == MAP_FAILED)
         return;
-    volatile long i = 0;
-    bus_code = 0;
-    if (sigsetjmp(back, 1) == 0) {
-        for (; i < len / PG; i++)
-            p[i * PG + 11] = 'd';
-        printf("dirtied %ld pages, no SIGBUS\n", (long)i);
-    } else {
-        printf("dirtied %ld pages, then SIGBUS %s at page %ld (the next one: %s)\n", (long)i,
-               bus_code == BUS_ADRERR ? "BUS_ADRERR" : "other", (long)((bus_addr - p) / PG),
-               (bus_addr - p) / PG == i ? "yes" : "no");
-    }
+    long i = tf_touch("dirtied", p, 0, len / PG, 1);
     long after = used(dir, "after");
     printf("statfs used grew by %ld pages (the pages dirtied: %s)\n", after - before,
            after - before == i ? "yes" : "no");
@@ -81,7 +58,7 @@ static void fill(const char *dir, const char *name, long len, int keep)
     E2E_T("pwrite 1 byte into a hole", pwrite(fd, "w", 1, len - PG));
     E2E_T("fallocate 1 page", fallocate(fd, 0, len - PG, PG));
     char c = 0;
-    CHECK("pread a dirtied page", pread(fd, &c, 1, 11));
+    CHECK("pread a dirtied page", pread(fd, &c, 1, TF_OFFSET));
     printf("its byte: %c\n", c);
     munmap(p, len);
     close(fd);
@@ -97,12 +74,7 @@ int main(int argc, char **argv)
         printf("usage: mm_tmpfs_mounted DIR\n");
         return 2;
     }
-    setvbuf(stdout, NULL, _IONBF, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_bus;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, NULL);
+    tf_setup();
     mc_private_ns();
     if (argc == 4) {
         char opts[64];

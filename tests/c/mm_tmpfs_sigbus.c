@@ -20,33 +20,11 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 #include "e2e.h"
+#include "tmpfs_fault.h"
 
-#define PG 4096L
 #define MAPPED (1L << 20)
 
 static const char *dir;
-static sigjmp_buf back;
-static volatile int bus_code;
-static char *volatile bus_addr;
-
-static void on_bus(int sig, siginfo_t *si, void *uc)
-{
-    (void)sig;
-    (void)uc;
-    bus_code = si->si_code;
-    bus_addr = si->si_addr;
-    siglongjmp(back, 1);
-}
-
-static const char *code_name(int c)
-{
-    switch (c) {
-    case BUS_ADRERR: return "BUS_ADRERR";
-    case BUS_ADRALN: return "BUS_ADRALN";
-    case BUS_OBJERR: return "BUS_OBJERR";
-    default: return "other";
-    }
-}
 
 static void show_fs(const char *what)
 {
@@ -66,28 +44,6 @@ static long blocks(int fd)
     return (long)st.st_blocks / 8;
 }
 
-/* Writes (or reads) one byte in each page of p[from..to) in order until a SIGBUS:
- * prints how many pages succeeded and the signal's code and page. */
-static long touch(const char *what, char *p, long from, long to, int write)
-{
-    volatile long i = from;
-    bus_code = 0;
-    if (sigsetjmp(back, 1) == 0) {
-        for (; i < to; i++) {
-            if (write)
-                p[i * PG + 7] = 'm';
-            else
-                (void)*(volatile char *)(p + i * PG);
-        }
-        printf("%s: %ld pages, no SIGBUS\n", what, i - from);
-    } else {
-        printf("%s: %ld pages, then SIGBUS %s at page %ld (the next one: %s)\n", what, i - from,
-               code_name(bus_code), (long)((bus_addr - p) / PG),
-               (bus_addr - p) / PG == i ? "yes" : "no");
-    }
-    return i - from;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -95,13 +51,7 @@ int main(int argc, char **argv)
         return 2;
     }
     dir = argv[1];
-    /* Unbuffered: a run that dies midway still shows how far it got. */
-    setvbuf(stdout, NULL, _IONBF, 0);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_bus;
-    sa.sa_flags = SA_SIGINFO;
-    sigaction(SIGBUS, &sa, NULL);
+    tf_setup();
     char path[512];
     snprintf(path, sizeof path, "%s/f", dir);
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -109,7 +59,7 @@ int main(int argc, char **argv)
     E2E_T("ftruncate 1 MiB", ftruncate(fd, MAPPED));
     char *p = mmap(NULL, MAPPED, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     printf("mapped: %s\n", p == MAP_FAILED ? e2e_errname(errno) : "yes");
-    long done = touch("write faults from page 0", p, 0, MAPPED / PG, 1);
+    long done = tf_touch("write faults from page 0", p, 0, MAPPED / PG, 1);
     printf("st_blocks in pages: %ld (all that succeeded: %s)\n", blocks(fd),
            blocks(fd) == done ? "yes" : "no");
     show_fs("full");
@@ -119,11 +69,11 @@ int main(int argc, char **argv)
     E2E_T("pwrite 10 bytes into a held page", pwrite(fd, "wwwwwwwwww", 10, 3 * PG + 100));
     E2E_T("pwrite 2 pages across held and hole", pwrite(fd, p, 2 * PG, (done - 1) * PG));
     char c = 0;
-    E2E_T("pread a faulted-in page", pread(fd, &c, 1, 5 * PG + 7));
+    E2E_T("pread a faulted-in page", pread(fd, &c, 1, 5 * PG + TF_OFFSET));
     printf("its byte: %c\n", c);
-    touch("write fault again at the first hole", p, done, done + 1, 1);
-    touch("read fault of a hole", p, done + 10, done + 11, 0);
-    touch("write fault of a held page", p, 2, 3, 1);
+    tf_touch("write fault again at the first hole", p, done, done + 1, 1);
+    tf_touch("read fault of a hole", p, done + 10, done + 11, 0);
+    tf_touch("write fault of a held page", p, 2, 3, 1);
     E2E_T("fallocate 1 page", fallocate(fd, 0, MAPPED - PG, PG));
     /* Another file: the limit is the filesystem's, not the file's. */
     snprintf(path, sizeof path, "%s/g", dir);
@@ -131,12 +81,12 @@ int main(int argc, char **argv)
     E2E_T("another file's first byte", write(g, "x", 1));
     E2E_T("ftruncate it to 4 pages", ftruncate(g, 4 * PG));
     char *q = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, g, 0);
-    touch("its write faults", q, 0, 4, 1);
+    tf_touch("its write faults", q, 0, 4, 1);
     /* Pages given back are there to fault in again, up to the limit. */
     E2E_T("punch 8 pages", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 16 * PG,
                                      8 * PG));
     show_fs("punched");
-    touch("write faults into the punched pages and on", p, 16, MAPPED / PG, 1);
+    tf_touch("write faults into the punched pages and on", p, 16, MAPPED / PG, 1);
     show_fs("full again");
     munmap(q, 4 * PG);
     close(g);
@@ -151,7 +101,7 @@ int main(int argc, char **argv)
     int m = memfd_create("e2e", 0);
     E2E_T("memfd ftruncate 1 MiB", ftruncate(m, MAPPED));
     char *r = mmap(NULL, MAPPED, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    touch("memfd write faults", r, 0, MAPPED / PG, 1);
+    tf_touch("memfd write faults", r, 0, MAPPED / PG, 1);
     printf("memfd st_blocks in pages: %ld\n", blocks(m));
     return 0;
 }

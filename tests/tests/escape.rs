@@ -1197,7 +1197,7 @@ fn a_tmpfs_mounted_inside_bounds_its_mapped_pages() {
     let dirtied = |stdout: &str| -> Vec<u64> {
         stdout
             .lines()
-            .filter_map(|l| l.strip_prefix("dirtied "))
+            .filter_map(|l| l.strip_prefix("dirtied: "))
             .map(|l| {
                 assert!(l.contains("then SIGBUS BUS_ADRERR"), "{stdout}");
                 l.split(' ').next().unwrap().parse().unwrap()

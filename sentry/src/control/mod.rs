@@ -931,6 +931,7 @@ fn create_container(
         readonly_rootfs,
         mounts: mounts.to_vec(),
         weak_confinement: false,
+        syscall_patching: true,
         // Only the root filesystem is built from this config; the process's
         // capabilities follow the sandbox's --net-raw (Kernel::net_raw).
         net_raw: false,

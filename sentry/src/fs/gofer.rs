@@ -23,7 +23,7 @@ use gofer::{Client, Fid};
 use crate::errno::{Errno, SysResult};
 use crate::mm::Mappable;
 use crate::sys::host;
-use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
+use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat};
 
 /// Donated read-only fds a filesystem's inodes keep for later opens, at most.
 pub const MAX_CACHED_READ_FDS: usize = 256;
@@ -76,32 +76,6 @@ impl GoferFs {
     }
 }
 
-fn convert(s: &gofer::Stat) -> Stat {
-    Stat {
-        dev: s.dev,
-        ino: s.ino,
-        mode: s.mode,
-        nlink: s.nlink,
-        uid: s.uid,
-        gid: s.gid,
-        rdev: s.rdev,
-        size: s.size,
-        blksize: s.blksize,
-        blocks: s.blocks,
-        atime: s.atime,
-        mtime: s.mtime,
-        ctime: s.ctime,
-    }
-}
-
-fn set_time(t: TimeChange) -> gofer::SetTime {
-    match t {
-        TimeChange::Omit => gofer::SetTime::Omit,
-        TimeChange::Now => gofer::SetTime::Now,
-        TimeChange::At(s, ns) => gofer::SetTime::At(s, ns),
-    }
-}
-
 /// A file or directory held open by the gofer.
 pub struct GoferInode {
     fs: Arc<GoferFs>,
@@ -126,11 +100,11 @@ impl Drop for GoferInode {
 }
 
 impl GoferInode {
-    fn new(fs: Arc<GoferFs>, fid: Fid, st: &gofer::Stat) -> Arc<GoferInode> {
+    fn new(fs: Arc<GoferFs>, fid: Fid, st: &Stat) -> Arc<GoferInode> {
         Arc::new(GoferInode {
             fs,
             fid,
-            stat: Arc::new(Mutex::new(convert(st))),
+            stat: Arc::new(Mutex::new(*st)),
             read_fd: Mutex::new(None),
         })
     }
@@ -141,7 +115,7 @@ impl GoferInode {
 
     /// Re-reads the attributes from the gofer.
     fn refresh(&self) -> SysResult<Stat> {
-        let st = convert(&self.fs.client.stat(self.fid).map_err(Errno::from)?);
+        let st = self.fs.client.stat(self.fid).map_err(Errno::from)?;
         *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st;
         Ok(st)
     }
@@ -189,10 +163,7 @@ impl GoferInode {
         }
     }
 
-    fn adopt(
-        &self,
-        got: Result<(Fid, gofer::Stat), nix::errno::Errno>,
-    ) -> SysResult<Arc<dyn Inode>> {
+    fn adopt(&self, got: Result<(Fid, Stat), nix::errno::Errno>) -> SysResult<Arc<dyn Inode>> {
         let (fid, st) = got.map_err(Errno::from)?;
         self.dir_changed();
         Ok(GoferInode::new(self.fs.clone(), fid, &st))
@@ -379,15 +350,10 @@ impl Inode for GoferInode {
         if self.fs.readonly {
             return Err(Errno::EROFS);
         }
-        let a = gofer::SetAttr {
-            mode: attr.mode,
-            uid: attr.uid,
-            gid: attr.gid,
-            size: attr.size,
-            atime: set_time(attr.atime),
-            mtime: set_time(attr.mtime),
-        };
-        self.fs.client.setattr(self.fid, &a).map_err(Errno::from)?;
+        self.fs
+            .client
+            .setattr(self.fid, attr)
+            .map_err(Errno::from)?;
         self.refresh()?;
         Ok(())
     }

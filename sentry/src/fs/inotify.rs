@@ -21,7 +21,7 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::space::{AnonInos, AnonKind};
 use crate::platform::AddressSpace;
 use crate::vfs::file::Notify;
-use crate::vfs::{Dentry, FileImpl, Inode, OpenFile, SetAttr, Stat, TimeChange};
+use crate::vfs::{Dentry, FileImpl, Inode, OpenFile, SetAttr, SetTime, Stat};
 use crate::wait::WaitQueue;
 
 /// File was accessed (read).
@@ -671,7 +671,7 @@ impl Inotify {
         if a.size.is_some() {
             mask |= IN_MODIFY;
         }
-        match (a.atime != TimeChange::Omit, a.mtime != TimeChange::Omit) {
+        match (a.atime != SetTime::Omit, a.mtime != SetTime::Omit) {
             (true, true) => mask |= IN_ATTRIB,
             (true, false) => mask |= IN_ACCESS,
             (false, true) => mask |= IN_MODIFY,

@@ -12,63 +12,9 @@ use crate::kernel::signals::UNBLOCKABLE;
 use crate::vfs::{FileImpl, OpenFile, Stat};
 use crate::wait::WaitQueue;
 
-/// Size of `struct signalfd_siginfo`.
-pub const SIGINFO_SIZE: usize = 128;
-
-/// What a signal carries, as signalfd reports it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SigInfo {
-    /// Signal number.
-    pub signo: u32,
-    /// `si_errno`.
-    pub errno: i32,
-    /// `si_code`.
-    pub code: i32,
-    /// Sender's pid.
-    pub pid: u32,
-    /// Sender's uid.
-    pub uid: u32,
-    /// Timer id / fd, by kind.
-    pub fd: i32,
-    /// POSIX timer id.
-    pub tid: u32,
-    /// Band event.
-    pub band: u32,
-    /// Timer overruns.
-    pub overrun: u32,
-    /// Exit status or signal (SIGCHLD).
-    pub status: i32,
-    /// `sigqueue` int value.
-    pub int: i32,
-    /// `sigqueue` pointer value.
-    pub ptr: u64,
-    /// Fault address.
-    pub addr: u64,
-}
-
-impl SigInfo {
-    /// The kernel's `struct signalfd_siginfo` layout.
-    pub fn to_bytes(&self) -> [u8; SIGINFO_SIZE] {
-        let mut b = [0u8; SIGINFO_SIZE];
-        let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
-        put(0, &self.signo.to_le_bytes());
-        put(4, &self.errno.to_le_bytes());
-        put(8, &self.code.to_le_bytes());
-        put(12, &self.pid.to_le_bytes());
-        put(16, &self.uid.to_le_bytes());
-        put(20, &self.fd.to_le_bytes());
-        put(24, &self.tid.to_le_bytes());
-        put(28, &self.band.to_le_bytes());
-        put(32, &self.overrun.to_le_bytes());
-        // 36: trapno
-        put(40, &self.status.to_le_bytes());
-        put(44, &self.int.to_le_bytes());
-        put(48, &self.ptr.to_le_bytes());
-        // 56: utime, 64: stime
-        put(72, &self.addr.to_le_bytes());
-        b
-    }
-}
+/// What a signal carries as signalfd reports it (`struct signalfd_siginfo`), and
+/// that struct's size.
+pub use abi::signal::{SignalfdSiginfo as SigInfo, SIGINFO_SIZE};
 
 /// Where a signalfd takes signals from.
 pub trait SignalSource: Send + Sync {

@@ -196,7 +196,7 @@ pub fn load(
         open_exec(notify, &root_fs, creds, p).map(|(f, ..)| f)
     };
     let image = loader::elf::load_elf(&mut mm, &file, &open_interp)?;
-    let vdso = crate::kernel::vdso::map_into(&mut mm)?;
+    let vdso = crate::kernel::vdso::map_into(kernel.vdso().map(|v| &**v), &mut mm)?;
 
     let mut random = [0u8; 16];
     host::random_bytes(&mut random, 0)?;

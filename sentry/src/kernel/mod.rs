@@ -99,6 +99,9 @@ pub struct Kernel {
     reported_unimplemented: Mutex<HashSet<u64>>,
     /// `--net-raw`: processes keep CAP_NET_RAW when their config gives it.
     pub net_raw: std::sync::atomic::AtomicBool,
+    /// `--syscall-patching`: trapped system call sites may become jumps to the
+    /// platform's trampoline (see [`patch`]); set by boot before any process.
+    pub syscall_patching: std::sync::atomic::AtomicBool,
     /// The network of the sandbox's first network namespace (the one the runtime
     /// configures): its interfaces, port tables and sockets. A process's own is
     /// `task.ns.net.stack`.
@@ -119,6 +122,9 @@ pub struct Kernel {
     pub mem: Arc<crate::fs::memfile::MemoryFile>,
     /// `kernel.yama.ptrace_scope`.
     pub yama: yama::Yama,
+    /// The sandbox's vDSO, made on first use (boot makes it before confinement);
+    /// `None` inside if it could not be made.
+    vdso: std::sync::OnceLock<Option<Arc<vdso::Vdso>>>,
 }
 
 impl Kernel {
@@ -185,6 +191,7 @@ impl Kernel {
             init_status: Mutex::new(None),
             reported_unimplemented: Mutex::new(HashSet::new()),
             net_raw: std::sync::atomic::AtomicBool::new(false),
+            syscall_patching: std::sync::atomic::AtomicBool::new(true),
             net: net.clone(),
             unix,
             files: crate::fs::space::FileSpace::new(),
@@ -193,6 +200,7 @@ impl Kernel {
             containers: containers::Book::default(),
             mem: crate::fs::memfile::MemoryFile::new(),
             yama: yama::Yama::default(),
+            vdso: std::sync::OnceLock::new(),
         })
     }
 
@@ -353,8 +361,19 @@ impl Kernel {
         }
     }
 
-    /// Logs `msg` once per `key` (keys at or above `1 << 32`, apart from syscall
-    /// numbers): for refusals a program may retry in a loop.
+    /// The sandbox's vDSO (made at the first call), or `None` if it has none.
+    pub fn vdso(&self) -> Option<&Arc<vdso::Vdso>> {
+        self.vdso.get_or_init(vdso::for_sandbox).as_ref()
+    }
+
+    /// What `clock_gettime(clock)` answers for the clocks that do not count CPU
+    /// time: the sandbox's vDSO line where it serves, else the host's clock.
+    pub fn clock_now(&self, clock: i32) -> SysResult<libc::timespec> {
+        vdso::clock_now(self.vdso().map(|v| &**v), clock)
+    }
+
+    /// Logs `msg` once per `key` (one of [`warn_key`], kept apart from syscall
+    /// numbers) in this sandbox: for refusals a program may retry in a loop.
     pub fn warn_once(&self, key: u64, msg: &str) {
         if let Ok(mut seen) = self.reported_unimplemented.lock() {
             if seen.insert(key | 1 << 32) {
@@ -371,4 +390,20 @@ impl Kernel {
             }
         }
     }
+}
+
+/// The keys of [`Kernel::warn_once`]: each refusal a program may retry in a loop
+/// is logged once per sandbox (not per host process: two sandboxes or test
+/// kernels each log their own).
+pub mod warn_key {
+    /// `clone` asked for namespaces the sandbox lacks: this or'ed with the flags.
+    pub const CLONE_NAMESPACES: u64 = 1 << 40;
+    /// `unshare` asked for namespaces the sandbox lacks: this or'ed with the flags.
+    pub const UNSHARE_NAMESPACES: u64 = 1 << 41;
+    /// `mq_notify` with `SIGEV_THREAD`.
+    pub const MQ_NOTIFY_THREAD: u64 = 1 << 42;
+    /// `seccomp` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
+    pub const SECCOMP_LISTENER: u64 = 1 << 43;
+    /// A socket family the sandbox refuses: this plus the family number.
+    pub const SOCKET_FAMILY: u64 = 1 << 44;
 }

@@ -31,7 +31,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, SysResult};
@@ -63,14 +62,6 @@ const MAX_SKIPPED: usize = 4096;
 pub const HOT_TRAPS: u8 = 8;
 /// The invalid opcode that the patch leaves where the `syscall` was.
 const FAULT_BYTE: u8 = 0x06;
-
-/// Whether syscall patching is on in this sandbox (`--syscall-patching`).
-static ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Turns syscall patching on or off for the whole sandbox (boot, before any process).
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::SeqCst);
-}
 
 /// The instructions a patch may displace: 5 bytes, position-independent, and
 /// harmless to run a second time when a thread starts the site over.
@@ -200,11 +191,12 @@ impl PatchState {
     }
 }
 
-/// Called at each trapped system call (`regs` as the trap left them, `rip` past
-/// the `syscall`): patches its site when it can. Failures only leave the site
-/// trapping.
+/// Called at each trapped system call of a sandbox that patches
+/// ([`crate::kernel::Kernel::syscall_patching`]; `regs` as the trap left them,
+/// `rip` past the `syscall`): patches its site when it can. Failures only leave
+/// the site trapping.
 pub fn consider(mm: &mut MemoryManager, regs: &Regs) {
-    if !ENABLED.load(Ordering::Relaxed) || mm.patch.off {
+    if mm.patch.off {
         return;
     }
     let Some(site) = regs.rip.checked_sub(7) else {

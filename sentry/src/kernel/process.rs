@@ -490,7 +490,7 @@ impl crate::fs::signalfd::SignalSource for GroupSignals {
                 .ok()
                 .and_then(|mut q| q.take_from(mask))?,
         };
-        let info = info.seen_in(&self.tg.pid_ns);
+        let info = signals::seen_in(info, &self.tg.pid_ns);
         Some(crate::fs::signalfd::SigInfo {
             signo: info.signo as u32,
             errno: info.errno,

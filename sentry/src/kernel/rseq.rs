@@ -29,7 +29,7 @@ const CPU_ID_UNINITIALIZED: u32 = u32::MAX;
 /// `RSEQ_CS_FLAG_NO_RESTART_ON_{PREEMPT,SIGNAL,MIGRATE}`: refused since Linux 6.1.
 const CS_NO_RESTART_FLAGS: u32 = 7;
 /// The end of the user address range (x86-64 `TASK_SIZE_MAX`).
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+const TASK_SIZE: u64 = abi::mem::TASK_SIZE;
 
 /// Field offsets in `struct rseq`.
 const OFF_CPU_ID_START: u64 = 0;

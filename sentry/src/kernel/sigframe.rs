@@ -27,7 +27,7 @@ const SW_BYTES_OFFSET: usize = 464;
 
 /// sizeof(struct ucontext) on x86-64 with the kernel's 8-byte sigset.
 const UCONTEXT_SIZE: u64 = 8 + 8 + 24 + 256 + 8;
-const SIGINFO_SIZE: u64 = 128;
+const SIGINFO_SIZE: u64 = abi::signal::SIGINFO_SIZE as u64;
 /// Return address + ucontext + siginfo.
 const FRAME_SIZE: u64 = 8 + UCONTEXT_SIZE + SIGINFO_SIZE;
 /// The red zone below rsp that leaf functions may use.

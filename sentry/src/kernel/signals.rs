@@ -111,106 +111,17 @@ pub fn default_action(sig: u32) -> DefaultAction {
 }
 
 /// One signal with the information that travels with it (`siginfo_t`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SigInfo {
-    /// Signal number.
-    pub signo: i32,
-    /// `si_errno`.
-    pub errno: i32,
-    /// `si_code`.
-    pub code: i32,
-    /// Sender pid (kill, sigqueue, SIGCHLD) or timer id.
-    pub pid: i32,
-    /// Sender uid (or timer overrun).
-    pub uid: u32,
-    /// SIGCHLD status, or sigqueue's value / fault address's companion word; the
-    /// system call number of a seccomp SIGSYS (`si_syscall`).
-    pub status: i64,
-    /// Fault address (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP); a seccomp SIGSYS's
-    /// `si_call_addr`.
-    pub addr: u64,
-    /// sigqueue value (`si_value`); a seccomp SIGSYS's `si_arch`.
-    pub value: u64,
-}
+pub use abi::signal::SigInfo;
 
-impl SigInfo {
-    /// A signal sent by a process (`kill`).
-    pub fn user(signo: i32, pid: i32, uid: u32) -> SigInfo {
-        SigInfo {
-            signo,
-            code: code::SI_USER,
-            pid,
-            uid,
-            ..Default::default()
-        }
+/// `info` as a receiver in pid namespace `ns` sees it: the sender's id (of a
+/// `kill`, `tkill` or a child's SIGCHLD, which the sandbox records by its sandbox
+/// id) in `ns`, 0 for a sender outside it.
+pub fn seen_in(mut info: SigInfo, ns: &crate::kernel::ns::PidNs) -> SigInfo {
+    let child = info.signo == libc::SIGCHLD && (1..=6).contains(&info.code);
+    if info.code == code::SI_USER || info.code == code::SI_TKILL || child {
+        info.pid = ns.shown(info.pid);
     }
-
-    /// The signal as a receiver in pid namespace `ns` sees it: the sender's id
-    /// (of a `kill`, `tkill` or a child's SIGCHLD, which the sandbox records by
-    /// its sandbox id) in `ns`, 0 for a sender outside it.
-    pub fn seen_in(mut self, ns: &crate::kernel::ns::PidNs) -> SigInfo {
-        let child = self.signo == libc::SIGCHLD && (1..=6).contains(&self.code);
-        if self.code == code::SI_USER || self.code == code::SI_TKILL || child {
-            self.pid = ns.shown(self.pid);
-        }
-        self
-    }
-
-    /// A signal the kernel raises itself (SIGPIPE, SIGXFSZ...).
-    pub fn kernel(signo: i32) -> SigInfo {
-        SigInfo {
-            signo,
-            code: code::SI_KERNEL,
-            ..Default::default()
-        }
-    }
-
-    /// The 128-byte `siginfo_t` the application sees.
-    pub fn to_bytes(&self) -> [u8; 128] {
-        let mut b = [0u8; 128];
-        b[0..4].copy_from_slice(&self.signo.to_le_bytes());
-        b[4..8].copy_from_slice(&self.errno.to_le_bytes());
-        b[8..12].copy_from_slice(&self.code.to_le_bytes());
-        match self.signo {
-            libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
-                if self.code > 0 =>
-            {
-                b[16..24].copy_from_slice(&self.addr.to_le_bytes());
-            }
-            // SYS_SECCOMP: the `_sigsys` layout (call address, number, arch).
-            libc::SIGSYS if self.code == 1 => {
-                b[16..24].copy_from_slice(&self.addr.to_le_bytes());
-                b[24..28].copy_from_slice(&(self.status as i32).to_le_bytes());
-                b[28..32].copy_from_slice(&(self.value as u32).to_le_bytes());
-            }
-            libc::SIGCHLD => {
-                b[16..20].copy_from_slice(&self.pid.to_le_bytes());
-                b[20..24].copy_from_slice(&self.uid.to_le_bytes());
-                b[24..28].copy_from_slice(&(self.status as i32).to_le_bytes());
-            }
-            _ => {
-                b[16..20].copy_from_slice(&self.pid.to_le_bytes());
-                b[20..24].copy_from_slice(&self.uid.to_le_bytes());
-                b[24..32].copy_from_slice(&self.value.to_le_bytes());
-            }
-        }
-        b
-    }
-
-    /// Decodes a `siginfo_t` an application passed (rt_sigqueueinfo).
-    pub fn from_bytes(b: &[u8; 128]) -> SigInfo {
-        let i32_at = |o: usize| i32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        SigInfo {
-            signo: i32_at(0),
-            errno: i32_at(4),
-            code: i32_at(8),
-            pid: i32_at(16),
-            uid: i32_at(20) as u32,
-            value: u64_at(24),
-            ..Default::default()
-        }
-    }
+    info
 }
 
 /// Pending signals: standard signals are queued once, real-time ones every time.

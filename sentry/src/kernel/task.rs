@@ -508,7 +508,9 @@ impl Task {
     /// Syscall patching: the site of the system call just trapped may become a
     /// jump to the platform's trampoline (see `kernel::patch`).
     fn consider_patching(&mut self) {
-        if self.space.syscall_trampoline().is_none() {
+        if !self.kernel.syscall_patching.load(Ordering::Relaxed)
+            || self.space.syscall_trampoline().is_none()
+        {
             return;
         }
         let regs = self.regs;
@@ -677,14 +679,14 @@ impl Task {
             .ok()
             .and_then(|mut q| q.take(mask))
         {
-            return Some(i.seen_in(&self.tg.pid_ns));
+            return Some(signals::seen_in(i, &self.tg.pid_ns));
         }
         self.tg
             .pending
             .lock()
             .ok()
             .and_then(|mut q| q.take(mask))
-            .map(|i| i.seen_in(&self.tg.pid_ns))
+            .map(|i| signals::seen_in(i, &self.tg.pid_ns))
     }
 
     /// Delivers pending signals and resolves syscall restarts, as Linux does on the

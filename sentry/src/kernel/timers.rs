@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::process::{self, ThreadGroup, ThreadHandle};
 use crate::kernel::signals::{code, SigInfo};
+use crate::kernel::vdso::Vdso;
 use crate::platform::AddressSpace;
 
 /// Who a timer signals.
@@ -112,12 +113,12 @@ impl Timer {
     }
 
     /// Now, on the clock this timer's absolute deadlines are read on: its CPU clock, or
-    /// its wall clock as the application reads it.
-    fn clock_now(&self) -> SysResult<Duration> {
+    /// its wall clock as the application reads it (through the sandbox's vDSO `vdso`).
+    fn clock_now(&self, vdso: Option<&Vdso>) -> SysResult<Duration> {
         match &self.cpu {
             Some(clock) => clock().ok_or(Errno::EINVAL),
             None => {
-                let ts = crate::kernel::vdso::clock_now(self.clock)?;
+                let ts = crate::kernel::vdso::clock_now(vdso, self.clock)?;
                 Ok(Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec as u32))
             }
         }
@@ -259,13 +260,18 @@ impl TimerService {
 
     /// Turns `deadline`, an absolute time on `key`'s own clock (`TIMER_ABSTIME`), into
     /// the time left until it: at least 1 ns, so a deadline already past fires at once.
-    pub fn until(&self, key: TimerKey, deadline: Duration) -> SysResult<Duration> {
+    pub fn until(
+        &self,
+        key: TimerKey,
+        deadline: Duration,
+        vdso: Option<&Vdso>,
+    ) -> SysResult<Duration> {
         let now = self
             .lock()?
             .timers
             .get(&key)
             .ok_or(Errno::EINVAL)?
-            .clock_now()?;
+            .clock_now(vdso)?;
         Ok(deadline.saturating_sub(now).max(Duration::from_nanos(1)))
     }
 

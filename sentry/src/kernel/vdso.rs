@@ -21,8 +21,8 @@
 //! the old parameters read the counter before that start.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{fence, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
@@ -107,36 +107,34 @@ struct WriterState {
     offsets: [i64; 3],
 }
 
-/// The sandbox's vDSO: its two memfds and the sentry's view of the data page.
+/// The sandbox's vDSO: its two memfds and the sentry's view of the data page. One
+/// per kernel ([`crate::kernel::Kernel::vdso`]): two sandboxes or test kernels never
+/// share a clock line.
 pub struct Vdso {
     vvar: Arc<VdsoMem>,
     text: Arc<VdsoMem>,
     text_len: u64,
-    page: &'static [AtomicU64],
+    page: host::SharedWords,
     writer: Mutex<WriterState>,
     /// The host counts time with the TSC: the line may be enabled.
     tsc_clock: bool,
 }
 
-/// The sandbox-wide vDSO, made on first use (boot makes it before confinement);
-/// `None` if it could not be made (logged), and then processes get none.
-pub fn global() -> Option<&'static Vdso> {
-    static GLOBAL: OnceLock<Option<Vdso>> = OnceLock::new();
-    GLOBAL
-        .get_or_init(|| match Vdso::new() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!("vdso: cannot set up ({e}); processes get no vDSO");
-                None
-            }
-        })
-        .as_ref()
+/// A sandbox's vDSO; `None` if it could not be made (logged), and then processes
+/// get none.
+pub fn for_sandbox() -> Option<Arc<Vdso>> {
+    match Vdso::new() {
+        Ok(v) => Some(Arc::new(v)),
+        Err(e) => {
+            tracing::warn!("vdso: cannot set up ({e}); processes get no vDSO");
+            None
+        }
+    }
 }
 
-/// Boot: makes the vDSO (reading what it needs of the host while it still can) and
-/// starts the thread that keeps its clock on the host's.
-pub fn start() {
-    let Some(v) = global() else { return };
+/// Boot: starts the thread that keeps the vDSO's clock on the host's.
+pub fn start(v: &Arc<Vdso>) {
+    let v = v.clone();
     if !v.tsc_clock {
         tracing::info!("vdso: the host clock is not the TSC; clock reads trap");
         return;
@@ -267,7 +265,7 @@ impl Vdso {
     /// The line's nanoseconds for `off` (0: CLOCK_MONOTONIC, else the word of the
     /// clock's offset), as the vDSO computes them; `None` while disabled.
     fn line_ns(&self, off: usize) -> Option<u64> {
-        let p = self.page;
+        let p = &*self.page;
         let mut spins = 0;
         loop {
             let seq = p[W_SEQ].load(Ordering::Acquire);
@@ -339,7 +337,7 @@ impl Vdso {
             }
         }
         w.offsets = offsets;
-        let p = self.page;
+        let p = &*self.page;
         let seq = p[W_SEQ].load(Ordering::Relaxed);
         p[W_SEQ].store(seq.wrapping_add(1), Ordering::Relaxed);
         // The odd word is visible to every reader before the counter is read.
@@ -413,10 +411,10 @@ fn sample_offset(clock: libc::clockid_t) -> Option<i64> {
 }
 
 /// What `clock_gettime(clock)` answers for the clocks that do not count CPU time:
-/// the vDSO's line for the clocks it serves (once enabled), else the host's clock.
-/// `EINVAL` for an unknown clock.
-pub fn clock_now(clock: i32) -> SysResult<libc::timespec> {
-    if let (Some(off), Some(v)) = (line_clock(clock), global()) {
+/// the line of the sandbox's vDSO `v` for the clocks it serves (once enabled), else
+/// the host's clock. `EINVAL` for an unknown clock.
+pub fn clock_now(v: Option<&Vdso>, clock: i32) -> SysResult<libc::timespec> {
+    if let (Some(off), Some(v)) = (line_clock(clock), v) {
         if let Some(ns) = v.line_ns(off) {
             if (ns as i64) >= 0 {
                 return Ok(libc::timespec {
@@ -446,10 +444,10 @@ pub fn host_wall_clock(clock: i32) -> SysResult<libc::clockid_t> {
     }
 }
 
-/// Maps the vDSO into a new process's `mm`: its address for `AT_SYSINFO_EHDR`, or 0
-/// if the sandbox has none.
-pub fn map_into(mm: &mut MemoryManager) -> SysResult<u64> {
-    match global() {
+/// Maps the vDSO `v` into a new process's `mm`: its address for `AT_SYSINFO_EHDR`,
+/// or 0 if the sandbox has none.
+pub fn map_into(v: Option<&Vdso>, mm: &mut MemoryManager) -> SysResult<u64> {
+    match v {
         Some(v) => v.map_into(mm),
         None => Ok(0),
     }
@@ -561,9 +559,7 @@ mod tests {
     /// CLOCK_MONOTONIC and never goes back across updates.
     #[test]
     fn line_follows_the_host_clock() {
-        let Some(v) = global() else {
-            panic!("no vDSO");
-        };
+        let v = Vdso::new().expect("a vDSO");
         if !v.tsc_clock {
             eprintln!("host clock is not the TSC: nothing to check");
             return;
@@ -589,9 +585,9 @@ mod tests {
                 "round {round}: host {h} line {l1}..{l2}"
             );
         }
-        let rt1 = ns_of(&clock_now(libc::CLOCK_REALTIME).unwrap());
+        let rt1 = ns_of(&clock_now(Some(&v), libc::CLOCK_REALTIME).unwrap());
         let hrt = ns_of(&host::clock_gettime(libc::CLOCK_REALTIME).unwrap());
-        let rt2 = ns_of(&clock_now(libc::CLOCK_REALTIME).unwrap());
+        let rt2 = ns_of(&clock_now(Some(&v), libc::CLOCK_REALTIME).unwrap());
         assert!(
             rt1 - 50_000 <= hrt && hrt <= rt2 + 50_000,
             "realtime {rt1}..{rt2} host {hrt}"

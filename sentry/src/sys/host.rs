@@ -416,17 +416,48 @@ pub fn tsc_ordered() -> u64 {
     }
 }
 
-/// Maps one page of `fd` (offset 0) shared and writable into the sentry for the rest
-/// of its life, as words: the vDSO's data page, which the sentry writes and every
-/// process maps read-only.
-pub fn map_shared_words(fd: BorrowedFd<'_>) -> SysResult<&'static [std::sync::atomic::AtomicU64]> {
-    const PAGE: usize = 4096;
+/// One page of a file mapped shared and writable into the sentry, as words (the
+/// vDSO's data page, which the sentry writes and every process maps read-only);
+/// unmapped when dropped.
+pub struct SharedWords {
+    ptr: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+}
+
+/// The mapped page's size.
+const SHARED_WORDS_PAGE: usize = 4096;
+
+// SAFETY: the page is only ever reached through atomics, which any thread may use.
+unsafe impl Send for SharedWords {}
+// SAFETY: as for Send: shared access goes through `&[AtomicU64]` only.
+unsafe impl Sync for SharedWords {}
+
+impl std::ops::Deref for SharedWords {
+    type Target = [std::sync::atomic::AtomicU64];
+    fn deref(&self) -> &Self::Target {
+        // SAFETY: the page stays mapped while `self` lives (unmapped only in drop, and
+        // the slice borrows `self`); it is page aligned and one page long, so it holds
+        // that many aligned u64 words; AtomicU64 has u64's layout, and every access
+        // goes through atomics (the applications' reads happen in other processes).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), SHARED_WORDS_PAGE / 8) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this value's own (made by map_shared_words) and no
+        // borrow of it outlives `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), SHARED_WORDS_PAGE) };
+    }
+}
+
+/// Maps one page of `fd` (offset 0) shared and writable into the sentry, as words.
+pub fn map_shared_words(fd: BorrowedFd<'_>) -> SysResult<SharedWords> {
     // SAFETY: a fresh shared mapping chosen by the kernel, so nothing else of the
     // sentry's memory is touched; the fd is live for the call.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            PAGE,
+            SHARED_WORDS_PAGE,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED,
             fd.as_raw_fd(),
@@ -436,9 +467,6 @@ pub fn map_shared_words(fd: BorrowedFd<'_>) -> SysResult<&'static [std::sync::at
     if p == libc::MAP_FAILED {
         return Err(Errno::last());
     }
-    // SAFETY: the page is mapped for the rest of the process's life (never
-    // unmapped), page aligned and PAGE bytes long, so it holds PAGE / 8 aligned
-    // u64 words; AtomicU64 has u64's layout, and every access goes through atomics
-    // (the applications' reads happen in other processes).
-    Ok(unsafe { std::slice::from_raw_parts(p.cast::<std::sync::atomic::AtomicU64>(), PAGE / 8) })
+    let ptr = std::ptr::NonNull::new(p.cast()).ok_or(Errno::ENOMEM)?;
+    Ok(SharedWords { ptr })
 }

@@ -705,7 +705,7 @@ pub(super) fn write_stat(task: &Task, addr: u64, st: &Stat) -> SysResult<u64> {
     let mut st = *st;
     st.uid = ns.uid_shown(st.uid);
     st.gid = ns.gid_shown(st.gid);
-    io::write_struct(task.mem(), addr, &st.to_linux())?;
+    io::write_all(task.mem(), addr, &st.to_linux())?;
     Ok(0)
 }
 
@@ -1169,20 +1169,7 @@ pub fn umask(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 pub(super) fn write_statfs(task: &Task, addr: u64, s: &crate::vfs::StatFs) -> SysResult<u64> {
-    // struct statfs on x86-64, field by field (120 bytes).
-    let mut b = Vec::with_capacity(120);
-    for v in [s.kind, s.bsize] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [s.blocks, s.bfree, s.bavail, s.files, s.ffree] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.extend_from_slice(&[0u8; 8]); // f_fsid: not exposed
-    for v in [s.namelen, s.frsize, s.flags] {
-        b.extend_from_slice(&v.to_le_bytes());
-    }
-    b.resize(120, 0);
-    io::write_all(task.mem(), addr, &b)?;
+    io::write_all(task.mem(), addr, &s.to_linux())?;
     Ok(0)
 }
 

@@ -13,7 +13,7 @@ use crate::syscalls::{at_dir, file_arg, path_arg, Args};
 use crate::vfs::acl::{self, Acl};
 use crate::vfs::path::{walk, walk_parent, Follow, WalkOpts};
 use crate::vfs::perm::{self, MAY_READ, MAY_WRITE};
-use crate::vfs::{Dentry, Inode, Owner, SetAttr, Stat, TimeChange};
+use crate::vfs::{Dentry, Inode, Owner, SetAttr, SetTime, Stat};
 
 const UTIME_NOW: i64 = (1 << 30) - 1;
 const UTIME_OMIT: i64 = (1 << 30) - 2;
@@ -616,14 +616,14 @@ pub fn fchownat(task: &mut Task, a: &Args) -> SysResult<u64> {
     chown_dentry(task, &d, a[2] as u32, a[3] as u32)
 }
 
-fn set_times(task: &Task, d: &Dentry, atime: TimeChange, mtime: TimeChange) -> SysResult<u64> {
-    if atime == TimeChange::Omit && mtime == TimeChange::Omit {
+fn set_times(task: &Task, d: &Dentry, atime: SetTime, mtime: SetTime) -> SysResult<u64> {
+    if atime == SetTime::Omit && mtime == SetTime::Omit {
         return Ok(0);
     }
     let st = d.inode().stat()?;
     d.check_writable()?;
-    let to_now = matches!(atime, TimeChange::Now | TimeChange::Omit)
-        && matches!(mtime, TimeChange::Now | TimeChange::Omit);
+    let to_now = matches!(atime, SetTime::Now | SetTime::Omit)
+        && matches!(mtime, SetTime::Now | SetTime::Omit);
     if !is_owner(task, &st) {
         if !to_now {
             return Err(Errno::EPERM);
@@ -651,11 +651,11 @@ fn read_i64s(task: &Task, addr: u64, n: usize) -> SysResult<Vec<i64>> {
         .collect())
 }
 
-fn timespec_change(sec: i64, nsec: i64) -> SysResult<TimeChange> {
+fn timespec_change(sec: i64, nsec: i64) -> SysResult<SetTime> {
     match nsec {
-        UTIME_NOW => Ok(TimeChange::Now),
-        UTIME_OMIT => Ok(TimeChange::Omit),
-        n if (0..1_000_000_000).contains(&n) => Ok(TimeChange::At(sec, n)),
+        UTIME_NOW => Ok(SetTime::Now),
+        UTIME_OMIT => Ok(SetTime::Omit),
+        n if (0..1_000_000_000).contains(&n) => Ok(SetTime::At(sec, n)),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -667,7 +667,7 @@ pub fn utimensat(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let (at, mt) = if a[2] == 0 {
-        (TimeChange::Now, TimeChange::Now)
+        (SetTime::Now, SetTime::Now)
     } else {
         let v = read_i64s(task, a[2], 4)?;
         (timespec_change(v[0], v[1])?, timespec_change(v[2], v[3])?)
@@ -685,16 +685,16 @@ pub fn utimensat(task: &mut Task, a: &Args) -> SysResult<u64> {
     set_times(task, &d, at, mt)
 }
 
-fn timeval_pair(task: &Task, addr: u64) -> SysResult<(TimeChange, TimeChange)> {
+fn timeval_pair(task: &Task, addr: u64) -> SysResult<(SetTime, SetTime)> {
     if addr == 0 {
-        return Ok((TimeChange::Now, TimeChange::Now));
+        return Ok((SetTime::Now, SetTime::Now));
     }
     let v = read_i64s(task, addr, 4)?;
     let tv = |s: i64, us: i64| {
         if !(0..1_000_000).contains(&us) {
             return Err(Errno::EINVAL);
         }
-        Ok(TimeChange::At(s, us * 1000))
+        Ok(SetTime::At(s, us * 1000))
     };
     Ok((tv(v[0], v[1])?, tv(v[2], v[3])?))
 }
@@ -719,10 +719,10 @@ pub fn futimesat(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn utime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let path = path_arg(task, a[0])?;
     let (at, mt) = if a[1] == 0 {
-        (TimeChange::Now, TimeChange::Now)
+        (SetTime::Now, SetTime::Now)
     } else {
         let v = read_i64s(task, a[1], 2)?;
-        (TimeChange::At(v[0], 0), TimeChange::At(v[1], 0))
+        (SetTime::At(v[0], 0), SetTime::At(v[1], 0))
     };
     let d = target(task, libc::AT_FDCWD, &path, 0)?;
     set_times(task, &d, at, mt)

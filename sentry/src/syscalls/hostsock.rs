@@ -17,6 +17,7 @@ use crate::sys::confine::host_sockopt_allowed;
 use crate::sys::hostnet;
 use crate::syscalls::fs::read_iovecs;
 use crate::syscalls::pipe::install_file;
+use crate::syscalls::sockaddr::{get_sockaddr, put_sockaddr};
 use crate::syscalls::socket::{gather, read_msghdr, scatter, wait_until};
 use crate::syscalls::Args;
 use crate::vfs::OpenFile;
@@ -101,12 +102,7 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
 /// `AF_UNSPEC`, which the host takes as Linux does), its length is the family's,
 /// and it is not the concealed metadata server.
 fn read_addr(task: &Task, s: &HostSocket, addr: u64, len: u64) -> SysResult<Vec<u8>> {
-    let len = len as i32;
-    if !(0..=128).contains(&len) {
-        return Err(Errno::EINVAL);
-    }
-    let mut b = vec![0u8; len as usize];
-    io::read_exact(task.mem(), addr, &mut b)?;
+    let b = get_sockaddr(task, addr, len)?;
     if b.len() < 2 {
         return Err(Errno::EINVAL);
     }
@@ -159,20 +155,7 @@ fn port_of(b: &[u8]) -> u16 {
 /// Writes the host's address `a` at `addr`, cut to the room at `len_addr`, and
 /// stores its full length there.
 fn write_addr(task: &Task, addr: u64, len_addr: u64, a: &[u8]) -> SysResult<()> {
-    if len_addr == 0 {
-        return Ok(());
-    }
-    let mut lb = [0u8; 4];
-    io::read_exact(task.mem(), len_addr, &mut lb)?;
-    let room = i32::from_le_bytes(lb);
-    if room < 0 {
-        return Err(Errno::EINVAL);
-    }
-    let n = a.len().min(room as usize);
-    if n > 0 && addr != 0 {
-        io::write_all(task.mem(), addr, &a[..n])?;
-    }
-    io::write_u32(task.mem(), len_addr, a.len() as u32)
+    put_sockaddr(task, addr, len_addr, a, a.len())
 }
 
 /// Waits until the socket's host readiness has one of `bits`.

@@ -15,6 +15,7 @@ use crate::net::udp::UdpInner;
 use crate::syscalls::fs::read_iovecs;
 use crate::syscalls::hostsock;
 use crate::syscalls::pipe::install_file;
+use crate::syscalls::sockaddr::{get_sockaddr, put_sockaddr};
 use crate::syscalls::socket::{gather, read_msghdr, scatter, wait_until};
 use crate::syscalls::Args;
 use crate::vfs::OpenFile;
@@ -110,13 +111,7 @@ pub fn socket(task: &mut Task, domain: i32, ty: i32, protocol: i32, flags: i32) 
 }
 
 fn read_sockaddr(task: &Task, family: Family, addr: u64, len: u64) -> SysResult<Parsed> {
-    let len = len as i32;
-    if !(0..=128).contains(&len) {
-        return Err(Errno::EINVAL);
-    }
-    let mut b = vec![0u8; len as usize];
-    io::read_exact(task.mem(), addr, &mut b)?;
-    addr::parse(family, &b)
+    addr::parse(family, &get_sockaddr(task, addr, len)?)
 }
 
 /// Writes `a` as a `sockaddr` of `family` at `addr`, cut to the room at `len_addr`,
@@ -128,21 +123,8 @@ fn write_sockaddr(
     family: Family,
     a: Option<SockAddr>,
 ) -> SysResult<()> {
-    if len_addr == 0 {
-        return Ok(());
-    }
-    let mut lb = [0u8; 4];
-    io::read_exact(task.mem(), len_addr, &mut lb)?;
-    let room = i32::from_le_bytes(lb);
-    if room < 0 {
-        return Err(Errno::EINVAL);
-    }
     let out = a.map(|a| addr::encode(family, a)).unwrap_or_default();
-    let n = out.len().min(room as usize);
-    if n > 0 && addr != 0 {
-        io::write_all(task.mem(), addr, &out[..n])?;
-    }
-    io::write_u32(task.mem(), len_addr, out.len() as u32)
+    put_sockaddr(task, addr, len_addr, &out, out.len())
 }
 
 /// `bind(2)`.

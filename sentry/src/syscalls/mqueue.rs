@@ -184,7 +184,7 @@ pub fn mq_notify(task: &mut Task, a: &Args) -> SysResult<u64> {
             SIGEV_SIGNAL => return Err(Errno::EINVAL),
             SIGEV_THREAD => {
                 task.kernel.warn_once(
-                    0x6d71_6e74,
+                    crate::kernel::warn_key::MQ_NOTIFY_THREAD,
                     "mq_notify: SIGEV_THREAD (netlink notification) is not implemented (ENOSYS)",
                 );
                 return Err(Errno::ENOSYS);

@@ -11,7 +11,7 @@ use crate::errno::{Errno, SysResult};
 use crate::fs::procfs::ns::NsFile;
 use crate::kernel::creds::{CAP_SYS_ADMIN, CAP_SYS_CHROOT};
 use crate::kernel::ns::{owner_for, CgroupNs, IpcNs, MntNs, NetNs, NsRef, NsSet};
-use crate::kernel::Task;
+use crate::kernel::{warn_key, Task};
 use crate::syscalls::{file_arg, Args};
 use crate::vfs::mount_ops;
 use crate::vfs::FsContext;
@@ -58,7 +58,11 @@ pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> 
         .collect();
     // Once per kind and call: a program that retries must not flood the log.
     task.kernel.warn_once(
-        bad | if call == "clone" { 1 << 40 } else { 1 << 41 },
+        bad | if call == "clone" {
+            warn_key::CLONE_NAMESPACES
+        } else {
+            warn_key::UNSHARE_NAMESPACES
+        },
         &format!(
             "{call}: {} namespaces are not supported in the sandbox (EINVAL)",
             kinds.join(", ")

@@ -365,7 +365,7 @@ fn stopped_request(
             Ok(0)
         }
         SETSIGINFO => {
-            let mut b = [0u8; 128];
+            let mut b = [0u8; abi::signal::SIGINFO_SIZE];
             io::read_exact(task.mem(), data, &mut b)?;
             with_stop(h, |s| {
                 if s.siginfo.is_none() {

@@ -2,8 +2,6 @@
 //! install their own filters. The filters are run by the sentry
 //! (`kernel::seccomp`); the host never sees them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::cbpf::{self, Insn};
 use crate::errno::{Errno, SysResult};
 use crate::kernel::creds::CAP_SYS_ADMIN;
@@ -132,8 +130,6 @@ fn read_program(task: &Task, uargs: u64) -> SysResult<Vec<Insn>> {
     Ok(prog)
 }
 
-static LISTENER_REPORTED: AtomicBool = AtomicBool::new(false);
-
 fn set_filter(task: &mut Task, flags: u32, uargs: u64) -> SysResult<u64> {
     if flags & !FLAG_MASK != 0 {
         return Err(Errno::EINVAL);
@@ -146,12 +142,11 @@ fn set_filter(task: &mut Task, flags: u32, uargs: u64) -> SysResult<u64> {
     }
     let prog = read_program(task, uargs)?;
     if flags & FLAG_NEW_LISTENER != 0 {
-        if !LISTENER_REPORTED.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                "seccomp: SECCOMP_FILTER_FLAG_NEW_LISTENER (user notification) is not \
-                 implemented: returning ENOSYS"
-            );
-        }
+        task.kernel.warn_once(
+            crate::kernel::warn_key::SECCOMP_LISTENER,
+            "seccomp: SECCOMP_FILTER_FLAG_NEW_LISTENER (user notification) is not \
+             implemented: returning ENOSYS",
+        );
         return Err(Errno::ENOSYS);
     }
     let tsync = flags & FLAG_TSYNC != 0;

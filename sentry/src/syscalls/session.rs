@@ -148,7 +148,7 @@ pub fn pidfd_send_signal(task: &mut Task, a: &Args) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     let info = if a[2] != 0 {
-        let mut b = [0u8; 128];
+        let mut b = [0u8; abi::signal::SIGINFO_SIZE];
         io::read_exact(task.mem(), a[2], &mut b)?;
         let mut i = SigInfo::from_bytes(&b);
         if i.signo as u32 != sig {

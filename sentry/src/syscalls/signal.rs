@@ -122,14 +122,14 @@ fn take_from(task: &Task, set: u64) -> Option<SigInfo> {
         .ok()
         .and_then(|mut q| q.take_from(set))
     {
-        return Some(i.seen_in(&task.tg.pid_ns));
+        return Some(crate::kernel::signals::seen_in(i, &task.tg.pid_ns));
     }
     task.tg
         .pending
         .lock()
         .ok()
         .and_then(|mut q| q.take_from(set))
-        .map(|i| i.seen_in(&task.tg.pid_ns))
+        .map(|i| crate::kernel::signals::seen_in(i, &task.tg.pid_ns))
 }
 
 /// `rt_sigtimedwait(2)`.
@@ -406,7 +406,7 @@ pub fn tgkill(task: &mut Task, a: &Args) -> SysResult<u64> {
 }
 
 fn queued_info(task: &Task, sig: u32, addr: u64) -> SysResult<SigInfo> {
-    let mut b = [0u8; 128];
+    let mut b = [0u8; abi::signal::SIGINFO_SIZE];
     io::read_exact(task.mem(), addr, &mut b)?;
     let mut info = SigInfo::from_bytes(&b);
     // Only the kernel may claim to be the kernel, or tkill, for another process.

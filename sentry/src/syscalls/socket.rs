@@ -3,7 +3,6 @@
 //! [`crate::syscalls::inet`]. Other families get `EAFNOSUPPORT`, Linux's answer for
 //! a family the kernel does not have, and are logged once each.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,9 +35,6 @@ const SOCKADDR_UN_LEN: usize = 110;
 const SOCK_MAX: i32 = 11;
 /// How much of a stream send is gathered from the application at a time.
 const STREAM_CHUNK: usize = 256 * 1024;
-
-/// Families asked for and refused, one bit each, so each is logged once.
-static REFUSED_FAMILIES: AtomicU64 = AtomicU64::new(0);
 
 /// An address read from the application.
 enum Addr {
@@ -179,17 +175,16 @@ fn split_type(t: u64) -> SysResult<(Kind, i32)> {
     Ok((kind, flags))
 }
 
-fn check_domain(domain: u64, protocol: u64) -> SysResult<()> {
+fn check_domain(task: &Task, domain: u64, protocol: u64) -> SysResult<()> {
     let d = domain as i32;
     if d != libc::AF_UNIX {
         if (0..64).contains(&d) {
-            let bit = 1u64 << d;
-            if REFUSED_FAMILIES.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
-                tracing::warn!(
-                    family = d,
-                    "socket family not supported in the sandbox (only AF_UNIX, AF_INET, AF_INET6): EAFNOSUPPORT"
-                );
-            }
+            task.kernel.warn_once(
+                crate::kernel::warn_key::SOCKET_FAMILY + d as u64,
+                &format!(
+                    "socket family {d} not supported in the sandbox (only AF_UNIX, AF_INET, AF_INET6): EAFNOSUPPORT"
+                ),
+            );
         }
         return Err(Errno::EAFNOSUPPORT);
     }
@@ -217,7 +212,7 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
         return packet::socket(task, ty, a[2] as i32, flags);
     }
-    check_domain(a[0], a[2])?;
+    check_domain(task, a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     Ok(install_sock(task, UnixSocket::new(&task.kernel.unix, kind), flags)? as u64)
 }
@@ -229,7 +224,7 @@ pub fn socketpair(task: &mut Task, a: &Args) -> SysResult<u64> {
         split_flags(a[1])?;
         return Err(Errno::EOPNOTSUPP);
     }
-    check_domain(a[0], a[2])?;
+    check_domain(task, a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     let (x, y) = UnixSocket::pair(&task.kernel.unix, kind, ucred(task))?;
     let nb = flags & libc::O_NONBLOCK;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::kernel::wait::{self, Interrupted};
-use crate::kernel::{vdso, Task};
+use crate::kernel::Task;
 use crate::mm::io;
 use crate::platform::AddressSpace;
 use crate::sys::host;
@@ -169,7 +169,7 @@ pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
         }
     } else {
         // The vDSO's clock, so that a program mixing both sees one clock.
-        vdso::clock_now(clock)?
+        task.kernel.clock_now(clock)?
     };
     io::write_struct(task.mem(), a[1], &ts)?;
     Ok(0)
@@ -196,7 +196,7 @@ pub fn clock_getres(task: &mut Task, a: &Args) -> SysResult<u64> {
 /// `gettimeofday(2)`.
 pub fn gettimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
     if a[0] != 0 {
-        let ts = vdso::clock_now(libc::CLOCK_REALTIME)?;
+        let ts = task.kernel.clock_now(libc::CLOCK_REALTIME)?;
         let tv = libc::timeval {
             tv_sec: ts.tv_sec,
             tv_usec: ts.tv_nsec / 1000,
@@ -212,7 +212,7 @@ pub fn gettimeofday(task: &mut Task, a: &Args) -> SysResult<u64> {
 
 /// `time(2)`.
 pub fn time(task: &mut Task, a: &Args) -> SysResult<u64> {
-    let secs = vdso::clock_now(libc::CLOCK_REALTIME)?.tv_sec;
+    let secs = task.kernel.clock_now(libc::CLOCK_REALTIME)?.tv_sec;
     if a[0] != 0 {
         io::write_u64(task.mem(), a[0], secs as u64)?;
     }
@@ -278,7 +278,7 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     let ts = read_timespec(task, a[2])?;
     let dur = if flags & libc::TIMER_ABSTIME != 0 {
         // The deadline is on the clock the program reads (the vDSO's).
-        let now = vdso::clock_now(hclock)?;
+        let now = task.kernel.clock_now(hclock)?;
         let now_ns = now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128;
         let then_ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         Duration::from_nanos((then_ns - now_ns).clamp(0, u64::MAX as i128) as u64)

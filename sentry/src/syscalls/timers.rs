@@ -211,7 +211,10 @@ pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let (interval, mut value) = read_itimerspec(task, a[2])?;
     if a[1] as i32 & libc::TIMER_ABSTIME != 0 && !value.is_zero() {
-        value = task.kernel.timers.until(key, value)?;
+        value = task
+            .kernel
+            .timers
+            .until(key, value, task.kernel.vdso().map(|v| &**v))?;
     }
     let tg = Arc::downgrade(&task.tg);
     let old = task.kernel.timers.set(

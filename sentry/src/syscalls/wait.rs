@@ -6,11 +6,12 @@ use crate::errno::{Errno, SysResult};
 use crate::kernel::pidfd;
 use crate::kernel::process::{wait_status, ThreadGroup, ThreadHandle};
 use crate::kernel::ptrace;
-use crate::kernel::signals::code;
+use crate::kernel::signals::{code, SigInfo};
 use crate::kernel::wait::{self, Interrupted};
 use crate::kernel::{ExitStatus, Task};
 use crate::mm::io;
 use crate::syscalls::{file_arg, Args};
+use abi::signal::SIGINFO_SIZE;
 
 const WNOHANG: i32 = 1;
 const WUNTRACED: i32 = 2;
@@ -337,7 +338,7 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
         do_wait(task, which, options)?
     };
     if a[2] != 0 {
-        let mut b = [0u8; 128];
+        let mut b = [0u8; SIGINFO_SIZE];
         if let Some(f) = &found {
             let (c, st) = match f.kind {
                 Kind::Exited(ExitStatus::Exited(c)) => (code::CLD_EXITED, c),
@@ -353,11 +354,15 @@ pub fn waitid(task: &mut Task, a: &Args) -> SysResult<u64> {
                 Kind::Traced(word) => (ptrace::CLD_TRAPPED, word),
                 Kind::Continued => (code::CLD_CONTINUED, libc::SIGCONT),
             };
-            b[0..4].copy_from_slice(&libc::SIGCHLD.to_le_bytes());
-            b[8..12].copy_from_slice(&c.to_le_bytes());
-            b[16..20].copy_from_slice(&f.pid.to_le_bytes());
-            b[20..24].copy_from_slice(&f.uid.to_le_bytes());
-            b[24..28].copy_from_slice(&st.to_le_bytes());
+            b = SigInfo {
+                signo: libc::SIGCHLD,
+                code: c,
+                pid: f.pid,
+                uid: f.uid,
+                status: i64::from(st),
+                ..Default::default()
+            }
+            .to_bytes();
         }
         io::write_all(task.mem(), a[2], &b)?;
     }

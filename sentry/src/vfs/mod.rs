@@ -26,77 +26,8 @@ pub use abi::limits::{NAME_MAX, PATH_MAX};
 /// Symlinks followed in one resolution before `ELOOP` (Linux's `MAXSYMLINKS`).
 pub const MAX_SYMLINKS: u32 = 40;
 
-/// File attributes (the fields of `struct stat`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stat {
-    /// Device.
-    pub dev: u64,
-    /// Inode number.
-    pub ino: u64,
-    /// Type and mode bits.
-    pub mode: u32,
-    /// Hard links.
-    pub nlink: u64,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// Device number (device files).
-    pub rdev: u64,
-    /// Size in bytes.
-    pub size: i64,
-    /// I/O block size.
-    pub blksize: i64,
-    /// 512-byte blocks.
-    pub blocks: i64,
-    /// Access time.
-    pub atime: (i64, i64),
-    /// Modification time.
-    pub mtime: (i64, i64),
-    /// Change time.
-    pub ctime: (i64, i64),
-}
-
-impl Stat {
-    /// The file type bits.
-    pub fn file_type(&self) -> u32 {
-        self.mode & libc::S_IFMT
-    }
-    /// True for directories.
-    pub fn is_dir(&self) -> bool {
-        self.file_type() == libc::S_IFDIR
-    }
-    /// True for symlinks.
-    pub fn is_symlink(&self) -> bool {
-        self.file_type() == libc::S_IFLNK
-    }
-    /// True for regular files.
-    pub fn is_regular(&self) -> bool {
-        self.file_type() == libc::S_IFREG
-    }
-
-    /// The kernel's `struct stat` for x86-64.
-    pub fn to_linux(&self) -> libc::stat {
-        let mut s: libc::stat = crate::sys::pod::zeroed();
-        s.st_dev = self.dev;
-        s.st_ino = self.ino;
-        s.st_mode = self.mode;
-        s.st_nlink = self.nlink;
-        s.st_uid = self.uid;
-        s.st_gid = self.gid;
-        s.st_rdev = self.rdev;
-        s.st_size = self.size;
-        s.st_blksize = self.blksize;
-        s.st_blocks = self.blocks;
-        s.st_atime = self.atime.0;
-        s.st_atime_nsec = self.atime.1;
-        s.st_mtime = self.mtime.0;
-        s.st_mtime_nsec = self.mtime.1;
-        s.st_ctime = self.ctime.0;
-        s.st_ctime_nsec = self.ctime.1;
-        s
-    }
-}
+/// File attributes, statistics and attribute changes: the layouts the gofer speaks too.
+pub use abi::fs::{SetAttr, SetTime, Stat, StatFs};
 
 /// A filesystem object. Directory operations default to `ENOTDIR`, file operations
 /// to the errno Linux gives for that kind of object.
@@ -235,9 +166,6 @@ pub trait Inode: Send + Sync {
     }
 }
 
-/// Filesystem statistics (`struct statfs`).
-pub use gofer::StatFs;
-
 /// The owner a new file gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
@@ -245,47 +173,6 @@ pub struct Owner {
     pub uid: u32,
     /// Owning gid (the creator's fsgid, or the directory's with set-gid).
     pub gid: u32,
-}
-
-/// A timestamp change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeChange {
-    /// Leave it.
-    Omit,
-    /// Set to the current time.
-    Now,
-    /// Set to (seconds, nanoseconds).
-    At(i64, i64),
-}
-
-/// An attribute change (`setattr`); `None`/`Omit` fields stay as they are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SetAttr {
-    /// New permission bits (type bits ignored).
-    pub mode: Option<u32>,
-    /// New owner.
-    pub uid: Option<u32>,
-    /// New group.
-    pub gid: Option<u32>,
-    /// New size (truncate).
-    pub size: Option<u64>,
-    /// New access time.
-    pub atime: TimeChange,
-    /// New modification time.
-    pub mtime: TimeChange,
-}
-
-impl Default for SetAttr {
-    fn default() -> Self {
-        SetAttr {
-            mode: None,
-            uid: None,
-            gid: None,
-            size: None,
-            atime: TimeChange::Omit,
-            mtime: TimeChange::Omit,
-        }
-    }
 }
 
 /// A name in the tree: an inode with its parent, so `..` and `getcwd` work, and a

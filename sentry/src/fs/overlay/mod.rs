@@ -26,7 +26,7 @@ use crate::fs::gofer::{GoferFs, HostMappable};
 use crate::mm::Mappable;
 use crate::sys::host;
 use crate::vfs::xattr::{check_name, XattrMap};
-use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, Stat, TimeChange};
+use crate::vfs::{DirEntry, FileImpl, Inode, Owner, SetAttr, SetTime, Stat};
 
 pub mod store;
 #[cfg(test)]
@@ -677,14 +677,14 @@ impl Inode for ONode {
         if let Some(mode) = attr.mode {
             a.mode = (a.mode & libc::S_IFMT) | (mode & 0o7777);
         }
-        let pick = |c: TimeChange, old: (i64, i64)| match c {
-            TimeChange::Omit => old,
-            TimeChange::Now => t,
-            TimeChange::At(s, ns) => (s, ns),
+        let pick = |c: SetTime, old: (i64, i64)| match c {
+            SetTime::Omit => old,
+            SetTime::Now => t,
+            SetTime::At(s, ns) => (s, ns),
         };
         a.atime = pick(attr.atime, a.atime);
         a.mtime = pick(attr.mtime, a.mtime);
-        if attr.size.is_some() && attr.mtime == TimeChange::Omit {
+        if attr.size.is_some() && attr.mtime == SetTime::Omit {
             a.mtime = t;
         }
         a.ctime = t;

@@ -90,6 +90,7 @@ fn config(overlay: &str) -> BootConfig {
         network: "none".into(),
         readonly_rootfs: false,
         weak_confinement: false,
+        syscall_patching: true,
         mounts: Vec::new(),
         net_raw: false,
         masked_paths: Vec::new(),

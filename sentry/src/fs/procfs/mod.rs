@@ -45,33 +45,15 @@ fn text(ino: u64, s: String) -> Arc<dyn Inode> {
 /// `/proc/sys/kernel/yama` (inode numbers 135 and 136): `ptrace_scope`, which a
 /// writer with `CAP_SYS_PTRACE` may change (see [`crate::kernel::yama`]).
 fn yama_dir(k: &Weak<Kernel>) -> Arc<dyn Inode> {
-    let (kr, kw) = (k.clone(), k.clone());
-    let scope = GenFile::writable(
+    let (kr, kw, writer) = (k.clone(), k.clone(), caller_creds(k));
+    let scope = GenFile::int_setting(
         136,
-        0o644,
-        (0, 0),
-        Arc::new(move || {
-            let k = kr.upgrade().ok_or(Errno::ESRCH)?;
-            Ok(format!("{}\n", k.yama.scope()).into_bytes())
-        }),
-        Arc::new(move |buf: &[u8]| {
+        move || Ok(kr.upgrade().ok_or(Errno::ESRCH)?.yama.scope()),
+        move |v: i64| {
             let k = kw.upgrade().ok_or(Errno::ESRCH)?;
-            let writer = k
-                .registry()?
-                .group(process::current().0)
-                .ok_or(Errno::ESRCH)?;
-            let privileged = writer
-                .state()?
-                .view
-                .creds
-                .has_cap(crate::creds::CAP_SYS_PTRACE);
-            let v: i64 = std::str::from_utf8(buf)
-                .ok()
-                .map(str::trim)
-                .and_then(|s| s.parse().ok())
-                .ok_or(Errno::EINVAL)?;
-            k.yama.set_scope(v, privileged)
-        }),
+            k.yama
+                .set_scope(v, writer()?.has_cap(crate::creds::CAP_SYS_PTRACE))
+        },
     );
     GenDir::fixed(135, vec![("ptrace_scope", scope as Arc<dyn Inode>)])
 }
@@ -344,24 +326,20 @@ fn aio_sysctl(kernel: &Arc<Kernel>) -> Vec<(&'static str, Arc<dyn Inode>)> {
             Ok(format!("{}\n", k.aio.nr()).into_bytes())
         }),
     );
-    let max = GenFile::writable(
+    let max = GenFile::int_setting(
         179,
-        0o644,
-        (0, 0),
-        Arc::new(move || {
-            let k = b.upgrade().ok_or(Errno::ENOENT)?;
-            Ok(format!("{}\n", k.aio.max_nr.load(Ordering::Relaxed)).into_bytes())
-        }),
-        Arc::new(move |v: &[u8]| {
+        move || {
+            Ok(b.upgrade()
+                .ok_or(Errno::ENOENT)?
+                .aio
+                .max_nr
+                .load(Ordering::Relaxed))
+        },
+        move |v: u64| {
             let k = c.upgrade().ok_or(Errno::ENOENT)?;
-            let v: u64 = std::str::from_utf8(v)
-                .map_err(|_| Errno::EINVAL)?
-                .trim()
-                .parse()
-                .map_err(|_| Errno::EINVAL)?;
             k.aio.max_nr.store(v, Ordering::Relaxed);
             Ok(())
-        }),
+        },
     );
     vec![("aio-nr", nr as Arc<dyn Inode>), ("aio-max-nr", max)]
 }
@@ -631,7 +609,7 @@ fn oom_score_adj(
 ) -> Arc<dyn Inode> {
     let g = Arc::downgrade(tg);
     let g2 = g.clone();
-    let k = Arc::downgrade(kernel);
+    let writer = caller_creds(&Arc::downgrade(kernel));
     GenFile::writable(
         ino,
         0o644,
@@ -643,25 +621,11 @@ fn oom_score_adj(
         }),
         Arc::new(move |buf: &[u8]| {
             let g = g2.upgrade().ok_or(Errno::ESRCH)?;
-            let v: i32 = std::str::from_utf8(buf)
-                .ok()
-                .map(str::trim)
-                .and_then(|s| s.parse().ok())
-                .ok_or(Errno::EINVAL)?;
+            let v: i32 = node::written_int(buf)?;
             if !(-1000..=1000).contains(&v) {
                 return Err(Errno::EINVAL);
             }
-            // The writer: the process whose thread is making this call.
-            let kernel = k.upgrade().ok_or(Errno::ESRCH)?;
-            let writer = kernel
-                .registry()?
-                .group(process::current().0)
-                .ok_or(Errno::ESRCH)?;
-            let privileged = writer
-                .state()?
-                .view
-                .creds
-                .has_cap(crate::creds::CAP_SYS_RESOURCE);
+            let privileged = writer()?.has_cap(crate::creds::CAP_SYS_RESOURCE);
             let mut st = g.state()?;
             if v < st.oom_score_adj.1 && !privileged {
                 return Err(Errno::EACCES);

@@ -70,6 +70,39 @@ impl GenFile {
             put: Some(put),
         })
     }
+
+    /// A `/proc/sys` setting holding one integer (mode 0644, owned by root, so
+    /// the open's credential check comes first): a read shows `get()` on a line;
+    /// a write is parsed as one integer ([`written_int`]) and handed to `set`,
+    /// which checks the writer (a capability) and the range.
+    pub fn int_setting<V, T>(
+        ino: u64,
+        get: impl Fn() -> SysResult<V> + Send + Sync + 'static,
+        set: impl Fn(T) -> SysResult<()> + Send + Sync + 'static,
+    ) -> Arc<GenFile>
+    where
+        V: std::fmt::Display,
+        T: std::str::FromStr,
+    {
+        GenFile::writable(
+            ino,
+            0o644,
+            (0, 0),
+            Arc::new(move || Ok(format!("{}\n", get()?).into_bytes())),
+            Arc::new(move |buf: &[u8]| set(written_int(buf)?)),
+        )
+    }
+}
+
+/// What a writer wrote to a proc file that takes a number: one decimal integer,
+/// white space around it allowed (`EINVAL` for anything else, as Linux's
+/// `proc_dointvec`).
+pub fn written_int<T: std::str::FromStr>(buf: &[u8]) -> SysResult<T> {
+    std::str::from_utf8(buf)
+        .ok()
+        .map(str::trim)
+        .and_then(|s| s.parse().ok())
+        .ok_or(Errno::EINVAL)
 }
 
 impl Inode for GenFile {

@@ -95,17 +95,10 @@ pub fn setgroups_file(
 /// `/proc/sys/user/max_user_namespaces`: the sandbox's limit on user namespaces
 /// made inside it, written by its initial namespace's root (0 forbids new ones).
 pub fn max_user_namespaces(ino: u64, caller: CredsOf) -> Arc<dyn Inode> {
-    GenFile::writable(
+    GenFile::int_setting(
         ino,
-        0o644,
-        (0, 0),
-        Arc::new(|| Ok(format!("{}\n", userns::max_namespaces()).into_bytes())),
-        Arc::new(move |buf: &[u8]| {
-            let n: i64 = std::str::from_utf8(buf)
-                .ok()
-                .map(str::trim)
-                .and_then(|s| s.parse().ok())
-                .ok_or(Errno::EINVAL)?;
+        || Ok(userns::max_namespaces()),
+        move |n: i64| {
             if !(0..=i32::MAX as i64).contains(&n) {
                 return Err(Errno::EINVAL);
             }
@@ -114,6 +107,6 @@ pub fn max_user_namespaces(ino: u64, caller: CredsOf) -> Arc<dyn Inode> {
             }
             userns::set_max_namespaces(n as usize);
             Ok(())
-        }),
+        },
     )
 }

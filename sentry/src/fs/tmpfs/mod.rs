@@ -44,7 +44,7 @@ use crate::sys::host;
 use crate::sys::host_tmpfs::{self, HostTmpfs};
 use crate::vfs::mount::{parse_options, FsConstructor};
 use crate::vfs::xattr::XattrMap;
-use crate::vfs::{FileImpl, Inode, Owner, SetAttr, Stat, StatFs, TimeChange};
+use crate::vfs::{FileImpl, Inode, Owner, SetAttr, SetTime, Stat, StatFs};
 
 use file::{TmpDirFile, TmpFile};
 
@@ -1115,12 +1115,12 @@ impl Inode for TmpInode {
             m.gid = gid;
             changed = true;
         }
-        let at = |c: TimeChange, cur: (i64, i64)| match c {
-            TimeChange::Omit => cur,
-            TimeChange::Now => t,
-            TimeChange::At(s, n) => (s, n),
+        let at = |c: SetTime, cur: (i64, i64)| match c {
+            SetTime::Omit => cur,
+            SetTime::Now => t,
+            SetTime::At(s, n) => (s, n),
         };
-        if a.atime != TimeChange::Omit || a.mtime != TimeChange::Omit {
+        if a.atime != SetTime::Omit || a.mtime != SetTime::Omit {
             m.atime = at(a.atime, m.atime);
             m.mtime = at(a.mtime, m.mtime);
             changed = true;

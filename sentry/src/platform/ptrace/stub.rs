@@ -24,7 +24,7 @@ pub(super) const SCRATCH: u64 = STUB_BASE + PAGE_SIZE;
 pub(super) const STUB_END: u64 = STUB_BASE + 2 * PAGE_SIZE;
 /// One past the highest user address on x86-64 with 4-level paging (`TASK_SIZE_MAX`);
 /// with 5-level paging nothing is mapped above it unless asked for.
-const USER_TOP: u64 = 0x7fff_ffff_f000;
+const USER_TOP: u64 = abi::mem::TASK_SIZE;
 /// The fd number the stub's end of the control socket has inside the stub.
 pub(super) const STUB_CONTROL_FD: u64 = 0;
 

@@ -17,10 +17,7 @@ use super::stub::{
 /// it like any other signal and the context turns it into [`Event::Interrupted`].
 pub(super) use crate::platform::common::INTERRUPT_SIGNAL;
 
-/// `si_code` the kernel uses for faults it raises itself.
-const SI_KERNEL: i32 = 0x80;
-/// `si_code` of a seccomp SIGSYS.
-const SYS_SECCOMP: i32 = 1;
+use abi::signal::{SI_KERNEL, SYS_SECCOMP};
 /// The signals that are application faults when the kernel raised them.
 const FAULT_SIGNALS: [i32; 5] = [
     libc::SIGSEGV,

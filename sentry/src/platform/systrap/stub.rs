@@ -73,7 +73,7 @@ pub(super) const MAX_SLOTS: usize = ((USER_TOP - REGION) / REGION_SIZE) as usize
 #[cfg(test)]
 pub(super) const STUB_END: u64 = REGION + MAX_SLOTS as u64 * REGION_SIZE;
 /// One past the highest user address on x86-64 with 4-level paging.
-const USER_TOP: u64 = 0x7fff_ffff_f000;
+const USER_TOP: u64 = abi::mem::TASK_SIZE;
 
 // Layout of the command page (offsets; the stub reads it, only the sentry writes).
 /// u32: the sequence number of the current command (the syscall thread's futex word).
@@ -1152,9 +1152,8 @@ pub(super) fn init_cmd_page(page: &mut [u8]) {
     // Every signal: our handler, on the alternate stack, with everything blocked
     // while it runs (so the interrupt signal waits until the thread returns to app
     // code, and a thread's own requests are never interrupted).
-    /// `SA_RESTORER` (the libc crate does not export it for every target).
-    const SA_RESTORER: u64 = 0x0400_0000;
-    let flags = (libc::SA_SIGINFO | libc::SA_ONSTACK) as u64 | SA_RESTORER;
+    use abi::signal::{SA_ONSTACK, SA_RESTORER, SA_SIGINFO};
+    let flags = SA_SIGINFO | SA_ONSTACK | SA_RESTORER;
     put(page, C_SIGACTION, HANDLER);
     put(page, C_SIGACTION + 8, flags);
     put(page, C_SIGACTION + 16, RESTORER);

@@ -12,9 +12,7 @@ use crate::platform::{Backing, Event, Regs, PAGE_SIZE};
 const CODE: u64 = 0x40_0000;
 const DATA: u64 = 0x50_0000;
 const FILE_ADDR: u64 = 0x60_0000;
-/// `si_code`s of SIGSEGV.
-const SEGV_MAPERR: i32 = 1;
-const SEGV_ACCERR: i32 = 2;
+use abi::signal::{SEGV_ACCERR, SEGV_MAPERR};
 const RW: i32 = libc::PROT_READ | libc::PROT_WRITE;
 const RX: i32 = libc::PROT_READ | libc::PROT_EXEC;
 
