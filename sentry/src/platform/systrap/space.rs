@@ -357,7 +357,8 @@ impl SystrapSpace {
         cpus: Arc<super::Cpus>,
         registry: Arc<super::Registry>,
     ) -> SysResult<Self> {
-        let (stub_end, sys) = Syscaller::new(spin)?;
+        // The syscall thread follows its sender's CPU only where pairs are pinned.
+        let (stub_end, sys) = Syscaller::new(spin && !cpus.overloaded())?;
         zygote.spawn(&[sys.memfd().as_raw_fd(), stub_end.as_raw_fd()])?;
         drop(stub_end);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -740,7 +741,7 @@ impl SystrapSpace {
     /// kernel's (the pid the parent's `clone` returned, the tid the thread's region
     /// reports) before any application code runs. Shared file mappings stay shared.
     pub(super) fn fork(&self) -> SysResult<SystrapSpace> {
-        let (stub_end, child_sys) = Syscaller::new(self.spin)?;
+        let (stub_end, child_sys) = Syscaller::new(self.spin && !self.cpus.overloaded())?;
         let (region, chan) = Channel::new(0)?;
         // Held until the child has read its fd numbers from our command page.
         let mut st = self.sys.lock();
