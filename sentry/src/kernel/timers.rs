@@ -338,7 +338,12 @@ impl TimerService {
         let key = TimerKey::CpuLimit(tgid);
         match soft {
             None => {
-                st.timers.remove(&key);
+                // Nothing to tell the service thread when there was no watch (every
+                // new process without a CPU limit comes here: waking the thread for
+                // it cost a futex wake and a context switch per fork).
+                if st.timers.remove(&key).is_none() {
+                    return;
+                }
             }
             Some(soft) => {
                 let mut t = Timer::new(libc::SIGXCPU, 0, target, -1, Some(clock));

@@ -641,6 +641,9 @@ impl Drop for PendingThread {
 /// with a forged signal frame), or broke the hand-off of a request; the bound only
 /// has to be well above a loaded host's scheduling delays.
 const KILL_GRACE: Duration = Duration::from_secs(1);
+/// How late after its grace period a killed context may be checked, so that the
+/// watchdog checks the kills of a burst of exits in one wake-up.
+const KILL_BATCH: Duration = Duration::from_millis(250);
 
 /// Interrupts a [`SystrapContext`] from any thread.
 pub(super) struct SystrapInterrupter {
@@ -709,8 +712,17 @@ impl KillWatchdog {
     }
 
     fn arm(&self, intr: Weak<SystrapInterrupter>) {
-        lock(&self.due).push((Instant::now() + KILL_GRACE, intr));
-        self.cv.notify_one();
+        let mut due = lock(&self.due);
+        let idle = due.is_empty();
+        due.push((Instant::now() + KILL_GRACE, intr));
+        drop(due);
+        // Every deadline is KILL_GRACE after its arming, so one armed before is due
+        // first and the watchdog already wakes for it: only an idle watchdog needs
+        // a wake-up. (Every process exit arms one: a wake-up of this thread per
+        // exit was a futex wake and a context switch on a fork+exit+wait.)
+        if idle {
+            self.cv.notify_one();
+        }
     }
 
     fn run(&self) {
@@ -732,7 +744,9 @@ impl KillWatchdog {
             let next = due.iter().map(|(t, _)| *t).min();
             due = match next {
                 Some(t) => {
-                    let wait = t.saturating_duration_since(now);
+                    // Later deadlines within KILL_BATCH are checked in the same
+                    // wake-up, not one wake-up each.
+                    let wait = (t + KILL_BATCH).saturating_duration_since(now);
                     self.cv
                         .wait_timeout(due, wait)
                         .map(|(g, _)| g)
