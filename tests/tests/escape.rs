@@ -793,7 +793,10 @@ fn a_stub_killed_mid_write_ends_its_process_by_sigkill() {
                 wrong.push((round, status));
             }
         }
-        assert!(wrong.is_empty(), "{p}: (round, exit status) not SIGKILL: {wrong:?}");
+        assert!(
+            wrong.is_empty(),
+            "{p}: (round, exit status) not SIGKILL: {wrong:?}"
+        );
     }
 }
 
@@ -814,12 +817,8 @@ fn kill_busy_victim(platform: &str, f: &Fixture, round: u64) -> Option<i32> {
     // The stub that runs the program is the one with no children (systrap's
     // zygote is the parent of its stubs).
     let victim = loop {
-        let runner = tree_of(child.id()).and_then(|t| {
-            t.stubs
-                .iter()
-                .copied()
-                .find(|&p| children_of(p).is_empty())
-        });
+        let runner = tree_of(child.id())
+            .and_then(|t| t.stubs.iter().copied().find(|&p| children_of(p).is_empty()));
         if let Some(v) = runner {
             break v;
         }
