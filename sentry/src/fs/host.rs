@@ -9,7 +9,7 @@ use crate::errno::{Errno, SysResult};
 use crate::mm::io::write_all;
 use crate::platform::AddressSpace;
 use crate::sys::host::{self, TtyQuery};
-use crate::vfs::{FileImpl, Stat};
+use crate::vfs::{FileImpl, Inode, Stat};
 use crate::wait::WaitQueue;
 
 /// The most a write to a host stream that can block passes at once: a pipe that
@@ -65,6 +65,15 @@ impl HostStream {
                 notifier: Mutex::new(None),
             }),
         }
+    }
+
+    /// What `/proc/PID/fd/N` of this stream leads to: opening it makes a new
+    /// description of the same host stream, as Linux reopens a pipe or terminal
+    /// there (`cat /dev/stdin` with stdin a pipe). Both share the host fd.
+    pub fn reopen_target(&self) -> Arc<dyn Inode> {
+        Arc::new(HostStreamInode {
+            shared: self.shared.clone(),
+        })
     }
 
     /// The poll events of the host fd now; the ones in `want` that are missing are
@@ -155,6 +164,10 @@ fn notify(shared: Weak<Shared>, wake: OwnedFd) {
 }
 
 impl FileImpl for HostStream {
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn read(&self, buf: &mut [u8], _offset: u64) -> SysResult<usize> {
         let sh = &self.shared;
         if sh.can_block
@@ -229,6 +242,29 @@ impl FileImpl for HostStream {
         let data = host::tty_query(self.shared.fd.as_fd(), q)?;
         write_all(mem, arg, &data)?;
         Ok(0)
+    }
+}
+
+/// A host stream reached through `/proc/PID/fd/N` (see
+/// [`HostStream::reopen_target`]).
+pub struct HostStreamInode {
+    shared: Arc<Shared>,
+}
+
+impl Inode for HostStreamInode {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        HostStream {
+            shared: self.shared.clone(),
+        }
+        .stat()
+    }
+    fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        Ok(Box::new(HostStream {
+            shared: self.shared.clone(),
+        }))
     }
 }
 

@@ -509,6 +509,43 @@ pub fn pipe_of(file: &OpenFile) -> Option<Arc<Pipe>> {
         .map(|e| e.pipe.clone())
 }
 
+/// An anonymous pipe reached by a path: where `/proc/PID/fd/N` of a pipe end leads
+/// (a magic link). `open(2)` of it opens a new end of that same pipe, as Linux
+/// does (how `cat /dev/stdin` reads a shell pipe).
+pub struct AnonPipeInode {
+    pipe: Arc<Pipe>,
+}
+
+impl AnonPipeInode {
+    /// The path-reachable face of `pipe`.
+    pub fn new(pipe: Arc<Pipe>) -> Arc<AnonPipeInode> {
+        Arc::new(AnonPipeInode { pipe })
+    }
+}
+
+impl Inode for AnonPipeInode {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(self.pipe.stat())
+    }
+    /// A new end of the pipe. Unlike a FIFO's, it never waits for a partner and
+    /// a non-blocking write-only open with no reader is no `ENXIO`: Linux's
+    /// `fifo_open` leaves those rules out for pipefs inodes.
+    fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        let (read, write) = match flags & libc::O_ACCMODE {
+            libc::O_RDONLY => (true, false),
+            libc::O_WRONLY => (false, true),
+            libc::O_RDWR => (true, true),
+            _ => return Err(Errno::EINVAL),
+        };
+        let face: Arc<dyn Inode> = AnonPipeInode::new(self.pipe.clone());
+        let end = self.pipe.open_end(read, write, Some(face))?;
+        Ok(end)
+    }
+}
+
 /// `fcntl(F_GETPIPE_SZ / F_SETPIPE_SZ)`: `None` for any other command, so the
 /// generic `fcntl` can call this first and fall through. `privileged` is whether the
 /// caller has `CAP_SYS_RESOURCE`.

@@ -192,7 +192,12 @@ fn open_from(
             ..Default::default()
         })?;
     }
-    let imp = if st.file_type() == libc::S_IFIFO {
+    // A pipe or host stream reopened through `/proc/PID/fd` is that very object,
+    // not a FIFO of some filesystem.
+    let inode = dentry.inode().as_any();
+    let reopened = inode.is::<crate::fs::pipe::AnonPipeInode>()
+        || inode.is::<crate::fs::host::HostStreamInode>();
+    let imp = if st.file_type() == libc::S_IFIFO && !reopened {
         // A FIFO's data never touches its filesystem: every opener shares one
         // in-sentry pipe (also for FIFOs on host files, which are never opened).
         let files = &task.kernel.files;

@@ -3,6 +3,7 @@
 //! /proc.
 
 pub mod comm;
+pub mod fdlink;
 pub mod mounts;
 pub mod node;
 pub mod ns;
@@ -718,6 +719,9 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
                     format!("{kind}:[{}]", st.ino).into_bytes()
                 }
             };
+            if let Some(to) = fdlink::reopen_target(&file) {
+                return Ok(fdlink::magic(ino, owner, target, to));
+            }
             Ok(GenLink::new(ino, owner, Arc::new(move || Ok(target.clone()))) as Arc<dyn Inode>)
         }),
         Arc::new(move || {

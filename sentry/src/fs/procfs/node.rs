@@ -24,7 +24,7 @@ type Children = Arc<Vec<(Vec<u8>, Arc<dyn Inode>)>>;
 /// Directory listing: (inode number, DT_* type, name).
 pub type List = Arc<dyn Fn() -> SysResult<Vec<(u64, u8, Vec<u8>)>> + Send + Sync>;
 
-fn stat_of(ino: u64, mode: u32, uid: u32, gid: u32, size: i64) -> Stat {
+pub(super) fn stat_of(ino: u64, mode: u32, uid: u32, gid: u32, size: i64) -> Stat {
     Stat {
         dev: PROC_DEV,
         ino,

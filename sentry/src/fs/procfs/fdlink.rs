@@ -1,0 +1,70 @@
+//! `/proc/PID/fd/N` of a file with no path (a pipe end, one of the caller's host
+//! streams): a magic link. Its text is what Linux shows (`pipe:[INO]`), and
+//! following it lands on the file's object itself, so `open(2)` of it (`/dev/stdin`
+//! when stdin is a shell pipe) opens a new description of that same pipe or stream,
+//! as on Linux, where an ordinary symlink to that text would give `ENOENT`.
+
+use std::sync::Arc;
+
+use super::node::stat_of;
+use crate::errno::{Errno, SysResult};
+use crate::fs::host::HostStream;
+use crate::fs::pipe::AnonPipeInode;
+use crate::vfs::{FileImpl, Inode, OpenFile, Stat};
+
+/// What following fd entry `file` lands on, for pathless files that can be opened
+/// again (anonymous pipes, host streams); `None` for the others (sockets, anonymous
+/// inodes), whose entries stay plain links that do not resolve, as Linux's
+/// (`ENXIO` there; `ENOENT` here).
+pub fn reopen_target(file: &OpenFile) -> Option<Arc<dyn Inode>> {
+    if file.dentry().is_some() {
+        return None;
+    }
+    if let Some(pipe) = crate::fs::pipe::pipe_of(file) {
+        return Some(AnonPipeInode::new(pipe));
+    }
+    let any = file.imp().as_any()?;
+    any.downcast_ref::<HostStream>()
+        .map(HostStream::reopen_target)
+}
+
+/// The fd entry `ino` (owned by `owner`) reading `text` and leading to `target`.
+pub fn magic(ino: u64, owner: (u32, u32), text: Vec<u8>, target: Arc<dyn Inode>) -> Arc<dyn Inode> {
+    Arc::new(FdLink {
+        ino,
+        owner,
+        text,
+        target,
+    })
+}
+
+struct FdLink {
+    ino: u64,
+    owner: (u32, u32),
+    text: Vec<u8>,
+    target: Arc<dyn Inode>,
+}
+
+impl Inode for FdLink {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn stat(&self) -> SysResult<Stat> {
+        Ok(stat_of(
+            self.ino,
+            libc::S_IFLNK | 0o777,
+            self.owner.0,
+            self.owner.1,
+            0,
+        ))
+    }
+    fn readlink(&self) -> SysResult<Vec<u8>> {
+        Ok(self.text.clone())
+    }
+    fn magic_target(&self) -> Option<SysResult<Arc<dyn Inode>>> {
+        Some(Ok(self.target.clone()))
+    }
+    fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
+        Err(Errno::ELOOP)
+    }
+}
