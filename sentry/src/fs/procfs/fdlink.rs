@@ -6,11 +6,9 @@
 
 use std::sync::Arc;
 
-use super::node::stat_of;
-use crate::errno::{Errno, SysResult};
 use crate::fs::host::HostStream;
 use crate::fs::pipe::AnonPipeInode;
-use crate::vfs::{FileImpl, Inode, OpenFile, Stat};
+use crate::vfs::{Inode, OpenFile};
 
 /// What following fd entry `file` lands on, for pathless files that can be opened
 /// again (anonymous pipes, host streams); `None` for the others (sockets, anonymous
@@ -26,45 +24,4 @@ pub fn reopen_target(file: &OpenFile) -> Option<Arc<dyn Inode>> {
     let any = file.imp().as_any()?;
     any.downcast_ref::<HostStream>()
         .map(HostStream::reopen_target)
-}
-
-/// The fd entry `ino` (owned by `owner`) reading `text` and leading to `target`.
-pub fn magic(ino: u64, owner: (u32, u32), text: Vec<u8>, target: Arc<dyn Inode>) -> Arc<dyn Inode> {
-    Arc::new(FdLink {
-        ino,
-        owner,
-        text,
-        target,
-    })
-}
-
-struct FdLink {
-    ino: u64,
-    owner: (u32, u32),
-    text: Vec<u8>,
-    target: Arc<dyn Inode>,
-}
-
-impl Inode for FdLink {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn stat(&self) -> SysResult<Stat> {
-        Ok(stat_of(
-            self.ino,
-            libc::S_IFLNK | 0o777,
-            self.owner.0,
-            self.owner.1,
-            0,
-        ))
-    }
-    fn readlink(&self) -> SysResult<Vec<u8>> {
-        Ok(self.text.clone())
-    }
-    fn magic_target(&self) -> Option<SysResult<Arc<dyn Inode>>> {
-        Some(Ok(self.target.clone()))
-    }
-    fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
-        Err(Errno::ELOOP)
-    }
 }

@@ -720,7 +720,7 @@ fn fd_dir(tg: &Arc<ThreadGroup>, ino: u64, info: bool) -> Arc<dyn Inode> {
                 }
             };
             if let Some(to) = fdlink::reopen_target(&file) {
-                return Ok(fdlink::magic(ino, owner, target, to));
+                return Ok(GenLink::magic(ino, owner, target, to) as Arc<dyn Inode>);
             }
             Ok(GenLink::new(ino, owner, Arc::new(move || Ok(target.clone()))) as Arc<dyn Inode>)
         }),

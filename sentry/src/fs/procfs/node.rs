@@ -24,7 +24,7 @@ type Children = Arc<Vec<(Vec<u8>, Arc<dyn Inode>)>>;
 /// Directory listing: (inode number, DT_* type, name).
 pub type List = Arc<dyn Fn() -> SysResult<Vec<(u64, u8, Vec<u8>)>> + Send + Sync>;
 
-pub(super) fn stat_of(ino: u64, mode: u32, uid: u32, gid: u32, size: i64) -> Stat {
+fn stat_of(ino: u64, mode: u32, uid: u32, gid: u32, size: i64) -> Stat {
     Stat {
         dev: PROC_DEV,
         ino,
@@ -161,17 +161,39 @@ impl FileImpl for Snapshot {
     }
 }
 
-/// A symlink with a computed target.
+/// A symlink with a computed target; a magic link when it also has an object to
+/// land on (see [`Inode::magic_target`]).
 pub struct GenLink {
     ino: u64,
     owner: (u32, u32),
     target: LinkGen,
+    lands_on: Option<Arc<dyn Inode>>,
 }
 
 impl GenLink {
     /// A symlink.
     pub fn new(ino: u64, owner: (u32, u32), target: LinkGen) -> Arc<GenLink> {
-        Arc::new(GenLink { ino, owner, target })
+        Arc::new(GenLink {
+            ino,
+            owner,
+            target,
+            lands_on: None,
+        })
+    }
+
+    /// A magic link reading `text` whose resolution lands on `object` itself.
+    pub fn magic(
+        ino: u64,
+        owner: (u32, u32),
+        text: Vec<u8>,
+        object: Arc<dyn Inode>,
+    ) -> Arc<GenLink> {
+        Arc::new(GenLink {
+            ino,
+            owner,
+            target: Arc::new(move || Ok(text.clone())),
+            lands_on: Some(object),
+        })
     }
 }
 
@@ -190,6 +212,9 @@ impl Inode for GenLink {
     }
     fn readlink(&self) -> SysResult<Vec<u8>> {
         (self.target)()
+    }
+    fn magic_target(&self) -> Option<SysResult<Arc<dyn Inode>>> {
+        self.lands_on.clone().map(Ok)
     }
     fn open(&self, _flags: i32) -> SysResult<Box<dyn FileImpl>> {
         Err(Errno::ELOOP)
