@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::state::Status;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{LinuxCpu, LinuxResources};
 use rvisor_api::{Cpu, CpuUsage, Memory, MemoryEntry, Pids, Stats, Throttling};
@@ -1306,11 +1307,11 @@ pub fn remove_for(state_dir: &Path) -> Result<()> {
 
 /// `status` as the container's cgroup shows it: running or created while frozen is
 /// `paused`.
-pub fn adjust_status(state_dir: &Path, status: &mut String) {
-    if status == "running" || status == "created" {
+pub fn adjust_status(state_dir: &Path, status: &mut Status) {
+    if matches!(status, Status::Running | Status::Created) {
         if let Ok(Some(cg)) = Cgroup::load(state_dir) {
             if cg.frozen() {
-                *status = "paused".into();
+                *status = Status::Paused;
             }
         }
     }
@@ -1534,16 +1535,16 @@ mod tests {
         };
         cg.store(&dir).unwrap();
         assert_eq!(Cgroup::load(&dir).unwrap().unwrap(), cg);
-        let mut st = "running".to_string();
+        let mut st = Status::Running;
         adjust_status(&dir, &mut st);
-        assert_eq!(st, "paused");
+        assert_eq!(st, Status::Paused);
         std::fs::write(fake.join("freezer.state"), "THAWED\n").unwrap();
-        let mut st = "running".to_string();
+        let mut st = Status::Running;
         adjust_status(&dir, &mut st);
-        assert_eq!(st, "running");
-        let mut st = "stopped".to_string();
+        assert_eq!(st, Status::Running);
+        let mut st = Status::Stopped;
         adjust_status(&dir, &mut st);
-        assert_eq!(st, "stopped");
+        assert_eq!(st, Status::Stopped);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

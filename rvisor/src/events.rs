@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::cgroup::Cgroup;
 use crate::cli::{EventsArgs, GlobalOpts, IdArg, UpdateArgs};
 use crate::state;
+use crate::state::Status;
 use rvisor_api::{Cpu, CpuUsage, Memory, MemoryEntry, Pids, Stats};
 use sentry::control::{ContainerStats, Reply, Request};
 
@@ -60,9 +61,9 @@ fn reported_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Cgroup> {
 pub fn pause_resume(g: &GlobalOpts, a: &IdArg, pause: bool) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
     let what = if pause { "pause" } else { "resume" };
-    match (pause, rec.status.as_str()) {
-        (true, "running" | "created") | (false, "paused") => {}
-        (true, "paused") => {
+    match (pause, rec.status) {
+        (true, Status::Running | Status::Created) | (false, Status::Paused) => {}
+        (true, Status::Paused) => {
             bail_kind!(FailedPrecondition, "container {:?} is already paused", a.id)
         }
         (false, s) => bail_kind!(
@@ -145,7 +146,7 @@ fn pod_member(rec: &state::Record) -> Option<(String, bool)> {
 /// sandbox is paused: a frozen sentry cannot answer).
 pub(crate) fn sentry_stats(g: &GlobalOpts, pod: &str, id: &str) -> Result<ContainerStats> {
     let rec = state::load(&g.root, pod)?;
-    if rec.status == "paused" {
+    if rec.status == Status::Paused {
         bail_kind!(FailedPrecondition, "sandbox {pod:?} is paused");
     }
     let req = Request::Stats {
@@ -262,7 +263,7 @@ fn print_line(line: &str) -> Result<()> {
 pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
     let interval = parse_duration(&a.interval)?;
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status == "stopped" {
+    if rec.status == Status::Stopped {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     let cg = reported_cgroup(g, &rec)?;
@@ -279,7 +280,7 @@ pub fn events(g: &GlobalOpts, a: &EventsArgs) -> Result<i32> {
         // The state first, the count after: a kill that stopped the container (its
         // init was the victim) is counted before the container is seen stopped, so
         // its event is printed before `events` ends.
-        let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != "stopped");
+        let running = matches!(state::load(&g.root, &a.id), Ok(r) if r.status != Status::Stopped);
         // Kills at a pod container's own memory limit (see `own_oom`).
         if let Some(n) = limit_kills(g, &rec).filter(|&n| n > at_limit) {
             print_line(&event("oom", &a.id, None))?;
@@ -393,7 +394,7 @@ fn pod_containers(g: &GlobalOpts, pod: &str, except: &str) -> Result<Vec<String>
             continue;
         }
         if let Ok(r) = state::load(&g.root, &id) {
-            if r.status != "stopped" && pod_of(&r).as_deref() == Some(pod) {
+            if r.status != Status::Stopped && pod_of(&r).as_deref() == Some(pod) {
                 out.push(id);
             }
         }
@@ -417,7 +418,7 @@ fn update_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Option<Cgroup>> 
         return cgroup_of(g, id, "update").map(Some);
     };
     let sandbox = state::load(&g.root, &pod)?;
-    if sandbox.status == "stopped" {
+    if sandbox.status == Status::Stopped {
         bail_kind!(NotRunning, "the sandbox of pod {pod:?} is not running");
     }
     if !pod_containers(g, &pod, id)?.is_empty() {
@@ -433,7 +434,7 @@ fn update_cgroup(g: &GlobalOpts, rec: &state::Record) -> Result<Option<Cgroup>> 
 pub fn update(g: &GlobalOpts, a: &UpdateArgs) -> Result<i32> {
     let r = update_resources(a)?;
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status == "stopped" {
+    if rec.status == Status::Stopped {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     let cg = update_cgroup(g, &rec)?;

@@ -45,6 +45,7 @@ use crate::cli::{
     CreateArgs, DeleteArgs, ExecArgs, GlobalOpts, IdArg, KillArgs, ListArgs, OutputFormat, PsArgs,
     SuperviseArgs,
 };
+use crate::state::Status;
 use crate::state::{self, Record};
 use crate::{bundle, console, internal, sandbox};
 
@@ -86,7 +87,7 @@ fn create_claimed(g: &GlobalOpts, a: &CreateArgs) -> Result<i32> {
     if let Some(sandbox) = sandbox_of(&b.spec) {
         let s = state::load(&g.root, &sandbox)
             .with_context(|| format!("{SANDBOX_ID} names sandbox {sandbox:?}"))?;
-        if s.status != "running" {
+        if s.status != Status::Running {
             bail_kind!(
                 FailedPrecondition,
                 "sandbox {sandbox:?} ({SANDBOX_ID}) is {}, not running",
@@ -198,7 +199,7 @@ fn creating_record(a: &SuperviseArgs, b: &bundle::Bundle, me: u32) -> Record {
     Record {
         oci_version: OCI_VERSION.into(),
         id: a.id.clone(),
-        status: "creating".into(),
+        status: Status::Creating,
         pid: i64::from(me),
         bundle: a.bundle.clone(),
         rootfs: b.rootfs.clone(),
@@ -262,7 +263,7 @@ fn supervise_added(
     let _ = gofer.wait();
     let status = result?;
     let mut r = rec.borrow_mut();
-    r.status = "stopped".into();
+    r.status = Status::Stopped;
     r.exit_status = Some(status);
     if dir.exists() {
         let _ = state::store(dir, &r);
@@ -338,7 +339,7 @@ fn supervise_added_inner(
     let listener =
         unix_path::bind(&sock_path).with_context(|| format!("bind {}", sock_path.display()))?;
     listener.set_nonblocking(true).context("listener")?;
-    rec.borrow_mut().status = "created".into();
+    rec.borrow_mut().status = Status::Created;
     state::store(dir, &rec.borrow())?;
     if let Some(mut f) = ready.take() {
         writeln!(f, "ok").context("tell create")?;
@@ -351,7 +352,7 @@ fn supervise_added_inner(
             Some(crate::own_oom::PERIOD),
         )?;
         // Its own memory limit, if it has one (see own_oom).
-        if rec.borrow().status == "running" {
+        if rec.borrow().status == Status::Running {
             if let Err(e) = crate::own_oom::check(g, sandbox, &a.id) {
                 tracing::debug!("own memory limit: {e:#}");
             }
@@ -402,7 +403,7 @@ fn on_added_request(
     };
     match req {
         Request::Start => {
-            if rec.status != "created" {
+            if rec.status != Status::Created {
                 return err(format!("container is {}, not created", rec.status));
             }
             if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
@@ -410,7 +411,7 @@ fn on_added_request(
             }
             let reply = forward(&Request::StartContainer { id: rec.id.clone() });
             if reply == Reply::Ok {
-                rec.status = "running".into();
+                rec.status = Status::Running;
                 let _ = state::store(dir, rec);
                 if let Err(e) = run_hooks(hooks.poststart(), &rec.oci_json(), "poststart") {
                     tracing::warn!("{e:#}");
@@ -418,7 +419,7 @@ fn on_added_request(
             }
             reply
         }
-        Request::ExecProcess { .. } if rec.status != "running" => {
+        Request::ExecProcess { .. } if rec.status != Status::Running => {
             err(format!("container is {}, not running", rec.status))
         }
         Request::Signal {
@@ -564,7 +565,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
             run_hooks(hooks.prestart(), &st, "prestart")?;
             run_hooks(hooks.create_container(), &st, "createContainer")?;
         }
-        rec.borrow_mut().status = "created".into();
+        rec.borrow_mut().status = Status::Created;
         state::store(&dir, &rec.borrow())?;
         if let Some(mut f) = ready.take() {
             writeln!(f, "ok").context("tell create")?;
@@ -590,7 +591,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
     reap_orphans();
     let status = result?;
     let mut r = rec.borrow_mut();
-    r.status = "stopped".into();
+    r.status = Status::Stopped;
     r.exit_status = Some(status);
     // The directory is gone if a `delete --force` raced us; nothing left to record.
     if dir.exists() {
@@ -694,7 +695,7 @@ fn on_request(
     let err = |msg: String| Reply::Error { msg };
     match req {
         Request::Start => {
-            if rec.status != "created" {
+            if rec.status != Status::Created {
                 return err(format!("container is {}, not created", rec.status));
             }
             if let Err(e) = run_hooks(hooks.start_container(), &rec.oci_json(), "startContainer") {
@@ -702,7 +703,7 @@ fn on_request(
             }
             let reply = relay(ours, &Request::Start, &[]);
             if reply == Reply::Ok {
-                rec.status = "running".into();
+                rec.status = Status::Running;
                 let _ = state::store(dir, rec);
                 if let Err(e) = run_hooks(hooks.poststart(), &rec.oci_json(), "poststart") {
                     tracing::warn!("{e:#}");
@@ -723,7 +724,7 @@ fn on_request(
                 Err(e) => err(format!("kill: {e}")),
             }
         }
-        Request::ExecProcess { .. } if rec.status != "running" => {
+        Request::ExecProcess { .. } if rec.status != Status::Running => {
             err(format!("container is {}, not running", rec.status))
         }
         other => relay(ours, &other, &fds),
@@ -826,7 +827,7 @@ fn expect_ok(r: Reply) -> Result<()> {
 
 pub fn start(g: &GlobalOpts, a: &IdArg) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status != "created" {
+    if rec.status != Status::Created {
         bail!("cannot start container {:?}: it is {}", a.id, rec.status);
     }
     expect_ok(request(g, &a.id, &Request::Start)?).with_context(|| format!("start {:?}", a.id))?;
@@ -862,11 +863,11 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn kill_cmd(g: &GlobalOpts, a: &KillArgs) -> Result<i32> {
     let signo = parse_signal(&a.signal)?;
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status == "stopped" {
+    if rec.status == Status::Stopped {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     // A frozen sentry cannot take a signal; SIGKILL is carried out on the host.
-    let paused = rec.status == "paused";
+    let paused = rec.status == Status::Paused;
     if paused && signo != libc::SIGKILL {
         bail_kind!(
             FailedPrecondition,
@@ -894,12 +895,12 @@ pub fn delete(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
         Err(e) => return Err(e),
     };
     let dir = state::dir_of(&g.root, &a.id)?;
-    match rec.status.as_str() {
-        "stopped" => {}
+    match rec.status {
+        Status::Stopped => {}
         // Never started: nothing of the container has run yet, so it may go.
-        "created" | "creating" => kill_sandbox(&rec)?,
+        Status::Created | Status::Creating => kill_sandbox(&rec)?,
         s if a.force => {
-            tracing::info!(status = s, "force-deleting");
+            tracing::info!(status = %s, "force-deleting");
             kill_sandbox(&rec)?
         }
         s => bail!(
@@ -913,7 +914,7 @@ pub fn delete(g: &GlobalOpts, a: &DeleteArgs) -> Result<i32> {
     if let Ok(text) = std::fs::read_to_string(rec.bundle.join("config.json")) {
         if let Ok(spec) = serde_json::from_str::<Spec>(&text) {
             let mut st = rec.clone();
-            st.status = "stopped".into();
+            st.status = Status::Stopped;
             if let Some(h) = spec.hooks() {
                 if let Err(e) = run_hooks(h.poststop(), &st.oci_json(), "poststop") {
                     tracing::warn!("{e:#}");
@@ -968,11 +969,15 @@ pub fn list(g: &GlobalOpts, a: &ListArgs) -> Result<i32> {
             let rows: Vec<[String; 6]> = recs
                 .iter()
                 .map(|r| {
-                    let pid = if r.status == "stopped" { 0 } else { r.pid };
+                    let pid = if r.status == Status::Stopped {
+                        0
+                    } else {
+                        r.pid
+                    };
                     [
                         r.id.clone(),
                         pid.to_string(),
-                        r.status.clone(),
+                        r.status.to_string(),
                         r.bundle.display().to_string(),
                         r.created.clone(),
                         if r.owner.is_empty() {
@@ -1021,11 +1026,11 @@ fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) -> String {
 
 pub fn ps(g: &GlobalOpts, a: &PsArgs) -> Result<i32> {
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status == "stopped" {
+    if rec.status == Status::Stopped {
         bail_kind!(NotRunning, "container {:?} is not running", a.id);
     }
     // The process list comes from the sentry, which a frozen sandbox cannot run.
-    if rec.status == "paused" {
+    if rec.status == Status::Paused {
         bail_kind!(
             FailedPrecondition,
             "container {:?} is paused; resume it first",
@@ -1187,7 +1192,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> Result<i32> {
         bail!("exec: --console-socket given but no terminal was asked for (--tty)");
     }
     let rec = state::load(&g.root, &a.id)?;
-    if rec.status != "running" {
+    if rec.status != Status::Running {
         bail!("cannot exec in container {:?}: it is {}", a.id, rec.status);
     }
     // As runc: a process that states no capabilities gets the container's, and its

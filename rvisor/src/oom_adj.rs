@@ -10,6 +10,7 @@ use anyhow::Result;
 
 use crate::cli::GlobalOpts;
 use crate::state;
+use crate::state::Status;
 
 /// `process.oomScoreAdj` of the bundle at `bundle`, if it sets one.
 fn spec_adj(bundle: &std::path::Path) -> Option<i32> {
@@ -47,7 +48,7 @@ pub fn apply_to_sandbox(g: &GlobalOpts, sandbox: &str) -> Result<()> {
             continue;
         };
         if r.id != sandbox
-            && r.status != "stopped"
+            && r.status != Status::Stopped
             && crate::events::pod_of(&r).as_deref() == Some(sandbox)
         {
             added.push(spec_adj(&r.bundle));

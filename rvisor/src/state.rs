@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
+use oci_spec::runtime::ContainerState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -32,6 +33,55 @@ pub fn check_id(id: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A container's status, as `state` reports it and hooks read it.
+///
+/// The written states are oci-spec's [`ContainerState`] (creating, created, running,
+/// stopped); `paused` is runc's fifth status, which oci-spec 0.10 does not have: it is
+/// never written, only derived from the freezer when the state is loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    #[default]
+    Stopped,
+}
+
+impl Status {
+    /// The OCI status, where the spec has one (every status but `paused`).
+    pub fn oci(self) -> Option<ContainerState> {
+        match self {
+            Status::Creating => Some(ContainerState::Creating),
+            Status::Created => Some(ContainerState::Created),
+            Status::Running => Some(ContainerState::Running),
+            Status::Stopped => Some(ContainerState::Stopped),
+            Status::Paused => None,
+        }
+    }
+}
+
+impl From<ContainerState> for Status {
+    fn from(s: ContainerState) -> Self {
+        match s {
+            ContainerState::Creating => Status::Creating,
+            ContainerState::Created => Status::Created,
+            ContainerState::Running => Status::Running,
+            ContainerState::Stopped => Status::Stopped,
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.oci() {
+            Some(s) => s.fmt(f),
+            None => f.write_str("paused"),
+        }
+    }
 }
 
 /// A container's state directory; removed when dropped.
@@ -83,11 +133,11 @@ impl Container {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
         };
-        c.write("creating", std::process::id())?;
+        c.write(ContainerState::Creating, std::process::id())?;
         Ok(c)
     }
 
-    fn write(&self, status: &str, pid: u32) -> Result<()> {
+    fn write(&self, status: ContainerState, pid: u32) -> Result<()> {
         let doc = json!({
             "ociVersion": "1.0.2",
             "id": self.id,
@@ -104,7 +154,7 @@ impl Container {
 
     /// Records that the sandbox runs as `pid`.
     pub fn set_running(&self, pid: u32) -> Result<()> {
-        self.write("running", pid)
+        self.write(ContainerState::Running, pid)
     }
 }
 
@@ -124,7 +174,7 @@ pub struct Record {
     pub oci_version: String,
     pub id: String,
     /// As last written; [`load`] turns it into `stopped` once the pid is gone.
-    pub status: String,
+    pub status: Status,
     /// The sandbox supervisor: it exits with the container's status.
     #[serde(default)]
     pub pid: i64,
@@ -154,12 +204,12 @@ impl Record {
         OciState {
             oci_version: &self.oci_version,
             id: &self.id,
-            pid: if self.status == "stopped" {
+            pid: if self.status == Status::Stopped {
                 0
             } else {
                 self.pid
             },
-            status: &self.status,
+            status: self.status,
             bundle: &self.bundle,
             rootfs: &self.rootfs,
             created: &self.created,
@@ -176,7 +226,7 @@ pub struct OciState<'a> {
     pub oci_version: &'a str,
     pub id: &'a str,
     pub pid: i64,
-    pub status: &'a str,
+    pub status: Status,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
     pub created: &'a str,
@@ -227,8 +277,8 @@ pub fn load(root: &Path, id: &str) -> Result<Record> {
     };
     let mut rec: Record = serde_json::from_str(&text)
         .with_context(|| format!("state of container {id:?} is corrupt"))?;
-    if rec.status != "stopped" && !process_alive(rec.pid, rec.start_time) {
-        rec.status = "stopped".into();
+    if rec.status != Status::Stopped && !process_alive(rec.pid, rec.start_time) {
+        rec.status = Status::Stopped;
     }
     crate::cgroup::adjust_status(&dir, &mut rec.status);
     Ok(rec)
