@@ -1,4 +1,5 @@
-// memfd_create: write, MAP_SHARED mappings that see each other and the fd, fstat.
+// memfd_create: write, MAP_SHARED mappings that see each other and the fd, fstat;
+// fallocate (allocate, keep size, punch a hole) and the seals that refuse it.
 #define _GNU_SOURCE
 #include "e2e.h"
 #include <fcntl.h>
@@ -74,6 +75,33 @@ int main(void)
     fstat(s, &st);
     printf("size after sealed attempts: %ld\n", (long)st.st_size);
     R("no sealing without MFD_ALLOW_SEALING", fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK));
+    R("fallocate inside when grow-sealed", fallocate(s, 0, 0, 8192));
+    R("fallocate past end when grow-sealed", fallocate(s, 0, 0, 16384));
+    R("keep-size past end when grow-sealed", fallocate(s, FALLOC_FL_KEEP_SIZE, 4096, 16384));
+    R("punch when grow-sealed", fallocate(s, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
+    R("seal write", fcntl(s, F_ADD_SEALS, F_SEAL_WRITE));
+    R("punch when write-sealed", fallocate(s, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096));
     close(s);
+
+    int a = memfd_create("alloc", 0);
+    R("fallocate 1 MiB", fallocate(a, 0, 4096, 1 << 20));
+    fstat(a, &st);
+    printf("size %ld blocks %ld\n", (long)st.st_size, (long)st.st_blocks);
+    R("keep size 1 MiB more", fallocate(a, FALLOC_FL_KEEP_SIZE, 1 << 20, 1 << 20));
+    fstat(a, &st);
+    printf("size %ld blocks %ld\n", (long)st.st_size, (long)st.st_blocks);
+    R("write", pwrite(a, "abcdefgh", 8, 8192));
+    R("punch 3 pages", fallocate(a, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8190, 3 * 4096));
+    fstat(a, &st);
+    printf("size %ld blocks %ld\n", (long)st.st_size, (long)st.st_blocks);
+    char pb[8];
+    memset(pb, 1, sizeof pb);
+    R("read punched", pread(a, pb, 8, 8192));
+    printf("punched reads zero: %s\n", pb[0] == 0 && pb[7] == 0 ? "yes" : "no");
+    R("punch without keep-size", fallocate(a, FALLOC_FL_PUNCH_HOLE, 0, 4096));
+    R("collapse range", fallocate(a, FALLOC_FL_COLLAPSE_RANGE, 0, 4096));
+    R("zero length", fallocate(a, 0, 0, 0));
+    R("negative offset", fallocate(a, 0, -1, 4096));
+    close(a);
     return 0;
 }

@@ -28,6 +28,8 @@ pub const F_SEAL_SHRINK: u32 = 2;
 pub const F_SEAL_GROW: u32 = 4;
 /// `F_SEAL_WRITE`.
 pub const F_SEAL_WRITE: u32 = 8;
+/// `F_SEAL_FUTURE_WRITE`.
+pub const F_SEAL_FUTURE_WRITE: u32 = 0x10;
 
 /// One memfd's storage.
 pub struct MemFd {
@@ -87,7 +89,9 @@ impl MemFd {
 
     /// `F_ADD_SEALS`: `EPERM` once sealed against sealing.
     pub fn add_seals(&self, add: u32) -> SysResult<()> {
-        if add & !(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | 0x10) != 0 {
+        if add & !(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
+            != 0
+        {
             return Err(Errno::EINVAL);
         }
         let mut s = self.seals.lock().map_err(|_| Errno::EIO)?;
@@ -117,6 +121,33 @@ impl MemFd {
 }
 
 impl MemFd {
+    /// `fallocate` of a memfd, as Linux's shmem: allocating (mode 0 or
+    /// `FALLOC_FL_KEEP_SIZE`) past the size is refused under `F_SEAL_GROW`, punching
+    /// a hole under `F_SEAL_WRITE` (`EPERM` both); the pages allocated join the
+    /// sandbox's memory count.
+    fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+        let seals = self.seals();
+        let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+        match mode {
+            0 | libc::FALLOC_FL_KEEP_SIZE => {
+                if seals & F_SEAL_GROW != 0 && end > self.size()? {
+                    return Err(Errno::EPERM);
+                }
+                self.ext
+                    .allocate(offset, len, mode == libc::FALLOC_FL_KEEP_SIZE)?;
+            }
+            m if m == libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE => {
+                if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+                    return Err(Errno::EPERM);
+                }
+                self.ext.zero(offset, len)?;
+            }
+            _ => return Err(Errno::EOPNOTSUPP),
+        }
+        self.ext.pages()?;
+        Ok(())
+    }
+
     /// `r` of a write, once the pages it added are counted as the sandbox's memory.
     fn written(&self, r: SysResult<usize>) -> SysResult<usize> {
         if r.is_ok() {
@@ -190,6 +221,9 @@ impl FileImpl for MemFdFile {
     }
     fn truncate(&self, size: u64) -> SysResult<()> {
         self.m.truncate(size)
+    }
+    fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+        self.m.allocate(mode, offset, len)
     }
 }
 

@@ -82,9 +82,48 @@ pub fn fallocate(task: &mut Task, a: &Args) -> SysResult<u64> {
     if let Some(d) = f.dentry() {
         d.check_writable()?;
     }
-    f.imp().allocate(mode, off as u64, len as u64)?;
+    allocate_killably(task, &f, mode, off as u64, len as u64)?;
     task.kernel.files.inotify.modified(&f);
     Ok(0)
+}
+
+/// Bytes one host `fallocate` allocates at most before the task looks for a kill.
+const ALLOCATE_CHUNK: u64 = 64 << 20;
+
+/// Allocates `[off, off+len)` of `f` in chunks, checking between them whether the
+/// task must die: a host `fallocate` of gigabytes of memory-backed file runs for
+/// seconds in one host call that nothing interrupts, and a SIGKILL must not wait for
+/// it (Linux's shmem checks for signals page by page). Every chunk but the last
+/// keeps the size, so the file grows once, at the end, as with one call. A kill
+/// leaves the chunks done allocated (past the size, as `FALLOC_FL_KEEP_SIZE` would),
+/// where Linux frees them; the task never sees the `EINTR`.
+fn allocate_killably(task: &Task, f: &OpenFile, mode: i32, off: u64, len: u64) -> SysResult<()> {
+    let end = off + len;
+    let mut at = off;
+    if mode & libc::FALLOC_FL_PUNCH_HOLE == 0 && len > ALLOCATE_CHUNK {
+        // Chunks lose the whole-range refusals Linux makes before allocating
+        // anything: a range larger than the filesystem (ENOSPC), and a memfd range
+        // larger than the machine's memory, which Linux's shmem would fail to fill
+        // (ENOMEM) after taking every free page of the host.
+        if let Some(d) = f.dentry() {
+            let st = d.inode().statfs()?;
+            if st.blocks > 0 && len.div_ceil(st.bsize.max(1) as u64) > st.blocks {
+                return Err(Errno::ENOSPC);
+            }
+        }
+        if crate::fs::memfd::memfd_of(f).is_some() && len > task.kernel.mem_view()?.total {
+            return Err(Errno::ENOMEM);
+        }
+        while end - at > ALLOCATE_CHUNK {
+            if task.fatal_signal_pending() {
+                return Err(Errno::EINTR);
+            }
+            f.imp()
+                .allocate(mode | libc::FALLOC_FL_KEEP_SIZE, at, ALLOCATE_CHUNK)?;
+            at += ALLOCATE_CHUNK;
+        }
+    }
+    f.imp().allocate(mode, at, end - at)
 }
 
 /// `fsync(2)`.

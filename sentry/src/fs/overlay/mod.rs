@@ -485,6 +485,7 @@ impl Inode for ONode {
                     fd,
                     st: self.st.clone(),
                     dev_ino: (st.dev, st.ino),
+                    in_memory: !self.fs.store.on_disk(),
                 }))
             }
             libc::S_IFLNK => Err(Errno::ELOOP),
@@ -786,6 +787,9 @@ struct OverlayFile {
     fd: Arc<OwnedFd>,
     st: Arc<Mutex<State>>,
     dev_ino: (u64, u64),
+    /// Whether the store puts new data in memory (the `memory` store, or `self`
+    /// fallen back to memfds).
+    in_memory: bool,
 }
 
 impl FileImpl for OverlayFile {
@@ -810,6 +814,15 @@ impl FileImpl for OverlayFile {
     }
 
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+        // An upper layer in memory is as large as a tmpfs without `size=` (half the
+        // machine's memory): a larger range is refused at once, as Linux's tmpfs
+        // refuses one larger than itself, instead of taking the host's memory.
+        if self.in_memory
+            && mode & libc::FALLOC_FL_PUNCH_HOLE == 0
+            && len > crate::fs::tmpfs::default_limit()
+        {
+            return Err(Errno::ENOSPC);
+        }
         // The data is a host memfd, which allocates and punches holes as tmpfs does,
         // or a disk file (`self`), whose filesystem does the same or says it cannot.
         host::fallocate(self.fd.as_fd(), mode, offset, len)?;
