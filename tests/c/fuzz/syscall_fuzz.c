@@ -47,7 +47,6 @@
 struct slot {
     volatile uint64_t calls;  // calls made by this slot's workers (all generations)
     volatile int32_t last_nr; // the call in progress (or last made)
-    volatile int32_t pid;
 };
 
 static struct slot *slots;
@@ -224,6 +223,11 @@ static void one_call(uint64_t *s) {
         a[0] = 1000; // a descriptor number nothing holds: never a pidfd of pid 1
     if (nr == SYS_reboot)
         a[0] = 0; // never the magic numbers
+    // A memfd or a file in memory takes the host's RAM for a long fallocate, as Linux's
+    // shmem would: only the host's memory would be measured (a kill in the middle of a
+    // long one is c/abi_kill_long_transfer's case).
+    if (nr == SYS_fallocate)
+        a[3] %= 64 << 20;
     slots[my_slot].last_nr = nr;
     syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
     __atomic_add_fetch(&slots[my_slot].calls, 1, __ATOMIC_RELAXED);
@@ -335,6 +339,10 @@ int main(int argc, char **argv) {
     int generation[MAX_WORKERS] = {0};
     uint64_t last_calls[MAX_WORKERS] = {0};
     uint64_t last_move[MAX_WORKERS] = {0};
+    // Each worker's pid, in the parent's own memory: the shared slots are within reach of
+    // the workers' random calls (a 10^7-call run overwrote one, and the parent then
+    // "killed" a pid that did not exist and reported the live worker as a hang).
+    pid_t pids[MAX_WORKERS] = {0};
     uint64_t killed_at[MAX_WORKERS] = {0};
     uint64_t started = 0, died_signal = 0, died_status = 0, stalls = 0;
     uint64_t by_signal[65] = {0};
@@ -342,10 +350,10 @@ int main(int argc, char **argv) {
     for (;;) {
         int done = 1;
         for (int w = 0; w < workers; w++) {
-            if (slots[w].calls >= quota && slots[w].pid == 0)
+            if (slots[w].calls >= quota && pids[w] == 0)
                 continue;
             done = 0;
-            if (slots[w].pid == 0) {
+            if (pids[w] == 0) {
                 uint64_t ws = mix(mix(seed, (uint64_t)w), (uint64_t)generation[w]++);
                 pid_t p = fork();
                 if (p == 0)
@@ -354,7 +362,7 @@ int main(int argc, char **argv) {
                     printf("fuzz: fork failed: %s\n", strerror(errno));
                     return 4;
                 }
-                slots[w].pid = p;
+                pids[w] = p;
                 last_move[w] = now_ms();
                 last_calls[w] = slots[w].calls;
                 killed_at[w] = 0;
@@ -367,9 +375,9 @@ int main(int argc, char **argv) {
         pid_t p;
         while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
             for (int w = 0; w < workers; w++) {
-                if (slots[w].pid != p)
+                if (pids[w] != p)
                     continue;
-                slots[w].pid = 0;
+                pids[w] = 0;
                 if (WIFSIGNALED(st)) {
                     died_signal++;
                     by_signal[WTERMSIG(st) & 63]++;
@@ -383,19 +391,19 @@ int main(int argc, char **argv) {
         }
         uint64_t t = now_ms();
         for (int w = 0; w < workers; w++) {
-            if (slots[w].pid == 0)
+            if (pids[w] == 0)
                 continue;
             if (slots[w].calls != last_calls[w]) {
                 last_calls[w] = slots[w].calls;
                 last_move[w] = t;
             } else if (killed_at[w] == 0 && t - last_move[w] > stall_ms) {
-                kill(slots[w].pid, SIGKILL);
+                kill(pids[w], SIGKILL);
                 killed_at[w] = t;
                 stalls++;
             } else if (killed_at[w] && t - killed_at[w] > 10000) {
                 printf("fuzz: HANG: worker %d (pid %d, generation %d) survived SIGKILL for 10 s "
                        "in syscall %d; seed %llu\n",
-                       w, slots[w].pid, generation[w] - 1, slots[w].last_nr,
+                       w, pids[w], generation[w] - 1, slots[w].last_nr,
                        (unsigned long long)seed);
                 fflush(stdout);
                 if (getenv("FUZZ_HOLD")) // keep the sandbox up for a look from the host
