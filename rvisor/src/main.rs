@@ -250,6 +250,9 @@ fn do_env(extra: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The host OOM killer's preference for a `do` sandbox: its first victim.
+const DO_OOM_SCORE_ADJ: i32 = 1000;
+
 fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
     let network = g.sandbox_network(cli::Network::None)?;
     let rootfs = a.rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
@@ -331,6 +334,14 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         allow_metadata: g.allow_metadata,
         devices: Vec::new(),
     };
+    // Memory the sandbox holds in memfds (tmpfs, shm, memfd, the in-memory overlay)
+    // counts in no process's RSS, so the host's OOM killer could not tell it is the
+    // sandbox's: it would kill host processes and free nothing. Every process of the
+    // sandbox inherits this value, which makes them its first choice. (`run` and the
+    // shim take the spec's `process.oomScoreAdj`, as runsc does.)
+    if let Err(e) = sandbox_procs::set_oom_score_adj(std::process::id() as i32, DO_OOM_SCORE_ADJ) {
+        tracing::warn!("oom_score_adj {DO_OOM_SCORE_ADJ}: {e}");
+    }
     // With limits, the sandbox gets a host cgroup of its own (as `run` does) that
     // enforces them and counts its usage.
     let placement = match &limits {

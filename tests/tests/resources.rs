@@ -452,3 +452,56 @@ fn tmpfs_holds_half_the_limit() {
         assert_eq!(field(&o, "oom_kill"), "0", "{p}: {o}");
     }
 }
+
+/// Every host process of a `do` sandbox is the host OOM killer's first choice
+/// (`oom_score_adj` 1000): the memory it holds in memfds (tmpfs, shm, memfd, the
+/// in-memory overlay) counts in no process's RSS, so the killer would otherwise take
+/// host processes and free nothing.
+#[test]
+fn a_do_sandbox_is_the_oom_killers_first_choice() {
+    for p in platforms() {
+        let mut cmd = Command::new(rvisor_bin().unwrap());
+        cmd.arg(format!("--platform={p}"))
+            .args(["do", "--", "/bin/sleep", "3"])
+            .stdin(std::process::Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        // The CLI and its descendants (boot, sentry, gofer, stubs), by parent links.
+        let mut ours = vec![child.id() as i32];
+        let mut seen = Vec::new();
+        while let Some(pid) = ours.pop() {
+            seen.push(pid);
+            for (q, dir) in rvisor_e2e::host_processes() {
+                let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+                    continue;
+                };
+                let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                    continue;
+                };
+                let ppid: i32 = rest
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(0);
+                if ppid == pid && !seen.contains(&q) {
+                    ours.push(q);
+                }
+            }
+        }
+        let adj: Vec<(i32, String)> = seen
+            .iter()
+            .filter_map(|p| {
+                let v = std::fs::read_to_string(format!("/proc/{p}/oom_score_adj")).ok()?;
+                Some((*p, v.trim().to_string()))
+            })
+            .collect();
+        let st = child.wait().unwrap();
+        assert!(st.success(), "{p}: {st:?}");
+        assert!(
+            adj.len() >= 3,
+            "{p}: too few sandbox processes found: {adj:?}"
+        );
+        assert!(adj.iter().all(|(_, v)| v == "1000"), "{p}: {adj:?}");
+        eprintln!("{p}: {} processes at oom_score_adj 1000", adj.len());
+    }
+}
