@@ -9,7 +9,9 @@
 //!
 //! Read-only opens: the first donated read-only fd of a regular file stays with its
 //! inode and serves every later read-only open, so `open` of a cached file costs no
-//! gofer round trip. Sharing is safe because the sentry keeps each open file's offset
+//! gofer round trip. While the filesystem has room for such fds, a lookup asks the
+//! gofer for the fd with the walk (`WalkOpen`), so a file's first `open` after its
+//! lookup costs none either (`stat` then `open`, as `tar` and CPython's imports do). Sharing is safe because the sentry keeps each open file's offset
 //! and locks itself and reads with `pread`; the fd names the inode the fid names. At
 //! most [`MAX_CACHED_READ_FDS`] fds per filesystem are kept this way, so a workload
 //! opening many files cannot exhaust the sentry's own descriptor limit.
@@ -43,6 +45,11 @@ impl GoferFs {
             readonly,
             cached_read_fds: AtomicUsize::new(0),
         })
+    }
+
+    /// Whether a kept fd would find a place now (a lookup then asks for one).
+    fn read_fd_room(&self) -> bool {
+        self.cached_read_fds.load(Ordering::Acquire) < MAX_CACHED_READ_FDS
     }
 
     /// Takes one of the cache's places; false when all are taken.
@@ -186,6 +193,20 @@ impl Inode for GoferInode {
     fn lookup(&self, name: &[u8]) -> SysResult<Arc<dyn Inode>> {
         if !self.cached().is_dir() {
             return Err(Errno::ENOTDIR);
+        }
+        if self.fs.read_fd_room() {
+            let (fid, st, fd) = self
+                .fs
+                .client
+                .walk_open(self.fid, name)
+                .map_err(Errno::from)?;
+            let inode = GoferInode::new(self.fs.clone(), fid, &st);
+            if let Some(fd) = fd {
+                if self.fs.reserve_read_fd() {
+                    *inode.read_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(fd));
+                }
+            }
+            return Ok(inode);
         }
         let mut got = self
             .fs
