@@ -188,6 +188,23 @@ impl Client {
         Ok(out)
     }
 
+    /// Walks the one name `name` from directory `dir`: its fid and stat and, for a
+    /// regular file the host let the gofer open, a read-only fd of it (what
+    /// [`Client::open`] with `O_RDONLY` would give).
+    pub fn walk_open(&self, dir: Fid, name: &[u8]) -> Result<(Fid, Stat, Option<OwnedFd>), Errno> {
+        let (body, fd) = self.call(&Request::WalkOpen {
+            dir,
+            name: name.to_vec(),
+        })?;
+        let (fid, st) = node(body)?;
+        if fd.is_some() && st.mode & libc::S_IFMT != libc::S_IFREG {
+            // Only regular files come with one: anything else is a broken gofer.
+            let _ = self.clunk(fid);
+            return Err(Errno::EIO);
+        }
+        Ok((fid, st, fd))
+    }
+
     /// Attributes of `fid`.
     pub fn stat(&self, fid: Fid) -> Result<Stat, Errno> {
         match self.call_body(&Request::Stat { fid })? {

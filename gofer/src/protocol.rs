@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use crate::{Dirent, Fid, SetAttr, SetTime, Stat, StatFs};
 
 /// The protocol version this build speaks.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Sent with the version so that a stray peer is recognised at once ("RVGF").
 pub const MAGIC: u32 = 0x4656_5652;
 /// Largest frame in either direction.
@@ -93,6 +93,9 @@ pub enum Op {
     /// A new unnamed file for the sentry's root overlay upper layer
     /// (`--overlay=self`), donating its fd.
     UpperFile = 24,
+    /// Walk one name and, for a regular file, donate a read-only fd of it
+    /// (protocol version 4).
+    WalkOpen = 25,
 }
 
 impl Op {
@@ -124,6 +127,7 @@ impl Op {
             22 => ListXattr,
             23 => RemoveXattr,
             24 => UpperFile,
+            25 => WalkOpen,
             _ => return None,
         })
     }
@@ -174,6 +178,15 @@ pub enum Request {
         dir: Fid,
         /// Components, at most [`MAX_WALK`].
         names: Vec<Vec<u8>>,
+    },
+    /// Walk the one name `name` from directory `dir`, as [`Request::Walk`]; when it
+    /// names a regular file, the reply also carries a read-only fd of it (none if
+    /// the host would not open it: the error then comes at [`Request::Open`]).
+    WalkOpen {
+        /// Starting directory.
+        dir: Fid,
+        /// The component.
+        name: Vec<u8>,
     },
     /// Attributes of `fid`.
     Stat {
@@ -523,6 +536,7 @@ impl Request {
             Request::UpperFile => Op::UpperFile,
             Request::AttachMount { .. } => Op::AttachMount,
             Request::Walk { .. } => Op::Walk,
+            Request::WalkOpen { .. } => Op::WalkOpen,
             Request::Stat { .. } => Op::Stat,
             Request::Open { .. } => Op::Open,
             Request::Readlink { .. } => Op::Readlink,
@@ -568,6 +582,10 @@ impl Request {
                 for n in names {
                     w.bytes(n)?;
                 }
+            }
+            Request::WalkOpen { dir, name } => {
+                w.u64(*dir);
+                w.bytes(name)?;
             }
             Request::Stat { fid }
             | Request::Readlink { fid }
@@ -747,6 +765,10 @@ impl Request {
                 }
                 Request::Walk { dir, names }
             }
+            Op::WalkOpen => Request::WalkOpen {
+                dir: r.u64()?,
+                name: r.bytes()?,
+            },
             Op::Stat => Request::Stat { fid: r.u64()? },
             Op::Readlink => Request::Readlink { fid: r.u64()? },
             Op::Statfs => Request::Statfs { fid: r.u64()? },
@@ -968,7 +990,8 @@ pub fn decode_reply(frame: &[u8], expect: Op) -> Result<(u32, Result<ReplyBody, 
         | Op::Mkdir
         | Op::Mknod
         | Op::Link
-        | Op::Symlink => ReplyBody::Node(r.u64()?, r.stat()?),
+        | Op::Symlink
+        | Op::WalkOpen => ReplyBody::Node(r.u64()?, r.stat()?),
         Op::Walk => {
             let n = r.u16()? as usize;
             if n > MAX_WALK {
@@ -1032,6 +1055,10 @@ mod tests {
             Request::Walk {
                 dir: 7,
                 names: vec![b"usr".to_vec(), b"bin".to_vec()],
+            },
+            Request::WalkOpen {
+                dir: 7,
+                name: b"python3".to_vec(),
             },
             Request::Open { fid: 3, flags: 2 },
             Request::Getdents {

@@ -344,6 +344,21 @@ impl Server {
                 plain(ReplyBody::Node(fid, st))
             }
             Request::Walk { dir, names } => plain(ReplyBody::Nodes(self.walk(dir, &names)?)),
+            Request::WalkOpen { dir, name } => {
+                let (fid, st) = self
+                    .walk(dir, std::slice::from_ref(&name))?
+                    .pop()
+                    .ok_or(Errno::ENOENT)?;
+                // Only regular files, read-only: what `Open` gives for O_RDONLY, saving
+                // the sentry the second round trip of a lookup followed by an open.
+                // A refusal is not this request's: `Open` reports it if asked.
+                let fd = if st.mode & libc::S_IFMT == libc::S_IFREG {
+                    self.open(fid, libc::O_RDONLY).ok()
+                } else {
+                    None
+                };
+                Ok((ReplyBody::Node(fid, st), fd))
+            }
             Request::Stat { fid } => {
                 let st = host::fstat(self.node(fid)?.path.as_fd())?;
                 plain(ReplyBody::Stat(st))

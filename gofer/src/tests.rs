@@ -87,6 +87,33 @@ fn read_all(fd: OwnedFd) -> Vec<u8> {
     v
 }
 
+/// `WalkOpen`: a regular file comes with a read-only fd of it, anything else
+/// (a directory, a FIFO, a symlink) with none; a missing name is the walk's error.
+#[test]
+fn walk_open_donates_read_only_fds_of_regular_files_only() {
+    let t = tree();
+    let (c, h) = start(&t.0, true);
+    let (root, _) = c.attach().unwrap();
+    let (f, st, fd) = c.walk_open(root, b"file.txt").unwrap();
+    assert_eq!(kind(&st), libc::S_IFREG);
+    let fd = fd.unwrap();
+    let fl = nix::fcntl::fcntl(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        nix::fcntl::FcntlArg::F_GETFL,
+    )
+    .unwrap();
+    assert_eq!(fl & libc::O_ACCMODE, libc::O_RDONLY);
+    assert_eq!(read_all(fd), b"hello gofer");
+    assert_eq!(c.stat(f).unwrap().ino, st.ino);
+    for name in [&b"dir"[..], b"fifo", b"abs_link"] {
+        let (_, st, fd) = c.walk_open(root, name).unwrap();
+        assert!(fd.is_none(), "{:?} came with a fd", kind(&st));
+    }
+    assert_eq!(c.walk_open(root, b"nope").err(), Some(Errno::ENOENT));
+    assert_eq!(c.walk_open(f, b"x").err(), Some(Errno::ENOTDIR));
+    finish(c, h);
+}
+
 #[test]
 fn walk_stat_open_read() {
     let t = tree();

@@ -254,7 +254,15 @@ fn supervise_added(
     if let Ok(pod) = state::load(&g.root, sandbox) {
         crate::core_scheduling::join(g, pod.pid as i32)?;
     }
-    let mut gofer = sandbox::spawn_gofer(g, &a.id, &b.rootfs, b.readonly, &b.binds, &gofer_end)?;
+    let mut gofer = sandbox::spawn_gofer(
+        g,
+        &a.id,
+        &b.rootfs,
+        b.readonly,
+        &b.binds,
+        &gofer_end,
+        g.overlay == crate::cli::Overlay::SelfFile,
+    )?;
     drop(gofer_end);
     let adj = b.spec.process().as_ref().and_then(|p| p.oom_score_adj());
     crate::oom_adj::apply_to_gofer(gofer.id(), adj);

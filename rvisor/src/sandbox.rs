@@ -184,6 +184,7 @@ pub fn run(
         launch.readonly,
         &launch.binds,
         &gofer_end,
+        launch.config.overlay == crate::cli::Overlay::SelfFile.name(),
     )?;
     drop(gofer_end);
     tracing::info!(id = %launch.config.id, pid = gofer.id(), "gofer started");
@@ -260,7 +261,8 @@ pub fn run(
 }
 
 /// Starts `rvisor gofer` serving `rootfs` (and `binds`) on `sock`, in its own
-/// process group; it dies with this process.
+/// process group; it dies with this process. With `upper_files` (the sandbox's
+/// overlay is `self`) it also makes the overlay's upper-layer files.
 pub fn spawn_gofer(
     g: &GlobalOpts,
     id: &str,
@@ -268,6 +270,7 @@ pub fn spawn_gofer(
     readonly: bool,
     binds: &[gofer::BindMount],
     sock: &OwnedFd,
+    upper_files: bool,
 ) -> Result<Child> {
     let mut gofer_cmd = self_command(g, "gofer");
     gofer_cmd
@@ -283,8 +286,10 @@ pub fn spawn_gofer(
     }
     // --overlay=self: the gofer makes the sentry's upper-layer files (unnamed) in
     // the rootfs directory, through this descriptor opened here, outside the
-    // gofer's mount namespace (where the tree is read-only).
-    let upper = if g.overlay == crate::cli::Overlay::SelfFile {
+    // gofer's mount namespace (where the tree is read-only). Not for `do` on the
+    // host's root, whose upper layer is in memory: the gofer would make (and throw
+    // away) a probe file on the host's root filesystem at every start.
+    let upper = if upper_files {
         let fd = gofer::open_bind_source(rootfs)?;
         let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {

@@ -9,7 +9,9 @@
 //!
 //! Read-only opens: the first donated read-only fd of a regular file stays with its
 //! inode and serves every later read-only open, so `open` of a cached file costs no
-//! gofer round trip. Sharing is safe because the sentry keeps each open file's offset
+//! gofer round trip. While the filesystem has room for such fds, a lookup asks the
+//! gofer for the fd with the walk (`WalkOpen`), so a file's first `open` after its
+//! lookup costs none either (`stat` then `open`, as `tar` and CPython's imports do). Sharing is safe because the sentry keeps each open file's offset
 //! and locks itself and reads with `pread`; the fd names the inode the fid names. At
 //! most [`MAX_CACHED_READ_FDS`] fds per filesystem are kept this way, so a workload
 //! opening many files cannot exhaust the sentry's own descriptor limit.
@@ -43,6 +45,11 @@ impl GoferFs {
             readonly,
             cached_read_fds: AtomicUsize::new(0),
         })
+    }
+
+    /// Whether a kept fd would find a place now (a lookup then asks for one).
+    fn read_fd_room(&self) -> bool {
+        self.cached_read_fds.load(Ordering::Acquire) < MAX_CACHED_READ_FDS
     }
 
     /// Takes one of the cache's places; false when all are taken.
@@ -85,6 +92,10 @@ pub struct GoferInode {
     stat: Arc<Mutex<Stat>>,
     /// A donated read-only fd kept for later read-only opens (see the module doc).
     read_fd: Mutex<Option<Arc<OwnedFd>>>,
+    /// A symlink's target, once read: Linux never changes the target of a symlink
+    /// in place (a new one is a new inode), so every later walk through it (`/lib`
+    /// -> `usr/lib` on each library path) asks the gofer nothing.
+    target: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Drop for GoferInode {
@@ -106,6 +117,7 @@ impl GoferInode {
             fid,
             stat: Arc::new(Mutex::new(*st)),
             read_fd: Mutex::new(None),
+            target: std::sync::OnceLock::new(),
         })
     }
 
@@ -187,6 +199,20 @@ impl Inode for GoferInode {
         if !self.cached().is_dir() {
             return Err(Errno::ENOTDIR);
         }
+        if self.fs.read_fd_room() {
+            let (fid, st, fd) = self
+                .fs
+                .client
+                .walk_open(self.fid, name)
+                .map_err(Errno::from)?;
+            let inode = GoferInode::new(self.fs.clone(), fid, &st);
+            if let Some(fd) = fd {
+                if self.fs.reserve_read_fd() {
+                    *inode.read_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(fd));
+                }
+            }
+            return Ok(inode);
+        }
         let mut got = self
             .fs
             .client
@@ -212,7 +238,11 @@ impl Inode for GoferInode {
         if !self.cached().is_symlink() {
             return Err(Errno::EINVAL);
         }
-        self.fs.client.readlink(self.fid).map_err(Errno::from)
+        if let Some(t) = self.target.get() {
+            return Ok(t.clone());
+        }
+        let t = self.fs.client.readlink(self.fid).map_err(Errno::from)?;
+        Ok(self.target.get_or_init(|| t).clone())
     }
 
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
@@ -592,6 +622,28 @@ pub(crate) mod tests {
     fn kept(root: &Arc<dyn Inode>) -> usize {
         let g = root.as_any().downcast_ref::<GoferInode>().unwrap();
         g.fs.cached_read_fds.load(Ordering::Acquire)
+    }
+
+    /// A symlink's target is read from the gofer once per inode: a symlink never
+    /// changes in place, so a replaced one is a new inode with its own target.
+    #[test]
+    fn symlink_targets_are_read_once_per_inode() {
+        let dir = std::env::temp_dir().join(format!("rvisor-gofer-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink("usr/lib", dir.join("lib")).unwrap();
+        let root = mount(&dir);
+        let old = root.lookup(b"lib").unwrap();
+        assert_eq!(old.readlink().unwrap(), b"usr/lib");
+        std::fs::remove_file(dir.join("lib")).unwrap();
+        std::os::unix::fs::symlink("usr/lib64", dir.join("lib")).unwrap();
+        assert_eq!(old.readlink().unwrap(), b"usr/lib");
+        assert_eq!(
+            root.lookup(b"lib").unwrap().readlink().unwrap(),
+            b"usr/lib64"
+        );
+        assert_eq!(root.readlink().err(), Some(Errno::EINVAL));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -14,10 +14,19 @@
 //! As in Linux overlayfs without `redirect_dir`, renaming a directory that has a
 //! lower part gives `EXDEV` (`mv` then copies). A file opened read-only before it
 //! is copied up keeps reading the lower data (as overlayfs before 4.19).
+//!
+//! The lower layer is the sandbox's own, as gVisor's default `--file-access=exclusive`
+//! root assumes: what it showed once is kept. A directory remembers the names its
+//! lower part lacks (a second `stat` of a missing file asks the gofer nothing) and its
+//! lower listing (a second listing reads no host directory), besides the nodes it
+//! looked up; files the host adds, removes or changes in the rootfs while the sandbox
+//! runs may therefore not be seen, as with runsc. Listings are kept up to
+//! [`LISTING_BUDGET`] entries per overlay; bind mounts are not overlays and are not
+//! affected.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::BootConfig;
@@ -63,6 +72,11 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 const FIRST_UPPER_INO: u64 = 1 << 48;
 /// Lower children remembered per directory before unchanged ones are dropped.
 const CACHE_PER_DIR: usize = 4096;
+/// Lower directory entries an overlay keeps in listings, all directories together
+/// (a few MiB at most); a listing past it is read again at each `getdents` from 0.
+pub const LISTING_BUDGET: usize = 64 * 1024;
+/// Bytes asked of the lower layer per directory read (the gofer's frames hold 64 KiB).
+const LOWER_READ: usize = 60 * 1024;
 
 /// One overlay instance.
 pub struct Overlay {
@@ -72,6 +86,8 @@ pub struct Overlay {
     rename_lock: Mutex<()>,
     /// Where upper file data goes.
     store: Store,
+    /// Lower entries held in kept listings ([`LISTING_BUDGET`]).
+    listed: Arc<AtomicUsize>,
 }
 
 impl Overlay {
@@ -93,6 +109,7 @@ impl Overlay {
             dev: st.dev,
             rename_lock: Mutex::new(()),
             store,
+            listed: Arc::new(AtomicUsize::new(0)),
         });
         Ok(Arc::new(ONode::new(fs, Some(lower), None)))
     }
@@ -101,6 +118,28 @@ impl Overlay {
 enum Entry {
     Node(Arc<ONode>),
     Whiteout,
+    /// The lower directory has no such name (and the upper layer neither): a
+    /// remembered miss, dropped like an unchanged node when the cache is full.
+    Absent,
+}
+
+/// One lower entry of a listing: name, inode number, `DT_*` type.
+type Listed = (Vec<u8>, u64, u8);
+
+/// A lower directory's entries, sorted by name, counted against the overlay's
+/// [`LISTING_BUDGET`] while kept.
+struct Listing {
+    entries: Arc<Vec<Listed>>,
+    /// The overlay's count, given back on drop; `None` when not counted.
+    counted: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        if let Some(c) = &self.counted {
+            c.fetch_sub(self.entries.len(), Ordering::AcqRel);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -116,6 +155,9 @@ struct State {
     children: BTreeMap<Vec<u8>, Entry>,
     /// Extended attributes once copied up (the lower node's until then).
     xattrs: XattrMap,
+    /// Directories: the lower part's listing, once read (the lower layer does not
+    /// change under the sandbox, see the module doc).
+    listing: Option<Arc<Listing>>,
 }
 
 /// A node of the overlay: a lower inode, an upper one, or both.
@@ -300,21 +342,30 @@ impl ONode {
     fn child_locked(&self, s: &mut State, name: &[u8]) -> SysResult<Arc<ONode>> {
         match s.children.get(name) {
             Some(Entry::Node(n)) => return Ok(n.clone()),
-            Some(Entry::Whiteout) => return Err(Errno::ENOENT),
+            Some(Entry::Whiteout | Entry::Absent) => return Err(Errno::ENOENT),
             None => {}
         }
         let Some(lower) = &self.lower else {
             return Err(Errno::ENOENT);
         };
-        let l = lower.lookup(name)?;
+        let found = lower.lookup(name);
         if s.children.len() >= CACHE_PER_DIR {
             // Keep what the upper layer needs: whiteouts, changed nodes, and nodes
             // someone else still holds (their identity must stay unique).
             s.children.retain(|_, e| match e {
                 Entry::Whiteout => true,
+                Entry::Absent => false,
                 Entry::Node(n) => Arc::strong_count(n) > 1 || n.is_upper_or_busy(),
             });
         }
+        let l = match found {
+            Ok(l) => l,
+            Err(Errno::ENOENT) => {
+                s.children.insert(name.to_vec(), Entry::Absent);
+                return Err(Errno::ENOENT);
+            }
+            Err(e) => return Err(e),
+        };
         let n = Arc::new(ONode::new(self.fs.clone(), Some(l), None));
         s.children.insert(name.to_vec(), Entry::Node(n.clone()));
         Ok(n)
@@ -322,7 +373,7 @@ impl ONode {
 
     fn is_upper_or_busy(&self) -> bool {
         match self.st.try_lock() {
-            Ok(s) => s.attr.is_some() || !s.children.is_empty(),
+            Ok(s) => s.attr.is_some() || s.children.values().any(|e| !matches!(e, Entry::Absent)),
             Err(_) => true,
         }
     }
@@ -331,39 +382,117 @@ impl ONode {
         self.child_locked(&mut lock(&self.st), name)
     }
 
-    /// The merged listing: lower names (unless hidden) overridden by upper entries.
-    fn merged(&self) -> SysResult<BTreeMap<Vec<u8>, (u64, u8)>> {
-        let mut out = BTreeMap::new();
-        if let Some(l) = &self.lower {
-            let dir = l.open(libc::O_RDONLY | libc::O_DIRECTORY)?;
-            let mut pos = 0;
-            loop {
-                let ents = dir.getdents(pos, 32 * 1024)?;
-                let Some(last) = ents.last() else { break };
-                if last.next <= pos {
-                    return Err(Errno::EIO);
-                }
-                pos = last.next;
-                for e in ents {
-                    if e.name != b"." && e.name != b".." {
-                        out.insert(e.name, (e.ino, e.kind));
+    /// The lower part's entries, sorted by name: the kept listing, or read from the
+    /// lower directory (and kept while the overlay's budget allows).
+    fn lower_listing(&self) -> SysResult<Option<Arc<Listing>>> {
+        let Some(l) = &self.lower else {
+            return Ok(None);
+        };
+        if let Some(kept) = lock(&self.st).listing.clone() {
+            return Ok(Some(kept));
+        }
+        let dir = l.open(libc::O_RDONLY | libc::O_DIRECTORY)?;
+        let mut pos = 0;
+        let mut entries = Vec::new();
+        loop {
+            let ents = dir.getdents(pos, LOWER_READ)?;
+            let Some(last) = ents.last() else { break };
+            if last.next <= pos {
+                return Err(Errno::EIO);
+            }
+            pos = last.next;
+            entries.extend(
+                ents.into_iter()
+                    .filter(|e| e.name != b"." && e.name != b"..")
+                    .map(|e| (e.name, e.ino, e.kind)),
+            );
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        let n = entries.len();
+        let counted = self
+            .fs
+            .listed
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c + n <= LISTING_BUDGET).then_some(c + n)
+            })
+            .is_ok();
+        let listing = Arc::new(Listing {
+            entries: Arc::new(entries),
+            counted: counted.then(|| self.fs.listed.clone()),
+        });
+        if counted {
+            let mut s = lock(&self.st);
+            match &s.listing {
+                // Another reader kept one meanwhile: the same names.
+                Some(other) => return Ok(Some(other.clone())),
+                None => s.listing = Some(listing.clone()),
+            }
+        }
+        Ok(Some(listing))
+    }
+
+    /// The merged listing, sorted by name: lower names (unless hidden) overridden
+    /// by upper entries. Shares the lower listing when the upper layer changes
+    /// nothing in this directory.
+    fn merged(&self) -> SysResult<Arc<Vec<Listed>>> {
+        let lower = self.lower_listing()?;
+        let lower_entries: &[Listed] = lower.as_ref().map_or(&[], |l| l.entries.as_slice());
+        let s = lock(&self.st);
+        // Upper entries that change the lower view: whiteouts and nodes with
+        // upper attributes (copied up or made here); a looked-up lower node is
+        // already in the lower listing.
+        let mut changes: Vec<(&[u8], Option<Stat>)> = Vec::new();
+        for (name, e) in &s.children {
+            match e {
+                Entry::Whiteout => changes.push((name, None)),
+                Entry::Absent => {}
+                Entry::Node(n) => {
+                    // A lower node the listing lacks (the host added it after
+                    // the listing was kept) is shown too.
+                    let upper = n.lower.is_none() || lock(&n.st).attr.is_some();
+                    if upper
+                        || lower_entries
+                            .binary_search_by(|l| l.0.as_slice().cmp(name))
+                            .is_err()
+                    {
+                        changes.push((name, Some(n.stat()?)));
                     }
                 }
             }
         }
-        let s = lock(&self.st);
-        for (name, e) in &s.children {
-            match e {
-                Entry::Whiteout => {
-                    out.remove(name);
-                }
-                Entry::Node(n) => {
-                    let st = n.stat()?;
-                    out.insert(name.clone(), (st.ino, dt_of(st.mode)));
-                }
+        if changes.is_empty() {
+            if let Some(l) = &lower {
+                return Ok(l.entries.clone());
             }
         }
-        Ok(out)
+        // Both sequences are sorted by name (`children` is a BTreeMap): merge them.
+        let mut out = Vec::with_capacity(lower_entries.len() + changes.len());
+        let mut ch = changes.into_iter().peekable();
+        for l in lower_entries {
+            while let Some((name, _)) = ch.peek() {
+                if *name >= l.0.as_slice() {
+                    break;
+                }
+                if let Some((name, Some(st))) = ch.next() {
+                    out.push((name.to_vec(), st.ino, dt_of(st.mode)));
+                }
+            }
+            match ch.peek() {
+                Some((name, _)) if *name == l.0.as_slice() => {
+                    if let Some((name, Some(st))) = ch.next() {
+                        out.push((name.to_vec(), st.ino, dt_of(st.mode)));
+                    }
+                }
+                _ => out.push(l.clone()),
+            }
+        }
+        for (name, st) in ch {
+            if let Some(st) = st {
+                out.push((name.to_vec(), st.ino, dt_of(st.mode)));
+            }
+        }
+        Ok(Arc::new(out))
     }
 
     fn insert_new(&self, name: &[u8], node: ONode) -> SysResult<Arc<dyn Inode>> {
@@ -457,7 +586,7 @@ impl Inode for ONode {
                         st: self.st.clone(),
                     },
                     stat: st,
-                    snapshot: Mutex::new(Vec::new()),
+                    snapshot: Mutex::new(None),
                 }))
             }
             libc::S_IFREG => {
@@ -848,7 +977,9 @@ impl FileImpl for OverlayFile {
 struct OverlayDir {
     node: ONode,
     stat: Stat,
-    snapshot: Mutex<Vec<DirEntry>>,
+    /// This directory's inode number and merged entries, taken at position 0.
+    #[allow(clippy::type_complexity)]
+    snapshot: Mutex<Option<(u64, Arc<Vec<Listed>>)>>,
 }
 
 impl FileImpl for OverlayDir {
@@ -866,33 +997,38 @@ impl FileImpl for OverlayDir {
 
     fn getdents(&self, pos: u64, max_bytes: usize) -> SysResult<Vec<DirEntry>> {
         let mut snap = self.snapshot.lock().map_err(|_| Errno::EIO)?;
-        if pos == 0 || snap.is_empty() {
-            let ino = self.node.stat()?.ino;
-            let mut all = vec![
-                (b".".to_vec(), (ino, libc::DT_DIR)),
-                (b"..".to_vec(), (ino, libc::DT_DIR)),
-            ];
-            all.extend(self.node.merged()?);
-            *snap = all
-                .into_iter()
-                .enumerate()
-                .map(|(i, (name, (ino, kind)))| DirEntry {
-                    ino,
-                    next: i as u64 + 1,
-                    kind,
-                    name,
-                })
-                .collect();
-        }
+        let (ino, entries) = match &*snap {
+            Some(kept) if pos != 0 => kept.clone(),
+            _ => {
+                let taken = (self.node.stat()?.ino, self.node.merged()?);
+                *snap = Some(taken.clone());
+                taken
+            }
+        };
+        drop(snap);
+        // Positions: 0 is ".", 1 is "..", 2 + i the merged entry i.
         let mut out = Vec::new();
         let mut used = 0;
-        for e in snap.iter().skip(usize::try_from(pos).unwrap_or(usize::MAX)) {
-            let len = (19 + e.name.len() + 1 + 7) & !7;
+        let start = usize::try_from(pos).unwrap_or(usize::MAX);
+        let dots = [
+            (&b"."[..], ino, libc::DT_DIR),
+            (&b".."[..], ino, libc::DT_DIR),
+        ];
+        let all = dots
+            .into_iter()
+            .chain(entries.iter().map(|(n, i, k)| (n.as_slice(), *i, *k)));
+        for (i, (name, ino, kind)) in all.enumerate().skip(start) {
+            let len = (19 + name.len() + 1 + 7) & !7;
             if used + len > max_bytes && !out.is_empty() {
                 break;
             }
             used += len;
-            out.push(e.clone());
+            out.push(DirEntry {
+                ino,
+                next: i as u64 + 1,
+                kind,
+                name: name.to_vec(),
+            });
         }
         Ok(out)
     }

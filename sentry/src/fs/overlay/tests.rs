@@ -367,3 +367,70 @@ fn fallocate_on_overlay_and_gofer_files() {
         }
     }
 }
+
+/// The lower layer is the sandbox's own (gVisor's exclusive root): a missing name
+/// and a listing are remembered, so a file the host adds later is not seen by the
+/// name looked up before nor in the listing read before; what the sandbox itself
+/// changes always is.
+#[test]
+fn misses_and_listings_of_the_lower_layer_are_kept() {
+    let t = tree();
+    let root = root_for(&config("memory"), client(&t.0)).unwrap();
+    let d = walk(&root, "dir").unwrap();
+    assert_eq!(d.lookup(b"later").err(), Some(Errno::ENOENT));
+    assert_eq!(names(&d), [".", "..", "a.txt", "sub"]);
+    std::fs::write(t.0.join("dir/later"), b"host").unwrap();
+    std::fs::write(t.0.join("dir/other"), b"host").unwrap();
+    assert_eq!(d.lookup(b"later").err(), Some(Errno::ENOENT));
+    assert_eq!(names(&d), [".", "..", "a.txt", "sub"]);
+    // A name never looked up is found, and then listed too.
+    assert!(d.lookup(b"other").is_ok());
+    assert_eq!(names(&d), [".", "..", "a.txt", "other", "sub"]);
+    // The sandbox's own changes: a remembered miss can be created, then removed.
+    let n = d.create(b"later", 0o644, ROOT).unwrap();
+    assert!(d.lookup(b"later").is_ok());
+    d.unlink(b"a.txt", false).unwrap();
+    assert_eq!(names(&d), [".", "..", "later", "other", "sub"]);
+    d.unlink(b"later", false).unwrap();
+    assert_eq!(d.lookup(b"later").err(), Some(Errno::ENOENT));
+    assert_eq!(names(&d), [".", "..", "other", "sub"]);
+    drop((n, d, root));
+}
+
+/// A kept listing counts against the overlay's budget and gives its entries back
+/// when its directory goes; one too large for the budget is not kept, and still
+/// lists every entry.
+#[test]
+fn kept_listings_are_bounded() {
+    let t = tree();
+    let big = t.0.join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..300 {
+        std::fs::write(big.join(format!("f{i:03}")), b"").unwrap();
+    }
+    let root = root_for(&config("memory"), client(&t.0)).unwrap();
+    let fs = root.as_any().downcast_ref::<ONode>().unwrap().fs.clone();
+    let b = walk(&root, "big").unwrap();
+    let listed = names(&b);
+    assert_eq!(listed.len(), 302);
+    assert_eq!(listed[2], "f000");
+    assert_eq!(fs.listed.load(Ordering::Acquire), 300);
+    // Over budget: nothing more is kept, the listing is still whole.
+    fs.listed.fetch_add(LISTING_BUDGET, Ordering::AcqRel);
+    let k = walk(&root, "keep").unwrap();
+    assert_eq!(names(&k), [".", "..", "deep"]);
+    assert_eq!(fs.listed.load(Ordering::Acquire), LISTING_BUDGET + 300);
+    fs.listed.fetch_sub(LISTING_BUDGET, Ordering::AcqRel);
+    // The directory node leaves its parent's cache with its last holder.
+    drop(b);
+    root.as_any()
+        .downcast_ref::<ONode>()
+        .unwrap()
+        .st
+        .lock()
+        .unwrap()
+        .children
+        .clear();
+    assert_eq!(fs.listed.load(Ordering::Acquire), 0);
+    drop((k, root));
+}
