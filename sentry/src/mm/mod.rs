@@ -730,6 +730,16 @@ impl MemoryManager {
             .filter(|(_, v)| v.end > addr && !v.shared)
             .map(|(_, v)| v.slice(v.start.max(addr), v.end.min(end)))
             .collect();
+        let anonymous = |v: &Vma| matches!(v.backing, VmaBacking::Anonymous) && !v.noreserve;
+        if parts.len() > 1 && parts.iter().all(anonymous) {
+            // One edit of the host space for all of them (a freed thread stack and
+            // its guard page are two).
+            let ranges: Vec<_> = parts
+                .iter()
+                .map(|v| (v.start, v.end - v.start, v.prot))
+                .collect();
+            return self.space.map_anonymous(&ranges);
+        }
         for p in parts {
             self.apply_map(&p)?;
         }

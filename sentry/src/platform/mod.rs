@@ -104,6 +104,18 @@ pub trait AddressSpace: Send + Sync {
         backing: Backing<'_>,
     ) -> SysResult<()>;
 
+    /// Maps fresh private anonymous memory over each `(addr, len, prot)` of `parts`
+    /// (as [`AddressSpace::map`] with [`Backing::Anonymous`], one after the other;
+    /// a failure stops there). A platform that edits a space by commands to another
+    /// process sends them together (`madvise(MADV_DONTNEED)` of a thread's stack and
+    /// its guard page is two).
+    fn map_anonymous(&self, parts: &[(u64, u64, i32)]) -> SysResult<()> {
+        for &(addr, len, prot) in parts {
+            self.map(addr, len, prot, false, Backing::Anonymous)?;
+        }
+        Ok(())
+    }
+
     /// Removes `[addr, addr+len)`.
     fn unmap(&self, addr: u64, len: u64) -> SysResult<()>;
 

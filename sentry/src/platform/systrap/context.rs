@@ -278,17 +278,24 @@ impl SystrapContext {
         Ok((off, xstate_size))
     }
 
-    /// Copies the FP state of `from`'s frame into `to`'s: a new thread or fork
-    /// starts with its creator's FP/SSE/AVX state, as on Linux (the stub child's own
-    /// is the handler's reset one).
-    fn copy_fp(from: &Channel, to: &Channel) -> SysResult<()> {
-        let (src, len) = Self::fp_area(from)?;
+    /// The FP state of `chan`'s frame: a new thread or fork starts with its
+    /// creator's FP/SSE/AVX state, as on Linux (the stub thread's own is the
+    /// handler's reset one), written with [`SystrapContext::put_fp`].
+    fn read_fp(chan: &Channel) -> SysResult<Vec<u8>> {
+        let (src, len) = Self::fp_area(chan)?;
+        let mut buf = vec![0u8; len];
+        chan.region.read(src, &mut buf);
+        Ok(buf)
+    }
+
+    /// Writes FP state `buf` (read by [`SystrapContext::read_fp`] from a frame of
+    /// the same layout) into `to`'s frame.
+    fn put_fp(to: &Channel, buf: &[u8]) -> SysResult<()> {
+        let len = buf.len();
         let (dst, dst_len) = Self::fp_area(to)?;
         if len != dst_len {
             return Err(Errno::EINVAL);
         }
-        let mut buf = vec![0u8; len];
-        from.region.read(src, &mut buf);
         // The destination frame keeps its own layout descriptor (see set_fp_state).
         to.region.write(dst, &buf[..FX_SW_BYTES]);
         if len > FXSAVE_SIZE {
@@ -539,19 +546,20 @@ impl Context for SystrapContext {
         let thread = self.thread.clone();
         let chan = space.lock_thread(&thread)?;
         self.ensure_frame(&chan)?;
-        // The parked thread keeps its frame while the child comes up (its FP state
-        // is copied below); the fork itself is the syscall thread's.
-        let child = Arc::new(space.fork()?);
-        space.registry.register(&child);
-        let thread = child.first_thread().ok_or(Errno::ESRCH)?;
-        Self::copy_fp(&chan, &lock(&thread.chan))?;
+        // The child's first thread starts with this FP state, written into its
+        // frame once it has come up (when its context is adopted); the fork
+        // itself is the syscall thread's.
+        let fp = Self::read_fp(&chan)?;
         drop(chan);
+        let child = space.fork()?;
+        space.registry.register(&child);
         let as_space: Arc<dyn AddressSpace> = child.clone();
         Ok((
             as_space,
             Box::new(PendingThread {
                 space: Some(child),
-                thread,
+                start: Start::Fork,
+                fp,
             }),
         ))
     }
@@ -561,13 +569,16 @@ impl Context for SystrapContext {
         let thread = self.thread.clone();
         let chan = space.lock_thread(&thread)?;
         self.ensure_frame(&chan)?;
-        let thread = space.new_thread()?;
-        let pending = PendingThread {
-            space: Some(space.clone()),
-            thread: thread.clone(),
-        };
-        Self::copy_fp(&chan, &lock(&thread.chan))?;
-        Ok(Box::new(pending))
+        let fp = Self::read_fp(&chan)?;
+        drop(chan);
+        // The new thread comes up while this task goes on; its own host thread
+        // waits for it when it adopts the context.
+        let slot = space.start_thread()?;
+        Ok(Box::new(PendingThread {
+            space: Some(space),
+            start: Start::Thread(slot),
+            fp,
+        }))
     }
 }
 
@@ -603,33 +614,53 @@ impl Drop for SystrapContext {
 }
 
 /// A stub thread made by [`Context::fork`] or [`Context::new_thread`], parked until
-/// its context is adopted.
+/// its context is adopted. It comes up while its creator's task goes on: the
+/// adopting host thread waits for its start-up report.
 struct PendingThread {
     space: Option<Arc<SystrapSpace>>,
-    thread: Arc<StubThread>,
+    start: Start,
+    /// The FP state the thread starts with, its creator's.
+    fp: Vec<u8>,
+}
+
+/// Where a pending thread comes from.
+#[derive(Clone, Copy)]
+enum Start {
+    /// The first thread of a forked space ([`SystrapSpace::settle`]).
+    Fork,
+    /// A new thread at this slot ([`SystrapSpace::settle_thread`]).
+    Thread(usize),
 }
 
 impl PendingContext for PendingThread {
     fn adopt(mut self: Box<Self>) -> SysResult<Box<dyn Context>> {
         let space = self.space.take().ok_or(Errno::EINVAL)?;
-        let pinned = space.cpus.pin_pair(self.thread.tid);
+        let thread = match self.start {
+            Start::Fork => {
+                space.settle()?;
+                space.first_thread().ok_or(Errno::ESRCH)?
+            }
+            Start::Thread(slot) => space.settle_thread(slot)?,
+        };
+        SystrapContext::put_fp(&lock(&thread.chan), &self.fp)?;
+        let pinned = space.cpus.pin_pair(thread.tid);
         // Cloned by the syscall thread, whose thread pointers are zero: the first
         // switch sets the task's.
-        Ok(Box::new(SystrapContext::new(
-            space,
-            self.thread.clone(),
-            0,
-            0,
-            pinned,
-        )))
+        Ok(Box::new(SystrapContext::new(space, thread, 0, 0, pinned)))
     }
 }
 
 impl Drop for PendingThread {
     fn drop(&mut self) {
         if let Some(space) = self.space.take() {
-            if Arc::strong_count(&space) > 1 {
-                space.end_thread(&self.thread);
+            // A fork's child not adopted goes with its space (which kills it); a
+            // thread is ended once it is up.
+            if let Start::Thread(slot) = self.start {
+                if Arc::strong_count(&space) > 1 {
+                    if let Ok(thread) = space.settle_thread(slot) {
+                        space.end_thread(&thread);
+                    }
+                }
             }
         }
     }

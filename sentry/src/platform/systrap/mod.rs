@@ -47,7 +47,18 @@
 //!   stub), maps its own command pages, takes its own fds, unmaps the parent's
 //!   regions, maps its first region, clones its first application thread there and
 //!   reports in with both ids. Private memory is copy-on-write, shared file mappings
-//!   stay shared.
+//!   stay shared. The fork returns as soon as the syscall thread's `clone` has: the
+//!   child sets itself up while the parent's task goes on, and its report (checked
+//!   against the kernel's ids) is taken on the child's own host thread when its
+//!   first context is adopted, or before any earlier use of the child's syscall
+//!   thread or threads (`SystrapSpace::settle`). The child reads its fd numbers from
+//!   the parent's command page right after the fork, so a later fork that would
+//!   write other numbers there waits for that report first.
+//! - New threads likewise: the `clone` command returns the thread's id and the
+//!   creating task goes on; the thread's start-up report is awaited (and its region
+//!   nonce checked) by the host thread that adopts its context. A starting thread
+//!   reads its alternate stack from the command page, so the next new thread of the
+//!   space waits for every thread still starting before it writes its own there.
 //! - Exec: from the platform's second address space on, a *spare* stub is made ahead
 //!   (its syscall thread and first application thread up, parked at the start-up
 //!   report) by a short-lived thread, and the next new space takes it: an exec then
@@ -81,8 +92,9 @@
 //! # Threading rules
 //! Any host thread may drive a context or edit a space. Each thread's region has a
 //! lock: a switch holds it while its thread runs. Space edits take the syscall
-//! thread's lock, for one command or a sequence that must not interleave (a fork
-//! until the child reads its fds, a new thread until it reports in).
+//! thread's lock, for one command or a sequence that must not interleave (a file
+//! mapping's fd transfer and close). A forked space is settled (its start-up report
+//! taken) before its syscall thread takes any command.
 //!
 //! # Dead stubs and kills
 //! The zygote reaps no child on its own (SIGCHLD `SIG_DFL`, no `SA_NOCLDWAIT`): a

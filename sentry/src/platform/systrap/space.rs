@@ -326,6 +326,20 @@ pub(super) struct SystrapSpace {
     /// (see [`AddressSpace::note_patched_syscall`]); a fork's child inherits them
     /// with the code.
     patched: Mutex<HashSet<u64>>,
+    /// A forked space whose start-up report has not been taken yet: its first
+    /// thread's region (slot 0, taken), and when it must have reported by. Taken by
+    /// [`SystrapSpace::settle`], which every use of the syscall thread or the thread
+    /// table runs first.
+    start: Mutex<Option<(Channel, Instant)>>,
+    /// Whether `start` may hold something (the fast path of `settle`).
+    starting: AtomicBool,
+    /// The last child forked from this space: it reads its fd numbers from our
+    /// command page right after the fork, so a later fork that would write other
+    /// numbers there settles it first.
+    last_child: Mutex<std::sync::Weak<SystrapSpace>>,
+    /// Threads cloned but not yet seen up: slot, region, thread id, deadline (see
+    /// [`SystrapSpace::start_thread`]).
+    starting_threads: Mutex<Vec<(usize, Channel, i32, Instant)>>,
 }
 
 /// Which slots hold what.
@@ -402,7 +416,61 @@ impl SystrapSpace {
             zygote,
             death_hooks: DeathHooks::default(),
             patched: Mutex::new(HashSet::new()),
+            start: Mutex::new(None),
+            starting: AtomicBool::new(false),
+            last_child: Mutex::new(std::sync::Weak::new()),
+            starting_threads: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Takes a forked space's start-up report if it has not been taken: waits
+    /// (bounded) until the child has reported in with its pid and its first
+    /// thread's id, checks them against the kernel's (the pid the parent's `clone`
+    /// returned, the thread by its region's nonce) and puts the thread in slot 0.
+    /// A child that fails to come up is killed (ESRCH from then on). Nothing runs
+    /// application code in the child before this has passed: its only thread is
+    /// parked at its start-up report until its context's first switch.
+    pub(super) fn settle(&self) -> SysResult<()> {
+        if !self.starting.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut start = lock(&self.start);
+        let Some((chan, deadline)) = start.take() else {
+            // Settled by another thread meanwhile (or failed: then dead).
+            return if self.dead.load(Ordering::SeqCst) {
+                Err(Errno::ESRCH)
+            } else {
+                Ok(())
+            };
+        };
+        let r = self.finish_fork(chan, deadline);
+        self.starting.store(false, Ordering::Release);
+        r
+    }
+
+    /// The second half of [`SystrapSpace::fork`], in the child's space.
+    fn finish_fork(&self, chan: Channel, deadline: Instant) -> SysResult<()> {
+        let alive = || self.alive();
+        // Its first thread parks after the report, usually: waiting for the park
+        // first costs one sleep instead of two.
+        let _ = chan.wait_parked(alive, Some(deadline), false);
+        let reported = self.sys.first_report_ids(alive, deadline);
+        let tid = match reported {
+            Ok((p, tid)) if p == self.pid && tid > 0 => tid,
+            _ => 0,
+        };
+        if tid == 0 {
+            tracing::warn!(
+                pid = self.pid,
+                ?reported,
+                "forked systrap stub did not start"
+            );
+            self.kill();
+            return Err(Errno::EAGAIN);
+        }
+        // Its first thread's region is mapped at slot 0 already (and every slot of
+        // the parent's unmapped).
+        self.await_thread(0, chan, tid, deadline).map(|_| ())
     }
 
     /// The sentry's fd of the syscall thread's control socket.
@@ -414,12 +482,15 @@ impl SystrapSpace {
     /// Runs `calls` as one command on the syscall thread.
     #[cfg(test)]
     pub(super) fn batch(&self, calls: &[Call]) -> SysResult<(usize, SysResult<u64>)> {
+        self.settle()?;
         let mut st = self.sys.lock();
         self.sys.batch(&mut st, calls, &|| self.alive())
     }
 
-    /// The first live application thread (the only one of a new space).
+    /// The first live application thread (the only one of a new space; a forked
+    /// space's once settled).
     pub(super) fn first_thread(&self) -> Option<Arc<StubThread>> {
+        self.settle().ok()?;
         lock(&self.threads).used.iter().flatten().next().cloned()
     }
 
@@ -486,6 +557,7 @@ impl SystrapSpace {
     /// Runs system call `nr` on the syscall thread, after unmapping the regions of
     /// ended threads in the same command.
     fn request(&self, nr: i64, args: [u64; 6]) -> SysResult<u64> {
+        self.settle()?;
         let mut st = self.sys.lock();
         if self.dead.load(Ordering::SeqCst) {
             return Err(Errno::ESRCH);
@@ -607,18 +679,71 @@ impl SystrapSpace {
     /// `clone` command; the thread closes its copy of the syscall thread's fds,
     /// installs its alternate stack and the application filter, and reports in.
     pub(super) fn new_thread(&self) -> SysResult<Arc<StubThread>> {
+        let slot = self.start_thread()?;
+        self.settle_thread(slot)
+    }
+
+    /// Makes a new application thread (see [`SystrapSpace::new_thread`]) without
+    /// waiting for it to come up: returns its slot, for
+    /// [`SystrapSpace::settle_thread`] (the thread's own host thread, when it
+    /// adopts its context) to wait for its start-up report. The caller's task goes
+    /// on meanwhile.
+    pub(super) fn start_thread(&self) -> SysResult<usize> {
+        self.settle()?;
         let slot = self.take_slot()?;
         let mut st = self.sys.lock();
-        let r = self.new_thread_in(&mut st, slot);
-        if r.is_err() {
-            self.release_slot(&mut st, slot);
+        // A thread still starting reads its alternate stack from the command page,
+        // which this thread's replaces: it must be up first.
+        self.settle_threads();
+        let r = self.start_thread_in(&mut st, slot);
+        match r {
+            Ok((chan, tid)) => {
+                let deadline = Instant::now() + START_TIMEOUT;
+                lock(&self.starting_threads).push((slot, chan, tid, deadline));
+                Ok(slot)
+            }
+            Err(e) => {
+                self.release_slot(&mut st, slot);
+                Err(e)
+            }
         }
-        r
+    }
+
+    /// Waits until the thread [`SystrapSpace::start_thread`] made at `slot` has
+    /// reported in (if no one has seen it yet) and returns it. A thread that does
+    /// not come up kills the stub (ESRCH).
+    pub(super) fn settle_thread(&self, slot: usize) -> SysResult<Arc<StubThread>> {
+        // Held while waiting: whoever looks for the thread meanwhile finds it in
+        // the table once this is done.
+        let mut starting = lock(&self.starting_threads);
+        if let Some(i) = starting.iter().position(|s| s.0 == slot) {
+            let (slot, chan, tid, deadline) = starting.swap_remove(i);
+            return self.await_thread(slot, chan, tid, deadline);
+        }
+        drop(starting);
+        let threads = lock(&self.threads);
+        threads
+            .used
+            .get(slot)
+            .cloned()
+            .flatten()
+            .ok_or(Errno::ESRCH)
+    }
+
+    /// Waits for every thread still starting (see [`SystrapSpace::settle_thread`]).
+    fn settle_threads(&self) {
+        let mut starting = lock(&self.starting_threads);
+        for (slot, chan, tid, deadline) in std::mem::take(&mut *starting) {
+            // A thread that does not come up kills the stub.
+            let _ = self.await_thread(slot, chan, tid, deadline);
+        }
     }
 
     /// One command: the region's memfd is received, mapped at the slot and closed,
-    /// and the thread cloned onto it.
-    fn new_thread_in(&self, st: &mut Commands, slot: usize) -> SysResult<Arc<StubThread>> {
+    /// and the thread cloned onto it. Returns the region's channel and the thread's
+    /// id; the thread reads its alternate stack from the command page until it
+    /// reports in.
+    fn start_thread_in(&self, st: &mut Commands, slot: usize) -> SysResult<(Channel, i32)> {
         let (memfd, new) = Channel::new(slot)?;
         let base = slot_base(slot);
         let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
@@ -650,15 +775,18 @@ impl SystrapSpace {
             (_, r) => return Err(r.err().unwrap_or(Errno::EIO)),
         };
         let tid = i32::try_from(tid).map_err(|_| Errno::EIO)?;
-        // The command page (its alternate stack) stays as it is until the thread is
-        // up: the caller holds the syscall thread's lock.
-        self.await_thread(slot, new, tid)
+        Ok((new, tid))
     }
 
     /// Waits until thread `tid`, cloned onto the region of `new` (mapped at
     /// `slot`), reports in, and takes it into the slot table.
-    fn await_thread(&self, slot: usize, new: Channel, tid: i32) -> SysResult<Arc<StubThread>> {
-        let deadline = Instant::now() + START_TIMEOUT;
+    fn await_thread(
+        &self,
+        slot: usize,
+        new: Channel,
+        tid: i32,
+        deadline: Instant,
+    ) -> SysResult<Arc<StubThread>> {
         let ready = new
             .wait_parked(|| self.alive(), Some(deadline), false)
             .map(|()| new.reported_ready());
@@ -737,13 +865,16 @@ impl SystrapSpace {
     /// starts as a copy of that thread alone, takes its own command memfd and
     /// control socket, unmaps the parent's regions, maps its first thread's region
     /// (all three fds sent with the fork), clones its first application thread
-    /// there and reports in with both ids; the sentry checks them against the
-    /// kernel's (the pid the parent's `clone` returned, the tid the thread's region
-    /// reports) before any application code runs. Shared file mappings stay shared.
-    pub(super) fn fork(&self) -> SysResult<SystrapSpace> {
+    /// there and reports in with both ids. This returns as soon as the fork is
+    /// made: the child sets itself up while the parent's task goes on, and its
+    /// report is taken (and checked against the kernel's ids) by
+    /// [`SystrapSpace::settle`] before anything uses the child's syscall thread or
+    /// threads, at the latest when its first context is adopted. Shared file
+    /// mappings stay shared.
+    pub(super) fn fork(&self) -> SysResult<Arc<SystrapSpace>> {
+        self.settle()?;
         let (stub_end, child_sys) = Syscaller::new(self.spin && !self.cpus.overloaded())?;
         let (region, chan) = Channel::new(0)?;
-        // Held until the child has read its fd numbers from our command page.
         let mut st = self.sys.lock();
         let fds = [
             child_sys.memfd().as_raw_fd(),
@@ -755,7 +886,17 @@ impl SystrapSpace {
         child_sys.set_thread_altstack(&mut child_sys.lock(), 0);
         // One command: the fds are received, then the fork made.
         let (theirs, i, cloned) = self.with_fds(&mut st, &fds, |theirs| {
-            self.sys.set_child_fds([theirs[0], theirs[1], theirs[2]]);
+            let numbers = [theirs[0], theirs[1], theirs[2]];
+            // The last child reads its numbers from our command page right after
+            // its fork: other numbers wait until it has (usually they are the same,
+            // the lowest free ones).
+            if self.sys.child_fds() != numbers {
+                let last = lock(&self.last_child).upgrade();
+                if let Some(last) = last {
+                    let _ = last.settle();
+                }
+            }
+            self.sys.set_child_fds(numbers);
             vec![Call::new(
                 libc::SYS_clone,
                 [stub::FORK_FLAGS, 0, 0, 0, 0, 0],
@@ -776,28 +917,20 @@ impl SystrapSpace {
                 }
             }
         }
-        let pid = i32::try_from(cloned?).map_err(|_| Errno::EIO)?;
-        let pidfd = sys::pidfd_open(pid)?;
-        let alive = || !sys::pidfd_exited(&pidfd);
-        let deadline = Instant::now() + START_TIMEOUT;
-        // The child reads its fd numbers from our command page: the next command
-        // waits until it has reported in on its own page. Its first thread parks
-        // after that report, usually: waiting for the park first costs one sleep
-        // instead of two.
-        let _ = chan.wait_parked(alive, Some(deadline), false);
-        let reported = child_sys.first_report_ids(alive, deadline);
         drop(st);
-        let tid = match reported {
-            Ok((p, tid)) if p == pid && tid > 0 => tid,
-            _ => 0,
+        let pid = i32::try_from(cloned?).map_err(|_| Errno::EIO)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let pidfd = match sys::pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                // SAFETY: an unreaped child of the zygote (which reaps only when
+                // told): the number is still the child's.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                self.zygote.reap(pid);
+                return Err(e);
+            }
         };
-        if tid == 0 {
-            tracing::warn!(pid, ?reported, "forked systrap stub did not start");
-            let _ = sys::pidfd_signal(&pidfd, libc::SIGKILL);
-            self.zygote.reap(pid);
-            return Err(Errno::EAGAIN);
-        }
-        let child = SystrapSpace::with(
+        let child = Arc::new(SystrapSpace::with(
             pid,
             pidfd,
             child_sys,
@@ -805,15 +938,16 @@ impl SystrapSpace {
             self.cpus.clone(),
             self.registry.clone(),
             self.zygote.clone(),
-        );
+        ));
         // The child's code is a copy of ours, patched sites included.
         *lock(&child.patched) = lock(&self.patched).clone();
-        // From here on the Drop of `child` kills it. Its first thread's region is
-        // mapped at slot 0 already (and every slot of ours unmapped).
+        // From here on the Drop of `child` kills it.
         child.context_taken.store(true, Ordering::SeqCst);
         let slot = child.take_slot()?;
         debug_assert_eq!(slot, 0);
-        child.await_thread(slot, chan, tid)?;
+        *lock(&child.start) = Some((chan, deadline));
+        child.starting.store(true, Ordering::Release);
+        *lock(&self.last_child) = Arc::downgrade(&child);
         Ok(child)
     }
 
@@ -947,8 +1081,38 @@ impl AddressSpace for SystrapSpace {
                     return Err(Errno::EINVAL);
                 }
                 let flags = (kind | libc::MAP_FIXED) as u64;
+                self.settle()?;
                 let mut st = self.sys.lock();
                 self.map_fd_locked(&mut st, fd, [addr, len, prot], flags, offset)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn map_anonymous(&self, parts: &[(u64, u64, i32)]) -> SysResult<()> {
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
+        let mut calls = Vec::with_capacity(parts.len());
+        for &(addr, len, prot) in parts {
+            let len = check_range(addr, len)?;
+            let prot = prot as u32 as u64;
+            calls.push(Call::expecting(
+                libc::SYS_mmap,
+                [addr, len, prot, flags, u64::MAX, 0],
+                addr,
+            ));
+        }
+        self.settle()?;
+        for chunk in calls.chunks(stub::C_MAX_CALLS) {
+            let mut st = self.sys.lock();
+            if self.dead.load(Ordering::SeqCst) {
+                return Err(Errno::ESRCH);
+            }
+            // A batch stops at the first call that fails (or maps elsewhere,
+            // which MAP_FIXED never does): that call's result.
+            match self.sys.batch(&mut st, chunk, &|| self.alive())? {
+                (i, Ok(at)) if i + 1 == chunk.len() && at == chunk[i].expect => {}
+                (_, Err(e)) => return Err(e),
+                (_, Ok(_)) => return Err(Errno::EIO),
             }
         }
         Ok(())

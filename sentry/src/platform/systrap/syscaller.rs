@@ -428,6 +428,16 @@ impl Syscaller {
         self.pages.put_u64(C_CHILD_REGION, region);
     }
 
+    /// The fd numbers [`Syscaller::set_child_fds`] last wrote (read back from our
+    /// own mapping of the command page, which only the sentry writes).
+    pub(super) fn child_fds(&self) -> [u64; 3] {
+        [
+            self.pages.get_u64(C_CHILD_CMD),
+            self.pages.get_u64(C_CHILD_CTL),
+            self.pages.get_u64(C_CHILD_REGION),
+        ]
+    }
+
     /// Records that the syscall thread closed `fds` on its own (a fork's parent
     /// closes the child's right after the fork).
     pub(super) fn closed(&self, st: &mut Commands, fds: &[u64]) {

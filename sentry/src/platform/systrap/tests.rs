@@ -832,6 +832,9 @@ fn fork_is_copy_on_write() {
     let parent_pid = rig.concrete().pid;
     let child_pid = rig.concrete_of(&child).pid;
     assert_ne!(child_pid, parent_pid);
+    // The child sets itself up while the fork returns; its report is taken when
+    // its context is adopted, or here.
+    rig.concrete_of(&child).settle().unwrap();
     // A sibling of the parent stub: a child of the zygote, which reaps it.
     assert_eq!(ppid_of(child_pid), rig.platform.zygote_pid);
     // Only the forking thread's region, now the child's own, is left in the child.
@@ -902,6 +905,7 @@ fn fork_keeps_shared_file_mappings_and_gets_its_own_socket() {
     let (child, pending) = rig.ctx.fork().unwrap();
     let child_pid = rig.concrete_of(&child).pid;
     let parent_pid = rig.concrete().pid;
+    rig.concrete_of(&child).settle().unwrap();
     // Each stub holds exactly two fds, its own control socket and command memfd.
     let (mut pf, mut cf) = (stub_fds(parent_pid), stub_fds(child_pid));
     pf.sort();
@@ -1291,7 +1295,9 @@ fn application_threads_hold_no_fd() {
     assert_eq!(rig.switch(), Event::Syscall);
     let pid = rig.concrete().pid;
     let a = rig.ctx.new_thread().unwrap().adopt().unwrap();
-    let b = rig.ctx.new_thread().unwrap();
+    // A new thread comes up while its creator goes on: adopting its context waits
+    // for it (it has closed its fds before it reports in).
+    let b = rig.ctx.new_thread().unwrap().adopt().unwrap();
     let check = || {
         let tids: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
             .unwrap()
@@ -2071,4 +2077,86 @@ fn a_space_last_thread_is_not_ended_before_its_space_but_others_are() {
     assert_eq!(task_count(pid), 1);
     drop(space);
     await_gone(pid);
+}
+
+/// Threads and forks come up while their creator goes on: two threads made back to
+/// back (the second's command waits for the first to have read its alternate
+/// stack) are adopted in the other order, each on its own region, and a fork's
+/// child is edited (a command to its syscall thread, which waits for its start-up
+/// report) before its first context is adopted.
+#[test]
+fn threads_and_forks_come_up_while_their_creator_goes_on() {
+    const N: u32 = 3;
+    let mut rig = Rig::new(&getpid_loop(N));
+    let pid = rig.concrete().pid;
+    rig.regs.rbx = DATA;
+    rig.space.write(DATA, &0u64.to_le_bytes()).unwrap();
+    assert_eq!(rig.switch(), Event::Syscall);
+    let first = rig.ctx.new_thread().unwrap();
+    let second = rig.ctx.new_thread().unwrap();
+    let mut hosts = Vec::new();
+    for pending in [second, first] {
+        let regs = rig.regs;
+        hosts.push(std::thread::spawn(move || {
+            let mut ctx = pending.adopt().unwrap();
+            let mut r = regs;
+            run_to_exit(ctx.as_mut(), &mut r)
+        }));
+    }
+    for h in hosts {
+        assert_eq!(h.join().unwrap(), (N - 1, 0));
+    }
+    await_tasks(pid, 1);
+    rig.space.write(DATA, &5u64.to_le_bytes()).unwrap();
+    let (child, pending) = rig.ctx.fork().unwrap();
+    let child_pid = rig.concrete_of(&child).pid;
+    // Before adoption: the child's own space takes a command, and a write by pid.
+    child
+        .map(NEW_A, PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    child.write(NEW_A, &6u64.to_le_bytes()).unwrap();
+    // A second fork right after the first (its fd numbers are the first's).
+    let (child2, pending2) = rig.ctx.fork().unwrap();
+    let child2_pid = rig.concrete_of(&child2).pid;
+    let mut regs = rig.regs;
+    regs.rbx = NEW_A;
+    let t = std::thread::spawn(move || {
+        let mut ctx = pending.adopt().unwrap();
+        run_to_exit(ctx.as_mut(), &mut regs)
+    });
+    assert_eq!(t.join().unwrap(), (N - 1, 6));
+    drop(pending2);
+    assert_eq!(read_u64(&child2, DATA), 5);
+    drop((child, child2));
+    await_gone(child_pid);
+    await_gone(child2_pid);
+    assert_eq!(run_to_exit(rig.ctx.as_mut(), &mut rig.regs), (N - 1, 5));
+}
+
+/// Several fresh anonymous mappings in one command (a freed thread stack and its
+/// guard page): each replaces what was there, with its own protection.
+#[test]
+fn anonymous_mappings_in_one_command() {
+    let rig = Rig::new(&EXIT);
+    let space = &rig.space;
+    space
+        .map(NEW_A, 3 * PAGE_SIZE, RW, false, Backing::Anonymous)
+        .unwrap();
+    for i in 0..3 {
+        space.write(NEW_A + i * PAGE_SIZE, b"old").unwrap();
+    }
+    let parts = [
+        (NEW_A, PAGE_SIZE, libc::PROT_NONE),
+        (NEW_A + PAGE_SIZE, 2 * PAGE_SIZE, RW),
+    ];
+    space.map_anonymous(&parts).unwrap();
+    let mut b = [0u8; 3];
+    assert_eq!(space.read(NEW_A, &mut b), Err(Errno::EFAULT));
+    for i in 1..3 {
+        space.read(NEW_A + i * PAGE_SIZE, &mut b).unwrap();
+        assert_eq!(b, [0; 3]);
+    }
+    // Beyond the highest address: refused before anything is sent.
+    let bad = [(NEW_A, PAGE_SIZE, RW), (MAX_USER_ADDRESS, PAGE_SIZE, RW)];
+    assert_eq!(space.map_anonymous(&bad), Err(Errno::ENOMEM));
 }
