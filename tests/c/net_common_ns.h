@@ -19,6 +19,11 @@
 
 static void fresh_netns(void)
 {
+#ifdef NET_SAME_NS
+    /* Built so by tests/tests/hostnet.rs: the namespace it made is the one to use
+     * (under --network=host a namespace made inside has the sandbox's own lo). */
+    return;
+#endif
     if (unshare(CLONE_NEWNET) != 0)
         return;
     int s = socket(AF_INET, SOCK_DGRAM, 0);

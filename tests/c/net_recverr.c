@@ -5,8 +5,9 @@
 // short), the datagram's destination as msg_name and a sock_extended_err with the
 // offender; it never waits (EAGAIN when empty), and reading an error leaves the
 // pending error at the next queued one's. Turning the option off empties the queue.
-// TCP and ping sockets answer MSG_ERRQUEUE with EAGAIN. Natively in a fresh
-// network namespace (net_common_ns.h).
+// TCP and ping sockets answer MSG_ERRQUEUE with EAGAIN. An IPv6 socket keeps the
+// two options apart (apart() below). Natively in a fresh network namespace
+// (net_common_ns.h).
 // e2e: timeout=30
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -212,11 +213,78 @@ static void run(int fam)
     close(l);
 }
 
+// An IPv6 socket keeps IP_RECVERR and IPV6_RECVERR apart: an error about its
+// v4-mapped traffic (ICMP) is queued only under IP_RECVERR, one about IPv6 traffic
+// (ICMPv6) only under IPV6_RECVERR; without the matching option only a connected
+// socket hears of it (pending error, no queue). Turning either off empties the
+// whole queue and leaves the pending error.
+static void apart(void)
+{
+    static const char *dsts[2] = {"::ffff:127.0.0.1", "::1"};
+    printf("-- IPv6 socket, IP_RECVERR and IPV6_RECVERR apart\n");
+    family = AF_INET6;
+    for (int di = 0; di < 2; di++)
+        for (int mode = 0; mode < 4; mode++)
+            for (int conn = 0; conn < 2; conn++) {
+                struct sockaddr_in6 a = {.sin6_family = AF_INET6};
+                inet_pton(AF_INET6, dsts[di], &a.sin6_addr);
+                int t = socket(AF_INET6, SOCK_DGRAM, 0);
+                bind(t, (struct sockaddr *)&a, sizeof a);
+                socklen_t l = sizeof a;
+                getsockname(t, (struct sockaddr *)&a, &l);
+                close(t);
+                int s = socket(AF_INET6, SOCK_DGRAM, 0);
+                int on = 1, g4 = -1, g6 = -1;
+                if (mode & 1)
+                    T(" set IP_RECVERR", setsockopt(s, SOL_IP, IP_RECVERR, &on, sizeof on));
+                if (mode & 2)
+                    T(" set IPV6_RECVERR",
+                      setsockopt(s, SOL_IPV6, IPV6_RECVERR, &on, sizeof on));
+                socklen_t gl = sizeof g4;
+                getsockopt(s, SOL_IP, IP_RECVERR, &g4, &gl);
+                gl = sizeof g6;
+                getsockopt(s, SOL_IPV6, IPV6_RECVERR, &g6, &gl);
+                printf("to %s IP_RECVERR %d IPV6_RECVERR %d connected %d\n", dsts[di], g4, g6,
+                       conn);
+                if (conn) {
+                    connect(s, (struct sockaddr *)&a, sizeof a);
+                    T(" send", send(s, "abcde", 5, 0));
+                } else {
+                    T(" sendto", sendto(s, "abcde", 5, 0, (struct sockaddr *)&a, sizeof a));
+                }
+                usleep(20000);
+                struct pollfd p = {s, POLLIN, 0};
+                poll(&p, 1, 0);
+                printf(" POLLERR %d\n", !!(p.revents & POLLERR));
+                read_err(s, 100, " errqueue");
+                so_error(s, " after");
+                if (mode == 3 && !conn) {
+                    sendto(s, "abcde", 5, 0, (struct sockaddr *)&a, sizeof a);
+                    usleep(20000);
+                    int off = 0;
+                    // The option of the other family.
+                    if (di == 0)
+                        T(" IPV6_RECVERR off",
+                          setsockopt(s, SOL_IPV6, IPV6_RECVERR, &off, sizeof off));
+                    else
+                        T(" IP_RECVERR off", setsockopt(s, SOL_IP, IP_RECVERR, &off, sizeof off));
+                    read_err(s, 100, " errqueue after off");
+                    so_error(s, " after off");
+                }
+                close(s);
+            }
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int on = 1;
+    T("IPv4 socket IPV6_RECVERR", setsockopt(s, SOL_IPV6, IPV6_RECVERR, &on, sizeof on));
+    close(s);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
     fresh_netns();
     run(AF_INET);
     run(AF_INET6);
+    apart();
     return 0;
 }

@@ -97,6 +97,54 @@ struct PacketDev {
     /// dropped before the stack sees them, as Linux's `tcp_conn_request` drops
     /// them, so the client sends them again instead of meeting a reset.
     syn_drop: std::collections::HashSet<u16>,
+    /// Connections in TIME-WAIT on a port that also has a listener (local
+    /// address and port, remote address and port): a new SYN for one is held
+    /// back from the stack (smoltcp's TIME-WAIT socket would ignore it) and given
+    /// again once that socket is gone, so the listener takes it, as Linux's
+    /// `tcp_timewait_state_process` (`TCP_TW_SYN`) does.
+    tw_listened: std::collections::HashSet<(SockAddr, SockAddr)>,
+    /// The SYNs held back so (whole frames as read, header room included).
+    tw_syns: Vec<Vec<u8>>,
+    /// Frames to give the stack before reading more (the held SYNs, once their
+    /// TIME-WAIT socket is gone).
+    inject: Vec<Vec<u8>>,
+}
+
+/// The TCP segment in `frame` (Ethernet): (source, destination, flags).
+fn tcp_of(frame: &[u8]) -> Option<(SockAddr, SockAddr, u8)> {
+    let (src, dst, tcp) = match frame.get(12..14)? {
+        [0x08, 0x00] => {
+            let v = *frame.get(14)?;
+            if frame.get(23) != Some(&6) || v >> 4 != 4 {
+                return None;
+            }
+            let a: [u8; 4] = frame.get(26..30)?.try_into().ok()?;
+            let b: [u8; 4] = frame.get(30..34)?.try_into().ok()?;
+            (
+                IpAddr::from(Ipv4Addr::from(a)),
+                IpAddr::from(Ipv4Addr::from(b)),
+                frame.get(14 + (v as usize & 0xf) * 4..)?,
+            )
+        }
+        [0x86, 0xdd] if frame.get(20) == Some(&6) => {
+            let a: [u8; 16] = frame.get(22..38)?.try_into().ok()?;
+            let b: [u8; 16] = frame.get(38..54)?.try_into().ok()?;
+            (
+                IpAddr::from(Ipv6Addr::from(a)),
+                IpAddr::from(Ipv6Addr::from(b)),
+                frame.get(54..)?,
+            )
+        }
+        _ => return None,
+    };
+    if tcp.len() < 14 {
+        return None;
+    }
+    Some((
+        SockAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
+        SockAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
+        tcp[13],
+    ))
 }
 
 /// Whether `frame` (Ethernet) is a TCP SYN without ACK to a port in `ports`.
@@ -218,6 +266,12 @@ impl Device for PacketDev {
     type TxToken<'a> = Tx<'a>;
 
     fn receive(&mut self, _now: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
+        if let Some(f) = self.inject.pop() {
+            // A held SYN (already counted and tapped when it was read).
+            let n = f.len().min(self.rx.len());
+            self.rx[..n].copy_from_slice(&f[..n]);
+            return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
+        }
         loop {
             match packet::recv_frame(self.tx.fd.as_fd(), &mut self.rx) {
                 Ok(Some(n)) if n <= self.rx.len() && n >= self.rx_skip => {
@@ -235,6 +289,15 @@ impl Device for PacketDev {
                         && is_syn_to(&self.rx[self.rx_skip..n], &self.syn_drop)
                     {
                         continue;
+                    }
+                    if !self.tw_listened.is_empty() {
+                        if let Some((from, to, flags)) = tcp_of(&self.rx[self.rx_skip..n]) {
+                            // SYN without ACK (nor RST) for a TIME-WAIT connection.
+                            if flags & 0x16 == 0x02 && self.tw_listened.contains(&(to, from)) {
+                                self.tw_syns.push(self.rx[..n].to_vec());
+                                continue;
+                            }
+                        }
                     }
                     return Some((Rx(&self.rx[self.rx_skip..n]), Tx(&mut self.tx)));
                 }
@@ -295,7 +358,10 @@ struct State {
     conns: HashMap<SocketHandle, Rec>,
     listeners: HashMap<u16, Listener>,
     /// Closed by the program, still finishing (FIN, unsent data, TIME-WAIT).
-    orphans: Vec<SocketHandle>,
+    orphans: HashMap<SocketHandle, Orphan>,
+    /// The active closers' connections the socket layer holds, by id.
+    lingering: HashMap<u64, Lingering>,
+    next_linger: u64,
     /// Bound UDP ports: (bindings, socket).
     udp: HashMap<u16, (usize, SocketHandle)>,
     /// When the driver wakes next (`None`: only for a frame).
@@ -306,6 +372,47 @@ struct State {
     /// UDP-Lite (IP protocol 136, which smoltcp does not know) in and out, as raw
     /// IPv4 and IPv6 sockets (`net::udp`).
     lite: [SocketHandle; 2],
+}
+
+/// A connection the program closed, while smoltcp finishes it (FIN, unsent
+/// data, TIME-WAIT).
+struct Orphan {
+    /// The socket layer's record of it, when this side closed first.
+    linger: Option<u64>,
+    /// Kept through smoltcp's TIME-WAIT (at most [`TW_KEPT`] at once).
+    tw_kept: bool,
+}
+
+/// How many connections smoltcp keeps in TIME-WAIT at once (each holds its
+/// buffers), answering late segments (a FIN sent again gets its ACK); beyond,
+/// one entering TIME-WAIT leaves the stack at once, as all did before. Their
+/// 4-tuples and ports are held for the full [`crate::net::tcp::TIME_WAIT_LEN`]
+/// either way ([`Lingering`]).
+const TW_KEPT: usize = 64;
+
+/// What the socket layer holds of a connection it closed first, by id: the
+/// FIN-WAIT-2 and TIME-WAIT of Linux's timewait sockets (the port and the
+/// 4-tuple stay taken) until [`External::tcp_release`].
+struct Lingering {
+    /// (local, remote).
+    tuple: (SockAddr, SockAddr),
+    /// When it entered TIME-WAIT.
+    tw_at: Option<StdInstant>,
+    /// Ended without TIME-WAIT (reset, timed out), or a new SYN took its 4-tuple.
+    over: bool,
+    /// Its smoltcp socket while in the set.
+    h: Option<SocketHandle>,
+}
+
+/// Where a connection the program closed (as the active closer) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linger {
+    /// Still closing (FIN-WAIT-1, FIN-WAIT-2, CLOSING).
+    Closing,
+    /// In TIME-WAIT since then.
+    TimeWait(StdInstant),
+    /// Ended: reset, timed out, or a new connection took its 4-tuple.
+    Over,
 }
 
 /// Work found under the stack's lock, done after it is released.
@@ -398,6 +505,9 @@ impl External {
             rx_bytes: 0,
             rx_packets: 0,
             syn_drop: Default::default(),
+            tw_listened: Default::default(),
+            tw_syns: Vec::new(),
+            inject: Vec::new(),
             tx: TxSide {
                 fd: fd.clone(),
                 gso: cfg.vnet_hdr.then(gso::Coalescer::default),
@@ -468,7 +578,9 @@ impl External {
                 sockets,
                 conns: HashMap::new(),
                 listeners: HashMap::new(),
-                orphans: Vec::new(),
+                orphans: HashMap::new(),
+                lingering: HashMap::new(),
+                next_linger: 1,
                 udp: HashMap::new(),
                 driver_at: None,
                 icmp,
@@ -574,12 +686,41 @@ impl External {
             conns,
             listeners,
             orphans,
+            lingering,
             udp,
             icmp,
             lite,
             ..
         } = st;
-        let changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        let mut changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        if !dev.tw_syns.is_empty() {
+            // New SYNs for connections in TIME-WAIT on a listened port: the
+            // TIME-WAIT socket goes and the SYN is given again, to the listener.
+            let syns = std::mem::take(&mut dev.tw_syns);
+            for f in &syns {
+                let Some((from, to, _)) = f.get(dev.rx_skip..).and_then(tcp_of) else {
+                    continue;
+                };
+                let hit: Vec<SocketHandle> = orphans
+                    .keys()
+                    .copied()
+                    .filter(|&h| tuple_of(sockets.get::<tcp::Socket>(h)) == Some((to, from)))
+                    .collect();
+                for h in hit {
+                    sockets.remove(h);
+                    if let Some(l) = orphans.remove(&h).and_then(|o| o.linger) {
+                        if let Some(l) = lingering.get_mut(&l) {
+                            l.over = true;
+                            l.h = None;
+                        }
+                    }
+                }
+                dev.tw_listened.remove(&(to, from));
+            }
+            dev.inject = syns;
+            dev.inject.reverse();
+            changed |= iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        }
         dev.tx.flush();
         let mut ev = Events::default();
         for (port, l) in listeners.iter_mut() {
@@ -676,16 +817,54 @@ impl External {
                 ev.lite.push(d.to_vec());
             }
         }
-        orphans.retain(|&h| {
-            let done = matches!(
-                sockets.get::<tcp::Socket>(h).state(),
-                tcp::State::Closed | tcp::State::TimeWait
-            );
-            if done {
+        // Orphans stay in the set through smoltcp's TIME-WAIT (at most TW_KEPT
+        // of them), so late segments are answered; the socket layer's record of
+        // an active closer learns when it entered TIME-WAIT or ended without.
+        let mut kept = orphans.values().filter(|o| o.tw_kept).count();
+        let before = kept;
+        orphans.retain(|&h, o| {
+            let state = sockets.get::<tcp::Socket>(h).state();
+            let rec = o.linger.and_then(|l| lingering.get_mut(&l));
+            let mut keep = match state {
+                tcp::State::Closed => false,
+                tcp::State::TimeWait if !o.tw_kept => {
+                    if kept < TW_KEPT {
+                        o.tw_kept = true;
+                        kept += 1;
+                    }
+                    o.tw_kept
+                }
+                _ => true,
+            };
+            if let Some(l) = rec {
+                if state == tcp::State::TimeWait && l.tw_at.is_none() {
+                    l.tw_at = Some(StdInstant::now());
+                }
+                if state == tcp::State::Closed && l.tw_at.is_none() {
+                    l.over = true;
+                }
+                if !keep {
+                    l.h = None;
+                }
+            } else if state == tcp::State::Closed {
+                keep = false;
+            }
+            if !keep {
+                if o.tw_kept {
+                    kept -= 1;
+                }
                 sockets.remove(h);
             }
-            !done
+            keep
         });
+        if kept != before || !dev.tw_listened.is_empty() {
+            dev.tw_listened = orphans
+                .iter()
+                .filter(|(_, o)| o.tw_kept)
+                .filter_map(|(&h, _)| tuple_of(sockets.get::<tcp::Socket>(h)))
+                .filter(|(l, _)| listeners.contains_key(&l.port))
+                .collect();
+        }
         ev
     }
 
@@ -812,14 +991,56 @@ impl External {
     }
 
     /// Starts a connection from `local` to `peer`; `wq` is woken as it changes.
+    /// A 4-tuple a live connection has is `EADDRNOTAVAIL`; one a connection this
+    /// side closed first still holds (TIME-WAIT) is taken over when the program
+    /// bound the port itself (`bound`), as Linux's `tcp_twsk_unique` lets a
+    /// connect with timestamps do, and is `EADDRNOTAVAIL` for an ephemeral port
+    /// (the caller picks another: `tcp_tw_reuse` is for loopback only).
     pub fn tcp_connect(
         &self,
         local: SockAddr,
         peer: SockAddr,
         wq: &Arc<WaitQueue>,
         nodelay: bool,
+        bound: bool,
     ) -> SysResult<SocketHandle> {
         let mut st = self.lock()?;
+        let t = (local, peer);
+        let live = st
+            .conns
+            .keys()
+            .any(|&h| tuple_of(st.sockets.get::<tcp::Socket>(h)) == Some(t));
+        // Still closing (FIN-WAIT), a connection is as live as any.
+        let closing = st
+            .lingering
+            .values()
+            .any(|l| l.tuple == t && !l.over && l.tw_at.is_none());
+        let held: Vec<u64> = st
+            .lingering
+            .iter()
+            .filter(|(_, l)| l.tuple == t && !l.over && l.tw_at.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        if live || closing || (!held.is_empty() && !bound) {
+            return Err(Errno::EADDRNOTAVAIL);
+        }
+        for id in held {
+            let State {
+                lingering,
+                orphans,
+                sockets,
+                ..
+            } = &mut *st;
+            if let Some(l) = lingering.get_mut(&id) {
+                l.over = true;
+                if let Some(h) = l.h.take() {
+                    // Its TIME-WAIT socket must not take the new connection's
+                    // segments.
+                    orphans.remove(&h);
+                    sockets.remove(h);
+                }
+            }
+        }
         let mut s = Self::new_tcp();
         s.set_nagle_enabled(!nodelay);
         let State { iface, sockets, .. } = &mut *st;
@@ -953,16 +1174,17 @@ impl External {
 
     /// The socket's last file closed: FIN after queued data, or RST (`abort`:
     /// unread data, `SO_LINGER` 0); smoltcp finishes the connection on its own.
-    pub fn tcp_close(&self, h: SocketHandle, abort: bool) {
+    /// When this side closes first (its FIN goes before the peer's), the id of
+    /// the record the socket layer then holds (FIN-WAIT-2, TIME-WAIT: see
+    /// [`External::tcp_linger`]) until it calls [`External::tcp_release`].
+    pub fn tcp_close(&self, h: SocketHandle, abort: bool) -> Option<u64> {
         let Ok(mut st) = self.lock() else {
-            return;
+            return None;
         };
         // A handle is valid while the socket layer owns it (in `conns`); closed
         // once, the socket may be gone from the set already.
-        if st.conns.remove(&h).is_none() {
-            return;
-        }
-        self.finish(st, h, abort);
+        st.conns.remove(&h)?;
+        self.finish(st, h, abort)
     }
 
     /// A connection nobody adopted (its listener went away): reset it.
@@ -972,15 +1194,87 @@ impl External {
         }
     }
 
-    fn finish(&self, mut st: MutexGuard<'_, State>, h: SocketHandle, abort: bool) {
+    fn finish(&self, mut st: MutexGuard<'_, State>, h: SocketHandle, abort: bool) -> Option<u64> {
         let s = st.sockets.get_mut::<tcp::Socket>(h);
         let unread = s.recv_queue() > 0;
-        if abort || unread {
+        let tuple = tuple_of(s);
+        // The peer's FIN not yet received: ours goes (or went) first.
+        let active = matches!(
+            s.state(),
+            tcp::State::Established
+                | tcp::State::SynReceived
+                | tcp::State::FinWait1
+                | tcp::State::FinWait2
+                | tcp::State::Closing
+                | tcp::State::TimeWait
+        );
+        let reset = abort || unread;
+        if reset {
             s.abort();
         } else {
+            // The peer's FIN is acknowledged at once (Linux does not delay that
+            // ACK): a peer reconnecting from the same port as soon as it closed
+            // must not find its side still in LAST-ACK.
+            s.set_ack_delay(None);
             s.close();
         }
-        st.orphans.push(h);
+        let linger = match tuple {
+            Some(tuple) if active && !reset => {
+                let id = st.next_linger;
+                st.next_linger += 1;
+                st.lingering.insert(
+                    id,
+                    Lingering {
+                        tuple,
+                        tw_at: None,
+                        over: false,
+                        h: Some(h),
+                    },
+                );
+                Some(id)
+            }
+            _ => None,
+        };
+        st.orphans.insert(
+            h,
+            Orphan {
+                linger,
+                tw_kept: false,
+            },
+        );
+        self.after(st);
+        linger
+    }
+
+    /// Where connection `id` ([`External::tcp_close`]) stands.
+    pub fn tcp_linger(&self, id: u64) -> Linger {
+        let Ok(st) = self.lock() else {
+            return Linger::Over;
+        };
+        match st.lingering.get(&id) {
+            Some(l) if l.over => Linger::Over,
+            Some(l) => l.tw_at.map_or(Linger::Closing, Linger::TimeWait),
+            None => Linger::Over,
+        }
+    }
+
+    /// The socket layer lets go of connection `id`: its 4-tuple is free again;
+    /// one still closing is reset (its FIN-WAIT-2 timed out).
+    pub fn tcp_release(&self, id: u64) {
+        let Ok(mut st) = self.lock() else {
+            return;
+        };
+        let Some(l) = st.lingering.remove(&id) else {
+            return;
+        };
+        if let Some(h) = l.h {
+            if let Some(o) = st.orphans.get_mut(&h) {
+                o.linger = None;
+                if l.tw_at.is_none() {
+                    st.sockets.get_mut::<tcp::Socket>(h).abort();
+                }
+            }
+        }
         self.after(st);
     }
 
@@ -1106,7 +1400,13 @@ impl External {
                 if let Some(l) = listeners.remove(&port) {
                     for h in l.pool {
                         sockets.get_mut::<tcp::Socket>(h).abort();
-                        orphans.push(h);
+                        orphans.insert(
+                            h,
+                            Orphan {
+                                linger: None,
+                                tw_kept: false,
+                            },
+                        );
                     }
                 }
             }
@@ -1247,6 +1547,13 @@ const UDPLITE: u8 = 136;
 fn icmp_socket(v: IpVersion, p: IpProtocol) -> raw::Socket<'static> {
     let buf = || raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; 256 << 10]);
     raw::Socket::new(Some(v), Some(p), buf(), buf())
+}
+
+/// A connection's (local, remote), while it has them.
+fn tuple_of(s: &tcp::Socket<'_>) -> Option<(SockAddr, SockAddr)> {
+    s.local_endpoint()
+        .zip(s.remote_endpoint())
+        .map(|(l, r)| (sockaddr(l), sockaddr(r)))
 }
 
 fn listen_socket(port: u16, addr: Option<IpAddr>) -> Option<tcp::Socket<'static>> {

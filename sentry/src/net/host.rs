@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -112,6 +112,7 @@ impl HostNet {
             queue: WaitQueue::new(),
             timeouts: Mutex::new((None, None)),
             linger: Mutex::new(None),
+            urgent_seen: AtomicBool::new(false),
             ino: crate::net::next_ino(),
             host: self.clone(),
             net: net.clone(),
@@ -141,6 +142,9 @@ pub struct HostSocket {
     /// `SO_LINGER` with a time: kept here, never given to the host, whose `close`
     /// would then block the sentry's thread for up to that time.
     linger: Mutex<Option<[u8; 8]>>,
+    /// Urgent data was seen pending (`POLLPRI`) and its `SIGURG` sent; cleared
+    /// once the host no longer reports it.
+    urgent_seen: AtomicBool,
     ino: u64,
     host: Arc<HostNet>,
     /// The sandbox's network (its metadata policy, the interface ioctls).
@@ -229,6 +233,28 @@ impl HostSocket {
         }
     }
 
+    /// Whether urgent data is pending at the host now and was not when last asked
+    /// (TCP only): the edge that sends the file's owner `SIGURG`. The host reports
+    /// urgent data as `POLLPRI` until it is read (or, inline, read past); a second
+    /// urgent byte arriving before the first was read sends no second signal
+    /// (Linux would send one).
+    pub fn urgent_edge(&self) -> bool {
+        if !self.is_stream() {
+            return false;
+        }
+        if self.poll_now() & libc::POLLPRI as u32 != 0 {
+            !self.urgent_seen.swap(true, Ordering::AcqRel)
+        } else {
+            self.urgent_seen.store(false, Ordering::Release);
+            false
+        }
+    }
+
+    /// Whether urgent data was seen and not yet known to be read.
+    pub fn urgent_seen(&self) -> bool {
+        self.urgent_seen.load(Ordering::Acquire)
+    }
+
     /// Receives into `buf` without blocking, with room for `control_room` bytes of
     /// control messages.
     pub fn recv(
@@ -299,6 +325,10 @@ impl FileImpl for HostSocketFile {
 
     fn readiness(&self) -> u32 {
         self.0.poll_now()
+    }
+
+    fn urgent_arrived(&self) -> bool {
+        self.0.urgent_edge()
     }
 
     fn wait_queue(&self) -> Option<&WaitQueue> {

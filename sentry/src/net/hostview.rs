@@ -1,7 +1,8 @@
 //! `--network=host`: the program sees the host's interfaces, as its sockets reach
-//! them. Netlink route requests for links, addresses and routes are answered with
-//! the host's own answers (`RTM_GETLINK`, `RTM_GETADDR`, `RTM_GETROUTE`, dumps and
-//! a single link), `/proc/net`'s interface and socket files are the host's
+//! them. Netlink route requests for links, addresses, routes, neighbours and
+//! policy rules are answered with the host's own answers (`RTM_GETLINK`,
+//! `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH`, `RTM_GETRULE` dumps and a single
+//! link), `/proc/net`'s interface and socket files are the host's
 //! (`sys::hostnet::VIEW_FILES`), and the interface ioctls and `/sys/class/net`
 //! describe the host's links through [`links`] and [`addrs`], parsed from those
 //! answers. Read-only: changes stay refused as in the other modes.
@@ -85,7 +86,9 @@ fn messages(data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-/// The size of the fixed header of a request of `kind`.
+/// The size of the fixed header of a request of `kind`: `ifinfomsg`,
+/// `ifaddrmsg`, and 12 for `rtmsg`, `ndmsg` (`RTM_GETNEIGH`) and `fib_rule_hdr`
+/// (`RTM_GETRULE`).
 fn fixed_len(kind: u16) -> usize {
     match kind {
         RTM_GETLINK => 16,
@@ -124,7 +127,7 @@ fn request(kind: u16, dump: bool, body: &[u8], seq: u32) -> Vec<u8> {
 }
 
 /// Asks the host (`kind` one of [`RTM_GETLINK`], [`RTM_GETADDR`],
-/// [`RTM_GETROUTE`]) and returns its raw answer.
+/// [`RTM_GETROUTE`], or a neighbour or rule dump) and returns its raw answer.
 fn ask(kind: u16, dump: bool, body: &[u8]) -> SysResult<Vec<u8>> {
     let _g = LOCK.lock().map_err(|_| Errno::EIO)?;
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -338,8 +341,13 @@ mod tests {
         let kinds: Vec<u16> = attrs(&d[32..]).map(|(k, _)| k).collect();
         assert_eq!(kinds, vec![29]);
         assert_eq!(u16::from_le_bytes([d[6], d[7]]), NLM_F_REQUEST | NLM_F_DUMP);
-        // An address request is its 8-byte header only, whatever follows.
+        // An address request is its 8-byte header only, whatever follows; a
+        // neighbour (30) or rule (34) dump its 12-byte one.
         let a = request(RTM_GETADDR, true, &[2u8; 40], 1);
         assert_eq!(a.len(), NLMSG_HDRLEN + 8);
+        for kind in [30, 34] {
+            let n = request(kind, true, &[2u8; 40], 1);
+            assert_eq!(n.len(), NLMSG_HDRLEN + 12);
+        }
     }
 }

@@ -35,6 +35,14 @@ const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
+/// Neighbours (`ip neigh`) and policy rules (`ip rule`): answered by the host in
+/// host mode, empty dumps otherwise.
+const RTM_GETNEIGH: u16 = 30;
+const RTM_GETRULE: u16 = 34;
+/// The id a network namespace has in this one (`ip link`'s `link-netns NAME`).
+const RTM_GETNSID: u16 = 90;
+const RTM_NEWNSID: u16 = 88;
+const RTM_NEWRULE: u16 = 32;
 /// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
 const QUEUE_MAX: usize = 1 << 20;
 
@@ -196,6 +204,36 @@ fn route_bodies(net: &Netstack, family: u8) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// `RTM_NEWRULE` bodies: the policy rules every Linux network namespace starts
+/// with, of `family` (0: all): IPv4 `0: lookup local`, `32766: lookup main`,
+/// `32767: lookup default`; IPv6 the first two. Laid out as Linux's
+/// `fib_nl_fill_rule` writes them (no `FRA_PRIORITY` for preference 0).
+fn rule_bodies(family: u8) -> Vec<Vec<u8>> {
+    const RULES: [(u8, u8, u32); 5] = [
+        (libc::AF_INET as u8, 255, 0),
+        (libc::AF_INET as u8, 254, 32766),
+        (libc::AF_INET as u8, 253, 32767),
+        (libc::AF_INET6 as u8, 255, 0),
+        (libc::AF_INET6 as u8, 254, 32766),
+    ];
+    RULES
+        .iter()
+        .filter(|(f, _, _)| family == 0 || *f == family)
+        .map(|&(f, table, pref)| {
+            // fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2,
+            // action (FR_ACT_TO_TBL), flags.
+            let mut b = vec![f, 0, 0, 0, table, 0, 0, 1, 0, 0, 0, 0];
+            put_attr(&mut b, 15, &u32::from(table).to_le_bytes()); // FRA_TABLE
+            put_attr(&mut b, 14, &u32::MAX.to_le_bytes()); // FRA_SUPPRESS_PREFIXLEN
+            put_attr(&mut b, 21, &[2]); // FRA_PROTOCOL: kernel
+            if pref != 0 {
+                put_attr(&mut b, 6, &pref.to_le_bytes()); // FRA_PRIORITY
+            }
+            b
+        })
+        .collect()
+}
+
 fn route_body(r: &Route) -> Vec<u8> {
     // rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
     let mut b = vec![
@@ -230,6 +268,35 @@ fn route_body(r: &Route) -> Vec<u8> {
         put_attr(&mut b, 20, &[0]); // RTA_PREF: medium
     }
     b
+}
+
+/// The answer to `RTM_GETNSID` for a namespace named by descriptor
+/// (`NETNSA_FD`): in host mode, the id the host gives the namespace
+/// `/run/netns/NAME` (or `/var/run/netns/NAME`) when the descriptor is that file
+/// (`sys::hostnet::view_nsid`), else -1 (`NETNSA_NSID_NOT_ASSIGNED`: the
+/// sandbox's own namespace, or one with no id); a descriptor that is not open is
+/// `EBADF`. Other ways of naming a namespace (`NETNSA_PID`, ...) are
+/// `EOPNOTSUPP`, as before.
+fn nsid_request(
+    body: &[u8],
+    host_view: bool,
+    fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
+) -> SysResult<i32> {
+    let attrs = attr_list(body.get(4..).unwrap_or(&[])).ok_or(Errno::EINVAL)?;
+    let fd = attrs
+        .iter()
+        .find(|(k, v)| *k == 3 && v.len() >= 4)
+        .map(|(_, v)| i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+        .ok_or(Errno::EOPNOTSUPP)?;
+    let path = fd_path(fd).ok_or(Errno::EBADF)?;
+    let name = ["/run/netns/", "/var/run/netns/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p.as_bytes()))
+        .and_then(|n| std::str::from_utf8(n).ok());
+    Ok(match name {
+        Some(n) if host_view => crate::sys::hostnet::view_nsid(n).unwrap_or(-1),
+        _ => -1,
+    })
 }
 
 /// The interface an address dump asks for (`ifa_index` of its `ifaddrmsg`; 0:
@@ -453,6 +520,18 @@ impl NetlinkSocket {
 
     /// Takes the requests in `data` and queues their answers.
     pub fn send(&self, data: &[u8], tgid: i32, net_admin: bool) -> SysResult<usize> {
+        self.send_with(data, tgid, net_admin, &|_| None)
+    }
+
+    /// [`NetlinkSocket::send`], with `fd_path` giving the path of the sender's
+    /// descriptor (`RTM_GETNSID` names a namespace by one).
+    pub fn send_with(
+        &self,
+        data: &[u8],
+        tgid: i32,
+        net_admin: bool,
+        fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
+    ) -> SysResult<usize> {
         let mut st = self.lock()?;
         self.autobind(&mut st, 0, tgid)?;
         let port = st.port;
@@ -487,7 +566,10 @@ impl NetlinkSocket {
             if flags & NLM_F_REQUEST == 0 {
                 // Linux ignores messages that are not requests.
             } else if host_view
-                && (matches!(kind, RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE) && dump
+                && (matches!(
+                    kind,
+                    RTM_GETLINK | RTM_GETADDR | RTM_GETROUTE | RTM_GETNEIGH | RTM_GETRULE
+                ) && dump
                     || kind == RTM_GETLINK)
             {
                 // Host mode: the host's own answer (net::hostview).
@@ -529,7 +611,11 @@ impl NetlinkSocket {
                         .into_iter()
                         .map(|b| (RTM_NEWROUTE, b))
                         .collect(),
-                    // Neighbours, rules, qdiscs...: none to report.
+                    RTM_GETRULE => rule_bodies(family)
+                        .into_iter()
+                        .map(|b| (RTM_NEWRULE, b))
+                        .collect(),
+                    // Neighbours, qdiscs...: none to report.
                     _ => Vec::new(),
                 };
                 let mut msgs: Vec<Vec<u8>> = bodies
@@ -562,6 +648,15 @@ impl NetlinkSocket {
                         0,
                     ),
                     None => answer(&mut reply, Vec::new(), -libc::ENODEV),
+                }
+            } else if kind == RTM_GETNSID {
+                match nsid_request(body, host_view, fd_path) {
+                    Ok(id) => {
+                        let mut b = vec![0u8; 4]; // rtgenmsg: AF_UNSPEC
+                        put_attr(&mut b, 1, &id.to_le_bytes()); // NETNSA_NSID
+                        answer(&mut reply, vec![message(RTM_NEWNSID, 0, seq, port, &b)], 0)
+                    }
+                    Err(e) => answer(&mut reply, Vec::new(), -e.0),
                 }
             } else if kind % 4 == 2 {
                 // A single GET of an address or route.

@@ -55,8 +55,12 @@ pub struct SockOpts {
     pub ttl: i32,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
-    /// `IP_RECVERR` / `IPV6_RECVERR`.
+    /// `IP_RECVERR`: errors about IPv4 traffic (on an IPv6 socket, its
+    /// v4-mapped traffic) are queued.
     pub recverr: bool,
+    /// `IPV6_RECVERR`: errors about IPv6 traffic are queued. Linux keeps the two
+    /// apart (`inet->recverr`, `np->recverr`).
+    pub recverr6: bool,
     /// `IP_PKTINFO`.
     pub pktinfo: bool,
     /// `IP_RECVTOS`.
@@ -146,6 +150,7 @@ impl SockOpts {
             ttl: -1,
             v6only: false,
             recverr: false,
+            recverr6: false,
             pktinfo: false,
             recvtos: false,
             recvttl: false,
@@ -316,7 +321,7 @@ impl SockOpts {
                 self.ttl = t;
             }
             (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) if ctx.family == Family::V6 => {
-                self.recverr = b(v)?
+                self.recverr6 = b(v)?
             }
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if ctx.family == Family::V6 => {
                 self.pktinfo6 = b(v)?
@@ -420,7 +425,7 @@ impl SockOpts {
                 libc::IPV6_V6ONLY => int(self.v6only as i32),
                 libc::IPV6_TCLASS => int(self.tos),
                 libc::IPV6_UNICAST_HOPS => int(if self.ttl < 0 { 64 } else { self.ttl }),
-                libc::IPV6_RECVERR => int(self.recverr as i32),
+                libc::IPV6_RECVERR => int(self.recverr6 as i32),
                 libc::IPV6_RECVPKTINFO => int(self.pktinfo6 as i32),
                 libc::IPV6_RECVHOPLIMIT => int(self.recvhoplimit as i32),
                 libc::IPV6_RECVTCLASS => int(self.recvtclass as i32),

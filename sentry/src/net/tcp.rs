@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::errno::{Errno, SysResult};
 use crate::net::addr::{self, Family, Local, SockAddr};
+use crate::net::external::Linger;
 use crate::net::opts::{Ctx, SockOpts};
 use crate::net::ports::BindOpts;
 use crate::net::{next_ino, Netstack};
@@ -111,7 +112,11 @@ impl Orphans {
         };
         for s in done {
             if let Ok(mut st) = s.lock() {
-                st.phase = Phase::Idle;
+                if let Phase::Lingering { id, .. } = std::mem::replace(&mut st.phase, Phase::Idle) {
+                    if let Some(ext) = s.net.external() {
+                        ext.tcp_release(id);
+                    }
+                }
                 if let Some((_, _, id)) = st.bound.take() {
                     s.net.tcp.unbind(id);
                 }
@@ -442,6 +447,14 @@ enum Phase {
         local: SockAddr,
         peer: SockAddr,
     },
+    /// Closed first by this side through the pod's interface: FIN-WAIT-2 or
+    /// TIME-WAIT, the connection's record `id` on the interface
+    /// (`External::tcp_linger`).
+    Lingering {
+        id: u64,
+        local: SockAddr,
+        peer: SockAddr,
+    },
 }
 
 /// The state of a TCP socket behind its lock.
@@ -616,7 +629,9 @@ impl TcpInner {
                 *m = max;
                 return Ok(());
             }
-            Phase::Connected { .. } | Phase::Remote { .. } => return Err(Errno::EINVAL),
+            Phase::Connected { .. } | Phase::Remote { .. } | Phase::Lingering { .. } => {
+                return Err(Errno::EINVAL)
+            }
             Phase::Idle if connecting => return Err(Errno::EINVAL),
             Phase::Idle => {}
         }
@@ -681,7 +696,7 @@ impl TcpInner {
                 }
                 return Ok(Connected::Now);
             }
-            Phase::Remote { .. } => return Err(Errno::EISCONN),
+            Phase::Remote { .. } | Phase::Lingering { .. } => return Err(Errno::EISCONN),
             Phase::Idle if st.connecting && st.syn_wait.is_some() => {
                 return if nonblock {
                     Err(Errno::EALREADY)
@@ -706,14 +721,28 @@ impl TcpInner {
             Some((Local::Ip(ip), _, _)) => ip,
             _ => src_ip,
         };
-        if st.bound.is_none() {
+        let auto = st.bound.is_none();
+        if auto {
             self.bind_locked(&mut st, src_ip, 0, true)?;
         }
         let src_port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
-        let local = SockAddr::new(src_ip, src_port);
+        let mut local = SockAddr::new(src_ip, src_port);
         let peer = SockAddr::new(dst_ip, dst.port);
         if let (true, Some(ext)) = (self.net.is_external(dst_ip), self.net.external()) {
-            let h = ext.tcp_connect(local, peer, &self.wq, st.opts.nodelay)?;
+            let h = match ext.tcp_connect(local, peer, &self.wq, st.opts.nodelay, !auto) {
+                Err(Errno::EADDRNOTAVAIL) if auto => {
+                    // The ephemeral port's 4-tuple to this peer is in TIME-WAIT
+                    // (reusable over loopback only): another port, one no
+                    // closed connection holds.
+                    if let Some((_, _, id)) = st.bound.take() {
+                        self.net.tcp.unbind(id);
+                    }
+                    self.bind_locked(&mut st, src_ip, 0, false)?;
+                    local.port = st.bound.map(|(_, p, _)| p).unwrap_or(0);
+                    ext.tcp_connect(local, peer, &self.wq, st.opts.nodelay, false)?
+                }
+                r => r?,
+            };
             st.phase = Phase::Remote { h, local, peer };
             st.dead = false;
             st.connecting = true;
@@ -1095,16 +1124,11 @@ impl TcpInner {
 
     /// An active close: the socket lingers (FIN_WAIT2, then TIME_WAIT) holding its
     /// port, an accepted one taking its listener's port for itself.
-    fn linger(self: &Arc<Self>, conn: Arc<Conn>, side: usize, local: SockAddr, peer: SockAddr) {
+    fn linger(self: &Arc<Self>, phase: Phase, local: SockAddr) {
         let Ok(mut st) = self.lock() else {
             return;
         };
-        st.phase = Phase::Connected {
-            conn,
-            side,
-            local,
-            peer,
-        };
+        st.phase = phase;
         st.orphan = true;
         match st.bound {
             Some((_, _, id)) => self.net.tcp.set_timewait(id),
@@ -1137,6 +1161,15 @@ impl TcpInner {
         };
         match &st.phase {
             Phase::Connected { conn, side, .. } => conn.linger_over(*side, closed_at, tw_len),
+            Phase::Lingering { id, .. } => {
+                let id = *id;
+                drop(st);
+                match self.net.external().map(|e| e.tcp_linger(id)) {
+                    Some(Linger::Closing) => closed_at.elapsed() >= FIN_TIMEOUT,
+                    Some(Linger::TimeWait(t)) => t.elapsed() >= tw_len,
+                    Some(Linger::Over) | None => true,
+                }
+            }
             _ => true,
         }
     }
@@ -1171,7 +1204,23 @@ impl TcpInner {
                 let abort = abort || linger0;
                 conn.close(side, abort);
                 if !abort && conn.lingers(side) {
-                    self.linger(conn, side, local, peer);
+                    let phase = Phase::Connected {
+                        conn,
+                        side,
+                        local,
+                        peer,
+                    };
+                    self.linger(phase, local);
+                    return;
+                }
+                Phase::Idle
+            }
+            Phase::Remote { h, local, peer } if !(abort || linger0) => {
+                // The port is kept (as for loopback) while the interface finishes
+                // the connection, when this side closed first.
+                let id = self.net.external().and_then(|ext| ext.tcp_close(h, false));
+                if let Some(id) = id {
+                    self.linger(Phase::Lingering { id, local, peer }, local);
                     return;
                 }
                 Phase::Idle
@@ -1184,7 +1233,7 @@ impl TcpInner {
             }
         }
         match phase {
-            Phase::Connected { .. } => {}
+            Phase::Connected { .. } | Phase::Lingering { .. } => {}
             Phase::Remote { h, .. } => {
                 if let Some(ext) = self.net.external() {
                     ext.tcp_close(h, abort || linger0);
@@ -1241,6 +1290,8 @@ impl TcpInner {
                 }
                 r
             }
+            // Closed (no file polls it any more).
+            Phase::Lingering { .. } => (libc::POLLHUP | libc::POLLIN | libc::POLLOUT) as u32,
         }
     }
 
@@ -1250,7 +1301,9 @@ impl TcpInner {
             return SockAddr::new(self.family.any(), 0);
         };
         match (&st.phase, st.bound) {
-            (Phase::Connected { local, .. }, _) | (Phase::Remote { local, .. }, _) => *local,
+            (Phase::Connected { local, .. }, _)
+            | (Phase::Remote { local, .. }, _)
+            | (Phase::Lingering { local, .. }, _) => *local,
             (_, Some((l, port, _))) => SockAddr::new(l.ip(self.family), port),
             _ => SockAddr::new(self.family.any(), 0),
         }
@@ -1274,6 +1327,7 @@ impl TcpInner {
                     _ => Ok(*peer),
                 }
             }
+            Phase::Lingering { peer, .. } => Ok(*peer),
             _ => Err(Errno::ENOTCONN),
         }
     }
@@ -1299,6 +1353,15 @@ impl TcpInner {
                     .external()
                     .map_or(State::Close, |e| State::of(e.tcp_snapshot(h).state))
             }
+            Phase::Lingering { id, .. } => {
+                let id = *id;
+                drop(st);
+                match self.net.external().map(|e| e.tcp_linger(id)) {
+                    Some(Linger::Closing) => State::FinWait2,
+                    Some(Linger::TimeWait(_)) => State::TimeWait,
+                    _ => State::Close,
+                }
+            }
         }
     }
 
@@ -1323,7 +1386,7 @@ impl TcpInner {
                     (s.rx_queued, s.tx_queued)
                 })
             }
-            Phase::Idle => (0, 0),
+            Phase::Idle | Phase::Lingering { .. } => (0, 0),
         }
     }
 

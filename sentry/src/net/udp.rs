@@ -561,7 +561,14 @@ impl UdpInner {
             return false;
         };
         let connected = st.peer.is_some_and(|p| p == e.to);
-        if st.opts.recverr {
+        // An ICMP (IPv4) error is queued under `IP_RECVERR`, an ICMPv6 one under
+        // `IPV6_RECVERR`: an IPv6 socket's v4-mapped traffic needs the former.
+        let wanted = if crate::net::addr::canonical(e.offender).is_ipv4() {
+            st.opts.recverr
+        } else {
+            st.opts.recverr6
+        };
+        if wanted {
             // A full receive buffer drops the error (sock_queue_err_skb's ENOMEM).
             if st.charged + e.cost() < st.opts.rcvbuf.max(0) as usize {
                 st.charged += e.cost();
@@ -717,8 +724,14 @@ impl UdpInner {
             return Ok(());
         }
         if st.opts.set(ctx, level, name, v)? {
-            if !st.opts.recverr {
-                // Turning IP_RECVERR off empties the error queue, as on Linux.
+            let off = match (level, name) {
+                (libc::IPPROTO_IP, libc::IP_RECVERR) => !st.opts.recverr,
+                (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => !st.opts.recverr6,
+                _ => false,
+            };
+            if off {
+                // Turning either option off empties the whole error queue (the
+                // pending error stays), as on Linux.
                 let freed: usize = st.errq.drain(..).map(|e| e.cost()).sum();
                 st.charged = st.charged.saturating_sub(freed);
             }
@@ -1046,6 +1059,54 @@ mod tests {
             .unwrap();
         assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
         assert_eq!(s.recv(8, false).err(), Some(Errno::ECONNREFUSED));
+    }
+
+    #[test]
+    fn recverr_options_are_kept_apart() {
+        use std::net::Ipv6Addr;
+        let net = Netstack::new();
+        let on = 1i32.to_le_bytes();
+        let mapped = SockAddr::new(IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()), 9);
+        let v6 = SockAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 9);
+        let s = UdpInner::new(&net, Family::V6, 0);
+        // IP_RECVERR queues errors about v4-mapped traffic only.
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &on)
+            .unwrap();
+        assert_eq!(s.send(b"six", Some(v6)), Ok(3));
+        assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
+        assert_eq!(s.send(b"four", Some(mapped)), Ok(4));
+        let e = s.recv_err(64).unwrap();
+        assert_eq!(e.data, b"four");
+        let c = &e.cmsgs[0];
+        assert_eq!((c.level, c.ty), (libc::IPPROTO_IPV6, libc::IPV6_RECVERR));
+        assert_eq!(c.data[4], ORIGIN_ICMP);
+        // IPV6_RECVERR alone, the other way round; turning IP_RECVERR off (the
+        // other option) empties the queue too.
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &0i32.to_le_bytes())
+            .unwrap();
+        s.setsockopt(libc::IPPROTO_IPV6, libc::IPV6_RECVERR, &on)
+            .unwrap();
+        assert_eq!(s.send(b"four", Some(mapped)), Ok(4));
+        assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
+        assert_eq!(s.send(b"six", Some(v6)), Ok(3));
+        s.setsockopt(libc::IPPROTO_IP, libc::IP_RECVERR, &0i32.to_le_bytes())
+            .unwrap();
+        assert_eq!(s.recv_err(64).err(), Some(Errno::EAGAIN));
+        // The pending error stayed.
+        assert_eq!(
+            s.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR),
+            Ok(111i32.to_le_bytes().to_vec())
+        );
+        assert_eq!(s.send(b"six", Some(v6)), Ok(3));
+        assert_eq!(s.recv_err(64).unwrap().cmsgs[0].data[4], ORIGIN_ICMP6);
+        assert_eq!(
+            s.getsockopt(libc::IPPROTO_IP, libc::IP_RECVERR),
+            Ok(0i32.to_le_bytes().to_vec())
+        );
+        assert_eq!(
+            s.getsockopt(libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
+            Ok(1i32.to_le_bytes().to_vec())
+        );
     }
 
     #[test]

@@ -305,7 +305,9 @@ pub const SENTRY_ALLOWED: &[Allowed] = allow![
 /// rest with `ENOPROTOOPT` before any host call. Left out on purpose: filters
 /// (`SO_ATTACH_FILTER`/`BPF`), `SO_BINDTODEVICE`, `SO_MARK`, `TCP_CONGESTION`
 /// (loads modules), `TCP_ULP` (kernel TLS), `TCP_MD5SIG`, `TCP_REPAIR`,
-/// `IP_TRANSPARENT`, `IP_HDRINCL`, `IP_OPTIONS` and error queues.
+/// `IP_TRANSPARENT`, `IP_HDRINCL`, `IP_OPTIONS`, and what fills the error queue
+/// with more than ICMP errors about the socket's own datagrams (`SO_TIMESTAMPING`,
+/// `SO_ZEROCOPY`, `IP_RECVERR_RFC4884`).
 macro_rules! sockopts {
     ($(($level:expr, $name:expr)),* $(,)?) => {
         &[$(&[Cmp::Eq(1, $level as u32), Cmp::Eq(2, $name as u32)]),*]
@@ -351,6 +353,7 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_IP, libc::IP_RECVTOS),
     (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
     (libc::IPPROTO_IP, libc::IP_MTU),
+    (libc::IPPROTO_IP, libc::IP_RECVERR),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_IF),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL),
     (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP),
@@ -368,6 +371,7 @@ const HOST_SOCKOPTS: &[&[Cmp]] = sockopts![
     (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT),
     (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS),
+    (libc::IPPROTO_IPV6, libc::IPV6_RECVERR),
 ];
 /// `SO_TIMESTAMP_NEW`, `SO_TIMESTAMPNS_NEW` (64-bit times; the libc crate does not
 /// name them for x86-64).
@@ -410,7 +414,7 @@ pub const HOST_NET_ALLOWED: &[Allowed] = allow![
     SYS_setsockopt(one_of(HOST_SOCKOPTS)): "--network=host: the allow-listed options (HOST_SOCKOPTS) only: no socket filters, device binding, marks, congestion modules or kernel TLS",
     SYS_getsockopt(one_of(HOST_SOCKOPTS)): "--network=host: reading the same options (and SO_ERROR after a non-blocking connect)",
     SYS_sendmsg(one_of(&[&[Cmp::Within(2, (crate::sys::hostnet::SEND_FLAGS | crate::sys::hostnet::SEND_EXTRA) as u32)]])): "--network=host: data on a host socket: MSG_DONTWAIT|MSG_NOSIGNAL and the program's MSG_MORE and MSG_OOB (TCP urgent data) only; control messages limited by the sentry to IP_PKTINFO/TTL/TOS and IPV6_PKTINFO/HOPLIMIT/TCLASS (in memory, so no argument rule)",
-    SYS_recvmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_DONTWAIT | crate::sys::hostnet::RECV_FLAGS) as u32)]])): "--network=host: data from a host socket: MSG_DONTWAIT with the program's MSG_PEEK, MSG_TRUNC and MSG_OOB (urgent data) only",
+    SYS_recvmsg(one_of(&[&[Cmp::Within(2, (libc::MSG_DONTWAIT | crate::sys::hostnet::RECV_FLAGS) as u32)]])): "--network=host: data from a host socket: MSG_DONTWAIT with the program's MSG_PEEK, MSG_TRUNC, MSG_OOB (urgent data) and MSG_ERRQUEUE (ICMP errors queued under IP_RECVERR/IPV6_RECVERR; their control messages are checked by the sentry) only",
     SYS_ioctl(one_of(&[&[Cmp::Eq(1, libc::FIONREAD as u32)], &[Cmp::Eq(1, libc::TIOCOUTQ as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCOUTQNSD as u32)], &[Cmp::Eq(1, crate::sys::hostnet::SIOCATMARK as u32)]])): "--network=host: a host socket's queue sizes (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and urgent mark (SIOCATMARK), which only read an int",
     SYS_epoll_ctl(one_of(&[&[Cmp::Eq(1, libc::EPOLL_CTL_ADD as u32)], &[Cmp::Eq(1, libc::EPOLL_CTL_DEL as u32)]])): "--network=host: adding and removing host sockets to and from that set (ADD, DEL)",
     SYS_epoll_wait: "--network=host: the thread that wakes the tasks waiting on host sockets",
@@ -1497,7 +1501,7 @@ mod tests {
             assert_eq!(run_prog(host(), send(libc::MSG_FASTOPEN)), End::Sigsys);
             assert_eq!(run_prog(host(), send(libc::MSG_ZEROCOPY)), End::Sigsys);
             assert_eq!(run(p, send(libc::MSG_MORE)), End::Sigsys);
-            // recvmsg: MSG_OOB only in host mode; never MSG_ERRQUEUE.
+            // recvmsg: MSG_OOB and MSG_ERRQUEUE only in host mode.
             let recv = |fl: i32| {
                 move || {
                     failed_with(
@@ -1509,7 +1513,15 @@ mod tests {
             let oob = libc::MSG_DONTWAIT | libc::MSG_OOB;
             assert_eq!(run_prog(host(), recv(oob)), End::Exit(0));
             assert_eq!(run(p, recv(oob)), End::Sigsys);
-            assert_eq!(run_prog(host(), recv(libc::MSG_ERRQUEUE)), End::Sigsys);
+            let errq = libc::MSG_DONTWAIT | libc::MSG_ERRQUEUE;
+            assert_eq!(run_prog(host(), recv(errq)), End::Exit(0));
+            assert_eq!(run(p, recv(errq)), End::Sigsys);
+            // No other flag (MSG_WAITALL would not change a non-blocking socket's
+            // answer; it stays out all the same).
+            assert_eq!(
+                run_prog(host(), recv(libc::MSG_DONTWAIT | libc::MSG_WAITALL)),
+                End::Sigsys
+            );
             // The view's netlink calls only on its descriptor (none was opened here,
             // so no descriptor matches).
             let sendto = || failed_with(raw(libc::SYS_sendto, [7, 0, 0, 0, 0, 0]), libc::EBADF);

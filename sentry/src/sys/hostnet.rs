@@ -14,8 +14,9 @@ use crate::errno::{Errno, SysResult};
 pub const SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 /// The flags of every `sendmsg` on a host socket (plus the caller's `MSG_MORE`).
 pub const SEND_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-/// The `recvmsg` flags a caller may add to `MSG_DONTWAIT`.
-pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB;
+/// The `recvmsg` flags a caller may add to `MSG_DONTWAIT` (`MSG_ERRQUEUE`: the
+/// socket's error queue, filled only under `IP_RECVERR`/`IPV6_RECVERR`).
+pub const RECV_FLAGS: i32 = libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_OOB | libc::MSG_ERRQUEUE;
 /// The `sendmsg` flags a caller may add to [`SEND_FLAGS`]: `MSG_MORE`, and
 /// `MSG_OOB` (TCP urgent data).
 pub const SEND_EXTRA: i32 = libc::MSG_MORE | libc::MSG_OOB;
@@ -297,6 +298,10 @@ pub fn join_netns(path: &str) -> SysResult<()> {
 struct View {
     netlink: OwnedFd,
     files: Vec<(&'static str, std::fs::File)>,
+    /// The named network namespaces (`/run/netns/NAME`, as `ip netns` names
+    /// them) that have an id in this one (`RTM_GETNSID` at boot): what `ip link`
+    /// prints as a veth's `link-netns NAME`.
+    nsids: Vec<(String, i32)>,
 }
 
 static VIEW: std::sync::OnceLock<View> = std::sync::OnceLock::new();
@@ -353,7 +358,115 @@ pub fn open_view() -> SysResult<()> {
                 .map(|f| (*n, f))
         })
         .collect();
-    VIEW.set(View { netlink, files }).map_err(|_| Errno::EBUSY)
+    let nsids = named_nsids(netlink.as_raw_fd());
+    VIEW.set(View {
+        netlink,
+        files,
+        nsids,
+    })
+    .map_err(|_| Errno::EBUSY)
+}
+
+/// `RTM_GETNSID`, `RTM_NEWNSID`, `NETNSA_NSID`, `NETNSA_FD`.
+const RTM_GETNSID: u16 = 90;
+const RTM_NEWNSID: u16 = 88;
+const NETNSA_NSID: u16 = 1;
+const NETNSA_FD: u16 = 3;
+
+/// The ids this namespace gives the named network namespaces (those under
+/// `/run/netns` and `/var/run/netns`, iproute2's directory), asked of the host at
+/// boot (before the filter; a namespace named later is not known).
+fn named_nsids(netlink: i32) -> Vec<(String, i32)> {
+    let mut out: Vec<(String, i32)> = Vec::new();
+    for dir in ["/run/netns", "/var/run/netns"] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if out.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                continue;
+            };
+            if let Some(id) = nsid_of(netlink, f.as_raw_fd()) {
+                out.push((name, id));
+            }
+        }
+    }
+    out
+}
+
+/// The id this namespace gives the namespace `ns` (a descriptor of it), if any.
+fn nsid_of(netlink: i32, ns: i32) -> Option<i32> {
+    let mut req = Vec::with_capacity(28);
+    req.extend_from_slice(&28u32.to_le_bytes());
+    req.extend_from_slice(&RTM_GETNSID.to_le_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_le_bytes());
+    req.extend_from_slice(&1u32.to_le_bytes());
+    req.extend_from_slice(&0u32.to_le_bytes());
+    // rtgenmsg (AF_UNSPEC), aligned, then NETNSA_FD.
+    req.extend_from_slice(&[0; 4]);
+    req.extend_from_slice(&8u16.to_le_bytes());
+    req.extend_from_slice(&NETNSA_FD.to_le_bytes());
+    req.extend_from_slice(&ns.to_le_bytes());
+    // SAFETY: req is a readable slice of req.len() bytes; no destination address.
+    let r = unsafe {
+        libc::sendto(
+            netlink,
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            std::ptr::null(),
+            0,
+        )
+    };
+    check(r as isize).ok()?;
+    let mut buf = [0u8; 512];
+    // SAFETY: buf has room for buf.len() bytes; no source address wanted. Boot
+    // time, before the filter: the answer comes at once (blocking read).
+    let r = unsafe {
+        libc::recvfrom(
+            netlink,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    let n = check(r as isize).ok()?.min(buf.len());
+    let m = &buf[..n];
+    if m.len() < 20 || u16::from_le_bytes([m[4], m[5]]) != RTM_NEWNSID {
+        return None;
+    }
+    let mut off = 20;
+    while off + 8 <= m.len() {
+        let len = u16::from_le_bytes([m[off], m[off + 1]]) as usize;
+        let kind = u16::from_le_bytes([m[off + 2], m[off + 3]]) & 0x3fff;
+        if len < 4 {
+            break;
+        }
+        if kind == NETNSA_NSID {
+            let id = i32::from_le_bytes([m[off + 4], m[off + 5], m[off + 6], m[off + 7]]);
+            return (id >= 0).then_some(id);
+        }
+        off += (len + 3) & !3;
+    }
+    None
+}
+
+/// The id this namespace gives the network namespace named `name`
+/// (`/run/netns/NAME`), when it has one (host mode).
+pub fn view_nsid(name: &str) -> Option<i32> {
+    VIEW.get()?
+        .nsids
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|&(_, id)| id)
 }
 
 /// The view's netlink descriptor, once opened (for the filter's argument rule).

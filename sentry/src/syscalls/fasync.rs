@@ -8,7 +8,8 @@
 //! SIGIO (or the `F_SETSIG` signal, with `si_fd` and `si_band`): `POLL_IN` whenever
 //! the file is readable, `POLL_OUT` when it becomes writable. Spurious signals are
 //! possible (a notification that changed nothing readable), as the signal is only a
-//! hint to poll. Not checked: Linux's `sigio_perm` (the setter's credentials
+//! hint to poll. Once an owner is set, urgent data (`FileImpl::urgent_arrived`:
+//! host TCP sockets under `--network=host`) sends it `SIGURG`, `O_ASYNC` or not. Not checked: Linux's `sigio_perm` (the setter's credentials
 //! against the owner's): the owner is any process of the sandbox.
 
 use std::sync::{Arc, Mutex, Weak};
@@ -60,6 +61,9 @@ struct EntryState {
     was_writable: bool,
     /// Registered on the file's queue while the entry lives.
     waker: Option<Arc<Waker>>,
+    /// Registered on the file's queue once an owner is set: urgent data sends
+    /// the owner `SIGURG` whether or not `O_ASYNC` is on.
+    urg_waker: Option<Arc<Waker>>,
 }
 
 /// The entry of `file` (kept on the description itself), made if missing when
@@ -101,7 +105,21 @@ fn set_owner_of(task: &Task, file: &Arc<OpenFile>, mut owner: Owner) -> SysResul
         }
     }
     if let Some(e) = entry(task, file, true)? {
-        e.st.lock().map_err(|_| Errno::EIO)?.owner = owner;
+        let mut st = e.st.lock().map_err(|_| Errno::EIO)?;
+        st.owner = owner;
+        if owner.id != 0 && st.urg_waker.is_none() {
+            if let Some(q) = file.imp().wait_queue() {
+                let weak = Arc::downgrade(&e);
+                let w = Waker::with_hook(Box::new(move || {
+                    if let Some(e) = weak.upgrade() {
+                        e.urgent();
+                    }
+                }));
+                // As for the O_ASYNC waker: the entry keeps it alive.
+                std::mem::forget(q.register(&w));
+                st.urg_waker = Some(w);
+            }
+        }
     }
     Ok(())
 }
@@ -261,6 +279,26 @@ impl Entry {
                 ..Default::default()
             }
         };
+        self.signal(owner, info);
+    }
+
+    /// The file's queue was notified while it has an owner: `SIGURG` to the owner
+    /// when urgent data arrived (Linux's `sk_send_sigurg`, `SI_KERNEL`).
+    fn urgent(&self) {
+        let Some(file) = self.file.upgrade() else {
+            return;
+        };
+        let owner = match self.st.lock() {
+            Ok(s) if s.owner.id != 0 => s.owner,
+            _ => return,
+        };
+        if file.imp().urgent_arrived() {
+            self.signal(owner, SigInfo::kernel(libc::SIGURG));
+        }
+    }
+
+    /// Sends `info` to `owner`: a thread, a process or a process group.
+    fn signal(&self, owner: Owner, info: SigInfo) {
         let Some(kernel) = self.kernel.upgrade() else {
             return;
         };

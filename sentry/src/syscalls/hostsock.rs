@@ -30,6 +30,9 @@ const MSG_DONTWAIT: i32 = 0x40;
 const MSG_WAITALL: i32 = 0x100;
 const MSG_NOSIGNAL: i32 = 0x4000;
 const MSG_MORE: i32 = 0x8000;
+const MSG_ERRQUEUE: i32 = 0x2000;
+/// `sizeof(struct sock_extended_err)`.
+const EXTENDED_ERR: usize = 16;
 /// `net.ipv4.ip_unprivileged_port_start`.
 const UNPRIVILEGED_PORT_START: u16 = 1024;
 /// How much of a send is gathered from the application at a time.
@@ -383,6 +386,37 @@ pub fn recv(
     flags: i32,
     control_room: usize,
 ) -> SysResult<Got> {
+    let got = recv_host(task, f, s, len, flags, control_room);
+    if got.is_ok() && s.urgent_seen() {
+        // The read may have taken the urgent byte (or read past it inline): the
+        // owner's SIGURG hook looks again, so the next urgent byte is signalled.
+        s.queue().notify_all();
+    }
+    got
+}
+
+fn recv_host(
+    task: &Task,
+    f: &OpenFile,
+    s: &HostSocket,
+    len: usize,
+    flags: i32,
+    control_room: usize,
+) -> SysResult<Got> {
+    if flags & MSG_ERRQUEUE != 0 {
+        // The error queue never waits (EAGAIN when empty), as Linux's
+        // ip_recv_error/ipv6_recv_error: one host call.
+        let mut buf = vec![0u8; len.min(MAX_DATAGRAM)];
+        let r = s.recv(&mut buf, MSG_ERRQUEUE, control_room)?;
+        buf.truncate(r.n.min(buf.len()));
+        return Ok(Got {
+            ret: buf.len(),
+            data: buf,
+            flags: r.flags & (MSG_TRUNC | MSG_CTRUNC | MSG_ERRQUEUE),
+            from: r.from,
+            control: errqueue_control(&r.control),
+        });
+    }
     if flags & MSG_OOB != 0 {
         // Urgent data never waits: the host answers at once (EINVAL when there
         // is none or it is read inline, EAGAIN before it arrives), as Linux.
@@ -597,6 +631,56 @@ pub fn check_control(c: &[u8]) -> SysResult<Vec<u8>> {
     Ok(out)
 }
 
+/// The control messages of a host `recvmsg(MSG_ERRQUEUE)` the program gets: the
+/// error itself (`IP_RECVERR`: `struct sock_extended_err` and the offender's
+/// `sockaddr_in`; `IPV6_RECVERR`: the same with a `sockaddr_in6`, also for an
+/// IPv6 socket's v4-mapped traffic) and the receive options the program may set
+/// (`IP_PKTINFO`, `IP_TTL`, `IP_TOS`, the IPv6 ones), laid out as the host wrote
+/// them (the same ABI). Anything else (no option the program can set produces
+/// one) is dropped, logged; a message the host cut (`MSG_CTRUNC`) stays cut.
+fn errqueue_control(c: &[u8]) -> Vec<u8> {
+    const KEPT: [(i32, i32); 8] = [
+        (libc::SOL_IP, libc::IP_RECVERR),
+        (libc::SOL_IPV6, libc::IPV6_RECVERR),
+        (libc::SOL_IP, libc::IP_PKTINFO),
+        (libc::SOL_IP, libc::IP_TTL),
+        (libc::SOL_IP, libc::IP_TOS),
+        (libc::SOL_IPV6, libc::IPV6_PKTINFO),
+        (libc::SOL_IPV6, libc::IPV6_HOPLIMIT),
+        (libc::SOL_IPV6, libc::IPV6_TCLASS),
+    ];
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    while off + CMSG_HDR <= c.len() {
+        let word = |at: usize| -> [u8; 4] { c[at..at + 4].try_into().unwrap_or_default() };
+        let len = u64::from_le_bytes(c[off..off + 8].try_into().unwrap_or_default());
+        let level = i32::from_le_bytes(word(off + 8));
+        let ty = i32::from_le_bytes(word(off + 12));
+        if len < CMSG_HDR as u64 {
+            break;
+        }
+        let end = (off as u64 + len).min(c.len() as u64) as usize;
+        let is_err = (level, ty) == (libc::SOL_IP, libc::IP_RECVERR)
+            || (level, ty) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
+        // An error message holds at least its sock_extended_err unless cut.
+        let whole = end - off >= CMSG_HDR + EXTENDED_ERR || end == c.len();
+        if KEPT.contains(&(level, ty)) && (!is_err || whole) {
+            out.extend_from_slice(&c[off..end]);
+            while !out.len().is_multiple_of(8) && end < c.len() {
+                out.push(0);
+            }
+        } else {
+            tracing::warn!(
+                level,
+                ty,
+                "--network=host: error-queue control message not passed on"
+            );
+        }
+        off = off.saturating_add(((len as usize).saturating_add(7)) & !7);
+    }
+    out
+}
+
 fn timeval(v: &[u8]) -> SysResult<Option<Duration>> {
     if v.len() < 16 {
         return Err(Errno::EINVAL);
@@ -704,4 +788,36 @@ pub fn getsockopt(task: &mut Task, s: &HostSocket, a: &Args) -> SysResult<u64> {
     io::write_all(task.mem(), a[3], &val[..n])?;
     io::write_u32(task.mem(), a[4], n as u32)?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmsg(level: i32, ty: i32, data: &[u8]) -> Vec<u8> {
+        let mut m = ((CMSG_HDR + data.len()) as u64).to_le_bytes().to_vec();
+        m.extend_from_slice(&level.to_le_bytes());
+        m.extend_from_slice(&ty.to_le_bytes());
+        m.extend_from_slice(data);
+        while !m.len().is_multiple_of(8) {
+            m.push(0);
+        }
+        m
+    }
+
+    #[test]
+    fn error_queue_messages_keep_the_error_and_the_asked_ones() {
+        let err = cmsg(libc::SOL_IP, libc::IP_RECVERR, &[7u8; 32]);
+        let ttl = cmsg(libc::SOL_IP, libc::IP_TTL, &64i32.to_le_bytes());
+        let other = cmsg(libc::SOL_SOCKET, 37, &[1u8; 48]);
+        let all = [err.clone(), other, ttl.clone()].concat();
+        assert_eq!(errqueue_control(&all), [err.clone(), ttl].concat());
+        // A message the host cut (MSG_CTRUNC) stays as cut.
+        let cut = &err[..20];
+        assert_eq!(errqueue_control(cut), cut.to_vec());
+        // A malformed length ends the walk.
+        let mut bad = err.clone();
+        bad[0] = 3;
+        assert!(errqueue_control(&bad).is_empty());
+    }
 }

@@ -146,7 +146,17 @@ pub fn send(
     // program that made a user and a network namespace administers its own).
     let owner = crate::kernel::ns::owner(&task.ns.net.owner).clone();
     let admin = task.creds.has_cap_in(&owner, CAP_NET_ADMIN);
-    Ok(s.send(&data, own_pid(task), admin)? as u64)
+    // RTM_GETNSID names a namespace by one of the sender's descriptors: its path.
+    let fd_path = |fd: i32| -> Option<Vec<u8>> {
+        let file = task.fds().ok()?.get(fd).ok()?;
+        let root = task.fs.root.clone();
+        Some(
+            file.dentry()
+                .map(|d| d.path_from(&root))
+                .unwrap_or_default(),
+        )
+    };
+    Ok(s.send_with(&data, own_pid(task), admin, &fd_path)? as u64)
 }
 
 /// `sendmsg(2)`.

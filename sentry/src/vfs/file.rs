@@ -111,6 +111,14 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
+    /// Whether out-of-band (TCP urgent) data arrived since this was last asked
+    /// and answered true: the owner of the description (`F_SETOWN`) then gets
+    /// `SIGURG`, as Linux's `sk_send_sigurg`. Asked each time the file's queue is
+    /// notified while an owner is set; files without urgent data answer false.
+    fn urgent_arrived(&self) -> bool {
+        false
+    }
+
     /// Lines this kind of file adds to `/proc/PID/fdinfo/N` after the common ones.
     fn fdinfo(&self) -> String {
         String::new()

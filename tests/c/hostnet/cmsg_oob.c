@@ -3,9 +3,12 @@
 // in the same network namespace (tests/tests/hostnet.rs): IP_PKTINFO, IP_TTL,
 // IP_TOS, IPV6_PKTINFO/HOPLIMIT/TCLASS received and sent, truncation
 // (MSG_CTRUNC), SO_TIMESTAMP/SO_TIMESTAMPNS present, SCM_RIGHTS refused; MSG_OOB
-// with and without SO_OOBINLINE, SIOCATMARK, POLLPRI, and urgent data on UDP.
+// with and without SO_OOBINLINE, SIOCATMARK, POLLPRI, urgent data on UDP, and
+// SIGURG to the F_SETOWN owner.
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -275,6 +278,79 @@ static void tcp_case(void) {
     close(sv);
 }
 
+static volatile sig_atomic_t urgs;
+static volatile int urg_code;
+
+static void on_urg(int sig, siginfo_t *si, void *uc) {
+    (void)sig;
+    (void)uc;
+    urgs++;
+    urg_code = si->si_code;
+}
+
+static void urg_count(const char *what) {
+    usleep(100000);
+    printf("%s: SIGURG %d si_code %s\n", what, (int)urgs,
+           urgs ? (urg_code == SI_KERNEL ? "SI_KERNEL" : "other") : "-");
+}
+
+// SIGURG: the F_SETOWN owner of the receiving socket gets one when urgent data
+// arrives, with or without O_ASYNC; none without an owner; more data while the
+// urgent byte is unread sends no other; once it was read (out of band, or inline
+// past the mark) the next urgent byte sends another.
+static void sigurg_case(void) {
+    struct sigaction sa = {.sa_sigaction = on_urg, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGURG, &sa, NULL);
+    int cl, sv;
+    tcp_pair(&cl, &sv);
+    char c, buf[16];
+    send(cl, "U", 1, MSG_OOB);
+    urg_count("no owner");
+    recv(sv, &c, 1, MSG_OOB);
+    printf("F_SETOWN: %d\n", fcntl(sv, F_SETOWN, getpid()));
+    printf("F_GETOWN is self: %d\n", fcntl(sv, F_GETOWN) == getpid());
+    send(cl, "a", 1, 0);
+    urg_count("plain data");
+    send(cl, "V", 1, MSG_OOB);
+    urg_count("urgent byte");
+    send(cl, "b", 1, 0);
+    urg_count("more data, urgent unread");
+    ssize_t r = recv(sv, &c, 1, MSG_OOB);
+    printf("recv MSG_OOB: %zd '%c'\n", r, r == 1 ? c : '-');
+    send(cl, "W", 1, MSG_OOB);
+    urg_count("second urgent byte");
+    r = recv(sv, buf, sizeof buf, 0);
+    printf("recv: %zd\n", r);
+    r = recv(sv, &c, 1, MSG_OOB);
+    printf("recv MSG_OOB: %zd '%c'\n", r, r == 1 ? c : '-');
+    // Inline: reading past the mark lets the next one signal.
+    setsockopt(sv, SOL_SOCKET, SO_OOBINLINE, &on, sizeof on);
+    send(cl, "X", 1, MSG_OOB);
+    urg_count("inline urgent byte");
+    memset(buf, 0, sizeof buf);
+    r = recv(sv, buf, sizeof buf, 0);
+    printf("inline recv: %zd '%.*s'\n", r, (int)(r > 0 ? r : 0), buf);
+    send(cl, "cd", 2, 0);
+    usleep(50000);
+    r = recv(sv, buf, sizeof buf, 0);
+    printf("inline recv: %zd\n", r);
+    send(cl, "Y", 1, MSG_OOB);
+    urg_count("inline urgent byte after reading past the mark");
+    // With O_ASYNC too: still one SIGURG for the byte.
+    fcntl(sv, F_SETFL, fcntl(sv, F_GETFL) | O_ASYNC);
+    signal(SIGIO, SIG_IGN);
+    r = recv(sv, buf, sizeof buf, 0);
+    send(cl, "Z", 1, MSG_OOB);
+    urg_count("O_ASYNC urgent byte");
+    printf("F_SETOWN 0: %d\n", fcntl(sv, F_SETOWN, 0));
+    r = recv(sv, buf, sizeof buf, 0);
+    send(cl, "z", 1, MSG_OOB);
+    urg_count("owner cleared");
+    close(cl);
+    close(sv);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("== udp v4\n");
@@ -283,5 +359,7 @@ int main(void) {
     udp_case(AF_INET6);
     printf("== tcp urgent\n");
     tcp_case();
+    printf("== SIGURG\n");
+    sigurg_case();
     return 0;
 }
