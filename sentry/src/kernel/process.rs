@@ -307,6 +307,27 @@ impl Registry {
         self.threads.get(&tid).cloned()
     }
 
+    /// Whether anything in the sandbox uses the number `id`: a thread, a process
+    /// (zombies until reaped), a process group or a session (Linux's `find_vpid`
+    /// finding a `struct pid`, whatever it is attached to).
+    pub fn id_in_use(&self, id: i32) -> bool {
+        self.threads.contains_key(&id)
+            || self.groups.contains_key(&id)
+            || self.groups.values().any(|g| {
+                g.state()
+                    .map(|s| s.pgid == id || s.sid == id)
+                    .unwrap_or(false)
+            })
+    }
+
+    /// Whether process group `pgid` has any process, zombies included (Linux keeps
+    /// a zombie in its group until it is reaped).
+    pub fn group_exists(&self, pgid: i32) -> bool {
+        self.groups
+            .values()
+            .any(|g| g.state().map(|s| s.pgid == pgid).unwrap_or(false))
+    }
+
     /// Live (non-zombie) processes in process group `pgid`.
     pub fn group_members(&self, pgid: i32) -> Vec<Arc<ThreadGroup>> {
         self.groups
