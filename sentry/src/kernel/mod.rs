@@ -406,4 +406,7 @@ pub mod warn_key {
     pub const SECCOMP_LISTENER: u64 = 1 << 43;
     /// A socket family the sandbox refuses: this plus the family number.
     pub const SOCKET_FAMILY: u64 = 1 << 44;
+    /// `PTRACE_POKEUSER` setting a debug register (a hardware breakpoint or
+    /// watchpoint).
+    pub const PTRACE_DEBUGREG: u64 = 1 << 45;
 }
