@@ -42,6 +42,9 @@ pub struct ThreadHandle {
     /// `comm` (at most 15 bytes): here rather than on the task because another
     /// thread of the process may change it through `/proc/PID/task/TID/comm`.
     pub comm: Mutex<Vec<u8>>,
+    /// The thread has begun to exit (no longer live, as Linux's `signal->live`
+    /// counts: its CHILD_CLEARTID wake-up may come before it leaves the group).
+    pub exiting: AtomicBool,
 }
 
 impl ThreadHandle {
@@ -61,6 +64,7 @@ impl ThreadHandle {
             traced: AtomicBool::new(false),
             rseq_inherited: Mutex::new(None),
             comm: Mutex::new(Vec::new()),
+            exiting: AtomicBool::new(false),
         })
     }
 
