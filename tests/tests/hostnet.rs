@@ -603,11 +603,21 @@ fn host_interfaces_match_native() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let prog = c_program(&ns, "ifview");
-    // A network namespace made inside, with a sysfs mounted there: its lo only,
-    // not the host's interfaces.
+    // A network namespace made inside (every capability, as the native root has),
+    // with a sysfs mounted there: its lo only, not the host's interfaces.
     let sysfs = c_program(&ns, "../netns_sysfs");
+    let native = output(ns.native(&[&sysfs]));
+    assert!(
+        native.status.success(),
+        "native netns_sysfs: {}",
+        text(&native)
+    );
+    for p in platforms() {
+        let o = output(ns.sandbox(&p, &[], &["--cap-add=all", "--", &sysfs]));
+        assert!(o.status.success(), "{p} netns_sysfs: {}", text(&o));
+        assert_eq!(o.stdout, native.stdout, "{p} netns_sysfs: {}", text(&o));
+    }
     let cmds: Vec<Vec<&str>> = vec![
-        vec![&sysfs],
         vec!["ip", "-o", "addr"],
         vec!["ip", "-o", "link"],
         vec!["ip", "route"],

@@ -67,12 +67,16 @@ struct NetClass {
 }
 
 impl NetClass {
-    fn now(&self) -> &Arc<dyn Inode> {
+    fn now(&self) -> Arc<dyn Inode> {
         match self.net.upgrade() {
-            Some(net) if net.external().is_some() || net.host_view() => {
-                self.with_pod.get_or_init(|| net_class_now(self.fs, &net))
-            }
-            _ => &self.lo_only,
+            // A namespace made inside: its own lo, as it is now (never the host's
+            // view, which only the sandbox's first namespace has).
+            Some(net) if net.is_namespaced() => net_class_now(self.fs, &net),
+            Some(net) if net.external().is_some() || net.host_view() => self
+                .with_pod
+                .get_or_init(|| net_class_now(self.fs, &net))
+                .clone(),
+            _ => self.lo_only.clone(),
         }
     }
 }
