@@ -11,7 +11,10 @@
  *     mono_fp(tsc) = base_ns * 2^32 + base_frac + (tsc - tsc_ref) * mult
  *
  * in units of 2^-32 ns; CLOCK_REALTIME, CLOCK_BOOTTIME and CLOCK_TAI add an offset
- * to CLOCK_MONOTONIC. A sequence word is odd while the sentry rewrites the
+ * to CLOCK_MONOTONIC. A process in a time namespace has its namespace's page
+ * here instead (the same line, kept in step by the sentry), whose W_NS_MONO and
+ * W_NS_BOOT offsets move CLOCK_MONOTONIC and CLOCK_BOOTTIME (zero on the
+ * sandbox's own page). A sequence word is odd while the sentry rewrites the
  * parameters; readers retry until they read one even value before and after, and
  * after a while give up and make the real system call (which traps to the sentry
  * like any other). Anything not served here (CPU-time clocks, unknown ids, the raw
@@ -35,6 +38,8 @@ enum {
 	W_TAI_OFF = 8,
 	W_COARSE_RES = 9,
 	W_NCPUS = 10,
+	W_NS_MONO = 11,
+	W_NS_BOOT = 12,
 };
 
 /* W_FLAGS: the line may be used. */
@@ -131,9 +136,11 @@ static inline u64 line_ns(int clock, int *ok)
 		if (clock == CLOCK_REALTIME || clock == CLOCK_REALTIME_COARSE)
 			off = rv_vvar[W_REALTIME_OFF];
 		else if (clock == CLOCK_BOOTTIME)
-			off = rv_vvar[W_BOOTTIME_OFF];
+			off = rv_vvar[W_BOOTTIME_OFF] + rv_vvar[W_NS_BOOT];
 		else if (clock == CLOCK_TAI)
 			off = rv_vvar[W_TAI_OFF];
+		else
+			off = rv_vvar[W_NS_MONO];
 		u64 now = tsc_ordered();
 		barrier();
 		if (rv_vvar[W_SEQ] != seq)

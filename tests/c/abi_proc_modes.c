@@ -15,7 +15,7 @@
 static const char *names[] = {
     "auxv", "cgroup", "cmdline", "cwd", "environ", "exe", "fd", "fdinfo", "gid_map",
     "limits", "maps", "mem", "mountinfo", "mounts", "net", "ns", "oom_score_adj", "root",
-    "setgroups", "stat", "statm", "status", "task", "uid_map",
+    "setgroups", "stat", "statm", "status", "task", "timens_offsets", "uid_map",
 };
 
 static const char *kind(mode_t m) {

@@ -540,7 +540,11 @@ fn host_mode_cannot_reach_below_tcp_udp_nor_unix_sockets() {
 /// Compiles `tests/c/hostnet/NAME.c` into the namespace's directory.
 fn c_program(ns: &Netns, name: &str) -> String {
     let src = rvisor_e2e::c_dir().join(format!("hostnet/{name}.c"));
-    let out = ns.dir.join(name);
+    let out = ns.dir.join(
+        std::path::Path::new(name)
+            .file_name()
+            .expect("a program name"),
+    );
     rvisor_e2e::compile(&src, Link::Static, &out, &[]).expect("compile");
     out.to_str().expect("utf-8").to_string()
 }
@@ -563,7 +567,8 @@ fn without_peer_netns(s: &str) -> String {
 /// `ip -o link`, `ip route`, `ip neigh`, `ip rule` (netlink dumps), and a C program printing getifaddrs,
 /// if_nameindex, the SIOCGIF* ioctls, SIOCGIFCONF, /sys/class/net and
 /// /proc/net/{dev,if_inet6,route} all print what they print natively in the same
-/// namespace (a veth with IPv4 and IPv6 addresses, a default route). Changes stay
+/// namespace (a veth with IPv4 and IPv6 addresses, a default route), and a sysfs
+/// mounted in a network namespace made inside shows only its lo. Changes stay
 /// refused (EPERM) and do not reach the host; under --network=none the same
 /// program sees only the sandbox's loopback.
 #[test]
@@ -614,6 +619,20 @@ fn host_interfaces_match_native() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let prog = c_program(&ns, "ifview");
+    // A network namespace made inside (every capability, as the native root has),
+    // with a sysfs mounted there: its lo only, not the host's interfaces.
+    let sysfs = c_program(&ns, "../netns_sysfs");
+    let native = output(ns.native(&[&sysfs]));
+    assert!(
+        native.status.success(),
+        "native netns_sysfs: {}",
+        text(&native)
+    );
+    for p in platforms() {
+        let o = output(ns.sandbox(&p, &[], &["--cap-add=all", "--", &sysfs]));
+        assert!(o.status.success(), "{p} netns_sysfs: {}", text(&o));
+        assert_eq!(o.stdout, native.stdout, "{p} netns_sysfs: {}", text(&o));
+    }
     let cmds: Vec<Vec<&str>> = vec![
         vec!["ip", "-o", "addr"],
         vec!["ip", "-o", "link"],

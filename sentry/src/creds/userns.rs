@@ -333,9 +333,9 @@ impl UserNs {
         };
         let mut s = String::new();
         for e in map.0 {
-            let Some(lower) = view.up(kind, e.lower) else {
-                continue;
-            };
+            // The first id of the range alone is translated; one the view does not
+            // map reads (uid_t)-1, as Linux's from_kuid (a sibling namespace).
+            let lower = view.up(kind, e.lower).unwrap_or(u32::MAX);
             s.push_str(&format!("{:>10} {:>10} {:>10}\n", e.first, lower, e.count));
         }
         s

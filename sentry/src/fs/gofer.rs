@@ -96,6 +96,10 @@ pub struct GoferInode {
     /// in place (a new one is a new inode), so every later walk through it (`/lib`
     /// -> `usr/lib` on each library path) asks the gofer nothing.
     target: std::sync::OnceLock<Vec<u8>>,
+    /// The host file's access and default ACLs as last read (`None`: not read
+    /// yet), for the sentry's permission checks and a new file's inheritance;
+    /// forgotten when the attributes are refreshed (after a change through us).
+    acls: Mutex<[Option<Option<crate::vfs::acl::Acl>>; 2]>,
 }
 
 impl Drop for GoferInode {
@@ -118,6 +122,7 @@ impl GoferInode {
             stat: Arc::new(Mutex::new(*st)),
             read_fd: Mutex::new(None),
             target: std::sync::OnceLock::new(),
+            acls: Mutex::new([None, None]),
         })
     }
 
@@ -129,6 +134,7 @@ impl GoferInode {
     fn refresh(&self) -> SysResult<Stat> {
         let st = self.fs.client.stat(self.fid).map_err(Errno::from)?;
         *self.stat.lock().unwrap_or_else(|e| e.into_inner()) = st;
+        *self.acls.lock().unwrap_or_else(|e| e.into_inner()) = [None, None];
         Ok(st)
     }
 
@@ -405,6 +411,26 @@ impl Inode for GoferInode {
 
     fn listxattr(&self) -> SysResult<Vec<Vec<u8>>> {
         self.fs.client.listxattr(self.fid).map_err(Errno::from)
+    }
+
+    /// The host file's ACL (its system.posix_acl_* attribute through the
+    /// gofer), read once and kept until the attributes are refreshed.
+    fn posix_acl(&self, default: bool) -> Option<crate::vfs::acl::Acl> {
+        let i = default as usize;
+        if let Some(a) = &self.acls.lock().unwrap_or_else(|e| e.into_inner())[i] {
+            return a.clone();
+        }
+        let name = if default {
+            crate::vfs::acl::DEFAULT
+        } else {
+            crate::vfs::acl::ACCESS
+        };
+        let acl = match self.fs.client.getxattr(self.fid, name) {
+            Ok(v) => crate::vfs::acl::Acl::from_xattr(&v).ok().flatten(),
+            Err(_) => None,
+        };
+        self.acls.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(acl.clone());
+        acl
     }
 
     fn removexattr(&self, name: &[u8]) -> SysResult<()> {

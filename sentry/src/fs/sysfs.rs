@@ -54,7 +54,9 @@ fn net_class_now(fs: FsInfo, net: &Netstack) -> Arc<dyn Inode> {
     )
 }
 
-/// `class/net`: the interfaces of the sandbox's network. sysfs is mounted before
+/// `class/net`: the interfaces of the network namespace the sysfs instance was
+/// mounted in (as Linux's, tagged at mount time: a namespace made inside the
+/// sandbox shows its `lo` only). The sandbox's first sysfs is mounted before
 /// the pod's interface is attached, so the directory is made on first use once it
 /// is (before that, and in a sandbox without one, it holds `lo` only).
 struct NetClass {
@@ -65,12 +67,16 @@ struct NetClass {
 }
 
 impl NetClass {
-    fn now(&self) -> &Arc<dyn Inode> {
+    fn now(&self) -> Arc<dyn Inode> {
         match self.net.upgrade() {
-            Some(net) if net.external().is_some() || crate::net::hostview::active() => {
-                self.with_pod.get_or_init(|| net_class_now(self.fs, &net))
-            }
-            _ => &self.lo_only,
+            // A namespace made inside: its own lo, as it is now (never the host's
+            // view, which only the sandbox's first namespace has).
+            Some(net) if net.is_namespaced() => net_class_now(self.fs, &net),
+            Some(net) if net.external().is_some() || net.host_view() => self
+                .with_pod
+                .get_or_init(|| net_class_now(self.fs, &net))
+                .clone(),
+            _ => self.lo_only.clone(),
         }
     }
 }

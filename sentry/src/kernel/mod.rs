@@ -164,6 +164,7 @@ impl Kernel {
         let unix = crate::fs::unix::UnixSpace::new();
         unix.attach_net(&net);
         let ns_ids = ns::NsIds::default();
+        let time_root = ns::TimeNs::root();
         let root_ns = ns::NsSet {
             mnt: ns::MntNs::new(ns_ids.next(), root.clone(), None),
             uts: ns::UtsNs::new(ns_ids.next(), hostname, "(none)".to_string()),
@@ -171,6 +172,8 @@ impl Kernel {
             net: ns::NetNs::new(ns_ids.next(), net.clone(), None),
             cgroup: ns::CgroupNs::new(ns_ids.next(), None),
             pid_children: ns::PidNs::root(ns_ids.next()),
+            time: time_root.clone(),
+            time_children: time_root,
         };
         Arc::new(Kernel {
             platform,
@@ -396,14 +399,13 @@ impl Kernel {
 /// is logged once per sandbox (not per host process: two sandboxes or test
 /// kernels each log their own).
 pub mod warn_key {
-    /// `clone` asked for namespaces the sandbox lacks: this or'ed with the flags.
-    pub const CLONE_NAMESPACES: u64 = 1 << 40;
-    /// `unshare` asked for namespaces the sandbox lacks: this or'ed with the flags.
-    pub const UNSHARE_NAMESPACES: u64 = 1 << 41;
     /// `mq_notify` with `SIGEV_THREAD`.
     pub const MQ_NOTIFY_THREAD: u64 = 1 << 42;
     /// `seccomp` with `SECCOMP_FILTER_FLAG_NEW_LISTENER`.
     pub const SECCOMP_LISTENER: u64 = 1 << 43;
     /// A socket family the sandbox refuses: this plus the family number.
     pub const SOCKET_FAMILY: u64 = 1 << 44;
+    /// `PTRACE_POKEUSER` setting a debug register (a hardware breakpoint or
+    /// watchpoint).
+    pub const PTRACE_DEBUGREG: u64 = 1 << 45;
 }

@@ -181,6 +181,143 @@ impl MntNs {
     }
 }
 
+/// The inode number of the sandbox's first time namespace (Linux's
+/// `PROC_TIME_INIT_INO`).
+pub const TIME_INIT_ID: u64 = 0xEFFF_FFFA;
+
+/// The offsets of a time namespace: CLOCK_MONOTONIC's and CLOCK_BOOTTIME's (and
+/// their variants'), as seconds and nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeOffsets {
+    /// CLOCK_MONOTONIC's.
+    pub monotonic: (i64, i64),
+    /// CLOCK_BOOTTIME's.
+    pub boottime: (i64, i64),
+}
+
+impl TimeOffsets {
+    /// CLOCK_MONOTONIC's in nanoseconds.
+    pub fn mono_ns(&self) -> i64 {
+        self.monotonic
+            .0
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.monotonic.1)
+    }
+    /// CLOCK_BOOTTIME's in nanoseconds.
+    pub fn boot_ns(&self) -> i64 {
+        self.boottime
+            .0
+            .saturating_mul(1_000_000_000)
+            .saturating_add(self.boottime.1)
+    }
+}
+
+/// A time namespace (time_namespaces(7)): offsets added to CLOCK_MONOTONIC and
+/// CLOCK_BOOTTIME as its members read them, writable through
+/// `/proc/PID/timens_offsets` until a process first enters it (then frozen, as
+/// Linux's `frozen_offsets`). `unshare(CLONE_NEWTIME)` makes one for the caller's
+/// later children (`time_for_children`); the caller itself stays.
+pub struct TimeNs {
+    /// The `/proc/PID/ns/time` inode number.
+    pub id: u64,
+    /// The owning user namespace.
+    pub owner: Owner,
+    state: Mutex<(TimeOffsets, bool)>,
+    /// The vDSO data page of its members (made when frozen, if the sandbox has a
+    /// vDSO): the sandbox's clock line plus these offsets.
+    page: std::sync::OnceLock<Option<Arc<crate::kernel::vdso::NsPage>>>,
+}
+
+impl TimeNs {
+    /// The sandbox's first time namespace: no offsets, frozen.
+    pub fn root() -> Arc<TimeNs> {
+        Arc::new(TimeNs {
+            id: TIME_INIT_ID,
+            owner: None,
+            state: Mutex::new((TimeOffsets::default(), true)),
+            page: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// A new namespace with `offsets` (its creator's namespace's), not frozen.
+    pub fn new(id: u64, owner: Owner, offsets: TimeOffsets) -> Arc<TimeNs> {
+        Arc::new(TimeNs {
+            id,
+            owner,
+            state: Mutex::new((offsets, false)),
+            page: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The current offsets.
+    pub fn offsets(&self) -> TimeOffsets {
+        self.state.lock().map(|s| s.0).unwrap_or_default()
+    }
+
+    /// Whether this is the sandbox's first namespace (no offsets to apply).
+    pub fn is_root(&self) -> bool {
+        self.id == TIME_INIT_ID
+    }
+
+    /// Sets the offsets: `EACCES` once a process has entered (Linux's
+    /// `proc_timens_set_offset`).
+    pub fn set_offsets(&self, f: impl FnOnce(&mut TimeOffsets)) -> SysResult<()> {
+        let mut s = self.state.lock().map_err(|_| Errno::EIO)?;
+        if s.1 {
+            return Err(Errno::EACCES);
+        }
+        f(&mut s.0);
+        Ok(())
+    }
+
+    /// A process enters: the offsets freeze, and the members' vDSO page is made
+    /// from them (with the sandbox's vDSO `vdso`).
+    pub fn freeze(&self, vdso: Option<&crate::kernel::vdso::Vdso>) {
+        let offsets = match self.state.lock() {
+            Ok(mut s) => {
+                s.1 = true;
+                s.0
+            }
+            Err(_) => return,
+        };
+        if self.is_root() {
+            return;
+        }
+        self.page.get_or_init(|| {
+            vdso.and_then(|v| match v.ns_page(offsets.mono_ns(), offsets.boot_ns()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    tracing::warn!(
+                        "vdso: no data page for a time namespace ({e}): clock reads trap"
+                    );
+                    None
+                }
+            })
+        });
+    }
+
+    /// The members' vDSO data page (`None` for the first namespace: the sandbox's
+    /// own page; or when it could not be made: then a page on which every clock
+    /// read traps).
+    pub fn page(&self) -> Option<&Arc<crate::kernel::vdso::NsPage>> {
+        self.page.get().and_then(|p| p.as_ref())
+    }
+
+    /// The offset (ns) a member adds to `clock` (0 for clocks it does not move).
+    pub fn offset_ns(&self, clock: i32) -> i64 {
+        if self.is_root() {
+            return 0;
+        }
+        match clock {
+            libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_RAW | libc::CLOCK_MONOTONIC_COARSE => {
+                self.offsets().mono_ns()
+            }
+            libc::CLOCK_BOOTTIME | libc::CLOCK_BOOTTIME_ALARM => self.offsets().boot_ns(),
+            _ => 0,
+        }
+    }
+}
+
 /// The namespaces a task is in.
 #[derive(Clone)]
 pub struct NsSet {
@@ -197,6 +334,11 @@ pub struct NsSet {
     /// The pid namespace the task's children are made in (`pid_for_children`;
     /// the task's own is its process's, [`crate::kernel::process::ThreadGroup::pid_ns`]).
     pub pid_children: Arc<PidNs>,
+    /// Time namespace.
+    pub time: Arc<TimeNs>,
+    /// The time namespace the task's children (and the task itself after
+    /// `execve`) are in.
+    pub time_children: Arc<TimeNs>,
 }
 
 /// A namespace of some kind, as an nsfs file refers to it.
@@ -216,6 +358,8 @@ pub enum NsRef {
     User(Arc<UserNs>),
     /// A pid namespace.
     Pid(Arc<PidNs>),
+    /// A time namespace.
+    Time(Arc<TimeNs>),
 }
 
 impl NsRef {
@@ -229,6 +373,7 @@ impl NsRef {
             NsRef::Cgroup(_) => libc::CLONE_NEWCGROUP,
             NsRef::User(_) => libc::CLONE_NEWUSER,
             NsRef::Pid(_) => libc::CLONE_NEWPID,
+            NsRef::Time(_) => 0x80,
         }) as u64
     }
 
@@ -242,6 +387,7 @@ impl NsRef {
             NsRef::Cgroup(_) => "cgroup",
             NsRef::User(_) => "user",
             NsRef::Pid(_) => "pid",
+            NsRef::Time(_) => "time",
         }
     }
 
@@ -255,6 +401,7 @@ impl NsRef {
             NsRef::Cgroup(n) => n.id,
             NsRef::User(n) => n.id,
             NsRef::Pid(n) => n.id,
+            NsRef::Time(n) => n.id,
         }
     }
 
@@ -268,6 +415,7 @@ impl NsRef {
             NsRef::Net(n) => owner_of(&n.owner),
             NsRef::Cgroup(n) => owner_of(&n.owner),
             NsRef::Pid(n) => owner_of(&n.owner),
+            NsRef::Time(n) => owner_of(&n.owner),
             NsRef::User(n) => n.parent.as_ref().unwrap_or_else(|| userns::init()),
         }
     }
@@ -284,6 +432,8 @@ impl NsSet {
             b"net" => Some(NsRef::Net(self.net.clone())),
             b"cgroup" => Some(NsRef::Cgroup(self.cgroup.clone())),
             b"pid_for_children" => Some(NsRef::Pid(self.pid_children.clone())),
+            b"time" => Some(NsRef::Time(self.time.clone())),
+            b"time_for_children" => Some(NsRef::Time(self.time_children.clone())),
             _ => None,
         }
     }

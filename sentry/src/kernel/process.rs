@@ -42,6 +42,9 @@ pub struct ThreadHandle {
     /// `comm` (at most 15 bytes): here rather than on the task because another
     /// thread of the process may change it through `/proc/PID/task/TID/comm`.
     pub comm: Mutex<Vec<u8>>,
+    /// The thread has begun to exit (no longer live, as Linux's `signal->live`
+    /// counts: its CHILD_CLEARTID wake-up may come before it leaves the group).
+    pub exiting: AtomicBool,
 }
 
 impl ThreadHandle {
@@ -61,6 +64,7 @@ impl ThreadHandle {
             traced: AtomicBool::new(false),
             rseq_inherited: Mutex::new(None),
             comm: Mutex::new(Vec::new()),
+            exiting: AtomicBool::new(false),
         })
     }
 
@@ -305,6 +309,27 @@ impl Registry {
     /// The thread `tid` and its process.
     pub fn thread(&self, tid: i32) -> Option<(Arc<ThreadHandle>, Arc<ThreadGroup>)> {
         self.threads.get(&tid).cloned()
+    }
+
+    /// Whether anything in the sandbox uses the number `id`: a thread, a process
+    /// (zombies until reaped), a process group or a session (Linux's `find_vpid`
+    /// finding a `struct pid`, whatever it is attached to).
+    pub fn id_in_use(&self, id: i32) -> bool {
+        self.threads.contains_key(&id)
+            || self.groups.contains_key(&id)
+            || self.groups.values().any(|g| {
+                g.state()
+                    .map(|s| s.pgid == id || s.sid == id)
+                    .unwrap_or(false)
+            })
+    }
+
+    /// Whether process group `pgid` has any process, zombies included (Linux keeps
+    /// a zombie in its group until it is reaped).
+    pub fn group_exists(&self, pgid: i32) -> bool {
+        self.groups
+            .values()
+            .any(|g| g.state().map(|s| s.pgid == pgid).unwrap_or(false))
     }
 
     /// Live (non-zombie) processes in process group `pgid`.

@@ -295,6 +295,8 @@ pub struct CloneChild {
     pub clear_child_tid: u64,
     /// vfork completion.
     pub vfork_done: Option<Arc<VforkDone>>,
+    /// Whether its (new) address space must get its time namespace's vDSO page.
+    pub join_time: bool,
 }
 
 /// Starts a clone child on a new host thread.
@@ -321,8 +323,17 @@ pub fn start_clone(kernel: &Arc<Kernel>, child: CloneChild) -> SysResult<()> {
                 mask,
                 clear_child_tid,
                 vfork_done,
+                join_time,
             } = child;
-            let ctx = match ctx.adopt() {
+            let adopted = ctx.adopt().and_then(|c| {
+                if join_time {
+                    let mut m = mm.lock().map_err(|_| Errno::EIO)?;
+                    let vdso = k.vdso().map(|v| &**v);
+                    crate::kernel::vdso::join_time_ns(vdso, &mut m, &ns.time)?;
+                }
+                Ok(c)
+            });
+            let ctx = match adopted {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(tid, "cannot adopt the new thread's context: {e}");

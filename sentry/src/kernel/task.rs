@@ -285,6 +285,26 @@ impl Task {
         self.tg.pid_ns.shown(global)
     }
 
+    /// `clock` as this task reads it (a clock that is not CPU time): the sandbox's
+    /// clock moved by the task's time namespace's offset for it.
+    pub fn clock_now(&self, clock: i32) -> SysResult<libc::timespec> {
+        let ts = self.kernel.clock_now(clock)?;
+        let off = self.ns.time.offset_ns(clock);
+        if off == 0 {
+            return Ok(ts);
+        }
+        let ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128 + off as i128;
+        Ok(libc::timespec {
+            tv_sec: ns.div_euclid(1_000_000_000) as i64,
+            tv_nsec: ns.rem_euclid(1_000_000_000) as i64,
+        })
+    }
+
+    /// The offset (ns) this task's time namespace adds to `clock`.
+    pub fn clock_offset(&self, clock: i32) -> i64 {
+        self.ns.time.offset_ns(clock)
+    }
+
     /// The sandbox id of `local` in this task's pid namespace (ESRCH: none).
     pub fn pid_global(&self, local: i32) -> SysResult<i32> {
         self.tg.pid_ns.global(local).ok_or(Errno::ESRCH)
@@ -945,6 +965,7 @@ impl Task {
     /// Ends this thread: robust futexes, CHILD_CLEARTID, and, for the last thread,
     /// the process (zombie, reparenting, SIGCHLD).
     fn exit_thread(mut self, status: ExitStatus) {
+        self.handle.exiting.store(true, Ordering::Release);
         self.release_futexes();
         if let Some(v) = self.vfork_done.take() {
             v.release();

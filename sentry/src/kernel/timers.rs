@@ -275,6 +275,14 @@ impl TimerService {
         Ok(deadline.saturating_sub(now).max(Duration::from_nanos(1)))
     }
 
+    /// The wall clock timer `key`'s absolute deadlines are read on (`None` for a
+    /// CPU-time timer; `EINVAL` if there is no such timer).
+    pub fn clock_of(&self, key: TimerKey) -> SysResult<Option<libc::clockid_t>> {
+        let st = self.lock()?;
+        let t = st.timers.get(&key).ok_or(Errno::EINVAL)?;
+        Ok(t.cpu.is_none().then_some(t.clock))
+    }
+
     /// True if `key` exists.
     pub fn exists(&self, key: TimerKey) -> bool {
         self.lock()

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::errno::{Errno, SysResult};
+use crate::kernel::ns::TimeNs;
 use crate::mm::{Mappable, MemoryManager, MmapRequest, VmaBacking, VmaRole, PROT_MAY_ALL};
 use crate::platform::{page_round_up, PAGE_SIZE};
 use crate::sys::host;
@@ -45,6 +46,13 @@ const W_BOOTTIME_OFF: usize = 7;
 const W_TAI_OFF: usize = 8;
 const W_COARSE_RES: usize = 9;
 const W_NCPUS: usize = 10;
+/// A time namespace's CLOCK_MONOTONIC offset (ns, two's complement): 0 on the
+/// sandbox's own page, set on a namespace's page ([`NsPage`]).
+const W_NS_MONO: usize = 11;
+/// A time namespace's CLOCK_BOOTTIME offset (ns, two's complement).
+const W_NS_BOOT: usize = 12;
+/// The words the writer keeps equal on every page.
+const LINE_WORDS: std::ops::RangeInclusive<usize> = W_FLAGS..=W_NCPUS;
 
 /// `W_FLAGS`: the line may be used.
 const FLAG_CLOCKS: u64 = 1;
@@ -107,6 +115,15 @@ struct WriterState {
     offsets: [i64; 3],
 }
 
+/// The data page of the members of a time namespace (Linux's per-namespace vvar
+/// page): the sandbox's line, kept in step by the writer, plus the namespace's
+/// offsets, which the vDSO adds to CLOCK_MONOTONIC and CLOCK_BOOTTIME. Sealed as
+/// the sandbox's own page: no process can ever map it writable.
+pub struct NsPage {
+    mem: Arc<VdsoMem>,
+    page: host::SharedWords,
+}
+
 /// The sandbox's vDSO: its two memfds and the sentry's view of the data page. One
 /// per kernel ([`crate::kernel::Kernel::vdso`]): two sandboxes or test kernels never
 /// share a clock line.
@@ -118,6 +135,9 @@ pub struct Vdso {
     writer: Mutex<WriterState>,
     /// The host counts time with the TSC: the line may be enabled.
     tsc_clock: bool,
+    /// The pages of the sandbox's time namespaces, which the writer updates with
+    /// its own (guarded by `writer`'s lock when written).
+    ns_pages: Mutex<Vec<std::sync::Weak<NsPage>>>,
 }
 
 /// A sandbox's vDSO; `None` if it could not be made (logged), and then processes
@@ -215,6 +235,7 @@ impl Vdso {
             page,
             writer: Mutex::new(WriterState::default()),
             tsc_clock,
+            ns_pages: Mutex::new(Vec::new()),
         };
         if tsc_clock {
             // The first sample: the service's next one measures the rate.
@@ -260,6 +281,64 @@ impl Vdso {
             noreserve: false,
         })?;
         Ok(base + PAGE_SIZE)
+    }
+
+    /// A data page for a time namespace with offsets `mono` and `boot` (ns): a
+    /// copy of the sandbox's page, updated with it from now on.
+    pub fn ns_page(&self, mono: i64, boot: i64) -> SysResult<Arc<NsPage>> {
+        use nix::fcntl::SealFlag;
+        let fd = memfd(c"rvisor-vvar-timens")?;
+        nix::unistd::ftruncate(&fd, PAGE_SIZE as i64)?;
+        let page = host::map_shared_words(fd.as_fd())?;
+        seal(
+            fd.as_fd(),
+            SealFlag::F_SEAL_FUTURE_WRITE
+                | SealFlag::F_SEAL_SHRINK
+                | SealFlag::F_SEAL_GROW
+                | SealFlag::F_SEAL_SEAL,
+        )?;
+        let p = Arc::new(NsPage {
+            mem: Arc::new(VdsoMem { fd }),
+            page,
+        });
+        // Under the writer's lock the sandbox's page does not change: copy it.
+        let _w = self.writer.lock().map_err(|_| Errno::EIO)?;
+        let (from, to) = (&*self.page, &*p.page);
+        for i in LINE_WORDS {
+            to[i].store(from[i].load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        to[W_NS_MONO].store(mono as u64, Ordering::Relaxed);
+        to[W_NS_BOOT].store(boot as u64, Ordering::Relaxed);
+        to[W_SEQ].store(from[W_SEQ].load(Ordering::Relaxed), Ordering::Release);
+        let mut pages = self.ns_pages.lock().map_err(|_| Errno::EIO)?;
+        pages.retain(|w| w.strong_count() > 0);
+        pages.push(Arc::downgrade(&p));
+        Ok(p)
+    }
+
+    /// Replaces the data page mapped in `mm` (if any) with the one of time
+    /// namespace `page` (`None`: the sandbox's own).
+    fn join(&self, mm: &mut MemoryManager, page: Option<&NsPage>) -> SysResult<()> {
+        let Some(addr) = mm.vmas().find(|v| v.role == VmaRole::Vvar).map(|v| v.start) else {
+            return Ok(());
+        };
+        let file: Arc<dyn Mappable> = match page {
+            Some(p) => p.mem.clone(),
+            None => self.vvar.clone(),
+        };
+        mm.mmap(MmapRequest {
+            addr,
+            len: PAGE_SIZE,
+            prot: libc::PROT_READ,
+            max_prot: libc::PROT_READ,
+            shared: true,
+            fixed: true,
+            fixed_noreplace: false,
+            backing: VmaBacking::File { file, offset: 0 },
+            role: VmaRole::Vvar,
+            noreserve: false,
+        })?;
+        Ok(())
     }
 
     /// The line's nanoseconds for `off` (0: CLOCK_MONOTONIC, else the word of the
@@ -338,9 +417,18 @@ impl Vdso {
         }
         w.offsets = offsets;
         let p = &*self.page;
+        // The time namespaces' pages follow the sandbox's, word for word.
+        let ns_pages: Vec<Arc<NsPage>> = self
+            .ns_pages
+            .lock()
+            .map(|v| v.iter().filter_map(|w| w.upgrade()).collect())
+            .unwrap_or_default();
         let seq = p[W_SEQ].load(Ordering::Relaxed);
         p[W_SEQ].store(seq.wrapping_add(1), Ordering::Relaxed);
-        // The odd word is visible to every reader before the counter is read.
+        for n in &ns_pages {
+            n.page[W_SEQ].store(seq.wrapping_add(1), Ordering::Relaxed);
+        }
+        // The odd words are visible to every reader before the counter is read.
         fence(Ordering::SeqCst);
         let t = host::tsc_ordered();
         // The host's clock at `t`, extrapolated from the sample at the measured rate.
@@ -375,7 +463,15 @@ impl Vdso {
         p[W_BOOTTIME_OFF].store(offsets[1] as u64, Ordering::Relaxed);
         p[W_TAI_OFF].store(offsets[2] as u64, Ordering::Relaxed);
         p[W_FLAGS].store(FLAG_CLOCKS, Ordering::Relaxed);
+        for n in &ns_pages {
+            for i in LINE_WORDS {
+                n.page[i].store(p[i].load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
         p[W_SEQ].store(seq.wrapping_add(2), Ordering::Release);
+        for n in &ns_pages {
+            n.page[W_SEQ].store(seq.wrapping_add(2), Ordering::Release);
+        }
     }
 }
 
@@ -442,6 +538,20 @@ pub fn host_wall_clock(clock: i32) -> SysResult<libc::clockid_t> {
         libc::CLOCK_BOOTTIME_ALARM => Ok(libc::CLOCK_BOOTTIME),
         _ => Err(Errno::EINVAL),
     }
+}
+
+/// Maps the data page of time namespace `t` where `mm` has its vDSO's (a process
+/// entering it: fork, execve, setns). `ENOMEM` if the namespace could not get a
+/// page of its own (the vDSO would read clocks without its offsets).
+pub fn join_time_ns(v: Option<&Vdso>, mm: &mut MemoryManager, t: &TimeNs) -> SysResult<()> {
+    let Some(v) = v else {
+        return Ok(());
+    };
+    if t.is_root() {
+        return v.join(mm, None);
+    }
+    let page = t.page().ok_or(Errno::ENOMEM)?;
+    v.join(mm, Some(page))
 }
 
 /// Maps the vDSO `v` into a new process's `mm`: its address for `AT_SYSINFO_EHDR`,

@@ -39,7 +39,10 @@ const CLONE_NEWUSER: u64 = 0x1000_0000;
 const CLONE_NEWPID: u64 = 0x2000_0000;
 const CLONE_NEWNET: u64 = 0x4000_0000;
 const CLONE_IO: u64 = 0x8000_0000;
+/// `CLONE_NEWTIME` (clone3 only: clone's flag word has the exit signal there).
+const CLONE_NEWTIME: u64 = 0x80;
 const NAMESPACES: u64 = CLONE_NEWNS
+    | CLONE_NEWTIME
     | CLONE_NEWCGROUP
     | CLONE_NEWUTS
     | CLONE_NEWIPC
@@ -73,7 +76,6 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         return Err(Errno::EINVAL);
     }
     if f & NAMESPACES != 0 {
-        crate::syscalls::namespace::refuse_unsupported(task, "clone", f)?;
         if f & CLONE_NEWNS != 0 && f & CLONE_FS != 0 {
             return Err(Errno::EINVAL);
         }
@@ -96,13 +98,22 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
     // The child's namespaces and credentials, made before anything else so that a
     // refusal leaves nothing behind.
     let mut child_creds = task.creds.clone();
-    let (child_ns, child_fs) = if f & NAMESPACES != 0 {
+    let (mut child_ns, child_fs) = if f & NAMESPACES != 0 {
         let (ns, fs) =
             crate::syscalls::namespace::new_namespaces(task, f, &task.fs, &mut child_creds)?;
         (Arc::new(ns), fs)
     } else {
         (task.ns.clone(), task.fs.clone())
     };
+    // A child with an address space of its own enters the time namespace made for
+    // the children (Linux's timens_on_fork); one sharing the caller's memory (a
+    // thread, vfork) stays in the caller's, whose vDSO page it shares.
+    if f & CLONE_VM == 0 && !Arc::ptr_eq(&child_ns.time, &child_ns.time_children) {
+        let mut ns = (*child_ns).clone();
+        ns.time = ns.time_children.clone();
+        ns.time.freeze(task.kernel.vdso().map(|v| &**v));
+        child_ns = Arc::new(ns);
+    }
     // A namespace's init may not make siblings (they would be outside it).
     if f & CLONE_PARENT != 0 && task.tg.pid_ns.init() == task.tgid {
         return Err(Errno::EINVAL);
@@ -245,6 +256,7 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
         }
     }
     let vfork = (f & CLONE_VFORK != 0).then(VforkDone::new);
+    let child_ns_time = child_ns.time.clone();
     let child = CloneChild {
         ctx: pending,
         regs,
@@ -273,6 +285,9 @@ fn do_clone(task: &mut Task, c: CloneArgs) -> SysResult<u64> {
             0
         },
         vfork_done: vfork.clone(),
+        // A new process in another time namespace than the caller's maps that
+        // one's vDSO page, from its own thread (which drives its address space).
+        join_time: f & CLONE_VM == 0 && !Arc::ptr_eq(&child_ns_time, &task.ns.time),
     };
     if follow {
         attach_child(task, &child.handle, &child.tg, options);
@@ -456,7 +471,9 @@ pub fn clone3(task: &mut Task, a: &Args) -> SysResult<u64> {
     if set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & CSIGNAL != 0 || (stack == 0) != (stack_size == 0) {
+    // The exit signal has its own field: of clone's signal bits only
+    // CLONE_NEWTIME's is a flag here.
+    if flags & CSIGNAL & !CLONE_NEWTIME != 0 || (stack == 0) != (stack_size == 0) {
         return Err(Errno::EINVAL);
     }
     let sp = if stack != 0 {

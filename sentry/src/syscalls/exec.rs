@@ -59,13 +59,22 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
     let envp = io::read_string_array(task.mem(), envp_addr, MAX_ARG_ENTRIES, MAX_ARG_BYTES)?;
     // Load first: a missing or bad program leaves the caller untouched.
     let stack_limit = task.limits()?.soft(libc::RLIMIT_STACK);
-    let image = exec::load(
+    let mut image = exec::load(
         &task.kernel,
         &task.fs,
         &task.creds,
         stack_limit,
         ExecRequest { path, argv, envp },
     )?;
+    // After an unshare(CLONE_NEWTIME) the new program runs in the namespace made
+    // for the children (Linux's exec_task_namespaces): its vDSO page is that one's.
+    let enter_time = !Arc::ptr_eq(&task.ns.time, &task.ns.time_children);
+    if enter_time {
+        let t = task.ns.time_children.clone();
+        t.freeze(task.kernel.vdso().map(|v| &**v));
+        let vdso = task.kernel.vdso().map(|v| &**v);
+        crate::kernel::vdso::join_time_ns(vdso, &mut image.mm, &t)?;
+    }
     let ctx = task.kernel.platform.new_context(image.mm.space())?;
     // Past the point of no return.
     if let Err(e) = kill_other_threads(task) {
@@ -111,6 +120,11 @@ fn do_execve(task: &mut Task, path: Vec<u8>, argv_addr: u64, envp_addr: u64) -> 
     task.robust_list = (0, 0);
     task.rseq = None;
     task.replace_image(image.mm, ctx);
+    if enter_time {
+        let mut ns = (*task.ns).clone();
+        ns.time = ns.time_children.clone();
+        task.ns = Arc::new(ns);
+    }
     // A shared fd table is unshared, then close-on-exec fds go.
     if Arc::strong_count(&task.fds) > 1 {
         let copy = task.fds()?.clone();

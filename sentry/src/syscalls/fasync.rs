@@ -92,15 +92,11 @@ fn entry(task: &Task, file: &Arc<OpenFile>, make: bool) -> SysResult<Option<Arc<
 fn set_owner_of(task: &Task, file: &Arc<OpenFile>, mut owner: Owner) -> SysResult<()> {
     if owner.id != 0 {
         // The caller names the owner in its pid namespace; the entry keeps the
-        // sandbox's id (ESRCH for one it cannot see, as Linux's find_vpid).
+        // sandbox's id. As Linux's find_vpid, any number in use will do whatever
+        // uses it (a process group with no members: the number of a process or
+        // thread); ESRCH only for one nothing uses or the caller cannot see.
         owner.id = task.pid_global(owner.id)?;
-        let reg = task.kernel.registry()?;
-        let exists = match owner.kind {
-            F_OWNER_TID => reg.thread(owner.id).is_some(),
-            F_OWNER_PID => reg.group(owner.id).is_some(),
-            _ => !reg.group_members(owner.id).is_empty(),
-        };
-        if !exists {
+        if !task.kernel.registry()?.id_in_use(owner.id) {
             return Err(Errno::ESRCH);
         }
     }
@@ -157,6 +153,19 @@ fn owner(task: &Task, file: &Arc<OpenFile>) -> SysResult<Owner> {
     if o.id == 0 {
         // Never set: F_GETOWN_EX reports a process.
         o.kind = F_OWNER_PID;
+    }
+    // An owner nothing of its kind answers to (an empty group, a thread's id as
+    // a process) reads 0, as Linux's pid_task check.
+    if o.id != 0 {
+        let reg = task.kernel.registry()?;
+        let alive = match o.kind {
+            F_OWNER_TID => reg.thread(o.id).is_some(),
+            F_OWNER_PID => reg.group(o.id).is_some(),
+            _ => reg.group_exists(o.id),
+        };
+        if !alive {
+            o.id = 0;
+        }
     }
     o.id = task.pid_shown(o.id);
     Ok(o)

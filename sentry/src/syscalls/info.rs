@@ -71,11 +71,13 @@ pub fn setdomainname(task: &mut Task, a: &Args) -> SysResult<u64> {
 pub fn sysinfo(task: &mut Task, a: &Args) -> SysResult<u64> {
     let h = host::sysinfo()?;
     let m = task.kernel.mem_view()?;
-    let uptime = task.kernel.boot_time.elapsed().as_secs();
+    // Moved by the caller's time namespace, as Linux's sysinfo.
+    let uptime = (task.kernel.boot_time.elapsed().as_secs() as i64)
+        .saturating_add(task.clock_offset(libc::CLOCK_BOOTTIME) / 1_000_000_000);
     // struct sysinfo on x86-64: 112 bytes; filled field by field so no padding of
     // the sentry's own struct can leak.
     let mut b = Vec::with_capacity(112);
-    b.extend_from_slice(&(uptime as i64).to_le_bytes());
+    b.extend_from_slice(&uptime.to_le_bytes());
     for l in h.loads {
         b.extend_from_slice(&l.to_le_bytes());
     }

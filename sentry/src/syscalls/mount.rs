@@ -218,7 +218,8 @@ fn new_filesystem(task: &Task, mc: &MountConfig) -> SysResult<Arc<dyn Inode>> {
         }
         // The mounter's pid namespace's processes, as Linux's.
         "proc" => Ok(crate::fs::procfs::new_root(k, task.tg.pid_ns.clone())),
-        "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &k.net)),
+        // The mounter's network namespace's interfaces, as Linux's.
+        "sysfs" => Ok(crate::fs::sysfs::new_root(k.ncpus, &task.ns.net.stack)),
         "cgroup2" => Ok(crate::fs::cgroupfs::new_root(k)),
         "mqueue" => Ok(task.ns.ipc.mq.root()),
         "devpts" => {

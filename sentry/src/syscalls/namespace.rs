@@ -1,8 +1,10 @@
 //! `unshare(2)` and `setns(2)`, and the namespace half of `clone(2)`: user, mount,
 //! UTS, IPC, network, cgroup and pid namespaces inside the sandbox (see
-//! [`crate::kernel::ns`] and [`crate::creds::userns`]). Time namespaces are
-//! refused with `EINVAL`, as a kernel built without them does, and logged once.
+//! [`crate::kernel::ns`] and [`crate::creds::userns`]), and time namespaces (their
+//! offsets applied to the clocks a member reads, in the sentry and in the vDSO:
+//! [`crate::kernel::ns::TimeNs`]).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use crate::creds::userns::UserNs;
@@ -10,8 +12,8 @@ use crate::creds::Credentials;
 use crate::errno::{Errno, SysResult};
 use crate::fs::procfs::ns::NsFile;
 use crate::kernel::creds::{CAP_SYS_ADMIN, CAP_SYS_CHROOT};
-use crate::kernel::ns::{owner_for, CgroupNs, IpcNs, MntNs, NetNs, NsRef, NsSet};
-use crate::kernel::{warn_key, Task};
+use crate::kernel::ns::{owner_for, CgroupNs, IpcNs, MntNs, NetNs, NsRef, NsSet, TimeNs};
+use crate::kernel::Task;
 use crate::syscalls::{file_arg, Args};
 use crate::vfs::mount_ops;
 use crate::vfs::FsContext;
@@ -38,38 +40,11 @@ pub const SUPPORTED: u64 = CLONE_NEWNS
     | CLONE_NEWUSER
     | CLONE_NEWNET
     | CLONE_NEWCGROUP
-    | CLONE_NEWPID;
-/// The kinds it does not (refused with `EINVAL`).
-pub const UNSUPPORTED: u64 = CLONE_NEWTIME;
+    | CLONE_NEWPID
+    | CLONE_NEWTIME;
 /// The kinds other than user, which need CAP_SYS_ADMIN over the caller's (new)
 /// user namespace.
 const PRIVILEGED: u64 = SUPPORTED & !CLONE_NEWUSER;
-
-/// `EINVAL` (logged) if `flags` name a namespace kind the sandbox does not make.
-pub fn refuse_unsupported(task: &Task, call: &str, flags: u64) -> SysResult<()> {
-    let bad = flags & UNSUPPORTED;
-    if bad == 0 {
-        return Ok(());
-    }
-    let kinds: Vec<&str> = [(CLONE_NEWTIME, "time")]
-        .iter()
-        .filter(|(f, _)| bad & f != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    // Once per kind and call: a program that retries must not flood the log.
-    task.kernel.warn_once(
-        bad | if call == "clone" {
-            warn_key::CLONE_NAMESPACES
-        } else {
-            warn_key::UNSHARE_NAMESPACES
-        },
-        &format!(
-            "{call}: {} namespaces are not supported in the sandbox (EINVAL)",
-            kinds.join(", ")
-        ),
-    );
-    Err(Errno::EINVAL)
-}
 
 /// A chrooted process may not make a user namespace (`current_chrooted`): its root
 /// must be its mount namespace's.
@@ -132,7 +107,13 @@ pub fn new_namespaces(
         if !Arc::ptr_eq(&task.ns.pid_children, &task.tg.pid_ns) {
             return Err(Errno::EINVAL);
         }
-        ns.pid_children = task.tg.pid_ns.new_child(k.ns_ids.next(), owner)?;
+        ns.pid_children = task.tg.pid_ns.new_child(k.ns_ids.next(), owner.clone())?;
+    }
+    if flags & CLONE_NEWTIME != 0 {
+        // For the children (and the caller after execve); it starts with the
+        // offsets of the one it replaces there (Linux's clone_time_ns).
+        let from = task.ns.time_children.offsets();
+        ns.time_children = TimeNs::new(k.ns_ids.next(), owner, from);
     }
     Ok((ns, fs))
 }
@@ -147,8 +128,7 @@ pub fn unshare(task: &mut Task, a: &Args) -> SysResult<u64> {
         | CLONE_VM
         | CLONE_FILES
         | CLONE_SYSVSEM
-        | SUPPORTED
-        | UNSUPPORTED;
+        | SUPPORTED;
     if flags & !known != 0 {
         return Err(Errno::EINVAL);
     }
@@ -169,7 +149,6 @@ pub fn unshare(task: &mut Task, a: &Args) -> SysResult<u64> {
     {
         return Err(Errno::EINVAL);
     }
-    refuse_unsupported(task, "unshare", flags)?;
     // Everything that can fail comes before anything changes.
     let mut creds = task.creds.clone();
     let made = if flags & SUPPORTED != 0 {
@@ -254,6 +233,26 @@ pub fn setns(task: &mut Task, a: &Args) -> SysResult<u64> {
                 return Err(Errno::EINVAL);
             }
             set.pid_children = p;
+        }
+        NsRef::Time(t) => {
+            // A single-threaded caller moves at once, and so do its children
+            // (Linux's timens_install); the offsets freeze.
+            let others_live = task
+                .tg
+                .state()?
+                .threads
+                .values()
+                .any(|h| !Arc::ptr_eq(h, &task.handle) && !h.exiting.load(Ordering::Acquire));
+            if others_live {
+                return Err(Errno::EUSERS);
+            }
+            if !Arc::ptr_eq(&t, &task.ns.time) {
+                t.freeze(task.kernel.vdso().map(|v| &**v));
+                let vdso = task.kernel.vdso().map(|v| &**v);
+                crate::kernel::vdso::join_time_ns(vdso, &mut *task.mm()?, &t)?;
+            }
+            set.time = t.clone();
+            set.time_children = t;
         }
         NsRef::User(u) => {
             // Only into another namespace, by a single-threaded process with its

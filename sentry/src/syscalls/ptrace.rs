@@ -320,14 +320,30 @@ fn stopped_request(
                 return Err(Errno::EIO);
             }
             let i = (addr / 8) as usize;
+            // No hardware breakpoints or watchpoints: the debug registers stay zero
+            // (a zero write is honoured as is). EIO, as Linux refuses a value it
+            // cannot take, rather than a breakpoint that never fires. No errno
+            // makes gdb fall back by itself: it fails the resume with "Couldn't
+            // write debug register"; `set can-use-hw-watchpoints 0` gives software
+            // watchpoints, which work.
+            let refused = i >= NREGS && addr >= DEBUGREG_OFFSET && data != 0;
             with_stop(h, |s| {
                 if i < NREGS {
                     put_reg(&mut s.regs, i, data)
-                } else if addr >= DEBUGREG_OFFSET && data != 0 {
-                    // No hardware breakpoints.
+                } else if refused {
                     Err(Errno::EIO)
                 } else {
                     Ok(())
+                }
+            })
+            .inspect_err(|_| {
+                if refused {
+                    task.kernel.warn_once(
+                        crate::kernel::warn_key::PTRACE_DEBUGREG,
+                        "ptrace: hardware breakpoints and watchpoints (PTRACE_POKEUSER of \
+                         the debug registers) are not supported in the sandbox (EIO); in \
+                         gdb, `set can-use-hw-watchpoints 0` gives software watchpoints",
+                    );
                 }
             })?;
             Ok(0)

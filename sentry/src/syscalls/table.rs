@@ -302,7 +302,7 @@ pub fn entry(nr: u64) -> Option<&'static Entry> {
         269 => &Entry { name: "faccessat", handler: Some(fs::faccessat), args: &[AtFd, Path, Oct], flags: 0 },
         270 => &Entry { name: "pselect6", handler: Some(poll::pselect6), args: &[Int, Ptr, Ptr, Ptr, Ptr, Ptr], flags: 0 },
         271 => &Entry { name: "ppoll", handler: Some(poll::ppoll), args: &[Ptr, Uint, Ptr, Ptr, Uint], flags: 0 },
-        272 => &Entry { name: "unshare", handler: Some(namespace::unshare), args: &[Hex], flags: PUBLISH_VIEW|PARTIAL },
+        272 => &Entry { name: "unshare", handler: Some(namespace::unshare), args: &[Hex], flags: PUBLISH_VIEW },
         273 => &Entry { name: "set_robust_list", handler: Some(process::set_robust_list), args: &[Ptr, Uint], flags: 0 },
         274 => &Entry { name: "get_robust_list", handler: None, args: &[Hex, Hex, Hex, Hex, Hex, Hex], flags: 0 },
         275 => &Entry { name: "splice", handler: Some(splice::splice), args: &[Fd, Ptr, Fd, Ptr, Uint, Hex], flags: 0 },

@@ -168,8 +168,9 @@ pub fn clock_gettime(task: &mut Task, a: &Args) -> SysResult<u64> {
             tv_nsec: t.subsec_nanos() as i64,
         }
     } else {
-        // The vDSO's clock, so that a program mixing both sees one clock.
-        task.kernel.clock_now(clock)?
+        // The vDSO's clock, so that a program mixing both sees one clock (moved
+        // by the task's time namespace, as the vDSO's page moves it).
+        task.clock_now(clock)?
     };
     io::write_struct(task.mem(), a[1], &ts)?;
     Ok(0)
@@ -277,8 +278,9 @@ pub fn clock_nanosleep(task: &mut Task, a: &Args) -> SysResult<u64> {
     };
     let ts = read_timespec(task, a[2])?;
     let dur = if flags & libc::TIMER_ABSTIME != 0 {
-        // The deadline is on the clock the program reads (the vDSO's).
-        let now = task.kernel.clock_now(hclock)?;
+        // The deadline is on the clock the program reads (the vDSO's, in its
+        // time namespace).
+        let now = task.clock_now(hclock)?;
         let now_ns = now.tv_sec as i128 * 1_000_000_000 + now.tv_nsec as i128;
         let then_ns = ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128;
         Duration::from_nanos((then_ns - now_ns).clamp(0, u64::MAX as i128) as u64)

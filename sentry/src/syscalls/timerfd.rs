@@ -66,7 +66,8 @@ pub fn timerfd_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     let interval = ts_duration(&interval)?;
     let mut value = ts_duration(&value)?;
     if flags & TFD_TIMER_ABSTIME != 0 && !value.is_zero() {
-        let now = task.kernel.clock_now(timer.clock())?;
+        // Now as the caller reads the clock (in its time namespace).
+        let now = task.clock_now(timer.clock())?;
         let now = Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec as u32);
         // A deadline already past fires at once (1ns from now).
         value = value

@@ -211,10 +211,16 @@ pub fn timer_settime(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     let (interval, mut value) = read_itimerspec(task, a[2])?;
     if a[1] as i32 & libc::TIMER_ABSTIME != 0 && !value.is_zero() {
-        value = task
-            .kernel
-            .timers
-            .until(key, value, task.kernel.vdso().map(|v| &**v))?;
+        // The deadline is on the caller's view of the clock (its time namespace):
+        // on the sandbox's, it is that much earlier or later.
+        let clock = task.kernel.timers.clock_of(key)?;
+        let off = clock.map_or(0, |c| task.clock_offset(c)) as i128;
+        let host = (value.as_nanos() as i128 - off).clamp(1, u64::MAX as i128);
+        value = task.kernel.timers.until(
+            key,
+            Duration::from_nanos(host as u64),
+            task.kernel.vdso().map(|v| &**v),
+        )?;
     }
     let tg = Arc::downgrade(&task.tg);
     let old = task.kernel.timers.set(

@@ -521,7 +521,11 @@ fn pid_dir(
         ),
         ("net", pid_net(kernel, tg)),
         ("ns", ns::ns_dir(tg, base + 43, owner)),
-        // 44.. are the ns links'.
+        // 44..=53 are the ns links'.
+        (
+            "timens_offsets",
+            timens_offsets(tg, kernel, base + 54, owner),
+        ),
         (
             "auxv",
             mk_mode(58, 0o400, |g, _, _| crate::kernel::proc_mem::auxv(g)),
@@ -602,6 +606,103 @@ fn pid_dir(
 /// `/proc/PID/oom_score_adj`: the process's value, writable as Linux allows (any
 /// value in -1000..=1000 at or above the floor a privileged writer left; lower
 /// needs CAP_SYS_RESOURCE, whose holder also moves the floor).
+/// `/proc/PID/timens_offsets`: the offsets of the time namespace the process's
+/// children go into (time_namespaces(7)), `monotonic` and `boottime` lines;
+/// written (up to two lines, `NAME|CLOCKID SECS NSECS`) by a caller with
+/// CAP_SYS_TIME over the namespace's owner until a process enters it (then
+/// `EACCES`), each offset keeping the clock within Linux's range (`ERANGE`).
+fn timens_offsets(
+    tg: &Arc<ThreadGroup>,
+    kernel: &Arc<Kernel>,
+    ino: u64,
+    owner: (u32, u32),
+) -> Arc<dyn Inode> {
+    const CAP_SYS_TIME: u32 = 25;
+    // Linux's KTIME_SEC_MAX.
+    const SEC_MAX: i64 = i64::MAX / 1_000_000_000;
+    let target = |g: &Weak<ThreadGroup>| -> SysResult<Arc<crate::kernel::ns::TimeNs>> {
+        let g = g.upgrade().ok_or(Errno::ESRCH)?;
+        let ns = g.state()?.view.ns.clone().ok_or(Errno::ESRCH)?;
+        Ok(ns.time_children.clone())
+    };
+    let (g1, g2) = (Arc::downgrade(tg), Arc::downgrade(tg));
+    let kw = Arc::downgrade(kernel);
+    let caller = caller_creds(&kw);
+    GenFile::writable(
+        ino,
+        0o644,
+        owner,
+        Arc::new(move || {
+            let o = target(&g1)?.offsets();
+            Ok(format!(
+                "{:<10} {:>10} {:>9}\n{:<10} {:>10} {:>9}\n",
+                "monotonic", o.monotonic.0, o.monotonic.1, "boottime", o.boottime.0, o.boottime.1
+            )
+            .into_bytes())
+        }),
+        Arc::new(move |buf: &[u8]| {
+            if buf.len() >= 4096 {
+                return Err(Errno::EINVAL);
+            }
+            let text = String::from_utf8_lossy(buf);
+            // Up to two lines, each "CLOCK SECS NSECS" (as Linux's sscanf).
+            let mut offs: Vec<(i32, i64, i64)> = Vec::new();
+            let mut lines: Vec<&str> = text.split('\n').collect();
+            if lines.len() > 1 && lines.last() == Some(&"") {
+                lines.pop();
+            }
+            for line in lines {
+                let mut w = line.split_ascii_whitespace();
+                let (Some(name), Some(sec), Some(nsec)) = (w.next(), w.next(), w.next()) else {
+                    return Err(Errno::EINVAL);
+                };
+                let sec: i64 = sec.parse().map_err(|_| Errno::EINVAL)?;
+                let nsec: u64 = nsec.parse().map_err(|_| Errno::EINVAL)?;
+                if nsec >= 1_000_000_000 {
+                    return Err(Errno::EINVAL);
+                }
+                let clock = match name {
+                    "monotonic" | "1" => libc::CLOCK_MONOTONIC,
+                    "boottime" | "7" => libc::CLOCK_BOOTTIME,
+                    _ => return Err(Errno::EINVAL),
+                };
+                offs.push((clock, sec, nsec as i64));
+                if offs.len() == 2 {
+                    break;
+                }
+            }
+            let ns = target(&g2)?;
+            let c = caller()?;
+            if !c.has_cap_in(crate::kernel::ns::owner(&ns.owner), CAP_SYS_TIME) {
+                return Err(Errno::EPERM);
+            }
+            let k = kw.upgrade().ok_or(Errno::ESRCH)?;
+            for &(clock, sec, nsec) in &offs {
+                if !(-SEC_MAX..=SEC_MAX).contains(&sec) {
+                    return Err(Errno::ERANGE);
+                }
+                let now = k.clock_now(clock)?;
+                let mut t = (now.tv_sec + sec, now.tv_nsec + nsec);
+                if t.1 >= 1_000_000_000 {
+                    t = (t.0 + 1, t.1 - 1_000_000_000);
+                }
+                if t.0 < 0 || t.0 > SEC_MAX / 2 {
+                    return Err(Errno::ERANGE);
+                }
+            }
+            ns.set_offsets(|o| {
+                for &(clock, sec, nsec) in &offs {
+                    if clock == libc::CLOCK_MONOTONIC {
+                        o.monotonic = (sec, nsec);
+                    } else {
+                        o.boottime = (sec, nsec);
+                    }
+                }
+            })
+        }),
+    )
+}
+
 fn oom_score_adj(
     tg: &Arc<ThreadGroup>,
     kernel: &Arc<Kernel>,
@@ -1185,6 +1286,8 @@ fn uptime(k: &Weak<Kernel>, ncpus: usize) -> SysResult<String> {
     let k = k.upgrade().ok_or(Errno::EIO)?;
     let up = k.boot_time.elapsed().as_secs_f64();
     let idle = (up * ncpus as f64 - cpu_ticks() as f64 / 100.0).max(0.0);
+    // The reader's time namespace moves its boot time (Linux's timens_add_boottime).
+    let up = up + reader_ns(&k).time.offsets().boot_ns() as f64 / 1e9;
     Ok(format!("{up:.2} {idle:.2}\n"))
 }
 

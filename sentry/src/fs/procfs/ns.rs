@@ -15,13 +15,15 @@ use super::node::GenDir;
 const NSFS_DEV: u64 = 4;
 
 /// Kinds listed, in Linux's order.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 10] = [
     "cgroup",
     "ipc",
     "mnt",
     "net",
     "pid",
     "pid_for_children",
+    "time",
+    "time_for_children",
     "user",
     "uts",
 ];
