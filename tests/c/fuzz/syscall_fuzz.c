@@ -315,6 +315,30 @@ static uint64_t now_ms(void) {
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+// Counts overwritten in the shared slots (see take_count).
+static uint64_t corrupt_counts;
+
+// Takes worker w's count from its slot if it is believable, and says whether it moved.
+// The workers' random calls reach the shared slots like any memory of theirs (a 10^7-call
+// run left one reading 4.5e18): a count that went down, or grew faster than a million
+// calls a second since it was last taken, is taken for overwritten; the last believable
+// one stays and is written back, so the workers go on counting from it.
+static int take_count(int w, uint64_t *last, uint64_t *taken_at, uint64_t t) {
+    uint64_t c = slots[w].calls;
+    int moved = 0;
+    if (c != *last) {
+        if (c < *last || c - *last > (t - *taken_at + 10) * 1000) {
+            corrupt_counts++;
+            slots[w].calls = *last;
+        } else {
+            *last = c;
+            moved = 1;
+        }
+    }
+    *taken_at = t;
+    return moved;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s SEED CALLS WORKERS THREADS [STALL_MS]\n", argv[0]);
@@ -339,6 +363,7 @@ int main(int argc, char **argv) {
     int generation[MAX_WORKERS] = {0};
     uint64_t last_calls[MAX_WORKERS] = {0};
     uint64_t last_move[MAX_WORKERS] = {0};
+    uint64_t taken_at[MAX_WORKERS] = {0};
     // Each worker's pid, in the parent's own memory: the shared slots are within reach of
     // the workers' random calls (a 10^7-call run overwrote one, and the parent then
     // "killed" a pid that did not exist and reported the live worker as a hang).
@@ -350,7 +375,9 @@ int main(int argc, char **argv) {
     for (;;) {
         int done = 1;
         for (int w = 0; w < workers; w++) {
-            if (slots[w].calls >= quota && pids[w] == 0)
+            if (pids[w] == 0)
+                take_count(w, &last_calls[w], &taken_at[w], now_ms());
+            if (last_calls[w] >= quota && pids[w] == 0)
                 continue;
             done = 0;
             if (pids[w] == 0) {
@@ -364,7 +391,6 @@ int main(int argc, char **argv) {
                 }
                 pids[w] = p;
                 last_move[w] = now_ms();
-                last_calls[w] = slots[w].calls;
                 killed_at[w] = 0;
                 started++;
             }
@@ -393,8 +419,7 @@ int main(int argc, char **argv) {
         for (int w = 0; w < workers; w++) {
             if (pids[w] == 0)
                 continue;
-            if (slots[w].calls != last_calls[w]) {
-                last_calls[w] = slots[w].calls;
+            if (take_count(w, &last_calls[w], &taken_at[w], t)) {
                 last_move[w] = t;
             } else if (killed_at[w] == 0 && t - last_move[w] > stall_ms) {
                 kill(pids[w], SIGKILL);
@@ -416,12 +441,13 @@ int main(int argc, char **argv) {
     }
     uint64_t total = 0;
     for (int w = 0; w < workers; w++)
-        total += slots[w].calls;
+        total += last_calls[w];
     printf("fuzz: done seed=%llu calls=%llu workers_started=%llu died_by_signal=%llu "
-           "died_with_status=%llu stalled=%llu ms=%llu\n",
+           "died_with_status=%llu stalled=%llu corrupt_counts=%llu ms=%llu\n",
            (unsigned long long)seed, (unsigned long long)total, (unsigned long long)started,
            (unsigned long long)died_signal, (unsigned long long)died_status,
-           (unsigned long long)stalls, (unsigned long long)(now_ms() - t0));
+           (unsigned long long)stalls, (unsigned long long)corrupt_counts,
+           (unsigned long long)(now_ms() - t0));
     if (getenv("FUZZ_VERBOSE")) {
         for (int i = 1; i < 65; i++)
             if (by_signal[i])
