@@ -186,6 +186,24 @@ fn seal(fd: BorrowedFd<'_>, seals: nix::fcntl::SealFlag) -> SysResult<()> {
     Ok(())
 }
 
+/// A data page (the sandbox's or a time namespace's): the sentry's writable view is
+/// mapped before the seal that refuses any later writable shared mapping, so no
+/// process can ever map it writable, whatever its stub is asked.
+fn data_page(name: &std::ffi::CStr) -> SysResult<(OwnedFd, host::SharedWords)> {
+    use nix::fcntl::SealFlag;
+    let fd = memfd(name)?;
+    nix::unistd::ftruncate(&fd, PAGE_SIZE as i64)?;
+    let page = host::map_shared_words(fd.as_fd())?;
+    seal(
+        fd.as_fd(),
+        SealFlag::F_SEAL_FUTURE_WRITE
+            | SealFlag::F_SEAL_SHRINK
+            | SealFlag::F_SEAL_GROW
+            | SealFlag::F_SEAL_SEAL,
+    )?;
+    Ok((fd, page))
+}
+
 impl Vdso {
     fn new() -> SysResult<Vdso> {
         use nix::fcntl::SealFlag;
@@ -205,19 +223,7 @@ impl Vdso {
                 | SealFlag::F_SEAL_GROW
                 | SealFlag::F_SEAL_SEAL,
         )?;
-        // The data page: the sentry's writable view is mapped before the seal that
-        // refuses any later writable shared mapping, so no process can ever map it
-        // writable, whatever its stub is asked.
-        let vvar = memfd(c"rvisor-vvar")?;
-        nix::unistd::ftruncate(&vvar, PAGE_SIZE as i64)?;
-        let page = host::map_shared_words(vvar.as_fd())?;
-        seal(
-            vvar.as_fd(),
-            SealFlag::F_SEAL_FUTURE_WRITE
-                | SealFlag::F_SEAL_SHRINK
-                | SealFlag::F_SEAL_GROW
-                | SealFlag::F_SEAL_SEAL,
-        )?;
+        let (vvar, page) = data_page(c"rvisor-vvar")?;
         let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         page[W_NCPUS].store(ncpus as u64, Ordering::Relaxed);
         let coarse = host::clock_getres(libc::CLOCK_MONOTONIC_COARSE)
@@ -286,17 +292,7 @@ impl Vdso {
     /// A data page for a time namespace with offsets `mono` and `boot` (ns): a
     /// copy of the sandbox's page, updated with it from now on.
     pub fn ns_page(&self, mono: i64, boot: i64) -> SysResult<Arc<NsPage>> {
-        use nix::fcntl::SealFlag;
-        let fd = memfd(c"rvisor-vvar-timens")?;
-        nix::unistd::ftruncate(&fd, PAGE_SIZE as i64)?;
-        let page = host::map_shared_words(fd.as_fd())?;
-        seal(
-            fd.as_fd(),
-            SealFlag::F_SEAL_FUTURE_WRITE
-                | SealFlag::F_SEAL_SHRINK
-                | SealFlag::F_SEAL_GROW
-                | SealFlag::F_SEAL_SEAL,
-        )?;
+        let (fd, page) = data_page(c"rvisor-vvar-timens")?;
         let p = Arc::new(NsPage {
             mem: Arc::new(VdsoMem { fd }),
             page,
