@@ -576,6 +576,17 @@ const OPTMEM_MAX: u64 = 20_480;
 /// `sizeof(struct cmsghdr)`.
 const CMSG_HDR: usize = 16;
 
+/// The per-packet IP options passed between the program and the host, both ways:
+/// sent with `sendmsg` and received with the error queue.
+const PASSED: [(i32, i32); 6] = [
+    (libc::SOL_IP, libc::IP_PKTINFO),
+    (libc::SOL_IP, libc::IP_TTL),
+    (libc::SOL_IP, libc::IP_TOS),
+    (libc::SOL_IPV6, libc::IPV6_PKTINFO),
+    (libc::SOL_IPV6, libc::IPV6_HOPLIMIT),
+    (libc::SOL_IPV6, libc::IPV6_TCLASS),
+];
+
 /// The control messages of a `sendmsg` that go to the host: at `SOL_IP`
 /// `IP_PKTINFO`, `IP_TTL`, `IP_TOS` and at `SOL_IPV6` `IPV6_PKTINFO`,
 /// `IPV6_HOPLIMIT`, `IPV6_TCLASS` (each as the program wrote it; the host checks
@@ -586,14 +597,6 @@ const CMSG_HDR: usize = 16;
 /// (routing headers, IP options, ...) are `EINVAL` (not passed, logged); other
 /// levels are skipped, as Linux does.
 pub fn check_control(c: &[u8]) -> SysResult<Vec<u8>> {
-    const PASSED: [(i32, i32); 6] = [
-        (libc::SOL_IP, libc::IP_PKTINFO),
-        (libc::SOL_IP, libc::IP_TTL),
-        (libc::SOL_IP, libc::IP_TOS),
-        (libc::SOL_IPV6, libc::IPV6_PKTINFO),
-        (libc::SOL_IPV6, libc::IPV6_HOPLIMIT),
-        (libc::SOL_IPV6, libc::IPV6_TCLASS),
-    ];
     let mut out = Vec::new();
     let mut off = 0usize;
     while off + CMSG_HDR <= c.len() {
@@ -639,16 +642,6 @@ pub fn check_control(c: &[u8]) -> SysResult<Vec<u8>> {
 /// them (the same ABI). Anything else (no option the program can set produces
 /// one) is dropped, logged; a message the host cut (`MSG_CTRUNC`) stays cut.
 fn errqueue_control(c: &[u8]) -> Vec<u8> {
-    const KEPT: [(i32, i32); 8] = [
-        (libc::SOL_IP, libc::IP_RECVERR),
-        (libc::SOL_IPV6, libc::IPV6_RECVERR),
-        (libc::SOL_IP, libc::IP_PKTINFO),
-        (libc::SOL_IP, libc::IP_TTL),
-        (libc::SOL_IP, libc::IP_TOS),
-        (libc::SOL_IPV6, libc::IPV6_PKTINFO),
-        (libc::SOL_IPV6, libc::IPV6_HOPLIMIT),
-        (libc::SOL_IPV6, libc::IPV6_TCLASS),
-    ];
     let mut out = Vec::new();
     let mut off = 0usize;
     while off + CMSG_HDR <= c.len() {
@@ -664,7 +657,7 @@ fn errqueue_control(c: &[u8]) -> Vec<u8> {
             || (level, ty) == (libc::SOL_IPV6, libc::IPV6_RECVERR);
         // An error message holds at least its sock_extended_err unless cut.
         let whole = end - off >= CMSG_HDR + EXTENDED_ERR || end == c.len();
-        if KEPT.contains(&(level, ty)) && (!is_err || whole) {
+        if (is_err && whole) || PASSED.contains(&(level, ty)) {
             out.extend_from_slice(&c[off..end]);
             while !out.len().is_multiple_of(8) && end < c.len() {
                 out.push(0);
