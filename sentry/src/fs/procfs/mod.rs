@@ -603,13 +603,10 @@ fn pid_dir(
     )
 }
 
-/// `/proc/PID/oom_score_adj`: the process's value, writable as Linux allows (any
-/// value in -1000..=1000 at or above the floor a privileged writer left; lower
-/// needs CAP_SYS_RESOURCE, whose holder also moves the floor).
 /// `/proc/PID/timens_offsets`: the offsets of the time namespace the process's
 /// children go into (time_namespaces(7)), `monotonic` and `boottime` lines;
-/// written (up to two lines, `NAME|CLOCKID SECS NSECS`) by a caller with
-/// CAP_SYS_TIME over the namespace's owner until a process enters it (then
+/// written (up to two lines, `NAME|CLOCKID SECS NSECS`) through a descriptor
+/// whose opener held CAP_SYS_TIME over the namespace's owner until a process enters it (then
 /// `EACCES`), each offset keeping the clock within Linux's range (`ERANGE`).
 fn timens_offsets(
     tg: &Arc<ThreadGroup>,
@@ -628,7 +625,7 @@ fn timens_offsets(
     let (g1, g2) = (Arc::downgrade(tg), Arc::downgrade(tg));
     let kw = Arc::downgrade(kernel);
     let caller = caller_creds(&kw);
-    GenFile::writable(
+    GenFile::writable_as_opened(
         ino,
         0o644,
         owner,
@@ -640,69 +637,76 @@ fn timens_offsets(
             )
             .into_bytes())
         }),
-        Arc::new(move |buf: &[u8]| {
-            if buf.len() >= 4096 {
-                return Err(Errno::EINVAL);
-            }
-            let text = String::from_utf8_lossy(buf);
-            // Up to two lines, each "CLOCK SECS NSECS" (as Linux's sscanf).
-            let mut offs: Vec<(i32, i64, i64)> = Vec::new();
-            let mut lines: Vec<&str> = text.split('\n').collect();
-            if lines.len() > 1 && lines.last() == Some(&"") {
-                lines.pop();
-            }
-            for line in lines {
-                let mut w = line.split_ascii_whitespace();
-                let (Some(name), Some(sec), Some(nsec)) = (w.next(), w.next(), w.next()) else {
-                    return Err(Errno::EINVAL);
-                };
-                let sec: i64 = sec.parse().map_err(|_| Errno::EINVAL)?;
-                let nsec: u64 = nsec.parse().map_err(|_| Errno::EINVAL)?;
-                if nsec >= 1_000_000_000 {
+        Arc::new(move || {
+            // Linux checks the opener's CAP_SYS_TIME (`file_ns_capable`), not the writer's.
+            let opener = caller()?;
+            let (g2, kw) = (g2.clone(), kw.clone());
+            Ok(Arc::new(move |buf: &[u8]| {
+                if buf.len() >= 4096 {
                     return Err(Errno::EINVAL);
                 }
-                let clock = match name {
-                    "monotonic" | "1" => libc::CLOCK_MONOTONIC,
-                    "boottime" | "7" => libc::CLOCK_BOOTTIME,
-                    _ => return Err(Errno::EINVAL),
-                };
-                offs.push((clock, sec, nsec as i64));
-                if offs.len() == 2 {
-                    break;
+                let text = String::from_utf8_lossy(buf);
+                // Up to two lines, each "CLOCK SECS NSECS" (as Linux's sscanf).
+                let mut offs: Vec<(i32, i64, i64)> = Vec::new();
+                let mut lines: Vec<&str> = text.split('\n').collect();
+                if lines.len() > 1 && lines.last() == Some(&"") {
+                    lines.pop();
                 }
-            }
-            let ns = target(&g2)?;
-            let c = caller()?;
-            if !c.has_cap_in(crate::kernel::ns::owner(&ns.owner), CAP_SYS_TIME) {
-                return Err(Errno::EPERM);
-            }
-            let k = kw.upgrade().ok_or(Errno::ESRCH)?;
-            for &(clock, sec, nsec) in &offs {
-                if !(-SEC_MAX..=SEC_MAX).contains(&sec) {
-                    return Err(Errno::ERANGE);
-                }
-                let now = k.clock_now(clock)?;
-                let mut t = (now.tv_sec + sec, now.tv_nsec + nsec);
-                if t.1 >= 1_000_000_000 {
-                    t = (t.0 + 1, t.1 - 1_000_000_000);
-                }
-                if t.0 < 0 || t.0 > SEC_MAX / 2 {
-                    return Err(Errno::ERANGE);
-                }
-            }
-            ns.set_offsets(|o| {
-                for &(clock, sec, nsec) in &offs {
-                    if clock == libc::CLOCK_MONOTONIC {
-                        o.monotonic = (sec, nsec);
-                    } else {
-                        o.boottime = (sec, nsec);
+                for line in lines {
+                    let mut w = line.split_ascii_whitespace();
+                    let (Some(name), Some(sec), Some(nsec)) = (w.next(), w.next(), w.next()) else {
+                        return Err(Errno::EINVAL);
+                    };
+                    let sec: i64 = sec.parse().map_err(|_| Errno::EINVAL)?;
+                    let nsec: u64 = nsec.parse().map_err(|_| Errno::EINVAL)?;
+                    if nsec >= 1_000_000_000 {
+                        return Err(Errno::EINVAL);
+                    }
+                    let clock = match name {
+                        "monotonic" | "1" => libc::CLOCK_MONOTONIC,
+                        "boottime" | "7" => libc::CLOCK_BOOTTIME,
+                        _ => return Err(Errno::EINVAL),
+                    };
+                    offs.push((clock, sec, nsec as i64));
+                    if offs.len() == 2 {
+                        break;
                     }
                 }
-            })
+                let ns = target(&g2)?;
+                if !opener.has_cap_in(crate::kernel::ns::owner(&ns.owner), CAP_SYS_TIME) {
+                    return Err(Errno::EPERM);
+                }
+                let k = kw.upgrade().ok_or(Errno::ESRCH)?;
+                for &(clock, sec, nsec) in &offs {
+                    if !(-SEC_MAX..=SEC_MAX).contains(&sec) {
+                        return Err(Errno::ERANGE);
+                    }
+                    let now = k.clock_now(clock)?;
+                    let mut t = (now.tv_sec + sec, now.tv_nsec + nsec);
+                    if t.1 >= 1_000_000_000 {
+                        t = (t.0 + 1, t.1 - 1_000_000_000);
+                    }
+                    if t.0 < 0 || t.0 > SEC_MAX / 2 {
+                        return Err(Errno::ERANGE);
+                    }
+                }
+                ns.set_offsets(|o| {
+                    for &(clock, sec, nsec) in &offs {
+                        if clock == libc::CLOCK_MONOTONIC {
+                            o.monotonic = (sec, nsec);
+                        } else {
+                            o.boottime = (sec, nsec);
+                        }
+                    }
+                })
+            }))
         }),
     )
 }
 
+/// `/proc/PID/oom_score_adj`: the process's value, writable as Linux allows (any
+/// value in -1000..=1000 at or above the floor a privileged writer left; lower
+/// needs CAP_SYS_RESOURCE, whose holder also moves the floor).
 fn oom_score_adj(
     tg: &Arc<ThreadGroup>,
     kernel: &Arc<Kernel>,

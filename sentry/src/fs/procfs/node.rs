@@ -14,6 +14,12 @@ pub const PROC_DEV: u64 = 0x14;
 pub type Gen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
 /// Write handler of a synthetic file: takes one write's bytes.
 pub type Put = Arc<dyn Fn(&[u8]) -> SysResult<()> + Send + Sync>;
+/// Maker of a write handler, called when the file is opened for writing, in the
+/// opener's context: Linux checks many proc files against the opener's
+/// credentials (`file->f_cred`), not the writer's, so a descriptor handed to a
+/// process with more privilege gains nothing and one opened by a privileged
+/// process keeps working after it drops privilege. It may refuse the open.
+pub type PutAtOpen = Arc<dyn Fn() -> SysResult<Put> + Send + Sync>;
 /// Target generator of a synthetic symlink.
 pub type LinkGen = Arc<dyn Fn() -> SysResult<Vec<u8>> + Send + Sync>;
 /// Directory lookup: a name to an inode.
@@ -44,7 +50,15 @@ pub struct GenFile {
     mode: u32,
     owner: (u32, u32),
     gen: Gen,
-    put: Option<Put>,
+    put: Option<Writer>,
+}
+
+/// How a [`GenFile`] takes writes.
+enum Writer {
+    /// The same handler for every opener.
+    Fixed(Put),
+    /// A handler made per open for writing.
+    AtOpen(PutAtOpen),
 }
 
 impl GenFile {
@@ -67,7 +81,25 @@ impl GenFile {
             mode,
             owner,
             gen,
-            put: Some(put),
+            put: Some(Writer::Fixed(put)),
+        })
+    }
+
+    /// A writable file whose write handler is made at each open for writing by
+    /// `bind`, which sees the opener (and may refuse the open).
+    pub fn writable_as_opened(
+        ino: u64,
+        mode: u32,
+        owner: (u32, u32),
+        gen: Gen,
+        bind: PutAtOpen,
+    ) -> Arc<GenFile> {
+        Arc::new(GenFile {
+            ino,
+            mode,
+            owner,
+            gen,
+            put: Some(Writer::AtOpen(bind)),
         })
     }
 
@@ -120,14 +152,18 @@ impl Inode for GenFile {
         ))
     }
     fn open(&self, flags: i32) -> SysResult<Box<dyn FileImpl>> {
-        if flags & libc::O_ACCMODE != libc::O_RDONLY && self.put.is_none() {
-            return Err(Errno::EACCES);
-        }
+        let writing = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let put = match (&self.put, writing) {
+            (None, true) => return Err(Errno::EACCES),
+            (Some(Writer::Fixed(put)), _) => Some(put.clone()),
+            (Some(Writer::AtOpen(bind)), true) => Some(bind()?),
+            (Some(Writer::AtOpen(_)), false) | (None, false) => None,
+        };
         let data = (self.gen)()?;
         Ok(Box::new(Snapshot {
             data,
             stat: self.stat()?,
-            put: self.put.clone(),
+            put,
         }))
     }
 }

@@ -16,9 +16,10 @@ use super::node::GenFile;
 pub type CredsOf = Arc<dyn Fn() -> SysResult<Credentials> + Send + Sync>;
 
 /// `/proc/PID/uid_map` or `gid_map` of the process `target` gives, read and
-/// written by the process `caller` gives (`proc_uid_map_write`): the caller must
-/// be in the namespace or its parent and hold CAP_SYS_ADMIN over it; beyond its
-/// own id, CAP_SETUID (CAP_SETGID) over the parent.
+/// written through a descriptor the process `caller` gives opened
+/// (`proc_uid_map_write`): the opener must be in the namespace or its parent and
+/// hold CAP_SYS_ADMIN over it; beyond its own id, both the opener and the writer
+/// need CAP_SETUID (CAP_SETGID) over the parent.
 pub fn map_file(
     ino: u64,
     owner: (u32, u32),
@@ -27,7 +28,7 @@ pub fn map_file(
     caller: CredsOf,
 ) -> Arc<dyn Inode> {
     let (t2, c2) = (target.clone(), caller.clone());
-    GenFile::writable(
+    GenFile::writable_as_opened(
         ino,
         0o644,
         owner,
@@ -36,29 +37,36 @@ pub fn map_file(
             let reader = caller()?.user_ns().clone();
             Ok(ns.show_map(kind, &reader).into_bytes())
         }),
-        Arc::new(move |buf: &[u8]| {
-            let ns = t2()?.user_ns().clone();
-            let w = c2()?;
-            let own = w.user_ns();
-            let parent = ns.parent.clone().ok_or(Errno::EPERM)?;
-            if !Arc::ptr_eq(own, &ns) && !Arc::ptr_eq(own, &parent) {
-                return Err(Errno::EPERM);
-            }
-            if !w.has_cap_in(&ns, CAP_SYS_ADMIN) {
-                return Err(Errno::EPERM);
-            }
-            let cap = match kind {
-                MapKind::Uid => CAP_SETUID,
-                MapKind::Gid => CAP_SETGID,
-            };
-            let privileged = w.has_cap_in(&parent, cap);
-            ns.write_map(kind, buf, privileged, (w.euid, w.egid))
+        Arc::new(move || {
+            // Linux checks the opener's credentials (`file->f_cred`); only the
+            // privileged case also asks the writer.
+            let opener = c2()?;
+            let (target, writer) = (t2.clone(), c2.clone());
+            Ok(Arc::new(move |buf: &[u8]| {
+                let ns = target()?.user_ns().clone();
+                let own = opener.user_ns();
+                let parent = ns.parent.clone().ok_or(Errno::EPERM)?;
+                if !Arc::ptr_eq(own, &ns) && !Arc::ptr_eq(own, &parent) {
+                    return Err(Errno::EPERM);
+                }
+                if !opener.has_cap_in(&ns, CAP_SYS_ADMIN) {
+                    return Err(Errno::EPERM);
+                }
+                let cap = match kind {
+                    MapKind::Uid => CAP_SETUID,
+                    MapKind::Gid => CAP_SETGID,
+                };
+                let privileged =
+                    opener.has_cap_in(&parent, cap) && writer()?.has_cap_in(&parent, cap);
+                ns.write_map(kind, buf, privileged, (opener.euid, opener.egid))
+            }))
         }),
     )
 }
 
 /// `/proc/PID/setgroups`: `allow` or `deny`, changed as [`userns::UserNs::write_setgroups`]
-/// says by a caller in the namespace or its parent with CAP_SYS_ADMIN over it.
+/// says; opening it for writing needs CAP_SYS_ADMIN over the namespace
+/// (`proc_setgroups_open`), the write itself asks nothing more.
 pub fn setgroups_file(
     ino: u64,
     owner: (u32, u32),
@@ -66,7 +74,7 @@ pub fn setgroups_file(
     caller: CredsOf,
 ) -> Arc<dyn Inode> {
     let t2 = target.clone();
-    GenFile::writable(
+    GenFile::writable_as_opened(
         ino,
         0o644,
         owner,
@@ -78,16 +86,12 @@ pub fn setgroups_file(
                 b"deny\n".to_vec()
             })
         }),
-        Arc::new(move |buf: &[u8]| {
+        Arc::new(move || {
             let ns = t2()?.user_ns().clone();
-            let w = caller()?;
-            let own = w.user_ns();
-            let in_or_above =
-                Arc::ptr_eq(own, &ns) || ns.parent.as_ref().is_some_and(|p| Arc::ptr_eq(own, p));
-            if !in_or_above || !w.has_cap_in(&ns, CAP_SYS_ADMIN) {
+            if !caller()?.has_cap_in(&ns, CAP_SYS_ADMIN) {
                 return Err(Errno::EPERM);
             }
-            ns.write_setgroups(buf)
+            Ok(Arc::new(move |buf: &[u8]| ns.write_setgroups(buf)))
         }),
     )
 }
