@@ -23,7 +23,8 @@
 //! Once confined the sentry can make no new instance (no `fsopen` in its allow-list,
 //! nor the capability). So before that point ([`seal`]) [`make_spares`] makes a
 //! pool of *spare* instances, empty and of graded sizes (1, 2, 3 pages, then four
-//! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to 1 TiB), and a tmpfs mounted later
+//! sizes per doubling: 4, 5, 6, 7 × 2^k pages, up to the first at least the machine's
+//! memory, at most 1 TiB), and a tmpfs mounted later
 //! (`mount -t tmpfs` inside the sandbox, a container added to a running pod)
 //! takes the smallest free spare at least its `size=`, at most twice it or at most
 //! [`FILLER_MAX_PAGES`] larger ([`mount`] after [`seal`]). `write` and `fallocate`
@@ -95,7 +96,7 @@ struct Staging {
     dir: &'static std::ffi::CStr,
     /// Whether it is mounted there yet (on the first instance).
     mounted: bool,
-    /// The name of the next instance's directory in it.
+    /// The instances mounted there so far (all on its directory `0`, stacked).
     next: u64,
 }
 /// Set once the sentry is confined: no instance can be made any more.
@@ -185,9 +186,15 @@ impl Pool {
     }
 }
 
-/// The spares' sizes in pages: 1, 2, 3, then 4, 5, 6, 7 × 2^k up to
-/// [`SPARE_MAX_PAGES`], so every size has a spare less than a quarter larger.
+/// The spares' sizes in pages: 1, 2, 3, then 4, 5, 6, 7 × 2^k up to the first at
+/// least the machine's memory ([`spare_max_pages`]), so every size up to there has a
+/// spare less than a quarter larger.
 fn spare_sizes() -> Vec<u64> {
+    sizes_up_to(spare_max_pages())
+}
+
+/// [`spare_sizes`] up to the first size of at least `max` pages.
+fn sizes_up_to(max: u64) -> Vec<u64> {
     let mut v = vec![1, 2, 3];
     for k in 0.. {
         for m in 4u64..8 {
@@ -196,9 +203,29 @@ fn spare_sizes() -> Vec<u64> {
                 return v;
             }
             v.push(p);
+            if p >= max {
+                return v;
+            }
         }
     }
     v
+}
+
+/// The largest spare needed: the machine's memory in pages (a tmpfs without
+/// `size=` is half of it, so its spare is at most the memory), at most
+/// [`SPARE_MAX_PAGES`]. A mount larger than the machine's memory cannot have all
+/// its pages faulted in anyway (the host's memory, or the sandbox's cgroup, runs
+/// out first), so it keeps memfds; each spare costs a mount at every start and its
+/// teardown at exit: on a 24 GiB machine 86 spares, where 1 TiB took 108.
+fn spare_max_pages() -> u64 {
+    crate::sys::host::sysinfo()
+        .map(|s| {
+            s.totalram
+                .saturating_mul(u64::from(s.mem_unit))
+                .div_ceil(PAGE)
+        })
+        .unwrap_or(SPARE_MAX_PAGES)
+        .clamp(1, SPARE_MAX_PAGES)
 }
 
 /// Duplicates `fds` onto `fds.len()` consecutive free descriptor numbers from
@@ -296,14 +323,19 @@ fn staged_instance(st: &mut Staging, size: u64) -> SysResult<OwnedFd> {
         mount_tmpfs(st.dir, c"size=4k,mode=0700", flags | libc::MS_NOEXEC)?;
         st.mounted = true;
     }
+    // Every instance goes on the same directory, each over the one before (a
+    // mount on a mount point goes on top, and the path names the top one): a
+    // directory per instance cost a `mkdir` each, a fifth of the pool's time.
     let mut path = st.dir.to_bytes().to_vec();
-    path.extend_from_slice(format!("/{}", st.next).as_bytes());
-    st.next += 1;
+    path.extend_from_slice(b"/0");
     let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
-    // SAFETY: a NUL-terminated path and an integer mode.
-    if unsafe { libc::mkdir(path.as_ptr(), 0o700) } < 0 {
-        return Err(Errno::last());
+    if st.next == 0 {
+        // SAFETY: a NUL-terminated path and an integer mode.
+        if unsafe { libc::mkdir(path.as_ptr(), 0o700) } < 0 {
+            return Err(Errno::last());
+        }
     }
+    st.next += 1;
     let data = std::ffi::CString::new(format!("size={size},nr_inodes=0,mode=0700,huge=never"))
         .map_err(|_| Errno::EINVAL)?;
     // MOUNT_ATTRS, in mount(2)'s flags.
@@ -776,7 +808,10 @@ pub(crate) mod tests {
     fn spare_sizes_are_graded_by_quarters() {
         let s = spare_sizes();
         assert_eq!(&s[..8], &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(*s.last().unwrap(), SPARE_MAX_PAGES);
+        assert!(*s.last().unwrap() >= spare_max_pages());
+        assert_eq!(*sizes_up_to(u64::MAX).last().unwrap(), SPARE_MAX_PAGES);
+        assert_eq!(*sizes_up_to(5 << 20).last().unwrap(), 5 << 20, "20 GiB");
+        assert_eq!(*sizes_up_to((5 << 20) + 1).last().unwrap(), 6 << 20);
         for w in s.windows(2) {
             assert!(w[1] > w[0], "{w:?}");
             assert!(
