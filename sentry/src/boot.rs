@@ -220,7 +220,7 @@ fn run_inner(
     let mut spec = process_spec(&root, fds, &config.process, 0, config.net_raw).map_err(fail)?;
     let mut shared = None;
     if let Some(c) = control {
-        c.set_sandbox(&config.id, &config.overlay);
+        c.set_sandbox(&config.id, &config.overlay, config.overlay_size);
         shared = Some(c.shared());
         // OCI create: the first process is loaded, then held until `start`.
         let k = Arc::downgrade(&kernel);
