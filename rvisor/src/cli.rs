@@ -39,8 +39,12 @@ pub struct GlobalOpts {
     /// `root:self`) keeps the changes in the sandbox with the file data in unnamed
     /// files on the rootfs's own filesystem, `memory` keeps all of it in the
     /// sandbox's memory, `none` sends writes through the gofer to the host directory.
-    #[arg(long, value_enum, default_value_t = Overlay::SelfFile)]
-    pub overlay: Overlay,
+    /// `MODE,size=N` (`64m`, `1g`, bytes) bounds what the upper layer keeps in memory
+    /// (all of it with `memory`; new files once `self` falls back to memory), as a
+    /// tmpfs's `size=`; without it the bound is the container's memory limit, else
+    /// half the machine's memory.
+    #[arg(long, value_name = "MODE[,size=N]", default_value = "self", value_parser = parse_overlay)]
+    pub overlay: OverlayOpt,
 
     /// Network stack: `sandbox` attaches the sentry's own TCP/IP stack to the
     /// container's network namespace interface (the default of `run` and `create`);
@@ -123,7 +127,7 @@ impl GlobalOpts {
     pub fn forwarded(&self) -> Vec<OsString> {
         let mut v: Vec<OsString> = vec![
             format!("--platform={}", self.platform.name()).into(),
-            format!("--overlay={}", self.overlay.name()).into(),
+            format!("--overlay={}", self.overlay.spelling()).into(),
             format!("--log-format={}", self.log_format.name()).into(),
             format!("--core-scheduling={}", value_name(&self.core_scheduling)).into(),
             format!("--syscall-patching={}", value_name(&self.syscall_patching)).into(),
@@ -244,6 +248,62 @@ impl Overlay {
     pub fn name(self) -> String {
         value_name(&self)
     }
+}
+
+/// `--overlay=MODE[,size=N]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverlayOpt {
+    pub mode: Overlay,
+    /// `size=`, in bytes.
+    pub size: Option<u64>,
+}
+
+impl OverlayOpt {
+    /// The mode's name (`self`, `memory`, `none`).
+    pub fn name(self) -> String {
+        self.mode.name()
+    }
+
+    /// The flag's value, as [`parse_overlay`] reads it back.
+    pub fn spelling(self) -> String {
+        match self.size {
+            Some(n) => format!("{},size={n}", self.name()),
+            None => self.name(),
+        }
+    }
+}
+
+/// Parses `MODE[,size=N]` (N in bytes, or with a k/m/g/t suffix).
+pub fn parse_overlay(v: &str) -> Result<OverlayOpt, String> {
+    let mut parts = v.split(',');
+    let mode = parts.next().unwrap_or_default();
+    let mode = Overlay::from_str(mode, false)
+        .map_err(|_| format!("{mode:?}: the mode is self, memory or none"))?;
+    let mut size = None;
+    for o in parts {
+        let Some(n) = o.strip_prefix("size=") else {
+            return Err(format!("{o:?}: the only option is size=N"));
+        };
+        if mode == Overlay::None {
+            return Err("none has no upper layer to bound".into());
+        }
+        let bad = || format!("size={n}: not a size like 64m, 1g or 1048576");
+        let (num, shift) = match n.as_bytes().last() {
+            Some(b'k' | b'K') => (&n[..n.len() - 1], 10),
+            Some(b'm' | b'M') => (&n[..n.len() - 1], 20),
+            Some(b'g' | b'G') => (&n[..n.len() - 1], 30),
+            Some(b't' | b'T') => (&n[..n.len() - 1], 40),
+            _ => (n, 0),
+        };
+        let bytes = num
+            .parse::<u64>()
+            .ok()
+            .and_then(|x| x.checked_mul(1 << shift))
+            .filter(|&b| b > 0)
+            .ok_or_else(bad)?;
+        size = Some(bytes);
+    }
+    Ok(OverlayOpt { mode, size })
 }
 impl Network {
     pub fn name(self) -> String {

@@ -261,7 +261,7 @@ fn supervise_added(
         b.readonly,
         &b.binds,
         &gofer_end,
-        g.overlay == crate::cli::Overlay::SelfFile,
+        g.overlay.mode == crate::cli::Overlay::SelfFile,
     )?;
     drop(gofer_end);
     let adj = b.spec.process().as_ref().and_then(|p| p.oom_score_adj());
@@ -518,6 +518,7 @@ fn supervise_inner(g: &GlobalOpts, a: &SuperviseArgs, ready: &mut Option<File>) 
         hostname,
         process: b.process.clone(),
         overlay: g.overlay.name(),
+        overlay_size: g.overlay.size,
         network: network.name(),
         readonly_rootfs: b.readonly,
         mounts: b.mounts.clone(),

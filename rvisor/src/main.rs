@@ -311,10 +311,11 @@ fn run_do(g: &GlobalOpts, a: &DoArgs, id: String) -> Result<i32> {
         },
         // The host's own root takes no upper-layer files: `self` keeps the upper
         // layer in memory there, as `memory` does.
-        overlay: match g.overlay {
+        overlay: match g.overlay.mode {
             cli::Overlay::SelfFile if host_root => cli::Overlay::Memory.name(),
             o => o.name(),
         },
+        overlay_size: g.overlay.size,
         network: network.name(),
         // The host's own root is never written by `do`: with the memory overlay the
         // sandbox may write (into the sentry's memory, as `runsc do`); with
@@ -432,6 +433,7 @@ fn run_bundle(g: &GlobalOpts, a: &RunArgs) -> Result<i32> {
         hostname,
         process: b.process,
         overlay: g.overlay.name(),
+        overlay_size: g.overlay.size,
         network: network.name(),
         readonly_rootfs: b.readonly,
         mounts: b.mounts,

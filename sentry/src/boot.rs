@@ -76,6 +76,12 @@ pub fn run(
     // its open descriptors need), before any thread.
     crate::sys::host_tmpfs::grow_fd_table();
     set_testonly_panic();
+    // `RVISOR_TESTONLY_FILLER_FAILS`: every spare's filler fails to allocate, as
+    // when the sandbox's memory limit is reached (only for the test of that case).
+    if std::env::var_os("RVISOR_TESTONLY_FILLER_FAILS").is_some() {
+        tracing::warn!("RVISOR_TESTONLY_FILLER_FAILS: no spare host tmpfs gets a filler");
+        crate::sys::host_tmpfs::set_testonly_filler_fails();
+    }
     run_inner(config, gofer, control, net_device, confinement)
 }
 
@@ -214,7 +220,7 @@ fn run_inner(
     let mut spec = process_spec(&root, fds, &config.process, 0, config.net_raw).map_err(fail)?;
     let mut shared = None;
     if let Some(c) = control {
-        c.set_sandbox(&config.id, &config.overlay);
+        c.set_sandbox(&config.id, &config.overlay, config.overlay_size);
         shared = Some(c.shared());
         // OCI create: the first process is loaded, then held until `start`.
         let k = Arc::downgrade(&kernel);

@@ -135,6 +135,10 @@ pub struct BootConfig {
     pub process: ProcessConfig,
     /// `--overlay`: `self`, `memory` or `none`.
     pub overlay: String,
+    /// `--overlay=MODE,size=N`: the most the in-memory upper layer holds, in bytes
+    /// (`None`: the memory limit, else half the machine's memory).
+    #[serde(default)]
+    pub overlay_size: Option<u64>,
     /// `--network`: `none`, `sandbox` or `host`.
     pub network: String,
     /// The rootfs is served read-only.

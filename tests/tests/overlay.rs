@@ -471,3 +471,117 @@ fn xattrs_through_the_gofer_and_the_overlay() {
         Some(&b"vd"[..])
     );
 }
+
+fn bound_rootfs() -> Fixture {
+    let f = fixture();
+    let src = rvisor_e2e::c_dir().join("fs/overlay_bound.c");
+    rvisor_e2e::compile(&src, Link::Static, &f.rootfs.join("bin/bound"), &[]).unwrap();
+    f
+}
+
+/// Runs `/bin/bound ARGS` in a sandbox over `rootfs` with the global flag
+/// `overlay` and `do` flags `extra`; its stdout (the status must be 0).
+fn run_bound(
+    platform: &str,
+    overlay: &str,
+    extra: &[&str],
+    rootfs: &Path,
+    args: &[&str],
+) -> String {
+    let mut cmd = Command::new(rvisor_e2e::rvisor_bin().unwrap());
+    cmd.arg(format!("--platform={platform}"))
+        .arg(format!("--overlay={overlay}"))
+        .arg("do")
+        .args(extra)
+        .arg("--rootfs")
+        .arg(rootfs)
+        .arg("--")
+        .arg("/bin/bound")
+        .args(args);
+    let out =
+        run_with_timeout(cmd, rvisor_e2e::timeout_from_env(Duration::from_secs(120))).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status,
+        0,
+        "{platform} --overlay={overlay} {extra:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `--overlay=memory,size=64m`: the upper layer holds what a tmpfs of 64 MiB holds,
+/// for write(2), fallocate and faults through shared mappings (SIGBUS at the first
+/// page past the bound), and statfs of the root shows the bound and its use: the
+/// program's output equals its native run on a tmpfs of that size. Both platforms.
+#[test]
+fn memory_overlay_is_bounded_as_a_tmpfs_of_its_size() {
+    let f = bound_rootfs();
+    let native_dir = f.base.join("native");
+    let mut cmd = Command::new(f.rootfs.join("bin/bound"));
+    cmd.arg(&native_dir).arg("mount");
+    let native = run_with_timeout(cmd, Duration::from_secs(60)).unwrap();
+    let native_out = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert_eq!(native.status, 0, "native: {native_out}");
+    assert!(
+        native_out.contains("SIGBUS BUS_ADRERR"),
+        "native: {native_out}"
+    );
+    for platform in rvisor_e2e::platforms() {
+        let inside = run_bound(&platform, "memory,size=64m", &[], &f.rootfs, &["/data/b"]);
+        assert_eq!(
+            inside, native_out,
+            "{platform}: sandbox (left) against native (right)"
+        );
+    }
+}
+
+/// The bound's defaults, as statfs of the root shows them: `size=` when given,
+/// else the container's memory limit, else half the machine's memory (a tmpfs's
+/// default); the same with `self` on the host's root under `do` (where it is
+/// `memory`). A bad size is refused before anything starts.
+#[test]
+fn memory_overlay_bound_defaults() {
+    let f = bound_rootfs();
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024;
+    let half = (total / 2).next_multiple_of(4096);
+    let platform = rvisor_e2e::platforms()[0].clone();
+    for (overlay, extra, want) in [
+        ("memory,size=3m", &[][..], 3u64 << 20),
+        ("memory", &["--memory=96m"][..], 96 << 20),
+        ("memory", &[][..], half),
+        ("memory,size=1g", &["--memory=96m"][..], 1 << 30),
+    ] {
+        let out = run_bound(&platform, overlay, extra, &f.rootfs, &["/", "statfs"]);
+        assert_eq!(
+            out,
+            format!("size {want}\n"),
+            "--overlay={overlay} {extra:?}"
+        );
+    }
+    for bad in [
+        "memory,size=0",
+        "memory,size=12q",
+        "none,size=1m",
+        "memory,sz=1m",
+    ] {
+        let out = Command::new(rvisor_e2e::rvisor_bin().unwrap())
+            .arg(format!("--overlay={bad}"))
+            .args(["do", "--rootfs"])
+            .arg(&f.rootfs)
+            .args(["--", "/bin/bound", "/", "statfs"])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success() && out.stdout.is_empty(),
+            "--overlay={bad} was taken: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}

@@ -505,3 +505,55 @@ fn a_do_sandbox_is_the_oom_killers_first_choice() {
         eprintln!("{p}: {} processes at oom_score_adj 1000", adj.len());
     }
 }
+
+/// A tmpfs mounted inside whose spare host instance cannot get its filler (the
+/// host refuses the allocation, as at the sandbox's memory limit: forced here by
+/// `RVISOR_TESTONLY_FILLER_FAILS`, since a real one would call the OOM killer on
+/// the sandbox) is still held to its `size=` for faults: its mapped files count at
+/// their size. `c/mm_tmpfs_bounds`'s `one` case, compared with its native run.
+#[test]
+fn a_tmpfs_whose_filler_fails_is_still_held_to_its_size() {
+    let dir = scratch("filler");
+    let exe = dir.join("mm_tmpfs_bounds");
+    let src = rvisor_e2e::c_dir().join("mm_tmpfs_bounds.c");
+    rvisor_e2e::compile(&src, Link::Static, &exe, &[]).unwrap();
+    let work = dir.join("w");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&work).arg("one");
+    let native = run_with_timeout(cmd, Duration::from_secs(60)).unwrap();
+    let native_out = text(&native.stdout);
+    assert_eq!(native.status, 0, "native: {native_out}");
+    assert!(
+        native_out.contains("faults: 1240 pages of 1240"),
+        "native: {native_out}"
+    );
+    for p in platforms() {
+        let mut cmd = Command::new(rvisor_bin().unwrap());
+        cmd.env("RVISOR_TESTONLY_FILLER_FAILS", "1")
+            .arg(format!("--platform={p}"))
+            .args(["do", "--cap-add=all", "--"])
+            .arg(&exe)
+            .arg(&work)
+            .arg("one");
+        let out = run_with_timeout(cmd, Duration::from_secs(120)).unwrap();
+        assert_eq!(
+            out.status,
+            0,
+            "{p}: {}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("RVISOR_TESTONLY_FILLER_FAILS"),
+            "{p}: the sentry did not take the test switch: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stdout),
+            native_out,
+            "{p}: sandbox (left) against native"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

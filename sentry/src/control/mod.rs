@@ -261,8 +261,8 @@ struct Sub {
 pub struct Shared {
     subs: Mutex<HashMap<String, Sub>>,
     gates: Mutex<HashMap<String, mpsc::Sender<bool>>>,
-    /// The sandbox's first container's id and `--overlay` mode.
-    sandbox: Mutex<(String, String)>,
+    /// The sandbox's first container's id, `--overlay` mode and its `size=`.
+    sandbox: Mutex<(String, String, Option<u64>)>,
 }
 
 impl Shared {
@@ -336,11 +336,11 @@ impl Server {
         }
     }
 
-    /// Names the sandbox's first container and the overlay mode added containers'
-    /// roots get.
-    pub fn set_sandbox(&self, id: &str, overlay: &str) {
+    /// Names the sandbox's first container and the overlay mode (and `size=`)
+    /// added containers' roots get.
+    pub fn set_sandbox(&self, id: &str, overlay: &str, overlay_size: Option<u64>) {
         if let Ok(mut s) = self.shared.sandbox.lock() {
-            *s = (id.to_string(), overlay.to_string());
+            *s = (id.to_string(), overlay.to_string(), overlay_size);
         }
     }
 
@@ -897,7 +897,7 @@ fn create_container(
         readonly_rootfs,
         ..
     } = *spec;
-    let (sandbox_id, overlay) = shared
+    let (sandbox_id, overlay, overlay_size) = shared
         .sandbox
         .lock()
         .map(|s| s.clone())
@@ -927,6 +927,7 @@ fn create_container(
         hostname: String::new(),
         process: process.clone(),
         overlay,
+        overlay_size,
         network: "none".into(),
         readonly_rootfs,
         mounts: mounts.to_vec(),

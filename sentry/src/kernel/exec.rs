@@ -66,7 +66,7 @@ impl ExecFile for LoaderFile {
     fn mappable(&self) -> SysResult<Arc<dyn Mappable>> {
         // Linux's execve fails with the mmap error, ENODEV, for a file its filesystem
         // cannot map.
-        self.imp.mappable().ok_or(Errno::ENODEV)
+        self.imp.map_source()
     }
 }
 

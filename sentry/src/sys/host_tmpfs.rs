@@ -34,13 +34,15 @@
 //! an unnamed file holding exactly its extra pages ([`HostTmpfs::hold_faults`]), so
 //! the host refuses every page past `size=` (its cost: those pages of real memory,
 //! at most [`FILLER_MAX_PAGES`]). A spare further from `size=` than that is not
-//! filled, and the host refuses faults at the spare's size. An empty spare
+//! filled (nor one whose filler the host could not allocate): the host refuses
+//! faults at the spare's size, and the sandbox's tmpfs charges each mapped file its
+//! whole size so that faults stay within `size=` all the same. An empty spare
 //! costs the host a superblock and a descriptor, no memory for data. A spare goes
 //! back to the pool when its tmpfs is gone ([`HostTmpfs`]'s drop, the filler
 //! closed first), to be taken again
 //! once the host shows it empty (a stub may still map a page of a deleted file).
-//! Without a fitting spare left, the mount keeps its files in memfds, as before the
-//! pool (`fs::tmpfs` says what that does not hold).
+//! Without a fitting spare left, the mount keeps its files in memfds, held to its
+//! size the same way (see `fs::tmpfs`).
 //!
 //! The instances' descriptors are kept for the sentry's whole life, never closed, so
 //! the numbers the seccomp filter allows `O_TMPFILE` and `fstatfs` on never come to
@@ -122,6 +124,21 @@ pub struct HostTmpfs {
     filler: Mutex<Option<OwnedFd>>,
     /// The pages `filler` holds (0 without one).
     filled: AtomicU64,
+    /// The host could not allocate the filler: not tried again (each try allocates
+    /// and frees up to [`FILLER_MAX_PAGES`]); mapped files are then charged their
+    /// size by the sandbox's tmpfs instead.
+    filler_failed: AtomicBool,
+}
+
+/// Set by `RVISOR_TESTONLY_FILLER_FAILS` (read once at boot): every filler's
+/// allocation fails as when the sandbox's memory limit is reached, which a test
+/// cannot cause without the host's OOM killer choosing among the sandbox's
+/// processes.
+static TESTONLY_FILLER_FAILS: AtomicBool = AtomicBool::new(false);
+
+/// Makes every filler's allocation fail (`ENOMEM`), for the test of that case.
+pub fn set_testonly_filler_fails() {
+    TESTONLY_FILLER_FAILS.store(true, Ordering::Relaxed);
 }
 
 /// Its size figures, in pages of 4 KiB.
@@ -559,6 +576,7 @@ impl HostTmpfs {
             spare,
             filler: Mutex::new(None),
             filled: AtomicU64::new(0),
+            filler_failed: AtomicBool::new(false),
         }
     }
 
@@ -607,7 +625,8 @@ impl HostTmpfs {
     /// mount's files (until then the sentry charges every page itself, so the
     /// files hold at most the mount's size and the filler fits). `EFBIG` when the
     /// extra pages are more than a filler may hold (the host then refuses faults
-    /// at the spare's size); the host's error when it cannot allocate them.
+    /// at the spare's size); the host's error when it cannot allocate them (not
+    /// tried again: `ENOMEM` from then on).
     pub fn hold_faults(&self) -> SysResult<()> {
         if self.exact() {
             return Ok(());
@@ -620,15 +639,27 @@ impl HostTmpfs {
         if filler.is_some() {
             return Ok(());
         }
+        if self.filler_failed.load(Ordering::Relaxed) {
+            return Err(Errno::ENOMEM);
+        }
         let f = self.create_file()?;
         // Mode 0: every page allocated (the host counts them against the
         // instance), and undone by the host if they do not all fit.
-        nix::fcntl::fallocate(
-            f.as_raw_fd(),
-            nix::fcntl::FallocateFlags::empty(),
-            0,
-            (extra * PAGE) as i64,
-        )?;
+        let r = if TESTONLY_FILLER_FAILS.load(Ordering::Relaxed) {
+            Err(nix::errno::Errno::ENOMEM)
+        } else {
+            nix::fcntl::fallocate(
+                f.as_raw_fd(),
+                nix::fcntl::FallocateFlags::empty(),
+                0,
+                (extra * PAGE) as i64,
+            )
+            .map(drop)
+        };
+        if let Err(e) = r {
+            self.filler_failed.store(true, Ordering::Relaxed);
+            return Err(e.into());
+        }
         *filler = Some(f);
         self.filled.store(extra, Ordering::Release);
         Ok(())

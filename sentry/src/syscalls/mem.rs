@@ -102,7 +102,7 @@ pub fn mmap(task: &mut Task, a: &Args) -> SysResult<u64> {
             }
             max_prot &= !libc::PROT_EXEC;
         }
-        let m = file.imp().mappable().ok_or(Errno::ENODEV)?;
+        let m = file.imp().map_source()?;
         VmaBacking::File {
             file: m,
             offset: off,

@@ -66,6 +66,13 @@ pub trait FileImpl: Send + Sync {
         None
     }
 
+    /// [`FileImpl::mappable`] for `mmap(2)` and `execve`, with the error to give when
+    /// the file cannot be mapped now: `ENODEV` unless the file says otherwise (a
+    /// tmpfs that must set aside the file's pages first and has no room: `ENOMEM`).
+    fn map_source(&self) -> SysResult<Arc<dyn Mappable>> {
+        self.mappable().ok_or(Errno::ENODEV)
+    }
+
     /// `fallocate(2)` with `mode` (0, `FALLOC_FL_KEEP_SIZE`, or
     /// `FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`; what a file cannot do is
     /// `EOPNOTSUPP`). Files that are not regular give `ENODEV`.

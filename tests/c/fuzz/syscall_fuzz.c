@@ -46,7 +46,7 @@
 
 struct slot {
     volatile uint64_t calls;  // calls made by this slot's workers (all generations)
-    volatile int32_t last_nr; // the call in progress (or last made)
+    volatile int32_t last_nr; // the call in progress (or last made); untrusted, see last_call
 };
 
 static struct slot *slots;
@@ -339,6 +339,19 @@ static int take_count(int w, uint64_t *last, uint64_t *taken_at, uint64_t t) {
     return moved;
 }
 
+// The call a worker's slot says it is in, for a report. Only a hint: the slot is
+// shared memory the workers' own random calls can overwrite (as they overwrote the
+// counts and the pids before), so the value is printed as the slot's word, and one
+// that is no system call number is not printed as one.
+static const char *last_call(int w, char *buf, size_t len) {
+    int32_t nr = slots[w].last_nr;
+    if (nr >= 0 && nr < MAX_NR)
+        snprintf(buf, len, "syscall %d by its slot, which the workers can overwrite", nr);
+    else
+        snprintf(buf, len, "unknown syscall: its slot holds %d, not a syscall number", nr);
+    return buf;
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s SEED CALLS WORKERS THREADS [STALL_MS]\n", argv[0]);
@@ -407,9 +420,11 @@ int main(int argc, char **argv) {
                 if (WIFSIGNALED(st)) {
                     died_signal++;
                     by_signal[WTERMSIG(st) & 63]++;
-                    if (getenv("FUZZ_VERBOSE"))
-                        printf("fuzz: worker %d generation %d died by signal %d in syscall %d\n",
-                               w, generation[w] - 1, WTERMSIG(st), slots[w].last_nr);
+                    if (getenv("FUZZ_VERBOSE")) {
+                        char why[96];
+                        printf("fuzz: worker %d generation %d died by signal %d (%s)\n", w,
+                               generation[w] - 1, WTERMSIG(st), last_call(w, why, sizeof why));
+                    }
                 }
                 else if (WEXITSTATUS(st) != 0)
                     died_status++;
@@ -426,9 +441,10 @@ int main(int argc, char **argv) {
                 killed_at[w] = t;
                 stalls++;
             } else if (killed_at[w] && t - killed_at[w] > 10000) {
+                char why[96];
                 printf("fuzz: HANG: worker %d (pid %d, generation %d) survived SIGKILL for 10 s "
-                       "in syscall %d; seed %llu\n",
-                       w, pids[w], generation[w] - 1, slots[w].last_nr,
+                       "(%s); seed %llu\n",
+                       w, pids[w], generation[w] - 1, last_call(w, why, sizeof why),
                        (unsigned long long)seed);
                 fflush(stdout);
                 if (getenv("FUZZ_HOLD")) // keep the sandbox up for a look from the host

@@ -25,13 +25,12 @@
 //! affected.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::BootConfig;
 use crate::errno::{Errno, SysResult};
-use crate::fs::gofer::{GoferFs, HostMappable};
+use crate::fs::gofer::GoferFs;
 use crate::mm::Mappable;
 use crate::sys::host;
 use crate::vfs::xattr::{check_name, XattrMap};
@@ -41,7 +40,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-use store::Store;
+use store::{Data, Store};
 
 /// The root filesystem `config.overlay` asks for over the gofer's rootfs:
 /// `self` and `memory` put an in-sentry upper layer over the read-only rootfs (its
@@ -56,13 +55,24 @@ pub fn root_for(config: &BootConfig, client: Arc<gofer::Client>) -> Result<Arc<d
                 // A read-only root takes no writes, so there is nothing to hold.
                 return Ok(lower);
             }
-            Overlay::new_root_in(lower, Store::for_mode(mode, client.clone()))
+            Overlay::new_root_in(lower, Store::for_mode(mode, client.clone(), bound(config)))
                 .map_err(|e| format!("overlay: cannot build the root: {e}"))
         }
         "none" => attach(config.readonly_rootfs)
             .map_err(|e| format!("gofer: cannot attach the root: {e}")),
         other => Err(format!("overlay {other:?}: unknown (self, memory or none)")),
     }
+}
+
+/// The most the in-memory upper layer may hold, in bytes: `--overlay=MODE,size=N`,
+/// else the container's memory limit, else half the machine's memory (a tmpfs's
+/// default size).
+pub fn bound(config: &BootConfig) -> u64 {
+    config
+        .overlay_size
+        .or(config.resources.memory_limit)
+        .filter(|&b| b > 0)
+        .unwrap_or_else(crate::fs::tmpfs::default_limit)
 }
 
 /// `statfs` type of an overlay.
@@ -94,7 +104,10 @@ impl Overlay {
     /// An overlay over the read-only root `lower` with its upper layer in memory,
     /// returning its root.
     pub fn new_root(lower: Arc<dyn Inode>) -> SysResult<Arc<dyn Inode>> {
-        Overlay::new_root_in(lower, Store::Memory)
+        Overlay::new_root_in(
+            lower,
+            Store::Memory(store::InMemory::new(crate::fs::tmpfs::default_limit())),
+        )
     }
 
     /// An overlay over the read-only root `lower` keeping upper file data in
@@ -147,7 +160,7 @@ struct State {
     /// Upper attributes: set once copied up (or for nodes made here).
     attr: Option<Stat>,
     /// Upper data of a regular file.
-    data: Option<Arc<OwnedFd>>,
+    data: Option<Data>,
     /// Target of a symlink made here or copied up.
     target: Option<Vec<u8>>,
     /// Directories: upper entries (new, copied-up or looked-up lower nodes, and
@@ -181,11 +194,6 @@ fn now() -> (i64, i64) {
         .unwrap_or((0, 0))
 }
 
-fn truncate(fd: &OwnedFd, size: u64) -> SysResult<()> {
-    let len = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
-    nix::unistd::ftruncate(fd.as_fd(), len).map_err(Errno::from)
-}
-
 fn dt_of(mode: u32) -> u8 {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => libc::DT_DIR,
@@ -199,12 +207,10 @@ fn dt_of(mode: u32) -> u8 {
     }
 }
 
-/// Upper attributes with `now` and a size/blocks from the memfd, if any.
-fn with_data_size(mut st: Stat, data: &Option<Arc<OwnedFd>>) -> SysResult<Stat> {
-    if let Some(fd) = data {
-        let h = host::fstat(fd.as_fd())?;
-        st.size = h.st_size;
-        st.blocks = h.st_blocks;
+/// Upper attributes with the size and blocks of the file's data, if any.
+fn with_data_size(mut st: Stat, data: Option<&Data>) -> SysResult<Stat> {
+    if let Some(d) = data {
+        (st.size, st.blocks) = d.size_blocks()?;
     }
     Ok(st)
 }
@@ -246,7 +252,7 @@ impl ONode {
 
     fn stat_locked(&self, s: &State) -> SysResult<Stat> {
         match (&s.attr, &self.lower) {
-            (Some(a), _) => with_data_size(*a, &s.data),
+            (Some(a), _) => with_data_size(*a, s.data.as_ref()),
             (None, Some(l)) => l.stat(),
             (None, None) => Err(Errno::EIO),
         }
@@ -273,7 +279,7 @@ impl ONode {
         };
         let st = lower.stat()?;
         match st.file_type() {
-            libc::S_IFREG if !data => s.data = Some(Arc::new(self.fs.store.new_file()?)),
+            libc::S_IFREG if !data => s.data = Some(self.fs.store.new_file()?),
             libc::S_IFREG => {
                 let fd = self.fs.store.new_file()?;
                 let src = lower.open(libc::O_RDONLY)?;
@@ -286,7 +292,7 @@ impl ONode {
                     }
                     let mut done = 0;
                     while done < n {
-                        let w = host::pwrite(fd.as_fd(), &buf[done..n], off + done as u64)?;
+                        let w = fd.write(&buf[done..n], off + done as u64)?;
                         if w == 0 {
                             return Err(Errno::EIO);
                         }
@@ -294,7 +300,7 @@ impl ONode {
                     }
                     off += n as u64;
                 }
-                s.data = Some(Arc::new(fd));
+                s.data = Some(fd);
             }
             libc::S_IFLNK => s.target = Some(lower.readlink()?),
             _ => {}
@@ -603,7 +609,7 @@ impl Inode for ONode {
                     };
                 };
                 if flags & libc::O_TRUNC != 0 {
-                    truncate(&fd, 0)?;
+                    fd.truncate(0)?;
                     if let Some(a) = s.attr.as_mut() {
                         let t = now();
                         a.mtime = t;
@@ -614,7 +620,6 @@ impl Inode for ONode {
                     fd,
                     st: self.st.clone(),
                     dev_ino: (st.dev, st.ino),
-                    in_memory: !self.fs.store.on_disk(),
                 }))
             }
             libc::S_IFLNK => Err(Errno::ELOOP),
@@ -627,7 +632,7 @@ impl Inode for ONode {
     fn create(&self, name: &[u8], mode: u32, owner: Owner) -> SysResult<Arc<dyn Inode>> {
         self.check_dir()?;
         let node = self.fresh(libc::S_IFREG | (mode & 0o7777), owner);
-        lock(&node.st).data = Some(Arc::new(self.fs.store.new_file()?));
+        lock(&node.st).data = Some(self.fs.store.new_file()?);
         self.insert_new(name, node)
     }
 
@@ -792,7 +797,7 @@ impl Inode for ONode {
         };
         if let Some(size) = attr.size {
             match (a.file_type(), &data) {
-                (libc::S_IFREG, Some(fd)) => truncate(fd, size)?,
+                (libc::S_IFREG, Some(fd)) => fd.truncate(size)?,
                 (libc::S_IFDIR, _) => return Err(Errno::EISDIR),
                 _ => return Err(Errno::EINVAL),
             }
@@ -907,27 +912,33 @@ impl Inode for ONode {
         };
         s.kind = OVERLAYFS_SUPER_MAGIC;
         s.flags &= !(libc::ST_RDONLY as i64);
+        // New files' data in memory: the space is the in-memory part's bound.
+        if let Some(m) = self.fs.store.memory_statfs() {
+            let m = m?;
+            s.bsize = m.bsize;
+            s.frsize = m.frsize;
+            s.blocks = m.blocks;
+            s.bfree = m.bfree;
+            s.bavail = m.bavail;
+        }
         Ok(s)
     }
 }
 
-/// A regular file of the upper layer, in its host file (see [`store`]).
+/// A regular file of the upper layer, in its data file (see [`store`]).
 struct OverlayFile {
-    fd: Arc<OwnedFd>,
+    fd: Data,
     st: Arc<Mutex<State>>,
     dev_ino: (u64, u64),
-    /// Whether the store puts new data in memory (the `memory` store, or `self`
-    /// fallen back to memfds).
-    in_memory: bool,
 }
 
 impl FileImpl for OverlayFile {
     fn read(&self, buf: &mut [u8], offset: u64) -> SysResult<usize> {
-        host::pread(self.fd.as_fd(), buf, offset)
+        self.fd.read(buf, offset)
     }
 
     fn write(&self, buf: &[u8], offset: u64) -> SysResult<usize> {
-        let n = host::pwrite(self.fd.as_fd(), buf, offset)?;
+        let n = self.fd.write(buf, offset)?;
         if let Some(a) = lock(&self.st).attr.as_mut() {
             let t = now();
             a.mtime = t;
@@ -939,22 +950,14 @@ impl FileImpl for OverlayFile {
     fn stat(&self) -> SysResult<Stat> {
         let s = lock(&self.st);
         let a = s.attr.ok_or(Errno::EIO)?;
-        with_data_size(a, &Some(self.fd.clone()))
+        with_data_size(a, Some(&self.fd))
     }
 
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
-        // An upper layer in memory is as large as a tmpfs without `size=` (half the
-        // machine's memory): a larger range is refused at once, as Linux's tmpfs
-        // refuses one larger than itself, instead of taking the host's memory.
-        if self.in_memory
-            && mode & libc::FALLOC_FL_PUNCH_HOLE == 0
-            && len > crate::fs::tmpfs::default_limit()
-        {
-            return Err(Errno::ENOSPC);
-        }
-        // The data is a host memfd, which allocates and punches holes as tmpfs does,
-        // or a disk file (`self`), whose filesystem does the same or says it cannot.
-        host::fallocate(self.fd.as_fd(), mode, offset, len)?;
+        // In memory, the tmpfs of the overlay's bound refuses what does not fit (a
+        // range larger than itself at once, as Linux's tmpfs); on disk, the disk's
+        // filesystem decides. Each file by where its own data is.
+        self.fd.allocate(mode, offset, len)?;
         if let Some(a) = lock(&self.st).attr.as_mut() {
             let t = now();
             a.mtime = t;
@@ -964,11 +967,11 @@ impl FileImpl for OverlayFile {
     }
 
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
-        Some(Arc::new(HostMappable::new(
-            self.fd.clone(),
-            self.dev_ino.0,
-            self.dev_ino.1,
-        )))
+        self.map_source().ok()
+    }
+
+    fn map_source(&self) -> SysResult<Arc<dyn Mappable>> {
+        self.fd.mappable(self.dev_ino.0, self.dev_ino.1)
     }
 }
 

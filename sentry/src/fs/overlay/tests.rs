@@ -87,6 +87,7 @@ fn config(overlay: &str) -> BootConfig {
             ..Default::default()
         },
         overlay: overlay.into(),
+        overlay_size: None,
         network: "none".into(),
         readonly_rootfs: false,
         weak_confinement: false,
@@ -433,4 +434,105 @@ fn kept_listings_are_bounded() {
         .clear();
     assert_eq!(fs.listed.load(Ordering::Acquire), 0);
     drop((k, root));
+}
+
+/// The in-memory upper layer is a tmpfs of the overlay's bound (`size=` here):
+/// statfs shows it, a fallocate larger than what is free is ENOSPC and changes
+/// nothing, a write stops short at the bound, a copy-up that does not fit fails
+/// with ENOSPC.
+#[test]
+fn the_in_memory_upper_layer_holds_its_bound() {
+    let t = tree();
+    let mut c = config("memory");
+    c.overlay_size = Some(1 << 20);
+    let root = root_for(&c, client(&t.0)).unwrap();
+    let st = root.statfs().unwrap();
+    assert_eq!((st.blocks, st.bfree, st.bsize), (256, 256, 4096));
+    assert_eq!(st.kind, OVERLAYFS_SUPER_MAGIC);
+    let n = root.create(b"new", 0o644, ROOT).unwrap();
+    let f = n.open(libc::O_RDWR).unwrap();
+    assert_eq!(f.allocate(0, 0, 2 << 20).err(), Some(Errno::ENOSPC));
+    f.allocate(0, 0, 1000 * 1024).unwrap();
+    assert_eq!(root.statfs().unwrap().bfree, 6);
+    assert_eq!(f.allocate(0, 1 << 20, 7 * 4096).err(), Some(Errno::ENOSPC));
+    assert_eq!(
+        n.stat().unwrap().size,
+        1000 * 1024,
+        "a refused fallocate changes nothing"
+    );
+    let buf = vec![1u8; 10 * 4096];
+    assert_eq!(
+        f.write(&buf, 1000 * 1024).unwrap(),
+        6 * 4096,
+        "short at the bound"
+    );
+    assert_eq!(f.write(&buf, 2 << 20).err(), Some(Errno::ENOSPC));
+    assert_eq!(root.statfs().unwrap().bfree, 0);
+    // Copying up a lower file needs room too.
+    let top = walk(&root, "top.txt").unwrap();
+    assert_eq!(top.open(libc::O_RDWR).err(), Some(Errno::ENOSPC));
+    drop(f);
+    root.unlink(b"new", false).unwrap();
+    drop(n);
+    assert_eq!(
+        root.statfs().unwrap().bfree,
+        256,
+        "an unlinked file's pages come back"
+    );
+    assert!(top.open(libc::O_RDWR).is_ok());
+}
+
+/// A gofer client whose server makes `--overlay=self` upper files in `upper`.
+fn client_with_upper(root: &Path, upper: &Path) -> Arc<gofer::Client> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .unwrap();
+    let root = root.to_path_buf();
+    let dir: std::os::fd::OwnedFd = std::fs::File::open(upper).unwrap().into();
+    std::thread::spawn(move || {
+        gofer::server::Server::new(&root, true)
+            .unwrap()
+            .with_upper(Some(dir))
+            .run(b)
+    });
+    Arc::new(gofer::Client::new(a).unwrap())
+}
+
+/// With `self`, each upper file keeps the rules of where its own data is: a file
+/// made on disk before the store fell back to memory still takes a fallocate
+/// larger than the in-memory bound (its disk decides), files made after the
+/// fallback are held to the bound, and statfs then shows the bound.
+#[test]
+fn self_overlay_files_keep_the_rules_of_their_own_store() {
+    let t = tree();
+    let upper = t.0.join("upper");
+    std::fs::create_dir(&upper).unwrap();
+    let mut c = config("self");
+    c.overlay_size = Some(1 << 20);
+    let root = root_for(&c, client_with_upper(&t.0, &upper)).unwrap();
+    let disk = root.create(b"disk", 0o644, ROOT).unwrap();
+    let fs = root.as_any().downcast_ref::<ONode>().unwrap().fs.clone();
+    let Store::Disk { in_memory, .. } = &fs.store else {
+        panic!("self is a disk store");
+    };
+    assert!(
+        !in_memory.load(Ordering::Relaxed),
+        "the gofer made the file"
+    );
+    assert_ne!(root.statfs().unwrap().blocks, 256, "the disk's figures");
+    // The gofer can no longer make files (as a full or O_TMPFILE-less disk).
+    in_memory.store(true, Ordering::Relaxed);
+    let mem = root.create(b"mem", 0o644, ROOT).unwrap();
+    assert_eq!(root.statfs().unwrap().blocks, 256, "the bound's figures");
+    let d = disk.open(libc::O_RDWR).unwrap();
+    d.allocate(libc::FALLOC_FL_KEEP_SIZE, 0, 2 << 20).unwrap();
+    let m = mem.open(libc::O_RDWR).unwrap();
+    assert_eq!(m.allocate(0, 0, 2 << 20).err(), Some(Errno::ENOSPC));
+    m.allocate(0, 0, 1 << 20).unwrap();
+    drop((d, m, disk, mem, root));
 }

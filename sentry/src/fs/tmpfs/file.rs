@@ -35,14 +35,12 @@ impl FileImpl for TmpFile {
     }
 
     fn mappable(&self) -> Option<Arc<dyn Mappable>> {
-        let ext = self.node.mapping_extent().ok()?;
-        let st = self.node.stat().ok()?;
-        Some(Arc::new(TmpMapping {
-            ext,
-            dev: st.dev,
-            ino: st.ino,
-            _node: self.node.clone(),
-        }))
+        self.map_source().ok()
+    }
+
+    fn map_source(&self) -> SysResult<Arc<dyn Mappable>> {
+        let st = self.node.stat()?;
+        mapping(&self.node, st.dev, st.ino)
     }
 
     fn allocate(&self, mode: i32, offset: u64, len: u64) -> SysResult<()> {
@@ -55,6 +53,19 @@ impl FileImpl for TmpFile {
             _ => Err(Errno::EOPNOTSUPP),
         }
     }
+}
+
+/// `node` as a mapping source that shows as `(dev, ino)` (its own, or the
+/// overlay file it holds the data of): `ENOMEM` when its pages must be set aside
+/// and do not fit (see `Tmpfs::reserves`).
+pub(crate) fn mapping(node: &Arc<TmpInode>, dev: u64, ino: u64) -> SysResult<Arc<dyn Mappable>> {
+    let ext = node.mapping_extent()?;
+    Ok(Arc::new(TmpMapping {
+        ext,
+        dev,
+        ino,
+        _node: node.clone(),
+    }))
 }
 
 /// A tmpfs file as a mapping source: its extent (host memfd), which holds nothing

@@ -17,10 +17,14 @@
 //! short write, at `size=` exactly), and before the first mapping of one of its
 //! files a spare larger than the mount is filled to the mount's size
 //! ([`HostTmpfs::hold_faults`]), so the host refuses a fault at `size=` exactly too
-//! (not when the spare is more than 64 MiB larger: then at the spare's size). Only
-//! when no spare fits are its files memfds, whose faults nothing but the sandbox's
-//! memory bounds (pages that appear through shared mappings are then counted from
-//! the host memfd when usage is read or a write comes near the limit).
+//! Where the host cannot hold faults to `size=` (a spare more than 64 MiB larger
+//! than the mount, a filler the host could not allocate, or no spare left, when the
+//! files are memfds) a mapped file is charged its whole size
+//! ([`Tmpfs::reserves`]): a fault cannot take a page past a file's end, so the pages
+//! mappings can take are never more than the mount has room for. The price, in
+//! those cases only: a sparse file larger than the room left cannot be mapped
+//! (`ENOMEM`) nor grown while mapped (`ENOSPC`), where Linux would map it and send
+//! SIGBUS at the first page past the room.
 //!
 //! Locking: one per-filesystem `tree` lock serialises namespace changes (create,
 //! link, unlink, rename), so a rename never holds two directory locks in conflicting
@@ -68,8 +72,11 @@ pub struct Tmpfs {
     /// The host tmpfs holding the file data, if the mount has one (see the module
     /// doc): its size is `limit` or, for a spare, possibly larger.
     host: Option<HostTmpfs>,
-    /// Pages held by file data, as last counted.
+    /// Pages held by file data, as last counted, and those set aside for mapped
+    /// files (`reserved`, see [`Tmpfs::reserves`]).
     pages: AtomicU64,
+    /// The part of `pages` set aside and not held.
+    reserved: AtomicU64,
     /// Files that have been mapped: pages may appear in them without a write, so
     /// they are counted again when usage is read.
     mapped: Mutex<Vec<Weak<TmpInode>>>,
@@ -91,6 +98,17 @@ impl Tmpfs {
         self.host
             .as_ref()
             .is_some_and(|h| h.exact() && h.mount_pages() == self.limit.div_ceil(PAGE))
+    }
+
+    /// Whether the host may let a fault through a mapping take a page past `size=`:
+    /// no host tmpfs (the pool had no spare left for the mount), a spare more than
+    /// a filler may hold larger than `size=`, or a filler the host could not
+    /// allocate. Then a mapped file is charged its whole size ([`FileData::reserved`]),
+    /// so the pages its mappings can take are never more than the mount has room
+    /// for (a sparse file larger than the room left cannot be mapped: `ENOMEM`, nor
+    /// grown while mapped: `ENOSPC`).
+    fn reserves(&self) -> bool {
+        !self.host_enforces()
     }
 
     /// Moves the pages in use from `before` to `now` (one file's count changed).
@@ -127,8 +145,11 @@ impl Tmpfs {
             } else {
                 data.lock().ok()
             };
-            if let Some(e) = fd.as_ref().and_then(|fd| fd.ext.as_ref()) {
-                let _ = f.recharge(e);
+            if let Some(mut fd) = fd {
+                if let Some(e) = fd.ext.clone() {
+                    let _ = f.recharge(&e);
+                    f.settle(&mut fd);
+                }
             }
         }
     }
@@ -193,6 +214,10 @@ pub(crate) struct FileData {
     dense: u64,
     /// Listed in the filesystem's `mapped` files.
     mapped: bool,
+    /// Pages charged on top of those held, while the file is mapped and the host
+    /// does not hold faults to `size=` ([`Tmpfs::reserves`]): every page up to its
+    /// size may appear through a mapping unseen, so it counts as its size.
+    reserved: u64,
 }
 
 impl FileData {
@@ -253,6 +278,7 @@ impl Tmpfs {
             limit,
             host,
             pages: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
             mapped: Mutex::new(Vec::new()),
             inodes: AtomicU64::new(0),
         });
@@ -303,7 +329,7 @@ impl Tmpfs {
                 }
                 Err(e) => {
                     tracing::warn!(
-                        "tmpfs {}: no host tmpfs for its data ({e}{}): a write fault past its size= is not refused",
+                        "tmpfs {}: no host tmpfs for its data ({e}{}): its mapped files count at their size",
                         mc.destination,
                         if host_tmpfs::sealed() {
                             ", no spare left"
@@ -317,6 +343,21 @@ impl Tmpfs {
             Ok(Tmpfs::new_root_in(mf.clone(), mode, owner, limit, host) as Arc<dyn Inode>)
         })
     }
+}
+
+/// A filesystem no one mounts that holds the file data of an in-memory overlay's
+/// upper layer (`fs::overlay::store`): `limit` bytes (0: [`default_limit`]) in
+/// `host` (a host tmpfs of that size, or a spare) or, without one, in memfds whose
+/// mapped files are charged their size (see [`Tmpfs::reserves`]). Its files are made
+/// by [`TmpInode::unnamed_file`] and reached only through the overlay's nodes.
+pub fn for_data(limit: u64, host: Option<HostTmpfs>) -> Arc<TmpInode> {
+    Tmpfs::new_root_in(
+        MemoryFile::new(),
+        0o700,
+        Owner { uid: 0, gid: 0 },
+        limit,
+        host,
+    )
 }
 
 /// A tmpfs's size without `size=`: half the machine's memory, as on Linux.
@@ -362,6 +403,7 @@ impl TmpInode {
                 size: 0,
                 dense: 0,
                 mapped: false,
+                reserved: 0,
             })),
             _ => Body::Special,
         };
@@ -482,6 +524,29 @@ impl TmpInode {
         Ok(node)
     }
 
+    /// A new, empty regular file of this filesystem with no name (for
+    /// [`for_data`]'s user: the overlay holds it, and it goes with its last holder).
+    pub(crate) fn unnamed_file(&self) -> SysResult<Arc<TmpInode>> {
+        let node = TmpInode::new(
+            &self.fs,
+            libc::S_IFREG | 0o600,
+            Owner { uid: 0, gid: 0 },
+            Weak::new(),
+        );
+        node.meta()?.nlink = 0;
+        Ok(node)
+    }
+
+    /// This regular file as a mapping source that shows as `(dev, ino)` (the
+    /// overlay file whose data it holds).
+    pub(crate) fn mapping_as(
+        self: &Arc<Self>,
+        dev: u64,
+        ino: u64,
+    ) -> SysResult<Arc<dyn crate::mm::Mappable>> {
+        file::mapping(self, dev, ino)
+    }
+
     /// Size and extent of a regular file.
     pub(crate) fn file_data(&self) -> SysResult<std::sync::MutexGuard<'_, FileData>> {
         match &self.body {
@@ -497,10 +562,11 @@ impl TmpInode {
     pub(crate) fn mapping_extent(&self) -> SysResult<Arc<Extent>> {
         // Faults are the host's alone to refuse: a spare larger than the mount is
         // filled first, so they stop at `size=` exactly (see `HostTmpfs::hold_faults`).
+        // Where it cannot be, mapped files are charged their size (`Tmpfs::reserves`).
         if let Some(h) = &self.fs.host {
             if let Err(e) = h.hold_faults() {
                 tracing::debug!(
-                    "tmpfs: spare host tmpfs of {} pages not filled ({e}): faults stop there, not at {} pages",
+                    "tmpfs: spare host tmpfs of {} pages not filled ({e}): mapped files count at their size against its {} pages",
                     h.pages(),
                     self.fs.limit.div_ceil(PAGE)
                 );
@@ -509,7 +575,22 @@ impl TmpInode {
         let mut fd = self.file_data()?;
         let e = fd.extent(&self.fs)?;
         if !fd.mapped {
+            if self.fs.reserves() {
+                // Every page up to the size may come through the mapping: it must fit.
+                self.fs.recount_mapped(Some(self));
+                self.recharge(&e)?;
+                let need = fd.size.div_ceil(PAGE).saturating_sub(e.counted());
+                let free = self
+                    .fs
+                    .limit
+                    .div_ceil(PAGE)
+                    .saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+                if need > free {
+                    return Err(Errno::ENOMEM);
+                }
+            }
             fd.mapped = true;
+            self.settle(&mut fd);
             if let Ok(mut m) = self.fs.mapped.lock() {
                 m.retain(|w| w.strong_count() > 0);
                 m.push(self.me.clone());
@@ -560,19 +641,32 @@ impl TmpInode {
         let grows = last > fd.dense;
         // A host tmpfs of the mount's size refuses the pages past it itself.
         if grows && !self.fs.host_enforces() {
+            // A mapped file set aside its pages up to its size: only growth costs.
+            let reserving = fd.mapped && self.fs.reserves();
             // Pages past `dense` may be new; only near the limit are they counted
             // exactly (with the mapped files' pages brought up to date first).
-            let worst = last - first.max(fd.dense);
+            let worst = if reserving {
+                last - first.min(fd.size / PAGE)
+            } else {
+                last - first.max(fd.dense)
+            };
             let limit = self.fs.limit.div_ceil(PAGE);
             if self.fs.pages.load(Ordering::Relaxed) + worst > limit {
                 self.fs.recount_mapped(Some(self));
                 self.recharge(&e)?;
+                self.settle(&mut fd);
                 let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
-                if let Some(cut) = e.nth_hole(off, off + n as u64, free)? {
+                let set_aside = if reserving { fd.reserved } else { 0 };
+                if let Some(cut) = e.nth_hole(off, off + n as u64, free + set_aside)? {
                     n = (cut - off) as usize;
-                    if n == 0 {
-                        return Err(Errno::ENOSPC);
-                    }
+                }
+                if reserving {
+                    // The size (which the file is charged) may grow by the room left.
+                    let cap = (e.counted() + fd.reserved + free).saturating_mul(PAGE);
+                    n = n.min(cap.saturating_sub(off) as usize);
+                }
+                if n == 0 {
+                    return Err(Errno::ENOSPC);
                 }
             }
         }
@@ -587,6 +681,7 @@ impl TmpInode {
         if end > fd.size {
             fd.size = end;
         }
+        self.settle(&mut fd);
         drop(fd);
         let t = now();
         let mut m = self.meta()?;
@@ -603,6 +698,29 @@ impl TmpInode {
         Ok(())
     }
 
+    /// Brings a file's reservation up to date with its size and the pages it held
+    /// when last counted (see [`Tmpfs::reserves`]): a mapped file counts as the
+    /// larger of the two; anything else as the pages it holds.
+    fn settle(&self, fd: &mut FileData) {
+        let want = match &fd.ext {
+            Some(e) if fd.mapped && self.fs.reserves() => {
+                fd.size.div_ceil(PAGE).saturating_sub(e.counted())
+            }
+            _ => 0,
+        };
+        self.fs.charge(fd.reserved, want);
+        if want >= fd.reserved {
+            self.fs
+                .reserved
+                .fetch_add(want - fd.reserved, Ordering::Relaxed);
+        } else {
+            self.fs
+                .reserved
+                .fetch_sub(fd.reserved - want, Ordering::Relaxed);
+        }
+        fd.reserved = want;
+    }
+
     /// Sets the size of a regular file. Pages past a shrink are freed (a later
     /// extension, or a mapping, reads zeros there; a mapping gets SIGBUS while they
     /// are past the end).
@@ -615,10 +733,27 @@ impl TmpInode {
             return Ok(());
         }
         let e = fd.extent(&self.fs)?;
+        if fd.mapped && size > fd.size && self.fs.reserves() {
+            // A mapped file is charged its size: the growth must fit.
+            self.fs.recount_mapped(Some(self));
+            self.recharge(&e)?;
+            self.settle(&mut fd);
+            let free = self
+                .fs
+                .limit
+                .div_ceil(PAGE)
+                .saturating_sub(self.fs.pages.load(Ordering::Relaxed));
+            let want = size.div_ceil(PAGE).saturating_sub(e.counted());
+            if want > fd.reserved + free {
+                return Err(Errno::ENOSPC);
+            }
+        }
         e.set_size(size)?;
         fd.dense = fd.dense.min(size.div_ceil(PAGE));
         fd.size = size;
-        self.recharge(&e)
+        self.recharge(&e)?;
+        self.settle(&mut fd);
+        Ok(())
     }
 
     /// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`: `[off, off+len)` reads
@@ -637,6 +772,7 @@ impl TmpInode {
         e.zero(off, len)?;
         fd.dense = fd.dense.min(off / PAGE);
         self.recharge(&e)?;
+        self.settle(&mut fd);
         drop(fd);
         let t = now();
         let mut m = self.meta()?;
@@ -667,8 +803,16 @@ impl TmpInode {
             // runs out midway, so a refused one changes nothing either).
             self.fs.recount_mapped(Some(self));
             self.recharge(&e)?;
+            self.settle(&mut fd);
             let free = limit.saturating_sub(self.fs.pages.load(Ordering::Relaxed));
-            if e.nth_hole(off, end, free)?.is_some() {
+            // A mapped file's holes up to its size are already set aside, and its
+            // size may grow by the room left (see `Tmpfs::reserves`).
+            if e.nth_hole(off, end, free + fd.reserved)?.is_some()
+                || fd.mapped
+                    && self.fs.reserves()
+                    && !keep_size
+                    && last > e.counted() + fd.reserved + free
+            {
                 return Err(Errno::ENOSPC);
             }
         }
@@ -677,8 +821,10 @@ impl TmpInode {
             fd.dense = fd.dense.max(last);
         }
         self.recharge(&e)?;
+        self.settle(&mut fd);
         if !keep_size && end > fd.size {
             fd.size = end;
+            self.settle(&mut fd);
             drop(fd);
             let t = now();
             let mut m = self.meta()?;
@@ -692,10 +838,11 @@ impl TmpInode {
         let m = self.meta()?;
         let (size, blocks) = match &self.body {
             Body::File(f) => {
-                let f = f.lock().map_err(|_| Errno::EIO)?;
-                let held = match &f.ext {
+                let mut f = f.lock().map_err(|_| Errno::EIO)?;
+                let held = match f.ext.clone() {
                     Some(e) if f.mapped => {
-                        self.recharge(e)?;
+                        self.recharge(&e)?;
+                        self.settle(&mut f);
                         e.counted()
                     }
                     Some(e) => e.counted(),
@@ -826,7 +973,8 @@ impl Drop for TmpInode {
         if let Body::File(f) = &self.body {
             if let Ok(f) = f.lock() {
                 if let Some(e) = &f.ext {
-                    self.fs.charge(e.counted(), 0);
+                    self.fs.charge(e.counted() + f.reserved, 0);
+                    self.fs.reserved.fetch_sub(f.reserved, Ordering::Relaxed);
                 }
             }
         }
@@ -1177,12 +1325,18 @@ impl Inode for TmpInode {
         // The mount's size, rounded up to pages as Linux's `size=`; a spare host
         // tmpfs may be larger, and its count is the mount's pages in use all the same.
         let blocks = self.fs.limit.div_ceil(PAGE);
+        // The pages held, as on Linux: a mapped file's pages set aside but not held
+        // (see `Tmpfs::reserves`) are not in use, though no write may take them.
         let used = match &self.fs.host {
             Some(h) => {
                 let u = h.usage()?;
                 u.blocks.saturating_sub(u.free)
             }
-            None => self.fs.pages.load(Ordering::Relaxed),
+            None => self
+                .fs
+                .pages
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.fs.reserved.load(Ordering::Relaxed)),
         }
         .min(blocks);
         let files = blocks.max(1024);

@@ -194,7 +194,7 @@ const PG: u64 = 4096;
 #[test]
 fn size_limit_charges_pages_held() {
     let root = Tmpfs::new_root(MemoryFile::new(), 0o755, ROOT, 64 * PG);
-    size_limit_holds(root);
+    size_limit_holds(root, true);
 }
 
 /// The same rules with the data in a host tmpfs of the mount's size (what a mount
@@ -207,7 +207,7 @@ fn size_limit_holds_in_a_host_tmpfs() {
         return;
     };
     let root = Tmpfs::new_root_in(MemoryFile::new(), 0o755, ROOT, 64 * PG, Some(host));
-    size_limit_holds(root);
+    size_limit_holds(root, false);
 }
 
 /// The same rules in a host tmpfs larger than the mount (a spare taken by a mount
@@ -221,10 +221,14 @@ fn size_limit_holds_in_a_larger_host_tmpfs() {
     };
     let root = Tmpfs::new_root_in(MemoryFile::new(), 0o755, ROOT, 64 * PG, Some(host));
     assert_eq!(root.statfs().unwrap().blocks, 64);
-    size_limit_holds(root);
+    size_limit_holds(root, true);
 }
 
-fn size_limit_holds(root: Arc<TmpInode>) {
+/// `reserves`: the host does not hold faults to the size (memfds, a host tmpfs
+/// larger than the mount), so a mapped file counts at its size and the sparse
+/// file here, larger than the filesystem, cannot be mapped: its pages are written
+/// instead.
+fn size_limit_holds(root: Arc<TmpInode>, reserves: bool) {
     let free = |r: &Arc<TmpInode>| r.statfs().unwrap().bfree;
     let f = root.create(b"f", 0o644, ROOT).unwrap();
     let file = f.open(libc::O_RDWR).unwrap();
@@ -238,10 +242,19 @@ fn size_limit_holds(root: Arc<TmpInode>) {
     assert_eq!(f.stat().unwrap().blocks, 0);
     // Pages that appear in the memfd without a write (through a mapping) count
     // once the file is mapped.
-    let m = file.mappable().unwrap();
-    for i in 0..16 {
-        host::pwrite(m.host_fd(), &[1], i * PG).unwrap();
-    }
+    let m = if reserves {
+        assert_eq!(file.map_source().err(), Some(Errno::ENOMEM));
+        for i in 0..16 {
+            file.write(&[1], i * PG).unwrap();
+        }
+        None
+    } else {
+        let m = file.mappable().unwrap();
+        for i in 0..16 {
+            host::pwrite(m.host_fd(), &[1], i * PG).unwrap();
+        }
+        Some(m)
+    };
     assert_eq!(free(&root), 48);
     assert_eq!(f.stat().unwrap().blocks, 16 * 8);
     // A write into holes stops at the limit, then ENOSPC; held pages still take
@@ -291,6 +304,83 @@ fn size_limit_holds(root: Arc<TmpInode>) {
     root.unlink(b"f", false).unwrap();
     drop(f);
     // (A child another test forks meanwhile may hold the file's host descriptor.)
+    assert!(crate::sys::host_tmpfs::tests::eventually(
+        || free(&root) == 64
+    ));
+}
+
+/// Where the host does not hold faults to `size=` (here: memfds), a mapped file
+/// counts at its size: the room it may fill through mappings is not given to
+/// writes of other files, growing it past the room is ENOSPC, and statfs shows the
+/// pages held, as Linux's. Unmapped, a sparse file still costs nothing.
+#[test]
+fn mapped_files_count_at_their_size_where_the_host_does_not_hold_faults() {
+    let root = Tmpfs::new_root(MemoryFile::new(), 0o755, ROOT, 64 * PG);
+    let free = |r: &Arc<TmpInode>| r.statfs().unwrap().bfree;
+    let f = root.create(b"f", 0o644, ROOT).unwrap();
+    let file = f.open(libc::O_RDWR).unwrap();
+    file.write(&[1], 0).unwrap();
+    f.setattr(&SetAttr {
+        size: Some(40 * PG),
+        ..Default::default()
+    })
+    .unwrap();
+    let m = file.map_source().unwrap();
+    assert_eq!(free(&root), 63, "held: one page");
+    // Faults fill the file up to its size, never past it.
+    for i in 0..40 {
+        host::pwrite(m.host_fd(), &[1], i * PG).unwrap();
+    }
+    assert_eq!(free(&root), 24);
+    file.allocate(
+        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+        0,
+        20 * PG,
+    )
+    .unwrap();
+    assert_eq!(free(&root), 44, "punched pages are free, as on Linux");
+    // ...but kept for the mapping: another file gets the 24 pages left.
+    let g = root.create(b"g", 0o644, ROOT).unwrap();
+    let gf = g.open(libc::O_RDWR).unwrap();
+    let buf = vec![7u8; 30 * PG as usize];
+    assert_eq!(gf.write(&buf, 0).unwrap(), 24 * PG as usize);
+    assert_eq!(gf.write(&buf[..1], 24 * PG), Err(Errno::ENOSPC));
+    assert_eq!(gf.allocate(0, 24 * PG, PG), Err(Errno::ENOSPC));
+    let grow = |size| {
+        f.setattr(&SetAttr {
+            size: Some(size),
+            ..Default::default()
+        })
+    };
+    assert_eq!(
+        grow(41 * PG),
+        Err(Errno::ENOSPC),
+        "the mapped file cannot grow"
+    );
+    assert_eq!(file.write(&[1], 40 * PG), Err(Errno::ENOSPC));
+    // Its holes may still be written, within its size.
+    assert_eq!(file.write(&buf[..PG as usize], 0).unwrap(), PG as usize);
+    // Shrinking gives the room back, to the mapped file as to others.
+    grow(30 * PG).unwrap();
+    grow(35 * PG).unwrap();
+    assert_eq!(
+        gf.write(&buf[..5 * PG as usize], 24 * PG).unwrap(),
+        5 * PG as usize
+    );
+    // An unmapped sparse file costs nothing and still cannot be mapped past the room.
+    let h = root.create(b"h", 0o644, ROOT).unwrap();
+    h.setattr(&SetAttr {
+        size: Some(1 << 30),
+        ..Default::default()
+    })
+    .unwrap();
+    let hf = h.open(libc::O_RDWR).unwrap();
+    assert_eq!(hf.map_source().err(), Some(Errno::ENOMEM));
+    drop((m, file, gf, hf));
+    for n in [&b"f"[..], b"g", b"h"] {
+        root.unlink(n, false).unwrap();
+    }
+    drop((f, g, h));
     assert!(crate::sys::host_tmpfs::tests::eventually(
         || free(&root) == 64
     ));
