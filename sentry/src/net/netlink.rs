@@ -270,25 +270,47 @@ fn route_body(r: &Route) -> Vec<u8> {
     b
 }
 
-/// The answer to `RTM_GETNSID` for a namespace named by descriptor
-/// (`NETNSA_FD`): in host mode, the id the host gives the namespace
-/// `/run/netns/NAME` (or `/var/run/netns/NAME`) when the descriptor is that file
-/// (`sys::hostnet::view_nsid`), else -1 (`NETNSA_NSID_NOT_ASSIGNED`: the
-/// sandbox's own namespace, or one with no id); a descriptor that is not open is
-/// `EBADF`. Other ways of naming a namespace (`NETNSA_PID`, ...) are
-/// `EOPNOTSUPP`, as before.
-fn nsid_request(
-    body: &[u8],
-    host_view: bool,
-    fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
-) -> SysResult<i32> {
+/// How a request names other namespaces: the path of the sender's descriptor
+/// (`NETNSA_FD`), whether a process id is one the sender sees (`NETNSA_PID`).
+pub struct NsRefs<'a> {
+    /// The path of the sender's descriptor, if open.
+    pub fd_path: &'a dyn Fn(i32) -> Option<Vec<u8>>,
+    /// Whether the sender sees a thread of that id.
+    pub pid_exists: &'a dyn Fn(i32) -> bool,
+}
+
+/// The answer to `RTM_GETNSID` (`rtnl_net_getid`), the namespace named by process
+/// (`NETNSA_PID`), by descriptor (`NETNSA_FD`) or by id (`NETNSA_NSID`), in that
+/// order of preference. By descriptor: in host mode, the id the host gives the
+/// namespace `/run/netns/NAME` (or `/var/run/netns/NAME`) when the descriptor is
+/// that file (`sys::hostnet::view_nsid`), else -1 (`NETNSA_NSID_NOT_ASSIGNED`:
+/// the sandbox's own namespace, or one with no id); a descriptor that is not open
+/// is `EBADF`. By process: -1, the namespace of every process of the sandbox
+/// having no id (`ESRCH` for a process the sender does not see). By id: the id
+/// when host mode's view has it, else `ENOENT`. None of them: `EINVAL`.
+fn nsid_request(body: &[u8], host_view: bool, refs: &NsRefs<'_>) -> SysResult<i32> {
     let attrs = attr_list(body.get(4..).unwrap_or(&[])).ok_or(Errno::EINVAL)?;
-    let fd = attrs
-        .iter()
-        .find(|(k, v)| *k == 3 && v.len() >= 4)
-        .map(|(_, v)| i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
-        .ok_or(Errno::EOPNOTSUPP)?;
-    let path = fd_path(fd).ok_or(Errno::EBADF)?;
+    let int = |kind: u16| {
+        attrs
+            .iter()
+            .find(|(k, v)| *k == kind && v.len() >= 4)
+            .map(|(_, v)| i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    if let Some(pid) = int(2) {
+        return if pid > 0 && (refs.pid_exists)(pid) {
+            Ok(-1)
+        } else {
+            Err(Errno::ESRCH)
+        };
+    }
+    let Some(fd) = int(3) else {
+        return match int(1) {
+            Some(id) if host_view && crate::sys::hostnet::view_has_nsid(id) => Ok(id),
+            Some(_) => Err(Errno::ENOENT),
+            None => Err(Errno::EINVAL),
+        };
+    };
+    let path = (refs.fd_path)(fd).ok_or(Errno::EBADF)?;
     let name = ["/run/netns/", "/var/run/netns/"]
         .iter()
         .find_map(|p| path.strip_prefix(p.as_bytes()))
@@ -520,17 +542,21 @@ impl NetlinkSocket {
 
     /// Takes the requests in `data` and queues their answers.
     pub fn send(&self, data: &[u8], tgid: i32, net_admin: bool) -> SysResult<usize> {
-        self.send_with(data, tgid, net_admin, &|_| None)
+        let refs = NsRefs {
+            fd_path: &|_| None,
+            pid_exists: &|_| false,
+        };
+        self.send_with(data, tgid, net_admin, &refs)
     }
 
-    /// [`NetlinkSocket::send`], with `fd_path` giving the path of the sender's
-    /// descriptor (`RTM_GETNSID` names a namespace by one).
+    /// [`NetlinkSocket::send`], with `refs` resolving the sender's descriptors and
+    /// process ids (`RTM_GETNSID` names a namespace by one).
     pub fn send_with(
         &self,
         data: &[u8],
         tgid: i32,
         net_admin: bool,
-        fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
+        refs: &NsRefs<'_>,
     ) -> SysResult<usize> {
         let mut st = self.lock()?;
         self.autobind(&mut st, 0, tgid)?;
@@ -650,7 +676,7 @@ impl NetlinkSocket {
                     None => answer(&mut reply, Vec::new(), -libc::ENODEV),
                 }
             } else if kind == RTM_GETNSID {
-                match nsid_request(body, host_view, fd_path) {
+                match nsid_request(body, host_view, refs) {
                     Ok(id) => {
                         let mut b = vec![0u8; 4]; // rtgenmsg: AF_UNSPEC
                         put_attr(&mut b, 1, &id.to_le_bytes()); // NETNSA_NSID

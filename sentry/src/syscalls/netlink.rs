@@ -156,7 +156,18 @@ pub fn send(
                 .unwrap_or_default(),
         )
     };
-    Ok(s.send_with(&data, own_pid(task), admin, &fd_path)? as u64)
+    // RTM_GETNSID's NETNSA_PID: a thread the sender sees.
+    let pid_exists = |pid: i32| -> bool {
+        let Ok(g) = task.pid_global(pid) else {
+            return false;
+        };
+        task.kernel.registry().is_ok_and(|r| r.thread(g).is_some())
+    };
+    let refs = crate::net::netlink::NsRefs {
+        fd_path: &fd_path,
+        pid_exists: &pid_exists,
+    };
+    Ok(s.send_with(&data, own_pid(task), admin, &refs)? as u64)
 }
 
 /// `sendmsg(2)`.
