@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
+use crate::net::diag::{self, UnixLister};
 use crate::net::iflist::{self, Link, Route};
 use crate::net::{next_ino, Netstack, SOCKFS_DEV};
 use crate::vfs::{FileImpl, Stat};
@@ -43,6 +44,8 @@ const RTM_GETRULE: u16 = 34;
 const RTM_GETNSID: u16 = 90;
 const RTM_NEWNSID: u16 = 88;
 const RTM_NEWRULE: u16 = 32;
+/// The most one datagram of a dump carries (Linux's `NLMSG_GOODSIZE` on 4 KiB pages).
+const DUMP_CHUNK: usize = 3776;
 /// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
 const QUEUE_MAX: usize = 1 << 20;
 
@@ -70,6 +73,10 @@ pub struct NetlinkSocket {
     st: Mutex<NlState>,
     /// The network it describes.
     net: Arc<Netstack>,
+    /// `NETLINK_ROUTE` or `NETLINK_SOCK_DIAG`.
+    proto: i32,
+    /// The sandbox's unix sockets (`NETLINK_SOCK_DIAG`'s `AF_UNIX` requests).
+    unix: Option<UnixLister>,
 }
 
 struct NlState {
@@ -85,11 +92,10 @@ struct NlState {
 
 impl Drop for NetlinkSocket {
     fn drop(&mut self) {
-        if let Ok(st) = self.st.get_mut() {
-            if st.port != 0 {
-                if let Ok(mut ids) = self.net.netlink_ports.used.lock() {
-                    ids.remove(&st.port);
-                }
+        let port = self.st.get_mut().map(|s| s.port).unwrap_or(0);
+        if port != 0 {
+            if let Ok(mut ids) = self.ids().used.lock() {
+                ids.remove(&port);
             }
         }
     }
@@ -373,8 +379,20 @@ fn ifname_attr(attrs: &[u8]) -> Option<Vec<u8>> {
 impl NetlinkSocket {
     /// A new route socket describing `net`.
     pub fn new(net: &Arc<Netstack>) -> NetlinkSocket {
+        Self::with_protocol(net, libc::NETLINK_ROUTE, None)
+    }
+
+    /// A new socket of `proto` (`NETLINK_ROUTE`, `NETLINK_SOCK_DIAG`) on `net`;
+    /// `unix` lists the unix sockets a diag socket describes.
+    pub fn with_protocol(
+        net: &Arc<Netstack>,
+        proto: i32,
+        unix: Option<UnixLister>,
+    ) -> NetlinkSocket {
         NetlinkSocket {
             net: net.clone(),
+            proto,
+            unix,
             ino: next_ino(),
             wq: WaitQueue::new(),
             st: Mutex::new(NlState {
@@ -394,6 +412,15 @@ impl NetlinkSocket {
         self.st.lock().map_err(|_| Errno::EIO)
     }
 
+    /// The port ids of this socket's protocol.
+    fn ids(&self) -> &PortIds {
+        if self.proto == libc::NETLINK_SOCK_DIAG {
+            &self.net.diag_ports
+        } else {
+            &self.net.netlink_ports
+        }
+    }
+
     fn autobind(&self, st: &mut NlState, want: u32, tgid: i32) -> SysResult<()> {
         if st.port != 0 {
             return if want == 0 || want == st.port {
@@ -402,7 +429,7 @@ impl NetlinkSocket {
                 Err(Errno::EINVAL)
             };
         }
-        let table = &self.net.netlink_ports;
+        let table = self.ids();
         let mut ids = table.used.lock().map_err(|_| Errno::EIO)?;
         let port = if want != 0 {
             if ids.contains(&want) {
@@ -591,6 +618,42 @@ impl NetlinkSocket {
             let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
             if flags & NLM_F_REQUEST == 0 {
                 // Linux ignores messages that are not requests.
+            } else if self.proto == libc::NETLINK_SOCK_DIAG {
+                let who = diag::Asker { net_admin };
+                match diag::request(&self.net, self.unix.as_ref(), kind, flags, body, who) {
+                    Ok(a) if a.dump => {
+                        // A dump: its messages, cut into datagrams as Linux's
+                        // `netlink_dump` fills one buffer at a time, then DONE;
+                        // never acknowledged.
+                        for b in a.msgs {
+                            let m = message(kind, NLM_F_MULTI, seq, port, &b);
+                            if !reply.is_empty() && reply.len() + m.len() > DUMP_CHUNK {
+                                datagrams.push(std::mem::take(&mut reply));
+                            }
+                            reply.extend_from_slice(&m);
+                        }
+                        let done = message(
+                            NLMSG_DONE,
+                            NLM_F_MULTI,
+                            seq,
+                            port,
+                            &a.done_err.to_le_bytes(),
+                        );
+                        if !reply.is_empty() && reply.len() + done.len() > DUMP_CHUNK {
+                            datagrams.push(std::mem::take(&mut reply));
+                        }
+                        reply.extend_from_slice(&done);
+                    }
+                    Ok(a) => {
+                        let msgs = a
+                            .msgs
+                            .iter()
+                            .map(|b| message(kind, 0, seq, port, b))
+                            .collect();
+                        answer(&mut reply, msgs, 0);
+                    }
+                    Err(e) => answer(&mut reply, Vec::new(), -e.0),
+                }
             } else if host_view
                 && (matches!(
                     kind,
@@ -769,7 +832,7 @@ impl NetlinkSocket {
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => st.sndbuf,
             (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_RAW,
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => libc::AF_NETLINK,
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::NETLINK_ROUTE,
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => self.proto,
             (libc::SOL_SOCKET, libc::SO_ERROR) => 0,
             (libc::SOL_NETLINK, 11) => st.ext_ack as i32,
             (libc::SOL_NETLINK, 12) => st.strict as i32,

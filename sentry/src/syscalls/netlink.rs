@@ -26,17 +26,31 @@ fn sock(f: &OpenFile) -> SysResult<&NetlinkSocket> {
     netlink_of(f).ok_or(Errno::ENOTSOCK)
 }
 
-/// `socket(AF_NETLINK, ty, protocol)`: only `NETLINK_ROUTE`.
+/// `socket(AF_NETLINK, ty, protocol)`: `NETLINK_ROUTE` and `NETLINK_SOCK_DIAG`.
+/// Under `--network=host` the program's internet sockets are the host's, which the
+/// sandbox's diag answers could not describe and the host's would show beyond the
+/// program's own: `NETLINK_SOCK_DIAG` is then `EPROTONOSUPPORT` (as on a kernel
+/// without it), and `ss` reads `/proc/net` instead.
 pub fn socket(task: &mut Task, ty: i32, protocol: i32, flags: i32) -> SysResult<u64> {
     if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
         return Err(Errno::ESOCKTNOSUPPORT);
     }
-    if protocol != libc::NETLINK_ROUTE {
-        tracing::debug!(protocol, "netlink protocol not supported: EPROTONOSUPPORT");
-        return Err(Errno::EPROTONOSUPPORT);
-    }
+    let net = task.ns.net.stack.clone();
+    let sock = match protocol {
+        libc::NETLINK_ROUTE => NetlinkSocket::new(&net),
+        libc::NETLINK_SOCK_DIAG if !net.host_view() => {
+            let unix = task.kernel.unix.clone();
+            let lister: crate::net::diag::UnixLister =
+                std::sync::Arc::new(move || crate::fs::unix::diag_entries(&unix));
+            NetlinkSocket::with_protocol(&net, protocol, Some(lister))
+        }
+        _ => {
+            tracing::debug!(protocol, "netlink protocol not supported: EPROTONOSUPPORT");
+            return Err(Errno::EPROTONOSUPPORT);
+        }
+    };
     let file = OpenFile::new(
-        Box::new(NetlinkSocket::new(&task.ns.net.stack)),
+        Box::new(sock),
         None,
         libc::O_RDWR | (flags & libc::O_NONBLOCK),
     );
