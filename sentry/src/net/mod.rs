@@ -33,7 +33,9 @@ pub mod opts;
 pub mod packet;
 pub mod ports;
 pub mod procfs;
+pub mod snmp;
 pub mod tcp;
+pub mod twack;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
