@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 # to download and install on the dev machine), postgresql (~20 MB).
 required=(gcc libc6-dev busybox-static runsc containerd containernetworking-plugins protobuf-compiler inotify-tools curl iproute2 python3 iputils-ping libpython3.11-testsuite libaio1
           make git perl nodejs golang-go openjdk-17-jdk-headless postgresql sqlite3 redis-server redis-tools util-linux
-          strace gdb bubblewrap acl)
+          strace gdb bubblewrap acl net-tools)
 optional=(musl-tools)
 
 missing() {

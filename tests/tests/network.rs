@@ -1383,3 +1383,122 @@ server side ['06', '0A']\n";
         check(&ns, inside, &p);
     }
 }
+
+/// A late segment for a connection the sandbox closed first is answered as
+/// Linux's TIME-WAIT answers it, also after smoltcp's own 10 s of TIME-WAIT: the
+/// peer outside sends its FIN again 12 s after the close (the same frame, through
+/// a packet socket on its end of the veth) and gets an ACK of it, not a reset.
+/// Compared with the same client run natively in the inner namespace.
+#[test]
+fn timewait_answers_late_segments_on_the_pod_interface() {
+    if !root_or_skip("timewait_answers_late_segments_on_the_pod_interface") {
+        return;
+    }
+    const OUTER: &str = r#"import socket, struct, time
+iface = [n for i, n in socket.if_nameindex() if n != 'lo'][0]
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+cap.bind((iface, 0))
+cap.settimeout(0.1)
+def tcp(f):
+    if f[12:14] != b'\x08\x00' or f[23] != 6:
+        return None
+    ihl = (f[14] & 15) * 4
+    t = f[14 + ihl:]
+    src, dst = socket.inet_ntoa(f[26:30]), socket.inet_ntoa(f[30:34])
+    sp, dp, seq, ack = struct.unpack('!HHII', t[:12])
+    return src, sp, dst, dp, seq, ack, t[13]
+def frames(secs):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            yield cap.recv(65535)
+        except socket.timeout:
+            pass
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(('0.0.0.0', 8094))
+l.listen(1)
+s, a = l.accept()
+while s.recv(100):
+    pass
+s.close()
+fin = None
+for f in frames(2):
+    t = tcp(f)
+    if t and t[0] == '10.77.0.1' and t[1] == 8094 and t[6] & 1:
+        fin = (f, t)
+        break
+if fin is None:
+    print('no FIN seen')
+    raise SystemExit
+def csum(b):
+    if len(b) % 2:
+        b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+# The captured frame's TCP checksum was left to the veth (CHECKSUM_PARTIAL): fill it in.
+f = bytearray(fin[0])
+ihl = (f[14] & 15) * 4
+total = struct.unpack('!H', f[16:18])[0]
+seg = f[14 + ihl:14 + total]
+seg[16:18] = b'\0\0'
+pseudo = bytes(f[26:34]) + struct.pack('!BBH', 0, 6, len(seg))
+seg[16:18] = struct.pack('!H', csum(pseudo + bytes(seg)))
+f[14 + ihl:14 + total] = seg
+time.sleep(12)
+for _ in frames(0.3):
+    pass
+cap.send(bytes(f))
+got = 'nothing'
+for f in frames(2):
+    t = tcp(f)
+    if t and t[0] == '10.77.0.2' and t[3] == 8094:
+        if t[6] & 4:
+            got = 'reset'
+        elif t[6] & 16:
+            got = 'ack %s' % ('of the FIN' if t[5] == (fin[1][4] + 1) % 2**32 else 'of %d' % t[5])
+        break
+print('late FIN answered with', got)
+"#;
+    const INSIDE: &str = r#"import socket, time
+c = socket.socket()
+c.connect(('10.77.0.1', 8094))
+c.sendall(b'x')
+c.close()
+time.sleep(16)
+"#;
+    let check = |ns: &Netns, inside: Command, what: &str| {
+        let mut outer = ns.outer(&["/usr/bin/python3", "-c", OUTER]);
+        outer
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let outer = outer.spawn().expect("outer");
+        std::thread::sleep(Duration::from_millis(500));
+        let o = output(inside).expect("run");
+        assert!(o.status.success(), "{what}: {}", text(&o));
+        let p = outer.wait_with_output().expect("outer");
+        assert_eq!(
+            String::from_utf8_lossy(&p.stdout),
+            "late FIN answered with ack of the FIN\n",
+            "{what}: outer: {}",
+            text(&p)
+        );
+    };
+    let ns = Netns::new().expect("namespaces");
+    check(
+        &ns,
+        Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", INSIDE]),
+        "native",
+    );
+    drop(ns);
+    for p in platforms() {
+        let ns = Netns::new().expect("namespaces");
+        let inside = ns
+            .sandbox(&p, &[], &["/usr/bin/python3", "-c", INSIDE])
+            .expect("rvisor");
+        check(&ns, inside, &p);
+    }
+}

@@ -225,6 +225,8 @@ pub struct Core {
     st: Mutex<SockState>,
     /// The sandbox's unix sockets this one is one of.
     space: Arc<UnixSpace>,
+    /// Who made it (the socket inode's owner, `UNIX_DIAG_UID`).
+    uid: std::sync::atomic::AtomicU32,
 }
 
 impl Core {
@@ -232,6 +234,7 @@ impl Core {
         let core = Arc::new(Core {
             space: space.clone(),
             kind,
+            uid: std::sync::atomic::AtomicU32::new(0),
             ino: space.inos.next(AnonKind::Unix),
             inbox: Arc::new(Inbox::default()),
             st: Mutex::new(SockState {
@@ -373,6 +376,11 @@ impl UnixSocket {
         Ok((UnixSocket { core: a }, UnixSocket { core: b }))
     }
 
+    /// Records the socket's owner (`UNIX_DIAG_UID`), the uid that made it.
+    pub fn set_owner(&self, uid: u32) {
+        self.core.uid.store(uid, Ordering::Relaxed);
+    }
+
     /// The socket type.
     pub fn kind(&self) -> Kind {
         self.core.kind
@@ -502,6 +510,9 @@ impl UnixSocket {
             return Err(Errno::EAGAIN);
         }
         let server = Core::new(&self.core.space, self.core.kind);
+        server
+            .uid
+            .store(other.uid.load(Ordering::Relaxed), Ordering::Relaxed);
         server.lock()?.name = listener_name;
         connect_cores(&self.core, &server, creds, listener_creds)?;
         backlog.push_back(server);
@@ -1030,6 +1041,101 @@ pub fn proc_net_unix(space: &UnixSpace) -> String {
             let _ = write!(out, " {shown}");
         }
         out.push('\n');
+    }
+    out
+}
+
+/// The kernel's device number (`MAJOR << 20 | MINOR`) of a `stat` device number.
+fn kernel_dev(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    ((major << 20) | (minor & 0xfffff)) as u32
+}
+
+/// The unix sockets of `space` as `NETLINK_SOCK_DIAG` describes them
+/// (`unix_diag.c`'s `sk_diag_fill`).
+pub fn diag_entries(space: &UnixSpace) -> Vec<crate::net::diag::UnixEntry> {
+    let cores: Vec<Arc<Core>> = match space.all.lock() {
+        Ok(mut all) => {
+            all.retain(|w| w.strong_count() > 0);
+            all.iter().filter_map(Weak::upgrade).collect()
+        }
+        Err(_) => return Vec::new(),
+    };
+    let mut out = Vec::with_capacity(cores.len());
+    for c in cores {
+        let Ok(st) = c.lock() else {
+            continue;
+        };
+        let (inbox_bytes, first_len, eof) = c
+            .inbox
+            .lock()
+            .map(|i| {
+                (
+                    i.bytes,
+                    i.segs.front().map_or(0, |s| s.data.len() - s.read),
+                    i.eof,
+                )
+            })
+            .unwrap_or((0, 0, false));
+        // What we sent that the peer has not read yet (Linux counts the buffers'
+        // memory, `sk_wmem_alloc`).
+        let (peer_ino, peer_closed, unread_by_peer) = match &st.peer {
+            Some(p) => {
+                let (closed, bytes) = p
+                    .inbox
+                    .lock()
+                    .map(|i| (i.closed, i.bytes))
+                    .unwrap_or((true, 0));
+                (Some(p.core.upgrade().map_or(0, |pc| pc.ino)), closed, bytes)
+            }
+            None => (None, false, 0),
+        };
+        let listening = st.backlog.is_some();
+        // TCP_LISTEN, TCP_ESTABLISHED (connected), TCP_CLOSE.
+        let state = if listening {
+            10
+        } else if st.peer.is_some() {
+            1
+        } else {
+            7
+        };
+        let (rq, wq) = match &st.backlog {
+            Some(b) => (b.len() as u32, st.max_backlog as u32),
+            None if c.kind == Kind::Dgram => (first_len as u32, unread_by_peer as u32),
+            None => (inbox_bytes as u32, unread_by_peer as u32),
+        };
+        let icons = st.backlog.as_ref().map(|b| {
+            b.iter()
+                .map(|s| {
+                    s.lock()
+                        .ok()
+                        .and_then(|ss| ss.peer.as_ref().and_then(|p| p.core.upgrade()))
+                        .map_or(0, |pc| pc.ino)
+                })
+                .collect()
+        });
+        let rcv = st.shut_rd || eof;
+        let snd = st.shut_wr || (c.kind.connection_based() && peer_closed);
+        out.push(crate::net::diag::UnixEntry {
+            ty: c.kind.linux() as u8,
+            state,
+            ino: c.ino,
+            name: st
+                .name
+                .as_ref()
+                .filter(|n| !n.0.is_empty())
+                .map(|n| n.0.clone()),
+            vfs: st.node.map(|(dev, ino)| (ino as u32, kernel_dev(dev))),
+            peer: peer_ino,
+            icons,
+            rq,
+            wq,
+            shutdown: rcv as u8 | (snd as u8) << 1,
+            uid: c.uid.load(Ordering::Relaxed),
+            rcvbuf: st.rcvbuf as u32,
+            sndbuf: st.sndbuf as u32,
+        });
     }
     out
 }

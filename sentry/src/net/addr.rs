@@ -234,6 +234,12 @@ impl Local {
     }
 }
 
+/// Whether binding `ip` (canonical) makes an IPv6 socket IPv6-only, as Linux's
+/// `inet6_bind` does for an address that is neither the wildcard nor v4-mapped.
+pub fn binds_v6_only(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if !a.is_unspecified())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,7 @@ use crate::errno::{Errno, SysResult};
 use crate::net::addr::SockAddr;
 use crate::net::gso;
 use crate::net::packet as sockets;
+use crate::net::twack;
 use crate::net::Netstack;
 use crate::sys::packet;
 use crate::wait::WaitQueue;
@@ -108,6 +109,14 @@ struct PacketDev {
     /// Frames to give the stack before reading more (the held SYNs, once their
     /// TIME-WAIT socket is gone).
     inject: Vec<Vec<u8>>,
+    /// The network's protocol counters (`/proc/net/snmp`).
+    snmp: Arc<crate::net::snmp::Snmp>,
+    /// Connections in TIME-WAIT whose smoltcp socket is gone, by (local,
+    /// remote): their sequence numbers and when the TIME-WAIT ends. The device
+    /// answers their late segments itself (net/twack.rs).
+    tw_gone: HashMap<(SockAddr, SockAddr), (twack::Seqs, StdInstant)>,
+    /// Those a reset or a new SYN ended, for the stack to mark over.
+    tw_killed: Vec<(SockAddr, SockAddr)>,
 }
 
 /// The TCP segment in `frame` (Ethernet): (source, destination, flags).
@@ -181,12 +190,20 @@ struct TxSide {
     packets: u64,
     /// The sandbox's packet sockets, which see every frame sent.
     taps: Arc<sockets::PacketTable>,
+    /// The network's protocol counters.
+    snmp: Arc<crate::net::snmp::Snmp>,
+    /// The active closers' connections, by (local, remote): the sequence
+    /// numbers of the last segment sent for each (`snd_nxt`, `rcv_nxt`), kept
+    /// for TIME-WAIT once smoltcp lets go of the socket.
+    watch: HashMap<(SockAddr, SockAddr), twack::Seqs>,
 }
 
 impl TxSide {
+    #[allow(clippy::too_many_arguments)]
     fn send(
         fd: &OwnedFd,
         taps: &sockets::PacketTable,
+        snmp: &crate::net::snmp::Snmp,
         bytes: &mut u64,
         packets: &mut u64,
         skip: usize,
@@ -201,6 +218,9 @@ impl TxSide {
         if packet::send_frame(fd.as_fd(), buf).is_ok() {
             *bytes += wire;
             *packets += frames;
+            if let Some(f) = buf.get(skip..) {
+                snmp.frame(f, true, frames);
+            }
         }
     }
 
@@ -212,10 +232,11 @@ impl TxSide {
             bytes,
             packets,
             taps,
+            snmp,
             ..
         } = self;
         if let Some(c) = gso {
-            c.flush(&mut |out| Self::send(fd, taps, bytes, packets, gso::VNET_LEN, out));
+            c.flush(&mut |out| Self::send(fd, taps, snmp, bytes, packets, gso::VNET_LEN, out));
         }
     }
 }
@@ -245,19 +266,94 @@ impl phy::TxToken for Tx<'_> {
             bytes,
             packets,
             taps,
+            snmp,
+            watch,
         } = self.0;
         let room = if gso.is_some() { gso::VNET_LEN } else { 0 };
         if buf.len() < room + len {
             buf.resize(room + len, 0);
         }
         let r = f(&mut buf[room..room + len]);
+        if !watch.is_empty() {
+            if let Some(seg) = twack::segment(&buf[room..room + len]) {
+                if let Some(w) = watch.get_mut(&(seg.from, seg.to)) {
+                    *w = twack::Seqs {
+                        snd: seg.end,
+                        rcv: seg.ack,
+                    };
+                }
+            }
+        }
         match gso {
             Some(c) => c.push(buf, len, &mut |out| {
-                TxSide::send(fd, taps, bytes, packets, gso::VNET_LEN, out)
+                TxSide::send(fd, taps, snmp, bytes, packets, gso::VNET_LEN, out)
             }),
-            None => TxSide::send(fd, taps, bytes, packets, 0, (&buf[..len], 1, len as u64)),
+            None => TxSide::send(
+                fd,
+                taps,
+                snmp,
+                bytes,
+                packets,
+                0,
+                (&buf[..len], 1, len as u64),
+            ),
         }
         r
+    }
+}
+
+impl PacketDev {
+    /// Whether the frame read (`n` bytes) was for a connection in TIME-WAIT
+    /// whose smoltcp socket is gone, and so answered (or dropped) here as Linux's
+    /// timewait socket would: it then never reaches smoltcp, which would reset.
+    fn time_wait(&mut self, n: usize) -> bool {
+        let frame = &self.rx[self.rx_skip..n];
+        let Some(seg) = twack::segment(frame) else {
+            return false;
+        };
+        let key = (seg.to, seg.from);
+        let Some(&(seqs, until)) = self.tw_gone.get(&key) else {
+            return false;
+        };
+        if StdInstant::now() >= until {
+            self.tw_gone.remove(&key);
+            return false;
+        }
+        match twack::answer(frame, &seg, seqs) {
+            twack::Answer::Drop => true,
+            twack::Answer::Kill => {
+                self.tw_gone.remove(&key);
+                self.tw_killed.push(key);
+                true
+            }
+            twack::Answer::Syn => {
+                // The 4-tuple is taken again: smoltcp's listener (if any) has it.
+                self.tw_gone.remove(&key);
+                self.tw_killed.push(key);
+                false
+            }
+            twack::Answer::Ack(ack) => {
+                self.tx.flush();
+                let room = if self.tx.gso.is_some() {
+                    gso::VNET_LEN
+                } else {
+                    0
+                };
+                let mut out = vec![0u8; room];
+                out.extend_from_slice(&ack);
+                let len = ack.len() as u64;
+                let TxSide {
+                    fd,
+                    bytes,
+                    packets,
+                    taps,
+                    snmp,
+                    ..
+                } = &mut self.tx;
+                TxSide::send(fd, taps, snmp, bytes, packets, room, (&out, 1, len));
+                true
+            }
+        }
     }
 }
 
@@ -277,6 +373,7 @@ impl Device for PacketDev {
                 Ok(Some(n)) if n <= self.rx.len() && n >= self.rx_skip => {
                     self.rx_bytes += (n - self.rx_skip) as u64;
                     self.rx_packets += 1;
+                    self.snmp.frame(&self.rx[self.rx_skip..n], false, 1);
                     let taps = &self.tx.taps;
                     if taps.any_open() {
                         // The program's packet sockets get a copy of every frame.
@@ -288,6 +385,9 @@ impl Device for PacketDev {
                     if !self.syn_drop.is_empty()
                         && is_syn_to(&self.rx[self.rx_skip..n], &self.syn_drop)
                     {
+                        continue;
+                    }
+                    if !self.tw_gone.is_empty() && self.time_wait(n) {
                         continue;
                     }
                     if !self.tw_listened.is_empty() {
@@ -508,7 +608,12 @@ impl External {
             tw_listened: Default::default(),
             tw_syns: Vec::new(),
             inject: Vec::new(),
+            snmp: net.upgrade().map(|n| n.snmp.clone()).unwrap_or_default(),
+            tw_gone: HashMap::new(),
+            tw_killed: Vec::new(),
             tx: TxSide {
+                watch: HashMap::new(),
+                snmp: net.upgrade().map(|n| n.snmp.clone()).unwrap_or_default(),
                 fd: fd.clone(),
                 gso: cfg.vnet_hdr.then(gso::Coalescer::default),
                 buf: vec![0; rx_skip + mtu as usize + 14],
@@ -693,6 +798,13 @@ impl External {
             ..
         } = st;
         let mut changed = iface.poll(now, dev, sockets) == PollResult::SocketStateChanged;
+        for key in std::mem::take(&mut dev.tw_killed) {
+            // A reset or a new SYN ended a TIME-WAIT the device answered for.
+            for l in lingering.values_mut().filter(|l| l.tuple == key) {
+                l.over = true;
+            }
+            dev.tx.watch.remove(&key);
+        }
         if !dev.tw_syns.is_empty() {
             // New SYNs for connections in TIME-WAIT on a listened port: the
             // TIME-WAIT socket goes and the SYN is given again, to the listener.
@@ -845,6 +957,14 @@ impl External {
                 }
                 if !keep {
                     l.h = None;
+                    // Out of smoltcp in TIME-WAIT: the device answers for it until
+                    // its TIME-WAIT ends.
+                    let seqs = dev.tx.watch.get(&l.tuple).copied();
+                    let seen = seqs.filter(|s| s.snd != 0 || s.rcv != 0);
+                    if let (Some(at), false, Some(seqs)) = (l.tw_at, l.over, seen) {
+                        let until = at + crate::net::tcp::TIME_WAIT_LEN;
+                        dev.tw_gone.insert(l.tuple, (seqs, until));
+                    }
                 }
             } else if state == tcp::State::Closed {
                 keep = false;
@@ -1023,6 +1143,11 @@ impl External {
             .collect();
         if live || closing || (!held.is_empty() && !bound) {
             return Err(Errno::EADDRNOTAVAIL);
+        }
+        if !held.is_empty() {
+            // The device no longer answers for the old connection.
+            st.dev.tw_gone.remove(&t);
+            st.dev.tx.watch.remove(&t);
         }
         for id in held {
             let State {
@@ -1222,6 +1347,10 @@ impl External {
             Some(tuple) if active && !reset => {
                 let id = st.next_linger;
                 st.next_linger += 1;
+                st.dev
+                    .tx
+                    .watch
+                    .insert(tuple, twack::Seqs { snd: 0, rcv: 0 });
                 st.lingering.insert(
                     id,
                     Lingering {
@@ -1267,6 +1396,10 @@ impl External {
         let Some(l) = st.lingering.remove(&id) else {
             return;
         };
+        if !st.lingering.values().any(|o| o.tuple == l.tuple) {
+            st.dev.tx.watch.remove(&l.tuple);
+            st.dev.tw_gone.remove(&l.tuple);
+        }
         if let Some(h) = l.h {
             if let Some(o) = st.orphans.get_mut(&h) {
                 o.linger = None;

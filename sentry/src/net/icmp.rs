@@ -754,12 +754,25 @@ pub fn transmit(net: &Netstack, pkt: Packet) -> SysResult<()> {
         return Ok(());
     }
     net.count(pkt.payload.len());
+    count_looped(net, &pkt);
     if net.packet_sockets.any_open() {
         net.packet_sockets
             .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
     }
     input(net, pkt, true);
     Ok(())
+}
+
+/// Counts a packet carried over loopback (`/proc/net/snmp`): an IP datagram both
+/// ways and, for an ICMP message, its type sent and received.
+fn count_looped(net: &Netstack, pkt: &Packet) {
+    let f = crate::net::snmp::fam_of(pkt.dst);
+    net.snmp.looped(f);
+    let icmp = if f == 0 { PROTO_ICMP } else { PROTO_ICMPV6 };
+    if let (true, Some(&ty)) = (pkt.proto == icmp, pkt.payload.first()) {
+        net.snmp.icmp_msg(f, ty, true);
+        net.snmp.icmp_msg(f, ty, false);
+    }
 }
 
 /// An IP packet arriving at the sandbox: copies to the raw sockets that match,
@@ -809,6 +822,7 @@ pub fn input(net: &Netstack, pkt: Packet, local: bool) {
             payload: msg,
         };
         net.count(reply.payload.len());
+        count_looped(net, &reply);
         if net.packet_sockets.any_open() {
             net.packet_sockets
                 .tap_loopback(&crate::net::frame::loopback_frame(&reply));

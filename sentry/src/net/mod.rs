@@ -15,6 +15,7 @@
 
 pub mod addr;
 pub mod cmsg;
+pub mod diag;
 pub mod external;
 pub mod file;
 pub mod frame;
@@ -32,7 +33,9 @@ pub mod opts;
 pub mod packet;
 pub mod ports;
 pub mod procfs;
+pub mod snmp;
 pub mod tcp;
+pub mod twack;
 pub mod udp;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -120,6 +123,10 @@ pub struct Netstack {
     pub(crate) ping_group_range: Mutex<(u32, u32)>,
     /// Netlink port ids in use, and the next one to hand out.
     pub(crate) netlink_ports: netlink::PortIds,
+    /// Its protocol counters (`/proc/net/snmp`).
+    pub snmp: Arc<snmp::Snmp>,
+    /// The port ids of its `NETLINK_SOCK_DIAG` sockets (each protocol has its own).
+    pub(crate) diag_ports: netlink::PortIds,
     /// The packet sockets and the interfaces they see.
     pub(crate) packet_sockets: Arc<packet::PacketTable>,
     /// The multicast groups each interface accepts.
@@ -155,6 +162,8 @@ impl Netstack {
             // Linux's default: nobody (the range is empty).
             ping_group_range: Mutex::new((1, 0)),
             netlink_ports: netlink::PortIds::default(),
+            diag_ports: netlink::PortIds::default(),
+            snmp: Arc::default(),
             packet_sockets: Arc::default(),
             mcast: mcast::Groups::default(),
             lo,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::errno::{Errno, SysResult};
+use crate::net::diag::{self, UnixLister};
 use crate::net::iflist::{self, Link, Route};
 use crate::net::{next_ino, Netstack, SOCKFS_DEV};
 use crate::vfs::{FileImpl, Stat};
@@ -43,6 +44,8 @@ const RTM_GETRULE: u16 = 34;
 const RTM_GETNSID: u16 = 90;
 const RTM_NEWNSID: u16 = 88;
 const RTM_NEWRULE: u16 = 32;
+/// The most one datagram of a dump carries (Linux's `NLMSG_GOODSIZE` on 4 KiB pages).
+const DUMP_CHUNK: usize = 3776;
 /// Bytes a socket's queue holds before answers are dropped (`ENOBUFS`).
 const QUEUE_MAX: usize = 1 << 20;
 
@@ -70,6 +73,10 @@ pub struct NetlinkSocket {
     st: Mutex<NlState>,
     /// The network it describes.
     net: Arc<Netstack>,
+    /// `NETLINK_ROUTE` or `NETLINK_SOCK_DIAG`.
+    proto: i32,
+    /// The sandbox's unix sockets (`NETLINK_SOCK_DIAG`'s `AF_UNIX` requests).
+    unix: Option<UnixLister>,
 }
 
 struct NlState {
@@ -85,11 +92,10 @@ struct NlState {
 
 impl Drop for NetlinkSocket {
     fn drop(&mut self) {
-        if let Ok(st) = self.st.get_mut() {
-            if st.port != 0 {
-                if let Ok(mut ids) = self.net.netlink_ports.used.lock() {
-                    ids.remove(&st.port);
-                }
+        let port = self.st.get_mut().map(|s| s.port).unwrap_or(0);
+        if port != 0 {
+            if let Ok(mut ids) = self.ids().used.lock() {
+                ids.remove(&port);
             }
         }
     }
@@ -270,25 +276,47 @@ fn route_body(r: &Route) -> Vec<u8> {
     b
 }
 
-/// The answer to `RTM_GETNSID` for a namespace named by descriptor
-/// (`NETNSA_FD`): in host mode, the id the host gives the namespace
-/// `/run/netns/NAME` (or `/var/run/netns/NAME`) when the descriptor is that file
-/// (`sys::hostnet::view_nsid`), else -1 (`NETNSA_NSID_NOT_ASSIGNED`: the
-/// sandbox's own namespace, or one with no id); a descriptor that is not open is
-/// `EBADF`. Other ways of naming a namespace (`NETNSA_PID`, ...) are
-/// `EOPNOTSUPP`, as before.
-fn nsid_request(
-    body: &[u8],
-    host_view: bool,
-    fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
-) -> SysResult<i32> {
+/// How a request names other namespaces: the path of the sender's descriptor
+/// (`NETNSA_FD`), whether a process id is one the sender sees (`NETNSA_PID`).
+pub struct NsRefs<'a> {
+    /// The path of the sender's descriptor, if open.
+    pub fd_path: &'a dyn Fn(i32) -> Option<Vec<u8>>,
+    /// Whether the sender sees a thread of that id.
+    pub pid_exists: &'a dyn Fn(i32) -> bool,
+}
+
+/// The answer to `RTM_GETNSID` (`rtnl_net_getid`), the namespace named by process
+/// (`NETNSA_PID`), by descriptor (`NETNSA_FD`) or by id (`NETNSA_NSID`), in that
+/// order of preference. By descriptor: in host mode, the id the host gives the
+/// namespace `/run/netns/NAME` (or `/var/run/netns/NAME`) when the descriptor is
+/// that file (`sys::hostnet::view_nsid`), else -1 (`NETNSA_NSID_NOT_ASSIGNED`:
+/// the sandbox's own namespace, or one with no id); a descriptor that is not open
+/// is `EBADF`. By process: -1, the namespace of every process of the sandbox
+/// having no id (`ESRCH` for a process the sender does not see). By id: the id
+/// when host mode's view has it, else `ENOENT`. None of them: `EINVAL`.
+fn nsid_request(body: &[u8], host_view: bool, refs: &NsRefs<'_>) -> SysResult<i32> {
     let attrs = attr_list(body.get(4..).unwrap_or(&[])).ok_or(Errno::EINVAL)?;
-    let fd = attrs
-        .iter()
-        .find(|(k, v)| *k == 3 && v.len() >= 4)
-        .map(|(_, v)| i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
-        .ok_or(Errno::EOPNOTSUPP)?;
-    let path = fd_path(fd).ok_or(Errno::EBADF)?;
+    let int = |kind: u16| {
+        attrs
+            .iter()
+            .find(|(k, v)| *k == kind && v.len() >= 4)
+            .map(|(_, v)| i32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    };
+    if let Some(pid) = int(2) {
+        return if pid > 0 && (refs.pid_exists)(pid) {
+            Ok(-1)
+        } else {
+            Err(Errno::ESRCH)
+        };
+    }
+    let Some(fd) = int(3) else {
+        return match int(1) {
+            Some(id) if host_view && crate::sys::hostnet::view_has_nsid(id) => Ok(id),
+            Some(_) => Err(Errno::ENOENT),
+            None => Err(Errno::EINVAL),
+        };
+    };
+    let path = (refs.fd_path)(fd).ok_or(Errno::EBADF)?;
     let name = ["/run/netns/", "/var/run/netns/"]
         .iter()
         .find_map(|p| path.strip_prefix(p.as_bytes()))
@@ -351,8 +379,20 @@ fn ifname_attr(attrs: &[u8]) -> Option<Vec<u8>> {
 impl NetlinkSocket {
     /// A new route socket describing `net`.
     pub fn new(net: &Arc<Netstack>) -> NetlinkSocket {
+        Self::with_protocol(net, libc::NETLINK_ROUTE, None)
+    }
+
+    /// A new socket of `proto` (`NETLINK_ROUTE`, `NETLINK_SOCK_DIAG`) on `net`;
+    /// `unix` lists the unix sockets a diag socket describes.
+    pub fn with_protocol(
+        net: &Arc<Netstack>,
+        proto: i32,
+        unix: Option<UnixLister>,
+    ) -> NetlinkSocket {
         NetlinkSocket {
             net: net.clone(),
+            proto,
+            unix,
             ino: next_ino(),
             wq: WaitQueue::new(),
             st: Mutex::new(NlState {
@@ -372,6 +412,15 @@ impl NetlinkSocket {
         self.st.lock().map_err(|_| Errno::EIO)
     }
 
+    /// The port ids of this socket's protocol.
+    fn ids(&self) -> &PortIds {
+        if self.proto == libc::NETLINK_SOCK_DIAG {
+            &self.net.diag_ports
+        } else {
+            &self.net.netlink_ports
+        }
+    }
+
     fn autobind(&self, st: &mut NlState, want: u32, tgid: i32) -> SysResult<()> {
         if st.port != 0 {
             return if want == 0 || want == st.port {
@@ -380,7 +429,7 @@ impl NetlinkSocket {
                 Err(Errno::EINVAL)
             };
         }
-        let table = &self.net.netlink_ports;
+        let table = self.ids();
         let mut ids = table.used.lock().map_err(|_| Errno::EIO)?;
         let port = if want != 0 {
             if ids.contains(&want) {
@@ -520,17 +569,21 @@ impl NetlinkSocket {
 
     /// Takes the requests in `data` and queues their answers.
     pub fn send(&self, data: &[u8], tgid: i32, net_admin: bool) -> SysResult<usize> {
-        self.send_with(data, tgid, net_admin, &|_| None)
+        let refs = NsRefs {
+            fd_path: &|_| None,
+            pid_exists: &|_| false,
+        };
+        self.send_with(data, tgid, net_admin, &refs)
     }
 
-    /// [`NetlinkSocket::send`], with `fd_path` giving the path of the sender's
-    /// descriptor (`RTM_GETNSID` names a namespace by one).
+    /// [`NetlinkSocket::send`], with `refs` resolving the sender's descriptors and
+    /// process ids (`RTM_GETNSID` names a namespace by one).
     pub fn send_with(
         &self,
         data: &[u8],
         tgid: i32,
         net_admin: bool,
-        fd_path: &dyn Fn(i32) -> Option<Vec<u8>>,
+        refs: &NsRefs<'_>,
     ) -> SysResult<usize> {
         let mut st = self.lock()?;
         self.autobind(&mut st, 0, tgid)?;
@@ -565,6 +618,42 @@ impl NetlinkSocket {
             let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
             if flags & NLM_F_REQUEST == 0 {
                 // Linux ignores messages that are not requests.
+            } else if self.proto == libc::NETLINK_SOCK_DIAG {
+                let who = diag::Asker { net_admin };
+                match diag::request(&self.net, self.unix.as_ref(), kind, flags, body, who) {
+                    Ok(a) if a.dump => {
+                        // A dump: its messages, cut into datagrams as Linux's
+                        // `netlink_dump` fills one buffer at a time, then DONE;
+                        // never acknowledged.
+                        for b in a.msgs {
+                            let m = message(kind, NLM_F_MULTI, seq, port, &b);
+                            if !reply.is_empty() && reply.len() + m.len() > DUMP_CHUNK {
+                                datagrams.push(std::mem::take(&mut reply));
+                            }
+                            reply.extend_from_slice(&m);
+                        }
+                        let done = message(
+                            NLMSG_DONE,
+                            NLM_F_MULTI,
+                            seq,
+                            port,
+                            &a.done_err.to_le_bytes(),
+                        );
+                        if !reply.is_empty() && reply.len() + done.len() > DUMP_CHUNK {
+                            datagrams.push(std::mem::take(&mut reply));
+                        }
+                        reply.extend_from_slice(&done);
+                    }
+                    Ok(a) => {
+                        let msgs = a
+                            .msgs
+                            .iter()
+                            .map(|b| message(kind, 0, seq, port, b))
+                            .collect();
+                        answer(&mut reply, msgs, 0);
+                    }
+                    Err(e) => answer(&mut reply, Vec::new(), -e.0),
+                }
             } else if host_view
                 && (matches!(
                     kind,
@@ -650,7 +739,7 @@ impl NetlinkSocket {
                     None => answer(&mut reply, Vec::new(), -libc::ENODEV),
                 }
             } else if kind == RTM_GETNSID {
-                match nsid_request(body, host_view, fd_path) {
+                match nsid_request(body, host_view, refs) {
                     Ok(id) => {
                         let mut b = vec![0u8; 4]; // rtgenmsg: AF_UNSPEC
                         put_attr(&mut b, 1, &id.to_le_bytes()); // NETNSA_NSID
@@ -743,7 +832,7 @@ impl NetlinkSocket {
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => st.sndbuf,
             (libc::SOL_SOCKET, libc::SO_TYPE) => libc::SOCK_RAW,
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => libc::AF_NETLINK,
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => libc::NETLINK_ROUTE,
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => self.proto,
             (libc::SOL_SOCKET, libc::SO_ERROR) => 0,
             (libc::SOL_NETLINK, 11) => st.ext_ack as i32,
             (libc::SOL_NETLINK, 12) => st.strict as i32,

@@ -55,6 +55,9 @@ pub struct SockOpts {
     pub ttl: i32,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
+    /// `bind` named the port (Linux's `SOCK_BINDPORT_LOCK`, inherited by accepted
+    /// sockets; `NETLINK_SOCK_DIAG`'s `INET_DIAG_BC_AUTO` tests it).
+    pub bindport_lock: bool,
     /// `IP_RECVERR`: errors about IPv4 traffic (on an IPv6 socket, its
     /// v4-mapped traffic) are queued.
     pub recverr: bool,
@@ -144,6 +147,7 @@ impl SockOpts {
             rcvlowat: 1,
             priority: 0,
             mark: 0,
+            bindport_lock: false,
             timestamp: false,
             passcred: false,
             tos: 0,

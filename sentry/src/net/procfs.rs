@@ -285,7 +285,27 @@ pub fn route(net: &Netstack) -> String {
     out
 }
 
-/// `/proc/net/snmp`-style summary is not kept; `/proc/net/sockstat` counts sockets.
+/// `/proc/net/snmp`: the network's counters (net/snmp.rs).
+pub fn snmp(net: &Netstack) -> String {
+    let estab = net
+        .tcp_sockets()
+        .iter()
+        .filter(|s| matches!(s.state(), State::Established | State::CloseWait))
+        .count();
+    crate::net::snmp::snmp(&net.snmp, false, estab as u64)
+}
+
+/// `/proc/net/snmp6`.
+pub fn snmp6(net: &Netstack) -> String {
+    crate::net::snmp::snmp6(&net.snmp)
+}
+
+/// `/proc/net/netstat`.
+pub fn netstat(net: &Netstack) -> String {
+    crate::net::snmp::netstat(&net.snmp)
+}
+
+/// `/proc/net/sockstat` counts sockets.
 pub fn sockstat(net: &Netstack) -> String {
     let tcp = net.tcp_sockets();
     let inuse = tcp.iter().filter(|s| s.state() != State::Close).count();

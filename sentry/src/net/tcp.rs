@@ -206,6 +206,8 @@ struct ConnState {
     first_fin: Option<usize>,
     /// When the second FIN went out: the first closer's TIME_WAIT began.
     both_fin_at: Option<Instant>,
+    /// Side `i` read past the peer's FIN (Linux's `copied_seq` then counts it).
+    fin_read: [bool; 2],
 }
 
 impl ConnState {
@@ -226,6 +228,8 @@ pub struct Conn {
     q: [Arc<WaitQueue>; 2],
     /// The network that carries it (its counters).
     net: Arc<Netstack>,
+    /// The family of its packets (an index of `net.snmp`'s counters).
+    fam: usize,
 }
 
 impl Conn {
@@ -253,6 +257,13 @@ impl Conn {
             // The peer is gone: its stack answers this segment with RST, which
             // closes us with EPIPE for the next write (and ends the peer's
             // orphaned FIN_WAIT2 or TIME_WAIT).
+            let snmp = &self.net.snmp;
+            snmp.tcp_looped(self.fam, 2);
+            crate::net::snmp::inc(&snmp.tcp.out_rsts);
+            if !s.sent_fin[side] {
+                // Reset in ESTABLISHED or CLOSE-WAIT.
+                crate::net::snmp::inc(&snmp.tcp.estab_resets);
+            }
             s.reset[side] = true;
             s.reset[peer] = true;
             s.fin[side] = true;
@@ -268,6 +279,10 @@ impl Conn {
         let n = room.min(data.len());
         s.buf[peer].extend(&data[..n]);
         self.net.count(n);
+        // Its segments and the ACK that answers them.
+        self.net
+            .snmp
+            .tcp_looped(self.fam, n.div_ceil(LO_MSS as usize) as u64 + 1);
         s.sent[side] += n as u64;
         s.received[peer] += n as u64;
         drop(s);
@@ -291,6 +306,10 @@ impl Conn {
             out.extend_from_slice(&b[..n - k]);
             if !peek {
                 s.buf[side].drain(..n);
+                // A read that asks for more than is queued goes on to the FIN.
+                if n < len && s.buf[side].is_empty() && s.fin[side] {
+                    s.fin_read[side] = true;
+                }
             }
             drop(s);
             if !peek && was_full {
@@ -303,6 +322,9 @@ impl Conn {
             return Err(e);
         }
         if s.fin[side] || s.shut_rd[side] || s.reset[side] || len == 0 {
+            if s.fin[side] && len > 0 && !peek {
+                s.fin_read[side] = true;
+            }
             return Ok(Vec::new());
         }
         Err(Errno::EAGAIN)
@@ -315,6 +337,8 @@ impl Conn {
         }
         if wr && !s.sent_fin[side] {
             s.send_fin(side);
+            // The FIN and its ACK.
+            self.net.snmp.tcp_looped(self.fam, 2);
         }
         drop(s);
         self.wake(side);
@@ -331,6 +355,15 @@ impl Conn {
             let unread = !s.buf[side].is_empty();
             s.buf[side].clear();
             if (unread || abort) && !s.reset[side] && !s.closed[peer] {
+                let snmp = &self.net.snmp;
+                snmp.tcp_looped(self.fam, 1);
+                crate::net::snmp::inc(&snmp.tcp.out_rsts);
+                // Each side leaving ESTABLISHED or CLOSE-WAIT for CLOSED.
+                for x in [side, peer] {
+                    if !s.sent_fin[x] {
+                        crate::net::snmp::inc(&snmp.tcp.estab_resets);
+                    }
+                }
                 s.reset[peer] = true;
                 s.fin[peer] = true;
                 // A peer that already got our FIN is in CLOSE_WAIT: Linux says EPIPE.
@@ -341,6 +374,7 @@ impl Conn {
                 });
             } else if !s.sent_fin[side] {
                 s.send_fin(side);
+                self.net.snmp.tcp_looped(self.fam, 2);
             }
         }
         self.wake(peer);
@@ -410,6 +444,27 @@ impl Conn {
             r |= libc::POLLERR as u32;
         }
         r
+    }
+
+    /// `sk_shutdown` of side `side`: `RCV_SHUTDOWN` 1 (the peer's FIN, a reset or
+    /// `SHUT_RD`), `SEND_SHUTDOWN` 2 (our FIN or a reset).
+    fn shutdown_bits(&self, side: usize) -> u8 {
+        self.lock()
+            .map(|s| {
+                let rcv = s.fin[side] || s.shut_rd[side] || s.reset[side];
+                let snd = s.sent_fin[side] || s.reset[side];
+                rcv as u8 | (snd as u8) << 1
+            })
+            .unwrap_or(3)
+    }
+
+    /// Whether side `side` has the peer's FIN and has not read up to it: Linux's
+    /// `rcv_nxt - copied_seq` (`/proc/net/tcp`'s and `ss`'s receive queue) then
+    /// counts it as one more byte.
+    fn fin_unread(&self, side: usize) -> bool {
+        self.lock()
+            .map(|s| s.fin[side] && s.sent_fin[1 - side] && !s.reset[side] && !s.fin_read[side])
+            .unwrap_or(false)
     }
 
     fn queued(&self, side: usize) -> (usize, usize) {
@@ -616,7 +671,11 @@ impl TcpInner {
         {
             return Err(Errno::EADDRNOTAVAIL);
         }
-        self.bind_locked(&mut st, addr.ip, addr.port, false)
+        self.bind_locked(&mut st, addr.ip, addr.port, false)?;
+        st.opts.bindport_lock = addr.port != 0;
+        // A specific IPv6 address makes the socket IPv6-only (`inet6_bind`).
+        st.opts.v6only |= crate::net::addr::binds_v6_only(addr.ip);
+        Ok(())
     }
 
     /// `listen(2)`: binds an ephemeral port first if needed.
@@ -688,6 +747,7 @@ impl TcpInner {
                 }
                 st.connecting = false;
                 if let Some(e) = ext.tcp_take_err(h) {
+                    crate::net::snmp::inc(&self.net.snmp.tcp.attempt_fails);
                     st.phase = Phase::Idle;
                     st.dead = true;
                     drop(st);
@@ -746,6 +806,7 @@ impl TcpInner {
             st.phase = Phase::Remote { h, local, peer };
             st.dead = false;
             st.connecting = true;
+            crate::net::snmp::inc(&self.net.snmp.tcp.active_opens);
             return Ok(if nonblock {
                 Connected::InProgress
             } else {
@@ -754,6 +815,7 @@ impl TcpInner {
         }
         let rcvcap = queue_cap(&st.opts);
         drop(st);
+        crate::net::snmp::inc(&self.net.snmp.tcp.active_opens);
 
         // The filter runs under the port table's lock: it must not take a
         // socket's (sockets take the table's under theirs).
@@ -808,6 +870,11 @@ impl TcpInner {
             }
             Err(e) => {
                 st.dead = true;
+                // The SYN and the RST that refused it.
+                let snmp = &self.net.snmp;
+                crate::net::snmp::inc(&snmp.tcp.attempt_fails);
+                crate::net::snmp::inc(&snmp.tcp.out_rsts);
+                snmp.tcp_looped(crate::net::snmp::fam_of(peer.ip), 2);
                 if nonblock {
                     st.err = Some(e);
                     st.connecting = true;
@@ -838,7 +905,13 @@ impl TcpInner {
             return Err(Errno::EAGAIN);
         }
         let server = TcpInner::with(&self.net, self.family, self.uid, opts.clone());
+        let fam = crate::net::snmp::fam_of(local.ip);
+        let snmp = &self.net.snmp;
+        crate::net::snmp::inc(&snmp.tcp.passive_opens);
+        // SYN, SYN-ACK, ACK.
+        snmp.tcp_looped(fam, 3);
         let conn = Arc::new(Conn {
+            fam,
             net: self.net.clone(),
             st: Mutex::new(ConnState {
                 cap: [client_cap, queue_cap(&opts)],
@@ -881,6 +954,7 @@ impl TcpInner {
         // it filled (at most the pool's); new SYNs are dropped from then on
         // (`External::tcp_backlog_full`), so no connection is reset.
         let server = TcpInner::with(&self.net, self.family, self.uid, opts);
+        crate::net::snmp::inc(&self.net.snmp.tcp.passive_opens);
         ext.adopt(h, &server.wq);
         server.lock()?.phase = Phase::Remote { h, local, peer };
         queue.push_back(server);
@@ -1527,13 +1601,117 @@ impl TcpInner {
             Ok(true) => self.queued().1,
             _ => 0,
         };
-        let rx = self.queued().0;
+        let fin = match self.lock().map(|s| match &s.phase {
+            Phase::Connected { conn, side, .. } => Some((conn.clone(), *side)),
+            _ => None,
+        }) {
+            Ok(Some((conn, side))) => conn.fin_unread(side) as usize,
+            _ => 0,
+        };
+        let rx = self.queued().0 + fin;
         // A closed connection that lingers belongs to nobody (Linux's timewait
         // sockets show uid 0 and inode 0).
         if self.lock().map(|s| s.orphan).unwrap_or(false) {
             return (local, remote, state, remote_tx, rx, 0, 0);
         }
         (local, remote, state, remote_tx, rx, self.uid, self.ino)
+    }
+}
+
+impl TcpInner {
+    /// This socket as `NETLINK_SOCK_DIAG` describes it; `None` for one
+    /// `/proc/net/tcp` does not list either (not bound or connected).
+    pub fn diag(&self) -> Option<crate::net::diag::InetEntry> {
+        let (local, remote, state, tx, rx, uid, ino) = self.proc_entry();
+        if state == State::Close {
+            return None;
+        }
+        let (rq, wq) = if state == State::Listen {
+            self.queued()
+        } else {
+            (rx, tx)
+        };
+        let rx_bytes = self.queued().0;
+        let tcp_info = Some(self.tcp_info());
+        let st = self.lock().ok()?;
+        let shutdown = match &st.phase {
+            Phase::Connected { conn, side, .. } => {
+                let (conn, side) = (conn.clone(), *side);
+                drop(st);
+                let bits = conn.shutdown_bits(side);
+                let mut e =
+                    self.diag_entry(state, local, remote, (rq, wq), uid, ino, bits, tcp_info);
+                e.rmem = rx_bytes as u32;
+                return Some(e);
+            }
+            Phase::Remote { .. } | Phase::Lingering { .. } => {
+                let snd = matches!(
+                    state,
+                    State::FinWait1
+                        | State::FinWait2
+                        | State::Closing
+                        | State::TimeWait
+                        | State::LastAck
+                );
+                let rcv = matches!(
+                    state,
+                    State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+                );
+                rcv as u8 | (snd as u8) << 1
+            }
+            _ => 0,
+        };
+        drop(st);
+        let mut e = self.diag_entry(state, local, remote, (rq, wq), uid, ino, shutdown, tcp_info);
+        if state != State::Listen {
+            e.rmem = rx_bytes as u32;
+        }
+        Some(e)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn diag_entry(
+        &self,
+        state: State,
+        local: SockAddr,
+        remote: SockAddr,
+        (rq, wq): (usize, usize),
+        uid: u32,
+        ino: u64,
+        shutdown: u8,
+        tcp_info: Option<Vec<u8>>,
+    ) -> crate::net::diag::InetEntry {
+        let st = self.lock();
+        let opts = st
+            .as_ref()
+            .map(|s| s.opts.clone())
+            .unwrap_or_else(|_| SockOpts::new(true));
+        let orphan = st.as_ref().map(|s| s.orphan).unwrap_or(false);
+        drop(st);
+        crate::net::diag::InetEntry {
+            family: self.family,
+            state: state as u8,
+            local,
+            remote,
+            rq: rq as u32,
+            wq: wq as u32,
+            uid,
+            ino,
+            cookie: self.ino,
+            shutdown,
+            tos: opts.tos as u8,
+            v6only: opts.v6only,
+            mark: opts.mark as u32,
+            priority: opts.priority as u32,
+            recverr: opts.recverr,
+            rmem: 0,
+            wmem: if state == State::Listen { 0 } else { wq as u32 },
+            rcvbuf: opts.rcvbuf as u32,
+            sndbuf: opts.sndbuf as u32,
+            timewait: orphan,
+            port_locked: opts.bindport_lock,
+            tcp_info,
+        }
     }
 }
 

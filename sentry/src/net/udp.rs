@@ -145,6 +145,16 @@ pub struct UdpInner {
     pub(crate) net: Arc<Netstack>,
 }
 
+/// The UDP (or UDP-Lite) counters of the family of a datagram to `dst`.
+fn ports_mib(net: &Netstack, lite: bool, dst: IpAddr) -> &crate::net::snmp::UdpMib {
+    let f = crate::net::snmp::fam_of(dst);
+    if lite {
+        &net.snmp.udplite[f]
+    } else {
+        &net.snmp.udp[f]
+    }
+}
+
 fn ports_of(net: &Netstack, lite: bool) -> &PortTable<UdpInner> {
     if lite {
         &net.udplite
@@ -297,6 +307,8 @@ impl UdpInner {
         }
         self.bind_locked(&mut st, addr.ip, addr.port)?;
         st.port_locked = addr.port != 0;
+        // A specific IPv6 address makes the socket IPv6-only (`inet6_bind`).
+        st.opts.v6only |= crate::net::addr::binds_v6_only(addr.ip);
         Ok(())
     }
 
@@ -410,9 +422,12 @@ impl UdpInner {
                 // socket of the pod's interface.
                 let pkt = lite_packet(from, to, data, rx.cscov, rx.hops, rx.tclass);
                 ext.lite_send(&crate::net::ippacket::encode(&pkt))?;
+                crate::net::snmp::inc(&self.mib(dst_ip).out_datagrams);
                 return Ok(data.len());
             }
-            return ext.udp_send(from, to, data);
+            let n = ext.udp_send(from, to, data)?;
+            crate::net::snmp::inc(&self.mib(dst_ip).out_datagrams);
+            return Ok(n);
         }
         if self.net.packet_sockets.any_open() {
             // Packet sockets see the frame `lo` would have carried.
@@ -421,10 +436,20 @@ impl UdpInner {
                 .packet_sockets
                 .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
         }
+        crate::net::snmp::inc(&self.mib(dst_ip).out_datagrams);
+        let f = crate::net::snmp::fam_of(dst_ip);
+        self.net.snmp.looped(f);
         // The filter runs under the port table's lock: no socket lock in it.
         match self.ports().lookup(dst_ip, dst.port, |_, _| true) {
             Some(r) => r.deliver(from, data, rx),
             None => {
+                // Port unreachable: counted, and the ICMP error `lo` carries back.
+                crate::net::snmp::inc(&self.mib(dst_ip).no_ports);
+                let snmp = &self.net.snmp;
+                let ty = if f == 0 { 3 } else { 1 };
+                snmp.icmp_msg(f, ty, true);
+                snmp.icmp_msg(f, ty, false);
+                snmp.looped(f);
                 // Loopback's ICMP comes from the address the datagram went to.
                 let quoted = if crate::net::addr::canonical(dst_ip).is_ipv4() {
                     QUOTED_V4
@@ -484,6 +509,7 @@ impl UdpInner {
                 .packet_sockets
                 .tap_loopback(&crate::net::frame::loopback_frame(&pkt));
         }
+        crate::net::snmp::inc(&self.mib(group).out_datagrams);
         if looped && self.net.mcast.accepts(index, group) {
             deliver_group(self.ports(), index, to, from, data, rx);
         }
@@ -505,9 +531,13 @@ impl UdpInner {
             }
         }
         let cost = data.len() + OVERHEAD;
+        let mib = ports_mib(&self.net, self.lite, rx.dst);
         if st.charged + cost > st.opts.rcvbuf.max(0) as usize && !st.queue.is_empty() {
+            crate::net::snmp::inc(&mib.rcvbuf_errors);
+            crate::net::snmp::inc(&mib.in_errors);
             return;
         }
+        crate::net::snmp::inc(&mib.in_datagrams);
         st.charged += cost;
         self.net.count(data.len());
         st.queue.push_back(Dgram {
@@ -778,6 +808,52 @@ impl UdpInner {
         }
     }
 
+    /// This socket as `NETLINK_SOCK_DIAG` describes it (state 1 when connected,
+    /// else 7, as Linux's UDP sockets).
+    pub fn diag(&self) -> crate::net::diag::InetEntry {
+        let (local, remote, tx, rx, uid, ino) = self.proc_entry();
+        let st = self.lock();
+        let (opts, shutdown, locked) = match &st {
+            Ok(s) => (
+                s.opts.clone(),
+                s.shut_rd as u8 | (s.shut_wr as u8) << 1,
+                s.port_locked,
+            ),
+            Err(_) => (SockOpts::new(false), 0, false),
+        };
+        drop(st);
+        crate::net::diag::InetEntry {
+            family: self.family,
+            state: if remote.port != 0 { 1 } else { 7 },
+            local,
+            remote,
+            rq: rx as u32,
+            wq: tx as u32,
+            uid,
+            ino,
+            cookie: ino,
+            shutdown,
+            tos: opts.tos as u8,
+            v6only: opts.v6only,
+            mark: opts.mark as u32,
+            priority: opts.priority as u32,
+            // inet_diag_sockopt's is IPv4's `IP_RECVERR`, on either family.
+            recverr: opts.recverr,
+            rmem: rx as u32,
+            wmem: tx as u32,
+            rcvbuf: opts.rcvbuf as u32,
+            sndbuf: opts.sndbuf as u32,
+            timewait: false,
+            port_locked: locked,
+            tcp_info: None,
+        }
+    }
+
+    /// This socket's counters for a datagram to or from `ip`.
+    fn mib(&self, ip: IpAddr) -> &crate::net::snmp::UdpMib {
+        ports_mib(&self.net, self.lite, ip)
+    }
+
     /// Fields of this socket's `/proc/net/udp` line: local, remote, tx queue, rx
     /// queue, uid, inode.
     pub fn proc_entry(&self) -> (SockAddr, SockAddr, usize, usize, u32, u64) {
@@ -803,8 +879,9 @@ pub fn deliver_external(net: &Netstack, to: SockAddr, from: SockAddr, data: &[u8
         deliver_group(&net.udp, crate::net::packet::EXT_INDEX, to, from, data, rx);
         return;
     }
-    if let Some(r) = net.udp.lookup(to.ip, to.port, |_, _| true) {
-        r.deliver(from, data, rx);
+    match net.udp.lookup(to.ip, to.port, |_, _| true) {
+        Some(r) => r.deliver(from, data, rx),
+        None => crate::net::snmp::inc(&ports_mib(net, false, to.ip).no_ports),
     }
 }
 

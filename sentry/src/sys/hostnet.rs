@@ -469,6 +469,13 @@ pub fn view_nsid(name: &str) -> Option<i32> {
         .map(|&(_, id)| id)
 }
 
+/// Whether `id` is the id this namespace gives one of the named network
+/// namespaces (host mode).
+pub fn view_has_nsid(id: i32) -> bool {
+    VIEW.get()
+        .is_some_and(|v| v.nsids.iter().any(|&(_, i)| i == id))
+}
+
 /// The view's netlink descriptor, once opened (for the filter's argument rule).
 pub fn view_fd() -> Option<i32> {
     VIEW.get().map(|v| v.netlink.as_raw_fd())

@@ -26,17 +26,31 @@ fn sock(f: &OpenFile) -> SysResult<&NetlinkSocket> {
     netlink_of(f).ok_or(Errno::ENOTSOCK)
 }
 
-/// `socket(AF_NETLINK, ty, protocol)`: only `NETLINK_ROUTE`.
+/// `socket(AF_NETLINK, ty, protocol)`: `NETLINK_ROUTE` and `NETLINK_SOCK_DIAG`.
+/// Under `--network=host` the program's internet sockets are the host's, which the
+/// sandbox's diag answers could not describe and the host's would show beyond the
+/// program's own: `NETLINK_SOCK_DIAG` is then `EPROTONOSUPPORT` (as on a kernel
+/// without it), and `ss` reads `/proc/net` instead.
 pub fn socket(task: &mut Task, ty: i32, protocol: i32, flags: i32) -> SysResult<u64> {
     if ty != libc::SOCK_RAW && ty != libc::SOCK_DGRAM {
         return Err(Errno::ESOCKTNOSUPPORT);
     }
-    if protocol != libc::NETLINK_ROUTE {
-        tracing::debug!(protocol, "netlink protocol not supported: EPROTONOSUPPORT");
-        return Err(Errno::EPROTONOSUPPORT);
-    }
+    let net = task.ns.net.stack.clone();
+    let sock = match protocol {
+        libc::NETLINK_ROUTE => NetlinkSocket::new(&net),
+        libc::NETLINK_SOCK_DIAG if !net.host_view() => {
+            let unix = task.kernel.unix.clone();
+            let lister: crate::net::diag::UnixLister =
+                std::sync::Arc::new(move || crate::fs::unix::diag_entries(&unix));
+            NetlinkSocket::with_protocol(&net, protocol, Some(lister))
+        }
+        _ => {
+            tracing::debug!(protocol, "netlink protocol not supported: EPROTONOSUPPORT");
+            return Err(Errno::EPROTONOSUPPORT);
+        }
+    };
     let file = OpenFile::new(
-        Box::new(NetlinkSocket::new(&task.ns.net.stack)),
+        Box::new(sock),
         None,
         libc::O_RDWR | (flags & libc::O_NONBLOCK),
     );
@@ -156,7 +170,18 @@ pub fn send(
                 .unwrap_or_default(),
         )
     };
-    Ok(s.send_with(&data, own_pid(task), admin, &fd_path)? as u64)
+    // RTM_GETNSID's NETNSA_PID: a thread the sender sees.
+    let pid_exists = |pid: i32| -> bool {
+        let Ok(g) = task.pid_global(pid) else {
+            return false;
+        };
+        task.kernel.registry().is_ok_and(|r| r.thread(g).is_some())
+    };
+    let refs = crate::net::netlink::NsRefs {
+        fd_path: &fd_path,
+        pid_exists: &pid_exists,
+    };
+    Ok(s.send_with(&data, own_pid(task), admin, &refs)? as u64)
 }
 
 /// `sendmsg(2)`.

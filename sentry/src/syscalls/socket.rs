@@ -214,7 +214,9 @@ pub fn socket(task: &mut Task, a: &Args) -> SysResult<u64> {
     }
     check_domain(task, a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
-    Ok(install_sock(task, UnixSocket::new(&task.kernel.unix, kind), flags)? as u64)
+    let sock = UnixSocket::new(&task.kernel.unix, kind);
+    sock.set_owner(task.creds.euid);
+    Ok(install_sock(task, sock, flags)? as u64)
 }
 
 /// `socketpair(2)`.
@@ -227,6 +229,8 @@ pub fn socketpair(task: &mut Task, a: &Args) -> SysResult<u64> {
     check_domain(task, a[0], a[2])?;
     let (kind, flags) = split_type(a[1])?;
     let (x, y) = UnixSocket::pair(&task.kernel.unix, kind, ucred(task))?;
+    x.set_owner(task.creds.euid);
+    y.set_owner(task.creds.euid);
     let nb = flags & libc::O_NONBLOCK;
     let x = OpenFile::new(Box::new(x), None, libc::O_RDWR | nb);
     let y = OpenFile::new(Box::new(y), None, libc::O_RDWR | nb);

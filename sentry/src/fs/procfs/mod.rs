@@ -291,6 +291,9 @@ fn net_dir(net: NetOf, unix: Arc<crate::fs::unix::UnixSpace>) -> Arc<dyn Inode> 
             ("if_inet6", file(216, n("if_inet6", p::if_inet6))),
             ("route", file(217, n("route", p::route))),
             ("sockstat", file(218, n("sockstat", p::sockstat))),
+            ("snmp", file(222, n("snmp", p::snmp))),
+            ("snmp6", file(223, n("snmp6", p::snmp6))),
+            ("netstat", file(224, n("netstat", p::netstat))),
             (
                 "unix",
                 file(219, move || {
