@@ -77,30 +77,6 @@ pub(super) struct SystrapContext {
     /// Switches left before pinning is tried again after a try that found the host
     /// overloaded.
     pin_backoff: u32,
-    /// The share of recent switches that resumed the task after it blocked in the
-    /// sentry (a futex wait, a pipe read...), in 1/[`SHARE_ONE`]: a moving average,
-    /// each switch weighing 1/[`SHARE_WEIGHT`]. A pair above
-    /// [`BLOCKING_SHARE_ENTER`] is not pinned apart (see [`Self::follow_spin_trend`]).
-    block_share: u32,
-}
-
-/// The unit of [`SystrapContext::block_share`].
-const SHARE_ONE: u32 = 256;
-/// Each switch moves the share 1/this of the way to 0 or [`SHARE_ONE`].
-const SHARE_WEIGHT: u32 = 8;
-/// A pair whose switches follow a block more often than this (1 in 4) is let run
-/// anywhere rather than pinned apart: resuming a task that blocked wakes its
-/// sleeping stub thread, and when the stub thread is pinned to the other CPU that
-/// is a cross-CPU wake-up, the costliest hand-off on a VM (see
-/// docs/security-systrap.md, *Blocking hand-offs*).
-const BLOCKING_SHARE_ENTER: u32 = SHARE_ONE / 4;
-/// ...and is pinned apart again (if its spins catch) only below this share.
-const BLOCKING_SHARE_LEAVE: u32 = SHARE_ONE / 8;
-
-/// The block share after one more switch (see [`SystrapContext::block_share`]).
-fn next_share(share: u32, after_block: bool) -> u32 {
-    let target = if after_block { SHARE_ONE } else { 0 };
-    share - share / SHARE_WEIGHT + target / SHARE_WEIGHT
 }
 
 /// How many switches a context waits before it tries pinning again after a try
@@ -160,7 +136,6 @@ impl SystrapContext {
             pending: AtomicBool::new(false),
             running: AtomicBool::new(false),
             ended: AtomicBool::new(false),
-            blocked: AtomicBool::new(false),
         });
         SystrapContext {
             space,
@@ -172,35 +147,18 @@ impl SystrapContext {
             last_seq: 0,
             pinned,
             pin_backoff: 0,
-            block_share: 0,
         }
     }
 
-    /// Counts one switch into [`Self::block_share`]: `after_block`, whether the
-    /// task blocked since the last one.
-    fn note_switch(&mut self, after_block: bool) {
-        self.block_share = next_share(self.block_share, after_block);
-    }
-
     /// Pins the pair apart once its hand-offs are caught by spinning again, lets
-    /// it run anywhere once they are not (see [`super::Cpus::unpin_pair`]), or
-    /// once its task blocks often ([`BLOCKING_SHARE_ENTER`]).
+    /// it run anywhere once they are not (see [`super::Cpus::unpin_pair`]).
     fn follow_spin_trend(&mut self, chan: &Channel) {
-        let blocking = if self.pinned {
-            self.block_share > BLOCKING_SHARE_ENTER
-        } else {
-            self.block_share >= BLOCKING_SHARE_LEAVE
-        };
         match (self.pinned, chan.spin_trend()) {
             (true, Some(false)) => {
                 self.space.cpus.unpin_pair(self.thread.tid);
                 self.pinned = false;
             }
-            (true, _) if blocking => {
-                self.space.cpus.unpin_pair(self.thread.tid);
-                self.pinned = false;
-            }
-            (false, Some(true)) if self.space.spin && !blocking => {
+            (false, Some(true)) if self.space.spin => {
                 if self.pin_backoff > 0 {
                     self.pin_backoff -= 1;
                     return;
@@ -539,8 +497,6 @@ impl Context for SystrapContext {
         let space = self.space.clone();
         let thread = self.thread.clone();
         let chan = space.lock_thread(&thread)?;
-        let after_block = self.intr.blocked.swap(false, Ordering::Relaxed);
-        self.note_switch(after_block);
         self.intr.running.store(true, Ordering::SeqCst);
         if self.intr.pending.swap(false, Ordering::SeqCst) {
             self.intr.running.store(false, Ordering::SeqCst);
@@ -732,9 +688,6 @@ pub(super) struct SystrapInterrupter {
     running: AtomicBool,
     /// The context is gone (its task ended).
     ended: AtomicBool,
-    /// The task went to sleep in the sentry since its last switch (see
-    /// [`SystrapContext::block_share`]).
-    blocked: AtomicBool,
 }
 
 impl SystrapInterrupter {
@@ -873,44 +826,6 @@ impl Interrupter for SystrapInterrupter {
         };
         if let Ok(chan) = thread.chan.try_lock() {
             chan.stop_spinning();
-            self.blocked.store(true, Ordering::Relaxed);
         };
-    }
-}
-
-#[cfg(test)]
-mod share_tests {
-    use super::*;
-
-    #[test]
-    fn a_ping_pong_pair_counts_as_blocking_and_a_syscall_loop_does_not() {
-        // Futex or pipe ping-pong: every other switch resumes a task that blocked.
-        let mut s = 0;
-        let mut crossed = None;
-        for i in 0..64 {
-            s = next_share(s, i % 2 == 1);
-            if crossed.is_none() && s > BLOCKING_SHARE_ENTER {
-                crossed = Some(i);
-            }
-        }
-        assert!(crossed.is_some_and(|i| i < 12), "{crossed:?}");
-        assert!(s > BLOCKING_SHARE_ENTER && s < SHARE_ONE, "{s}");
-        // A getpid or stat loop never blocks; a pair that stopped blocking falls
-        // below the leave mark within a few dozen switches and stays at zero.
-        for _ in 0..24 {
-            s = next_share(s, false);
-        }
-        assert!(s < BLOCKING_SHARE_LEAVE, "{s}");
-        let mut t = 0;
-        for _ in 0..1000 {
-            t = next_share(t, false);
-        }
-        assert_eq!(t, 0);
-        // A server that blocks once in ten switches stays pinned apart.
-        let mut u = 0;
-        for i in 0..1000 {
-            u = next_share(u, i % 10 == 0);
-            assert!(u <= BLOCKING_SHARE_ENTER, "{i}: {u}");
-        }
     }
 }

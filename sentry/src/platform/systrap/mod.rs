@@ -79,12 +79,6 @@
 //!   thread and its application thread are pinned to two different CPUs
 //!   (round-robin) while its spins catch, and unpinned once they miss (a
 //!   sleeping pair must wake wherever a CPU is free); with one CPU nobody spins.
-//!   A pair whose task often blocks in the sentry (more than 1 switch in 4 resumes
-//!   it after a sleep: futex or pipe ping-pong) is not pinned apart either: each
-//!   resume then wakes its sleeping stub thread, and across CPUs that wake-up cost
-//!   more than the hand-off (pipe ping-pong 261 -> 151 us, futex 92 -> 55 us with
-//!   pairs pinned as on a calm host; see docs/security-systrap.md, *Blocking
-//!   hand-offs*).
 //!   On an overloaded host (a load average above two per CPU) nothing is pinned,
 //!   and the syscall thread of a space made then does not follow its sender: a
 //!   pinned side waits for the one CPU it may use, held by another process.
