@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::net::addr::SockAddr;
-use crate::net::ippacket::{encode, parse_v4, parse_v6, Packet};
+use crate::net::ippacket::{encode, fold16, parse_v4, parse_v6, sum16, Packet};
 use crate::net::Netstack;
 
 /// `ETH_P_IP`.
@@ -51,19 +51,6 @@ pub fn loopback_frame(pkt: &Packet) -> Vec<u8> {
     f
 }
 
-/// The one's-complement sum of `b` as big-endian words, added to `sum`.
-fn sum16(mut sum: u32, b: &[u8]) -> u32 {
-    for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += u32::from(w);
-    }
-    sum
-}
-
 /// A UDP datagram from `from` to `to` (both canonical, same family) as an IP
 /// packet, checksummed with the pseudo-header.
 pub fn udp_packet(from: SockAddr, to: SockAddr, data: &[u8]) -> Packet {
@@ -90,10 +77,7 @@ pub fn udp_packet(from: SockAddr, to: SockAddr, data: &[u8]) -> Packet {
         }
     }
     sum += u32::from(PROTO_UDP) + len as u32;
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let c = match !(sum as u16) {
+    let c = match !fold16(sum) {
         0 => 0xffff,
         c => c,
     };
@@ -321,10 +305,7 @@ mod tests {
         let mut sum = sum16(0, &p.payload);
         sum = sum16(sum, &[127, 0, 0, 1, 127, 0, 0, 1]);
         sum += 17 + 13;
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        assert_eq!(sum, 0xffff);
+        assert_eq!(fold16(sum), 0xffff);
         let f = loopback_frame(&p);
         assert_eq!((ethertype(&f), &f[..12]), (ETH_P_IP, &[0u8; 12][..]));
     }

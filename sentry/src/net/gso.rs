@@ -18,6 +18,8 @@
 //! smoltcp leaves every TCP checksum to the kernel here (`NEEDS_CSUM` with the
 //! pseudo-header sum in the checksum field, as a NIC with checksum offload expects).
 
+use crate::net::ippacket::{fold16, sum16};
+
 /// Size of `struct virtio_net_hdr` (the packet socket's header without `num_buffers`).
 pub const VNET_LEN: usize = 10;
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the checksum at `csum_start + csum_offset` is the
@@ -97,25 +99,6 @@ fn parse(f: &[u8]) -> Option<Tcp> {
     })
 }
 
-/// One's-complement sum of `b` as big-endian 16-bit words, added to `sum`.
-fn sum16(mut sum: u32, b: &[u8]) -> u32 {
-    let mut it = b.chunks_exact(2);
-    for w in &mut it {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = it.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 /// Makes the frame's lengths, IPv4 header checksum and TCP pseudo-header checksum
 /// final for its current size `len`, and writes the `virtio_net_hdr` in the
 /// `VNET_LEN` bytes before it: `gso_size` 0 for a single segment.
@@ -129,11 +112,11 @@ fn finish(buf: &mut [u8], t: &Tcp, len: usize, gso_size: usize) {
     } else {
         put16(f, ETH_LEN + 2, len - ETH_LEN);
         put16(f, ETH_LEN + 10, 0);
-        let c = !fold(sum16(0, &f[ETH_LEN..t.l4]));
+        let c = !fold16(sum16(0, &f[ETH_LEN..t.l4]));
         put16(f, ETH_LEN + 10, usize::from(c));
         sum16(6, &f[ETH_LEN + 12..ETH_LEN + 20]) + tcp_len as u32
     };
-    put16(f, t.l4 + 16, usize::from(fold(pseudo)));
+    put16(f, t.l4 + 16, usize::from(fold16(pseudo)));
     let gso_type = match (gso_size, t.v6) {
         (0, _) => GSO_NONE,
         (_, false) => GSO_TCPV4,
@@ -279,7 +262,7 @@ mod tests {
             0x45, 0, 0, 0, 0, 7, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 2, 10, 0, 0, 1,
         ];
         put16(&mut ip, 2, total);
-        let c = !fold(sum16(0, &ip));
+        let c = !fold16(sum16(0, &ip));
         put16(&mut ip, 10, usize::from(c));
         b.extend_from_slice(&ip);
         let mut th = vec![0x30, 0x39, 0x23, 0x28];
@@ -341,19 +324,19 @@ mod tests {
         assert_eq!(f.len(), 54 + 240);
         assert_eq!(be16(f, 16), 20 + 20 + 240);
         // The IPv4 header checksum is valid again.
-        assert_eq!(fold(sum16(0, &f[14..34])), 0xffff);
+        assert_eq!(fold16(sum16(0, &f[14..34])), 0xffff);
         // PSH of the last segment is kept, the sequence number is the first's.
         assert_eq!(f[34 + 13], TCP_ACK | TCP_PSH);
         assert_eq!(u32::from_be_bytes([f[38], f[39], f[40], f[41]]), 1000);
         // The pseudo-header sum: adding the segment's own sum completes it.
         let t = parse(f).unwrap();
         let pseudo = sum16(6, &f[26..34]) + 260;
-        assert_eq!(be16(f, t.l4 + 16), usize::from(fold(pseudo)));
+        assert_eq!(be16(f, t.l4 + 16), usize::from(fold16(pseudo)));
         let mut full = f.to_vec();
         put16(&mut full, t.l4 + 16, 0);
-        let c = !fold(sum16(pseudo, &full[t.l4..t.end]));
+        let c = !fold16(sum16(pseudo, &full[t.l4..t.end]));
         put16(&mut full, t.l4 + 16, usize::from(c));
-        assert_eq!(fold(sum16(pseudo, &full[t.l4..t.end])), 0xffff);
+        assert_eq!(fold16(sum16(pseudo, &full[t.l4..t.end])), 0xffff);
     }
 
     #[test]
@@ -417,6 +400,6 @@ mod tests {
         let f = &b[VNET_LEN..];
         assert_eq!(be16(f, ETH_LEN + 4), 20 + 3000);
         let pseudo = sum16(6, &f[ETH_LEN + 8..ETH_LEN + 40]) + 3020;
-        assert_eq!(be16(f, 54 + 16), usize::from(fold(pseudo)));
+        assert_eq!(be16(f, 54 + 16), usize::from(fold16(pseudo)));
     }
 }

@@ -24,31 +24,40 @@ pub struct Packet {
     pub payload: Vec<u8>,
 }
 
+/// One's-complement sum of `b` as big-endian 16-bit words (an odd last byte
+/// padded with zero), added to `sum`, not yet folded: the Internet checksum's
+/// running sum, shared by every header and pseudo-header the stacks write.
+pub fn sum16(mut sum: u32, b: &[u8]) -> u32 {
+    let mut it = b.chunks_exact(2);
+    for w in &mut it {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = it.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    sum
+}
+
+/// A [`sum16`] folded to 16 bits, not complemented (a checksum is its `!`; an
+/// offloaded partial checksum is stored as it is).
+pub fn fold16(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
 /// The Internet checksum of `data` (with IPv6's pseudo-header for ICMPv6 and
 /// other v6 protocols; IPv4's ICMP has none).
 pub fn checksum(src: IpAddr, dst: IpAddr, proto: u8, data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], 0])
-            };
-            sum += w as u32;
-        }
-    };
     if let (IpAddr::V6(s), IpAddr::V6(d)) = (src, dst) {
-        add(&s.octets());
-        add(&d.octets());
-        add(&(data.len() as u32).to_be_bytes());
-        add(&[0, 0, 0, proto]);
+        sum = sum16(sum, &s.octets());
+        sum = sum16(sum, &d.octets());
+        sum = sum16(sum, &(data.len() as u32).to_be_bytes());
+        sum = sum16(sum, &[0, 0, 0, proto]);
     }
-    add(data);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    !fold16(sum16(sum, data))
 }
 
 /// An IPv4 header for `pkt` (20 bytes, checksummed).

@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 
 use crate::net::addr::SockAddr;
+use crate::net::ippacket::{fold16, sum16};
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -123,26 +124,6 @@ pub fn answer(frame: &[u8], seg: &Segment, s: Seqs) -> Answer {
     }
 }
 
-/// One's-complement sum of `b` added to `sum`.
-fn sum16(mut sum: u32, b: &[u8]) -> u32 {
-    for c in b.chunks(2) {
-        let w = if c.len() == 2 {
-            u16::from_be_bytes([c[0], c[1]])
-        } else {
-            u16::from_be_bytes([c[0], 0])
-        };
-        sum += u32::from(w);
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// The ACK answering `seg`: back to the sender's MAC from the one it was sent
 /// to, `snd`/`rcv` as its sequence and acknowledgement numbers, no options (the
 /// sandbox's connections do not use TCP timestamps).
@@ -162,13 +143,13 @@ fn ack_frame(frame: &[u8], seg: &Segment, s: Seqs) -> Option<Vec<u8>> {
     match (src, dst) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let pseudo = sum16(sum16(sum16(0, &a.octets()), &b.octets()), &[0, 6, 0, 20]);
-            let c = fold(sum16(pseudo, &tcp));
+            let c = !fold16(sum16(pseudo, &tcp));
             tcp[16..18].copy_from_slice(&c.to_be_bytes());
             out.extend_from_slice(&[0x08, 0x00]);
             let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0];
             ip.extend_from_slice(&a.octets());
             ip.extend_from_slice(&b.octets());
-            let c = fold(sum16(0, &ip));
+            let c = !fold16(sum16(0, &ip));
             ip[10..12].copy_from_slice(&c.to_be_bytes());
             out.extend_from_slice(&ip);
         }
@@ -177,7 +158,7 @@ fn ack_frame(frame: &[u8], seg: &Segment, s: Seqs) -> Option<Vec<u8>> {
                 sum16(sum16(0, &a.octets()), &b.octets()),
                 &[0, 0, 0, 20, 0, 0, 0, 6],
             );
-            let c = fold(sum16(pseudo, &tcp));
+            let c = !fold16(sum16(pseudo, &tcp));
             tcp[16..18].copy_from_slice(&c.to_be_bytes());
             out.extend_from_slice(&[0x86, 0xdd]);
             out.extend_from_slice(&[0x60, 0, 0, 0, 0, 20, 6, 64]);
@@ -234,7 +215,7 @@ mod tests {
         assert_eq!((back.from, back.to), (seg.to, seg.from));
         assert_eq!(&a[0..6], &fin[6..12]);
         // Its checksums verify.
-        assert_eq!(fold(sum16(0, &a[14..34])), 0);
+        assert_eq!(!fold16(sum16(0, &a[14..34])), 0);
         // A bare ACK at rcv_nxt is dropped, a reset there ends TIME-WAIT, one
         // elsewhere is dropped, data is answered, a new SYN goes on.
         let bare = frame(500, ACK, b"");
