@@ -625,6 +625,15 @@ pub(crate) mod tests {
 
     /// A client of a gofer serving `root` (writable) from a thread of this process.
     pub(crate) fn client(root: &std::path::Path) -> Arc<Client> {
+        let root = root.to_path_buf();
+        client_of(move |b| gofer::server::serve(&root, b, false))
+    }
+
+    /// A client of the server `serve` runs, on a thread of this process, over
+    /// the other end of the client's connection.
+    pub(crate) fn client_of<R: Send + 'static>(
+        serve: impl FnOnce(std::os::fd::OwnedFd) -> R + Send + 'static,
+    ) -> Arc<Client> {
         let (a, b) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -632,8 +641,7 @@ pub(crate) mod tests {
             SockFlag::SOCK_CLOEXEC,
         )
         .unwrap();
-        let root = root.to_path_buf();
-        std::thread::spawn(move || gofer::server::serve(&root, b, false));
+        std::thread::spawn(move || serve(b));
         Arc::new(Client::new(a).unwrap())
     }
 

@@ -484,23 +484,14 @@ fn the_in_memory_upper_layer_holds_its_bound() {
 
 /// A gofer client whose server makes `--overlay=self` upper files in `upper`.
 fn client_with_upper(root: &Path, upper: &Path) -> Arc<gofer::Client> {
-    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-    let (a, b) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .unwrap();
     let root = root.to_path_buf();
     let dir: std::os::fd::OwnedFd = std::fs::File::open(upper).unwrap().into();
-    std::thread::spawn(move || {
+    crate::fs::gofer::tests::client_of(move |b| {
         gofer::server::Server::new(&root, true)
             .unwrap()
             .with_upper(Some(dir))
             .run(b)
-    });
-    Arc::new(gofer::Client::new(a).unwrap())
+    })
 }
 
 /// With `self`, each upper file keeps the rules of where its own data is: a file
