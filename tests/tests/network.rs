@@ -752,6 +752,25 @@ impl Netns {
     }
 }
 
+/// Runs `check` on the Python program `script` started in the inner namespace of
+/// a fresh pair of namespaces: natively, then in the sandbox on each platform.
+fn python_natively_then_in_each_platform(script: &str, check: impl Fn(&Netns, Command, &str)) {
+    let ns = Netns::new().expect("namespaces");
+    check(
+        &ns,
+        Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", script]),
+        "native",
+    );
+    drop(ns);
+    for p in platforms() {
+        let ns = Netns::new().expect("namespaces");
+        let inside = ns
+            .sandbox(&p, &[], &["/usr/bin/python3", "-c", script])
+            .expect("rvisor");
+        check(&ns, inside, &p);
+    }
+}
+
 /// Runs `script` with `sh -c` in the inner namespace, natively.
 fn native_inner(ns: &Netns, script: &str) -> String {
     let o = output(Netns::exec(&ns.inner, &["sh", "-c", script])).expect("sh");
@@ -1368,20 +1387,7 @@ server side ['06', '0A']\n";
             text(&p)
         );
     };
-    let ns = Netns::new().expect("namespaces");
-    check(
-        &ns,
-        Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", INSIDE]),
-        "native",
-    );
-    drop(ns);
-    for p in platforms() {
-        let ns = Netns::new().expect("namespaces");
-        let inside = ns
-            .sandbox(&p, &[], &["/usr/bin/python3", "-c", INSIDE])
-            .expect("rvisor");
-        check(&ns, inside, &p);
-    }
+    python_natively_then_in_each_platform(INSIDE, check);
 }
 
 /// A late segment for a connection the sandbox closed first is answered as
@@ -1487,18 +1493,5 @@ time.sleep(16)
             text(&p)
         );
     };
-    let ns = Netns::new().expect("namespaces");
-    check(
-        &ns,
-        Netns::exec(&ns.inner, &["/usr/bin/python3", "-c", INSIDE]),
-        "native",
-    );
-    drop(ns);
-    for p in platforms() {
-        let ns = Netns::new().expect("namespaces");
-        let inside = ns
-            .sandbox(&p, &[], &["/usr/bin/python3", "-c", INSIDE])
-            .expect("rvisor");
-        check(&ns, inside, &p);
-    }
+    python_natively_then_in_each_platform(INSIDE, check);
 }
